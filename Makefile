@@ -1,0 +1,63 @@
+# SmartCourse: `make run` starts the whole product, `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 8000
+ENGINES ?= embedded
+
+.PHONY: help install run test test-fast lint format template stack-up stack-down stack-status clean
+
+help:
+	@echo "make run          start SmartCourse on embedded engines (ENGINES=stack: use make stack-up's engines)"
+	@echo "make test         run the whole test suite"
+	@echo "make lint         ruff + mypy"
+	@echo "make stack-up     install and start the real engines natively (PostgreSQL, Kafka, ...)"
+	@echo "make stack-down   stop them;  make stack-status: show their health"
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "SmartCourse needs Python 3.11+"' \
+		|| { echo "error: Python 3.11+ is required (set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+ifeq ($(ENGINES),stack)
+	@set -a; eval "$$(scripts/stack env)"; set +a; PORT=$(PORT) $(BIN)/smartcourse run
+else
+	PORT=$(PORT) $(BIN)/smartcourse run
+endif
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow" -x $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy layers/common/python/smartcourse workflows
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+template: install
+	$(BIN)/smartcourse template
+
+stack-up:
+	scripts/stack up
+
+stack-down:
+	scripts/stack down
+
+stack-status:
+	scripts/stack status
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,20 @@
+"""DELETE /courses/{course_id}: archive a course (owner or admin); learners keep their records."""
+
+import uuid
+
+from fastapi import APIRouter
+from smartcourse.api.app import lambda_handler
+from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.api.models import CourseSummary
+from smartcourse.services import courses
+
+router = APIRouter(tags=["courses"])
+
+
+@router.delete("/courses/{course_id}", response_model=CourseSummary)
+async def archive_course(course_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> CourseSummary:
+    async with c.uow() as uow:
+        return await courses.archive_course(uow=uow, principal=user, course_id=course_id)
+
+
+handler = lambda_handler(router)

@@ -1,0 +1,18 @@
+"""POST /auth/register: create a student or instructor account."""
+
+from fastapi import APIRouter
+from smartcourse.api.app import lambda_handler
+from smartcourse.api.deps import ContainerDep
+from smartcourse.api.models import RegisterIn, UserPublic
+from smartcourse.services import accounts
+
+router = APIRouter(tags=["auth"])
+
+
+@router.post("/auth/register", status_code=201, response_model=UserPublic)
+async def register(body: RegisterIn, c: ContainerDep) -> UserPublic:
+    async with c.uow() as uow:
+        return await accounts.register(uow=uow, data=body)
+
+
+handler = lambda_handler(router)

@@ -1,0 +1,34 @@
+"""POST /courses/{course_id}/modules/{module_id}/lessons: add a text, video or quiz lesson."""
+
+import uuid
+
+from fastapi import APIRouter
+from smartcourse.api.app import lambda_handler
+from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.api.models import LessonIn, LessonPublic
+from smartcourse.services import courses
+
+router = APIRouter(tags=["lessons"])
+
+
+@router.post(
+    "/courses/{course_id}/modules/{module_id}/lessons",
+    status_code=201,
+    response_model=LessonPublic,
+    response_model_exclude_none=True,
+)
+async def create_lesson(
+    course_id: uuid.UUID, module_id: uuid.UUID, body: LessonIn, user: CurrentUser, c: ContainerDep
+) -> LessonPublic:
+    async with c.uow() as uow:
+        return await courses.add_lesson(
+            uow=uow,
+            documents=c.documents,
+            principal=user,
+            course_id=course_id,
+            module_id=module_id,
+            data=body,
+        )
+
+
+handler = lambda_handler(router)

@@ -1,0 +1,20 @@
+"""POST /courses/{course_id}/modules: add a module (owner or admin)."""
+
+import uuid
+
+from fastapi import APIRouter
+from smartcourse.api.app import lambda_handler
+from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.api.models import ModuleIn, ModulePublic
+from smartcourse.services import courses
+
+router = APIRouter(tags=["modules"])
+
+
+@router.post("/courses/{course_id}/modules", status_code=201, response_model=ModulePublic)
+async def create_module(course_id: uuid.UUID, body: ModuleIn, user: CurrentUser, c: ContainerDep) -> ModulePublic:
+    async with c.uow() as uow:
+        return await courses.add_module(uow=uow, principal=user, course_id=course_id, data=body)
+
+
+handler = lambda_handler(router)

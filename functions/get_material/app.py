@@ -1,0 +1,33 @@
+"""GET /courses/{course_id}/materials/{material_id}: download a material (or a redirect to a presigned URL)."""
+
+import uuid
+from urllib.parse import quote
+
+from fastapi import APIRouter, Response
+from fastapi.responses import RedirectResponse
+from smartcourse.api.app import lambda_handler
+from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.services import materials
+
+router = APIRouter(tags=["materials"])
+
+
+@router.get(
+    "/courses/{course_id}/materials/{material_id}",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}, 307: {"description": "presigned URL"}},
+)
+async def get_material(course_id: uuid.UUID, material_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> Response:
+    async with c.uow() as uow:
+        doc = await materials.get_material(
+            uow=uow, documents=c.documents, principal=user, course_id=course_id, material_id=material_id
+        )
+    url = await c.files.presigned_url(doc["storage_key"], doc["filename"])
+    if url:
+        return RedirectResponse(url, status_code=307)
+    data = await c.files.get(doc["storage_key"])
+    disposition = f"attachment; filename*=UTF-8''{quote(doc['filename'])}"
+    return Response(data, media_type=doc["content_type"], headers={"Content-Disposition": disposition})
+
+
+handler = lambda_handler(router)

@@ -1,0 +1,20 @@
+"""GET /users/{user_id}: an account, for its owner or an admin."""
+
+import uuid
+
+from fastapi import APIRouter
+from smartcourse.api.app import lambda_handler
+from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.api.models import UserPublic
+from smartcourse.services import accounts
+
+router = APIRouter(tags=["users"])
+
+
+@router.get("/users/{user_id}", response_model=UserPublic)
+async def get_user(user_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> UserPublic:
+    async with c.uow() as uow:
+        return await accounts.get_user(uow=uow, principal=user, user_id=user_id)
+
+
+handler = lambda_handler(router)

@@ -1,0 +1,19 @@
+"""POST /courses/{course_id}/publish: start the durable publishing workflow (202)."""
+
+import uuid
+
+from fastapi import APIRouter
+from smartcourse.api.app import lambda_handler
+from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.api.models import WorkflowStarted
+from smartcourse.services import publishing
+
+router = APIRouter(tags=["courses"])
+
+
+@router.post("/courses/{course_id}/publish", status_code=202, response_model=WorkflowStarted)
+async def publish_course(course_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> WorkflowStarted:
+    return await publishing.start_publish(container=c, principal=user, course_id=course_id)
+
+
+handler = lambda_handler(router)

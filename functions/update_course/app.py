@@ -1,0 +1,22 @@
+"""PUT /courses/{course_id}: change a course's details (owner or admin)."""
+
+import uuid
+
+from fastapi import APIRouter
+from smartcourse.api.app import lambda_handler
+from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.api.models import CourseDetail, CourseUpdateIn
+from smartcourse.services import courses
+
+router = APIRouter(tags=["courses"])
+
+
+@router.put("/courses/{course_id}", response_model=CourseDetail)
+async def update_course(course_id: uuid.UUID, body: CourseUpdateIn, user: CurrentUser, c: ContainerDep) -> CourseDetail:
+    async with c.uow() as uow:
+        return await courses.update_course(
+            uow=uow, documents=c.documents, principal=user, course_id=course_id, data=body
+        )
+
+
+handler = lambda_handler(router)

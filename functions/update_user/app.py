@@ -1,0 +1,20 @@
+"""PUT /users/{user_id}: change name, bio or password (owner or admin)."""
+
+import uuid
+
+from fastapi import APIRouter
+from smartcourse.api.app import lambda_handler
+from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.api.models import UserPublic, UserUpdateIn
+from smartcourse.services import accounts
+
+router = APIRouter(tags=["users"])
+
+
+@router.put("/users/{user_id}", response_model=UserPublic)
+async def update_user(user_id: uuid.UUID, body: UserUpdateIn, user: CurrentUser, c: ContainerDep) -> UserPublic:
+    async with c.uow() as uow:
+        return await accounts.update_user(uow=uow, principal=user, user_id=user_id, data=body)
+
+
+handler = lambda_handler(router)

@@ -1,0 +1,39 @@
+"""POST /courses/{course_id}/materials: upload a PDF, Markdown, text or HTML file (multipart `file`)."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, UploadFile
+from smartcourse.api.app import lambda_handler
+from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.api.models import MaterialPublic
+from smartcourse.services import materials
+
+router = APIRouter(tags=["materials"])
+
+
+@router.post("/courses/{course_id}/materials", status_code=201, response_model=MaterialPublic)
+async def upload_material(
+    course_id: uuid.UUID,
+    file: Annotated[UploadFile, File(description="PDF, Markdown, plain text or HTML")],
+    user: CurrentUser,
+    c: ContainerDep,
+    lesson_id: Annotated[uuid.UUID | None, Form()] = None,
+) -> MaterialPublic:
+    limit = c.settings.max_upload_bytes
+    data = await file.read(limit + 1)  # one byte more tells "too large" without reading it all
+    async with c.uow() as uow:
+        return await materials.upload_material(
+            uow=uow,
+            documents=c.documents,
+            files=c.files,
+            principal=user,
+            course_id=course_id,
+            filename=file.filename,
+            data=data,
+            lesson_id=lesson_id,
+            max_bytes=limit,
+        )
+
+
+handler = lambda_handler(router)

@@ -1,0 +1,105 @@
+"""File store port, with a local-directory adapter (embedded) and an S3 adapter (boto3)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Protocol
+
+from smartcourse.errors import NotFound
+
+
+class FileStore(Protocol):
+    """Opaque blobs by key."""
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None: ...
+    async def get(self, key: str) -> bytes: ...
+    async def delete(self, key: str) -> None: ...
+    async def presigned_url(self, key: str, filename: str) -> str | None: ...
+
+
+class LocalFileStore:
+    """Blobs as files under a directory; writes are atomic (temp file + rename)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root.resolve()):
+            raise NotFound("no such file", code="file_not_found")
+        return path
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        await asyncio.to_thread(self._write, self._path(key), data)
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+
+    async def get(self, key: str) -> bytes:
+        path = self._path(key)
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError as exc:
+            raise NotFound("no such file", code="file_not_found") from exc
+
+    async def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    async def presigned_url(self, key: str, filename: str) -> str | None:
+        return None
+
+
+class S3FileStore:
+    """Blobs in an S3 bucket (AWS, LocalStack, MinIO or moto) through boto3."""
+
+    def __init__(self, bucket: str, endpoint_url: str | None, region: str) -> None:
+        import boto3
+
+        self.bucket = bucket
+        self._client: Any = boto3.client("s3", endpoint_url=endpoint_url, region_name=region)
+
+    async def ensure_bucket(self) -> None:
+        def _ensure() -> None:
+            try:
+                self._client.head_bucket(Bucket=self.bucket)
+            except self._client.exceptions.ClientError:
+                self._client.create_bucket(Bucket=self.bucket)
+
+        await asyncio.to_thread(_ensure)
+
+    async def put(self, key: str, data: bytes, content_type: str) -> None:
+        await asyncio.to_thread(
+            self._client.put_object, Bucket=self.bucket, Key=key, Body=data, ContentType=content_type
+        )
+
+    async def get(self, key: str) -> bytes:
+        def _get() -> bytes:
+            try:
+                return self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read()  # type: ignore[no-any-return]
+            except self._client.exceptions.NoSuchKey as exc:
+                raise NotFound("no such file", code="file_not_found") from exc
+
+        return await asyncio.to_thread(_get)
+
+    async def delete(self, key: str) -> None:
+        await asyncio.to_thread(self._client.delete_object, Bucket=self.bucket, Key=key)
+
+    async def presigned_url(self, key: str, filename: str) -> str | None:
+        return await asyncio.to_thread(  # type: ignore[no-any-return]
+            self._client.generate_presigned_url,
+            "get_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                "ResponseContentDisposition": f'attachment; filename="{filename}"',
+            },
+            ExpiresIn=900,
+        )

@@ -1,0 +1,131 @@
+"""The app factory shared by every function (under Mangum) and by the local router."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import Counter, Histogram
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from smartcourse import __version__
+from smartcourse.api.models import ErrorBody
+from smartcourse.errors import DomainError
+from smartcourse.logging import configure_logging
+
+log = logging.getLogger("smartcourse.api")
+
+HTTP_REQUESTS = Counter(
+    "smartcourse_http_requests_total", "HTTP requests by route and status", ["method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "smartcourse_http_request_duration_seconds", "HTTP request latency by route", ["method", "route"]
+)
+DOMAIN_ERRORS = Counter("smartcourse_domain_errors_total", "Domain errors by code", ["code"])
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "not_authenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "file_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    s: {"model": ErrorBody} for s in (400, 401, 403, 404, 409, 413, 415, 422, 429, 503)
+}
+
+
+def _error(status: int, code: str, message: str, details: object = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"code": code, "message": message, "details": details})
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
+    out = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
+        out.append(
+            {
+                "field": ".".join(loc) or "body",
+                "message": str(err.get("msg", "invalid")),
+                "type": str(err.get("type")),
+            }
+        )
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
+        DOMAIN_ERRORS.labels(exc.code).inc()
+        return _error(exc.status_code, exc.code, exc.message, exc.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = _field_errors(exc)
+        names = ", ".join(sorted({f["field"] for f in fields}))
+        return _error(422, "validation_error", f"invalid request: {names}", fields)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _STATUS_CODES.get(exc.status_code, "http_error")
+        resp = _error(exc.status_code, code, str(exc.detail))
+        for k, v in (exc.headers or {}).items():
+            resp.headers[k] = v
+        return resp
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _error(500, "internal_error", "an unexpected error occurred; it has been logged")
+
+
+def _route_template(request: Request) -> str:
+    route = request.scope.get("route")
+    return getattr(route, "path", "unmatched")
+
+
+def install_metrics(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def _measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = _route_template(request)
+            HTTP_REQUESTS.labels(request.method, route, str(status)).inc()
+            HTTP_LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
+
+
+def create_app(*routers: APIRouter, title: str = "SmartCourse API") -> FastAPI:
+    """One FastAPI app around the given routers, with SmartCourse's error format and metrics."""
+    configure_logging()
+    app = FastAPI(
+        title=title,
+        version=__version__,
+        description="SmartCourse: course authoring, enrollment, learning and an AI assistant.",
+        responses=ERROR_RESPONSES,
+    )
+    install_error_handlers(app)
+    install_metrics(app)
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def lambda_handler(router: APIRouter) -> Callable[..., dict[str, object]]:
+    """The Lambda entry point of one function: its router in an app, behind Mangum."""
+    from mangum import Mangum
+
+    return Mangum(create_app(router, title="SmartCourse function"), lifespan="off")  # type: ignore[return-value]

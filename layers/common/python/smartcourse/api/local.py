@@ -1,0 +1,20 @@
+"""The local router: every HTTP function behind one FastAPI app (like `sam local start-api`), plus /metrics."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from smartcourse.api.app import create_app
+from smartcourse.functions_registry import all_functions
+
+
+def build_local_app() -> FastAPI:
+    routers = [f.router for f in all_functions() if f.router is not None]
+    app = create_app(*routers)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,258 @@
+"""Request and response models: input (`...In`), output (`...Public`) kept apart from storage."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
+
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- accounts -------------------------------------------------------------------------------
+
+
+class RegisterIn(Strict):
+    email: EmailStr
+    password: Password
+    full_name: Name
+    role: Literal["student", "instructor"]
+
+
+class LoginIn(Strict):
+    email: Annotated[str, StringConstraints(min_length=1, max_length=320)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class RefreshIn(Strict):
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+
+
+class UserPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    email: str
+    full_name: str
+    role: str
+    bio: str | None = None
+    created_at: datetime
+
+
+class UserUpdateIn(Strict):
+    full_name: Name | None = None
+    bio: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    password: Password | None = None
+
+
+class InstructorPublic(BaseModel):
+    id: uuid.UUID
+    full_name: str
+    bio: str | None
+    courses: list[CourseSummary]
+
+
+# --- courses --------------------------------------------------------------------------------
+
+Level = Literal["beginner", "intermediate", "advanced"]
+
+
+class CourseIn(Strict):
+    title: Title
+    description: Annotated[str, StringConstraints(max_length=10000)] = ""
+    category: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    tags: Annotated[list[Tag], Field(max_length=20)] = []
+    level: Level | None = None
+    capacity: Annotated[int, Field(gt=0, le=1_000_000)] | None = None
+    prerequisites: Annotated[list[uuid.UUID], Field(max_length=20)] = []
+    waitlist_enabled: bool = False
+
+
+class CourseUpdateIn(Strict):
+    title: Title | None = None
+    description: Annotated[str, StringConstraints(max_length=10000)] | None = None
+    category: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] | None = None
+    tags: Annotated[list[Tag], Field(max_length=20)] | None = None
+    level: Level | None = None
+    capacity: Annotated[int, Field(gt=0, le=1_000_000)] | None = None
+    prerequisites: Annotated[list[uuid.UUID], Field(max_length=20)] | None = None
+    waitlist_enabled: bool | None = None
+
+
+class CourseSummary(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    instructor_id: uuid.UUID
+    title: str
+    description: str
+    category: str
+    tags: list[str]
+    level: str | None
+    capacity: int | None
+    waitlist_enabled: bool
+    status: str
+    content_version: int
+    published_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class QuizQuestion(Strict):
+    prompt: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    options: Annotated[
+        list[Annotated[str, StringConstraints(min_length=1, max_length=500)]],
+        Field(min_length=2, max_length=10),
+    ]
+    answer: Annotated[int, Field(ge=0)]
+
+    @model_validator(mode="after")
+    def _answer_is_an_option(self) -> QuizQuestion:
+        if self.answer >= len(self.options):
+            raise ValueError("answer must be the index of one of the options")
+        return self
+
+
+class LessonIn(Strict):
+    """A lesson of one of three types; the fields that type needs are required."""
+
+    title: Title
+    type: Literal["text", "video", "quiz"]
+    content: Annotated[str, StringConstraints(min_length=1, max_length=500_000)] | None = None
+    video_url: AnyHttpUrl | None = None
+    transcript: Annotated[str, StringConstraints(max_length=500_000)] | None = None
+    questions: Annotated[list[QuizQuestion], Field(min_length=1, max_length=100)] | None = None
+    pass_score: Annotated[int, Field(ge=0, le=100)] | None = None
+    position: Annotated[int, Field(ge=0, le=10_000)] | None = None
+
+    @model_validator(mode="after")
+    def _fields_fit_type(self) -> LessonIn:
+        needs = {"text": ("content",), "video": ("video_url",), "quiz": ("questions",)}[self.type]
+        missing = [f for f in needs if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"a {self.type} lesson needs {', '.join(missing)}")
+        foreign = {
+            "text": ("video_url", "transcript", "questions", "pass_score"),
+            "video": ("content", "questions", "pass_score"),
+            "quiz": ("content", "video_url", "transcript"),
+        }[self.type]
+        extra = [f for f in foreign if getattr(self, f) is not None]
+        if extra:
+            raise ValueError(f"a {self.type} lesson does not take {', '.join(extra)}")
+        return self
+
+    def body(self) -> dict[str, Any]:
+        """The document-store body of this lesson."""
+        if self.type == "text":
+            return {"type": "text", "content": self.content}
+        if self.type == "video":
+            return {"type": "video", "video_url": str(self.video_url), "transcript": self.transcript or ""}
+        return {
+            "type": "quiz",
+            "questions": [q.model_dump() for q in self.questions or []],
+            "pass_score": 70 if self.pass_score is None else self.pass_score,
+        }
+
+
+class LessonUpdateIn(Strict):
+    title: Title | None = None
+    content: Annotated[str, StringConstraints(min_length=1, max_length=500_000)] | None = None
+    video_url: AnyHttpUrl | None = None
+    transcript: Annotated[str, StringConstraints(max_length=500_000)] | None = None
+    questions: Annotated[list[QuizQuestion], Field(min_length=1, max_length=100)] | None = None
+    pass_score: Annotated[int, Field(ge=0, le=100)] | None = None
+    position: Annotated[int, Field(ge=0, le=10_000)] | None = None
+
+
+class ModuleIn(Strict):
+    title: Title
+    position: Annotated[int, Field(ge=0, le=10_000)] | None = None
+
+
+class ModuleUpdateIn(Strict):
+    title: Title | None = None
+    position: Annotated[int, Field(ge=0, le=10_000)] | None = None
+
+
+class LessonPublic(BaseModel):
+    id: uuid.UUID
+    module_id: uuid.UUID
+    title: str
+    type: str
+    position: int
+    content: str | None = None
+    video_url: str | None = None
+    transcript: str | None = None
+    questions: list[dict[str, Any]] | None = None
+    pass_score: int | None = None
+
+
+class ModulePublic(BaseModel):
+    id: uuid.UUID
+    title: str
+    position: int
+    lessons: list[LessonPublic]
+
+
+class CourseDetail(CourseSummary):
+    prerequisites: list[uuid.UUID]
+    modules: list[ModulePublic]
+
+
+class CoursePage(BaseModel):
+    items: list[CourseSummary]
+    total: int
+    page: int
+    page_size: int
+
+
+class MaterialPublic(BaseModel):
+    id: uuid.UUID
+    course_id: uuid.UUID
+    lesson_id: uuid.UUID | None
+    filename: str
+    content_type: str
+    size: int
+    created_at: datetime
+
+
+class WorkflowStarted(BaseModel):
+    workflow_id: str
+    status: str
+
+
+class WorkflowStep(BaseModel):
+    name: str
+    status: str
+    error: str | None = None
+
+
+class WorkflowStatus(BaseModel):
+    workflow_id: str
+    kind: str
+    status: str
+    steps: list[WorkflowStep]
+    error: str | None = None
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+InstructorPublic.model_rebuild()

@@ -1,0 +1,146 @@
+"""The composition root: builds every adapter from settings, once per process (and event loop)."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from smartcourse.adapters.documents import DocumentStore, MongoDocumentStore, PostgresDocumentStore
+from smartcourse.adapters.files import FileStore, LocalFileStore, S3FileStore
+from smartcourse.config import Settings, get_settings
+from smartcourse.db import UnitOfWork, make_engine
+from smartcourse.engines import EmbeddedEngines
+from smartcourse.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+_embedded: EmbeddedEngines | None = None
+
+
+def embedded_engines(settings: Settings) -> EmbeddedEngines:
+    """The process's handle on the embedded engines it started (stopped at exit)."""
+    global _embedded
+    if _embedded is None:
+        _embedded = EmbeddedEngines(settings.data_dir)
+        atexit.register(_embedded.stop)
+    return _embedded
+
+
+def resolve_settings(settings: Settings, *, need: tuple[str, ...] = ("db",)) -> Settings:
+    """Fill in the URL of every unset engine in `need` by starting its embedded server."""
+    updates: dict[str, Any] = {}
+    eng = embedded_engines(settings)
+    if "db" in need and not settings.database_url:
+        updates["database_url"] = eng.postgres_url()
+    if "redis" in need and not settings.redis_url:
+        updates["redis_url"] = eng.redis_url()
+    if "temporal" in need and not settings.temporal_address:
+        updates["temporal_address"] = eng.temporal_address()
+    if "smtp" in need and not settings.smtp_host:
+        host, port = eng.smtp_address(settings.mail_dir)
+        updates["smtp_host"], updates["smtp_port"] = host, port
+    return settings.model_copy(update=updates) if updates else settings
+
+
+@dataclass
+class Container:
+    """Everything a handler, activity or consumer needs, built from one Settings."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    documents: DocumentStore
+    files: FileStore
+    loop: asyncio.AbstractEventLoop
+    _temporal: Any = field(default=None, repr=False)
+    _redis: Any = field(default=None, repr=False)
+    _temporal_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.sessionmaker)
+
+    async def temporal(self) -> Any:
+        """The Temporal client, connected on first use."""
+        async with self._temporal_lock:
+            if self._temporal is None:
+                from temporalio.client import Client
+                from temporalio.contrib.pydantic import pydantic_data_converter
+
+                settings = self.settings
+                if not settings.temporal_address:
+                    settings = resolve_settings(settings, need=("temporal",))
+                    self.settings = settings
+                try:
+                    self._temporal = await Client.connect(
+                        settings.temporal_address or "",
+                        namespace=settings.temporal_namespace,
+                        data_converter=pydantic_data_converter,
+                    )
+                except Exception as exc:  # connection failures come in several types
+                    raise Unavailable(
+                        f"workflow engine unreachable at {settings.temporal_address}",
+                        code="workflow_engine_unavailable",
+                    ) from exc
+            return self._temporal
+
+    def redis(self) -> Any:
+        """An asyncio Redis client (redis-py)."""
+        if self._redis is None:
+            import redis.asyncio as aioredis
+
+            if not self.settings.redis_url:
+                self.settings = resolve_settings(self.settings, need=("redis",))
+            self._redis = aioredis.from_url(self.settings.redis_url or "", decode_responses=True)
+        return self._redis
+
+    async def aclose(self) -> None:
+        if self._redis is not None:
+            await self._redis.aclose()
+        await self.documents.close()
+        await self.engine.dispose()
+
+
+def build_container(settings: Settings) -> Container:
+    settings = resolve_settings(settings, need=("db",))
+    engine = make_engine(settings.database_url or "")
+    documents: DocumentStore
+    if settings.mongodb_url:
+        documents = MongoDocumentStore(settings.mongodb_url, settings.mongodb_database)
+    else:
+        documents = PostgresDocumentStore(engine)
+    files: FileStore
+    if settings.uses_s3:
+        files = S3FileStore(settings.s3_bucket or "", settings.s3_endpoint_url, settings.s3_region)
+    else:
+        files = LocalFileStore(settings.files_dir)
+    return Container(
+        settings=settings,
+        engine=engine,
+        sessionmaker=async_sessionmaker(engine, expire_on_commit=False),
+        documents=documents,
+        files=files,
+        loop=asyncio.get_running_loop(),
+    )
+
+
+_container: Container | None = None
+
+
+async def get_container() -> Container:
+    """The process-wide container; rebuilt if the event loop changed (Mangum runs one per call)."""
+    global _container
+    loop = asyncio.get_running_loop()
+    if _container is None or _container.loop is not loop or loop.is_closed():
+        _container = build_container(get_settings())
+    return _container
+
+
+def set_container(container: Container | None) -> None:
+    """Install a container (tests and the worker build their own)."""
+    global _container
+    _container = container

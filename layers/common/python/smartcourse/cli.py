@@ -1,0 +1,229 @@
+"""The `smartcourse` command: run the whole product, serve, work, migrate, invoke a function."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import atexit
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from smartcourse.config import get_settings
+
+
+def _migrate(database_url: str) -> None:
+    from smartcourse.migrations import upgrade_head
+
+    upgrade_head(database_url)
+
+
+def cmd_migrate(_: argparse.Namespace) -> int:
+    from smartcourse.bootstrap import resolve_settings
+
+    settings = resolve_settings(get_settings(), need=("db",))
+    _migrate(settings.database_url or "")
+    print("database is at the latest migration")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    uvicorn.run(
+        "smartcourse.api.local:build_local_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        proxy_headers=True,
+    )
+    return 0
+
+
+def cmd_worker(_: argparse.Namespace) -> int:
+    from smartcourse.worker import run_worker
+
+    asyncio.run(run_worker())
+    return 0
+
+
+def cmd_create_admin(args: argparse.Namespace) -> int:
+    from smartcourse.bootstrap import get_container
+    from smartcourse.errors import DomainError
+    from smartcourse.services import accounts
+
+    async def go() -> int:
+        c = await get_container()
+        try:
+            async with c.uow() as uow:
+                user = await accounts.create_admin(
+                    uow=uow, email=args.email, password=args.password, full_name=args.full_name
+                )
+        except DomainError as exc:
+            print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+            return 1
+        finally:
+            await c.aclose()
+        print(json.dumps(user.model_dump(mode="json")))
+        return 0
+
+    return asyncio.run(go())
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    """Call a handler exactly as Lambda would: handler(event, context), print the response."""
+    from smartcourse.functions_registry import load_function
+
+    fn = load_function(args.function)
+    event = json.loads(Path(args.event).read_text())
+    result = fn.module.handler(event, LambdaContext(args.function))
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+class LambdaContext:
+    """The parts of the Lambda context object that handlers and Mangum read."""
+
+    def __init__(self, function_name: str) -> None:
+        self.function_name = function_name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:000000000000:function:{function_name}"
+        self.memory_limit_in_mb = 512
+        self.aws_request_id = "local-invoke"
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self.log_stream_name = "local"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+def cmd_template(args: argparse.Namespace) -> int:
+    from smartcourse.devtools.template import render_template
+
+    text = render_template()
+    path = Path(args.output)
+    if args.check:
+        if not path.exists() or path.read_text() != text:
+            print(f"{path} is out of date: run `smartcourse template`", file=sys.stderr)
+            return 1
+        print(f"{path} matches the function pack")
+        return 0
+    path.write_text(text)
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_routes(_: argparse.Namespace) -> int:
+    from smartcourse.functions_registry import all_functions
+
+    for fn in all_functions():
+        for method, path in fn.routes:
+            print(f"{method:7} {path:60} {fn.name}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Start the embedded engines (or use the configured ones), migrate, then the API and the worker."""
+    from smartcourse.bootstrap import embedded_engines, resolve_settings
+
+    settings = get_settings()
+    print("starting engines ...", flush=True)
+    resolved = resolve_settings(settings, need=("db", "redis", "temporal", "smtp"))
+    env = dict(os.environ)
+    env.update(
+        {
+            "DATABASE_URL": resolved.database_url or "",
+            "REDIS_URL": resolved.redis_url or "",
+            "TEMPORAL_ADDRESS": resolved.temporal_address or "",
+            "SMTP_HOST": resolved.smtp_host or "",
+            "SMTP_PORT": str(resolved.smtp_port),
+            "SMARTCOURSE_DATA_DIR": str(resolved.data_dir.resolve()),
+        }
+    )
+    _migrate(resolved.database_url or "")
+    exe = [sys.executable, "-m", "smartcourse.cli"]
+    children: dict[str, subprocess.Popen[bytes]] = {
+        "api": subprocess.Popen([*exe, "serve", "--host", args.host, "--port", str(args.port)], env=env),
+        "worker": subprocess.Popen([*exe, "worker"], env=env),
+    }
+    base = f"http://{args.host}:{args.port}"
+    print(
+        "\nSmartCourse is starting:\n"
+        f"  API        {base}   (interactive docs: {base}/docs)\n"
+        f"  health     {base}/health     metrics: {base}/metrics\n"
+        f"  data       {resolved.data_dir.resolve()}  (mail: {resolved.mail_dir.resolve()})\n"
+        f"  temporal   {resolved.temporal_address}\n"
+        "Press Ctrl+C to stop.\n",
+        flush=True,
+    )
+    stopping = False
+
+    def _stop(*_: Any) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    code = 0
+    while not stopping:
+        for name, proc in children.items():
+            if proc.poll() is not None:
+                print(f"{name} exited with {proc.returncode}; stopping", file=sys.stderr)
+                stopping, code = True, 1
+        time.sleep(0.5)
+    for proc in children.values():
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in children.values():
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    embedded_engines(settings).stop()
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="smartcourse", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="start everything: engines, API, worker")
+    run.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    run.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    run.set_defaults(fn=cmd_run)
+    serve = sub.add_parser("serve", help="serve every HTTP function behind one local router")
+    serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    serve.set_defaults(fn=cmd_serve)
+    sub.add_parser("worker", help="run the Temporal worker and the outbox relay").set_defaults(fn=cmd_worker)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(fn=cmd_migrate)
+    admin = sub.add_parser("create-admin", help="create an admin account")
+    admin.add_argument("--email", required=True)
+    admin.add_argument("--password", required=True)
+    admin.add_argument("--full-name", default="Administrator")
+    admin.set_defaults(fn=cmd_create_admin)
+    inv = sub.add_parser("invoke", help="call one function's handler with a Lambda event file")
+    inv.add_argument("function")
+    inv.add_argument("--event", required=True)
+    inv.set_defaults(fn=cmd_invoke)
+    tpl = sub.add_parser("template", help="write template.yaml from the function pack")
+    tpl.add_argument("--output", default="template.yaml")
+    tpl.add_argument("--check", action="store_true", help="fail if template.yaml is out of date")
+    tpl.set_defaults(fn=cmd_template)
+    sub.add_parser("routes", help="list every HTTP route and its function").set_defaults(fn=cmd_routes)
+    args = parser.parse_args(argv)
+    code: int = args.fn(args)
+    # temporalio's core can abort the interpreter at exit (sdk-python#300): leave without finalizers.
+    atexit._run_exitfuncs()  # what os._exit would skip: stopping the embedded engines we started
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""Settings read from the environment; an unset engine URL means "use the embedded engine"."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_DEV_SECRET = "dev-only-insecure-secret-change-me-0123456789"
+
+
+class Settings(BaseSettings):
+    """Every knob of SmartCourse; see README "Pointing at external engines"."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    environment: str = Field(default="development", alias="SMARTCOURSE_ENV")
+    data_dir: Path = Field(default=Path("var"), alias="SMARTCOURSE_DATA_DIR")
+
+    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    redis_url: str | None = Field(default=None, alias="REDIS_URL")
+    mongodb_url: str | None = Field(default=None, alias="MONGODB_URL")
+    mongodb_database: str = Field(default="smartcourse", alias="MONGODB_DATABASE")
+    temporal_address: str | None = Field(default=None, alias="TEMPORAL_ADDRESS")
+    temporal_namespace: str = Field(default="default", alias="TEMPORAL_NAMESPACE")
+    temporal_task_queue: str = Field(default="smartcourse", alias="TEMPORAL_TASK_QUEUE")
+    kafka_bootstrap_servers: str | None = Field(default=None, alias="KAFKA_BOOTSTRAP_SERVERS")
+    schema_registry_url: str | None = Field(default=None, alias="SCHEMA_REGISTRY_URL")
+    celery_broker_url: str | None = Field(default=None, alias="CELERY_BROKER_URL")
+    celery_result_backend: str | None = Field(default=None, alias="CELERY_RESULT_BACKEND")
+    s3_endpoint_url: str | None = Field(default=None, alias="S3_ENDPOINT_URL")
+    s3_bucket: str | None = Field(default=None, alias="S3_BUCKET")
+    s3_region: str = Field(default="us-east-1", alias="AWS_DEFAULT_REGION")
+    smtp_host: str | None = Field(default=None, alias="SMTP_HOST")
+    smtp_port: int = Field(default=1025, alias="SMTP_PORT")
+    mail_from: str = Field(default="SmartCourse <no-reply@smartcourse.local>", alias="MAIL_FROM")
+
+    jwt_secret: str = Field(default=_DEV_SECRET, alias="JWT_SECRET")
+    jwt_issuer: str = Field(default="smartcourse", alias="JWT_ISSUER")
+    access_token_minutes: int = Field(default=15, alias="ACCESS_TOKEN_MINUTES")
+    refresh_token_days: int = Field(default=14, alias="REFRESH_TOKEN_DAYS")
+
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, alias="MAX_UPLOAD_BYTES")
+    rate_limit_per_minute: int = Field(default=600, alias="RATE_LIMIT_PER_MINUTE")
+
+    @model_validator(mode="after")
+    def _refuse_default_secret_in_production(self) -> Settings:
+        if self.environment not in {"development", "test"} and self.jwt_secret == _DEV_SECRET:
+            raise ValueError("JWT_SECRET must be set outside development")
+        return self
+
+    @property
+    def uses_s3(self) -> bool:
+        return bool(self.s3_bucket)
+
+    @property
+    def files_dir(self) -> Path:
+        return self.data_dir / "files"
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.data_dir / "mail"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (environment is read once)."""
+    return Settings()

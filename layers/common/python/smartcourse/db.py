@@ -1,0 +1,72 @@
+"""SQLAlchemy async engine and the unit of work that commits a change together with its events."""
+
+from __future__ import annotations
+
+import uuid
+from types import TracebackType
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from smartcourse.domain.events import DomainEvent
+from smartcourse.event_contracts import validate_event
+from smartcourse.models import OutboxEvent
+
+
+def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=20,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args={"server_settings": {"application_name": "smartcourse"}},
+    )
+
+
+class UnitOfWork:
+    """One transaction: the service's changes plus the outbox rows of the events it emitted."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self._sessionmaker = sessionmaker
+        self.session: AsyncSession
+        self.emitted: list[DomainEvent] = []
+
+    async def __aenter__(self) -> UnitOfWork:
+        self.session = self._sessionmaker()
+        self.emitted = []
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            if exc_type is not None:
+                await self.session.rollback()
+        finally:
+            await self.session.close()
+
+    def emit(self, event: DomainEvent) -> uuid.UUID:
+        """Stage an event; it is written to the outbox in this transaction (checked against its schema)."""
+        envelope = event.envelope()
+        validate_event(event.type, event.version, envelope)
+        row = OutboxEvent(
+            id=event.id,
+            topic=event.topic,
+            event_type=event.type,
+            schema_version=event.version,
+            aggregate_id=event.aggregate_id,
+            payload=envelope,
+        )
+        self.session.add(row)
+        self.emitted.append(event)
+        return event.id
+
+    async def commit(self) -> None:
+        await self.session.commit()
+
+    async def flush(self) -> None:
+        await self.session.flush()
+
+    async def get(self, model: type[Any], ident: Any, **kw: Any) -> Any:
+        return await self.session.get(model, ident, **kw)

@@ -1,0 +1,1 @@
+"""Developer tools: template generation, the SMTP sink."""

@@ -1,0 +1,47 @@
+"""Course rules: who may edit, what students may see, how quizzes are graded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from smartcourse.errors import Forbidden
+from smartcourse.security import Principal
+
+AUTHOR_ROLES = frozenset({"instructor", "admin"})
+
+
+def ensure_can_author(principal: Principal) -> None:
+    if principal.role not in AUTHOR_ROLES:
+        raise Forbidden("only instructors and admins may create courses", code="role_forbidden")
+
+
+def ensure_owner(principal: Principal, instructor_id: Any) -> None:
+    if not (principal.is_admin or principal.user_id == instructor_id):
+        raise Forbidden("only the course's instructor or an admin may change it", code="not_course_owner")
+
+
+def can_see_draft(principal: Principal | None, instructor_id: Any) -> bool:
+    return principal is not None and (principal.is_admin or principal.user_id == instructor_id)
+
+
+def is_live(status: str, content_version: int) -> bool:
+    """Students see a course once a version is published and until it is archived."""
+    return content_version > 0 and status in {"published", "publishing"}
+
+
+def student_view_of_lesson(lesson: dict[str, Any]) -> dict[str, Any]:
+    """Strip what a student must not see: the quiz answers."""
+    if lesson.get("type") != "quiz" or not lesson.get("questions"):
+        return lesson
+    out = dict(lesson)
+    out["questions"] = [{k: v for k, v in q.items() if k != "answer"} for q in lesson["questions"]]
+    return out
+
+
+def grade_quiz(questions: list[dict[str, Any]], answers: list[int], pass_score: int) -> tuple[int, bool]:
+    """Score in percent (rounded down) and whether it reaches pass_score."""
+    if not questions:
+        return 100, True
+    correct = sum(1 for q, a in zip(questions, answers, strict=False) if q["answer"] == a)
+    score = correct * 100 // len(questions)
+    return score, score >= pass_score

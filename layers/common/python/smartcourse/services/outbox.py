@@ -1,0 +1,84 @@
+"""The outbox relay: publishes committed events in order, marks them sent; at-least-once by design."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from prometheus_client import Counter
+from sqlalchemy import select, update
+
+from smartcourse.models import OutboxEvent, utcnow
+
+log = logging.getLogger(__name__)
+
+RELAYED = Counter("smartcourse_outbox_relayed_total", "Outbox events published", ["event_type"])
+RELAY_FAILURES = Counter("smartcourse_outbox_failures_total", "Outbox publish failures", ["event_type"])
+
+
+class Publisher(Protocol):
+    """Where the relay sends events: Kafka in production, the in-process consumers when embedded."""
+
+    async def publish(self, topic: str, key: str, envelope: dict[str, Any]) -> None: ...
+
+
+async def relay_once(sessionmaker: Any, publisher: Publisher, *, batch: int = 100) -> int:
+    """Publish one batch of unsent events, oldest first. Rows are locked (SKIP LOCKED) so relays can scale out.
+
+    The row is marked sent only after the publish succeeded, in the same transaction that locked it: a crash
+    in between republishes the event, which consumers dedupe by event id.
+    """
+    async with sessionmaker() as session, session.begin():
+        rows = list(
+            await session.scalars(
+                select(OutboxEvent)
+                .where(OutboxEvent.published_at.is_(None))
+                .order_by(OutboxEvent.occurred_at, OutboxEvent.id)
+                .limit(batch)
+                .with_for_update(skip_locked=True)
+            )
+        )
+        sent = 0
+        for row in rows:
+            try:
+                await publisher.publish(row.topic, row.aggregate_id, row.payload)
+            except Exception as exc:
+                RELAY_FAILURES.labels(row.event_type).inc()
+                log.warning("outbox publish failed", extra={"event_id": str(row.id)}, exc_info=True)
+                await session.execute(
+                    update(OutboxEvent)
+                    .where(OutboxEvent.id == row.id)
+                    .values(attempts=OutboxEvent.attempts + 1, last_error=str(exc)[:2000])
+                )
+                break  # keep per-aggregate order: stop at the first failure, retry next round
+            row.published_at = utcnow()
+            row.attempts += 1
+            RELAYED.labels(row.event_type).inc()
+            sent += 1
+        return sent
+
+
+async def run_relay(
+    sessionmaker: Any,
+    publisher: Publisher,
+    *,
+    idle_sleep: float = 0.5,
+    stop: asyncio.Event | None = None,
+    on_error: Callable[[BaseException], Awaitable[None]] | None = None,
+) -> None:
+    stop = stop or asyncio.Event()
+    while not stop.is_set():
+        try:
+            sent = await relay_once(sessionmaker, publisher)
+        except Exception as exc:
+            log.exception("outbox relay round failed")
+            if on_error:
+                await on_error(exc)
+            sent = 0
+        if not sent:
+            try:
+                await asyncio.wait_for(stop.wait(), idle_sleep)
+            except TimeoutError:
+                pass

@@ -1,0 +1,195 @@
+"""Publishing a course: the request (API side) and the idempotent steps the workflow's activities run."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import case, func, select, update
+
+from smartcourse.api.models import WorkflowStarted, WorkflowStatus, WorkflowStep
+from smartcourse.db import UnitOfWork
+from smartcourse.domain import courses as rules
+from smartcourse.domain.events import DomainEvent
+from smartcourse.errors import Conflict, Invalid, NotFound, Unavailable
+from smartcourse.models import Course, Lesson, WorkflowRun, utcnow
+from smartcourse.security import Principal
+from smartcourse.services.courses import VERSIONS, build_structure, load_course, version_doc_id
+
+PUBLISH_STEPS = ("validate", "snapshot", "mark_published")
+
+
+def publish_workflow_id(course_id: uuid.UUID, version: int) -> str:
+    """Deterministic: a retried publish of the same version never starts a second run."""
+    return f"publish-{course_id}-v{version}"
+
+
+async def request_publish(*, uow: UnitOfWork, principal: Principal, course_id: uuid.UUID) -> tuple[str, int]:
+    """Move the course to `publishing` (or find the publish already under way) and record the run."""
+    course = await load_course(uow, course_id, lock=True)
+    rules.ensure_owner(principal, course.instructor_id)
+    if course.status == "archived":
+        raise Conflict("an archived course cannot be published", code="course_archived")
+    version = course.content_version + 1
+    if course.status == "publishing" and course.publish_workflow_id:
+        return course.publish_workflow_id, version
+    workflow_id = publish_workflow_id(course.id, version)
+    course.status = "publishing"
+    course.publish_workflow_id = workflow_id
+    course.updated_at = utcnow()
+    if await uow.session.get(WorkflowRun, workflow_id) is None:
+        uow.session.add(
+            WorkflowRun(
+                workflow_id=workflow_id,
+                kind="course_publishing",
+                course_id=course.id,
+                owner_id=principal.user_id,
+            )
+        )
+    await uow.commit()
+    return workflow_id, version
+
+
+async def start_publish(*, container: Any, principal: Principal, course_id: uuid.UUID) -> WorkflowStarted:
+    """Request the publish, then start its workflow (idempotent by workflow id)."""
+    from temporalio.client import WorkflowExecutionStatus
+    from temporalio.common import WorkflowIDReusePolicy
+    from temporalio.exceptions import WorkflowAlreadyStartedError
+
+    from workflows.publishing.workflow import CoursePublishingWorkflow, PublishInput
+
+    async with container.uow() as uow:
+        workflow_id, version = await request_publish(uow=uow, principal=principal, course_id=course_id)
+    try:
+        client = await container.temporal()
+        await client.start_workflow(
+            CoursePublishingWorkflow.run,
+            PublishInput(course_id=str(course_id), version=version, workflow_id=workflow_id),
+            id=workflow_id,
+            task_queue=container.settings.temporal_task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+        status = "running"
+    except WorkflowAlreadyStartedError:
+        desc = await client.get_workflow_handle(workflow_id).describe()
+        status = _status_name(desc.status or WorkflowExecutionStatus.RUNNING)
+    except Unavailable:
+        async with container.uow() as uow:
+            await revert_publish(uow=uow, course_id=course_id, workflow_id=workflow_id)
+        raise
+    return WorkflowStarted(workflow_id=workflow_id, status=status)
+
+
+def _status_name(status: Any) -> str:
+    return str(status.name).lower()
+
+
+# --- the steps (called by activities; each is idempotent) -------------------------------------
+
+
+async def validate_for_publish(*, uow: UnitOfWork, course_id: uuid.UUID) -> None:
+    await load_course(uow, course_id)
+    lessons = await uow.session.scalar(select(func.count(Lesson.id)).where(Lesson.course_id == course_id))
+    if not lessons:
+        raise Invalid(
+            "a course needs at least one module with a lesson before it can be published",
+            code="course_not_publishable",
+        )
+
+
+async def snapshot_version(*, uow: UnitOfWork, documents: Any, course_id: uuid.UUID, version: int) -> str:
+    """Freeze the working copy as content version `version` (a whole-document upsert: safe to repeat)."""
+    course = await load_course(uow, course_id)
+    modules = await build_structure(uow, documents, course_id)
+    doc_id = version_doc_id(course_id, version)
+    await documents.put(
+        VERSIONS,
+        doc_id,
+        {
+            "course_id": str(course_id),
+            "version": version,
+            "title": course.title,
+            "created_at": datetime.now(UTC).isoformat(),
+            "modules": [m.model_dump(mode="json") for m in modules],
+        },
+    )
+    return doc_id
+
+
+async def mark_published(*, uow: UnitOfWork, course_id: uuid.UUID, version: int, workflow_id: str) -> bool:
+    """Make `version` live and write `course.published` in the same transaction. False if already done."""
+    course = await load_course(uow, course_id, lock=True)
+    if course.content_version >= version:
+        return False
+    if course.status != "publishing" or course.publish_workflow_id != workflow_id:
+        raise Conflict("the course is no longer being published by this run", code="publish_superseded")
+    now = utcnow()
+    course.status = "published"
+    course.content_version = version
+    course.published_at = now
+    course.updated_at = now
+    uow.emit(
+        DomainEvent(
+            "course.published",
+            str(course.id),
+            {
+                "course_id": str(course.id),
+                "instructor_id": str(course.instructor_id),
+                "version": version,
+                "title": course.title,
+                "category": course.category,
+            },
+        )
+    )
+    await uow.commit()
+    return True
+
+
+async def revert_publish(*, uow: UnitOfWork, course_id: uuid.UUID, workflow_id: str) -> None:
+    """Compensation: a failed first publish returns to draft; a failed re-publish keeps the live version."""
+    await uow.session.execute(
+        update(Course)
+        .where(Course.id == course_id, Course.status == "publishing", Course.publish_workflow_id == workflow_id)
+        .values(status=case((Course.content_version > 0, "published"), else_="draft"), updated_at=utcnow())
+    )
+    await uow.commit()
+
+
+# --- status ---------------------------------------------------------------------------------
+
+
+async def workflow_status(*, uow: UnitOfWork, container: Any, principal: Principal, workflow_id: str) -> WorkflowStatus:
+    run = await uow.session.get(WorkflowRun, workflow_id)
+    if run is None:
+        raise NotFound("workflow not found", code="workflow_not_found")
+    if not principal.is_admin and run.owner_id != principal.user_id:
+        owner = None
+        if run.course_id is not None:
+            course = await uow.session.get(Course, run.course_id)
+            owner = course.instructor_id if course else None
+        if owner != principal.user_id:
+            raise NotFound("workflow not found", code="workflow_not_found")
+    client = await container.temporal()
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        desc = await handle.describe()
+    except Exception as exc:
+        from temporalio.service import RPCError, RPCStatusCode
+
+        if isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND:
+            return WorkflowStatus(
+                workflow_id=workflow_id,
+                kind=run.kind,
+                status="not_started",
+                steps=[WorkflowStep(name=s, status="pending") for s in PUBLISH_STEPS],
+            )
+        raise
+    status = _status_name(desc.status)
+    try:
+        raw_steps: list[dict[str, Any]] = await handle.query("steps")
+    except Exception:
+        raw_steps = []
+    steps = [WorkflowStep.model_validate(s) for s in raw_steps]
+    error = next((s.error for s in steps if s.error), None)
+    return WorkflowStatus(workflow_id=workflow_id, kind=run.kind, status=status, steps=steps, error=error)

@@ -1,0 +1,211 @@
+"""Shared fixtures: real engines (embedded by default, the stack's when configured), the app, a worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+REQUIRE_ENGINES = os.environ.get("SMARTCOURSE_REQUIRE_ENGINES") == "1"
+_exit_status = 0
+
+
+# --- engines ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("smartcourse-data")
+
+
+@pytest.fixture(scope="session")
+def settings(data_dir: Path) -> Iterator[Any]:
+    """Settings for the suite: embedded PostgreSQL and Temporal under a fresh data directory."""
+    from smartcourse import config
+    from smartcourse.bootstrap import embedded_engines
+
+    os.environ["SMARTCOURSE_DATA_DIR"] = str(data_dir)
+    os.environ["SMARTCOURSE_ENV"] = "test"
+    for var in ("DATABASE_URL", "TEMPORAL_ADDRESS", "MONGODB_URL", "S3_BUCKET", "KAFKA_BOOTSTRAP_SERVERS"):
+        os.environ.pop(var, None)
+    config.get_settings.cache_clear()
+    base = config.get_settings()
+    eng = embedded_engines(base)
+    os.environ["DATABASE_URL"] = eng.postgres_url()
+    os.environ["TEMPORAL_ADDRESS"] = eng.temporal_address()
+    os.environ["TEMPORAL_TASK_QUEUE"] = f"tests-{uuid.uuid4().hex[:8]}"
+    config.get_settings.cache_clear()
+    s = config.get_settings()
+    from smartcourse.migrations import upgrade_head
+
+    upgrade_head(s.database_url or "")
+    yield s
+    eng.stop()
+
+
+@pytest.fixture(scope="session")
+async def container(settings: Any) -> AsyncIterator[Any]:
+    from smartcourse.bootstrap import build_container, set_container
+
+    c = build_container(settings)
+    set_container(c)
+    yield c
+    set_container(None)
+    await c.aclose()
+
+
+@pytest.fixture(scope="session")
+async def worker(container: Any) -> AsyncIterator[Any]:
+    """The Temporal worker and the outbox relay, running in the test process."""
+    from smartcourse.consumers import InProcessPublisher, registry
+    from smartcourse.services.outbox import run_relay
+
+    from workflows.worker import build_worker
+
+    client = await container.temporal()
+    w = build_worker(client, container)
+    stop = asyncio.Event()
+    relay = asyncio.create_task(
+        run_relay(
+            container.sessionmaker,
+            InProcessPublisher(container.sessionmaker, registry()),
+            stop=stop,
+            idle_sleep=0.1,
+        )
+    )
+    async with w:
+        yield w
+    stop.set()
+    with contextlib.suppress(asyncio.CancelledError):
+        await relay
+
+
+@pytest.fixture(scope="session")
+def app(container: Any) -> Any:
+    from smartcourse.api.local import build_local_app
+
+    return build_local_app()
+
+
+@pytest.fixture
+async def client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        yield c
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+class Api:
+    """Small helpers over the HTTP API, used by the e2e tests."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+
+    async def user(self, role: str = "student", *, password: str = "correct-horse-1") -> dict[str, Any]:
+        email = f"{role}-{uuid.uuid4().hex[:10]}@example.com"
+        r = await self.client.post(
+            "/auth/register",
+            json={"email": email, "password": password, "full_name": f"A {role}", "role": role},
+        )
+        assert r.status_code == 201, r.text
+        user = r.json()
+        r = await self.client.post("/auth/login", json={"email": email, "password": password})
+        assert r.status_code == 200, r.text
+        tokens = r.json()
+        return {
+            **user,
+            **tokens,
+            "password": password,
+            "headers": {"Authorization": f"Bearer {tokens['access_token']}"},
+        }
+
+    async def admin(self, container: Any) -> dict[str, Any]:
+        from smartcourse.services import accounts
+
+        email, password = f"admin-{uuid.uuid4().hex[:10]}@example.com", "admin-pass-123"
+        async with container.uow() as uow:
+            await accounts.create_admin(uow=uow, email=email, password=password, full_name="Admin")
+        r = await self.client.post("/auth/login", json={"email": email, "password": password})
+        tokens = r.json()
+        return {**tokens, "headers": {"Authorization": f"Bearer {tokens['access_token']}"}}
+
+    async def course(self, owner: dict[str, Any], **fields: Any) -> dict[str, Any]:
+        body = {
+            "title": "Intro to Testing",
+            "description": "Learn to test.",
+            "category": "engineering",
+            **fields,
+        }
+        r = await self.client.post("/courses", json=body, headers=owner["headers"])
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    async def module(self, owner: dict[str, Any], course_id: str, title: str = "Basics") -> dict[str, Any]:
+        r = await self.client.post(f"/courses/{course_id}/modules", json={"title": title}, headers=owner["headers"])
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    async def lesson(self, owner: dict[str, Any], course_id: str, module_id: str, **body: Any) -> dict[str, Any]:
+        body = body or {"title": "Why test", "type": "text", "content": "# Why\nBecause."}
+        r = await self.client.post(
+            f"/courses/{course_id}/modules/{module_id}/lessons", json=body, headers=owner["headers"]
+        )
+        assert r.status_code == 201, r.text
+        return r.json()
+
+    async def wait_workflow(self, owner: dict[str, Any], workflow_id: str, timeout: float = 30) -> dict[str, Any]:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            r = await self.client.get(f"/workflows/{workflow_id}", headers=owner["headers"])
+            assert r.status_code == 200, r.text
+            body = r.json()
+            if body["status"] not in {"running", "not_started"}:
+                return body
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"workflow still {body['status']}: {body}")
+            await asyncio.sleep(0.2)
+
+    async def published_course(self, owner: dict[str, Any], **fields: Any) -> dict[str, Any]:
+        course = await self.course(owner, **fields)
+        module = await self.module(owner, course["id"])
+        await self.lesson(owner, course["id"], module["id"])
+        r = await self.client.post(f"/courses/{course['id']}/publish", headers=owner["headers"])
+        assert r.status_code == 202, r.text
+        wf = await self.wait_workflow(owner, r.json()["workflow_id"])
+        assert wf["status"] == "completed", wf
+        return course
+
+
+@pytest.fixture
+def api(client: httpx.AsyncClient) -> Api:
+    return Api(client)
+
+
+# --- clean exit -------------------------------------------------------------------------------
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    global _exit_status
+    _exit_status = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """temporalio's core can abort the interpreter at exit (sdk-python#300): leave with pytest's own status."""
+    import atexit
+
+    atexit._run_exitfuncs()  # stop the embedded engines we started
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(_exit_status)

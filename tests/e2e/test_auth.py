@@ -1,0 +1,122 @@
+"""Accounts over HTTP: register, login, refresh rotation and reuse, logout, profiles."""
+
+from __future__ import annotations
+
+import uuid
+
+from tests.conftest import Api
+
+
+async def test_register_login_me(api: Api) -> None:
+    user = await api.user("instructor")
+    assert user["role"] == "instructor" and user["token_type"] == "bearer"
+    r = await api.client.get("/auth/me", headers=user["headers"])
+    assert r.status_code == 200
+    assert r.json()["email"] == user["email"]
+    assert "password" not in r.text and "hash" not in r.text
+
+
+async def test_duplicate_email_is_409_case_insensitive(api: Api) -> None:
+    user = await api.user()
+    r = await api.client.post(
+        "/auth/register",
+        json={
+            "email": user["email"].upper(),
+            "password": "another-pass-1",
+            "full_name": "X",
+            "role": "student",
+        },
+    )
+    assert r.status_code == 409
+    assert r.json()["code"] == "email_taken"
+
+
+async def test_admin_cannot_self_register(api: Api) -> None:
+    r = await api.client.post(
+        "/auth/register",
+        json={
+            "email": f"{uuid.uuid4().hex}@x.io",
+            "password": "password-123",
+            "full_name": "X",
+            "role": "admin",
+        },
+    )
+    assert r.status_code == 422
+    assert r.json()["code"] == "validation_error"
+    assert any(d["field"] == "role" for d in r.json()["details"])
+
+
+async def test_wrong_password_and_unknown_email_look_the_same(api: Api) -> None:
+    user = await api.user()
+    wrong = await api.client.post("/auth/login", json={"email": user["email"], "password": "nope-nope-nope"})
+    unknown = await api.client.post("/auth/login", json={"email": "ghost@example.com", "password": "nope-nope-nope"})
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.json() == unknown.json()
+
+
+async def test_refresh_rotates_and_reuse_revokes_the_family(api: Api) -> None:
+    user = await api.user()
+    first = user["refresh_token"]
+    r = await api.client.post("/auth/refresh", json={"refresh_token": first})
+    assert r.status_code == 200
+    second = r.json()["refresh_token"]
+    assert second != first
+    # Presenting the spent token again is refused ...
+    r = await api.client.post("/auth/refresh", json={"refresh_token": first})
+    assert r.status_code == 401 and r.json()["code"] == "refresh_token_reused"
+    # ... and it also kills the token that replaced it (theft response).
+    r = await api.client.post("/auth/refresh", json={"refresh_token": second})
+    assert r.status_code == 401
+
+
+async def test_logout_revokes_refresh_token(api: Api) -> None:
+    user = await api.user()
+    r = await api.client.post("/auth/logout", json={"refresh_token": user["refresh_token"]})
+    assert r.status_code == 204
+    r = await api.client.post("/auth/refresh", json={"refresh_token": user["refresh_token"]})
+    assert r.status_code == 401
+    # Idempotent.
+    assert (await api.client.post("/auth/logout", json={"refresh_token": user["refresh_token"]})).status_code == 204
+
+
+async def test_tokens_are_checked(api: Api) -> None:
+    assert (await api.client.get("/auth/me")).json()["code"] == "not_authenticated"
+    r = await api.client.get("/auth/me", headers={"Authorization": "Bearer not-a-jwt"})
+    assert r.status_code == 401 and r.json()["code"] == "invalid_token"
+    r = await api.client.get("/auth/me", headers={"Authorization": "Basic abc"})
+    assert r.status_code == 401
+
+
+async def test_users_self_or_admin(api: Api, container: object) -> None:
+    alice, bob = await api.user(), await api.user()
+    assert (await api.client.get(f"/users/{alice['id']}", headers=alice["headers"])).status_code == 200
+    r = await api.client.get(f"/users/{alice['id']}", headers=bob["headers"])
+    assert r.status_code == 403 and r.json()["code"] == "not_account_owner"
+    r = await api.client.put(f"/users/{alice['id']}", json={"full_name": "Bob was here"}, headers=bob["headers"])
+    assert r.status_code == 403
+    r = await api.client.put(f"/users/{alice['id']}", json={"bio": "I like tests"}, headers=alice["headers"])
+    assert r.status_code == 200 and r.json()["bio"] == "I like tests"
+    admin = await api.admin(container)
+    r = await api.client.put(f"/users/{alice['id']}", json={"full_name": "Alice A."}, headers=admin["headers"])
+    assert r.status_code == 200 and r.json()["full_name"] == "Alice A."
+    assert (await api.client.get(f"/users/{uuid.uuid4()}", headers=admin["headers"])).status_code == 404
+
+
+async def test_password_change_takes_effect(api: Api) -> None:
+    user = await api.user()
+    r = await api.client.put(f"/users/{user['id']}", json={"password": "a-new-password"}, headers=user["headers"])
+    assert r.status_code == 200
+    assert (
+        await api.client.post("/auth/login", json={"email": user["email"], "password": user["password"]})
+    ).status_code == 401
+    assert (
+        await api.client.post("/auth/login", json={"email": user["email"], "password": "a-new-password"})
+    ).status_code == 200
+
+
+async def test_instructor_public_profile(api: Api) -> None:
+    teacher, student = await api.user("instructor"), await api.user()
+    r = await api.client.get(f"/instructors/{teacher['id']}")
+    assert r.status_code == 200
+    assert r.json()["full_name"] == "A instructor" and "email" not in r.json()
+    assert (await api.client.get(f"/instructors/{student['id']}")).status_code == 404

@@ -1,0 +1,1 @@
+"""Temporal workflows: deterministic orchestration; every side effect is an activity."""

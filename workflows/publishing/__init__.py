@@ -1,0 +1,1 @@
+"""Course publishing: validate, snapshot a version, mark it published (later: extract, chunk, embed, index)."""

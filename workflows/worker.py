@@ -1,0 +1,28 @@
+"""The Temporal worker: every workflow and activity of SmartCourse on one task queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from smartcourse.bootstrap import Container
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from workflows.publishing.activities import PublishingActivities
+from workflows.publishing.workflow import CoursePublishingWorkflow
+
+WORKFLOWS: list[type] = [CoursePublishingWorkflow]
+
+
+def activities_for(container: Container) -> list[Any]:
+    return [*PublishingActivities(container).all()]
+
+
+def build_worker(client: Client, container: Container, *, task_queue: str | None = None) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue or container.settings.temporal_task_queue,
+        workflows=WORKFLOWS,
+        activities=activities_for(container),
+        max_concurrent_activities=50,
+    )
