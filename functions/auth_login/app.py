@@ -1,6 +1,7 @@
 """POST /auth/login: exchange email and password for an access and a refresh token."""
 
 from fastapi import APIRouter
+
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep
 from smartcourse.api.models import LoginIn, TokenPair

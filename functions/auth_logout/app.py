@@ -1,6 +1,7 @@
 """POST /auth/logout: revoke a refresh token (idempotent)."""
 
 from fastapi import APIRouter, Response
+
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep
 from smartcourse.api.models import RefreshIn

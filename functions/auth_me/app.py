@@ -1,6 +1,7 @@
 """GET /auth/me: the caller's own account."""
 
 from fastapi import APIRouter
+
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
 from smartcourse.api.models import UserPublic

@@ -1,6 +1,7 @@
 """POST /auth/refresh: rotate a refresh token; a reused one revokes the whole login."""
 
 from fastapi import APIRouter
+
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep
 from smartcourse.api.models import RefreshIn, TokenPair

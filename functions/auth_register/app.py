@@ -1,6 +1,7 @@
 """POST /auth/register: create a student or instructor account."""
 
 from fastapi import APIRouter
+
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep
 from smartcourse.api.models import RegisterIn, UserPublic

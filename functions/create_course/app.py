@@ -1,6 +1,7 @@
 """POST /courses: an instructor creates a draft course."""
 
 from fastapi import APIRouter
+
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
 from smartcourse.api.models import CourseDetail, CourseIn

@@ -3,6 +3,7 @@
 import uuid
 
 from fastapi import APIRouter, Response
+
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
 from smartcourse.services import courses

@@ -5,6 +5,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Response
 from fastapi.responses import RedirectResponse
+
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
 from smartcourse.services import materials

@@ -2,6 +2,7 @@
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep
 from smartcourse.services import health

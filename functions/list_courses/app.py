@@ -3,6 +3,7 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, OptionalUser
 from smartcourse.api.models import CoursePage
@@ -17,8 +18,8 @@ async def list_courses(
     user: OptionalUser,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
-    q: Annotated[str | None, Query(max_length=200)] = None,
-    category: Annotated[str | None, Query(max_length=100)] = None,
+    q: Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00]*$")] = None,
+    category: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$")] = None,
     mine: bool = False,
 ) -> CoursePage:
     async with c.uow() as uow:

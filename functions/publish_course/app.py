@@ -3,6 +3,7 @@
 import uuid
 
 from fastapi import APIRouter
+
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
 from smartcourse.api.models import WorkflowStarted

@@ -85,8 +85,9 @@ async def test_full_authoring_and_publishing_flow(api: Api, worker: object) -> N
 
 
 async def test_publish_event_is_written_with_the_state_change(api: Api, worker: object, container: object) -> None:
-    from smartcourse.models import OutboxEvent
     from sqlalchemy import select
+
+    from smartcourse.models import OutboxEvent
 
     teacher = await api.user("instructor")
     course = await api.published_course(teacher)

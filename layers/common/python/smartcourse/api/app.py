@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Histogram
+from sqlalchemy.exc import DataError, DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from smartcourse import __version__
@@ -81,6 +82,14 @@ def install_error_handlers(app: FastAPI) -> None:
         for k, v in (exc.headers or {}).items():
             resp.headers[k] = v
         return resp
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        # A value PostgreSQL refuses (bad encoding, out of range) is the client's input, not our failure.
+        if isinstance(exc, DataError):
+            return _error(422, "invalid_input", "a value in the request cannot be stored")
+        log.exception("database error on %s %s", request.method, request.url.path)
+        return _error(503, "database_unavailable", "the database could not complete the request; retry later")
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -9,8 +9,15 @@ from smartcourse.api.app import create_app
 from smartcourse.functions_registry import all_functions
 
 
+def _specificity(path: str) -> list[int]:
+    """Literal segments before parameters, as API Gateway matches: /enrollments/my-courses beats /{id}."""
+    return [1 if seg.startswith("{") else 0 for seg in path.strip("/").split("/")]
+
+
 def build_local_app() -> FastAPI:
-    routers = [f.router for f in all_functions() if f.router is not None]
+    functions = [f for f in all_functions() if f.router is not None and f.routes]
+    functions.sort(key=lambda f: min(_specificity(path) for _, path in f.routes))
+    routers = [f.router for f in functions if f.router is not None]
     app = create_app(*routers)
 
     @app.get("/metrics", include_in_schema=False)

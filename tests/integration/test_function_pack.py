@@ -1,0 +1,129 @@
+"""The function pack: template, function folders and local routes agree; handlers run as Lambda calls them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """Reads CloudFormation short-form tags (!Ref, !Sub, ...) should anyone write them."""
+
+
+_CfnLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def template() -> dict[str, Any]:
+    return yaml.load((REPO / "template.yaml").read_text(), Loader=_CfnLoader)
+
+
+def test_template_is_generated_from_the_functions() -> None:
+    from smartcourse.devtools.template import render_template
+
+    assert (REPO / "template.yaml").read_text() == render_template(), "run `smartcourse template`"
+
+
+def test_template_functions_folders_and_routes_agree(app: Any) -> None:
+    from smartcourse.devtools.template import logical_id
+    from smartcourse.functions_registry import all_functions
+
+    folders = {p.parent.name for p in (REPO / "functions").glob("*/app.py")}
+    resources = template()["Resources"]
+    in_template = {
+        props["Properties"]["CodeUri"].strip("/").split("/")[1]: props
+        for props in resources.values()
+        if props["Type"] == "AWS::Serverless::Function"
+    }
+    assert set(in_template) == folders
+    template_routes = {
+        (ev["Properties"]["Method"], ev["Properties"]["Path"])
+        for fn in in_template.values()
+        for ev in fn["Properties"].get("Events", {}).values()
+        if ev["Type"] == "HttpApi"
+    }
+    # What the local router serves, as its clients see it.
+    local_routes = {(m.upper(), path) for path, ops in app.openapi()["paths"].items() for m in ops}
+    assert template_routes == local_routes
+    for fn in all_functions():
+        assert logical_id(fn.name) in resources
+        assert resources[logical_id(fn.name)]["Properties"]["Handler"] == "app.handler"
+    layer = template()["Globals"]["Function"]["Layers"]
+    assert layer == [{"Ref": "CommonLayer"}]
+
+
+@pytest.mark.skipif(
+    shutil.which("cfn-lint") is None and not (Path(sys.executable).parent / "cfn-lint").exists(),
+    reason="cfn-lint not installed",
+)
+def test_template_passes_cfn_lint() -> None:
+    exe = Path(sys.executable).parent / "cfn-lint"
+    result = subprocess.run([str(exe), str(REPO / "template.yaml")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_function_has_a_sample_event() -> None:
+    folders = {p.parent.name for p in (REPO / "functions").glob("*/app.py")}
+    samples = {p.stem for p in (REPO / "events" / "samples").glob("*.json")}
+    missing = {f for f in folders if f not in samples and not any(s.startswith(f"{f}") for s in samples)}
+    assert not missing, f"functions without a sample event: {sorted(missing)}"
+
+
+def _invoke_in_fresh_loop(name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """As Lambda does: the handler in a thread of its own with its own event loop."""
+    from smartcourse.cli import LambdaContext
+    from smartcourse.functions_registry import load_function
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return dict(load_function(name).module.handler(event, LambdaContext(name)))
+    finally:
+        loop.close()
+
+
+def _sample(name: str) -> dict[str, Any]:
+    return dict(json.loads((REPO / "events" / "samples" / f"{name}.json").read_text()))
+
+
+async def test_handlers_answer_sample_events_as_lambda_would(settings: Any) -> None:
+    health = await asyncio.to_thread(_invoke_in_fresh_loop, "health", _sample("health"))
+    assert health["statusCode"] == 200 and json.loads(health["body"])["engines"]["database"]["status"] == "up"
+    listing = await asyncio.to_thread(_invoke_in_fresh_loop, "list_courses", _sample("list_courses"))
+    assert listing["statusCode"] == 200 and "items" in json.loads(listing["body"])
+    course = await asyncio.to_thread(_invoke_in_fresh_loop, "get_course", _sample("get_course"))
+    assert course["statusCode"] == 404 and json.loads(course["body"])["code"] == "course_not_found"
+    me = await asyncio.to_thread(_invoke_in_fresh_loop, "auth_me", _sample("auth_me"))
+    assert me["statusCode"] == 401
+
+
+def test_cli_invoke_prints_the_handler_response(settings: Any) -> None:
+    env = {**os.environ, "SMARTCOURSE_LOG_LEVEL": "WARNING"}
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "smartcourse"),
+            "invoke",
+            "auth_register",
+            "--event",
+            "events/samples/auth_register.json",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    response = json.loads(result.stdout)
+    assert response["statusCode"] in (201, 409), response  # 409 when the sample's email already exists
+    assert json.loads(response["body"]).get("email", "new.student@example.com") == "new.student@example.com"
