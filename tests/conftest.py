@@ -68,7 +68,6 @@ async def worker(container: Any) -> AsyncIterator[Any]:
     """The Temporal worker and the outbox relay, running in the test process."""
     from smartcourse.consumers import InProcessPublisher, registry
     from smartcourse.services.outbox import run_relay
-
     from workflows.worker import build_worker
 
     client = await container.temporal()
@@ -190,6 +189,116 @@ class Api:
 @pytest.fixture
 def api(client: httpx.AsyncClient) -> Api:
     return Api(client)
+
+
+# --- celery and mail ---------------------------------------------------------------------------
+
+
+class CeleryWorker:
+    """A real `celery -A smartcourse.tasks worker` subprocess (own session, so kill() takes its pool too)."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, name: str) -> None:
+        self.env, self.log_path, self.name = env, log_path, name
+        self.proc: Any = None
+
+    def start(self, timeout: float = 60) -> None:
+        import subprocess
+        import time
+
+        from smartcourse.cli import CELERY_WORKER
+
+        start = self.log_offset()
+        argv = [*CELERY_WORKER, "--concurrency", "2", "-n", f"{self.name}-{uuid.uuid4().hex[:6]}@%h"]
+        argv += ["--without-gossip", "--without-mingle"]
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                argv, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + timeout
+        while " ready." not in self.log_since(start):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"celery worker did not start:\n{self.log_since(start)[-3000:]}")
+            time.sleep(0.2)
+
+    def log_offset(self) -> int:
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    def log_since(self, offset: int) -> str:
+        if not self.log_path.exists():
+            return ""
+        with open(self.log_path, "rb") as fh:
+            fh.seek(offset)
+            return fh.read().decode("utf-8", "replace")
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool children at once: no warm shutdown, no ack, no requeue."""
+        import signal
+
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        import signal
+        import subprocess
+
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
+def celery_worker_env(settings: Any, **overrides: str) -> dict[str, str]:
+    """The environment of a test worker: the suite's database, fast retries, test-only fault injection."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url or "",
+        "SMARTCOURSE_DATA_DIR": str(Path(settings.data_dir).resolve()),
+        "SMARTCOURSE_ENV": "test",
+        "SMARTCOURSE_TEST_HOLD_DIR": str(Path(settings.data_dir).resolve() / "holds"),
+        "CELERY_MAX_RETRIES": "2",
+        "CELERY_VISIBILITY_TIMEOUT": "8",
+        **overrides,
+    }
+    (Path(settings.data_dir) / "holds").mkdir(parents=True, exist_ok=True)
+    return env
+
+
+@pytest.fixture(scope="session")
+def celery_worker(settings: Any) -> Iterator[CeleryWorker]:
+    """A Celery worker on the session's embedded Redis broker, sending through the embedded SMTP sink."""
+    from smartcourse import config
+    from smartcourse.bootstrap import resolve_settings
+
+    resolved = resolve_settings(settings, need=("redis", "smtp"))
+    overrides = {
+        "REDIS_URL": resolved.redis_url or "",
+        "SMTP_HOST": resolved.smtp_host or "",
+        "SMTP_PORT": str(resolved.smtp_port),
+    }
+    os.environ.update(overrides)  # this process's Celery app (enqueue_email) uses the same broker
+    os.environ.pop("CELERY_BROKER_URL", None)
+    config.get_settings.cache_clear()
+    worker = CeleryWorker(celery_worker_env(resolved, **overrides), Path(settings.data_dir) / "celery.log", "embedded")
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+def read_mail(mail_dir: Path, *, to: str | None = None) -> list[Any]:
+    """The messages the SMTP sink stored in `mail_dir` (oldest first), optionally only those to `to`."""
+    from email import policy
+    from email.parser import BytesParser
+
+    out = []
+    for path in sorted(Path(mail_dir).glob("*.eml")):
+        msg = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+        if to is None or to.lower() in str(msg.get("X-Envelope-To", "")).lower():
+            out.append(msg)
+    return out
 
 
 # --- clean exit -------------------------------------------------------------------------------

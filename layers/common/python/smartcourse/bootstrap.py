@@ -105,6 +105,13 @@ class Container:
         await self.engine.dispose()
 
 
+def build_file_store(settings: Settings) -> FileStore:
+    """S3 when a bucket is configured, else the local directory (shared by the API and the Celery tasks)."""
+    if settings.uses_s3:
+        return S3FileStore(settings.s3_bucket or "", settings.s3_endpoint_url, settings.s3_region)
+    return LocalFileStore(settings.files_dir)
+
+
 def build_container(settings: Settings) -> Container:
     settings = resolve_settings(settings, need=("db",))
     engine = make_engine(settings.database_url or "")
@@ -113,17 +120,12 @@ def build_container(settings: Settings) -> Container:
         documents = MongoDocumentStore(settings.mongodb_url, settings.mongodb_database)
     else:
         documents = PostgresDocumentStore(engine)
-    files: FileStore
-    if settings.uses_s3:
-        files = S3FileStore(settings.s3_bucket or "", settings.s3_endpoint_url, settings.s3_region)
-    else:
-        files = LocalFileStore(settings.files_dir)
     return Container(
         settings=settings,
         engine=engine,
         sessionmaker=async_sessionmaker(engine, expire_on_commit=False),
         documents=documents,
-        files=files,
+        files=build_file_store(settings),
         loop=asyncio.get_running_loop(),
     )
 

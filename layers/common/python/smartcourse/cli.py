@@ -53,6 +53,22 @@ def cmd_worker(_: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_relay(_: argparse.Namespace) -> int:
+    """Publish the outbox: to Kafka when KAFKA_BOOTSTRAP_SERVERS is set, else to the in-process consumers."""
+    from smartcourse.event_pipeline import run_relay_process
+
+    asyncio.run(run_relay_process())
+    return 0
+
+
+def cmd_consumers(_: argparse.Namespace) -> int:
+    """Run every registered consumer against Kafka, each as its own consumer group."""
+    from smartcourse.event_pipeline import run_consumers_process
+
+    asyncio.run(run_consumers_process())
+    return 0
+
+
 def cmd_create_admin(args: argparse.Namespace) -> int:
     from smartcourse.bootstrap import get_container
     from smartcourse.errors import DomainError
@@ -119,6 +135,14 @@ def cmd_template(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_samples(args: argparse.Namespace) -> int:
+    from smartcourse.devtools.samples import write_samples
+
+    for path in write_samples(Path(args.directory)):
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_routes(_: argparse.Namespace) -> int:
     from smartcourse.functions_registry import all_functions
 
@@ -126,6 +150,10 @@ def cmd_routes(_: argparse.Namespace) -> int:
         for method, path in fn.routes:
             print(f"{method:7} {path:60} {fn.name}")
     return 0
+
+
+#: The Celery worker of `make run` (and of the tests' `celery_worker` fixture).
+CELERY_WORKER = [sys.executable, "-m", "celery", "-A", "smartcourse.tasks", "worker", "-l", "info"]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -151,7 +179,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     children: dict[str, subprocess.Popen[bytes]] = {
         "api": subprocess.Popen([*exe, "serve", "--host", args.host, "--port", str(args.port)], env=env),
         "worker": subprocess.Popen([*exe, "worker"], env=env),
+        # Celery: email and other background tasks; -B runs the beat schedule (the notification
+        # sweeper) inside it, fine for this single worker (production runs one `celery beat`).
+        "celery": subprocess.Popen([*CELERY_WORKER, "--concurrency", "2", "-B"], env=env),
     }
+    if settings.kafka_bootstrap_servers:  # the worker relays in-process only without Kafka
+        children["relay"] = subprocess.Popen([*exe, "relay"], env=env)
+        children["consumers"] = subprocess.Popen([*exe, "consumers"], env=env)
     base = f"http://{args.host}:{args.port}"
     print(
         "\nSmartCourse is starting:\n"
@@ -201,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     serve.set_defaults(fn=cmd_serve)
     sub.add_parser("worker", help="run the Temporal worker and the outbox relay").set_defaults(fn=cmd_worker)
+    sub.add_parser("relay", help="publish the outbox (to Kafka when configured)").set_defaults(fn=cmd_relay)
+    sub.add_parser("consumers", help="run every event consumer against Kafka").set_defaults(fn=cmd_consumers)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(fn=cmd_migrate)
     admin = sub.add_parser("create-admin", help="create an admin account")
     admin.add_argument("--email", required=True)
@@ -216,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     tpl.add_argument("--check", action="store_true", help="fail if template.yaml is out of date")
     tpl.set_defaults(fn=cmd_template)
     sub.add_parser("routes", help="list every HTTP route and its function").set_defaults(fn=cmd_routes)
+    smp = sub.add_parser("samples", help="write an API Gateway sample event per HTTP function")
+    smp.add_argument("--directory", default="events/samples")
+    smp.set_defaults(fn=cmd_samples)
     args = parser.parse_args(argv)
     code: int = args.fn(args)
     # temporalio's core can abort the interpreter at exit (sdk-python#300): leave without finalizers.

@@ -28,8 +28,14 @@ class Settings(BaseSettings):
     temporal_task_queue: str = Field(default="smartcourse", alias="TEMPORAL_TASK_QUEUE")
     kafka_bootstrap_servers: str | None = Field(default=None, alias="KAFKA_BOOTSTRAP_SERVERS")
     schema_registry_url: str | None = Field(default=None, alias="SCHEMA_REGISTRY_URL")
+    # Prefix of every Kafka topic, consumer group and registry subject: environments (or tests) sharing a cluster.
+    events_namespace: str = Field(default="", alias="EVENTS_NAMESPACE")
     celery_broker_url: str | None = Field(default=None, alias="CELERY_BROKER_URL")
     celery_result_backend: str | None = Field(default=None, alias="CELERY_RESULT_BACKEND")
+    celery_queue: str = Field(default="smartcourse", alias="CELERY_QUEUE")
+    celery_max_retries: int = Field(default=8, alias="CELERY_MAX_RETRIES")
+    # Redis broker only: an unacked task comes back after this long (must exceed the longest task).
+    celery_visibility_timeout: int = Field(default=3600, alias="CELERY_VISIBILITY_TIMEOUT")
     s3_endpoint_url: str | None = Field(default=None, alias="S3_ENDPOINT_URL")
     s3_bucket: str | None = Field(default=None, alias="S3_BUCKET")
     s3_region: str = Field(default="us-east-1", alias="AWS_DEFAULT_REGION")
@@ -42,6 +48,7 @@ class Settings(BaseSettings):
     access_token_minutes: int = Field(default=15, alias="ACCESS_TOKEN_MINUTES")
     refresh_token_days: int = Field(default=14, alias="REFRESH_TOKEN_DAYS")
 
+    public_base_url: str = Field(default="http://127.0.0.1:8000", alias="PUBLIC_BASE_URL")
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, alias="MAX_UPLOAD_BYTES")
     rate_limit_per_minute: int = Field(default=600, alias="RATE_LIMIT_PER_MINUTE")
 

@@ -64,8 +64,10 @@ async def dead_letter(sessionmaker: Any, consumer: str, topic: str, envelope: di
 
 
 def registry() -> list[Consumer]:
-    """Every consumer of the platform (later issues add analytics, notifications, indexing)."""
-    return []
+    """Every consumer of the platform."""
+    from smartcourse.services.analytics import CONSUMER as analytics
+
+    return [analytics]
 
 
 class InProcessPublisher:

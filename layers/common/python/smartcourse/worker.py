@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from typing import Any
 
 from smartcourse.bootstrap import get_container
 from smartcourse.consumers import InProcessPublisher, registry
@@ -13,6 +14,19 @@ from smartcourse.logging import configure_logging
 from smartcourse.services.outbox import run_relay
 
 log = logging.getLogger(__name__)
+
+
+async def run_sweeper(c: Any, *, stop: asyncio.Event, every: float = 30.0) -> None:
+    """Start any workflow a crash left unstarted (see services/workflows.sweep)."""
+    from smartcourse.services.workflows import sweep
+
+    while not stop.is_set():
+        try:
+            await sweep(c)
+        except Exception:
+            log.exception("workflow sweep failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
 
 
 async def run_worker() -> None:
@@ -26,12 +40,16 @@ async def run_worker() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    publisher = InProcessPublisher(c.sessionmaker, registry())
-    relay = asyncio.create_task(run_relay(c.sessionmaker, publisher, stop=stop))
+    relay: asyncio.Task[None] | None = None
+    if not c.settings.kafka_bootstrap_servers:  # with Kafka, `smartcourse relay` + `smartcourse consumers` do it
+        publisher = InProcessPublisher(c.sessionmaker, registry())
+        relay = asyncio.create_task(run_relay(c.sessionmaker, publisher, stop=stop))
+    sweeper = asyncio.create_task(run_sweeper(c, stop=stop))
     log.info("worker started on task queue %s", c.settings.temporal_task_queue)
     async with worker:
         await stop.wait()
-    relay.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await relay
+    for task in [t for t in (relay, sweeper) if t is not None]:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
     await c.aclose()

@@ -1,0 +1,249 @@
+"""Kafka: the outbox relay's publisher, topic creation, and a consumer runner with retries and a DLQ."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
+from prometheus_client import Counter
+from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential
+
+from smartcourse.adapters.event_codec import Decoded, EventCodec, PoisonMessage, dead_letter_envelope, decode
+from smartcourse.consumers import Consumer, dead_letter
+from smartcourse.domain.events import TOPICS
+from smartcourse.errors import Invalid
+
+log = logging.getLogger(__name__)
+
+CONSUMED = Counter("smartcourse_events_consumed_total", "Kafka records handled", ["consumer", "outcome"])
+TOPIC_ALREADY_EXISTS = 36
+
+
+def dlq_topic(topic: str) -> str:
+    return f"{topic}.dlq"
+
+
+def consumer_topics(consumer: Consumer) -> list[str]:
+    """The (logical) topics carrying the event types a consumer has effects for."""
+    return sorted({TOPICS[event_type.split(".", 1)[0]] for event_type in consumer.effects})
+
+
+async def ensure_topics(
+    bootstrap_servers: str, topics: Iterable[str], *, partitions: int = 3, replication_factor: int = 1
+) -> None:
+    """Create the missing topics (the broker may not auto-create, and never with our partition count)."""
+    wanted = sorted(set(topics))
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=15000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in wanted if t not in existing]
+        if not missing:
+            return
+        response = await admin.create_topics(
+            [NewTopic(t, num_partitions=partitions, replication_factor=replication_factor) for t in missing]
+        )
+        for error in response.topic_errors:
+            topic, code = error[0], error[1]
+            if code not in (0, TOPIC_ALREADY_EXISTS):  # another process may have created it meanwhile
+                raise RuntimeError(f"creating topic {topic} failed with Kafka error {code}: {error[2:]}")
+        log.info("created topics %s", ", ".join(missing))
+    finally:
+        await admin.close()
+
+
+def _producer(bootstrap_servers: str, client_id: str) -> AIOKafkaProducer:
+    # Idempotence + acks=all: a retried send is never duplicated or reordered within a partition.
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap_servers, client_id=client_id, enable_idempotence=True, acks="all"
+    )
+
+
+class KafkaPublisher:
+    """The relay's `Publisher`: one record per outbox event, keyed by aggregate id (per-aggregate order)."""
+
+    def __init__(
+        self, *, bootstrap_servers: str, codec: EventCodec, namespace: str = "", client_id: str = "smartcourse-relay"
+    ) -> None:
+        self._bootstrap = bootstrap_servers
+        self._codec = codec
+        self._namespace = namespace
+        self._producer = _producer(bootstrap_servers, client_id)
+
+    def topic(self, logical: str) -> str:
+        return f"{self._namespace}{logical}"
+
+    async def start(self) -> None:
+        await ensure_topics(self._bootstrap, (self.topic(t) for t in set(TOPICS.values())))
+        await self._producer.start()
+
+    async def stop(self) -> None:
+        await self._producer.stop()
+
+    async def publish(self, topic: str, key: str, envelope: dict[str, Any]) -> None:
+        value = await self._codec.encode(envelope)  # raises on a contract violation: nothing invalid is sent
+        headers = [
+            ("event_type", str(envelope["event_type"]).encode()),
+            ("event_id", str(envelope["event_id"]).encode()),
+        ]
+        await self._producer.send_and_wait(self.topic(topic), value=value, key=key.encode(), headers=headers)
+
+
+@dataclass
+class RunnerStats:
+    """What a runner did with the records it was given (tests and logs read it)."""
+
+    delivered: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    dead_lettered: int = 0
+
+
+class KafkaConsumerRunner:
+    """Runs one `Consumer` as its own consumer group; an offset is committed only once its effect is stored.
+
+    Per record: decode and validate (a violation is poison), `consumer.handle` with retries and backoff, and
+    on poison or exhausted retries: the DLQ topic `<topic>.dlq` plus the `dead_letters` table, then commit so
+    the partition keeps flowing. A crash anywhere before the commit redelivers the record; `handle` dedupes.
+    """
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        *,
+        sessionmaker: Any,
+        bootstrap_servers: str,
+        codec: EventCodec,
+        namespace: str = "",
+        attempts: int = 4,
+        backoff: float = 0.2,
+        poll_ms: int = 500,
+    ) -> None:
+        self.consumer = consumer
+        self.stats = RunnerStats()
+        self._sessionmaker = sessionmaker
+        self._bootstrap = bootstrap_servers
+        self._codec = codec
+        self._namespace = namespace
+        self._attempts = attempts
+        self._backoff = backoff
+        self._poll_ms = poll_ms
+
+    @property
+    def group_id(self) -> str:
+        return f"{self._namespace}{self.consumer.name}"
+
+    @property
+    def topics(self) -> list[str]:
+        return [f"{self._namespace}{t}" for t in consumer_topics(self.consumer)]
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        stop = stop or asyncio.Event()
+        await ensure_topics(self._bootstrap, [*self.topics, *(dlq_topic(t) for t in self.topics)])
+        kafka = AIOKafkaConsumer(
+            *self.topics,
+            bootstrap_servers=self._bootstrap,
+            group_id=self.group_id,
+            client_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        dlq = _producer(self._bootstrap, f"{self.group_id}-dlq")
+        await dlq.start()
+        await kafka.start()
+        log.info("consumer started on %s", ", ".join(self.topics), extra={"consumer": self.consumer.name})
+        try:
+            while not stop.is_set():
+                batch = await kafka.getmany(timeout_ms=self._poll_ms, max_records=200)
+                for tp, records in batch.items():
+                    for record in records:
+                        try:
+                            await self._process(record, dlq)
+                        except Exception:
+                            # Not even the DLQ path worked (database or broker down): re-read from here later.
+                            log.exception("record not handled; will retry", extra={"consumer": self.consumer.name})
+                            kafka.seek(tp, record.offset)
+                            await asyncio.sleep(self._backoff * 5)
+                            break
+                        try:
+                            await self._commit(kafka, record)
+                        except KafkaError:
+                            # A rebalance moved the partition: its new owner gets the record again and dedupes.
+                            log.warning("offset commit failed", exc_info=True, extra={"consumer": self.consumer.name})
+        finally:
+            # No commit here: whatever was not committed is redelivered to the group.
+            with contextlib.suppress(Exception):
+                await kafka.stop()
+            with contextlib.suppress(Exception):
+                await dlq.stop()
+
+    async def _commit(self, kafka: AIOKafkaConsumer, record: ConsumerRecord[Any, Any]) -> None:
+        await kafka.commit({TopicPartition(record.topic, record.partition): record.offset + 1})
+
+    async def _process(self, record: ConsumerRecord[Any, Any], dlq: AIOKafkaProducer) -> None:
+        self.stats.delivered += 1
+        decoded: Decoded | None = None
+        try:
+            decoded = decode(record.value)
+            if decoded.event_type not in self.consumer.effects:
+                self.stats.skipped += 1
+                CONSUMED.labels(self.consumer.name, "skipped").inc()
+                return
+            await self._codec.validate(decoded)  # a registry outage raises through: redelivered, not poison
+        except PoisonMessage as exc:
+            await self._dead_letter(record, dlq, decoded, f"poison: {exc}")
+            return
+        try:
+            applied = await self._handle(decoded.envelope)
+        except Invalid as exc:
+            await self._dead_letter(record, dlq, decoded, f"poison: {exc}")
+            return
+        except Exception as exc:
+            await self._dead_letter(record, dlq, decoded, f"failed {self._attempts} times: {type(exc).__name__}: {exc}")
+            return
+        if applied:
+            self.stats.applied += 1
+            CONSUMED.labels(self.consumer.name, "applied").inc()
+        else:
+            self.stats.duplicates += 1
+            CONSUMED.labels(self.consumer.name, "duplicate").inc()
+
+    async def _handle(self, envelope: dict[str, Any]) -> bool:
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._attempts),
+            wait=wait_exponential(multiplier=self._backoff, max=5),
+            retry=retry_if_not_exception_type(Invalid),  # a contract violation will not get better
+            reraise=True,
+        )
+        applied = False
+        async for attempt in retrying:
+            with attempt:
+                applied = await self.consumer.handle(self._sessionmaker, envelope)
+        return applied
+
+    async def _dead_letter(
+        self, record: ConsumerRecord[Any, Any], dlq: AIOKafkaProducer, decoded: Decoded | None, error: str
+    ) -> None:
+        log.warning("dead-lettering record: %s", error, extra={"consumer": self.consumer.name})
+        headers = [
+            ("error", error[:1000].encode()),
+            ("consumer", self.consumer.name.encode()),
+            ("original_topic", record.topic.encode()),
+            ("original_partition", str(record.partition).encode()),
+            ("original_offset", str(record.offset).encode()),
+        ]
+        await dlq.send_and_wait(dlq_topic(record.topic), value=record.value, key=record.key, headers=headers)
+        envelope = dead_letter_envelope(
+            record.value, topic=record.topic, partition=record.partition, offset=record.offset, decoded=decoded
+        )
+        await dead_letter(self._sessionmaker, self.consumer.name, record.topic, envelope, error)
+        self.stats.dead_lettered += 1
+        CONSUMED.labels(self.consumer.name, "dead_lettered").inc()

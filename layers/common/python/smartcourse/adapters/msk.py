@@ -1,0 +1,95 @@
+"""A `Consumer` as a Lambda behind an MSK (or self-managed Kafka) event source mapping, with partial batch failures."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from smartcourse.adapters.event_codec import Decoded, EventCodec, PoisonMessage, dead_letter_envelope, decode
+from smartcourse.consumers import Consumer, dead_letter
+from smartcourse.errors import Invalid
+
+log = logging.getLogger(__name__)
+
+LambdaHandler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+def _failure(record: dict[str, Any]) -> dict[str, Any]:
+    # The identifier Lambda expects for Kafka: "<topic>-<partition>" plus the offset.
+    return {"itemIdentifier": {"partition": f"{record['topic']}-{record['partition']}", "offset": record["offset"]}}
+
+
+async def process_msk_event(
+    consumer: Consumer, event: dict[str, Any], *, sessionmaker: Any, codec: EventCodec | None = None
+) -> dict[str, Any]:
+    """Apply every record of an MSK event; returns the records Lambda must retry (`batchItemFailures`).
+
+    Poison records (not an envelope, or breaking their contract) go to `dead_letters` and count as handled:
+    retrying them would block their partition forever. A record that fails otherwise is reported, and so is
+    everything after it in its partition, so per-aggregate order survives the retry (effects dedupe).
+    """
+    codec = codec or EventCodec()
+    failures: list[dict[str, Any]] = []
+    for records in (event.get("records") or {}).values():
+        blocked = False
+        for record in sorted(records, key=lambda r: int(r["offset"])):
+            if blocked:
+                failures.append(_failure(record))
+                continue
+            try:
+                await _apply(consumer, record, sessionmaker=sessionmaker, codec=codec)
+            except Exception:
+                log.exception("record failed; Lambda will retry it", extra={"consumer": consumer.name})
+                failures.append(_failure(record))
+                blocked = True
+    return {"batchItemFailures": failures}
+
+
+async def _apply(consumer: Consumer, record: dict[str, Any], *, sessionmaker: Any, codec: EventCodec) -> None:
+    topic, partition, offset = str(record["topic"]), int(record["partition"]), int(record["offset"])
+    value: bytes | None = None
+    decoded: Decoded | None = None
+    try:
+        try:
+            value = base64.b64decode(record.get("value") or "", validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise PoisonMessage(f"value is not base64: {exc}") from exc
+        decoded = decode(value)
+        if decoded.event_type not in consumer.effects:
+            return
+        await codec.validate(decoded)
+        await consumer.handle(sessionmaker, decoded.envelope)
+    except (PoisonMessage, Invalid) as exc:
+        envelope = dead_letter_envelope(value, topic=topic, partition=partition, offset=offset, decoded=decoded)
+        await dead_letter(sessionmaker, consumer.name, topic, envelope, f"poison: {exc}")
+
+
+def msk_handler(consumer: Consumer) -> LambdaHandler:
+    """`handler(event, context)` for a function whose trigger is a Kafka topic (enable ReportBatchItemFailures)."""
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        return asyncio.run(_invoke(consumer, event))
+
+    return handler
+
+
+async def _invoke(consumer: Consumer, event: dict[str, Any]) -> dict[str, Any]:
+    from smartcourse.adapters.schema_registry import SchemaRegistry
+    from smartcourse.bootstrap import build_container
+    from smartcourse.config import get_settings
+
+    # A container per invocation, closed after it: each call runs its own event loop (as Mangum does).
+    container = build_container(get_settings())
+    registry = (
+        SchemaRegistry(container.settings.schema_registry_url) if container.settings.schema_registry_url else None
+    )
+    try:
+        return await process_msk_event(consumer, event, sessionmaker=container.sessionmaker, codec=EventCodec(registry))
+    finally:
+        if registry is not None:
+            await registry.aclose()
+        await container.aclose()

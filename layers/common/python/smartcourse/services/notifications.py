@@ -1,0 +1,283 @@
+"""Notifications: the in-app feed, and its email copy sent by a Celery task (once, in the normal case)."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import mimetypes
+import uuid
+from datetime import datetime, timedelta
+from email.utils import formataddr, parseaddr
+from pathlib import PurePosixPath
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from smartcourse.adapters.mail import send_email
+from smartcourse.api.models import NotificationPublic
+from smartcourse.config import Settings
+from smartcourse.db import UnitOfWork
+from smartcourse.errors import NotFound
+from smartcourse.faults import hold_point
+from smartcourse.models import Notification, User, utcnow
+from smartcourse.security import Principal
+from smartcourse.tasks import DeadLetteringTask, Runtime, app, run_async, runtime
+
+log = logging.getLogger(__name__)
+
+#: A pending email older than this with no attempt is assumed lost in transit and enqueued again.
+SWEEP_AFTER = timedelta(minutes=1)
+SWEEP_BATCH = 500
+
+
+# --- the feed -------------------------------------------------------------------------------------
+
+
+async def create_notification(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    kind: str,
+    title: str,
+    body: str,
+    dedupe_key: str,
+    data: dict[str, Any] | None = None,
+    email: bool = True,
+    attachment_key: str | None = None,
+) -> uuid.UUID:
+    """Create it once per `dedupe_key` (a retried caller gets the same row back); the caller commits,
+    then calls `enqueue_email` if `email`. `attachment_key` is a file-store key attached to the email."""
+    payload = dict(data or {})
+    if attachment_key:
+        payload["attachment_key"] = attachment_key
+    new_id = await session.scalar(
+        insert(Notification)
+        .values(
+            id=uuid.uuid4(),
+            user_id=user_id,
+            kind=kind,
+            title=title,
+            body=body,
+            data=payload,
+            dedupe_key=dedupe_key,
+            email_status="pending" if email else "none",
+        )
+        .on_conflict_do_nothing(index_elements=[Notification.dedupe_key])
+        .returning(Notification.id)
+    )
+    if new_id is not None:
+        return new_id
+    # The key exists (committed by someone else, whose insert ours waited for): return that row.
+    existing = await session.scalar(select(Notification.id).where(Notification.dedupe_key == dedupe_key))
+    if existing is None:  # only if that row was deleted in between
+        raise NotFound("notification vanished while being created", code="notification_not_found")
+    return existing
+
+
+async def list_notifications(
+    *, uow: UnitOfWork, principal: Principal, limit: int, before: datetime | None = None
+) -> list[NotificationPublic]:
+    """The caller's feed, newest first; `before` (a created_at) pages back."""
+    query = select(Notification).where(Notification.user_id == principal.user_id)
+    if before is not None:
+        query = query.where(Notification.created_at < before)
+    rows = await uow.session.scalars(
+        query.order_by(Notification.created_at.desc(), Notification.id.desc()).limit(limit)
+    )
+    return [NotificationPublic.model_validate(n) for n in rows]
+
+
+async def mark_read(*, uow: UnitOfWork, principal: Principal, notification_id: uuid.UUID) -> NotificationPublic:
+    """Mark one of the caller's notifications read; repeating it keeps the first read time.
+    Someone else's notification is 404, like a missing one: its existence is not disclosed."""
+    row = await uow.session.scalar(
+        update(Notification)
+        .where(Notification.id == notification_id, Notification.user_id == principal.user_id)
+        .values(read_at=func.coalesce(Notification.read_at, func.now()))
+        .returning(Notification)
+    )
+    if row is None:
+        raise NotFound("notification not found", code="notification_not_found")
+    result = NotificationPublic.model_validate(row)
+    await uow.commit()
+    return result
+
+
+# --- the email copy -------------------------------------------------------------------------------
+
+
+def enqueue_email(notification_id: uuid.UUID) -> None:
+    """Ask a worker to send the notification's email. Safe to call any number of times: the task sends once.
+
+    Never raises: if the broker is unreachable the row simply stays 'pending' and the sweeper enqueues
+    it within a couple of minutes, so a caller that already committed does not fail for it. Blocking
+    (a broker round trip): from async code, call it through `asyncio.to_thread`.
+    """
+    try:
+        send_email_task.apply_async(args=[str(notification_id)])
+    except Exception:
+        log.warning("could not enqueue notification email %s; the sweeper will", notification_id, exc_info=True)
+
+
+def message_id(notification_id: uuid.UUID, settings: Settings) -> str:
+    """The same Message-ID for every send of a notification, so a duplicate delivery is recognisable."""
+    domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "smartcourse.local"
+    return f"<notification-{notification_id}@{domain}>"
+
+
+async def _attachment(rt: Runtime, data: dict[str, Any]) -> list[tuple[str, bytes, str]]:
+    key = data.get("attachment_key")
+    if not key:
+        return []
+    content = await rt.files.get(str(key))  # NotFound is retried: the file may still be on its way
+    filename = str(data.get("attachment_filename") or PurePosixPath(str(key)).name or "attachment")
+    content_type = (
+        data.get("attachment_content_type") or mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    )
+    return [(filename, content, str(content_type))]
+
+
+def _html(body: str) -> str:
+    paragraphs = "".join(f"<p>{html.escape(p)}</p>" for p in body.split("\n\n") if p.strip())
+    return f"<!doctype html><html><body>{paragraphs}</body></html>"
+
+
+async def deliver_email(notification_id: uuid.UUID, *, rt: Runtime) -> str:
+    """Send the email copy unless already sent; returns what happened ("sent", "already_sent", ...).
+
+    Exactly once in the normal case, by claim and mark in one transaction: the row is locked
+    (FOR UPDATE SKIP LOCKED) before sending and marked 'sent' in the same transaction after SMTP
+    accepted the message. A task killed before that commit loses its connection, so PostgreSQL rolls
+    back and drops the lock: the row is still 'pending' and the redelivered task sends it. Duplicate
+    deliveries of the task (enqueued 5x, sweeper, redelivery) either wait out nothing (SKIP LOCKED:
+    the holder's own message guarantees progress) or find 'sent' and stop.
+
+    Residual window, honestly: killed (or the commit failing) after the SMTP server accepted the
+    message but before the commit, the row stays 'pending' and the email goes out a second time.
+    Both copies carry the same Message-ID (`message_id`), so the duplicate is identifiable and most
+    mail clients collapse it. Closing the window for real would need an SMTP server that dedupes by
+    Message-ID; a two-phase 'sending' state would only turn the duplicate into a possible loss.
+    """
+    settings = rt.settings
+    try:
+        async with rt.sessionmaker() as session, session.begin():
+            row = (
+                await session.execute(
+                    select(Notification, User.email, User.full_name)
+                    .join(User, User.id == Notification.user_id)
+                    .where(Notification.id == notification_id)
+                    .with_for_update(of=Notification, skip_locked=True)
+                )
+            ).first()
+            if row is None:
+                status = await session.scalar(
+                    select(Notification.email_status).where(Notification.id == notification_id)
+                )
+                if status is None:
+                    log.warning("notification %s does not exist: nothing to send", notification_id)
+                    return "missing"
+                return "in_progress"  # another worker holds the claim
+            note, address, full_name = row
+            if note.email_status != "pending":
+                return "already_sent" if note.email_status == "sent" else f"skipped_{note.email_status}"
+            await hold_point(str(note.id))  # test-only: lets a test kill the worker here
+            attachments = await _attachment(rt, note.data or {})
+            await asyncio.to_thread(
+                send_email,
+                host=settings.smtp_host or "127.0.0.1",
+                port=settings.smtp_port,
+                sender=settings.mail_from,
+                to=formataddr((full_name, address)),
+                subject=note.title,
+                text=f"{note.body}\n\n-- \nSmartCourse",
+                html=_html(note.body),
+                attachments=attachments,
+                message_id=message_id(note.id, settings),
+            )
+            note.email_status = "sent"
+            note.emailed_at = utcnow()
+            note.email_attempts += 1
+    except Exception:
+        await _count_failed_attempt(rt.sessionmaker, notification_id)
+        raise
+    log.info("notification %s emailed", notification_id)
+    return "sent"
+
+
+async def _count_failed_attempt(sessionmaker: async_sessionmaker[AsyncSession], notification_id: uuid.UUID) -> None:
+    """Diagnosis, and it tells the sweeper a retry chain owns this row (see `pending_to_sweep`)."""
+    try:
+        async with sessionmaker() as session, session.begin():
+            await session.execute(
+                update(Notification)
+                .where(Notification.id == notification_id, Notification.email_status == "pending")
+                .values(email_attempts=Notification.email_attempts + 1)
+            )
+    except Exception:
+        log.warning("could not count the failed attempt of %s", notification_id, exc_info=True)
+
+
+async def mark_email_failed(sessionmaker: async_sessionmaker[AsyncSession], notification_id: uuid.UUID) -> None:
+    """Out of retries: 'failed' takes it off the sweeper's list (set it back to 'pending' to replay)."""
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Notification)
+            .where(Notification.id == notification_id, Notification.email_status == "pending")
+            .values(email_status="failed")
+        )
+
+
+class _EmailTask(DeadLetteringTask):
+    def on_dead_letter(self, args: tuple[Any, ...], kwargs: dict[str, Any], exc: BaseException) -> None:
+        raw = args[0] if args else kwargs.get("notification_id")
+        run_async(mark_email_failed(runtime().sessionmaker, uuid.UUID(str(raw))))
+
+
+@app.task(name="notifications.send_email", base=_EmailTask)
+def send_email_task(notification_id: str) -> str:
+    """Celery task: send one notification's email (idempotent; see `deliver_email`)."""
+    try:
+        nid = uuid.UUID(str(notification_id))
+    except ValueError:
+        log.error("notifications.send_email: %r is not a notification id", notification_id)
+        return "invalid"
+    return run_async(deliver_email(nid, rt=runtime()))
+
+
+# --- the sweeper ----------------------------------------------------------------------------------
+
+
+async def pending_to_sweep(
+    sessionmaker: async_sessionmaker[AsyncSession], *, older_than: timedelta = SWEEP_AFTER, limit: int = SWEEP_BATCH
+) -> list[uuid.UUID]:
+    """Pending emails never attempted for `older_than`: their enqueue was lost (or the queue is behind).
+
+    Rows with attempts belong to a live retry chain (late acks, durable queue) that ends in 'sent' or
+    'failed'; re-enqueuing them every minute would only multiply retry chains.
+    """
+    async with sessionmaker() as session:
+        rows = await session.scalars(
+            select(Notification.id)
+            .where(
+                Notification.email_status == "pending",
+                Notification.email_attempts == 0,
+                Notification.created_at < func.now() - older_than,
+            )
+            .order_by(Notification.created_at)
+            .limit(limit)
+        )
+        return list(rows)
+
+
+@app.task(name="notifications.sweep_pending")
+def sweep_pending_task() -> int:
+    """Celery beat, every minute: enqueue again what `pending_to_sweep` finds. Duplicates are harmless."""
+    ids = run_async(pending_to_sweep(runtime().sessionmaker))
+    for nid in ids:
+        enqueue_email(nid)
+    if ids:
+        log.warning("sweeper re-enqueued %d notification emails", len(ids))
+    return len(ids)

@@ -1,0 +1,275 @@
+"""The Celery app (`celery -A smartcourse.tasks worker`): late acks, retries with backoff, dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import traceback
+import uuid
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from celery import Celery, Task
+from celery.exceptions import Ignore, Reject, Retry
+from celery.signals import worker_init
+from kombu import Exchange, Queue
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from smartcourse.adapters.files import FileStore
+from smartcourse.config import Settings, get_settings
+from smartcourse.models import DeadLetter
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Modules whose tasks the worker registers (imported lazily, so importing this module stays cheap).
+TASK_MODULES = ("smartcourse.services.notifications",)
+SWEEP_EVERY_SECONDS = 60.0
+
+
+def kombu_redis_url(url: str) -> str:
+    """redis-py spells a unix-socket Redis `unix:///path`; kombu and Celery spell it `redis+socket:///path`."""
+    if url.startswith("unix://"):
+        return "redis+socket://" + url.removeprefix("unix://")
+    return url
+
+
+def task_queue(name: str) -> Queue:
+    """The work queue. On RabbitMQ a message rejected without requeue (a task out of retries) is
+    dead-lettered to `<name>.dlq`. Every producer and consumer declares it with the same arguments
+    (RabbitMQ refuses a redeclaration that differs); Redis ignores them."""
+    return Queue(
+        name,
+        Exchange(name, type="direct", durable=True),
+        routing_key=name,
+        durable=True,
+        queue_arguments={"x-dead-letter-exchange": f"{name}.dlx", "x-dead-letter-routing-key": f"{name}.dlq"},
+    )
+
+
+def dead_letter_queue(name: str) -> Queue:
+    """Where RabbitMQ parks the messages of `task_queue(name)` that were rejected; nothing consumes it."""
+    return Queue(
+        f"{name}.dlq",
+        Exchange(f"{name}.dlx", type="direct", durable=True),
+        routing_key=f"{name}.dlq",
+        durable=True,
+    )
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery settings from SmartCourse settings: CELERY_BROKER_URL (RabbitMQ), else the (embedded) Redis."""
+    redis_url = settings.redis_url
+    if not settings.celery_broker_url and not redis_url:
+        from smartcourse.bootstrap import resolve_settings
+
+        redis_url = resolve_settings(settings, need=("redis",)).redis_url
+    broker = settings.celery_broker_url or kombu_redis_url(redis_url or "")
+    backend = settings.celery_result_backend or (kombu_redis_url(redis_url) if redis_url else None)
+    queue = settings.celery_queue
+    vt = settings.celery_visibility_timeout
+    conf: dict[str, Any] = {
+        "broker_url": broker,
+        "result_backend": backend,
+        # Nothing reads task results (state lives in PostgreSQL): don't pay a backend write per task.
+        # A task that wants its result kept says ignore_result=False.
+        "task_ignore_result": True,
+        "result_expires": 24 * 3600,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        # At-least-once: the message is acked only after the task ran, and a worker killed mid-task
+        # (OOM, SIGKILL, deploy) has its message redelivered. Tasks must therefore be idempotent.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        # With late acks a prefetched message is stuck behind a slow task: take one at a time.
+        "worker_prefetch_multiplier": 1,
+        # Broker connection lost: running late-ack tasks will be redelivered anyway, so stop them
+        # rather than let both copies run.
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        "broker_connection_retry_on_startup": True,
+        # Hard limit below the Redis visibility timeout and RabbitMQ's 30 min consumer timeout.
+        "task_time_limit": min(600, max(30, vt - 5)),
+        "task_default_queue": queue,
+        "task_default_exchange": queue,
+        "task_default_routing_key": queue,
+        "task_queues": (task_queue(queue),),
+        "task_create_missing_queues": False,
+        "beat_schedule": {
+            "notifications-sweep-pending": {
+                "task": "notifications.sweep_pending",
+                "schedule": SWEEP_EVERY_SECONDS,
+                # A sweep nobody ran in time is superseded by the next one.
+                "options": {"expires": SWEEP_EVERY_SECONDS - 5},
+            }
+        },
+        "beat_schedule_filename": str((settings.data_dir / "celery" / "beat-schedule").resolve()),
+    }
+    if broker.startswith(("redis", "rediss")):
+        conf["broker_transport_options"] = {
+            # Redis has no consumer acks: an unacked message is handed out again after this long.
+            "visibility_timeout": vt,
+            # Look for such messages about every tenth of the timeout (kombu's default is ~100 s).
+            "unacked_restore_interval": max(1, min(10, vt // 10)),
+            "unacked_restore_throttle": 1,
+        }
+    return conf
+
+
+def make_app(settings: Settings | None = None) -> Celery:
+    """A Celery app configured from `settings`, or lazily from the environment on first use."""
+    celery = Celery("smartcourse", include=list(TASK_MODULES), set_as_current=settings is None)
+    if settings is not None:
+        celery.conf.update(celery_config(settings))
+        return celery
+
+    def _lazy_config() -> dict[str, Any]:
+        conf = celery_config(get_settings())
+        # beat opens its schedule file before any beat signal fires; best effort (read-only in Lambda).
+        with contextlib.suppress(OSError):
+            os.makedirs(os.path.dirname(conf["beat_schedule_filename"]), exist_ok=True)
+        return conf
+
+    # A callable is read when the configuration is first needed, not at import: importing this module
+    # (an API function that enqueues) neither reads the environment early nor starts an engine.
+    celery.add_defaults(_lazy_config)
+    return celery
+
+
+app = make_app()
+
+
+@worker_init.connect
+def _declare_dead_letter_queue(sender: Any = None, **_: Any) -> None:
+    """RabbitMQ drops a dead-lettered message whose exchange does not exist: declare it before consuming."""
+    worker_app = getattr(sender, "app", None) or app
+    with worker_app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=10)
+        if conn.transport.driver_type != "amqp":
+            return
+        dead_letter_queue(worker_app.conf.task_default_queue)(conn.default_channel).declare()
+        log.info("dead-letter queue %s.dlq declared", worker_app.conf.task_default_queue)
+
+
+# --- async code inside sync tasks ----------------------------------------------------------------
+
+
+@dataclass
+class Runtime:
+    """One worker process's event loop, database engine and file store."""
+
+    pid: int
+    settings: Settings
+    loop: asyncio.AbstractEventLoop
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    files: FileStore
+
+
+_runtime: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    """Built on first use in each process, i.e. after the prefork pool forked it.
+
+    Why a private loop and a NullPool engine: asyncpg connections belong to the loop that opened them
+    and must not cross a fork, so nothing is created in the parent; each child gets its own loop, kept
+    for its lifetime (no loop churn per task), and the engine keeps no connections between tasks, so
+    no idle pool per child sits on PostgreSQL and no connection outlives the task that opened it. The
+    price is one connect per task: small beside an SMTP exchange (put PgBouncer in front at scale).
+    """
+    global _runtime
+    if _runtime is None or _runtime.pid != os.getpid():
+        from smartcourse.bootstrap import build_file_store, resolve_settings
+
+        settings = resolve_settings(get_settings(), need=("db", "smtp"))
+        engine = create_async_engine(
+            settings.database_url or "",
+            poolclass=NullPool,
+            connect_args={"server_settings": {"application_name": "smartcourse-celery"}},
+        )
+        _runtime = Runtime(
+            pid=os.getpid(),
+            settings=settings,
+            loop=asyncio.new_event_loop(),
+            engine=engine,
+            sessionmaker=async_sessionmaker(engine, expire_on_commit=False),
+            files=build_file_store(settings),
+        )
+    return _runtime
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion on this process's loop (tasks are sync functions)."""
+    return runtime().loop.run_until_complete(coro)
+
+
+# --- retries and dead letters ---------------------------------------------------------------------
+
+
+def _event_id(task_id: str | None) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(task_id))
+    except ValueError:
+        return uuid.uuid5(uuid.NAMESPACE_URL, f"celery-task:{task_id}")
+
+
+class DeadLetteringTask(Task):  # type: ignore[misc]
+    """Retries any error with exponential backoff and full jitter; once out of retries the task records
+    itself in `dead_letters` (consumer "celery:<name>") and rejects its message without requeue, which
+    RabbitMQ routes to the DLQ. A task that must not retry some error lists it in `dont_autoretry_for`."""
+
+    autoretry_for = (Exception,)
+    retry_backoff = True  # 1 s, 2 s, 4 s, ... each drawn uniformly below that (jitter), capped below
+    retry_backoff_max = 600
+    retry_jitter = True
+    max_retries = get_settings().celery_max_retries
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except (Retry, Ignore, Reject):
+            raise
+        except Exception as exc:
+            # autoretry re-raises the original error once max_retries is reached: this is the last attempt.
+            error = "".join(traceback.format_exception(exc))[-4000:]
+            try:
+                run_async(self._record_dead_letter(args, kwargs, error))
+                self.on_dead_letter(args, kwargs, exc)
+            except Exception:
+                log.exception("could not record the dead letter of %s[%s]", self.name, self.request.id)
+            raise Reject(f"{type(exc).__name__}: {exc}", requeue=False) from exc
+
+    async def _record_dead_letter(self, args: tuple[Any, ...], kwargs: dict[str, Any], error: str) -> None:
+        request = self.request
+        delivery = request.delivery_info or {}
+        payload = {
+            "task": self.name,
+            "task_id": request.id,
+            "args": list(args),
+            "kwargs": kwargs,
+            "retries": request.retries,
+        }
+        async with runtime().sessionmaker() as session, session.begin():
+            await session.execute(
+                insert(DeadLetter)
+                .values(
+                    consumer=f"celery:{self.name}"[:100],
+                    event_id=_event_id(request.id),
+                    topic=str(delivery.get("routing_key") or self.app.conf.task_default_queue)[:100],
+                    payload=payload,
+                    error=error,
+                )
+                .on_conflict_do_nothing()
+            )
+        log.error("task %s[%s] dead-lettered after %s retries", self.name, request.id, request.retries)
+
+    def on_dead_letter(self, args: tuple[Any, ...], kwargs: dict[str, Any], exc: BaseException) -> None:
+        """Hook for a task's own bookkeeping when it gives up (e.g. mark a row failed)."""

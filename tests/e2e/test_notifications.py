@@ -1,0 +1,118 @@
+"""The notification feed over HTTP: the caller's own, newest first, read marks owner-only and idempotent."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from tests.conftest import Api
+
+
+async def notify(container: Any, user: dict[str, Any], title: str, **fields: Any) -> uuid.UUID:
+    from smartcourse.services.notifications import create_notification
+
+    async with container.uow() as uow:
+        nid = await create_notification(
+            uow.session,
+            user_id=uuid.UUID(user["id"]),
+            kind=fields.pop("kind", "test"),
+            title=title,
+            body=f"{title}: details",
+            dedupe_key=fields.pop("dedupe_key", f"test:{uuid.uuid4()}"),
+            email=False,
+            **fields,
+        )
+        await uow.commit()
+    return nid
+
+
+async def test_feed_is_the_callers_own_newest_first(api: Api, container: Any) -> None:
+    alice, bob = await api.user(), await api.user()
+    ids = [await notify(container, alice, f"n{i}") for i in range(3)]
+    await notify(container, bob, "for bob")
+    r = await api.client.get("/notifications", headers=alice["headers"])
+    assert r.status_code == 200, r.text
+    feed = r.json()
+    assert [n["id"] for n in feed] == [str(i) for i in reversed(ids)]
+    assert feed[0] == {
+        "id": str(ids[2]),
+        "kind": "test",
+        "title": "n2",
+        "body": "n2: details",
+        "data": {},
+        "created_at": feed[0]["created_at"],
+        "read_at": None,
+    }
+    r = await api.client.get("/notifications?limit=2", headers=alice["headers"])
+    assert [n["title"] for n in r.json()] == ["n2", "n1"]
+    r = await api.client.get(
+        "/notifications", params={"limit": 2, "before": feed[1]["created_at"]}, headers=alice["headers"]
+    )
+    assert [n["title"] for n in r.json()] == ["n0"]
+    assert [n["title"] for n in (await api.client.get("/notifications", headers=bob["headers"])).json()] == ["for bob"]
+
+
+async def test_limit_bounds_and_authentication(api: Api) -> None:
+    user = await api.user()
+    for bad in (0, 101, -1):
+        r = await api.client.get(f"/notifications?limit={bad}", headers=user["headers"])
+        assert r.status_code == 422, bad
+    assert (await api.client.get("/notifications?limit=100", headers=user["headers"])).status_code == 200
+    r = await api.client.get("/notifications")
+    assert r.status_code == 401 and r.json()["code"] == "not_authenticated"
+
+
+async def test_mark_read_is_owner_only_and_idempotent(api: Api, container: Any) -> None:
+    alice, bob = await api.user(), await api.user()
+    nid = await notify(container, alice, "course published")
+    r = await api.client.post(f"/notifications/{nid}/read", headers=bob["headers"])
+    assert r.status_code == 404 and r.json()["code"] == "notification_not_found"
+    r = await api.client.post(f"/notifications/{nid}/read", headers=alice["headers"])
+    assert r.status_code == 200, r.text
+    first = r.json()["read_at"]
+    assert first is not None
+    again = await api.client.post(f"/notifications/{nid}/read", headers=alice["headers"])
+    assert again.status_code == 200 and again.json()["read_at"] == first
+    feed = (await api.client.get("/notifications", headers=alice["headers"])).json()
+    assert feed[0]["read_at"] == first
+    r = await api.client.post(f"/notifications/{uuid.uuid4()}/read", headers=alice["headers"])
+    assert r.status_code == 404 and r.json()["code"] == "notification_not_found"
+    assert (await api.client.post(f"/notifications/{nid}/read")).status_code == 401
+    assert (await api.client.post("/notifications/not-a-uuid/read", headers=alice["headers"])).status_code == 422
+
+
+async def test_create_is_idempotent_by_dedupe_key(api: Api, container: Any) -> None:
+    from smartcourse.models import Notification
+
+    user = await api.user()
+    key = f"enrollment:{uuid.uuid4()}:activated"
+    first = await notify(container, user, "welcome", dedupe_key=key, data={"course_id": "c1"})
+    second = await notify(container, user, "welcome again", dedupe_key=key)
+    assert first == second
+    async with container.uow() as uow:
+        row = await uow.session.get(Notification, first)
+    assert row.title == "welcome" and row.data == {"course_id": "c1"} and row.email_status == "none"
+    feed = (await api.client.get("/notifications", headers=user["headers"])).json()
+    assert len(feed) == 1
+
+
+async def test_email_flag_sets_pending_and_records_the_attachment(api: Api, container: Any) -> None:
+    from smartcourse.models import Notification
+    from smartcourse.services.notifications import create_notification
+
+    user = await api.user()
+    async with container.uow() as uow:
+        nid = await create_notification(
+            uow.session,
+            user_id=uuid.UUID(user["id"]),
+            kind="certificate.issued",
+            title="Your certificate",
+            body="Congratulations!",
+            dedupe_key=f"certificate:{uuid.uuid4()}",
+            data={"code": "ABC"},
+            attachment_key="certificates/abc.pdf",
+        )
+        await uow.commit()
+        row = await uow.session.get(Notification, nid)
+    assert row.email_status == "pending" and row.email_attempts == 0 and row.emailed_at is None
+    assert row.data == {"code": "ABC", "attachment_key": "certificates/abc.pdf"}

@@ -1,0 +1,294 @@
+"""Notification emails through a real Celery worker: once per notification, across kills, into dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+from tests.conftest import REPO, Api, CeleryWorker, celery_worker_env, read_mail
+from tests.engines import require_engine
+
+STACK_MAIL_DIR = Path(os.environ.get("STACK_MAIL_DIR", REPO / "var" / "stack" / "mail"))
+
+
+@dataclass
+class MailRig:
+    """One broker + SMTP sink combination: the worker, how to enqueue, where the mail lands."""
+
+    broker: str
+    worker: CeleryWorker
+    mail_dir: Path
+    enqueue: Callable[[uuid.UUID], None]
+    send_task: Callable[..., Any]
+    queue: str
+
+
+@pytest.fixture(scope="session")
+def rabbit_rig(settings: Any) -> Iterator[MailRig]:
+    """A worker on the stack's RabbitMQ (a queue of its own) mailing through the stack's SMTP sink."""
+    from smartcourse.tasks import dead_letter_queue, make_app, task_queue
+
+    broker = require_engine("rabbitmq")
+    host, port = require_engine("smtp").rsplit(":", 1)
+    queue = f"smartcourse-test-{uuid.uuid4().hex[:8]}"
+    env = {"CELERY_BROKER_URL": broker, "CELERY_QUEUE": queue, "SMTP_HOST": host, "SMTP_PORT": port}
+    worker = CeleryWorker(celery_worker_env(settings, **env), Path(settings.data_dir) / "celery-rabbit.log", "rabbit")
+    worker.start()
+    sender = make_app(settings.model_copy(update={"celery_broker_url": broker, "celery_queue": queue}))
+
+    def enqueue(notification_id: uuid.UUID) -> None:
+        sender.send_task("notifications.send_email", args=[str(notification_id)])
+
+    yield MailRig("rabbitmq", worker, STACK_MAIL_DIR, enqueue, sender.send_task, queue)
+    worker.stop()
+    with sender.connection_for_write() as conn:  # leave the shared broker as we found it
+        for q in (task_queue(queue), dead_letter_queue(queue)):
+            with contextlib.suppress(Exception):
+                q(conn.default_channel).delete()
+
+
+@pytest.fixture(params=["embedded-redis", "rabbitmq"])
+def rig(request: pytest.FixtureRequest, settings: Any) -> MailRig:
+    if request.param == "rabbitmq":
+        rig: MailRig = request.getfixturevalue("rabbit_rig")
+        return rig
+    from smartcourse.services.notifications import enqueue_email
+    from smartcourse.tasks import app
+
+    worker: CeleryWorker = request.getfixturevalue("celery_worker")
+    return MailRig("redis", worker, Path(settings.data_dir) / "mail", enqueue_email, app.send_task, "smartcourse")
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+
+
+async def notify(container: Any, user: dict[str, Any], **fields: Any) -> uuid.UUID:
+    from smartcourse.services.notifications import create_notification
+
+    values: dict[str, Any] = {
+        "kind": "test",
+        "title": f"Hello {uuid.uuid4().hex[:6]}",
+        "body": "Your course starts on Monday.\n\nSee you there.",
+        "dedupe_key": f"test:{uuid.uuid4()}",
+        **fields,
+    }
+    async with container.uow() as uow:
+        nid = await create_notification(uow.session, user_id=uuid.UUID(user["id"]), **values)
+        await uow.commit()
+    return nid
+
+
+async def row(container: Any, nid: uuid.UUID) -> Any:
+    from smartcourse.models import Notification
+
+    async with container.uow() as uow:
+        return await uow.session.get(Notification, nid)
+
+
+async def wait_for(check: Callable[[], Any], timeout: float = 45, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
+async def wait_sent(container: Any, nid: uuid.UUID, timeout: float = 45) -> Any:
+    async def sent() -> Any:
+        note = await row(container, nid)
+        return note if note.email_status == "sent" else None
+
+    return await wait_for(sent, timeout, f"notification {nid} to be emailed")
+
+
+def mails_for(rig: MailRig, nid: uuid.UUID, to: str) -> list[Any]:
+    return [m for m in read_mail(rig.mail_dir, to=to) if str(nid) in str(m["Message-ID"])]
+
+
+async def holds_claim(container: Any, nid: uuid.UUID) -> bool:
+    """True while some transaction holds the notification's row lock, i.e. a worker is mid-task."""
+    from sqlalchemy.exc import DBAPIError
+
+    from smartcourse.models import Notification
+
+    try:
+        async with container.uow() as uow:
+            await uow.session.execute(
+                select(Notification.id).where(Notification.id == nid).with_for_update(nowait=True)
+            )
+            await uow.session.rollback()
+        return False
+    except DBAPIError:
+        return True
+
+
+# --- tests ------------------------------------------------------------------------------------------
+
+
+async def test_worker_emails_a_notification(rig: MailRig, container: Any, api: Api) -> None:
+    user = await api.user()
+    nid = await notify(container, user, title="Welcome to SmartCourse")
+    rig.enqueue(nid)
+    note = await wait_sent(container, nid)
+    assert note.email_attempts == 1 and note.emailed_at is not None
+    [msg] = mails_for(rig, nid, user["email"])
+    assert msg["Subject"] == "Welcome to SmartCourse"
+    assert user["email"] in msg["To"]
+    assert msg["Message-ID"].strip() == f"<notification-{nid}@smartcourse.local>"  # folded: it is long
+    assert "Your course starts on Monday." in msg.get_body(preferencelist=("plain",)).get_content()
+
+
+async def test_enqueue_five_times_sends_one_email(rig: MailRig, container: Any, api: Api) -> None:
+    user = await api.user()
+    offset = rig.worker.log_offset()
+    nid = await notify(container, user)
+    for _ in range(5):
+        rig.enqueue(nid)
+
+    async def all_five_ran() -> bool:
+        return rig.worker.log_since(offset).count("notifications.send_email[") >= 10  # received + succeeded
+
+    await wait_for(all_five_ran, what="the five tasks")
+    note = await wait_sent(container, nid)
+    assert note.email_attempts == 1
+    assert len(mails_for(rig, nid, user["email"])) == 1
+    log = rig.worker.log_since(offset)
+    assert log.count("succeeded") >= 5 and "'sent'" in log
+
+
+async def test_attachment_from_the_file_store(rig: MailRig, container: Any, api: Api) -> None:
+    user = await api.user()
+    key = f"certificates/{uuid.uuid4()}.pdf"
+    pdf = b"%PDF-1.4\n% a certificate\n%%EOF\n"
+    await container.files.put(key, pdf, "application/pdf")
+    nid = await notify(container, user, title="Your certificate", attachment_key=key)
+    assert (await row(container, nid)).data == {"attachment_key": key}
+    rig.enqueue(nid)
+    await wait_sent(container, nid)
+    [msg] = mails_for(rig, nid, user["email"])
+    [part] = list(msg.iter_attachments())
+    assert part.get_filename() == key.rsplit("/", 1)[1]
+    assert part.get_content_type() == "application/pdf" and part.get_content() == pdf
+
+
+async def test_worker_killed_mid_task_redelivers_and_sends_once(rig: MailRig, container: Any, api: Api) -> None:
+    user = await api.user()
+    nid = await notify(container, user)
+    hold = Path(rig.worker.env["SMARTCOURSE_TEST_HOLD_DIR"]) / f"{nid}.hold"
+    hold.touch()
+    try:
+        rig.enqueue(nid)
+        await wait_for(lambda: holds_claim(container, nid), what="the task to claim the notification")
+        rig.worker.kill()  # SIGKILL, worker and pool: the message was never acked
+    finally:
+        hold.unlink(missing_ok=True)
+    await asyncio.sleep(0.5)
+    assert not await holds_claim(container, nid), "the killed task's lock must be gone with its connection"
+    assert (await row(container, nid)).email_status == "pending"
+    assert mails_for(rig, nid, user["email"]) == []
+
+    rig.worker.start()  # on Redis the message comes back after the visibility timeout (8 s here)
+    note = await wait_sent(container, nid, timeout=60)
+    assert note.email_attempts == 1
+    assert len(mails_for(rig, nid, user["email"])) == 1
+
+
+async def test_pool_child_killed_mid_task_is_redelivered(rig: MailRig, container: Any, api: Api) -> None:
+    """Only the process running the task dies: the worker rejects the message with requeue (acks_late +
+    task_reject_on_worker_lost) and runs it again at once."""
+    user = await api.user()
+    nid = await notify(container, user)
+    hold = Path(rig.worker.env["SMARTCOURSE_TEST_HOLD_DIR"]) / f"{nid}.hold"
+    hold.touch()
+    try:
+        rig.enqueue(nid)
+        await wait_for(lambda: holds_claim(container, nid), what="the task to claim the notification")
+        offset = rig.worker.log_offset()
+        children = _children(rig.worker.proc.pid)
+        assert children
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    finally:
+        hold.unlink(missing_ok=True)
+    note = await wait_sent(container, nid, timeout=60)
+    assert note.email_attempts == 1
+    assert len(mails_for(rig, nid, user["email"])) == 1
+    assert "WorkerLostError" in rig.worker.log_since(offset)
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid:
+                out.append(int(stat.parent.name))
+    return out
+
+
+async def test_task_out_of_retries_is_dead_lettered(rig: MailRig, container: Any, api: Api) -> None:
+    from smartcourse.models import DeadLetter
+
+    user = await api.user()
+    missing = f"certificates/missing-{uuid.uuid4()}.pdf"  # never uploaded: every attempt fails
+    nid = await notify(container, user, attachment_key=missing)
+    rig.enqueue(nid)
+
+    async def dead_letter() -> Any:
+        async with container.uow() as uow:
+            rows = await uow.session.scalars(
+                select(DeadLetter).where(DeadLetter.consumer == "celery:notifications.send_email")
+            )
+            return next((r for r in rows if r.payload["args"] == [str(nid)]), None)
+
+    dl = await wait_for(dead_letter, timeout=60, what="the dead letter")
+    assert dl.payload["task"] == "notifications.send_email" and dl.payload["retries"] == 2
+    assert "NotFound" in dl.error and dl.topic == rig.queue
+    note = await row(container, nid)
+    assert note.email_status == "failed" and note.email_attempts == 3  # first try + 2 retries
+    assert mails_for(rig, nid, user["email"]) == []
+    if rig.broker == "rabbitmq":  # the rejected message was routed to the broker's DLQ too
+        from kombu import Connection
+
+        from smartcourse.tasks import dead_letter_queue
+
+        with Connection(require_engine("rabbitmq")) as conn:
+            _, count, _ = dead_letter_queue(rig.queue)(conn.default_channel).queue_declare(passive=True)
+        assert count >= 1
+
+
+async def test_sweeper_enqueues_a_lost_email(rig: MailRig, container: Any, api: Api) -> None:
+    from smartcourse.models import Notification
+    from smartcourse.services.notifications import pending_to_sweep
+
+    user = await api.user()
+    nid = await notify(container, user)  # committed, but its enqueue "was lost": never sent to the broker
+    assert nid not in await pending_to_sweep(container.sessionmaker)  # too young: its task may be queued
+    async with container.uow() as uow:
+        await uow.session.execute(
+            update(Notification)
+            .where(Notification.id == nid)
+            .values(created_at=Notification.created_at - timedelta(minutes=2))
+        )
+        await uow.commit()
+    assert nid in await pending_to_sweep(container.sessionmaker)
+    rig.send_task("notifications.sweep_pending")  # what beat sends every minute
+    await wait_sent(container, nid)
+    assert len(mails_for(rig, nid, user["email"])) == 1
+    assert nid not in await pending_to_sweep(container.sessionmaker)

@@ -1,0 +1,121 @@
+"""The Lambda shape of a consumer: an MSK event in, effects applied once, partial batch failures out."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import copy
+import json
+import uuid
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from smartcourse.adapters.msk import msk_handler
+from smartcourse.cli import LambdaContext
+from smartcourse.consumers import Consumer
+from smartcourse.models import DeadLetter
+from tests.conftest import REPO
+
+SAMPLE = REPO / "events" / "samples" / "msk_course_published.json"
+
+
+async def _record_publication(session: AsyncSession, envelope: dict[str, Any]) -> None:
+    if envelope["data"].get("title") == "explode":
+        raise RuntimeError("downstream is down")
+    await session.execute(
+        text(
+            "INSERT INTO test_msk_effects (course_id, event_id, applied) VALUES (:c, :e, 1) "
+            "ON CONFLICT (course_id, event_id) DO UPDATE SET applied = test_msk_effects.applied + 1"
+        ),
+        {"c": envelope["data"]["course_id"], "e": envelope["event_id"]},
+    )
+
+
+def _record(base: dict[str, Any], offset: int, value: bytes) -> dict[str, Any]:
+    record = copy.deepcopy(base)
+    record["offset"] = offset
+    record["value"] = base64.b64encode(value).decode()
+    return record
+
+
+def _envelope(sample_record: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    envelope: dict[str, Any] = json.loads(base64.b64decode(sample_record["value"]))
+    envelope["event_id"] = str(uuid.uuid4())
+    envelope["data"] = {**envelope["data"], **changes}
+    return envelope
+
+
+async def _effects(container: Any, course_id: str) -> dict[str, int]:
+    async with container.sessionmaker() as session:
+        rows = await session.execute(
+            text("SELECT event_id, applied FROM test_msk_effects WHERE course_id = :c"), {"c": course_id}
+        )
+        return {str(event_id): applied for event_id, applied in rows}
+
+
+async def test_msk_handler_applies_the_sample_once_and_reports_failures(container: Any) -> None:
+    async with container.sessionmaker() as session, session.begin():
+        await session.execute(
+            text(
+                "CREATE TABLE IF NOT EXISTS test_msk_effects ("
+                "course_id uuid, event_id uuid, applied int NOT NULL, PRIMARY KEY (course_id, event_id))"
+            )
+        )
+    event = json.loads(SAMPLE.read_text())
+    (sample_record,) = event["records"]["smartcourse.courses-0"]
+    sample_envelope = json.loads(base64.b64decode(sample_record["value"]))
+    course_id = sample_envelope["data"]["course_id"]
+    async with container.sessionmaker() as session, session.begin():  # this test owns the sample's rows
+        await session.execute(text("DELETE FROM test_msk_effects WHERE course_id = :c"), {"c": course_id})
+
+    name = f"test-msk-{uuid.uuid4().hex[:8]}"
+    handler = msk_handler(Consumer(name, {"course.published": _record_publication}))
+    context = LambdaContext("course-published-consumer")
+
+    # The sample as Lambda delivers it, run through the real handler (its own event loop, as in Lambda).
+    assert await asyncio.to_thread(handler, event, context) == {"batchItemFailures": []}
+    assert await _effects(container, course_id) == {sample_envelope["event_id"]: 1}
+
+    # Lambda redelivers the same batch (at-least-once): the effect is not applied again.
+    assert await asyncio.to_thread(handler, event, context) == {"batchItemFailures": []}
+    assert await _effects(container, course_id) == {sample_envelope["event_id"]: 1}
+
+    # A mixed batch: poison records are dead-lettered (not retried); a failing effect is reported with everything
+    # after it in its partition, so order survives the retry.
+    contract_breaker = _envelope(sample_record, version=0)
+    failing = _envelope(sample_record, title="explode")
+    after_failure = _envelope(sample_record, title="fine")
+    other_partition = _envelope(sample_record, title="also fine")
+    batch = copy.deepcopy(event)
+    batch["records"] = {
+        "smartcourse.courses-0": [
+            _record(sample_record, 16, b"definitely not an envelope"),
+            _record(sample_record, 17, json.dumps(contract_breaker).encode()),
+            _record(sample_record, 18, json.dumps(failing).encode()),
+            _record(sample_record, 19, json.dumps(after_failure).encode()),
+        ],
+        "smartcourse.courses-1": [
+            {**_record(sample_record, 3, json.dumps(other_partition).encode()), "partition": 1},
+        ],
+    }
+    result = await asyncio.to_thread(handler, batch, context)
+    assert result == {
+        "batchItemFailures": [
+            {"itemIdentifier": {"partition": "smartcourse.courses-0", "offset": 18}},
+            {"itemIdentifier": {"partition": "smartcourse.courses-0", "offset": 19}},
+        ]
+    }
+    assert await _effects(container, course_id) == {sample_envelope["event_id"]: 1, other_partition["event_id"]: 1}
+    async with container.sessionmaker() as session:
+        letters = (await session.execute(select(DeadLetter).where(DeadLetter.consumer == name))).scalars().all()
+    assert len(letters) == 2
+    by_error = {letter.error.split(":")[1].strip(): letter for letter in letters}
+    assert by_error.keys() == {"course.published v1 breaks its contract at data/version", "value is not JSON"}
+    assert by_error["course.published v1 breaks its contract at data/version"].payload == contract_breaker
+    assert by_error["value is not JSON"].payload["source"] == {
+        "topic": "smartcourse.courses",
+        "partition": 0,
+        "offset": 16,
+    }

@@ -1,0 +1,102 @@
+"""Celery configuration per broker, and the email message the notification task sends (no engines)."""
+
+from __future__ import annotations
+
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+from typing import Any
+
+
+def _settings(tmp_path: Path, **env: Any) -> Any:
+    from smartcourse.config import Settings
+
+    return Settings(**{"SMARTCOURSE_DATA_DIR": tmp_path, "REDIS_URL": None, "CELERY_BROKER_URL": None, **env})
+
+
+def test_unix_socket_redis_is_spelled_for_kombu() -> None:
+    from smartcourse.tasks import kombu_redis_url
+
+    assert kombu_redis_url("unix:///var/run/redis.sock") == "redis+socket:///var/run/redis.sock"
+    assert kombu_redis_url("redis://cache:6379/0") == "redis://cache:6379/0"
+
+
+def test_rabbitmq_config_dead_letters_and_delivery_guarantees(tmp_path: Path) -> None:
+    from smartcourse.tasks import celery_config, dead_letter_queue
+
+    conf = celery_config(
+        _settings(tmp_path, CELERY_BROKER_URL="amqp://u:p@mq:5672//", REDIS_URL="redis://cache:6379/0")
+    )
+    assert conf["broker_url"] == "amqp://u:p@mq:5672//"
+    assert conf["result_backend"] == "redis://cache:6379/0"
+    assert conf["task_acks_late"] and conf["task_reject_on_worker_lost"]
+    assert conf["worker_prefetch_multiplier"] == 1
+    assert conf["accept_content"] == ["json"] and conf["task_serializer"] == "json"
+    assert "broker_transport_options" not in conf  # visibility timeouts are a Redis matter
+    [queue] = conf["task_queues"]
+    assert queue.name == "smartcourse" and queue.durable
+    assert queue.queue_arguments == {
+        "x-dead-letter-exchange": "smartcourse.dlx",
+        "x-dead-letter-routing-key": "smartcourse.dlq",
+    }
+    dlq = dead_letter_queue("smartcourse")
+    assert (dlq.name, dlq.exchange.name, dlq.routing_key) == ("smartcourse.dlq", "smartcourse.dlx", "smartcourse.dlq")
+    assert conf["beat_schedule"]["notifications-sweep-pending"]["task"] == "notifications.sweep_pending"
+
+
+def test_redis_config_uses_the_socket_and_a_visibility_timeout(tmp_path: Path) -> None:
+    from smartcourse.tasks import celery_config
+
+    conf = celery_config(
+        _settings(tmp_path, REDIS_URL="unix:///tmp/r.sock", CELERY_QUEUE="q1", CELERY_VISIBILITY_TIMEOUT=120)
+    )
+    assert conf["broker_url"] == conf["result_backend"] == "redis+socket:///tmp/r.sock"
+    assert conf["broker_transport_options"]["visibility_timeout"] == 120
+    assert conf["task_default_queue"] == "q1" and conf["task_queues"][0].name == "q1"
+    assert conf["task_time_limit"] < 120  # a running task is never handed out a second time
+
+
+def test_the_email_task_retries_with_backoff_and_dead_letters() -> None:
+    from smartcourse.services.notifications import send_email_task
+    from smartcourse.tasks import DeadLetteringTask
+
+    assert isinstance(send_email_task, DeadLetteringTask)
+    assert send_email_task.name == "notifications.send_email"
+    assert send_email_task.autoretry_for == (Exception,)
+    assert send_email_task.retry_backoff and send_email_task.retry_jitter
+    assert send_email_task.max_retries >= 1
+
+
+def test_message_has_a_deterministic_id_html_and_attachment() -> None:
+    from smartcourse.adapters.mail import build_message
+
+    msg = build_message(
+        sender="SmartCourse <no-reply@smartcourse.local>",
+        to="Ada Lovelace <ada@example.com>",
+        subject="Your certificate — félicitations",
+        text="Well done.",
+        html="<p>Well done.</p>",
+        attachments=[("certificate.pdf", b"%PDF-1.4 fake", "application/pdf")],
+        message_id="<notification-1@smartcourse.local>",
+    )
+    parsed = BytesParser(policy=policy.default).parsebytes(msg.as_bytes())
+    assert parsed["Message-ID"].strip() == "<notification-1@smartcourse.local>"
+    assert parsed["Subject"] == "Your certificate — félicitations"
+    assert parsed.get_body(preferencelist=("plain",)).get_content().strip() == "Well done."
+    assert "<p>Well done.</p>" in parsed.get_body(preferencelist=("html",)).get_content()
+    [part] = list(parsed.iter_attachments())
+    assert part.get_filename() == "certificate.pdf" and part.get_content() == b"%PDF-1.4 fake"
+    bare = build_message(sender="a@b.c", to="d@e.f", subject="s", text="t", message_id="x@y")
+    assert bare["Message-ID"] == "<x@y>"
+
+
+def test_message_id_uses_the_sender_domain(tmp_path: Path) -> None:
+    import uuid
+
+    from smartcourse.services.notifications import message_id
+
+    nid = uuid.UUID(int=7)
+    assert message_id(nid, _settings(tmp_path)) == f"<notification-{nid}@smartcourse.local>"
+    assert message_id(nid, _settings(tmp_path, MAIL_FROM="Courses <mail@learn.example.org>")).endswith(
+        "@learn.example.org>"
+    )
