@@ -4,18 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from smartcourse.bootstrap import Container
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from smartcourse.bootstrap import Container
+from workflows.certificates.activities import CertificateActivities
+from workflows.certificates.workflow import CertificateWorkflow
+from workflows.enrollment.activities import EnrollmentActivities
+from workflows.enrollment.workflow import EnrollmentWorkflow
 from workflows.publishing.activities import PublishingActivities
 from workflows.publishing.workflow import CoursePublishingWorkflow
 
-WORKFLOWS: list[type] = [CoursePublishingWorkflow]
+WORKFLOWS: list[type] = [CoursePublishingWorkflow, EnrollmentWorkflow, CertificateWorkflow]
 
 
 def activities_for(container: Container) -> list[Any]:
-    return [*PublishingActivities(container).all()]
+    return [
+        *PublishingActivities(container).all(),
+        *EnrollmentActivities(container).all(),
+        *CertificateActivities(container).all(),
+    ]
 
 
 def build_worker(client: Client, container: Container, *, task_queue: str | None = None) -> Worker:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-from smartcourse.bootstrap import Container
-from smartcourse.errors import DomainError
-from smartcourse.services import publishing
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from smartcourse.bootstrap import Container
+from smartcourse.errors import DomainError
+from smartcourse.services import publishing
 from workflows.publishing.workflow import PublishInput
 
 

@@ -6,6 +6,7 @@ import uuid
 from types import TracebackType
 from typing import Any
 
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from smartcourse.domain.events import DomainEvent
@@ -61,6 +62,25 @@ class UnitOfWork:
         self.session.add(row)
         self.emitted.append(event)
         return event.id
+
+    async def emit_once(self, event: DomainEvent) -> bool:
+        """Write an event whose id is deterministic (derived from what caused it); a retry writes nothing."""
+        envelope = event.envelope()
+        validate_event(event.type, event.version, envelope)
+        result = await self.session.execute(
+            insert(OutboxEvent)
+            .values(
+                id=event.id,
+                topic=event.topic,
+                event_type=event.type,
+                schema_version=event.version,
+                aggregate_id=event.aggregate_id,
+                payload=envelope,
+            )
+            .on_conflict_do_nothing(index_elements=[OutboxEvent.id])
+            .returning(OutboxEvent.id)
+        )
+        return result.first() is not None
 
     async def commit(self) -> None:
         await self.session.commit()

@@ -206,3 +206,146 @@ class Document(Base):
     id: Mapped[str] = mapped_column(String(200), primary_key=True)
     body: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
     updated_at: Mapped[datetime] = _created()
+
+
+# --- enrollment and the learner record ----------------------------------------------------------
+
+ENROLLMENT_STATUSES = ("waitlisted", "pending", "active", "completed", "dropped")
+
+
+class Enrollment(Base):
+    """A student's attempt at a course. Invariants (one live enrollment, idempotency) are indexes."""
+
+    __tablename__ = "enrollments"
+    __table_args__ = (
+        CheckConstraint(
+            "status in ('waitlisted','pending','active','completed','dropped')", name="ck_enrollments_status"
+        ),
+        Index(
+            "uq_enrollments_one_live",
+            "student_id",
+            "course_id",
+            unique=True,
+            postgresql_where=text("status <> 'dropped'"),
+        ),
+        UniqueConstraint("student_id", "course_id", "attempt", name="uq_enrollments_attempt"),
+        Index(
+            "uq_enrollments_idempotency_key",
+            "student_id",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key is not null"),
+        ),
+        Index("ix_enrollments_waitlist", "course_id", "waitlisted_at", postgresql_where=text("status = 'waitlisted'")),
+        Index("ix_enrollments_course_status", "course_id", "status"),
+    )
+
+    id: Mapped[uuid.UUID] = _pk()
+    student_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False, index=True)
+    course_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("courses.id"), nullable=False)
+    status: Mapped[str] = mapped_column(String(20), nullable=False)
+    attempt: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
+    workflow_id: Mapped[str | None] = mapped_column(String(200))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    waitlisted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the seat was granted (at request, or at promotion from the waitlist).
+    admitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    dropped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
+class EnrollmentHistory(Base):
+    """Every state change of an enrollment, with who made it."""
+
+    __tablename__ = "enrollment_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    enrollment_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("enrollments.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    from_status: Mapped[str | None] = mapped_column(String(20))
+    to_status: Mapped[str] = mapped_column(String(20), nullable=False)
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    actor: Mapped[str] = mapped_column(String(20), nullable=False, default="student")
+    reason: Mapped[str | None] = mapped_column(String(200))
+    at: Mapped[datetime] = _created()
+
+
+class LessonProgress(Base):
+    __tablename__ = "lesson_progress"
+    __table_args__ = (CheckConstraint("status in ('not_started','completed')", name="ck_lesson_progress_status"),)
+
+    enrollment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("enrollments.id", ondelete="CASCADE"), primary_key=True)
+    lesson_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    status: Mapped[str] = mapped_column(String(20), nullable=False, default="not_started")
+    best_score: Mapped[int | None] = mapped_column(Integer)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class QuizAttempt(Base):
+    __tablename__ = "quiz_attempts"
+    __table_args__ = (UniqueConstraint("enrollment_id", "lesson_id", "attempt", name="uq_quiz_attempts_attempt"),)
+
+    id: Mapped[uuid.UUID] = _pk()
+    enrollment_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("enrollments.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    lesson_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    attempt: Mapped[int] = mapped_column(Integer, nullable=False)
+    answers: Mapped[list[int]] = mapped_column(JSONB, nullable=False)
+    score: Mapped[int] = mapped_column(Integer, nullable=False)
+    passed: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    submitted_at: Mapped[datetime] = _created()
+
+
+class Certificate(Base):
+    """Exactly one per completed enrollment (unique enrollment_id); the code is what a verifier types."""
+
+    __tablename__ = "certificates"
+
+    id: Mapped[uuid.UUID] = _pk()
+    enrollment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("enrollments.id"), nullable=False, unique=True)
+    student_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False, index=True)
+    course_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("courses.id"), nullable=False)
+    code: Mapped[str] = mapped_column(String(32), nullable=False, unique=True)
+    student_name: Mapped[str] = mapped_column(String(200), nullable=False)
+    course_title: Mapped[str] = mapped_column(String(200), nullable=False)
+    issued_at: Mapped[datetime] = _created()
+    pdf_key: Mapped[str | None] = mapped_column(String(500))
+
+
+class Notification(Base):
+    """An in-app notification; `dedupe_key` makes creating it idempotent, `email_*` tracks the email copy."""
+
+    __tablename__ = "notifications"
+    __table_args__ = (
+        Index("ix_notifications_user_created", "user_id", "created_at"),
+        CheckConstraint("email_status in ('none','pending','sent','failed')", name="ck_notifications_email_status"),
+    )
+
+    id: Mapped[uuid.UUID] = _pk()
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
+    kind: Mapped[str] = mapped_column(String(50), nullable=False)
+    title: Mapped[str] = mapped_column(String(200), nullable=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    data: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
+    dedupe_key: Mapped[str] = mapped_column(String(200), nullable=False, unique=True)
+    email_status: Mapped[str] = mapped_column(String(10), nullable=False, default="none")
+    emailed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    email_attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default=text("0"))
+    read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = _created()
+
+
+class AnalyticsCounter(Base):
+    """Event-derived counters: (metric, bucket) -> value; reconciled against the source tables."""
+
+    __tablename__ = "analytics_counters"
+
+    metric: Mapped[str] = mapped_column(String(100), primary_key=True)
+    bucket: Mapped[str] = mapped_column(String(100), primary_key=True, default="")
+    value: Mapped[float] = mapped_column(nullable=False, default=0)
+    updated_at: Mapped[datetime] = _created()

@@ -6,7 +6,16 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, EmailStr, Field, StringConstraints, model_validator
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -14,8 +23,25 @@ Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
 
 
+def _no_nul(value: Any) -> Any:
+    """PostgreSQL text cannot hold NUL characters: refuse them at the edge with a clear error."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    if isinstance(value, list):
+        for item in value:
+            _no_nul(item)
+    return value
+
+
 class Strict(BaseModel):
+    """Input models: unknown fields are errors, and no string may carry a NUL character."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _reject_nul(cls, value: Any) -> Any:
+        return _no_nul(value)
 
 
 # --- accounts -------------------------------------------------------------------------------
@@ -256,3 +282,128 @@ class ErrorBody(BaseModel):
 
 
 InstructorPublic.model_rebuild()
+
+
+# --- enrollment and progress ----------------------------------------------------------------
+
+
+class EnrollIn(Strict):
+    course_id: uuid.UUID
+
+
+class EnrollmentPublic(BaseModel):
+    id: uuid.UUID
+    student_id: uuid.UUID
+    course_id: uuid.UUID
+    status: str
+    attempt: int
+    workflow_id: str | None
+    position: int | None = None
+    created_at: datetime
+    admitted_at: datetime | None
+    activated_at: datetime | None
+    completed_at: datetime | None
+    dropped_at: datetime | None
+    percent: float | None = None
+
+
+class EnrollmentDetail(EnrollmentPublic):
+    course_title: str
+    steps: list[WorkflowStep] = []
+    workflow_status: str | None = None
+
+
+class HistoryEntry(BaseModel):
+    from_status: str | None
+    to_status: str
+    actor: str
+    actor_id: uuid.UUID | None
+    reason: str | None
+    at: datetime
+
+
+class LessonProgressPublic(BaseModel):
+    lesson_id: uuid.UUID
+    module_id: uuid.UUID
+    title: str
+    type: str
+    status: str
+    best_score: int | None = None
+    completed_at: datetime | None = None
+
+
+class ModuleProgressPublic(BaseModel):
+    module_id: uuid.UUID
+    title: str
+    percent: float
+    completed: bool
+
+
+class ProgressPublic(BaseModel):
+    enrollment_id: uuid.UUID
+    status: str
+    percent: float
+    lessons: list[LessonProgressPublic]
+    modules: list[ModuleProgressPublic]
+
+
+class QuizSubmitIn(Strict):
+    answers: Annotated[list[Annotated[int, Field(ge=0, le=100)]], Field(min_length=1, max_length=100)]
+
+
+class QuizResult(BaseModel):
+    score: int
+    passed: bool
+    attempt: int
+    pass_score: int
+    percent: float
+
+
+# --- certificates ---------------------------------------------------------------------------
+
+
+class CertificatePublic(BaseModel):
+    id: uuid.UUID
+    enrollment_id: uuid.UUID
+    course_id: uuid.UUID
+    student_name: str
+    course_title: str
+    code: str
+    issued_at: datetime
+    pdf_ready: bool
+    verify_url: str
+
+    @classmethod
+    def of(cls, cert: Any, base_url: str) -> CertificatePublic:
+        return cls(
+            id=cert.id,
+            enrollment_id=cert.enrollment_id,
+            course_id=cert.course_id,
+            student_name=cert.student_name,
+            course_title=cert.course_title,
+            code=cert.code,
+            issued_at=cert.issued_at,
+            pdf_ready=bool(cert.pdf_key),
+            verify_url=f"{base_url}/certificates/verify/{cert.code}",
+        )
+
+
+class CertificateVerification(BaseModel):
+    valid: bool
+    student_name: str | None = None
+    course_title: str | None = None
+    issued_at: datetime | None = None
+
+
+# --- notifications --------------------------------------------------------------------------
+
+
+class NotificationPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    id: uuid.UUID
+    kind: str
+    title: str
+    body: str
+    data: dict[str, Any]
+    created_at: datetime
+    read_at: datetime | None = None

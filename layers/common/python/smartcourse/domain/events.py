@@ -15,6 +15,7 @@ TOPICS = {
     "waitlist": "smartcourse.enrollments",
     "progress": "smartcourse.progress",
     "certificate": "smartcourse.certificates",
+    "analytics": "smartcourse.analytics",
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from smartcourse.adapters.documents import DocumentStore
@@ -216,13 +216,14 @@ async def archive_course(*, uow: UnitOfWork, principal: Principal, course_id: uu
     course = await load_course(uow, course_id, lock=True)
     rules.ensure_owner(principal, course.instructor_id)
     if course.status != "archived":
+        was_live = rules.is_live(course.status, course.content_version)
         course.status = "archived"
         course.updated_at = utcnow()
         uow.emit(
             DomainEvent(
                 "course.archived",
                 str(course.id),
-                {"course_id": str(course.id), "instructor_id": str(course.instructor_id)},
+                {"course_id": str(course.id), "instructor_id": str(course.instructor_id), "was_live": was_live},
             )
         )
         await uow.commit()
@@ -396,7 +397,3 @@ async def delete_lesson(
     await uow.session.delete(lesson)
     await uow.commit()
     await documents.delete(LESSONS, str(lesson_id))
-
-
-async def bump_updated(uow: UnitOfWork, course_id: uuid.UUID) -> None:
-    await uow.session.execute(update(Course).where(Course.id == course_id).values(updated_at=utcnow()))

@@ -1,0 +1,20 @@
+"""GET /analytics/dashboard: the platform metrics as the event consumers counted them (admin)."""
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from smartcourse.api.app import lambda_handler
+from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.services import analytics
+
+router = APIRouter(tags=["analytics"])
+
+
+@router.get("/analytics/dashboard")
+async def analytics_dashboard(user: CurrentUser, c: ContainerDep) -> dict[str, Any]:
+    async with c.uow() as uow:
+        return await analytics.dashboard(uow=uow, principal=user)
+
+
+handler = lambda_handler(router)

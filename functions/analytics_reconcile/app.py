@@ -1,0 +1,20 @@
+"""GET /analytics/reconcile: recompute the metrics from the source tables and report the drift (admin)."""
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from smartcourse.api.app import lambda_handler
+from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.services import analytics
+
+router = APIRouter(tags=["analytics"])
+
+
+@router.get("/analytics/reconcile")
+async def analytics_reconcile(user: CurrentUser, c: ContainerDep) -> dict[str, Any]:
+    async with c.uow() as uow:
+        return await analytics.reconcile(uow=uow, principal=user)
+
+
+handler = lambda_handler(router)

@@ -1,0 +1,38 @@
+"""POST /enrollments: enroll the calling student (201 new, 200 existing, 202 waitlisted)."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Response
+
+from smartcourse.api.app import lambda_handler
+from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.api.models import EnrollIn, EnrollmentPublic
+from smartcourse.services import learning
+
+router = APIRouter(tags=["enrollments"])
+
+
+@router.post(
+    "/enrollments",
+    status_code=201,
+    response_model=EnrollmentPublic,
+    responses={200: {"description": "already enrolled"}, 202: {"description": "waitlisted"}},
+)
+async def enroll(
+    body: EnrollIn,
+    user: CurrentUser,
+    c: ContainerDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(max_length=200, pattern=r"^[\x21-\x7e]+$")] = None,
+) -> EnrollmentPublic:
+    result, created = await learning.enroll(
+        container=c, principal=user, course_id=body.course_id, idempotency_key=idempotency_key
+    )
+    if not created:
+        response.status_code = 200
+    elif result.status == "waitlisted":
+        response.status_code = 202
+    return result
+
+
+handler = lambda_handler(router)

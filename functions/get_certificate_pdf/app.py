@@ -1,0 +1,33 @@
+"""GET /certificates/{certificate_id}/pdf: the certificate as a PDF."""
+
+import uuid
+
+from fastapi import APIRouter, Response
+
+from smartcourse.api.app import lambda_handler
+from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.errors import NotFound
+from smartcourse.services import certificates
+
+router = APIRouter(tags=["certificates"])
+
+
+@router.get(
+    "/certificates/{certificate_id}/pdf",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+async def get_certificate_pdf(certificate_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> Response:
+    async with c.uow() as uow:
+        cert = await certificates.get_certificate(uow=uow, principal=user, certificate_id=certificate_id)
+    if not cert.pdf_key:
+        raise NotFound("the PDF is still being generated", code="certificate_pdf_pending")
+    data = await c.files.get(cert.pdf_key)
+    return Response(
+        data,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="certificate-{cert.code}.pdf"'},
+    )
+
+
+handler = lambda_handler(router)

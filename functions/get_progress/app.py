@@ -1,0 +1,21 @@
+"""GET /enrollments/{enrollment_id}/progress: percent, lessons and modules."""
+
+import uuid
+
+from fastapi import APIRouter
+
+from smartcourse.api.app import lambda_handler
+from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.api.models import ProgressPublic
+from smartcourse.services import progress
+
+router = APIRouter(tags=["progress"])
+
+
+@router.get("/enrollments/{enrollment_id}/progress", response_model=ProgressPublic)
+async def get_progress(enrollment_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> ProgressPublic:
+    async with c.uow() as uow:
+        return await progress.get_progress(uow=uow, documents=c.documents, principal=user, enrollment_id=enrollment_id)
+
+
+handler = lambda_handler(router)

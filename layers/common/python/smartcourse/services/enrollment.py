@@ -1,0 +1,403 @@
+"""Enrollment: admission (race-free, idempotent), waitlist, drop with promotion, history, the workflow's steps."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from smartcourse.api.models import EnrollmentDetail, EnrollmentPublic, HistoryEntry, WorkflowStep
+from smartcourse.db import UnitOfWork
+from smartcourse.domain import courses as course_rules
+from smartcourse.domain import enrollment as rules
+from smartcourse.domain.events import DomainEvent
+from smartcourse.errors import Conflict, Forbidden, NotFound
+from smartcourse.models import (
+    Course,
+    CoursePrerequisite,
+    Enrollment,
+    EnrollmentHistory,
+    LessonProgress,
+    User,
+    utcnow,
+)
+from smartcourse.security import Principal
+from smartcourse.services.courses import load_course
+from smartcourse.services.learner_view import published_lessons
+
+ANALYTICS_NS = uuid.UUID("5b0c3f4e-8f0b-4b5e-9a53-2d0a3b7f1c11")
+
+
+def _event(kind: str, e: Enrollment, **extra: Any) -> DomainEvent:
+    return DomainEvent(
+        kind,
+        str(e.id),
+        {"enrollment_id": str(e.id), "student_id": str(e.student_id), "course_id": str(e.course_id), **extra},
+    )
+
+
+def _history(e: Enrollment, src: str | None, dst: str, actor: Principal | None, reason: str | None = None) -> Any:
+    role = "system" if actor is None else ("admin" if actor.is_admin else "student")
+    return EnrollmentHistory(
+        enrollment_id=e.id,
+        from_status=src,
+        to_status=dst,
+        actor_id=actor.user_id if actor else None,
+        actor=role,
+        reason=reason,
+    )
+
+
+async def waitlist_position(uow: UnitOfWork, e: Enrollment) -> int | None:
+    if e.status != "waitlisted" or e.waitlisted_at is None:
+        return None
+    ahead = await uow.session.scalar(
+        select(func.count())
+        .select_from(Enrollment)
+        .where(
+            Enrollment.course_id == e.course_id,
+            Enrollment.status == "waitlisted",
+            (Enrollment.waitlisted_at < e.waitlisted_at)
+            | ((Enrollment.waitlisted_at == e.waitlisted_at) & (Enrollment.id < e.id)),
+        )
+    )
+    return int(ahead or 0) + 1
+
+
+async def to_public(uow: UnitOfWork, e: Enrollment, percent: float | None = None) -> EnrollmentPublic:
+    return EnrollmentPublic(
+        id=e.id,
+        student_id=e.student_id,
+        course_id=e.course_id,
+        status=e.status,
+        attempt=e.attempt,
+        workflow_id=e.workflow_id,
+        position=await waitlist_position(uow, e),
+        created_at=e.created_at,
+        admitted_at=e.admitted_at,
+        activated_at=e.activated_at,
+        completed_at=e.completed_at,
+        dropped_at=e.dropped_at,
+        percent=percent,
+    )
+
+
+async def _existing(uow: UnitOfWork, student_id: uuid.UUID, course_id: uuid.UUID, key: str | None) -> Enrollment | None:
+    if key:
+        found = await uow.session.scalar(
+            select(Enrollment).where(Enrollment.student_id == student_id, Enrollment.idempotency_key == key)
+        )
+        if found is not None:
+            return found
+    return await uow.session.scalar(
+        select(Enrollment).where(
+            Enrollment.student_id == student_id, Enrollment.course_id == course_id, Enrollment.status != "dropped"
+        )
+    )
+
+
+async def enroll(
+    *, uow: UnitOfWork, principal: Principal, course_id: uuid.UUID, idempotency_key: str | None
+) -> tuple[EnrollmentPublic, bool]:
+    """Admit, waitlist or refuse. Returns (enrollment, created); a repeat returns the existing one.
+
+    Capacity is one conditional UPDATE on the course row (it also serialises concurrent admissions);
+    duplicates are refused by the unique index on live enrollments, not by a prior count.
+    """
+    if principal.role != "student":
+        raise Forbidden("only students enroll in courses", code="role_forbidden")
+    student_id = principal.user_id
+    found = await _existing(uow, student_id, course_id, idempotency_key)
+    if found is not None:
+        if idempotency_key and found.idempotency_key == idempotency_key and found.course_id != course_id:
+            raise Conflict("this Idempotency-Key was used for another course", code="idempotency_key_reused")
+        return await to_public(uow, found), False
+    course = await load_course(uow, course_id)
+    if not course_rules.is_live(course.status, course.content_version):
+        raise Conflict("the course is not published", code="course_not_published")
+    required = list(
+        await uow.session.scalars(
+            select(CoursePrerequisite.prerequisite_id).where(CoursePrerequisite.course_id == course_id)
+        )
+    )
+    if required:
+        done = await uow.session.scalars(
+            select(Enrollment.course_id).where(
+                Enrollment.student_id == student_id,
+                Enrollment.course_id.in_(required),
+                Enrollment.status == "completed",
+            )
+        )
+        missing = rules.missing_prerequisites(required, done)
+        if missing:
+            raise Conflict(
+                "complete the prerequisite courses first", code="prerequisites_not_met", details={"missing": missing}
+            )
+    attempt = 1 + int(
+        await uow.session.scalar(
+            select(func.coalesce(func.max(Enrollment.attempt), 0)).where(
+                Enrollment.student_id == student_id, Enrollment.course_id == course_id
+            )
+        )
+        or 0
+    )
+    seat = await uow.session.execute(
+        update(Course)
+        .where(Course.id == course_id, (Course.capacity.is_(None)) | (Course.seats_taken < Course.capacity))
+        .values(seats_taken=Course.seats_taken + 1)
+        .returning(Course.id)
+    )
+    now = utcnow()
+    e = Enrollment(
+        id=uuid.uuid4(),
+        student_id=student_id,
+        course_id=course_id,
+        attempt=attempt,
+        idempotency_key=idempotency_key,
+        created_at=now,
+        updated_at=now,
+    )
+    if seat.first() is not None:
+        e.status, e.admitted_at = "pending", now
+        e.workflow_id = rules.enrollment_workflow_id(course_id, student_id, attempt)
+    elif course.waitlist_enabled:
+        e.status, e.waitlisted_at = "waitlisted", now
+    else:
+        raise Conflict("the course is full", code="course_full")
+    uow.session.add(e)
+    try:
+        await uow.flush()
+    except IntegrityError:
+        # A concurrent identical request won: undo our seat and answer with theirs.
+        await uow.session.rollback()
+        found = await _existing(uow, student_id, course_id, idempotency_key)
+        if found is None:
+            raise
+        return await to_public(uow, found), False
+    uow.session.add(_history(e, None, e.status, principal, "enrolled" if e.status == "pending" else "course full"))
+    uow.emit(
+        _event(
+            "enrollment.created",
+            e,
+            status=e.status,
+            attempt=e.attempt,
+            workflow_id=e.workflow_id,
+            admitted_at=e.admitted_at.isoformat() if e.admitted_at else None,
+        )
+    )
+    await uow.commit()
+    return await to_public(uow, e), True
+
+
+async def _load_for(
+    uow: UnitOfWork, principal: Principal, enrollment_id: uuid.UUID, *, lock: bool = False
+) -> Enrollment:
+    e = await uow.session.get(Enrollment, enrollment_id, with_for_update=lock)
+    if e is None or not (principal.is_admin or e.student_id == principal.user_id):
+        raise NotFound("enrollment not found", code="enrollment_not_found")
+    return e
+
+
+async def drop(*, uow: UnitOfWork, principal: Principal, enrollment_id: uuid.UUID) -> tuple[EnrollmentPublic, Any]:
+    """Drop; a freed seat goes to the first waitlisted student in the same transaction.
+
+    Returns (the dropped enrollment, the promoted enrollment or None).
+    """
+    e = await _load_for(uow, principal, enrollment_id, lock=True)
+    if e.status == "dropped":
+        return await to_public(uow, e), None
+    if not rules.can_transition(e.status, "dropped"):
+        raise Conflict(f"a {e.status} enrollment cannot be dropped", code="enrollment_not_droppable")
+    previous = e.status
+    freed = previous in rules.SEAT_STATUSES
+    now = utcnow()
+    e.status, e.dropped_at, e.updated_at = "dropped", now, now
+    uow.session.add(_history(e, previous, "dropped", principal, "dropped"))
+    uow.emit(
+        _event("enrollment.dropped", e, previous_status=previous, actor_id=str(principal.user_id), freed_seat=freed)
+    )
+    promoted = None
+    if freed:
+        # Lock the course row: admissions and promotions of this course happen one at a time.
+        course = await uow.session.get(Course, e.course_id, with_for_update=True)
+        assert course is not None
+        course.seats_taken -= 1
+        promoted = await _promote_next(uow, course, now)
+    await uow.flush()
+    dropped = await to_public(uow, e)
+    await uow.commit()
+    return dropped, promoted
+
+
+async def _promote_next(uow: UnitOfWork, course: Course, now: Any) -> Enrollment | None:
+    """Give a free seat to the first waitlisted student (SKIP LOCKED: one dropping themselves is passed over)."""
+    if course.capacity is not None and course.seats_taken >= course.capacity:
+        return None
+    nxt = await uow.session.scalar(
+        select(Enrollment)
+        .where(Enrollment.course_id == course.id, Enrollment.status == "waitlisted")
+        .order_by(Enrollment.waitlisted_at, Enrollment.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    if nxt is None:
+        return None
+    course.seats_taken += 1
+    nxt.status, nxt.admitted_at, nxt.updated_at = "pending", now, now
+    nxt.workflow_id = rules.enrollment_workflow_id(course.id, nxt.student_id, nxt.attempt)
+    uow.session.add(_history(nxt, "waitlisted", "pending", None, "promoted from the waitlist"))
+    uow.emit(_event("waitlist.promoted", nxt, workflow_id=nxt.workflow_id, admitted_at=now.isoformat()))
+    return nxt
+
+
+async def history(*, uow: UnitOfWork, principal: Principal, enrollment_id: uuid.UUID) -> list[HistoryEntry]:
+    await _load_for(uow, principal, enrollment_id)
+    rows = await uow.session.scalars(
+        select(EnrollmentHistory)
+        .where(EnrollmentHistory.enrollment_id == enrollment_id)
+        .order_by(EnrollmentHistory.at, EnrollmentHistory.id)
+    )
+    return [
+        HistoryEntry(
+            from_status=r.from_status,
+            to_status=r.to_status,
+            actor=r.actor,
+            actor_id=r.actor_id,
+            reason=r.reason,
+            at=r.at,
+        )
+        for r in rows
+    ]
+
+
+async def percent_of(uow: UnitOfWork, documents: Any, e: Enrollment, course: Course) -> float:
+    lessons = await published_lessons(documents, course)
+    done = set(
+        await uow.session.scalars(
+            select(LessonProgress.lesson_id).where(
+                LessonProgress.enrollment_id == e.id, LessonProgress.status == "completed"
+            )
+        )
+    )
+    return rules.percent_complete([lesson.ref for lesson in lessons], done)
+
+
+async def my_courses(*, uow: UnitOfWork, documents: Any, principal: Principal) -> list[EnrollmentDetail]:
+    rows = (
+        await uow.session.execute(
+            select(Enrollment, Course)
+            .join(Course, Course.id == Enrollment.course_id)
+            .where(Enrollment.student_id == principal.user_id)
+            .order_by(Enrollment.created_at.desc())
+        )
+    ).all()
+    out = []
+    for e, course in rows:
+        public = await to_public(uow, e, await percent_of(uow, documents, e, course))
+        out.append(EnrollmentDetail(**public.model_dump(), course_title=course.title))
+    return out
+
+
+async def detail(
+    *,
+    uow: UnitOfWork,
+    documents: Any,
+    principal: Principal,
+    enrollment_id: uuid.UUID,
+    steps: list[WorkflowStep],
+    workflow_status: str | None,
+) -> EnrollmentDetail:
+    e = await _load_for(uow, principal, enrollment_id)
+    course = await load_course(uow, e.course_id)
+    public = await to_public(uow, e, await percent_of(uow, documents, e, course))
+    return EnrollmentDetail(
+        **public.model_dump(), course_title=course.title, steps=steps, workflow_status=workflow_status
+    )
+
+
+async def get_for(*, uow: UnitOfWork, principal: Principal, enrollment_id: uuid.UUID) -> Enrollment:
+    return await _load_for(uow, principal, enrollment_id)
+
+
+# --- the workflow's steps (idempotent; called by activities) ------------------------------------
+
+
+async def initialize_progress(*, uow: UnitOfWork, documents: Any, enrollment_id: uuid.UUID) -> int:
+    """One `not_started` row per lesson of the published version; existing rows are left alone."""
+    from sqlalchemy.dialects.postgresql import insert
+
+    e = await uow.session.get(Enrollment, enrollment_id)
+    if e is None:
+        raise NotFound("enrollment not found", code="enrollment_not_found")
+    course = await load_course(uow, e.course_id)
+    lessons = await published_lessons(documents, course)
+    if lessons:
+        await uow.session.execute(
+            insert(LessonProgress)
+            .values([{"enrollment_id": e.id, "lesson_id": lsn.lesson_id, "status": "not_started"} for lsn in lessons])
+            .on_conflict_do_nothing()
+        )
+    await uow.commit()
+    return len(lessons)
+
+
+async def record_analytics(*, uow: UnitOfWork, enrollment_id: uuid.UUID) -> bool:
+    """Publish the admitted enrollment to analytics, once: the event id is derived from the enrollment."""
+    e = await uow.session.get(Enrollment, enrollment_id)
+    if e is None or e.admitted_at is None:
+        return False
+    event = DomainEvent(
+        "analytics.enrollment_recorded",
+        str(e.course_id),
+        {
+            "enrollment_id": str(e.id),
+            "student_id": str(e.student_id),
+            "course_id": str(e.course_id),
+            "admitted_at": e.admitted_at.isoformat(),
+        },
+        id=uuid.uuid5(ANALYTICS_NS, f"enrollment-recorded:{e.id}"),
+    )
+    written = await uow.emit_once(event)
+    await uow.commit()
+    return written
+
+
+async def activate(*, uow: UnitOfWork, enrollment_id: uuid.UUID) -> str:
+    """pending -> active (idempotent). Returns the status after the step; a dropped enrollment stays dropped."""
+    e = await uow.session.get(Enrollment, enrollment_id, with_for_update=True)
+    if e is None:
+        raise NotFound("enrollment not found", code="enrollment_not_found")
+    if e.status != "pending":
+        return e.status
+    now = utcnow()
+    e.status, e.activated_at, e.updated_at = "active", now, now
+    uow.session.add(_history(e, "pending", "active", None, "enrollment workflow"))
+    uow.emit(_event("enrollment.activated", e, activated_at=now.isoformat()))
+    await uow.commit()
+    return "active"
+
+
+async def welcome(*, uow: UnitOfWork, enrollment_id: uuid.UUID) -> uuid.UUID | None:
+    """Create the welcome notification (idempotent by key); the caller enqueues its email after commit."""
+    from smartcourse.services.notifications import create_notification
+
+    e = await uow.session.get(Enrollment, enrollment_id)
+    if e is None or e.status not in {"active", "completed"}:
+        return None
+    course = await load_course(uow, e.course_id)
+    student = await uow.session.get(User, e.student_id)
+    name = student.full_name if student else "there"
+    notification_id = await create_notification(
+        uow.session,
+        user_id=e.student_id,
+        kind="enrollment.welcome",
+        title=f"Welcome to {course.title}",
+        body=f"Hi {name}, you are enrolled in {course.title}. Your first lesson is waiting for you.",
+        dedupe_key=f"welcome:{e.id}",
+        data={"enrollment_id": str(e.id), "course_id": str(e.course_id)},
+        email=True,
+    )
+    await uow.commit()
+    return notification_id

@@ -1,0 +1,89 @@
+"""Use cases that commit a change and then start the workflow it calls for (the sweeper covers a crash between)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from smartcourse.api.models import EnrollmentDetail, EnrollmentPublic, ProgressPublic, QuizResult
+from smartcourse.domain.enrollment import certificate_workflow_id
+from smartcourse.security import Principal
+from smartcourse.services import enrollment, progress, workflows
+
+
+async def _start_enrollment(container: Any, enrollment_id: uuid.UUID, workflow_id: str) -> None:
+    from workflows.enrollment.workflow import EnrollmentInput, EnrollmentWorkflow
+
+    await workflows.start_quietly(
+        container, EnrollmentWorkflow.run, EnrollmentInput(str(enrollment_id)), workflow_id=workflow_id
+    )
+
+
+async def _start_certificate(container: Any, enrollment_id: uuid.UUID) -> None:
+    from workflows.certificates.workflow import CertificateInput, CertificateWorkflow
+
+    await workflows.start_quietly(
+        container,
+        CertificateWorkflow.run,
+        CertificateInput(str(enrollment_id)),
+        workflow_id=certificate_workflow_id(enrollment_id),
+    )
+
+
+async def enroll(
+    *, container: Any, principal: Principal, course_id: uuid.UUID, idempotency_key: str | None
+) -> tuple[EnrollmentPublic, bool]:
+    async with container.uow() as uow:
+        result, created = await enrollment.enroll(
+            uow=uow, principal=principal, course_id=course_id, idempotency_key=idempotency_key
+        )
+    # Also on a repeat: a request retried after a crash between commit and start repairs the start.
+    if result.status == "pending" and result.workflow_id:
+        await _start_enrollment(container, result.id, result.workflow_id)
+    return result, created
+
+
+async def drop(*, container: Any, principal: Principal, enrollment_id: uuid.UUID) -> EnrollmentPublic:
+    async with container.uow() as uow:
+        dropped, promoted = await enrollment.drop(uow=uow, principal=principal, enrollment_id=enrollment_id)
+    if promoted is not None and promoted.workflow_id:
+        await _start_enrollment(container, promoted.id, promoted.workflow_id)
+    return dropped
+
+
+async def detail(*, container: Any, principal: Principal, enrollment_id: uuid.UUID) -> EnrollmentDetail:
+    from workflows.enrollment.workflow import STEPS
+
+    async with container.uow() as uow:
+        e = await enrollment.get_for(uow=uow, principal=principal, enrollment_id=enrollment_id)
+        steps, wf_status = [], None
+        if e.workflow_id:
+            wf_status, steps = await workflows.describe(container, e.workflow_id, tuple(n for n, _ in STEPS))
+        return await enrollment.detail(
+            uow=uow,
+            documents=container.documents,
+            principal=principal,
+            enrollment_id=enrollment_id,
+            steps=steps,
+            workflow_status=wf_status,
+        )
+
+
+async def complete_lesson(*, container: Any, principal: Principal, lesson_id: uuid.UUID) -> ProgressPublic:
+    async with container.uow() as uow:
+        result, completed = await progress.complete_lesson(
+            uow=uow, documents=container.documents, principal=principal, lesson_id=lesson_id
+        )
+    if completed:
+        await _start_certificate(container, result.enrollment_id)
+    return result
+
+
+async def submit_quiz(*, container: Any, principal: Principal, lesson_id: uuid.UUID, answers: list[int]) -> QuizResult:
+    async with container.uow() as uow:
+        result, e = await progress.submit_quiz(
+            uow=uow, documents=container.documents, principal=principal, lesson_id=lesson_id, answers=answers
+        )
+    if e.status == "completed":
+        await _start_certificate(container, e.id)
+    return result

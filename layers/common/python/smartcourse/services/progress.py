@@ -1,0 +1,222 @@
+"""Progress: lessons completed, quizzes graded on the server, module and course completion."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+
+from smartcourse.api.models import LessonProgressPublic, ModuleProgressPublic, ProgressPublic, QuizResult
+from smartcourse.db import UnitOfWork
+from smartcourse.domain import courses as course_rules
+from smartcourse.domain import enrollment as rules
+from smartcourse.domain.events import DomainEvent
+from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound
+from smartcourse.models import Course, Enrollment, EnrollmentHistory, Lesson, LessonProgress, QuizAttempt, utcnow
+from smartcourse.security import Principal
+from smartcourse.services.learner_view import PublishedLesson, published_lessons
+
+
+async def _learning_context(
+    uow: UnitOfWork, documents: Any, principal: Principal, lesson_id: uuid.UUID
+) -> tuple[Enrollment, Course, PublishedLesson, list[PublishedLesson]]:
+    """The caller's active enrollment holding this lesson, locked: one progress change at a time per enrollment."""
+    if principal.role != "student":
+        raise Forbidden("only enrolled students record progress", code="role_forbidden")
+    stmt = (
+        select(Enrollment, Course)
+        .join(Course, Course.id == Enrollment.course_id)
+        .where(Enrollment.student_id == principal.user_id, Enrollment.status != "dropped")
+        .with_for_update(of=Enrollment)
+    )
+    # The working copy usually still has the lesson: go straight to its course.
+    course_id = await uow.session.scalar(select(Lesson.course_id).where(Lesson.id == lesson_id))
+    if course_id is not None:
+        stmt = stmt.where(Enrollment.course_id == course_id)
+    rows = (await uow.session.execute(stmt)).all()
+    for e, course in rows:
+        lessons = await published_lessons(documents, course)
+        match = next((lsn for lsn in lessons if lsn.lesson_id == lesson_id), None)
+        if match is None:
+            continue
+        if e.status == "completed":
+            raise Conflict("this course is already completed", code="enrollment_completed")
+        if e.status != "active":
+            raise Conflict(f"the enrollment is {e.status}, not active yet", code="enrollment_not_active")
+        return e, course, match, lessons
+    raise Forbidden("you are not enrolled in a course with this lesson", code="not_enrolled")
+
+
+async def _completed_ids(uow: UnitOfWork, enrollment_id: uuid.UUID) -> set[uuid.UUID]:
+    return set(
+        await uow.session.scalars(
+            select(LessonProgress.lesson_id).where(
+                LessonProgress.enrollment_id == enrollment_id, LessonProgress.status == "completed"
+            )
+        )
+    )
+
+
+def _event(kind: str, e: Enrollment, **extra: Any) -> DomainEvent:
+    return DomainEvent(
+        kind,
+        str(e.id),
+        {"enrollment_id": str(e.id), "student_id": str(e.student_id), "course_id": str(e.course_id), **extra},
+    )
+
+
+async def _record_completion(
+    uow: UnitOfWork, e: Enrollment, lesson: PublishedLesson, lessons: list[PublishedLesson], score: int | None
+) -> float:
+    """Mark the lesson complete (once) and emit what follows from it. Returns the new percent."""
+    before = await _completed_ids(uow, e.id)
+    now = utcnow()
+    await uow.session.execute(
+        insert(LessonProgress)
+        .values(enrollment_id=e.id, lesson_id=lesson.lesson_id, status="completed", completed_at=now, best_score=score)
+        .on_conflict_do_update(
+            index_elements=[LessonProgress.enrollment_id, LessonProgress.lesson_id],
+            set_={
+                "status": "completed",
+                "completed_at": func.coalesce(LessonProgress.completed_at, now),
+                "best_score": func.greatest(LessonProgress.best_score, score),
+            },
+        )
+    )
+    refs = [lsn.ref for lsn in lessons]
+    after = before | {lesson.lesson_id}
+    percent = rules.percent_complete(refs, after)
+    if lesson.lesson_id in before:
+        return percent
+    uow.emit(_event("progress.updated", e, lesson_id=str(lesson.lesson_id), percent=percent))
+    for module_id in rules.completed_modules(refs, after) - rules.completed_modules(refs, before):
+        uow.emit(_event("progress.module_completed", e, module_id=str(module_id)))
+    if percent >= 100:
+        e.status, e.completed_at, e.updated_at = "completed", now, now
+        uow.session.add(
+            EnrollmentHistory(
+                enrollment_id=e.id,
+                from_status="active",
+                to_status="completed",
+                actor="system",
+                reason="all lessons done",
+            )
+        )
+        uow.emit(
+            _event(
+                "enrollment.completed",
+                e,
+                activated_at=e.activated_at.isoformat() if e.activated_at else None,
+                completed_at=now.isoformat(),
+            )
+        )
+    return percent
+
+
+async def complete_lesson(
+    *, uow: UnitOfWork, documents: Any, principal: Principal, lesson_id: uuid.UUID
+) -> tuple[ProgressPublic, bool]:
+    """Mark a text or video lesson complete (idempotent). Returns (progress, enrollment just completed)."""
+    e, _course, lesson, lessons = await _learning_context(uow, documents, principal, lesson_id)
+    if lesson.type == "quiz":
+        raise Conflict(
+            "a quiz lesson is completed by passing it: POST /quizzes/{id}/submit", code="quiz_requires_submission"
+        )
+    await _record_completion(uow, e, lesson, lessons, None)
+    just_completed = e.status == "completed"
+    await uow.commit()
+    return await _progress(uow, e, lessons), just_completed
+
+
+async def submit_quiz(
+    *, uow: UnitOfWork, documents: Any, principal: Principal, lesson_id: uuid.UUID, answers: list[int]
+) -> tuple[QuizResult, Enrollment]:
+    e, _course, lesson, lessons = await _learning_context(uow, documents, principal, lesson_id)
+    if lesson.type != "quiz":
+        raise Conflict("this lesson is not a quiz", code="not_a_quiz")
+    questions = lesson.body.get("questions") or []
+    if len(answers) != len(questions):
+        raise Invalid(
+            f"expected {len(questions)} answers, got {len(answers)}",
+            code="invalid_answers",
+            details={"expected": len(questions)},
+        )
+    for i, (q, a) in enumerate(zip(questions, answers, strict=True)):
+        if a >= len(q["options"]):
+            raise Invalid(f"answer {i} is not one of the options", code="invalid_answers", details={"index": i})
+    pass_score = int(lesson.body.get("pass_score", 70))
+    score, passed = course_rules.grade_quiz(questions, answers, pass_score)
+    attempt = 1 + int(
+        await uow.session.scalar(
+            select(func.count())
+            .select_from(QuizAttempt)
+            .where(QuizAttempt.enrollment_id == e.id, QuizAttempt.lesson_id == lesson_id)
+        )
+        or 0
+    )
+    uow.session.add(
+        QuizAttempt(
+            enrollment_id=e.id, lesson_id=lesson_id, attempt=attempt, answers=answers, score=score, passed=passed
+        )
+    )
+    if passed:
+        percent = await _record_completion(uow, e, lesson, lessons, score)
+    else:
+        percent = rules.percent_complete([lsn.ref for lsn in lessons], await _completed_ids(uow, e.id))
+    await uow.commit()
+    return QuizResult(score=score, passed=passed, attempt=attempt, pass_score=pass_score, percent=percent), e
+
+
+async def _progress(uow: UnitOfWork, e: Enrollment, lessons: list[PublishedLesson]) -> ProgressPublic:
+    rows = {
+        r.lesson_id: r
+        for r in await uow.session.scalars(select(LessonProgress).where(LessonProgress.enrollment_id == e.id))
+    }
+    done = {lid for lid, r in rows.items() if r.status == "completed"}
+    lesson_views = []
+    modules: dict[uuid.UUID, tuple[str, list[bool]]] = {}
+    for lsn in lessons:
+        row = rows.get(lsn.lesson_id)
+        complete = lsn.lesson_id in done
+        lesson_views.append(
+            LessonProgressPublic(
+                lesson_id=lsn.lesson_id,
+                module_id=lsn.module_id,
+                title=lsn.title,
+                type=lsn.type,
+                status="completed" if complete else "not_started",
+                best_score=row.best_score if row else None,
+                completed_at=row.completed_at if row else None,
+            )
+        )
+        modules.setdefault(lsn.module_id, (lsn.module_title, []))[1].append(complete)
+    module_views = [
+        ModuleProgressPublic(
+            module_id=mid,
+            title=title,
+            percent=round(sum(flags) * 100 / len(flags), 2),
+            completed=all(flags),
+        )
+        for mid, (title, flags) in modules.items()
+    ]
+    return ProgressPublic(
+        enrollment_id=e.id,
+        status=e.status,
+        percent=rules.percent_complete([lsn.ref for lsn in lessons], done),
+        lessons=lesson_views,
+        modules=module_views,
+    )
+
+
+async def get_progress(
+    *, uow: UnitOfWork, documents: Any, principal: Principal, enrollment_id: uuid.UUID
+) -> ProgressPublic:
+    e = await uow.session.get(Enrollment, enrollment_id)
+    if e is None or not (principal.is_admin or e.student_id == principal.user_id):
+        raise NotFound("enrollment not found", code="enrollment_not_found")
+    course = await uow.session.get(Course, e.course_id)
+    if course is None:
+        raise NotFound("course not found", code="course_not_found")
+    return await _progress(uow, e, await published_lessons(documents, course))

@@ -1,0 +1,109 @@
+"""A Temporal worker killed mid-workflow: a fresh worker resumes it and every effect happens exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from tests.conftest import Api
+
+
+def _worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as fh:
+        return subprocess.Popen(
+            [sys.executable, "-m", "smartcourse.cli", "worker"],
+            env=env,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+async def _wait_file(path: Path, timeout: float = 60) -> None:
+    for _ in range(int(timeout * 10)):
+        if path.exists():  # noqa: ASYNC240 - a stat call in a test helper
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{path} never appeared")
+
+
+async def test_worker_killed_mid_enrollment_resumes_with_effects_once(
+    api: Api, worker: object, celery_worker: object, container: Any, settings: Any
+) -> None:
+    from smartcourse.models import Enrollment, EnrollmentHistory, Notification, OutboxEvent
+    from smartcourse.security import Principal
+    from smartcourse.services import enrollment
+    from workflows.enrollment.workflow import EnrollmentInput, EnrollmentWorkflow
+
+    teacher, student = await api.user("instructor"), await api.user()
+    course = await api.published_course(teacher)
+    async with container.uow() as uow:
+        e, _ = await enrollment.enroll(
+            uow=uow, principal=Principal(uuid.UUID(student["id"]), "student"), course_id=uuid.UUID(course["id"]),
+            idempotency_key=None,
+        )  # fmt: skip
+    hold_dir = Path(settings.data_dir) / "holds"
+    hold_dir.mkdir(exist_ok=True)
+    name = f"enroll.activate.{e.id}"
+    (hold_dir / f"{name}.hold").touch()
+    queue = f"recovery-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "TEMPORAL_TASK_QUEUE": queue,
+        "SMARTCOURSE_ENV": "test",
+        "SMARTCOURSE_TEST_HOLD_DIR": str(hold_dir),
+        "SMARTCOURSE_LOG_LEVEL": "WARNING",
+    }
+    log = Path(settings.data_dir) / f"{queue}.log"
+    first = _worker(env, log)
+    client = await container.temporal()
+    handle = await client.start_workflow(
+        EnrollmentWorkflow.run, EnrollmentInput(str(e.id)), id=e.workflow_id, task_queue=queue
+    )
+    try:
+        await _wait_file(hold_dir / f"{name}.reached")  # steps 1-2 done, step 3 in flight
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=10)
+        (hold_dir / f"{name}.hold").unlink()
+        second = _worker(env, log)
+        try:
+            result = await asyncio.wait_for(handle.result(), timeout=90)
+        finally:
+            second.terminate()
+            second.wait(timeout=20)
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+    assert [s["status"] for s in result["steps"]] == ["completed"] * 4
+    eid = e.id
+    async with container.uow() as uow:
+        row = await uow.session.get(Enrollment, eid)
+        assert row is not None and row.status == "active"
+        activations = await uow.session.scalar(
+            select(func.count())
+            .select_from(EnrollmentHistory)
+            .where(EnrollmentHistory.enrollment_id == eid, EnrollmentHistory.to_status == "active")
+        )
+        events = dict(
+            (
+                await uow.session.execute(
+                    select(OutboxEvent.event_type, func.count())
+                    .where(OutboxEvent.payload["data"]["enrollment_id"].astext == str(eid))
+                    .group_by(OutboxEvent.event_type)
+                )
+            ).all()
+        )
+        welcomes = await uow.session.scalar(
+            select(func.count()).select_from(Notification).where(Notification.dedupe_key == f"welcome:{eid}")
+        )
+    assert activations == 1
+    assert events == {"enrollment.created": 1, "enrollment.activated": 1, "analytics.enrollment_recorded": 1}
+    assert welcomes == 1

@@ -1,0 +1,125 @@
+"""Pure rules: no engines, no I/O."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+import pytest
+
+from smartcourse.domain import courses as course_rules
+from smartcourse.domain import enrollment as rules
+from smartcourse.domain.certificates import new_code, normalize_code
+from smartcourse.domain.materials import detect_content_type, safe_filename
+from smartcourse.errors import Forbidden, Invalid, UnsupportedMedia
+from smartcourse.security import Principal
+
+
+def test_transitions() -> None:
+    assert rules.can_transition("pending", "active")
+    assert rules.can_transition("waitlisted", "pending")
+    assert rules.can_transition("active", "dropped")
+    assert not rules.can_transition("completed", "dropped")
+    assert not rules.can_transition("dropped", "active")
+    assert not rules.can_transition("active", "pending")
+
+
+def test_workflow_ids_are_deterministic() -> None:
+    c, s = uuid.uuid4(), uuid.uuid4()
+    assert rules.enrollment_workflow_id(c, s, 1) == rules.enrollment_workflow_id(c, s, 1)
+    assert rules.enrollment_workflow_id(c, s, 1) != rules.enrollment_workflow_id(c, s, 2)
+
+
+def test_missing_prerequisites() -> None:
+    a, b = uuid.uuid4(), uuid.uuid4()
+    assert rules.missing_prerequisites([a, b], [a]) == [str(b)]
+    assert rules.missing_prerequisites([a], [a, b]) == []
+
+
+def test_progress_arithmetic() -> None:
+    m1, m2 = uuid.uuid4(), uuid.uuid4()
+    lessons = [rules.LessonRef(uuid.uuid4(), m1), rules.LessonRef(uuid.uuid4(), m1), rules.LessonRef(uuid.uuid4(), m2)]
+    assert rules.percent_complete(lessons, set()) == 0
+    assert rules.percent_complete(lessons, {lessons[0].lesson_id}) == 33.33
+    assert rules.percent_complete(lessons, {lsn.lesson_id for lsn in lessons}) == 100
+    assert rules.percent_complete([], set()) == 0
+    assert rules.completed_modules(lessons, {lessons[2].lesson_id}) == {m2}
+    assert rules.completed_modules(lessons, {lessons[0].lesson_id}) == set()
+
+
+@pytest.mark.parametrize(
+    ("answers", "score", "passed"),
+    [([1, 0, 2], 100, True), ([1, 0, 0], 66, False), ([0, 1, 1], 0, False), ([1], 33, False)],
+)
+def test_quiz_grading(answers: list[int], score: int, passed: bool) -> None:
+    questions = [{"answer": 1}, {"answer": 0}, {"answer": 2}]
+    assert course_rules.grade_quiz(questions, answers, 70) == (score, passed)
+
+
+def test_students_never_see_answers() -> None:
+    lesson = {"type": "quiz", "questions": [{"prompt": "?", "options": ["a", "b"], "answer": 1}]}
+    view = course_rules.student_view_of_lesson(lesson)
+    assert "answer" not in view["questions"][0] and lesson["questions"][0]["answer"] == 1
+
+
+def test_ownership() -> None:
+    owner, other = uuid.uuid4(), uuid.uuid4()
+    course_rules.ensure_owner(Principal(owner, "instructor"), owner)
+    course_rules.ensure_owner(Principal(other, "admin"), owner)
+    with pytest.raises(Forbidden):
+        course_rules.ensure_owner(Principal(other, "instructor"), owner)
+    with pytest.raises(Forbidden):
+        course_rules.ensure_can_author(Principal(other, "student"))
+
+
+def test_live_means_a_published_version_not_archived() -> None:
+    assert course_rules.is_live("published", 1)
+    assert course_rules.is_live("publishing", 2)  # re-publishing keeps v1 visible
+    assert not course_rules.is_live("publishing", 0)
+    assert not course_rules.is_live("archived", 3)
+
+
+def test_certificate_codes() -> None:
+    codes = {new_code() for _ in range(500)}
+    assert len(codes) == 500
+    code = next(iter(codes))
+    assert code.startswith("SC-") and len(code) == 22
+    assert normalize_code(f"  {code.lower()} ") == code
+
+
+def test_material_types_are_checked_by_content() -> None:
+    assert detect_content_type("a.md", b"# hi") == "text/markdown"
+    assert detect_content_type("a.HTML", b"<p>x</p>") == "text/html"
+    with pytest.raises(UnsupportedMedia):
+        detect_content_type("a.pdf", b"plain text pretending")
+    with pytest.raises(UnsupportedMedia):
+        detect_content_type("a.txt", b"\xff\xfe\x00bin")
+    with pytest.raises(UnsupportedMedia):
+        detect_content_type("a.exe", b"MZ")
+    assert safe_filename("../../etc/passwd") == "passwd"
+    with pytest.raises(Invalid):
+        safe_filename("")
+
+
+def test_analytics_metrics_definitions() -> None:
+    from smartcourse.services.analytics import _drift, _metrics
+
+    today = date(2026, 11, 22)
+    m = _metrics(
+        students=10,
+        instructors=2,
+        published=3,
+        per_day={"2026-11-22": 2, "2026-11-20": 3, "2026-11-01": 4, "2026-10-01": 9},
+        admitted=9,
+        completed=3,
+        completion_seconds=3 * 7200,
+        per_course={"b": 4, "a": 4, "c": 1, "d": 0},
+        per_student={"s1": 2, "s2": 1, "s3": 0},
+        today=today,
+    )
+    assert m["new_enrollments"] == {"day": 2, "week": 5, "month": 9}
+    assert m["completion_rate"] == 33.33 and m["avg_time_to_complete_hours"] == 2
+    assert [p["course_id"] for p in m["popular_courses"]] == ["a", "b", "c"]
+    assert m["avg_courses_per_student"] == 1.5
+    assert _drift(m, m) == 0
+    assert _drift({"x": 1}, {"x": 2}) == 1

@@ -1,0 +1,1 @@
+"""Certificates: issue once, render the PDF, notify the student."""

@@ -1,0 +1,1 @@
+"""Enrollment: initialize progress, record analytics, activate, welcome the student."""

@@ -1,0 +1,54 @@
+"""EnrollmentWorkflow: four idempotent, retried steps; the state lives in PostgreSQL, not in the workflow."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+STEPS: tuple[tuple[str, str], ...] = (
+    ("initialize_progress", "enroll.initialize_progress"),
+    ("record_analytics", "enroll.record_analytics"),
+    ("activate", "enroll.activate"),
+    ("welcome_notification", "enroll.welcome_notification"),
+)
+
+# Retried until it works: a transient outage delays an enrollment, it never loses it.
+RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(minutes=1)
+)
+
+
+@dataclass
+class EnrollmentInput:
+    enrollment_id: str
+
+
+@workflow.defn(name="EnrollmentWorkflow")
+class EnrollmentWorkflow:
+    def __init__(self) -> None:
+        self._steps: list[dict[str, Any]] = [{"name": n, "status": "pending", "error": None} for n, _ in STEPS]
+
+    @workflow.query(name="steps")
+    def steps(self) -> list[dict[str, Any]]:
+        return self._steps
+
+    @workflow.run
+    async def run(self, inp: EnrollmentInput) -> dict[str, Any]:
+        for index, (name, activity) in enumerate(STEPS):
+            step = self._steps[index]
+            step["status"] = "running"
+            # Short: each step is a few queries, and a dead worker's step is retried only after this.
+            result = await workflow.execute_activity(
+                activity, inp, start_to_close_timeout=timedelta(seconds=15), retry_policy=RETRY
+            )
+            step["status"] = "completed"
+            if name == "activate" and result == "dropped":
+                # Dropped while being set up: nothing more to do for this enrollment.
+                for later in self._steps[index + 1 :]:
+                    later["status"] = "skipped"
+                break
+        return {"enrollment_id": inp.enrollment_id, "steps": self._steps}
