@@ -17,7 +17,8 @@ target_metadata = Base.metadata
 
 
 def _url() -> str:
-    return os.environ.get("DATABASE_URL") or config.get_main_option("sqlalchemy.url") or ""
+    """The URL `upgrade_head(url)` was given; DATABASE_URL only for the plain `alembic` CLI."""
+    return config.get_main_option("sqlalchemy.url") or os.environ.get("DATABASE_URL") or ""
 
 
 def run_migrations_offline() -> None:
