@@ -301,6 +301,14 @@ def read_mail(mail_dir: Path, *, to: str | None = None) -> list[Any]:
     return out
 
 
+# --- ordering ---------------------------------------------------------------------------------
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `last` run after everything else (the reconcile check must see all the suite did)."""
+    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
+
+
 # --- clean exit -------------------------------------------------------------------------------
 
 

@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.conftest import Api, read_mail
 
@@ -396,6 +397,7 @@ async def test_drop_racing_a_promotion(api: Api, worker: object, container: Any)
     assert final_c["status"] in {"pending", "active"}
 
 
+@pytest.mark.last
 async def test_analytics_dashboard_agrees_with_the_database(api: Api, worker: object, container: Any) -> None:
     student = await api.user()
     admin = await api.admin(container)
