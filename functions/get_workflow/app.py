@@ -14,12 +14,9 @@ router = APIRouter(tags=["workflows"])
 
 @router.get("/workflows/{workflow_id}", response_model=WorkflowStatus)
 async def get_workflow(
-    workflow_id: Annotated[str, Path(max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")],
-    user: CurrentUser,
-    c: ContainerDep,
+    workflow_id: Annotated[str, Path(max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")], user: CurrentUser, c: ContainerDep
 ) -> WorkflowStatus:
-    async with c.uow() as uow:
-        return await publishing.workflow_status(uow=uow, container=c, principal=user, workflow_id=workflow_id)
+    return await publishing.workflow_status(container=c, principal=user, workflow_id=workflow_id)
 
 
 handler = lambda_handler(router)

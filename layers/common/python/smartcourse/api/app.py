@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import Counter, Histogram
 from sqlalchemy.exc import DataError, DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from smartcourse import __version__
@@ -81,6 +82,14 @@ def install_error_handlers(app: FastAPI) -> None:
         resp = _error(exc.status_code, code, str(exc.detail))
         for k, v in (exc.headers or {}).items():
             resp.headers[k] = v
+        return resp
+
+    @app.exception_handler(PoolTimeout)
+    async def _pool_exhausted(request: Request, exc: PoolTimeout) -> JSONResponse:
+        # Every connection is busy: back-pressure, not a bug. Tell the client to retry.
+        log.warning("database pool exhausted on %s %s", request.method, request.url.path)
+        resp = _error(503, "database_busy", "the service is busy; retry shortly")
+        resp.headers["Retry-After"] = "1"
         return resp
 
     @app.exception_handler(DBAPIError)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from smartcourse.api.models import EnrollmentDetail, EnrollmentPublic, HistoryEntry, WorkflowStep
+from smartcourse.api.models import EnrollmentDetail, EnrollmentPublic, HistoryEntry
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as course_rules
 from smartcourse.domain import enrollment as rules
@@ -103,8 +103,8 @@ async def enroll(
 ) -> tuple[EnrollmentPublic, bool]:
     """Admit, waitlist or refuse. Returns (enrollment, created); a repeat returns the existing one.
 
-    Capacity is one conditional UPDATE on the course row (it also serialises concurrent admissions);
-    duplicates are refused by the unique index on live enrollments, not by a prior count.
+    Seats are taken under the course's row lock (so concurrent admissions to one course are serial and
+    the waitlist is in commit order); duplicates are refused by the unique index on live enrollments.
     """
     if principal.role != "student":
         raise Forbidden("only students enroll in courses", code="role_forbidden")
@@ -143,12 +143,12 @@ async def enroll(
         )
         or 0
     )
-    seat = await uow.session.execute(
-        update(Course)
-        .where(Course.id == course_id, (Course.capacity.is_(None)) | (Course.seats_taken < Course.capacity))
-        .values(seats_taken=Course.seats_taken + 1)
-        .returning(Course.id)
-    )
+    # The course row lock serialises admissions to this course: seats and the waitlist's order are
+    # decided one request at a time (the CHECK seats_taken <= capacity backs it up).
+    await uow.session.refresh(course, with_for_update=True)
+    has_seat = course.capacity is None or course.seats_taken < course.capacity
+    if has_seat:
+        course.seats_taken += 1
     now = utcnow()
     e = Enrollment(
         id=uuid.uuid4(),
@@ -159,7 +159,7 @@ async def enroll(
         created_at=now,
         updated_at=now,
     )
-    if seat.first() is not None:
+    if has_seat:
         e.status, e.admitted_at = "pending", now
         e.workflow_id = rules.enrollment_workflow_id(course_id, student_id, attempt)
     elif course.waitlist_enabled:
@@ -306,15 +306,11 @@ async def detail(
     documents: Any,
     principal: Principal,
     enrollment_id: uuid.UUID,
-    steps: list[WorkflowStep],
-    workflow_status: str | None,
 ) -> EnrollmentDetail:
     e = await _load_for(uow, principal, enrollment_id)
     course = await load_course(uow, e.course_id)
     public = await to_public(uow, e, await percent_of(uow, documents, e, course))
-    return EnrollmentDetail(
-        **public.model_dump(), course_title=course.title, steps=steps, workflow_status=workflow_status
-    )
+    return EnrollmentDetail(**public.model_dump(), course_title=course.title)
 
 
 async def get_for(*, uow: UnitOfWork, principal: Principal, enrollment_id: uuid.UUID) -> Enrollment:

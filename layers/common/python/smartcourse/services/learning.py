@@ -52,21 +52,19 @@ async def drop(*, container: Any, principal: Principal, enrollment_id: uuid.UUID
 
 
 async def detail(*, container: Any, principal: Principal, enrollment_id: uuid.UUID) -> EnrollmentDetail:
+    """The enrollment from the database, then its workflow's steps from Temporal (no connection held meanwhile)."""
     from workflows.enrollment.workflow import STEPS
 
     async with container.uow() as uow:
-        e = await enrollment.get_for(uow=uow, principal=principal, enrollment_id=enrollment_id)
-        steps, wf_status = [], None
-        if e.workflow_id:
-            wf_status, steps = await workflows.describe(container, e.workflow_id, tuple(n for n, _ in STEPS))
-        return await enrollment.detail(
-            uow=uow,
-            documents=container.documents,
-            principal=principal,
-            enrollment_id=enrollment_id,
-            steps=steps,
-            workflow_status=wf_status,
+        result = await enrollment.detail(
+            uow=uow, documents=container.documents, principal=principal, enrollment_id=enrollment_id
         )
+    if result.workflow_id:
+        status, steps = await workflows.describe_or_unavailable(
+            container, result.workflow_id, tuple(n for n, _ in STEPS)
+        )
+        result = result.model_copy(update={"workflow_status": status, "steps": steps})
+    return result
 
 
 async def complete_lesson(*, container: Any, principal: Principal, lesson_id: uuid.UUID) -> ProgressPublic:

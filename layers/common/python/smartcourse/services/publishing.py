@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import case, func, select, update
 
-from smartcourse.api.models import WorkflowStarted, WorkflowStatus, WorkflowStep
+from smartcourse.api.models import WorkflowStarted, WorkflowStatus
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as rules
 from smartcourse.domain.events import DomainEvent
@@ -159,37 +159,21 @@ async def revert_publish(*, uow: UnitOfWork, course_id: uuid.UUID, workflow_id: 
 # --- status ---------------------------------------------------------------------------------
 
 
-async def workflow_status(*, uow: UnitOfWork, container: Any, principal: Principal, workflow_id: str) -> WorkflowStatus:
-    run = await uow.session.get(WorkflowRun, workflow_id)
-    if run is None:
-        raise NotFound("workflow not found", code="workflow_not_found")
-    if not principal.is_admin and run.owner_id != principal.user_id:
-        owner = None
-        if run.course_id is not None:
-            course = await uow.session.get(Course, run.course_id)
-            owner = course.instructor_id if course else None
-        if owner != principal.user_id:
-            raise NotFound("workflow not found", code="workflow_not_found")
-    client = await container.temporal()
-    handle = client.get_workflow_handle(workflow_id)
-    try:
-        desc = await handle.describe()
-    except Exception as exc:
-        from temporalio.service import RPCError, RPCStatusCode
+async def workflow_status(*, container: Any, principal: Principal, workflow_id: str) -> WorkflowStatus:
+    """A workflow's status and steps, for whoever started it (or owns its course) and admins."""
+    from smartcourse.services.workflows import describe
 
-        if isinstance(exc, RPCError) and exc.status == RPCStatusCode.NOT_FOUND:
-            return WorkflowStatus(
-                workflow_id=workflow_id,
-                kind=run.kind,
-                status="not_started",
-                steps=[WorkflowStep(name=s, status="pending") for s in PUBLISH_STEPS],
-            )
-        raise
-    status = _status_name(desc.status)
-    try:
-        raw_steps: list[dict[str, Any]] = await handle.query("steps")
-    except Exception:
-        raw_steps = []
-    steps = [WorkflowStep.model_validate(s) for s in raw_steps]
+    async with container.uow() as uow:
+        run = await uow.session.get(WorkflowRun, workflow_id)
+        if run is None:
+            raise NotFound("workflow not found", code="workflow_not_found")
+        allowed = principal.is_admin or run.owner_id == principal.user_id
+        if not allowed and run.course_id is not None:
+            course = await uow.session.get(Course, run.course_id)
+            allowed = course is not None and course.instructor_id == principal.user_id
+        if not allowed:
+            raise NotFound("workflow not found", code="workflow_not_found")
+        kind = run.kind
+    status, steps = await describe(container, workflow_id, PUBLISH_STEPS)
     error = next((s.error for s in steps if s.error), None)
-    return WorkflowStatus(workflow_id=workflow_id, kind=run.kind, status=status, steps=steps, error=error)
+    return WorkflowStatus(workflow_id=workflow_id, kind=kind, status=status, steps=steps, error=error)

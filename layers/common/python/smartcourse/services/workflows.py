@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from smartcourse.api.models import WorkflowStep
+from smartcourse.errors import Unavailable
 from smartcourse.models import Enrollment, utcnow
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,9 @@ async def start_quietly(container: Any, run: Any, arg: Any, *, workflow_id: str)
         log.warning("could not start workflow %s now; the sweeper will", workflow_id, exc_info=True)
 
 
+RPC_TIMEOUT = timedelta(seconds=5)
+
+
 async def describe(container: Any, workflow_id: str, step_names: tuple[str, ...]) -> tuple[str, list[WorkflowStep]]:
     """(status, steps) of a workflow; `not_started` with pending steps if Temporal does not know it yet."""
     from temporalio.service import RPCError, RPCStatusCode
@@ -48,18 +52,29 @@ async def describe(container: Any, workflow_id: str, step_names: tuple[str, ...]
     client = await container.temporal()
     handle = client.get_workflow_handle(workflow_id)
     try:
-        desc = await handle.describe()
+        desc = await handle.describe(rpc_timeout=RPC_TIMEOUT)
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             return "not_started", [WorkflowStep(name=n, status="pending") for n in step_names]
-        raise
+        raise Unavailable("the workflow engine did not answer", code="workflow_engine_unavailable") from exc
     status = str(desc.status.name).lower() if desc.status else "unknown"
     try:
-        raw: list[dict[str, Any]] = await handle.query("steps")
+        raw: list[dict[str, Any]] = await handle.query("steps", rpc_timeout=RPC_TIMEOUT)
         steps = [WorkflowStep.model_validate(s) for s in raw]
-    except Exception:
+    except Exception:  # a busy worker must not fail the read: the status above is still true
         steps = []
     return status, steps
+
+
+async def describe_or_unavailable(
+    container: Any, workflow_id: str, step_names: tuple[str, ...]
+) -> tuple[str, list[WorkflowStep]]:
+    """As `describe`, but a slow or absent workflow engine yields `unavailable` instead of an error."""
+    try:
+        return await describe(container, workflow_id, step_names)
+    except Unavailable:
+        log.warning("workflow engine unavailable while reading %s", workflow_id)
+        return "unavailable", []
 
 
 async def sweep(container: Any, *, older_than: timedelta = timedelta(seconds=30)) -> int:
