@@ -19,7 +19,8 @@ async def test_enrollment_reads_without_the_workflow_engine(api: Api, worker: ob
 
     teacher, student = await api.user("instructor"), await api.user()
     course = await api.published_course(teacher)
-    eid = (await api.client.post("/enrollments", json={"course_id": course["id"]}, headers=student["headers"])).json()["id"]
+    r = await api.client.post("/enrollments", json={"course_id": course["id"]}, headers=student["headers"])
+    eid = r.json()["id"]
     # The same database, but a Temporal address where nothing listens.
     cut_off = build_container(settings.model_copy(update={"temporal_address": f"127.0.0.1:{free_port()}"}))
     try:

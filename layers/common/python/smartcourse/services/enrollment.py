@@ -30,7 +30,8 @@ from smartcourse.services.learner_view import published_lessons
 ANALYTICS_NS = uuid.UUID("5b0c3f4e-8f0b-4b5e-9a53-2d0a3b7f1c11")
 
 
-def _event(kind: str, e: Enrollment, **extra: Any) -> DomainEvent:
+def enrollment_event(kind: str, e: Enrollment, **extra: Any) -> DomainEvent:
+    """An event about an enrollment: every one carries the enrollment, student and course ids."""
     return DomainEvent(
         kind,
         str(e.id),
@@ -178,7 +179,7 @@ async def enroll(
         return await to_public(uow, found), False
     uow.session.add(_history(e, None, e.status, principal, "enrolled" if e.status == "pending" else "course full"))
     uow.emit(
-        _event(
+        enrollment_event(
             "enrollment.created",
             e,
             status=e.status,
@@ -216,7 +217,9 @@ async def drop(*, uow: UnitOfWork, principal: Principal, enrollment_id: uuid.UUI
     e.status, e.dropped_at, e.updated_at = "dropped", now, now
     uow.session.add(_history(e, previous, "dropped", principal, "dropped"))
     uow.emit(
-        _event("enrollment.dropped", e, previous_status=previous, actor_id=str(principal.user_id), freed_seat=freed)
+        enrollment_event(
+            "enrollment.dropped", e, previous_status=previous, actor_id=str(principal.user_id), freed_seat=freed
+        )
     )
     promoted = None
     if freed:
@@ -248,7 +251,7 @@ async def _promote_next(uow: UnitOfWork, course: Course, now: Any) -> Enrollment
     nxt.status, nxt.admitted_at, nxt.updated_at = "pending", now, now
     nxt.workflow_id = rules.enrollment_workflow_id(course.id, nxt.student_id, nxt.attempt)
     uow.session.add(_history(nxt, "waitlisted", "pending", None, "promoted from the waitlist"))
-    uow.emit(_event("waitlist.promoted", nxt, workflow_id=nxt.workflow_id, admitted_at=now.isoformat()))
+    uow.emit(enrollment_event("waitlist.promoted", nxt, workflow_id=nxt.workflow_id, admitted_at=now.isoformat()))
     return nxt
 
 
@@ -370,7 +373,7 @@ async def activate(*, uow: UnitOfWork, enrollment_id: uuid.UUID) -> str:
     now = utcnow()
     e.status, e.activated_at, e.updated_at = "active", now, now
     uow.session.add(_history(e, "pending", "active", None, "enrollment workflow"))
-    uow.emit(_event("enrollment.activated", e, activated_at=now.isoformat()))
+    uow.emit(enrollment_event("enrollment.activated", e, activated_at=now.isoformat()))
     await uow.commit()
     return "active"
 

@@ -12,10 +12,10 @@ from smartcourse.api.models import LessonProgressPublic, ModuleProgressPublic, P
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as course_rules
 from smartcourse.domain import enrollment as rules
-from smartcourse.domain.events import DomainEvent
 from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound
 from smartcourse.models import Course, Enrollment, EnrollmentHistory, Lesson, LessonProgress, QuizAttempt, utcnow
 from smartcourse.security import Principal
+from smartcourse.services.enrollment import enrollment_event
 from smartcourse.services.learner_view import PublishedLesson, published_lessons
 
 
@@ -59,14 +59,6 @@ async def _completed_ids(uow: UnitOfWork, enrollment_id: uuid.UUID) -> set[uuid.
     )
 
 
-def _event(kind: str, e: Enrollment, **extra: Any) -> DomainEvent:
-    return DomainEvent(
-        kind,
-        str(e.id),
-        {"enrollment_id": str(e.id), "student_id": str(e.student_id), "course_id": str(e.course_id), **extra},
-    )
-
-
 async def _record_completion(
     uow: UnitOfWork, e: Enrollment, lesson: PublishedLesson, lessons: list[PublishedLesson], score: int | None
 ) -> float:
@@ -90,9 +82,9 @@ async def _record_completion(
     percent = rules.percent_complete(refs, after)
     if lesson.lesson_id in before:
         return percent
-    uow.emit(_event("progress.updated", e, lesson_id=str(lesson.lesson_id), percent=percent))
+    uow.emit(enrollment_event("progress.updated", e, lesson_id=str(lesson.lesson_id), percent=percent))
     for module_id in rules.completed_modules(refs, after) - rules.completed_modules(refs, before):
-        uow.emit(_event("progress.module_completed", e, module_id=str(module_id)))
+        uow.emit(enrollment_event("progress.module_completed", e, module_id=str(module_id)))
     if percent >= 100:
         e.status, e.completed_at, e.updated_at = "completed", now, now
         uow.session.add(
@@ -105,7 +97,7 @@ async def _record_completion(
             )
         )
         uow.emit(
-            _event(
+            enrollment_event(
                 "enrollment.completed",
                 e,
                 activated_at=e.activated_at.isoformat() if e.activated_at else None,
