@@ -9,6 +9,8 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
+from workflows.steps import Steps
+
 RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(minutes=1)
 )
@@ -23,18 +25,18 @@ class CertificateInput:
 @workflow.defn(name="CertificateWorkflow")
 class CertificateWorkflow:
     def __init__(self) -> None:
-        self._steps: list[dict[str, Any]] = [{"name": n, "status": "pending", "error": None} for n in STEP_NAMES]
+        self._steps = Steps(STEP_NAMES)
 
     @workflow.query(name="steps")
     def steps(self) -> list[dict[str, Any]]:
-        return self._steps
+        return self._steps.items
 
     async def _step(self, index: int, activity: str, arg: Any) -> Any:
-        self._steps[index]["status"] = "running"
+        self._steps.running(index)
         result = await workflow.execute_activity(
             activity, arg, start_to_close_timeout=timedelta(minutes=1), retry_policy=RETRY
         )
-        self._steps[index]["status"] = "completed"
+        self._steps.completed(index)
         return result
 
     @workflow.run
@@ -42,4 +44,4 @@ class CertificateWorkflow:
         certificate_id: str = await self._step(0, "certificate.issue", inp.enrollment_id)
         await self._step(1, "certificate.render_pdf", certificate_id)
         await self._step(2, "certificate.notify", certificate_id)
-        return {"certificate_id": certificate_id, "steps": self._steps}
+        return {"certificate_id": certificate_id, "steps": self._steps.items}

@@ -9,6 +9,8 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
+from workflows.steps import Steps
+
 STEPS: tuple[tuple[str, str], ...] = (
     ("initialize_progress", "enroll.initialize_progress"),
     ("record_analytics", "enroll.record_analytics"),
@@ -30,25 +32,23 @@ class EnrollmentInput:
 @workflow.defn(name="EnrollmentWorkflow")
 class EnrollmentWorkflow:
     def __init__(self) -> None:
-        self._steps: list[dict[str, Any]] = [{"name": n, "status": "pending", "error": None} for n, _ in STEPS]
+        self._steps = Steps([name for name, _ in STEPS])
 
     @workflow.query(name="steps")
     def steps(self) -> list[dict[str, Any]]:
-        return self._steps
+        return self._steps.items
 
     @workflow.run
     async def run(self, inp: EnrollmentInput) -> dict[str, Any]:
         for index, (name, activity) in enumerate(STEPS):
-            step = self._steps[index]
-            step["status"] = "running"
+            self._steps.running(index)
             # Short: each step is a few queries, and a dead worker's step is retried only after this.
             result = await workflow.execute_activity(
                 activity, inp, start_to_close_timeout=timedelta(seconds=15), retry_policy=RETRY
             )
-            step["status"] = "completed"
+            self._steps.completed(index)
             if name == "activate" and result == "dropped":
                 # Dropped while being set up: nothing more to do for this enrollment.
-                for later in self._steps[index + 1 :]:
-                    later["status"] = "skipped"
+                self._steps.skip_after(index)
                 break
-        return {"enrollment_id": inp.enrollment_id, "steps": self._steps}
+        return {"enrollment_id": inp.enrollment_id, "steps": self._steps.items}

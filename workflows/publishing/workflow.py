@@ -10,6 +10,8 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from workflows.steps import Steps
+
 STEPS: tuple[tuple[str, str], ...] = (
     ("validate", "publish.validate"),
     ("snapshot", "publish.snapshot"),
@@ -41,17 +43,16 @@ def _root_message(err: BaseException) -> str:
 @workflow.defn(name="CoursePublishingWorkflow")
 class CoursePublishingWorkflow:
     def __init__(self) -> None:
-        self._steps: list[dict[str, Any]] = [{"name": n, "status": "pending", "error": None} for n, _ in STEPS]
+        self._steps = Steps([name for name, _ in STEPS])
 
     @workflow.query(name="steps")
     def steps(self) -> list[dict[str, Any]]:
-        return self._steps
+        return self._steps.items
 
     @workflow.run
     async def run(self, inp: PublishInput) -> dict[str, Any]:
-        for index, (_name, activity) in enumerate(STEPS):
-            step = self._steps[index]
-            step["status"] = "running"
+        for index, (name, activity) in enumerate(STEPS):
+            self._steps.running(index)
             try:
                 await workflow.execute_activity(
                     activity,
@@ -60,15 +61,11 @@ class CoursePublishingWorkflow:
                     retry_policy=RETRY,
                 )
             except ActivityError as exc:
-                step["status"] = "failed"
-                step["error"] = _root_message(exc)
-                for later in self._steps[index + 1 :]:
-                    later["status"] = "skipped"
+                error = _root_message(exc)
+                self._steps.failed(index, error)
                 await workflow.execute_activity(
                     "publish.revert", inp, start_to_close_timeout=timedelta(minutes=1), retry_policy=RETRY
                 )
-                raise ApplicationError(
-                    f"publishing failed at {step['name']}: {step['error']}", non_retryable=True
-                ) from exc
-            step["status"] = "completed"
-        return {"course_id": inp.course_id, "version": inp.version, "steps": self._steps}
+                raise ApplicationError(f"publishing failed at {name}: {error}", non_retryable=True) from exc
+            self._steps.completed(index)
+        return {"course_id": inp.course_id, "version": inp.version, "steps": self._steps.items}
