@@ -590,8 +590,12 @@ class Kafka(Engine):
             "logger.state.name = state.change.logger\nlogger.state.level = WARN\n"
         )
         if not (data / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-            run(self.java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", props))
+            # Like Kafka's own Uuid.randomUuid: never an id starting with '-', which a CLI reads as an option
+            # (and pass it as `--cluster-id=<id>` all the same).
+            cluster_id = "-"
+            while cluster_id.startswith("-"):
+                cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+            run(self.java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "-c", props))
         heap = os.environ.get("STACK_KAFKA_HEAP", "-Xmx512m")
         self.proc.spawn(self.java("kafka.Kafka", props, heap=heap))
 
