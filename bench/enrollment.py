@@ -1,7 +1,10 @@
 """Enrollment throughput and latency of SmartCourse beside a bare FastAPI + asyncpg INSERT (measures, asserts nothing).
 
     .venv/bin/python bench/enrollment.py [--engines embedded|stack|both] [--requests N] [--concurrency 16,64]
-                                         [--sample 100] [--json FILE] [--keep-data]
+                                         [--sample 100] [--sample-mode separate|inline] [--json FILE]
+                                         [--keep-data] [--run-timeout S] [--settle-timeout S]
+
+docs/benchmarks.md tells what the figures mean and what they were on the reference machine.
 
 For each engines setting it brings the product up the way `smartcourse run` does, in a fresh temporary data dir:
 
@@ -20,10 +23,11 @@ Then, over loopback only:
    (with their `user.registered` outbox events, as registration writes them) and the outbox is left to drain;
 2. for each concurrency level C: N `POST /enrollments` (one distinct student each) from C concurrent closed-loop
    clients, each an httpx.AsyncClient with its own keep-alive connection; every request's latency is recorded.
-   A sample of them (--sample) is then watched through `GET /enrollments/{id}` every 50 ms until
-   `workflow_status == "completed"` (request -> workflow completed). The database is watched until the whole
-   batch is active, welcomed and e-mailed, and the outbox is empty; `activated_at` of every enrollment gives
-   request -> active without any polling;
+   The database is then watched until the whole batch is active, welcomed and e-mailed and the outbox is empty;
+   `activated_at` of every enrollment gives request -> active, without polling the API. Then --sample more
+   students enroll, C at a time, each watching `GET /enrollments/{id}` every 50 ms until `workflow_status` is
+   `completed` (request -> workflow completed, as a student sees it); with --sample-mode inline the watched
+   enrollments are instead every N/sample-th of the batch itself, watched while the batch runs;
 3. the same N requests at the same C against the baseline's `POST /enroll`.
 
 CPU seconds of every process involved (API, worker, Celery, PostgreSQL, Temporal, ..., and this load generator) are
@@ -1084,9 +1088,9 @@ async def postgres_facts(conn: asyncpg.Connection) -> dict[str, Any]:
     return facts
 
 
-def run_setting(name: str, args: argparse.Namespace) -> SettingResult:
-    """Bring up one engines setting, measure, and stop everything it started, whatever happens."""
-    result = SettingResult(engines=name)
+def run_setting(result: SettingResult, args: argparse.Namespace) -> None:
+    """Bring up one engines setting, measure into `result`, and stop everything it started, whatever happens."""
+    name = result.engines
     run_id = uuid.uuid4().hex[:8]
     data_dir = Path(tempfile.mkdtemp(prefix=f"smartcourse-bench-{name}-")).resolve()
     children = Children(data_dir / "logs")
@@ -1111,6 +1115,9 @@ def run_setting(name: str, args: argparse.Namespace) -> SettingResult:
         failed = True
         result.error = f"{type(exc).__name__}: {exc}"
         say(f"{name}: failed: {result.error}")
+    except KeyboardInterrupt:
+        result.error = "interrupted (figures below are those measured before)"
+        raise
     finally:
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl+C must not cut the cleanup short
         try:
@@ -1128,7 +1135,6 @@ def run_setting(name: str, args: argparse.Namespace) -> SettingResult:
                 shutil.rmtree(data_dir, ignore_errors=True)
         finally:
             signal.signal(signal.SIGINT, previous)
-    return result
 
 
 def run_async(coro: Any) -> Any:
@@ -1205,7 +1211,7 @@ def render(results: list[SettingResult], facts: dict[str, Any], args: argparse.N
             w(f"skipped: {res.skipped}")
             continue
         if res.error:
-            w(f"FAILED: {res.error}")
+            w(f"{'STOPPED' if res.error.startswith('interrupted') else 'FAILED'}: {res.error}")
         pg = res.facts
         if "postgres" in pg:
             w(
@@ -1343,7 +1349,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description="Measure SmartCourse's POST /enrollments (and what follows it) beside a bare INSERT endpoint."
     )
-    parser.add_argument("--engines", choices=("embedded", "stack", "both"), default="embedded")
+    parser.add_argument(
+        "--engines",
+        choices=("embedded", "stack", "both"),
+        default="embedded",
+        help="embedded engines (default), the running `scripts/stack` (skipped unless healthy), or both in turn",
+    )
     parser.add_argument("--requests", type=int, default=2000, help="enrollments per concurrency level (2000)")
     parser.add_argument(
         "--concurrency",
@@ -1388,15 +1399,19 @@ def main(argv: list[str] | None = None) -> int:
     interrupted = False
     try:
         for name in settings:
-            results.append(run_setting(name, args))
+            results.append(SettingResult(engines=name))
+            run_setting(results[-1], args)
     except KeyboardInterrupt:
         interrupted = True
         say("interrupted: everything started has been stopped")
     facts["loadavg_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(render(results, facts, args), flush=True)
     if args.json:
-        payload = {"machine": facts, "args": {k: str(v) for k, v in vars(args).items()}}
-        payload["results"] = [asdict(r) for r in results]
+        payload: dict[str, Any] = {
+            "machine": facts,
+            "args": {k: str(v) for k, v in vars(args).items()},
+            "results": [asdict(r) for r in results],
+        }
         args.json.write_text(json.dumps(payload, indent=2, default=str) + "\n")
         say(f"figures written to {args.json}")
     if interrupted:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from temporalio import activity
@@ -40,7 +41,7 @@ class CertificateActivities:
 
         async with self.c.uow() as uow:
             notification_id = await certificates.notify(uow=uow, certificate_id=uuid.UUID(certificate_id))
-        enqueue_email(notification_id)
+        await asyncio.to_thread(enqueue_email, notification_id)  # off the event loop (a broker round trip)
         return str(notification_id)
 
     def all(self) -> list[object]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from temporalio import activity
@@ -41,7 +42,9 @@ class EnrollmentActivities:
         async with self.c.uow() as uow:
             notification_id = await enrollment.welcome(uow=uow, enrollment_id=uuid.UUID(inp.enrollment_id))
         if notification_id is not None:
-            enqueue_email(notification_id)  # the task itself is idempotent; a repeat enqueue sends once
+            # Off the event loop: a broker round trip would stall the workflows this worker runs. The task is
+            # idempotent, so a repeated enqueue still sends once.
+            await asyncio.to_thread(enqueue_email, notification_id)
         return str(notification_id) if notification_id else None
 
     def all(self) -> list[object]:
