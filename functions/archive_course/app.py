@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
-from smartcourse.api.models import CourseSummary
+from smartcourse.schemas import CourseSummary
 from smartcourse.services import courses
 
 router = APIRouter(tags=["courses"])

@@ -4,7 +4,7 @@ from fastapi import APIRouter
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep
-from smartcourse.api.models import LoginIn, TokenPair
+from smartcourse.schemas import LoginIn, TokenPair
 from smartcourse.services import accounts
 
 router = APIRouter(tags=["auth"])

@@ -4,7 +4,7 @@ from fastapi import APIRouter
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
-from smartcourse.api.models import UserPublic
+from smartcourse.schemas import UserPublic
 from smartcourse.services import accounts
 
 router = APIRouter(tags=["auth"])

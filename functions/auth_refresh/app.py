@@ -4,7 +4,7 @@ from fastapi import APIRouter
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep
-from smartcourse.api.models import RefreshIn, TokenPair
+from smartcourse.schemas import RefreshIn, TokenPair
 from smartcourse.services import accounts
 
 router = APIRouter(tags=["auth"])

@@ -4,7 +4,7 @@ from fastapi import APIRouter
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
-from smartcourse.api.models import CourseDetail, CourseIn
+from smartcourse.schemas import CourseDetail, CourseIn
 from smartcourse.services import courses
 
 router = APIRouter(tags=["courses"])

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
-from smartcourse.api.models import LessonIn, LessonPublic
+from smartcourse.schemas import LessonIn, LessonPublic
 from smartcourse.services import courses
 
 router = APIRouter(tags=["lessons"])

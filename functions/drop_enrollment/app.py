@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
-from smartcourse.api.models import EnrollmentPublic
+from smartcourse.schemas import EnrollmentPublic
 from smartcourse.services import learning
 
 router = APIRouter(tags=["enrollments"])

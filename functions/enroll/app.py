@@ -6,7 +6,7 @@ from fastapi import APIRouter, Header, Response
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
-from smartcourse.api.models import EnrollIn, EnrollmentPublic
+from smartcourse.schemas import EnrollIn, EnrollmentPublic
 from smartcourse.services import learning
 
 router = APIRouter(tags=["enrollments"])

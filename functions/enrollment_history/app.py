@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
-from smartcourse.api.models import HistoryEntry
+from smartcourse.schemas import HistoryEntry
 from smartcourse.services import enrollment
 
 router = APIRouter(tags=["enrollments"])

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
-from smartcourse.api.models import CertificatePublic
+from smartcourse.schemas import CertificatePublic
 from smartcourse.services import certificates
 
 router = APIRouter(tags=["certificates"])

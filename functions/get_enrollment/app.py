@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
-from smartcourse.api.models import EnrollmentDetail
+from smartcourse.schemas import EnrollmentDetail
 from smartcourse.services import learning
 
 router = APIRouter(tags=["enrollments"])

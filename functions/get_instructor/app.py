@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep
-from smartcourse.api.models import InstructorPublic
+from smartcourse.schemas import InstructorPublic
 from smartcourse.services import accounts
 
 router = APIRouter(tags=["users"])

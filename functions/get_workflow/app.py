@@ -6,7 +6,7 @@ from fastapi import APIRouter, Path
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
-from smartcourse.api.models import WorkflowStatus
+from smartcourse.schemas import WorkflowStatus
 from smartcourse.services import publishing
 
 router = APIRouter(tags=["workflows"])

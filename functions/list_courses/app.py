@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, OptionalUser
-from smartcourse.api.models import CoursePage
+from smartcourse.schemas import CoursePage
 from smartcourse.services import courses
 
 router = APIRouter(tags=["courses"])

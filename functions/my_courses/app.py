@@ -4,7 +4,7 @@ from fastapi import APIRouter
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
-from smartcourse.api.models import EnrollmentDetail
+from smartcourse.schemas import EnrollmentDetail
 from smartcourse.services import enrollment
 
 router = APIRouter(tags=["enrollments"])

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
-from smartcourse.api.models import WorkflowStarted
+from smartcourse.schemas import WorkflowStarted
 from smartcourse.services import publishing
 
 router = APIRouter(tags=["courses"])

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
-from smartcourse.api.models import NotificationPublic
+from smartcourse.schemas import NotificationPublic
 from smartcourse.services import notifications
 
 router = APIRouter(tags=["notifications"])

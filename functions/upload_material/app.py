@@ -7,7 +7,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
-from smartcourse.api.models import MaterialPublic
+from smartcourse.schemas import MaterialPublic
 from smartcourse.services import materials
 
 router = APIRouter(tags=["materials"])

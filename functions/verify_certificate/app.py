@@ -6,7 +6,7 @@ from fastapi import APIRouter, Path
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep
-from smartcourse.api.models import CertificateVerification
+from smartcourse.schemas import CertificateVerification
 from smartcourse.services import certificates
 
 router = APIRouter(tags=["certificates"])

@@ -42,7 +42,7 @@ async def stack_container(settings: Any) -> AsyncIterator[Any]:
 
 async def test_course_authoring_on_mongodb_and_s3(stack_container: Any, container: Any) -> None:
     from smartcourse.adapters.documents import PostgresDocumentStore
-    from smartcourse.api.models import CourseIn, LessonIn, ModuleIn, RegisterIn
+    from smartcourse.schemas import CourseIn, LessonIn, ModuleIn, RegisterIn
     from smartcourse.security import Principal
     from smartcourse.services import accounts, courses, materials
 

@@ -67,8 +67,8 @@ async def _live_course(
 ) -> tuple[Any, uuid.UUID]:
     from sqlalchemy import update
 
-    from smartcourse.api.models import CourseIn, RegisterIn
     from smartcourse.models import Course
+    from smartcourse.schemas import CourseIn, RegisterIn
     from smartcourse.security import Principal
     from smartcourse.services import accounts, courses
 
@@ -198,7 +198,7 @@ async def test_publishing_workflow_runs_once_per_id(temporal_client: Any, contai
     from temporalio.exceptions import WorkflowAlreadyStartedError
     from temporalio.worker import Worker
 
-    from smartcourse.api.models import LessonIn, ModuleIn
+    from smartcourse.schemas import LessonIn, ModuleIn
     from smartcourse.services import courses, publishing
     from workflows.publishing.activities import PublishingActivities
     from workflows.publishing.workflow import CoursePublishingWorkflow, PublishInput

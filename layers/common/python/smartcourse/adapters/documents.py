@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from smartcourse.models import Document, utcnow
+from smartcourse.ports import Doc, DocumentStore
 
-Doc = dict[str, Any]
-
-
-class DocumentStore(Protocol):
-    """Whole-document reads and writes keyed by (collection, id); writes are idempotent upserts."""
-
-    async def get(self, collection: str, doc_id: str) -> Doc | None: ...
-    async def get_many(self, collection: str, doc_ids: list[str]) -> dict[str, Doc]: ...
-    async def put(self, collection: str, doc_id: str, doc: Doc) -> None: ...
-    async def delete(self, collection: str, doc_id: str) -> bool: ...
-    async def find(self, collection: str, where: Doc) -> list[Doc]: ...
-    async def close(self) -> None: ...
+__all__ = ["Doc", "DocumentStore", "MongoDocumentStore", "PostgresDocumentStore"]
 
 
 class PostgresDocumentStore:

@@ -6,18 +6,12 @@ import asyncio
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from smartcourse.errors import NotFound
+from smartcourse.ports import FileStore
 
-
-class FileStore(Protocol):
-    """Opaque blobs by key."""
-
-    async def put(self, key: str, data: bytes, content_type: str) -> None: ...
-    async def get(self, key: str) -> bytes: ...
-    async def delete(self, key: str) -> None: ...
-    async def presigned_url(self, key: str, filename: str) -> str | None: ...
+__all__ = ["FileStore", "LocalFileStore", "S3FileStore"]
 
 
 class LocalFileStore:

@@ -15,9 +15,9 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from smartcourse import __version__
-from smartcourse.api.models import ErrorBody
 from smartcourse.errors import DomainError
 from smartcourse.logging import configure_logging
+from smartcourse.schemas import ErrorBody
 
 log = logging.getLogger("smartcourse.api")
 

@@ -10,7 +10,12 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from smartcourse.api.models import (
+from smartcourse.config import Settings
+from smartcourse.db import UnitOfWork
+from smartcourse.domain.events import DomainEvent
+from smartcourse.errors import Conflict, Forbidden, NotFound, Unauthorized
+from smartcourse.models import Course, RefreshToken, User, utcnow
+from smartcourse.schemas import (
     CourseSummary,
     InstructorPublic,
     RegisterIn,
@@ -18,11 +23,6 @@ from smartcourse.api.models import (
     UserPublic,
     UserUpdateIn,
 )
-from smartcourse.config import Settings
-from smartcourse.db import UnitOfWork
-from smartcourse.domain.events import DomainEvent
-from smartcourse.errors import Conflict, Forbidden, NotFound, Unauthorized
-from smartcourse.models import Course, RefreshToken, User, utcnow
 from smartcourse.security import Principal, hash_password, issue_access_token, verify_password
 
 

@@ -9,7 +9,12 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from smartcourse.adapters.documents import DocumentStore
-from smartcourse.api.models import (
+from smartcourse.db import UnitOfWork
+from smartcourse.domain import courses as rules
+from smartcourse.domain.events import DomainEvent
+from smartcourse.errors import Conflict, Invalid, NotFound
+from smartcourse.models import Course, CoursePrerequisite, Lesson, Module, utcnow
+from smartcourse.schemas import (
     CourseDetail,
     CourseIn,
     CoursePage,
@@ -22,11 +27,6 @@ from smartcourse.api.models import (
     ModulePublic,
     ModuleUpdateIn,
 )
-from smartcourse.db import UnitOfWork
-from smartcourse.domain import courses as rules
-from smartcourse.domain.events import DomainEvent
-from smartcourse.errors import Conflict, Invalid, NotFound
-from smartcourse.models import Course, CoursePrerequisite, Lesson, Module, utcnow
 from smartcourse.security import Principal
 
 LESSONS = "lesson_bodies"

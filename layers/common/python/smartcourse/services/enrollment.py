@@ -8,7 +8,6 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from smartcourse.api.models import EnrollmentDetail, EnrollmentPublic, HistoryEntry
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as course_rules
 from smartcourse.domain import enrollment as rules
@@ -23,6 +22,7 @@ from smartcourse.models import (
     User,
     utcnow,
 )
+from smartcourse.schemas import EnrollmentDetail, EnrollmentPublic, HistoryEntry
 from smartcourse.security import Principal
 from smartcourse.services.courses import load_course
 from smartcourse.services.learner_view import published_lessons

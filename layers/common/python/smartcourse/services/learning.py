@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from smartcourse.api.models import EnrollmentDetail, EnrollmentPublic, ProgressPublic, QuizResult
 from smartcourse.domain.enrollment import certificate_workflow_id
+from smartcourse.schemas import EnrollmentDetail, EnrollmentPublic, ProgressPublic, QuizResult
 from smartcourse.security import Principal
 from smartcourse.services import enrollment, progress, workflows
 

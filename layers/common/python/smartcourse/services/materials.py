@@ -9,12 +9,12 @@ from typing import Any
 
 from smartcourse.adapters.documents import DocumentStore
 from smartcourse.adapters.files import FileStore
-from smartcourse.api.models import MaterialPublic
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as rules
 from smartcourse.domain.materials import detect_content_type, safe_filename
 from smartcourse.errors import Conflict, Invalid, NotFound, TooLarge
 from smartcourse.models import Lesson
+from smartcourse.schemas import MaterialPublic
 from smartcourse.security import Principal
 from smartcourse.services.courses import load_course
 

@@ -17,12 +17,12 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from smartcourse.adapters.mail import send_email
-from smartcourse.api.models import NotificationPublic
 from smartcourse.config import Settings
 from smartcourse.db import UnitOfWork
 from smartcourse.errors import NotFound
 from smartcourse.faults import hold_point
 from smartcourse.models import Notification, User, utcnow
+from smartcourse.schemas import NotificationPublic
 from smartcourse.security import Principal
 from smartcourse.tasks import DeadLetteringTask, Runtime, app, run_async, runtime
 

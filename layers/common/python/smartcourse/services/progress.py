@@ -8,12 +8,12 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 
-from smartcourse.api.models import LessonProgressPublic, ModuleProgressPublic, ProgressPublic, QuizResult
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as course_rules
 from smartcourse.domain import enrollment as rules
 from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound
 from smartcourse.models import Course, Enrollment, EnrollmentHistory, Lesson, LessonProgress, QuizAttempt, utcnow
+from smartcourse.schemas import LessonProgressPublic, ModuleProgressPublic, ProgressPublic, QuizResult
 from smartcourse.security import Principal
 from smartcourse.services.enrollment import enrollment_event
 from smartcourse.services.learner_view import PublishedLesson, published_lessons

@@ -8,12 +8,12 @@ from typing import Any
 
 from sqlalchemy import case, func, select, update
 
-from smartcourse.api.models import WorkflowStarted, WorkflowStatus
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as rules
 from smartcourse.domain.events import DomainEvent
 from smartcourse.errors import Conflict, Invalid, NotFound, Unavailable
 from smartcourse.models import Course, Lesson, WorkflowRun, utcnow
+from smartcourse.schemas import WorkflowStarted, WorkflowStatus
 from smartcourse.security import Principal
 from smartcourse.services.courses import VERSIONS, build_structure, load_course, version_doc_id
 

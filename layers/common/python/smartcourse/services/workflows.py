@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy import select
 
-from smartcourse.api.models import WorkflowStep
 from smartcourse.errors import Unavailable
 from smartcourse.models import Enrollment, utcnow
+from smartcourse.schemas import WorkflowStep
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Request and response models: input (`...In`), output (`...Public`) kept apart from storage."""
+"""Request and response models shared by services and handlers (services never import the HTTP layer)."""
 
 from __future__ import annotations
 
