@@ -52,6 +52,21 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, alias="MAX_UPLOAD_BYTES")
     rate_limit_per_minute: int = Field(default=600, alias="RATE_LIMIT_PER_MINUTE")
 
+    # --- content index and embeddings (unset EMBEDDINGS_BASE_URL: the local ONNX MiniLM) ---
+    # LanceDB location: a local directory (default: <data_dir>/index) or s3://bucket/prefix.
+    index_uri: str | None = Field(default=None, alias="INDEX_URI")
+    embeddings_base_url: str | None = Field(default=None, alias="EMBEDDINGS_BASE_URL")
+    embeddings_model: str = Field(default="text-embedding-3-small", alias="EMBEDDINGS_MODEL")
+    embeddings_api_key: str | None = Field(default=None, alias="EMBEDDINGS_API_KEY")
+    embeddings_batch_size: int = Field(default=32, alias="EMBEDDINGS_BATCH_SIZE")
+    chunk_tokens: int = Field(default=200, alias="CHUNK_TOKENS")
+    chunk_overlap_tokens: int = Field(default=40, alias="CHUNK_OVERLAP_TOKENS")
+
+    # --- the assistant's chat model (unset LLM_BASE_URL: the embedded llama.cpp server) ---
+    llm_base_url: str | None = Field(default=None, alias="LLM_BASE_URL")
+    llm_model: str = Field(default="SmolLM2-135M-Instruct", alias="LLM_MODEL")
+    llm_api_key: str | None = Field(default=None, alias="LLM_API_KEY")
+
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
         if self.environment not in {"development", "test"} and self.jwt_secret == _DEV_SECRET:
@@ -69,6 +84,10 @@ class Settings(BaseSettings):
     @property
     def mail_dir(self) -> Path:
         return self.data_dir / "mail"
+
+    @property
+    def resolved_index_uri(self) -> str:
+        return self.index_uri or str(self.data_dir / "index")
 
 
 @lru_cache

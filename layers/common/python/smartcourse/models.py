@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -77,6 +78,7 @@ class Course(Base):
         CheckConstraint("status in ('draft','publishing','published','archived')", name="ck_courses_status"),
         CheckConstraint("capacity is null or capacity > 0", name="ck_courses_capacity_positive"),
         CheckConstraint("seats_taken >= 0", name="ck_courses_seats_nonnegative"),
+        CheckConstraint("index_status in ('none','indexing','ready','failed')", name="ck_courses_index_status"),
         CheckConstraint("capacity is null or seats_taken <= capacity", name="ck_courses_seats_within_capacity"),
         Index("ix_courses_status_category", "status", "category"),
     )
@@ -95,6 +97,11 @@ class Course(Base):
     # The content version students see; bumped by each successful publish.
     content_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default=text("0"))
     publish_workflow_id: Mapped[str | None] = mapped_column(String(200))
+    # The content index: `index_version` is the version students search; it switches in the same transaction
+    # that makes a publish live. `publish_report` lists what the last publish read, skipped and why.
+    index_status: Mapped[str] = mapped_column(String(20), nullable=False, default="none", server_default="none")
+    index_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default=text("0"))
+    publish_report: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
@@ -349,3 +356,37 @@ class AnalyticsCounter(Base):
     bucket: Mapped[str] = mapped_column(String(100), primary_key=True, default="")
     value: Mapped[float] = mapped_column(nullable=False, default=0)
     updated_at: Mapped[datetime] = _created()
+
+
+class ContentChunk(Base):
+    """A retrievable piece of one published course version (the vector index holds the same rows + vectors).
+
+    Kept here too so the catalogue's full-text search and citations have a relational source of truth."""
+
+    __tablename__ = "content_chunks"
+    __table_args__ = (
+        Index("ix_content_chunks_course_version", "course_id", "version"),
+        CheckConstraint("source_type in ('lesson','material')", name="ck_content_chunks_source_type"),
+    )
+
+    chunk_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    course_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), nullable=False)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    source_type: Mapped[str] = mapped_column(String(20), nullable=False)
+    source_id: Mapped[str] = mapped_column(String(200), nullable=False)
+    title: Mapped[str] = mapped_column(Text, nullable=False)
+    location: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    content_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    ordinal: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+
+class EmbeddingCache(Base):
+    """Vectors by (model, content hash): a re-publish embeds only chunks whose text changed."""
+
+    __tablename__ = "embedding_cache"
+
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)  # float32, little-endian
+    created_at: Mapped[datetime] = _created()
