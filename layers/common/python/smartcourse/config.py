@@ -51,6 +51,16 @@ class Settings(BaseSettings):
     public_base_url: str = Field(default="http://127.0.0.1:8000", alias="PUBLIC_BASE_URL")
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, alias="MAX_UPLOAD_BYTES")
     rate_limit_per_minute: int = Field(default=600, alias="RATE_LIMIT_PER_MINUTE")
+    # Limits in `limits` notation ("10/minute;100/hour"); per client IP and per account (see docs/security.md).
+    login_rate_limit_ip: str = Field(default="30/minute;300/hour", alias="LOGIN_RATE_LIMIT_IP")
+    login_rate_limit_account: str = Field(default="10/minute;60/hour", alias="LOGIN_RATE_LIMIT_ACCOUNT")
+    register_rate_limit_ip: str = Field(default="10/minute;50/hour", alias="REGISTER_RATE_LIMIT_IP")
+    # Consecutive wrong passwords allowed before an account locks for base·2^(n-free) seconds (capped).
+    login_free_failures: int = Field(default=5, ge=1, alias="LOGIN_FREE_FAILURES")
+    login_backoff_base_seconds: int = Field(default=2, ge=1, alias="LOGIN_BACKOFF_BASE_SECONDS")
+    login_backoff_max_seconds: int = Field(default=900, ge=1, alias="LOGIN_BACKOFF_MAX_SECONDS")
+    # Argon2 hashes/verifications running at once (each uses ~64 MiB and a core for ~50 ms), off the event loop.
+    password_hash_concurrency: int = Field(default=2, ge=1, alias="PASSWORD_HASH_CONCURRENCY")
 
     # --- content index and embeddings (unset EMBEDDINGS_BASE_URL: the local ONNX MiniLM) ---
     # LanceDB location: a local directory (default: <data_dir>/index) or s3://bucket/prefix.
@@ -66,11 +76,28 @@ class Settings(BaseSettings):
     llm_base_url: str | None = Field(default=None, alias="LLM_BASE_URL")
     llm_model: str = Field(default="SmolLM2-135M-Instruct", alias="LLM_MODEL")
     llm_api_key: str | None = Field(default=None, alias="LLM_API_KEY")
+    # --- the assistant's guards (issue #13; see docs/assistant.md) ---
+    assistant_quota_per_minute: int = Field(default=10, alias="ASSISTANT_QUOTA_PER_MINUTE")
+    assistant_quota_per_day: int = Field(default=200, alias="ASSISTANT_QUOTA_PER_DAY")
+    assistant_max_concurrent: int = Field(default=4, alias="ASSISTANT_MAX_CONCURRENT")
+    assistant_queue_wait_seconds: float = Field(default=2.0, alias="ASSISTANT_QUEUE_WAIT_SECONDS")
+    assistant_relevance_floor: float = Field(default=0.3, alias="ASSISTANT_RELEVANCE_FLOOR")
+    assistant_max_tokens: int = Field(default=256, alias="ASSISTANT_MAX_TOKENS")
+    assistant_history_days: int = Field(default=30, alias="ASSISTANT_HISTORY_DAYS")
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
         if self.environment not in {"development", "test"} and self.jwt_secret == _DEV_SECRET:
             raise ValueError("JWT_SECRET must be set outside development")
+        return self
+
+    @model_validator(mode="after")
+    def _relax_ip_limits_in_tests(self) -> Settings:
+        # The test suite sends every request from one address; per-account limits and lockouts still apply.
+        if self.environment == "test":
+            for name in ("login_rate_limit_ip", "register_rate_limit_ip"):
+                if name not in self.model_fields_set:
+                    setattr(self, name, "100000/minute")
         return self
 
     @property

@@ -11,12 +11,16 @@ class DomainError(Exception):
     status_code = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, code: str | None = None, details: Any = None) -> None:
+    def __init__(
+        self, message: str, *, code: str | None = None, details: Any = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         if code:
             self.code = code
         self.details = details
+        # HTTP headers the API adds to the error response (Retry-After on 429, ...).
+        self.headers = headers or {}
 
 
 class NotFound(DomainError):

@@ -68,7 +68,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
         DOMAIN_ERRORS.labels(exc.code).inc()
-        return _error(exc.status_code, exc.code, exc.message, exc.details)
+        resp = _error(exc.status_code, exc.code, exc.message, exc.details)
+        for k, v in exc.headers.items():
+            resp.headers[k] = v
+        return resp
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

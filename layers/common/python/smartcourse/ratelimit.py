@@ -1,0 +1,197 @@
+"""Rate limits and login back-off over Redis: moving windows (the `limits` library) and growing lockouts.
+
+Usage from a handler or service::
+
+    limiter = rate_limiter(container)
+    decision = await limiter.hit(("login", "ip", client_ip), "20/minute")
+    enforce(decision)              # raises RateLimited (429, Retry-After) when not allowed
+
+or as a FastAPI dependency: ``@router.post(..., dependencies=[limit("ai", "30/minute")])``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from limits import RateLimitItem, parse_many
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+from smartcourse.errors import RateLimited
+
+if TYPE_CHECKING:
+    from smartcourse.bootstrap import Container
+
+KEY_PREFIX = "smartcourse:rl"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The answer to one hit: allowed, else how long to wait before the next attempt can succeed."""
+
+    allowed: bool
+    retry_after_seconds: int = 0
+    limit: str = ""
+
+
+ALLOWED = Decision(allowed=True)
+
+
+def limits_uri(redis_url: str) -> str:
+    """Map a redis-py URL (redis://, rediss://, unix://) to the `limits` storage scheme."""
+    if redis_url.startswith("unix://"):
+        return "async+redis+unix://" + redis_url.removeprefix("unix://")
+    if redis_url.startswith(("redis://", "rediss://")):
+        return "async+" + redis_url
+    raise ValueError(f"unsupported redis URL for rate limiting: {redis_url.split(':', 1)[0]}://")
+
+
+def key_part(value: str) -> str:
+    """A key component safe for Redis keys and free of personal data (emails, addresses are hashed)."""
+    return hashlib.sha256(value.strip().lower().encode()).hexdigest()[:32]
+
+
+class RateLimiter:
+    """Moving-window limits (e.g. "5/minute", or "5/minute;100/hour": every window must allow the hit)."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self._strategy = MovingWindowRateLimiter(storage)
+
+    @classmethod
+    def from_redis_url(cls, redis_url: str) -> RateLimiter:
+        return cls(RedisStorage(limits_uri(redis_url), implementation="redispy", key_prefix=KEY_PREFIX))
+
+    @classmethod
+    def in_memory(cls) -> RateLimiter:
+        """A process-local limiter (unit tests, single-process tools)."""
+        return cls(MemoryStorage())
+
+    async def hit(self, key_parts: Sequence[str], limit: str | Sequence[RateLimitItem], *, cost: int = 1) -> Decision:
+        """Count one request against every window of `limit`; refused hits are not counted."""
+        items = parse_many(limit) if isinstance(limit, str) else list(limit)
+        parts = [str(p) for p in key_parts]
+        for item in items:
+            if not await self._strategy.test(item, *parts, cost=cost):
+                return await self._refusal(item, parts)
+        for item in items:
+            if not await self._strategy.hit(item, *parts, cost=cost):  # lost a race with another request
+                return await self._refusal(item, parts)
+        return ALLOWED
+
+    async def _refusal(self, item: RateLimitItem, parts: list[str]) -> Decision:
+        stats = await self._strategy.get_window_stats(item, *parts)
+        wait = max(1, math.ceil(stats.reset_time - time.time()))
+        return Decision(allowed=False, retry_after_seconds=wait, limit=str(item))
+
+    async def clear(self, key_parts: Sequence[str], limit: str) -> None:
+        for item in parse_many(limit):
+            await self._strategy.clear(item, *[str(p) for p in key_parts])
+
+
+class Backoff:
+    """Exponential lockout after consecutive failures (login): `free` failures, then base·2^(n-free) s, capped.
+
+    A success clears the count. The lock is checked before any password work, so a locked account
+    answers 429 even to the right password until the lock expires.
+    """
+
+    def __init__(
+        self, redis: Any, *, free: int = 5, base_seconds: int = 2, max_seconds: int = 900, memory_seconds: int = 86400
+    ) -> None:
+        self.redis = redis
+        self.free, self.base, self.max, self.memory = free, base_seconds, max_seconds, memory_seconds
+
+    def _keys(self, key_parts: Sequence[str]) -> tuple[str, str]:
+        k = ":".join(str(p) for p in key_parts)
+        return f"{KEY_PREFIX}:fail:{k}", f"{KEY_PREFIX}:lock:{k}"
+
+    async def check(self, key_parts: Sequence[str]) -> Decision:
+        _, lock = self._keys(key_parts)
+        ttl = int(await self.redis.pttl(lock))
+        if ttl > 0:
+            return Decision(allowed=False, retry_after_seconds=max(1, math.ceil(ttl / 1000)), limit="backoff")
+        return ALLOWED
+
+    async def failure(self, key_parts: Sequence[str]) -> Decision:
+        """Record a failure; returns the lockout it starts (allowed=True while still within the free tries)."""
+        fails, lock = self._keys(key_parts)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(fails)
+            pipe.expire(fails, self.memory)
+            count, _ = await pipe.execute()
+        over = int(count) - self.free
+        if over <= 0:
+            return ALLOWED
+        seconds = min(self.max, self.base * 2 ** min(over - 1, 30))
+        await self.redis.set(lock, "1", ex=seconds)
+        return Decision(allowed=False, retry_after_seconds=seconds, limit="backoff")
+
+    async def success(self, key_parts: Sequence[str]) -> None:
+        await self.redis.delete(*self._keys(key_parts))
+
+
+def rate_limited_error(decision: Decision, message: str = "too many requests; retry later") -> RateLimited:
+    """The 429 for a refused decision, carrying its Retry-After header."""
+    return RateLimited(
+        message,
+        code="rate_limited",
+        details={"retry_after_seconds": decision.retry_after_seconds, "limit": decision.limit},
+        headers={"Retry-After": str(decision.retry_after_seconds)},
+    )
+
+
+def enforce(decision: Decision, message: str = "too many requests; retry later") -> None:
+    """Raise 429 `rate_limited` (with Retry-After) unless the decision allows the request."""
+    if not decision.allowed:
+        raise rate_limited_error(decision, message)
+
+
+_cached: tuple[Container, RateLimiter] | None = None
+
+
+def rate_limiter(container: Container) -> RateLimiter:
+    """The limiter over the container's Redis (built once per container, i.e. per process and event loop)."""
+    global _cached
+    if _cached is None or _cached[0] is not container:
+        container.redis()  # resolves settings.redis_url (starts the embedded Redis when unset)
+        _cached = (container, RateLimiter.from_redis_url(container.settings.redis_url or ""))
+    return _cached[1]
+
+
+def backoff(container: Container) -> Backoff:
+    s = container.settings
+    return Backoff(
+        container.redis(),
+        free=s.login_free_failures,
+        base_seconds=s.login_backoff_base_seconds,
+        max_seconds=s.login_backoff_max_seconds,
+    )
+
+
+def limit(
+    scope: str, rate: str | Callable[[Any], str], *, per: Literal["user", "ip"] = "user"
+) -> Callable[..., Awaitable[None]]:
+    """A FastAPI dependency enforcing `rate` (or `rate(settings)`) per caller (user id, or client IP if anonymous)."""
+    from fastapi import Depends, Request
+
+    from smartcourse.api.deps import ContainerDep, OptionalUser
+
+    async def _dep(request: Request, container: ContainerDep, principal: OptionalUser) -> None:
+        who = str(principal.user_id) if (per == "user" and principal is not None) else client_ip(request)
+        value = rate(container.settings) if callable(rate) else rate
+        enforce(await rate_limiter(container).hit((scope, per, who), value))
+
+    _dep.__name__ = f"rate_limit_{scope}"
+    return Depends(_dep)  # type: ignore[no-any-return]
+
+
+def client_ip(request: Any) -> str:
+    """The peer address (forwarded headers are not trusted: a proxy deployment sets the ASGI client itself)."""
+    client = getattr(request, "client", None)
+    return str(client.host) if client and client.host else "unknown"

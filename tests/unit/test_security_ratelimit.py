@@ -1,0 +1,81 @@
+"""The shared rate limiter (moving window over Redis) and the login back-off."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from smartcourse.errors import RateLimited
+from smartcourse.ratelimit import Backoff, Decision, RateLimiter, enforce, limits_uri
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from smartcourse.engines import EmbeddedEngines
+
+    eng = EmbeddedEngines(Path(tmp_path_factory.mktemp("rl")))
+    yield eng.redis_url()
+    eng.stop()
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Any]:
+    import redis.asyncio as aioredis
+
+    client = aioredis.from_url(redis_url, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+def test_limits_uri_maps_every_redis_scheme() -> None:
+    assert limits_uri("unix:///tmp/r.sock") == "async+redis+unix:///tmp/r.sock"
+    assert limits_uri("redis://h:6379/0") == "async+redis://h:6379/0"
+    assert limits_uri("rediss://h:6380") == "async+rediss://h:6380"
+    with pytest.raises(ValueError):
+        limits_uri("memcached://h")
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+async def test_moving_window_allows_then_refuses_with_retry_after(backend: str, redis_url: str) -> None:
+    limiter = RateLimiter.in_memory() if backend == "memory" else RateLimiter.from_redis_url(redis_url)
+    key = ("test", uuid.uuid4().hex)
+    decisions = [await limiter.hit(key, "3/minute") for _ in range(4)]
+    assert [d.allowed for d in decisions] == [True, True, True, False]
+    assert 1 <= decisions[-1].retry_after_seconds <= 60
+    # A refused hit is not counted, and another key is independent.
+    assert (await limiter.hit(("test", uuid.uuid4().hex), "3/minute")).allowed
+    await limiter.clear(key, "3/minute")
+    assert (await limiter.hit(key, "3/minute")).allowed
+
+
+async def test_every_window_of_a_compound_limit_applies(redis_url: str) -> None:
+    limiter = RateLimiter.from_redis_url(redis_url)
+    key = ("compound", uuid.uuid4().hex)
+    results = [(await limiter.hit(key, "100/minute;2/hour")).allowed for _ in range(3)]
+    assert results == [True, True, False]
+
+
+def test_enforce_raises_429_with_retry_after_header() -> None:
+    enforce(Decision(allowed=True))
+    with pytest.raises(RateLimited) as info:
+        enforce(Decision(allowed=False, retry_after_seconds=7, limit="5 per 1 minute"))
+    assert info.value.status_code == 429 and info.value.code == "rate_limited"
+    assert info.value.headers == {"Retry-After": "7"}
+
+
+async def test_backoff_locks_after_free_failures_and_doubles(redis: Any) -> None:
+    b = Backoff(redis, free=2, base_seconds=10, max_seconds=25)
+    key = ("login", uuid.uuid4().hex)
+    assert (await b.failure(key)).allowed and (await b.failure(key)).allowed
+    assert (await b.check(key)).allowed
+    first = await b.failure(key)
+    assert not first.allowed and first.retry_after_seconds == 10
+    assert not (await b.check(key)).allowed
+    assert (await b.failure(key)).retry_after_seconds == 20
+    assert (await b.failure(key)).retry_after_seconds == 25  # capped
+    await b.success(key)
+    assert (await b.check(key)).allowed
