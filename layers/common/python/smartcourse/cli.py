@@ -152,6 +152,43 @@ def cmd_routes(_: argparse.Namespace) -> int:
     return 0
 
 
+LOCK_FILE = "smartcourse.lock"
+
+
+class DataDirBusy(RuntimeError):
+    """Another `smartcourse run` holds the data directory."""
+
+
+def lock_data_dir(data_dir: Path) -> Any:
+    """Hold an exclusive lock on the data directory for this process's life (released by the kernel on exit)."""
+    import fcntl
+
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fh = open(data_dir / LOCK_FILE, "a+")  # kept open: the lock lives as long as the file
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        fh.seek(0)
+        holder = fh.read().strip() or "unknown"
+        fh.close()
+        raise DataDirBusy(
+            f"another `smartcourse run` (pid {holder}) is using {data_dir.resolve()}; stop it first, "
+            "or set SMARTCOURSE_DATA_DIR to another directory"
+        ) from exc
+    fh.seek(0)
+    fh.truncate()
+    fh.write(str(os.getpid()))
+    fh.flush()
+    return fh
+
+
+def make_private(data_dir: Path) -> None:
+    """Uploaded files, mail and databases are for this user only: dir 0700, and new files 0600 (umask 077)."""
+    os.umask(0o077)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    data_dir.chmod(0o700)
+
+
 #: The Celery worker of `make run` (and of the tests' `celery_worker` fixture).
 CELERY_WORKER = [sys.executable, "-m", "celery", "-A", "smartcourse.tasks", "worker", "-l", "info"]
 
@@ -159,8 +196,19 @@ CELERY_WORKER = [sys.executable, "-m", "celery", "-A", "smartcourse.tasks", "wor
 def cmd_run(args: argparse.Namespace) -> int:
     """Start the embedded engines (or use the configured ones), migrate, then the API and the worker."""
     from smartcourse.bootstrap import embedded_engines, resolve_settings
+    from smartcourse.config import DEV_SECRET_FILE, created_secret_files
 
     settings = get_settings()
+    make_private(settings.data_dir)
+    try:
+        lock = lock_data_dir(settings.data_dir)
+    except DataDirBusy as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    secret_file = (settings.data_dir / DEV_SECRET_FILE).resolve()
+    if not os.environ.get("JWT_SECRET") and settings.is_development:
+        verb = "generated a new" if secret_file in created_secret_files else "using the"
+        print(f"{verb} random token-signing secret in {secret_file} (mode 0600)", flush=True)
     print("starting engines ...", flush=True)
     resolved = resolve_settings(settings, need=("db", "redis", "temporal", "smtp"))
     env = dict(os.environ)
@@ -172,6 +220,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             "SMTP_HOST": resolved.smtp_host or "",
             "SMTP_PORT": str(resolved.smtp_port),
             "SMARTCOURSE_DATA_DIR": str(resolved.data_dir.resolve()),
+            "JWT_SECRET": resolved.jwt_secret,
         }
     )
     _migrate(resolved.database_url or "")
@@ -220,6 +269,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         except subprocess.TimeoutExpired:
             proc.kill()
     embedded_engines(settings).stop()
+    lock.close()
     return code
 
 

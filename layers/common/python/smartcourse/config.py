@@ -2,13 +2,74 @@
 
 from __future__ import annotations
 
+import math
+import os
+import secrets
+from collections import Counter
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-_DEV_SECRET = "dev-only-insecure-secret-change-me-0123456789"
+# Secrets that were published in this repository at some point: refused everywhere.
+KNOWN_SECRETS = frozenset(
+    {
+        "dev-only-insecure-secret-change-me-0123456789",
+        "dev-only-compose-secret-change-me-0123456789",
+    }
+)
+_WEAK_MARKERS = ("change-me", "changeme", "dev-only", "insecure", "secret", "password")
+MIN_SECRET_CHARS = 32
+MIN_SECRET_BITS = 128
+DEV_SECRET_FILE = "jwt_secret"
+#: Secret files this process created (so `smartcourse run` can say it generated one).
+created_secret_files: set[Path] = set()
+
+
+def estimated_entropy_bits(secret: str) -> float:
+    """Shannon estimate of a string's entropy (length times bits per character); underestimates random strings."""
+    if not secret:
+        return 0.0
+    n = len(secret)
+    per_char = -sum(c / n * math.log2(c / n) for c in Counter(secret).values())
+    return per_char * n
+
+
+def secret_problem(secret: str) -> str | None:
+    """Why `secret` cannot sign production tokens, or None when it can."""
+    if secret in KNOWN_SECRETS:
+        return "is a published example secret"
+    if len(secret) < MIN_SECRET_CHARS:
+        return f"is shorter than {MIN_SECRET_CHARS} characters"
+    if any(marker in secret.lower() for marker in _WEAK_MARKERS):
+        return "looks like a placeholder"
+    if estimated_entropy_bits(secret) < MIN_SECRET_BITS:
+        return f"has less than {MIN_SECRET_BITS} bits of entropy"
+    return None
+
+
+def dev_secret(data_dir: Path) -> tuple[str, bool]:
+    """The data directory's own random signing secret, created (mode 0600) on first use; (secret, created)."""
+    path = data_dir / DEV_SECRET_FILE
+    try:
+        return path.read_text().strip(), False
+    except FileNotFoundError:
+        pass
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = data_dir / f".{DEV_SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(secrets.token_urlsafe(48) + "\n")
+    try:
+        os.link(tmp, path)  # atomic and exclusive: two first starts agree on one secret
+        created = True
+        created_secret_files.add(path.resolve())
+    except FileExistsError:
+        created = False
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path.read_text().strip(), created
 
 
 class Settings(BaseSettings):
@@ -43,7 +104,8 @@ class Settings(BaseSettings):
     smtp_port: int = Field(default=1025, alias="SMTP_PORT")
     mail_from: str = Field(default="SmartCourse <no-reply@smartcourse.local>", alias="MAIL_FROM")
 
-    jwt_secret: str = Field(default=_DEV_SECRET, alias="JWT_SECRET")
+    # Unset in development/test: a random secret kept in <data_dir>/jwt_secret. Required elsewhere.
+    jwt_secret: str = Field(default="", alias="JWT_SECRET", repr=False)
     jwt_issuer: str = Field(default="smartcourse", alias="JWT_ISSUER")
     access_token_minutes: int = Field(default=15, alias="ACCESS_TOKEN_MINUTES")
     refresh_token_days: int = Field(default=14, alias="REFRESH_TOKEN_DAYS")
@@ -85,10 +147,23 @@ class Settings(BaseSettings):
     assistant_max_tokens: int = Field(default=256, alias="ASSISTANT_MAX_TOKENS")
     assistant_history_days: int = Field(default=30, alias="ASSISTANT_HISTORY_DAYS")
 
+    @property
+    def is_development(self) -> bool:
+        return self.environment in {"development", "test"}
+
     @model_validator(mode="after")
-    def _refuse_default_secret_in_production(self) -> Settings:
-        if self.environment not in {"development", "test"} and self.jwt_secret == _DEV_SECRET:
-            raise ValueError("JWT_SECRET must be set outside development")
+    def _require_a_strong_secret(self) -> Settings:
+        if self.jwt_secret in KNOWN_SECRETS:
+            raise ValueError("JWT_SECRET is a published example secret; generate one: openssl rand -hex 32")
+        if self.is_development:
+            if not self.jwt_secret:
+                self.jwt_secret = dev_secret(self.data_dir)[0]
+            return self
+        if not self.jwt_secret:
+            raise ValueError("JWT_SECRET must be set outside development (e.g. openssl rand -hex 32)")
+        problem = secret_problem(self.jwt_secret)
+        if problem:
+            raise ValueError(f"JWT_SECRET {problem}; use a random value such as `openssl rand -hex 32`")
         return self
 
     @model_validator(mode="after")
