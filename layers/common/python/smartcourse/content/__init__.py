@@ -1,0 +1,1 @@
+"""The content pipeline's pure parts: text extraction, structure-aware chunking (embedders live in adapters)."""

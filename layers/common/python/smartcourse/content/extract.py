@@ -1,0 +1,307 @@
+"""Text out of published lessons and uploaded materials, as sections that remember where they came from."""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import time
+import unicodedata
+from dataclasses import dataclass
+from pathlib import PurePath
+from typing import Any, Literal
+
+from smartcourse.errors import DomainError
+
+log = logging.getLogger(__name__)
+
+SourceType = Literal["lesson", "material"]
+
+#: Hard bounds: extraction must finish, whatever the upload looks like.
+MAX_BYTES = 50 * 1024 * 1024
+MAX_PDF_PAGES = 2000
+TIME_BUDGET_S = 120.0
+#: Headings that start a new section (deeper ones stay inside their section's text).
+SPLIT_LEVELS = 4
+
+_HTML_CRUFT = ["nav", "header", "footer", "aside", "script", "style", "form", "noscript", "svg", "template", "iframe"]
+_HTML_HEADINGS = {f"h{n}": n for n in range(1, SPLIT_LEVELS + 1)}
+_HTML_BLOCKS = {
+    "p", "div", "br", "li", "ul", "ol", "tr", "table", "section", "article", "main", "pre", "blockquote",
+    "dd", "dt", "dl", "h5", "h6", "figcaption", "figure", "td", "th", "hr",
+}  # fmt: skip
+_BY_SUFFIX = {
+    ".pdf": "application/pdf",
+    ".md": "text/markdown",
+    ".markdown": "text/markdown",
+    ".txt": "text/plain",
+    ".html": "text/html",
+    ".htm": "text/html",
+}
+
+
+@dataclass
+class Section:
+    """A run of text under one heading (or on one page) of one lesson or material."""
+
+    source_type: SourceType
+    source_id: str
+    title: str
+    location: str  # "page 3" or "Module > Lesson > Heading"
+    text: str
+    heading_path: list[str] | None = None
+    page: int | None = None
+
+
+class ExtractionError(DomainError):
+    """A material whose text cannot be extracted; `reason` is a stable code.
+
+    Codes: `encrypted_pdf`, `no_text` (image-only or empty), `unreadable` (broken file),
+    `unsupported_type`, `too_large` (over the byte, page or time bound).
+    """
+
+    status_code = 422
+
+    def __init__(self, filename: str, reason: str, message: str | None = None) -> None:
+        self.filename = filename
+        self.reason = reason
+        text = message or reason.replace("_", " ")
+        super().__init__(f"{filename}: {text}", code=reason, details={"filename": filename, "reason": reason})
+
+
+# --- text helpers ------------------------------------------------------------------------------------------
+
+
+def normalise_text(text: str) -> str:
+    """NFKC, no control characters, spaces collapsed inside lines, at most one blank line in a row."""
+    text = unicodedata.normalize("NFKC", text).replace("\r\n", "\n").replace("\r", "\n")
+    text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
+    lines = [re.sub(r"[ \t\u00a0]+", " ", line).strip() for line in text.split("\n")]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+_VTT_TIMING = re.compile(r"^\s*(\d{1,2}:)?\d{1,2}:\d{2}[.,]\d{1,3}\s*-->")
+_VTT_TAG = re.compile(r"</?(v|c|i|b|u|lang|ruby|rt)(\s[^>]*)?>|<\d{1,2}:\d{2}[^>]*>")
+
+
+def clean_transcript(text: str) -> str:
+    """A transcript as prose: WebVTT/SRT headers, cue numbers, timings and voice tags removed."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    if not any(_VTT_TIMING.match(line) for line in lines):
+        return normalise_text(text)
+    out: list[str] = []
+    skip_block = False
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if i == 0 and stripped.startswith("WEBVTT"):
+            skip_block = True
+            continue
+        if not stripped:
+            skip_block = False
+            continue
+        if skip_block or stripped.startswith(("NOTE", "STYLE", "REGION")):
+            skip_block = True
+            continue
+        if _VTT_TIMING.match(stripped):
+            continue
+        if stripped.isdigit() and i + 1 < len(lines) and _VTT_TIMING.match(lines[i + 1].strip()):
+            continue  # the cue number before a timing line
+        out.append(_VTT_TAG.sub("", stripped))
+    return normalise_text(" ".join(out))
+
+
+def markdown_sections(text: str) -> list[tuple[list[str], str]]:
+    """(heading path, body) per h1-h4 of a Markdown text; the source text of each body is kept as written.
+
+    Headings are found by markdown-it-py, so a `# comment` inside a fenced code block is not one.
+    """
+    from markdown_it import MarkdownIt
+
+    source = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = source.split("\n")
+    tokens = MarkdownIt("commonmark").parse(source)
+    cuts: list[tuple[int, int, int, str]] = []  # (first line, line after, level, title)
+    for i, tok in enumerate(tokens):
+        if tok.type == "heading_open" and tok.level == 0 and tok.map and int(tok.tag[1]) <= SPLIT_LEVELS:
+            inline = tokens[i + 1]
+            title = "".join(c.content for c in inline.children or [] if c.type in {"text", "code_inline"})
+            cuts.append((tok.map[0], tok.map[1], int(tok.tag[1]), normalise_text(title or inline.content)))
+    out: list[tuple[list[str], str]] = []
+    stack: list[tuple[int, str]] = []
+    start = 0
+    path: list[str] = []
+    for first, after, level, title in [*cuts, (len(lines), len(lines), 0, "")]:
+        body = normalise_text("\n".join(lines[start:first]))
+        if body:
+            out.append((path, body))
+        if level == 0:
+            break
+        stack = [(lv, t) for lv, t in stack if lv < level] + [(level, title)]
+        path = [t for _, t in stack if t]
+        start = after
+    return out
+
+
+# --- lessons -----------------------------------------------------------------------------------------------
+
+
+def sections_from_snapshot(snapshot: dict[str, Any]) -> list[Section]:
+    """Every searchable text of a published version: lesson bodies by heading, transcripts, quiz prompts.
+
+    Quiz options and answers are never extracted: the assistant must not be able to give them away.
+    """
+    out: list[Section] = []
+    for module in snapshot.get("modules") or []:
+        module_title = str(module.get("title") or "").strip()
+        for lesson in module.get("lessons") or []:
+            lesson_id = str(lesson["id"])
+            lesson_title = str(lesson.get("title") or "").strip()
+            base = [t for t in (module_title, lesson_title) if t]
+
+            def add(path: list[str], text: str, *, _id: str = lesson_id, _title: str = lesson_title) -> None:
+                if text:
+                    out.append(Section("lesson", _id, _title, " > ".join(path), text, heading_path=path))
+
+            kind = lesson.get("type")
+            if kind == "text" and lesson.get("content"):
+                for headings, body in markdown_sections(str(lesson["content"])):
+                    add([*base, *headings], body)
+            elif kind == "video" and lesson.get("transcript"):
+                add([*base, "Transcript"], clean_transcript(str(lesson["transcript"])))
+            elif kind == "quiz" and lesson.get("questions"):
+                prompts = [normalise_text(str(q.get("prompt") or "")) for q in lesson["questions"]]
+                add([*base, "Quiz"], "\n".join(f"Question {n}. {p}" for n, p in enumerate(prompts, 1) if p))
+    return out
+
+
+# --- materials ---------------------------------------------------------------------------------------------
+
+
+def _kind(filename: str, content_type: str) -> str | None:
+    ct = content_type.split(";", 1)[0].strip().lower()
+    if ct in {"application/pdf", "text/html", "text/markdown", "text/plain", "text/x-markdown"}:
+        return {"text/x-markdown": "text/markdown"}.get(ct, ct)
+    if ct in {"", "application/octet-stream"}:
+        return _BY_SUFFIX.get(PurePath(filename).suffix.lower())
+    return None
+
+
+def extract_material(
+    data: bytes,
+    *,
+    filename: str,
+    content_type: str,
+    source_id: str,
+    title: str,
+    max_bytes: int = MAX_BYTES,
+    max_pages: int = MAX_PDF_PAGES,
+    time_budget_s: float = TIME_BUDGET_S,
+) -> list[Section]:
+    """The sections of one uploaded material (PDF per page; HTML and Markdown per heading; text whole).
+
+    Raises ExtractionError with a stable reason; never returns an empty list.
+    """
+    kind = _kind(filename, content_type)
+    if kind is None:
+        raise ExtractionError(filename, "unsupported_type", f"cannot extract text from {content_type or 'unknown'}")
+    if len(data) > max_bytes:
+        raise ExtractionError(filename, "too_large", f"{len(data)} bytes is over the {max_bytes}-byte limit")
+    if kind == "application/pdf":
+        sections = _pdf_sections(data, filename, source_id, title, max_pages, time_budget_s)
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise ExtractionError(filename, "unreadable", "text files must be UTF-8") from exc
+        if "\x00" in text:
+            raise ExtractionError(filename, "unreadable", "text files must not contain NUL bytes")
+        if kind == "text/html":
+            parts = _html_sections(text)
+        elif kind == "text/markdown":
+            parts = markdown_sections(text)
+        else:
+            parts = [([], normalise_text(text))]
+        sections = [
+            Section("material", source_id, title, " > ".join(path) or title, body, heading_path=path)
+            for path, body in parts
+            if body
+        ]
+    if not sections:
+        raise ExtractionError(filename, "no_text", "no extractable text (an image-only or empty document?)")
+    return sections
+
+
+def _pdf_sections(
+    data: bytes, filename: str, source_id: str, title: str, max_pages: int, time_budget_s: float
+) -> list[Section]:
+    from pypdf import PdfReader
+    from pypdf.errors import FileNotDecryptedError
+    from pypdf.generic import DictionaryObject, NullObject
+
+    deadline = time.monotonic() + time_budget_s
+    try:
+        reader = PdfReader(io.BytesIO(data), strict=False)
+        if reader.is_encrypted and not reader.decrypt(""):  # an owner-password-only PDF opens with ""
+            raise ExtractionError(filename, "encrypted_pdf", "the PDF is password-protected")
+        # pypdf (strict=False) goes looking for a catalog when /Root is broken; we refuse such a file.
+        if not isinstance(reader.trailer.get("/Root", NullObject()).get_object(), DictionaryObject):
+            raise ExtractionError(filename, "unreadable", "the PDF's /Root is not a dictionary")
+        count = len(reader.pages)  # pypdf detects page-tree cycles here (PdfReadError)
+        if count > max_pages:
+            raise ExtractionError(filename, "too_large", f"{count} pages is over the {max_pages}-page limit")
+        out: list[Section] = []
+        for n in range(count):
+            if time.monotonic() > deadline:
+                raise ExtractionError(filename, "too_large", f"text extraction took over {time_budget_s:.0f}s")
+            text = normalise_text(reader.pages[n].extract_text() or "")
+            if text:
+                out.append(Section("material", source_id, title, f"page {n + 1}", text, page=n + 1))
+        return out
+    except ExtractionError:
+        raise
+    except FileNotDecryptedError as exc:
+        raise ExtractionError(filename, "encrypted_pdf", "the PDF is password-protected") from exc
+    except NotImplementedError as exc:  # an encryption algorithm pypdf cannot open
+        raise ExtractionError(filename, "encrypted_pdf", f"unsupported PDF encryption: {exc}") from exc
+    except Exception as exc:  # pypdf raises many types (and RecursionError) on malformed input
+        log.info("unreadable PDF %s: %r", filename, exc)
+        raise ExtractionError(filename, "unreadable", f"the PDF could not be read ({type(exc).__name__})") from exc
+
+
+def _html_sections(html: str) -> list[tuple[list[str], str]]:
+    """(heading path, text) per h1-h4 of the page's main content; navigation, scripts and forms dropped."""
+    from selectolax.lexbor import LexborHTMLParser
+
+    tree = LexborHTMLParser(html)
+    tree.strip_tags(_HTML_CRUFT)
+    root = tree.css_first("main") or tree.css_first("article") or tree.body or tree.root
+    if root is None:
+        return []
+    out: list[tuple[list[str], str]] = []
+    stack: list[tuple[int, str]] = []
+    path: list[str] = []
+    buf: list[str] = []
+    heading_ids: set[int] = set()
+
+    def flush() -> None:
+        body = normalise_text("".join(buf))
+        if body:
+            out.append((path, body))
+        buf.clear()
+
+    for node in root.traverse(include_text=True):
+        tag = node.tag
+        if tag in _HTML_HEADINGS:
+            flush()
+            level = _HTML_HEADINGS[tag]
+            title = normalise_text(node.text(deep=True, separator=" "))
+            stack = [(lv, t) for lv, t in stack if lv < level] + [(level, title)]
+            path = [t for _, t in stack if t]
+            heading_ids.update(n.mem_id for n in node.traverse(include_text=True))
+        elif tag == "-text":
+            if node.mem_id not in heading_ids:
+                buf.append(re.sub(r"\s+", " ", node.text_content or ""))
+        elif tag in _HTML_BLOCKS:
+            buf.append("\n")
+    flush()
+    return out

@@ -1,0 +1,186 @@
+"""Extraction: lessons from a published snapshot, and every material format, including broken ones."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from smartcourse.content.extract import (
+    ExtractionError,
+    Section,
+    clean_transcript,
+    extract_material,
+    markdown_sections,
+    sections_from_snapshot,
+)
+from tests.fixtures import content as fx
+
+
+def _material(data: bytes, filename: str, content_type: str) -> list[Section]:
+    return extract_material(data, filename=filename, content_type=content_type, source_id="m1", title=filename)
+
+
+def _fails(data: bytes, reason: str, *, filename: str = "doc.pdf", content_type: str = "application/pdf") -> None:
+    start = time.monotonic()
+    with pytest.raises(ExtractionError) as info:
+        _material(data, filename, content_type)
+    assert time.monotonic() - start < 5, "extraction must fail fast, not hang"
+    assert info.value.reason == reason
+    assert info.value.code == reason
+    assert info.value.filename == filename
+    assert filename in str(info.value)
+
+
+# --- lessons ---------------------------------------------------------------------------------------
+
+
+def test_snapshot_lessons_are_split_by_heading_with_paths() -> None:
+    sections = sections_from_snapshot(fx.snapshot())
+    text_lesson = [s for s in sections if s.title == "Why an outbox"]
+    assert [s.location for s in text_lesson] == [
+        "Foundations > Why an outbox",
+        "Foundations > Why an outbox > Temporal workflows",
+        "Foundations > Why an outbox > Temporal workflows > Retries",
+        "Foundations > Why an outbox > Temporal workflows > Retries > Non-retryable errors",
+        "Foundations > Why an outbox > Temporal workflows > Signals",
+    ]
+    assert text_lesson[3].heading_path == [
+        "Foundations",
+        "Why an outbox",
+        "Temporal workflows",
+        "Retries",
+        "Non-retryable errors",
+    ]
+    assert all(
+        s.source_type == "lesson" and s.source_id == fx.snapshot()["modules"][0]["lessons"][0]["id"]
+        for s in text_lesson
+    )
+    # a "#" inside a fenced code block is code, not a heading
+    assert "# not a heading" in text_lesson[2].text
+    assert text_lesson[0].text == "Intro paragraph before any heading."
+
+
+def test_snapshot_transcript_is_prose_without_cue_timings() -> None:
+    (video,) = [s for s in sections_from_snapshot(fx.snapshot()) if s.title == "Idempotency explained"]
+    assert video.location == "Foundations > Idempotency explained > Transcript"
+    assert video.text.startswith("Welcome to the lesson on idempotency.")
+    assert "-->" not in video.text and "WEBVTT" not in video.text and "00:00" not in video.text
+
+
+def test_snapshot_quiz_gives_prompts_only_never_options_or_answers() -> None:
+    sections = sections_from_snapshot(fx.snapshot())
+    (quiz,) = [s for s in sections if s.location.endswith("> Quiz")]
+    assert "Which pattern commits state and events together?" in quiz.text
+    assert "What makes a consumer safe to redeliver to?" in quiz.text
+    everything = " ".join(s.text + s.location + s.title for s in sections)
+    assert fx.QUIZ_ANSWER_OPTION not in everything
+    assert "Saga" not in everything and "answer" not in everything.lower()
+
+
+def test_snapshot_skips_lessons_without_text() -> None:
+    sections = sections_from_snapshot(fx.snapshot())
+    assert not [s for s in sections if s.title == "Empty video"]
+    assert sections_from_snapshot({"modules": []}) == []
+
+
+def test_transcript_plain_text_is_kept() -> None:
+    assert clean_transcript("Hello   there.\n\nSecond  line.") == "Hello there.\n\nSecond line."
+    srt = "1\n00:00:01,000 --> 00:00:02,000\n<v Ada>Hello.</v>\n\n2\n00:00:02,000 --> 00:00:03,000\nBye.\n"
+    assert clean_transcript(srt) == "Hello. Bye."
+
+
+# --- materials -------------------------------------------------------------------------------------
+
+
+def test_pdf_text_per_page() -> None:
+    sections = _material(fx.pdf_multi_page(), "notes.pdf", "application/pdf")
+    assert [s.page for s in sections] == [1, 2, 3]
+    assert [s.location for s in sections] == ["page 1", "page 2", "page 3"]
+    assert "transactional outbox" in sections[1].text and "immutable fact" in sections[0].text
+    assert all(s.source_type == "material" and s.source_id == "m1" and s.heading_path is None for s in sections)
+
+
+def test_html_keeps_main_content_split_by_heading() -> None:
+    sections = _material(fx.HTML_PAGE.encode(), "page.html", "text/html; charset=utf-8")
+    everything = " ".join(s.text + " " + s.location for s in sections)
+    for cruft in ("NAV", "HEADER", "FOOTER", "ASIDE", "SCRIPT", "FORM", "SVG", "NOSCRIPT"):
+        assert f"{cruft}-CRUFT" not in everything
+    assert "color: red" not in everything
+    assert [s.heading_path for s in sections] == [
+        ["Kafka partitions"],
+        ["Kafka partitions", "Keys and ordering"],
+        ["Kafka partitions", "Keys and ordering", "Choosing a key"],
+        ["Kafka partitions", "Consumer groups"],
+    ]
+    assert sections[2].location == "Kafka partitions > Keys and ordering > Choosing a key"
+    assert sections[2].text == "Use the aggregate id as the key: every event of one course stays in order."
+
+
+def test_html_without_main_uses_the_body() -> None:
+    html = b"<html><body><nav>menu</nav><h2>Only</h2><p>Body <b>bold</b> text.</p><p>Next.</p></body></html>"
+    (section,) = _material(html, "x.htm", "text/html")
+    assert section.heading_path == ["Only"]
+    assert section.text == "Body bold text.\nNext."
+
+
+def test_markdown_material_and_plain_text() -> None:
+    sections = _material(fx.MARKDOWN_DOC.encode(), "guide.md", "text/markdown")
+    assert sections[0].location == "guide.md"  # the text before the first heading
+    assert sections[1].heading_path == ["Temporal workflows"]
+    assert [s.heading_path for s in sections][-1] == ["Temporal workflows", "Signals"]
+    (plain,) = _material("\ufeffJust   some notes.\r\nLine two.".encode(), "notes.txt", "text/plain")
+    assert plain.text == "Just some notes.\nLine two."
+    # an octet-stream upload is recognised by its suffix
+    assert _material(b"# T\n\nbody", "a.markdown", "application/octet-stream")[0].heading_path == ["T"]
+
+
+def test_setext_and_deep_headings() -> None:
+    parts = markdown_sections("Title\n=====\n\nintro\n\n##### deep\n\nstill intro")
+    assert parts == [(["Title"], "intro\n\n##### deep\n\nstill intro")]
+
+
+def test_encrypted_pdf() -> None:
+    _fails(fx.pdf_encrypted(), "encrypted_pdf")
+
+
+def test_image_only_or_blank_pdf_has_no_text() -> None:
+    _fails(fx.pdf_blank(), "no_text")
+    _fails(b"   \n\t", "no_text", filename="empty.txt", content_type="text/plain")
+    _fails(b"<html><body><nav>only nav</nav><script>x()</script></body></html>", "no_text", filename="a.html",
+           content_type="text/html")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"this is not a pdf at all",
+        b"%PDF-1.7\n\x00\x01\x02 garbage without structure",
+        b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4,
+        b"",
+    ],
+)
+def test_garbage_pdf_is_unreadable(data: bytes) -> None:
+    _fails(data, "unreadable")
+
+
+def test_pdf_root_not_a_dictionary_is_unreadable() -> None:
+    _fails(fx.pdf_root_not_a_dictionary(), "unreadable")
+
+
+@pytest.mark.timeout(20)
+def test_pdf_page_tree_cycle_fails_fast() -> None:
+    _fails(fx.pdf_page_tree_cycle(), "unreadable")
+
+
+def test_bounds_and_unsupported_types() -> None:
+    with pytest.raises(ExtractionError) as info:
+        extract_material(b"x" * 101, filename="a.txt", content_type="text/plain", source_id="m", title="a",
+                         max_bytes=100)  # fmt: skip
+    assert info.value.reason == "too_large"
+    with pytest.raises(ExtractionError) as info:
+        extract_material(fx.pdf_multi_page(), filename="a.pdf", content_type="application/pdf", source_id="m",
+                         title="a", max_pages=2)  # fmt: skip
+    assert info.value.reason == "too_large"
+    _fails(b"PK\x03\x04", "unsupported_type", filename="slides.pptx", content_type="application/vnd.ms-powerpoint")
+    _fails(b"\xff\xfe\x00bad", "unreadable", filename="a.txt", content_type="text/plain")
