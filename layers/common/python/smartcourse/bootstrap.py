@@ -44,6 +44,8 @@ def resolve_settings(settings: Settings, *, need: tuple[str, ...] = ("db",)) -> 
     if "smtp" in need and not settings.smtp_host:
         host, port = eng.smtp_address(settings.mail_dir)
         updates["smtp_host"], updates["smtp_port"] = host, port
+    if "llm" in need and not settings.llm_base_url:
+        updates["llm_base_url"] = eng.llm_base_url()
     return settings.model_copy(update=updates) if updates else settings
 
 
@@ -59,6 +61,7 @@ class Container:
     loop: asyncio.AbstractEventLoop
     _temporal: Any = field(default=None, repr=False)
     _redis: Any = field(default=None, repr=False)
+    _chat: Any = field(default=None, repr=False)
     _temporal_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     def uow(self) -> UnitOfWork:
@@ -87,6 +90,20 @@ class Container:
                         code="workflow_engine_unavailable",
                     ) from exc
             return self._temporal
+
+    def chat_model(self) -> Any:
+        """The assistant's ChatModel (langchain-openai against LLM_BASE_URL, else the embedded llama.cpp server)."""
+        if self._chat is None:
+            from smartcourse.adapters.chat import OpenAIChatModel
+
+            if not self.settings.llm_base_url:
+                self.settings = resolve_settings(self.settings, need=("llm",))
+            self._chat = OpenAIChatModel.from_settings(self.settings)
+        return self._chat
+
+    def use_chat_model(self, model: Any) -> None:
+        """Install a ChatModel (tests pass a scripted fake of the port)."""
+        self._chat = model
 
     def redis(self) -> Any:
         """An asyncio Redis client (redis-py)."""

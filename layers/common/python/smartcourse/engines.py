@@ -1,4 +1,4 @@
-"""Embedded engines for a bare machine: PostgreSQL (pgserver), Redis, Temporal dev server, SMTP sink.
+"""Embedded engines for a bare machine: PostgreSQL (pgserver), Redis, Temporal dev server, SMTP sink, chat model.
 
 Each is a real server process with its data under the data directory. Starting is idempotent
 across processes: a second caller finds the pid/address files and reuses the running server.
@@ -228,6 +228,17 @@ class EmbeddedEngines:
         self.started.append(proc)
         proc.start(argv, f"127.0.0.1:{port}", lambda: port_open("127.0.0.1", port))
         return "127.0.0.1", port
+
+    def llm_base_url(self) -> str:
+        """An OpenAI-compatible base URL of the embedded chat model (llama.cpp server with SmolLM2)."""
+        proc = ManagedProcess("llm", self.data_dir / "llm")
+        addr = proc.running_address()
+        if addr:
+            return addr
+        port = free_port()
+        argv = [sys.executable, "-m", "smartcourse.assistant.llm_server", "--port", str(port)]
+        self.started.append(proc)
+        return proc.start(argv, f"http://127.0.0.1:{port}/v1", lambda: port_open("127.0.0.1", port), timeout=60)
 
     def stop(self) -> None:
         """Stop what this object started (pgserver stops itself when its last handle exits)."""

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -389,4 +390,91 @@ class EmbeddingCache(Base):
     model: Mapped[str] = mapped_column(String(200), primary_key=True)
     content_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     vector: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)  # float32, little-endian
+    created_at: Mapped[datetime] = _created()
+
+
+# --- the learning assistant (issue #13) -----------------------------------------------------------
+
+
+class AiConversation(Base):
+    """One student's conversation about one course; expired with its messages after ASSISTANT_HISTORY_DAYS."""
+
+    __tablename__ = "ai_conversations"
+    __table_args__ = (
+        Index("ix_ai_conversations_user_course", "user_id", "course_id"),
+        Index("ix_ai_conversations_updated_at", "updated_at"),
+    )
+
+    id: Mapped[uuid.UUID] = _pk()
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    course_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), nullable=False)
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()
+
+
+class AiMessage(Base):
+    """A turn of a conversation (the question as asked, the answer as given)."""
+
+    __tablename__ = "ai_messages"
+    __table_args__ = (
+        CheckConstraint("role in ('user','assistant')", name="ck_ai_messages_role"),
+        Index("ix_ai_messages_conversation", "conversation_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("ai_conversations.id", ondelete="CASCADE"), nullable=False
+    )
+    role: Mapped[str] = mapped_column(String(10), nullable=False)
+    content: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = _created()
+
+
+AI_KINDS = ("ask", "summary", "objectives", "quiz", "explain")
+AI_OUTCOMES = ("answer", "clarify", "refuse", "generated", "error", "cancelled")
+
+
+class AiInteraction(Base):
+    """Every assistant call, successful or not: the source the AI usage analytics reconcile against."""
+
+    __tablename__ = "ai_interactions"
+    __table_args__ = (
+        CheckConstraint("kind in ('ask','summary','objectives','quiz','explain')", name="ck_ai_interactions_kind"),
+        CheckConstraint(
+            "outcome in ('answer','clarify','refuse','generated','error','cancelled')",
+            name="ck_ai_interactions_outcome",
+        ),
+        Index("ix_ai_interactions_course", "course_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = _pk()
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    course_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"))
+    conversation_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    kind: Mapped[str] = mapped_column(String(20), nullable=False)
+    outcome: Mapped[str] = mapped_column(String(20), nullable=False)
+    reason: Mapped[str | None] = mapped_column(String(50))
+    streamed: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    latency_ms: Mapped[int] = mapped_column(Integer, nullable=False)
+    first_token_ms: Mapped[int | None] = mapped_column(Integer)
+    tokens_in: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    tokens_out: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    model: Mapped[str] = mapped_column(String(200), nullable=False)
+    error: Mapped[str | None] = mapped_column(Text)
+    question: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()
+
+
+class AiGeneratedQuiz(Base):
+    """A validated quiz the model wrote for an instructor; saving it creates a draft quiz lesson."""
+
+    __tablename__ = "ai_generated_quizzes"
+
+    id: Mapped[uuid.UUID] = _pk()
+    course_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), nullable=False)
+    lesson_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    created_by: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False)
+    title: Mapped[str] = mapped_column(String(200), nullable=False)
+    questions: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False)
+    saved_lesson_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     created_at: Mapped[datetime] = _created()

@@ -16,6 +16,7 @@ TOPICS = {
     "progress": "smartcourse.progress",
     "certificate": "smartcourse.certificates",
     "analytics": "smartcourse.analytics",
+    "ai": "smartcourse.ai",
 }
 
 

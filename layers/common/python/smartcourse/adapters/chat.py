@@ -1,0 +1,63 @@
+"""ChatModel over any OpenAI-compatible endpoint (OpenAI, vLLM, llama.cpp server, ...) via langchain-openai."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage
+from langchain_openai import ChatOpenAI
+
+from smartcourse.assistant import usage
+from smartcourse.config import Settings
+from smartcourse.ports import ChatMessage
+
+_ROLES = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
+
+
+def to_langchain(messages: Sequence[ChatMessage]) -> list[BaseMessage]:
+    return [_ROLES[m.role](content=m.content) for m in messages]
+
+
+def _record_usage(meta: dict[str, Any] | None) -> None:
+    if meta:
+        usage.record(int(meta.get("input_tokens", 0)), int(meta.get("output_tokens", 0)))
+
+
+class OpenAIChatModel:
+    """The ChatModel port on `ChatOpenAI`; one client per process (it pools its HTTP connections)."""
+
+    def __init__(self, *, base_url: str, model: str, api_key: str | None, timeout: float = 60.0) -> None:
+        self.name = model
+        self.base_url = base_url
+        self._llm = ChatOpenAI(
+            base_url=base_url,
+            model=model,
+            api_key=api_key or "none",  # type: ignore[arg-type]
+            streaming=True,
+            stream_usage=True,
+            timeout=timeout,
+            max_retries=1,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OpenAIChatModel:
+        return cls(base_url=settings.llm_base_url or "", model=settings.llm_model, api_key=settings.llm_api_key)
+
+    async def complete(
+        self, messages: Sequence[ChatMessage], *, max_tokens: int = 512, temperature: float = 0.0
+    ) -> str:
+        parts = [piece async for piece in self.stream(messages, max_tokens=max_tokens, temperature=temperature)]
+        return "".join(parts)
+
+    async def stream(
+        self, messages: Sequence[ChatMessage], *, max_tokens: int = 512, temperature: float = 0.0
+    ) -> AsyncIterator[str]:
+        """Yields text as the model writes it; closing the iterator closes the HTTP stream (stops generation)."""
+        llm = self._llm.bind(max_tokens=max_tokens, temperature=temperature)
+        async for chunk in llm.astream(to_langchain(messages)):
+            if isinstance(chunk, AIMessageChunk) and chunk.usage_metadata:
+                _record_usage(dict(chunk.usage_metadata))
+            text = chunk.content if isinstance(chunk.content, str) else ""
+            if text:
+                yield text

@@ -1,0 +1,1 @@
+"""The learning assistant: a LangGraph graph (rewrite → retrieve → route → answer with checked citations)."""

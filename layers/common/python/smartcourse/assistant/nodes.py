@@ -1,0 +1,103 @@
+"""The assistant graph's nodes: each `async def node(state, config) -> dict` updates part of the state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.config import get_stream_writer
+
+from smartcourse.assistant import evidence, prompts
+from smartcourse.assistant.configuration import Configuration
+from smartcourse.assistant.state import AskState
+
+
+async def guard_input(state: AskState, config: RunnableConfig) -> dict[str, Any]:
+    """Refuse before retrieval: prompt-extraction attempts and quiz answers the student has not earned."""
+    cfg = Configuration.from_runnable_config(config)
+    question = state["question"]
+    if prompts.looks_like_injection(question):
+        return {"route": "refuse", "reason": "instruction_probe", "answer": evidence.REFUSE_INSTRUCTIONS}
+    if cfg.quiz_answers_locked and evidence.asks_for_quiz_answers(question):
+        return {"route": "refuse", "reason": "quiz_answers_locked", "answer": evidence.REFUSE_QUIZ}
+    return {"route": "answer", "reason": ""}
+
+
+async def rewrite(state: AskState, config: RunnableConfig) -> dict[str, Any]:
+    """Turn a follow-up into a standalone question using the conversation (kept as is when there is none)."""
+    cfg = Configuration.from_runnable_config(config)
+    question, history = state["question"], state.get("history") or []
+    if not history or not evidence.is_follow_up(question):
+        return {"standalone": question}
+    recent = history[-cfg.knobs.history_turns :]
+    text = await cfg.chat.complete(prompts.rewrite_messages(recent, question), max_tokens=64)
+    candidate = text.strip().splitlines()[0].strip() if text.strip() else ""
+    last_user = next((m.content for m in reversed(recent) if m.role == "user"), "")
+    # A weak model may return nothing useful: keep the previous question's subject in the query either way.
+    if not candidate or len(candidate) > 4 * max(len(question), 80) or prompts.looks_like_injection(candidate):
+        candidate = f"{last_user} {question}"
+    elif not set(evidence.subject_words(candidate)) & set(evidence.subject_words(last_user + " " + question)):
+        candidate = f"{candidate} {last_user} {question}"
+    return {"standalone": candidate}
+
+
+async def retrieve(state: AskState, config: RunnableConfig) -> dict[str, Any]:
+    """Hybrid search over the course's live index version (the service's retriever checks access)."""
+    cfg = Configuration.from_runnable_config(config)
+    return {"hits": await cfg.retriever(state["standalone"])}
+
+
+async def route(state: AskState, config: RunnableConfig) -> dict[str, Any]:
+    """Decide answer / clarify / refuse from the evidence alone."""
+    cfg = Configuration.from_runnable_config(config)
+    decision = evidence.decide(state["standalone"], state.get("hits") or [], cfg.knobs)
+    update: dict[str, Any] = {
+        "route": decision.route,
+        "reason": decision.reason,
+        "candidates": decision.candidates,
+        "passages": decision.passages,
+        "attempts": 0,
+    }
+    if decision.route == "refuse":
+        update["answer"] = evidence.REFUSE_OFF_TOPIC
+    elif decision.route == "clarify":
+        update["answer"] = evidence.clarify_text(decision.reason, decision.candidates)
+    return update
+
+
+async def generate(state: AskState, config: RunnableConfig) -> dict[str, Any]:
+    """Write the answer from the numbered passages, streaming tokens to a `custom` stream reader."""
+    cfg = Configuration.from_runnable_config(config)
+    attempt = state.get("attempts", 0) + 1
+    writer = get_stream_writer()
+    if attempt > 1:
+        writer({"reset": attempt})
+    messages = prompts.answer_messages(state["standalone"], state["passages"], retry=attempt > 1)
+    parts: list[str] = []
+    async for piece in cfg.chat.stream(messages, max_tokens=cfg.knobs.max_tokens, temperature=0.0):
+        parts.append(piece)
+        writer({"token": piece})
+    return {"draft": "".join(parts).strip(), "attempts": attempt}
+
+
+def check(state: AskState) -> dict[str, Any]:
+    """Accept the draft only if it cites a passage the model was shown and leaks nothing; else retry/fallback."""
+    draft, passages = state.get("draft", ""), state["passages"]
+    valid, invalid = evidence.check_citations(draft, len(passages))
+    if valid and not evidence.leaks_system_prompt(draft):
+        answer = evidence.strip_invalid(draft, invalid) if invalid else draft
+        if not invalid or state.get("attempts", 0) >= 2:
+            cites = [evidence.citation(n, passages[n - 1], state["standalone"]) for n in valid]
+            return {"type": "answer", "answer": answer, "citations": cites, "reason": "cited"}
+    return {"type": "answer", "answer": "", "citations": []}
+
+
+def fallback(state: AskState) -> dict[str, Any]:
+    """The model could not cite twice: quote the best passages with their citations instead."""
+    answer, cites = evidence.fallback_answer(state["passages"], state["standalone"])
+    return {"type": "answer", "answer": answer, "citations": cites, "reason": "fallback_quotes"}
+
+
+def finish_without_answer(state: AskState) -> dict[str, Any]:
+    """Clarify or refuse: the text is already in `answer`; never any sources."""
+    return {"type": state["route"], "citations": []}

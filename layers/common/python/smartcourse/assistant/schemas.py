@@ -1,0 +1,124 @@
+"""Request and response models of the assistant's endpoints (inputs are Strict: no unknown fields, no NUL)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, StringConstraints, model_validator
+
+from smartcourse.schemas import Strict
+
+Question = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+
+
+class AskIn(Strict):
+    course_id: uuid.UUID
+    question: Question
+    conversation_id: uuid.UUID | None = None
+
+
+class Citation(BaseModel):
+    index: int
+    chunk_id: str
+    source: str
+    quote: str
+
+
+class AskOut(BaseModel):
+    type: Literal["answer", "clarify", "refuse"]
+    answer: str
+    citations: list[Citation]
+    conversation_id: uuid.UUID
+    interaction_id: uuid.UUID
+
+
+class GenerateIn(Strict):
+    course_id: uuid.UUID
+    lesson_id: uuid.UUID | None = None
+
+
+class QuizGenerateIn(GenerateIn):
+    num_questions: Annotated[int, Field(ge=1, le=10)] = 3
+
+
+class ExplainIn(Strict):
+    course_id: uuid.UUID
+    concept: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    level: Literal["beginner", "intermediate", "advanced"] = "beginner"
+
+
+class SaveQuizIn(Strict):
+    module_id: uuid.UUID
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] | None = None
+    pass_score: Annotated[int, Field(ge=0, le=100)] = 70
+
+
+class GeneratedQuestion(BaseModel):
+    """One generated quiz question: what the model must produce, checked strictly (else it is retried)."""
+
+    model_config = {"extra": "forbid"}
+
+    prompt: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=500)]
+    options: Annotated[
+        list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]],
+        Field(min_length=2, max_length=6),
+    ]
+    answer: Annotated[int, Field(ge=0)]
+    source: Annotated[int, Field(ge=1)]  # the passage number it is drawn from
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GeneratedQuestion:
+        if self.answer >= len(self.options):
+            raise ValueError("answer must be the index of one of the options")
+        if len({o.lower() for o in self.options}) != len(self.options):
+            raise ValueError("options must be distinct")
+        return self
+
+
+class QuizQuestionOut(BaseModel):
+    prompt: str
+    options: list[str]
+    answer: int
+    source_chunk_id: str
+    source: str
+
+
+class GenerationOut(BaseModel):
+    """Summary / objectives / explanation: grounded text with the passages it used."""
+
+    kind: Literal["summary", "objectives", "explain"]
+    text: str
+    items: list[str] = []
+    citations: list[Citation]
+    interaction_id: uuid.UUID
+
+
+class QuizOut(BaseModel):
+    id: uuid.UUID
+    course_id: uuid.UUID
+    lesson_id: uuid.UUID | None
+    title: str
+    questions: list[QuizQuestionOut]
+    interaction_id: uuid.UUID
+    saved_lesson_id: uuid.UUID | None = None
+
+
+class InteractionOut(BaseModel):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    course_id: uuid.UUID | None
+    conversation_id: uuid.UUID | None
+    kind: str
+    outcome: str
+    reason: str | None
+    streamed: bool
+    latency_ms: int
+    first_token_ms: int | None
+    tokens_in: int
+    tokens_out: int
+    model: str
+    error: str | None
+    question: str | None
+    created_at: datetime

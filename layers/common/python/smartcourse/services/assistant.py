@@ -1,0 +1,385 @@
+"""The learning assistant's use cases: ask (JSON or streamed), instructor generation, interaction records."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+import weakref
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, distinct, func, select, update
+
+from smartcourse.assistant import usage
+from smartcourse.assistant.configuration import Configuration, Knobs
+from smartcourse.assistant.graph import build_graph
+from smartcourse.assistant.schemas import AskIn, AskOut, InteractionOut
+from smartcourse.db import UnitOfWork
+from smartcourse.domain import courses as rules
+from smartcourse.domain.events import DomainEvent
+from smartcourse.errors import DomainError, NotFound, RateLimited, Unavailable
+from smartcourse.models import (
+    AiConversation,
+    AiInteraction,
+    AiMessage,
+    Course,
+    Enrollment,
+    Lesson,
+    QuizAttempt,
+)
+from smartcourse.ports import ChatMessage, Hit
+from smartcourse.security import Principal
+from smartcourse.services import search
+
+log = logging.getLogger(__name__)
+
+RETRIEVE_K = 8
+
+
+# --- guards: quota and concurrency --------------------------------------------------------------
+
+
+async def enforce_quota(container: Any, principal: Principal) -> None:
+    """Per-user moving windows (per minute and per day) in Redis; 429 `ai_quota_exceeded` with Retry-After."""
+    from smartcourse.ratelimit import rate_limiter
+
+    s = container.settings
+    limit = f"{s.assistant_quota_per_minute}/minute;{s.assistant_quota_per_day}/day"
+    decision = await rate_limiter(container).hit(("ai", "user", str(principal.user_id)), limit)
+    if not decision.allowed:
+        raise RateLimited(
+            "assistant quota exceeded; retry later",
+            code="ai_quota_exceeded",
+            details={"retry_after_seconds": decision.retry_after_seconds, "limit": decision.limit},
+            headers={"Retry-After": str(decision.retry_after_seconds)},
+        )
+
+
+_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
+
+
+def _semaphore(container: Any) -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    sem = _slots.get(loop)
+    if sem is None:
+        sem = _slots[loop] = asyncio.Semaphore(max(1, container.settings.assistant_max_concurrent))
+    return sem
+
+
+async def acquire_slot(container: Any) -> asyncio.Semaphore:
+    """One of N generation slots of this process; waits briefly, then 503 `assistant_busy`."""
+    sem = _semaphore(container)
+    try:
+        await asyncio.wait_for(sem.acquire(), timeout=container.settings.assistant_queue_wait_seconds)
+    except TimeoutError:
+        raise Unavailable(
+            "the assistant is busy; retry shortly", code="assistant_busy", headers={"Retry-After": "2"}
+        ) from None
+    return sem
+
+
+# --- course context: access, conversation, quiz lock ---------------------------------------------
+
+
+async def _quiz_answers_locked(uow: UnitOfWork, principal: Principal, course: Course) -> bool:
+    """A student who has not passed every quiz of the course gets no quiz answers from the assistant."""
+    if rules.can_see_draft(principal, course.instructor_id):
+        return False
+    quizzes = await uow.session.scalar(
+        select(func.count()).select_from(Lesson).where(Lesson.course_id == course.id, Lesson.type == "quiz")
+    )
+    passed = await uow.session.scalar(
+        select(func.count(distinct(QuizAttempt.lesson_id)))
+        .join(Enrollment, Enrollment.id == QuizAttempt.enrollment_id)
+        .where(Enrollment.student_id == principal.user_id, Enrollment.course_id == course.id, QuizAttempt.passed)
+    )
+    return int(passed or 0) < int(quizzes or 0)
+
+
+async def _conversation(
+    uow: UnitOfWork, principal: Principal, course_id: uuid.UUID, conversation_id: uuid.UUID | None, keep_days: int
+) -> tuple[uuid.UUID, list[ChatMessage]]:
+    """The caller's conversation about this course (404 for anyone else's), with its recent turns."""
+    cutoff = datetime.now(UTC) - timedelta(days=keep_days)
+    # Retention: the caller's expired conversations go on each ask (purge_expired sweeps everyone's).
+    await uow.session.execute(
+        delete(AiConversation).where(AiConversation.user_id == principal.user_id, AiConversation.updated_at < cutoff)
+    )
+    if conversation_id is None:
+        return uuid.uuid4(), []
+    convo = await uow.session.get(AiConversation, conversation_id)
+    if convo is None or convo.user_id != principal.user_id or convo.course_id != course_id:
+        raise NotFound("conversation not found", code="conversation_not_found")
+    rows = (
+        await uow.session.scalars(
+            select(AiMessage)
+            .where(AiMessage.conversation_id == conversation_id)
+            .order_by(AiMessage.id.desc())
+            .limit(12)
+        )
+    ).all()
+    return conversation_id, [ChatMessage(m.role, m.content) for m in reversed(rows)]  # type: ignore[arg-type]
+
+
+async def purge_expired(container: Any) -> int:
+    """Delete every conversation idle for more than ASSISTANT_HISTORY_DAYS (with its messages)."""
+    cutoff = datetime.now(UTC) - timedelta(days=container.settings.assistant_history_days)
+    async with container.uow() as uow:
+        result = await uow.session.execute(delete(AiConversation).where(AiConversation.updated_at < cutoff))
+        await uow.commit()
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+# --- interactions (the analytics source) ----------------------------------------------------------
+
+
+@dataclass
+class Interaction:
+    """What one assistant call did; recorded with its `ai.interaction_recorded` event in one transaction."""
+
+    user_id: uuid.UUID
+    course_id: uuid.UUID | None
+    kind: str
+    model: str
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    conversation_id: uuid.UUID | None = None
+    question: str | None = None
+    streamed: bool = False
+    started: float = field(default_factory=time.perf_counter)
+    first_token_ms: int | None = None
+    outcome: str = "error"
+    reason: str | None = None
+    error: str | None = None
+    meter: usage.Usage = field(default_factory=usage.Usage)
+
+    def mark_first_token(self) -> None:
+        if self.first_token_ms is None:
+            self.first_token_ms = int((time.perf_counter() - self.started) * 1000)
+
+    def row_and_event(self) -> tuple[AiInteraction, DomainEvent]:
+        latency = int((time.perf_counter() - self.started) * 1000)
+        row = AiInteraction(
+            id=self.id,
+            user_id=self.user_id,
+            course_id=self.course_id,
+            conversation_id=self.conversation_id,
+            kind=self.kind,
+            outcome=self.outcome,
+            reason=self.reason,
+            streamed=self.streamed,
+            latency_ms=latency,
+            first_token_ms=self.first_token_ms,
+            tokens_in=self.meter.tokens_in,
+            tokens_out=self.meter.tokens_out,
+            model=self.model,
+            error=self.error,
+            question=(self.question or "")[:2000] or None,
+        )
+        data: dict[str, Any] = {
+            "interaction_id": str(self.id),
+            "user_id": str(self.user_id),
+            "course_id": str(self.course_id) if self.course_id else None,
+            "kind": self.kind,
+            "outcome": self.outcome,
+            "model": self.model,
+            "latency_ms": latency,
+            "tokens_in": self.meter.tokens_in,
+            "tokens_out": self.meter.tokens_out,
+            "error": self.error,
+        }
+        return row, DomainEvent(type="ai.interaction_recorded", aggregate_id=str(self.id), data=data, id=self.id)
+
+
+async def record(
+    container: Any, interaction: Interaction, *, extra: list[Any] | None = None, touch: uuid.UUID | None = None
+) -> None:
+    """Write the interaction (and any rows that belong with it) and its event, in one transaction."""
+    row, event = interaction.row_and_event()
+    async with container.uow() as uow:
+        for obj in extra or []:
+            uow.session.add(obj)
+            await uow.flush()  # the conversation before its messages
+        if touch is not None:
+            await uow.session.execute(
+                update(AiConversation).where(AiConversation.id == touch).values(updated_at=func.now())
+            )
+        uow.session.add(row)
+        uow.emit(event)
+        await uow.commit()
+
+
+async def record_failure(container: Any, interaction: Interaction, exc: BaseException) -> None:
+    interaction.outcome = "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
+    interaction.error = f"{type(exc).__name__}: {exc}"[:2000]
+    try:
+        await asyncio.shield(record(container, interaction))
+    except Exception:  # the failure to record must not hide the original one
+        log.exception("could not record assistant interaction %s", interaction.id)
+
+
+async def get_interaction(container: Any, *, principal: Principal, interaction_id: uuid.UUID) -> InteractionOut:
+    """One interaction with its cause if it failed: for admins, the course's owner, and its own user."""
+    async with container.uow() as uow:
+        row = await uow.session.get(AiInteraction, interaction_id)
+        allowed = row is not None and (principal.is_admin or row.user_id == principal.user_id)
+        if row is not None and not allowed and row.course_id is not None:
+            course = await uow.session.get(Course, row.course_id)
+            allowed = course is not None and course.instructor_id == principal.user_id
+        if row is None or not allowed:
+            raise NotFound("interaction not found", code="interaction_not_found")
+        return InteractionOut.model_validate(row, from_attributes=True)
+
+
+# --- ask ----------------------------------------------------------------------------------------
+
+
+def _retriever(container: Any, principal: Principal, course_id: uuid.UUID) -> Any:
+    async def retrieve(query: str) -> list[Hit]:
+        found = await search.retrieve(container, principal=principal, course_id=course_id, query=query, k=RETRIEVE_K)
+        return found.hits
+
+    return retrieve
+
+
+@dataclass
+class AskRun:
+    """A prepared ask: access checked, quota counted, a generation slot held until `events()` finishes."""
+
+    container: Any
+    principal: Principal
+    body: AskIn
+    config: Configuration
+    history: list[ChatMessage]
+    interaction: Interaction
+    slot: asyncio.Semaphore | None
+    failure: BaseException | None = None
+    _released: bool = False
+
+    def release(self) -> None:
+        if self.slot is not None and not self._released:
+            self._released = True
+            self.slot.release()
+
+    async def events(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """(event, data): `token`* (and `reset` before a regenerated answer), `citations`, `done`; or `error`."""
+        it = self.interaction
+        state: dict[str, Any] = {}
+        try:
+            with usage.metered() as meter:
+                it.meter = meter
+                graph_input = {"question": self.body.question, "history": self.history}
+                async for mode, part in build_graph().astream(
+                    graph_input, self.config.as_config(), stream_mode=["custom", "values"]
+                ):
+                    if mode == "custom" and "token" in part:
+                        it.mark_first_token()
+                        yield "token", {"text": part["token"]}
+                    elif mode == "custom" and "reset" in part:
+                        yield "reset", {"attempt": part["reset"]}
+                    elif mode == "values":
+                        state = part
+            out = AskOut(
+                type=state["type"],
+                answer=state["answer"],
+                citations=state.get("citations", []),
+                conversation_id=it.conversation_id or uuid.uuid4(),
+                interaction_id=it.id,
+            )
+            it.outcome, it.reason = out.type, state.get("reason") or None
+            await record(self.container, it, extra=self._turns(out), touch=out.conversation_id)
+        except DomainError as exc:
+            self.failure = exc
+            await record_failure(self.container, it, exc)
+            yield "error", {"code": exc.code, "message": exc.message, "interaction_id": str(it.id)}
+            return
+        except (Exception, asyncio.CancelledError) as exc:
+            log.exception("assistant failed (interaction %s)", it.id)
+            self.failure = exc
+            await record_failure(self.container, it, exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            yield (
+                "error",
+                {
+                    "code": "assistant_failed",
+                    "message": "the assistant could not answer; the interaction id identifies the cause",
+                    "interaction_id": str(it.id),
+                },
+            )
+            return
+        finally:
+            self.release()
+        yield "citations", {"citations": [c.model_dump() for c in out.citations]}
+        yield "done", out.model_dump(mode="json")
+
+    def _turns(self, out: AskOut) -> list[Any]:
+        """The conversation row (created or touched) and the two new messages."""
+        cid = out.conversation_id
+        objs: list[Any] = []
+        if self.body.conversation_id is None:
+            objs.append(AiConversation(id=cid, user_id=self.principal.user_id, course_id=self.body.course_id))
+        return [
+            *objs,
+            AiMessage(conversation_id=cid, role="user", content=self.body.question),
+            AiMessage(conversation_id=cid, role="assistant", content=out.answer),
+        ]
+
+
+async def prepare_ask(container: Any, *, principal: Principal, body: AskIn, streamed: bool) -> AskRun:
+    """Everything that can refuse with an HTTP status happens here, before any byte of a stream is sent."""
+    async with container.uow() as uow:
+        course = await search.ensure_content_access(uow, principal, body.course_id)
+        locked = await _quiz_answers_locked(uow, principal, course)
+        conversation_id, history = await _conversation(
+            uow, principal, body.course_id, body.conversation_id, container.settings.assistant_history_days
+        )
+        await uow.commit()
+    await enforce_quota(container, principal)
+    slot = await acquire_slot(container)
+    try:
+        chat = container.chat_model()
+    except Exception:
+        slot.release()
+        raise
+    config = Configuration(
+        chat=chat,
+        retriever=_retriever(container, principal, body.course_id),
+        knobs=Knobs.from_settings(container.settings),
+        quiz_answers_locked=locked,
+    )
+    interaction = Interaction(
+        user_id=principal.user_id,
+        course_id=body.course_id,
+        kind="ask",
+        model=chat.name,
+        conversation_id=conversation_id,
+        question=body.question,
+        streamed=streamed,
+    )
+    return AskRun(container, principal, body, config, history, interaction, slot)
+
+
+async def ask(container: Any, *, principal: Principal, body: AskIn) -> AskOut:
+    """POST /ai/ask: the whole answer at once (same graph as the stream)."""
+    run = await prepare_ask(container, principal=principal, body=body, streamed=False)
+    done: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    async for event, data in run.events():
+        if event == "done":
+            done = data
+        elif event == "error":
+            error = data
+    if done is None:
+        if isinstance(run.failure, DomainError):
+            raise run.failure
+        err = error or {}
+        raise Unavailable(
+            err.get("message", "the assistant could not answer"),
+            code=err.get("code", "assistant_failed"),
+            details={"interaction_id": err.get("interaction_id")},
+        )
+    return AskOut.model_validate(done)
