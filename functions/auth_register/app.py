@@ -1,9 +1,10 @@
 """POST /auth/register: create a student or instructor account."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep
+from smartcourse.ratelimit import client_ip, rate_limiter
 from smartcourse.schemas import RegisterIn, UserPublic
 from smartcourse.services import accounts
 
@@ -11,9 +12,11 @@ router = APIRouter(tags=["auth"])
 
 
 @router.post("/auth/register", status_code=201, response_model=UserPublic)
-async def register(body: RegisterIn, c: ContainerDep) -> UserPublic:
+async def register(body: RegisterIn, c: ContainerDep, request: Request) -> UserPublic:
     async with c.uow() as uow:
-        return await accounts.register(uow=uow, data=body)
+        return await accounts.register(
+            uow=uow, data=body, settings=c.settings, limiter=rate_limiter(c), client_ip=client_ip(request)
+        )
 
 
 handler = lambda_handler(router)

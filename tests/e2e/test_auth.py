@@ -104,7 +104,11 @@ async def test_users_self_or_admin(api: Api, container: object) -> None:
 
 async def test_password_change_takes_effect(api: Api) -> None:
     user = await api.user()
-    r = await api.client.put(f"/users/{user['id']}", json={"password": "a-new-password"}, headers=user["headers"])
+    r = await api.client.put(
+        f"/users/{user['id']}",
+        json={"password": "a-new-password", "current_password": user["password"]},
+        headers=user["headers"],
+    )
     assert r.status_code == 200
     assert (
         await api.client.post("/auth/login", json={"email": user["email"], "password": user["password"]})

@@ -38,3 +38,31 @@ def test_production_refuses_the_development_secret() -> None:
         Settings(SMARTCOURSE_ENV="production")  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="JWT_SECRET"):
         Settings(SMARTCOURSE_ENV="production", JWT_SECRET="s" * 40)  # type: ignore[call-arg]
+
+
+async def test_password_hashing_runs_off_the_event_loop() -> None:
+    """Argon2 takes tens of ms: in a thread pool, the loop keeps serving other requests meanwhile (#9.4)."""
+    import asyncio
+    import time
+
+    from smartcourse.security import hash_password_async, verify_password_async
+
+    lags: list[float] = []
+    done = asyncio.Event()
+
+    async def heartbeat() -> None:
+        while not done.is_set():
+            t = time.perf_counter()
+            await asyncio.sleep(0.002)
+            lags.append(time.perf_counter() - t)
+
+    await hash_password_async("warm-up")  # settings and the pool
+    started = time.perf_counter()
+    beat = asyncio.create_task(heartbeat())
+    hashes = await asyncio.gather(*(hash_password_async(f"pw-{i}") for i in range(6)))
+    assert all(await asyncio.gather(*(verify_password_async(f"pw-{i}", h) for i, h in enumerate(hashes))))
+    done.set()
+    await beat
+    elapsed = time.perf_counter() - started
+    # On the loop, the heartbeat would not run at all until every hash was done (one lag of ~elapsed).
+    assert len(lags) > 10 and max(lags) < elapsed / 3, (len(lags), max(lags), elapsed)

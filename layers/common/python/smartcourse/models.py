@@ -55,6 +55,8 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(20), nullable=False)
     bio: Mapped[str | None] = mapped_column(Text)
     is_active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True, server_default=text("true"))
+    # Bumped by a password change (and by disabling): access tokens carry it and older ones stop working.
+    token_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default=text("0"))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
 

@@ -12,6 +12,7 @@ or as a FastAPI dependency: ``@router.post(..., dependencies=[limit("ai", "30/mi
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from smartcourse.bootstrap import Container
 
 KEY_PREFIX = "smartcourse:rl"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,18 @@ class RateLimiter:
         return cls(MemoryStorage())
 
     async def hit(self, key_parts: Sequence[str], limit: str | Sequence[RateLimitItem], *, cost: int = 1) -> Decision:
-        """Count one request against every window of `limit`; refused hits are not counted."""
+        """Count one request against every window of `limit`; refused hits are not counted.
+
+        Fails open: with the limit store unreachable the request is allowed (and a warning logged), so a
+        Redis outage degrades protection instead of taking the API down.
+        """
+        try:
+            return await self._hit(key_parts, limit, cost)
+        except Exception:  # storage errors come in several types (connection, timeout, script)
+            log.warning("rate limit store unavailable; allowing %s", key_parts[0] if key_parts else "?", exc_info=True)
+            return ALLOWED
+
+    async def _hit(self, key_parts: Sequence[str], limit: str | Sequence[RateLimitItem], cost: int) -> Decision:
         items = parse_many(limit) if isinstance(limit, str) else list(limit)
         parts = [str(p) for p in key_parts]
         for item in items:

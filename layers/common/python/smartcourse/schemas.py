@@ -84,6 +84,8 @@ class UserUpdateIn(Strict):
     full_name: Name | None = None
     bio: Annotated[str, StringConstraints(max_length=2000)] | None = None
     password: Password | None = None
+    # Required with `password` when changing your own: a stolen access token must not take over the account.
+    current_password: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
 
 
 class InstructorPublic(BaseModel):

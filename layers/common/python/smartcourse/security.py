@@ -1,15 +1,18 @@
-"""Password hashing (pwdlib/argon2) and JWT access tokens (PyJWT, HS256)."""
+"""Password hashing (pwdlib/argon2, off the event loop) and JWT access tokens (PyJWT, HS256)."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import jwt
 from pwdlib import PasswordHash
 
-from smartcourse.config import Settings
+from smartcourse.config import Settings, get_settings
 from smartcourse.errors import Unauthorized
 
 _hasher = PasswordHash.recommended()
@@ -30,23 +33,48 @@ def verify_password(password: str, password_hash: str | None) -> bool:
     return _hasher.verify(password, password_hash)
 
 
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _hash_pool() -> ThreadPoolExecutor:
+    """Argon2 is CPU- and memory-hard: a few threads (PASSWORD_HASH_CONCURRENCY), never the event loop."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(
+                max_workers=get_settings().password_hash_concurrency, thread_name_prefix="argon2"
+            )
+        return _pool
+
+
+async def hash_password_async(password: str) -> str:
+    return await asyncio.get_running_loop().run_in_executor(_hash_pool(), hash_password, password)
+
+
+async def verify_password_async(password: str, password_hash: str | None) -> bool:
+    return await asyncio.get_running_loop().run_in_executor(_hash_pool(), verify_password, password, password_hash)
+
+
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: the verified claims of an access token."""
+    """Who is calling: the verified claims of an access token (role and version re-checked per request)."""
 
     user_id: uuid.UUID
     role: str
+    token_version: int = 0
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
 
 
-def issue_access_token(settings: Settings, *, user_id: uuid.UUID, role: str) -> str:
+def issue_access_token(settings: Settings, *, user_id: uuid.UUID, role: str, token_version: int = 0) -> str:
     now = datetime.now(UTC)
     claims = {
         "sub": str(user_id),
         "role": role,
+        "tv": token_version,
         "iss": settings.jwt_issuer,
         "iat": now,
         "exp": now + timedelta(minutes=settings.access_token_minutes),
@@ -71,6 +99,8 @@ def decode_access_token(settings: Settings, token: str) -> Principal:
     if claims.get("typ") != "access":
         raise Unauthorized("not an access token", code="invalid_token")
     try:
-        return Principal(user_id=uuid.UUID(claims["sub"]), role=str(claims["role"]))
-    except (KeyError, ValueError) as exc:
+        return Principal(
+            user_id=uuid.UUID(claims["sub"]), role=str(claims["role"]), token_version=int(claims.get("tv", 0))
+        )
+    except (KeyError, ValueError, TypeError) as exc:
         raise Unauthorized("invalid access token", code="invalid_token") from exc

@@ -9,8 +9,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from smartcourse.bootstrap import Container, get_container
 from smartcourse.errors import Unauthorized
+from smartcourse.ratelimit import enforce, rate_limiter
 from smartcourse.security import Principal, decode_access_token
+from smartcourse.services import accounts
 
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _bearer = HTTPBearer(auto_error=False, description="The access token from POST /auth/login")
 
 
@@ -30,8 +33,15 @@ async def _optional_principal(
         if request.headers.get("authorization"):
             raise Unauthorized("the Authorization header must be 'Bearer <token>'", code="invalid_token")
         return None
-    principal = decode_access_token(container.settings, creds.credentials)
+    claims = decode_access_token(container.settings, creds.credentials)
+    # A signature is not enough: the account must still exist, be active, and not have ended its sessions.
+    async with container.uow() as uow:
+        principal = await accounts.authenticate(uow=uow, claims=claims)
     request.state.principal = principal
+    if request.method not in _SAFE_METHODS:
+        per_minute = container.settings.rate_limit_per_minute
+        decision = await rate_limiter(container).hit(("write", "user", str(principal.user_id)), f"{per_minute}/minute")
+        enforce(decision, "too many changes in a short time; retry later")
     return principal
 
 

@@ -13,8 +13,9 @@ from sqlalchemy.exc import IntegrityError
 from smartcourse.config import Settings
 from smartcourse.db import UnitOfWork
 from smartcourse.domain.events import DomainEvent
-from smartcourse.errors import Conflict, Forbidden, NotFound, Unauthorized
+from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from smartcourse.models import Course, RefreshToken, User, utcnow
+from smartcourse.ratelimit import Backoff, RateLimiter, enforce, key_part
 from smartcourse.schemas import (
     CourseSummary,
     InstructorPublic,
@@ -23,7 +24,7 @@ from smartcourse.schemas import (
     UserPublic,
     UserUpdateIn,
 )
-from smartcourse.security import Principal, hash_password, issue_access_token, verify_password
+from smartcourse.security import Principal, hash_password_async, issue_access_token, verify_password_async
 
 
 def _token_hash(token: str) -> str:
@@ -34,7 +35,7 @@ async def _create_user(uow: UnitOfWork, *, email: str, password: str, full_name:
     user = User(
         id=uuid.uuid4(),
         email=email.strip(),
-        password_hash=hash_password(password),
+        password_hash=await hash_password_async(password),
         full_name=full_name,
         role=role,
     )
@@ -47,8 +48,17 @@ async def _create_user(uow: UnitOfWork, *, email: str, password: str, full_name:
     return user
 
 
-async def register(*, uow: UnitOfWork, data: RegisterIn) -> UserPublic:
+async def register(
+    *,
+    uow: UnitOfWork,
+    data: RegisterIn,
+    settings: Settings | None = None,
+    limiter: RateLimiter | None = None,
+    client_ip: str = "unknown",
+) -> UserPublic:
     """Create a student or instructor account (admins come from `smartcourse create-admin`)."""
+    if limiter is not None and settings is not None:
+        enforce(await limiter.hit(("register", "ip", client_ip), settings.register_rate_limit_ip))
     user = await _create_user(
         uow, email=str(data.email), password=data.password, full_name=data.full_name, role=data.role
     )
@@ -73,18 +83,42 @@ async def _issue_pair(uow: UnitOfWork, settings: Settings, user: User, family_id
     )
     await uow.commit()
     return TokenPair(
-        access_token=issue_access_token(settings, user_id=user.id, role=user.role),
+        access_token=issue_access_token(settings, user_id=user.id, role=user.role, token_version=user.token_version),
         refresh_token=refresh,
         expires_in=settings.access_token_minutes * 60,
     )
 
 
-async def login(*, uow: UnitOfWork, settings: Settings, email: str, password: str) -> TokenPair:
-    """Wrong password and unknown email give the same answer, after the same work."""
+async def login(
+    *,
+    uow: UnitOfWork,
+    settings: Settings,
+    email: str,
+    password: str,
+    limiter: RateLimiter | None = None,
+    backoff: Backoff | None = None,
+    client_ip: str = "unknown",
+) -> TokenPair:
+    """Wrong password and unknown email give the same answer, after the same work.
+
+    Guarded (when given a limiter and a back-off) per client address and per account, and an account
+    locks for a growing time after consecutive failures; a locked account is refused before any
+    password check, so guessing on is pointless.
+    """
+    account = ("login", key_part(email))
+    if limiter is not None:
+        enforce(await limiter.hit(("login", "ip", client_ip), settings.login_rate_limit_ip))
+        enforce(await limiter.hit(("login", "account", account[1]), settings.login_rate_limit_account))
+    if backoff is not None:
+        enforce(await backoff.check(account), "too many failed logins for this account; retry later")
     user = await uow.session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
-    ok = verify_password(password, user.password_hash if user else None)
+    ok = await verify_password_async(password, user.password_hash if user else None)
     if not ok or user is None or not user.is_active:
+        if backoff is not None:
+            await backoff.failure(account)
         raise Unauthorized("email or password is incorrect", code="invalid_credentials")
+    if backoff is not None:
+        await backoff.success(account)
     return await _issue_pair(uow, settings, user, family_id=uuid.uuid4())
 
 
@@ -144,10 +178,55 @@ async def update_user(*, uow: UnitOfWork, principal: Principal, user_id: uuid.UU
     if data.bio is not None:
         user.bio = data.bio
     if data.password is not None:
-        user.password_hash = hash_password(data.password)
+        if principal.user_id == user_id or data.current_password is not None:
+            if data.current_password is None:
+                raise Invalid("changing your password needs current_password", code="current_password_required")
+            if not await verify_password_async(data.current_password, user.password_hash):
+                raise Forbidden("current_password is incorrect", code="wrong_current_password")
+        user.password_hash = await hash_password_async(data.password)
+        await _end_sessions(uow, user)
     user.updated_at = utcnow()
     await uow.commit()
     return UserPublic.model_validate(user)
+
+
+async def _end_sessions(uow: UnitOfWork, user: User) -> None:
+    """Every refresh token revoked and every access token issued so far refused (token_version moves on)."""
+    user.token_version += 1
+    await uow.session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+
+
+async def set_active(*, uow: UnitOfWork, user_id: uuid.UUID, active: bool) -> UserPublic:
+    """Disable (or re-enable) an account; disabling ends its sessions at once."""
+    user = await uow.session.get(User, user_id, with_for_update=True)
+    if user is None:
+        raise NotFound("user not found", code="user_not_found")
+    user.is_active = active
+    if not active:
+        await _end_sessions(uow, user)
+    user.updated_at = utcnow()
+    await uow.commit()
+    return UserPublic.model_validate(user)
+
+
+async def authenticate(*, uow: UnitOfWork, claims: Principal) -> Principal:
+    """The caller of a validly signed token, if its account still exists, is active and the token is current."""
+    row = (
+        await uow.session.execute(
+            select(User.role, User.is_active, User.token_version).where(User.id == claims.user_id)
+        )
+    ).first()
+    if row is None:
+        raise Unauthorized("the account of this token no longer exists", code="account_not_found")
+    if not row.is_active:
+        raise Unauthorized("this account is disabled", code="account_disabled")
+    if row.token_version != claims.token_version:
+        raise Unauthorized("this token was revoked (password changed); log in again", code="token_revoked")
+    return Principal(user_id=claims.user_id, role=row.role, token_version=row.token_version)
 
 
 async def get_instructor(*, uow: UnitOfWork, instructor_id: uuid.UUID) -> InstructorPublic:

@@ -1,0 +1,163 @@
+"""Issue #9.3/#9.4: tokens follow their accounts; logins and writes are rate limited; hashing is off the loop."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, update
+
+from smartcourse.models import User
+from smartcourse.security import issue_access_token
+from tests.conftest import Api
+
+
+@pytest.fixture
+def tuned(container: Any) -> Iterator[Any]:
+    """Change some settings of the running container for one test."""
+    original = container.settings
+
+    def tune(**changes: Any) -> None:
+        container.settings = original.model_copy(update=changes)
+
+    yield tune
+    container.settings = original
+
+
+async def test_token_of_an_unknown_user_is_401_everywhere(api: Api, container: Any) -> None:
+    token = issue_access_token(container.settings, user_id=uuid.uuid4(), role="admin")
+    headers = {"Authorization": f"Bearer {token}"}
+    for method, path, body in [
+        ("GET", "/auth/me", None),
+        ("GET", "/analytics/dashboard", None),
+        ("POST", "/enrollments", {"course_id": str(uuid.uuid4())}),
+        ("POST", "/courses", {"title": "T", "description": "D", "category": "c"}),
+    ]:
+        r = await api.client.request(method, path, json=body, headers=headers)
+        assert r.status_code == 401, (path, r.text)
+        assert r.json()["code"] == "account_not_found"
+
+
+async def test_deleted_user_token_stops_working(api: Api, container: Any) -> None:
+    user = await api.user()
+    async with container.uow() as uow:
+        await uow.session.execute(delete(User).where(User.id == uuid.UUID(user["id"])))
+        await uow.commit()
+    r = await api.client.post("/enrollments", json={"course_id": str(uuid.uuid4())}, headers=user["headers"])
+    assert r.status_code == 401 and r.json()["code"] == "account_not_found"
+
+
+async def test_disabled_account_is_refused_at_once(api: Api, container: Any) -> None:
+    from smartcourse.services import accounts
+
+    user = await api.user()
+    assert (await api.client.get("/auth/me", headers=user["headers"])).status_code == 200
+    async with container.uow() as uow:
+        await accounts.set_active(uow=uow, user_id=uuid.UUID(user["id"]), active=False)
+    r = await api.client.get("/auth/me", headers=user["headers"])
+    assert r.status_code == 401
+    assert (await api.client.post("/auth/refresh", json={"refresh_token": user["refresh_token"]})).status_code == 401
+
+
+async def test_a_demoted_role_applies_to_existing_tokens(api: Api, container: Any) -> None:
+    user = await api.user("instructor")
+    async with container.uow() as uow:
+        await uow.session.execute(update(User).where(User.id == uuid.UUID(user["id"])).values(role="student"))
+        await uow.commit()
+    r = await api.client.post(
+        "/courses", json={"title": "T", "description": "D", "category": "c"}, headers=user["headers"]
+    )
+    assert r.status_code == 403
+
+
+async def test_password_change_needs_the_current_password_and_ends_other_sessions(api: Api) -> None:
+    user = await api.user()
+    other = (await api.client.post("/auth/login", json={"email": user["email"], "password": user["password"]})).json()
+    url = f"/users/{user['id']}"
+    r = await api.client.put(url, json={"password": "a-new-password"}, headers=user["headers"])
+    assert r.status_code == 422 and r.json()["code"] == "current_password_required"
+    r = await api.client.put(
+        url, json={"password": "a-new-password", "current_password": "not-it-at-all"}, headers=user["headers"]
+    )
+    assert r.status_code == 403 and r.json()["code"] == "wrong_current_password"
+    r = await api.client.put(
+        url, json={"password": "a-new-password", "current_password": user["password"]}, headers=user["headers"]
+    )
+    assert r.status_code == 200, r.text
+    # Every earlier access token and every refresh token is dead.
+    r = await api.client.get("/auth/me", headers={"Authorization": f"Bearer {other['access_token']}"})
+    assert r.status_code == 401 and r.json()["code"] == "token_revoked"
+    assert (await api.client.get("/auth/me", headers=user["headers"])).status_code == 401
+    for refresh in (user["refresh_token"], other["refresh_token"]):
+        assert (await api.client.post("/auth/refresh", json={"refresh_token": refresh})).status_code == 401
+    r = await api.client.post("/auth/login", json={"email": user["email"], "password": "a-new-password"})
+    assert r.status_code == 200
+    assert (
+        await api.client.get("/auth/me", headers={"Authorization": f"Bearer {r.json()['access_token']}"})
+    ).status_code == 200
+
+
+async def test_wrong_passwords_lock_the_account_with_growing_backoff(api: Api, container: Any) -> None:
+    user = await api.user()
+    free = container.settings.login_free_failures
+    creds = {"email": user["email"], "password": "wrong-password"}
+    for _ in range(free):
+        assert (await api.client.post("/auth/login", json=creds)).status_code == 401
+    assert (await api.client.post("/auth/login", json=creds)).status_code == 401  # starts the lock
+    # Now even the right password is refused until the lock expires.
+    r = await api.client.post("/auth/login", json={"email": user["email"], "password": user["password"]})
+    assert r.status_code == 429 and r.json()["code"] == "rate_limited"
+    first = int(r.headers["Retry-After"])
+    assert first >= 1
+    # Expire the lock by hand: the next wrong password locks for twice as long.
+    from smartcourse.ratelimit import backoff, key_part, rate_limiter
+
+    redis = container.redis()
+    await redis.delete(backoff(container)._keys(("login", key_part(user["email"])))[1])
+    assert (await api.client.post("/auth/login", json=creds)).status_code == 401
+    r = await api.client.post("/auth/login", json={"email": user["email"], "password": user["password"]})
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) > first
+    await backoff(container).success(("login", key_part(user["email"])))
+    # (the per-account window, 10/minute by default, has seen these attempts too)
+    await rate_limiter(container).clear(
+        ("login", "account", key_part(user["email"])), container.settings.login_rate_limit_account
+    )
+    r = await api.client.post("/auth/login", json={"email": user["email"], "password": user["password"]})
+    assert r.status_code == 200
+
+
+async def test_login_is_rate_limited_per_account_and_per_address(api: Api, tuned: Any) -> None:
+    user = await api.user()
+    tuned(login_rate_limit_account="2/minute")
+    good = {"email": user["email"], "password": user["password"]}
+    assert [(await api.client.post("/auth/login", json=good)).status_code for _ in range(3)] == [200, 200, 429]
+    tuned(login_rate_limit_ip=f"1/minute;{uuid.uuid4().int % 1000 + 2}/hour")
+    codes = [
+        (await api.client.post("/auth/login", json={"email": f"{uuid.uuid4().hex}@x.io", "password": "p"})).status_code
+        for _ in range(2)
+    ]
+    assert codes[-1] == 429
+
+
+async def test_register_is_rate_limited_per_address(api: Api, tuned: Any) -> None:
+    tuned(register_rate_limit_ip="1/minute")
+
+    def body() -> dict[str, str]:
+        return {"email": f"{uuid.uuid4().hex}@x.io", "password": "password-123", "full_name": "X", "role": "student"}
+
+    first = await api.client.post("/auth/register", json=body())
+    second = await api.client.post("/auth/register", json=body())
+    assert second.status_code == 429, second.text
+    assert first.status_code in (201, 429) and "Retry-After" in second.headers
+
+
+async def test_writes_are_rate_limited_per_user(api: Api, tuned: Any) -> None:
+    teacher, other = await api.user("instructor"), await api.user("instructor")
+    tuned(rate_limit_per_minute=3)
+    body = {"title": "T", "description": "D", "category": "c"}
+    codes = [(await api.client.post("/courses", json=body, headers=teacher["headers"])).status_code for _ in range(4)]
+    assert codes == [201, 201, 201, 429]
+    assert (await api.client.post("/courses", json=body, headers=other["headers"])).status_code == 201
+    assert (await api.client.get("/auth/me", headers=teacher["headers"])).status_code == 200  # reads are not
