@@ -1,0 +1,300 @@
+"""VectorIndex port on LanceDB: one Lance table per course version, BM25 + cosine + RRF hybrid search."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import unicodedata
+import uuid
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from smartcourse.ports import Chunk, Hit, SearchMode, VectorIndex
+
+__all__ = ["LanceVectorIndex", "VectorIndex", "s3_storage_options"]
+
+MAX_K = 100
+MAX_QUERY_CHARS = 1_000
+RRF_K = 60  # the constant of Reciprocal Rank Fusion (Cormack et al.); lancedb's RRFReranker default
+TITLE_BOOST = 0.5  # a lesson title is shared by all its chunks: it should help, not dominate the chunk's own text
+_TABLE = re.compile(r"v(\d+)")
+_COMPLETE = "title_idx"  # the index write_version builds last
+_CONTROL = {"Cc", "Cf", "Cs", "Co", "Cn"}
+_CHUNK_FIELDS = (
+    "chunk_id",
+    "course_id",
+    "version",
+    "source_type",
+    "source_id",
+    "title",
+    "location",
+    "text",
+    "content_hash",
+    "ordinal",
+)
+
+
+def s3_storage_options(
+    endpoint_url: str | None,
+    *,
+    region: str = "us-east-1",
+    access_key_id: str | None = None,
+    secret_access_key: str | None = None,
+) -> dict[str, str]:
+    """Lance storage options for an S3 endpoint (AWS when `endpoint_url` is None, else S3-compatible)."""
+    opts = {"aws_region": region}
+    if endpoint_url:
+        opts["aws_endpoint"] = endpoint_url
+        # path-style addressing is object_store's default, which is what moto/MinIO/LocalStack expect
+        if endpoint_url.startswith("http://"):
+            opts["allow_http"] = "true"
+    if access_key_id and secret_access_key:
+        opts["aws_access_key_id"] = access_key_id
+        opts["aws_secret_access_key"] = secret_access_key
+    return opts
+
+
+def sanitize_query(query: str) -> str:
+    """A query as plain words: no control characters (NUL...), bounded length.
+
+    The text goes to a MatchQuery, which tokenizes it like the documents and never parses query syntax,
+    so quotes, colons, parentheses, `AND`, `*` are just (dropped) punctuation or words."""
+    cleaned = "".join(" " if unicodedata.category(ch) in _CONTROL else ch for ch in query[:MAX_QUERY_CHARS])
+    return " ".join(cleaned.split())
+
+
+class LanceVectorIndex:
+    """Chunks + vectors of each course version in its own Lance table: `<uri>/course_<uuid hex>/v<N>.lance`.
+
+    A version is written once (replacing whatever a failed attempt left), then only read or dropped; the live
+    version pointer is kept elsewhere (PostgreSQL), so readers never see a version being built."""
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        dimensions: int,
+        storage_options: dict[str, str] | None = None,
+        vector_index_min_rows: int = 1_000,
+        nprobes: int = 40,
+        cache_size: int = 128,
+    ) -> None:
+        self.uri = uri.rstrip("/")
+        self.dimensions = dimensions
+        self.storage_options = dict(storage_options or {})
+        self.vector_index_min_rows = vector_index_min_rows
+        self.nprobes = nprobes
+        self._cache_size = cache_size
+        self._connections: OrderedDict[str, Any] = OrderedDict()
+        self._tables: OrderedDict[tuple[str, int], Any] = OrderedDict()
+        self.schema = pa.schema(
+            [
+                pa.field("chunk_id", pa.string(), nullable=False),
+                pa.field("course_id", pa.string(), nullable=False),
+                pa.field("version", pa.int64(), nullable=False),
+                pa.field("source_type", pa.string(), nullable=False),
+                pa.field("source_id", pa.string(), nullable=False),
+                pa.field("title", pa.string(), nullable=False),
+                pa.field("location", pa.string(), nullable=False),
+                pa.field("text", pa.string(), nullable=False),
+                pa.field("content_hash", pa.string(), nullable=False),
+                pa.field("ordinal", pa.int32(), nullable=False),
+                pa.field("vector", pa.list_(pa.float32(), dimensions), nullable=False),
+            ]
+        )
+
+    # --- layout -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _course_dir(course_id: str) -> str:
+        try:
+            return f"course_{uuid.UUID(str(course_id)).hex}"
+        except ValueError:
+            if re.fullmatch(r"[A-Za-z0-9_-]{1,64}", course_id):
+                return f"course_{course_id}"
+            raise ValueError(f"not a course id: {course_id!r}") from None
+
+    @staticmethod
+    def _table_name(version: int) -> str:
+        if version < 0:
+            raise ValueError(f"version must be >= 0, not {version}")
+        return f"v{int(version)}"
+
+    async def _db(self, course_id: str) -> Any:
+        import lancedb
+
+        key = self._course_dir(course_id)
+        db = self._connections.get(key)
+        if db is None:
+            db = await lancedb.connect_async(f"{self.uri}/{key}", storage_options=self.storage_options or None)
+            self._connections[key] = db
+            while len(self._connections) > self._cache_size:
+                self._connections.popitem(last=False)
+        else:
+            self._connections.move_to_end(key)
+        return db
+
+    async def _table(self, course_id: str, version: int) -> Any | None:
+        """The opened table of a version, or None when there is none. Handles are cached: a version never
+        changes once written (a rewrite or drop through this object evicts it)."""
+        key = (self._course_dir(course_id), version)
+        table = self._tables.get(key)
+        if table is not None:
+            self._tables.move_to_end(key)
+            return table
+        db = await self._db(course_id)
+        try:
+            table = await db.open_table(self._table_name(version))
+        except ValueError:  # "Table 'v3' was not found"
+            return None
+        if _COMPLETE not in {index.name for index in await table.list_indices()}:
+            return table  # still being built: never cache a handle that would go on missing its indexes
+        self._tables[key] = table
+        while len(self._tables) > self._cache_size:
+            self._tables.popitem(last=False)
+        return table
+
+    def _forget(self, course_id: str, version: int) -> None:
+        self._tables.pop((self._course_dir(course_id), version), None)
+
+    # --- writes -----------------------------------------------------------------------------------
+
+    def _arrow(
+        self, course_id: str, version: int, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]
+    ) -> pa.Table:
+        if len(chunks) != len(vectors):
+            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        for c in chunks:
+            if c.course_id != str(course_id) or c.version != version:
+                raise ValueError(
+                    f"chunk {c.chunk_id} belongs to {c.course_id} v{c.version}, not {course_id} v{version}"
+                )
+        matrix = np.asarray(vectors, dtype=np.float32).reshape(len(chunks), -1) if chunks else np.zeros((0, 0))
+        if chunks and matrix.shape[1] != self.dimensions:
+            raise ValueError(f"vectors have {matrix.shape[1]} dimensions, the index {self.dimensions}")
+        columns: dict[str, Any] = {name: [getattr(c, name) for c in chunks] for name in _CHUNK_FIELDS}
+        flat = pa.array(matrix.ravel(), type=pa.float32())
+        columns["vector"] = pa.FixedSizeListArray.from_arrays(flat, self.dimensions)
+        return pa.Table.from_pydict(columns, schema=self.schema)
+
+    async def write_version(
+        self, course_id: str, version: int, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]
+    ) -> int:
+        """(Re)build one course version: drop what an earlier attempt left, write rows, build the indexes."""
+        from lancedb.index import FTS, IvfFlat
+
+        name = self._table_name(version)
+        data = await asyncio.to_thread(self._arrow, course_id, version, chunks, vectors)
+        db = await self._db(course_id)
+        self._forget(course_id, version)
+        # Dropping first (not just mode="overwrite") also deletes the data files of a crashed attempt, which
+        # no manifest references; "overwrite" then tolerates a concurrent retry re-creating it in between.
+        await db.drop_table(name, ignore_missing=True)
+        table = await db.create_table(name, data, mode="overwrite")
+        if data.num_rows >= self.vector_index_min_rows:
+            # IVF_FLAT: exact distances inside the probed partitions (no quantization loss), builds in seconds
+            await table.create_index("vector", config=IvfFlat(distance_type="cosine"))
+        fts = FTS(with_position=False, stem=True, remove_stop_words=True, ascii_folding=True)
+        await table.create_index("text", config=fts)
+        await table.create_index("title", config=fts)  # built last: its presence marks the version complete
+        return data.num_rows
+
+    async def drop_version(self, course_id: str, version: int) -> None:
+        self._forget(course_id, version)
+        db = await self._db(course_id)
+        await db.drop_table(self._table_name(version), ignore_missing=True)
+
+    # --- reads ------------------------------------------------------------------------------------
+
+    async def versions(self, course_id: str) -> list[int]:
+        db = await self._db(course_id)
+        found: list[int] = []
+        token: str | None = None
+        while True:
+            page = await db.list_tables(page_token=token)
+            found += [int(m.group(1)) for name in page.tables if (m := _TABLE.fullmatch(name))]
+            token = page.page_token
+            if not token:
+                return sorted(found)
+
+    async def count(self, course_id: str, version: int) -> int:
+        table = await self._table(course_id, version)
+        return 0 if table is None else int(await table.count_rows())
+
+    async def search(
+        self,
+        course_id: str,
+        version: int,
+        *,
+        query: str,
+        vector: Sequence[float] | None,
+        k: int,
+        mode: SearchMode = "hybrid",
+    ) -> list[Hit]:
+        """Top-k chunks of one version; unknown version → []. Scores: vector = cosine similarity, keyword = BM25,
+        hybrid = RRF of the two rankings (each hit also carries the similarity and BM25 score it had)."""
+        from lancedb.query import FullTextOperator, MultiMatchQuery
+        from lancedb.rerankers import RRFReranker
+
+        k = min(int(k), MAX_K)
+        text = sanitize_query(query) if mode != "vector" else ""
+        qvec = None if vector is None or mode == "keyword" else np.asarray(vector, dtype=np.float32)
+        if k <= 0 or (not text and qvec is None):
+            return []
+        if qvec is not None and qvec.shape != (self.dimensions,):
+            raise ValueError(f"query vector has shape {qvec.shape}, the index {self.dimensions} dimensions")
+        table = await self._table(course_id, version)
+        if table is None:
+            return []
+        fts = (
+            MultiMatchQuery(text, ["text", "title"], boosts=[1.0, TITLE_BOOST], operator=FullTextOperator.OR)
+            if text
+            else None
+        )
+        columns = [*_CHUNK_FIELDS]
+        if fts is not None and qvec is not None:
+            q: Any = (
+                table.query()
+                .nearest_to_text(fts)
+                .nearest_to(qvec)
+                .distance_type("cosine")
+                .nprobes(self.nprobes)
+                .rerank(RRFReranker(K=RRF_K, return_score="all"))
+                .select([*columns, "vector"])
+            )
+        elif qvec is not None:
+            q = table.query().nearest_to(qvec).distance_type("cosine").nprobes(self.nprobes).select(columns)
+        else:
+            q = table.query().nearest_to_text(fts).select(columns)
+        result: pa.Table = await q.limit(k).to_arrow()
+        return await asyncio.to_thread(self._hits, result, qvec, mode)
+
+    @staticmethod
+    def _hits(result: pa.Table, qvec: np.ndarray | None, mode: SearchMode) -> list[Hit]:
+        rows = result.to_pylist()
+        hits: list[Hit] = []
+        for rank, row in enumerate(rows, 1):
+            distance, bm25 = row.get("_distance"), row.get("_score")
+            similarity = None if distance is None else 1.0 - float(distance)
+            if similarity is None and qvec is not None and row.get("vector") is not None:
+                # found by keywords only: its similarity is still known, and the assistant's floor needs it
+                v = np.asarray(row["vector"], dtype=np.float32)
+                similarity = float(v @ qvec / ((np.linalg.norm(v) * np.linalg.norm(qvec)) or 1.0))
+            if "_relevance_score" in row:
+                score = float(row["_relevance_score"])
+            elif mode == "hybrid":  # one leg only (no query text, or no vector): its RRF score alone
+                score = 1.0 / (RRF_K + rank)
+            else:
+                score = similarity if similarity is not None else float(bm25 or 0.0)
+            chunk = Chunk(**{name: row[name] for name in _CHUNK_FIELDS})
+            keyword = None if bm25 is None else float(bm25)
+            hits.append(Hit(chunk=chunk, score=score, vector_score=similarity, keyword_score=keyword))
+        return hits
+
+
+def _check(index: LanceVectorIndex) -> VectorIndex:
+    return index  # mypy: the adapter satisfies the port
