@@ -6,12 +6,13 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 ENGINES ?= embedded
 
-.PHONY: help install run test test-fast lint format template stack-up stack-down stack-status clean
+.PHONY: help install run test test-fast lint format template sam-build stack-up stack-down stack-status clean
 
 help:
 	@echo "make run          start SmartCourse on embedded engines (ENGINES=stack: use make stack-up's engines)"
 	@echo "make test         run the whole test suite"
-	@echo "make lint         ruff + mypy"
+	@echo "make lint         ruff + mypy + import contracts"
+	@echo "make sam-build    sam build template.yaml and check the Lambda size limit"
 	@echo "make stack-up     install and start the real engines natively (PostgreSQL, Kafka, ...)"
 	@echo "make stack-down   stop them;  make stack-status: show their health"
 
@@ -50,6 +51,15 @@ format: install
 
 template: install
 	$(BIN)/smartcourse template
+
+# aws-sam-cli in its own venv (its pins clash with ours); then sam build + the Lambda size budget.
+.venv-sam/bin/sam:
+	$(PYTHON) -m venv .venv-sam
+	.venv-sam/bin/python -m pip install --quiet "aws-sam-cli>=1.120"
+
+sam-build: install .venv-sam/bin/sam
+	$(BIN)/python -m smartcourse.devtools.layer requirements --check
+	scripts/sam-build
 
 stack-up:
 	scripts/stack up

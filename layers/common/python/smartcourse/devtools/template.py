@@ -61,7 +61,8 @@ def build_template() -> dict[str, Any]:
             "Properties": {
                 "LayerName": {"Fn::Sub": "smartcourse-common-${Stage}"},
                 "Description": "SmartCourse shared code: domain, services, adapters",
-                "ContentUri": "layers/common/",
+                # SAM copies this folder to /opt/python and pip-installs the requirements.txt in it.
+                "ContentUri": "layers/common/python/",
                 "CompatibleRuntimes": [RUNTIME],
             },
             "Metadata": {"BuildMethod": RUNTIME},
