@@ -9,12 +9,13 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
+from smartcourse.domain import workflows as names
 from workflows.steps import Steps
 
 RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=timedelta(minutes=1)
 )
-STEP_NAMES = ("issue", "render_pdf", "notify")
+STEP_NAMES = names.CERTIFICATE_STEPS
 
 
 @dataclass
@@ -22,7 +23,7 @@ class CertificateInput:
     enrollment_id: str
 
 
-@workflow.defn(name="CertificateWorkflow")
+@workflow.defn(name=names.CERTIFICATE)
 class CertificateWorkflow:
     def __init__(self) -> None:
         self._steps = Steps(STEP_NAMES)

@@ -9,14 +9,10 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
+from smartcourse.domain import workflows as names
 from workflows.steps import Steps
 
-STEPS: tuple[tuple[str, str], ...] = (
-    ("initialize_progress", "enroll.initialize_progress"),
-    ("record_analytics", "enroll.record_analytics"),
-    ("activate", "enroll.activate"),
-    ("welcome_notification", "enroll.welcome_notification"),
-)
+STEPS = names.ENROLLMENT_STEPS
 
 # Retried until it works: a transient outage delays an enrollment, it never loses it.
 RETRY = RetryPolicy(
@@ -29,7 +25,7 @@ class EnrollmentInput:
     enrollment_id: str
 
 
-@workflow.defn(name="EnrollmentWorkflow")
+@workflow.defn(name=names.ENROLLMENT)
 class EnrollmentWorkflow:
     def __init__(self) -> None:
         self._steps = Steps([name for name, _ in STEPS])

@@ -12,10 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from smartcourse.adapters.documents import DocumentStore, MongoDocumentStore, PostgresDocumentStore
 from smartcourse.adapters.files import FileStore, LocalFileStore, S3FileStore
+from smartcourse.adapters.temporal import TemporalWorkflowStarter
 from smartcourse.config import Settings, get_settings
 from smartcourse.db import UnitOfWork, make_engine
 from smartcourse.engines import EmbeddedEngines
 from smartcourse.errors import Unavailable
+from smartcourse.ports import WorkflowStarter
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ class Container:
     _temporal: Any = field(default=None, repr=False)
     _redis: Any = field(default=None, repr=False)
     _chat: Any = field(default=None, repr=False)
+    _workflow_starter: Any = field(default=None, repr=False)
     _temporal_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     def uow(self) -> UnitOfWork:
@@ -104,6 +107,18 @@ class Container:
     def use_chat_model(self, model: Any) -> None:
         """Install a ChatModel (tests pass a scripted fake of the port)."""
         self._chat = model
+
+    def workflow_starter(self) -> WorkflowStarter:
+        """The WorkflowStarter port (Temporal): services start workflows by name through it."""
+        if self._workflow_starter is None:
+            self._workflow_starter = TemporalWorkflowStarter(
+                self.temporal, task_queue=self.settings.temporal_task_queue
+            )
+        return self._workflow_starter
+
+    def use_workflow_starter(self, starter: Any) -> None:
+        """Install a WorkflowStarter (tests pass a fake of the port)."""
+        self._workflow_starter = starter
 
     def redis(self) -> Any:
         """An asyncio Redis client (redis-py)."""

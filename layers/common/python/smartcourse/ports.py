@@ -37,6 +37,14 @@ class WorkflowStarter(Protocol):
         ("running" when started now, else the existing run's status)."""
         ...
 
+    async def status(self, workflow_id: str) -> str:
+        """The run's status name ("running", "completed", "failed", ...), or "not_started" if unknown."""
+        ...
+
+    async def steps(self, workflow_id: str) -> list[dict[str, Any]]:
+        """The workflow's `steps` query: [{name, status, ...}] (raises if no worker answers in time)."""
+        ...
+
 
 # --- the intelligent half ----------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from smartcourse.domain import workflows as names
 from smartcourse.domain.enrollment import certificate_workflow_id
 from smartcourse.schemas import EnrollmentDetail, EnrollmentPublic, ProgressPublic, QuizResult
 from smartcourse.security import Principal
@@ -12,20 +13,16 @@ from smartcourse.services import enrollment, progress, workflows
 
 
 async def _start_enrollment(container: Any, enrollment_id: uuid.UUID, workflow_id: str) -> None:
-    from workflows.enrollment.workflow import EnrollmentInput, EnrollmentWorkflow
-
     await workflows.start_quietly(
-        container, EnrollmentWorkflow.run, EnrollmentInput(str(enrollment_id)), workflow_id=workflow_id
+        container, names.ENROLLMENT, names.enrollment_input(enrollment_id), workflow_id=workflow_id
     )
 
 
 async def _start_certificate(container: Any, enrollment_id: uuid.UUID) -> None:
-    from workflows.certificates.workflow import CertificateInput, CertificateWorkflow
-
     await workflows.start_quietly(
         container,
-        CertificateWorkflow.run,
-        CertificateInput(str(enrollment_id)),
+        names.CERTIFICATE,
+        names.certificate_input(enrollment_id),
         workflow_id=certificate_workflow_id(enrollment_id),
     )
 
@@ -53,15 +50,13 @@ async def drop(*, container: Any, principal: Principal, enrollment_id: uuid.UUID
 
 async def detail(*, container: Any, principal: Principal, enrollment_id: uuid.UUID) -> EnrollmentDetail:
     """The enrollment from the database, then its workflow's steps from Temporal (no connection held meanwhile)."""
-    from workflows.enrollment.workflow import STEPS
-
     async with container.uow() as uow:
         result = await enrollment.detail(
             uow=uow, documents=container.documents, principal=principal, enrollment_id=enrollment_id
         )
     if result.workflow_id:
         status, steps = await workflows.describe_or_unavailable(
-            container, result.workflow_id, tuple(n for n, _ in STEPS)
+            container, result.workflow_id, tuple(n for n, _ in names.ENROLLMENT_STEPS)
         )
         result = result.model_copy(update={"workflow_status": status, "steps": steps})
     return result

@@ -8,59 +8,39 @@ from typing import Any
 
 from sqlalchemy import select
 
+from smartcourse.domain import workflows as names
+from smartcourse.domain.enrollment import certificate_workflow_id
 from smartcourse.errors import Unavailable
-from smartcourse.models import Enrollment, utcnow
+from smartcourse.models import Certificate, Enrollment, utcnow
+from smartcourse.ports import WorkflowStarter
 from smartcourse.schemas import WorkflowStep
 
 log = logging.getLogger(__name__)
 
 
-async def start(container: Any, run: Any, arg: Any, *, workflow_id: str) -> bool:
-    """Start `run(arg)` as `workflow_id` unless that id already ran or runs. True if this call started it."""
-    from temporalio.common import WorkflowIDReusePolicy
-    from temporalio.exceptions import WorkflowAlreadyStartedError
-
-    client = await container.temporal()
-    try:
-        await client.start_workflow(
-            run,
-            arg,
-            id=workflow_id,
-            task_queue=container.settings.temporal_task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        )
-    except WorkflowAlreadyStartedError:
-        return False
-    return True
+async def start(container: Any, workflow: str, arg: Any, *, workflow_id: str) -> bool:
+    """Start workflow type `workflow` with `arg` as `workflow_id` unless that id already ran or runs.
+    True if it is running after this call (started now, or still running from before)."""
+    status = await container.workflow_starter().start(workflow, arg, workflow_id=workflow_id)
+    return bool(status == "running")
 
 
-async def start_quietly(container: Any, run: Any, arg: Any, *, workflow_id: str) -> None:
+async def start_quietly(container: Any, workflow: str, arg: Any, *, workflow_id: str) -> None:
     """After-commit fast path: a failure here is repaired by the sweeper, so it must not fail the request."""
     try:
-        await start(container, run, arg, workflow_id=workflow_id)
+        await start(container, workflow, arg, workflow_id=workflow_id)
     except Exception:
         log.warning("could not start workflow %s now; the sweeper will", workflow_id, exc_info=True)
 
 
-RPC_TIMEOUT = timedelta(seconds=5)
-
-
 async def describe(container: Any, workflow_id: str, step_names: tuple[str, ...]) -> tuple[str, list[WorkflowStep]]:
     """(status, steps) of a workflow; `not_started` with pending steps if Temporal does not know it yet."""
-    from temporalio.service import RPCError, RPCStatusCode
-
-    client = await container.temporal()
-    handle = client.get_workflow_handle(workflow_id)
+    starter: WorkflowStarter = container.workflow_starter()
+    status = await starter.status(workflow_id)
+    if status == "not_started":
+        return status, [WorkflowStep(name=n, status="pending") for n in step_names]
     try:
-        desc = await handle.describe(rpc_timeout=RPC_TIMEOUT)
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            return "not_started", [WorkflowStep(name=n, status="pending") for n in step_names]
-        raise Unavailable("the workflow engine did not answer", code="workflow_engine_unavailable") from exc
-    status = str(desc.status.name).lower() if desc.status else "unknown"
-    try:
-        raw: list[dict[str, Any]] = await handle.query("steps", rpc_timeout=RPC_TIMEOUT)
-        steps = [WorkflowStep.model_validate(s) for s in raw]
+        steps = [WorkflowStep.model_validate(s) for s in await starter.steps(workflow_id)]
     except Exception:  # a busy worker must not fail the read: the status above is still true
         steps = []
     return status, steps
@@ -78,12 +58,8 @@ async def describe_or_unavailable(
 
 
 async def sweep(container: Any, *, older_than: timedelta = timedelta(seconds=30)) -> int:
-    """Start the workflows that should be running but may not be (a crash between commit and start)."""
-    from smartcourse.domain.enrollment import certificate_workflow_id
-    from smartcourse.models import Certificate
-    from workflows.certificates.workflow import CertificateInput, CertificateWorkflow
-    from workflows.enrollment.workflow import EnrollmentInput, EnrollmentWorkflow
-
+    """Start the workflows that should be running but may not be (a crash between commit and start).
+    Returns how many of them are running after the sweep."""
     cutoff = utcnow() - older_than
     started = 0
     async with container.sessionmaker() as session:
@@ -102,14 +78,14 @@ async def sweep(container: Any, *, older_than: timedelta = timedelta(seconds=30)
         )
     for e in pending:
         if e.workflow_id and await start(
-            container, EnrollmentWorkflow.run, EnrollmentInput(str(e.id)), workflow_id=e.workflow_id
+            container, names.ENROLLMENT, names.enrollment_input(e.id), workflow_id=e.workflow_id
         ):
             started += 1
     for e in uncertified:
         if await start(
-            container, CertificateWorkflow.run, CertificateInput(str(e.id)), workflow_id=certificate_workflow_id(e.id)
+            container, names.CERTIFICATE, names.certificate_input(e.id), workflow_id=certificate_workflow_id(e.id)
         ):
             started += 1
     if started:
-        log.info("sweeper started %d workflows", started)
+        log.info("sweeper: %d workflows running after the sweep", started)
     return started

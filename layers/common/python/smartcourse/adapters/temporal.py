@@ -1,0 +1,73 @@
+"""Temporal behind the WorkflowStarter port: start by *name* (deterministic id, REJECT_DUPLICATE), describe."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from smartcourse.errors import Unavailable
+
+RPC_TIMEOUT = timedelta(seconds=5)
+
+#: Status names: Temporal's WorkflowExecutionStatus lower-cased, plus "not_started" for an id Temporal does not know.
+RUNNING = "running"
+NOT_STARTED = "not_started"
+
+
+class TemporalWorkflowStarter:
+    """Implements `ports.WorkflowStarter`. `connect` returns the (lazily connected, shared) Temporal client.
+
+    Arguments are plain data (dicts, dataclasses, pydantic models): the pydantic data converter writes them
+    as JSON, which the workflow decodes into its own input type, so callers never import workflow classes.
+    """
+
+    def __init__(self, connect: Callable[[], Awaitable[Client]], *, task_queue: str) -> None:
+        self._connect = connect
+        self.task_queue = task_queue
+
+    async def start(self, workflow: str, arg: Any, *, workflow_id: str) -> str:
+        """Start `workflow` as `workflow_id` unless that id already ran or runs (REJECT_DUPLICATE).
+
+        Returns "running" when this call started it, else the existing run's status ("completed", ...)."""
+        status, _ = await self.start_if_absent(workflow, arg, workflow_id=workflow_id)
+        return status
+
+    async def start_if_absent(self, workflow: str, arg: Any, *, workflow_id: str) -> tuple[str, bool]:
+        """As `start`, and whether this call is the one that started it (the sweeper counts those)."""
+        client = await self._connect()
+        try:
+            await client.start_workflow(
+                workflow,
+                arg,
+                id=workflow_id,
+                task_queue=self.task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            )
+        except WorkflowAlreadyStartedError:
+            return await self.status(workflow_id), False
+        return RUNNING, True
+
+    async def status(self, workflow_id: str) -> str:
+        """The run's status name, or "not_started" if Temporal does not know the id."""
+        client = await self._connect()
+        try:
+            desc = await client.get_workflow_handle(workflow_id).describe(rpc_timeout=RPC_TIMEOUT)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return NOT_STARTED
+            raise Unavailable("the workflow engine did not answer", code="workflow_engine_unavailable") from exc
+        return str(desc.status.name).lower() if desc.status else "unknown"
+
+    async def steps(self, workflow_id: str) -> list[dict[str, Any]]:
+        """The workflow's `steps` query (raises if the worker does not answer in time)."""
+        client = await self._connect()
+        raw: list[dict[str, Any]] = await client.get_workflow_handle(workflow_id).query(
+            "steps", rpc_timeout=RPC_TIMEOUT
+        )
+        return raw
