@@ -1,7 +1,6 @@
 """GET /courses/{course_id}/materials/{material_id}: download a material (or a redirect to a presigned URL)."""
 
 import uuid
-from urllib.parse import quote
 
 from fastapi import APIRouter, Response
 from fastapi.responses import RedirectResponse
@@ -27,8 +26,8 @@ async def get_material(course_id: uuid.UUID, material_id: uuid.UUID, user: Curre
     if url:
         return RedirectResponse(url, status_code=307)
     data = await c.files.get(doc["storage_key"])
-    disposition = f"attachment; filename*=UTF-8''{quote(doc['filename'])}"
-    return Response(data, media_type=doc["content_type"], headers={"Content-Disposition": disposition})
+    media_type, headers = materials.download_headers(doc)
+    return Response(data, media_type=media_type, headers=headers)
 
 
 handler = lambda_handler(router)

@@ -74,7 +74,10 @@ async def test_full_authoring_and_publishing_flow(api: Api, worker: object) -> N
     r = await api.client.get("/courses", params={"q": "intro to", "page_size": 100}, headers=student["headers"])
     assert cid in [c["id"] for c in r.json()["items"]]
 
+    # Materials are for enrolled students (and the owner): see tests/e2e/test_trust_materials.py.
     r = await api.client.get(f"/courses/{cid}/materials/{material['id']}", headers=student["headers"])
+    assert r.status_code == 403 and r.json()["code"] == "enrollment_required"
+    r = await api.client.get(f"/courses/{cid}/materials/{material['id']}", headers=teacher["headers"])
     assert r.status_code == 200 and r.content == pdf
     assert r.headers["content-type"] == "application/pdf"
 
