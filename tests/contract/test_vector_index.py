@@ -402,3 +402,45 @@ async def test_writing_does_not_block_the_event_loop(index: Any, course: str) ->
 
     await asyncio.gather(ticker(), work())
     assert max(gaps) < 0.5, max(gaps)  # lenient: 2 shared cores; a blocking 3000-row write takes far longer
+
+
+async def test_s3_without_conditional_puts_commits_through_dynamodb(moto_s3: str, course: str) -> None:
+    """A store without If-None-Match (simulated: conditional puts disabled) works via s3+ddb:// (moto DynamoDB)."""
+    import boto3
+
+    from smartcourse.adapters.lance_index import LanceVectorIndex, s3_storage_options
+
+    table = f"lance-commits-{uuid.uuid4().hex[:8]}"
+    boto3.client(
+        "dynamodb",
+        endpoint_url=moto_s3,
+        region_name="us-east-1",
+        aws_access_key_id="moto",
+        aws_secret_access_key="moto",
+    ).create_table(
+        TableName=table,
+        KeySchema=[{"AttributeName": "base_uri", "KeyType": "HASH"}, {"AttributeName": "version", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "base_uri", "AttributeType": "S"},
+            {"AttributeName": "version", "AttributeType": "N"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    options = {
+        **s3_storage_options(moto_s3, access_key_id="moto", secret_access_key="moto"),
+        "aws_conditional_put": "disabled",
+        "dynamodb_endpoint": moto_s3,
+    }
+    plain = LanceVectorIndex(f"s3://{BUCKET}/no-cas-{uuid.uuid4().hex[:8]}", dimensions=DIMS, storage_options=options)
+    with pytest.raises(Exception, match="conditional put"):
+        await write(plain, course, 1, TEXTS)
+    index = LanceVectorIndex(
+        f"s3+ddb://{BUCKET}/ddb-{uuid.uuid4().hex[:8]}?ddbTableName={table}", dimensions=DIMS, storage_options=options
+    )
+    await write(index, course, 1, TEXTS)
+    await write(index, course, 1, TEXTS[:3])
+    assert await index.count(course, 1) == 3
+    hits = await index.search(course, 1, query="deadlock", vector=embed("postgres lock"), k=2)
+    assert hits[0].chunk.chunk_id == "1-2"
+    await index.drop_version(course, 1)
+    assert await index.versions(course) == []

@@ -70,6 +70,9 @@ def sanitize_query(query: str) -> str:
 class LanceVectorIndex:
     """Chunks + vectors of each course version in its own Lance table: `<uri>/course_<uuid hex>/v<N>.lance`.
 
+    `uri`: a directory, `s3://bucket/prefix` (commits need If-None-Match, which AWS S3, MinIO, R2 and moto have)
+    or `s3+ddb://bucket/prefix?ddbTableName=<table>` (commits through DynamoDB, for stores without it).
+
     A version is written once (replacing whatever a failed attempt left), then only read or dropped; the live
     version pointer is kept elsewhere (PostgreSQL), so readers never see a version being built."""
 
@@ -83,7 +86,8 @@ class LanceVectorIndex:
         nprobes: int = 40,
         cache_size: int = 128,
     ) -> None:
-        self.uri = uri.rstrip("/")
+        base, sep, query = uri.partition("?")
+        self.uri = base.rstrip("/") + sep + query
         self.dimensions = dimensions
         self.storage_options = dict(storage_options or {})
         self.vector_index_min_rows = vector_index_min_rows
@@ -130,7 +134,10 @@ class LanceVectorIndex:
         key = self._course_dir(course_id)
         db = self._connections.get(key)
         if db is None:
-            db = await lancedb.connect_async(f"{self.uri}/{key}", storage_options=self.storage_options or None)
+            base, _, query = self.uri.partition("?")  # s3+ddb://bucket/prefix?ddbTableName=... keeps its query
+            db = await lancedb.connect_async(
+                f"{base}/{key}" + (f"?{query}" if query else ""), storage_options=self.storage_options or None
+            )
             self._connections[key] = db
             while len(self._connections) > self._cache_size:
                 self._connections.popitem(last=False)
