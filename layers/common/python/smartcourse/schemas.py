@@ -313,6 +313,8 @@ class EnrollmentDetail(EnrollmentPublic):
     course_title: str
     steps: list[WorkflowStep] = []
     workflow_status: str | None = None
+    # Once the course is completed and the certificate issued.
+    certificate: CertificatePublic | None = None
 
 
 class HistoryEntry(BaseModel):

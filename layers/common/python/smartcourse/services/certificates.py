@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import uuid
 from typing import Any
 
@@ -12,7 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 from smartcourse.db import UnitOfWork
 from smartcourse.domain.certificates import new_code, normalize_code
 from smartcourse.domain.events import DomainEvent
-from smartcourse.errors import Conflict, NotFound
+from smartcourse.errors import Conflict, Invalid, NotFound
 from smartcourse.models import Certificate, Course, Enrollment, User
 from smartcourse.security import Principal
 
@@ -143,5 +144,53 @@ async def get_certificate(*, uow: UnitOfWork, principal: Principal, certificate_
     return cert
 
 
+# SC-XXXX-XXXX-XXXX-XXXX in base32 (A-Z, 2-7); dashes optional when typed.
+_CODE = re.compile(r"^(?:SC-?)?([A-Z2-7]{4})-?([A-Z2-7]{4})-?([A-Z2-7]{4})-?([A-Z2-7]{4})$")
+
+
+def canonical_code(code: str) -> str:
+    """The stored form of a typed code, or 422 `invalid_certificate_code` (never a database round trip)."""
+    match = _CODE.match(normalize_code(code))
+    if match is None:
+        raise Invalid(
+            "a certificate code looks like SC-XXXX-XXXX-XXXX-XXXX (letters A-Z and digits 2-7)",
+            code="invalid_certificate_code",
+        )
+    return "SC-" + "-".join(match.groups())
+
+
 async def verify(*, uow: UnitOfWork, code: str) -> Certificate | None:
-    return await uow.session.scalar(select(Certificate).where(Certificate.code == normalize_code(code)))
+    return await uow.session.scalar(select(Certificate).where(Certificate.code == canonical_code(code)))
+
+
+async def my_certificates(*, uow: UnitOfWork, principal: Principal) -> list[Certificate]:
+    """The caller's certificates, newest first."""
+    rows = await uow.session.scalars(
+        select(Certificate).where(Certificate.student_id == principal.user_id).order_by(Certificate.issued_at.desc())
+    )
+    return list(rows)
+
+
+async def for_enrollment(*, uow: UnitOfWork, enrollment_id: uuid.UUID) -> Certificate | None:
+    return await uow.session.scalar(select(Certificate).where(Certificate.enrollment_id == enrollment_id))
+
+
+async def request_for_enrollment(
+    *, uow: UnitOfWork, principal: Principal, enrollment_id: uuid.UUID
+) -> tuple[Certificate, bool]:
+    """The enrollment's certificate, issued now if it is complete and the workflow has not issued it yet.
+
+    (certificate, created). 404 for someone else's enrollment, 409 `enrollment_not_completed` before completion.
+    """
+    e = await uow.session.get(Enrollment, enrollment_id)
+    if e is None or not (principal.is_admin or e.student_id == principal.user_id):
+        raise NotFound("enrollment not found", code="enrollment_not_found")
+    existing = await for_enrollment(uow=uow, enrollment_id=enrollment_id)
+    if existing is not None:
+        return existing, False
+    if e.status != "completed":
+        raise Conflict("the course is not complete yet; no certificate", code="enrollment_not_completed")
+    cert_id = await issue(uow=uow, enrollment_id=enrollment_id)
+    cert = await uow.session.get(Certificate, cert_id)
+    assert cert is not None
+    return cert, True

@@ -59,6 +59,16 @@ async def detail(*, container: Any, principal: Principal, enrollment_id: uuid.UU
             container, result.workflow_id, tuple(n for n, _ in names.ENROLLMENT_STEPS)
         )
         result = result.model_copy(update={"workflow_status": status, "steps": steps})
+    if result.status == "completed":
+        from smartcourse.schemas import CertificatePublic
+        from smartcourse.services import certificates
+
+        async with container.uow() as uow:
+            cert = await certificates.for_enrollment(uow=uow, enrollment_id=result.id)
+        if cert is not None:
+            result = result.model_copy(
+                update={"certificate": CertificatePublic.of(cert, container.settings.public_base_url)}
+            )
     return result
 
 
