@@ -4,16 +4,18 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from smartcourse.api.app import lambda_handler
-from smartcourse.api.deps import ContainerDep
+from smartcourse.api.deps import ContainerDep, OpsAccess
 from smartcourse.services import health
 
 router = APIRouter(tags=["ops"])
 
 
 @router.get("/health")
-async def get_health(c: ContainerDep) -> JSONResponse:
+async def get_health(c: ContainerDep, detailed: OpsAccess) -> JSONResponse:
     report = await health.check(c)
-    return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
+    code = 200 if report["status"] == "ok" else 503
+    # Production: engine names, addresses and errors only for admins / METRICS_TOKEN holders.
+    return JSONResponse(report if detailed else {"status": report["status"]}, status_code=code)
 
 
 handler = lambda_handler(router)

@@ -42,6 +42,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
         log_level="warning",
         proxy_headers=True,
+        server_header=False,  # no "server: uvicorn": nothing to fingerprint
     )
     return 0
 

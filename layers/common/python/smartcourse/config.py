@@ -123,6 +123,10 @@ class Settings(BaseSettings):
     login_backoff_max_seconds: int = Field(default=900, ge=1, alias="LOGIN_BACKOFF_MAX_SECONDS")
     # Argon2 hashes/verifications running at once (each uses ~64 MiB and a core for ~50 ms), off the event loop.
     password_hash_concurrency: int = Field(default=2, ge=1, alias="PASSWORD_HASH_CONCURRENCY")
+    # Browser origins allowed to call the API (comma-separated, e.g. https://app.example.com); none by default.
+    cors_origins: str = Field(default="", alias="CORS_ORIGINS")
+    # Production: /metrics, /docs, /openapi.json and the detailed /health need an admin token or this token.
+    metrics_token: str | None = Field(default=None, alias="METRICS_TOKEN", repr=False)
 
     # --- content index and embeddings (unset EMBEDDINGS_BASE_URL: the local ONNX MiniLM) ---
     # LanceDB location: a local directory (default: <data_dir>/index) or s3://bucket/prefix.
@@ -150,6 +154,14 @@ class Settings(BaseSettings):
     @property
     def is_development(self) -> bool:
         return self.environment in {"development", "test"}
+
+    @property
+    def is_production(self) -> bool:
+        return not self.is_development
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
     @model_validator(mode="after")
     def _require_a_strong_secret(self) -> Settings:

@@ -126,6 +126,31 @@ class ManagedProcess:
         self.addr_file.unlink(missing_ok=True)
 
 
+PG_HANDLES = ".handle_pids.json"
+
+
+def prune_stale_handles(pgdata: Path) -> list[int]:
+    """Drop dead processes from pgserver's handle list (a kill -9 leaves its pid there forever).
+
+    pgserver stops the server when the *last* handle holder exits; with a dead pid still listed, no
+    one is ever last and PostgreSQL outlives every clean stop. Returns the pids removed.
+    """
+    import json
+
+    path = pgdata / PG_HANDLES
+    try:
+        pids = [int(p) for p in json.loads(path.read_text())]
+    except (FileNotFoundError, ValueError, TypeError):
+        return []
+    alive = [p for p in pids if pid_alive(p)]
+    if alive != pids:
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(alive))
+        tmp.replace(path)
+        log.info("removed stale postgres handle pids %s", sorted(set(pids) - set(alive)))
+    return [p for p in pids if p not in alive]
+
+
 @dataclass
 class EmbeddedEngines:
     """Starts (or finds) the embedded engines under one data directory."""
@@ -144,6 +169,7 @@ class EmbeddedEngines:
         if self._pg is None:
             pgdata = self.data_dir / "postgres"
             pgdata.mkdir(parents=True, exist_ok=True)
+            prune_stale_handles(pgdata)
             # 'stop': the server stops when the last process holding a handle exits.
             self._pg = pgserver.get_server(pgdata, cleanup_mode="stop")
         uri: str = self._pg.get_uri()  # type: ignore[attr-defined]
@@ -246,6 +272,7 @@ class EmbeddedEngines:
             proc.stop()
         self.started.clear()
         if self._pg is not None:
+            prune_stale_handles(self.data_dir / "postgres")  # a holder killed since we started
             with contextlib.suppress(Exception):
                 self._pg.cleanup()  # type: ignore[attr-defined]
             self._pg = None

@@ -129,6 +129,51 @@ def install_metrics(app: FastAPI) -> None:
             HTTP_LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
 
 
+OPS_PATHS = frozenset({"/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+
+
+def install_security(app: FastAPI) -> None:
+    """Security headers on every answer, CORS only for configured origins, ops pages gated in production."""
+    from smartcourse.config import get_settings
+
+    settings = get_settings()
+    origins = settings.cors_origin_list
+    if origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=["Retry-After"],
+            max_age=600,
+        )
+
+    @app.middleware("http")
+    async def _secure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        if request.url.path in OPS_PATHS:
+            from smartcourse.api.deps import ops_allowed
+            from smartcourse.bootstrap import get_container
+
+            if not await ops_allowed(await get_container(), request):
+                response: Response = _error(404, "not_found", "Not Found")
+            else:
+                response = await call_next(request)
+        else:
+            response = await call_next(request)
+        headers = response.headers
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        if not request.url.path.startswith("/docs") and not request.url.path.startswith("/redoc"):
+            headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+        if settings.is_production or request.url.scheme == "https":
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        return response
+
+
 def create_app(*routers: APIRouter, title: str = "SmartCourse API") -> FastAPI:
     """One FastAPI app around the given routers, with SmartCourse's error format and metrics."""
     configure_logging()
@@ -140,6 +185,7 @@ def create_app(*routers: APIRouter, title: str = "SmartCourse API") -> FastAPI:
     )
     install_error_handlers(app)
     install_metrics(app)
+    install_security(app)
     for router in routers:
         app.include_router(router)
     return app

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from smartcourse.bootstrap import Container, get_container
-from smartcourse.errors import Unauthorized
+from smartcourse.errors import DomainError, Unauthorized
 from smartcourse.ratelimit import enforce, rate_limiter
 from smartcourse.security import Principal, decode_access_token
 from smartcourse.services import accounts
@@ -51,5 +52,34 @@ async def _principal(principal: Annotated[Principal | None, Depends(_optional_pr
     return principal
 
 
+async def ops_allowed(container: Container, request: Request) -> bool:
+    """May this request see operational detail (/metrics, /docs, detailed /health)?
+
+    Outside production: yes. In production: with `Authorization: Bearer <METRICS_TOKEN>` (or an
+    `X-Metrics-Token` header), or an admin's access token.
+    """
+    if not container.settings.is_production:
+        return True
+    auth = request.headers.get("authorization", "")
+    presented = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+    expected = container.settings.metrics_token
+    for candidate in (presented, request.headers.get("x-metrics-token", "")):
+        if expected and candidate and hmac.compare_digest(candidate.encode(), expected.encode()):
+            return True
+    if not presented:
+        return False
+    try:
+        claims = decode_access_token(container.settings, presented)
+        async with container.uow() as uow:
+            return (await accounts.authenticate(uow=uow, claims=claims)).is_admin
+    except DomainError:
+        return False
+
+
+async def _ops(container: ContainerDep, request: Request) -> bool:
+    return await ops_allowed(container, request)
+
+
 CurrentUser = Annotated[Principal, Depends(_principal)]
+OpsAccess = Annotated[bool, Depends(_ops)]
 OptionalUser = Annotated[Principal | None, Depends(_optional_principal)]

@@ -1,0 +1,63 @@
+"""Issue #9.7: security headers, no CORS by default, ops pages and detailed health private in production."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import Api
+
+
+@pytest.fixture
+def production(container: Any) -> Iterator[None]:
+    original = container.settings
+    container.settings = original.model_copy(update={"environment": "production", "metrics_token": "m" * 8 + "-token"})
+    yield
+    container.settings = original
+
+
+async def test_security_headers_on_every_answer(api: Api) -> None:
+    for path in ("/courses", "/no-such-route", "/auth/me"):
+        r = await api.client.get(path)
+        assert r.headers["x-content-type-options"] == "nosniff", path
+        assert r.headers["x-frame-options"] == "DENY"
+        assert r.headers["referrer-policy"] == "no-referrer"
+        assert "server" not in r.headers
+    assert "strict-transport-security" not in r.headers  # plain http in development
+
+
+async def test_hsts_behind_tls(app: Any) -> None:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="https://testserver") as c:
+        r = await c.get("/courses")
+    assert r.headers["strict-transport-security"].startswith("max-age=")
+
+
+async def test_no_cors_unless_configured(api: Api) -> None:
+    r = await api.client.options(
+        "/courses", headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "GET"}
+    )
+    assert "access-control-allow-origin" not in r.headers
+
+
+async def test_ops_pages_are_private_in_production(api: Api, container: Any, production: None) -> None:
+    for path in ("/metrics", "/docs", "/openapi.json"):
+        assert (await api.client.get(path)).status_code == 404, path
+        r = await api.client.get(path, headers={"Authorization": "Bearer mmmmmmmm-token"})
+        assert r.status_code == 200, path
+    student = await api.user()
+    assert (await api.client.get("/metrics", headers=student["headers"])).status_code == 404
+    admin = await api.admin(container)
+    assert (await api.client.get("/metrics", headers=admin["headers"])).status_code == 200
+    r = await api.client.get("/health")
+    assert set(r.json()) == {"status"}
+    r = await api.client.get("/health", headers={"X-Metrics-Token": "mmmmmmmm-token"})
+    assert len(r.json()) > 1
+
+
+async def test_ops_pages_are_open_in_development(api: Api) -> None:
+    assert (await api.client.get("/metrics")).status_code == 200
+    assert len((await api.client.get("/health")).json()) > 1
