@@ -15,8 +15,10 @@ class Steps:
     def running(self, index: int) -> None:
         self.items[index]["status"] = "running"
 
-    def completed(self, index: int) -> None:
+    def completed(self, index: int, detail: dict[str, Any] | None = None) -> None:
         self.items[index]["status"] = "completed"
+        if detail:
+            self.items[index]["detail"] = detail
 
     def failed(self, index: int, error: str) -> None:
         self.items[index].update(status="failed", error=error)

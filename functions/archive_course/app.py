@@ -15,7 +15,9 @@ router = APIRouter(tags=["courses"])
 @router.delete("/courses/{course_id}", response_model=CourseSummary)
 async def archive_course(course_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> CourseSummary:
     async with c.uow() as uow:
-        return await courses.archive_course(uow=uow, principal=user, course_id=course_id)
+        summary = await courses.archive_course(uow=uow, principal=user, course_id=course_id)
+    await c.invalidate_course_cache(course_id)
+    return summary
 
 
 handler = lambda_handler(router)

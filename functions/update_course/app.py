@@ -15,9 +15,11 @@ router = APIRouter(tags=["courses"])
 @router.put("/courses/{course_id}", response_model=CourseDetail)
 async def update_course(course_id: uuid.UUID, body: CourseUpdateIn, user: CurrentUser, c: ContainerDep) -> CourseDetail:
     async with c.uow() as uow:
-        return await courses.update_course(
+        detail = await courses.update_course(
             uow=uow, documents=c.documents, principal=user, course_id=course_id, data=body
         )
+    await c.invalidate_course_cache(course_id)
+    return detail
 
 
 handler = lambda_handler(router)

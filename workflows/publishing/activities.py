@@ -1,21 +1,29 @@
-"""Activities of CoursePublishingWorkflow: thin, idempotent calls into the publishing service."""
+"""Activities of CoursePublishingWorkflow: thin, idempotent calls into the publishing and content services."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from smartcourse import faults
 from smartcourse.bootstrap import Container
 from smartcourse.errors import DomainError
-from smartcourse.services import publishing
-from workflows.publishing.workflow import PublishInput
+from smartcourse.services import content_index, publishing
+from workflows.publishing.workflow import GoLiveInput, PublishInput, RevertInput
 
 
 def _non_retryable(exc: DomainError) -> ApplicationError:
     """A rule violation will fail the same way every time: do not retry it."""
-    return ApplicationError(exc.message, type=exc.code, non_retryable=True)
+    return ApplicationError(exc.message, exc.details, type=exc.code, non_retryable=True)
+
+
+def _heartbeat(done: int, total: int) -> None:
+    """Progress for `GET /workflows/{id}`, and liveness: a killed worker's step is retried elsewhere."""
+    activity.heartbeat({"done": done, "total": total})
 
 
 class PublishingActivities:
@@ -37,23 +45,139 @@ class PublishingActivities:
                 uow=uow, documents=self.c.documents, course_id=uuid.UUID(inp.course_id), version=inp.version
             )
 
-    @activity.defn(name="publish.mark_published")
-    async def mark_published(self, inp: PublishInput) -> bool:
+    @activity.defn(name="publish.extract")
+    async def extract(self, inp: PublishInput) -> dict[str, Any]:
+        await faults.fail_point("publish.extract", inp.course_id)
         try:
             async with self.c.uow() as uow:
-                return await publishing.mark_published(
+                return await content_index.extract(
                     uow=uow,
+                    documents=self.c.documents,
+                    files=self.c.files,
                     course_id=uuid.UUID(inp.course_id),
                     version=inp.version,
-                    workflow_id=inp.workflow_id,
                 )
         except DomainError as exc:
             raise _non_retryable(exc) from exc
 
-    @activity.defn(name="publish.revert")
-    async def revert(self, inp: PublishInput) -> None:
+    @activity.defn(name="publish.chunk")
+    async def chunk(self, inp: PublishInput) -> dict[str, Any]:
+        s = self.c.settings
         async with self.c.uow() as uow:
-            await publishing.revert_publish(uow=uow, course_id=uuid.UUID(inp.course_id), workflow_id=inp.workflow_id)
+            return await content_index.chunk(
+                uow=uow,
+                files=self.c.files,
+                course_id=uuid.UUID(inp.course_id),
+                version=inp.version,
+                max_tokens=s.chunk_tokens,
+                overlap_tokens=s.chunk_overlap_tokens,
+            )
+
+    @activity.defn(name="publish.embed")
+    async def embed(self, inp: PublishInput) -> dict[str, Any]:
+        await faults.fail_point("publish.embed", inp.course_id)
+        async with self.c.uow() as uow:
+            return await content_index.embed(
+                uow=uow,
+                embedder=self.c.embedder(),
+                course_id=uuid.UUID(inp.course_id),
+                version=inp.version,
+                progress=_heartbeat,
+            )
+
+    @activity.defn(name="publish.index")
+    async def index(self, inp: PublishInput) -> dict[str, Any]:
+        await faults.fail_point("publish.index", inp.course_id)
+        await faults.hold_point(f"publish.index.{inp.course_id}")
+        async with self.c.uow() as uow:
+            return await content_index.index(
+                uow=uow,
+                embedder=self.c.embedder(),
+                vector_index=self.c.vector_index(),
+                course_id=uuid.UUID(inp.course_id),
+                version=inp.version,
+                progress=_heartbeat,
+            )
+
+    @activity.defn(name="publish.verify")
+    async def verify(self, inp: PublishInput) -> dict[str, Any]:
+        try:
+            async with self.c.uow() as uow:
+                return await content_index.verify(
+                    uow=uow,
+                    vector_index=self.c.vector_index(),
+                    embedder=self.c.embedder(),
+                    course_id=uuid.UUID(inp.course_id),
+                    version=inp.version,
+                )
+        except DomainError as exc:  # an incomplete index is rebuilt by a retry of the whole publish, not here
+            raise _non_retryable(exc) from exc
+
+    @activity.defn(name="publish.mark_published")
+    async def mark_published(self, inp: GoLiveInput) -> bool:
+        await faults.hold_point(f"publish.go_live.{inp.course_id}")
+        try:
+            async with self.c.uow() as uow:
+                done = await publishing.mark_published(
+                    uow=uow,
+                    course_id=uuid.UUID(inp.course_id),
+                    version=inp.version,
+                    workflow_id=inp.workflow_id,
+                    report=inp.report,
+                )
+        except DomainError as exc:
+            raise _non_retryable(exc) from exc
+        await self.c.invalidate_course_cache(uuid.UUID(inp.course_id))
+        return done
+
+    @activity.defn(name="publish.cleanup")
+    async def cleanup(self, inp: PublishInput) -> dict[str, Any]:
+        async with self.c.uow() as uow:
+            return await content_index.cleanup_old_versions(
+                uow=uow,
+                files=self.c.files,
+                vector_index=self.c.vector_index(),
+                course_id=uuid.UUID(inp.course_id),
+                live_version=inp.version,
+            )
+
+    @activity.defn(name="publish.revert")
+    async def revert(self, inp: RevertInput) -> None:
+        course_id = uuid.UUID(inp.course_id)
+        async with self.c.uow() as uow:
+            await content_index.discard_version(
+                uow=uow,
+                files=self.c.files,
+                vector_index=self.c.vector_index(),
+                course_id=course_id,
+                version=inp.version,
+            )
+        async with self.c.uow() as uow:
+            notification_id = await content_index.record_failure(
+                uow=uow,
+                course_id=course_id,
+                version=inp.version,
+                workflow_id=inp.workflow_id,
+                step=inp.step or "unknown",
+                error=inp.error or "unknown error",
+            )
+        async with self.c.uow() as uow:
+            await publishing.revert_publish(uow=uow, course_id=course_id, workflow_id=inp.workflow_id)
+        if notification_id is not None:
+            from smartcourse.services.notifications import enqueue_email
+
+            await asyncio.to_thread(enqueue_email, notification_id)
 
     def all(self) -> list[object]:
-        return [self.validate, self.snapshot, self.mark_published, self.revert]
+        return [
+            self.validate,
+            self.snapshot,
+            self.extract,
+            self.chunk,
+            self.embed,
+            self.index,
+            self.verify,
+            self.mark_published,
+            self.cleanup,
+            self.revert,
+        ]

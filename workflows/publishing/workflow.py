@@ -1,4 +1,9 @@
-"""CoursePublishingWorkflow: each step an idempotent activity; on failure the course is reverted."""
+"""CoursePublishingWorkflow: validate → snapshot → extract → chunk → embed → index → verify → go live → clean up.
+
+Each step is an idempotent activity; long ones heartbeat their progress. On failure the compensation
+(`publish.revert`) deletes what this version built, keeps the previous version live (or the draft), records
+the reason and tells the instructor.
+"""
 
 from __future__ import annotations
 
@@ -12,18 +17,34 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 from workflows.steps import Steps
 
-STEPS: tuple[tuple[str, str], ...] = (
-    ("validate", "publish.validate"),
-    ("snapshot", "publish.snapshot"),
-    # Status change and the course.published event commit together (outbox).
-    ("mark_published", "publish.mark_published"),
+
+@dataclass(frozen=True)
+class StepSpec:
+    name: str
+    activity: str
+    timeout: timedelta
+    heartbeat: timedelta | None = None
+
+
+STEPS: tuple[StepSpec, ...] = (
+    StepSpec("validate", "publish.validate", timedelta(minutes=1)),
+    StepSpec("snapshot", "publish.snapshot", timedelta(minutes=2)),
+    StepSpec("extract", "publish.extract", timedelta(minutes=15), timedelta(minutes=2)),
+    StepSpec("chunk", "publish.chunk", timedelta(minutes=10), timedelta(minutes=2)),
+    StepSpec("embed", "publish.embed", timedelta(minutes=60), timedelta(seconds=60)),
+    StepSpec("index", "publish.index", timedelta(minutes=20), timedelta(minutes=2)),
+    StepSpec("verify", "publish.verify", timedelta(minutes=2)),
+    # Content, index pointer, status and the course.published event commit together (outbox).
+    StepSpec("go_live", "publish.mark_published", timedelta(minutes=1)),
 )
+CLEANUP = StepSpec("cleanup", "publish.cleanup", timedelta(minutes=5))
 
 RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=8,
+    non_retryable_error_types=["InjectedFault"],
 )
 
 
@@ -32,6 +53,23 @@ class PublishInput:
     course_id: str
     version: int
     workflow_id: str
+
+
+@dataclass
+class GoLiveInput:
+    course_id: str
+    version: int
+    workflow_id: str
+    report: dict[str, Any]
+
+
+@dataclass
+class RevertInput:
+    course_id: str
+    version: int
+    workflow_id: str
+    step: str = ""
+    error: str = ""
 
 
 def _root_message(err: BaseException) -> str:
@@ -43,7 +81,7 @@ def _root_message(err: BaseException) -> str:
 @workflow.defn(name="CoursePublishingWorkflow")
 class CoursePublishingWorkflow:
     def __init__(self) -> None:
-        self._steps = Steps([name for name, _ in STEPS])
+        self._steps = Steps([s.name for s in (*STEPS, CLEANUP)])
 
     @workflow.query(name="steps")
     def steps(self) -> list[dict[str, Any]]:
@@ -51,21 +89,42 @@ class CoursePublishingWorkflow:
 
     @workflow.run
     async def run(self, inp: PublishInput) -> dict[str, Any]:
-        for index, (name, activity) in enumerate(STEPS):
+        report: dict[str, Any] = {}
+        for index, spec in enumerate(STEPS):
             self._steps.running(index)
             try:
-                await workflow.execute_activity(
-                    activity,
-                    inp,
-                    start_to_close_timeout=timedelta(minutes=2),
+                arg: Any = inp
+                if spec.name == "go_live":
+                    arg = GoLiveInput(inp.course_id, inp.version, inp.workflow_id, report)
+                result = await workflow.execute_activity(
+                    spec.activity,
+                    arg,
+                    start_to_close_timeout=spec.timeout,
+                    heartbeat_timeout=spec.heartbeat,
                     retry_policy=RETRY,
                 )
             except ActivityError as exc:
                 error = _root_message(exc)
                 self._steps.failed(index, error)
                 await workflow.execute_activity(
-                    "publish.revert", inp, start_to_close_timeout=timedelta(minutes=1), retry_policy=RETRY
+                    "publish.revert",
+                    RevertInput(inp.course_id, inp.version, inp.workflow_id, spec.name, error),
+                    start_to_close_timeout=timedelta(minutes=5),
+                    retry_policy=RETRY,
                 )
-                raise ApplicationError(f"publishing failed at {name}: {error}", non_retryable=True) from exc
-            self._steps.completed(index)
+                raise ApplicationError(f"publishing failed at {spec.name}: {error}", non_retryable=True) from exc
+            detail = result if isinstance(result, dict) else None
+            if detail is not None and spec.name in ("extract", "chunk", "embed", "index", "verify"):
+                report[spec.name] = detail
+            self._steps.completed(index, detail)
+        # The new version is live; dropping old ones is housekeeping, and its failure must not undo the publish.
+        last = len(STEPS)
+        self._steps.running(last)
+        try:
+            cleaned = await workflow.execute_activity(
+                CLEANUP.activity, inp, start_to_close_timeout=CLEANUP.timeout, retry_policy=RETRY
+            )
+            self._steps.completed(last, cleaned if isinstance(cleaned, dict) else None)
+        except ActivityError as exc:
+            self._steps.items[last].update(status="failed", error=_root_message(exc))
         return {"course_id": inp.course_id, "version": inp.version, "steps": self._steps.items}

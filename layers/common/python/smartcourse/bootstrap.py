@@ -64,6 +64,8 @@ class Container:
     _temporal: Any = field(default=None, repr=False)
     _redis: Any = field(default=None, repr=False)
     _chat: Any = field(default=None, repr=False)
+    _embedder: Any = field(default=None, repr=False)
+    _vector_index: Any = field(default=None, repr=False)
     _workflow_starter: Any = field(default=None, repr=False)
     _temporal_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
@@ -108,6 +110,39 @@ class Container:
         """Install a ChatModel (tests pass a scripted fake of the port)."""
         self._chat = model
 
+    def embedder(self) -> Any:
+        """The Embedder (local ONNX MiniLM, or EMBEDDINGS_BASE_URL), behind the PostgreSQL embedding cache."""
+        if self._embedder is None:
+            from smartcourse.adapters.embedders import CachedEmbedder, PostgresEmbeddingCache, build_embedder
+
+            self._embedder = CachedEmbedder(build_embedder(self.settings), PostgresEmbeddingCache(self.sessionmaker))
+        return self._embedder
+
+    def use_embedder(self, embedder: Any) -> None:
+        """Install an Embedder (tests inject failures or count calls through it)."""
+        self._embedder = embedder
+
+    def vector_index(self) -> Any:
+        """The VectorIndex: LanceDB under INDEX_URI (a directory under the data dir, or s3://...)."""
+        if self._vector_index is None:
+            from smartcourse.adapters.lance_index import LanceVectorIndex
+
+            self._vector_index = LanceVectorIndex(
+                self.settings.resolved_index_uri,
+                dimensions=self.embedder().dimensions,
+                storage_options=index_storage_options(self.settings),
+            )
+        return self._vector_index
+
+    def use_vector_index(self, index: Any) -> None:
+        self._vector_index = index
+
+    async def invalidate_course_cache(self, course_id: Any) -> None:
+        """Drop cached catalogue pages and this course's cached views (after publish, update, archive)."""
+        from smartcourse.services import catalog_cache
+
+        await catalog_cache.invalidate(self, course_id)
+
     def workflow_starter(self) -> WorkflowStarter:
         """The WorkflowStarter port (Temporal): services start workflows by name through it."""
         if self._workflow_starter is None:
@@ -135,6 +170,22 @@ class Container:
             await self._redis.aclose()
         await self.documents.close()
         await self.engine.dispose()
+
+
+def index_storage_options(settings: Settings) -> dict[str, str] | None:
+    """Object-store options for an s3:// index: the same endpoint and credentials as the file store."""
+    import os
+
+    if not settings.resolved_index_uri.startswith("s3://"):
+        return None
+    options = {"region": settings.s3_region}
+    if settings.s3_endpoint_url:
+        options["endpoint"] = settings.s3_endpoint_url
+        options["allow_http"] = str(settings.s3_endpoint_url.startswith("http://")).lower()
+    for env, key in (("AWS_ACCESS_KEY_ID", "aws_access_key_id"), ("AWS_SECRET_ACCESS_KEY", "aws_secret_access_key")):
+        if os.environ.get(env):
+            options[key] = os.environ[env]
+    return options
 
 
 def build_file_store(settings: Settings) -> FileStore:

@@ -33,3 +33,17 @@ async def hold_point(name: str, *, poll: float = 0.1, limit: float = 120.0) -> N
         if not marker.exists():
             return
         await asyncio.sleep(poll)
+
+
+class InjectedFault(RuntimeError):
+    """A failure a test asked for (the publishing workflow does not retry it)."""
+
+
+async def fail_point(name: str, key: str = "") -> None:
+    """Raise InjectedFault while `$SMARTCOURSE_TEST_HOLD_DIR/<name>.fail` (or `<name>.<key>.fail`, to fail
+    one course only) exists (test mode only)."""
+    directory = _hold_dir()
+    if directory is None:
+        return
+    if (directory / f"{name}.fail").exists() or (key and (directory / f"{name}.{key}.fail").exists()):
+        raise InjectedFault(f"injected failure at {name}")

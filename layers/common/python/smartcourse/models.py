@@ -159,6 +159,10 @@ class WorkflowRun(Base):
     kind: Mapped[str] = mapped_column(String(50), nullable=False)
     course_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("courses.id"), index=True)
     owner_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    # Outcome, once known (`failed` runs count in the dashboard's workflow issues; `error` says why).
+    status: Mapped[str] = mapped_column(String(20), nullable=False, default="running", server_default="running")
+    error: Mapped[str | None] = mapped_column(Text)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _created()
 
 

@@ -239,6 +239,44 @@ class ModulePublic(BaseModel):
 class CourseDetail(CourseSummary):
     prerequisites: list[uuid.UUID]
     modules: list[ModulePublic]
+    # Owner and admin only: the content index of the live version and what the last publish did.
+    index_status: str | None = None
+    index_version: int | None = None
+    publish_report: dict[str, Any] | None = None
+
+
+class SearchSource(BaseModel):
+    type: str
+    id: str
+    title: str
+    location: str
+
+
+class ContentSearchHit(BaseModel):
+    chunk_id: str
+    text: str
+    score: float
+    source: SearchSource
+
+
+class ContentSearchResult(BaseModel):
+    items: list[ContentSearchHit]
+    mode: str
+    version: int
+    query: str
+
+
+class CatalogHit(CourseSummary):
+    score: float
+    highlights: list[str]
+
+
+class CatalogSearchPage(BaseModel):
+    items: list[CatalogHit]
+    total: int
+    page: int
+    page_size: int
+    query: str
 
 
 class CoursePage(BaseModel):
@@ -267,6 +305,10 @@ class WorkflowStep(BaseModel):
     name: str
     status: str
     error: str | None = None
+    # What the step did (e.g. {"chunks": 2000, "embedded": 120, "cached": 1880}) or, while it runs,
+    # how far it is ({"done": 1200, "total": 2000}); warnings a step reported (a material it skipped).
+    detail: dict[str, Any] | None = None
+    progress: dict[str, Any] | None = None
 
 
 class WorkflowStatus(BaseModel):

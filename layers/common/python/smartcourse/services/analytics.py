@@ -12,7 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from smartcourse.consumers import Consumer
 from smartcourse.db import UnitOfWork
 from smartcourse.errors import Forbidden
-from smartcourse.models import AnalyticsCounter, Course, DeadLetter, Enrollment, OutboxEvent, User
+from smartcourse.models import (
+    AiInteraction,
+    AnalyticsCounter,
+    Course,
+    DeadLetter,
+    Enrollment,
+    OutboxEvent,
+    User,
+    WorkflowRun,
+)
 from smartcourse.security import Principal
 
 POPULAR_LIMIT = 5
@@ -80,6 +89,11 @@ async def _recorded(session: AsyncSession, env: dict[str, Any]) -> None:
     await _bump(session, "enrollments_recorded_by_workflow")
 
 
+async def _ai_interaction(session: AsyncSession, env: dict[str, Any]) -> None:
+    data = env["data"]
+    await _bump(session, "ai_interactions", f"{data['kind']}:{data['outcome']}")
+
+
 CONSUMER = Consumer(
     name="analytics",
     effects={
@@ -91,6 +105,7 @@ CONSUMER = Consumer(
         "enrollment.dropped": _dropped,
         "enrollment.completed": _completed,
         "analytics.enrollment_recorded": _recorded,
+        "ai.interaction_recorded": _ai_interaction,
     },
 )
 
@@ -163,8 +178,35 @@ async def dashboard(*, uow: UnitOfWork, principal: Principal, today: date | None
         per_student=buckets.get("student_live_enrollments", {}),
         today=today or datetime.now(UTC).date(),
     )
+    metrics["ai_assistant_usage"] = ai_usage(buckets.get("ai_interactions", {}))
     metrics["workflow_issues"] = await _workflow_issues(uow, flat)
     return metrics
+
+
+AI_GENERATION_KINDS = ("summary", "objectives", "quiz", "explain")
+
+
+def ai_usage(by_kind_outcome: dict[str, float]) -> dict[str, Any]:
+    """AI assistant usage from counts keyed "<kind>:<outcome>" (the interaction events, or the table)."""
+
+    def n(kind: str | None, outcome: str | None) -> int:
+        return int(
+            sum(
+                v
+                for key, v in by_kind_outcome.items()
+                if (kind is None or key.split(":")[0] == kind) and (outcome is None or key.split(":")[1] == outcome)
+            )
+        )
+
+    return {
+        "asked": n("ask", None),
+        "answered": n("ask", "answer"),
+        "clarified": n("ask", "clarify"),
+        "refused": n("ask", "refuse"),
+        "failed": n(None, "error"),
+        "cancelled": n(None, "cancelled"),
+        "generated": {kind: n(kind, "generated") for kind in AI_GENERATION_KINDS},
+    }
 
 
 async def _workflow_issues(uow: UnitOfWork, flat: dict[str, float]) -> dict[str, int]:
@@ -176,7 +218,11 @@ async def _workflow_issues(uow: UnitOfWork, flat: dict[str, float]) -> dict[str,
         .select_from(OutboxEvent)
         .where(OutboxEvent.published_at.is_(None), OutboxEvent.attempts > 0)
     )
+    failed_runs = await uow.session.scalar(
+        select(func.count()).select_from(WorkflowRun).where(WorkflowRun.status == "failed")
+    )
     return {
+        "failed_workflows": int(failed_runs or 0),
         "dead_letters": int(dead or 0),
         "outbox_retrying": int(stuck or 0),
         "enrollments_awaiting_workflow": int(
@@ -230,7 +276,12 @@ async def from_source(*, uow: UnitOfWork, today: date | None = None) -> dict[str
             )
         ).all()
     }
-    return _metrics(
+    ai_rows = await s.execute(
+        select(AiInteraction.kind, AiInteraction.outcome, func.count()).group_by(
+            AiInteraction.kind, AiInteraction.outcome
+        )
+    )
+    metrics = _metrics(
         students=users.get("student", 0),
         instructors=users.get("instructor", 0),
         published=published or 0,
@@ -242,6 +293,8 @@ async def from_source(*, uow: UnitOfWork, today: date | None = None) -> dict[str
         per_student=per_student,
         today=today or datetime.now(UTC).date(),
     )
+    metrics["ai_assistant_usage"] = ai_usage({f"{k}:{o}": float(c) for k, o, c in ai_rows.all()})
+    return metrics
 
 
 def _drift(counted: Any, actual: Any) -> float:

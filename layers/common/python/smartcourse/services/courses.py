@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select
@@ -28,6 +29,7 @@ from smartcourse.schemas import (
     ModuleUpdateIn,
 )
 from smartcourse.security import Principal
+from smartcourse.services.search import is_enrolled
 
 LESSONS = "lesson_bodies"
 VERSIONS = "course_versions"
@@ -106,6 +108,8 @@ async def list_courses(
     q: str | None,
     category: str | None,
     mine: bool = False,
+    level: str | None = None,
+    tags: list[str] | None = None,
 ) -> CoursePage:
     """Students and visitors see live courses; instructors also their own drafts; admins everything."""
     live = (Course.content_version > 0) & Course.status.in_(["published", "publishing"])
@@ -123,6 +127,10 @@ async def list_courses(
         stmt = stmt.where(or_(Course.title.ilike(pattern, escape="\\"), Course.description.ilike(pattern, escape="\\")))
     if category:
         stmt = stmt.where(func.lower(Course.category) == category.strip().lower())
+    if level:
+        stmt = stmt.where(func.lower(Course.level) == level.strip().lower())
+    if tags:
+        stmt = stmt.where(Course.tags.contains(tags))
     total = await uow.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = await uow.session.scalars(
         stmt.order_by(Course.created_at.desc(), Course.id).offset((page - 1) * page_size).limit(page_size)
@@ -161,30 +169,65 @@ async def build_structure(uow: UnitOfWork, documents: DocumentStore, course_id: 
     return [ModulePublic(id=m.id, title=m.title, position=m.position, lessons=by_module[m.id]) for m in modules]
 
 
+ViewCache = Callable[[str, Callable[[], Awaitable[CourseDetail]]], Awaitable[CourseDetail]]
+
+
 async def get_course(
-    *, uow: UnitOfWork, documents: DocumentStore, principal: Principal | None, course_id: uuid.UUID
+    *,
+    uow: UnitOfWork,
+    documents: DocumentStore,
+    principal: Principal | None,
+    course_id: uuid.UUID,
+    view_cache: ViewCache | None = None,
 ) -> CourseDetail:
-    """Owners and admins see the working copy; everyone else the published version, without answers."""
+    """Owners and admins see the working copy and the index status; enrolled students the published version
+    without answers; everyone else the published outline (titles and lesson types, no bodies or materials)."""
     course = await load_course(uow, course_id)
     summary = CourseSummary.model_validate(course).model_dump()
     prereqs = await _prerequisites(uow, course_id)
     if rules.can_see_draft(principal, course.instructor_id):
         modules = await build_structure(uow, documents, course_id)
-        return CourseDetail(**summary, prerequisites=prereqs, modules=modules)
+        return CourseDetail(
+            **summary,
+            prerequisites=prereqs,
+            modules=modules,
+            index_status=course.index_status,
+            index_version=course.index_version,
+            publish_report=course.publish_report,
+        )
     if not rules.is_live(course.status, course.content_version):
         raise NotFound("course not found", code="course_not_found")
-    snapshot = await documents.get(VERSIONS, version_doc_id(course_id, course.content_version))
+    enrolled = principal is not None and await is_enrolled(uow, principal.user_id, course_id)
+    view = "student" if enrolled else "outline"
+
+    async def compute() -> CourseDetail:
+        return await published_view(documents, course, summary=summary, prerequisites=prereqs, view=view)
+
+    return await view_cache(view, compute) if view_cache else await compute()
+
+
+OUTLINE_FIELDS = ("id", "module_id", "title", "type", "position")
+
+
+async def published_view(
+    documents: DocumentStore, course: Course, *, summary: dict[str, Any], prerequisites: list[uuid.UUID], view: str
+) -> CourseDetail:
+    """The live version as an enrolled student (`student`: bodies, no answers) or anyone else (`outline`) sees it."""
+    snapshot = await documents.get(VERSIONS, version_doc_id(course.id, course.content_version))
     raw_modules: list[dict[str, Any]] = (snapshot or {}).get("modules", [])
+
+    def lesson_view(lesson: dict[str, Any]) -> LessonPublic:
+        if view == "outline":
+            return LessonPublic(**{k: lesson[k] for k in OUTLINE_FIELDS if k in lesson})
+        return LessonPublic(**rules.student_view_of_lesson(lesson))
+
     modules = [
         ModulePublic(
-            id=m["id"],
-            title=m["title"],
-            position=m["position"],
-            lessons=[LessonPublic(**rules.student_view_of_lesson(lesson)) for lesson in m["lessons"]],
+            id=m["id"], title=m["title"], position=m["position"], lessons=[lesson_view(x) for x in m["lessons"]]
         )
         for m in raw_modules
     ]
-    return CourseDetail(**summary, prerequisites=prereqs, modules=modules)
+    return CourseDetail(**summary, prerequisites=prerequisites, modules=modules)
 
 
 async def update_course(

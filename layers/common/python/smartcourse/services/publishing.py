@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -13,11 +14,13 @@ from smartcourse.domain import courses as rules
 from smartcourse.domain.events import DomainEvent
 from smartcourse.errors import Conflict, Invalid, NotFound, Unavailable
 from smartcourse.models import Course, Lesson, WorkflowRun, utcnow
-from smartcourse.schemas import WorkflowStarted, WorkflowStatus
+from smartcourse.schemas import WorkflowStarted, WorkflowStatus, WorkflowStep
 from smartcourse.security import Principal
 from smartcourse.services.courses import VERSIONS, build_structure, load_course, version_doc_id
 
-PUBLISH_STEPS = ("validate", "snapshot", "mark_published")
+log = logging.getLogger(__name__)
+
+PUBLISH_STEPS = ("validate", "snapshot", "extract", "chunk", "embed", "index", "verify", "go_live", "cleanup")
 
 
 def publish_workflow_id(course_id: uuid.UUID, version: int) -> str:
@@ -31,12 +34,18 @@ async def request_publish(*, uow: UnitOfWork, principal: Principal, course_id: u
     rules.ensure_owner(principal, course.instructor_id)
     if course.status == "archived":
         raise Conflict("an archived course cannot be published", code="course_archived")
-    version = course.content_version + 1
     if course.status == "publishing" and course.publish_workflow_id:
-        return course.publish_workflow_id, version
+        return course.publish_workflow_id, int(
+            (course.publish_report or {}).get("version") or course.content_version + 1
+        )
+    # A failed attempt used its version number (and its workflow id): the next attempt takes the next one.
+    attempted = int((course.publish_report or {}).get("version") or 0)
+    version = max(course.content_version, attempted) + 1
     workflow_id = publish_workflow_id(course.id, version)
     course.status = "publishing"
     course.publish_workflow_id = workflow_id
+    course.index_status = "indexing"
+    course.publish_report = {"version": version, "workflow_id": workflow_id, "status": "running"}
     course.updated_at = utcnow()
     if await uow.session.get(WorkflowRun, workflow_id) is None:
         uow.session.add(
@@ -100,9 +109,13 @@ async def validate_for_publish(*, uow: UnitOfWork, course_id: uuid.UUID) -> None
 
 async def snapshot_version(*, uow: UnitOfWork, documents: Any, course_id: uuid.UUID, version: int) -> str:
     """Freeze the working copy as content version `version` (a whole-document upsert: safe to repeat)."""
+    from smartcourse.services.materials import MATERIALS
+
     course = await load_course(uow, course_id)
     modules = await build_structure(uow, documents, course_id)
     doc_id = version_doc_id(course_id, version)
+    # The materials this version publishes (students are served these, the index reads these).
+    materials = sorted(await documents.find(MATERIALS, {"course_id": str(course_id)}), key=lambda m: m["id"])
     await documents.put(
         VERSIONS,
         doc_id,
@@ -112,13 +125,20 @@ async def snapshot_version(*, uow: UnitOfWork, documents: Any, course_id: uuid.U
             "title": course.title,
             "created_at": datetime.now(UTC).isoformat(),
             "modules": [m.model_dump(mode="json") for m in modules],
+            "materials": [
+                {k: m.get(k) for k in ("id", "lesson_id", "filename", "content_type", "size", "sha256", "storage_key")}
+                for m in materials
+            ],
         },
     )
     return doc_id
 
 
-async def mark_published(*, uow: UnitOfWork, course_id: uuid.UUID, version: int, workflow_id: str) -> bool:
-    """Make `version` live and write `course.published` in the same transaction. False if already done."""
+async def mark_published(
+    *, uow: UnitOfWork, course_id: uuid.UUID, version: int, workflow_id: str, report: dict[str, Any] | None = None
+) -> bool:
+    """Make `version` live — its content and its index — and write `course.published`, in one transaction.
+    Students searching switch from the previous index version to this one at this commit. False if done."""
     course = await load_course(uow, course_id, lock=True)
     if course.content_version >= version:
         return False
@@ -127,8 +147,22 @@ async def mark_published(*, uow: UnitOfWork, course_id: uuid.UUID, version: int,
     now = utcnow()
     course.status = "published"
     course.content_version = version
+    course.index_version = version
+    course.index_status = "ready"
+    course.publish_report = {
+        **(course.publish_report or {}),
+        **(report or {}),
+        "version": version,
+        "status": "live",
+        "finished_at": now.isoformat(),
+    }
     course.published_at = now
     course.updated_at = now
+    await uow.session.execute(
+        update(WorkflowRun)
+        .where(WorkflowRun.workflow_id == workflow_id)
+        .values(status="completed", error=None, finished_at=now)
+    )
     uow.emit(
         DomainEvent(
             "course.published",
@@ -151,7 +185,15 @@ async def revert_publish(*, uow: UnitOfWork, course_id: uuid.UUID, workflow_id: 
     await uow.session.execute(
         update(Course)
         .where(Course.id == course_id, Course.status == "publishing", Course.publish_workflow_id == workflow_id)
-        .values(status=case((Course.content_version > 0, "published"), else_="draft"), updated_at=utcnow())
+        .values(
+            status=case((Course.content_version > 0, "published"), else_="draft"),
+            index_status=case(
+                (Course.index_status != "indexing", Course.index_status),
+                (Course.index_version > 0, "ready"),
+                else_="none",
+            ),
+            updated_at=utcnow(),
+        )
     )
     await uow.commit()
 
@@ -175,5 +217,25 @@ async def workflow_status(*, container: Any, principal: Principal, workflow_id: 
             raise NotFound("workflow not found", code="workflow_not_found")
         kind = run.kind
     status, steps = await describe(container, workflow_id, PUBLISH_STEPS)
+    if any(s.status == "running" for s in steps):
+        await _attach_progress(container, workflow_id, steps)
     error = next((s.error for s in steps if s.error), None)
     return WorkflowStatus(workflow_id=workflow_id, kind=kind, status=status, steps=steps, error=error)
+
+
+async def _attach_progress(container: Any, workflow_id: str, steps: list[WorkflowStep]) -> None:
+    """A running step's last heartbeat ({"done", "total"}), read from Temporal's pending activities."""
+    try:
+        client = await container.temporal()
+        desc = await client.get_workflow_handle(workflow_id).describe()
+        by_name: dict[str, Any] = {}
+        for pa in desc.raw_description.pending_activities:
+            if pa.heartbeat_details and pa.heartbeat_details.payloads:
+                values = await client.data_converter.decode(pa.heartbeat_details.payloads)
+                if values and isinstance(values[-1], dict):
+                    by_name[pa.activity_type.name.removeprefix("publish.")] = values[-1]
+        for step in steps:
+            if step.status == "running" and step.name in by_name:
+                step.progress = by_name[step.name]
+    except Exception:  # progress is a nicety: the status read must not fail because of it
+        log.debug("no progress for %s", workflow_id, exc_info=True)

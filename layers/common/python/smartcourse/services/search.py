@@ -6,8 +6,26 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Float, and_, case, cast, func, literal, or_, select
+
+from smartcourse.db import UnitOfWork
+from smartcourse.domain import courses as rules
+from smartcourse.errors import Conflict, Forbidden, NotFound
+from smartcourse.models import ContentChunk, Course, Enrollment
 from smartcourse.ports import Hit, SearchMode
+from smartcourse.schemas import (
+    CatalogHit,
+    CatalogSearchPage,
+    ContentSearchHit,
+    ContentSearchResult,
+    CourseSummary,
+    SearchSource,
+)
 from smartcourse.security import Principal
+
+# Enrollment states that open a course's content to its student (a waitlisted student only sees the outline).
+CONTENT_STATES = ("pending", "active", "completed")
+MAX_K = 50
 
 
 @dataclass(frozen=True)
@@ -18,6 +36,47 @@ class Retrieval:
     version: int
     mode: SearchMode
     hits: list[Hit]
+
+
+async def is_enrolled(uow: UnitOfWork, student_id: uuid.UUID, course_id: uuid.UUID) -> bool:
+    found = await uow.session.scalar(
+        select(Enrollment.id)
+        .where(
+            Enrollment.student_id == student_id,
+            Enrollment.course_id == course_id,
+            Enrollment.status.in_(CONTENT_STATES),
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+async def can_read_content(uow: UnitOfWork, principal: Principal | None, course: Course) -> bool:
+    """Lesson bodies, materials and search: the owner, admins, and students enrolled in the course."""
+    if principal is None:
+        return False
+    if rules.can_see_draft(principal, course.instructor_id):
+        return True
+    return await is_enrolled(uow, principal.user_id, course.id)
+
+
+async def ensure_content_access(uow: UnitOfWork, principal: Principal | None, course_id: uuid.UUID) -> Course:
+    """The course, if `principal` may read its content and it has a live index; else a clear error."""
+    course = await uow.session.get(Course, course_id)
+    visible = course is not None and (
+        rules.can_see_draft(principal, course.instructor_id) or rules.is_live(course.status, course.content_version)
+    )
+    if course is None or not visible:
+        raise NotFound("course not found", code="course_not_found")
+    if not await can_read_content(uow, principal, course):
+        raise Forbidden("enroll in the course to search its content", code="not_enrolled")
+    if course.index_version <= 0:
+        raise Conflict(
+            "the course's content is not searchable yet: publish it and wait until it is ready",
+            code="course_not_ready",
+            details={"index_status": course.index_status},
+        )
+    return course
 
 
 async def retrieve(
@@ -33,4 +92,165 @@ async def retrieve(
 
     Checks that `principal` may read the course's content (enrolled student, owner, admin): NotFound /
     Forbidden otherwise; Conflict `course_not_ready` before the first index is live."""
-    raise NotImplementedError  # being built (issue: content + search)
+    async with container.uow() as uow:
+        course = await ensure_content_access(uow, principal, course_id)
+        version = course.index_version
+    return await retrieve_version(container, course_id=course_id, version=version, query=query, k=k, mode=mode)
+
+
+async def retrieve_version(
+    container: Any, *, course_id: uuid.UUID, version: int, query: str, k: int = 8, mode: SearchMode = "hybrid"
+) -> Retrieval:
+    """Search one index version (no access check: callers have done it)."""
+    k = max(1, min(k, MAX_K))
+    query = query.replace("\x00", " ").strip()
+    vector = await container.embedder().embed_query(query) if mode != "keyword" else None
+    hits = await container.vector_index().search(str(course_id), version, query=query, vector=vector, k=k, mode=mode)
+    return Retrieval(course_id=course_id, version=version, mode=mode, hits=hits)
+
+
+def _public_hit(hit: Hit) -> ContentSearchHit:
+    c = hit.chunk
+    return ContentSearchHit(
+        chunk_id=c.chunk_id,
+        text=c.text,
+        score=round(hit.score, 6),
+        source=SearchSource(type=c.source_type, id=c.source_id, title=c.title, location=c.location),
+    )
+
+
+async def search_course(
+    container: Any, *, principal: Principal | None, course_id: uuid.UUID, q: str, k: int, mode: SearchMode
+) -> ContentSearchResult:
+    """`GET /courses/{id}/search`: hybrid by default; `mode` says what ran."""
+    found = await retrieve(container, principal=principal, course_id=course_id, query=q, k=k, mode=mode)
+    return ContentSearchResult(
+        items=[_public_hit(h) for h in found.hits], mode=found.mode, version=found.version, query=q
+    )
+
+
+# --- the catalogue ---------------------------------------------------------------------------------
+
+
+def _tsquery(q: str) -> Any:
+    return func.websearch_to_tsquery("english", q)
+
+
+async def search_catalog(
+    *,
+    uow: UnitOfWork,
+    q: str | None,
+    category: str | None,
+    level: str | None,
+    tags: list[str],
+    page: int,
+    page_size: int,
+) -> CatalogSearchPage:
+    """Published, ready courses ranked by their metadata and their content (full text over the live chunks).
+
+    A course whose PDF explains a term is found by that term: its chunks of the live index version count,
+    with less weight than the title and description."""
+    ready = and_(
+        Course.content_version > 0,
+        Course.index_version > 0,
+        Course.status.in_(["published", "publishing"]),
+    )
+    filters = [ready]
+    if category:
+        filters.append(func.lower(Course.category) == category.strip().lower())
+    if level:
+        filters.append(func.lower(Course.level) == level.strip().lower())
+    if tags:
+        filters.append(Course.tags.contains([t.strip() for t in tags if t.strip()]))
+    query = (q or "").replace("\x00", " ").strip()
+    if not query:
+        stmt = select(Course).where(*filters)
+        total = await uow.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+        rows = await uow.session.scalars(
+            stmt.order_by(Course.published_at.desc().nulls_last(), Course.id)
+            .offset((page - 1) * page_size)
+            .limit(page_size)
+        )
+        items = [CatalogHit(**CourseSummary.model_validate(c).model_dump(), score=0.0, highlights=[]) for c in rows]
+        return CatalogSearchPage(items=items, total=total, page=page, page_size=page_size, query=query)
+
+    tsq = _tsquery(query)
+    meta_doc = func.to_tsvector("english", Course.title + " " + Course.description + " " + Course.category)
+    meta_rank = func.ts_rank_cd(meta_doc, tsq)
+    tag_match = Course.tags.overlap(query.lower().split())
+    chunk_doc = func.to_tsvector("english", ContentChunk.title + " " + ContentChunk.text)
+    content = (
+        select(
+            ContentChunk.course_id.label("course_id"),
+            func.max(func.ts_rank_cd(chunk_doc, tsq)).label("rank"),
+            func.count().label("matches"),
+        )
+        .join(Course, and_(Course.id == ContentChunk.course_id, ContentChunk.version == Course.index_version))
+        .where(chunk_doc.op("@@")(tsq), *filters)
+        .group_by(ContentChunk.course_id)
+        .subquery()
+    )
+    content_rank = func.coalesce(content.c.rank, literal(0.0))
+    # Metadata counts twice as much as content; a tag naming the query word is a strong signal too.
+    score = (
+        cast(meta_rank, Float) * 2.0
+        + cast(content_rank, Float)
+        + case((tag_match, 0.5), else_=0.0)
+        + func.least(func.coalesce(content.c.matches, 0), 10) * 0.01
+    ).label("score")
+    stmt = (
+        select(Course, score)
+        .outerjoin(content, content.c.course_id == Course.id)
+        .where(*filters, or_(meta_doc.op("@@")(tsq), content.c.course_id.is_not(None), tag_match))
+    )
+    total = await uow.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+    rows = (
+        await uow.session.execute(
+            stmt.order_by(score.desc(), Course.id).offset((page - 1) * page_size).limit(page_size)
+        )
+    ).all()
+    ids = [c.id for c, _ in rows]
+    highlights = await _highlights(uow, ids, query) if ids else {}
+    items = [
+        CatalogHit(
+            **CourseSummary.model_validate(c).model_dump(),
+            score=round(float(s), 6),
+            highlights=highlights.get(c.id, []),
+        )
+        for c, s in rows
+    ]
+    return CatalogSearchPage(items=items, total=total, page=page, page_size=page_size, query=query)
+
+
+async def _highlights(uow: UnitOfWork, course_ids: list[uuid.UUID], query: str) -> dict[uuid.UUID, list[str]]:
+    """Up to two fragments per course with the matched words marked (<b>…</b>): description, then content."""
+    tsq = _tsquery(query)
+    opts = "MaxFragments=1, MaxWords=25, MinWords=8, StartSel=<b>, StopSel=</b>"
+    out: dict[uuid.UUID, list[str]] = {cid: [] for cid in course_ids}
+    meta = await uow.session.execute(
+        select(Course.id, func.ts_headline("english", Course.title + ". " + Course.description, tsq, opts)).where(
+            Course.id.in_(course_ids),
+            func.to_tsvector("english", Course.title + " " + Course.description).op("@@")(tsq),
+        )
+    )
+    for cid, text in meta.all():
+        out[cid].append(text)
+    chunk_doc = func.to_tsvector("english", ContentChunk.title + " " + ContentChunk.text)
+    ranked = (
+        select(
+            ContentChunk.course_id,
+            ContentChunk.text,
+            func.row_number()
+            .over(partition_by=ContentChunk.course_id, order_by=func.ts_rank_cd(chunk_doc, tsq).desc())
+            .label("n"),
+        )
+        .join(Course, and_(Course.id == ContentChunk.course_id, ContentChunk.version == Course.index_version))
+        .where(ContentChunk.course_id.in_(course_ids), chunk_doc.op("@@")(tsq))
+        .subquery()
+    )
+    best = await uow.session.execute(
+        select(ranked.c.course_id, func.ts_headline("english", ranked.c.text, tsq, opts)).where(ranked.c.n == 1)
+    )
+    for cid, text in best.all():
+        out[cid].append(text)
+    return out

@@ -45,6 +45,9 @@ def upgrade() -> None:
         "CREATE INDEX ix_courses_fts ON courses USING gin (to_tsvector('english', "
         "title || ' ' || description || ' ' || category))"
     )
+    op.add_column("workflow_runs", sa.Column("status", sa.String(20), nullable=False, server_default="running"))
+    op.add_column("workflow_runs", sa.Column("error", sa.Text(), nullable=True))
+    op.add_column("workflow_runs", sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True))
     op.create_table(
         "embedding_cache",
         sa.Column("model", sa.String(200), primary_key=True),
@@ -56,6 +59,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("embedding_cache")
+    op.drop_column("workflow_runs", "finished_at")
+    op.drop_column("workflow_runs", "error")
+    op.drop_column("workflow_runs", "status")
     op.execute("DROP INDEX IF EXISTS ix_courses_fts")
     op.drop_table("content_chunks")
     op.drop_constraint("ck_courses_index_status", "courses")

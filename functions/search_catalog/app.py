@@ -1,0 +1,39 @@
+"""GET /search: published, ready courses ranked by their metadata and content, with highlights (anyone)."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from smartcourse.api.app import lambda_handler
+from smartcourse.api.deps import ContainerDep
+from smartcourse.schemas import CatalogSearchPage
+from smartcourse.services import catalog_cache, search
+
+router = APIRouter(tags=["search"])
+
+Text = Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00]*$")]
+
+
+@router.get("/search", response_model=CatalogSearchPage)
+async def search_catalog(
+    c: ContainerDep,
+    q: Text = None,
+    category: Text = None,
+    level: Text = None,
+    tags: Annotated[list[str] | None, Query(max_length=20)] = None,
+    page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+    page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> CatalogSearchPage:
+    tag_list = sorted({t for raw in tags or [] for t in raw.replace("\x00", "").split(",") if t.strip()})
+
+    async def compute() -> CatalogSearchPage:
+        async with c.uow() as uow:
+            return await search.search_catalog(
+                uow=uow, q=q, category=category, level=level, tags=tag_list, page=page, page_size=page_size
+            )
+
+    params = {"q": q, "category": category, "level": level, "tags": tag_list, "page": page, "size": page_size}
+    return await catalog_cache.cached_page(c, kind="search", params=params, model=CatalogSearchPage, compute=compute)
+
+
+handler = lambda_handler(router)

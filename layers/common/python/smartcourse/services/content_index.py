@@ -1,0 +1,320 @@
+"""The publishing pipeline's content steps: extract → chunk → embed → index → verify, then the atomic switch.
+
+Each step is idempotent (it replaces what an earlier attempt of the same version left) and hands its output to
+the next through durable storage, not through workflow payloads: sections as a JSON file in the file store,
+chunks as `content_chunks` rows, vectors in the embedding cache, the index as a LanceDB table per version.
+The version becomes searchable only in the transaction that marks the course ready (`courses.index_version`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy import delete, select, update
+
+from smartcourse.content.chunk import chunk_sections
+from smartcourse.content.extract import ExtractionError, Section, extract_material, sections_from_snapshot
+from smartcourse.db import UnitOfWork
+from smartcourse.errors import Conflict, Invalid, NotFound
+from smartcourse.models import ContentChunk, Course, WorkflowRun, utcnow
+from smartcourse.ports import Chunk, DocumentStore, FileStore, VectorIndex
+from smartcourse.services.courses import VERSIONS, version_doc_id
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+EMBED_BATCH = 64
+
+
+def staging_key(course_id: uuid.UUID, version: int) -> str:
+    return f"publish-staging/{course_id}/v{version}/sections.json"
+
+
+async def _snapshot(documents: DocumentStore, course_id: uuid.UUID, version: int) -> dict[str, Any]:
+    snapshot = await documents.get(VERSIONS, version_doc_id(course_id, version))
+    if snapshot is None:
+        raise NotFound(f"content version {version} has no snapshot", code="snapshot_missing")
+    return snapshot
+
+
+async def _update_report(uow: UnitOfWork, course_id: uuid.UUID, version: int, **fields: Any) -> None:
+    """Merge `fields` into the course's publish report (only while it describes this version)."""
+    course = await uow.session.get(Course, course_id, with_for_update=True)
+    if course is None:
+        return
+    report = dict(course.publish_report or {})
+    if report.get("version") not in (None, version):
+        return
+    report.update(fields, version=version)
+    course.publish_report = report
+
+
+# --- extract -------------------------------------------------------------------------------------
+
+
+async def extract(
+    *, uow: UnitOfWork, documents: DocumentStore, files: FileStore, course_id: uuid.UUID, version: int
+) -> dict[str, Any]:
+    """Every lesson body, transcript and quiz prompt of the snapshot, and every material it lists.
+
+    A material that cannot be read is skipped with a warning (in the step's detail and the publish report):
+    one broken upload should not block a course whose other content is fine, and the instructor sees which
+    file and why. A course with no readable text at all fails (`no_content`)."""
+    snapshot = await _snapshot(documents, course_id, version)
+    sections: list[Section] = sections_from_snapshot(snapshot)
+    skipped: list[dict[str, str]] = []
+    materials = snapshot.get("materials", [])
+    for m in materials:
+        try:
+            data = await files.get(m["storage_key"])
+            sections.extend(
+                await asyncio.to_thread(
+                    extract_material,
+                    data,
+                    filename=m["filename"],
+                    content_type=m.get("content_type") or "application/octet-stream",
+                    source_id=m["id"],
+                    title=m.get("title") or m["filename"],
+                )
+            )
+        except ExtractionError as exc:
+            skipped.append(
+                {"material_id": m["id"], "filename": m["filename"], "reason": exc.reason, "message": str(exc)}
+            )
+        except NotFound:
+            skipped.append(
+                {"material_id": m["id"], "filename": m["filename"], "reason": "missing", "message": "file not found"}
+            )
+    if not any(s.text.strip() for s in sections):
+        raise Invalid("the course has no readable text to index", code="no_content", details={"skipped": skipped})
+    payload = json.dumps([asdict(s) for s in sections]).encode()
+    await files.put(staging_key(course_id, version), payload, "application/json")
+    detail = {
+        "sections": len(sections),
+        "materials": len(materials),
+        "materials_read": len(materials) - len(skipped),
+        "skipped": skipped,
+    }
+    await _update_report(uow, course_id, version, extract=detail, warnings=skipped)
+    await uow.commit()
+    return detail
+
+
+# --- chunk ---------------------------------------------------------------------------------------
+
+
+async def chunk(
+    *,
+    uow: UnitOfWork,
+    files: FileStore,
+    course_id: uuid.UUID,
+    version: int,
+    max_tokens: int = 200,
+    overlap_tokens: int = 40,
+) -> dict[str, Any]:
+    """Structure-respecting, token-sized chunks with overlap, stored as this version's `content_chunks`."""
+    raw = json.loads(await files.get(staging_key(course_id, version)))
+    sections = [Section(**s) for s in raw]
+    chunks = await asyncio.to_thread(
+        chunk_sections,
+        sections,
+        course_id=str(course_id),
+        version=version,
+        max_tokens=max_tokens,
+        overlap_tokens=overlap_tokens,
+    )
+    await uow.session.execute(
+        delete(ContentChunk).where(ContentChunk.course_id == course_id, ContentChunk.version == version)
+    )
+    uow.session.add_all(
+        ContentChunk(
+            chunk_id=c.chunk_id,
+            course_id=course_id,
+            version=version,
+            source_type=c.source_type,
+            source_id=c.source_id,
+            title=c.title,
+            location=c.location,
+            text=c.text,
+            content_hash=c.content_hash,
+            ordinal=c.ordinal,
+        )
+        for c in chunks
+    )
+    await uow.commit()
+    return {"chunks": len(chunks), "sources": len({(c.source_type, c.source_id) for c in chunks})}
+
+
+def _to_chunk(row: ContentChunk) -> Chunk:
+    return Chunk(
+        chunk_id=row.chunk_id,
+        course_id=str(row.course_id),
+        version=row.version,
+        source_type=row.source_type,  # type: ignore[arg-type]
+        source_id=row.source_id,
+        title=row.title,
+        location=row.location,
+        text=row.text,
+        content_hash=row.content_hash,
+        ordinal=row.ordinal,
+    )
+
+
+async def load_chunks(uow: UnitOfWork, course_id: uuid.UUID, version: int) -> list[Chunk]:
+    rows = await uow.session.scalars(
+        select(ContentChunk)
+        .where(ContentChunk.course_id == course_id, ContentChunk.version == version)
+        .order_by(ContentChunk.ordinal, ContentChunk.chunk_id)
+    )
+    return [_to_chunk(r) for r in rows]
+
+
+# --- embed ---------------------------------------------------------------------------------------
+
+
+async def embed(
+    *, uow: UnitOfWork, embedder: Any, course_id: uuid.UUID, version: int, progress: Progress | None = None
+) -> dict[str, Any]:
+    """Vectors for every chunk, through the cache: a chunk whose text did not change is not embedded again,
+    and a retry after a crash resumes where the cache stops."""
+    chunks = await load_chunks(uow, course_id, version)
+    await uow.session.rollback()  # hold no connection open while the model works
+    total, done, embedded, cached = len(chunks), 0, 0, 0
+    if progress:
+        progress(0, total)
+    for start in range(0, total, EMBED_BATCH):
+        batch = chunks[start : start + EMBED_BATCH]
+        _, stats = await embedder.embed_chunks(batch)
+        embedded += stats.get("embedded", 0)
+        cached += stats.get("cached", 0)
+        done += len(batch)
+        if progress:
+            progress(done, total)
+    return {"chunks": total, "embedded": embedded, "cached": cached, "model": embedder.name}
+
+
+# --- index ---------------------------------------------------------------------------------------
+
+
+async def index(
+    *,
+    uow: UnitOfWork,
+    embedder: Any,
+    vector_index: VectorIndex,
+    course_id: uuid.UUID,
+    version: int,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Write this version's index beside the live one (replacing what a failed attempt left)."""
+    chunks = await load_chunks(uow, course_id, version)
+    await uow.session.rollback()
+    if progress:
+        progress(0, len(chunks))
+    vectors, stats = await embedder.embed_chunks(chunks)  # all cached by the embed step: a lookup
+    if stats.get("embedded"):
+        log.info("index step embedded %d chunks the embed step had not cached", stats["embedded"])
+    rows = await vector_index.write_version(str(course_id), version, chunks, vectors)
+    if progress:
+        progress(len(chunks), len(chunks))
+    return {"rows": rows}
+
+
+async def verify(
+    *, uow: UnitOfWork, vector_index: VectorIndex, embedder: Any, course_id: uuid.UUID, version: int
+) -> dict[str, Any]:
+    """The index holds exactly this version's chunks, and a search in it finds one of them."""
+    chunks = await load_chunks(uow, course_id, version)
+    await uow.session.rollback()
+    rows = await vector_index.count(str(course_id), version)
+    if rows != len(chunks):
+        raise Conflict(
+            f"the index has {rows} rows for {len(chunks)} chunks", code="index_incomplete", details={"rows": rows}
+        )
+    probe = chunks[0]
+    vector = await embedder.embed_query(probe.text)
+    hits = await vector_index.search(str(course_id), version, query=probe.title, vector=vector, k=5, mode="hybrid")
+    if not hits:
+        raise Conflict("a probe search of the new index found nothing", code="index_unsearchable")
+    return {"rows": rows, "probe_hit": any(h.chunk.chunk_id == probe.chunk_id for h in hits)}
+
+
+# --- compensation and clean-up -------------------------------------------------------------------
+
+
+async def discard_version(
+    *, uow: UnitOfWork, files: FileStore, vector_index: VectorIndex, course_id: uuid.UUID, version: int
+) -> None:
+    """Remove everything a publish of `version` built (never the live version)."""
+    live = await uow.session.scalar(select(Course.index_version).where(Course.id == course_id))
+    if live == version:
+        return
+    await vector_index.drop_version(str(course_id), version)
+    await uow.session.execute(
+        delete(ContentChunk).where(ContentChunk.course_id == course_id, ContentChunk.version == version)
+    )
+    await uow.commit()
+    try:
+        await files.delete(staging_key(course_id, version))
+    except NotFound:
+        pass
+
+
+async def cleanup_old_versions(
+    *, uow: UnitOfWork, files: FileStore, vector_index: VectorIndex, course_id: uuid.UUID, live_version: int
+) -> dict[str, Any]:
+    """Drop versions older than the one before the live one: the previous version stays for a grace period,
+    so a search that read the old pointer just before the switch still finds its table."""
+    dropped = [v for v in await vector_index.versions(str(course_id)) if v < live_version - 1]
+    for v in dropped:
+        await vector_index.drop_version(str(course_id), v)
+    await uow.session.execute(
+        delete(ContentChunk).where(ContentChunk.course_id == course_id, ContentChunk.version < live_version - 1)
+    )
+    await uow.commit()
+    try:
+        await files.delete(staging_key(course_id, live_version))
+    except NotFound:
+        pass
+    return {"dropped_versions": dropped}
+
+
+async def record_failure(
+    *, uow: UnitOfWork, course_id: uuid.UUID, version: int, workflow_id: str, step: str, error: str
+) -> uuid.UUID | None:
+    """The publish failed: say so on the course and the run, and tell the instructor (in-app + e-mail).
+    Returns the notification to e-mail (once per workflow run)."""
+    from smartcourse.services.notifications import create_notification
+
+    course = await uow.session.get(Course, course_id, with_for_update=True)
+    if course is None:
+        return None
+    report = dict(course.publish_report or {})
+    if report.get("version") in (None, version):
+        report.update(version=version, status="failed", failed_step=step, error=error, finished_at=utcnow().isoformat())
+        course.publish_report = report
+    if course.index_status == "indexing":
+        course.index_status = "ready" if course.index_version > 0 else "failed"
+    await uow.session.execute(
+        update(WorkflowRun)
+        .where(WorkflowRun.workflow_id == workflow_id)
+        .values(status="failed", error=f"{step}: {error}", finished_at=utcnow())
+    )
+    live = "The previously published version stays live." if course.content_version > 0 else "It is back to draft."
+    notification_id = await create_notification(
+        uow.session,
+        user_id=course.instructor_id,
+        kind="publish_failed",
+        title=f"Publishing “{course.title}” failed",
+        body=f"Publishing version {version} failed at the {step} step: {error}. {live}",
+        dedupe_key=f"publish-failed:{workflow_id}",
+        data={"course_id": str(course_id), "version": version, "workflow_id": workflow_id, "step": step},
+    )
+    await uow.commit()
+    return notification_id

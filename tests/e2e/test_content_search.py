@@ -1,0 +1,338 @@
+"""Publishing makes content searchable: every source extracted, chunked, embedded and indexed; search on top.
+
+Runs the real pipeline in process: the Temporal worker, the local ONNX embedder, LanceDB under the data dir.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Api
+from tests.fixtures.content import HTML_PAGE, pdf_blank, pdf_multi_page
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+BIOLOGY_PAGES = [
+    (
+        "Photosynthesis",
+        "Plants capture light energy in their chloroplasts. Chlorophyll absorbs sunlight, and the plant uses "
+        "that energy to turn carbon dioxide and water into glucose, releasing oxygen as a by-product.",
+    ),
+    (
+        "Cellular respiration",
+        "Mitochondria are the powerhouse of the cell. They break glucose down with oxygen and store the "
+        "released energy as ATP, giving off carbon dioxide and water.",
+    ),
+    (
+        "DNA replication",
+        "Before a cell divides, helicase unzips the double helix and DNA polymerase copies each strand, "
+        "so both daughter cells inherit the same genetic code.",
+    ),
+]
+
+TECTONICS_MD = """# Plate tectonics
+
+The lithosphere is broken into plates that drift slowly over the mantle.
+
+## Earthquakes
+
+When two plates grind past each other along a fault, stress builds up and is released as seismic waves.
+
+## Mountain building
+
+Where continental plates collide, the crust folds and thickens into mountain ranges such as the Himalayas.
+"""
+
+VOLCANO_TRANSCRIPT = (
+    "Welcome back. Today we look at volcanoes. Magma rises from the mantle through cracks in the crust; "
+    "when the pressure of dissolved gas is high enough, it erupts as lava and ash."
+)
+
+
+async def _upload(api: Api, owner: dict[str, Any], course_id: str, name: str, data: bytes, ctype: str) -> str:
+    r = await api.client.post(
+        f"/courses/{course_id}/materials", files={"file": (name, data, ctype)}, headers=owner["headers"]
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+async def _textbook(api: Api, owner: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """A course with a markdown lesson, a video lesson with a transcript, a quiz, a 3-page PDF and an HTML page."""
+    course = await api.course(owner, title=fields.pop("title", "Life and Earth Science"), **fields)
+    module = await api.module(owner, course["id"], "Foundations")
+    await api.lesson(owner, course["id"], module["id"], title="Plate tectonics", type="text", content=TECTONICS_MD)
+    await api.lesson(
+        owner,
+        course["id"],
+        module["id"],
+        title="Volcanoes",
+        type="video",
+        video_url="https://video.example.com/volcanoes",
+        transcript=VOLCANO_TRANSCRIPT,
+    )
+    await api.lesson(
+        owner,
+        course["id"],
+        module["id"],
+        title="Check yourself",
+        type="quiz",
+        questions=[{"prompt": "Which organelle makes ATP?", "options": ["Nucleus", "ZEBRA-ANSWER"], "answer": 1}],
+    )
+    await _upload(api, owner, course["id"], "biology.pdf", pdf_multi_page(BIOLOGY_PAGES), "application/pdf")
+    await _upload(api, owner, course["id"], "kafka.html", HTML_PAGE.encode(), "text/html")
+    return course
+
+
+async def _publish(api: Api, owner: dict[str, Any], course_id: str, timeout: float = 120) -> dict[str, Any]:
+    r = await api.client.post(f"/courses/{course_id}/publish", headers=owner["headers"])
+    assert r.status_code == 202, r.text
+    return await api.wait_workflow(owner, r.json()["workflow_id"], timeout=timeout)
+
+
+async def _enrolled_student(api: Api, course_id: str) -> dict[str, Any]:
+    student = await api.user("student")
+    r = await api.client.post("/enrollments", json={"course_id": course_id}, headers=student["headers"])
+    assert r.status_code in (200, 201), r.text
+    return student
+
+
+async def _search(api: Api, who: dict[str, Any], course_id: str, q: str, **params: Any) -> Any:
+    return await api.client.get(
+        f"/courses/{course_id}/search", params={"q": q, **params}, headers=who.get("headers", {})
+    )
+
+
+@pytest.fixture(scope="module")
+def holds(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("holds")
+    os.environ["SMARTCOURSE_TEST_HOLD_DIR"] = str(directory)
+    return directory
+
+
+async def test_publish_runs_every_step_and_search_finds_each_source(api: Api) -> None:
+    owner = await api.user("instructor")
+    course = await _textbook(api, owner)
+    wf = await _publish(api, owner, course["id"])
+    assert wf["status"] == "completed", wf
+    steps = {s["name"]: s for s in wf["steps"]}
+    assert list(steps) == ["validate", "snapshot", "extract", "chunk", "embed", "index", "verify", "go_live", "cleanup"]
+    assert all(s["status"] == "completed" for s in steps.values()), steps
+    assert steps["extract"]["detail"]["materials_read"] == 2
+    chunks = steps["chunk"]["detail"]["chunks"]
+    assert chunks >= 6
+    assert steps["embed"]["detail"]["chunks"] == chunks
+    assert steps["index"]["detail"]["rows"] == chunks
+
+    detail = (await api.client.get(f"/courses/{course['id']}", headers=owner["headers"])).json()
+    assert detail["status"] == "published" and detail["index_status"] == "ready" and detail["index_version"] == 1
+    assert detail["publish_report"]["status"] == "live"
+
+    student = await _enrolled_student(api, course["id"])
+    cases = [
+        # (query, expected source title, expected location fragment) — keywords and paraphrases.
+        ("mitochondria", "biology.pdf", "page 2"),
+        ("how do plants turn sunlight into food", "biology.pdf", "page 1"),
+        ("copying genetic material before cell division", "biology.pdf", "page 3"),
+        ("why does the ground shake when plates move", "Plate tectonics", "Earthquakes"),
+        ("lava", "Volcanoes", ""),
+        ("which partition do messages with the same key go to", "kafka.html", "Keys and ordering"),
+    ]
+    for query, title, location in cases:
+        r = await _search(api, student, course["id"], query, k=3)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["mode"] == "hybrid" and body["version"] == 1
+        top = [(h["source"]["title"], h["source"]["location"]) for h in body["items"]]
+        assert any(t == title and location in loc for t, loc in top), (query, top)
+
+    # Navigation cruft and quiz answers are never indexed.
+    for probe in ("NAV-CRUFT", "SCRIPT-CRUFT", "FOOTER-CRUFT", "ZEBRA-ANSWER"):
+        r = await _search(api, student, course["id"], probe, mode="keyword")
+        assert all(probe not in h["text"] for h in r.json()["items"]), probe
+    # The quiz prompt is searchable, with its lesson as the source.
+    r = await _search(api, student, course["id"], "Which organelle makes ATP", mode="keyword", k=5)
+    assert any(h["source"]["title"] == "Check yourself" for h in r.json()["items"])
+    for mode in ("vector", "keyword"):
+        r = await _search(api, student, course["id"], "mitochondria", mode=mode)
+        assert r.status_code == 200 and r.json()["mode"] == mode
+
+
+async def test_search_follows_enrollment_and_readiness(api: Api) -> None:
+    owner = await api.user("instructor")
+    course = await api.course(owner)
+    module = await api.module(owner, course["id"])
+    await api.lesson(owner, course["id"], module["id"], title="Secret body", type="text", content="UNICORN-BODY text")
+    stranger = await api.user("student")
+    # Not ready before the first index is live (the owner may search, and is told why not).
+    r = await _search(api, owner, course["id"], "unicorn")
+    assert r.status_code == 409 and r.json()["code"] == "course_not_ready"
+    wf = await _publish(api, owner, course["id"])
+    assert wf["status"] == "completed", wf
+
+    assert (await _search(api, {}, course["id"], "unicorn")).status_code == 401
+    r = await _search(api, stranger, course["id"], "unicorn")
+    assert r.status_code == 403 and r.json()["code"] == "not_enrolled"
+    other = await api.user("instructor")
+    assert (await _search(api, other, course["id"], "unicorn")).status_code == 403
+    assert (await _search(api, owner, course["id"], "unicorn")).status_code == 200
+    assert (await _search(api, owner, course["id"], "   ")).status_code == 422
+    assert (await _search(api, owner, str(uuid.uuid4()), "x")).status_code == 404
+
+    # The outline is public; bodies need enrollment.
+    for who in ({}, stranger):
+        r = await api.client.get(f"/courses/{course['id']}", headers=who.get("headers", {}))
+        lesson = r.json()["modules"][0]["lessons"][0]
+        assert lesson["title"] == "Secret body" and lesson["type"] == "text" and "content" not in lesson
+        assert "index_status" not in r.json()
+    student = await _enrolled_student(api, course["id"])
+    r = await api.client.get(f"/courses/{course['id']}", headers=student["headers"])
+    assert r.json()["modules"][0]["lessons"][0]["content"] == "UNICORN-BODY text"
+    r = await _search(api, student, course["id"], "unicorn body")
+    assert r.status_code == 200 and "UNICORN-BODY" in r.json()["items"][0]["text"]
+
+
+async def test_unreadable_material_is_skipped_and_reported(api: Api) -> None:
+    owner = await api.user("instructor")
+    course = await api.course(owner)
+    module = await api.module(owner, course["id"])
+    await api.lesson(owner, course["id"], module["id"])
+    # An image-only PDF (what a scan looks like to a text extractor): a valid upload with no text in it.
+    await _upload(api, owner, course["id"], "scan.pdf", pdf_blank(), "application/pdf")
+    wf = await _publish(api, owner, course["id"])
+    assert wf["status"] == "completed", wf
+    extract = next(s for s in wf["steps"] if s["name"] == "extract")
+    assert [(w["filename"], w["reason"]) for w in extract["detail"]["skipped"]] == [("scan.pdf", "no_text")]
+    report = (await api.client.get(f"/courses/{course['id']}", headers=owner["headers"])).json()["publish_report"]
+    assert report["warnings"][0]["filename"] == "scan.pdf"
+
+
+async def test_failed_embed_on_first_publish_leaves_nothing_and_tells_the_instructor(api: Api, holds: Path) -> None:
+    owner = await api.user("instructor")
+    course = await _textbook(api, owner)
+    fail = holds / f"publish.embed.{course['id']}.fail"
+    fail.touch()
+    try:
+        wf = await _publish(api, owner, course["id"])
+    finally:
+        fail.unlink()
+    assert wf["status"] == "failed", wf
+    embed = next(s for s in wf["steps"] if s["name"] == "embed")
+    assert embed["status"] == "failed" and "injected failure" in embed["error"]
+    detail = (await api.client.get(f"/courses/{course['id']}", headers=owner["headers"])).json()
+    assert detail["status"] == "draft" and detail["index_status"] == "failed" and detail["index_version"] == 0
+    assert detail["publish_report"]["status"] == "failed" and detail["publish_report"]["failed_step"] == "embed"
+    r = await _search(api, owner, course["id"], "mitochondria")
+    assert r.status_code == 409 and r.json()["code"] == "course_not_ready"
+    notes = (await api.client.get("/notifications", headers=owner["headers"])).json()
+    items = notes["items"] if isinstance(notes, dict) else notes
+    assert any(n["kind"] == "publish_failed" and course["title"] in n["title"] for n in items), items
+    # Nothing half-built stays behind: no chunks, no index table of the failed version.
+    from smartcourse.bootstrap import get_container
+    from smartcourse.models import ContentChunk, WorkflowRun
+
+    c = await get_container()
+    async with c.uow() as uow:
+        from sqlalchemy import func, select
+
+        left = await uow.session.scalar(
+            select(func.count()).select_from(ContentChunk).where(ContentChunk.course_id == uuid.UUID(course["id"]))
+        )
+        run = await uow.session.get(WorkflowRun, wf["workflow_id"])
+    assert left == 0 and run is not None and run.status == "failed"
+    assert await c.vector_index().versions(course["id"]) == []
+    dash = (await api.client.get("/analytics/dashboard", headers=(await api.admin(c))["headers"])).json()
+    assert dash["workflow_issues"]["failed_workflows"] >= 1
+
+
+async def test_republish_switches_atomically_and_reembeds_only_changes(api: Api, holds: Path) -> None:
+    owner = await api.user("instructor")
+    course = await _textbook(api, owner)
+    assert (await _publish(api, owner, course["id"]))["status"] == "completed"
+    student = await _enrolled_student(api, course["id"])
+
+    # A failed re-publish (at index) keeps version 1 serving.
+    fail = holds / f"publish.index.{course['id']}.fail"
+    fail.touch()
+    try:
+        wf = await _publish(api, owner, course["id"])
+    finally:
+        fail.unlink()
+    assert wf["status"] == "failed"
+    detail = (await api.client.get(f"/courses/{course['id']}", headers=owner["headers"])).json()
+    assert detail["status"] == "published" and detail["index_version"] == 1 and detail["index_status"] == "ready"
+    r = await _search(api, student, course["id"], "mitochondria")
+    assert r.status_code == 200 and r.json()["version"] == 1 and r.json()["items"]
+
+    # Change one lesson, re-publish while a student keeps searching: every answer is whole and from one version.
+    lessons = detail["modules"][0]["lessons"]
+    lesson_id = next(x["id"] for x in lessons if x["title"] == "Plate tectonics")
+    r = await api.client.put(
+        f"/courses/{course['id']}/modules/{detail['modules'][0]['id']}/lessons/{lesson_id}",
+        json={"content": TECTONICS_MD + "\n## Ocean trenches\n\nSubduction drags oceanic crust into the mantle.\n"},
+        headers=owner["headers"],
+    )
+    assert r.status_code == 200, r.text
+    seen: list[tuple[int, set[str]]] = []
+    done = asyncio.Event()
+
+    async def keep_searching() -> None:
+        while not done.is_set():
+            resp = await _search(api, student, course["id"], "mitochondria powerhouse", k=5)
+            assert resp.status_code == 200, resp.text
+            body = resp.json()
+            assert body["items"], body
+            seen.append((body["version"], {h["chunk_id"].split(":")[1] for h in body["items"]}))
+            await asyncio.sleep(0.05)
+
+    searcher = asyncio.create_task(keep_searching())
+    wf = await _publish(api, owner, course["id"])
+    await asyncio.sleep(0.3)
+    done.set()
+    await searcher
+    assert wf["status"] == "completed", wf
+    assert all(tags == {f"v{version}"} for version, tags in seen), seen
+    assert {v for v, _ in seen} <= {1, 3}
+    embed = next(s for s in wf["steps"] if s["name"] == "embed")["detail"]
+    assert embed["cached"] > 0 and 0 < embed["embedded"] < embed["chunks"], embed
+    r = await _search(api, student, course["id"], "subduction ocean trench")
+    assert r.json()["version"] == 3 and "Subduction" in r.json()["items"][0]["text"]
+
+
+async def test_catalog_search_by_content_metadata_and_filters(api: Api) -> None:
+    owner = await api.user("instructor")
+    marker = uuid.uuid4().hex[:8]
+    course = await _textbook(api, owner, title=f"Science {marker}", level="beginner", tags=["biology", marker])
+    assert (await _publish(api, owner, course["id"]))["status"] == "completed"
+    other = await api.course(owner, title=f"Cooking {marker}", level="advanced", tags=["food", marker])
+    module = await api.module(owner, other["id"])
+    await api.lesson(owner, other["id"], module["id"], title="Bread", type="text", content="Knead the dough well.")
+    assert (await _publish(api, owner, other["id"]))["status"] == "completed"
+
+    # Found by a term only its PDF explains, with a highlight from the content.
+    r = await api.client.get("/search", params={"q": "chlorophyll", "tags": marker})
+    assert r.status_code == 200, r.text
+    items = r.json()["items"]
+    assert [i["id"] for i in items] == [course["id"]]
+    assert items[0]["score"] > 0 and any("<b>" in h for h in items[0]["highlights"])
+    # Metadata and filters.
+    r = await api.client.get("/search", params={"q": "cooking", "tags": marker})
+    assert [i["id"] for i in r.json()["items"]] == [other["id"]]
+    r = await api.client.get("/search", params={"tags": marker, "level": "advanced"})
+    assert [i["id"] for i in r.json()["items"]] == [other["id"]]
+    r = await api.client.get("/courses", params={"tags": [marker, "biology"]})
+    assert [i["id"] for i in r.json()["items"]] == [course["id"]]
+    r = await api.client.get("/courses", params={"tags": marker, "level": "beginner"})
+    assert [i["id"] for i in r.json()["items"]] == [course["id"]]
+
+    # The cached catalogue page is invalidated by an update.
+    r = await api.client.put(f"/courses/{other['id']}", json={"level": "beginner"}, headers=owner["headers"])
+    assert r.status_code == 200, r.text
+    r = await api.client.get("/courses", params={"tags": marker, "level": "beginner"})
+    assert {i["id"] for i in r.json()["items"]} == {course["id"], other["id"]}
