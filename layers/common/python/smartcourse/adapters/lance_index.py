@@ -83,7 +83,7 @@ class LanceVectorIndex:
         dimensions: int,
         storage_options: dict[str, str] | None = None,
         vector_index_min_rows: int = 1_000,
-        nprobes: int = 40,
+        nprobes: int = 20,
         cache_size: int = 128,
     ) -> None:
         base, sep, query = uri.partition("?")
