@@ -242,7 +242,6 @@ class DeadLetteringTask(Task):  # type: ignore[misc]
             error = "".join(traceback.format_exception(exc))[-4000:]
             try:
                 run_async(self._record_dead_letter(args, kwargs, error))
-                self.on_dead_letter(args, kwargs, exc)
             except Exception:
                 log.exception("could not record the dead letter of %s[%s]", self.name, self.request.id)
             raise Reject(f"{type(exc).__name__}: {exc}", requeue=False) from exc
@@ -269,7 +268,10 @@ class DeadLetteringTask(Task):  # type: ignore[misc]
                 )
                 .on_conflict_do_nothing()
             )
+            # Same transaction: whoever sees the dead letter also sees the task's own bookkeeping.
+            await self.on_dead_letter(session, args, kwargs)
         log.error("task %s[%s] dead-lettered after %s retries", self.name, request.id, request.retries)
 
-    def on_dead_letter(self, args: tuple[Any, ...], kwargs: dict[str, Any], exc: BaseException) -> None:
-        """Hook for a task's own bookkeeping when it gives up (e.g. mark a row failed)."""
+    async def on_dead_letter(self, session: AsyncSession, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Hook for a task's own bookkeeping when it gives up (e.g. mark a row failed), written in the
+        dead letter's transaction so the two are never seen apart."""

@@ -84,8 +84,13 @@ async def _invoke(consumer: Consumer, event: dict[str, Any]) -> dict[str, Any]:
 
     # A container per invocation, closed after it: each call runs its own event loop (as Mangum does).
     container = build_container(get_settings())
+    # The same subjects as the relay writes (`<events_namespace>.<event type>`): without the prefix, a
+    # namespaced deployment looked its schemas up under subjects nobody registered.
+    settings = container.settings
     registry = (
-        SchemaRegistry(container.settings.schema_registry_url) if container.settings.schema_registry_url else None
+        SchemaRegistry(settings.schema_registry_url, subject_prefix=settings.events_namespace)
+        if settings.schema_registry_url
+        else None
     )
     try:
         return await process_msk_event(consumer, event, sessionmaker=container.sessionmaker, codec=EventCodec(registry))

@@ -220,20 +220,20 @@ async def _count_failed_attempt(sessionmaker: async_sessionmaker[AsyncSession], 
         log.warning("could not count the failed attempt of %s", notification_id, exc_info=True)
 
 
-async def mark_email_failed(sessionmaker: async_sessionmaker[AsyncSession], notification_id: uuid.UUID) -> None:
-    """Out of retries: 'failed' takes it off the sweeper's list (set it back to 'pending' to replay)."""
-    async with sessionmaker() as session, session.begin():
-        await session.execute(
-            update(Notification)
-            .where(Notification.id == notification_id, Notification.email_status == "pending")
-            .values(email_status="failed")
-        )
+async def mark_email_failed(session: AsyncSession, notification_id: uuid.UUID) -> None:
+    """Out of retries: 'failed' takes it off the sweeper's list (set it back to 'pending' to replay).
+    Runs in the caller's transaction (the task's dead letter is written in the same one)."""
+    await session.execute(
+        update(Notification)
+        .where(Notification.id == notification_id, Notification.email_status == "pending")
+        .values(email_status="failed")
+    )
 
 
 class _EmailTask(DeadLetteringTask):
-    def on_dead_letter(self, args: tuple[Any, ...], kwargs: dict[str, Any], exc: BaseException) -> None:
+    async def on_dead_letter(self, session: AsyncSession, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         raw = args[0] if args else kwargs.get("notification_id")
-        run_async(mark_email_failed(runtime().sessionmaker, uuid.UUID(str(raw))))
+        await mark_email_failed(session, uuid.UUID(str(raw)))
 
 
 @app.task(name="notifications.send_email", base=_EmailTask)
