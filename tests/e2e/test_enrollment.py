@@ -218,6 +218,8 @@ async def test_progress_quiz_completion_and_certificate(api: Api, worker: object
         "attempt": 1,
         "pass_score": 100,
         "percent": 66.67,
+        "attempts_left": 4,  # QUIZ_MAX_ATTEMPTS (5) - 1; no per-question feedback before passing
+        "correct": None,
     }
     r = await api.client.post(f"/quizzes/{quiz['id']}/submit", json={"answers": [1]}, headers=student["headers"])
     assert r.status_code == 422 and r.json()["code"] == "invalid_answers"

@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     login_backoff_max_seconds: int = Field(default=900, ge=1, alias="LOGIN_BACKOFF_MAX_SECONDS")
     # Argon2 hashes/verifications running at once (each uses ~64 MiB and a core for ~50 ms), off the event loop.
     password_hash_concurrency: int = Field(default=2, ge=1, alias="PASSWORD_HASH_CONCURRENCY")
+    # Quiz attempts per student and quiz, and the wait between two attempts (0 = none).
+    quiz_max_attempts: int = Field(default=5, ge=1, alias="QUIZ_MAX_ATTEMPTS")
+    quiz_cooldown_seconds: int = Field(default=30, ge=0, alias="QUIZ_COOLDOWN_SECONDS")
     # Browser origins allowed to call the API (comma-separated, e.g. https://app.example.com); none by default.
     cors_origins: str = Field(default="", alias="CORS_ORIGINS")
     # Production: /metrics, /docs, /openapi.json and the detailed /health need an admin token or this token.
@@ -185,6 +188,8 @@ class Settings(BaseSettings):
             for name in ("login_rate_limit_ip", "register_rate_limit_ip"):
                 if name not in self.model_fields_set:
                     setattr(self, name, "100000/minute")
+            if "quiz_cooldown_seconds" not in self.model_fields_set:
+                self.quiz_cooldown_seconds = 0
         return self
 
     @property

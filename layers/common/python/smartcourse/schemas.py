@@ -403,6 +403,10 @@ class QuizResult(BaseModel):
     attempt: int
     pass_score: int
     percent: float
+    # Attempts still allowed on this quiz (QUIZ_MAX_ATTEMPTS); per-question correctness only once the quiz
+    # is passed or no attempt is left, so the answers cannot be read off the feedback.
+    attempts_left: int | None = None
+    correct: list[bool] | None = None
 
 
 # --- certificates ---------------------------------------------------------------------------

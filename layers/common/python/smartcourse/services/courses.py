@@ -54,15 +54,36 @@ async def _owned_course(uow: UnitOfWork, principal: Principal, course_id: uuid.U
     return course
 
 
-async def _set_prerequisites(uow: UnitOfWork, course_id: uuid.UUID, prereqs: list[uuid.UUID]) -> None:
+async def _set_prerequisites(
+    uow: UnitOfWork, course_id: uuid.UUID, prereqs: list[uuid.UUID], *, owner_id: uuid.UUID
+) -> None:
+    """Prerequisites are live courses or the same instructor's own; a cycle is refused (prerequisite_cycle)."""
     wanted = set(prereqs)
     if course_id in wanted:
         raise Invalid("a course cannot be its own prerequisite", code="invalid_prerequisite")
     if wanted:
-        found = set(await uow.session.scalars(select(Course.id).where(Course.id.in_(wanted))))
+        rows = await uow.session.execute(
+            select(Course.id, Course.status, Course.content_version, Course.instructor_id).where(Course.id.in_(wanted))
+        )
+        # Someone else's draft is as good as unknown: its existence is not revealed.
+        found = {r.id for r in rows if r.instructor_id == owner_id or rules.is_live(r.status, r.content_version)}
         missing = sorted(str(p) for p in wanted - found)
         if missing:
             raise Invalid("unknown prerequisite course", code="unknown_prerequisite", details={"missing": missing})
+        # Serialise prerequisite changes, so two opposite edits cannot both pass the cycle check.
+        await uow.session.execute(select(func.pg_advisory_xact_lock(0x5C_9E_4E_0)))
+        reach = (
+            select(CoursePrerequisite.prerequisite_id.label("id"))
+            .where(CoursePrerequisite.course_id.in_(wanted))
+            .cte("reach", recursive=True)
+        )
+        reach = reach.union(
+            select(CoursePrerequisite.prerequisite_id).join(reach, CoursePrerequisite.course_id == reach.c.id)
+        )
+        if await uow.session.scalar(select(reach.c.id).where(reach.c.id == course_id).limit(1)) is not None:
+            raise Invalid(
+                "these prerequisites would make a cycle (a course would require itself)", code="prerequisite_cycle"
+            )
     await uow.session.execute(delete(CoursePrerequisite).where(CoursePrerequisite.course_id == course_id))
     for p in wanted:
         uow.session.add(CoursePrerequisite(course_id=course_id, prerequisite_id=p))
@@ -92,7 +113,7 @@ async def create_course(*, uow: UnitOfWork, principal: Principal, data: CourseIn
     )
     uow.session.add(course)
     await uow.flush()
-    await _set_prerequisites(uow, course.id, data.prerequisites)
+    await _set_prerequisites(uow, course.id, data.prerequisites, owner_id=course.instructor_id)
     await uow.commit()
     return CourseDetail(
         **CourseSummary.model_validate(course).model_dump(), prerequisites=data.prerequisites, modules=[]
@@ -245,7 +266,7 @@ async def update_course(
             raise Invalid(f"{key} cannot be null", code="invalid_field", details={"field": key})
         setattr(course, key, value)
     if data.prerequisites is not None:
-        await _set_prerequisites(uow, course.id, data.prerequisites)
+        await _set_prerequisites(uow, course.id, data.prerequisites, owner_id=course.instructor_id)
     course.updated_at = utcnow()
     try:
         await uow.commit()
