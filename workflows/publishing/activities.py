@@ -21,9 +21,34 @@ def _non_retryable(exc: DomainError) -> ApplicationError:
     return ApplicationError(exc.message, exc.details, type=exc.code, non_retryable=True)
 
 
-def _heartbeat(done: int, total: int) -> None:
-    """Progress for `GET /workflows/{id}`, and liveness: a killed worker's step is retried elsewhere."""
-    activity.heartbeat({"done": done, "total": total})
+class _Heartbeat:
+    """Progress for `GET /workflows/{id}`, and liveness: beats every few seconds while the step works (even inside
+    one long library call), so a killed worker's step is retried elsewhere after the heartbeat timeout."""
+
+    def __init__(self, every: float = 5.0) -> None:
+        self.every = every
+        self.details: dict[str, int] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        self.details = {"done": done, "total": total}
+        activity.heartbeat(self.details)
+
+    async def _beat(self) -> None:
+        while True:
+            await asyncio.sleep(self.every)
+            if self.details:
+                activity.heartbeat(self.details)
+            else:
+                activity.heartbeat()
+
+    async def __aenter__(self) -> _Heartbeat:
+        self._task = asyncio.create_task(self._beat())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._task is not None:
+            self._task.cancel()
 
 
 class PublishingActivities:
@@ -49,7 +74,7 @@ class PublishingActivities:
     async def extract(self, inp: PublishInput) -> dict[str, Any]:
         await faults.fail_point("publish.extract", inp.course_id)
         try:
-            async with self.c.uow() as uow:
+            async with _Heartbeat(), self.c.uow() as uow:
                 return await content_index.extract(
                     uow=uow,
                     documents=self.c.documents,
@@ -63,7 +88,7 @@ class PublishingActivities:
     @activity.defn(name="publish.chunk")
     async def chunk(self, inp: PublishInput) -> dict[str, Any]:
         s = self.c.settings
-        async with self.c.uow() as uow:
+        async with _Heartbeat(), self.c.uow() as uow:
             return await content_index.chunk(
                 uow=uow,
                 files=self.c.files,
@@ -76,28 +101,29 @@ class PublishingActivities:
     @activity.defn(name="publish.embed")
     async def embed(self, inp: PublishInput) -> dict[str, Any]:
         await faults.fail_point("publish.embed", inp.course_id)
-        async with self.c.uow() as uow:
+        async with _Heartbeat() as beat, self.c.uow() as uow:
             return await content_index.embed(
                 uow=uow,
                 embedder=self.c.embedder(),
                 course_id=uuid.UUID(inp.course_id),
                 version=inp.version,
-                progress=_heartbeat,
+                progress=beat,
             )
 
     @activity.defn(name="publish.index")
     async def index(self, inp: PublishInput) -> dict[str, Any]:
         await faults.fail_point("publish.index", inp.course_id)
-        await faults.hold_point(f"publish.index.{inp.course_id}")
-        async with self.c.uow() as uow:
-            return await content_index.index(
-                uow=uow,
-                embedder=self.c.embedder(),
-                vector_index=self.c.vector_index(),
-                course_id=uuid.UUID(inp.course_id),
-                version=inp.version,
-                progress=_heartbeat,
-            )
+        async with _Heartbeat() as beat:
+            await faults.hold_point(f"publish.index.{inp.course_id}")
+            async with self.c.uow() as uow:
+                return await content_index.index(
+                    uow=uow,
+                    embedder=self.c.embedder(),
+                    vector_index=self.c.vector_index(),
+                    course_id=uuid.UUID(inp.course_id),
+                    version=inp.version,
+                    progress=beat,
+                )
 
     @activity.defn(name="publish.verify")
     async def verify(self, inp: PublishInput) -> dict[str, Any]:

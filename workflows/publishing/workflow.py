@@ -29,10 +29,11 @@ class StepSpec:
 STEPS: tuple[StepSpec, ...] = (
     StepSpec("validate", "publish.validate", timedelta(minutes=1)),
     StepSpec("snapshot", "publish.snapshot", timedelta(minutes=2)),
-    StepSpec("extract", "publish.extract", timedelta(minutes=15), timedelta(minutes=2)),
-    StepSpec("chunk", "publish.chunk", timedelta(minutes=10), timedelta(minutes=2)),
-    StepSpec("embed", "publish.embed", timedelta(minutes=60), timedelta(seconds=60)),
-    StepSpec("index", "publish.index", timedelta(minutes=20), timedelta(minutes=2)),
+    # Long steps beat every 5 s: a worker killed mid-step is noticed after 20 s and the step retried elsewhere.
+    StepSpec("extract", "publish.extract", timedelta(minutes=15), timedelta(seconds=20)),
+    StepSpec("chunk", "publish.chunk", timedelta(minutes=10), timedelta(seconds=20)),
+    StepSpec("embed", "publish.embed", timedelta(minutes=60), timedelta(seconds=20)),
+    StepSpec("index", "publish.index", timedelta(minutes=20), timedelta(seconds=20)),
     StepSpec("verify", "publish.verify", timedelta(minutes=2)),
     # Content, index pointer, status and the course.published event commit together (outbox).
     StepSpec("go_live", "publish.mark_published", timedelta(minutes=1)),
