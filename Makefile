@@ -44,6 +44,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy layers/common/python/smartcourse workflows
+	$(BIN)/lint-imports --config .importlinter
 
 format: install
 	$(BIN)/ruff check --fix .
