@@ -1,0 +1,65 @@
+"""Services start and read workflows through the WorkflowStarter port: tested on a hand-written fake."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from smartcourse.domain import workflows as names
+from smartcourse.services import workflows
+
+
+class FakeStarter:
+    """Implements ports.WorkflowStarter in memory, with REJECT_DUPLICATE semantics."""
+
+    def __init__(self) -> None:
+        self.runs: dict[str, tuple[str, Any, str]] = {}
+
+    async def start(self, workflow: str, arg: Any, *, workflow_id: str) -> str:
+        if workflow_id in self.runs:
+            return self.runs[workflow_id][2]
+        self.runs[workflow_id] = (workflow, arg, "running")
+        return "running"
+
+    async def status(self, workflow_id: str) -> str:
+        return self.runs[workflow_id][2] if workflow_id in self.runs else "not_started"
+
+    async def steps(self, workflow_id: str) -> list[dict[str, Any]]:
+        return [{"name": "issue", "status": "completed"}]
+
+
+class FakeContainer:
+    def __init__(self) -> None:
+        self.starter = FakeStarter()
+
+    def workflow_starter(self) -> FakeStarter:
+        return self.starter
+
+
+async def test_start_is_by_name_and_rejects_a_duplicate_id() -> None:
+    c = FakeContainer()
+    assert await workflows.start(c, names.CERTIFICATE, names.certificate_input("e1"), workflow_id="certificate-e1")
+    c.starter.runs["certificate-e1"] = (names.CERTIFICATE, {"enrollment_id": "e1"}, "completed")
+    assert not await workflows.start(c, names.CERTIFICATE, {"enrollment_id": "e1"}, workflow_id="certificate-e1")
+    assert c.starter.runs["certificate-e1"][:2] == (names.CERTIFICATE, {"enrollment_id": "e1"})
+
+
+async def test_describe_an_unknown_workflow_lists_its_steps_pending() -> None:
+    status, steps = await workflows.describe(FakeContainer(), "enroll-x", names.CERTIFICATE_STEPS)
+    assert status == "not_started" and [s.status for s in steps] == ["pending"] * 3
+
+
+async def test_start_quietly_swallows_an_engine_failure() -> None:
+    class Down(FakeContainer):
+        def workflow_starter(self) -> Any:
+            raise RuntimeError("temporal down")
+
+    await workflows.start_quietly(Down(), names.ENROLLMENT, {"enrollment_id": "e"}, workflow_id="enroll-e")
+
+
+def test_workflow_classes_register_the_names_services_use() -> None:
+    from workflows.certificates.workflow import CertificateWorkflow
+    from workflows.enrollment.workflow import STEPS, EnrollmentWorkflow
+
+    assert EnrollmentWorkflow.__temporal_workflow_definition.name == names.ENROLLMENT  # type: ignore[attr-defined]
+    assert CertificateWorkflow.__temporal_workflow_definition.name == names.CERTIFICATE  # type: ignore[attr-defined]
+    assert STEPS == names.ENROLLMENT_STEPS
