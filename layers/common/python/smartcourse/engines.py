@@ -51,6 +51,18 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def _http_ok(url: str) -> bool:
+    """True once `url` answers 200 (llama.cpp's server listens before its model is loaded: 503 until then)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=1) as resp:  # noqa: S310 (a local URL we built)
+            return int(resp.status) == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
 def _bin(name: str) -> str:
     """A console script installed beside this interpreter, else on PATH."""
     local = Path(sys.executable).parent / name
@@ -264,7 +276,7 @@ class EmbeddedEngines:
         port = free_port()
         argv = [sys.executable, "-m", "smartcourse.assistant.llm_server", "--port", str(port)]
         self.started.append(proc)
-        return proc.start(argv, f"http://127.0.0.1:{port}/v1", lambda: port_open("127.0.0.1", port), timeout=60)
+        return proc.start(argv, f"http://127.0.0.1:{port}/v1", lambda: _http_ok(f"http://127.0.0.1:{port}/health"))
 
     def stop(self) -> None:
         """Stop what this object started (pgserver stops itself when its last handle exits)."""

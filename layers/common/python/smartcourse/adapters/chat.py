@@ -61,3 +61,19 @@ class OpenAIChatModel:
             text = chunk.content if isinstance(chunk.content, str) else ""
             if text:
                 yield text
+
+    async def stream_json(
+        self, messages: Sequence[ChatMessage], *, schema: dict[str, Any], max_tokens: int = 512
+    ) -> AsyncIterator[str]:
+        """Like `stream`, asking the server to constrain output to a JSON schema (llama.cpp, OpenAI, vLLM do)."""
+        llm = self._llm.bind(
+            max_tokens=max_tokens,
+            temperature=0.2,
+            response_format={"type": "json_schema", "json_schema": {"name": "output", "schema": schema}},
+        )
+        async for chunk in llm.astream(to_langchain(messages)):
+            if isinstance(chunk, AIMessageChunk) and chunk.usage_metadata:
+                _record_usage(dict(chunk.usage_metadata))
+            text = chunk.content if isinstance(chunk.content, str) else ""
+            if text:
+                yield text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -11,3 +12,33 @@ async def sse_events(events: AsyncIterator[tuple[str, dict[str, Any]]]) -> Async
     """sse-starlette items; when the client disconnects the response cancels this, which stops the model."""
     async for event, data in events:
         yield {"event": event, "data": json.dumps(data, ensure_ascii=False)}
+
+
+def wants_stream(request: Any) -> bool:
+    return "text/event-stream" in request.headers.get("accept", "")
+
+
+async def generation_events(run: Any) -> AsyncIterator[dict[str, str]]:
+    """An instructor generation as SSE: `token`* while the model writes, then `done` (the JSON body) or `error`."""
+    from smartcourse.errors import DomainError
+
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    task = asyncio.create_task(run.execute(on_token=queue.put_nowait))
+    try:
+        while not (task.done() and queue.empty()):
+            getter = asyncio.ensure_future(queue.get())
+            await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+            if getter.done():
+                yield {"event": "token", "data": json.dumps({"text": getter.result()}, ensure_ascii=False)}
+            else:
+                getter.cancel()
+        try:
+            result = task.result()
+        except DomainError as exc:
+            err = {"code": exc.code, "message": exc.message, "details": exc.details}
+            yield {"event": "error", "data": json.dumps(err)}
+            return
+        yield {"event": "done", "data": result.model_dump_json()}
+    finally:
+        if not task.done():  # the client went away: stop the model
+            task.cancel()

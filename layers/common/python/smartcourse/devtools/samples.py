@@ -33,6 +33,13 @@ BODIES: dict[str, dict[str, Any]] = {
     "update_lesson": {"content": "# Why\nRevised."},
     "enroll": {"course_id": "00000000-0000-4000-8000-000000000001"},
     "submit_quiz": {"answers": [1, 0]},
+    "ai_ask": {"course_id": "00000000-0000-4000-8000-000000000001", "question": "Why use an outbox?"},
+    "ai_ask_stream": {"course_id": "00000000-0000-4000-8000-000000000001", "question": "Why use an outbox?"},
+    "ai_generate_summary": {"course_id": "00000000-0000-4000-8000-000000000001"},
+    "ai_generate_objectives": {"course_id": "00000000-0000-4000-8000-000000000001"},
+    "ai_generate_quiz": {"course_id": "00000000-0000-4000-8000-000000000001", "num_questions": 3},
+    "ai_explain": {"course_id": "00000000-0000-4000-8000-000000000001", "concept": "outbox", "level": "beginner"},
+    "ai_save_generated_quiz": {"module_id": "00000000-0000-4000-8000-000000000001"},
 }
 
 EXAMPLE_ID = "00000000-0000-4000-8000-000000000001"

@@ -14,24 +14,36 @@ from typing import Any
 
 from sqlalchemy import delete, distinct, func, select, update
 
-from smartcourse.assistant import usage
+from smartcourse.assistant import evidence, generation, prompts, usage
 from smartcourse.assistant.configuration import Configuration, Knobs
 from smartcourse.assistant.graph import build_graph
-from smartcourse.assistant.schemas import AskIn, AskOut, InteractionOut
+from smartcourse.assistant.schemas import (
+    AskIn,
+    AskOut,
+    Citation,
+    GenerationOut,
+    InteractionOut,
+    QuizOut,
+    QuizQuestionOut,
+    SaveQuizIn,
+)
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as rules
 from smartcourse.domain.events import DomainEvent
-from smartcourse.errors import DomainError, NotFound, RateLimited, Unavailable
+from smartcourse.errors import Conflict, DomainError, Invalid, NotFound, RateLimited, Unavailable
 from smartcourse.models import (
     AiConversation,
+    AiGeneratedQuiz,
     AiInteraction,
     AiMessage,
+    ContentChunk,
     Course,
     Enrollment,
     Lesson,
     QuizAttempt,
 )
-from smartcourse.ports import ChatMessage, Hit
+from smartcourse.ports import ChatMessage, Chunk, Hit
+from smartcourse.schemas import LessonPublic
 from smartcourse.security import Principal
 from smartcourse.services import search
 
@@ -383,3 +395,225 @@ async def ask(container: Any, *, principal: Principal, body: AskIn) -> AskOut:
             details={"interaction_id": err.get("interaction_id")},
         )
     return AskOut.model_validate(done)
+
+
+# --- instructor generation ------------------------------------------------------------------------
+
+GENERATION_PASSAGES = 4
+
+
+async def _instructor_course(uow: UnitOfWork, principal: Principal, course_id: uuid.UUID) -> Course:
+    """The course, if the caller owns it (or is an admin) and its content is indexed."""
+    course = await uow.session.get(Course, course_id)
+    if course is None or not rules.can_see_draft(principal, course.instructor_id):
+        raise NotFound("course not found", code="course_not_found")
+    if course.index_version <= 0:
+        raise Conflict(
+            "the course's content is not indexed yet: publish it and wait until it is ready",
+            code="course_not_ready",
+        )
+    return course
+
+
+def _chunk_hit(row: ContentChunk) -> Hit:
+    chunk = Chunk(
+        chunk_id=row.chunk_id,
+        course_id=str(row.course_id),
+        version=row.version,
+        source_type=row.source_type,  # type: ignore[arg-type]
+        source_id=row.source_id,
+        title=row.title,
+        location=row.location,
+        text=row.text,
+        content_hash=row.content_hash,
+        ordinal=row.ordinal,
+    )
+    return Hit(chunk=chunk, score=1.0)
+
+
+async def _indexed_passages(uow: UnitOfWork, course: Course, lesson_id: uuid.UUID | None) -> list[Hit]:
+    """The live index's chunks of the course (the first of each source, in order) or of one lesson."""
+    stmt = select(ContentChunk).where(ContentChunk.course_id == course.id, ContentChunk.version == course.index_version)
+    if lesson_id is not None:
+        stmt = stmt.where(ContentChunk.source_id == str(lesson_id))
+    rows = (await uow.session.scalars(stmt.order_by(ContentChunk.ordinal, ContentChunk.chunk_id))).all()
+    if lesson_id is not None and not rows:
+        raise NotFound("no indexed content for that lesson in the live version", code="lesson_not_indexed")
+    if lesson_id is not None:
+        return [_chunk_hit(r) for r in rows[:GENERATION_PASSAGES]]
+    firsts: dict[str, ContentChunk] = {}
+    for r in rows:
+        firsts.setdefault(r.source_id, r)
+    chosen = list(firsts.values())[:GENERATION_PASSAGES]
+    return [_chunk_hit(r) for r in chosen]
+
+
+@dataclass
+class GenerationRun:
+    """A prepared instructor generation: checks done, slot held until `execute` ends."""
+
+    container: Any
+    principal: Principal
+    task: generation.Task
+    passages: list[Hit]
+    interaction: Interaction
+    slot: asyncio.Semaphore
+    query: str
+    lesson_id: uuid.UUID | None = None
+
+    async def execute(self, on_token: Any = None) -> GenerationOut | QuizOut:
+        it = self.interaction
+        try:
+            with usage.metered() as meter:
+                it.meter = meter
+
+                def token(piece: str) -> None:
+                    it.mark_first_token()
+                    if on_token is not None:
+                        on_token(piece)
+
+                result = await generation.run(self.container.chat_model(), self.task, self.passages, token)
+            it.outcome = "generated"
+            out, extra = self._shape(result)
+            await record(self.container, it, extra=extra)
+            return out
+        except (Exception, asyncio.CancelledError) as exc:
+            await record_failure(self.container, it, exc)
+            if isinstance(exc, DomainError):
+                exc.details = {**(exc.details or {}), "interaction_id": str(it.id)}
+                raise
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            log.exception("generation failed (interaction %s)", it.id)
+            raise Unavailable(
+                "the assistant could not generate this; the interaction id identifies the cause",
+                code="assistant_failed",
+                details={"interaction_id": str(it.id)},
+            ) from exc
+        finally:
+            self.slot.release()
+
+    def _shape(self, result: Any) -> tuple[GenerationOut | QuizOut, list[Any]]:
+        kind, it = self.task.kind, self.interaction
+        if kind == "quiz":
+            questions = [
+                QuizQuestionOut(
+                    prompt=q.prompt,
+                    options=q.options,
+                    answer=q.answer,
+                    source_chunk_id=self.passages[q.source - 1].chunk.chunk_id,
+                    source=prompts.source_label(self.passages[q.source - 1]),
+                )
+                for q in result
+            ]
+            quiz_id = uuid.uuid4()
+            title = f"Quiz: {self.passages[0].chunk.title}"[:200]
+            row = AiGeneratedQuiz(
+                id=quiz_id,
+                course_id=it.course_id,
+                lesson_id=self.lesson_id,
+                created_by=self.principal.user_id,
+                title=title,
+                questions=[q.model_dump() for q in questions],
+            )
+            out = QuizOut(
+                id=quiz_id,
+                course_id=it.course_id or uuid.uuid4(),
+                lesson_id=self.lesson_id,
+                title=title,
+                questions=questions,
+                interaction_id=it.id,
+            )
+            return out, [row]
+        text = "\n".join(f"- {o}" for o in result) if kind == "objectives" else str(result)
+        valid, _ = evidence.check_citations(text, len(self.passages))
+        cited = valid or list(range(1, len(self.passages) + 1))
+        cites = [Citation(**evidence.citation(n, self.passages[n - 1], self.query)) for n in cited]
+        items = list(result) if kind == "objectives" else []
+        return GenerationOut(kind=kind, text=text, items=items, citations=cites, interaction_id=it.id), []  # type: ignore[arg-type]
+
+
+async def prepare_generation(
+    container: Any,
+    *,
+    principal: Principal,
+    kind: str,
+    course_id: uuid.UUID,
+    lesson_id: uuid.UUID | None = None,
+    num_questions: int = 3,
+    concept: str | None = None,
+    level: str = "beginner",
+) -> GenerationRun:
+    """Check the caller and the course, pick the passages, count the quota and take a slot."""
+    async with container.uow() as uow:
+        course = await _instructor_course(uow, principal, course_id)
+        if kind == "explain":
+            passages: list[Hit] = []
+        else:
+            passages = await _indexed_passages(uow, course, lesson_id)
+    query = concept or course.title
+    if kind == "explain":
+        found = await search.retrieve(container, principal=principal, course_id=course_id, query=query, k=RETRIEVE_K)
+        passages = evidence.strong_hits(found.hits, container.settings.assistant_relevance_floor)[:GENERATION_PASSAGES]
+        if not passages:
+            raise Invalid("the course's material does not cover that concept", code="concept_not_in_course")
+    if not passages:
+        raise Conflict("the course has no indexed content to generate from", code="no_indexed_content")
+    n = len(passages)
+    task = {
+        "summary": lambda: generation.summary_task(n),
+        "objectives": generation.objectives_task,
+        "quiz": lambda: generation.quiz_task(num_questions, n),
+        "explain": lambda: generation.explain_task(concept or "", level, n),
+    }[kind]()
+    await enforce_quota(container, principal)
+    slot = await acquire_slot(container)
+    try:
+        model = container.chat_model().name
+    except Exception:
+        slot.release()
+        raise
+    interaction = Interaction(user_id=principal.user_id, course_id=course_id, kind=kind, model=model, question=concept)
+    return GenerationRun(container, principal, task, passages, interaction, slot, query, lesson_id)
+
+
+async def save_generated_quiz(
+    container: Any, *, principal: Principal, quiz_id: uuid.UUID, body: SaveQuizIn
+) -> LessonPublic:
+    """Turn a generated quiz into a quiz lesson of the working copy (a draft until the next publish)."""
+    from smartcourse.schemas import LessonIn, QuizQuestion
+    from smartcourse.services import courses
+
+    async with container.uow() as uow:
+        quiz = await uow.session.get(AiGeneratedQuiz, quiz_id, with_for_update=True)
+        if quiz is None or not (principal.is_admin or quiz.created_by == principal.user_id):
+            raise NotFound("generated quiz not found", code="generated_quiz_not_found")
+        if quiz.saved_lesson_id is not None:
+            raise Conflict(
+                "this quiz was already saved",
+                code="generated_quiz_saved",
+                details={"lesson_id": str(quiz.saved_lesson_id)},
+            )
+        data = LessonIn(
+            title=body.title or quiz.title,
+            type="quiz",
+            questions=[
+                QuizQuestion(prompt=q["prompt"], options=q["options"], answer=q["answer"]) for q in quiz.questions
+            ],
+            pass_score=body.pass_score,
+        )
+        quiz.saved_lesson_id = uuid.uuid4()  # provisional: replaced below, keeps a concurrent save out
+        lesson = await courses.add_lesson(
+            uow=uow,
+            documents=container.documents,
+            principal=principal,
+            course_id=quiz.course_id,
+            module_id=body.module_id,
+            data=data,
+        )
+    async with container.uow() as uow:
+        await uow.session.execute(
+            update(AiGeneratedQuiz).where(AiGeneratedQuiz.id == quiz_id).values(saved_lesson_id=lesson.id)
+        )
+        await uow.commit()
+    return lesson

@@ -1,0 +1,25 @@
+"""POST /ai/ask-stream: the /ai/ask answer as Server-Sent Events (token*, citations, done | error)."""
+
+from fastapi import APIRouter
+from sse_starlette import EventSourceResponse
+
+from smartcourse.api.app import lambda_handler
+from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.assistant.schemas import AskIn
+from smartcourse.assistant.sse import sse_events
+from smartcourse.services import assistant
+
+router = APIRouter(tags=["assistant"])
+
+
+@router.post(
+    "/ai/ask-stream",
+    response_class=EventSourceResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "token*, citations, done (or error)"}},
+)
+async def ai_ask_stream(body: AskIn, user: CurrentUser, c: ContainerDep) -> EventSourceResponse:
+    run = await assistant.prepare_ask(c, principal=user, body=body, streamed=True)
+    return EventSourceResponse(sse_events(run.events()), ping=15)
+
+
+handler = lambda_handler(router)

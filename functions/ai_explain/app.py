@@ -1,0 +1,27 @@
+"""POST /ai/explain: a concept explained at a level from the course's passages, with citations (owner, admin)."""
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from sse_starlette import EventSourceResponse
+
+from smartcourse.api.app import lambda_handler
+from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.assistant.schemas import ExplainIn, GenerationOut
+from smartcourse.assistant.sse import generation_events, wants_stream
+from smartcourse.services import assistant
+
+router = APIRouter(tags=["assistant"])
+
+
+@router.post("/ai/explain", response_model=GenerationOut, responses={200: {"content": {"text/event-stream": {}}}})
+async def ai_explain(body: ExplainIn, request: Request, user: CurrentUser, c: ContainerDep) -> Any:
+    run = await assistant.prepare_generation(
+        c, principal=user, kind="explain", course_id=body.course_id, concept=body.concept, level=body.level
+    )
+    if wants_stream(request):
+        return EventSourceResponse(generation_events(run), ping=15)
+    return await run.execute()
+
+
+handler = lambda_handler(router)

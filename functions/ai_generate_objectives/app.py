@@ -1,0 +1,29 @@
+"""POST /ai/generate-objectives: learning objectives starting with Bloom verbs (owner, admin; SSE on request)."""
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from sse_starlette import EventSourceResponse
+
+from smartcourse.api.app import lambda_handler
+from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.assistant.schemas import GenerateIn, GenerationOut
+from smartcourse.assistant.sse import generation_events, wants_stream
+from smartcourse.services import assistant
+
+router = APIRouter(tags=["assistant"])
+
+
+@router.post(
+    "/ai/generate-objectives", response_model=GenerationOut, responses={200: {"content": {"text/event-stream": {}}}}
+)
+async def ai_generate_objectives(body: GenerateIn, request: Request, user: CurrentUser, c: ContainerDep) -> Any:
+    run = await assistant.prepare_generation(
+        c, principal=user, kind="objectives", course_id=body.course_id, lesson_id=body.lesson_id
+    )
+    if wants_stream(request):
+        return EventSourceResponse(generation_events(run), ping=15)
+    return await run.execute()
+
+
+handler = lambda_handler(router)

@@ -1,0 +1,32 @@
+"""POST /ai/generate-quiz: multiple-choice questions from the course's content, strictly validated (owner, admin)."""
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from sse_starlette import EventSourceResponse
+
+from smartcourse.api.app import lambda_handler
+from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.assistant.schemas import QuizGenerateIn, QuizOut
+from smartcourse.assistant.sse import generation_events, wants_stream
+from smartcourse.services import assistant
+
+router = APIRouter(tags=["assistant"])
+
+
+@router.post("/ai/generate-quiz", response_model=QuizOut, responses={200: {"content": {"text/event-stream": {}}}})
+async def ai_generate_quiz(body: QuizGenerateIn, request: Request, user: CurrentUser, c: ContainerDep) -> Any:
+    run = await assistant.prepare_generation(
+        c,
+        principal=user,
+        kind="quiz",
+        course_id=body.course_id,
+        lesson_id=body.lesson_id,
+        num_questions=body.num_questions,
+    )
+    if wants_stream(request):
+        return EventSourceResponse(generation_events(run), ping=15)
+    return await run.execute()
+
+
+handler = lambda_handler(router)
