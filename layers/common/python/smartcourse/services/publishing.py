@@ -11,6 +11,7 @@ from sqlalchemy import case, func, select, update
 
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as rules
+from smartcourse.domain import workflows as names
 from smartcourse.domain.events import DomainEvent
 from smartcourse.errors import Conflict, Invalid, NotFound, Unavailable
 from smartcourse.models import Course, Lesson, WorkflowRun, utcnow
@@ -61,37 +62,20 @@ async def request_publish(*, uow: UnitOfWork, principal: Principal, course_id: u
 
 
 async def start_publish(*, container: Any, principal: Principal, course_id: uuid.UUID) -> WorkflowStarted:
-    """Request the publish, then start its workflow (idempotent by workflow id)."""
-    from temporalio.client import WorkflowExecutionStatus
-    from temporalio.common import WorkflowIDReusePolicy
-    from temporalio.exceptions import WorkflowAlreadyStartedError
-
-    from workflows.publishing.workflow import CoursePublishingWorkflow, PublishInput
-
+    """Request the publish, then start its workflow by name (idempotent by workflow id)."""
     async with container.uow() as uow:
         workflow_id, version = await request_publish(uow=uow, principal=principal, course_id=course_id)
     try:
-        client = await container.temporal()
-        await client.start_workflow(
-            CoursePublishingWorkflow.run,
-            PublishInput(course_id=str(course_id), version=version, workflow_id=workflow_id),
-            id=workflow_id,
-            task_queue=container.settings.temporal_task_queue,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        status = await container.workflow_starter().start(
+            names.PUBLISHING,
+            {"course_id": str(course_id), "version": version, "workflow_id": workflow_id},
+            workflow_id=workflow_id,
         )
-        status = "running"
-    except WorkflowAlreadyStartedError:
-        desc = await client.get_workflow_handle(workflow_id).describe()
-        status = _status_name(desc.status or WorkflowExecutionStatus.RUNNING)
     except Unavailable:
         async with container.uow() as uow:
             await revert_publish(uow=uow, course_id=course_id, workflow_id=workflow_id)
         raise
     return WorkflowStarted(workflow_id=workflow_id, status=status)
-
-
-def _status_name(status: Any) -> str:
-    return str(status.name).lower()
 
 
 # --- the steps (called by activities; each is idempotent) -------------------------------------
