@@ -1,0 +1,104 @@
+"""The assistant on the real embedded model (llama.cpp server + SmolLM2-135M, started like the other engines).
+
+Small model, small `max_tokens`: this proves the plumbing (tokens stream from the model, citations are checked,
+quotas hold, a disconnect stops the generation), not the quality of the answers."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+
+from tests.conftest import Api
+from tests.integration.test_assistant import OUTBOX_LESSON, enrolled_student, published_course, sse
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def local_model(container: Any) -> Any:
+    """The real ChatModel adapter on the embedded server; tight token and quota limits for the test."""
+    before = container.settings
+    container.use_chat_model(None)
+    container.settings = container.settings.model_copy(
+        update={"assistant_max_tokens": 24, "assistant_quota_per_minute": 2, "assistant_queue_wait_seconds": 30}
+    )
+    model = container.chat_model()
+    yield model
+    container.settings = container.settings.model_copy(
+        update={k: getattr(before, k) for k in ("assistant_max_tokens", "assistant_quota_per_minute")}
+    )
+
+
+async def test_streams_cites_and_respects_the_quota(api: Api, worker: object, container: Any, local_model: Any) -> None:
+    assert local_model.name == "SmolLM2-135M-Instruct"
+    teacher = await api.user("instructor")
+    course = await published_course(api, teacher, OUTBOX_LESSON)
+    student = await enrolled_student(api, course["id"])
+    ask = {"course_id": course["id"], "question": "Why does the outbox table store events?"}
+
+    events = await sse(api.client, ask, student["headers"])
+    names = [e for e, _ in events]
+    assert names.count("token") >= 1 and names[-2:] == ["citations", "done"], names
+    done = events[-1][1]
+    assert done["type"] == "answer" and done["citations"], done
+    # Whether the model cited or the server fell back to quotes, every citation is a chunk of this course.
+    from sqlalchemy import select
+
+    from smartcourse.models import ContentChunk
+
+    async with container.uow() as uow:
+        ids = set(
+            (
+                await uow.session.scalars(select(ContentChunk.chunk_id).where(ContentChunk.course_id == course["id"]))
+            ).all()
+        )
+    assert {c["chunk_id"] for c in done["citations"]} <= ids
+    r = await api.client.get(f"/ai/interactions/{done['interaction_id']}", headers=teacher["headers"])
+    record = r.json()
+    assert record["model"] == "SmolLM2-135M-Instruct" and record["tokens_out"] > 0 and record["first_token_ms"] > 0
+
+    health = (await api.client.get("/health")).json()
+    assert health["assistant"]["model"] == "SmolLM2-135M-Instruct" and health["engines"]["llm"]["status"] == "up"
+
+    # Off-topic: refused on evidence, before any generation.
+    r = await api.client.post(
+        "/ai/ask", json={**ask, "question": "Who painted the Mona Lisa?"}, headers=student["headers"]
+    )
+    assert r.status_code == 200 and r.json()["type"] == "refuse", r.text
+    r = await api.client.post("/ai/ask", json=ask, headers=student["headers"])
+    assert r.status_code == 429 and r.json()["code"] == "ai_quota_exceeded"
+
+
+async def test_a_disconnected_stream_stops_the_generation(
+    api: Api, worker: object, container: Any, local_model: Any
+) -> None:
+    from smartcourse.assistant.schemas import AskIn
+    from smartcourse.security import Principal
+    from smartcourse.services import assistant
+
+    container.settings = container.settings.model_copy(update={"assistant_max_tokens": 400})
+    teacher = await api.user("instructor")
+    course = await published_course(api, teacher, OUTBOX_LESSON)
+    owner = Principal(user_id=uuid.UUID(teacher["id"]), role="instructor")
+    body = AskIn(course_id=course["id"], question="Explain in detail how the outbox relay publishes events.")
+    run = await assistant.prepare_ask(container, principal=owner, body=body, streamed=True)
+    first_token = asyncio.Event()
+
+    async def client() -> None:
+        async for event, _ in run.events():
+            if event == "token":
+                first_token.set()
+
+    task = asyncio.create_task(client())
+    await asyncio.wait_for(first_token.wait(), timeout=240)
+    task.cancel()  # what sse-starlette does when the client goes away
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    r = await api.client.get(f"/ai/interactions/{run.interaction.id}", headers=teacher["headers"])
+    record = r.json()
+    assert record["outcome"] == "cancelled", record
+    assert record["tokens_out"] < 400  # stopped early (at most what was produced before the cancel)
+    assert run._released  # the generation slot is free again
