@@ -34,13 +34,26 @@ async def check(c: Any) -> dict[str, Any]:
     async def redis() -> None:
         await c.redis().ping()
 
+    async def llm() -> None:
+        import httpx
+
+        headers = {"Authorization": f"Bearer {c.settings.llm_api_key}"} if c.settings.llm_api_key else {}
+        async with httpx.AsyncClient(timeout=2.5) as http:
+            (await http.get(f"{c.settings.llm_base_url.rstrip('/')}/models", headers=headers)).raise_for_status()
+
     probes: dict[str, Callable[[], Awaitable[Any]]] = {"database": db, "documents": documents}
     if c.settings.temporal_address:
         probes["temporal"] = temporal
     if c.settings.redis_url:
         probes["redis"] = redis
+    if c.settings.llm_base_url:  # the embedded model starts on the first assistant call: not probed before
+        probes["llm"] = llm
     results = await asyncio.gather(*(_probe(fn) for fn in probes.values()))
     engines = dict(zip(probes, results, strict=True))
     engines["files"] = {"status": "up", "kind": "s3" if c.settings.uses_s3 else "local"}
     overall = "ok" if all(e["status"] == "up" for e in engines.values()) else "degraded"
-    return {"status": overall, "engines": engines}
+    assistant = {
+        "model": getattr(c._chat, "name", None) or c.settings.llm_model,
+        "endpoint": c.settings.llm_base_url or "embedded llama.cpp server (starts on first use)",
+    }
+    return {"status": overall, "engines": engines, "assistant": assistant}
