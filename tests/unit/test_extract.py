@@ -122,6 +122,8 @@ def test_html_without_main_uses_the_body() -> None:
     (section,) = _material(html, "x.htm", "text/html")
     assert section.heading_path == ["Only"]
     assert section.text == "Body bold text.\nNext."
+    (loose,) = _material(b"<div><p>First block.</p>Loose text<div>Inner</div>tail</div>", "y.html", "text/html")
+    assert loose.text == "First block.\nLoose text\nInner\ntail"
 
 
 def test_markdown_material_and_plain_text() -> None:

@@ -300,6 +300,9 @@ def _html_sections(html: str) -> list[tuple[list[str], str]]:
             heading_ids.update(n.mem_id for n in node.traverse(include_text=True))
         elif tag == "-text":
             if node.mem_id not in heading_ids:
+                prev = node.prev
+                if prev is not None and prev.tag in _HTML_BLOCKS:  # text after a closed block: a new line
+                    buf.append("\n")
                 buf.append(re.sub(r"\s+", " ", node.text_content or ""))
         elif tag in _HTML_BLOCKS:
             buf.append("\n")
