@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import unicodedata
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
+
+# LanceDB's Rust core logs deprecation chatter at WARN on every hybrid query; keep errors only (overridable).
+os.environ.setdefault("LANCEDB_LOG", "error")
 
 import numpy as np
 import pyarrow as pa
@@ -276,7 +280,7 @@ class LanceVectorIndex:
         elif qvec is not None:
             q = table.query().nearest_to(qvec).distance_type("cosine").nprobes(self.nprobes).select(columns)
         else:
-            q = table.query().nearest_to_text(fts).select(columns)
+            q = table.query().nearest_to_text(fts).select([*columns, "_score"])
         result: pa.Table = await q.limit(k).to_arrow()
         return await asyncio.to_thread(self._hits, result, qvec, mode)
 
