@@ -176,16 +176,16 @@ def index_storage_options(settings: Settings) -> dict[str, str] | None:
     """Object-store options for an s3:// index: the same endpoint and credentials as the file store."""
     import os
 
-    if not settings.resolved_index_uri.startswith("s3://"):
+    if not settings.resolved_index_uri.startswith("s3"):
         return None
-    options = {"region": settings.s3_region}
-    if settings.s3_endpoint_url:
-        options["endpoint"] = settings.s3_endpoint_url
-        options["allow_http"] = str(settings.s3_endpoint_url.startswith("http://")).lower()
-    for env, key in (("AWS_ACCESS_KEY_ID", "aws_access_key_id"), ("AWS_SECRET_ACCESS_KEY", "aws_secret_access_key")):
-        if os.environ.get(env):
-            options[key] = os.environ[env]
-    return options
+    from smartcourse.adapters.lance_index import s3_storage_options
+
+    return s3_storage_options(
+        settings.s3_endpoint_url,
+        region=settings.s3_region,
+        access_key_id=os.environ.get("AWS_ACCESS_KEY_ID"),
+        secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
+    )
 
 
 def build_file_store(settings: Settings) -> FileStore:
