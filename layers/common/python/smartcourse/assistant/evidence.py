@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from smartcourse.assistant.configuration import Knobs
-from smartcourse.assistant.prompts import SYSTEM, source_label
+from smartcourse.assistant.prompts import SYSTEM, defang, source_label
 from smartcourse.ports import Hit
 
 _WORD = re.compile(r"[a-z0-9][a-z0-9'+#-]*")
@@ -152,7 +152,7 @@ def citation(index: int, hit: Hit, query: str) -> dict[str, Any]:
         "index": index,
         "chunk_id": hit.chunk.chunk_id,
         "source": source_label(hit),
-        "quote": best_sentence(hit.chunk.text, query),
+        "quote": best_sentence(defang(hit.chunk.text), query),
     }
 
 

@@ -41,9 +41,14 @@ _INJECTION = re.compile(
 )
 
 
+def defang(text: str) -> str:
+    """Course text with instruction-like phrases replaced (also what quotes show)."""
+    return _INJECTION.sub("[instruction-like text removed]", text)
+
+
 def neutralise(text: str) -> str:
-    """Course text with instruction-like phrases replaced and markup escaped (it cannot close the fence)."""
-    return html.escape(_INJECTION.sub("[instruction-like text removed]", text), quote=False)
+    """Course text defanged and markup-escaped, so it cannot close the fence around it."""
+    return html.escape(defang(text), quote=False)
 
 
 def looks_like_injection(text: str) -> bool:
