@@ -77,7 +77,7 @@ async def run(pages: int, raw_sample: int) -> None:
     settings = config.get_settings()
     from smartcourse.migrations import upgrade_head
 
-    upgrade_head(settings.database_url or "")
+    await asyncio.to_thread(upgrade_head, settings.database_url or "")
     container = build_container(settings)
     set_container(container)
     from smartcourse.api.local import build_local_app
