@@ -21,9 +21,9 @@ from sqlalchemy import select, text
 from smartcourse.adapters.event_codec import EventCodec, encode_wire
 from smartcourse.adapters.kafka import KafkaConsumerRunner, KafkaPublisher, dlq_topic
 from smartcourse.adapters.schema_registry import SchemaRegistry
-from smartcourse.consumers import Consumer
 from smartcourse.domain.events import DomainEvent
 from smartcourse.errors import Invalid
+from smartcourse.event_consumer import Consumer
 from smartcourse.models import DeadLetter, OutboxEvent
 from smartcourse.services.outbox import relay_once, run_relay
 from tests.conftest import REPO

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from smartcourse.adapters.msk import msk_handler
 from smartcourse.cli import LambdaContext
-from smartcourse.consumers import Consumer
+from smartcourse.event_consumer import Consumer
 from smartcourse.models import DeadLetter
 from tests.conftest import REPO
 

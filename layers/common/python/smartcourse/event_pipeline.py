@@ -12,8 +12,9 @@ from smartcourse.adapters.event_codec import EventCodec
 from smartcourse.adapters.schema_registry import SchemaRegistry
 from smartcourse.bootstrap import Container, get_container
 from smartcourse.config import Settings
-from smartcourse.consumers import Consumer, InProcessPublisher
+from smartcourse.consumers import InProcessPublisher
 from smartcourse.consumers import registry as consumer_registry
+from smartcourse.event_consumer import Consumer
 from smartcourse.logging import configure_logging
 from smartcourse.services.outbox import run_relay
 

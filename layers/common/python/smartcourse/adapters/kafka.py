@@ -16,9 +16,9 @@ from prometheus_client import Counter
 from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential
 
 from smartcourse.adapters.event_codec import Decoded, EventCodec, PoisonMessage, dead_letter_envelope, decode
-from smartcourse.consumers import Consumer, dead_letter
 from smartcourse.domain.events import TOPICS
 from smartcourse.errors import Invalid
+from smartcourse.event_consumer import Consumer, dead_letter
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 from smartcourse.adapters.event_codec import Decoded, EventCodec, PoisonMessage, dead_letter_envelope, decode
-from smartcourse.consumers import Consumer, dead_letter
 from smartcourse.errors import Invalid
+from smartcourse.event_consumer import Consumer, dead_letter
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from sqlalchemy import Date, Float, and_, cast, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smartcourse.consumers import Consumer
 from smartcourse.db import UnitOfWork
 from smartcourse.errors import Forbidden
+from smartcourse.event_consumer import Consumer
 from smartcourse.models import (
     AiInteraction,
     AnalyticsCounter,

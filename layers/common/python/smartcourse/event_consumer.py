@@ -1,0 +1,63 @@
+"""One event consumer: its effects applied once per event id, and the dead letter of an event it cannot apply.
+
+Imports no service, so a service can declare its consumer here and `consumers.registry()` can list them all.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from smartcourse.event_contracts import validate_event
+from smartcourse.models import DeadLetter, ProcessedEvent
+
+Effect = Callable[[AsyncSession, dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """A named group of handlers; `effects` maps event type to the function applying it."""
+
+    name: str
+    effects: dict[str, Effect]
+
+    async def handle(self, sessionmaker: Any, envelope: dict[str, Any]) -> bool:
+        """Apply one event once. Returns False if it was already processed (a redelivery)."""
+        event_type = envelope["event_type"]
+        effect = self.effects.get(event_type)
+        if effect is None:
+            return False
+        validate_event(event_type, int(envelope["schema_version"]), envelope)
+        event_id = uuid.UUID(envelope["event_id"])
+        async with sessionmaker() as session, session.begin():
+            claimed = await session.execute(
+                insert(ProcessedEvent)
+                .values(consumer=self.name, event_id=event_id)
+                .on_conflict_do_nothing()
+                .returning(ProcessedEvent.event_id)
+            )
+            if claimed.first() is None:
+                return False
+            await effect(session, envelope)
+        return True
+
+
+async def dead_letter(sessionmaker: Any, consumer: str, topic: str, envelope: dict[str, Any], error: str) -> None:
+    """Keep a poison event with its error; replaying it is an admin action."""
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            insert(DeadLetter)
+            .values(
+                consumer=consumer,
+                event_id=uuid.UUID(str(envelope.get("event_id", uuid.uuid4()))),
+                topic=topic,
+                payload=envelope,
+                error=error[:4000],
+            )
+            .on_conflict_do_nothing()
+        )
