@@ -100,6 +100,18 @@ async def test_ambiguous_short_question_over_unrelated_candidates_clarifies() ->
 async def test_question_without_a_subject_clarifies() -> None:
     out = await ask(ScriptedChat(), "Can you explain this?", OUTBOX)
     assert out["type"] == "clarify" and "Why an outbox" in out["answer"]
+    # Even when nothing it retrieves is strong: the question, not the material, is what is missing.
+    out = await ask(ScriptedChat(), "Tell me more about it.", WEAK)
+    assert out["type"] == "clarify" and "Certificates" in out["answer"]
+
+
+async def test_short_question_naming_several_sources_clarifies_even_if_scores_differ() -> None:
+    a = hit(4, "Primary keys", "A primary key identifies a row.", 0.70)
+    b = hit(5, "Encryption keys", "An encryption key encrypts data.", 0.45)
+    out = await ask(ScriptedChat(), "What is a key?", a, b)
+    assert out["type"] == "clarify" and "Encryption keys" in out["answer"]
+    out = await ask(ScriptedChat("A primary key identifies a row [1]."), "What is a primary key in a table?", a, b)
+    assert out["type"] == "answer"
 
 
 async def test_uncited_answer_is_regenerated_once() -> None:

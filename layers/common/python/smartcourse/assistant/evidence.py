@@ -70,21 +70,29 @@ def _distinct_sources(hits: Sequence[Hit]) -> list[Hit]:
 
 def decide(question: str, hits: Sequence[Hit], knobs: Knobs) -> Decision:
     """Route on evidence. Deterministic, so it holds whatever the model's strength."""
-    strong = strong_hits(hits, knobs.relevance_floor)
     subject = subject_words(question)
+    if not subject:  # nothing to search for: ask what is meant (retrieval scores mean nothing here)
+        names = [source_label(h) for h in _distinct_sources(hits)[:3]]
+        return Decision("clarify", "no_subject", names, [])
+    strong = strong_hits(hits, knobs.relevance_floor)
     if not strong:
         return Decision("refuse", "no_relevant_material", [], [])
     sources = _distinct_sources(strong)
-    if not subject:
-        names = [source_label(h) for h in sources[:3]]
-        return Decision("clarify", "no_subject", names, [])
-    best = strong[0].vector_score or 0.0
-    close = [h for h in sources if (h.vector_score or 0.0) >= best - knobs.clarify_margin]
-    titles = {h.chunk.title.strip().lower() for h in close}
-    if len(titles) >= 2 and len(subject) <= knobs.clarify_max_subject_words:
-        names = [source_label(h) for h in close[:3]]
-        return Decision("clarify", "ambiguous_candidates", names, [])
+    if len(subject) <= knobs.clarify_max_subject_words:
+        best = strong[0].vector_score or 0.0
+        close = [h for h in sources if (h.vector_score or 0.0) >= best - knobs.clarify_margin]
+        named = [h for h in sources if _title_names(h.chunk.title, subject)]
+        for candidates in (close, named):
+            if len({h.chunk.title.strip().lower() for h in candidates}) >= 2:
+                names = [source_label(h) for h in candidates[:3]]
+                return Decision("clarify", "ambiguous_candidates", names, [])
     return Decision("answer", "evidence", [], strong[: knobs.max_passages])
+
+
+def _title_names(title: str, subject: Sequence[str]) -> bool:
+    """A short question's subject word names this source ("key" names "Primary keys" and "Encryption keys")."""
+    words = _WORD.findall(title.lower())
+    return any(w.startswith(s) or s.startswith(w) for s in subject for w in words if len(w) > 2)
 
 
 def clarify_text(reason: str, candidates: Sequence[str]) -> str:
