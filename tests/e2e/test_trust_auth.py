@@ -61,6 +61,21 @@ async def test_disabled_account_is_refused_at_once(api: Api, container: Any) -> 
     assert (await api.client.post("/auth/refresh", json={"refresh_token": user["refresh_token"]})).status_code == 401
 
 
+async def test_an_admin_disables_an_account_over_http(api: Api, container: Any) -> None:
+    admin, user = await api.admin(container), await api.user()
+    url = f"/users/{user['id']}"
+    r = await api.client.put(url, json={"is_active": False}, headers=user["headers"])
+    assert r.status_code == 403 and r.json()["code"] == "admin_only"
+    assert (await api.client.put(url, json={"is_active": False}, headers=admin["headers"])).status_code == 200
+    r = await api.client.get("/auth/me", headers=user["headers"])
+    assert r.status_code == 401 and r.json()["code"] == "account_disabled"
+    r = await api.client.post("/auth/login", json={"email": user["email"], "password": user["password"]})
+    assert r.status_code == 401
+    assert (await api.client.put(url, json={"is_active": True}, headers=admin["headers"])).status_code == 200
+    r = await api.client.post("/auth/login", json={"email": user["email"], "password": user["password"]})
+    assert r.status_code == 200
+
+
 async def test_a_demoted_role_applies_to_existing_tokens(api: Api, container: Any) -> None:
     user = await api.user("instructor")
     async with container.uow() as uow:

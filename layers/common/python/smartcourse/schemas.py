@@ -86,6 +86,8 @@ class UserUpdateIn(Strict):
     password: Password | None = None
     # Required with `password` when changing your own: a stolen access token must not take over the account.
     current_password: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+    # Admins only: false disables the account and ends its sessions at once.
+    is_active: bool | None = None
 
 
 class InstructorPublic(BaseModel):

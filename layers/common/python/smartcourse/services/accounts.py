@@ -185,6 +185,14 @@ async def update_user(*, uow: UnitOfWork, principal: Principal, user_id: uuid.UU
                 raise Forbidden("current_password is incorrect", code="wrong_current_password")
         user.password_hash = await hash_password_async(data.password)
         await _end_sessions(uow, user)
+    if data.is_active is not None and data.is_active != user.is_active:
+        if not principal.is_admin:
+            raise Forbidden("only an admin may enable or disable an account", code="admin_only")
+        if user.id == principal.user_id:
+            raise Conflict("an admin cannot disable their own account", code="cannot_disable_self")
+        user.is_active = data.is_active
+        if not data.is_active:
+            await _end_sessions(uow, user)
     user.updated_at = utcnow()
     await uow.commit()
     return UserPublic.model_validate(user)
