@@ -10,13 +10,14 @@ from typing import Any
 
 from smartcourse.event_consumer import Consumer, dead_letter
 from smartcourse.services.analytics import CONSUMER as analytics
+from smartcourse.services.recommendations import CONSUMER as recommendations
 
 log = logging.getLogger(__name__)
 
 
 def registry() -> list[Consumer]:
     """Every consumer of the platform."""
-    return [analytics]
+    return [analytics, recommendations]
 
 
 class InProcessPublisher:

@@ -484,3 +484,51 @@ class AiGeneratedQuiz(Base):
     questions: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, nullable=False)
     saved_lesson_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     created_at: Mapped[datetime] = _created()
+
+
+# --- recommendations (issue #10) ------------------------------------------------------------------
+
+
+class CourseEmbedding(Base):
+    """A course's content vector: the normalised mean of its live chunks' vectors (per embedding model)."""
+
+    __tablename__ = "course_embeddings"
+
+    course_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    chunks: Mapped[int] = mapped_column(Integer, nullable=False)
+    vector: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)  # float32, little-endian
+    updated_at: Mapped[datetime] = _created()
+
+
+class CourseNeighbour(Base):
+    """Precomputed content neighbours (cosine of course embeddings), refreshed on publish and periodically."""
+
+    __tablename__ = "course_neighbours"
+
+    course_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), primary_key=True)
+    neighbour_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), primary_key=True)
+    similarity: Mapped[float] = mapped_column(nullable=False)
+    updated_at: Mapped[datetime] = _created()
+
+
+class CoursePair(Base):
+    """How many learners were admitted to / completed both courses (kept both ways by the consumer)."""
+
+    __tablename__ = "course_pairs"
+
+    course_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), primary_key=True)
+    other_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), primary_key=True)
+    co_admitted: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default=text("0"))
+    co_completed: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default=text("0"))
+
+
+class CoursePopularity(Base):
+    """Admissions and completions per course (the cold-start signal)."""
+
+    __tablename__ = "course_popularity"
+
+    course_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), primary_key=True)
+    admissions: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default=text("0"))
+    completions: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default=text("0"))

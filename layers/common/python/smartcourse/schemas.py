@@ -459,3 +459,46 @@ class NotificationPublic(BaseModel):
     data: dict[str, Any]
     created_at: datetime
     read_at: datetime | None = None
+
+
+# --- recommendations (issue #10) ------------------------------------------------------------------
+
+RecommendationReason = Literal["next_step", "similar_content", "co_enrolled", "popular"]
+
+
+class RecommendedCourse(BaseModel):
+    """A course to take, why (the strongest signal) and the blended score (higher is better)."""
+
+    course: CourseSummary
+    reason: RecommendationReason
+    score: float
+    signals: dict[str, float]
+
+
+class RecommendationList(BaseModel):
+    items: list[RecommendedCourse]
+
+
+class ReviewSection(BaseModel):
+    """A passage of the course's live version to go back to."""
+
+    chunk_id: str
+    title: str
+    location: str
+    source_type: str
+    source_id: str
+
+
+class ReviewItem(BaseModel):
+    kind: Literal["quiz_failed", "rushed_lesson", "question_asked"]
+    lesson_id: uuid.UUID | None = None
+    title: str
+    detail: dict[str, Any]
+    sections: list[ReviewSection]
+
+
+class EnrollmentReview(BaseModel):
+    enrollment_id: uuid.UUID
+    course_id: uuid.UUID
+    version: int
+    items: list[ReviewItem]

@@ -1,0 +1,730 @@
+"""Recommendations from what learners do: similar courses, a student's next courses, and what to revisit.
+
+Signals (docs/recommendations.md explains the blend and its weights):
+
+* content: a course's embedding is the normalised mean of its live chunks' vectors (from the embedding cache),
+  computed when the course goes live (`course.published`) or lazily on first read; its nearest live courses
+  (cosine) are kept in `course_neighbours`, refreshed on publish and by `refresh_all_neighbours`;
+* co-enrollment: `course_pairs` counts learners admitted to / completed both courses, kept by this module's
+  consumer (each pair is counted once, by the later of the two events, so replays and reorderings agree);
+* popularity: `course_popularity` (admissions, completions), by the same consumer;
+* the prerequisite graph, read from `course_prerequisites`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import and_, delete, func, or_, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from smartcourse.adapters.embedders import vector_from_bytes, vector_to_bytes
+from smartcourse.domain import courses as course_rules
+from smartcourse.errors import Conflict, Forbidden, NotFound
+from smartcourse.event_consumer import Consumer
+from smartcourse.models import (
+    AiInteraction,
+    ContentChunk,
+    Course,
+    CourseEmbedding,
+    CourseNeighbour,
+    CoursePair,
+    CoursePopularity,
+    CoursePrerequisite,
+    EmbeddingCache,
+    Enrollment,
+    LessonProgress,
+    QuizAttempt,
+)
+from smartcourse.schemas import (
+    CourseSummary,
+    EnrollmentReview,
+    RecommendationList,
+    RecommendationReason,
+    RecommendedCourse,
+    ReviewItem,
+    ReviewSection,
+)
+from smartcourse.security import Principal
+
+log = logging.getLogger(__name__)
+
+# --- the blend (docs/recommendations.md) ----------------------------------------------------------
+W_NEXT = 2.0  # a course the learner just became eligible for (a prerequisite completed) ranks first
+W_CO = 1.0  # co-enrollment strength n / (n + CO_HALF): 5 shared learners = 0.5
+W_CONTENT = 1.0  # content similarity above SIM_FLOOR, rescaled to [0, 1]
+W_POPULAR = 0.3  # log-scaled admissions: breaks ties, and is the whole answer for a brand-new student
+W_SIMILAR_NEXT = 0.6  # /similar: "this course is a prerequisite of it"
+CO_HALF = 5.0
+CO_ADMITTED_WEIGHT = 0.5  # an admission together counts half a completion together
+SIM_FLOOR = 0.1  # MiniLM cosine between unrelated course texts sits around 0.0-0.1
+SEED_WEIGHTS = {"completed": 1.0, "active": 0.6, "pending": 0.6, "waitlisted": 0.3}
+NEIGHBOURS = 20  # content neighbours kept per course
+POPULAR_POOL = 50
+MAX_K = 50
+LIVE_STATES = ("waitlisted", "pending", "active", "completed")
+CACHE_TTL_SECONDS = 120
+# Review: a lesson finished faster than this share of its reading time (200 words a minute) was rushed.
+RUSH_SHARE = 0.25
+RUSH_MIN_SECONDS = 15.0
+MAX_REVIEW_SEARCHES = 8
+SECTIONS_PER_ITEM = 3
+
+
+def _ready(course: Any) -> bool:
+    return course_rules.is_live(course.status, course.content_version) and course.index_version > 0
+
+
+def _ready_clause() -> Any:
+    return and_(Course.status.in_(["published", "publishing"]), Course.content_version > 0, Course.index_version > 0)
+
+
+def co_strength(n: float) -> float:
+    return n / (n + CO_HALF) if n > 0 else 0.0
+
+
+def content_signal(similarity: float) -> float:
+    return max(0.0, (similarity - SIM_FLOOR) / (1.0 - SIM_FLOOR))
+
+
+def popularity_signal(admissions: int, most: int) -> float:
+    return math.log1p(admissions) / math.log1p(most) if most > 0 and admissions > 0 else 0.0
+
+
+@dataclass
+class Candidate:
+    """Signals gathered for one candidate course."""
+
+    next_step: float = 0.0
+    content: float = 0.0
+    co: float = 0.0
+    popular: float = 0.0
+    weights: dict[str, float] = field(default_factory=dict)
+
+    def contributions(self, w_next: float = W_NEXT) -> dict[RecommendationReason, float]:
+        return {
+            "next_step": w_next * self.next_step,
+            "co_enrolled": W_CO * co_strength(self.co),
+            "similar_content": W_CONTENT * self.content,
+            "popular": W_POPULAR * self.popular,
+        }
+
+
+def blend(c: Candidate, *, w_next: float = W_NEXT) -> tuple[float, RecommendationReason, dict[str, float]]:
+    """(score, reason = the strongest contribution, each contribution); ties go in the order listed."""
+    parts = c.contributions(w_next)
+    reason = max(parts, key=lambda r: parts[r])  # dicts keep order: next_step wins a tie
+    return sum(parts.values()), reason, {k: round(v, 6) for k, v in parts.items() if v > 0}
+
+
+# --- the consumer: signals kept from events, once per event ----------------------------------------
+
+
+async def _bump_popularity(session: AsyncSession, course_id: uuid.UUID, *, admissions: int, completions: int) -> None:
+    stmt = insert(CoursePopularity).values(course_id=course_id, admissions=admissions, completions=completions)
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[CoursePopularity.course_id],
+            set_={
+                "admissions": CoursePopularity.admissions + admissions,
+                "completions": CoursePopularity.completions + completions,
+            },
+        )
+    )
+
+
+async def _bump_pairs(session: AsyncSession, course_id: uuid.UUID, others: Iterable[uuid.UUID], column: str) -> None:
+    rows = [{"course_id": a, "other_id": b, column: 1} for o in others for a, b in ((course_id, o), (o, course_id))]
+    if not rows:
+        return
+    stmt = insert(CoursePair).values(rows)
+    col = getattr(CoursePair, column)
+    await session.execute(
+        stmt.on_conflict_do_update(index_elements=[CoursePair.course_id, CoursePair.other_id], set_={column: col + 1})
+    )
+
+
+async def _earlier_courses(
+    session: AsyncSession, data: dict[str, Any], at_column: Any, at: datetime, *, completed: bool
+) -> list[uuid.UUID] | None:
+    """The student's other courses reached (admitted / completed) before this event's enrollment did, or None when
+    this is not the student's first time reaching this course (a re-enrollment: its pairs were counted already).
+
+    Ordering by the enrollment's own timestamps (ties by id) makes each pair counted exactly once, by whichever
+    of its two events is processed for the later enrollment, whatever order the events arrive in."""
+    enrollment_id = uuid.UUID(data["enrollment_id"])
+    student_id = uuid.UUID(data["student_id"])
+    course_id = uuid.UUID(data["course_id"])
+    before = or_(at_column < at, and_(at_column == at, Enrollment.id < enrollment_id))
+    where = [Enrollment.student_id == student_id, at_column.is_not(None), Enrollment.id != enrollment_id, before]
+    if completed:
+        where.append(Enrollment.status == "completed")
+    rows = (await session.execute(select(Enrollment.course_id).where(*where).distinct())).scalars().all()
+    if course_id in rows:
+        return None
+    return [c for c in rows if c != course_id]
+
+
+async def _admitted(session: AsyncSession, env: dict[str, Any]) -> None:
+    data = env["data"]
+    if not data.get("admitted_at"):  # waitlisted: not admitted yet
+        return
+    course_id = uuid.UUID(data["course_id"])
+    await _bump_popularity(session, course_id, admissions=1, completions=0)
+    others = await _earlier_courses(
+        session, data, Enrollment.admitted_at, datetime.fromisoformat(data["admitted_at"]), completed=False
+    )
+    if others:
+        await _bump_pairs(session, course_id, others, "co_admitted")
+
+
+async def _completed(session: AsyncSession, env: dict[str, Any]) -> None:
+    data = env["data"]
+    course_id = uuid.UUID(data["course_id"])
+    await _bump_popularity(session, course_id, admissions=0, completions=1)
+    others = await _earlier_courses(
+        session, data, Enrollment.completed_at, datetime.fromisoformat(data["completed_at"]), completed=True
+    )
+    if others:
+        await _bump_pairs(session, course_id, others, "co_completed")
+
+
+async def _published(session: AsyncSession, env: dict[str, Any]) -> None:
+    await refresh_course(session, uuid.UUID(env["data"]["course_id"]))
+
+
+CONSUMER = Consumer(
+    name="recommendations",
+    effects={
+        "course.published": _published,
+        "enrollment.created": _admitted,
+        "waitlist.promoted": _admitted,
+        "enrollment.completed": _completed,
+    },
+)
+
+
+# --- content: course embeddings and neighbours ------------------------------------------------------
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = float(np.linalg.norm(v))
+    return v / n if n > 1e-12 else v
+
+
+async def refresh_course(session: AsyncSession, course_id: uuid.UUID, *, model: str | None = None) -> bool:
+    """Store the course's embedding (mean of its live chunks' cached vectors, normalised) and its neighbours.
+
+    `model` picks the embedding model; by default the one that embedded most of the live chunks. False when
+    the course has no live index or no cached vector yet."""
+    course = await session.get(Course, course_id)
+    if course is None or course.index_version <= 0:
+        return False
+    stmt = (
+        select(EmbeddingCache.model, EmbeddingCache.vector)
+        .join(ContentChunk, ContentChunk.content_hash == EmbeddingCache.content_hash)
+        .where(ContentChunk.course_id == course_id, ContentChunk.version == course.index_version)
+    )
+    if model is not None:
+        stmt = stmt.where(EmbeddingCache.model == model)
+    by_model: dict[str, list[list[float]]] = defaultdict(list)
+    for m, vec in (await session.execute(stmt)).all():
+        by_model[m].append(vector_from_bytes(vec))
+    if not by_model:
+        return False
+    chosen = max(by_model, key=lambda m: len(by_model[m]))
+    mean = _unit(np.asarray(by_model[chosen], dtype=np.float32).mean(axis=0))
+    values = {
+        "course_id": course_id,
+        "model": chosen,
+        "version": course.index_version,
+        "chunks": len(by_model[chosen]),
+        "vector": vector_to_bytes(mean.tolist()),
+    }
+    await session.execute(
+        insert(CourseEmbedding)
+        .values(**values)
+        .on_conflict_do_update(
+            index_elements=[CourseEmbedding.course_id, CourseEmbedding.model],
+            set_={**{k: values[k] for k in ("version", "chunks", "vector")}, "updated_at": func.now()},
+        )
+    )
+    await _refresh_neighbours_of(session, course_id, chosen, mean)
+    return True
+
+
+async def _live_embeddings(session: AsyncSession, model: str) -> tuple[list[uuid.UUID], np.ndarray]:
+    rows = (
+        await session.execute(
+            select(CourseEmbedding.course_id, CourseEmbedding.vector)
+            .join(Course, Course.id == CourseEmbedding.course_id)
+            .where(CourseEmbedding.model == model, CourseEmbedding.version == Course.index_version, _ready_clause())
+        )
+    ).all()
+    ids = [r[0] for r in rows]
+    matrix = np.asarray([vector_from_bytes(r[1]) for r in rows], dtype=np.float32) if rows else np.zeros((0, 1))
+    return ids, matrix
+
+
+async def _refresh_neighbours_of(session: AsyncSession, course_id: uuid.UUID, model: str, vector: np.ndarray) -> None:
+    """Replace the course's neighbour list, and enter it into its neighbours' lists (each trimmed to NEIGHBOURS)."""
+    ids, matrix = await _live_embeddings(session, model)
+    pairs = [(cid, float(s)) for cid, s in zip(ids, (matrix @ vector) if ids else [], strict=True) if cid != course_id]
+    top = sorted(pairs, key=lambda p: -p[1])[:NEIGHBOURS]
+    await session.execute(delete(CourseNeighbour).where(CourseNeighbour.course_id == course_id))
+    if not top:
+        return
+    rows = [{"course_id": course_id, "neighbour_id": n, "similarity": s} for n, s in top]
+    rows += [{"course_id": n, "neighbour_id": course_id, "similarity": s} for n, s in top]
+    stmt = insert(CourseNeighbour).values(rows)
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[CourseNeighbour.course_id, CourseNeighbour.neighbour_id],
+            set_={"similarity": stmt.excluded.similarity, "updated_at": func.now()},
+        )
+    )
+    await session.execute(
+        text(
+            "DELETE FROM course_neighbours n USING (SELECT course_id, neighbour_id, row_number() OVER "
+            "(PARTITION BY course_id ORDER BY similarity DESC) AS r FROM course_neighbours "
+            "WHERE course_id = ANY(:ids)) t "
+            "WHERE n.course_id = t.course_id AND n.neighbour_id = t.neighbour_id AND t.r > :keep"
+        ),
+        {"ids": [n for n, _ in top], "keep": NEIGHBOURS},
+    )
+
+
+async def refresh_all_neighbours(session: AsyncSession, model: str) -> int:
+    """Recompute every live course's neighbour list from the stored embeddings (the periodic repair:
+    drops archived courses, picks up any change a missed event left). Returns the number of courses."""
+    ids, matrix = await _live_embeddings(session, model)
+    await session.execute(delete(CourseNeighbour))
+    if len(ids) < 2:
+        return len(ids)
+    sims = matrix @ matrix.T
+    np.fill_diagonal(sims, -np.inf)
+    rows = []
+    for i, cid in enumerate(ids):
+        for j in np.argsort(-sims[i])[: min(NEIGHBOURS, len(ids) - 1)]:
+            rows.append({"course_id": cid, "neighbour_id": ids[int(j)], "similarity": float(sims[i, int(j)])})
+    for start in range(0, len(rows), 5000):
+        await session.execute(insert(CourseNeighbour).values(rows[start : start + 5000]))
+    return len(ids)
+
+
+async def _ensure_embedding(container: Any, course: Course) -> None:
+    """The lazy path: a course that went live before this consumer existed (or whose event is still queued)."""
+    model = container.embedder().name
+    async with container.uow() as uow:
+        found = await uow.session.scalar(
+            select(CourseEmbedding.version).where(
+                CourseEmbedding.course_id == course.id, CourseEmbedding.model == model
+            )
+        )
+        if found == course.index_version:
+            return
+        if await refresh_course(uow.session, course.id, model=model):
+            await uow.commit()
+
+
+# --- reading: candidates, eligibility, the blend ----------------------------------------------------
+
+
+async def _courses(session: AsyncSession, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Course]:
+    wanted = list(set(ids))
+    if not wanted:
+        return {}
+    rows = await session.scalars(select(Course).where(Course.id.in_(wanted), _ready_clause()))
+    return {c.id: c for c in rows}
+
+
+def _ranked(
+    cands: dict[uuid.UUID, Candidate], courses: dict[uuid.UUID, Course], k: int, *, w_next: float = W_NEXT
+) -> list[RecommendedCourse]:
+    scored = []
+    for cid, cand in cands.items():
+        course = courses.get(cid)
+        if course is None:
+            continue
+        score, reason, parts = blend(cand, w_next=w_next)
+        if score <= 0:
+            continue
+        scored.append((score, course, reason, parts))
+    scored.sort(key=lambda t: (-t[0], t[1].title, str(t[1].id)))
+    return [
+        RecommendedCourse(course=CourseSummary.model_validate(c), reason=r, score=round(s, 6), signals=p)
+        for s, c, r, p in scored[:k]
+    ]
+
+
+async def similar(container: Any, *, course_id: uuid.UUID, k: int) -> RecommendationList:
+    """`GET /courses/{id}/similar`: live courses near this one by content, co-enrollment and the prerequisite graph."""
+    k = max(1, min(k, MAX_K))
+    async with container.uow() as uow:
+        course = await uow.session.get(Course, course_id)
+        if course is None or not _ready(course):
+            raise NotFound("course not found", code="course_not_found")
+    await _ensure_embedding(container, course)
+    async with container.uow() as uow:
+        s = uow.session
+        cands: dict[uuid.UUID, Candidate] = defaultdict(Candidate)
+        for nid, sim in (
+            await s.execute(
+                select(CourseNeighbour.neighbour_id, CourseNeighbour.similarity).where(
+                    CourseNeighbour.course_id == course_id
+                )
+            )
+        ).all():
+            cands[nid].content = content_signal(sim)
+        for oid, done, admitted in (
+            await s.execute(
+                select(CoursePair.other_id, CoursePair.co_completed, CoursePair.co_admitted).where(
+                    CoursePair.course_id == course_id
+                )
+            )
+        ).all():
+            cands[oid].co = done + CO_ADMITTED_WEIGHT * admitted
+        for (nid,) in (
+            await s.execute(select(CoursePrerequisite.course_id).where(CoursePrerequisite.prerequisite_id == course_id))
+        ).all():
+            cands[nid].next_step = 1.0
+        cands.pop(course_id, None)
+        courses = await _courses(s, cands)
+        return RecommendationList(items=_ranked(cands, courses, k, w_next=W_SIMILAR_NEXT))
+
+
+async def _student_fingerprint(session: AsyncSession, student_id: uuid.UUID) -> str:
+    """Changes whenever one of the student's enrollments is created or changes state (cheap: one index scan)."""
+    row = (
+        await session.execute(
+            select(func.count(), func.max(Enrollment.updated_at), func.max(Enrollment.completed_at)).where(
+                Enrollment.student_id == student_id
+            )
+        )
+    ).one()
+    return hashlib.sha256(repr(tuple(row)).encode()).hexdigest()[:16]
+
+
+async def recommendations(container: Any, *, principal: Principal, k: int) -> RecommendationList:
+    """`GET /recommendations`: the calling student's next courses (cached per student state, see the docs)."""
+    if principal.role != "student":
+        raise Forbidden("recommendations are for students", code="role_forbidden")
+    k = max(1, min(k, MAX_K))
+    async with container.uow() as uow:
+        fingerprint = await _student_fingerprint(uow.session, principal.user_id)
+    key = None
+    try:
+        redis = container.redis()
+        generation = int(await redis.get("courses:generation") or 0)
+        key = f"recs:student:{principal.user_id}:{fingerprint}:g{generation}:k{k}"
+        hit = await redis.get(key)
+        if hit is not None:
+            return RecommendationList.model_validate_json(hit)
+    except Exception:
+        log.warning("recommendation cache unavailable; computing", exc_info=True)
+    async with container.uow() as uow:
+        result = await compute_recommendations(uow.session, student_id=principal.user_id, k=k)
+    if key is not None:
+        try:
+            await container.redis().set(key, result.model_dump_json(), ex=CACHE_TTL_SECONDS)
+        except Exception:
+            log.warning("could not cache recommendations", exc_info=True)
+    return result
+
+
+async def compute_recommendations(session: AsyncSession, *, student_id: uuid.UUID, k: int) -> RecommendationList:
+    """The blend for one student, straight from the tables (no cache)."""
+    mine = (
+        await session.execute(
+            select(Enrollment.course_id, Enrollment.status).where(
+                Enrollment.student_id == student_id, Enrollment.status.in_(LIVE_STATES)
+            )
+        )
+    ).all()
+    taken = {cid for cid, _ in mine}
+    completed = {cid for cid, st in mine if st == "completed"}
+    seeds: dict[uuid.UUID, float] = {}
+    for cid, st in mine:
+        seeds[cid] = max(seeds.get(cid, 0.0), SEED_WEIGHTS[st])
+    cands: dict[uuid.UUID, Candidate] = defaultdict(Candidate)
+    if completed:
+        for (nid,) in (
+            await session.execute(
+                select(CoursePrerequisite.course_id).where(CoursePrerequisite.prerequisite_id.in_(completed)).distinct()
+            )
+        ).all():
+            cands[nid].next_step = 1.0
+    if seeds:
+        for cid, nid, sim in (
+            await session.execute(
+                select(CourseNeighbour.course_id, CourseNeighbour.neighbour_id, CourseNeighbour.similarity).where(
+                    CourseNeighbour.course_id.in_(seeds)
+                )
+            )
+        ).all():
+            cands[nid].content = max(cands[nid].content, seeds[cid] * content_signal(sim))
+        for cid, oid, done, admitted in (
+            await session.execute(
+                select(
+                    CoursePair.course_id, CoursePair.other_id, CoursePair.co_completed, CoursePair.co_admitted
+                ).where(CoursePair.course_id.in_(seeds))
+            )
+        ).all():
+            cands[oid].co += seeds[cid] * (done + CO_ADMITTED_WEIGHT * admitted)
+    popular = (
+        await session.execute(
+            select(CoursePopularity.course_id, CoursePopularity.admissions)
+            .join(Course, Course.id == CoursePopularity.course_id)
+            .where(_ready_clause(), CoursePopularity.admissions > 0)
+            .order_by(CoursePopularity.admissions.desc(), CoursePopularity.course_id)
+            .limit(POPULAR_POOL)
+        )
+    ).all()
+    most = popular[0][1] if popular else 0
+    for cid, n in popular:
+        cands[cid].popular = popularity_signal(n, most)
+    for cid in taken:
+        cands.pop(cid, None)
+    courses = await _courses(session, cands)
+    if len(courses) < k:  # nothing popular yet either (a new platform): the newest live courses
+        newest = await session.scalars(
+            select(Course)
+            .where(_ready_clause(), Course.id.not_in(taken | set(courses)) if (taken or courses) else text("true"))
+            .order_by(Course.published_at.desc().nulls_last(), Course.id)
+            .limit(k + len(taken))
+        )
+        for c in newest:
+            courses[c.id] = c
+            cands[c.id].popular = max(cands[c.id].popular, 0.01)
+    await _drop_ineligible(session, courses, completed)
+    return RecommendationList(items=_ranked(cands, courses, k))
+
+
+async def _drop_ineligible(session: AsyncSession, courses: dict[uuid.UUID, Course], completed: set[uuid.UUID]) -> None:
+    """Remove courses the student cannot enroll in: full without a waitlist, or a prerequisite not completed."""
+    for cid in [cid for cid, c in courses.items() if c.capacity is not None and c.seats_taken >= c.capacity]:
+        if not courses[cid].waitlist_enabled:
+            del courses[cid]
+    if not courses:
+        return
+    needs: dict[uuid.UUID, set[uuid.UUID]] = defaultdict(set)
+    for cid, pid in (
+        await session.execute(
+            select(CoursePrerequisite.course_id, CoursePrerequisite.prerequisite_id).where(
+                CoursePrerequisite.course_id.in_(list(courses))
+            )
+        )
+    ).all():
+        needs[cid].add(pid)
+    for cid, required in needs.items():
+        if not required <= completed:
+            courses.pop(cid, None)
+
+
+# --- review: what to revisit in one enrollment --------------------------------------------------------
+
+
+def _words(lesson_body: dict[str, Any]) -> int:
+    text_parts = [str(lesson_body.get(k) or "") for k in ("content", "transcript", "title")]
+    return sum(len(p.split()) for p in text_parts)
+
+
+async def _search_sections(
+    container: Any, course: Course, query: str, *, exclude_source: str | None = None
+) -> list[ReviewSection]:
+    from smartcourse.services.search import retrieve_version
+
+    found = await retrieve_version(
+        container, course_id=course.id, version=course.index_version, query=query[:1000], k=SECTIONS_PER_ITEM + 3
+    )
+    out = []
+    for h in found.hits:
+        c = h.chunk
+        if exclude_source is not None and c.source_id == exclude_source:
+            continue  # the quiz's own prompt: not a place to learn from
+        out.append(
+            ReviewSection(
+                chunk_id=c.chunk_id,
+                title=c.title,
+                location=c.location,
+                source_type=c.source_type,
+                source_id=c.source_id,
+            )
+        )
+    return out[:SECTIONS_PER_ITEM]
+
+
+async def review(container: Any, *, principal: Principal, enrollment_id: uuid.UUID) -> EnrollmentReview:
+    """`GET /enrollments/{id}/review`: failed quiz questions (answers never shown; which questions were missed only
+    once the quiz is passed or out of attempts, as the quiz itself does), lessons finished too fast before a failed
+    quiz, and the student's questions to the assistant that point to the same sections — each with the live
+    version's sections to reread. The enrollment's student, the course's owner and admins; others 404."""
+    from smartcourse.services.learner_view import published_lessons
+
+    async with container.uow() as uow:
+        s = uow.session
+        e = await s.get(Enrollment, enrollment_id)
+        course = await s.get(Course, e.course_id) if e is not None else None
+        allowed = (
+            e is not None
+            and course is not None
+            and (principal.is_admin or e.student_id == principal.user_id or course.instructor_id == principal.user_id)
+        )
+        if not allowed or e is None or course is None:
+            raise NotFound("enrollment not found", code="enrollment_not_found")
+        if course.index_version <= 0:
+            raise Conflict("the course's content index is not live yet", code="course_not_ready")
+        attempts = list(
+            await s.scalars(
+                select(QuizAttempt).where(QuizAttempt.enrollment_id == e.id).order_by(QuizAttempt.submitted_at)
+            )
+        )
+        progress = {
+            p.lesson_id: p
+            for p in await s.scalars(select(LessonProgress).where(LessonProgress.enrollment_id == e.id))
+            if p.completed_at is not None
+        }
+        asked = list(
+            (
+                await s.execute(
+                    select(AiInteraction.question, AiInteraction.created_at)
+                    .where(
+                        AiInteraction.user_id == e.student_id,
+                        AiInteraction.course_id == course.id,
+                        AiInteraction.kind == "ask",
+                        AiInteraction.question.is_not(None),
+                    )
+                    .order_by(AiInteraction.created_at.desc())
+                    .limit(5)
+                )
+            ).all()
+        )
+    lessons = await published_lessons(container.documents, course)
+    limit = int(container.settings.quiz_max_attempts)
+    by_lesson: dict[uuid.UUID, list[QuizAttempt]] = defaultdict(list)
+    for a in attempts:
+        by_lesson[a.lesson_id].append(a)
+    start = e.activated_at or e.admitted_at or e.created_at
+    completions = sorted((p.completed_at, lid) for lid, p in progress.items() if p.completed_at is not None)
+    previous: dict[uuid.UUID, datetime] = {}
+    last = start
+    for at, lid in completions:
+        previous[lid] = last if last is not None and last <= at else at
+        last = at
+
+    items: list[ReviewItem] = []
+    searches = 0
+    rushed_seen: set[uuid.UUID] = set()
+    for index, lesson in enumerate(lessons):
+        tries = by_lesson.get(lesson.lesson_id)
+        failed = [a for a in tries or [] if not a.passed]
+        if lesson.type != "quiz" or not failed:
+            continue
+        questions = lesson.body.get("questions") or []
+        passed = any(a.passed for a in tries or [])
+        reveal = passed or len(tries or []) >= limit
+        detail: dict[str, Any] = {
+            "attempts": len(tries or []),
+            "best_score": max(a.score for a in tries or []),
+            "passed": passed,
+        }
+        if reveal:
+            answers = failed[-1].answers
+            missed = [
+                {"index": i, "prompt": q.get("prompt", "")}
+                for i, q in enumerate(questions)
+                if i >= len(answers) or answers[i] != q.get("answer")
+            ]
+            detail["missed_questions"] = missed
+            query = " ".join(m["prompt"] for m in missed) or lesson.title
+        else:
+            detail["missed_questions"] = None  # withheld until the quiz is passed or out of attempts
+            query = " ".join(str(q.get("prompt", "")) for q in questions) or lesson.title
+        sections = []
+        if searches < MAX_REVIEW_SEARCHES:
+            sections = await _search_sections(container, course, query, exclude_source=str(lesson.lesson_id))
+            searches += 1
+        items.append(
+            ReviewItem(
+                kind="quiz_failed", lesson_id=lesson.lesson_id, title=lesson.title, detail=detail, sections=sections
+            )
+        )
+        first_fail = failed[0].submitted_at
+        for before in lessons[:index]:
+            if before.module_id != lesson.module_id or before.type == "quiz" or before.lesson_id in rushed_seen:
+                continue
+            p = progress.get(before.lesson_id)
+            if p is None or p.completed_at is None or p.completed_at > first_fail:
+                continue
+            spent = (p.completed_at - previous.get(before.lesson_id, p.completed_at)).total_seconds()
+            needed = max(RUSH_MIN_SECONDS, RUSH_SHARE * _words(before.body) * 60 / 200)
+            if spent >= needed:
+                continue
+            rushed_seen.add(before.lesson_id)
+            own = await _lesson_sections(container, course, before.lesson_id)
+            items.append(
+                ReviewItem(
+                    kind="rushed_lesson",
+                    lesson_id=before.lesson_id,
+                    title=before.title,
+                    detail={
+                        "seconds_spent": round(spent, 1),
+                        "expected_seconds": round(needed, 1),
+                        "quiz": lesson.title,
+                    },
+                    sections=own,
+                )
+            )
+    pointed = {sec.chunk_id for item in items for sec in item.sections}
+    for question, at in asked:
+        if not pointed or searches >= MAX_REVIEW_SEARCHES:
+            break
+        searches += 1
+        sections = await _search_sections(container, course, question)
+        overlap = [sec for sec in sections if sec.chunk_id in pointed]
+        if overlap:
+            items.append(
+                ReviewItem(
+                    kind="question_asked",
+                    title=question[:200],
+                    detail={"asked_at": at.isoformat()},
+                    sections=overlap,
+                )
+            )
+    return EnrollmentReview(enrollment_id=e.id, course_id=course.id, version=course.index_version, items=items)
+
+
+async def _lesson_sections(container: Any, course: Course, lesson_id: uuid.UUID) -> list[ReviewSection]:
+    """The lesson's own chunks in the live version (first SECTIONS_PER_ITEM, in order)."""
+    async with container.uow() as uow:
+        rows = await uow.session.scalars(
+            select(ContentChunk)
+            .where(
+                ContentChunk.course_id == course.id,
+                ContentChunk.version == course.index_version,
+                ContentChunk.source_type == "lesson",
+                ContentChunk.source_id == str(lesson_id),
+            )
+            .order_by(ContentChunk.ordinal)
+            .limit(SECTIONS_PER_ITEM)
+        )
+        return [
+            ReviewSection(
+                chunk_id=c.chunk_id,
+                title=c.title,
+                location=c.location,
+                source_type=c.source_type,
+                source_id=c.source_id,
+            )
+            for c in rows
+        ]
