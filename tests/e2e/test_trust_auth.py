@@ -176,3 +176,26 @@ async def test_writes_are_rate_limited_per_user(api: Api, tuned: Any) -> None:
     assert codes == [201, 201, 201, 429]
     assert (await api.client.post("/courses", json=body, headers=other["headers"])).status_code == 201
     assert (await api.client.get("/auth/me", headers=teacher["headers"])).status_code == 200  # reads are not
+
+
+async def test_the_limit_dependency_for_other_routes(container: Any) -> None:
+    """`dependencies=[limit(...)]`: the way other features (the assistant) put a route under a quota."""
+    import httpx
+    from fastapi import APIRouter
+
+    from smartcourse.api.app import create_app
+    from smartcourse.ratelimit import limit
+
+    router = APIRouter()
+    scope = f"test-{uuid.uuid4().hex[:8]}"
+
+    @router.get("/limited", dependencies=[limit(scope, "2/minute", per="ip")])
+    async def limited() -> dict[str, bool]:
+        return {"ok": True}
+
+    transport = httpx.ASGITransport(app=create_app(router))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+        codes = [(await c.get("/limited")).status_code for _ in range(3)]
+        r = await c.get("/limited")
+    assert codes == [200, 200, 429]
+    assert r.json()["code"] == "rate_limited" and int(r.headers["Retry-After"]) >= 1

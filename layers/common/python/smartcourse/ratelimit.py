@@ -201,6 +201,9 @@ def limit(
         enforce(await rate_limiter(container).hit((scope, per, who), value))
 
     _dep.__name__ = f"rate_limit_{scope}"
+    # Real objects, not the strings `from __future__ import annotations` leaves: FastAPI resolves string
+    # annotations in this module's globals, where these local imports are not.
+    _dep.__annotations__ = {"request": Request, "container": ContainerDep, "principal": OptionalUser, "return": None}
     return Depends(_dep)  # type: ignore[no-any-return]
 
 
