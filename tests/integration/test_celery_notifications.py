@@ -64,8 +64,7 @@ def rig(request: pytest.FixtureRequest, settings: Any) -> MailRig:
     if request.param == "rabbitmq":
         rig: MailRig = request.getfixturevalue("rabbit_rig")
         return rig
-    from smartcourse.services.notifications import enqueue_email
-    from smartcourse.tasks import app
+    from smartcourse.tasks import app, enqueue_email
 
     worker: CeleryWorker = request.getfixturevalue("celery_worker")
     return MailRig("redis", worker, Path(settings.data_dir) / "mail", enqueue_email, app.send_task, "smartcourse")

@@ -57,8 +57,7 @@ def test_redis_config_uses_the_socket_and_a_visibility_timeout(tmp_path: Path) -
 
 
 def test_the_email_task_retries_with_backoff_and_dead_letters() -> None:
-    from smartcourse.services.notifications import send_email_task
-    from smartcourse.tasks import DeadLetteringTask
+    from smartcourse.tasks import DeadLetteringTask, send_email_task
 
     assert isinstance(send_email_task, DeadLetteringTask)
     assert send_email_task.name == "notifications.send_email"

@@ -11,6 +11,7 @@ from temporalio.exceptions import ApplicationError
 from smartcourse.bootstrap import Container
 from smartcourse.errors import DomainError
 from smartcourse.services import certificates
+from smartcourse.tasks import enqueue_email
 
 
 class CertificateActivities:
@@ -37,8 +38,6 @@ class CertificateActivities:
 
     @activity.defn(name="certificate.notify")
     async def notify(self, certificate_id: str) -> str:
-        from smartcourse.services.notifications import enqueue_email
-
         async with self.c.uow() as uow:
             notification_id = await certificates.notify(uow=uow, certificate_id=uuid.UUID(certificate_id))
         await asyncio.to_thread(enqueue_email, notification_id)  # off the event loop (a broker round trip)

@@ -10,6 +10,7 @@ from temporalio import activity
 from smartcourse.bootstrap import Container
 from smartcourse.faults import hold_point
 from smartcourse.services import enrollment
+from smartcourse.tasks import enqueue_email
 from workflows.enrollment.workflow import EnrollmentInput
 
 
@@ -37,8 +38,6 @@ class EnrollmentActivities:
 
     @activity.defn(name="enroll.welcome_notification")
     async def welcome_notification(self, inp: EnrollmentInput) -> str | None:
-        from smartcourse.services.notifications import enqueue_email
-
         async with self.c.uow() as uow:
             notification_id = await enrollment.welcome(uow=uow, enrollment_id=uuid.UUID(inp.enrollment_id))
         if notification_id is not None:

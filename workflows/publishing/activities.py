@@ -190,7 +190,7 @@ class PublishingActivities:
         async with self.c.uow() as uow:
             await publishing.revert_publish(uow=uow, course_id=course_id, workflow_id=inp.workflow_id)
         if notification_id is not None:
-            from smartcourse.services.notifications import enqueue_email
+            from smartcourse.tasks import enqueue_email
 
             await asyncio.to_thread(enqueue_email, notification_id)
 

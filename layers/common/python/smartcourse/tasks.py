@@ -1,4 +1,7 @@
-"""The Celery app (`celery -A smartcourse.tasks worker`): late acks, retries with backoff, dead letters."""
+"""The Celery app and its tasks (`celery -A smartcourse.tasks worker`): late acks, retries with backoff, dead letters.
+
+An entry point: the tasks call into the notifications service; no service imports this module.
+"""
 
 from __future__ import annotations
 
@@ -23,13 +26,12 @@ from sqlalchemy.pool import NullPool
 from smartcourse.adapters.files import FileStore
 from smartcourse.config import Settings, get_settings
 from smartcourse.models import DeadLetter
+from smartcourse.services.notifications import deliver_email, mark_email_failed, pending_to_sweep
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: Modules whose tasks the worker registers (imported lazily, so importing this module stays cheap).
-TASK_MODULES = ("smartcourse.services.notifications",)
 SWEEP_EVERY_SECONDS = 60.0
 
 
@@ -125,7 +127,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 def make_app(settings: Settings | None = None) -> Celery:
     """A Celery app configured from `settings`, or lazily from the environment on first use."""
-    celery = Celery("smartcourse", include=list(TASK_MODULES), set_as_current=settings is None)
+    celery = Celery("smartcourse", set_as_current=settings is None)
     if settings is not None:
         celery.conf.update(celery_config(settings))
         return celery
@@ -275,3 +277,47 @@ class DeadLetteringTask(Task):  # type: ignore[misc]
     async def on_dead_letter(self, session: AsyncSession, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Hook for a task's own bookkeeping when it gives up (e.g. mark a row failed), written in the
         dead letter's transaction so the two are never seen apart."""
+
+
+# --- the tasks ------------------------------------------------------------------------------------
+
+
+class _EmailTask(DeadLetteringTask):
+    async def on_dead_letter(self, session: AsyncSession, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        raw = args[0] if args else kwargs.get("notification_id")
+        await mark_email_failed(session, uuid.UUID(str(raw)))
+
+
+@app.task(name="notifications.send_email", base=_EmailTask)
+def send_email_task(notification_id: str) -> str:
+    """Celery task: send one notification's email (idempotent; see `notifications.deliver_email`)."""
+    try:
+        nid = uuid.UUID(str(notification_id))
+    except ValueError:
+        log.error("notifications.send_email: %r is not a notification id", notification_id)
+        return "invalid"
+    return run_async(deliver_email(nid, rt=runtime()))
+
+
+def enqueue_email(notification_id: uuid.UUID) -> None:
+    """Ask a worker to send the notification's email. Safe to call any number of times: the task sends once.
+
+    Never raises: if the broker is unreachable the row simply stays 'pending' and the sweeper enqueues
+    it within a couple of minutes, so a caller that already committed does not fail for it. Blocking
+    (a broker round trip): from async code, call it through `asyncio.to_thread`.
+    """
+    try:
+        send_email_task.apply_async(args=[str(notification_id)])
+    except Exception:
+        log.warning("could not enqueue notification email %s; the sweeper will", notification_id, exc_info=True)
+
+
+@app.task(name="notifications.sweep_pending")
+def sweep_pending_task() -> int:
+    """Celery beat, every minute: enqueue again what `notifications.pending_to_sweep` finds. Duplicates are harmless."""
+    ids = run_async(pending_to_sweep(runtime().sessionmaker))
+    for nid in ids:
+        enqueue_email(nid)
+    if ids:
+        log.warning("sweeper re-enqueued %d notification emails", len(ids))
+    return len(ids)

@@ -12,14 +12,14 @@ from smartcourse.bootstrap import get_container
 from smartcourse.consumers import InProcessPublisher, registry
 from smartcourse.logging import configure_logging
 from smartcourse.services.outbox import run_relay
+from smartcourse.services.workflows import sweep
+from workflows.worker import build_worker
 
 log = logging.getLogger(__name__)
 
 
 async def run_sweeper(c: Any, *, stop: asyncio.Event, every: float = 30.0) -> None:
     """Start any workflow a crash left unstarted (see services/workflows.sweep)."""
-    from smartcourse.services.workflows import sweep
-
     while not stop.is_set():
         try:
             await sweep(c)
@@ -30,8 +30,6 @@ async def run_sweeper(c: Any, *, stop: asyncio.Event, every: float = 30.0) -> No
 
 
 async def run_worker() -> None:
-    from workflows.worker import build_worker
-
     configure_logging()
     c = await get_container()
     client = await c.temporal()

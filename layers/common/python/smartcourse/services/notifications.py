@@ -1,4 +1,5 @@
-"""Notifications: the in-app feed, and its email copy sent by a Celery task (once, in the normal case)."""
+"""Notifications: the in-app feed, and its email copy (sent once, in the normal case, by the Celery task in
+`smartcourse/tasks.py`, which calls `deliver_email` here)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import uuid
 from datetime import datetime, timedelta
 from email.utils import formataddr, parseaddr
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -22,9 +23,9 @@ from smartcourse.db import UnitOfWork
 from smartcourse.errors import NotFound
 from smartcourse.faults import hold_point
 from smartcourse.models import Notification, User, utcnow
+from smartcourse.ports import FileStore
 from smartcourse.schemas import NotificationPublic
 from smartcourse.security import Principal
-from smartcourse.tasks import DeadLetteringTask, Runtime, app, run_async, runtime
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,8 @@ async def create_notification(
     email: bool = True,
     attachment_key: str | None = None,
 ) -> uuid.UUID:
-    """Create it once per `dedupe_key` (a retried caller gets the same row back); the caller commits,
-    then calls `enqueue_email` if `email`. `attachment_key` is a file-store key attached to the email."""
+    """Create it once per `dedupe_key` (a retried caller gets the same row back); the caller commits, then
+    calls `smartcourse.tasks.enqueue_email` if `email`. `attachment_key` is a file-store key attached to the email."""
     payload = dict(data or {})
     if attachment_key:
         payload["attachment_key"] = attachment_key
@@ -109,17 +110,17 @@ async def mark_read(*, uow: UnitOfWork, principal: Principal, notification_id: u
 # --- the email copy -------------------------------------------------------------------------------
 
 
-def enqueue_email(notification_id: uuid.UUID) -> None:
-    """Ask a worker to send the notification's email. Safe to call any number of times: the task sends once.
+class MailRuntime(Protocol):
+    """What sending an email needs: the Celery worker's `tasks.Runtime` (one per worker process) provides it."""
 
-    Never raises: if the broker is unreachable the row simply stays 'pending' and the sweeper enqueues
-    it within a couple of minutes, so a caller that already committed does not fail for it. Blocking
-    (a broker round trip): from async code, call it through `asyncio.to_thread`.
-    """
-    try:
-        send_email_task.apply_async(args=[str(notification_id)])
-    except Exception:
-        log.warning("could not enqueue notification email %s; the sweeper will", notification_id, exc_info=True)
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def sessionmaker(self) -> async_sessionmaker[AsyncSession]: ...
+
+    @property
+    def files(self) -> FileStore: ...
 
 
 def message_id(notification_id: uuid.UUID, settings: Settings) -> str:
@@ -128,7 +129,7 @@ def message_id(notification_id: uuid.UUID, settings: Settings) -> str:
     return f"<notification-{notification_id}@{domain}>"
 
 
-async def _attachment(rt: Runtime, data: dict[str, Any]) -> list[tuple[str, bytes, str]]:
+async def _attachment(rt: MailRuntime, data: dict[str, Any]) -> list[tuple[str, bytes, str]]:
     key = data.get("attachment_key")
     if not key:
         return []
@@ -145,7 +146,7 @@ def _html(body: str) -> str:
     return f"<!doctype html><html><body>{paragraphs}</body></html>"
 
 
-async def deliver_email(notification_id: uuid.UUID, *, rt: Runtime) -> str:
+async def deliver_email(notification_id: uuid.UUID, *, rt: MailRuntime) -> str:
     """Send the email copy unless already sent; returns what happened ("sent", "already_sent", ...).
 
     Exactly once in the normal case, by claim and mark in one transaction: the row is locked
@@ -230,23 +231,6 @@ async def mark_email_failed(session: AsyncSession, notification_id: uuid.UUID) -
     )
 
 
-class _EmailTask(DeadLetteringTask):
-    async def on_dead_letter(self, session: AsyncSession, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        raw = args[0] if args else kwargs.get("notification_id")
-        await mark_email_failed(session, uuid.UUID(str(raw)))
-
-
-@app.task(name="notifications.send_email", base=_EmailTask)
-def send_email_task(notification_id: str) -> str:
-    """Celery task: send one notification's email (idempotent; see `deliver_email`)."""
-    try:
-        nid = uuid.UUID(str(notification_id))
-    except ValueError:
-        log.error("notifications.send_email: %r is not a notification id", notification_id)
-        return "invalid"
-    return run_async(deliver_email(nid, rt=runtime()))
-
-
 # --- the sweeper ----------------------------------------------------------------------------------
 
 
@@ -270,14 +254,3 @@ async def pending_to_sweep(
             .limit(limit)
         )
         return list(rows)
-
-
-@app.task(name="notifications.sweep_pending")
-def sweep_pending_task() -> int:
-    """Celery beat, every minute: enqueue again what `pending_to_sweep` finds. Duplicates are harmless."""
-    ids = run_async(pending_to_sweep(runtime().sessionmaker))
-    for nid in ids:
-        enqueue_email(nid)
-    if ids:
-        log.warning("sweeper re-enqueued %d notification emails", len(ids))
-    return len(ids)
