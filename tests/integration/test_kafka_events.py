@@ -19,9 +19,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from sqlalchemy import select, text
 
 from smartcourse.adapters.event_codec import EventCodec, encode_wire
-from smartcourse.adapters.kafka import KafkaConsumerRunner, KafkaPublisher, dlq_topic
 from smartcourse.adapters.schema_registry import SchemaRegistry
 from smartcourse.domain.events import DomainEvent
+from smartcourse.entrypoints.kafka import KafkaConsumerRunner, KafkaPublisher, dlq_topic
 from smartcourse.errors import Invalid
 from smartcourse.event_consumer import Consumer
 from smartcourse.models import DeadLetter, OutboxEvent

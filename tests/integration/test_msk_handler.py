@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smartcourse.adapters.msk import msk_handler
 from smartcourse.cli import LambdaContext
+from smartcourse.entrypoints.msk import msk_handler
 from smartcourse.event_consumer import Consumer
 from smartcourse.models import DeadLetter
 from tests.conftest import REPO

@@ -46,7 +46,7 @@ async def event_codec(settings: Settings) -> AsyncIterator[EventCodec]:
 
 async def run_relay_process(*, container: Container | None = None, stop: asyncio.Event | None = None) -> None:
     """Outbox → Kafka when KAFKA_BOOTSTRAP_SERVERS is set, else outbox → the in-process consumers."""
-    from smartcourse.adapters.kafka import KafkaPublisher
+    from smartcourse.entrypoints.kafka import KafkaPublisher
 
     configure_logging()
     c = container or await get_container()
@@ -76,7 +76,7 @@ async def run_consumers_process(
     *, consumers: list[Consumer] | None = None, container: Container | None = None, stop: asyncio.Event | None = None
 ) -> None:
     """Every consumer of `consumers.registry()`, each as its own Kafka consumer group, until stopped."""
-    from smartcourse.adapters.kafka import KafkaConsumerRunner
+    from smartcourse.entrypoints.kafka import KafkaConsumerRunner
 
     configure_logging()
     c = container or await get_container()

@@ -10,6 +10,9 @@ from collections.abc import Callable
 from typing import Any
 
 from smartcourse.adapters.event_codec import Decoded, EventCodec, PoisonMessage, dead_letter_envelope, decode
+from smartcourse.adapters.schema_registry import SchemaRegistry
+from smartcourse.bootstrap import build_container
+from smartcourse.config import get_settings
 from smartcourse.errors import Invalid
 from smartcourse.event_consumer import Consumer, dead_letter
 
@@ -78,10 +81,6 @@ def msk_handler(consumer: Consumer) -> LambdaHandler:
 
 
 async def _invoke(consumer: Consumer, event: dict[str, Any]) -> dict[str, Any]:
-    from smartcourse.adapters.schema_registry import SchemaRegistry
-    from smartcourse.bootstrap import build_container
-    from smartcourse.config import get_settings
-
     # A container per invocation, closed after it: each call runs its own event loop (as Mangum does).
     container = build_container(get_settings())
     # The same subjects as the relay writes (`<events_namespace>.<event type>`): without the prefix, a
