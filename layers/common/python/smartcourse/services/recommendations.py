@@ -71,6 +71,7 @@ SIM_FLOOR = 0.1  # MiniLM cosine between unrelated course texts sits around 0.0-
 SEED_WEIGHTS = {"completed": 1.0, "active": 0.6, "pending": 0.6, "waitlisted": 0.3}
 NEIGHBOURS = 20  # content neighbours kept per course
 POPULAR_POOL = 50
+PAIRS_PER_SEED = 50  # co-enrollment partners read per seed course
 MAX_K = 50
 LIVE_STATES = ("waitlisted", "pending", "active", "completed")
 CACHE_TTL_SECONDS = 120
@@ -473,11 +474,24 @@ async def compute_recommendations(session: AsyncSession, *, student_id: uuid.UUI
             )
         ).all():
             cands[nid].content = max(cands[nid].content, seeds[cid] * content_signal(sim))
+        # The strongest PAIRS_PER_SEED partners of each seed (a popular course pairs with hundreds).
+        strength = CoursePair.co_completed + CO_ADMITTED_WEIGHT * CoursePair.co_admitted
+        ranked = (
+            select(
+                CoursePair.course_id,
+                CoursePair.other_id,
+                CoursePair.co_completed,
+                CoursePair.co_admitted,
+                func.row_number().over(partition_by=CoursePair.course_id, order_by=strength.desc()).label("r"),
+            )
+            .where(CoursePair.course_id.in_(seeds))
+            .subquery()
+        )
         for cid, oid, done, admitted in (
             await session.execute(
-                select(
-                    CoursePair.course_id, CoursePair.other_id, CoursePair.co_completed, CoursePair.co_admitted
-                ).where(CoursePair.course_id.in_(seeds))
+                select(ranked.c.course_id, ranked.c.other_id, ranked.c.co_completed, ranked.c.co_admitted).where(
+                    ranked.c.r <= PAIRS_PER_SEED
+                )
             )
         ).all():
             cands[oid].co += seeds[cid] * (done + CO_ADMITTED_WEIGHT * admitted)
@@ -495,7 +509,15 @@ async def compute_recommendations(session: AsyncSession, *, student_id: uuid.UUI
         cands[cid].popular = popularity_signal(n, most)
     for cid in taken:
         cands.pop(cid, None)
-    courses = await _courses(session, cands)
+    # Score first, then load and check only the best candidates (eligibility only removes), batch by batch.
+    order = sorted(cands, key=lambda c: -blend(cands[c])[0])
+    courses: dict[uuid.UUID, Course] = {}
+    for start in range(0, len(order), 4 * k):
+        batch = await _courses(session, order[start : start + 4 * k])
+        await _drop_ineligible(session, batch, completed)
+        courses.update(batch)
+        if len(courses) >= k:
+            break
     if len(courses) < k:  # nothing popular yet either (a new platform): the newest live courses
         newest = await session.scalars(
             select(Course)
@@ -506,7 +528,7 @@ async def compute_recommendations(session: AsyncSession, *, student_id: uuid.UUI
         for c in newest:
             courses[c.id] = c
             cands[c.id].popular = max(cands[c.id].popular, 0.01)
-    await _drop_ineligible(session, courses, completed)
+        await _drop_ineligible(session, courses, completed)
     return RecommendationList(items=_ranked(cands, courses, k))
 
 
