@@ -11,6 +11,7 @@ from typing import Any
 from smartcourse.bootstrap import get_container
 from smartcourse.consumers import InProcessPublisher, registry
 from smartcourse.logging import configure_logging
+from smartcourse.services.assistant import purge_expired
 from smartcourse.services.outbox import run_relay
 from smartcourse.services.workflows import sweep
 from workflows.worker import build_worker
@@ -19,12 +20,17 @@ log = logging.getLogger(__name__)
 
 
 async def run_sweeper(c: Any, *, stop: asyncio.Event, every: float = 30.0) -> None:
-    """Start any workflow a crash left unstarted (see services/workflows.sweep)."""
+    """Start any workflow a crash left unstarted (see services/workflows.sweep), and purge the assistant's
+    conversations past their retention."""
     while not stop.is_set():
         try:
             await sweep(c)
         except Exception:
             log.exception("workflow sweep failed")
+        try:
+            await purge_expired(c)
+        except Exception:
+            log.exception("conversation retention clean-up failed")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every)
 
