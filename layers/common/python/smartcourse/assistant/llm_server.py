@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import signal
 import threading
 from pathlib import Path
@@ -51,7 +52,14 @@ def main() -> None:
     ap.add_argument("--ctx", type=int, default=2048, help="context per slot")
     ap.add_argument("--parallel", type=int, default=2, help="concurrent generations (slots)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--nice", type=int, default=10, help="lower CPU priority: on a small machine the API must stay responsive"
+    )
     args = ap.parse_args()
+    if args.nice:
+        # Generation is long and batch-like; requests are short. Yielding the CPU to the API keeps other
+        # endpoints' latency flat while streams run (the streams just take longer).
+        os.nice(args.nice)
     serve(
         host=args.host,
         port=args.port,
