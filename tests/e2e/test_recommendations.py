@@ -266,10 +266,11 @@ async def test_eligibility_after_completing_a_prerequisite(api: Api, world: dict
 async def test_cold_start_gets_popular_courses(api: Api, world: dict[str, Any]) -> None:
     ids = world["ids"]
     newcomer = await api.user("student")
-    r = await api.client.get("/recommendations", params={"k": 3}, headers=newcomer["headers"])
+    r = await api.client.get("/recommendations", params={"k": 50}, headers=newcomer["headers"])
     assert r.status_code == 200, r.text
     body = r.json()
-    order = _titles(body, ids)
+    # Popularity is platform-wide (the suite's other courses take part): this world's courses keep their order.
+    order = [t for t in _titles(body, ids) if t != "?"]
     # Admissions: D 5, C 4, A 3 (+ u's), E 1 (full), F (archived), B needs A.
     assert order == ["D", "C", "A"], body
     assert {i["reason"] for i in body["items"]} == {"popular"}

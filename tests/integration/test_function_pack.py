@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,17 @@ class _CfnLoader(yaml.SafeLoader):
 
 
 _CfnLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+@pytest.fixture(autouse=True)
+def _suite_container_back() -> Iterator[None]:
+    """A handler runs in its own event loop, where `get_container()` builds a container of its own and installs
+    it process-wide: put the suite's back after each test, or later tests talk to a stranger."""
+    from smartcourse import bootstrap
+
+    before = bootstrap._container
+    yield
+    bootstrap.set_container(before)
 
 
 def template() -> dict[str, Any]:

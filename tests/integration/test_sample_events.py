@@ -12,6 +12,7 @@ import base64
 import copy
 import json
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,18 @@ from smartcourse.db import UnitOfWork
 from smartcourse.domain.events import DomainEvent
 from smartcourse.models import AnalyticsCounter, DeadLetter, OutboxEvent, ProcessedEvent, User
 from tests.conftest import REPO
+
+
+@pytest.fixture(autouse=True)
+def _suite_container_back() -> Iterator[None]:
+    """A handler runs in its own event loop, where `get_container()` builds a container of its own and installs
+    it process-wide: put the suite's back after each test, or later tests talk to a stranger."""
+    from smartcourse import bootstrap
+
+    before = bootstrap._container
+    yield
+    bootstrap.set_container(before)
+
 
 SAMPLES = sorted((REPO / "events" / "samples").glob("*.json"))
 FUNCTIONS = sorted(p.parent.name for p in (REPO / "functions").glob("*/app.py"))
