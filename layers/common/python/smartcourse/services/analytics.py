@@ -234,7 +234,8 @@ async def _workflow_issues(uow: UnitOfWork, flat: dict[str, float]) -> dict[str,
 async def from_source(*, uow: UnitOfWork, today: date | None = None) -> dict[str, Any]:
     """The same metrics recomputed from the source tables."""
     s = uow.session
-    users = dict((await s.execute(select(User.role, func.count()).where(User.is_active).group_by(User.role))).all())
+    # Registered users (the counter counts user.registered): disabling an account does not unregister it.
+    users = dict((await s.execute(select(User.role, func.count()).group_by(User.role))).all())
     published = await s.scalar(
         select(func.count()).select_from(Course).where(Course.content_version > 0, Course.status != "archived")
     )
