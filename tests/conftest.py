@@ -56,11 +56,28 @@ def settings(data_dir: Path) -> Iterator[Any]:
 async def container(settings: Any) -> AsyncIterator[Any]:
     from smartcourse.bootstrap import build_container, set_container
 
+    global _suite_container
     c = build_container(settings)
     set_container(c)
+    _suite_container = c
     yield c
+    _suite_container = None
     set_container(None)
     await c.aclose()
+
+
+_suite_container: Any = None
+
+
+@pytest.fixture(autouse=True)
+def _the_suite_container_is_current() -> None:
+    """Each test starts with the suite's container installed process-wide. Code that runs in another event loop
+    (a Lambda handler, the fuzzer's app calls) makes `get_container()` build and install a container of its own,
+    which would otherwise leak into later tests (their settings changes and scripted models would not apply)."""
+    if _suite_container is not None:
+        from smartcourse.bootstrap import set_container
+
+        set_container(_suite_container)
 
 
 @pytest.fixture(scope="session")
