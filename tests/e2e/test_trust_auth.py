@@ -196,7 +196,7 @@ async def test_the_limit_dependency_for_other_routes(container: Any) -> None:
     from fastapi import APIRouter
 
     from smartcourse.api.app import create_app
-    from smartcourse.ratelimit import limit
+    from smartcourse.api.ratelimit import limit
 
     router = APIRouter()
     scope = f"test-{uuid.uuid4().hex[:8]}"

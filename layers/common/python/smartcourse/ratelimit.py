@@ -15,9 +15,9 @@ import hashlib
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
@@ -25,8 +25,9 @@ from limits.aio.strategies import MovingWindowRateLimiter
 
 from smartcourse.errors import RateLimited
 
-if TYPE_CHECKING:
-    from smartcourse.bootstrap import Container
+# `container` below is the composition root's Container (settings + redis()); typed loosely so this module,
+# which services use, does not import the bootstrap.
+Container = Any
 
 KEY_PREFIX = "smartcourse:rl"
 log = logging.getLogger(__name__)
@@ -185,26 +186,6 @@ def backoff(container: Container) -> Backoff:
         base_seconds=s.login_backoff_base_seconds,
         max_seconds=s.login_backoff_max_seconds,
     )
-
-
-def limit(
-    scope: str, rate: str | Callable[[Any], str], *, per: Literal["user", "ip"] = "user"
-) -> Callable[..., Awaitable[None]]:
-    """A FastAPI dependency enforcing `rate` (or `rate(settings)`) per caller (user id, or client IP if anonymous)."""
-    from fastapi import Depends, Request
-
-    from smartcourse.api.deps import ContainerDep, OptionalUser
-
-    async def _dep(request: Request, container: ContainerDep, principal: OptionalUser) -> None:
-        who = str(principal.user_id) if (per == "user" and principal is not None) else client_ip(request)
-        value = rate(container.settings) if callable(rate) else rate
-        enforce(await rate_limiter(container).hit((scope, per, who), value))
-
-    _dep.__name__ = f"rate_limit_{scope}"
-    # Real objects, not the strings `from __future__ import annotations` leaves: FastAPI resolves string
-    # annotations in this module's globals, where these local imports are not.
-    _dep.__annotations__ = {"request": Request, "container": ContainerDep, "principal": OptionalUser, "return": None}
-    return Depends(_dep)  # type: ignore[no-any-return]
 
 
 def client_ip(request: Any) -> str:

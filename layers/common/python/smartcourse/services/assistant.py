@@ -43,9 +43,10 @@ from smartcourse.models import (
     QuizAttempt,
 )
 from smartcourse.ports import ChatMessage, Chunk, Hit
-from smartcourse.schemas import LessonPublic
+from smartcourse.ratelimit import rate_limiter
+from smartcourse.schemas import LessonIn, LessonPublic, QuizQuestion
 from smartcourse.security import Principal
-from smartcourse.services import search
+from smartcourse.services import courses, search
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,6 @@ RETRIEVE_K = 8
 
 async def enforce_quota(container: Any, principal: Principal) -> None:
     """Per-user moving windows (per minute and per day) in Redis; 429 `ai_quota_exceeded` with Retry-After."""
-    from smartcourse.ratelimit import rate_limiter
 
     s = container.settings
     limit = f"{s.assistant_quota_per_minute}/minute;{s.assistant_quota_per_day}/day"
@@ -581,8 +581,6 @@ async def save_generated_quiz(
     container: Any, *, principal: Principal, quiz_id: uuid.UUID, body: SaveQuizIn
 ) -> LessonPublic:
     """Turn a generated quiz into a quiz lesson of the working copy (a draft until the next publish)."""
-    from smartcourse.schemas import LessonIn, QuizQuestion
-    from smartcourse.services import courses
 
     async with container.uow() as uow:
         quiz = await uow.session.get(AiGeneratedQuiz, quiz_id, with_for_update=True)

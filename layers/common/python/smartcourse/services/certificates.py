@@ -16,6 +16,7 @@ from smartcourse.domain.events import DomainEvent
 from smartcourse.errors import Conflict, Invalid, NotFound
 from smartcourse.models import Certificate, Course, Enrollment, User
 from smartcourse.security import Principal
+from smartcourse.services.notifications import create_notification
 
 
 async def issue(*, uow: UnitOfWork, enrollment_id: uuid.UUID) -> uuid.UUID:
@@ -114,7 +115,6 @@ async def store_pdf(*, uow: UnitOfWork, files: Any, certificate_id: uuid.UUID, b
 
 
 async def notify(*, uow: UnitOfWork, certificate_id: uuid.UUID) -> uuid.UUID:
-    from smartcourse.services.notifications import create_notification
 
     cert = await uow.session.get(Certificate, certificate_id)
     if cert is None:

@@ -25,6 +25,7 @@ from smartcourse.errors import Conflict, Invalid, NotFound
 from smartcourse.models import ContentChunk, Course, WorkflowRun, utcnow
 from smartcourse.ports import Chunk, DocumentStore, FileStore, VectorIndex
 from smartcourse.services.courses import VERSIONS, version_doc_id
+from smartcourse.services.notifications import create_notification
 
 log = logging.getLogger(__name__)
 
@@ -290,7 +291,6 @@ async def record_failure(
 ) -> uuid.UUID | None:
     """The publish failed: say so on the course and the run, and tell the instructor (in-app + e-mail).
     Returns the notification to e-mail (once per workflow run)."""
-    from smartcourse.services.notifications import create_notification
 
     course = await uow.session.get(Course, course_id, with_for_update=True)
     if course is None:

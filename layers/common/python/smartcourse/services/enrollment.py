@@ -26,6 +26,7 @@ from smartcourse.schemas import EnrollmentDetail, EnrollmentPublic, HistoryEntry
 from smartcourse.security import Principal
 from smartcourse.services.courses import load_course
 from smartcourse.services.learner_view import published_lessons
+from smartcourse.services.notifications import create_notification
 
 ANALYTICS_NS = uuid.UUID("5b0c3f4e-8f0b-4b5e-9a53-2d0a3b7f1c11")
 
@@ -380,7 +381,6 @@ async def activate(*, uow: UnitOfWork, enrollment_id: uuid.UUID) -> str:
 
 async def welcome(*, uow: UnitOfWork, enrollment_id: uuid.UUID) -> uuid.UUID | None:
     """Create the welcome notification (idempotent by key); the caller enqueues its email after commit."""
-    from smartcourse.services.notifications import create_notification
 
     e = await uow.session.get(Enrollment, enrollment_id)
     if e is None or e.status not in {"active", "completed"}:

@@ -10,10 +10,12 @@ from typing import Any
 from smartcourse.domain import workflows as names
 from smartcourse.domain.enrollment import certificate_workflow_id
 from smartcourse.errors import Conflict
+from smartcourse.models import Course, Enrollment, Lesson, QuizAttempt
 from smartcourse.ratelimit import Decision, rate_limited_error
-from smartcourse.schemas import EnrollmentDetail, EnrollmentPublic, ProgressPublic, QuizResult
+from smartcourse.schemas import CertificatePublic, EnrollmentDetail, EnrollmentPublic, ProgressPublic, QuizResult
 from smartcourse.security import Principal
-from smartcourse.services import enrollment, progress, workflows
+from smartcourse.services import certificates, enrollment, progress, workflows
+from smartcourse.services.courses import VERSIONS, version_doc_id
 
 
 async def _start_enrollment(container: Any, enrollment_id: uuid.UUID, workflow_id: str) -> None:
@@ -64,9 +66,6 @@ async def detail(*, container: Any, principal: Principal, enrollment_id: uuid.UU
         )
         result = result.model_copy(update={"workflow_status": status, "steps": steps})
     if result.status == "completed":
-        from smartcourse.schemas import CertificatePublic
-        from smartcourse.services import certificates
-
         async with container.uow() as uow:
             cert = await certificates.for_enrollment(uow=uow, enrollment_id=result.id)
         if cert is not None:
@@ -89,8 +88,6 @@ async def complete_lesson(*, container: Any, principal: Principal, lesson_id: uu
 async def _quiz_record(uow: Any, student_id: uuid.UUID, lesson_id: uuid.UUID) -> tuple[int, datetime | None, bool]:
     """(attempts so far, last submission, passed once) of a student on a quiz, across re-enrollments."""
     from sqlalchemy import func, select
-
-    from smartcourse.models import Enrollment, QuizAttempt
 
     row = (
         await uow.session.execute(
@@ -132,8 +129,6 @@ async def submit_quiz(*, container: Any, principal: Principal, lesson_id: uuid.U
 
 async def _correctness(container: Any, lesson_id: uuid.UUID, answers: list[int]) -> list[bool] | None:
     """Which answers were right, graded against the live version's quiz (the one just graded)."""
-    from smartcourse.models import Course, Lesson
-    from smartcourse.services.courses import VERSIONS, version_doc_id
 
     async with container.uow() as uow:
         lesson = await uow.session.get(Lesson, lesson_id)

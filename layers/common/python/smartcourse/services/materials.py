@@ -19,6 +19,7 @@ from smartcourse.models import Lesson
 from smartcourse.schemas import MaterialPublic
 from smartcourse.security import Principal
 from smartcourse.services.courses import VERSIONS, load_course, version_doc_id
+from smartcourse.services.search import can_read_content
 
 MATERIALS = "materials"
 # Types a browser would run or render as a page: always downloaded, never displayed inline.
@@ -176,7 +177,6 @@ async def get_material(
     materials of the live published version (an upload after publishing stays private until the next
     publish). Anyone else: 403 `enrollment_required` on a live course, 404 otherwise.
     """
-    from smartcourse.services.search import can_read_content
 
     course = await load_course(uow, course_id)
     if rules.can_see_draft(principal, course.instructor_id):

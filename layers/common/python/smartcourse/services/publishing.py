@@ -18,6 +18,8 @@ from smartcourse.models import Course, Lesson, WorkflowRun, utcnow
 from smartcourse.schemas import WorkflowStarted, WorkflowStatus, WorkflowStep
 from smartcourse.security import Principal
 from smartcourse.services.courses import VERSIONS, build_structure, load_course, version_doc_id
+from smartcourse.services.materials import MATERIALS
+from smartcourse.services.workflows import describe
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +95,6 @@ async def validate_for_publish(*, uow: UnitOfWork, course_id: uuid.UUID) -> None
 
 async def snapshot_version(*, uow: UnitOfWork, documents: Any, course_id: uuid.UUID, version: int) -> str:
     """Freeze the working copy as content version `version` (a whole-document upsert: safe to repeat)."""
-    from smartcourse.services.materials import MATERIALS
 
     course = await load_course(uow, course_id)
     modules = await build_structure(uow, documents, course_id)
@@ -187,7 +188,6 @@ async def revert_publish(*, uow: UnitOfWork, course_id: uuid.UUID, workflow_id: 
 
 async def workflow_status(*, container: Any, principal: Principal, workflow_id: str) -> WorkflowStatus:
     """A workflow's status and steps, for whoever started it (or owns its course) and admins."""
-    from smartcourse.services.workflows import describe
 
     async with container.uow() as uow:
         run = await uow.session.get(WorkflowRun, workflow_id)

@@ -56,6 +56,8 @@ from smartcourse.schemas import (
     ReviewSection,
 )
 from smartcourse.security import Principal
+from smartcourse.services.learner_view import published_lessons
+from smartcourse.services.search import retrieve_version
 
 log = logging.getLogger(__name__)
 
@@ -564,7 +566,6 @@ def _words(lesson_body: dict[str, Any]) -> int:
 async def _search_sections(
     container: Any, course: Course, query: str, *, exclude_source: str | None = None
 ) -> list[ReviewSection]:
-    from smartcourse.services.search import retrieve_version
 
     found = await retrieve_version(
         container, course_id=course.id, version=course.index_version, query=query[:1000], k=SECTIONS_PER_ITEM + 3
@@ -591,7 +592,6 @@ async def review(container: Any, *, principal: Principal, enrollment_id: uuid.UU
     once the quiz is passed or out of attempts, as the quiz itself does), lessons finished too fast before a failed
     quiz, and the student's questions to the assistant that point to the same sections — each with the live
     version's sections to reread. The enrollment's student, the course's owner and admins; others 404."""
-    from smartcourse.services.learner_view import published_lessons
 
     async with container.uow() as uow:
         s = uow.session
