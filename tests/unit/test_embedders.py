@@ -76,7 +76,7 @@ async def test_onnx_truncates_long_inputs(onnx: OnnxMiniLMEmbedder) -> None:
 
 async def test_onnx_does_not_block_the_event_loop(onnx: OnnxMiniLMEmbedder) -> None:
     await onnx.embed_query("warm up")
-    texts = [f"Passage {i} about idempotent consumers and redelivered messages in Kafka. " * 4 for i in range(16)]
+    texts = [f"Passage {i} about idempotent consumers and redelivered messages in Kafka. " * 4 for i in range(128)]
     gaps: list[float] = []
     done = asyncio.Event()
 
