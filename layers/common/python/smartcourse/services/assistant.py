@@ -42,11 +42,12 @@ from smartcourse.models import (
     Lesson,
     QuizAttempt,
 )
-from smartcourse.ports import ChatMessage, Chunk, Hit
+from smartcourse.ports import ChatMessage, Hit
 from smartcourse.ratelimit import rate_limiter
 from smartcourse.schemas import LessonIn, LessonPublic, QuizQuestion
 from smartcourse.security import Principal
 from smartcourse.services import courses, search
+from smartcourse.services.content_index import to_chunk
 
 log = logging.getLogger(__name__)
 
@@ -416,19 +417,7 @@ async def _instructor_course(uow: UnitOfWork, principal: Principal, course_id: u
 
 
 def _chunk_hit(row: ContentChunk) -> Hit:
-    chunk = Chunk(
-        chunk_id=row.chunk_id,
-        course_id=str(row.course_id),
-        version=row.version,
-        source_type=row.source_type,  # type: ignore[arg-type]
-        source_id=row.source_id,
-        title=row.title,
-        location=row.location,
-        text=row.text,
-        content_hash=row.content_hash,
-        ordinal=row.ordinal,
-    )
-    return Hit(chunk=chunk, score=1.0)
+    return Hit(chunk=to_chunk(row), score=1.0)
 
 
 async def _indexed_passages(uow: UnitOfWork, course: Course, lesson_id: uuid.UUID | None) -> list[Hit]:

@@ -153,7 +153,8 @@ async def chunk(
     return {"chunks": len(chunks), "sources": len({(c.source_type, c.source_id) for c in chunks})}
 
 
-def _to_chunk(row: ContentChunk) -> Chunk:
+def to_chunk(row: ContentChunk) -> Chunk:
+    """A `content_chunks` row as the port's Chunk."""
     return Chunk(
         chunk_id=row.chunk_id,
         course_id=str(row.course_id),
@@ -174,7 +175,7 @@ async def load_chunks(uow: UnitOfWork, course_id: uuid.UUID, version: int) -> li
         .where(ContentChunk.course_id == course_id, ContentChunk.version == version)
         .order_by(ContentChunk.ordinal, ContentChunk.chunk_id)
     )
-    return [_to_chunk(r) for r in rows]
+    return [to_chunk(r) for r in rows]
 
 
 # --- embed ---------------------------------------------------------------------------------------
