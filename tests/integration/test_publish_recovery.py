@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
 import uuid
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 
 from tests.conftest import Api
-from tests.integration.test_worker_recovery import _wait_file, _worker
+from tests.integration.test_worker_recovery import run_killing_the_worker
 
 
 async def test_worker_killed_while_indexing_resumes_and_publishes_once(
@@ -40,41 +36,20 @@ async def test_worker_killed_while_indexing_resumes_and_publishes_once(
         workflow_id, version = await publishing.request_publish(
             uow=uow, principal=Principal(uuid.UUID(teacher["id"]), "instructor"), course_id=uuid.UUID(course["id"])
         )
-    hold_dir = Path(settings.data_dir) / "holds"
-    hold_dir.mkdir(exist_ok=True)
-    name = f"publish.index.{course['id']}"
-    (hold_dir / f"{name}.hold").touch()
-    queue = f"publish-recovery-{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "TEMPORAL_TASK_QUEUE": queue,
-        "SMARTCOURSE_ENV": "test",
-        "SMARTCOURSE_TEST_HOLD_DIR": str(hold_dir),
-        "SMARTCOURSE_LOG_LEVEL": "WARNING",
-    }
-    log = Path(settings.data_dir) / f"{queue}.log"
-    first = _worker(env, log)
-    client = await container.temporal()
-    handle = await client.start_workflow(
-        CoursePublishingWorkflow.run,
-        PublishInput(course["id"], version, workflow_id),
-        id=workflow_id,
-        task_queue=queue,
+    # Extract, chunk and embed done; index in flight when the worker dies.
+    result = await run_killing_the_worker(
+        settings,
+        container,
+        f"publish.index.{course['id']}",
+        lambda client, queue: client.start_workflow(
+            CoursePublishingWorkflow.run,
+            PublishInput(course["id"], version, workflow_id),
+            id=workflow_id,
+            task_queue=queue,
+        ),
+        reach_timeout=120,
+        finish_timeout=150,
     )
-    try:
-        await _wait_file(hold_dir / f"{name}.reached", timeout=120)  # extract, chunk, embed done; index in flight
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait(timeout=10)
-        (hold_dir / f"{name}.hold").unlink()
-        second = _worker(env, log)
-        try:
-            result = await asyncio.wait_for(handle.result(), timeout=150)
-        finally:
-            second.terminate()
-            second.wait(timeout=20)
-    finally:
-        if first.poll() is None:
-            os.killpg(first.pid, signal.SIGKILL)
     assert all(s["status"] == "completed" for s in result["steps"]), result
     detail = (await api.client.get(f"/courses/{course['id']}", headers=teacher["headers"])).json()
     assert detail["index_status"] == "ready" and detail["index_version"] == version

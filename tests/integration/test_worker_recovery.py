@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,48 @@ async def _wait_file(path: Path, timeout: float = 60) -> None:
     raise AssertionError(f"{path} never appeared")
 
 
+async def run_killing_the_worker(
+    settings: Any,
+    container: Any,
+    hold: str,
+    start: Callable[[Any, str], Awaitable[Any]],
+    *,
+    reach_timeout: float = 60,
+    finish_timeout: float = 90,
+) -> Any:
+    """Start a workflow on a worker subprocess of its own queue, SIGKILL that worker while the step holding at
+    `hold` is in flight, start a fresh worker, and return the workflow's result. `start(client, queue)` starts
+    the workflow and returns its handle."""
+    hold_dir = Path(settings.data_dir) / "holds"
+    hold_dir.mkdir(exist_ok=True)
+    (hold_dir / f"{hold}.hold").touch()
+    queue = f"recovery-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "TEMPORAL_TASK_QUEUE": queue,
+        "SMARTCOURSE_ENV": "test",
+        "SMARTCOURSE_TEST_HOLD_DIR": str(hold_dir),
+        "SMARTCOURSE_LOG_LEVEL": "WARNING",
+    }
+    log = Path(settings.data_dir) / f"{queue}.log"
+    first = _worker(env, log)
+    handle = await start(await container.temporal(), queue)
+    try:
+        await _wait_file(hold_dir / f"{hold}.reached", timeout=reach_timeout)
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=10)
+        (hold_dir / f"{hold}.hold").unlink()
+        second = _worker(env, log)
+        try:
+            return await asyncio.wait_for(handle.result(), timeout=finish_timeout)
+        finally:
+            second.terminate()
+            second.wait(timeout=20)
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+
+
 async def test_worker_killed_mid_enrollment_resumes_with_effects_once(
     api: Api, worker: object, celery_worker: object, container: Any, settings: Any
 ) -> None:
@@ -50,38 +93,15 @@ async def test_worker_killed_mid_enrollment_resumes_with_effects_once(
             uow=uow, principal=Principal(uuid.UUID(student["id"]), "student"), course_id=uuid.UUID(course["id"]),
             idempotency_key=None,
         )  # fmt: skip
-    hold_dir = Path(settings.data_dir) / "holds"
-    hold_dir.mkdir(exist_ok=True)
-    name = f"enroll.activate.{e.id}"
-    (hold_dir / f"{name}.hold").touch()
-    queue = f"recovery-{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "TEMPORAL_TASK_QUEUE": queue,
-        "SMARTCOURSE_ENV": "test",
-        "SMARTCOURSE_TEST_HOLD_DIR": str(hold_dir),
-        "SMARTCOURSE_LOG_LEVEL": "WARNING",
-    }
-    log = Path(settings.data_dir) / f"{queue}.log"
-    first = _worker(env, log)
-    client = await container.temporal()
-    handle = await client.start_workflow(
-        EnrollmentWorkflow.run, EnrollmentInput(str(e.id)), id=e.workflow_id, task_queue=queue
+    # Steps 1-2 done, step 3 (activate) in flight when the worker dies.
+    result = await run_killing_the_worker(
+        settings,
+        container,
+        f"enroll.activate.{e.id}",
+        lambda client, queue: client.start_workflow(
+            EnrollmentWorkflow.run, EnrollmentInput(str(e.id)), id=e.workflow_id, task_queue=queue
+        ),
     )
-    try:
-        await _wait_file(hold_dir / f"{name}.reached")  # steps 1-2 done, step 3 in flight
-        os.killpg(first.pid, signal.SIGKILL)
-        first.wait(timeout=10)
-        (hold_dir / f"{name}.hold").unlink()
-        second = _worker(env, log)
-        try:
-            result = await asyncio.wait_for(handle.result(), timeout=90)
-        finally:
-            second.terminate()
-            second.wait(timeout=20)
-    finally:
-        if first.poll() is None:
-            os.killpg(first.pid, signal.SIGKILL)
     assert [s["status"] for s in result["steps"]] == ["completed"] * 4
     eid = e.id
     async with container.uow() as uow:
