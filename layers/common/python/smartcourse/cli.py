@@ -194,6 +194,24 @@ def make_private(data_dir: Path) -> None:
 CELERY_WORKER = [sys.executable, "-m", "celery", "-A", "smartcourse.tasks", "worker", "-l", "info"]
 
 
+def run_processes(host: str, port: int, *, kafka: bool) -> dict[str, list[str]]:
+    """The long-running processes of `smartcourse run` (name -> argv), started with one environment.
+
+    One list: `cmd_run` starts it, and the chaos rig (devtools/chaos.py) starts, kills and restarts the same."""
+    exe = [sys.executable, "-m", "smartcourse.cli"]
+    procs = {
+        "api": [*exe, "serve", "--host", host, "--port", str(port)],
+        "worker": [*exe, "worker"],
+        # Celery: email and other background tasks; -B runs the beat schedule (the notification
+        # sweeper) inside it, fine for this single worker (production runs one `celery beat`).
+        "celery": [*CELERY_WORKER, "--concurrency", "2", "-B"],
+    }
+    if kafka:  # the worker relays in-process only without Kafka
+        procs["relay"] = [*exe, "relay"]
+        procs["consumers"] = [*exe, "consumers"]
+    return procs
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Start the embedded engines (or use the configured ones), migrate, then the API and the worker."""
     from smartcourse.bootstrap import embedded_engines, resolve_settings
@@ -225,17 +243,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         }
     )
     _migrate(resolved.database_url or "")
-    exe = [sys.executable, "-m", "smartcourse.cli"]
     children: dict[str, subprocess.Popen[bytes]] = {
-        "api": subprocess.Popen([*exe, "serve", "--host", args.host, "--port", str(args.port)], env=env),
-        "worker": subprocess.Popen([*exe, "worker"], env=env),
-        # Celery: email and other background tasks; -B runs the beat schedule (the notification
-        # sweeper) inside it, fine for this single worker (production runs one `celery beat`).
-        "celery": subprocess.Popen([*CELERY_WORKER, "--concurrency", "2", "-B"], env=env),
+        name: subprocess.Popen(argv, env=env)
+        for name, argv in run_processes(args.host, args.port, kafka=bool(settings.kafka_bootstrap_servers)).items()
     }
-    if settings.kafka_bootstrap_servers:  # the worker relays in-process only without Kafka
-        children["relay"] = subprocess.Popen([*exe, "relay"], env=env)
-        children["consumers"] = subprocess.Popen([*exe, "consumers"], env=env)
     base = f"http://{args.host}:{args.port}"
     print(
         "\nSmartCourse is starting:\n"
