@@ -210,3 +210,34 @@ def test_check_citations(answer: str, valid: list[int], invalid: list[int]) -> N
 def test_knobs_floor_is_configurable() -> None:
     assert evidence.decide("outbox table", [RELAY], Knobs(relevance_floor=0.6)).route == "refuse"
     assert evidence.decide("outbox table", [RELAY], Knobs(relevance_floor=0.5)).route == "answer"
+
+
+async def test_a_cut_stream_still_accounts_its_tokens() -> None:
+    """A stream closed before the server's usage report (the client left) records what was streamed."""
+    from langchain_core.messages import AIMessageChunk
+
+    from smartcourse.adapters.chat import metered_stream
+    from smartcourse.assistant import usage
+    from smartcourse.ports import ChatMessage
+
+    async def endless() -> AsyncIterator[AIMessageChunk]:
+        n = 0
+        while True:
+            n += 1
+            yield AIMessageChunk(content=f"w{n} ")
+
+    prompt = [ChatMessage(role="user", content="x" * 400)]
+    with usage.metered() as meter:
+        stream = metered_stream(endless(), prompt)
+        got = [await anext(stream) for _ in range(3)]
+        await stream.aclose()
+    assert got == ["w1 ", "w2 ", "w3 "]
+    assert meter.tokens_out == 3 and meter.tokens_in >= 100 and meter.calls == 1
+
+    async def reported() -> AsyncIterator[AIMessageChunk]:
+        yield AIMessageChunk(content="hello")
+        yield AIMessageChunk(content="", usage_metadata={"input_tokens": 7, "output_tokens": 1, "total_tokens": 8})
+
+    with usage.metered() as meter:
+        assert [t async for t in metered_stream(reported(), prompt)] == ["hello"]
+    assert (meter.tokens_in, meter.tokens_out, meter.calls) == (7, 1, 1)  # the server's count, not an estimate

@@ -55,12 +55,8 @@ class OpenAIChatModel:
     ) -> AsyncIterator[str]:
         """Yields text as the model writes it; closing the iterator closes the HTTP stream (stops generation)."""
         llm = self._llm.bind(max_tokens=max_tokens, temperature=temperature)
-        async for chunk in llm.astream(to_langchain(messages)):
-            if isinstance(chunk, AIMessageChunk) and chunk.usage_metadata:
-                _record_usage(dict(chunk.usage_metadata))
-            text = chunk.content if isinstance(chunk.content, str) else ""
-            if text:
-                yield text
+        async for text in metered_stream(llm.astream(to_langchain(messages)), messages):
+            yield text
 
     async def stream_json(
         self, messages: Sequence[ChatMessage], *, schema: dict[str, Any], max_tokens: int = 512
@@ -71,9 +67,33 @@ class OpenAIChatModel:
             temperature=0.2,
             response_format={"type": "json_schema", "json_schema": {"name": "output", "schema": schema}},
         )
-        async for chunk in llm.astream(to_langchain(messages)):
+        async for text in metered_stream(llm.astream(to_langchain(messages)), messages):
+            yield text
+
+
+def estimate_tokens(messages: Sequence[ChatMessage]) -> int:
+    """A prompt's size in tokens, roughly (4 characters per token): used only when the server's count is lost."""
+    return sum(len(m.content) for m in messages) // 4 + 4 * len(messages)
+
+
+async def metered_stream(chunks: AsyncIterator[Any], messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
+    """The text of a langchain chunk stream, with its token usage recorded on the interaction's meter.
+
+    The server reports usage in the stream's last chunk. When the stream is cut before it (the client left,
+    a timeout), what was streamed is still accounted: each streamed piece is one token of llama.cpp/OpenAI
+    output, and the prompt is estimated, so a cancelled answer never records 0 tokens.
+    """
+    reported = False
+    pieces = 0
+    try:
+        async for chunk in chunks:
             if isinstance(chunk, AIMessageChunk) and chunk.usage_metadata:
                 _record_usage(dict(chunk.usage_metadata))
+                reported = True
             text = chunk.content if isinstance(chunk.content, str) else ""
             if text:
+                pieces += 1
                 yield text
+    finally:
+        if not reported and pieces:
+            usage.record(estimate_tokens(messages), pieces)

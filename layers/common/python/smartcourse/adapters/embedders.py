@@ -150,13 +150,13 @@ class OnnxMiniLMEmbedder:
         self._model_path = model_path
         self._tokenizer_path = tokenizer_path
 
-    def runtime(self) -> _MiniLMRuntime:
-        """The process-wide session (loads it on the first call; safe from any thread)."""
+    def runtime(self, threads: int | None = None) -> _MiniLMRuntime:
+        """The process-wide session for `threads` (loads it on the first call; safe from any thread)."""
         return _MiniLMRuntime.get(
             self._model_path or minilm_model_path(),
             self._tokenizer_path or minilm_tokenizer_path(),
             self.max_length,
-            self.threads,
+            threads or self.threads,
         )
 
     def embed_sync(self, texts: Sequence[str]) -> list[list[float]]:
@@ -176,7 +176,13 @@ class OnnxMiniLMEmbedder:
         return await asyncio.to_thread(self.embed_sync, list(texts))
 
     async def embed_query(self, text: str) -> list[float]:
-        return (await asyncio.to_thread(self.embed_sync, [text]))[0]
+        """One query on a single-threaded session: a sentence takes a few ms on one core, and a query must not
+        take every core from the requests the same process serves (bulk embedding keeps `threads`)."""
+        return (await asyncio.to_thread(self.runtime(QUERY_THREADS).embed, [text]))[0].tolist()  # type: ignore[no-any-return]
+
+
+#: Intra-op threads of the session that embeds search and assistant queries (see `embed_query`).
+QUERY_THREADS = 1
 
 
 # --- OpenAI-compatible API ----------------------------------------------------------------------------------
