@@ -12,6 +12,8 @@ from workflows.certificates.activities import CertificateActivities
 from workflows.certificates.workflow import CertificateWorkflow
 from workflows.enrollment.activities import EnrollmentActivities
 from workflows.enrollment.workflow import EnrollmentWorkflow
+from workflows.failures import FailureRecorder
+from workflows.metrics import MetricsInterceptor
 from workflows.publishing.activities import PublishingActivities
 from workflows.publishing.workflow import CoursePublishingWorkflow
 
@@ -33,4 +35,6 @@ def build_worker(client: Client, container: Container, *, task_queue: str | None
         workflows=WORKFLOWS,
         activities=activities_for(container),
         max_concurrent_activities=50,
+        # Records every activity failure on the run's workflow_runs row (GET /ops/workflows); keep it last.
+        interceptors=[MetricsInterceptor(), FailureRecorder(container.sessionmaker)],
     )

@@ -10,10 +10,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry import trace
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smartcourse.event_contracts import validate_event
+from smartcourse.faults import fail_point
 from smartcourse.models import DeadLetter, ProcessedEvent
 
 Effect = Callable[[AsyncSession, dict[str, Any]], Awaitable[None]]
@@ -33,6 +35,11 @@ class Consumer:
         if effect is None:
             return False
         validate_event(event_type, int(envelope["schema_version"]), envelope)
+        if is_sample(envelope):
+            # A hand-invoked sample (`smartcourse invoke ... --event events/samples/...`): decoded and checked
+            # against its contract, never applied, so it cannot skew live state (docs/analytics.md).
+            return False
+        await fail_point(f"consume.{self.name}", event_type)  # test-only fault injection (a poison event)
         event_id = uuid.UUID(envelope["event_id"])
         async with sessionmaker() as session, session.begin():
             claimed = await session.execute(
@@ -47,8 +54,20 @@ class Consumer:
         return True
 
 
+def is_sample(envelope: dict[str, Any]) -> bool:
+    """Sample events (events/samples/) say so in their data: `"sample": true`."""
+    data = envelope.get("data")
+    return isinstance(data, dict) and data.get("sample") is True
+
+
+def _trace_id() -> str:
+    """The current span's trace id (032x), "" without tracing: kept with the dead letter (GET /ops/dead-letters)."""
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.trace_id else ""
+
+
 async def dead_letter(sessionmaker: Any, consumer: str, topic: str, envelope: dict[str, Any], error: str) -> None:
-    """Keep a poison event with its error; replaying it is an admin action."""
+    """Keep a poison event with its error; replaying it is an admin action (POST /ops/dead-letters/{id}/replay)."""
     async with sessionmaker() as session, session.begin():
         await session.execute(
             insert(DeadLetter)
@@ -58,6 +77,7 @@ async def dead_letter(sessionmaker: Any, consumer: str, topic: str, envelope: di
                 topic=topic,
                 payload=envelope,
                 error=error[:4000],
+                trace_id=_trace_id(),
             )
             .on_conflict_do_nothing()
         )

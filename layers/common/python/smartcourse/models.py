@@ -154,6 +154,7 @@ class WorkflowRun(Base):
     """Who started which workflow, so `GET /workflows/{id}` can check access."""
 
     __tablename__ = "workflow_runs"
+    __table_args__ = (Index("ix_workflow_runs_status_created", "status", "created_at"),)
 
     workflow_id: Mapped[str] = mapped_column(String(200), primary_key=True)
     kind: Mapped[str] = mapped_column(String(50), nullable=False)
@@ -164,13 +165,32 @@ class WorkflowRun(Base):
     error: Mapped[str | None] = mapped_column(Text)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _created()
+    # Operations (issue #8, migration 0009): what the run is about ("course:<id>", "enrollment:<id>"), the step
+    # that failed last, the trace of that failure (032x, "" if none), failed attempts, when it last changed.
+    subject: Mapped[str | None] = mapped_column(String(200), index=True)
+    failed_step: Mapped[str | None] = mapped_column(String(100))
+    trace_id: Mapped[str | None] = mapped_column(String(32))
+    failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default=text("0"))
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+#: Outbox rows the workflow dispatcher still has to handle: admissions that need an enrollment workflow.
+OUTBOX_DISPATCH_QUEUE = (
+    "dispatched_at is null and (event_type = 'waitlist.promoted' "
+    "or (event_type = 'enrollment.created' and (payload -> 'data' ->> 'status') = 'pending'))"
+)
 
 
 class OutboxEvent(Base):
     """A domain event committed with the change that caused it; the relay publishes it."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_unpublished", "occurred_at", postgresql_where=text("published_at is null")),)
+    __table_args__ = (
+        Index("ix_outbox_unpublished", "occurred_at", postgresql_where=text("published_at is null")),
+        # The workflow dispatcher's queue (issue #7, services/dispatcher.py): admissions whose workflow it has not
+        # handled yet. Keep the predicate in step with dispatcher.QUEUE_PREDICATE and migration 0008.
+        Index("ix_outbox_dispatch_queue", "occurred_at", "id", postgresql_where=text(OUTBOX_DISPATCH_QUEUE)),
+    )
 
     id: Mapped[uuid.UUID] = _pk()
     topic: Mapped[str] = mapped_column(String(100), nullable=False)
@@ -183,6 +203,8 @@ class OutboxEvent(Base):
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default=text("0"))
     last_error: Mapped[str | None] = mapped_column(Text)
+    # The workflow dispatcher's mark (issue #7): set once the admission's workflow was started (or needed none).
+    dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class ProcessedEvent(Base):
@@ -199,7 +221,10 @@ class DeadLetter(Base):
     """An event a consumer could not apply, kept with its error for inspection and replay."""
 
     __tablename__ = "dead_letters"
-    __table_args__ = (UniqueConstraint("consumer", "event_id", name="uq_dead_letters_consumer_event"),)
+    __table_args__ = (
+        UniqueConstraint("consumer", "event_id", name="uq_dead_letters_consumer_event"),
+        Index("ix_dead_letters_created", "created_at"),
+    )
 
     id: Mapped[uuid.UUID] = _pk()
     consumer: Mapped[str] = mapped_column(String(100), nullable=False)
@@ -209,6 +234,9 @@ class DeadLetter(Base):
     error: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[datetime] = _created()
     replayed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Operations (issue #8, migration 0009): the trace the failure happened in; what a replay did.
+    trace_id: Mapped[str | None] = mapped_column(String(32))
+    replay_outcome: Mapped[str | None] = mapped_column(String(20))
 
 
 class Document(Base):
@@ -252,6 +280,14 @@ class Enrollment(Base):
         ),
         Index("ix_enrollments_waitlist", "course_id", "waitlisted_at", postgresql_where=text("status = 'waitlisted'")),
         Index("ix_enrollments_course_status", "course_id", "status"),
+        # Launch day (issue #7, migration 0008): the admitted-not-active backlog and the dispatcher's work in
+        # flight are counted on this small index (pending rows only).
+        Index(
+            "ix_enrollments_pending",
+            "admitted_at",
+            postgresql_where=text("status = 'pending'"),
+            postgresql_include=["workflow_started_at"],
+        ),
     )
 
     id: Mapped[uuid.UUID] = _pk()
@@ -267,6 +303,8 @@ class Enrollment(Base):
     activated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     dropped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the dispatcher (or the sweeper) had the enrollment's workflow started (issue #7; services/dispatcher.py).
+    workflow_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
 
@@ -532,3 +570,28 @@ class CoursePopularity(Base):
     course_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("courses.id", ondelete="CASCADE"), primary_key=True)
     admissions: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default=text("0"))
     completions: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default=text("0"))
+
+
+# --- operations (issue #8) ------------------------------------------------------------------------
+
+TASK_RUN_STATUSES = ("succeeded", "retrying", "failed")
+
+
+class TaskRun(Base):
+    """The last outcome of each Celery task id (a retry keeps its id), written by the worker's signal hooks."""
+
+    __tablename__ = "task_runs"
+    __table_args__ = (
+        CheckConstraint("status in ('succeeded','retrying','failed')", name="ck_task_runs_status"),
+        Index("ix_task_runs_status_updated", "status", "updated_at"),
+    )
+
+    task_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    task: Mapped[str] = mapped_column(String(200), nullable=False)
+    status: Mapped[str] = mapped_column(String(20), nullable=False)
+    retries: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default=text("0"))
+    args: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    trace_id: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = _created()
+    updated_at: Mapped[datetime] = _created()

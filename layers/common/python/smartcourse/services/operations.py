@@ -1,0 +1,508 @@
+"""Operations (issue #8): where failures are recorded and how an admin finds and replays them.
+
+* Workflow failures: every failed activity attempt of any workflow is recorded on its `workflow_runs` row (created
+  here for enrollment and certificate runs, which the API does not record when it starts them) with the failing
+  step, the error and the trace id; `retrying` while Temporal retries it, `failed` once it gave up.
+* Dead letters: events a consumer could not apply (in process, Kafka or MSK) and Celery tasks out of retries;
+  an event's dead letter can be replayed, once.
+* Task runs: the last outcome of each Celery task id, written by the worker's signal hooks (`tasks.py`).
+
+The trace id is read from the current OpenTelemetry span (32 hex digits; "" when there is none), so it works
+whether or not a tracer provider is configured.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from opentelemetry import trace
+from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from smartcourse.db import UnitOfWork
+from smartcourse.domain import workflows as names
+from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound
+from smartcourse.event_consumer import Consumer
+from smartcourse.models import DeadLetter, Enrollment, Notification, TaskRun, WorkflowRun, utcnow
+from smartcourse.security import Principal
+
+log = logging.getLogger(__name__)
+
+#: Workflow kinds as `workflow_runs.kind` spells them, by Temporal workflow type.
+KINDS = {names.PUBLISHING: "course_publishing", names.ENROLLMENT: "enrollment", names.CERTIFICATE: "certificate"}
+WORKFLOW_STATUSES = ("running", "retrying", "failed", "completed")
+#: `status=failed` asks for every run with an unresolved failure: given up (`failed`) or still being retried.
+PROBLEM_STATUSES = ("failed", "retrying")
+MAX_LIMIT = 200
+
+
+def current_trace_id() -> str:
+    """The current span's trace id as 32 hex digits, "" when no span is recording (no tracing set up)."""
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.trace_id else ""
+
+
+def ensure_admin(principal: Principal) -> None:
+    if not principal.is_admin:
+        raise Forbidden("the operations API is for admins", code="admin_only")
+
+
+def _limit(limit: int) -> int:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise Invalid(f"limit must be between 1 and {MAX_LIMIT}", code="invalid_limit")
+    return limit
+
+
+# --- which run a workflow id is -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """What a workflow id is about and who may read it."""
+
+    workflow_id: str
+    kind: str
+    subject: str | None
+    course_id: uuid.UUID | None
+    owner_id: uuid.UUID | None
+
+
+def _uuid(text: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
+
+
+async def _enrollment_of(session: AsyncSession, workflow_id: str) -> tuple[str, Enrollment] | None:
+    """The enrollment an `enroll-<course>-<student>-<attempt>` or `certificate-<enrollment>` id belongs to."""
+    if workflow_id.startswith("certificate-"):
+        enrollment_id = _uuid(workflow_id.removeprefix("certificate-"))
+        found = await session.get(Enrollment, enrollment_id) if enrollment_id else None
+        return ("certificate", found) if found is not None else None
+    if workflow_id.startswith("enroll-"):
+        rest = workflow_id.removeprefix("enroll-")
+        course_id, student_id, attempt = _uuid(rest[:36]), _uuid(rest[37:73]), rest[74:]
+        if course_id is None or student_id is None or not attempt.isdigit():
+            return None
+        found = await session.scalar(
+            select(Enrollment).where(
+                Enrollment.course_id == course_id,
+                Enrollment.student_id == student_id,
+                Enrollment.attempt == int(attempt),
+                Enrollment.workflow_id == workflow_id,
+            )
+        )
+        return ("enrollment", found) if found is not None else None
+    return None
+
+
+async def resolve_run(session: AsyncSession, workflow_id: str, workflow_type: str | None = None) -> RunRef | None:
+    """The run behind a workflow id: its `workflow_runs` row, else the enrollment it was started for."""
+    run = await session.get(WorkflowRun, workflow_id)
+    if run is not None:
+        subject = run.subject or (f"course:{run.course_id}" if run.course_id else None)
+        return RunRef(workflow_id, run.kind, subject, run.course_id, run.owner_id)
+    found = await _enrollment_of(session, workflow_id)
+    if found is not None:
+        kind, e = found
+        return RunRef(workflow_id, kind, f"enrollment:{e.id}", e.course_id, e.student_id)
+    if workflow_type is not None:
+        return RunRef(workflow_id, KINDS.get(workflow_type, workflow_type), None, None, None)
+    return None
+
+
+# --- recording (the worker's activity hook calls these; they never raise into the activity) -----------
+
+
+async def record_workflow_failure(
+    sessionmaker: Any, *, workflow_id: str, workflow_type: str, step: str, error: str, final: bool, trace_id: str
+) -> None:
+    """An activity attempt failed: the run is `retrying` (Temporal will try again) or `failed` (it gave up)."""
+    now = utcnow()
+    status = "failed" if final else "retrying"
+    async with sessionmaker() as session, session.begin():
+        ref = await resolve_run(session, workflow_id, workflow_type)
+        assert ref is not None  # a workflow type always resolves
+        stmt = insert(WorkflowRun).values(
+            workflow_id=workflow_id,
+            kind=ref.kind,
+            course_id=ref.course_id,
+            owner_id=ref.owner_id,
+            subject=ref.subject,
+            status=status,
+            error=error[:4000],
+            failed_step=step[:100],
+            trace_id=trace_id,
+            failures=1,
+            updated_at=now,
+            finished_at=now if final else None,
+        )
+        excluded = stmt.excluded
+        settled = WorkflowRun.status.in_(("failed", "completed"))
+        await session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[WorkflowRun.workflow_id],
+                set_={
+                    # A run already settled keeps its outcome (the compensation may have recorded it first).
+                    "status": case((settled, WorkflowRun.status), else_=excluded.status),
+                    "finished_at": case((settled, WorkflowRun.finished_at), else_=excluded.finished_at),
+                    "error": excluded.error,
+                    "failed_step": excluded.failed_step,
+                    "trace_id": excluded.trace_id,
+                    "failures": WorkflowRun.failures + 1,
+                    "updated_at": excluded.updated_at,
+                    "subject": func.coalesce(WorkflowRun.subject, excluded.subject),
+                },
+            )
+        )
+
+
+async def record_workflow_progress(sessionmaker: Any, *, workflow_id: str, last_step: bool) -> None:
+    """An activity succeeded after a failure (or the run's last step did): a `retrying` run is moving again;
+    after its last step it is `completed`. Only touches runs that recorded a failure."""
+    now = utcnow()
+    async with sessionmaker() as session, session.begin():
+        if last_step:
+            stmt = (
+                update(WorkflowRun)
+                .where(WorkflowRun.workflow_id == workflow_id, WorkflowRun.status.in_(("running", "retrying")))
+                .values(status="completed", finished_at=now, updated_at=now)
+            )
+        else:
+            stmt = (
+                update(WorkflowRun)
+                .where(WorkflowRun.workflow_id == workflow_id, WorkflowRun.status == "retrying")
+                .values(status="running", updated_at=now)
+            )
+        await session.execute(stmt)
+
+
+async def record_task_outcome(
+    session: AsyncSession,
+    *,
+    task_id: str,
+    task: str,
+    status: str,
+    retries: int,
+    args: dict[str, Any],
+    error: str | None = None,
+    trace_id: str = "",
+) -> None:
+    """The latest outcome of a Celery task id (its retries keep the id), in the caller's transaction."""
+    now = utcnow()
+    stmt = insert(TaskRun).values(
+        task_id=task_id[:200],
+        task=task[:200],
+        status=status,
+        retries=retries,
+        args=args,
+        error=error[-4000:] if error else None,
+        trace_id=trace_id,
+        created_at=now,
+        updated_at=now,
+    )
+    excluded = stmt.excluded
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[TaskRun.task_id],
+            set_={
+                "status": excluded.status,
+                "retries": excluded.retries,
+                # A success after retries keeps the last error: it says what the retries were about.
+                "error": func.coalesce(excluded.error, TaskRun.error),
+                "trace_id": case((excluded.trace_id != "", excluded.trace_id), else_=TaskRun.trace_id),
+                "updated_at": excluded.updated_at,
+            },
+        )
+    )
+
+
+# --- reading ----------------------------------------------------------------------------------------
+
+
+def _statuses(status: str) -> tuple[str, ...] | None:
+    if status == "all":
+        return None
+    wanted: list[str] = []
+    for part in status.split(","):
+        part = part.strip()
+        if part == "failed":
+            wanted.extend(PROBLEM_STATUSES)
+        elif part in WORKFLOW_STATUSES:
+            wanted.append(part)
+        else:
+            raise Invalid(
+                f"status must be one of {', '.join(('all', *WORKFLOW_STATUSES))} (comma-separated)",
+                code="invalid_status",
+            )
+    return tuple(dict.fromkeys(wanted))
+
+
+def workflow_item(run: WorkflowRun) -> dict[str, Any]:
+    return {
+        "workflow_id": run.workflow_id,
+        "kind": run.kind,
+        "subject": run.subject or (f"course:{run.course_id}" if run.course_id else None),
+        "status": run.status,
+        "failed_step": run.failed_step,
+        "error": run.error,
+        "trace_id": run.trace_id or "",
+        "failures": run.failures,
+        "started_at": run.created_at,
+        "updated_at": run.updated_at or run.finished_at or run.created_at,
+        "finished_at": run.finished_at,
+    }
+
+
+async def list_workflows(
+    *,
+    uow: UnitOfWork,
+    principal: Principal,
+    status: str = "failed",
+    kind: str | None = None,
+    subject: str | None = None,
+    since: datetime | None = None,
+    limit: int = 50,
+) -> dict[str, Any]:
+    """Workflow runs, newest change first. `status=failed` = failed or still retrying after a failure."""
+    ensure_admin(principal)
+    query = select(WorkflowRun)
+    statuses = _statuses(status)
+    if statuses is not None:
+        query = query.where(WorkflowRun.status.in_(statuses))
+    if kind:
+        if kind not in KINDS.values():
+            raise Invalid(f"kind must be one of {', '.join(sorted(KINDS.values()))}", code="invalid_kind")
+        query = query.where(WorkflowRun.kind == kind)
+    if subject:
+        course = subject.removeprefix("course:")
+        course_id = _uuid(course) if subject.startswith("course:") else None
+        query = query.where(
+            or_(WorkflowRun.subject == subject, and_(course_id is not None, WorkflowRun.course_id == course_id))
+        )
+    changed = func.coalesce(WorkflowRun.updated_at, WorkflowRun.finished_at, WorkflowRun.created_at)
+    if since is not None:
+        query = query.where(changed >= since)
+    rows = (await uow.session.scalars(query.order_by(changed.desc()).limit(_limit(limit)))).all()
+    return {"items": [workflow_item(r) for r in rows]}
+
+
+def _event_type(payload: dict[str, Any]) -> str | None:
+    if "event_type" in payload:
+        return str(payload["event_type"])
+    if "task" in payload:
+        return f"task:{payload['task']}"
+    return None
+
+
+def dead_letter_item(dl: DeadLetter) -> dict[str, Any]:
+    return {
+        "id": str(dl.id),
+        "consumer": dl.consumer,
+        "event_id": str(dl.event_id),
+        "event_type": _event_type(dl.payload),
+        "topic": dl.topic,
+        "error": dl.error,
+        "trace_id": dl.trace_id or "",
+        "created_at": dl.created_at,
+        "replayed_at": dl.replayed_at,
+        "replay_outcome": dl.replay_outcome,
+        "replayable": _replayable(dl) is None,
+        "payload": dl.payload,
+    }
+
+
+async def list_dead_letters(
+    *,
+    uow: UnitOfWork,
+    principal: Principal,
+    status: str = "pending",
+    consumer: str | None = None,
+    since: datetime | None = None,
+    limit: int = 50,
+) -> dict[str, Any]:
+    """Dead letters, newest first: `pending` (not replayed), `replayed` or `all`."""
+    ensure_admin(principal)
+    query = select(DeadLetter)
+    if status == "pending":
+        query = query.where(DeadLetter.replayed_at.is_(None))
+    elif status == "replayed":
+        query = query.where(DeadLetter.replayed_at.is_not(None))
+    elif status != "all":
+        raise Invalid("status must be pending, replayed or all", code="invalid_status")
+    if consumer:
+        query = query.where(DeadLetter.consumer == consumer)
+    if since is not None:
+        query = query.where(DeadLetter.created_at >= since)
+    rows = (await uow.session.scalars(query.order_by(DeadLetter.created_at.desc()).limit(_limit(limit)))).all()
+    return {"items": [dead_letter_item(r) for r in rows]}
+
+
+def _replayable(dl: DeadLetter) -> str | None:
+    """Why this dead letter cannot be replayed, or None."""
+    if dl.consumer.startswith("celery:"):
+        return None if dl.payload.get("task") else "the dead letter does not name its task"
+    if "event_type" not in dl.payload:
+        return "the record was not a readable event (its raw bytes are kept in the payload)"
+    return None
+
+
+TaskSender = Callable[[str, list[Any], dict[str, Any]], None]
+
+
+async def replay_dead_letter(
+    *,
+    sessionmaker: Any,
+    principal: Principal,
+    dead_letter_id: uuid.UUID,
+    consumers: Sequence[Consumer],
+    send_task: TaskSender | None = None,
+) -> dict[str, Any]:
+    """Apply a dead-lettered event again through its consumer (which dedupes by event id), or send a dead-lettered
+    task again. Idempotent: a dead letter is replayed once; asking again answers the same and does nothing."""
+    ensure_admin(principal)
+    async with sessionmaker() as session:
+        async with session.begin():
+            # The row lock serialises concurrent replays of one dead letter: the second sees it replayed.
+            dl = await session.get(DeadLetter, dead_letter_id, with_for_update=True)
+            if dl is None:
+                raise NotFound("dead letter not found", code="dead_letter_not_found")
+            if dl.replayed_at is not None:
+                return _replay_answer(dl, replayed_now=False)
+            reason = _replayable(dl)
+            if reason:
+                raise Conflict(f"this dead letter cannot be replayed: {reason}", code="not_replayable")
+            try:
+                if dl.consumer.startswith("celery:"):
+                    outcome = await _resend_task(session, dl, send_task)
+                else:
+                    outcome = await _reapply_event(sessionmaker, dl, consumers)
+            except (Conflict, NotFound):
+                raise
+            except Exception as exc:
+                log.warning("replay of dead letter %s failed", dead_letter_id, exc_info=True)
+                dl.replay_outcome = "failed"
+                failure = f"{type(exc).__name__}: {exc}"
+                error = Conflict(
+                    f"the replay failed again: {failure}", code="replay_failed", details={"error": failure[:2000]}
+                )
+            else:
+                dl.replayed_at = utcnow()
+                dl.replay_outcome = outcome
+                error = None
+        if error is not None:
+            raise error
+        return _replay_answer(dl, replayed_now=True)
+
+
+async def _reapply_event(sessionmaker: Any, dl: DeadLetter, consumers: Sequence[Consumer]) -> str:
+    consumer = next((c for c in consumers if c.name == dl.consumer), None)
+    if consumer is None:
+        raise Conflict(f"no consumer named {dl.consumer!r} in this deployment", code="unknown_consumer")
+    applied = await consumer.handle(sessionmaker, dict(dl.payload))
+    return "applied" if applied else "duplicate"
+
+
+async def _resend_task(session: AsyncSession, dl: DeadLetter, send_task: TaskSender | None) -> str:
+    if send_task is None:
+        raise Conflict("tasks cannot be replayed from here", code="not_replayable")
+    task = str(dl.payload["task"])
+    args, kwargs = list(dl.payload.get("args") or []), dict(dl.payload.get("kwargs") or {})
+    if task == "notifications.send_email" and args:
+        # The email task sends only a `pending` notification: hand the failed one back to it, attempts reset.
+        await session.execute(
+            update(Notification)
+            .where(Notification.id == uuid.UUID(str(args[0])), Notification.email_status == "failed")
+            .values(email_status="pending", email_attempts=0)
+        )
+    send_task(task, args, kwargs)  # the email task is idempotent: a duplicate send is a no-op
+    return "resent"
+
+
+def _replay_answer(dl: DeadLetter, *, replayed_now: bool) -> dict[str, Any]:
+    return {
+        "id": str(dl.id),
+        "consumer": dl.consumer,
+        "event_id": str(dl.event_id),
+        "status": "replayed",
+        "outcome": dl.replay_outcome,
+        "replayed_at": dl.replayed_at,
+        "replayed_now": replayed_now,
+    }
+
+
+def task_item(run: TaskRun) -> dict[str, Any]:
+    return {
+        "task_id": run.task_id,
+        "task": run.task,
+        "status": run.status,
+        "retries": run.retries,
+        "args": run.args,
+        "error": run.error,
+        "trace_id": run.trace_id or "",
+        "started_at": run.created_at,
+        "updated_at": run.updated_at,
+    }
+
+
+async def list_tasks(
+    *,
+    uow: UnitOfWork,
+    principal: Principal,
+    status: str = "failed",
+    task: str | None = None,
+    since: datetime | None = None,
+    limit: int = 50,
+) -> dict[str, Any]:
+    """Celery task outcomes, newest change first (`failed` = out of retries, in `dead_letters` too)."""
+    ensure_admin(principal)
+    query = select(TaskRun)
+    if status != "all":
+        if status not in ("succeeded", "retrying", "failed"):
+            raise Invalid("status must be failed, retrying, succeeded or all", code="invalid_status")
+        query = query.where(TaskRun.status == status)
+    if task:
+        query = query.where(TaskRun.task == task)
+    if since is not None:
+        query = query.where(TaskRun.updated_at >= since)
+    rows = (await uow.session.scalars(query.order_by(TaskRun.updated_at.desc()).limit(_limit(limit)))).all()
+    return {"items": [task_item(r) for r in rows]}
+
+
+async def failure_counts(session: AsyncSession) -> dict[str, int]:
+    """Real failures, for the dashboard: failed and retrying workflow runs, unreplayed dead letters by source
+    (event consumers vs Celery tasks) and failed tasks."""
+    runs = dict(
+        (
+            await session.execute(
+                select(WorkflowRun.status, func.count())
+                .where(WorkflowRun.status.in_(PROBLEM_STATUSES))
+                .group_by(WorkflowRun.status)
+            )
+        ).all()
+    )
+    is_task = DeadLetter.consumer.like("celery:%")
+    dead = (
+        await session.execute(
+            select(
+                func.count().filter(~is_task),
+                func.count().filter(is_task),
+            ).where(DeadLetter.replayed_at.is_(None))
+        )
+    ).one()
+    tasks = await session.scalar(select(func.count()).select_from(TaskRun).where(TaskRun.status == "failed"))
+    return {
+        "failed_workflows": int(runs.get("failed", 0)),
+        "retrying_workflows": int(runs.get("retrying", 0)),
+        "dead_letters": int(dead[0] or 0) + int(dead[1] or 0),
+        "failed_events": int(dead[0] or 0),
+        "failed_tasks": int(tasks or 0),
+        "dead_lettered_tasks": int(dead[1] or 0),
+    }

@@ -1,0 +1,94 @@
+"""A worker interceptor that records activity failures of every workflow on its `workflow_runs` row.
+
+Workflows stay as they are: this hook sees each activity attempt from outside. A failed attempt makes the run
+`retrying` (or `failed` when Temporal will not try again: a non-retryable error, or the last allowed attempt),
+with the step, the error and the trace id; a success after a failure, or the workflow's last step, settles it.
+Recording never fails the activity: a database hiccup here is logged and the activity's own outcome stands.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
+
+from smartcourse.domain import workflows as names
+from smartcourse.services import operations
+
+log = logging.getLogger(__name__)
+
+#: The activity that ends each workflow whose runs the API does not record itself.
+LAST_STEPS = {names.ENROLLMENT_STEPS[-1][1], f"certificate.{names.CERTIFICATE_STEPS[-1]}"}
+
+
+def gives_up(exc: BaseException, info: activity.Info) -> bool:
+    """True if Temporal will not retry this attempt (so the run has failed at this step)."""
+    if isinstance(exc, ApplicationError) and exc.non_retryable:
+        return True
+    policy = info.retry_policy
+    if policy is None:
+        return False
+    if type(exc).__name__ in (policy.non_retryable_error_types or ()):
+        return True
+    if isinstance(exc, ApplicationError) and exc.type in (policy.non_retryable_error_types or ()):
+        return True
+    return bool(policy.maximum_attempts) and info.attempt >= policy.maximum_attempts
+
+
+def step_name(activity_type: str) -> str:
+    """`publish.embed` → `embed`; the enrollment steps are named after their activity's suffix too."""
+    return activity_type.split(".", 1)[-1]
+
+
+class _Inbound(ActivityInboundInterceptor):
+    def __init__(self, next: ActivityInboundInterceptor, sessionmaker: Any) -> None:
+        super().__init__(next)
+        self._sessionmaker = sessionmaker
+
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        try:
+            result = await self.next.execute_activity(input)
+        except BaseException as exc:
+            if isinstance(exc, Exception):
+                await self._failed(exc)
+            raise
+        info = activity.info()
+        last = info.activity_type in LAST_STEPS
+        if info.attempt > 1 or last:
+            try:
+                await operations.record_workflow_progress(
+                    self._sessionmaker, workflow_id=info.workflow_id or "", last_step=last
+                )
+            except Exception:
+                log.warning("could not record the progress of %s", info.workflow_id, exc_info=True)
+        return result
+
+    async def _failed(self, exc: Exception) -> None:
+        info = activity.info()
+        try:
+            message = str(getattr(exc, "message", None) or exc) or type(exc).__name__
+            await operations.record_workflow_failure(
+                self._sessionmaker,
+                workflow_id=info.workflow_id or "",
+                workflow_type=info.workflow_type or "",
+                step=step_name(info.activity_type),
+                error=f"{type(exc).__name__}: {message}",
+                final=gives_up(exc, info),
+                trace_id=operations.current_trace_id(),
+            )
+        except Exception:
+            log.warning("could not record the failure of %s", info.workflow_id, exc_info=True)
+
+
+class FailureRecorder(Interceptor):
+    """`Worker(..., interceptors=[..., FailureRecorder(container.sessionmaker)])`: innermost, so a tracing
+    interceptor before it has opened the activity's span and the recorded trace id is the workflow's."""
+
+    def __init__(self, sessionmaker: Any) -> None:
+        self._sessionmaker = sessionmaker
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _Inbound(next, self._sessionmaker)
