@@ -2,20 +2,23 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 
 from smartcourse.api.app import lambda_handler
-from smartcourse.api.deps import ContainerDep, OptionalUser
+from smartcourse.api.caching import cached_json
+from smartcourse.api.deps import ContainerDep, SignedCaller
 from smartcourse.schemas import CoursePage
-from smartcourse.services import catalog_cache, courses
+from smartcourse.services import courses
+from smartcourse.services.catalog_cache import CachedJson
 
 router = APIRouter(tags=["courses"])
 
 
 @router.get("/courses", response_model=CoursePage)
 async def list_courses(
+    request: Request,
     c: ContainerDep,
-    user: OptionalUser,
+    caller: SignedCaller,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
     q: Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00]*$")] = None,
@@ -23,27 +26,20 @@ async def list_courses(
     level: Annotated[str | None, Query(max_length=20, pattern=r"^[^\x00]*$")] = None,
     tags: Annotated[list[str] | None, Query(max_length=20)] = None,
     mine: bool = False,
-) -> CoursePage:
+) -> CoursePage | Response:
     tag_list = sorted({t.strip() for raw in tags or [] for t in raw.replace("\x00", "").split(",") if t.strip()})
-
-    async def compute() -> CoursePage:
-        async with c.uow() as uow:
-            return await courses.list_courses(
-                uow=uow,
-                principal=user,
-                page=page,
-                page_size=page_size,
-                q=q,
-                category=category,
-                level=level,
-                tags=tag_list,
-                mine=mine,
-            )
-
-    if user is not None and (user.is_admin or user.role == "instructor"):
-        return await compute()  # their view includes drafts: not the shared catalogue page
-    params = {"q": q, "category": category, "level": level, "tags": tag_list, "page": page, "size": page_size}
-    return await catalog_cache.cached_page(c, kind="list", params=params, model=CoursePage, compute=compute)
+    result = await courses.catalogue_page(
+        c,
+        caller=caller,
+        page=page,
+        page_size=page_size,
+        q=q,
+        category=category,
+        level=level,
+        tags=tag_list,
+        mine=mine,
+    )
+    return cached_json(request, result) if isinstance(result, CachedJson) else result
 
 
 handler = lambda_handler(router)

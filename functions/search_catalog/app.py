@@ -2,9 +2,10 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 
 from smartcourse.api.app import lambda_handler
+from smartcourse.api.caching import cached_json
 from smartcourse.api.deps import ContainerDep
 from smartcourse.schemas import CatalogSearchPage
 from smartcourse.services import catalog_cache, search
@@ -16,6 +17,7 @@ Text = Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00]*$")]
 
 @router.get("/search", response_model=CatalogSearchPage)
 async def search_catalog(
+    request: Request,
     c: ContainerDep,
     q: Text = None,
     category: Text = None,
@@ -23,7 +25,7 @@ async def search_catalog(
     tags: Annotated[list[str] | None, Query(max_length=20)] = None,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
-) -> CatalogSearchPage:
+) -> Response:
     tag_list = sorted({t for raw in tags or [] for t in raw.replace("\x00", "").split(",") if t.strip()})
 
     async def compute() -> CatalogSearchPage:
@@ -33,7 +35,7 @@ async def search_catalog(
             )
 
     params = {"q": q, "category": category, "level": level, "tags": tag_list, "page": page, "size": page_size}
-    return await catalog_cache.cached_page(c, kind="search", params=params, model=CatalogSearchPage, compute=compute)
+    return cached_json(request, await catalog_cache.cached_page(c, kind="search", params=params, compute=compute))
 
 
 handler = lambda_handler(router)

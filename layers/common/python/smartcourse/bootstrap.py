@@ -77,7 +77,10 @@ class Container:
         async with self._temporal_lock:
             if self._temporal is None:
                 from temporalio.client import Client
+                from temporalio.contrib.opentelemetry import TracingInterceptor
                 from temporalio.contrib.pydantic import pydantic_data_converter
+
+                from smartcourse import telemetry
 
                 settings = self.settings
                 if not settings.temporal_address:
@@ -88,6 +91,9 @@ class Container:
                         settings.temporal_address or "",
                         namespace=settings.temporal_namespace,
                         data_converter=pydantic_data_converter,
+                        # Workflows started here, and the workflows and activities of workers built on this
+                        # client, continue the caller's trace (the worker inherits client interceptors).
+                        interceptors=[TracingInterceptor(telemetry.tracer())],
                     )
                 except Exception as exc:  # connection failures come in several types
                     raise Unavailable(
@@ -195,14 +201,31 @@ def build_file_store(settings: Settings) -> FileStore:
     return LocalFileStore(settings.files_dir)
 
 
-def build_container(settings: Settings) -> Container:
+#: The JSONB document store's own pool, per process (one statement per checkout: it needs few connections).
+DOCUMENT_POOL_SIZE, DOCUMENT_POOL_OVERFLOW = 5, 5
+
+
+def build_container(
+    settings: Settings, *, pool_size: int = 10, max_overflow: int = 20, pool_timeout: float = 30.0
+) -> Container:
+    """The container; the pool arguments size the main engine (the document store's pool is at most as large)."""
     settings = resolve_settings(settings, need=("db",))
-    engine = make_engine(settings.database_url or "")
+    url = settings.database_url or ""
+    engine = make_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout)
     documents: DocumentStore
     if settings.mongodb_url:
         documents = MongoDocumentStore(settings.mongodb_url, settings.mongodb_database)
     else:
-        documents = PostgresDocumentStore(engine)
+        # Its own pool, never the main engine's: a request holding a unit-of-work connection that waited for a
+        # second one from the same pool stalled the whole API once concurrency exceeded the pool (issue #7).
+        doc_engine = make_engine(
+            url,
+            pool_size=min(pool_size, DOCUMENT_POOL_SIZE),
+            max_overflow=min(max_overflow, DOCUMENT_POOL_OVERFLOW),
+            pool_timeout=pool_timeout,
+            application_name="smartcourse-documents",
+        )
+        documents = PostgresDocumentStore(doc_engine, owns_engine=True)
     return Container(
         settings=settings,
         engine=engine,

@@ -9,20 +9,34 @@ from typing import Any
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from smartcourse import telemetry
 from smartcourse.domain.events import DomainEvent
 from smartcourse.event_contracts import validate_event
 from smartcourse.models import OutboxEvent
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int = 20,
+    pool_timeout: float = 30.0,
+    application_name: str = "smartcourse",
+) -> AsyncEngine:
+    """An asyncpg engine with a bounded pool. A caller that holds one of its connections must never wait for a
+    second one from the same pool (the pool would deadlock once every connection is such a holder): the
+    document store has a pool of its own for that reason (see docs/architecture.md, "Connection pools")."""
+    engine = create_async_engine(
         url,
         pool_size=pool_size,
-        max_overflow=20,
+        max_overflow=max_overflow,
+        pool_timeout=pool_timeout,
         pool_pre_ping=True,
         pool_recycle=1800,
-        connect_args={"server_settings": {"application_name": "smartcourse"}},
+        connect_args={"server_settings": {"application_name": application_name}},
     )
+    telemetry.trace_engine(engine)  # a span per statement, under the request or task that ran it
+    return engine
 
 
 class UnitOfWork:
@@ -58,6 +72,7 @@ class UnitOfWork:
             schema_version=event.version,
             aggregate_id=event.aggregate_id,
             payload=envelope,
+            trace_context=telemetry.current_carrier(),  # the relay/dispatcher continues this trace
         )
         self.session.add(row)
         self.emitted.append(event)
@@ -76,6 +91,7 @@ class UnitOfWork:
                 schema_version=event.version,
                 aggregate_id=event.aggregate_id,
                 payload=envelope,
+                trace_context=telemetry.current_carrier(),
             )
             .on_conflict_do_nothing(index_elements=[OutboxEvent.id])
             .returning(OutboxEvent.id)

@@ -15,10 +15,21 @@ __all__ = ["Doc", "DocumentStore", "MongoDocumentStore", "PostgresDocumentStore"
 
 
 class PostgresDocumentStore:
-    """Documents as JSONB rows: a real, queryable store when no MongoDB is configured."""
+    """Documents as JSONB rows: a real, queryable store when no MongoDB is configured.
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    Give it an engine of its own (`owns_engine=True`, as the container does): services read and write documents
+    while their unit of work holds a connection of the main pool, so documents drawn from that same pool would
+    make each such request hold two connections at once and deadlock the pool under load. Every method here
+    holds one connection of its pool for one statement and waits for nothing else meanwhile, so this pool
+    always drains."""
+
+    def __init__(self, engine: AsyncEngine, *, owns_engine: bool = False) -> None:
         self._engine = engine
+        self._owns_engine = owns_engine
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
 
     async def get(self, collection: str, doc_id: str) -> Doc | None:
         async with self._engine.connect() as conn:
@@ -62,7 +73,8 @@ class PostgresDocumentStore:
             return [dict(r) for r in rows]
 
     async def close(self) -> None:
-        return None
+        if self._owns_engine:
+            await self._engine.dispose()
 
 
 class MongoDocumentStore:

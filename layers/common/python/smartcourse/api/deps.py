@@ -46,6 +46,21 @@ async def _optional_principal(
     return principal
 
 
+async def _signed_caller(
+    container: ContainerDep,
+    request: Request,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal | None:
+    """The verified *claims* of the caller's token (signature, expiry, issuer), not yet checked against the
+    account: for reads whose answer to most callers is public (the catalogue), which check the account only
+    where the answer is not (services/courses.py read_course, catalogue_page)."""
+    if creds is None:
+        if request.headers.get("authorization"):
+            raise Unauthorized("the Authorization header must be 'Bearer <token>'", code="invalid_token")
+        return None
+    return decode_access_token(container.settings, creds.credentials)
+
+
 async def _principal(principal: Annotated[Principal | None, Depends(_optional_principal)]) -> Principal:
     if principal is None:
         raise Unauthorized("authentication required", code="not_authenticated")
@@ -83,3 +98,4 @@ async def _ops(container: ContainerDep, request: Request) -> bool:
 CurrentUser = Annotated[Principal, Depends(_principal)]
 OpsAccess = Annotated[bool, Depends(_ops)]
 OptionalUser = Annotated[Principal | None, Depends(_optional_principal)]
+SignedCaller = Annotated[Principal | None, Depends(_signed_caller)]

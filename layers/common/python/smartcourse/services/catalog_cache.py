@@ -1,8 +1,14 @@
-"""Read-through cache of catalogue pages and public course views in Redis, invalidated on publish/update/archive.
+"""Read-through cache of catalogue pages and published course views: in process, then Redis, then the database.
 
 Keys follow the design's caching table (`courses:category:{cat}:page:{p}`), extended with every filter and a
-catalogue *generation*: invalidation bumps the generation, so every cached page of the old one is unreachable
-at once (and expires by TTL) without scanning keys. A Redis outage makes the cache a pass-through.
+catalogue *generation*: invalidation (after a publish, an update or an archive) bumps the generation, so every
+cached page and course view of the old one is unreachable at once (and expires by TTL) without scanning keys.
+
+Each read asks Redis for the generation (one GET), then looks the key up in a small in-process TTL cache of the
+answer's serialised JSON and its ETag, then in Redis, and only then computes it. A change made by any process is
+therefore visible to every process on its next read; the in-process layer only saves the Redis round trip of the
+body, its parsing and its re-serialisation. A value is computed after the generation was read, so a value stored
+under a generation is never older than the generation's start. A Redis outage makes the cache a pass-through.
 """
 
 from __future__ import annotations
@@ -12,15 +18,55 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any
 
+from cachetools import TTLCache
 from pydantic import BaseModel
 
 log = logging.getLogger(__name__)
 
 TTL_SECONDS = 300
 GENERATION_KEY = "courses:generation"
-M = TypeVar("M", bound=BaseModel)
+#: The in-process layer: bounded by the bytes of the bodies it holds; an entry lives as long as in Redis at most.
+LOCAL_MAX_BYTES = 64 * 1024 * 1024
+LOCAL_MAX_ITEM_BYTES = 4 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CachedJson:
+    """An answer as it goes on the wire: its JSON body and a strong ETag; `public` when anyone gets the same."""
+
+    body: bytes
+    etag: str
+    public: bool = True
+
+    @classmethod
+    def of_body(cls, body: bytes, *, public: bool = True) -> CachedJson:
+        return cls(body=body, etag='"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"', public=public)
+
+    @classmethod
+    def of(cls, model: BaseModel, *, exclude_none: bool = False, public: bool = True) -> CachedJson:
+        return cls.of_body(model.model_dump_json(exclude_none=exclude_none).encode(), public=public)
+
+    def matches(self, if_none_match: str | None) -> bool:
+        """True when an `If-None-Match` header names this version (the client's copy is current: 304)."""
+        if not if_none_match:
+            return False
+        tags = {t.strip().removeprefix("W/") for t in if_none_match.split(",")}
+        return "*" in tags or self.etag in tags
+
+
+def _size(entry: CachedJson) -> int:
+    return len(entry.body)
+
+
+_local: TTLCache[str, CachedJson] = TTLCache(maxsize=LOCAL_MAX_BYTES, ttl=TTL_SECONDS, getsizeof=_size)
+
+
+def clear_local() -> None:
+    """Forget the in-process layer (tests; a process that wants a cold start)."""
+    _local.clear()
 
 
 def page_key(generation: int, *, kind: str, params: dict[str, Any]) -> str:
@@ -31,63 +77,88 @@ def page_key(generation: int, *, kind: str, params: dict[str, Any]) -> str:
     return f"courses:g{generation}:{kind}:category:{cat}:page:{page}:{digest}"
 
 
-def course_key(course_id: uuid.UUID, view: str) -> str:
-    return f"course:{course_id}:{view}"
+def course_key(generation: int, course_id: uuid.UUID, view: str) -> str:
+    return f"course:g{generation}:{course_id}:{view}"
 
 
-async def _generation(redis: Any) -> int:
-    value = await redis.get(GENERATION_KEY)
-    return int(value or 0)
+async def generation(container: Any) -> int:
+    """The catalogue's current generation (raises when Redis cannot be reached)."""
+    return int(await container.redis().get(GENERATION_KEY) or 0)
+
+
+async def _read_through(
+    container: Any,
+    key_of: Callable[[int], str],
+    compute: Callable[[], Awaitable[BaseModel]],
+    *,
+    exclude_none: bool,
+    public: bool,
+    what: str,
+) -> CachedJson:
+    try:
+        redis = container.redis()
+        key = key_of(await generation(container))
+    except Exception:
+        log.warning("%s cache unavailable; reading the database", what, exc_info=True)
+        return CachedJson.of(await compute(), exclude_none=exclude_none, public=public)
+    entry = _local.get(key)
+    if entry is not None:  # a key names one audience, so `public` is the same as when it was stored
+        return entry
+    try:
+        raw = await redis.get(key)
+    except Exception:
+        log.warning("%s cache unavailable; reading the database", what, exc_info=True)
+        raw = None
+    if raw is not None:
+        entry = CachedJson.of_body(raw.encode() if isinstance(raw, str) else bytes(raw), public=public)
+    else:
+        entry = CachedJson.of(await compute(), exclude_none=exclude_none, public=public)
+        try:
+            await redis.set(key, entry.body, ex=TTL_SECONDS)
+        except Exception:
+            log.warning("could not store a %s in the cache", what, exc_info=True)
+    if len(entry.body) <= LOCAL_MAX_ITEM_BYTES:
+        _local[key] = entry
+    return entry
 
 
 async def cached_page(
-    container: Any, *, kind: str, params: dict[str, Any], model: type[M], compute: Callable[[], Awaitable[M]]
-) -> M:
-    """A catalogue page from the cache, or computed and stored for TTL_SECONDS."""
-    try:
-        redis = container.redis()
-        key = page_key(await _generation(redis), kind=kind, params=params)
-        hit = await redis.get(key)
-        if hit is not None:
-            return model.model_validate_json(hit)
-    except Exception:
-        log.warning("catalogue cache unavailable; reading the database", exc_info=True)
-        return await compute()
-    value = await compute()
-    try:
-        await redis.set(key, value.model_dump_json(), ex=TTL_SECONDS)
-    except Exception:
-        log.warning("could not store a catalogue page in the cache", exc_info=True)
-    return value
+    container: Any, *, kind: str, params: dict[str, Any], compute: Callable[[], Awaitable[BaseModel]]
+) -> CachedJson:
+    """A catalogue page (the same for everyone who gets the public catalogue), cached for TTL_SECONDS."""
+    return await _read_through(
+        container,
+        lambda g: page_key(g, kind=kind, params=params),
+        compute,
+        exclude_none=False,
+        public=True,
+        what="catalogue page",
+    )
 
 
 async def cached_course(
-    container: Any, *, course_id: uuid.UUID, view: str, model: type[M], compute: Callable[[], Awaitable[M]]
-) -> M:
-    """One course's public view (`view` names the audience) from the cache, or computed and stored."""
-    key = course_key(course_id, view)
-    try:
-        redis = container.redis()
-        hit = await redis.get(key)
-        if hit is not None:
-            return model.model_validate_json(hit)
-    except Exception:
-        log.warning("course cache unavailable; reading the database", exc_info=True)
-        return await compute()
-    value = await compute()
-    try:
-        await redis.set(key, value.model_dump_json(), ex=TTL_SECONDS)
-    except Exception:
-        log.warning("could not store a course view in the cache", exc_info=True)
-    return value
+    container: Any,
+    *,
+    course_id: uuid.UUID,
+    view: str,
+    compute: Callable[[], Awaitable[BaseModel]],
+    public: bool,
+) -> CachedJson:
+    """One course's published view (`view` names the audience), serialised without null fields."""
+    return await _read_through(
+        container,
+        lambda g: course_key(g, course_id, view),
+        compute,
+        exclude_none=True,
+        public=public,
+        what="course view",
+    )
 
 
 async def invalidate(container: Any, course_id: uuid.UUID | None = None) -> None:
-    """After a publish, an update or an archive: new catalogue generation, and this course's views dropped."""
+    """After a publish, an update or an archive: a new catalogue generation (pages and course views alike)."""
+    _local.clear()  # this process at once; the others on their next read of the generation
     try:
-        redis = container.redis()
-        await redis.incr(GENERATION_KEY)
-        if course_id is not None:
-            await redis.delete(*(course_key(course_id, view) for view in ("outline", "student")))
+        await container.redis().incr(GENERATION_KEY)
     except Exception:  # a stale entry lives at most TTL_SECONDS
-        log.warning("could not invalidate the course cache", exc_info=True)
+        log.warning("could not invalidate the course cache (course %s)", course_id, exc_info=True)

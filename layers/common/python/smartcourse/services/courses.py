@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select
@@ -29,6 +28,7 @@ from smartcourse.schemas import (
     ModuleUpdateIn,
 )
 from smartcourse.security import Principal
+from smartcourse.services import accounts, catalog_cache
 from smartcourse.services.search import is_enrolled
 
 LESSONS = "lesson_bodies"
@@ -161,8 +161,48 @@ async def list_courses(
     )
 
 
-async def build_structure(uow: UnitOfWork, documents: DocumentStore, course_id: uuid.UUID) -> list[ModulePublic]:
-    """The working copy: modules and lessons in order, with their bodies."""
+async def catalogue_page(
+    container: Any,
+    *,
+    caller: Principal | None,
+    page: int,
+    page_size: int,
+    q: str | None,
+    category: str | None,
+    level: str | None,
+    tags: list[str],
+    mine: bool,
+) -> CoursePage | catalog_cache.CachedJson:
+    """`GET /courses`. `caller` holds the signed claims of the caller's token: anyone but an instructor or an admin
+    gets the public catalogue (the same page for everyone: cached, and no account lookup, since an anonymous
+    caller gets that very page); instructors (their drafts too) and admins (everything) are checked against their
+    account and read fresh."""
+    principal: Principal | None = None
+    if caller is not None and caller.role in ("admin", "instructor"):
+        async with container.uow() as uow:
+            principal = await accounts.authenticate(uow=uow, claims=caller)
+
+    async def compute() -> CoursePage:
+        async with container.uow() as uow:
+            return await list_courses(
+                uow=uow,
+                principal=principal,
+                page=page,
+                page_size=page_size,
+                q=q,
+                category=category,
+                level=level,
+                tags=tags,
+                mine=mine,
+            )
+
+    if principal is not None and (principal.is_admin or principal.role == "instructor"):
+        return await compute()  # their view includes drafts: not the shared catalogue page
+    params = {"q": q, "category": category, "level": level, "tags": tags, "page": page, "size": page_size}
+    return await catalog_cache.cached_page(container, kind="list", params=params, compute=compute)
+
+
+async def _structure_rows(uow: UnitOfWork, course_id: uuid.UUID) -> tuple[list[Module], list[Lesson]]:
     modules = list(
         await uow.session.scalars(
             select(Module).where(Module.course_id == course_id).order_by(Module.position, Module.created_at)
@@ -173,7 +213,14 @@ async def build_structure(uow: UnitOfWork, documents: DocumentStore, course_id: 
             select(Lesson).where(Lesson.course_id == course_id).order_by(Lesson.position, Lesson.created_at)
         )
     )
-    bodies = await documents.get_many(LESSONS, [str(lesson.id) for lesson in lessons])
+    return modules, lessons
+
+
+async def _bodies(documents: DocumentStore, lessons: list[Lesson]) -> dict[str, Any]:
+    return await documents.get_many(LESSONS, [str(lesson.id) for lesson in lessons])
+
+
+def _assemble(modules: list[Module], lessons: list[Lesson], bodies: dict[str, Any]) -> list[ModulePublic]:
     by_module: dict[uuid.UUID, list[LessonPublic]] = {m.id: [] for m in modules}
     for lesson in lessons:
         body = {k: v for k, v in bodies.get(str(lesson.id), {}).items() if k != "type"}
@@ -190,41 +237,93 @@ async def build_structure(uow: UnitOfWork, documents: DocumentStore, course_id: 
     return [ModulePublic(id=m.id, title=m.title, position=m.position, lessons=by_module[m.id]) for m in modules]
 
 
-ViewCache = Callable[[str, Callable[[], Awaitable[CourseDetail]]], Awaitable[CourseDetail]]
+async def build_structure(uow: UnitOfWork, documents: DocumentStore, course_id: uuid.UUID) -> list[ModulePublic]:
+    """The working copy: modules and lessons in order, with their bodies."""
+    modules, lessons = await _structure_rows(uow, course_id)
+    return _assemble(modules, lessons, await _bodies(documents, lessons))
+
+
+async def _release(uow: UnitOfWork) -> None:
+    """End a read-only transaction so its connection is back in the pool before the document reads that follow:
+    a request holds one pooled connection at a time (see docs/architecture.md, "Connection pools")."""
+    await uow.session.close()
+
+
+async def _working_copy(uow: UnitOfWork, documents: DocumentStore, course: Course) -> CourseDetail:
+    """What the owner and admins see: the working copy with its bodies, and the index status (never cached)."""
+    summary = CourseSummary.model_validate(course).model_dump()
+    prereqs = await _prerequisites(uow, course.id)
+    modules, lessons = await _structure_rows(uow, course.id)
+    await _release(uow)
+    return CourseDetail(
+        **summary,
+        prerequisites=prereqs,
+        modules=_assemble(modules, lessons, await _bodies(documents, lessons)),
+        index_status=course.index_status,
+        index_version=course.index_version,
+        publish_report=course.publish_report,
+    )
 
 
 async def get_course(
-    *,
-    uow: UnitOfWork,
-    documents: DocumentStore,
-    principal: Principal | None,
-    course_id: uuid.UUID,
-    view_cache: ViewCache | None = None,
+    *, uow: UnitOfWork, documents: DocumentStore, principal: Principal | None, course_id: uuid.UUID
 ) -> CourseDetail:
     """Owners and admins see the working copy and the index status; enrolled students the published version
-    without answers; everyone else the published outline (titles and lesson types, no bodies or materials)."""
+    without answers; everyone else the published outline (titles and lesson types, no bodies or materials).
+    Uncached (after an update, say); `GET /courses/{id}` reads through `read_course`."""
     course = await load_course(uow, course_id)
-    summary = CourseSummary.model_validate(course).model_dump()
-    prereqs = await _prerequisites(uow, course_id)
     if rules.can_see_draft(principal, course.instructor_id):
-        modules = await build_structure(uow, documents, course_id)
-        return CourseDetail(
-            **summary,
-            prerequisites=prereqs,
-            modules=modules,
-            index_status=course.index_status,
-            index_version=course.index_version,
-            publish_report=course.publish_report,
-        )
+        return await _working_copy(uow, documents, course)
     if not rules.is_live(course.status, course.content_version):
         raise NotFound("course not found", code="course_not_found")
     enrolled = principal is not None and await is_enrolled(uow, principal.user_id, course_id)
+    summary = CourseSummary.model_validate(course).model_dump()
+    prereqs = await _prerequisites(uow, course_id)
+    await _release(uow)
+    view = "student" if enrolled else "outline"
+    return await published_view(documents, course, summary=summary, prerequisites=prereqs, view=view)
+
+
+async def published_course(container: Any, *, course_id: uuid.UUID, view: str) -> CourseDetail:
+    """A live course as `view` sees it, read with one connection at a time (the cache's compute step)."""
+    async with container.uow() as uow:
+        course = await load_course(uow, course_id)
+        if not rules.is_live(course.status, course.content_version):
+            raise NotFound("course not found", code="course_not_found")
+        summary = CourseSummary.model_validate(course).model_dump()
+        prereqs = await _prerequisites(uow, course_id)
+    return await published_view(container.documents, course, summary=summary, prerequisites=prereqs, view=view)
+
+
+async def read_course(
+    container: Any, *, caller: Principal | None, course_id: uuid.UUID
+) -> CourseDetail | catalog_cache.CachedJson:
+    """`GET /courses/{id}`. `caller` holds the *signed claims* of the caller's token, not yet checked against the
+    account: the public outline needs no account check (anyone gets it), so an anonymous caller or a student who
+    is not enrolled is answered from the cache without touching the users table. An enrolled student's view
+    (lesson bodies) is given only after the account check; instructors and admins are always checked, and the
+    owner and admins get the working copy, fresh from the database (a model, not cached JSON)."""
+    enrolled = False
+    if caller is not None and caller.role in ("admin", "instructor"):
+        async with container.uow() as uow:
+            principal = await accounts.authenticate(uow=uow, claims=caller)
+            course = await load_course(uow, course_id)
+            if rules.can_see_draft(principal, course.instructor_id):
+                return await _working_copy(uow, container.documents, course)
+            enrolled = await is_enrolled(uow, principal.user_id, course_id)
+    elif caller is not None:
+        async with container.uow() as uow:
+            enrolled = await is_enrolled(uow, caller.user_id, course_id)
+            if enrolled:
+                await accounts.authenticate(uow=uow, claims=caller)
     view = "student" if enrolled else "outline"
 
     async def compute() -> CourseDetail:
-        return await published_view(documents, course, summary=summary, prerequisites=prereqs, view=view)
+        return await published_course(container, course_id=course_id, view=view)
 
-    return await view_cache(view, compute) if view_cache else await compute()
+    return await catalog_cache.cached_course(
+        container, course_id=course_id, view=view, compute=compute, public=view == "outline"
+    )
 
 
 OUTLINE_FIELDS = ("id", "module_id", "title", "type", "position")

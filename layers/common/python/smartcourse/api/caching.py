@@ -1,0 +1,22 @@
+"""Answers from the catalogue cache: the cached JSON as is, with its ETag, and 304 when the client has it."""
+
+from __future__ import annotations
+
+from fastapi import Request, Response
+
+from smartcourse.services.catalog_cache import CachedJson
+
+
+def cached_json(request: Request, value: CachedJson) -> Response:
+    """The body straight from the cache (no re-validation or re-serialisation); `If-None-Match` → 304.
+
+    `no-cache` lets a client or a shared cache keep the answer but makes it ask again each time (a 304 costs no
+    body); a view meant for one caller is `private`. The answer depends on the caller's token: Vary on it."""
+    headers = {
+        "ETag": value.etag,
+        "Cache-Control": "no-cache" if value.public else "private, no-cache",
+        "Vary": "Authorization",
+    }
+    if value.matches(request.headers.get("if-none-match")):
+        return Response(status_code=304, headers=headers)
+    return Response(content=value.body, media_type="application/json", headers=headers)
