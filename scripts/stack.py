@@ -864,7 +864,78 @@ class Smtp(Engine):
         return {"SMTP_HOST": HOST, "SMTP_PORT": str(self.port)}
 
 
-ENGINES: list[type[Engine]] = [Postgres, Redis, RabbitMQ, Kafka, SchemaRegistry, Temporal, Mongo, S3, Smtp]
+class Prometheus(Engine):
+    """Prometheus from Debian (the package brings promtool too), scraping the SmartCourse processes listed in
+    var/stack/prometheus/targets/*.json (file-based discovery: a test or a developer adds a file, Prometheus
+    picks it up within seconds), with the alert rules of ops/prometheus/alerts.yml."""
+
+    name = "prometheus"
+    port_var = "STACK_PROMETHEUS_PORT"
+    default_port = 9090
+    rules = ROOT / "ops" / "prometheus" / "alerts.yml"
+    #: The SmartCourse processes at their default ports (docs/operations.md), for `smartcourse run` on the stack.
+    default_targets = {"api": 8000, "worker": 9101, "relay": 9102, "consumers": 9103, "celery": 9104}
+
+    def missing_packages(self) -> list[str]:
+        return [] if shutil.which("prometheus") and shutil.which("promtool") else ["prometheus"]
+
+    @property
+    def targets_dir(self) -> Path:
+        return self.dir / "targets"
+
+    def config(self) -> str:
+        """The stack's prometheus.yml: quick scrapes (tests wait for them), every target file, our alert rules."""
+        interval = os.environ.get("STACK_PROMETHEUS_SCRAPE_INTERVAL", "2s")
+        return "\n".join(
+            [
+                "# Written by scripts/stack on every start; the docker-compose twin is ops/prometheus/prometheus.yml.",
+                "global:",
+                f"  scrape_interval: {interval}",
+                f"  evaluation_interval: {interval}",
+                "rule_files:",
+                f"  - {json.dumps(str(self.rules))}",
+                "scrape_configs:",
+                "  - job_name: smartcourse",
+                "    metrics_path: /metrics",
+                "    file_sd_configs:",
+                f"      - files: [{json.dumps(str(self.targets_dir / '*.json'))}]",
+                "        refresh_interval: 1s",
+                "  - job_name: prometheus",
+                "    static_configs:",
+                f'      - targets: ["{HOST}:{self.port}"]',
+                "",
+            ]
+        )
+
+    def write_config(self) -> Path:
+        self.targets_dir.mkdir(parents=True, exist_ok=True)
+        defaults = self.targets_dir / "smartcourse.json"
+        if not defaults.exists():
+            groups = [
+                {"targets": [f"{HOST}:{port}"], "labels": {"kind": kind}} for kind, port in self.default_targets.items()
+            ]
+            defaults.write_text(json.dumps(groups, indent=2) + "\n")
+        path = self.dir / "prometheus.yml"
+        path.write_text(self.config())
+        return path
+
+    def start(self) -> None:
+        config = self.write_config()
+        argv = ["prometheus", f"--config.file={config}", f"--storage.tsdb.path={self.dir / 'data'}"]
+        argv += [f"--web.listen-address={HOST}:{self.port}", "--web.enable-lifecycle"]
+        argv += ["--storage.tsdb.retention.time=7d", "--log.level=warn"]
+        self.proc.spawn(argv, cwd=self.dir)
+
+    def probe(self) -> None:
+        with urllib.request.urlopen(f"http://{HOST}:{self.port}/api/v1/status/config", timeout=3) as response:
+            if json.load(response).get("status") != "success":
+                raise RuntimeError("/api/v1/status/config did not answer success")
+
+    def env(self) -> dict[str, str]:
+        return {"PROMETHEUS_URL": f"http://{HOST}:{self.port}"}
+
+
+ENGINES: list[type[Engine]] = [Postgres, Redis, RabbitMQ, Kafka, SchemaRegistry, Temporal, Mongo, S3, Smtp, Prometheus]
 
 
 # ------------------------------------------------------------------------------------------------------------

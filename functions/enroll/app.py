@@ -6,6 +6,8 @@ from fastapi import APIRouter, Header, Response
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.errors import DomainError
+from smartcourse.metrics import ENROLLMENT_REQUESTS
 from smartcourse.schemas import EnrollIn, EnrollmentPublic
 from smartcourse.services import learning
 
@@ -25,9 +27,15 @@ async def enroll(
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200, pattern=r"^[\x21-\x7e]+$")] = None,
 ) -> EnrollmentPublic:
-    result, created = await learning.enroll(
-        container=c, principal=user, course_id=body.course_id, idempotency_key=idempotency_key
-    )
+    try:
+        result, created = await learning.enroll(
+            container=c, principal=user, course_id=body.course_id, idempotency_key=idempotency_key
+        )
+    except DomainError as exc:  # course full, prerequisites not met, not published, ...
+        ENROLLMENT_REQUESTS.labels("refused", exc.code).inc()
+        raise
+    outcome = "repeat" if not created else "waitlisted" if result.status == "waitlisted" else "admitted"
+    ENROLLMENT_REQUESTS.labels(outcome, "").inc()
     if not created:
         response.status_code = 200
     elif result.status == "waitlisted":

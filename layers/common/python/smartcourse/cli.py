@@ -48,8 +48,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(_: argparse.Namespace) -> int:
+    from smartcourse.metrics import serve_metrics
     from smartcourse.worker import run_worker
 
+    serve_metrics("worker")  # on SMARTCOURSE_METRICS_PORT_WORKER (9101): docs/operations.md
     asyncio.run(run_worker())
     return 0
 
@@ -57,7 +59,9 @@ def cmd_worker(_: argparse.Namespace) -> int:
 def cmd_relay(_: argparse.Namespace) -> int:
     """Publish the outbox: to Kafka when KAFKA_BOOTSTRAP_SERVERS is set, else to the in-process consumers."""
     from smartcourse.event_pipeline import run_relay_process
+    from smartcourse.metrics import serve_metrics
 
+    serve_metrics("relay")
     asyncio.run(run_relay_process())
     return 0
 
@@ -65,7 +69,9 @@ def cmd_relay(_: argparse.Namespace) -> int:
 def cmd_consumers(_: argparse.Namespace) -> int:
     """Run every registered consumer against Kafka, each as its own consumer group."""
     from smartcourse.event_pipeline import run_consumers_process
+    from smartcourse.metrics import serve_metrics
 
+    serve_metrics("consumers")
     asyncio.run(run_consumers_process())
     return 0
 

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from smartcourse.event_contracts import validate_event
 from smartcourse.faults import fail_point
+from smartcourse.metrics import DEAD_LETTERS
 from smartcourse.models import DeadLetter, ProcessedEvent
 
 Effect = Callable[[AsyncSession, dict[str, Any]], Awaitable[None]]
@@ -69,7 +70,7 @@ def _trace_id() -> str:
 async def dead_letter(sessionmaker: Any, consumer: str, topic: str, envelope: dict[str, Any], error: str) -> None:
     """Keep a poison event with its error; replaying it is an admin action (POST /ops/dead-letters/{id}/replay)."""
     async with sessionmaker() as session, session.begin():
-        await session.execute(
+        stored = await session.execute(
             insert(DeadLetter)
             .values(
                 consumer=consumer,
@@ -81,3 +82,5 @@ async def dead_letter(sessionmaker: Any, consumer: str, topic: str, envelope: di
             )
             .on_conflict_do_nothing()
         )
+    if stored.rowcount:  # not again for a redelivered copy of the same event
+        DEAD_LETTERS.labels(consumer).inc()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from smartcourse import metrics
 from smartcourse.api.app import create_app
 from smartcourse.functions_registry import all_functions
 
@@ -19,9 +19,11 @@ def build_local_app() -> FastAPI:
     functions.sort(key=lambda f: min(_specificity(path) for _, path in f.routes))
     routers = [f.router for f in functions if f.router is not None]
     app = create_app(*routers)
+    metrics.mark_process("api")
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    async def serve_metrics() -> Response:
+        # Every API worker's figures when several share PROMETHEUS_MULTIPROC_DIR (smartcourse/metrics.py).
+        return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
 
     return app

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import delete, distinct, func, select, update
 
+from smartcourse import metrics
 from smartcourse.assistant import evidence, generation, prompts, usage
 from smartcourse.assistant.configuration import Configuration, Knobs
 from smartcourse.assistant.graph import build_graph
@@ -223,6 +224,14 @@ async def record(
         uow.session.add(row)
         uow.emit(event)
         await uow.commit()
+    metrics.observe_assistant(
+        row.kind,
+        row.outcome,
+        seconds=row.latency_ms / 1000,
+        first_token_seconds=None if row.first_token_ms is None else row.first_token_ms / 1000,
+        tokens_in=row.tokens_in,
+        tokens_out=row.tokens_out,
+    )
 
 
 async def record_failure(container: Any, interaction: Interaction, exc: BaseException) -> None:
