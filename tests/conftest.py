@@ -82,8 +82,9 @@ def _the_suite_container_is_current() -> None:
 
 @pytest.fixture(scope="session")
 async def worker(container: Any) -> AsyncIterator[Any]:
-    """The Temporal worker and the outbox relay, running in the test process."""
+    """The Temporal worker, the outbox relay and the enrollment workflow dispatcher, running in the test process."""
     from smartcourse.consumers import InProcessPublisher, registry
+    from smartcourse.services.dispatcher import run_dispatcher
     from smartcourse.services.outbox import run_relay
     from workflows.worker import build_worker
 
@@ -98,11 +99,13 @@ async def worker(container: Any) -> AsyncIterator[Any]:
             idle_sleep=0.1,
         )
     )
+    dispatch = asyncio.create_task(run_dispatcher(container, stop=stop, idle_sleep=0.05))
     async with w:
         yield w
     stop.set()
     with contextlib.suppress(asyncio.CancelledError):
         await relay
+        await dispatch
 
 
 @pytest.fixture(scope="session")

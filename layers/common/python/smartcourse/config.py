@@ -154,6 +154,19 @@ class Settings(BaseSettings):
     assistant_max_tokens: int = Field(default=256, alias="ASSISTANT_MAX_TOKENS")
     assistant_history_days: int = Field(default=30, alias="ASSISTANT_HISTORY_DAYS")
 
+    # --- launch day (issue #7; docs/architecture.md "Launch day") ---
+    # The workflow dispatcher: pending enrollments with a started workflow at most, starts per round, at once.
+    dispatch_max_in_flight: int = Field(default=200, ge=1, alias="SMARTCOURSE_DISPATCH_MAX_IN_FLIGHT")
+    dispatch_batch: int = Field(default=100, ge=1, alias="SMARTCOURSE_DISPATCH_BATCH")
+    dispatch_concurrency: int = Field(default=16, ge=1, alias="SMARTCOURSE_DISPATCH_CONCURRENCY")
+    dispatch_start_timeout_seconds: float = Field(default=10.0, gt=0, alias="SMARTCOURSE_DISPATCH_START_TIMEOUT")
+    # New admissions answer 503 `overloaded` while this many are admitted and not yet active (0: no ceiling).
+    admission_backlog_limit: int = Field(default=50_000, ge=0, alias="SMARTCOURSE_ADMISSION_BACKLOG_LIMIT")
+    admission_backlog_check_seconds: float = Field(default=1.0, ge=0, alias="SMARTCOURSE_ADMISSION_BACKLOG_CHECK")
+    admission_retry_after_seconds: int = Field(default=5, ge=1, alias="SMARTCOURSE_ADMISSION_RETRY_AFTER")
+    # Requests one API process serves at once; more answer 503 `overloaded` at once (0: no limit).
+    api_max_in_flight: int = Field(default=256, ge=0, alias="SMARTCOURSE_API_MAX_IN_FLIGHT")
+
     @property
     def is_development(self) -> bool:
         return self.environment in {"development", "test"}

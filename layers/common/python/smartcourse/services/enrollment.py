@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import String, func, literal, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
 from smartcourse.db import UnitOfWork
@@ -87,17 +88,100 @@ async def to_public(uow: UnitOfWork, e: Enrollment, percent: float | None = None
 
 
 async def _existing(uow: UnitOfWork, student_id: uuid.UUID, course_id: uuid.UUID, key: str | None) -> Enrollment | None:
+    """The enrollment made with this Idempotency-Key, else the student's live one in the course: one query."""
+    match = (Enrollment.course_id == course_id) & (Enrollment.status != "dropped")
     if key:
-        found = await uow.session.scalar(
-            select(Enrollment).where(Enrollment.student_id == student_id, Enrollment.idempotency_key == key)
-        )
-        if found is not None:
-            return found
-    return await uow.session.scalar(
-        select(Enrollment).where(
-            Enrollment.student_id == student_id, Enrollment.course_id == course_id, Enrollment.status != "dropped"
-        )
+        match = match | (Enrollment.idempotency_key == key)
+    rows = list(await uow.session.scalars(select(Enrollment).where(Enrollment.student_id == student_id, match)))
+    if key:
+        for row in rows:
+            if row.idempotency_key == key:
+                return row
+    return next((r for r in rows if r.course_id == course_id and r.status != "dropped"), None)
+
+
+def _locked_course(course_id: uuid.UUID, student_id: uuid.UUID) -> Any:
+    """The course's admission facts under its row lock, with the student's last attempt at it and the course's
+    prerequisites (all of them, and those the student completed): one statement instead of four."""
+    last_attempt = (
+        select(func.coalesce(func.max(Enrollment.attempt), 0))
+        .where(Enrollment.student_id == student_id, Enrollment.course_id == course_id)
+        .scalar_subquery()
     )
+    required = (
+        select(func.array_agg(CoursePrerequisite.prerequisite_id))
+        .where(CoursePrerequisite.course_id == course_id)
+        .scalar_subquery()
+    )
+    completed = (
+        select(func.array_agg(Enrollment.course_id))
+        .join(CoursePrerequisite, CoursePrerequisite.prerequisite_id == Enrollment.course_id)
+        .where(
+            CoursePrerequisite.course_id == course_id,
+            Enrollment.student_id == student_id,
+            Enrollment.status == "completed",
+        )
+        .scalar_subquery()
+    )
+    return (
+        select(
+            Course.status,
+            Course.content_version,
+            Course.capacity,
+            Course.waitlist_enabled,
+            Course.seats_taken,
+            last_attempt,
+            required,
+            completed,
+        )
+        .where(Course.id == course_id)
+        .with_for_update(of=Course)
+    )
+
+
+def _admission_writes(e: Enrollment, actor: Principal, took_seat: bool, reason: str) -> Any:
+    """The enrollment row, its first history entry and (with a seat) the course's seat count: one statement."""
+    role = "admin" if actor.is_admin else "student"
+    inserted = (
+        pg_insert(Enrollment)
+        .values(
+            id=e.id,
+            student_id=e.student_id,
+            course_id=e.course_id,
+            status=e.status,
+            attempt=e.attempt,
+            workflow_id=e.workflow_id,
+            idempotency_key=e.idempotency_key,
+            waitlisted_at=e.waitlisted_at,
+            admitted_at=e.admitted_at,
+            created_at=e.created_at,
+            updated_at=e.updated_at,
+        )
+        .returning(Enrollment.id)
+        .cte("admitted")
+    )
+    stmt = pg_insert(EnrollmentHistory).from_select(
+        ["enrollment_id", "from_status", "to_status", "actor_id", "actor", "reason", "at"],
+        select(
+            inserted.c.id,
+            literal(None, String),
+            literal(e.status),
+            literal(actor.user_id),
+            literal(role),
+            literal(reason),
+            literal(e.created_at),
+        ),
+    )
+    if took_seat:
+        seat = (
+            update(Course)
+            .where(Course.id == e.course_id)
+            .values(seats_taken=Course.seats_taken + 1)
+            .returning(Course.id)
+            .cte("seat")
+        )
+        stmt = stmt.add_cte(seat)
+    return stmt
 
 
 async def enroll(
@@ -107,6 +191,11 @@ async def enroll(
 
     Seats are taken under the course's row lock (so concurrent admissions to one course are serial and
     the waitlist is in commit order); duplicates are refused by the unique index on live enrollments.
+    Starting the enrollment workflow is not part of the admission: the dispatcher (services/dispatcher.py)
+    starts it from the `enrollment.created` event committed here.
+
+    Round trips: the existing/idempotent lookup, the locked course with the student's attempt and
+    prerequisites, one statement writing enrollment + history + seat, then the outbox row and the commit.
     """
     if principal.role != "student":
         raise Forbidden("only students enroll in courses", code="role_forbidden")
@@ -116,41 +205,22 @@ async def enroll(
         if idempotency_key and found.idempotency_key == idempotency_key and found.course_id != course_id:
             raise Conflict("this Idempotency-Key was used for another course", code="idempotency_key_reused")
         return await to_public(uow, found), False
-    course = await load_course(uow, course_id)
-    if not course_rules.is_live(course.status, course.content_version):
+    # The course row lock serialises admissions to this course: seats and the waitlist's order are
+    # decided one request at a time (the CHECK seats_taken <= capacity backs it up).
+    row = (await uow.session.execute(_locked_course(course_id, student_id))).first()
+    if row is None:
+        raise NotFound("course not found", code="course_not_found")
+    status, content_version, capacity, waitlist_enabled, seats_taken, last_attempt, required, completed = row
+    if not course_rules.is_live(status, content_version):
         raise Conflict("the course is not published", code="course_not_published")
-    required = list(
-        await uow.session.scalars(
-            select(CoursePrerequisite.prerequisite_id).where(CoursePrerequisite.course_id == course_id)
-        )
-    )
     if required:
-        done = await uow.session.scalars(
-            select(Enrollment.course_id).where(
-                Enrollment.student_id == student_id,
-                Enrollment.course_id.in_(required),
-                Enrollment.status == "completed",
-            )
-        )
-        missing = rules.missing_prerequisites(required, done)
+        missing = rules.missing_prerequisites(required, completed or [])
         if missing:
             raise Conflict(
                 "complete the prerequisite courses first", code="prerequisites_not_met", details={"missing": missing}
             )
-    attempt = 1 + int(
-        await uow.session.scalar(
-            select(func.coalesce(func.max(Enrollment.attempt), 0)).where(
-                Enrollment.student_id == student_id, Enrollment.course_id == course_id
-            )
-        )
-        or 0
-    )
-    # The course row lock serialises admissions to this course: seats and the waitlist's order are
-    # decided one request at a time (the CHECK seats_taken <= capacity backs it up).
-    await uow.session.refresh(course, with_for_update=True)
-    has_seat = course.capacity is None or course.seats_taken < course.capacity
-    if has_seat:
-        course.seats_taken += 1
+    attempt = 1 + int(last_attempt or 0)
+    has_seat = capacity is None or seats_taken < capacity
     now = utcnow()
     e = Enrollment(
         id=uuid.uuid4(),
@@ -164,13 +234,14 @@ async def enroll(
     if has_seat:
         e.status, e.admitted_at = "pending", now
         e.workflow_id = rules.enrollment_workflow_id(course_id, student_id, attempt)
-    elif course.waitlist_enabled:
+    elif waitlist_enabled:
         e.status, e.waitlisted_at = "waitlisted", now
     else:
         raise Conflict("the course is full", code="course_full")
-    uow.session.add(e)
     try:
-        await uow.flush()
+        await uow.session.execute(
+            _admission_writes(e, principal, has_seat, "enrolled" if e.status == "pending" else "course full")
+        )
     except IntegrityError:
         # A concurrent identical request won: undo our seat and answer with theirs.
         await uow.session.rollback()
@@ -178,7 +249,6 @@ async def enroll(
         if found is None:
             raise
         return await to_public(uow, found), False
-    uow.session.add(_history(e, None, e.status, principal, "enrolled" if e.status == "pending" else "course full"))
     uow.emit(
         enrollment_event(
             "enrollment.created",

@@ -14,14 +14,8 @@ from smartcourse.models import Course, Enrollment, Lesson, QuizAttempt
 from smartcourse.ratelimit import Decision, rate_limited_error
 from smartcourse.schemas import CertificatePublic, EnrollmentDetail, EnrollmentPublic, ProgressPublic, QuizResult
 from smartcourse.security import Principal
-from smartcourse.services import certificates, enrollment, progress, workflows
+from smartcourse.services import certificates, dispatcher, enrollment, progress, workflows
 from smartcourse.services.courses import VERSIONS, version_doc_id
-
-
-async def _start_enrollment(container: Any, enrollment_id: uuid.UUID, workflow_id: str) -> None:
-    await workflows.start_quietly(
-        container, names.ENROLLMENT, names.enrollment_input(enrollment_id), workflow_id=workflow_id
-    )
 
 
 async def _start_certificate(container: Any, enrollment_id: uuid.UUID) -> None:
@@ -36,21 +30,20 @@ async def _start_certificate(container: Any, enrollment_id: uuid.UUID) -> None:
 async def enroll(
     *, container: Any, principal: Principal, course_id: uuid.UUID, idempotency_key: str | None
 ) -> tuple[EnrollmentPublic, bool]:
+    """The admission only: its workflow is started by the dispatcher from the committed `enrollment.created`
+    (services/dispatcher.py), never on the request path. Refused with 503 `overloaded` while the backlog of
+    admitted-not-active enrollments is at its ceiling."""
+    await dispatcher.admission_gate(container)
     async with container.uow() as uow:
-        result, created = await enrollment.enroll(
+        return await enrollment.enroll(
             uow=uow, principal=principal, course_id=course_id, idempotency_key=idempotency_key
         )
-    # Also on a repeat: a request retried after a crash between commit and start repairs the start.
-    if result.status == "pending" and result.workflow_id:
-        await _start_enrollment(container, result.id, result.workflow_id)
-    return result, created
 
 
 async def drop(*, container: Any, principal: Principal, enrollment_id: uuid.UUID) -> EnrollmentPublic:
+    """Drop; a promoted student's workflow is started by the dispatcher from `waitlist.promoted`."""
     async with container.uow() as uow:
-        dropped, promoted = await enrollment.drop(uow=uow, principal=principal, enrollment_id=enrollment_id)
-    if promoted is not None and promoted.workflow_id:
-        await _start_enrollment(container, promoted.id, promoted.workflow_id)
+        dropped, _promoted = await enrollment.drop(uow=uow, principal=principal, enrollment_id=enrollment_id)
     return dropped
 
 

@@ -14,6 +14,7 @@ from smartcourse.errors import Unavailable
 from smartcourse.models import Certificate, Enrollment, utcnow
 from smartcourse.ports import WorkflowStarter
 from smartcourse.schemas import WorkflowStep
+from smartcourse.services import dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +62,9 @@ async def sweep(container: Any, *, older_than: timedelta = timedelta(seconds=30)
     """Start the workflows that should be running but may not be (a crash between commit and start).
     Returns how many of them are running after the sweep."""
     cutoff = utcnow() - older_than
-    started = 0
+    # Pending enrollments: within the dispatcher's bound on work in flight (a queued burst is not started at once).
+    started = await dispatcher.sweep_pending(container, older_than_s=older_than.total_seconds())
     async with container.sessionmaker() as session:
-        pending = list(
-            await session.scalars(
-                select(Enrollment).where(Enrollment.status == "pending", Enrollment.updated_at < cutoff).limit(500)
-            )
-        )
         uncertified = list(
             await session.scalars(
                 select(Enrollment)
@@ -76,11 +73,6 @@ async def sweep(container: Any, *, older_than: timedelta = timedelta(seconds=30)
                 .limit(500)
             )
         )
-    for e in pending:
-        if e.workflow_id and await start(
-            container, names.ENROLLMENT, names.enrollment_input(e.id), workflow_id=e.workflow_id
-        ):
-            started += 1
     for e in uncertified:
         if await start(
             container, names.CERTIFICATE, names.certificate_input(e.id), workflow_id=certificate_workflow_id(e.id)
