@@ -48,10 +48,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(_: argparse.Namespace) -> int:
-    from smartcourse.metrics import serve_metrics
     from smartcourse.worker import run_worker
 
-    serve_metrics("worker")  # on SMARTCOURSE_METRICS_PORT_WORKER (9101): docs/operations.md
     asyncio.run(run_worker())
     return 0
 
@@ -59,9 +57,7 @@ def cmd_worker(_: argparse.Namespace) -> int:
 def cmd_relay(_: argparse.Namespace) -> int:
     """Publish the outbox: to Kafka when KAFKA_BOOTSTRAP_SERVERS is set, else to the in-process consumers."""
     from smartcourse.event_pipeline import run_relay_process
-    from smartcourse.metrics import serve_metrics
 
-    serve_metrics("relay")
     asyncio.run(run_relay_process())
     return 0
 
@@ -69,9 +65,7 @@ def cmd_relay(_: argparse.Namespace) -> int:
 def cmd_consumers(_: argparse.Namespace) -> int:
     """Run every registered consumer against Kafka, each as its own consumer group."""
     from smartcourse.event_pipeline import run_consumers_process
-    from smartcourse.metrics import serve_metrics
 
-    serve_metrics("consumers")
     asyncio.run(run_consumers_process())
     return 0
 
@@ -147,6 +141,31 @@ def cmd_samples(args: argparse.Namespace) -> int:
 
     for path in write_samples(Path(args.directory)):
         print(f"wrote {path}")
+    return 0
+
+
+def cmd_trace(args: argparse.Namespace) -> int:
+    """Print one trace as a tree (process, span, duration, status) from the local span files."""
+    from smartcourse import telemetry
+
+    directory = Path(args.dir) if args.dir else telemetry.span_dir()
+    try:
+        spans = telemetry.read_spans(args.trace_id, directory)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not spans:
+        print(
+            f"no spans of trace {args.trace_id} in {directory} (spans reach the files about a second after they "
+            "end; with OTEL_EXPORTER_OTLP_ENDPOINT set they go to the collector, e.g. Jaeger, instead)",
+            file=sys.stderr,
+        )
+        return 1
+    if args.json:
+        for span in sorted(spans, key=lambda s: float(s.get("start") or 0)):
+            print(json.dumps(span))
+    else:
+        print(telemetry.format_trace(spans))
     return 0
 
 
@@ -320,6 +339,11 @@ def main(argv: list[str] | None = None) -> int:
     tpl.add_argument("--check", action="store_true", help="fail if template.yaml is out of date")
     tpl.set_defaults(fn=cmd_template)
     sub.add_parser("routes", help="list every HTTP route and its function").set_defaults(fn=cmd_routes)
+    trc = sub.add_parser("trace", help="print a trace (from X-Trace-Id or an error's trace_id) as a tree")
+    trc.add_argument("trace_id", help="32 hex digits, or a traceparent value")
+    trc.add_argument("--dir", help="span files directory (default: $SMARTCOURSE_DATA_DIR/traces)")
+    trc.add_argument("--json", action="store_true", help="print the spans as JSON lines instead")
+    trc.set_defaults(fn=cmd_trace)
     smp = sub.add_parser("samples", help="write an API Gateway sample event per HTTP function")
     smp.add_argument("--directory", default="events/samples")
     smp.set_defaults(fn=cmd_samples)

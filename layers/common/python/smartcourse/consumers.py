@@ -8,6 +8,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from opentelemetry.trace import SpanKind
+
+from smartcourse import telemetry
 from smartcourse.event_consumer import Consumer, dead_letter
 from smartcourse.services.analytics import CONSUMER as analytics
 from smartcourse.services.recommendations import CONSUMER as recommendations
@@ -20,6 +23,14 @@ def registry() -> list[Consumer]:
     return [analytics, recommendations]
 
 
+def _consume_attributes(envelope: dict[str, Any]) -> dict[str, str]:
+    return {
+        "messaging.system": "in-process",
+        "messaging.message.id": str(envelope.get("event_id")),
+        "smartcourse.event_type": str(envelope.get("event_type")),
+    }
+
+
 class InProcessPublisher:
     """The embedded event bus: the relay hands each event straight to the consumers, in this process."""
 
@@ -30,7 +41,11 @@ class InProcessPublisher:
     async def publish(self, topic: str, key: str, envelope: dict[str, Any]) -> None:
         for consumer in self._consumers:
             try:
-                await consumer.handle(self._sessionmaker, envelope)
+                # Inside the relay's publish span: the consumer's effects join the emitting request's trace.
+                with telemetry.tracer().start_as_current_span(
+                    f"{consumer.name} consume", kind=SpanKind.CONSUMER, attributes=_consume_attributes(envelope)
+                ):
+                    await consumer.handle(self._sessionmaker, envelope)
             except Exception as exc:
                 log.exception(
                     "consumer failed", extra={"consumer": consumer.name, "event_id": envelope.get("event_id")}

@@ -15,8 +15,8 @@ from smartcourse.config import Settings
 from smartcourse.consumers import InProcessPublisher
 from smartcourse.consumers import registry as consumer_registry
 from smartcourse.event_consumer import Consumer
-from smartcourse.logging import configure_logging
 from smartcourse.services.outbox import run_relay
+from smartcourse.telemetry import configure_telemetry
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ async def run_relay_process(*, container: Container | None = None, stop: asyncio
     """Outbox → Kafka when KAFKA_BOOTSTRAP_SERVERS is set, else outbox → the in-process consumers."""
     from smartcourse.entrypoints.kafka import KafkaPublisher
 
-    configure_logging()
+    configure_telemetry("relay")
     c = container or await get_container()
     stop = stop or _stop_on_signals()
     settings = c.settings
@@ -78,7 +78,7 @@ async def run_consumers_process(
     """Every consumer of `consumers.registry()`, each as its own Kafka consumer group, until stopped."""
     from smartcourse.entrypoints.kafka import KafkaConsumerRunner
 
-    configure_logging()
+    configure_telemetry("consumers")
     c = container or await get_container()
     stop = stop or _stop_on_signals()
     settings = c.settings

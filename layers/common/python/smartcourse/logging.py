@@ -1,4 +1,9 @@
-"""Structured (JSON) logging for every process, one line per record."""
+"""Structured (JSON) logging for every process, one line per record, each carrying the trace it was logged in.
+
+A line: `time`, `level`, `process` (api, worker, relay, consumers, celery, ...), `logger`, `msg`, `trace_id` and
+`span_id` (when logged inside a span), then whatever the call passed in `extra=` (e.g. the API's request line:
+method, route, status, duration_ms, user_id). SMARTCOURSE_LOG_FORMAT=text gives plain lines instead.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +12,69 @@ import logging
 import os
 import sys
 from datetime import UTC, datetime
+from typing import Any
+
+from opentelemetry import trace
 
 _configured = False
+_process = os.environ.get("SMARTCOURSE_PROCESS", "")
+
+#: Attributes every LogRecord has: everything else on a record came from `extra=` and is written out.
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "trace_id", "span_id", "taskName"}
+
+
+def set_process_name(name: str) -> None:
+    """The `process` field of this process's log lines (set by `telemetry.configure_telemetry`)."""
+    global _process
+    if not _process or _process == "unknown":
+        _process = name
+
+
+def _ids_of_current_span() -> tuple[str | None, str | None]:
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx.is_valid:
+        return None, None
+    return format(ctx.trace_id, "032x"), format(ctx.span_id, "016x")
+
+
+_base_factory = logging.getLogRecordFactory()
+
+
+def _record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    """Stamp each record with the span it was created in (formatting may happen later, elsewhere)."""
+    record = _base_factory(*args, **kwargs)
+    record.trace_id, record.span_id = _ids_of_current_span()
+    return record
 
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        out = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
+        trace_id = getattr(record, "trace_id", None)
+        span_id = getattr(record, "span_id", None)
+        if trace_id is None:
+            trace_id, span_id = _ids_of_current_span()
+        out: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname.lower(),
+            "process": _process or "unknown",
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key in ("event_id", "workflow_id", "course_id", "consumer"):
-            if hasattr(record, key):
-                out[key] = getattr(record, key)
+        if trace_id:
+            out["trace_id"] = trace_id
+            out["span_id"] = span_id
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and key not in out and not key.startswith("_"):
+                out[key] = value
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out, default=str)
+
+
+def install_record_factory() -> None:
+    """Stamp every record with the current trace and span ids (idempotent)."""
+    if logging.getLogRecordFactory() is _base_factory:
+        logging.setLogRecordFactory(_record_factory)
 
 
 def configure_logging() -> None:
@@ -32,6 +82,7 @@ def configure_logging() -> None:
     if _configured:
         return
     _configured = True
+    install_record_factory()
     handler = logging.StreamHandler(sys.stderr)
     if os.environ.get("SMARTCOURSE_LOG_FORMAT", "json") == "json":
         handler.setFormatter(JsonFormatter())

@@ -325,6 +325,7 @@ class ErrorBody(BaseModel):
     code: str
     message: str
     details: Any = None
+    trace_id: str | None = None  # the request's trace (also the X-Trace-Id header)
 
 
 InstructorPublic.model_rebuild()

@@ -9,28 +9,26 @@ import asyncio
 import contextlib
 import logging
 import os
-import time
 import traceback
 import uuid
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from celery import Celery, Task
+from celery import Celery, Task, signals
 from celery.exceptions import Ignore, Reject, Retry
-from celery.signals import task_postrun, task_prerun, worker_init
+from celery.signals import worker_init
 from kombu import Exchange, Queue
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
-# First: in a `celery worker` process it selects prometheus_client's multiprocess mode (prefork children count).
-from smartcourse import metrics_multiprocess  # noqa: F401
 from smartcourse.adapters.files import FileStore
 from smartcourse.config import Settings, get_settings
-from smartcourse.metrics import CELERY_TASK_DURATION, CELERY_TASKS, DEAD_LETTERS, serve_metrics
+from smartcourse.logging import JsonFormatter, install_record_factory, set_process_name
 from smartcourse.models import DeadLetter
 from smartcourse.services.notifications import deliver_email, mark_email_failed, pending_to_sweep
+from smartcourse.telemetry import configure_telemetry, trace_engine
 
 log = logging.getLogger(__name__)
 
@@ -164,31 +162,22 @@ def _declare_dead_letter_queue(sender: Any = None, **_: Any) -> None:
         log.info("dead-letter queue %s.dlq declared", worker_app.conf.task_default_queue)
 
 
-@worker_init.connect
-def _serve_metrics(sender: Any = None, **_: Any) -> None:
-    """The worker's /metrics (SMARTCOURSE_METRICS_PORT_CELERY, 9104): its pool children's figures added up."""
-    serve_metrics("celery")
+@signals.worker_process_init.connect
+def _telemetry_in_pool_process(**_: Any) -> None:
+    """Each pool process traces its tasks (continuing the trace in the task's headers) with its own exporter
+    thread: set up after the fork, never inherited."""
+    configure_telemetry("celery")
 
 
-_task_started: dict[str, float] = {}
-#: task_postrun's state -> smartcourse_celery_tasks_total's outcome (REJECTED: out of retries, dead-lettered)
-_OUTCOMES = {"SUCCESS": "succeeded", "RETRY": "retried", "FAILURE": "failed", "REJECTED": "failed"}
-
-
-@task_prerun.connect
-def _task_prerun(task_id: str | None = None, **_: Any) -> None:
-    if task_id:
-        _task_started[task_id] = time.perf_counter()
-
-
-@task_postrun.connect
-def _task_postrun(task_id: str | None = None, task: Any = None, state: str | None = None, **_: Any) -> None:
-    """Count each attempt (in the pool child that ran it) by outcome, and time it."""
-    name = getattr(task, "name", None) or "unknown"
-    CELERY_TASKS.labels(name, _OUTCOMES.get(str(state), str(state).lower())).inc()
-    started = _task_started.pop(task_id or "", None)
-    if started is not None:
-        CELERY_TASK_DURATION.labels(name).observe(time.perf_counter() - started)
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+def _json_log_lines(logger: logging.Logger | None = None, **_: Any) -> None:
+    """Celery's own handlers write SmartCourse's JSON lines (process `celery`, the task's trace and span)."""
+    set_process_name("celery")
+    install_record_factory()  # Celery's handlers are already in place; only stamp records with the trace
+    if os.environ.get("SMARTCOURSE_LOG_FORMAT", "json") == "json":
+        for handler in (logger or logging.getLogger()).handlers:
+            handler.setFormatter(JsonFormatter())
 
 
 # --- async code inside sync tasks ----------------------------------------------------------------
@@ -228,6 +217,7 @@ def runtime() -> Runtime:
             poolclass=NullPool,
             connect_args={"server_settings": {"application_name": "smartcourse-celery"}},
         )
+        trace_engine(engine)
         _runtime = Runtime(
             pid=os.getpid(),
             settings=settings,
@@ -290,7 +280,7 @@ class DeadLetteringTask(Task):  # type: ignore[misc]
             "retries": request.retries,
         }
         async with runtime().sessionmaker() as session, session.begin():
-            stored = await session.execute(
+            await session.execute(
                 insert(DeadLetter)
                 .values(
                     consumer=f"celery:{self.name}"[:100],
@@ -303,8 +293,6 @@ class DeadLetteringTask(Task):  # type: ignore[misc]
             )
             # Same transaction: whoever sees the dead letter also sees the task's own bookkeeping.
             await self.on_dead_letter(session, args, kwargs)
-        if getattr(stored, "rowcount", 1):  # not again for a redelivered copy of the task
-            DEAD_LETTERS.labels(f"celery:{self.name}"[:100]).inc()
         log.error("task %s[%s] dead-lettered after %s retries", self.name, request.id, request.retries)
 
     async def on_dead_letter(self, session: AsyncSession, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:

@@ -7,6 +7,11 @@ from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formatdate
 
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
+_tracer = trace.get_tracer("smartcourse.mail")
+
 
 def build_message(
     *,
@@ -61,5 +66,9 @@ def send_email(
         attachments=attachments,
         message_id=message_id,
     )
-    with smtplib.SMTP(host, port, timeout=timeout) as smtp:
+    attributes = {"server.address": host, "server.port": port, "smtp.message_id": msg["Message-ID"] or ""}
+    with (
+        _tracer.start_as_current_span("smtp send", kind=SpanKind.CLIENT, attributes=attributes),
+        smtplib.SMTP(host, port, timeout=timeout) as smtp,
+    ):
         smtp.send_message(msg)

@@ -9,17 +9,26 @@ from collections.abc import Awaitable, Callable
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from prometheus_client import Counter, Histogram
 from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from smartcourse import __version__
+from smartcourse import __version__, telemetry
+from smartcourse.api.tracing import install_tracing
 from smartcourse.errors import DomainError
 from smartcourse.logging import configure_logging
-from smartcourse.metrics import DOMAIN_ERRORS, HTTP_LATENCY, HTTP_REQUESTS
 from smartcourse.schemas import ErrorBody
 
 log = logging.getLogger("smartcourse.api")
+
+HTTP_REQUESTS = Counter(
+    "smartcourse_http_requests_total", "HTTP requests by route and status", ["method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "smartcourse_http_request_duration_seconds", "HTTP request latency by route", ["method", "route"]
+)
+DOMAIN_ERRORS = Counter("smartcourse_domain_errors_total", "Domain errors by code", ["code"])
 
 _STATUS_CODES = {
     400: "bad_request",
@@ -39,7 +48,12 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 
 
 def _error(status: int, code: str, message: str, details: object = None) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"code": code, "message": message, "details": details})
+    trace_id = telemetry.current_trace_id()  # quote it to an operator: `smartcourse trace <id>`, or Jaeger
+    content = {"code": code, "message": message, "details": details, "trace_id": trace_id}
+    response = JSONResponse(status_code=status, content=content)
+    if trace_id:
+        response.headers["X-Trace-Id"] = trace_id
+    return response
 
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
@@ -176,6 +190,7 @@ def create_app(*routers: APIRouter, title: str = "SmartCourse API") -> FastAPI:
         responses=ERROR_RESPONSES,
     )
     install_error_handlers(app)
+    install_tracing(app)
     install_metrics(app)
     install_security(app)
     for router in routers:

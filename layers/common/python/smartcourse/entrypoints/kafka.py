@@ -12,17 +12,20 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+from prometheus_client import Counter
 from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential
 
+from smartcourse import telemetry
 from smartcourse.adapters.event_codec import Decoded, EventCodec, PoisonMessage, dead_letter_envelope, decode
 from smartcourse.domain.events import TOPICS
 from smartcourse.errors import Invalid
 from smartcourse.event_consumer import Consumer, dead_letter
-from smartcourse.metrics import CONSUMER_LAG
-from smartcourse.metrics import EVENTS_CONSUMED as CONSUMED
 
 log = logging.getLogger(__name__)
 
+CONSUMED = Counter("smartcourse_events_consumed_total", "Kafka records handled", ["consumer", "outcome"])
 TOPIC_ALREADY_EXISTS = 36
 
 
@@ -93,6 +96,7 @@ class KafkaPublisher:
             ("event_type", str(envelope["event_type"]).encode()),
             ("event_id", str(envelope["event_id"]).encode()),
         ]
+        telemetry.inject_headers(headers)  # `traceparent`: the consumer continues the relay's span
         await self._producer.send_and_wait(self.topic(topic), value=value, key=key.encode(), headers=headers)
 
 
@@ -178,7 +182,6 @@ class KafkaConsumerRunner:
                         except KafkaError:
                             # A rebalance moved the partition: its new owner gets the record again and dedupes.
                             log.warning("offset commit failed", exc_info=True, extra={"consumer": self.consumer.name})
-                await self._record_lag(kafka)
         finally:
             # No commit here: whatever was not committed is redelivered to the group.
             with contextlib.suppress(Exception):
@@ -186,20 +189,26 @@ class KafkaConsumerRunner:
             with contextlib.suppress(Exception):
                 await dlq.stop()
 
-    async def _record_lag(self, kafka: AIOKafkaConsumer) -> None:
-        """smartcourse_kafka_consumer_lag per assigned partition: the high watermark of the last fetch - position."""
-        for tp in kafka.assignment():
-            highwater = kafka.highwater(tp)
-            if highwater is None:  # nothing fetched from it yet
-                continue
-            with contextlib.suppress(KafkaError, AssertionError):  # a partition revoked meanwhile
-                lag = max(0, highwater - await kafka.position(tp))
-                CONSUMER_LAG.labels(self.consumer.name, tp.topic, str(tp.partition)).set(lag)
-
     async def _commit(self, kafka: AIOKafkaConsumer, record: ConsumerRecord[Any, Any]) -> None:
         await kafka.commit({TopicPartition(record.topic, record.partition): record.offset + 1})
 
     async def _process(self, record: ConsumerRecord[Any, Any], dlq: AIOKafkaProducer) -> None:
+        """Handle one record inside a span continuing the trace its `traceparent` header carries."""
+        with telemetry.continue_from(
+            record.headers,
+            f"{self.consumer.name} consume",
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.consumer.group.name": self.group_id,
+                "messaging.destination.name": record.topic,
+                "messaging.destination.partition.id": str(record.partition),
+                "messaging.kafka.offset": record.offset,
+            },
+        ):
+            await self._process_record(record, dlq)
+
+    async def _process_record(self, record: ConsumerRecord[Any, Any], dlq: AIOKafkaProducer) -> None:
         self.stats.delivered += 1
         decoded: Decoded | None = None
         try:
@@ -244,6 +253,7 @@ class KafkaConsumerRunner:
         self, record: ConsumerRecord[Any, Any], dlq: AIOKafkaProducer, decoded: Decoded | None, error: str
     ) -> None:
         log.warning("dead-lettering record: %s", error, extra={"consumer": self.consumer.name})
+        trace.get_current_span().set_status(trace.Status(trace.StatusCode.ERROR, error[:500]))
         headers = [
             ("error", error[:1000].encode()),
             ("consumer", self.consumer.name.encode()),

@@ -9,6 +9,9 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from opentelemetry.trace import SpanKind
+
+from smartcourse import telemetry
 from smartcourse.adapters.event_codec import Decoded, EventCodec, PoisonMessage, dead_letter_envelope, decode
 from smartcourse.adapters.schema_registry import SchemaRegistry
 from smartcourse.bootstrap import build_container
@@ -52,7 +55,31 @@ async def process_msk_event(
     return {"batchItemFailures": failures}
 
 
+def msk_headers(record: dict[str, Any]) -> dict[str, str]:
+    """An MSK record's headers (`[{"key": [byte, ...]}, ...]`) as text: where its `traceparent` is."""
+    out: dict[str, str] = {}
+    for header in record.get("headers") or []:
+        if isinstance(header, dict):
+            for key, value in header.items():
+                try:
+                    out[str(key).lower()] = bytes(value).decode("utf-8", "replace")
+                except (TypeError, ValueError):
+                    continue
+    return out
+
+
 async def _apply(consumer: Consumer, record: dict[str, Any], *, sessionmaker: Any, codec: EventCodec) -> None:
+    """One record, in a span continuing the trace its `traceparent` header carries (the relay's publish)."""
+    with telemetry.continue_from(
+        msk_headers(record),
+        f"{consumer.name} consume",
+        kind=SpanKind.CONSUMER,
+        attributes={"messaging.system": "kafka", "messaging.destination.name": str(record.get("topic"))},
+    ):
+        await _apply_record(consumer, record, sessionmaker=sessionmaker, codec=codec)
+
+
+async def _apply_record(consumer: Consumer, record: dict[str, Any], *, sessionmaker: Any, codec: EventCodec) -> None:
     topic, partition, offset = str(record["topic"]), int(record["partition"]), int(record["offset"])
     value: bytes | None = None
     decoded: Decoded | None = None
@@ -73,6 +100,8 @@ async def _apply(consumer: Consumer, record: dict[str, Any], *, sessionmaker: An
 
 def msk_handler(consumer: Consumer) -> LambdaHandler:
     """`handler(event, context)` for a function whose trigger is a Kafka topic (enable ReportBatchItemFailures)."""
+
+    telemetry.configure_telemetry(f"lambda-{consumer.name}")  # once per cold start
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return asyncio.run(_invoke(consumer, event))
