@@ -319,6 +319,10 @@ class WorkflowStatus(BaseModel):
     status: str
     steps: list[WorkflowStep]
     error: str | None = None
+    # What the run is about ("course:<id>", "enrollment:<id>") and the last failure the workers recorded
+    # (failed_step, error, trace_id, failures, status, updated_at: see GET /ops/workflows).
+    subject: str | None = None
+    failure: dict[str, Any] | None = None
 
 
 class ErrorBody(BaseModel):

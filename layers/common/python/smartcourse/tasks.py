@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from celery import Celery, Task, signals
 from celery.exceptions import Ignore, Reject, Retry
-from celery.signals import worker_init
+from celery.signals import task_failure, task_retry, task_success, worker_init
 from kombu import Exchange, Queue
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -28,6 +28,7 @@ from smartcourse.config import Settings, get_settings
 from smartcourse.logging import JsonFormatter, install_record_factory, set_process_name
 from smartcourse.models import DeadLetter
 from smartcourse.services.notifications import deliver_email, mark_email_failed, pending_to_sweep
+from smartcourse.services.operations import current_trace_id, record_task_outcome
 from smartcourse.telemetry import configure_telemetry, trace_engine
 
 log = logging.getLogger(__name__)
@@ -291,13 +292,81 @@ class DeadLetteringTask(Task):  # type: ignore[misc]
                 )
                 .on_conflict_do_nothing()
             )
-            # Same transaction: whoever sees the dead letter also sees the task's own bookkeeping.
+            # Same transaction: whoever sees the dead letter also sees the task's own bookkeeping and its
+            # `failed` outcome (a Reject fires no task_failure signal: the outcome is recorded here).
             await self.on_dead_letter(session, args, kwargs)
+            await record_task_outcome(
+                session,
+                task_id=str(request.id),
+                task=self.name,
+                status="failed",
+                retries=int(request.retries or 0),
+                args={"args": list(args), "kwargs": kwargs},
+                error=error,
+                trace_id=current_trace_id(),
+            )
         log.error("task %s[%s] dead-lettered after %s retries", self.name, request.id, request.retries)
 
     async def on_dead_letter(self, session: AsyncSession, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Hook for a task's own bookkeeping when it gives up (e.g. mark a row failed), written in the
         dead letter's transaction so the two are never seen apart."""
+
+
+# --- task outcomes in PostgreSQL (GET /ops/tasks) -------------------------------------------------
+
+#: Periodic tasks whose successes are not worth a row a minute (their failures and retries still are).
+UNRECORDED_SUCCESSES = frozenset({"notifications.sweep_pending"})
+
+
+def _record_outcome(task: Any, status: str, error: str | None = None) -> None:
+    """Write the task's outcome (signal handlers run in the worker process, after the task body)."""
+    request = getattr(task, "request", None)
+    task_id = getattr(request, "id", None)
+    if not task_id:
+        return
+    outcome = {
+        "task_id": str(task_id),
+        "task": str(task.name),
+        "status": status,
+        "retries": int(getattr(request, "retries", 0) or 0),
+        "args": {
+            "args": list(getattr(request, "args", None) or []),
+            "kwargs": dict(getattr(request, "kwargs", None) or {}),
+        },
+        "error": error,
+        "trace_id": current_trace_id(),
+    }
+
+    async def write() -> None:
+        async with runtime().sessionmaker() as session, session.begin():
+            await record_task_outcome(session, **outcome)
+
+    try:
+        run_async(write())
+    except Exception:  # bookkeeping must never change what the task did
+        log.warning("could not record the outcome of %s[%s]", task.name, task_id, exc_info=True)
+
+
+@task_success.connect
+def _task_succeeded(sender: Any = None, **_: Any) -> None:
+    if sender is not None and sender.name not in UNRECORDED_SUCCESSES:
+        _record_outcome(sender, "succeeded")
+
+
+@task_retry.connect
+def _task_retrying(sender: Any = None, reason: Any = None, einfo: Any = None, **_: Any) -> None:
+    if sender is not None:
+        cause = getattr(reason, "exc", None) or reason
+        _record_outcome(sender, "retrying", f"{type(cause).__name__}: {cause}\n{getattr(einfo, 'traceback', '') or ''}")
+
+
+@task_failure.connect
+def _task_failed(sender: Any = None, exception: BaseException | None = None, einfo: Any = None, **_: Any) -> None:
+    # Tasks derived from DeadLetteringTask end in a Reject instead (recorded with their dead letter).
+    if sender is not None:
+        _record_outcome(
+            sender, "failed", f"{type(exception).__name__}: {exception}\n{getattr(einfo, 'traceback', '') or ''}"
+        )
 
 
 # --- the tasks ------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -10,19 +11,21 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smartcourse.db import UnitOfWork
-from smartcourse.errors import Forbidden
+from smartcourse.errors import Forbidden, Invalid, NotFound
 from smartcourse.event_consumer import Consumer
 from smartcourse.models import (
+    ENROLLMENT_STATUSES,
     AiInteraction,
     AnalyticsCounter,
     Course,
-    DeadLetter,
     Enrollment,
+    LessonProgress,
     OutboxEvent,
     User,
-    WorkflowRun,
+    utcnow,
 )
 from smartcourse.security import Principal
+from smartcourse.services import operations
 
 POPULAR_LIMIT = 5
 
@@ -39,6 +42,11 @@ async def _bump(session: AsyncSession, metric: str, bucket: str = "", by: float 
 
 def _ts(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
+
+
+def _day(moment: datetime) -> str:
+    """The UTC calendar day of a moment: every per-day bucket and series uses it."""
+    return moment.astimezone(UTC).date().isoformat()
 
 
 # --- the consumer's effects (one transaction each, with the dedupe record) ------------------------
@@ -65,24 +73,43 @@ async def _admitted(session: AsyncSession, env: dict[str, Any]) -> None:
     admitted_at = _ts(data.get("admitted_at"))
     if admitted_at is None:  # waitlisted: not admitted yet
         return
+    day = _day(admitted_at)
     await _bump(session, "enrollments_admitted")
-    await _bump(session, "new_enrollments", admitted_at.astimezone(UTC).date().isoformat())
+    await _bump(session, "new_enrollments", day)
     await _bump(session, "course_enrollments", data["course_id"])
     await _bump(session, "student_live_enrollments", data["student_id"])
+    await _bump(session, "student_current_enrollments", data["student_id"])
+    await _bump(session, "student_active_days", f"{day}|{data['student_id']}")
 
 
 async def _dropped(session: AsyncSession, env: dict[str, Any]) -> None:
     data = env["data"]
     if data.get("freed_seat"):
         await _bump(session, "student_live_enrollments", data["student_id"], by=-1)
+        await _bump(session, "student_current_enrollments", data["student_id"], by=-1)
 
 
 async def _completed(session: AsyncSession, env: dict[str, Any]) -> None:
     data = env["data"]
-    await _bump(session, "enrollments_completed")
     started, done = _ts(data.get("activated_at")), _ts(data["completed_at"])
+    await _bump(session, "enrollments_completed")
+    await _bump(session, "student_current_enrollments", data["student_id"], by=-1)
+    if done is not None:
+        await _bump(session, "completions", _day(done))
+        await _bump(session, "student_active_days", f"{_day(done)}|{data['student_id']}")
     if started and done:
-        await _bump(session, "completion_seconds_total", by=(done - started).total_seconds())
+        seconds = (done - started).total_seconds()
+        await _bump(session, "completion_seconds_total", by=seconds)
+        await _bump(session, "timed_completions", _day(done))
+        await _bump(session, "completion_seconds", _day(done), by=seconds)
+
+
+async def _progressed(session: AsyncSession, env: dict[str, Any]) -> None:
+    """A lesson completed (or a quiz passed): engagement for its course, activity for its student."""
+    data = env["data"]
+    await _bump(session, "course_engagement", data["course_id"])
+    occurred = _ts(env.get("occurred_at")) or utcnow()
+    await _bump(session, "student_active_days", f"{_day(occurred)}|{data['student_id']}")
 
 
 async def _recorded(session: AsyncSession, env: dict[str, Any]) -> None:
@@ -104,6 +131,7 @@ CONSUMER = Consumer(
         "waitlist.promoted": _admitted,
         "enrollment.dropped": _dropped,
         "enrollment.completed": _completed,
+        "progress.updated": _progressed,
         "analytics.enrollment_recorded": _recorded,
         "ai.interaction_recorded": _ai_interaction,
     },
@@ -112,9 +140,20 @@ CONSUMER = Consumer(
 
 # --- reading ----------------------------------------------------------------------------------
 
+#: "Active" students: a live (pending or active) enrollment, or learning activity in this many UTC days.
+ACTIVE_DAYS = 30
+#: The longest range a series answers (bounded output).
+MAX_SERIES_DAYS = 3 * 366
+INTERVALS = ("day", "week", "month")
+
 
 def _windows(today: date) -> dict[str, date]:
-    return {"day": today, "week": today - timedelta(days=6), "month": today - timedelta(days=29)}
+    return {"day": today, "week": today - timedelta(days=6), "month": today - timedelta(days=ACTIVE_DAYS - 1)}
+
+
+def _popular(counts: dict[str, float], titles: dict[str, str], field: str) -> list[dict[str, Any]]:
+    ranked = sorted(((c, n) for c, n in counts.items() if n > 0), key=lambda cn: (-cn[1], cn[0]))
+    return [{"course_id": c, "title": titles.get(c), field: int(n)} for c, n in ranked[:POPULAR_LIMIT]]
 
 
 def _metrics(
@@ -129,12 +168,16 @@ def _metrics(
     per_course: dict[str, float],
     per_student: dict[str, float],
     today: date,
+    active_students: float = 0,
+    per_course_engagement: dict[str, float] | None = None,
+    titles: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     windows = _windows(today)
-    popular = sorted(((c, n) for c, n in per_course.items() if n > 0), key=lambda cn: (-cn[1], cn[0]))
     live = [n for n in per_student.values() if n > 0]
+    titles = titles or {}
     return {
-        "total_students": int(students),
+        "total_students": int(active_students),
+        "registered_students": int(students),
         "total_instructors": int(instructors),
         "total_courses_published": int(published),
         "new_enrollments": {
@@ -143,7 +186,8 @@ def _metrics(
         },
         "completion_rate": round(completed * 100 / admitted, 2) if admitted else 0.0,
         "avg_time_to_complete_hours": round(completion_seconds / completed / 3600, 4) if completed else 0.0,
-        "popular_courses": [{"course_id": c, "enrollments": int(n)} for c, n in popular[:POPULAR_LIMIT]],
+        "popular_courses": _popular(per_course, titles, "enrollments"),
+        "popular_courses_by_engagement": _popular(per_course_engagement or {}, titles, "lessons_completed"),
         "avg_courses_per_student": round(sum(live) / len(live), 4) if live else 0.0,
     }
 
@@ -153,9 +197,42 @@ def _ensure_admin(principal: Principal) -> None:
         raise Forbidden("analytics are for admins", code="admin_only")
 
 
-async def dashboard(*, uow: UnitOfWork, principal: Principal, today: date | None = None) -> dict[str, Any]:
-    """The metrics as the consumers have counted them."""
-    _ensure_admin(principal)
+def _active_from_counters(current: dict[str, float], active_days: dict[str, float], today: date) -> int:
+    first = (today - timedelta(days=ACTIVE_DAYS - 1)).isoformat()
+    last = today.isoformat()
+    students = {s for s, n in current.items() if n > 0}
+    for key, n in active_days.items():
+        day, _, student = key.partition("|")
+        if n > 0 and first <= day <= last:
+            students.add(student)
+    return len(students)
+
+
+async def _titles(uow: UnitOfWork, ids: set[str]) -> dict[str, str]:
+    wanted = [uuid.UUID(i) for i in ids if _is_uuid(i)]
+    if not wanted:
+        return {}
+    rows = await uow.session.execute(select(Course.id, Course.title).where(Course.id.in_(wanted)))
+    return {str(i): t for i, t in rows.all()}
+
+
+def _is_uuid(text_: str) -> bool:
+    try:
+        uuid.UUID(text_)
+    except ValueError:
+        return False
+    return True
+
+
+def _top_ids(*counts: dict[str, float]) -> set[str]:
+    ids: set[str] = set()
+    for c in counts:
+        ranked = sorted(((k, n) for k, n in c.items() if n > 0), key=lambda kn: (-kn[1], kn[0]))
+        ids |= {k for k, _ in ranked[:POPULAR_LIMIT]}
+    return ids
+
+
+async def _counters(uow: UnitOfWork) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     rows = (
         await uow.session.execute(select(AnalyticsCounter.metric, AnalyticsCounter.bucket, AnalyticsCounter.value))
     ).all()
@@ -166,6 +243,18 @@ async def dashboard(*, uow: UnitOfWork, principal: Principal, today: date | None
             buckets.setdefault(metric, {})[bucket] = value
         else:
             flat[metric] = value
+    return flat, buckets
+
+
+async def dashboard(*, uow: UnitOfWork, principal: Principal, today: date | None = None) -> dict[str, Any]:
+    """The metrics as the consumers have counted them."""
+    _ensure_admin(principal)
+    today = today or datetime.now(UTC).date()
+    flat, buckets = await _counters(uow)
+    per_course = buckets.get("course_enrollments", {})
+    engagement = buckets.get("course_engagement", {})
+    top = {c for c, _ in sorted(per_course.items(), key=lambda cn: (-cn[1], cn[0]))[:POPULAR_LIMIT]}
+    top |= {c for c, _ in sorted(engagement.items(), key=lambda cn: (-cn[1], cn[0]))[:POPULAR_LIMIT]}
     metrics = _metrics(
         students=flat.get("students", 0),
         instructors=flat.get("instructors", 0),
@@ -174,9 +263,14 @@ async def dashboard(*, uow: UnitOfWork, principal: Principal, today: date | None
         admitted=flat.get("enrollments_admitted", 0),
         completed=flat.get("enrollments_completed", 0),
         completion_seconds=flat.get("completion_seconds_total", 0),
-        per_course=buckets.get("course_enrollments", {}),
+        per_course=per_course,
         per_student=buckets.get("student_live_enrollments", {}),
-        today=today or datetime.now(UTC).date(),
+        today=today,
+        active_students=_active_from_counters(
+            buckets.get("student_current_enrollments", {}), buckets.get("student_active_days", {}), today
+        ),
+        per_course_engagement=engagement,
+        titles=await _titles(uow, top),
     )
     metrics["ai_assistant_usage"] = ai_usage(buckets.get("ai_interactions", {}))
     metrics["workflow_issues"] = await _workflow_issues(uow, flat)
@@ -210,20 +304,15 @@ def ai_usage(by_kind_outcome: dict[str, float]) -> dict[str, Any]:
 
 
 async def _workflow_issues(uow: UnitOfWork, flat: dict[str, float]) -> dict[str, int]:
-    dead = await uow.session.scalar(
-        select(func.count()).select_from(DeadLetter).where(DeadLetter.replayed_at.is_(None))
-    )
+    """Real failures (operations.failure_counts: failed/retrying workflow runs, dead letters, failed tasks)
+    plus outbox rows being retried and admissions the enrollment workflow has not recorded yet."""
     stuck = await uow.session.scalar(
         select(func.count())
         .select_from(OutboxEvent)
         .where(OutboxEvent.published_at.is_(None), OutboxEvent.attempts > 0)
     )
-    failed_runs = await uow.session.scalar(
-        select(func.count()).select_from(WorkflowRun).where(WorkflowRun.status == "failed")
-    )
     return {
-        "failed_workflows": int(failed_runs or 0),
-        "dead_letters": int(dead or 0),
+        **await operations.failure_counts(uow.session),
         "outbox_retrying": int(stuck or 0),
         "enrollments_awaiting_workflow": int(
             flat.get("enrollments_admitted", 0) - flat.get("enrollments_recorded_by_workflow", 0)
@@ -231,25 +320,56 @@ async def _workflow_issues(uow: UnitOfWork, flat: dict[str, float]) -> dict[str,
     }
 
 
+def _utc_day(column: Any) -> Any:
+    return cast(func.timezone("UTC", column), Date)
+
+
+async def _source_activity(uow: UnitOfWork, today: date) -> int:
+    """Students with a live (pending/active) enrollment, or an admission, a lesson completed or a course completed
+    on one of the last ACTIVE_DAYS UTC days."""
+    s = uow.session
+    first = today - timedelta(days=ACTIVE_DAYS - 1)
+
+    def within(column: Any) -> Any:
+        return and_(column.is_not(None), _utc_day(column) >= first, _utc_day(column) <= today)
+
+    current = select(Enrollment.student_id).where(
+        Enrollment.admitted_at.is_not(None), Enrollment.status.in_(("pending", "active"))
+    )
+    admitted = select(Enrollment.student_id).where(within(Enrollment.admitted_at))
+    completed = select(Enrollment.student_id).where(within(Enrollment.completed_at))
+    lessons = (
+        select(Enrollment.student_id)
+        .join(LessonProgress, LessonProgress.enrollment_id == Enrollment.id)
+        .where(LessonProgress.status == "completed", within(LessonProgress.completed_at))
+    )
+    union = current.union(admitted, completed, lessons).subquery()
+    return int(await s.scalar(select(func.count()).select_from(union)) or 0)
+
+
+async def _source_engagement(uow: UnitOfWork, course_id: uuid.UUID | None = None) -> dict[str, float]:
+    query = (
+        select(Enrollment.course_id, func.count())
+        .join(LessonProgress, LessonProgress.enrollment_id == Enrollment.id)
+        .where(LessonProgress.status == "completed")
+        .group_by(Enrollment.course_id)
+    )
+    if course_id is not None:
+        query = query.where(Enrollment.course_id == course_id)
+    return {str(c): float(n) for c, n in (await uow.session.execute(query)).all()}
+
+
 async def from_source(*, uow: UnitOfWork, today: date | None = None) -> dict[str, Any]:
     """The same metrics recomputed from the source tables."""
     s = uow.session
+    today = today or datetime.now(UTC).date()
     # Registered users (the counter counts user.registered): disabling an account does not unregister it.
     users = dict((await s.execute(select(User.role, func.count()).group_by(User.role))).all())
     published = await s.scalar(
         select(func.count()).select_from(Course).where(Course.content_version > 0, Course.status != "archived")
     )
     admitted = Enrollment.admitted_at.is_not(None)
-    per_day = {
-        d.isoformat(): float(n)
-        for d, n in (
-            await s.execute(
-                select(cast(func.timezone("UTC", Enrollment.admitted_at), Date).label("d"), func.count())
-                .where(admitted)
-                .group_by(text("d"))
-            )
-        ).all()
-    }
+    per_day = await _source_per_day(uow, Enrollment.admitted_at, admitted)
     n_admitted = await s.scalar(select(func.count()).select_from(Enrollment).where(admitted)) or 0
     completed_row = (
         await s.execute(
@@ -277,6 +397,7 @@ async def from_source(*, uow: UnitOfWork, today: date | None = None) -> dict[str
             )
         ).all()
     }
+    engagement = await _source_engagement(uow)
     ai_rows = await s.execute(
         select(AiInteraction.kind, AiInteraction.outcome, func.count()).group_by(
             AiInteraction.kind, AiInteraction.outcome
@@ -292,10 +413,20 @@ async def from_source(*, uow: UnitOfWork, today: date | None = None) -> dict[str
         completion_seconds=completed_row[1],
         per_course=per_course,
         per_student=per_student,
-        today=today or datetime.now(UTC).date(),
+        today=today,
+        active_students=await _source_activity(uow, today),
+        per_course_engagement=engagement,
+        titles=await _titles(uow, _top_ids(per_course, engagement)),
     )
     metrics["ai_assistant_usage"] = ai_usage({f"{k}:{o}": float(c) for k, o, c in ai_rows.all()})
     return metrics
+
+
+async def _source_per_day(uow: UnitOfWork, column: Any, *where: Any) -> dict[str, float]:
+    rows = await uow.session.execute(
+        select(_utc_day(column).label("d"), func.count()).where(*where).group_by(text("d"))
+    )
+    return {d.isoformat(): float(n) for d, n in rows.all()}
 
 
 def _drift(counted: Any, actual: Any) -> float:
@@ -306,20 +437,239 @@ def _drift(counted: Any, actual: Any) -> float:
     return round(abs(float(counted) - float(actual)), 6)
 
 
+async def _series_from_source(uow: UnitOfWork) -> dict[str, dict[str, float]]:
+    """The per-day series the counters keep, from the tables (for reconcile)."""
+    completed = Enrollment.status == "completed"
+    timed = and_(completed, Enrollment.activated_at.is_not(None))
+    seconds = await uow.session.execute(
+        select(
+            _utc_day(Enrollment.completed_at).label("d"),
+            func.sum(cast(func.extract("epoch", Enrollment.completed_at - Enrollment.activated_at), Float)),
+        )
+        .where(timed)
+        .group_by(text("d"))
+    )
+    return {
+        "new_enrollments": await _source_per_day(uow, Enrollment.admitted_at, Enrollment.admitted_at.is_not(None)),
+        "completions": await _source_per_day(uow, Enrollment.completed_at, completed),
+        "timed_completions": await _source_per_day(uow, Enrollment.completed_at, timed),
+        "completion_seconds": {d.isoformat(): round(float(v), 3) for d, v in seconds.all()},
+    }
+
+
 async def reconcile(*, uow: UnitOfWork, principal: Principal) -> dict[str, Any]:
-    """Counted vs recomputed, per metric; `drift` is 0 everywhere once every event is processed."""
+    """Counted vs recomputed, per metric; `drift` is 0 everywhere once every event is processed. Covers the
+    dashboard's metrics and the per-day series behind /analytics/enrollments and /analytics/completions."""
     _ensure_admin(principal)
     today = datetime.now(UTC).date()
     counted = await dashboard(uow=uow, principal=principal, today=today)
     actual = await from_source(uow=uow, today=today)
+    _, buckets = await _counters(uow)
+    series_actual = await _series_from_source(uow)
+    for name, per_day in series_actual.items():
+        counted_series = {d: round(v, 3) for d, v in buckets.get(name, {}).items() if v}
+        counted[f"series:{name}"] = counted_series
+        actual[f"series:{name}"] = per_day
     drift = {name: _drift(counted[name], actual[name]) for name in actual}
     pending = await uow.session.scalar(
         select(func.count()).select_from(OutboxEvent).where(OutboxEvent.published_at.is_(None))
     )
     return {
         "drift": drift,
-        "total_drift": sum(drift.values()),
+        "total_drift": round(sum(drift.values()), 6),
         "counted": {k: counted[k] for k in actual},
         "source": actual,
         "events_pending": int(pending or 0),
+    }
+
+
+# --- series and views -----------------------------------------------------------------------------
+
+
+def _period(day: date, interval: str) -> date:
+    """The first day of the period (UTC calendar day, ISO week starting Monday, calendar month) holding `day`."""
+    if interval == "week":
+        return day - timedelta(days=day.weekday())
+    if interval == "month":
+        return day.replace(day=1)
+    return day
+
+
+def _next_period(start: date, interval: str) -> date:
+    if interval == "week":
+        return start + timedelta(days=7)
+    if interval == "month":
+        return (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return start + timedelta(days=1)
+
+
+def _range(interval: str, start: date | None, end: date | None) -> tuple[date, date]:
+    if interval not in INTERVALS:
+        raise Invalid(f"interval must be one of {', '.join(INTERVALS)}", code="invalid_interval")
+    end = end or datetime.now(UTC).date()
+    start = start or end - timedelta(days=ACTIVE_DAYS - 1)
+    if start > end:
+        raise Invalid("`from` must not be after `to`", code="invalid_range")
+    if (end - start).days >= MAX_SERIES_DAYS:
+        raise Invalid(f"a series covers at most {MAX_SERIES_DAYS} days", code="range_too_long")
+    return start, end
+
+
+def bucket_series(
+    per_day: dict[str, float], *, interval: str, start: date, end: date, values: tuple[str, ...] = ("count",)
+) -> list[dict[str, Any]]:
+    """Per-day values summed into periods from `start` to `end` (inclusive, UTC days); every period is listed,
+    empty ones with 0. A period cut by the range counts only the days inside it."""
+    periods: list[dict[str, Any]] = []
+    index: dict[date, dict[str, Any]] = {}
+    cursor = _period(start, interval)
+    while cursor <= end:
+        row: dict[str, Any] = {"period": cursor.isoformat(), **dict.fromkeys(values, 0)}
+        periods.append(row)
+        index[cursor] = row
+        cursor = _next_period(cursor, interval)
+    for key, n in per_day.items():
+        d = date.fromisoformat(key)
+        if start <= d <= end:
+            index[_period(d, interval)][values[0]] += n
+    for row in periods:
+        row[values[0]] = int(row[values[0]])
+    return periods
+
+
+async def enrollment_series(
+    *, uow: UnitOfWork, principal: Principal, interval: str = "day", start: date | None = None, end: date | None = None
+) -> dict[str, Any]:
+    """New enrollments (admissions, by the UTC day of admission) per day, ISO week or month, from the counters."""
+    _ensure_admin(principal)
+    start, end = _range(interval, start, end)
+    _, buckets = await _counters(uow)
+    series = bucket_series(buckets.get("new_enrollments", {}), interval=interval, start=start, end=end)
+    return {
+        "interval": interval,
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "total": sum(p["count"] for p in series),
+        "series": series,
+    }
+
+
+async def completion_series(
+    *, uow: UnitOfWork, principal: Principal, interval: str = "day", start: date | None = None, end: date | None = None
+) -> dict[str, Any]:
+    """Course completions per period (UTC day of completion) with the average time to complete of each period,
+    and the platform's completion rate and average time to complete (all time)."""
+    _ensure_admin(principal)
+    start, end = _range(interval, start, end)
+    flat, buckets = await _counters(uow)
+    counts = bucket_series(buckets.get("completions", {}), interval=interval, start=start, end=end)
+    timed = bucket_series(buckets.get("timed_completions", {}), interval=interval, start=start, end=end)
+    seconds: dict[str, float] = {}
+    for key, v in buckets.get("completion_seconds", {}).items():
+        d = date.fromisoformat(key)
+        if start <= d <= end:
+            p = _period(d, interval).isoformat()
+            seconds[p] = seconds.get(p, 0) + v
+    series = []
+    for row, t in zip(counts, timed, strict=True):
+        n = t["count"]
+        hours = round(seconds.get(row["period"], 0) / n / 3600, 4) if n else None
+        series.append({"period": row["period"], "completed": row["count"], "avg_time_to_complete_hours": hours})
+    admitted, completed = flat.get("enrollments_admitted", 0), flat.get("enrollments_completed", 0)
+    return {
+        "interval": interval,
+        "from": start.isoformat(),
+        "to": end.isoformat(),
+        "completed": int(completed),
+        "admitted": int(admitted),
+        "completion_rate": round(completed * 100 / admitted, 2) if admitted else 0.0,
+        "avg_time_to_complete_hours": round(flat.get("completion_seconds_total", 0) / completed / 3600, 4)
+        if completed
+        else 0.0,
+        "series": series,
+    }
+
+
+async def _hours(uow: UnitOfWork, *where: Any) -> float:
+    avg = await uow.session.scalar(
+        select(func.avg(cast(func.extract("epoch", Enrollment.completed_at - Enrollment.activated_at), Float))).where(
+            Enrollment.status == "completed", Enrollment.activated_at.is_not(None), *where
+        )
+    )
+    return round(float(avg) / 3600, 4) if avg is not None else 0.0
+
+
+async def _statuses(uow: UnitOfWork, *where: Any) -> dict[str, int]:
+    rows = await uow.session.execute(select(Enrollment.status, func.count()).where(*where).group_by(Enrollment.status))
+    found = dict(rows.all())
+    return {status: int(found.get(status, 0)) for status in ENROLLMENT_STATUSES}
+
+
+async def course_view(
+    *, uow: UnitOfWork, principal: Principal, course_id: uuid.UUID, today: date | None = None
+) -> dict[str, Any]:
+    """One course's figures, from the source tables: for its instructor and admins."""
+    course = await uow.session.get(Course, course_id)
+    if course is None or not (principal.is_admin or course.instructor_id == principal.user_id):
+        raise NotFound("course not found", code="course_not_found")
+    today = today or datetime.now(UTC).date()
+    mine = Enrollment.course_id == course_id
+    admitted = await uow.session.scalar(
+        select(func.count()).select_from(Enrollment).where(mine, Enrollment.admitted_at.is_not(None))
+    )
+    statuses = await _statuses(uow, mine)
+    per_day = await _source_per_day(uow, Enrollment.admitted_at, mine, Enrollment.admitted_at.is_not(None))
+    start = today - timedelta(days=ACTIVE_DAYS - 1)
+    ai_rows = await uow.session.execute(
+        select(AiInteraction.kind, AiInteraction.outcome, func.count())
+        .where(AiInteraction.course_id == course_id)
+        .group_by(AiInteraction.kind, AiInteraction.outcome)
+    )
+    return {
+        "course_id": str(course_id),
+        "title": course.title,
+        "status": course.status,
+        "enrollments": {"admitted": int(admitted or 0), **statuses},
+        "completion_rate": round(statuses["completed"] * 100 / admitted, 2) if admitted else 0.0,
+        "avg_time_to_complete_hours": await _hours(uow, mine),
+        "lessons_completed": int((await _source_engagement(uow, course_id)).get(str(course_id), 0)),
+        "new_enrollments": bucket_series(per_day, interval="day", start=start, end=today),
+        "ai_assistant_usage": ai_usage({f"{k}:{o}": float(c) for k, o, c in ai_rows.all()}),
+    }
+
+
+async def student_view(*, uow: UnitOfWork, principal: Principal, student_id: uuid.UUID) -> dict[str, Any]:
+    """One student's figures, from the source tables: for that student and admins."""
+    if not (principal.is_admin or principal.user_id == student_id):
+        raise NotFound("student not found", code="student_not_found")
+    user = await uow.session.get(User, student_id)
+    if user is None or user.role != "student":
+        raise NotFound("student not found", code="student_not_found")
+    mine = Enrollment.student_id == student_id
+    lessons, last_lesson = (
+        await uow.session.execute(
+            select(func.count(), func.max(LessonProgress.completed_at))
+            .join(Enrollment, LessonProgress.enrollment_id == Enrollment.id)
+            .where(mine, LessonProgress.status == "completed")
+        )
+    ).one()
+    last_enrollment = await uow.session.scalar(
+        select(func.max(func.greatest(Enrollment.admitted_at, Enrollment.completed_at))).where(mine)
+    )
+    moments = [m for m in (last_lesson, last_enrollment) if m is not None]
+    ai_rows = await uow.session.execute(
+        select(AiInteraction.kind, AiInteraction.outcome, func.count())
+        .where(AiInteraction.user_id == student_id)
+        .group_by(AiInteraction.kind, AiInteraction.outcome)
+    )
+    statuses = await _statuses(uow, mine)
+    return {
+        "student_id": str(student_id),
+        "enrollments": statuses,
+        "live_courses": statuses["pending"] + statuses["active"],
+        "courses_completed": statuses["completed"],
+        "avg_time_to_complete_hours": await _hours(uow, mine),
+        "lessons_completed": int(lessons or 0),
+        "last_activity_at": max(moments).isoformat() if moments else None,
+        "ai_assistant_usage": ai_usage({f"{k}:{o}": float(c) for k, o, c in ai_rows.all()}),
     }

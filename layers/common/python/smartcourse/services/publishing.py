@@ -17,6 +17,7 @@ from smartcourse.errors import Conflict, Invalid, NotFound, Unavailable
 from smartcourse.models import Course, Lesson, WorkflowRun, utcnow
 from smartcourse.schemas import WorkflowStarted, WorkflowStatus, WorkflowStep
 from smartcourse.security import Principal
+from smartcourse.services import operations
 from smartcourse.services.courses import VERSIONS, build_structure, load_course, version_doc_id
 from smartcourse.services.materials import MATERIALS
 from smartcourse.services.workflows import describe
@@ -187,24 +188,44 @@ async def revert_publish(*, uow: UnitOfWork, course_id: uuid.UUID, workflow_id: 
 
 
 async def workflow_status(*, container: Any, principal: Principal, workflow_id: str) -> WorkflowStatus:
-    """A workflow's status and steps, for whoever started it (or owns its course) and admins."""
+    """Any workflow's status and steps (publishing, enrollment, certificate), for whoever started it (the
+    instructor who published, the enrolled student), the owner of its course, and admins; with the last failure
+    the workers recorded (step, error, trace id) even while Temporal is still retrying it."""
 
     async with container.uow() as uow:
+        ref = await operations.resolve_run(uow.session, workflow_id)
         run = await uow.session.get(WorkflowRun, workflow_id)
-        if run is None:
+        if ref is None:
             raise NotFound("workflow not found", code="workflow_not_found")
-        allowed = principal.is_admin or run.owner_id == principal.user_id
-        if not allowed and run.course_id is not None:
-            course = await uow.session.get(Course, run.course_id)
+        allowed = principal.is_admin or ref.owner_id == principal.user_id
+        if not allowed and ref.course_id is not None:
+            course = await uow.session.get(Course, ref.course_id)
             allowed = course is not None and course.instructor_id == principal.user_id
         if not allowed:
             raise NotFound("workflow not found", code="workflow_not_found")
-        kind = run.kind
-    status, steps = await describe(container, workflow_id, PUBLISH_STEPS)
+    status, steps = await describe(container, workflow_id, _STEP_NAMES.get(ref.kind, PUBLISH_STEPS))
     if any(s.status == "running" for s in steps):
         await _attach_progress(container, workflow_id, steps)
     error = next((s.error for s in steps if s.error), None)
-    return WorkflowStatus(workflow_id=workflow_id, kind=kind, status=status, steps=steps, error=error)
+    recorded = operations.workflow_item(run) if run is not None else None
+    if error is None and recorded is not None and recorded["status"] in operations.PROBLEM_STATUSES:
+        error = recorded["error"]
+    return WorkflowStatus(
+        workflow_id=workflow_id,
+        kind=ref.kind,
+        status=status,
+        steps=steps,
+        error=error,
+        subject=ref.subject,
+        failure=recorded if recorded is not None and recorded["failed_step"] else None,
+    )
+
+
+_STEP_NAMES: dict[str, tuple[str, ...]] = {
+    "course_publishing": PUBLISH_STEPS,
+    "enrollment": tuple(name for name, _ in names.ENROLLMENT_STEPS),
+    "certificate": names.CERTIFICATE_STEPS,
+}
 
 
 async def _attach_progress(container: Any, workflow_id: str, steps: list[WorkflowStep]) -> None:

@@ -45,9 +45,48 @@ def upgrade() -> None:
         sa.CheckConstraint("status in ('succeeded','retrying','failed')", name="ck_task_runs_status"),
     )
     op.create_index("ix_task_runs_status_updated", "task_runs", ["status", "updated_at"])
+    # The analytics consumer keeps new counters from now on (docs/analytics.md); start them from what the
+    # tables already say, so a deployment that had history reconciles.
+    op.execute(BACKFILL)
+
+
+BACKFILL = """
+insert into analytics_counters (metric, bucket, value)
+select 'completions', (completed_at at time zone 'UTC')::date::text, count(*)
+  from enrollments where status = 'completed' group by 2
+union all
+select 'timed_completions', (completed_at at time zone 'UTC')::date::text, count(*)
+  from enrollments where status = 'completed' and activated_at is not null group by 2
+union all
+select 'completion_seconds', (completed_at at time zone 'UTC')::date::text,
+       sum(extract(epoch from completed_at - activated_at))
+  from enrollments where status = 'completed' and activated_at is not null group by 2
+union all
+select 'student_current_enrollments', student_id::text, count(*)
+  from enrollments where admitted_at is not null and status in ('pending', 'active') group by 2
+union all
+select 'course_engagement', e.course_id::text, count(*)
+  from lesson_progress p join enrollments e on e.id = p.enrollment_id where p.status = 'completed' group by 2
+union all
+select 'student_active_days', d || '|' || student_id, count(*) from (
+  select (admitted_at at time zone 'UTC')::date::text as d, student_id::text as student_id
+    from enrollments where admitted_at is not null
+  union all
+  select (completed_at at time zone 'UTC')::date::text, student_id::text from enrollments where completed_at is not null
+  union all
+  select (p.completed_at at time zone 'UTC')::date::text, e.student_id::text
+    from lesson_progress p join enrollments e on e.id = p.enrollment_id
+   where p.status = 'completed' and p.completed_at is not null
+) activity group by 2
+on conflict (metric, bucket) do nothing
+"""
 
 
 def downgrade() -> None:
+    op.execute(
+        "delete from analytics_counters where metric in ('completions', 'timed_completions', 'completion_seconds',"
+        " 'student_current_enrollments', 'course_engagement', 'student_active_days')"
+    )
     op.drop_index("ix_task_runs_status_updated", table_name="task_runs")
     op.drop_table("task_runs")
     op.drop_index("ix_dead_letters_created", table_name="dead_letters")

@@ -1,0 +1,22 @@
+"""GET /analytics/course/{course_id}: one course's enrollments, completions, engagement and assistant usage
+(its instructor or an admin)."""
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter
+
+from smartcourse.api.app import lambda_handler
+from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.services import analytics
+
+router = APIRouter(tags=["analytics"])
+
+
+@router.get("/analytics/course/{course_id}")
+async def analytics_course(course_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> dict[str, Any]:
+    async with c.uow() as uow:
+        return await analytics.course_view(uow=uow, principal=user, course_id=course_id)
+
+
+handler = lambda_handler(router)

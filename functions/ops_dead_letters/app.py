@@ -1,0 +1,32 @@
+"""GET /ops/dead-letters: events the consumers could not apply and tasks out of retries (admin)."""
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+
+from smartcourse.api.app import lambda_handler
+from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.services import operations
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/ops/dead-letters")
+async def ops_dead_letters(
+    user: CurrentUser,
+    c: ContainerDep,
+    status: Literal["pending", "replayed", "all"] = "pending",
+    consumer: Annotated[
+        str | None, Query(max_length=100, description="analytics, recommendations, celery:<task>...")
+    ] = None,
+    since: Annotated[datetime | None, Query(description="only dead letters written at or after this time")] = None,
+    limit: Annotated[int, Query(ge=1, le=operations.MAX_LIMIT)] = 50,
+) -> dict[str, Any]:
+    async with c.uow() as uow:
+        return await operations.list_dead_letters(
+            uow=uow, principal=user, status=status, consumer=consumer, since=since, limit=limit
+        )
+
+
+handler = lambda_handler(router)

@@ -1,0 +1,28 @@
+"""GET /ops/tasks: Celery task outcomes (failed, retrying, succeeded) with error and trace id (admin)."""
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+
+from smartcourse.api.app import lambda_handler
+from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.services import operations
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/ops/tasks")
+async def ops_tasks(
+    user: CurrentUser,
+    c: ContainerDep,
+    status: Literal["failed", "retrying", "succeeded", "all"] = "failed",
+    task: Annotated[str | None, Query(max_length=200, description="e.g. notifications.send_email")] = None,
+    since: Annotated[datetime | None, Query(description="only outcomes recorded at or after this time")] = None,
+    limit: Annotated[int, Query(ge=1, le=operations.MAX_LIMIT)] = 50,
+) -> dict[str, Any]:
+    async with c.uow() as uow:
+        return await operations.list_tasks(uow=uow, principal=user, status=status, task=task, since=since, limit=limit)
+
+
+handler = lambda_handler(router)

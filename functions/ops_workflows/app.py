@@ -1,0 +1,40 @@
+"""GET /ops/workflows: workflow runs by outcome, with the failing step, error and trace id (admin)."""
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from smartcourse.api.app import lambda_handler
+from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.services import operations
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/ops/workflows")
+async def ops_workflows(
+    user: CurrentUser,
+    c: ContainerDep,
+    status: Annotated[
+        str,
+        Query(
+            max_length=100,
+            description="failed (failed or still retrying after a failure), retrying, running, completed or all; "
+            "comma-separated",
+        ),
+    ] = "failed",
+    kind: Annotated[str | None, Query(max_length=50, description="course_publishing, enrollment, certificate")] = None,
+    subject: Annotated[
+        str | None, Query(max_length=200, description="what the run is about: course:<id> or enrollment:<id>")
+    ] = None,
+    since: Annotated[datetime | None, Query(description="only runs that changed at or after this time")] = None,
+    limit: Annotated[int, Query(ge=1, le=operations.MAX_LIMIT)] = 50,
+) -> dict[str, Any]:
+    async with c.uow() as uow:
+        return await operations.list_workflows(
+            uow=uow, principal=user, status=status, kind=kind, subject=subject, since=since, limit=limit
+        )
+
+
+handler = lambda_handler(router)

@@ -1,0 +1,299 @@
+"""The operations API (issue #8): a failed publish, a poison event and a failing e-mail are each found with their
+cause and trace id field; a replayed dead letter is applied once; every workflow kind is readable by its owner."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from tests.conftest import Api, CeleryWorker, celery_worker_env
+
+
+@pytest.fixture(scope="module")
+def holds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Fault-injection files for the in-process worker and consumers, restored afterwards."""
+    directory = tmp_path_factory.mktemp("ops-holds")
+    before = os.environ.get("SMARTCOURSE_TEST_HOLD_DIR")
+    os.environ["SMARTCOURSE_TEST_HOLD_DIR"] = str(directory)
+    yield directory
+    if before is None:
+        os.environ.pop("SMARTCOURSE_TEST_HOLD_DIR", None)
+    else:
+        os.environ["SMARTCOURSE_TEST_HOLD_DIR"] = before
+
+
+async def wait_for(check: Callable[[], Any], *, timeout: float = 30, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.2)
+
+
+def is_trace_id(value: Any) -> bool:
+    """The field is there: 32 hex digits when tracing is on, "" when no span was recording."""
+    return isinstance(value, str) and (value == "" or (len(value) == 32 and int(value, 16) > 0))
+
+
+async def test_failed_publish_is_found_from_the_course_and_the_operations_api(
+    api: Api, worker: object, container: Any, holds: Path
+) -> None:
+    owner = await api.user("instructor")
+    admin = await api.admin(container)
+    course = await api.course(owner, title="Breaks at extract")
+    module = await api.module(owner, course["id"])
+    await api.lesson(owner, course["id"], module["id"])
+    fail = holds / f"publish.extract.{course['id']}.fail"
+    fail.touch()
+    try:
+        r = await api.client.post(f"/courses/{course['id']}/publish", headers=owner["headers"])
+        assert r.status_code == 202, r.text
+        wf = await api.wait_workflow(owner, r.json()["workflow_id"])
+    finally:
+        fail.unlink()
+    assert wf["status"] == "failed"
+    # From the course: its publish report names the run and the failure.
+    report = (await api.client.get(f"/courses/{course['id']}", headers=owner["headers"])).json()["publish_report"]
+    assert report["workflow_id"] == wf["workflow_id"] and report["failed_step"] == "extract"
+    # From the operations API, by subject.
+    r = await api.client.get(
+        "/ops/workflows", params={"status": "failed", "subject": f"course:{course['id']}"}, headers=admin["headers"]
+    )
+    assert r.status_code == 200, r.text
+    [item] = r.json()["items"]
+    assert item["workflow_id"] == wf["workflow_id"] and item["kind"] == "course_publishing"
+    assert item["status"] == "failed" and item["failed_step"] == "extract"
+    assert "injected failure at publish.extract" in item["error"] and is_trace_id(item["trace_id"])
+    assert item["subject"] == f"course:{course['id']}" and item["failures"] >= 1
+    r = await api.client.get("/ops/workflows", params={"kind": "course_publishing"}, headers=admin["headers"])
+    assert wf["workflow_id"] in [i["workflow_id"] for i in r.json()["items"]]
+    # The workflow's own page carries the recorded failure too.
+    detail = (await api.client.get(f"/workflows/{wf['workflow_id']}", headers=owner["headers"])).json()
+    assert detail["failure"]["failed_step"] == "extract" and detail["subject"] == f"course:{course['id']}"
+    # Bad filters are clear errors, and the API is for admins.
+    r = await api.client.get("/ops/workflows", params={"status": "broken"}, headers=admin["headers"])
+    assert r.status_code == 422 and r.json()["code"] == "invalid_status"
+    r = await api.client.get("/ops/workflows", params={"kind": "nope"}, headers=admin["headers"])
+    assert r.status_code == 422 and r.json()["code"] == "invalid_kind"
+    assert (await api.client.get("/ops/workflows", headers=owner["headers"])).status_code == 403
+
+
+async def test_enrollment_and_certificate_workflows_are_readable_by_their_owner(
+    api: Api, worker: object, container: Any
+) -> None:
+    from tests.e2e.test_enrollment import wait_enrollment
+
+    owner = await api.user("instructor")
+    course = await api.course(owner, title="One lesson")
+    module = await api.module(owner, course["id"])
+    lesson = await api.lesson(owner, course["id"], module["id"])
+    r = await api.client.post(f"/courses/{course['id']}/publish", headers=owner["headers"])
+    assert (await api.wait_workflow(owner, r.json()["workflow_id"]))["status"] == "completed"
+    student, stranger = await api.user(), await api.user()
+    admin = await api.admin(container)
+    enrollment = (
+        await api.client.post("/enrollments", json={"course_id": course["id"]}, headers=student["headers"])
+    ).json()
+    await wait_enrollment(api, student, enrollment["id"], "active")
+    detail = (await api.client.get(f"/enrollments/{enrollment['id']}", headers=student["headers"])).json()
+    enroll_wf = detail["workflow_id"]
+    for who in (student, admin, owner):
+        r = await api.client.get(f"/workflows/{enroll_wf}", headers=who["headers"])
+        assert r.status_code == 200, r.text
+        assert r.json()["kind"] == "enrollment" and r.json()["subject"] == f"enrollment:{enrollment['id']}"
+    assert (await api.client.get(f"/workflows/{enroll_wf}", headers=stranger["headers"])).status_code == 404
+
+    assert (await api.client.post(f"/lessons/{lesson['id']}/complete", headers=student["headers"])).status_code == 200
+    cert_wf = f"certificate-{enrollment['id']}"
+    body = await api.wait_workflow(student, cert_wf)
+    assert body["kind"] == "certificate" and body["status"] == "completed", body
+    assert [s["name"] for s in body["steps"]] == ["issue", "render_pdf", "notify"]
+    assert (await api.client.get(f"/workflows/{cert_wf}", headers=admin["headers"])).status_code == 200
+    assert (await api.client.get(f"/workflows/{cert_wf}", headers=stranger["headers"])).status_code == 404
+    assert (await api.client.get("/workflows/certificate-nope", headers=admin["headers"])).status_code == 404
+
+
+async def test_a_failing_enrollment_step_is_recorded_and_settles(api: Api, worker: object, container: Any) -> None:
+    """The worker hook's recording, as it runs it for an enrollment run (which the API does not record itself)."""
+    from smartcourse.services import operations
+    from tests.e2e.test_enrollment import wait_enrollment
+
+    owner = await api.user("instructor")
+    course = await api.published_course(owner, title="Recorded failure")
+    student = await api.user()
+    admin = await api.admin(container)
+    enrollment = (
+        await api.client.post("/enrollments", json={"course_id": course["id"]}, headers=student["headers"])
+    ).json()
+    await wait_enrollment(api, student, enrollment["id"], "active")
+    wid = (await api.client.get(f"/enrollments/{enrollment['id']}", headers=student["headers"])).json()["workflow_id"]
+    await operations.record_workflow_failure(
+        container.sessionmaker,
+        workflow_id=wid,
+        workflow_type="EnrollmentWorkflow",
+        step="set_up",
+        error="OperationalError: the database went away",
+        final=False,
+        trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
+    )
+    subject = f"enrollment:{enrollment['id']}"
+    [item] = (await api.client.get("/ops/workflows", params={"subject": subject}, headers=admin["headers"])).json()[
+        "items"
+    ]
+    assert (item["workflow_id"], item["kind"], item["status"], item["failed_step"]) == (
+        wid,
+        "enrollment",
+        "retrying",
+        "set_up",
+    )
+    assert item["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736" and "went away" in item["error"]
+    seen = (await api.client.get(f"/workflows/{wid}", headers=student["headers"])).json()
+    assert seen["failure"]["status"] == "retrying" and seen["error"] == item["error"]
+    await operations.record_workflow_progress(container.sessionmaker, workflow_id=wid, last_step=True)
+    r = await api.client.get("/ops/workflows", params={"subject": subject, "status": "all"}, headers=admin["headers"])
+    [item] = r.json()["items"]
+    assert item["status"] == "completed" and item["failed_step"] == "set_up"  # the last failure is kept
+    assert (await api.client.get("/ops/workflows", params={"subject": subject}, headers=admin["headers"])).json()[
+        "items"
+    ] == []
+
+
+async def _counter(container: Any, metric: str, bucket: str = "") -> float:
+    from smartcourse.models import AnalyticsCounter
+
+    async with container.sessionmaker() as session:
+        value = await session.scalar(
+            select(AnalyticsCounter.value).where(AnalyticsCounter.metric == metric, AnalyticsCounter.bucket == bucket)
+        )
+    return float(value or 0)
+
+
+async def test_poison_event_is_dead_lettered_and_a_replay_applies_it_once(
+    api: Api, worker: object, container: Any, holds: Path
+) -> None:
+    from smartcourse.models import DeadLetter, OutboxEvent
+
+    admin = await api.admin(container)
+    before = await _counter(container, "students")
+    fail = holds / "consume.analytics.user.registered.fail"
+    fail.touch()
+    try:
+        student = await api.user()
+
+        async def letter() -> Any:
+            async with container.sessionmaker() as session:
+                return await session.scalar(
+                    select(DeadLetter)
+                    .join(OutboxEvent, OutboxEvent.id == DeadLetter.event_id)
+                    .where(DeadLetter.consumer == "analytics", OutboxEvent.aggregate_id == student["id"])
+                )
+
+        dl = await wait_for(letter, what="the dead letter")
+    finally:
+        fail.unlink()
+    assert await _counter(container, "students") == before  # not applied
+
+    r = await api.client.get("/ops/dead-letters", params={"consumer": "analytics"}, headers=admin["headers"])
+    assert r.status_code == 200, r.text
+    [item] = [i for i in r.json()["items"] if i["id"] == str(dl.id)]
+    assert item["event_type"] == "user.registered" and item["replayable"] and item["replayed_at"] is None
+    assert "InjectedFault: injected failure at consume.analytics" in item["error"] and is_trace_id(item["trace_id"])
+    dash = (await api.client.get("/analytics/dashboard", headers=admin["headers"])).json()
+    assert dash["workflow_issues"]["failed_events"] >= 1
+
+    # Two replays at once, then a third: applied exactly once, every answer the same.
+    url = f"/ops/dead-letters/{dl.id}/replay"
+    first, second = await asyncio.gather(
+        api.client.post(url, headers=admin["headers"]), api.client.post(url, headers=admin["headers"])
+    )
+    third = await api.client.post(url, headers=admin["headers"])
+    answers = [x.json() for x in (first, second, third)]
+    assert all(x.status_code == 200 for x in (first, second, third)), answers
+    assert {a["outcome"] for a in answers} == {"applied"} and len({a["replayed_at"] for a in answers}) == 1
+    assert sorted(a["replayed_now"] for a in answers) == [False, False, True]
+    assert await _counter(container, "students") == before + 1
+    r = await api.client.get("/ops/dead-letters", params={"status": "replayed"}, headers=admin["headers"])
+    assert str(dl.id) in [i["id"] for i in r.json()["items"]]
+    # Unknown ids and non-admins.
+    r = await api.client.post(f"/ops/dead-letters/{uuid.uuid4()}/replay", headers=admin["headers"])
+    assert r.status_code == 404 and r.json()["code"] == "dead_letter_not_found"
+    assert (await api.client.post(url, headers=student["headers"])).status_code == 403
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_failing_email_shows_in_tasks_and_dead_letters(api: Api, container: Any, settings: Any) -> None:
+    """A Celery worker whose SMTP server is unreachable: the task retries, then fails, and says why."""
+    from smartcourse.bootstrap import resolve_settings
+    from smartcourse.services.notifications import create_notification
+    from smartcourse.tasks import make_app, task_queue
+
+    resolved = resolve_settings(settings, need=("redis",))
+    queue = f"ops-test-{uuid.uuid4().hex[:8]}"
+    env = {
+        "REDIS_URL": resolved.redis_url or "",
+        "CELERY_QUEUE": queue,
+        "SMTP_HOST": "127.0.0.1",
+        "SMTP_PORT": str(_closed_port()),
+        "CELERY_MAX_RETRIES": "1",
+    }
+    env_all = celery_worker_env(resolved, **env)
+    env_all.pop("CELERY_BROKER_URL", None)
+    worker = CeleryWorker(env_all, Path(settings.data_dir) / "celery-ops.log", "ops")
+    worker.start()
+    sender = make_app(resolved.model_copy(update={"celery_queue": queue, "celery_broker_url": None}))
+    try:
+        user = await api.user()
+        admin = await api.admin(container)
+        async with container.uow() as uow:
+            nid = await create_notification(
+                uow.session,
+                user_id=uuid.UUID(user["id"]),
+                kind="test",
+                title="Never delivered",
+                body="The SMTP server is down.",
+                dedupe_key=f"ops-test:{uuid.uuid4()}",
+            )
+            await uow.commit()
+        sender.send_task("notifications.send_email", args=[str(nid)])
+
+        async def failed() -> Any:
+            r = await api.client.get(
+                "/ops/tasks", params={"status": "failed", "task": "notifications.send_email"}, headers=admin["headers"]
+            )
+            assert r.status_code == 200, r.text
+            return next((i for i in r.json()["items"] if i["args"]["args"] == [str(nid)]), None)
+
+        item = await wait_for(failed, timeout=60, what="the failed task")
+        assert item["retries"] == 1 and is_trace_id(item["trace_id"])
+        assert "ConnectionRefusedError" in item["error"] or "Connection refused" in item["error"], item["error"]
+        r = await api.client.get(
+            "/ops/dead-letters", params={"consumer": "celery:notifications.send_email"}, headers=admin["headers"]
+        )
+        letters = [i for i in r.json()["items"] if i["event_id"] == item["task_id"]]
+        assert letters and letters[0]["event_type"] == "task:notifications.send_email" and letters[0]["replayable"]
+        dash = (await api.client.get("/analytics/dashboard", headers=admin["headers"])).json()
+        assert dash["workflow_issues"]["failed_tasks"] >= 1
+    finally:
+        worker.stop()
+        with sender.connection_for_write() as conn:
+            queue_decl = task_queue(queue)
+            try:
+                queue_decl(conn.default_channel).delete()
+            except Exception:
+                pass
