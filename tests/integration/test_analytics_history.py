@@ -83,9 +83,7 @@ class History:
     def course(self, instructor: uuid.UUID, title: str) -> uuid.UUID:
         cid = uuid.uuid4()
         self.rows.append(
-            Course(
-                id=cid, instructor_id=instructor, title=title, category="c", status="published", content_version=1
-            )
+            Course(id=cid, instructor_id=instructor, title=title, category="c", status="published", content_version=1)
         )
         self.event(
             "course.published",
