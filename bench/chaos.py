@@ -31,12 +31,13 @@ import json
 import os
 import platform
 import shutil
+import signal
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from smartcourse.devtools.chaos import ChaosConfig, run_chaos
+from smartcourse.devtools.chaos import ChaosConfig, Report, run_chaos
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -94,13 +95,24 @@ def machine() -> str:
     )
 
 
+async def run_until_signalled(cfg: ChaosConfig, data_dir: Path) -> Report:
+    """The run; SIGINT or SIGTERM cancels it, and its clean-up stops every process and engine it started (also when
+    started in the background, where SIGINT would be ignored)."""
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    return await run_chaos(cfg, data_dir)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     cfg = config(args)
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="smartcourse-chaos-"))
     facts = machine()
     t0 = time.monotonic()
-    report = asyncio.run(run_chaos(cfg, data_dir))
+    report = asyncio.run(run_until_signalled(cfg, data_dir))
     print(("P3 burst" if args.burst_p3 else "chaos run") + f" on {facts}; wall {time.monotonic() - t0:.0f}s")
     print(f"load at the end: {'/'.join(f'{x:.1f}' for x in os.getloadavg())}")
     print(report.render())

@@ -249,6 +249,9 @@ class Supervisor:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.1)
 
+    def running(self, name: str) -> bool:
+        return name not in self._restart_at and self.procs[name].poll() is None
+
     def all_running(self) -> bool:
         return not self._restart_at and all(p.poll() is None for p in self.procs.values())
 
@@ -269,14 +272,14 @@ class Supervisor:
 
 
 def _group_members(pgid: int) -> list[int]:
-    """The pids of process group `pgid` (from /proc)."""
+    """The live pids of process group `pgid` (from /proc)."""
     out = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         with contextlib.suppress(OSError, IndexError, ValueError):
-            stat = (entry / "stat").read_text()
-            if int(stat.rsplit(")", 1)[1].split()[2]) == pgid:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if fields[0] != "Z" and int(fields[2]) == pgid:  # a zombie is already dead
                 out.append(int(entry.name))
     return out
 
@@ -511,13 +514,17 @@ async def burst(
     concurrency: int,
     rng: random.Random,
     deadline: float,
+    progress: dict[float, asyncio.Event] | None = None,
 ) -> None:
-    """Every student POSTs /enrollments once (retried with its Idempotency-Key), `concurrency` at a time."""
+    """Every student POSTs /enrollments once (retried with its Idempotency-Key), `concurrency` at a time; each
+    event of `progress` is set once that fraction of the requests is answered."""
     queue: asyncio.Queue[StudentRequest] = asyncio.Queue()
     for req in requests:
         queue.put_nowait(req)
+    done = 0
 
     async def client_loop() -> None:
+        nonlocal done
         while not queue.empty():
             req = queue.get_nowait()
             headers = {**req.headers, "Idempotency-Key": f"chaos-{req.student_id}"}
@@ -534,6 +541,10 @@ async def burst(
             )
             req.answered = time.monotonic()
             req.tries = 1 + sum(req.retried.values())
+            done += 1
+            for fraction, event in (progress or {}).items():
+                if done >= fraction * len(requests):
+                    event.set()
             if r is None:
                 req.error = "no answer before the deadline"
                 continue
@@ -851,30 +862,80 @@ async def check(world: World, cfg: ChaosConfig, dropped: set[str], report: Repor
 
 
 async def chaos_schedule(
-    cfg: ChaosConfig, sup: Supervisor, world: World, rng: random.Random, t0: float, stop: asyncio.Event
+    cfg: ChaosConfig,
+    sup: Supervisor,
+    world: World,
+    rng: random.Random,
+    t0: float,
+    stop: asyncio.Event,
+    burst_progress: dict[float, asyncio.Event],
 ) -> None:
-    """SIGKILL `cfg.kills` processes and restart PostgreSQL `cfg.postgres_restarts` times, at random moments of the
-    first `cfg.chaos_seconds` (the restarts in its middle third)."""
+    """SIGKILL `cfg.kills` processes and restart PostgreSQL `cfg.postgres_restarts` times. So that both surely hit
+    requests in flight, one API kill comes when a quarter of the burst is answered and the first restart when half
+    of it is; the other kills come at random moments of the first `cfg.chaos_seconds`, other restarts in its
+    middle third."""
     targets = [t for t in (cfg.targets or tuple(sup.argv)) if t in sup.argv]
     plan = kill_plan(targets, cfg.kills, rng) if targets else []
-    window = cfg.chaos_seconds
-    moments = [(rng.uniform(0.03, 0.97) * window, "kill") for _ in plan]
-    moments += [(rng.uniform(1 / 3, 2 / 3) * window, "postgres") for _ in range(cfg.postgres_restarts)]
-    for at, what in sorted(moments):
-        delay = t0 + at - time.monotonic()
-        if delay > 0:
-            with contextlib.suppress(TimeoutError):
+    pg_lock = asyncio.Lock()
+
+    async def wait(until: float | asyncio.Event) -> bool:
+        with contextlib.suppress(TimeoutError):
+            if isinstance(until, asyncio.Event):
+                waits = [asyncio.ensure_future(until.wait()), asyncio.ensure_future(stop.wait())]
+                _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                for task in pending:
+                    task.cancel()
+            elif (delay := t0 + until - time.monotonic()) > 0:
                 await asyncio.wait_for(stop.wait(), delay)
-        if stop.is_set():
-            return
-        if what == "kill":
-            event = sup.kill(plan.pop())
+        return not stop.is_set()
+
+    async def act(what: str) -> None:
+        if what != "postgres":
+            for _ in range(600):  # a kill of a process already down would not count: wait (≤ 60 s) for it
+                if sup.running(what) or stop.is_set():
+                    break
+                await asyncio.sleep(0.1)
+            event = sup.kill(what)
             cfg.log(f"+{event.at_s:.1f}s SIGKILL {event.target} ({event.detail})")
-        else:
+            return
+        async with pg_lock:
             at_s = time.monotonic() - t0
             took = await asyncio.to_thread(world.engines.restart_postgres)
             sup.events.append(ChaosEvent(at_s, "postgres restart", "postgres", f"immediate mode, back in {took:.1f}s"))
             cfg.log(f"+{at_s:.1f}s PostgreSQL restarted (immediate mode) in {took:.1f}s")
+
+    triggered: list[tuple[asyncio.Event, str]] = []
+    if "api" in plan and 0.25 in burst_progress:
+        plan.remove("api")
+        triggered.append((burst_progress[0.25], "api"))
+    restarts = cfg.postgres_restarts
+    if restarts and 0.5 in burst_progress:
+        restarts -= 1
+        triggered.append((burst_progress[0.5], "postgres"))
+    window = cfg.chaos_seconds
+    timed = sorted(
+        [(rng.uniform(0.03, 0.97) * window, target) for target in plan]
+        + [(rng.uniform(1 / 3, 2 / 3) * window, "postgres") for _ in range(restarts)]
+    )
+
+    async def one(until: float | asyncio.Event, what: str) -> None:
+        if await wait(until):
+            await act(what)
+
+    async def in_turn() -> None:
+        for at, what in timed:
+            await one(at, what)
+
+    await asyncio.gather(in_turn(), *(one(ev, what) for ev, what in triggered))
+
+
+async def burst_ticker(cfg: ChaosConfig, requests: list[StudentRequest], t0: float, every: float = 10.0) -> None:
+    """A progress line every `every` seconds while the burst runs."""
+    while True:
+        await asyncio.sleep(every)
+        answered = sum(1 for q in requests if q.answered is not None)
+        retried = sum(sum(q.retried.values()) for q in requests)
+        cfg.log(f"+{time.monotonic() - t0:.0f}s burst: {answered}/{len(requests)} answered, {retried} tries retried")
 
 
 async def drop_some(world: World, cfg: ChaosConfig, rng: random.Random, deadline: float) -> set[str]:
@@ -977,11 +1038,20 @@ async def run_chaos(cfg: ChaosConfig, data_dir: Path) -> Report:
             t0 = time.monotonic()
             wall0 = time.time()
             watcher = asyncio.create_task(sup.watch(stop))
-            chaos = asyncio.create_task(chaos_schedule(cfg, sup, world, rng, t0, stop))
+            marks = {0.25: asyncio.Event(), 0.5: asyncio.Event()}
+            chaos = asyncio.create_task(chaos_schedule(cfg, sup, world, rng, t0, stop, marks))
             deadline = t0 + cfg.settle_timeout
+            ticker = asyncio.create_task(burst_ticker(cfg, world.requests, t0))
             await burst(
-                client, world.course_id, world.requests, concurrency=cfg.concurrency, rng=rng, deadline=deadline
+                client,
+                world.course_id,
+                world.requests,
+                concurrency=cfg.concurrency,
+                rng=rng,
+                deadline=deadline,
+                progress=marks,
             )
+            ticker.cancel()
             t_burst = time.monotonic() - t0
             report.timings["admission phase (first request to last answer)"] = t_burst
             report.counts["admission rate (answers/s)"] = round(len(world.requests) / t_burst, 1) if t_burst else None
