@@ -32,14 +32,30 @@ def cmd_migrate(_: argparse.Namespace) -> int:
     return 0
 
 
+def api_workers() -> int:
+    """API processes of `smartcourse run`: SMARTCOURSE_API_WORKERS, else one per usable core."""
+    raw = os.environ.get("SMARTCOURSE_API_WORKERS", "").strip()
+    if raw:
+        return max(1, int(raw))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, cores or 1)
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    if args.workers > 1:
+        # Several processes answer /metrics in turn: each must show all of them (prometheus_client multiprocess
+        # mode, set before anything imports prometheus_client; the workers inherit the directory).
+        from smartcourse.metrics_multiprocess import use_multiprocess_dir
+
+        use_multiprocess_dir("api")
     uvicorn.run(
         "smartcourse.api.local:build_local_app",
         factory=True,
         host=args.host,
         port=args.port,
+        workers=args.workers,
         log_level="warning",
         proxy_headers=True,
         server_header=False,  # no "server: uvicorn": nothing to fingerprint
@@ -225,7 +241,8 @@ def run_processes(host: str, port: int, *, kafka: bool) -> dict[str, list[str]]:
     One list: `cmd_run` starts it, and the chaos rig (devtools/chaos.py) starts, kills and restarts the same."""
     exe = [sys.executable, "-m", "smartcourse.cli"]
     procs = {
-        "api": [*exe, "serve", "--host", host, "--port", str(port)],
+        # One API process per core (SMARTCOURSE_API_WORKERS): the admission is CPU-bound Python.
+        "api": [*exe, "serve", "--host", host, "--port", str(port), "--workers", str(api_workers())],
         "worker": [*exe, "worker"],
         # Celery: email and other background tasks; -B runs the beat schedule (the notification
         # sweeper) inside it, fine for this single worker (production runs one `celery beat`).
@@ -275,7 +292,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     base = f"http://{args.host}:{args.port}"
     print(
         "\nSmartCourse is starting:\n"
-        f"  API        {base}   (interactive docs: {base}/docs)\n"
+        f"  API        {base}   ({api_workers()} processes; interactive docs: {base}/docs)\n"
         f"  health     {base}/health     metrics: {base}/metrics\n"
         f"  data       {resolved.data_dir.resolve()}  (mail: {resolved.mail_dir.resolve()})\n"
         f"  temporal   {resolved.temporal_address}\n"
@@ -320,6 +337,12 @@ def main(argv: list[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="serve every HTTP function behind one local router")
     serve.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     serve.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("SMARTCOURSE_API_WORKERS", "1") or "1"),
+        help="API processes (SMARTCOURSE_API_WORKERS; 1; `smartcourse run` starts one per core)",
+    )
     serve.set_defaults(fn=cmd_serve)
     sub.add_parser("worker", help="run the Temporal worker and the outbox relay").set_defaults(fn=cmd_worker)
     sub.add_parser("relay", help="publish the outbox (to Kafka when configured)").set_defaults(fn=cmd_relay)

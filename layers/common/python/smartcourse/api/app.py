@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from smartcourse import __version__, telemetry
 from smartcourse.api.tracing import install_tracing
+from smartcourse.api.overload import install_load_shedding
 from smartcourse.errors import DomainError
 from smartcourse.logging import configure_logging
 from smartcourse.schemas import ErrorBody
@@ -189,6 +190,7 @@ def create_app(*routers: APIRouter, title: str = "SmartCourse API") -> FastAPI:
         description="SmartCourse: course authoring, enrollment, learning and an AI assistant.",
         responses=ERROR_RESPONSES,
     )
+    install_load_shedding(app)  # 503 overloaded when this process is saturated (issue #7)
     install_error_handlers(app)
     install_tracing(app)
     install_metrics(app)

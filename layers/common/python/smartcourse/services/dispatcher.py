@@ -76,6 +76,7 @@ class DispatchConfig:
     full_sleep: float = 0.2
     backoff_min: float = 0.5
     backoff_max: float = 30.0
+    lock_key: int = LOCK_KEY  # rounds with the same key take turns (tests use their own)
 
     @classmethod
     def of(cls, settings: Any) -> DispatchConfig:
@@ -197,7 +198,7 @@ async def dispatch_once(container: Any, cfg: DispatchConfig) -> Round:
         ).all()
         if not queue:
             return Round()
-        if not await session.scalar(select(func.pg_try_advisory_xact_lock(LOCK_KEY))):
+        if not await session.scalar(select(func.pg_try_advisory_xact_lock(cfg.lock_key))):
             return Round(busy=True)
         in_flight = await _in_flight(session)
         IN_FLIGHT.set(in_flight)
@@ -292,7 +293,7 @@ async def sweep_pending(container: Any, *, older_than_s: float, cfg: DispatchCon
     starter = container.workflow_starter()
     cutoff = utcnow() - timedelta(seconds=older_than_s)
     async with container.sessionmaker() as session, session.begin():
-        await session.execute(select(func.pg_advisory_xact_lock(LOCK_KEY)))  # take turns with the dispatcher
+        await session.execute(select(func.pg_advisory_xact_lock(cfg.lock_key)))  # take turns with the dispatcher
         started_rows = (
             await session.execute(
                 select(Enrollment.id, Enrollment.workflow_id)

@@ -9,6 +9,8 @@ from typing import Any
 
 from sqlalchemy import text
 
+from smartcourse.services import dispatcher
+
 
 async def _probe(fn: Callable[[], Awaitable[Any]], timeout: float = 3.0) -> dict[str, Any]:
     started = time.perf_counter()
@@ -48,7 +50,7 @@ async def check(c: Any) -> dict[str, Any]:
         probes["redis"] = redis
     if c.settings.llm_base_url:  # the embedded model starts on the first assistant call: not probed before
         probes["llm"] = llm
-    results = await asyncio.gather(*(_probe(fn) for fn in probes.values()))
+    results, backlog = await asyncio.gather(asyncio.gather(*(_probe(fn) for fn in probes.values())), _backlog(c))
     engines = dict(zip(probes, results, strict=True))
     engines["files"] = {"status": "up", "kind": "s3" if c.settings.uses_s3 else "local"}
     overall = "ok" if all(e["status"] == "up" for e in engines.values()) else "degraded"
@@ -56,4 +58,16 @@ async def check(c: Any) -> dict[str, Any]:
         "model": getattr(c._chat, "name", None) or c.settings.llm_model,
         "endpoint": c.settings.llm_base_url or "embedded llama.cpp server (starts on first use)",
     }
-    return {"status": overall, "engines": engines, "assistant": assistant}
+    return {"status": overall, "engines": engines, "assistant": assistant, "enrollment_backlog": backlog}
+
+
+async def _backlog(c: Any, timeout: float = 3.0) -> dict[str, Any]:
+    """Admitted enrollments not yet active (their workflow queued or running), and how long the oldest has waited."""
+    try:
+        async with asyncio.timeout(timeout), c.sessionmaker() as session:
+            figures = (await dispatcher.backlog(session)).as_dict()
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"[:300]}
+    figures["max_in_flight"] = c.settings.dispatch_max_in_flight
+    figures["admission_limit"] = c.settings.admission_backlog_limit or None
+    return figures

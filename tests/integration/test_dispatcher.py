@@ -1,0 +1,326 @@
+"""Launch day (issue #7): the admission never waits on Temporal; the dispatcher starts the workflows from the outbox,
+within its bound on work in flight, once per enrollment; a saturated API answers 503 `overloaded` with Retry-After;
+/health shows the backlog.
+
+The session's own dispatcher (the `worker` fixture) is paused where a test needs the queue to itself: the test holds
+the dispatchers' advisory lock, and drives rounds with `dispatch_once` under a key of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import APIRouter
+from sqlalchemy import func, select, text, update
+
+from smartcourse.api.app import create_app
+from smartcourse.models import Enrollment, EnrollmentHistory, OutboxEvent
+from smartcourse.services import dispatcher
+from smartcourse.services.dispatcher import DispatchConfig, dispatch_once
+from tests.conftest import Api
+
+TEST_KEY = 0x7465737464697370  # "testdisp": this file's rounds, apart from the session's dispatcher
+
+
+@pytest.fixture
+async def paused_dispatchers(container: Any) -> AsyncIterator[None]:
+    """Holds the dispatchers' lock: the session's dispatcher finds it taken and leaves the queue alone."""
+    async with container.engine.connect() as conn:
+        await conn.execute(select(func.pg_advisory_lock(dispatcher.LOCK_KEY)))
+        await conn.commit()
+        try:
+            yield
+        finally:
+            await conn.execute(select(func.pg_advisory_unlock(dispatcher.LOCK_KEY)))
+            await conn.commit()
+
+
+@pytest.fixture
+def restore_starter(container: Any) -> Iterator[Any]:
+    real = container.workflow_starter()
+    try:
+        yield real
+    finally:
+        container.use_workflow_starter(real)
+
+
+class Recording:
+    """A WorkflowStarter that records starts (REJECT_DUPLICATE: one per id) and runs none."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.calls = 0
+
+    async def start(self, workflow: str, arg: Any, *, workflow_id: str) -> str:
+        self.calls += 1
+        if workflow_id not in self.started:
+            self.started.append(workflow_id)
+        return "running"
+
+
+class Gated:
+    """Every start waits until the test opens the gate, then goes to the real engine."""
+
+    def __init__(self, real: Any) -> None:
+        self.real, self.gate, self.waiting = real, asyncio.Event(), 0
+
+    async def start(self, workflow: str, arg: Any, *, workflow_id: str) -> str:
+        self.waiting += 1
+        await self.gate.wait()
+        return str(await self.real.start(workflow, arg, workflow_id=workflow_id))
+
+
+_COURSE: dict[str, str] = {}
+
+
+async def _published(api: Api) -> str:
+    """One published course for this file's tests (publishing once keeps them fast on a busy machine)."""
+    if "id" not in _COURSE:
+        teacher = await api.user("instructor")
+        course = await api.course(teacher, title="Launch day")
+        module = await api.module(teacher, course["id"])
+        await api.lesson(teacher, course["id"], module["id"])
+        r = await api.client.post(f"/courses/{course['id']}/publish", headers=teacher["headers"])
+        assert r.status_code == 202, r.text
+        assert (await api.wait_workflow(teacher, r.json()["workflow_id"], timeout=180))["status"] == "completed"
+        _COURSE["id"] = course["id"]
+    return _COURSE["id"]
+
+
+async def _enroll(api: Api, course_id: str, student: dict[str, Any]) -> dict[str, Any]:
+    r = await api.client.post("/enrollments", json={"course_id": course_id}, headers=student["headers"])
+    assert r.status_code == 201, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+async def _row(container: Any, eid: str) -> Enrollment:
+    async with container.sessionmaker() as session:
+        row = await session.get(Enrollment, uuid.UUID(eid))
+        assert row is not None
+        return row
+
+
+async def _wait(check: Any, what: str, timeout: float = 60) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.1)
+
+
+async def _drop_rows(container: Any, ids: list[str]) -> None:
+    """Test enrollments that no workflow will run leave the backlog (they would count as in flight)."""
+    async with container.sessionmaker() as session, session.begin():
+        await session.execute(
+            update(Enrollment).where(Enrollment.id.in_([uuid.UUID(i) for i in ids])).values(status="dropped")
+        )
+
+
+async def test_the_admission_does_not_wait_on_the_workflow_engine(
+    api: Api, worker: object, container: Any, restore_starter: Any
+) -> None:
+    course = {"id": await _published(api)}
+    gated = Gated(restore_starter)
+    container.use_workflow_starter(gated)  # any start now hangs until the gate opens
+    student = await api.user()
+    r = await asyncio.wait_for(
+        api.client.post("/enrollments", json={"course_id": course["id"]}, headers=student["headers"]), 10
+    )
+    assert r.status_code == 201 and r.json()["status"] == "pending", r.text
+    eid = r.json()["id"]
+    row = await _row(container, eid)
+    assert row.status == "pending" and row.workflow_started_at is None
+
+    gated.gate.set()  # the engine answers: the dispatcher's start goes through and the workflow runs
+
+    async def active() -> bool:
+        return (await _row(container, eid)).status == "active"
+
+    await _wait(active, "the dispatcher to start the workflow and the workflow to activate the enrollment")
+    assert (await _row(container, eid)).workflow_started_at is not None
+
+
+async def test_the_dispatcher_holds_its_bound_and_starts_in_admission_order(
+    api: Api, worker: object, container: Any, paused_dispatchers: None, restore_starter: Any
+) -> None:
+    course = {"id": await _published(api)}
+    ids = [(await _enroll(api, course["id"], await api.user()))["id"] for _ in range(6)]
+    fake = Recording()
+    container.use_workflow_starter(fake)
+    try:
+        async with container.sessionmaker() as session:
+            before = await dispatcher.backlog(session)
+        cfg = DispatchConfig(max_in_flight=before.in_flight + 3, lock_key=TEST_KEY)
+        first = await dispatch_once(container, cfg)
+        assert first.started == 3 and first.waiting == 3 and first.failed == 0
+        expected = [(await _row(container, i)).workflow_id for i in ids]
+        assert fake.started == expected[:3]  # the oldest admissions first
+
+        full = await dispatch_once(container, cfg)  # at the bound: nothing more starts, the rest waits queued
+        assert full.started == 0 and full.waiting == 3 and full.room == 0
+        assert fake.started == expected[:3]
+        async with container.sessionmaker() as session:
+            now = await dispatcher.backlog(session)
+        assert now.in_flight == before.in_flight + 3
+        assert now.queued >= 3
+
+        # One of them becomes active (its workflow's work): one more may start.
+        async with container.sessionmaker() as session, session.begin():
+            await session.execute(update(Enrollment).where(Enrollment.id == uuid.UUID(ids[0])).values(status="active"))
+        more = await dispatch_once(container, cfg)
+        assert more.started == 1 and fake.started == expected[:4]
+    finally:
+        await _drop_rows(container, ids)
+
+
+async def test_the_same_admission_twice_starts_one_workflow(
+    api: Api, worker: object, container: Any, paused_dispatchers: None, restore_starter: Any
+) -> None:
+    student = await api.user()
+    course = {"id": await _published(api)}
+    enrollment = await _enroll(api, course["id"], student)
+    eid, workflow_id = uuid.UUID(enrollment["id"]), enrollment["workflow_id"]
+    async with container.sessionmaker() as session, session.begin():
+        # The admission's event twice in the queue (e.g. written again by a retried transaction) ...
+        original = (
+            await session.scalars(
+                select(OutboxEvent).where(
+                    OutboxEvent.aggregate_id == str(eid), OutboxEvent.event_type == "enrollment.created"
+                )
+            )
+        ).one()
+        session.add(
+            OutboxEvent(
+                id=uuid.uuid4(),
+                topic=original.topic,
+                event_type=original.event_type,
+                schema_version=original.schema_version,
+                aggregate_id=original.aggregate_id,
+                payload=original.payload,
+                published_at=original.published_at,
+            )
+        )
+    cfg = DispatchConfig(lock_key=TEST_KEY)
+    first = await dispatch_once(container, cfg)
+    assert first.started == 1 and first.failed == 0
+    # ... and a crash after the start, before the marks: the next round starts it again.
+    async with container.sessionmaker() as session, session.begin():
+        await session.execute(update(Enrollment).where(Enrollment.id == eid).values(workflow_started_at=None))
+        await session.execute(
+            update(OutboxEvent).where(OutboxEvent.aggregate_id == str(eid)).values(dispatched_at=None)
+        )
+    again = await dispatch_once(container, cfg)
+    assert again.failed == 0
+
+    async def active() -> bool:
+        return (await _row(container, str(eid))).status == "active"
+
+    await _wait(active, "the enrollment workflow")
+    client = await container.temporal()
+    runs: list[str] = []
+    for _ in range(50):  # visibility is eventually consistent
+        runs = [w.run_id async for w in client.list_workflows(f'WorkflowId = "{workflow_id}"')]
+        if runs:
+            break
+        await asyncio.sleep(0.1)
+    assert len(runs) == 1
+    async with container.sessionmaker() as session:
+        activations = await session.scalar(
+            select(func.count())
+            .select_from(EnrollmentHistory)
+            .where(EnrollmentHistory.enrollment_id == eid, EnrollmentHistory.to_status == "active")
+        )
+        queued = await session.scalar(
+            select(func.count())
+            .select_from(OutboxEvent)
+            .where(OutboxEvent.aggregate_id == str(eid), OutboxEvent.dispatched_at.is_(None))
+            .where(OutboxEvent.event_type == "enrollment.created")
+        )
+    assert activations == 1 and queued == 0
+
+
+async def test_admissions_are_refused_503_overloaded_at_the_backlog_ceiling(
+    api: Api, worker: object, container: Any, paused_dispatchers: None
+) -> None:
+    course = {"id": await _published(api)}
+    waiting = await _enroll(api, course["id"], await api.user())  # queued: the dispatchers are paused
+    settings = container.settings
+    saved = settings.admission_backlog_limit, settings.admission_backlog_check_seconds
+    try:
+        async with container.sessionmaker() as session:
+            backlog = await dispatcher.backlog(session)
+        settings.admission_backlog_limit = backlog.admitted_not_active  # the backlog is at the ceiling
+        settings.admission_backlog_check_seconds = 0
+        dispatcher.forget_admission_readings()
+        student = await api.user()
+        r = await api.client.post("/enrollments", json={"course_id": course["id"]}, headers=student["headers"])
+        assert r.status_code == 503, r.text
+        assert r.json()["code"] == "overloaded" and int(r.headers["Retry-After"]) >= 1
+        async with container.sessionmaker() as session:
+            mine = await session.scalar(
+                select(func.count()).select_from(Enrollment).where(Enrollment.student_id == uuid.UUID(student["id"]))
+            )
+        assert mine == 0  # refused before anything was written
+
+        settings.admission_backlog_limit = backlog.admitted_not_active + 1  # room again
+        dispatcher.forget_admission_readings()
+        r = await api.client.post("/enrollments", json={"course_id": course["id"]}, headers=student["headers"])
+        assert r.status_code == 201, r.text
+    finally:
+        settings.admission_backlog_limit, settings.admission_backlog_check_seconds = saved
+        dispatcher.forget_admission_readings()
+        await _drop_rows(container, [waiting["id"]])
+
+
+async def test_a_saturated_process_sheds_with_503_overloaded_and_retry_after() -> None:
+    release, entered = asyncio.Event(), asyncio.Event()
+    router = APIRouter()
+
+    @router.get("/slow")
+    async def slow() -> dict[str, bool]:
+        entered.set()
+        await release.wait()
+        return {"ok": True}
+
+    app = create_app(router)
+    # The app's limit is read per request from the settings: one request at a time for this app.
+    for m in app.user_middleware:
+        if m.cls.__name__ == "InFlightLimit":
+            m.kwargs["limit"] = lambda: 1
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+        first = asyncio.create_task(client.get("/slow"))
+        await asyncio.wait_for(entered.wait(), 10)
+        shed = await client.get("/slow")
+        assert shed.status_code == 503
+        assert shed.json()["code"] == "overloaded" and shed.headers["Retry-After"] == "1"
+        assert shed.headers.get("X-Content-Type-Options") == "nosniff"  # wrapped by the usual middlewares
+        health = await client.get("/health")  # never shed (404 here: this app has no /health route)
+        assert health.status_code != 503
+        release.set()
+        assert (await first).status_code == 200
+        assert (await client.get("/slow")).status_code == 200  # capacity is back
+
+
+async def test_health_shows_the_admitted_not_active_backlog(
+    api: Api, worker: object, container: Any, paused_dispatchers: None
+) -> None:
+    course = {"id": await _published(api)}
+    waiting = await _enroll(api, course["id"], await api.user())
+    try:
+        await asyncio.sleep(0.2)
+        r = await api.client.get("/health")
+        backlog = r.json()["enrollment_backlog"]
+        async with container.sessionmaker() as session:
+            pending = await session.scalar(text("select count(*) from enrollments where status = 'pending'"))
+        assert backlog["admitted_not_active"] >= 1 and backlog["queued"] >= 1
+        assert abs(backlog["admitted_not_active"] - pending) <= 2  # workflows of other tests may finish meanwhile
+        assert backlog["oldest_age_seconds"] >= 0.2
+        assert backlog["max_in_flight"] == container.settings.dispatch_max_in_flight
+    finally:
+        await _drop_rows(container, [waiting["id"]])
