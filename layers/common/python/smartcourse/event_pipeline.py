@@ -15,6 +15,7 @@ from smartcourse.config import Settings
 from smartcourse.consumers import InProcessPublisher
 from smartcourse.consumers import registry as consumer_registry
 from smartcourse.event_consumer import Consumer
+from smartcourse.metrics import serve_metrics
 from smartcourse.services.outbox import run_relay
 from smartcourse.telemetry import configure_telemetry
 
@@ -49,6 +50,7 @@ async def run_relay_process(*, container: Container | None = None, stop: asyncio
     from smartcourse.entrypoints.kafka import KafkaPublisher
 
     configure_telemetry("relay")
+    serve_metrics("relay")  # SMARTCOURSE_METRICS_PORT_RELAY (9102)
     c = container or await get_container()
     stop = stop or _stop_on_signals()
     settings = c.settings
@@ -79,6 +81,7 @@ async def run_consumers_process(
     from smartcourse.entrypoints.kafka import KafkaConsumerRunner
 
     configure_telemetry("consumers")
+    serve_metrics("consumers")  # SMARTCOURSE_METRICS_PORT_CONSUMERS (9103)
     c = container or await get_container()
     stop = stop or _stop_on_signals()
     settings = c.settings

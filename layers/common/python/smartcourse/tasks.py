@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 import traceback
 import uuid
 from collections.abc import Coroutine
@@ -17,15 +18,18 @@ from typing import Any, TypeVar
 
 from celery import Celery, Task, signals
 from celery.exceptions import Ignore, Reject, Retry
-from celery.signals import task_failure, task_retry, task_success, worker_init
+from celery.signals import task_failure, task_postrun, task_prerun, task_retry, task_success, worker_init
 from kombu import Exchange, Queue
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 
+# First: in a `celery worker` process it selects prometheus_client's multiprocess mode (prefork children count).
+from smartcourse import metrics_multiprocess  # noqa: F401
 from smartcourse.adapters.files import FileStore
 from smartcourse.config import Settings, get_settings
 from smartcourse.logging import JsonFormatter, install_record_factory, set_process_name
+from smartcourse.metrics import CELERY_TASK_DURATION, CELERY_TASKS, DEAD_LETTERS, serve_metrics
 from smartcourse.models import DeadLetter
 from smartcourse.services.notifications import deliver_email, mark_email_failed, pending_to_sweep
 from smartcourse.services.operations import current_trace_id, record_task_outcome
@@ -181,6 +185,33 @@ def _json_log_lines(logger: logging.Logger | None = None, **_: Any) -> None:
             handler.setFormatter(JsonFormatter())
 
 
+@worker_init.connect
+def _serve_metrics(sender: Any = None, **_: Any) -> None:
+    """The worker's /metrics (SMARTCOURSE_METRICS_PORT_CELERY, 9104): its pool children's figures added up."""
+    serve_metrics("celery")
+
+
+_task_started: dict[str, float] = {}
+#: task_postrun's state -> smartcourse_celery_tasks_total's outcome (REJECTED: out of retries, dead-lettered)
+_OUTCOMES = {"SUCCESS": "succeeded", "RETRY": "retried", "FAILURE": "failed", "REJECTED": "failed"}
+
+
+@task_prerun.connect
+def _task_prerun(task_id: str | None = None, **_: Any) -> None:
+    if task_id:
+        _task_started[task_id] = time.perf_counter()
+
+
+@task_postrun.connect
+def _task_postrun(task_id: str | None = None, task: Any = None, state: str | None = None, **_: Any) -> None:
+    """Count each attempt (in the pool child that ran it) by outcome, and time it."""
+    name = getattr(task, "name", None) or "unknown"
+    CELERY_TASKS.labels(name, _OUTCOMES.get(str(state), str(state).lower())).inc()
+    started = _task_started.pop(task_id or "", None)
+    if started is not None:
+        CELERY_TASK_DURATION.labels(name).observe(time.perf_counter() - started)
+
+
 # --- async code inside sync tasks ----------------------------------------------------------------
 
 
@@ -281,7 +312,7 @@ class DeadLetteringTask(Task):  # type: ignore[misc]
             "retries": request.retries,
         }
         async with runtime().sessionmaker() as session, session.begin():
-            await session.execute(
+            stored = await session.execute(
                 insert(DeadLetter)
                 .values(
                     consumer=f"celery:{self.name}"[:100],
@@ -305,6 +336,8 @@ class DeadLetteringTask(Task):  # type: ignore[misc]
                 error=error,
                 trace_id=current_trace_id(),
             )
+        if getattr(stored, "rowcount", 1):  # not again for a redelivered copy of the task
+            DEAD_LETTERS.labels(f"celery:{self.name}"[:100]).inc()
         log.error("task %s[%s] dead-lettered after %s retries", self.name, request.id, request.retries)
 
     async def on_dead_letter(self, session: AsyncSession, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:

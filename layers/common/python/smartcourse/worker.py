@@ -10,6 +10,7 @@ from typing import Any
 
 from smartcourse.bootstrap import get_container
 from smartcourse.consumers import InProcessPublisher, registry
+from smartcourse.metrics import DATABASE_STATE, serve_metrics
 from smartcourse.services.assistant import purge_expired
 from smartcourse.services.outbox import run_relay
 from smartcourse.services.workflows import sweep
@@ -37,6 +38,7 @@ async def run_sweeper(c: Any, *, stop: asyncio.Event, every: float = 30.0) -> No
 
 async def run_worker() -> None:
     configure_telemetry("worker")
+    serve_metrics("worker")  # SMARTCOURSE_METRICS_PORT_WORKER (9101): docs/operations.md
     c = await get_container()
     client = await c.temporal()
     worker = build_worker(client, c)
@@ -49,10 +51,12 @@ async def run_worker() -> None:
         publisher = InProcessPublisher(c.sessionmaker, registry())
         relay = asyncio.create_task(run_relay(c.sessionmaker, publisher, stop=stop))
     sweeper = asyncio.create_task(run_sweeper(c, stop=stop))
+    # The platform's stored state (outbox backlog, dead letters, ...) on this process's /metrics.
+    state = asyncio.create_task(DATABASE_STATE.run(c.sessionmaker, stop=stop))
     log.info("worker started on task queue %s", c.settings.temporal_task_queue)
     async with worker:
         await stop.wait()
-    for task in [t for t in (relay, sweeper) if t is not None]:
+    for task in [t for t in (relay, sweeper, state) if t is not None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

@@ -9,27 +9,19 @@ from collections.abc import Awaitable, Callable
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from prometheus_client import Counter, Histogram
 from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from smartcourse import __version__, telemetry
-from smartcourse.api.tracing import install_tracing
 from smartcourse.api.overload import install_load_shedding
+from smartcourse.api.tracing import install_tracing
 from smartcourse.errors import DomainError
 from smartcourse.logging import configure_logging
+from smartcourse.metrics import DOMAIN_ERRORS, HTTP_LATENCY, HTTP_REQUESTS
 from smartcourse.schemas import ErrorBody
 
 log = logging.getLogger("smartcourse.api")
-
-HTTP_REQUESTS = Counter(
-    "smartcourse_http_requests_total", "HTTP requests by route and status", ["method", "route", "status"]
-)
-HTTP_LATENCY = Histogram(
-    "smartcourse_http_request_duration_seconds", "HTTP request latency by route", ["method", "route"]
-)
-DOMAIN_ERRORS = Counter("smartcourse_domain_errors_total", "Domain errors by code", ["code"])
 
 _STATUS_CODES = {
     400: "bad_request",

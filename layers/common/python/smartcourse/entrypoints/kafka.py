@@ -14,7 +14,6 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
-from prometheus_client import Counter
 from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential
 
 from smartcourse import telemetry
@@ -22,10 +21,11 @@ from smartcourse.adapters.event_codec import Decoded, EventCodec, PoisonMessage,
 from smartcourse.domain.events import TOPICS
 from smartcourse.errors import Invalid
 from smartcourse.event_consumer import Consumer, dead_letter
+from smartcourse.metrics import CONSUMER_LAG
+from smartcourse.metrics import EVENTS_CONSUMED as CONSUMED
 
 log = logging.getLogger(__name__)
 
-CONSUMED = Counter("smartcourse_events_consumed_total", "Kafka records handled", ["consumer", "outcome"])
 TOPIC_ALREADY_EXISTS = 36
 
 
@@ -182,12 +182,23 @@ class KafkaConsumerRunner:
                         except KafkaError:
                             # A rebalance moved the partition: its new owner gets the record again and dedupes.
                             log.warning("offset commit failed", exc_info=True, extra={"consumer": self.consumer.name})
+                await self._record_lag(kafka)
         finally:
             # No commit here: whatever was not committed is redelivered to the group.
             with contextlib.suppress(Exception):
                 await kafka.stop()
             with contextlib.suppress(Exception):
                 await dlq.stop()
+
+    async def _record_lag(self, kafka: AIOKafkaConsumer) -> None:
+        """smartcourse_kafka_consumer_lag per assigned partition: the high watermark of the last fetch - position."""
+        for tp in kafka.assignment():
+            highwater = kafka.highwater(tp)
+            if highwater is None:  # nothing fetched from it yet
+                continue
+            with contextlib.suppress(KafkaError, AssertionError):  # a partition revoked meanwhile
+                lag = max(0, highwater - await kafka.position(tp))
+                CONSUMER_LAG.labels(self.consumer.name, tp.topic, str(tp.partition)).set(lag)
 
     async def _commit(self, kafka: AIOKafkaConsumer, record: ConsumerRecord[Any, Any]) -> None:
         await kafka.commit({TopicPartition(record.topic, record.partition): record.offset + 1})

@@ -7,16 +7,15 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from prometheus_client import Counter
 from sqlalchemy import select, update
 
 from smartcourse import telemetry
+from smartcourse.metrics import OUTBOX_FAILURES as RELAY_FAILURES
+from smartcourse.metrics import OUTBOX_PUBLISH_DURATION
+from smartcourse.metrics import OUTBOX_RELAYED as RELAYED
 from smartcourse.models import OutboxEvent, utcnow
 
 log = logging.getLogger(__name__)
-
-RELAYED = Counter("smartcourse_outbox_relayed_total", "Outbox events published", ["event_type"])
-RELAY_FAILURES = Counter("smartcourse_outbox_failures_total", "Outbox publish failures", ["event_type"])
 
 
 class Publisher(Protocol):
@@ -44,7 +43,7 @@ async def relay_once(sessionmaker: Any, publisher: Publisher, *, batch: int = 10
         sent = 0
         for row in rows:
             try:
-                with telemetry.publishing(row):
+                with telemetry.publishing(row), OUTBOX_PUBLISH_DURATION.labels(row.event_type).time():
                     await publisher.publish(row.topic, row.aggregate_id, row.payload)
             except Exception as exc:
                 RELAY_FAILURES.labels(row.event_type).inc()
