@@ -35,6 +35,10 @@ def build_worker(client: Client, container: Container, *, task_queue: str | None
         workflows=WORKFLOWS,
         activities=activities_for(container),
         max_concurrent_activities=50,
+        # EnrollmentWorkflow's set-up is a local activity holding one database connection: a burst of them waits
+        # here, not for the pool (10 + 20 overflow, shared with the relay and the other activities), whose 30 s
+        # timeout would fail them.
+        max_concurrent_local_activities=16,
         # Records every activity failure on the run's workflow_runs row (GET /ops/workflows); keep it last.
         interceptors=[MetricsInterceptor(), FailureRecorder(container.sessionmaker)],
     )

@@ -4,19 +4,22 @@ record their calls, so the step chain is checked without the services behind it.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
-from temporalio import activity
+from temporalio import activity, workflow
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
-from temporalio.worker import Worker
+from temporalio.worker import Replayer, Worker
 
 from smartcourse.domain import workflows as names
 from workflows.certificates.workflow import CertificateInput, CertificateWorkflow
-from workflows.enrollment.workflow import EnrollmentInput, EnrollmentWorkflow
+from workflows.enrollment.workflow import RETRY, EnrollmentInput, EnrollmentWorkflow
 
 
 @pytest.fixture(scope="module")
@@ -34,68 +37,59 @@ def _queue(kind: str) -> str:
 
 
 class FakeEnrollmentActivities:
-    """The four enrollment activities under their real names. `activate_result` is what activate answers
-    ("active", or "dropped" when the student dropped meanwhile); `flaky` names a step failing `failures` times."""
+    """The enrollment activity under its real name, run as the workflow runs it (a local activity). `status` is
+    what its activate step ends with ("active", or "dropped" when the student dropped meanwhile); `failures` is how
+    many attempts fail before one works."""
 
-    def __init__(self, activate_result: str = "active", flaky: str | None = None, failures: int = 0) -> None:
-        self.calls: list[tuple[str, str, int]] = []  # (step, enrollment id, attempt)
-        self.activate_result, self.flaky, self.failures = activate_result, flaky, failures
-
-    def _step(self, name: str, inp: EnrollmentInput) -> None:
-        attempt = activity.info().attempt
-        self.calls.append((name, inp.enrollment_id, attempt))
-        if name == self.flaky and attempt <= self.failures:
-            raise RuntimeError(f"{name}: database unreachable")  # an ordinary error: retried by the policy
+    def __init__(self, status: str = "active", failures: int = 0) -> None:
+        self.calls: list[tuple[str, int]] = []  # (enrollment id, attempt)
+        self.status, self.failures = status, failures
 
     def all(self) -> list[Any]:
-        @activity.defn(name="enroll.initialize_progress")
-        async def initialize_progress(inp: EnrollmentInput) -> int:
-            self._step("initialize_progress", inp)
-            return 3
+        @activity.defn(name=names.ENROLLMENT_SET_UP)
+        async def set_up(inp: EnrollmentInput) -> dict[str, Any]:
+            info = activity.info()
+            assert info.is_local  # one workflow task, no activity task: what makes the workflow cheap
+            self.calls.append((inp.enrollment_id, info.attempt))
+            if info.attempt <= self.failures:
+                raise RuntimeError("database unreachable")  # an ordinary error: retried by the policy
+            notification = str(uuid.uuid4()) if self.status == "active" else None
+            return {"lessons": 3, "analytics_recorded": True, "status": self.status, "notification_id": notification}
 
-        @activity.defn(name="enroll.record_analytics")
-        async def record_analytics(inp: EnrollmentInput) -> bool:
-            self._step("record_analytics", inp)
-            return True
-
-        @activity.defn(name="enroll.activate")
-        async def activate(inp: EnrollmentInput) -> str:
-            self._step("activate", inp)
-            return self.activate_result
-
-        @activity.defn(name="enroll.welcome_notification")
-        async def welcome_notification(inp: EnrollmentInput) -> str | None:
-            self._step("welcome_notification", inp)
-            return str(uuid.uuid4())
-
-        return [initialize_progress, record_analytics, activate, welcome_notification]
+        return [set_up]
 
 
-async def _run_enrollment(temporal: Client, fakes: FakeEnrollmentActivities) -> tuple[str, dict[str, Any]]:
+async def _run_enrollment(temporal: Client, fakes: Any, workflow: type = EnrollmentWorkflow) -> dict[str, Any]:
     queue, enrollment_id = _queue("enroll"), str(uuid.uuid4())
-    async with Worker(temporal, task_queue=queue, workflows=[EnrollmentWorkflow], activities=fakes.all()):
+    async with Worker(temporal, task_queue=queue, workflows=[workflow], activities=fakes.all()):
         # Started as the services start it: by name, with plain data for the input.
-        result = await temporal.execute_workflow(
+        handle = await temporal.start_workflow(
             names.ENROLLMENT, names.enrollment_input(enrollment_id), id=f"enroll-unit-{enrollment_id}", task_queue=queue
         )
+        result: dict[str, Any] = await handle.result()
     assert result["enrollment_id"] == enrollment_id
-    assert {eid for _, eid, _ in fakes.calls} == {enrollment_id}
-    return enrollment_id, result
+    assert {call[0] for call in fakes.calls} == {enrollment_id}
+    result["history"] = await handle.fetch_history()
+    return result
 
 
-async def test_enrollment_runs_every_step_in_order(temporal: Client) -> None:
+async def test_enrollment_sets_up_in_one_local_activity_and_reports_every_step(temporal: Client) -> None:
     fakes = FakeEnrollmentActivities()
-    _, result = await _run_enrollment(temporal, fakes)
-    assert [(step, attempt) for step, _, attempt in fakes.calls] == [(name, 1) for name, _ in names.ENROLLMENT_STEPS]
+    result = await _run_enrollment(temporal, fakes)
+    assert [attempt for _, attempt in fakes.calls] == [1]
     assert [(s["name"], s["status"]) for s in result["steps"]] == [
         (name, "completed") for name, _ in names.ENROLLMENT_STEPS
     ]
+    assert result["steps"][0]["detail"] == {"lessons": 3}
+    kinds = [EventType.Name(e.event_type) for e in result["history"].events]
+    # One workflow task and one marker for the activity, no activity task (four activities made ~30 events).
+    assert kinds.count("EVENT_TYPE_WORKFLOW_TASK_COMPLETED") == 1
+    assert not [k for k in kinds if k.startswith("EVENT_TYPE_ACTIVITY_TASK")]
+    assert len(kinds) <= 8, kinds
 
 
-async def test_enrollment_dropped_meanwhile_stops_after_activate(temporal: Client) -> None:
-    fakes = FakeEnrollmentActivities(activate_result="dropped")
-    _, result = await _run_enrollment(temporal, fakes)
-    assert [step for step, _, _ in fakes.calls] == ["initialize_progress", "record_analytics", "activate"]
+async def test_enrollment_dropped_meanwhile_skips_the_welcome(temporal: Client) -> None:
+    result = await _run_enrollment(temporal, FakeEnrollmentActivities(status="dropped"))
     assert {s["name"]: s["status"] for s in result["steps"]} == {
         "initialize_progress": "completed",
         "record_analytics": "completed",
@@ -104,18 +98,82 @@ async def test_enrollment_dropped_meanwhile_stops_after_activate(temporal: Clien
     }
 
 
-async def test_enrollment_retries_a_failing_step_until_it_works(temporal: Client) -> None:
-    fakes = FakeEnrollmentActivities(flaky="record_analytics", failures=2)  # backoff 1 s, then 2 s
-    _, result = await _run_enrollment(temporal, fakes)
-    assert [(step, attempt) for step, _, attempt in fakes.calls] == [
-        ("initialize_progress", 1),
-        ("record_analytics", 1),
-        ("record_analytics", 2),
-        ("record_analytics", 3),
-        ("activate", 1),
-        ("welcome_notification", 1),
-    ]
+async def test_enrollment_retries_the_set_up_until_it_works(temporal: Client) -> None:
+    fakes = FakeEnrollmentActivities(failures=2)  # backoff 1 s, then 2 s
+    result = await _run_enrollment(temporal, fakes)
+    assert [attempt for _, attempt in fakes.calls] == [1, 2, 3]
     assert all(s["status"] == "completed" and s["error"] is None for s in result["steps"])
+
+
+# The workflow as it was before the one-transaction set-up (0e938dc), registered under the same name: its
+# histories are what runs in flight at the upgrade look like, and the new code must replay and finish them.
+@workflow.defn(name=names.ENROLLMENT, sandboxed=False)
+class FourActivityEnrollmentWorkflow:
+    @workflow.run
+    async def run(self, inp: EnrollmentInput) -> dict[str, Any]:
+        for activity_name in names.ENROLLMENT_LEGACY_ACTIVITIES:
+            result = await workflow.execute_activity(
+                activity_name, inp, start_to_close_timeout=timedelta(seconds=15), retry_policy=RETRY
+            )
+            if activity_name == "enroll.activate" and result == "dropped":
+                break
+        return {"enrollment_id": inp.enrollment_id, "steps": []}
+
+
+class FakeLegacyActivities:
+    """The four activities of the old chain under their real names; `only` registers just those named."""
+
+    def __init__(self, only: tuple[str, ...] = names.ENROLLMENT_LEGACY_ACTIVITIES) -> None:
+        self.calls: list[tuple[str, str]] = []  # (enrollment id, activity)
+        self.only = only
+
+    def all(self) -> list[Any]:
+        def fake(name: str) -> Any:
+            @activity.defn(name=name)
+            async def step(inp: EnrollmentInput) -> str:
+                self.calls.append((inp.enrollment_id, name))
+                return "active"
+
+            return step
+
+        return [fake(name) for name in self.only]
+
+
+async def test_a_run_started_before_the_one_transaction_set_up_finishes_on_the_new_code(temporal: Client) -> None:
+    """An upgrade with runs in flight: the old code ran two of the four activities, the new code replays them
+    (the patch is absent from their history, so it takes the four-activity branch) and finishes the other two."""
+    queue, enrollment_id = _queue("enroll"), str(uuid.uuid4())
+    first_two = FakeLegacyActivities(only=names.ENROLLMENT_LEGACY_ACTIVITIES[:2])
+    async with Worker(
+        temporal, task_queue=queue, workflows=[FourActivityEnrollmentWorkflow], activities=first_two.all()
+    ):
+        handle = await temporal.start_workflow(
+            names.ENROLLMENT, names.enrollment_input(enrollment_id), id=f"enroll-unit-{enrollment_id}", task_queue=queue
+        )
+        for _ in range(200):  # until the old code has scheduled the third activity
+            events = (await handle.fetch_history()).events
+            if any(e.activity_task_scheduled_event_attributes.activity_type.name == "enroll.activate" for e in events):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the old workflow never reached activate")
+    rest = FakeLegacyActivities()
+    async with Worker(temporal, task_queue=queue, workflows=[EnrollmentWorkflow], activities=rest.all()):
+        result = await handle.result()
+    assert [name for _, name in first_two.calls] == list(names.ENROLLMENT_LEGACY_ACTIVITIES[:2])
+    assert [name for _, name in rest.calls] == list(names.ENROLLMENT_LEGACY_ACTIVITIES[2:])
+    assert [(s["name"], s["status"]) for s in result["steps"]] == [
+        (name, "completed") for name, _ in names.ENROLLMENT_STEPS
+    ]
+
+
+async def test_old_histories_replay_on_the_new_code(temporal: Client) -> None:
+    old = await _run_enrollment(temporal, FakeLegacyActivities(), workflow=FourActivityEnrollmentWorkflow)
+    assert [EventType.Name(e.event_type) for e in old["history"].events].count(
+        "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED"
+    ) == 4
+    replayer = Replayer(workflows=[EnrollmentWorkflow], data_converter=temporal.data_converter)
+    assert (await replayer.replay_workflow(old["history"])).replay_failure is None  # raises on a mismatch
 
 
 # --- CertificateWorkflow --------------------------------------------------------------------------
@@ -186,9 +244,9 @@ async def test_certificate_refused_by_issue_fails_without_rendering(temporal: Cl
 def test_the_fakes_cover_every_activity_the_workflows_call() -> None:
     registered = {
         a.__temporal_activity_definition.name  # type: ignore[attr-defined]
-        for a in [*FakeEnrollmentActivities().all(), *FakeCertificateActivities().all()]
+        for a in [*FakeEnrollmentActivities().all(), *FakeLegacyActivities().all(), *FakeCertificateActivities().all()]
     }
-    assert registered == {activity_name for _, activity_name in names.ENROLLMENT_STEPS} | {
-        f"certificate.{n}" for n in names.CERTIFICATE_STEPS
-    }
+    assert registered == {activity_name for _, activity_name in names.ENROLLMENT_STEPS} | set(
+        names.ENROLLMENT_LEGACY_ACTIVITIES
+    ) | {f"certificate.{n}" for n in names.CERTIFICATE_STEPS}
     assert CertificateInput.__dataclass_fields__.keys() == names.certificate_input("x").keys()

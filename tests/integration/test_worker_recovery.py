@@ -9,12 +9,14 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import Api
+from tests.conftest import Api, read_mail
 
 
 def _worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -78,10 +80,17 @@ async def run_killing_the_worker(
             os.killpg(first.pid, signal.SIGKILL)
 
 
+@pytest.mark.parametrize(
+    "hold",
+    [
+        "enroll.set_up",  # the four steps' transaction open, nothing committed
+        "enroll.welcome_email",  # committed, the e-mail not enqueued, the workflow not told
+    ],
+)
 async def test_worker_killed_mid_enrollment_resumes_with_effects_once(
-    api: Api, worker: object, celery_worker: object, container: Any, settings: Any
+    hold: str, api: Api, worker: object, celery_worker: object, container: Any, settings: Any
 ) -> None:
-    from smartcourse.models import Enrollment, EnrollmentHistory, Notification, OutboxEvent
+    from smartcourse.models import Enrollment, EnrollmentHistory, LessonProgress, Notification, OutboxEvent
     from smartcourse.security import Principal
     from smartcourse.services import enrollment
     from workflows.enrollment.workflow import EnrollmentInput, EnrollmentWorkflow
@@ -93,13 +102,18 @@ async def test_worker_killed_mid_enrollment_resumes_with_effects_once(
             uow=uow, principal=Principal(uuid.UUID(student["id"]), "student"), course_id=uuid.UUID(course["id"]),
             idempotency_key=None,
         )  # fmt: skip
-    # Steps 1-2 done, step 3 (activate) in flight when the worker dies.
+    # The worker dies inside the enrollment's one local activity; the next worker re-runs it when the workflow
+    # task times out.
     result = await run_killing_the_worker(
         settings,
         container,
-        f"enroll.activate.{e.id}",
+        f"{hold}.{e.id}",
         lambda client, queue: client.start_workflow(
-            EnrollmentWorkflow.run, EnrollmentInput(str(e.id)), id=e.workflow_id, task_queue=queue
+            EnrollmentWorkflow.run,
+            EnrollmentInput(str(e.id)),
+            id=e.workflow_id,
+            task_queue=queue,
+            task_timeout=timedelta(seconds=3),  # the dead worker's workflow task is given up after this (10 s default)
         ),
     )
     assert [s["status"] for s in result["steps"]] == ["completed"] * 4
@@ -121,9 +135,22 @@ async def test_worker_killed_mid_enrollment_resumes_with_effects_once(
                 )
             ).all()
         )
-        welcomes = await uow.session.scalar(
-            select(func.count()).select_from(Notification).where(Notification.dedupe_key == f"welcome:{eid}")
+        welcomes = list(
+            await uow.session.scalars(select(Notification).where(Notification.dedupe_key == f"welcome:{eid}"))
+        )
+        progress = await uow.session.scalar(
+            select(func.count()).select_from(LessonProgress).where(LessonProgress.enrollment_id == eid)
         )
     assert activations == 1
     assert events == {"enrollment.created": 1, "enrollment.activated": 1, "analytics.enrollment_recorded": 1}
-    assert welcomes == 1
+    assert len(welcomes) == 1
+    assert progress == result["steps"][0]["detail"]["lessons"] > 0  # one set of progress rows
+    # ... and one welcome e-mail, though the set-up (and with it the enqueue) ran twice.
+    nid = welcomes[0].id
+    for _ in range(300):
+        async with container.uow() as uow:
+            if await uow.session.scalar(select(Notification.email_status).where(Notification.id == nid)) == "sent":
+                break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1)  # a second send, if there were one, would land meanwhile
+    assert len([m for m in read_mail(settings.mail_dir) if str(nid) in str(m["Message-ID"])]) == 1

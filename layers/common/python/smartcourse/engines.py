@@ -22,6 +22,25 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+#: `temporal server start-dev` flags besides its addresses and db file (what each buys: docs/benchmarks.md,
+#: "Enrollment workflow cost"). The SQLite file stays: workflows must outlive a restart of the server.
+TEMPORAL_DEV_FLAGS: tuple[str, ...] = (
+    "--headless",
+    "--log-level",
+    "warn",
+    # WAL with NORMAL sync: a commit appends to the log instead of rewriting pages and syncing twice; a crash of
+    # the server process loses nothing (an OS crash may lose the last commits, which the sweeper restarts).
+    "--sqlite-pragma",
+    "journal_mode=wal",
+    "--sqlite-pragma",
+    "synchronous=normal",
+    # One partition per task queue: on a single-node server more partitions only forward tasks between them.
+    "--dynamic-config-value",
+    "matching.numTaskqueueReadPartitions=1",
+    "--dynamic-config-value",
+    "matching.numTaskqueueWritePartitions=1",
+)
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -276,9 +295,7 @@ class EmbeddedEngines:
             str(free_port()),
             "--db-filename",
             str(proc.home / "temporal.db"),
-            "--headless",
-            "--log-level",
-            "warn",
+            *TEMPORAL_DEV_FLAGS,
         ]
         self.started.append(proc)
         return proc.start(argv, f"127.0.0.1:{port}", lambda: port_open("127.0.0.1", port), timeout=90)

@@ -7,12 +7,23 @@ PUBLISHING = "CoursePublishingWorkflow"
 ENROLLMENT = "EnrollmentWorkflow"
 CERTIFICATE = "CertificateWorkflow"
 
-#: EnrollmentWorkflow's steps, in order, with the activity each runs.
+#: EnrollmentWorkflow's one (local) activity: its four steps commit in one transaction, then the e-mail is queued.
+ENROLLMENT_SET_UP = "enroll.set_up"
+
+#: EnrollmentWorkflow's steps, in order, with the activity that runs each (the same one for all four).
 ENROLLMENT_STEPS: tuple[tuple[str, str], ...] = (
-    ("initialize_progress", "enroll.initialize_progress"),
-    ("record_analytics", "enroll.record_analytics"),
-    ("activate", "enroll.activate"),
-    ("welcome_notification", "enroll.welcome_notification"),
+    ("initialize_progress", ENROLLMENT_SET_UP),
+    ("record_analytics", ENROLLMENT_SET_UP),
+    ("activate", ENROLLMENT_SET_UP),
+    ("welcome_notification", ENROLLMENT_SET_UP),
+)
+
+#: The activity of each step in EnrollmentWorkflow runs started before the one-transaction set-up (replay only).
+ENROLLMENT_LEGACY_ACTIVITIES: tuple[str, ...] = (
+    "enroll.initialize_progress",
+    "enroll.record_analytics",
+    "enroll.activate",
+    "enroll.welcome_notification",
 )
 
 #: CertificateWorkflow's steps, in order.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import String, func, literal, select, update
@@ -391,32 +392,90 @@ async def get_for(*, uow: UnitOfWork, principal: Principal, enrollment_id: uuid.
     return await _load_for(uow, principal, enrollment_id)
 
 
-# --- the workflow's steps (idempotent; called by activities) ------------------------------------
+# --- the workflow's steps (idempotent; called by the EnrollmentWorkflow's activity) ------------------------
+# The four steps (initialize_progress, record_analytics, activate, welcome_notification) are database writes that
+# belong together, so they commit in ONE transaction (`set_up`); only the welcome e-mail's enqueue follows the
+# commit (the activity does it; the Celery task sends once per notification). Each helper below is one step
+# without a commit, guarded so that running it again changes nothing.
 
 
-async def initialize_progress(*, uow: UnitOfWork, documents: Any, enrollment_id: uuid.UUID) -> int:
-    """One `not_started` row per lesson of the published version; existing rows are left alone."""
-    from sqlalchemy.dialects.postgresql import insert
+@dataclass(frozen=True)
+class SetUp:
+    """What `set_up` did, per step: the workflow reports it in its step list."""
 
-    e = await uow.session.get(Enrollment, enrollment_id)
-    if e is None:
-        raise NotFound("enrollment not found", code="enrollment_not_found")
-    course = await load_course(uow, e.course_id)
-    lessons = await published_lessons(documents, course)
-    if lessons:
+    lessons: int  # progress rows the enrollment has for the published version (made now or before)
+    analytics_recorded: bool  # this run wrote the analytics event (False: an earlier run had)
+    status: str  # the enrollment's status after activate: "active", or e.g. "dropped" if dropped meanwhile
+    notification_id: uuid.UUID | None  # the welcome notification, whose e-mail the caller enqueues after commit
+
+
+class LessonIds:
+    """Lesson ids of a published course version, read from the document store once per version and process.
+
+    A version's snapshot does not change once live (a re-publish makes a new version), so the workflow reads it
+    once per course version instead of once per enrollment; bounded, oldest first out."""
+
+    def __init__(self, documents: Any, size: int = 256) -> None:
+        self.documents, self.size = documents, size
+        self._ids: dict[tuple[uuid.UUID, int], tuple[uuid.UUID, ...]] = {}
+
+    async def of(self, course: Course) -> tuple[uuid.UUID, ...]:
+        key = (course.id, course.content_version)
+        ids = self._ids.get(key)
+        if ids is None:
+            ids = tuple(lsn.lesson_id for lsn in await published_lessons(self.documents, course))
+            if len(self._ids) >= self.size:
+                self._ids.pop(next(iter(self._ids)))
+            self._ids[key] = ids
+        return ids
+
+
+async def _locked_for_set_up(uow: UnitOfWork, enrollment_id: uuid.UUID) -> tuple[Enrollment, Course, str | None]:
+    """The enrollment (row-locked: a concurrent drop waits for the set-up, or the set-up sees the drop), its
+    course and the student's name, in one statement."""
+    row = (
         await uow.session.execute(
-            insert(LessonProgress)
-            .values([{"enrollment_id": e.id, "lesson_id": lsn.lesson_id, "status": "not_started"} for lsn in lessons])
+            select(Enrollment, Course, User.full_name)
+            .join(Course, Course.id == Enrollment.course_id)
+            .outerjoin(User, User.id == Enrollment.student_id)
+            .where(Enrollment.id == enrollment_id)
+            .with_for_update(of=Enrollment)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("enrollment not found", code="enrollment_not_found")
+    return row[0], row[1], row[2]
+
+
+async def set_up(*, uow: UnitOfWork, lessons: LessonIds, enrollment_id: uuid.UUID) -> SetUp:
+    """The enrollment workflow's four steps in the caller's transaction; the CALLER COMMITS (then enqueues the
+    e-mail of `notification_id`). Safe to repeat: every write is guarded, a repeat returns the same outcome.
+
+    The published lessons come from `lessons` (the document store has a pool of its own, so a miss waits for a
+    connection of that pool, never of this one)."""
+    e, course, name = await _locked_for_set_up(uow, enrollment_id)
+    lesson_ids = await lessons.of(course)
+    await _initialize_progress(uow, e, lesson_ids)
+    recorded = await _record_analytics(uow, e)
+    status = _activate(uow, e)
+    notification_id = await _welcome(uow, e, course, name) if status in {"active", "completed"} else None
+    await uow.flush()
+    return SetUp(len(lesson_ids), recorded, status, notification_id)
+
+
+async def _initialize_progress(uow: UnitOfWork, e: Enrollment, lesson_ids: tuple[uuid.UUID, ...]) -> None:
+    """One `not_started` row per lesson of the published version; existing rows are left alone."""
+    if lesson_ids:
+        await uow.session.execute(
+            pg_insert(LessonProgress)
+            .values([{"enrollment_id": e.id, "lesson_id": lid, "status": "not_started"} for lid in lesson_ids])
             .on_conflict_do_nothing()
         )
-    await uow.commit()
-    return len(lessons)
 
 
-async def record_analytics(*, uow: UnitOfWork, enrollment_id: uuid.UUID) -> bool:
+async def _record_analytics(uow: UnitOfWork, e: Enrollment) -> bool:
     """Publish the admitted enrollment to analytics, once: the event id is derived from the enrollment."""
-    e = await uow.session.get(Enrollment, enrollment_id)
-    if e is None or e.admitted_at is None:
+    if e.admitted_at is None:
         return False
     event = DomainEvent(
         "analytics.enrollment_recorded",
@@ -429,44 +488,72 @@ async def record_analytics(*, uow: UnitOfWork, enrollment_id: uuid.UUID) -> bool
         },
         id=uuid.uuid5(ANALYTICS_NS, f"enrollment-recorded:{e.id}"),
     )
-    written = await uow.emit_once(event)
-    await uow.commit()
-    return written
+    return await uow.emit_once(event)
 
 
-async def activate(*, uow: UnitOfWork, enrollment_id: uuid.UUID) -> str:
-    """pending -> active (idempotent). Returns the status after the step; a dropped enrollment stays dropped."""
-    e = await uow.session.get(Enrollment, enrollment_id, with_for_update=True)
-    if e is None:
-        raise NotFound("enrollment not found", code="enrollment_not_found")
+def _activate(uow: UnitOfWork, e: Enrollment) -> str:
+    """pending -> active (idempotent; `e` is row-locked). Returns the status after the step; a dropped
+    enrollment stays dropped."""
     if e.status != "pending":
         return e.status
     now = utcnow()
     e.status, e.activated_at, e.updated_at = "active", now, now
     uow.session.add(_history(e, "pending", "active", None, "enrollment workflow"))
     uow.emit(enrollment_event("enrollment.activated", e, activated_at=now.isoformat()))
-    await uow.commit()
     return "active"
 
 
-async def welcome(*, uow: UnitOfWork, enrollment_id: uuid.UUID) -> uuid.UUID | None:
-    """Create the welcome notification (idempotent by key); the caller enqueues its email after commit."""
+async def _welcome(uow: UnitOfWork, e: Enrollment, course: Course, name: str | None) -> uuid.UUID:
+    """The welcome notification (idempotent by its dedupe key: a repeat gets the same row back)."""
+    return await create_notification(
+        uow.session,
+        user_id=e.student_id,
+        kind="enrollment.welcome",
+        title=f"Welcome to {course.title}",
+        body=f"Hi {name or 'there'}, you are enrolled in {course.title}. Your first lesson is waiting for you.",
+        dedupe_key=f"welcome:{e.id}",
+        data={"enrollment_id": str(e.id), "course_id": str(e.course_id)},
+        email=True,
+    )
 
+
+# --- the same steps one transaction each: only for EnrollmentWorkflow runs started before the one-transaction
+# set-up (their history replays four activities; see workflows/enrollment/workflow.py). Remove with that branch.
+
+
+async def legacy_initialize_progress(*, uow: UnitOfWork, documents: Any, enrollment_id: uuid.UUID) -> int:
+    e = await uow.session.get(Enrollment, enrollment_id)
+    if e is None:
+        raise NotFound("enrollment not found", code="enrollment_not_found")
+    course = await load_course(uow, e.course_id)
+    lesson_ids = tuple(lsn.lesson_id for lsn in await published_lessons(documents, course))
+    await _initialize_progress(uow, e, lesson_ids)
+    await uow.commit()
+    return len(lesson_ids)
+
+
+async def legacy_record_analytics(*, uow: UnitOfWork, enrollment_id: uuid.UUID) -> bool:
+    e = await uow.session.get(Enrollment, enrollment_id)
+    written = e is not None and await _record_analytics(uow, e)
+    await uow.commit()
+    return written
+
+
+async def legacy_activate(*, uow: UnitOfWork, enrollment_id: uuid.UUID) -> str:
+    e = await uow.session.get(Enrollment, enrollment_id, with_for_update=True)
+    if e is None:
+        raise NotFound("enrollment not found", code="enrollment_not_found")
+    status = _activate(uow, e)
+    await uow.commit()
+    return status
+
+
+async def legacy_welcome(*, uow: UnitOfWork, enrollment_id: uuid.UUID) -> uuid.UUID | None:
     e = await uow.session.get(Enrollment, enrollment_id)
     if e is None or e.status not in {"active", "completed"}:
         return None
     course = await load_course(uow, e.course_id)
     student = await uow.session.get(User, e.student_id)
-    name = student.full_name if student else "there"
-    notification_id = await create_notification(
-        uow.session,
-        user_id=e.student_id,
-        kind="enrollment.welcome",
-        title=f"Welcome to {course.title}",
-        body=f"Hi {name}, you are enrolled in {course.title}. Your first lesson is waiting for you.",
-        dedupe_key=f"welcome:{e.id}",
-        data={"enrollment_id": str(e.id), "course_id": str(e.course_id)},
-        email=True,
-    )
+    notification_id = await _welcome(uow, e, course, student.full_name if student else None)
     await uow.commit()
     return notification_id
