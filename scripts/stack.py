@@ -909,12 +909,9 @@ class Prometheus(Engine):
 
     def write_config(self) -> Path:
         self.targets_dir.mkdir(parents=True, exist_ok=True)
-        defaults = self.targets_dir / "smartcourse.json"
-        if not defaults.exists():
-            groups = [
-                {"targets": [f"{HOST}:{port}"], "labels": {"kind": kind}} for kind, port in self.default_targets.items()
-            ]
-            defaults.write_text(json.dumps(groups, indent=2) + "\n")
+        defaults = self.targets_dir / "smartcourse.json"  # rewritten on every start: add files of your own
+        groups = [{"targets": [f"{HOST}:{port}"], "labels": {"process": kind}} for kind, port in self.default_targets.items()]
+        defaults.write_text(json.dumps(groups, indent=2) + "\n")
         path = self.dir / "prometheus.yml"
         path.write_text(self.config())
         return path

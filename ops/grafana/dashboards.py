@@ -51,7 +51,7 @@ DASHBOARDS = [
         title="SmartCourse: platform overview",
         description="Is every process up, is the API healthy, are workflows, events and tasks flowing?",
         panels=[
-            Panel("Processes up", ('sum by (kind) (up{job="smartcourse"})',), legend=("{{kind}}",), kind="stat"),
+            Panel("Processes up", ('sum by (process) (up{job="smartcourse"})',), legend=("{{process}}",), kind="stat"),
             Panel(
                 "API requests by status",
                 ("sum by (status) (rate(smartcourse_http_requests_total[5m]))",),

@@ -222,7 +222,7 @@ def test_promtool_accepts_the_stack_and_compose_configs(tmp_path: Path) -> None:
     engine.dir = tmp_path
     stack_config = engine.write_config()
     targets = json.loads((tmp_path / "targets" / "smartcourse.json").read_text())
-    assert {group["labels"]["kind"] for group in targets} == {"api", *metrics.DEFAULT_PORTS} - {"dispatcher"}
+    assert {group["labels"]["process"] for group in targets} == {"api", *metrics.DEFAULT_PORTS} - {"dispatcher"}
     compose = tmp_path / "compose"
     compose.mkdir()
     # The compose file names its rules by their path inside the container: check it beside a copy of them.
@@ -260,4 +260,4 @@ def test_the_dashboards_json_is_up_to_date_and_names_known_metrics() -> None:
                 used = set(re.findall(r"smartcourse_[a-z_]+", target["expr"]))
                 used = {re.sub(r"_bucket$", "", n) for n in used}
                 assert used <= names, (path.name, panel["title"], used - names)
-                assert used or target["expr"].startswith("sum by (kind) (up{"), target["expr"]
+                assert used or target["expr"].startswith("sum by (process) (up{"), target["expr"]
