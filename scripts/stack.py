@@ -41,6 +41,8 @@ LOG4J_VERSION = "2.24.3"
 SLF4J_VERSION = "2.0.17"
 APICURIO_VERSION = os.environ.get("STACK_APICURIO_VERSION", "3.0.9")
 FERRETDB_VERSION = os.environ.get("STACK_FERRETDB_VERSION", "v1.24.0")
+# Jaeger v2 is published as Go module versions v1.x (v1.75.0 is Jaeger 2.12): `cmd/jaeger` is the v2 binary.
+JAEGER_VERSION = os.environ.get("STACK_JAEGER_VERSION", "v1.75.0")
 S3_BUCKETS = [b for b in os.environ.get("S3_BUCKET", "smartcourse").split(",") if b]
 START_TIMEOUT = float(os.environ.get("STACK_TIMEOUT", "180"))
 
@@ -910,7 +912,9 @@ class Prometheus(Engine):
     def write_config(self) -> Path:
         self.targets_dir.mkdir(parents=True, exist_ok=True)
         defaults = self.targets_dir / "smartcourse.json"  # rewritten on every start: add files of your own
-        groups = [{"targets": [f"{HOST}:{port}"], "labels": {"process": kind}} for kind, port in self.default_targets.items()]
+        groups = [
+            {"targets": [f"{HOST}:{port}"], "labels": {"process": kind}} for kind, port in self.default_targets.items()
+        ]
         defaults.write_text(json.dumps(groups, indent=2) + "\n")
         path = self.dir / "prometheus.yml"
         path.write_text(self.config())
@@ -932,7 +936,117 @@ class Prometheus(Engine):
         return {"PROMETHEUS_URL": f"http://{HOST}:{self.port}"}
 
 
-ENGINES: list[type[Engine]] = [Postgres, Redis, RabbitMQ, Kafka, SchemaRegistry, Temporal, Mongo, S3, Smtp, Prometheus]
+class Jaeger(Engine):
+    """Jaeger v2 (all in one, in-memory storage): OTLP in, the query API and UI out. Built from the Go module proxy."""
+
+    name = "jaeger"
+    port_var = "STACK_JAEGER_PORT"  # the query API / UI
+    default_port = 16686
+    module = "github.com/jaegertracing/jaeger"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.otlp_http = env_port("STACK_JAEGER_OTLP_PORT", 4318)
+        self.otlp_grpc = env_port("STACK_JAEGER_OTLP_GRPC_PORT", 4317)
+        self.query_grpc = env_port("STACK_JAEGER_QUERY_GRPC_PORT", 16685)
+        self.health_port = env_port("STACK_JAEGER_HEALTH_PORT", 13133)
+        self.binary = CACHE / "bin" / f"jaeger-{JAEGER_VERSION}"
+
+    def install(self) -> None:
+        if self.binary.exists():
+            return
+        go = shutil.which("go") or next((g for g in ["/usr/local/go/bin/go"] if Path(g).exists()), None)
+        if go is None:
+            raise StackError("Jaeger is built with Go >= 1.24, and there is no `go` on PATH")
+        say(f"building Jaeger {JAEGER_VERSION} (first run only: ~10 minutes on 2 cores, cached afterwards)")
+        env = {"GOFLAGS": "-mod=mod", "CGO_ENABLED": "0"}
+        # `go install module@version` refuses a module whose go.mod has replace directives (Jaeger's has one):
+        # build inside a copy of the module instead, with its own go.mod and go.sum.
+        info = json.loads(run([go, "mod", "download", "-json", f"{self.module}@{JAEGER_VERSION}"], env=env))
+        src = CACHE / f"jaeger-{JAEGER_VERSION}" / "src"
+        shutil.rmtree(src, ignore_errors=True)
+        shutil.copytree(info["Dir"], src)
+        for path in [src, *src.rglob("*")]:
+            path.chmod(path.stat().st_mode | 0o200)  # the module cache is read-only
+        self.binary.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.binary.with_suffix(".partial")
+        run([go, "build", "-trimpath", "-o", partial, "./cmd/jaeger"], cwd=src, env=env, timeout=3600)
+        partial.rename(self.binary)
+        shutil.rmtree(src.parent, ignore_errors=True)
+
+    def config(self) -> str:
+        # The UI's web assets are not in the module (they are built with npm): /search shows a placeholder page;
+        # the query API (/api/traces/<id>, /api/services) and OTLP ingestion are complete.
+        return f"""service:
+  extensions: [jaeger_storage, jaeger_query, healthcheckv2]
+  pipelines:
+    traces:
+      receivers: [otlp]
+      processors: [batch]
+      exporters: [jaeger_storage_exporter]
+  telemetry:
+    resource:
+      service.name: jaeger
+    metrics:
+      level: none
+    logs:
+      level: warn
+extensions:
+  jaeger_storage:
+    backends:
+      memstore:
+        memory:
+          max_traces: 100000
+  jaeger_query:
+    storage:
+      traces: memstore
+    http:
+      endpoint: "{HOST}:{self.port}"
+    grpc:
+      endpoint: "{HOST}:{self.query_grpc}"
+  healthcheckv2:
+    use_v2: true
+    http:
+      endpoint: "{HOST}:{self.health_port}"
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: "{HOST}:{self.otlp_grpc}"
+      http:
+        endpoint: "{HOST}:{self.otlp_http}"
+processors:
+  batch:
+exporters:
+  jaeger_storage_exporter:
+    trace_storage: memstore
+"""
+
+    def start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        config = self.dir / "config.yaml"
+        config.write_text(self.config())
+        self.proc.spawn([self.binary, "--config", config], cwd=self.dir)
+
+    def probe(self) -> None:
+        with urllib.request.urlopen(f"http://{HOST}:{self.health_port}/status", timeout=3) as resp:
+            if not json.load(resp).get("healthy"):
+                raise RuntimeError("health check says not healthy")
+        with urllib.request.urlopen(f"http://{HOST}:{self.port}/api/services", timeout=3) as resp:
+            json.load(resp)
+        if not port_open(self.otlp_http):
+            raise RuntimeError(f"OTLP/HTTP port {self.otlp_http} closed")
+
+    def env(self) -> dict[str, str]:
+        return {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{HOST}:{self.otlp_http}",
+            "JAEGER_QUERY_URL": f"http://{HOST}:{self.port}",
+        }
+
+
+ENGINES: list[type[Engine]] = [
+    Postgres, Redis, RabbitMQ, Kafka, SchemaRegistry, Temporal, Mongo, S3, Smtp, Prometheus, Jaeger,
+]  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------------------
