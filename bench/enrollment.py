@@ -3,6 +3,11 @@
     .venv/bin/python bench/enrollment.py [--engines embedded|stack|both] [--requests N] [--concurrency 16,64]
                                          [--sample 100] [--sample-mode separate|inline] [--json FILE]
                                          [--keep-data] [--run-timeout S] [--settle-timeout S]
+                                         [--steady-rate 50] [--steady-seconds 120]
+
+Issue #7's P1 is the closed-loop run at each concurrency beside the bare INSERT (the `P1 c=...` lines: throughput
+ratio and p95); P2 is the open-loop run at --steady-rate for --steady-seconds (request -> active p95). The API runs
+as `smartcourse run` runs it: `serve --workers N`, one process per usable core unless SMARTCOURSE_API_WORKERS says.
 
 docs/benchmarks.md tells what the figures mean and what they were on the reference machine.
 
@@ -46,6 +51,7 @@ import json
 import os
 import platform
 import re
+import secrets
 import shlex
 import shutil
 import signal
@@ -200,6 +206,25 @@ class SettingResult:
     workflows: list[WorkflowFigures] = field(default_factory=list)
     log_findings: dict[str, dict[str, int]] = field(default_factory=dict)
     exits: dict[str, int | None] = field(default_factory=dict)
+    steady: list[SteadyFigures] = field(default_factory=list)
+
+
+@dataclass
+class SteadyFigures:
+    """P2: an open-loop run at a fixed rate (requests sent on schedule, whatever the answers' latency)."""
+
+    rate: float
+    seconds: float
+    sent: int
+    ok: int
+    statuses: dict[str, int]
+    achieved_per_second: float  # 2xx answers per second of the sending phase
+    post_latency: Summary
+    request_to_active: Summary  # POST sent -> activated_at in the database
+    active: int
+    all_active_after_last_s: float | None  # from the last request until every admitted one was active
+    backlog_max: int  # most admitted-not-active enrollments seen (sampled every 0.5 s), all of the database
+    late_sends: int  # requests the load generator sent more than 100 ms behind schedule
 
 
 # --- processes and their CPU ----------------------------------------------------------------------------------
@@ -571,6 +596,8 @@ def product_env(engines: Engines, data_dir: Path, run_id: str) -> dict[str, str]
             "CELERY_QUEUE": f"bench-{run_id}",
             # Tokens are minted by this script right before each level; a long level must not outlive them.
             "ACCESS_TOKEN_MINUTES": "240",
+            # One signing secret for the product and this script's tokens (as `smartcourse run` passes its own).
+            "JWT_SECRET": os.environ.get("JWT_SECRET") or secrets.token_urlsafe(48),
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -595,7 +622,7 @@ def http_ok(url: str) -> bool:
 
 def start_product(engines: Engines, data_dir: Path, run_id: str, children: Children) -> Deployment:
     """Migrate, then start API, worker, Celery (and relay + consumers with Kafka) and the baseline."""
-    from smartcourse.cli import CELERY_WORKER
+    from smartcourse.cli import CELERY_WORKER, api_workers
     from smartcourse.engines import free_port
     from smartcourse.migrations import upgrade_head
 
@@ -605,7 +632,8 @@ def start_product(engines: Engines, data_dir: Path, run_id: str, children: Child
     say(f"migrated in {time.monotonic() - t0:.1f}s")
     api_port, baseline_port = free_port(), free_port()
     exe = [sys.executable, "-m", "smartcourse.cli"]
-    children.start("api", [*exe, "serve", "--host", LOCALHOST, "--port", str(api_port)], env, data_dir)
+    workers = ["--workers", str(env.get("SMARTCOURSE_API_WORKERS") or api_workers())]  # as `smartcourse run`
+    children.start("api", [*exe, "serve", "--host", LOCALHOST, "--port", str(api_port), *workers], env, data_dir)
     children.start("worker", [*exe, "worker"], env, data_dir)
     celery = [*CELERY_WORKER, "--concurrency", "2", "-B", "-n", f"bench-{run_id}@%h"]
     children.start("celery", celery, env, data_dir)
@@ -1055,6 +1083,97 @@ async def measure_level(
     return load, workflow, base
 
 
+async def steady_run(
+    dep: Deployment, conn: asyncpg.Connection, course_id: str, students: list[uuid.UUID], args: argparse.Namespace
+) -> SteadyFigures:
+    """P2: POST /enrollments at `--steady-rate` per second for `--steady-seconds` (open loop: each request leaves on
+    schedule in its own task), then wait until every admitted one is active; request -> active from activated_at."""
+    rate, seconds = args.steady_rate, args.steady_seconds
+    headers = student_headers(dep.env, students)
+    answers: list[Answer | None] = [None] * len(headers)
+    late = 0
+    backlog_max = 0
+    stop = asyncio.Event()
+
+    async def sample_backlog() -> None:
+        nonlocal backlog_max
+        while not stop.is_set():
+            pending = await conn.fetchval("SELECT count(*) FROM enrollments WHERE status = 'pending'")
+            backlog_max = max(backlog_max, int(pending))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+
+    say(f"steady: {len(headers)} POST /enrollments at {rate}/s for {seconds:.0f} s (open loop)")
+    async with http_clients(dep.api, 64) as clients:
+        free: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
+        for c in clients:
+            free.put_nowait(c)
+
+        async def one(index: int) -> None:
+            client = await free.get()
+            wall, t0 = time.time(), time.perf_counter()
+            body: dict[str, Any] | None = None
+            try:
+                r = await client.post("/enrollments", json={"course_id": course_id}, headers=headers[index])
+                status = str(r.status_code)
+                with contextlib.suppress(ValueError):
+                    body = r.json()
+            except httpx.HTTPError as exc:
+                status = type(exc).__name__
+            finally:
+                free.put_nowait(client)
+            answers[index] = Answer(status, wall, t0, time.perf_counter() - t0, body)
+
+        sampler = asyncio.create_task(sample_backlog())
+        tasks: list[asyncio.Task[None]] = []
+        start = time.perf_counter()
+        for i in range(len(headers)):
+            delay = start + i / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif delay < -0.1:
+                late += 1
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+        sending = time.perf_counter() - start
+    last_sent = max((a.sent_wall for a in answers if a is not None), default=time.time())
+    sent_wall = {
+        uuid.UUID(str(a.body["id"])): a.sent_wall
+        for a in answers
+        if a is not None and a.status == "201" and a.body and a.body.get("status") == "pending"
+    }
+    deadline = time.monotonic() + args.settle_timeout
+    all_active: float | None = None
+    while time.monotonic() < deadline:
+        left = await conn.fetchval(
+            "SELECT count(*) FROM enrollments WHERE id = ANY($1::uuid[]) AND status <> 'active'", list(sent_wall)
+        )
+        if left == 0:
+            all_active = round(time.time() - last_sent, 2)
+            break
+        await asyncio.sleep(0.25)
+    stop.set()
+    await sampler
+    done = [a for a in answers if a is not None]
+    ok = [a for a in done if a.status.startswith("2")]
+    figures = SteadyFigures(
+        rate=rate,
+        seconds=seconds,
+        sent=len(done),
+        ok=len(ok),
+        statuses=dict(sorted(Counter(a.status for a in done).items())),
+        achieved_per_second=round(len(ok) / sending, 1) if sending else 0.0,
+        post_latency=Summary.of(a.latency for a in ok),
+        request_to_active=Summary.of(await request_to_active(conn, sent_wall)),
+        active=len(await request_to_active(conn, sent_wall)),
+        all_active_after_last_s=all_active,
+        backlog_max=backlog_max,
+        late_sends=late,
+    )
+    say(f"steady: {asdict(figures)}")
+    return figures
+
+
 async def measure(dep: Deployment, args: argparse.Namespace, result: SettingResult) -> None:
     """Setup through the API and the database, then every concurrency level."""
     conn = await asyncpg.connect(asyncpg_dsn(dep.engines.database_url))
@@ -1067,7 +1186,8 @@ async def measure(dep: Deployment, args: argparse.Namespace, result: SettingResu
         t0 = time.monotonic()
         n, levels = args.requests, args.concurrency
         extra = args.sample if args.sample_mode == "separate" else 0
-        students = await create_students(dep.engines.database_url, (n + extra) * len(levels))
+        steady_n = int(args.steady_rate * args.steady_seconds)
+        students = await create_students(dep.engines.database_url, (n + extra) * len(levels) + steady_n)
         result.setup_s["students_inserted"] = round(time.monotonic() - t0, 2)
         drained = await wait_outbox_empty(conn, args.settle_timeout)
         result.setup_s["students_outbox_drained"] = round(drained, 2) if drained is not None else -1
@@ -1077,6 +1197,9 @@ async def measure(dep: Deployment, args: argparse.Namespace, result: SettingResu
             load, workflow, base = await measure_level(dep, conn, course_id, mine[:n], mine[n:], concurrency, args)
             result.loads += [load, base]
             result.workflows.append(workflow)
+        if steady_n:
+            mine = students[len(levels) * (n + extra) :]
+            result.steady.append(await steady_run(dep, conn, course_id, mine, args))
     finally:
         await conn.close()
 
@@ -1229,6 +1352,29 @@ def render(results: list[SettingResult], facts: dict[str, Any], args: argparse.N
                 f"{load.per_second:>9.1f} {_fmt(lat.p50_ms):>8} {_fmt(lat.p95_ms):>8} {_fmt(lat.p99_ms):>8} "
                 f"{_fmt(lat.max_ms):>8} {load.elapsed_s:>7.1f}"
             )
+        pairs = {(x.concurrency, x.system): x for x in res.loads}
+        for conc in sorted({x.concurrency for x in res.loads}):
+            sc, base = pairs.get((conc, "smartcourse")), pairs.get((conc, "baseline"))
+            if sc and base and base.per_second:
+                w(
+                    f"P1 c={conc}: POST /enrollments {sc.per_second:.1f}/s = {sc.per_second / base.per_second:.2f}x "
+                    f"the bare INSERT ({base.per_second:.1f}/s); p95 {_fmt(sc.latency.p95_ms)} ms "
+                    f"(baseline {_fmt(base.latency.p95_ms)} ms)"
+                )
+        for st in res.steady:
+            w("")
+            w(
+                f"P2 steady {st.rate:g}/s for {st.seconds:g} s (open loop): {st.ok}/{st.sent} ok "
+                f"(errors {_errors(st.statuses)}), {st.achieved_per_second}/s answered, POST p50 "
+                f"{_fmt(st.post_latency.p50_ms)} / p95 {_fmt(st.post_latency.p95_ms)} ms, {st.late_sends} sent late"
+            )
+            ra = st.request_to_active
+            w(
+                f"   request -> active: p50 {_fmt(ra.p50_ms, 0)} / p95 {_fmt(ra.p95_ms, 0)} / "
+                f"p99 {_fmt(ra.p99_ms, 0)} / max {_fmt(ra.max_ms, 0)} ms over {st.active} enrollments; all active "
+                f"{_fmt(st.all_active_after_last_s)} s after the last request; backlog (admitted, not active) at most "
+                f"{st.backlog_max}"
+            )
         if res.workflows:
             w("")
             w("after the 201 (SmartCourse batch): request -> activated_at in the database, every enrollment of the")
@@ -1376,6 +1522,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--settle-timeout", type=float, default=900, help="longest wait for a batch's workflows / the outbox (900)"
+    )
+    parser.add_argument(
+        "--steady-rate", type=float, default=50, help="P2: enrollments per second of the open-loop run (50)"
+    )
+    parser.add_argument(
+        "--steady-seconds", type=float, default=120, help="P2: how long the open-loop run sends (120; 0 skips it)"
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--keep-data", action="store_true", help="keep the temporary data dir (logs) at the end")

@@ -156,7 +156,7 @@ class Settings(BaseSettings):
 
     # --- launch day (issue #7; docs/architecture.md "Launch day") ---
     # The workflow dispatcher: pending enrollments with a started workflow at most, starts per round, at once.
-    dispatch_max_in_flight: int = Field(default=200, ge=1, alias="SMARTCOURSE_DISPATCH_MAX_IN_FLIGHT")
+    dispatch_max_in_flight: int = Field(default=64, ge=1, alias="SMARTCOURSE_DISPATCH_MAX_IN_FLIGHT")
     dispatch_batch: int = Field(default=100, ge=1, alias="SMARTCOURSE_DISPATCH_BATCH")
     dispatch_concurrency: int = Field(default=16, ge=1, alias="SMARTCOURSE_DISPATCH_CONCURRENCY")
     dispatch_start_timeout_seconds: float = Field(default=10.0, gt=0, alias="SMARTCOURSE_DISPATCH_START_TIMEOUT")
@@ -164,6 +164,8 @@ class Settings(BaseSettings):
     admission_backlog_limit: int = Field(default=50_000, ge=0, alias="SMARTCOURSE_ADMISSION_BACKLOG_LIMIT")
     admission_backlog_check_seconds: float = Field(default=1.0, ge=0, alias="SMARTCOURSE_ADMISSION_BACKLOG_CHECK")
     admission_retry_after_seconds: int = Field(default=5, ge=1, alias="SMARTCOURSE_ADMISSION_RETRY_AFTER")
+    # Admissions to one course holding a database connection at once, per process (the rest wait in memory).
+    admissions_per_course: int = Field(default=4, ge=1, alias="SMARTCOURSE_ADMISSIONS_PER_COURSE")
     # Requests one API process serves at once; more answer 503 `overloaded` at once (0: no limit).
     api_max_in_flight: int = Field(default=256, ge=0, alias="SMARTCOURSE_API_MAX_IN_FLIGHT")
 

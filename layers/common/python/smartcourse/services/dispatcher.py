@@ -68,7 +68,7 @@ BACKOFF = Gauge(
 class DispatchConfig:
     """The dispatcher's knobs (Settings: SMARTCOURSE_DISPATCH_*)."""
 
-    max_in_flight: int = 200
+    max_in_flight: int = 64
     concurrency: int = 16
     batch: int = 100
     start_timeout: float = 10.0

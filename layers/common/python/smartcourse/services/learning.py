@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +30,36 @@ async def _start_certificate(container: Any, enrollment_id: uuid.UUID) -> None:
     )
 
 
+class CourseQueues:
+    """At most `per_course` admissions to one course hold a database connection at once in this process.
+
+    Admissions to a course are serial anyway (its row lock); without this, a launch-day burst on one course
+    parks every pooled connection in that lock's queue, and every other request of the process (reads, the
+    relay's consumers in tests) waits for a connection until the pool times out. Here the burst waits in
+    memory, in arrival order (asyncio.Semaphore is FIFO), holding nothing; the row lock still decides."""
+
+    def __init__(self) -> None:
+        self._queues: dict[tuple[int, uuid.UUID], tuple[asyncio.Semaphore, list[int]]] = {}
+
+    @contextlib.asynccontextmanager
+    async def turn(self, course_id: uuid.UUID, per_course: int) -> AsyncIterator[None]:
+        key = (id(asyncio.get_running_loop()), course_id)
+        entry = self._queues.get(key)
+        if entry is None:
+            entry = self._queues[key] = (asyncio.Semaphore(max(1, per_course)), [0])
+        entry[1][0] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1][0] -= 1
+            if not entry[1][0]:
+                self._queues.pop(key, None)
+
+
+COURSE_QUEUES = CourseQueues()
+
+
 async def enroll(
     *, container: Any, principal: Principal, course_id: uuid.UUID, idempotency_key: str | None
 ) -> tuple[EnrollmentPublic, bool]:
@@ -34,7 +67,10 @@ async def enroll(
     (services/dispatcher.py), never on the request path. Refused with 503 `overloaded` while the backlog of
     admitted-not-active enrollments is at its ceiling."""
     await dispatcher.admission_gate(container)
-    async with container.uow() as uow:
+    async with (
+        COURSE_QUEUES.turn(course_id, container.settings.admissions_per_course),
+        container.uow() as uow,
+    ):
         return await enrollment.enroll(
             uow=uow, principal=principal, course_id=course_id, idempotency_key=idempotency_key
         )
