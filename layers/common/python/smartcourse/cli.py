@@ -165,23 +165,30 @@ def cmd_trace(args: argparse.Namespace) -> int:
     from smartcourse import telemetry
 
     directory = Path(args.dir) if args.dir else telemetry.span_dir()
+    jaeger = args.jaeger or os.environ.get("JAEGER_QUERY_URL")
     try:
-        spans = telemetry.read_spans(args.trace_id, directory)
+        spans = {s["span_id"]: s for s in telemetry.read_spans(args.trace_id, directory)}
+        if jaeger:
+            spans.update({s["span_id"]: s for s in telemetry.fetch_jaeger_spans(args.trace_id, jaeger)})
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"error: Jaeger at {jaeger} did not answer: {exc}", file=sys.stderr)
+        return 2
     if not spans:
+        where = f"{directory}" + (f" nor in Jaeger at {jaeger}" if jaeger else "")
         print(
-            f"no spans of trace {args.trace_id} in {directory} (spans reach the files about a second after they "
-            "end; with OTEL_EXPORTER_OTLP_ENDPOINT set they go to the collector, e.g. Jaeger, instead)",
+            f"no spans of trace {args.trace_id} in {where} (spans reach the files about a second after they end; "
+            "with OTEL_EXPORTER_OTLP_ENDPOINT set they go to the collector: pass --jaeger URL)",
             file=sys.stderr,
         )
         return 1
     if args.json:
-        for span in sorted(spans, key=lambda s: float(s.get("start") or 0)):
+        for span in sorted(spans.values(), key=lambda s: float(s.get("start") or 0)):
             print(json.dumps(span))
     else:
-        print(telemetry.format_trace(spans))
+        print(telemetry.format_trace(list(spans.values())))
     return 0
 
 
@@ -366,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     trc.add_argument("trace_id", help="32 hex digits, or a traceparent value")
     trc.add_argument("--dir", help="span files directory (default: $SMARTCOURSE_DATA_DIR/traces)")
     trc.add_argument("--json", action="store_true", help="print the spans as JSON lines instead")
+    trc.add_argument("--jaeger", help="also read a Jaeger query API, e.g. http://127.0.0.1:16686 ($JAEGER_QUERY_URL)")
     trc.set_defaults(fn=cmd_trace)
     smp = sub.add_parser("samples", help="write an API Gateway sample event per HTTP function")
     smp.add_argument("--directory", default="events/samples")

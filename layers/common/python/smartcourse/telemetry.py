@@ -28,7 +28,10 @@ import contextlib
 import json
 import logging
 import os
+import re
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -60,6 +63,8 @@ SPAN_FILE_RETENTION_DAYS = float(os.environ.get("SMARTCOURSE_TRACE_RETENTION_DAY
 _SQL_VERBS = frozenset(
     {"SELECT", "INSERT", "UPDATE", "DELETE", "BEGIN", "COMMIT", "ROLLBACK", "WITH", "SHOW", "SET", "LOCK", "connect"}
 )
+
+_SQL_TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE|JOIN)\s+\"?([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)
 
 _configured_pid: int | None = None
 _process_name = "unknown"
@@ -415,6 +420,58 @@ def normalize_trace_id(value: str) -> str:
     return text
 
 
+def fetch_jaeger_spans(trace_id: str, query_url: str, *, timeout: float = 5.0) -> list[dict[str, Any]]:
+    """The spans of `trace_id` from a Jaeger query API (`/api/traces/<id>`), as span-file records."""
+    url = f"{query_url.rstrip('/')}/api/traces/{normalize_trace_id(trace_id)}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            body = json.load(resp)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 404:
+            return []
+        raise
+    out: list[dict[str, Any]] = []
+    for found in body.get("data") or []:
+        processes = found.get("processes") or {}
+        for span in found.get("spans") or []:
+            tags = {t["key"]: t.get("value") for t in span.get("tags") or []}
+            proc = processes.get(span.get("processID")) or {}
+            ptags = {t["key"]: t.get("value") for t in proc.get("tags") or []}
+            parent = next(
+                (r.get("spanID") for r in span.get("references") or [] if r.get("refType") == "CHILD_OF"), None
+            )
+            code = str(tags.get("otel.status_code") or "")
+            record: dict[str, Any] = {
+                "trace_id": span.get("traceID"),
+                "span_id": span.get("spanID"),
+                "parent_id": parent,
+                "name": span.get("operationName"),
+                "kind": str(tags.get("span.kind") or "internal").upper(),
+                "process": ptags.get("smartcourse.process") or proc.get("serviceName"),
+                "service": proc.get("serviceName"),
+                "pid": ptags.get("process.pid"),
+                "start": float(span.get("startTime") or 0) / 1e6,
+                "duration_ms": float(span.get("duration") or 0) / 1000,
+                "status": "ERROR" if code == "ERROR" or tags.get("error") is True else (code or "UNSET"),
+                "attributes": {k: v for k, v in tags.items() if not k.startswith("otel.") and k != "span.kind"},
+            }
+            if tags.get("otel.status_description"):
+                record["status_message"] = tags["otel.status_description"]
+            out.append(record)
+    return out
+
+
+def _label(span: dict[str, Any]) -> str:
+    """A span's name, and for a SQL statement the table it touches (`SELECT enrollments`)."""
+    name = str(span.get("name"))
+    statement = (span.get("attributes") or {}).get("db.statement")
+    if isinstance(statement, str):
+        match = _SQL_TABLE.search(statement)
+        if match and match.group(1).lower() not in name.lower():
+            name = f"{name} {match.group(1)}"
+    return name
+
+
 def format_trace(spans: list[dict[str, Any]]) -> str:
     """The spans of one trace as an indented tree: process, span name, duration, status."""
     if not spans:
@@ -433,12 +490,12 @@ def format_trace(spans: list[dict[str, Any]]) -> str:
         f"trace {spans[0]['trace_id']}: {len(spans)} spans in {len(processes)} processes "
         f"({', '.join(processes)}), {1000 * (max(ends) - min(starts)):.1f} ms"
     )
-    width = max(len(p) for p in processes)
+    width = max(len("PROCESS"), *(len(p) for p in processes))
     lines = [head, f"{'PROCESS':<{width}}  {'SPAN':<64} {'DURATION':>11}  STATUS"]
 
     def walk(span: dict[str, Any], depth: int) -> None:
-        name = ("  " * depth + str(span.get("name")))[:64]
-        status = str(span.get("status", "UNSET"))
+        name = ("  " * depth + _label(span))[:64]
+        status = "ERROR" if span.get("status") == "ERROR" else "ok"
         if span.get("status_message"):
             status += f": {span['status_message']}"
         duration = f"{float(span.get('duration_ms') or 0):.1f} ms"
