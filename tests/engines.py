@@ -39,6 +39,7 @@ ENGINES = {
     "mongo": Engine("mongo", "STACK_MONGO_PORT", 27017, "mongodb://127.0.0.1:{port}"),
     "s3": Engine("s3", "STACK_S3_PORT", 9000, "http://127.0.0.1:{port}"),
     "smtp": Engine("smtp", "STACK_SMTP_PORT", 1025, "127.0.0.1:{port}"),
+    "jaeger": Engine("jaeger", "STACK_JAEGER_PORT", 16686, "http://127.0.0.1:{port}"),  # its query API
     "prometheus": Engine("prometheus", "STACK_PROMETHEUS_PORT", 9090, "http://127.0.0.1:{port}"),
 }
 

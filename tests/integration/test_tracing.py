@@ -296,3 +296,52 @@ async def test_the_kafka_header_carries_the_trace_from_the_relay_to_the_consumer
 
 async def _seen(seen: dict[str, str | None], event_id: str) -> bool:
     return event_id in seen
+
+
+PROBE = """
+from smartcourse import telemetry
+telemetry.configure_telemetry("probe")
+with telemetry.tracer().start_as_current_span("POST /probe") as request:
+    with telemetry.continue_from(telemetry.current_carrier(), "outbox publish probe.sent"):
+        pass
+    print(telemetry.current_trace_id())
+assert telemetry.force_flush()
+"""
+
+
+def test_spans_reach_the_stacks_jaeger_over_otlp(tmp_path: Path) -> None:
+    """With OTEL_EXPORTER_OTLP_ENDPOINT set (as `scripts/stack env` prints it), a process exports to Jaeger, and
+    `smartcourse trace --jaeger` prints the trace from there."""
+    import subprocess
+    import sys
+    import time
+
+    query = require_engine("jaeger")
+    env = {
+        **os.environ,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{os.environ.get('STACK_JAEGER_OTLP_PORT', '4318')}",
+        "SMARTCOURSE_TRACE_DIR": str(tmp_path),
+    }
+    env.pop("OTEL_TRACES_EXPORTER", None)
+    out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    trace_id = out.stdout.strip().splitlines()[-1]
+    assert not list(tmp_path.iterdir())  # OTLP chosen: no span file
+
+    deadline = time.monotonic() + 20
+    while len(spans := telemetry.fetch_jaeger_spans(trace_id, query)) < 2:
+        assert time.monotonic() < deadline, f"trace {trace_id} not in Jaeger: {spans}"
+        time.sleep(0.5)
+    by_name = {s["name"]: s for s in spans}
+    assert by_name["outbox publish probe.sent"]["parent_id"] == by_name["POST /probe"]["span_id"]
+    assert {s["service"] for s in spans} == {"smartcourse-probe"} and {s["process"] for s in spans} == {"probe"}
+
+    cli = subprocess.run(
+        [sys.executable, "-m", "smartcourse.cli", "trace", trace_id, "--jaeger", query, "--dir", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert "POST /probe" in cli.stdout and "  outbox publish probe.sent" in cli.stdout
