@@ -89,7 +89,7 @@ class ChaosConfig:
     postgres_restarts: int = 1
     chaos_seconds: float = 30.0  # kills and restarts are spread over this window, from the burst's start
     restart_delay: tuple[float, float] = (0.3, 1.5)  # a killed process is started again after this long
-    settle_timeout: float = 600.0
+    settle_timeout: float = 600.0  # each phase (the burst, the drops, settling) may take this long
     quiet_seconds: float = 3.0  # once settled, wait this long and count again (a late duplicate would show)
     request_timeout: float = 30.0
     seed: int | None = None
@@ -1056,7 +1056,7 @@ async def run_chaos(cfg: ChaosConfig, data_dir: Path) -> Report:
             report.timings["admission phase (first request to last answer)"] = t_burst
             report.counts["admission rate (answers/s)"] = round(len(world.requests) / t_burst, 1) if t_burst else None
             cfg.log(f"burst answered in {t_burst:.1f}s ({len(world.requests) / max(t_burst, 1e-9):.0f}/s)")
-        dropped = await drop_some(world, cfg, rng, deadline)
+        dropped = await drop_some(world, cfg, rng, time.monotonic() + cfg.settle_timeout)
         await chaos
         expect = min(cfg.students, cfg.capacity + len(dropped))
         settled = await settle(world, cfg, sup, t0, expect)
