@@ -183,13 +183,19 @@ async def test_every_dashboard_panel_has_data_after_a_scenario(database: str, tm
     run.start()
     try:
         targets_file.write_text(json.dumps(run.targets()))
+        started, phases = time.monotonic(), {}
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{run.api_port}", timeout=30) as api:
             await _wait_until_up(run)
+            phases["processes up"] = time.monotonic() - started
             asked = await _scenario(run, api)
+            phases["scenario done"] = time.monotonic() - started
             async with httpx.AsyncClient(base_url=prometheus, timeout=10) as prom:
                 missing = await _panels_without_data(prom, run)
+            phases["every panel has data"] = time.monotonic() - started
             answer = await asked
+            phases["the assistant answered"] = time.monotonic() - started
             assert answer.json().get("code") or answer.status_code == 200, answer.text  # an error, but a clear one
+        print("seconds since the processes started:", {k: round(v, 1) for k, v in phases.items()})
         assert not missing, "panels without data:\n" + "\n".join(missing)
     finally:
         targets_file.unlink(missing_ok=True)

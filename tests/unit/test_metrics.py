@@ -222,7 +222,7 @@ def test_promtool_accepts_the_stack_and_compose_configs(tmp_path: Path) -> None:
     engine.dir = tmp_path
     stack_config = engine.write_config()
     targets = json.loads((tmp_path / "targets" / "smartcourse.json").read_text())
-    assert {group["labels"]["process"] for group in targets} == {"api", *metrics.DEFAULT_PORTS} - {"dispatcher"}
+    assert {group["labels"]["process"] for group in targets} == {"api", *metrics.DEFAULT_PORTS}
     compose = tmp_path / "compose"
     compose.mkdir()
     # The compose file names its rules by their path inside the container: check it beside a copy of them.

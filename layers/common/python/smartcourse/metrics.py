@@ -52,7 +52,7 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 #: The port each process kind serves /metrics on unless SMARTCOURSE_METRICS_PORT_<KIND> says otherwise.
 #: The API has none: it serves /metrics on its own HTTP port.
-DEFAULT_PORTS = {"worker": 9101, "relay": 9102, "consumers": 9103, "celery": 9104, "dispatcher": 9105}
+DEFAULT_PORTS = {"worker": 9101, "relay": 9102, "consumers": 9103, "celery": 9104}
 KINDS = ("api", *DEFAULT_PORTS)
 
 # Latency buckets: requests and assistant calls (seconds), long-running work (publishing can take minutes).
