@@ -115,6 +115,7 @@ async def test_worker_killed_mid_enrollment_resumes_with_effects_once(
             task_queue=queue,
             task_timeout=timedelta(seconds=3),  # the dead worker's workflow task is given up after this (10 s default)
         ),
+        reach_timeout=120,  # a worker subprocess takes long to import on a busy machine
     )
     assert [s["status"] for s in result["steps"]] == ["completed"] * 4
     eid = e.id
@@ -147,10 +148,13 @@ async def test_worker_killed_mid_enrollment_resumes_with_effects_once(
     assert progress == result["steps"][0]["detail"]["lessons"] > 0  # one set of progress rows
     # ... and one welcome e-mail, though the set-up (and with it the enqueue) ran twice.
     nid = welcomes[0].id
-    for _ in range(300):
+    status = None
+    for _ in range(600):
         async with container.uow() as uow:
-            if await uow.session.scalar(select(Notification.email_status).where(Notification.id == nid)) == "sent":
-                break
+            status = await uow.session.scalar(select(Notification.email_status).where(Notification.id == nid))
+        if status == "sent":
+            break
         await asyncio.sleep(0.1)
+    assert status == "sent"
     await asyncio.sleep(1)  # a second send, if there were one, would land meanwhile
     assert len([m for m in read_mail(settings.mail_dir) if str(nid) in str(m["Message-ID"])]) == 1
