@@ -191,6 +191,7 @@ async def test_every_dashboard_panel_has_data_after_a_scenario(database: str, tm
             phases["scenario done"] = time.monotonic() - started
             async with httpx.AsyncClient(base_url=prometheus, timeout=10) as prom:
                 missing = await _panels_without_data(prom, run)
+                await _alerts_evaluate_and_dead_letters_fire(prom)
             phases["every panel has data"] = time.monotonic() - started
             answer = await asked
             phases["the assistant answered"] = time.monotonic() - started
@@ -315,3 +316,19 @@ async def _panels_without_data(prom: httpx.AsyncClient, run: Run) -> list[str]:
     except AssertionError:
         pass
     return [f"{board} / {title}: {expr}" for (board, title, _), expr in sorted(pending.items())]
+
+
+async def _alerts_evaluate_and_dead_letters_fire(prom: httpx.AsyncClient) -> None:
+    """Every rule of ops/prometheus/alerts.yml evaluates without error; this run's dead letters fire their alert."""
+    firing: set[str] = set()
+
+    async def dead_letters_alert() -> bool:
+        groups = (await prom.get("/api/v1/rules")).json()["data"]["groups"]
+        rules = [rule for group in groups for rule in group["rules"]]
+        assert len(rules) >= 14, [r["name"] for r in rules]
+        broken = [(r["name"], r.get("lastError")) for r in rules if r.get("health") == "err"]
+        assert not broken, broken
+        firing.update(r["name"] for r in rules if r.get("state") == "firing")
+        return "SmartCourseDeadLetters" in firing
+
+    await wait_for(dead_letters_alert, timeout=30, what="SmartCourseDeadLetters to fire")
