@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 
 #: The activity that ends each workflow whose runs the API does not record itself.
 LAST_STEPS = {names.ENROLLMENT_STEPS[-1][1], f"certificate.{names.CERTIFICATE_STEPS[-1]}"}
+#: Last steps settled even on a first attempt: an earlier step of their run may have failed. (EnrollmentWorkflow
+#: is one activity: a failure of it shows as a later attempt, so its successes cost no write on the happy path.)
+SETTLE_ALWAYS = {f"certificate.{names.CERTIFICATE_STEPS[-1]}"}
 
 
 def gives_up(exc: BaseException, info: activity.Info) -> bool:
@@ -57,7 +60,7 @@ class _Inbound(ActivityInboundInterceptor):
             raise
         info = activity.info()
         last = info.activity_type in LAST_STEPS
-        if info.attempt > 1 or last:
+        if info.attempt > 1 or info.activity_type in SETTLE_ALWAYS:
             try:
                 await operations.record_workflow_progress(
                     self._sessionmaker, workflow_id=info.workflow_id or "", last_step=last

@@ -151,6 +151,7 @@ async def history(history_db: async_sessionmaker[AsyncSession]) -> dict[str, uui
     teacher = h.user("instructor", "Teacher")
     s1, s2, s3 = h.user("student", "S1"), h.user("student", "S2"), h.user("student", "S3")
     h.user("student", "S4")  # registered, never enrolled
+    h.user("instructor", "Idle")  # registered, no live course
     a, b, c = h.course(teacher, "Alpha"), h.course(teacher, "Beta"), h.course(teacher, "Gamma")
     # Mon 5 Jan .. Wed 7 Jan: 50 hours to complete; one lesson on the way.
     h.enroll(s1, a, "2026-01-05T10:00:00", completed="2026-01-07T12:00:00", lessons=("2026-01-06T08:00:00",))
@@ -246,7 +247,8 @@ async def test_dashboard_figures_from_counters_and_from_the_tables(
         # S1 (an active enrollment, lessons on 20 Feb) and S3 (pending and active); S2 only dropped, long ago.
         "total_students": 2,
         "registered_students": 4,
-        "total_instructors": 1,
+        "total_instructors": 1,  # instructors with a live course
+        "registered_instructors": 2,
         "total_courses_published": 3,
         "completion_rate": 33.33,
         "avg_time_to_complete_hours": 26.0,

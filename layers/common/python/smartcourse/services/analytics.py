@@ -61,11 +61,14 @@ async def _user_registered(session: AsyncSession, env: dict[str, Any]) -> None:
 async def _course_published(session: AsyncSession, env: dict[str, Any]) -> None:
     if int(env["data"]["version"]) == 1:  # a re-publish does not add a course
         await _bump(session, "courses_published")
+        await _bump(session, "instructor_live_courses", env["data"]["instructor_id"])
 
 
 async def _course_archived(session: AsyncSession, env: dict[str, Any]) -> None:
     if env["data"].get("was_live"):
         await _bump(session, "courses_published", by=-1)
+        if env["data"].get("instructor_id"):
+            await _bump(session, "instructor_live_courses", env["data"]["instructor_id"], by=-1)
 
 
 async def _admitted(session: AsyncSession, env: dict[str, Any]) -> None:
@@ -169,6 +172,7 @@ def _metrics(
     per_student: dict[str, float],
     today: date,
     active_students: float = 0,
+    active_instructors: float = 0,
     per_course_engagement: dict[str, float] | None = None,
     titles: dict[str, str] | None = None,
 ) -> dict[str, Any]:
@@ -178,7 +182,8 @@ def _metrics(
     return {
         "total_students": int(active_students),
         "registered_students": int(students),
-        "total_instructors": int(instructors),
+        "total_instructors": int(active_instructors),
+        "registered_instructors": int(instructors),
         "total_courses_published": int(published),
         "new_enrollments": {
             name: int(sum(n for d, n in per_day.items() if start.isoformat() <= d <= today.isoformat()))
@@ -269,6 +274,7 @@ async def dashboard(*, uow: UnitOfWork, principal: Principal, today: date | None
         active_students=_active_from_counters(
             buckets.get("student_current_enrollments", {}), buckets.get("student_active_days", {}), today
         ),
+        active_instructors=sum(1 for n in buckets.get("instructor_live_courses", {}).values() if n > 0),
         per_course_engagement=engagement,
         titles=await _titles(uow, top),
     )
@@ -300,6 +306,12 @@ def ai_usage(by_kind_outcome: dict[str, float]) -> dict[str, Any]:
         "failed": n(None, "error"),
         "cancelled": n(None, "cancelled"),
         "generated": {kind: n(kind, "generated") for kind in AI_GENERATION_KINDS},
+        # The type of assistance: contextual (a student's question answered from the course) or generated
+        # (an instructor's summary, objectives, quiz or explanation).
+        "by_type": {
+            "contextual": n("ask", None),
+            "generated": sum(n(kind, None) for kind in AI_GENERATION_KINDS),
+        },
     }
 
 
@@ -365,9 +377,9 @@ async def from_source(*, uow: UnitOfWork, today: date | None = None) -> dict[str
     today = today or datetime.now(UTC).date()
     # Registered users (the counter counts user.registered): disabling an account does not unregister it.
     users = dict((await s.execute(select(User.role, func.count()).group_by(User.role))).all())
-    published = await s.scalar(
-        select(func.count()).select_from(Course).where(Course.content_version > 0, Course.status != "archived")
-    )
+    live_course = and_(Course.content_version > 0, Course.status != "archived")
+    published = await s.scalar(select(func.count()).select_from(Course).where(live_course))
+    teaching = await s.scalar(select(func.count(func.distinct(Course.instructor_id))).where(live_course))
     admitted = Enrollment.admitted_at.is_not(None)
     per_day = await _source_per_day(uow, Enrollment.admitted_at, admitted)
     n_admitted = await s.scalar(select(func.count()).select_from(Enrollment).where(admitted)) or 0
@@ -415,6 +427,7 @@ async def from_source(*, uow: UnitOfWork, today: date | None = None) -> dict[str
         per_student=per_student,
         today=today,
         active_students=await _source_activity(uow, today),
+        active_instructors=teaching or 0,
         per_course_engagement=engagement,
         titles=await _titles(uow, _top_ids(per_course, engagement)),
     )

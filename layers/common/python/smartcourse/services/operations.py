@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from opentelemetry import trace
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -282,11 +282,10 @@ async def list_workflows(
             raise Invalid(f"kind must be one of {', '.join(sorted(KINDS.values()))}", code="invalid_kind")
         query = query.where(WorkflowRun.kind == kind)
     if subject:
-        course = subject.removeprefix("course:")
-        course_id = _uuid(course) if subject.startswith("course:") else None
-        query = query.where(
-            or_(WorkflowRun.subject == subject, and_(course_id is not None, WorkflowRun.course_id == course_id))
-        )
+        # Runs recorded before subjects existed are found by their course.
+        course_id = _uuid(subject.removeprefix("course:")) if subject.startswith("course:") else None
+        by_subject = WorkflowRun.subject == subject
+        query = query.where(or_(by_subject, WorkflowRun.course_id == course_id) if course_id else by_subject)
     changed = func.coalesce(WorkflowRun.updated_at, WorkflowRun.finished_at, WorkflowRun.created_at)
     if since is not None:
         query = query.where(changed >= since)
@@ -479,7 +478,7 @@ async def list_tasks(
 async def failure_counts(session: AsyncSession) -> dict[str, int]:
     """Real failures, for the dashboard: failed and retrying workflow runs, unreplayed dead letters by source
     (event consumers vs Celery tasks) and failed tasks."""
-    runs = dict(
+    runs: dict[str, int] = dict(
         (
             await session.execute(
                 select(WorkflowRun.status, func.count())

@@ -65,6 +65,9 @@ union all
 select 'student_current_enrollments', student_id::text, count(*)
   from enrollments where admitted_at is not null and status in ('pending', 'active') group by 2
 union all
+select 'instructor_live_courses', instructor_id::text, count(*)
+  from courses where content_version > 0 and status <> 'archived' group by 2
+union all
 select 'course_engagement', e.course_id::text, count(*)
   from lesson_progress p join enrollments e on e.id = p.enrollment_id where p.status = 'completed' group by 2
 union all
@@ -85,7 +88,7 @@ on conflict (metric, bucket) do nothing
 def downgrade() -> None:
     op.execute(
         "delete from analytics_counters where metric in ('completions', 'timed_completions', 'completion_seconds',"
-        " 'student_current_enrollments', 'course_engagement', 'student_active_days')"
+        " 'student_current_enrollments', 'course_engagement', 'student_active_days', 'instructor_live_courses')"
     )
     op.drop_index("ix_task_runs_status_updated", table_name="task_runs")
     op.drop_table("task_runs")
