@@ -297,3 +297,42 @@ async def test_failing_email_shows_in_tasks_and_dead_letters(api: Api, container
                 queue_decl(conn.default_channel).delete()
             except Exception:
                 pass
+
+
+async def test_failures_keep_the_trace_they_happened_in(container: Any) -> None:
+    """Under a recording span the dead letter and the task outcome carry its trace id; outside any span, ""."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from sqlalchemy import delete
+
+    from smartcourse.event_consumer import dead_letter
+    from smartcourse.models import DeadLetter, TaskRun
+    from smartcourse.services import operations
+
+    tracer = TracerProvider().get_tracer("tests")  # a provider of its own: the global one is left alone
+    event_id, task_id = uuid.uuid4(), f"test-{uuid.uuid4()}"
+    assert operations.current_trace_id() == ""
+    with tracer.start_as_current_span("consume") as span:
+        expected = format(span.get_span_context().trace_id, "032x")
+        assert operations.current_trace_id() == expected
+        await dead_letter(
+            container.sessionmaker, "trace-test", "t", {"event_id": str(event_id), "event_type": "x"}, "boom"
+        )
+        async with container.sessionmaker() as session, session.begin():
+            await operations.record_task_outcome(
+                session, task_id=task_id, task="t", status="retrying", retries=1, args={}, error="e", trace_id=expected
+            )
+    async with container.sessionmaker() as session, session.begin():
+        # A later outcome without a trace keeps the one the failure had.
+        await operations.record_task_outcome(
+            session, task_id=task_id, task="t", status="failed", retries=2, args={}, error=None, trace_id=""
+        )
+    try:
+        async with container.sessionmaker() as session:
+            letter = await session.scalar(select(DeadLetter).where(DeadLetter.event_id == event_id))
+            run = await session.get(TaskRun, task_id)
+        assert letter is not None and letter.trace_id == expected
+        assert run is not None and (run.status, run.retries, run.trace_id, run.error) == ("failed", 2, expected, "e")
+    finally:
+        async with container.sessionmaker() as session, session.begin():
+            await session.execute(delete(DeadLetter).where(DeadLetter.event_id == event_id))
+            await session.execute(delete(TaskRun).where(TaskRun.task_id == task_id))
