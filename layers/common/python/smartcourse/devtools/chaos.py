@@ -782,18 +782,25 @@ async def check(world: World, cfg: ChaosConfig, dropped: set[str], report: Repor
     if redelivered > allowed:
         v.append(f"{redelivered} welcome e-mails delivered again with the same Message-ID (allowed: {allowed})")
 
-    # Order: decided under the course's row lock, so creation time is the order of decision.
-    order = sorted(rows, key=lambda r: (r.created_at, r.id))
+    # Order. The decision (seat or waitlist) is taken under the course's row lock, and the enrollment's first history
+    # row is written there, so its serial id is the order of decision whatever timestamps the code stores.
+    decided = await per_enrollment(
+        """SELECT h.enrollment_id AS eid, min(h.id) AS n FROM enrollment_history h JOIN enrollments e
+           ON e.id = h.enrollment_id WHERE e.course_id = $1 GROUP BY 1"""
+    )
+    order = sorted(rows, key=lambda r: (decided.get(r.id, 0), r.id))
     first_sent: dict[str, float] = {}
     answered: dict[str, float] = {}
     for q in answered_ok:
         if q.enrollment_id and q.first_sent is not None and q.answered is not None:
             first_sent[q.enrollment_id], answered[q.enrollment_id] = q.first_sent, q.answered
-    v += realtime_order_violations([r.id for r in order], first_sent, answered)
+    v += [f"decisions: {x}" for x in realtime_order_violations([r.id for r in order], first_sent, answered)]
     direct = [r for r in admitted if r.waitlisted_at is None]
     ever_waitlisted = sorted((r for r in rows if r.waitlisted_at is not None), key=lambda r: (r.waitlisted_at, r.id))
-    if direct and ever_waitlisted and max(r.created_at for r in direct) > min(r.created_at for r in ever_waitlisted):
-        v.append("a student was admitted directly after another had been waitlisted")
+    if direct and ever_waitlisted and max(decided[r.id] for r in direct) > min(decided[r.id] for r in ever_waitlisted):
+        v.append("a student was given a seat after another had been waitlisted (order of decision)")
+    # The waitlist's own order (waitlisted_at, id: what promotion follows) must respect real time too.
+    v += [f"waitlist: {x}" for x in realtime_order_violations([r.id for r in ever_waitlisted], first_sent, answered)]
     v += promotion_violations(ever_waitlisted)
 
     # The pipeline drained, nothing parked, analytics agree with the source.
