@@ -1,0 +1,136 @@
+"""Catalogue and course reads come from the cache (in process, keyed by the Redis generation; then Redis), with
+ETags, and a publish, an update or an archive is visible on the very next read (issue #7 item 4, P7)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import update
+
+from smartcourse.models import Course
+from smartcourse.services import accounts, catalog_cache
+from tests.conftest import Api
+
+
+async def _behind_the_apis_back(container: Any, course_id: str, **values: Any) -> None:
+    """Change a course row without the API (so without invalidation): a cached read must not see it."""
+    async with container.uow() as uow:
+        await uow.session.execute(update(Course).where(Course.id == uuid.UUID(course_id)).values(**values))
+        await uow.commit()
+
+
+async def test_reads_are_cached_and_changes_through_the_api_show_at_once(
+    api: Api, worker: object, container: Any
+) -> None:
+    owner = await api.user("instructor")
+    category = f"cache-{uuid.uuid4().hex[:8]}"
+    course = await api.published_course(owner, title="Cached course", category=category)
+    cid = course["id"]
+    query = {"category": category}
+
+    first = await api.client.get("/courses", params=query)
+    assert first.status_code == 200, first.text
+    assert [c["title"] for c in first.json()["items"]] == ["Cached course"]
+    assert first.headers["cache-control"] == "no-cache" and first.headers["etag"]
+    outline = await api.client.get(f"/courses/{cid}")
+    assert outline.status_code == 200 and outline.json()["title"] == "Cached course"
+    assert "content" not in outline.json()["modules"][0]["lessons"][0]  # the public outline: no bodies
+    assert "index_status" not in outline.json()  # null fields left out, as the route always did
+
+    # Served from the cache: a change made behind the API's back is not seen ...
+    await _behind_the_apis_back(container, cid, title="Changed behind the API")
+    assert (await api.client.get("/courses", params=query)).json()["items"][0]["title"] == "Cached course"
+    assert (await api.client.get(f"/courses/{cid}")).json()["title"] == "Cached course"
+    # ... and a client holding the current copy gets 304 without a body.
+    again = await api.client.get("/courses", params=query, headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == first.headers["etag"]
+    same = await api.client.get(f"/courses/{cid}", headers={"If-None-Match": outline.headers["etag"]})
+    assert same.status_code == 304
+
+    # An update through the API is visible on the next read, in the list and on the course.
+    r = await api.client.put(f"/courses/{cid}", json={"title": "Renamed course"}, headers=owner["headers"])
+    assert r.status_code == 200, r.text
+    listed = await api.client.get("/courses", params=query, headers={"If-None-Match": first.headers["etag"]})
+    assert listed.status_code == 200 and [c["title"] for c in listed.json()["items"]] == ["Renamed course"]
+    assert listed.headers["etag"] != first.headers["etag"]
+    detail = await api.client.get(f"/courses/{cid}", headers={"If-None-Match": outline.headers["etag"]})
+    assert detail.status_code == 200 and detail.json()["title"] == "Renamed course"
+
+    # A second course published into the category shows at once (the go-live step invalidates).
+    await api.published_course(owner, title="Second course", category=category)
+    titles = {c["title"] for c in (await api.client.get("/courses", params=query)).json()["items"]}
+    assert titles == {"Renamed course", "Second course"}
+
+    # Archived: gone from the catalogue and the outline on the next read.
+    assert (await api.client.delete(f"/courses/{cid}", headers=owner["headers"])).status_code == 200
+    assert (await api.client.get(f"/courses/{cid}")).status_code == 404
+    titles = {c["title"] for c in (await api.client.get("/courses", params=query)).json()["items"]}
+    assert titles == {"Second course"}
+
+
+async def test_another_process_invalidation_reaches_this_processs_memory(
+    api: Api, worker: object, container: Any
+) -> None:
+    """The in-process layer is keyed by the generation read from Redis on every request: a bump made by another
+    process (here: straight in Redis, without touching this process's memory) is seen on the next read."""
+    owner = await api.user("instructor")
+    course = await api.published_course(owner, title="Shared course")
+    cid = course["id"]
+    assert (await api.client.get(f"/courses/{cid}")).json()["title"] == "Shared course"
+    await _behind_the_apis_back(container, cid, title="Renamed elsewhere")
+    assert (await api.client.get(f"/courses/{cid}")).json()["title"] == "Shared course"  # still cached
+    await container.redis().incr(catalog_cache.GENERATION_KEY)  # what invalidate() does in the other process
+    assert (await api.client.get(f"/courses/{cid}")).json()["title"] == "Renamed elsewhere"
+
+
+async def test_views_by_audience_and_the_account_check(api: Api, worker: object, container: Any) -> None:
+    """The outline is public (no account lookup: a disabled account's token gets what no token gets); the lesson
+    bodies an enrolled student reads are given only to a current account, and never marked shareable."""
+    owner = await api.user("instructor")
+    course = await api.published_course(owner, title="Audience course")
+    cid = course["id"]
+    enrolled, outsider = await api.user(), await api.user()
+    r = await api.client.post("/enrollments", json={"course_id": cid}, headers=enrolled["headers"])
+    assert r.status_code in (201, 202), r.text
+
+    student_view = await api.client.get(f"/courses/{cid}", headers=enrolled["headers"])
+    assert student_view.status_code == 200
+    assert student_view.json()["modules"][0]["lessons"][0]["content"]  # the body, for the enrolled student
+    assert student_view.headers["cache-control"] == "private, no-cache"
+    assert student_view.headers["vary"] == "Authorization"
+    outsider_view = await api.client.get(f"/courses/{cid}", headers=outsider["headers"])
+    assert outsider_view.status_code == 200 and "content" not in outsider_view.json()["modules"][0]["lessons"][0]
+    assert outsider_view.headers["cache-control"] == "no-cache"
+    own = await api.client.get(f"/courses/{cid}", headers=owner["headers"])
+    assert own.status_code == 200 and own.json()["index_status"] == "ready"  # the owner's working copy, fresh
+    assert "etag" not in own.headers
+
+    for user in (enrolled, outsider):
+        async with container.uow() as uow:
+            await accounts.set_active(uow=uow, user_id=uuid.UUID(user["id"]), active=False)
+    try:
+        assert (await api.client.get(f"/courses/{cid}", headers=enrolled["headers"])).status_code == 401
+        public = await api.client.get(f"/courses/{cid}", headers=outsider["headers"])
+        assert public.status_code == 200 and public.json() == outsider_view.json()
+        assert (await api.client.get("/courses", headers=outsider["headers"])).status_code == 200
+        assert (await api.client.get("/auth/me", headers=outsider["headers"])).status_code == 401
+        bad = {"Authorization": "Bearer not-a-token"}
+        assert (await api.client.get(f"/courses/{cid}", headers=bad)).status_code == 401  # the signature still counts
+        assert (await api.client.get("/courses", headers=bad)).status_code == 401
+    finally:
+        for user in (enrolled, outsider):
+            async with container.uow() as uow:
+                await accounts.set_active(uow=uow, user_id=uuid.UUID(user["id"]), active=True)
+
+
+async def test_a_draft_stays_private_and_instructors_see_their_own(api: Api, container: Any) -> None:
+    owner, other = await api.user("instructor"), await api.user("instructor")
+    draft = await api.course(owner, title="Private draft", category=f"draft-{uuid.uuid4().hex[:8]}")
+    query = {"category": draft["category"]}
+    assert (await api.client.get(f"/courses/{draft['id']}")).status_code == 404
+    assert (await api.client.get(f"/courses/{draft['id']}", headers=other["headers"])).status_code == 404
+    assert (await api.client.get("/courses", params=query)).json()["items"] == []
+    mine = await api.client.get("/courses", params={**query, "mine": "true"}, headers=owner["headers"])
+    assert [c["title"] for c in mine.json()["items"]] == ["Private draft"]
+    assert (await api.client.get("/courses", params=query, headers=other["headers"])).json()["items"] == []
