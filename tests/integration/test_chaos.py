@@ -39,6 +39,7 @@ async def test_a_burst_under_kills_and_a_postgres_restart_loses_nothing_and_repe
     from smartcourse.devtools.chaos import run_chaos
 
     report = await run_chaos(cfg, tmp_path / "chaos")
+    print(report.render())  # the counts and the kill log, with -s
     assert report.kills >= 10, report.render()
     assert {e.target for e in report.events if e.kind == "SIGKILL"} >= {"api", "worker", "celery"}, report.render()
     assert report.postgres_restarts == 1, report.render()
