@@ -134,3 +134,24 @@ async def test_a_draft_stays_private_and_instructors_see_their_own(api: Api, con
     mine = await api.client.get("/courses", params={**query, "mine": "true"}, headers=owner["headers"])
     assert [c["title"] for c in mine.json()["items"]] == ["Private draft"]
     assert (await api.client.get("/courses", params=query, headers=other["headers"])).json()["items"] == []
+
+
+async def test_redis_down_reads_go_to_the_database(api: Api, worker: object, container: Any, settings: Any) -> None:
+    """No Redis: the cache is a pass-through (the answer comes from the database, still with its ETag)."""
+    from smartcourse.bootstrap import build_container, set_container
+    from smartcourse.engines import free_port
+
+    owner = await api.user("instructor")
+    course = await api.published_course(owner, title="Without Redis", category=f"nored-{uuid.uuid4().hex[:8]}")
+    cut_off = build_container(settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"}))
+    set_container(cut_off)
+    try:
+        listed = await api.client.get("/courses", params={"category": course["category"]})
+        assert listed.status_code == 200 and [c["title"] for c in listed.json()["items"]] == ["Without Redis"]
+        detail = await api.client.get(f"/courses/{course['id']}")
+        assert detail.status_code == 200 and detail.json()["title"] == "Without Redis" and detail.headers["etag"]
+        await _behind_the_apis_back(container, course["id"], title="Seen at once")
+        assert (await api.client.get(f"/courses/{course['id']}")).json()["title"] == "Seen at once"  # nothing kept
+    finally:
+        set_container(container)
+        await cut_off.aclose()
