@@ -16,11 +16,14 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import APIRouter
-from sqlalchemy import func, select, text, update
+from sqlalchemy import event, func, select, text, update
 
 from smartcourse.api.app import create_app
+from smartcourse.bootstrap import build_container
 from smartcourse.models import Enrollment, EnrollmentHistory, OutboxEvent
+from smartcourse.security import Principal
 from smartcourse.services import dispatcher
+from smartcourse.services import enrollment as service
 from smartcourse.services.dispatcher import DispatchConfig, dispatch_once
 from tests.conftest import Api
 
@@ -324,3 +327,33 @@ async def test_health_shows_the_admitted_not_active_backlog(
         assert backlog["max_in_flight"] == container.settings.dispatch_max_in_flight
     finally:
         await _drop_rows(container, [waiting["id"]])
+
+
+async def test_the_admission_takes_three_statements(api: Api, worker: object, container: Any) -> None:
+    """The existing/idempotent lookup, the course's facts with attempt and prerequisites, then one statement that
+    locks the course and writes seat + enrollment + history + outbox event: no call to the workflow engine."""
+    course_id = uuid.UUID(await _published(api))
+    student = await api.user()
+    principal = Principal(user_id=uuid.UUID(student["id"]), role="student")
+    statements: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(" ".join(statement.split())[:140])
+
+    own = build_container(container.settings)  # an engine of its own: only this admission's statements on it
+    event.listen(own.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        async with own.uow() as uow:
+            result, created = await service.enroll(
+                uow=uow, principal=principal, course_id=course_id, idempotency_key="three-statements"
+            )
+    finally:
+        event.remove(own.engine.sync_engine, "before_cursor_execute", count)
+        await own.aclose()
+    assert created and result.status == "pending"
+    assert [s.split()[0].upper() for s in statements] == ["SELECT", "SELECT", "WITH"], statements
+    async with container.sessionmaker() as session:
+        history = await session.scalar(
+            select(func.count()).select_from(EnrollmentHistory).where(EnrollmentHistory.enrollment_id == result.id)
+        )
+    assert history == 1

@@ -39,6 +39,21 @@ def make_engine(
     return engine
 
 
+def outbox_values(event: DomainEvent) -> dict[str, Any]:
+    """The outbox row of an event (checked against its schema), for `emit` or a statement that writes it itself."""
+    envelope = event.envelope()
+    validate_event(event.type, event.version, envelope)
+    return {
+        "id": event.id,
+        "topic": event.topic,
+        "event_type": event.type,
+        "schema_version": event.version,
+        "aggregate_id": event.aggregate_id,
+        "payload": envelope,
+        "trace_context": telemetry.current_carrier(),  # the relay/dispatcher continues this trace
+    }
+
+
 class UnitOfWork:
     """One transaction: the service's changes plus the outbox rows of the events it emitted."""
 
@@ -63,18 +78,7 @@ class UnitOfWork:
 
     def emit(self, event: DomainEvent) -> uuid.UUID:
         """Stage an event; it is written to the outbox in this transaction (checked against its schema)."""
-        envelope = event.envelope()
-        validate_event(event.type, event.version, envelope)
-        row = OutboxEvent(
-            id=event.id,
-            topic=event.topic,
-            event_type=event.type,
-            schema_version=event.version,
-            aggregate_id=event.aggregate_id,
-            payload=envelope,
-            trace_context=telemetry.current_carrier(),  # the relay/dispatcher continues this trace
-        )
-        self.session.add(row)
+        self.session.add(OutboxEvent(**outbox_values(event)))
         self.emitted.append(event)
         return event.id
 

@@ -101,9 +101,9 @@ async def _existing(uow: UnitOfWork, student_id: uuid.UUID, course_id: uuid.UUID
     return next((r for r in rows if r.course_id == course_id and r.status != "dropped"), None)
 
 
-def _locked_course(course_id: uuid.UUID, student_id: uuid.UUID) -> Any:
-    """The course's admission facts under its row lock, with the student's last attempt at it and the course's
-    prerequisites (all of them, and those the student completed): one statement instead of four."""
+def _course_facts(course_id: uuid.UUID, student_id: uuid.UUID) -> Any:
+    """Whether the course is live, the student's last attempt at it and its prerequisites (all of them, and those
+    the student completed): one statement instead of four. No lock: only the seat needs one (see `_admission`)."""
     last_attempt = (
         select(func.coalesce(func.max(Enrollment.attempt), 0))
         .where(Enrollment.student_id == student_id, Enrollment.course_id == course_id)
@@ -124,65 +124,117 @@ def _locked_course(course_id: uuid.UUID, student_id: uuid.UUID) -> Any:
         )
         .scalar_subquery()
     )
-    return (
+    facts = (Course.status, Course.content_version, last_attempt, required, completed)
+    return select(*facts).where(Course.id == course_id)
+
+
+_TS = DateTime(timezone=True)
+_ID = PG_UUID(as_uuid=True)
+
+
+def _admission(
+    e: Enrollment, actor: Principal, pending: dict[str, Any], waitlisted: dict[str, Any], workflow_id: str
+) -> Any:
+    """The admission in ONE statement: lock the course row, decide seat or waitlist from it, take the seat, write
+    the enrollment, its history entry and its outbox event (the pending or the waitlisted version). Run outside an
+    explicit transaction, the row lock is held only while PostgreSQL executes it (no client round trip inside)."""
+    now = literal(e.created_at, _TS)
+    course = (
         select(
-            Course.status,
-            Course.content_version,
-            Course.capacity,
+            Course.id,
             Course.waitlist_enabled,
-            Course.seats_taken,
-            last_attempt,
-            required,
-            completed,
+            or_(Course.capacity.is_(None), Course.seats_taken < Course.capacity).label("has_seat"),
         )
-        .where(Course.id == course_id)
+        .where(Course.id == e.course_id)
         .with_for_update(of=Course)
+        .cte("course")
     )
-
-
-def _admission_writes(e: Enrollment, actor: Principal, took_seat: bool, reason: str) -> Any:
-    """The enrollment row, its first history entry and (with a seat) the course's seat count: one statement."""
-    role = "admin" if actor.is_admin else "student"
-    inserted = (
+    seat = (
+        update(Course)
+        .where(Course.id == course.c.id, course.c.has_seat)
+        .values(seats_taken=Course.seats_taken + 1)
+        .returning(Course.id)
+        .cte("seat")
+    )
+    admitted = (
         pg_insert(Enrollment)
-        .values(
-            id=e.id,
-            student_id=e.student_id,
-            course_id=e.course_id,
-            status=e.status,
-            attempt=e.attempt,
-            workflow_id=e.workflow_id,
-            idempotency_key=e.idempotency_key,
-            waitlisted_at=e.waitlisted_at,
-            admitted_at=e.admitted_at,
-            created_at=e.created_at,
-            updated_at=e.updated_at,
+        .from_select(
+            [
+                "id",
+                "student_id",
+                "course_id",
+                "status",
+                "attempt",
+                "workflow_id",
+                "idempotency_key",
+                "waitlisted_at",
+                "admitted_at",
+                "created_at",
+                "updated_at",
+            ],
+            select(
+                literal(e.id, _ID),
+                literal(e.student_id, _ID),
+                literal(e.course_id, _ID),
+                case((course.c.has_seat, literal("pending")), else_=literal("waitlisted")),
+                literal(e.attempt),
+                case((course.c.has_seat, literal(workflow_id)), else_=null()),
+                literal(e.idempotency_key, String) if e.idempotency_key else null(),
+                case((course.c.has_seat, null()), else_=now),
+                case((course.c.has_seat, now), else_=null()),
+                now,
+                now,
+            ).where(or_(course.c.has_seat, course.c.waitlist_enabled)),
         )
-        .returning(Enrollment.id)
+        .returning(Enrollment.id, Enrollment.status)
         .cte("admitted")
     )
-    stmt = pg_insert(EnrollmentHistory).from_select(
-        ["enrollment_id", "from_status", "to_status", "actor_id", "actor", "reason", "at"],
-        select(
-            inserted.c.id,
-            literal(None, String),
-            literal(e.status),
-            literal(actor.user_id),
-            literal(role),
-            literal(reason),
-            literal(e.created_at),
-        ),
-    )
-    if took_seat:
-        seat = (
-            update(Course)
-            .where(Course.id == e.course_id)
-            .values(seats_taken=Course.seats_taken + 1)
-            .returning(Course.id)
-            .cte("seat")
+    is_pending = admitted.c.status == "pending"
+    history = (
+        pg_insert(EnrollmentHistory)
+        .from_select(
+            ["enrollment_id", "from_status", "to_status", "actor_id", "actor", "reason", "at"],
+            select(
+                admitted.c.id,
+                null(),
+                admitted.c.status,
+                literal(actor.user_id, _ID),
+                literal("admin" if actor.is_admin else "student"),
+                case((is_pending, literal("enrolled")), else_=literal("course full")),
+                now,
+            ),
         )
-        stmt = stmt.add_cte(seat)
-    return stmt
+        .returning(EnrollmentHistory.id)
+        .cte("history")
+    )
+
+    def both(key: str) -> Any:
+        a, b = pending[key], waitlisted[key]
+        if a is None and b is None:
+            return null()
+        return case((is_pending, literal(a, JSONB)), else_=literal(b, JSONB))
+
+    event = (
+        pg_insert(OutboxEvent)
+        .from_select(
+            ["id", "topic", "event_type", "schema_version", "aggregate_id", "payload", "trace_context", "occurred_at"],
+            select(
+                literal(pending["id"], _ID),
+                literal(pending["topic"]),
+                literal(pending["event_type"]),
+                literal(pending["schema_version"]),
+                literal(pending["aggregate_id"]),
+                both("payload"),
+                both("trace_context"),
+                now,
+            ).select_from(admitted),
+        )
+        .returning(OutboxEvent.id)
+        .cte("event")
+    )
+    return (
+        select(course.c.id, select(admitted.c.status).scalar_subquery()).add_cte(seat).add_cte(history).add_cte(event)
+    )
 
 
 async def enroll(
@@ -195,23 +247,25 @@ async def enroll(
     Starting the enrollment workflow is not part of the admission: the dispatcher (services/dispatcher.py)
     starts it from the `enrollment.created` event committed here.
 
-    Round trips: the existing/idempotent lookup, the locked course with the student's attempt and
-    prerequisites, one statement writing enrollment + history + seat, then the outbox row and the commit.
+    Three statements, each committing on its own (READ COMMITTED gave each its own snapshot before too): the
+    existing/idempotent lookup; the course's facts with the student's attempt and prerequisites (no lock, as the
+    live check always was); the admission itself in one statement that locks the course row, decides seat or
+    waitlist, and writes seat, enrollment, history and outbox event (`_admission`). The lock is held only inside
+    PostgreSQL, so admissions to one course are serial at the database's speed, not at the client's round trips.
     """
     if principal.role != "student":
         raise Forbidden("only students enroll in courses", code="role_forbidden")
     student_id = principal.user_id
+    await uow.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     found = await _existing(uow, student_id, course_id, idempotency_key)
     if found is not None:
         if idempotency_key and found.idempotency_key == idempotency_key and found.course_id != course_id:
             raise Conflict("this Idempotency-Key was used for another course", code="idempotency_key_reused")
         return await to_public(uow, found), False
-    # The course row lock serialises admissions to this course: seats and the waitlist's order are
-    # decided one request at a time (the CHECK seats_taken <= capacity backs it up).
-    row = (await uow.session.execute(_locked_course(course_id, student_id))).first()
+    row = (await uow.session.execute(_course_facts(course_id, student_id))).first()
     if row is None:
         raise NotFound("course not found", code="course_not_found")
-    status, content_version, capacity, waitlist_enabled, seats_taken, last_attempt, required, completed = row
+    status, content_version, last_attempt, required, completed = row
     if not course_rules.is_live(status, content_version):
         raise Conflict("the course is not published", code="course_not_published")
     if required:
@@ -221,8 +275,8 @@ async def enroll(
                 "complete the prerequisite courses first", code="prerequisites_not_met", details={"missing": missing}
             )
     attempt = 1 + int(last_attempt or 0)
-    has_seat = capacity is None or seats_taken < capacity
     now = utcnow()
+    workflow_id = rules.enrollment_workflow_id(course_id, student_id, attempt)
     e = Enrollment(
         id=uuid.uuid4(),
         student_id=student_id,
@@ -232,36 +286,49 @@ async def enroll(
         created_at=now,
         updated_at=now,
     )
-    if has_seat:
-        e.status, e.admitted_at = "pending", now
-        e.workflow_id = rules.enrollment_workflow_id(course_id, student_id, attempt)
-    elif waitlist_enabled:
-        e.status, e.waitlisted_at = "waitlisted", now
-    else:
-        raise Conflict("the course is full", code="course_full")
+    # The event as it will read with a seat and on the waitlist (same id): the statement writes the one that holds.
+    e.status, e.admitted_at, e.workflow_id = "pending", now, workflow_id
+    admitted_event = _created_event(e)
+    e.status, e.admitted_at, e.workflow_id, e.waitlisted_at = "waitlisted", None, None, now
+    waitlisted_event = _created_event(e, like=admitted_event)
     try:
-        await uow.session.execute(
-            _admission_writes(e, principal, has_seat, "enrolled" if e.status == "pending" else "course full")
-        )
+        admission = (
+            await uow.session.execute(
+                _admission(e, principal, outbox_values(admitted_event), outbox_values(waitlisted_event), workflow_id)
+            )
+        ).first()
     except IntegrityError:
-        # A concurrent identical request won: undo our seat and answer with theirs.
+        # A concurrent identical request won: nothing of ours was written (the statement is atomic).
         await uow.session.rollback()
         found = await _existing(uow, student_id, course_id, idempotency_key)
         if found is None:
             raise
         return await to_public(uow, found), False
-    uow.emit(
-        enrollment_event(
-            "enrollment.created",
-            e,
-            status=e.status,
-            attempt=e.attempt,
-            workflow_id=e.workflow_id,
-            admitted_at=e.admitted_at.isoformat() if e.admitted_at else None,
-        )
-    )
+    if admission is None:
+        raise NotFound("course not found", code="course_not_found")
+    written = admission[1]
+    if written is None:
+        raise Conflict("the course is full", code="course_full")
+    if written == "pending":
+        e.status, e.admitted_at, e.workflow_id, e.waitlisted_at = "pending", now, workflow_id, None
+        uow.emitted.append(admitted_event)
+    else:
+        uow.emitted.append(waitlisted_event)
     await uow.commit()
     return await to_public(uow, e), True
+
+
+def _created_event(e: Enrollment, like: DomainEvent | None = None) -> DomainEvent:
+    """`enrollment.created` for `e` as it stands; `like`: another version of the same event (same id and time)."""
+    event = enrollment_event(
+        "enrollment.created",
+        e,
+        status=e.status,
+        attempt=e.attempt,
+        workflow_id=e.workflow_id,
+        admitted_at=e.admitted_at.isoformat() if e.admitted_at else None,
+    )
+    return event if like is None else replace(event, id=like.id, occurred_at=like.occurred_at)
 
 
 async def _load_for(
