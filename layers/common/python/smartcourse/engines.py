@@ -229,7 +229,7 @@ class EmbeddedEngines:
 
         `immediate` is a crash as clients see it: every connection is cut, nothing is checkpointed, and the
         server replays its WAL when it starts again. Used by the chaos rig (devtools/chaos.py)."""
-        from pgserver._commands import pg_ctl
+        from pgserver import _commands as pg_commands
         from pgserver.utils import PostmasterInfo
 
         server: Any = self._pg
@@ -239,7 +239,8 @@ class EmbeddedEngines:
         t0 = time.monotonic()
         # `restart` starts the server again with the options it ran with (postmaster.opts: the same socket).
         argv = ["-w", "-t", str(int(timeout)), "-m", mode, "-l", str(pgdata / "log"), "restart"]
-        pg_ctl(argv, pgdata=pgdata, user=server.system_user, timeout=timeout + 10)
+        # pgserver makes one function per binary at import: mypy cannot see `pg_ctl`.
+        pg_commands.pg_ctl(argv, pgdata=pgdata, user=server.system_user, timeout=timeout + 10)  # type: ignore[attr-defined]
         server._postmaster_info = PostmasterInfo.read_from_pgdata(pgdata)  # so its clean stop stops the new one
         return time.monotonic() - t0
 
