@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import String, func, literal, select, update
+from sqlalchemy import DateTime, String, case, func, literal, null, or_, select, update
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
-from smartcourse.db import UnitOfWork
+from smartcourse.db import UnitOfWork, outbox_values
 from smartcourse.domain import courses as course_rules
 from smartcourse.domain import enrollment as rules
 from smartcourse.domain.events import DomainEvent
@@ -21,6 +23,7 @@ from smartcourse.models import (
     Enrollment,
     EnrollmentHistory,
     LessonProgress,
+    OutboxEvent,
     User,
     utcnow,
 )
