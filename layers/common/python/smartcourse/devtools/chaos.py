@@ -8,9 +8,12 @@ The invariants count rows and files, so they hold whatever starts the workflows 
 * every admitted enrollment was activated exactly once (one `active` history row, one `enrollment.activated`
   event), has one progress row per lesson, one analytics record (one `analytics.enrollment_recorded` event,
   applied once by the analytics consumer), one welcome notification (e-mail `sent`) and one welcome e-mail in
-  the mail sink; a waitlisted one has none of these;
-* admissions are in real-time order (a request answered before another was sent is ahead of it), the waitlisted
-  students are exactly the last ones, and the seats freed by drops went to the head of the waitlist, in order;
+  the mail sink (one distinct Message-ID; copies of it beyond `redelivered_mail_per_disruption` per disruption
+  are a violation); a waitlisted one has none of these;
+* decisions (read from each enrollment's first history row, written under the course lock) are in real-time
+  order (a request answered before another was sent is decided before it), every seat was given before the
+  first waitlisting, the waitlist's own order respects real time, and the seats freed by drops went to the head
+  of the waitlist, in order;
 * the outbox is drained, no dead letters, and `GET /analytics/reconcile` reports drift 0.
 
 The processes killed are those `smartcourse run` starts (`smartcourse.cli.run_processes`), restarted by a small
