@@ -41,6 +41,17 @@ async def wait_for(check: Callable[[], Any], *, timeout: float = 30, what: str =
         await asyncio.sleep(0.2)
 
 
+async def published(api: Api, owner: dict[str, Any], title: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A course of `owner` with one text lesson, published (a generous wait: the machine may be busy)."""
+    course = await api.course(owner, title=title)
+    module = await api.module(owner, course["id"])
+    lesson = await api.lesson(owner, course["id"], module["id"])
+    r = await api.client.post(f"/courses/{course['id']}/publish", headers=owner["headers"])
+    assert r.status_code == 202, r.text
+    assert (await api.wait_workflow(owner, r.json()["workflow_id"], timeout=120))["status"] == "completed"
+    return course, lesson
+
+
 def is_trace_id(value: Any) -> bool:
     """The field is there: 32 hex digits when tracing is on, "" when no span was recording."""
     return isinstance(value, str) and (value == "" or (len(value) == 32 and int(value, 16) > 0))
@@ -59,7 +70,7 @@ async def test_failed_publish_is_found_from_the_course_and_the_operations_api(
     try:
         r = await api.client.post(f"/courses/{course['id']}/publish", headers=owner["headers"])
         assert r.status_code == 202, r.text
-        wf = await api.wait_workflow(owner, r.json()["workflow_id"])
+        wf = await api.wait_workflow(owner, r.json()["workflow_id"], timeout=120)
     finally:
         fail.unlink()
     assert wf["status"] == "failed"
@@ -95,11 +106,7 @@ async def test_enrollment_and_certificate_workflows_are_readable_by_their_owner(
     from tests.e2e.test_enrollment import wait_enrollment
 
     owner = await api.user("instructor")
-    course = await api.course(owner, title="One lesson")
-    module = await api.module(owner, course["id"])
-    lesson = await api.lesson(owner, course["id"], module["id"])
-    r = await api.client.post(f"/courses/{course['id']}/publish", headers=owner["headers"])
-    assert (await api.wait_workflow(owner, r.json()["workflow_id"]))["status"] == "completed"
+    course, lesson = await published(api, owner, "One lesson")
     student, stranger = await api.user(), await api.user()
     admin = await api.admin(container)
     enrollment = (
@@ -116,7 +123,7 @@ async def test_enrollment_and_certificate_workflows_are_readable_by_their_owner(
 
     assert (await api.client.post(f"/lessons/{lesson['id']}/complete", headers=student["headers"])).status_code == 200
     cert_wf = f"certificate-{enrollment['id']}"
-    body = await api.wait_workflow(student, cert_wf)
+    body = await api.wait_workflow(student, cert_wf, timeout=120)
     assert body["kind"] == "certificate" and body["status"] == "completed", body
     assert [s["name"] for s in body["steps"]] == ["issue", "render_pdf", "notify"]
     assert (await api.client.get(f"/workflows/{cert_wf}", headers=admin["headers"])).status_code == 200
@@ -130,7 +137,7 @@ async def test_a_failing_enrollment_step_is_recorded_and_settles(api: Api, worke
     from tests.e2e.test_enrollment import wait_enrollment
 
     owner = await api.user("instructor")
-    course = await api.published_course(owner, title="Recorded failure")
+    course, _ = await published(api, owner, "Recorded failure")
     student = await api.user()
     admin = await api.admin(container)
     enrollment = (
@@ -336,3 +343,46 @@ async def test_failures_keep_the_trace_they_happened_in(container: Any) -> None:
         async with container.sessionmaker() as session, session.begin():
             await session.execute(delete(DeadLetter).where(DeadLetter.event_id == event_id))
             await session.execute(delete(TaskRun).where(TaskRun.task_id == task_id))
+
+
+async def test_analytics_endpoints_over_http(api: Api, worker: object, container: Any) -> None:
+    owner = await api.user("instructor")
+    course, _ = await published(api, owner, "Counted")
+    student, other = await api.user(), await api.user()
+    admin = await api.admin(container)
+    r = await api.client.post("/enrollments", json={"course_id": course["id"]}, headers=student["headers"])
+    assert r.status_code in (200, 201), r.text
+    admitted = str(r.json()["admitted_at"])  # UTC, ISO: its first ten characters are the day of admission
+
+    r = await api.client.get("/analytics/enrollments", params={"interval": "week"}, headers=admin["headers"])
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["interval"] == "week" and body["series"] and all(set(p) == {"period", "count"} for p in body["series"])
+    assert body["total"] == sum(p["count"] for p in body["series"])
+    day = await api.client.get(
+        "/analytics/enrollments", params={"from": admitted[:10], "to": admitted[:10]}, headers=admin["headers"]
+    )
+    [point] = day.json()["series"]
+    assert point["period"] == admitted[:10] and point["count"] >= 1
+    r = await api.client.get("/analytics/completions", params={"interval": "month"}, headers=admin["headers"])
+    assert r.status_code == 200 and {"completion_rate", "avg_time_to_complete_hours", "series"} <= set(r.json())
+    for params, code in (
+        ({"interval": "year"}, "validation_error"),
+        ({"from": "2026-02-01", "to": "2026-01-01"}, "invalid_range"),
+        ({"from": "2001-01-01", "to": "2026-01-01"}, "range_too_long"),
+        ({"from": "yesterday"}, "validation_error"),
+    ):
+        r = await api.client.get("/analytics/enrollments", params=params, headers=admin["headers"])
+        assert r.status_code == 422 and r.json()["code"] == code, (params, r.text)
+
+    view = await api.client.get(f"/analytics/course/{course['id']}", headers=owner["headers"])
+    assert view.status_code == 200 and view.json()["title"] == "Counted"
+    assert view.json()["enrollments"]["admitted"] == 1
+    assert (await api.client.get(f"/analytics/course/{course['id']}", headers=student["headers"])).status_code == 404
+    mine = await api.client.get(f"/analytics/student/{student['id']}", headers=student["headers"])
+    assert mine.status_code == 200 and mine.json()["live_courses"] == 1
+    assert (await api.client.get(f"/analytics/student/{student['id']}", headers=other["headers"])).status_code == 404
+    assert (await api.client.get(f"/analytics/student/{student['id']}", headers=admin["headers"])).status_code == 200
+    dash = (await api.client.get("/analytics/dashboard", headers=admin["headers"])).json()
+    assert dash["popular_courses"] and all("title" in p for p in dash["popular_courses"])
+    assert dash["total_students"] <= dash["registered_students"]
