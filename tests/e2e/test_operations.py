@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from tests.conftest import Api, CeleryWorker, celery_worker_env
+from tests.conftest import Api, CeleryWorker, celery_worker_env, read_mail
 
 
 @pytest.fixture(scope="module")
@@ -244,9 +244,13 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def test_failing_email_shows_in_tasks_and_dead_letters(api: Api, container: Any, settings: Any) -> None:
-    """A Celery worker whose SMTP server is unreachable: the task retries, then fails, and says why."""
+async def test_failing_email_shows_in_tasks_and_dead_letters(
+    api: Api, container: Any, settings: Any, celery_worker: CeleryWorker
+) -> None:
+    """A Celery worker whose SMTP server is unreachable: the task retries, then fails, and says why; once mail
+    works again (the suite's worker, with the SMTP sink), replaying the dead letter sends the e-mail, once."""
     from smartcourse.bootstrap import resolve_settings
+    from smartcourse.models import Notification
     from smartcourse.services.notifications import create_notification
     from smartcourse.tasks import make_app, task_queue
 
@@ -296,6 +300,21 @@ async def test_failing_email_shows_in_tasks_and_dead_letters(api: Api, container
         assert letters and letters[0]["event_type"] == "task:notifications.send_email" and letters[0]["replayable"]
         dash = (await api.client.get("/analytics/dashboard", headers=admin["headers"])).json()
         assert dash["workflow_issues"]["failed_tasks"] >= 1
+
+        url = f"/ops/dead-letters/{letters[0]['id']}/replay"
+        first = await api.client.post(url, headers=admin["headers"])
+        assert first.status_code == 200 and first.json()["outcome"] == "resent", first.text
+        again = (await api.client.post(url, headers=admin["headers"])).json()
+        assert again["replayed_now"] is False and again["replayed_at"] == first.json()["replayed_at"]
+
+        async def sent() -> Any:
+            async with container.sessionmaker() as session:
+                note = await session.get(Notification, nid)
+                return note if note is not None and note.email_status == "sent" else None
+
+        note = await wait_for(sent, timeout=60, what="the replayed e-mail")
+        assert note.email_attempts == 1
+        assert len([m for m in read_mail(Path(settings.data_dir) / "mail") if str(nid) in str(m["Message-ID"])]) == 1
     finally:
         worker.stop()
         with sender.connection_for_write() as conn:
