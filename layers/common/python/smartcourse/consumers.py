@@ -40,6 +40,8 @@ class InProcessPublisher:
 
     async def publish(self, topic: str, key: str, envelope: dict[str, Any]) -> None:
         for consumer in self._consumers:
+            if envelope.get("event_type") not in consumer.effects:
+                continue  # nothing to apply (handle would return False): no span, no round trip
             try:
                 # Inside the relay's publish span: the consumer's effects join the emitting request's trace.
                 with telemetry.tracer().start_as_current_span(
