@@ -63,9 +63,9 @@ async def test_msk_handler_applies_the_sample_once_and_reports_failures(containe
                 "course_id uuid, event_id uuid, applied int NOT NULL, PRIMARY KEY (course_id, event_id))"
             )
         )
-    event = json.loads(SAMPLE.read_text())
-    (sample_record,) = event["records"]["smartcourse.courses-0"]
-    sample_envelope = json.loads(base64.b64decode(sample_record["value"]))
+    shipped = json.loads(SAMPLE.read_text())
+    (shipped_record,) = shipped["records"]["smartcourse.courses-0"]
+    sample_envelope = json.loads(base64.b64decode(shipped_record["value"]))
     course_id = sample_envelope["data"]["course_id"]
     async with container.sessionmaker() as session, session.begin():  # this test owns the sample's rows
         await session.execute(text("DELETE FROM test_msk_effects WHERE course_id = :c"), {"c": course_id})
@@ -73,6 +73,17 @@ async def test_msk_handler_applies_the_sample_once_and_reports_failures(containe
     name = f"test-msk-{uuid.uuid4().hex[:8]}"
     handler = msk_handler(Consumer(name, {"course.published": _record_publication}))
     context = LambdaContext("course-published-consumer")
+
+    # As shipped, the sample says it is one (`data.sample`): checked, never applied (docs/analytics.md, invoke).
+    assert sample_envelope["data"]["sample"] is True
+    assert await asyncio.to_thread(handler, shipped, context) == {"batchItemFailures": []}
+    assert await _effects(container, course_id) == {}
+
+    # The same event as a real one (no sample marker).
+    sample_envelope["data"].pop("sample")
+    sample_record = _record(shipped_record, shipped_record["offset"], json.dumps(sample_envelope).encode())
+    event = copy.deepcopy(shipped)
+    event["records"]["smartcourse.courses-0"] = [sample_record]
 
     # The sample as Lambda delivers it, run through the real handler (its own event loop, as in Lambda).
     assert await asyncio.to_thread(handler, event, context) == {"batchItemFailures": []}
