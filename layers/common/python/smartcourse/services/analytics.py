@@ -148,6 +148,8 @@ ACTIVE_DAYS = 30
 #: The longest range a series answers (bounded output).
 MAX_SERIES_DAYS = 3 * 366
 INTERVALS = ("day", "week", "month")
+#: The days a series may name (no platform history before; and no calendar arithmetic overflow near year 1 or 9999).
+FIRST_DAY, LAST_DAY = date(2000, 1, 1), date(2999, 12, 31)
 
 
 def _windows(today: date) -> dict[str, date]:
@@ -519,6 +521,9 @@ def _next_period(start: date, interval: str) -> date:
 def _range(interval: str, start: date | None, end: date | None) -> tuple[date, date]:
     if interval not in INTERVALS:
         raise Invalid(f"interval must be one of {', '.join(INTERVALS)}", code="invalid_interval")
+    for given in (start, end):
+        if given is not None and not FIRST_DAY <= given <= LAST_DAY:
+            raise Invalid(f"dates must be between {FIRST_DAY} and {LAST_DAY}", code="invalid_range")
     end = end or datetime.now(UTC).date()
     start = start or end - timedelta(days=ACTIVE_DAYS - 1)
     if start > end:

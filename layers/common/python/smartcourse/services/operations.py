@@ -17,7 +17,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry import trace
@@ -51,6 +51,16 @@ def current_trace_id() -> str:
 def ensure_admin(principal: Principal) -> None:
     if not principal.is_admin:
         raise Forbidden("the operations API is for admins", code="admin_only")
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """A `since` in UTC (one without a zone is UTC); a moment no calendar can hold is a clear error."""
+    if moment is None:
+        return None
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (OverflowError, ValueError) as exc:
+        raise Invalid("since is out of range", code="invalid_since") from exc
 
 
 def _limit(limit: int) -> int:
@@ -287,6 +297,7 @@ async def list_workflows(
         by_subject = WorkflowRun.subject == subject
         query = query.where(or_(by_subject, WorkflowRun.course_id == course_id) if course_id else by_subject)
     changed = func.coalesce(WorkflowRun.updated_at, WorkflowRun.finished_at, WorkflowRun.created_at)
+    since = _aware(since)
     if since is not None:
         query = query.where(changed >= since)
     rows = (await uow.session.scalars(query.order_by(changed.desc()).limit(_limit(limit)))).all()
@@ -338,6 +349,7 @@ async def list_dead_letters(
         raise Invalid("status must be pending, replayed or all", code="invalid_status")
     if consumer:
         query = query.where(DeadLetter.consumer == consumer)
+    since = _aware(since)
     if since is not None:
         query = query.where(DeadLetter.created_at >= since)
     rows = (await uow.session.scalars(query.order_by(DeadLetter.created_at.desc()).limit(_limit(limit)))).all()
@@ -469,6 +481,7 @@ async def list_tasks(
         query = query.where(TaskRun.status == status)
     if task:
         query = query.where(TaskRun.task == task)
+    since = _aware(since)
     if since is not None:
         query = query.where(TaskRun.updated_at >= since)
     rows = (await uow.session.scalars(query.order_by(TaskRun.updated_at.desc()).limit(_limit(limit)))).all()
