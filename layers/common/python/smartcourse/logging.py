@@ -83,6 +83,7 @@ def configure_logging() -> None:
         return
     _configured = True
     install_record_factory()
+    logging.captureWarnings(True)  # Python warnings become log lines (JSON, with the process) instead of raw text
     handler = logging.StreamHandler(sys.stderr)
     if os.environ.get("SMARTCOURSE_LOG_FORMAT", "json") == "json":
         handler.setFormatter(JsonFormatter())
