@@ -102,6 +102,16 @@ def install_error_handlers(app: FastAPI) -> None:
         log.exception("database error on %s %s", request.method, request.url.path)
         return _error(503, "database_unavailable", "the database could not complete the request; retry later")
 
+    @app.exception_handler(OSError)
+    async def _unreachable(request: Request, exc: OSError) -> JSONResponse:
+        # A backend's socket refused or vanished mid-connect (asyncpg raises ConnectionRefusedError over TCP and
+        # FileNotFoundError over a Unix socket while PostgreSQL restarts; SQLAlchemy does not wrap either):
+        # the service is briefly unavailable, which the client may retry, not an internal error.
+        log.warning("backend unreachable on %s %s: %r", request.method, request.url.path, exc)
+        resp = _error(503, "service_unavailable", "a backend service is unreachable; retry shortly")
+        resp.headers["Retry-After"] = "2"
+        return resp
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
