@@ -149,7 +149,7 @@ def _admission(
             or_(Course.capacity.is_(None), Course.seats_taken < Course.capacity).label("has_seat"),
         )
         .where(Course.id == e.course_id)
-        .with_for_update(of=Course)
+        .with_for_update(of=Course, key_share=True)  # FOR NO KEY UPDATE: serial admissions, FK inserts still pass
         .cte("course")
     )
     seat = (
