@@ -12,6 +12,7 @@ from smartcourse.bootstrap import get_container
 from smartcourse.consumers import InProcessPublisher, registry
 from smartcourse.metrics import DATABASE_STATE, serve_metrics
 from smartcourse.services.assistant import purge_expired
+from smartcourse.services.dispatcher import run_dispatcher
 from smartcourse.services.outbox import run_relay
 from smartcourse.services.workflows import sweep
 from smartcourse.telemetry import configure_telemetry
@@ -51,12 +52,15 @@ async def run_worker() -> None:
         publisher = InProcessPublisher(c.sessionmaker, registry())
         relay = asyncio.create_task(run_relay(c.sessionmaker, publisher, stop=stop))
     sweeper = asyncio.create_task(run_sweeper(c, stop=stop))
+    # Starts the workflows of admissions from the outbox, with its bound on work in flight (also with Kafka: it
+    # reads the outbox table, not a topic). Several workers may run it: their rounds take turns.
+    dispatch = asyncio.create_task(run_dispatcher(c, stop=stop))
     # The platform's stored state (outbox backlog, dead letters, ...) on this process's /metrics.
     state = asyncio.create_task(DATABASE_STATE.run(c.sessionmaker, stop=stop))
     log.info("worker started on task queue %s", c.settings.temporal_task_queue)
     async with worker:
         await stop.wait()
-    for task in [t for t in (relay, sweeper, state) if t is not None]:
+    for task in [t for t in (relay, sweeper, state, dispatch) if t is not None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
