@@ -105,6 +105,7 @@ async def serve_worker(config: str, queue: str, eager_starts: str | None) -> Non
         # here and the options of before this change (no local-activity bound).
         settings = worker.config()
         settings.pop("max_concurrent_local_activities", None)
+        settings.pop("max_concurrent_workflow_tasks", None)
         settings["workflows"] = [
             v.FourActivities, v.FourLocal, v.OneLocalSandboxed, v.OneLocal, v.Batch, EnrollmentWorkflow
         ]  # fmt: skip

@@ -39,6 +39,9 @@ def build_worker(client: Client, container: Container, *, task_queue: str | None
         # here, not for the pool (10 + 20 overflow, shared with the relay and the other activities), whose 30 s
         # timeout would fail them.
         max_concurrent_local_activities=16,
+        # ... and as many workflow tasks: each enrollment task runs one local activity, and a task that waited in
+        # the worker for a local-activity slot past its 10 s timeout was retried (seen with eager starts of 64).
+        max_concurrent_workflow_tasks=16,
         # Records every activity failure on the run's workflow_runs row (GET /ops/workflows); keep it last.
         interceptors=[MetricsInterceptor(), FailureRecorder(container.sessionmaker)],
     )
