@@ -116,12 +116,12 @@ async def _wait(check: Any, what: str, timeout: float = 60) -> None:
         await asyncio.sleep(0.1)
 
 
-async def _drop_rows(container: Any, ids: list[str]) -> None:
-    """Test enrollments that no workflow will run leave the backlog (they would count as in flight)."""
-    async with container.sessionmaker() as session, session.begin():
-        await session.execute(
-            update(Enrollment).where(Enrollment.id.in_([uuid.UUID(i) for i in ids])).values(status="dropped")
-        )
+async def _drop(api: Api, enrollments: list[tuple[str, dict[str, Any]]]) -> None:
+    """Test enrollments that no workflow will run leave the backlog (they would count as in flight), dropped the
+    way a student drops (with their events, so the analytics still reconcile)."""
+    for eid, student in enrollments:
+        r = await api.client.delete(f"/enrollments/{eid}", headers=student["headers"])
+        assert r.status_code == 200, r.text
 
 
 async def test_the_admission_does_not_wait_on_the_workflow_engine(
@@ -152,7 +152,8 @@ async def test_the_dispatcher_holds_its_bound_and_starts_in_admission_order(
     api: Api, worker: object, container: Any, paused_dispatchers: None, restore_starter: Any
 ) -> None:
     course = {"id": await _published(api)}
-    ids = [(await _enroll(api, course["id"], await api.user()))["id"] for _ in range(6)]
+    students = [await api.user() for _ in range(6)]
+    ids = [(await _enroll(api, course["id"], s))["id"] for s in students]
     fake = Recording()
     container.use_workflow_starter(fake)
     try:
@@ -172,13 +173,12 @@ async def test_the_dispatcher_holds_its_bound_and_starts_in_admission_order(
         assert now.in_flight == before.in_flight + 3
         assert now.queued >= 3
 
-        # One of them becomes active (its workflow's work): one more may start.
-        async with container.sessionmaker() as session, session.begin():
-            await session.execute(update(Enrollment).where(Enrollment.id == uuid.UUID(ids[0])).values(status="active"))
+        # One of them leaves the pending state (dropped here; a workflow's activation does the same): one more starts.
+        await _drop(api, [(ids[0], students[0])])
         more = await dispatch_once(container, cfg)
         assert more.started == 1 and fake.started == expected[:4]
     finally:
-        await _drop_rows(container, ids)
+        await _drop(api, list(zip(ids, students, strict=True)))
 
 
 async def test_the_same_admission_twice_starts_one_workflow(
@@ -251,7 +251,8 @@ async def test_admissions_are_refused_503_overloaded_at_the_backlog_ceiling(
     api: Api, worker: object, container: Any, paused_dispatchers: None
 ) -> None:
     course = {"id": await _published(api)}
-    waiting = await _enroll(api, course["id"], await api.user())  # queued: the dispatchers are paused
+    waiter = await api.user()
+    waiting = await _enroll(api, course["id"], waiter)  # queued: the dispatchers are paused
     settings = container.settings
     saved = settings.admission_backlog_limit, settings.admission_backlog_check_seconds
     try:
@@ -277,7 +278,7 @@ async def test_admissions_are_refused_503_overloaded_at_the_backlog_ceiling(
     finally:
         settings.admission_backlog_limit, settings.admission_backlog_check_seconds = saved
         dispatcher.forget_admission_readings()
-        await _drop_rows(container, [waiting["id"]])
+        await _drop(api, [(waiting["id"], waiter)])
 
 
 async def test_a_saturated_process_sheds_with_503_overloaded_and_retry_after() -> None:
@@ -314,7 +315,8 @@ async def test_health_shows_the_admitted_not_active_backlog(
     api: Api, worker: object, container: Any, paused_dispatchers: None
 ) -> None:
     course = {"id": await _published(api)}
-    waiting = await _enroll(api, course["id"], await api.user())
+    waiter = await api.user()
+    waiting = await _enroll(api, course["id"], waiter)
     try:
         await asyncio.sleep(0.2)
         r = await api.client.get("/health")
@@ -326,7 +328,7 @@ async def test_health_shows_the_admitted_not_active_backlog(
         assert backlog["oldest_age_seconds"] >= 0.2
         assert backlog["max_in_flight"] == container.settings.dispatch_max_in_flight
     finally:
-        await _drop_rows(container, [waiting["id"]])
+        await _drop(api, [(waiting["id"], waiter)])
 
 
 async def test_the_admission_takes_three_statements(api: Api, worker: object, container: Any) -> None:
