@@ -130,7 +130,9 @@ async def test_the_request_the_outbox_row_and_the_consumers_share_one_trace(
         s["parent_id"] == request["span_id"] and (s.get("attributes") or {}).get("db.system") == "postgresql"
         for s in spans
     )
-    assert by_name["analytics consume"]["parent_id"] == by_name["outbox publish enrollment.created"]["span_id"]
+    # (the workflow's own events join this trace too, so there are several consumer spans: one is this event's)
+    published = by_name["outbox publish enrollment.created"]["span_id"]
+    assert any(s["name"] == "analytics consume" and s["parent_id"] == published for s in spans)
 
 
 async def test_the_workflow_its_activities_the_celery_task_and_the_smtp_send_share_one_trace(
@@ -170,12 +172,6 @@ async def test_the_workflow_its_activities_the_celery_task_and_the_smtp_send_sha
     assert f"trace {trace_id}:" in tree and "(api, celery)" in tree
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/dispatcher.py starts the workflow outside the request's trace: it must select "
-    "OutboxEvent.trace_context with its queue and wrap each start in `telemetry.continue_from(trace_context, "
-    "'dispatch enrollment', kind=SpanKind.PRODUCER)`; then this passes, and strict=True makes the marker go",
-)
 async def test_one_enrollment_is_one_trace_from_the_request_to_the_smtp_send(enrolled: dict[str, Any]) -> None:
     """The whole path under the request's trace id: the dispatcher that starts the workflow from the outbox row
     must continue the trace stored on that row (`with telemetry.continue_from(row, ...)` around the start)."""

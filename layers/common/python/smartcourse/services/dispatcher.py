@@ -36,9 +36,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from opentelemetry.trace import SpanKind
 from prometheus_client import Counter, Gauge
 from sqlalchemy import func, select, text, update
 
+from smartcourse import telemetry
 from smartcourse.domain import workflows as names
 from smartcourse.errors import Unavailable
 from smartcourse.models import OUTBOX_DISPATCH_QUEUE, Enrollment, OutboxEvent, utcnow
@@ -151,19 +153,32 @@ async def _in_flight(session: Any) -> int:
 
 
 async def _start_all(
-    starter: Any, todo: Sequence[tuple[uuid.UUID, str]], cfg: DispatchConfig
+    starter: Any,
+    todo: Sequence[tuple[uuid.UUID, str]],
+    cfg: DispatchConfig,
+    traces: dict[uuid.UUID, Any] | None = None,
 ) -> tuple[list[uuid.UUID], int]:
     """Start each (enrollment, workflow id) concurrently, at most `cfg.concurrency` at once. Returns the enrollments
-    whose workflow runs or ran (started now, or a duplicate of an earlier start) and how many starts failed."""
+    whose workflow runs or ran (started now, or a duplicate of an earlier start) and how many starts failed.
+
+    Each start continues the trace of the request that admitted the enrollment (`traces`: the trace context its
+    outbox row stored), so the workflow, its activities, the e-mail task and the SMTP send join that trace."""
     gate = asyncio.Semaphore(cfg.concurrency)
+    traces = traces or {}
 
     async def one(enrollment_id: uuid.UUID, workflow_id: str) -> bool:
         async with gate:
             try:
-                await asyncio.wait_for(
-                    starter.start(names.ENROLLMENT, names.enrollment_input(enrollment_id), workflow_id=workflow_id),
-                    cfg.start_timeout,
-                )
+                with telemetry.continue_from(
+                    traces.get(enrollment_id),
+                    "dispatch enrollment workflow",
+                    kind=SpanKind.PRODUCER,
+                    attributes={"smartcourse.workflow_id": workflow_id},
+                ):
+                    await asyncio.wait_for(
+                        starter.start(names.ENROLLMENT, names.enrollment_input(enrollment_id), workflow_id=workflow_id),
+                        cfg.start_timeout,
+                    )
             except Exception as exc:  # the engine down, slow or refusing: retried by a later round
                 START_FAILURES.inc()
                 log.warning("could not start workflow %s: %s: %s", workflow_id, type(exc).__name__, exc)
@@ -190,7 +205,7 @@ async def dispatch_once(container: Any, cfg: DispatchConfig) -> Round:
     async with container.sessionmaker() as session, session.begin():
         queue = (
             await session.execute(
-                select(OutboxEvent.id, OutboxEvent.aggregate_id)
+                select(OutboxEvent.id, OutboxEvent.aggregate_id, OutboxEvent.trace_context)
                 .where(text(OUTBOX_DISPATCH_QUEUE))
                 .order_by(OutboxEvent.occurred_at, OutboxEvent.id)
                 .limit(cfg.batch)
@@ -204,7 +219,8 @@ async def dispatch_once(container: Any, cfg: DispatchConfig) -> Round:
         IN_FLIGHT.set(in_flight)
         room = max(0, cfg.max_in_flight - in_flight)
         # The aggregate of an admission event is its enrollment (services/enrollment.enrollment_event).
-        by_row = [(row_id, uuid.UUID(aggregate)) for row_id, aggregate in queue]
+        by_row = [(row_id, uuid.UUID(aggregate)) for row_id, aggregate, _ in queue]
+        traces = {uuid.UUID(aggregate): context for _, aggregate, context in queue if context}
         needing = dict(
             (
                 await session.execute(
@@ -232,7 +248,7 @@ async def dispatch_once(container: Any, cfg: DispatchConfig) -> Round:
             else:
                 held += 1
         result = Round(in_flight=in_flight, room=room, waiting=held)
-        started, result.failed = await _start_all(starter, todo, cfg) if todo else ([], 0)
+        started, result.failed = await _start_all(starter, todo, cfg, traces) if todo else ([], 0)
         await _mark_started(session, started)
         result.started, result.skipped = len(started), len(done_rows)
         STARTED.inc(len(started))
