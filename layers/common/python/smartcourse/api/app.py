@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError
@@ -14,11 +13,12 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from smartcourse import __version__, telemetry
+from smartcourse.api.edge import EdgeMiddleware
 from smartcourse.api.overload import install_load_shedding
 from smartcourse.api.tracing import install_tracing
 from smartcourse.errors import DomainError
 from smartcourse.logging import configure_logging
-from smartcourse.metrics import DOMAIN_ERRORS, HTTP_LATENCY, HTTP_REQUESTS
+from smartcourse.metrics import DOMAIN_ERRORS
 from smartcourse.schemas import ErrorBody
 
 log = logging.getLogger("smartcourse.api")
@@ -118,35 +118,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return _error(500, "internal_error", "an unexpected error occurred; it has been logged")
 
 
-def _route_template(request: Request) -> str:
-    route = request.scope.get("route")
-    return getattr(route, "path", "unmatched")
-
-
-def install_metrics(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def _measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            route = _route_template(request)
-            HTTP_REQUESTS.labels(request.method, route, str(status)).inc()
-            HTTP_LATENCY.labels(request.method, route).observe(time.perf_counter() - started)
-
-
-OPS_PATHS = frozenset({"/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
-
-
 def install_security(app: FastAPI) -> None:
-    """Security headers on every answer, CORS only for configured origins, ops pages gated in production."""
+    """CORS only for configured origins; the ops-page gate and the security headers are in `api.edge`."""
     from smartcourse.config import get_settings
 
-    settings = get_settings()
-    origins = settings.cors_origin_list
+    origins = get_settings().cors_origin_list
     if origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -159,28 +135,12 @@ def install_security(app: FastAPI) -> None:
             max_age=600,
         )
 
-    @app.middleware("http")
-    async def _secure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        if request.url.path in OPS_PATHS:
-            from smartcourse.api.deps import ops_allowed
-            from smartcourse.bootstrap import get_container
 
-            if not await ops_allowed(await get_container(), request):
-                response: Response = _error(404, "not_found", "Not Found")
-            else:
-                response = await call_next(request)
-        else:
-            response = await call_next(request)
-        headers = response.headers
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Referrer-Policy", "no-referrer")
-        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        if not request.url.path.startswith("/docs") and not request.url.path.startswith("/redoc"):
-            headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
-        if settings.is_production or request.url.scheme == "https":
-            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-        return response
+def install_edge(app: FastAPI) -> None:
+    """Ops-page gate, security and trace headers, metrics and the request log line (one pure ASGI layer)."""
+    from smartcourse.config import get_settings
+
+    app.add_middleware(EdgeMiddleware, hsts_always=get_settings().is_production)
 
 
 def create_app(*routers: APIRouter, title: str = "SmartCourse API") -> FastAPI:
@@ -195,8 +155,8 @@ def create_app(*routers: APIRouter, title: str = "SmartCourse API") -> FastAPI:
     install_load_shedding(app)  # 503 overloaded when this process is saturated (issue #7)
     install_error_handlers(app)
     install_tracing(app)
-    install_metrics(app)
     install_security(app)
+    install_edge(app)  # added last: the outermost of ours, so it sees every answer (inside the trace's span)
     for router in routers:
         app.include_router(router)
     return app
