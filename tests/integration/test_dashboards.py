@@ -177,7 +177,7 @@ async def test_every_dashboard_panel_has_data_after_a_scenario(database: str, tm
     for engine in ("kafka", "temporal", "redis"):
         require_engine(engine)
     prometheus = require_engine("prometheus")
-    targets_dir = _targets_dir()
+    targets_dir = _targets_dir(prometheus)
     run = Run(tmp_path, database)
     targets_file = targets_dir / f"test-{run.id}.json"
     run.start()
@@ -203,11 +203,14 @@ async def test_every_dashboard_panel_has_data_after_a_scenario(database: str, tm
         run.stop()
 
 
-def _targets_dir() -> Path:
-    data = Path(os.environ.get("SMARTCOURSE_DATA_DIR", "var"))
-    directory = (data if data.is_absolute() else REPO / data) / "stack" / "prometheus" / "targets"
-    if not directory.is_dir():
-        pytest.skip(f"{directory} does not exist: is Prometheus running from this checkout's `scripts/stack up`?")
+def _targets_dir(prometheus: str) -> Path:
+    """The directory the running Prometheus discovers targets in, read from its own configuration (file_sd)."""
+    config = httpx.get(f"{prometheus}/api/v1/status/config", timeout=10).json()["data"]["yaml"]
+    # As Prometheus prints it: "- files:\n    - <glob>" (and not the "rule_files:" above it).
+    found = re.search(r"(?<!\w)files:\s*-\s*['\"]?([^'\"\n]+)", config)
+    assert found, f"this Prometheus discovers no file targets:\n{config}"
+    directory = Path(found.group(1).strip()).parent
+    assert directory.is_dir(), f"{directory} (from Prometheus's file_sd) is not a directory here"
     return directory
 
 
