@@ -1094,11 +1094,13 @@ async def steady_run(
     late = 0
     backlog_max = 0
     stop = asyncio.Event()
+    one_at_a_time = asyncio.Lock()  # the sampler and the settle loop share `conn`: asyncpg allows one query at once
 
     async def sample_backlog() -> None:
         nonlocal backlog_max
         while not stop.is_set():
-            pending = await conn.fetchval("SELECT count(*) FROM enrollments WHERE status = 'pending'")
+            async with one_at_a_time:
+                pending = await conn.fetchval("SELECT count(*) FROM enrollments WHERE status = 'pending'")
             backlog_max = max(backlog_max, int(pending))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
@@ -1145,9 +1147,10 @@ async def steady_run(
     deadline = time.monotonic() + args.settle_timeout
     all_active: float | None = None
     while time.monotonic() < deadline:
-        left = await conn.fetchval(
-            "SELECT count(*) FROM enrollments WHERE id = ANY($1::uuid[]) AND status <> 'active'", list(sent_wall)
-        )
+        async with one_at_a_time:
+            left = await conn.fetchval(
+                "SELECT count(*) FROM enrollments WHERE id = ANY($1::uuid[]) AND status <> 'active'", list(sent_wall)
+            )
         if left == 0:
             all_active = round(time.time() - last_sent, 2)
             break
