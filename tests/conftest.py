@@ -346,3 +346,17 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(_exit_status)
+
+
+@pytest.fixture(scope="module")
+def holds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """Fault-injection files for the in-process worker and consumers (`<step>.<subject>.fail`, see
+    smartcourse.faults), one directory per test module, the previous setting restored afterwards."""
+    directory = tmp_path_factory.mktemp("holds")
+    before = os.environ.get("SMARTCOURSE_TEST_HOLD_DIR")
+    os.environ["SMARTCOURSE_TEST_HOLD_DIR"] = str(directory)
+    yield directory
+    if before is None:
+        os.environ.pop("SMARTCOURSE_TEST_HOLD_DIR", None)
+    else:
+        os.environ["SMARTCOURSE_TEST_HOLD_DIR"] = before

@@ -6,9 +6,7 @@ Runs the real pipeline in process: the Temporal worker, the local ONNX embedder,
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -108,19 +106,6 @@ async def _search(api: Api, who: dict[str, Any], course_id: str, q: str, **param
     return await api.client.get(
         f"/courses/{course_id}/search", params={"q": q, **params}, headers=who.get("headers", {})
     )
-
-
-@pytest.fixture(scope="module")
-def holds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Fault-injection files for the in-process worker (`<step>.<course>.fail`), restored afterwards."""
-    directory = tmp_path_factory.mktemp("holds")
-    before = os.environ.get("SMARTCOURSE_TEST_HOLD_DIR")
-    os.environ["SMARTCOURSE_TEST_HOLD_DIR"] = str(directory)
-    yield directory
-    if before is None:
-        os.environ.pop("SMARTCOURSE_TEST_HOLD_DIR", None)
-    else:
-        os.environ["SMARTCOURSE_TEST_HOLD_DIR"] = before
 
 
 async def test_publish_runs_every_step_and_search_finds_each_source(api: Api) -> None:

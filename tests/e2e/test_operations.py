@@ -4,31 +4,16 @@ cause and trace id field; a replayed dead letter is applied once; every workflow
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
 from tests.conftest import Api, CeleryWorker, celery_worker_env, read_mail
-
-
-@pytest.fixture(scope="module")
-def holds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """Fault-injection files for the in-process worker and consumers, restored afterwards."""
-    directory = tmp_path_factory.mktemp("ops-holds")
-    before = os.environ.get("SMARTCOURSE_TEST_HOLD_DIR")
-    os.environ["SMARTCOURSE_TEST_HOLD_DIR"] = str(directory)
-    yield directory
-    if before is None:
-        os.environ.pop("SMARTCOURSE_TEST_HOLD_DIR", None)
-    else:
-        os.environ["SMARTCOURSE_TEST_HOLD_DIR"] = before
 
 
 async def wait_for(check: Callable[[], Any], *, timeout: float = 30, what: str = "condition") -> Any:
