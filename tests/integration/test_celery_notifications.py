@@ -119,8 +119,17 @@ def mails_for(rig: MailRig, nid: uuid.UUID, to: str) -> list[Any]:
     return [m for m in read_mail(rig.mail_dir, to=to) if str(nid) in str(m["Message-ID"])]
 
 
+async def reached(hold: Path) -> bool:
+    """The task stopped at its hold point (faults.hold_point), i.e. after its claim.
+
+    Waited for instead of polling `holds_claim`: the probe takes the row lock for an instant when it is free, and a
+    task claiming at that instant finds it taken (SKIP LOCKED), answers "in_progress" and never sends."""
+    return hold.with_suffix(".reached").exists()
+
+
 async def holds_claim(container: Any, nid: uuid.UUID) -> bool:
-    """True while some transaction holds the notification's row lock, i.e. a worker is mid-task."""
+    """True while some transaction holds the notification's row lock, i.e. a worker is mid-task (a probe: it takes
+    the lock for an instant if it is free, so only ask when no task may be claiming)."""
     from sqlalchemy.exc import DBAPIError
 
     from smartcourse.models import Notification
@@ -192,7 +201,8 @@ async def test_worker_killed_mid_task_redelivers_and_sends_once(rig: MailRig, co
     hold.touch()
     try:
         rig.enqueue(nid)
-        await wait_for(lambda: holds_claim(container, nid), what="the task to claim the notification")
+        await wait_for(lambda: reached(hold), what="the task to claim the notification")
+        assert await holds_claim(container, nid)
         rig.worker.kill()  # SIGKILL, worker and pool: the message was never acked
     finally:
         hold.unlink(missing_ok=True)
@@ -216,7 +226,8 @@ async def test_pool_child_killed_mid_task_is_redelivered(rig: MailRig, container
     hold.touch()
     try:
         rig.enqueue(nid)
-        await wait_for(lambda: holds_claim(container, nid), what="the task to claim the notification")
+        await wait_for(lambda: reached(hold), what="the task to claim the notification")
+        assert await holds_claim(container, nid)
         offset = rig.worker.log_offset()
         children = _children(rig.worker.proc.pid)
         assert children

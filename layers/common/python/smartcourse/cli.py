@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from smartcourse.config import get_settings
+from smartcourse.priority import lower_background_priority
 
 
 def _migrate(database_url: str) -> None:
@@ -66,6 +67,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_worker(_: argparse.Namespace) -> int:
     from smartcourse.worker import run_worker
 
+    lower_background_priority()
     asyncio.run(run_worker())
     return 0
 
@@ -74,6 +76,7 @@ def cmd_relay(_: argparse.Namespace) -> int:
     """Publish the outbox: to Kafka when KAFKA_BOOTSTRAP_SERVERS is set, else to the in-process consumers."""
     from smartcourse.event_pipeline import run_relay_process
 
+    lower_background_priority()
     asyncio.run(run_relay_process())
     return 0
 
@@ -82,6 +85,7 @@ def cmd_consumers(_: argparse.Namespace) -> int:
     """Run every registered consumer against Kafka, each as its own consumer group."""
     from smartcourse.event_pipeline import run_consumers_process
 
+    lower_background_priority()
     asyncio.run(run_consumers_process())
     return 0
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from smartcourse.priority import background_nice, lower_priority_of
+
 log = logging.getLogger(__name__)
 
 #: `temporal server start-dev` flags besides its addresses and db file (what each buys: docs/benchmarks.md,
@@ -121,12 +123,17 @@ class ManagedProcess:
             return None
         return addr if pid_alive(pid) else None
 
-    def start(self, argv: list[str], address: str, ready: Callable[[], bool], timeout: float = 60) -> str:
+    def start(
+        self, argv: list[str], address: str, ready: Callable[[], bool], timeout: float = 60, *, nice: int = 0
+    ) -> str:
+        """Start the server in a session of its own; `nice`: lower its CPU priority (smartcourse.priority)."""
         self.home.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "ab") as logf:
             proc = subprocess.Popen(
                 argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
             )
+        if nice:
+            lower_priority_of(proc.pid, nice)
         self.pid_file.write_text(str(proc.pid))
         self.adopt()
         deadline = time.monotonic() + timeout
@@ -299,7 +306,10 @@ class EmbeddedEngines:
             *TEMPORAL_DEV_FLAGS,
         ]
         self.started.append(proc)
-        return proc.start(argv, f"127.0.0.1:{port}", lambda: port_open("127.0.0.1", port), timeout=90)
+        # The workflow engine serves the drain, not the requests: it yields the CPU to the API like the worker.
+        return proc.start(
+            argv, f"127.0.0.1:{port}", lambda: port_open("127.0.0.1", port), timeout=90, nice=background_nice()
+        )
 
     def smtp_address(self, mail_dir: Path) -> tuple[str, int]:
         """An embedded SMTP sink that keeps each message as an .eml file in `mail_dir`."""

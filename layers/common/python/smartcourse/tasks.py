@@ -21,19 +21,20 @@ from celery.exceptions import Ignore, Reject, Retry
 from celery.signals import task_failure, task_postrun, task_prerun, task_retry, task_success, worker_init
 from kombu import Exchange, Queue
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 # First: in a `celery worker` process it selects prometheus_client's multiprocess mode (prefork children count).
 from smartcourse import metrics_multiprocess  # noqa: F401
 from smartcourse.adapters.files import FileStore
 from smartcourse.config import Settings, get_settings
+from smartcourse.db import make_engine
 from smartcourse.logging import JsonFormatter, install_record_factory, set_process_name
 from smartcourse.metrics import CELERY_TASK_DURATION, CELERY_TASKS, DEAD_LETTERS, serve_metrics
 from smartcourse.models import DeadLetter
+from smartcourse.priority import lower_background_priority
 from smartcourse.services.notifications import deliver_email, mark_email_failed, pending_to_sweep
 from smartcourse.services.operations import current_trace_id, record_task_outcome
-from smartcourse.telemetry import configure_telemetry, trace_engine
+from smartcourse.telemetry import configure_telemetry
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +187,12 @@ def _json_log_lines(logger: logging.Logger | None = None, **_: Any) -> None:
 
 
 @worker_init.connect
+def _background_priority(**_: Any) -> None:
+    """Before the pool forks: the worker and its children yield the CPU to the API."""
+    lower_background_priority()
+
+
+@worker_init.connect
 def _serve_metrics(sender: Any = None, **_: Any) -> None:
     """The worker's /metrics (SMARTCOURSE_METRICS_PORT_CELERY, 9104): its pool children's figures added up."""
     serve_metrics("celery")
@@ -233,23 +240,20 @@ _runtime: Runtime | None = None
 def runtime() -> Runtime:
     """Built on first use in each process, i.e. after the prefork pool forked it.
 
-    Why a private loop and a NullPool engine: asyncpg connections belong to the loop that opened them
-    and must not cross a fork, so nothing is created in the parent; each child gets its own loop, kept
-    for its lifetime (no loop churn per task), and the engine keeps no connections between tasks, so
-    no idle pool per child sits on PostgreSQL and no connection outlives the task that opened it. The
-    price is one connect per task: small beside an SMTP exchange (put PgBouncer in front at scale).
+    Why a private loop and a small pool per child: asyncpg connections belong to the loop that opened them and
+    must not cross a fork, so nothing is created in the parent; each child gets its own loop, kept for its
+    lifetime (no loop churn per task), and its own pool of one or two connections on that loop. (It used to be a
+    NullPool: a new PostgreSQL session for the task and another for its outcome record, i.e. two backend forks and
+    authentications per e-mail, about a third of the task's CPU and of PostgreSQL's per enrollment.)
     """
     global _runtime
     if _runtime is None or _runtime.pid != os.getpid():
         from smartcourse.bootstrap import build_file_store, resolve_settings
 
         settings = resolve_settings(get_settings(), need=("db", "smtp"))
-        engine = create_async_engine(
-            settings.database_url or "",
-            poolclass=NullPool,
-            connect_args={"server_settings": {"application_name": "smartcourse-celery"}},
+        engine = make_engine(
+            settings.database_url or "", pool_size=1, max_overflow=1, application_name="smartcourse-celery"
         )
-        trace_engine(engine)
         _runtime = Runtime(
             pid=os.getpid(),
             settings=settings,

@@ -30,12 +30,26 @@ from smartcourse.services import operations
 POPULAR_LIMIT = 5
 
 
-async def _bump(session: AsyncSession, metric: str, bucket: str = "", by: float = 1) -> None:
-    stmt = insert(AnalyticsCounter).values(metric=metric, bucket=bucket, value=by)
+Bump = tuple[str, str, float]  # (metric, bucket, by)
+
+
+async def _bump(session: AsyncSession, *bumps: Bump) -> None:
+    """Add to counters, all in one statement (one round trip per event, however many counters it moves).
+
+    Same (metric, bucket) twice is summed first (one statement may not update a row twice); rows go in key order,
+    so two consumers moving the same counters lock them in the same order."""
+    totals: dict[tuple[str, str], float] = {}
+    for metric, bucket, by in bumps:
+        totals[metric, bucket] = totals.get((metric, bucket), 0.0) + by
+    if not totals:
+        return
+    stmt = insert(AnalyticsCounter).values(
+        [{"metric": m, "bucket": b, "value": by} for (m, b), by in sorted(totals.items())]
+    )
     await session.execute(
         stmt.on_conflict_do_update(
             index_elements=[AnalyticsCounter.metric, AnalyticsCounter.bucket],
-            set_={"value": AnalyticsCounter.value + by, "updated_at": func.now()},
+            set_={"value": AnalyticsCounter.value + stmt.excluded.value, "updated_at": func.now()},
         )
     )
 
@@ -55,20 +69,20 @@ def _day(moment: datetime) -> str:
 async def _user_registered(session: AsyncSession, env: dict[str, Any]) -> None:
     role = env["data"]["role"]
     if role in {"student", "instructor"}:
-        await _bump(session, f"{role}s")
+        await _bump(session, (f"{role}s", "", 1))
 
 
 async def _course_published(session: AsyncSession, env: dict[str, Any]) -> None:
     if int(env["data"]["version"]) == 1:  # a re-publish does not add a course
-        await _bump(session, "courses_published")
-        await _bump(session, "instructor_live_courses", env["data"]["instructor_id"])
+        await _bump(session, ("courses_published", "", 1), ("instructor_live_courses", env["data"]["instructor_id"], 1))
 
 
 async def _course_archived(session: AsyncSession, env: dict[str, Any]) -> None:
     if env["data"].get("was_live"):
-        await _bump(session, "courses_published", by=-1)
+        bumps: list[Bump] = [("courses_published", "", -1)]
         if env["data"].get("instructor_id"):
-            await _bump(session, "instructor_live_courses", env["data"]["instructor_id"], by=-1)
+            bumps.append(("instructor_live_courses", env["data"]["instructor_id"], -1))
+        await _bump(session, *bumps)
 
 
 async def _admitted(session: AsyncSession, env: dict[str, Any]) -> None:
@@ -76,52 +90,62 @@ async def _admitted(session: AsyncSession, env: dict[str, Any]) -> None:
     admitted_at = _ts(data.get("admitted_at"))
     if admitted_at is None:  # waitlisted: not admitted yet
         return
-    day = _day(admitted_at)
-    await _bump(session, "enrollments_admitted")
-    await _bump(session, "new_enrollments", day)
-    await _bump(session, "course_enrollments", data["course_id"])
-    await _bump(session, "student_live_enrollments", data["student_id"])
-    await _bump(session, "student_current_enrollments", data["student_id"])
-    await _bump(session, "student_active_days", f"{day}|{data['student_id']}")
+    day, student = _day(admitted_at), data["student_id"]
+    await _bump(
+        session,
+        ("enrollments_admitted", "", 1),
+        ("new_enrollments", day, 1),
+        ("course_enrollments", data["course_id"], 1),
+        ("student_live_enrollments", student, 1),
+        ("student_current_enrollments", student, 1),
+        ("student_active_days", f"{day}|{student}", 1),
+    )
 
 
 async def _dropped(session: AsyncSession, env: dict[str, Any]) -> None:
     data = env["data"]
     if data.get("freed_seat"):
-        await _bump(session, "student_live_enrollments", data["student_id"], by=-1)
-        await _bump(session, "student_current_enrollments", data["student_id"], by=-1)
+        await _bump(
+            session,
+            ("student_live_enrollments", data["student_id"], -1),
+            ("student_current_enrollments", data["student_id"], -1),
+        )
 
 
 async def _completed(session: AsyncSession, env: dict[str, Any]) -> None:
     data = env["data"]
     started, done = _ts(data.get("activated_at")), _ts(data["completed_at"])
-    await _bump(session, "enrollments_completed")
-    await _bump(session, "student_current_enrollments", data["student_id"], by=-1)
+    bumps: list[Bump] = [("enrollments_completed", "", 1), ("student_current_enrollments", data["student_id"], -1)]
     if done is not None:
-        await _bump(session, "completions", _day(done))
-        await _bump(session, "student_active_days", f"{_day(done)}|{data['student_id']}")
+        bumps += [("completions", _day(done), 1), ("student_active_days", f"{_day(done)}|{data['student_id']}", 1)]
     if started and done:
         seconds = (done - started).total_seconds()
-        await _bump(session, "completion_seconds_total", by=seconds)
-        await _bump(session, "timed_completions", _day(done))
-        await _bump(session, "completion_seconds", _day(done), by=seconds)
+        bumps += [
+            ("completion_seconds_total", "", seconds),
+            ("timed_completions", _day(done), 1),
+            ("completion_seconds", _day(done), seconds),
+        ]
+    await _bump(session, *bumps)
 
 
 async def _progressed(session: AsyncSession, env: dict[str, Any]) -> None:
     """A lesson completed (or a quiz passed): engagement for its course, activity for its student."""
     data = env["data"]
-    await _bump(session, "course_engagement", data["course_id"])
     occurred = _ts(env.get("occurred_at")) or utcnow()
-    await _bump(session, "student_active_days", f"{_day(occurred)}|{data['student_id']}")
+    await _bump(
+        session,
+        ("course_engagement", data["course_id"], 1),
+        ("student_active_days", f"{_day(occurred)}|{data['student_id']}", 1),
+    )
 
 
 async def _recorded(session: AsyncSession, env: dict[str, Any]) -> None:
-    await _bump(session, "enrollments_recorded_by_workflow")
+    await _bump(session, ("enrollments_recorded_by_workflow", "", 1))
 
 
 async def _ai_interaction(session: AsyncSession, env: dict[str, Any]) -> None:
     data = env["data"]
-    await _bump(session, "ai_interactions", f"{data['kind']}:{data['outcome']}")
+    await _bump(session, ("ai_interactions", f"{data['kind']}:{data['outcome']}", 1))
 
 
 CONSUMER = Consumer(
