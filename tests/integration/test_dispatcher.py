@@ -384,3 +384,28 @@ async def test_the_admission_takes_three_statements(api: Api, worker: object, co
             select(func.count()).select_from(EnrollmentHistory).where(EnrollmentHistory.enrollment_id == result.id)
         )
     assert history == 1
+
+
+async def test_a_stale_backlog_reading_is_refreshed_by_one_request_at_a_time(container: Any) -> None:
+    """Under a burst, the requests that find the gate's reading stale do not all count the backlog: one re-reads it,
+    the others go by the last reading meanwhile."""
+    settings = container.settings
+    saved = settings.admission_backlog_check_seconds
+    counts: list[str] = []
+
+    def on_execute(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "count(" in statement.lower() and "enrollments" in statement:
+            counts.append(statement)
+
+    event.listen(container.engine.sync_engine, "before_cursor_execute", on_execute)
+    try:
+        dispatcher.forget_admission_readings()
+        await dispatcher.admission_gate(container)  # the first reading
+        settings.admission_backlog_check_seconds = 0  # from now on every reading is stale
+        counts.clear()
+        await asyncio.gather(*(dispatcher.admission_gate(container) for _ in range(8)))
+        assert len(counts) == 1, counts
+    finally:
+        event.remove(container.engine.sync_engine, "before_cursor_execute", on_execute)
+        settings.admission_backlog_check_seconds = saved
+        dispatcher.forget_admission_readings()

@@ -358,6 +358,7 @@ class _Reading:
 
 
 _admission_readings: dict[int, _Reading] = {}
+_refreshing: set[int] = set()
 
 
 def forget_admission_readings() -> None:
@@ -374,14 +375,24 @@ async def admission_gate(container: Any) -> None:
     if limit <= 0:
         return
     now = time.monotonic()
-    reading = _admission_readings.get(id(container))
-    if reading is None or now - reading.at > settings.admission_backlog_check_seconds:
-        async with container.sessionmaker() as session:
-            value = int(
-                await session.scalar(select(func.count()).select_from(Enrollment).where(Enrollment.status == "pending"))
-                or 0
-            )
-        reading = _admission_readings[id(container)] = _Reading(now, value)
+    key = id(container)
+    reading = _admission_readings.get(key)
+    stale = reading is None or now - reading.at > settings.admission_backlog_check_seconds
+    # One request per process re-reads it; the others meanwhile go by the last reading (no herd of counts).
+    if stale and (reading is None or key not in _refreshing):
+        _refreshing.add(key)
+        try:
+            async with container.sessionmaker() as session:
+                value = int(
+                    await session.scalar(
+                        select(func.count()).select_from(Enrollment).where(Enrollment.status == "pending")
+                    )
+                    or 0
+                )
+            reading = _admission_readings[key] = _Reading(now, value)
+        finally:
+            _refreshing.discard(key)
+    assert reading is not None
     if reading.value >= limit:
         retry = max(1, settings.admission_retry_after_seconds)
         raise Unavailable(
