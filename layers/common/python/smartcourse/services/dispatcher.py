@@ -366,6 +366,27 @@ def forget_admission_readings() -> None:
     _admission_readings.clear()
 
 
+async def _backlog_reading(container: Any, now: float) -> _Reading:
+    """This process's reading of the admitted-not-active count, re-read when older than the check interval. One
+    request per process re-reads it; the others meanwhile go by the last reading (no herd of counts)."""
+    key = id(container)
+    reading = _admission_readings.get(key)
+    if reading is not None and (
+        key in _refreshing or now - reading.at <= container.settings.admission_backlog_check_seconds
+    ):
+        return reading
+    _refreshing.add(key)
+    try:
+        async with container.sessionmaker() as session:
+            value = await session.scalar(
+                select(func.count()).select_from(Enrollment).where(Enrollment.status == "pending")
+            )
+        reading = _admission_readings[key] = _Reading(now, int(value or 0))
+        return reading
+    finally:
+        _refreshing.discard(key)
+
+
 async def admission_gate(container: Any) -> None:
     """Refuse a new admission with 503 `overloaded` (Retry-After) while the admitted-not-active backlog is at the
     configured ceiling (SMARTCOURSE_ADMISSION_BACKLOG_LIMIT; 0 = no ceiling). The backlog is read at most once per
@@ -375,24 +396,7 @@ async def admission_gate(container: Any) -> None:
     if limit <= 0:
         return
     now = time.monotonic()
-    key = id(container)
-    reading = _admission_readings.get(key)
-    stale = reading is None or now - reading.at > settings.admission_backlog_check_seconds
-    # One request per process re-reads it; the others meanwhile go by the last reading (no herd of counts).
-    if stale and (reading is None or key not in _refreshing):
-        _refreshing.add(key)
-        try:
-            async with container.sessionmaker() as session:
-                value = int(
-                    await session.scalar(
-                        select(func.count()).select_from(Enrollment).where(Enrollment.status == "pending")
-                    )
-                    or 0
-                )
-            reading = _admission_readings[key] = _Reading(now, value)
-        finally:
-            _refreshing.discard(key)
-    assert reading is not None
+    reading = await _backlog_reading(container, now)
     if reading.value >= limit:
         retry = max(1, settings.admission_retry_after_seconds)
         raise Unavailable(
