@@ -13,6 +13,7 @@ whether or not a tracer provider is configured.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -377,8 +378,15 @@ async def replay_dead_letter(
     send_task: TaskSender | None = None,
 ) -> dict[str, Any]:
     """Apply a dead-lettered event again through its consumer (which dedupes by event id), or send a dead-lettered
-    task again. Idempotent: a dead letter is replayed once; asking again answers the same and does nothing."""
+    task again. Idempotent: a dead letter is replayed once; asking again answers the same and does nothing.
+
+    A task is sent after the commit that marks the replay (and hands a failed e-mail back as 'pending'): sent
+    before it, a fast worker would find the notification still locked by this transaction, take it for another
+    worker's claim and stop, and the e-mail would wait for the sweeper. If the broker refuses the message, the
+    replay is marked failed again (the notification stays 'pending': the sweeper sends it)."""
     ensure_admin(principal)
+    task: tuple[str, list[Any], dict[str, Any]] | None = None
+    error: Conflict | None = None
     async with sessionmaker() as session:
         async with session.begin():
             # The row lock serialises concurrent replays of one dead letter: the second sees it replayed.
@@ -392,7 +400,8 @@ async def replay_dead_letter(
                 raise Conflict(f"this dead letter cannot be replayed: {reason}", code="not_replayable")
             try:
                 if dl.consumer.startswith("celery:"):
-                    outcome = await _resend_task(session, dl, send_task)
+                    task = await _prepare_task(session, dl, send_task)
+                    outcome = "resent"
                 else:
                     outcome = await _reapply_event(sessionmaker, dl, consumers)
             except (Conflict, NotFound):
@@ -400,17 +409,31 @@ async def replay_dead_letter(
             except Exception as exc:
                 log.warning("replay of dead letter %s failed", dead_letter_id, exc_info=True)
                 dl.replay_outcome = "failed"
-                failure = f"{type(exc).__name__}: {exc}"
-                error = Conflict(
-                    f"the replay failed again: {failure}", code="replay_failed", details={"error": failure[:2000]}
-                )
+                error = _replay_failed(exc)
             else:
                 dl.replayed_at = utcnow()
                 dl.replay_outcome = outcome
-                error = None
         if error is not None:
             raise error
+        if task is not None and send_task is not None:
+            try:
+                # Off the event loop: a broker round trip.
+                await asyncio.to_thread(send_task, *task)
+            except Exception as exc:
+                log.warning("replay of dead letter %s: the task could not be sent", dead_letter_id, exc_info=True)
+                async with session.begin():
+                    await session.execute(
+                        update(DeadLetter)
+                        .where(DeadLetter.id == dl.id, DeadLetter.replayed_at == dl.replayed_at)
+                        .values(replayed_at=None, replay_outcome="failed")
+                    )
+                raise _replay_failed(exc) from None
         return _replay_answer(dl, replayed_now=True)
+
+
+def _replay_failed(exc: BaseException) -> Conflict:
+    failure = f"{type(exc).__name__}: {exc}"
+    return Conflict(f"the replay failed again: {failure}", code="replay_failed", details={"error": failure[:2000]})
 
 
 async def _reapply_event(sessionmaker: Any, dl: DeadLetter, consumers: Sequence[Consumer]) -> str:
@@ -421,7 +444,10 @@ async def _reapply_event(sessionmaker: Any, dl: DeadLetter, consumers: Sequence[
     return "applied" if applied else "duplicate"
 
 
-async def _resend_task(session: AsyncSession, dl: DeadLetter, send_task: TaskSender | None) -> str:
+async def _prepare_task(
+    session: AsyncSession, dl: DeadLetter, send_task: TaskSender | None
+) -> tuple[str, list[Any], dict[str, Any]]:
+    """What to send again, once this transaction commits."""
     if send_task is None:
         raise Conflict("tasks cannot be replayed from here", code="not_replayable")
     task = str(dl.payload["task"])
@@ -433,8 +459,7 @@ async def _resend_task(session: AsyncSession, dl: DeadLetter, send_task: TaskSen
             .where(Notification.id == uuid.UUID(str(args[0])), Notification.email_status == "failed")
             .values(email_status="pending", email_attempts=0)
         )
-    send_task(task, args, kwargs)  # the email task is idempotent: a duplicate send is a no-op
-    return "resent"
+    return task, args, kwargs  # the email task is idempotent: a duplicate send is a no-op
 
 
 def _replay_answer(dl: DeadLetter, *, replayed_now: bool) -> dict[str, Any]:
