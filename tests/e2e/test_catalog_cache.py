@@ -3,6 +3,8 @@ ETags, and a publish, an update or an archive is visible on the very next read (
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from typing import Any
 
@@ -73,15 +75,24 @@ async def test_another_process_invalidation_reaches_this_processs_memory(
     api: Api, worker: object, container: Any
 ) -> None:
     """The in-process layer is keyed by the generation read from Redis on every request: a bump made by another
-    process (here: straight in Redis, without touching this process's memory) is seen on the next read."""
-    owner = await api.user("instructor")
+    process (here: straight in Redis, without touching this process's memory) is seen on the next read with a token;
+    an anonymous reader, answered by the edge cache, sees it once the edge's reading of the generation is older than
+    SMARTCOURSE_EDGE_CACHE_SECONDS."""
+    owner, reader = await api.user("instructor"), await api.user()
     course = await api.published_course(owner, title="Shared course")
     cid = course["id"]
     assert (await api.client.get(f"/courses/{cid}")).json()["title"] == "Shared course"
     await _behind_the_apis_back(container, cid, title="Renamed elsewhere")
     assert (await api.client.get(f"/courses/{cid}")).json()["title"] == "Shared course"  # still cached
+    assert (await api.client.get(f"/courses/{cid}", headers=reader["headers"])).json()["title"] == "Shared course"
     await container.redis().incr(catalog_cache.GENERATION_KEY)  # what invalidate() does in the other process
-    assert (await api.client.get(f"/courses/{cid}")).json()["title"] == "Renamed elsewhere"
+    seen = await api.client.get(f"/courses/{cid}", headers=reader["headers"])
+    assert seen.json()["title"] == "Renamed elsewhere"
+    delay = container.settings.edge_cache_seconds
+    deadline = time.monotonic() + delay + 5
+    while (await api.client.get(f"/courses/{cid}")).json()["title"] != "Renamed elsewhere":
+        assert time.monotonic() < deadline, f"the anonymous read did not see the new generation in {delay} s"
+        await asyncio.sleep(0.05)
 
 
 async def test_views_by_audience_and_the_account_check(api: Api, worker: object, container: Any) -> None:
@@ -155,3 +166,29 @@ async def test_redis_down_reads_go_to_the_database(api: Api, worker: object, con
     finally:
         set_container(container)
         await cut_off.aclose()
+
+
+async def test_anonymous_reads_are_answered_by_the_edge_cache(api: Api, worker: object) -> None:
+    """The second anonymous read of a course comes from the edge cache (api/edge_cache.py): the same bytes and
+    headers but the trace's, counted in the metrics; a reader with a token still goes through the whole stack."""
+    from prometheus_client import REGISTRY
+
+    def hits() -> float:
+        return REGISTRY.get_sample_value("smartcourse_edge_cache_total", {"outcome": "hit"}) or 0.0
+
+    def served(route: str) -> float:
+        labels = {"method": "GET", "route": route, "status": "200"}
+        return REGISTRY.get_sample_value("smartcourse_http_requests_total", labels) or 0.0
+
+    owner, reader = await api.user("instructor"), await api.user()
+    course = await api.published_course(owner, title="Edge course")
+    cid = course["id"]
+    first = await api.client.get(f"/courses/{cid}")
+    before, counted = hits(), served("/courses/{course_id}")
+    again = await api.client.get(f"/courses/{cid}")
+    assert hits() == before + 1 and served("/courses/{course_id}") == counted + 1
+    assert again.content == first.content and again.headers["etag"] == first.headers["etag"]
+    assert again.headers["content-security-policy"] == first.headers["content-security-policy"]
+    assert first.headers["x-trace-id"] and "x-trace-id" not in again.headers
+    with_token = await api.client.get(f"/courses/{cid}", headers=reader["headers"])
+    assert hits() == before + 1 and with_token.headers["x-trace-id"] and with_token.content == first.content

@@ -171,6 +171,9 @@ class Settings(BaseSettings):
     # The drain yields the CPU to the requests: the worker, relay, consumers and Celery raise their nice value by
     # this much at start (0: leave it); a burst is admitted at full speed and drained with what is left.
     background_nice: int = Field(default=10, ge=0, le=19, alias="SMARTCOURSE_BACKGROUND_NICE")
+    # Anonymous catalogue reads are answered from each API process's memory while the catalogue generation, re-read
+    # at most this often (seconds), has not moved (api/edge_cache.py; 0: off).
+    edge_cache_seconds: float = Field(default=0.5, ge=0, le=60, alias="SMARTCOURSE_EDGE_CACHE_SECONDS")
 
     @property
     def is_development(self) -> bool:

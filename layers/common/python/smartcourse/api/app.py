@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from smartcourse import __version__, telemetry
 from smartcourse.api.edge import EdgeMiddleware
+from smartcourse.api.edge_cache import install_edge_cache
 from smartcourse.api.overload import install_load_shedding
 from smartcourse.api.tracing import install_tracing
 from smartcourse.errors import DomainError
@@ -157,6 +158,7 @@ def create_app(*routers: APIRouter, title: str = "SmartCourse API") -> FastAPI:
     install_tracing(app)
     install_security(app)
     install_edge(app)  # added last: the outermost of ours, so it sees every answer (inside the trace's span)
+    install_edge_cache(app)  # outside the trace's span too: anonymous public catalogue reads from memory
     for router in routers:
         app.include_router(router)
     return app

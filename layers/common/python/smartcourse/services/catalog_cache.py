@@ -9,6 +9,10 @@ answer's serialised JSON and its ETag, then in Redis, and only then computes it.
 therefore visible to every process on its next read; the in-process layer only saves the Redis round trip of the
 body, its parsing and its re-serialisation. A value is computed after the generation was read, so a value stored
 under a generation is never older than the generation's start. A Redis outage makes the cache a pass-through.
+
+In front of all that, `api.edge_cache.EdgeCache` keeps the public answers of anonymous reads as they went on the
+wire, tagged with their generation, and checks the generation through `edge_clock`: re-read at most every
+`SMARTCOURSE_EDGE_CACHE_SECONDS` per process, at once after this process invalidated.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -40,14 +45,20 @@ class CachedJson:
     body: bytes
     etag: str
     public: bool = True
+    #: The catalogue generation it belongs to (None: read while the cache was unavailable).
+    generation: int | None = None
 
     @classmethod
-    def of_body(cls, body: bytes, *, public: bool = True) -> CachedJson:
-        return cls(body=body, etag='"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"', public=public)
+    def of_body(cls, body: bytes, *, public: bool = True, generation: int | None = None) -> CachedJson:
+        etag = '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+        return cls(body=body, etag=etag, public=public, generation=generation)
 
     @classmethod
-    def of(cls, model: BaseModel, *, exclude_none: bool = False, public: bool = True) -> CachedJson:
-        return cls.of_body(model.model_dump_json(exclude_none=exclude_none).encode(), public=public)
+    def of(
+        cls, model: BaseModel, *, exclude_none: bool = False, public: bool = True, generation: int | None = None
+    ) -> CachedJson:
+        body = model.model_dump_json(exclude_none=exclude_none).encode()
+        return cls.of_body(body, public=public, generation=generation)
 
     def matches(self, if_none_match: str | None) -> bool:
         """True when an `If-None-Match` header names this version (the client's copy is current: 304)."""
@@ -86,6 +97,41 @@ async def generation(container: Any) -> int:
     return int(await container.redis().get(GENERATION_KEY) or 0)
 
 
+class GenerationClock:
+    """This process's last reading of the catalogue generation, for the edge cache: re-read when older than
+    `max_age` seconds, by one caller at a time (the others go by the last reading). `forget` (after this process
+    invalidated) makes the next caller read it again; a reading begun before a `forget` is not kept."""
+
+    def __init__(self) -> None:
+        self.value: int | None = None
+        self.read_at = float("-inf")
+        self.reading = False
+        self.epoch = 0
+
+    def forget(self) -> None:
+        self.value, self.read_at, self.epoch = None, float("-inf"), self.epoch + 1
+
+    async def current(self, container: Any, max_age: float) -> int | None:
+        """The generation, or None when unknown (Redis unreachable, or being read after a `forget`)."""
+        if self.reading or time.monotonic() - self.read_at < max_age:
+            return self.value
+        self.reading, epoch = True, self.epoch
+        try:
+            value: int | None = await generation(container)
+        except Exception:
+            log.warning("catalogue generation unavailable; the edge cache passes reads through", exc_info=True)
+            value = None
+        finally:
+            self.reading = False
+        if epoch == self.epoch:
+            self.value, self.read_at = value, time.monotonic()
+        return value if epoch == self.epoch else None
+
+
+#: The edge cache's reading of the generation, one per process (`api.edge_cache`).
+edge_clock = GenerationClock()
+
+
 async def _read_through(
     container: Any,
     key_of: Callable[[int], str],
@@ -97,7 +143,8 @@ async def _read_through(
 ) -> CachedJson:
     try:
         redis = container.redis()
-        key = key_of(await generation(container))
+        gen = await generation(container)
+        key = key_of(gen)
     except Exception:
         log.warning("%s cache unavailable; reading the database", what, exc_info=True)
         return CachedJson.of(await compute(), exclude_none=exclude_none, public=public)
@@ -110,9 +157,9 @@ async def _read_through(
         log.warning("%s cache unavailable; reading the database", what, exc_info=True)
         raw = None
     if raw is not None:
-        entry = CachedJson.of_body(raw.encode() if isinstance(raw, str) else bytes(raw), public=public)
+        entry = CachedJson.of_body(raw.encode() if isinstance(raw, str) else bytes(raw), public=public, generation=gen)
     else:
-        entry = CachedJson.of(await compute(), exclude_none=exclude_none, public=public)
+        entry = CachedJson.of(await compute(), exclude_none=exclude_none, public=public, generation=gen)
         try:
             await redis.set(key, entry.body, ex=TTL_SECONDS)
         except Exception:
@@ -158,7 +205,9 @@ async def cached_course(
 async def invalidate(container: Any, course_id: uuid.UUID | None = None) -> None:
     """After a publish, an update or an archive: a new catalogue generation (pages and course views alike)."""
     _local.clear()  # this process at once; the others on their next read of the generation
+    edge_clock.forget()
     try:
         await container.redis().incr(GENERATION_KEY)
     except Exception:  # a stale entry lives at most TTL_SECONDS
         log.warning("could not invalidate the course cache (course %s)", course_id, exc_info=True)
+    edge_clock.forget()  # a reading taken between the first forget and the increment is not kept either
