@@ -99,3 +99,37 @@ def test_message_id_uses_the_sender_domain(tmp_path: Path) -> None:
     assert message_id(nid, _settings(tmp_path, MAIL_FROM="Courses <mail@learn.example.org>")).endswith(
         "@learn.example.org>"
     )
+
+
+def test_one_smtp_connection_carries_many_messages_and_a_broken_one_is_replaced(tmp_path: Path) -> None:
+    """The kept connection (adapters/mail.py) against the real development sink: three messages, one connection;
+    the server gone, the send fails and the connection is dropped; the server back, a new one carries on."""
+    import smtplib
+
+    import pytest
+
+    from smartcourse.adapters.mail import SmtpConnection, build_message
+    from smartcourse.devtools.mailsink import start_mailsink
+
+    def message(i: int) -> Any:
+        return build_message(sender="a@b.c", to="d@e.f", subject=f"m{i}", text="t", message_id=f"m{i}@x")
+
+    sink = start_mailsink("127.0.0.1", 0, tmp_path / "mail")
+    host, port = "127.0.0.1", int(sink.port)
+    conn = SmtpConnection(host, port, timeout=5)
+    for i in range(3):
+        conn.send(message(i))
+    assert conn.opened == 1 and len(list((tmp_path / "mail").glob("*.eml"))) == 3
+
+    sink.stop()
+    with pytest.raises((smtplib.SMTPException, OSError)):
+        conn.send(message(3))
+    assert conn.smtp is None  # broken: never reused
+    sink = start_mailsink(host, port, tmp_path / "mail")
+    try:
+        conn.used_at -= conn.FRESH_SECONDS + 1  # idle a while: checked with NOOP first
+        conn.send(message(4))
+        assert conn.opened == 2 and len(list((tmp_path / "mail").glob("*.eml"))) == 4
+    finally:
+        conn.close()
+        sink.stop()

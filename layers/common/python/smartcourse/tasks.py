@@ -175,6 +175,14 @@ def _telemetry_in_pool_process(**_: Any) -> None:
     configure_telemetry("celery")
 
 
+@signals.worker_process_shutdown.connect
+def _close_smtp(**_: Any) -> None:
+    """A pool process ends: say QUIT on its kept SMTP connection (adapters/mail.py) instead of dropping it."""
+    from smartcourse.adapters.mail import close_connections
+
+    close_connections()
+
+
 @signals.after_setup_logger.connect
 @signals.after_setup_task_logger.connect
 def _json_log_lines(logger: logging.Logger | None = None, **_: Any) -> None:

@@ -1,8 +1,17 @@
-"""Outgoing email over SMTP (stdlib smtplib + EmailMessage): the sink in development, a relay in production."""
+"""Outgoing email over SMTP (stdlib smtplib + EmailMessage): the sink in development, a relay in production.
+
+One SMTP connection per process and server is kept open and reused (`SmtpConnection`): connecting, EHLO and QUIT
+were three round trips and a server-side session per e-mail, about a fifth of the Celery task's CPU and half the
+sink's (docs/benchmarks.md, "E-mail task"). A connection idle for a while is checked with NOOP before use, one idle
+for long is reopened, and one that failed is dropped, never reused.
+"""
 
 from __future__ import annotations
 
+import os
 import smtplib
+import threading
+import time
 from collections.abc import Sequence
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -43,6 +52,91 @@ def build_message(
     return msg
 
 
+class SmtpConnection:
+    """One reusable SMTP connection to one server (thread-safe: one message at a time)."""
+
+    #: Used within this many seconds: sent on without a check (a burst pays no extra round trip).
+    FRESH_SECONDS = 2.0
+    #: Idle longer than this: reopened without asking (servers drop idle sessions after a minute or a few).
+    MAX_IDLE_SECONDS = 30.0
+    #: Messages per connection before it is reopened (relays limit them per session).
+    MAX_MESSAGES = 100
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self.lock = threading.Lock()
+        self.smtp: smtplib.SMTP | None = None
+        self.used_at = 0.0
+        self.sent = 0
+        self.opened = 0  # connections opened so far (tests, diagnosis)
+
+    def send(self, msg: EmailMessage) -> None:
+        with self.lock:
+            smtp = self._usable()
+            try:
+                smtp.send_message(msg)
+            except (smtplib.SMTPServerDisconnected, OSError):
+                self.close()  # broken: never reused (the caller's retry opens a new one)
+                raise
+            except smtplib.SMTPException:
+                self._reset()  # refused by the server, the session is still good: clear its state
+                raise
+            self.used_at, self.sent = time.monotonic(), self.sent + 1
+
+    def _usable(self) -> smtplib.SMTP:
+        idle = time.monotonic() - self.used_at
+        if self.smtp is not None and (idle > self.MAX_IDLE_SECONDS or self.sent >= self.MAX_MESSAGES):
+            self.close()
+        if self.smtp is not None and idle > self.FRESH_SECONDS:
+            try:
+                self.smtp.noop()
+            except (smtplib.SMTPException, OSError):
+                self.close()
+        if self.smtp is None:
+            self.smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+            self.sent, self.opened = 0, self.opened + 1
+        return self.smtp
+
+    def _reset(self) -> None:
+        try:
+            if self.smtp is not None:
+                self.smtp.rset()
+        except (smtplib.SMTPException, OSError):
+            self.close()
+
+    def close(self) -> None:
+        smtp, self.smtp = self.smtp, None
+        if smtp is not None:
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                smtp.close()
+
+
+_connections: dict[tuple[int, str, int], SmtpConnection] = {}
+_connections_lock = threading.Lock()
+
+
+def connection(host: str, port: int, timeout: float = 30.0) -> SmtpConnection:
+    """This process's connection to `host:port` (a forked child gets its own, never its parent's socket)."""
+    key = (os.getpid(), host, port)
+    with _connections_lock:
+        conn = _connections.get(key)
+        if conn is None:
+            conn = _connections[key] = SmtpConnection(host, port, timeout)
+        return conn
+
+
+def close_connections() -> None:
+    """Close this process's SMTP connections (worker shutdown, tests)."""
+    with _connections_lock:
+        mine = [c for (pid, _, _), c in _connections.items() if pid == os.getpid()]
+        _connections.clear()
+    for conn in mine:
+        with conn.lock:
+            conn.close()
+
+
 def send_email(
     *,
     host: str,
@@ -56,7 +150,8 @@ def send_email(
     message_id: str,
     timeout: float = 30.0,
 ) -> None:
-    """Send one message; returns once the server accepted it (raises smtplib/OSError errors otherwise)."""
+    """Send one message over this process's connection to the server; returns once the server accepted it (raises
+    smtplib/OSError errors otherwise)."""
     msg = build_message(
         sender=sender,
         to=to,
@@ -67,8 +162,5 @@ def send_email(
         message_id=message_id,
     )
     attributes = {"server.address": host, "server.port": port, "smtp.message_id": msg["Message-ID"] or ""}
-    with (
-        _tracer.start_as_current_span("smtp send", kind=SpanKind.CLIENT, attributes=attributes),
-        smtplib.SMTP(host, port, timeout=timeout) as smtp,
-    ):
-        smtp.send_message(msg)
+    with _tracer.start_as_current_span("smtp send", kind=SpanKind.CLIENT, attributes=attributes):
+        connection(host, port, timeout).send(msg)
