@@ -383,7 +383,7 @@ class Children:
                     continue
                 level, msg = _log_level(line)
                 if level in {"error", "critical", "warning"}:
-                    counts[f"{level}: {UUID_RE.sub('{id}', msg)[:150]}"] += 1
+                    counts[f"{level}: {UUID_RE.sub('{id}', msg)[:360]}"] += 1
             if counts:
                 out[name] = dict(counts.most_common(8))
         return out
@@ -397,7 +397,10 @@ def _log_level(line: str) -> tuple[str, str]:
     if line.startswith("{"):
         with contextlib.suppress(ValueError):
             record = json.loads(line)
-            return str(record.get("level", "")), f"{record.get('logger', '')}: {record.get('msg', '')}"
+            message = f"{record.get('logger', '')}: {record.get('msg', '')}"
+            if record.get("exc"):  # the exception's last line says what it was (type and message)
+                message += " <- " + str(record["exc"]).strip().splitlines()[-1][:200]
+            return str(record.get("level", "")), message
     for level in ("CRITICAL", "ERROR", "WARNING"):
         if f" {level}/" in line[:80] or line.startswith(f"{level}:"):
             return level.lower(), line.split("] ", 1)[-1]

@@ -146,6 +146,13 @@ async def test_repeats_and_idempotency_key_return_the_same_enrollment(api: Api, 
     plain = await enroll(api, student, course["id"])
     assert again.status_code == plain.status_code == 200
     assert again.json()["id"] == plain.json()["id"] == first.json()["id"]
+    # The key names that enrollment: used for another course (known or not) it is refused, nothing written.
+    other = await api.published_course(teacher)
+    for course_id in (other["id"], str(uuid.uuid4())):
+        reused = await enroll(api, student, course_id, **{"Idempotency-Key": "abc-123"})
+        assert reused.status_code == 409 and reused.json()["code"] == "idempotency_key_reused", reused.text
+    mine = await api.client.get("/enrollments/my-courses", headers=student["headers"])
+    assert [e["id"] for e in mine.json()] == [first.json()["id"]]
 
 
 async def test_rules(api: Api, worker: object) -> None:

@@ -356,9 +356,10 @@ async def test_health_shows_the_admitted_not_active_backlog(
         await _drop(api, [(waiting["id"], waiter)])
 
 
-async def test_the_admission_takes_three_statements(api: Api, worker: object, container: Any) -> None:
-    """The existing/idempotent lookup, the course's facts with attempt and prerequisites, then one statement that
-    locks the course and writes seat + enrollment + history + outbox event: no call to the workflow engine."""
+async def test_the_admission_takes_two_statements(api: Api, worker: object, container: Any) -> None:
+    """The existing/idempotent lookup with the course's facts, attempt and prerequisites, then one statement that
+    locks the course and writes seat + enrollment + history + outbox event: no call to the workflow engine. A repeat
+    with the same key finds the enrollment in the first statement and loads it (two SELECTs, nothing written)."""
     course_id = uuid.UUID(await _published(api))
     student = await api.user()
     principal = Principal(user_id=uuid.UUID(student["id"]), role="student")
@@ -372,13 +373,21 @@ async def test_the_admission_takes_three_statements(api: Api, worker: object, co
     try:
         async with own.uow() as uow:
             result, created = await service.enroll(
-                uow=uow, principal=principal, course_id=course_id, idempotency_key="three-statements"
+                uow=uow, principal=principal, course_id=course_id, idempotency_key="two-statements"
+            )
+        first = [s.split()[0].upper() for s in statements]
+        statements.clear()
+        async with own.uow() as uow:
+            again, created_again = await service.enroll(
+                uow=uow, principal=principal, course_id=course_id, idempotency_key="two-statements"
             )
     finally:
         event.remove(own.engine.sync_engine, "before_cursor_execute", count)
         await own.aclose()
     assert created and result.status == "pending"
-    assert [s.split()[0].upper() for s in statements] == ["SELECT", "SELECT", "WITH"], statements
+    assert first == ["SELECT", "WITH"], first
+    assert not created_again and again.id == result.id
+    assert all(s.split()[0].upper() == "SELECT" for s in statements), statements
     async with container.sessionmaker() as session:
         history = await session.scalar(
             select(func.count()).select_from(EnrollmentHistory).where(EnrollmentHistory.enrollment_id == result.id)

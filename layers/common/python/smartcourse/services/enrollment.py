@@ -105,9 +105,35 @@ async def _existing(uow: UnitOfWork, student_id: uuid.UUID, course_id: uuid.UUID
     return next((r for r in rows if r.course_id == course_id and r.status != "dropped"), None)
 
 
-def _course_facts(course_id: uuid.UUID, student_id: uuid.UUID) -> Any:
-    """Whether the course is live, the student's last attempt at it and its prerequisites (all of them, and those
-    the student completed): one statement instead of four. No lock: only the seat needs one (see `_admission`)."""
+@functools.cache
+def _facts_statement() -> Any:
+    """Everything the admission decides on before it takes the lock, in one statement built once per process:
+
+    * the enrollment made with this Idempotency-Key, else the student's live one in the course (`_existing`'s
+      answer; a repeat is then loaded by id);
+    * whether the course exists and is live, the student's last attempt at it and its prerequisites (all of them,
+      and those the student completed).
+
+    Selected as scalar subqueries without a FROM, so a row comes back even for an unknown course (the key's
+    enrollment in another course is still found). No lock: only the seat needs one (see `_admission`)."""
+    student_id = bindparam("student_id", type_=_ID)
+    course_id = bindparam("course_id", type_=_ID)
+    key = bindparam("key", type_=String)
+    existing = (
+        select(Enrollment.id)
+        .where(
+            Enrollment.student_id == student_id,
+            or_(
+                (Enrollment.course_id == course_id) & (Enrollment.status != "dropped"),
+                key.is_not(None) & (Enrollment.idempotency_key == key),
+            ),
+        )
+        .order_by(case((Enrollment.idempotency_key == key, 0), else_=1))  # the key's own first
+        .limit(1)
+        .scalar_subquery()
+    )
+    status = select(Course.status).where(Course.id == course_id).scalar_subquery()
+    content_version = select(Course.content_version).where(Course.id == course_id).scalar_subquery()
     last_attempt = (
         select(func.coalesce(func.max(Enrollment.attempt), 0))
         .where(Enrollment.student_id == student_id, Enrollment.course_id == course_id)
@@ -128,8 +154,7 @@ def _course_facts(course_id: uuid.UUID, student_id: uuid.UUID) -> Any:
         )
         .scalar_subquery()
     )
-    facts = (Course.status, Course.content_version, last_attempt, required, completed)
-    return select(*facts).where(Course.id == course_id)
+    return select(existing, status, content_version, last_attempt, required, completed)
 
 
 _TS = DateTime(timezone=True)
@@ -287,25 +312,27 @@ async def enroll(
     Starting the enrollment workflow is not part of the admission: the dispatcher (services/dispatcher.py)
     starts it from the `enrollment.created` event committed here.
 
-    Three statements, each committing on its own (READ COMMITTED gave each its own snapshot before too): the
-    existing/idempotent lookup; the course's facts with the student's attempt and prerequisites (no lock, as the
-    live check always was); the admission itself in one statement that locks the course row, decides seat or
-    waitlist, and writes seat, enrollment, history and outbox event (`_admission`). The lock is held only inside
+    Two statements, each committing on its own (READ COMMITTED gave each its own snapshot before too): the
+    existing/idempotent lookup with the course's facts, the student's attempt and prerequisites (no lock, as the
+    live check always was: `_facts_statement`); the admission itself in one statement that locks the course row,
+    decides seat or waitlist, and writes seat, enrollment, history and outbox event (`_admission`). The lock is held only inside
     PostgreSQL, so admissions to one course are serial at the database's speed, not at the client's round trips.
     """
     if principal.role != "student":
         raise Forbidden("only students enroll in courses", code="role_forbidden")
     student_id = principal.user_id
     await uow.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    found = await _existing(uow, student_id, course_id, idempotency_key)
+    params = {"student_id": student_id, "course_id": course_id, "key": idempotency_key or None}
+    existing_id, status, content_version, last_attempt, required, completed = (
+        await uow.session.execute(_facts_statement(), params)
+    ).one()
+    found = await uow.session.get(Enrollment, existing_id) if existing_id is not None else None
     if found is not None:
         if idempotency_key and found.idempotency_key == idempotency_key and found.course_id != course_id:
             raise Conflict("this Idempotency-Key was used for another course", code="idempotency_key_reused")
         return await to_public(uow, found), False
-    row = (await uow.session.execute(_course_facts(course_id, student_id))).first()
-    if row is None:
+    if status is None:
         raise NotFound("course not found", code="course_not_found")
-    status, content_version, last_attempt, required, completed = row
     if not course_rules.is_live(status, content_version):
         raise Conflict("the course is not published", code="course_not_published")
     if required:
