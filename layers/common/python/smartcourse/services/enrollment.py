@@ -315,8 +315,9 @@ async def enroll(
     Two statements, each committing on its own (READ COMMITTED gave each its own snapshot before too): the
     existing/idempotent lookup with the course's facts, the student's attempt and prerequisites (no lock, as the
     live check always was: `_facts_statement`); the admission itself in one statement that locks the course row,
-    decides seat or waitlist, and writes seat, enrollment, history and outbox event (`_admission`). The lock is held only inside
-    PostgreSQL, so admissions to one course are serial at the database's speed, not at the client's round trips.
+    decides seat or waitlist, and writes seat, enrollment, history and outbox event (`_admission`). The lock is held
+    only inside PostgreSQL, so admissions to one course are serial at the database's speed, not at the client's
+    round trips.
     """
     if principal.role != "student":
         raise Forbidden("only students enroll in courses", code="role_forbidden")
