@@ -178,6 +178,17 @@ async def test_enqueue_five_times_sends_one_email(rig: MailRig, container: Any, 
     log = rig.worker.log_since(offset)
     assert log.count("succeeded") >= 5 and "'sent'" in log
 
+    from smartcourse.models import TaskRun
+
+    async def five_outcomes() -> list[Any] | None:
+        # One row per task id: the sending one's written in its own commit, the four no-ops' by the signal.
+        async with container.sessionmaker() as session:
+            rows = list(await session.scalars(select(TaskRun).where(TaskRun.args["args"][0].astext == str(nid))))
+        return rows if len(rows) >= 5 else None
+
+    runs = await wait_for(five_outcomes, what="the five outcome rows")
+    assert len(runs) == 5 and {r.status for r in runs} == {"succeeded"} and len({r.task_id for r in runs}) == 5
+
 
 async def test_attachment_from_the_file_store(rig: MailRig, container: Any, api: Api) -> None:
     user = await api.user()

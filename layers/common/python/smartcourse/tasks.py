@@ -363,13 +363,13 @@ class DeadLetteringTask(Task):  # type: ignore[misc]
 UNRECORDED_SUCCESSES = frozenset({"notifications.sweep_pending"})
 
 
-def _record_outcome(task: Any, status: str, error: str | None = None) -> None:
-    """Write the task's outcome (signal handlers run in the worker process, after the task body)."""
+def _outcome(task: Any, status: str, error: str | None = None) -> dict[str, Any] | None:
+    """The task's outcome row as `record_task_outcome` takes it (None without a task id)."""
     request = getattr(task, "request", None)
     task_id = getattr(request, "id", None)
     if not task_id:
-        return
-    outcome = {
+        return None
+    return {
         "task_id": str(task_id),
         "task": str(task.name),
         "status": status,
@@ -382,6 +382,38 @@ def _record_outcome(task: Any, status: str, error: str | None = None) -> None:
         "trace_id": current_trace_id(),
     }
 
+
+#: Task ids whose success the task body already wrote in its own transaction (`SuccessInBody`): not written again.
+_succeeded_in_body: set[str] = set()
+
+
+class SuccessInBody:
+    """For a task body that commits its effect: its success row written in that same transaction (one commit
+    instead of two). Pass the instance as the body's hook, and call `committed()` once the transaction committed:
+    only then does the `task_success` handler skip the task. A body whose transaction rolls back records nothing
+    here, and its failure or later success is recorded as usual."""
+
+    def __init__(self, task: Any) -> None:
+        self.task = task
+        self.task_id: str | None = None
+
+    async def __call__(self, session: AsyncSession) -> None:
+        outcome = _outcome(self.task, "succeeded")
+        if outcome is not None:
+            await record_task_outcome(session, **outcome)
+            self.task_id = outcome["task_id"]
+
+    def committed(self) -> None:
+        if self.task_id is not None:
+            _succeeded_in_body.add(self.task_id)
+
+
+def _record_outcome(task: Any, status: str, error: str | None = None) -> None:
+    """Write the task's outcome (signal handlers run in the worker process, after the task body)."""
+    outcome = _outcome(task, status, error)
+    if outcome is None:
+        return
+
     async def write() -> None:
         async with runtime().sessionmaker() as session, session.begin():
             await record_task_outcome(session, **outcome)
@@ -389,13 +421,18 @@ def _record_outcome(task: Any, status: str, error: str | None = None) -> None:
     try:
         run_async(write())
     except Exception:  # bookkeeping must never change what the task did
-        log.warning("could not record the outcome of %s[%s]", task.name, task_id, exc_info=True)
+        log.warning("could not record the outcome of %s[%s]", task.name, outcome["task_id"], exc_info=True)
 
 
 @task_success.connect
 def _task_succeeded(sender: Any = None, **_: Any) -> None:
-    if sender is not None and sender.name not in UNRECORDED_SUCCESSES:
-        _record_outcome(sender, "succeeded")
+    if sender is None or sender.name in UNRECORDED_SUCCESSES:
+        return
+    task_id = getattr(getattr(sender, "request", None), "id", None)
+    if task_id is not None and str(task_id) in _succeeded_in_body:
+        _succeeded_in_body.discard(str(task_id))  # written with the task's own commit
+        return
+    _record_outcome(sender, "succeeded")
 
 
 @task_retry.connect
@@ -431,7 +468,11 @@ def send_email_task(notification_id: str) -> str:
     except ValueError:
         log.error("notifications.send_email: %r is not a notification id", notification_id)
         return "invalid"
-    return run_async(deliver_email(nid, rt=runtime()))
+    success = SuccessInBody(send_email_task)
+    result = run_async(deliver_email(nid, rt=runtime(), on_sent=success))
+    if result == "sent":  # returned after its commit, which holds the success row too
+        success.committed()
+    return result
 
 
 def enqueue_email(notification_id: uuid.UUID) -> None:

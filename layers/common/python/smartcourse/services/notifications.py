@@ -8,6 +8,7 @@ import html
 import logging
 import mimetypes
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from email.utils import formataddr, parseaddr
 from pathlib import PurePosixPath
@@ -146,7 +147,12 @@ def _html(body: str) -> str:
     return f"<!doctype html><html><body>{paragraphs}</body></html>"
 
 
-async def deliver_email(notification_id: uuid.UUID, *, rt: MailRuntime) -> str:
+async def deliver_email(
+    notification_id: uuid.UUID,
+    *,
+    rt: MailRuntime,
+    on_sent: Callable[[AsyncSession], Awaitable[None]] | None = None,
+) -> str:
     """Send the email copy unless already sent; returns what happened ("sent", "already_sent", ...).
 
     Exactly once in the normal case, by claim and mark in one transaction: the row is locked
@@ -201,6 +207,8 @@ async def deliver_email(notification_id: uuid.UUID, *, rt: MailRuntime) -> str:
             note.email_status = "sent"
             note.emailed_at = utcnow()
             note.email_attempts += 1
+            if on_sent is not None:  # e.g. the task's own outcome record: one commit for both
+                await on_sent(session)
     except Exception:
         await _count_failed_attempt(rt.sessionmaker, notification_id)
         raise
