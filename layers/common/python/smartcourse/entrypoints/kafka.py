@@ -112,7 +112,8 @@ class RunnerStats:
 
 
 class KafkaConsumerRunner:
-    """Runs one `Consumer` as its own consumer group; an offset is committed only once its effect is stored.
+    """Runs one `Consumer` as its own consumer group; an offset is committed only once its effect is stored (once per
+    partition and fetch, after its last record).
 
     Per record: decode and validate (a violation is poison), `consumer.handle` with retries and backoff, and
     on poison or exhausted retries: the DLQ topic `<topic>.dlq` plus the `dead_letters` table, then commit so
@@ -168,20 +169,22 @@ class KafkaConsumerRunner:
             while not stop.is_set():
                 batch = await kafka.getmany(timeout_ms=self._poll_ms, max_records=200)
                 for tp, records in batch.items():
+                    done: ConsumerRecord[Any, Any] | None = None  # the last record whose effect is stored
                     for record in records:
                         try:
                             await self._process(record, dlq)
                         except Exception:
                             # Not even the DLQ path worked (database or broker down): re-read from here later.
                             log.exception("record not handled; will retry", extra={"consumer": self.consumer.name})
+                            await self._commit(kafka, done)
                             kafka.seek(tp, record.offset)
                             await asyncio.sleep(self._backoff * 5)
+                            done = None
                             break
-                        try:
-                            await self._commit(kafka, record)
-                        except KafkaError:
-                            # A rebalance moved the partition: its new owner gets the record again and dedupes.
-                            log.warning("offset commit failed", exc_info=True, extra={"consumer": self.consumer.name})
+                        done = record
+                    # One commit per partition and fetch, after every effect of it is stored (it was one broker round
+                    # trip per record): a crash before it redelivers those records, which `handle` dedupes.
+                    await self._commit(kafka, done)
                 await self._record_lag(kafka)
         finally:
             # No commit here: whatever was not committed is redelivered to the group.
@@ -200,8 +203,15 @@ class KafkaConsumerRunner:
                 lag = max(0, highwater - await kafka.position(tp))
                 CONSUMER_LAG.labels(self.consumer.name, tp.topic, str(tp.partition)).set(lag)
 
-    async def _commit(self, kafka: AIOKafkaConsumer, record: ConsumerRecord[Any, Any]) -> None:
-        await kafka.commit({TopicPartition(record.topic, record.partition): record.offset + 1})
+    async def _commit(self, kafka: AIOKafkaConsumer, record: ConsumerRecord[Any, Any] | None) -> None:
+        """Commit the offset after `record` (nothing when None)."""
+        if record is None:
+            return
+        try:
+            await kafka.commit({TopicPartition(record.topic, record.partition): record.offset + 1})
+        except KafkaError:
+            # A rebalance moved the partition: its new owner gets the records again and dedupes.
+            log.warning("offset commit failed", exc_info=True, extra={"consumer": self.consumer.name})
 
     async def _process(self, record: ConsumerRecord[Any, Any], dlq: AIOKafkaProducer) -> None:
         """Handle one record inside a span continuing the trace its `traceparent` header carries."""
