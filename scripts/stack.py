@@ -353,7 +353,19 @@ class Postgres(Engine):
             for path in (self.dir, self.sockdir, self.proc.logfile):
                 shutil.chown(path, self.os_user, self.os_user)
             if subprocess.run(self.as_pg("test", "-w", self.dir)).returncode != 0:
-                raise StackError(f"OS user {self.os_user} cannot write {self.dir}; set SMARTCOURSE_DATA_DIR")
+                closed = next(
+                    (
+                        p
+                        for p in reversed(self.dir.resolve().parents)
+                        if subprocess.run(self.as_pg("test", "-x", p)).returncode
+                    ),
+                    None,
+                )
+                why = f" ({closed} is closed to it: e.g. `make run` makes its data dir 0700)" if closed else ""
+                raise StackError(
+                    f"OS user {self.os_user} cannot write {self.dir}{why}; set SMARTCOURSE_DATA_DIR to a directory "
+                    f"it can reach, or let it through with `chmod o+x {closed or self.dir.parent}`"
+                )
         if not (self.pgdata / "PG_VERSION").exists():
             pwfile = self.dir / "pwfile"
             pwfile.write_text(self.password + "\n")
