@@ -313,6 +313,8 @@ async def read_course(
             enrolled = await is_enrolled(uow, principal.user_id, course_id)
     elif caller is not None:
         async with container.uow() as uow:
+            # Reads only: autocommit makes each one round trip (no BEGIN and ROLLBACK around them).
+            await uow.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             enrolled = await is_enrolled(uow, caller.user_id, course_id)
             if enrolled:
                 await accounts.authenticate(uow=uow, claims=caller)
