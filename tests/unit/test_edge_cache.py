@@ -123,6 +123,15 @@ async def test_only_get_is_answered_from_memory(rig: Rig) -> None:
     assert rig.inner.calls == 3
 
 
+async def test_the_scheme_is_part_of_the_key(rig: Rig) -> None:
+    """An answer over http (no HSTS) is never replayed over https, nor the other way round."""
+    await rig.get("/courses/a")
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=rig.app), base_url="https://edge") as tls:
+        await tls.get("/courses/a")
+        await tls.get("/courses/a")
+    assert rig.inner.calls == 2
+
+
 async def test_the_origin_is_part_of_the_key(rig: Rig) -> None:
     a = await rig.get("/courses/a", Origin="https://a.example")
     b = await rig.get("/courses/a", Origin="https://b.example")

@@ -7,7 +7,8 @@ keeps what the full stack answered to an anonymous `GET` of a public catalogue a
 marks those with their catalogue generation) and serves it again as long as the generation has not moved:
 
 - Only requests without an `Authorization` header, only `GET`, only answers the route marked public, only 200s.
-  A key is the path, the query string and the `Origin` header (CORS answers differ by origin); `If-None-Match`
+  A key is the scheme (HSTS goes out over https only), the path, the query string and the `Origin` header (CORS
+  answers differ by origin); `If-None-Match`
   gets a 304 as from the route. The headers are the route's and the edge's (security headers), minus the
   storing request's trace headers.
 - Fresh enough: the generation is re-read from Redis at most every `SMARTCOURSE_EDGE_CACHE_SECONDS` per process
@@ -76,7 +77,7 @@ class EdgeCache:
         self.app = app
         self.generation = generation
         self.enabled = enabled
-        self.entries: TTLCache[tuple[str, bytes, bytes], Entry] = TTLCache(
+        self.entries: TTLCache[tuple[str, str, bytes, bytes], Entry] = TTLCache(
             maxsize=max_bytes, ttl=TTL_SECONDS, getsizeof=_size
         )
 
@@ -99,7 +100,7 @@ class EdgeCache:
             return
         started = time.perf_counter()
         generation = await self.generation()
-        key = (scope["path"], scope.get("query_string", b""), origin)
+        key = (scope.get("scheme", "http"), scope["path"], scope.get("query_string", b""), origin)
         entry = self.entries.get(key) if generation is not None else None
         if entry is not None and entry.generation == generation:
             await self._answer(entry, if_none_match, send)
@@ -126,7 +127,7 @@ class EdgeCache:
         HTTP_REQUESTS.labels("GET", entry.route, "200").inc()
 
     async def _fill(
-        self, scope: Scope, receive: Receive, send: Send, key: tuple[str, bytes, bytes], generation: int
+        self, scope: Scope, receive: Receive, send: Send, key: tuple[str, str, bytes, bytes], generation: int
     ) -> None:
         start: Message | None = None
         parts: list[bytes] = []
