@@ -11,7 +11,9 @@ from typing import Any
 from opentelemetry.trace import SpanKind
 
 from smartcourse import telemetry
+from smartcourse.errors import Invalid
 from smartcourse.event_consumer import Consumer, dead_letter
+from smartcourse.event_contracts import validate_event
 from smartcourse.services.analytics import CONSUMER as analytics
 from smartcourse.services.recommendations import CONSUMER as recommendations
 
@@ -31,6 +33,14 @@ def _consume_attributes(envelope: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def _meets_contract(envelope: dict[str, Any]) -> bool:
+    try:
+        validate_event(str(envelope["event_type"]), int(envelope["schema_version"]), envelope)
+    except (Invalid, KeyError, TypeError, ValueError):
+        return False
+    return True
+
+
 class InProcessPublisher:
     """The embedded event bus: the relay hands each event straight to the consumers, in this process."""
 
@@ -39,15 +49,19 @@ class InProcessPublisher:
         self._consumers = consumers
 
     async def publish(self, topic: str, key: str, envelope: dict[str, Any]) -> None:
+        valid: bool | None = None  # checked against its contract once, for every consumer (not once each)
         for consumer in self._consumers:
             if envelope.get("event_type") not in consumer.effects:
                 continue  # nothing to apply (handle would return False): no span, no round trip
+            if valid is None:
+                valid = _meets_contract(envelope)
             try:
                 # Inside the relay's publish span: the consumer's effects join the emitting request's trace.
                 with telemetry.tracer().start_as_current_span(
                     f"{consumer.name} consume", kind=SpanKind.CONSUMER, attributes=_consume_attributes(envelope)
                 ):
-                    await consumer.handle(self._sessionmaker, envelope)
+                    # An envelope that breaks its contract is checked again by each consumer, which dead-letters it.
+                    await consumer.handle(self._sessionmaker, envelope, validated=valid)
             except Exception as exc:
                 log.exception(
                     "consumer failed", extra={"consumer": consumer.name, "event_id": envelope.get("event_id")}

@@ -29,13 +29,17 @@ class Consumer:
     name: str
     effects: dict[str, Effect]
 
-    async def handle(self, sessionmaker: Any, envelope: dict[str, Any]) -> bool:
-        """Apply one event once. Returns False if it was already processed (a redelivery)."""
+    async def handle(self, sessionmaker: Any, envelope: dict[str, Any], *, validated: bool = False) -> bool:
+        """Apply one event once. Returns False if it was already processed (a redelivery).
+
+        `validated`: the caller already checked the envelope against its contract (the Kafka and MSK paths do, in
+        `EventCodec.validate`, with the registry's schema), so it is not checked a second time here."""
         event_type = envelope["event_type"]
         effect = self.effects.get(event_type)
         if effect is None:
             return False
-        validate_event(event_type, int(envelope["schema_version"]), envelope)
+        if not validated:
+            validate_event(event_type, int(envelope["schema_version"]), envelope)
         if is_sample(envelope):
             # A hand-invoked sample (`smartcourse invoke ... --event events/samples/...`): decoded and checked
             # against its contract, never applied, so it cannot skew live state (docs/analytics.md).

@@ -267,7 +267,8 @@ class KafkaConsumerRunner:
         applied = False
         async for attempt in retrying:
             with attempt:
-                applied = await self.consumer.handle(self._sessionmaker, envelope)
+                # Checked against its contract in `_process_record` (EventCodec.validate): not again per attempt.
+                applied = await self.consumer.handle(self._sessionmaker, envelope, validated=True)
         return applied
 
     async def _dead_letter(

@@ -92,7 +92,7 @@ async def _apply_record(consumer: Consumer, record: dict[str, Any], *, sessionma
         if decoded.event_type not in consumer.effects:
             return
         await codec.validate(decoded)
-        await consumer.handle(sessionmaker, decoded.envelope)
+        await consumer.handle(sessionmaker, decoded.envelope, validated=True)  # by codec.validate just above
     except (PoisonMessage, Invalid) as exc:
         envelope = dead_letter_envelope(value, topic=topic, partition=partition, offset=offset, decoded=decoded)
         await dead_letter(sessionmaker, consumer.name, topic, envelope, f"poison: {exc}")
