@@ -35,7 +35,7 @@ async def test_one_contract_check_for_every_consumer_and_a_violation_dead_letter
     real = bus.validate_event
 
     def counted(event_type: str, version: int, envelope: dict[str, Any]) -> None:
-        checks.append(event_type)
+        checks.append(str(envelope.get("event_id")))  # the suite's own relay may publish meanwhile: count ours
         real(event_type, version, envelope)
 
     monkeypatch.setattr(bus, "validate_event", counted)
@@ -43,7 +43,7 @@ async def test_one_contract_check_for_every_consumer_and_a_violation_dead_letter
     good = DomainEvent("user.registered", user_id, {"user_id": user_id, "role": "student"}).envelope()
     await publisher.publish("smartcourse.users", user_id, good)
     assert sorted(applied) == sorted((n, good["event_id"]) for n in names)
-    assert checks == ["user.registered"]  # once, not once per consumer
+    assert checks.count(good["event_id"]) == 1  # once, not once per consumer
 
     bad = DomainEvent("user.registered", user_id, {"user_id": user_id, "role": "student"}).envelope()
     bad["data"] = {"user_id": 42}  # breaks the contract
