@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -91,32 +92,11 @@ async def test_worker_killed_mid_enrollment_resumes_with_effects_once(
     hold: str, api: Api, worker: object, celery_worker: object, container: Any, settings: Any
 ) -> None:
     from smartcourse.models import Enrollment, EnrollmentHistory, LessonProgress, Notification, OutboxEvent
-    from smartcourse.security import Principal
-    from smartcourse.services import enrollment
-    from workflows.enrollment.workflow import EnrollmentInput, EnrollmentWorkflow
 
     teacher, student = await api.user("instructor"), await api.user()
     course = await api.published_course(teacher)
-    async with container.uow() as uow:
-        e, _ = await enrollment.enroll(
-            uow=uow, principal=Principal(uuid.UUID(student["id"]), "student"), course_id=uuid.UUID(course["id"]),
-            idempotency_key=None,
-        )  # fmt: skip
-    # The worker dies inside the enrollment's one local activity; the next worker re-runs it when the workflow
-    # task times out.
-    result = await run_killing_the_worker(
-        settings,
-        container,
-        f"{hold}.{e.id}",
-        lambda client, queue: client.start_workflow(
-            EnrollmentWorkflow.run,
-            EnrollmentInput(str(e.id)),
-            id=e.workflow_id,
-            task_queue=queue,
-            task_timeout=timedelta(seconds=3),  # the dead worker's workflow task is given up after this (10 s default)
-        ),
-        reach_timeout=120,  # a worker subprocess takes long to import on a busy machine
-    )
+    async with _dispatcher_paused(container):  # this test starts the workflow itself, on a worker it kills
+        result, e = await _enroll_and_kill(hold, container, settings, student, course)
     assert [s["status"] for s in result["steps"]] == ["completed"] * 4
     eid = e.id
     async with container.uow() as uow:
@@ -158,3 +138,47 @@ async def test_worker_killed_mid_enrollment_resumes_with_effects_once(
     assert status == "sent"
     await asyncio.sleep(1)  # a second send, if there were one, would land meanwhile
     assert len([m for m in read_mail(settings.mail_dir) if str(nid) in str(m["Message-ID"])]) == 1
+
+
+@contextlib.asynccontextmanager
+async def _dispatcher_paused(container: Any) -> AsyncIterator[None]:
+    """Hold the dispatchers' lock: the session's dispatcher leaves the admission alone (it would otherwise start the
+    same workflow id on the suite's worker first, and this test's own start would find it already started)."""
+    from smartcourse.services import dispatcher
+
+    async with container.engine.connect() as conn:
+        await conn.execute(select(func.pg_advisory_lock(dispatcher.LOCK_KEY)))
+        await conn.commit()
+        try:
+            yield
+        finally:
+            await conn.execute(select(func.pg_advisory_unlock(dispatcher.LOCK_KEY)))
+            await conn.commit()
+
+
+async def _enroll_and_kill(hold: str, container: Any, settings: Any, student: Any, course: Any) -> tuple[Any, Any]:
+    from smartcourse.security import Principal
+    from smartcourse.services import enrollment
+    from workflows.enrollment.workflow import EnrollmentInput, EnrollmentWorkflow
+
+    async with container.uow() as uow:
+        e, _ = await enrollment.enroll(
+            uow=uow, principal=Principal(uuid.UUID(student["id"]), "student"), course_id=uuid.UUID(course["id"]),
+            idempotency_key=None,
+        )  # fmt: skip
+    # The worker dies inside the enrollment's one local activity; the next worker re-runs it when the workflow
+    # task times out.
+    result = await run_killing_the_worker(
+        settings,
+        container,
+        f"{hold}.{e.id}",
+        lambda client, queue: client.start_workflow(
+            EnrollmentWorkflow.run,
+            EnrollmentInput(str(e.id)),
+            id=e.workflow_id,
+            task_queue=queue,
+            task_timeout=timedelta(seconds=3),  # the dead worker's workflow task is given up after this (10 s default)
+        ),
+        reach_timeout=120,  # a worker subprocess takes long to import on a busy machine
+    )
+    return result, e
