@@ -122,27 +122,32 @@ def mails_for(rig: MailRig, nid: uuid.UUID, to: str) -> list[Any]:
 async def reached(hold: Path) -> bool:
     """The task stopped at its hold point (faults.hold_point), i.e. after its claim.
 
-    Waited for instead of polling `holds_claim`: the probe takes the row lock for an instant when it is free, and a
-    task claiming at that instant finds it taken (SKIP LOCKED), answers "in_progress" and never sends."""
+    Waited for instead of polling `holds_claim`: the probe takes the claim for an instant when it is free, and a
+    task claiming at that instant finds it taken, answers "in_progress" and never sends."""
     return hold.with_suffix(".reached").exists()
 
 
 async def holds_claim(container: Any, nid: uuid.UUID) -> bool:
-    """True while some transaction holds the notification's row lock, i.e. a worker is mid-task (a probe: it takes
-    the lock for an instant if it is free, so only ask when no task may be claiming)."""
+    """True while a sender holds the notification's e-mail claim and its row lock, i.e. a worker is mid-task (a
+    probe: it takes the claim for an instant if it is free, so only ask when no task may be claiming)."""
+    from sqlalchemy import func
     from sqlalchemy.exc import DBAPIError
 
     from smartcourse.models import Notification
+    from smartcourse.services.notifications import email_claim_key
 
-    try:
-        async with container.uow() as uow:
+    async with container.uow() as uow:
+        claimed = await uow.session.scalar(select(func.pg_try_advisory_xact_lock(email_claim_key(nid))))
+        try:
             await uow.session.execute(
                 select(Notification.id).where(Notification.id == nid).with_for_update(nowait=True)
             )
-            await uow.session.rollback()
-        return False
-    except DBAPIError:
-        return True
+            row_free = True
+        except DBAPIError:
+            row_free = False
+        await uow.session.rollback()
+    assert claimed == row_free, "a sender holds the claim and the row lock together"
+    return not claimed
 
 
 # --- tests ------------------------------------------------------------------------------------------
@@ -188,6 +193,32 @@ async def test_enqueue_five_times_sends_one_email(rig: MailRig, container: Any, 
 
     runs = await wait_for(five_outcomes, what="the five outcome rows")
     assert len(runs) == 5 and {r.status for r in runs} == {"succeeded"} and len({r.task_id for r in runs}) == 5
+
+
+async def test_a_short_row_lock_is_waited_for_not_taken_for_a_sender(rig: MailRig, container: Any, api: Api) -> None:
+    """Someone else holding the notification's row for an instant (a student marking it read as the task starts)
+    delays the e-mail by that instant. It used to be taken for another sender's claim (SKIP LOCKED): the task
+    answered "in_progress" and the e-mail waited for the sweeper (not running here)."""
+    from smartcourse.models import Notification
+
+    user = await api.user()
+    nid = await notify(container, user)
+    offset = rig.worker.log_offset()
+    async with container.uow() as uow:  # what POST /notifications/{id}/read holds while it updates the row
+        await uow.session.execute(select(Notification.id).where(Notification.id == nid).with_for_update())
+        rig.enqueue(nid)
+
+        async def received() -> bool:
+            return "notifications.send_email[" in rig.worker.log_since(offset)
+
+        await wait_for(received, what="the worker to receive the task")
+        await asyncio.sleep(1.0)  # the task is at its row lock by now
+        assert (await row(container, nid)).email_status == "pending"
+        await uow.commit()
+    note = await wait_sent(container, nid, timeout=20)
+    assert note.email_attempts == 1
+    assert len(mails_for(rig, nid, user["email"])) == 1
+    assert "'in_progress'" not in rig.worker.log_since(offset)
 
 
 async def test_attachment_from_the_file_store(rig: MailRig, container: Any, api: Api) -> None:

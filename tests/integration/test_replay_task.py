@@ -59,7 +59,8 @@ async def test_the_task_is_sent_after_the_replay_commits(container: Any, api: Ap
         engine = create_async_engine(container.settings.database_url, poolclass=NullPool)
         try:
             async with AsyncSession(engine) as session, session.begin():
-                # What `deliver_email` does first: claim the row, skipping it if someone holds it.
+                # Is the row still locked by the replay's transaction? (SKIP LOCKED: this probe never waits; a
+                # worker's `deliver_email` would wait, and before its claim was an advisory lock it gave up.)
                 claimed = await session.scalar(
                     select(Notification.email_status).where(Notification.id == nid).with_for_update(skip_locked=True)
                 )

@@ -155,12 +155,14 @@ async def deliver_email(
 ) -> str:
     """Send the email copy unless already sent; returns what happened ("sent", "already_sent", ...).
 
-    Exactly once in the normal case, by claim and mark in one transaction: the row is locked
-    (FOR UPDATE SKIP LOCKED) before sending and marked 'sent' in the same transaction after SMTP
-    accepted the message. A task killed before that commit loses its connection, so PostgreSQL rolls
-    back and drops the lock: the row is still 'pending' and the redelivered task sends it. Duplicate
-    deliveries of the task (enqueued 5x, sweeper, redelivery) either wait out nothing (SKIP LOCKED:
-    the holder's own message guarantees progress) or find 'sent' and stop.
+    Exactly once in the normal case, by claim and mark in one transaction: the sender claims the
+    notification (a transaction-scoped advisory lock, `email_claim_key`), locks its row (FOR UPDATE) and
+    marks it 'sent' in the same transaction after SMTP accepted the message. A task killed before that
+    commit loses its connection, so PostgreSQL rolls back and drops both locks: the row is still
+    'pending' and the redelivered task sends it. Duplicate deliveries of the task (enqueued 5x, sweeper,
+    redelivery) either find the claim taken and stop at once ("in_progress": the holder's own message
+    guarantees progress) or find 'sent' and stop. The claim is not the row lock itself: anything else
+    that holds the row for an instant (a student marking it read) is waited for, not taken for a sender.
 
     Residual window, honestly: killed (or the commit failing) after the SMTP server accepted the
     message but before the commit, the row stays 'pending' and the email goes out a second time.
@@ -171,22 +173,19 @@ async def deliver_email(
     settings = rt.settings
     try:
         async with rt.sessionmaker() as session, session.begin():
+            if not await session.scalar(select(func.pg_try_advisory_xact_lock(email_claim_key(notification_id)))):
+                return "in_progress"  # another sender holds the claim (and sends, or its death frees the claim)
             row = (
                 await session.execute(
                     select(Notification, User.email, User.full_name)
                     .join(User, User.id == Notification.user_id)
                     .where(Notification.id == notification_id)
-                    .with_for_update(of=Notification, skip_locked=True)
+                    .with_for_update(of=Notification)  # waits out a short lock, e.g. a mark-read in flight
                 )
             ).first()
             if row is None:
-                status = await session.scalar(
-                    select(Notification.email_status).where(Notification.id == notification_id)
-                )
-                if status is None:
-                    log.warning("notification %s does not exist: nothing to send", notification_id)
-                    return "missing"
-                return "in_progress"  # another worker holds the claim
+                log.warning("notification %s does not exist: nothing to send", notification_id)
+                return "missing"
             note, address, full_name = row
             if note.email_status != "pending":
                 return "already_sent" if note.email_status == "sent" else f"skipped_{note.email_status}"
@@ -214,6 +213,12 @@ async def deliver_email(
         raise
     log.info("notification %s emailed", notification_id)
     return "sent"
+
+
+def email_claim_key(notification_id: uuid.UUID) -> int:
+    """The advisory-lock key of a notification's e-mail claim: 64 bits of its id (one-key advisory locks share
+    their space with the few constant keys elsewhere, e.g. the dispatcher's; a clash is a 2**-60 chance)."""
+    return int.from_bytes(notification_id.bytes[:8], "big", signed=True)
 
 
 async def _count_failed_attempt(sessionmaker: async_sessionmaker[AsyncSession], notification_id: uuid.UUID) -> None:
