@@ -69,6 +69,32 @@ async def container(settings: Any) -> AsyncIterator[Any]:
 _suite_container: Any = None
 
 
+@contextlib.asynccontextmanager
+async def dispatchers_paused(container: Any) -> AsyncIterator[None]:
+    """Hold the dispatchers' advisory lock: the session's dispatcher finds it taken and leaves the outbox's
+    admissions alone. A test that starts an enrollment workflow itself needs it: the dispatcher would otherwise
+    start the same workflow id first (WorkflowAlreadyStarted), or mark rows the test means to dispatch."""
+    from sqlalchemy import func, select
+
+    from smartcourse.services import dispatcher
+
+    async with container.engine.connect() as conn:
+        await conn.execute(select(func.pg_advisory_lock(dispatcher.LOCK_KEY)))
+        await conn.commit()
+        try:
+            yield
+        finally:
+            await conn.execute(select(func.pg_advisory_unlock(dispatcher.LOCK_KEY)))
+            await conn.commit()
+
+
+@pytest.fixture
+async def paused_dispatchers(container: Any) -> AsyncIterator[None]:
+    """`dispatchers_paused` for the whole test."""
+    async with dispatchers_paused(container):
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _the_suite_container_is_current() -> None:
     """Each test starts with the suite's container installed process-wide. Code that runs in another event loop

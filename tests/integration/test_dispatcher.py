@@ -31,19 +31,6 @@ from tests.conftest import Api
 TEST_KEY = 0x7465737464697370  # "testdisp": this file's rounds, apart from the session's dispatcher
 
 
-@pytest.fixture
-async def paused_dispatchers(container: Any) -> AsyncIterator[None]:
-    """Holds the dispatchers' lock: the session's dispatcher finds it taken and leaves the queue alone."""
-    async with container.engine.connect() as conn:
-        await conn.execute(select(func.pg_advisory_lock(dispatcher.LOCK_KEY)))
-        await conn.commit()
-        try:
-            yield
-        finally:
-            await conn.execute(select(func.pg_advisory_unlock(dispatcher.LOCK_KEY)))
-            await conn.commit()
-
-
 @asynccontextmanager
 async def _queue_of_its_own(container: Any, eid: uuid.UUID) -> AsyncIterator[None]:
     """Sets aside the admissions other tests left queued, so a round holds only this enrollment's rows

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import Api, read_mail
+from tests.conftest import Api, dispatchers_paused, read_mail
 
 
 def _worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -95,7 +94,7 @@ async def test_worker_killed_mid_enrollment_resumes_with_effects_once(
 
     teacher, student = await api.user("instructor"), await api.user()
     course = await api.published_course(teacher)
-    async with _dispatcher_paused(container):  # this test starts the workflow itself, on a worker it kills
+    async with dispatchers_paused(container):  # this test starts the workflow itself, on a worker it kills
         result, e = await _enroll_and_kill(hold, container, settings, student, course)
     assert [s["status"] for s in result["steps"]] == ["completed"] * 4
     eid = e.id
@@ -138,22 +137,6 @@ async def test_worker_killed_mid_enrollment_resumes_with_effects_once(
     assert status == "sent"
     await asyncio.sleep(1)  # a second send, if there were one, would land meanwhile
     assert len([m for m in read_mail(settings.mail_dir) if str(nid) in str(m["Message-ID"])]) == 1
-
-
-@contextlib.asynccontextmanager
-async def _dispatcher_paused(container: Any) -> AsyncIterator[None]:
-    """Hold the dispatchers' lock: the session's dispatcher leaves the admission alone (it would otherwise start the
-    same workflow id on the suite's worker first, and this test's own start would find it already started)."""
-    from smartcourse.services import dispatcher
-
-    async with container.engine.connect() as conn:
-        await conn.execute(select(func.pg_advisory_lock(dispatcher.LOCK_KEY)))
-        await conn.commit()
-        try:
-            yield
-        finally:
-            await conn.execute(select(func.pg_advisory_unlock(dispatcher.LOCK_KEY)))
-            await conn.commit()
 
 
 async def _enroll_and_kill(hold: str, container: Any, settings: Any, student: Any, course: Any) -> tuple[Any, Any]:
