@@ -392,6 +392,52 @@ async def test_poison_and_failing_records_go_to_the_dlq_and_the_stream_keeps_flo
     await wait_until(lambda: _is(committed_offsets(kafka, runner.group_id), expected), what="all four committed")
 
 
+async def test_a_fetch_is_applied_in_one_transaction_and_a_failing_record_alone(
+    db: EventsDb, kafka: str, codec: EventCodec, ns: str, background: Background
+) -> None:
+    """Ten records of one partition arrive in one fetch: the nine good ones are applied together (one transaction for
+    the run before the failing record, one for the run after it), the failing one gets its attempts (the shared
+    transaction counted as the first) and is dead-lettered, and every good effect is applied once."""
+    attempts: list[str] = []
+
+    async def effect(session: Any, envelope: dict[str, Any]) -> None:
+        if envelope["data"].get("full_name") == "explode":
+            attempts.append(envelope["event_id"])
+            raise RuntimeError("the search index is down")
+        await count_effect(session, envelope)
+
+    user_id = str(uuid.uuid4())  # one key: one partition, in this order
+    envelopes = [_user(user_id, full_name="explode" if i == 4 else f"student {i}").envelope() for i in range(10)]
+    publisher = await _publisher(kafka, codec, ns)
+    try:
+        for envelope in envelopes:
+            await publisher.publish(USERS, user_id, envelope)
+    finally:
+        await publisher.stop()
+
+    runner = _runner(_consumer("user.registered", effect=effect), db, kafka, codec, ns, attempts=3)
+    background.start(runner.run(background.stop))
+    good = [e["event_id"] for i, e in enumerate(envelopes) if i != 4]
+    await wait_until(lambda: _all_applied(db, good), timeout=20, what="the nine good events")
+    await wait_until(lambda: _is(_dead_lettered(runner), 1), timeout=20, what="the failing event's dead letter")
+    assert await db.effects() == dict.fromkeys(good, 1)
+    assert attempts == [envelopes[4]["event_id"]] * 3  # together once, then alone twice
+    assert (runner.stats.applied, runner.stats.duplicates) == (9, 0)
+    assert runner.stats.together == 9  # offsets 0-3 together, 4 alone, 5-9 together
+    [letter] = await read_topic(kafka, dlq_topic(ns + USERS), count=1)
+    assert dict(letter.headers)["error"] == b"failed 3 times: RuntimeError: the search index is down"
+    expected = {(ns + USERS, letter_partition(letter)): 10}
+    await wait_until(lambda: _is(committed_offsets(kafka, runner.group_id), expected), what="all ten committed")
+
+
+async def _dead_lettered(runner: KafkaConsumerRunner) -> int:
+    return runner.stats.dead_lettered
+
+
+def letter_partition(letter: ConsumerRecord[Any, Any]) -> int:
+    return int(dict(letter.headers)["original_partition"])
+
+
 # --- the producer side of the contracts -------------------------------------------------------
 
 

@@ -44,19 +44,29 @@ class Consumer:
             # A hand-invoked sample (`smartcourse invoke ... --event events/samples/...`): decoded and checked
             # against its contract, never applied, so it cannot skew live state (docs/analytics.md).
             return False
-        await fail_point(f"consume.{self.name}", event_type)  # test-only fault injection (a poison event)
         event_id = uuid.UUID(envelope["event_id"])
         async with sessionmaker() as session, session.begin():
-            claimed = await session.execute(
-                insert(ProcessedEvent)
-                .values(consumer=self.name, event_id=event_id)
-                .on_conflict_do_nothing()
-                .returning(ProcessedEvent.event_id)
-            )
-            if claimed.first() is None:
+            if not await self.claim(session, [event_id]):
                 return False
-            await effect(session, envelope)
+            await self.apply(session, envelope)
         return True
+
+    async def claim(self, session: AsyncSession, event_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        """Record the events as processed by this consumer in the caller's transaction (one statement for all);
+        returns the ids that were not processed before, whose effects the caller applies in the same transaction.
+        An id given twice is claimed once."""
+        claimed = await session.execute(
+            insert(ProcessedEvent)
+            .values([{"consumer": self.name, "event_id": event_id} for event_id in event_ids])
+            .on_conflict_do_nothing()
+            .returning(ProcessedEvent.event_id)
+        )
+        return {row[0] for row in claimed}
+
+    async def apply(self, session: AsyncSession, envelope: dict[str, Any]) -> None:
+        """The event's effect, in the caller's transaction (after `claim`; the envelope meets its contract)."""
+        await fail_point(f"consume.{self.name}", envelope["event_type"])  # test-only fault injection (poison)
+        await self.effects[envelope["event_type"]](session, envelope)
 
 
 def is_sample(envelope: dict[str, Any]) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +21,7 @@ from smartcourse import telemetry
 from smartcourse.adapters.event_codec import Decoded, EventCodec, PoisonMessage, dead_letter_envelope, decode
 from smartcourse.domain.events import TOPICS
 from smartcourse.errors import Invalid
-from smartcourse.event_consumer import Consumer, dead_letter
+from smartcourse.event_consumer import Consumer, dead_letter, is_sample
 from smartcourse.metrics import CONSUMER_LAG
 from smartcourse.metrics import EVENTS_CONSUMED as CONSUMED
 
@@ -109,6 +110,15 @@ class RunnerStats:
     duplicates: int = 0
     skipped: int = 0
     dead_lettered: int = 0
+    together: int = 0  # records applied in a transaction shared with others of their fetch
+
+
+class _Unhandled(Exception):
+    """A record neither applied nor dead-lettered (database or broker down): re-read it, and what follows, later."""
+
+    def __init__(self, record: ConsumerRecord[Any, Any], done: ConsumerRecord[Any, Any] | None) -> None:
+        super().__init__(f"offset {record.offset}")
+        self.record, self.done = record, done
 
 
 class KafkaConsumerRunner:
@@ -118,6 +128,12 @@ class KafkaConsumerRunner:
     Per record: decode and validate (a violation is poison), `consumer.handle` with retries and backoff, and
     on poison or exhausted retries: the DLQ topic `<topic>.dlq` plus the `dead_letters` table, then commit so
     the partition keeps flowing. A crash anywhere before the commit redelivers the record; `handle` dedupes.
+
+    Consecutive valid records of one partition and fetch are applied together, in order, in ONE transaction (one
+    claim statement, then each effect, one commit) instead of a transaction each. If that transaction fails, the
+    records before the failing one are applied together again, the failing one goes the one-record way (that try
+    counted as its first attempt), and the rest continue together; a failure outside any effect (the claim, the
+    commit) sends the whole run of records the one-record way.
     """
 
     def __init__(
@@ -169,19 +185,15 @@ class KafkaConsumerRunner:
             while not stop.is_set():
                 batch = await kafka.getmany(timeout_ms=self._poll_ms, max_records=200)
                 for tp, records in batch.items():
-                    done: ConsumerRecord[Any, Any] | None = None  # the last record whose effect is stored
-                    for record in records:
-                        try:
-                            await self._process(record, dlq)
-                        except Exception:
-                            # Not even the DLQ path worked (database or broker down): re-read from here later.
-                            log.exception("record not handled; will retry", extra={"consumer": self.consumer.name})
-                            await self._commit(kafka, done)
-                            kafka.seek(tp, record.offset)
-                            await asyncio.sleep(self._backoff * 5)
-                            done = None
-                            break
-                        done = record
+                    try:
+                        done = await self._process_fetch(records, dlq)
+                    except _Unhandled as unhandled:
+                        # Not even the DLQ path worked (database or broker down): re-read from there later.
+                        log.exception("record not handled; will retry", extra={"consumer": self.consumer.name})
+                        await self._commit(kafka, unhandled.done)
+                        kafka.seek(tp, unhandled.record.offset)
+                        await asyncio.sleep(self._backoff * 5)
+                        continue
                     # One commit per partition and fetch, after every effect of it is stored (it was one broker round
                     # trip per record): a crash before it redelivers those records, which `handle` dedupes.
                     await self._commit(kafka, done)
@@ -213,9 +225,114 @@ class KafkaConsumerRunner:
             # A rebalance moved the partition: its new owner gets the records again and dedupes.
             log.warning("offset commit failed", exc_info=True, extra={"consumer": self.consumer.name})
 
-    async def _process(self, record: ConsumerRecord[Any, Any], dlq: AIOKafkaProducer) -> None:
-        """Handle one record inside a span continuing the trace its `traceparent` header carries."""
-        with telemetry.continue_from(
+    async def _process_fetch(
+        self, records: list[ConsumerRecord[Any, Any]], dlq: AIOKafkaProducer
+    ) -> ConsumerRecord[Any, Any] | None:
+        """Every record of one partition's fetch, in order; returns the last (all stored). Raises `_Unhandled`."""
+        done: ConsumerRecord[Any, Any] | None = None
+        run: list[tuple[ConsumerRecord[Any, Any], dict[str, Any]]] = []  # consecutive records to apply together
+        for record in records:
+            envelope = await self._applicable(record)
+            if envelope is not None:
+                run.append((record, envelope))
+                continue
+            done = await self._apply_run(run, dlq, done)
+            run = []
+            done = await self._one(record, dlq, done)  # skipped, poison, a sample, or the registry unreachable
+        return await self._apply_run(run, dlq, done)
+
+    async def _applicable(self, record: ConsumerRecord[Any, Any]) -> dict[str, Any] | None:
+        """The record's envelope if it is valid and this consumer applies it; None for the one-record way (which
+        decides again and counts, dead-letters or raises as it always did)."""
+        try:
+            decoded = decode(record.value)
+            if decoded.event_type not in self.consumer.effects or is_sample(decoded.envelope):
+                return None
+            await self._codec.validate(decoded)
+        except Exception:
+            return None
+        return decoded.envelope
+
+    async def _one(
+        self,
+        record: ConsumerRecord[Any, Any],
+        dlq: AIOKafkaProducer,
+        done: ConsumerRecord[Any, Any] | None,
+        *,
+        attempts: int | None = None,
+    ) -> ConsumerRecord[Any, Any]:
+        try:
+            await self._process(record, dlq, attempts=attempts)
+        except Exception as exc:
+            raise _Unhandled(record, done) from exc
+        return record
+
+    async def _apply_run(
+        self,
+        run: list[tuple[ConsumerRecord[Any, Any], dict[str, Any]]],
+        dlq: AIOKafkaProducer,
+        done: ConsumerRecord[Any, Any] | None,
+    ) -> ConsumerRecord[Any, Any] | None:
+        """Apply `run` together (see the class); returns the last record stored."""
+        while run:
+            if len(run) == 1:
+                return await self._one(run[0][0], dlq, done)
+            failed_at = await self._apply_together(run)
+            if failed_at is None:
+                return run[-1][0]
+            if failed_at < 0:  # not an effect's failure: every record the one-record way
+                for record, _ in run:
+                    done = await self._one(record, dlq, done)
+                return done
+            done = await self._apply_run(run[:failed_at], dlq, done)
+            await asyncio.sleep(self._backoff)  # as between two attempts of the one-record way
+            # That transaction was its first attempt (at least one more, alone, to tell its own failure).
+            done = await self._one(run[failed_at][0], dlq, done, attempts=max(1, self._attempts - 1))
+            run = run[failed_at + 1 :]
+        return done
+
+    async def _apply_together(self, run: list[tuple[ConsumerRecord[Any, Any], dict[str, Any]]]) -> int | None:
+        """One transaction for the run; None when it committed, else the index of the record whose effect failed
+        (-1: the failure was not an effect's)."""
+        failed_at = -1
+        applied: list[bool] = []
+        try:
+            async with self._sessionmaker() as session, session.begin():
+                fresh = await self.consumer.claim(session, [uuid.UUID(env["event_id"]) for _, env in run])
+                for index, (record, envelope) in enumerate(run):
+                    event_id = uuid.UUID(envelope["event_id"])
+                    if event_id not in fresh:  # processed before, or earlier in this run
+                        applied.append(False)
+                        continue
+                    fresh.discard(event_id)
+                    failed_at = index
+                    with self._span(record):
+                        await self.consumer.apply(session, envelope)
+                    failed_at = -1
+                    applied.append(True)
+        except Exception as exc:
+            log.warning(
+                "applying %d records together failed (%s: %s); going on record by record",
+                len(run),
+                type(exc).__name__,
+                exc,
+                extra={"consumer": self.consumer.name},
+            )
+            return failed_at
+        for was_applied in applied:
+            self.stats.delivered += 1
+            self.stats.together += 1
+            if was_applied:
+                self.stats.applied += 1
+                CONSUMED.labels(self.consumer.name, "applied").inc()
+            else:
+                self.stats.duplicates += 1
+                CONSUMED.labels(self.consumer.name, "duplicate").inc()
+        return None
+
+    def _span(self, record: ConsumerRecord[Any, Any]) -> contextlib.AbstractContextManager[trace.Span]:
+        """The record's span, continuing the trace its `traceparent` header carries."""
+        return telemetry.continue_from(
             record.headers,
             f"{self.consumer.name} consume",
             kind=SpanKind.CONSUMER,
@@ -226,10 +343,16 @@ class KafkaConsumerRunner:
                 "messaging.destination.partition.id": str(record.partition),
                 "messaging.kafka.offset": record.offset,
             },
-        ):
-            await self._process_record(record, dlq)
+        )
 
-    async def _process_record(self, record: ConsumerRecord[Any, Any], dlq: AIOKafkaProducer) -> None:
+    async def _process(
+        self, record: ConsumerRecord[Any, Any], dlq: AIOKafkaProducer, *, attempts: int | None = None
+    ) -> None:
+        """Handle one record inside its span."""
+        with self._span(record):
+            await self._process_record(record, dlq, attempts=self._attempts if attempts is None else attempts)
+
+    async def _process_record(self, record: ConsumerRecord[Any, Any], dlq: AIOKafkaProducer, *, attempts: int) -> None:
         self.stats.delivered += 1
         decoded: Decoded | None = None
         try:
@@ -243,7 +366,7 @@ class KafkaConsumerRunner:
             await self._dead_letter(record, dlq, decoded, f"poison: {exc}")
             return
         try:
-            applied = await self._handle(decoded.envelope)
+            applied = await self._handle(decoded.envelope, attempts)
         except Invalid as exc:
             await self._dead_letter(record, dlq, decoded, f"poison: {exc}")
             return
@@ -257,9 +380,9 @@ class KafkaConsumerRunner:
             self.stats.duplicates += 1
             CONSUMED.labels(self.consumer.name, "duplicate").inc()
 
-    async def _handle(self, envelope: dict[str, Any]) -> bool:
+    async def _handle(self, envelope: dict[str, Any], attempts: int) -> bool:
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._attempts),
+            stop=stop_after_attempt(attempts),
             wait=wait_exponential(multiplier=self._backoff, max=5),
             retry=retry_if_not_exception_type(Invalid),  # a contract violation will not get better
             reraise=True,
