@@ -90,3 +90,20 @@ async def test_incompatible_contract_changes_are_rejected_by_the_registry(regist
     second = await registry.register("course.archived", 1, optional)
     assert second != first
     assert await _get(registry, f"/subjects/{subject}/versions") == [1, 2]
+
+
+async def test_processes_starting_together_register_the_same_contracts(registry: SchemaRegistry) -> None:
+    """The relay and the consumers process register every contract at start-up, at the same moment. Apicurio
+    answered the one that set a subject's compatibility second 409 ("rule already exists"), which crashed the
+    consumers process at start (seen in a stack benchmark)."""
+    import asyncio
+
+    others = [SchemaRegistry(registry._url, subject_prefix=registry._prefix) for _ in range(3)]
+    try:
+        results = await asyncio.gather(registry.register_all(), *(o.register_all() for o in others))
+    finally:
+        for other in others:
+            await other.aclose()
+    assert all(r == results[0] for r in results) and set(results[0]) == set(all_contracts())
+    subject = registry.subject("user.registered")
+    assert (await _get(registry, f"/config/{subject}"))["compatibilityLevel"] == "BACKWARD"

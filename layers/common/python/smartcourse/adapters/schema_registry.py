@@ -182,9 +182,19 @@ class SchemaRegistry:
         return bool(answer.get("is_compatible"))
 
     async def set_compatibility(self, subject_name: str, level: str = "BACKWARD") -> None:
-        r = await self._call("PUT", f"/config/{subject_name}", {"compatibility": level})
-        if r.status_code != 200:
-            raise RegistryError(f"setting {level} on {subject_name} failed: {r.status_code} {r.text[:300]}")
+        """Pin the subject's compatibility level. Processes starting together (the relay, the consumers) set it
+        at the same moment; Apicurio then answers the loser 409 ("A rule named 'COMPATIBILITY' already exists"),
+        which is success if the level in place is ours (it was a crash at start-up: the consumers process died)."""
+        for _ in range(3):
+            r = await self._call("PUT", f"/config/{subject_name}", {"compatibility": level})
+            if r.status_code == 200:
+                return
+            if r.status_code != 409:
+                break
+            current = await self._call("GET", f"/config/{subject_name}")
+            if current.status_code == 200 and current.json().get("compatibilityLevel") == level:
+                return
+        raise RegistryError(f"setting {level} on {subject_name} failed: {r.status_code} {r.text[:300]}")
 
     async def register_schema(self, subject_name: str, schema: dict[str, Any]) -> int:
         """Add `schema` to the subject unless it is already there; refuse it if the registry finds it incompatible."""
