@@ -374,6 +374,57 @@ async def test_race_with_waitlist(api: Api, worker: object, container: Any) -> N
     assert positions == list(range(1, 51))
 
 
+async def test_admissions_beside_the_consumers_do_not_deadlock(api: Api, worker: object, container: Any) -> None:
+    """A burst into one course while other transactions hold key-share locks on its row for a while (what the
+    recommendations consumer's insert of the course's popularity row takes, for its whole batch). Every admission
+    must answer 201 (a seat) or 202 (the waitlist, in order). The admission used to lock the course row in one
+    part of its statement and update it in another, and PostgreSQL sometimes found the update queued behind an
+    admission waiting for the lock the statement held (deadlock, one admission killed: 503 database_unavailable,
+    seen under launch-day load)."""
+    from sqlalchemy import text
+
+    teacher = await api.user("instructor")
+    course = await api.published_course(teacher, capacity=120, waitlist_enabled=True)
+    students = await fast_students(container, 240)  # 120 take a seat, 120 queue on the waitlist
+    stop = asyncio.Event()
+
+    async def key_share_holder() -> None:
+        while not stop.is_set():
+            async with container.engine.connect() as conn:
+                await conn.execute(text("SELECT 1 FROM courses WHERE id = :id FOR KEY SHARE"), {"id": course["id"]})
+                await asyncio.sleep(0.02)
+                await conn.commit()
+
+    async def deadlocks() -> int:
+        async with container.engine.connect() as conn:
+            return int(
+                await conn.scalar(text("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"))
+            )
+
+    before = await deadlocks()
+    holders = [asyncio.ensure_future(key_share_holder()) for _ in range(3)]
+    gate = asyncio.Semaphore(16)
+
+    async def one(student: dict[str, Any]) -> httpx.Response:
+        async with gate:
+            return await enroll(api, student, course["id"])
+
+    try:
+        responses = await asyncio.gather(*(one(s) for s in students))
+    finally:
+        stop.set()
+        await asyncio.gather(*holders)
+    failed = [r.text for r in responses if r.status_code not in (201, 202)]
+    assert not failed, failed[:3]
+    assert await deadlocks() == before
+    codes = [r.status_code for r in responses]
+    assert codes.count(201) == codes.count(202) == 120
+    positions = sorted(r.json()["position"] for r in responses if r.status_code == 202)
+    assert positions == list(range(1, 121))
+    taken, seats, counts = await seat_state(container, course["id"])
+    assert taken == seats == 120 and counts["waitlisted"] == 120
+
+
 async def test_20_identical_concurrent_requests_make_one_enrollment(api: Api, worker: object, container: Any) -> None:
     teacher = await api.user("instructor")
     course = await api.published_course(teacher, capacity=5)

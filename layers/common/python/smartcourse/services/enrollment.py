@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import uuid
 from dataclasses import dataclass, replace
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
 from sqlalchemy import DateTime, Integer, String, bindparam, case, func, literal, null, or_, select, update
 from sqlalchemy.dialects.postgresql import JSONB
@@ -115,7 +116,7 @@ def _facts_statement() -> Any:
       and those the student completed).
 
     Selected as scalar subqueries without a FROM, so a row comes back even for an unknown course (the key's
-    enrollment in another course is still found). No lock: only the seat needs one (see `_admission`)."""
+    enrollment in another course is still found). No lock: only the seat needs one (see `_admit`)."""
     student_id = bindparam("student_id", type_=_ID)
     course_id = bindparam("course_id", type_=_ID)
     key = bindparam("key", type_=String)
@@ -161,14 +162,11 @@ _TS = DateTime(timezone=True)
 _ID = PG_UUID(as_uuid=True)
 
 
-def _admission(
+def _admission_params(
     e: Enrollment, actor: Principal, pending: dict[str, Any], waitlisted: dict[str, Any], workflow_id: str
-) -> tuple[Any, dict[str, Any]]:
-    """The admission in ONE statement (`_admission_statement`) and its parameters: lock the course row, decide seat
-    or waitlist from it, take the seat, write the enrollment, its history entry and its outbox event (the pending or
-    the waitlisted version). Run outside an explicit transaction, the row lock is held only while PostgreSQL
-    executes it (no client round trip inside)."""
-    return _admission_statement(), {
+) -> dict[str, Any]:
+    """The parameters of both admission statements (`_seat_statement`, `_waitlist_statement`)."""
+    return {
         "now": e.created_at,
         "course_id": e.course_id,
         "enrollment_id": e.id,
@@ -190,65 +188,10 @@ def _admission(
     }
 
 
-@functools.cache
-def _admission_statement() -> Any:
-    """Built once per process, executed with bound parameters: building this statement per request (four CTEs)
-    was a quarter of the admission's CPU in the API."""
+def _written(admitted: Any, status: str, reason: str, payload: str, trace: str) -> tuple[Any, Any]:
+    """The history entry and the outbox event of the enrollment the statement wrote (a row of the `admitted` CTE;
+    none written when it wrote none), as CTEs."""
     now = bindparam("now", type_=_TS)
-    course_id = bindparam("course_id", type_=_ID)
-    course = (
-        select(
-            Course.id,
-            Course.waitlist_enabled,
-            or_(Course.capacity.is_(None), Course.seats_taken < Course.capacity).label("has_seat"),
-        )
-        .where(Course.id == course_id)
-        .with_for_update(of=Course, key_share=True)  # FOR NO KEY UPDATE: serial admissions, FK inserts still pass
-        .cte("course")
-    )
-    seat = (
-        update(Course)
-        .where(Course.id == course.c.id, course.c.has_seat)
-        .values(seats_taken=Course.seats_taken + 1)
-        .returning(Course.id)
-        .cte("seat")
-    )
-    admitted = (
-        pg_insert(Enrollment)
-        .from_select(
-            [
-                "id",
-                "student_id",
-                "course_id",
-                "status",
-                "attempt",
-                "workflow_id",
-                "idempotency_key",
-                "waitlisted_at",
-                "admitted_at",
-                "created_at",
-                "updated_at",
-            ],
-            select(
-                bindparam("enrollment_id", type_=_ID),
-                bindparam("student_id", type_=_ID),
-                course_id,
-                case((course.c.has_seat, literal("pending")), else_=literal("waitlisted")),
-                bindparam("attempt", type_=Integer),
-                case((course.c.has_seat, bindparam("workflow_id", type_=String)), else_=null()),
-                bindparam("idempotency_key", type_=String),
-                # The waitlist's order is the lock's: its time is read under the course row lock (clock_timestamp,
-                # not the request's clock), so a later place in the queue never has an earlier time.
-                case((course.c.has_seat, null()), else_=func.clock_timestamp()),
-                case((course.c.has_seat, now), else_=null()),
-                now,
-                now,
-            ).where(or_(course.c.has_seat, course.c.waitlist_enabled)),
-        )
-        .returning(Enrollment.id, Enrollment.status, Enrollment.waitlisted_at)
-        .cte("admitted")
-    )
-    is_pending = admitted.c.status == "pending"
     history = (
         pg_insert(EnrollmentHistory)
         .from_select(
@@ -256,22 +199,16 @@ def _admission_statement() -> Any:
             select(
                 admitted.c.id,
                 null(),
-                admitted.c.status,
+                literal(status),
                 bindparam("actor_id", type_=_ID),
                 bindparam("actor", type_=String),
-                case((is_pending, literal("enrolled")), else_=literal("course full")),
+                literal(reason),
                 now,
-            ),
+            ).select_from(admitted),
         )
         .returning(EnrollmentHistory.id)
         .cte("history")
     )
-
-    def both(name: str, type_: Any) -> Any:
-        return case(
-            (is_pending, bindparam(f"{name}_pending", type_=type_)), else_=bindparam(f"{name}_waitlisted", type_=type_)
-        )
-
     event = (
         pg_insert(OutboxEvent)
         .from_select(
@@ -282,21 +219,127 @@ def _admission_statement() -> Any:
                 bindparam("event_type", type_=String),
                 bindparam("schema_version", type_=Integer),
                 bindparam("aggregate_id", type_=String),
-                both("payload", JSONB),
-                both("trace", JSONB(none_as_null=True)),  # no trace context: SQL NULL, as the column had it
+                bindparam(payload, type_=JSONB),
+                bindparam(trace, type_=JSONB(none_as_null=True)),  # no trace context: SQL NULL, as the column had it
                 now,
             ).select_from(admitted),
         )
         .returning(OutboxEvent.id)
         .cte("event")
     )
+    return history, event
+
+
+_ENROLLMENT_COLUMNS = [
+    "id",
+    "student_id",
+    "course_id",
+    "status",
+    "attempt",
+    "workflow_id",
+    "idempotency_key",
+    "waitlisted_at",
+    "admitted_at",
+    "created_at",
+    "updated_at",
+]
+
+
+@functools.cache
+def _seat_statement() -> Any:
+    """The admission with a seat, in ONE statement built once per process: take a free seat (a conditional UPDATE of
+    the course row: it waits for the admissions ahead and re-checks the seat on the row they left), and only if
+    it got one, write the pending enrollment, its history entry and its `enrollment.created` event. Returns one row
+    with the enrollment's id, none when the course had no free seat (then `_waitlist_statement`).
+
+    The row is touched once, by the UPDATE. Locking it first (SELECT ... FOR NO KEY UPDATE in one CTE) and updating
+    it in another, as the admission did, deadlocked now and then under load: with key-share lockers on the row (the
+    recommendations consumer's insert of the course's popularity row), the update queued behind an admission that
+    was itself waiting for the lock the statement held (tests/e2e/test_enrollment.py)."""
+    now = bindparam("now", type_=_TS)
+    course_id = bindparam("course_id", type_=_ID)
+    seat = (
+        update(Course)
+        .where(Course.id == course_id, or_(Course.capacity.is_(None), Course.seats_taken < Course.capacity))
+        .values(seats_taken=Course.seats_taken + 1)
+        .returning(Course.id)
+        .cte("seat")
+    )
+    admitted = (
+        pg_insert(Enrollment)
+        .from_select(
+            _ENROLLMENT_COLUMNS,
+            select(
+                bindparam("enrollment_id", type_=_ID),
+                bindparam("student_id", type_=_ID),
+                seat.c.id,
+                literal("pending"),
+                bindparam("attempt", type_=Integer),
+                bindparam("workflow_id", type_=String),
+                bindparam("idempotency_key", type_=String),
+                null(),
+                now,
+                now,
+                now,
+            ),
+        )
+        .returning(Enrollment.id)
+        .cte("admitted")
+    )
+    history, event = _written(admitted, "pending", "enrolled", "payload_pending", "trace_pending")
+    return select(admitted.c.id).add_cte(history).add_cte(event)
+
+
+@functools.cache
+def _waitlist_statement() -> Any:
+    """The admission without a seat, in ONE statement built once per process: lock the course row (FOR NO KEY
+    UPDATE: the waitlist's order is the lock's) and, if it still has no free seat and keeps a waitlist, write the
+    waitlisted enrollment (its time read under the lock), its history entry and its `enrollment.created` event.
+    Returns (course id, has a seat now, the enrollment's id or NULL, its waitlisted_at); no row: no such course.
+    A seat freed since `_seat_statement` looked: nothing written, has a seat → the caller tries the seat again."""
+    now = bindparam("now", type_=_TS)
+    course_id = bindparam("course_id", type_=_ID)
+    course = (
+        select(
+            Course.id,
+            Course.waitlist_enabled,
+            or_(Course.capacity.is_(None), Course.seats_taken < Course.capacity).label("has_seat"),
+        )
+        .where(Course.id == course_id)
+        .with_for_update(of=Course, key_share=True)  # FOR NO KEY UPDATE: waitlistings are serial, FK inserts pass
+        .cte("course")
+    )
+    admitted = (
+        pg_insert(Enrollment)
+        .from_select(
+            _ENROLLMENT_COLUMNS,
+            select(
+                bindparam("enrollment_id", type_=_ID),
+                bindparam("student_id", type_=_ID),
+                course.c.id,
+                literal("waitlisted"),
+                bindparam("attempt", type_=Integer),
+                null(),
+                bindparam("idempotency_key", type_=String),
+                # The waitlist's order is the lock's: its time is read under the course row lock (clock_timestamp,
+                # not the request's clock), so a later place in the queue never has an earlier time.
+                func.clock_timestamp(),
+                null(),
+                now,
+                now,
+            ).where(~course.c.has_seat, course.c.waitlist_enabled),
+        )
+        .returning(Enrollment.id, Enrollment.waitlisted_at)
+        .cte("admitted")
+    )
+    history, event = _written(admitted, "waitlisted", "course full", "payload_waitlisted", "trace_waitlisted")
     return (
         select(
             course.c.id,
-            select(admitted.c.status).scalar_subquery(),
+            course.c.has_seat,
+            select(admitted.c.id).scalar_subquery(),
             select(admitted.c.waitlisted_at).scalar_subquery(),
         )
-        .add_cte(seat)
         .add_cte(history)
         .add_cte(event)
     )
@@ -312,12 +355,13 @@ async def enroll(
     Starting the enrollment workflow is not part of the admission: the dispatcher (services/dispatcher.py)
     starts it from the `enrollment.created` event committed here.
 
-    Two statements, each committing on its own (READ COMMITTED gave each its own snapshot before too): the
+    Statements each committing on its own (READ COMMITTED gave each its own snapshot before too): the
     existing/idempotent lookup with the course's facts, the student's attempt and prerequisites (no lock, as the
-    live check always was: `_facts_statement`); the admission itself in one statement that locks the course row,
-    decides seat or waitlist, and writes seat, enrollment, history and outbox event (`_admission`). The lock is held
-    only inside PostgreSQL, so admissions to one course are serial at the database's speed, not at the client's
-    round trips.
+    live check always was: `_facts_statement`); then the admission (`_admit`): one statement that takes a free seat
+    and writes enrollment, history and outbox event (`_seat_statement`), or, when the course had none, one that
+    locks the course row and writes the waitlisted enrollment (`_waitlist_statement`). Row locks are held only
+    inside PostgreSQL, so admissions to one course are serial at the database's speed, not at the client's round
+    trips. Two statements with a seat, three on the waitlist.
     """
     if principal.role != "student":
         raise Forbidden("only students enroll in courses", code="role_forbidden")
@@ -359,32 +403,48 @@ async def enroll(
     admitted_event = _created_event(e)
     e.status, e.admitted_at, e.workflow_id, e.waitlisted_at = "waitlisted", None, None, now
     waitlisted_event = _created_event(e, like=admitted_event)
+    params = _admission_params(
+        e, principal, outbox_values(admitted_event), outbox_values(waitlisted_event), workflow_id
+    )
     try:
-        admission = (
-            await uow.session.execute(
-                *_admission(e, principal, outbox_values(admitted_event), outbox_values(waitlisted_event), workflow_id)
-            )
-        ).first()
+        written = await _admit(uow, params)
     except IntegrityError:
-        # A concurrent identical request won: nothing of ours was written (the statement is atomic).
+        # A concurrent identical request won: nothing of ours was written (each statement is atomic).
         await uow.session.rollback()
         found = await _existing(uow, student_id, course_id, idempotency_key)
         if found is None:
             raise
         return await to_public(uow, found), False
-    if admission is None:
-        raise NotFound("course not found", code="course_not_found")
-    written = admission[1]
     if written is None:
-        raise Conflict("the course is full", code="course_full")
-    if written == "pending":
         e.status, e.admitted_at, e.workflow_id, e.waitlisted_at = "pending", now, workflow_id, None
         uow.emitted.append(admitted_event)
     else:
-        e.waitlisted_at = admission[2]  # the time under the lock: the position below counts by it
+        e.waitlisted_at = written  # the time under the lock: the position below counts by it
         uow.emitted.append(waitlisted_event)
     await uow.commit()
     return await to_public(uow, e), True
+
+
+#: How often the admission goes back to the seat when the waitlist statement finds one freed meanwhile.
+_SEAT_RETRIES = 10
+
+
+async def _admit(uow: UnitOfWork, params: dict[str, Any]) -> datetime | None:
+    """Take a seat (`_seat_statement`), else a place on the waitlist (`_waitlist_statement`), each in one statement
+    committing on its own. Returns None for a seat, the waitlisted_at of a place; raises NotFound / course_full."""
+    for _ in range(_SEAT_RETRIES):
+        if (await uow.session.execute(_seat_statement(), params)).first() is not None:
+            return None
+        row = (await uow.session.execute(_waitlist_statement(), params)).first()
+        if row is None:
+            raise NotFound("course not found", code="course_not_found")
+        _, has_seat, enrollment_id, waitlisted_at = row
+        if has_seat:
+            continue  # a seat was freed between the two statements: take it
+        if enrollment_id is None:
+            raise Conflict("the course is full", code="course_full")
+        return cast(datetime, waitlisted_at)
+    raise Conflict("the course's seats are changing hands too fast; retry", code="admission_contended")
 
 
 def _created_event(e: Enrollment, like: DomainEvent | None = None) -> DomainEvent:
