@@ -430,6 +430,29 @@ async def test_a_fetch_is_applied_in_one_transaction_and_a_failing_record_alone(
     await wait_until(lambda: _is(committed_offsets(kafka, runner.group_id), expected), what="all ten committed")
 
 
+async def test_records_the_consumer_skips_do_not_split_the_shared_transaction(
+    db: EventsDb, kafka: str, codec: EventCodec, ns: str, background: Background
+) -> None:
+    key = str(uuid.uuid4())  # one key: one partition, in this order
+    published = DomainEvent(
+        "course.published", key, {"course_id": key, "instructor_id": str(uuid.uuid4()), "version": 1}
+    ).envelope()
+    archived = [_archived().envelope() for _ in range(4)]
+    publisher = await _publisher(kafka, codec, ns)
+    try:
+        for envelope in [archived[0], archived[1], published, archived[2], archived[3]]:
+            await publisher.publish(COURSES, key, envelope)
+    finally:
+        await publisher.stop()
+
+    runner = _runner(_consumer("course.archived"), db, kafka, codec, ns)
+    background.start(runner.run(background.stop))
+    ids = [e["event_id"] for e in archived]
+    await wait_until(lambda: _all_applied(db, ids), timeout=20, what="the four archived events")
+    assert await db.effects() == dict.fromkeys(ids, 1)
+    assert (runner.stats.applied, runner.stats.skipped, runner.stats.together) == (4, 1, 4)
+
+
 async def _dead_lettered(runner: KafkaConsumerRunner) -> int:
     return runner.stats.dead_lettered
 

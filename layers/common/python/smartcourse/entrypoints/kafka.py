@@ -113,6 +113,10 @@ class RunnerStats:
     together: int = 0  # records applied in a transaction shared with others of their fetch
 
 
+#: `_applicable`'s answer for a record of an event type the consumer has no effect for.
+_SKIP: dict[str, Any] = {}
+
+
 class _Unhandled(Exception):
     """A record neither applied nor dead-lettered (database or broker down): re-read it, and what follows, later."""
 
@@ -233,20 +237,28 @@ class KafkaConsumerRunner:
         run: list[tuple[ConsumerRecord[Any, Any], dict[str, Any]]] = []  # consecutive records to apply together
         for record in records:
             envelope = await self._applicable(record)
+            if envelope is _SKIP:  # an event type this consumer has no effect for: nothing to apply, the run goes on
+                self.stats.delivered += 1
+                self.stats.skipped += 1
+                CONSUMED.labels(self.consumer.name, "skipped").inc()
+                continue
             if envelope is not None:
                 run.append((record, envelope))
                 continue
             done = await self._apply_run(run, dlq, done)
             run = []
-            done = await self._one(record, dlq, done)  # skipped, poison, a sample, or the registry unreachable
+            done = await self._one(record, dlq, done)  # poison, a sample, or the registry unreachable
         return await self._apply_run(run, dlq, done)
 
     async def _applicable(self, record: ConsumerRecord[Any, Any]) -> dict[str, Any] | None:
-        """The record's envelope if it is valid and this consumer applies it; None for the one-record way (which
-        decides again and counts, dead-letters or raises as it always did)."""
+        """The record's envelope if it is valid and this consumer applies it; `_SKIP` if the consumer has no effect
+        for its type; None for the one-record way (which decides again and counts, dead-letters or raises as it
+        always did)."""
         try:
             decoded = decode(record.value)
-            if decoded.event_type not in self.consumer.effects or is_sample(decoded.envelope):
+            if decoded.event_type not in self.consumer.effects:
+                return _SKIP
+            if is_sample(decoded.envelope):
                 return None
             await self._codec.validate(decoded)
         except Exception:
