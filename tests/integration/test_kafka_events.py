@@ -451,6 +451,23 @@ async def test_records_the_consumer_skips_do_not_split_the_shared_transaction(
     await wait_until(lambda: _all_applied(db, ids), timeout=20, what="the four archived events")
     assert await db.effects() == dict.fromkeys(ids, 1)
     assert (runner.stats.applied, runner.stats.skipped, runner.stats.together) == (4, 1, 4)
+    await wait_until(lambda: _committed_total(kafka, runner.group_id, 5), what="all five committed")
+
+
+async def test_a_fetch_of_only_skipped_records_commits_its_offsets(
+    db: EventsDb, kafka: str, codec: EventCodec, ns: str, background: Background
+) -> None:
+    key = str(uuid.uuid4())
+    publisher = await _publisher(kafka, codec, ns)
+    try:
+        for _ in range(3):
+            await publisher.publish(COURSES, key, _archived().envelope())
+    finally:
+        await publisher.stop()
+    runner = _runner(_consumer("course.published"), db, kafka, codec, ns)  # no effect for course.archived
+    background.start(runner.run(background.stop))
+    await wait_until(lambda: _committed_total(kafka, runner.group_id, 3), timeout=20, what="the three committed")
+    assert (runner.stats.skipped, runner.stats.applied) == (3, 0)
 
 
 async def _dead_lettered(runner: KafkaConsumerRunner) -> int:

@@ -232,7 +232,7 @@ class KafkaConsumerRunner:
     async def _process_fetch(
         self, records: list[ConsumerRecord[Any, Any]], dlq: AIOKafkaProducer
     ) -> ConsumerRecord[Any, Any] | None:
-        """Every record of one partition's fetch, in order; returns the last (all stored). Raises `_Unhandled`."""
+        """Every record of one partition's fetch, in order; returns the last (all handled). Raises `_Unhandled`."""
         done: ConsumerRecord[Any, Any] | None = None
         run: list[tuple[ConsumerRecord[Any, Any], dict[str, Any]]] = []  # consecutive records to apply together
         for record in records:
@@ -248,7 +248,10 @@ class KafkaConsumerRunner:
             done = await self._apply_run(run, dlq, done)
             run = []
             done = await self._one(record, dlq, done)  # poison, a sample, or the registry unreachable
-        return await self._apply_run(run, dlq, done)
+        await self._apply_run(run, dlq, done)
+        # Every record is stored, dead-lettered or skipped: the fetch's last one, even a skipped one (a partition of
+        # types this consumer skips must still see its offset committed).
+        return records[-1] if records else None
 
     async def _applicable(self, record: ConsumerRecord[Any, Any]) -> dict[str, Any] | None:
         """The record's envelope if it is valid and this consumer applies it; `_SKIP` if the consumer has no effect
