@@ -124,6 +124,18 @@ async def background() -> AsyncIterator[Background]:
     await bg.close()
 
 
+def _exploding(attempts: list[str]) -> Any:
+    """The test effect, failing (and noting the attempt) for users named "explode"."""
+
+    async def effect(session: Any, envelope: dict[str, Any]) -> None:
+        if envelope["data"].get("full_name") == "explode":
+            attempts.append(envelope["event_id"])
+            raise RuntimeError("the search index is down")
+        await count_effect(session, envelope)
+
+    return effect
+
+
 def _runner(consumer: Consumer, db: EventsDb, kafka: str, codec: EventCodec, ns: str, **kw: Any) -> KafkaConsumerRunner:
     return KafkaConsumerRunner(
         consumer, sessionmaker=db.sessionmaker, bootstrap_servers=kafka, codec=codec, namespace=ns, backoff=0.05, **kw
@@ -338,11 +350,7 @@ async def test_poison_and_failing_records_go_to_the_dlq_and_the_stream_keeps_flo
 ) -> None:
     attempts: list[str] = []
 
-    async def effect(session: Any, envelope: dict[str, Any]) -> None:
-        if envelope["data"].get("full_name") == "explode":
-            attempts.append(envelope["event_id"])
-            raise RuntimeError("the search index is down")
-        await count_effect(session, envelope)
+    effect = _exploding(attempts)
 
     user_id = str(uuid.uuid4())  # one key: one partition, so the good event is behind the bad ones
     assert codec.registry is not None
@@ -400,11 +408,7 @@ async def test_a_fetch_is_applied_in_one_transaction_and_a_failing_record_alone(
     transaction counted as the first) and is dead-lettered, and every good effect is applied once."""
     attempts: list[str] = []
 
-    async def effect(session: Any, envelope: dict[str, Any]) -> None:
-        if envelope["data"].get("full_name") == "explode":
-            attempts.append(envelope["event_id"])
-            raise RuntimeError("the search index is down")
-        await count_effect(session, envelope)
+    effect = _exploding(attempts)
 
     user_id = str(uuid.uuid4())  # one key: one partition, in this order
     envelopes = [_user(user_id, full_name="explode" if i == 4 else f"student {i}").envelope() for i in range(10)]

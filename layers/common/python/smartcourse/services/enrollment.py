@@ -245,6 +245,29 @@ _ENROLLMENT_COLUMNS = [
 ]
 
 
+def _has_seat() -> Any:
+    """The course row has a free seat (no capacity, or seats left)."""
+    return or_(Course.capacity.is_(None), Course.seats_taken < Course.capacity)
+
+
+def _enrollment_row(course_id: Any, status: str, workflow_id: Any, waitlisted_at: Any, admitted_at: Any) -> Any:
+    """The SELECT list of the enrollment an admission statement writes (`_ENROLLMENT_COLUMNS`, in order)."""
+    now = bindparam("now", type_=_TS)
+    return select(
+        bindparam("enrollment_id", type_=_ID),
+        bindparam("student_id", type_=_ID),
+        course_id,
+        literal(status),
+        bindparam("attempt", type_=Integer),
+        workflow_id,
+        bindparam("idempotency_key", type_=String),
+        waitlisted_at,
+        admitted_at,
+        now,
+        now,
+    )
+
+
 @functools.cache
 def _seat_statement() -> Any:
     """The admission with a seat, in ONE statement built once per process: take a free seat (a conditional UPDATE of
@@ -260,7 +283,7 @@ def _seat_statement() -> Any:
     course_id = bindparam("course_id", type_=_ID)
     seat = (
         update(Course)
-        .where(Course.id == course_id, or_(Course.capacity.is_(None), Course.seats_taken < Course.capacity))
+        .where(Course.id == course_id, _has_seat())
         .values(seats_taken=Course.seats_taken + 1)
         .returning(Course.id)
         .cte("seat")
@@ -269,19 +292,7 @@ def _seat_statement() -> Any:
         pg_insert(Enrollment)
         .from_select(
             _ENROLLMENT_COLUMNS,
-            select(
-                bindparam("enrollment_id", type_=_ID),
-                bindparam("student_id", type_=_ID),
-                seat.c.id,
-                literal("pending"),
-                bindparam("attempt", type_=Integer),
-                bindparam("workflow_id", type_=String),
-                bindparam("idempotency_key", type_=String),
-                null(),
-                now,
-                now,
-                now,
-            ),
+            _enrollment_row(seat.c.id, "pending", bindparam("workflow_id", type_=String), null(), now),
         )
         .returning(Enrollment.id)
         .cte("admitted")
@@ -297,13 +308,12 @@ def _waitlist_statement() -> Any:
     waitlisted enrollment (its time read under the lock), its history entry and its `enrollment.created` event.
     Returns (course id, has a seat now, the enrollment's id or NULL, its waitlisted_at); no row: no such course.
     A seat freed since `_seat_statement` looked: nothing written, has a seat → the caller tries the seat again."""
-    now = bindparam("now", type_=_TS)
     course_id = bindparam("course_id", type_=_ID)
     course = (
         select(
             Course.id,
             Course.waitlist_enabled,
-            or_(Course.capacity.is_(None), Course.seats_taken < Course.capacity).label("has_seat"),
+            _has_seat().label("has_seat"),
         )
         .where(Course.id == course_id)
         .with_for_update(of=Course, key_share=True)  # FOR NO KEY UPDATE: waitlistings are serial, FK inserts pass
@@ -313,21 +323,11 @@ def _waitlist_statement() -> Any:
         pg_insert(Enrollment)
         .from_select(
             _ENROLLMENT_COLUMNS,
-            select(
-                bindparam("enrollment_id", type_=_ID),
-                bindparam("student_id", type_=_ID),
-                course.c.id,
-                literal("waitlisted"),
-                bindparam("attempt", type_=Integer),
-                null(),
-                bindparam("idempotency_key", type_=String),
-                # The waitlist's order is the lock's: its time is read under the course row lock (clock_timestamp,
-                # not the request's clock), so a later place in the queue never has an earlier time.
-                func.clock_timestamp(),
-                null(),
-                now,
-                now,
-            ).where(~course.c.has_seat, course.c.waitlist_enabled),
+            # The waitlist's order is the lock's: its time is read under the course row lock (clock_timestamp, not
+            # the request's clock), so a later place in the queue never has an earlier time.
+            _enrollment_row(course.c.id, "waitlisted", null(), func.clock_timestamp(), null()).where(
+                ~course.c.has_seat, course.c.waitlist_enabled
+            ),
         )
         .returning(Enrollment.id, Enrollment.waitlisted_at)
         .cte("admitted")
