@@ -366,6 +366,10 @@ def forget_admission_readings() -> None:
     _admission_readings.clear()
 
 
+# The gate's count: the pending enrollments on their partial index (one statement, built once).
+_PENDING_COUNT = select(func.count()).select_from(Enrollment).where(Enrollment.status == "pending")
+
+
 async def _backlog_reading(container: Any, now: float) -> _Reading:
     """This process's reading of the admitted-not-active count, re-read when older than the check interval. One
     request per process re-reads it; the others meanwhile go by the last reading (no herd of counts)."""
@@ -378,9 +382,7 @@ async def _backlog_reading(container: Any, now: float) -> _Reading:
     _refreshing.add(key)
     try:
         async with container.sessionmaker() as session:
-            value = await session.scalar(
-                select(func.count()).select_from(Enrollment).where(Enrollment.status == "pending")
-            )
+            value = await session.scalar(_PENDING_COUNT)
         reading = _admission_readings[key] = _Reading(now, int(value or 0))
         return reading
     finally:
