@@ -8,8 +8,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import DateTime, Integer, String, bindparam, case, func, literal, null, or_, select, update
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Boolean, DateTime, Integer, String, bindparam, case, func, literal, null, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
@@ -25,6 +25,7 @@ from smartcourse.models import (
     Enrollment,
     EnrollmentHistory,
     LessonProgress,
+    Notification,
     OutboxEvent,
     User,
     utcnow,
@@ -32,7 +33,7 @@ from smartcourse.models import (
 from smartcourse.schemas import EnrollmentDetail, EnrollmentPublic, HistoryEntry
 from smartcourse.security import Principal
 from smartcourse.services.courses import load_course
-from smartcourse.services.learner_view import published_lessons
+from smartcourse.services.learner_view import published_lessons, published_lessons_of
 from smartcourse.services.notifications import create_notification
 
 ANALYTICS_NS = uuid.UUID("5b0c3f4e-8f0b-4b5e-9a53-2d0a3b7f1c11")
@@ -188,6 +189,11 @@ def _admission_params(
     }
 
 
+_OUTBOX_COLUMNS = [
+    "id", "topic", "event_type", "schema_version", "aggregate_id", "payload", "trace_context", "occurred_at"
+]  # fmt: skip
+
+
 def _written(admitted: Any, status: str, reason: str, payload: str, trace: str) -> tuple[Any, Any]:
     """The history entry and the outbox event of the enrollment the statement wrote (a row of the `admitted` CTE;
     none written when it wrote none), as CTEs."""
@@ -212,7 +218,7 @@ def _written(admitted: Any, status: str, reason: str, payload: str, trace: str) 
     event = (
         pg_insert(OutboxEvent)
         .from_select(
-            ["id", "topic", "event_type", "schema_version", "aggregate_id", "payload", "trace_context", "occurred_at"],
+            _OUTBOX_COLUMNS,
             select(
                 bindparam("event_id", type_=_ID),
                 bindparam("topic", type_=String),
@@ -591,8 +597,9 @@ async def get_for(*, uow: UnitOfWork, principal: Principal, enrollment_id: uuid.
 # --- the workflow's steps (idempotent; called by the EnrollmentWorkflow's activity) ------------------------
 # The four steps (initialize_progress, record_analytics, activate, welcome_notification) are database writes that
 # belong together, so they commit in ONE transaction (`set_up`); only the welcome e-mail's enqueue follows the
-# commit (the activity does it; the Celery task sends once per notification). Each helper below is one step
-# without a commit, guarded so that running it again changes nothing.
+# commit (the activity does it; the Celery task sends once per notification). `set_up` is two statements: the row
+# lock, then every write in one statement (`_set_up_statement`). The one-step helpers after it (`_initialize_progress`,
+# `_record_analytics`, `_activate`, `_welcome`: each guarded, none commits) serve the legacy activities below.
 
 
 @dataclass(frozen=True)
@@ -615,48 +622,219 @@ class LessonIds:
         self.documents, self.size = documents, size
         self._ids: dict[tuple[uuid.UUID, int], tuple[uuid.UUID, ...]] = {}
 
-    async def of(self, course: Course) -> tuple[uuid.UUID, ...]:
-        key = (course.id, course.content_version)
+    async def of(self, course_id: uuid.UUID, version: int) -> tuple[uuid.UUID, ...]:
+        key = (course_id, version)
         ids = self._ids.get(key)
         if ids is None:
-            ids = tuple(lsn.lesson_id for lsn in await published_lessons(self.documents, course))
+            ids = tuple(lsn.lesson_id for lsn in await published_lessons_of(self.documents, course_id, version))
             if len(self._ids) >= self.size:
                 self._ids.pop(next(iter(self._ids)))
             self._ids[key] = ids
         return ids
 
 
-async def _locked_for_set_up(uow: UnitOfWork, enrollment_id: uuid.UUID) -> tuple[Enrollment, Course, str | None]:
+_SYSTEM_REASON = "enrollment workflow"
+
+
+@functools.cache
+def _locked_for_set_up() -> Any:
     """The enrollment (row-locked: a concurrent drop waits for the set-up, or the set-up sees the drop), its
-    course and the student's name, in one statement."""
-    row = (
-        await uow.session.execute(
-            select(Enrollment, Course, User.full_name)
-            .join(Course, Course.id == Enrollment.course_id)
-            .outerjoin(User, User.id == Enrollment.student_id)
-            .where(Enrollment.id == enrollment_id)
-            .with_for_update(of=Enrollment)
+    course's title and published version and the student's name, in one statement built once per process."""
+    return (
+        select(
+            Enrollment.student_id,
+            Enrollment.course_id,
+            Enrollment.status,
+            Enrollment.admitted_at,
+            Course.title,
+            Course.content_version,
+            User.full_name,
         )
-    ).first()
-    if row is None:
-        raise NotFound("enrollment not found", code="enrollment_not_found")
-    return row[0], row[1], row[2]
+        .join(Course, Course.id == Enrollment.course_id)
+        .outerjoin(User, User.id == Enrollment.student_id)
+        .where(Enrollment.id == bindparam("enrollment_id", type_=_ID))
+        .with_for_update(of=Enrollment)
+    )
+
+
+def _outbox_row(prefix: str, when: Any) -> Any:
+    """The SELECT list of an outbox row whose values are the parameters `<prefix>_id`, `<prefix>_topic`, ..."""
+    return select(
+        bindparam(f"{prefix}_id", type_=_ID),
+        bindparam(f"{prefix}_topic", type_=String),
+        bindparam(f"{prefix}_type", type_=String),
+        bindparam(f"{prefix}_version", type_=Integer),
+        bindparam(f"{prefix}_aggregate", type_=String),
+        bindparam(f"{prefix}_payload", type_=JSONB),
+        bindparam(f"{prefix}_trace", type_=JSONB(none_as_null=True)),
+        when,
+    )
+
+
+@functools.cache
+def _set_up_statement() -> Any:
+    """The four steps' writes in ONE statement built once per process, on the row `_locked_for_set_up` locked:
+    the progress rows (existing ones left alone), the analytics event (once: its id is derived from the enrollment),
+    pending -> active with its history entry and `enrollment.activated` event (only from pending), and the welcome
+    notification (once per dedupe key; an existing one is returned). Which steps apply is decided by the caller from
+    the locked row (`record`, `welcome`), every write is guarded besides. Returns (analytics written, activated,
+    the welcome notification's id or NULL)."""
+    eid = bindparam("enrollment_id", type_=_ID)
+    now = bindparam("now", type_=_TS)
+    progress = (
+        pg_insert(LessonProgress)
+        .from_select(
+            ["enrollment_id", "lesson_id", "status"],
+            select(eid, func.unnest(bindparam("lesson_ids", type_=ARRAY(_ID))), literal("not_started")),
+        )
+        .on_conflict_do_nothing()
+        .returning(LessonProgress.lesson_id)
+        .cte("progress")
+    )
+    analytics = (
+        pg_insert(OutboxEvent)
+        .from_select(
+            _OUTBOX_COLUMNS,
+            _outbox_row("analytics", now).where(bindparam("record", type_=Boolean)),
+            include_defaults=False,  # `attempts` has its server default; the two outbox inserts share no Python one
+        )
+        .on_conflict_do_nothing(index_elements=[OutboxEvent.id])
+        .returning(OutboxEvent.id)
+        .cte("analytics")
+    )
+    # NB: no parameter of this statement may be named after a column of enrollments: SQLAlchemy would add it to the
+    # UPDATE's SET clause (it compiles with the parameters' names as column keys).
+    activated = (
+        update(Enrollment)
+        .where(Enrollment.id == eid, Enrollment.status == "pending")
+        .values(status="active", activated_at=now, updated_at=now)
+        .returning(Enrollment.id)
+        .cte("activated")
+    )
+    history = (
+        pg_insert(EnrollmentHistory)
+        .from_select(
+            ["enrollment_id", "from_status", "to_status", "actor_id", "actor", "reason", "at"],
+            select(
+                activated.c.id,
+                literal("pending"),
+                literal("active"),
+                null(),
+                literal("system"),
+                literal(_SYSTEM_REASON),
+                now,
+            ).select_from(activated),
+        )
+        .returning(EnrollmentHistory.id)
+        .cte("history")
+    )
+    event = (
+        pg_insert(OutboxEvent)
+        .from_select(_OUTBOX_COLUMNS, _outbox_row("activated", now).select_from(activated), include_defaults=False)
+        .returning(OutboxEvent.id)
+        .cte("event")
+    )
+    dedupe_key = bindparam("dedupe_key", type_=String)
+    notified = (
+        pg_insert(Notification)
+        .from_select(
+            ["id", "user_id", "kind", "title", "body", "data", "dedupe_key", "email_status", "created_at"],
+            select(
+                bindparam("notification_id", type_=_ID),
+                bindparam("recipient_id", type_=_ID),
+                literal("enrollment.welcome"),
+                bindparam("title", type_=String),
+                bindparam("body", type_=String),
+                bindparam("data", type_=JSONB),
+                dedupe_key,
+                literal("pending"),
+                now,
+            ).where(bindparam("welcome", type_=Boolean)),
+            include_defaults=False,  # `email_attempts` has its server default
+        )
+        .on_conflict_do_nothing(index_elements=[Notification.dedupe_key])
+        .returning(Notification.id)
+        .cte("notified")
+    )
+    # A welcome made by an earlier run (committed before this run got the row lock, so in this statement's snapshot).
+    earlier = select(Notification.id).where(Notification.dedupe_key == dedupe_key, bindparam("welcome", type_=Boolean))
+    return (
+        select(
+            select(func.count()).select_from(analytics).scalar_subquery() > 0,
+            select(func.count()).select_from(activated).scalar_subquery() > 0,
+            func.coalesce(select(notified.c.id).scalar_subquery(), earlier.scalar_subquery()),
+        )
+        .add_cte(progress)
+        .add_cte(history)
+        .add_cte(event)
+    )
 
 
 async def set_up(*, uow: UnitOfWork, lessons: LessonIds, enrollment_id: uuid.UUID) -> SetUp:
     """The enrollment workflow's four steps in the caller's transaction; the CALLER COMMITS (then enqueues the
     e-mail of `notification_id`). Safe to repeat: every write is guarded, a repeat returns the same outcome.
 
-    The published lessons come from `lessons` (the document store has a pool of its own, so a miss waits for a
-    connection of that pool, never of this one)."""
-    e, course, name = await _locked_for_set_up(uow, enrollment_id)
-    lesson_ids = await lessons.of(course)
-    await _initialize_progress(uow, e, lesson_ids)
-    recorded = await _record_analytics(uow, e)
-    status = _activate(uow, e)
-    notification_id = await _welcome(uow, e, course, name) if status in {"active", "completed"} else None
-    await uow.flush()
-    return SetUp(len(lesson_ids), recorded, status, notification_id)
+    Two statements: the row lock with what the steps need, then every write (`_set_up_statement`). The published
+    lessons come from `lessons` (the document store has a pool of its own, so a miss waits for a connection of that
+    pool, never of this one)."""
+    row = (await uow.session.execute(_locked_for_set_up(), {"enrollment_id": enrollment_id})).first()
+    if row is None:
+        raise NotFound("enrollment not found", code="enrollment_not_found")
+    student_id, course_id, status, admitted_at, title, version, name = row
+    lesson_ids = await lessons.of(course_id, version)
+    now = utcnow()
+    ids = {"enrollment_id": str(enrollment_id), "student_id": str(student_id), "course_id": str(course_id)}
+    record = admitted_at is not None  # a waitlisted-then-promoted enrollment is admitted too; never-admitted: none
+    analytics = (
+        outbox_values(
+            DomainEvent(
+                "analytics.enrollment_recorded",
+                str(course_id),
+                {**ids, "admitted_at": admitted_at.isoformat()},
+                id=uuid.uuid5(ANALYTICS_NS, f"enrollment-recorded:{enrollment_id}"),
+            )
+        )
+        if admitted_at is not None
+        else None
+    )
+    activated = outbox_values(
+        DomainEvent("enrollment.activated", str(enrollment_id), {**ids, "activated_at": now.isoformat()})
+    )
+    after = "active" if status == "pending" else status
+    welcome = after in {"active", "completed"}
+    params = {
+        "enrollment_id": enrollment_id,
+        "recipient_id": student_id,
+        "now": now,
+        "lesson_ids": list(lesson_ids),
+        "record": record,
+        **_outbox_params("analytics", analytics),
+        **_outbox_params("activated", activated),
+        "welcome": welcome,
+        "notification_id": uuid.uuid4(),
+        "title": f"Welcome to {title}",
+        "body": f"Hi {name or 'there'}, you are enrolled in {title}. Your first lesson is waiting for you.",
+        "data": {"enrollment_id": str(enrollment_id), "course_id": str(course_id)},
+        "dedupe_key": f"welcome:{enrollment_id}",
+    }
+    recorded, _, notification_id = (await uow.session.execute(_set_up_statement(), params)).one()
+    if welcome and notification_id is None:  # only if the earlier run's row was deleted in between
+        raise NotFound("notification vanished while being created", code="notification_not_found")
+    return SetUp(len(lesson_ids), bool(recorded), after, notification_id)
+
+
+def _outbox_params(prefix: str, values: dict[str, Any] | None) -> dict[str, Any]:
+    """The parameters of `_outbox_row(prefix)` from `outbox_values` (None: a row the statement will not write)."""
+    v = values or {}
+    return {
+        f"{prefix}_id": v.get("id"),
+        f"{prefix}_topic": v.get("topic"),
+        f"{prefix}_type": v.get("event_type"),
+        f"{prefix}_version": v.get("schema_version"),
+        f"{prefix}_aggregate": v.get("aggregate_id"),
+        f"{prefix}_payload": v.get("payload"),
+        f"{prefix}_trace": v.get("trace_context"),
+    }
 
 
 async def _initialize_progress(uow: UnitOfWork, e: Enrollment, lesson_ids: tuple[uuid.UUID, ...]) -> None:
@@ -694,7 +872,7 @@ def _activate(uow: UnitOfWork, e: Enrollment) -> str:
         return e.status
     now = utcnow()
     e.status, e.activated_at, e.updated_at = "active", now, now
-    uow.session.add(_history(e, "pending", "active", None, "enrollment workflow"))
+    uow.session.add(_history(e, "pending", "active", None, _SYSTEM_REASON))
     uow.emit(enrollment_event("enrollment.activated", e, activated_at=now.isoformat()))
     return "active"
 

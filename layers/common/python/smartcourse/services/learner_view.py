@@ -27,9 +27,14 @@ class PublishedLesson:
 
 
 async def published_lessons(documents: DocumentStore, course: Course) -> list[PublishedLesson]:
-    if course.content_version < 1:
+    return await published_lessons_of(documents, course.id, course.content_version)
+
+
+async def published_lessons_of(documents: DocumentStore, course_id: uuid.UUID, version: int) -> list[PublishedLesson]:
+    """The lessons of version `version` of the course (none before its first publish)."""
+    if version < 1:
         return []
-    snapshot = await documents.get(VERSIONS, version_doc_id(course.id, course.content_version)) or {}
+    snapshot = await documents.get(VERSIONS, version_doc_id(course_id, version)) or {}
     out = []
     for module in snapshot.get("modules", []):
         for lesson in module.get("lessons", []):
