@@ -25,7 +25,8 @@ Variants (each a worker configuration; bench/workflow_variants.py holds the earl
 * product: the product's EnrollmentWorkflow and worker (`workflows.worker.build_worker`).
 
 Servers: `before` is `temporal server start-dev` with the flags engines.py used before (persistent SQLite file,
---log-level warn); `product` is what engines.py starts now (`smartcourse.engines.TEMPORAL_DEV_FLAGS`). Every
+--log-level warn); `product` is what engines.py starts now (`smartcourse.engines.TEMPORAL_DEV_FLAGS`);
+`product-gogcN` is `product` with GOGC=N in the server's environment. Every
 variant runs on the first server; `four-activities` and `product` also on the others.
 
 The Celery e-mail worker and the outbox relay are not run: both designs give them the same work (one e-mail, the
@@ -158,11 +159,19 @@ def server_flags(name: str) -> list[str]:
         return BEFORE_FLAGS
     if name == "wal":  # before + the SQLite pragmas only
         return [*BEFORE_FLAGS, "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
-    if name == "product":
+    if name == "product" or name.startswith("product-gogc"):
         from smartcourse.engines import TEMPORAL_DEV_FLAGS
 
         return list(TEMPORAL_DEV_FLAGS)
     raise SystemExit(f"unknown server {name!r}")
+
+
+def server_env(name: str) -> dict[str, str]:
+    """`product-gogcN`: the product's flags with the Go collector's GOGC=N (Go's default: 100) in the server's env."""
+    env = dict(os.environ)
+    if name.startswith("product-gogc"):
+        env["GOGC"] = name.removeprefix("product-gogc")
+    return env
 
 
 @dataclass
@@ -181,7 +190,9 @@ def start_temporal(name: str, home: Path) -> Server:
     argv += ["--ui-port", str(free_port()), "--http-port", str(free_port()), "--metrics-port", str(free_port())]
     argv += ["--db-filename", str(home / "temporal.db"), *server_flags(name)]
     with open(home / "server.log", "ab") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=server_env(name)
+        )
     for _ in range(900):
         if port_open("127.0.0.1", port):
             time.sleep(2)  # the namespace is registered just after the port opens
