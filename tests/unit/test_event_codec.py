@@ -65,3 +65,41 @@ def test_dead_letter_envelope_keeps_the_envelope_or_the_raw_bytes() -> None:
     again = dead_letter_envelope(b"garbage", topic="t", partition=2, offset=9)
     assert raw["event_id"] == again["event_id"]  # a redelivered poison record maps to the same dead letter
     assert raw["source"] == {"topic": "t", "partition": 2, "offset": 9}
+
+
+class _Registry:
+    """A stand-in for the schema registry client: our contract of user.registered v1 is id 7; id 8 is a schema
+    some other producer registered, stricter than ours (it requires `x`)."""
+
+    def __init__(self) -> None:
+        self.validated_with: list[int] = []
+
+    def known_id(self, event_type: str, version: int) -> int | None:
+        return 7 if (event_type, version) == ("user.registered", 1) else None
+
+    async def validator(self, schema_id: int) -> object:
+        from jsonschema import Draft7Validator
+
+        self.validated_with.append(schema_id)
+        if schema_id != 8:
+            raise KeyError(schema_id)
+        return Draft7Validator({"type": "object", "required": ["x"]})
+
+
+async def test_a_record_written_with_our_own_contract_is_checked_once_against_it() -> None:
+    registry = _Registry()
+    codec = EventCodec(registry)  # type: ignore[arg-type]
+    await codec.validate(decode(encode_wire(7, _envelope())))
+    with pytest.raises(PoisonMessage, match="role"):  # the local contract still applies
+        await codec.validate(decode(encode_wire(7, _envelope(role="wizard"))))
+    assert registry.validated_with == []  # the registry's copy of the same schema was not checked again
+
+
+async def test_a_record_written_with_another_schema_is_checked_against_that_schema_too() -> None:
+    registry = _Registry()
+    codec = EventCodec(registry)  # type: ignore[arg-type]
+    with pytest.raises(PoisonMessage, match="breaks registered schema 8"):
+        await codec.validate(decode(encode_wire(8, _envelope())))
+    with pytest.raises(PoisonMessage, match="unknown schema id 9"):
+        await codec.validate(decode(encode_wire(9, _envelope())))
+    assert registry.validated_with == [8, 9]

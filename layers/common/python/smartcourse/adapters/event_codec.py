@@ -92,7 +92,12 @@ class EventCodec:
 
         Registry outages raise RegistryError (transient: the caller retries rather than dead-letters).
         """
-        if decoded.schema_id is not None and self.registry is not None:
+        if (
+            decoded.schema_id is not None
+            and self.registry is not None
+            # Written with our own contract (the id we registered it under): the local check below is that schema.
+            and self.registry.known_id(decoded.event_type, decoded.version) != decoded.schema_id
+        ):
             try:
                 validator = await self.registry.validator(decoded.schema_id)
             except KeyError as exc:

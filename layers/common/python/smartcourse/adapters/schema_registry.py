@@ -230,6 +230,10 @@ class SchemaRegistry:
                 log.info("contract %s v%d registered as schema %d", event_type, version, schema_id)
             return dict(self._ids)
 
+    def known_id(self, event_type: str, version: int) -> int | None:
+        """The id this client registered or resolved for our own contract of (type, version), if it has yet."""
+        return self._ids.get((event_type, version))
+
     async def schema_id(self, event_type: str, version: int) -> int:
         """The id to stamp on an event of this type and version (registering its contract on first use)."""
         cached = self._ids.get((event_type, version))
