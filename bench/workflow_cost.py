@@ -562,7 +562,9 @@ def cli() -> int:
     parser.add_argument("--eager-starts", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_worker:
-        asyncio.run(serve_worker(args.serve_worker, args.queue, args.eager_starts))
+        from smartcourse import aio
+
+        aio.run(serve_worker(args.serve_worker, args.queue, args.eager_starts))  # the loop `smartcourse worker` runs
         return 0
     return asyncio.run(main(args))
 

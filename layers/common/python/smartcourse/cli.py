@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from smartcourse import aio
 from smartcourse.config import get_settings
 from smartcourse.priority import lower_background_priority
 
@@ -68,7 +69,7 @@ def cmd_worker(_: argparse.Namespace) -> int:
     from smartcourse.worker import run_worker
 
     lower_background_priority()
-    asyncio.run(run_worker())
+    aio.run(run_worker())
     return 0
 
 
@@ -77,7 +78,7 @@ def cmd_relay(_: argparse.Namespace) -> int:
     from smartcourse.event_pipeline import run_relay_process
 
     lower_background_priority()
-    asyncio.run(run_relay_process())
+    aio.run(run_relay_process())
     return 0
 
 
@@ -86,7 +87,7 @@ def cmd_consumers(_: argparse.Namespace) -> int:
     from smartcourse.event_pipeline import run_consumers_process
 
     lower_background_priority()
-    asyncio.run(run_consumers_process())
+    aio.run(run_consumers_process())
     return 0
 
 
