@@ -130,3 +130,61 @@ async def test_msk_handler_applies_the_sample_once_and_reports_failures(containe
         "partition": 0,
         "offset": 16,
     }
+
+
+async def _record_transaction(session: AsyncSession, envelope: dict[str, Any]) -> None:
+    if envelope["data"].get("title") == "explode":
+        raise RuntimeError("downstream is down")
+    await session.execute(
+        text("INSERT INTO test_msk_batches (event_id, txid) VALUES (:e, txid_current())"), {"e": envelope["event_id"]}
+    )
+
+
+async def test_a_partitions_records_are_applied_in_one_transaction_and_one_by_one_after_a_failure(
+    container: Any,
+) -> None:
+    async with container.sessionmaker() as session, session.begin():
+        await session.execute(
+            text("CREATE TABLE IF NOT EXISTS test_msk_batches (event_id uuid PRIMARY KEY, txid bigint NOT NULL)")
+        )
+    shipped = json.loads(SAMPLE.read_text())
+    (shipped_record,) = shipped["records"]["smartcourse.courses-0"]
+    real = json.loads(base64.b64decode(shipped_record["value"]))
+    real["data"].pop("sample")
+    base = _record(shipped_record, 0, json.dumps(real).encode())
+    handler = msk_handler(Consumer(f"test-msk-{uuid.uuid4().hex[:8]}", {"course.published": _record_transaction}))
+    context = LambdaContext("course-published-consumer")
+
+    async def applied(envelopes: list[dict[str, Any]]) -> dict[str, int]:
+        async with container.sessionmaker() as session:
+            rows = await session.execute(
+                text("SELECT event_id, txid FROM test_msk_batches WHERE event_id = ANY(:ids)"),
+                {"ids": [uuid.UUID(e["event_id"]) for e in envelopes]},
+            )
+            return {str(event_id): txid for event_id, txid in rows}
+
+    five = [_envelope(base, title=f"lesson {i}") for i in range(5)]
+    event = copy.deepcopy(shipped)
+    event["records"] = {
+        "smartcourse.courses-0": [_record(base, 40 + i, json.dumps(e).encode()) for i, e in enumerate(five)]
+    }
+    assert await asyncio.to_thread(handler, event, context) == {"batchItemFailures": []}
+    txids = await applied(five)
+    assert txids.keys() == {e["event_id"] for e in five}
+    assert len(set(txids.values())) == 1  # one transaction for the partition's five records
+
+    # The third of four fails: the shared transaction rolls back, the first two are then kept one by one and the
+    # failing one is reported with the one after it.
+    four = [_envelope(base, title="a"), _envelope(base, title="b"), _envelope(base, title="explode"), _envelope(base)]
+    event["records"] = {
+        "smartcourse.courses-0": [_record(base, 50 + i, json.dumps(e).encode()) for i, e in enumerate(four)]
+    }
+    assert await asyncio.to_thread(handler, event, context) == {
+        "batchItemFailures": [
+            {"itemIdentifier": {"partition": "smartcourse.courses-0", "offset": 52}},
+            {"itemIdentifier": {"partition": "smartcourse.courses-0", "offset": 53}},
+        ]
+    }
+    kept = await applied(four)
+    assert kept.keys() == {four[0]["event_id"], four[1]["event_id"]}
+    assert len(set(kept.values())) == 2  # one transaction each after the failure

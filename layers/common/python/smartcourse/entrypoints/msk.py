@@ -6,6 +6,7 @@ import asyncio
 import base64
 import binascii
 import logging
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +18,7 @@ from smartcourse.adapters.schema_registry import SchemaRegistry
 from smartcourse.bootstrap import build_container
 from smartcourse.config import get_settings
 from smartcourse.errors import Invalid
-from smartcourse.event_consumer import Consumer, dead_letter
+from smartcourse.event_consumer import Consumer, dead_letter, is_sample
 
 log = logging.getLogger(__name__)
 
@@ -37,21 +38,30 @@ async def process_msk_event(
     Poison records (not an envelope, or breaking their contract) go to `dead_letters` and count as handled:
     retrying them would block their partition forever. A record that fails otherwise is reported, and so is
     everything after it in its partition, so per-aggregate order survives the retry (effects dedupe).
-    """
+
+    A partition's valid records are applied in ONE transaction (one claim statement, each effect, one commit), as
+    the Kafka runner applies a fetch; if that transaction fails, they are applied one transaction each, so the
+    records before the failing one are kept and it and the rest are reported."""
     codec = codec or EventCodec()
     failures: list[dict[str, Any]] = []
     for records in (event.get("records") or {}).values():
-        blocked = False
-        for record in sorted(records, key=lambda r: int(r["offset"])):
-            if blocked:
-                failures.append(_failure(record))
-                continue
+        ordered = sorted(records, key=lambda r: int(r["offset"]))
+        ready: list[tuple[dict[str, Any], Decoded]] = []
+        failed_at: int | None = None
+        for i, record in enumerate(ordered):
             try:
-                await _apply(consumer, record, sessionmaker=sessionmaker, codec=codec)
+                decoded = await _checked(consumer, record, sessionmaker=sessionmaker, codec=codec)
             except Exception:
                 log.exception("record failed; Lambda will retry it", extra={"consumer": consumer.name})
-                failures.append(_failure(record))
-                blocked = True
+                failed_at = i
+                break
+            if decoded is not None:
+                ready.append((record, decoded))
+        failed = await _apply_all(consumer, ready, sessionmaker=sessionmaker)
+        if failed is not None:  # that record and everything after it in the partition are retried
+            failed_at = next(i for i, record in enumerate(ordered) if record is failed)
+        if failed_at is not None:
+            failures.extend(_failure(record) for record in ordered[failed_at:])
     return {"batchItemFailures": failures}
 
 
@@ -68,18 +78,22 @@ def msk_headers(record: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-async def _apply(consumer: Consumer, record: dict[str, Any], *, sessionmaker: Any, codec: EventCodec) -> None:
-    """One record, in a span continuing the trace its `traceparent` header carries (the relay's publish)."""
-    with telemetry.continue_from(
+def _span(consumer: Consumer, record: dict[str, Any]) -> Any:
+    """The record's span, continuing the trace its `traceparent` header carries (the relay's publish)."""
+    return telemetry.continue_from(
         msk_headers(record),
         f"{consumer.name} consume",
         kind=SpanKind.CONSUMER,
         attributes={"messaging.system": "kafka", "messaging.destination.name": str(record.get("topic"))},
-    ):
-        await _apply_record(consumer, record, sessionmaker=sessionmaker, codec=codec)
+    )
 
 
-async def _apply_record(consumer: Consumer, record: dict[str, Any], *, sessionmaker: Any, codec: EventCodec) -> None:
+async def _checked(
+    consumer: Consumer, record: dict[str, Any], *, sessionmaker: Any, codec: EventCodec
+) -> Decoded | None:
+    """The record decoded and checked against its contract, or None when there is nothing to apply: a type the
+    consumer has no effect for, a sample, or poison (then dead-lettered here). Raises what is not the record's
+    fault (a registry outage): the record is retried."""
     topic, partition, offset = str(record["topic"]), int(record["partition"]), int(record["offset"])
     value: bytes | None = None
     decoded: Decoded | None = None
@@ -90,12 +104,42 @@ async def _apply_record(consumer: Consumer, record: dict[str, Any], *, sessionma
             raise PoisonMessage(f"value is not base64: {exc}") from exc
         decoded = decode(value)
         if decoded.event_type not in consumer.effects:
-            return
+            return None
         await codec.validate(decoded)
-        await consumer.handle(sessionmaker, decoded.envelope, validated=True)  # by codec.validate just above
+        return None if is_sample(decoded.envelope) else decoded
     except (PoisonMessage, Invalid) as exc:
-        envelope = dead_letter_envelope(value, topic=topic, partition=partition, offset=offset, decoded=decoded)
-        await dead_letter(sessionmaker, consumer.name, topic, envelope, f"poison: {exc}")
+        with _span(consumer, record):
+            envelope = dead_letter_envelope(value, topic=topic, partition=partition, offset=offset, decoded=decoded)
+            await dead_letter(sessionmaker, consumer.name, topic, envelope, f"poison: {exc}")
+        return None
+
+
+async def _apply_all(
+    consumer: Consumer, ready: list[tuple[dict[str, Any], Decoded]], *, sessionmaker: Any
+) -> dict[str, Any] | None:
+    """Apply a partition's checked records in order; returns the record that failed (None: all applied)."""
+    if not ready:
+        return None
+    try:
+        async with sessionmaker() as session, session.begin():
+            claimed = await consumer.claim(session, [uuid.UUID(d.envelope["event_id"]) for _, d in ready])
+            for record, decoded in ready:
+                event_id = uuid.UUID(decoded.envelope["event_id"])
+                if event_id in claimed:
+                    claimed.discard(event_id)  # an id given twice in the batch is applied once
+                    with _span(consumer, record):
+                        await consumer.apply(session, decoded.envelope)
+        return None
+    except Exception:
+        log.warning("a batch of %d records failed; applying them one by one", len(ready), exc_info=True)
+    for record, decoded in ready:  # one transaction each: the records before the failing one are kept
+        try:
+            with _span(consumer, record):
+                await consumer.handle(sessionmaker, decoded.envelope, validated=True)  # checked by _checked
+        except Exception:
+            log.exception("record failed; Lambda will retry it", extra={"consumer": consumer.name})
+            return record
+    return None
 
 
 def msk_handler(consumer: Consumer) -> LambdaHandler:
