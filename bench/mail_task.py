@@ -96,7 +96,13 @@ async def count_sent(database_url: str, ids: list[uuid.UUID]) -> tuple[int, int]
 
 
 def product_round(
-    env: dict[str, str], data_dir: Path, roots: dict[str, list[int]], n: int, rnd: int, py_spy: str | None = None
+    env: dict[str, str],
+    data_dir: Path,
+    roots: dict[str, list[int]],
+    n: int,
+    rnd: int,
+    py_spy: str | None = None,
+    extra: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     from smartcourse.cli import CELERY_WORKER
     from smartcourse.config import get_settings
@@ -107,8 +113,9 @@ def product_round(
     every = asyncio.run(pending_notifications(database_url, students))
     warmup, ids = every[:WARMUP], every[WARMUP:]
     queue = env["CELERY_QUEUE"]
-    children = Children(data_dir / f"logs-{rnd}")
-    children.start("celery", [*CELERY_WORKER, "--concurrency", "2", "-B", "-n", f"bench-{rnd}@%h"], env, data_dir)
+    children = Children(data_dir / f"logs-{rnd}-{uuid.uuid4().hex[:6]}")
+    argv = [*CELERY_WORKER, "--concurrency", "2", "-B", "-n", f"bench-{rnd}-{uuid.uuid4().hex[:6]}@%h", *extra]
+    children.start("celery", argv, env, data_dir)
     try:
         deadline = time.monotonic() + 90
         while " ready." not in children.log("celery"):
@@ -189,8 +196,7 @@ def render(rounds: list[dict[str, Any]], facts: dict[str, Any], n: int) -> str:
         "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for i, r in enumerate(rounds, 1):
-        for target in ("product", "baseline"):
-            x = r[target]
+        for target, x in r.items():
             cpu = x["cpu"]
             parts = [per_mail(cpu, n, k) for k in ("celery", "postgres", "redis", "smtp sink", "load generator")]
             attempts = f"{x['sent']} / {x.get('attempts', x['sent'])}"
@@ -208,7 +214,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=2, help="product/baseline rounds (default 2)")
     ap.add_argument("--json", help="also save the figures as JSON to this file")
     ap.add_argument("--py-spy", help="sample the Celery worker with py-spy into FILE.<round>.txt (collapsed stacks)")
+    ap.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="NAME=ARGS",
+        help="also run the product's worker with these extra `celery worker` arguments, in ABBA order with the product "
+        "(e.g. prefetch4='--prefetch-multiplier 4')",
+    )
     args = ap.parse_args(argv)
+    variants: dict[str, tuple[str, ...]] = {"product": ()}
+    for spec in args.also:
+        name, _, extra = spec.partition("=")
+        variants[name] = tuple(extra.split())
 
     from smartcourse.engines import EmbeddedEngines
     from smartcourse.migrations import upgrade_head
@@ -242,11 +260,14 @@ def main(argv: list[str] | None = None) -> int:
             }
             rounds = []
             for rnd in range(1, args.rounds + 1):
-                say(f"round {rnd}: product")
-                product = product_round(env, data_dir, roots, args.n, rnd, args.py_spy)
+                done: dict[str, Any] = {}
+                order = list(variants) if rnd % 2 else list(reversed(variants))  # ABBA across rounds
+                for name in order:
+                    say(f"round {rnd}: {name}")
+                    done[name] = product_round(env, data_dir, roots, args.n, rnd, args.py_spy, variants[name])
                 say(f"round {rnd}: baseline")
-                baseline = baseline_round(host, port, roots, args.n)
-                rounds.append({"product": product, "baseline": baseline})
+                done["baseline"] = baseline_round(host, port, roots, args.n)
+                rounds.append(done)
         finally:
             eng.stop()
     facts["load_after"] = " / ".join(f"{x:.1f}" for x in os.getloadavg())

@@ -7,13 +7,13 @@ import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from tests.conftest import Api
 
 
-async def _pending(api: Api, container: Any) -> uuid.UUID:
-    """A pending enrollment as an admission leaves it (the dispatchers are paused)."""
+async def _pending(api: Api, container: Any) -> tuple[uuid.UUID, uuid.UUID]:
+    """A pending enrollment as an admission leaves it (the dispatchers are paused), and its student's id."""
     from smartcourse.security import Principal
     from smartcourse.services import enrollment
 
@@ -25,7 +25,7 @@ async def _pending(api: Api, container: Any) -> uuid.UUID:
             idempotency_key=None,
         )  # fmt: skip
     assert e.status == "pending"
-    return e.id
+    return e.id, e.student_id
 
 
 async def _set_up(container: Any, eid: uuid.UUID, lessons: Any) -> Any:
@@ -85,7 +85,7 @@ async def test_the_set_up_writes_each_step_once_and_a_repeat_returns_the_same(
 ) -> None:
     from smartcourse.services import enrollment
 
-    eid = await _pending(api, container)
+    eid, _ = await _pending(api, container)
     lessons = enrollment.LessonIds(container.documents)
     first = await _set_up(container, eid, lessons)
     assert first.status == "active" and first.analytics_recorded and first.lessons > 0
@@ -111,20 +111,19 @@ async def test_the_set_up_writes_each_step_once_and_a_repeat_returns_the_same(
 async def test_a_dropped_enrollment_is_neither_activated_nor_welcomed(
     api: Api, worker: object, container: Any, paused_dispatchers: None
 ) -> None:
-    from smartcourse.models import Enrollment
+    from smartcourse.security import Principal
     from smartcourse.services import enrollment
 
-    eid = await _pending(api, container)
+    eid, student_id = await _pending(api, container)
     async with container.uow() as uow:  # the drop won the row lock: the set-up finds it dropped
-        await uow.session.execute(update(Enrollment).where(Enrollment.id == eid).values(status="dropped"))
-        await uow.commit()
+        await enrollment.drop(uow=uow, principal=Principal(student_id, "student"), enrollment_id=eid)
     done = await _set_up(container, eid, enrollment.LessonIds(container.documents))
     assert done.status == "dropped" and done.notification_id is None
     effects = await _effects(container, eid)
     assert effects["status"] == "dropped" and not effects["activated"]
     assert effects["welcomes"] == []
     assert "enrollment.activated" not in effects["events"]
-    assert [h[1] for h in effects["history"]] == ["pending"]
+    assert [h[1] for h in effects["history"]] == ["pending", "dropped"]
 
 
 async def test_an_unknown_enrollment_is_not_found(container: Any) -> None:

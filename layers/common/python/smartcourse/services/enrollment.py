@@ -194,26 +194,28 @@ _OUTBOX_COLUMNS = [
 ]  # fmt: skip
 
 
-def _written(admitted: Any, status: str, reason: str, payload: str, trace: str) -> tuple[Any, Any]:
-    """The history entry and the outbox event of the enrollment the statement wrote (a row of the `admitted` CTE;
-    none written when it wrote none), as CTEs."""
-    now = bindparam("now", type_=_TS)
-    history = (
+def _history_cte(written: Any, src: Any, dst: str, actor_id: Any, actor: Any, reason: str) -> Any:
+    """The history entry of the enrollment a statement wrote (each row of the CTE `written`, none if it wrote none)
+    at the parameter `now`, as a CTE."""
+    return (
         pg_insert(EnrollmentHistory)
         .from_select(
             ["enrollment_id", "from_status", "to_status", "actor_id", "actor", "reason", "at"],
             select(
-                admitted.c.id,
-                null(),
-                literal(status),
-                bindparam("actor_id", type_=_ID),
-                bindparam("actor", type_=String),
-                literal(reason),
-                now,
-            ).select_from(admitted),
+                written.c.id, src, literal(dst), actor_id, actor, literal(reason), bindparam("now", type_=_TS)
+            ).select_from(written),
         )
         .returning(EnrollmentHistory.id)
         .cte("history")
+    )
+
+
+def _written(admitted: Any, status: str, reason: str, payload: str, trace: str) -> tuple[Any, Any]:
+    """The history entry and the outbox event of the enrollment the statement wrote (a row of the `admitted` CTE;
+    none written when it wrote none), as CTEs."""
+    now = bindparam("now", type_=_TS)
+    history = _history_cte(
+        admitted, null(), status, bindparam("actor_id", type_=_ID), bindparam("actor", type_=String), reason
     )
     event = (
         pg_insert(OutboxEvent)
@@ -711,23 +713,7 @@ def _set_up_statement() -> Any:
         .returning(Enrollment.id)
         .cte("activated")
     )
-    history = (
-        pg_insert(EnrollmentHistory)
-        .from_select(
-            ["enrollment_id", "from_status", "to_status", "actor_id", "actor", "reason", "at"],
-            select(
-                activated.c.id,
-                literal("pending"),
-                literal("active"),
-                null(),
-                literal("system"),
-                literal(_SYSTEM_REASON),
-                now,
-            ).select_from(activated),
-        )
-        .returning(EnrollmentHistory.id)
-        .cte("history")
-    )
+    history = _history_cte(activated, literal("pending"), "active", null(), literal("system"), _SYSTEM_REASON)
     event = (
         pg_insert(OutboxEvent)
         .from_select(_OUTBOX_COLUMNS, _outbox_row("activated", now).select_from(activated), include_defaults=False)
