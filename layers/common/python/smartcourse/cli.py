@@ -61,8 +61,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_level="warning",
         proxy_headers=True,
         server_header=False,  # no "server: uvicorn": nothing to fingerprint
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
     return 0
+
+
+#: How long an idle keep-alive connection stays open. Longer than the idle timeout of what sits in front (60 s on
+#: an AWS ALB, a client's pool): whoever closes an idle connection must be the client, else a request sent on it just
+#: as the server closes it meets a reset (the client's `ReadError`; behind an ALB, a 502). uvicorn's default is 5 s.
+KEEP_ALIVE_SECONDS = 75
 
 
 def cmd_worker(_: argparse.Namespace) -> int:
