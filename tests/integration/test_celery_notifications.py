@@ -320,9 +320,16 @@ async def test_task_out_of_retries_is_dead_lettered(rig: MailRig, container: Any
 
         from smartcourse.tasks import dead_letter_queue
 
-        with Connection(require_engine("rabbitmq")) as conn:
-            _, count, _ = dead_letter_queue(rig.queue)(conn.default_channel).queue_declare(passive=True)
-        assert count >= 1
+        def dlq_count() -> int:
+            with Connection(require_engine("rabbitmq")) as conn:
+                _, count, _ = dead_letter_queue(rig.queue)(conn.default_channel).queue_declare(passive=True)
+            return int(count)
+
+        async def routed() -> bool:
+            return await asyncio.to_thread(dlq_count) >= 1
+
+        # The task stores its dead letter, then rejects the message: the broker routes it a moment after the row.
+        await wait_for(routed, timeout=30, what="the message in the broker's DLQ")
 
 
 async def test_sweeper_enqueues_a_lost_email(rig: MailRig, container: Any, api: Api) -> None:
