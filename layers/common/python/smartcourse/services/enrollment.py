@@ -679,8 +679,8 @@ def _set_up_statement() -> Any:
     the progress rows (existing ones left alone), the analytics event (once: its id is derived from the enrollment),
     pending -> active with its history entry and `enrollment.activated` event (only from pending), and the welcome
     notification (once per dedupe key; an existing one is returned). Which steps apply is decided by the caller from
-    the locked row (`record`, `welcome`), every write is guarded besides. Returns (analytics written, activated,
-    the welcome notification's id or NULL)."""
+    the locked row (`record`, `welcome`), every write is guarded besides. Returns (analytics written, the welcome
+    notification's id or NULL)."""
     eid = bindparam("enrollment_id", type_=_ID)
     now = bindparam("now", type_=_TS)
     progress = (
@@ -747,7 +747,6 @@ def _set_up_statement() -> Any:
     return (
         select(
             select(func.count()).select_from(analytics).scalar_subquery() > 0,
-            select(func.count()).select_from(activated).scalar_subquery() > 0,
             func.coalesce(select(notified.c.id).scalar_subquery(), earlier.scalar_subquery()),
         )
         .add_cte(progress)
@@ -772,14 +771,7 @@ async def set_up(*, uow: UnitOfWork, lessons: LessonIds, enrollment_id: uuid.UUI
     ids = {"enrollment_id": str(enrollment_id), "student_id": str(student_id), "course_id": str(course_id)}
     record = admitted_at is not None  # a waitlisted-then-promoted enrollment is admitted too; never-admitted: none
     analytics = (
-        outbox_values(
-            DomainEvent(
-                "analytics.enrollment_recorded",
-                str(course_id),
-                {**ids, "admitted_at": admitted_at.isoformat()},
-                id=uuid.uuid5(ANALYTICS_NS, f"enrollment-recorded:{enrollment_id}"),
-            )
-        )
+        outbox_values(_analytics_event(enrollment_id, student_id, course_id, admitted_at))
         if admitted_at is not None
         else None
     )
@@ -788,6 +780,7 @@ async def set_up(*, uow: UnitOfWork, lessons: LessonIds, enrollment_id: uuid.UUI
     )
     after = "active" if status == "pending" else status
     welcome = after in {"active", "completed"}
+    welcome_title, welcome_body = _welcome_text(title, name)
     params = {
         "enrollment_id": enrollment_id,
         "recipient_id": student_id,
@@ -798,12 +791,12 @@ async def set_up(*, uow: UnitOfWork, lessons: LessonIds, enrollment_id: uuid.UUI
         **_outbox_params("activated", activated),
         "welcome": welcome,
         "notification_id": uuid.uuid4(),
-        "title": f"Welcome to {title}",
-        "body": f"Hi {name or 'there'}, you are enrolled in {title}. Your first lesson is waiting for you.",
+        "title": welcome_title,
+        "body": welcome_body,
         "data": {"enrollment_id": str(enrollment_id), "course_id": str(course_id)},
         "dedupe_key": f"welcome:{enrollment_id}",
     }
-    recorded, _, notification_id = (await uow.session.execute(_set_up_statement(), params)).one()
+    recorded, notification_id = (await uow.session.execute(_set_up_statement(), params)).one()
     if welcome and notification_id is None:  # only if the earlier run's row was deleted in between
         raise NotFound("notification vanished while being created", code="notification_not_found")
     return SetUp(len(lesson_ids), bool(recorded), after, notification_id)
@@ -837,18 +830,32 @@ async def _record_analytics(uow: UnitOfWork, e: Enrollment) -> bool:
     """Publish the admitted enrollment to analytics, once: the event id is derived from the enrollment."""
     if e.admitted_at is None:
         return False
-    event = DomainEvent(
+    return await uow.emit_once(_analytics_event(e.id, e.student_id, e.course_id, e.admitted_at))
+
+
+def _analytics_event(
+    enrollment_id: uuid.UUID, student_id: uuid.UUID, course_id: uuid.UUID, admitted_at: datetime
+) -> DomainEvent:
+    """`analytics.enrollment_recorded` of an admitted enrollment; its id is derived from the enrollment (once)."""
+    return DomainEvent(
         "analytics.enrollment_recorded",
-        str(e.course_id),
+        str(course_id),
         {
-            "enrollment_id": str(e.id),
-            "student_id": str(e.student_id),
-            "course_id": str(e.course_id),
-            "admitted_at": e.admitted_at.isoformat(),
+            "enrollment_id": str(enrollment_id),
+            "student_id": str(student_id),
+            "course_id": str(course_id),
+            "admitted_at": admitted_at.isoformat(),
         },
-        id=uuid.uuid5(ANALYTICS_NS, f"enrollment-recorded:{e.id}"),
+        id=uuid.uuid5(ANALYTICS_NS, f"enrollment-recorded:{enrollment_id}"),
     )
-    return await uow.emit_once(event)
+
+
+def _welcome_text(course_title: str, name: str | None) -> tuple[str, str]:
+    """The welcome notification's title and body."""
+    return (
+        f"Welcome to {course_title}",
+        f"Hi {name or 'there'}, you are enrolled in {course_title}. Your first lesson is waiting for you.",
+    )
 
 
 def _activate(uow: UnitOfWork, e: Enrollment) -> str:
@@ -865,12 +872,13 @@ def _activate(uow: UnitOfWork, e: Enrollment) -> str:
 
 async def _welcome(uow: UnitOfWork, e: Enrollment, course: Course, name: str | None) -> uuid.UUID:
     """The welcome notification (idempotent by its dedupe key: a repeat gets the same row back)."""
+    title, body = _welcome_text(course.title, name)
     return await create_notification(
         uow.session,
         user_id=e.student_id,
         kind="enrollment.welcome",
-        title=f"Welcome to {course.title}",
-        body=f"Hi {name or 'there'}, you are enrolled in {course.title}. Your first lesson is waiting for you.",
+        title=title,
+        body=body,
         dedupe_key=f"welcome:{e.id}",
         data={"enrollment_id": str(e.id), "course_id": str(e.course_id)},
         email=True,
