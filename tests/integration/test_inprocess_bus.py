@@ -58,3 +58,74 @@ async def test_one_contract_check_for_every_consumer_and_a_violation_dead_letter
         await session.commit()
     assert sorted(d.consumer for d in letters) == sorted(names)
     assert all("contract" in d.error for d in letters), [d.error for d in letters]
+
+
+async def test_a_relay_round_is_applied_in_one_transaction_per_consumer_and_a_poison_event_alone(
+    container: Any,
+) -> None:
+    """`publish_batch`: each consumer applies the round's events in one transaction, in order; when one effect
+    fails, the consumer goes event by event, so only that event is dead-lettered; a redelivered round applies
+    nothing twice."""
+    from sqlalchemy import text
+
+    from smartcourse.services.outbox import Outgoing
+
+    applied: dict[str, list[tuple[str, int]]] = {}
+    poison: set[str] = set()
+
+    def consumer(name: str) -> Consumer:
+        async def effect(session: Any, envelope: dict[str, Any]) -> None:
+            if envelope["event_id"] in poison:
+                raise RuntimeError("cannot apply this one")
+            txid = int(await session.scalar(text("select txid_current()")))
+            applied.setdefault(name, []).append((envelope["event_id"], txid))
+
+        return Consumer(name, {"user.registered": effect})
+
+    names = [f"bus-batch-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+    publisher = InProcessPublisher(container.sessionmaker, [consumer(n) for n in names])
+
+    def events(count: int) -> list[Outgoing]:
+        out = []
+        for _ in range(count):
+            user_id = str(uuid.uuid4())
+            envelope = DomainEvent("user.registered", user_id, {"user_id": user_id, "role": "student"}).envelope()
+            out.append(Outgoing("smartcourse.users", user_id, envelope, None))
+        return out
+
+    first = events(5)
+    await publisher.publish_batch(first)
+    for name in names:
+        assert [e for e, _ in applied[name]] == [o.envelope["event_id"] for o in first]  # all, in order
+        assert len({tx for _, tx in applied[name]}) == 1  # one transaction for the round
+    assert applied[names[0]][0][1] != applied[names[1]][0][1]  # one per consumer
+
+    await publisher.publish_batch(first)  # redelivered (a crash before the relay marked them sent)
+    assert all(len(applied[name]) == 5 for name in names)
+
+    second = events(4)
+    poison.add(second[2].envelope["event_id"])
+    await publisher.publish_batch(second)
+    expected = [o.envelope["event_id"] for i, o in enumerate(second) if i != 2]
+    async with container.sessionmaker() as session:  # the failed try's effects were rolled back: not counted
+
+        async def committed(tx: int) -> bool:
+            return await session.scalar(text("select txid_status(:tx)"), {"tx": tx}) == "committed"
+
+        for name in names:
+            applied[name] = [(e, tx) for e, tx in applied[name] if await committed(tx)]
+    for name in names:
+        got = applied[name][5:]
+        assert [e for e, _ in got] == expected  # the others applied once, in order
+        assert len({tx for _, tx in got}) == 3  # after the failed try, one transaction each
+    async with container.sessionmaker() as session:
+        letters = list(
+            await session.scalars(
+                select(DeadLetter).where(DeadLetter.event_id == uuid.UUID(second[2].envelope["event_id"]))
+            )
+        )
+        for letter in letters:
+            await session.delete(letter)
+        await session.commit()
+    assert sorted(d.consumer for d in letters) == sorted(names)
+    assert all("cannot apply this one" in d.error for d in letters)

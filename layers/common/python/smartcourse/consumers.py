@@ -5,16 +5,20 @@ A consumer (`event_consumer.Consumer`) applies its effect and records the event 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry.trace import SpanKind
 
 from smartcourse import telemetry
 from smartcourse.errors import Invalid
-from smartcourse.event_consumer import Consumer, dead_letter
+from smartcourse.event_consumer import Consumer, dead_letter, is_sample
 from smartcourse.event_contracts import validate_event
 from smartcourse.services.analytics import CONSUMER as analytics
+from smartcourse.services.outbox import Outgoing
 from smartcourse.services.recommendations import CONSUMER as recommendations
 
 log = logging.getLogger(__name__)
@@ -55,15 +59,78 @@ class InProcessPublisher:
                 continue  # nothing to apply (handle would return False): no span, no round trip
             if valid is None:
                 valid = _meets_contract(envelope)
-            try:
-                # Inside the relay's publish span: the consumer's effects join the emitting request's trace.
-                with telemetry.tracer().start_as_current_span(
-                    f"{consumer.name} consume", kind=SpanKind.CONSUMER, attributes=_consume_attributes(envelope)
-                ):
-                    # An envelope that breaks its contract is checked again by each consumer, which dead-letters it.
-                    await consumer.handle(self._sessionmaker, envelope, validated=valid)
-            except Exception as exc:
-                log.exception(
-                    "consumer failed", extra={"consumer": consumer.name, "event_id": envelope.get("event_id")}
-                )
-                await dead_letter(self._sessionmaker, consumer.name, topic, envelope, f"{type(exc).__name__}: {exc}")
+            # Inside the relay's publish span: the consumer's effects join the emitting request's trace.
+            await self._one(consumer, topic, envelope, valid=valid, parent=None)
+
+    async def publish_batch(self, batch: Sequence[Outgoing]) -> None:
+        """A relay round's events, in order: each consumer applies its share in ONE transaction (one claim
+        statement, then each effect), as the Kafka runner applies a fetch. If that transaction fails, the consumer
+        goes event by event (the way of `publish`), so one poison event is dead-lettered and the others applied.
+
+        Each event's consume span is a child of its own publish span (`Outgoing.parent`), as over Kafka."""
+        valid = [False] * len(batch)
+        checked = [False] * len(batch)
+        for consumer in self._consumers:
+            ready: list[Outgoing] = []
+            for index, item in enumerate(batch):
+                if item.envelope.get("event_type") not in consumer.effects:
+                    continue
+                if not checked[index]:
+                    valid[index], checked[index] = _meets_contract(item.envelope), True
+                if valid[index] and not is_sample(item.envelope):
+                    ready.append(item)
+                else:  # dead-lettered (contract) or skipped (sample) by `handle`, whatever its place
+                    await self._one(consumer, item.topic, item.envelope, valid=valid[index], parent=item.parent)
+            if len(ready) == 1 or (ready and not await self._together(consumer, ready)):
+                for item in ready:
+                    await self._one(consumer, item.topic, item.envelope, valid=True, parent=item.parent)
+
+    async def _together(self, consumer: Consumer, ready: list[Outgoing]) -> bool:
+        """`ready`'s effects in one transaction; False (nothing kept) if any of it failed."""
+        try:
+            async with self._sessionmaker() as session, session.begin():
+                fresh = await consumer.claim(session, [uuid.UUID(item.envelope["event_id"]) for item in ready])
+                for item in ready:
+                    event_id = uuid.UUID(item.envelope["event_id"])
+                    if event_id not in fresh:  # processed before, or earlier in this batch
+                        continue
+                    fresh.discard(event_id)
+                    with _consume_span(consumer, item.envelope, item.parent):
+                        await consumer.apply(session, item.envelope)
+        except Exception as exc:
+            log.warning(
+                "applying %d events together failed (%s: %s); going on event by event",
+                len(ready),
+                type(exc).__name__,
+                exc,
+                extra={"consumer": consumer.name},
+            )
+            return False
+        return True
+
+    async def _one(
+        self,
+        consumer: Consumer,
+        topic: str,
+        envelope: dict[str, Any],
+        *,
+        valid: bool,
+        parent: dict[str, str] | None,
+    ) -> None:
+        try:
+            with _consume_span(consumer, envelope, parent):
+                # An envelope that breaks its contract is checked again by each consumer, which dead-letters it.
+                await consumer.handle(self._sessionmaker, envelope, validated=valid)
+        except Exception as exc:
+            log.exception("consumer failed", extra={"consumer": consumer.name, "event_id": envelope.get("event_id")})
+            await dead_letter(self._sessionmaker, consumer.name, topic, envelope, f"{type(exc).__name__}: {exc}")
+
+
+def _consume_span(
+    consumer: Consumer, envelope: dict[str, Any], parent: dict[str, str] | None
+) -> contextlib.AbstractContextManager[Any]:
+    """The consumer's span: a child of the current span (`parent` None), else of the span `parent` carries."""
+    name, attributes = f"{consumer.name} consume", _consume_attributes(envelope)
+    if parent is None:
+        return telemetry.tracer().start_as_current_span(name, kind=SpanKind.CONSUMER, attributes=attributes)
+    return telemetry.continue_from(parent, name, kind=SpanKind.CONSUMER, attributes=attributes)
