@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
+import copy
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -58,7 +60,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        log_level="warning",
+        log_config=uvicorn_log_config(),
+        log_level=None,  # the levels are log_config's
+        timeout_worker_healthcheck=HEALTHCHECK_SECONDS,
         proxy_headers=True,
         server_header=False,  # no "server: uvicorn": nothing to fingerprint
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
@@ -70,6 +74,39 @@ def cmd_serve(args: argparse.Namespace) -> int:
 #: an AWS ALB, a client's pool): whoever closes an idle connection must be the client, else a request sent on it just
 #: as the server closes it meets a reset (the client's `ReadError`; behind an ALB, a 502). uvicorn's default is 5 s.
 KEEP_ALIVE_SECONDS = 75
+
+
+#: How long uvicorn's supervisor waits for an API process to answer its health ping before it kills and replaces
+#: it. uvicorn's default, 5 s, kills a process that is only starved of CPU in a launch-day burst (with the requests
+#: it holds); a process really hung for 30 s is still replaced.
+HEALTHCHECK_SECONDS = 30
+
+
+class SupervisorLog(logging.Filter):
+    """uvicorn's supervisor logs a replaced API process ("Child process [pid] died") at INFO, with its startup
+    chatter: on the `uvicorn.error` logger, this passes warnings and errors, promotes that line to WARNING (a
+    killed process lost the requests it held: an operator must see it) and drops the other INFO lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING:
+            return True
+        if record.levelno == logging.INFO and str(record.msg).startswith("Child process") and "died" in str(record.msg):
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            return True
+        return False
+
+
+def uvicorn_log_config() -> dict[str, Any]:
+    """uvicorn's logging config: its error logger at INFO through `SupervisorLog`, the access log at WARNING
+    (requests are logged by the API's own access line)."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["filters"] = {"supervisor": {"()": SupervisorLog}}
+    config["handlers"]["default"]["filters"] = ["supervisor"]
+    config["loggers"]["uvicorn.error"] = {"level": "INFO"}
+    config["loggers"]["uvicorn.access"]["level"] = "WARNING"
+    return config
 
 
 def cmd_worker(_: argparse.Namespace) -> int:
