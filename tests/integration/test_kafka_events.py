@@ -12,6 +12,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -514,3 +515,38 @@ async def test_producer_and_relay_refuse_an_envelope_that_breaks_its_contract(
     assert outbox.published_at is None and outbox.attempts == 1
     assert "breaks its contract" in (outbox.last_error or "")
     assert await topic_size(kafka, ns + USERS) == 0
+
+
+async def test_a_round_with_a_bad_row_sends_the_rows_before_it_once_and_stops_there(
+    db: EventsDb, kafka: str, codec: EventCodec, ns: str
+) -> None:
+    """The relay hands a round to Kafka at once (every send, then every ack); the whole round is encoded first, so
+    a row that breaks its contract sends nothing twice: the round goes row by row, up to that row."""
+    good_before, good_after = _user().envelope(), _user().envelope()
+    bad = _user(role="wizard").envelope()
+    async with db.sessionmaker() as session, session.begin():
+        for i, envelope in enumerate((good_before, bad, good_after)):
+            session.add(
+                OutboxEvent(
+                    topic=USERS,
+                    event_type="user.registered",
+                    schema_version=1,
+                    aggregate_id=envelope["aggregate_id"],
+                    payload=envelope,
+                    occurred_at=datetime.now(UTC) + timedelta(milliseconds=i),
+                )
+            )
+    publisher = await _publisher(kafka, codec, ns)
+    try:
+        assert await relay_once(db.sessionmaker, publisher) == 1
+        assert await relay_once(db.sessionmaker, publisher) == 0  # stuck on the bad row, as before
+    finally:
+        await publisher.stop()
+    async with db.sessionmaker() as session:
+        rows = {r.payload["event_id"]: r for r in await session.scalars(select(OutboxEvent))}
+    assert rows[good_before["event_id"]].published_at is not None
+    assert rows[bad["event_id"]].published_at is None and rows[bad["event_id"]].attempts == 2
+    assert rows[good_after["event_id"]].published_at is None
+    (record,) = await read_topic(kafka, ns + USERS, count=1)
+    assert json.loads(record.value[5:])["event_id"] == good_before["event_id"]
+    assert await topic_size(kafka, ns + USERS) == 1  # nothing sent twice, nothing after the bad row
