@@ -90,13 +90,14 @@ class InProcessPublisher:
         try:
             async with self._sessionmaker() as session, session.begin():
                 fresh = await consumer.claim(session, [uuid.UUID(item.envelope["event_id"]) for item in ready])
-                for item in ready:
-                    event_id = uuid.UUID(item.envelope["event_id"])
-                    if event_id not in fresh:  # processed before, or earlier in this batch
-                        continue
-                    fresh.discard(event_id)
-                    with _consume_span(consumer, item.envelope, item.parent):
-                        await consumer.apply(session, item.envelope)
+                async with consumer.together(session):  # counters moved once for the whole round
+                    for item in ready:
+                        event_id = uuid.UUID(item.envelope["event_id"])
+                        if event_id not in fresh:  # processed before, or earlier in this batch
+                            continue
+                        fresh.discard(event_id)
+                        with _consume_span(consumer, item.envelope, item.parent):
+                            await consumer.apply(session, item.envelope)
         except Exception as exc:
             log.warning(
                 "applying %d events together failed (%s: %s); going on event by event",

@@ -5,8 +5,9 @@ Imports no service, so a service can declare its consumer here and `consumers.re
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,12 +23,38 @@ from smartcourse.models import DeadLetter, ProcessedEvent
 Effect = Callable[[AsyncSession, dict[str, Any]], Awaitable[None]]
 
 
+Flush = Callable[[AsyncSession, dict[str, Any]], Awaitable[None]]
+_DEFERRED = "smartcourse.deferred_effects"
+
+
+def deferred(session: AsyncSession) -> dict[str, Any] | None:
+    """Inside `Consumer.together`, where an effect may leave an additive write (a counter's increment) to be
+    written once for all the transaction's events; None when each effect must write at once."""
+    found = session.info.get(_DEFERRED)
+    return found if isinstance(found, dict) else None
+
+
 @dataclass(frozen=True)
 class Consumer:
-    """A named group of handlers; `effects` maps event type to the function applying it."""
+    """A named group of handlers; `effects` maps event type to the function applying it; `flush` writes what the
+    effects deferred (see `together`), and is needed only by a consumer whose effects defer."""
 
     name: str
     effects: dict[str, Effect]
+    flush: Flush | None = None
+
+    @contextlib.asynccontextmanager
+    async def together(self, session: AsyncSession) -> AsyncIterator[None]:
+        """Several events applied in one transaction (a relay round, a Kafka fetch, a Lambda batch): effects may
+        add their counters up in `deferred(session)` instead of a statement each, written by `flush` once when the
+        block ends without error (so N admissions move a counter by N in one statement, not N statements)."""
+        session.info[_DEFERRED] = {}
+        try:
+            yield
+            if self.flush is not None:
+                await self.flush(session, session.info[_DEFERRED])
+        finally:
+            session.info.pop(_DEFERRED, None)
 
     async def handle(self, sessionmaker: Any, envelope: dict[str, Any], *, validated: bool = False) -> bool:
         """Apply one event once. Returns False if it was already processed (a redelivery).

@@ -332,17 +332,18 @@ class KafkaConsumerRunner:
         try:
             async with self._sessionmaker() as session, session.begin():
                 fresh = await self.consumer.claim(session, [uuid.UUID(env["event_id"]) for _, env in run])
-                for index, (record, envelope) in enumerate(run):
-                    event_id = uuid.UUID(envelope["event_id"])
-                    if event_id not in fresh:  # processed before, or earlier in this run
-                        applied.append(False)
-                        continue
-                    fresh.discard(event_id)
-                    failed_at = index
-                    with self._span(record):
-                        await self.consumer.apply(session, envelope)
-                    failed_at = -1
-                    applied.append(True)
+                async with self.consumer.together(session):  # counters moved once for the whole run
+                    for index, (record, envelope) in enumerate(run):
+                        event_id = uuid.UUID(envelope["event_id"])
+                        if event_id not in fresh:  # processed before, or earlier in this run
+                            applied.append(False)
+                            continue
+                        fresh.discard(event_id)
+                        failed_at = index
+                        with self._span(record):
+                            await self.consumer.apply(session, envelope)
+                        failed_at = -1
+                        applied.append(True)
         except Exception as exc:
             log.warning(
                 "applying %d records together failed (%s: %s); going on record by record",

@@ -123,12 +123,13 @@ async def _apply_all(
     try:
         async with sessionmaker() as session, session.begin():
             claimed = await consumer.claim(session, [uuid.UUID(d.envelope["event_id"]) for _, d in ready])
-            for record, decoded in ready:
-                event_id = uuid.UUID(decoded.envelope["event_id"])
-                if event_id in claimed:
-                    claimed.discard(event_id)  # an id given twice in the batch is applied once
-                    with _span(consumer, record):
-                        await consumer.apply(session, decoded.envelope)
+            async with consumer.together(session):  # counters moved once for the whole batch
+                for record, decoded in ready:
+                    event_id = uuid.UUID(decoded.envelope["event_id"])
+                    if event_id in claimed:
+                        claimed.discard(event_id)  # an id given twice in the batch is applied once
+                        with _span(consumer, record):
+                            await consumer.apply(session, decoded.envelope)
         return None
     except Exception:
         log.warning("a batch of %d records failed; applying them one by one", len(ready), exc_info=True)

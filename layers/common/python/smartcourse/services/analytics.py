@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from smartcourse.db import UnitOfWork
 from smartcourse.errors import Forbidden, Invalid, NotFound
-from smartcourse.event_consumer import Consumer
+from smartcourse.event_consumer import Consumer, deferred
 from smartcourse.models import (
     ENROLLMENT_STATUSES,
     AiInteraction,
@@ -34,13 +34,24 @@ Bump = tuple[str, str, float]  # (metric, bucket, by)
 
 
 async def _bump(session: AsyncSession, *bumps: Bump) -> None:
-    """Add to counters, all in one statement (one round trip per event, however many counters it moves).
+    """Add to counters, all in one statement (one round trip per event, however many counters it moves); inside
+    `Consumer.together`, only added up, and written for all the transaction's events by `_flush_bumps`.
 
     Same (metric, bucket) twice is summed first (one statement may not update a row twice); rows go in key order,
     so two consumers moving the same counters lock them in the same order."""
-    totals: dict[tuple[str, str], float] = {}
+    pending = deferred(session)
+    totals: dict[tuple[str, str], float] = {} if pending is None else pending.setdefault("analytics", {})
     for metric, bucket, by in bumps:
         totals[metric, bucket] = totals.get((metric, bucket), 0.0) + by
+    if pending is None:
+        await _write_bumps(session, totals)
+
+
+async def _flush_bumps(session: AsyncSession, pending: dict[str, Any]) -> None:
+    await _write_bumps(session, pending.get("analytics") or {})
+
+
+async def _write_bumps(session: AsyncSession, totals: dict[tuple[str, str], float]) -> None:
     if not totals:
         return
     stmt = insert(AnalyticsCounter).values(
@@ -150,6 +161,7 @@ async def _ai_interaction(session: AsyncSession, env: dict[str, Any]) -> None:
 
 CONSUMER = Consumer(
     name="analytics",
+    flush=_flush_bumps,
     effects={
         "user.registered": _user_registered,
         "course.published": _course_published,

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from smartcourse.adapters.embedders import vector_from_bytes, vector_to_bytes
 from smartcourse.domain import courses as course_rules
 from smartcourse.errors import Conflict, Forbidden, NotFound
-from smartcourse.event_consumer import Consumer
+from smartcourse.event_consumer import Consumer, deferred
 from smartcourse.models import (
     AiInteraction,
     ContentChunk,
@@ -134,27 +134,65 @@ def blend(c: Candidate, *, w_next: float = W_NEXT) -> tuple[float, Recommendatio
 
 
 async def _bump_popularity(session: AsyncSession, course_id: uuid.UUID, *, admissions: int, completions: int) -> None:
-    stmt = insert(CoursePopularity).values(course_id=course_id, admissions=admissions, completions=completions)
+    """Add to a course's popularity; inside `Consumer.together`, only added up (written by `_flush`)."""
+    pending = deferred(session)
+    totals: dict[uuid.UUID, list[int]] = {} if pending is None else pending.setdefault("popularity", {})
+    total = totals.setdefault(course_id, [0, 0])
+    total[0] += admissions
+    total[1] += completions
+    if pending is None:
+        await _write_popularity(session, totals)
+
+
+async def _write_popularity(session: AsyncSession, totals: dict[uuid.UUID, list[int]]) -> None:
+    if not totals:
+        return
+    stmt = insert(CoursePopularity).values(
+        [{"course_id": c, "admissions": a, "completions": d} for c, (a, d) in sorted(totals.items())]
+    )
     await session.execute(
         stmt.on_conflict_do_update(
             index_elements=[CoursePopularity.course_id],
             set_={
-                "admissions": CoursePopularity.admissions + admissions,
-                "completions": CoursePopularity.completions + completions,
+                "admissions": CoursePopularity.admissions + stmt.excluded.admissions,
+                "completions": CoursePopularity.completions + stmt.excluded.completions,
             },
         )
     )
 
 
 async def _bump_pairs(session: AsyncSession, course_id: uuid.UUID, others: Iterable[uuid.UUID], column: str) -> None:
-    rows = [{"course_id": a, "other_id": b, column: 1} for o in others for a, b in ((course_id, o), (o, course_id))]
-    if not rows:
+    """Count each (course, other) pair both ways; inside `Consumer.together`, only added up (written by `_flush`)."""
+    pending = deferred(session)
+    totals: dict[tuple[uuid.UUID, uuid.UUID], int] = (
+        {} if pending is None else pending.setdefault(f"pairs.{column}", {})
+    )
+    for other in others:
+        for pair in ((course_id, other), (other, course_id)):
+            totals[pair] = totals.get(pair, 0) + 1
+    if pending is None:
+        await _write_pairs(session, totals, column)
+
+
+async def _write_pairs(session: AsyncSession, totals: dict[tuple[uuid.UUID, uuid.UUID], int], column: str) -> None:
+    if not totals:
         return
+    rows = [{"course_id": a, "other_id": b, column: n} for (a, b), n in sorted(totals.items())]
     stmt = insert(CoursePair).values(rows)
     col = getattr(CoursePair, column)
     await session.execute(
-        stmt.on_conflict_do_update(index_elements=[CoursePair.course_id, CoursePair.other_id], set_={column: col + 1})
+        stmt.on_conflict_do_update(
+            index_elements=[CoursePair.course_id, CoursePair.other_id],
+            set_={column: col + getattr(stmt.excluded, column)},
+        )
     )
+
+
+async def _flush(session: AsyncSession, pending: dict[str, Any]) -> None:
+    """What the effects of a `Consumer.together` block added up: one statement per table (rows in key order)."""
+    await _write_popularity(session, pending.get("popularity") or {})
+    for column in ("co_admitted", "co_completed"):
+        await _write_pairs(session, pending.get(f"pairs.{column}") or {}, column)
 
 
 async def _earlier_courses(
@@ -208,6 +246,7 @@ async def _published(session: AsyncSession, env: dict[str, Any]) -> None:
 
 CONSUMER = Consumer(
     name="recommendations",
+    flush=_flush,
     effects={
         "course.published": _published,
         "enrollment.created": _admitted,
