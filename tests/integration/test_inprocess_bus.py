@@ -129,3 +129,46 @@ async def test_a_relay_round_is_applied_in_one_transaction_per_consumer_and_a_po
         await session.commit()
     assert sorted(d.consumer for d in letters) == sorted(names)
     assert all("cannot apply this one" in d.error for d in letters)
+
+
+async def test_after_a_round_that_was_not_full_the_relay_lingers_so_the_next_events_go_together(settings: Any) -> None:
+    """`run_relay(linger=...)`: events committed one by one while the relay pauses go out in one round (one
+    transaction per consumer), instead of a round each as they land."""
+    import asyncio
+
+    from smartcourse.services.outbox import Outgoing, run_relay
+    from tests.integration.kafka_kit import create_events_db, drop_events_db, wait_until
+
+    rounds: list[int] = []
+
+    class Recording:
+        async def publish(self, topic: str, key: str, envelope: dict[str, Any]) -> None:
+            rounds.append(1)
+
+        async def publish_batch(self, batch: Any) -> None:
+            assert all(isinstance(item, Outgoing) for item in batch)
+            rounds.append(len(batch))
+
+    def user() -> DomainEvent:
+        user_id = str(uuid.uuid4())
+        return DomainEvent("user.registered", user_id, {"user_id": user_id, "role": "student"})
+
+    db = await create_events_db(settings.database_url)
+    stop = asyncio.Event()
+    relay = asyncio.create_task(run_relay(db.sessionmaker, Recording(), idle_sleep=0.05, linger=1.0, stop=stop))
+    try:
+        await db.emit(user())
+        await wait_until(lambda: _async(rounds == [1]), what="the first round")
+        for _ in range(5):  # five commits, 20 ms apart, while the relay lingers after its one-row round
+            await db.emit(user())
+            await asyncio.sleep(0.02)
+        await wait_until(lambda: _async(sum(rounds) == 6), what="the five events")
+        assert rounds == [1, 5]
+    finally:
+        stop.set()
+        await asyncio.wait_for(relay, 10)
+        await drop_events_db(settings.database_url, db)
+
+
+async def _async(value: bool) -> bool:
+    return value
