@@ -37,6 +37,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import _tree  # noqa: F401  (before any smartcourse import: this tree's code, here and in every child)
+
 from smartcourse.devtools.chaos import ChaosConfig, Report, run_chaos
 
 

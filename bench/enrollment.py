@@ -68,6 +68,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import _tree  # noqa: F401  (before any smartcourse import: this tree's code, here and in every child)
 import asyncpg
 import httpx
 

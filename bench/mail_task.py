@@ -34,6 +34,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import _tree  # noqa: F401  (before any smartcourse import: this tree's code, here and in every child)
+
 #: E-mails sent before the measured ones (per round).
 WARMUP = 20
 BODY = "You are enrolled in Benchmarking 101.\n\nStart with the first lesson when you like."

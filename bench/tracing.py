@@ -27,6 +27,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import _tree  # noqa: F401  (before any smartcourse import: this tree's code, here and in every child)
+
 REPO = Path(__file__).resolve().parents[1]
 
 
