@@ -20,11 +20,11 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, delete, func, or_, select, text
+from sqlalchemy import and_, delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -191,53 +191,106 @@ async def _write_pairs(session: AsyncSession, totals: dict[tuple[uuid.UUID, uuid
 async def _flush(session: AsyncSession, pending: dict[str, Any]) -> None:
     """What the effects of a `Consumer.together` block added up: one statement per table (rows in key order)."""
     await _write_popularity(session, pending.get("popularity") or {})
+    await _pairs_of_the_block(session, pending.get("reached") or [])
     for column in ("co_admitted", "co_completed"):
         await _write_pairs(session, pending.get(f"pairs.{column}") or {}, column)
 
 
-async def _earlier_courses(
-    session: AsyncSession, data: dict[str, Any], at_column: Any, at: datetime, *, completed: bool
-) -> list[uuid.UUID] | None:
-    """The student's other courses reached (admitted / completed) before this event's enrollment did, or None when
-    this is not the student's first time reaching this course (a re-enrollment: its pairs were counted already).
+@dataclass(frozen=True)
+class _Reached:
+    """An enrollment that reached its course (admitted, or completed) at `at`: its pairs are to be counted."""
+
+    enrollment_id: uuid.UUID
+    student_id: uuid.UUID
+    course_id: uuid.UUID
+    at: datetime
+    completed: bool
+
+
+def _reached(data: dict[str, Any], *, completed: bool) -> _Reached:
+    at = datetime.fromisoformat(data["completed_at"] if completed else data["admitted_at"])
+    return _Reached(
+        enrollment_id=uuid.UUID(data["enrollment_id"]),
+        student_id=uuid.UUID(data["student_id"]),
+        course_id=uuid.UUID(data["course_id"]),
+        at=at if at.tzinfo else at.replace(tzinfo=UTC),  # compared with the database's timestamptz values
+        completed=completed,
+    )
+
+
+async def _count_pairs(session: AsyncSession, reached: _Reached) -> None:
+    """The pairs of one enrollment that reached its course; inside `Consumer.together`, left for `_flush`, which
+    reads the students of the whole block in one query (`_pairs_of_the_block`)."""
+    pending = deferred(session)
+    if pending is not None:
+        pending.setdefault("reached", []).append(reached)
+        return
+    at_column = Enrollment.completed_at if reached.completed else Enrollment.admitted_at
+    rows = await session.execute(
+        select(Enrollment.id, Enrollment.course_id, at_column, Enrollment.status).where(
+            Enrollment.student_id == reached.student_id, at_column.is_not(None)
+        )
+    )
+    await _bump_earlier(session, reached, [tuple(row) for row in rows])
+
+
+async def _pairs_of_the_block(session: AsyncSession, block: list[_Reached]) -> None:
+    if not block:
+        return
+    rows = await session.execute(
+        select(
+            Enrollment.student_id,
+            Enrollment.id,
+            Enrollment.course_id,
+            Enrollment.admitted_at,
+            Enrollment.completed_at,
+            Enrollment.status,
+        ).where(Enrollment.student_id.in_(sorted({r.student_id for r in block})))
+    )
+    by_student: dict[uuid.UUID, list[tuple[Any, ...]]] = {}
+    for student_id, *rest in rows:
+        by_student.setdefault(student_id, []).append(tuple(rest))
+    for reached in block:
+        mine = by_student.get(reached.student_id, [])
+        at_index = 3 if reached.completed else 2  # (id, course_id, admitted_at, completed_at, status)
+        await _bump_earlier(
+            session, reached, [(r[0], r[1], r[at_index], r[4]) for r in mine if r[at_index] is not None]
+        )
+
+
+async def _bump_earlier(session: AsyncSession, reached: _Reached, rows: list[tuple[Any, ...]]) -> None:
+    """Count the pairs of `reached` with the student's other courses reached before it; `rows` are the student's
+    enrollments that reached theirs, as (id, course_id, at, status).
 
     Ordering by the enrollment's own timestamps (ties by id) makes each pair counted exactly once, by whichever
-    of its two events is processed for the later enrollment, whatever order the events arrive in."""
-    enrollment_id = uuid.UUID(data["enrollment_id"])
-    student_id = uuid.UUID(data["student_id"])
-    course_id = uuid.UUID(data["course_id"])
-    before = or_(at_column < at, and_(at_column == at, Enrollment.id < enrollment_id))
-    where = [Enrollment.student_id == student_id, at_column.is_not(None), Enrollment.id != enrollment_id, before]
-    if completed:
-        where.append(Enrollment.status == "completed")
-    rows = (await session.execute(select(Enrollment.course_id).where(*where).distinct())).scalars().all()
-    if course_id in rows:
-        return None
-    return [c for c in rows if c != course_id]
+    of its two events is processed for the later enrollment, whatever order the events arrive in. None is counted
+    when this is not the student's first time reaching this course (a re-enrollment: its pairs were counted)."""
+    earlier = {
+        course_id
+        for enrollment_id, course_id, at, status in rows
+        if enrollment_id != reached.enrollment_id
+        and (at < reached.at or (at == reached.at and enrollment_id < reached.enrollment_id))
+        and (not reached.completed or status == "completed")
+    }
+    if reached.course_id in earlier:
+        return
+    others = sorted(earlier)
+    if others:
+        await _bump_pairs(session, reached.course_id, others, "co_completed" if reached.completed else "co_admitted")
 
 
 async def _admitted(session: AsyncSession, env: dict[str, Any]) -> None:
     data = env["data"]
     if not data.get("admitted_at"):  # waitlisted: not admitted yet
         return
-    course_id = uuid.UUID(data["course_id"])
-    await _bump_popularity(session, course_id, admissions=1, completions=0)
-    others = await _earlier_courses(
-        session, data, Enrollment.admitted_at, datetime.fromisoformat(data["admitted_at"]), completed=False
-    )
-    if others:
-        await _bump_pairs(session, course_id, others, "co_admitted")
+    await _bump_popularity(session, uuid.UUID(data["course_id"]), admissions=1, completions=0)
+    await _count_pairs(session, _reached(data, completed=False))
 
 
 async def _completed(session: AsyncSession, env: dict[str, Any]) -> None:
     data = env["data"]
-    course_id = uuid.UUID(data["course_id"])
-    await _bump_popularity(session, course_id, admissions=0, completions=1)
-    others = await _earlier_courses(
-        session, data, Enrollment.completed_at, datetime.fromisoformat(data["completed_at"]), completed=True
-    )
-    if others:
-        await _bump_pairs(session, course_id, others, "co_completed")
+    await _bump_popularity(session, uuid.UUID(data["course_id"]), admissions=0, completions=1)
+    await _count_pairs(session, _reached(data, completed=True))
 
 
 async def _published(session: AsyncSession, env: dict[str, Any]) -> None:
