@@ -18,7 +18,7 @@ from typing import Any
 from smartcourse.bootstrap import build_container, set_container
 from smartcourse.services import catalog_cache
 from tests.conftest import Api
-from tests.e2e.test_authz_matrix import ROLES, build_world, call, load_matrix, openapi_routes
+from tests.e2e.test_authz_matrix import ROLES, build_world, call, load_matrix, make_users, openapi_routes
 
 POOL_SIZE = 2
 CONCURRENCY = 4 * POOL_SIZE
@@ -38,7 +38,7 @@ async def test_every_read_endpoint_answers_at_four_times_the_pool(
     rows = load_matrix()
     reads = sorted(route for route in openapi_routes(app) if route.startswith("GET "))
     assert len(reads) >= 25, reads  # every GET route of the pack, not a sample
-    world = await build_world(api, container)
+    world = await build_world(api, container, await make_users(api, container))
 
     small = build_container(settings, pool_size=POOL_SIZE, max_overflow=0, pool_timeout=POOL_TIMEOUT)
     assert small.engine.pool.size() == POOL_SIZE  # type: ignore[attr-defined]
