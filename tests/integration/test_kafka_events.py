@@ -487,6 +487,22 @@ def letter_partition(letter: ConsumerRecord[Any, Any]) -> int:
 # --- the producer side of the contracts -------------------------------------------------------
 
 
+async def _slipped_past_emit(db: EventsDb, *envelopes: dict[str, Any]) -> None:
+    """user.registered outbox rows written directly (as if past `UnitOfWork.emit`'s check), in this order."""
+    async with db.sessionmaker() as session, session.begin():
+        for i, envelope in enumerate(envelopes):
+            session.add(
+                OutboxEvent(
+                    topic=USERS,
+                    event_type="user.registered",
+                    schema_version=1,
+                    aggregate_id=envelope["aggregate_id"],
+                    payload=envelope,
+                    occurred_at=datetime.now(UTC) + timedelta(milliseconds=i),
+                )
+            )
+
+
 async def test_producer_and_relay_refuse_an_envelope_that_breaks_its_contract(
     db: EventsDb, kafka: str, codec: EventCodec, ns: str
 ) -> None:
@@ -497,16 +513,7 @@ async def test_producer_and_relay_refuse_an_envelope_that_breaks_its_contract(
             await publisher.publish(USERS, bad["aggregate_id"], bad)
 
         # A row that slipped past UnitOfWork.emit: the relay does not send it and records why.
-        async with db.sessionmaker() as session, session.begin():
-            session.add(
-                OutboxEvent(
-                    topic=USERS,
-                    event_type="user.registered",
-                    schema_version=1,
-                    aggregate_id=bad["aggregate_id"],
-                    payload=bad,
-                )
-            )
+        await _slipped_past_emit(db, bad)
         assert await relay_once(db.sessionmaker, publisher) == 0
     finally:
         await publisher.stop()
@@ -524,18 +531,7 @@ async def test_a_round_with_a_bad_row_sends_the_rows_before_it_once_and_stops_th
     a row that breaks its contract sends nothing twice: the round goes row by row, up to that row."""
     good_before, good_after = _user().envelope(), _user().envelope()
     bad = _user(role="wizard").envelope()
-    async with db.sessionmaker() as session, session.begin():
-        for i, envelope in enumerate((good_before, bad, good_after)):
-            session.add(
-                OutboxEvent(
-                    topic=USERS,
-                    event_type="user.registered",
-                    schema_version=1,
-                    aggregate_id=envelope["aggregate_id"],
-                    payload=envelope,
-                    occurred_at=datetime.now(UTC) + timedelta(milliseconds=i),
-                )
-            )
+    await _slipped_past_emit(db, good_before, bad, good_after)
     publisher = await _publisher(kafka, codec, ns)
     try:
         assert await relay_once(db.sessionmaker, publisher) == 1
