@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,7 +14,7 @@ from opentelemetry.trace import SpanKind
 
 from smartcourse import telemetry
 from smartcourse.errors import Invalid
-from smartcourse.event_consumer import Consumer, dead_letter, is_sample
+from smartcourse.event_consumer import BatchFailed, Consumer, dead_letter, is_sample
 from smartcourse.event_contracts import validate_event
 from smartcourse.services.analytics import CONSUMER as analytics
 from smartcourse.services.outbox import Outgoing
@@ -88,22 +87,18 @@ class InProcessPublisher:
     async def _together(self, consumer: Consumer, ready: list[Outgoing]) -> bool:
         """`ready`'s effects in one transaction; False (nothing kept) if any of it failed."""
         try:
-            async with self._sessionmaker() as session, session.begin():
-                fresh = await consumer.claim(session, [uuid.UUID(item.envelope["event_id"]) for item in ready])
-                async with consumer.together(session):  # counters moved once for the whole round
-                    for item in ready:
-                        event_id = uuid.UUID(item.envelope["event_id"])
-                        if event_id not in fresh:  # processed before, or earlier in this batch
-                            continue
-                        fresh.discard(event_id)
-                        with _consume_span(consumer, item.envelope, item.parent):
-                            await consumer.apply(session, item.envelope)
-        except Exception as exc:
+            await consumer.apply_batch(
+                self._sessionmaker,
+                [item.envelope for item in ready],
+                span=lambda index: _consume_span(consumer, ready[index].envelope, ready[index].parent),
+            )
+        except BatchFailed as failed:
+            cause = failed.__cause__
             log.warning(
                 "applying %d events together failed (%s: %s); going on event by event",
                 len(ready),
-                type(exc).__name__,
-                exc,
+                type(cause).__name__,
+                cause,
                 extra={"consumer": consumer.name},
             )
             return False

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,16 @@ Effect = Callable[[AsyncSession, dict[str, Any]], Awaitable[None]]
 
 Flush = Callable[[AsyncSession, dict[str, Any]], Awaitable[None]]
 _DEFERRED = "smartcourse.deferred_effects"
+SpanOf = Callable[[int], contextlib.AbstractContextManager[Any]]
+
+
+class BatchFailed(Exception):
+    """`Consumer.apply_batch` kept nothing. `index`: the event whose effect raised; -1 when what failed was not an
+    effect (the claim, the flush, the commit, the connection). The original error is `__cause__`."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__(f"a batch of events failed at index {index}")
+        self.index = index
 
 
 def deferred(session: AsyncSession) -> dict[str, Any] | None:
@@ -77,6 +87,36 @@ class Consumer:
                 return False
             await self.apply(session, envelope)
         return True
+
+    async def apply_batch(self, sessionmaker: Any, envelopes: Sequence[dict[str, Any]], *, span: SpanOf) -> list[bool]:
+        """Several events in ONE transaction, in order (a relay round, a Kafka fetch, a Lambda batch): one `claim`
+        statement, then the effect of each event not processed before, inside `span(index)` (the caller's consume
+        span for that event), with the counters added up and written once (`together`). Each envelope already met
+        its contract and is no sample. An id given twice is applied once.
+
+        Returns, per envelope, whether it was applied (False: processed before, or earlier in the batch). Raises
+        `BatchFailed` (nothing kept) if any of it failed: the caller then goes event by event, so a poison event
+        is dead-lettered alone."""
+        applied: list[bool] = []
+        failed_at = -1
+        try:
+            async with sessionmaker() as session, session.begin():
+                fresh = await self.claim(session, [uuid.UUID(envelope["event_id"]) for envelope in envelopes])
+                async with self.together(session):
+                    for index, envelope in enumerate(envelopes):
+                        event_id = uuid.UUID(envelope["event_id"])
+                        if event_id not in fresh:
+                            applied.append(False)
+                            continue
+                        fresh.discard(event_id)
+                        failed_at = index
+                        with span(index):
+                            await self.apply(session, envelope)
+                        failed_at = -1
+                        applied.append(True)
+        except Exception as exc:
+            raise BatchFailed(failed_at) from exc
+        return applied
 
     async def claim(self, session: AsyncSession, event_ids: list[uuid.UUID]) -> set[uuid.UUID]:
         """Record the events as processed by this consumer in the caller's transaction (one statement for all);

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +20,7 @@ from smartcourse import telemetry
 from smartcourse.adapters.event_codec import Decoded, EventCodec, PoisonMessage, dead_letter_envelope, decode
 from smartcourse.domain.events import TOPICS
 from smartcourse.errors import Invalid
-from smartcourse.event_consumer import Consumer, dead_letter, is_sample
+from smartcourse.event_consumer import BatchFailed, Consumer, dead_letter, is_sample
 from smartcourse.metrics import CONSUMER_LAG
 from smartcourse.metrics import EVENTS_CONSUMED as CONSUMED
 from smartcourse.services.outbox import Outgoing
@@ -327,32 +326,20 @@ class KafkaConsumerRunner:
     async def _apply_together(self, run: list[tuple[ConsumerRecord[Any, Any], dict[str, Any]]]) -> int | None:
         """One transaction for the run; None when it committed, else the index of the record whose effect failed
         (-1: the failure was not an effect's)."""
-        failed_at = -1
-        applied: list[bool] = []
         try:
-            async with self._sessionmaker() as session, session.begin():
-                fresh = await self.consumer.claim(session, [uuid.UUID(env["event_id"]) for _, env in run])
-                async with self.consumer.together(session):  # counters moved once for the whole run
-                    for index, (record, envelope) in enumerate(run):
-                        event_id = uuid.UUID(envelope["event_id"])
-                        if event_id not in fresh:  # processed before, or earlier in this run
-                            applied.append(False)
-                            continue
-                        fresh.discard(event_id)
-                        failed_at = index
-                        with self._span(record):
-                            await self.consumer.apply(session, envelope)
-                        failed_at = -1
-                        applied.append(True)
-        except Exception as exc:
+            applied = await self.consumer.apply_batch(
+                self._sessionmaker, [envelope for _, envelope in run], span=lambda index: self._span(run[index][0])
+            )
+        except BatchFailed as failed:
+            cause = failed.__cause__
             log.warning(
                 "applying %d records together failed (%s: %s); going on record by record",
                 len(run),
-                type(exc).__name__,
-                exc,
+                type(cause).__name__,
+                cause,
                 extra={"consumer": self.consumer.name},
             )
-            return failed_at
+            return failed.index
         for was_applied in applied:
             self.stats.delivered += 1
             self.stats.together += 1

@@ -6,7 +6,6 @@ import asyncio
 import base64
 import binascii
 import logging
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +17,7 @@ from smartcourse.adapters.schema_registry import SchemaRegistry
 from smartcourse.bootstrap import build_container
 from smartcourse.config import get_settings
 from smartcourse.errors import Invalid
-from smartcourse.event_consumer import Consumer, dead_letter, is_sample
+from smartcourse.event_consumer import BatchFailed, Consumer, dead_letter, is_sample
 
 log = logging.getLogger(__name__)
 
@@ -121,17 +120,13 @@ async def _apply_all(
     if not ready:
         return None
     try:
-        async with sessionmaker() as session, session.begin():
-            claimed = await consumer.claim(session, [uuid.UUID(d.envelope["event_id"]) for _, d in ready])
-            async with consumer.together(session):  # counters moved once for the whole batch
-                for record, decoded in ready:
-                    event_id = uuid.UUID(decoded.envelope["event_id"])
-                    if event_id in claimed:
-                        claimed.discard(event_id)  # an id given twice in the batch is applied once
-                        with _span(consumer, record):
-                            await consumer.apply(session, decoded.envelope)
+        await consumer.apply_batch(
+            sessionmaker,
+            [decoded.envelope for _, decoded in ready],
+            span=lambda index: _span(consumer, ready[index][0]),
+        )
         return None
-    except Exception:
+    except BatchFailed:
         log.warning("a batch of %d records failed; applying them one by one", len(ready), exc_info=True)
     for record, decoded in ready:  # one transaction each: the records before the failing one are kept
         try:
