@@ -177,15 +177,8 @@ def _admission_params(
         "idempotency_key": e.idempotency_key or None,
         "actor_id": actor.user_id,
         "actor": "admin" if actor.is_admin else "student",
-        "event_id": pending["id"],
-        "topic": pending["topic"],
-        "event_type": pending["event_type"],
-        "schema_version": pending["schema_version"],
-        "aggregate_id": pending["aggregate_id"],
-        "payload_pending": pending["payload"],
-        "payload_waitlisted": waitlisted["payload"],
-        "trace_pending": pending["trace_context"],
-        "trace_waitlisted": waitlisted["trace_context"],
+        **_outbox_params("pending", pending),
+        **_outbox_params("waitlisted", waitlisted),
     }
 
 
@@ -210,28 +203,15 @@ def _history_cte(written: Any, src: Any, dst: str, actor_id: Any, actor: Any, re
     )
 
 
-def _written(admitted: Any, status: str, reason: str, payload: str, trace: str) -> tuple[Any, Any]:
-    """The history entry and the outbox event of the enrollment the statement wrote (a row of the `admitted` CTE;
-    none written when it wrote none), as CTEs."""
-    now = bindparam("now", type_=_TS)
+def _written(admitted: Any, status: str, reason: str, prefix: str) -> tuple[Any, Any]:
+    """The history entry and the outbox event (`_outbox_row(prefix)`) of the enrollment the statement wrote (a row
+    of the `admitted` CTE; none written when it wrote none), as CTEs."""
     history = _history_cte(
         admitted, null(), status, bindparam("actor_id", type_=_ID), bindparam("actor", type_=String), reason
     )
     event = (
         pg_insert(OutboxEvent)
-        .from_select(
-            _OUTBOX_COLUMNS,
-            select(
-                bindparam("event_id", type_=_ID),
-                bindparam("topic", type_=String),
-                bindparam("event_type", type_=String),
-                bindparam("schema_version", type_=Integer),
-                bindparam("aggregate_id", type_=String),
-                bindparam(payload, type_=JSONB),
-                bindparam(trace, type_=JSONB(none_as_null=True)),  # no trace context: SQL NULL, as the column had it
-                now,
-            ).select_from(admitted),
-        )
+        .from_select(_OUTBOX_COLUMNS, _outbox_row(prefix, bindparam("now", type_=_TS)).select_from(admitted))
         .returning(OutboxEvent.id)
         .cte("event")
     )
@@ -305,7 +285,7 @@ def _seat_statement() -> Any:
         .returning(Enrollment.id)
         .cte("admitted")
     )
-    history, event = _written(admitted, "pending", "enrolled", "payload_pending", "trace_pending")
+    history, event = _written(admitted, "pending", "enrolled", "pending")
     return select(admitted.c.id).add_cte(history).add_cte(event)
 
 
@@ -340,7 +320,7 @@ def _waitlist_statement() -> Any:
         .returning(Enrollment.id, Enrollment.waitlisted_at)
         .cte("admitted")
     )
-    history, event = _written(admitted, "waitlisted", "course full", "payload_waitlisted", "trace_waitlisted")
+    history, event = _written(admitted, "waitlisted", "course full", "waitlisted")
     return (
         select(
             course.c.id,
