@@ -59,12 +59,21 @@ class FakeEnrollmentActivities:
         return [set_up]
 
 
-async def _run_enrollment(temporal: Client, fakes: Any, workflow: type = EnrollmentWorkflow) -> dict[str, Any]:
+def _input_before(enrollment_id: str) -> dict[str, Any]:
+    """The input of runs started before `one_transaction` (what the dispatcher sent then)."""
+    return {"enrollment_id": enrollment_id}
+
+
+async def _run_enrollment(
+    temporal: Client, fakes: Any, workflow: type = EnrollmentWorkflow, *, as_before: bool = False
+) -> dict[str, Any]:
+    """A run on its own queue; `as_before`: started with the input of runs before `one_transaction`."""
     queue, enrollment_id = _queue("enroll"), str(uuid.uuid4())
+    arg = _input_before(enrollment_id) if as_before else names.enrollment_input(enrollment_id)
     async with Worker(temporal, task_queue=queue, workflows=[workflow], activities=fakes.all()):
         # Started as the services start it: by name, with plain data for the input.
         handle = await temporal.start_workflow(
-            names.ENROLLMENT, names.enrollment_input(enrollment_id), id=f"enroll-unit-{enrollment_id}", task_queue=queue
+            names.ENROLLMENT, arg, id=f"enroll-unit-{enrollment_id}", task_queue=queue
         )
         result: dict[str, Any] = await handle.result()
     assert result["enrollment_id"] == enrollment_id
@@ -82,10 +91,27 @@ async def test_enrollment_sets_up_in_one_local_activity_and_reports_every_step(t
     ]
     assert result["steps"][0]["detail"] == {"lessons": 3}
     kinds = [EventType.Name(e.event_type) for e in result["history"].events]
-    # One workflow task and one marker for the activity, no activity task (four activities made ~30 events).
+    # One workflow task and one marker for the activity, no activity task (four activities made ~30 events), and
+    # no patch: no second marker, no search-attribute upsert (the input says the shape).
     assert kinds.count("EVENT_TYPE_WORKFLOW_TASK_COMPLETED") == 1
     assert not [k for k in kinds if k.startswith("EVENT_TYPE_ACTIVITY_TASK")]
-    assert len(kinds) <= 8, kinds
+    assert kinds.count("EVENT_TYPE_MARKER_RECORDED") == 1
+    assert "EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES" not in kinds
+    assert len(kinds) <= 6, kinds
+
+
+async def test_a_run_started_without_the_shape_in_its_input_asks_the_patch_and_replays(temporal: Client) -> None:
+    """Runs started by the code before `one_transaction` (in flight at the upgrade, or queried afterwards): they
+    record the patch as they did, and their histories replay on this code."""
+    fakes = FakeEnrollmentActivities()
+    result = await _run_enrollment(temporal, fakes, as_before=True)
+    assert [(s["name"], s["status"]) for s in result["steps"]] == [
+        (name, "completed") for name, _ in names.ENROLLMENT_STEPS
+    ]
+    kinds = [EventType.Name(e.event_type) for e in result["history"].events]
+    assert kinds.count("EVENT_TYPE_MARKER_RECORDED") == 2  # the patch's and the local activity's
+    replayer = Replayer(workflows=[EnrollmentWorkflow], data_converter=temporal.data_converter)
+    assert (await replayer.replay_workflow(result["history"])).replay_failure is None
 
 
 async def test_enrollment_dropped_meanwhile_skips_the_welcome(temporal: Client) -> None:
@@ -148,7 +174,7 @@ async def test_a_run_started_before_the_one_transaction_set_up_finishes_on_the_n
         temporal, task_queue=queue, workflows=[FourActivityEnrollmentWorkflow], activities=first_two.all()
     ):
         handle = await temporal.start_workflow(
-            names.ENROLLMENT, names.enrollment_input(enrollment_id), id=f"enroll-unit-{enrollment_id}", task_queue=queue
+            names.ENROLLMENT, _input_before(enrollment_id), id=f"enroll-unit-{enrollment_id}", task_queue=queue
         )
         for _ in range(200):  # until the old code has scheduled the third activity
             events = (await handle.fetch_history()).events
@@ -168,7 +194,9 @@ async def test_a_run_started_before_the_one_transaction_set_up_finishes_on_the_n
 
 
 async def test_old_histories_replay_on_the_new_code(temporal: Client) -> None:
-    old = await _run_enrollment(temporal, FakeLegacyActivities(), workflow=FourActivityEnrollmentWorkflow)
+    old = await _run_enrollment(
+        temporal, FakeLegacyActivities(), workflow=FourActivityEnrollmentWorkflow, as_before=True
+    )
     assert [EventType.Name(e.event_type) for e in old["history"].events].count(
         "EVENT_TYPE_ACTIVITY_TASK_SCHEDULED"
     ) == 4

@@ -25,7 +25,8 @@ from workflows.steps import Steps
 
 STEPS = names.ENROLLMENT_STEPS
 SET_UP = names.ENROLLMENT_SET_UP
-#: Runs started before this patch replay the four-activity chain (`_legacy_run`); new runs record the patch.
+#: Runs started before this patch replay the four-activity chain (`_legacy_run`); runs started without
+#: `EnrollmentInput.one_transaction` after it recorded the patch; runs started with it never ask.
 ONE_TRANSACTION = "enrollment-one-transaction"
 
 # Retried until it works: a transient outage delays an enrollment, it never loses it.
@@ -40,6 +41,9 @@ SET_UP_TIMEOUT = timedelta(seconds=15)
 @dataclass
 class EnrollmentInput:
     enrollment_id: str
+    #: Set by every start since the one-transaction set-up is the only shape started (`names.enrollment_input`):
+    #: the run does not ask `workflow.patched`. False in the input of runs started before: they still ask.
+    one_transaction: bool = False
 
 
 @workflow.defn(name=names.ENROLLMENT, sandboxed=False)
@@ -53,7 +57,10 @@ class EnrollmentWorkflow:
 
     @workflow.run
     async def run(self, inp: EnrollmentInput) -> dict[str, Any]:
-        if not workflow.patched(ONE_TRANSACTION):
+        # The input says which shape to take where it can (no marker, no search-attribute upsert: deterministic,
+        # since the input is in the history); runs whose input does not say ask the patch, as they always did: the
+        # four-activity runs from before it replay their chain, the runs that recorded it replay the one transaction.
+        if not inp.one_transaction and not workflow.patched(ONE_TRANSACTION):
             return await self._legacy_run(inp)
         everything = range(len(STEPS))
         for index in everything:  # one transaction: the four are in flight together
