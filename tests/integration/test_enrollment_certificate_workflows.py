@@ -17,6 +17,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer, Worker
 
+from smartcourse.adapters.temporal import TemporalWorkflowStarter
 from smartcourse.domain import workflows as names
 from workflows.certificates.workflow import CertificateInput, CertificateWorkflow
 from workflows.enrollment.workflow import RETRY, EnrollmentInput, EnrollmentWorkflow
@@ -112,6 +113,22 @@ async def test_a_run_started_without_the_shape_in_its_input_asks_the_patch_and_r
     assert kinds.count("EVENT_TYPE_MARKER_RECORDED") == 2  # the patch's and the local activity's
     replayer = Replayer(workflows=[EnrollmentWorkflow], data_converter=temporal.data_converter)
     assert (await replayer.replay_workflow(result["history"])).replay_failure is None
+
+
+async def test_a_completed_runs_steps_are_read_without_a_worker(temporal: Client) -> None:
+    """GET /enrollments/{id} on a finished enrollment: its steps come from the run's result, so no worker has to
+    replay the run to answer (none runs here: a `steps` query would wait for one and time out)."""
+    result = await _run_enrollment(temporal, FakeEnrollmentActivities())  # its worker has stopped
+
+    async def connect() -> Client:
+        return temporal
+
+    starter = TemporalWorkflowStarter(connect, task_queue="nobody-polls-this")
+    workflow_id = f"enroll-unit-{result['enrollment_id']}"
+    assert await starter.status(workflow_id) == "completed"
+    # The query path would wait for a worker here (and fail after its 5 s RPC timeout).
+    steps = await asyncio.wait_for(starter.steps(workflow_id, completed=True), timeout=3)
+    assert steps == result["steps"]
 
 
 async def test_enrollment_dropped_meanwhile_skips_the_welcome(temporal: Client) -> None:

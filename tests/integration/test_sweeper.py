@@ -40,7 +40,7 @@ class FakeStarter:
     async def status(self, workflow_id: str) -> str:
         return "running" if workflow_id in {wid for _, _, wid in self.started} else "not_started"
 
-    async def steps(self, workflow_id: str) -> list[dict[str, Any]]:
+    async def steps(self, workflow_id: str, *, completed: bool = False) -> list[dict[str, Any]]:
         return []
 
 

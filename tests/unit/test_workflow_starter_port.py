@@ -23,7 +23,7 @@ class FakeStarter:
     async def status(self, workflow_id: str) -> str:
         return self.runs[workflow_id][2] if workflow_id in self.runs else "not_started"
 
-    async def steps(self, workflow_id: str) -> list[dict[str, Any]]:
+    async def steps(self, workflow_id: str, *, completed: bool = False) -> list[dict[str, Any]]:
         return [{"name": "issue", "status": "completed"}]
 
 

@@ -41,8 +41,9 @@ class WorkflowStarter(Protocol):
         """The run's status name ("running", "completed", "failed", ...), or "not_started" if unknown."""
         ...
 
-    async def steps(self, workflow_id: str) -> list[dict[str, Any]]:
-        """The workflow's `steps` query: [{name, status, ...}] (raises if no worker answers in time)."""
+    async def steps(self, workflow_id: str, *, completed: bool = False) -> list[dict[str, Any]]:
+        """The workflow's steps, [{name, status, ...}]: from its `steps` query (raises if no worker answers in
+        time), or, for a `completed` run, from its result when that holds them (no worker replays the run)."""
         ...
 
 

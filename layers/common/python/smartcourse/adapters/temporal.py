@@ -64,10 +64,15 @@ class TemporalWorkflowStarter:
             raise Unavailable("the workflow engine did not answer", code="workflow_engine_unavailable") from exc
         return str(desc.status.name).lower() if desc.status else "unknown"
 
-    async def steps(self, workflow_id: str) -> list[dict[str, Any]]:
-        """The workflow's `steps` query (raises if the worker does not answer in time)."""
+    async def steps(self, workflow_id: str, *, completed: bool = False) -> list[dict[str, Any]]:
+        """The workflow's `steps` query (raises if the worker does not answer in time). A completed run's steps
+        come from its result when it holds them (every workflow of ours returns them): a query on a closed run is
+        a replay of its whole history on a worker, the result is one read from the server."""
         client = await self._connect()
-        raw: list[dict[str, Any]] = await client.get_workflow_handle(workflow_id).query(
-            "steps", rpc_timeout=RPC_TIMEOUT
-        )
+        handle = client.get_workflow_handle(workflow_id)
+        if completed:
+            result = await handle.result(rpc_timeout=RPC_TIMEOUT)
+            if isinstance(result, dict) and isinstance(result.get("steps"), list):
+                return list(result["steps"])
+        raw: list[dict[str, Any]] = await handle.query("steps", rpc_timeout=RPC_TIMEOUT)
         return raw

@@ -41,7 +41,8 @@ async def describe(container: Any, workflow_id: str, step_names: tuple[str, ...]
     if status == "not_started":
         return status, [WorkflowStep(name=n, status="pending") for n in step_names]
     try:
-        steps = [WorkflowStep.model_validate(s) for s in await starter.steps(workflow_id)]
+        raw = await starter.steps(workflow_id, completed=status == "completed")
+        steps = [WorkflowStep.model_validate(s) for s in raw]
     except Exception:  # a busy worker must not fail the read: the status above is still true
         steps = []
     return status, steps
