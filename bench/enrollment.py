@@ -661,15 +661,33 @@ def start_product(engines: Engines, data_dir: Path, run_id: str, children: Child
 
 async def create_course(client: httpx.AsyncClient, timeout: float = 180) -> str:
     """Instructor registers and logs in; a course with one module and lesson is published. Returns its id."""
-    from smartcourse.devtools.seed import publish_course
 
-    return await publish_course(
-        client,
-        label="bench",
-        course={"title": "Benchmarking 101", "description": "Measured, not asserted.", "category": "engineering"},
-        lessons=[{"title": "Why measure", "type": "text", "content": "# Why\nBecause."}],
-        timeout=timeout,
-    )
+    def check(r: httpx.Response, status: int) -> dict[str, Any]:
+        if r.status_code != status:
+            raise RuntimeError(f"{r.request.method} {r.request.url.path}: {r.status_code} {r.text[:500]}")
+        body: dict[str, Any] = r.json()
+        return body
+
+    email, password = f"bench-instructor-{uuid.uuid4().hex[:10]}@example.com", "bench-password-1"
+    user = {"email": email, "password": password, "full_name": "Bench Instructor", "role": "instructor"}
+    check(await client.post("/auth/register", json=user), 201)
+    tokens = check(await client.post("/auth/login", json={"email": email, "password": password}), 200)
+    auth = {"Authorization": f"Bearer {tokens['access_token']}"}
+    course_in = {"title": "Benchmarking 101", "description": "Measured, not asserted.", "category": "engineering"}
+    course = check(await client.post("/courses", json=course_in, headers=auth), 201)
+    cid = course["id"]
+    module = check(await client.post(f"/courses/{cid}/modules", json={"title": "Basics"}, headers=auth), 201)
+    lesson = {"title": "Why measure", "type": "text", "content": "# Why\nBecause."}
+    check(await client.post(f"/courses/{cid}/modules/{module['id']}/lessons", json=lesson, headers=auth), 201)
+    started = check(await client.post(f"/courses/{cid}/publish", headers=auth), 202)
+    deadline = time.monotonic() + timeout
+    while True:
+        wf = check(await client.get(f"/workflows/{started['workflow_id']}", headers=auth), 200)
+        if wf["status"] == "completed":
+            return str(cid)
+        if wf["status"] not in {"running", "not_started"} or time.monotonic() > deadline:
+            raise RuntimeError(f"publishing workflow ended {wf['status']}: {wf}")
+        await asyncio.sleep(0.2)
 
 
 async def create_students(database_url: str, count: int, chunk: int = 500) -> list[uuid.UUID]:

@@ -45,7 +45,6 @@ import asyncpg
 import httpx
 
 from smartcourse.cli import run_processes
-from smartcourse.devtools.seed import expect, insert_students, publish_course
 from smartcourse.engines import EmbeddedEngines, free_port
 
 LOCALHOST = "127.0.0.1"
@@ -384,6 +383,7 @@ async def create_users(
     from sqlalchemy.ext.asyncio import async_sessionmaker
 
     from smartcourse.db import UnitOfWork, make_engine
+    from smartcourse.devtools.seed import insert_students
     from smartcourse.models import User
     from smartcourse.security import hash_password
 
@@ -406,27 +406,41 @@ async def create_users(
     return admin.id, out
 
 
-_ok = expect
+def _ok(r: httpx.Response, status: int) -> dict[str, Any]:
+    if r.status_code != status:
+        raise RuntimeError(f"{r.request.method} {r.request.url.path}: {r.status_code} {r.text[:500]}")
+    body: dict[str, Any] = r.json()
+    return body
 
 
 async def create_course(client: httpx.AsyncClient, *, capacity: int, lessons: int, timeout: float = 300) -> str:
     """An instructor (through the API) publishes a course with `lessons` lessons, `capacity` seats and a waitlist."""
-    return await publish_course(
-        client,
-        label="chaos",
-        course={
-            "title": "Launch Day",
-            "description": "A burst, measured.",
-            "category": "engineering",
-            "capacity": capacity,
-            "waitlist_enabled": True,
-        },
-        lessons=[
-            {"title": f"Lesson {i + 1}", "type": "text", "content": f"# Lesson {i + 1}\nText."} for i in range(lessons)
-        ],
-        timeout=timeout,
-        poll=0.3,
-    )
+    email, password = f"chaos-instructor-{uuid.uuid4().hex[:8]}@example.com", "chaos-password-1"
+    user = {"email": email, "password": password, "full_name": "Chaos Instructor", "role": "instructor"}
+    _ok(await client.post("/auth/register", json=user), 201)
+    tok = _ok(await client.post("/auth/login", json={"email": email, "password": password}), 200)
+    auth = {"Authorization": f"Bearer {tok['access_token']}"}
+    body = {
+        "title": "Launch Day",
+        "description": "A burst, measured.",
+        "category": "engineering",
+        "capacity": capacity,
+        "waitlist_enabled": True,
+    }
+    cid = _ok(await client.post("/courses", json=body, headers=auth), 201)["id"]
+    module = _ok(await client.post(f"/courses/{cid}/modules", json={"title": "Basics"}, headers=auth), 201)
+    for i in range(lessons):
+        lesson = {"title": f"Lesson {i + 1}", "type": "text", "content": f"# Lesson {i + 1}\nText."}
+        _ok(await client.post(f"/courses/{cid}/modules/{module['id']}/lessons", json=lesson, headers=auth), 201)
+    started = _ok(await client.post(f"/courses/{cid}/publish", headers=auth), 202)
+    deadline = time.monotonic() + timeout
+    while True:
+        wf = _ok(await client.get(f"/workflows/{started['workflow_id']}", headers=auth), 200)
+        if wf["status"] == "completed":
+            return str(cid)
+        if wf["status"] not in {"running", "not_started"} or time.monotonic() > deadline:
+            raise RuntimeError(f"publishing workflow ended {wf['status']}: {wf}")
+        await asyncio.sleep(0.3)
 
 
 async def wait_http(url: str, timeout: float, sup: Supervisor) -> None:

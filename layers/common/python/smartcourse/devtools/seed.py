@@ -1,5 +1,4 @@
-"""Worlds for the benches, the chaos rig and tests needing many students: a course published through the API, and
-students inserted directly, as registration writes them.
+"""Students inserted directly, as registration writes them, for the benches, the chaos rig and tests needing many.
 
 Hashing a password per student (as `POST /auth/register` does) would dominate a bench's or a race's set-up, so the
 rows share one hash of an unused password; each comes with its `user.registered` event in the same transaction,
@@ -8,12 +7,8 @@ because analytics counts students from that event (docs/analytics.md) and a reco
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from typing import Any
-
-import httpx
 
 from smartcourse.db import UnitOfWork
 from smartcourse.domain.events import DomainEvent
@@ -44,42 +39,3 @@ async def insert_students(sessions: Any, count: int, *, label: str, chunk: int =
             await uow.commit()
         out += [(u.id, u.email) for u in users]
     return out
-
-
-def expect(r: httpx.Response, status: int) -> dict[str, Any]:
-    """The JSON body of an answer that must have `status`; otherwise a RuntimeError naming the call."""
-    if r.status_code != status:
-        raise RuntimeError(f"{r.request.method} {r.request.url.path}: {r.status_code} {r.text[:500]}")
-    body: dict[str, Any] = r.json()
-    return body
-
-
-async def publish_course(
-    client: httpx.AsyncClient,
-    *,
-    label: str,
-    course: dict[str, Any],
-    lessons: list[dict[str, Any]],
-    timeout: float,
-    poll: float = 0.2,
-) -> str:
-    """An instructor registers and logs in through the API, creates `course` with one module holding `lessons`,
-    publishes it and waits until its publishing workflow completed. Returns the course id."""
-    email, password = f"{label}-instructor-{uuid.uuid4().hex[:10]}@example.com", f"{label}-password-1"
-    user = {"email": email, "password": password, "full_name": f"{label.capitalize()} Instructor", "role": "instructor"}
-    expect(await client.post("/auth/register", json=user), 201)
-    tokens = expect(await client.post("/auth/login", json={"email": email, "password": password}), 200)
-    auth = {"Authorization": f"Bearer {tokens['access_token']}"}
-    cid = expect(await client.post("/courses", json=course, headers=auth), 201)["id"]
-    module = expect(await client.post(f"/courses/{cid}/modules", json={"title": "Basics"}, headers=auth), 201)
-    for lesson in lessons:
-        expect(await client.post(f"/courses/{cid}/modules/{module['id']}/lessons", json=lesson, headers=auth), 201)
-    started = expect(await client.post(f"/courses/{cid}/publish", headers=auth), 202)
-    deadline = time.monotonic() + timeout
-    while True:
-        wf = expect(await client.get(f"/workflows/{started['workflow_id']}", headers=auth), 200)
-        if wf["status"] == "completed":
-            return str(cid)
-        if wf["status"] not in {"running", "not_started"} or time.monotonic() > deadline:
-            raise RuntimeError(f"publishing workflow ended {wf['status']}: {wf}")
-        await asyncio.sleep(poll)
