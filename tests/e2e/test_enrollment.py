@@ -24,18 +24,35 @@ QUIZ = {
 
 async def fast_students(container: Any, n: int) -> list[dict[str, Any]]:
     """Many students at once: rows inserted directly (hashing 200 passwords would only slow the race down)."""
-    from smartcourse.devtools.seed import insert_students
-    from smartcourse.security import issue_access_token
+    from smartcourse.models import User
+    from smartcourse.security import hash_password, issue_access_token
 
-    students = await insert_students(container.sessionmaker, n, label="racer")
+    pw = hash_password("unused-password")
+    users = [
+        User(
+            id=uuid.uuid4(),
+            email=f"racer-{uuid.uuid4().hex}@example.com",
+            password_hash=pw,
+            full_name=f"Racer {i}",
+            role="student",
+        )
+        for i in range(n)
+    ]
+    from smartcourse.domain.events import DomainEvent
+
+    async with container.uow() as uow:
+        uow.session.add_all(users)
+        for u in users:  # as registration does: analytics counts students from this event
+            uow.emit(DomainEvent("user.registered", str(u.id), {"user_id": str(u.id), "role": "student"}))
+        await uow.commit()
     return [
         {
-            "id": str(student_id),
+            "id": str(u.id),
             "headers": {
-                "Authorization": f"Bearer {issue_access_token(container.settings, user_id=student_id, role='student')}"
+                "Authorization": f"Bearer {issue_access_token(container.settings, user_id=u.id, role='student')}"
             },
         }
-        for student_id, _ in students
+        for u in users
     ]
 
 

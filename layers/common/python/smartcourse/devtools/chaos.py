@@ -383,16 +383,18 @@ async def create_users(
     from sqlalchemy.ext.asyncio import async_sessionmaker
 
     from smartcourse.db import UnitOfWork, make_engine
-    from smartcourse.devtools.seed import insert_students
+    from smartcourse.domain.events import DomainEvent
     from smartcourse.models import User
     from smartcourse.security import hash_password
 
     engine = make_engine(database_url, pool_size=1)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
+    pw = hash_password("chaos-unused-password")
+    out: list[tuple[uuid.UUID, str]] = []
     admin = User(
         id=uuid.uuid4(),
         email=f"chaos-admin-{uuid.uuid4().hex[:8]}@example.com",
-        password_hash=hash_password("chaos-unused-password"),
+        password_hash=pw,
         full_name="Chaos Admin",
         role="admin",
     )
@@ -400,7 +402,23 @@ async def create_users(
         async with UnitOfWork(sessions) as uow:
             uow.session.add(admin)
             await uow.commit()
-        out = await insert_students(sessions, students, label="chaos", chunk=chunk)
+        for start in range(0, students, chunk):
+            users = [
+                User(
+                    id=uuid.uuid4(),
+                    email=f"chaos-{start + i:05d}-{uuid.uuid4().hex[:6]}@example.com",
+                    password_hash=pw,
+                    full_name=f"Chaos Student {start + i}",
+                    role="student",
+                )
+                for i in range(min(chunk, students - start))
+            ]
+            async with UnitOfWork(sessions) as uow:
+                uow.session.add_all(users)
+                for u in users:
+                    uow.emit(DomainEvent("user.registered", str(u.id), {"user_id": str(u.id), "role": "student"}))
+                await uow.commit()
+            out += [(u.id, u.email) for u in users]
     finally:
         await engine.dispose()
     return admin.id, out
