@@ -351,3 +351,38 @@ async def test_sweeper_enqueues_a_lost_email(rig: MailRig, container: Any, api: 
     await wait_sent(container, nid)
     assert len(mails_for(rig, nid, user["email"])) == 1
     assert nid not in await pending_to_sweep(container.sessionmaker)
+
+
+async def test_a_batch_sends_each_once_and_retries_only_the_failing_one(rig: MailRig, container: Any, api: Api) -> None:
+    """`notifications.send_emails` (the enrollment burst's welcome e-mails, coalesced): a failing e-mail does not
+    hold back the others; the task's retries find those already sent, and out of retries only the failing one is
+    marked failed beside the batch's dead letter."""
+    from smartcourse.models import DeadLetter, TaskRun
+
+    user, other = await api.user(), await api.user()
+    good = await notify(container, user)
+    bad = await notify(container, user, attachment_key=f"certificates/missing-{uuid.uuid4()}.pdf")
+    also = await notify(container, other)
+    emails = [{"id": str(good), "trace": None}, {"id": str(bad)}, {"id": "not-a-notification"}, {"id": str(also)}]
+    rig.send_task("notifications.send_emails", args=[emails])
+
+    async def dead_letter() -> Any:
+        async with container.uow() as uow:
+            rows = await uow.session.scalars(
+                select(DeadLetter).where(DeadLetter.consumer == "celery:notifications.send_emails")
+            )
+            return next((r for r in rows if r.payload["args"] == [emails]), None)
+
+    dl = await wait_for(dead_letter, timeout=60, what="the batch's dead letter")
+    assert dl.payload["retries"] == 2 and "EmailsFailed" in dl.error and "NotFound" in dl.error
+    for nid, to in ((good, user["email"]), (also, other["email"])):
+        note = await row(container, nid)
+        assert note.email_status == "sent" and note.email_attempts == 1  # sent once, by the first attempt
+        assert len(mails_for(rig, nid, to)) == 1
+    failed = await row(container, bad)
+    assert failed.email_status == "failed" and failed.email_attempts == 3  # first try + 2 retries
+    assert mails_for(rig, bad, user["email"]) == []
+    async with container.sessionmaker() as session:
+        runs = list(await session.scalars(select(TaskRun).where(TaskRun.task == "notifications.send_emails")))
+    mine = [r for r in runs if r.args["args"] == [emails]]
+    assert [r.status for r in mine] == ["failed"]  # one task, one outcome row (its retries update it)

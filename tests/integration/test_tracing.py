@@ -56,8 +56,7 @@ WORKFLOW_PATH = [
     "StartWorkflow:EnrollmentWorkflow",  # the workflow start (the dispatcher, fed by the outbox)
     "RunWorkflow:EnrollmentWorkflow",  # the worker
     "RunActivity:enroll.*",  # its activities (the one that enqueues the welcome email among them)
-    "apply_async/notifications.send_email",  # Celery's producer side, in the activity
-    "run/notifications.send_email",  # the Celery worker process
+    "deliver email",  # the Celery worker process: this e-mail of a `notifications.send_emails` batch
     "smtp send",  # adapters/mail.py, in the Celery worker
 ]
 
@@ -163,11 +162,19 @@ async def test_the_workflow_its_activities_the_celery_task_and_the_smtp_send_sha
     missing = [n for n in WORKFLOW_PATH if n not in names(spans)]
     assert not missing, f"not in trace {trace_id}: {missing}\n{telemetry.format_trace(spans)}"
     by_name = {s["name"]: s for s in spans}
-    celery, smtp = by_name["run/notifications.send_email"], by_name["smtp send"]
+    celery, smtp = by_name["deliver email"], by_name["smtp send"]
     # Another process: the Celery worker's pool process, its spans in its own file.
     assert celery["pid"] != os.getpid() and celery["process"] == "celery"
     assert smtp["pid"] == celery["pid"] and smtp["status"] != "ERROR" and smtp["kind"] == "CLIENT"
-    assert celery["parent_id"] == by_name["apply_async/notifications.send_email"]["span_id"]
+    assert smtp["parent_id"] == celery["span_id"]
+    activity = next(s for s in spans if s["name"].startswith("RunActivity:enroll."))
+    assert celery["parent_id"] == activity["span_id"]  # the carrier the activity put in the task's arguments
+    # ... and linked to the batch task that sent it: a trace of its own (Celery's producer and run spans)
+    [link] = celery["links"]
+    batch = await collect_spans(link["trace_id"], data_dir, lambda s: "run/notifications.send_emails" in names(s))
+    run = next(s for s in batch if s["name"] == "run/notifications.send_emails")
+    assert run["span_id"] == link["span_id"] and run["pid"] == celery["pid"]
+    assert any(s["name"] == "apply_async/notifications.send_emails" and s["pid"] == os.getpid() for s in batch)
     tree = telemetry.format_trace(spans)
     assert f"trace {trace_id}:" in tree and "(api, celery)" in tree
 

@@ -11,20 +11,22 @@ from temporalio import activity
 from smartcourse.bootstrap import Container
 from smartcourse.faults import hold_point
 from smartcourse.services import enrollment
-from smartcourse.tasks import enqueue_email
+from smartcourse.tasks import EmailBatcher, enqueue_email
 from workflows.enrollment.workflow import SET_UP, EnrollmentInput
 
 
 class EnrollmentActivities:
-    def __init__(self, container: Container) -> None:
+    def __init__(self, container: Container, emails: EmailBatcher | None = None) -> None:
         self.c = container
         self.lessons = enrollment.LessonIds(container.documents)
+        # A burst's welcome e-mails go out a few per Celery task (the set-ups run concurrently).
+        self.emails = emails or EmailBatcher()
 
     @activity.defn(name=SET_UP)
     async def set_up(self, inp: EnrollmentInput) -> dict[str, Any]:
         """initialize_progress, record_analytics, activate and welcome_notification commit together; the e-mail is
-        enqueued after the commit. Safe to repeat at any point: a repeat finds every write done and enqueues the
-        same notification's e-mail again, which the Celery task sends once."""
+        enqueued after the commit (`EmailBatcher`). Safe to repeat at any point: a repeat finds every write done and
+        enqueues the same notification's e-mail again, which the Celery task sends once."""
         eid = inp.enrollment_id
         async with self.c.uow() as uow:
             done = await enrollment.set_up(uow=uow, lessons=self.lessons, enrollment_id=uuid.UUID(eid))
@@ -32,8 +34,8 @@ class EnrollmentActivities:
             await uow.commit()
         if done.notification_id is not None:
             await hold_point(f"enroll.welcome_email.{eid}")  # tests: killed after the commit, before the enqueue
-            # Off the event loop: a broker round trip would stall the workflows this worker runs.
-            await asyncio.to_thread(enqueue_email, done.notification_id)
+            # Returns once on the broker, with those of the set-ups finishing beside it (off the event loop).
+            await self.emails.enqueue(done.notification_id)
         return {
             "lessons": done.lessons,
             "analytics_recorded": done.analytics_recorded,

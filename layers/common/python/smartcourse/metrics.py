@@ -179,6 +179,11 @@ def observe_assistant(
 CELERY_TASK_DURATION = Histogram(
     "smartcourse_celery_task_duration_seconds", "Celery task run time (one attempt)", ["task"], buckets=_SLOW
 )
+EMAIL_BATCH_SIZE = Histogram(
+    "smartcourse_email_batch_size",
+    "E-mails per notifications.send_emails task, as the enqueuing process coalesced them (tasks.EmailBatcher)",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
+)
 
 
 # --- the platform's stored state, read from PostgreSQL ---------------------------------------------------

@@ -12,7 +12,8 @@ import os
 import time
 import traceback
 import uuid
-from collections.abc import Coroutine
+from collections import Counter
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -20,6 +21,9 @@ from celery import Celery, Task, signals
 from celery.exceptions import Ignore, Reject, Retry
 from celery.signals import task_failure, task_postrun, task_prerun, task_retry, task_success, worker_init
 from kombu import Exchange, Queue
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import Link, Status, StatusCode
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -29,12 +33,12 @@ from smartcourse.adapters.files import FileStore
 from smartcourse.config import Settings, get_settings
 from smartcourse.db import make_engine
 from smartcourse.logging import JsonFormatter, install_record_factory, set_process_name
-from smartcourse.metrics import CELERY_TASK_DURATION, CELERY_TASKS, DEAD_LETTERS, serve_metrics
+from smartcourse.metrics import CELERY_TASK_DURATION, CELERY_TASKS, DEAD_LETTERS, EMAIL_BATCH_SIZE, serve_metrics
 from smartcourse.models import DeadLetter
 from smartcourse.priority import lower_background_priority
 from smartcourse.services.notifications import deliver_email, mark_email_failed, pending_to_sweep
 from smartcourse.services.operations import current_trace_id, record_task_outcome
-from smartcourse.telemetry import configure_telemetry
+from smartcourse.telemetry import configure_telemetry, current_carrier, extract_context, tracer
 
 log = logging.getLogger(__name__)
 
@@ -486,6 +490,143 @@ def enqueue_email(notification_id: uuid.UUID) -> None:
         send_email_task.apply_async(args=[str(notification_id)])
     except Exception:
         log.warning("could not enqueue notification email %s; the sweeper will", notification_id, exc_info=True)
+
+
+# --- several e-mails in one task ------------------------------------------------------------------
+
+
+class EmailsFailed(Exception):
+    """Some e-mails of a `notifications.send_emails` batch failed: the task is retried (with backoff, like
+    `send_email`), and the retry finds the ones sent meanwhile already sent."""
+
+
+def _batch_items(emails: Any) -> list[tuple[uuid.UUID, Any]]:
+    """(notification id, trace carrier) of each item of a `send_emails` argument ([{"id": ..., "trace": {...}},
+    ...]); an item that names no notification is logged and skipped."""
+    items: list[tuple[uuid.UUID, Any]] = []
+    for item in emails if isinstance(emails, list) else []:
+        try:
+            items.append((uuid.UUID(str(item["id"])), item.get("trace")))
+        except (AttributeError, KeyError, TypeError, ValueError):
+            log.error("notifications.send_emails: %r is not a notification", item)
+    return items
+
+
+class _EmailBatchTask(DeadLetteringTask):
+    async def on_dead_letter(self, session: AsyncSession, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        # Only the ones still pending (the failing ones) become 'failed'; the batch's sent ones stay sent.
+        for nid, _ in _batch_items(args[0] if args else kwargs.get("emails")):
+            await mark_email_failed(session, nid)
+
+
+@app.task(name="notifications.send_emails", base=_EmailBatchTask)
+def send_emails_task(emails: list[dict[str, Any]]) -> dict[str, int]:
+    """Celery task: several notifications' e-mails (`EmailBatcher` coalesces the welcome e-mails of an enrollment
+    burst). Each is sent exactly as `send_email` sends one (`deliver_email`: its own claim, SMTP, commit), inside a
+    span continuing the trace of the request that caused it (`trace`, a W3C carrier) and linked to this task's.
+    Any failing one fails the task after the others were tried: the retry skips the sent ones. Returns the count
+    of each outcome ("sent", "already_sent", ...)."""
+    return run_async(_deliver_all(_batch_items(emails)))
+
+
+async def _deliver_all(items: list[tuple[uuid.UUID, Any]]) -> dict[str, int]:
+    outcomes: Counter[str] = Counter()
+    failed: list[tuple[uuid.UUID, BaseException]] = []
+    batch = trace.get_current_span().get_span_context()
+    links = [Link(batch)] if batch.is_valid else None
+    for nid, carrier in items:
+        attributes = {"smartcourse.notification_id": str(nid), "celery.task_name": "notifications.send_emails"}
+        with tracer().start_as_current_span(
+            "deliver email", context=extract_context(carrier), links=links, attributes=attributes
+        ) as span:
+            try:
+                outcome = await deliver_email(nid, rt=runtime())
+            except Exception as exc:  # the others are still tried; the task fails at the end
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+                log.warning("notification %s: e-mail failed (%s: %s)", nid, type(exc).__name__, exc)
+                failed.append((nid, exc))
+                outcomes["failed"] += 1
+                continue
+            span.set_attribute("smartcourse.outcome", outcome)
+            outcomes[outcome] += 1
+    if failed:
+        first_id, first = failed[0]
+        raise EmailsFailed(
+            f"{len(failed)} of {len(items)} e-mails failed, first {first_id}: {type(first).__name__}: {first}"
+        ) from first
+    return dict(outcomes)
+
+
+def enqueue_emails(emails: list[dict[str, Any]]) -> None:
+    """Ask a worker to send these notifications' e-mails in one task ([{"id": ..., "trace": carrier}, ...]). Never
+    raises (like `enqueue_email`): rows whose enqueue was lost stay 'pending' for the sweeper. Blocking."""
+    try:
+        send_emails_task.apply_async(args=[emails])
+    except Exception:
+        log.warning("could not enqueue %d notification e-mails; the sweeper will", len(emails), exc_info=True)
+
+
+class EmailBatcher:
+    """Coalesces the e-mail enqueues of concurrent callers in one process into `notifications.send_emails` tasks.
+
+    A Celery task costs its worker more than the e-mail it sends (receiving, the pool hand-over, the outcome row:
+    docs/benchmarks.md, "Seventh pass"), and an enrollment burst sets up many enrollments at once. `enqueue` waits
+    until its e-mail is on the broker, like `enqueue_email` in a thread: the first caller opens a batch, callers
+    within `window` seconds (or until `max_size`) join it, and all return once the one task carrying them was
+    enqueued (or its enqueue failed, logged: the sweeper then sends them). So a caller that returned knows its
+    e-mail was handed over, and nothing changes for a crash: a caller killed while waiting never returned.
+
+    The enqueue runs in a thread, outside the callers' traces: the task is a trace of its own, and each e-mail
+    carries its caller's trace context, which the task continues (`send_emails_task`)."""
+
+    def __init__(
+        self,
+        *,
+        window: float = 0.02,
+        max_size: int = 50,
+        send: Callable[[list[dict[str, Any]]], None] = enqueue_emails,
+    ) -> None:
+        self.window, self.max_size, self.send = window, max_size, send
+        self._open: tuple[list[dict[str, Any]], asyncio.Future[None], asyncio.TimerHandle] | None = None
+        self._sending: set[asyncio.Task[None]] = set()
+
+    async def enqueue(self, notification_id: uuid.UUID) -> None:
+        loop = asyncio.get_running_loop()
+        if self._open is None:
+            self._open = ([], loop.create_future(), loop.call_later(self.window, self._close))
+        emails, sent, _ = self._open
+        emails.append({"id": str(notification_id), "trace": current_carrier()})
+        if len(emails) >= self.max_size:
+            self._close()
+        await asyncio.shield(sent)  # a cancelled caller leaves the others' enqueue alone
+
+    def _close(self) -> None:
+        if self._open is None:
+            return
+        emails, sent, timer = self._open
+        self._open = None
+        timer.cancel()
+        task = asyncio.get_running_loop().create_task(self._enqueue(emails, sent))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _enqueue(self, emails: list[dict[str, Any]], sent: asyncio.Future[None]) -> None:
+        try:
+            EMAIL_BATCH_SIZE.observe(len(emails))
+            await asyncio.get_running_loop().run_in_executor(None, self._send_detached, emails)
+        except Exception:  # `send` never raises; this is the executor itself failing
+            log.warning("could not enqueue %d notification e-mails; the sweeper will", len(emails), exc_info=True)
+        finally:
+            if not sent.done():
+                sent.set_result(None)
+
+    def _send_detached(self, emails: list[dict[str, Any]]) -> None:
+        token = otel_context.attach(otel_context.Context())  # not a child of whichever caller opened the batch
+        try:
+            self.send(emails)
+        finally:
+            otel_context.detach(token)
 
 
 @app.task(name="notifications.sweep_pending")

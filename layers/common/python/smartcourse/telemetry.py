@@ -345,6 +345,11 @@ def span_record(span: ReadableSpan, process: str) -> dict[str, Any]:
         record["status_message"] = span.status.description
     if span.attributes:
         record["attributes"] = dict(span.attributes)
+    if span.links:  # e.g. an e-mail in its request's trace, linked to the batch task that sent it
+        record["links"] = [
+            {"trace_id": _hex(link.context.trace_id, 32), "span_id": _hex(link.context.span_id, 16)}
+            for link in span.links
+        ]
     errors = [e for e in span.events if e.name == "exception"]
     if errors:
         record["exceptions"] = [
@@ -457,6 +462,13 @@ def fetch_jaeger_spans(trace_id: str, query_url: str, *, timeout: float = 5.0) -
             }
             if tags.get("otel.status_description"):
                 record["status_message"] = tags["otel.status_description"]
+            links = [  # OTLP span links arrive as FOLLOWS_FROM references
+                {"trace_id": r.get("traceID"), "span_id": r.get("spanID")}
+                for r in span.get("references") or []
+                if r.get("refType") == "FOLLOWS_FROM"
+            ]
+            if links:
+                record["links"] = links
             out.append(record)
     return out
 

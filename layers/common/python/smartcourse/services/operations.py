@@ -14,6 +14,7 @@ whether or not a tracer provider is configured.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -452,14 +453,31 @@ async def _prepare_task(
         raise Conflict("tasks cannot be replayed from here", code="not_replayable")
     task = str(dl.payload["task"])
     args, kwargs = list(dl.payload.get("args") or []), dict(dl.payload.get("kwargs") or {})
-    if task == "notifications.send_email" and args:
-        # The email task sends only a `pending` notification: hand the failed one back to it, attempts reset.
+    ids = _notification_ids(task, args)
+    if ids:
+        # The email tasks send only a `pending` notification: hand the failed ones back to them, attempts reset.
         await session.execute(
             update(Notification)
-            .where(Notification.id == uuid.UUID(str(args[0])), Notification.email_status == "failed")
+            .where(Notification.id.in_(ids), Notification.email_status == "failed")
             .values(email_status="pending", email_attempts=0)
         )
     return task, args, kwargs  # the email task is idempotent: a duplicate send is a no-op
+
+
+def _notification_ids(task: str, args: list[Any]) -> list[uuid.UUID]:
+    """The notifications an e-mail task's arguments name: `send_email(id)`, `send_emails([{"id": ...}, ...])`."""
+    if not args:
+        return []
+    raw: list[Any] = []
+    if task == "notifications.send_email":
+        raw = [args[0]]
+    elif task == "notifications.send_emails" and isinstance(args[0], list):
+        raw = [item.get("id") for item in args[0] if isinstance(item, dict)]
+    ids = []
+    for value in raw:
+        with contextlib.suppress(ValueError, TypeError):
+            ids.append(uuid.UUID(str(value)))
+    return ids
 
 
 def _replay_answer(dl: DeadLetter, *, replayed_now: bool) -> dict[str, Any]:

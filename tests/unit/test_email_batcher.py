@@ -1,0 +1,128 @@
+"""EmailBatcher: concurrent welcome e-mails coalesced into one `notifications.send_emails` task (no engines: the
+enqueue is a recording function; the task itself runs on a real worker in tests/integration)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+
+
+class Recorder:
+    def __init__(self, fail: bool = False, hold: threading.Event | None = None) -> None:
+        self.batches: list[list[dict[str, Any]]] = []
+        self.fail, self.hold = fail, hold
+        self.span_valid: list[bool] = []
+
+    def __call__(self, emails: list[dict[str, Any]]) -> None:
+        if self.hold is not None:
+            self.hold.wait(5)
+        self.span_valid.append(trace.get_current_span().get_span_context().is_valid)
+        self.batches.append(emails)
+        if self.fail:
+            raise RuntimeError("broker down")
+
+
+async def test_concurrent_enqueues_share_one_task_and_all_return_after_it() -> None:
+    from smartcourse.tasks import EmailBatcher
+
+    send = Recorder()
+    batcher = EmailBatcher(window=0.05, send=send)
+    ids = [uuid.uuid4() for _ in range(7)]
+    await asyncio.gather(*(batcher.enqueue(i) for i in ids))
+    assert len(send.batches) == 1  # every caller returned only after the one enqueue
+    assert [e["id"] for e in send.batches[0]] == [str(i) for i in ids]
+
+
+async def test_a_full_batch_goes_at_once_and_the_rest_opens_the_next() -> None:
+    from smartcourse.tasks import EmailBatcher
+
+    send = Recorder()
+    batcher = EmailBatcher(window=10.0, max_size=3, send=send)  # the window never ends within the test
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(1.0):
+            await asyncio.gather(*(batcher.enqueue(uuid.uuid4()) for _ in range(4)))
+    assert [len(b) for b in send.batches] == [3]  # full at 3; the fourth waits for its window
+
+
+async def test_enqueues_further_apart_than_the_window_are_separate_tasks() -> None:
+    from smartcourse.tasks import EmailBatcher
+
+    send = Recorder()
+    batcher = EmailBatcher(window=0.01, send=send)
+    for _ in range(3):
+        await batcher.enqueue(uuid.uuid4())
+    assert [len(b) for b in send.batches] == [1, 1, 1]
+
+
+async def test_each_email_carries_its_callers_trace_and_the_enqueue_runs_outside_them() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from smartcourse.tasks import EmailBatcher
+
+    tracer = TracerProvider().get_tracer("test")
+    send = Recorder()
+    batcher = EmailBatcher(window=0.05, send=send)
+
+    async def traced(name: str) -> str:
+        with tracer.start_as_current_span(name) as span:
+            await batcher.enqueue(uuid.uuid4())
+            return format(span.get_span_context().trace_id, "032x")
+
+    traces = await asyncio.gather(traced("a"), traced("b"))
+    [batch] = send.batches
+    assert [e["trace"]["traceparent"].split("-")[1] for e in batch] == traces
+    assert send.span_valid == [False]  # not a child of whichever caller opened the batch
+
+
+async def test_a_failed_enqueue_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    """`send` is `enqueue_emails`, which never raises; even a raising one releases every caller (the rows stay
+    pending for the sweeper)."""
+    from smartcourse.tasks import EmailBatcher
+
+    batcher = EmailBatcher(window=0.01, send=Recorder(fail=True))
+    await asyncio.gather(batcher.enqueue(uuid.uuid4()), batcher.enqueue(uuid.uuid4()))
+    assert "could not enqueue 2 notification e-mails" in caplog.text
+
+
+async def test_a_cancelled_caller_does_not_cancel_the_others_enqueue() -> None:
+    from smartcourse.tasks import EmailBatcher
+
+    hold = threading.Event()
+    send = Recorder(hold=hold)
+    batcher = EmailBatcher(window=0.01, send=send)
+    first = asyncio.create_task(batcher.enqueue(uuid.uuid4()))
+    second = asyncio.create_task(batcher.enqueue(uuid.uuid4()))
+    await asyncio.sleep(0.05)  # the batch is closed and its enqueue is held
+    first.cancel()
+    hold.set()
+    await second
+    assert first.cancelled() and [len(b) for b in send.batches] == [2]
+
+
+def test_the_batch_task_names_its_notifications_and_skips_what_is_not_one() -> None:
+    from smartcourse.tasks import _batch_items, send_emails_task
+
+    a, b = uuid.uuid4(), uuid.uuid4()
+    items = _batch_items([{"id": str(a), "trace": {"traceparent": "x"}}, {"id": "nope"}, "junk", {"id": str(b)}])
+    assert items == [(a, {"traceparent": "x"}), (b, None)]
+    assert _batch_items(None) == []
+    assert send_emails_task.name == "notifications.send_emails" and send_emails_task.max_retries >= 1
+
+
+def test_replaying_an_email_task_names_the_notifications_to_hand_back() -> None:
+    """POST /ops/dead-letters/{id}/replay resets these notifications from failed to pending before resending."""
+    from smartcourse.services.operations import _notification_ids
+
+    a, b = uuid.uuid4(), uuid.uuid4()
+    assert _notification_ids("notifications.send_email", [str(a)]) == [a]
+    assert _notification_ids("notifications.send_emails", [[{"id": str(a)}, {"id": "x"}, "y", {"id": str(b)}]]) == [
+        a,
+        b,
+    ]
+    assert _notification_ids("notifications.sweep_pending", []) == []
+    assert _notification_ids("notifications.send_emails", ["not a list"]) == []
