@@ -970,6 +970,11 @@ async def watch_batch(conn: asyncpg.Connection, ids: list[uuid.UUID], t0_wall: f
         if time.monotonic() > deadline:
             break
         await asyncio.sleep(0.25)
+    # Celery tasks that carried those e-mails (one each, or fewer when the worker coalesced them: EmailBatcher)
+    counts["email_tasks"] = await conn.fetchval(
+        "SELECT count(*) FROM task_runs WHERE task LIKE 'notifications.send_email%' AND created_at >= to_timestamp($1)",
+        t0_wall,
+    )
     m.counts_at_end = {k: int(v) for k, v in counts.items()}
     return m
 
