@@ -27,36 +27,70 @@ class Recorder:
             raise RuntimeError("broker down")
 
 
-async def test_concurrent_enqueues_share_one_task_and_all_return_after_it() -> None:
+async def set_up(batcher: Any, seconds: float, *, email: bool = True) -> uuid.UUID | None:
+    """An enrollment set-up as the activity runs it: some work, then (maybe) its e-mail."""
+    with batcher.expecting() as enqueue:
+        await asyncio.sleep(seconds)
+        if not email:
+            return None
+        nid = uuid.uuid4()
+        await enqueue(nid)
+        return nid
+
+
+async def test_a_bursts_set_ups_share_one_task_closed_when_the_last_one_under_way_joins() -> None:
+    from smartcourse.tasks import EmailBatcher
+
+    send = Recorder()
+    batcher = EmailBatcher(window=30.0, send=send)  # never reached: the batch closes when all have joined
+    async with asyncio.timeout(5):
+        ids = await asyncio.gather(*(set_up(batcher, 0.01 * i) for i in range(7)))
+    assert len(send.batches) == 1  # every caller returned only after the one enqueue
+    assert sorted(e["id"] for e in send.batches[0]) == sorted(str(i) for i in ids)
+
+
+async def test_a_lone_set_ups_email_goes_at_once() -> None:
+    from smartcourse.tasks import EmailBatcher
+
+    send = Recorder()
+    batcher = EmailBatcher(window=30.0, send=send)
+    async with asyncio.timeout(5):
+        await set_up(batcher, 0)
+        await batcher.enqueue(uuid.uuid4())  # a caller outside `expecting` with nobody under way: at once too
+    assert [len(b) for b in send.batches] == [1, 1]
+
+
+async def test_work_that_ends_without_an_email_is_no_longer_waited_for() -> None:
+    from smartcourse.tasks import EmailBatcher
+
+    send = Recorder()
+    batcher = EmailBatcher(window=30.0, send=send)
+    async with asyncio.timeout(5):
+        await asyncio.gather(set_up(batcher, 0), set_up(batcher, 0.1, email=False))
+    assert [len(b) for b in send.batches] == [1]
+
+
+async def test_a_slow_set_up_is_waited_for_at_most_the_window() -> None:
     from smartcourse.tasks import EmailBatcher
 
     send = Recorder()
     batcher = EmailBatcher(window=0.05, send=send)
-    ids = [uuid.uuid4() for _ in range(7)]
-    await asyncio.gather(*(batcher.enqueue(i) for i in ids))
-    assert len(send.batches) == 1  # every caller returned only after the one enqueue
-    assert [e["id"] for e in send.batches[0]] == [str(i) for i in ids]
+    slow = asyncio.create_task(set_up(batcher, 1.0))
+    async with asyncio.timeout(0.8):  # well before the slow one is done
+        await set_up(batcher, 0)
+    assert [len(b) for b in send.batches] == [1] and not slow.done()
+    await slow
+    assert [len(b) for b in send.batches] == [1, 1]
 
 
 async def test_a_full_batch_goes_at_once_and_the_rest_opens_the_next() -> None:
     from smartcourse.tasks import EmailBatcher
 
     send = Recorder()
-    batcher = EmailBatcher(window=10.0, max_size=3, send=send)  # the window never ends within the test
-    with pytest.raises(TimeoutError):
-        async with asyncio.timeout(1.0):
-            await asyncio.gather(*(batcher.enqueue(uuid.uuid4()) for _ in range(4)))
-    assert [len(b) for b in send.batches] == [3]  # full at 3; the fourth waits for its window
-
-
-async def test_enqueues_further_apart_than_the_window_are_separate_tasks() -> None:
-    from smartcourse.tasks import EmailBatcher
-
-    send = Recorder()
-    batcher = EmailBatcher(window=0.01, send=send)
-    for _ in range(3):
-        await batcher.enqueue(uuid.uuid4())
-    assert [len(b) for b in send.batches] == [1, 1, 1]
+    batcher = EmailBatcher(window=30.0, max_size=3, send=send)
+    async with asyncio.timeout(5):
+        await asyncio.gather(*(set_up(batcher, 0.01 * i) for i in range(4)))
+    assert [len(b) for b in send.batches] == [3, 1]
 
 
 async def test_each_email_carries_its_callers_trace_and_the_enqueue_runs_outside_them() -> None:
@@ -66,14 +100,14 @@ async def test_each_email_carries_its_callers_trace_and_the_enqueue_runs_outside
 
     tracer = TracerProvider().get_tracer("test")
     send = Recorder()
-    batcher = EmailBatcher(window=0.05, send=send)
+    batcher = EmailBatcher(window=30.0, send=send)
 
-    async def traced(name: str) -> str:
+    async def traced(name: str, seconds: float) -> str:
         with tracer.start_as_current_span(name) as span:
-            await batcher.enqueue(uuid.uuid4())
+            await set_up(batcher, seconds)
             return format(span.get_span_context().trace_id, "032x")
 
-    traces = await asyncio.gather(traced("a"), traced("b"))
+    traces = await asyncio.gather(traced("a", 0), traced("b", 0.02))
     [batch] = send.batches
     assert [e["trace"]["traceparent"].split("-")[1] for e in batch] == traces
     assert send.span_valid == [False]  # not a child of whichever caller opened the batch
@@ -84,8 +118,9 @@ async def test_a_failed_enqueue_is_logged_not_raised(caplog: pytest.LogCaptureFi
     pending for the sweeper)."""
     from smartcourse.tasks import EmailBatcher
 
-    batcher = EmailBatcher(window=0.01, send=Recorder(fail=True))
-    await asyncio.gather(batcher.enqueue(uuid.uuid4()), batcher.enqueue(uuid.uuid4()))
+    batcher = EmailBatcher(window=30.0, send=Recorder(fail=True))
+    async with asyncio.timeout(5):
+        await asyncio.gather(set_up(batcher, 0), set_up(batcher, 0.01))
     assert "could not enqueue 2 notification e-mails" in caplog.text
 
 
@@ -94,9 +129,9 @@ async def test_a_cancelled_caller_does_not_cancel_the_others_enqueue() -> None:
 
     hold = threading.Event()
     send = Recorder(hold=hold)
-    batcher = EmailBatcher(window=0.01, send=send)
-    first = asyncio.create_task(batcher.enqueue(uuid.uuid4()))
-    second = asyncio.create_task(batcher.enqueue(uuid.uuid4()))
+    batcher = EmailBatcher(window=30.0, send=send)
+    first = asyncio.create_task(set_up(batcher, 0))
+    second = asyncio.create_task(set_up(batcher, 0))
     await asyncio.sleep(0.05)  # the batch is closed and its enqueue is held
     first.cancel()
     hold.set()

@@ -13,7 +13,7 @@ import time
 import traceback
 import uuid
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -571,11 +571,13 @@ class EmailBatcher:
     """Coalesces the e-mail enqueues of concurrent callers in one process into `notifications.send_emails` tasks.
 
     A Celery task costs its worker more than the e-mail it sends (receiving, the pool hand-over, the outcome row:
-    docs/benchmarks.md, "Seventh pass"), and an enrollment burst sets up many enrollments at once. `enqueue` waits
-    until its e-mail is on the broker, like `enqueue_email` in a thread: the first caller opens a batch, callers
-    within `window` seconds (or until `max_size`) join it, and all return once the one task carrying them was
-    enqueued (or its enqueue failed, logged: the sweeper then sends them). So a caller that returned knows its
-    e-mail was handed over, and nothing changes for a crash: a caller killed while waiting never returned.
+    docs/benchmarks.md, "Seventh pass"), and an enrollment burst sets up many enrollments at once. A caller does
+    its work inside `expecting()` and enqueues through the function it yields; a batch closes as soon as every
+    caller under way has joined it (a lone enrollment's e-mail goes at once; a burst's set-ups, as many as the
+    worker runs at a time, share a task), after `window` seconds at most, or at `max_size`. Each caller returns once
+    the task carrying its e-mail is on the broker (or its enqueue failed, logged: the sweeper then sends them), as
+    `enqueue_email` in a thread did: a caller that returned knows its e-mail was handed over, and a caller killed
+    while waiting never returned, so nothing changes for a crash.
 
     The enqueue runs in a thread, outside the callers' traces: the task is a trace of its own, and each e-mail
     carries its caller's trace context, which the task continues (`send_emails_task`)."""
@@ -583,21 +585,46 @@ class EmailBatcher:
     def __init__(
         self,
         *,
-        window: float = 0.02,
+        window: float = 0.1,
         max_size: int = 50,
         send: Callable[[list[dict[str, Any]]], None] = enqueue_emails,
     ) -> None:
         self.window, self.max_size, self.send = window, max_size, send
         self._open: tuple[list[dict[str, Any]], asyncio.Future[None], asyncio.TimerHandle] | None = None
         self._sending: set[asyncio.Task[None]] = set()
+        self._unjoined = 0  # callers inside `expecting()` that have not enqueued yet
+
+    @contextlib.contextmanager
+    def expecting(self) -> Iterator[Callable[[uuid.UUID], Awaitable[None]]]:
+        """Around work that may enqueue an e-mail (an enrollment's set-up): yields its enqueue. While the work is
+        under way and has not enqueued, an open batch waits for it (up to the window); work that ends without an
+        e-mail stops being waited for."""
+        joined = False
+        self._unjoined += 1
+
+        async def enqueue(notification_id: uuid.UUID) -> None:
+            nonlocal joined
+            if not joined:
+                joined = True
+                self._unjoined -= 1
+            await self.enqueue(notification_id)
+
+        try:
+            yield enqueue
+        finally:
+            if not joined:
+                self._unjoined -= 1
+                if self._open is not None and self._unjoined == 0:
+                    self._close()
 
     async def enqueue(self, notification_id: uuid.UUID) -> None:
+        """Enqueue one e-mail with those of the callers under way; returns once its task is on the broker."""
         loop = asyncio.get_running_loop()
         if self._open is None:
             self._open = ([], loop.create_future(), loop.call_later(self.window, self._close))
         emails, sent, _ = self._open
         emails.append({"id": str(notification_id), "trace": current_carrier()})
-        if len(emails) >= self.max_size:
+        if len(emails) >= self.max_size or self._unjoined == 0:
             self._close()
         await asyncio.shield(sent)  # a cancelled caller leaves the others' enqueue alone
 
