@@ -27,70 +27,56 @@ class Recorder:
             raise RuntimeError("broker down")
 
 
-async def set_up(batcher: Any, seconds: float, *, email: bool = True) -> uuid.UUID | None:
-    """An enrollment set-up as the activity runs it: some work, then (maybe) its e-mail."""
-    with batcher.expecting() as enqueue:
-        await asyncio.sleep(seconds)
-        if not email:
-            return None
-        nid = uuid.uuid4()
-        await enqueue(nid)
-        return nid
+async def after(batcher: Any, seconds: float) -> uuid.UUID:
+    """An enrollment set-up finishing `seconds` from now, then enqueuing its e-mail."""
+    await asyncio.sleep(seconds)
+    nid = uuid.uuid4()
+    await batcher.enqueue(nid)
+    return nid
 
 
-async def test_a_bursts_set_ups_share_one_task_closed_when_the_last_one_under_way_joins() -> None:
+async def test_the_first_email_goes_at_once_and_those_within_the_window_share_the_next_task() -> None:
     from smartcourse.tasks import EmailBatcher
 
     send = Recorder()
-    batcher = EmailBatcher(window=30.0, send=send)  # never reached: the batch closes when all have joined
-    async with asyncio.timeout(5):
-        ids = await asyncio.gather(*(set_up(batcher, 0.01 * i) for i in range(7)))
-    assert len(send.batches) == 1  # every caller returned only after the one enqueue
-    assert sorted(e["id"] for e in send.batches[0]) == sorted(str(i) for i in ids)
+    batcher = EmailBatcher(window=0.3, send=send)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    first = await after(batcher, 0)
+    assert loop.time() - t0 < 0.2 and [len(b) for b in send.batches] == [1]  # waited for nothing
+    rest = await asyncio.gather(*(after(batcher, 0.02 * i) for i in range(6)))
+    assert [len(b) for b in send.batches] == [1, 6]  # every caller returned only after its task's enqueue
+    assert loop.time() - t0 >= 0.3  # sent a window after the first
+    assert [e["id"] for e in send.batches[0]] == [str(first)]
+    assert sorted(e["id"] for e in send.batches[1]) == sorted(str(i) for i in rest)
 
 
-async def test_a_lone_set_ups_email_goes_at_once() -> None:
-    from smartcourse.tasks import EmailBatcher
-
-    send = Recorder()
-    batcher = EmailBatcher(window=30.0, send=send)
-    async with asyncio.timeout(5):
-        await set_up(batcher, 0)
-        await batcher.enqueue(uuid.uuid4())  # a caller outside `expecting` with nobody under way: at once too
-    assert [len(b) for b in send.batches] == [1, 1]
-
-
-async def test_work_that_ends_without_an_email_is_no_longer_waited_for() -> None:
-    from smartcourse.tasks import EmailBatcher
-
-    send = Recorder()
-    batcher = EmailBatcher(window=30.0, send=send)
-    async with asyncio.timeout(5):
-        await asyncio.gather(set_up(batcher, 0), set_up(batcher, 0.1, email=False))
-    assert [len(b) for b in send.batches] == [1]
-
-
-async def test_a_slow_set_up_is_waited_for_at_most_the_window() -> None:
+async def test_after_a_quiet_window_an_email_goes_at_once_again() -> None:
     from smartcourse.tasks import EmailBatcher
 
     send = Recorder()
     batcher = EmailBatcher(window=0.05, send=send)
-    slow = asyncio.create_task(set_up(batcher, 1.0))
-    async with asyncio.timeout(0.8):  # well before the slow one is done
-        await set_up(batcher, 0)
-    assert [len(b) for b in send.batches] == [1] and not slow.done()
-    await slow
-    assert [len(b) for b in send.batches] == [1, 1]
+    loop = asyncio.get_running_loop()
+    for _ in range(3):
+        await asyncio.sleep(0.1)
+        t0 = loop.time()
+        await batcher.enqueue(uuid.uuid4())
+        assert loop.time() - t0 < 0.04
+    assert [len(b) for b in send.batches] == [1, 1, 1]
 
 
 async def test_a_full_batch_goes_at_once_and_the_rest_opens_the_next() -> None:
     from smartcourse.tasks import EmailBatcher
 
     send = Recorder()
-    batcher = EmailBatcher(window=30.0, max_size=3, send=send)
+    batcher = EmailBatcher(window=0.2, max_size=3, send=send)
     async with asyncio.timeout(5):
-        await asyncio.gather(*(set_up(batcher, 0.01 * i) for i in range(4)))
-    assert [len(b) for b in send.batches] == [3, 1]
+        await after(batcher, 0)  # the first: alone, at once
+        t0 = asyncio.get_running_loop().time()
+        await asyncio.gather(*(after(batcher, 0) for _ in range(3)))  # full: no waiting for the window
+        assert asyncio.get_running_loop().time() - t0 < 0.15
+        await asyncio.gather(*(after(batcher, 0) for _ in range(4)))
+    assert [len(b) for b in send.batches] == [1, 3, 3, 1]
 
 
 async def test_each_email_carries_its_callers_trace_and_the_enqueue_runs_outside_them() -> None:
@@ -100,14 +86,14 @@ async def test_each_email_carries_its_callers_trace_and_the_enqueue_runs_outside
 
     tracer = TracerProvider().get_tracer("test")
     send = Recorder()
-    batcher = EmailBatcher(window=30.0, send=send)
+    batcher = EmailBatcher(window=0.1, send=send)
 
-    async def traced(name: str, seconds: float) -> str:
+    async def traced(name: str) -> str:
         with tracer.start_as_current_span(name) as span:
-            await set_up(batcher, seconds)
+            await batcher.enqueue(uuid.uuid4())
             return format(span.get_span_context().trace_id, "032x")
 
-    traces = await asyncio.gather(traced("a", 0), traced("b", 0.02))
+    traces = await asyncio.gather(traced("a"), traced("b"))  # the same tick: one task
     [batch] = send.batches
     assert [e["trace"]["traceparent"].split("-")[1] for e in batch] == traces
     assert send.span_valid == [False]  # not a child of whichever caller opened the batch
@@ -118,9 +104,9 @@ async def test_a_failed_enqueue_is_logged_not_raised(caplog: pytest.LogCaptureFi
     pending for the sweeper)."""
     from smartcourse.tasks import EmailBatcher
 
-    batcher = EmailBatcher(window=30.0, send=Recorder(fail=True))
+    batcher = EmailBatcher(window=0.1, send=Recorder(fail=True))
     async with asyncio.timeout(5):
-        await asyncio.gather(set_up(batcher, 0), set_up(batcher, 0.01))
+        await asyncio.gather(after(batcher, 0), after(batcher, 0))
     assert "could not enqueue 2 notification e-mails" in caplog.text
 
 
@@ -129,9 +115,9 @@ async def test_a_cancelled_caller_does_not_cancel_the_others_enqueue() -> None:
 
     hold = threading.Event()
     send = Recorder(hold=hold)
-    batcher = EmailBatcher(window=30.0, send=send)
-    first = asyncio.create_task(set_up(batcher, 0))
-    second = asyncio.create_task(set_up(batcher, 0))
+    batcher = EmailBatcher(window=0.1, send=send)
+    first = asyncio.create_task(after(batcher, 0))
+    second = asyncio.create_task(after(batcher, 0))
     await asyncio.sleep(0.05)  # the batch is closed and its enqueue is held
     first.cancel()
     hold.set()

@@ -19,7 +19,7 @@ class EnrollmentActivities:
     def __init__(self, container: Container, emails: EmailBatcher | None = None) -> None:
         self.c = container
         self.lessons = enrollment.LessonIds(container.documents)
-        # A burst's welcome e-mails go out a few per Celery task (the set-ups run concurrently).
+        # A burst's welcome e-mails go out several per Celery task.
         self.emails = emails or EmailBatcher()
 
     @activity.defn(name=SET_UP)
@@ -28,15 +28,14 @@ class EnrollmentActivities:
         enqueued after the commit (`EmailBatcher`). Safe to repeat at any point: a repeat finds every write done and
         enqueues the same notification's e-mail again, which the Celery task sends once."""
         eid = inp.enrollment_id
-        # The e-mail goes with those of the set-ups under way beside this one: one Celery task for them all.
-        with self.emails.expecting() as enqueue_email_with_others:
-            async with self.c.uow() as uow:
-                done = await enrollment.set_up(uow=uow, lessons=self.lessons, enrollment_id=uuid.UUID(eid))
-                await hold_point(f"enroll.set_up.{eid}")  # tests: killed with the transaction open
-                await uow.commit()
-            if done.notification_id is not None:
-                await hold_point(f"enroll.welcome_email.{eid}")  # tests: killed after the commit, before the enqueue
-                await enqueue_email_with_others(done.notification_id)  # returns once it is on the broker
+        async with self.c.uow() as uow:
+            done = await enrollment.set_up(uow=uow, lessons=self.lessons, enrollment_id=uuid.UUID(eid))
+            await hold_point(f"enroll.set_up.{eid}")  # tests: killed with the transaction open
+            await uow.commit()
+        if done.notification_id is not None:
+            await hold_point(f"enroll.welcome_email.{eid}")  # tests: killed after the commit, before the enqueue
+            # With the set-ups' e-mails of the last 100 ms in one Celery task; returns once it is on the broker.
+            await self.emails.enqueue(done.notification_id)
         return {
             "lessons": done.lessons,
             "analytics_recorded": done.analytics_recorded,

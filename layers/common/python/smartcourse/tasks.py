@@ -13,7 +13,7 @@ import time
 import traceback
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -568,16 +568,15 @@ def enqueue_emails(emails: list[dict[str, Any]]) -> None:
 
 
 class EmailBatcher:
-    """Coalesces the e-mail enqueues of concurrent callers in one process into `notifications.send_emails` tasks.
+    """Coalesces the e-mail enqueues of one process into `notifications.send_emails` tasks, at most one per `window`.
 
     A Celery task costs its worker more than the e-mail it sends (receiving, the pool hand-over, the outcome row:
-    docs/benchmarks.md, "Seventh pass"), and an enrollment burst sets up many enrollments at once. A caller does
-    its work inside `expecting()` and enqueues through the function it yields; a batch closes as soon as every
-    caller under way has joined it (a lone enrollment's e-mail goes at once; a burst's set-ups, as many as the
-    worker runs at a time, share a task), after `window` seconds at most, or at `max_size`. Each caller returns once
-    the task carrying its e-mail is on the broker (or its enqueue failed, logged: the sweeper then sends them), as
-    `enqueue_email` in a thread did: a caller that returned knows its e-mail was handed over, and a caller killed
-    while waiting never returned, so nothing changes for a crash.
+    docs/benchmarks.md, "Seventh pass"), and an enrollment burst sets up tens of enrollments a second. An enqueue
+    with no task sent in the last `window` seconds goes at once (a lone enrollment waits for nothing); one that
+    comes sooner opens a batch sent `window` seconds after the previous task (or at `max_size`), which the others
+    coming meanwhile join. Each caller returns once the task carrying its e-mail is on the broker (or its enqueue
+    failed, logged: the sweeper then sends them), as `enqueue_email` in a thread did: a caller that returned knows
+    its e-mail was handed over, and a caller killed while waiting never returned, so nothing changes for a crash.
 
     The enqueue runs in a thread, outside the callers' traces: the task is a trace of its own, and each e-mail
     carries its caller's trace context, which the task continues (`send_emails_task`)."""
@@ -592,39 +591,18 @@ class EmailBatcher:
         self.window, self.max_size, self.send = window, max_size, send
         self._open: tuple[list[dict[str, Any]], asyncio.Future[None], asyncio.TimerHandle] | None = None
         self._sending: set[asyncio.Task[None]] = set()
-        self._unjoined = 0  # callers inside `expecting()` that have not enqueued yet
-
-    @contextlib.contextmanager
-    def expecting(self) -> Iterator[Callable[[uuid.UUID], Awaitable[None]]]:
-        """Around work that may enqueue an e-mail (an enrollment's set-up): yields its enqueue. While the work is
-        under way and has not enqueued, an open batch waits for it (up to the window); work that ends without an
-        e-mail stops being waited for."""
-        joined = False
-        self._unjoined += 1
-
-        async def enqueue(notification_id: uuid.UUID) -> None:
-            nonlocal joined
-            if not joined:
-                joined = True
-                self._unjoined -= 1
-            await self.enqueue(notification_id)
-
-        try:
-            yield enqueue
-        finally:
-            if not joined:
-                self._unjoined -= 1
-                if self._open is not None and self._unjoined == 0:
-                    self._close()
+        self._last_sent = -float("inf")  # loop time of the last batch's close
 
     async def enqueue(self, notification_id: uuid.UUID) -> None:
-        """Enqueue one e-mail with those of the callers under way; returns once its task is on the broker."""
+        """Enqueue one e-mail (with those coming within the window); returns once its task is on the broker."""
         loop = asyncio.get_running_loop()
         if self._open is None:
-            self._open = ([], loop.create_future(), loop.call_later(self.window, self._close))
+            # The first since a quiet `window` goes now (the callers of this same tick still join it).
+            delay = max(0.0, self._last_sent + self.window - loop.time())
+            self._open = ([], loop.create_future(), loop.call_later(delay, self._close))
         emails, sent, _ = self._open
         emails.append({"id": str(notification_id), "trace": current_carrier()})
-        if len(emails) >= self.max_size or self._unjoined == 0:
+        if len(emails) >= self.max_size:
             self._close()
         await asyncio.shield(sent)  # a cancelled caller leaves the others' enqueue alone
 
@@ -634,6 +612,7 @@ class EmailBatcher:
         emails, sent, timer = self._open
         self._open = None
         timer.cancel()
+        self._last_sent = asyncio.get_running_loop().time()
         task = asyncio.get_running_loop().create_task(self._enqueue(emails, sent))
         self._sending.add(task)
         task.add_done_callback(self._sending.discard)
