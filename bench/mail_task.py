@@ -1,6 +1,6 @@
 """What one notification e-mail costs the Celery side, beside the bare SMTP floor, in the same run.
 
-    .venv/bin/python bench/mail_task.py [--n 600] [--rounds 2] [--json FILE]
+    .venv/bin/python bench/mail_task.py [--n 600] [--rounds 2] [--batch 4] [--json FILE]
 
 Issue #7 item 2 counts the CPU of every process per enrollment; the Celery worker was 12-13 ms of the 74-76 ms
 (docs/benchmarks.md, "Launch day, 2026-12-03"), one welcome e-mail each. This measures that part alone: in a fresh
@@ -11,6 +11,8 @@ with one pending welcome notification each (inserted directly, as the enrollment
    `--concurrency 2 -B`); 20 e-mails to warm it up (each pool child's first task imports and connects); then N
    `notifications.send_email` tasks enqueued at once from here, and the clock and the CPU of the Celery process
    tree, PostgreSQL, Redis and the SMTP sink run until the N rows are `sent`;
+   With `--batch N` (repeatable), also **batches of N**: the same worker on `notifications.send_emails` tasks of N
+   e-mails each, as the enrollment worker's `EmailBatcher` enqueues the welcome e-mails of a burst;
 2. **baseline**: the same N messages (built once by the product's `build_message`) sent by this process over one
    SMTP connection to the same sink: the floor of getting them out, with no queue, no database, no claim.
 
@@ -105,6 +107,7 @@ def product_round(
     rnd: int,
     py_spy: str | None = None,
     extra: tuple[str, ...] = (),
+    batch: int = 0,
 ) -> dict[str, Any]:
     from smartcourse.cli import CELERY_WORKER
     from smartcourse.config import get_settings
@@ -142,8 +145,13 @@ def product_round(
             spy = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(1.0)
         before, t0 = tree_cpu(all_roots), time.monotonic()
-        for nid in ids:
-            sender.send_task("notifications.send_email", args=[str(nid)])
+        if batch:  # as the enrollment worker's EmailBatcher enqueues them: `batch` e-mails per send_emails task
+            for i in range(0, len(ids), batch):
+                emails = [{"id": str(nid), "trace": None} for nid in ids[i : i + batch]]
+                sender.send_task("notifications.send_emails", args=[emails])
+        else:
+            for nid in ids:
+                sender.send_task("notifications.send_email", args=[str(nid)])
         sent = tries = 0
         while time.monotonic() - t0 < 600:
             sent, tries = asyncio.run(count_sent(database_url, ids))
@@ -215,6 +223,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=600, help="e-mails per round (default 600)")
     ap.add_argument("--rounds", type=int, default=2, help="product/baseline rounds (default 2)")
     ap.add_argument("--json", help="also save the figures as JSON to this file")
+    ap.add_argument(
+        "--batch",
+        type=int,
+        action="append",
+        default=[],
+        metavar="N",
+        help="also run the product's worker on notifications.send_emails tasks of N e-mails each (ABBA with the rest)",
+    )
     ap.add_argument("--py-spy", help="sample the Celery worker with py-spy into FILE.<round>.txt (collapsed stacks)")
     ap.add_argument(
         "--also",
@@ -225,10 +241,12 @@ def main(argv: list[str] | None = None) -> int:
         "(e.g. prefetch4='--prefetch-multiplier 4')",
     )
     args = ap.parse_args(argv)
-    variants: dict[str, tuple[str, ...]] = {"product": ()}
+    variants: dict[str, tuple[tuple[str, ...], int]] = {"product": ((), 0)}
     for spec in args.also:
         name, _, extra = spec.partition("=")
-        variants[name] = tuple(extra.split())
+        variants[name] = (tuple(extra.split()), 0)
+    for size in args.batch:
+        variants[f"batches of {size}"] = ((), size)
 
     from smartcourse.engines import EmbeddedEngines
     from smartcourse.migrations import upgrade_head
@@ -266,7 +284,8 @@ def main(argv: list[str] | None = None) -> int:
                 order = list(variants) if rnd % 2 else list(reversed(variants))  # ABBA across rounds
                 for name in order:
                     say(f"round {rnd}: {name}")
-                    done[name] = product_round(env, data_dir, roots, args.n, rnd, args.py_spy, variants[name])
+                    extra, size = variants[name]
+                    done[name] = product_round(env, data_dir, roots, args.n, rnd, args.py_spy, extra, size)
                 say(f"round {rnd}: baseline")
                 done["baseline"] = baseline_round(host, port, roots, args.n)
                 rounds.append(done)
