@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import html
 import logging
 import mimetypes
@@ -14,7 +15,8 @@ from email.utils import formataddr, parseaddr
 from pathlib import PurePosixPath
 from typing import Any, Protocol
 
-from sqlalchemy import func, select, update
+from sqlalchemy import BigInteger, DateTime, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -171,41 +173,33 @@ async def deliver_email(
     Message-ID; a two-phase 'sending' state would only turn the duplicate into a possible loss.
     """
     settings = rt.settings
+    params = {"notification_id": notification_id}
     try:
         async with rt.sessionmaker() as session, session.begin():
-            if not await session.scalar(select(func.pg_try_advisory_xact_lock(email_claim_key(notification_id)))):
+            if not await session.scalar(_claim(), {"claim_key": email_claim_key(notification_id)}):
                 return "in_progress"  # another sender holds the claim (and sends, or its death frees the claim)
-            row = (
-                await session.execute(
-                    select(Notification, User.email, User.full_name)
-                    .join(User, User.id == Notification.user_id)
-                    .where(Notification.id == notification_id)
-                    .with_for_update(of=Notification)  # waits out a short lock, e.g. a mark-read in flight
-                )
-            ).first()
+            row = (await session.execute(_locked_for_sending(), params)).first()  # waits out a mark-read in flight
             if row is None:
                 log.warning("notification %s does not exist: nothing to send", notification_id)
                 return "missing"
-            note, address, full_name = row
-            if note.email_status != "pending":
-                return "already_sent" if note.email_status == "sent" else f"skipped_{note.email_status}"
-            await hold_point(str(note.id))  # test-only: lets a test kill the worker here
-            attachments = await _attachment(rt, note.data or {})
+            status, title, body, data, address, full_name = row
+            if status != "pending":
+                return "already_sent" if status == "sent" else f"skipped_{status}"
+            await hold_point(str(notification_id))  # test-only: lets a test kill the worker here
+            attachments = await _attachment(rt, data or {})
             await asyncio.to_thread(
                 send_email,
                 host=settings.smtp_host or "127.0.0.1",
                 port=settings.smtp_port,
                 sender=settings.mail_from,
                 to=formataddr((full_name, address)),
-                subject=note.title,
-                text=f"{note.body}\n\n-- \nSmartCourse",
-                html=_html(note.body),
+                subject=title,
+                text=f"{body}\n\n-- \nSmartCourse",
+                html=_html(body),
                 attachments=attachments,
-                message_id=message_id(note.id, settings),
+                message_id=message_id(notification_id, settings),
             )
-            note.email_status = "sent"
-            note.emailed_at = utcnow()
-            note.email_attempts += 1
+            await session.execute(_mark_sent(), {**params, "now": utcnow()})
             if on_sent is not None:  # e.g. the task's own outcome record: one commit for both
                 await on_sent(session)
     except Exception:
@@ -213,6 +207,50 @@ async def deliver_email(
         raise
     log.info("notification %s emailed", notification_id)
     return "sent"
+
+
+_ID = PG_UUID(as_uuid=True)
+
+
+@functools.cache
+def _claim() -> Any:
+    """The notification's e-mail claim (`email_claim_key`), for the transaction; built once per process."""
+    return select(func.pg_try_advisory_xact_lock(bindparam("claim_key", type_=BigInteger)))
+
+
+@functools.cache
+def _locked_for_sending() -> Any:
+    """What the e-mail needs, its row locked (FOR UPDATE); built once per process (statements, not ORM objects:
+    the sender runs once per e-mail, docs/benchmarks.md)."""
+    return (
+        select(
+            Notification.email_status,
+            Notification.title,
+            Notification.body,
+            Notification.data,
+            User.email,
+            User.full_name,
+        )
+        .join(User, User.id == Notification.user_id)
+        .where(Notification.id == bindparam("notification_id", type_=_ID))
+        .with_for_update(of=Notification)
+    )
+
+
+@functools.cache
+def _mark_sent() -> Any:
+    """'sent', with its time and the attempt counted (no parameter may be named after a column of notifications:
+    SQLAlchemy would add it to the SET clause); nothing in the session to synchronise."""
+    return (
+        update(Notification)
+        .where(Notification.id == bindparam("notification_id", type_=_ID))
+        .values(
+            email_status="sent",
+            emailed_at=bindparam("now", type_=DateTime(timezone=True)),
+            email_attempts=Notification.email_attempts + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 def email_claim_key(notification_id: uuid.UUID) -> int:
