@@ -37,6 +37,7 @@ from smartcourse.metrics import CELERY_TASK_DURATION, CELERY_TASKS, DEAD_LETTERS
 from smartcourse.models import DeadLetter
 from smartcourse.priority import lower_background_priority
 from smartcourse.services.notifications import deliver_email, mark_email_failed, pending_to_sweep
+from smartcourse.services.notifications import email_batch_items as _batch_items
 from smartcourse.services.operations import current_trace_id, record_task_outcome
 from smartcourse.telemetry import configure_telemetry, current_carrier, extract_context, tracer
 
@@ -498,18 +499,6 @@ def enqueue_email(notification_id: uuid.UUID) -> None:
 class EmailsFailed(Exception):
     """Some e-mails of a `notifications.send_emails` batch failed: the task is retried (with backoff, like
     `send_email`), and the retry finds the ones sent meanwhile already sent."""
-
-
-def _batch_items(emails: Any) -> list[tuple[uuid.UUID, Any]]:
-    """(notification id, trace carrier) of each item of a `send_emails` argument ([{"id": ..., "trace": {...}},
-    ...]); an item that names no notification is logged and skipped."""
-    items: list[tuple[uuid.UUID, Any]] = []
-    for item in emails if isinstance(emails, list) else []:
-        try:
-            items.append((uuid.UUID(str(item["id"])), item.get("trace")))
-        except (AttributeError, KeyError, TypeError, ValueError):
-            log.error("notifications.send_emails: %r is not a notification", item)
-    return items
 
 
 class _EmailBatchTask(DeadLetteringTask):

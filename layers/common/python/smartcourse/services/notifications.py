@@ -253,6 +253,19 @@ def _mark_sent() -> Any:
     )
 
 
+def email_batch_items(emails: Any) -> list[tuple[uuid.UUID, Any]]:
+    """(notification id, trace carrier) of each item of a `notifications.send_emails` argument ([{"id": ...,
+    "trace": {...}}, ...]); an item that names no notification is logged and skipped. The task reads its argument
+    with it, and a replay of its dead letter finds the notifications to hand back."""
+    items: list[tuple[uuid.UUID, Any]] = []
+    for item in emails if isinstance(emails, list) else []:
+        try:
+            items.append((uuid.UUID(str(item["id"])), item.get("trace")))
+        except (AttributeError, KeyError, TypeError, ValueError):
+            log.error("notifications.send_emails: %r is not a notification", item)
+    return items
+
+
 def email_claim_key(notification_id: uuid.UUID) -> int:
     """The advisory-lock key of a notification's e-mail claim: 64 bits of its id (one-key advisory locks share
     their space with the few constant keys elsewhere, e.g. the dispatcher's; a clash is a 2**-60 chance)."""

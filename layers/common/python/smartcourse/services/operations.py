@@ -33,6 +33,7 @@ from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound
 from smartcourse.event_consumer import Consumer
 from smartcourse.models import DeadLetter, Enrollment, Notification, TaskRun, WorkflowRun, utcnow
 from smartcourse.security import Principal
+from smartcourse.services.notifications import email_batch_items
 
 log = logging.getLogger(__name__)
 
@@ -468,16 +469,12 @@ def _notification_ids(task: str, args: list[Any]) -> list[uuid.UUID]:
     """The notifications an e-mail task's arguments name: `send_email(id)`, `send_emails([{"id": ...}, ...])`."""
     if not args:
         return []
-    raw: list[Any] = []
+    if task == "notifications.send_emails":
+        return [nid for nid, _ in email_batch_items(args[0])]
     if task == "notifications.send_email":
-        raw = [args[0]]
-    elif task == "notifications.send_emails" and isinstance(args[0], list):
-        raw = [item.get("id") for item in args[0] if isinstance(item, dict)]
-    ids = []
-    for value in raw:
         with contextlib.suppress(ValueError, TypeError):
-            ids.append(uuid.UUID(str(value)))
-    return ids
+            return [uuid.UUID(str(args[0]))]
+    return []
 
 
 def _replay_answer(dl: DeadLetter, *, replayed_now: bool) -> dict[str, Any]:
