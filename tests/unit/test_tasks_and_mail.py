@@ -89,6 +89,31 @@ def test_message_has_a_deterministic_id_html_and_attachment() -> None:
     assert bare["Message-ID"] == "<x@y>"
 
 
+def test_non_ascii_names_subjects_and_bodies_read_back_as_written() -> None:
+    """Encoded words for names and subjects, quoted-printable UTF-8 bodies (7bit when ASCII): any client reads them."""
+    from smartcourse.adapters.mail import build_message
+
+    msg = build_message(
+        sender="Académie Zoë <no-reply@smartcourse.local>",
+        to="Zoë Ünal <zoe@example.com>",
+        subject="Bienvenue — Café 101",
+        text="Bonjour Zoë,\nvous êtes inscrite.",
+        html="<p>Bonjour Zoë</p>",
+        message_id="n-1@smartcourse.local",
+    )
+    raw = msg.as_bytes()
+    assert raw.isascii()  # no 8-bit data: any relay takes it without SMTPUTF8 or 8BITMIME
+    parsed = BytesParser(policy=policy.default).parsebytes(raw)
+    assert parsed["From"].addresses[0].display_name == "Académie Zoë"
+    assert parsed["To"].addresses[0].display_name == "Zoë Ünal"
+    assert parsed["To"].addresses[0].addr_spec == "zoe@example.com"
+    assert parsed["Subject"] == "Bienvenue — Café 101"
+    assert parsed.get_body(preferencelist=("plain",)).get_content() == "Bonjour Zoë,\nvous êtes inscrite."
+    assert "Bonjour Zoë" in parsed.get_body(preferencelist=("html",)).get_content()
+    ascii_only = build_message(sender="a@b.c", to="d@e.f", subject="s", text="plain text", message_id="x@y")
+    assert ascii_only["Content-Transfer-Encoding"] == "7bit"
+
+
 def test_message_id_uses_the_sender_domain(tmp_path: Path) -> None:
     import uuid
 
@@ -133,3 +158,15 @@ def test_one_smtp_connection_carries_many_messages_and_a_broken_one_is_replaced(
     finally:
         conn.close()
         sink.stop()
+
+
+def test_the_celery_parent_preloads_what_a_task_imports() -> None:
+    """`worker_init` imports these before the pool forks; a renamed module must fail here, not in production."""
+    import importlib
+
+    from smartcourse.tasks import PRELOADED_MODULES, _preload
+
+    assert "smartcourse.bootstrap" in PRELOADED_MODULES
+    _preload()
+    for name in PRELOADED_MODULES:
+        assert importlib.import_module(name)

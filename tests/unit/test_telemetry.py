@@ -266,3 +266,38 @@ def test_a_log_line_carries_time_level_process_and_the_trace(spans: InMemorySpan
     assert line["msg"] == "hello ada" and line["level"] == "info" and line["time"].endswith("+00:00")
     assert line["trace_id"] == TRACE and line["span_id"] == span_id
     assert "process" in line and line["route"] == "/courses/{course_id}"
+
+
+def test_the_tracer_is_built_once_per_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`tracer()` is called for every span: it hands back the same tracer until another provider is set."""
+    from opentelemetry import trace
+
+    first, second = TracerProvider(), TracerProvider()
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: first)
+    a, b = telemetry.tracer(), telemetry.tracer()
+    assert a is b
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: second)
+    c = telemetry.tracer()
+    assert c is not a and c is telemetry.tracer()
+
+
+def test_the_span_file_exporter_makes_its_directory_again_when_it_went(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = tmp_path / "spans"
+    monkeypatch.setenv("SMARTCOURSE_TRACE_DIR", str(directory))
+    exporter = telemetry.JsonLinesSpanExporter("worker")
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("one"):
+        pass
+    assert len(list(directory.iterdir())) == 1
+    for path in directory.iterdir():
+        path.unlink()
+    directory.rmdir()
+    with tracer.start_as_current_span("lost"):  # the directory it made is gone: this export fails ...
+        pass
+    with tracer.start_as_current_span("two") as span:  # ... and the next one makes it again
+        trace_id = format(span.get_span_context().trace_id, "032x")
+    assert [s["name"] for s in telemetry.read_spans(trace_id, directory)] == ["two"]

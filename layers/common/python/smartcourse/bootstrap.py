@@ -78,9 +78,9 @@ class Container:
             if self._temporal is None:
                 from temporalio.client import Client
                 from temporalio.contrib.opentelemetry import TracingInterceptor
-                from temporalio.contrib.pydantic import pydantic_data_converter
 
                 from smartcourse import telemetry
+                from smartcourse.adapters.temporal_converter import data_converter
 
                 settings = self.settings
                 if not settings.temporal_address:
@@ -90,7 +90,7 @@ class Container:
                     self._temporal = await Client.connect(
                         settings.temporal_address or "",
                         namespace=settings.temporal_namespace,
-                        data_converter=pydantic_data_converter,
+                        data_converter=data_converter,
                         # Workflows started here, and the workflows and activities of workers built on this
                         # client, continue the caller's trace (the worker inherits client interceptors).
                         interceptors=[TracingInterceptor(telemetry.tracer())],

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import os
 import time
@@ -203,6 +204,28 @@ def _json_log_lines(logger: logging.Logger | None = None, **_: Any) -> None:
 def _background_priority(**_: Any) -> None:
     """Before the pool forks: the worker and its children yield the CPU to the API."""
     lower_background_priority()
+
+
+#: What a pool child would otherwise import on its first task (runtime() and the e-mail path): ~1 s of CPU per child
+#: (py-spy, docs/benchmarks.md "Eighth pass"). Imported by the parent before it forks, the children share them.
+PRELOADED_MODULES = (
+    "smartcourse.bootstrap",
+    "smartcourse.adapters.mail",
+    "sqlalchemy.dialects.postgresql.asyncpg",
+    "asyncpg",
+    "email.headerregistry",
+    "email.contentmanager",
+    "email.generator",
+    "email.policy",
+)
+
+
+@worker_init.connect
+def _preload(**_: Any) -> None:
+    """Before the pool forks: import what every task needs, once, instead of in each child on its first task.
+    Only modules: connections, loops and threads are still made in each child (runtime())."""
+    for name in PRELOADED_MODULES:
+        importlib.import_module(name)
 
 
 @worker_init.connect

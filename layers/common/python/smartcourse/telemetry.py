@@ -184,8 +184,21 @@ class RootSampler(Sampler):
         return "SmartCourseRoot(no orphan SQL)"
 
 
+_tracer: tuple[trace.TracerProvider, trace.Tracer] | None = None
+
+
 def tracer() -> trace.Tracer:
-    return trace.get_tracer(TRACER_NAME)
+    """SmartCourse's tracer from the current provider, built once per provider.
+
+    `trace.get_tracer` builds a new Tracer at each call (the SDK's provider compares instrumentation scopes to
+    find it): 5 % of the enrollment worker's busy CPU when every span asked for it (docs/benchmarks.md,
+    "Eighth pass"). A provider set later (the SDK's, after the proxy) gets its own tracer."""
+    global _tracer
+    provider = trace.get_tracer_provider()
+    cached = _tracer
+    if cached is None or cached[0] is not provider:
+        cached = _tracer = (provider, provider.get_tracer(TRACER_NAME))
+    return cached[1]
 
 
 def trace_engine(engine: Any) -> None:
@@ -365,6 +378,7 @@ class JsonLinesSpanExporter(SpanExporter):
 
     def __init__(self, process: str) -> None:
         self.process = process
+        self._made: Path | None = None  # the directory this exporter created (no mkdir per export)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         lines = "".join(
@@ -373,13 +387,16 @@ class JsonLinesSpanExporter(SpanExporter):
         directory = span_dir()
         path = directory / f"{self.process}-{os.getpid()}{SPAN_FILE_SUFFIX}"
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            if directory != self._made:
+                directory.mkdir(parents=True, exist_ok=True)
+                self._made = directory
             with open(path, "a", encoding="utf-8") as fh:
                 fh.write(lines)
                 size = fh.tell()
             if size > MAX_SPAN_FILE_BYTES:
                 path.replace(path.with_name(path.name + ".1"))
         except OSError:
+            self._made = None  # the directory may have gone: make it again next time
             return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
 
