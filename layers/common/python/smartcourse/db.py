@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Table, bindparam, event, func, select
+from sqlalchemy.dialects.postgresql import ARRAY, Insert, insert
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.types import TypeEngine
 
 from smartcourse import telemetry
 from smartcourse.domain.events import DomainEvent
@@ -144,3 +146,26 @@ class UnitOfWork:
 
     async def get(self, model: type[Any], ident: Any, **kw: Any) -> Any:
         return await self.session.get(model, ident, **kw)
+
+
+def insert_from_arrays(table: Table, columns: Sequence[tuple[str, TypeEngine[Any]]]) -> Insert:
+    """`INSERT INTO table (columns) SELECT * FROM unnest(:rows_<column>, ...)`: any number of rows, one statement
+    text. Build it once (per process) and pass `arrays(columns, rows)`; add `on_conflict_*` as needed.
+
+    A multi-row VALUES list is a new statement for every row count: SQLAlchemy compiles it again (a bound parameter
+    per value) and asyncpg prepares it again. For the consumers' batched writes that was a quarter of the
+    enrollment worker's CPU (docs/benchmarks.md, "Eighth pass")."""
+    names = [name for name, _ in columns]
+    unnest = func.unnest(*(bindparam(f"rows_{name}", type_=ARRAY(type_)) for name, type_ in columns))
+    rows = unnest.table_valued(*names).render_derived()  # AS anon_1(metric, bucket, ...)
+    return insert(table).from_select(names, select(*(rows.c[name] for name in names)))
+
+
+def arrays(columns: Sequence[tuple[str, TypeEngine[Any]]], rows: Iterable[Sequence[Any]]) -> dict[str, list[Any]]:
+    """The parameters of an `insert_from_arrays` statement: one list per column, from rows in column order."""
+    out: dict[str, list[Any]] = {f"rows_{name}": [] for name, _ in columns}
+    lists = list(out.values())
+    for row in rows:
+        for values, value in zip(lists, row, strict=True):
+            values.append(value)
+    return out

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import trace
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import String, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smartcourse.event_contracts import validate_event
@@ -42,6 +44,25 @@ def deferred(session: AsyncSession) -> dict[str, Any] | None:
     written once for all the transaction's events; None when each effect must write at once."""
     found = session.info.get(_DEFERRED)
     return found if isinstance(found, dict) else None
+
+
+#: `Consumer.claim`: one statement of one shape whatever the number of events (their ids as one array parameter).
+#: It was a multi-row VALUES list, a new statement text for every batch size: SQLAlchemy compiled it afresh (a bound
+#: parameter and a cast per row) and asyncpg prepared it again; that compiling was a quarter of the enrollment
+#: worker's busy CPU in a profile of the drain (docs/benchmarks.md, "Eighth pass").
+_PROCESSED = ProcessedEvent.__table__  # Core, not the ORM's bulk insert: a plain statement, compiled once
+_CLAIM = (
+    insert(_PROCESSED)
+    .from_select(
+        ["consumer", "event_id"],
+        select(
+            bindparam("consumer", type_=String),
+            func.unnest(bindparam("event_ids", type_=ARRAY(PG_UUID(as_uuid=True)))),
+        ),
+    )
+    .on_conflict_do_nothing()
+    .returning(_PROCESSED.c.event_id)
+)
 
 
 @dataclass(frozen=True)
@@ -122,12 +143,7 @@ class Consumer:
         """Record the events as processed by this consumer in the caller's transaction (one statement for all);
         returns the ids that were not processed before, whose effects the caller applies in the same transaction.
         An id given twice is claimed once."""
-        claimed = await session.execute(
-            insert(ProcessedEvent)
-            .values([{"consumer": self.name, "event_id": event_id} for event_id in event_ids])
-            .on_conflict_do_nothing()
-            .returning(ProcessedEvent.event_id)
-        )
+        claimed = await session.execute(_CLAIM, {"consumer": self.name, "event_ids": event_ids})
         return {row[0] for row in claimed}
 
     async def apply(self, session: AsyncSession, envelope: dict[str, Any]) -> None:

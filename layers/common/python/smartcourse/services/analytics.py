@@ -6,11 +6,10 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, Float, and_, cast, func, select, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Date, Float, String, and_, cast, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smartcourse.db import UnitOfWork
+from smartcourse.db import UnitOfWork, arrays, insert_from_arrays
 from smartcourse.errors import Forbidden, Invalid, NotFound
 from smartcourse.event_consumer import Consumer, deferred
 from smartcourse.models import (
@@ -51,18 +50,21 @@ async def _flush_bumps(session: AsyncSession, pending: dict[str, Any]) -> None:
     await _write_bumps(session, pending.get("analytics") or {})
 
 
+_BUMP_COLUMNS = (("metric", String()), ("bucket", String()), ("value", Float()))
+_COUNTERS = AnalyticsCounter.__table__
+_bumps = insert_from_arrays(_COUNTERS, _BUMP_COLUMNS)
+#: Every counter move of a transaction in one statement of one shape (built once: see `db.insert_from_arrays`).
+_WRITE_BUMPS = _bumps.on_conflict_do_update(
+    index_elements=[_COUNTERS.c.metric, _COUNTERS.c.bucket],
+    set_={"value": _COUNTERS.c.value + _bumps.excluded.value, "updated_at": func.now()},
+)
+
+
 async def _write_bumps(session: AsyncSession, totals: dict[tuple[str, str], float]) -> None:
     if not totals:
         return
-    stmt = insert(AnalyticsCounter).values(
-        [{"metric": m, "bucket": b, "value": by} for (m, b), by in sorted(totals.items())]
-    )
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[AnalyticsCounter.metric, AnalyticsCounter.bucket],
-            set_={"value": AnalyticsCounter.value + stmt.excluded.value, "updated_at": func.now()},
-        )
-    )
+    rows = [(m, b, by) for (m, b), by in sorted(totals.items())]
+    await session.execute(_WRITE_BUMPS, arrays(_BUMP_COLUMNS, rows))
 
 
 def _ts(value: str | None) -> datetime | None:

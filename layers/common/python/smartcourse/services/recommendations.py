@@ -24,11 +24,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, delete, func, select, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Integer, and_, any_, bindparam, delete, func, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smartcourse.adapters.embedders import vector_from_bytes, vector_to_bytes
+from smartcourse.db import arrays, insert_from_arrays
 from smartcourse.domain import courses as course_rules
 from smartcourse.errors import Conflict, Forbidden, NotFound
 from smartcourse.event_consumer import Consumer, deferred
@@ -144,21 +146,38 @@ async def _bump_popularity(session: AsyncSession, course_id: uuid.UUID, *, admis
         await _write_popularity(session, totals)
 
 
+# The consumer's batched writes: one statement of one shape each, built once (see `db.insert_from_arrays`).
+_POPULARITY = CoursePopularity.__table__
+_POPULARITY_COLUMNS = (("course_id", PG_UUID(as_uuid=True)), ("admissions", Integer()), ("completions", Integer()))
+_popularity = insert_from_arrays(_POPULARITY, _POPULARITY_COLUMNS)
+_WRITE_POPULARITY = _popularity.on_conflict_do_update(
+    index_elements=[_POPULARITY.c.course_id],
+    set_={
+        "admissions": _POPULARITY.c.admissions + _popularity.excluded.admissions,
+        "completions": _POPULARITY.c.completions + _popularity.excluded.completions,
+    },
+)
+_PAIRS = CoursePair.__table__
+
+
+def _pairs_statement(column: str) -> tuple[Any, Any]:
+    columns = (("course_id", PG_UUID(as_uuid=True)), ("other_id", PG_UUID(as_uuid=True)), (column, Integer()))
+    stmt = insert_from_arrays(_PAIRS, columns)
+    upsert = stmt.on_conflict_do_update(
+        index_elements=[_PAIRS.c.course_id, _PAIRS.c.other_id],
+        set_={column: _PAIRS.c[column] + stmt.excluded[column]},
+    )
+    return columns, upsert
+
+
+_WRITE_PAIRS = {column: _pairs_statement(column) for column in ("co_admitted", "co_completed")}
+
+
 async def _write_popularity(session: AsyncSession, totals: dict[uuid.UUID, list[int]]) -> None:
     if not totals:
         return
-    stmt = insert(CoursePopularity).values(
-        [{"course_id": c, "admissions": a, "completions": d} for c, (a, d) in sorted(totals.items())]
-    )
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[CoursePopularity.course_id],
-            set_={
-                "admissions": CoursePopularity.admissions + stmt.excluded.admissions,
-                "completions": CoursePopularity.completions + stmt.excluded.completions,
-            },
-        )
-    )
+    rows = [(c, a, d) for c, (a, d) in sorted(totals.items())]
+    await session.execute(_WRITE_POPULARITY, arrays(_POPULARITY_COLUMNS, rows))
 
 
 async def _bump_pairs(session: AsyncSession, course_id: uuid.UUID, others: Iterable[uuid.UUID], column: str) -> None:
@@ -177,15 +196,8 @@ async def _bump_pairs(session: AsyncSession, course_id: uuid.UUID, others: Itera
 async def _write_pairs(session: AsyncSession, totals: dict[tuple[uuid.UUID, uuid.UUID], int], column: str) -> None:
     if not totals:
         return
-    rows = [{"course_id": a, "other_id": b, column: n} for (a, b), n in sorted(totals.items())]
-    stmt = insert(CoursePair).values(rows)
-    col = getattr(CoursePair, column)
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[CoursePair.course_id, CoursePair.other_id],
-            set_={column: col + getattr(stmt.excluded, column)},
-        )
-    )
+    columns, statement = _WRITE_PAIRS[column]
+    await session.execute(statement, arrays(columns, [(a, b, n) for (a, b), n in sorted(totals.items())]))
 
 
 async def _flush(session: AsyncSession, pending: dict[str, Any]) -> None:
@@ -234,19 +246,21 @@ async def _count_pairs(session: AsyncSession, reached: _Reached) -> None:
     await _bump_earlier(session, reached, [tuple(row) for row in rows])
 
 
+#: The enrollments of a block's students: one statement text whatever their number (an array, not an IN list).
+_ENROLLMENTS_OF_STUDENTS = select(
+    Enrollment.student_id,
+    Enrollment.id,
+    Enrollment.course_id,
+    Enrollment.admitted_at,
+    Enrollment.completed_at,
+    Enrollment.status,
+).where(Enrollment.student_id == any_(bindparam("students", type_=ARRAY(PG_UUID(as_uuid=True)))))
+
+
 async def _pairs_of_the_block(session: AsyncSession, block: list[_Reached]) -> None:
     if not block:
         return
-    rows = await session.execute(
-        select(
-            Enrollment.student_id,
-            Enrollment.id,
-            Enrollment.course_id,
-            Enrollment.admitted_at,
-            Enrollment.completed_at,
-            Enrollment.status,
-        ).where(Enrollment.student_id.in_(sorted({r.student_id for r in block})))
-    )
+    rows = await session.execute(_ENROLLMENTS_OF_STUDENTS, {"students": sorted({r.student_id for r in block})})
     by_student: dict[uuid.UUID, list[tuple[Any, ...]]] = {}
     for student_id, *rest in rows:
         by_student.setdefault(student_id, []).append(tuple(rest))
