@@ -10,12 +10,13 @@ from smartcourse.api.deps import ContainerDep, CurrentUser
 from smartcourse.consumers import registry
 from smartcourse.services import operations
 from smartcourse.tasks import app as celery_app
+from smartcourse.tasks import ensure_configured
 
 router = APIRouter(tags=["operations"])
 
 
 def send_task(name: str, args: list[Any], kwargs: dict[str, Any]) -> None:
-    celery_app.send_task(name, args=args, kwargs=kwargs)
+    ensure_configured(celery_app).send_task(name, args=args, kwargs=kwargs)
 
 
 @router.post("/ops/dead-letters/{dead_letter_id}/replay")

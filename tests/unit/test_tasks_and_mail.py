@@ -170,3 +170,32 @@ def test_the_celery_parent_preloads_what_a_task_imports() -> None:
     _preload()
     for name in PRELOADED_MODULES:
         assert importlib.import_module(name)
+
+
+def test_threads_using_a_fresh_app_at_once_all_see_its_configuration(monkeypatch: Any, tmp_path: Path) -> None:
+    """Celery installs a lazily read configuration before evaluating it: without `ensure_configured` a thread that
+    uses the app meanwhile sees no broker_url and falls back to amqp://localhost for good."""
+    import threading
+    import time as _time
+
+    from smartcourse import tasks
+
+    def slow_config(_settings: Any) -> dict[str, Any]:
+        _time.sleep(0.3)  # what resolving settings and engines may take in a starting process
+        return {"broker_url": "redis://broker.example:6379/0", "beat_schedule_filename": str(tmp_path / "beat")}
+
+    monkeypatch.setattr(tasks, "celery_config", slow_config)
+    fresh = tasks.make_app()
+    try:
+        seen: list[str] = []
+        threads = [
+            threading.Thread(target=lambda: seen.append(str(tasks.ensure_configured(fresh).conf.broker_url)))
+            for _ in range(6)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert seen == ["redis://broker.example:6379/0"] * 6
+    finally:
+        tasks.app.set_current()

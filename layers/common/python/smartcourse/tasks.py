@@ -10,6 +10,7 @@ import contextlib
 import importlib
 import logging
 import os
+import threading
 import time
 import traceback
 import uuid
@@ -160,6 +161,26 @@ def make_app(settings: Settings | None = None) -> Celery:
 
 
 app = make_app()
+
+_configure_lock = threading.Lock()
+_configured_apps: set[int] = set()
+
+
+def ensure_configured(celery: Celery = app) -> Celery:
+    """`celery` with its configuration fully read, once per process; call it before using the app from threads.
+
+    Celery reads a lazy configuration (`make_app`'s) on first use, and not safely across threads: it installs the
+    new configuration *before* evaluating our lazy defaults, so a second thread using the app meanwhile sees no
+    `broker_url` and builds its connection pool for Celery's default (amqp://localhost), which then fails every
+    enqueue of that process until it restarts (seen in a benchmark: the worker's first welcome e-mails go from
+    several executor threads at once). Here the first use happens in one thread while the others wait."""
+    key = id(celery)
+    if key not in _configured_apps:
+        with _configure_lock:
+            if key not in _configured_apps:
+                _ = celery.conf.broker_url  # reads the whole configuration, lazy defaults included
+                _configured_apps.add(key)
+    return celery
 
 
 @worker_init.connect
@@ -511,6 +532,7 @@ def enqueue_email(notification_id: uuid.UUID) -> None:
     (a broker round trip): from async code, call it through `asyncio.to_thread`.
     """
     try:
+        ensure_configured()
         send_email_task.apply_async(args=[str(notification_id)])
     except Exception:
         log.warning("could not enqueue notification email %s; the sweeper will", notification_id, exc_info=True)
@@ -574,6 +596,7 @@ def enqueue_emails(emails: list[dict[str, Any]]) -> None:
     """Ask a worker to send these notifications' e-mails in one task ([{"id": ..., "trace": carrier}, ...]). Never
     raises (like `enqueue_email`): rows whose enqueue was lost stay 'pending' for the sweeper. Blocking."""
     try:
+        ensure_configured()
         send_emails_task.apply_async(args=[emails])
     except Exception:
         log.warning("could not enqueue %d notification e-mails; the sweeper will", len(emails), exc_info=True)
