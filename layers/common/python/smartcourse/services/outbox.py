@@ -9,7 +9,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from sqlalchemy import select, update
+from sqlalchemy import DateTime, Integer, Text, any_, bindparam, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 
 from smartcourse import telemetry
 from smartcourse.metrics import OUTBOX_FAILURES as RELAY_FAILURES
@@ -43,6 +45,34 @@ class BatchPublisher(Publisher, Protocol):
     async def publish_batch(self, batch: Sequence[Outgoing]) -> None: ...
 
 
+_OUTBOX = OutboxEvent.__table__
+#: A round's rows (Core, built once: the relay only reads them and marks them; no ORM objects to track).
+_UNSENT = (
+    select(
+        _OUTBOX.c.id,
+        _OUTBOX.c.topic,
+        _OUTBOX.c.event_type,
+        _OUTBOX.c.aggregate_id,
+        _OUTBOX.c.payload,
+        _OUTBOX.c.trace_context,
+    )
+    .where(_OUTBOX.c.published_at.is_(None))
+    .order_by(_OUTBOX.c.occurred_at, _OUTBOX.c.id)
+    .limit(bindparam("batch", type_=Integer))
+    .with_for_update(skip_locked=True)
+)
+_MARK_SENT = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == any_(bindparam("ids", type_=ARRAY(PG_UUID(as_uuid=True)))))
+    .values(published_at=bindparam("sent_at", type_=DateTime(timezone=True)), attempts=_OUTBOX.c.attempts + 1)
+)
+_MARK_FAILED = (
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("failed_id", type_=PG_UUID(as_uuid=True)))
+    .values(attempts=_OUTBOX.c.attempts + 1, last_error=bindparam("error", type_=Text))
+)
+
+
 async def relay_once(sessionmaker: Any, publisher: Publisher, *, batch: int = 100) -> int:
     """Publish one batch of unsent events, oldest first. Rows are locked (SKIP LOCKED) so relays can scale out.
 
@@ -50,18 +80,11 @@ async def relay_once(sessionmaker: Any, publisher: Publisher, *, batch: int = 10
     in between republishes the event, which consumers dedupe by event id.
     """
     async with sessionmaker() as session, session.begin():
-        rows = list(
-            await session.scalars(
-                select(OutboxEvent)
-                .where(OutboxEvent.published_at.is_(None))
-                .order_by(OutboxEvent.occurred_at, OutboxEvent.id)
-                .limit(batch)
-                .with_for_update(skip_locked=True)
-            )
-        )
+        rows = list(await session.execute(_UNSENT, {"batch": batch}))
         if len(rows) > 1 and isinstance(publisher, BatchPublisher) and await _published_together(rows, publisher):
+            await _mark_sent(session, rows)
             return len(rows)
-        sent = 0
+        sent: list[Any] = []
         for row in rows:
             try:
                 with telemetry.publishing(row), OUTBOX_PUBLISH_DURATION.labels(row.event_type).time():
@@ -69,23 +92,24 @@ async def relay_once(sessionmaker: Any, publisher: Publisher, *, batch: int = 10
             except Exception as exc:
                 RELAY_FAILURES.labels(row.event_type).inc()
                 log.warning("outbox publish failed", extra={"event_id": str(row.id)}, exc_info=True)
-                await session.execute(
-                    update(OutboxEvent)
-                    .where(OutboxEvent.id == row.id)
-                    .values(attempts=OutboxEvent.attempts + 1, last_error=str(exc)[:2000])
-                )
+                await session.execute(_MARK_FAILED, {"failed_id": row.id, "error": str(exc)[:2000]})
                 break  # keep per-aggregate order: stop at the first failure, retry next round
-            row.published_at = utcnow()
-            row.attempts += 1
             RELAYED.labels(row.event_type).inc()
-            sent += 1
-        return sent
+            sent.append(row)
+        await _mark_sent(session, sent)
+        return len(sent)
 
 
-async def _published_together(rows: list[OutboxEvent], publisher: BatchPublisher) -> bool:
+async def _mark_sent(session: Any, rows: Sequence[Any]) -> None:
+    if rows:
+        await session.execute(_MARK_SENT, {"ids": [row.id for row in rows], "sent_at": utcnow()})
+
+
+async def _published_together(rows: Sequence[Any], publisher: BatchPublisher) -> bool:
     """The round's rows in one call (the in-process bus: one transaction per consumer; Kafka: every send, then every
-    ack). True: all sent and marked. False: the round goes on row by row, which keeps the rows before a failing one
-    and records the failure on that row (what was already delivered is delivered again: consumers dedupe)."""
+    ack). True: all sent (the caller marks them). False: the round goes on row by row, which keeps the rows before a
+    failing one and records the failure on that row (what was already delivered is delivered again: consumers
+    dedupe)."""
     batch = []
     for row in rows:  # each row's publish span: its consumers' spans are its children (in-process, Kafka header)
         with telemetry.publishing(row):
@@ -97,11 +121,8 @@ async def _published_together(rows: list[OutboxEvent], publisher: BatchPublisher
         log.warning("publishing %d outbox events together failed; going on one by one", len(rows), exc_info=True)
         return False
     share = (time.perf_counter() - started) / len(rows)  # the histogram is per event: each row its share
-    now = utcnow()
     for row in rows:
         OUTBOX_PUBLISH_DURATION.labels(row.event_type).observe(share)
-        row.published_at = now
-        row.attempts += 1
         RELAYED.labels(row.event_type).inc()
     return True
 
