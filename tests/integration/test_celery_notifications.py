@@ -259,6 +259,27 @@ async def test_worker_killed_mid_task_redelivers_and_sends_once(rig: MailRig, co
     assert len(mails_for(rig, nid, user["email"])) == 1
 
 
+async def test_a_mark_failing_after_smtp_accepted_is_recorded_anew_not_sent_again(
+    rig: MailRig, container: Any, api: Api
+) -> None:
+    """The transaction fails after the SMTP server accepted the message (here an injected fault at the mark; in a
+    chaos run, PostgreSQL restarting): 'sent' is recorded in a new transaction, and the e-mail goes out once."""
+    user = await api.user()
+    nid = await notify(container, user)
+    fault = Path(rig.worker.env["SMARTCOURSE_TEST_HOLD_DIR"]) / f"email.mark.{nid}.fail"
+    fault.touch()
+    try:
+        offset = rig.worker.log_offset()
+        rig.enqueue(nid)
+        note = await wait_sent(container, nid, timeout=60)
+    finally:
+        fault.unlink(missing_ok=True)
+    assert note.email_attempts == 1
+    await asyncio.sleep(1.0)  # a retry of the task, had there been one, would have sent again by now
+    assert len(mails_for(rig, nid, user["email"])) == 1
+    assert "transaction failed after SMTP accepted it" in rig.worker.log_since(offset)
+
+
 async def test_pool_child_killed_mid_task_is_redelivered(rig: MailRig, container: Any, api: Api) -> None:
     """Only the process running the task dies: the worker rejects the message with requeue (acks_late +
     task_reject_on_worker_lost) and runs it again at once."""

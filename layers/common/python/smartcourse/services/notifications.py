@@ -24,7 +24,7 @@ from smartcourse.adapters.mail import send_email
 from smartcourse.config import Settings
 from smartcourse.db import UnitOfWork
 from smartcourse.errors import NotFound
-from smartcourse.faults import hold_point
+from smartcourse.faults import fail_point, hold_point
 from smartcourse.models import Notification, User, utcnow
 from smartcourse.ports import FileStore
 from smartcourse.schemas import NotificationPublic
@@ -166,14 +166,19 @@ async def deliver_email(
     guarantees progress) or find 'sent' and stop. The claim is not the row lock itself: anything else
     that holds the row for an instant (a student marking it read) is waited for, not taken for a sender.
 
-    Residual window, honestly: killed (or the commit failing) after the SMTP server accepted the
-    message but before the commit, the row stays 'pending' and the email goes out a second time.
+    If the transaction fails after the SMTP server accepted the message (PostgreSQL restarting, the connection
+    lost at the commit), 'sent' is recorded in a new transaction, retried for about 20 s (`_mark_accepted`).
+
+    Residual window, honestly: killed after the SMTP server accepted the message but before the commit
+    (or the database away for longer than those retries), the row stays 'pending' and the email goes out
+    a second time.
     Both copies carry the same Message-ID (`message_id`), so the duplicate is identifiable and most
     mail clients collapse it. Closing the window for real would need an SMTP server that dedupes by
     Message-ID; a two-phase 'sending' state would only turn the duplicate into a possible loss.
     """
     settings = rt.settings
     params = {"notification_id": notification_id}
+    accepted = False  # the SMTP server took the message: from here on, only the mark may fail
     try:
         async with rt.sessionmaker() as session, session.begin():
             if not await session.scalar(_claim(), {"claim_key": email_claim_key(notification_id)}):
@@ -199,14 +204,47 @@ async def deliver_email(
                 attachments=attachments,
                 message_id=message_id(notification_id, settings),
             )
+            accepted = True
+            await fail_point("email.mark", str(notification_id))  # test-only: the mark's transaction fails here
             await session.execute(_mark_sent(), {**params, "now": utcnow()})
             if on_sent is not None:  # e.g. the task's own outcome record: one commit for both
                 await on_sent(session)
     except Exception:
+        if accepted and await _mark_accepted(rt.sessionmaker, notification_id, on_sent):
+            log.warning("notification %s: e-mailed; its transaction failed after SMTP accepted it, marked sent "
+                        "in a new one", notification_id, exc_info=True)  # fmt: skip
+            return "sent"
         await _count_failed_attempt(rt.sessionmaker, notification_id)
         raise
     log.info("notification %s emailed", notification_id)
     return "sent"
+
+
+#: After SMTP accepted a message whose transaction then failed (PostgreSQL restarting, the connection lost at the
+#: commit), how long the sender keeps trying to record 'sent' before it gives up and lets the task be retried (which
+#: sends again, with the same Message-ID). PostgreSQL comes back from a restart within seconds.
+MARK_ACCEPTED_DELAYS = (0.2, 0.5, 1.0, 2.0, 3.0, 5.0, 8.0)
+
+
+async def _mark_accepted(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    notification_id: uuid.UUID,
+    on_sent: Callable[[AsyncSession], Awaitable[None]] | None,
+) -> bool:
+    """Record 'sent' for an e-mail the SMTP server accepted, in a transaction of its own, retried while the database
+    is away; True once recorded. Without it a restart of PostgreSQL between the SMTP accept and the commit sent the
+    e-mail a second time (seen in a chaos run). A row another sender marked meanwhile stays as it is."""
+    for delay in (0.0, *MARK_ACCEPTED_DELAYS):
+        await asyncio.sleep(delay)
+        try:
+            async with sessionmaker() as session, session.begin():
+                await session.execute(_mark_accepted_statement(), {"notification_id": notification_id, "now": utcnow()})
+                if on_sent is not None:
+                    await on_sent(session)
+            return True
+        except Exception:
+            log.info("notification %s: recording 'sent' failed; trying again", notification_id, exc_info=True)
+    return False
 
 
 _ID = PG_UUID(as_uuid=True)
@@ -244,6 +282,21 @@ def _mark_sent() -> Any:
     return (
         update(Notification)
         .where(Notification.id == bindparam("notification_id", type_=_ID))
+        .values(
+            email_status="sent",
+            emailed_at=bindparam("now", type_=DateTime(timezone=True)),
+            email_attempts=Notification.email_attempts + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+
+
+@functools.cache
+def _mark_accepted_statement() -> Any:
+    """`_mark_sent` for a row still 'pending' only (recording an accepted e-mail in a transaction of its own)."""
+    return (
+        update(Notification)
+        .where(Notification.id == bindparam("notification_id", type_=_ID), Notification.email_status == "pending")
         .values(
             email_status="sent",
             emailed_at=bindparam("now", type_=DateTime(timezone=True)),
