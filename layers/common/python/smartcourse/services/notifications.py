@@ -294,16 +294,7 @@ def _mark_sent() -> Any:
 @functools.cache
 def _mark_accepted_statement() -> Any:
     """`_mark_sent` for a row still 'pending' only (recording an accepted e-mail in a transaction of its own)."""
-    return (
-        update(Notification)
-        .where(Notification.id == bindparam("notification_id", type_=_ID), Notification.email_status == "pending")
-        .values(
-            email_status="sent",
-            emailed_at=bindparam("now", type_=DateTime(timezone=True)),
-            email_attempts=Notification.email_attempts + 1,
-        )
-        .execution_options(synchronize_session=False)
-    )
+    return _mark_sent().where(Notification.email_status == "pending")
 
 
 def email_batch_items(emails: Any) -> list[tuple[uuid.UUID, Any]]:
