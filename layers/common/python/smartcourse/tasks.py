@@ -234,10 +234,7 @@ PRELOADED_MODULES = (
     "smartcourse.adapters.mail",
     "sqlalchemy.dialects.postgresql.asyncpg",
     "asyncpg",
-    "email.headerregistry",
-    "email.contentmanager",
-    "email.generator",
-    "email.policy",
+    "email.generator",  # Message.as_bytes imports it on first use; adapters.mail brings the email.mime classes
 )
 
 

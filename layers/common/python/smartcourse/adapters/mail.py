@@ -7,7 +7,7 @@ for long is reopened, and one that failed is dropped, never reused.
 
 Messages are built with the `email.mime` classes (the `compat32` policy) rather than `EmailMessage`: the default
 policy parses every header it is given through its header registry, which made building and flattening the welcome
-message 1.3 ms against 0.4 ms here (docs/benchmarks.md, "Eighth pass"). Non-ASCII names and subjects are RFC 2047
+message 0.66 ms against 0.12 ms here (docs/benchmarks.md, "Eighth pass"). Non-ASCII names and subjects are RFC 2047
 encoded words, bodies quoted-printable UTF-8 (7bit when ASCII); the result reads the same to any client.
 """
 
@@ -85,15 +85,14 @@ def build_message(
             part.add_header("Content-Disposition", "attachment", filename=filename)
             parts.append(part)
         body = MIMEMultipart("mixed", _subparts=parts)
-    msg = body
-    msg["From"] = _address(sender)
-    msg["To"] = _address(to)
-    msg["Subject"] = _header_text(subject)
-    msg["Date"] = formatdate(localtime=False, usegmt=True)
+    body["From"] = _address(sender)
+    body["To"] = _address(to)
+    body["Subject"] = _header_text(subject)
+    body["Date"] = formatdate(localtime=False, usegmt=True)
     # Deterministic, supplied by the caller: a resend of the same notification carries the same id,
     # so a duplicate delivery is recognisable (and mail clients thread or collapse it).
-    msg["Message-ID"] = message_id if message_id.startswith("<") else f"<{message_id}>"
-    return msg
+    body["Message-ID"] = message_id if message_id.startswith("<") else f"<{message_id}>"
+    return body
 
 
 class SmtpConnection:
