@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import http.client
 import os
+import select
+import socket
 import subprocess
 import sys
 import time
@@ -15,10 +17,10 @@ from smartcourse.engines import free_port, port_open
 from tests.conftest import REPO
 
 
-def _serve(port: int, log: Path) -> subprocess.Popen[bytes]:
+def _serve(port: int, log: Path, workers: int = 1) -> subprocess.Popen[bytes]:
     with open(log, "ab") as fh:
         return subprocess.Popen(
-            [sys.executable, "-m", "smartcourse.cli", "serve", "--port", str(port), "--workers", "1"],
+            [sys.executable, "-m", "smartcourse.cli", "serve", "--port", str(port), "--workers", str(workers)],
             env=os.environ.copy(),
             cwd=REPO,
             stdout=fh,
@@ -55,5 +57,85 @@ async def test_an_idle_keep_alive_connection_is_left_for_the_client_to_close(con
         server.terminate()
         try:
             server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def _burst(host: str, port: int, n: int) -> list[socket.socket]:
+    """n connections opened at once, as a client pool or load balancer does (non-blocking connects in a row)."""
+    socks = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
+    for s in socks:
+        s.setblocking(False)
+        s.connect_ex((host, port))
+    for s in socks:
+        select.select([], [s], [], 30)
+        s.setblocking(True)
+        s.settimeout(60)
+    return socks
+
+
+def _raw_get(sock: socket.socket, path: str) -> int:
+    """One GET on an open connection, kept open; the response's status."""
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: api\r\n\r\n".encode())
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, "the server closed the connection"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")),
+        0,
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return int(head.split(b" ", 2)[1])
+
+
+def _listening_children(server: subprocess.Popen[bytes], port: int) -> dict[int, int]:
+    """The API processes under the supervisor `server` → how many of their sockets are connected to `port`
+    (those listening on it count -1, so a process that listens but holds no connection reads as -1)."""
+    import psutil
+
+    counts: dict[int, int] = {}
+    for child in psutil.Process(server.pid).children(recursive=True):
+        try:
+            conns = child.net_connections(kind="tcp")
+        except psutil.Error:
+            continue
+        for c in conns:
+            if c.laddr and c.laddr.port == port:
+                if c.status == psutil.CONN_LISTEN:
+                    counts[child.pid] = counts.get(child.pid, 0) - 1
+                elif c.status == psutil.CONN_ESTABLISHED:
+                    counts[child.pid] = counts.get(child.pid, 0) + 1
+    return counts
+
+
+async def test_several_api_processes_share_a_burst_of_keep_alive_connections(container: Any, tmp_path: Path) -> None:
+    """`--workers 2`: a burst of 24 keep-alive connections (a load balancer's pool, the bench's clients) lands on
+    both processes. With uvicorn's one shared socket, the process that woke first accepted the whole burst and the
+    other sat idle (one at 82 % of a core, the other at 0-8 %: docs/benchmarks.md, "Ninth pass")."""
+    port, log = free_port(), tmp_path / "serve.log"
+    server = _serve(port, log, workers=2)
+    conns: list[socket.socket] = []
+    try:
+        deadline = time.monotonic() + 180
+        while len(_listening_children(server, port)) < 2:  # both processes listen (each on its own socket)
+            assert server.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "the two API processes did not both listen"
+            await asyncio.sleep(0.3)
+        conns = _burst("127.0.0.1", port, 24)  # every connection opened within microseconds, before any request
+        statuses = await asyncio.gather(*(asyncio.to_thread(_raw_get, conn, "/health") for conn in conns))
+        assert set(statuses) <= {200, 503}, statuses  # answered (503: an engine not ready is still an answer)
+        held = {pid: n + 1 for pid, n in _listening_children(server, port).items()}  # the connections each holds
+        assert len(held) == 2 and sum(held.values()) == 24, held
+        assert min(held.values()) >= 3, f"one process took the burst: {held}"  # P(< 3 of 24 | even) ≈ 4e-5
+    finally:
+        for conn in conns:
+            conn.close()
+        server.terminate()
+        try:
+            server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()

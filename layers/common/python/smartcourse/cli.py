@@ -54,7 +54,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from smartcourse.metrics_multiprocess import use_multiprocess_dir
 
         use_multiprocess_dir("api")
-    uvicorn.run(
+    from smartcourse.api.serve import serve
+
+    config = uvicorn.Config(
         "smartcourse.api.local:build_local_app",
         factory=True,
         host=args.host,
@@ -67,6 +69,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         server_header=False,  # no "server: uvicorn": nothing to fingerprint
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
+    try:
+        serve(config)  # several processes: each listens on its own socket (api/serve.py)
+    except KeyboardInterrupt:
+        pass
     return 0
 
 
