@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import re
 import secrets
 import socket
@@ -37,10 +38,29 @@ DASHBOARDS = REPO / "ops" / "grafana" / "dashboards"
 KINDS = ("worker", "relay", "consumers", "celery")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports(n: int) -> list[int]:
+    """`n` distinct free ports below the kernel's ephemeral range.
+
+    Not `bind(0)`: the kernel hands a port just released to the next `bind(0)` now and then (6 groups of 7 in
+    5,000 here), and any process's outgoing connection may take an ephemeral port between the choice and the
+    process's own bind. Either way a process could not listen on its metrics port (it logs and goes on: metrics
+    never stop a process) while another answered there: one CI run's relay panels stayed empty that way.
+    """
+    ephemeral = Path("/proc/sys/net/ipv4/ip_local_port_range")
+    low = int(ephemeral.read_text().split()[0]) if ephemeral.exists() else 32768
+    ports: list[int] = []
+    rng = random.Random()
+    while len(ports) < n:
+        port = rng.randrange(10_000, low)
+        if port in ports:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+    return ports
 
 
 def scoped(expr: str, run: str) -> str:
@@ -76,8 +96,8 @@ class Run:
     def __init__(self, tmp: Path, database_url: str) -> None:
         self.id = uuid.uuid4().hex[:10]
         self.tmp = tmp
-        self.api_port = free_port()
-        self.ports = {kind: free_port() for kind in KINDS}
+        self.api_port, smtp_port, llm_port, *ports = free_ports(3 + len(KINDS))
+        self.ports = dict(zip(KINDS, ports, strict=True))
         self.holds = tmp / "holds"
         self.holds.mkdir()
         self.env = {
@@ -95,8 +115,8 @@ class Run:
             "CELERY_QUEUE": f"dash-{self.id}",
             "CELERY_MAX_RETRIES": "1",
             "SMTP_HOST": "127.0.0.1",
-            "SMTP_PORT": str(free_port()),  # nobody listens: every e-mail fails, is retried, then dead-lettered
-            "LLM_BASE_URL": f"http://127.0.0.1:{free_port()}/v1",  # the model is unreachable too
+            "SMTP_PORT": str(smtp_port),  # nobody listens: every e-mail fails, is retried, then dead-lettered
+            "LLM_BASE_URL": f"http://127.0.0.1:{llm_port}/v1",  # the model is unreachable too
             "JWT_SECRET": secrets.token_hex(32),
             **{f"SMARTCOURSE_METRICS_PORT_{kind.upper()}": str(port) for kind, port in self.ports.items()},
         }
@@ -197,7 +217,8 @@ async def test_every_dashboard_panel_has_data_after_a_scenario(database: str, tm
             phases["the assistant answered"] = time.monotonic() - started
             assert answer.json().get("code") or answer.status_code == 200, answer.text  # an error, but a clear one
         print("seconds since the processes started:", {k: round(v, 1) for k, v in phases.items()})
-        assert not missing, "panels without data:\n" + "\n".join(missing)
+        logs = {name: (run.tmp / f"{name}.log").read_text(errors="replace")[-1200:] for name in run.procs}
+        assert not missing, "panels without data:\n" + "\n".join(missing) + f"\nthe processes' logs' tails: {logs}"
     finally:
         targets_file.unlink(missing_ok=True)
         run.stop()
@@ -224,9 +245,11 @@ async def _wait_until_up(run: Run) -> None:
         async with httpx.AsyncClient(timeout=2) as client:
             for kind, port in ports.items():
                 try:
-                    status = (await client.get(f"http://127.0.0.1:{port}/metrics")).status_code
-                    if status != 200:
-                        down[kind] = f"answered {status}"
+                    r = await client.get(f"http://127.0.0.1:{port}/metrics")
+                    if r.status_code != 200:
+                        down[kind] = f"answered {r.status_code}"
+                    elif f'smartcourse_build_info{{kind="{kind}"' not in r.text:  # and not another process there
+                        down[kind] = "its port answers with another process's metrics"
                 except httpx.HTTPError as exc:
                     down[kind] = f"{type(exc).__name__}"
         return not down
