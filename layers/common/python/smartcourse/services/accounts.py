@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from smartcourse.config import Settings
 from smartcourse.db import UnitOfWork
@@ -230,7 +231,13 @@ _ACCOUNT_CHECK = select(User.role, User.is_active, User.token_version).where(
 
 async def authenticate(*, uow: UnitOfWork, claims: Principal) -> Principal:
     """The caller of a validly signed token, if its account still exists, is active and the token is current."""
-    row = (await uow.session.execute(_ACCOUNT_CHECK, {"user_id": claims.user_id})).first()
+    return await check_account(uow.session, claims)
+
+
+async def check_account(db: AsyncConnection | AsyncSession, claims: Principal) -> Principal:
+    """`authenticate` on a connection (or session) of the caller's: every authenticated request runs it, and on a
+    bare connection it skips the ORM session's set-up and its statement path (docs/benchmarks.md, "Ninth pass")."""
+    row = (await db.execute(_ACCOUNT_CHECK, {"user_id": claims.user_id})).first()
     if row is None:
         raise Unauthorized("the account of this token no longer exists", code="account_not_found")
     if not row.is_active:

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from smartcourse.db import UnitOfWork, outbox_values
 from smartcourse.domain import courses as course_rules
@@ -354,10 +355,12 @@ async def enroll(
     if principal.role != "student":
         raise Forbidden("only students enroll in courses", code="role_forbidden")
     student_id = principal.user_id
-    await uow.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    # The statements below are Core statements: they run on the session's connection itself, past the ORM's
+    # statement path (its compile state and result set-up: docs/benchmarks.md, "Ninth pass").
+    conn = await uow.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     params = {"student_id": student_id, "course_id": course_id, "key": idempotency_key or None}
     existing_id, status, content_version, last_attempt, required, completed = (
-        await uow.session.execute(_facts_statement(), params)
+        await conn.execute(_facts_statement(), params)
     ).one()
     found = await uow.session.get(Enrollment, existing_id) if existing_id is not None else None
     if found is not None:
@@ -395,7 +398,7 @@ async def enroll(
         e, principal, outbox_values(admitted_event), outbox_values(waitlisted_event), workflow_id
     )
     try:
-        written = await _admit(uow, params)
+        written = await _admit(conn, params)
     except IntegrityError:
         # A concurrent identical request won: nothing of ours was written (each statement is atomic).
         await uow.session.rollback()
@@ -417,13 +420,13 @@ async def enroll(
 _SEAT_RETRIES = 10
 
 
-async def _admit(uow: UnitOfWork, params: dict[str, Any]) -> datetime | None:
+async def _admit(conn: AsyncConnection, params: dict[str, Any]) -> datetime | None:
     """Take a seat (`_seat_statement`), else a place on the waitlist (`_waitlist_statement`), each in one statement
     committing on its own. Returns None for a seat, the waitlisted_at of a place; raises NotFound / course_full."""
     for _ in range(_SEAT_RETRIES):
-        if (await uow.session.execute(_seat_statement(), params)).first() is not None:
+        if (await conn.execute(_seat_statement(), params)).first() is not None:
             return None
-        row = (await uow.session.execute(_waitlist_statement(), params)).first()
+        row = (await conn.execute(_waitlist_statement(), params)).first()
         if row is None:
             raise NotFound("course not found", code="course_not_found")
         _, has_seat, enrollment_id, waitlisted_at = row
