@@ -626,7 +626,9 @@ def http_ok(url: str) -> bool:
 
 def start_product(engines: Engines, data_dir: Path, run_id: str, children: Children) -> Deployment:
     """Migrate, then start API, worker, Celery (and relay + consumers with Kafka) and the baseline."""
-    from smartcourse.cli import CELERY_WORKER, api_workers
+    from baseline_app import POOL_MAX as BASELINE_CONNECTIONS
+
+    from smartcourse.cli import CELERY_CONNECTIONS, CELERY_WORKER, api_workers, pool_plan, server_connection_limit
     from smartcourse.engines import free_port
     from smartcourse.migrations import upgrade_head
 
@@ -636,7 +638,17 @@ def start_product(engines: Engines, data_dir: Path, run_id: str, children: Child
     say(f"migrated in {time.monotonic() - t0:.1f}s")
     api_port, baseline_port = free_port(), free_port()
     exe = [sys.executable, "-m", "smartcourse.cli"]
-    workers = ["--workers", str(env.get("SMARTCOURSE_API_WORKERS") or api_workers())]  # as `smartcourse run`
+    n_api = int(env.get("SMARTCOURSE_API_WORKERS") or api_workers())
+    workers = ["--workers", str(n_api)]  # as `smartcourse run`
+    # The pools as `smartcourse run` sizes them, with the baseline's pool beside the product's.
+    pools, line = pool_plan(
+        server_connection_limit(engines.database_url),
+        n_api + 1 + (2 if env.get("KAFKA_BOOTSTRAP_SERVERS") else 0),
+        others=CELERY_CONNECTIONS + BASELINE_CONNECTIONS,
+        env=env,
+    )
+    env.update(pools)
+    say(line)
     children.start("api", [*exe, "serve", "--host", LOCALHOST, "--port", str(api_port), *workers], env, data_dir)
     children.start("worker", [*exe, "worker"], env, data_dir)
     celery = [*CELERY_WORKER, "--concurrency", "2", "-B", "-n", f"bench-{run_id}@%h"]

@@ -205,6 +205,22 @@ def build_file_store(settings: Settings) -> FileStore:
 DOCUMENT_POOL_SIZE, DOCUMENT_POOL_OVERFLOW = 5, 5
 
 
+def connections_per_process(pool_size: int, max_overflow: int) -> int:
+    """The most connections one process opens: its main pool, full, and its document store's (`build_container`)."""
+    return pool_size + max_overflow + min(pool_size, DOCUMENT_POOL_SIZE) + min(max_overflow, DOCUMENT_POOL_OVERFLOW)
+
+
+def pool_within(allowance: int, *, pool_size: int = 10, max_overflow: int = 20) -> tuple[int, int]:
+    """The main pool (size, overflow) of a process allowed `allowance` connections: the given one if it fits, else
+    less overflow first, then fewer kept connections; never under one kept connection and no overflow."""
+    while connections_per_process(pool_size, max_overflow) > allowance and (max_overflow > 0 or pool_size > 1):
+        if max_overflow > 0:
+            max_overflow -= 1
+        else:
+            pool_size -= 1
+    return pool_size, max_overflow
+
+
 def build_container(
     settings: Settings, *, pool_size: int = 10, max_overflow: int = 20, pool_timeout: float = 30.0
 ) -> Container:
@@ -244,7 +260,8 @@ async def get_container() -> Container:
     global _container
     loop = asyncio.get_running_loop()
     if _container is None or _container.loop is not loop or loop.is_closed():
-        _container = build_container(get_settings())
+        settings = get_settings()
+        _container = build_container(settings, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
     return _container
 
 

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -295,6 +296,72 @@ def make_private(data_dir: Path) -> None:
 
 #: The Celery worker of `make run` (and of the tests' `celery_worker` fixture).
 CELERY_WORKER = [sys.executable, "-m", "celery", "-A", "smartcourse.tasks", "worker", "-l", "info"]
+#: Connections the launcher leaves free on the server: psql, migrations, the admin tools, a second deployment's
+#: start-up. Celery's children take 2 each (`tasks`: a pool of 1 + 1), counted apart.
+SPARE_CONNECTIONS = 10
+
+
+def server_connection_limit(database_url: str) -> int:
+    """max_connections minus the slots reserved for superusers, read from the server itself."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+    async def read() -> int:
+        conn = await asyncpg.connect(dsn)
+        try:
+            total = int(await conn.fetchval("SHOW max_connections"))
+            reserved = int(await conn.fetchval("SHOW superuser_reserved_connections"))
+            return total - reserved
+        finally:
+            await conn.close()
+
+    return asyncio.run(read())
+
+
+def pool_plan(
+    limit: int, processes: int, *, others: int = 0, env: dict[str, str] | None = None
+) -> tuple[dict[str, str], str]:
+    """DB_POOL_SIZE / DB_MAX_OVERFLOW for `processes` processes sharing a server that takes `limit` connections,
+    `others` of which go elsewhere (Celery, a benchmark's baseline): the default pools (10 + 20, and the document
+    store's 5 + 5) when they fit, else smaller ones that do. Nothing when the environment sets them already (then
+    the message says whether they fit). Returns (settings for the processes' environment, a line for the operator).
+    """
+    from smartcourse.bootstrap import connections_per_process, pool_within
+
+    given: Mapping[str, str] = os.environ if env is None else env
+    usable = limit - SPARE_CONNECTIONS
+    if given.get("DB_POOL_SIZE") or given.get("DB_MAX_OVERFLOW"):
+        size, overflow = int(given.get("DB_POOL_SIZE") or 10), int(given.get("DB_MAX_OVERFLOW") or 20)
+        most = processes * connections_per_process(size, overflow) + others
+        verdict = (
+            f"fits the server's {limit}"
+            if most <= usable
+            else f"EXCEEDS the {usable} of the server's {limit} left to us: lower DB_POOL_SIZE / DB_MAX_OVERFLOW "
+            "or raise max_connections"
+        )
+        return {}, f"database connections: at most {most} ({processes} processes with the pools set), {verdict}"
+    size, overflow = pool_within(max(2, (usable - others) // max(1, processes)))
+    most = processes * connections_per_process(size, overflow) + others
+    line = (
+        f"database connections: at most {most} of the server's {limit} ({processes} processes, each a pool of "
+        f"{size} + {overflow} overflow and its document store's)"
+    )
+    if (size, overflow) != (10, 20):
+        line += "; under the default 10 + 20 to fit: a larger max_connections gives larger pools"
+    return {"DB_POOL_SIZE": str(size), "DB_MAX_OVERFLOW": str(overflow)}, line
+
+
+#: Celery's children of `smartcourse run` (--concurrency) and the connections they hold (2 each, `tasks`).
+CELERY_CONCURRENCY = 2
+CELERY_CONNECTIONS = 2 * CELERY_CONCURRENCY
+
+
+def pool_processes(processes: dict[str, list[str]]) -> int:
+    """How many of `run_processes` hold a container's pools: each API process, the worker, the relay, the consumers
+    (Celery's children have their own small pool, `CELERY_CONNECTIONS`)."""
+    return sum(api_workers() if name == "api" else 1 for name in processes if name != "celery")
 
 
 def run_processes(host: str, port: int, *, kafka: bool) -> dict[str, list[str]]:
@@ -308,7 +375,7 @@ def run_processes(host: str, port: int, *, kafka: bool) -> dict[str, list[str]]:
         "worker": [*exe, "worker"],
         # Celery: email and other background tasks; -B runs the beat schedule (the notification
         # sweeper) inside it, fine for this single worker (production runs one `celery beat`).
-        "celery": [*CELERY_WORKER, "--concurrency", "2", "-B"],
+        "celery": [*CELERY_WORKER, "--concurrency", str(CELERY_CONCURRENCY), "-B"],
     }
     if kafka:  # the worker relays in-process only without Kafka
         procs["relay"] = [*exe, "relay"]
@@ -347,9 +414,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         }
     )
     _migrate(resolved.database_url or "")
+    processes = run_processes(args.host, args.port, kafka=bool(settings.kafka_bootstrap_servers))
+    # Every process has its own pools: together they must fit the server's max_connections (the embedded one: 100),
+    # or a burst meets "too many clients" (a 503) in whichever process opens the connection one too many.
+    pools, line = pool_plan(
+        server_connection_limit(resolved.database_url or ""),
+        pool_processes(processes),
+        others=CELERY_CONNECTIONS,
+        env=env,
+    )
+    env.update(pools)
+    print(line, flush=True)
     children: dict[str, subprocess.Popen[bytes]] = {
-        name: subprocess.Popen(argv, env=env)
-        for name, argv in run_processes(args.host, args.port, kafka=bool(settings.kafka_bootstrap_servers)).items()
+        name: subprocess.Popen(argv, env=env) for name, argv in processes.items()
     }
     base = f"http://{args.host}:{args.port}"
     print(

@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("var"), alias="SMARTCOURSE_DATA_DIR")
 
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    # Connections of each process's main pool: kept open, and allowed beyond them under a burst. Every process has
+    # one (the document store's is at most 5 + 5 more): their sum must stay under the server's max_connections.
+    db_pool_size: int = Field(default=10, ge=1, alias="DB_POOL_SIZE")
+    db_max_overflow: int = Field(default=20, ge=0, alias="DB_MAX_OVERFLOW")
     redis_url: str | None = Field(default=None, alias="REDIS_URL")
     mongodb_url: str | None = Field(default=None, alias="MONGODB_URL")
     mongodb_database: str = Field(default="smartcourse", alias="MONGODB_DATABASE")

@@ -1,0 +1,77 @@
+"""`smartcourse run` (what `make run` starts) on a fresh data directory: engines, migrations, every process, and
+pools sized to the embedded PostgreSQL's max_connections."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from smartcourse.engines import free_port
+from tests.conftest import REPO
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+def test_run_starts_the_product_with_pools_that_fit_the_server(tmp_path: Path) -> None:
+    port = free_port()
+    engines = {"DATABASE", "REDIS", "TEMPORAL", "KAFKA", "SCHEMA", "CELERY", "MONGODB", "S3", "SMTP"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k.split("_")[0] not in engines
+        and k not in {"JWT_SECRET", "DB_POOL_SIZE", "DB_MAX_OVERFLOW", "PROMETHEUS_MULTIPROC_DIR"}
+    }
+    env.update(
+        {
+            "SMARTCOURSE_DATA_DIR": str(tmp_path / "data"),
+            "SMARTCOURSE_ENV": "development",
+            "SMARTCOURSE_API_WORKERS": "2",
+            "PYTHONUNBUFFERED": "1",
+            # Metrics ports of their own: another run (or the suite's processes) may hold the defaults.
+            **{f"SMARTCOURSE_METRICS_PORT_{k}": "0" for k in ("WORKER", "RELAY", "CONSUMERS", "CELERY")},
+        }
+    )
+    out = tmp_path / "run.log"
+    with open(out, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "smartcourse.cli", "run", "--port", str(port)],
+            env=env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert proc.poll() is None, out.read_text()[-3000:]
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, out.read_text()[-3000:]
+            time.sleep(0.5)
+        text = out.read_text()
+        # Two API processes and the worker, each a main pool and its document store's, plus Celery's children:
+        # at most what the embedded server (max_connections 100, 3 for superusers) leaves after the spare ten.
+        found = re.search(r"database connections: at most (\d+) of the server's (\d+) \(3 processes", text)
+        assert found, text[-3000:]
+        most, limit = int(found.group(1)), int(found.group(2))
+        assert limit == 97 and most <= limit - 10, found.group(0)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            code = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+    assert code == 0, out.read_text()[-3000:]
