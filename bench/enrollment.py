@@ -641,14 +641,12 @@ def start_product(engines: Engines, data_dir: Path, run_id: str, children: Child
     n_api = int(env.get("SMARTCOURSE_API_WORKERS") or api_workers())
     workers = ["--workers", str(n_api)]  # as `smartcourse run`
     # The pools as `smartcourse run` sizes them, with the baseline's pool beside the product's.
-    pools, line = pool_plan(
-        server_connection_limit(engines.database_url),
-        n_api + 1 + (2 if env.get("KAFKA_BOOTSTRAP_SERVERS") else 0),
-        others=CELERY_CONNECTIONS + BASELINE_CONNECTIONS,
-        env=env,
-    )
-    env.update(pools)
-    say(line)
+    limit = server_connection_limit(engines.database_url)
+    if limit is not None:
+        processes = n_api + 1 + (2 if env.get("KAFKA_BOOTSTRAP_SERVERS") else 0)
+        pools, line = pool_plan(limit, processes, others=CELERY_CONNECTIONS + BASELINE_CONNECTIONS, env=env)
+        env.update(pools)
+        say(line)
     children.start("api", [*exe, "serve", "--host", LOCALHOST, "--port", str(api_port), *workers], env, data_dir)
     children.start("worker", [*exe, "worker"], env, data_dir)
     celery = [*CELERY_WORKER, "--concurrency", "2", "-B", "-n", f"bench-{run_id}@%h"]

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -75,3 +76,12 @@ def test_run_starts_the_product_with_pools_that_fit_the_server(tmp_path: Path) -
             os.killpg(proc.pid, signal.SIGKILL)
             raise
     assert code == 0, out.read_text()[-3000:]
+
+
+def test_the_server_limit_is_read_from_the_server(settings: Any) -> None:
+    from smartcourse.cli import server_connection_limit
+
+    # The suite's server: embedded (100 less 3 for superusers) or the stack's (200 less 3).
+    assert server_connection_limit(settings.database_url) in (97, 197)
+    # Nobody listens there: the pools stay as configured, and nothing raises.
+    assert server_connection_limit(f"postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/none") is None

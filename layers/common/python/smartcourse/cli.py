@@ -21,6 +21,8 @@ from smartcourse import aio
 from smartcourse.config import get_settings
 from smartcourse.priority import lower_background_priority
 
+log = logging.getLogger(__name__)
+
 
 def _migrate(database_url: str) -> None:
     from smartcourse.migrations import upgrade_head
@@ -301,23 +303,31 @@ CELERY_WORKER = [sys.executable, "-m", "celery", "-A", "smartcourse.tasks", "wor
 SPARE_CONNECTIONS = 10
 
 
-def server_connection_limit(database_url: str) -> int:
-    """max_connections minus the slots reserved for superusers, read from the server itself."""
-    import asyncpg
-    from sqlalchemy.engine import make_url
+def server_connection_limit(database_url: str) -> int | None:
+    """max_connections less the slots reserved (for superusers; PostgreSQL 16's reserved_connections), read from the
+    server itself with the product's own driver settings; None when it cannot be read (logged)."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import NullPool
 
-    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    query = text(
+        "SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int"
+        " - coalesce(current_setting('reserved_connections', true), '0')::int"
+    )
 
     async def read() -> int:
-        conn = await asyncpg.connect(dsn)
+        engine = create_async_engine(database_url, poolclass=NullPool)
         try:
-            total = int(await conn.fetchval("SHOW max_connections"))
-            reserved = int(await conn.fetchval("SHOW superuser_reserved_connections"))
-            return total - reserved
+            async with engine.connect() as conn:
+                return int((await conn.execute(query)).scalar_one())
         finally:
-            await conn.close()
+            await engine.dispose()
 
-    return asyncio.run(read())
+    try:
+        return asyncio.run(read())
+    except Exception as exc:  # a pooler in front, no permission: the pools stay as configured
+        log.warning("could not read the database server's max_connections (%s); pools left as configured", exc)
+        return None
 
 
 def pool_plan(
@@ -417,14 +427,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     processes = run_processes(args.host, args.port, kafka=bool(settings.kafka_bootstrap_servers))
     # Every process has its own pools: together they must fit the server's max_connections (the embedded one: 100),
     # or a burst meets "too many clients" (a 503) in whichever process opens the connection one too many.
-    pools, line = pool_plan(
-        server_connection_limit(resolved.database_url or ""),
-        pool_processes(processes),
-        others=CELERY_CONNECTIONS,
-        env=env,
-    )
-    env.update(pools)
-    print(line, flush=True)
+    limit = server_connection_limit(resolved.database_url or "")
+    if limit is not None:
+        pools, line = pool_plan(limit, pool_processes(processes), others=CELERY_CONNECTIONS, env=env)
+        env.update(pools)
+        print(line, flush=True)
     children: dict[str, subprocess.Popen[bytes]] = {
         name: subprocess.Popen(argv, env=env) for name, argv in processes.items()
     }

@@ -1044,9 +1044,10 @@ async def run_chaos(cfg: ChaosConfig, data_dir: Path) -> Report:
         sup.argv = run_processes(LOCALHOST, port, kafka=bool(world.env.get("KAFKA_BOOTSTRAP_SERVERS")))
         # The pools as `smartcourse run` sizes them (the supervisor starts every process with this environment).
         limit = await asyncio.to_thread(server_connection_limit, world.env["DATABASE_URL"])
-        pools, line = pool_plan(limit, pool_processes(sup.argv), others=CELERY_CONNECTIONS, env=world.env)
-        sup.env.update(pools)
-        cfg.log(line)
+        if limit is not None:
+            pools, line = pool_plan(limit, pool_processes(sup.argv), others=CELERY_CONNECTIONS, env=world.env)
+            sup.env.update(pools)
+            cfg.log(line)
         world.api = f"http://{LOCALHOST}:{port}"
         sup.start_all()
         await wait_http(f"{world.api}/health", 120, sup)
