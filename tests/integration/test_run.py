@@ -85,3 +85,21 @@ def test_the_server_limit_is_read_from_the_server(settings: Any) -> None:
     assert server_connection_limit(settings.database_url) in (97, 197)
     # Nobody listens there: the pools stay as configured, and nothing raises.
     assert server_connection_limit(f"postgresql+asyncpg://nobody@127.0.0.1:{free_port()}/none") is None
+
+
+async def test_every_process_builds_its_pools_from_the_settings(settings: Any) -> None:
+    from smartcourse.bootstrap import build_container
+
+    c = build_container(settings.model_copy(update={"db_pool_size": 3, "db_max_overflow": 1}))
+    try:
+        pool: Any = c.engine.pool
+        assert (pool.size(), pool._max_overflow) == (3, 1)
+        async with c.engine.connect() as conn:  # and it connects
+            assert (await conn.exec_driver_sql("select 1")).scalar_one() == 1
+    finally:
+        await c.aclose()
+
+
+def test_lambda_functions_use_one_connection_at_a_time() -> None:
+    text = (REPO / "template.yaml").read_text()
+    assert "DB_POOL_SIZE: '1'" in text and "DB_MAX_OVERFLOW: '1'" in text

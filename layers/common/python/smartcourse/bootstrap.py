@@ -222,9 +222,12 @@ def pool_within(allowance: int, *, pool_size: int = 10, max_overflow: int = 20) 
 
 
 def build_container(
-    settings: Settings, *, pool_size: int = 10, max_overflow: int = 20, pool_timeout: float = 30.0
+    settings: Settings, *, pool_size: int | None = None, max_overflow: int | None = None, pool_timeout: float = 30.0
 ) -> Container:
-    """The container; the pool arguments size the main engine (the document store's pool is at most as large)."""
+    """The container; the pool arguments size the main engine (the document store's pool is at most as large),
+    else the settings do (DB_POOL_SIZE, DB_MAX_OVERFLOW)."""
+    pool_size = settings.db_pool_size if pool_size is None else pool_size
+    max_overflow = settings.db_max_overflow if max_overflow is None else max_overflow
     settings = resolve_settings(settings, need=("db",))
     url = settings.database_url or ""
     engine = make_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout)
@@ -260,8 +263,7 @@ async def get_container() -> Container:
     global _container
     loop = asyncio.get_running_loop()
     if _container is None or _container.loop is not loop or loop.is_closed():
-        settings = get_settings()
-        _container = build_container(settings, pool_size=settings.db_pool_size, max_overflow=settings.db_max_overflow)
+        _container = build_container(get_settings())
     return _container
 
 

@@ -30,6 +30,10 @@ def _env() -> dict[str, Any]:
         "S3_BUCKET": {"Ref": "MaterialsBucket"},
         "SMARTCOURSE_FUNCTIONS_DIR": "/var/task",
         "SMARTCOURSE_SCHEMAS_DIR": "/opt/python/event_schemas",
+        # A Lambda container serves one invocation at a time: a pool of 1 + 1 (and the document store's 1 + 1) is
+        # all it uses, and thousands of containers must share the database's max_connections (or an RDS Proxy).
+        "DB_POOL_SIZE": "1",
+        "DB_MAX_OVERFLOW": "1",
     }
 
 
