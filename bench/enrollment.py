@@ -628,7 +628,15 @@ def start_product(engines: Engines, data_dir: Path, run_id: str, children: Child
     """Migrate, then start API, worker, Celery (and relay + consumers with Kafka) and the baseline."""
     from baseline_app import POOL_MAX as BASELINE_CONNECTIONS
 
-    from smartcourse.cli import CELERY_CONNECTIONS, CELERY_WORKER, api_workers, pool_plan, server_connection_limit
+    from smartcourse.cli import (
+        CELERY_CONCURRENCY,
+        CELERY_CONNECTIONS,
+        CELERY_WORKER,
+        api_workers,
+        pool_processes,
+        run_processes,
+        size_pools,
+    )
     from smartcourse.engines import free_port
     from smartcourse.migrations import upgrade_head
 
@@ -638,20 +646,18 @@ def start_product(engines: Engines, data_dir: Path, run_id: str, children: Child
     say(f"migrated in {time.monotonic() - t0:.1f}s")
     api_port, baseline_port = free_port(), free_port()
     exe = [sys.executable, "-m", "smartcourse.cli"]
-    n_api = int(env.get("SMARTCOURSE_API_WORKERS") or api_workers())
-    workers = ["--workers", str(n_api)]  # as `smartcourse run`
+    workers = ["--workers", str(env.get("SMARTCOURSE_API_WORKERS") or api_workers())]  # as `smartcourse run`
     # The pools as `smartcourse run` sizes them, with the baseline's pool beside the product's.
-    limit = server_connection_limit(engines.database_url)
-    if limit is not None:
-        processes = n_api + 1 + (2 if env.get("KAFKA_BOOTSTRAP_SERVERS") else 0)
-        pools, line = pool_plan(limit, processes, others=CELERY_CONNECTIONS + BASELINE_CONNECTIONS, env=env)
-        env.update(pools)
+    kafka = bool(env.get("KAFKA_BOOTSTRAP_SERVERS"))
+    processes = pool_processes(run_processes(LOCALHOST, api_port, kafka=kafka))  # those started below
+    line = size_pools(env, processes, others=CELERY_CONNECTIONS + BASELINE_CONNECTIONS)
+    if line:
         say(line)
     children.start("api", [*exe, "serve", "--host", LOCALHOST, "--port", str(api_port), *workers], env, data_dir)
     children.start("worker", [*exe, "worker"], env, data_dir)
-    celery = [*CELERY_WORKER, "--concurrency", "2", "-B", "-n", f"bench-{run_id}@%h"]
+    celery = [*CELERY_WORKER, "--concurrency", str(CELERY_CONCURRENCY), "-B", "-n", f"bench-{run_id}@%h"]
     children.start("celery", celery, env, data_dir)
-    if env.get("KAFKA_BOOTSTRAP_SERVERS"):  # as `smartcourse run`: the worker relays in-process only without Kafka
+    if kafka:  # as `smartcourse run`: the worker relays in-process only without Kafka
         children.start("relay", [*exe, "relay"], env, data_dir)
         children.start("consumers", [*exe, "consumers"], env, data_dir)
     baseline_env = {**env, "BASELINE_DATABASE_URL": engines.database_url}

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from smartcourse.adapters.documents import DocumentStore, MongoDocumentStore, PostgresDocumentStore
 from smartcourse.adapters.files import FileStore, LocalFileStore, S3FileStore
 from smartcourse.adapters.temporal import TemporalWorkflowStarter
-from smartcourse.config import Settings, get_settings
+from smartcourse.config import DEFAULT_MAX_OVERFLOW, DEFAULT_POOL_SIZE, Settings, get_settings
 from smartcourse.db import UnitOfWork, make_engine
 from smartcourse.engines import EmbeddedEngines
 from smartcourse.errors import Unavailable
@@ -210,7 +210,9 @@ def connections_per_process(pool_size: int, max_overflow: int) -> int:
     return pool_size + max_overflow + min(pool_size, DOCUMENT_POOL_SIZE) + min(max_overflow, DOCUMENT_POOL_OVERFLOW)
 
 
-def pool_within(allowance: int, *, pool_size: int = 10, max_overflow: int = 20) -> tuple[int, int]:
+def pool_within(
+    allowance: int, *, pool_size: int = DEFAULT_POOL_SIZE, max_overflow: int = DEFAULT_MAX_OVERFLOW
+) -> tuple[int, int]:
     """The main pool (size, overflow) of a process allowed `allowance` connections: the given one if it fits, else
     less overflow first, then fewer kept connections; never under one kept connection and no overflow."""
     while connections_per_process(pool_size, max_overflow) > allowance and (max_overflow > 0 or pool_size > 1):

@@ -330,20 +330,19 @@ def server_connection_limit(database_url: str) -> int | None:
         return None
 
 
-def pool_plan(
-    limit: int, processes: int, *, others: int = 0, env: dict[str, str] | None = None
-) -> tuple[dict[str, str], str]:
+def pool_plan(limit: int, processes: int, *, others: int, env: Mapping[str, str]) -> tuple[dict[str, str], str]:
     """DB_POOL_SIZE / DB_MAX_OVERFLOW for `processes` processes sharing a server that takes `limit` connections,
-    `others` of which go elsewhere (Celery, a benchmark's baseline): the default pools (10 + 20, and the document
-    store's 5 + 5) when they fit, else smaller ones that do. Nothing when the environment sets them already (then
-    the message says whether they fit). Returns (settings for the processes' environment, a line for the operator).
+    `others` of which go elsewhere (Celery, a benchmark's baseline): the default pools (and the document store's
+    5 + 5) when they fit, else smaller ones that do. Nothing when `env` sets them already (then the message says
+    whether they fit). Returns (settings for the processes' environment, a line for the operator).
     """
     from smartcourse.bootstrap import connections_per_process, pool_within
+    from smartcourse.config import DEFAULT_MAX_OVERFLOW, DEFAULT_POOL_SIZE
 
-    given: Mapping[str, str] = os.environ if env is None else env
     usable = limit - SPARE_CONNECTIONS
-    if given.get("DB_POOL_SIZE") or given.get("DB_MAX_OVERFLOW"):
-        size, overflow = int(given.get("DB_POOL_SIZE") or 10), int(given.get("DB_MAX_OVERFLOW") or 20)
+    if env.get("DB_POOL_SIZE") or env.get("DB_MAX_OVERFLOW"):
+        size = int(env.get("DB_POOL_SIZE") or DEFAULT_POOL_SIZE)
+        overflow = int(env.get("DB_MAX_OVERFLOW") or DEFAULT_MAX_OVERFLOW)
         most = processes * connections_per_process(size, overflow) + others
         verdict = (
             f"fits the server's {limit}"
@@ -358,9 +357,24 @@ def pool_plan(
         f"database connections: at most {most} of the server's {limit} ({processes} processes, each a pool of "
         f"{size} + {overflow} overflow and its document store's)"
     )
-    if (size, overflow) != (10, 20):
-        line += "; under the default 10 + 20 to fit: a larger max_connections gives larger pools"
+    if (size, overflow) != (DEFAULT_POOL_SIZE, DEFAULT_MAX_OVERFLOW):
+        line += (
+            f"; under the default {DEFAULT_POOL_SIZE} + {DEFAULT_MAX_OVERFLOW} to fit: a larger max_connections "
+            "gives larger pools"
+        )
     return {"DB_POOL_SIZE": str(size), "DB_MAX_OVERFLOW": str(overflow)}, line
+
+
+def size_pools(env: dict[str, str], processes: int, *, others: int) -> str | None:
+    """Size the pools of `processes` processes started with `env` to the server at env["DATABASE_URL"] (`pool_plan`),
+    in `env`; the line for the operator, or None when the server's limit could not be read (pools left as they are).
+    `smartcourse run`, the chaos rig and the enrollment bench start their processes this way."""
+    limit = server_connection_limit(env["DATABASE_URL"])
+    if limit is None:
+        return None
+    pools, line = pool_plan(limit, processes, others=others, env=env)
+    env.update(pools)
+    return line
 
 
 #: Celery's children of `smartcourse run` (--concurrency) and the connections they hold (2 each, `tasks`).
@@ -427,10 +441,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     processes = run_processes(args.host, args.port, kafka=bool(settings.kafka_bootstrap_servers))
     # Every process has its own pools: together they must fit the server's max_connections (the embedded one: 100),
     # or a burst meets "too many clients" (a 503) in whichever process opens the connection one too many.
-    limit = server_connection_limit(resolved.database_url or "")
-    if limit is not None:
-        pools, line = pool_plan(limit, pool_processes(processes), others=CELERY_CONNECTIONS, env=env)
-        env.update(pools)
+    line = size_pools(env, pool_processes(processes), others=CELERY_CONNECTIONS)
+    if line:
         print(line, flush=True)
     children: dict[str, subprocess.Popen[bytes]] = {
         name: subprocess.Popen(argv, env=env) for name, argv in processes.items()

@@ -72,6 +72,11 @@ def dev_secret(data_dir: Path) -> tuple[str, bool]:
     return path.read_text().strip(), created
 
 
+#: Each process's main database pool unless DB_POOL_SIZE / DB_MAX_OVERFLOW say otherwise (`smartcourse run` sizes
+#: them to the server: `cli.pool_plan`).
+DEFAULT_POOL_SIZE, DEFAULT_MAX_OVERFLOW = 10, 20
+
+
 class Settings(BaseSettings):
     """Every knob of SmartCourse; see README "Pointing at external engines"."""
 
@@ -83,8 +88,8 @@ class Settings(BaseSettings):
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
     # Connections of each process's main pool: kept open, and allowed beyond them under a burst. Every process has
     # one (the document store's is at most 5 + 5 more): their sum must stay under the server's max_connections.
-    db_pool_size: int = Field(default=10, ge=1, alias="DB_POOL_SIZE")
-    db_max_overflow: int = Field(default=20, ge=0, alias="DB_MAX_OVERFLOW")
+    db_pool_size: int = Field(default=DEFAULT_POOL_SIZE, ge=1, alias="DB_POOL_SIZE")
+    db_max_overflow: int = Field(default=DEFAULT_MAX_OVERFLOW, ge=0, alias="DB_MAX_OVERFLOW")
     redis_url: str | None = Field(default=None, alias="REDIS_URL")
     mongodb_url: str | None = Field(default=None, alias="MONGODB_URL")
     mongodb_database: str = Field(default="smartcourse", alias="MONGODB_DATABASE")

@@ -44,7 +44,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from smartcourse.cli import CELERY_CONNECTIONS, pool_plan, pool_processes, run_processes, server_connection_limit
+from smartcourse.cli import CELERY_CONNECTIONS, pool_processes, run_processes, size_pools
 from smartcourse.engines import EmbeddedEngines, free_port
 
 LOCALHOST = "127.0.0.1"
@@ -1043,10 +1043,8 @@ async def run_chaos(cfg: ChaosConfig, data_dir: Path) -> Report:
         port = free_port()
         sup.argv = run_processes(LOCALHOST, port, kafka=bool(world.env.get("KAFKA_BOOTSTRAP_SERVERS")))
         # The pools as `smartcourse run` sizes them (the supervisor starts every process with this environment).
-        limit = await asyncio.to_thread(server_connection_limit, world.env["DATABASE_URL"])
-        if limit is not None:
-            pools, line = pool_plan(limit, pool_processes(sup.argv), others=CELERY_CONNECTIONS, env=world.env)
-            sup.env.update(pools)
+        line = await asyncio.to_thread(size_pools, sup.env, pool_processes(sup.argv), others=CELERY_CONNECTIONS)
+        if line:
             cfg.log(line)
         world.api = f"http://{LOCALHOST}:{port}"
         sup.start_all()
