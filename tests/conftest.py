@@ -50,6 +50,7 @@ def settings(data_dir: Path) -> Iterator[Any]:
     upgrade_head(s.database_url or "")
     yield s
     eng.stop()
+    eng.stop_orphans()  # one a test's subprocess started in this data dir and left by os._exit (a pool's child)
 
 
 @pytest.fixture(scope="session")

@@ -17,11 +17,11 @@ from smartcourse.engines import free_port, port_open
 from tests.conftest import REPO
 
 
-def _serve(port: int, log: Path, workers: int = 1) -> subprocess.Popen[bytes]:
+def _serve(port: int, log: Path, workers: int = 1, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     with open(log, "ab") as fh:
         return subprocess.Popen(
             [sys.executable, "-m", "smartcourse.cli", "serve", "--port", str(port), "--workers", str(workers)],
-            env=os.environ.copy(),
+            env=os.environ.copy() if env is None else env,
             cwd=REPO,
             stdout=fh,
             stderr=subprocess.STDOUT,
@@ -139,3 +139,38 @@ async def test_several_api_processes_share_a_burst_of_keep_alive_connections(con
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+async def test_serve_stops_the_engines_it_started(container: Any, tmp_path: Path) -> None:
+    """`--workers 2` with no REDIS_URL: the API processes are multiprocessing children, which leave by os._exit
+    without running `atexit`; the embedded Redis one of them started on its first request outlived the server (one
+    was found after a test run). The supervisor now starts what every request needs and stops it when it ends."""
+    import psutil
+
+    from smartcourse.engines import ManagedProcess, pid_alive
+
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env["SMARTCOURSE_DATA_DIR"] = str(data)
+    port, log = free_port(), tmp_path / "serve.log"
+    server = _serve(port, log, workers=2, env=env)
+    try:
+        deadline = time.monotonic() + 180
+        while not port_open("127.0.0.1", port):
+            assert server.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, "the API did not open its port"
+            await asyncio.sleep(0.2)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        assert await asyncio.to_thread(_get, conn, "/courses?page=1") == 200  # the catalogue's cache is in Redis
+        conn.close()
+        redis = int(ManagedProcess("redis", data / "redis").pid_file.read_text())
+        assert pid_alive(redis)
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    assert not pid_alive(redis), log.read_text()[-3000:]
+    left = [p.info for p in psutil.process_iter(["pid", "cmdline"]) if str(data) in " ".join(p.info["cmdline"] or [])]
+    assert not left, left

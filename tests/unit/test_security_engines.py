@@ -59,3 +59,30 @@ def test_a_server_with_a_live_starter_is_left_to_it(tmp_path: Path) -> None:
         assert pid_alive(server)
     finally:
         proc.stop()
+
+
+def test_servers_left_by_exited_starters_are_stopped_and_live_ones_kept(tmp_path: Path) -> None:
+    """An API process of `smartcourse serve --workers N` leaves by os._exit (a multiprocessing child: no atexit), so
+    a Redis or chat model it started on first use outlives it; `stop_orphans` at the end of serve/run stops those,
+    and leaves a server whose starter still runs."""
+    from smartcourse.engines import EmbeddedEngines, ManagedProcess, pid_alive
+
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    left = ManagedProcess("llm", tmp_path / "llm")
+    left.start(sleeper, "http://127.0.0.1:1/v1", lambda: True)
+    left.owner_file.write_text(str(_dead_pid()))  # the API process that started it has exited
+    starting = ManagedProcess("redis", tmp_path / "redis")  # its starter died before it was ready: no address yet
+    starting.start(sleeper, "unix:///nowhere", lambda: True)
+    starting.addr_file.unlink()
+    starting.owner_file.write_text(str(_dead_pid()))
+    kept = ManagedProcess("temporal", tmp_path / "temporal")
+    kept.start(sleeper, "127.0.0.1:1", lambda: True)  # owner: this live process
+    pids = {p.name: int(p.pid_file.read_text()) for p in (left, starting, kept)}
+    try:
+        assert sorted(EmbeddedEngines(tmp_path).stop_orphans()) == ["llm", "redis"]
+        assert not pid_alive(pids["llm"]) and not pid_alive(pids["redis"])
+        assert pid_alive(pids["temporal"])
+        assert not left.pid_file.exists() and not starting.pid_file.exists()
+        assert EmbeddedEngines(tmp_path).stop_orphans() == []  # nothing left to stop
+    finally:
+        kept.stop()

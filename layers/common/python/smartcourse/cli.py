@@ -51,12 +51,21 @@ def api_workers() -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    engines = None
     if args.workers > 1:
         # Several processes answer /metrics in turn: each must show all of them (prometheus_client multiprocess
         # mode, set before anything imports prometheus_client; the workers inherit the directory).
         from smartcourse.metrics_multiprocess import use_multiprocess_dir
 
         use_multiprocess_dir("api")
+        # The API processes are multiprocessing children: they leave by os._exit, without stopping an embedded
+        # engine they started. This process starts the ones every request needs and stops them when it ends.
+        from smartcourse.bootstrap import embedded_engines, resolve_settings
+
+        resolved = resolve_settings(get_settings(), need=("db", "redis"))
+        os.environ["DATABASE_URL"] = resolved.database_url or ""
+        os.environ["REDIS_URL"] = resolved.redis_url or ""
+        engines = embedded_engines(resolved)
     from smartcourse.api.serve import serve
 
     config = uvicorn.Config(
@@ -76,6 +85,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         serve(config)  # several processes: each listens on its own socket (api/serve.py)
     except KeyboardInterrupt:
         pass
+    if engines is not None:
+        engines.stop_orphans()  # one an API process started on first use (Temporal, the chat model)
     return 0
 
 
@@ -480,7 +491,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
-    embedded_engines(settings).stop()
+    engines = embedded_engines(settings)
+    engines.stop()
+    engines.stop_orphans()  # one an API process started on first use (the chat model): they leave by os._exit
     lock.close()
     return code
 

@@ -184,6 +184,9 @@ class ManagedProcess:
 
 PG_HANDLES = ".handle_pids.json"
 
+#: The servers `EmbeddedEngines` runs as `ManagedProcess`es, each under `<data dir>/<name>` (PostgreSQL is pgserver's).
+MANAGED_SERVERS = ("llm", "smtp", "temporal", "redis")
+
 
 def prune_stale_handles(pgdata: Path) -> list[int]:
     """Drop dead processes from pgserver's handle list (a kill -9 leaves its pid there forever).
@@ -340,6 +343,7 @@ class EmbeddedEngines:
         proc = ManagedProcess("llm", self.data_dir / "llm")
         addr = proc.running_address()
         if addr:
+            self._adopt_orphan(proc)
             return addr
         port = free_port()
         argv = [sys.executable, "-m", "smartcourse.assistant.llm_server", "--port", str(port)]
@@ -351,6 +355,27 @@ class EmbeddedEngines:
         if proc.orphaned() and proc not in self.started:
             proc.adopt()
             self.started.append(proc)
+
+    def stop_orphans(self) -> list[str]:
+        """Stop the servers under this data directory whose starter has exited without stopping them; the names.
+
+        A process that starts a server lazily stops it at exit (`atexit`), unless it leaves by `os._exit`: uvicorn's
+        API processes are multiprocessing children, which do, so the Redis or the chat model one of them started would
+        outlive `smartcourse serve`/`run`. Call this once every process that may have started one has ended."""
+        stopped = []
+        for name in MANAGED_SERVERS:
+            proc = ManagedProcess(name, self.data_dir / name)
+            try:
+                pid = int(proc.pid_file.read_text())  # with no address file yet: its starter died while it started
+            except (FileNotFoundError, ValueError):
+                continue
+            if proc.orphaned():
+                if pid_alive(pid):
+                    stopped.append(name)
+                proc.stop()
+        if stopped:
+            log.info("stopped %s, left running by a process that had exited", ", ".join(stopped))
+        return stopped
 
     def stop(self) -> None:
         """Stop what this object started (pgserver stops itself when its last handle exits)."""
