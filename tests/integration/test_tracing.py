@@ -124,6 +124,7 @@ async def test_the_request_the_outbox_row_and_the_consumers_share_one_trace(
     by_name = {s["name"]: s for s in spans}
     request = by_name["POST /enrollments"]
     assert request["pid"] == os.getpid() and request["process"] == "api" and request["kind"] == "SERVER"
+    assert (request.get("attributes") or {}).get("http.route") == "/enrollments"  # named once routed
     # the request's SQL, as children of its span
     assert any(
         s["parent_id"] == request["span_id"] and (s.get("attributes") or {}).get("db.system") == "postgresql"

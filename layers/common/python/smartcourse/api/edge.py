@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from smartcourse import telemetry
+from smartcourse.api.tracing import name_server_span
 from smartcourse.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 #: The request log: one line per request (method, route template, status, duration_ms, user_id).
@@ -57,11 +58,14 @@ class EdgeMiddleware:
         status = 500
         docs_page = path.startswith("/docs") or path.startswith("/redoc")
         https = scope.get("scheme") == "https"
+        server_span = trace.get_current_span()  # the request's, started by the tracing middleware around this one
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                if "route" in scope:  # routed (the router matched once, here for the span's name too)
+                    name_server_span(server_span, scope["method"], route_template(scope))
                 headers = MutableHeaders(scope=message)
                 for key, value in _SECURITY_HEADERS:
                     headers.setdefault(key, value)

@@ -6,6 +6,10 @@ The span's id goes out on every answer (`traceparent`, `X-Trace-Id`) and the req
 from __future__ import annotations
 
 from fastapi import FastAPI
+from opentelemetry import trace
+from opentelemetry.semconv.attributes.http_attributes import HTTP_ROUTE
+from opentelemetry.util.http import sanitize_method
+from starlette.types import Scope
 
 from smartcourse import telemetry
 
@@ -13,11 +17,31 @@ from smartcourse import telemetry
 UNTRACED_URLS = "/metrics,/health$"
 
 
+def span_details_before_routing(scope: Scope) -> tuple[str, dict[str, str]]:
+    """The server span's name and attributes as it starts: the method only. The instrumentation's own matched the
+    path against every route of the app on every request, before the router matches it again (6 % of an API
+    process's CPU on a course read: docs/benchmarks.md, "Tenth pass"); `api.edge.EdgeMiddleware` names the span
+    `<method> <route template>` and sets `http.route` from the router's match instead (`name_server_span`)."""
+    method = sanitize_method(str(scope.get("method", "")).strip())
+    return ("HTTP" if method == "_OTHER" else method), {}
+
+
+def name_server_span(span: trace.Span, method: str, route: str | None) -> None:
+    """Name the server span as OpenTelemetry's conventions do (`GET /courses/{course_id}`), once routed and before
+    the response ends (the instrumentation ends the span with the response's last byte)."""
+    if route and span.is_recording():
+        span.update_name(f"{method} {route}")
+        span.set_attribute(HTTP_ROUTE, route)
+
+
 def install_tracing(app: FastAPI) -> None:
     """Trace every request. Never records headers, bodies or query strings: no token or password reaches a span."""
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    from opentelemetry.instrumentation import fastapi as otel_fastapi
 
     telemetry.configure_telemetry("api")
+    # Read when the app builds its middleware stack (on its first request), for every app of the process.
+    otel_fastapi._get_default_span_details = span_details_before_routing
+    FastAPIInstrumentor = otel_fastapi.FastAPIInstrumentor
     if not getattr(app.state, "smartcourse_traced", False):
         FastAPIInstrumentor.instrument_app(app, excluded_urls=UNTRACED_URLS, exclude_spans=["receive", "send"])
         app.state.smartcourse_traced = True

@@ -6,6 +6,7 @@ import hashlib
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
@@ -238,6 +239,12 @@ async def check_account(db: AsyncConnection | AsyncSession, claims: Principal) -
     """`authenticate` on a connection (or session) of the caller's: every authenticated request runs it, and on a
     bare connection it skips the ORM session's set-up and its statement path (docs/benchmarks.md, "Ninth pass")."""
     row = (await db.execute(_ACCOUNT_CHECK, {"user_id": claims.user_id})).first()
+    return account_principal(row, claims)
+
+
+def account_principal(row: Any, claims: Principal) -> Principal:
+    """The caller, from the row of `_ACCOUNT_CHECK`'s columns (role, is_active, token_version) read for `claims`
+    (None: no such account); raises 401 with the reason when the account no longer accepts the token."""
     if row is None:
         raise Unauthorized("the account of this token no longer exists", code="account_not_found")
     if not row.is_active:

@@ -6,12 +6,14 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Float, and_, case, cast, func, literal, or_, select
+from sqlalchemy import Float, and_, bindparam, case, cast, exists, func, literal, or_, select
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as rules
 from smartcourse.errors import Conflict, Forbidden, NotFound
-from smartcourse.models import ContentChunk, Course, Enrollment
+from smartcourse.models import ContentChunk, Course, Enrollment, User
 from smartcourse.ports import Hit, SearchMode
 from smartcourse.schemas import (
     CatalogHit,
@@ -22,6 +24,7 @@ from smartcourse.schemas import (
     SearchSource,
 )
 from smartcourse.security import Principal
+from smartcourse.services import accounts
 
 # Enrollment states that open a course's content to its student (a waitlisted student only sees the outline).
 CONTENT_STATES = ("pending", "active", "completed")
@@ -49,6 +52,33 @@ async def is_enrolled(uow: UnitOfWork, student_id: uuid.UUID, course_id: uuid.UU
         .limit(1)
     )
     return found is not None
+
+
+#: `GET /courses/{id}` with a student's token: the account's check columns and whether the student may read the
+#: course's content, in one round trip (built once: every such read runs it).
+_READER_CHECK = select(
+    User.role,
+    User.is_active,
+    User.token_version,
+    exists()
+    .where(
+        Enrollment.student_id == bindparam("user_id", type_=PG_UUID(as_uuid=True)),
+        Enrollment.course_id == bindparam("course_id", type_=PG_UUID(as_uuid=True)),
+        Enrollment.status.in_(CONTENT_STATES),
+    )
+    .label("enrolled"),
+).where(User.id == bindparam("user_id", type_=PG_UUID(as_uuid=True)))
+
+
+async def enrolled_reader(db: AsyncConnection, claims: Principal, course_id: uuid.UUID) -> bool:
+    """Whether the caller of a validly signed token reads `course_id` as an enrolled student: the enrollment and the
+    account in one statement on the caller's connection. The account is held to its checks (401 with the reason,
+    as `accounts.check_account`) only where the answer is not public, i.e. when enrolled."""
+    row = (await db.execute(_READER_CHECK, {"user_id": claims.user_id, "course_id": course_id})).first()
+    if row is None or not row.enrolled:
+        return False
+    accounts.account_principal(row, claims)
+    return True
 
 
 async def can_read_content(uow: UnitOfWork, principal: Principal | None, course: Course) -> bool:
