@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from smartcourse import aio
-from smartcourse.config import get_settings
+from smartcourse.config import api_workers, get_settings
 from smartcourse.priority import lower_background_priority
 
 log = logging.getLogger(__name__)
@@ -37,15 +37,6 @@ def cmd_migrate(_: argparse.Namespace) -> int:
     _migrate(settings.database_url or "")
     print("database is at the latest migration")
     return 0
-
-
-def api_workers() -> int:
-    """API processes of `smartcourse run`: SMARTCOURSE_API_WORKERS, else one per usable core."""
-    raw = os.environ.get("SMARTCOURSE_API_WORKERS", "").strip()
-    if raw:
-        return max(1, int(raw))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, cores or 1)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

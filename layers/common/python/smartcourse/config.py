@@ -27,6 +27,15 @@ DEV_SECRET_FILE = "jwt_secret"
 created_secret_files: set[Path] = set()
 
 
+def api_workers() -> int:
+    """API processes of `smartcourse run`: SMARTCOURSE_API_WORKERS, else one per usable core."""
+    raw = os.environ.get("SMARTCOURSE_API_WORKERS", "").strip()
+    if raw:
+        return max(1, int(raw))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, cores or 1)
+
+
 def estimated_entropy_bits(secret: str) -> float:
     """Shannon estimate of a string's entropy (length times bits per character); underestimates random strings."""
     if not secret:

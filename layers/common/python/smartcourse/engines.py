@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from smartcourse.config import api_workers
 from smartcourse.priority import background_nice, lower_priority_of
 
 log = logging.getLogger(__name__)
@@ -184,6 +185,14 @@ class ManagedProcess:
 
 PG_HANDLES = ".handle_pids.json"
 
+
+def embedded_max_connections() -> int:
+    """The embedded PostgreSQL's max_connections: PostgreSQL's 100, or more where `smartcourse run` starts more
+    processes than that fits with pools worth having (about 15 connections per process, `cli.pool_plan`): the API's
+    (one per core, `config.api_workers`) and four others (worker, relay, consumers, Celery's children)."""
+    return max(100, 15 * (api_workers() + 4))
+
+
 #: The servers `EmbeddedEngines` runs as `ManagedProcess`es, each under `<data dir>/<name>` (PostgreSQL is pgserver's).
 MANAGED_SERVERS = ("llm", "smtp", "temporal", "redis")
 
@@ -226,13 +235,37 @@ class EmbeddedEngines:
         import pgserver
 
         if self._pg is None:
+            from pgserver.utils import PostmasterInfo
+
             pgdata = self.data_dir / "postgres"
             pgdata.mkdir(parents=True, exist_ok=True)
             prune_stale_handles(pgdata)
+            running = PostmasterInfo.read_from_pgdata(pgdata)
+            starts_here = running is None or not running.is_running()
             # 'stop': the server stops when the last process holding a handle exits.
             self._pg = pgserver.get_server(pgdata, cleanup_mode="stop")
+            if starts_here:  # nobody else is connected yet: the one moment a restart costs nothing
+                self._fit_max_connections()
         uri: str = self._pg.get_uri()  # type: ignore[attr-defined]
         return uri.replace("postgresql://", "postgresql+asyncpg://", 1)
+
+    def _fit_max_connections(self) -> None:
+        """Raise the server's max_connections (PostgreSQL's default, 100) to what `smartcourse run` starts on this
+        host (`embedded_max_connections`), for good (ALTER SYSTEM), with one restart. On a many-core host `run`
+        starts an API process per core and would otherwise squeeze every pool to one connection, or past the limit
+        (`cli.pool_plan`)."""
+        server: Any = self._pg
+        wanted = embedded_max_connections()
+        try:
+            current = int(str(server.psql("SHOW max_connections;")).split()[2])
+        except Exception:  # an odd answer (IndexError, ValueError) or psql failing
+            log.warning("could not read the embedded PostgreSQL's max_connections; left as it is", exc_info=True)
+            return
+        if current >= wanted:
+            return
+        server.psql(f"ALTER SYSTEM SET max_connections = {int(wanted)};")
+        took = self.restart_postgres(mode="fast")
+        log.info("embedded PostgreSQL: max_connections %d -> %d (restarted in %.1f s)", current, wanted, took)
 
     def restart_postgres(self, *, mode: str = "immediate", timeout: float = 120) -> float:
         """Restart the embedded PostgreSQL in place (same socket, same URL); returns the seconds it took.
