@@ -301,3 +301,17 @@ def test_the_span_file_exporter_makes_its_directory_again_when_it_went(
     with tracer.start_as_current_span("two") as span:  # ... and the next one makes it again
         trace_id = format(span.get_span_context().trace_id, "032x")
     assert [s["name"] for s in telemetry.read_spans(trace_id, directory)] == ["two"]
+
+
+def test_the_server_span_is_named_without_the_instrumentations_route_scan() -> None:
+    """`api.tracing` replaces a private function of opentelemetry-instrumentation-fastapi (its per-request scan of
+    every route): fail loudly if a release stops reading that name, rather than silently scanning again."""
+    import inspect
+
+    from opentelemetry.instrumentation import fastapi as otel_fastapi
+
+    from smartcourse.api.tracing import span_details_before_routing
+
+    assert "default_span_details=_get_default_span_details" in inspect.getsource(otel_fastapi)
+    assert span_details_before_routing({"method": "GET", "path": "/courses/1"}) == ("GET", {})
+    assert span_details_before_routing({"method": "BREW"}) == ("HTTP", {})

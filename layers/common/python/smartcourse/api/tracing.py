@@ -39,9 +39,12 @@ def install_tracing(app: FastAPI) -> None:
     from opentelemetry.instrumentation import fastapi as otel_fastapi
 
     telemetry.configure_telemetry("api")
-    # Read when the app builds its middleware stack (on its first request), for every app of the process.
+    # Read when the app builds its middleware stack (on its first request), for every app of the process. A private
+    # name of the instrumentation's: if a release renames it, this sets nothing and the spans keep their names (the
+    # route scan comes back, not a wrong name).
     otel_fastapi._get_default_span_details = span_details_before_routing
-    FastAPIInstrumentor = otel_fastapi.FastAPIInstrumentor
     if not getattr(app.state, "smartcourse_traced", False):
-        FastAPIInstrumentor.instrument_app(app, excluded_urls=UNTRACED_URLS, exclude_spans=["receive", "send"])
+        otel_fastapi.FastAPIInstrumentor.instrument_app(
+            app, excluded_urls=UNTRACED_URLS, exclude_spans=["receive", "send"]
+        )
         app.state.smartcourse_traced = True
