@@ -179,6 +179,18 @@ async def test_answer_repeating_the_system_prompt_is_replaced() -> None:
     assert out["answer"].startswith("Here is what the course material says")
 
 
+async def test_answer_playing_back_the_prompt_is_replaced() -> None:
+    """What the local SmolLM2-135M wrote on `make run`: the user prompt itself, whose "[1]" passed the citation check
+    and went out as the answer."""
+    echo = (
+        '<course_material>\n<passage n="1" source="Why an outbox">\nState and events commit together.\n</passage>\n'
+        "</course_material>\n\nQuestion: What is the purpose of an outbox?\nAnswer, citing passages like [1]:"
+    )
+    out = await ask(ScriptedChat(echo, echo), "Why use an outbox table?", OUTBOX)
+    assert out["answer"].startswith("Here is what the course material says") and "<passage" not in out["answer"]
+    assert not evidence.leaks_prompt("The outbox commits the event with the change [1].")
+
+
 async def test_locked_quiz_answers_are_refused() -> None:
     out = await ask(ScriptedChat(), "What are the answers to the quiz?", OUTBOX, quiz_answers_locked=True)
     assert out["type"] == "refuse" and "quiz" in out["answer"]

@@ -147,6 +147,18 @@ def leaks_system_prompt(answer: str, window: int = 6) -> bool:
     return any(" ".join(said[i : i + window]) in shingles for i in range(len(said) - window + 1))
 
 
+#: The markup and the instruction line of the answer prompt (`prompts.answer_messages`): an answer carrying any of
+#: them is the prompt played back (the local SmolLM2-135M does it: "<course_material> <passage n="1" …> … Question: …
+#: Answer, citing passages like [1]:", whose "[1]" passed the citation check), not an answer.
+PROMPT_MARKUP = ("<course_material", "</course_material", "<passage", "</passage", "citing passages like")
+
+
+def leaks_prompt(answer: str) -> bool:
+    """True if the answer repeats the system prompt (`leaks_system_prompt`) or the user prompt's markup."""
+    lowered = answer.lower()
+    return any(mark in lowered for mark in PROMPT_MARKUP) or leaks_system_prompt(answer)
+
+
 def best_sentence(text: str, query: str, limit: int = 240) -> str:
     """The sentence of `text` sharing most words with `query` (the quote shown with a citation)."""
     sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", text) if s.strip()] or [text.strip()]

@@ -106,8 +106,8 @@ def parse_grounded_text(text: str, n_passages: int) -> str:
     body = text.strip()
     if len(body) < 20:
         raise InvalidOutput("the text is empty or too short")
-    if evidence.leaks_system_prompt(body):
-        raise InvalidOutput("the text repeats the instructions")
+    if evidence.leaks_prompt(body):
+        raise InvalidOutput("the text repeats the instructions or the passages' markup")
     _, invalid = evidence.check_citations(body, n_passages)
     return evidence.strip_invalid(body, invalid) if invalid else body
 

@@ -84,7 +84,7 @@ def check(state: AskState) -> dict[str, Any]:
     """Accept the draft only if it cites a passage the model was shown and leaks nothing; else retry/fallback."""
     draft, passages = state.get("draft", ""), state["passages"]
     valid, invalid = evidence.check_citations(draft, len(passages))
-    if valid and not evidence.leaks_system_prompt(draft):
+    if valid and not evidence.leaks_prompt(draft):
         answer = evidence.strip_invalid(draft, invalid) if invalid else draft
         if not invalid or state.get("attempts", 0) >= 2:
             cites = [evidence.citation(n, passages[n - 1], state["standalone"]) for n in valid]
