@@ -29,6 +29,26 @@ def _serve(port: int, log: Path, workers: int = 1, env: dict[str, str] | None = 
         )
 
 
+async def _listening(server: subprocess.Popen[bytes], port: int, log: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not port_open("127.0.0.1", port):
+        assert server.poll() is None, _tail(log)
+        assert time.monotonic() < deadline, "the API did not open its port"
+        await asyncio.sleep(0.2)
+
+
+def _tail(log: Path) -> str:
+    return log.read_text()[-3000:]
+
+
+def _stop(server: subprocess.Popen[bytes], timeout: float) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
 def _get(conn: http.client.HTTPConnection, path: str) -> int:
     conn.request("GET", path)
     response = conn.getresponse()
@@ -43,22 +63,14 @@ async def test_an_idle_keep_alive_connection_is_left_for_the_client_to_close(con
     port, log = free_port(), tmp_path / "serve.log"
     server = _serve(port, log)
     try:
-        deadline = time.monotonic() + 120
-        while not port_open("127.0.0.1", port):
-            assert server.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "the API did not open its port"
-            await asyncio.sleep(0.2)
+        await _listening(server, port, log, 120)
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         assert await asyncio.to_thread(_get, conn, "/courses?page=1") == 200
         await asyncio.sleep(7)  # idle longer than uvicorn's default keep-alive (5 s)
         assert await asyncio.to_thread(_get, conn, "/courses?page=1") == 200  # the same connection, still open
         conn.close()
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        _stop(server, 20)
 
 
 def _burst(host: str, port: int, n: int) -> list[socket.socket]:
@@ -134,11 +146,7 @@ async def test_several_api_processes_share_a_burst_of_keep_alive_connections(con
     finally:
         for conn in conns:
             conn.close()
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        _stop(server, 30)
 
 
 async def test_serve_stops_the_engines_it_started(container: Any, tmp_path: Path) -> None:
@@ -155,22 +163,14 @@ async def test_serve_stops_the_engines_it_started(container: Any, tmp_path: Path
     port, log = free_port(), tmp_path / "serve.log"
     server = _serve(port, log, workers=2, env=env)
     try:
-        deadline = time.monotonic() + 180
-        while not port_open("127.0.0.1", port):
-            assert server.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, "the API did not open its port"
-            await asyncio.sleep(0.2)
+        await _listening(server, port, log, 180)
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         assert await asyncio.to_thread(_get, conn, "/courses?page=1") == 200  # the catalogue's cache is in Redis
         conn.close()
         redis = int(ManagedProcess("redis", data / "redis").pid_file.read_text())
         assert pid_alive(redis)
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        _stop(server, 30)
     assert not pid_alive(redis), log.read_text()[-3000:]
     left = [p.info for p in psutil.process_iter(["pid", "cmdline"]) if str(data) in " ".join(p.info["cmdline"] or [])]
     assert not left, left
