@@ -190,7 +190,11 @@ def embedded_max_connections() -> int:
     """The embedded PostgreSQL's max_connections: PostgreSQL's 100, or more where `smartcourse run` starts more
     processes than that fits with pools worth having (about 15 connections per process, `cli.pool_plan`): the API's
     (one per core, `config.api_workers`) and four others (worker, relay, consumers, Celery's children)."""
-    return max(100, 15 * (api_workers() + 4))
+    return max(PG_DEFAULT_MAX_CONNECTIONS, 15 * (api_workers() + 4))
+
+
+#: What initdb gives a new server (and what every start before this resizing had).
+PG_DEFAULT_MAX_CONNECTIONS = 100
 
 
 #: The servers `EmbeddedEngines` runs as `ManagedProcess`es, each under `<data dir>/<name>` (PostgreSQL is pgserver's).
@@ -256,6 +260,8 @@ class EmbeddedEngines:
         (`cli.pool_plan`)."""
         server: Any = self._pg
         wanted = embedded_max_connections()
+        if wanted <= PG_DEFAULT_MAX_CONNECTIONS:
+            return  # what the server has anyway: no psql run at every start
         try:
             current = int(str(server.psql("SHOW max_connections;")).split()[2])
         except Exception:  # an odd answer (IndexError, ValueError) or psql failing
