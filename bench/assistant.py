@@ -378,6 +378,10 @@ async def main() -> None:
             stop, worker, server, *tasks = handles
             stop.set()
             server.should_exit = True
+            # uvicorn runs the app's lifespan shutdown on its way out: let it finish before cancelling anything,
+            # or the cancellation lands inside the lifespan and prints a CancelledError traceback.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(tasks[-1]), 10)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(worker.shutdown(), 10)
             for t in tasks:
