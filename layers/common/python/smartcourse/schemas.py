@@ -7,20 +7,65 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AnyHttpUrl,
     BaseModel,
     ConfigDict,
     EmailStr,
     Field,
+    StrictBool,
+    StrictInt,
     StringConstraints,
     field_validator,
     model_validator,
 )
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+#: Characters a one-line field (a name, a title, a tag) may not hold: C0/C1 controls (line breaks and tabs
+#: included), the Unicode line and paragraph separators, and the bidirectional embeddings, overrides and isolates
+#: (they make a name display as another). A line break in a name would also break the e-mail header it goes into.
+_NOT_IN_ONE_LINE = frozenset(
+    [chr(c) for c in range(0x20)]
+    + [chr(c) for c in range(0x7F, 0xA0)]
+    + ["\u2028", "\u2029"]
+    + [chr(c) for c in range(0x202A, 0x202F)]
+    + [chr(c) for c in range(0x2066, 0x206A)]
+)
+
+
+def _one_line(value: str) -> str:
+    if any(ch in _NOT_IN_ONE_LINE for ch in value):
+        raise ValueError("must be one line of text, without control or bidirectional-override characters")
+    return value
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+def _distinct_tags(tags: list[str]) -> list[str]:
+    """Tags keep their first spelling; a repeat (whatever its case) is dropped."""
+    seen: set[str] = set()
+    kept = []
+    for tag in tags:
+        if tag.casefold() not in seen:
+            seen.add(tag.casefold())
+            kept.append(tag)
+    return kept
+
+
+Title = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_one_line)
+]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_one_line)]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
-Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50), AfterValidator(_one_line)]
+Tags = Annotated[list[Tag], Field(max_length=20), AfterValidator(_distinct_tags)]
+Category = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(_one_line)
+]
+LessonText = Annotated[str, StringConstraints(min_length=1, max_length=500_000), AfterValidator(_not_blank)]
 
 
 def _no_nul(value: Any) -> Any:
@@ -87,7 +132,7 @@ class UserUpdateIn(Strict):
     # Required with `password` when changing your own: a stolen access token must not take over the account.
     current_password: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
     # Admins only: false disables the account and ends its sessions at once.
-    is_active: bool | None = None
+    is_active: StrictBool | None = None
 
 
 class InstructorPublic(BaseModel):
@@ -105,23 +150,23 @@ Level = Literal["beginner", "intermediate", "advanced"]
 class CourseIn(Strict):
     title: Title
     description: Annotated[str, StringConstraints(max_length=10000)] = ""
-    category: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-    tags: Annotated[list[Tag], Field(max_length=20)] = []
+    category: Category
+    tags: Tags = []
     level: Level | None = None
-    capacity: Annotated[int, Field(gt=0, le=1_000_000)] | None = None
+    capacity: Annotated[StrictInt, Field(gt=0, le=1_000_000)] | None = None
     prerequisites: Annotated[list[uuid.UUID], Field(max_length=20)] = []
-    waitlist_enabled: bool = False
+    waitlist_enabled: StrictBool = False
 
 
 class CourseUpdateIn(Strict):
     title: Title | None = None
     description: Annotated[str, StringConstraints(max_length=10000)] | None = None
-    category: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] | None = None
-    tags: Annotated[list[Tag], Field(max_length=20)] | None = None
+    category: Category | None = None
+    tags: Tags | None = None
     level: Level | None = None
-    capacity: Annotated[int, Field(gt=0, le=1_000_000)] | None = None
+    capacity: Annotated[StrictInt, Field(gt=0, le=1_000_000)] | None = None
     prerequisites: Annotated[list[uuid.UUID], Field(max_length=20)] | None = None
-    waitlist_enabled: bool | None = None
+    waitlist_enabled: StrictBool | None = None
 
 
 class CourseSummary(BaseModel):
@@ -145,15 +190,17 @@ class CourseSummary(BaseModel):
 class QuizQuestion(Strict):
     prompt: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
     options: Annotated[
-        list[Annotated[str, StringConstraints(min_length=1, max_length=500)]],
+        list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]],
         Field(min_length=2, max_length=10),
     ]
-    answer: Annotated[int, Field(ge=0)]
+    answer: Annotated[StrictInt, Field(ge=0)]
 
     @model_validator(mode="after")
     def _answer_is_an_option(self) -> QuizQuestion:
         if self.answer >= len(self.options):
             raise ValueError("answer must be the index of one of the options")
+        if len({option.casefold() for option in self.options}) < len(self.options):
+            raise ValueError("options must differ from each other")
         return self
 
 
@@ -162,12 +209,12 @@ class LessonIn(Strict):
 
     title: Title
     type: Literal["text", "video", "quiz"]
-    content: Annotated[str, StringConstraints(min_length=1, max_length=500_000)] | None = None
+    content: LessonText | None = None
     video_url: AnyHttpUrl | None = None
     transcript: Annotated[str, StringConstraints(max_length=500_000)] | None = None
     questions: Annotated[list[QuizQuestion], Field(min_length=1, max_length=100)] | None = None
-    pass_score: Annotated[int, Field(ge=0, le=100)] | None = None
-    position: Annotated[int, Field(ge=0, le=10_000)] | None = None
+    pass_score: Annotated[StrictInt, Field(ge=0, le=100)] | None = None
+    position: Annotated[StrictInt, Field(ge=0, le=10_000)] | None = None
 
     @model_validator(mode="after")
     def _fields_fit_type(self) -> LessonIn:
@@ -200,22 +247,22 @@ class LessonIn(Strict):
 
 class LessonUpdateIn(Strict):
     title: Title | None = None
-    content: Annotated[str, StringConstraints(min_length=1, max_length=500_000)] | None = None
+    content: LessonText | None = None
     video_url: AnyHttpUrl | None = None
     transcript: Annotated[str, StringConstraints(max_length=500_000)] | None = None
     questions: Annotated[list[QuizQuestion], Field(min_length=1, max_length=100)] | None = None
-    pass_score: Annotated[int, Field(ge=0, le=100)] | None = None
-    position: Annotated[int, Field(ge=0, le=10_000)] | None = None
+    pass_score: Annotated[StrictInt, Field(ge=0, le=100)] | None = None
+    position: Annotated[StrictInt, Field(ge=0, le=10_000)] | None = None
 
 
 class ModuleIn(Strict):
     title: Title
-    position: Annotated[int, Field(ge=0, le=10_000)] | None = None
+    position: Annotated[StrictInt, Field(ge=0, le=10_000)] | None = None
 
 
 class ModuleUpdateIn(Strict):
     title: Title | None = None
-    position: Annotated[int, Field(ge=0, le=10_000)] | None = None
+    position: Annotated[StrictInt, Field(ge=0, le=10_000)] | None = None
 
 
 class LessonPublic(BaseModel):
@@ -401,7 +448,7 @@ class ProgressPublic(BaseModel):
 
 
 class QuizSubmitIn(Strict):
-    answers: Annotated[list[Annotated[int, Field(ge=0, le=100)]], Field(min_length=1, max_length=100)]
+    answers: Annotated[list[Annotated[StrictInt, Field(ge=0, le=100)]], Field(min_length=1, max_length=100)]
 
 
 class QuizResult(BaseModel):

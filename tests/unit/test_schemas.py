@@ -1,0 +1,94 @@
+"""Input models refuse what would be stored wrong or break later (an e-mail header, a grade, a quiz)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from smartcourse.schemas import (
+    CourseIn,
+    CourseUpdateIn,
+    LessonIn,
+    ModuleIn,
+    QuizQuestion,
+    QuizSubmitIn,
+    RegisterIn,
+    UserUpdateIn,
+)
+
+REGISTER = {"email": "eve@example.com", "password": "a-long-password", "role": "student"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Eve\r\nBcc: evil@example.com",  # would break the To: header of every e-mail to her
+        "Eve\nAdams",
+        "Eve\tAdams",
+        "Eve\x85Adams",  # C1 next line
+        "Eve\u2028Adams",  # line separator
+        "Eve \u202eevA",  # right-to-left override: displays as another name
+        "Eve\u2066Adams",  # isolate
+    ],
+)
+def test_a_name_is_one_line_without_control_characters(name: str) -> None:
+    with pytest.raises(ValidationError, match="one line of text"):
+        RegisterIn(**REGISTER, full_name=name)
+    with pytest.raises(ValidationError, match="one line of text"):
+        UserUpdateIn(full_name=name)
+
+
+def test_ordinary_names_and_titles_in_any_script_are_kept() -> None:
+    for name in ("Zoë O'Brien-Łukasiewicz", "名前 😀", "Αλέξανδρος", "محمد", "  Ada  "):
+        assert RegisterIn(**REGISTER, full_name=name).full_name == name.strip()
+    assert ModuleIn(title="Введение").title == "Введение"
+
+
+def test_titles_categories_and_tags_are_one_line_too() -> None:
+    with pytest.raises(ValidationError):
+        CourseIn(title="Kafka\r\nin practice", category="eng")
+    with pytest.raises(ValidationError):
+        CourseIn(title="Kafka", category="e\nng")
+    assert CourseIn(title="Kafka", category=" eng\n").category == "eng"  # stripped at the ends first
+    with pytest.raises(ValidationError):
+        CourseIn(title="Kafka", category="eng", tags=["a\u202eb"])
+
+
+def test_tags_keep_their_first_spelling_once() -> None:
+    assert CourseIn(title="T", category="c", tags=["Kafka", "kafka", "KAFKA", "outbox"]).tags == ["Kafka", "outbox"]
+    assert CourseUpdateIn(tags=["a", "a"]).tags == ["a"]
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [("capacity", True), ("capacity", "10"), ("capacity", 10.0), ("waitlist_enabled", "yes"), ("waitlist_enabled", 1)],
+)
+def test_numbers_and_flags_are_not_coerced(field: str, value: Any) -> None:
+    with pytest.raises(ValidationError):
+        CourseIn(title="T", category="c", **{field: value})
+    with pytest.raises(ValidationError):
+        CourseUpdateIn(**{field: value})
+
+
+def test_quiz_answers_are_option_indexes_not_booleans_or_strings() -> None:
+    assert QuizSubmitIn(answers=[1, 0]).answers == [1, 0]
+    for answers in ([True, False], ["1", "0"], [1.0, 0]):
+        with pytest.raises(ValidationError):
+            QuizSubmitIn(answers=answers)
+    with pytest.raises(ValidationError):
+        QuizQuestion(prompt="?", options=["a", "b"], answer=True)
+
+
+def test_a_quiz_question_needs_distinct_options() -> None:
+    for options in (["a", "a"], ["Yes", "yes "], ["x", " ", "y"]):
+        with pytest.raises(ValidationError):
+            QuizQuestion(prompt="?", options=options, answer=0)
+    assert QuizQuestion(prompt="?", options=["a ", "b"], answer=1).options == ["a", "b"]
+
+
+def test_a_text_lesson_needs_more_than_whitespace() -> None:
+    with pytest.raises(ValidationError, match="blank"):
+        LessonIn(title="L", type="text", content="   \n\t ")
+    assert LessonIn(title="L", type="text", content="# Why\n").content == "# Why\n"
