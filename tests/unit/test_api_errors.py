@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
+from pydantic import BaseModel
 
 from smartcourse.api.app import create_app
 
@@ -29,3 +30,28 @@ def test_a_backend_socket_that_vanished_is_a_503_not_a_500() -> None:
         assert r.status_code == 503, r.text
         assert r.json()["code"] == "service_unavailable" and r.headers["Retry-After"] == "2"
     assert client.get("/bug").status_code == 500  # everything else is still an internal error
+
+
+class Body(BaseModel):
+    name: str
+
+
+def test_a_malformed_or_mistyped_json_body_is_named_as_such() -> None:
+    router = APIRouter()
+
+    @router.post("/things")
+    async def things(body: Body) -> dict[str, str]:
+        return {"name": body.name}
+
+    client = TestClient(create_app(router), raise_server_exceptions=False)
+    r = client.post("/things", content=b'{"name":', headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    (detail,) = r.json()["details"]
+    assert detail["field"] == "body" and detail["type"] == "json_invalid"
+    assert detail["message"].startswith("invalid JSON at character 8")  # not a field named "8"
+
+    r = client.post("/things", content=b'{"name": "x"}', headers={"content-type": "text/plain"})
+    assert r.status_code == 415 and r.json()["code"] == "unsupported_media_type", r.text
+    assert client.post("/things", json={"name": "x"}).json() == {"name": "x"}
+    r = client.post("/things", content=b'{"name": "x"}', headers={"content-type": "application/merge-patch+json"})
+    assert r.status_code == 200, r.text

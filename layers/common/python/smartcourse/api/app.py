@@ -53,6 +53,12 @@ def _error(status: int, code: str, message: str, details: object = None) -> JSON
 def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     out = []
     for err in exc.errors():
+        if err.get("type") == "json_invalid":  # its loc is ("body", <character offset>): not a field
+            position = next((p for p in err.get("loc", ())[1:] if isinstance(p, int)), None)
+            reason = (err.get("ctx") or {}).get("error", "malformed")
+            where = "" if position is None else f" at character {position}"
+            out.append({"field": "body", "message": f"invalid JSON{where}: {reason}", "type": "json_invalid"})
+            continue
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
         out.append(
             {
@@ -62,6 +68,17 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
             }
         )
     return out
+
+
+def _json_body_sent_as_other_type(request: Request, exc: RequestValidationError) -> bool:
+    """A JSON endpoint's whole body refused because it came with a content type FastAPI does not parse as JSON."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not content_type or content_type == "application/json" or content_type.endswith("+json"):
+        return False
+    return any(
+        tuple(err.get("loc", ())) == ("body",) and err.get("type") in ("dict_type", "model_attributes_type")
+        for err in exc.errors()
+    )
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -74,7 +91,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return resp
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if _json_body_sent_as_other_type(request, exc):
+            return _error(415, "unsupported_media_type", "send the request body as application/json")
         fields = _field_errors(exc)
         names = ", ".join(sorted({f["field"] for f in fields}))
         return _error(422, "validation_error", f"invalid request: {names}", fields)
