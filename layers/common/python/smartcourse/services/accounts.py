@@ -134,6 +134,17 @@ async def refresh(*, uow: UnitOfWork, settings: Settings, refresh_token: str) ->
     if row is None or row.expires_at <= now:
         raise Unauthorized("refresh token is invalid or expired", code="invalid_refresh_token")
     if row.revoked_at is not None:
+        successor = await uow.session.scalar(
+            select(RefreshToken.id)
+            .where(
+                RefreshToken.family_id == row.family_id,
+                RefreshToken.id != row.id,
+                RefreshToken.created_at >= row.created_at,
+            )
+            .limit(1)
+        )
+        if successor is None:  # never rotated: its session was ended (logout, password change), not replayed
+            raise Unauthorized("this session has ended; please log in again", code="session_ended")
         await uow.session.execute(
             update(RefreshToken)
             .where(RefreshToken.family_id == row.family_id, RefreshToken.revoked_at.is_(None))
