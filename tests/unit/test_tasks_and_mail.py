@@ -199,3 +199,24 @@ def test_threads_using_a_fresh_app_at_once_all_see_its_configuration(monkeypatch
         assert seen == ["redis://broker.example:6379/0"] * 6
     finally:
         tasks.app.set_current()
+
+
+def test_a_name_or_title_with_a_line_break_still_makes_a_sendable_message() -> None:
+    """Rows stored before names were held to one line: the e-mail goes out, with no header injected."""
+    from email.utils import formataddr
+
+    from smartcourse.adapters.mail import build_message
+    from smartcourse.services.notifications import header_text
+
+    name, title = "Eve\r\nBcc: evil@example.com", "Welcome to\nKafka\t101"
+    assert header_text(name) == "Eve Bcc: evil@example.com" and header_text(title) == "Welcome to Kafka 101"
+    msg = build_message(
+        sender="SmartCourse <noreply@example.com>",
+        to=formataddr((header_text(name), "eve@example.com")),
+        subject=header_text(title),
+        text="hello",
+        message_id="<x@example.com>",
+    )
+    parsed = BytesParser(policy=policy.default).parsebytes(msg.as_bytes())
+    assert parsed["Bcc"] is None and parsed["To"].addresses[0].addr_spec == "eve@example.com"
+    assert parsed["Subject"] == "Welcome to Kafka 101"

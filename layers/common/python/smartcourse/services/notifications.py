@@ -8,6 +8,7 @@ import functools
 import html
 import logging
 import mimetypes
+import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -126,6 +127,12 @@ class MailRuntime(Protocol):
     def files(self) -> FileStore: ...
 
 
+def header_text(value: str) -> str:
+    """A name or title as one header line: a line break or other control character (a row stored before names
+    were held to one line) would make the `email` package refuse the header, on every retry, for good."""
+    return " ".join("".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in value).split())
+
+
 def message_id(notification_id: uuid.UUID, settings: Settings) -> str:
     """The same Message-ID for every send of a notification, so a duplicate delivery is recognisable."""
     domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "smartcourse.local"
@@ -197,8 +204,8 @@ async def deliver_email(
                 host=settings.smtp_host or "127.0.0.1",
                 port=settings.smtp_port,
                 sender=settings.mail_from,
-                to=formataddr((full_name, address)),
-                subject=title,
+                to=formataddr((header_text(full_name), address)),
+                subject=header_text(title),
                 text=f"{body}\n\n-- \nSmartCourse",
                 html=_html(body),
                 attachments=attachments,
