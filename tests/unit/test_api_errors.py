@@ -55,3 +55,23 @@ def test_a_malformed_or_mistyped_json_body_is_named_as_such() -> None:
     assert client.post("/things", json={"name": "x"}).json() == {"name": "x"}
     r = client.post("/things", content=b'{"name": "x"}', headers={"content-type": "application/merge-patch+json"})
     assert r.status_code == 200, r.text
+
+
+def test_a_405_names_every_method_of_the_path_across_routers() -> None:
+    reads, writes = APIRouter(), APIRouter()
+
+    @reads.get("/things/{thing_id}")
+    async def read(thing_id: str) -> dict[str, str]:
+        return {"id": thing_id}
+
+    @writes.put("/things/{thing_id}")
+    async def write(thing_id: str) -> dict[str, str]:
+        return {"id": thing_id}
+
+    @writes.delete("/things/{thing_id}")
+    async def remove(thing_id: str) -> None:
+        return None
+
+    r = TestClient(create_app(reads, writes)).patch("/things/1")
+    assert r.status_code == 405 and r.json()["code"] == "method_not_allowed", r.text
+    assert r.headers["Allow"] == "DELETE, GET, PUT"

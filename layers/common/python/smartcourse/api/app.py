@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 from smartcourse import __version__, telemetry
 from smartcourse.api.edge import EdgeMiddleware
@@ -70,6 +71,16 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     return out
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method the path answers (RFC 9110's Allow): the routes of one path come from several functions' routers,
+    and the router's 405 names only the first route that matched the path."""
+    methods: set[str] = set()
+    for route in getattr(request.app.state, "method_routes", ()):
+        if route.methods and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods
+    return ", ".join(sorted(methods))
+
+
 def _json_body_sent_as_other_type(request: Request, exc: RequestValidationError) -> bool:
     """A JSON endpoint's whole body refused because it came with a content type FastAPI does not parse as JSON."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -99,11 +110,13 @@ def install_error_handlers(app: FastAPI) -> None:
         return _error(422, "validation_error", f"invalid request: {names}", fields)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _STATUS_CODES.get(exc.status_code, "http_error")
         resp = _error(exc.status_code, code, str(exc.detail))
         for k, v in (exc.headers or {}).items():
             resp.headers[k] = v
+        if exc.status_code == 405 and (allowed := _allowed_methods(request)):
+            resp.headers["Allow"] = allowed
         return resp
 
     @app.exception_handler(PoolTimeout)
@@ -180,6 +193,8 @@ def create_app(*routers: APIRouter, title: str = "SmartCourse API") -> FastAPI:
     install_edge_cache(app)  # outside the trace's span too: anonymous public catalogue reads from memory
     for router in routers:
         app.include_router(router)
+    # The routes as their routers declared them (FastAPI keeps included routers nested), for the 405's Allow.
+    app.state.method_routes = [r for router in routers for r in router.routes if isinstance(r, Route)]
     return app
 
 
