@@ -174,3 +174,42 @@ async def test_serve_stops_the_engines_it_started(container: Any, tmp_path: Path
     assert not pid_alive(redis), log.read_text()[-3000:]
     left = [p.info for p in psutil.process_iter(["pid", "cmdline"]) if str(data) in " ".join(p.info["cmdline"] or [])]
     assert not left, left
+
+
+def _register(port: int, email: str, forwarded_for: str) -> int:
+    import json
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    body = {"email": email, "password": "a-long-password", "full_name": "Eve", "role": "student"}
+    conn.request(
+        "POST",
+        "/auth/register",
+        body=json.dumps(body),
+        headers={"content-type": "application/json", "x-forwarded-for": forwarded_for},
+    )
+    status = conn.getresponse().status
+    conn.close()
+    return status
+
+
+async def test_a_client_cannot_choose_its_address_for_the_per_address_limits(
+    container: Any, tmp_path: Path
+) -> None:
+    """uvicorn believes X-Forwarded-For from 127.0.0.1 when proxy headers are on, so every local client (or one
+    behind a same-host proxy passing the header through) could register or try passwords from an address of its
+    choosing. Unless FORWARDED_ALLOW_IPS names the proxies, the limit is the connection's."""
+    import uuid
+
+    env = {**os.environ, "REGISTER_RATE_LIMIT_IP": "2/minute"}
+    env.pop("FORWARDED_ALLOW_IPS", None)
+    port, log = free_port(), tmp_path / "serve.log"
+    server = _serve(port, log, env=env)
+    try:
+        await _listening(server, port, log, 120)
+        statuses = [
+            await asyncio.to_thread(_register, port, f"xff-{uuid.uuid4().hex[:8]}@example.com", f"203.0.113.{i}")
+            for i in range(1, 4)
+        ]
+        assert statuses == [201, 201, 429], (statuses, _tail(log))
+    finally:
+        _stop(server, 20)

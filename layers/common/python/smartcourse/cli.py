@@ -68,7 +68,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_config=uvicorn_log_config(),
         log_level=None,  # the levels are log_config's
         timeout_worker_healthcheck=HEALTHCHECK_SECONDS,
-        proxy_headers=True,
+        # Forwarded headers only from the proxies named (FORWARDED_ALLOW_IPS); uvicorn would otherwise believe any
+        # client on 127.0.0.1, which could then choose its address for the per-address rate limits.
+        proxy_headers=get_settings().forwarded_allow_ips is not None,
+        forwarded_allow_ips=get_settings().forwarded_allow_ips,
         server_header=False,  # no "server: uvicorn": nothing to fingerprint
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )

@@ -135,6 +135,10 @@ class Settings(BaseSettings):
     login_rate_limit_ip: str = Field(default="30/minute;300/hour", alias="LOGIN_RATE_LIMIT_IP")
     login_rate_limit_account: str = Field(default="10/minute;60/hour", alias="LOGIN_RATE_LIMIT_ACCOUNT")
     register_rate_limit_ip: str = Field(default="10/minute;50/hour", alias="REGISTER_RATE_LIMIT_IP")
+    # The proxies whose X-Forwarded-For / X-Forwarded-Proto the API believes (uvicorn's list: addresses, CIDRs or
+    # "*"). Unset: none, and a client's address is the connection's peer, so no client picks its own address for
+    # the per-address limits above.
+    forwarded_allow_ips: str | None = Field(default=None, alias="FORWARDED_ALLOW_IPS")
     # Consecutive wrong passwords allowed before an account locks for base·2^(n-free) seconds (capped).
     login_free_failures: int = Field(default=5, ge=1, alias="LOGIN_FREE_FAILURES")
     login_backoff_base_seconds: int = Field(default=2, ge=1, alias="LOGIN_BACKOFF_BASE_SECONDS")
