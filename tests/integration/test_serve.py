@@ -192,9 +192,7 @@ def _register(port: int, email: str, forwarded_for: str) -> int:
     return status
 
 
-async def test_a_client_cannot_choose_its_address_for_the_per_address_limits(
-    container: Any, tmp_path: Path
-) -> None:
+async def test_a_client_cannot_choose_its_address_for_the_per_address_limits(container: Any, tmp_path: Path) -> None:
     """uvicorn believes X-Forwarded-For from 127.0.0.1 when proxy headers are on, so every local client (or one
     behind a same-host proxy passing the header through) could register or try passwords from an address of its
     choosing. Unless FORWARDED_ALLOW_IPS names the proxies, the limit is the connection's."""
