@@ -62,6 +62,15 @@ async def test_limit_bounds_and_authentication(api: Api) -> None:
     assert r.status_code == 401 and r.json()["code"] == "not_authenticated"
 
 
+async def test_a_cursor_out_of_the_databases_range_is_the_clients_error(api: Api) -> None:
+    """Valid ISO times that fall outside PostgreSQL's range in UTC: the driver cannot encode them. A retry would
+    never succeed, so this is a 422, not a 503 "database unavailable" (with an error in the log for operators)."""
+    user = await api.user()
+    for before in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"):
+        r = await api.client.get("/notifications", params={"before": before}, headers=user["headers"])
+        assert r.status_code == 422 and r.json()["code"] == "invalid_input", r.text
+
+
 async def test_mark_read_is_owner_only_and_idempotent(api: Api, container: Any) -> None:
     alice, bob = await api.user(), await api.user()
     nid = await notify(container, alice, "course published")

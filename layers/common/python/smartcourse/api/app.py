@@ -71,6 +71,19 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     return out
 
 
+def _unencodable(exc: BaseException) -> bool:
+    """The driver could not encode a parameter (asyncpg: a time outside PostgreSQL's range is an OverflowError), which
+    SQLAlchemy wraps as a DBAPIError that is not a DataError: the request's value, never the database's state."""
+    seen: BaseException | None = exc
+    for _ in range(5):
+        seen = getattr(seen, "orig", None) or (seen.__cause__ if seen is not None else None)
+        if seen is None:
+            return False
+        if isinstance(seen, OverflowError):
+            return True
+    return False
+
+
 def _allowed_methods(request: Request) -> str:
     """Every method the path answers (RFC 9110's Allow): the routes of one path come from several functions' routers,
     and the router's 405 names only the first route that matched the path."""
@@ -130,7 +143,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
         # A value PostgreSQL refuses (bad encoding, out of range) is the client's input, not our failure.
-        if isinstance(exc, DataError):
+        if isinstance(exc, DataError) or _unencodable(exc):
             return _error(422, "invalid_input", "a value in the request cannot be stored")
         log.exception("database error on %s %s", request.method, request.url.path)
         return _error(503, "database_unavailable", "the database could not complete the request; retry later")
