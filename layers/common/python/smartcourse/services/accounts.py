@@ -187,10 +187,13 @@ async def update_user(*, uow: UnitOfWork, principal: Principal, user_id: uuid.UU
     user = await uow.session.get(User, user_id, with_for_update=True)
     if user is None:
         raise NotFound("user not found", code="user_not_found")
+    for field in ("full_name", "password", "current_password", "is_active"):  # null is no value for these
+        if field in data.model_fields_set and getattr(data, field) is None:
+            raise Invalid(f"{field} cannot be null", code="invalid_field", details={"field": field})
     if data.full_name is not None:
         user.full_name = data.full_name
-    if data.bio is not None:
-        user.bio = data.bio
+    if "bio" in data.model_fields_set:
+        user.bio = data.bio  # null clears it, as "" does
     if data.password is not None:
         if principal.user_id == user_id or data.current_password is not None:
             if data.current_password is None:
