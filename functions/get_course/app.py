@@ -14,7 +14,7 @@ from smartcourse.services.catalog_cache import CachedJson
 router = APIRouter(tags=["courses"])
 
 
-@router.get("/courses/{course_id}", response_model=CourseDetail, response_model_exclude_none=True)
+@router.get("/courses/{course_id}", response_model=CourseDetail)
 async def get_course(
     course_id: uuid.UUID, request: Request, caller: SignedCaller, c: ContainerDep
 ) -> CourseDetail | Response:

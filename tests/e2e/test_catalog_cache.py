@@ -38,7 +38,11 @@ async def test_reads_are_cached_and_changes_through_the_api_show_at_once(
     outline = await api.client.get(f"/courses/{cid}")
     assert outline.status_code == 200 and outline.json()["title"] == "Cached course"
     assert "content" not in outline.json()["modules"][0]["lessons"][0]  # the public outline: no bodies
-    assert "index_status" not in outline.json()  # null fields left out, as the route always did
+    assert "index_status" not in outline.json()  # the owner's fields left out
+    # ... but a course's own nulls are sent, as the schema has them (no seat limit, no level), as in the list
+    assert outline.json()["capacity"] is None and outline.json()["level"] is None, outline.text
+    owner_view = (await api.client.get(f"/courses/{cid}", headers=owner["headers"])).json()
+    assert owner_view["capacity"] is None and owner_view["index_status"] == "ready", owner_view
 
     # Served from the cache: a change made behind the API's back is not seen ...
     await _behind_the_apis_back(container, cid, title="Changed behind the API")

@@ -265,17 +265,27 @@ class ModuleUpdateIn(Strict):
     position: Annotated[StrictInt, Field(ge=0, le=10_000)] | None = None
 
 
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
+# A field left out of the answer when it has no value: a lesson's fields of the other types or of a body the caller
+#: may not read, a course's owner-only fields. Every other null is sent as null, as the schema says.
+def omitted_when_none() -> Any:
+    return Field(default=None, exclude_if=_is_none)
+
+
 class LessonPublic(BaseModel):
     id: uuid.UUID
     module_id: uuid.UUID
     title: str
     type: str
     position: int
-    content: str | None = None
-    video_url: str | None = None
-    transcript: str | None = None
-    questions: list[dict[str, Any]] | None = None
-    pass_score: int | None = None
+    content: str | None = omitted_when_none()
+    video_url: str | None = omitted_when_none()
+    transcript: str | None = omitted_when_none()
+    questions: list[dict[str, Any]] | None = omitted_when_none()
+    pass_score: int | None = omitted_when_none()
 
 
 class ModulePublic(BaseModel):
@@ -289,9 +299,9 @@ class CourseDetail(CourseSummary):
     prerequisites: list[uuid.UUID]
     modules: list[ModulePublic]
     # Owner and admin only: the content index of the live version and what the last publish did.
-    index_status: str | None = None
-    index_version: int | None = None
-    publish_report: dict[str, Any] | None = None
+    index_status: str | None = omitted_when_none()
+    index_version: int | None = omitted_when_none()
+    publish_report: dict[str, Any] | None = omitted_when_none()
 
 
 class SearchSource(BaseModel):

@@ -191,12 +191,13 @@ async def cached_course(
     compute: Callable[[], Awaitable[BaseModel]],
     public: bool,
 ) -> CachedJson:
-    """One course's published view (`view` names the audience), serialised without null fields."""
+    """One course's published view (`view` names the audience); the fields it may not show are left out by the model
+    (`schemas.omitted_when_none`), every other null is kept."""
     return await _read_through(
         container,
         lambda g: course_key(g, course_id, view),
         compute,
-        exclude_none=True,
+        exclude_none=False,
         public=public,
         what="course view",
     )
