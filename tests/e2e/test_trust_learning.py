@@ -108,6 +108,10 @@ async def test_reenrolling_does_not_reset_quiz_attempts(api: Api, worker: object
     assert (r["attempt"], r["attempts_left"], r["correct"]) == (3, 0, [True, False])  # exhausted: now it is told
     r = await api.client.post(url, json={"answers": [1, 0]}, headers=student["headers"])
     assert r.status_code == 409 and r.json()["code"] == "quiz_attempts_exhausted"
+    review = await api.client.get(f"/enrollments/{second}/review", headers=student["headers"])
+    assert review.status_code == 200, review.text
+    failed = next(i for i in review.json()["items"] if i["kind"] == "quiz_failed")
+    assert failed["detail"]["missed_questions"] == [{"index": 1, "prompt": "Capital of France?"}]  # as exhausted
 
     # The database holds the numbering: attempt 1 of this student on this quiz exists (in the first enrollment),
     # so another attempt 1, even in the new enrollment, is refused.
