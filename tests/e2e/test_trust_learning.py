@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -52,6 +54,85 @@ async def test_quiz_cooldown_between_attempts(api: Api, worker: object, tuned: A
     tuned(quiz_max_attempts=5, quiz_cooldown_seconds=0)
     passed = (await api.client.post(url, json={"answers": [1, 0]}, headers=student["headers"])).json()
     assert passed["passed"] and passed["correct"] == [True, True]
+
+
+async def test_concurrent_quiz_submissions_respect_the_limit(api: Api, worker: object, tuned: Any) -> None:
+    """The limit is checked in the transaction that records the attempt, under a lock: a burst of submissions
+    grades no more than the limit, and the exhaustion feedback goes with the attempt really recorded last."""
+    student, url = await _quiz_for_a_student(api)
+    tuned(quiz_max_attempts=2, quiz_cooldown_seconds=0)
+    burst = await asyncio.gather(
+        *(api.client.post(url, json={"answers": [0, 1]}, headers=student["headers"]) for _ in range(6))
+    )
+    graded = sorted((r.json() for r in burst if r.status_code == 200), key=lambda b: b["attempt"])
+    refused = [r.json()["code"] for r in burst if r.status_code != 200]
+    assert [(b["attempt"], b["attempts_left"], b["correct"]) for b in graded] == [
+        (1, 1, None),
+        (2, 0, [False, False]),
+    ]
+    assert refused == ["quiz_attempts_exhausted"] * 4
+
+
+async def test_concurrent_quiz_submissions_respect_the_cooldown(api: Api, worker: object, tuned: Any) -> None:
+    """Brute force by a burst of every combination: one attempt per cool-down window, not one per request."""
+    student, url = await _quiz_for_a_student(api)
+    tuned(quiz_max_attempts=5, quiz_cooldown_seconds=60)
+    combos = [[0, 0], [0, 1], [1, 0], [1, 1]]
+    burst = await asyncio.gather(
+        *(api.client.post(url, json={"answers": a}, headers=student["headers"]) for a in combos)
+    )
+    assert sorted(r.status_code for r in burst) == [200, 429, 429, 429]
+    assert {r.json()["code"] for r in burst if r.status_code == 429} == {"quiz_cooldown"}
+    assert next(r for r in burst if r.status_code == 200).json()["attempt"] == 1
+
+
+async def test_reenrolling_does_not_reset_quiz_attempts(api: Api, worker: object, tuned: Any, container: Any) -> None:
+    """Attempts count across the student's enrollments of the course, and the numbers returned say so: after a
+    drop and re-enroll the student is told the attempts really left, and the last one brings the feedback."""
+    teacher, student = await api.user("instructor"), await api.user()
+    course, lessons = await course_with_lessons(api, teacher)
+    quiz = next(lsn for lsn in lessons if lsn["type"] == "quiz")
+    url = f"/quizzes/{quiz['id']}/submit"
+    tuned(quiz_max_attempts=3, quiz_cooldown_seconds=0)
+    first = (await enroll(api, student, course["id"])).json()["id"]
+    await wait_enrollment(api, student, first, "active")
+    r = (await api.client.post(url, json={"answers": [0, 1]}, headers=student["headers"])).json()
+    assert (r["attempt"], r["attempts_left"], r["correct"]) == (1, 2, None)
+
+    assert (await api.client.delete(f"/enrollments/{first}", headers=student["headers"])).status_code == 200
+    second = (await enroll(api, student, course["id"])).json()["id"]
+    await wait_enrollment(api, student, second, "active")
+    r = (await api.client.post(url, json={"answers": [0, 1]}, headers=student["headers"])).json()
+    assert (r["attempt"], r["attempts_left"], r["correct"]) == (2, 1, None)
+    r = (await api.client.post(url, json={"answers": [1, 1]}, headers=student["headers"])).json()
+    assert (r["attempt"], r["attempts_left"], r["correct"]) == (3, 0, [True, False])  # exhausted: now it is told
+    r = await api.client.post(url, json={"answers": [1, 0]}, headers=student["headers"])
+    assert r.status_code == 409 and r.json()["code"] == "quiz_attempts_exhausted"
+    review = await api.client.get(f"/enrollments/{second}/review", headers=student["headers"])
+    assert review.status_code == 200, review.text
+    failed = next(i for i in review.json()["items"] if i["kind"] == "quiz_failed")
+    assert failed["detail"]["missed_questions"] == [{"index": 1, "prompt": "Capital of France?"}]  # as exhausted
+
+    # The database holds the numbering: attempt 1 of this student on this quiz exists (in the first enrollment),
+    # so another attempt 1, even in the new enrollment, is refused.
+    from sqlalchemy.exc import IntegrityError
+
+    from smartcourse.models import QuizAttempt
+
+    with pytest.raises(IntegrityError, match="uq_quiz_attempts_student_attempt"):
+        async with container.uow() as uow:
+            uow.session.add(
+                QuizAttempt(
+                    enrollment_id=uuid.UUID(second),
+                    student_id=uuid.UUID(student["id"]),
+                    lesson_id=uuid.UUID(quiz["id"]),
+                    attempt=1,
+                    answers=[1, 0],
+                    score=100,
+                    passed=True,
+                )
+            )
+            await uow.commit()
 
 
 async def test_prerequisites_must_be_visible_and_acyclic(api: Api, worker: object) -> None:

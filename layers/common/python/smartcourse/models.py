@@ -338,13 +338,21 @@ class LessonProgress(Base):
 
 
 class QuizAttempt(Base):
+    """One graded submission. `attempt` counts the student's attempts on the quiz across all of their
+    enrollments (re-enrolling does not reset them), unique per student and quiz (migration 0010)."""
+
     __tablename__ = "quiz_attempts"
-    __table_args__ = (UniqueConstraint("enrollment_id", "lesson_id", "attempt", name="uq_quiz_attempts_attempt"),)
+    __table_args__ = (
+        UniqueConstraint("student_id", "lesson_id", "attempt", name="uq_quiz_attempts_student_attempt"),
+        CheckConstraint("attempt >= 1", name="ck_quiz_attempts_attempt_positive"),
+    )
 
     id: Mapped[uuid.UUID] = _pk()
     enrollment_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("enrollments.id", ondelete="CASCADE"), nullable=False, index=True
     )
+    # The enrollment's student (denormalised: the unique index above spans the student's enrollments).
+    student_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
     lesson_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     attempt: Mapped[int] = mapped_column(Integer, nullable=False)
     answers: Mapped[list[int]] = mapped_column(JSONB, nullable=False)

@@ -4,21 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 from smartcourse.domain import workflows as names
 from smartcourse.domain.enrollment import certificate_workflow_id
-from smartcourse.errors import Conflict
-from smartcourse.models import Course, Enrollment, Lesson, QuizAttempt
-from smartcourse.ratelimit import Decision, rate_limited_error
 from smartcourse.schemas import CertificatePublic, EnrollmentDetail, EnrollmentPublic, ProgressPublic, QuizResult
 from smartcourse.security import Principal
 from smartcourse.services import certificates, dispatcher, enrollment, progress, workflows
-from smartcourse.services.courses import VERSIONS, version_doc_id
 
 
 async def _start_certificate(container: Any, enrollment_id: uuid.UUID) -> None:
@@ -114,69 +108,19 @@ async def complete_lesson(*, container: Any, principal: Principal, lesson_id: uu
     return result
 
 
-async def _quiz_record(uow: Any, student_id: uuid.UUID, lesson_id: uuid.UUID) -> tuple[int, datetime | None, bool]:
-    """(attempts so far, last submission, passed once) of a student on a quiz, across re-enrollments."""
-    from sqlalchemy import func, select
-
-    row = (
-        await uow.session.execute(
-            select(func.count(QuizAttempt.id), func.max(QuizAttempt.submitted_at), func.bool_or(QuizAttempt.passed))
-            .join(Enrollment, Enrollment.id == QuizAttempt.enrollment_id)
-            .where(Enrollment.student_id == student_id, QuizAttempt.lesson_id == lesson_id)
-        )
-    ).one()
-    return int(row[0] or 0), row[1], bool(row[2])
-
-
 async def submit_quiz(*, container: Any, principal: Principal, lesson_id: uuid.UUID, answers: list[int]) -> QuizResult:
-    """Grade an attempt, within the attempt limit and cool-down; per-question feedback once passed or exhausted."""
+    """Grade an attempt, within the attempt limit and cool-down (checked in the grading transaction, under the
+    enrollment's lock: services/progress.py); per-question feedback once passed or exhausted."""
     settings = container.settings
-    limit, cooldown = settings.quiz_max_attempts, settings.quiz_cooldown_seconds
-    async with container.uow() as uow:
-        used, last, passed_before = await _quiz_record(uow, principal.user_id, lesson_id)
-    if not passed_before:
-        if used >= limit:
-            raise Conflict(
-                f"no attempts left on this quiz (limit {limit})",
-                code="quiz_attempts_exhausted",
-                details={"max_attempts": limit},
-            )
-        if last is not None and cooldown:
-            wait = cooldown - (datetime.now(UTC) - last).total_seconds()
-            if wait > 0:
-                decision = Decision(allowed=False, retry_after_seconds=math.ceil(wait), limit="quiz_cooldown")
-                error = rate_limited_error(decision, f"wait {math.ceil(wait)} s before the next attempt")
-                error.code = "quiz_cooldown"
-                raise error
-    result = await _submit_quiz(container=container, principal=principal, lesson_id=lesson_id, answers=answers)
-    left = max(0, limit - result.attempt)
-    update: dict[str, Any] = {"attempts_left": None if result.passed else left}
-    if result.passed or passed_before or left == 0:
-        update["correct"] = await _correctness(container, lesson_id, answers)
-    return result.model_copy(update=update)
-
-
-async def _correctness(container: Any, lesson_id: uuid.UUID, answers: list[int]) -> list[bool] | None:
-    """Which answers were right, graded against the live version's quiz (the one just graded)."""
-
-    async with container.uow() as uow:
-        lesson = await uow.session.get(Lesson, lesson_id)
-        course = await uow.session.get(Course, lesson.course_id) if lesson is not None else None
-    if course is None:
-        return None
-    snapshot = await container.documents.get(VERSIONS, version_doc_id(course.id, course.content_version)) or {}
-    for module in snapshot.get("modules", []):
-        for item in module.get("lessons", []):
-            if item.get("id") == str(lesson_id):
-                questions = item.get("questions") or []
-                return [q.get("answer") == a for q, a in zip(questions, answers, strict=False)]
-    return None
-
-
-async def _submit_quiz(*, container: Any, principal: Principal, lesson_id: uuid.UUID, answers: list[int]) -> QuizResult:
     async with container.uow() as uow:
         result, e = await progress.submit_quiz(
-            uow=uow, documents=container.documents, principal=principal, lesson_id=lesson_id, answers=answers
+            uow=uow,
+            documents=container.documents,
+            principal=principal,
+            lesson_id=lesson_id,
+            answers=answers,
+            max_attempts=settings.quiz_max_attempts,
+            cooldown_seconds=settings.quiz_cooldown_seconds,
         )
     if e.status == "completed":
         await _start_certificate(container, e.id)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import uuid
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -13,6 +15,7 @@ from smartcourse.domain import courses as course_rules
 from smartcourse.domain import enrollment as rules
 from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound
 from smartcourse.models import Course, Enrollment, EnrollmentHistory, Lesson, LessonProgress, QuizAttempt, utcnow
+from smartcourse.ratelimit import Decision, rate_limited_error
 from smartcourse.schemas import LessonProgressPublic, ModuleProgressPublic, ProgressPublic, QuizResult
 from smartcourse.security import Principal
 from smartcourse.services.enrollment import enrollment_event
@@ -122,12 +125,65 @@ async def complete_lesson(
     return await _progress(uow, e, lessons), just_completed
 
 
+async def _quiz_record(
+    uow: UnitOfWork, student_id: uuid.UUID, lesson_id: uuid.UUID
+) -> tuple[int, datetime | None, bool, datetime]:
+    """(attempts so far, last submission, passed once, the database's clock now) of a student on a quiz, across
+    all of the student's enrollments (re-enrolling does not reset attempts)."""
+    row = (
+        await uow.session.execute(
+            select(
+                func.count(QuizAttempt.id),
+                func.max(QuizAttempt.submitted_at),
+                func.bool_or(QuizAttempt.passed),
+                func.clock_timestamp(),
+            ).where(QuizAttempt.student_id == student_id, QuizAttempt.lesson_id == lesson_id)
+        )
+    ).one()
+    return int(row[0] or 0), row[1], bool(row[2]), row[3]
+
+
+def _check_quiz_allowed(used: int, last: datetime | None, now: datetime, limit: int, cooldown: int) -> None:
+    """409 once the attempts are used up, 429 within the cool-down after the last attempt."""
+    if used >= limit:
+        raise Conflict(
+            f"no attempts left on this quiz (limit {limit})",
+            code="quiz_attempts_exhausted",
+            details={"max_attempts": limit},
+        )
+    if last is not None and cooldown:
+        wait = math.ceil(cooldown - (now - last).total_seconds())
+        if wait > 0:
+            decision = Decision(allowed=False, retry_after_seconds=min(wait, cooldown), limit="quiz_cooldown")
+            error = rate_limited_error(decision, f"wait {min(wait, cooldown)} s before the next attempt")
+            error.code = "quiz_cooldown"
+            raise error
+
+
 async def submit_quiz(
-    *, uow: UnitOfWork, documents: Any, principal: Principal, lesson_id: uuid.UUID, answers: list[int]
+    *,
+    uow: UnitOfWork,
+    documents: Any,
+    principal: Principal,
+    lesson_id: uuid.UUID,
+    answers: list[int],
+    max_attempts: int,
+    cooldown_seconds: int,
 ) -> tuple[QuizResult, Enrollment]:
+    """Grade an attempt within the attempt limit and cool-down; per-question feedback once passed or exhausted.
+
+    The limit and the cool-down are checked under the enrollment's row lock (`_learning_context`), in the
+    transaction that records the attempt, so concurrent submissions are checked one after the other. That lock
+    also covers the student's earlier enrollments of the course: there is one live enrollment per student and
+    course, and a re-enrollment exists only once the drop (which waits for this lock) has committed. The attempt
+    number counts across enrollments and is unique per student and quiz (`uq_quiz_attempts_student_attempt`), so
+    the database refuses a second attempt with the same number whatever the path."""
     e, _course, lesson, lessons = await _learning_context(uow, documents, principal, lesson_id)
     if lesson.type != "quiz":
         raise Conflict("this lesson is not a quiz", code="not_a_quiz")
+    used, last, passed_before, now = await _quiz_record(uow, e.student_id, lesson_id)
+    if not passed_before:
+        _check_quiz_allowed(used, last, now, max_attempts, cooldown_seconds)
     questions = lesson.body.get("questions") or []
     if len(answers) != len(questions):
         raise Invalid(
@@ -140,17 +196,17 @@ async def submit_quiz(
             raise Invalid(f"answer {i} is not one of the options", code="invalid_answers", details={"index": i})
     pass_score = int(lesson.body.get("pass_score", 70))
     score, passed = course_rules.grade_quiz(questions, answers, pass_score)
-    attempt = 1 + int(
-        await uow.session.scalar(
-            select(func.count())
-            .select_from(QuizAttempt)
-            .where(QuizAttempt.enrollment_id == e.id, QuizAttempt.lesson_id == lesson_id)
-        )
-        or 0
-    )
+    attempt = used + 1
     uow.session.add(
         QuizAttempt(
-            enrollment_id=e.id, lesson_id=lesson_id, attempt=attempt, answers=answers, score=score, passed=passed
+            enrollment_id=e.id,
+            student_id=e.student_id,
+            lesson_id=lesson_id,
+            attempt=attempt,
+            answers=answers,
+            score=score,
+            passed=passed,
+            submitted_at=now,
         )
     )
     if passed:
@@ -158,7 +214,20 @@ async def submit_quiz(
     else:
         percent = rules.percent_complete([lsn.ref for lsn in lessons], await _completed_ids(uow, e.id))
     await uow.commit()
-    return QuizResult(score=score, passed=passed, attempt=attempt, pass_score=pass_score, percent=percent), e
+    left = max(0, max_attempts - attempt)
+    reveal = passed or passed_before or left == 0
+    return (
+        QuizResult(
+            score=score,
+            passed=passed,
+            attempt=attempt,
+            pass_score=pass_score,
+            percent=percent,
+            attempts_left=None if passed else left,
+            correct=[q.get("answer") == a for q, a in zip(questions, answers, strict=True)] if reveal else None,
+        ),
+        e,
+    )
 
 
 async def _progress(uow: UnitOfWork, e: Enrollment, lessons: list[PublishedLesson]) -> ProgressPublic:

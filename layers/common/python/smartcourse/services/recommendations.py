@@ -760,7 +760,8 @@ async def review(container: Any, *, principal: Principal, enrollment_id: uuid.UU
             continue
         questions = lesson.body.get("questions") or []
         passed = any(a.passed for a in tries or [])
-        reveal = passed or len(tries or []) >= limit
+        # Attempt numbers count across the student's enrollments (re-enrolling does not reset them), as the limit.
+        reveal = passed or max(a.attempt for a in tries or []) >= limit
         detail: dict[str, Any] = {
             "attempts": len(tries or []),
             "best_score": max(a.score for a in tries or []),
