@@ -1,4 +1,4 @@
-"""DELETE /courses/{course_id}: archive a course (owner or admin); learners keep their records."""
+"""DELETE /courses/{course_id}: archive a course (owner or admin); enrolled learners keep reading and learning it."""
 
 import uuid
 

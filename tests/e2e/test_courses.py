@@ -117,18 +117,68 @@ async def test_publish_event_is_written_with_the_state_change(api: Api, worker: 
     assert rows[0].payload["data"]["version"] == 1
 
 
-async def test_publish_without_lessons_fails_and_returns_to_draft(api: Api, worker: object) -> None:
+async def test_publish_without_lessons_is_refused_before_any_run(api: Api, worker: object, container: object) -> None:
+    from sqlalchemy import func, select
+
+    from smartcourse.models import WorkflowRun
+
     teacher = await api.user("instructor")
     course = await api.course(teacher)
-    await api.module(teacher, course["id"])  # a module but no lesson
-    r = await api.client.post(f"/courses/{course['id']}/publish", headers=teacher["headers"])
-    assert r.status_code == 202
-    wf = await api.wait_workflow(teacher, r.json()["workflow_id"])
+    cid = course["id"]
+    url = f"/courses/{cid}/publish"
+    r = await api.client.post(url, headers=teacher["headers"])  # no module at all
+    assert r.status_code == 422 and r.json()["code"] == "course_not_publishable", r.text
+    assert "at least one module with a lesson" in r.json()["message"]
+    module = await api.module(teacher, cid)  # a module but no lesson
+    r = await api.client.post(url, headers=teacher["headers"])
+    assert r.status_code == 422 and r.json()["code"] == "course_not_publishable", r.text
+    # Nothing was recorded: still a draft, no report, no run, no failure notice.
+    detail = (await api.client.get(f"/courses/{cid}", headers=teacher["headers"])).json()
+    assert (detail["status"], detail["index_status"], detail.get("publish_report")) == ("draft", "none", None)
+    async with container.uow() as uow:  # type: ignore[attr-defined]
+        runs = await uow.session.scalar(
+            select(func.count()).select_from(WorkflowRun).where(WorkflowRun.course_id == uuid.UUID(cid))
+        )
+    assert runs == 0
+    notes = (await api.client.get("/notifications", headers=teacher["headers"])).json()
+    items = notes["items"] if isinstance(notes, dict) else notes
+    assert not [n for n in items if n["kind"] == "publish_failed"], items
+    # No version number was spent: the first real publish is v1.
+    await api.lesson(teacher, cid, module["id"])
+    r = await api.client.post(url, headers=teacher["headers"])
+    assert r.status_code == 202 and r.json()["workflow_id"] == f"publish-{cid}-v1", r.text
+    assert (await api.wait_workflow(teacher, r.json()["workflow_id"]))["status"] == "completed"
+
+
+async def test_validate_step_still_refuses_a_course_emptied_after_the_request(
+    api: Api, worker: object, container: object
+) -> None:
+    """Defence in depth: the lessons are deleted between the request's check and the workflow's first step."""
+    from smartcourse.domain import workflows as names
+    from smartcourse.security import Principal
+    from smartcourse.services import publishing
+
+    teacher = await api.user("instructor")
+    course = await api.course(teacher)
+    cid = course["id"]
+    module = await api.module(teacher, cid)
+    lesson = await api.lesson(teacher, cid, module["id"])
+    async with container.uow() as uow:  # type: ignore[attr-defined]
+        principal = Principal(user_id=uuid.UUID(teacher["id"]), role="instructor")
+        workflow_id, version = await publishing.request_publish(uow=uow, principal=principal, course_id=uuid.UUID(cid))
+    r = await api.client.delete(
+        f"/courses/{cid}/modules/{module['id']}/lessons/{lesson['id']}", headers=teacher["headers"]
+    )
+    assert r.status_code == 204
+    await container.workflow_starter().start(  # type: ignore[attr-defined]
+        names.PUBLISHING, {"course_id": cid, "version": version, "workflow_id": workflow_id}, workflow_id=workflow_id
+    )
+    wf = await api.wait_workflow(teacher, workflow_id)
     assert wf["status"] == "failed"
     assert (wf["steps"][0]["name"], wf["steps"][0]["status"]) == ("validate", "failed") and wf["steps"][0]["error"]
     assert "at least one module with a lesson" in wf["steps"][0]["error"]
     assert {s["status"] for s in wf["steps"][1:]} == {"skipped"} and len(wf["steps"]) == 9
-    r = await api.client.get(f"/courses/{course['id']}", headers=teacher["headers"])
+    r = await api.client.get(f"/courses/{cid}", headers=teacher["headers"])
     assert r.json()["status"] == "draft"
 
 
@@ -154,14 +204,15 @@ async def test_forbidden_moves(api: Api, worker: object) -> None:
 
     r = await api.client.post("/courses", json={"title": "x", "category": "y"}, headers=student["headers"])
     assert r.status_code == 403 and r.json()["code"] == "role_forbidden"
+    # Another's draft is hidden from them (404, as GET answers): see test_non_owners_get_the_answer_get_gives_them.
     r = await api.client.put(f"/courses/{cid}", json={"title": "Hijacked"}, headers=other["headers"])
-    assert r.status_code == 403 and r.json()["code"] == "not_course_owner"
+    assert r.status_code == 404 and r.json()["code"] == "course_not_found"
     r = await api.client.post(f"/courses/{cid}/modules", json={"title": "x"}, headers=other["headers"])
-    assert r.status_code == 403
+    assert r.status_code == 404
     r = await api.client.post(f"/courses/{cid}/publish", headers=other["headers"])
-    assert r.status_code == 403
+    assert r.status_code == 404
     r = await api.client.delete(f"/courses/{cid}", headers=student["headers"])
-    assert r.status_code == 403
+    assert r.status_code == 404
     r = await api.client.post(
         f"/courses/{cid}/materials", files={"file": ("a.txt", b"hi", "text/plain")}, headers=other["headers"]
     )
@@ -301,3 +352,212 @@ async def test_health_reports_engines(api: Api) -> None:
     body = r.json()
     assert body["engines"]["database"]["status"] == "up"
     assert body["engines"]["temporal"]["status"] == "up"
+
+
+async def _order(api: Api, who: dict[str, object], cid: str) -> list[tuple[str, int, list[tuple[str, int]]]]:
+    """(module title, position, [(lesson title, position)]) as `GET /courses/{id}` shows them, in its order."""
+    r = await api.client.get(f"/courses/{cid}", headers=who.get("headers", {}))  # type: ignore[arg-type]
+    assert r.status_code == 200, r.text
+    return [
+        (m["title"], m["position"], [(lsn["title"], lsn["position"]) for lsn in m["lessons"]])
+        for m in r.json()["modules"]
+    ]
+
+
+async def test_moving_a_lesson_or_module_renumbers_its_siblings(api: Api, worker: object) -> None:
+    teacher = await api.user("instructor")
+    cid = (await api.course(teacher))["id"]
+    h = teacher["headers"]
+    modules = [await api.module(teacher, cid, f"M{i}") for i in range(3)]
+    m0 = modules[0]["id"]
+    lessons = [await api.lesson(teacher, cid, m0, title=f"L{i}", type="text", content=f"body {i}") for i in range(3)]
+    lesson_url = f"/courses/{cid}/modules/{m0}/lessons"
+
+    # Move the last lesson to the top: the others shift down, no tie.
+    r = await api.client.put(f"{lesson_url}/{lessons[2]['id']}", json={"position": 0}, headers=h)
+    assert r.status_code == 200 and r.json()["position"] == 0, r.text
+    assert (await _order(api, teacher, cid))[0][2] == [("L2", 0), ("L0", 1), ("L1", 2)]
+    # Into the middle, then past the end (clamped to the last place).
+    await api.client.put(f"{lesson_url}/{lessons[2]['id']}", json={"position": 1}, headers=h)
+    assert (await _order(api, teacher, cid))[0][2] == [("L0", 0), ("L2", 1), ("L1", 2)]
+    r = await api.client.put(f"{lesson_url}/{lessons[0]['id']}", json={"position": 10_000}, headers=h)
+    assert r.status_code == 200 and r.json()["position"] == 2, r.text
+    assert (await _order(api, teacher, cid))[0][2] == [("L2", 0), ("L1", 1), ("L0", 2)]
+    # A create at an explicit position inserts there; past the end it is appended (no gap).
+    new = await api.lesson(teacher, cid, m0, title="L3", type="text", content="x", position=0)
+    assert new["position"] == 0
+    far = await api.lesson(teacher, cid, m0, title="L4", type="text", content="x", position=10_000)
+    assert far["position"] == 4
+    assert (await _order(api, teacher, cid))[0][2] == [("L3", 0), ("L2", 1), ("L1", 2), ("L0", 3), ("L4", 4)]
+    # A delete closes the gap.
+    r = await api.client.delete(f"{lesson_url}/{lessons[1]['id']}", headers=h)
+    assert r.status_code == 204
+    assert (await _order(api, teacher, cid))[0][2] == [("L3", 0), ("L2", 1), ("L0", 2), ("L4", 3)]
+
+    # Modules alike.
+    r = await api.client.put(f"/courses/{cid}/modules/{modules[2]['id']}", json={"position": 0}, headers=h)
+    assert r.status_code == 200 and r.json()["position"] == 0, r.text
+    assert [(m[0], m[1]) for m in await _order(api, teacher, cid)] == [("M2", 0), ("M0", 1), ("M1", 2)]
+    r = await api.client.post(f"/courses/{cid}/modules", json={"title": "M3", "position": 1}, headers=h)
+    assert r.status_code == 201 and r.json()["position"] == 1
+    r = await api.client.put(f"/courses/{cid}/modules/{modules[2]['id']}", json={"position": 99}, headers=h)
+    assert r.json()["position"] == 3
+    assert [(m[0], m[1]) for m in await _order(api, teacher, cid)] == [("M3", 0), ("M0", 1), ("M1", 2), ("M2", 3)]
+    await api.client.delete(f"/courses/{cid}/modules/{modules[0]['id']}", headers=h)
+    assert [(m[0], m[1]) for m in await _order(api, teacher, cid)] == [("M3", 0), ("M1", 1), ("M2", 2)]
+
+    # The published version keeps that order (what students read and follow).
+    await api.lesson(teacher, cid, modules[2]["id"], title="Only", type="text", content="x")
+    r = await api.client.post(f"/courses/{cid}/publish", headers=h)
+    assert r.status_code == 202, r.text
+    assert (await api.wait_workflow(teacher, r.json()["workflow_id"]))["status"] == "completed"
+    visitor: dict[str, object] = {}
+    assert [(m[0], m[1]) for m in await _order(api, visitor, cid)] == [("M3", 0), ("M1", 1), ("M2", 2)]
+
+
+async def test_invalid_lesson_update_names_the_reason(api: Api) -> None:
+    teacher = await api.user("instructor")
+    cid = (await api.course(teacher))["id"]
+    mid = (await api.module(teacher, cid))["id"]
+    text = await api.lesson(teacher, cid, mid)
+    url = f"/courses/{cid}/modules/{mid}/lessons/{text['id']}"
+    r = await api.client.put(url, json={"video_url": "https://e.com/x"}, headers=teacher["headers"])
+    assert r.status_code == 422 and r.json()["code"] == "invalid_lesson", r.text
+    assert r.json()["message"] == "a text lesson does not take video_url"
+    assert "pydantic" not in r.text
+    quiz = await api.lesson(teacher, cid, mid, **QUIZ)
+    r = await api.client.put(
+        f"/courses/{cid}/modules/{mid}/lessons/{quiz['id']}", json={"content": "text"}, headers=teacher["headers"]
+    )
+    assert r.status_code == 422 and r.json()["message"] == "a quiz lesson does not take content", r.text
+    # Nothing changed.
+    lessons = (await api.client.get(f"/courses/{cid}", headers=teacher["headers"])).json()["modules"][0]["lessons"]
+    assert lessons[0]["content"] == text["content"] and "video_url" not in lessons[0]
+
+
+async def test_null_is_refused_the_same_way_by_every_update(api: Api) -> None:
+    teacher = await api.user("instructor")
+    h = teacher["headers"]
+    cid = (await api.course(teacher, capacity=10, level="beginner"))["id"]
+    mid = (await api.module(teacher, cid))["id"]
+    text = await api.lesson(teacher, cid, mid)
+    video = await api.lesson(
+        teacher, cid, mid, title="Clip", type="video", video_url="https://v.example.com/1", transcript="words"
+    )
+    course_url, module_url = f"/courses/{cid}", f"/courses/{cid}/modules/{mid}"
+    text_url, video_url = f"{module_url}/lessons/{text['id']}", f"{module_url}/lessons/{video['id']}"
+    refused = [
+        (course_url, "title"),
+        (course_url, "prerequisites"),
+        (module_url, "title"),
+        (module_url, "position"),
+        (text_url, "title"),
+        (text_url, "position"),
+        (text_url, "content"),
+        (video_url, "video_url"),
+    ]
+    for url, field in refused:
+        r = await api.client.put(url, json={field: None}, headers=h)
+        assert r.status_code == 422, (url, field, r.text)
+        assert r.json()["code"] == "invalid_field" and r.json()["details"] == {"field": field}, r.text
+        assert r.json()["message"] == f"{field} cannot be null"
+    # What may be empty is cleared by null: a course's level and seat limit, a video's transcript.
+    r = await api.client.put(course_url, json={"capacity": None, "level": None}, headers=h)
+    assert r.status_code == 200 and r.json()["capacity"] is None and r.json()["level"] is None, r.text
+    r = await api.client.put(video_url, json={"transcript": None}, headers=h)
+    assert r.status_code == 200 and r.json().get("transcript", "") == "", r.text
+    # Nothing else changed.
+    [module] = (await api.client.get(course_url, headers=h)).json()["modules"]
+    assert module["title"] == "Basics" and [lsn["title"] for lsn in module["lessons"]] == ["Why test", "Clip"]
+    assert module["lessons"][0]["content"] == text["content"]
+
+
+async def test_non_owners_get_the_answer_get_gives_them(api: Api, worker: object) -> None:
+    teacher, other, student = await api.user("instructor"), await api.user("instructor"), await api.user()
+    draft = (await api.course(teacher, title="Secret draft"))["id"]
+    mid = (await api.module(teacher, draft))["id"]
+    lid = (await api.lesson(teacher, draft, mid))["id"]
+    lesson = {"title": "x", "type": "text", "content": "x"}
+    writes = [
+        ("PUT", "/courses/{c}", {"title": "Hijacked"}),
+        ("POST", "/courses/{c}/modules", {"title": "x"}),
+        ("PUT", "/courses/{c}/modules/{m}", {"title": "x"}),
+        ("POST", "/courses/{c}/modules/{m}/lessons", lesson),
+        ("PUT", "/courses/{c}/modules/{m}/lessons/{l}", {"title": "x"}),
+        ("DELETE", "/courses/{c}/modules/{m}/lessons/{l}", None),
+        ("DELETE", "/courses/{c}/modules/{m}", None),
+        ("POST", "/courses/{c}/publish", None),
+        ("DELETE", "/courses/{c}", None),
+    ]
+
+    async def answers(course_id: str, who: dict[str, object]) -> set[tuple[int, str]]:
+        seen = set()
+        for method, template, body in writes:
+            path = template.format(c=course_id, m=mid, l=lid)
+            r = await api.client.request(method, path, json=body, headers=who["headers"])  # type: ignore[arg-type]
+            seen.add((r.status_code, r.json()["code"]))
+        return seen
+
+    for who in (other, student):
+        r = await api.client.get(f"/courses/{draft}", headers=who["headers"])
+        assert (r.status_code, r.json()["code"]) == (404, "course_not_found")
+        assert await answers(draft, who) == {(404, "course_not_found")}
+    # The draft is untouched.
+    detail = (await api.client.get(f"/courses/{draft}", headers=teacher["headers"])).json()
+    assert detail["title"] == "Secret draft" and detail["status"] == "draft" and detail["modules"][0]["lessons"]
+
+    # A course they can see: the refusal may say why (403).
+    live = (await api.published_course(teacher))["id"]
+    assert (await api.client.get(f"/courses/{live}", headers=other["headers"])).status_code == 200
+    r = await api.client.put(f"/courses/{live}", json={"title": "Hijacked"}, headers=other["headers"])
+    assert (r.status_code, r.json()["code"]) == (403, "not_course_owner")
+    r = await api.client.delete(f"/courses/{live}", headers=student["headers"])
+    assert (r.status_code, r.json()["code"]) == (403, "not_course_owner")
+
+
+async def test_archived_course_stays_open_to_its_enrolled_students(api: Api, worker: object) -> None:
+    from tests.e2e.test_enrollment import wait_enrollment
+
+    teacher, learner, outsider = await api.user("instructor"), await api.user(), await api.user()
+    category = f"arch-{uuid.uuid4().hex[:6]}"
+    course = await api.course(teacher, category=category)
+    cid = course["id"]
+    mid = (await api.module(teacher, cid))["id"]
+    first = await api.lesson(teacher, cid, mid, title="One", type="text", content="Mitochondria make energy.")
+    await api.lesson(teacher, cid, mid, title="Two", type="text", content="Ribosomes make proteins.")
+    r = await api.client.post(f"/courses/{cid}/publish", headers=teacher["headers"])
+    assert (await api.wait_workflow(teacher, r.json()["workflow_id"], timeout=120))["status"] == "completed"
+    r = await api.client.post("/enrollments", json={"course_id": cid}, headers=learner["headers"])
+    assert r.status_code in (200, 201, 202), r.text
+    await wait_enrollment(api, learner, r.json()["id"], "active")
+    before = (await api.client.get(f"/courses/{cid}", headers=learner["headers"])).json()  # cached student view
+
+    r = await api.client.delete(f"/courses/{cid}", headers=teacher["headers"])
+    assert r.status_code == 200 and r.json()["status"] == "archived"
+
+    # The enrolled student keeps reading the version they enrolled in, and sees that it is archived.
+    r = await api.client.get(f"/courses/{cid}", headers=learner["headers"])
+    assert r.status_code == 200, r.text
+    seen = r.json()
+    assert seen["status"] == "archived" and seen["modules"] == before["modules"]
+    assert seen["modules"][0]["lessons"][0]["content"] == "Mitochondria make energy."
+    r = await api.client.get(f"/courses/{cid}/search", params={"q": "mitochondria"}, headers=learner["headers"])
+    assert r.status_code == 200 and r.json()["items"], r.text
+    # ... and keeps learning it.
+    r = await api.client.post(f"/lessons/{first['id']}/complete", headers=learner["headers"])
+    assert r.status_code == 200, r.text
+
+    # Everyone else: gone from the catalogue, no outline, no new enrollment.
+    for who in (outsider, {}):
+        r = await api.client.get(f"/courses/{cid}", headers=who.get("headers", {}))
+        assert (r.status_code, r.json()["code"]) == (404, "course_not_found")
+    r = await api.client.get(f"/courses/{cid}/search", params={"q": "mitochondria"}, headers=outsider["headers"])
+    assert r.status_code == 404
+    r = await api.client.get("/courses", params={"category": category}, headers=learner["headers"])
+    assert r.json()["total"] == 0
+    r = await api.client.post("/enrollments", json={"course_id": cid}, headers=outsider["headers"])
+    assert (r.status_code, r.json()["code"]) == (409, "course_not_published")
+    # The owner still sees it, and may not edit it.
+    assert (await api.client.get(f"/courses/{cid}", headers=teacher["headers"])).json()["status"] == "archived"
+    r = await api.client.put(f"/courses/{cid}", json={"title": "x"}, headers=teacher["headers"])
+    assert (r.status_code, r.json()["code"]) == (409, "course_archived")

@@ -25,8 +25,14 @@ def can_see_draft(principal: Principal | None, instructor_id: Any) -> bool:
 
 
 def is_live(status: str, content_version: int) -> bool:
-    """Students see a course once a version is published and until it is archived."""
+    """The catalogue shows a course (and takes enrollments) once a version is published and until it is archived."""
     return content_version > 0 and status in {"published", "publishing"}
+
+
+def open_to_learners(status: str, content_version: int) -> bool:
+    """Its enrolled students keep reading a course once a version is published, also after it is archived (an
+    archive withdraws it from the catalogue, not from those who enrolled)."""
+    return content_version > 0 and status in {"published", "publishing", "archived"}
 
 
 def student_view_of_lesson(lesson: dict[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
@@ -46,9 +47,41 @@ async def load_course(uow: UnitOfWork, course_id: uuid.UUID, *, lock: bool = Fal
     return course
 
 
+async def visible_to(uow: UnitOfWork, principal: Principal | None, course: Course) -> bool:
+    """Whether `GET /courses/{id}` shows `principal` this course at all: the owner and admins always; anyone a live
+    course; its enrolled students (pending, active, completed) also once it is archived. Everyone else is told
+    it does not exist (404), by every route."""
+    if rules.can_see_draft(principal, course.instructor_id) or rules.is_live(course.status, course.content_version):
+        return True
+    return (
+        principal is not None
+        and rules.open_to_learners(course.status, course.content_version)
+        and await is_enrolled(uow, principal.user_id, course.id)
+    )
+
+
+async def ensure_course_owner(uow: UnitOfWork, principal: Principal, course: Course) -> None:
+    """The owner or an admin may change the course; anyone else gets the answer `GET /courses/{id}` gives them:
+    404 `course_not_found` for a course they cannot see (another's draft: its existence is not revealed), else
+    403 `not_course_owner`."""
+    if rules.can_see_draft(principal, course.instructor_id):
+        return
+    if not await visible_to(uow, principal, course):
+        raise NotFound("course not found", code="course_not_found")
+    rules.ensure_owner(principal, course.instructor_id)
+
+
+def reject_nulls(data: BaseModel, nullable: frozenset[str] = frozenset()) -> None:
+    """An update's rule for `null`: a field sent as null that cannot be empty is 422 `invalid_field` (leave the
+    field out to keep its value); only the fields in `nullable` may be cleared that way."""
+    for key in type(data).model_fields:
+        if key in data.model_fields_set and key not in nullable and getattr(data, key) is None:
+            raise Invalid(f"{key} cannot be null", code="invalid_field", details={"field": key})
+
+
 async def _owned_course(uow: UnitOfWork, principal: Principal, course_id: uuid.UUID) -> Course:
     course = await load_course(uow, course_id, lock=True)
-    rules.ensure_owner(principal, course.instructor_id)
+    await ensure_course_owner(uow, principal, course)
     if course.status == "archived":
         raise Conflict("the course is archived", code="course_archived")
     return course
@@ -269,14 +302,19 @@ async def get_course(
     *, uow: UnitOfWork, documents: DocumentStore, principal: Principal | None, course_id: uuid.UUID
 ) -> CourseDetail:
     """Owners and admins see the working copy and the index status; enrolled students the published version
-    without answers; everyone else the published outline (titles and lesson types, no bodies or materials).
-    Uncached (after an update, say); `GET /courses/{id}` reads through `read_course`."""
+    without answers, also once the course is archived; everyone else the published outline (titles and lesson
+    types, no bodies or materials) of a live course, and 404 for any other. Uncached (after an update, say);
+    `GET /courses/{id}` reads through `read_course`."""
     course = await load_course(uow, course_id)
     if rules.can_see_draft(principal, course.instructor_id):
         return await _working_copy(uow, documents, course)
-    if not rules.is_live(course.status, course.content_version):
+    enrolled = (
+        principal is not None
+        and rules.open_to_learners(course.status, course.content_version)
+        and await is_enrolled(uow, principal.user_id, course_id)
+    )
+    if not (enrolled or rules.is_live(course.status, course.content_version)):
         raise NotFound("course not found", code="course_not_found")
-    enrolled = principal is not None and await is_enrolled(uow, principal.user_id, course_id)
     summary = CourseSummary.model_validate(course).model_dump()
     prereqs = await _prerequisites(uow, course_id)
     await _release(uow)
@@ -285,10 +323,15 @@ async def get_course(
 
 
 async def published_course(container: Any, *, course_id: uuid.UUID, view: str) -> CourseDetail:
-    """A live course as `view` sees it, read with one connection at a time (the cache's compute step)."""
+    """A live course as `view` sees it, read with one connection at a time (the cache's compute step). The
+    `student` view (asked for enrolled students only) is also given of an archived course: an archive withdraws
+    it from the catalogue, not from its learners."""
     async with container.uow() as uow:
         course = await load_course(uow, course_id)
-        if not rules.is_live(course.status, course.content_version):
+        readable = rules.is_live(course.status, course.content_version) or (
+            view == "student" and rules.open_to_learners(course.status, course.content_version)
+        )
+        if not readable:
             raise NotFound("course not found", code="course_not_found")
         summary = CourseSummary.model_validate(course).model_dump()
         prereqs = await _prerequisites(uow, course_id)
@@ -360,10 +403,9 @@ async def update_course(
     data: CourseUpdateIn,
 ) -> CourseDetail:
     course = await _owned_course(uow, principal, course_id)
+    reject_nulls(data, nullable=frozenset({"level", "capacity"}))  # no level, no seat limit
     fields = data.model_dump(exclude_unset=True, exclude={"prerequisites"})
     for key, value in fields.items():
-        if value is None and key in {"title", "category", "description", "tags", "waitlist_enabled"}:
-            raise Invalid(f"{key} cannot be null", code="invalid_field", details={"field": key})
         setattr(course, key, value)
     if data.prerequisites is not None:
         await _set_prerequisites(uow, course.id, data.prerequisites, owner_id=course.instructor_id)
@@ -376,9 +418,10 @@ async def update_course(
 
 
 async def archive_course(*, uow: UnitOfWork, principal: Principal, course_id: uuid.UUID) -> CourseSummary:
-    """Withdraw the course from the catalogue (idempotent); enrolled learners keep their records."""
+    """Withdraw the course from the catalogue and from new enrollments (idempotent). Its enrolled learners keep
+    their records and keep reading and learning the version they enrolled in (`get_course`, `visible_to`)."""
     course = await load_course(uow, course_id, lock=True)
-    rules.ensure_owner(principal, course.instructor_id)
+    await ensure_course_owner(uow, principal, course)
     if course.status != "archived":
         was_live = rules.is_live(course.status, course.content_version)
         course.status = "archived"
@@ -397,17 +440,28 @@ async def archive_course(*, uow: UnitOfWork, principal: Principal, course_id: uu
 # --- modules --------------------------------------------------------------------------------
 
 
-async def _next_position(uow: UnitOfWork, model: Any, column: Any, parent_id: uuid.UUID) -> int:
-    current = await uow.session.scalar(select(func.max(model.position)).where(column == parent_id))
-    return 0 if current is None else int(current) + 1
+async def _sequence(
+    uow: UnitOfWork, model: Any, parent: Any, parent_id: uuid.UUID, item: Any = None, index: int | None = None
+) -> None:
+    """Number the children of one parent (a course's modules, a module's lessons) 0..n-1 in the order readers see
+    them (position, then creation), with `item` moved to `index` (the end when None or past the end) and the
+    siblings shifted around it. Callers hold the course row's lock (`_owned_course`): one course's structure
+    changes one request at a time, so the numbering stays whole."""
+    rows = await uow.session.scalars(
+        select(model).where(parent == parent_id).order_by(model.position, model.created_at, model.id)
+    )
+    siblings = [row for row in rows if item is None or row.id != item.id]
+    if item is not None:
+        siblings.insert(len(siblings) if index is None else min(index, len(siblings)), item)
+    for number, row in enumerate(siblings):
+        if row.position != number:
+            row.position = number
 
 
 async def add_module(*, uow: UnitOfWork, principal: Principal, course_id: uuid.UUID, data: ModuleIn) -> ModulePublic:
     course = await _owned_course(uow, principal, course_id)
-    position = data.position
-    if position is None:
-        position = await _next_position(uow, Module, Module.course_id, course.id)
-    module = Module(id=uuid.uuid4(), course_id=course.id, title=data.title, position=position)
+    module = Module(id=uuid.uuid4(), course_id=course.id, title=data.title, position=0)
+    await _sequence(uow, Module, Module.course_id, course.id, module, data.position)
     uow.session.add(module)
     course.updated_at = utcnow()
     await uow.commit()
@@ -433,10 +487,11 @@ async def update_module(
     data: ModuleUpdateIn,
 ) -> ModulePublic:
     module = await _owned_module(uow, principal, course_id, module_id)
+    reject_nulls(data)
     if data.title is not None:
         module.title = data.title
     if data.position is not None:
-        module.position = data.position
+        await _sequence(uow, Module, Module.course_id, module.course_id, module, data.position)
     await uow.commit()
     structure = await build_structure(uow, documents, course_id)
     return next(m for m in structure if m.id == module_id)
@@ -453,6 +508,8 @@ async def delete_module(
     module = await _owned_module(uow, principal, course_id, module_id)
     lesson_ids = list(await uow.session.scalars(select(Lesson.id).where(Lesson.module_id == module.id)))
     await uow.session.delete(module)
+    await uow.flush()
+    await _sequence(uow, Module, Module.course_id, module.course_id)  # close the gap
     await uow.commit()
     # Bodies go after the rows: a crash in between leaves an orphan body, never a lesson without one.
     for lesson_id in lesson_ids:
@@ -472,23 +529,16 @@ async def add_lesson(
     data: LessonIn,
 ) -> LessonPublic:
     module = await _owned_module(uow, principal, course_id, module_id)
-    position = data.position
-    if position is None:
-        position = await _next_position(uow, Lesson, Lesson.module_id, module.id)
     lesson_id = uuid.uuid4()
+    lesson = Lesson(
+        id=lesson_id, module_id=module.id, course_id=course_id, title=data.title, type=data.type, position=0
+    )
+    await _sequence(uow, Lesson, Lesson.module_id, module.id, lesson, data.position)
     body = data.body()
     # Body first: a crash before the commit leaves an unreferenced body, never a lesson without one.
     await documents.put(LESSONS, str(lesson_id), body)
-    uow.session.add(
-        Lesson(
-            id=lesson_id,
-            module_id=module.id,
-            course_id=course_id,
-            title=data.title,
-            type=data.type,
-            position=position,
-        )
-    )
+    uow.session.add(lesson)
+    position = lesson.position
     await uow.commit()
     return LessonPublic(
         id=lesson_id,
@@ -521,6 +571,7 @@ async def update_lesson(
     data: LessonUpdateIn,
 ) -> LessonPublic:
     lesson = await _owned_lesson(uow, principal, course_id, module_id, lesson_id)
+    reject_nulls(data, nullable=frozenset({"transcript"}))  # a video's transcript is optional: null removes it
     current = await documents.get(LESSONS, str(lesson.id)) or {"type": lesson.type}
     merged: dict[str, Any] = {k: v for k, v in current.items() if k != "type"}
     if lesson.type == "video" and not merged.get("transcript"):
@@ -528,12 +579,12 @@ async def update_lesson(
     merged.update(data.model_dump(exclude_unset=True, exclude={"title", "position"}, mode="json"))
     try:
         candidate = LessonIn(title=data.title or lesson.title, type=lesson.type, **merged)  # type: ignore[arg-type]
-    except ValueError as exc:
-        raise Invalid(str(exc).splitlines()[-1].strip(), code="invalid_lesson") from exc
+    except ValidationError as exc:
+        raise _invalid_lesson(exc) from exc
     if data.title is not None:
         lesson.title = data.title
     if data.position is not None:
-        lesson.position = data.position
+        await _sequence(uow, Lesson, Lesson.module_id, lesson.module_id, lesson, data.position)
     lesson.updated_at = utcnow()
     body = candidate.body()
     await documents.put(LESSONS, str(lesson.id), body)
@@ -548,6 +599,22 @@ async def update_lesson(
     )
 
 
+def _invalid_lesson(exc: ValidationError) -> Invalid:
+    """422 `invalid_lesson` naming what is wrong with the lesson the update would make ("a text lesson does not
+    take video_url"), as a create's 422 does; `details` lists each problem as the request validation does."""
+    problems = [
+        {
+            "field": ".".join(str(p) for p in err.get("loc", ())) or "body",
+            "message": str(err.get("msg", "invalid")).removeprefix("Value error, "),
+            "type": str(err.get("type")),
+        }
+        for err in exc.errors()
+    ]
+    return Invalid(
+        "; ".join(p["message"] for p in problems) or "invalid lesson", code="invalid_lesson", details=problems
+    )
+
+
 async def delete_lesson(
     *,
     uow: UnitOfWork,
@@ -559,5 +626,7 @@ async def delete_lesson(
 ) -> None:
     lesson = await _owned_lesson(uow, principal, course_id, module_id, lesson_id)
     await uow.session.delete(lesson)
+    await uow.flush()
+    await _sequence(uow, Lesson, Lesson.module_id, lesson.module_id)  # close the gap
     await uow.commit()
     await documents.delete(LESSONS, str(lesson_id))

@@ -7,10 +7,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, select, update
 
 from smartcourse.db import UnitOfWork
-from smartcourse.domain import courses as rules
 from smartcourse.domain import workflows as names
 from smartcourse.domain.events import DomainEvent
 from smartcourse.errors import Conflict, Invalid, NotFound, Unavailable
@@ -18,7 +17,7 @@ from smartcourse.models import Course, Lesson, WorkflowRun, utcnow
 from smartcourse.schemas import WorkflowStarted, WorkflowStatus, WorkflowStep
 from smartcourse.security import Principal
 from smartcourse.services import operations
-from smartcourse.services.courses import VERSIONS, build_structure, load_course, version_doc_id
+from smartcourse.services.courses import VERSIONS, build_structure, ensure_course_owner, load_course, version_doc_id
 from smartcourse.services.materials import MATERIALS
 from smartcourse.services.workflows import describe
 
@@ -33,15 +32,20 @@ def publish_workflow_id(course_id: uuid.UUID, version: int) -> str:
 
 
 async def request_publish(*, uow: UnitOfWork, principal: Principal, course_id: uuid.UUID) -> tuple[str, int]:
-    """Move the course to `publishing` (or find the publish already under way) and record the run."""
+    """Move the course to `publishing` (or find the publish already under way) and record the run.
+
+    A course that cannot be published (no lesson) is refused here, 422 `course_not_publishable`, with nothing
+    recorded: no version number spent, no workflow run, no failure notification. The workflow's `validate` step
+    runs the same check again (the structure may change before it runs)."""
     course = await load_course(uow, course_id, lock=True)
-    rules.ensure_owner(principal, course.instructor_id)
+    await ensure_course_owner(uow, principal, course)
     if course.status == "archived":
         raise Conflict("an archived course cannot be published", code="course_archived")
     if course.status == "publishing" and course.publish_workflow_id:
         return course.publish_workflow_id, int(
             (course.publish_report or {}).get("version") or course.content_version + 1
         )
+    await ensure_publishable(uow, course.id)
     # A failed attempt used its version number (and its workflow id): the next attempt takes the next one.
     attempted = int((course.publish_report or {}).get("version") or 0)
     version = max(course.content_version, attempted) + 1
@@ -84,14 +88,20 @@ async def start_publish(*, container: Any, principal: Principal, course_id: uuid
 # --- the steps (called by activities; each is idempotent) -------------------------------------
 
 
-async def validate_for_publish(*, uow: UnitOfWork, course_id: uuid.UUID) -> None:
-    await load_course(uow, course_id)
-    lessons = await uow.session.scalar(select(func.count(Lesson.id)).where(Lesson.course_id == course_id))
-    if not lessons:
+async def ensure_publishable(uow: UnitOfWork, course_id: uuid.UUID) -> None:
+    """The rule a course must meet to be published: at least one lesson (hence a module holding it)."""
+    lesson = await uow.session.scalar(select(Lesson.id).where(Lesson.course_id == course_id).limit(1))
+    if lesson is None:
         raise Invalid(
             "a course needs at least one module with a lesson before it can be published",
             code="course_not_publishable",
         )
+
+
+async def validate_for_publish(*, uow: UnitOfWork, course_id: uuid.UUID) -> None:
+    """The workflow's `validate` step: `request_publish` checked the same, but lessons may be deleted since."""
+    await load_course(uow, course_id)
+    await ensure_publishable(uow, course_id)
 
 
 async def snapshot_version(*, uow: UnitOfWork, documents: Any, course_id: uuid.UUID, version: int) -> str:

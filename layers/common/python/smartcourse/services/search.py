@@ -91,15 +91,21 @@ async def can_read_content(uow: UnitOfWork, principal: Principal | None, course:
 
 
 async def ensure_content_access(uow: UnitOfWork, principal: Principal | None, course_id: uuid.UUID) -> Course:
-    """The course, if `principal` may read its content and it has a live index; else a clear error."""
+    """The course, if `principal` may read its content and it has a live index; else a clear error. Its enrolled
+    students keep that access once the course is archived (as `courses.get_course`); others then get 404."""
     course = await uow.session.get(Course, course_id)
-    visible = course is not None and (
-        rules.can_see_draft(principal, course.instructor_id) or rules.is_live(course.status, course.content_version)
-    )
-    if course is None or not visible:
+    if course is None:
         raise NotFound("course not found", code="course_not_found")
-    if not await can_read_content(uow, principal, course):
-        raise Forbidden("enroll in the course to search its content", code="not_enrolled")
+    if not rules.can_see_draft(principal, course.instructor_id):
+        enrolled = (
+            principal is not None
+            and rules.open_to_learners(course.status, course.content_version)
+            and await is_enrolled(uow, principal.user_id, course.id)
+        )
+        if not (enrolled or rules.is_live(course.status, course.content_version)):
+            raise NotFound("course not found", code="course_not_found")
+        if not enrolled:
+            raise Forbidden("enroll in the course to search its content", code="not_enrolled")
     if course.index_version <= 0:
         raise Conflict(
             "the course's content is not searchable yet: publish it and wait until it is ready",
