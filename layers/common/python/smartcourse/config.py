@@ -6,10 +6,11 @@ import math
 import os
 import secrets
 from collections import Counter
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Secrets that were published in this repository at some point: refused everywhere.
@@ -81,6 +82,23 @@ def dev_secret(data_dir: Path) -> tuple[str, bool]:
     return path.read_text().strip(), created
 
 
+_WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::", "[::]", "*"})
+
+
+def default_public_base_url(environ: Mapping[str, str] | None = None) -> str:
+    """The base of public links when PUBLIC_BASE_URL is unset: http://HOST:PORT, the address `smartcourse run` and
+    `smartcourse serve` listen on when given no --host/--port (HOST 127.0.0.1, PORT 8000 by default; a wildcard
+    HOST such as 0.0.0.0 names no address a reader can use, so the loopback one stands for it)."""
+    env = os.environ if environ is None else environ
+    host = env.get("HOST", "").strip()
+    if host in _WILDCARD_HOSTS:
+        host = "127.0.0.1"
+    elif ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address
+    port = env.get("PORT", "").strip()
+    return f"http://{host}:{port if port.isdigit() else '8000'}"
+
+
 #: Each process's main database pool unless DB_POOL_SIZE / DB_MAX_OVERFLOW say otherwise (`smartcourse run` sizes
 #: them to the server: `cli.pool_plan`).
 DEFAULT_POOL_SIZE, DEFAULT_MAX_OVERFLOW = 10, 20
@@ -128,7 +146,9 @@ class Settings(BaseSettings):
     access_token_minutes: int = Field(default=15, alias="ACCESS_TOKEN_MINUTES")
     refresh_token_days: int = Field(default=14, alias="REFRESH_TOKEN_DAYS")
 
-    public_base_url: str = Field(default="http://127.0.0.1:8000", alias="PUBLIC_BASE_URL")
+    # Where links that leave the API point (certificate verify_url, in the JSON and the PDF): PUBLIC_BASE_URL,
+    # else this machine's server on HOST/PORT as `smartcourse run` and `serve` read them (default_public_base_url).
+    public_base_url: str = Field(default_factory=lambda: default_public_base_url(), alias="PUBLIC_BASE_URL")
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, alias="MAX_UPLOAD_BYTES")
     rate_limit_per_minute: int = Field(default=600, alias="RATE_LIMIT_PER_MINUTE")
     # Limits in `limits` notation ("10/minute;100/hour"); per client IP and per account (see docs/security.md).
@@ -208,6 +228,12 @@ class Settings(BaseSettings):
     @property
     def cors_origin_list(self) -> list[str]:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _base_url_without_trailing_slash(cls, value: str) -> str:
+        # links are base + "/certificates/...": "https://example.org/" must not give "//"; an empty one is unset
+        return value.strip().rstrip("/") or default_public_base_url()
 
     @model_validator(mode="after")
     def _require_a_strong_secret(self) -> Settings:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import math
 import re
+import threading
+import unicodedata
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -71,32 +76,379 @@ async def issue(*, uow: UnitOfWork, enrollment_id: uuid.UUID) -> uuid.UUID:
     return cert_id
 
 
+# ---------------------------------------------------------------------------------------------- the PDF
+# Names and titles are whatever people type (up to 200 characters, any script), so the page embeds TrueType
+# fonts instead of the standard Type-1 ones (Latin-1 only), falls back per character, and fits each line to the
+# page: shrink it, then wrap it. docs/security.md "Certificates" says what each script gets.
+
+PAGE_WIDTH, PAGE_HEIGHT = 841.8897637795277, 595.2755905511812  # landscape A4, in points
+FRAME = 30.0  # the drawn border's distance from the page edges
+MARGIN = 60.0  # text stays this far from the page's left and right edges
+LEADING = 1.2  # line height, as a multiple of the font size
+MIN_FONT_SIZE = 4.0  # the last resort of a text that fits nowhere else (200 characters never need it)
+
+SANS, SANS_BOLD, CJK = "SmartCourse-Sans", "SmartCourse-Sans-Bold", "SmartCourse-CJK"
+
+_font_lock = threading.Lock()
+_render_lock = threading.Lock()  # a reportlab TTFont serves one document at a time
+_cmaps: dict[str, frozenset[int]] = {}
+
+
+def _register(name: str) -> frozenset[int]:
+    """Register one of the certificate's fonts with reportlab (once); the code points it has glyphs for.
+
+    FiraGO (pymupdf-fonts): Latin, Greek, Cyrillic, Arabic, Hebrew, Georgian, Thai, Devanagari.
+    WenQuanYi Micro Hei (paperang-p2-fonts-cjk, byte for byte Debian's fonts-wqy-microhei): Chinese, Japanese,
+    Korean; loaded only when a text has a character FiraGO lacks.
+    """
+    with _font_lock:
+        if name in _cmaps:
+            return _cmaps[name]
+        from reportlab.pdfbase import pdfmetrics
+        from reportlab.pdfbase.ttfonts import TTFont
+
+        font: TTFont
+        if name == CJK:
+            from importlib.resources import as_file, files
+
+            with as_file(files("paperang_p2_fonts_cjk") / "fonts" / "wqy-microhei.ttc") as path:
+                font = TTFont(name, str(path), subfontIndex=0)  # 0: Micro Hei, 1: its monospaced face
+        else:
+            if name == SANS_BOLD:
+                from pymupdf_fonts import FiraGO_Bold as fira
+            else:
+                from pymupdf_fonts import FiraGO_Regular as fira
+            font = TTFont(name, io.BytesIO(fira.fontbuffer))
+        pdfmetrics.registerFont(font)
+        _cmaps[name] = frozenset(font.face.charToGlyph)
+        return _cmaps[name]
+
+
+def _font_for(char: str, bold: bool) -> str:
+    """The first font of the fallback chain with a glyph for `char` (the main one when none has: a box)."""
+    main = SANS_BOLD if bold else SANS
+    if ord(char) in _register(main):
+        return main
+    if ord(char) in _register(CJK):
+        return CJK
+    return main
+
+
+@dataclass(frozen=True)
+class Run:
+    """Characters drawn in one font."""
+
+    text: str
+    font: str
+
+
+@dataclass(frozen=True)
+class PlacedLine:
+    """One line of the page: its runs, size, left end, baseline and width (points)."""
+
+    runs: tuple[Run, ...]
+    size: float
+    x: float
+    y: float
+    width: float
+
+    @property
+    def text(self) -> str:
+        return "".join(r.text for r in self.runs)
+
+
+@dataclass(frozen=True)
+class _Char:
+    char: str
+    font: str
+    advance: float  # width at 1 pt
+
+
+def _measure(char: str, bold: bool) -> _Char:
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    # A space is the main font's whatever surrounds it: a character's font and width never depend on its
+    # neighbours, so reordering a right-to-left line keeps its width.
+    font = (SANS_BOLD if bold else SANS) if char == " " else _font_for(char, bold)
+    return _Char(char, font, stringWidth(char, font, 1))
+
+
+class _Text:
+    """A text with each character's font and advance, measured once and scaled per size."""
+
+    def __init__(self, text: str, bold: bool) -> None:
+        text = _clean(text)
+        if any(unicodedata.bidirectional(c) == "AL" for c in text):
+            import arabic_reshaper  # letters to their joined (initial, medial, final) forms, lam-alef ligatures
+
+            text = arabic_reshaper.reshape(text)
+        main = _register(SANS_BOLD if bold else SANS)
+        if any(_is_arabic_form(c) for c in text):  # FiraGO draws isolated forms as the plain letters
+            text = "".join(_plain_letter(c) if _is_arabic_form(c) and ord(c) not in main else c for c in text)
+        # Invisible format characters (joiners, bidi marks) that the font lacks would draw as boxes: left out.
+        self.chars = [_measure(c, bold) for c in text if unicodedata.category(c) != "Cf" or ord(c) in main]
+
+    @staticmethod
+    def width(chars: list[_Char], size: float) -> float:
+        return sum(c.advance for c in chars) * size
+
+    def lines(self, size: float, max_width: float) -> list[list[_Char]]:
+        """Greedy wrap at spaces and around CJK characters; a word longer than a line breaks anywhere."""
+        limit = max_width / size  # in advances (1 pt units)
+        lines: list[list[_Char]] = []
+        line: list[_Char] = []
+        used = pending = 0.0  # the line's width without its trailing spaces; those spaces' width
+        for word in _words(self.chars):
+            body = _rstrip(word)
+            body_width = self.width(body, 1)
+            tail_width = self.width(word, 1) - body_width
+            if line and used + pending + body_width <= limit:
+                line.extend(word)
+                used, pending = used + pending + body_width, tail_width
+                continue
+            if line:
+                lines.append(_rstrip(line))
+            line, used = [], 0.0
+            for c in body:  # the whole word when it fits a line, else as much of it as fits, line after line
+                if line and used + c.advance > limit and body_width > limit and not unicodedata.combining(c.char):
+                    lines.append(line)
+                    line, used = [], 0.0
+                line.append(c)
+                used += c.advance
+            line.extend(word[len(body) :])
+            pending = tail_width
+        if line or not lines:
+            lines.append(_rstrip(line))
+        return lines
+
+
+def _is_arabic_form(char: str) -> bool:
+    return "\ufb50" <= char <= "\ufdff" or "\ufe70" <= char <= "\ufeff"
+
+
+def _plain_letter(char: str) -> str:
+    plain = unicodedata.normalize("NFKC", char)
+    return plain if len(plain) == 1 else char
+
+
+def _clean(text: str) -> str:
+    """One paragraph: control characters, tabs and line or paragraph breaks become single spaces."""
+    text = "".join(" " if c.isspace() or unicodedata.category(c) == "Cc" else c for c in text)
+    return re.sub(" {2,}", " ", text).strip()
+
+
+_STRONG_RTL = frozenset({"R", "AL", "AN"})
+
+
+def _visual_order(chars: list[_Char], bold: bool) -> list[_Char]:
+    """A line's characters in the order they are drawn, left to right: the Unicode bidirectional algorithm
+    (python-bidi) when it has right-to-left text. python-bidi does not mirror brackets: those inside a
+    right-to-left run are mirrored here first (rules N0-N1 simplified: a pair goes the way of the strong text
+    it encloses, or of its context when that text is the other way)."""
+    text = "".join(c.char for c in chars)
+    if not any(unicodedata.bidirectional(ch) in ("R", "AL") for ch in text):
+        return chars
+    from bidi import get_base_level, get_display
+    from bidi.mirror import MIRRORED
+
+    base = "R" if get_base_level(text) == 1 else "L"
+    strong: list[str | None] = []
+    last = base
+    for ch in text:
+        kind = unicodedata.bidirectional(ch)
+        if kind in _STRONG_RTL or (kind == "EN" and last == "R"):
+            strong.append("R")
+        elif kind in ("L", "EN"):
+            strong.append("L")
+        else:
+            strong.append(None)
+        if kind in ("L", "R", "AL"):
+            last = "L" if kind == "L" else "R"
+
+    def before(i: int) -> str:
+        return next((d for d in reversed(strong[:i]) if d), base)
+
+    def after(i: int) -> str:
+        return next((d for d in strong[i + 1 :] if d), base)
+
+    direction: dict[int, str] = {}
+    opened: list[int] = []
+    for i, ch in enumerate(text):  # bracket pairs (N0)
+        if ch in "([{<\u00ab\u2039" and ch in MIRRORED:
+            opened.append(i)
+        elif ch in ")]}>\u00bb\u203a" and opened and MIRRORED.get(text[opened[-1]]) == ch:
+            start = opened.pop()
+            inside = {d for d in strong[start + 1 : i] if d}
+            if base in inside:
+                side = base
+            elif inside:
+                side = before(start) if before(start) != base else base
+            else:
+                side = before(start) if before(start) == after(i) else base
+            direction[start] = direction[i] = side
+    mirrored = []
+    for i, ch in enumerate(text):
+        if ch in MIRRORED:
+            side = direction.get(i) or (before(i) if before(i) == after(i) else base)  # N1, else N2
+            if side == "R":
+                ch = MIRRORED[ch]
+        mirrored.append(ch)
+    return [_measure(ch, bold) for ch in get_display("".join(mirrored), base_dir=base)]
+
+
+def _breaks_anywhere(char: str) -> bool:
+    """CJK ideographs, kana and hangul: a line may break before or after each (they are written without spaces)."""
+    return unicodedata.east_asian_width(char) in ("W", "F") and not char.isspace()
+
+
+def _words(chars: list[_Char]) -> list[list[_Char]]:
+    """Units no line breaks inside: a word with the spaces after it, or one wide (CJK) character."""
+    words: list[list[_Char]] = []
+    for c in chars:
+        last = words[-1][-1].char if words else ""
+        starts = not words or (
+            not unicodedata.combining(c.char)
+            and not c.char.isspace()
+            and (_breaks_anywhere(c.char) or last.isspace() or _breaks_anywhere(last))
+        )
+        if starts:
+            words.append([c])
+        else:
+            words[-1].append(c)
+    return words
+
+
+def _rstrip(chars: list[_Char]) -> list[_Char]:
+    end = len(chars)
+    while end and chars[end - 1].char.isspace():
+        end -= 1
+    return chars[:end]
+
+
+def _runs(chars: list[_Char]) -> tuple[Run, ...]:
+    runs: list[Run] = []
+    for c in chars:
+        if runs and runs[-1].font == c.font:
+            runs[-1] = Run(runs[-1].text + c.char, c.font)
+        else:
+            runs.append(Run(c.char, c.font))
+    return tuple(runs)
+
+
+def fit_text(
+    text: str,
+    *,
+    bold: bool,
+    size: float,
+    min_single_size: float,
+    max_height: float,
+    max_width: float = PAGE_WIDTH - 2 * MARGIN,
+) -> tuple[float, list[list[_Char]]]:
+    """(font size, lines) for `text` in a box `max_width` wide and `max_height` high.
+
+    One line at `size` if it fits; else one line shrunk down to `min_single_size`; else wrapped, at the largest
+    size (from `size` down) whose lines fit the height; at worst MIN_FONT_SIZE, wrapped, which never overflows
+    sideways (a line holds at least one character).
+    """
+    measured = _Text(text, bold)
+    one_line = measured.width(measured.chars, 1)
+    if one_line * size <= max_width:
+        return size, [measured.chars]
+    shrunk = math.floor(max_width / one_line * 10) / 10
+    if shrunk >= min_single_size:
+        return shrunk, [measured.chars]
+    current = size
+    while current > MIN_FONT_SIZE:
+        lines = measured.lines(current, max_width)
+        if len(lines) * current * LEADING <= max_height:
+            return current, lines
+        current = round(current - 0.5, 1)
+    return MIN_FONT_SIZE, measured.lines(MIN_FONT_SIZE, max_width)
+
+
+def _place(lines: list[list[_Char]], size: float, top: float, bold: bool) -> tuple[list[PlacedLine], float]:
+    """Centre `lines` under `top`; (the placed lines, the block's bottom)."""
+    placed = []
+    baseline = top - size
+    for logical in lines:
+        chars = _visual_order(logical, bold)
+        width = _Text.width(chars, size)
+        placed.append(PlacedLine(_runs(chars), size, (PAGE_WIDTH - width) / 2, baseline, width))
+        baseline -= size * LEADING
+    return placed, top - len(lines) * size * LEADING
+
+
+@dataclass(frozen=True)
+class _Block:
+    text: str
+    bold: bool
+    size: float
+    min_single_size: float
+    max_height: float
+    gap_before: float  # from the previous block's bottom to this block's top
+
+
+def layout(cert: Certificate, verify_url: str) -> list[tuple[PlacedLine, bool]]:
+    """Every line of the certificate where it goes, with whether it is bold (the PDF draws exactly these)."""
+    middle = [  # the name and title may take several lines; the blocks below them move down
+        _Block("This certifies that", False, 16, 16, 20, 0),
+        _Block(cert.student_name, True, 28, 20, 80, 12),
+        _Block("has completed the course", False, 16, 16, 20, 12),
+        _Block(cert.course_title, True, 22, 16, 100, 4),
+    ]
+    placed: list[tuple[PlacedLine, bool]] = []
+
+    def add(block: _Block, top: float) -> float:
+        size, lines = fit_text(
+            block.text,
+            bold=block.bold,
+            size=block.size,
+            min_single_size=block.min_single_size,
+            max_height=block.max_height,
+        )
+        block_lines, bottom = _place(lines, size, top, block.bold)
+        placed.extend((line, block.bold) for line in block_lines)
+        return bottom
+
+    add(_Block("Certificate of Completion", True, 34, 20, 45, 0), PAGE_HEIGHT - 96)
+    bottom = PAGE_HEIGHT - 174.0
+    for block in middle:
+        bottom = add(block, bottom - block.gap_before)
+    footer = [
+        _Block(f"Issued {cert.issued_at:%d %B %Y} - verification code {cert.code}", False, 12, 6, 15, 0),
+        _Block(f"Verify at {verify_url}", False, 12, 6, 15, 0),
+    ]
+    for block, top in zip(footer, (122.0, 102.0), strict=True):
+        add(block, top)
+    return placed
+
+
 def render_pdf(cert: Certificate, verify_url: str) -> bytes:
-    """A one-page landscape certificate (reportlab)."""
-    from reportlab.lib.pagesizes import A4, landscape
+    """A one-page landscape certificate (reportlab), its fonts embedded (subsets)."""
     from reportlab.pdfgen import canvas
 
+    lines = layout(cert, verify_url)
     buf = io.BytesIO()
-    width, height = landscape(A4)
-    pdf = canvas.Canvas(buf, pagesize=(width, height))
-    pdf.setTitle(f"Certificate {cert.code}")
-    pdf.setLineWidth(3)
-    pdf.rect(30, 30, width - 60, height - 60)
-    pdf.setFont("Helvetica-Bold", 34)
-    pdf.drawCentredString(width / 2, height - 130, "Certificate of Completion")
-    pdf.setFont("Helvetica", 16)
-    pdf.drawCentredString(width / 2, height - 190, "This certifies that")
-    pdf.setFont("Helvetica-Bold", 28)
-    pdf.drawCentredString(width / 2, height - 240, cert.student_name)
-    pdf.setFont("Helvetica", 16)
-    pdf.drawCentredString(width / 2, height - 290, "has completed the course")
-    pdf.setFont("Helvetica-Bold", 22)
-    pdf.drawCentredString(width / 2, height - 335, cert.course_title)
-    pdf.setFont("Helvetica", 12)
-    pdf.drawCentredString(width / 2, 110, f"Issued {cert.issued_at:%d %B %Y} - verification code {cert.code}")
-    pdf.drawCentredString(width / 2, 90, f"Verify at {verify_url}")
-    pdf.showPage()
-    pdf.save()
+    with _render_lock:
+        pdf = canvas.Canvas(buf, pagesize=(PAGE_WIDTH, PAGE_HEIGHT), initialFontName=SANS)  # no Helvetica at all
+        pdf.setTitle(f"Certificate {cert.code}")
+        pdf.setLineWidth(3)
+        pdf.rect(FRAME, FRAME, PAGE_WIDTH - 2 * FRAME, PAGE_HEIGHT - 2 * FRAME)
+        for line, bold in lines:
+            pdf.saveState()  # the text render mode and line width of a faux-bold run end with its line
+            text = pdf.beginText(line.x, line.y)
+            for run in line.runs:
+                text.setFont(run.font, line.size)
+                # The CJK font has one weight: a bold line strokes its outline too (a thin, even "faux bold").
+                faux_bold = bold and run.font == CJK
+                if faux_bold:
+                    pdf.setLineWidth(line.size * 0.03)
+                text.setTextRenderMode(2 if faux_bold else 0)
+                text.textOut(run.text)
+            pdf.drawText(text)
+            pdf.restoreState()
+        pdf.showPage()
+        pdf.save()
     return buf.getvalue()
 
 
@@ -108,7 +460,8 @@ async def store_pdf(*, uow: UnitOfWork, files: Any, certificate_id: uuid.UUID, b
     key = f"certificates/{cert.id}.pdf"
     if cert.pdf_key == key:
         return key
-    await files.put(key, render_pdf(cert, f"{base_url}/certificates/verify/{cert.code}"), "application/pdf")
+    pdf = await asyncio.to_thread(render_pdf, cert, f"{base_url}/certificates/verify/{cert.code}")  # CPU: off the loop
+    await files.put(key, pdf, "application/pdf")
     cert.pdf_key = key
     await uow.commit()
     return key
