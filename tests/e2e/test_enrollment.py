@@ -329,6 +329,36 @@ async def test_capacity_and_waitlist_promotion(api: Api, worker: object) -> None
     ]
 
 
+async def test_more_seats_go_to_the_waitlist_first(api: Api, worker: object, container: Any) -> None:
+    """Raising the capacity promotes the queue's head, in order; a newcomer does not take a new seat ahead of it."""
+    teacher = await api.user("instructor")
+    course = await api.published_course(teacher, capacity=1, waitlist_enabled=True)
+    seated, first, second, third, newcomer = await fast_students(container, 5)
+    assert (await enroll(api, seated, course["id"])).status_code == 201
+    queued = [(await enroll(api, s, course["id"])).json() for s in (first, second, third)]
+    assert [q["position"] for q in queued] == [1, 2, 3]
+
+    r = await api.client.put(f"/courses/{course['id']}", json={"capacity": 3}, headers=teacher["headers"])
+    assert r.status_code == 200 and r.json()["capacity"] == 3, r.text
+    await wait_enrollment(api, first, queued[0]["id"], "active")
+    await wait_enrollment(api, second, queued[1]["id"], "active")
+    r = await api.client.get(f"/enrollments/{queued[2]['id']}", headers=third["headers"])
+    assert (r.json()["status"], r.json()["position"]) == ("waitlisted", 1)
+    r = await enroll(api, newcomer, course["id"])
+    assert (r.status_code, r.json()["status"], r.json()["position"]) == (202, "waitlisted", 2), r.text
+    history = (await api.client.get(f"/enrollments/{queued[0]['id']}/history", headers=first["headers"])).json()
+    assert [h["to_status"] for h in history] == ["waitlisted", "pending", "active"]
+
+    # Lifting the limit seats the whole queue; lowering it under the seats taken is refused, nothing changed.
+    r = await api.client.put(f"/courses/{course['id']}", json={"capacity": 1}, headers=teacher["headers"])
+    assert r.status_code == 409 and r.json()["code"] == "capacity_below_enrolled", r.text
+    r = await api.client.put(f"/courses/{course['id']}", json={"capacity": None}, headers=teacher["headers"])
+    assert r.status_code == 200, r.text
+    await wait_enrollment(api, third, queued[2]["id"], "active")
+    taken, _, counts = await seat_state(container, course["id"])
+    assert taken == 5 and "waitlisted" not in counts, counts
+
+
 async def seat_state(container: Any, course_id: str) -> tuple[int, int, dict[str, int]]:
     from sqlalchemy import func, select
 

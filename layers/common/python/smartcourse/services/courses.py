@@ -411,6 +411,12 @@ async def update_course(
         await _set_prerequisites(uow, course.id, data.prerequisites, owner_id=course.instructor_id)
     course.updated_at = utcnow()
     try:
+        if "capacity" in fields:
+            # More seats (or none counted): they go to the waitlist's head first, in this transaction, never to
+            # whoever enrolls next. Imported here: the enrollment service builds on this one.
+            from smartcourse.services.enrollment import promote_waitlist
+
+            await promote_waitlist(uow, course)  # a read in it flushes the capacity: the check may fail there
         await uow.commit()
     except IntegrityError as exc:
         raise Conflict("capacity cannot go below the seats already taken", code="capacity_below_enrolled") from exc

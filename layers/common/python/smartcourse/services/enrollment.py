@@ -493,6 +493,18 @@ async def drop(*, uow: UnitOfWork, principal: Principal, enrollment_id: uuid.UUI
     return dropped, promoted
 
 
+async def promote_waitlist(uow: UnitOfWork, course: Course) -> list[Enrollment]:
+    """Give every free seat of the course (its row locked by the caller, its capacity just raised or lifted) to the
+    head of its waitlist, in order, in the caller's transaction: each promotion is a `waitlist.promoted` event,
+    which the dispatcher turns into the enrollment's workflow, as after a drop. A newcomer's admission waits on the
+    course row meanwhile, so it can never take a seat ahead of the queue."""
+    now = utcnow()
+    promoted = []
+    while (nxt := await _promote_next(uow, course, now)) is not None:
+        promoted.append(nxt)
+    return promoted
+
+
 async def _promote_next(uow: UnitOfWork, course: Course, now: Any) -> Enrollment | None:
     """Give a free seat to the first waitlisted student (SKIP LOCKED: one dropping themselves is passed over)."""
     if course.capacity is not None and course.seats_taken >= course.capacity:
