@@ -29,7 +29,7 @@ from smartcourse.schemas import (
     ModuleUpdateIn,
 )
 from smartcourse.security import Principal
-from smartcourse.services import accounts, catalog_cache
+from smartcourse.services import accounts, catalog_cache, waitlist
 from smartcourse.services.search import enrolled_reader, is_enrolled
 
 LESSONS = "lesson_bodies"
@@ -413,10 +413,8 @@ async def update_course(
     try:
         if "capacity" in fields:
             # More seats (or none counted): they go to the waitlist's head first, in this transaction, never to
-            # whoever enrolls next. Imported here: the enrollment service builds on this one.
-            from smartcourse.services.enrollment import promote_waitlist
-
-            await promote_waitlist(uow, course)  # a read in it flushes the capacity: the check may fail there
+            # whoever enrolls next.
+            await waitlist.promote_waitlist(uow, course)  # a read in it flushes the capacity: the check may fail there
         await uow.commit()
     except IntegrityError as exc:
         raise Conflict("capacity cannot go below the seats already taken", code="capacity_below_enrolled") from exc

@@ -36,29 +36,9 @@ from smartcourse.security import Principal
 from smartcourse.services.courses import load_course
 from smartcourse.services.learner_view import published_lessons, published_lessons_of
 from smartcourse.services.notifications import create_notification
+from smartcourse.services.waitlist import enrollment_event, history_entry, promote_next
 
 ANALYTICS_NS = uuid.UUID("5b0c3f4e-8f0b-4b5e-9a53-2d0a3b7f1c11")
-
-
-def enrollment_event(kind: str, e: Enrollment, **extra: Any) -> DomainEvent:
-    """An event about an enrollment: every one carries the enrollment, student and course ids."""
-    return DomainEvent(
-        kind,
-        str(e.id),
-        {"enrollment_id": str(e.id), "student_id": str(e.student_id), "course_id": str(e.course_id), **extra},
-    )
-
-
-def _history(e: Enrollment, src: str | None, dst: str, actor: Principal | None, reason: str | None = None) -> Any:
-    role = "system" if actor is None else ("admin" if actor.is_admin else "student")
-    return EnrollmentHistory(
-        enrollment_id=e.id,
-        from_status=src,
-        to_status=dst,
-        actor_id=actor.user_id if actor else None,
-        actor=role,
-        reason=reason,
-    )
 
 
 async def waitlist_position(uow: UnitOfWork, e: Enrollment) -> int | None:
@@ -474,7 +454,7 @@ async def drop(*, uow: UnitOfWork, principal: Principal, enrollment_id: uuid.UUI
     freed = previous in rules.SEAT_STATUSES
     now = utcnow()
     e.status, e.dropped_at, e.updated_at = "dropped", now, now
-    uow.session.add(_history(e, previous, "dropped", principal, "dropped"))
+    uow.session.add(history_entry(e, previous, "dropped", principal, "dropped"))
     uow.emit(
         enrollment_event(
             "enrollment.dropped", e, previous_status=previous, actor_id=str(principal.user_id), freed_seat=freed
@@ -486,44 +466,11 @@ async def drop(*, uow: UnitOfWork, principal: Principal, enrollment_id: uuid.UUI
         course = await uow.session.get(Course, e.course_id, with_for_update=True)
         assert course is not None
         course.seats_taken -= 1
-        promoted = await _promote_next(uow, course, now)
+        promoted = await promote_next(uow, course, now)
     await uow.flush()
     dropped = await to_public(uow, e)
     await uow.commit()
     return dropped, promoted
-
-
-async def promote_waitlist(uow: UnitOfWork, course: Course) -> list[Enrollment]:
-    """Give every free seat of the course (its row locked by the caller, its capacity just raised or lifted) to the
-    head of its waitlist, in order, in the caller's transaction: each promotion is a `waitlist.promoted` event,
-    which the dispatcher turns into the enrollment's workflow, as after a drop. A newcomer's admission waits on the
-    course row meanwhile, so it can never take a seat ahead of the queue."""
-    now = utcnow()
-    promoted = []
-    while (nxt := await _promote_next(uow, course, now)) is not None:
-        promoted.append(nxt)
-    return promoted
-
-
-async def _promote_next(uow: UnitOfWork, course: Course, now: Any) -> Enrollment | None:
-    """Give a free seat to the first waitlisted student (SKIP LOCKED: one dropping themselves is passed over)."""
-    if course.capacity is not None and course.seats_taken >= course.capacity:
-        return None
-    nxt = await uow.session.scalar(
-        select(Enrollment)
-        .where(Enrollment.course_id == course.id, Enrollment.status == "waitlisted")
-        .order_by(Enrollment.waitlisted_at, Enrollment.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
-    if nxt is None:
-        return None
-    course.seats_taken += 1
-    nxt.status, nxt.admitted_at, nxt.updated_at = "pending", now, now
-    nxt.workflow_id = rules.enrollment_workflow_id(course.id, nxt.student_id, nxt.attempt)
-    uow.session.add(_history(nxt, "waitlisted", "pending", None, "promoted from the waitlist"))
-    uow.emit(enrollment_event("waitlist.promoted", nxt, workflow_id=nxt.workflow_id, admitted_at=now.isoformat()))
-    return nxt
 
 
 async def history(*, uow: UnitOfWork, principal: Principal, enrollment_id: uuid.UUID) -> list[HistoryEntry]:
@@ -860,7 +807,7 @@ def _activate(uow: UnitOfWork, e: Enrollment) -> str:
         return e.status
     now = utcnow()
     e.status, e.activated_at, e.updated_at = "active", now, now
-    uow.session.add(_history(e, "pending", "active", None, _SYSTEM_REASON))
+    uow.session.add(history_entry(e, "pending", "active", None, _SYSTEM_REASON))
     uow.emit(enrollment_event("enrollment.activated", e, activated_at=now.isoformat()))
     return "active"
 

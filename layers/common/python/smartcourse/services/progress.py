@@ -35,9 +35,15 @@ async def _learning_context(
         .with_for_update(of=Enrollment)
     )
     # The working copy usually still has the lesson: go straight to its course.
-    course_id = await uow.session.scalar(select(Lesson.course_id).where(Lesson.id == lesson_id))
-    if course_id is not None:
-        stmt = stmt.where(Enrollment.course_id == course_id)
+    home = (
+        await uow.session.execute(
+            select(Lesson.course_id, Course.status, Course.content_version)
+            .join(Course, Course.id == Lesson.course_id)
+            .where(Lesson.id == lesson_id)
+        )
+    ).first()
+    if home is not None:
+        stmt = stmt.where(Enrollment.course_id == home.course_id)
     rows = (await uow.session.execute(stmt)).all()
     for e, course in rows:
         lessons = await published_lessons(documents, course)
@@ -49,6 +55,10 @@ async def _learning_context(
         if e.status != "active":
             raise Conflict(f"the enrollment is {e.status}, not active yet", code="enrollment_not_active")
         return e, course, match, lessons
+    if home is None or not course_rules.is_live(home.status, home.content_version):
+        # No such lesson, or one of a course the caller cannot see: a typo is not an authorisation problem, and a
+        # draft's lesson is not confirmed to exist (as GET /courses/{id} would not).
+        raise NotFound("lesson not found", code="lesson_not_found")
     raise Forbidden("you are not enrolled in a course with this lesson", code="not_enrolled")
 
 

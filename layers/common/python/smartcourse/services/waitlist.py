@@ -1,0 +1,69 @@
+"""The waitlist's promotions, and the enrollment events and history entries they share with the enrollment service
+(here so that the course service, which changes capacities, can promote without importing the enrollment service,
+which builds on it)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+
+from smartcourse.db import UnitOfWork
+from smartcourse.domain import enrollment as rules
+from smartcourse.domain.events import DomainEvent
+from smartcourse.models import Course, Enrollment, EnrollmentHistory, utcnow
+from smartcourse.security import Principal
+
+
+def enrollment_event(kind: str, e: Enrollment, **extra: Any) -> DomainEvent:
+    """An event about an enrollment: every one carries the enrollment, student and course ids."""
+    return DomainEvent(
+        kind,
+        str(e.id),
+        {"enrollment_id": str(e.id), "student_id": str(e.student_id), "course_id": str(e.course_id), **extra},
+    )
+
+
+def history_entry(e: Enrollment, src: str | None, dst: str, actor: Principal | None, reason: str | None = None) -> Any:
+    role = "system" if actor is None else ("admin" if actor.is_admin else "student")
+    return EnrollmentHistory(
+        enrollment_id=e.id,
+        from_status=src,
+        to_status=dst,
+        actor_id=actor.user_id if actor else None,
+        actor=role,
+        reason=reason,
+    )
+
+
+async def promote_waitlist(uow: UnitOfWork, course: Course) -> list[Enrollment]:
+    """Give every free seat of the course (its row locked by the caller, its capacity just raised or lifted) to the
+    head of its waitlist, in order, in the caller's transaction: each promotion is a `waitlist.promoted` event,
+    which the dispatcher turns into the enrollment's workflow, as after a drop. A newcomer's admission waits on the
+    course row meanwhile, so it can never take a seat ahead of the queue."""
+    now = utcnow()
+    promoted = []
+    while (nxt := await promote_next(uow, course, now)) is not None:
+        promoted.append(nxt)
+    return promoted
+
+
+async def promote_next(uow: UnitOfWork, course: Course, now: Any) -> Enrollment | None:
+    """Give a free seat to the first waitlisted student (SKIP LOCKED: one dropping themselves is passed over)."""
+    if course.capacity is not None and course.seats_taken >= course.capacity:
+        return None
+    nxt = await uow.session.scalar(
+        select(Enrollment)
+        .where(Enrollment.course_id == course.id, Enrollment.status == "waitlisted")
+        .order_by(Enrollment.waitlisted_at, Enrollment.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    if nxt is None:
+        return None
+    course.seats_taken += 1
+    nxt.status, nxt.admitted_at, nxt.updated_at = "pending", now, now
+    nxt.workflow_id = rules.enrollment_workflow_id(course.id, nxt.student_id, nxt.attempt)
+    uow.session.add(history_entry(nxt, "waitlisted", "pending", None, "promoted from the waitlist"))
+    uow.emit(enrollment_event("waitlist.promoted", nxt, workflow_id=nxt.workflow_id, admitted_at=now.isoformat()))
+    return nxt
