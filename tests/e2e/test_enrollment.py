@@ -210,6 +210,11 @@ async def test_progress_quiz_completion_and_certificate(api: Api, worker: object
 
     r = await api.client.post(f"/lessons/{text['id']}/complete", headers=stranger["headers"])
     assert r.status_code == 403 and r.json()["code"] == "not_enrolled"
+    # A lesson that exists nowhere is not an enrollment problem (a client can tell a typo from a missing enrollment).
+    r = await api.client.post(f"/lessons/{uuid.uuid4()}/complete", headers=student["headers"])
+    assert r.status_code == 404 and r.json()["code"] == "lesson_not_found", r.text
+    r = await api.client.post(f"/quizzes/{uuid.uuid4()}/submit", json={"answers": [0]}, headers=student["headers"])
+    assert r.status_code == 404 and r.json()["code"] == "lesson_not_found", r.text
     r = await api.client.post(f"/lessons/{quiz['id']}/complete", headers=student["headers"])
     assert r.status_code == 409 and r.json()["code"] == "quiz_requires_submission"
     for _ in range(2):  # idempotent
