@@ -87,6 +87,12 @@ async def build_world(api: Api, container: Any, users: dict[str, dict[str, Any]]
     answers = [q["answer"] for q in QUIZ["questions"]]
     await api.client.post(f"/quizzes/{quiz['id']}/submit", json={"answers": answers}, headers=enrolled["headers"])
     cert = (await api.client.post(f"/enrollments/{eid}/certificate", headers=enrolled["headers"])).json()
+    for _ in range(150):  # the PDF is rendered by the certificate's workflow: its route is checked once it exists
+        shown = await api.client.get(f"/certificates/{cert['id']}", headers=enrolled["headers"])
+        if shown.json().get("pdf_ready"):
+            break
+        await asyncio.sleep(0.2)
+    assert shown.json().get("pdf_ready"), shown.text
     notification_id = ""
     for _ in range(100):
         page = (await api.client.get("/notifications", headers=enrolled["headers"])).json()
