@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from smartcourse import aio
-from smartcourse.config import api_workers, get_settings
+from smartcourse.config import api_workers, default_public_base_url, get_settings
 from smartcourse.priority import lower_background_priority
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         engines = embedded_engines(resolved)
     from smartcourse.api.serve import serve
 
+    # Links in certificates name the address served here, --host/--port included (the API processes inherit it).
+    os.environ.setdefault("PUBLIC_BASE_URL", default_public_base_url({"HOST": args.host, "PORT": str(args.port)}))
     config = uvicorn.Config(
         "smartcourse.api.local:build_local_app",
         factory=True,
@@ -442,6 +444,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             "JWT_SECRET": resolved.jwt_secret,
         }
     )
+    # Links in certificates and e-mails name the address served here, --host/--port included.
+    env.setdefault("PUBLIC_BASE_URL", default_public_base_url({"HOST": args.host, "PORT": str(args.port)}))
     _migrate(resolved.database_url or "")
     processes = run_processes(args.host, args.port, kafka=bool(settings.kafka_bootstrap_servers))
     # Every process has its own pools: together they must fit the server's max_connections (the embedded one: 100),
