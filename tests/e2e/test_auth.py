@@ -130,3 +130,15 @@ async def test_instructor_public_profile(api: Api) -> None:
     assert r.status_code == 200
     assert r.json()["full_name"] == "A instructor" and "email" not in r.json()
     assert (await api.client.get(f"/instructors/{student['id']}")).status_code == 404
+
+
+async def test_every_401_carries_a_bearer_challenge(api: Api) -> None:
+    """RFC 9110 asks a WWW-Authenticate of every 401; RFC 6750 names a bad access token `invalid_token`, which tells a
+    client to refresh it or log in again rather than to retry."""
+    r = await api.client.get("/auth/me")
+    assert r.status_code == 401 and r.headers["WWW-Authenticate"] == "Bearer", r.headers
+    r = await api.client.get("/auth/me", headers={"Authorization": "Bearer not-a-token"})
+    assert r.status_code == 401 and r.json()["code"] == "invalid_token"
+    assert r.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
+    r = await api.client.post("/auth/login", json={"email": "nobody@example.com", "password": "wrong-password"})
+    assert r.status_code == 401 and r.headers["WWW-Authenticate"] == "Bearer"

@@ -28,9 +28,26 @@ class NotFound(DomainError):
     code = "not_found"
 
 
+#: 401s about the bearer token the request presented (RFC 6750's `invalid_token`: the client should refresh it or
+#: log in again); any other 401 only names the scheme.
+_BEARER_TOKEN_CODES = frozenset(
+    {"invalid_token", "token_expired", "token_revoked", "account_disabled", "account_not_found"}
+)
+
+
 class Unauthorized(DomainError):
+    """401, with the `WWW-Authenticate` challenge HTTP asks of every 401 (`Bearer`, plus `error="invalid_token"`
+    when the presented access token is the problem)."""
+
     status_code = 401
     code = "unauthorized"
+
+    def __init__(
+        self, message: str, *, code: str | None = None, details: Any = None, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message, code=code, details=details, headers=headers)
+        challenge = 'Bearer error="invalid_token"' if self.code in _BEARER_TOKEN_CODES else "Bearer"
+        self.headers.setdefault("WWW-Authenticate", challenge)
 
 
 class Forbidden(DomainError):
