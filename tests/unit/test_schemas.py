@@ -92,3 +92,11 @@ def test_a_text_lesson_needs_more_than_whitespace() -> None:
     with pytest.raises(ValidationError, match="blank"):
         LessonIn(title="L", type="text", content="   \n\t ")
     assert LessonIn(title="L", type="text", content="# Why\n").content == "# Why\n"
+
+
+def test_a_password_is_more_than_spaces() -> None:
+    with pytest.raises(ValidationError, match="blank"):
+        RegisterIn(**{**REGISTER, "password": " " * 12}, full_name="Eve")
+    with pytest.raises(ValidationError, match="blank"):
+        UserUpdateIn(password="\t" * 9)
+    assert RegisterIn(**{**REGISTER, "password": "  spaces inside are fine  "}, full_name="Eve")

@@ -59,7 +59,7 @@ Title = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_one_line)
 ]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_one_line)]
-Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=128), AfterValidator(_not_blank)]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50), AfterValidator(_one_line)]
 Tags = Annotated[list[Tag], Field(max_length=20), AfterValidator(_distinct_tags)]
 Category = Annotated[
