@@ -234,7 +234,7 @@ async def test_material_checks(api: Api) -> None:
     r = await api.client.post(url, files={"file": ("x.exe", b"MZ\x90\x00", "application/octet-stream")}, headers=h)
     assert r.status_code == 415 and r.json()["code"] == "unsupported_media_type"
     r = await api.client.post(url, files={"file": ("fake.pdf", b"not a pdf", "application/pdf")}, headers=h)
-    assert r.status_code == 415
+    assert r.status_code == 422 and r.json()["code"] == "invalid_pdf"
     r = await api.client.post(url, files={"file": ("notes.md", b"# Title\n\nbody", "text/markdown")}, headers=h)
     assert r.status_code == 201 and r.json()["content_type"] == "text/markdown"
     r = await api.client.post(url, files={"file": ("page.html", b"<h1>Hi</h1>", "text/html")}, headers=h)

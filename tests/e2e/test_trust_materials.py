@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from tests.conftest import Api
@@ -71,3 +72,27 @@ async def test_hostile_pdf_upload_is_422_invalid_pdf(api: Api) -> None:
         assert r.status_code == 422 and r.json()["code"] == "invalid_pdf", r.text
     r = await _upload(api, teacher, course["id"], "fine.pdf", build_pdf(GOOD), "application/pdf")
     assert r.status_code == 201, r.text
+
+
+async def test_hostile_pdf_upload_without_the_header_is_422_invalid_pdf_too(api: Api) -> None:
+    """Not a PDF at all (random bytes named .pdf) is answered like a PDF pypdf cannot open: 422 `invalid_pdf`."""
+    teacher = await api.user("instructor")
+    course = await api.course(teacher)
+    for data in (os.urandom(4096).replace(b"%PDF-", b"xxxxx"), b"not a pdf", b"\x00" * 64):
+        r = await _upload(api, teacher, course["id"], "x.pdf", data, "application/pdf")
+        assert r.status_code == 422 and r.json()["code"] == "invalid_pdf", r.text
+        assert "%PDF-" in r.json()["message"]
+    r = await _upload(api, teacher, course["id"], "x.exe", b"MZ", "application/octet-stream")
+    assert r.status_code == 415 and r.json()["code"] == "unsupported_media_type", r.text  # a type we do not take
+
+
+async def test_a_long_file_name_is_shortened_keeping_its_type(api: Api) -> None:
+    teacher = await api.user("instructor")
+    course = await api.course(teacher)
+    r = await _upload(api, teacher, course["id"], "a" * 300 + ".txt", b"some notes", "text/plain")
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["content_type"] == "text/plain"
+    assert body["filename"] == "a" * 196 + ".txt" and len(body["filename"]) == 200
+    r = await api.client.get(f"/courses/{course['id']}/materials/{body['id']}", headers=teacher["headers"])
+    assert r.status_code == 200 and r.content == b"some notes"

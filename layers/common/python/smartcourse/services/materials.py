@@ -133,9 +133,9 @@ async def upload_material(
     if not data:
         raise Invalid("the file is empty", code="empty_file")
     name = safe_filename(filename)
-    if data.startswith(b"%PDF-") and name.lower().endswith(".pdf"):
-        await validate_pdf(data)
-    content_type = detect_content_type(name, data)
+    content_type = detect_content_type(name, data)  # a .pdf without the %PDF- header: 422 invalid_pdf
+    if content_type == "application/pdf":
+        await validate_pdf(data)  # one pypdf cannot read: 422 invalid_pdf too
     if lesson_id is not None:
         lesson = await uow.session.get(Lesson, lesson_id)
         if lesson is None or lesson.course_id != course_id:
