@@ -206,6 +206,52 @@ async def test_rejects_mismatched_input(index: Any, course: str) -> None:
         await index.write_version(course, 2, chunks, [embed(t) for t in TEXTS[:2]])  # chunks say version 1
 
 
+# --- deleting one source (a material deleted from a live course) -------------------------------
+
+
+async def test_delete_source_removes_only_that_source_from_that_version(make_index: Any, course: str) -> None:
+    index = make_index(vector_index_min_rows=4)  # with the IVF index too: deleted rows must leave every leg
+    await write(index, course, 1, TEXTS)
+    await write(index, course, 2, TEXTS)
+    # ("material", "src-0") is chunk 1 alone: chunks 0 and 2 share the id but are lessons
+    assert await index.delete_source(course, 1, source_type="material", source_id="src-0") == 1
+    assert await index.count(course, 1) == len(TEXTS) - 1
+    assert await index.count(course, 2) == len(TEXTS)
+    for mode in ("vector", "keyword", "hybrid"):
+        hits = await index.search(course, 1, query="saga retry", vector=embed(TEXTS[1]), k=len(TEXTS), mode=mode)
+        assert "1-1" not in {h.chunk.chunk_id for h in hits}, mode
+        assert (mode == "keyword") == (hits == []), mode  # "saga retry" was chunk 1's words alone
+        again = await index.search(course, 2, query="saga retry", vector=embed(TEXTS[1]), k=3, mode=mode)
+        assert again[0].chunk.chunk_id == "2-1", mode
+    lessons = await index.search(course, 1, query="", vector=embed(TEXTS[0]), k=len(TEXTS), mode="vector")
+    assert {"1-0", "1-2"} <= {h.chunk.chunk_id for h in lessons}
+    # idempotent; nothing to delete is 0, not an error
+    assert await index.delete_source(course, 1, source_type="material", source_id="src-0") == 0
+    assert await index.delete_source(course, 9, source_type="material", source_id="src-0") == 0
+    assert await index.delete_source(str(uuid.uuid4()), 1, source_type="material", source_id="src-0") == 0
+
+
+async def test_delete_source_takes_ids_as_values_not_filter_syntax(index: Any, course: str) -> None:
+    await write(index, course, 1, TEXTS)
+    for source_id in ("x' OR '1'='1", "src-1' OR source_id LIKE '%", "'; DROP TABLE v1; --"):
+        assert await index.delete_source(course, 1, source_type="material", source_id=source_id) == 0
+    with pytest.raises(ValueError):
+        await index.delete_source(course, 1, source_type="material' OR '1'='1", source_id="src-1")  # type: ignore[arg-type]
+    assert await index.count(course, 1) == len(TEXTS)
+
+
+async def test_another_reader_sees_a_deleted_source_within_its_refresh_interval(make_index: Any, course: str) -> None:
+    writer = make_index()
+    await write(writer, course, 1, TEXTS)
+    # another object on the same storage (another API process, another Lambda) with the table's handle cached
+    reader = type(writer)(writer.uri, dimensions=DIMS, storage_options=writer.storage_options, refresh_seconds=0.5)
+    assert [h.chunk.chunk_id for h in await reader.search(course, 1, query="saga", vector=None, k=3)] == ["1-1"]
+    assert await writer.delete_source(course, 1, source_type="material", source_id="src-0") == 1
+    await asyncio.sleep(0.7)
+    assert await reader.search(course, 1, query="saga", vector=None, k=3) == []
+    assert await reader.count(course, 1) == len(TEXTS) - 1
+
+
 # --- search -----------------------------------------------------------------------------------
 
 

@@ -216,7 +216,7 @@ async def test_forbidden_moves(api: Api, worker: object) -> None:
     r = await api.client.post(
         f"/courses/{cid}/materials", files={"file": ("a.txt", b"hi", "text/plain")}, headers=other["headers"]
     )
-    assert r.status_code == 403
+    assert r.status_code == 404  # another's draft: not revealed, as by every other write
     r = await api.client.post("/courses", json={"title": "x", "category": "y"})
     assert r.status_code == 401 and r.json()["code"] == "not_authenticated"
     r = await api.client.post(
@@ -285,7 +285,7 @@ async def test_material_checks(api: Api) -> None:
     r = await api.client.post(url, files={"file": ("x.exe", b"MZ\x90\x00", "application/octet-stream")}, headers=h)
     assert r.status_code == 415 and r.json()["code"] == "unsupported_media_type"
     r = await api.client.post(url, files={"file": ("fake.pdf", b"not a pdf", "application/pdf")}, headers=h)
-    assert r.status_code == 415
+    assert r.status_code == 422 and r.json()["code"] == "invalid_pdf"
     r = await api.client.post(url, files={"file": ("notes.md", b"# Title\n\nbody", "text/markdown")}, headers=h)
     assert r.status_code == 201 and r.json()["content_type"] == "text/markdown"
     r = await api.client.post(url, files={"file": ("page.html", b"<h1>Hi</h1>", "text/html")}, headers=h)
@@ -525,6 +525,13 @@ async def test_archived_course_stays_open_to_its_enrolled_students(api: Api, wor
     mid = (await api.module(teacher, cid))["id"]
     first = await api.lesson(teacher, cid, mid, title="One", type="text", content="Mitochondria make energy.")
     await api.lesson(teacher, cid, mid, title="Two", type="text", content="Ribosomes make proteins.")
+    r = await api.client.post(
+        f"/courses/{cid}/materials",
+        files={"file": ("cells.md", b"# Cells\nOrganelles.", "text/markdown")},
+        headers=teacher["headers"],
+    )
+    assert r.status_code == 201, r.text
+    material = f"/courses/{cid}/materials/{r.json()['id']}"
     r = await api.client.post(f"/courses/{cid}/publish", headers=teacher["headers"])
     assert (await api.wait_workflow(teacher, r.json()["workflow_id"], timeout=120))["status"] == "completed"
     r = await api.client.post("/enrollments", json={"course_id": cid}, headers=learner["headers"])
@@ -543,6 +550,11 @@ async def test_archived_course_stays_open_to_its_enrolled_students(api: Api, wor
     assert seen["modules"][0]["lessons"][0]["content"] == "Mitochondria make energy."
     r = await api.client.get(f"/courses/{cid}/search", params={"q": "mitochondria"}, headers=learner["headers"])
     assert r.status_code == 200 and r.json()["items"], r.text
+    # ... its materials too ...
+    r = await api.client.get(f"/courses/{cid}/materials", headers=learner["headers"])
+    assert r.status_code == 200 and [m["filename"] for m in r.json()["items"]] == ["cells.md"], r.text
+    r = await api.client.get(material, headers=learner["headers"])
+    assert r.status_code == 200 and r.content == b"# Cells\nOrganelles.", r.text
     # ... and keeps learning it.
     r = await api.client.post(f"/lessons/{first['id']}/complete", headers=learner["headers"])
     assert r.status_code == 200, r.text
@@ -553,6 +565,9 @@ async def test_archived_course_stays_open_to_its_enrolled_students(api: Api, wor
         assert (r.status_code, r.json()["code"]) == (404, "course_not_found")
     r = await api.client.get(f"/courses/{cid}/search", params={"q": "mitochondria"}, headers=outsider["headers"])
     assert r.status_code == 404
+    for path in (f"/courses/{cid}/materials", material):
+        r = await api.client.get(path, headers=outsider["headers"])
+        assert (r.status_code, r.json()["code"]) == (404, "course_not_found"), r.text
     r = await api.client.get("/courses", params={"category": category}, headers=learner["headers"])
     assert r.json()["total"] == 0
     r = await api.client.post("/enrollments", json={"course_id": cid}, headers=outsider["headers"])

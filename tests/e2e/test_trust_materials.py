@@ -1,9 +1,17 @@
-"""Issue #9.2/#9.5: materials follow enrollment and the live version; active content never renders; bad PDFs 422."""
+"""Issue #9.2/#9.5: materials follow enrollment and the live version; active content never renders; bad PDFs 422.
+Listing and deleting materials: who sees which, and a deleted file leaves search and the next publish."""
 
 from __future__ import annotations
 
+import os
+import uuid
 from typing import Any
 
+import pytest
+from sqlalchemy import update
+
+from smartcourse.errors import NotFound
+from smartcourse.models import Course
 from tests.conftest import Api
 from tests.unit.test_security_uploads import GOOD, build_pdf
 
@@ -71,3 +79,166 @@ async def test_hostile_pdf_upload_is_422_invalid_pdf(api: Api) -> None:
         assert r.status_code == 422 and r.json()["code"] == "invalid_pdf", r.text
     r = await _upload(api, teacher, course["id"], "fine.pdf", build_pdf(GOOD), "application/pdf")
     assert r.status_code == 201, r.text
+
+
+async def test_hostile_pdf_upload_without_the_header_is_422_invalid_pdf_too(api: Api) -> None:
+    """Not a PDF at all (random bytes named .pdf) is answered like a PDF pypdf cannot open: 422 `invalid_pdf`."""
+    teacher = await api.user("instructor")
+    course = await api.course(teacher)
+    for data in (os.urandom(4096).replace(b"%PDF-", b"xxxxx"), b"not a pdf", b"\x00" * 64):
+        r = await _upload(api, teacher, course["id"], "x.pdf", data, "application/pdf")
+        assert r.status_code == 422 and r.json()["code"] == "invalid_pdf", r.text
+        assert "%PDF-" in r.json()["message"]
+    r = await _upload(api, teacher, course["id"], "x.exe", b"MZ", "application/octet-stream")
+    assert r.status_code == 415 and r.json()["code"] == "unsupported_media_type", r.text  # a type we do not take
+
+
+async def test_a_long_file_name_is_shortened_keeping_its_type(api: Api) -> None:
+    teacher = await api.user("instructor")
+    course = await api.course(teacher)
+    r = await _upload(api, teacher, course["id"], "a" * 300 + ".txt", b"some notes", "text/plain")
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["content_type"] == "text/plain"
+    assert body["filename"] == "a" * 196 + ".txt" and len(body["filename"]) == 200
+    r = await api.client.get(f"/courses/{course['id']}/materials/{body['id']}", headers=teacher["headers"])
+    assert r.status_code == 200 and r.content == b"some notes"
+
+
+WRONG_TEXT = b"Quokkafluff is the secret word of the wrong handout. " * 3
+KEPT_TEXT = b"Zanzibarite is the secret word of the right handout. " * 3
+
+
+async def _search(api: Api, who: dict[str, Any], cid: str, q: str, mode: str) -> list[dict[str, Any]]:
+    r = await api.client.get(f"/courses/{cid}/search", params={"q": q, "mode": mode}, headers=who["headers"])
+    assert r.status_code == 200, r.text
+    return list(r.json()["items"])
+
+
+async def test_materials_are_listed_per_caller_and_a_deleted_one_leaves_search_and_the_next_publish(
+    api: Api, worker: object, container: Any
+) -> None:
+    teacher, other_teacher = await api.user("instructor"), await api.user("instructor")
+    student, outsider = await api.user(), await api.user()
+    admin = await api.admin(container)
+    course = await api.course(teacher, title=f"Handouts {uuid.uuid4().hex[:6]}")
+    cid = course["id"]
+    module = await api.module(teacher, cid)
+    await api.lesson(teacher, cid, module["id"])
+    kept = (await _upload(api, teacher, cid, "right.txt", KEPT_TEXT, "text/plain")).json()
+    wrong = (await _upload(api, teacher, cid, "wrong.txt", WRONG_TEXT, "text/plain")).json()
+    listing = f"/courses/{cid}/materials"
+
+    # A draft: its owner and admins list it; to anyone else the course does not exist.
+    r = await api.client.get(listing, headers=teacher["headers"])
+    assert r.status_code == 200 and [m["published"] for m in r.json()["items"]] == [False, False], r.text
+    for who in (other_teacher, outsider):
+        r = await api.client.get(listing, headers=who["headers"])
+        assert r.status_code == 404 and r.json()["code"] == "course_not_found", r.text
+        r = await api.client.delete(f"{listing}/{wrong['id']}", headers=who["headers"])
+        assert r.status_code == 404 and r.json()["code"] == "course_not_found", r.text
+
+    r = await api.client.post(f"/courses/{cid}/publish", headers=teacher["headers"])
+    assert (await api.wait_workflow(teacher, r.json()["workflow_id"]))["status"] == "completed"
+    late = (await _upload(api, teacher, cid, "late.md", b"# Late\n\nafter the publish", "text/markdown")).json()
+
+    # Owner and admin: every material, with what the published version holds.
+    for who in (teacher, admin):
+        r = await api.client.get(listing, headers=who["headers"])
+        assert r.status_code == 200, r.text
+        items = r.json()["items"]
+        assert [(m["id"], m["published"]) for m in items] == [
+            (kept["id"], True),
+            (wrong["id"], True),
+            (late["id"], False),
+        ]
+        assert items[1]["filename"] == "wrong.txt" and items[1]["content_type"] == "text/plain"
+        assert items[1]["size"] == len(WRONG_TEXT) and items[1]["created_at"] == wrong["created_at"]
+    # Not enrolled: refused as the downloads are; anonymous: 401.
+    for who in (outsider, other_teacher):
+        r = await api.client.get(listing, headers=who["headers"])
+        assert r.status_code == 403 and r.json()["code"] == "enrollment_required", r.text
+    assert (await api.client.get(listing)).status_code == 401
+    # Enrolled: the live version's materials, exactly those the student may download.
+    r = await api.client.post("/enrollments", json={"course_id": cid}, headers=student["headers"])
+    assert r.status_code in (201, 202), r.text
+    r = await api.client.get(listing, headers=student["headers"])
+    assert r.status_code == 200 and [m["id"] for m in r.json()["items"]] == [kept["id"], wrong["id"]], r.text
+    assert all(m["published"] for m in r.json()["items"])
+
+    # The wrong file is found by search and by the catalogue before it is deleted.
+    for mode in ("keyword", "hybrid"):
+        assert any(h["source"]["id"] == wrong["id"] for h in await _search(api, student, cid, "quokkafluff", mode))
+    r = await api.client.get("/search", params={"q": "quokkafluff"})
+    assert cid in [c["id"] for c in r.json()["items"]], r.text
+
+    # Only the owner and admins delete; to others it is 403 on a live course, 401 anonymous.
+    for who in (student, outsider, other_teacher):
+        r = await api.client.delete(f"{listing}/{wrong['id']}", headers=who["headers"])
+        assert r.status_code == 403 and r.json()["code"] == "not_course_owner", r.text
+    assert (await api.client.delete(f"{listing}/{wrong['id']}")).status_code == 401
+    other_course = await api.course(teacher)
+    for mid in (
+        str(uuid.uuid4()),
+        (await _upload(api, teacher, other_course["id"], "o.txt", b"o", "text/plain")).json()["id"],
+    ):
+        r = await api.client.delete(f"{listing}/{mid}", headers=teacher["headers"])
+        assert r.status_code == 404 and r.json()["code"] == "material_not_found", r.text
+
+    r = await api.client.delete(f"{listing}/{wrong['id']}", headers=teacher["headers"])
+    assert r.status_code == 204, r.text
+    # Gone from every list and download, and from the file store.
+    for who, expected in (
+        (teacher, [kept["id"], late["id"]]),
+        (admin, [kept["id"], late["id"]]),
+        (student, [kept["id"]]),
+    ):
+        r = await api.client.get(listing, headers=who["headers"])
+        assert [m["id"] for m in r.json()["items"]] == expected, r.text
+    for who in (teacher, student):
+        r = await api.client.get(f"{listing}/{wrong['id']}", headers=who["headers"])
+        assert r.status_code == 404 and r.json()["code"] == "material_not_found", r.text
+    with pytest.raises(NotFound):
+        await container.files.get(f"courses/{cid}/materials/{wrong['id']}/wrong.txt")
+    # Gone from the live index at once (course search, which the assistant retrieves through) and the catalogue.
+    for mode in ("keyword", "hybrid", "vector"):
+        hits = await _search(api, student, cid, "quokkafluff secret word wrong handout", mode)
+        assert wrong["id"] not in {h["source"]["id"] for h in hits}, (mode, hits)
+    assert any(h["source"]["id"] == kept["id"] for h in await _search(api, student, cid, "zanzibarite", "keyword"))
+    r = await api.client.get("/search", params={"q": "quokkafluff"})
+    assert cid not in [c["id"] for c in r.json()["items"]], r.text
+    r = await api.client.delete(f"{listing}/{wrong['id']}", headers=teacher["headers"])
+    assert r.status_code == 404 and r.json()["code"] == "material_not_found"
+
+    # The next publish reads the two remaining materials only.
+    r = await api.client.post(f"/courses/{cid}/publish", headers=teacher["headers"])
+    run = await api.wait_workflow(teacher, r.json()["workflow_id"])
+    assert run["status"] == "completed", run
+    extract = next(s for s in run["steps"] if s["name"] == "extract")
+    assert extract["detail"]["materials"] == 2 and extract["detail"]["skipped"] == [], extract
+    r = await api.client.get(listing, headers=student["headers"])
+    assert [m["id"] for m in r.json()["items"]] == [kept["id"], late["id"]], r.text
+    assert await _search(api, student, cid, "quokkafluff", "keyword") == []
+
+
+async def test_a_material_is_not_deleted_while_a_publish_runs(api: Api, container: Any) -> None:
+    teacher = await api.user("instructor")
+    course = await api.course(teacher)
+    cid = course["id"]
+    material = (await _upload(api, teacher, cid, "n.txt", b"notes", "text/plain")).json()
+    async with container.uow() as uow:  # as request_publish leaves it while the workflow runs
+        await uow.session.execute(
+            update(Course).where(Course.id == uuid.UUID(cid)).values(status="publishing", publish_workflow_id="wf-x")
+        )
+        await uow.commit()
+    try:
+        r = await api.client.delete(f"/courses/{cid}/materials/{material['id']}", headers=teacher["headers"])
+        assert r.status_code == 409 and r.json()["code"] == "publish_in_progress", r.text
+        assert r.json()["details"] == {"workflow_id": "wf-x"}
+    finally:
+        async with container.uow() as uow:
+            await uow.session.execute(update(Course).where(Course.id == uuid.UUID(cid)).values(status="draft"))
+            await uow.commit()
+    r = await api.client.delete(f"/courses/{cid}/materials/{material['id']}", headers=teacher["headers"])
+    assert r.status_code == 204, r.text  # a draft: no index to touch
+    assert (await api.client.get(f"/courses/{cid}/materials", headers=teacher["headers"])).json()["items"] == []

@@ -90,8 +90,10 @@ def test_certificate_codes() -> None:
 def test_material_types_are_checked_by_content() -> None:
     assert detect_content_type("a.md", b"# hi") == "text/markdown"
     assert detect_content_type("a.HTML", b"<p>x</p>") == "text/html"
-    with pytest.raises(UnsupportedMedia):
+    assert detect_content_type("a.pdf", b"%PDF-1.7\n") == "application/pdf"  # its structure: validate_pdf
+    with pytest.raises(Invalid) as info:  # named as a type we take, but not one: the client fixes the file
         detect_content_type("a.pdf", b"plain text pretending")
+    assert info.value.code == "invalid_pdf" and info.value.status_code == 422
     with pytest.raises(UnsupportedMedia):
         detect_content_type("a.txt", b"\xff\xfe\x00bin")
     with pytest.raises(UnsupportedMedia):
@@ -99,6 +101,18 @@ def test_material_types_are_checked_by_content() -> None:
     assert safe_filename("../../etc/passwd") == "passwd"
     with pytest.raises(Invalid):
         safe_filename("")
+
+
+def test_a_long_file_name_keeps_its_suffix() -> None:
+    name = safe_filename("a" * 300 + ".txt")
+    assert name == "a" * 196 + ".txt" and detect_content_type(name, b"x") == "text/plain"
+    assert safe_filename("b" * 300 + ".Markdown") == "b" * 191 + ".Markdown"
+    assert safe_filename("c" * 199 + ".md") == "c" * 197 + ".md"  # 202 characters: cut before the suffix
+    assert safe_filename("d" * 200) == "d" * 200
+    # no suffix, or a "suffix" too long to be a type: cut plainly
+    assert safe_filename("e" * 250) == "e" * 200
+    assert safe_filename("f." + "g" * 300) == ("f." + "g" * 300)[:200]
+    assert safe_filename("." + "h" * 300) == ("." + "h" * 300)[:200]
 
 
 def test_analytics_metrics_definitions() -> None:

@@ -91,7 +91,8 @@ SearchMode = Literal["hybrid", "vector", "keyword"]
 
 
 class VectorIndex(Protocol):
-    """Chunks with vectors, per course *version*; a version is written once then only read or dropped."""
+    """Chunks with vectors, per course *version*. A version is written once, then read, dropped, or loses the rows
+    of one source (`delete_source`: a material deleted from a live course); nothing else ever changes it."""
 
     async def write_version(
         self, course_id: str, version: int, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]
@@ -113,6 +114,13 @@ class VectorIndex(Protocol):
     ) -> list[Hit]: ...
 
     async def drop_version(self, course_id: str, version: int) -> None: ...
+
+    async def delete_source(
+        self, course_id: str, version: int, *, source_type: Literal["lesson", "material"], source_id: str
+    ) -> int:
+        """Remove every row of one source from one version (idempotent; an unknown version → 0). Returns the rows
+        removed. Readers through this object see the change at once, other processes within a bounded delay."""
+        ...
 
     async def versions(self, course_id: str) -> list[int]: ...
 

@@ -564,3 +564,15 @@ class EnrollmentReview(BaseModel):
     course_id: uuid.UUID
     version: int
     items: list[ReviewItem]
+
+
+class MaterialItem(MaterialPublic):
+    """A material in `GET /courses/{id}/materials`; `created_at` is when it was uploaded."""
+
+    # Part of the course's published version (content_version): what enrolled students download and what search
+    # and the assistant cite. False for an upload since the last publish (the next publish includes it).
+    published: bool
+
+
+class MaterialList(BaseModel):
+    items: list[MaterialItem]

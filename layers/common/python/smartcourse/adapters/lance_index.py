@@ -9,7 +9,8 @@ import unicodedata
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from datetime import timedelta
+from typing import Any, Literal
 
 # LanceDB's Rust core logs deprecation chatter at WARN on every hybrid query; keep errors only (overridable).
 os.environ.setdefault("LANCEDB_LOG", "error")
@@ -25,6 +26,9 @@ MAX_K = 100
 MAX_QUERY_CHARS = 1_000
 RRF_K = 60  # the constant of Reciprocal Rank Fusion (Cormack et al.); lancedb's RRFReranker default
 TITLE_BOOST = 0.5  # a lesson title is shared by all its chunks: it should help, not dominate the chunk's own text
+# How stale an opened table may be: a cached handle looks for a newer table version (another process's
+# `delete_source`) on its first read after this many seconds. One manifest check per table per interval.
+REFRESH_SECONDS = 5.0
 _TABLE = re.compile(r"v(\d+)")
 _COMPLETE = "title_idx"  # the index write_version builds last
 _CONTROL = {"Cc", "Cf", "Cs", "Co", "Cn"}
@@ -77,8 +81,10 @@ class LanceVectorIndex:
     `uri`: a directory, `s3://bucket/prefix` (commits need If-None-Match, which AWS S3, MinIO, R2 and moto have)
     or `s3+ddb://bucket/prefix?ddbTableName=<table>` (commits through DynamoDB, for stores without it).
 
-    A version is written once (replacing whatever a failed attempt left), then only read or dropped; the live
-    version pointer is kept elsewhere (PostgreSQL), so readers never see a version being built."""
+    A version is written once (replacing whatever a failed attempt left), then read, dropped, or loses the rows of
+    one source (`delete_source`, a material deleted from a live course); the live version pointer is kept elsewhere
+    (PostgreSQL), so readers never see a version being built. Opened tables are cached; a handle notices a newer
+    table version (a deletion made by another process) within `refresh_seconds` (None: never, for tests)."""
 
     def __init__(
         self,
@@ -89,6 +95,7 @@ class LanceVectorIndex:
         vector_index_min_rows: int = 1_000,
         nprobes: int = 20,
         cache_size: int = 128,
+        refresh_seconds: float | None = REFRESH_SECONDS,
     ) -> None:
         base, sep, query = uri.partition("?")
         self.uri = base.rstrip("/") + sep + query
@@ -97,6 +104,7 @@ class LanceVectorIndex:
         self.vector_index_min_rows = vector_index_min_rows
         self.nprobes = nprobes
         self._cache_size = cache_size
+        self._refresh = None if refresh_seconds is None else timedelta(seconds=refresh_seconds)
         self._connections: OrderedDict[str, Any] = OrderedDict()
         self._tables: OrderedDict[tuple[str, int], Any] = OrderedDict()
         self.schema = pa.schema(
@@ -140,7 +148,9 @@ class LanceVectorIndex:
         if db is None:
             base, _, query = self.uri.partition("?")  # s3+ddb://bucket/prefix?ddbTableName=... keeps its query
             db = await lancedb.connect_async(
-                f"{base}/{key}" + (f"?{query}" if query else ""), storage_options=self.storage_options or None
+                f"{base}/{key}" + (f"?{query}" if query else ""),
+                storage_options=self.storage_options or None,
+                read_consistency_interval=self._refresh,
             )
             self._connections[key] = db
             while len(self._connections) > self._cache_size:
@@ -150,8 +160,9 @@ class LanceVectorIndex:
         return db
 
     async def _table(self, course_id: str, version: int) -> Any | None:
-        """The opened table of a version, or None when there is none. Handles are cached: a version never
-        changes once written (a rewrite or drop through this object evicts it)."""
+        """The opened table of a version, or None when there is none. Handles are cached: once written, a version
+        changes only by `delete_source`, which a cached handle picks up within `refresh_seconds` (at once through
+        this object); a rewrite or drop through this object evicts it."""
         key = (self._course_dir(course_id), version)
         table = self._tables.get(key)
         if table is not None:
@@ -218,6 +229,21 @@ class LanceVectorIndex:
         self._forget(course_id, version)
         db = await self._db(course_id)
         await db.drop_table(self._table_name(version), ignore_missing=True)
+
+    async def delete_source(
+        self, course_id: str, version: int, *, source_type: Literal["lesson", "material"], source_id: str
+    ) -> int:
+        """Remove the rows of one source from one version: a Lance delete (deletion files and a new table version;
+        the full-text and vector indexes skip deleted rows, nothing is rebuilt). Idempotent; no table → 0."""
+        if source_type not in ("lesson", "material"):
+            raise ValueError(f"not a source type: {source_type!r}")
+        table = await self._table(course_id, version)
+        if table is None:
+            return 0
+        result = await table.delete(
+            f"source_type = {_sql_string(source_type)} AND source_id = {_sql_string(source_id)}"
+        )
+        return int(result.num_deleted_rows)
 
     # --- reads ------------------------------------------------------------------------------------
 
@@ -305,6 +331,11 @@ class LanceVectorIndex:
             keyword = None if bm25 is None else float(bm25)
             hits.append(Hit(chunk=chunk, score=score, vector_score=similarity, keyword_score=keyword))
         return hits
+
+
+def _sql_string(value: str) -> str:
+    """A SQL string literal for a Lance filter: quotes doubled, so a value can never end the literal."""
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _check(index: LanceVectorIndex) -> VectorIndex:

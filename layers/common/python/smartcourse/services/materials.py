@@ -1,13 +1,16 @@
-"""Course materials: uploads into the file store, metadata in the document store."""
+"""Course materials: uploads into the file store, metadata in the document store; listing, download, deletion."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import io
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+
+from sqlalchemy import delete
 
 from smartcourse.adapters.documents import DocumentStore
 from smartcourse.adapters.files import FileStore
@@ -15,11 +18,14 @@ from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as rules
 from smartcourse.domain.materials import detect_content_type, safe_filename
 from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
-from smartcourse.models import Lesson
-from smartcourse.schemas import MaterialPublic
+from smartcourse.models import ContentChunk, Course, Lesson
+from smartcourse.ports import VectorIndex
+from smartcourse.schemas import MaterialItem, MaterialList, MaterialPublic
 from smartcourse.security import Principal
-from smartcourse.services.courses import VERSIONS, load_course, version_doc_id
+from smartcourse.services.courses import VERSIONS, ensure_course_owner, load_course, version_doc_id
 from smartcourse.services.search import can_read_content
+
+log = logging.getLogger(__name__)
 
 MATERIALS = "materials"
 # Types a browser would run or render as a page: always downloaded, never displayed inline.
@@ -125,7 +131,7 @@ async def upload_material(
     max_bytes: int,
 ) -> MaterialPublic:
     course = await load_course(uow, course_id)
-    rules.ensure_owner(principal, course.instructor_id)
+    await ensure_course_owner(uow, principal, course)  # another's draft: 404, as GET /courses/{id} answers
     if course.status == "archived":
         raise Conflict("the course is archived", code="course_archived")
     if len(data) > max_bytes:
@@ -133,9 +139,9 @@ async def upload_material(
     if not data:
         raise Invalid("the file is empty", code="empty_file")
     name = safe_filename(filename)
-    if data.startswith(b"%PDF-") and name.lower().endswith(".pdf"):
-        await validate_pdf(data)
-    content_type = detect_content_type(name, data)
+    content_type = detect_content_type(name, data)  # a .pdf without the %PDF- header: 422 invalid_pdf
+    if content_type == "application/pdf":
+        await validate_pdf(data)  # one pypdf cannot read: 422 invalid_pdf too
     if lesson_id is not None:
         lesson = await uow.session.get(Lesson, lesson_id)
         if lesson is None or lesson.course_id != course_id:
@@ -159,8 +165,51 @@ async def upload_material(
     return _public(doc)
 
 
-async def list_materials(*, documents: DocumentStore, course_id: uuid.UUID) -> list[dict[str, Any]]:
-    return await documents.find(MATERIALS, {"course_id": str(course_id)})
+async def _ensure_student_access(uow: UnitOfWork, principal: Principal | None, course: Course, verb: str) -> None:
+    """A caller who is neither the owner nor an admin reads materials as an enrolled student of a live course, or of
+    an archived one they enrolled in (archiving does not take a course from its learners): 403
+    `enrollment_required` when not enrolled in a live course, 404 `course_not_found` for any other course (a draft's
+    existence is not revealed, nor an archived course's to those who did not take it)."""
+    if rules.is_live(course.status, course.content_version):
+        if not await can_read_content(uow, principal, course):
+            raise Forbidden(f"enroll in this course to {verb} its materials", code="enrollment_required")
+        return
+    if not (
+        rules.open_to_learners(course.status, course.content_version) and await can_read_content(uow, principal, course)
+    ):
+        raise NotFound("course not found", code="course_not_found")
+
+
+async def _published_ids(documents: DocumentStore, course: Course, docs: list[dict[str, Any]]) -> set[str]:
+    """The ids of the materials the course's published version (content_version) holds; none before a publish."""
+    if course.content_version <= 0:
+        return set()
+    snapshot = await documents.get(VERSIONS, version_doc_id(course.id, course.content_version)) or {}
+    return {str(m.get("id")) for m in _published_materials(snapshot, docs)}
+
+
+async def list_materials(
+    *, uow: UnitOfWork, documents: DocumentStore, principal: Principal | None, course_id: uuid.UUID
+) -> MaterialList:
+    """`GET /courses/{id}/materials`, oldest upload first.
+
+    The owner and admins: every material of the working copy, each saying whether the published version holds it
+    (`published`: what students download and search cites; false for an upload since the last publish). Students
+    enrolled in a live course: the materials of the live version, i.e. exactly those they may download. Anyone
+    else: 403 `enrollment_required` on a live course, 404 `course_not_found` otherwise (as `get_material`)."""
+    course = await load_course(uow, course_id)
+    owner = rules.can_see_draft(principal, course.instructor_id)
+    if not owner:
+        await _ensure_student_access(uow, principal, course, "see")
+    docs = await documents.find(MATERIALS, {"course_id": str(course_id)})
+    published = await _published_ids(documents, course, docs)
+    items = [
+        MaterialItem.model_validate({**d, "published": str(d["id"]) in published})
+        for d in docs
+        if owner or str(d["id"]) in published
+    ]
+    items.sort(key=lambda m: (m.created_at, str(m.id)))
+    return MaterialList(items=items)
 
 
 async def get_material(
@@ -174,8 +223,8 @@ async def get_material(
     """The material's metadata, if the caller may read it.
 
     The owner and admins: any material of the working copy. Students enrolled in the course: only the
-    materials of the live published version (an upload after publishing stays private until the next
-    publish). Anyone else: 403 `enrollment_required` on a live course, 404 otherwise.
+    materials of the live published version not deleted since (an upload after publishing stays private until
+    the next publish). Anyone else: 403 `enrollment_required` on a live course, 404 otherwise.
     """
 
     course = await load_course(uow, course_id)
@@ -184,26 +233,90 @@ async def get_material(
         if doc is None or doc["course_id"] != str(course_id):
             raise NotFound("material not found", code="material_not_found")
         return doc
-    if not rules.is_live(course.status, course.content_version):
-        raise NotFound("course not found", code="course_not_found")
-    if not await can_read_content(uow, principal, course):
-        raise Forbidden("enroll in this course to download its materials", code="enrollment_required")
+    await _ensure_student_access(uow, principal, course, "download")
+    current = await documents.get(MATERIALS, str(material_id))
+    if current is None or current.get("course_id") != str(course_id):  # deleted since it was published
+        raise NotFound("material not found", code="material_not_found")
     snapshot = await documents.get(VERSIONS, version_doc_id(course.id, course.content_version)) or {}
-    for entry in await _published_materials(documents, course_id, snapshot):
+    for entry in _published_materials(snapshot, [current]):
         if entry.get("id") == str(material_id):
             return entry
     raise NotFound("material not found", code="material_not_found")
 
 
-async def _published_materials(
-    documents: DocumentStore, course_id: uuid.UUID, snapshot: dict[str, Any]
-) -> list[dict[str, Any]]:
+def _published_materials(snapshot: dict[str, Any], docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The snapshot's materials that still exist (`docs`: the course's current material documents, or the ones
+    asked about): a material deleted after the publish is gone for students too."""
+    exists = {str(d.get("id")) for d in docs}
     if "materials" in snapshot:
-        return list(snapshot["materials"])
+        return [m for m in snapshot["materials"] if str(m.get("id")) in exists]
     # A version frozen before snapshots listed their materials: those uploaded before it was frozen.
     frozen_at = str(snapshot.get("created_at", ""))
-    docs = await documents.find(MATERIALS, {"course_id": str(course_id)})
     return [d for d in docs if frozen_at and str(d.get("created_at", "")) <= frozen_at]
+
+
+async def delete_material(
+    *,
+    uow: UnitOfWork,
+    documents: DocumentStore,
+    files: FileStore,
+    vector_index: VectorIndex,
+    principal: Principal,
+    course_id: uuid.UUID,
+    material_id: uuid.UUID,
+) -> int:
+    """`DELETE /courses/{id}/materials/{mid}` (the owner or an admin). Returns the index version it was removed
+    from (0: the course had no index), so the caller knows the catalogue's cached search pages are stale.
+
+    The material leaves the working copy (the next publish does not include it) and its file is deleted. On a
+    course with a live index its passages leave that index at once: its rows in the live LanceDB version
+    (`VectorIndex.delete_source`, which course search and the assistant's citations read) and its `content_chunks`
+    rows (the catalogue's full-text match, summaries). Students can no longer list or download it.
+
+    Refused while a publish runs (409 `publish_in_progress`): that publish's snapshot may already list the file.
+    Another caller: 403 `not_course_owner` where the course is visible to them (live), 404 `course_not_found`
+    otherwise (a draft's existence is not revealed); an unknown material, or one of another course: 404
+    `material_not_found`."""
+    # FOR KEY SHARE: a publish requested meanwhile (request_publish locks the row FOR UPDATE) waits for this
+    # deletion, so its snapshot cannot list the material; admissions (FOR NO KEY UPDATE) are not held up.
+    course = await uow.session.get(Course, course_id, with_for_update={"read": True, "key_share": True})
+    if course is None:
+        raise NotFound("course not found", code="course_not_found")
+    if not rules.can_see_draft(principal, course.instructor_id):
+        if rules.is_live(course.status, course.content_version):
+            raise Forbidden(
+                "only the course's instructor or an admin may delete its materials", code="not_course_owner"
+            )
+        raise NotFound("course not found", code="course_not_found")
+    doc = await documents.get(MATERIALS, str(material_id))
+    if doc is None or doc.get("course_id") != str(course_id):
+        raise NotFound("material not found", code="material_not_found")
+    if course.status == "publishing":
+        raise Conflict(
+            "the course is being published: delete the material once the publish has finished",
+            code="publish_in_progress",
+            details={"workflow_id": course.publish_workflow_id},
+        )
+    version = course.index_version
+    if version > 0:
+        # The index first: a failure after it leaves the material listed, and a retry finishes the job.
+        await vector_index.delete_source(str(course_id), version, source_type="material", source_id=str(material_id))
+        await uow.session.execute(
+            delete(ContentChunk).where(
+                ContentChunk.course_id == course_id,
+                ContentChunk.version == version,
+                ContentChunk.source_type == "material",
+                ContentChunk.source_id == str(material_id),
+            )
+        )
+    await documents.delete(MATERIALS, str(material_id))
+    await uow.commit()
+    # The file last: a failure here leaves an orphan file, never a listed material without its file.
+    try:
+        await files.delete(doc["storage_key"])
+    except Exception:  # the material is gone for everyone; only the bytes are left behind
+        log.warning("material %s deleted, its file %s was not", material_id, doc["storage_key"], exc_info=True)
+    return version
 
 
 def download_headers(doc: dict[str, Any]) -> tuple[str, dict[str, str]]:
