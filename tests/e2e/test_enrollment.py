@@ -553,3 +553,29 @@ async def test_welcome_and_certificate_emails_arrive_once(
     assert attachments[0].get_content().startswith(b"%PDF")
     feed = (await api.client.get("/notifications", headers=student["headers"])).json()
     assert [n["kind"] for n in feed][:2] == ["certificate.issued", "enrollment.welcome"]
+
+
+async def test_a_completed_course_stays_complete_when_a_new_version_adds_lessons(api: Api, worker: object) -> None:
+    teacher, student = await api.user("instructor"), await api.user()
+    course = await api.published_course(teacher)
+    cid = course["id"]
+    eid = (await enroll(api, student, cid)).json()["id"]
+    await wait_enrollment(api, student, eid, "active")
+    outline = (await api.client.get(f"/courses/{cid}", headers=student["headers"])).json()
+    (only,) = [lsn for m in outline["modules"] for lsn in m["lessons"]]
+    r = await api.client.post(f"/lessons/{only['id']}/complete", headers=student["headers"])
+    assert r.status_code == 200 and r.json()["percent"] == 100, r.text
+    await wait_enrollment(api, student, eid, "completed")
+
+    added = await api.lesson(
+        teacher, cid, outline["modules"][0]["id"], title="Added later", type="text", content="New material."
+    )
+    r = await api.client.post(f"/courses/{cid}/publish", headers=teacher["headers"])
+    assert (await api.wait_workflow(teacher, r.json()["workflow_id"]))["status"] == "completed"
+
+    progress = (await api.client.get(f"/enrollments/{eid}/progress", headers=student["headers"])).json()
+    assert (progress["status"], progress["percent"]) == ("completed", 100), progress
+    assert {lsn["lesson_id"]: lsn["status"] for lsn in progress["lessons"]}[added["id"]] == "not_started"
+    mine = (await api.client.get("/enrollments/my-courses", headers=student["headers"])).json()
+    assert [(e["status"], e["percent"]) for e in mine if e["id"] == eid] == [("completed", 100)]
+    assert (await api.client.get(f"/enrollments/{eid}", headers=student["headers"])).json()["percent"] == 100

@@ -275,7 +275,9 @@ async def _progress(uow: UnitOfWork, e: Enrollment, lessons: list[PublishedLesso
     return ProgressPublic(
         enrollment_id=e.id,
         status=e.status,
-        percent=rules.percent_complete([lsn.ref for lsn in lessons], done),
+        # A completed course stays complete: it was the version the student took (a later version's new lessons
+        # show as not started, to follow out of interest).
+        percent=100.0 if e.status == "completed" else rules.percent_complete([lsn.ref for lsn in lessons], done),
         lessons=lesson_views,
         modules=module_views,
     )
