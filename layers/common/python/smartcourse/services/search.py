@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -258,19 +259,36 @@ async def search_catalog(
     return CatalogSearchPage(items=items, total=total, page=page, page_size=page_size, query=query)
 
 
+#: The marks `ts_headline` puts around a matched word: two private-use characters, removed from the text first, so
+#: that after the fragment is HTML-escaped they are the only places `<b>`/`</b>` go in.
+_START, _STOP = "\ue000", "\ue001"
+_HEADLINE_OPTIONS = f'MaxFragments=1, MaxWords=25, MinWords=8, StartSel="{_START}", StopSel="{_STOP}"'
+
+
+def _headline(document: Any, tsq: Any) -> Any:
+    """`ts_headline` over `document` without the marker characters (an author cannot type a mark in)."""
+    return func.ts_headline("english", func.translate(document, _START + _STOP, ""), tsq, _HEADLINE_OPTIONS)
+
+
+def safe_fragment(fragment: str) -> str:
+    """A headline as HTML: everything escaped (`<`, `>`, `&`, quotes: an author's `<img onerror=...>` is text), then
+    the matched words' marks turned into `<b>`…`</b>`, the only markup a highlight carries."""
+    return html.escape(fragment, quote=True).replace(_START, "<b>").replace(_STOP, "</b>")
+
+
 async def _highlights(uow: UnitOfWork, course_ids: list[uuid.UUID], query: str) -> dict[uuid.UUID, list[str]]:
-    """Up to two fragments per course with the matched words marked (<b>…</b>): description, then content."""
+    """Up to two fragments per course with the matched words marked (<b>…</b>): description, then content. The
+    fragments are HTML-safe: the author's text is escaped and `<b>`/`</b>` are the only tags (`safe_fragment`)."""
     tsq = _tsquery(query)
-    opts = "MaxFragments=1, MaxWords=25, MinWords=8, StartSel=<b>, StopSel=</b>"
     out: dict[uuid.UUID, list[str]] = {cid: [] for cid in course_ids}
     meta = await uow.session.execute(
-        select(Course.id, func.ts_headline("english", Course.title + ". " + Course.description, tsq, opts)).where(
+        select(Course.id, _headline(Course.title + ". " + Course.description, tsq)).where(
             Course.id.in_(course_ids),
             func.to_tsvector("english", Course.title + " " + Course.description).op("@@")(tsq),
         )
     )
     for cid, text in meta.all():
-        out[cid].append(text)
+        out[cid].append(safe_fragment(text))
     chunk_doc = func.to_tsvector("english", ContentChunk.title + " " + ContentChunk.text)
     ranked = (
         select(
@@ -284,9 +302,7 @@ async def _highlights(uow: UnitOfWork, course_ids: list[uuid.UUID], query: str) 
         .where(ContentChunk.course_id.in_(course_ids), chunk_doc.op("@@")(tsq))
         .subquery()
     )
-    best = await uow.session.execute(
-        select(ranked.c.course_id, func.ts_headline("english", ranked.c.text, tsq, opts)).where(ranked.c.n == 1)
-    )
+    best = await uow.session.execute(select(ranked.c.course_id, _headline(ranked.c.text, tsq)).where(ranked.c.n == 1))
     for cid, text in best.all():
-        out[cid].append(text)
+        out[cid].append(safe_fragment(text))
     return out
