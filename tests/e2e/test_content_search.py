@@ -369,3 +369,36 @@ async def test_catalog_highlights_are_html_safe(api: Api) -> None:
         # The only markup left: the marks (strip them and no `<` remains).
         assert "<" not in fragment.replace("<b>", "").replace("</b>", ""), fragment
         assert ">" not in fragment.replace("<b>", "").replace("</b>", ""), fragment
+
+
+async def test_tag_filters_ignore_case(api: Api) -> None:
+    """Tags keep their spelling but are filtered like category and level, without regard to case."""
+    owner = await api.user("instructor")
+    marker = uuid.uuid4().hex[:8]
+    course = await api.course(owner, title=f"Streams {marker}", tags=["Kafka", f"Tag-{marker}"])
+    module = await api.module(owner, course["id"])
+    await api.lesson(owner, course["id"], module["id"], title="Topics", type="text", content="Partitions and offsets.")
+    assert (await _publish(api, owner, course["id"]))["status"] == "completed"
+    other = await api.course(owner, title=f"Queues {marker}", tags=["rabbitmq", f"tag-{marker}"])
+    module = await api.module(owner, other["id"])
+    await api.lesson(owner, other["id"], module["id"], title="Queues", type="text", content="Exchanges and queues.")
+    assert (await _publish(api, owner, other["id"]))["status"] == "completed"
+
+    both = {course["id"], other["id"]}
+    for tags in ([f"TAG-{marker}"], [f"tag-{marker}"], [f"Tag-{marker}"]):
+        r = await api.client.get("/courses", params={"tags": tags})
+        assert {i["id"] for i in r.json()["items"]} == both, (tags, r.text)
+        r = await api.client.get("/search", params={"tags": tags})
+        assert {i["id"] for i in r.json()["items"]} == both, (tags, r.text)
+    for tags in (["kafka", f"TAG-{marker}"], [f"KAFKA,tag-{marker}"]):
+        r = await api.client.get("/courses", params={"tags": tags})
+        assert [i["id"] for i in r.json()["items"]] == [course["id"]], (tags, r.text)
+        r = await api.client.get("/search", params={"tags": tags, "q": "partitions"})
+        assert [i["id"] for i in r.json()["items"]] == [course["id"]], (tags, r.text)
+    # An instructor's own listing (not the cached page) filters the same way; tags keep their first spelling.
+    r = await api.client.get("/courses", params={"tags": "kafka", "mine": True}, headers=owner["headers"])
+    assert [(i["id"], i["tags"]) for i in r.json()["items"]] == [(course["id"], ["Kafka", f"Tag-{marker}"])]
+    # A query word naming a tag counts whatever its case.
+    r = await api.client.get("/search", params={"q": "KAFKA", "tags": f"tag-{marker}"})
+    assert [i["id"] for i in r.json()["items"]] == [course["id"]], r.text
+    assert r.json()["items"][0]["score"] >= 0.5

@@ -30,7 +30,7 @@ from smartcourse.schemas import (
 )
 from smartcourse.security import Principal
 from smartcourse.services import accounts, catalog_cache
-from smartcourse.services.search import enrolled_reader, is_enrolled
+from smartcourse.services.search import enrolled_reader, has_tags, is_enrolled, tag_words
 
 LESSONS = "lesson_bodies"
 VERSIONS = "course_versions"
@@ -183,8 +183,8 @@ async def list_courses(
         stmt = stmt.where(func.lower(Course.category) == category.strip().lower())
     if level:
         stmt = stmt.where(func.lower(Course.level) == level.strip().lower())
-    if tags:
-        stmt = stmt.where(Course.tags.contains(tags))
+    if tags and tag_words(tags):
+        stmt = stmt.where(has_tags(tags))
     total = await uow.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = await uow.session.scalars(
         stmt.order_by(Course.created_at.desc(), Course.id).offset((page - 1) * page_size).limit(page_size)

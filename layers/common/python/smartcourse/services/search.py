@@ -7,7 +7,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Float, and_, bindparam, case, cast, exists, func, literal, or_, select
+from sqlalchemy import Float, String, and_, bindparam, case, cast, column, exists, func, literal, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -173,6 +174,32 @@ def _tsquery(q: str) -> Any:
     return func.websearch_to_tsquery("english", q)
 
 
+def _lowered(values: Any) -> Any:
+    """`ARRAY(SELECT lower(v) FROM unnest(values) AS v)`: an array of strings, lower-cased element by element."""
+    v = column("v", String)
+    return func.array(select(func.lower(v)).select_from(func.unnest(values).alias("v")).scalar_subquery())
+
+
+def tag_words(tags: list[str]) -> list[str]:
+    """The tags a filter asks for: stripped, blanks dropped (matched without regard to case, see `has_tags`)."""
+    return [t.strip() for t in tags if t.strip()]
+
+
+def has_tags(tags: list[str]) -> Any:
+    """The course carries every one of `tags`, compared without regard to case (as `category` and `level` are):
+    a course tagged "Kafka" is found by `tags=kafka` and the other way round. Both sides are lower-cased by
+    PostgreSQL, so the comparison follows one rule. (There is no index on `courses.tags`: the catalogue's filters
+    run on the status/category index and the course rows.)"""
+    wanted = bindparam("wanted_tags", tag_words(tags), type_=ARRAY(String), unique=True)
+    return _lowered(Course.tags).op("@>")(_lowered(wanted))
+
+
+def _shares_a_tag(words: list[str]) -> Any:
+    """The course carries a tag equal to one of `words`, without regard to case."""
+    wanted = bindparam("query_words", words, type_=ARRAY(String), unique=True)
+    return _lowered(Course.tags).op("&&")(_lowered(wanted))
+
+
 async def search_catalog(
     *,
     uow: UnitOfWork,
@@ -197,8 +224,8 @@ async def search_catalog(
         filters.append(func.lower(Course.category) == category.strip().lower())
     if level:
         filters.append(func.lower(Course.level) == level.strip().lower())
-    if tags:
-        filters.append(Course.tags.contains([t.strip() for t in tags if t.strip()]))
+    if tag_words(tags):
+        filters.append(has_tags(tags))
     query = (q or "").replace("\x00", " ").strip()
     if not query:
         stmt = select(Course).where(*filters)
@@ -214,7 +241,7 @@ async def search_catalog(
     tsq = _tsquery(query)
     meta_doc = func.to_tsvector("english", Course.title + " " + Course.description + " " + Course.category)
     meta_rank = func.ts_rank_cd(meta_doc, tsq)
-    tag_match = Course.tags.overlap(query.lower().split())
+    tag_match = _shares_a_tag(query.split())
     chunk_doc = func.to_tsvector("english", ContentChunk.title + " " + ContentChunk.text)
     content = (
         select(
