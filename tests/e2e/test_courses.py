@@ -334,6 +334,36 @@ async def test_archive_hides_course(api: Api, worker: object) -> None:
     assert r.status_code == 409 and r.json()["code"] == "course_archived"
 
 
+async def test_mine_lists_the_callers_own_courses(api: Api, worker: object, container: object) -> None:
+    """`mine=true` is "the courses I own" for instructors and admins alike (an admin used to get the public
+    catalogue); a student is pointed to their enrollments (422), an anonymous caller asked to log in (401)."""
+    teacher, student = await api.user("instructor"), await api.user()
+    admin = await api.admin(container)
+    category = f"mine-{uuid.uuid4().hex[:6]}"
+    live = await api.published_course(teacher, title="Teacher's live", category=category)
+    r = await api.client.post(
+        "/courses", json={"title": "Admin course", "category": category}, headers=admin["headers"]
+    )
+    assert r.status_code == 201, r.text
+    admins = r.json()
+    r = await api.client.get("/courses", params={"mine": True, "page_size": 100}, headers=admin["headers"])
+    assert r.status_code == 200, r.text
+    assert [c["id"] for c in r.json()["items"]] == [admins["id"]] and r.json()["total"] == 1
+    # Without `mine` an admin still sees everything (the other instructor's course and the admin's draft).
+    r = await api.client.get("/courses", params={"category": category}, headers=admin["headers"])
+    assert {c["id"] for c in r.json()["items"]} == {live["id"], admins["id"]}
+    r = await api.client.get("/courses", params={"category": category, "mine": True}, headers=teacher["headers"])
+    assert [c["id"] for c in r.json()["items"]] == [live["id"]]
+    r = await api.client.get("/courses", params={"mine": True}, headers=student["headers"])
+    assert r.status_code == 422 and r.json()["code"] == "mine_not_for_students", r.text
+    assert "/enrollments/my-courses" in r.json()["message"]
+    r = await api.client.get("/courses", params={"mine": True})
+    assert r.status_code == 401 and r.json()["code"] == "not_authenticated", r.text
+    # mine=false is the catalogue, for everyone.
+    r = await api.client.get("/courses", params={"category": category, "mine": False}, headers=student["headers"])
+    assert r.status_code == 200 and [c["id"] for c in r.json()["items"]] == [live["id"]]
+
+
 async def test_workflow_status_is_private(api: Api, worker: object) -> None:
     teacher, other = await api.user("instructor"), await api.user("instructor")
     course = await api.course(teacher)

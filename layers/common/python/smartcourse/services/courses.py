@@ -13,7 +13,7 @@ from smartcourse.adapters.documents import DocumentStore
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as rules
 from smartcourse.domain.events import DomainEvent
-from smartcourse.errors import Conflict, Invalid, NotFound
+from smartcourse.errors import Conflict, Invalid, NotFound, Unauthorized
 from smartcourse.models import Course, CoursePrerequisite, Lesson, Module, utcnow
 from smartcourse.schemas import (
     CourseDetail,
@@ -165,14 +165,17 @@ async def list_courses(
     level: str | None = None,
     tags: list[str] | None = None,
 ) -> CoursePage:
-    """Students and visitors see live courses; instructors also their own drafts; admins everything."""
+    """Students and visitors see live courses; instructors also their own drafts; admins everything. `mine`: only
+    the courses the caller owns, whatever their status, for anyone who can own courses (instructors and admins);
+    see `ensure_can_ask_mine` for the others."""
     live = (Course.content_version > 0) & Course.status.in_(["published", "publishing"])
     stmt = select(Course)
-    if principal is not None and principal.is_admin and not mine:
+    if mine:
+        stmt = stmt.where(Course.instructor_id == ensure_can_ask_mine(principal).user_id)
+    elif principal is not None and principal.is_admin:
         pass
     elif principal is not None and principal.role == "instructor":
-        own = Course.instructor_id == principal.user_id
-        stmt = stmt.where(own if mine else or_(live, own))
+        stmt = stmt.where(or_(live, Course.instructor_id == principal.user_id))
     else:
         stmt = stmt.where(live)
     if q:
@@ -194,6 +197,22 @@ async def list_courses(
     )
 
 
+def ensure_can_ask_mine(caller: Principal | None) -> Principal:
+    """`GET /courses?mine=true` lists the courses the caller owns, so it needs a caller who can own some: anonymous,
+    401 `not_authenticated`; a student, 422 `mine_not_for_students` pointing to `GET /enrollments/my-courses` (the
+    courses a student is enrolled in), never the public catalogue as if it were theirs."""
+    if caller is None:
+        raise Unauthorized("mine=true lists your own courses: log in as their instructor", code="not_authenticated")
+    if caller.role not in rules.AUTHOR_ROLES:
+        raise Invalid(
+            "mine=true lists the courses you own (instructors and admins); "
+            "the courses you are enrolled in are at GET /enrollments/my-courses",
+            code="mine_not_for_students",
+            details={"field": "mine"},
+        )
+    return caller
+
+
 async def catalogue_page(
     container: Any,
     *,
@@ -209,7 +228,9 @@ async def catalogue_page(
     """`GET /courses`. `caller` holds the signed claims of the caller's token: anyone but an instructor or an admin
     gets the public catalogue (the same page for everyone: cached, and no account lookup, since an anonymous
     caller gets that very page); instructors (their drafts too) and admins (everything) are checked against their
-    account and read fresh."""
+    account and read fresh. `mine=true` is for instructors and admins only (`ensure_can_ask_mine`)."""
+    if mine:
+        ensure_can_ask_mine(caller)
     principal: Principal | None = None
     if caller is not None and caller.role in ("admin", "instructor"):
         async with container.uow() as uow:
