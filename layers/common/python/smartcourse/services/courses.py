@@ -446,9 +446,19 @@ async def update_course(
 
 async def archive_course(*, uow: UnitOfWork, principal: Principal, course_id: uuid.UUID) -> CourseSummary:
     """Withdraw the course from the catalogue and from new enrollments (idempotent). Its enrolled learners keep
-    their records and keep reading and learning the version they enrolled in (`get_course`, `visible_to`)."""
+    their records and keep reading and learning the version they enrolled in (`get_course`, `visible_to`).
+
+    Not while a publish runs (409 `course_publishing`): the run would go on extracting and indexing an archived
+    course and fail at its last step as if publishing had broken. Archive once it has ended (the row lock orders
+    this against the request and the go-live, which take it too)."""
     course = await load_course(uow, course_id, lock=True)
     await ensure_course_owner(uow, principal, course)
+    if course.status == "publishing":
+        raise Conflict(
+            "the course is being published: wait for the publish to end, then archive it",
+            code="course_publishing",
+            details={"workflow_id": course.publish_workflow_id},
+        )
     if course.status != "archived":
         was_live = rules.is_live(course.status, course.content_version)
         course.status = "archived"
