@@ -88,21 +88,31 @@ async def _owned_course(uow: UnitOfWork, principal: Principal, course_id: uuid.U
 
 
 async def _set_prerequisites(
-    uow: UnitOfWork, course_id: uuid.UUID, prereqs: list[uuid.UUID], *, owner_id: uuid.UUID
+    uow: UnitOfWork, course_id: uuid.UUID, prereqs: list[uuid.UUID], *, owner_id: uuid.UUID, live: bool = False
 ) -> None:
-    """Prerequisites are live courses or the same instructor's own; a cycle is refused (prerequisite_cycle)."""
+    """Prerequisites are live courses or, while the course is being authored, the same instructor's own drafts. A
+    course that is `live` (published, or being published) takes live prerequisites only (422
+    `prerequisite_not_live`: nobody could enroll while one is missing from the catalogue); a cycle is refused
+    (prerequisite_cycle)."""
     wanted = set(prereqs)
     if course_id in wanted:
         raise Invalid("a course cannot be its own prerequisite", code="invalid_prerequisite")
     if wanted:
-        rows = await uow.session.execute(
-            select(Course.id, Course.status, Course.content_version, Course.instructor_id).where(Course.id.in_(wanted))
-        )
+        rows = (
+            await uow.session.execute(
+                select(Course.id, Course.title, Course.status, Course.content_version, Course.instructor_id).where(
+                    Course.id.in_(wanted)
+                )
+            )
+        ).all()
         # Someone else's draft is as good as unknown: its existence is not revealed.
         found = {r.id for r in rows if r.instructor_id == owner_id or rules.is_live(r.status, r.content_version)}
         missing = sorted(str(p) for p in wanted - found)
         if missing:
             raise Invalid("unknown prerequisite course", code="unknown_prerequisite", details={"missing": missing})
+        not_live = [r for r in rows if not rules.is_live(r.status, r.content_version)]
+        if live and not_live:
+            raise prerequisites_not_live(not_live, code="prerequisite_not_live", doing="a live course")
         # Serialise prerequisite changes, so two opposite edits cannot both pass the cycle check.
         await uow.session.execute(select(func.pg_advisory_xact_lock(0x5C_9E_4E_0)))
         reach = (
@@ -120,6 +130,21 @@ async def _set_prerequisites(
     await uow.session.execute(delete(CoursePrerequisite).where(CoursePrerequisite.course_id == course_id))
     for p in wanted:
         uow.session.add(CoursePrerequisite(course_id=course_id, prerequisite_id=p))
+
+
+def prerequisites_not_live(rows: Any, *, code: str, doing: str) -> Invalid:
+    """422 naming the prerequisites (`rows`: id, title, status) that are not live courses, so the instructor knows
+    which to publish first or remove."""
+    named = sorted(rows, key=lambda r: (r.title, str(r.id)))
+    listed = ", ".join(
+        f"'{r.title}' ({r.id}, {'archived' if r.status == 'archived' else 'not published'})" for r in named
+    )
+    return Invalid(
+        f"{doing} can only require live courses; these prerequisites are not: {listed}. "
+        "Publish them first, or remove them from the prerequisites",
+        code=code,
+        details={"not_live": [{"id": str(r.id), "title": r.title, "status": r.status} for r in named]},
+    )
 
 
 async def _prerequisites(uow: UnitOfWork, course_id: uuid.UUID) -> list[uuid.UUID]:
@@ -429,7 +454,8 @@ async def update_course(
     for key, value in fields.items():
         setattr(course, key, value)
     if data.prerequisites is not None:
-        await _set_prerequisites(uow, course.id, data.prerequisites, owner_id=course.instructor_id)
+        live = course.status == "publishing" or rules.is_live(course.status, course.content_version)
+        await _set_prerequisites(uow, course.id, data.prerequisites, owner_id=course.instructor_id, live=live)
     course.updated_at = utcnow()
     try:
         if "capacity" in fields:
