@@ -328,3 +328,77 @@ async def test_catalog_search_by_content_metadata_and_filters(api: Api) -> None:
     assert r.status_code == 200, r.text
     r = await api.client.get("/courses", params={"tags": marker, "level": "beginner"})
     assert {i["id"] for i in r.json()["items"]} == {course["id"], other["id"]}
+
+
+async def test_catalog_highlights_are_html_safe(api: Api) -> None:
+    """`highlights` are HTML with `<b>` marks: the author's title, description and lesson text used to go out as
+    typed, so an `<img onerror>` in a description was live markup in every client that renders highlights (to
+    anonymous callers, from the cached catalogue). Everything is escaped now; only the marks are tags."""
+    owner = await api.user("instructor")
+    marker = uuid.uuid4().hex[:8]
+    word = f"quokka{marker}"
+    description = (
+        f'All about the {word} <img src=x onerror=alert(document.cookie)> & its "island" < Rottnest '
+        "\ue000<script>x()</script>\ue001 it's small"
+    )
+    course = await api.course(owner, title=f"Marsupials <i>{marker}</i>", description=description)
+    module = await api.module(owner, course["id"])
+    await api.lesson(
+        owner,
+        course["id"],
+        module["id"],
+        title="Island life",
+        type="text",
+        content=f'The {word} lives on an island. <iframe src=javascript:alert(1)></iframe> Tom & Jerry say "hi".',
+    )
+    assert (await _publish(api, owner, course["id"]))["status"] == "completed"
+
+    r = await api.client.get("/search", params={"q": word})
+    assert r.status_code == 200, r.text
+    (item,) = r.json()["items"]
+    meta, content = item["highlights"]
+    assert f"<b>{word}</b>" in meta and f"<b>{word}</b>" in content
+    assert "&lt;img src=x onerror=alert(document.cookie)&gt;" in meta
+    assert "&amp; its &quot;island&quot; &lt; Rottnest" in meta and "it&#x27;s small" in meta
+    # What PostgreSQL's parser takes for a well-formed tag (`<i>`, `<script>`) it leaves out of a headline; the rest
+    # is escaped. The marker characters the author typed are dropped: they cannot open a `<b>`.
+    assert f"Marsupials  {marker} ." in meta and "<i>" not in meta and "<script>" not in meta and " x() " in meta
+    assert "\ue000" not in meta and "\ue001" not in meta
+    assert "&lt;iframe src=javascript:alert(1)&gt;" in content and "Tom &amp; Jerry" in content
+    for fragment in (meta, content):
+        # The only markup left: the marks (strip them and no `<` remains).
+        assert "<" not in fragment.replace("<b>", "").replace("</b>", ""), fragment
+        assert ">" not in fragment.replace("<b>", "").replace("</b>", ""), fragment
+
+
+async def test_tag_filters_ignore_case(api: Api) -> None:
+    """Tags keep their spelling but are filtered like category and level, without regard to case."""
+    owner = await api.user("instructor")
+    marker = uuid.uuid4().hex[:8]
+    course = await api.course(owner, title=f"Streams {marker}", tags=["Kafka", f"Tag-{marker}"])
+    module = await api.module(owner, course["id"])
+    await api.lesson(owner, course["id"], module["id"], title="Topics", type="text", content="Partitions and offsets.")
+    assert (await _publish(api, owner, course["id"]))["status"] == "completed"
+    other = await api.course(owner, title=f"Queues {marker}", tags=["rabbitmq", f"tag-{marker}"])
+    module = await api.module(owner, other["id"])
+    await api.lesson(owner, other["id"], module["id"], title="Queues", type="text", content="Exchanges and queues.")
+    assert (await _publish(api, owner, other["id"]))["status"] == "completed"
+
+    both = {course["id"], other["id"]}
+    for tags in ([f"TAG-{marker}"], [f"tag-{marker}"], [f"Tag-{marker}"]):
+        r = await api.client.get("/courses", params={"tags": tags})
+        assert {i["id"] for i in r.json()["items"]} == both, (tags, r.text)
+        r = await api.client.get("/search", params={"tags": tags})
+        assert {i["id"] for i in r.json()["items"]} == both, (tags, r.text)
+    for tags in (["kafka", f"TAG-{marker}"], [f"KAFKA,tag-{marker}"]):
+        r = await api.client.get("/courses", params={"tags": tags})
+        assert [i["id"] for i in r.json()["items"]] == [course["id"]], (tags, r.text)
+        r = await api.client.get("/search", params={"tags": tags, "q": "partitions"})
+        assert [i["id"] for i in r.json()["items"]] == [course["id"]], (tags, r.text)
+    # An instructor's own listing (not the cached page) filters the same way; tags keep their first spelling.
+    r = await api.client.get("/courses", params={"tags": "kafka", "mine": True}, headers=owner["headers"])
+    assert [(i["id"], i["tags"]) for i in r.json()["items"]] == [(course["id"], ["Kafka", f"Tag-{marker}"])]
+    # A query word naming a tag counts whatever its case.
+    r = await api.client.get("/search", params={"q": "KAFKA", "tags": f"tag-{marker}"})
+    assert [i["id"] for i in r.json()["items"]] == [course["id"]], r.text
+    assert r.json()["items"][0]["score"] >= 0.5

@@ -334,6 +334,71 @@ async def test_archive_hides_course(api: Api, worker: object) -> None:
     assert r.status_code == 409 and r.json()["code"] == "course_archived"
 
 
+async def test_archive_is_refused_while_a_publish_runs(api: Api, worker: object, container: object) -> None:
+    """Archiving mid-publish used to be accepted: the run then failed at go_live, counted as a failed workflow and
+    told the instructor the (archived) course was "back to draft". Now 409 until the publish has ended."""
+    from smartcourse.domain import workflows as names
+    from smartcourse.security import Principal
+    from smartcourse.services import publishing
+
+    teacher = await api.user("instructor")
+    course = await api.course(teacher)
+    cid = course["id"]
+    module = await api.module(teacher, cid)
+    await api.lesson(teacher, cid, module["id"])
+    # The publish is requested (status `publishing`) but its workflow not started yet: the window stays open.
+    async with container.uow() as uow:  # type: ignore[attr-defined]
+        principal = Principal(user_id=uuid.UUID(teacher["id"]), role="instructor")
+        workflow_id, version = await publishing.request_publish(uow=uow, principal=principal, course_id=uuid.UUID(cid))
+    for who in (teacher, await api.admin(container)):
+        r = await api.client.delete(f"/courses/{cid}", headers=who["headers"])
+        assert r.status_code == 409, r.text
+        body = r.json()
+        assert body["code"] == "course_publishing" and "wait for the publish to end" in body["message"]
+        assert body["details"] == {"workflow_id": workflow_id}
+    assert (await api.client.get(f"/courses/{cid}", headers=teacher["headers"])).json()["status"] == "publishing"
+    await container.workflow_starter().start(  # type: ignore[attr-defined]
+        names.PUBLISHING, {"course_id": cid, "version": version, "workflow_id": workflow_id}, workflow_id=workflow_id
+    )
+    assert (await api.wait_workflow(teacher, workflow_id))["status"] == "completed"
+    notes = (await api.client.get("/notifications", headers=teacher["headers"])).json()
+    items = notes["items"] if isinstance(notes, dict) else notes
+    assert not [n for n in items if n["kind"] == "publish_failed"], items
+    # Once the publish has ended the archive goes through (and a re-publish in turn is refused).
+    r = await api.client.delete(f"/courses/{cid}", headers=teacher["headers"])
+    assert r.status_code == 200 and r.json()["status"] == "archived", r.text
+
+
+async def test_mine_lists_the_callers_own_courses(api: Api, worker: object, container: object) -> None:
+    """`mine=true` is "the courses I own" for instructors and admins alike (an admin used to get the public
+    catalogue); a student is pointed to their enrollments (422), an anonymous caller asked to log in (401)."""
+    teacher, student = await api.user("instructor"), await api.user()
+    admin = await api.admin(container)
+    category = f"mine-{uuid.uuid4().hex[:6]}"
+    live = await api.published_course(teacher, title="Teacher's live", category=category)
+    r = await api.client.post(
+        "/courses", json={"title": "Admin course", "category": category}, headers=admin["headers"]
+    )
+    assert r.status_code == 201, r.text
+    admins = r.json()
+    r = await api.client.get("/courses", params={"mine": True, "page_size": 100}, headers=admin["headers"])
+    assert r.status_code == 200, r.text
+    assert [c["id"] for c in r.json()["items"]] == [admins["id"]] and r.json()["total"] == 1
+    # Without `mine` an admin still sees everything (the other instructor's course and the admin's draft).
+    r = await api.client.get("/courses", params={"category": category}, headers=admin["headers"])
+    assert {c["id"] for c in r.json()["items"]} == {live["id"], admins["id"]}
+    r = await api.client.get("/courses", params={"category": category, "mine": True}, headers=teacher["headers"])
+    assert [c["id"] for c in r.json()["items"]] == [live["id"]]
+    r = await api.client.get("/courses", params={"mine": True}, headers=student["headers"])
+    assert r.status_code == 422 and r.json()["code"] == "mine_not_for_students", r.text
+    assert "/enrollments/my-courses" in r.json()["message"]
+    r = await api.client.get("/courses", params={"mine": True})
+    assert r.status_code == 401 and r.json()["code"] == "not_authenticated", r.text
+    # mine=false is the catalogue, for everyone.
+    r = await api.client.get("/courses", params={"category": category, "mine": False}, headers=student["headers"])
+    assert r.status_code == 200 and [c["id"] for c in r.json()["items"]] == [live["id"]]
+
+
 async def test_workflow_status_is_private(api: Api, worker: object) -> None:
     teacher, other = await api.user("instructor"), await api.user("instructor")
     course = await api.course(teacher)

@@ -152,3 +152,87 @@ async def test_prerequisites_must_be_visible_and_acyclic(api: Api, worker: objec
     c = await api.course(teacher, title="C", prerequisites=[b["id"]])
     r = await api.client.put(f"/courses/{a['id']}", json={"prerequisites": [c["id"]]}, headers=teacher["headers"])
     assert r.status_code == 422 and r.json()["code"] == "prerequisite_cycle"
+
+
+async def test_a_live_course_requires_live_courses_only(api: Api, worker: object) -> None:
+    """A live course listing a draft (or an archived course) as prerequisite could no longer be enrolled in by
+    anyone: the edit is refused (422 `prerequisite_not_live`), and so is publishing a draft whose prerequisites
+    are not all live (422 `prerequisites_not_live`, naming them, nothing recorded). Drafts may still list the
+    instructor's own drafts while they are being authored."""
+    teacher = await api.user("instructor")
+    live = await api.published_course(teacher, title="Live course")
+    own_draft = await api.course(teacher, title="Part one (draft)")
+    gone = await api.published_course(teacher, title="Old basics")
+    assert (await api.client.delete(f"/courses/{gone['id']}", headers=teacher["headers"])).status_code == 200
+    for prereq in (own_draft, gone):
+        r = await api.client.put(
+            f"/courses/{live['id']}", json={"prerequisites": [prereq["id"]]}, headers=teacher["headers"]
+        )
+        assert r.status_code == 422 and r.json()["code"] == "prerequisite_not_live", r.text
+        assert [p["id"] for p in r.json()["details"]["not_live"]] == [prereq["id"]]
+        assert prereq["title"] in r.json()["message"]
+    detail = (await api.client.get(f"/courses/{live['id']}")).json()
+    assert detail["prerequisites"] == []  # nothing was changed
+    enrolled = await api.client.post(
+        "/enrollments", json={"course_id": live["id"]}, headers=(await api.user())["headers"]
+    )
+    assert enrolled.status_code in (200, 201, 202), enrolled.text
+
+    # A draft may list its author's drafts; publishing it is refused until they are live, before any run.
+    second = await api.course(teacher, title="Part two", prerequisites=[own_draft["id"], live["id"]])
+    module = await api.module(teacher, second["id"])
+    await api.lesson(teacher, second["id"], module["id"])
+    r = await api.client.post(f"/courses/{second['id']}/publish", headers=teacher["headers"])
+    assert r.status_code == 422 and r.json()["code"] == "prerequisites_not_live", r.text
+    assert "Part one (draft)" in r.json()["message"] and "Live course" not in r.json()["message"]
+    assert r.json()["details"]["not_live"] == [{"id": own_draft["id"], "title": "Part one (draft)", "status": "draft"}]
+    detail = (await api.client.get(f"/courses/{second['id']}", headers=teacher["headers"])).json()
+    assert (detail["status"], detail.get("publish_report")) == ("draft", None)
+    # Once the prerequisite is live the publish goes through, v1 (no version number was spent).
+    module = await api.module(teacher, own_draft["id"])
+    await api.lesson(teacher, own_draft["id"], module["id"])
+    r = await api.client.post(f"/courses/{own_draft['id']}/publish", headers=teacher["headers"])
+    assert (await api.wait_workflow(teacher, r.json()["workflow_id"]))["status"] == "completed"
+    r = await api.client.post(f"/courses/{second['id']}/publish", headers=teacher["headers"])
+    assert r.status_code == 202 and r.json()["workflow_id"] == f"publish-{second['id']}-v1", r.text
+    assert (await api.wait_workflow(teacher, r.json()["workflow_id"]))["status"] == "completed"
+    # Now live, it can be given live prerequisites only.
+    r = await api.client.put(
+        f"/courses/{second['id']}", json={"prerequisites": [gone["id"]]}, headers=teacher["headers"]
+    )
+    assert r.status_code == 422 and r.json()["code"] == "prerequisite_not_live", r.text
+    r = await api.client.put(
+        f"/courses/{second['id']}", json={"prerequisites": [own_draft["id"]]}, headers=teacher["headers"]
+    )
+    assert r.status_code == 200 and r.json()["prerequisites"] == [own_draft["id"]], r.text
+
+
+async def test_validate_step_refuses_a_prerequisite_archived_after_the_request(
+    api: Api, worker: object, container: Any
+) -> None:
+    """Defence in depth: the prerequisite is archived between the request's check and the workflow's first step."""
+    from smartcourse.domain import workflows as names
+    from smartcourse.security import Principal
+    from smartcourse.services import publishing
+
+    teacher = await api.user("instructor")
+    basics = await api.published_course(teacher, title="Basics to archive")
+    course = await api.course(teacher, title="Needs basics", prerequisites=[basics["id"]])
+    module = await api.module(teacher, course["id"])
+    await api.lesson(teacher, course["id"], module["id"])
+    async with container.uow() as uow:
+        principal = Principal(user_id=uuid.UUID(teacher["id"]), role="instructor")
+        workflow_id, version = await publishing.request_publish(
+            uow=uow, principal=principal, course_id=uuid.UUID(course["id"])
+        )
+    assert (await api.client.delete(f"/courses/{basics['id']}", headers=teacher["headers"])).status_code == 200
+    await container.workflow_starter().start(
+        names.PUBLISHING,
+        {"course_id": course["id"], "version": version, "workflow_id": workflow_id},
+        workflow_id=workflow_id,
+    )
+    wf = await api.wait_workflow(teacher, workflow_id)
+    assert wf["status"] == "failed"
+    assert (wf["steps"][0]["name"], wf["steps"][0]["status"]) == ("validate", "failed")
+    assert "Basics to archive" in wf["steps"][0]["error"]
+    assert (await api.client.get(f"/courses/{course['id']}", headers=teacher["headers"])).json()["status"] == "draft"

@@ -13,7 +13,7 @@ from smartcourse.adapters.documents import DocumentStore
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as rules
 from smartcourse.domain.events import DomainEvent
-from smartcourse.errors import Conflict, Invalid, NotFound
+from smartcourse.errors import Conflict, Invalid, NotFound, Unauthorized
 from smartcourse.models import Course, CoursePrerequisite, Lesson, Module, utcnow
 from smartcourse.schemas import (
     CourseDetail,
@@ -30,7 +30,7 @@ from smartcourse.schemas import (
 )
 from smartcourse.security import Principal
 from smartcourse.services import accounts, catalog_cache, waitlist
-from smartcourse.services.search import enrolled_reader, is_enrolled
+from smartcourse.services.search import enrolled_reader, has_tags, is_enrolled, tag_words
 
 LESSONS = "lesson_bodies"
 VERSIONS = "course_versions"
@@ -88,21 +88,31 @@ async def _owned_course(uow: UnitOfWork, principal: Principal, course_id: uuid.U
 
 
 async def _set_prerequisites(
-    uow: UnitOfWork, course_id: uuid.UUID, prereqs: list[uuid.UUID], *, owner_id: uuid.UUID
+    uow: UnitOfWork, course_id: uuid.UUID, prereqs: list[uuid.UUID], *, owner_id: uuid.UUID, live: bool = False
 ) -> None:
-    """Prerequisites are live courses or the same instructor's own; a cycle is refused (prerequisite_cycle)."""
+    """Prerequisites are live courses or, while the course is being authored, the same instructor's own drafts. A
+    course that is `live` (published, or being published) takes live prerequisites only (422
+    `prerequisite_not_live`: nobody could enroll while one is missing from the catalogue); a cycle is refused
+    (prerequisite_cycle)."""
     wanted = set(prereqs)
     if course_id in wanted:
         raise Invalid("a course cannot be its own prerequisite", code="invalid_prerequisite")
     if wanted:
-        rows = await uow.session.execute(
-            select(Course.id, Course.status, Course.content_version, Course.instructor_id).where(Course.id.in_(wanted))
-        )
+        rows = (
+            await uow.session.execute(
+                select(Course.id, Course.title, Course.status, Course.content_version, Course.instructor_id).where(
+                    Course.id.in_(wanted)
+                )
+            )
+        ).all()
         # Someone else's draft is as good as unknown: its existence is not revealed.
         found = {r.id for r in rows if r.instructor_id == owner_id or rules.is_live(r.status, r.content_version)}
         missing = sorted(str(p) for p in wanted - found)
         if missing:
             raise Invalid("unknown prerequisite course", code="unknown_prerequisite", details={"missing": missing})
+        not_live = [r for r in rows if not rules.is_live(r.status, r.content_version)]
+        if live and not_live:
+            raise prerequisites_not_live(not_live, code="prerequisite_not_live", doing="a live course")
         # Serialise prerequisite changes, so two opposite edits cannot both pass the cycle check.
         await uow.session.execute(select(func.pg_advisory_xact_lock(0x5C_9E_4E_0)))
         reach = (
@@ -120,6 +130,21 @@ async def _set_prerequisites(
     await uow.session.execute(delete(CoursePrerequisite).where(CoursePrerequisite.course_id == course_id))
     for p in wanted:
         uow.session.add(CoursePrerequisite(course_id=course_id, prerequisite_id=p))
+
+
+def prerequisites_not_live(rows: Any, *, code: str, doing: str) -> Invalid:
+    """422 naming the prerequisites (`rows`: id, title, status) that are not live courses, so the instructor knows
+    which to publish first or remove."""
+    named = sorted(rows, key=lambda r: (r.title, str(r.id)))
+    listed = ", ".join(
+        f"'{r.title}' ({r.id}, {'archived' if r.status == 'archived' else 'not published'})" for r in named
+    )
+    return Invalid(
+        f"{doing} can only require live courses; these prerequisites are not: {listed}. "
+        "Publish them first, or remove them from the prerequisites",
+        code=code,
+        details={"not_live": [{"id": str(r.id), "title": r.title, "status": r.status} for r in named]},
+    )
 
 
 async def _prerequisites(uow: UnitOfWork, course_id: uuid.UUID) -> list[uuid.UUID]:
@@ -165,14 +190,17 @@ async def list_courses(
     level: str | None = None,
     tags: list[str] | None = None,
 ) -> CoursePage:
-    """Students and visitors see live courses; instructors also their own drafts; admins everything."""
+    """Students and visitors see live courses; instructors also their own drafts; admins everything. `mine`: only
+    the courses the caller owns, whatever their status, for anyone who can own courses (instructors and admins);
+    see `ensure_can_ask_mine` for the others."""
     live = (Course.content_version > 0) & Course.status.in_(["published", "publishing"])
     stmt = select(Course)
-    if principal is not None and principal.is_admin and not mine:
+    if mine:
+        stmt = stmt.where(Course.instructor_id == ensure_can_ask_mine(principal).user_id)
+    elif principal is not None and principal.is_admin:
         pass
     elif principal is not None and principal.role == "instructor":
-        own = Course.instructor_id == principal.user_id
-        stmt = stmt.where(own if mine else or_(live, own))
+        stmt = stmt.where(or_(live, Course.instructor_id == principal.user_id))
     else:
         stmt = stmt.where(live)
     if q:
@@ -183,8 +211,8 @@ async def list_courses(
         stmt = stmt.where(func.lower(Course.category) == category.strip().lower())
     if level:
         stmt = stmt.where(func.lower(Course.level) == level.strip().lower())
-    if tags:
-        stmt = stmt.where(Course.tags.contains(tags))
+    if tags and tag_words(tags):
+        stmt = stmt.where(has_tags(tags))
     total = await uow.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = await uow.session.scalars(
         stmt.order_by(Course.created_at.desc(), Course.id).offset((page - 1) * page_size).limit(page_size)
@@ -192,6 +220,22 @@ async def list_courses(
     return CoursePage(
         items=[CourseSummary.model_validate(c) for c in rows], total=total, page=page, page_size=page_size
     )
+
+
+def ensure_can_ask_mine(caller: Principal | None) -> Principal:
+    """`GET /courses?mine=true` lists the courses the caller owns, so it needs a caller who can own some: anonymous,
+    401 `not_authenticated`; a student, 422 `mine_not_for_students` pointing to `GET /enrollments/my-courses` (the
+    courses a student is enrolled in), never the public catalogue as if it were theirs."""
+    if caller is None:
+        raise Unauthorized("mine=true lists your own courses: log in as their instructor", code="not_authenticated")
+    if caller.role not in rules.AUTHOR_ROLES:
+        raise Invalid(
+            "mine=true lists the courses you own (instructors and admins); "
+            "the courses you are enrolled in are at GET /enrollments/my-courses",
+            code="mine_not_for_students",
+            details={"field": "mine"},
+        )
+    return caller
 
 
 async def catalogue_page(
@@ -209,7 +253,9 @@ async def catalogue_page(
     """`GET /courses`. `caller` holds the signed claims of the caller's token: anyone but an instructor or an admin
     gets the public catalogue (the same page for everyone: cached, and no account lookup, since an anonymous
     caller gets that very page); instructors (their drafts too) and admins (everything) are checked against their
-    account and read fresh."""
+    account and read fresh. `mine=true` is for instructors and admins only (`ensure_can_ask_mine`)."""
+    if mine:
+        ensure_can_ask_mine(caller)
     principal: Principal | None = None
     if caller is not None and caller.role in ("admin", "instructor"):
         async with container.uow() as uow:
@@ -408,7 +454,8 @@ async def update_course(
     for key, value in fields.items():
         setattr(course, key, value)
     if data.prerequisites is not None:
-        await _set_prerequisites(uow, course.id, data.prerequisites, owner_id=course.instructor_id)
+        live = course.status == "publishing" or rules.is_live(course.status, course.content_version)
+        await _set_prerequisites(uow, course.id, data.prerequisites, owner_id=course.instructor_id, live=live)
     course.updated_at = utcnow()
     try:
         if "capacity" in fields:
@@ -423,9 +470,19 @@ async def update_course(
 
 async def archive_course(*, uow: UnitOfWork, principal: Principal, course_id: uuid.UUID) -> CourseSummary:
     """Withdraw the course from the catalogue and from new enrollments (idempotent). Its enrolled learners keep
-    their records and keep reading and learning the version they enrolled in (`get_course`, `visible_to`)."""
+    their records and keep reading and learning the version they enrolled in (`get_course`, `visible_to`).
+
+    Not while a publish runs (409 `course_publishing`): the run would go on extracting and indexing an archived
+    course and fail at its last step as if publishing had broken. Archive once it has ended (the row lock orders
+    this against the request and the go-live, which take it too)."""
     course = await load_course(uow, course_id, lock=True)
     await ensure_course_owner(uow, principal, course)
+    if course.status == "publishing":
+        raise Conflict(
+            "the course is being published: wait for the publish to end, then archive it",
+            code="course_publishing",
+            details={"workflow_id": course.publish_workflow_id},
+        )
     if course.status != "archived":
         was_live = rules.is_live(course.status, course.content_version)
         course.status = "archived"

@@ -10,14 +10,22 @@ from typing import Any
 from sqlalchemy import case, select, update
 
 from smartcourse.db import UnitOfWork
+from smartcourse.domain import courses as rules
 from smartcourse.domain import workflows as names
 from smartcourse.domain.events import DomainEvent
 from smartcourse.errors import Conflict, Invalid, NotFound, Unavailable
-from smartcourse.models import Course, Lesson, WorkflowRun, utcnow
+from smartcourse.models import Course, CoursePrerequisite, Lesson, WorkflowRun, utcnow
 from smartcourse.schemas import WorkflowStarted, WorkflowStatus, WorkflowStep
 from smartcourse.security import Principal
 from smartcourse.services import operations
-from smartcourse.services.courses import VERSIONS, build_structure, ensure_course_owner, load_course, version_doc_id
+from smartcourse.services.courses import (
+    VERSIONS,
+    build_structure,
+    ensure_course_owner,
+    load_course,
+    prerequisites_not_live,
+    version_doc_id,
+)
 from smartcourse.services.materials import MATERIALS
 from smartcourse.services.workflows import describe
 
@@ -34,9 +42,10 @@ def publish_workflow_id(course_id: uuid.UUID, version: int) -> str:
 async def request_publish(*, uow: UnitOfWork, principal: Principal, course_id: uuid.UUID) -> tuple[str, int]:
     """Move the course to `publishing` (or find the publish already under way) and record the run.
 
-    A course that cannot be published (no lesson) is refused here, 422 `course_not_publishable`, with nothing
-    recorded: no version number spent, no workflow run, no failure notification. The workflow's `validate` step
-    runs the same check again (the structure may change before it runs)."""
+    A course that cannot be published (no lesson: 422 `course_not_publishable`; a prerequisite that is not live:
+    422 `prerequisites_not_live`) is refused here, with nothing recorded: no version number spent, no workflow run,
+    no failure notification. The workflow's `validate` step runs the same checks again (the structure may change,
+    a prerequisite may be archived, before it runs)."""
     course = await load_course(uow, course_id, lock=True)
     await ensure_course_owner(uow, principal, course)
     if course.status == "archived":
@@ -89,17 +98,30 @@ async def start_publish(*, container: Any, principal: Principal, course_id: uuid
 
 
 async def ensure_publishable(uow: UnitOfWork, course_id: uuid.UUID) -> None:
-    """The rule a course must meet to be published: at least one lesson (hence a module holding it)."""
+    """The rules a course must meet to be published: at least one lesson (hence a module holding it), 422
+    `course_not_publishable`; and every prerequisite live, 422 `prerequisites_not_live` naming the others (a draft
+    may list the instructor's own drafts while it is authored, but once live nobody could enroll in it)."""
     lesson = await uow.session.scalar(select(Lesson.id).where(Lesson.course_id == course_id).limit(1))
     if lesson is None:
         raise Invalid(
             "a course needs at least one module with a lesson before it can be published",
             code="course_not_publishable",
         )
+    prerequisites = (
+        await uow.session.execute(
+            select(Course.id, Course.title, Course.status, Course.content_version)
+            .join(CoursePrerequisite, CoursePrerequisite.prerequisite_id == Course.id)
+            .where(CoursePrerequisite.course_id == course_id)
+        )
+    ).all()
+    not_live = [r for r in prerequisites if not rules.is_live(r.status, r.content_version)]
+    if not_live:
+        raise prerequisites_not_live(not_live, code="prerequisites_not_live", doing="a published course")
 
 
 async def validate_for_publish(*, uow: UnitOfWork, course_id: uuid.UUID) -> None:
-    """The workflow's `validate` step: `request_publish` checked the same, but lessons may be deleted since."""
+    """The workflow's `validate` step: `request_publish` checked the same, but lessons may be deleted (or a
+    prerequisite archived) since."""
     await load_course(uow, course_id)
     await ensure_publishable(uow, course_id)
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import html
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Float, and_, bindparam, case, cast, exists, func, literal, or_, select
+from sqlalchemy import Float, String, and_, bindparam, case, cast, column, exists, func, literal, or_, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -172,6 +174,32 @@ def _tsquery(q: str) -> Any:
     return func.websearch_to_tsquery("english", q)
 
 
+def _lowered(values: Any) -> Any:
+    """`ARRAY(SELECT lower(v) FROM unnest(values) AS v)`: an array of strings, lower-cased element by element."""
+    v = column("v", String)
+    return func.array(select(func.lower(v)).select_from(func.unnest(values).alias("v")).scalar_subquery())
+
+
+def tag_words(tags: list[str]) -> list[str]:
+    """The tags a filter asks for: stripped, blanks dropped (matched without regard to case, see `has_tags`)."""
+    return [t.strip() for t in tags if t.strip()]
+
+
+def has_tags(tags: list[str]) -> Any:
+    """The course carries every one of `tags`, compared without regard to case (as `category` and `level` are):
+    a course tagged "Kafka" is found by `tags=kafka` and the other way round. Both sides are lower-cased by
+    PostgreSQL, so the comparison follows one rule. (There is no index on `courses.tags`: the catalogue's filters
+    run on the status/category index and the course rows.)"""
+    wanted = bindparam("wanted_tags", tag_words(tags), type_=ARRAY(String), unique=True)
+    return _lowered(Course.tags).op("@>")(_lowered(wanted))
+
+
+def _shares_a_tag(words: list[str]) -> Any:
+    """The course carries a tag equal to one of `words`, without regard to case."""
+    wanted = bindparam("query_words", words, type_=ARRAY(String), unique=True)
+    return _lowered(Course.tags).op("&&")(_lowered(wanted))
+
+
 async def search_catalog(
     *,
     uow: UnitOfWork,
@@ -196,8 +224,8 @@ async def search_catalog(
         filters.append(func.lower(Course.category) == category.strip().lower())
     if level:
         filters.append(func.lower(Course.level) == level.strip().lower())
-    if tags:
-        filters.append(Course.tags.contains([t.strip() for t in tags if t.strip()]))
+    if tag_words(tags):
+        filters.append(has_tags(tags))
     query = (q or "").replace("\x00", " ").strip()
     if not query:
         stmt = select(Course).where(*filters)
@@ -213,7 +241,7 @@ async def search_catalog(
     tsq = _tsquery(query)
     meta_doc = func.to_tsvector("english", Course.title + " " + Course.description + " " + Course.category)
     meta_rank = func.ts_rank_cd(meta_doc, tsq)
-    tag_match = Course.tags.overlap(query.lower().split())
+    tag_match = _shares_a_tag(query.split())
     chunk_doc = func.to_tsvector("english", ContentChunk.title + " " + ContentChunk.text)
     content = (
         select(
@@ -258,19 +286,36 @@ async def search_catalog(
     return CatalogSearchPage(items=items, total=total, page=page, page_size=page_size, query=query)
 
 
+#: The marks `ts_headline` puts around a matched word: two private-use characters, removed from the text first, so
+#: that after the fragment is HTML-escaped they are the only places `<b>`/`</b>` go in.
+_START, _STOP = "\ue000", "\ue001"
+_HEADLINE_OPTIONS = f'MaxFragments=1, MaxWords=25, MinWords=8, StartSel="{_START}", StopSel="{_STOP}"'
+
+
+def _headline(document: Any, tsq: Any) -> Any:
+    """`ts_headline` over `document` without the marker characters (an author cannot type a mark in)."""
+    return func.ts_headline("english", func.translate(document, _START + _STOP, ""), tsq, _HEADLINE_OPTIONS)
+
+
+def safe_fragment(fragment: str) -> str:
+    """A headline as HTML: everything escaped (`<`, `>`, `&`, quotes: an author's `<img onerror=...>` is text), then
+    the matched words' marks turned into `<b>`…`</b>`, the only markup a highlight carries."""
+    return html.escape(fragment, quote=True).replace(_START, "<b>").replace(_STOP, "</b>")
+
+
 async def _highlights(uow: UnitOfWork, course_ids: list[uuid.UUID], query: str) -> dict[uuid.UUID, list[str]]:
-    """Up to two fragments per course with the matched words marked (<b>…</b>): description, then content."""
+    """Up to two fragments per course with the matched words marked (<b>…</b>): description, then content. The
+    fragments are HTML-safe: the author's text is escaped and `<b>`/`</b>` are the only tags (`safe_fragment`)."""
     tsq = _tsquery(query)
-    opts = "MaxFragments=1, MaxWords=25, MinWords=8, StartSel=<b>, StopSel=</b>"
     out: dict[uuid.UUID, list[str]] = {cid: [] for cid in course_ids}
     meta = await uow.session.execute(
-        select(Course.id, func.ts_headline("english", Course.title + ". " + Course.description, tsq, opts)).where(
+        select(Course.id, _headline(Course.title + ". " + Course.description, tsq)).where(
             Course.id.in_(course_ids),
             func.to_tsvector("english", Course.title + " " + Course.description).op("@@")(tsq),
         )
     )
     for cid, text in meta.all():
-        out[cid].append(text)
+        out[cid].append(safe_fragment(text))
     chunk_doc = func.to_tsvector("english", ContentChunk.title + " " + ContentChunk.text)
     ranked = (
         select(
@@ -284,9 +329,7 @@ async def _highlights(uow: UnitOfWork, course_ids: list[uuid.UUID], query: str) 
         .where(ContentChunk.course_id.in_(course_ids), chunk_doc.op("@@")(tsq))
         .subquery()
     )
-    best = await uow.session.execute(
-        select(ranked.c.course_id, func.ts_headline("english", ranked.c.text, tsq, opts)).where(ranked.c.n == 1)
-    )
+    best = await uow.session.execute(select(ranked.c.course_id, _headline(ranked.c.text, tsq)).where(ranked.c.n == 1))
     for cid, text in best.all():
-        out[cid].append(text)
+        out[cid].append(safe_fragment(text))
     return out
