@@ -41,9 +41,14 @@ def gives_up(exc: BaseException, info: activity.Info) -> bool:
     return bool(policy.maximum_attempts) and info.attempt >= policy.maximum_attempts
 
 
+#: Steps whose name (as `GET /workflows/{id}` lists it) is not their activity's suffix.
+_STEP_OF_ACTIVITY = {"publish.mark_published": "go_live"}
+
+
 def step_name(activity_type: str) -> str:
-    """`publish.embed` → `embed`; the enrollment steps are named after their activity's suffix too."""
-    return activity_type.split(".", 1)[-1]
+    """`publish.embed` → `embed`; the enrollment steps are named after their activity's suffix too; the publish's
+    `publish.mark_published` is its `go_live` step."""
+    return _STEP_OF_ACTIVITY.get(activity_type, activity_type.split(".", 1)[-1])
 
 
 class _Inbound(ActivityInboundInterceptor):
