@@ -305,18 +305,30 @@ async def test_instructor_generation_and_saving_a_quiz(api: Api, worker: object,
             {"prompt": "Where is an event stored first?", "options": ["Kafka", "The outbox"], "answer": 1, "source": 1}
         ]
     }
-    with scripted(container, ScriptedChat(json.dumps(quiz))):
+    with scripted(container, ScriptedChat(json.dumps(quiz))) as chat:
         r = await api.client.post(
             "/ai/generate-quiz", json={"course_id": cid, "num_questions": 1}, headers=teacher["headers"]
         )
         assert r.status_code == 200, r.text
         generated = r.json()
         assert generated["questions"][0]["answer"] == 1 and generated["questions"][0]["source_chunk_id"]
-        # Students cannot generate; saving makes a draft quiz lesson through the lesson service.
-        r = await api.client.post(
-            "/ai/generate-quiz", json={"course_id": cid, "num_questions": 1}, headers=student["headers"]
-        )
-        assert r.status_code == 404
+        # Students cannot generate: the course is public, so they are told why (403), not that it does not exist;
+        # nor can another instructor, whose own draft stays hidden (404) from everyone else.
+        calls = len(chat.prompts)
+        for path, body in (
+            ("/ai/generate-quiz", {"course_id": cid, "num_questions": 1}),
+            ("/ai/generate-summary", {"course_id": cid}),
+        ):
+            r = await api.client.post(path, json=body, headers=student["headers"])
+            assert r.status_code == 403 and r.json()["code"] == "not_course_owner", r.text
+        other = await api.user("instructor")
+        r = await api.client.post("/ai/generate-objectives", json={"course_id": cid}, headers=other["headers"])
+        assert r.status_code == 403 and r.json()["code"] == "not_course_owner", r.text
+        draft = await api.course(other, title="Someone else's draft")
+        r = await api.client.post("/ai/generate-summary", json={"course_id": draft["id"]}, headers=teacher["headers"])
+        assert r.status_code == 404 and r.json()["code"] == "course_not_found", r.text
+        assert len(chat.prompts) == calls  # refused before the model
+        # Saving makes a draft quiz lesson through the lesson service.
         r = await api.client.post(
             f"/ai/generated-quizzes/{generated['id']}/save",
             json={"module_id": course["module_id"]},
