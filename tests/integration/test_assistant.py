@@ -372,3 +372,48 @@ async def test_instructor_generation_and_saving_a_quiz(api: Api, worker: object,
             "/ai/explain", json={"course_id": cid, "concept": "quantum chromodynamics"}, headers=teacher["headers"]
         )
         assert r.status_code == 422 and r.json()["code"] == "concept_not_in_course", r.text
+
+
+class Drafts(ScriptedChat):
+    """Answers with each draft in turn; "{prompt}" plays back the user prompt it was sent (what SmolLM2-135M did)."""
+
+    def __init__(self, *drafts: str) -> None:
+        super().__init__()
+        self.drafts = list(drafts)
+
+    async def stream(
+        self, messages: Sequence[ChatMessage], *, max_tokens: int = 512, temperature: float = 0.0
+    ) -> AsyncIterator[str]:
+        self.reply = self.drafts.pop(0).replace("{prompt}", messages[1].content)
+        async for piece in super().stream(messages, max_tokens=max_tokens, temperature=temperature):
+            yield piece
+
+
+def client_view(events: list[tuple[str, Any]]) -> str:
+    """What a client following the documented protocol shows: tokens appended, all discarded at a `reset`."""
+    shown = ""
+    for name, data in events:
+        shown = "" if name == "reset" else shown + (data["text"] if name == "token" else "")
+    return shown
+
+
+async def test_stream_never_leaves_a_rejected_draft_on_the_client(api: Api, worker: object, container: Any) -> None:
+    """explore-instructor F10: a first draft without citation, then the prompt played back, then the server's
+    fallback; the stream showed the play-back and sent no `reset` before the fallback."""
+    teacher = await api.user("instructor")
+    course = await published_course(api, teacher, OUTBOX_LESSON)
+    student = await enrolled_student(api, course["id"])
+    ask = {"course_id": course["id"], "question": "Why does the outbox table store events?"}
+    uncited = "The outbox keeps events with the change."
+    for drafts, resets in (
+        ((uncited, "{prompt}"), [{"attempt": 2, "next": "model"}]),
+        ((uncited, uncited), [{"attempt": 2, "next": "model"}, {"attempt": 3, "next": "server"}]),
+    ):
+        with scripted(container, Drafts(*drafts)):
+            events = await sse(api.client, ask, student["headers"])
+        names = [e for e, _ in events]
+        done = events[-1][1]
+        assert names[-2:] == ["citations", "done"] and done["answer"].startswith("Here is what"), events
+        assert client_view(events).strip() == done["answer"], events
+        assert not any("<passage" in d["text"] or "citing passages" in d["text"] for e, d in events if e == "token")
+        assert [d for e, d in events if e == "reset"] == resets, events

@@ -287,9 +287,14 @@ class AskRun:
             self.slot.release()
 
     async def events(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        """(event, data): `token`* (and `reset` before a regenerated answer), `citations`, `done`; or `error`."""
+        """(event, data): `token`*, `citations`, `done`; or `error` (the SSE protocol of docs/assistant.md).
+
+        `reset` (discard the tokens so far) comes whenever tokens were sent that are not the answer's beginning:
+        before the model's second attempt, and before the server's own answer (the passages quoted, or the draft
+        corrected) or a refusal. So the tokens after the last `reset` always spell the final answer (`done`)."""
         it = self.interaction
         state: dict[str, Any] = {}
+        shown = ""  # what a client following the protocol shows: the tokens since the last reset
         try:
             with usage.metered() as meter:
                 it.meter = meter
@@ -299,9 +304,12 @@ class AskRun:
                 ):
                     if mode == "custom" and "token" in part:
                         it.mark_first_token()
+                        shown += part["token"]
                         yield "token", {"text": part["token"]}
                     elif mode == "custom" and "reset" in part:
-                        yield "reset", {"attempt": part["reset"]}
+                        if shown:  # nothing to discard when the rejected draft never reached the client
+                            shown = ""
+                            yield "reset", {"attempt": part["reset"], "next": "model"}
                     elif mode == "values":
                         state = part
             out = AskOut(
@@ -335,6 +343,12 @@ class AskRun:
             return
         finally:
             self.release()
+        final = out.answer if out.type == "answer" else ""
+        if shown.strip() != final.strip():  # the client shows a rejected (or corrected) draft: replace it
+            if shown:
+                yield "reset", {"attempt": int(state.get("attempts") or 0) + 1, "next": "server"}
+            if final:
+                yield "token", {"text": final}
         yield "citations", {"citations": [c.model_dump() for c in out.citations]}
         yield "done", out.model_dump(mode="json")
 
