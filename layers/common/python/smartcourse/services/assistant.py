@@ -482,7 +482,8 @@ class GenerationRun:
     query: str
     lesson_id: uuid.UUID | None = None
 
-    async def execute(self, on_token: Any = None) -> GenerationOut | QuizOut:
+    async def execute(self, on_token: Any = None, on_reset: Any = None) -> GenerationOut | QuizOut:
+        """The generation; `on_token(text)` per streamed piece, `on_reset(attempt)` before a retry's pieces."""
         it = self.interaction
         try:
             with usage.metered() as meter:
@@ -493,7 +494,7 @@ class GenerationRun:
                     if on_token is not None:
                         on_token(piece)
 
-                result = await generation.run(self.container.chat_model(), self.task, self.passages, token)
+                result = await generation.run(self.container.chat_model(), self.task, self.passages, token, on_reset)
             it.outcome = "generated"
             out, extra = self._shape(result)
             await record(self.container, it, extra=extra)
