@@ -305,18 +305,30 @@ async def test_instructor_generation_and_saving_a_quiz(api: Api, worker: object,
             {"prompt": "Where is an event stored first?", "options": ["Kafka", "The outbox"], "answer": 1, "source": 1}
         ]
     }
-    with scripted(container, ScriptedChat(json.dumps(quiz))):
+    with scripted(container, ScriptedChat(json.dumps(quiz))) as chat:
         r = await api.client.post(
             "/ai/generate-quiz", json={"course_id": cid, "num_questions": 1}, headers=teacher["headers"]
         )
         assert r.status_code == 200, r.text
         generated = r.json()
         assert generated["questions"][0]["answer"] == 1 and generated["questions"][0]["source_chunk_id"]
-        # Students cannot generate; saving makes a draft quiz lesson through the lesson service.
-        r = await api.client.post(
-            "/ai/generate-quiz", json={"course_id": cid, "num_questions": 1}, headers=student["headers"]
-        )
-        assert r.status_code == 404
+        # Students cannot generate: the course is public, so they are told why (403), not that it does not exist;
+        # nor can another instructor, whose own draft stays hidden (404) from everyone else.
+        calls = len(chat.prompts)
+        for path, body in (
+            ("/ai/generate-quiz", {"course_id": cid, "num_questions": 1}),
+            ("/ai/generate-summary", {"course_id": cid}),
+        ):
+            r = await api.client.post(path, json=body, headers=student["headers"])
+            assert r.status_code == 403 and r.json()["code"] == "not_course_owner", r.text
+        other = await api.user("instructor")
+        r = await api.client.post("/ai/generate-objectives", json={"course_id": cid}, headers=other["headers"])
+        assert r.status_code == 403 and r.json()["code"] == "not_course_owner", r.text
+        draft = await api.course(other, title="Someone else's draft")
+        r = await api.client.post("/ai/generate-summary", json={"course_id": draft["id"]}, headers=teacher["headers"])
+        assert r.status_code == 404 and r.json()["code"] == "course_not_found", r.text
+        assert len(chat.prompts) == calls  # refused before the model
+        # Saving makes a draft quiz lesson through the lesson service.
         r = await api.client.post(
             f"/ai/generated-quizzes/{generated['id']}/save",
             json={"module_id": course["module_id"]},
@@ -360,3 +372,118 @@ async def test_instructor_generation_and_saving_a_quiz(api: Api, worker: object,
             "/ai/explain", json={"course_id": cid, "concept": "quantum chromodynamics"}, headers=teacher["headers"]
         )
         assert r.status_code == 422 and r.json()["code"] == "concept_not_in_course", r.text
+
+
+class Drafts(ScriptedChat):
+    """Answers with each draft in turn; "{prompt}" plays back the user prompt it was sent (what SmolLM2-135M did)."""
+
+    def __init__(self, *drafts: str) -> None:
+        super().__init__()
+        self.drafts = list(drafts)
+
+    async def stream(
+        self, messages: Sequence[ChatMessage], *, max_tokens: int = 512, temperature: float = 0.0
+    ) -> AsyncIterator[str]:
+        self.reply = self.drafts.pop(0).replace("{prompt}", messages[1].content)
+        async for piece in super().stream(messages, max_tokens=max_tokens, temperature=temperature):
+            yield piece
+
+
+def client_view(events: list[tuple[str, Any]]) -> str:
+    """What a client following the documented protocol shows: tokens appended, all discarded at a `reset`."""
+    shown = ""
+    for name, data in events:
+        shown = "" if name == "reset" else shown + (data["text"] if name == "token" else "")
+    return shown
+
+
+async def test_stream_never_leaves_a_rejected_draft_on_the_client(api: Api, worker: object, container: Any) -> None:
+    """explore-instructor F10: a first draft without citation, then the prompt played back, then the server's
+    fallback; the stream showed the play-back and sent no `reset` before the fallback."""
+    teacher = await api.user("instructor")
+    course = await published_course(api, teacher, OUTBOX_LESSON)
+    student = await enrolled_student(api, course["id"])
+    ask = {"course_id": course["id"], "question": "Why does the outbox table store events?"}
+    uncited = "The outbox keeps events with the change."
+    for drafts, resets in (
+        ((uncited, "{prompt}"), [{"attempt": 2, "next": "model"}]),
+        ((uncited, uncited), [{"attempt": 2, "next": "model"}, {"attempt": 3, "next": "server"}]),
+    ):
+        with scripted(container, Drafts(*drafts)):
+            events = await sse(api.client, ask, student["headers"])
+        names = [e for e, _ in events]
+        done = events[-1][1]
+        assert names[-2:] == ["citations", "done"] and done["answer"].startswith("Here is what"), events
+        assert client_view(events).strip() == done["answer"], events
+        assert not any("<passage" in d["text"] or "citing passages" in d["text"] for e, d in events if e == "token")
+        assert [d for e, d in events if e == "reset"] == resets, events
+
+
+def openai_endpoint(*replies: tuple[str, str]) -> tuple[Any, list[dict[str, Any]]]:
+    """The real adapter (langchain-openai) on a scripted OpenAI-compatible endpoint: each reply is (content,
+    finish_reason), streamed as llama.cpp's server does; returns the model and the request bodies it received."""
+    from langchain_openai import ChatOpenAI
+
+    from smartcourse.adapters.chat import OpenAIChatModel
+
+    script, requests = list(replies), []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        requests.append(json.loads(request.content))
+        content, finish = script.pop(0)
+        base = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "scripted-llm"}
+        chunks = [
+            {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": content}}]},
+            {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]},
+            {**base, "choices": [], "usage": {"prompt_tokens": 90, "completion_tokens": 40, "total_tokens": 130}},
+        ]
+        body = "".join(f"data: {json.dumps(c)}\n\n" for c in chunks) + "data: [DONE]\n\n"
+        return httpx.Response(200, content=body.encode(), headers={"content-type": "text/event-stream"})
+
+    model = OpenAIChatModel(base_url="http://llm.test/v1", model="scripted-llm", api_key=None)
+    model._llm = ChatOpenAI(
+        base_url="http://llm.test/v1",
+        model="scripted-llm",
+        api_key="none",  # type: ignore[arg-type]
+        streaming=True,
+        stream_usage=True,
+        max_retries=0,
+        http_async_client=httpx.AsyncClient(transport=httpx.MockTransport(handle)),
+    )
+    return model, requests
+
+
+async def test_a_quiz_cut_at_the_output_limit_is_retried_then_ai_output_invalid(
+    api: Api, worker: object, container: Any
+) -> None:
+    """explore-instructor F11: the embedded model's quiz JSON outgrew `max_tokens`; langchain-openai's
+    LengthFinishReasonError escaped as 503 `assistant_failed`, with no retry."""
+    teacher = await api.user("instructor")
+    course = await published_course(api, teacher, OUTBOX_LESSON)
+    ask = {"course_id": course["id"], "num_questions": 1}
+    cut = '{"questions": [{"prompt": "Where is an event stored first?", "options": ["Kafka", "The out'
+    model, requests = openai_endpoint((cut, "length"), (cut, "length"))
+    with scripted(container, model):  # type: ignore[arg-type]
+        r = await api.client.post("/ai/generate-quiz", json=ask, headers=teacher["headers"])
+    assert r.status_code == 503 and r.json()["code"] == "ai_output_invalid", r.text
+    assert "cut off" in r.json()["details"]["reason"] and "nothing was saved" in r.json()["message"]
+    first, second = (req.get("max_completion_tokens") or req["max_tokens"] for req in requests)
+    assert second == 2 * first and "too long" in requests[1]["messages"][-1]["content"]
+    r = await api.client.get(f"/ai/interactions/{r.json()['details']['interaction_id']}", headers=teacher["headers"])
+    assert r.json()["outcome"] == "error" and "cut off" in r.json()["error"], r.json()
+
+    # Streamed: the cut-off attempt's tokens, a `reset`, then the retry's, then the quiz.
+    question = {"prompt": "Where is an event stored first?", "options": ["Kafka", "The outbox"], "answer": 1}
+    good = {"questions": [{**question, "source": 1}]}
+    model, requests = openai_endpoint((cut, "length"), (json.dumps(good), "stop"))
+    with scripted(container, model):  # type: ignore[arg-type]
+        r = await api.client.post(
+            "/ai/generate-quiz", json=ask, headers={**teacher["headers"], "Accept": "text/event-stream"}
+        )
+    events = [
+        (block.split("\n")[0].removeprefix("event: "), json.loads(block.split("data: ", 1)[1]))
+        for block in r.text.replace("\r\n", "\n").split("\n\n")
+        if block.startswith("event: ")
+    ]
+    assert [e for e, _ in events] == ["token", "reset", "token", "done"], events
+    assert events[1][1] == {"attempt": 2} and events[-1][1]["questions"][0]["answer"] == 1

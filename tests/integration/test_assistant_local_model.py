@@ -118,3 +118,26 @@ async def test_a_disconnected_stream_stops_the_generation(
                 break
             await asyncio.sleep(0.1)
     assert not any(s["is_processing"] for s in slots), slots
+
+
+async def test_the_readme_quiz_call_is_a_quiz_or_the_documented_error(
+    api: Api, worker: object, container: Any, local_model: Any
+) -> None:
+    """The README's quick-start call (`num_questions: 3`, a one-lesson course) on the embedded model. It used to
+    fail every time: the JSON outgrew `120 * n + 60` tokens and langchain-openai's LengthFinishReasonError became a
+    generic 503 `assistant_failed`. Now a quiz, or (the 135M model often repeats its options) the documented
+    503 `ai_output_invalid` with the reason, after one retry."""
+    teacher = await api.user("instructor")
+    lesson = {"title": "Why an outbox", "type": "text", "content": "# Why\nState and events commit together."}
+    course = await published_course(api, teacher, lesson)
+    r = await api.client.post(
+        "/ai/generate-quiz", json={"course_id": course["id"], "num_questions": 3}, headers=teacher["headers"]
+    )
+    if r.status_code == 200:
+        assert len(r.json()["questions"]) == 3, r.text
+        return
+    assert r.status_code == 503 and r.json()["code"] == "ai_output_invalid", r.text
+    record = (
+        await api.client.get(f"/ai/interactions/{r.json()['details']['interaction_id']}", headers=teacher["headers"])
+    ).json()
+    assert "LengthFinishReasonError" not in record["error"] and record["tokens_out"] > 0, record

@@ -211,6 +211,127 @@ async def test_tokens_stream_only_from_the_answer_node() -> None:
     assert "".join(tokens).strip() == "Events commit together [1]."
 
 
+ECHO = (
+    '<course_material>\n<passage n="1" source="Why an outbox">\nState and events commit together.\n</passage>\n'
+    "</course_material>\n\nQuestion: What is the purpose of an outbox?\nAnswer, citing passages like [1]:"
+)
+
+
+class CountingChat(ScriptedChat):
+    """Also counts the pieces the graph read and whether it closed the stream (which stops a real model)."""
+
+    def __init__(self, *replies: str) -> None:
+        super().__init__(*replies)
+        self.read = 0
+        self.closed = 0
+
+    async def stream(
+        self, messages: Sequence[ChatMessage], *, max_tokens: int = 512, temperature: float = 0.0
+    ) -> AsyncIterator[str]:
+        try:
+            async for piece in super().stream(messages, max_tokens=max_tokens, temperature=temperature):
+                self.read += 1
+                yield piece
+        finally:
+            self.closed += 1
+
+
+async def graph_stream(chat: ScriptedChat, question: str, *hits: Hit) -> list[tuple[str, object]]:
+    cfg = Configuration(chat=chat, retriever=retriever(*hits))
+    out = []
+    async for _mode, part in build_graph().astream(
+        {"question": question, "history": []}, cfg.as_config(), stream_mode=["custom"]
+    ):
+        out.extend(part.items())
+    return out
+
+
+async def test_prompt_markup_is_never_streamed_and_stops_the_model() -> None:
+    """The local model's prompt play-back: none of it reaches the stream, and the model is stopped at once."""
+    chat = CountingChat(ECHO, "It is a table. " + ECHO)
+    events = await graph_stream(chat, "Why use an outbox table?", OUTBOX)
+    text = "".join(str(v) for k, v in events if k == "token")
+    assert text.strip() == "It is a table." and "<" not in text, events
+    # Each stream was closed at the piece where the markup showed (the first, and the fifth of the second draft).
+    assert chat.read == 1 + 5 and chat.closed == 2
+    # Text that merely could begin the markup is held back until the next piece, then flows.
+    chat = CountingChat("Commit <cour se [1].")
+    events = await graph_stream(chat, "Why use an outbox table?", OUTBOX)
+    assert "".join(str(v) for k, v in events if k == "token") == "Commit <cour se [1]. "
+    assert evidence.markup_tail("an answer <cour") == 5 and evidence.markup_tail("an answer, cit") == 3
+    assert evidence.markup_tail("an answer [1].") == 0
+
+
+async def ask_events(chat: ScriptedChat, question: str, *hits: Hit, monkeypatch: pytest.MonkeyPatch) -> list:  # type: ignore[type-arg]
+    """The service's (event, data) stream for one ask, as /ai/ask-stream sends it (recording stubbed out)."""
+    import uuid
+
+    from smartcourse.assistant.schemas import AskIn
+    from smartcourse.security import Principal
+    from smartcourse.services import assistant
+
+    async def no_record(*args: object, **kw: object) -> None:
+        return None
+
+    monkeypatch.setattr(assistant, "record", no_record)
+    user, course = uuid.uuid4(), uuid.uuid4()
+    run = assistant.AskRun(
+        container=None,
+        principal=Principal(user_id=user, role="student"),
+        body=AskIn(course_id=course, question=question),
+        config=Configuration(chat=chat, retriever=retriever(*hits)),
+        history=[],
+        interaction=assistant.Interaction(user_id=user, course_id=course, kind="ask", model=chat.name),
+        slot=None,
+    )
+    return [event async for event in run.events()]
+
+
+def what_a_client_shows(events: list) -> str:  # type: ignore[type-arg]
+    """The documented protocol: append each token, discard everything at a reset."""
+    shown = ""
+    for name, data in events:
+        if name == "token":
+            shown += data["text"]
+        elif name == "reset":
+            shown = ""
+    return shown
+
+
+@pytest.mark.parametrize(
+    ("drafts", "resets"),
+    [
+        # Rejected twice, both drafts streamed: a reset before the retry and one before the server's fallback.
+        (("It is a table.", "Still no idea."), [{"attempt": 2, "next": "model"}, {"attempt": 3, "next": "server"}]),
+        # The second draft plays the prompt back: held back entirely, so only the first draft needs discarding.
+        (("It is a table.", ECHO), [{"attempt": 2, "next": "model"}]),
+        # Both play the prompt back: nothing of theirs was sent, nothing to reset.
+        ((ECHO, ECHO), []),
+        # Accepted on the second attempt once its invalid citation is removed: the corrected text replaces it.
+        (
+            ("Commit together.", "Commit together [1] [7]."),
+            [{"attempt": 2, "next": "model"}, {"attempt": 3, "next": "server"}],
+        ),
+        # Accepted at once: no reset.
+        (("Events commit together [1].",), []),
+    ],
+)
+async def test_a_client_never_keeps_a_rejected_draft(
+    drafts: tuple[str, ...], resets: list[dict[str, object]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = await ask_events(ScriptedChat(*drafts), "Why use an outbox table?", OUTBOX, RELAY, monkeypatch=monkeypatch)
+    names = [name for name, _ in events]
+    assert names[-2:] == ["citations", "done"], names
+    done = events[-1][1]
+    # Whatever happened, the tokens after the last reset are the final answer, and no markup was ever sent.
+    assert what_a_client_shows(events).strip() == done["answer"], events
+    assert not any(
+        "<passage" in data["text"] or "<course_material" in data["text"] for n, data in events if n == "token"
+    )
+    assert [data for name, data in events if name == "reset"] == resets, events
+    assert names.index("citations") > max(i for i, n in enumerate(names) if n == "token")
+
+
 @pytest.mark.parametrize(
     ("answer", "valid", "invalid"),
     [("a [1] b [2, 3] c [1]", [1, 2, 3], []), ("x [0] [4]", [], [0, 4]), ("none", [], [])],

@@ -74,3 +74,83 @@ def test_grounded_text_drops_unshown_citations() -> None:
     )
     with pytest.raises(generation.InvalidOutput):
         generation.parse_grounded_text("ok", 2)
+
+
+class JsonChat(ScriptedChat):
+    """A fake with the adapter's `stream_json`: each scripted reply is text, or an exception to raise mid-stream."""
+
+    def __init__(self, *replies: str | Exception) -> None:
+        super().__init__()
+        self.script = list(replies)
+        self.budgets: list[int] = []
+
+    async def stream_json(self, messages, *, schema, max_tokens):  # type: ignore[no-untyped-def]
+        self.calls.append(list(messages))
+        self.budgets.append(max_tokens)
+        reply = self.script.pop(0)
+        if isinstance(reply, Exception):
+            yield '{"questions": [{"prompt": "Where'
+            raise reply
+        yield reply
+
+
+async def test_a_reply_cut_at_the_output_limit_is_invalid_output_retried_with_a_larger_budget() -> None:
+    """What the embedded model did on every quiz: the JSON outgrew `max_tokens` (LengthFinishReasonError, which
+    escaped as a generic 503 `assistant_failed`)."""
+    from smartcourse.ports import OutputTruncated
+
+    task = generation.quiz_task(2, 2)
+    resets: list[int] = []
+    chat = JsonChat(OutputTruncated(task.max_tokens), json.dumps(GOOD))
+    qs = await generation.run(chat, task, [OUTBOX, RELAY], on_reset=resets.append)  # type: ignore[arg-type]
+    assert len(qs) == 2 and resets == [2]  # a streaming client is told to drop the cut-off attempt's tokens
+    assert chat.budgets == [task.max_tokens, task.max_tokens * generation.RETRY_BUDGET]
+    assert "too long" in chat.calls[1][-1].content and "cut off" in chat.calls[1][-1].content
+
+    chat = JsonChat(OutputTruncated(task.max_tokens), OutputTruncated(task.max_tokens * 2))
+    with pytest.raises(Unavailable) as err:
+        await generation.run(chat, task, [OUTBOX, RELAY])  # type: ignore[arg-type]
+    assert err.value.code == "ai_output_invalid"
+    assert f"cut off at the {task.max_tokens * 2}-token output limit" in err.value.details["reason"]
+    assert "valid quiz in 2 attempts" in err.value.message and "nothing was saved" in err.value.message
+
+
+def sse_completion(*chunks: dict, finish: str) -> bytes:  # type: ignore[type-arg]
+    """An OpenAI-compatible streamed chat completion (what llama.cpp's server sends)."""
+    base = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+    lines = [{**base, "choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in chunks]
+    lines.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+    lines.append({**base, "choices": [], "usage": {"prompt_tokens": 50, "completion_tokens": 2, "total_tokens": 52}})
+    body = "".join(f"data: {json.dumps(x)}\n\n" for x in lines) + "data: [DONE]\n\n"
+    return body.encode()
+
+
+async def test_the_adapter_turns_a_length_cut_json_reply_into_output_truncated() -> None:
+    """The real langchain-openai/openai path: with a JSON schema, `finish_reason: length` raises the openai
+    client's LengthFinishReasonError; the adapter hands the port's OutputTruncated to generation instead. Plain
+    streams (summary, objectives, explanation, answers) just end: their text is validated as usual."""
+    import httpx
+    from langchain_openai import ChatOpenAI
+
+    from smartcourse.adapters.chat import OpenAIChatModel
+    from smartcourse.ports import ChatMessage, OutputTruncated
+
+    body = sse_completion({"role": "assistant", "content": '{"questions": [{"prompt": '}, finish="length")
+    transport = httpx.MockTransport(
+        lambda request: httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
+    )
+    model = OpenAIChatModel(base_url="http://llm.test/v1", model="m", api_key=None)
+    model._llm = ChatOpenAI(
+        base_url="http://llm.test/v1",
+        model="m",
+        api_key="none",  # type: ignore[arg-type]
+        streaming=True,
+        stream_usage=True,
+        max_retries=0,
+        http_async_client=httpx.AsyncClient(transport=transport),
+    )
+    messages = [ChatMessage("user", "quiz please")]
+    with pytest.raises(OutputTruncated) as err:
+        _ = [p async for p in model.stream_json(messages, schema={"type": "object"}, max_tokens=2)]
+    assert err.value.max_tokens == 2 and "cut off at the 2-token output limit" in str(err.value)
+    assert "".join([p async for p in model.stream(messages, max_tokens=2)]) == '{"questions": [{"prompt": '

@@ -131,6 +131,14 @@ class ChatMessage:
     content: str
 
 
+class OutputTruncated(Exception):
+    """The model reached its output limit (`max_tokens`) before it finished a reply that must be whole (JSON)."""
+
+    def __init__(self, max_tokens: int) -> None:
+        super().__init__(f"the reply was cut off at the {max_tokens}-token output limit before it was complete")
+        self.max_tokens = max_tokens
+
+
 class ChatModel(Protocol):
     """An instruction-following model behind an OpenAI-compatible API (or a scripted fake in unit tests)."""
 

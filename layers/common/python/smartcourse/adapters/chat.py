@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import openai
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage
 from langchain_openai import ChatOpenAI
 
 from smartcourse.assistant import usage
 from smartcourse.config import Settings
-from smartcourse.ports import ChatMessage
+from smartcourse.ports import ChatMessage, OutputTruncated
 
 _ROLES = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
 
@@ -61,14 +62,20 @@ class OpenAIChatModel:
     async def stream_json(
         self, messages: Sequence[ChatMessage], *, schema: dict[str, Any], max_tokens: int = 512
     ) -> AsyncIterator[str]:
-        """Like `stream`, asking the server to constrain output to a JSON schema (llama.cpp, OpenAI, vLLM do)."""
+        """Like `stream`, asking the server to constrain output to a JSON schema (llama.cpp, OpenAI, vLLM do).
+
+        A reply cut at `max_tokens` is unfinished JSON: the openai client raises `LengthFinishReasonError` for it,
+        which leaves here as the port's `OutputTruncated` (the caller retries it like any invalid output)."""
         llm = self._llm.bind(
             max_tokens=max_tokens,
             temperature=0.2,
             response_format={"type": "json_schema", "json_schema": {"name": "output", "schema": schema}},
         )
-        async for text in metered_stream(llm.astream(to_langchain(messages)), messages):
-            yield text
+        try:
+            async for text in metered_stream(llm.astream(to_langchain(messages)), messages):
+                yield text
+        except openai.LengthFinishReasonError as exc:
+            raise OutputTruncated(max_tokens) from exc
 
 
 def estimate_tokens(messages: Sequence[ChatMessage]) -> int:

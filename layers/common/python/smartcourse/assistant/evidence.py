@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from smartcourse.assistant.configuration import Knobs
@@ -139,10 +140,15 @@ def strip_invalid(answer: str, invalid: Sequence[int]) -> str:
     return _CITATION.sub(keep, answer)
 
 
+@cache
+def _system_shingles(window: int) -> frozenset[str]:
+    words = _WORD.findall(SYSTEM.lower())
+    return frozenset(" ".join(words[i : i + window]) for i in range(len(words) - window + 1))
+
+
 def leaks_system_prompt(answer: str, window: int = 6) -> bool:
     """True if the answer repeats any `window` consecutive words of the system prompt."""
-    words = _WORD.findall(SYSTEM.lower())
-    shingles = {" ".join(words[i : i + window]) for i in range(len(words) - window + 1)}
+    shingles = _system_shingles(window)
     said = _WORD.findall(answer.lower())
     return any(" ".join(said[i : i + window]) in shingles for i in range(len(said) - window + 1))
 
@@ -157,6 +163,21 @@ def leaks_prompt(answer: str) -> bool:
     """True if the answer repeats the system prompt (`leaks_system_prompt`) or the user prompt's markup."""
     lowered = answer.lower()
     return any(mark in lowered for mark in PROMPT_MARKUP) or leaks_system_prompt(answer)
+
+
+def markup_tail(text: str) -> int:
+    """How many characters at the end of `text` could be the start of the prompt's markup (`PROMPT_MARKUP`).
+
+    A stream holds them back until the next piece shows whether they are, so a draft that plays the prompt back
+    ("<course_material> <passage n=\"1\" …>") never shows its markup to the student."""
+    lowered = text.lower()
+    longest = 0
+    for mark in PROMPT_MARKUP:
+        for k in range(min(len(mark) - 1, len(lowered)), longest, -1):
+            if lowered.endswith(mark[:k]):
+                longest = k
+                break
+    return longest
 
 
 def best_sentence(text: str, query: str, limit: int = 240) -> str:

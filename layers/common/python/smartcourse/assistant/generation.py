@@ -15,9 +15,10 @@ from pydantic import BaseModel, Field, ValidationError
 from smartcourse.assistant import evidence, prompts
 from smartcourse.assistant.schemas import GeneratedQuestion
 from smartcourse.errors import Unavailable
-from smartcourse.ports import ChatModel, Hit
+from smartcourse.ports import ChatModel, Hit, OutputTruncated
 
 ATTEMPTS = 2
+RETRY_BUDGET = 2  # a reply cut off at the output limit is retried with this many times the tokens
 
 # Bloom's taxonomy, revised (Anderson & Krathwohl): one verb per objective, from any level.
 BLOOM_VERBS = frozenset(
@@ -37,15 +38,30 @@ class QuizDraft(BaseModel):
     questions: list[GeneratedQuestion] = Field(min_length=1, max_length=10)
 
 
-def quiz_json_schema(n: int) -> dict[str, Any]:
+#: What the model is asked for (validation accepts 2-6 options, prompts up to 500 and options up to 200 characters:
+#: `GeneratedQuestion`). Exactly three options, so the schema can bound `answer` by them: with up to six, the local
+#: SmolLM2-135M filled every slot with repeats (options must be distinct) and named options it had not written.
+QUIZ_OPTIONS = 3
+QUIZ_PROMPT_CHARS = 200
+QUIZ_OPTION_CHARS = 100
+#: The output budget of a quiz: 180 tokens a question + 40 (measured on the embedded model; docs/assistant.md).
+QUIZ_TOKENS_PER_QUESTION = 180
+QUIZ_TOKENS_OVERHEAD = 40
+
+
+def quiz_json_schema(n: int, n_passages: int | None = None) -> dict[str, Any]:
     """The JSON schema the model is asked (and, where the server supports it, constrained) to follow."""
+    source: dict[str, Any] = {"type": "integer", "minimum": 1}
+    if n_passages:
+        source["maximum"] = n_passages
+    option = {"type": "string", "minLength": 1, "maxLength": QUIZ_OPTION_CHARS}
     question = {
         "type": "object",
         "properties": {
-            "prompt": {"type": "string", "minLength": 3},
-            "options": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 2, "maxItems": 6},
-            "answer": {"type": "integer", "minimum": 0},
-            "source": {"type": "integer", "minimum": 1},
+            "prompt": {"type": "string", "minLength": 3, "maxLength": QUIZ_PROMPT_CHARS},
+            "options": {"type": "array", "items": option, "minItems": QUIZ_OPTIONS, "maxItems": QUIZ_OPTIONS},
+            "answer": {"type": "integer", "minimum": 0, "maximum": QUIZ_OPTIONS - 1},
+            "source": source,
         },
         "required": ["prompt", "options", "answer", "source"],
         "additionalProperties": False,
@@ -140,16 +156,21 @@ def objectives_task() -> Task:
     )
 
 
+def quiz_budget(n_questions: int) -> int:
+    """The output tokens a quiz of n questions is given (doubled for the retry of a reply cut off at the limit)."""
+    return QUIZ_TOKENS_PER_QUESTION * n_questions + QUIZ_TOKENS_OVERHEAD
+
+
 def quiz_task(n_questions: int, n_passages: int) -> Task:
-    example = {"questions": [{"prompt": "…?", "options": ["…", "…", "…"], "answer": 0, "source": 1}]}
+    example = {"questions": [{"prompt": "…?", "options": ["…"] * QUIZ_OPTIONS, "answer": 0, "source": 1}]}
     return Task(
         "quiz",
         f"Write {n_questions} multiple-choice questions testing these passages. Reply with JSON only, like "
-        f"{json.dumps(example, ensure_ascii=False)}: 2 to 6 options, `answer` is the index of the correct "
-        "option, `source` the passage number the question comes from.",
+        f"{json.dumps(example, ensure_ascii=False)}: {QUIZ_OPTIONS} different options, `answer` is the index "
+        "of the correct option, `source` the passage number the question comes from.",
         lambda text: parse_quiz(text, n_questions=n_questions, n_passages=n_passages),
-        120 * n_questions + 60,
-        quiz_json_schema(n_questions),
+        quiz_budget(n_questions),
+        quiz_json_schema(n_questions, n_passages),
     )
 
 
@@ -163,37 +184,56 @@ def explain_task(concept: str, level: str, n_passages: int) -> Task:
     )
 
 
-async def _attempt(chat: ChatModel, task: Task, passages: Sequence[Hit], retry_note: str | None) -> AsyncIterator[str]:
+async def _attempt(
+    chat: ChatModel, task: Task, passages: Sequence[Hit], retry_note: str | None, max_tokens: int
+) -> AsyncIterator[str]:
     messages = prompts.generator_messages(task.instruction + (f"\n{retry_note}" if retry_note else ""), passages)
     complete_json = getattr(chat, "stream_json", None)
     if task.json_schema is not None and complete_json is not None:
-        stream = complete_json(messages, schema=task.json_schema, max_tokens=task.max_tokens)
+        stream = complete_json(messages, schema=task.json_schema, max_tokens=max_tokens)
     else:
-        stream = chat.stream(messages, max_tokens=task.max_tokens, temperature=0.2)
+        stream = chat.stream(messages, max_tokens=max_tokens, temperature=0.2)
     async for piece in stream:
         yield piece
 
 
 async def run(
-    chat: ChatModel, task: Task, passages: Sequence[Hit], on_token: Callable[[str], Any] | None = None
+    chat: ChatModel,
+    task: Task,
+    passages: Sequence[Hit],
+    on_token: Callable[[str], Any] | None = None,
+    on_reset: Callable[[int], Any] | None = None,
 ) -> Any:
-    """Generate and validate; retried once with the reason, then Unavailable `ai_output_invalid`."""
+    """Generate and validate; retried once with the reason, then Unavailable `ai_output_invalid`.
+
+    A reply cut off at the output limit (`OutputTruncated`: unfinished JSON) is invalid output too; its retry gets
+    `RETRY_BUDGET` times the tokens. `on_reset(attempt)` tells a streaming caller to discard the tokens of the
+    rejected attempt before the next one's."""
     reason: str | None = None
+    note: str | None = None
+    budget = task.max_tokens
     for attempt in range(1, ATTEMPTS + 1):
-        note = f"Your previous reply was invalid ({reason}). Follow the format exactly." if reason else None
-        parts = []
-        async for piece in _attempt(chat, task, passages, note):
-            parts.append(piece)
-            if on_token is not None:
-                on_token(piece)
+        parts: list[str] = []
         try:
+            async for piece in _attempt(chat, task, passages, note, budget):
+                parts.append(piece)
+                if on_token is not None:
+                    on_token(piece)
             return task.parse("".join(parts))
+        except OutputTruncated as exc:
+            reason = str(exc)
+            note = f"Your previous reply was too long: {reason}. Reply again, shorter, in the same format."
+            budget = task.max_tokens * RETRY_BUDGET
         except InvalidOutput as exc:
             reason = str(exc)[:300]
-            if on_token is not None and attempt < ATTEMPTS:
+            note = f"Your previous reply was invalid ({reason}). Follow the format exactly."
+        if parts and attempt < ATTEMPTS:
+            if on_reset is not None:
+                on_reset(attempt + 1)
+            elif on_token is not None:
                 on_token("\n")
     raise Unavailable(
-        f"the model's {task.kind} did not pass validation twice; nothing was saved",
+        f"the model did not write a valid {task.kind} in {ATTEMPTS} attempts ({reason}); nothing was saved",
         code="ai_output_invalid",
-        details={"reason": reason},
+        details={"reason": reason, "attempts": ATTEMPTS},
     )

@@ -66,18 +66,36 @@ async def route(state: AskState, config: RunnableConfig) -> dict[str, Any]:
 
 
 async def generate(state: AskState, config: RunnableConfig) -> dict[str, Any]:
-    """Write the answer from the numbered passages, streaming tokens to a `custom` stream reader."""
+    """Write the answer from the numbered passages, streaming tokens to a `custom` stream reader.
+
+    `{"reset": n}` goes first when this is attempt n > 1 (the reader discards what it had). The prompt's markup is
+    never streamed: text that could begin it is held back until the next piece, and a draft that repeats the
+    prompt (`evidence.leaks_prompt`, which the check rejects whatever follows) stops the model there."""
     cfg = Configuration.from_runnable_config(config)
     attempt = state.get("attempts", 0) + 1
     writer = get_stream_writer()
     if attempt > 1:
         writer({"reset": attempt})
     messages = prompts.answer_messages(state["standalone"], state["passages"], retry=attempt > 1)
-    parts: list[str] = []
-    async for piece in cfg.chat.stream(messages, max_tokens=cfg.knobs.max_tokens, temperature=0.0):
-        parts.append(piece)
-        writer({"token": piece})
-    return {"draft": "".join(parts).strip(), "attempts": attempt}
+    text, sent = "", 0
+    stream = cfg.chat.stream(messages, max_tokens=cfg.knobs.max_tokens, temperature=0.0)
+    try:
+        async for piece in stream:
+            text += piece
+            if evidence.leaks_prompt(text):
+                break
+            safe = len(text) - evidence.markup_tail(text)
+            if safe > sent:
+                writer({"token": text[sent:safe]})
+                sent = safe
+        else:
+            if len(text) > sent:
+                writer({"token": text[sent:]})
+    finally:
+        close = getattr(stream, "aclose", None)
+        if close is not None:
+            await close()  # stops the model's HTTP stream when we left it early
+    return {"draft": text.strip(), "attempts": attempt}
 
 
 def check(state: AskState) -> dict[str, Any]:

@@ -19,17 +19,24 @@ def wants_stream(request: Any) -> bool:
 
 
 async def generation_events(run: Any) -> AsyncIterator[dict[str, str]]:
-    """An instructor generation as SSE: `token`* while the model writes, then `done` (the JSON body) or `error`."""
+    """An instructor generation as SSE: `token`* while the model writes (`reset` `{attempt}` before a retry's
+    tokens: discard the rejected attempt's), then `done` (the JSON body) or `error`."""
     from smartcourse.errors import DomainError
 
-    queue: asyncio.Queue[str] = asyncio.Queue()
-    task = asyncio.create_task(run.execute(on_token=queue.put_nowait))
+    queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+    task = asyncio.create_task(
+        run.execute(
+            on_token=lambda text: queue.put_nowait(("token", {"text": text})),
+            on_reset=lambda attempt: queue.put_nowait(("reset", {"attempt": attempt})),
+        )
+    )
     try:
         while not (task.done() and queue.empty()):
             getter = asyncio.ensure_future(queue.get())
             await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
             if getter.done():
-                yield {"event": "token", "data": json.dumps({"text": getter.result()}, ensure_ascii=False)}
+                event, data = getter.result()
+                yield {"event": event, "data": json.dumps(data, ensure_ascii=False)}
             else:
                 getter.cancel()
         try:

@@ -31,7 +31,7 @@ from smartcourse.assistant.schemas import (
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as rules
 from smartcourse.domain.events import DomainEvent
-from smartcourse.errors import Conflict, DomainError, Invalid, NotFound, RateLimited, Unavailable
+from smartcourse.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, RateLimited, Unavailable
 from smartcourse.models import (
     AiConversation,
     AiGeneratedQuiz,
@@ -287,9 +287,14 @@ class AskRun:
             self.slot.release()
 
     async def events(self) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        """(event, data): `token`* (and `reset` before a regenerated answer), `citations`, `done`; or `error`."""
+        """(event, data): `token`*, `citations`, `done`; or `error` (the SSE protocol of docs/assistant.md).
+
+        `reset` (discard the tokens so far) comes whenever tokens were sent that are not the answer's beginning:
+        before the model's second attempt, and before the server's own answer (the passages quoted, or the draft
+        corrected) or a refusal. So the tokens after the last `reset` always spell the final answer (`done`)."""
         it = self.interaction
         state: dict[str, Any] = {}
+        shown = ""  # what a client following the protocol shows: the tokens since the last reset
         try:
             with usage.metered() as meter:
                 it.meter = meter
@@ -299,9 +304,12 @@ class AskRun:
                 ):
                     if mode == "custom" and "token" in part:
                         it.mark_first_token()
+                        shown += part["token"]
                         yield "token", {"text": part["token"]}
                     elif mode == "custom" and "reset" in part:
-                        yield "reset", {"attempt": part["reset"]}
+                        if shown:  # nothing to discard when the rejected draft never reached the client
+                            shown = ""
+                            yield "reset", {"attempt": part["reset"], "next": "model"}
                     elif mode == "values":
                         state = part
             out = AskOut(
@@ -335,6 +343,12 @@ class AskRun:
             return
         finally:
             self.release()
+        final = out.answer if out.type == "answer" else ""
+        if shown.strip() != final.strip():  # the client shows a rejected (or corrected) draft: replace it
+            if shown:
+                yield "reset", {"attempt": int(state.get("attempts") or 0) + 1, "next": "server"}
+            if final:
+                yield "token", {"text": final}
         yield "citations", {"citations": [c.model_dump() for c in out.citations]}
         yield "done", out.model_dump(mode="json")
 
@@ -413,9 +427,18 @@ GENERATION_PASSAGES = 4
 
 
 async def _instructor_course(uow: UnitOfWork, principal: Principal, course_id: uuid.UUID) -> Course:
-    """The course, if the caller owns it (or is an admin) and its content is indexed."""
+    """The course, if the caller owns it (or is an admin) and its content is indexed.
+
+    A course the caller may not see (missing, or someone else's draft or archived course) is 404, as everywhere;
+    a live course is public, so a caller who is not its owner is told so: 403 `not_course_owner`."""
     course = await uow.session.get(Course, course_id)
-    if course is None or not rules.can_see_draft(principal, course.instructor_id):
+    if course is None:
+        raise NotFound("course not found", code="course_not_found")
+    if not rules.can_see_draft(principal, course.instructor_id):
+        if rules.is_live(course.status, course.content_version):
+            raise Forbidden(
+                "only the course's instructor or an admin may use the instructor tools", code="not_course_owner"
+            )
         raise NotFound("course not found", code="course_not_found")
     if course.index_version <= 0:
         raise Conflict(
@@ -459,7 +482,8 @@ class GenerationRun:
     query: str
     lesson_id: uuid.UUID | None = None
 
-    async def execute(self, on_token: Any = None) -> GenerationOut | QuizOut:
+    async def execute(self, on_token: Any = None, on_reset: Any = None) -> GenerationOut | QuizOut:
+        """The generation; `on_token(text)` per streamed piece, `on_reset(attempt)` before a retry's pieces."""
         it = self.interaction
         try:
             with usage.metered() as meter:
@@ -470,7 +494,7 @@ class GenerationRun:
                     if on_token is not None:
                         on_token(piece)
 
-                result = await generation.run(self.container.chat_model(), self.task, self.passages, token)
+                result = await generation.run(self.container.chat_model(), self.task, self.passages, token, on_reset)
             it.outcome = "generated"
             out, extra = self._shape(result)
             await record(self.container, it, extra=extra)
