@@ -26,6 +26,7 @@ LAYER_EXCLUDES: dict[str, str] = {
     "lancedb": "178 MB unzipped: with pyarrow past Lambda's 250 MB on its own",
     "pyarrow": "166 MB unzipped (lancedb's columnar format)",
     "langchain-openai": "assistant only (with openai, tiktoken, langsmith: ~50 MB)",
+    "openai": "assistant only (langchain-openai's client)",
     "langgraph": "assistant only",
     "langgraph-checkpoint-postgres": "assistant only",
     "psycopg": "assistant only (the LangGraph checkpointer's driver; the layer uses asyncpg)",
