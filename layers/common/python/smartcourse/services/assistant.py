@@ -31,7 +31,7 @@ from smartcourse.assistant.schemas import (
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as rules
 from smartcourse.domain.events import DomainEvent
-from smartcourse.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, RateLimited, Unavailable
+from smartcourse.errors import Conflict, DomainError, Invalid, NotFound, RateLimited, Unavailable
 from smartcourse.models import (
     AiConversation,
     AiGeneratedQuiz,
@@ -430,16 +430,11 @@ async def _instructor_course(uow: UnitOfWork, principal: Principal, course_id: u
     """The course, if the caller owns it (or is an admin) and its content is indexed.
 
     A course the caller may not see (missing, or someone else's draft or archived course) is 404, as everywhere;
-    a live course is public, so a caller who is not its owner is told so: 403 `not_course_owner`."""
+    one they can see but do not own is 403 `not_course_owner` (`courses.ensure_course_owner`)."""
     course = await uow.session.get(Course, course_id)
     if course is None:
         raise NotFound("course not found", code="course_not_found")
-    if not rules.can_see_draft(principal, course.instructor_id):
-        if rules.is_live(course.status, course.content_version):
-            raise Forbidden(
-                "only the course's instructor or an admin may use the instructor tools", code="not_course_owner"
-            )
-        raise NotFound("course not found", code="course_not_found")
+    await courses.ensure_course_owner(uow, principal, course)
     if course.index_version <= 0:
         raise Conflict(
             "the course's content is not indexed yet: publish it and wait until it is ready",

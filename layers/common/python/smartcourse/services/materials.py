@@ -282,12 +282,7 @@ async def delete_material(
     course = await uow.session.get(Course, course_id, with_for_update={"read": True, "key_share": True})
     if course is None:
         raise NotFound("course not found", code="course_not_found")
-    if not rules.can_see_draft(principal, course.instructor_id):
-        if rules.is_live(course.status, course.content_version):
-            raise Forbidden(
-                "only the course's instructor or an admin may delete its materials", code="not_course_owner"
-            )
-        raise NotFound("course not found", code="course_not_found")
+    await ensure_course_owner(uow, principal, course)
     doc = await documents.get(MATERIALS, str(material_id))
     if doc is None or doc.get("course_id") != str(course_id):
         raise NotFound("material not found", code="material_not_found")
