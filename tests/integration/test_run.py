@@ -76,6 +76,22 @@ def test_run_starts_the_product_with_pools_that_fit_the_server(tmp_path: Path) -
             os.killpg(proc.pid, signal.SIGKILL)
             raise
     assert code == 0, out.read_text()[-3000:]
+    # Nothing it started is left: each child is stopped with its own children (a Celery beat started while the
+    # worker was shutting down once outlived it, retrying the gone Redis for good).
+    assert not _left_behind(str(tmp_path / "data")), out.read_text()[-3000:]
+
+
+def _left_behind(data_dir: str) -> list[str]:
+    import psutil
+
+    left = []
+    for p in psutil.process_iter(["pid", "cmdline"]):
+        try:
+            if p.environ().get("SMARTCOURSE_DATA_DIR") == data_dir or data_dir in " ".join(p.info["cmdline"] or []):
+                left.append(f"{p.info['pid']}: {' '.join(p.info['cmdline'] or [])}")
+        except psutil.Error:
+            continue
+    return left
 
 
 def test_the_server_limit_is_read_from_the_server(settings: Any) -> None:

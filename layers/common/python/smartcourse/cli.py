@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
+import contextlib
 import copy
 import json
 import logging
@@ -453,8 +454,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     line = size_pools(env, pool_processes(processes), others=CELERY_CONNECTIONS)
     if line:
         print(line, flush=True)
+    # Each in a process group of its own, stopped as a group: a child's own children (Celery's pool and its
+    # embedded beat, uvicorn's API processes) go with it, even when it has to be killed. (A beat started while
+    # Celery was already shutting down outlived its SIGKILLed parent, retrying the gone Redis for good.) Ctrl+C
+    # reaches this process only; it stops the rest.
     children: dict[str, subprocess.Popen[bytes]] = {
-        name: subprocess.Popen(argv, env=env) for name, argv in processes.items()
+        name: subprocess.Popen(argv, env=env, start_new_session=True) for name, argv in processes.items()
     }
     base = f"http://{args.host}:{args.port}"
     print(
@@ -474,6 +479,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGHUP, _stop)  # the terminal closed: the children, in sessions of their own, do not see it
     code = 0
     while not stopping:
         for name, proc in children.items():
@@ -482,18 +488,24 @@ def cmd_run(args: argparse.Namespace) -> int:
                 stopping, code = True, 1
         time.sleep(0.5)
     for proc in children.values():
-        if proc.poll() is None:
-            proc.terminate()
+        _signal_group(proc, signal.SIGTERM)
     for proc in children.values():
         try:
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            pass
+        _signal_group(proc, signal.SIGKILL)  # whatever of its group is left: a late beat, a stuck pool process
     engines = embedded_engines(settings)
     engines.stop()
     engines.stop_orphans()  # one an API process started on first use (the chat model): they leave by os._exit
     lock.close()
     return code
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    """`sig` to the process group `proc` leads (started with start_new_session), if any of it is left."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
 
 
 def main(argv: list[str] | None = None) -> int:
