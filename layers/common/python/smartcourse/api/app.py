@@ -91,6 +91,8 @@ def _allowed_methods(request: Request) -> str:
     for route in getattr(request.app.state, "method_routes", ()):
         if route.methods and route.matches(request.scope)[0] is not Match.NONE:
             methods |= route.methods
+    if "GET" in methods:
+        methods.add("HEAD")  # answered for every GET route (`api.edge`)
     return ", ".join(sorted(methods))
 
 
