@@ -18,8 +18,8 @@ from smartcourse.models import Course, Enrollment, EnrollmentHistory, Lesson, Le
 from smartcourse.ratelimit import Decision, rate_limited_error
 from smartcourse.schemas import LessonProgressPublic, ModuleProgressPublic, ProgressPublic, QuizResult
 from smartcourse.security import Principal
-from smartcourse.services.enrollment import enrollment_event
 from smartcourse.services.learner_view import PublishedLesson, published_lessons
+from smartcourse.services.waitlist import enrollment_event
 
 
 async def _learning_context(
