@@ -199,6 +199,12 @@ def _lowered(values: Any) -> Any:
     return func.array(select(func.lower(v)).select_from(func.unnest(values).alias("v")).scalar_subquery())
 
 
+def tag_filter(raw: list[str] | None) -> list[str]:
+    """The `tags` query parameter (repeated and/or comma-separated) as the sorted, distinct, stripped tags a filter
+    and its cache key use: `tags=a,b`, `tags=b&tags=a` and `tags= a` ask for the same thing."""
+    return sorted({t.strip() for value in raw or [] for t in value.replace("\x00", "").split(",") if t.strip()})
+
+
 def tag_words(tags: list[str]) -> list[str]:
     """The tags a filter asks for: stripped, blanks dropped (matched without regard to case, see `has_tags`)."""
     return [t.strip() for t in tags if t.strip()]
