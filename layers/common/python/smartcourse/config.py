@@ -11,7 +11,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from smartcourse.adapters.secrets_manager import SecretsManagerSettingsSource
 
 # Secrets that were published in this repository at some point: refused everywhere.
 KNOWN_SECRETS = frozenset(
@@ -108,6 +110,20 @@ class Settings(BaseSettings):
     """Every knob of SmartCourse; see README "Pointing at external engines"."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # After the environment and .env: SMARTCOURSE_SECRETS_ARN's secret fills what they leave unset (how the
+        # deployed functions get JWT_SECRET, DATABASE_URL, REDIS_URL: see docs/operations.md "Deploy to AWS").
+        secrets_manager = SecretsManagerSettingsSource(settings_cls)
+        return init_settings, env_settings, dotenv_settings, secrets_manager, file_secret_settings
 
     environment: str = Field(default="development", alias="SMARTCOURSE_ENV")
     data_dir: Path = Field(default=Path("var"), alias="SMARTCOURSE_DATA_DIR")
