@@ -165,6 +165,10 @@ class Settings(BaseSettings):
     # Where links that leave the API point (certificate verify_url, in the JSON and the PDF): PUBLIC_BASE_URL,
     # else this machine's server on HOST/PORT as `smartcourse run` and `serve` read them (default_public_base_url).
     public_base_url: str = Field(default_factory=lambda: default_public_base_url(), alias="PUBLIC_BASE_URL")
+    # A path prefix the gateway puts before every route and the app must strip (Lambda behind an HTTP API stage
+    # with a name: its requests arrive as /<stage>/health; `smartcourse template` sets it to "/${Stage}").
+    # Stripped only from paths that start with it; unset or "/": none.
+    api_base_path: str = Field(default="", alias="API_BASE_PATH")
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, alias="MAX_UPLOAD_BYTES")
     rate_limit_per_minute: int = Field(default=600, alias="RATE_LIMIT_PER_MINUTE")
     # Limits in `limits` notation ("10/minute;100/hour"); per client IP and per account (see docs/security.md).

@@ -215,4 +215,10 @@ def lambda_handler(router: APIRouter) -> Callable[..., dict[str, object]]:
     """The Lambda entry point of one function: its router in an app, behind Mangum."""
     from mangum import Mangum
 
-    return Mangum(create_app(router, title="SmartCourse function"), lifespan="off")  # type: ignore[return-value]
+    from smartcourse.config import get_settings
+
+    # A named HTTP API stage is the first segment of every path Lambda sees (/production/health): strip it, or no
+    # route matches. Mangum strips it only from paths that start with it.
+    base_path = "/" + get_settings().api_base_path.strip().strip("/")
+    app = create_app(router, title="SmartCourse function")
+    return Mangum(app, lifespan="off", api_gateway_base_path=base_path)  # type: ignore[return-value]
