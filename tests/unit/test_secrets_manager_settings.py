@@ -10,6 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from smartcourse.adapters import secrets_manager
 from smartcourse.config import Settings
 
 REGION = "eu-west-1"
@@ -66,6 +67,11 @@ def test_a_secret_that_is_not_a_json_object_is_refused(secret_arn: tuple[str, di
 
 
 def test_without_the_arn_nothing_is_fetched(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(arn: str) -> dict[str, str]:
+        raise AssertionError(f"fetched {arn}")
+
+    monkeypatch.setattr(secrets_manager, "read_secret_values", refuse)
     monkeypatch.delenv("SMARTCOURSE_SECRETS_ARN", raising=False)
+    monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.setenv("JWT_SECRET", secrets.token_hex(32))
-    assert Settings(SMARTCOURSE_ENV="production").database_url is None  # type: ignore[call-arg]
+    assert Settings(SMARTCOURSE_ENV="production", _env_file=None).database_url is None  # type: ignore[call-arg]
