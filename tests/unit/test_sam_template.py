@@ -12,6 +12,7 @@ from smartcourse.devtools.template import (
     build_template,
     file_store_calls,
     logical_id,
+    port_calls,
 )
 from smartcourse.functions_registry import all_functions
 
@@ -67,12 +68,34 @@ def test_file_store_calls_are_found_through_the_services() -> None:
     }  # fmt: skip
 
 
+def test_index_calls_are_found_through_the_services() -> None:
+    reached = {fn.name: port_calls(fn)["vector_index"] for fn in all_functions()}
+    assert "search" in reached["search_course"]  # services.search.retrieve: container.vector_index().search
+    assert "search" in reached["ai_ask"]  # services.assistant -> services.search.retrieve
+    assert "delete_source" in reached["delete_material"]  # services.materials.delete_material
+    assert not reached["health"] and not reached["upload_material"]
+
+
+def test_index_access_is_what_each_function_calls(template: dict[str, Any]) -> None:
+    def index_actions(name: str) -> set[str]:
+        return {
+            action
+            for st in statements(template, name)
+            if isinstance(st, dict) and "Action" in st and "Path" in str(st["Resource"])
+            for action in st["Action"]
+        }
+
+    assert index_actions("search_course") == {"s3:GetObject"}
+    assert index_actions("delete_material") == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
+    assert index_actions("get_material") == set()
+
+
 def test_bucket_access_is_what_each_function_calls(template: dict[str, Any]) -> None:
     def s3_actions(name: str) -> set[str]:
         return {
             action
             for st in statements(template, name)
-            if isinstance(st, dict) and "Action" in st
+            if isinstance(st, dict) and "Action" in st and "MaterialsBucket.Arn" in str(st["Resource"])
             for action in st["Action"]
             if action.startswith("s3:")
         }

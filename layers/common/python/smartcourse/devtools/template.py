@@ -107,7 +107,11 @@ def _parameters() -> dict[str, Any]:
         "LlmModel": param("The chat model's name at LlmBaseUrl"),
         "EmbeddingsBaseUrl": param("OpenAI-compatible base URL of the embeddings model", pattern="^https?://.+$"),
         "EmbeddingsModel": param("The embeddings model's name", default="text-embedding-3-small"),
-        "IndexUri": param("s3:// URI of the content index; empty: index/ in the materials bucket", default=""),
+        "IndexUri": param(
+            "s3:// URI of the content index; empty: index/ in the materials bucket",
+            default="",
+            pattern="^(s3://[^/]+(/.*)?)?$",
+        ),
         "OtelExporterEndpoint": param("OTLP/HTTP endpoint of an OpenTelemetry collector; empty: no spans", default=""),
         "SubnetIds": param(
             "Private subnets for the functions (to reach RDS, ElastiCache, MSK); empty: no VPC",
@@ -142,28 +146,47 @@ FILE_STORE_ACTIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: What the content index's calls need of its S3 prefix (LanceDB lists, reads, and writes new files on a change).
+INDEX_READS = frozenset({"search", "count", "versions"})
+INDEX_WRITES = frozenset({"write_version", "delete_source", "drop_version"})
+#: Arguments that carry a port (or the container, which builds them) into the code a function calls.
+_CARRIERS = frozenset({"c", "container", "files", "vector_index"})
+
+
 def _function_ast(func: Any) -> ast.AST:
     return ast.parse(textwrap.dedent(inspect.getsource(func)))
 
 
-def _calls_on(tree: ast.AST, receiver: str) -> set[str]:
-    """The FileStore methods `tree` calls on `receiver` (`files.put(...)`, `c.files.get(...)`)."""
-    found = set()
+def _name_of(node: ast.AST) -> str | None:
+    """`files` for `files`, `c.files` and `c.vector_index()`'s `vector_index`; else None."""
+    if isinstance(node, ast.Call):
+        node = node.func
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return None
+
+
+def _port_calls(tree: ast.AST) -> dict[str, set[str]]:
+    """The FileStore and VectorIndex methods `tree` calls (`files.put(...)`, `c.files.get(...)`,
+    `container.vector_index().search(...)`, `vector_index.delete_source(...)`)."""
+    found: dict[str, set[str]] = {"files": set(), "vector_index": set()}
     for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-            target = node.func.value
-            name = target.id if isinstance(target, ast.Name) else getattr(target, "attr", None)
-            if name == receiver and node.func.attr in FILE_STORE_ACTIONS:
-                found.add(node.func.attr)
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        method, receiver = node.func.attr, _name_of(node.func.value)
+        if receiver == "files" and method in FILE_STORE_ACTIONS:
+            found["files"].add(method)
+        elif receiver == "vector_index" and method in INDEX_READS | INDEX_WRITES:
+            found["vector_index"].add(method)
+        elif method == "vector_index" and not node.args:
+            found["vector_index"].add("open")
     return found
 
 
-def _passes_files(call: ast.Call) -> bool:
-    args = [*call.args, *(k.value for k in call.keywords)]
-    return any(
-        (isinstance(a, ast.Name) and a.id == "files") or (isinstance(a, ast.Attribute) and a.attr == "files")
-        for a in args
-    )
+def _passes_a_port(call: ast.Call) -> bool:
+    return any(_name_of(a) in _CARRIERS for a in [*call.args, *(k.value for k in call.keywords)])
 
 
 def _callee(call: ast.Call, namespace: ModuleType) -> Any:
@@ -177,26 +200,62 @@ def _callee(call: ast.Call, namespace: ModuleType) -> Any:
     return None
 
 
-def file_store_calls(fn: Function) -> set[str]:
-    """The FileStore methods a function's code reaches: its own `c.files` calls, and those of the service
-    functions it hands the file store to (followed through their module's own functions)."""
-    found = _calls_on(ast.parse(inspect.getsource(fn.module)), "files")
+def port_calls(fn: Function) -> dict[str, set[str]]:
+    """The FileStore and VectorIndex methods a function's code reaches: its own calls, and those of the module
+    functions it hands a port or the container to, followed from module to module (`services.search.retrieve`)."""
+    top = ast.parse(inspect.getsource(fn.module))
+    found = _port_calls(top)
     seen: set[Any] = set()
 
     def follow(tree: ast.AST, namespace: ModuleType) -> None:
         for node in ast.walk(tree):
-            if not (isinstance(node, ast.Call) and _passes_files(node)):
+            if not (isinstance(node, ast.Call) and _passes_a_port(node)):
                 continue
             callee = _callee(node, namespace)
             if not inspect.isfunction(callee) or callee in seen:
                 continue
             seen.add(callee)
             body = _function_ast(callee)
-            found.update(_calls_on(body, "files"))
+            for port, methods in _port_calls(body).items():
+                found[port] |= methods
             follow(body, inspect.getmodule(callee) or namespace)
 
-    follow(ast.parse(inspect.getsource(fn.module)), fn.module)
+    follow(top, fn.module)
     return found
+
+
+def file_store_calls(fn: Function) -> set[str]:
+    """The FileStore methods a function's code reaches (see `port_calls`)."""
+    return port_calls(fn)["files"]
+
+
+def _index_statements(calls: set[str]) -> list[dict[str, Any]]:
+    """Access to the content index's prefix (INDEX_URI: IndexUri, else index/ in the materials bucket)."""
+    if not calls:
+        return []
+    path = {
+        "Fn::If": [
+            "HasIndexUri",
+            {"Fn::Select": [1, {"Fn::Split": ["s3://", {"Ref": "IndexUri"}]}]},
+            {"Fn::Sub": "${MaterialsBucket}/index"},
+        ]
+    }
+    bucket = {"Fn::Select": [0, {"Fn::Split": ["/", path]}]}
+    actions = ["s3:GetObject"]
+    if calls & INDEX_WRITES:
+        actions += ["s3:PutObject", "s3:DeleteObject"]
+    return [
+        {
+            "Effect": "Allow",
+            "Action": actions,
+            "Resource": {"Fn::Sub": ["arn:${AWS::Partition}:s3:::${Path}/*", {"Path": path}]},
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": {"Fn::Sub": ["arn:${AWS::Partition}:s3:::${Bucket}", {"Bucket": bucket}]},
+        },
+    ]
 
 
 def _bucket_statements(calls: set[str]) -> list[dict[str, Any]]:
@@ -368,7 +427,12 @@ def build_template() -> dict[str, Any]:
                 "Type": "HttpApi",
                 "Properties": {"ApiId": {"Ref": "HttpApi"}, "Path": path, "Method": method},
             }
-        statements = [_secrets_statement(), *_bucket_statements(file_store_calls(fn))]
+        reached = port_calls(fn)
+        statements = [
+            _secrets_statement(),
+            *_bucket_statements(reached["files"]),
+            *_index_statements(reached["vector_index"]),
+        ]
         consumes = getattr(fn.module, "CONSUMES", None)
         if consumes:
             events["Kafka"] = _msk_event(fn, sorted(set(consumes)))
