@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import pytest
@@ -171,3 +172,11 @@ def test_assistant_functions_get_more_memory(template: dict[str, Any]) -> None:
 
 def test_the_bucket_name_is_an_output(template: dict[str, Any]) -> None:
     assert template["Outputs"]["MaterialsBucketName"]["Value"] == {"Ref": "MaterialsBucket"}
+
+
+def test_parameter_mistakes_are_refused_before_anything_is_created(template: dict[str, Any]) -> None:
+    stage = re.compile(template["Parameters"]["Stage"]["AllowedPattern"])
+    assert stage.fullmatch("production") and not stage.fullmatch("$default")  # `$` cannot be in a LayerName
+    assert set(template["Rules"]) == {"VpcNeedsSubnetsAndSecurityGroups", "MskSaslNeedsItsSecret"}
+    sasl = template["Rules"]["MskSaslNeedsItsSecret"]
+    assert sasl["RuleCondition"] == {"Fn::Equals": [{"Ref": "MskAuth"}, "SASL_SCRAM_512"]}

@@ -89,7 +89,11 @@ def _parameters() -> dict[str, Any]:
         return out
 
     return {
-        "Stage": param("Name of the HTTP API stage (also in the layer's name)", default="production"),
+        "Stage": param(
+            "Name of the HTTP API stage (also in the layer's name, so not $default)",
+            default="production",
+            pattern="^[A-Za-z0-9_-]{1,64}$",
+        ),
         "SecretsArn": param(
             "ARN of the Secrets Manager secret holding JWT_SECRET, DATABASE_URL, REDIS_URL (and optionally "
             "MONGODB_URL, METRICS_TOKEN, LLM_API_KEY, EMBEDDINGS_API_KEY) as a JSON object",
@@ -300,6 +304,43 @@ def _msk_parameters() -> dict[str, Any]:
     }
 
 
+def _rules(msk: bool) -> dict[str, Any]:
+    """Parameter combinations refused before anything is created."""
+
+    def empty(ref: dict[str, Any]) -> dict[str, Any]:
+        return {"Fn::Equals": [ref, ""]}
+
+    no_subnets = {"Fn::EachMemberEquals": [{"Ref": "SubnetIds"}, ""]}
+    no_groups = {"Fn::EachMemberEquals": [{"Ref": "SecurityGroupIds"}, ""]}
+    together = {
+        "Fn::Or": [
+            {"Fn::And": [no_subnets, no_groups]},
+            {"Fn::And": [{"Fn::Not": [no_subnets]}, {"Fn::Not": [no_groups]}]},
+        ]
+    }
+    rules: dict[str, Any] = {
+        "VpcNeedsSubnetsAndSecurityGroups": {
+            "Assertions": [
+                {
+                    "Assert": together,
+                    "AssertDescription": "SubnetIds and SecurityGroupIds are given together (or neither)",
+                }
+            ]
+        }
+    }
+    if msk:
+        rules["MskSaslNeedsItsSecret"] = {
+            "RuleCondition": {"Fn::Equals": [{"Ref": "MskAuth"}, "SASL_SCRAM_512"]},
+            "Assertions": [
+                {
+                    "Assert": {"Fn::Not": [empty({"Ref": "MskSaslSecretArn"})]},
+                    "AssertDescription": "MskAuth=SASL_SCRAM_512 needs MskSaslSecretArn",
+                }
+            ],
+        }
+    return rules
+
+
 def _msk_conditions() -> dict[str, Any]:
     return {
         "MskIamAuth": {"Fn::Equals": [{"Ref": "MskAuth"}, "IAM"]},
@@ -446,7 +487,8 @@ def build_template() -> dict[str, Any]:
         resources[logical_id(fn.name)] = {"Type": "AWS::Serverless::Function", "Properties": props}
     params = _parameters()
     conditions = _conditions()
-    if any(getattr(f.module, "CONSUMES", None) for f in all_functions()):
+    msk = any(getattr(f.module, "CONSUMES", None) for f in all_functions())
+    if msk:
         params.update(_msk_parameters())
         conditions.update(_msk_conditions())
     return {
@@ -454,6 +496,7 @@ def build_template() -> dict[str, Any]:
         "Transform": "AWS::Serverless-2016-10-31",
         "Description": "SmartCourse: the function pack (one function per endpoint and per event consumer).",
         "Parameters": params,
+        "Rules": _rules(msk),
         "Conditions": conditions,
         "Globals": {
             "Function": {
