@@ -21,7 +21,8 @@ from tests.conftest import REPO
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
-def test_run_starts_the_product_with_pools_that_fit_the_server(tmp_path: Path) -> None:
+def _start_run(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """`smartcourse run` on a fresh data directory under `tmp_path`, answering /health: (its process, port, log)."""
     port = free_port()
     engines = {"DATABASE", "REDIS", "TEMPORAL", "KAFKA", "SCHEMA", "CELERY", "MONGODB", "S3", "SMTP"}
     env = {
@@ -52,15 +53,35 @@ def test_run_starts_the_product_with_pools_that_fit_the_server(tmp_path: Path) -
         )
     try:
         deadline = time.monotonic() + 180
-        while True:
+        while not _healthy(port):
             assert proc.poll() is None, out.read_text()[-3000:]
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
             assert time.monotonic() < deadline, out.read_text()[-3000:]
             time.sleep(0.5)
+    except BaseException:
+        _stop_run(proc)
+        raise
+    return proc, port, out
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _stop_run(proc: subprocess.Popen[bytes]) -> int:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        return proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+
+
+def test_run_starts_the_product_with_pools_that_fit_the_server(tmp_path: Path) -> None:
+    proc, _, out = _start_run(tmp_path)
+    try:
         text = out.read_text()
         # Two API processes and the worker, each a main pool and its document store's, plus Celery's children:
         # at most what the embedded server (max_connections 100, 3 for superusers) leaves after the spare ten.
@@ -69,15 +90,38 @@ def test_run_starts_the_product_with_pools_that_fit_the_server(tmp_path: Path) -
         most, limit = int(found.group(1)), int(found.group(2))
         assert limit == 97 and most <= limit - 10, found.group(0)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            code = proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            raise
+        code = _stop_run(proc)
     assert code == 0, out.read_text()[-3000:]
     # Nothing it started is left: each child is stopped with its own children (a Celery beat started while the
     # worker was shutting down once outlived it, retrying the gone Redis for good).
+    assert not _left_behind(str(tmp_path / "data")), out.read_text()[-3000:]
+
+
+def test_a_killed_background_process_is_restarted_and_the_api_stays_up(tmp_path: Path) -> None:
+    import psutil
+
+    proc, port, out = _start_run(tmp_path)
+    try:
+
+        def child(name: str) -> psutil.Process:
+            (found,) = [p for p in psutil.Process(proc.pid).children() if p.cmdline()[-1:] == [name]]
+            return found
+
+        worker = child("worker")
+        os.kill(worker.pid, signal.SIGKILL)  # as the OOM killer would
+        deadline = time.monotonic() + 60
+        while "worker restarted" not in out.read_text():
+            assert proc.poll() is None, out.read_text()[-3000:]  # `run` did not stop everything
+            assert _healthy(port), out.read_text()[-3000:]  # and the API answered all along
+            assert time.monotonic() < deadline, out.read_text()[-3000:]
+            time.sleep(0.2)
+        assert "worker exited with -9 (SIGKILL); restarting it in 1 s" in out.read_text()
+        restarted = child("worker")
+        assert restarted.pid != worker.pid and restarted.is_running()
+        assert _healthy(port)
+    finally:
+        code = _stop_run(proc)
+    assert code == 0, out.read_text()[-3000:]
     assert not _left_behind(str(tmp_path / "data")), out.read_text()[-3000:]
 
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
-import contextlib
 import copy
 import json
 import logging
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Mapping
@@ -21,6 +19,7 @@ from typing import Any
 from smartcourse import aio
 from smartcourse.config import api_workers, default_public_base_url, get_settings
 from smartcourse.priority import lower_background_priority
+from smartcourse.supervise import Children
 
 log = logging.getLogger(__name__)
 
@@ -454,13 +453,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     line = size_pools(env, pool_processes(processes), others=CELERY_CONNECTIONS)
     if line:
         print(line, flush=True)
-    # Each in a process group of its own, stopped as a group: a child's own children (Celery's pool and its
-    # embedded beat, uvicorn's API processes) go with it, even when it has to be killed. (A beat started while
-    # Celery was already shutting down outlived its SIGKILLed parent, retrying the gone Redis for good.) Ctrl+C
-    # reaches this process only; it stops the rest.
-    children: dict[str, subprocess.Popen[bytes]] = {
-        name: subprocess.Popen(argv, env=env, start_new_session=True) for name, argv in processes.items()
-    }
+    # Each child in a process group of its own, restarted if it exits while we run, stopped as a group (supervise.py).
+    children = Children(processes, env)
+    children.start_all()
     base = f"http://{args.host}:{args.port}"
     print(
         "\nSmartCourse is starting:\n"
@@ -482,30 +477,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGHUP, _stop)  # the terminal closed: the children, in sessions of their own, do not see it
     code = 0
     while not stopping:
-        for name, proc in children.items():
-            if proc.poll() is not None:
-                print(f"{name} exited with {proc.returncode}; stopping", file=sys.stderr)
-                stopping, code = True, 1
+        reason = children.check()  # a child that exited is restarted, after a pause; too often, and we stop
+        if reason:
+            print(reason, file=sys.stderr, flush=True)
+            code = 1
+            break
         time.sleep(0.5)
-    for proc in children.values():
-        _signal_group(proc, signal.SIGTERM)
-    for proc in children.values():
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            pass
-        _signal_group(proc, signal.SIGKILL)  # whatever of its group is left: a late beat, a stuck pool process
+    children.stop_all()
     engines = embedded_engines(settings)
     engines.stop()
     engines.stop_orphans()  # one an API process started on first use (the chat model): they leave by os._exit
     lock.close()
     return code
-
-
-def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
-    """`sig` to the process group `proc` leads (started with start_new_session), if any of it is left."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, sig)
 
 
 def main(argv: list[str] | None = None) -> int:
