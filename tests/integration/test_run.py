@@ -89,6 +89,10 @@ def test_run_starts_the_product_with_pools_that_fit_the_server(tmp_path: Path) -
         assert found, text[-3000:]
         most, limit = int(found.group(1)), int(found.group(2))
         assert limit == 97 and most <= limit - 10, found.group(0)
+        # The data directory stays private while it runs: as root, pgserver opens it (and every directory above
+        # it) to all for its `pgserver` user; only passing through is left of that.
+        mode = (tmp_path / "data").stat().st_mode & 0o777
+        assert mode == (0o701 if os.geteuid() == 0 else 0o700), oct(mode)
     finally:
         code = _stop_run(proc)
     assert code == 0, out.read_text()[-3000:]

@@ -12,10 +12,11 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -223,6 +224,27 @@ def prune_stale_handles(pgdata: Path) -> list[int]:
     return [p for p in pids if p not in alive]
 
 
+@contextlib.contextmanager
+def parents_kept_closed(path: Path) -> Iterator[None]:
+    """Put back the modes of the directories above `path` that the block changed, with only `o+x` added.
+
+    Run as root, pgserver runs PostgreSQL as a system user of its own (`pgserver`) and, so that user can reach its
+    data, opens every directory above it to group and others (`g+rx,o+rx`): the data directory (0700, `cli.
+    make_private`) and whatever holds it, a home directory included, become listable by every local user. That
+    user needs to pass through them only: 0700 becomes 0701."""
+    before = {}
+    for parent in path.parents:
+        with contextlib.suppress(OSError):
+            before[parent] = stat.S_IMODE(parent.stat().st_mode)
+    try:
+        yield
+    finally:
+        for parent, mode in before.items():
+            with contextlib.suppress(OSError):
+                if stat.S_IMODE(parent.stat().st_mode) != mode:
+                    parent.chmod(mode | stat.S_IXOTH)
+
+
 @dataclass
 class EmbeddedEngines:
     """Starts (or finds) the embedded engines under one data directory."""
@@ -247,7 +269,8 @@ class EmbeddedEngines:
             running = PostmasterInfo.read_from_pgdata(pgdata)
             starts_here = running is None or not running.is_running()
             # 'stop': the server stops when the last process holding a handle exits.
-            self._pg = pgserver.get_server(pgdata, cleanup_mode="stop")
+            with parents_kept_closed(pgdata):
+                self._pg = pgserver.get_server(pgdata, cleanup_mode="stop")
             if starts_here:  # nobody else is connected yet: the one moment a restart costs nothing
                 self._fit_max_connections()
         uri: str = self._pg.get_uri()  # type: ignore[attr-defined]
