@@ -92,13 +92,15 @@ def test_run_starts_the_product_with_pools_that_fit_the_server(tmp_path: Path) -
         # The data directory stays private while it runs: as root, pgserver opens it (and every directory above
         # it) to all for its `pgserver` user; only passing through is left of that.
         mode = (tmp_path / "data").stat().st_mode & 0o777
-        assert mode == (0o701 if os.geteuid() == 0 else 0o700), oct(mode)
+        assert mode == (0o711 if os.geteuid() == 0 else 0o700), oct(mode)
     finally:
         code = _stop_run(proc)
     assert code == 0, out.read_text()[-3000:]
     # Nothing it started is left: each child is stopped with its own children (a Celery beat started while the
     # worker was shutting down once outlived it, retrying the gone Redis for good).
     assert not _left_behind(str(tmp_path / "data")), out.read_text()[-3000:]
+    # PostgreSQL was stopped, not killed: its pg_ctl (as the `pgserver` user, under root) could reach the data.
+    assert "Permission denied" not in out.read_text(), out.read_text()[-3000:]
 
 
 def test_a_killed_background_process_is_restarted_and_the_api_stays_up(tmp_path: Path) -> None:

@@ -125,6 +125,6 @@ def test_the_directories_pgserver_opens_are_closed_again_but_for_passing_through
         # What pgserver does as root, so that its `pgserver` user reaches the data: g+rx,o+rx on every parent.
         for d in (data, home):
             d.chmod(d.stat().st_mode | 0o055)
-    assert (oct(data.stat().st_mode & 0o777), oct(home.stat().st_mode & 0o777)) == ("0o701", "0o701")
+    assert (oct(data.stat().st_mode & 0o777), oct(home.stat().st_mode & 0o777)) == ("0o711", "0o711")
     assert (data / "postgres").stat().st_mode & 0o777 == 0o700  # PostgreSQL's own: never touched
     assert tmp_path.stat().st_mode == above  # not opened by the block: left as it was

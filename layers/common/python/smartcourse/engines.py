@@ -226,12 +226,13 @@ def prune_stale_handles(pgdata: Path) -> list[int]:
 
 @contextlib.contextmanager
 def parents_kept_closed(path: Path) -> Iterator[None]:
-    """Put back the modes of the directories above `path` that the block changed, with only `o+x` added.
+    """Put back the modes of the directories above `path` that the block changed, with only `g+x,o+x` added.
 
     Run as root, pgserver runs PostgreSQL as a system user of its own (`pgserver`) and, so that user can reach its
     data, opens every directory above it to group and others (`g+rx,o+rx`): the data directory (0700, `cli.
     make_private`) and whatever holds it, a home directory included, become listable by every local user. That
-    user needs to pass through them only: 0700 becomes 0701."""
+    user needs to pass through them only: 0700 becomes 0711. (Group too: pgserver runs its `pg_ctl` as that user
+    but keeps root's group, so a root-owned directory's group bits are the ones that apply to it.)"""
     before = {}
     for parent in path.parents:
         with contextlib.suppress(OSError):
@@ -242,7 +243,7 @@ def parents_kept_closed(path: Path) -> Iterator[None]:
         for parent, mode in before.items():
             with contextlib.suppress(OSError):
                 if stat.S_IMODE(parent.stat().st_mode) != mode:
-                    parent.chmod(mode | stat.S_IXOTH)
+                    parent.chmod(mode | stat.S_IXGRP | stat.S_IXOTH)
 
 
 @dataclass
