@@ -93,6 +93,18 @@ def test_run_starts_the_product_with_pools_that_fit_the_server(tmp_path: Path) -
         # it) to all for its `pgserver` user; only passing through is left of that.
         mode = (tmp_path / "data").stat().st_mode & 0o777
         assert mode == (0o711 if os.geteuid() == 0 else 0o700), oct(mode)
+        # The banner says how to reach the database, and `smartcourse psql` (with the same data dir) gets there.
+        banner = re.search(r"  psql       (\S+) '([^']+)'", text)
+        assert banner, text[-3000:]
+        query = ["-At", "-c", "select count(*) > 0 from alembic_version"]
+        assert _out([banner.group(1), banner.group(2), *query]) == "t"
+        data_env = {**os.environ, "SMARTCOURSE_DATA_DIR": str(tmp_path / "data")}
+        data_env.pop("DATABASE_URL", None)
+        assert _out([sys.executable, "-m", "smartcourse.cli", "psql", *query], env=data_env) == "t"
+        # With DATABASE_URL (the product's asyncpg form), there.
+        url_env = {**data_env, "SMARTCOURSE_DATA_DIR": str(tmp_path / "elsewhere")}
+        url_env["DATABASE_URL"] = banner.group(2).replace("postgresql://", "postgresql+asyncpg://", 1)
+        assert _out([sys.executable, "-m", "smartcourse.cli", "psql", "--", *query], env=url_env) == "t"
     finally:
         code = _stop_run(proc)
     assert code == 0, out.read_text()[-3000:]
@@ -129,6 +141,20 @@ def test_a_killed_background_process_is_restarted_and_the_api_stays_up(tmp_path:
         code = _stop_run(proc)
     assert code == 0, out.read_text()[-3000:]
     assert not _left_behind(str(tmp_path / "data")), out.read_text()[-3000:]
+
+
+def _out(argv: list[str], env: dict[str, str] | None = None) -> str:
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+
+
+def test_psql_without_a_running_server_says_so_and_starts_none(tmp_path: Path) -> None:
+    env = {**os.environ, "SMARTCOURSE_DATA_DIR": str(tmp_path / "data")}
+    env.pop("DATABASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "smartcourse.cli", "psql", "-c", "select 1"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 1 and "no embedded PostgreSQL is running under" in done.stderr, done.stderr
+    assert not (tmp_path / "data" / "postgres").exists()
 
 
 def _left_behind(data_dir: str) -> list[str]:

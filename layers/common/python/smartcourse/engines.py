@@ -246,6 +246,26 @@ def parents_kept_closed(path: Path) -> Iterator[None]:
                     parent.chmod(mode | stat.S_IXGRP | stat.S_IXOTH)
 
 
+def psql_binary() -> str:
+    """The psql that ships with pgserver (the embedded PostgreSQL's own), else the one on PATH."""
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    bundled = POSTGRES_BIN_PATH / "psql"
+    return str(bundled) if bundled.exists() else "psql"
+
+
+def running_postgres_uri(data_dir: Path) -> str | None:
+    """A libpq URI (no password: the embedded server trusts local connections) of the embedded PostgreSQL running
+    under `data_dir`, or None when none runs there. Starts nothing."""
+    from pgserver.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(data_dir.resolve() / "postgres")
+    if info is None or not info.is_running():
+        return None
+    uri: str = info.get_uri(database="postgres")
+    return uri
+
+
 @dataclass
 class EmbeddedEngines:
     """Starts (or finds) the embedded engines under one data directory."""
