@@ -109,11 +109,21 @@ async def login(
     password check, so guessing on is pointless.
     """
     account = ("login", key_part(email))
+    # All of these fail open when Redis is down (docs/security.md). Once one found it unreachable, the rest are
+    # skipped: a hung Redis costs this login one client timeout, not four.
     if limiter is not None:
-        enforce(await limiter.hit(("login", "ip", client_ip), settings.login_rate_limit_ip))
-        enforce(await limiter.hit(("login", "account", account[1]), settings.login_rate_limit_account))
+        decision = await limiter.hit(("login", "ip", client_ip), settings.login_rate_limit_ip)
+        enforce(decision)
+        if decision.checked:
+            decision = await limiter.hit(("login", "account", account[1]), settings.login_rate_limit_account)
+            enforce(decision)
+        if not decision.checked:
+            backoff = None
     if backoff is not None:
-        enforce(await backoff.check(account), "too many failed logins for this account; retry later")
+        decision = await backoff.check(account)
+        enforce(decision, "too many failed logins for this account; retry later")
+        if not decision.checked:
+            backoff = None
     user = await uow.session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
     ok = await verify_password_async(password, user.password_hash if user else None)
     if not ok or user is None or not user.is_active:
