@@ -116,12 +116,16 @@ class TokenPair(BaseModel):
 
 
 class UserPublic(BaseModel):
+    """An account as its owner and admins see it (nobody else reads it: instructors' public profiles are
+    InstructorPublic)."""
+
     model_config = ConfigDict(from_attributes=True)
     id: uuid.UUID
     email: str
     full_name: str
     role: str
     bio: str | None = None
+    is_active: bool = Field(description="false: disabled by an admin (its tokens are refused, it cannot log in)")
     created_at: datetime
 
 

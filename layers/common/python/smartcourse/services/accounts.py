@@ -274,7 +274,11 @@ def account_principal(row: Any, claims: Principal) -> Principal:
     if not row.is_active:
         raise Unauthorized("this account is disabled", code="account_disabled")
     if row.token_version != claims.token_version:
-        raise Unauthorized("this token was revoked (password changed); log in again", code="token_revoked")
+        # The version moves on at a password change and when an admin disables the account (which may have been
+        # enabled again since): nothing records which, so the message names both.
+        raise Unauthorized(
+            "this token was revoked (password changed or account disabled); log in again", code="token_revoked"
+        )
     return Principal(user_id=claims.user_id, role=row.role, token_version=row.token_version)
 
 
