@@ -261,3 +261,16 @@ def test_the_dashboards_json_is_up_to_date_and_names_known_metrics() -> None:
                 used = {re.sub(r"_bucket$", "", n) for n in used}
                 assert used <= names, (path.name, panel["title"], used - names)
                 assert used or target["expr"].startswith("sum by (process) (up{"), target["expr"]
+
+
+def test_the_assistant_outcomes_are_named_as_they_are_labelled() -> None:
+    """The metric's `outcome` is the stored outcome (`clarify`), the dashboard's key a participle (`clarified`): the
+    help text and docs/operations.md name the values the label really takes, and the mapping."""
+    from smartcourse.models import AI_OUTCOMES
+
+    described = re.search(r"\(([^()]*)\)$", metrics.ASSISTANT_INTERACTIONS._documentation)
+    assert described is not None and described.group(1).split(", ") == list(AI_OUTCOMES)
+    row = next(
+        line for line in (REPO / "docs" / "operations.md").read_text().splitlines() if "assistant_interact" in line
+    )
+    assert all(f"`{outcome}`" in row for outcome in AI_OUTCOMES) and "`clarified`" in row
