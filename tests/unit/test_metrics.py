@@ -120,10 +120,16 @@ def test_celery_prefork_children_are_added_up(tmp_path: Path) -> None:
         for c in children: c.join()
         port = metrics.serve_metrics("celery", port=0)
         print(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode())
-        """,
+        print("pid", os.getpid())
+        """.replace("import multiprocessing,", "import os, multiprocessing,"),
         env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
     )
     assert 'smartcourse_celery_tasks_total{outcome="retried",task="notifications.send_email"} 5.0' in out
+    # build_info is per process ("liveall"): the multiprocess collector adds a `pid` label, which the docs name.
+    pid = out.split("pid ")[-1].strip()
+    assert re.search(rf'smartcourse_build_info{{kind="celery",pid="{pid}",version="[^"]+"}} 1.0', out), out
+    row = next(line for line in (REPO / "docs" / "operations.md").read_text().splitlines() if "`build_info`" in line)
+    assert "pid" in row
 
 
 def test_a_celery_worker_command_selects_multiprocess_mode() -> None:
