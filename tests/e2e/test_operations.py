@@ -399,6 +399,18 @@ async def test_analytics_endpoints_over_http(api: Api, worker: object, container
     await wait_for(counted_today, what="the admission in today's series")
     r = await api.client.get("/analytics/completions", params={"interval": "month"}, headers=admin["headers"])
     assert r.status_code == 200 and {"completion_rate", "avg_time_to_complete_hours", "series"} <= set(r.json())
+    # The figures beside the series are all time, whatever the range: the dashboard's (and the schema says so).
+    far = await api.client.get(
+        "/analytics/completions", params={"from": "2999-12-30", "to": "2999-12-31"}, headers=admin["headers"]
+    )
+    assert far.status_code == 200 and (far.json()["from"], far.json()["to"]) == ("2999-12-30", "2999-12-31")
+    assert [p["completed"] for p in far.json()["series"]] == [0, 0]
+    dash = (await api.client.get("/analytics/dashboard", headers=admin["headers"])).json()
+    for key in ("completion_rate", "avg_time_to_complete_hours"):
+        assert far.json()[key] == dash[key], key
+    schema = (await api.client.get("/openapi.json")).json()["components"]["schemas"]["CompletionSeries"]
+    for key in ("completed", "admitted", "completion_rate", "avg_time_to_complete_hours"):
+        assert "all time" in schema["properties"][key]["description"], key
     for params, code in (
         ({"interval": "year"}, "validation_error"),
         ({"from": "2026-02-01", "to": "2026-01-01"}, "invalid_range"),

@@ -532,6 +532,7 @@ async def reconcile(*, uow: UnitOfWork, principal: Principal) -> dict[str, Any]:
     )
     return {
         "drift": drift,
+        # Units differ per metric (people, percentage points, hours, list entries): 0 = agree, else see `drift`.
         "total_drift": round(sum(drift.values()), 6),
         "counted": {k: counted[k] for k in actual},
         "source": actual,
