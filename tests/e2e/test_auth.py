@@ -186,13 +186,13 @@ async def test_a_hung_redis_costs_a_login_one_timeout(
     eng = EmbeddedEngines(tmp_path)
     hung = build_container(settings.model_copy(update={"redis_url": eng.redis_url()}))
     pid = int((tmp_path / "redis" / "redis.pid").read_text())
-    os.kill(pid, signal.SIGSTOP)
-    set_container(hung)
     try:
+        os.kill(pid, signal.SIGSTOP)
+        set_container(hung)
         started = time.monotonic()
         r = await api.client.post("/auth/login", json={"email": user["email"], "password": user["password"]})
         assert r.status_code == 200, r.text
-        assert time.monotonic() - started < 3  # four calls (limits by address and account, lock, success): >= 4 s
+        assert time.monotonic() - started < 3.5  # four calls (limits by address and account, lock, success): >= 4 s
     finally:
         set_container(container)
         os.kill(pid, signal.SIGCONT)

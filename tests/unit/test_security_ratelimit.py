@@ -111,13 +111,12 @@ async def test_a_hung_redis_costs_the_backoff_one_socket_timeout(tmp_path: Path)
     from smartcourse.engines import EmbeddedEngines
 
     eng = EmbeddedEngines(tmp_path)
-    url = eng.redis_url()
+    client = aioredis.from_url(eng.redis_url(), socket_timeout=0.5, socket_connect_timeout=0.5)
     pid = int((tmp_path / "redis" / "redis.pid").read_text())
-    client = aioredis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
-    b, key = Backoff(client, free=0), ("login", uuid.uuid4().hex)
-    assert (await b.check(key)).checked  # answering
-    os.kill(pid, signal.SIGSTOP)
     try:
+        b, key = Backoff(client, free=0), ("login", uuid.uuid4().hex)
+        assert (await b.check(key)).checked  # answering
+        os.kill(pid, signal.SIGSTOP)
         started = time.monotonic()
         decision = await b.check(key)
         assert decision.allowed and not decision.checked
