@@ -116,10 +116,15 @@ class SupervisorLog(logging.Filter):
 
 def uvicorn_log_config() -> dict[str, Any]:
     """uvicorn's logging config: its error logger at INFO through `SupervisorLog`, the access log at WARNING
-    (requests are logged by the API's own access line)."""
+    (requests are logged by the API's own access line); both as JSON lines like every other log line (unless
+    SMARTCOURSE_LOG_FORMAT=text), so an exception that escapes the app ("Exception in ASGI application") is one
+    line with its traceback in `exc`, not a hundred lines of text."""
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
+    if os.environ.get("SMARTCOURSE_LOG_FORMAT", "json") == "json":
+        for name in ("default", "access"):
+            config["formatters"][name] = {"()": "smartcourse.logging.JsonFormatter"}
     config["filters"] = {"supervisor": {"()": SupervisorLog}}
     config["handlers"]["default"]["filters"] = ["supervisor"]
     config["loggers"]["uvicorn.error"] = {"level": "INFO"}

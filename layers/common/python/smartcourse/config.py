@@ -105,6 +105,11 @@ def default_public_base_url(environ: Mapping[str, str] | None = None) -> str:
 #: them to the server: `cli.pool_plan`).
 DEFAULT_POOL_SIZE, DEFAULT_MAX_OVERFLOW = 10, 20
 
+#: How long a Redis client of the API (the container's, the rate limiter's) waits to connect, then for each reply.
+#: redis-py before 6 waits for ever by default: a hung Redis would hold every request that asks it (a login asks it
+#: up to four times) instead of failing open.
+REDIS_TIMEOUT_SECONDS = 5.0
+
 
 class Settings(BaseSettings):
     """Every knob of SmartCourse; see README "Pointing at external engines"."""

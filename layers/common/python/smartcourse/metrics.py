@@ -89,7 +89,8 @@ ENROLLMENT_REQUESTS = Counter(
 
 ASSISTANT_INTERACTIONS = Counter(
     "smartcourse_assistant_interactions_total",
-    "Assistant interactions by kind (ask, summary, quiz, ...) and outcome (answered, clarify, refused, error, ...)",
+    "Assistant interactions by kind (ask, summary, quiz, ...) and outcome as stored "
+    "(answer, clarify, refuse, generated, error, cancelled)",
     ["kind", "outcome"],
 )
 ASSISTANT_LATENCY = Histogram(
