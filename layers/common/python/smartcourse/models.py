@@ -237,6 +237,11 @@ class DeadLetter(Base):
     # Operations (issue #8, migration 0009): the trace the failure happened in; what a replay did.
     trace_id: Mapped[str | None] = mapped_column(String(32))
     replay_outcome: Mapped[str | None] = mapped_column(String(20))
+    # Migration 0011: an admin set it aside without replaying it (POST /ops/dead-letters/{id}/discard): when, who,
+    # why. A discarded dead letter is no longer pending (dashboard, dead_letters_pending, the alert).
+    discarded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    discarded_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    discard_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class Document(Base):

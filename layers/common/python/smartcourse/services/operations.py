@@ -4,7 +4,8 @@
   here for enrollment and certificate runs, which the API does not record when it starts them) with the failing
   step, the error and the trace id; `retrying` while Temporal retries it, `failed` once it gave up.
 * Dead letters: events a consumer could not apply (in process, Kafka or MSK) and Celery tasks out of retries;
-  an event's dead letter can be replayed, once.
+  a dead letter can be replayed, once, or discarded by an admin with a reason (one that cannot be replayed, or
+  need not be); either way it is no longer pending.
 * Task runs: the last outcome of each Celery task id, written by the worker's signal hooks (`tasks.py`).
 
 The trace id is read from the current OpenTelemetry span (32 hex digits; "" when there is none), so it works
@@ -17,13 +18,13 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry import trace
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -43,6 +44,9 @@ WORKFLOW_STATUSES = ("running", "retrying", "failed", "completed")
 #: `status=failed` asks for every run with an unresolved failure: given up (`failed`) or still being retried.
 PROBLEM_STATUSES = ("failed", "retrying")
 MAX_LIMIT = 200
+MAX_REASON = 1000
+#: A dead letter still waiting for someone: neither replayed nor discarded.
+DEAD_LETTER_PENDING = and_(DeadLetter.replayed_at.is_(None), DeadLetter.discarded_at.is_(None))
 
 
 def current_trace_id() -> str:
@@ -315,7 +319,8 @@ def _event_type(payload: dict[str, Any]) -> str | None:
     return None
 
 
-def dead_letter_item(dl: DeadLetter) -> dict[str, Any]:
+def dead_letter_item(dl: DeadLetter, consumers: Collection[str] | None = None) -> dict[str, Any]:
+    """`consumers`: the event consumers this deployment runs (a dead letter of another one cannot be replayed)."""
     return {
         "id": str(dl.id),
         "consumer": dl.consumer,
@@ -327,7 +332,10 @@ def dead_letter_item(dl: DeadLetter) -> dict[str, Any]:
         "created_at": dl.created_at,
         "replayed_at": dl.replayed_at,
         "replay_outcome": dl.replay_outcome,
-        "replayable": _replayable(dl) is None,
+        "replayable": dl.replayed_at is None and dl.discarded_at is None and _replayable(dl, consumers) is None,
+        "discarded_at": dl.discarded_at,
+        "discarded_by": str(dl.discarded_by) if dl.discarded_by else None,
+        "discard_reason": dl.discard_reason,
         "payload": dl.payload,
     }
 
@@ -340,31 +348,38 @@ async def list_dead_letters(
     consumer: str | None = None,
     since: datetime | None = None,
     limit: int = 50,
+    consumers: Collection[str] | None = None,
 ) -> dict[str, Any]:
-    """Dead letters, newest first: `pending` (not replayed), `replayed` or `all`."""
+    """Dead letters, newest first: `pending` (neither replayed nor discarded), `replayed`, `discarded` or `all`.
+    `consumers` names the event consumers this deployment runs (for `replayable`)."""
     ensure_admin(principal)
     query = select(DeadLetter)
     if status == "pending":
-        query = query.where(DeadLetter.replayed_at.is_(None))
+        query = query.where(DEAD_LETTER_PENDING)
     elif status == "replayed":
         query = query.where(DeadLetter.replayed_at.is_not(None))
+    elif status == "discarded":
+        query = query.where(DeadLetter.discarded_at.is_not(None))
     elif status != "all":
-        raise Invalid("status must be pending, replayed or all", code="invalid_status")
+        raise Invalid("status must be pending, replayed, discarded or all", code="invalid_status")
     if consumer:
         query = query.where(DeadLetter.consumer == consumer)
     since = _aware(since)
     if since is not None:
         query = query.where(DeadLetter.created_at >= since)
     rows = (await uow.session.scalars(query.order_by(DeadLetter.created_at.desc()).limit(_limit(limit)))).all()
-    return {"items": [dead_letter_item(r) for r in rows]}
+    return {"items": [dead_letter_item(r, consumers) for r in rows]}
 
 
-def _replayable(dl: DeadLetter) -> str | None:
-    """Why this dead letter cannot be replayed, or None."""
+def _replayable(dl: DeadLetter, consumers: Collection[str] | None = None) -> str | None:
+    """Why this dead letter cannot be replayed, or None. With `consumers` (those this deployment runs), an event
+    of any other consumer cannot be either."""
     if dl.consumer.startswith("celery:"):
         return None if dl.payload.get("task") else "the dead letter does not name its task"
     if "event_type" not in dl.payload:
         return "the record was not a readable event (its raw bytes are kept in the payload)"
+    if consumers is not None and dl.consumer not in consumers:
+        return f"no consumer named {dl.consumer!r} in this deployment"
     return None
 
 
@@ -397,6 +412,8 @@ async def replay_dead_letter(
                 raise NotFound("dead letter not found", code="dead_letter_not_found")
             if dl.replayed_at is not None:
                 return _replay_answer(dl, replayed_now=False)
+            if dl.discarded_at is not None:
+                raise Conflict("this dead letter was discarded", code="dead_letter_discarded")
             reason = _replayable(dl)
             if reason:
                 raise Conflict(f"this dead letter cannot be replayed: {reason}", code="not_replayable")
@@ -489,6 +506,38 @@ def _replay_answer(dl: DeadLetter, *, replayed_now: bool) -> dict[str, Any]:
     }
 
 
+async def discard_dead_letter(
+    *, sessionmaker: Any, principal: Principal, dead_letter_id: uuid.UUID, reason: str
+) -> dict[str, Any]:
+    """Set a dead letter aside without replaying it (it cannot be, or need not be): who, when and why are kept,
+    and it is no longer pending. Idempotent: asking again answers the first discard (`discarded_now: false`);
+    a replayed dead letter is settled already (409 `dead_letter_replayed`)."""
+    ensure_admin(principal)
+    why = reason.strip()
+    if not why or len(why) > MAX_REASON:
+        raise Invalid(f"reason must be 1 to {MAX_REASON} characters", code="invalid_reason")
+    async with sessionmaker() as session, session.begin():
+        # The same row lock as a replay: a discard and a replay at once settle it one way.
+        dl = await session.get(DeadLetter, dead_letter_id, with_for_update=True)
+        if dl is None:
+            raise NotFound("dead letter not found", code="dead_letter_not_found")
+        if dl.replayed_at is not None:
+            raise Conflict("this dead letter was replayed", code="dead_letter_replayed")
+        discarded_now = dl.discarded_at is None
+        if discarded_now:
+            dl.discarded_at, dl.discarded_by, dl.discard_reason = utcnow(), principal.user_id, why
+        return {
+            "id": str(dl.id),
+            "consumer": dl.consumer,
+            "event_id": str(dl.event_id),
+            "status": "discarded",
+            "discarded_at": dl.discarded_at,
+            "discarded_by": str(dl.discarded_by) if dl.discarded_by else None,
+            "discard_reason": dl.discard_reason,
+            "discarded_now": discarded_now,
+        }
+
+
 def task_item(run: TaskRun) -> dict[str, Any]:
     return {
         "task_id": run.task_id,
@@ -546,7 +595,7 @@ async def failure_counts(session: AsyncSession) -> dict[str, int]:
             select(
                 func.count().filter(~is_task),
                 func.count().filter(is_task),
-            ).where(DeadLetter.replayed_at.is_(None))
+            ).where(DEAD_LETTER_PENDING)
         )
     ).one()
     tasks = await session.scalar(select(func.count()).select_from(TaskRun).where(TaskRun.status == "failed"))
