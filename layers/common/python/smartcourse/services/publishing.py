@@ -71,6 +71,7 @@ async def request_publish(*, uow: UnitOfWork, principal: Principal, course_id: u
                 kind="course_publishing",
                 course_id=course.id,
                 owner_id=principal.user_id,
+                subject=f"course:{course.id}",
             )
         )
     await uow.commit()
