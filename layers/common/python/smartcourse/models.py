@@ -608,3 +608,15 @@ class TaskRun(Base):
     trace_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
+
+
+class ProcessHeartbeat(Base):
+    """A background process's sign of life (migration 0012): each instance of the worker, relay, consumers and
+    Celery writes its row every few seconds; `/health` reads the newest per process (services/heartbeats.py)."""
+
+    __tablename__ = "process_heartbeats"
+
+    process: Mapped[str] = mapped_column(String(50), primary_key=True)
+    instance: Mapped[str] = mapped_column(String(200), primary_key=True)
+    started_at: Mapped[datetime] = _created()
+    beat_at: Mapped[datetime] = _created()
