@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -159,3 +162,46 @@ async def test_a_celery_worker_beats_while_it_runs(api: Api, container: Any, set
         async with container.sessionmaker() as session, session.begin():
             await session.execute(delete(ProcessHeartbeat).where(ProcessHeartbeat.instance == instance))
     assert beat.beat_at is not None and os.getpid() != worker.proc.pid
+
+
+def _start_relay(settings: Any) -> tuple[subprocess.Popen[bytes], Path]:
+    """`smartcourse relay` on the suite's database, without Kafka, its metrics server off."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url or "",
+        "SMARTCOURSE_DATA_DIR": str(Path(settings.data_dir).resolve()),
+        "SMARTCOURSE_METRICS_PORT": "off",
+        "SMARTCOURSE_BACKGROUND_NICE": "0",
+    }
+    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+    log = Path(settings.data_dir) / "relay-heartbeat.log"
+    with open(log, "ab") as out:
+        argv = [sys.executable, "-m", "smartcourse.cli", "relay"]
+        return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT), log
+
+
+def _tail(path: Path) -> str:
+    return path.read_text(errors="replace")[-3000:]
+
+
+async def test_the_relay_process_beats_while_it_runs(container: Any, settings: Any) -> None:
+    """`smartcourse relay` (here without Kafka: to the in-process consumers; it claims rows with SKIP LOCKED, so it
+    may run beside the suite's worker) renews its row while it runs."""
+    from smartcourse.models import ProcessHeartbeat
+
+    proc, log = await asyncio.to_thread(_start_relay, settings)
+    instance = f"{socket.gethostname()}:{proc.pid}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            async with container.sessionmaker() as session:
+                beat = await session.get(ProcessHeartbeat, ("relay", instance))
+            if beat is not None:
+                break
+            assert time.monotonic() < deadline and proc.poll() is None, await asyncio.to_thread(_tail, log)
+            await asyncio.sleep(0.3)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(proc.wait, 30)
+        async with container.sessionmaker() as session, session.begin():
+            await session.execute(delete(ProcessHeartbeat).where(ProcessHeartbeat.instance == instance))
