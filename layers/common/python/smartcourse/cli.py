@@ -502,6 +502,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     env.setdefault("PUBLIC_BASE_URL", default_public_base_url({"HOST": args.host, "PORT": str(args.port)}))
     _migrate(resolved.database_url or "")
     processes = run_processes(args.host, args.port, kafka=bool(settings.kafka_bootstrap_servers))
+    # /health expects a heartbeat from each background process started here (services/heartbeats.py).
+    env.setdefault("SMARTCOURSE_BACKGROUND_PROCESSES", ",".join(name for name in processes if name != "api"))
     # Every process has its own pools: together they must fit the server's max_connections (the embedded one: 100),
     # or a burst meets "too many clients" (a 503) in whichever process opens the connection one too many.
     line = size_pools(env, pool_processes(processes), others=CELERY_CONNECTIONS)

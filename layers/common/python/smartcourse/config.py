@@ -241,6 +241,10 @@ class Settings(BaseSettings):
     # Anonymous catalogue reads are answered from each API process's memory while the catalogue generation, re-read
     # at most this often (seconds), has not moved (api/edge_cache.py; 0: off).
     edge_cache_seconds: float = Field(default=0.5, ge=0, le=60, alias="SMARTCOURSE_EDGE_CACHE_SECONDS")
+    # Background liveness on /health (services/heartbeats.py): the processes expected to beat (comma-separated:
+    # worker, relay, consumers, celery; empty: none; unset: every process that has beaten), and how old a beat may be.
+    background_processes: str | None = Field(default=None, alias="SMARTCOURSE_BACKGROUND_PROCESSES")
+    heartbeat_stale_seconds: float = Field(default=60.0, gt=0, alias="SMARTCOURSE_HEARTBEAT_STALE_SECONDS")
 
     @property
     def is_development(self) -> bool:

@@ -403,6 +403,12 @@ class EnrollIn(Strict):
     course_id: uuid.UUID
 
 
+class DiscardIn(Strict):
+    """`POST /ops/dead-letters/{id}/discard`: why the dead letter is set aside (kept with it)."""
+
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
+
+
 class EnrollmentPublic(BaseModel):
     id: uuid.UUID
     student_id: uuid.UUID

@@ -24,7 +24,7 @@ from smartcourse.models import (
     utcnow,
 )
 from smartcourse.security import Principal
-from smartcourse.services import operations
+from smartcourse.services import operations, outbox
 
 POPULAR_LIMIT = 5
 
@@ -357,16 +357,20 @@ def ai_usage(by_kind_outcome: dict[str, float]) -> dict[str, Any]:
 
 
 async def _workflow_issues(uow: UnitOfWork, flat: dict[str, float]) -> dict[str, int]:
-    """Real failures (operations.failure_counts: failed/retrying workflow runs, dead letters, failed tasks)
-    plus outbox rows being retried and admissions the enrollment workflow has not recorded yet."""
+    """Open failures (operations.failure_counts: failed/retrying workflow runs, dead letters, failed tasks), outbox
+    rows being retried, the unrelayed outbox and its oldest event's age (from the table: a stopped relay shows there
+    while the counters it feeds stand still), and admissions the enrollment workflow has not recorded yet."""
     stuck = await uow.session.scalar(
         select(func.count())
         .select_from(OutboxEvent)
         .where(OutboxEvent.published_at.is_(None), OutboxEvent.attempts > 0)
     )
+    backlog = await outbox.backlog_figures(uow.session)
     return {
         **await operations.failure_counts(uow.session),
         "outbox_retrying": int(stuck or 0),
+        "outbox_unpublished": int(backlog["unpublished"]),
+        "outbox_oldest_age_seconds": int(backlog["oldest_age_seconds"]),
         "enrollments_awaiting_workflow": int(
             flat.get("enrollments_admitted", 0) - flat.get("enrollments_recorded_by_workflow", 0)
         ),

@@ -73,6 +73,7 @@ async def request_publish(*, uow: UnitOfWork, principal: Principal, course_id: u
                 owner_id=principal.user_id,
                 # The request's trace: the workflow continues it (a failure recorded later keeps its own).
                 trace_id=operations.current_trace_id(),
+                subject=f"course:{course.id}",
             )
         )
     await uow.commit()
