@@ -423,6 +423,34 @@ async def test_catalog_search_never_quotes_what_only_enrolled_students_read(api:
     assert item["highlights"] == [f"Hidden depths <b>{word}</b>. Public blurb"] and item["matched_in"] == ["title"]
 
 
+async def test_catalog_search_folds_accents(api: Api) -> None:
+    """`bechamel` found nothing while `béchamel` found the course: the catalogue compared the letters as typed."""
+    owner = await api.user("instructor")
+    marker = uuid.uuid4().hex[:8]
+    course = await api.course(owner, title=f"Sauce Béchamel {marker}", tags=[marker], description="Française.")
+    module = await api.module(owner, course["id"])
+    await api.lesson(
+        owner, course["id"], module["id"], title="Dessert", type="text", content="Crème brûlée, smørrebrød."
+    )
+    assert (await _publish(api, owner, course["id"]))["status"] == "completed"
+
+    for q, where in (
+        ("bechamel", ["title"]),
+        ("BÉCHAMEL", ["title"]),
+        ("francaise", ["description"]),
+        ("creme brulee", ["content"]),
+        ("crème brûlée", ["content"]),
+        ("smorrebrod", ["content"]),
+        ("Béchamel", ["title"]),
+    ):
+        r = await api.client.get("/search", params={"q": q, "tags": marker})
+        assert r.status_code == 200, r.text
+        assert [(i["id"], i["matched_in"]) for i in r.json()["items"]] == [(course["id"], where)], (q, r.text)
+    # A headline quotes the author's spelling; the word is marked when typed as written.
+    r = await api.client.get("/search", params={"q": "béchamel", "tags": marker})
+    assert r.json()["items"][0]["highlights"] == [f"Sauce <b>Béchamel</b> {marker}. Française"], r.text
+
+
 async def test_tag_filters_ignore_case(api: Api) -> None:
     """Tags keep their spelling but are filtered like category and level, without regard to case."""
     owner = await api.user("instructor")

@@ -172,7 +172,20 @@ async def search_course(
 
 
 def _tsquery(q: str) -> Any:
-    return func.websearch_to_tsquery("english", q)
+    """The catalogue's query, accents folded as the documents are (`_tsvector`)."""
+    return func.websearch_to_tsquery("english", func.smartcourse_fold(q))
+
+
+def _tsvector(document: Any) -> Any:
+    """A catalogue document with its accents folded (`smartcourse_fold`, migration 0011: `bechamel` finds
+    `Béchamel`). The GIN indexes are built on these same expressions."""
+    return func.to_tsvector("english", func.smartcourse_fold(document))
+
+
+def _headline_query(q: str) -> Any:
+    """What a headline marks: the words as typed or folded (a headline quotes the author's own spelling, so a word
+    typed without its accents matches but is not marked)."""
+    return _tsquery(q).op("||")(func.websearch_to_tsquery("english", q))
 
 
 def _lowered(values: Any) -> Any:
@@ -241,10 +254,10 @@ async def search_catalog(
         return CatalogSearchPage(items=items, total=total, page=page, page_size=page_size, query=query)
 
     tsq = _tsquery(query)
-    meta_doc = func.to_tsvector("english", Course.title + " " + Course.description + " " + Course.category)
+    meta_doc = _tsvector(Course.title + " " + Course.description + " " + Course.category)
     meta_rank = func.ts_rank_cd(meta_doc, tsq)
     tag_match = _shares_a_tag(query.split())
-    chunk_doc = func.to_tsvector("english", ContentChunk.title + " " + ContentChunk.text)
+    chunk_doc = _tsvector(ContentChunk.title + " " + ContentChunk.text)
     content = (
         select(
             ContentChunk.course_id.label("course_id"),
@@ -307,7 +320,7 @@ def safe_fragment(fragment: str) -> str:
 
 
 def _matches(document: Any, tsq: Any) -> Any:
-    return func.to_tsvector("english", document).op("@@")(tsq)
+    return _tsvector(document).op("@@")(tsq)
 
 
 async def _public_matches(
@@ -319,7 +332,7 @@ async def _public_matches(
     description, and the title of a lesson of the live version (the outline). Lesson bodies, transcripts, quiz
     prompts and materials rank a course but are never quoted: a match there is reported as `content`. The
     fragments are HTML-safe: the author's text is escaped and `<b>`/`</b>` are the only tags (`safe_fragment`)."""
-    tsq = _tsquery(query)
+    tsq, marked = _tsquery(query), _headline_query(query)
     highlights: dict[uuid.UUID, list[str]] = {cid: [] for cid in course_ids}
     where: dict[uuid.UUID, set[str]] = {cid: set() for cid in course_ids}
     meta = await uow.session.execute(
@@ -330,7 +343,7 @@ async def _public_matches(
             _matches(Course.category, tsq),
             _shares_a_tag(query.split()),
             _matches(Course.title + " " + Course.description, tsq),
-            _headline(Course.title + ". " + Course.description, tsq),
+            _headline(Course.title + ". " + Course.description, marked),
         ).where(Course.id.in_(course_ids))
     )
     for cid, in_title, in_description, in_category, in_tags, in_either, fragment in meta.all():
@@ -363,7 +376,7 @@ async def _public_matches(
             .over(
                 partition_by=ContentChunk.course_id,
                 order_by=(
-                    func.ts_rank_cd(func.to_tsvector("english", ContentChunk.title), tsq).desc(),
+                    func.ts_rank_cd(_tsvector(ContentChunk.title), tsq).desc(),
                     ContentChunk.title,
                 ),
             )
@@ -373,7 +386,9 @@ async def _public_matches(
         .where(ContentChunk.course_id.in_(course_ids), in_lesson_title)
         .subquery()
     )
-    best = await uow.session.execute(select(titled.c.course_id, _headline(titled.c.title, tsq)).where(titled.c.n == 1))
+    best = await uow.session.execute(
+        select(titled.c.course_id, _headline(titled.c.title, marked)).where(titled.c.n == 1)
+    )
     for cid, fragment in best.all():
         highlights[cid].append(safe_fragment(fragment))
     order: tuple[MatchedIn, ...] = ("title", "description", "category", "tags", "lessons", "content")
