@@ -49,7 +49,7 @@ async def test_fold_function_and_indexes_up_and_down(settings: Any) -> None:
                 )
             )
             assert "ix_content_chunks_fts" in " ".join(r[0] for r in plan)
-        await asyncio.to_thread(command.downgrade, alembic_config(url), "0010")
+        await asyncio.to_thread(command.downgrade, alembic_config(url), "0012")
         assert not any("smartcourse_fold" in d for d in (await indexes()).values()) and len(await indexes()) == 2
         async with engine.connect() as conn:
             assert await conn.scalar(text("select count(*) from pg_proc where proname = 'smartcourse_fold'")) == 0

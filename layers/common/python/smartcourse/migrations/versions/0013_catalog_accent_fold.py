@@ -5,7 +5,6 @@ is a plain SQL function every server has: `smartcourse_fold(text)`, immutable (s
 `translate()` (the Latin letters with diacritics of U+00C0-U+024F to their base letter, a few letters without a
 decomposition such as ø, đ, ł by hand, combining marks U+0300-U+036F dropped) and `replace()` for ß, æ, œ.
 The catalogue's two full-text indexes are rebuilt on the folded text: the queries use the same expressions.
-Written for this branch (fix/ai-search) as 0011; renumber it if another 0011 lands first.
 """
 
 from __future__ import annotations
@@ -14,8 +13,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0011"
-down_revision: str | None = "0010"
+revision: str = "0013"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
