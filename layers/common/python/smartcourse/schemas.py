@@ -329,9 +329,22 @@ class ContentSearchResult(BaseModel):
     query: str
 
 
+#: Where a catalogue query matched a course, in this order. `lessons`: the title of a lesson of the live version
+#: (public, in the outline); `content`: lesson bodies, transcripts, quiz prompts or materials, never quoted.
+MatchedIn = Literal["title", "description", "category", "tags", "lessons", "content"]
+
+
 class CatalogHit(CourseSummary):
     score: float
-    highlights: list[str]
+    highlights: list[str] = Field(
+        description="HTML fragments (escaped, `<b>` marks only) from public fields: the title and description, "
+        "a matching lesson title. Never from lesson bodies, quiz prompts or materials (see `matched_in`)."
+    )
+    matched_in: list[MatchedIn] = Field(
+        default_factory=list,
+        description="Where the query matched: title, description, category, tags, lessons (a lesson title), "
+        "content (the course's lessons or materials, which only enrolled students read: matched, not quoted).",
+    )
 
 
 class CatalogSearchPage(BaseModel):
