@@ -1,4 +1,4 @@
-"""Migration 0011: `smartcourse_fold` folds accents, the catalogue's full-text indexes use it, and back on downgrade."""
+"""Migration 0013: `smartcourse_fold` folds accents, the catalogue's full-text indexes use it, and back on downgrade."""
 
 from __future__ import annotations
 
