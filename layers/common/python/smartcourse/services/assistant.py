@@ -571,7 +571,8 @@ async def prepare_generation(
     query = concept or course.title
     if kind == "explain":
         found = await search.retrieve(container, principal=principal, course_id=course_id, query=query, k=RETRIEVE_K)
-        passages = evidence.strong_hits(found.hits, container.settings.assistant_relevance_floor)[:GENERATION_PASSAGES]
+        floor = container.settings.assistant_relevance_floor
+        passages = evidence.strong_hits(found.hits, floor, evidence.subject_words(query))[:GENERATION_PASSAGES]
         if not passages:
             raise Invalid("the course's material does not cover that concept", code="concept_not_in_course")
     if not passages:
