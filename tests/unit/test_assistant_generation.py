@@ -205,3 +205,46 @@ async def test_the_error_message_names_the_kind_in_good_english() -> None:
         await generation.run(chat, generation.objectives_task(), [OUTBOX])  # type: ignore[arg-type]
     assert "did not write valid learning objectives in 2 attempts" in err.value.message
     assert "a valid objectives" not in err.value.message
+
+
+# --- explore-ai L7: a failed generation's record and error event -------------------------------------------------
+
+
+async def test_a_failed_generation_records_its_reason_and_the_error_event_has_one_shape(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+    import uuid
+
+    from smartcourse.assistant.sse import generation_events
+    from smartcourse.security import Principal
+    from smartcourse.services import assistant
+
+    recorded: list[assistant.Interaction] = []
+
+    async def fake_record(container: object, interaction: assistant.Interaction, **kw: object) -> None:
+        recorded.append(interaction)
+
+    class Container:
+        def chat_model(self) -> ScriptedChat:
+            return ScriptedChat("nothing useful", "nothing useful")
+
+    monkeypatch.setattr(assistant, "record", fake_record)
+    user = uuid.uuid4()
+    run = assistant.GenerationRun(
+        container=Container(),
+        principal=Principal(user_id=user, role="instructor"),
+        task=generation.objectives_task(),
+        passages=[OUTBOX],  # type: ignore[list-item]
+        interaction=assistant.Interaction(user_id=user, course_id=uuid.uuid4(), kind="objectives", model="scripted"),
+        slot=asyncio.Semaphore(0),
+        query="outbox",
+    )
+    events = [e async for e in generation_events(run)]
+    error = json.loads(events[-1]["data"])
+    assert events[-1]["event"] == "error" and error["code"] == "ai_output_invalid"
+    assert error["interaction_id"] == str(run.interaction.id) == error["details"]["interaction_id"]
+    assert recorded[0].outcome == "error" and recorded[0].reason == "no line starts with a Bloom verb"
+    long = Unavailable("x", code="ai_output_invalid", details={"reason": "malformed JSON: " + "e" * 80})
+    assert len(assistant.failure_reason(long) or "") == assistant.REASON_CHARS
+    assert assistant.failure_reason(Unavailable("busy", code="assistant_busy")) == "assistant_busy"

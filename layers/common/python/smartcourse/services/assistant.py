@@ -234,8 +234,22 @@ async def record(
     )
 
 
+#: The width of `ai_interactions.reason`.
+REASON_CHARS = 50
+
+
+def failure_reason(exc: BaseException) -> str | None:
+    """What the interaction record keeps as `reason` for a failure: the error's `details.reason` ("no line starts
+    with a Bloom verb"), else its code; cut to the column's width (the whole text is in `error`)."""
+    if not isinstance(exc, DomainError):
+        return None
+    reason = str((exc.details or {}).get("reason") or exc.code)
+    return reason if len(reason) <= REASON_CHARS else reason[: REASON_CHARS - 1] + "…"
+
+
 async def record_failure(container: Any, interaction: Interaction, exc: BaseException) -> None:
     interaction.outcome = "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
+    interaction.reason = failure_reason(exc)
     interaction.error = f"{type(exc).__name__}: {exc}"[:2000]
     try:
         await asyncio.shield(record(container, interaction))
