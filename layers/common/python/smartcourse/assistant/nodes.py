@@ -38,13 +38,14 @@ def _only_echo(text: str) -> bool:
     return bool(cited) and all(evidence.is_instruction_echo(s) for s in cited)
 
 
-async def _new_subject_in_course(cfg: Configuration, question: str) -> bool:
+async def _new_subject_in_course(cfg: Configuration, question: str) -> list[Hit] | None:
     """A question without a pronoun that names its own subject, found in the course ("And what about aquaporins?"):
-    a change of topic, not a follow-up, whatever its length."""
+    a change of topic, not a follow-up, whatever its length. Its hits (the retrieval step reuses them), or None."""
     subject = evidence.subject_words(question)
     if not subject or evidence.leans_on_context(question):
-        return False
-    return any(evidence.keyword_strong(h, subject) or _mentions(h, subject) for h in await cfg.retriever(question))
+        return None
+    hits = await cfg.retriever(question)
+    return hits if any(evidence.keyword_strong(h, subject) or _mentions(h, subject) for h in hits) else None
 
 
 def _mentions(hit: Hit, subject: list[str]) -> bool:
@@ -58,8 +59,11 @@ async def rewrite(state: AskState, config: RunnableConfig) -> dict[str, Any]:
     the question names a new subject the course has)."""
     cfg = Configuration.from_runnable_config(config)
     question, history = state["question"], usable_history(state.get("history") or [])
-    if not history or not evidence.is_follow_up(question) or await _new_subject_in_course(cfg, question):
+    if not history or not evidence.is_follow_up(question):
         return {"standalone": question}
+    new_subject_hits = await _new_subject_in_course(cfg, question)
+    if new_subject_hits is not None:
+        return {"standalone": question, "hits": new_subject_hits}
     recent = history[-cfg.knobs.history_turns :]
     text = await cfg.chat.complete(prompts.rewrite_messages(recent, question), max_tokens=64)
     candidate = text.strip().splitlines()[0].strip() if text.strip() else ""
@@ -73,7 +77,10 @@ async def rewrite(state: AskState, config: RunnableConfig) -> dict[str, Any]:
 
 
 async def retrieve(state: AskState, config: RunnableConfig) -> dict[str, Any]:
-    """Hybrid search over the course's live index version (the service's retriever checks access)."""
+    """Hybrid search over the course's live index version (the service's retriever checks access); the rewrite's
+    search for a new subject is not repeated."""
+    if state.get("hits") is not None:
+        return {}
     cfg = Configuration.from_runnable_config(config)
     return {"hits": await cfg.retriever(state["standalone"])}
 
