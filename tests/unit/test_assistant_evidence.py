@@ -224,6 +224,9 @@ async def test_an_exact_keyword_hit_is_evidence() -> None:
     assert out["citations"][0]["quote"].startswith("Aquaporins are channel proteins")
     # A keyword hit on a word that is not the question's subject is not evidence.
     assert evidence.decide("What do lysosomes use to digest organelles?", [aquaporins], Knobs()).route == "refuse"
+    # Nor one common word of two.
+    capital = hit(30, "Funding", "Venture capital funds young firms.", 0.1, keyword=2.0)
+    assert evidence.decide("What is the capital of Peru?", [capital], Knobs()).route == "refuse"
 
 
 async def test_passages_that_share_no_subject_word_are_not_quoted() -> None:

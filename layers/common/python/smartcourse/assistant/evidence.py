@@ -61,13 +61,14 @@ def asks_for_quiz_answers(question: str) -> bool:
 
 
 def keyword_strong(hit: Hit, subject: Sequence[str]) -> bool:
-    """A keyword (BM25) hit whose text has at least half of the question's subject words (one of one, two of
-    three): an exact rare term ("aquaporins") is evidence even when the embedder does not know it."""
+    """A keyword (BM25) hit whose text has most of the question's subject words (one of one, two of two or three):
+    an exact rare term ("aquaporins") is evidence even when the embedder does not know it, while one common word of
+    two ("capital" of "the capital of Peru") is not."""
     if hit.keyword_score is None or hit.keyword_score <= 0 or not subject:
         return False
     wanted = {words.stem(w) for w in subject}
     found = wanted & {words.stem(w) for w in words.tokens(f"{hit.chunk.title} {hit.chunk.text}")}
-    return len(found) * 2 >= len(wanted)
+    return len(found) * 2 > len(wanted)
 
 
 def strong_hits(hits: Sequence[Hit], floor: float, subject: Sequence[str] = ()) -> list[Hit]:

@@ -674,8 +674,8 @@ async def _search_sections(
     container: Any, course: Course, query: str, *, exclude_source: str | None = None, evidence_only: bool = False
 ) -> list[ReviewSection]:
     """The live version's sections for `query`; with `evidence_only`, only the hits the assistant would count as
-    evidence (`evidence.strong_hits`: cosine at ASSISTANT_RELEVANCE_FLOOR, or a keyword hit on the subject words),
-    so a student's question is not tied to a section it merely shares a weak chunk with."""
+    evidence (`evidence.strong_hits`: cosine at ASSISTANT_RELEVANCE_FLOOR, or a keyword hit with most of its subject
+    words), so a student's question is not tied to a section it merely shares a weak chunk with."""
     found = await retrieve_version(
         container, course_id=course.id, version=course.index_version, query=query[:1000], k=SECTIONS_PER_ITEM + 3
     )
