@@ -163,6 +163,12 @@ def test_instruction_like_sentences_are_neutralised_whole() -> None:
         "An AI, as a field, studies agents.",
         "Enzymes override the energy barrier of a reaction.",
         "Answer each question of the quiz before the deadline.",
+        "Drop the messages table before re-running the migration.",
+        "In developer mode, Android shows more options.",
+        "Prompt injection is an attack on language models.",
+        "Write a prompt for the AI model that summarises a text.",
+        "The system message log records boot events.",
+        "You can ignore the rules of thumb for small samples.",
     ],
 )
 def test_teaching_text_is_not_taken_for_instructions(text: str) -> None:

@@ -37,20 +37,24 @@ GENERATOR_SYSTEM = (
 # patterns address an AI or its rules; teaching text about prompts and rules ("The system prompt in a shell shows
 # the current directory", "Ignore the first row of the table") does not match.
 _RULES = r"(?:instructions?|prompts?|rules?|messages?|guidelines?|directions?|directives?|programming|guardrails?)"
+_QUALIFIER = r"(?:previous|prior|above|earlier|system|original|safety|existing)"
 _INJECTION = re.compile(
-    rf"\b(?:ignore|disregard|forget|override|bypass|abandon|drop)\s+(?:all\s+|any\s+|of\s+|the\s+|your\s+|these\s+"
-    rf"|those\s+|my\s+|its\s+)*(?:(?:previous|prior|above|earlier|system|original|safety|existing)\s+)*{_RULES}\b"
+    # "Ignore all previous instructions", "disregard your rules": the rules must be *yours* or qualified
+    # ("Ignore the first row", "forget the rules of thumb" are teaching text).
+    rf"\b(?:ignore|disregard|forget|override|bypass)\s+(?:(?:all|any|of|the|these|those|my|its)\s+)*"
+    rf"(?:(?:your|all)\s+(?:{_QUALIFIER}\s+)*|(?:{_QUALIFIER}\s+)+){_RULES}\b"
     r"|\byou\s+are\s+now\b|\bfrom\s+now\s+on,?\s+you\b|\bnew\s+instructions?\s*:|\bpretend\s+(?:to\s+be|you\s+are)\b"
-    r"|\bsystem\s+(?:override|message|instruction)s?\b|\b(?:jailbreak|developer\s+mode|prompt\s+injection)\b"
+    r"|\bsystem\s+override\b"
     rf"|\b(?:print|reveal|show|repeat|output|display|leak|disclose|tell\s+me|give\s+me|what\s+(?:is|are))\s+(?:me\s+)?"
     rf"(?:your|the\s+(?:hidden|secret|assistant'?s?|ai'?s?))\s+(?:(?:system|hidden|secret|initial)\s+)*{_RULES}"
     r"|\byour\s+system\s+prompt\b"
+    # A sentence addressing the assistant: "Assistant, …", "To the AI tutor: …", "Note for the assistant".
     r"|\b(?:the|you,?)\s+(?:ai|llm|language\s+model)\s+(?:tutor|assistant)\s*[:,]"
-    r"|\bfor\s+the\s+(?:ai|llm|chatbot|assistant)(?:\s+(?:tutor|assistant|model))?\b"
+    r"|\b(?:note|message|instructions?|attention)\s+(?:to|for)\s+(?:the\s+)?(?:ai|llm|assistant|chatbot|tutor)\b"
     r"|^\W*(?:dear\s+|hey\s+)?(?:assistant|chatbot|ai\s+tutor|ai\s+assistant)\s*,"
     r"|\b(?:reply|respond|answer)\s+only\s+with\b"
     r"|\b(?:end|start|begin|finish)\s+(?:each|every|all|any|your)\s+(?:answers?|responses?|replies|messages?)\s+with\b"
-    r"|\b(?:tell|give)\s+the\s+(?:student|user)s?\b.*\b(?:password|secret|answers?)\b",
+    r"|\b(?:tell|give)\s+the\s+(?:student|user)s?\b.*\b(?:password|secret)\b",
     re.IGNORECASE | re.MULTILINE,
 )
 #: What stands for a neutralised sentence: an editorial omission mark, which says nothing of why.
