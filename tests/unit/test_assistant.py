@@ -125,7 +125,8 @@ async def test_twice_uncited_falls_back_to_quoting_passages() -> None:
     chat = ScriptedChat("No idea.", "Still no idea [9].")
     out = await ask(chat, "Why use an outbox table?", OUTBOX, RELAY)
     assert out["type"] == "answer" and out["answer"].startswith("Here is what the course material says")
-    assert [c["chunk_id"] for c in out["citations"]] == ["c1", "c2"]
+    # Only passages with a quote sharing a subject word with the question: RELAY says nothing of an outbox table.
+    assert [c["chunk_id"] for c in out["citations"]] == ["c1"]
     assert "[9]" not in out["answer"]
 
 

@@ -154,3 +154,97 @@ async def test_the_adapter_turns_a_length_cut_json_reply_into_output_truncated()
         _ = [p async for p in model.stream_json(messages, schema={"type": "object"}, max_tokens=2)]
     assert err.value.max_tokens == 2 and "cut off at the 2-token output limit" in str(err.value)
     assert "".join([p async for p in model.stream(messages, max_tokens=2)]) == '{"questions": [{"prompt": '
+
+
+# --- explore-ai L4/L6: form errors the validation now refuses -----------------------------------------------------
+
+
+def test_a_quiz_asking_the_same_question_twice_is_refused() -> None:
+    """ "What is the nucleus?" twice with different answers (generate-quiz, lesson "The nucleus", n=3)."""
+    same = json.loads(json.dumps(GOOD))
+    same["questions"][0]["prompt"] = "What is the nucleus?"
+    same["questions"][1]["prompt"] = "What is the nucleus ?"
+    with pytest.raises(generation.InvalidOutput, match="same prompt"):
+        generation.parse_quiz(json.dumps(same), n_questions=2, n_passages=2)
+
+
+def test_html_entities_in_a_quiz_are_decoded() -> None:
+    """The model copied the escaped source label: "The nucleus &gt; The nucleus &gt; Nucleus"."""
+    quiz = json.loads(json.dumps(GOOD))
+    quiz["questions"][0]["options"] = ["The nucleus &gt; The nucleus &gt; Nucleus", "The outbox"]
+    quiz["questions"][0]["prompt"] = "Where &amp; when are events written?"
+    qs = generation.parse_quiz(json.dumps(quiz), n_questions=2, n_passages=2)
+    assert (
+        qs[0].options[0] == "The nucleus > The nucleus > Nucleus" and qs[0].prompt == "Where & when are events written?"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("The cell is made up of tiny machines that make up the cell. " * 14, "repeats the same sentence"),
+        (
+            "Oxidative phosphorylation makes ATP in the mitochondria [1]. It uses the electron transport chain.\n\n"
+            * 3,
+            "repeats the same sentence",
+        ),
+        ("You can use only the passages you want. " * 5, "instructions"),
+        ("Mitochondria make ATP [1]. You can use only the passages you want.", "instructions"),
+    ],
+)
+def test_degenerate_summaries_and_explanations_are_refused(text: str, why: str) -> None:
+    with pytest.raises(generation.InvalidOutput, match=why):
+        generation.parse_grounded_text(text, 2)
+    ok = "Mitochondria make ATP [1]. They have two membranes [1]. The matrix holds enzymes [2]."
+    assert generation.parse_grounded_text(ok, 2) == ok
+
+
+async def test_the_error_message_names_the_kind_in_good_english() -> None:
+    chat = ScriptedChat("nothing useful", "nothing useful")
+    with pytest.raises(Unavailable) as err:
+        await generation.run(chat, generation.objectives_task(), [OUTBOX])  # type: ignore[arg-type]
+    assert "did not write valid learning objectives in 2 attempts" in err.value.message
+    assert "a valid objectives" not in err.value.message
+
+
+# --- explore-ai L7: a failed generation's record and error event -------------------------------------------------
+
+
+async def test_a_failed_generation_records_its_reason_and_the_error_event_has_one_shape(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import asyncio
+    import uuid
+
+    from smartcourse.assistant.sse import generation_events
+    from smartcourse.security import Principal
+    from smartcourse.services import assistant
+
+    recorded: list[assistant.Interaction] = []
+
+    async def fake_record(container: object, interaction: assistant.Interaction, **kw: object) -> None:
+        recorded.append(interaction)
+
+    class Container:
+        def chat_model(self) -> ScriptedChat:
+            return ScriptedChat("nothing useful", "nothing useful")
+
+    monkeypatch.setattr(assistant, "record", fake_record)
+    user = uuid.uuid4()
+    run = assistant.GenerationRun(
+        container=Container(),
+        principal=Principal(user_id=user, role="instructor"),
+        task=generation.objectives_task(),
+        passages=[OUTBOX],  # type: ignore[list-item]
+        interaction=assistant.Interaction(user_id=user, course_id=uuid.uuid4(), kind="objectives", model="scripted"),
+        slot=asyncio.Semaphore(0),
+        query="outbox",
+    )
+    events = [e async for e in generation_events(run)]
+    error = json.loads(events[-1]["data"])
+    assert events[-1]["event"] == "error" and error["code"] == "ai_output_invalid"
+    assert error["interaction_id"] == str(run.interaction.id) == error["details"]["interaction_id"]
+    assert recorded[0].outcome == "error" and recorded[0].reason == "no line starts with a Bloom verb"
+    long = Unavailable("x", code="ai_output_invalid", details={"reason": "malformed JSON: " + "e" * 80})
+    assert len(assistant.failure_reason(long) or "") == assistant.REASON_CHARS
+    assert assistant.failure_reason(Unavailable("busy", code="assistant_busy")) == "assistant_busy"

@@ -8,18 +8,19 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
+from smartcourse.assistant import text as words
 from smartcourse.assistant.configuration import Knobs
-from smartcourse.assistant.prompts import SYSTEM, defang, source_label
+from smartcourse.assistant.prompts import OMITTED, SYSTEM, defang, looks_like_injection, source_label
 from smartcourse.ports import Hit
 
-_WORD = re.compile(r"[a-z0-9][a-z0-9'+#-]*")
 STOPWORDS = frozenset(
     """a an the and or but if of to in on at by for with about from into over under as is are was were be been
     being do does did doing have has had having i me my we our you your he she it its they them their this that
     these those there here what which who whom whose when where why how can could should would may might must
     shall will just so than then too very not no yes please tell explain describe mean means meaning define
     definition show give say said about more again also any some thing things stuff one ones other it's what's
-    work works working use used using happen happens course lesson lessons module chapter part section""".split()
+    work works working use used using happen happens course lesson lessons module chapter part section
+    ما ماذا هي هو هل كيف لماذا متى أين في من على عن إلى""".split()
 )
 _FOLLOW_UP = re.compile(r"\b(it|its|that|this|those|these|they|them|he|she|one|ones|above|again|more)\b", re.I)
 _QUIZ_ANSWERS = re.compile(
@@ -31,23 +32,54 @@ _CITATION = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 
 
 def subject_words(question: str) -> list[str]:
-    """The words that could name what the question is about (stopwords and pronouns removed)."""
-    return [w for w in _WORD.findall(question.lower()) if w not in STOPWORDS and len(w) > 1]
+    """The words that could name what the question is about (stopwords and pronouns removed), in any script:
+    Unicode words, and CJK text as character bigrams (`text.tokens`)."""
+    return [w for w in words.tokens(question) if w not in STOPWORDS and (len(w) > 1 or words.is_cjk(w))]
+
+
+def subject_stems(text: str) -> set[str]:
+    return {words.stem(w) for w in subject_words(text)}
+
+
+def content_stems(text: str) -> set[str]:
+    """The stems of the words that carry content: subject words with a letter in them (no bare numbers or dates)."""
+    return {words.stem(w) for w in subject_words(text) if any(c.isalpha() for c in w)}
+
+
+def leans_on_context(question: str) -> bool:
+    """The question refers back with a pronoun ("it", "those", "more")."""
+    return bool(_FOLLOW_UP.search(question))
 
 
 def is_follow_up(question: str) -> bool:
     """A short question or one leaning on a pronoun needs the conversation to be understood."""
-    return bool(_FOLLOW_UP.search(question)) or len(subject_words(question)) <= 1
+    return leans_on_context(question) or len(subject_words(question)) <= 1
 
 
 def asks_for_quiz_answers(question: str) -> bool:
     return bool(_QUIZ_ANSWERS.search(question))
 
 
-def strong_hits(hits: Sequence[Hit], floor: float) -> list[Hit]:
-    """Hits whose cosine similarity reaches the floor, best first: the only evidence the assistant uses."""
-    strong = [h for h in hits if h.vector_score is not None and h.vector_score >= floor]
-    return sorted(strong, key=lambda h: h.vector_score or 0.0, reverse=True)
+def keyword_strong(hit: Hit, subject: Sequence[str]) -> bool:
+    """A keyword (BM25) hit whose text has most of the question's subject words (one of one, two of two or three):
+    an exact rare term ("aquaporins") is evidence even when the embedder does not know it, while one common word of
+    two ("capital" of "the capital of Peru") is not."""
+    if hit.keyword_score is None or hit.keyword_score <= 0 or not subject:
+        return False
+    wanted = {words.stem(w) for w in subject}
+    found = wanted & {words.stem(w) for w in words.tokens(f"{hit.chunk.title} {hit.chunk.text}")}
+    return len(found) * 2 > len(wanted)
+
+
+def strong_hits(hits: Sequence[Hit], floor: float, subject: Sequence[str] = ()) -> list[Hit]:
+    """The evidence the assistant uses, best first: hits whose cosine similarity reaches the floor, and keyword hits
+    on the question's subject words (`keyword_strong`, ranked as if at the floor when their cosine is lower)."""
+
+    def similarity(h: Hit) -> float:
+        return h.vector_score if h.vector_score is not None else 0.0
+
+    strong = [h for h in hits if similarity(h) >= floor or keyword_strong(h, subject)]
+    return sorted(strong, key=lambda h: max(similarity(h), floor), reverse=True)
 
 
 @dataclass(frozen=True)
@@ -75,12 +107,12 @@ def decide(question: str, hits: Sequence[Hit], knobs: Knobs) -> Decision:
     if not subject:  # nothing to search for: ask what is meant (retrieval scores mean nothing here)
         names = [source_label(h) for h in _distinct_sources(hits)[:3]]
         return Decision("clarify", "no_subject", names, [])
-    strong = strong_hits(hits, knobs.relevance_floor)
+    strong = strong_hits(hits, knobs.relevance_floor, subject)
     if not strong:
         return Decision("refuse", "no_relevant_material", [], [])
     sources = _distinct_sources(strong)
     if len(subject) <= knobs.clarify_max_subject_words:
-        best = strong[0].vector_score or 0.0
+        best = max(strong[0].vector_score or 0.0, knobs.relevance_floor)
         close = [h for h in sources if (h.vector_score or 0.0) >= best - knobs.clarify_margin]
         named = [h for h in sources if _title_names(h.chunk.title, subject)]
         for candidates in (close, named):
@@ -92,8 +124,8 @@ def decide(question: str, hits: Sequence[Hit], knobs: Knobs) -> Decision:
 
 def _title_names(title: str, subject: Sequence[str]) -> bool:
     """A short question's subject word names this source ("key" names "Primary keys" and "Encryption keys")."""
-    words = _WORD.findall(title.lower())
-    return any(w.startswith(s) or s.startswith(w) for s in subject for w in words if len(w) > 2)
+    named = words.tokens(title)
+    return any(w.startswith(s) or s.startswith(w) for s in subject for w in named if len(w) > 2 or words.is_cjk(w))
 
 
 def clarify_text(reason: str, candidates: Sequence[str]) -> str:
@@ -142,14 +174,14 @@ def strip_invalid(answer: str, invalid: Sequence[int]) -> str:
 
 @cache
 def _system_shingles(window: int) -> frozenset[str]:
-    words = _WORD.findall(SYSTEM.lower())
-    return frozenset(" ".join(words[i : i + window]) for i in range(len(words) - window + 1))
+    said = words.tokens(SYSTEM)
+    return frozenset(" ".join(said[i : i + window]) for i in range(len(said) - window + 1))
 
 
 def leaks_system_prompt(answer: str, window: int = 6) -> bool:
     """True if the answer repeats any `window` consecutive words of the system prompt."""
     shingles = _system_shingles(window)
-    said = _WORD.findall(answer.lower())
+    said = words.tokens(answer)
     return any(" ".join(said[i : i + window]) in shingles for i in range(len(said) - window + 1))
 
 
@@ -180,12 +212,39 @@ def markup_tail(text: str) -> int:
     return longest
 
 
+_RANK = {"body": 2, "table_row": 2, "table_header": 1, "heading": 0}
+
+
+def _quotable(sentence: words.Sentence) -> bool:
+    plain = sentence.text.strip()
+    return bool(plain) and OMITTED not in plain and not looks_like_injection(plain)
+
+
 def best_sentence(text: str, query: str, limit: int = 240) -> str:
-    """The sentence of `text` sharing most words with `query` (the quote shown with a citation)."""
-    sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+|\n+", text) if s.strip()] or [text.strip()]
-    wanted = set(subject_words(query))
-    best = max(sentences, key=lambda s: (len(wanted & set(subject_words(s))), -sentences.index(s)))
+    """The sentence of `text` sharing most subject words with `query` (the quote shown with a citation).
+
+    Sentences follow the layout (`text.sentences`): PDF-wrapped lines joined, table rows whole (a row is matched with
+    its header's words too, so the row beats its header), no split after "E.". A sentence that shares a word beats a
+    bare heading; an instruction-like sentence (neutralised by `prompts.defang`) is never quoted. Empty if nothing
+    is quotable."""
+    candidates = [s for s in words.sentences(text) if _quotable(s)]
+    if not candidates:
+        return ""
+    wanted = subject_stems(query)
+
+    def score(item: tuple[int, words.Sentence]) -> tuple[bool, int, int, int]:
+        i, s = item
+        overlap = len(wanted & subject_stems(f"{s.text} {s.header}"))
+        return overlap > 0, _RANK.get(s.kind, 2), overlap, -i
+
+    best = max(enumerate(candidates), key=score)[1].text.strip()
     return best if len(best) <= limit else best[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+def source_ref(hit: Hit) -> dict[str, str]:
+    """The cited source as search hits describe it (`SearchSource`): type, id, title, location."""
+    chunk = hit.chunk
+    return {"type": chunk.source_type, "id": chunk.source_id, "title": chunk.title, "location": chunk.location}
 
 
 def citation(index: int, hit: Hit, query: str) -> dict[str, Any]:
@@ -193,12 +252,93 @@ def citation(index: int, hit: Hit, query: str) -> dict[str, Any]:
         "index": index,
         "chunk_id": hit.chunk.chunk_id,
         "source": source_label(hit),
+        "source_ref": source_ref(hit),
         "quote": best_sentence(defang(hit.chunk.text), query),
     }
 
 
-def fallback_answer(passages: Sequence[Hit], query: str, n: int = 2) -> tuple[str, list[dict[str, Any]]]:
-    """When the model cannot cite: quote the best passages, each with its citation."""
-    cites = [citation(i, h, query) for i, h in enumerate(passages[:n], 1)]
+def fallback_answer(passages: Sequence[Hit], query: str, n: int = 2) -> tuple[str, list[dict[str, Any]]] | None:
+    """When the model cannot cite: quote the best passages, each with its citation.
+
+    Only quotes that share a subject word with the question are shown (a passage above the cosine floor can still be
+    about something else: "lysosomes" answered with the Golgi apparatus); None when no passage has one."""
+    wanted = subject_stems(query)
+    relevant = []
+    for h in passages:
+        quote = best_sentence(defang(h.chunk.text), query)
+        if quote and wanted & subject_stems(quote + " " + _row_header(h.chunk.text, quote)):
+            relevant.append(h)
+    if not relevant:
+        return None
+    cites = [citation(i, h, query) for i, h in enumerate(relevant[:n], 1)]
     lines = [f"“{c['quote']}” [{c['index']}]" for c in cites]
     return "Here is what the course material says:\n" + "\n".join(lines), cites
+
+
+def _row_header(text: str, quote: str) -> str:
+    return next((s.header for s in words.sentences(text) if s.text.strip() == quote), "")
+
+
+# --- is the draft grounded? ---------------------------------------------------------------------------------------
+
+#: A sentence that talks about citing passages rather than about the course: the model playing the citation
+#: instruction back ("The passage is cited with its numbers in square brackets, like [1].") or the generators'
+#: instructions ("You can use only the passages you want.").
+_ECHO = re.compile(
+    r"square\s+brackets|\blike\s*\[\d+\]"
+    r"|\bcit(?:e|ed|es|ing|ation|ations)\b.*\b(?:passages?|numbers?|brackets?)\b"
+    r"|\b(?:passages?|numbers?|brackets?)\b.*\bcit(?:e|ed|es|ing|ation|ations)\b"
+    r"|\bthe\s+passages?\s+(?:is|are|says?|reads?)\s*:"
+    r"|\b(?:use|using)\s+only\b.*\bpassages?\b"
+    r"|\bpassages?\b.*\b(?:are|is)\s+(?:data|instructions?)\b",
+    re.IGNORECASE,
+)
+#: The least share of a cited sentence's content words that its cited passages must contain (stems, any order):
+#: a paraphrase keeps most of them, an invented passage ("The new employee … marketing strategy [1]") keeps none.
+LEXICAL_SUPPORT = 0.3
+
+
+def is_instruction_echo(sentence: str) -> bool:
+    return bool(_ECHO.search(sentence))
+
+
+def lexical_support(sentence: str, passages: Sequence[Hit]) -> float:
+    """The share of the sentence's content words (citations aside) found in the passages; 0 without any."""
+    said = content_stems(_CITATION.sub(" ", sentence))
+    if not said:
+        return 0.0
+    shown: set[str] = set()
+    for h in passages:
+        shown |= content_stems(f"{h.chunk.title} {h.chunk.text}")
+    return len(said & shown) / len(said)
+
+
+@dataclass(frozen=True)
+class Grounded:
+    answer: str  # the draft without its instruction echoes
+    valid: list[int]
+    invalid: list[int]
+
+
+def grounded(draft: str, passages: Sequence[Hit]) -> Grounded | None:
+    """The draft as an answer, or None when it is not one.
+
+    Not an answer: a prompt play-back (`leaks_prompt`); a draft whose only citations sit in echoes of the citation
+    instruction (the echo sentences are dropped first); a cited sentence sharing too few content words with the
+    passages it cites (`LEXICAL_SUPPORT`: made-up passages, "[1] 2023-01-01: [1] 2023-01-01: …"); no citation of a
+    passage shown."""
+    if not draft.strip() or leaks_prompt(draft):
+        return None
+    kept: list[str] = []
+    echoed = False
+    for sentence in (s.text for s in words.sentences(draft)):
+        if is_instruction_echo(sentence):
+            echoed = True
+            continue
+        cited = [n for n in cited_indexes(sentence) if 1 <= n <= len(passages)]
+        if cited and lexical_support(sentence, [passages[n - 1] for n in cited]) < LEXICAL_SUPPORT:
+            return None
+        kept.append(sentence)
+    answer = " ".join(kept).strip() if echoed else draft.strip()
+    valid, invalid = check_citations(answer, len(passages))
+    return Grounded(answer, valid, invalid) if valid else None

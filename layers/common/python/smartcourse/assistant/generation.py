@@ -4,8 +4,10 @@ Model output is parsed and validated strictly; invalid output is retried once, t
 
 from __future__ import annotations
 
+import html
 import json
 import re
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +16,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from smartcourse.assistant import evidence, prompts
 from smartcourse.assistant.schemas import GeneratedQuestion
+from smartcourse.assistant.text import sentences
 from smartcourse.errors import Unavailable
 from smartcourse.ports import ChatModel, Hit, OutputTruncated
 
@@ -88,10 +91,29 @@ def _json_object(text: str) -> Any:
         raise InvalidOutput(f"malformed JSON: {exc.msg}") from exc
 
 
+def _unescaped(data: Any) -> Any:
+    """The quiz with HTML entities in its prompts and options decoded ("A &gt; B" → "A > B"): the passages reach the
+    model HTML-escaped, and it copies the entities."""
+    if isinstance(data, dict) and isinstance(data.get("questions"), list):
+        for q in data["questions"]:
+            if not isinstance(q, dict):
+                continue
+            if isinstance(q.get("prompt"), str):
+                q["prompt"] = html.unescape(q["prompt"])
+            if isinstance(q.get("options"), list):
+                q["options"] = [html.unescape(o) if isinstance(o, str) else o for o in q["options"]]
+    return data
+
+
+def _same_text(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
 def parse_quiz(text: str, *, n_questions: int, n_passages: int) -> list[GeneratedQuestion]:
-    """Strictly validate a generated quiz: the schema, the count, and sources among the passages shown."""
+    """Strictly validate a generated quiz: the schema, the count, sources among the passages shown, and no question
+    asked twice (entities in the text are decoded first)."""
     try:
-        draft = QuizDraft.model_validate(_json_object(text))
+        draft = QuizDraft.model_validate(_unescaped(_json_object(text)))
     except ValidationError as exc:
         raise InvalidOutput("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from exc
     if len(draft.questions) != n_questions:
@@ -99,6 +121,9 @@ def parse_quiz(text: str, *, n_questions: int, n_passages: int) -> list[Generate
     bad = [i for i, q in enumerate(draft.questions) if q.source > n_passages]
     if bad:
         raise InvalidOutput(f"questions {bad} cite a passage that was not shown")
+    prompts_seen = [_same_text(q.prompt) for q in draft.questions]
+    if len(set(prompts_seen)) != len(prompts_seen):
+        raise InvalidOutput("two questions have the same prompt")
     return draft.questions
 
 
@@ -117,13 +142,25 @@ def parse_objectives(text: str) -> list[str]:
     return out[:6]
 
 
+#: More repeats of one sentence make the text degenerate (the local model looped one sentence 14 times).
+MAX_REPEATS = 2
+
+
 def parse_grounded_text(text: str, n_passages: int) -> str:
-    """Summary / explanation: non-empty, no system-prompt echo, no citation of an unshown passage."""
+    """Summary / explanation: non-empty, no system-prompt echo, no paraphrase of the instructions ("You can use only
+    the passages you want."), no sentence repeated more than `MAX_REPEATS` times, no citation of an unshown
+    passage."""
     body = text.strip()
     if len(body) < 20:
         raise InvalidOutput("the text is empty or too short")
     if evidence.leaks_prompt(body):
         raise InvalidOutput("the text repeats the instructions or the passages' markup")
+    said = [s.text for s in sentences(body)]
+    if any(evidence.is_instruction_echo(s) for s in said):
+        raise InvalidOutput("the text talks about the instructions instead of the passages")
+    counts = Counter(_same_text(s) for s in said if _same_text(s))
+    if counts and counts.most_common(1)[0][1] > MAX_REPEATS:
+        raise InvalidOutput("the text repeats the same sentence")
     _, invalid = evidence.check_citations(body, n_passages)
     return evidence.strip_invalid(body, invalid) if invalid else body
 
@@ -184,6 +221,14 @@ def explain_task(concept: str, level: str, n_passages: int) -> Task:
     )
 
 
+_WHAT = {
+    "summary": "a valid summary",
+    "objectives": "valid learning objectives",
+    "quiz": "a valid quiz",
+    "explain": "a valid explanation",
+}
+
+
 async def _attempt(
     chat: ChatModel, task: Task, passages: Sequence[Hit], retry_note: str | None, max_tokens: int
 ) -> AsyncIterator[str]:
@@ -233,7 +278,7 @@ async def run(
             elif on_token is not None:
                 on_token("\n")
     raise Unavailable(
-        f"the model did not write a valid {task.kind} in {ATTEMPTS} attempts ({reason}); nothing was saved",
+        f"the model did not write {_WHAT[task.kind]} in {ATTEMPTS} attempts ({reason}); nothing was saved",
         code="ai_output_invalid",
         details={"reason": reason, "attempts": ATTEMPTS},
     )

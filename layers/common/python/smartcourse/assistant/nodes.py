@@ -10,6 +10,8 @@ from langgraph.config import get_stream_writer
 from smartcourse.assistant import evidence, prompts
 from smartcourse.assistant.configuration import Configuration
 from smartcourse.assistant.state import AskState
+from smartcourse.assistant.text import sentences
+from smartcourse.ports import ChatMessage, Hit
 
 
 async def guard_input(state: AskState, config: RunnableConfig) -> dict[str, Any]:
@@ -23,12 +25,45 @@ async def guard_input(state: AskState, config: RunnableConfig) -> dict[str, Any]
     return {"route": "answer", "reason": ""}
 
 
+def usable_history(history: list[ChatMessage]) -> list[ChatMessage]:
+    """The turns a rewrite may lean on: an assistant turn that only echoed the instructions (stored before the check
+    rejected such drafts) is left out, so it cannot snowball into every later answer."""
+    return [
+        m for m in history if m.role != "assistant" or not (evidence.leaks_prompt(m.content) or _only_echo(m.content))
+    ]
+
+
+def _only_echo(text: str) -> bool:
+    cited = [s.text for s in sentences(text) if evidence.cited_indexes(s.text)]
+    return bool(cited) and all(evidence.is_instruction_echo(s) for s in cited)
+
+
+async def _new_subject_in_course(cfg: Configuration, question: str) -> list[Hit] | None:
+    """A question without a pronoun that names its own subject, found in the course ("And what about aquaporins?"):
+    a change of topic, not a follow-up, whatever its length. Its hits (the retrieval step reuses them), or None."""
+    subject = evidence.subject_words(question)
+    if not subject or evidence.leans_on_context(question):
+        return None
+    hits = await cfg.retriever(question)
+    return hits if any(evidence.keyword_strong(h, subject) or _mentions(h, subject) for h in hits) else None
+
+
+def _mentions(hit: Hit, subject: list[str]) -> bool:
+    return bool(
+        evidence.subject_stems(" ".join(subject)) <= evidence.subject_stems(f"{hit.chunk.title} {hit.chunk.text}")
+    )
+
+
 async def rewrite(state: AskState, config: RunnableConfig) -> dict[str, Any]:
-    """Turn a follow-up into a standalone question using the conversation (kept as is when there is none)."""
+    """Turn a follow-up into a standalone question using the conversation (kept as is when there is none, or when
+    the question names a new subject the course has)."""
     cfg = Configuration.from_runnable_config(config)
-    question, history = state["question"], state.get("history") or []
+    question, history = state["question"], usable_history(state.get("history") or [])
     if not history or not evidence.is_follow_up(question):
         return {"standalone": question}
+    new_subject_hits = await _new_subject_in_course(cfg, question)
+    if new_subject_hits is not None:
+        return {"standalone": question, "hits": new_subject_hits}
     recent = history[-cfg.knobs.history_turns :]
     text = await cfg.chat.complete(prompts.rewrite_messages(recent, question), max_tokens=64)
     candidate = text.strip().splitlines()[0].strip() if text.strip() else ""
@@ -42,7 +77,10 @@ async def rewrite(state: AskState, config: RunnableConfig) -> dict[str, Any]:
 
 
 async def retrieve(state: AskState, config: RunnableConfig) -> dict[str, Any]:
-    """Hybrid search over the course's live index version (the service's retriever checks access)."""
+    """Hybrid search over the course's live index version (the service's retriever checks access); the rewrite's
+    search for a new subject is not repeated."""
+    if state.get("hits") is not None:
+        return {}
     cfg = Configuration.from_runnable_config(config)
     return {"hits": await cfg.retriever(state["standalone"])}
 
@@ -99,20 +137,24 @@ async def generate(state: AskState, config: RunnableConfig) -> dict[str, Any]:
 
 
 def check(state: AskState) -> dict[str, Any]:
-    """Accept the draft only if it cites a passage the model was shown and leaks nothing; else retry/fallback."""
-    draft, passages = state.get("draft", ""), state["passages"]
-    valid, invalid = evidence.check_citations(draft, len(passages))
-    if valid and not evidence.leaks_prompt(draft):
-        answer = evidence.strip_invalid(draft, invalid) if invalid else draft
-        if not invalid or state.get("attempts", 0) >= 2:
-            cites = [evidence.citation(n, passages[n - 1], state["standalone"]) for n in valid]
-            return {"type": "answer", "answer": answer, "citations": cites, "reason": "cited"}
+    """Accept the draft only if it is grounded (`evidence.grounded`: a cited sentence the cited passages support,
+    not an echo of the instructions, nothing leaked); else retry, then fallback."""
+    passages = state["passages"]
+    found = evidence.grounded(state.get("draft", ""), passages)
+    if found is not None and (not found.invalid or state.get("attempts", 0) >= 2):
+        answer = evidence.strip_invalid(found.answer, found.invalid) if found.invalid else found.answer
+        cites = [evidence.citation(n, passages[n - 1], state["standalone"]) for n in found.valid]
+        return {"type": "answer", "answer": answer, "citations": cites, "reason": "cited"}
     return {"type": "answer", "answer": "", "citations": []}
 
 
 def fallback(state: AskState) -> dict[str, Any]:
-    """The model could not cite twice: quote the best passages with their citations instead."""
-    answer, cites = evidence.fallback_answer(state["passages"], state["standalone"])
+    """The model could not cite twice: quote the best passages with their citations instead, or refuse when no
+    passage shares a subject word with the question (`evidence.fallback_answer`)."""
+    found = evidence.fallback_answer(state["passages"], state["standalone"])
+    if found is None:
+        return {"type": "refuse", "answer": evidence.REFUSE_OFF_TOPIC, "citations": [], "reason": "no_quotable_match"}
+    answer, cites = found
     return {"type": "answer", "answer": answer, "citations": cites, "reason": "fallback_quotes"}
 
 

@@ -19,10 +19,20 @@ class AskIn(Strict):
     conversation_id: uuid.UUID | None = None
 
 
+class CitationSource(BaseModel):
+    """The cited source as search hits describe theirs: a lesson or a material, by id."""
+
+    type: str
+    id: str
+    title: str
+    location: str
+
+
 class Citation(BaseModel):
     index: int
     chunk_id: str
-    source: str
+    source: str  # the label "Title — Location" (kept for existing clients)
+    source_ref: CitationSource | None = None
     quote: str
 
 

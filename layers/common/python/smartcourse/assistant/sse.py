@@ -7,6 +7,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+from smartcourse.errors import DomainError
+
 
 async def sse_events(events: AsyncIterator[tuple[str, dict[str, Any]]]) -> AsyncIterator[dict[str, str]]:
     """sse-starlette items; when the client disconnects the response cancels this, which stops the model."""
@@ -20,8 +22,10 @@ def wants_stream(request: Any) -> bool:
 
 async def generation_events(run: Any) -> AsyncIterator[dict[str, str]]:
     """An instructor generation as SSE: `token`* while the model writes (`reset` `{attempt}` before a retry's
-    tokens: discard the rejected attempt's), then `done` (the JSON body) or `error`."""
-    from smartcourse.errors import DomainError
+    tokens: discard the rejected attempt's), then `done` (the JSON body) or `error`.
+
+    `error` is `{code, message, interaction_id, details}`: the interaction id at the top level as `/ai/ask-stream`
+    sends it (and, as before, also in `details`)."""
 
     queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
     task = asyncio.create_task(
@@ -42,8 +46,14 @@ async def generation_events(run: Any) -> AsyncIterator[dict[str, str]]:
         try:
             result = task.result()
         except DomainError as exc:
-            err = {"code": exc.code, "message": exc.message, "details": exc.details}
-            yield {"event": "error", "data": json.dumps(err)}
+            details = exc.details or {}
+            err = {
+                "code": exc.code,
+                "message": exc.message,
+                "interaction_id": details.get("interaction_id"),
+                "details": details,
+            }
+            yield {"event": "error", "data": json.dumps(err, ensure_ascii=False)}
             return
         yield {"event": "done", "data": result.model_dump_json()}
     finally:

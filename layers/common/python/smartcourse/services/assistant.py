@@ -234,8 +234,22 @@ async def record(
     )
 
 
+#: The width of `ai_interactions.reason`.
+REASON_CHARS = 50
+
+
+def failure_reason(exc: BaseException) -> str | None:
+    """What the interaction record keeps as `reason` for a failure: the error's `details.reason` ("no line starts
+    with a Bloom verb"), else its code; cut to the column's width (the whole text is in `error`)."""
+    if not isinstance(exc, DomainError):
+        return None
+    reason = str((exc.details or {}).get("reason") or exc.code)
+    return reason if len(reason) <= REASON_CHARS else reason[: REASON_CHARS - 1] + "…"
+
+
 async def record_failure(container: Any, interaction: Interaction, exc: BaseException) -> None:
     interaction.outcome = "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
+    interaction.reason = failure_reason(exc)
     interaction.error = f"{type(exc).__name__}: {exc}"[:2000]
     try:
         await asyncio.shield(record(container, interaction))
@@ -571,7 +585,8 @@ async def prepare_generation(
     query = concept or course.title
     if kind == "explain":
         found = await search.retrieve(container, principal=principal, course_id=course_id, query=query, k=RETRIEVE_K)
-        passages = evidence.strong_hits(found.hits, container.settings.assistant_relevance_floor)[:GENERATION_PASSAGES]
+        floor = container.settings.assistant_relevance_floor
+        passages = evidence.strong_hits(found.hits, floor, evidence.subject_words(query))[:GENERATION_PASSAGES]
         if not passages:
             raise Invalid("the course's material does not cover that concept", code="concept_not_in_course")
     if not passages:

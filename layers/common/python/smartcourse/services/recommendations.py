@@ -30,6 +30,7 @@ from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smartcourse.adapters.embedders import vector_from_bytes, vector_to_bytes
+from smartcourse.assistant import evidence
 from smartcourse.db import arrays, insert_from_arrays
 from smartcourse.domain import courses as course_rules
 from smartcourse.errors import Conflict, Forbidden, NotFound
@@ -672,14 +673,20 @@ def _words(lesson_body: dict[str, Any]) -> int:
 
 
 async def _search_sections(
-    container: Any, course: Course, query: str, *, exclude_source: str | None = None
+    container: Any, course: Course, query: str, *, exclude_source: str | None = None, evidence_only: bool = False
 ) -> list[ReviewSection]:
-
+    """The live version's sections for `query`; with `evidence_only`, only the hits the assistant would count as
+    evidence (`evidence.strong_hits`: cosine at ASSISTANT_RELEVANCE_FLOOR, or a keyword hit with most of its subject
+    words), so a student's question is not tied to a section it merely shares a weak chunk with."""
     found = await retrieve_version(
         container, course_id=course.id, version=course.index_version, query=query[:1000], k=SECTIONS_PER_ITEM + 3
     )
+    hits = found.hits
+    if evidence_only:
+        floor = container.settings.assistant_relevance_floor
+        hits = evidence.strong_hits(hits, floor, evidence.subject_words(query))
     out = []
-    for h in found.hits:
+    for h in hits:
         c = h.chunk
         if exclude_source is not None and c.source_id == exclude_source:
             continue  # the quiz's own prompt: not a place to learn from
@@ -821,7 +828,7 @@ async def review(container: Any, *, principal: Principal, enrollment_id: uuid.UU
         if not pointed or searches >= MAX_REVIEW_SEARCHES:
             break
         searches += 1
-        sections = await _search_sections(container, course, question)
+        sections = await _search_sections(container, course, question, evidence_only=True)
         overlap = [sec for sec in sections if sec.chunk_id in pointed]
         if overlap:
             items.append(
