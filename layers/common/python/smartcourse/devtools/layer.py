@@ -45,7 +45,7 @@ LAYER_EXCLUDES: dict[str, str] = {
     "langgraph-checkpoint-postgres": "assistant only",
     "psycopg": "assistant only (the LangGraph checkpointer's driver; the layer uses asyncpg)",
     # slimming: publishing's extraction and chunking run in the Temporal worker (and load in the ai_* images)
-    "langchain-text-splitters": "chunking (content/chunk.py) at publish; brings langchain-core + langsmith, 35 MB",
+    "langchain-text-splitters": "chunking (content/chunk.py) at publish; brings langchain-core + langsmith, 34 MB",
     "selectolax": "HTML extraction (content/extract.py) at publish, 7.6 MB",
     "markdown-it-py": "Markdown extraction (content/extract.py) at publish",
     # slimming: the Lambda Python runtime has its own boto3 (RUNTIME_PROVIDED); 22 MB, the room numpy needs
