@@ -8,7 +8,7 @@ from smartcourse.api.app import lambda_handler
 from smartcourse.api.caching import cached_json
 from smartcourse.api.deps import ContainerDep, SignedCaller
 from smartcourse.schemas import CoursePage
-from smartcourse.services import courses
+from smartcourse.services import courses, search
 from smartcourse.services.catalog_cache import CachedJson
 
 router = APIRouter(tags=["courses"])
@@ -27,7 +27,7 @@ async def list_courses(
     tags: Annotated[list[str] | None, Query(max_length=20)] = None,
     mine: bool = False,
 ) -> CoursePage | Response:
-    tag_list = sorted({t.strip() for raw in tags or [] for t in raw.replace("\x00", "").split(",") if t.strip()})
+    tag_list = search.tag_filter(tags)
     result = await courses.catalogue_page(
         c,
         caller=caller,

@@ -26,7 +26,7 @@ async def search_catalog(
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Response:
-    tag_list = sorted({t for raw in tags or [] for t in raw.replace("\x00", "").split(",") if t.strip()})
+    tag_list = search.tag_filter(tags)
 
     async def compute() -> CatalogSearchPage:
         async with c.uow() as uow:

@@ -98,7 +98,7 @@ async def _publish(api: Api, owner: dict[str, Any], course_id: str, timeout: flo
 async def _enrolled_student(api: Api, course_id: str) -> dict[str, Any]:
     student = await api.user("student")
     r = await api.client.post("/enrollments", json={"course_id": course_id}, headers=student["headers"])
-    assert r.status_code in (200, 201), r.text
+    assert r.status_code in (200, 201, 202), r.text
     return student
 
 
@@ -188,6 +188,15 @@ async def test_search_follows_enrollment_and_readiness(api: Api) -> None:
     assert r.json()["modules"][0]["lessons"][0]["content"] == "UNICORN-BODY text"
     r = await _search(api, student, course["id"], "unicorn body")
     assert r.status_code == 200 and "UNICORN-BODY" in r.json()["items"][0]["text"]
+    # The course fills up: a waitlisted student is told why the content is closed, not that they never enrolled.
+    r = await api.client.put(
+        f"/courses/{course['id']}", json={"capacity": 1, "waitlist_enabled": True}, headers=owner["headers"]
+    )
+    assert r.status_code == 200, r.text
+    queued = await _enrolled_student(api, course["id"])
+    r = await _search(api, queued, course["id"], "unicorn")
+    assert r.status_code == 403 and r.json()["code"] == "enrollment_not_active", r.text
+    assert r.json()["details"] == {"status": "waitlisted"}
 
 
 async def test_unreadable_material_is_skipped_and_reported(api: Api) -> None:

@@ -120,6 +120,7 @@ async def test_enroll_runs_the_workflow_and_initializes_progress(
     assert r.status_code == 201, r.text
     body = r.json()
     assert body["status"] == "pending" and body["workflow_id"] == f"enroll-{course['id']}-{student['id']}-1"
+    assert body["percent"] == 0.0  # as GET answers for the same fresh enrollment, not null
     detail = await wait_enrollment(api, student, body["id"], "active")
     assert detail["activated_at"] and detail["percent"] == 0
     assert [s["name"] for s in detail["steps"]] == [
@@ -242,7 +243,10 @@ async def test_progress_quiz_completion_and_certificate(api: Api, worker: object
 
     detail = (await api.client.get(f"/enrollments/{eid}", headers=student["headers"])).json()
     assert detail["status"] == "completed" and detail["completed_at"]
+    # A repeat of a lesson already done answers as before (idempotent); a quiz cannot be retaken once completed.
     r = await api.client.post(f"/lessons/{text['id']}/complete", headers=student["headers"])
+    assert r.status_code == 200 and (r.json()["status"], r.json()["percent"]) == ("completed", 100), r.text
+    r = await api.client.post(f"/quizzes/{quiz['id']}/submit", json={"answers": [1, 0]}, headers=student["headers"])
     assert r.status_code == 409 and r.json()["code"] == "enrollment_completed"
 
     cert = await wait_certificate(api, student, eid)
@@ -576,6 +580,10 @@ async def test_a_completed_course_stays_complete_when_a_new_version_adds_lessons
     progress = (await api.client.get(f"/enrollments/{eid}/progress", headers=student["headers"])).json()
     assert (progress["status"], progress["percent"]) == ("completed", 100), progress
     assert {lsn["lesson_id"]: lsn["status"] for lsn in progress["lessons"]}[added["id"]] == "not_started"
+    r = await api.client.post(f"/lessons/{added['id']}/complete", headers=student["headers"])
+    assert r.status_code == 409 and r.json()["code"] == "enrollment_completed", r.text
+    r = await api.client.post(f"/lessons/{only['id']}/complete", headers=student["headers"])
+    assert r.status_code == 200 and r.json()["percent"] == 100, r.text
     mine = (await api.client.get("/enrollments/my-courses", headers=student["headers"])).json()
     assert [(e["status"], e["percent"]) for e in mine if e["id"] == eid] == [("completed", 100)]
     assert (await api.client.get(f"/enrollments/{eid}", headers=student["headers"])).json()["percent"] == 100

@@ -128,6 +128,38 @@ async def test_handlers_answer_sample_events_as_lambda_would(settings: Any) -> N
     assert me["statusCode"] == 401
 
 
+def _under_named_stage(event: dict[str, Any], stage: str) -> dict[str, Any]:
+    """The event as an HTTP API stage with a name sends it: /<stage> before the path (payload 2.0)."""
+    event["rawPath"] = f"/{stage}{event['rawPath']}"
+    event["requestContext"]["http"]["path"] = event["rawPath"]
+    event["requestContext"]["stage"] = stage
+    return event
+
+
+async def test_handlers_answer_under_a_named_stage(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """template.yaml deploys the HttpApi under the stage `Stage` and sets API_BASE_PATH=/<Stage>: the handler strips
+    it (without it every route answers 404 in AWS), and only from paths that start with it."""
+    from smartcourse import config
+    from smartcourse.devtools.template import build_template
+
+    env = build_template()["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["API_BASE_PATH"] == {"Fn::Sub": "/${Stage}"}
+    monkeypatch.setenv("API_BASE_PATH", "/production")
+    config.get_settings.cache_clear()
+    try:
+        staged_event = _under_named_stage(_sample("health"), "production")
+        staged = await asyncio.to_thread(_invoke_in_fresh_loop, "health", staged_event)
+        plain = await asyncio.to_thread(_invoke_in_fresh_loop, "health", _sample("health"))
+        beta_event = _under_named_stage(_sample("health"), "beta")
+        other = await asyncio.to_thread(_invoke_in_fresh_loop, "health", beta_event)
+    finally:
+        monkeypatch.delenv("API_BASE_PATH")
+        config.get_settings.cache_clear()
+    assert staged["statusCode"] == 200, staged
+    assert plain["statusCode"] == 200, plain  # a custom domain's mapping sends the path without the stage
+    assert other["statusCode"] == 404  # another prefix is a path of its own
+
+
 def test_cli_invoke_prints_the_handler_response(settings: Any) -> None:
     env = {**os.environ, "SMARTCOURSE_LOG_LEVEL": "WARNING"}
     result = subprocess.run(

@@ -21,7 +21,8 @@ from tests.conftest import REPO
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
-def test_run_starts_the_product_with_pools_that_fit_the_server(tmp_path: Path) -> None:
+def _start_run(tmp_path: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
+    """`smartcourse run` on a fresh data directory under `tmp_path`, answering /health: (its process, port, log)."""
     port = free_port()
     engines = {"DATABASE", "REDIS", "TEMPORAL", "KAFKA", "SCHEMA", "CELERY", "MONGODB", "S3", "SMTP"}
     env = {
@@ -52,15 +53,35 @@ def test_run_starts_the_product_with_pools_that_fit_the_server(tmp_path: Path) -
         )
     try:
         deadline = time.monotonic() + 180
-        while True:
+        while not _healthy(port):
             assert proc.poll() is None, out.read_text()[-3000:]
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
             assert time.monotonic() < deadline, out.read_text()[-3000:]
             time.sleep(0.5)
+    except BaseException:
+        _stop_run(proc)
+        raise
+    return proc, port, out
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _stop_run(proc: subprocess.Popen[bytes]) -> int:
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        return proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+
+
+def test_run_starts_the_product_with_pools_that_fit_the_server(tmp_path: Path) -> None:
+    proc, _, out = _start_run(tmp_path)
+    try:
         text = out.read_text()
         # Two API processes and the worker, each a main pool and its document store's, plus Celery's children:
         # at most what the embedded server (max_connections 100, 3 for superusers) leaves after the spare ten.
@@ -68,17 +89,72 @@ def test_run_starts_the_product_with_pools_that_fit_the_server(tmp_path: Path) -
         assert found, text[-3000:]
         most, limit = int(found.group(1)), int(found.group(2))
         assert limit == 97 and most <= limit - 10, found.group(0)
+        # The data directory stays private while it runs: as root, pgserver opens it (and every directory above
+        # it) to all for its `pgserver` user; only passing through is left of that.
+        mode = (tmp_path / "data").stat().st_mode & 0o777
+        assert mode == (0o711 if os.geteuid() == 0 else 0o700), oct(mode)
+        # The banner says how to reach the database, and `smartcourse psql` (with the same data dir) gets there.
+        banner = re.search(r"  psql       (\S+) '([^']+)'", text)
+        assert banner, text[-3000:]
+        query = ["-At", "-c", "select count(*) > 0 from alembic_version"]
+        assert _out([banner.group(1), banner.group(2), *query]) == "t"
+        data_env = {**os.environ, "SMARTCOURSE_DATA_DIR": str(tmp_path / "data")}
+        data_env.pop("DATABASE_URL", None)
+        assert _out([sys.executable, "-m", "smartcourse.cli", "psql", *query], env=data_env) == "t"
+        # With DATABASE_URL (the product's asyncpg form), there.
+        url_env = {**data_env, "SMARTCOURSE_DATA_DIR": str(tmp_path / "elsewhere")}
+        url_env["DATABASE_URL"] = banner.group(2).replace("postgresql://", "postgresql+asyncpg://", 1)
+        assert _out([sys.executable, "-m", "smartcourse.cli", "psql", "--", *query], env=url_env) == "t"
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            code = proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            raise
+        code = _stop_run(proc)
     assert code == 0, out.read_text()[-3000:]
     # Nothing it started is left: each child is stopped with its own children (a Celery beat started while the
     # worker was shutting down once outlived it, retrying the gone Redis for good).
     assert not _left_behind(str(tmp_path / "data")), out.read_text()[-3000:]
+    # PostgreSQL was stopped, not killed: its pg_ctl (as the `pgserver` user, under root) could reach the data.
+    assert "Permission denied" not in out.read_text(), out.read_text()[-3000:]
+
+
+def test_a_killed_background_process_is_restarted_and_the_api_stays_up(tmp_path: Path) -> None:
+    import psutil
+
+    proc, port, out = _start_run(tmp_path)
+    try:
+
+        def child(name: str) -> psutil.Process:
+            (found,) = [p for p in psutil.Process(proc.pid).children() if p.cmdline()[-1:] == [name]]
+            return found
+
+        worker = child("worker")
+        os.kill(worker.pid, signal.SIGKILL)  # as the OOM killer would
+        deadline = time.monotonic() + 60
+        while "worker restarted" not in out.read_text():
+            assert proc.poll() is None, out.read_text()[-3000:]  # `run` did not stop everything
+            assert _healthy(port), out.read_text()[-3000:]  # and the API answered all along
+            assert time.monotonic() < deadline, out.read_text()[-3000:]
+            time.sleep(0.2)
+        assert "worker exited with -9 (SIGKILL); restarting it in 1 s" in out.read_text()
+        restarted = child("worker")
+        assert restarted.pid != worker.pid and restarted.is_running()
+        assert _healthy(port)
+    finally:
+        code = _stop_run(proc)
+    assert code == 0, out.read_text()[-3000:]
+    assert not _left_behind(str(tmp_path / "data")), out.read_text()[-3000:]
+
+
+def _out(argv: list[str], env: dict[str, str] | None = None) -> str:
+    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=True).stdout.strip()
+
+
+def test_psql_without_a_running_server_says_so_and_starts_none(tmp_path: Path) -> None:
+    env = {**os.environ, "SMARTCOURSE_DATA_DIR": str(tmp_path / "data")}
+    env.pop("DATABASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "smartcourse.cli", "psql", "-c", "select 1"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 1 and "no embedded PostgreSQL is running under" in done.stderr, done.stderr
+    assert not (tmp_path / "data" / "postgres").exists()
 
 
 def _left_behind(data_dir: str) -> list[str]:

@@ -74,4 +74,25 @@ def test_a_405_names_every_method_of_the_path_across_routers() -> None:
 
     r = TestClient(create_app(reads, writes)).patch("/things/1")
     assert r.status_code == 405 and r.json()["code"] == "method_not_allowed", r.text
-    assert r.headers["Allow"] == "DELETE, GET, PUT"
+    assert r.headers["Allow"] == "DELETE, GET, HEAD, PUT"
+
+
+def test_head_answers_as_get_without_the_body() -> None:
+    router = APIRouter()
+
+    @router.get("/things/{thing_id}")
+    async def read(thing_id: str) -> dict[str, str]:
+        return {"id": thing_id}
+
+    @router.post("/things")
+    async def create() -> dict[str, str]:
+        return {"id": "new"}
+
+    client = TestClient(create_app(router))
+    got, head = client.get("/things/abc"), client.head("/things/abc")
+    assert head.status_code == got.status_code == 200
+    assert head.content == b"" and head.headers["content-length"] == got.headers["content-length"] != "0"
+    assert head.headers["content-type"] == got.headers["content-type"] == "application/json"
+    assert client.head("/missing").status_code == 404
+    r = client.head("/things")  # a path without GET: still a 405 naming what it answers
+    assert r.status_code == 405 and r.headers["Allow"] == "POST" and r.content == b""

@@ -110,3 +110,21 @@ def test_run_makes_the_data_dir_private(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code, str(data)], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["0o700", "0o700", "0o600"]
+
+
+def test_the_directories_pgserver_opens_are_closed_again_but_for_passing_through(tmp_path: Path) -> None:
+    from smartcourse.engines import parents_kept_closed
+
+    home, data = tmp_path / "home", tmp_path / "home" / "data"
+    data.mkdir(parents=True)
+    home.chmod(0o700)
+    data.chmod(0o700)
+    (data / "postgres").mkdir(mode=0o700)
+    above = tmp_path.stat().st_mode
+    with parents_kept_closed(data / "postgres"):
+        # What pgserver does as root, so that its `pgserver` user reaches the data: g+rx,o+rx on every parent.
+        for d in (data, home):
+            d.chmod(d.stat().st_mode | 0o055)
+    assert (oct(data.stat().st_mode & 0o777), oct(home.stat().st_mode & 0o777)) == ("0o711", "0o711")
+    assert (data / "postgres").stat().st_mode & 0o777 == 0o700  # PostgreSQL's own: never touched
+    assert tmp_path.stat().st_mode == above  # not opened by the block: left as it was

@@ -191,6 +191,7 @@ def index_storage_options(settings: Settings) -> dict[str, str] | None:
         region=settings.s3_region,
         access_key_id=os.environ.get("AWS_ACCESS_KEY_ID"),
         secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY"),
+        session_token=os.environ.get("AWS_SESSION_TOKEN"),
     )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
-import contextlib
 import copy
 import json
 import logging
@@ -14,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 from smartcourse import aio
 from smartcourse.config import api_workers, default_public_base_url, get_settings
 from smartcourse.priority import lower_background_priority
+from smartcourse.supervise import Children
 
 log = logging.getLogger(__name__)
 
@@ -258,6 +259,46 @@ def cmd_trace(args: argparse.Namespace) -> int:
     return 0
 
 
+def libpq_uri(database_url: str) -> tuple[str, str | None]:
+    """The product's SQLAlchemy URL (`postgresql+asyncpg://...`) as psql takes it, without its password (returned
+    apart, for PGPASSWORD); asyncpg's `ssl=` is libpq's `sslmode=`."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    query = dict(url.query)
+    if "ssl" in query:
+        query["sslmode"] = query.pop("ssl")
+    libpq = url.set(drivername="postgresql", query=query)._replace(password=None)  # set() leaves a None alone
+    return libpq.render_as_string(hide_password=False), url.password
+
+
+def cmd_psql(args: argparse.Namespace) -> int:
+    """psql on the product's database: DATABASE_URL's, else the embedded PostgreSQL running under the data directory
+    (started by `smartcourse run`; this starts none). Arguments after `psql` go to psql (`-c "select 1"`)."""
+    from smartcourse.engines import psql_binary, running_postgres_uri
+
+    with warnings.catch_warnings():  # importing pgserver warns when XDG_RUNTIME_DIR is unset: noise here
+        warnings.simplefilter("ignore")
+        psql = psql_binary()
+    settings = get_settings()
+    env = dict(os.environ)
+    uri: str | None
+    if settings.database_url:
+        uri, password = libpq_uri(settings.database_url)
+        if password:
+            env["PGPASSWORD"] = password  # not on the command line, where `ps` shows it
+    else:
+        uri = running_postgres_uri(settings.data_dir)
+    if uri is None:
+        print(
+            f"error: no embedded PostgreSQL is running under {settings.data_dir.resolve()}: start `smartcourse run` "
+            "with the same SMARTCOURSE_DATA_DIR first (or set DATABASE_URL)",
+            file=sys.stderr,
+        )
+        return 1
+    return subprocess.call([psql, uri, *args.psql_args], env=env)
+
+
 def cmd_routes(_: argparse.Namespace) -> int:
     from smartcourse.functions_registry import all_functions
 
@@ -415,10 +456,17 @@ def run_processes(host: str, port: int, *, kafka: bool) -> dict[str, list[str]]:
     return procs
 
 
+def _tool(name: str) -> str:
+    """A command installed beside this interpreter (the venv's `temporal`, seldom on PATH) by its path, else `name`."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else name
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Start the embedded engines (or use the configured ones), migrate, then the API and the worker."""
     from smartcourse.bootstrap import embedded_engines, resolve_settings
     from smartcourse.config import DEV_SECRET_FILE, created_secret_files
+    from smartcourse.engines import psql_binary, running_postgres_uri
 
     settings = get_settings()
     make_private(settings.data_dir)
@@ -454,21 +502,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     line = size_pools(env, pool_processes(processes), others=CELERY_CONNECTIONS)
     if line:
         print(line, flush=True)
-    # Each in a process group of its own, stopped as a group: a child's own children (Celery's pool and its
-    # embedded beat, uvicorn's API processes) go with it, even when it has to be killed. (A beat started while
-    # Celery was already shutting down outlived its SIGKILLed parent, retrying the gone Redis for good.) Ctrl+C
-    # reaches this process only; it stops the rest.
-    children: dict[str, subprocess.Popen[bytes]] = {
-        name: subprocess.Popen(argv, env=env, start_new_session=True) for name, argv in processes.items()
-    }
+    # Each child in a process group of its own, restarted if it exits while we run, stopped as a group (supervise.py).
+    children = Children(processes, env)
+    children.start_all()
     base = f"http://{args.host}:{args.port}"
+    temporal, embedded_db = resolved.temporal_address, running_postgres_uri(resolved.data_dir)
     print(
         "\nSmartCourse is starting:\n"
         f"  API        {base}   ({api_workers()} processes; interactive docs: {base}/docs)\n"
         f"  health     {base}/health     metrics: {base}/metrics\n"
         f"  data       {resolved.data_dir.resolve()}  (mail: {resolved.mail_dir.resolve()})\n"
-        f"  temporal   {resolved.temporal_address}\n"
-        "Press Ctrl+C to stop.\n",
+        f"  temporal   {temporal}   (its CLI: {_tool('temporal')} workflow list --address {temporal})\n"
+        + (  # the embedded server's: trusts local connections (a configured DATABASE_URL may hold a password)
+            f"  psql       {psql_binary()} '{embedded_db}'   (or: smartcourse psql, with this data dir)\n"
+            if embedded_db and not settings.database_url
+            else ""
+        )
+        + "Press Ctrl+C to stop.\n",
         flush=True,
     )
     stopping = False
@@ -482,30 +532,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGHUP, _stop)  # the terminal closed: the children, in sessions of their own, do not see it
     code = 0
     while not stopping:
-        for name, proc in children.items():
-            if proc.poll() is not None:
-                print(f"{name} exited with {proc.returncode}; stopping", file=sys.stderr)
-                stopping, code = True, 1
+        reason = children.check()  # a child that exited is restarted, after a pause; too often, and we stop
+        if reason:
+            print(reason, file=sys.stderr, flush=True)
+            code = 1
+            break
         time.sleep(0.5)
-    for proc in children.values():
-        _signal_group(proc, signal.SIGTERM)
-    for proc in children.values():
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            pass
-        _signal_group(proc, signal.SIGKILL)  # whatever of its group is left: a late beat, a stuck pool process
+    children.stop_all()
     engines = embedded_engines(settings)
     engines.stop()
     engines.stop_orphans()  # one an API process started on first use (the chat model): they leave by os._exit
     lock.close()
     return code
-
-
-def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
-    """`sig` to the process group `proc` leads (started with start_new_session), if any of it is left."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, sig)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -543,6 +581,10 @@ def main(argv: list[str] | None = None) -> int:
     tpl.add_argument("--check", action="store_true", help="fail if template.yaml is out of date")
     tpl.set_defaults(fn=cmd_template)
     sub.add_parser("routes", help="list every HTTP route and its function").set_defaults(fn=cmd_routes)
+    sub.add_parser(
+        "psql",
+        help="psql on the database (the embedded one of the data dir, else DATABASE_URL's); psql's arguments follow",
+    ).set_defaults(fn=cmd_psql)
     trc = sub.add_parser("trace", help="print a trace (from X-Trace-Id or an error's trace_id) as a tree")
     trc.add_argument("trace_id", help="32 hex digits, or a traceparent value")
     trc.add_argument("--dir", help="span files directory (default: $SMARTCOURSE_DATA_DIR/traces)")
@@ -552,7 +594,10 @@ def main(argv: list[str] | None = None) -> int:
     smp = sub.add_parser("samples", help="write an API Gateway sample event per HTTP function")
     smp.add_argument("--directory", default="events/samples")
     smp.set_defaults(fn=cmd_samples)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "psql":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.psql_args = extra[1:] if extra[:1] == ["--"] else extra
     code: int = args.fn(args)
     # temporalio's core can abort the interpreter at exit (sdk-python#300): leave without finalizers.
     atexit._run_exitfuncs()  # what os._exit would skip: stopping the embedded engines we started

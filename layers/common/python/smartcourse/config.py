@@ -11,7 +11,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from smartcourse.adapters.secrets_manager import SecretsManagerSettingsSource
 
 # Secrets that were published in this repository at some point: refused everywhere.
 KNOWN_SECRETS = frozenset(
@@ -109,6 +111,20 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # After the environment and .env: SMARTCOURSE_SECRETS_ARN's secret fills what they leave unset (how the
+        # deployed functions get JWT_SECRET, DATABASE_URL, REDIS_URL: see docs/operations.md "Deploy to AWS").
+        secrets_manager = SecretsManagerSettingsSource(settings_cls)
+        return init_settings, env_settings, dotenv_settings, secrets_manager, file_secret_settings
+
     environment: str = Field(default="development", alias="SMARTCOURSE_ENV")
     data_dir: Path = Field(default=Path("var"), alias="SMARTCOURSE_DATA_DIR")
 
@@ -149,6 +165,10 @@ class Settings(BaseSettings):
     # Where links that leave the API point (certificate verify_url, in the JSON and the PDF): PUBLIC_BASE_URL,
     # else this machine's server on HOST/PORT as `smartcourse run` and `serve` read them (default_public_base_url).
     public_base_url: str = Field(default_factory=lambda: default_public_base_url(), alias="PUBLIC_BASE_URL")
+    # A path prefix the gateway puts before every route and the app must strip (Lambda behind an HTTP API stage
+    # with a name: its requests arrive as /<stage>/health; `smartcourse template` sets it to "/${Stage}").
+    # Stripped only from paths that start with it; unset or "/": none.
+    api_base_path: str = Field(default="", alias="API_BASE_PATH")
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, alias="MAX_UPLOAD_BYTES")
     rate_limit_per_minute: int = Field(default=600, alias="RATE_LIMIT_PER_MINUTE")
     # Limits in `limits` notation ("10/minute;100/hour"); per client IP and per account (see docs/security.md).

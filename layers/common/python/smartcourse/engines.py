@@ -12,10 +12,11 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -223,6 +224,48 @@ def prune_stale_handles(pgdata: Path) -> list[int]:
     return [p for p in pids if p not in alive]
 
 
+@contextlib.contextmanager
+def parents_kept_closed(path: Path) -> Iterator[None]:
+    """Put back the modes of the directories above `path` that the block changed, with only `g+x,o+x` added.
+
+    Run as root, pgserver runs PostgreSQL as a system user of its own (`pgserver`) and, so that user can reach its
+    data, opens every directory above it to group and others (`g+rx,o+rx`): the data directory (0700, `cli.
+    make_private`) and whatever holds it, a home directory included, become listable by every local user. That
+    user needs to pass through them only: 0700 becomes 0711. (Group too: pgserver runs its `pg_ctl` as that user
+    but keeps root's group, so a root-owned directory's group bits are the ones that apply to it.)"""
+    before = {}
+    for parent in path.parents:
+        with contextlib.suppress(OSError):
+            before[parent] = stat.S_IMODE(parent.stat().st_mode)
+    try:
+        yield
+    finally:
+        for parent, mode in before.items():
+            with contextlib.suppress(OSError):
+                if stat.S_IMODE(parent.stat().st_mode) != mode:
+                    parent.chmod(mode | stat.S_IXGRP | stat.S_IXOTH)
+
+
+def psql_binary() -> str:
+    """The psql that ships with pgserver (the embedded PostgreSQL's own), else the one on PATH."""
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    bundled = POSTGRES_BIN_PATH / "psql"
+    return str(bundled) if bundled.exists() else "psql"
+
+
+def running_postgres_uri(data_dir: Path) -> str | None:
+    """A libpq URI (no password: the embedded server trusts local connections) of the embedded PostgreSQL running
+    under `data_dir`, or None when none runs there. Starts nothing."""
+    from pgserver.utils import PostmasterInfo
+
+    info = PostmasterInfo.read_from_pgdata(data_dir.resolve() / "postgres")
+    if info is None or not info.is_running():
+        return None
+    uri: str = info.get_uri(database="postgres")
+    return uri
+
+
 @dataclass
 class EmbeddedEngines:
     """Starts (or finds) the embedded engines under one data directory."""
@@ -247,7 +290,8 @@ class EmbeddedEngines:
             running = PostmasterInfo.read_from_pgdata(pgdata)
             starts_here = running is None or not running.is_running()
             # 'stop': the server stops when the last process holding a handle exits.
-            self._pg = pgserver.get_server(pgdata, cleanup_mode="stop")
+            with parents_kept_closed(pgdata):
+                self._pg = pgserver.get_server(pgdata, cleanup_mode="stop")
             if starts_here:  # nobody else is connected yet: the one moment a restart costs nothing
                 self._fit_max_connections()
         uri: str = self._pg.get_uri()  # type: ignore[attr-defined]

@@ -412,7 +412,11 @@ class EnrollmentPublic(BaseModel):
     activated_at: datetime | None
     completed_at: datetime | None
     dropped_at: datetime | None
-    percent: float | None = None
+    percent: float | None = Field(
+        default=None,
+        description="Share of the course's published lessons completed (100 once completed); "
+        "null where it was not computed: a repeated POST and a DELETE answer, see GET /enrollments/{id}.",
+    )
 
 
 class EnrollmentDetail(EnrollmentPublic):

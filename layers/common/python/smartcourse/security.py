@@ -6,13 +6,13 @@ import asyncio
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import jwt
 from pwdlib import PasswordHash
 
 from smartcourse.config import Settings, get_settings
+from smartcourse.domain.principal import Principal
 from smartcourse.errors import Unauthorized
 
 _hasher = PasswordHash.recommended()
@@ -54,19 +54,6 @@ async def hash_password_async(password: str) -> str:
 
 async def verify_password_async(password: str, password_hash: str | None) -> bool:
     return await asyncio.get_running_loop().run_in_executor(_hash_pool(), verify_password, password, password_hash)
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: the verified claims of an access token (role and version re-checked per request)."""
-
-    user_id: uuid.UUID
-    role: str
-    token_version: int = 0
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
 
 
 def issue_access_token(settings: Settings, *, user_id: uuid.UUID, role: str, token_version: int = 0) -> str:

@@ -52,6 +52,7 @@ def s3_storage_options(
     region: str = "us-east-1",
     access_key_id: str | None = None,
     secret_access_key: str | None = None,
+    session_token: str | None = None,
 ) -> dict[str, str]:
     """Lance storage options for an S3 endpoint (AWS when `endpoint_url` is None, else S3-compatible)."""
     opts = {"aws_region": region}
@@ -63,6 +64,8 @@ def s3_storage_options(
     if access_key_id and secret_access_key:
         opts["aws_access_key_id"] = access_key_id
         opts["aws_secret_access_key"] = secret_access_key
+        if session_token:  # a role's temporary keys (Lambda, ECS, an assumed role) are refused without it
+            opts["aws_session_token"] = session_token
     return opts
 
 

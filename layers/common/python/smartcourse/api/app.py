@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -91,6 +92,8 @@ def _allowed_methods(request: Request) -> str:
     for route in getattr(request.app.state, "method_routes", ()):
         if route.methods and route.matches(request.scope)[0] is not Match.NONE:
             methods |= route.methods
+    if "GET" in methods:
+        methods.add("HEAD")  # answered for every GET route (`api.edge`)
     return ", ".join(sorted(methods))
 
 
@@ -215,4 +218,19 @@ def lambda_handler(router: APIRouter) -> Callable[..., dict[str, object]]:
     """The Lambda entry point of one function: its router in an app, behind Mangum."""
     from mangum import Mangum
 
-    return Mangum(create_app(router, title="SmartCourse function"), lifespan="off")  # type: ignore[return-value]
+    from smartcourse.config import get_settings
+
+    # A named HTTP API stage is the first segment of every path Lambda sees (/production/health): strip it, or no
+    # route matches. Mangum strips it only from paths that start with it.
+    base_path = "/" + get_settings().api_base_path.strip().strip("/")
+    asgi = Mangum(create_app(router, title="SmartCourse function"), lifespan="off", api_gateway_base_path=base_path)
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, object]:
+        try:
+            return asgi(event, context)  # type: ignore[no-any-return]
+        finally:
+            # Lambda freezes the process once the answer is out: spans still queued would leave at some later
+            # invocation, or never. A no-op unless an exporter is configured (OTEL_EXPORTER_OTLP_ENDPOINT).
+            telemetry.force_flush()
+
+    return handler

@@ -54,6 +54,13 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        method: str = scope["method"]
+        if method == "HEAD":
+            # RFC 9110 9.3.2: HEAD is GET without the content (uptime probes use it). FastAPI's routes answer only
+            # the methods they declare, so the app runs the GET and the body is dropped below; headers, status and
+            # Content-Length stay the GET's.
+            scope = dict(scope, method="GET")
+        head_done = False
         path: str = scope["path"]
         status = 500
         docs_page = path.startswith("/docs") or path.startswith("/redoc")
@@ -61,11 +68,16 @@ class EdgeMiddleware:
         server_span = trace.get_current_span()  # the request's, started by the tracing middleware around this one
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal status
+            nonlocal status, head_done
+            if method == "HEAD" and message["type"] == "http.response.body":
+                if not head_done:
+                    head_done = True
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+                return
             if message["type"] == "http.response.start":
                 status = message["status"]
                 if "route" in scope:  # routed (the router matched once, here for the span's name too)
-                    name_server_span(server_span, scope["method"], route_template(scope))
+                    name_server_span(server_span, method, route_template(scope))
                 headers = MutableHeaders(scope=message)
                 for key, value in _SECURITY_HEADERS:
                     headers.setdefault(key, value)
@@ -88,13 +100,12 @@ class EdgeMiddleware:
             else:
                 await self.app(scope, receive, send_with_headers)
         finally:
-            self._observe(scope, path, status, started)
+            self._observe(scope, method, path, status, started)
 
     @staticmethod
-    def _observe(scope: Scope, path: str, status: int, started: float) -> None:
+    def _observe(scope: Scope, method: str, path: str, status: int, started: float) -> None:
         elapsed = time.perf_counter() - started
         route = route_template(scope)
-        method = scope["method"]
         HTTP_REQUESTS.labels(method, route, str(status)).inc()
         HTTP_LATENCY.labels(method, route).observe(elapsed)
         principal: Any = (scope.get("state") or {}).get("principal")

@@ -53,8 +53,9 @@ LAYER_EXCLUDES: dict[str, str] = {
 }
 
 # Import names a zip function may use without the layer shipping them: the Lambda runtime has them.
-# (AWS recommends bundling your own SDK to control its version; the layer gives that up for 22 MB. The S3 calls
-# used, put/get/delete_object and presigned URLs, are in every boto3 the python3.12 runtime has shipped.)
+# (AWS recommends bundling your own SDK to control its version; the layer gives that up for 22 MB. The calls used,
+# S3 put/get/delete_object, presigned URLs and Secrets Manager's GetSecretValue, are in every boto3 the
+# python3.12 runtime has shipped.)
 RUNTIME_PROVIDED: dict[str, str] = {
     "boto3": "the python3.12 runtime's AWS SDK",
     "botocore": "the python3.12 runtime's AWS SDK",

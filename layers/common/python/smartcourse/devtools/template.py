@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import ast
+import inspect
+import textwrap
+from types import ModuleType
 from typing import Any
 
 import yaml
 
-from smartcourse.functions_registry import all_functions, functions_dir
+from smartcourse.functions_registry import Function, all_functions, functions_dir
 
 RUNTIME = "python3.12"
 
@@ -38,6 +42,19 @@ def logical_id(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_")) + "Function"
 
 
+#: The largest upload a deployed function accepts. Lambda takes a request of at most 6 MB, and an HTTP API sends a
+#: multipart body base64-encoded (4/3 of its size) inside the event: 4 MiB of file is ~5.6 MB with its framing, so
+#: the app answers its own 413 `file_too_large` rather than the gateway failing the call (`MAX_UPLOAD_BYTES`).
+LAMBDA_MAX_UPLOAD_BYTES = 4 * 1024 * 1024
+LAMBDA_MAX_REQUEST_BYTES = 6_000_000
+
+#: The assistant's functions: more memory (and with it CPU) for the graph, the prompt and the LLM client. Their
+#: timeout stays at HTTP API's integration ceiling (30 s): a longer one would run on after the gateway answered.
+AI_MEMORY_MB = 1024
+#: The MSK consumer's batch (a Kafka event source mapping allows up to 15 minutes).
+CONSUMER_TIMEOUT_SECONDS = 120
+
+
 def zip_functions() -> list[str]:
     """The functions deployed as zip + the common layer: every one not in IMAGE_FUNCTIONS."""
     return sorted(p.parent.name for p in functions_dir().glob("*/app.py") if p.parent.name not in IMAGE_FUNCTIONS)
@@ -63,16 +80,32 @@ def _packaging(name: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
 
 def _env() -> dict[str, Any]:
     return {
-        "SMARTCOURSE_ENV": {"Ref": "Stage"},
-        "DATABASE_URL": {"Ref": "DatabaseUrl"},
-        "REDIS_URL": {"Ref": "RedisUrl"},
-        "MONGODB_URL": {"Ref": "MongoDbUrl"},
+        # Always production: the API stage's name says nothing about the mode (a stage named `test` would lift the
+        # rate limits and expose the detailed /health).
+        "SMARTCOURSE_ENV": "production",
+        # A named HTTP API stage puts /<stage> before every path Lambda sees: the handlers strip it.
+        "API_BASE_PATH": {"Fn::Sub": "/${Stage}"},
+        # JWT_SECRET, DATABASE_URL, REDIS_URL (and MONGODB_URL, METRICS_TOKEN, LLM_API_KEY...) are read from this
+        # Secrets Manager secret at cold start (a JSON object of variable names), never from the environment.
+        "SMARTCOURSE_SECRETS_ARN": {"Ref": "SecretsArn"},
         "TEMPORAL_ADDRESS": {"Ref": "TemporalAddress"},
         "KAFKA_BOOTSTRAP_SERVERS": {"Ref": "KafkaBootstrapServers"},
         "SCHEMA_REGISTRY_URL": {"Ref": "SchemaRegistryUrl"},
-        "JWT_SECRET": {"Ref": "JwtSecret"},
         "S3_BUCKET": {"Ref": "MaterialsBucket"},
-        "SMARTCOURSE_FUNCTIONS_DIR": "/var/task",
+        "PUBLIC_BASE_URL": {"Ref": "PublicBaseUrl"},
+        "CORS_ORIGINS": {"Ref": "CorsOrigins"},
+        "LLM_BASE_URL": {"Ref": "LlmBaseUrl"},
+        "LLM_MODEL": {"Ref": "LlmModel"},
+        "EMBEDDINGS_BASE_URL": {"Ref": "EmbeddingsBaseUrl"},
+        "EMBEDDINGS_MODEL": {"Ref": "EmbeddingsModel"},
+        "INDEX_URI": {"Fn::If": ["HasIndexUri", {"Ref": "IndexUri"}, {"Fn::Sub": "s3://${MaterialsBucket}/index"}]},
+        "MAX_UPLOAD_BYTES": str(LAMBDA_MAX_UPLOAD_BYTES),
+        # Spans go to an OpenTelemetry collector (OTLP over HTTP) when one is given; there is no file to write
+        # them to under a read-only /var/task, so without one they are switched off rather than dropped.
+        "OTEL_EXPORTER_OTLP_ENDPOINT": {"Ref": "OtelExporterEndpoint"},
+        "OTEL_TRACES_EXPORTER": {"Fn::If": ["HasOtelExporter", "otlp", "none"]},
+        # /tmp is the only writable directory in Lambda.
+        "SMARTCOURSE_DATA_DIR": "/tmp/smartcourse",
         "SMARTCOURSE_SCHEMAS_DIR": "/opt/python/event_schemas",
         # A Lambda container serves one invocation at a time: a pool of 1 + 1 (and the document store's 1 + 1) is
         # all it uses, and thousands of containers must share the database's max_connections (or an RDS Proxy).
@@ -82,24 +115,338 @@ def _env() -> dict[str, Any]:
 
 
 def _parameters() -> dict[str, Any]:
-    def param(description: str, *, secret: bool = False, default: str | None = None) -> dict[str, Any]:
-        out: dict[str, Any] = {"Type": "String", "Description": description}
-        if secret:
-            out["NoEcho"] = True
+    def param(
+        description: str,
+        *,
+        default: str | None = None,
+        pattern: str | None = None,
+        allowed: list[str] | None = None,
+        kind: str = "String",
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = {"Type": kind, "Description": description}
         if default is not None:
             out["Default"] = default
+        if pattern is not None:
+            out["AllowedPattern"] = pattern
+        if allowed is not None:
+            out["AllowedValues"] = allowed
         return out
 
     return {
-        "Stage": param("Deployment stage", default="production"),
-        "DatabaseUrl": param("postgresql+asyncpg:// URL of the PostgreSQL database", secret=True),
-        "RedisUrl": param("redis:// URL"),
-        "MongoDbUrl": param("mongodb:// URL of the document store", secret=True),
+        "Stage": param(
+            "Name of the HTTP API stage (also in the layer's name, so not $default)",
+            default="production",
+            pattern="^[A-Za-z0-9_-]{1,64}$",
+        ),
+        "SecretsArn": param(
+            "ARN of the Secrets Manager secret holding JWT_SECRET, DATABASE_URL, REDIS_URL (and optionally "
+            "MONGODB_URL, METRICS_TOKEN, LLM_API_KEY, EMBEDDINGS_API_KEY) as a JSON object",
+            pattern="^arn:aws[a-z-]*:secretsmanager:.+$",
+        ),
+        "PublicBaseUrl": param(
+            "Base URL of public links (certificate verify_url): the API's custom domain or the ApiUrl output",
+            pattern="^https?://.+$",
+        ),
+        "CorsOrigins": param("Browser origins allowed to call the API, comma-separated; empty: none", default=""),
         "TemporalAddress": param("host:port of the Temporal frontend"),
         "KafkaBootstrapServers": param("Kafka bootstrap servers (MSK)"),
         "SchemaRegistryUrl": param("Schema registry URL"),
-        "JwtSecret": param("HS256 signing secret for access tokens", secret=True),
+        "LlmBaseUrl": param("OpenAI-compatible base URL of the assistant's chat model", pattern="^https?://.+$"),
+        "LlmModel": param("The chat model's name at LlmBaseUrl"),
+        "EmbeddingsBaseUrl": param("OpenAI-compatible base URL of the embeddings model", pattern="^https?://.+$"),
+        "EmbeddingsModel": param("The embeddings model's name", default="text-embedding-3-small"),
+        "IndexUri": param(
+            "s3:// URI of the content index; empty: index/ in the materials bucket",
+            default="",
+            pattern="^(s3://[^/]+(/.*)?)?$",
+        ),
+        "OtelExporterEndpoint": param("OTLP/HTTP endpoint of an OpenTelemetry collector; empty: no spans", default=""),
+        "SubnetIds": param(
+            "Private subnets for the functions (to reach RDS, ElastiCache, MSK); empty: no VPC",
+            default="",
+            kind="CommaDelimitedList",
+        ),
+        "SecurityGroupIds": param(
+            "Security groups of the functions (with SubnetIds)", default="", kind="CommaDelimitedList"
+        ),
     }
+
+
+def _conditions() -> dict[str, Any]:
+    def not_empty(ref: dict[str, Any]) -> dict[str, Any]:
+        return {"Fn::Not": [{"Fn::Equals": [ref, ""]}]}
+
+    return {
+        "HasCors": not_empty({"Ref": "CorsOrigins"}),
+        "HasIndexUri": not_empty({"Ref": "IndexUri"}),
+        "HasOtelExporter": not_empty({"Ref": "OtelExporterEndpoint"}),
+        "HasVpc": not_empty({"Fn::Join": ["", {"Ref": "SubnetIds"}]}),
+    }
+
+
+#: What each FileStore call needs of the materials bucket. A presigned URL is signed with the function's own
+#: credentials, so the reader's GET needs its GetObject.
+FILE_STORE_ACTIONS: dict[str, tuple[str, ...]] = {
+    "get": ("s3:GetObject",),
+    "presigned_url": ("s3:GetObject",),
+    "put": ("s3:PutObject",),
+    "delete": ("s3:DeleteObject",),
+}
+
+
+#: What the content index's calls need of its S3 prefix (LanceDB lists, reads, and writes new files on a change).
+INDEX_READS = frozenset({"search", "count", "versions"})
+INDEX_WRITES = frozenset({"write_version", "delete_source", "drop_version"})
+#: Arguments that carry a port (or the container, which builds them) into the code a function calls.
+_CARRIERS = frozenset({"c", "container", "files", "vector_index"})
+
+
+def _function_ast(func: Any) -> ast.AST:
+    return ast.parse(textwrap.dedent(inspect.getsource(func)))
+
+
+def _name_of(node: ast.AST) -> str | None:
+    """`files` for `files`, `c.files` and `c.vector_index()`'s `vector_index`; else None."""
+    if isinstance(node, ast.Call):
+        node = node.func
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return None
+
+
+def _port_calls(tree: ast.AST) -> dict[str, set[str]]:
+    """The FileStore and VectorIndex methods `tree` calls (`files.put(...)`, `c.files.get(...)`,
+    `container.vector_index().search(...)`, `vector_index.delete_source(...)`)."""
+    found: dict[str, set[str]] = {"files": set(), "vector_index": set()}
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        method, receiver = node.func.attr, _name_of(node.func.value)
+        if receiver == "files" and method in FILE_STORE_ACTIONS:
+            found["files"].add(method)
+        elif receiver == "vector_index" and method in INDEX_READS | INDEX_WRITES:
+            found["vector_index"].add(method)
+        elif method == "vector_index" and not node.args:
+            found["vector_index"].add("open")
+    return found
+
+
+def _passes_a_port(call: ast.Call) -> bool:
+    return any(_name_of(a) in _CARRIERS for a in [*call.args, *(k.value for k in call.keywords)])
+
+
+def _callee(call: ast.Call, namespace: ModuleType) -> Any:
+    """The module-level function a call names (`materials.delete_material` or a same-module `helper`)."""
+    func = call.func
+    if isinstance(func, ast.Name):
+        return getattr(namespace, func.id, None)
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+        owner = getattr(namespace, func.value.id, None)
+        return getattr(owner, func.attr, None) if isinstance(owner, ModuleType) else None
+    return None
+
+
+def port_calls(fn: Function) -> dict[str, set[str]]:
+    """The FileStore and VectorIndex methods a function's code reaches: its own calls, and those of the module
+    functions it hands a port or the container to, followed from module to module (`services.search.retrieve`)."""
+    top = ast.parse(inspect.getsource(fn.module))
+    found = _port_calls(top)
+    seen: set[Any] = set()
+
+    def follow(tree: ast.AST, namespace: ModuleType) -> None:
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and _passes_a_port(node)):
+                continue
+            callee = _callee(node, namespace)
+            if not inspect.isfunction(callee) or callee in seen:
+                continue
+            seen.add(callee)
+            body = _function_ast(callee)
+            for port, methods in _port_calls(body).items():
+                found[port] |= methods
+            follow(body, inspect.getmodule(callee) or namespace)
+
+    follow(top, fn.module)
+    return found
+
+
+def file_store_calls(fn: Function) -> set[str]:
+    """The FileStore methods a function's code reaches (see `port_calls`)."""
+    return port_calls(fn)["files"]
+
+
+def _index_statements(calls: set[str]) -> list[dict[str, Any]]:
+    """Access to the content index's prefix (INDEX_URI: IndexUri, else index/ in the materials bucket)."""
+    if not calls:
+        return []
+    path = {
+        "Fn::If": [
+            "HasIndexUri",
+            {"Fn::Select": [1, {"Fn::Split": ["s3://", {"Ref": "IndexUri"}]}]},
+            {"Fn::Sub": "${MaterialsBucket}/index"},
+        ]
+    }
+    bucket = {"Fn::Select": [0, {"Fn::Split": ["/", path]}]}
+    actions = ["s3:GetObject"]
+    if calls & INDEX_WRITES:
+        actions += ["s3:PutObject", "s3:DeleteObject"]
+    return [
+        {
+            "Effect": "Allow",
+            "Action": actions,
+            "Resource": {"Fn::Sub": ["arn:${AWS::Partition}:s3:::${Path}/*", {"Path": path}]},
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket"],
+            "Resource": {"Fn::Sub": ["arn:${AWS::Partition}:s3:::${Bucket}", {"Bucket": bucket}]},
+        },
+    ]
+
+
+def _bucket_statements(calls: set[str]) -> list[dict[str, Any]]:
+    actions = sorted({a for call in calls for a in FILE_STORE_ACTIONS[call]})
+    if not actions:
+        return []
+    objects = {"Fn::Sub": "${MaterialsBucket.Arn}/*"}
+    out: list[dict[str, Any]] = [{"Effect": "Allow", "Action": actions, "Resource": objects}]
+    if "s3:GetObject" in actions:
+        # Without ListBucket S3 answers a missing key with 403 AccessDenied, not 404 NoSuchKey: the 404
+        # `file_not_found` needs it.
+        out.append({"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": {"Fn::GetAtt": "MaterialsBucket.Arn"}})
+    return out
+
+
+def _secrets_statement() -> dict[str, Any]:
+    return {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": {"Ref": "SecretsArn"}}
+
+
+def _msk_parameters() -> dict[str, Any]:
+    return {
+        "MskClusterArn": {"Type": "String", "Description": "ARN of the MSK cluster carrying domain events"},
+        "MskAuth": {
+            "Type": "String",
+            "Description": "How the event source mapping authenticates to MSK: IAM, SASL/SCRAM (with "
+            "MskSaslSecretArn) or NONE (an unauthenticated TLS or plaintext listener)",
+            "Default": "IAM",
+            "AllowedValues": ["IAM", "SASL_SCRAM_512", "NONE"],
+        },
+        "MskSaslSecretArn": {
+            "Type": "String",
+            "Description": "With MskAuth=SASL_SCRAM_512: ARN of the AmazonMSK_ secret (user name and password)",
+            "Default": "",
+        },
+        "MskMaximumPollers": {
+            "Type": "Number",
+            "Description": "Most event pollers of each consumer (provisioned mode, needed for partial batch responses)",
+            "Default": 3,
+            "MinValue": 1,
+            "MaxValue": 2000,
+        },
+    }
+
+
+def _rules(msk: bool) -> dict[str, Any]:
+    """Parameter combinations refused before anything is created."""
+
+    def empty(ref: dict[str, Any]) -> dict[str, Any]:
+        return {"Fn::Equals": [ref, ""]}
+
+    no_subnets = {"Fn::EachMemberEquals": [{"Ref": "SubnetIds"}, ""]}
+    no_groups = {"Fn::EachMemberEquals": [{"Ref": "SecurityGroupIds"}, ""]}
+    together = {
+        "Fn::Or": [
+            {"Fn::And": [no_subnets, no_groups]},
+            {"Fn::And": [{"Fn::Not": [no_subnets]}, {"Fn::Not": [no_groups]}]},
+        ]
+    }
+    rules: dict[str, Any] = {
+        "VpcNeedsSubnetsAndSecurityGroups": {
+            "Assertions": [
+                {
+                    "Assert": together,
+                    "AssertDescription": "SubnetIds and SecurityGroupIds are given together (or neither)",
+                }
+            ]
+        }
+    }
+    if msk:
+        rules["MskSaslNeedsItsSecret"] = {
+            "RuleCondition": {"Fn::Equals": [{"Ref": "MskAuth"}, "SASL_SCRAM_512"]},
+            "Assertions": [
+                {
+                    "Assert": {"Fn::Not": [empty({"Ref": "MskSaslSecretArn"})]},
+                    "AssertDescription": "MskAuth=SASL_SCRAM_512 needs MskSaslSecretArn",
+                }
+            ],
+        }
+    return rules
+
+
+def _msk_conditions() -> dict[str, Any]:
+    return {
+        "MskIamAuth": {"Fn::Equals": [{"Ref": "MskAuth"}, "IAM"]},
+        "MskSaslAuth": {"Fn::Equals": [{"Ref": "MskAuth"}, "SASL_SCRAM_512"]},
+    }
+
+
+def _msk_event(fn: Function, topics: list[str]) -> dict[str, Any]:
+    return {
+        "Type": "MSK",
+        "Properties": {
+            "Stream": {"Ref": "MskClusterArn"},
+            "Topics": topics,
+            "StartingPosition": "TRIM_HORIZON",
+            "ConsumerGroupId": fn.name,
+            # The handler answers {"batchItemFailures": [...]}: without this Lambda ignores it and commits the
+            # records it failed. Kafka partial batch responses need provisioned pollers.
+            "FunctionResponseTypes": ["ReportBatchItemFailures"],
+            "ProvisionedPollerConfig": {"MinimumPollers": 1, "MaximumPollers": {"Ref": "MskMaximumPollers"}},
+            "SourceAccessConfigurations": [
+                {
+                    "Fn::If": [
+                        "MskSaslAuth",
+                        {"Type": "SASL_SCRAM_512_AUTH", "URI": {"Ref": "MskSaslSecretArn"}},
+                        {"Ref": "AWS::NoValue"},
+                    ]
+                }
+            ],
+        },
+    }
+
+
+def _msk_statements(fn: Function) -> list[dict[str, Any]]:
+    """What the event source mapping needs of the function's role beyond AWSLambdaMSKExecutionRole: the IAM
+    access-control actions on the cluster, its topics and the function's group, or the SASL secret."""
+    cluster_path = {"Fn::Select": [1, {"Fn::Split": [":cluster/", {"Ref": "MskClusterArn"}]}]}
+
+    def arn(kind: str, tail: str) -> dict[str, Any]:
+        return {
+            "Fn::Sub": [
+                f"arn:${{AWS::Partition}}:kafka:${{AWS::Region}}:${{AWS::AccountId}}:{kind}/${{Cluster}}/{tail}",
+                {"Cluster": cluster_path},
+            ]
+        }
+
+    iam = {
+        "Effect": "Allow",
+        "Action": [
+            "kafka-cluster:Connect",
+            "kafka-cluster:DescribeClusterDynamicConfiguration",
+            "kafka-cluster:DescribeTopic",
+            "kafka-cluster:ReadData",
+            "kafka-cluster:DescribeGroup",
+            "kafka-cluster:AlterGroup",
+        ],
+        "Resource": [{"Ref": "MskClusterArn"}, arn("topic", "*"), arn("group", fn.name)],
+    }
+    sasl = {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": {"Ref": "MskSaslSecretArn"}}
+    return [
+        {"Fn::If": ["MskIamAuth", iam, {"Ref": "AWS::NoValue"}]},
+        {"Fn::If": ["MskSaslAuth", sasl, {"Ref": "AWS::NoValue"}]},
+    ]
 
 
 def build_template() -> dict[str, Any]:
@@ -115,7 +462,26 @@ def build_template() -> dict[str, Any]:
             },
             "Metadata": {"BuildMethod": RUNTIME},
         },
-        "HttpApi": {"Type": "AWS::Serverless::HttpApi", "Properties": {"StageName": {"Ref": "Stage"}}},
+        "HttpApi": {
+            "Type": "AWS::Serverless::HttpApi",
+            "Properties": {
+                "StageName": {"Ref": "Stage"},
+                # The gateway answers browsers' preflights itself (and ignores the functions' CORS headers).
+                "CorsConfiguration": {
+                    "Fn::If": [
+                        "HasCors",
+                        {
+                            "AllowOrigins": {"Fn::Split": [",", {"Ref": "CorsOrigins"}]},
+                            "AllowMethods": ["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+                            "AllowHeaders": ["Authorization", "Content-Type", "Idempotency-Key"],
+                            "ExposeHeaders": ["Retry-After"],
+                            "MaxAge": 600,
+                        },
+                        {"Ref": "AWS::NoValue"},
+                    ]
+                },
+            },
+        },
         "MaterialsBucket": {
             "Type": "AWS::S3::Bucket",
             "DeletionPolicy": "Retain",
@@ -143,35 +509,38 @@ def build_template() -> dict[str, Any]:
                 "Type": "HttpApi",
                 "Properties": {"ApiId": {"Ref": "HttpApi"}, "Path": path, "Method": method},
             }
+        reached = port_calls(fn)
+        statements = [
+            _secrets_statement(),
+            *_bucket_statements(reached["files"]),
+            *_index_statements(reached["vector_index"]),
+        ]
         consumes = getattr(fn.module, "CONSUMES", None)
         if consumes:
-            events["Kafka"] = {
-                "Type": "MSK",
-                "Properties": {
-                    "Stream": {"Ref": "MskClusterArn"},
-                    "Topics": sorted(set(consumes)),
-                    "StartingPosition": "TRIM_HORIZON",
-                    "ConsumerGroupId": fn.name,
-                },
-            }
+            events["Kafka"] = _msk_event(fn, sorted(set(consumes)))
+            statements += _msk_statements(fn)
+            props["Timeout"] = CONSUMER_TIMEOUT_SECONDS
+        if fn.name.startswith("ai_"):
+            props["MemorySize"] = AI_MEMORY_MB
         if events:
             props["Events"] = events
-        if fn.name in {"upload_material", "get_material"}:
-            props["Policies"] = [{"S3CrudPolicy": {"BucketName": {"Ref": "MaterialsBucket"}}}]
+        props["Policies"] = [{"Statement": statements}]
         resources[logical_id(fn.name)] = {"Type": "AWS::Serverless::Function", "Properties": props}
         if metadata:
             resources[logical_id(fn.name)]["Metadata"] = metadata
     params = _parameters()
-    if any(getattr(f.module, "CONSUMES", None) for f in all_functions()):
-        params["MskClusterArn"] = {
-            "Type": "String",
-            "Description": "ARN of the MSK cluster carrying domain events",
-        }
+    conditions = _conditions()
+    msk = any(getattr(f.module, "CONSUMES", None) for f in all_functions())
+    if msk:
+        params.update(_msk_parameters())
+        conditions.update(_msk_conditions())
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Transform": "AWS::Serverless-2016-10-31",
         "Description": "SmartCourse: the function pack (one function per endpoint and per event consumer).",
         "Parameters": params,
+        "Rules": _rules(msk),
+        "Conditions": conditions,
         "Globals": {
             # Runtime, Handler and Layers are per function: a container-image function may have none of them.
             "Function": {
@@ -180,6 +549,13 @@ def build_template() -> dict[str, Any]:
                 "MemorySize": 512,
                 "Tracing": "Active",
                 "Environment": {"Variables": _env()},
+                "VpcConfig": {
+                    "Fn::If": [
+                        "HasVpc",
+                        {"SubnetIds": {"Ref": "SubnetIds"}, "SecurityGroupIds": {"Ref": "SecurityGroupIds"}},
+                        {"Ref": "AWS::NoValue"},
+                    ]
+                },
             }
         },
         "Resources": resources,
@@ -187,7 +563,11 @@ def build_template() -> dict[str, Any]:
             "ApiUrl": {
                 "Description": "Base URL of the HTTP API",
                 "Value": {"Fn::Sub": "https://${HttpApi}.execute-api.${AWS::Region}.amazonaws.com/${Stage}"},
-            }
+            },
+            "MaterialsBucketName": {
+                "Description": "The materials bucket (S3_BUCKET of the worker, the relay and Celery outside the stack)",
+                "Value": {"Ref": "MaterialsBucket"},
+            },
         },
     }
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from smartcourse.domain.principal import Principal
 from smartcourse.errors import Forbidden
-from smartcourse.security import Principal
 
 AUTHOR_ROLES = frozenset({"instructor", "admin"})
 

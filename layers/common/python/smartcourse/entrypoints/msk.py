@@ -144,7 +144,10 @@ def msk_handler(consumer: Consumer) -> LambdaHandler:
     telemetry.configure_telemetry(f"lambda-{consumer.name}")  # once per cold start
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return asyncio.run(_invoke(consumer, event))
+        try:
+            return asyncio.run(_invoke(consumer, event))
+        finally:
+            telemetry.force_flush()  # before Lambda freezes the process (a no-op without an exporter)
 
     return handler
 

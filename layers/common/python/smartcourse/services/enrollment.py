@@ -393,7 +393,7 @@ async def enroll(
         e.waitlisted_at = written  # the time under the lock: the position below counts by it
         uow.emitted.append(waitlisted_event)
     await uow.commit()
-    return await to_public(uow, e), True
+    return await to_public(uow, e, 0.0), True  # nothing done yet: the same 0.0 that GET answers
 
 
 #: How often the admission goes back to the seat when the waitlist statement finds one freed meanwhile.

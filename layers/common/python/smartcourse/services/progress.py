@@ -18,14 +18,16 @@ from smartcourse.models import Course, Enrollment, EnrollmentHistory, Lesson, Le
 from smartcourse.ratelimit import Decision, rate_limited_error
 from smartcourse.schemas import LessonProgressPublic, ModuleProgressPublic, ProgressPublic, QuizResult
 from smartcourse.security import Principal
-from smartcourse.services.enrollment import enrollment_event
 from smartcourse.services.learner_view import PublishedLesson, published_lessons
+from smartcourse.services.waitlist import enrollment_event
 
 
 async def _learning_context(
-    uow: UnitOfWork, documents: Any, principal: Principal, lesson_id: uuid.UUID
+    uow: UnitOfWork, documents: Any, principal: Principal, lesson_id: uuid.UUID, *, completed_ok: bool = False
 ) -> tuple[Enrollment, Course, PublishedLesson, list[PublishedLesson]]:
-    """The caller's active enrollment holding this lesson, locked: one progress change at a time per enrollment."""
+    """The caller's active enrollment holding this lesson, locked: one progress change at a time per enrollment.
+
+    With `completed_ok`, a completed enrollment is returned too (the caller answers a repeat from it)."""
     if principal.role != "student":
         raise Forbidden("only enrolled students record progress", code="role_forbidden")
     stmt = (
@@ -50,8 +52,10 @@ async def _learning_context(
         match = next((lsn for lsn in lessons if lsn.lesson_id == lesson_id), None)
         if match is None:
             continue
-        if e.status == "completed":
+        if e.status == "completed" and not completed_ok:
             raise Conflict("this course is already completed", code="enrollment_completed")
+        if e.status == "completed":
+            return e, course, match, lessons
         if e.status != "active":
             raise Conflict(f"the enrollment is {e.status}, not active yet", code="enrollment_not_active")
         return e, course, match, lessons
@@ -124,11 +128,16 @@ async def complete_lesson(
     *, uow: UnitOfWork, documents: Any, principal: Principal, lesson_id: uuid.UUID
 ) -> tuple[ProgressPublic, bool]:
     """Mark a text or video lesson complete (idempotent). Returns (progress, enrollment just completed)."""
-    e, _course, lesson, lessons = await _learning_context(uow, documents, principal, lesson_id)
+    e, _course, lesson, lessons = await _learning_context(uow, documents, principal, lesson_id, completed_ok=True)
     if lesson.type == "quiz":
         raise Conflict(
             "a quiz lesson is completed by passing it: POST /quizzes/{id}/submit", code="quiz_requires_submission"
         )
+    if e.status == "completed":
+        # A repeat of a lesson already done is answered as before (idempotent); nothing else moves a finished course.
+        if lesson.lesson_id not in await _completed_ids(uow, e.id):
+            raise Conflict("this course is already completed", code="enrollment_completed")
+        return await _progress(uow, e, lessons), False
     await _record_completion(uow, e, lesson, lessons, None)
     just_completed = e.status == "completed"
     await uow.commit()

@@ -107,6 +107,25 @@ async def ensure_content_access(uow: UnitOfWork, principal: Principal | None, co
         if not (enrolled or rules.is_live(course.status, course.content_version)):
             raise NotFound("course not found", code="course_not_found")
         if not enrolled:
+            waiting = (
+                await uow.session.scalar(
+                    select(Enrollment.status)
+                    .where(
+                        Enrollment.student_id == principal.user_id,
+                        Enrollment.course_id == course.id,
+                        Enrollment.status == "waitlisted",
+                    )
+                    .limit(1)
+                )
+                if principal is not None
+                else None
+            )
+            if waiting is not None:
+                raise Forbidden(
+                    "you are on the course's waitlist: its content opens once you have a seat",
+                    code="enrollment_not_active",
+                    details={"status": waiting},
+                )
             raise Forbidden("enroll in the course to search its content", code="not_enrolled")
     if course.index_version <= 0:
         raise Conflict(
@@ -178,6 +197,12 @@ def _lowered(values: Any) -> Any:
     """`ARRAY(SELECT lower(v) FROM unnest(values) AS v)`: an array of strings, lower-cased element by element."""
     v = column("v", String)
     return func.array(select(func.lower(v)).select_from(func.unnest(values).alias("v")).scalar_subquery())
+
+
+def tag_filter(raw: list[str] | None) -> list[str]:
+    """The `tags` query parameter (repeated and/or comma-separated) as the sorted, distinct, stripped tags a filter
+    and its cache key use: `tags=a,b`, `tags=b&tags=a` and `tags= a` ask for the same thing."""
+    return sorted({t.strip() for value in raw or [] for t in value.replace("\x00", "").split(",") if t.strip()})
 
 
 def tag_words(tags: list[str]) -> list[str]:

@@ -1,0 +1,127 @@
+"""The children of `smartcourse run`: started each in a process group of its own, restarted when one exits
+unexpectedly (with a backoff, up to a limit), and stopped as groups.
+
+A child that exits while `run` is not stopping has crashed or been killed (the OOM killer, an operator's kill -9):
+the rest of the product must not go down with it (the API keeps answering; a killed worker or Celery loses nothing,
+its work is retried by whoever takes it up next). It is restarted after `RestartPolicy.delay` (1 s, then doubling);
+when one child has been restarted `RestartPolicy.limit` times within `RestartPolicy.window` seconds and exits again,
+something is wrong that a restart does not fix (an engine gone, a bad setting): `check` says so and `run` stops
+everything. The chaos rig (devtools/chaos.py) starts the same processes under its own supervisor instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """When to restart a child that exited, and when to give up."""
+
+    limit: int = 5  # restarts of one child within `window` ...
+    window: float = 300.0  # ... after which its next exit stops everything
+    first_delay: float = 1.0  # before the first restart; doubled for each restart within `window`
+    max_delay: float = 30.0
+
+    def delay(self, recent: int) -> float:
+        """The pause before a restart, `recent` restarts of the same child having been made within the window."""
+        return float(min(self.max_delay, self.first_delay * 2**recent))
+
+
+def describe_exit(code: int) -> str:
+    """`-9 (SIGKILL)` for a child killed by a signal, else its exit code."""
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"{code} ({signal.Signals(-code).name})"
+    return str(code)
+
+
+def signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    """`sig` to the process group `proc` leads (started with start_new_session), if any of it is left."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Children:
+    """The long-running children of `smartcourse run` (name -> argv), all started with `env`."""
+
+    argv: Mapping[str, list[str]]
+    env: Mapping[str, str]
+    policy: RestartPolicy = field(default_factory=RestartPolicy)
+    clock: Callable[[], float] = time.monotonic
+    say: Callable[[str], None] = _say
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    _due: dict[str, float] = field(default_factory=dict)  # name -> when to start it again
+    _restarts: dict[str, list[float]] = field(default_factory=dict)  # name -> when it was restarted
+    _stopped: bool = False
+
+    def start(self, name: str) -> None:
+        # Each in a process group of its own, stopped as a group: a child's own children (Celery's pool and its
+        # embedded beat, uvicorn's API processes) go with it, even when it has to be killed. Ctrl+C reaches `run`
+        # only; it stops the rest.
+        self.procs[name] = subprocess.Popen(self.argv[name], env=dict(self.env), start_new_session=True)
+
+    def start_all(self) -> None:
+        for name in self.argv:
+            self.start(name)
+
+    def restarts(self, name: str) -> int:
+        """How many times `name` was restarted (in all)."""
+        return len(self._restarts.get(name, []))
+
+    def check(self) -> str | None:
+        """Schedule a restart of each child that exited and start those whose pause is over; the reason to stop
+        everything when a child exited once more after `policy.limit` restarts within `policy.window`, else None."""
+        if self._stopped:
+            return None
+        now = self.clock()
+        for name, proc in self.procs.items():
+            if name in self._due or proc.poll() is None:
+                continue
+            # What is left of its group goes too: a Celery pool process, or uvicorn's API processes, which would
+            # otherwise keep serving the port (SO_REUSEPORT) beside the new ones.
+            signal_group(proc, signal.SIGKILL)
+            recent = [t for t in self._restarts.get(name, []) if now - t < self.policy.window]
+            if len(recent) >= self.policy.limit:
+                return (
+                    f"{name} exited with {describe_exit(proc.returncode)} after {len(recent)} restarts within "
+                    f"{self.policy.window:.0f} s; giving up: stopping everything (see its log above)"
+                )
+            delay = self.policy.delay(len(recent))
+            self._due[name] = now + delay
+            self.say(
+                f"{name} exited with {describe_exit(proc.returncode)}; restarting it in {delay:.0f} s "
+                f"(restart {len(recent) + 1} of at most {self.policy.limit} within {self.policy.window:.0f} s)"
+            )
+        for name, at in list(self._due.items()):
+            if now >= at:
+                del self._due[name]
+                self._restarts.setdefault(name, []).append(now)
+                self.start(name)
+                self.say(f"{name} restarted (pid {self.procs[name].pid})")
+        return None
+
+    def stop_all(self, timeout: float = 15) -> None:
+        """SIGTERM every child's group, wait up to `timeout` s for each, then SIGKILL whatever of each group is left
+        (a late beat, a stuck pool process). A child waiting for its restart was already taken down."""
+        self._stopped = True
+        live = {name: proc for name, proc in self.procs.items() if name not in self._due}
+        for proc in live.values():
+            signal_group(proc, signal.SIGTERM)
+        for proc in live.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=timeout)
+            signal_group(proc, signal.SIGKILL)
+        self._due.clear()

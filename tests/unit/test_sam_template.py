@@ -1,0 +1,182 @@
+"""The SAM template generator (`smartcourse template`): what a deployed function gets (review of the deploy side)."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import pytest
+
+from smartcourse.devtools.template import (
+    LAMBDA_MAX_REQUEST_BYTES,
+    build_template,
+    file_store_calls,
+    logical_id,
+    port_calls,
+)
+from smartcourse.functions_registry import all_functions
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return build_template()
+
+
+def env(template: dict[str, Any]) -> dict[str, Any]:
+    return dict(template["Globals"]["Function"]["Environment"]["Variables"])
+
+
+def props(template: dict[str, Any], name: str) -> dict[str, Any]:
+    return dict(template["Resources"][logical_id(name)]["Properties"])
+
+
+def statements(template: dict[str, Any], name: str) -> list[Any]:
+    (policy,) = props(template, name)["Policies"]
+    return list(policy["Statement"])
+
+
+def test_deployed_functions_always_run_in_production(template: dict[str, Any]) -> None:
+    # A stage named `test` must not lift the rate limits or show the detailed /health (M1).
+    assert env(template)["SMARTCOURSE_ENV"] == "production"
+    assert "Stage" not in str(env(template)["SMARTCOURSE_ENV"])
+
+
+def test_the_handlers_strip_the_named_stage(template: dict[str, Any]) -> None:
+    # HTTP API payload 2.0 sends /<stage>/health under a named stage (H1).
+    assert template["Resources"]["HttpApi"]["Properties"]["StageName"] == {"Ref": "Stage"}
+    assert env(template)["API_BASE_PATH"] == {"Fn::Sub": "/${Stage}"}
+
+
+def test_secrets_are_not_in_the_environment(template: dict[str, Any]) -> None:
+    variables = env(template)
+    for name in ("JWT_SECRET", "DATABASE_URL", "REDIS_URL", "MONGODB_URL", "LLM_API_KEY", "METRICS_TOKEN"):
+        assert name not in variables
+    assert variables["SMARTCOURSE_SECRETS_ARN"] == {"Ref": "SecretsArn"}
+    read = {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": {"Ref": "SecretsArn"}}
+    for fn in all_functions():
+        assert read in statements(template, fn.name), fn.name
+
+
+def test_file_store_calls_are_found_through_the_services() -> None:
+    calls = {fn.name: file_store_calls(fn) for fn in all_functions()}
+    assert calls["get_certificate_pdf"] == {"get"}
+    assert calls["get_material"] == {"get", "presigned_url"}
+    assert calls["upload_material"] == {"put"}
+    assert calls["delete_material"] == {"delete"}  # services.materials.delete_material deletes the file
+    assert {name for name, found in calls.items() if found} == {
+        "get_certificate_pdf", "get_material", "upload_material", "delete_material",
+    }  # fmt: skip
+
+
+def test_index_calls_are_found_through_the_services() -> None:
+    reached = {fn.name: port_calls(fn)["vector_index"] for fn in all_functions()}
+    assert "search" in reached["search_course"]  # services.search.retrieve: container.vector_index().search
+    assert "search" in reached["ai_ask"]  # services.assistant -> services.search.retrieve
+    assert "delete_source" in reached["delete_material"]  # services.materials.delete_material
+    assert not reached["health"] and not reached["upload_material"]
+
+
+def test_index_access_is_what_each_function_calls(template: dict[str, Any]) -> None:
+    def index_actions(name: str) -> set[str]:
+        return {
+            action
+            for st in statements(template, name)
+            if isinstance(st, dict) and "Action" in st and "Path" in str(st["Resource"])
+            for action in st["Action"]
+        }
+
+    assert index_actions("search_course") == {"s3:GetObject"}
+    assert index_actions("delete_material") == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
+    assert index_actions("get_material") == set()
+
+
+def test_bucket_access_is_what_each_function_calls(template: dict[str, Any]) -> None:
+    def s3_actions(name: str) -> set[str]:
+        return {
+            action
+            for st in statements(template, name)
+            if isinstance(st, dict) and "Action" in st and "MaterialsBucket.Arn" in str(st["Resource"])
+            for action in st["Action"]
+            if action.startswith("s3:")
+        }
+
+    assert s3_actions("get_certificate_pdf") == {"s3:GetObject", "s3:ListBucket"}
+    assert s3_actions("get_material") == {"s3:GetObject", "s3:ListBucket"}
+    assert s3_actions("upload_material") == {"s3:PutObject"}
+    assert s3_actions("delete_material") == {"s3:DeleteObject"}
+    assert s3_actions("health") == set()
+    for fn in all_functions():
+        assert not any("S3CrudPolicy" in str(p) for p in props(template, fn.name)["Policies"])
+
+
+def test_the_msk_consumer_reports_partial_batches_and_can_authenticate(template: dict[str, Any]) -> None:
+    consumers = [fn for fn in all_functions() if getattr(fn.module, "CONSUMES", None)]
+    assert consumers
+    params = template["Parameters"]
+    assert params["MskAuth"]["Default"] == "IAM"
+    assert set(params["MskAuth"]["AllowedValues"]) == {"IAM", "SASL_SCRAM_512", "NONE"}
+    for fn in consumers:
+        kafka = props(template, fn.name)["Events"]["Kafka"]["Properties"]
+        assert kafka["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert kafka["ProvisionedPollerConfig"]["MinimumPollers"] >= 1  # Kafka partial batch responses need it
+        (auth,) = kafka["SourceAccessConfigurations"]
+        assert auth["Fn::If"][0] == "MskSaslAuth"
+        assert auth["Fn::If"][1] == {"Type": "SASL_SCRAM_512_AUTH", "URI": {"Ref": "MskSaslSecretArn"}}
+        conditional = [st["Fn::If"] for st in statements(template, fn.name) if "Fn::If" in st]
+        assert {c[0] for c in conditional} == {"MskIamAuth", "MskSaslAuth"}
+        iam = next(c[1] for c in conditional if c[0] == "MskIamAuth")
+        assert {"kafka-cluster:Connect", "kafka-cluster:ReadData", "kafka-cluster:AlterGroup"} <= set(iam["Action"])
+
+
+def test_functions_can_run_in_a_vpc(template: dict[str, Any]) -> None:
+    vpc = template["Globals"]["Function"]["VpcConfig"]["Fn::If"]
+    assert vpc[0] == "HasVpc"
+    assert vpc[1] == {"SubnetIds": {"Ref": "SubnetIds"}, "SecurityGroupIds": {"Ref": "SecurityGroupIds"}}
+    assert vpc[2] == {"Ref": "AWS::NoValue"}
+    assert template["Parameters"]["SubnetIds"]["Type"] == "CommaDelimitedList"
+    assert "HasVpc" in template["Conditions"]
+
+
+def test_the_settings_a_deployed_function_needs_are_set(template: dict[str, Any]) -> None:
+    variables = env(template)
+    for name, param in {
+        "PUBLIC_BASE_URL": "PublicBaseUrl",
+        "CORS_ORIGINS": "CorsOrigins",
+        "LLM_BASE_URL": "LlmBaseUrl",
+        "EMBEDDINGS_BASE_URL": "EmbeddingsBaseUrl",
+    }.items():
+        assert variables[name] == {"Ref": param}
+        assert param in template["Parameters"]
+    assert "Default" not in template["Parameters"]["PublicBaseUrl"]  # links must not point to 127.0.0.1
+    assert variables["INDEX_URI"]["Fn::If"][0] == "HasIndexUri"  # never var/index under the read-only /var/task
+    assert variables["OTEL_TRACES_EXPORTER"] == {"Fn::If": ["HasOtelExporter", "otlp", "none"]}
+    assert str(variables["SMARTCOURSE_DATA_DIR"]).startswith("/tmp/")
+    cors = template["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"]["Fn::If"]
+    assert cors[0] == "HasCors" and cors[1]["AllowOrigins"] == {"Fn::Split": [",", {"Ref": "CorsOrigins"}]}
+
+
+def test_the_upload_limit_fits_a_lambda_request(template: dict[str, Any]) -> None:
+    limit = int(env(template)["MAX_UPLOAD_BYTES"])
+    base64_body = 4 * math.ceil((limit + 16 * 1024) / 3)  # the file, its multipart framing, base64-encoded
+    assert base64_body + 64 * 1024 <= LAMBDA_MAX_REQUEST_BYTES  # and the rest of the event
+
+
+def test_assistant_functions_get_more_memory(template: dict[str, Any]) -> None:
+    base = template["Globals"]["Function"]
+    for fn in all_functions():
+        if fn.name.startswith("ai_"):
+            assert props(template, fn.name)["MemorySize"] > base["MemorySize"]
+            assert props(template, fn.name).get("Timeout", base["Timeout"]) <= 30  # HTTP API's ceiling
+
+
+def test_the_bucket_name_is_an_output(template: dict[str, Any]) -> None:
+    assert template["Outputs"]["MaterialsBucketName"]["Value"] == {"Ref": "MaterialsBucket"}
+
+
+def test_parameter_mistakes_are_refused_before_anything_is_created(template: dict[str, Any]) -> None:
+    stage = re.compile(template["Parameters"]["Stage"]["AllowedPattern"])
+    assert stage.fullmatch("production") and not stage.fullmatch("$default")  # `$` cannot be in a LayerName
+    assert set(template["Rules"]) == {"VpcNeedsSubnetsAndSecurityGroups", "MskSaslNeedsItsSecret"}
+    sasl = template["Rules"]["MskSaslNeedsItsSecret"]
+    assert sasl["RuleCondition"] == {"Fn::Equals": [{"Ref": "MskAuth"}, "SASL_SCRAM_512"]}

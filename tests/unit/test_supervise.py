@@ -1,0 +1,143 @@
+"""`smartcourse run`'s children: one that exits is restarted (new pid, its group's leftovers gone), with a growing
+pause, and after too many restarts in the window `run` is told to stop everything."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from smartcourse.supervise import Children, RestartPolicy, describe_exit
+
+SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def said() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def made(said: list[str], clock: Clock) -> Iterator[list[Children]]:
+    made: list[Children] = []
+    yield made
+    for children in made:
+        children.stop_all(timeout=5)
+
+
+def _children(
+    made: list[Children], said: list[str], clock: Clock, argv: dict[str, list[str]], policy: RestartPolicy | None = None
+) -> Children:
+    children = Children(argv, dict(os.environ), policy or RestartPolicy(), clock=clock, say=said.append)
+    made.append(children)
+    children.start_all()
+    return children
+
+
+def _wait_dead(pid: int, timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        # A zombie (not our child: init reaps it, or not) counts as gone.
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as f:
+            if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_killed_child_is_restarted_after_a_pause_with_its_group_and_the_others_untouched(
+    made: list[Children], said: list[str], clock: Clock, tmp_path: Path
+) -> None:
+    # The "worker" leaves a child of its own in its group (as Celery's pool or uvicorn's API processes would).
+    pidfile = tmp_path / "grandchild"
+    spawner = [
+        sys.executable,
+        "-c",
+        "import subprocess, sys, time; "
+        f"p = subprocess.Popen({SLEEPER!r}); open({str(pidfile)!r}, 'w').write(str(p.pid)); time.sleep(120)",
+    ]
+    children = _children(made, said, clock, {"api": SLEEPER, "worker": spawner})
+    api, worker = children.procs["api"].pid, children.procs["worker"].pid
+    deadline = time.monotonic() + 20
+    while not pidfile.exists() or not pidfile.read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    grandchild = int(pidfile.read_text())
+    assert children.check() is None
+
+    os.kill(worker, signal.SIGKILL)
+    children.procs["worker"].wait(timeout=10)
+    assert children.check() is None
+    assert said[-1].startswith("worker exited with -9 (SIGKILL); restarting it in 1 s (restart 1 of at most 5")
+    assert _wait_dead(grandchild), "the killed worker's own child outlived it"
+    assert children.procs["worker"].pid == worker  # not yet: after the pause
+    clock.now += 1.0
+    assert children.check() is None
+    assert children.procs["worker"].pid != worker and children.procs["worker"].poll() is None
+    assert said[-1] == f"worker restarted (pid {children.procs['worker'].pid})"
+    assert children.procs["api"].pid == api and children.procs["api"].poll() is None
+    assert children.restarts("worker") == 1 and children.restarts("api") == 0
+
+
+def test_the_pause_doubles_and_after_the_limit_within_the_window_it_gives_up(
+    made: list[Children], said: list[str], clock: Clock
+) -> None:
+    crasher = [sys.executable, "-c", "raise SystemExit(3)"]
+    children = _children(made, said, clock, {"celery": crasher}, RestartPolicy(limit=3, window=60.0))
+    delays = []
+    for _ in range(3):
+        children.procs["celery"].wait(timeout=20)
+        assert children.check() is None
+        delays.append(said[-1].split("restarting it in ")[1].split(" s")[0])
+        clock.now += 10
+        assert children.check() is None  # started again
+    assert delays == ["1", "2", "4"]
+    children.procs["celery"].wait(timeout=20)
+    reason = children.check()
+    assert reason is not None and "celery exited with 3 after 3 restarts within 60 s; giving up" in reason
+
+    # Restarts older than the window no longer count: the same exit, much later, is restarted again.
+    clock.now += 60
+    assert children.check() is None
+    assert said[-1].startswith("celery exited with 3; restarting it in 1 s (restart 1 of at most 3")
+
+
+def test_stop_all_stops_every_group_and_skips_one_waiting_for_its_restart(
+    made: list[Children], said: list[str], clock: Clock
+) -> None:
+    children = _children(made, said, clock, {"api": SLEEPER, "worker": SLEEPER})
+    os.kill(children.procs["worker"].pid, signal.SIGKILL)
+    children.procs["worker"].wait(timeout=10)
+    assert children.check() is None  # waiting for its restart
+    children.stop_all(timeout=5)
+    assert children.procs["api"].poll() == -signal.SIGTERM
+    assert children.check() is None  # nothing is due any more: no restart after the stop
+    assert children.procs["worker"].returncode == -signal.SIGKILL
+
+
+def test_describe_exit() -> None:
+    assert describe_exit(-9) == "-9 (SIGKILL)"
+    assert describe_exit(1) == "1"
