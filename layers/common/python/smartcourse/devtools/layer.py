@@ -341,16 +341,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"left out {len(images)} container-image functions: {' '.join(images)}")
         return 0
     if args.cmd == "imports":
-        pyproject, functions = repo_root() / "pyproject.toml", repo_root() / "functions"
-        apps = {name: functions / name / "app.py" for name in zip_functions()}
-        images = {name: functions / name / "app.py" for name in IMAGE_FUNCTIONS}
+        pyproject, folders = repo_root() / "pyproject.toml", repo_root() / "functions"
+        apps = {name: folders / name / "app.py" for name in zip_functions()}
+        image_apps = {name: folders / name / "app.py" for name in IMAGE_FUNCTIONS}
         problems = import_problems(apps, layer_requirements(pyproject))
-        problems += import_problems(images, image_requirements(pyproject), package="its image")
+        problems += import_problems(image_apps, image_requirements(pyproject), package="its image")
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
         if not problems:
             print(f"{len(apps)} zip functions import only what the layer or the runtime provides,")
-            print(f"{len(images)} image functions only what lambda.Dockerfile installs")
+            print(f"{len(image_apps)} image functions only what lambda.Dockerfile installs")
         return 1 if problems else 0
     if args.cmd == "requirements":
         text, path = render_requirements(), requirements_path()
