@@ -35,6 +35,9 @@ def settings(data_dir: Path) -> Iterator[Any]:
 
     os.environ["SMARTCOURSE_DATA_DIR"] = str(data_dir)
     os.environ["SMARTCOURSE_ENV"] = "test"
+    # /health checks no background heartbeats here: the suite runs its worker in process, and its Celery workers
+    # come and go (tests/e2e/test_health_liveness.py sets the list it checks).
+    os.environ["SMARTCOURSE_BACKGROUND_PROCESSES"] = ""
     for var in ("DATABASE_URL", "TEMPORAL_ADDRESS", "MONGODB_URL", "S3_BUCKET", "KAFKA_BOOTSTRAP_SERVERS"):
         os.environ.pop(var, None)
     config.get_settings.cache_clear()

@@ -7,12 +7,13 @@ from fastapi import APIRouter, Query
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.schemas import CompletionSeries
 from smartcourse.services import analytics
 
 router = APIRouter(tags=["analytics"])
 
 
-@router.get("/analytics/completions")
+@router.get("/analytics/completions", response_model=CompletionSeries)
 async def analytics_completions(
     user: CurrentUser,
     c: ContainerDep,

@@ -1,4 +1,4 @@
-"""GET /health: liveness plus the status of every engine this process uses."""
+"""GET /health: the status of every engine this process uses, of the background processes, and the outbox backlog."""
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse

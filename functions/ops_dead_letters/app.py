@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.consumers import registry
 from smartcourse.services import operations
 
 router = APIRouter(tags=["operations"])
@@ -16,7 +17,7 @@ router = APIRouter(tags=["operations"])
 async def ops_dead_letters(
     user: CurrentUser,
     c: ContainerDep,
-    status: Literal["pending", "replayed", "all"] = "pending",
+    status: Literal["pending", "replayed", "discarded", "all"] = "pending",
     consumer: Annotated[
         str | None, Query(max_length=100, description="analytics, recommendations, celery:<task>...")
     ] = None,
@@ -25,7 +26,13 @@ async def ops_dead_letters(
 ) -> dict[str, Any]:
     async with c.uow() as uow:
         return await operations.list_dead_letters(
-            uow=uow, principal=user, status=status, consumer=consumer, since=since, limit=limit
+            uow=uow,
+            principal=user,
+            status=status,
+            consumer=consumer,
+            since=since,
+            limit=limit,
+            consumers=[each.name for each in registry()],
         )
 
 

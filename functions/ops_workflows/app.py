@@ -20,8 +20,8 @@ async def ops_workflows(
         str,
         Query(
             max_length=100,
-            description="failed (failed or still retrying after a failure), retrying, running, completed or all; "
-            "comma-separated",
+            description="failed (failed and not resolved by a later success of its subject, or still retrying "
+            "after a failure), resolved, retrying, running, completed or all; comma-separated",
         ),
     ] = "failed",
     kind: Annotated[str | None, Query(max_length=50, description="course_publishing, enrollment, certificate")] = None,

@@ -78,7 +78,7 @@ DASHBOARDS = [
             Panel(
                 "Outbox backlog and dead letters",
                 ("max(smartcourse_outbox_backlog)", "max(smartcourse_dead_letters_pending_total)"),
-                legend=("outbox events not published", "dead letters not replayed"),
+                legend=("outbox events not published", "dead letters pending"),
             ),
             Panel(
                 "Celery tasks by outcome (1h)",
@@ -242,7 +242,7 @@ DASHBOARDS = [
                     "sum by (consumer) (increase(smartcourse_dead_letters_total[1h]))",
                     "max by (consumer) (smartcourse_dead_letters_pending)",
                 ),
-                legend=("new in 1h: {{consumer}}", "not replayed: {{consumer}}"),
+                legend=("new in 1h: {{consumer}}", "pending: {{consumer}}"),
             ),
             Panel(
                 "Celery tasks by outcome (1h)",

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import time
 import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tests.conftest import Api
 
@@ -142,3 +149,52 @@ async def test_every_401_carries_a_bearer_challenge(api: Api) -> None:
     assert r.headers["WWW-Authenticate"] == 'Bearer error="invalid_token"'
     r = await api.client.post("/auth/login", json={"email": "nobody@example.com", "password": "wrong-password"})
     assert r.status_code == 401 and r.headers["WWW-Authenticate"] == "Bearer"
+
+
+async def test_login_works_while_redis_is_down(api: Api, container: Any, settings: Any) -> None:
+    """docs/security.md: a Redis outage lets logins through (the limits and the back-off fail open); it was a 500."""
+    from smartcourse.bootstrap import build_container, set_container
+    from smartcourse.engines import free_port
+
+    user = await api.user()
+    cut_off = build_container(settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"}))
+    set_container(cut_off)
+    try:
+        r = await api.client.post("/auth/login", json={"email": user["email"], "password": user["password"]})
+        assert r.status_code == 200, r.text
+        r = await api.client.post("/auth/login", json={"email": user["email"], "password": "not-the-password"})
+        assert r.status_code == 401 and r.json()["code"] == "invalid_credentials"
+    finally:
+        set_container(container)
+        await cut_off.aclose()
+
+
+async def test_a_hung_redis_costs_a_login_one_timeout(
+    api: Api, container: Any, settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stopped Redis never answers: the first call waits for the client's timeout, the login skips the others."""
+    from smartcourse import bootstrap, ratelimit
+    from smartcourse.bootstrap import build_container, set_container
+    from smartcourse.config import REDIS_TIMEOUT_SECONDS
+    from smartcourse.engines import EmbeddedEngines
+
+    kwargs = container.redis().connection_pool.connection_kwargs  # redis-py before 6 would wait for ever
+    assert kwargs["socket_timeout"] == kwargs["socket_connect_timeout"] == REDIS_TIMEOUT_SECONDS
+    for module in (bootstrap, ratelimit):
+        monkeypatch.setattr(module, "REDIS_TIMEOUT_SECONDS", 1.0)
+    user = await api.user()
+    eng = EmbeddedEngines(tmp_path)
+    hung = build_container(settings.model_copy(update={"redis_url": eng.redis_url()}))
+    pid = int((tmp_path / "redis" / "redis.pid").read_text())
+    try:
+        os.kill(pid, signal.SIGSTOP)
+        set_container(hung)
+        started = time.monotonic()
+        r = await api.client.post("/auth/login", json={"email": user["email"], "password": user["password"]})
+        assert r.status_code == 200, r.text
+        assert time.monotonic() - started < 3.5  # four calls (limits by address and account, lock, success): >= 4 s
+    finally:
+        set_container(container)
+        os.kill(pid, signal.SIGCONT)
+        await hung.aclose()
+        eng.stop()

@@ -6,6 +6,9 @@ Runs the real pipeline in process: the Temporal worker, the local ONNX embedder,
 from __future__ import annotations
 
 import asyncio
+import json
+import random
+import string
 import uuid
 from pathlib import Path
 from typing import Any
@@ -316,12 +319,16 @@ async def test_catalog_search_by_content_metadata_and_filters(api: Api) -> None:
     await api.lesson(owner, other["id"], module["id"], title="Bread", type="text", content="Knead the dough well.")
     assert (await _publish(api, owner, other["id"]))["status"] == "completed"
 
-    # Found by a term only its PDF explains, with a highlight from the content.
+    # Found by a term only its PDF explains: the match is named, not quoted (the PDF is for enrolled students).
     r = await api.client.get("/search", params={"q": "chlorophyll", "tags": marker})
     assert r.status_code == 200, r.text
     items = r.json()["items"]
     assert [i["id"] for i in items] == [course["id"]]
-    assert items[0]["score"] > 0 and any("<b>" in h for h in items[0]["highlights"])
+    assert items[0]["score"] > 0 and items[0]["highlights"] == [] and items[0]["matched_in"] == ["content"]
+    # A lesson title is in the public outline: it is quoted.
+    r = await api.client.get("/search", params={"q": "volcanoes", "tags": marker})
+    (item,) = r.json()["items"]
+    assert item["highlights"] == ["<b>Volcanoes</b>"] and item["matched_in"] == ["lessons", "content"], item
     # Metadata and filters.
     r = await api.client.get("/search", params={"q": "cooking", "tags": marker})
     assert [i["id"] for i in r.json()["items"]] == [other["id"]]
@@ -340,7 +347,7 @@ async def test_catalog_search_by_content_metadata_and_filters(api: Api) -> None:
 
 
 async def test_catalog_highlights_are_html_safe(api: Api) -> None:
-    """`highlights` are HTML with `<b>` marks: the author's title, description and lesson text used to go out as
+    """`highlights` are HTML with `<b>` marks: the author's title, description and lesson titles used to go out as
     typed, so an `<img onerror>` in a description was live markup in every client that renders highlights (to
     anonymous callers, from the cached catalogue). Everything is escaped now; only the marks are tags."""
     owner = await api.user("instructor")
@@ -356,28 +363,101 @@ async def test_catalog_highlights_are_html_safe(api: Api) -> None:
         owner,
         course["id"],
         module["id"],
-        title="Island life",
+        title=f'The {word} <iframe src=javascript:alert(1)></iframe> Tom & Jerry say "hi"',
         type="text",
-        content=f'The {word} lives on an island. <iframe src=javascript:alert(1)></iframe> Tom & Jerry say "hi".',
+        content="It lives on an island.",
     )
     assert (await _publish(api, owner, course["id"]))["status"] == "completed"
 
     r = await api.client.get("/search", params={"q": word})
     assert r.status_code == 200, r.text
     (item,) = r.json()["items"]
-    meta, content = item["highlights"]
-    assert f"<b>{word}</b>" in meta and f"<b>{word}</b>" in content
+    meta, lesson = item["highlights"]
+    assert f"<b>{word}</b>" in meta and f"<b>{word}</b>" in lesson
     assert "&lt;img src=x onerror=alert(document.cookie)&gt;" in meta
     assert "&amp; its &quot;island&quot; &lt; Rottnest" in meta and "it&#x27;s small" in meta
     # What PostgreSQL's parser takes for a well-formed tag (`<i>`, `<script>`) it leaves out of a headline; the rest
     # is escaped. The marker characters the author typed are dropped: they cannot open a `<b>`.
     assert f"Marsupials  {marker} ." in meta and "<i>" not in meta and "<script>" not in meta and " x() " in meta
     assert "\ue000" not in meta and "\ue001" not in meta
-    assert "&lt;iframe src=javascript:alert(1)&gt;" in content and "Tom &amp; Jerry" in content
-    for fragment in (meta, content):
+    assert "&lt;iframe src=javascript:alert(1)&gt;" in lesson and "Tom &amp; Jerry" in lesson
+    for fragment in (meta, lesson):
         # The only markup left: the marks (strip them and no `<` remains).
         assert "<" not in fragment.replace("<b>", "").replace("</b>", ""), fragment
         assert ">" not in fragment.replace("<b>", "").replace("</b>", ""), fragment
+
+
+async def test_catalog_search_never_quotes_what_only_enrolled_students_read(api: Api) -> None:
+    """Anyone may search the catalogue, and a course is found by what it teaches; but lesson bodies, materials and
+    quiz prompts are for enrolled students (docs/security.md), so an anonymous search used to read them one
+    highlight at a time (a PDF's page, a quiz question). Highlights now quote public fields only."""
+    owner = await api.user("instructor")
+    word = "".join(random.choice(string.ascii_lowercase) for _ in range(12))
+    secrets = {
+        "body": (f"bodyx{word}", "glimmerstone"),
+        "pdf": (f"pdfx{word}", "quarzwell"),
+        "quiz": (f"quizx{word}", "brindlemoor"),
+    }
+    course = await api.course(owner, title=f"Hidden depths {word}", description="Public blurb.")
+    module = await api.module(owner, course["id"], "Open module")
+    body_word, body_near = secrets["body"]
+    await api.lesson(
+        owner, course["id"], module["id"], title="Open lesson", type="text", content=f"The {body_word} {body_near}."
+    )
+    quiz_word, quiz_near = secrets["quiz"]
+    await api.lesson(
+        owner,
+        course["id"],
+        module["id"],
+        title="Check",
+        type="quiz",
+        questions=[{"prompt": f"What is a {quiz_word} {quiz_near}?", "options": ["A", "B"], "answer": 0}],
+    )
+    pdf_word, pdf_near = secrets["pdf"]
+    pdf = pdf_multi_page([("Page one", f"The {pdf_word} {pdf_near} coefficient.")])
+    await _upload(api, owner, course["id"], "secret.pdf", pdf, "application/pdf")
+    assert (await _publish(api, owner, course["id"]))["status"] == "completed"
+
+    for where, (secret, near) in secrets.items():
+        r = await api.client.get("/search", params={"q": secret})
+        assert r.status_code == 200, r.text
+        (item,) = r.json()["items"]
+        assert item["id"] == course["id"] and item["score"] > 0, where
+        assert item["matched_in"] == ["content"] and item["highlights"] == [], (where, item)
+        shown = json.dumps(r.json()["items"]).lower()
+        assert secret not in shown and near not in shown, (where, shown)
+    # Its title is public: quoted.
+    r = await api.client.get("/search", params={"q": word})
+    (item,) = r.json()["items"]
+    assert item["highlights"] == [f"Hidden depths <b>{word}</b>. Public blurb"] and item["matched_in"] == ["title"]
+
+
+async def test_catalog_search_folds_accents(api: Api) -> None:
+    """`bechamel` found nothing while `béchamel` found the course: the catalogue compared the letters as typed."""
+    owner = await api.user("instructor")
+    marker = uuid.uuid4().hex[:8]
+    course = await api.course(owner, title=f"Sauce Béchamel {marker}", tags=[marker], description="Française.")
+    module = await api.module(owner, course["id"])
+    await api.lesson(
+        owner, course["id"], module["id"], title="Dessert", type="text", content="Crème brûlée, smørrebrød."
+    )
+    assert (await _publish(api, owner, course["id"]))["status"] == "completed"
+
+    for q, where in (
+        ("bechamel", ["title"]),
+        ("BÉCHAMEL", ["title"]),
+        ("francaise", ["description"]),
+        ("creme brulee", ["content"]),
+        ("crème brûlée", ["content"]),
+        ("smorrebrod", ["content"]),
+        ("Béchamel", ["title"]),
+    ):
+        r = await api.client.get("/search", params={"q": q, "tags": marker})
+        assert r.status_code == 200, r.text
+        assert [(i["id"], i["matched_in"]) for i in r.json()["items"]] == [(course["id"], where)], (q, r.text)
+    # A headline quotes the author's spelling; the word is marked when typed as written.
+    r = await api.client.get("/search", params={"q": "béchamel", "tags": marker})
+    assert r.json()["items"][0]["highlights"] == [f"Sauce <b>Béchamel</b> {marker}. Française"], r.text
 
 
 async def test_tag_filters_ignore_case(api: Api) -> None:

@@ -63,12 +63,17 @@ async def test_limit_bounds_and_authentication(api: Api) -> None:
 
 
 async def test_a_cursor_out_of_the_databases_range_is_the_clients_error(api: Api) -> None:
-    """Valid ISO times that fall outside PostgreSQL's range in UTC: the driver cannot encode them. A retry would
-    never succeed, so this is a 422, not a 503 "database unavailable" (with an error in the log for operators)."""
+    """Valid ISO times that cannot be put in UTC (the driver could not encode them). A retry would never succeed,
+    so this is a 422 that names the parameter, as /ops's `invalid_since` (not a 503 "database unavailable", nor
+    the generic `invalid_input` "cannot be stored" on a read)."""
     user = await api.user()
     for before in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"):
         r = await api.client.get("/notifications", params={"before": before}, headers=user["headers"])
-        assert r.status_code == 422 and r.json()["code"] == "invalid_input", r.text
+        assert r.status_code == 422 and r.json()["code"] == "invalid_before", r.text
+        assert r.json()["message"] == "before is out of range"
+    for before in ("9999-12-31T23:59:59", "2000-01-01T00:00:00+14:00"):  # in range: an (empty) page
+        r = await api.client.get("/notifications", params={"before": before}, headers=user["headers"])
+        assert r.status_code == 200 and r.json() == [], r.text
 
 
 async def test_mark_read_is_owner_only_and_idempotent(api: Api, container: Any) -> None:

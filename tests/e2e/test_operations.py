@@ -72,6 +72,8 @@ async def test_failed_publish_is_found_from_the_course_and_the_operations_api(
     assert item["status"] == "failed" and item["failed_step"] == "extract"
     assert "injected failure at publish.extract" in item["error"] and is_trace_id(item["trace_id"])
     assert item["subject"] == f"course:{course['id']}" and item["failures"] >= 1
+    # The list is ordered by updated_at: the run's last change is its failure's record, not before it.
+    assert item["updated_at"] >= item["finished_at"]
     r = await api.client.get(
         "/ops/workflows", params={"kind": "course_publishing", "since": "2020-01-01T00:00:00"}, headers=admin["headers"]
     )
@@ -87,6 +89,24 @@ async def test_failed_publish_is_found_from_the_course_and_the_operations_api(
     r = await api.client.get("/ops/workflows", params={"kind": "nope"}, headers=admin["headers"])
     assert r.status_code == 422 and r.json()["code"] == "invalid_kind"
     assert (await api.client.get("/ops/workflows", headers=owner["headers"])).status_code == 403
+
+
+async def test_a_publish_run_carries_the_trace_of_its_request(api: Api, worker: object, container: Any) -> None:
+    """A run that never failed has the trace of the request that started it (it was "")."""
+    owner, admin = await api.user("instructor"), await api.admin(container)
+    course = await api.course(owner, title="Traced publish")
+    module = await api.module(owner, course["id"])
+    await api.lesson(owner, course["id"], module["id"])
+    r = await api.client.post(f"/courses/{course['id']}/publish", headers=owner["headers"])
+    assert r.status_code == 202, r.text
+    assert (await api.wait_workflow(owner, r.json()["workflow_id"], timeout=120))["status"] == "completed"
+    listed = await api.client.get(
+        "/ops/workflows", params={"status": "all", "subject": f"course:{course['id']}"}, headers=admin["headers"]
+    )
+    [item] = listed.json()["items"]
+    assert item["status"] == "completed" and item["failures"] == 0
+    assert item["trace_id"] == r.headers["x-trace-id"] and is_trace_id(item["trace_id"])
+    assert item["updated_at"] == item["finished_at"]
 
 
 async def test_enrollment_and_certificate_workflows_are_readable_by_their_owner(
@@ -379,6 +399,18 @@ async def test_analytics_endpoints_over_http(api: Api, worker: object, container
     await wait_for(counted_today, what="the admission in today's series")
     r = await api.client.get("/analytics/completions", params={"interval": "month"}, headers=admin["headers"])
     assert r.status_code == 200 and {"completion_rate", "avg_time_to_complete_hours", "series"} <= set(r.json())
+    # The figures beside the series are all time, whatever the range: the dashboard's (and the schema says so).
+    far = await api.client.get(
+        "/analytics/completions", params={"from": "2999-12-30", "to": "2999-12-31"}, headers=admin["headers"]
+    )
+    assert far.status_code == 200 and (far.json()["from"], far.json()["to"]) == ("2999-12-30", "2999-12-31")
+    assert [p["completed"] for p in far.json()["series"]] == [0, 0]
+    dash = (await api.client.get("/analytics/dashboard", headers=admin["headers"])).json()
+    for key in ("completion_rate", "avg_time_to_complete_hours"):
+        assert far.json()[key] == dash[key], key
+    schema = (await api.client.get("/openapi.json")).json()["components"]["schemas"]["CompletionSeries"]
+    for key in ("completed", "admitted", "completion_rate", "avg_time_to_complete_hours"):
+        assert "all time" in schema["properties"][key]["description"], key
     for params, code in (
         ({"interval": "year"}, "validation_error"),
         ({"from": "2026-02-01", "to": "2026-01-01"}, "invalid_range"),

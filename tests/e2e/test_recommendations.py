@@ -290,6 +290,30 @@ async def test_cold_start_gets_popular_courses(api: Api, world: dict[str, Any]) 
     assert {i["reason"] for i in body["items"]} == {"popular"}
 
 
+async def test_newest_courses_fill_a_short_list_for_a_student_with_history(
+    api: Api, world: dict[str, Any], container: Any
+) -> None:
+    """A student with history got only the courses their history scored: a live course related to nothing they took
+    (a content neighbour below the floor, no admissions) was loaded as a candidate, scored 0 and dropped, and the
+    newest-courses fill ran only when there were fewer candidates than places (at cold start)."""
+    ids, owner = world["ids"], world["owner"]
+    # B's subject without B's prerequisite: far from D's (cosine about 0.07, under the floor) and nobody enrolled.
+    title, body = "Python generators in practice", LESSONS["B"][1]
+    course = await api.course(owner, title=title, description=body[:120])
+    module = await api.module(owner, course["id"], "Module 1")
+    await api.lesson(owner, course["id"], module["id"], title=title, type="text", content=body)
+    done = await api.wait_workflow(owner, await _start_publish(api, owner, course["id"]), timeout=300)
+    assert done["status"] == "completed", done
+    student = await api.user("student")
+    await _history(container, student["id"], ids["D"], "active", at_offset=70)
+    await _drain(container)
+    r = await api.client.get("/recommendations", params={"k": 50}, headers=student["headers"])
+    assert r.status_code == 200, r.text
+    items = {str(i["course"]["id"]): i for i in r.json()["items"]}
+    assert course["id"] in items and items[course["id"]]["reason"] == "popular", r.json()
+    assert {ids["C"], ids["A"]} <= set(items) and ids["D"] not in items  # the scored ones stay, the taken one not
+
+
 async def test_recommendations_are_for_students(api: Api, world: dict[str, Any]) -> None:
     r = await api.client.get("/recommendations", headers=world["owner"]["headers"])
     assert r.status_code == 403 and r.json()["code"] == "role_forbidden"

@@ -71,16 +71,30 @@ async def test_disabled_account_is_refused_at_once(api: Api, container: Any) -> 
 async def test_an_admin_disables_an_account_over_http(api: Api, container: Any) -> None:
     admin, user = await api.admin(container), await api.user()
     url = f"/users/{user['id']}"
+    assert (await api.client.get("/auth/me", headers=user["headers"])).json()["is_active"] is True
     r = await api.client.put(url, json={"is_active": False}, headers=user["headers"])
     assert r.status_code == 403 and r.json()["code"] == "admin_only"
-    assert (await api.client.put(url, json={"is_active": False}, headers=admin["headers"])).status_code == 200
+    r = await api.client.put(url, json={"is_active": False}, headers=admin["headers"])
+    assert r.status_code == 200 and r.json()["is_active"] is False
+    # The admin can confirm it later.
+    r = await api.client.get(url, headers=admin["headers"])
+    assert r.status_code == 200 and r.json()["is_active"] is False
     r = await api.client.get("/auth/me", headers=user["headers"])
     assert r.status_code == 401 and r.json()["code"] == "account_disabled"
     r = await api.client.post("/auth/login", json={"email": user["email"], "password": user["password"]})
     assert r.status_code == 401
-    assert (await api.client.put(url, json={"is_active": True}, headers=admin["headers"])).status_code == 200
+    r = await api.client.put(url, json={"is_active": True}, headers=admin["headers"])
+    assert r.status_code == 200 and r.json()["is_active"] is True
+    assert (await api.client.get(url, headers=admin["headers"])).json()["is_active"] is True
+    # A token issued before the disable stays dead, and says why without claiming a password change.
+    r = await api.client.get("/auth/me", headers=user["headers"])
+    assert r.status_code == 401 and r.json()["code"] == "token_revoked"
+    assert r.json()["message"] == "this token was revoked (password changed or account disabled); log in again"
     r = await api.client.post("/auth/login", json={"email": user["email"], "password": user["password"]})
     assert r.status_code == 200
+    # Another user still cannot read the account at all.
+    other = await api.user()
+    assert (await api.client.get(url, headers=other["headers"])).status_code == 403
 
 
 async def test_a_demoted_role_applies_to_existing_tokens(api: Api, container: Any) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Api
-from tests.e2e.test_enrollment import course_with_lessons, enroll, wait_enrollment
+from tests.e2e.test_enrollment import QUIZ, course_with_lessons, enroll, wait_enrollment
 
 
 @pytest.fixture
@@ -31,6 +31,26 @@ async def _quiz_for_a_student(api: Api) -> tuple[dict[str, Any], str]:
     await wait_enrollment(api, student, eid, "active")
     quiz = next(lsn for lsn in lessons if lsn["type"] == "quiz")
     return student, f"/quizzes/{quiz['id']}/submit"
+
+
+async def test_a_lesson_saved_since_the_publish_is_not_found_by_its_students(api: Api, worker: object) -> None:
+    """An enrolled student submitting a quiz lesson saved after the last publish was told 403 not_enrolled ("you are
+    not enrolled in a course with this lesson"): they are enrolled; the lesson is not in the version they follow."""
+    teacher, student = await api.user("instructor"), await api.user()
+    course, lessons = await course_with_lessons(api, teacher)
+    eid = (await enroll(api, student, course["id"])).json()["id"]
+    await wait_enrollment(api, student, eid, "active")
+    module_id = lessons[2]["module_id"]
+    draft = await api.lesson(teacher, course["id"], module_id, **{**QUIZ, "title": "Not published yet"})
+    r = await api.client.post(f"/quizzes/{draft['id']}/submit", json={"answers": [1, 0]}, headers=student["headers"])
+    assert r.status_code == 404 and r.json()["code"] == "lesson_not_found", r.text
+    r = await api.client.post(f"/lessons/{draft['id']}/complete", headers=student["headers"])
+    assert r.status_code == 404 and r.json()["code"] == "lesson_not_found", r.text
+    # The published quiz of the same course still works.
+    r = await api.client.post(
+        f"/quizzes/{lessons[2]['id']}/submit", json={"answers": [1, 0]}, headers=student["headers"]
+    )
+    assert r.status_code == 200, r.text
 
 
 async def test_quiz_attempts_are_limited_and_feedback_comes_after(api: Api, worker: object, tuned: Any) -> None:

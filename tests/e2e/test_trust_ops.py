@@ -61,3 +61,21 @@ async def test_ops_pages_are_private_in_production(api: Api, container: Any, pro
 async def test_ops_pages_are_open_in_development(api: Api) -> None:
     assert (await api.client.get("/metrics")).status_code == 200
     assert len((await api.client.get("/health")).json()) > 1
+
+
+async def test_ops_pages_are_counted_by_their_path(api: Api) -> None:
+    """FastAPI's own pages have fixed paths: counted (and logged) by them, not as `unmatched`; a path no route
+    matches still is."""
+    from prometheus_client import REGISTRY
+
+    def served(route: str, status: str) -> float:
+        labels = {"method": "GET", "route": route, "status": status}
+        return REGISTRY.get_sample_value("smartcourse_http_requests_total", labels) or 0.0
+
+    for path in ("/openapi.json", "/docs"):
+        before = served(path, "200")
+        assert (await api.client.get(path)).status_code == 200
+        assert served(path, "200") == before + 1, path
+    before = served("unmatched", "404")
+    assert (await api.client.get("/no-such-route")).status_code == 404
+    assert served("unmatched", "404") == before + 1

@@ -291,6 +291,17 @@ async def test_course_and_student_views(history_db: Any, history: dict[str, uuid
     assert itself["enrollments"]["dropped"] == 1 and itself["courses_completed"] == 1
 
 
+async def test_no_completion_is_no_average_time_not_zero(history_db: Any, history: dict[str, uuid.UUID]) -> None:
+    """Beta and S3 completed nothing: their average time to complete is null (it was 0.0 h, "at once"), as the
+    completions series says of a period without one."""
+    uow = UnitOfWork(history_db)
+    async with uow:
+        course = await analytics.course_view(uow=uow, principal=ADMIN, course_id=history["b"], today=date(2026, 2, 28))
+        student = await analytics.student_view(uow=uow, principal=ADMIN, student_id=history["s3"])
+    assert course["enrollments"]["completed"] == 0 and course["avg_time_to_complete_hours"] is None
+    assert student["courses_completed"] == 0 and student["avg_time_to_complete_hours"] is None
+
+
 async def test_bad_ranges_are_clear_errors(history_db: Any) -> None:
     from smartcourse.errors import Forbidden, Invalid, NotFound
 

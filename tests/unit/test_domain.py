@@ -137,3 +137,16 @@ def test_analytics_metrics_definitions() -> None:
     assert m["avg_courses_per_student"] == 1.5
     assert _drift(m, m) == 0
     assert _drift({"x": 1}, {"x": 2}) == 1
+
+
+def test_no_completion_has_no_average_time_to_complete() -> None:
+    """A mean of nothing is null (as in /analytics/completions' series), never 0.0 h ("completed at once"), and
+    reconcile compares it: null on both sides is no drift, on one side only is."""
+    from smartcourse.services.analytics import _drift, _metrics
+
+    empty = dict(per_day={}, admitted=2, completed=0, completion_seconds=0, per_course={}, per_student={})
+    m = _metrics(students=1, instructors=1, published=1, today=date(2026, 11, 22), **empty)  # type: ignore[arg-type]
+    assert m["avg_time_to_complete_hours"] is None and m["completion_rate"] == 0.0
+    assert _drift(m, m) == 0
+    assert _drift({"avg_time_to_complete_hours": None}, {"avg_time_to_complete_hours": 0.5}) == 1
+    assert _drift({"avg_time_to_complete_hours": 0.0}, {"avg_time_to_complete_hours": None}) == 1

@@ -126,6 +126,19 @@ def test_html_without_main_uses_the_body() -> None:
     assert loose.text == "First block.\nLoose text\nInner\ntail"
 
 
+def test_html_drops_what_a_reader_never_sees() -> None:
+    """`hidden` and `aria-hidden="true"` elements were indexed (and so searchable and quoted) like visible text."""
+    html = (
+        b"<html><body><h2>Cells</h2><p>Visible text.</p><div hidden>hiddencanary secret"
+        b"<p hidden>nested</p></div><span aria-hidden='TRUE'>ariacanary</span>"
+        b"<p><span aria-hidden='false'>shown</span></p>"
+        b"<h2 HIDDEN>Hidden heading</h2><p>More visible.</p></body></html>"
+    )
+    (section,) = _material(html, "page.html", "text/html")
+    assert section.heading_path == ["Cells"]
+    assert section.text == "Visible text.\nshown\nMore visible."
+
+
 def test_markdown_material_and_plain_text() -> None:
     sections = _material(fx.MARKDOWN_DOC.encode(), "guide.md", "text/markdown")
     assert sections[0].location == "guide.md"  # the text before the first heading

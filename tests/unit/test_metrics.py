@@ -120,10 +120,16 @@ def test_celery_prefork_children_are_added_up(tmp_path: Path) -> None:
         for c in children: c.join()
         port = metrics.serve_metrics("celery", port=0)
         print(urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode())
-        """,
+        print("pid", os.getpid())
+        """.replace("import multiprocessing,", "import os, multiprocessing,"),
         env={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)},
     )
     assert 'smartcourse_celery_tasks_total{outcome="retried",task="notifications.send_email"} 5.0' in out
+    # build_info is per process ("liveall"): the multiprocess collector adds a `pid` label, which the docs name.
+    pid = out.split("pid ")[-1].strip()
+    assert re.search(rf'smartcourse_build_info{{kind="celery",pid="{pid}",version="[^"]+"}} 1.0', out), out
+    row = next(line for line in (REPO / "docs" / "operations.md").read_text().splitlines() if "`build_info`" in line)
+    assert "pid" in row
 
 
 def test_a_celery_worker_command_selects_multiprocess_mode() -> None:
@@ -261,3 +267,16 @@ def test_the_dashboards_json_is_up_to_date_and_names_known_metrics() -> None:
                 used = {re.sub(r"_bucket$", "", n) for n in used}
                 assert used <= names, (path.name, panel["title"], used - names)
                 assert used or target["expr"].startswith("sum by (process) (up{"), target["expr"]
+
+
+def test_the_assistant_outcomes_are_named_as_they_are_labelled() -> None:
+    """The metric's `outcome` is the stored outcome (`clarify`), the dashboard's key a participle (`clarified`): the
+    help text and docs/operations.md name the values the label really takes, and the mapping."""
+    from smartcourse.models import AI_OUTCOMES
+
+    described = re.search(r"\(([^()]*)\)$", metrics.ASSISTANT_INTERACTIONS._documentation)
+    assert described is not None and described.group(1).split(", ") == list(AI_OUTCOMES)
+    row = next(
+        line for line in (REPO / "docs" / "operations.md").read_text().splitlines() if "assistant_interact" in line
+    )
+    assert all(f"`{outcome}`" in row for outcome in AI_OUTCOMES) and "`clarified`" in row

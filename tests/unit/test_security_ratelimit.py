@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -9,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from smartcourse.config import REDIS_TIMEOUT_SECONDS
 from smartcourse.errors import RateLimited
 from smartcourse.ratelimit import Backoff, Decision, RateLimiter, enforce, limits_uri
 
@@ -79,3 +84,51 @@ async def test_backoff_locks_after_free_failures_and_doubles(redis: Any) -> None
     assert (await b.failure(key)).retry_after_seconds == 25  # capped
     await b.success(key)
     assert (await b.check(key)).allowed
+
+
+async def test_backoff_fails_open_when_redis_is_unreachable(caplog: pytest.LogCaptureFixture) -> None:
+    """docs/security.md: a Redis outage lets logins through (with a warning), the back-off as the limiter."""
+    import redis.asyncio as aioredis
+
+    from smartcourse.engines import free_port
+
+    client = aioredis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_connect_timeout=1)
+    b, key = Backoff(client, free=0), ("login", uuid.uuid4().hex)
+    limiter = RateLimiter.from_redis_url(f"redis://127.0.0.1:{free_port()}/0")
+    with caplog.at_level(logging.WARNING, logger="smartcourse.ratelimit"):
+        for decision in (await b.check(key), await b.failure(key), await limiter.hit(key, "1/minute")):
+            assert decision.allowed and not decision.checked
+        await b.success(key)
+    assert sum("store unavailable" in r.getMessage() for r in caplog.records) == 4
+    await client.aclose()
+
+
+async def test_a_hung_redis_costs_the_backoff_one_socket_timeout(tmp_path: Path) -> None:
+    """A stopped (SIGSTOP) Redis accepts connections and never answers: each call waits for the client's socket
+    timeout, then lets the login through."""
+    import redis.asyncio as aioredis
+
+    from smartcourse.engines import EmbeddedEngines
+
+    eng = EmbeddedEngines(tmp_path)
+    client = aioredis.from_url(eng.redis_url(), socket_timeout=0.5, socket_connect_timeout=0.5)
+    pid = int((tmp_path / "redis" / "redis.pid").read_text())
+    try:
+        b, key = Backoff(client, free=0), ("login", uuid.uuid4().hex)
+        assert (await b.check(key)).checked  # answering
+        os.kill(pid, signal.SIGSTOP)
+        started = time.monotonic()
+        decision = await b.check(key)
+        assert decision.allowed and not decision.checked
+        assert time.monotonic() - started < 2
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        await client.aclose()
+        eng.stop()
+
+
+def test_the_limiters_redis_client_waits_a_bounded_time(redis_url: str) -> None:
+    """redis-py before 6 waits for ever by default (the container's client: tests/e2e/test_auth.py)."""
+    pool = RateLimiter.from_redis_url(redis_url).storage.bridge.storage.connection_pool  # type: ignore[attr-defined]
+    assert pool.connection_kwargs["socket_timeout"] == REDIS_TIMEOUT_SECONDS
+    assert pool.connection_kwargs["socket_connect_timeout"] == REDIS_TIMEOUT_SECONDS

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from smartcourse.adapters.documents import DocumentStore, MongoDocumentStore, PostgresDocumentStore
 from smartcourse.adapters.files import FileStore, LocalFileStore, S3FileStore
 from smartcourse.adapters.temporal import TemporalWorkflowStarter
-from smartcourse.config import DEFAULT_MAX_OVERFLOW, DEFAULT_POOL_SIZE, Settings, get_settings
+from smartcourse.config import DEFAULT_MAX_OVERFLOW, DEFAULT_POOL_SIZE, REDIS_TIMEOUT_SECONDS, Settings, get_settings
 from smartcourse.db import UnitOfWork, make_engine
 from smartcourse.engines import EmbeddedEngines
 from smartcourse.errors import Unavailable
@@ -162,13 +162,18 @@ class Container:
         self._workflow_starter = starter
 
     def redis(self) -> Any:
-        """An asyncio Redis client (redis-py)."""
+        """An asyncio Redis client (redis-py): a command waits at most REDIS_TIMEOUT_SECONDS to connect, to read."""
         if self._redis is None:
             import redis.asyncio as aioredis
 
             if not self.settings.redis_url:
                 self.settings = resolve_settings(self.settings, need=("redis",))
-            self._redis = aioredis.from_url(self.settings.redis_url or "", decode_responses=True)
+            self._redis = aioredis.from_url(
+                self.settings.redis_url or "",
+                decode_responses=True,
+                socket_timeout=REDIS_TIMEOUT_SECONDS,
+                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            )
         return self._redis
 
     async def aclose(self) -> None:

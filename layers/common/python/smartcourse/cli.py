@@ -116,10 +116,15 @@ class SupervisorLog(logging.Filter):
 
 def uvicorn_log_config() -> dict[str, Any]:
     """uvicorn's logging config: its error logger at INFO through `SupervisorLog`, the access log at WARNING
-    (requests are logged by the API's own access line)."""
+    (requests are logged by the API's own access line); both as JSON lines like every other log line (unless
+    SMARTCOURSE_LOG_FORMAT=text), so an exception that escapes the app ("Exception in ASGI application") is one
+    line with its traceback in `exc`, not a hundred lines of text."""
     from uvicorn.config import LOGGING_CONFIG
 
     config = copy.deepcopy(LOGGING_CONFIG)
+    if os.environ.get("SMARTCOURSE_LOG_FORMAT", "json") == "json":
+        for name in ("default", "access"):
+            config["formatters"][name] = {"()": "smartcourse.logging.JsonFormatter"}
     config["filters"] = {"supervisor": {"()": SupervisorLog}}
     config["handlers"]["default"]["filters"] = ["supervisor"]
     config["loggers"]["uvicorn.error"] = {"level": "INFO"}
@@ -497,6 +502,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     env.setdefault("PUBLIC_BASE_URL", default_public_base_url({"HOST": args.host, "PORT": str(args.port)}))
     _migrate(resolved.database_url or "")
     processes = run_processes(args.host, args.port, kafka=bool(settings.kafka_bootstrap_servers))
+    # /health expects a heartbeat from each background process started here (services/heartbeats.py).
+    env.setdefault("SMARTCOURSE_BACKGROUND_PROCESSES", ",".join(name for name in processes if name != "api"))
     # Every process has its own pools: together they must fit the server's max_connections (the embedded one: 100),
     # or a burst meets "too many clients" (a 503) in whichever process opens the connection one too many.
     line = size_pools(env, pool_processes(processes), others=CELERY_CONNECTIONS)

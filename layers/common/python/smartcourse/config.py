@@ -105,6 +105,11 @@ def default_public_base_url(environ: Mapping[str, str] | None = None) -> str:
 #: them to the server: `cli.pool_plan`).
 DEFAULT_POOL_SIZE, DEFAULT_MAX_OVERFLOW = 10, 20
 
+#: How long a Redis client of the API (the container's, the rate limiter's) waits to connect, then for each reply.
+#: redis-py before 6 waits for ever by default: a hung Redis would hold every request that asks it (a login asks it
+#: up to four times) instead of failing open.
+REDIS_TIMEOUT_SECONDS = 5.0
+
 
 class Settings(BaseSettings):
     """Every knob of SmartCourse; see README "Pointing at external engines"."""
@@ -236,6 +241,10 @@ class Settings(BaseSettings):
     # Anonymous catalogue reads are answered from each API process's memory while the catalogue generation, re-read
     # at most this often (seconds), has not moved (api/edge_cache.py; 0: off).
     edge_cache_seconds: float = Field(default=0.5, ge=0, le=60, alias="SMARTCOURSE_EDGE_CACHE_SECONDS")
+    # Background liveness on /health (services/heartbeats.py): the processes expected to beat (comma-separated:
+    # worker, relay, consumers, celery; empty: none; unset: every process that has beaten), and how old a beat may be.
+    background_processes: str | None = Field(default=None, alias="SMARTCOURSE_BACKGROUND_PROCESSES")
+    heartbeat_stale_seconds: float = Field(default=60.0, gt=0, alias="SMARTCOURSE_HEARTBEAT_STALE_SECONDS")
 
     @property
     def is_development(self) -> bool:

@@ -16,6 +16,7 @@ from smartcourse.consumers import InProcessPublisher
 from smartcourse.consumers import registry as consumer_registry
 from smartcourse.event_consumer import Consumer
 from smartcourse.metrics import serve_metrics
+from smartcourse.services.heartbeats import beating
 from smartcourse.services.outbox import run_relay
 from smartcourse.telemetry import configure_telemetry
 
@@ -47,31 +48,36 @@ async def event_codec(settings: Settings) -> AsyncIterator[EventCodec]:
 
 async def run_relay_process(*, container: Container | None = None, stop: asyncio.Event | None = None) -> None:
     """Outbox → Kafka when KAFKA_BOOTSTRAP_SERVERS is set, else outbox → the in-process consumers."""
-    from smartcourse.entrypoints.kafka import KafkaPublisher
-
     configure_telemetry("relay")
     serve_metrics("relay")  # SMARTCOURSE_METRICS_PORT_RELAY (9102)
     c = container or await get_container()
     stop = stop or _stop_on_signals()
-    settings = c.settings
     try:
-        if not settings.kafka_bootstrap_servers:
-            log.info("relay publishing to the in-process consumers (no KAFKA_BOOTSTRAP_SERVERS)")
-            await run_relay(c.sessionmaker, InProcessPublisher(c.sessionmaker, consumer_registry()), stop=stop)
-            return
-        async with event_codec(settings) as codec:
-            publisher = KafkaPublisher(
-                bootstrap_servers=settings.kafka_bootstrap_servers, codec=codec, namespace=settings.events_namespace
-            )
-            await publisher.start()
-            log.info("relay publishing to Kafka at %s", settings.kafka_bootstrap_servers)
-            try:
-                await run_relay(c.sessionmaker, publisher, stop=stop)
-            finally:
-                await publisher.stop()
+        async with beating(c.sessionmaker, "relay"):  # its sign of life for /health (services/heartbeats.py)
+            await _relay(c, stop)
     finally:
         if container is None:
             await c.aclose()
+
+
+async def _relay(c: Container, stop: asyncio.Event) -> None:
+    from smartcourse.entrypoints.kafka import KafkaPublisher
+
+    settings = c.settings
+    if not settings.kafka_bootstrap_servers:
+        log.info("relay publishing to the in-process consumers (no KAFKA_BOOTSTRAP_SERVERS)")
+        await run_relay(c.sessionmaker, InProcessPublisher(c.sessionmaker, consumer_registry()), stop=stop)
+        return
+    async with event_codec(settings) as codec:
+        publisher = KafkaPublisher(
+            bootstrap_servers=settings.kafka_bootstrap_servers, codec=codec, namespace=settings.events_namespace
+        )
+        await publisher.start()
+        log.info("relay publishing to Kafka at %s", settings.kafka_bootstrap_servers)
+        try:
+            await run_relay(c.sessionmaker, publisher, stop=stop)
+        finally:
+            await publisher.stop()
 
 
 async def run_consumers_process(
@@ -107,7 +113,8 @@ async def run_consumers_process(
             # One failing runner stops the process (its supervisor restarts it); the others stop cleanly.
             tasks = [asyncio.create_task(r.run(stop)) for r in runners]
             waiter = asyncio.create_task(stop.wait())
-            done, _ = await asyncio.wait([*tasks, waiter], return_when=asyncio.FIRST_COMPLETED)
+            async with beating(c.sessionmaker, "consumers"):  # its sign of life for /health
+                done, _ = await asyncio.wait([*tasks, waiter], return_when=asyncio.FIRST_COMPLETED)
             stop.set()
             await asyncio.gather(*tasks, waiter, return_exceptions=True)
             for task in done:

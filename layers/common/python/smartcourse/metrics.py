@@ -89,7 +89,8 @@ ENROLLMENT_REQUESTS = Counter(
 
 ASSISTANT_INTERACTIONS = Counter(
     "smartcourse_assistant_interactions_total",
-    "Assistant interactions by kind (ask, summary, quiz, ...) and outcome (answered, clarify, refused, error, ...)",
+    "Assistant interactions by kind (ask, summary, quiz, ...) and outcome as stored "
+    "(answer, clarify, refuse, generated, error, cancelled)",
     ["kind", "outcome"],
 )
 ASSISTANT_LATENCY = Histogram(
@@ -206,7 +207,10 @@ _STATE_SQL = {
         "select count(*), coalesce(extract(epoch from now() - min(occurred_at)), 0), "
         "count(*) filter (where attempts > 0) from outbox where published_at is null"
     ),
-    "dead_letters": text("select consumer, count(*) from dead_letters where replayed_at is null group by consumer"),
+    "dead_letters": text(
+        "select consumer, count(*) from dead_letters where replayed_at is null and discarded_at is null "
+        "group by consumer"
+    ),
     "workflow_runs": text("select kind, status, count(*) from workflow_runs group by kind, status"),
     "enrollments": text(
         "select count(*), coalesce(extract(epoch from now() - min(admitted_at)), 0) "
@@ -265,14 +269,16 @@ class DatabaseState(Collector):
             value=snap.outbox_retrying,
         )
         dead = GaugeMetricFamily(
-            "smartcourse_dead_letters_pending", "Dead letters not replayed, by consumer", labels=["consumer"]
+            "smartcourse_dead_letters_pending",
+            "Dead letters neither replayed nor discarded, by consumer",
+            labels=["consumer"],
         )
         for consumer, n in sorted(snap.dead_letters.items()):
             dead.add_metric([consumer], n)
         yield dead
         yield GaugeMetricFamily(
             "smartcourse_dead_letters_pending_total",
-            "Dead letters not replayed, all consumers",
+            "Dead letters neither replayed nor discarded, all consumers",
             value=sum(snap.dead_letters.values()),
         )
         runs = GaugeMetricFamily(

@@ -237,6 +237,11 @@ class DeadLetter(Base):
     # Operations (issue #8, migration 0009): the trace the failure happened in; what a replay did.
     trace_id: Mapped[str | None] = mapped_column(String(32))
     replay_outcome: Mapped[str | None] = mapped_column(String(20))
+    # Migration 0011: an admin set it aside without replaying it (POST /ops/dead-letters/{id}/discard): when, who,
+    # why. A discarded dead letter is no longer pending (dashboard, dead_letters_pending, the alert).
+    discarded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    discarded_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id"))
+    discard_reason: Mapped[str | None] = mapped_column(Text)
 
 
 class Document(Base):
@@ -603,3 +608,15 @@ class TaskRun(Base):
     trace_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
+
+
+class ProcessHeartbeat(Base):
+    """A background process's sign of life (migration 0012): each instance of the worker, relay, consumers and
+    Celery writes its row every few seconds; `/health` reads the newest per process (services/heartbeats.py)."""
+
+    __tablename__ = "process_heartbeats"
+
+    process: Mapped[str] = mapped_column(String(50), primary_key=True)
+    instance: Mapped[str] = mapped_column(String(200), primary_key=True)
+    started_at: Mapped[datetime] = _created()
+    beat_at: Mapped[datetime] = _created()

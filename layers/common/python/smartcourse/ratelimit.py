@@ -22,7 +22,9 @@ from typing import Any
 from limits import RateLimitItem, parse_many
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
+from redis.exceptions import RedisError
 
+from smartcourse.config import REDIS_TIMEOUT_SECONDS
 from smartcourse.errors import RateLimited
 
 # `container` below is the composition root's Container (settings + redis()); typed loosely so this module,
@@ -35,14 +37,20 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Decision:
-    """The answer to one hit: allowed, else how long to wait before the next attempt can succeed."""
+    """The answer to one hit: allowed, else how long to wait before the next attempt can succeed.
+
+    `checked` is False when the store could not be asked (the request is let through): a caller with more to ask
+    of the store in the same request can skip it instead of waiting for the timeout again."""
 
     allowed: bool
     retry_after_seconds: int = 0
     limit: str = ""
+    checked: bool = True
 
 
 ALLOWED = Decision(allowed=True)
+#: The store was unreachable (or did not answer in time): let the request through.
+UNCHECKED = Decision(allowed=True, checked=False)
 
 
 def limits_uri(redis_url: str) -> str:
@@ -68,7 +76,15 @@ class RateLimiter:
 
     @classmethod
     def from_redis_url(cls, redis_url: str) -> RateLimiter:
-        return cls(RedisStorage(limits_uri(redis_url), implementation="redispy", key_prefix=KEY_PREFIX))
+        return cls(
+            RedisStorage(
+                limits_uri(redis_url),
+                implementation="redispy",
+                key_prefix=KEY_PREFIX,
+                socket_timeout=REDIS_TIMEOUT_SECONDS,
+                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+            )
+        )
 
     @classmethod
     def in_memory(cls) -> RateLimiter:
@@ -79,13 +95,14 @@ class RateLimiter:
         """Count one request against every window of `limit`; refused hits are not counted.
 
         Fails open: with the limit store unreachable the request is allowed (and a warning logged), so a
-        Redis outage degrades protection instead of taking the API down.
+        Redis outage degrades protection instead of taking the API down. A hung store costs at most
+        REDIS_TIMEOUT_SECONDS per call (the client's connect and read timeouts).
         """
         try:
             return await self._hit(key_parts, limit, cost)
         except Exception:  # storage errors come in several types (connection, timeout, script)
             log.warning("rate limit store unavailable; allowing %s", key_parts[0] if key_parts else "?", exc_info=True)
-            return ALLOWED
+            return UNCHECKED
 
     async def _hit(self, key_parts: Sequence[str], limit: str | Sequence[RateLimitItem], cost: int) -> Decision:
         items = parse_many(limit) if isinstance(limit, str) else list(limit)
@@ -113,6 +130,10 @@ class Backoff:
 
     A success clears the count. The lock is checked before any password work, so a locked account
     answers 429 even to the right password until the lock expires.
+
+    Fails open like `RateLimiter.hit`: with Redis unreachable (or not answering within the client's socket
+    timeout) `check` and `failure` allow the attempt (`checked=False`), `success` does nothing, and a warning is
+    logged; the back-off is lost for the outage, the login is not.
     """
 
     def __init__(
@@ -127,7 +148,10 @@ class Backoff:
 
     async def check(self, key_parts: Sequence[str]) -> Decision:
         _, lock = self._keys(key_parts)
-        ttl = int(await self.redis.pttl(lock))
+        try:
+            ttl = int(await self.redis.pttl(lock))
+        except (RedisError, OSError):
+            return _store_unavailable("check")
         if ttl > 0:
             return Decision(allowed=False, retry_after_seconds=max(1, math.ceil(ttl / 1000)), limit="backoff")
         return ALLOWED
@@ -135,19 +159,30 @@ class Backoff:
     async def failure(self, key_parts: Sequence[str]) -> Decision:
         """Record a failure; returns the lockout it starts (allowed=True while still within the free tries)."""
         fails, lock = self._keys(key_parts)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.incr(fails)
-            pipe.expire(fails, self.memory)
-            count, _ = await pipe.execute()
-        over = int(count) - self.free
-        if over <= 0:
-            return ALLOWED
-        seconds = min(self.max, self.base * 2 ** min(over - 1, 30))
-        await self.redis.set(lock, "1", ex=seconds)
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.incr(fails)
+                pipe.expire(fails, self.memory)
+                count, _ = await pipe.execute()
+            over = int(count) - self.free
+            if over <= 0:
+                return ALLOWED
+            seconds = min(self.max, self.base * 2 ** min(over - 1, 30))
+            await self.redis.set(lock, "1", ex=seconds)
+        except (RedisError, OSError):
+            return _store_unavailable("failure")
         return Decision(allowed=False, retry_after_seconds=seconds, limit="backoff")
 
     async def success(self, key_parts: Sequence[str]) -> None:
-        await self.redis.delete(*self._keys(key_parts))
+        try:
+            await self.redis.delete(*self._keys(key_parts))
+        except (RedisError, OSError):
+            _store_unavailable("success")
+
+
+def _store_unavailable(step: str) -> Decision:
+    log.warning("login back-off store unavailable; allowing the login (%s)", step, exc_info=True)
+    return UNCHECKED
 
 
 def rate_limited_error(decision: Decision, message: str = "too many requests; retry later") -> RateLimited:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -116,12 +116,16 @@ class TokenPair(BaseModel):
 
 
 class UserPublic(BaseModel):
+    """An account as its owner and admins see it (nobody else reads it: instructors' public profiles are
+    InstructorPublic)."""
+
     model_config = ConfigDict(from_attributes=True)
     id: uuid.UUID
     email: str
     full_name: str
     role: str
     bio: str | None = None
+    is_active: bool = Field(description="false: disabled by an admin (its tokens are refused, it cannot log in)")
     created_at: datetime
 
 
@@ -325,9 +329,22 @@ class ContentSearchResult(BaseModel):
     query: str
 
 
+#: Where a catalogue query matched a course, in this order. `lessons`: the title of a lesson of the live version
+#: (public, in the outline); `content`: lesson bodies, transcripts, quiz prompts or materials, never quoted.
+MatchedIn = Literal["title", "description", "category", "tags", "lessons", "content"]
+
+
 class CatalogHit(CourseSummary):
     score: float
-    highlights: list[str]
+    highlights: list[str] = Field(
+        description="HTML fragments (escaped, `<b>` marks only) from public fields: the title and description, "
+        "a matching lesson title. Never from lesson bodies, quiz prompts or materials (see `matched_in`)."
+    )
+    matched_in: list[MatchedIn] = Field(
+        default_factory=list,
+        description="Where the query matched: title, description, category, tags, lessons (a lesson title), "
+        "content (the course's lessons or materials, which only enrolled students read: matched, not quoted).",
+    )
 
 
 class CatalogSearchPage(BaseModel):
@@ -397,6 +414,12 @@ InstructorPublic.model_rebuild()
 
 class EnrollIn(Strict):
     course_id: uuid.UUID
+
+
+class DiscardIn(Strict):
+    """`POST /ops/dead-letters/{id}/discard`: why the dead letter is set aside (kept with it)."""
+
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
 
 
 class EnrollmentPublic(BaseModel):
@@ -580,3 +603,33 @@ class MaterialItem(MaterialPublic):
 
 class MaterialList(BaseModel):
     items: list[MaterialItem]
+
+
+# --- analytics ------------------------------------------------------------------------------------
+
+
+class CompletionPeriod(BaseModel):
+    period: date = Field(description="the period's first UTC day (a week starts on Monday)")
+    completed: int = Field(description="enrollments completed in the period (its days within from..to)")
+    avg_time_to_complete_hours: float | None = Field(
+        description="mean completed_at - activated_at of those completions; null when there is none"
+    )
+
+
+class CompletionSeries(BaseModel):
+    """`GET /analytics/completions`: the series covers `from`..`to`; the figures beside it are all time (the
+    dashboard's, which reconcile checks), whatever the range (docs/analytics.md)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    interval: Literal["day", "week", "month"]
+    from_: date = Field(alias="from", description="first UTC day of the series")
+    to: date = Field(description="last UTC day of the series, inclusive")
+    completed: int = Field(description="completed enrollments, all time (not only from..to: the series has those)")
+    admitted: int = Field(description="admitted enrollments, all time")
+    completion_rate: float = Field(
+        description="completed / admitted x 100, all time: the dashboard's completion_rate (0.0 with no admission)"
+    )
+    avg_time_to_complete_hours: float | None = Field(
+        description="mean completed_at - activated_at over every completion, all time; null when there is none"
+    )
+    series: list[CompletionPeriod]

@@ -38,6 +38,7 @@ from smartcourse.logging import JsonFormatter, install_record_factory, set_proce
 from smartcourse.metrics import CELERY_TASK_DURATION, CELERY_TASKS, DEAD_LETTERS, EMAIL_BATCH_SIZE, serve_metrics
 from smartcourse.models import DeadLetter
 from smartcourse.priority import lower_background_priority
+from smartcourse.services.heartbeats import run_heartbeat
 from smartcourse.services.notifications import deliver_email, mark_email_failed, pending_to_sweep
 from smartcourse.services.notifications import email_batch_items as _batch_items
 from smartcourse.services.operations import current_trace_id, record_task_outcome
@@ -250,6 +251,61 @@ def _preload(**_: Any) -> None:
 def _serve_metrics(sender: Any = None, **_: Any) -> None:
     """The worker's /metrics (SMARTCOURSE_METRICS_PORT_CELERY, 9104): its pool children's figures added up."""
     serve_metrics("celery")
+
+
+class _Heartbeat:
+    """The Celery worker's heartbeat (services/heartbeats.py, read by /health): a thread of the main process with a
+    loop and a one-connection engine of its own, started once the worker is ready (its pool already forked, so
+    nothing of it is inherited) and stopped with the worker. A stopped (SIGSTOP) or dead worker stops beating."""
+
+    def __init__(self) -> None:
+        self.thread: threading.Thread | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.stop: asyncio.Event | None = None
+
+    def start(self) -> None:
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._run, name="smartcourse-heartbeat", daemon=True)
+            self.thread.start()
+
+    def _run(self) -> None:
+        from smartcourse.bootstrap import resolve_settings
+
+        async def main() -> None:
+            self.loop, self.stop = asyncio.get_running_loop(), asyncio.Event()
+            settings = resolve_settings(get_settings(), need=("db",))
+            engine = make_engine(
+                settings.database_url or "", pool_size=1, max_overflow=0, application_name="smartcourse-celery"
+            )
+            try:
+                await run_heartbeat(async_sessionmaker(engine, expire_on_commit=False), "celery", stop=self.stop)
+            finally:
+                await engine.dispose()
+
+        try:
+            asyncio.run(main())
+        except Exception:
+            log.warning("the Celery heartbeat stopped", exc_info=True)
+
+    def shutdown(self) -> None:
+        if self.loop is not None and self.stop is not None:
+            with contextlib.suppress(RuntimeError):  # its loop already closed
+                self.loop.call_soon_threadsafe(self.stop.set)
+        if self.thread is not None:
+            self.thread.join(timeout=5)
+
+
+_heartbeat = _Heartbeat()
+
+
+@signals.worker_ready.connect
+def _start_heartbeat(**_: Any) -> None:
+    _heartbeat.start()
+
+
+@signals.worker_shutdown.connect
+def _stop_heartbeat(**_: Any) -> None:
+    _heartbeat.shutdown()
 
 
 _task_started: dict[str, float] = {}

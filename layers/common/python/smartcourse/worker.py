@@ -1,4 +1,4 @@
-"""The worker process: the Temporal worker plus the outbox relay."""
+"""The worker process: the Temporal worker plus the outbox relay, the dispatcher, the sweeper and its heartbeat."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from smartcourse.consumers import InProcessPublisher, registry
 from smartcourse.metrics import DATABASE_STATE, serve_metrics
 from smartcourse.services.assistant import purge_expired
 from smartcourse.services.dispatcher import run_dispatcher
+from smartcourse.services.heartbeats import run_heartbeat
 from smartcourse.services.outbox import run_relay
 from smartcourse.services.workflows import sweep
 from smartcourse.telemetry import configure_telemetry
@@ -57,10 +58,13 @@ async def run_worker() -> None:
     dispatch = asyncio.create_task(run_dispatcher(c, stop=stop))
     # The platform's stored state (outbox backlog, dead letters, ...) on this process's /metrics.
     state = asyncio.create_task(DATABASE_STATE.run(c.sessionmaker, stop=stop))
+    # Its sign of life for /health (services/heartbeats.py): on the loop the relay, dispatcher and sweeper share,
+    # so a stopped or hung worker stops beating.
+    heartbeat = asyncio.create_task(run_heartbeat(c.sessionmaker, "worker", stop=stop))
     log.info("worker started on task queue %s", c.settings.temporal_task_queue)
     async with worker:
         await stop.wait()
-    for task in [t for t in (relay, sweeper, state, dispatch) if t is not None]:
+    for task in [t for t in (relay, sweeper, state, dispatch, heartbeat) if t is not None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

@@ -40,7 +40,11 @@ _SECURITY_HEADERS = (
 
 
 def route_template(scope: Scope) -> str:
+    """The route's template; the ops pages (FastAPI's own routes, which do not name themselves in the scope) by
+    their fixed path; anything else no route matched is `unmatched` (labels never carry a raw path)."""
     route = scope.get("route")
+    if route is None:
+        return scope["path"] if scope["path"] in OPS_PATHS else "unmatched"
     return str(getattr(route, "path", "unmatched"))
 
 
@@ -76,7 +80,7 @@ class EdgeMiddleware:
                 return
             if message["type"] == "http.response.start":
                 status = message["status"]
-                if "route" in scope:  # routed (the router matched once, here for the span's name too)
+                if "route" in scope or path in OPS_PATHS:  # routed (the router matched once, here for the span too)
                     name_server_span(server_span, method, route_template(scope))
                 headers = MutableHeaders(scope=message)
                 for key, value in _SECURITY_HEADERS:

@@ -25,6 +25,8 @@ TIME_BUDGET_S = 120.0
 SPLIT_LEVELS = 4
 
 _HTML_CRUFT = ["nav", "header", "footer", "aside", "script", "style", "form", "noscript", "svg", "template", "iframe"]
+#: Elements a reader never sees (the `hidden` attribute, `aria-hidden="true"`): dropped with what they hold.
+_HTML_HIDDEN = '[hidden], [aria-hidden="true" i]'
 _HTML_HEADINGS = {f"h{n}": n for n in range(1, SPLIT_LEVELS + 1)}
 _HTML_BLOCKS = {
     "p", "div", "br", "li", "ul", "ol", "tr", "table", "section", "article", "main", "pre", "blockquote",
@@ -269,11 +271,14 @@ def _pdf_sections(
 
 
 def _html_sections(html: str) -> list[tuple[list[str], str]]:
-    """(heading path, text) per h1-h4 of the page's main content; navigation, scripts and forms dropped."""
+    """(heading path, text) per h1-h4 of the page's main content; navigation, scripts, forms and hidden elements
+    dropped."""
     from selectolax.lexbor import LexborHTMLParser
 
     tree = LexborHTMLParser(html)
     tree.strip_tags(_HTML_CRUFT)
+    while (hidden := tree.css_first(_HTML_HIDDEN)) is not None:  # one at a time: a nested one goes with its parent
+        hidden.decompose()
     root = tree.css_first("main") or tree.css_first("article") or tree.body or tree.root
     if root is None:
         return []

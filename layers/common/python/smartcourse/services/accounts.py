@@ -109,11 +109,21 @@ async def login(
     password check, so guessing on is pointless.
     """
     account = ("login", key_part(email))
+    # All of these fail open when Redis is down (docs/security.md). Once one found it unreachable, the rest are
+    # skipped: a hung Redis costs this login one client timeout, not four.
     if limiter is not None:
-        enforce(await limiter.hit(("login", "ip", client_ip), settings.login_rate_limit_ip))
-        enforce(await limiter.hit(("login", "account", account[1]), settings.login_rate_limit_account))
+        decision = await limiter.hit(("login", "ip", client_ip), settings.login_rate_limit_ip)
+        enforce(decision)
+        if decision.checked:
+            decision = await limiter.hit(("login", "account", account[1]), settings.login_rate_limit_account)
+            enforce(decision)
+        if not decision.checked:
+            backoff = None
     if backoff is not None:
-        enforce(await backoff.check(account), "too many failed logins for this account; retry later")
+        decision = await backoff.check(account)
+        enforce(decision, "too many failed logins for this account; retry later")
+        if not decision.checked:
+            backoff = None
     user = await uow.session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
     ok = await verify_password_async(password, user.password_hash if user else None)
     if not ok or user is None or not user.is_active:
@@ -264,7 +274,11 @@ def account_principal(row: Any, claims: Principal) -> Principal:
     if not row.is_active:
         raise Unauthorized("this account is disabled", code="account_disabled")
     if row.token_version != claims.token_version:
-        raise Unauthorized("this token was revoked (password changed); log in again", code="token_revoked")
+        # The version moves on at a password change and when an admin disables the account (which may have been
+        # enabled again since): nothing records which, so the message names both.
+        raise Unauthorized(
+            "this token was revoked (password changed or account disabled); log in again", code="token_revoked"
+        )
     return Principal(user_id=claims.user_id, role=row.role, token_version=row.token_version)
 
 

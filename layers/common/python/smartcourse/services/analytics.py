@@ -24,7 +24,7 @@ from smartcourse.models import (
     utcnow,
 )
 from smartcourse.security import Principal
-from smartcourse.services import operations
+from smartcourse.services import operations, outbox
 
 POPULAR_LIMIT = 5
 
@@ -230,7 +230,8 @@ def _metrics(
             for name, start in windows.items()
         },
         "completion_rate": round(completed * 100 / admitted, 2) if admitted else 0.0,
-        "avg_time_to_complete_hours": round(completion_seconds / completed / 3600, 4) if completed else 0.0,
+        # None (null) with nothing completed, as in the series: 0.0 would read as "completed at once".
+        "avg_time_to_complete_hours": round(completion_seconds / completed / 3600, 4) if completed else None,
         "popular_courses": _popular(per_course, titles, "enrollments"),
         "popular_courses_by_engagement": _popular(per_course_engagement or {}, titles, "lessons_completed"),
         "avg_courses_per_student": round(sum(live) / len(live), 4) if live else 0.0,
@@ -356,16 +357,20 @@ def ai_usage(by_kind_outcome: dict[str, float]) -> dict[str, Any]:
 
 
 async def _workflow_issues(uow: UnitOfWork, flat: dict[str, float]) -> dict[str, int]:
-    """Real failures (operations.failure_counts: failed/retrying workflow runs, dead letters, failed tasks)
-    plus outbox rows being retried and admissions the enrollment workflow has not recorded yet."""
+    """Open failures (operations.failure_counts: failed/retrying workflow runs, dead letters, failed tasks), outbox
+    rows being retried, the unrelayed outbox and its oldest event's age (from the table: a stopped relay shows there
+    while the counters it feeds stand still), and admissions the enrollment workflow has not recorded yet."""
     stuck = await uow.session.scalar(
         select(func.count())
         .select_from(OutboxEvent)
         .where(OutboxEvent.published_at.is_(None), OutboxEvent.attempts > 0)
     )
+    backlog = await outbox.backlog_figures(uow.session)
     return {
         **await operations.failure_counts(uow.session),
         "outbox_retrying": int(stuck or 0),
+        "outbox_unpublished": int(backlog["unpublished"]),
+        "outbox_oldest_age_seconds": int(backlog["oldest_age_seconds"]),
         "enrollments_awaiting_workflow": int(
             flat.get("enrollments_admitted", 0) - flat.get("enrollments_recorded_by_workflow", 0)
         ),
@@ -483,6 +488,8 @@ async def _source_per_day(uow: UnitOfWork, column: Any, *where: Any) -> dict[str
 
 
 def _drift(counted: Any, actual: Any) -> float:
+    if counted is None or actual is None:  # a mean of nothing (no completion): null on one side only is 1
+        return 0 if counted is None and actual is None else 1
     if isinstance(counted, dict):
         return sum(abs(_drift(counted.get(k, 0), actual.get(k, 0))) for k in set(counted) | set(actual))
     if isinstance(counted, list):
@@ -529,6 +536,7 @@ async def reconcile(*, uow: UnitOfWork, principal: Principal) -> dict[str, Any]:
     )
     return {
         "drift": drift,
+        # Units differ per metric (people, percentage points, hours, list entries): 0 = agree, else see `drift`.
         "total_drift": round(sum(drift.values()), 6),
         "counted": {k: counted[k] for k in actual},
         "source": actual,
@@ -641,18 +649,19 @@ async def completion_series(
         "completion_rate": round(completed * 100 / admitted, 2) if admitted else 0.0,
         "avg_time_to_complete_hours": round(flat.get("completion_seconds_total", 0) / completed / 3600, 4)
         if completed
-        else 0.0,
+        else None,
         "series": series,
     }
 
 
-async def _hours(uow: UnitOfWork, *where: Any) -> float:
+async def _hours(uow: UnitOfWork, *where: Any) -> float | None:
+    """The mean study time of the completed enrollments `where` selects, in hours; None when there is none."""
     avg = await uow.session.scalar(
         select(func.avg(cast(func.extract("epoch", Enrollment.completed_at - Enrollment.activated_at), Float))).where(
             Enrollment.status == "completed", Enrollment.activated_at.is_not(None), *where
         )
     )
-    return round(float(avg) / 3600, 4) if avg is not None else 0.0
+    return round(float(avg) / 3600, 4) if avg is not None else None
 
 
 async def _statuses(uow: UnitOfWork, *where: Any) -> dict[str, int]:

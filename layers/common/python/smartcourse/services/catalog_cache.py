@@ -80,12 +80,17 @@ def clear_local() -> None:
     _local.clear()
 
 
+#: The shape of a cached page: bumped when what a page holds changes (v2: search highlights quote public fields only),
+#: so that pages cached by the previous release are never served by this one, even within their TTL.
+PAGE_FORMAT = 2
+
+
 def page_key(generation: int, *, kind: str, params: dict[str, Any]) -> str:
     cat = params.get("category") or "all"
     page = params.get("page", 1)
     rest = {k: v for k, v in sorted(params.items()) if k not in ("category", "page")}
     digest = hashlib.sha256(json.dumps(rest, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    return f"courses:g{generation}:{kind}:category:{cat}:page:{page}:{digest}"
+    return f"courses:g{generation}:f{PAGE_FORMAT}:{kind}:category:{cat}:page:{page}:{digest}"
 
 
 def course_key(generation: int, course_id: uuid.UUID, view: str) -> str:

@@ -296,16 +296,17 @@ async def record_failure(
     course = await uow.session.get(Course, course_id, with_for_update=True)
     if course is None:
         return None
+    now = utcnow()
     report = dict(course.publish_report or {})
     if report.get("version") in (None, version):
-        report.update(version=version, status="failed", failed_step=step, error=error, finished_at=utcnow().isoformat())
+        report.update(version=version, status="failed", failed_step=step, error=error, finished_at=now.isoformat())
         course.publish_report = report
     if course.index_status == "indexing":
         course.index_status = "ready" if course.index_version > 0 else "failed"
     await uow.session.execute(
         update(WorkflowRun)
         .where(WorkflowRun.workflow_id == workflow_id)
-        .values(status="failed", error=f"{step}: {error}", finished_at=utcnow())
+        .values(status="failed", error=f"{step}: {error}", finished_at=now, updated_at=now)
     )
     live = "The previously published version stays live." if course.content_version > 0 else "It is back to draft."
     notification_id = await create_notification(

@@ -1,15 +1,18 @@
-"""Engine status for /health: each engine answers a cheap real request within a short timeout."""
+"""Status for /health: each engine answers a cheap real request within a short timeout (the SMTP server too, where
+e-mail is configured), each background process has beaten recently (services/heartbeats.py), and the outbox's
+unrelayed backlog with the age of its oldest event (read from the table: it shows a stopped relay too)."""
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import text
 
-from smartcourse.services import dispatcher
+from smartcourse.services import dispatcher, heartbeats, outbox
 
 
 async def _probe(fn: Callable[[], Awaitable[Any]], timeout: float = 3.0) -> dict[str, Any]:
@@ -36,6 +39,9 @@ async def check(c: Any) -> dict[str, Any]:
     async def redis() -> None:
         await c.redis().ping()
 
+    async def smtp() -> None:
+        await smtp_greeting(c.settings.smtp_host, c.settings.smtp_port)
+
     async def llm() -> None:
         import httpx
 
@@ -48,17 +54,69 @@ async def check(c: Any) -> dict[str, Any]:
         probes["temporal"] = temporal
     if c.settings.redis_url:
         probes["redis"] = redis
+    if c.settings.smtp_host:  # e-mail configured (`smartcourse run` points it at the embedded sink)
+        probes["smtp"] = smtp
     if c.settings.llm_base_url:  # the embedded model starts on the first assistant call: not probed before
         probes["llm"] = llm
-    results, backlog = await asyncio.gather(asyncio.gather(*(_probe(fn) for fn in probes.values())), _backlog(c))
+    results, backlog, processes, outbox = await asyncio.gather(
+        asyncio.gather(*(_probe(fn) for fn in probes.values())), _backlog(c), _processes(c), _outbox(c)
+    )
     engines = dict(zip(probes, results, strict=True))
     engines["files"] = {"status": "up", "kind": "s3" if c.settings.uses_s3 else "local"}
-    overall = "ok" if all(e["status"] == "up" for e in engines.values()) else "degraded"
+    alive = all(p.get("status") == "up" for p in processes.values())
+    overall = "ok" if alive and all(e["status"] == "up" for e in engines.values()) else "degraded"
     assistant = {
         "model": getattr(c._chat, "name", None) or c.settings.llm_model,
         "endpoint": c.settings.llm_base_url or "embedded llama.cpp server (starts on first use)",
     }
-    return {"status": overall, "engines": engines, "assistant": assistant, "enrollment_backlog": backlog}
+    return {
+        "status": overall,
+        "engines": engines,
+        "processes": processes,
+        "outbox": outbox,
+        "assistant": assistant,
+        "enrollment_backlog": backlog,
+    }
+
+
+async def smtp_greeting(host: str, port: int) -> None:
+    """Connect, read the server's 220 greeting, say QUIT: the SMTP server is there and answering (no message)."""
+    reader, writer = await asyncio.open_connection(
+        host, port, ssl=ssl.create_default_context() if port == 465 else None
+    )
+    try:
+        greeting = await reader.readline()
+        if not greeting.startswith(b"220"):
+            raise ConnectionError(f"unexpected greeting {greeting[:100]!r}")
+        writer.write(b"QUIT\r\n")
+        await writer.drain()
+    finally:
+        writer.close()
+        try:
+            await writer.wait_closed()
+        except (ConnectionError, ssl.SSLError):
+            pass
+
+
+async def _processes(c: Any, timeout: float = 3.0) -> dict[str, dict[str, Any]]:
+    """The background processes' heartbeats (services/heartbeats.py); an unreadable table says so per process."""
+    expected = heartbeats.expected_processes(c.settings.background_processes)
+    if expected == []:
+        return {}
+    try:
+        async with asyncio.timeout(timeout), c.sessionmaker() as session:
+            return await heartbeats.liveness(session, expected=expected, stale_after=c.settings.heartbeat_stale_seconds)
+    except Exception as exc:
+        error = f"heartbeats unreadable: {type(exc).__name__}: {exc}"[:300]
+        return {name: {"status": "unknown", "error": error} for name in expected or ("background",)}
+
+
+async def _outbox(c: Any, timeout: float = 3.0) -> dict[str, Any]:
+    try:
+        async with asyncio.timeout(timeout), c.sessionmaker() as session:
+            return await outbox.backlog_figures(session)
+    except Exception as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"[:300]}
 
 
 async def _backlog(c: Any, timeout: float = 3.0) -> dict[str, Any]:

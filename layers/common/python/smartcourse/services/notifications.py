@@ -11,7 +11,7 @@ import mimetypes
 import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import formataddr, parseaddr
 from pathlib import PurePosixPath
 from typing import Any, Protocol
@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from smartcourse.adapters.mail import send_email
 from smartcourse.config import Settings
 from smartcourse.db import UnitOfWork
-from smartcourse.errors import NotFound
+from smartcourse.errors import Invalid, NotFound
 from smartcourse.faults import fail_point, hold_point
 from smartcourse.models import Notification, User, utcnow
 from smartcourse.ports import FileStore
@@ -85,9 +85,14 @@ async def create_notification(
 async def list_notifications(
     *, uow: UnitOfWork, principal: Principal, limit: int, before: datetime | None = None
 ) -> list[NotificationPublic]:
-    """The caller's feed, newest first; `before` (a created_at) pages back."""
+    """The caller's feed, newest first; `before` (a created_at; UTC when it has no zone) pages back. A `before`
+    that cannot be put in UTC (e.g. 9999-12-31T23:59:59-14:00) is 422 `invalid_before`, as /ops's `since`."""
     query = select(Notification).where(Notification.user_id == principal.user_id)
     if before is not None:
+        try:
+            before = before.replace(tzinfo=UTC) if before.tzinfo is None else before.astimezone(UTC)
+        except (OverflowError, ValueError) as exc:
+            raise Invalid("before is out of range", code="invalid_before") from exc
         query = query.where(Notification.created_at < before)
     rows = await uow.session.scalars(
         query.order_by(Notification.created_at.desc(), Notification.id.desc()).limit(limit)

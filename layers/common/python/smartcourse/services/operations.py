@@ -4,8 +4,17 @@
   here for enrollment and certificate runs, which the API does not record when it starts them) with the failing
   step, the error and the trace id; `retrying` while Temporal retries it, `failed` once it gave up.
 * Dead letters: events a consumer could not apply (in process, Kafka or MSK) and Celery tasks out of retries;
-  an event's dead letter can be replayed, once.
+  a dead letter can be replayed, once, or discarded by an admin with a reason (one that cannot be replayed, or
+  need not be); either way it is no longer pending.
 * Task runs: the last outcome of each Celery task id, written by the worker's signal hooks (`tasks.py`).
+
+A failure is open until it is resolved, which is read from the records (nothing has to remember to mark it):
+* a failed workflow run is resolved by a later `completed` run of the same kind and subject (a course published
+  again after a failed publish);
+* a failed task run is resolved by its dead letter, replayed (the task was sent again) or discarded by an admin,
+  or by a later success of the same task with the same arguments.
+The dashboard counts open failures only; `GET /ops/workflows|tasks` list them by default (`status=failed`) and the
+resolved ones with `status=resolved` or `all` (each item says `resolved` and by what).
 
 The trace id is read from the current OpenTelemetry span (32 hex digits; "" when there is none), so it works
 whether or not a tracer provider is configured.
@@ -17,15 +26,17 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from opentelemetry import trace
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import String, and_, case, cast, exists, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnElement
 
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import workflows as names
@@ -40,9 +51,14 @@ log = logging.getLogger(__name__)
 #: Workflow kinds as `workflow_runs.kind` spells them, by Temporal workflow type.
 KINDS = {names.PUBLISHING: "course_publishing", names.ENROLLMENT: "enrollment", names.CERTIFICATE: "certificate"}
 WORKFLOW_STATUSES = ("running", "retrying", "failed", "completed")
-#: `status=failed` asks for every run with an unresolved failure: given up (`failed`) or still being retried.
+#: `status=failed` asks for every run with an unresolved failure: given up (`failed`, not resolved since) or still
+#: being retried; `status=resolved` for the failed runs a later success resolved.
 PROBLEM_STATUSES = ("failed", "retrying")
+TASK_STATUSES = ("succeeded", "retrying", "failed")
 MAX_LIMIT = 200
+MAX_REASON = 1000
+#: A dead letter still waiting for someone: neither replayed nor discarded.
+DEAD_LETTER_PENDING = and_(DeadLetter.replayed_at.is_(None), DeadLetter.discarded_at.is_(None))
 
 
 def current_trace_id() -> str:
@@ -240,25 +256,75 @@ async def record_task_outcome(
 # --- reading ----------------------------------------------------------------------------------------
 
 
-def _statuses(status: str) -> tuple[str, ...] | None:
+def _run_subject(run: Any) -> ColumnElement[Any]:
+    """What a run is about; a publishing run recorded without a subject is about its course."""
+    return func.coalesce(run.subject, literal("course:", String) + cast(run.course_id, String))
+
+
+def _superseding(later: Any, *, kind: Any, subject: Any, created_at: Any, workflow_id: Any) -> ColumnElement[bool]:
+    """`later` is a completed run of the same kind and subject started after the run given by the other values."""
+    return and_(
+        later.kind == kind,
+        _run_subject(later) == subject,
+        later.status == "completed",
+        later.created_at > created_at,
+        later.workflow_id != workflow_id,
+    )
+
+
+def _run_resolved(run: Any) -> ColumnElement[bool]:
+    """A later completed run of the same kind and subject exists (the failure of `run` is resolved)."""
+    later = aliased(WorkflowRun)
+    return exists().where(
+        _superseding(
+            later, kind=run.kind, subject=_run_subject(run), created_at=run.created_at, workflow_id=run.workflow_id
+        )
+    )
+
+
+async def _resolver_of(session: AsyncSession, run: WorkflowRun) -> WorkflowRun | None:
+    """The earliest later completed run of the same kind and subject, for a failed run."""
+    subject = run.subject or (f"course:{run.course_id}" if run.course_id else None)
+    if run.status != "failed" or subject is None:
+        return None
+    condition = _superseding(
+        WorkflowRun, kind=run.kind, subject=subject, created_at=run.created_at, workflow_id=run.workflow_id
+    )
+    found: WorkflowRun | None = await session.scalar(
+        select(WorkflowRun).where(condition).order_by(WorkflowRun.created_at).limit(1)
+    )
+    return found
+
+
+def _open_run_failure(run: Any) -> ColumnElement[bool]:
+    """A run whose failure is not resolved: still retrying, or failed with no later success of its subject."""
+    return or_(run.status == "retrying", and_(run.status == "failed", ~_run_resolved(run)))
+
+
+def _statuses(status: str) -> ColumnElement[bool] | None:
+    """The `status` filter of `GET /ops/workflows` as a condition (None: all)."""
     if status == "all":
         return None
-    wanted: list[str] = []
+    wanted: list[ColumnElement[bool]] = []
     for part in status.split(","):
         part = part.strip()
         if part == "failed":
-            wanted.extend(PROBLEM_STATUSES)
+            wanted.append(_open_run_failure(WorkflowRun))
+        elif part == "resolved":
+            wanted.append(and_(WorkflowRun.status == "failed", _run_resolved(WorkflowRun)))
         elif part in WORKFLOW_STATUSES:
-            wanted.append(part)
+            wanted.append(WorkflowRun.status == part)
         else:
             raise Invalid(
-                f"status must be one of {', '.join(('all', *WORKFLOW_STATUSES))} (comma-separated)",
+                f"status must be one of {', '.join(('all', *WORKFLOW_STATUSES, 'resolved'))} (comma-separated)",
                 code="invalid_status",
             )
-    return tuple(dict.fromkeys(wanted))
+    return or_(*wanted)
 
 
-def workflow_item(run: WorkflowRun) -> dict[str, Any]:
+def workflow_item(run: WorkflowRun, resolved_by: WorkflowRun | None = None) -> dict[str, Any]:
+    """`resolved_by`: the later successful run of the same subject, for a failed run."""
+    resolved = run.status == "failed" and resolved_by is not None
     return {
         "workflow_id": run.workflow_id,
         "kind": run.kind,
@@ -271,6 +337,12 @@ def workflow_item(run: WorkflowRun) -> dict[str, Any]:
         "started_at": run.created_at,
         "updated_at": run.updated_at or run.finished_at or run.created_at,
         "finished_at": run.finished_at,
+        "resolved": resolved,
+        "resolved_by": (
+            {"workflow_id": resolved_by.workflow_id, "at": resolved_by.finished_at or resolved_by.created_at}
+            if resolved and resolved_by is not None
+            else None
+        ),
     }
 
 
@@ -284,12 +356,13 @@ async def list_workflows(
     since: datetime | None = None,
     limit: int = 50,
 ) -> dict[str, Any]:
-    """Workflow runs, newest change first. `status=failed` = failed or still retrying after a failure."""
+    """Workflow runs, newest change first. `status=failed` = failed and not resolved since, or still retrying after
+    a failure; `status=resolved` = failed, then resolved by a later completed run of the same kind and subject."""
     ensure_admin(principal)
     query = select(WorkflowRun)
     statuses = _statuses(status)
     if statuses is not None:
-        query = query.where(WorkflowRun.status.in_(statuses))
+        query = query.where(statuses)
     if kind:
         if kind not in KINDS.values():
             raise Invalid(f"kind must be one of {', '.join(sorted(KINDS.values()))}", code="invalid_kind")
@@ -304,7 +377,7 @@ async def list_workflows(
     if since is not None:
         query = query.where(changed >= since)
     rows = (await uow.session.scalars(query.order_by(changed.desc()).limit(_limit(limit)))).all()
-    return {"items": [workflow_item(r) for r in rows]}
+    return {"items": [workflow_item(r, await _resolver_of(uow.session, r)) for r in rows]}
 
 
 def _event_type(payload: dict[str, Any]) -> str | None:
@@ -315,7 +388,8 @@ def _event_type(payload: dict[str, Any]) -> str | None:
     return None
 
 
-def dead_letter_item(dl: DeadLetter) -> dict[str, Any]:
+def dead_letter_item(dl: DeadLetter, consumers: Collection[str] | None = None) -> dict[str, Any]:
+    """`consumers`: the event consumers this deployment runs (a dead letter of another one cannot be replayed)."""
     return {
         "id": str(dl.id),
         "consumer": dl.consumer,
@@ -327,7 +401,10 @@ def dead_letter_item(dl: DeadLetter) -> dict[str, Any]:
         "created_at": dl.created_at,
         "replayed_at": dl.replayed_at,
         "replay_outcome": dl.replay_outcome,
-        "replayable": _replayable(dl) is None,
+        "replayable": dl.replayed_at is None and dl.discarded_at is None and _replayable(dl, consumers) is None,
+        "discarded_at": dl.discarded_at,
+        "discarded_by": str(dl.discarded_by) if dl.discarded_by else None,
+        "discard_reason": dl.discard_reason,
         "payload": dl.payload,
     }
 
@@ -340,31 +417,38 @@ async def list_dead_letters(
     consumer: str | None = None,
     since: datetime | None = None,
     limit: int = 50,
+    consumers: Collection[str] | None = None,
 ) -> dict[str, Any]:
-    """Dead letters, newest first: `pending` (not replayed), `replayed` or `all`."""
+    """Dead letters, newest first: `pending` (neither replayed nor discarded), `replayed`, `discarded` or `all`.
+    `consumers` names the event consumers this deployment runs (for `replayable`)."""
     ensure_admin(principal)
     query = select(DeadLetter)
     if status == "pending":
-        query = query.where(DeadLetter.replayed_at.is_(None))
+        query = query.where(DEAD_LETTER_PENDING)
     elif status == "replayed":
         query = query.where(DeadLetter.replayed_at.is_not(None))
+    elif status == "discarded":
+        query = query.where(DeadLetter.discarded_at.is_not(None))
     elif status != "all":
-        raise Invalid("status must be pending, replayed or all", code="invalid_status")
+        raise Invalid("status must be pending, replayed, discarded or all", code="invalid_status")
     if consumer:
         query = query.where(DeadLetter.consumer == consumer)
     since = _aware(since)
     if since is not None:
         query = query.where(DeadLetter.created_at >= since)
     rows = (await uow.session.scalars(query.order_by(DeadLetter.created_at.desc()).limit(_limit(limit)))).all()
-    return {"items": [dead_letter_item(r) for r in rows]}
+    return {"items": [dead_letter_item(r, consumers) for r in rows]}
 
 
-def _replayable(dl: DeadLetter) -> str | None:
-    """Why this dead letter cannot be replayed, or None."""
+def _replayable(dl: DeadLetter, consumers: Collection[str] | None = None) -> str | None:
+    """Why this dead letter cannot be replayed, or None. With `consumers` (those this deployment runs), an event
+    of any other consumer cannot be either."""
     if dl.consumer.startswith("celery:"):
         return None if dl.payload.get("task") else "the dead letter does not name its task"
     if "event_type" not in dl.payload:
         return "the record was not a readable event (its raw bytes are kept in the payload)"
+    if consumers is not None and dl.consumer not in consumers:
+        return f"no consumer named {dl.consumer!r} in this deployment"
     return None
 
 
@@ -397,6 +481,8 @@ async def replay_dead_letter(
                 raise NotFound("dead letter not found", code="dead_letter_not_found")
             if dl.replayed_at is not None:
                 return _replay_answer(dl, replayed_now=False)
+            if dl.discarded_at is not None:
+                raise Conflict("this dead letter was discarded", code="dead_letter_discarded")
             reason = _replayable(dl)
             if reason:
                 raise Conflict(f"this dead letter cannot be replayed: {reason}", code="not_replayable")
@@ -489,7 +575,79 @@ def _replay_answer(dl: DeadLetter, *, replayed_now: bool) -> dict[str, Any]:
     }
 
 
-def task_item(run: TaskRun) -> dict[str, Any]:
+async def discard_dead_letter(
+    *, sessionmaker: Any, principal: Principal, dead_letter_id: uuid.UUID, reason: str
+) -> dict[str, Any]:
+    """Set a dead letter aside without replaying it (it cannot be, or need not be): who, when and why are kept,
+    and it is no longer pending. Idempotent: asking again answers the first discard (`discarded_now: false`);
+    a replayed dead letter is settled already (409 `dead_letter_replayed`)."""
+    ensure_admin(principal)
+    why = reason.strip()
+    if not why or len(why) > MAX_REASON:
+        raise Invalid(f"reason must be 1 to {MAX_REASON} characters", code="invalid_reason")
+    async with sessionmaker() as session, session.begin():
+        # The same row lock as a replay: a discard and a replay at once settle it one way.
+        dl = await session.get(DeadLetter, dead_letter_id, with_for_update=True)
+        if dl is None:
+            raise NotFound("dead letter not found", code="dead_letter_not_found")
+        if dl.replayed_at is not None:
+            raise Conflict("this dead letter was replayed", code="dead_letter_replayed")
+        discarded_now = dl.discarded_at is None
+        if discarded_now:
+            dl.discarded_at, dl.discarded_by, dl.discard_reason = utcnow(), principal.user_id, why
+        return {
+            "id": str(dl.id),
+            "consumer": dl.consumer,
+            "event_id": str(dl.event_id),
+            "status": "discarded",
+            "discarded_at": dl.discarded_at,
+            "discarded_by": str(dl.discarded_by) if dl.discarded_by else None,
+            "discard_reason": dl.discard_reason,
+            "discarded_now": discarded_now,
+        }
+
+
+def _settled_letter(letter: Any, run: Any) -> ColumnElement[bool]:
+    """`letter` is the dead letter of task run `run` (the task id is its event id), replayed or discarded."""
+    return and_(
+        letter.consumer == literal("celery:", String) + run.task,
+        cast(letter.event_id, String) == run.task_id,
+        or_(letter.replayed_at.is_not(None), letter.discarded_at.is_not(None)),
+    )
+
+
+def _later_success(later: Any, run: Any) -> ColumnElement[bool]:
+    """`later` is a success of the same task with the same arguments after `run` last changed."""
+    return and_(
+        later.task == run.task, later.args == run.args, later.status == "succeeded", later.updated_at > run.updated_at
+    )
+
+
+def _task_resolved(run: Any) -> ColumnElement[bool]:
+    """The failure of task run `run` is resolved: its dead letter was replayed or discarded, or the same task with
+    the same arguments succeeded since."""
+    letter, later = aliased(DeadLetter), aliased(TaskRun)
+    return or_(exists().where(_settled_letter(letter, run)), exists().where(_later_success(later, run)))
+
+
+async def _task_resolution(session: AsyncSession, run: TaskRun) -> dict[str, Any] | None:
+    """What resolved a failed task run, or None."""
+    if run.status != "failed":
+        return None
+    letter = await session.scalar(select(DeadLetter).where(_settled_letter(DeadLetter, run)).limit(1))
+    if letter is not None:
+        how = "replayed" if letter.replayed_at is not None else "discarded"
+        return {"how": how, "dead_letter_id": str(letter.id), "at": letter.replayed_at or letter.discarded_at}
+    later = await session.scalar(
+        select(TaskRun).where(_later_success(TaskRun, run)).order_by(TaskRun.updated_at).limit(1)
+    )
+    if later is not None:
+        return {"how": "succeeded", "task_id": later.task_id, "at": later.updated_at}
+    return None
+
+
+def task_item(run: TaskRun, resolved_by: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`resolved_by`: what resolved a failed run (its dead letter replayed or discarded, a later success)."""
     return {
         "task_id": run.task_id,
         "task": run.task,
@@ -500,6 +658,8 @@ def task_item(run: TaskRun) -> dict[str, Any]:
         "trace_id": run.trace_id or "",
         "started_at": run.created_at,
         "updated_at": run.updated_at,
+        "resolved": run.status == "failed" and resolved_by is not None,
+        "resolved_by": resolved_by if run.status == "failed" else None,
     }
 
 
@@ -512,12 +672,17 @@ async def list_tasks(
     since: datetime | None = None,
     limit: int = 50,
 ) -> dict[str, Any]:
-    """Celery task outcomes, newest change first (`failed` = out of retries, in `dead_letters` too)."""
+    """Celery task outcomes, newest change first (`failed` = out of retries, in `dead_letters` too, and not resolved
+    since; `resolved` = failed, then resolved: its dead letter replayed or discarded, or a later success)."""
     ensure_admin(principal)
     query = select(TaskRun)
-    if status != "all":
-        if status not in ("succeeded", "retrying", "failed"):
-            raise Invalid("status must be failed, retrying, succeeded or all", code="invalid_status")
+    if status == "failed":
+        query = query.where(TaskRun.status == "failed", ~_task_resolved(TaskRun))
+    elif status == "resolved":
+        query = query.where(TaskRun.status == "failed", _task_resolved(TaskRun))
+    elif status != "all":
+        if status not in TASK_STATUSES:
+            raise Invalid("status must be failed, resolved, retrying, succeeded or all", code="invalid_status")
         query = query.where(TaskRun.status == status)
     if task:
         query = query.where(TaskRun.task == task)
@@ -525,17 +690,17 @@ async def list_tasks(
     if since is not None:
         query = query.where(TaskRun.updated_at >= since)
     rows = (await uow.session.scalars(query.order_by(TaskRun.updated_at.desc()).limit(_limit(limit)))).all()
-    return {"items": [task_item(r) for r in rows]}
+    return {"items": [task_item(r, await _task_resolution(uow.session, r)) for r in rows]}
 
 
 async def failure_counts(session: AsyncSession) -> dict[str, int]:
-    """Real failures, for the dashboard: failed and retrying workflow runs, unreplayed dead letters by source
-    (event consumers vs Celery tasks) and failed tasks."""
+    """Open failures, for the dashboard: failed (not resolved since) and retrying workflow runs, pending dead letters
+    by source (event consumers vs Celery tasks) and failed tasks not resolved since (see the module's docstring)."""
     runs: dict[str, int] = dict(
         (
             await session.execute(
                 select(WorkflowRun.status, func.count())
-                .where(WorkflowRun.status.in_(PROBLEM_STATUSES))
+                .where(_open_run_failure(WorkflowRun))
                 .group_by(WorkflowRun.status)
             )
         ).all()
@@ -546,10 +711,12 @@ async def failure_counts(session: AsyncSession) -> dict[str, int]:
             select(
                 func.count().filter(~is_task),
                 func.count().filter(is_task),
-            ).where(DeadLetter.replayed_at.is_(None))
+            ).where(DEAD_LETTER_PENDING)
         )
     ).one()
-    tasks = await session.scalar(select(func.count()).select_from(TaskRun).where(TaskRun.status == "failed"))
+    tasks = await session.scalar(
+        select(func.count()).select_from(TaskRun).where(TaskRun.status == "failed", ~_task_resolved(TaskRun))
+    )
     return {
         "failed_workflows": int(runs.get("failed", 0)),
         "retrying_workflows": int(runs.get("retrying", 0)),

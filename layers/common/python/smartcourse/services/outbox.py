@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from sqlalchemy import DateTime, Integer, Text, any_, bindparam, select, update
+from sqlalchemy import DateTime, Integer, Text, any_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 
@@ -159,3 +159,17 @@ async def run_relay(
                 await asyncio.wait_for(stop.wait(), pause)
             except TimeoutError:
                 pass
+
+
+async def backlog_figures(session: Any) -> dict[str, Any]:
+    """Outbox events not relayed yet and the age of the oldest (0 when none), read from the table: unlike the
+    relay's own figures, they show a relay that stopped (/health, the dashboard's workflow_issues)."""
+    count, age = (
+        await session.execute(
+            select(
+                func.count(),
+                func.coalesce(func.extract("epoch", func.now() - func.min(OutboxEvent.occurred_at)), 0),
+            ).where(OutboxEvent.published_at.is_(None))
+        )
+    ).one()
+    return {"unpublished": int(count), "oldest_age_seconds": round(float(age), 1)}

@@ -59,6 +59,9 @@ async def _learning_context(
         if e.status != "active":
             raise Conflict(f"the enrollment is {e.status}, not active yet", code="enrollment_not_active")
         return e, course, match, lessons
+    if home is not None and rows:
+        # Enrolled in the lesson's course, whose published version does not have it (saved since, not yet published).
+        raise NotFound("lesson not found", code="lesson_not_found")
     if home is None or not course_rules.is_live(home.status, home.content_version):
         # No such lesson, or one of a course the caller cannot see: a typo is not an authorisation problem, and a
         # draft's lesson is not confirmed to exist (as GET /courses/{id} would not).

@@ -71,6 +71,9 @@ async def request_publish(*, uow: UnitOfWork, principal: Principal, course_id: u
                 kind="course_publishing",
                 course_id=course.id,
                 owner_id=principal.user_id,
+                # The request's trace: the workflow continues it (a failure recorded later keeps its own).
+                trace_id=operations.current_trace_id(),
+                subject=f"course:{course.id}",
             )
         )
     await uow.commit()
@@ -179,7 +182,7 @@ async def mark_published(
     await uow.session.execute(
         update(WorkflowRun)
         .where(WorkflowRun.workflow_id == workflow_id)
-        .values(status="completed", error=None, finished_at=now)
+        .values(status="completed", error=None, finished_at=now, updated_at=now)
     )
     uow.emit(
         DomainEvent(

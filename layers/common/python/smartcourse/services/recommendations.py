@@ -617,8 +617,10 @@ async def compute_recommendations(session: AsyncSession, *, student_id: uuid.UUI
         cands[cid].popular = popularity_signal(n, most)
     for cid in taken:
         cands.pop(cid, None)
-    # Score first, then load and check only the best candidates (eligibility only removes), batch by batch.
-    order = sorted(cands, key=lambda c: -blend(cands[c])[0])
+    # Score first, then load and check only the best candidates (eligibility only removes), batch by batch. A
+    # candidate scoring 0 (a content neighbour under the floor, nothing else) is no recommendation: left to the fill.
+    scores = {cid: blend(cand)[0] for cid, cand in cands.items()}
+    order = sorted((cid for cid, score in scores.items() if score > 0), key=lambda cid: -scores[cid])
     courses: dict[uuid.UUID, Course] = {}
     for start in range(0, len(order), 4 * k):
         batch = await _courses(session, order[start : start + 4 * k])
@@ -626,7 +628,7 @@ async def compute_recommendations(session: AsyncSession, *, student_id: uuid.UUI
         courses.update(batch)
         if len(courses) >= k:
             break
-    if len(courses) < k:  # nothing popular yet either (a new platform): the newest live courses
+    if len(courses) < k:  # fewer scored courses than places (a new platform, a narrow history): the newest fill
         newest = await session.scalars(
             select(Course)
             .where(_ready_clause(), Course.id.not_in(taken | set(courses)) if (taken or courses) else text("true"))

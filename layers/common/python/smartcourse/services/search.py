@@ -23,6 +23,7 @@ from smartcourse.schemas import (
     ContentSearchHit,
     ContentSearchResult,
     CourseSummary,
+    MatchedIn,
     SearchSource,
 )
 from smartcourse.security import Principal
@@ -190,7 +191,20 @@ async def search_course(
 
 
 def _tsquery(q: str) -> Any:
-    return func.websearch_to_tsquery("english", q)
+    """The catalogue's query, accents folded as the documents are (`_tsvector`)."""
+    return func.websearch_to_tsquery("english", func.smartcourse_fold(q))
+
+
+def _tsvector(document: Any) -> Any:
+    """A catalogue document with its accents folded (`smartcourse_fold`, migration 0011: `bechamel` finds
+    `Béchamel`). The GIN indexes are built on these same expressions."""
+    return func.to_tsvector("english", func.smartcourse_fold(document))
+
+
+def _headline_query(q: str) -> Any:
+    """What a headline marks: the words as typed or folded (a headline quotes the author's own spelling, so a word
+    typed without its accents matches but is not marked)."""
+    return _tsquery(q).op("||")(func.websearch_to_tsquery("english", q))
 
 
 def _lowered(values: Any) -> Any:
@@ -238,7 +252,8 @@ async def search_catalog(
     """Published, ready courses ranked by their metadata and their content (full text over the live chunks).
 
     A course whose PDF explains a term is found by that term: its chunks of the live index version count,
-    with less weight than the title and description."""
+    with less weight than the title and description. The page is public, so it quotes public fields only
+    (`_public_matches`): a content match is named in `matched_in`, never shown."""
     ready = and_(
         Course.content_version > 0,
         Course.index_version > 0,
@@ -264,10 +279,10 @@ async def search_catalog(
         return CatalogSearchPage(items=items, total=total, page=page, page_size=page_size, query=query)
 
     tsq = _tsquery(query)
-    meta_doc = func.to_tsvector("english", Course.title + " " + Course.description + " " + Course.category)
+    meta_doc = _tsvector(Course.title + " " + Course.description + " " + Course.category)
     meta_rank = func.ts_rank_cd(meta_doc, tsq)
     tag_match = _shares_a_tag(query.split())
-    chunk_doc = func.to_tsvector("english", ContentChunk.title + " " + ContentChunk.text)
+    chunk_doc = _tsvector(ContentChunk.title + " " + ContentChunk.text)
     content = (
         select(
             ContentChunk.course_id.label("course_id"),
@@ -299,12 +314,13 @@ async def search_catalog(
         )
     ).all()
     ids = [c.id for c, _ in rows]
-    highlights = await _highlights(uow, ids, query) if ids else {}
+    found = await _public_matches(uow, ids, query) if ids else {}
     items = [
         CatalogHit(
             **CourseSummary.model_validate(c).model_dump(),
             score=round(float(s), 6),
-            highlights=highlights.get(c.id, []),
+            highlights=found[c.id][0] if c.id in found else [],
+            matched_in=found[c.id][1] if c.id in found else [],
         )
         for c, s in rows
     ]
@@ -328,33 +344,77 @@ def safe_fragment(fragment: str) -> str:
     return html.escape(fragment, quote=True).replace(_START, "<b>").replace(_STOP, "</b>")
 
 
-async def _highlights(uow: UnitOfWork, course_ids: list[uuid.UUID], query: str) -> dict[uuid.UUID, list[str]]:
-    """Up to two fragments per course with the matched words marked (<b>…</b>): description, then content. The
+def _matches(document: Any, tsq: Any) -> Any:
+    return _tsvector(document).op("@@")(tsq)
+
+
+async def _public_matches(
+    uow: UnitOfWork, course_ids: list[uuid.UUID], query: str
+) -> dict[uuid.UUID, tuple[list[str], list[MatchedIn]]]:
+    """Per course: its highlights and where the query matched (`matched_in`).
+
+    The catalogue is public, so its highlights quote only what anyone may read (docs/security.md): the title and
+    description, and the title of a lesson of the live version (the outline). Lesson bodies, transcripts, quiz
+    prompts and materials rank a course but are never quoted: a match there is reported as `content`. The
     fragments are HTML-safe: the author's text is escaped and `<b>`/`</b>` are the only tags (`safe_fragment`)."""
-    tsq = _tsquery(query)
-    out: dict[uuid.UUID, list[str]] = {cid: [] for cid in course_ids}
+    tsq, marked = _tsquery(query), _headline_query(query)
+    highlights: dict[uuid.UUID, list[str]] = {cid: [] for cid in course_ids}
+    where: dict[uuid.UUID, set[str]] = {cid: set() for cid in course_ids}
     meta = await uow.session.execute(
-        select(Course.id, _headline(Course.title + ". " + Course.description, tsq)).where(
-            Course.id.in_(course_ids),
-            func.to_tsvector("english", Course.title + " " + Course.description).op("@@")(tsq),
-        )
+        select(
+            Course.id,
+            _matches(Course.title, tsq),
+            _matches(Course.description, tsq),
+            _matches(Course.category, tsq),
+            _shares_a_tag(query.split()),
+            _matches(Course.title + " " + Course.description, tsq),
+            _headline(Course.title + ". " + Course.description, marked),
+        ).where(Course.id.in_(course_ids))
     )
-    for cid, text in meta.all():
-        out[cid].append(safe_fragment(text))
-    chunk_doc = func.to_tsvector("english", ContentChunk.title + " " + ContentChunk.text)
-    ranked = (
+    for cid, in_title, in_description, in_category, in_tags, in_either, fragment in meta.all():
+        flags = {"title": in_title, "description": in_description, "category": in_category, "tags": in_tags}
+        if in_either and not (in_title or in_description):  # the query's words are split between the two
+            flags["title"] = flags["description"] = True
+        where[cid].update(name for name, hit in flags.items() if hit)
+        if in_either:
+            highlights[cid].append(safe_fragment(fragment))
+    live = and_(Course.id == ContentChunk.course_id, ContentChunk.version == Course.index_version)
+    chunk_doc = ContentChunk.title + " " + ContentChunk.text
+    in_lesson_title = and_(ContentChunk.source_type == "lesson", _matches(ContentChunk.title, tsq))
+    chunks = await uow.session.execute(
         select(
             ContentChunk.course_id,
-            ContentChunk.text,
+            func.bool_or(in_lesson_title),
+            func.bool_or(or_(_matches(ContentChunk.text, tsq), ~in_lesson_title)),
+        )
+        .join(Course, live)
+        .where(ContentChunk.course_id.in_(course_ids), _matches(chunk_doc, tsq))
+        .group_by(ContentChunk.course_id)
+    )
+    for cid, lessons, content in chunks.all():
+        where[cid].update(name for name, hit in (("lessons", lessons), ("content", content)) if hit)
+    titled = (
+        select(
+            ContentChunk.course_id,
+            ContentChunk.title,
             func.row_number()
-            .over(partition_by=ContentChunk.course_id, order_by=func.ts_rank_cd(chunk_doc, tsq).desc())
+            .over(
+                partition_by=ContentChunk.course_id,
+                order_by=(
+                    func.ts_rank_cd(_tsvector(ContentChunk.title), tsq).desc(),
+                    ContentChunk.title,
+                ),
+            )
             .label("n"),
         )
-        .join(Course, and_(Course.id == ContentChunk.course_id, ContentChunk.version == Course.index_version))
-        .where(ContentChunk.course_id.in_(course_ids), chunk_doc.op("@@")(tsq))
+        .join(Course, live)
+        .where(ContentChunk.course_id.in_(course_ids), in_lesson_title)
         .subquery()
     )
-    best = await uow.session.execute(select(ranked.c.course_id, _headline(ranked.c.text, tsq)).where(ranked.c.n == 1))
-    for cid, text in best.all():
-        out[cid].append(safe_fragment(text))
-    return out
+    best = await uow.session.execute(
+        select(titled.c.course_id, _headline(titled.c.title, marked)).where(titled.c.n == 1)
+    )
+    for cid, fragment in best.all():
+        highlights[cid].append(safe_fragment(fragment))
+    order: tuple[MatchedIn, ...] = ("title", "description", "category", "tags", "lessons", "content")
+    return {cid: (highlights[cid], [name for name in order if name in where[cid]]) for cid in course_ids}

@@ -1,0 +1,121 @@
+"""Background liveness: each background process (the worker with its dispatcher, relay and sweeper; the Kafka relay
+and consumers; the Celery worker) renews a row of `process_heartbeats` every few seconds, and `/health` reports each
+process with the age of its newest beat: `up`, `stale` (older than SMARTCOURSE_HEARTBEAT_STALE_SECONDS: stopped,
+hung, or cut off from the database) or `missing` (expected, never seen).
+
+Which processes are expected: SMARTCOURSE_BACKGROUND_PROCESSES (comma-separated; `smartcourse run` sets it to the
+processes it starts; empty: none), else every process that has ever beaten here. A beat is a row in the database
+the processes work on, so a process that cannot reach it reads as stale too: it cannot work either. The ages are
+read with the database's clock, so hosts' clocks do not matter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator, Collection
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from smartcourse.models import ProcessHeartbeat
+
+log = logging.getLogger(__name__)
+
+#: How often a process beats (well under the default staleness, 60 s: a busy, low-priority process may be late).
+HEARTBEAT_SECONDS = 10.0
+#: A beat older than this of another instance of the same process is removed by a live instance's beat.
+PRUNE_AFTER = timedelta(days=1)
+
+
+def instance_name() -> str:
+    """This process instance: host and pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"[:200]
+
+
+async def beat(sessionmaker: Any, process: str, instance: str) -> None:
+    """Record that `process` (`instance`) is alive now; remove the day-old rows of its gone instances."""
+    async with sessionmaker() as session, session.begin():
+        stmt = insert(ProcessHeartbeat).values(process=process, instance=instance, beat_at=func.now())
+        await session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[ProcessHeartbeat.process, ProcessHeartbeat.instance], set_={"beat_at": func.now()}
+            )
+        )
+        await session.execute(
+            delete(ProcessHeartbeat).where(
+                ProcessHeartbeat.process == process, ProcessHeartbeat.beat_at < func.now() - PRUNE_AFTER
+            )
+        )
+
+
+async def run_heartbeat(
+    sessionmaker: Any, process: str, *, stop: asyncio.Event, every: float = HEARTBEAT_SECONDS
+) -> None:
+    """Beat every `every` seconds until `stop` (the first one at once). A failed beat is logged and retried."""
+    instance = instance_name()
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(beat(sessionmaker, process, instance), timeout=every)
+        except Exception:
+            log.warning("heartbeat of %s not recorded", process, exc_info=True)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), every)
+
+
+@contextlib.asynccontextmanager
+async def beating(sessionmaker: Any, process: str, *, every: float = HEARTBEAT_SECONDS) -> AsyncIterator[None]:
+    """`run_heartbeat` in the background for the duration of the block."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_heartbeat(sessionmaker, process, stop=stop, every=every))
+    try:
+        yield
+    finally:
+        stop.set()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def expected_processes(setting: str | None) -> list[str] | None:
+    """SMARTCOURSE_BACKGROUND_PROCESSES as a list (None when unset: every process seen)."""
+    if setting is None:
+        return None
+    return [name.strip() for name in setting.split(",") if name.strip()]
+
+
+async def liveness(
+    session: AsyncSession, *, expected: Collection[str] | None, stale_after: float
+) -> dict[str, dict[str, Any]]:
+    """Each expected background process: `status` (up, stale, missing), `age_seconds` of its newest beat and
+    `instances` (those that beat within `stale_after`). `expected` None: every process that has beaten."""
+    age = func.extract("epoch", func.now() - func.max(ProcessHeartbeat.beat_at))
+    fresh = func.count().filter(ProcessHeartbeat.beat_at > func.now() - timedelta(seconds=stale_after))
+    rows = (
+        await session.execute(
+            select(ProcessHeartbeat.process, age, fresh, func.max(ProcessHeartbeat.beat_at)).group_by(
+                ProcessHeartbeat.process
+            )
+        )
+    ).all()
+    seen = {process: (float(seconds), int(live), last) for process, seconds, live, last in rows}
+    names = sorted(seen) if expected is None else list(dict.fromkeys(expected))
+    report: dict[str, dict[str, Any]] = {}
+    for name in names:
+        if name not in seen:
+            report[name] = {"status": "missing", "error": "no heartbeat recorded: never started here?"}
+            continue
+        seconds, live, last = seen[name]
+        status = "up" if live > 0 and seconds <= stale_after else "stale"
+        entry: dict[str, Any] = {"status": status, "age_seconds": round(seconds, 1), "instances": live}
+        if status == "stale":
+            entry["error"] = f"no heartbeat for {seconds:.0f} s (stopped, hung, or cut off from the database)"
+            entry["last_beat_at"] = last.isoformat()
+        report[name] = entry
+    return report

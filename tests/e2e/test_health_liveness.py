@@ -1,0 +1,207 @@
+"""/health reports background liveness (services/heartbeats.py), the SMTP server where e-mail is configured, and the
+outbox's unrelayed backlog, keeping its contract: 200 `ok` / 503 `degraded`, only the status in production."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import delete, select
+
+from tests.conftest import Api, CeleryWorker, celery_worker_env
+
+
+@pytest.fixture
+def checked(container: Any) -> Iterator[Any]:
+    """Settings under test, restored afterwards; the heartbeat rows this module writes, removed."""
+    original = container.settings
+
+    def use(**update: Any) -> None:
+        container.settings = original.model_copy(update=update)
+
+    yield use
+    container.settings = original
+
+
+async def _clear(container: Any, *processes: str) -> None:
+    from smartcourse.models import ProcessHeartbeat
+
+    async with container.sessionmaker() as session, session.begin():
+        await session.execute(delete(ProcessHeartbeat).where(ProcessHeartbeat.process.in_(processes)))
+
+
+async def test_a_worker_without_a_fresh_heartbeat_makes_health_degraded(api: Api, container: Any, checked: Any) -> None:
+    from smartcourse.services import heartbeats
+
+    await _clear(container, "worker")
+    checked(background_processes="worker", heartbeat_stale_seconds=2.0)
+    try:
+        r = await api.client.get("/health")
+        assert r.status_code == 503 and r.json()["status"] == "degraded"
+        assert r.json()["processes"]["worker"]["status"] == "missing"
+
+        # The worker's heartbeat, as worker.run_worker runs it beside the relay, dispatcher and sweeper.
+        stop = asyncio.Event()
+        beating = asyncio.create_task(heartbeats.run_heartbeat(container.sessionmaker, "worker", stop=stop, every=0.5))
+        await asyncio.sleep(0.3)
+        r = await api.client.get("/health")
+        assert r.status_code == 200, r.text
+        worker = r.json()["processes"]["worker"]
+        assert worker["status"] == "up" and worker["instances"] == 1 and worker["age_seconds"] < 2
+
+        # The worker stops (killed, SIGSTOPped, hung): its beat ages past the limit.
+        stop.set()
+        await beating
+        await asyncio.sleep(2.5)
+        r = await api.client.get("/health")
+        assert r.status_code == 503 and r.json()["status"] == "degraded"
+        worker = r.json()["processes"]["worker"]
+        assert worker["status"] == "stale" and worker["age_seconds"] >= 2 and worker["instances"] == 0
+        assert "no heartbeat for" in worker["error"]
+
+        # Production: only the status, as before.
+        checked(
+            background_processes="worker",
+            heartbeat_stale_seconds=2.0,
+            environment="production",
+            metrics_token="m" * 8 + "-token",
+        )
+        r = await api.client.get("/health")
+        assert r.status_code == 503 and r.json() == {"status": "degraded"}
+    finally:
+        await _clear(container, "worker")
+
+
+async def test_an_unreachable_smtp_server_makes_health_degraded(
+    api: Api, container: Any, settings: Any, checked: Any
+) -> None:
+    from smartcourse.bootstrap import resolve_settings
+
+    sink = resolve_settings(settings, need=("smtp",))
+    checked(smtp_host=sink.smtp_host, smtp_port=sink.smtp_port)
+    r = await api.client.get("/health")
+    assert r.status_code == 200, r.text
+    assert r.json()["engines"]["smtp"]["status"] == "up"
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = int(s.getsockname()[1])
+    checked(smtp_host="127.0.0.1", smtp_port=closed)
+    r = await api.client.get("/health")
+    assert r.status_code == 503 and r.json()["status"] == "degraded"
+    smtp = r.json()["engines"]["smtp"]
+    assert smtp["status"] == "down" and ("Connect" in smtp["error"] or "refused" in smtp["error"]), smtp
+
+
+async def test_the_unrelayed_outbox_and_its_oldest_age_are_read_from_the_table(api: Api, container: Any) -> None:
+    from smartcourse.models import OutboxEvent, utcnow
+    from smartcourse.services import outbox
+
+    async with container.sessionmaker() as session, session.begin():
+        # Not committed: no relay sees it, the figures do (as they see an event a stopped relay left).
+        session.add(
+            OutboxEvent(
+                topic="t",
+                event_type="test.stuck",
+                aggregate_id="x",
+                payload={},
+                occurred_at=utcnow() - timedelta(seconds=300),
+            )
+        )
+        await session.flush()
+        figures = await outbox.backlog_figures(session)
+        assert figures["unpublished"] >= 1 and figures["oldest_age_seconds"] >= 300
+        await session.rollback()
+    r = await api.client.get("/health")
+    assert {"unpublished", "oldest_age_seconds"} <= set(r.json()["outbox"])
+    admin = await api.admin(container)
+    issues = (await api.client.get("/analytics/dashboard", headers=admin["headers"])).json()["workflow_issues"]
+    assert {"outbox_unpublished", "outbox_oldest_age_seconds"} <= set(issues)
+
+
+async def test_a_celery_worker_beats_while_it_runs(api: Api, container: Any, settings: Any, checked: Any) -> None:
+    from smartcourse.bootstrap import resolve_settings
+    from smartcourse.models import ProcessHeartbeat
+
+    resolved = resolve_settings(settings, need=("redis",))
+    env = celery_worker_env(resolved, REDIS_URL=resolved.redis_url or "", CELERY_QUEUE=f"beat-{uuid.uuid4().hex[:8]}")
+    env.pop("CELERY_BROKER_URL", None)
+    worker = CeleryWorker(env, Path(settings.data_dir) / "celery-heartbeat.log", "heartbeat")
+    worker.start()
+    instance = f"{socket.gethostname()}:{worker.proc.pid}"
+
+    async def row() -> Any:
+        async with container.sessionmaker() as session:
+            return await session.scalar(
+                select(ProcessHeartbeat).where(
+                    ProcessHeartbeat.process == "celery", ProcessHeartbeat.instance == instance
+                )
+            )
+
+    try:
+        deadline = time.monotonic() + 30
+        while (beat := await row()) is None:
+            assert time.monotonic() < deadline, worker.log_since(0)[-3000:]
+            await asyncio.sleep(0.2)
+        checked(background_processes="celery")
+        r = await api.client.get("/health")
+        assert r.json()["processes"]["celery"]["status"] == "up", r.text
+    finally:
+        worker.stop()
+        async with container.sessionmaker() as session, session.begin():
+            await session.execute(delete(ProcessHeartbeat).where(ProcessHeartbeat.instance == instance))
+    assert beat.beat_at is not None and os.getpid() != worker.proc.pid
+
+
+def _start_relay(settings: Any) -> tuple[subprocess.Popen[bytes], Path]:
+    """`smartcourse relay` on the suite's database, without Kafka, its metrics server off."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url or "",
+        "SMARTCOURSE_DATA_DIR": str(Path(settings.data_dir).resolve()),
+        "SMARTCOURSE_METRICS_PORT": "off",
+        "SMARTCOURSE_BACKGROUND_NICE": "0",
+    }
+    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+    log = Path(settings.data_dir) / "relay-heartbeat.log"
+    with open(log, "ab") as out:
+        argv = [sys.executable, "-m", "smartcourse.cli", "relay"]
+        return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT), log
+
+
+def _tail(path: Path) -> str:
+    return path.read_text(errors="replace")[-3000:]
+
+
+async def test_the_relay_process_beats_while_it_runs(container: Any, settings: Any) -> None:
+    """`smartcourse relay` (here without Kafka: to the in-process consumers; it claims rows with SKIP LOCKED, so it
+    may run beside the suite's worker) renews its row while it runs."""
+    from smartcourse.models import ProcessHeartbeat
+
+    proc, log = await asyncio.to_thread(_start_relay, settings)
+    instance = f"{socket.gethostname()}:{proc.pid}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            async with container.sessionmaker() as session:
+                beat = await session.get(ProcessHeartbeat, ("relay", instance))
+            if beat is not None:
+                break
+            assert time.monotonic() < deadline and proc.poll() is None, await asyncio.to_thread(_tail, log)
+            await asyncio.sleep(0.3)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        await asyncio.to_thread(proc.wait, 30)
+        async with container.sessionmaker() as session, session.begin():
+            await session.execute(delete(ProcessHeartbeat).where(ProcessHeartbeat.instance == instance))

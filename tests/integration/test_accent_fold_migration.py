@@ -1,0 +1,62 @@
+"""Migration 0013: `smartcourse_fold` folds accents, the catalogue's full-text indexes use it, and back on downgrade."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from alembic import command
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from smartcourse.migrations import alembic_config
+
+
+async def test_fold_function_and_indexes_up_and_down(settings: Any) -> None:
+    name = f"fold_migration_{uuid.uuid4().hex[:8]}"
+    base = make_url(settings.database_url)
+    admin = create_async_engine(base, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'create database "{name}"'))
+    url = base.set(database=name).render_as_string(hide_password=False)
+    engine = create_async_engine(url)
+
+    async def indexes() -> dict[str, str]:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                text(
+                    "select indexname, indexdef from pg_indexes "
+                    "where indexname in ('ix_courses_fts', 'ix_content_chunks_fts')"
+                )
+            )
+            return {r[0]: r[1] for r in rows}
+
+    try:
+        await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
+        async with engine.connect() as conn:
+            folded = await conn.scalar(
+                text("select smartcourse_fold('Béchamel CRÈME brûlée Smørrebrød Straße Æsop cœur e\u0301')")
+            )
+        assert folded == "Bechamel CREME brulee Smorrebrod Strasse AEsop coeur e"
+        assert all("smartcourse_fold" in d for d in (await indexes()).values()) and len(await indexes()) == 2
+        async with engine.connect() as conn:  # the catalogue's expression is the index's: it can be used
+            await conn.execute(text("set enable_seqscan = off"))
+            plan = await conn.execute(
+                text(
+                    "explain select chunk_id from content_chunks where to_tsvector('english', "
+                    "smartcourse_fold(title || ' ' || text)) @@ websearch_to_tsquery('english', smartcourse_fold('x'))"
+                )
+            )
+            assert "ix_content_chunks_fts" in " ".join(r[0] for r in plan)
+        await asyncio.to_thread(command.downgrade, alembic_config(url), "0012")
+        assert not any("smartcourse_fold" in d for d in (await indexes()).values()) and len(await indexes()) == 2
+        async with engine.connect() as conn:
+            assert await conn.scalar(text("select count(*) from pg_proc where proname = 'smartcourse_fold'")) == 0
+        await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
+        assert all("smartcourse_fold" in d for d in (await indexes()).values())
+    finally:
+        await engine.dispose()
+        async with admin.connect() as conn:
+            await conn.execute(text(f'drop database if exists "{name}" with (force)'))
+        await admin.dispose()
