@@ -12,7 +12,7 @@ help:
 	@echo "make run          start SmartCourse on embedded engines (ENGINES=stack: use make stack-up's engines)"
 	@echo "make test         run the whole test suite"
 	@echo "make lint         ruff + mypy + import contracts"
-	@echo "make sam-build    sam build template.yaml and check the Lambda size limit"
+	@echo "make sam-build    sam build template.yaml and check the Lambda size limit (image functions: with Docker)"
 	@echo "make stack-up     install and start the real engines natively (PostgreSQL, Kafka, ...)"
 	@echo "make stack-down   stop them;  make stack-status: show their health"
 

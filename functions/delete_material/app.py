@@ -18,7 +18,7 @@ async def delete_material(course_id: uuid.UUID, material_id: uuid.UUID, user: Cu
             uow=uow,
             documents=c.documents,
             files=c.files,
-            vector_index=c.vector_index(),
+            vector_index=c.vector_index,  # opened only for a course with a live index
             principal=user,
             course_id=course_id,
             material_id=material_id,

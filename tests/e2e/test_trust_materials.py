@@ -242,3 +242,31 @@ async def test_a_material_is_not_deleted_while_a_publish_runs(api: Api, containe
     r = await api.client.delete(f"/courses/{cid}/materials/{material['id']}", headers=teacher["headers"])
     assert r.status_code == 204, r.text  # a draft: no index to touch
     assert (await api.client.get(f"/courses/{cid}/materials", headers=teacher["headers"])).json()["items"] == []
+
+
+async def test_a_deletion_opens_the_vector_index_only_for_a_course_with_a_live_index(
+    api: Api, container: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening the index loads LanceDB and the embedder: the refusals and a course without an index never need it
+    (in AWS, where `delete_material` once opened it before checking anything, every request answered 500)."""
+    opened: list[str] = []
+
+    def no_index() -> Any:
+        opened.append("vector_index")
+        raise RuntimeError("the vector index must not be opened here")
+
+    monkeypatch.setattr(container, "vector_index", no_index)
+    teacher, other_teacher = await api.user("instructor"), await api.user("instructor")
+    cid = (await api.course(teacher))["id"]
+    material = (await _upload(api, teacher, cid, "n.txt", b"notes", "text/plain")).json()
+    cases = [
+        (f"/courses/{uuid.uuid4()}/materials/{material['id']}", teacher, 404, "course_not_found"),
+        (f"/courses/{cid}/materials/{uuid.uuid4()}", teacher, 404, "material_not_found"),
+        (f"/courses/{cid}/materials/{material['id']}", other_teacher, 404, "course_not_found"),  # a draft's
+    ]
+    for path, who, status, code in cases:
+        r = await api.client.delete(path, headers=who["headers"])
+        assert r.status_code == status and r.json()["code"] == code, (path, r.text)
+    r = await api.client.delete(f"/courses/{cid}/materials/{material['id']}", headers=teacher["headers"])
+    assert r.status_code == 204, r.text  # a draft has no index: deleted without opening one
+    assert opened == []

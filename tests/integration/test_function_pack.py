@@ -46,16 +46,21 @@ def test_template_is_generated_from_the_functions() -> None:
     assert (REPO / "template.yaml").read_text() == render_template(), "run `smartcourse template`"
 
 
+def _function_folder(props: dict[str, Any]) -> str:
+    """functions/<folder>/: the CodeUri of a zip function, the FUNCTION build argument of a container image."""
+    if props["Properties"].get("PackageType") == "Image":
+        return str(props["Metadata"]["DockerBuildArgs"]["FUNCTION"])
+    return str(props["Properties"]["CodeUri"].strip("/").split("/")[1])
+
+
 def test_template_functions_folders_and_routes_agree(app: Any) -> None:
-    from smartcourse.devtools.template import logical_id
+    from smartcourse.devtools.template import IMAGE_DOCKERFILE, IMAGE_FUNCTIONS, logical_id
     from smartcourse.functions_registry import all_functions
 
     folders = {p.parent.name for p in (REPO / "functions").glob("*/app.py")}
     resources = template()["Resources"]
     in_template = {
-        props["Properties"]["CodeUri"].strip("/").split("/")[1]: props
-        for props in resources.values()
-        if props["Type"] == "AWS::Serverless::Function"
+        _function_folder(props): props for props in resources.values() if props["Type"] == "AWS::Serverless::Function"
     }
     assert set(in_template) == folders
     template_routes = {
@@ -68,10 +73,14 @@ def test_template_functions_folders_and_routes_agree(app: Any) -> None:
     local_routes = {(m.upper(), path) for path, ops in app.openapi()["paths"].items() for m in ops}
     assert template_routes == local_routes
     for fn in all_functions():
-        assert logical_id(fn.name) in resources
-        assert resources[logical_id(fn.name)]["Properties"]["Handler"] == "app.handler"
-    layer = template()["Globals"]["Function"]["Layers"]
-    assert layer == [{"Ref": "CommonLayer"}]
+        resource = resources[logical_id(fn.name)]
+        props = resource["Properties"]
+        if fn.name in IMAGE_FUNCTIONS:  # lambda.Dockerfile copies the folder and runs app.handler
+            assert props["PackageType"] == "Image" and resource["Metadata"]["Dockerfile"] == IMAGE_DOCKERFILE
+            assert not {"Handler", "Runtime", "Layers", "CodeUri"} & set(props)
+        else:
+            assert props["Handler"] == "app.handler" and props["Layers"] == [{"Ref": "CommonLayer"}]
+    assert "Layers" not in template()["Globals"]["Function"]  # an image function may have none
 
 
 @pytest.mark.skipif(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 import uuid
 from collections.abc import Sequence
@@ -230,3 +231,13 @@ async def test_postgres_embedding_cache_roundtrip(container: Any) -> None:
     _, first = await embedder.embed_chunks(chunks)
     _, second = await embedder.embed_chunks(chunks)
     assert (first, second) == ({"embedded": 1, "cached": 0}, {"embedded": 0, "cached": 1})
+
+
+async def test_openai_embedder_builds_its_client_on_the_first_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The recommendations' zip Lambda functions read the embedder's name only: their layer has no
+    langchain-openai, so building the embedder must not import it."""
+    monkeypatch.setitem(sys.modules, "langchain_openai", None)  # as absent as in the layer
+    embedder = OpenAIEmbedder(model="text-embedding-3-small", base_url="http://embed.test/v1")
+    assert embedder.name == "text-embedding-3-small" and embedder.dimensions == 1536
+    with pytest.raises(ImportError):
+        await embedder.embed_query("q")

@@ -209,12 +209,19 @@ class OpenAIEmbedder:
     ) -> None:
         self.name = model
         self.dimensions = dimensions or _KNOWN_DIMENSIONS.get(model, 0)
-        if client is None:
+        self._client = client
+        self._client_args = (base_url, api_key, batch_size, http_async_client)
+
+    def _embeddings(self) -> Any:
+        """The langchain-openai client, built on the first embedding call: reading `name` or `dimensions` needs no
+        langchain-openai (the zip Lambda functions of recommendations do only that, and their layer lacks it)."""
+        if self._client is None:
             from langchain_openai import OpenAIEmbeddings
             from pydantic import SecretStr
 
-            client = OpenAIEmbeddings(
-                model=model,
+            base_url, api_key, batch_size, http_async_client = self._client_args
+            self._client = OpenAIEmbeddings(
+                model=self.name,
                 base_url=base_url,
                 # A local server (vLLM, llama.cpp, Ollama) needs no key, but the client insists on one.
                 api_key=SecretStr(api_key or os.environ.get("OPENAI_API_KEY") or "unused"),
@@ -222,7 +229,7 @@ class OpenAIEmbedder:
                 chunk_size=max(1, batch_size),
                 http_async_client=http_async_client,
             )
-        self._client = client
+        return self._client
 
     def _accept(self, vectors: list[list[float]]) -> list[list[float]]:
         if not vectors:
@@ -237,10 +244,10 @@ class OpenAIEmbedder:
     async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
             return []
-        return self._accept(await self._client.aembed_documents(list(texts)))
+        return self._accept(await self._embeddings().aembed_documents(list(texts)))
 
     async def embed_query(self, text: str) -> list[float]:
-        return self._accept([await self._client.aembed_query(text)])[0]
+        return self._accept([await self._embeddings().aembed_query(text)])[0]
 
 
 # --- the cache ------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import hashlib
 import io
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -260,7 +261,7 @@ async def delete_material(
     uow: UnitOfWork,
     documents: DocumentStore,
     files: FileStore,
-    vector_index: VectorIndex,
+    vector_index: Callable[[], VectorIndex],
     principal: Principal,
     course_id: uuid.UUID,
     material_id: uuid.UUID,
@@ -276,7 +277,10 @@ async def delete_material(
     Refused while a publish runs (409 `publish_in_progress`): that publish's snapshot may already list the file.
     Another caller: 403 `not_course_owner` where the course is visible to them (live), 404 `course_not_found`
     otherwise (a draft's existence is not revealed); an unknown material, or one of another course: 404
-    `material_not_found`."""
+    `material_not_found`.
+
+    `vector_index` gives the index when it is needed (a course with a live index): opening it loads LanceDB and
+    the embedder, which no refusal and no course without an index should wait for or depend on."""
     # FOR KEY SHARE: a publish requested meanwhile (request_publish locks the row FOR UPDATE) waits for this
     # deletion, so its snapshot cannot list the material; admissions (FOR NO KEY UPDATE) are not held up.
     course = await uow.session.get(Course, course_id, with_for_update={"read": True, "key_share": True})
@@ -295,7 +299,7 @@ async def delete_material(
     version = course.index_version
     if version > 0:
         # The index first: a failure after it leaves the material listed, and a retry finishes the job.
-        await vector_index.delete_source(str(course_id), version, source_type="material", source_id=str(material_id))
+        await vector_index().delete_source(str(course_id), version, source_type="material", source_id=str(material_id))
         await uow.session.execute(
             delete(ContentChunk).where(
                 ContentChunk.course_id == course_id,
