@@ -510,7 +510,12 @@ async def test_analytics_dashboard_agrees_with_the_database(api: Api, worker: ob
             break
         await asyncio.sleep(0.2)
         await drained(container)
-    assert body["total_drift"] == 0, body
+    off = {k for k, v in body["drift"].items() if v}
+    assert body["total_drift"] == 0, {
+        "drift": {k: body["drift"][k] for k in off},
+        **{side: {k: body[side].get(k) for k in off} for side in ("counted", "source")},
+        "events_pending": body.get("events_pending"),
+    }
     dash = (await api.client.get("/analytics/dashboard", headers=admin["headers"])).json()
     assert dash["total_students"] >= 1 and dash["new_enrollments"]["day"] >= 1
     assert set(dash) >= {

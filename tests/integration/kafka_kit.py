@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from smartcourse.db import UnitOfWork
 from smartcourse.domain.events import DomainEvent
-from smartcourse.models import Base, DeadLetter, OutboxEvent, ProcessedEvent
+from smartcourse.models import Base, DeadLetter, OutboxEvent, ProcessedEvent, User
 
 
 @dataclass
@@ -55,7 +55,8 @@ async def create_events_db(base_url: str) -> EventsDb:
     url = make_url(base_url).set(database=name).render_as_string(hide_password=False)
     engine = create_async_engine(url, pool_size=5)
     async with engine.begin() as conn:
-        tables = [OutboxEvent.__table__, ProcessedEvent.__table__, DeadLetter.__table__]
+        # users: a dead letter names the admin who discarded it (a foreign key).
+        tables = [User.__table__, OutboxEvent.__table__, ProcessedEvent.__table__, DeadLetter.__table__]
         await conn.run_sync(lambda sync: Base.metadata.create_all(sync, tables=tables))
         await conn.execute(
             text(

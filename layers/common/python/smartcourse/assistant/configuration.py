@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-from langchain_core.runnables import RunnableConfig
+from typing import TYPE_CHECKING, Any
 
 from smartcourse.ports import ChatModel, Hit
+
+if TYPE_CHECKING:  # a type only: the evidence rules (`Knobs`) are imported where LangChain is not shipped
+    from langchain_core.runnables import RunnableConfig
 
 Retriever = Callable[[str], Awaitable[list[Hit]]]
 
