@@ -3,11 +3,12 @@ letter was replayed, a failed run superseded by a later success of the same subj
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 
 from tests.conftest import Api
 
@@ -101,6 +102,23 @@ async def test_a_dead_letter_that_cannot_be_replayed_is_discarded_with_a_reason(
             await session.execute(delete(DeadLetter).where(DeadLetter.event_id.in_((poison, foreign, replayed))))
 
 
+async def _live_courses_counted(container: Any, instructor_id: str, timeout: float = 30) -> float:
+    """The analytics counter of this instructor's live courses once the relay delivered what it has."""
+    from smartcourse.models import AnalyticsCounter
+
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        async with container.sessionmaker() as session:
+            value = await session.scalar(
+                select(AnalyticsCounter.value).where(
+                    AnalyticsCounter.metric == "instructor_live_courses", AnalyticsCounter.bucket == instructor_id
+                )
+            )
+        if value or asyncio.get_running_loop().time() > deadline:
+            return float(value or 0)
+        await asyncio.sleep(0.2)
+
+
 async def test_a_failed_publish_is_resolved_by_the_next_successful_publish(
     api: Api, worker: object, container: Any, holds: Path
 ) -> None:
@@ -128,6 +146,8 @@ async def test_a_failed_publish_is_resolved_by_the_next_successful_publish(
     assert r.status_code == 202, r.text
     second = await api.wait_workflow(owner, r.json()["workflow_id"], timeout=120)
     assert second["status"] == "completed"
+    # Its first go-live is version 2 (the failure spent version 1): analytics still counts a new live course.
+    assert await _live_courses_counted(container, owner["id"]) == 1
 
     # Republished: the failure is no longer open, on the dashboard or in the default list...
     assert (await _issues(api, admin))["failed_workflows"] == failed["failed_workflows"] - 1

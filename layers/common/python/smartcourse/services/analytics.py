@@ -86,7 +86,9 @@ async def _user_registered(session: AsyncSession, env: dict[str, Any]) -> None:
 
 
 async def _course_published(session: AsyncSession, env: dict[str, Any]) -> None:
-    if int(env["data"]["version"]) == 1:  # a re-publish does not add a course
+    # A re-publish does not add a course. The first go-live may be version 2 or more (a failed attempt spends a
+    # version); events from before `first_live` was written only know the version.
+    if env["data"].get("first_live", int(env["data"]["version"]) == 1):
         await _bump(session, ("courses_published", "", 1), ("instructor_live_courses", env["data"]["instructor_id"], 1))
 
 

@@ -166,6 +166,7 @@ async def mark_published(
     if course.status != "publishing" or course.publish_workflow_id != workflow_id:
         raise Conflict("the course is no longer being published by this run", code="publish_superseded")
     now = utcnow()
+    first_live = course.content_version == 0  # a failed first attempt spends a version: this may be 2 or more
     course.status = "published"
     course.content_version = version
     course.index_version = version
@@ -192,6 +193,7 @@ async def mark_published(
                 "course_id": str(course.id),
                 "instructor_id": str(course.instructor_id),
                 "version": version,
+                "first_live": first_live,
                 "title": course.title,
                 "category": course.category,
             },
