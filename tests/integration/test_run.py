@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 
 from smartcourse.engines import free_port
@@ -79,8 +80,8 @@ def _stop_run(proc: subprocess.Popen[bytes]) -> int:
         raise
 
 
-def test_run_starts_the_product_with_pools_that_fit_the_server(tmp_path: Path) -> None:
-    proc, _, out = _start_run(tmp_path)
+def test_run_starts_the_product_with_pools_that_fit_the_server_and_restarts_a_dead_child(tmp_path: Path) -> None:
+    proc, port, out = _start_run(tmp_path)
     try:
         text = out.read_text()
         # Two API processes and the worker, each a main pool and its document store's, plus Celery's children:
@@ -105,22 +106,9 @@ def test_run_starts_the_product_with_pools_that_fit_the_server(tmp_path: Path) -
         url_env = {**data_env, "SMARTCOURSE_DATA_DIR": str(tmp_path / "elsewhere")}
         url_env["DATABASE_URL"] = banner.group(2).replace("postgresql://", "postgresql+asyncpg://", 1)
         assert _out([sys.executable, "-m", "smartcourse.cli", "psql", "--", *query], env=url_env) == "t"
-    finally:
-        code = _stop_run(proc)
-    assert code == 0, out.read_text()[-3000:]
-    # Nothing it started is left: each child is stopped with its own children (a Celery beat started while the
-    # worker was shutting down once outlived it, retrying the gone Redis for good).
-    assert not _left_behind(str(tmp_path / "data")), out.read_text()[-3000:]
-    # PostgreSQL was stopped, not killed: its pg_ctl (as the `pgserver` user, under root) could reach the data.
-    assert "Permission denied" not in out.read_text(), out.read_text()[-3000:]
 
-
-def test_a_killed_background_process_is_restarted_and_the_api_stays_up(tmp_path: Path) -> None:
-    import psutil
-
-    proc, port, out = _start_run(tmp_path)
-    try:
-
+        # A background child that dies is restarted, and the API answers all along (one product start serves both
+        # checks: each start costs the suite ~15 s).
         def child(name: str) -> psutil.Process:
             (found,) = [p for p in psutil.Process(proc.pid).children() if p.cmdline()[-1:] == [name]]
             return found
@@ -140,7 +128,11 @@ def test_a_killed_background_process_is_restarted_and_the_api_stays_up(tmp_path:
     finally:
         code = _stop_run(proc)
     assert code == 0, out.read_text()[-3000:]
+    # Nothing it started is left: each child is stopped with its own children (a Celery beat started while the
+    # worker was shutting down once outlived it, retrying the gone Redis for good).
     assert not _left_behind(str(tmp_path / "data")), out.read_text()[-3000:]
+    # PostgreSQL was stopped, not killed: its pg_ctl (as the `pgserver` user, under root) could reach the data.
+    assert "Permission denied" not in out.read_text(), out.read_text()[-3000:]
 
 
 def _out(argv: list[str], env: dict[str, str] | None = None) -> str:
@@ -158,8 +150,6 @@ def test_psql_without_a_running_server_says_so_and_starts_none(tmp_path: Path) -
 
 
 def _left_behind(data_dir: str) -> list[str]:
-    import psutil
-
     left = []
     for p in psutil.process_iter(["pid", "cmdline"]):
         try:
