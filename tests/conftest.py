@@ -225,6 +225,17 @@ class Api:
                 raise AssertionError(f"workflow still {body['status']}: {body}")
             await asyncio.sleep(0.2)
 
+    async def publish_failing_at_extract(self, owner: dict[str, Any], course_id: str, holds: Path) -> dict[str, Any]:
+        """Publish with the extract step made to fail (a `holds` fault file, removed afterwards): the run's body."""
+        fail = holds / f"publish.extract.{course_id}.fail"
+        fail.touch()
+        try:
+            r = await self.client.post(f"/courses/{course_id}/publish", headers=owner["headers"])
+            assert r.status_code == 202, r.text
+            return await self.wait_workflow(owner, r.json()["workflow_id"], timeout=120)
+        finally:
+            fail.unlink()
+
     async def published_course(self, owner: dict[str, Any], **fields: Any) -> dict[str, Any]:
         course = await self.course(owner, **fields)
         module = await self.module(owner, course["id"])

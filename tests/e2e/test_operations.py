@@ -50,14 +50,7 @@ async def test_failed_publish_is_found_from_the_course_and_the_operations_api(
     course = await api.course(owner, title="Breaks at extract")
     module = await api.module(owner, course["id"])
     await api.lesson(owner, course["id"], module["id"])
-    fail = holds / f"publish.extract.{course['id']}.fail"
-    fail.touch()
-    try:
-        r = await api.client.post(f"/courses/{course['id']}/publish", headers=owner["headers"])
-        assert r.status_code == 202, r.text
-        wf = await api.wait_workflow(owner, r.json()["workflow_id"], timeout=120)
-    finally:
-        fail.unlink()
+    wf = await api.publish_failing_at_extract(owner, course["id"], holds)
     assert wf["status"] == "failed"
     # From the course: its publish report names the run and the failure.
     report = (await api.client.get(f"/courses/{course['id']}", headers=owner["headers"])).json()["publish_report"]

@@ -127,14 +127,7 @@ async def test_a_failed_publish_is_resolved_by_the_next_successful_publish(
     course = await api.course(owner, title="Fails once, then publishes")
     module = await api.module(owner, course["id"])
     await api.lesson(owner, course["id"], module["id"])
-    fail = holds / f"publish.extract.{course['id']}.fail"
-    fail.touch()
-    try:
-        r = await api.client.post(f"/courses/{course['id']}/publish", headers=owner["headers"])
-        assert r.status_code == 202, r.text
-        first = await api.wait_workflow(owner, r.json()["workflow_id"], timeout=120)
-    finally:
-        fail.unlink()
+    first = await api.publish_failing_at_extract(owner, course["id"], holds)
     assert first["status"] == "failed"
     subject = {"subject": f"course:{course['id']}"}
     failed = await _issues(api, admin)
