@@ -172,3 +172,54 @@ async def test_after_a_round_that_was_not_full_the_relay_lingers_so_the_next_eve
 
 async def _async(value: bool) -> bool:
     return value
+
+
+async def test_a_consumer_whose_database_connection_is_cut_is_retried_by_the_relay_not_dead_lettered(
+    settings: Any,
+) -> None:
+    """PostgreSQL restarting under the embedded bus (the chaos run's case): the consumer's connection is cut in the
+    middle of its transaction. That is not the event's fault: the relay records the failure on the row and sends it
+    again next round, where it is applied once; no dead letter. An effect that fails by itself is still
+    dead-lettered."""
+    from sqlalchemy import text
+
+    from smartcourse.services.outbox import relay_once
+    from tests.integration.kafka_kit import create_events_db, drop_events_db
+
+    cut: list[str] = []
+    applied: list[str] = []
+
+    async def effect(session: Any, envelope: dict[str, Any]) -> None:
+        if len(cut) < 3:  # the server ends this backend, as a restart in immediate mode does (SQLSTATE 57P01):
+            # for the round's three tries (together, then event by event, then the relay's row by row)
+            cut.append(envelope["event_id"])
+            await session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+        if envelope["data"].get("full_name") == "poison":
+            raise RuntimeError("cannot apply this one")
+        applied.append(envelope["event_id"])
+
+    def user(full_name: str = "Ada") -> DomainEvent:
+        user_id = str(uuid.uuid4())
+        return DomainEvent("user.registered", user_id, {"user_id": user_id, "role": "student", "full_name": full_name})
+
+    db = await create_events_db(settings.database_url)
+    try:
+        publisher = InProcessPublisher(
+            db.sessionmaker, [Consumer(f"bus-cut-{uuid.uuid4().hex[:8]}", {"user.registered": effect})]
+        )
+        first, second = await db.emit(user(), user())
+        assert await relay_once(db.sessionmaker, publisher) == 0  # the round stops at the cut event
+        assert cut == [first] * 3 and applied == []
+        assert await db.scalar("SELECT count(*) FROM dead_letters") == 0
+        assert await db.scalar("SELECT attempts FROM outbox WHERE id = :id", id=uuid.UUID(first)) == 1
+        assert await db.scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 2
+
+        assert await relay_once(db.sessionmaker, publisher) == 2  # next round: both, once, in order
+        assert applied == [first, second]
+        assert await db.scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+
+        (poison,) = await db.emit(user("poison"))
+        assert await relay_once(db.sessionmaker, publisher) == 1
+        assert await db.scalar("SELECT count(*) FROM dead_letters WHERE event_id = :id", id=uuid.UUID(poison)) == 1
+    finally:
+        await drop_events_db(settings.database_url, db)

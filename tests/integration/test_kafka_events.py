@@ -402,6 +402,36 @@ async def test_poison_and_failing_records_go_to_the_dlq_and_the_stream_keeps_flo
     await wait_until(lambda: _is(committed_offsets(kafka, runner.group_id), expected), what="all four committed")
 
 
+async def test_a_record_whose_database_connection_keeps_being_cut_is_redelivered_not_dead_lettered(
+    db: EventsDb, kafka: str, codec: EventCodec, ns: str, background: Background
+) -> None:
+    """PostgreSQL away for longer than a record's attempts (its connection cut each time): not the record's fault.
+    The runner does not dead-letter it; it seeks back and the record is applied once when the database answers."""
+    cuts: list[str] = []
+
+    async def effect(session: Any, envelope: dict[str, Any]) -> None:
+        if len(cuts) < 4:  # more than the runner's 3 attempts; the server ends the backend (SQLSTATE 57P01)
+            cuts.append(envelope["event_id"])
+            await session.execute(text("SELECT pg_terminate_backend(pg_backend_pid())"))
+        await count_effect(session, envelope)
+
+    user_id = str(uuid.uuid4())
+    envelope = _user(user_id).envelope()
+    publisher = await _publisher(kafka, codec, ns)
+    try:
+        await publisher.publish(USERS, user_id, envelope)
+    finally:
+        await publisher.stop()
+
+    runner = _runner(_consumer("user.registered", effect=effect), db, kafka, codec, ns, attempts=3)
+    background.start(runner.run(background.stop))
+    await wait_until(lambda: _all_applied(db, [envelope["event_id"]]), timeout=30, what="the event, once")
+    assert await db.effects() == {envelope["event_id"]: 1}
+    assert cuts == [envelope["event_id"]] * 4
+    assert runner.stats.dead_lettered == 0
+    assert await db.scalar("SELECT count(*) FROM dead_letters") == 0
+
+
 async def test_a_fetch_is_applied_in_one_transaction_and_a_failing_record_alone(
     db: EventsDb, kafka: str, codec: EventCodec, ns: str, background: Background
 ) -> None:

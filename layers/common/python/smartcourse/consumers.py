@@ -13,6 +13,7 @@ from typing import Any
 from opentelemetry.trace import SpanKind
 
 from smartcourse import telemetry
+from smartcourse.db import is_transient
 from smartcourse.errors import Invalid
 from smartcourse.event_consumer import BatchFailed, Consumer, dead_letter, is_sample
 from smartcourse.event_contracts import validate_event
@@ -118,6 +119,15 @@ class InProcessPublisher:
                 # An envelope that breaks its contract is checked again by each consumer, which dead-letters it.
                 await consumer.handle(self._sessionmaker, envelope, validated=valid)
         except Exception as exc:
+            if is_transient(exc):
+                # The database is away (restarting, a connection cut): not the event's fault. Raised to the relay,
+                # which records the failure on the row and sends it again next round; it is not dead-lettered.
+                log.warning(
+                    "consumer could not apply the event now; the relay retries it",
+                    extra={"consumer": consumer.name, "event_id": envelope.get("event_id")},
+                    exc_info=True,
+                )
+                raise
             log.exception("consumer failed", extra={"consumer": consumer.name, "event_id": envelope.get("event_id")})
             await dead_letter(self._sessionmaker, consumer.name, topic, envelope, f"{type(exc).__name__}: {exc}")
 

@@ -8,9 +8,11 @@ from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
+import asyncpg.exceptions as pg_errors
 from sqlalchemy import Table, bindparam, event, func, select
 from sqlalchemy.dialects.postgresql import ARRAY, Insert, insert
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeEngine
 
@@ -18,6 +20,40 @@ from smartcourse import telemetry
 from smartcourse.domain.events import DomainEvent
 from smartcourse.event_contracts import validate_event
 from smartcourse.models import OutboxEvent
+
+#: What says the database is away for a moment, not that the work is wrong: a socket refused or cut (OSError), the
+#: pool exhausted, a connection SQLAlchemy found dead, and asyncpg's connection errors (SQLSTATE class 08), the server
+#: shutting down or starting up (57P01-57P03), too many connections (53300), a deadlock or serialization conflict (40).
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    OSError,
+    PoolTimeout,
+    DisconnectionError,
+    pg_errors.PostgresConnectionError,
+    pg_errors.OperatorInterventionError,
+    pg_errors.TooManyConnectionsError,
+    pg_errors.TransactionRollbackError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when `exc` (or what it was raised from) says the database or the network to it is briefly unavailable:
+    PostgreSQL restarting, a connection cut or refused, the pool exhausted, a deadlock. The same work succeeds when
+    tried again later, so a consumer retries it instead of dead-lettering the event as poison (a dead letter is for
+    an event whose own content fails, docs/events.md). Follows `raise ... from` causes only: an error raised while
+    handling another is judged by itself."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, _TRANSIENT) or (isinstance(current, DBAPIError) and current.connection_invalidated):
+            return True
+        pending.append(current.__cause__)
+        if isinstance(current, DBAPIError) and isinstance(current.orig, BaseException):
+            pending.append(current.orig)  # the driver's error (SQLAlchemy keeps it beside the cause)
+    return False
 
 
 def make_engine(

@@ -18,6 +18,7 @@ from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_atte
 
 from smartcourse import telemetry
 from smartcourse.adapters.event_codec import Decoded, EventCodec, PoisonMessage, dead_letter_envelope, decode
+from smartcourse.db import is_transient
 from smartcourse.domain.events import TOPICS
 from smartcourse.errors import Invalid
 from smartcourse.event_consumer import BatchFailed, Consumer, dead_letter, is_sample
@@ -392,6 +393,8 @@ class KafkaConsumerRunner:
             await self._dead_letter(record, dlq, decoded, f"poison: {exc}")
             return
         except Exception as exc:
+            if is_transient(exc):  # the database is away, not the record's fault: redelivered later, not poison
+                raise
             await self._dead_letter(record, dlq, decoded, f"failed {self._attempts} times: {type(exc).__name__}: {exc}")
             return
         if applied:
