@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncpg.exceptions
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
@@ -20,16 +21,27 @@ def test_a_backend_socket_that_vanished_is_a_503_not_a_500() -> None:
     async def refused() -> None:
         raise ConnectionRefusedError(111, "Connect call failed")
 
+    @router.get("/closed-while-connecting")
+    async def closed() -> None:
+        # asyncpg's own error from a new connection's set-up (SQLAlchemy's json codec) as PostgreSQL went away:
+        # SQLAlchemy does not wrap it (seen in a chaos run as the one 500 of a PostgreSQL restart)
+        raise asyncpg.exceptions.InterfaceError("connection is closed")
+
     @router.get("/bug")
     async def bug() -> None:
         raise RuntimeError("a real bug")
 
+    @router.get("/misuse")
+    async def misuse() -> None:
+        raise asyncpg.exceptions.InterfaceError("cannot perform operation: another operation is in progress")
+
     client = TestClient(create_app(router), raise_server_exceptions=False)
-    for path in ("/unix-socket-gone", "/refused"):
+    for path in ("/unix-socket-gone", "/refused", "/closed-while-connecting"):
         r = client.get(path)
         assert r.status_code == 503, r.text
         assert r.json()["code"] == "service_unavailable" and r.headers["Retry-After"] == "2"
     assert client.get("/bug").status_code == 500  # everything else is still an internal error
+    assert client.get("/misuse").status_code == 500
 
 
 class Body(BaseModel):

@@ -28,12 +28,14 @@ def test_the_database_away_is_transient() -> None:
     assert is_transient(_wrapped(RuntimeError("connection is closed"), invalidated=True))
     assert is_transient(ConnectionRefusedError(111, "Connection refused"))
     assert is_transient(PoolTimeout("QueuePool limit reached"))
+    assert is_transient(pg.InterfaceError("connection is closed"))  # unwrapped, from a new connection's set-up
 
 
 def test_the_events_own_failure_is_not() -> None:
     assert not is_transient(ValueError("bad data"))
     assert not is_transient(Invalid("breaks its contract"))
     assert not is_transient(_wrapped(pg.NotNullViolationError("null value in column")))
+    assert not is_transient(pg.InterfaceError("cannot perform operation: another operation is in progress"))
     assert not is_transient(IntegrityError("INSERT", {}, RuntimeError("duplicate key")))
 
 

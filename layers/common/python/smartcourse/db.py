@@ -50,6 +50,10 @@ def is_transient(exc: BaseException) -> bool:
         seen.add(id(current))
         if isinstance(current, _TRANSIENT) or (isinstance(current, DBAPIError) and current.connection_invalidated):
             return True
+        if isinstance(current, pg_errors.InterfaceError) and "connection is closed" in str(current):
+            return (
+                True  # asyncpg on a connection the server closed (SQLAlchemy's asyncpg dialect reads it the same way)
+            )
         pending.append(current.__cause__)
         if isinstance(current, DBAPIError) and isinstance(current.orig, BaseException):
             pending.append(current.orig)  # the driver's error (SQLAlchemy keeps it beside the cause)

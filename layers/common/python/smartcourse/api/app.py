@@ -19,6 +19,7 @@ from smartcourse.api.edge import EdgeMiddleware
 from smartcourse.api.edge_cache import install_edge_cache
 from smartcourse.api.overload import install_load_shedding
 from smartcourse.api.tracing import install_tracing
+from smartcourse.db import is_transient
 from smartcourse.errors import DomainError
 from smartcourse.logging import configure_logging
 from smartcourse.metrics import DOMAIN_ERRORS
@@ -163,6 +164,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if is_transient(exc):
+            # The driver's own error, unwrapped by SQLAlchemy, while PostgreSQL restarts (asyncpg's "connection is
+            # closed" from a new connection's set-up, a deadlock): briefly unavailable, not a bug.
+            log.warning("database unavailable on %s %s: %r", request.method, request.url.path, exc)
+            resp = _error(503, "service_unavailable", "a backend service is unreachable; retry shortly")
+            resp.headers["Retry-After"] = "2"
+            return resp
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return _error(500, "internal_error", "an unexpected error occurred; it has been logged")
 
