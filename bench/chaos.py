@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/chaos.py [--students N] [--capacity C] [--drops D] [--lessons L] [--concurrency K]
                                     [--kills N] [--postgres-restarts N] [--duration S] [--seed N]
-                                    [--settle-timeout S] [--celery-visibility-timeout S] [--data-dir DIR]
-                                    [--json FILE]
+                                    [--settle-timeout S] [--celery-visibility-timeout S] [--email-sweep-seconds S]
+                                    [--data-dir DIR] [--json FILE]
     .venv/bin/python bench/chaos.py --burst-p3        # 10,000 students, 8,000 seats, no chaos
 
 It brings the product up as `smartcourse run` does (embedded PostgreSQL, Redis, Temporal dev server and SMTP sink
@@ -61,6 +61,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         help="CELERY_VISIBILITY_TIMEOUT for the run (the product default, 3600 s, is kept unless given)",
     )
+    p.add_argument(
+        "--email-sweep-seconds",
+        type=float,
+        help="EMAIL_SWEEP_SECONDS for the run (the product default, 60 s, is kept unless given)",
+    )
     p.add_argument("--data-dir", type=Path, help="keep the run's data here (default: a temporary directory)")
     p.add_argument("--json", type=Path, help="also write the report as JSON")
     return p.parse_args(argv)
@@ -72,6 +77,8 @@ def config(args: argparse.Namespace) -> ChaosConfig:
     env = {}
     if args.celery_visibility_timeout:
         env["CELERY_VISIBILITY_TIMEOUT"] = str(args.celery_visibility_timeout)
+    if args.email_sweep_seconds:
+        env["EMAIL_SWEEP_SECONDS"] = str(args.email_sweep_seconds)
     return ChaosConfig(
         students=students,
         capacity=args.capacity or (8000 if p3 else int(students * 0.9)),

@@ -368,7 +368,8 @@ async def test_sweeper_enqueues_a_lost_email(rig: MailRig, container: Any, api: 
         )
         await uow.commit()
     assert nid in await pending_to_sweep(container.sessionmaker)
-    rig.send_task("notifications.sweep_pending")  # what beat sends every minute
+    assert nid not in await pending_to_sweep(container.sessionmaker, older_than=timedelta(minutes=3))
+    rig.send_task("notifications.sweep_pending")  # what beat sends every minute (EMAIL_SWEEP_SECONDS)
     await wait_sent(container, nid)
     assert len(mails_for(rig, nid, user["email"])) == 1
     assert nid not in await pending_to_sweep(container.sessionmaker)

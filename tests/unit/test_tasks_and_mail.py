@@ -41,7 +41,17 @@ def test_rabbitmq_config_dead_letters_and_delivery_guarantees(tmp_path: Path) ->
     }
     dlq = dead_letter_queue("smartcourse")
     assert (dlq.name, dlq.exchange.name, dlq.routing_key) == ("smartcourse.dlq", "smartcourse.dlx", "smartcourse.dlq")
-    assert conf["beat_schedule"]["notifications-sweep-pending"]["task"] == "notifications.sweep_pending"
+    sweep = conf["beat_schedule"]["notifications-sweep-pending"]
+    assert sweep["task"] == "notifications.sweep_pending"
+    assert sweep["schedule"] == 60.0 and sweep["options"] == {"expires": 55.0}  # a minute, by default
+
+
+def test_the_email_sweep_runs_as_often_as_configured(tmp_path: Path) -> None:
+    from smartcourse.tasks import celery_config
+
+    conf = celery_config(_settings(tmp_path, REDIS_URL="redis://cache:6379/0", EMAIL_SWEEP_SECONDS=10))
+    sweep = conf["beat_schedule"]["notifications-sweep-pending"]
+    assert sweep["schedule"] == 10.0 and sweep["options"] == {"expires": 5.0}
 
 
 def test_redis_config_uses_the_socket_and_a_visibility_timeout(tmp_path: Path) -> None:

@@ -154,6 +154,9 @@ class Settings(BaseSettings):
     celery_max_retries: int = Field(default=8, alias="CELERY_MAX_RETRIES")
     # Redis broker only: an unacked task comes back after this long (must exceed the longest task).
     celery_visibility_timeout: int = Field(default=3600, alias="CELERY_VISIBILITY_TIMEOUT")
+    # The e-mail sweeper (Celery beat) runs this often and enqueues again the e-mails never attempted for this long
+    # (their enqueue was lost with a killed worker): the longest such an e-mail waits is about twice this.
+    email_sweep_seconds: float = Field(default=60.0, gt=0, alias="EMAIL_SWEEP_SECONDS")
     s3_endpoint_url: str | None = Field(default=None, alias="S3_ENDPOINT_URL")
     s3_bucket: str | None = Field(default=None, alias="S3_BUCKET")
     s3_region: str = Field(default="us-east-1", alias="AWS_DEFAULT_REGION")

@@ -17,6 +17,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from celery import Celery, Task, signals
@@ -47,8 +48,6 @@ from smartcourse.telemetry import configure_telemetry, current_carrier, extract_
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-SWEEP_EVERY_SECONDS = 60.0
 
 
 def kombu_redis_url(url: str) -> str:
@@ -92,6 +91,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     backend = settings.celery_result_backend or (kombu_redis_url(redis_url) if redis_url else None)
     queue = settings.celery_queue
     vt = settings.celery_visibility_timeout
+    sweep = settings.email_sweep_seconds
     conf: dict[str, Any] = {
         "broker_url": broker,
         "result_backend": backend,
@@ -123,9 +123,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "beat_schedule": {
             "notifications-sweep-pending": {
                 "task": "notifications.sweep_pending",
-                "schedule": SWEEP_EVERY_SECONDS,
+                "schedule": sweep,
                 # A sweep nobody ran in time is superseded by the next one.
-                "options": {"expires": SWEEP_EVERY_SECONDS - 5},
+                "options": {"expires": max(1.0, sweep - 5)},
             }
         },
         "beat_schedule_filename": str((settings.data_dir / "celery" / "beat-schedule").resolve()),
@@ -725,8 +725,10 @@ class EmailBatcher:
 
 @app.task(name="notifications.sweep_pending")
 def sweep_pending_task() -> int:
-    """Celery beat, every minute: enqueue again what `notifications.pending_to_sweep` finds. Duplicates are harmless."""
-    ids = run_async(pending_to_sweep(runtime().sessionmaker))
+    """Celery beat, every EMAIL_SWEEP_SECONDS (a minute): enqueue again what `notifications.pending_to_sweep` finds
+    (never attempted for as long). Duplicates are harmless."""
+    rt = runtime()
+    ids = run_async(pending_to_sweep(rt.sessionmaker, older_than=timedelta(seconds=rt.settings.email_sweep_seconds)))
     for nid in ids:
         enqueue_email(nid)
     if ids:

@@ -1107,6 +1107,8 @@ async def run_chaos(cfg: ChaosConfig, data_dir: Path) -> Report:
         for q in world.requests:
             for k, n in q.retried.items():
                 report.retried[k] = report.retried.get(k, 0) + n
+        if report.retried.get("500"):  # a crash or a restart under a request is a 503 to retry, never a 500
+            report.violations.append(f"answered 500 (internal_error) {report.retried['500']} time(s); see the API log")
         report.counts["restarts by the supervisor"] = dict(sup.restarts)
         return report
     finally:

@@ -33,7 +33,8 @@ from smartcourse.security import Principal
 
 log = logging.getLogger(__name__)
 
-#: A pending email older than this with no attempt is assumed lost in transit and enqueued again.
+#: A pending email older than this with no attempt is assumed lost in transit and enqueued again (the sweeper task
+#: passes EMAIL_SWEEP_SECONDS, a minute by default).
 SWEEP_AFTER = timedelta(minutes=1)
 SWEEP_BATCH = 500
 
