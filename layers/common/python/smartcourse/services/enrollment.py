@@ -8,7 +8,21 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Boolean, DateTime, Integer, String, bindparam, case, func, literal, null, or_, select, update
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Integer,
+    String,
+    and_,
+    bindparam,
+    case,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -86,6 +100,19 @@ async def _existing(uow: UnitOfWork, student_id: uuid.UUID, course_id: uuid.UUID
             if row.idempotency_key == key:
                 return row
     return next((r for r in rows if r.course_id == course_id and r.status != "dropped"), None)
+
+
+def _made_with(e: Enrollment, key: str | None) -> bool:
+    return bool(key) and e.idempotency_key == key
+
+
+async def _repeat(uow: UnitOfWork, found: Enrollment, course_id: uuid.UUID, key: str | None) -> EnrollmentPublic:
+    """The answer to a repeat: the enrollment its Idempotency-Key made, or the student's live one in the course. A
+    key first used for another course is refused (409 `idempotency_key_reused`), also when this request lost the
+    race to that one at the unique index."""
+    if _made_with(found, key) and found.course_id != course_id:
+        raise Conflict("this Idempotency-Key was used for another course", code="idempotency_key_reused")
+    return await to_public(uow, found)
 
 
 @functools.cache
@@ -219,6 +246,12 @@ def _has_seat() -> Any:
     return or_(Course.capacity.is_(None), Course.seats_taken < Course.capacity)
 
 
+def _is_live() -> Any:
+    """The course row takes enrollments (`domain.courses.is_live`), as read under its lock: an archive that committed
+    while an admission waited for the row is seen (the facts statement's check, without a lock, may predate it)."""
+    return and_(Course.content_version > 0, Course.status.in_(("published", "publishing")))
+
+
 def _enrollment_row(course_id: Any, status: str, workflow_id: Any, waitlisted_at: Any, admitted_at: Any) -> Any:
     """The SELECT list of the enrollment an admission statement writes (`_ENROLLMENT_COLUMNS`, in order)."""
     now = bindparam("now", type_=_TS)
@@ -252,7 +285,7 @@ def _seat_statement() -> Any:
     course_id = bindparam("course_id", type_=_ID)
     seat = (
         update(Course)
-        .where(Course.id == course_id, _has_seat())
+        .where(Course.id == course_id, _has_seat(), _is_live())
         .values(seats_taken=Course.seats_taken + 1)
         .returning(Course.id)
         .cte("seat")
@@ -275,7 +308,8 @@ def _waitlist_statement() -> Any:
     """The admission without a seat, in ONE statement built once per process: lock the course row (FOR NO KEY
     UPDATE: the waitlist's order is the lock's) and, if it still has no free seat and keeps a waitlist, write the
     waitlisted enrollment (its time read under the lock), its history entry and its `enrollment.created` event.
-    Returns (course id, has a seat now, the enrollment's id or NULL, its waitlisted_at); no row: no such course.
+    Returns (course id, takes enrollments, has a seat now, the enrollment's id or NULL, its waitlisted_at); no row: no
+    such course.
     A seat freed since `_seat_statement` looked: nothing written, has a seat → the caller tries the seat again."""
     course_id = bindparam("course_id", type_=_ID)
     course = (
@@ -283,6 +317,7 @@ def _waitlist_statement() -> Any:
             Course.id,
             Course.waitlist_enabled,
             _has_seat().label("has_seat"),
+            _is_live().label("live"),
         )
         .where(Course.id == course_id)
         .with_for_update(of=Course, key_share=True)  # FOR NO KEY UPDATE: waitlistings are serial, FK inserts pass
@@ -295,7 +330,7 @@ def _waitlist_statement() -> Any:
             # The waitlist's order is the lock's: its time is read under the course row lock (clock_timestamp, not
             # the request's clock), so a later place in the queue never has an earlier time.
             _enrollment_row(course.c.id, "waitlisted", null(), func.clock_timestamp(), null()).where(
-                ~course.c.has_seat, course.c.waitlist_enabled
+                ~course.c.has_seat, course.c.waitlist_enabled, course.c.live
             ),
         )
         .returning(Enrollment.id, Enrollment.waitlisted_at)
@@ -305,6 +340,7 @@ def _waitlist_statement() -> Any:
     return (
         select(
             course.c.id,
+            course.c.live,
             course.c.has_seat,
             select(admitted.c.id).scalar_subquery(),
             select(admitted.c.waitlisted_at).scalar_subquery(),
@@ -339,14 +375,19 @@ async def enroll(
     # statement path (its compile state and result set-up: docs/benchmarks.md, "Ninth pass").
     conn = await uow.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     params = {"student_id": student_id, "course_id": course_id, "key": idempotency_key or None}
-    existing_id, status, content_version, last_attempt, required, completed = (
-        await conn.execute(_facts_statement(), params)
-    ).one()
-    found = await uow.session.get(Enrollment, existing_id) if existing_id is not None else None
+    for _ in range(3):
+        existing_id, status, content_version, last_attempt, required, completed = (
+            await conn.execute(_facts_statement(), params)
+        ).one()
+        found = await uow.session.get(Enrollment, existing_id) if existing_id is not None else None
+        if found is not None and found.status == "dropped" and not _made_with(found, idempotency_key):
+            # Live when the facts were read, dropped (by a concurrent DELETE) when loaded: read them again rather
+            # than answer an enroll request with a dropped enrollment.
+            uow.session.expunge(found)
+            continue
+        break
     if found is not None:
-        if idempotency_key and found.idempotency_key == idempotency_key and found.course_id != course_id:
-            raise Conflict("this Idempotency-Key was used for another course", code="idempotency_key_reused")
-        return await to_public(uow, found), False
+        return await _repeat(uow, found, course_id, idempotency_key), False
     if status is None:
         raise NotFound("course not found", code="course_not_found")
     if not course_rules.is_live(status, content_version):
@@ -385,7 +426,7 @@ async def enroll(
         found = await _existing(uow, student_id, course_id, idempotency_key)
         if found is None:
             raise
-        return await to_public(uow, found), False
+        return await _repeat(uow, found, course_id, idempotency_key), False
     if written is None:
         e.status, e.admitted_at, e.workflow_id, e.waitlisted_at = "pending", now, workflow_id, None
         uow.emitted.append(admitted_event)
@@ -409,7 +450,9 @@ async def _admit(conn: AsyncConnection, params: dict[str, Any]) -> datetime | No
         row = (await conn.execute(_waitlist_statement(), params)).first()
         if row is None:
             raise NotFound("course not found", code="course_not_found")
-        _, has_seat, enrollment_id, waitlisted_at = row
+        _, live, has_seat, enrollment_id, waitlisted_at = row
+        if not live:  # archived while this admission waited for the course row: nothing was written
+            raise Conflict("the course is not published", code="course_not_published")
         if has_seat:
             continue  # a seat was freed between the two statements: take it
         if enrollment_id is None:

@@ -27,15 +27,18 @@ async def _learning_context(
 ) -> tuple[Enrollment, Course, PublishedLesson, list[PublishedLesson]]:
     """The caller's active enrollment holding this lesson, locked: one progress change at a time per enrollment.
 
-    With `completed_ok`, a completed enrollment is returned too (the caller answers a repeat from it)."""
+    With `completed_ok`, a completed enrollment is returned too (the caller answers a repeat from it).
+
+    A waitlisted enrollment is read without a lock, and only when no other holds the lesson: it is only ever refused
+    here, and a lock on it would make the waitlist's promotion (SKIP LOCKED, which passes over a student dropping
+    at that moment) give the freed seat to the next in line while its head retried this request."""
     if principal.role != "student":
         raise Forbidden("only enrolled students record progress", code="role_forbidden")
-    stmt = (
-        select(Enrollment, Course)
-        .join(Course, Course.id == Enrollment.course_id)
-        .where(Enrollment.student_id == principal.user_id, Enrollment.status != "dropped")
-        .with_for_update(of=Enrollment)
-    )
+    joined = select(Enrollment, Course).join(Course, Course.id == Enrollment.course_id)
+    stmt = joined.where(
+        Enrollment.student_id == principal.user_id, Enrollment.status.notin_(("dropped", "waitlisted"))
+    ).with_for_update(of=Enrollment)
+    waiting = joined.where(Enrollment.student_id == principal.user_id, Enrollment.status == "waitlisted")
     # The working copy usually still has the lesson: go straight to its course.
     home = (
         await uow.session.execute(
@@ -46,7 +49,28 @@ async def _learning_context(
     ).first()
     if home is not None:
         stmt = stmt.where(Enrollment.course_id == home.course_id)
+        waiting = waiting.where(Enrollment.course_id == home.course_id)
     rows = (await uow.session.execute(stmt)).all()
+    found = await _holding(documents, rows, lesson_id, completed_ok=completed_ok)
+    if found is not None:
+        return found
+    waitlisted = (await uow.session.execute(waiting)).all()
+    await _holding(documents, waitlisted, lesson_id, completed_ok=completed_ok)  # raises enrollment_not_active
+    if home is not None and (rows or waitlisted):
+        # Enrolled in the lesson's course, whose published version does not have it (saved since, not yet published).
+        raise NotFound("lesson not found", code="lesson_not_found")
+    if home is None or not course_rules.is_live(home.status, home.content_version):
+        # No such lesson, or one of a course the caller cannot see: a typo is not an authorisation problem, and a
+        # draft's lesson is not confirmed to exist (as GET /courses/{id} would not).
+        raise NotFound("lesson not found", code="lesson_not_found")
+    raise Forbidden("you are not enrolled in a course with this lesson", code="not_enrolled")
+
+
+async def _holding(
+    documents: Any, rows: Any, lesson_id: uuid.UUID, *, completed_ok: bool
+) -> tuple[Enrollment, Course, PublishedLesson, list[PublishedLesson]] | None:
+    """The first of `rows` (enrollment, course) whose published course has the lesson, if it may record progress;
+    raises for one that may not (completed, not active yet); None when none has the lesson."""
     for e, course in rows:
         lessons = await published_lessons(documents, course)
         match = next((lsn for lsn in lessons if lsn.lesson_id == lesson_id), None)
@@ -59,14 +83,7 @@ async def _learning_context(
         if e.status != "active":
             raise Conflict(f"the enrollment is {e.status}, not active yet", code="enrollment_not_active")
         return e, course, match, lessons
-    if home is not None and rows:
-        # Enrolled in the lesson's course, whose published version does not have it (saved since, not yet published).
-        raise NotFound("lesson not found", code="lesson_not_found")
-    if home is None or not course_rules.is_live(home.status, home.content_version):
-        # No such lesson, or one of a course the caller cannot see: a typo is not an authorisation problem, and a
-        # draft's lesson is not confirmed to exist (as GET /courses/{id} would not).
-        raise NotFound("lesson not found", code="lesson_not_found")
-    raise Forbidden("you are not enrolled in a course with this lesson", code="not_enrolled")
+    return None
 
 
 async def _completed_ids(uow: UnitOfWork, enrollment_id: uuid.UUID) -> set[uuid.UUID]:

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from smartcourse.db import UnitOfWork
+from smartcourse.domain import courses as course_rules
 from smartcourse.domain import enrollment as rules
 from smartcourse.domain.events import DomainEvent
 from smartcourse.models import Course, Enrollment, EnrollmentHistory, utcnow
@@ -49,8 +50,11 @@ async def promote_waitlist(uow: UnitOfWork, course: Course) -> list[Enrollment]:
 
 
 async def promote_next(uow: UnitOfWork, course: Course, now: Any) -> Enrollment | None:
-    """Give a free seat to the first waitlisted student (SKIP LOCKED: one dropping themselves is passed over)."""
+    """Give a free seat to the first waitlisted student (SKIP LOCKED: one dropping themselves is passed over). An
+    archived course admits nobody, from its waitlist either (its waitlisted students stay where they are)."""
     if course.capacity is not None and course.seats_taken >= course.capacity:
+        return None
+    if not course_rules.is_live(course.status, course.content_version):
         return None
     nxt = await uow.session.scalar(
         select(Enrollment)
