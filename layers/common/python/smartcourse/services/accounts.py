@@ -106,7 +106,9 @@ async def login(
 
     Guarded (when given a limiter and a back-off) per client address and per account, and an account
     locks for a growing time after consecutive failures; a locked account is refused before any
-    password check, so guessing on is pointless.
+    password check, so guessing on is pointless. The attempt is reserved with the back-off before the
+    password check (atomically with the look at the lock), so concurrent guesses get no more checks than
+    sequential ones.
     """
     account = ("login", key_part(email))
     # All of these fail open when Redis is down (docs/security.md). Once one found it unreachable, the rest are
@@ -119,19 +121,25 @@ async def login(
             enforce(decision)
         if not decision.checked:
             backoff = None
+    attempt = secrets.token_hex(12)
     if backoff is not None:
-        decision = await backoff.check(account)
+        decision = await backoff.reserve(account, attempt)
         enforce(decision, "too many failed logins for this account; retry later")
         if not decision.checked:
             backoff = None
-    user = await uow.session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
-    ok = await verify_password_async(password, user.password_hash if user else None)
+    try:
+        user = await uow.session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+        ok = await verify_password_async(password, user.password_hash if user else None)
+    except BaseException:
+        if backoff is not None:  # neither a success nor a failure: give the reservation back
+            await backoff.release(account, attempt)
+        raise
     if not ok or user is None or not user.is_active:
         if backoff is not None:
-            await backoff.failure(account)
+            await backoff.failure(account, attempt)
         raise Unauthorized("email or password is incorrect", code="invalid_credentials")
     if backoff is not None:
-        await backoff.success(account)
+        await backoff.success(account, attempt)
     return await _issue_pair(uow, settings, user, family_id=uuid.uuid4())
 
 
