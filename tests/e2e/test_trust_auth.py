@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -167,6 +168,37 @@ async def test_wrong_passwords_lock_the_account_with_growing_backoff(api: Api, c
     )
     r = await api.client.post("/auth/login", json={"email": user["email"], "password": user["password"]})
     assert r.status_code == 200
+
+
+async def test_concurrent_wrong_passwords_get_no_more_checks_than_sequential_ones(
+    api: Api, container: Any, tuned: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/security.md: LOGIN_FREE_FAILURES wrong passwords, then a lock, whatever the concurrency (the back-off
+    used to be looked at before the password check and counted after it: a burst was checked in full)."""
+    from smartcourse.ratelimit import backoff, key_part
+    from smartcourse.services import accounts
+
+    user = await api.user()
+    tuned(login_rate_limit_ip="1000/minute", login_rate_limit_account="1000/minute")  # the back-off alone
+    real_verify = accounts.verify_password_async
+    checks: list[str] = []
+
+    async def slow_verify(password: str, password_hash: str | None) -> bool:
+        checks.append(password)
+        await asyncio.sleep(0.3)  # every request of the burst gets past the back-off before the first one fails
+        return await real_verify(password, password_hash)
+
+    monkeypatch.setattr(accounts, "verify_password_async", slow_verify)
+    wrong = {"email": user["email"], "password": "wrong-password"}
+    answers = await asyncio.gather(*(api.client.post("/auth/login", json=wrong) for _ in range(30)))
+    free = container.settings.login_free_failures
+    codes = [r.status_code for r in answers]
+    assert len(checks) == free + 1, codes  # as many as one after the other: the last of them starts the lock
+    assert codes.count(401) == free + 1 and codes.count(429) == 30 - free - 1, codes
+    assert all(r.headers["Retry-After"] for r in answers if r.status_code == 429)
+    r = await api.client.post("/auth/login", json={"email": user["email"], "password": user["password"]})
+    assert r.status_code == 429 and len(checks) == free + 1  # locked: refused without a check
+    await backoff(container).success(("login", key_part(user["email"])))
 
 
 async def test_login_is_rate_limited_per_account_and_per_address(api: Api, tuned: Any) -> None:

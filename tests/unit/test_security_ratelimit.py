@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -86,6 +87,39 @@ async def test_backoff_locks_after_free_failures_and_doubles(redis: Any) -> None
     assert (await b.check(key)).allowed
 
 
+async def test_backoff_reserves_attempts_so_concurrent_guesses_get_no_more_checks(redis: Any) -> None:
+    """docs/security.md: an attempt is reserved before the password check, atomically with the look at the lock;
+    while attempts are in flight only as many more are let through as could all fail without passing the first
+    lock (free + 1 in all), and after a lock one at a time."""
+    b = Backoff(redis, free=2, base_seconds=10, max_seconds=25)
+    key = ("login", uuid.uuid4().hex)
+    assert [(await b.reserve(key, f"a{i}")).allowed for i in range(4)] == [True, True, True, False]
+    refused = await b.reserve(key, "a4")
+    assert refused.retry_after_seconds == 1 and refused.limit == "backoff"
+    await b.release(key, "a0")  # an attempt that ended otherwise gives its place back
+    assert (await b.reserve(key, "a5")).allowed
+    assert (await b.failure(key, "a1")).allowed and (await b.failure(key, "a2")).allowed
+    assert not (await b.reserve(key, "a6")).allowed  # a5 could still be the failure that locks
+    locking = await b.failure(key, "a5")
+    assert not locking.allowed and locking.retry_after_seconds == 10
+    locked = await b.reserve(key, "a7")
+    assert not locked.allowed and 1 <= locked.retry_after_seconds <= 10
+    await redis.delete(b._keys(key)[1])  # the lock expires: one attempt at a time
+    assert [(await b.reserve(key, f"b{i}")).allowed for i in range(2)] == [True, False]
+    await b.success(key, "b0")  # clears the count: free + 1 again
+    assert [(await b.reserve(key, f"c{i}")).allowed for i in range(4)] == [True, True, True, False]
+
+
+async def test_a_reservation_never_settled_expires(redis: Any) -> None:
+    b = Backoff(redis, free=0)
+    b.attempt_ms = 200
+    key = ("login", uuid.uuid4().hex)
+    assert (await b.reserve(key, "lost")).allowed  # its login died before settling it
+    assert not (await b.reserve(key, "next")).allowed
+    await asyncio.sleep(0.3)
+    assert (await b.reserve(key, "next")).allowed
+
+
 async def test_backoff_fails_open_when_redis_is_unreachable(caplog: pytest.LogCaptureFixture) -> None:
     """docs/security.md: a Redis outage lets logins through (with a warning), the back-off as the limiter."""
     import redis.asyncio as aioredis
@@ -96,10 +130,16 @@ async def test_backoff_fails_open_when_redis_is_unreachable(caplog: pytest.LogCa
     b, key = Backoff(client, free=0), ("login", uuid.uuid4().hex)
     limiter = RateLimiter.from_redis_url(f"redis://127.0.0.1:{free_port()}/0")
     with caplog.at_level(logging.WARNING, logger="smartcourse.ratelimit"):
-        for decision in (await b.check(key), await b.failure(key), await limiter.hit(key, "1/minute")):
+        for decision in (
+            await b.check(key),
+            await b.reserve(key, "a"),
+            await b.failure(key, "a"),
+            await limiter.hit(key, "1/minute"),
+        ):
             assert decision.allowed and not decision.checked
-        await b.success(key)
-    assert sum("store unavailable" in r.getMessage() for r in caplog.records) == 4
+        await b.success(key, "a")
+        await b.release(key, "a")
+    assert sum("store unavailable" in r.getMessage() for r in caplog.records) == 6
     await client.aclose()
 
 

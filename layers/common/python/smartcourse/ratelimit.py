@@ -125,28 +125,74 @@ class RateLimiter:
             await self._strategy.clear(item, *[str(p) for p in key_parts])
 
 
+#: Reserve one login attempt (KEYS: failures, lock, attempts in flight; ARGV: free failures, attempt id, how long
+#: a reservation may live in ms). Refused while locked ({0, lock ms}), or while the attempts in flight could, all
+#: failing, take the count past the first lock ({0, 0}): `free` + 1 - failures of them, always at least one.
+_RESERVE = """
+local lock_ms = redis.call('PTTL', KEYS[2])
+if lock_ms > 0 then return {0, lock_ms} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+local failures = tonumber(redis.call('GET', KEYS[1]) or '0')
+local room = math.max(tonumber(ARGV[1]) + 1 - failures, 1)
+if redis.call('ZCARD', KEYS[3]) >= room then return {0, 0} end
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[3]), ARGV[2])
+redis.call('PEXPIRE', KEYS[3], ARGV[3])
+return {1, 0}
+"""
+
+#: Settle a failed attempt (KEYS as above; ARGV: attempt id, free, base s, max s, memory s): count it and, past the
+#: free ones, lock for base·2^(n-free-1) s, at most max. Returns the lock's seconds (0: none).
+_FAILURE = """
+redis.call('ZREM', KEYS[3], ARGV[1])
+local count = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[5])
+local over = count - tonumber(ARGV[2])
+if over <= 0 then return 0 end
+local seconds = math.floor(math.min(tonumber(ARGV[4]), tonumber(ARGV[3]) * 2 ^ math.min(over - 1, 30)))
+if seconds < 1 then seconds = 1 end
+redis.call('SET', KEYS[2], '1', 'EX', seconds)
+return seconds
+"""
+
+
 class Backoff:
     """Exponential lockout after consecutive failures (login): `free` failures, then base·2^(n-free) s, capped.
 
-    A success clears the count. The lock is checked before any password work, so a locked account
-    answers 429 even to the right password until the lock expires.
+    A login `reserve`s its attempt before any password work, then settles it: `success` clears the count, `failure`
+    counts it (and locks past the free ones), `release` (an error in between) just returns the reservation. A
+    locked account answers 429 even to the right password until the lock expires; so do attempts beyond those
+    that could still fail without reaching the lock while others are in flight, so concurrent guesses get no more
+    password checks than sequential ones (`free` + 1 before the first lock, then one per lock).
 
     Fails open like `RateLimiter.hit`: with Redis unreachable (or not answering within the client's socket
-    timeout) `check` and `failure` allow the attempt (`checked=False`), `success` does nothing, and a warning is
-    logged; the back-off is lost for the outage, the login is not.
+    timeout) `check`, `reserve` and `failure` allow the attempt (`checked=False`), `success` and `release` do
+    nothing, and a warning is logged; the back-off is lost for the outage, the login is not.
     """
+
+    #: How long a reservation counts when its login never settles it (a process killed during the password check).
+    attempt_ms = 60_000
 
     def __init__(
         self, redis: Any, *, free: int = 5, base_seconds: int = 2, max_seconds: int = 900, memory_seconds: int = 86400
     ) -> None:
         self.redis = redis
         self.free, self.base, self.max, self.memory = free, base_seconds, max_seconds, memory_seconds
+        self._reserve = redis.register_script(_RESERVE)
+        self._failure = redis.register_script(_FAILURE)
 
     def _keys(self, key_parts: Sequence[str]) -> tuple[str, str]:
         k = ":".join(str(p) for p in key_parts)
         return f"{KEY_PREFIX}:fail:{k}", f"{KEY_PREFIX}:lock:{k}"
 
+    def _all_keys(self, key_parts: Sequence[str]) -> list[str]:
+        """Failures, lock and the attempts in flight."""
+        fails, lock = self._keys(key_parts)
+        return [fails, lock, f"{KEY_PREFIX}:inflight:" + ":".join(str(p) for p in key_parts)]
+
     async def check(self, key_parts: Sequence[str]) -> Decision:
+        """Whether the key is locked now (a look only: a login uses `reserve`)."""
         _, lock = self._keys(key_parts)
         try:
             ttl = int(await self.redis.pttl(lock))
@@ -156,28 +202,52 @@ class Backoff:
             return Decision(allowed=False, retry_after_seconds=max(1, math.ceil(ttl / 1000)), limit="backoff")
         return ALLOWED
 
-    async def failure(self, key_parts: Sequence[str]) -> Decision:
-        """Record a failure; returns the lockout it starts (allowed=True while still within the free tries)."""
-        fails, lock = self._keys(key_parts)
+    async def reserve(self, key_parts: Sequence[str], attempt: str) -> Decision:
+        """Reserve attempt `attempt` (an id unique to it) before checking the password, atomically with the check
+        of the lock; settle it after with `success`, `failure` or `release`. Refused (429) while locked, or while
+        too many attempts are in flight (Retry-After 1 s: they settle within a password check)."""
         try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.incr(fails)
-                pipe.expire(fails, self.memory)
-                count, _ = await pipe.execute()
-            over = int(count) - self.free
-            if over <= 0:
-                return ALLOWED
-            seconds = min(self.max, self.base * 2 ** min(over - 1, 30))
-            await self.redis.set(lock, "1", ex=seconds)
+            allowed, lock_ms = await self._reserve(
+                keys=self._all_keys(key_parts), args=[self.free, attempt, self.attempt_ms]
+            )
+        except (RedisError, OSError):
+            return _store_unavailable("reserve")
+        if int(allowed):
+            return ALLOWED
+        return Decision(allowed=False, retry_after_seconds=max(1, math.ceil(int(lock_ms) / 1000)), limit="backoff")
+
+    async def failure(self, key_parts: Sequence[str], attempt: str = "") -> Decision:
+        """Record a failure (settling `attempt`); returns the lockout it starts (allowed=True while still within
+        the free tries)."""
+        try:
+            seconds = int(
+                await self._failure(
+                    keys=self._all_keys(key_parts), args=[attempt, self.free, self.base, self.max, self.memory]
+                )
+            )
         except (RedisError, OSError):
             return _store_unavailable("failure")
+        if seconds <= 0:
+            return ALLOWED
         return Decision(allowed=False, retry_after_seconds=seconds, limit="backoff")
 
-    async def success(self, key_parts: Sequence[str]) -> None:
+    async def success(self, key_parts: Sequence[str], attempt: str = "") -> None:
+        """Clear the failures and the lock (settling `attempt`; other attempts in flight stay reserved)."""
+        fails, lock, inflight = self._all_keys(key_parts)
         try:
-            await self.redis.delete(*self._keys(key_parts))
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.zrem(inflight, attempt or "-")
+                pipe.delete(fails, lock)
+                await pipe.execute()
         except (RedisError, OSError):
             _store_unavailable("success")
+
+    async def release(self, key_parts: Sequence[str], attempt: str) -> None:
+        """Give back a reservation that was neither a success nor a failure (the login failed otherwise)."""
+        try:
+            await self.redis.zrem(self._all_keys(key_parts)[2], attempt)
+        except (RedisError, OSError):
+            _store_unavailable("release")
 
 
 def _store_unavailable(step: str) -> Decision:

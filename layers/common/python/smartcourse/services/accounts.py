@@ -106,7 +106,9 @@ async def login(
 
     Guarded (when given a limiter and a back-off) per client address and per account, and an account
     locks for a growing time after consecutive failures; a locked account is refused before any
-    password check, so guessing on is pointless.
+    password check, so guessing on is pointless. The attempt is reserved with the back-off before the
+    password check (atomically with the look at the lock), so concurrent guesses get no more checks than
+    sequential ones.
     """
     account = ("login", key_part(email))
     # All of these fail open when Redis is down (docs/security.md). Once one found it unreachable, the rest are
@@ -119,27 +121,58 @@ async def login(
             enforce(decision)
         if not decision.checked:
             backoff = None
+    attempt = secrets.token_hex(12)
     if backoff is not None:
-        decision = await backoff.check(account)
+        decision = await backoff.reserve(account, attempt)
         enforce(decision, "too many failed logins for this account; retry later")
         if not decision.checked:
             backoff = None
-    user = await uow.session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
-    ok = await verify_password_async(password, user.password_hash if user else None)
+    try:
+        user = await uow.session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+        ok = await verify_password_async(password, user.password_hash if user else None)
+    except BaseException:
+        if backoff is not None:  # neither a success nor a failure: give the reservation back
+            await backoff.release(account, attempt)
+        raise
     if not ok or user is None or not user.is_active:
         if backoff is not None:
-            await backoff.failure(account)
+            await backoff.failure(account, attempt)
         raise Unauthorized("email or password is incorrect", code="invalid_credentials")
     if backoff is not None:
-        await backoff.success(account)
+        await backoff.success(account, attempt)
     return await _issue_pair(uow, settings, user, family_id=uuid.uuid4())
 
 
+async def _lock_account(uow: UnitOfWork, user_id: uuid.UUID) -> User | None:
+    """The account row, locked `FOR NO KEY UPDATE` and read afresh: taken first by every change to the account's
+    refresh tokens (rotation, logout; a password change or a disable takes it `FOR UPDATE`), so they serialise on
+    one row in one order and each sees what the one before it committed. Not `FOR UPDATE`: that would also wait
+    for (and block) the `FOR KEY SHARE` of every insert referencing the user (a login's new token, an enrollment).
+    """
+    return await uow.session.scalar(
+        select(User).where(User.id == user_id).with_for_update(key_share=True).execution_options(populate_existing=True)
+    )
+
+
 async def refresh(*, uow: UnitOfWork, settings: Settings, refresh_token: str) -> TokenPair:
-    """Rotate: the presented token is spent; presenting a spent token revokes its whole family."""
+    """Rotate: the presented token is spent; presenting a spent token revokes its whole family.
+
+    Locks the account first (`_lock_account`), then the token: a logout, password change or disable of the account
+    either commits before (the token is found revoked, or the account disabled: 401) or waits for this rotation and
+    then revokes the new token too. Taking the token row first deadlocked with a disable (which holds the user row
+    and updates the tokens) through the new token's foreign key to the user.
+    """
     now = utcnow()
+    token_hash = _token_hash(refresh_token)
+    user_id = await uow.session.scalar(select(RefreshToken.user_id).where(RefreshToken.token_hash == token_hash))
+    if user_id is None:
+        raise Unauthorized("refresh token is invalid or expired", code="invalid_refresh_token")
+    user = await _lock_account(uow, user_id)
     row = await uow.session.scalar(
-        select(RefreshToken).where(RefreshToken.token_hash == _token_hash(refresh_token)).with_for_update()
+        select(RefreshToken)
+        .where(RefreshToken.token_hash == token_hash)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     )
     if row is None or row.expires_at <= now:
         raise Unauthorized("refresh token is invalid or expired", code="invalid_refresh_token")
@@ -163,20 +196,30 @@ async def refresh(*, uow: UnitOfWork, settings: Settings, refresh_token: str) ->
         await uow.commit()
         raise Unauthorized("refresh token was already used; please log in again", code="refresh_token_reused")
     row.revoked_at = now
-    user = await uow.session.get(User, row.user_id)
     if user is None or not user.is_active:
         raise Unauthorized("account is disabled", code="invalid_refresh_token")
     return await _issue_pair(uow, settings, user, family_id=row.family_id)
 
 
 async def logout(*, uow: UnitOfWork, refresh_token: str) -> None:
-    """Revoke the token's whole family (this login on this device). Idempotent."""
-    row = await uow.session.scalar(select(RefreshToken).where(RefreshToken.token_hash == _token_hash(refresh_token)))
-    if row is None:
+    """Revoke the token's whole family (this login on this device). Idempotent.
+
+    Under the account's lock (`_lock_account`): a rotation of the family in flight commits first and the revoking
+    statement, which starts after it, sees (and revokes) its new token; a rotation arriving later waits and then
+    finds its token revoked. Without it a concurrent refresh's new token outlived the logout."""
+    found = (
+        await uow.session.execute(
+            select(RefreshToken.user_id, RefreshToken.family_id).where(
+                RefreshToken.token_hash == _token_hash(refresh_token)
+            )
+        )
+    ).first()
+    if found is None:
         return
+    await _lock_account(uow, found.user_id)
     await uow.session.execute(
         update(RefreshToken)
-        .where(RefreshToken.family_id == row.family_id, RefreshToken.revoked_at.is_(None))
+        .where(RefreshToken.family_id == found.family_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=datetime.now(UTC))
     )
     await uow.commit()
