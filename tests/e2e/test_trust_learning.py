@@ -176,6 +176,47 @@ async def test_prerequisites_must_be_visible_and_acyclic(api: Api, worker: objec
     assert r.status_code == 422 and r.json()["code"] == "prerequisite_cycle"
 
 
+async def test_concurrent_prerequisite_edits_take_turns_instead_of_deadlocking(
+    api: Api, container: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opposite edits A->[B] and B->[A] at once: one is saved, the other is the cycle it would close (422
+    `prerequisite_cycle`). Each edit used to lock its course row, then wait for the prerequisite lock, while the
+    other's foreign key check waited for that row: a deadlock, answered 503. Here B's edit runs entirely inside
+    A's, after A has its course row (and, now, the prerequisite lock)."""
+    from smartcourse.services import courses as courses_service
+
+    teacher = await api.user("instructor")
+    a, b = await api.course(teacher, title="A"), await api.course(teacher, title="B")
+    real_set = courses_service._set_prerequisites
+    other: list[Any] = []
+
+    async def the_other_edit_runs_now(uow: Any, course_id: Any, prereqs: Any, **kw: Any) -> None:
+        if not other:  # A's edit: B's comes through here too
+            other.append(None)
+            put_b = api.client.put(f"/courses/{b['id']}", json={"prerequisites": [a["id"]]}, headers=teacher["headers"])
+            other[0] = asyncio.create_task(put_b)
+            await asyncio.sleep(0.5)  # B's edit locks its row and waits for what A holds
+        await real_set(uow, course_id, prereqs, **kw)
+
+    monkeypatch.setattr(courses_service, "_set_prerequisites", the_other_edit_runs_now)
+    r = await api.client.put(f"/courses/{a['id']}", json={"prerequisites": [b["id"]]}, headers=teacher["headers"])
+    r_b = await other[0]
+    answers = sorted([(r.status_code, r.json().get("code")), (r_b.status_code, r_b.json().get("code"))])
+    assert answers == [(200, None), (422, "prerequisite_cycle")], (r.text, r_b.text)
+    monkeypatch.undo()
+
+    # A chain with no cycle, sent at once: every edit is saved.
+    for _ in range(3):
+        ids = [(await api.course(teacher, title=f"C{n}"))["id"] for n in range(4)]
+        rs = await asyncio.gather(
+            *(
+                api.client.put(f"/courses/{ids[n]}", json={"prerequisites": [ids[n + 1]]}, headers=teacher["headers"])
+                for n in range(3)
+            )
+        )
+        assert [x.status_code for x in rs] == [200, 200, 200], [x.text for x in rs]
+
+
 async def test_a_live_course_requires_live_courses_only(api: Api, worker: object) -> None:
     """A live course listing a draft (or an archived course) as prerequisite could no longer be enrolled in by
     anyone: the edit is refused (422 `prerequisite_not_live`), and so is publishing a draft whose prerequisites
