@@ -496,6 +496,41 @@ async def test_drop_racing_a_promotion(api: Api, worker: object, container: Any)
     assert final_c["status"] in {"pending", "active"}
 
 
+async def test_an_enrollment_dropped_before_its_workflow_started_awaits_no_workflow(
+    api: Api, worker: object, container: Any
+) -> None:
+    """`workflow_issues.enrollments_awaiting_workflow` counts the admitted enrollments not activated yet, as /health's
+    `enrollment_backlog.admitted_not_active` does. It was admitted minus recorded (two counters), and the
+    dispatcher starts no workflow for an enrollment dropped while queued: such a drop stayed "awaiting" forever."""
+    from tests.conftest import dispatchers_paused
+
+    teacher = await api.user("instructor")
+    course = await api.published_course(teacher)
+    kept, gone = await fast_students(container, 2)
+    admin = await api.admin(container)
+
+    async def awaiting() -> int:
+        dash = (await api.client.get("/analytics/dashboard", headers=admin["headers"])).json()
+        return int(dash["workflow_issues"]["enrollments_awaiting_workflow"])
+
+    async with dispatchers_paused(container):
+        e_kept = (await enroll(api, kept, course["id"])).json()
+        e_gone = (await enroll(api, gone, course["id"])).json()
+        r = await api.client.delete(f"/enrollments/{e_gone['id']}", headers=gone["headers"])
+        assert r.status_code == 200 and r.json()["status"] == "dropped", r.text
+        await drained(container)  # the relay has counted both admissions
+        assert await awaiting() >= 1  # a stalled admission shows
+    await wait_enrollment(api, kept, e_kept["id"], "active")
+    await drained(container)
+    for _ in range(50):
+        figure = await awaiting()
+        backlog = (await api.client.get("/health")).json()["enrollment_backlog"]["admitted_not_active"]
+        if figure == backlog:
+            break
+        await asyncio.sleep(0.2)
+    assert figure == backlog, (figure, backlog)
+
+
 @pytest.mark.last
 async def test_analytics_dashboard_agrees_with_the_database(api: Api, worker: object, container: Any) -> None:
     student = await api.user()

@@ -176,6 +176,47 @@ async def test_prerequisites_must_be_visible_and_acyclic(api: Api, worker: objec
     assert r.status_code == 422 and r.json()["code"] == "prerequisite_cycle"
 
 
+async def test_concurrent_prerequisite_edits_take_turns_instead_of_deadlocking(
+    api: Api, container: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opposite edits A->[B] and B->[A] at once: one is saved, the other is the cycle it would close (422
+    `prerequisite_cycle`). Each edit used to lock its course row, then wait for the prerequisite lock, while the
+    other's foreign key check waited for that row: a deadlock, answered 503. Here B's edit runs entirely inside
+    A's, after A has its course row (and, now, the prerequisite lock)."""
+    from smartcourse.services import courses as courses_service
+
+    teacher = await api.user("instructor")
+    a, b = await api.course(teacher, title="A"), await api.course(teacher, title="B")
+    real_set = courses_service._set_prerequisites
+    other: list[Any] = []
+
+    async def the_other_edit_runs_now(uow: Any, course_id: Any, prereqs: Any, **kw: Any) -> None:
+        if not other:  # A's edit: B's comes through here too
+            other.append(None)
+            put_b = api.client.put(f"/courses/{b['id']}", json={"prerequisites": [a["id"]]}, headers=teacher["headers"])
+            other[0] = asyncio.create_task(put_b)
+            await asyncio.sleep(0.5)  # B's edit locks its row and waits for what A holds
+        await real_set(uow, course_id, prereqs, **kw)
+
+    monkeypatch.setattr(courses_service, "_set_prerequisites", the_other_edit_runs_now)
+    r = await api.client.put(f"/courses/{a['id']}", json={"prerequisites": [b["id"]]}, headers=teacher["headers"])
+    r_b = await other[0]
+    answers = sorted([(r.status_code, r.json().get("code")), (r_b.status_code, r_b.json().get("code"))])
+    assert answers == [(200, None), (422, "prerequisite_cycle")], (r.text, r_b.text)
+    monkeypatch.undo()
+
+    # A chain with no cycle, sent at once: every edit is saved.
+    for _ in range(3):
+        ids = [(await api.course(teacher, title=f"C{n}"))["id"] for n in range(4)]
+        rs = await asyncio.gather(
+            *(
+                api.client.put(f"/courses/{ids[n]}", json={"prerequisites": [ids[n + 1]]}, headers=teacher["headers"])
+                for n in range(3)
+            )
+        )
+        assert [x.status_code for x in rs] == [200, 200, 200], [x.text for x in rs]
+
+
 async def test_a_live_course_requires_live_courses_only(api: Api, worker: object) -> None:
     """A live course listing a draft (or an archived course) as prerequisite could no longer be enrolled in by
     anyone: the edit is refused (422 `prerequisite_not_live`), and so is publishing a draft whose prerequisites
@@ -258,3 +299,106 @@ async def test_validate_step_refuses_a_prerequisite_archived_after_the_request(
     assert (wf["steps"][0]["name"], wf["steps"][0]["status"]) == ("validate", "failed")
     assert "Basics to archive" in wf["steps"][0]["error"]
     assert (await api.client.get(f"/courses/{course['id']}", headers=teacher["headers"])).json()["status"] == "draft"
+
+
+async def _done_but_for_a_removed_lesson(api: Api) -> tuple[dict[str, Any], str, dict[str, Any], dict[str, Any]]:
+    """Course v1: lessons L0, L1 and a quiz; the student completes L0 and passes the quiz (66.67 %); the instructor
+    deletes L1 and publishes v2. Returns (student, enrollment id, L0, quiz)."""
+    teacher, student = await api.user("instructor"), await api.user()
+    course = await api.course(teacher)
+    module = await api.module(teacher, course["id"])
+    l0 = await api.lesson(teacher, course["id"], module["id"])
+    l1 = await api.lesson(teacher, course["id"], module["id"], title="Missed", type="text", content="Skipped.")
+    quiz = await api.lesson(teacher, course["id"], module["id"], **QUIZ)
+
+    async def publish() -> None:
+        r = await api.client.post(f"/courses/{course['id']}/publish", headers=teacher["headers"])
+        assert r.status_code == 202, r.text
+        assert (await api.wait_workflow(teacher, r.json()["workflow_id"]))["status"] == "completed"
+
+    await publish()
+    eid = (await enroll(api, student, course["id"])).json()["id"]
+    await wait_enrollment(api, student, eid, "active")
+    assert (await api.client.post(f"/lessons/{l0['id']}/complete", headers=student["headers"])).status_code == 200
+    answers = {"answers": [q["answer"] for q in QUIZ["questions"]]}
+    r = await api.client.post(f"/quizzes/{quiz['id']}/submit", json=answers, headers=student["headers"])
+    assert r.status_code == 200 and r.json()["passed"] and r.json()["percent"] == 66.67, r.text
+    url = f"/courses/{course['id']}/modules/{module['id']}/lessons/{l1['id']}"
+    assert (await api.client.delete(url, headers=teacher["headers"])).status_code == 204
+    await publish()
+    return student, eid, l0, quiz
+
+
+async def _completed_once_with_a_certificate(
+    api: Api, container: Any, student: dict[str, Any], eid: str
+) -> dict[str, Any]:
+    from sqlalchemy import func, select
+
+    from smartcourse.models import OutboxEvent
+
+    detail: dict[str, Any] = {}
+    for _ in range(100):
+        detail = (await api.client.get(f"/enrollments/{eid}", headers=student["headers"])).json()
+        if detail.get("certificate"):
+            break
+        await asyncio.sleep(0.2)
+    assert detail["status"] == "completed" and detail["certificate"], detail
+    async with container.uow() as uow:
+        events = await uow.session.scalar(
+            select(func.count())
+            .select_from(OutboxEvent)
+            .where(OutboxEvent.event_type == "enrollment.completed", OutboxEvent.aggregate_id == eid)
+        )
+    assert events == 1
+    return detail
+
+
+async def test_a_repeat_completes_a_course_whose_missing_lesson_was_removed(
+    api: Api, worker: object, container: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every lesson of the live version done, the enrollment still active (here: the go-live left it, as it leaves
+    one a request holds at that moment): re-completing a lesson completes the course, once, with its certificate.
+    A repeat used to return before the completion check: the student stayed "active" at 100 % forever."""
+    from smartcourse.services import progress
+
+    async def none_finished(*_: Any, **__: Any) -> list[Any]:
+        return []
+
+    monkeypatch.setattr(progress, "complete_finished_enrollments", none_finished, raising=False)
+    student, eid, l0, _quiz = await _done_but_for_a_removed_lesson(api)
+    body = (await api.client.get(f"/enrollments/{eid}/progress", headers=student["headers"])).json()
+    assert body["status"] == "active" and body["percent"] == 100.0, body
+    r = await api.client.post(f"/lessons/{l0['id']}/complete", headers=student["headers"])
+    assert r.status_code == 200 and r.json()["status"] == "completed", r.text
+    r = await api.client.post(f"/lessons/{l0['id']}/complete", headers=student["headers"])
+    assert r.status_code == 200 and r.json()["status"] == "completed", r.text  # a repeat changes nothing now
+    await _completed_once_with_a_certificate(api, container, student, eid)
+
+
+async def test_a_quiz_pass_repeated_completes_a_course_whose_missing_lesson_was_removed(
+    api: Api, worker: object, container: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from smartcourse.services import progress
+
+    async def none_finished(*_: Any, **__: Any) -> list[Any]:
+        return []
+
+    monkeypatch.setattr(progress, "complete_finished_enrollments", none_finished, raising=False)
+    student, eid, _l0, quiz = await _done_but_for_a_removed_lesson(api)
+    answers = {"answers": [q["answer"] for q in QUIZ["questions"]]}
+    r = await api.client.post(f"/quizzes/{quiz['id']}/submit", json=answers, headers=student["headers"])
+    assert r.status_code == 200 and r.json()["passed"] and r.json()["percent"] == 100.0, r.text
+    await _completed_once_with_a_certificate(api, container, student, eid)
+
+
+async def test_the_go_live_of_a_version_without_the_missing_lesson_completes_the_course(
+    api: Api, worker: object, container: Any
+) -> None:
+    """The republish that removes the only lessons a student had not done completes their enrollment, in the
+    go-live's transaction, with `enrollment.completed` once and the certificate."""
+    student, eid, l0, _quiz = await _done_but_for_a_removed_lesson(api)
+    body = (await api.client.get(f"/enrollments/{eid}/progress", headers=student["headers"])).json()
+    assert body["status"] == "completed" and body["percent"] == 100.0, body
+    r = await api.client.post(f"/lessons/{l0['id']}/complete", headers=student["headers"])
+    assert r.status_code == 200 and r.json()["status"] == "completed", r.text  # answered as before
+    await _completed_once_with_a_certificate(api, container, student, eid)

@@ -12,7 +12,8 @@ from temporalio.exceptions import ApplicationError
 from smartcourse import faults
 from smartcourse.bootstrap import Container
 from smartcourse.errors import DomainError
-from smartcourse.services import content_index, publishing
+from smartcourse.services import content_index, learning, publishing
+from smartcourse.services.learner_view import published_lessons_of
 from workflows.publishing.workflow import GoLiveInput, PublishInput, RevertInput
 
 
@@ -142,18 +143,27 @@ class PublishingActivities:
     @activity.defn(name="publish.mark_published")
     async def mark_published(self, inp: GoLiveInput) -> bool:
         await faults.hold_point(f"publish.go_live.{inp.course_id}")
+        course_id = uuid.UUID(inp.course_id)
+        # The version's lessons, read before the transaction (the document store has a pool of its own): the
+        # enrollments that have all of them done are completed at go-live.
+        lessons = await published_lessons_of(self.c.documents, course_id, inp.version)
+        completed: list[uuid.UUID] = []
         try:
             async with self.c.uow() as uow:
                 done = await publishing.mark_published(
                     uow=uow,
-                    course_id=uuid.UUID(inp.course_id),
+                    course_id=course_id,
                     version=inp.version,
                     workflow_id=inp.workflow_id,
                     report=inp.report,
+                    lesson_ids=[lsn.lesson_id for lsn in lessons],
+                    completed=completed,
                 )
         except DomainError as exc:
             raise _non_retryable(exc) from exc
-        await self.c.invalidate_course_cache(uuid.UUID(inp.course_id))
+        await self.c.invalidate_course_cache(course_id)
+        for enrollment_id in completed:
+            await learning.start_certificate(self.c, enrollment_id)
         return done
 
     @activity.defn(name="publish.cleanup")

@@ -24,7 +24,7 @@ from smartcourse.models import (
     utcnow,
 )
 from smartcourse.security import Principal
-from smartcourse.services import operations, outbox
+from smartcourse.services import dispatcher, operations, outbox
 
 POPULAR_LIMIT = 5
 
@@ -322,7 +322,7 @@ async def dashboard(*, uow: UnitOfWork, principal: Principal, today: date | None
         titles=await _titles(uow, top),
     )
     metrics["ai_assistant_usage"] = ai_usage(buckets.get("ai_interactions", {}))
-    metrics["workflow_issues"] = await _workflow_issues(uow, flat)
+    metrics["workflow_issues"] = await _workflow_issues(uow)
     return metrics
 
 
@@ -358,10 +358,12 @@ def ai_usage(by_kind_outcome: dict[str, float]) -> dict[str, Any]:
     }
 
 
-async def _workflow_issues(uow: UnitOfWork, flat: dict[str, float]) -> dict[str, int]:
+async def _workflow_issues(uow: UnitOfWork) -> dict[str, int]:
     """Open failures (operations.failure_counts: failed/retrying workflow runs, dead letters, failed tasks), outbox
-    rows being retried, the unrelayed outbox and its oldest event's age (from the table: a stopped relay shows there
-    while the counters it feeds stand still), and admissions the enrollment workflow has not recorded yet."""
+    rows being retried, the unrelayed outbox and its oldest event's age, and the admitted enrollments the enrollment
+    workflow has not activated yet (`/health`'s `enrollment_backlog.admitted_not_active`). All from the tables: a
+    stopped relay or dispatcher shows there while the counters they feed stand still, and an enrollment dropped
+    before its workflow started (the dispatcher skips it: nothing to set up) is awaiting nothing."""
     stuck = await uow.session.scalar(
         select(func.count())
         .select_from(OutboxEvent)
@@ -373,9 +375,7 @@ async def _workflow_issues(uow: UnitOfWork, flat: dict[str, float]) -> dict[str,
         "outbox_retrying": int(stuck or 0),
         "outbox_unpublished": int(backlog["unpublished"]),
         "outbox_oldest_age_seconds": int(backlog["oldest_age_seconds"]),
-        "enrollments_awaiting_workflow": int(
-            flat.get("enrollments_admitted", 0) - flat.get("enrollments_recorded_by_workflow", 0)
-        ),
+        "enrollments_awaiting_workflow": (await dispatcher.backlog(uow.session)).admitted_not_active,
     }
 
 

@@ -87,6 +87,18 @@ async def _owned_course(uow: UnitOfWork, principal: Principal, course_id: uuid.U
     return course
 
 
+#: pg_advisory_xact_lock key serialising prerequisite changes.
+PREREQUISITES_LOCK_KEY = 0x5C_9E_4E_0
+
+
+async def serialise_prerequisite_edits(uow: UnitOfWork) -> None:
+    """Prerequisite changes take turns, so two opposite edits cannot both pass the cycle check. Take it before
+    any course row lock: the rows an edit inserts check their foreign key with FOR KEY SHARE on the prerequisite's
+    course row, which another edit holding that row FOR UPDATE while it waited here would block (a deadlock).
+    Re-entrant within a transaction."""
+    await uow.session.execute(select(func.pg_advisory_xact_lock(PREREQUISITES_LOCK_KEY)))
+
+
 async def _set_prerequisites(
     uow: UnitOfWork, course_id: uuid.UUID, prereqs: list[uuid.UUID], *, owner_id: uuid.UUID, live: bool = False
 ) -> None:
@@ -113,8 +125,7 @@ async def _set_prerequisites(
         not_live = [r for r in rows if not rules.is_live(r.status, r.content_version)]
         if live and not_live:
             raise prerequisites_not_live(not_live, code="prerequisite_not_live", doing="a live course")
-        # Serialise prerequisite changes, so two opposite edits cannot both pass the cycle check.
-        await uow.session.execute(select(func.pg_advisory_xact_lock(0x5C_9E_4E_0)))
+        await serialise_prerequisite_edits(uow)  # taken already by an update (before its course row lock)
         reach = (
             select(CoursePrerequisite.prerequisite_id.label("id"))
             .where(CoursePrerequisite.course_id.in_(wanted))
@@ -448,6 +459,10 @@ async def update_course(
     course_id: uuid.UUID,
     data: CourseUpdateIn,
 ) -> CourseDetail:
+    if data.prerequisites:
+        # One lock order for every prerequisite edit: the advisory lock, then the course row (see
+        # `serialise_prerequisite_edits`).
+        await serialise_prerequisite_edits(uow)
     course = await _owned_course(uow, principal, course_id)
     reject_nulls(data, nullable=frozenset({"level", "capacity"}))  # no level, no seat limit
     fields = data.model_dump(exclude_unset=True, exclude={"prerequisites"})

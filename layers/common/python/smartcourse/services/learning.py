@@ -15,7 +15,8 @@ from smartcourse.security import Principal
 from smartcourse.services import certificates, dispatcher, enrollment, progress, workflows
 
 
-async def _start_certificate(container: Any, enrollment_id: uuid.UUID) -> None:
+async def start_certificate(container: Any, enrollment_id: uuid.UUID) -> None:
+    """After the commit that completed the enrollment; never fails (the sweeper starts it later if this could not)."""
     await workflows.start_quietly(
         container,
         names.CERTIFICATE,
@@ -104,7 +105,7 @@ async def complete_lesson(*, container: Any, principal: Principal, lesson_id: uu
             uow=uow, documents=container.documents, principal=principal, lesson_id=lesson_id
         )
     if completed:
-        await _start_certificate(container, result.enrollment_id)
+        await start_certificate(container, result.enrollment_id)
     return result
 
 
@@ -123,5 +124,5 @@ async def submit_quiz(*, container: Any, principal: Principal, lesson_id: uuid.U
             cooldown_seconds=settings.quiz_cooldown_seconds,
         )
     if e.status == "completed":
-        await _start_certificate(container, e.id)
+        await start_certificate(container, e.id)
     return result

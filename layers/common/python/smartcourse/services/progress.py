@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -117,31 +118,70 @@ async def _record_completion(
     refs = [lsn.ref for lsn in lessons]
     after = before | {lesson.lesson_id}
     percent = rules.percent_complete(refs, after)
-    if lesson.lesson_id in before:
-        return percent
-    uow.emit(enrollment_event("progress.updated", e, lesson_id=str(lesson.lesson_id), percent=percent))
-    for module_id in rules.completed_modules(refs, after) - rules.completed_modules(refs, before):
-        uow.emit(enrollment_event("progress.module_completed", e, module_id=str(module_id)))
-    if percent >= 100:
-        e.status, e.completed_at, e.updated_at = "completed", now, now
-        uow.session.add(
-            EnrollmentHistory(
-                enrollment_id=e.id,
-                from_status="active",
-                to_status="completed",
-                actor="system",
-                reason="all lessons done",
-            )
-        )
-        uow.emit(
-            enrollment_event(
-                "enrollment.completed",
-                e,
-                activated_at=e.activated_at.isoformat() if e.activated_at else None,
-                completed_at=now.isoformat(),
-            )
-        )
+    if lesson.lesson_id not in before:
+        uow.emit(enrollment_event("progress.updated", e, lesson_id=str(lesson.lesson_id), percent=percent))
+        for module_id in rules.completed_modules(refs, after) - rules.completed_modules(refs, before):
+            uow.emit(enrollment_event("progress.module_completed", e, module_id=str(module_id)))
+    # Checked on a repeat too: every lesson of the live version may have been done already, when a republish removed
+    # the last one the student was missing (nothing else would ever complete the course).
+    if percent >= 100 and e.status == "active":
+        _complete(uow, e, now, "all lessons done")
     return percent
+
+
+def _complete(uow: UnitOfWork, e: Enrollment, now: datetime, reason: str) -> None:
+    """active -> completed (`e` row-locked): the history entry and `enrollment.completed`. The caller starts the
+    certificate workflow after its commit (the sweeper starts any it missed)."""
+    e.status, e.completed_at, e.updated_at = "completed", now, now
+    uow.session.add(
+        EnrollmentHistory(
+            enrollment_id=e.id, from_status="active", to_status="completed", actor="system", reason=reason
+        )
+    )
+    uow.emit(
+        enrollment_event(
+            "enrollment.completed",
+            e,
+            activated_at=e.activated_at.isoformat() if e.activated_at else None,
+            completed_at=now.isoformat(),
+        )
+    )
+
+
+async def complete_finished_enrollments(
+    uow: UnitOfWork, course_id: uuid.UUID, lesson_ids: Collection[uuid.UUID]
+) -> list[uuid.UUID]:
+    """At a version's go-live, in its transaction: complete the course's active enrollments that have every lesson
+    of that version done already (it dropped the lessons they were missing). Returns their ids.
+
+    SKIP LOCKED: an enrollment locked by a request at that moment (a drop, which takes the course row after it, or
+    a progress request) is left to that request and the student's next one, never waited for."""
+    wanted = set(lesson_ids)
+    if not wanted:
+        return []
+    done = (
+        select(func.count())
+        .select_from(LessonProgress)
+        .where(
+            LessonProgress.enrollment_id == Enrollment.id,
+            LessonProgress.status == "completed",
+            LessonProgress.lesson_id.in_(wanted),
+        )
+        .scalar_subquery()
+    )
+    finished = list(
+        await uow.session.scalars(
+            select(Enrollment)
+            .where(Enrollment.course_id == course_id, Enrollment.status == "active", done == len(wanted))
+            .order_by(Enrollment.id)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    now = utcnow()
+    for e in finished:
+        if e.status == "active":  # re-read under the lock
+            _complete(uow, e, now, "all lessons of the live version done")
+    return [e.id for e in finished if e.status == "completed"]
 
 
 async def complete_lesson(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +18,7 @@ from smartcourse.errors import Conflict, Invalid, NotFound, Unavailable
 from smartcourse.models import Course, CoursePrerequisite, Lesson, WorkflowRun, utcnow
 from smartcourse.schemas import WorkflowStarted, WorkflowStatus, WorkflowStep
 from smartcourse.security import Principal
-from smartcourse.services import operations
+from smartcourse.services import operations, progress
 from smartcourse.services.courses import (
     VERSIONS,
     build_structure,
@@ -156,10 +157,21 @@ async def snapshot_version(*, uow: UnitOfWork, documents: Any, course_id: uuid.U
 
 
 async def mark_published(
-    *, uow: UnitOfWork, course_id: uuid.UUID, version: int, workflow_id: str, report: dict[str, Any] | None = None
+    *,
+    uow: UnitOfWork,
+    course_id: uuid.UUID,
+    version: int,
+    workflow_id: str,
+    report: dict[str, Any] | None = None,
+    lesson_ids: Collection[uuid.UUID] = (),
+    completed: list[uuid.UUID] | None = None,
 ) -> bool:
     """Make `version` live — its content and its index — and write `course.published`, in one transaction.
-    Students searching switch from the previous index version to this one at this commit. False if done."""
+    Students searching switch from the previous index version to this one at this commit. False if done.
+
+    In the same transaction, the active enrollments that have every lesson of the version (`lesson_ids`) done are
+    completed (a republish that removed the lessons a student was missing): their ids are added to `completed`, for
+    the caller to start their certificate workflows after the commit (the sweeper starts any it missed)."""
     course = await load_course(uow, course_id, lock=True)
     if course.content_version >= version:
         return False
@@ -185,6 +197,10 @@ async def mark_published(
         .where(WorkflowRun.workflow_id == workflow_id)
         .values(status="completed", error=None, finished_at=now, updated_at=now)
     )
+    if not first_live:
+        finished = await progress.complete_finished_enrollments(uow, course.id, lesson_ids)
+        if completed is not None:
+            completed.extend(finished)
     uow.emit(
         DomainEvent(
             "course.published",
