@@ -1,5 +1,6 @@
 """The enrollment workflow's set-up (`services.enrollment.set_up`) on PostgreSQL: its writes once, its repeat
-returns the same outcome and writes nothing, and a dropped enrollment is not activated or welcomed."""
+returns the same outcome and writes nothing, and a dropped enrollment is not activated, welcomed or given
+progress rows."""
 
 from __future__ import annotations
 
@@ -121,7 +122,7 @@ async def test_a_dropped_enrollment_is_neither_activated_nor_welcomed(
     assert done.status == "dropped" and done.notification_id is None
     effects = await _effects(container, eid)
     assert effects["status"] == "dropped" and not effects["activated"]
-    assert effects["welcomes"] == []
+    assert effects["welcomes"] == [] and effects["progress"] == 0 and done.lessons == 0
     assert "enrollment.activated" not in effects["events"]
     assert [h[1] for h in effects["history"]] == ["pending", "dropped"]
 

@@ -753,7 +753,8 @@ async def set_up(*, uow: UnitOfWork, lessons: LessonIds, enrollment_id: uuid.UUI
     if row is None:
         raise NotFound("enrollment not found", code="enrollment_not_found")
     student_id, course_id, status, admitted_at, title, version, name = row
-    lesson_ids = await lessons.of(course_id, version)
+    # A dropped enrollment (its drop won the row lock) gets no progress rows: nothing is set up for it.
+    lesson_ids = await lessons.of(course_id, version) if status != "dropped" else ()
     now = utcnow()
     ids = {"enrollment_id": str(enrollment_id), "student_id": str(student_id), "course_id": str(course_id)}
     record = admitted_at is not None  # a waitlisted-then-promoted enrollment is admitted too; never-admitted: none
