@@ -172,3 +172,13 @@ def test_the_limiters_redis_client_waits_a_bounded_time(redis_url: str) -> None:
     pool = RateLimiter.from_redis_url(redis_url).storage.bridge.storage.connection_pool  # type: ignore[attr-defined]
     assert pool.connection_kwargs["socket_timeout"] == REDIS_TIMEOUT_SECONDS
     assert pool.connection_kwargs["socket_connect_timeout"] == REDIS_TIMEOUT_SECONDS
+
+
+def test_the_backoff_keys_of_one_account_share_a_redis_cluster_slot() -> None:
+    from redis.crc import key_slot
+
+    from smartcourse.ratelimit import Backoff
+
+    keys = Backoff.__new__(Backoff)._all_keys(("login", "a@example.com"))
+    assert len(set(keys)) == 3
+    assert len({key_slot(k.encode()) for k in keys}) == 1  # the reserve and failure scripts touch all three

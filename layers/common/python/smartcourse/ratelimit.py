@@ -183,13 +183,15 @@ class Backoff:
         self._failure = redis.register_script(_FAILURE)
 
     def _keys(self, key_parts: Sequence[str]) -> tuple[str, str]:
-        k = ":".join(str(p) for p in key_parts)
+        # The account in a hash tag ({...}): a script's keys must share a slot on a Redis Cluster (ElastiCache in
+        # cluster mode refuses the script with CROSSSLOT otherwise).
+        k = "{" + ":".join(str(p) for p in key_parts) + "}"
         return f"{KEY_PREFIX}:fail:{k}", f"{KEY_PREFIX}:lock:{k}"
 
     def _all_keys(self, key_parts: Sequence[str]) -> list[str]:
-        """Failures, lock and the attempts in flight."""
+        """Failures, lock and the attempts in flight (one hash slot)."""
         fails, lock = self._keys(key_parts)
-        return [fails, lock, f"{KEY_PREFIX}:inflight:" + ":".join(str(p) for p in key_parts)]
+        return [fails, lock, fails.replace(":fail:", ":inflight:", 1)]
 
     async def check(self, key_parts: Sequence[str]) -> Decision:
         """Whether the key is locked now (a look only: a login uses `reserve`)."""
