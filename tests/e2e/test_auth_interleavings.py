@@ -4,7 +4,8 @@ until it waits for a lock, so each test is deterministic.
 
 * a logout of the family while its refresh token is being rotated (the new token outlived the logout);
 * an admin disabling the account while its refresh token is being rotated (a deadlock: one of the two 503);
-* a disable or a logout that commits before the rotation locks anything.
+* a disable or a logout that commits before the rotation locks anything;
+* a password change that commits while a login checks the old password (its session outlived the change).
 """
 
 from __future__ import annotations
@@ -127,3 +128,28 @@ async def test_an_end_committed_before_the_rotation_locks_refuses_it(
     r = await _refresh(api, user["refresh_token"])
     assert ended[0].status_code in (200, 204), ended[0].text
     assert r.status_code == 401 and r.json()["code"] == "session_ended", r.text
+
+
+async def test_a_password_change_committed_during_a_login_check_refuses_that_login(
+    api: Api, container: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = await api.user()
+    real_verify, changed = accounts.verify_password_async, []
+
+    async def changed_meanwhile(password: str, hashed: Any) -> bool:
+        ok = await real_verify(password, hashed)
+        if not changed:  # the old password matched; the owner changes it before this login goes on
+            changed.append(None)
+            changed[0] = await api.client.put(
+                f"/users/{user['id']}",
+                json={"password": "a-brand-new-password-9", "current_password": user["password"]},
+                headers=user["headers"],
+            )
+        return ok
+
+    monkeypatch.setattr(accounts, "verify_password_async", changed_meanwhile)
+    r = await api.client.post("/auth/login", json={"email": user["email"], "password": user["password"]})
+    assert changed[0].status_code == 200, changed[0].text
+    assert r.status_code == 401 and r.json()["code"] == "invalid_credentials", r.text  # no session after the change
+    again = await api.client.post("/auth/login", json={"email": user["email"], "password": "a-brand-new-password-9"})
+    assert again.status_code == 200, again.text

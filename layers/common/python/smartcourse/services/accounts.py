@@ -140,7 +140,14 @@ async def login(
         raise Unauthorized("email or password is incorrect", code="invalid_credentials")
     if backoff is not None:
         await backoff.success(account, attempt)
-    return await _issue_pair(uow, settings, user, family_id=uuid.uuid4())
+    # The password was checked against the row as read before; a password change or a disable that committed since
+    # ended every session, and this one must not start after it: read the account again under its lock (a change
+    # arriving now waits for this login's commit, then ends its session too).
+    checked = (user.password_hash, user.token_version)
+    current = await _lock_account(uow, user.id)
+    if current is None or not current.is_active or (current.password_hash, current.token_version) != checked:
+        raise Unauthorized("email or password is incorrect", code="invalid_credentials")
+    return await _issue_pair(uow, settings, current, family_id=uuid.uuid4())
 
 
 async def _lock_account(uow: UnitOfWork, user_id: uuid.UUID) -> User | None:
