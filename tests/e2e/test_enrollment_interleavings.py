@@ -145,4 +145,45 @@ async def test_a_seat_freed_in_an_archived_course_goes_to_nobody_on_its_waitlist
     assert (await api.client.delete(f"/courses/{course['id']}", headers=teacher["headers"])).status_code == 200
     assert (await api.client.delete(f"/enrollments/{seat['id']}", headers=holder["headers"])).status_code == 200
     after = (await api.client.get(f"/enrollments/{queued['id']}", headers=waiting["headers"])).json()
-    assert after["status"] == "waitlisted", after  # not admitted into a withdrawn course
+    assert after["status"] == "dropped", after  # released at the archive, never admitted into a withdrawn course
+
+
+async def test_archiving_releases_the_waitlist_and_tells_each_student(api: Api, worker: object, container: Any) -> None:
+    teacher = await api.user("instructor")
+    course = await api.published_course(teacher, capacity=1, waitlist_enabled=True)
+    holder, first, second = await fast_students(container, 3)
+    seat = (await enroll(api, holder, course["id"])).json()
+    queued = [(await enroll(api, s, course["id"])).json() for s in (first, second)]
+    assert [q["status"] for q in queued] == ["waitlisted", "waitlisted"]
+    assert (await api.client.delete(f"/courses/{course['id']}", headers=teacher["headers"])).status_code == 200
+    assert (await api.client.delete(f"/courses/{course['id']}", headers=teacher["headers"])).status_code == 200
+    for student, q in zip((first, second), queued, strict=True):
+        e = (await api.client.get(f"/enrollments/{q['id']}", headers=student["headers"])).json()
+        assert e["status"] == "dropped" and e["position"] is None, e
+        history = (await api.client.get(f"/enrollments/{q['id']}/history", headers=student["headers"])).json()
+        assert [(h["to_status"], h["actor"], h["reason"]) for h in history][-1] == (
+            "dropped",
+            "system",
+            "course archived",
+        )
+        notes = (await api.client.get("/notifications", headers=student["headers"])).json()
+        items = notes["items"] if isinstance(notes, dict) else notes
+        released = [n for n in items if n["kind"] == "waitlist.released"]
+        assert len(released) == 1 and "withdrawn" in released[0]["title"], items  # once, an archive twice
+    kept = (await api.client.get(f"/enrollments/{seat['id']}", headers=holder["headers"])).json()
+    assert kept["status"] in {"pending", "active"}  # the enrolled keep their place in an archived course
+    from tests.e2e.test_enrollment import drained
+
+    await drained(container)
+    async with container.uow() as uow:
+        from smartcourse.models import OutboxEvent
+
+        dropped_events = await uow.session.scalar(
+            select(func.count())
+            .select_from(OutboxEvent)
+            .where(
+                OutboxEvent.event_type == "enrollment.dropped",
+                OutboxEvent.payload["data"]["course_id"].astext == course["id"],
+            )
+        )
+    assert dropped_events == 2

@@ -485,7 +485,8 @@ async def update_course(
 
 async def archive_course(*, uow: UnitOfWork, principal: Principal, course_id: uuid.UUID) -> CourseSummary:
     """Withdraw the course from the catalogue and from new enrollments (idempotent). Its enrolled learners keep
-    their records and keep reading and learning the version they enrolled in (`get_course`, `visible_to`).
+    their records and keep reading and learning the version they enrolled in (`get_course`, `visible_to`); its
+    waitlisted students are taken off the waitlist and told (`waitlist.release_waitlist`).
 
     Not while a publish runs (409 `course_publishing`): the run would go on extracting and indexing an archived
     course and fail at its last step as if publishing had broken. Archive once it has ended (the row lock orders
@@ -502,6 +503,8 @@ async def archive_course(*, uow: UnitOfWork, principal: Principal, course_id: uu
         was_live = rules.is_live(course.status, course.content_version)
         course.status = "archived"
         course.updated_at = utcnow()
+        # Nobody will be admitted any more: the waitlist is released (each student dropped and told).
+        await waitlist.release_waitlist(uow, course, course.updated_at)
         uow.emit(
             DomainEvent(
                 "course.archived",

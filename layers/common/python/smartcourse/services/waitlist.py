@@ -14,6 +14,7 @@ from smartcourse.domain import enrollment as rules
 from smartcourse.domain.events import DomainEvent
 from smartcourse.models import Course, Enrollment, EnrollmentHistory, utcnow
 from smartcourse.security import Principal
+from smartcourse.services.notifications import create_notification
 
 
 def enrollment_event(kind: str, e: Enrollment, **extra: Any) -> DomainEvent:
@@ -71,3 +72,37 @@ async def promote_next(uow: UnitOfWork, course: Course, now: Any) -> Enrollment 
     uow.session.add(history_entry(nxt, "waitlisted", "pending", None, "promoted from the waitlist"))
     uow.emit(enrollment_event("waitlist.promoted", nxt, workflow_id=nxt.workflow_id, admitted_at=now.isoformat()))
     return nxt
+
+
+async def release_waitlist(uow: UnitOfWork, course: Course, now: Any) -> list[Enrollment]:
+    """An archived course (its row locked by the caller) admits nobody: its waitlisted students are taken off the
+    waitlist in the caller's transaction (dropped by the system, "course archived": history entry, an
+    `enrollment.dropped` event, freeing no seat), each told by a notification whose e-mail the sweeper sends. SKIP
+    LOCKED: a student dropping themselves at that moment is left to their own drop."""
+    released = list(
+        await uow.session.scalars(
+            select(Enrollment)
+            .where(Enrollment.course_id == course.id, Enrollment.status == "waitlisted")
+            .order_by(Enrollment.waitlisted_at, Enrollment.id)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    for e in released:
+        e.status, e.dropped_at, e.updated_at = "dropped", now, now
+        uow.session.add(history_entry(e, "waitlisted", "dropped", None, "course archived"))
+        uow.emit(
+            enrollment_event("enrollment.dropped", e, previous_status="waitlisted", actor_id=None, freed_seat=False)
+        )
+        await create_notification(
+            uow.session,
+            user_id=e.student_id,
+            kind="waitlist.released",
+            title=f"“{course.title}” was withdrawn",
+            body=(
+                f"The course “{course.title}” was withdrawn from the catalogue, so it will take no more students: "
+                "you are no longer on its waitlist."
+            ),
+            dedupe_key=f"waitlist-released:{e.id}",
+            data={"enrollment_id": str(e.id), "course_id": str(course.id)},
+        )
+    return released
