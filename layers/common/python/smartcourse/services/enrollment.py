@@ -50,7 +50,7 @@ from smartcourse.security import Principal
 from smartcourse.services.courses import load_course
 from smartcourse.services.learner_view import published_lessons, published_lessons_of
 from smartcourse.services.notifications import create_notification
-from smartcourse.services.waitlist import enrollment_event, history_entry, promote_next
+from smartcourse.services.waitlist import enrollment_event, history_entry, mark_dropped, promote_next
 
 ANALYTICS_NS = uuid.UUID("5b0c3f4e-8f0b-4b5e-9a53-2d0a3b7f1c11")
 
@@ -493,16 +493,8 @@ async def drop(*, uow: UnitOfWork, principal: Principal, enrollment_id: uuid.UUI
         return await to_public(uow, e), None
     if not rules.can_transition(e.status, "dropped"):
         raise Conflict(f"a {e.status} enrollment cannot be dropped", code="enrollment_not_droppable")
-    previous = e.status
-    freed = previous in rules.SEAT_STATUSES
     now = utcnow()
-    e.status, e.dropped_at, e.updated_at = "dropped", now, now
-    uow.session.add(history_entry(e, previous, "dropped", principal, "dropped"))
-    uow.emit(
-        enrollment_event(
-            "enrollment.dropped", e, previous_status=previous, actor_id=str(principal.user_id), freed_seat=freed
-        )
-    )
+    freed = mark_dropped(uow, e, principal, "dropped", now)
     promoted = None
     if freed:
         # Lock the course row: admissions and promotions of this course happen one at a time.

@@ -38,6 +38,25 @@ def history_entry(e: Enrollment, src: str | None, dst: str, actor: Principal | N
     )
 
 
+def mark_dropped(uow: UnitOfWork, e: Enrollment, actor: Principal | None, reason: str, now: Any) -> bool:
+    """`e` (row-locked) -> dropped, with its history entry and `enrollment.dropped` event (actor None: the system).
+    Returns whether it held a seat (the caller gives it back)."""
+    previous = e.status
+    freed = previous in rules.SEAT_STATUSES
+    e.status, e.dropped_at, e.updated_at = "dropped", now, now
+    uow.session.add(history_entry(e, previous, "dropped", actor, reason))
+    uow.emit(
+        enrollment_event(
+            "enrollment.dropped",
+            e,
+            previous_status=previous,
+            actor_id=str(actor.user_id) if actor else None,
+            freed_seat=freed,
+        )
+    )
+    return freed
+
+
 async def promote_waitlist(uow: UnitOfWork, course: Course) -> list[Enrollment]:
     """Give every free seat of the course (its row locked by the caller, its capacity just raised or lifted) to the
     head of its waitlist, in order, in the caller's transaction: each promotion is a `waitlist.promoted` event,
@@ -88,11 +107,7 @@ async def release_waitlist(uow: UnitOfWork, course: Course, now: Any) -> list[En
         )
     )
     for e in released:
-        e.status, e.dropped_at, e.updated_at = "dropped", now, now
-        uow.session.add(history_entry(e, "waitlisted", "dropped", None, "course archived"))
-        uow.emit(
-            enrollment_event("enrollment.dropped", e, previous_status="waitlisted", actor_id=None, freed_seat=False)
-        )
+        mark_dropped(uow, e, None, "course archived", now)
         await create_notification(
             uow.session,
             user_id=e.student_id,
