@@ -196,9 +196,12 @@ def _windows(today: date) -> dict[str, date]:
     return {"day": today, "week": today - timedelta(days=6), "month": today - timedelta(days=ACTIVE_DAYS - 1)}
 
 
-def _popular(counts: dict[str, float], titles: dict[str, str], field: str) -> list[dict[str, Any]]:
+def _popular(counts: dict[str, float], courses: dict[str, tuple[str, str]], field: str) -> list[dict[str, Any]]:
+    """The top courses; each with its title and its status now (an archived course keeps the enrollments it had)."""
     ranked = sorted(((c, n) for c, n in counts.items() if n > 0), key=lambda cn: (-cn[1], cn[0]))
-    return [{"course_id": c, "title": titles.get(c), field: int(n)} for c, n in ranked[:POPULAR_LIMIT]]
+    unknown: tuple[str | None, str | None] = (None, None)
+    top = [(c, n, courses.get(c, unknown)) for c, n in ranked[:POPULAR_LIMIT]]
+    return [{"course_id": c, "title": title, "status": status, field: int(n)} for c, n, (title, status) in top]
 
 
 def _metrics(
@@ -216,7 +219,7 @@ def _metrics(
     active_students: float = 0,
     active_instructors: float = 0,
     per_course_engagement: dict[str, float] | None = None,
-    titles: dict[str, str] | None = None,
+    titles: dict[str, tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
     windows = _windows(today)
     live = [n for n in per_student.values() if n > 0]
@@ -256,12 +259,13 @@ def _active_from_counters(current: dict[str, float], active_days: dict[str, floa
     return len(students)
 
 
-async def _titles(uow: UnitOfWork, ids: set[str]) -> dict[str, str]:
+async def _titles(uow: UnitOfWork, ids: set[str]) -> dict[str, tuple[str, str]]:
+    """Title and status of each course named."""
     wanted = [uuid.UUID(i) for i in ids if _is_uuid(i)]
     if not wanted:
         return {}
-    rows = await uow.session.execute(select(Course.id, Course.title).where(Course.id.in_(wanted)))
-    return {str(i): t for i, t in rows.all()}
+    rows = await uow.session.execute(select(Course.id, Course.title, Course.status).where(Course.id.in_(wanted)))
+    return {str(i): (t, str(getattr(st, "value", st))) for i, t, st in rows.all()}
 
 
 def _is_uuid(text_: str) -> bool:
