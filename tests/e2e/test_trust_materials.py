@@ -3,6 +3,7 @@ Listing and deleting materials: who sees which, and a deleted file leaves search
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from typing import Any
@@ -270,3 +271,29 @@ async def test_a_deletion_opens_the_vector_index_only_for_a_course_with_a_live_i
     r = await api.client.delete(f"/courses/{cid}/materials/{material['id']}", headers=teacher["headers"])
     assert r.status_code == 204, r.text  # a draft has no index: deleted without opening one
     assert opened == []
+
+
+async def test_concurrent_deletes_of_one_material_answer_204_once(
+    api: Api, container: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ten DELETEs of the same material at once, all past their read of it before any deletes: one deletes it
+    (204), the others find it gone (404)."""
+    teacher = await api.user("instructor")
+    cid = (await api.course(teacher))["id"]
+    material = (await _upload(api, teacher, cid, "n.txt", b"notes", "text/plain")).json()
+    path = f"/courses/{cid}/materials/{material['id']}"
+    everyone_read = asyncio.Barrier(10)
+    read = container.documents.get
+
+    async def get_then_wait(collection: str, doc_id: str) -> Any:
+        doc = await read(collection, doc_id)
+        if doc_id == material["id"]:
+            await asyncio.wait_for(everyone_read.wait(), 10)
+        return doc
+
+    monkeypatch.setattr(container.documents, "get", get_then_wait)
+    answers = await asyncio.gather(*(api.client.delete(path, headers=teacher["headers"]) for _ in range(10)))
+    codes = sorted(r.status_code for r in answers)
+    assert codes == [204] + [404] * 9, [(r.status_code, r.text) for r in answers]
+    assert all(r.json()["code"] == "material_not_found" for r in answers if r.status_code == 404)
+    assert (await api.client.get(f"/courses/{cid}/materials", headers=teacher["headers"])).json()["items"] == []

@@ -308,7 +308,10 @@ async def delete_material(
                 ContentChunk.source_id == str(material_id),
             )
         )
-    await documents.delete(MATERIALS, str(material_id))
+    if not await documents.delete(MATERIALS, str(material_id)):
+        # Another DELETE of the same material won meanwhile: it answered 204 and deletes the file; this one did
+        # nothing the other had not done (the index and chunk deletes are the same) and says so.
+        raise NotFound("material not found", code="material_not_found")
     await uow.commit()
     # The file last: a failure here leaves an orphan file, never a listed material without its file.
     try:
