@@ -7,7 +7,21 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Float, String, and_, bindparam, case, cast, column, exists, func, literal, or_, select
+from sqlalchemy import (
+    Float,
+    String,
+    and_,
+    bindparam,
+    case,
+    cast,
+    column,
+    exists,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -195,10 +209,31 @@ def _tsquery(q: str) -> Any:
     return func.websearch_to_tsquery("english", func.smartcourse_fold(q))
 
 
+#: The text search configuration and the separator of a document's fields, written into the statement as constants:
+#: an expression index serves only a query with the same expression, and a bound parameter is not the same thing as
+#: the index's constant in a generic plan (which PostgreSQL may choose for a statement prepared five times).
+_ENGLISH: Any = literal_column("'english'::regconfig")
+_SPACE = literal_column("' '", String)
+
+
+def _document(*fields: Any) -> Any:
+    """`a || ' ' || b || ...`: the fields of a catalogue document, as the GIN indexes join them."""
+    out = fields[0]
+    for f in fields[1:]:
+        out = out.op("||")(_SPACE).op("||")(f)
+    return out
+
+
 def _tsvector(document: Any) -> Any:
-    """A catalogue document with its accents folded (`smartcourse_fold`, migration 0011: `bechamel` finds
-    `Béchamel`). The GIN indexes are built on these same expressions."""
-    return func.to_tsvector("english", func.smartcourse_fold(document))
+    """A catalogue document with its accents folded (`smartcourse_fold`, migration 0013: `bechamel` finds
+    `Béchamel`). The GIN indexes (`ix_courses_fts`, `ix_content_chunks_fts`) are built on these same expressions
+    (`tests/integration/test_catalog_fts_plan.py` checks that the plan uses them)."""
+    return func.to_tsvector(_ENGLISH, func.smartcourse_fold(document))
+
+
+#: The documents the catalogue matches (and its indexes are built on).
+COURSE_DOCUMENT = _document(Course.title, Course.description, Course.category)
+CHUNK_DOCUMENT = _document(ContentChunk.title, ContentChunk.text)
 
 
 def _headline_query(q: str) -> Any:
@@ -279,10 +314,10 @@ async def search_catalog(
         return CatalogSearchPage(items=items, total=total, page=page, page_size=page_size, query=query)
 
     tsq = _tsquery(query)
-    meta_doc = _tsvector(Course.title + " " + Course.description + " " + Course.category)
+    meta_doc = _tsvector(COURSE_DOCUMENT)
     meta_rank = func.ts_rank_cd(meta_doc, tsq)
     tag_match = _shares_a_tag(query.split())
-    chunk_doc = _tsvector(ContentChunk.title + " " + ContentChunk.text)
+    chunk_doc = _tsvector(CHUNK_DOCUMENT)
     content = (
         select(
             ContentChunk.course_id.label("course_id"),
