@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import pytest
@@ -304,6 +304,15 @@ async def test_validate_step_refuses_a_prerequisite_archived_after_the_request(
 async def _done_but_for_a_removed_lesson(api: Api) -> tuple[dict[str, Any], str, dict[str, Any], dict[str, Any]]:
     """Course v1: lessons L0, L1 and a quiz; the student completes L0 and passes the quiz (66.67 %); the instructor
     deletes L1 and publishes v2. Returns (student, enrollment id, L0, quiz)."""
+    student, eid, l0, quiz, publish = await _done_but_for_a_deleted_lesson(api)
+    await publish()
+    return student, eid, l0, quiz
+
+
+async def _done_but_for_a_deleted_lesson(
+    api: Api,
+) -> tuple[dict[str, Any], str, dict[str, Any], dict[str, Any], Callable[[], Coroutine[Any, Any, None]]]:
+    """As `_done_but_for_a_removed_lesson`, up to the publish of v2: returns it to call."""
     teacher, student = await api.user("instructor"), await api.user()
     course = await api.course(teacher)
     module = await api.module(teacher, course["id"])
@@ -325,8 +334,7 @@ async def _done_but_for_a_removed_lesson(api: Api) -> tuple[dict[str, Any], str,
     assert r.status_code == 200 and r.json()["passed"] and r.json()["percent"] == 66.67, r.text
     url = f"/courses/{course['id']}/modules/{module['id']}/lessons/{l1['id']}"
     assert (await api.client.delete(url, headers=teacher["headers"])).status_code == 204
-    await publish()
-    return student, eid, l0, quiz
+    return student, eid, l0, quiz, publish
 
 
 async def _completed_once_with_a_certificate(
@@ -401,4 +409,34 @@ async def test_the_go_live_of_a_version_without_the_missing_lesson_completes_the
     assert body["status"] == "completed" and body["percent"] == 100.0, body
     r = await api.client.post(f"/lessons/{l0['id']}/complete", headers=student["headers"])
     assert r.status_code == 200 and r.json()["status"] == "completed", r.text  # answered as before
+    await _completed_once_with_a_certificate(api, container, student, eid)
+
+
+async def test_an_enrollment_held_by_a_request_at_go_live_is_completed_once_the_request_ends(
+    api: Api, worker: object, container: Any
+) -> None:
+    """The go-live's transaction skips an enrollment a request holds (it holds the course row, and a drop takes
+    the enrollment then the course). Its second pass waits for the request and completes the enrollment then:
+    the student used to stay active at 100 % until their next lesson or quiz."""
+    from sqlalchemy import select, text
+
+    from smartcourse.models import Course
+
+    student, eid, _l0, _quiz, publish = await _done_but_for_a_deleted_lesson(api)
+    course_id = (await api.client.get(f"/enrollments/{eid}", headers=student["headers"])).json()["course_id"]
+    async with container.engine.connect() as held:  # a request holding the enrollment row
+        await held.execute(text("select id from enrollments where id = :id for no key update"), {"id": eid})
+        publishing = asyncio.create_task(publish())
+        for _ in range(300):  # the go-live's own transaction commits past the held row
+            async with container.uow() as uow:
+                if await uow.session.scalar(select(Course.content_version).where(Course.id == course_id)) == 2:
+                    break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("version 2 never went live")
+        body = (await api.client.get(f"/enrollments/{eid}/progress", headers=student["headers"])).json()
+        assert body["status"] == "active" and body["percent"] == 100.0, body
+        assert not publishing.done()  # the second pass waits for the request
+        await held.rollback()
+    await publishing
     await _completed_once_with_a_certificate(api, container, student, eid)

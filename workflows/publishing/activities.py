@@ -159,6 +159,15 @@ class PublishingActivities:
                     lesson_ids=[lsn.lesson_id for lsn in lessons],
                     completed=completed,
                 )
+            # Those a request held at go-live (skipped there): completed now that it has committed. Run at every
+            # attempt of the step, so a retry after the go-live committed still does it.
+            async with self.c.uow() as uow:
+                completed += await publishing.complete_skipped_at_go_live(
+                    uow=uow,
+                    course_id=course_id,
+                    version=inp.version,
+                    lesson_ids=[lsn.lesson_id for lsn in lessons],
+                )
         except DomainError as exc:
             raise _non_retryable(exc) from exc
         await self.c.invalidate_course_cache(course_id)

@@ -149,13 +149,15 @@ def _complete(uow: UnitOfWork, e: Enrollment, now: datetime, reason: str) -> Non
 
 
 async def complete_finished_enrollments(
-    uow: UnitOfWork, course_id: uuid.UUID, lesson_ids: Collection[uuid.UUID]
+    uow: UnitOfWork, course_id: uuid.UUID, lesson_ids: Collection[uuid.UUID], *, wait: bool = False
 ) -> list[uuid.UUID]:
-    """At a version's go-live, in its transaction: complete the course's active enrollments that have every lesson
-    of that version done already (it dropped the lessons they were missing). Returns their ids.
+    """At a version's go-live: complete the course's active enrollments that have every lesson of that version done
+    already (it dropped the lessons they were missing). Returns their ids.
 
-    SKIP LOCKED: an enrollment locked by a request at that moment (a drop, which takes the course row after it, or
-    a progress request) is left to that request and the student's next one, never waited for."""
+    In the go-live's transaction (`wait=False`), SKIP LOCKED: an enrollment locked by a request at that moment (a
+    drop, which takes the course row after it, or a progress request) is not waited for, since that transaction
+    holds the course row. The go-live's second pass (`publishing.complete_skipped_at_go_live`, `wait=True`) holds
+    no course row lock that such a request wants, so it waits for them, then completes what is still active."""
     wanted = set(lesson_ids)
     if not wanted:
         return []
@@ -174,7 +176,7 @@ async def complete_finished_enrollments(
             select(Enrollment)
             .where(Enrollment.course_id == course_id, Enrollment.status == "active", done == len(wanted))
             .order_by(Enrollment.id)
-            .with_for_update(skip_locked=True)
+            .with_for_update(skip_locked=not wait)
         )
     )
     now = utcnow()

@@ -219,6 +219,24 @@ async def mark_published(
     return True
 
 
+async def complete_skipped_at_go_live(
+    *, uow: UnitOfWork, course_id: uuid.UUID, version: int, lesson_ids: Collection[uuid.UUID]
+) -> list[uuid.UUID]:
+    """The go-live's second pass, after its commit (and again at each retry of the step, so nothing is left): the
+    active enrollments with every lesson of `version` done that the go-live skipped because a request held them at
+    that moment are completed now, waiting for those requests. Returns their ids (for their certificates).
+
+    The course row is only KEY SHARE locked, which a drop or a progress request (NO KEY UPDATE, KEY SHARE) does
+    not wait for, so they cannot deadlock with this; a newer version's go-live (FOR UPDATE) waits, and a version
+    that is no longer the live one completes nothing (its lessons are not the course's any more)."""
+    course = await uow.session.get(Course, course_id, with_for_update={"read": True, "key_share": True})
+    if course is None or course.content_version != version or course.status not in ("published", "publishing"):
+        return []
+    finished = await progress.complete_finished_enrollments(uow, course_id, lesson_ids, wait=True)
+    await uow.commit()
+    return finished
+
+
 async def revert_publish(*, uow: UnitOfWork, course_id: uuid.UUID, workflow_id: str) -> None:
     """Compensation: a failed first publish returns to draft; a failed re-publish keeps the live version."""
     await uow.session.execute(
