@@ -19,7 +19,8 @@ async def ops_dead_letters(
     c: ContainerDep,
     status: Literal["pending", "replayed", "discarded", "all"] = "pending",
     consumer: Annotated[
-        str | None, Query(max_length=100, description="analytics, recommendations, celery:<task>...")
+        str | None,
+        Query(max_length=100, pattern=r"^[^\x00]*$", description="analytics, recommendations, celery:<task>..."),
     ] = None,
     since: Annotated[datetime | None, Query(description="only dead letters written at or after this time")] = None,
     limit: Annotated[int, Query(ge=1, le=operations.MAX_LIMIT)] = 50,

@@ -17,7 +17,9 @@ async def ops_tasks(
     user: CurrentUser,
     c: ContainerDep,
     status: Literal["failed", "resolved", "retrying", "succeeded", "all"] = "failed",
-    task: Annotated[str | None, Query(max_length=200, description="e.g. notifications.send_email")] = None,
+    task: Annotated[
+        str | None, Query(max_length=200, pattern=r"^[^\x00]*$", description="e.g. notifications.send_email")
+    ] = None,
     since: Annotated[datetime | None, Query(description="only outcomes recorded at or after this time")] = None,
     limit: Annotated[int, Query(ge=1, le=operations.MAX_LIMIT)] = 50,
 ) -> dict[str, Any]:

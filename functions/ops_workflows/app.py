@@ -24,9 +24,17 @@ async def ops_workflows(
             "after a failure), resolved, retrying, running, completed or all; comma-separated",
         ),
     ] = "failed",
-    kind: Annotated[str | None, Query(max_length=50, description="course_publishing, enrollment, certificate")] = None,
+    kind: Annotated[
+        str | None,
+        Query(max_length=50, pattern=r"^[^\x00]*$", description="course_publishing, enrollment, certificate"),
+    ] = None,
     subject: Annotated[
-        str | None, Query(max_length=200, description="what the run is about: course:<id> or enrollment:<id>")
+        str | None,
+        Query(
+            max_length=200,
+            pattern=r"^[^\x00]*$",
+            description="what the run is about: course:<id> or enrollment:<id>",
+        ),
     ] = None,
     since: Annotated[datetime | None, Query(description="only runs that changed at or after this time")] = None,
     limit: Annotated[int, Query(ge=1, le=operations.MAX_LIMIT)] = 50,

@@ -77,6 +77,9 @@ async def test_failed_publish_is_found_from_the_course_and_the_operations_api(
     detail = (await api.client.get(f"/workflows/{wf['workflow_id']}", headers=owner["headers"])).json()
     assert detail["failure"]["failed_step"] == "extract" and detail["subject"] == f"course:{course['id']}"
     # Bad filters are clear errors, and the API is for admins.
+    for path, name in (("/ops/workflows", "subject"), ("/ops/tasks", "task"), ("/ops/dead-letters", "consumer")):
+        r = await api.client.get(path, params={name: "\x00"}, headers=admin["headers"])
+        assert r.status_code == 422 and r.json()["code"] == "validation_error", (path, r.text)
     r = await api.client.get("/ops/workflows", params={"status": "broken"}, headers=admin["headers"])
     assert r.status_code == 422 and r.json()["code"] == "invalid_status"
     r = await api.client.get("/ops/workflows", params={"kind": "nope"}, headers=admin["headers"])

@@ -108,3 +108,25 @@ def test_head_answers_as_get_without_the_body() -> None:
     assert client.head("/missing").status_code == 404
     r = client.head("/things")  # a path without GET: still a 405 naming what it answers
     assert r.status_code == 405 and r.headers["Allow"] == "POST" and r.content == b""
+
+
+def test_a_value_postgresql_refuses_as_data_is_the_clients_422() -> None:
+    """SQLSTATE class 22 (a NUL byte in a text parameter is 22021, raised by asyncpg as its own error and wrapped by
+    SQLAlchemy as a plain DBAPIError) is the request's value: 422, not a 503 that tells the client to retry."""
+    from sqlalchemy.exc import DBAPIError
+
+    router = APIRouter()
+
+    @router.get("/nul")
+    async def nul() -> None:
+        orig = asyncpg.exceptions.CharacterNotInRepertoireError('invalid byte sequence for encoding "UTF8": 0x00')
+        raise DBAPIError("SELECT ...", {}, orig)
+
+    @router.get("/broken")
+    async def broken() -> None:
+        raise DBAPIError("SELECT ...", {}, asyncpg.exceptions.InternalServerError("xx"))
+
+    client = TestClient(create_app(router), raise_server_exceptions=False)
+    r = client.get("/nul")
+    assert r.status_code == 422 and r.json()["code"] == "invalid_input", r.text
+    assert client.get("/broken").status_code == 503

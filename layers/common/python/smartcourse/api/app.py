@@ -74,14 +74,16 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
 
 
 def _unencodable(exc: BaseException) -> bool:
-    """The driver could not encode a parameter (asyncpg: a time outside PostgreSQL's range is an OverflowError), which
-    SQLAlchemy wraps as a DBAPIError that is not a DataError: the request's value, never the database's state."""
+    """The driver could not encode a parameter (asyncpg: a time outside PostgreSQL's range is an OverflowError), or
+    PostgreSQL refused a value as data (SQLSTATE class 22, "data exception": a NUL byte in a text parameter is 22021,
+    which asyncpg raises as its own error and SQLAlchemy wraps as a plain DBAPIError, not a DataError): the request's
+    value, never the database's state."""
     seen: BaseException | None = exc
     for _ in range(5):
         seen = getattr(seen, "orig", None) or (seen.__cause__ if seen is not None else None)
         if seen is None:
             return False
-        if isinstance(seen, OverflowError):
+        if isinstance(seen, OverflowError) or str(getattr(seen, "sqlstate", "") or "").startswith("22"):
             return True
     return False
 
