@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import asyncpg.exceptions
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
 
@@ -130,3 +133,35 @@ def test_a_value_postgresql_refuses_as_data_is_the_clients_422() -> None:
     r = client.get("/nul")
     assert r.status_code == 422 and r.json()["code"] == "invalid_input", r.text
     assert client.get("/broken").status_code == 503
+
+
+def test_a_body_past_the_limit_is_413_before_it_is_parsed_and_nothing_is_cached_unless_said() -> None:
+    router = APIRouter()
+    parsed: list[int] = []
+
+    @router.post("/echo")
+    async def echo(body: Body) -> dict[str, int]:
+        parsed.append(len(body.name))
+        return {"n": len(body.name)}
+
+    @router.get("/cached")
+    async def cached() -> JSONResponse:
+        return JSONResponse({"ok": True}, headers={"Cache-Control": "public, max-age=60"})
+
+    client = TestClient(create_app(router), raise_server_exceptions=False)
+    small = client.post("/echo", json={"name": "x" * 1000})
+    assert small.status_code == 200 and small.headers["Cache-Control"] == "no-store"
+    big = '{"name": "' + "x" * (1024 * 1024) + '"}'
+    r = client.post("/echo", content=big, headers={"content-type": "application/json"})  # with Content-Length
+    assert r.status_code == 413 and r.json()["code"] == "request_too_large", r.text
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
+        yield b'{"name": "'
+        for _ in range(20):
+            yield b"x" * 65536
+        yield b'"}'
+
+    r = client.post("/echo", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["code"] == "request_too_large", r.text
+    assert parsed == [1000]
+    assert client.get("/cached").headers["Cache-Control"] == "public, max-age=60"  # the route's own

@@ -178,6 +178,8 @@ class Settings(BaseSettings):
     # Stripped only from paths that start with it; unset or "/": none.
     api_base_path: str = Field(default="", alias="API_BASE_PATH")
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, alias="MAX_UPLOAD_BYTES")
+    # Any other request body (JSON): refused with 413 request_too_large past this, before it is read and parsed.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, alias="MAX_BODY_BYTES")
     rate_limit_per_minute: int = Field(default=600, alias="RATE_LIMIT_PER_MINUTE")
     # Limits in `limits` notation ("10/minute;100/hour"); per client IP and per account (see docs/security.md).
     login_rate_limit_ip: str = Field(default="30/minute;300/hour", alias="LOGIN_RATE_LIMIT_IP")

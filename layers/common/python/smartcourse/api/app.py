@@ -34,7 +34,7 @@ _STATUS_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",
-    413: "file_too_large",
+    413: "request_too_large",
     415: "unsupported_media_type",
     429: "rate_limited",
 }
@@ -199,7 +199,13 @@ def install_edge(app: FastAPI) -> None:
     """Ops-page gate, security and trace headers, metrics and the request log line (one pure ASGI layer)."""
     from smartcourse.config import get_settings
 
-    app.add_middleware(EdgeMiddleware, hsts_always=get_settings().is_production)
+    settings = get_settings()
+    app.add_middleware(
+        EdgeMiddleware,
+        hsts_always=settings.is_production,
+        max_body_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
 
 
 def create_app(*routers: APIRouter, title: str = "SmartCourse API") -> FastAPI:

@@ -15,6 +15,7 @@ from typing import Any
 
 from opentelemetry import trace
 from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -48,10 +49,52 @@ def route_template(scope: Scope) -> str:
     return str(getattr(route, "path", "unmatched"))
 
 
+#: A JSON (or form) request body larger than this is refused with 413 before it is parsed (`MAX_BODY_BYTES`); a
+#: multipart upload may be as large as `MAX_UPLOAD_BYTES` plus this much of the multipart framing.
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """Raised from `receive` when a chunked body passes the limit: an HTTPException, so FastAPI's body parsing lets it
+    through (anything else there becomes a 400 "error parsing the body") and the app's handler answers 413."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is larger than {limit} bytes")
+
+
+def body_limit(scope: Scope, max_body: int, max_upload: int) -> int:
+    """The most bytes this request's body may have: an upload's size plus framing for multipart, else `max_body`."""
+    for key, value in scope.get("headers") or ():
+        if key == b"content-type":
+            if value[:19].lower() == b"multipart/form-data":
+                return max_upload + max_body
+            break
+    return max_body
+
+
+def _declared_length(scope: Scope) -> int | None:
+    for key, value in scope.get("headers") or ():
+        if key == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
 class EdgeMiddleware:
-    def __init__(self, app: ASGIApp, *, hsts_always: bool = False) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        hsts_always: bool = False,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_upload_bytes: int = 20 * 1024 * 1024,
+    ) -> None:
         self.app = app
         self.hsts_always = hsts_always
+        self.max_body_bytes = max_body_bytes
+        self.max_upload_bytes = max_upload_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -85,6 +128,9 @@ class EdgeMiddleware:
                 headers = MutableHeaders(scope=message)
                 for key, value in _SECURITY_HEADERS:
                     headers.setdefault(key, value)
+                # Nothing is stored by a browser or an intermediary unless the route says it may be (the catalogue's
+                # cached reads do): tokens (RFC 6749 5.1), a user's own data, an instructor's list with drafts.
+                headers.setdefault("Cache-Control", "no-store")
                 if not docs_page:
                     headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
                 if self.hsts_always or https:
@@ -96,8 +142,18 @@ class EdgeMiddleware:
                     headers["X-Trace-Id"] = trace_id
             await send(message)
 
+        limit = body_limit(scope, self.max_body_bytes, self.max_upload_bytes)
+        declared = _declared_length(scope)
+        if declared is None and scope.get("method") not in ("GET", "HEAD", "OPTIONS", "DELETE"):
+            receive = _counted(receive, limit)  # a chunked body: counted as it arrives
         try:
-            if path in OPS_PATHS and not await _ops_allowed(scope, receive):
+            if declared is not None and declared > limit:
+                from smartcourse.api.app import _error
+
+                # Refused before a byte of it is read or parsed.
+                message = f"the request body is larger than {limit} bytes"
+                await _error(413, "request_too_large", message)(scope, receive, send_with_headers)
+            elif path in OPS_PATHS and not await _ops_allowed(scope, receive):
                 from smartcourse.api.app import _error
 
                 await _error(404, "not_found", "Not Found")(scope, receive, send_with_headers)
@@ -132,6 +188,21 @@ class EdgeMiddleware:
                     "user_id": user_id,
                 },
             )
+
+
+def _counted(receive: Receive, limit: int) -> Receive:
+    seen = 0
+
+    async def receive_counted() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise BodyTooLarge(limit)
+        return message
+
+    return receive_counted
 
 
 async def _ops_allowed(scope: Scope, receive: Receive) -> bool:
