@@ -18,7 +18,10 @@ router = APIRouter(tags=["enrollments"])
     "/enrollments",
     status_code=201,
     response_model=EnrollmentPublic,
-    responses={200: {"description": "already enrolled"}, 202: {"description": "waitlisted"}},
+    responses={
+        200: {"model": EnrollmentPublic, "description": "already enrolled (or the same Idempotency-Key again)"},
+        202: {"model": EnrollmentPublic, "description": "waitlisted: `position` is the place in the queue"},
+    },
 )
 async def enroll(
     body: EnrollIn,

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request, Response
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.caching import cached_json
-from smartcourse.api.deps import ContainerDep, SignedCaller
+from smartcourse.api.deps import PUBLIC_OR_SIGNED, ContainerDep, SignedCaller
 from smartcourse.schemas import CourseDetail
 from smartcourse.services import courses
 from smartcourse.services.catalog_cache import CachedJson
@@ -14,7 +14,7 @@ from smartcourse.services.catalog_cache import CachedJson
 router = APIRouter(tags=["courses"])
 
 
-@router.get("/courses/{course_id}", response_model=CourseDetail)
+@router.get("/courses/{course_id}", response_model=CourseDetail, openapi_extra=PUBLIC_OR_SIGNED)
 async def get_course(
     course_id: uuid.UUID, request: Request, caller: SignedCaller, c: ContainerDep
 ) -> CourseDetail | Response:

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.caching import cached_json
-from smartcourse.api.deps import ContainerDep, SignedCaller
+from smartcourse.api.deps import PUBLIC_OR_SIGNED, ContainerDep, SignedCaller
 from smartcourse.schemas import CoursePage
 from smartcourse.services import courses, search
 from smartcourse.services.catalog_cache import CachedJson
@@ -14,7 +14,7 @@ from smartcourse.services.catalog_cache import CachedJson
 router = APIRouter(tags=["courses"])
 
 
-@router.get("/courses", response_model=CoursePage)
+@router.get("/courses", response_model=CoursePage, openapi_extra=PUBLIC_OR_SIGNED)
 async def list_courses(
     request: Request,
     c: ContainerDep,

@@ -159,8 +159,8 @@ async def test_repeats_and_idempotency_key_return_the_same_enrollment(api: Api, 
 async def test_rules(api: Api, worker: object) -> None:
     teacher, student = await api.user("instructor"), await api.user()
     draft = await api.course(teacher)
-    r = await enroll(api, student, draft["id"])
-    assert r.status_code == 409 and r.json()["code"] == "course_not_published"
+    r = await enroll(api, student, draft["id"])  # a draft is not revealed to a student: 404 as its read
+    assert r.status_code == 404 and r.json()["code"] == "course_not_found", r.text
     r = await enroll(api, student, str(uuid.uuid4()))
     assert r.status_code == 404
     r = await enroll(api, teacher, draft["id"])

@@ -79,3 +79,17 @@ async def test_ops_pages_are_counted_by_their_path(api: Api) -> None:
     before = served("unmatched", "404")
     assert (await api.client.get("/no-such-route")).status_code == 404
     assert served("unmatched", "404") == before + 1
+
+
+async def test_tokens_and_personal_answers_are_not_stored_and_public_reads_say_a_token_is_optional(api: Api) -> None:
+    student = await api.user()
+    r = await api.client.post("/auth/login", json={"email": student["email"], "password": student["password"]})
+    assert r.status_code == 200 and r.headers["cache-control"] == "no-store"  # RFC 6749 5.1
+    assert (await api.client.get("/auth/me", headers=student["headers"])).headers["cache-control"] == "no-store"
+    teacher = await api.user("instructor")
+    await api.course(teacher)  # a draft: the instructor's own catalogue lists it
+    assert (await api.client.get("/courses", headers=teacher["headers"])).headers["cache-control"] == "no-store"
+    spec = (await api.client.get("/openapi.json")).json()["paths"]
+    for path in ("/courses", "/courses/{course_id}"):
+        assert {} in spec[path]["get"]["security"] and {"HTTPBearer": []} in spec[path]["get"]["security"], path
+    assert {} not in spec["/auth/me"]["get"]["security"]

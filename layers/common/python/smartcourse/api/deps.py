@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -102,3 +102,7 @@ CurrentUser = Annotated[Principal, Depends(_principal)]
 OpsAccess = Annotated[bool, Depends(_ops)]
 OptionalUser = Annotated[Principal | None, Depends(_optional_principal)]
 SignedCaller = Annotated[Principal | None, Depends(_signed_caller)]
+
+#: `openapi_extra` of a route that takes `SignedCaller`: FastAPI declares its bearer scheme as required, and the
+#: empty requirement added here (FastAPI appends lists) says that calling without a token is allowed too.
+PUBLIC_OR_SIGNED: dict[str, Any] = {"security": [{}]}

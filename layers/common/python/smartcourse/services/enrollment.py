@@ -391,6 +391,10 @@ async def enroll(
     if status is None:
         raise NotFound("course not found", code="course_not_found")
     if not course_rules.is_live(status, content_version):
+        if not content_version:
+            # Never published: hidden from everyone but its owner (a read answers 404), and a write does not reveal
+            # what a read hides. A course that was live (archived) is known to its students: 409.
+            raise NotFound("course not found", code="course_not_found")
         raise Conflict("the course is not published", code="course_not_published")
     if required:
         missing = rules.missing_prerequisites(required, completed or [])
