@@ -38,6 +38,11 @@ GENERATOR_SYSTEM = (
 # the current directory", "Ignore the first row of the table") does not match.
 _RULES = r"(?:instructions?|prompts?|rules?|messages?|guidelines?|directions?|directives?|programming|guardrails?)"
 _QUALIFIER = r"(?:previous|prior|above|earlier|system|original|safety|existing)"
+#: Who an injected sentence addresses: the assistant, a chatbot, an (AI / large language) model, an LLM.
+_ADDRESSEE = (
+    r"(?:ai\s+(?:tutor|assistant|model|system)s?|ai|llms?|assistants?|chatbots?|bots?|tutor"
+    r"|(?:(?:ai|large)\s+)?(?:language\s+)?models?)"
+)
 _INJECTION = re.compile(
     # "Ignore all previous instructions", "disregard your rules": the rules must be *yours* or qualified
     # ("Ignore the first row", "forget the rules of thumb" are teaching text).
@@ -50,8 +55,11 @@ _INJECTION = re.compile(
     r"|\byour\s+system\s+prompt\b"
     # A sentence addressing the assistant: "Assistant, …", "To the AI tutor: …", "Note for the assistant".
     r"|\b(?:the|you,?)\s+(?:ai|llm|language\s+model)\s+(?:tutor|assistant)\s*[:,]"
-    r"|\b(?:note|message|instructions?|attention)\s+(?:to|for)\s+(?:the\s+)?(?:ai|llm|assistant|chatbot|tutor)\b"
-    r"|^\W*(?:dear\s+|hey\s+)?(?:assistant|chatbot|ai\s+tutor|ai\s+assistant)\s*,"
+    # "Note for the AI tutor", "IMPORTANT MESSAGE TO THE LANGUAGE MODEL", "instructions for any AI model/LLM/bot".
+    rf"|\b(?:note|message|instructions?|attention|memo|reminder)\s+(?:to|for)\s+(?:the\s+|any\s+|all\s+|an?\s+)?"
+    rf"{_ADDRESSEE}\b"
+    r"|^\W*(?:dear\s+|hey\s+)?(?:assistant|chatbot|llm|ai\s+(?:tutor|assistant|model)|(?:large\s+)?language\s+model)"
+    r"\s*,"
     r"|\b(?:reply|respond|answer)\s+only\s+with\b"
     r"|\b(?:end|start|begin|finish)\s+(?:each|every|all|any|your)\s+(?:answers?|responses?|replies|messages?)\s+with\b"
     r"|\b(?:tell|give)\s+the\s+(?:student|user)s?\b.*\b(?:password|secret)\b",
