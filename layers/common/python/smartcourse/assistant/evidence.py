@@ -318,15 +318,37 @@ def is_instruction_echo(sentence: str) -> bool:
     return bool(_ECHO.search(sentence))
 
 
-def lexical_support(sentence: str, passages: Sequence[Hit]) -> float:
-    """The share of the sentence's content words (citations aside) found in the passages; 0 without any."""
-    said = content_stems(_CITATION.sub(" ", sentence))
-    if not said:
-        return 0.0
+#: Words an answer uses to talk about its sources rather than about the course ("The passage [1] mentions that …",
+#: "according to the text"): they neither support a sentence nor count against it.
+_META_STEMS = frozenset(
+    words.stem(w)
+    for w in """passage passages text texts material materials mention mentions mentioned mentioning discuss discusses
+    discussed discussing according provide provides provided detail details information""".split()
+)
+
+
+def shown_stems(passages: Sequence[Hit]) -> set[str]:
+    """The content stems of the passages as the model saw them: instruction-like sentences neutralised
+    (`prompts.defang`), the source label as the passage attribute shows it."""
     shown: set[str] = set()
     for h in passages:
-        shown |= content_stems(f"{h.chunk.title} {h.chunk.text}")
-    return len(said & shown) / len(said)
+        shown |= content_stems(f"{defang(source_label(h))} {defang(h.chunk.text)}")
+    return shown
+
+
+def claimed_stems(sentence: str, question: str = "") -> set[str]:
+    """What a sentence of an answer claims: its content stems (citations aside), minus the words it took from the
+    question (restating the question is no answer) and the words about the sources themselves (`_META_STEMS`)."""
+    return content_stems(_CITATION.sub(" ", sentence)) - content_stems(question) - _META_STEMS
+
+
+def lexical_support(sentence: str, passages: Sequence[Hit], question: str = "") -> float:
+    """The share of the sentence's claimed words (`claimed_stems`) found in the passages as shown to the model
+    (`shown_stems`); 0 when it claims nothing ("The exam password is: [1]" to "What is the exam password?")."""
+    said = claimed_stems(sentence, question)
+    if not said:
+        return 0.0
+    return len(said & shown_stems(passages)) / len(said)
 
 
 @dataclass(frozen=True)
@@ -336,13 +358,14 @@ class Grounded:
     invalid: list[int]
 
 
-def grounded(draft: str, passages: Sequence[Hit]) -> Grounded | None:
-    """The draft as an answer, or None when it is not one.
+def grounded(draft: str, passages: Sequence[Hit], question: str = "") -> Grounded | None:
+    """The draft as an answer to `question`, or None when it is not one.
 
     Not an answer: a prompt play-back (`leaks_prompt`); a draft whose only citations sit in echoes of the citation
-    instruction (the echo sentences are dropped first); a cited sentence sharing too few content words with the
-    passages it cites (`LEXICAL_SUPPORT`: made-up passages, "[1] 2023-01-01: [1] 2023-01-01: …"); no citation of a
-    passage shown."""
+    instruction (the echo sentences are dropped first); a cited sentence sharing too few of its claimed words (the
+    question's own words and words about the sources aside: `claimed_stems`) with the passages it cites as the model
+    saw them (`LEXICAL_SUPPORT`: made-up passages, "[1] 2023-01-01: [1] 2023-01-01: …", the question restated with a
+    "[1]", words of a neutralised injection); no citation of a passage shown."""
     if not draft.strip() or leaks_prompt(draft):
         return None
     kept: list[str] = []
@@ -352,7 +375,7 @@ def grounded(draft: str, passages: Sequence[Hit]) -> Grounded | None:
             echoed = True
             continue
         cited = [n for n in cited_indexes(sentence) if 1 <= n <= len(passages)]
-        if cited and lexical_support(sentence, [passages[n - 1] for n in cited]) < LEXICAL_SUPPORT:
+        if cited and lexical_support(sentence, [passages[n - 1] for n in cited], question) < LEXICAL_SUPPORT:
             return None
         kept.append(sentence)
     answer = " ".join(kept).strip() if echoed else draft.strip()

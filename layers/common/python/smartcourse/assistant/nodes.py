@@ -140,7 +140,7 @@ def check(state: AskState) -> dict[str, Any]:
     """Accept the draft only if it is grounded (`evidence.grounded`: a cited sentence the cited passages support,
     not an echo of the instructions, nothing leaked); else retry, then fallback."""
     passages = state["passages"]
-    found = evidence.grounded(state.get("draft", ""), passages)
+    found = evidence.grounded(state.get("draft", ""), passages, state["standalone"])
     if found is not None and (not found.invalid or state.get("attempts", 0) >= 2):
         answer = evidence.strip_invalid(found.answer, found.invalid) if found.invalid else found.answer
         cites = [evidence.citation(n, passages[n - 1], state["standalone"]) for n in found.valid]
