@@ -171,6 +171,37 @@ async def test_a_restated_question_falls_back_to_the_passages() -> None:
     assert out["reason"] != "cited" and "trident77" not in out["answer"], out
 
 
+CORALS = hit(
+    25,
+    "Bleaching",
+    "When the water stays too warm for weeks, corals expel their zooxanthellae and turn white. This is called coral "
+    "bleaching.",
+    0.6,
+)
+
+
+def test_an_uncited_claim_must_be_supported_too() -> None:
+    """D2 (round 2): an invented uncited sentence no longer rides along with one good citation."""
+    good = "Corals turn white when the water is too warm [1]."
+    question = "Why do corals turn white?"
+    invented = f"{good} Corals are actually plants that grow on the Moon and were discovered by Napoleon in 1802."
+    assert evidence.grounded(invented, [CORALS], question) is None
+    # Connective sentences claim nothing; an uncited paraphrase of the passages is supported.
+    for draft in (
+        f"Here is what I found. {good}",
+        f"{good} I hope this helps!",
+        f"{good} This is called coral bleaching.",
+    ):
+        found = evidence.grounded(draft, [CORALS], question)
+        assert found is not None and found.answer == draft, draft
+
+
+async def test_a_draft_with_an_invented_uncited_sentence_is_retried_then_quoted() -> None:
+    draft = "Corals turn white when the water is too warm [1]. Corals were discovered by Napoleon on the Moon."
+    out = await ask(ScriptedChat(draft, draft), "Why do corals turn white?", CORALS)
+    assert out["reason"] == "fallback_quotes" and "Napoleon" not in out["answer"], out
+
+
 async def test_an_echoed_answer_in_the_history_is_not_fed_back() -> None:
     echo = "The passage is cited with its numbers in square brackets, like [1]. This is a reference to the section 566"
     history = [ChatMessage("user", "What happens in the Calvin cycle?"), ChatMessage("assistant", echo)]

@@ -327,6 +327,15 @@ _META_STEMS = frozenset(
 )
 
 
+#: Words of the sentences around an answer that claim nothing about the course ("Here is what I found.", "I hope this
+#: helps!", "Great question."): an uncited sentence made only of them needs no support.
+_CONNECTIVE_STEMS = _META_STEMS | frozenset(
+    words.stem(w)
+    for w in """found find finds hope helps helpful great good interesting question questions answer answers
+    summary following below let know look see check sure short brief briefly overall""".split()
+)
+
+
 def shown_stems(passages: Sequence[Hit]) -> set[str]:
     """The content stems of the passages as the model saw them: instruction-like sentences neutralised
     (`prompts.defang`), the source label as the passage attribute shows it."""
@@ -365,7 +374,10 @@ def grounded(draft: str, passages: Sequence[Hit], question: str = "") -> Grounde
     instruction (the echo sentences are dropped first); a cited sentence sharing too few of its claimed words (the
     question's own words and words about the sources aside: `claimed_stems`) with the passages it cites as the model
     saw them (`LEXICAL_SUPPORT`: made-up passages, "[1] 2023-01-01: [1] 2023-01-01: …", the question restated with a
-    "[1]", words of a neutralised injection); no citation of a passage shown."""
+    "[1]", words of a neutralised injection); an uncited sentence that makes a claim (claimed words other than
+    connective ones, `_CONNECTIVE_STEMS`: "Here is what I found." claims nothing) sharing too few with all the
+    passages shown ("… [1]. Corals are plants discovered by Napoleon."); no citation of a passage
+    shown."""
     if not draft.strip() or leaks_prompt(draft):
         return None
     kept: list[str] = []
@@ -377,6 +389,9 @@ def grounded(draft: str, passages: Sequence[Hit], question: str = "") -> Grounde
         cited = [n for n in cited_indexes(sentence) if 1 <= n <= len(passages)]
         if cited and lexical_support(sentence, [passages[n - 1] for n in cited], question) < LEXICAL_SUPPORT:
             return None
+        claims = set() if cited else claimed_stems(sentence, question) - _CONNECTIVE_STEMS
+        if claims and len(claims & shown_stems(passages)) / len(claims) < LEXICAL_SUPPORT:
+            return None  # an uncited claim the passages do not support: an invented fact riding on a good citation
         kept.append(sentence)
     answer = " ".join(kept).strip() if echoed else draft.strip()
     valid, invalid = check_citations(answer, len(passages))
