@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -210,36 +211,45 @@ async def test_the_error_message_names_the_kind_in_good_english() -> None:
 # --- explore-ai L7: a failed generation's record and error event -------------------------------------------------
 
 
-async def test_a_failed_generation_records_its_reason_and_the_error_event_has_one_shape(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def generation_run(
+    chat: object, task: generation.Task, recorded: list[Any], monkeypatch: pytest.MonkeyPatch, passages: Any = None
+) -> Any:
+    """A prepared `GenerationRun` on a fake model, its interaction records collected in `recorded`."""
     import asyncio
     import uuid
 
-    from smartcourse.assistant.sse import generation_events
     from smartcourse.security import Principal
     from smartcourse.services import assistant
-
-    recorded: list[assistant.Interaction] = []
 
     async def fake_record(container: object, interaction: assistant.Interaction, **kw: object) -> None:
         recorded.append(interaction)
 
     class Container:
-        def chat_model(self) -> ScriptedChat:
-            return ScriptedChat("nothing useful", "nothing useful")
+        def chat_model(self) -> object:
+            return chat
 
     monkeypatch.setattr(assistant, "record", fake_record)
     user = uuid.uuid4()
-    run = assistant.GenerationRun(
+    return assistant.GenerationRun(
         container=Container(),
         principal=Principal(user_id=user, role="instructor"),
-        task=generation.objectives_task(),
-        passages=[OUTBOX],  # type: ignore[list-item]
-        interaction=assistant.Interaction(user_id=user, course_id=uuid.uuid4(), kind="objectives", model="scripted"),
+        task=task,
+        passages=passages or [OUTBOX],
+        interaction=assistant.Interaction(user_id=user, course_id=uuid.uuid4(), kind=task.kind, model="scripted"),
         slot=asyncio.Semaphore(0),
         query="outbox",
     )
+
+
+async def test_a_failed_generation_records_its_reason_and_the_error_event_has_one_shape(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from smartcourse.assistant.sse import generation_events
+    from smartcourse.services import assistant
+
+    recorded: list[assistant.Interaction] = []
+    chat = ScriptedChat("nothing useful", "nothing useful")
+    run = generation_run(chat, generation.objectives_task(), recorded, monkeypatch)
     events = [e async for e in generation_events(run)]
     error = json.loads(events[-1]["data"])
     assert events[-1]["event"] == "error" and error["code"] == "ai_output_invalid"
@@ -248,3 +258,17 @@ async def test_a_failed_generation_records_its_reason_and_the_error_event_has_on
     long = Unavailable("x", code="ai_output_invalid", details={"reason": "malformed JSON: " + "e" * 80})
     assert len(assistant.failure_reason(long) or "") == assistant.REASON_CHARS
     assert assistant.failure_reason(Unavailable("busy", code="assistant_busy")) == "assistant_busy"
+
+
+async def test_a_streamed_generation_is_recorded_as_streamed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """D6 (round 2): the SSE generations were all recorded `streamed = false`; the JSON ones stay false."""
+    from smartcourse.assistant.sse import generation_events
+
+    good = "- Explain how the outbox commits events\n- Describe the relay's role"
+    recorded: list[Any] = []
+    run = generation_run(ScriptedChat(good), generation.objectives_task(), recorded, monkeypatch)
+    events = [e async for e in generation_events(run)]
+    assert events[-1]["event"] == "done" and recorded[0].outcome == "generated" and recorded[0].streamed is True
+    run = generation_run(ScriptedChat(good), generation.objectives_task(), recorded, monkeypatch)
+    await run.execute()
+    assert recorded[1].outcome == "generated" and recorded[1].streamed is False

@@ -27,6 +27,9 @@ async def generation_events(run: Any) -> AsyncIterator[dict[str, str]]:
     `error` is `{code, message, interaction_id, details}`: the interaction id at the top level as `/ai/ask-stream`
     sends it (and, as before, also in `details`)."""
 
+    # Recorded as streamed: the endpoint prepares the run before it knows how the answer is sent (`streamed` stayed
+    # False for every SSE generation).
+    run.interaction.streamed = True
     queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
     task = asyncio.create_task(
         run.execute(
