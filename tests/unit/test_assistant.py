@@ -375,3 +375,34 @@ async def test_a_cut_stream_still_accounts_its_tokens() -> None:
     with usage.metered() as meter:
         assert [t async for t in metered_stream(reported(), prompt)] == ["hello"]
     assert (meter.tokens_in, meter.tokens_out, meter.calls) == (7, 1, 1)  # the server's count, not an estimate
+
+
+class DroppingChat(ScriptedChat):
+    """A model whose connection drops after a few streamed pieces (the fake endpoint's `drop` mode)."""
+
+    async def stream(
+        self, messages: Sequence[ChatMessage], *, max_tokens: int = 512, temperature: float = 0.0
+    ) -> AsyncIterator[str]:
+        self.calls.append(list(messages))
+        for piece in ("Corals", " turn", " white"):
+            yield piece
+        raise ConnectionError("the model server closed the connection")
+
+
+async def test_a_model_failing_mid_stream_resets_before_the_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """D11 (round 2): the unchecked tokens sent before a failure are discarded by a `reset` before `error`."""
+    events = await ask_events(DroppingChat(), "Why use an outbox table?", OUTBOX, monkeypatch=monkeypatch)
+    names = [name for name, _ in events]
+    assert names == ["token", "token", "token", "reset", "error"], events
+    assert events[3][1] == {"attempt": 2, "next": "error"} and what_a_client_shows(events) == ""
+    # Nothing sent before the failure: no reset.
+
+    class FailingChat(ScriptedChat):
+        async def stream(
+            self, messages: Sequence[ChatMessage], *, max_tokens: int = 512, temperature: float = 0.0
+        ) -> AsyncIterator[str]:
+            raise ConnectionError("refused")
+            yield ""  # pragma: no cover (an async generator)
+
+    events = await ask_events(FailingChat(), "Why use an outbox table?", OUTBOX, monkeypatch=monkeypatch)
+    assert [name for name, _ in events] == ["error"], events

@@ -272,3 +272,14 @@ async def test_a_streamed_generation_is_recorded_as_streamed(monkeypatch: pytest
     run = generation_run(ScriptedChat(good), generation.objectives_task(), recorded, monkeypatch)
     await run.execute()
     assert recorded[1].outcome == "generated" and recorded[1].streamed is False
+
+
+async def test_a_generation_failing_mid_stream_resets_before_the_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """D11 (round 2): as on /ai/ask-stream, a `reset` discards the tokens of a generation that failed."""
+    from smartcourse.assistant.sse import generation_events
+    from tests.unit.test_assistant import DroppingChat
+
+    run = generation_run(DroppingChat(), generation.summary_task(1), [], monkeypatch)
+    events = [(e["event"], json.loads(e["data"])) async for e in generation_events(run)]
+    assert [name for name, _ in events] == ["token", "token", "token", "reset", "error"], events
+    assert events[3][1] == {"attempt": 2, "next": "error"} and events[4][1]["code"] == "assistant_failed"

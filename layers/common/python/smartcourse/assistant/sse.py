@@ -16,6 +16,10 @@ async def sse_events(events: AsyncIterator[tuple[str, dict[str, Any]]]) -> Async
         yield {"event": event, "data": json.dumps(data, ensure_ascii=False)}
 
 
+def _event(event: str, data: dict[str, Any]) -> dict[str, str]:
+    return {"event": event, "data": json.dumps(data, ensure_ascii=False)}
+
+
 def wants_stream(request: Any) -> bool:
     return "text/event-stream" in request.headers.get("accept", "")
 
@@ -25,7 +29,8 @@ async def generation_events(run: Any) -> AsyncIterator[dict[str, str]]:
     tokens: discard the rejected attempt's), then `done` (the JSON body) or `error`.
 
     `error` is `{code, message, interaction_id, details}`: the interaction id at the top level as `/ai/ask-stream`
-    sends it (and, as before, also in `details`)."""
+    sends it (and, as before, also in `details`). A `reset` `{attempt, next: "error"}` precedes it when tokens were
+    sent since the last reset: a client never keeps a draft that failed."""
 
     # Recorded as streamed: the endpoint prepares the run before it knows how the answer is sent (`streamed` stayed
     # False for every SSE generation).
@@ -37,12 +42,18 @@ async def generation_events(run: Any) -> AsyncIterator[dict[str, str]]:
             on_reset=lambda attempt: queue.put_nowait(("reset", {"attempt": attempt})),
         )
     )
+    shown = ""  # what a client following the protocol shows: the tokens since the last reset
+    attempt = 1
     try:
         while not (task.done() and queue.empty()):
             getter = asyncio.ensure_future(queue.get())
             await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
             if getter.done():
                 event, data = getter.result()
+                if event == "token":
+                    shown += data["text"]
+                elif event == "reset":
+                    shown, attempt = "", int(data["attempt"])
                 yield {"event": event, "data": json.dumps(data, ensure_ascii=False)}
             else:
                 getter.cancel()
@@ -56,6 +67,8 @@ async def generation_events(run: Any) -> AsyncIterator[dict[str, str]]:
                 "interaction_id": details.get("interaction_id"),
                 "details": details,
             }
+            if shown:
+                yield _event("reset", {"attempt": attempt + 1, "next": "error"})
             yield {"event": "error", "data": json.dumps(err, ensure_ascii=False)}
             return
         yield {"event": "done", "data": result.model_dump_json()}

@@ -305,10 +305,13 @@ class AskRun:
 
         `reset` (discard the tokens so far) comes whenever tokens were sent that are not the answer's beginning:
         before the model's second attempt, and before the server's own answer (the passages quoted, or the draft
-        corrected) or a refusal. So the tokens after the last `reset` always spell the final answer (`done`)."""
+        corrected) or a refusal. So the tokens after the last `reset` always spell the final answer (`done`). When
+        the model fails after tokens were sent, a `reset` `{next: "error"}` precedes `error`: the unchecked draft
+        is not left on the client's screen."""
         it = self.interaction
         state: dict[str, Any] = {}
         shown = ""  # what a client following the protocol shows: the tokens since the last reset
+        attempt = 1  # the model's attempt whose tokens are being sent
         try:
             with usage.metered() as meter:
                 it.meter = meter
@@ -321,6 +324,7 @@ class AskRun:
                         shown += part["token"]
                         yield "token", {"text": part["token"]}
                     elif mode == "custom" and "reset" in part:
+                        attempt = int(part["reset"])
                         if shown:  # nothing to discard when the rejected draft never reached the client
                             shown = ""
                             yield "reset", {"attempt": part["reset"], "next": "model"}
@@ -338,6 +342,8 @@ class AskRun:
         except DomainError as exc:
             self.failure = exc
             await record_failure(self.container, it, exc)
+            if shown:
+                yield "reset", {"attempt": attempt + 1, "next": "error"}
             yield "error", {"code": exc.code, "message": exc.message, "interaction_id": str(it.id)}
             return
         except (Exception, asyncio.CancelledError) as exc:
@@ -346,6 +352,8 @@ class AskRun:
             await record_failure(self.container, it, exc)
             if isinstance(exc, asyncio.CancelledError):
                 raise
+            if shown:  # the model failed mid-draft: the tokens sent were never checked
+                yield "reset", {"attempt": attempt + 1, "next": "error"}
             yield (
                 "error",
                 {
