@@ -283,3 +283,35 @@ async def test_a_generation_failing_mid_stream_resets_before_the_error(monkeypat
     events = [(e["event"], json.loads(e["data"])) async for e in generation_events(run)]
     assert [name for name, _ in events] == ["token", "token", "token", "reset", "error"], events
     assert events[3][1] == {"attempt": 2, "next": "error"} and events[4][1]["code"] == "assistant_failed"
+
+
+async def test_a_model_call_that_timed_out_is_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    """D12 (round 2): a hung model cost two 60 s timeouts (the openai client retried the timed-out request); now it
+    costs one. A refused connection or a 500 before any output is still tried once more."""
+    import httpx
+    import openai
+
+    from smartcourse.adapters import chat as adapter
+    from smartcourse.ports import ChatMessage
+
+    monkeypatch.setattr(adapter, "RETRY_PAUSE_SECONDS", 0.0)
+    calls: list[str] = []
+
+    def hang(request: httpx.Request) -> httpx.Response:
+        calls.append("hang")
+        raise httpx.ReadTimeout("timed out", request=request)
+
+    def down(request: httpx.Request) -> httpx.Response:
+        calls.append("500")
+        return httpx.Response(500, json={"error": {"message": "boom"}})
+
+    messages = [ChatMessage("user", "hello")]
+    for handler, expected, error in ((hang, 1, openai.APITimeoutError), (down, 2, openai.InternalServerError)):
+        calls.clear()
+        client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+        model = adapter.OpenAIChatModel(
+            base_url="http://llm.test/v1", model="m", api_key=None, http_async_client=client
+        )
+        with pytest.raises(error):
+            _ = [p async for p in model.stream(messages)]
+        assert len(calls) == expected, (handler.__name__, calls)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import httpx
 import openai
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage
 from langchain_openai import ChatOpenAI
@@ -28,9 +30,18 @@ def _record_usage(meta: dict[str, Any] | None) -> None:
 class OpenAIChatModel:
     """The ChatModel port on `ChatOpenAI`; one client per process (it pools its HTTP connections)."""
 
-    def __init__(self, *, base_url: str, model: str, api_key: str | None, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        model: str,
+        api_key: str | None,
+        timeout: float = 60.0,
+        http_async_client: httpx.AsyncClient | None = None,
+    ) -> None:
         self.name = model
         self.base_url = base_url
+        extra: dict[str, Any] = {"http_async_client": http_async_client} if http_async_client is not None else {}
         self._llm = ChatOpenAI(
             base_url=base_url,
             model=model,
@@ -38,7 +49,10 @@ class OpenAIChatModel:
             streaming=True,
             stream_usage=True,
             timeout=timeout,
-            max_retries=1,
+            # The openai client's own retries include a request that timed out: a hung model cost the student two
+            # timeouts (120 s) before the 503. Retries are ours instead (`_astream`): never after a timeout.
+            max_retries=0,
+            **extra,
         )
 
     @classmethod
@@ -56,7 +70,7 @@ class OpenAIChatModel:
     ) -> AsyncIterator[str]:
         """Yields text as the model writes it; closing the iterator closes the HTTP stream (stops generation)."""
         llm = self._llm.bind(max_tokens=max_tokens, temperature=temperature)
-        async for text in metered_stream(llm.astream(to_langchain(messages)), messages):
+        async for text in _astream(llm, messages):
             yield text
 
     async def stream_json(
@@ -72,10 +86,41 @@ class OpenAIChatModel:
             response_format={"type": "json_schema", "json_schema": {"name": "output", "schema": schema}},
         )
         try:
-            async for text in metered_stream(llm.astream(to_langchain(messages)), messages):
+            async for text in _astream(llm, messages):
                 yield text
         except openai.LengthFinishReasonError as exc:
             raise OutputTruncated(max_tokens) from exc
+
+
+#: Provider statuses worth one more try: rate limited, or a transient server error.
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRY_PAUSE_SECONDS = 0.5
+
+
+def retryable(exc: BaseException) -> bool:
+    """A failure worth one more request: the connection refused or dropped, or a transient status. Never a timeout:
+    the model may still be busy with the first request, and the caller has already waited one timeout."""
+    if isinstance(exc, openai.APITimeoutError):
+        return False
+    if isinstance(exc, openai.APIConnectionError):
+        return True
+    return isinstance(exc, openai.APIStatusError) and exc.status_code in _RETRY_STATUSES
+
+
+async def _astream(llm: Any, messages: Sequence[ChatMessage]) -> AsyncIterator[str]:
+    """The model's text, metered; a `retryable` failure before the first piece is retried once (after a piece, the
+    caller has streamed it: the failure is the caller's to handle)."""
+    for attempt in (1, 2):
+        sent = False
+        try:
+            async for text in metered_stream(llm.astream(to_langchain(messages)), messages):
+                sent = True
+                yield text
+            return
+        except Exception as exc:
+            if sent or attempt == 2 or not retryable(exc):
+                raise
+        await asyncio.sleep(RETRY_PAUSE_SECONDS)
 
 
 def estimate_tokens(messages: Sequence[ChatMessage]) -> int:
