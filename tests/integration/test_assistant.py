@@ -472,7 +472,8 @@ async def test_a_quiz_cut_at_the_output_limit_is_retried_then_ai_output_invalid(
     r = await api.client.get(f"/ai/interactions/{r.json()['details']['interaction_id']}", headers=teacher["headers"])
     assert r.json()["outcome"] == "error" and "cut off" in r.json()["error"], r.json()
 
-    # Streamed: the cut-off attempt's tokens, a `reset`, then the retry's, then the quiz.
+    # Streamed: the cut-off attempt's tokens, a `reset`, then the retry's, a `reset` (a quiz has no text: its JSON
+    # tokens are not the result), then the quiz.
     question = {"prompt": "Where is an event stored first?", "options": ["Kafka", "The outbox"], "answer": 1}
     good = {"questions": [{**question, "source": 1}]}
     model, requests = openai_endpoint((cut, "length"), (json.dumps(good), "stop"))
@@ -485,5 +486,6 @@ async def test_a_quiz_cut_at_the_output_limit_is_retried_then_ai_output_invalid(
         for block in r.text.replace("\r\n", "\n").split("\n\n")
         if block.startswith("event: ")
     ]
-    assert [e for e, _ in events] == ["token", "reset", "token", "done"], events
+    assert [e for e, _ in events] == ["token", "reset", "token", "reset", "done"], events
     assert events[1][1] == {"attempt": 2} and events[-1][1]["questions"][0]["answer"] == 1
+    assert events[3][1] == {"attempt": 3, "next": "server"}

@@ -315,3 +315,37 @@ async def test_a_model_call_that_timed_out_is_not_retried(monkeypatch: pytest.Mo
         with pytest.raises(error):
             _ = [p async for p in model.stream(messages)]
         assert len(calls) == expected, (handler.__name__, calls)
+
+
+@pytest.mark.parametrize(
+    ("reply", "task", "resets"),
+    [
+        # Objectives streamed as "1. …" but validated as "- …" lines, with an invented tail dropped.
+        (
+            "1. Explain how the outbox commits events\n2. Describe the relay\n\nHere is the passage: Coral polyps …",
+            generation.objectives_task(),
+            1,
+        ),
+        # A summary whose invalid citation is removed.
+        ("The outbox table commits events with the state change [1] [7]. A relay publishes them [1].", None, 1),
+        # A summary accepted as streamed: no reset.
+        ("The outbox table commits events with the state change [1]. A relay publishes them [1].", None, 0),
+        # A quiz: its JSON tokens are dropped, the questions are in `done`.
+        (json.dumps(GOOD), generation.quiz_task(2, 2), 1),
+    ],
+)
+async def test_a_generation_stream_ends_with_exactly_done_text(
+    reply: str, task: generation.Task | None, resets: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """D7 (round 2): the generation stream showed text that `done` dropped, with no `reset`."""
+    from smartcourse.assistant.sse import generation_events
+    from tests.unit.test_assistant import what_a_client_shows
+
+    run = generation_run(
+        ScriptedChat(reply), task or generation.summary_task(2), [], monkeypatch, passages=[OUTBOX, RELAY]
+    )
+    events = [(e["event"], json.loads(e["data"])) async for e in generation_events(run)]
+    done = events[-1][1]
+    assert events[-1][0] == "done", events
+    assert what_a_client_shows(events[:-1]).strip() == done.get("text", ""), events
+    assert [d for n, d in events if n == "reset"] == [{"attempt": 2, "next": "server"}] * resets, events

@@ -30,7 +30,11 @@ async def generation_events(run: Any) -> AsyncIterator[dict[str, str]]:
 
     `error` is `{code, message, interaction_id, details}`: the interaction id at the top level as `/ai/ask-stream`
     sends it (and, as before, also in `details`). A `reset` `{attempt, next: "error"}` precedes it when tokens were
-    sent since the last reset: a client never keeps a draft that failed."""
+    sent since the last reset: a client never keeps a draft that failed.
+
+    As on `/ai/ask-stream`, the tokens after the last `reset` spell `done.text`: when the validated result differs
+    from what was streamed, a `reset` `{attempt, next: "server"}` and the result's text as one `token` come before
+    `done` (a quiz has no text: its tokens are reset and `done` carries the questions)."""
 
     # Recorded as streamed: the endpoint prepares the run before it knows how the answer is sent (`streamed` stayed
     # False for every SSE generation).
@@ -71,6 +75,14 @@ async def generation_events(run: Any) -> AsyncIterator[dict[str, str]]:
                 yield _event("reset", {"attempt": attempt + 1, "next": "error"})
             yield {"event": "error", "data": json.dumps(err, ensure_ascii=False)}
             return
+        # The validated result is not always what was streamed (objectives reshaped as "- …" lines, invalid
+        # citations removed, a quiz's JSON): the client is told to drop the tokens and gets the result's text.
+        final = str(getattr(result, "text", "") or "")
+        if shown.strip() != final.strip():
+            if shown:
+                yield _event("reset", {"attempt": attempt + 1, "next": "server"})
+            if final:
+                yield _event("token", {"text": final})
         yield {"event": "done", "data": result.model_dump_json()}
     finally:
         if not task.done():  # the client went away: stop the model
