@@ -382,3 +382,46 @@ def test_citations_carry_a_structured_source() -> None:
         "title": "cells.pdf",
         "location": "Module 1 > cells.pdf",
     }
+
+
+# --- D8 (round 2): loops in answers, loops that vary a number, answers cut mid-word ---------------------------------
+
+LOOPED = (
+    "The passage [1] mentions that when the water stays too warm for weeks, corals expel their zooxanthellae and "
+    "turn white. This is called coral bleaching. "
+) * 6 + "The passage [1] mentions that when the water stays too warm for weeks, corals expel their zoox"
+
+
+def test_a_looped_answer_is_not_an_answer() -> None:
+    assert evidence.grounded(LOOPED, [CORALS], "How hot is the water they emit?") is None
+    # Sentences differing only by a number or a citation are the same sentence.
+    numbered = " ".join(f"The passage {n}, the text mentions that corals turn white [{n}]." for n in range(1, 5))
+    assert evidence.loops(numbered) and evidence.grounded(numbered, [CORALS] * 4, "Why are corals white?") is None
+    assert not evidence.loops("Corals turn white [1]. Corals turn white [1]. They expel algae [1].")
+
+
+def test_an_answer_cut_at_the_output_limit_mid_word_is_incomplete() -> None:
+    draft = (
+        "Corals expel their zooxanthellae and turn white [1]. When the water stays too warm, corals expel their zoox"
+    )
+    question = "Why do corals turn white?"
+    found = evidence.grounded(draft, [CORALS], question, cut=True)
+    assert found is not None and found.answer == "Corals expel their zooxanthellae and turn white [1].", found
+    assert (
+        evidence.grounded("When the water stays too warm, corals expel [1] their zoox", [CORALS], question, cut=True)
+        is None
+    )
+    # Finished, or not at the limit: kept whole.
+    assert evidence.grounded(draft, [CORALS], question) is not None
+    assert evidence.unfinished("… their zoox") and not evidence.unfinished("… turn white [1]")
+    assert not evidence.unfinished("They turn “white.”") and evidence.unfinished("Such as:")
+
+
+async def test_the_graph_trims_a_draft_stopped_at_max_tokens() -> None:
+    draft = "Corals expel their zooxanthellae and turn white [1]. When the water stays too warm, corals expel their"
+    out = await ask(
+        ScriptedChat(draft), "Why do corals turn white?", CORALS, knobs=Knobs(max_tokens=len(draft.split(" ")))
+    )
+    assert out["reason"] == "cited" and out["answer"] == "Corals expel their zooxanthellae and turn white [1].", out
+    out = await ask(ScriptedChat(draft), "Why do corals turn white?", CORALS, knobs=Knobs(max_tokens=256))
+    assert out["answer"] == draft, out

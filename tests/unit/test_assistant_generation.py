@@ -349,3 +349,12 @@ async def test_a_generation_stream_ends_with_exactly_done_text(
     assert events[-1][0] == "done", events
     assert what_a_client_shows(events[:-1]).strip() == done.get("text", ""), events
     assert [d for n, d in events if n == "reset"] == [{"attempt": 2, "next": "server"}] * resets, events
+
+
+def test_a_summary_looping_with_a_changing_number_is_refused() -> None:
+    """D8 (round 2): "The passage 1, … The passage 2, …" ten times passed the whole-sentence comparison."""
+    looped = " ".join(
+        f"The passage {n}, the text mentions that sea otters use rocks to open urchins." for n in range(5)
+    )
+    with pytest.raises(generation.InvalidOutput, match="repeats the same sentence"):
+        generation.parse_grounded_text(looped, 2)

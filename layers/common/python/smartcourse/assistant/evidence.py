@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -360,6 +361,31 @@ def lexical_support(sentence: str, passages: Sequence[Hit], question: str = "") 
     return len(said & shown_stems(passages)) / len(said)
 
 
+#: More repeats of one sentence make a text degenerate: the local model looped one sentence 14 times in a summary,
+#: and 6 times in an answer ("The passage [1] mentions that …" six times, cut mid-word).
+MAX_REPEATS = 2
+_LETTERS = re.compile(r"[^\W\d_]+")
+#: Where a finished sentence ends: its punctuation or a citation, then any closing quotes or brackets.
+_FINISHED = re.compile(r"(?:[.!?\u2026\u3002\uff01\uff1f]|\[\d{1,3}(?:\s*,\s*\d{1,3})*\])[\"'\u201d\u2019)\]*]*$")
+
+
+def loop_key(sentence: str) -> str:
+    """A sentence as loops are compared: its words without digits or citations ("The passage 1, the text mentions …"
+    and "The passage 2, the text mentions …" are the same sentence said twice)."""
+    return " ".join(_LETTERS.findall(_CITATION.sub(" ", sentence).lower()))
+
+
+def loops(text: str) -> bool:
+    """A sentence said more than `MAX_REPEATS` times (`loop_key`): degenerate output, not an answer."""
+    counts = Counter(key for s in words.sentences(text) if (key := loop_key(s.text)))
+    return bool(counts) and counts.most_common(1)[0][1] > MAX_REPEATS
+
+
+def unfinished(text: str) -> bool:
+    """The text stops mid-sentence: no end punctuation or citation at its end ("… their zoox")."""
+    return not _FINISHED.search(text.rstrip())
+
+
 @dataclass(frozen=True)
 class Grounded:
     answer: str  # the draft without its instruction echoes
@@ -367,8 +393,9 @@ class Grounded:
     invalid: list[int]
 
 
-def grounded(draft: str, passages: Sequence[Hit], question: str = "") -> Grounded | None:
-    """The draft as an answer to `question`, or None when it is not one.
+def grounded(draft: str, passages: Sequence[Hit], question: str = "", *, cut: bool = False) -> Grounded | None:
+    """The draft as an answer to `question`, or None when it is not one. `cut`: the model stopped at its output
+    limit, so a last sentence left `unfinished` is dropped (it is incomplete, whatever it cites).
 
     Not an answer: a prompt play-back (`leaks_prompt`); a draft whose only citations sit in echoes of the citation
     instruction (the echo sentences are dropped first); a cited sentence sharing too few of its claimed words (the
@@ -376,13 +403,16 @@ def grounded(draft: str, passages: Sequence[Hit], question: str = "") -> Grounde
     saw them (`LEXICAL_SUPPORT`: made-up passages, "[1] 2023-01-01: [1] 2023-01-01: …", the question restated with a
     "[1]", words of a neutralised injection); an uncited sentence that makes a claim (claimed words other than
     connective ones, `_CONNECTIVE_STEMS`: "Here is what I found." claims nothing) sharing too few with all the
-    passages shown ("… [1]. Corals are plants discovered by Napoleon."); no citation of a passage
-    shown."""
-    if not draft.strip() or leaks_prompt(draft):
+    passages shown ("… [1]. Corals are plants discovered by Napoleon."); a loop (`loops`); no citation of a
+    passage shown."""
+    if not draft.strip() or leaks_prompt(draft) or loops(draft):
         return None
     kept: list[str] = []
-    echoed = False
-    for sentence in (s.text for s in words.sentences(draft)):
+    said = [s.text for s in words.sentences(draft)]
+    echoed = cut and unfinished(draft)  # the unfinished last sentence is left out, as echoes are
+    if echoed:
+        said = said[:-1]
+    for sentence in said:
         if is_instruction_echo(sentence):
             echoed = True
             continue

@@ -7,7 +7,6 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -142,13 +141,13 @@ def parse_objectives(text: str) -> list[str]:
     return out[:6]
 
 
-#: More repeats of one sentence make the text degenerate (the local model looped one sentence 14 times).
-MAX_REPEATS = 2
+MAX_REPEATS = evidence.MAX_REPEATS
 
 
 def parse_grounded_text(text: str, n_passages: int) -> str:
     """Summary / explanation: non-empty, no system-prompt echo, no paraphrase of the instructions ("You can use only
-    the passages you want."), no sentence repeated more than `MAX_REPEATS` times, no citation of an unshown
+    the passages you want."), no sentence repeated more than `MAX_REPEATS` times (`evidence.loops`: digits and
+    citations aside), no citation of an unshown
     passage."""
     body = text.strip()
     if len(body) < 20:
@@ -158,8 +157,7 @@ def parse_grounded_text(text: str, n_passages: int) -> str:
     said = [s.text for s in sentences(body)]
     if any(evidence.is_instruction_echo(s) for s in said):
         raise InvalidOutput("the text talks about the instructions instead of the passages")
-    counts = Counter(_same_text(s) for s in said if _same_text(s))
-    if counts and counts.most_common(1)[0][1] > MAX_REPEATS:
+    if evidence.loops(body):  # sentences compared without their digits and citations
         raise InvalidOutput("the text repeats the same sentence")
     _, invalid = evidence.check_citations(body, n_passages)
     return evidence.strip_invalid(body, invalid) if invalid else body

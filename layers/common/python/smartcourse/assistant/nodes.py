@@ -115,11 +115,12 @@ async def generate(state: AskState, config: RunnableConfig) -> dict[str, Any]:
     if attempt > 1:
         writer({"reset": attempt})
     messages = prompts.answer_messages(state["standalone"], state["passages"], retry=attempt > 1)
-    text, sent = "", 0
+    text, sent, pieces = "", 0, 0
     stream = cfg.chat.stream(messages, max_tokens=cfg.knobs.max_tokens, temperature=0.0)
     try:
         async for piece in stream:
             text += piece
+            pieces += 1
             if evidence.leaks_prompt(text):
                 break
             safe = len(text) - evidence.markup_tail(text)
@@ -133,14 +134,15 @@ async def generate(state: AskState, config: RunnableConfig) -> dict[str, Any]:
         close = getattr(stream, "aclose", None)
         if close is not None:
             await close()  # stops the model's HTTP stream when we left it early
-    return {"draft": text.strip(), "attempts": attempt}
+    # A streamed piece is one token (llama.cpp, OpenAI): as many as the limit means the model was stopped there.
+    return {"draft": text.strip(), "attempts": attempt, "cut": pieces >= cfg.knobs.max_tokens}
 
 
 def check(state: AskState) -> dict[str, Any]:
     """Accept the draft only if it is grounded (`evidence.grounded`: a cited sentence the cited passages support,
     not an echo of the instructions, nothing leaked); else retry, then fallback."""
     passages = state["passages"]
-    found = evidence.grounded(state.get("draft", ""), passages, state["standalone"])
+    found = evidence.grounded(state.get("draft", ""), passages, state["standalone"], cut=state.get("cut", False))
     if found is not None and (not found.invalid or state.get("attempts", 0) >= 2):
         answer = evidence.strip_invalid(found.answer, found.invalid) if found.invalid else found.answer
         cites = [evidence.citation(n, passages[n - 1], state["standalone"]) for n in found.valid]

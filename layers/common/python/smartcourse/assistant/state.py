@@ -21,6 +21,7 @@ class AskState(TypedDict, total=False):
     reason: str  # why the route was taken (kept with the interaction)
     candidates: list[str]
     draft: str
+    cut: bool  # the draft stopped at the output limit (`Knobs.max_tokens` pieces)
     attempts: int
     type: Outcome
     answer: str
