@@ -406,3 +406,27 @@ async def test_a_model_failing_mid_stream_resets_before_the_error(monkeypatch: p
 
     events = await ask_events(FailingChat(), "Why use an outbox table?", OUTBOX, monkeypatch=monkeypatch)
     assert [name for name, _ in events] == ["error"], events
+
+
+async def test_a_rewrite_drifting_to_an_older_subject_is_not_used() -> None:
+    """D4 (round 2): "How hot is the water they emit?" after "And what about black smokers?" was rewritten about the
+    coral bleaching of two turns before; the follow-up's own word "water" let the rewrite pass."""
+    seen: list[str] = []
+    smokers = hit(6, "Hydrothermal vents", "Black smokers emit water at up to 400 degrees Celsius.", 0.6)
+    history = [
+        ChatMessage("user", "What happens during coral bleaching?"),
+        ChatMessage("assistant", "Corals expel their algae when the water is too warm [1]."),
+        ChatMessage("user", "And what about black smokers?"),
+        ChatMessage("assistant", "Black smokers emit water at up to 400 degrees Celsius [1]."),
+    ]
+    chat = ScriptedChat("How hot is the water during coral bleaching?", "Up to 400 degrees Celsius [1].")
+    cfg = Configuration(chat=chat, retriever=retriever(smokers, seen=seen))
+    question = "How hot is the water they emit?"
+    await build_graph().ainvoke({"question": question, "history": history}, cfg.as_config())
+    assert seen == [f"And what about black smokers? {question}"]
+    # A rewrite naming the previous subject is used as it is.
+    seen.clear()
+    chat = ScriptedChat("How hot is the water black smokers emit?", "Up to 400 degrees Celsius [1].")
+    cfg = Configuration(chat=chat, retriever=retriever(smokers, seen=seen))
+    await build_graph().ainvoke({"question": question, "history": history}, cfg.as_config())
+    assert seen == ["How hot is the water black smokers emit?"]

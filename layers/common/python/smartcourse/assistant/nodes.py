@@ -68,11 +68,18 @@ async def rewrite(state: AskState, config: RunnableConfig) -> dict[str, Any]:
     text = await cfg.chat.complete(prompts.rewrite_messages(recent, question), max_tokens=64)
     candidate = text.strip().splitlines()[0].strip() if text.strip() else ""
     last_user = next((m.content for m in reversed(recent) if m.role == "user"), "")
-    # A weak model may return nothing useful: keep the previous question's subject in the query either way.
-    if not candidate or len(candidate) > 4 * max(len(question), 80) or prompts.looks_like_injection(candidate):
+    # A weak model may return nothing useful, or drift to an older subject of the conversation ("How hot is the
+    # water they emit?" after black smokers, rewritten about the coral bleaching asked two turns before): the rewrite
+    # must name the previous question's subject (its words the follow-up does not repeat, since the follow-up's own
+    # words, "water", prove nothing), else the query is the previous question and the follow-up.
+    previous = evidence.subject_stems(last_user) - evidence.subject_stems(question) or evidence.subject_stems(last_user)
+    if (
+        not candidate
+        or len(candidate) > 4 * max(len(question), 80)
+        or prompts.looks_like_injection(candidate)
+        or not evidence.subject_stems(candidate) & previous
+    ):
         candidate = f"{last_user} {question}"
-    elif not set(evidence.subject_words(candidate)) & set(evidence.subject_words(last_user + " " + question)):
-        candidate = f"{candidate} {last_user} {question}"
     return {"standalone": candidate}
 
 
