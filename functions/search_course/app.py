@@ -18,7 +18,7 @@ async def search_course(
     course_id: uuid.UUID,
     user: CurrentUser,
     c: ContainerDep,
-    q: Annotated[str, Query(min_length=1, max_length=500, pattern=r"^[^\x00]*\S[^\x00]*$")],
+    q: Annotated[str, Query(min_length=1, max_length=500, pattern=r"^[^\x00]*[^\x00\s][^\x00]*$")],
     k: Annotated[int, Query(ge=1, le=50)] = 10,
     mode: Literal["hybrid", "vector", "keyword"] = "hybrid",
 ) -> ContentSearchResult:

@@ -178,6 +178,8 @@ async def test_search_follows_enrollment_and_readiness(api: Api) -> None:
     assert (await _search(api, other, course["id"], "unicorn")).status_code == 403
     assert (await _search(api, owner, course["id"], "unicorn")).status_code == 200
     assert (await _search(api, owner, course["id"], "   ")).status_code == 422
+    for q in ("a\x00b", "\x00"):  # one NUL was let through as the one non-blank character
+        assert (await _search(api, owner, course["id"], q)).status_code == 422, repr(q)
     assert (await _search(api, owner, str(uuid.uuid4()), "x")).status_code == 404
 
     # The outline is public; bodies need enrollment.

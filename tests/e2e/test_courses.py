@@ -641,3 +641,25 @@ async def test_archived_course_stays_open_to_its_enrolled_students(api: Api, wor
     assert (await api.client.get(f"/courses/{cid}", headers=teacher["headers"])).json()["status"] == "archived"
     r = await api.client.put(f"/courses/{cid}", json={"title": "x"}, headers=teacher["headers"])
     assert (r.status_code, r.json()["code"]) == (409, "course_archived")
+
+
+async def test_titles_and_tags_a_reader_could_not_see_or_find_are_refused(api: Api) -> None:
+    """A title of zero-width characters showed nothing; a tag holding a comma could never be found by the `tags`
+    filter, which splits on commas (and counted its 20-tag limit before the split)."""
+    teacher = await api.user("instructor")
+    base = {"description": "d", "category": "c"}
+    for body in (
+        {"title": "\u200b", **base},
+        {"title": "\ufeff \u200d", **base},
+        {"title": "Fine", **base, "tags": ["c,d"]},
+        {"title": "Fine", **base, "category": "\u2060"},
+    ):
+        r = await api.client.post("/courses", json=body, headers=teacher["headers"])
+        assert r.status_code == 422 and r.json()["code"] == "validation_error", (body, r.text)
+    r = await api.client.post("/courses", json={"title": "\ufeffTitle", **base}, headers=teacher["headers"])
+    assert r.status_code == 201, r.text  # something visible is kept as written
+    many = ",".join(f"t{i}" for i in range(21))
+    for path in ("/courses", "/search"):
+        r = await api.client.get(path, params={"tags": many})
+        assert r.status_code == 422 and r.json()["code"] == "too_many_tags", (path, r.text)
+        assert (await api.client.get(path, params={"tags": many.rsplit(",", 1)[0]})).status_code == 200

@@ -74,6 +74,9 @@ async def test_quiz_cooldown_between_attempts(api: Api, worker: object, tuned: A
     tuned(quiz_max_attempts=5, quiz_cooldown_seconds=0)
     passed = (await api.client.post(url, json={"answers": [1, 0]}, headers=student["headers"])).json()
     assert passed["passed"] and passed["correct"] == [True, True]
+    # Passed: no longer limited, and a later wrong attempt says so (it counted down to 0 and stayed there).
+    again = (await api.client.post(url, json={"answers": [0, 0]}, headers=student["headers"])).json()
+    assert again["passed"] is False and again["attempts_left"] is None, again
 
 
 async def test_concurrent_quiz_submissions_respect_the_limit(api: Api, worker: object, tuned: Any) -> None:

@@ -67,6 +67,10 @@ def test_a_malformed_or_mistyped_json_body_is_named_as_such() -> None:
 
     r = client.post("/things", content=b'{"name": "x"}', headers={"content-type": "text/plain"})
     assert r.status_code == 415 and r.json()["code"] == "unsupported_media_type", r.text
+    r = client.post("/things", content=b'{"name": "x"}', headers={"content-type": ""})  # none at all
+    assert r.status_code == 415 and r.json()["code"] == "unsupported_media_type", r.text
+    r = client.post("/things")  # no body: the missing body is named
+    assert r.status_code == 422 and r.json()["code"] == "validation_error", r.text
     assert client.post("/things", json={"name": "x"}).json() == {"name": "x"}
     r = client.post("/things", content=b'{"name": "x"}', headers={"content-type": "application/merge-patch+json"})
     assert r.status_code == 200, r.text

@@ -38,9 +38,28 @@ def _one_line(value: str) -> str:
     return value
 
 
+#: Characters that show nothing: zero-width spaces and joiners, the word joiner and invisible operators, the BOM,
+#: and the Hangul and braille blanks. A title or name made only of these (and spaces) is blank.
+_INVISIBLE = frozenset("\u180e\u200b\u200c\u200d\u2060\u2061\u2062\u2063\u2064\ufeff\u3164\uffa0\u2800\u115f\u1160")
+
+
 def _not_blank(value: str) -> str:
     if not value.strip():
         raise ValueError("must not be blank")
+    return value
+
+
+def _visible(value: str) -> str:
+    """A title, name, tag or category shows something: not only invisible characters (`"\u200b"` was a title)."""
+    if not "".join(ch for ch in value if ch not in _INVISIBLE).strip():
+        raise ValueError("must not be blank or made only of invisible characters")
+    return value
+
+
+def _no_comma(value: str) -> str:
+    """The `tags` filter reads commas as separators (`tags=a,b`), so a tag holding one could never be found."""
+    if "," in value:
+        raise ValueError("a tag cannot contain a comma")
     return value
 
 
@@ -56,14 +75,31 @@ def _distinct_tags(tags: list[str]) -> list[str]:
 
 
 Title = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_one_line)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_one_line),
+    AfterValidator(_visible),
 ]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), AfterValidator(_one_line)]
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_one_line),
+    AfterValidator(_visible),
+]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=128), AfterValidator(_not_blank)]
-Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50), AfterValidator(_one_line)]
+Tag = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=50),
+    AfterValidator(_one_line),
+    AfterValidator(_visible),
+    AfterValidator(_no_comma),
+]
 Tags = Annotated[list[Tag], Field(max_length=20), AfterValidator(_distinct_tags)]
 Category = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), AfterValidator(_one_line)
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    AfterValidator(_one_line),
+    AfterValidator(_visible),
 ]
 LessonText = Annotated[str, StringConstraints(min_length=1, max_length=500_000), AfterValidator(_not_blank)]
 

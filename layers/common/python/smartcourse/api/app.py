@@ -103,8 +103,10 @@ def _allowed_methods(request: Request) -> str:
 def _json_body_sent_as_other_type(request: Request, exc: RequestValidationError) -> bool:
     """A JSON endpoint's whole body refused because it came with a content type FastAPI does not parse as JSON."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if not content_type or content_type == "application/json" or content_type.endswith("+json"):
+    if content_type == "application/json" or content_type.endswith("+json"):
         return False
+    if not content_type and not int(request.headers.get("content-length") or 0):
+        return False  # no body at all: the fields it lacks are named (422)
     return any(
         tuple(err.get("loc", ())) == ("body",) and err.get("type") in ("dict_type", "model_attributes_type")
         for err in exc.errors()

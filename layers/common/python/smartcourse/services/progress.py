@@ -304,7 +304,7 @@ async def submit_quiz(
             attempt=attempt,
             pass_score=pass_score,
             percent=percent,
-            attempts_left=None if passed else left,
+            attempts_left=None if passed or passed_before else left,  # a passed quiz is no longer limited
             correct=[q.get("answer") == a for q, a in zip(questions, answers, strict=True)] if reveal else None,
         ),
         e,

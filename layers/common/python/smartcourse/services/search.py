@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as rules
-from smartcourse.errors import Conflict, Forbidden, NotFound
+from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound
 from smartcourse.models import ContentChunk, Course, Enrollment, User
 from smartcourse.ports import Hit, SearchMode
 from smartcourse.schemas import (
@@ -250,8 +250,16 @@ def _lowered(values: Any) -> Any:
 
 def tag_filter(raw: list[str] | None) -> list[str]:
     """The `tags` query parameter (repeated and/or comma-separated) as the sorted, distinct, stripped tags a filter
-    and its cache key use: `tags=a,b`, `tags=b&tags=a` and `tags= a` ask for the same thing."""
-    return sorted({t.strip() for value in raw or [] for t in value.replace("\x00", "").split(",") if t.strip()})
+    and its cache key use: `tags=a,b`, `tags=b&tags=a` and `tags= a` ask for the same thing. At most `MAX_TAG_FILTER`
+    of them, counted after the split (422 `too_many_tags`), as a course has at most that many."""
+    tags = sorted({t.strip() for value in raw or [] for t in value.replace("\x00", "").split(",") if t.strip()})
+    if len(tags) > MAX_TAG_FILTER:
+        raise Invalid(f"filter by at most {MAX_TAG_FILTER} tags", code="too_many_tags", details={"tags": len(tags)})
+    return tags
+
+
+#: The most tags a filter may name (a course carries at most 20: `schemas.Tags`).
+MAX_TAG_FILTER = 20
 
 
 def tag_words(tags: list[str]) -> list[str]:
