@@ -130,8 +130,15 @@ def test_analytics_metrics_definitions() -> None:
         per_course={"b": 4, "a": 4, "c": 1, "d": 0},
         per_student={"s1": 2, "s2": 1, "s3": 0},
         today=today,
+        titles={"a": ("A", "published"), "b": ("B", "archived")},
     )
     assert m["new_enrollments"] == {"day": 2, "week": 5, "month": 9}
+    # An archived course keeps the enrollments it had, and says it is archived; an unknown one says nothing.
+    assert [(p["title"], p["status"]) for p in m["popular_courses"]] == [
+        ("A", "published"),
+        ("B", "archived"),
+        (None, None),
+    ]
     assert m["completion_rate"] == 33.33 and m["avg_time_to_complete_hours"] == 2
     assert [p["course_id"] for p in m["popular_courses"]] == ["a", "b", "c"]
     assert m["avg_courses_per_student"] == 1.5
