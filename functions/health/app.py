@@ -10,7 +10,26 @@ from smartcourse.services import health
 router = APIRouter(tags=["ops"])
 
 
-@router.get("/health")
+#: The report, whatever the status: `status` for everyone, the rest for operators (docs/operations.md, Health).
+_REPORT = {
+    "application/json": {
+        "schema": {
+            "type": "object",
+            "properties": {"status": {"type": "string", "enum": ["ok", "degraded"]}},
+            "required": ["status"],
+            "additionalProperties": True,
+        }
+    }
+}
+
+
+@router.get(
+    "/health",
+    responses={
+        200: {"description": "every engine and background process is well", "content": _REPORT},
+        503: {"description": "degraded: the same report, saying what is not well", "content": _REPORT},
+    },
+)
 async def get_health(c: ContainerDep, detailed: OpsAccess) -> JSONResponse:
     report = await health.check(c)
     code = 200 if report["status"] == "ok" else 503

@@ -93,3 +93,5 @@ async def test_tokens_and_personal_answers_are_not_stored_and_public_reads_say_a
     for path in ("/courses", "/courses/{course_id}"):
         assert {} in spec[path]["get"]["security"] and {"HTTPBearer": []} in spec[path]["get"]["security"], path
     assert {} not in spec["/auth/me"]["get"]["security"]
+    degraded = spec["/health"]["get"]["responses"]["503"]["content"]["application/json"]["schema"]
+    assert degraded["required"] == ["status"]  # the report, not the error body
