@@ -62,24 +62,20 @@ class BodyTooLarge(StarletteHTTPException):
         super().__init__(413, f"the request body is larger than {limit} bytes")
 
 
-def body_limit(scope: Scope, max_body: int, max_upload: int) -> int:
-    """The most bytes this request's body may have: an upload's size plus framing for multipart, else `max_body`."""
+def body_limit(scope: Scope, max_body: int, max_upload: int) -> tuple[int, int | None]:
+    """(the most bytes this request's body may have, the length it declares): an upload's size plus framing for
+    multipart, else `max_body`; `Content-Length` or None (chunked, or none). One pass over the headers."""
+    limit, declared = max_body, None
     for key, value in scope.get("headers") or ():
         if key == b"content-type":
             if value[:19].lower() == b"multipart/form-data":
-                return max_upload + max_body
-            break
-    return max_body
-
-
-def _declared_length(scope: Scope) -> int | None:
-    for key, value in scope.get("headers") or ():
-        if key == b"content-length":
+                limit = max_upload + max_body
+        elif key == b"content-length":
             try:
-                return int(value)
+                declared = int(value)
             except ValueError:
-                return None
-    return None
+                declared = None
+    return limit, declared
 
 
 class EdgeMiddleware:
@@ -142,8 +138,7 @@ class EdgeMiddleware:
                     headers["X-Trace-Id"] = trace_id
             await send(message)
 
-        limit = body_limit(scope, self.max_body_bytes, self.max_upload_bytes)
-        declared = _declared_length(scope)
+        limit, declared = body_limit(scope, self.max_body_bytes, self.max_upload_bytes)
         if declared is None and scope.get("method") not in ("GET", "HEAD", "OPTIONS", "DELETE"):
             receive = _counted(receive, limit)  # a chunked body: counted as it arrives
         try:
