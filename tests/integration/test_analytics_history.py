@@ -253,13 +253,13 @@ async def test_dashboard_figures_from_counters_and_from_the_tables(
         "completion_rate": 33.33,
         "avg_time_to_complete_hours": 26.0,
         "popular_courses": [
-            {"course_id": a, "title": "Alpha", "enrollments": 3},
-            {"course_id": b, "title": "Beta", "enrollments": 2},
-            {"course_id": c, "title": "Gamma", "enrollments": 1},
+            {"course_id": a, "title": "Alpha", "status": "published", "enrollments": 3},
+            {"course_id": b, "title": "Beta", "status": "published", "enrollments": 2},
+            {"course_id": c, "title": "Gamma", "status": "published", "enrollments": 1},
         ],
         "popular_courses_by_engagement": [
-            {"course_id": b, "title": "Beta", "lessons_completed": 3},
-            {"course_id": a, "title": "Alpha", "lessons_completed": 2},
+            {"course_id": b, "title": "Beta", "status": "published", "lessons_completed": 3},
+            {"course_id": a, "title": "Alpha", "status": "published", "lessons_completed": 2},
         ],
         # Live (not dropped) admitted enrollments per student: S1 2, S2 1, S3 2.
         "avg_courses_per_student": round(5 / 3, 4),
