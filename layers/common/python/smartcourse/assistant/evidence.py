@@ -274,20 +274,58 @@ def citation(index: int, hit: Hit, query: str) -> dict[str, Any]:
     }
 
 
+#: The last part of a quiz lesson's location: the extractor indexes a quiz's prompts (never its options or answers)
+#: under this heading (`content.extract.sections_from_snapshot`).
+QUIZ_HEADING = "Quiz"
+
+
+def is_quiz_prompts(hit: Hit) -> bool:
+    """A chunk of a quiz lesson's prompts: questions to the student, never an answer to quote."""
+    chunk = hit.chunk
+    return chunk.source_type == "lesson" and chunk.location.rsplit(" > ", 1)[-1].strip() == QUIZ_HEADING
+
+
+def source_names(hit: Hit) -> list[str]:
+    """What the course outline calls a passage's source, each name apart: the lesson's or material's title and each
+    part of its location (module, lesson, section heading, page), defanged as the model sees them."""
+    names = [hit.chunk.title, *hit.chunk.location.split(" > ")]
+    return [defang(name) for name in names if name.strip()]
+
+
+def names_source(hit: Hit, query: str) -> bool:
+    """The question names this passage's source: every subject word of it (at least one with a letter) is in one
+    name of the source ("Tell me about the field notes" → the lesson *Field notes*). Words of two different names
+    ("deep" of the module *Deep sea*, "notes" of the lesson) do not add up, and one word the name lacks ("… about
+    whales") is a question the title does not answer."""
+    wanted = subject_stems(query)
+    if not content_stems(query):
+        return False
+    return any(wanted <= subject_stems(name) for name in source_names(hit))
+
+
 def fallback_answer(passages: Sequence[Hit], query: str, n: int = 2) -> tuple[str, list[dict[str, Any]]] | None:
     """When the model cannot cite: quote the best passages, each with its citation.
 
-    Only quotes that share a subject word with the question are shown (a passage above the cosine floor can still be
-    about something else: "lysosomes" answered with the Golgi apparatus); None when no passage has one."""
+    First the passages whose source the question names by its title (`names_source`: "What is in the Field notes
+    lesson?" has no word of the lesson's body, its title went to the location), with their best body sentence; then
+    those whose quote shares a subject word with the question (a passage above the cosine floor can still be about
+    something else: "lysosomes" answered with the Golgi apparatus). A quiz named by its title is not quoted
+    (`is_quiz_prompts`: its prompts are no answer). None when no passage qualifies."""
     wanted = subject_stems(query)
-    relevant = []
+    named: list[Hit] = []
+    relevant: list[Hit] = []
     for h in passages:
         quote = best_sentence(defang(h.chunk.text), query)
-        if quote and wanted & subject_stems(quote + " " + _row_header(h.chunk.text, quote)):
+        if not quote:
+            continue
+        if names_source(h, query) and not is_quiz_prompts(h):
+            named.append(h)
+        elif wanted & subject_stems(quote + " " + _row_header(h.chunk.text, quote)):
             relevant.append(h)
-    if not relevant:
+    chosen = (named + relevant)[:n]
+    if not chosen:
         return None
-    cites = [citation(i, h, query) for i, h in enumerate(relevant[:n], 1)]
+    cites = [citation(i, h, query) for i, h in enumerate(chosen, 1)]
     lines = [f"“{c['quote']}” [{c['index']}]" for c in cites]
     return "Here is what the course material says:\n" + "\n".join(lines), cites
 
