@@ -24,9 +24,16 @@ STOPWORDS = frozenset(
     ما ماذا هي هو هل كيف لماذا متى أين في من على عن إلى""".split()
 )
 _FOLLOW_UP = re.compile(r"\b(it|its|that|this|those|these|they|them|he|she|one|ones|above|again|more)\b", re.I)
+#: Asking for a quiz's answers: an answer word ("answers", "solution", "correct option") with a quiz word ("quiz",
+#: "exam", "question 2") in either order; or, on their own, which option/choice is correct or right, the right or
+#: correct option/choice/answer, the answer key ("Which option is correct in the Reef quiz?" got past "answer to …
+#: quiz" in the round-2 exploratory test). "The right temperature" or "the options for protecting reefs" are not.
+_ANSWER_WORD = r"answers?|solutions?|(?:correct|right)\s+(?:options?|choices?)"
+_QUIZ_WORD = r"quiz|quizzes|tests?|exams?|assessments?|question\s+\d+|multiple[-\s]choice"
 _QUIZ_ANSWERS = re.compile(
-    r"\b(answers?|solutions?|correct\s+options?)\b.*\b(quiz|quizzes|test|exam)\b"
-    r"|\b(quiz|quizzes|test|exam)\b.*\b(answers?|solutions?|correct\s+options?)\b",
+    rf"\b(?:{_ANSWER_WORD})\b.*\b(?:{_QUIZ_WORD})\b|\b(?:{_QUIZ_WORD})\b.*\b(?:{_ANSWER_WORD})\b"
+    r"|\b(?:options?|choices?|answers?)\s+(?:is|are|was|were)\s+(?:the\s+)?(?:correct|right)\b"
+    r"|\b(?:correct|right)\s+(?:options?|choices?|answers?)\b|\banswer\s+key\b",
     re.IGNORECASE | re.DOTALL,
 )
 _CITATION = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
@@ -231,9 +238,22 @@ def has_active_markup(text: str) -> bool:
     return bool(_ACTIVE_MARKUP.search(text))
 
 
+#: A question ("Which algae live inside coral polyps?"): something the material asks, not what it says.
+_QUESTION = re.compile(r"[?\uff1f\u061f][\"'\u201d\u2019)\]]*$")
+#: A bare label: at most two words and a number ("Question 1.", "Table 2.1:", "Step 3", "12."), saying nothing.
+_LABEL = re.compile(r"^\W*(?:[^\W\d_]+\s+){0,2}\d+(?:[.-]\d+)*\W*$")
+
+
 def _quotable(sentence: words.Sentence) -> bool:
     plain = sentence.text.strip()
-    return bool(plain) and OMITTED not in plain and not looks_like_injection(plain) and not has_active_markup(plain)
+    return (
+        bool(plain)
+        and OMITTED not in plain
+        and not looks_like_injection(plain)
+        and not has_active_markup(plain)
+        and not _QUESTION.search(plain)
+        and not _LABEL.match(plain)
+    )
 
 
 def best_sentence(text: str, query: str, limit: int = 240) -> str:
@@ -242,8 +262,9 @@ def best_sentence(text: str, query: str, limit: int = 240) -> str:
     Sentences follow the layout (`text.sentences`): PDF-wrapped lines joined, table rows whole (a row is matched with
     its header's words too, so the row beats its header), no split after "E.". A sentence that shares a word beats a
     bare heading; an instruction-like sentence (neutralised by `prompts.defang`, or addressed to a model) and one
-    carrying active markup (`has_active_markup`: `<script>`, `onerror=`) are never quoted. Empty if nothing is
-    quotable."""
+    carrying active markup (`has_active_markup`: `<script>`, `onerror=`) are never quoted, nor a question or a bare
+    label ("Which algae live inside coral polyps?", "Question 1."): what the material asks is no answer. Empty if
+    nothing is quotable."""
     candidates = [s for s in words.sentences(text) if _quotable(s)]
     if not candidates:
         return ""
@@ -309,16 +330,17 @@ def fallback_answer(passages: Sequence[Hit], query: str, n: int = 2) -> tuple[st
     First the passages whose source the question names by its title (`names_source`: "What is in the Field notes
     lesson?" has no word of the lesson's body, its title went to the location), with their best body sentence; then
     those whose quote shares a subject word with the question (a passage above the cosine floor can still be about
-    something else: "lysosomes" answered with the Golgi apparatus). A quiz named by its title is not quoted
-    (`is_quiz_prompts`: its prompts are no answer). None when no passage qualifies."""
+    something else: "lysosomes" answered with the Golgi apparatus). A quiz's prompts are never quoted
+    (`is_quiz_prompts`: they are questions to the student, not what the material says). None when no passage
+    qualifies."""
     wanted = subject_stems(query)
     named: list[Hit] = []
     relevant: list[Hit] = []
     for h in passages:
         quote = best_sentence(defang(h.chunk.text), query)
-        if not quote:
+        if not quote or is_quiz_prompts(h):
             continue
-        if names_source(h, query) and not is_quiz_prompts(h):
+        if names_source(h, query):
             named.append(h)
         elif wanted & subject_stems(quote + " " + _row_header(h.chunk.text, quote)):
             relevant.append(h)
