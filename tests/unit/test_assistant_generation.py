@@ -9,7 +9,7 @@ import pytest
 
 from smartcourse.assistant import generation
 from smartcourse.errors import Unavailable
-from tests.unit.test_assistant import OUTBOX, RELAY, ScriptedChat
+from tests.unit.test_assistant import OUTBOX, RELAY, ScriptedChat, hit
 
 GOOD = {
     "questions": [
@@ -70,11 +70,11 @@ def test_objectives_keep_only_bloom_verb_lines() -> None:
 
 
 def test_grounded_text_drops_unshown_citations() -> None:
-    assert generation.parse_grounded_text("The outbox commits events [1] and more [4].", 2) == (
+    assert generation.parse_grounded_text("The outbox commits events [1] and more [4].", [OUTBOX, RELAY]) == (
         "The outbox commits events [1] and more ."
     )
     with pytest.raises(generation.InvalidOutput):
-        generation.parse_grounded_text("ok", 2)
+        generation.parse_grounded_text("ok", [OUTBOX, RELAY])
 
 
 class JsonChat(ScriptedChat):
@@ -180,6 +180,12 @@ def test_html_entities_in_a_quiz_are_decoded() -> None:
     )
 
 
+MITOCHONDRIA = [
+    hit(8, "Mitochondria", "Mitochondria make ATP by oxidative phosphorylation. They have two membranes.", 0.6),
+    hit(9, "The matrix", "The matrix holds the enzymes of the Krebs cycle.", 0.5),
+]
+
+
 @pytest.mark.parametrize(
     ("text", "why"),
     [
@@ -195,9 +201,9 @@ def test_html_entities_in_a_quiz_are_decoded() -> None:
 )
 def test_degenerate_summaries_and_explanations_are_refused(text: str, why: str) -> None:
     with pytest.raises(generation.InvalidOutput, match=why):
-        generation.parse_grounded_text(text, 2)
+        generation.parse_grounded_text(text, MITOCHONDRIA)
     ok = "Mitochondria make ATP [1]. They have two membranes [1]. The matrix holds enzymes [2]."
-    assert generation.parse_grounded_text(ok, 2) == ok
+    assert generation.parse_grounded_text(ok, MITOCHONDRIA) == ok
 
 
 async def test_the_error_message_names_the_kind_in_good_english() -> None:
@@ -279,7 +285,7 @@ async def test_a_generation_failing_mid_stream_resets_before_the_error(monkeypat
     from smartcourse.assistant.sse import generation_events
     from tests.unit.test_assistant import DroppingChat
 
-    run = generation_run(DroppingChat(), generation.summary_task(1), [], monkeypatch)
+    run = generation_run(DroppingChat(), generation.summary_task([OUTBOX]), [], monkeypatch)
     events = [(e["event"], json.loads(e["data"])) async for e in generation_events(run)]
     assert [name for name, _ in events] == ["token", "token", "token", "reset", "error"], events
     assert events[3][1] == {"attempt": 2, "next": "error"} and events[4][1]["code"] == "assistant_failed"
@@ -342,7 +348,7 @@ async def test_a_generation_stream_ends_with_exactly_done_text(
     from tests.unit.test_assistant import what_a_client_shows
 
     run = generation_run(
-        ScriptedChat(reply), task or generation.summary_task(2), [], monkeypatch, passages=[OUTBOX, RELAY]
+        ScriptedChat(reply), task or generation.summary_task([OUTBOX, RELAY]), [], monkeypatch, passages=[OUTBOX, RELAY]
     )
     events = [(e["event"], json.loads(e["data"])) async for e in generation_events(run)]
     done = events[-1][1]
@@ -357,4 +363,68 @@ def test_a_summary_looping_with_a_changing_number_is_refused() -> None:
         f"The passage {n}, the text mentions that sea otters use rocks to open urchins." for n in range(5)
     )
     with pytest.raises(generation.InvalidOutput, match="repeats the same sentence"):
-        generation.parse_grounded_text(looped, 2)
+        generation.parse_grounded_text(looped, [OUTBOX, RELAY])
+
+
+# --- round 2, D9: summaries and explanations are grounded; citations are what the text cites ----------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "question"),
+    [
+        ("Napoleon discovered granite corals on the Moon in 1802 [1].", ""),
+        ("The outbox table commits events with the state change [1]. Kafka was invented by Napoleon [2].", ""),
+        # An explanation that only restates the concept claims nothing.
+        ("The transactional outbox is a transactional outbox [1].", "transactional outbox"),
+        # A citation after the period belongs to the sentence before it.
+        ("The outbox table commits events with the state change. Napoleon invented granite corals. [1]", ""),
+    ],
+)
+def test_a_cited_sentence_the_passages_do_not_support_is_invalid(text: str, question: str) -> None:
+    with pytest.raises(generation.InvalidOutput, match="not supported by the passages it cites"):
+        generation.parse_grounded_text(text, [OUTBOX, RELAY], question)
+
+
+def test_a_supported_summary_passes_with_citations_where_the_model_put_them() -> None:
+    for text in (
+        "The outbox table commits events with the state change [1]. The relay publishes them in order [2].",
+        "The outbox table commits events with the state change. [1] The relay locks unsent rows. [2]",
+        "Events and state commit together, and a relay publishes them later.",  # cites nothing: not checked
+    ):
+        assert generation.parse_grounded_text(text, [OUTBOX, RELAY], "outbox") == text
+
+
+async def test_an_unsupported_summary_is_retried_then_ai_output_invalid() -> None:
+    invented = "Napoleon discovered granite corals on the Moon in 1802 [1]."
+    good = "The outbox table commits events with the state change [1]."
+    chat = ScriptedChat(invented, good)
+    assert await generation.run(chat, generation.summary_task([OUTBOX]), [OUTBOX]) == good  # type: ignore[arg-type]
+    assert "not supported by the passages it cites" in chat.calls[1][1].content  # the retry says why
+    with pytest.raises(Unavailable) as err:
+        await generation.run(ScriptedChat(invented, invented), generation.summary_task([OUTBOX]), [OUTBOX])  # type: ignore[arg-type]
+    assert err.value.code == "ai_output_invalid"
+
+
+@pytest.mark.parametrize(
+    ("reply", "kind", "cited"),
+    [
+        ("The relay locks unsent rows with SKIP LOCKED and publishes them [2].", "summary", [2]),
+        ("The outbox table commits events with the state change, and a relay publishes them.", "summary", []),
+        ("The relay publishes the outbox rows in order [2] [7].", "explain", [2]),
+        # Objectives cite nothing by design: they list the passages they were written from.
+        ("- Explain how the outbox commits events\n- Describe the relay's role", "objectives", [1, 2]),
+    ],
+)
+async def test_citations_are_the_passages_the_text_cites(
+    reply: str, kind: str, cited: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    passages = [OUTBOX, RELAY]
+    task = {
+        "summary": generation.summary_task(passages),
+        "explain": generation.explain_task("relay", "beginner", passages),
+        "objectives": generation.objectives_task(),
+    }[kind]
+    recorded: list[Any] = []
+    out = await generation_run(ScriptedChat(reply), task, recorded, monkeypatch, passages=passages).execute()
+    assert [c.index for c in out.citations] == cited, out
+    assert [c.chunk_id for c in out.citations] == [passages[n - 1].chunk.chunk_id for n in cited]

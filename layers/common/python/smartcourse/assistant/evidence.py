@@ -421,6 +421,35 @@ def lexical_support(sentence: str, passages: Sequence[Hit], question: str = "") 
     return len(said & shown_stems(passages)) / len(said)
 
 
+_LEADING_CITATIONS = re.compile(r"^(?:\s*\[\d{1,3}(?:\s*,\s*\d{1,3})*\])+")
+
+
+def cited_sentences(text: str) -> list[str]:
+    """The sentences of a text (`text.sentences`), each with the citations that belong to it: a citation written
+    after a sentence's period ("… the state change. [1] The relay …") ends that sentence, not the next one."""
+    out: list[str] = []
+    for s in words.sentences(text):
+        sentence = s.text.strip()
+        lead = _LEADING_CITATIONS.match(sentence)
+        if lead and out:
+            out[-1] = f"{out[-1]} {lead.group().strip()}"
+            sentence = sentence[lead.end() :].strip()
+        if sentence:
+            out.append(sentence)
+    return out
+
+
+def unsupported_sentence(text: str, passages: Sequence[Hit], question: str = "") -> str | None:
+    """The first sentence of `text` (`cited_sentences`) citing passages shown that support too little of it
+    (`lexical_support` under `LEXICAL_SUPPORT`, as the ask's check: the question's words and words about the sources
+    aside), or None. Citations of passages not shown are not checked here (`check_citations` removes them)."""
+    for sentence in cited_sentences(text):
+        cited = [n for n in cited_indexes(sentence) if 1 <= n <= len(passages)]
+        if cited and lexical_support(sentence, [passages[n - 1] for n in cited], question) < LEXICAL_SUPPORT:
+            return sentence
+    return None
+
+
 #: More repeats of one sentence make a text degenerate: the local model looped one sentence 14 times in a summary,
 #: and 6 times in an answer ("The passage [1] mentions that …" six times, cut mid-word).
 MAX_REPEATS = 2

@@ -144,11 +144,12 @@ def parse_objectives(text: str) -> list[str]:
 MAX_REPEATS = evidence.MAX_REPEATS
 
 
-def parse_grounded_text(text: str, n_passages: int) -> str:
+def parse_grounded_text(text: str, passages: Sequence[Hit], question: str = "") -> str:
     """Summary / explanation: non-empty, no system-prompt echo, no paraphrase of the instructions ("You can use only
     the passages you want."), no sentence repeated more than `MAX_REPEATS` times (`evidence.loops`: digits and
-    citations aside), no citation of an unshown
-    passage."""
+    citations aside), every cited sentence supported by the passages it cites as the ask's answers are
+    (`evidence.unsupported_sentence`; `question`, the concept explained, is no support), no citation of an unshown
+    passage (removed)."""
     body = text.strip()
     if len(body) < 20:
         raise InvalidOutput("the text is empty or too short")
@@ -159,7 +160,11 @@ def parse_grounded_text(text: str, n_passages: int) -> str:
         raise InvalidOutput("the text talks about the instructions instead of the passages")
     if evidence.loops(body):  # sentences compared without their digits and citations
         raise InvalidOutput("the text repeats the same sentence")
-    _, invalid = evidence.check_citations(body, n_passages)
+    unsupported = evidence.unsupported_sentence(body, passages, question)
+    if unsupported is not None:
+        excerpt = unsupported if len(unsupported) <= 80 else unsupported[:79] + "…"
+        raise InvalidOutput(f"a sentence is not supported by the passages it cites: “{excerpt}”")
+    _, invalid = evidence.check_citations(body, len(passages))
     return evidence.strip_invalid(body, invalid) if invalid else body
 
 
@@ -172,11 +177,11 @@ class Task:
     json_schema: dict[str, Any] | None = None
 
 
-def summary_task(n_passages: int) -> Task:
+def summary_task(passages: Sequence[Hit]) -> Task:
     return Task(
         "summary",
         "Summarise these passages for a student in 3 to 5 sentences. Cite passages like [1].",
-        lambda text: parse_grounded_text(text, n_passages),
+        lambda text: parse_grounded_text(text, passages),
         200,
     )
 
@@ -209,12 +214,12 @@ def quiz_task(n_questions: int, n_passages: int) -> Task:
     )
 
 
-def explain_task(concept: str, level: str, n_passages: int) -> Task:
+def explain_task(concept: str, level: str, passages: Sequence[Hit]) -> Task:
     return Task(
         "explain",
         f"Explain the concept “{prompts.neutralise(concept)}” to a {level} student in 2 to 4 sentences, using "
         "only these passages. Cite passages like [1].",
-        lambda text: parse_grounded_text(text, n_passages),
+        lambda text: parse_grounded_text(text, passages, concept),
         200,
     )
 

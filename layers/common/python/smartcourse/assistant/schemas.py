@@ -96,7 +96,9 @@ class QuizQuestionOut(BaseModel):
 
 
 class GenerationOut(BaseModel):
-    """Summary / objectives / explanation: grounded text with the passages it used."""
+    """Summary / objectives / explanation: grounded text and its citations — for a summary or an explanation the
+    passages its text cites (`[]` when it cites none), for objectives (which cite nothing) the passages they were
+    written from."""
 
     kind: Literal["summary", "objectives", "explain"]
     text: str

@@ -565,8 +565,10 @@ class GenerationRun:
             )
             return out, [row]
         text = "\n".join(f"- {o}" for o in result) if kind == "objectives" else str(result)
-        valid, _ = evidence.check_citations(text, len(self.passages))
-        cited = valid or list(range(1, len(self.passages) + 1))
+        if kind == "objectives":  # objectives cite nothing by design: the passages they were written from
+            cited = list(range(1, len(self.passages) + 1))
+        else:  # a summary or an explanation: only what its text cites (none: an empty list)
+            cited, _ = evidence.check_citations(text, len(self.passages))
         cites = [Citation(**evidence.citation(n, self.passages[n - 1], self.query)) for n in cited]
         items = list(result) if kind == "objectives" else []
         return GenerationOut(kind=kind, text=text, items=items, citations=cites, interaction_id=it.id), []  # type: ignore[arg-type]
@@ -601,10 +603,10 @@ async def prepare_generation(
         raise Conflict("the course has no indexed content to generate from", code="no_indexed_content")
     n = len(passages)
     task = {
-        "summary": lambda: generation.summary_task(n),
+        "summary": lambda: generation.summary_task(passages),
         "objectives": generation.objectives_task,
         "quiz": lambda: generation.quiz_task(num_questions, n),
-        "explain": lambda: generation.explain_task(concept or "", level, n),
+        "explain": lambda: generation.explain_task(concept or "", level, passages),
     }[kind]()
     await enforce_quota(container, principal)
     slot = await acquire_slot(container)
