@@ -223,7 +223,7 @@ class Api:
                 return body
             if asyncio.get_running_loop().time() > deadline:
                 raise AssertionError(f"workflow still {body['status']}: {body}")
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.1)
 
     async def publish_failing_at_extract(self, owner: dict[str, Any], course_id: str, holds: Path) -> dict[str, Any]:
         """Publish with the extract step made to fail (a `holds` fault file, removed afterwards): the run's body."""

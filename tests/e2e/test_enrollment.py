@@ -68,7 +68,7 @@ async def wait_enrollment(
             return body
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"enrollment still {body['status']} / {body.get('workflow_status')}: {body}")
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(0.1)
 
 
 async def course_with_lessons(
