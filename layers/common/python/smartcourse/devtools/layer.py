@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import importlib.metadata
 import re
 import sys
@@ -168,6 +169,18 @@ def module_imports(source: str, module: str, *, is_package: bool = False) -> lis
     return found
 
 
+def _imports_of(path: Path, module: str, is_package: bool) -> tuple[Import, ...]:
+    """`module_imports` of a file, parsed once per process and version of the file: every function walks the same
+    layer modules (sixty functions re-parsed them some six thousand times)."""
+    stat = path.stat()
+    return _parsed_imports(path, stat.st_mtime_ns, stat.st_size, module, is_package)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_imports(path: Path, _mtime_ns: int, _size: int, module: str, is_package: bool) -> tuple[Import, ...]:
+    return tuple(module_imports(path.read_text(), module, is_package=is_package))
+
+
 def _first_party_file(name: str, roots: Iterable[Path]) -> tuple[Path, bool] | None:
     for root in roots:
         base = root.joinpath(*name.split("."))
@@ -190,7 +203,7 @@ def function_imports(app: Path, roots: Iterable[Path] | None = None) -> list[Imp
         if module in seen:
             continue
         seen.add(module)
-        for imp in module_imports(path.read_text(), module, is_package=is_package):
+        for imp in _imports_of(path, module, is_package):
             top = imp.name.split(".")[0]
             if top not in FIRST_PARTY:
                 out.append(imp)
