@@ -36,14 +36,15 @@ async def test_worker_killed_while_indexing_resumes_and_publishes_once(
         workflow_id, version = await publishing.request_publish(
             uow=uow, principal=Principal(uuid.UUID(teacher["id"]), "instructor"), course_id=uuid.UUID(course["id"])
         )
-    # Extract, chunk and embed done; index in flight when the worker dies.
+    # Extract, chunk and embed done; index in flight when the worker dies. The next worker retries the step once
+    # it has gone 6 s without a heartbeat (PUBLISH_HEARTBEAT_SECONDS; 20 s by default).
     result = await run_killing_the_worker(
         settings,
         container,
         f"publish.index.{course['id']}",
         lambda client, queue: client.start_workflow(
             CoursePublishingWorkflow.run,
-            PublishInput(course["id"], version, workflow_id),
+            PublishInput(course["id"], version, workflow_id, heartbeat_seconds=6),
             id=workflow_id,
             task_queue=queue,
         ),

@@ -26,8 +26,10 @@ class _Heartbeat:
     """Progress for `GET /workflows/{id}`, and liveness: beats every few seconds while the step works (even inside
     one long library call), so a killed worker's step is retried elsewhere after the heartbeat timeout."""
 
-    def __init__(self, every: float = 5.0) -> None:
-        self.every = every
+    def __init__(self) -> None:
+        # Four beats per heartbeat timeout: one lost beat (a busy loop) is not taken for a dead worker.
+        timeout = activity.info().heartbeat_timeout
+        self.every = max(0.25, timeout.total_seconds() / 4) if timeout else 5.0
         self.details: dict[str, int] = {}
         self._task: asyncio.Task[None] | None = None
 

@@ -226,6 +226,10 @@ class Settings(BaseSettings):
     assistant_max_tokens: int = Field(default=256, alias="ASSISTANT_MAX_TOKENS")
     assistant_history_days: int = Field(default=30, alias="ASSISTANT_HISTORY_DAYS")
 
+    # A publish step (extract, chunk, embed, index) on a worker that died is retried elsewhere after this long
+    # without a heartbeat; the step beats four times per period.
+    publish_heartbeat_seconds: float = Field(default=20.0, ge=2, le=600, alias="PUBLISH_HEARTBEAT_SECONDS")
+
     # --- launch day (issue #7; docs/architecture.md "Launch day") ---
     # The workflow dispatcher: pending enrollments with a started workflow at most, starts per round, at once.
     dispatch_max_in_flight: int = Field(default=64, ge=1, alias="SMARTCOURSE_DISPATCH_MAX_IN_FLIGHT")

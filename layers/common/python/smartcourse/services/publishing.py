@@ -88,7 +88,12 @@ async def start_publish(*, container: Any, principal: Principal, course_id: uuid
     try:
         status = await container.workflow_starter().start(
             names.PUBLISHING,
-            {"course_id": str(course_id), "version": version, "workflow_id": workflow_id},
+            {
+                "course_id": str(course_id),
+                "version": version,
+                "workflow_id": workflow_id,
+                "heartbeat_seconds": container.settings.publish_heartbeat_seconds,
+            },
             workflow_id=workflow_id,
         )
     except Unavailable:
