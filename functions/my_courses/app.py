@@ -1,19 +1,35 @@
-"""GET /enrollments/my-courses: the calling student's enrollments with progress."""
+"""GET /enrollments/my-courses: the calling student's enrollments with progress, a page at a time."""
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.api.paging import DEFAULT_PAGE_SIZE, PAGE_HEADERS, Page, PageSize, set_page_headers
 from smartcourse.schemas import EnrollmentDetail
 from smartcourse.services import enrollment
 
 router = APIRouter(tags=["enrollments"])
 
 
-@router.get("/enrollments/my-courses", response_model=list[EnrollmentDetail])
-async def my_courses(user: CurrentUser, c: ContainerDep) -> list[EnrollmentDetail]:
+@router.get(
+    "/enrollments/my-courses",
+    response_model=list[EnrollmentDetail],
+    responses={200: {"headers": PAGE_HEADERS}},
+)
+async def my_courses(
+    request: Request,
+    response: Response,
+    user: CurrentUser,
+    c: ContainerDep,
+    page: Page = 1,
+    page_size: PageSize = DEFAULT_PAGE_SIZE,
+) -> list[EnrollmentDetail]:
     async with c.uow() as uow:
-        return await enrollment.my_courses(uow=uow, documents=c.documents, principal=user)
+        items, total = await enrollment.my_courses(
+            uow=uow, documents=c.documents, principal=user, page=page, page_size=page_size
+        )
+    set_page_headers(request, response, total=total, page=page, page_size=page_size)
+    return items
 
 
 handler = lambda_handler(router)

@@ -638,7 +638,12 @@ class MaterialItem(MaterialPublic):
 
 
 class MaterialList(BaseModel):
+    """A page of `GET /courses/{id}/materials` (the catalogue's page fields: docs/api.md, "Pagination")."""
+
     items: list[MaterialItem]
+    total: int
+    page: int
+    page_size: int
 
 
 # --- analytics ------------------------------------------------------------------------------------

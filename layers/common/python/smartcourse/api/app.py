@@ -192,7 +192,7 @@ def install_security(app: FastAPI) -> None:
             allow_origins=origins,
             allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
-            expose_headers=["Retry-After"],
+            expose_headers=["Retry-After", "X-Total-Count", "Link"],  # Link, X-Total-Count: api/paging.py
             max_age=600,
         )
 

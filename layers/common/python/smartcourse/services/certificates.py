@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from smartcourse.db import UnitOfWork
@@ -516,12 +516,20 @@ async def verify(*, uow: UnitOfWork, code: str) -> Certificate | None:
     return await uow.session.scalar(select(Certificate).where(Certificate.code == canonical_code(code)))
 
 
-async def my_certificates(*, uow: UnitOfWork, principal: Principal) -> list[Certificate]:
-    """The caller's certificates, newest first."""
+async def my_certificates(
+    *, uow: UnitOfWork, principal: Principal, page: int, page_size: int
+) -> tuple[list[Certificate], int]:
+    """One page of the caller's certificates, newest first (ties by id), and how many they have in all."""
+    mine = Certificate.student_id == principal.user_id
+    total = await uow.session.scalar(select(func.count()).select_from(Certificate).where(mine)) or 0
     rows = await uow.session.scalars(
-        select(Certificate).where(Certificate.student_id == principal.user_id).order_by(Certificate.issued_at.desc())
+        select(Certificate)
+        .where(mine)
+        .order_by(Certificate.issued_at.desc(), Certificate.id.desc())
+        .offset((page - 1) * page_size)
+        .limit(page_size)
     )
-    return list(rows)
+    return list(rows), total
 
 
 async def for_enrollment(*, uow: UnitOfWork, enrollment_id: uuid.UUID) -> Certificate | None:

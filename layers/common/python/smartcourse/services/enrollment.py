@@ -546,20 +546,27 @@ async def percent_of(uow: UnitOfWork, documents: Any, e: Enrollment, course: Cou
     return rules.percent_complete([lesson.ref for lesson in lessons], done)
 
 
-async def my_courses(*, uow: UnitOfWork, documents: Any, principal: Principal) -> list[EnrollmentDetail]:
+async def my_courses(
+    *, uow: UnitOfWork, documents: Any, principal: Principal, page: int, page_size: int
+) -> tuple[list[EnrollmentDetail], int]:
+    """One page of the caller's enrollments, newest first (ties by id), and how many they have in all."""
+    mine = Enrollment.student_id == principal.user_id
+    total = await uow.session.scalar(select(func.count()).select_from(Enrollment).where(mine)) or 0
     rows = (
         await uow.session.execute(
             select(Enrollment, Course)
             .join(Course, Course.id == Enrollment.course_id)
-            .where(Enrollment.student_id == principal.user_id)
-            .order_by(Enrollment.created_at.desc())
+            .where(mine)
+            .order_by(Enrollment.created_at.desc(), Enrollment.id.desc())
+            .offset((page - 1) * page_size)
+            .limit(page_size)
         )
     ).all()
     out = []
     for e, course in rows:
         public = await to_public(uow, e, await percent_of(uow, documents, e, course))
         out.append(EnrollmentDetail(**public.model_dump(), course_title=course.title))
-    return out
+    return out, total
 
 
 async def detail(

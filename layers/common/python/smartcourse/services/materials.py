@@ -190,9 +190,15 @@ async def _published_ids(documents: DocumentStore, course: Course, docs: list[di
 
 
 async def list_materials(
-    *, uow: UnitOfWork, documents: DocumentStore, principal: Principal | None, course_id: uuid.UUID
+    *,
+    uow: UnitOfWork,
+    documents: DocumentStore,
+    principal: Principal | None,
+    course_id: uuid.UUID,
+    page: int,
+    page_size: int,
 ) -> MaterialList:
-    """`GET /courses/{id}/materials`, oldest upload first.
+    """`GET /courses/{id}/materials`, one page, oldest upload first (ties by id), with the total the caller may see.
 
     The owner and admins: every material of the working copy, each saying whether the published version holds it
     (`published`: what students download and search cites; false for an upload since the last publish). Students
@@ -210,7 +216,10 @@ async def list_materials(
         if owner or str(d["id"]) in published
     ]
     items.sort(key=lambda m: (m.created_at, str(m.id)))
-    return MaterialList(items=items)
+    # The course's material documents are read whole (metadata only, as the published snapshot lists them all; the
+    # student's subset is known only after that comparison): the answer is what is bounded.
+    start = (page - 1) * page_size
+    return MaterialList(items=items[start : start + page_size], total=len(items), page=page, page_size=page_size)
 
 
 async def get_material(
