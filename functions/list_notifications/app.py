@@ -1,27 +1,50 @@
-"""GET /notifications: the caller's notifications, newest first."""
+"""GET /notifications: the caller's notifications, newest first; `before` pages back (keyset)."""
 
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, Response
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.api.paging import MAX_PAGE_SIZE
 from smartcourse.schemas import NotificationPublic
 from smartcourse.services import notifications
 
 router = APIRouter(tags=["notifications"])
 
+NEXT_LINK = {
+    "Link": {
+        "description": "the next (older) notifications while there are any (RFC 8288), as a reference relative to "
+        "this request's URL that carries `before`: `<?limit=20&before=2026-12-04T22%3A41%3A39.123456%2B00%3A00>; "
+        'rel="next"`',
+        "schema": {"type": "string"},
+    }
+}
 
-@router.get("/notifications", response_model=list[NotificationPublic])
+
+@router.get("/notifications", response_model=list[NotificationPublic], responses={200: {"headers": NEXT_LINK}})
 async def list_notifications(
+    request: Request,
+    response: Response,
     user: CurrentUser,
     c: ContainerDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
     before: Annotated[datetime | None, Query(description="page back: only notifications created before this")] = None,
+    page_size: Annotated[
+        int | None,
+        Query(ge=1, le=MAX_PAGE_SIZE, description="the other lists' name for `limit`; taken when both are given"),
+    ] = None,
 ) -> list[NotificationPublic]:
+    size = limit if page_size is None else page_size
     async with c.uow() as uow:
-        return await notifications.list_notifications(uow=uow, principal=user, limit=limit, before=before)
+        # One more than asked: whether there is a next page.
+        found = await notifications.list_notifications(uow=uow, principal=user, limit=size + 1, before=before)
+    if len(found) > size:
+        found = found[:size]
+        ref = request.url.include_query_params(before=found[-1].created_at.isoformat()).query
+        response.headers["Link"] = f'<?{ref}>; rel="next"'
+    return found
 
 
 handler = lambda_handler(router)

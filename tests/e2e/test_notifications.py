@@ -130,3 +130,35 @@ async def test_email_flag_sets_pending_and_records_the_attachment(api: Api, cont
         row = await uow.session.get(Notification, nid)
     assert row.email_status == "pending" and row.email_attempts == 0 and row.emailed_at is None
     assert row.data == {"code": "ABC", "attachment_key": "certificates/abc.pdf"}
+
+
+async def test_the_next_page_is_linked_and_page_size_names_the_limit(api: Api, container: Any) -> None:
+    """docs/api.md: `Link: <?…&before=…>; rel="next"` while older notifications remain (as the other bare-array lists
+    link their next page); `page_size` is the other lists' name for `limit`."""
+    import re
+
+    alice, bob = await api.user(), await api.user()
+    ids = [str(await notify(container, alice, f"n{i}")) for i in range(5)]
+    await notify(container, bob, "for bob")
+    walked: list[str] = []
+    url = "/notifications?page_size=2"
+    while True:
+        r = await api.client.get(url, headers=alice["headers"])
+        assert r.status_code == 200 and 0 < len(r.json()) <= 2, r.text
+        walked += [n["id"] for n in r.json()]
+        if "link" not in r.headers:
+            break
+        (ref,) = re.findall(r'^<\?([^>]*)>; rel="next"$', r.headers["link"])
+        url = f"/notifications?{ref}"
+    assert walked == list(reversed(ids))
+    r = await api.client.get("/notifications", params={"limit": 5}, headers=alice["headers"])
+    assert len(r.json()) == 5 and "link" not in r.headers  # exactly the rest: no next page
+    r = await api.client.get("/notifications", params={"limit": 1, "page_size": 3}, headers=alice["headers"])
+    assert len(r.json()) == 3  # page_size taken over limit
+    for bad in (0, 101):
+        r = await api.client.get("/notifications", params={"page_size": bad}, headers=alice["headers"])
+        assert (r.status_code, r.json()["code"], r.json()["details"][0]["field"]) == (
+            422,
+            "validation_error",
+            "page_size",
+        )
