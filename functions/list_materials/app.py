@@ -1,5 +1,6 @@
-"""GET /courses/{course_id}/materials: the course's materials (owner/admin: all; enrolled students: the live ones),
-a page at a time."""
+"""GET /courses/{course_id}/materials: the course's materials (owner/admin: all; enrolled students: the live ones).
+
+A page at a time (docs/api.md, "Pagination")."""
 
 import uuid
 
