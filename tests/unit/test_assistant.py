@@ -133,7 +133,65 @@ async def test_twice_uncited_falls_back_to_quoting_passages() -> None:
 async def test_citations_of_unshown_passages_are_removed() -> None:
     chat = ScriptedChat("Commit together [1] [7].", "Commit together [1] [7].")
     out = await ask(chat, "Why use an outbox table?", OUTBOX)
-    assert out["answer"] == "Commit together [1] ." and [c["index"] for c in out["citations"]] == [1]
+    assert out["answer"] == "Commit together [1]." and [c["index"] for c in out["citations"]] == [1]
+
+
+@pytest.mark.parametrize(
+    ("text", "invalid", "expected"),
+    [
+        # The round-2 exploratory test: "… when water is warm ." — the blank before a removed citation goes too.
+        ("The loop [9].", [9], "The loop."),
+        (
+            "Corals turn white when water is warm [9]. They expel algae [9].",
+            [9],
+            "Corals turn white when water is warm. They expel algae.",
+        ),
+        ("Commit together [1] [7], then publish.", [7], "Commit together [1], then publish."),
+        ("Commit [7] [8]!", [7, 8], "Commit!"),
+        ("Commit [1, 7] together.", [7], "Commit [1] together."),
+        ("Commit [7] together.", [7], "Commit together."),  # between two words one blank stays
+        ("Commit [7][1].", [7], "Commit [1]."),
+        ("Commit (see [7]).", [7], "Commit (see)."),
+        ("[7] Commit.\n[7] Publish [1].", [7], "Commit.\nPublish [1]."),  # a line that began with one
+        ("Commit [7]\nPublish.", [7], "Commit\nPublish."),  # a line break is not a blank to remove
+        ("Commit [1][2] together [1] .", [7], "Commit [1][2] together [1] ."),  # nothing to remove: as written
+    ],
+)
+def test_a_removed_citation_takes_its_blank_with_it(text: str, invalid: list[int], expected: str) -> None:
+    assert evidence.strip_invalid(text, invalid) == expected
+
+
+class PiecesChat(ScriptedChat):
+    """A fake ChatModel streaming each reply in the pieces given: a citation can arrive split across deltas."""
+
+    def __init__(self, *replies: list[str]) -> None:
+        super().__init__(*("".join(r) for r in replies))
+        self.pieces = [list(r) for r in replies]
+
+    async def stream(
+        self, messages: Sequence[ChatMessage], *, max_tokens: int = 512, temperature: float = 0.0
+    ) -> AsyncIterator[str]:
+        await self.complete(messages)
+        for piece in self.pieces.pop(0):
+            yield piece
+
+
+#: A draft whose unshown "[7]" comes in three deltas, its blank in a fourth: " [", "7", "]", "." .
+SPLIT_INVALID = ["The outbox table", " commits events", " [1]", " [", "7", "]", "."]
+
+
+async def test_a_streamed_answer_loses_a_split_invalid_citation_and_its_blank(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The answer streamed, the answer in `done` and the answer stored in the conversation are the same text, without
+    the removed citation's blank: "… events [1]." (it was "… events [1] .")."""
+    stored: list[object] = []
+    chat = PiecesChat(SPLIT_INVALID, SPLIT_INVALID)  # an invalid citation is retried once, then removed
+    events = await ask_events(chat, "Why use an outbox table?", OUTBOX, monkeypatch=monkeypatch, stored=stored)
+    done = events[-1][1]
+    assert done["answer"] == "The outbox table commits events [1].", events
+    assert what_a_client_shows(events) == done["answer"], events
+    assert [d for n, d in events if n == "reset"][-1] == {"attempt": 3, "next": "server"}
+    answers = [m.content for m in stored if getattr(m, "role", None) == "assistant"]
+    assert answers == [done["answer"]], stored
 
 
 async def test_follow_up_is_rewritten_with_the_conversation() -> None:
@@ -263,16 +321,24 @@ async def test_prompt_markup_is_never_streamed_and_stops_the_model() -> None:
     assert evidence.markup_tail("an answer [1].") == 0
 
 
-async def ask_events(chat: ScriptedChat, question: str, *hits: Hit, monkeypatch: pytest.MonkeyPatch) -> list:  # type: ignore[type-arg]
-    """The service's (event, data) stream for one ask, as /ai/ask-stream sends it (recording stubbed out)."""
+async def ask_events(
+    chat: ScriptedChat,
+    question: str,
+    *hits: Hit,
+    monkeypatch: pytest.MonkeyPatch,
+    stored: list | None = None,  # type: ignore[type-arg]
+) -> list:  # type: ignore[type-arg]
+    """The service's (event, data) stream for one ask, as /ai/ask-stream sends it (recording stubbed out; the rows it
+    would have written with the interaction, the conversation's messages, go to `stored`)."""
     import uuid
 
     from smartcourse.assistant.schemas import AskIn
     from smartcourse.security import Principal
     from smartcourse.services import assistant
 
-    async def no_record(*args: object, **kw: object) -> None:
-        return None
+    async def no_record(*args: object, extra: list | None = None, **kw: object) -> None:  # type: ignore[type-arg]
+        if stored is not None:
+            stored.extend(extra or [])
 
     monkeypatch.setattr(assistant, "record", no_record)
     user, course = uuid.uuid4(), uuid.uuid4()

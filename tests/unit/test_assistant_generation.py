@@ -71,7 +71,7 @@ def test_objectives_keep_only_bloom_verb_lines() -> None:
 
 def test_grounded_text_drops_unshown_citations() -> None:
     assert generation.parse_grounded_text("The outbox commits events [1] and more [4].", [OUTBOX, RELAY]) == (
-        "The outbox commits events [1] and more ."
+        "The outbox commits events [1] and more."
     )
     with pytest.raises(generation.InvalidOutput):
         generation.parse_grounded_text("ok", [OUTBOX, RELAY])
@@ -355,6 +355,25 @@ async def test_a_generation_stream_ends_with_exactly_done_text(
     assert events[-1][0] == "done", events
     assert what_a_client_shows(events[:-1]).strip() == done.get("text", ""), events
     assert [d for n, d in events if n == "reset"] == [{"attempt": 2, "next": "server"}] * resets, events
+
+
+async def test_a_streamed_summary_loses_a_split_invalid_citation_and_its_blank(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The round-2 exploratory test's "They expel algae ." — as in the answer's stream, with "[7]" in pieces."""
+    from smartcourse.assistant.sse import generation_events
+    from tests.unit.test_assistant import SPLIT_INVALID, PiecesChat, what_a_client_shows
+
+    run = generation_run(
+        PiecesChat(SPLIT_INVALID), generation.summary_task([OUTBOX, RELAY]), [], monkeypatch, passages=[OUTBOX, RELAY]
+    )
+    events = [(e["event"], json.loads(e["data"])) async for e in generation_events(run)]
+    assert events[-1][0] == "done" and events[-1][1]["text"] == "The outbox table commits events [1].", events
+    assert what_a_client_shows(events[:-1]) == events[-1][1]["text"], events
+    run = generation_run(
+        PiecesChat(SPLIT_INVALID), generation.summary_task([OUTBOX, RELAY]), [], monkeypatch, passages=[OUTBOX, RELAY]
+    )
+    assert (await run.execute()).text == "The outbox table commits events [1]."
 
 
 def test_a_summary_looping_with_a_changing_number_is_refused() -> None:

@@ -170,14 +170,43 @@ def check_citations(answer: str, n_passages: int) -> tuple[list[int], list[int]]
     return [n for n in found if 1 <= n <= n_passages], [n for n in found if not 1 <= n <= n_passages]
 
 
+#: A run of citations ("[9]", "[1] [9]", "[9][1, 4]") with the blanks (not line breaks) around it: removing "[9]"
+#: from "… the loop [9]." must take the blank before it too, or the text reads "… the loop ." (the round-2
+#: exploratory test's "Corals turn white when water is warm .").
+_ONE_CITATION = r"\[\d{1,3}(?:\s*,\s*\d{1,3})*\]"
+_CITATION_RUN = re.compile(rf"([^\S\n]*)({_ONE_CITATION}(?:[^\S\n]*{_ONE_CITATION})*)([^\S\n]*)")
+#: What may follow a removed citation with no blank in between: closing punctuation.
+_CLOSING = frozenset(".,;:!?)]}\"'\u201d\u2019\u2026\u3002\uff0c\uff01\uff1f")
+
+
 def strip_invalid(answer: str, invalid: Sequence[int]) -> str:
+    """The answer without its citations of passages not shown, and without the blanks they leave: "… the loop [9]."
+    → "… the loop.", "[1, 9]" → "[1]", "[1] [9]." → "[1].", "a [9] b" → "a b", "loop [9][1]." → "loop [1].", a line
+    starting "[9] The" → "The". Runs of citations with nothing to remove are left as written."""
     bad = set(invalid)
 
     def keep(match: re.Match[str]) -> str:
-        parts = [p.strip() for p in match.group(1).split(",") if int(p) not in bad]
-        return f"[{', '.join(parts)}]" if parts else ""
+        lead, run, trail = match.groups()
+        kept: list[str] = []
+        changed = False
+        for group in _CITATION.findall(run):
+            numbers = [p.strip() for p in group.split(",")]
+            parts = [p for p in numbers if int(p) not in bad]
+            changed = changed or len(parts) < len(numbers)
+            if parts:
+                kept.append(f"[{', '.join(parts)}]")
+        if not changed:
+            return match.group(0)
+        if kept:
+            return f"{lead}{' '.join(kept)}{trail}"
+        if match.start() == 0 or answer[match.start() - 1] == "\n":
+            return lead  # the line's own indentation, if any; the blank after the citation goes with it
+        following = answer[match.end() : match.end() + 1]
+        if not following or following == "\n" or following in _CLOSING:
+            return ""
+        return trail or lead  # between two words: one blank stays
 
-    return _CITATION.sub(keep, answer)
+    return _CITATION_RUN.sub(keep, answer)
 
 
 @cache
