@@ -408,7 +408,8 @@ def test_a_supported_summary_passes_with_citations_where_the_model_put_them() ->
     for text in (
         "The outbox table commits events with the state change [1]. The relay publishes them in order [2].",
         "The outbox table commits events with the state change. [1] The relay locks unsent rows. [2]",
-        "Events and state commit together, and a relay publishes them later.",  # cites nothing: not checked
+        # Cites nothing, and claims what the passages say (5 of its 7 claimed words are theirs).
+        "Events and state commit together, and a relay publishes them later.",
     ):
         assert generation.parse_grounded_text(text, [OUTBOX, RELAY], "outbox") == text
 
@@ -447,3 +448,65 @@ async def test_citations_are_the_passages_the_text_cites(
     out = await generation_run(ScriptedChat(reply), task, recorded, monkeypatch, passages=passages).execute()
     assert [c.index for c in out.citations] == cited, out
     assert [c.chunk_id for c in out.citations] == [passages[n - 1].chunk.chunk_id for n in cited]
+
+
+# --- uncited sentences of summaries and explanations are checked as the ask's are (round 2 left-over) -------------
+
+#: What a fake model writes: a sentence the passages support, and an invented one; neither cites anything.
+SUPPORTED = "The outbox table commits events with the state change, and a relay publishes them."
+INVENTED = "Corals are actually plants that grow on the Moon and were discovered by Napoleon in 1802."
+
+
+@pytest.mark.parametrize(
+    ("text", "question"),
+    [
+        (f"{SUPPORTED} {INVENTED}", ""),
+        (f"{INVENTED} {SUPPORTED}", "outbox"),
+        # Cited sentences pass; the uncited one between them is still checked.
+        (f"The outbox table commits events with the state change [1]. {INVENTED} The relay publishes them [2].", ""),
+        # An explanation: the concept's own words are no support ("transactional outbox" is in the passages).
+        ("A transactional outbox is an invention of Napoleon for granite corals.", "transactional outbox"),
+    ],
+)
+def test_an_uncited_sentence_the_passages_do_not_support_is_invalid(text: str, question: str) -> None:
+    with pytest.raises(generation.InvalidOutput, match=r"not supported by the passages \(it cites none\)"):
+        generation.parse_grounded_text(text, [OUTBOX, RELAY], question)
+
+
+def test_uncited_sentences_that_claim_nothing_or_what_the_passages_say_pass() -> None:
+    for text in (
+        SUPPORTED,
+        f"Here is a short summary. {SUPPORTED} I hope this helps.",  # connective sentences claim nothing
+        "The relay locks unsent rows with SKIP LOCKED. It publishes them in order.",
+    ):
+        assert generation.parse_grounded_text(text, [OUTBOX, RELAY]) == text
+
+
+@pytest.mark.parametrize("kind", ["summary", "explain"])
+async def test_a_generation_with_an_unsupported_uncited_sentence_is_retried_then_ai_output_invalid(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fake ChatModel writes a supported and an unsupported sentence: the generation is retried with the reason (no
+    other model call: the check is lexical), and a second such reply is `ai_output_invalid`; a supported retry is
+    the result."""
+    passages = [OUTBOX, RELAY]
+
+    def task() -> generation.Task:
+        if kind == "summary":
+            return generation.summary_task(passages)
+        return generation.explain_task("outbox relay", "beginner", passages)
+
+    chat = ScriptedChat(f"{SUPPORTED} {INVENTED}", SUPPORTED)
+    out = await generation_run(chat, task(), [], monkeypatch, passages=passages).execute()
+    assert out.text == SUPPORTED and out.citations == []
+    assert (
+        len(chat.calls) == 2
+        and "it cites none" in chat.calls[1][-1].content
+        and "Corals are actually plants" in chat.calls[1][-1].content
+    )
+    recorded: list[Any] = []
+    chat = ScriptedChat(f"{SUPPORTED} {INVENTED}", f"{INVENTED} {SUPPORTED}")
+    with pytest.raises(Unavailable) as err:
+        await generation_run(chat, task(), recorded, monkeypatch, passages=passages).execute()
+    assert err.value.code == "ai_output_invalid" and len(chat.calls) == 2
+    assert "not supported" in err.value.details["reason"] and recorded[0].outcome == "error"

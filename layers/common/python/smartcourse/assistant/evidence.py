@@ -468,13 +468,37 @@ def cited_sentences(text: str) -> list[str]:
     return out
 
 
+def unsupported_claim(
+    sentence: str, passages: Sequence[Hit], question: str = "", shown: set[str] | None = None
+) -> bool:
+    """One sentence of an answer or a generated text is not supported by the passages shown (`lexical_support`
+    under `LEXICAL_SUPPORT`, words of the question and words about the sources aside):
+
+    * a sentence citing passages shown, by the passages it cites;
+    * a sentence citing none that claims something (claimed words other than connective ones, `_CONNECTIVE_STEMS`:
+      "Here is what I found." claims nothing), by all the passages shown ("… [1]. Corals are plants discovered by
+      Napoleon." — an invented fact riding on a good citation).
+
+    `shown`: `shown_stems(passages)`, when the caller checks many sentences against the same passages. Lexical, no
+    model call."""
+    cited = [n for n in cited_indexes(sentence) if 1 <= n <= len(passages)]
+    if cited:
+        return lexical_support(sentence, [passages[n - 1] for n in cited], question) < LEXICAL_SUPPORT
+    claims = claimed_stems(sentence, question) - _CONNECTIVE_STEMS
+    if not claims:
+        return False
+    found = shown_stems(passages) if shown is None else shown
+    return len(claims & found) / len(claims) < LEXICAL_SUPPORT
+
+
 def unsupported_sentence(text: str, passages: Sequence[Hit], question: str = "") -> str | None:
-    """The first sentence of `text` (`cited_sentences`) citing passages shown that support too little of it
-    (`lexical_support` under `LEXICAL_SUPPORT`, as the ask's check: the question's words and words about the sources
-    aside), or None. Citations of passages not shown are not checked here (`check_citations` removes them)."""
+    """The first sentence of a generated text (`cited_sentences`) that the passages shown do not support, by the
+    ask's rule (`unsupported_claim`: a cited sentence by the passages it cites, an uncited one that claims something
+    by all of them), or None. Citations of passages not shown count as no citation (`check_citations` removes
+    them)."""
+    shown = shown_stems(passages)
     for sentence in cited_sentences(text):
-        cited = [n for n in cited_indexes(sentence) if 1 <= n <= len(passages)]
-        if cited and lexical_support(sentence, [passages[n - 1] for n in cited], question) < LEXICAL_SUPPORT:
+        if unsupported_claim(sentence, passages, question, shown):
             return sentence
     return None
 
@@ -526,6 +550,7 @@ def grounded(draft: str, passages: Sequence[Hit], question: str = "", *, cut: bo
     if not draft.strip() or leaks_prompt(draft) or loops(draft):
         return None
     kept: list[str] = []
+    shown = shown_stems(passages)
     said = [s.text for s in words.sentences(draft)]
     echoed = cut and unfinished(draft)  # the unfinished last sentence is left out, as echoes are
     if echoed:
@@ -534,12 +559,8 @@ def grounded(draft: str, passages: Sequence[Hit], question: str = "", *, cut: bo
         if is_instruction_echo(sentence):
             echoed = True
             continue
-        cited = [n for n in cited_indexes(sentence) if 1 <= n <= len(passages)]
-        if cited and lexical_support(sentence, [passages[n - 1] for n in cited], question) < LEXICAL_SUPPORT:
-            return None
-        claims = set() if cited else claimed_stems(sentence, question) - _CONNECTIVE_STEMS
-        if claims and len(claims & shown_stems(passages)) / len(claims) < LEXICAL_SUPPORT:
-            return None  # an uncited claim the passages do not support: an invented fact riding on a good citation
+        if unsupported_claim(sentence, passages, question, shown):
+            return None  # a cited sentence its passages do not support, or an uncited claim none of them supports
         kept.append(sentence)
     answer = " ".join(kept).strip() if echoed else draft.strip()
     valid, invalid = check_citations(answer, len(passages))

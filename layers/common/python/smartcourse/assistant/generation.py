@@ -147,9 +147,9 @@ MAX_REPEATS = evidence.MAX_REPEATS
 def parse_grounded_text(text: str, passages: Sequence[Hit], question: str = "") -> str:
     """Summary / explanation: non-empty, no system-prompt echo, no paraphrase of the instructions ("You can use only
     the passages you want."), no sentence repeated more than `MAX_REPEATS` times (`evidence.loops`: digits and
-    citations aside), every cited sentence supported by the passages it cites as the ask's answers are
-    (`evidence.unsupported_sentence`; `question`, the concept explained, is no support), no citation of an unshown
-    passage (removed)."""
+    citations aside), every sentence supported as the ask's answers are (`evidence.unsupported_sentence`: a cited
+    one by the passages it cites, an uncited one that claims something by all the passages shown; `question`, the
+    concept explained, is no support), no citation of an unshown passage (removed)."""
     body = text.strip()
     if len(body) < 20:
         raise InvalidOutput("the text is empty or too short")
@@ -163,7 +163,9 @@ def parse_grounded_text(text: str, passages: Sequence[Hit], question: str = "") 
     unsupported = evidence.unsupported_sentence(body, passages, question)
     if unsupported is not None:
         excerpt = unsupported if len(unsupported) <= 80 else unsupported[:79] + "…"
-        raise InvalidOutput(f"a sentence is not supported by the passages it cites: “{excerpt}”")
+        cites = evidence.check_citations(unsupported, len(passages))[0]
+        by = "the passages it cites" if cites else "the passages (it cites none)"
+        raise InvalidOutput(f"a sentence is not supported by {by}: “{excerpt}”")
     _, invalid = evidence.check_citations(body, len(passages))
     return evidence.strip_invalid(body, invalid) if invalid else body
 
