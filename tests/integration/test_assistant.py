@@ -489,3 +489,36 @@ async def test_a_quiz_cut_at_the_output_limit_is_retried_then_ai_output_invalid(
     assert [e for e, _ in events] == ["token", "reset", "token", "reset", "done"], events
     assert events[1][1] == {"attempt": 2} and events[-1][1]["questions"][0]["answer"] == 1
     assert events[3][1] == {"attempt": 3, "next": "server"}
+
+
+JOURNAL_LESSON = {
+    "title": "Field journal",
+    "type": "text",
+    "content": "# Field journal\n\n## Otters\nSea otters use rocks to open sea urchins and keep a favourite rock under "
+    "their arm.\n\n## Kelp\nKelp forests shelter young rockfish from predators and slow the waves near the shore.\n\n"
+    "## Gulls\nHerring gulls drop mussels on the rocks at low tide to break their shells open.",
+}
+
+
+async def test_a_lesson_named_by_its_title_is_quoted_from_each_of_its_passages(
+    api: Api, worker: object, container: Any
+) -> None:
+    """Round-2 left-over: "Tell me about the field journal" got one quote of the lesson (the model, which cites
+    nothing here, was shown one of its chunks, behind passages of other lessons)."""
+    teacher = await api.user("instructor")
+    course = await published_course(api, teacher, OUTBOX_LESSON, GARDEN_LESSON, JOURNAL_LESSON)
+    student = await enrolled_student(api, course["id"])
+    with scripted(container, ScriptedChat("I am not sure about that.")) as chat:
+        r = await api.client.post(
+            "/ai/ask",
+            json={"course_id": course["id"], "question": "Tell me about the field journal"},
+            headers=student["headers"],
+        )
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["type"] == "answer" and len(out["citations"]) == 3, out
+    assert {c["source_ref"]["title"] for c in out["citations"]} == {"Field journal"}, out
+    quotes = [c["quote"] for c in out["citations"]]
+    assert any("otters" in q for q in quotes) and any("Kelp" in q for q in quotes) and any("gulls" in q for q in quotes)
+    prompt = chat.prompts[0][-1].content
+    assert "Sea otters" in prompt and "Kelp forests" in prompt and "Herring gulls" in prompt

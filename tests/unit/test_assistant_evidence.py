@@ -535,3 +535,94 @@ def test_the_quiz_lock_knows_common_phrasings(question: str) -> None:
 )
 def test_the_quiz_lock_leaves_learning_questions_alone(question: str) -> None:
     assert not evidence.asks_for_quiz_answers(question)
+
+
+# --- round 2 left-over: a lesson named by its title got one quote only ----------------------------------------------
+
+
+def lesson_chunk(n: int, section: str, text: str, vector: float, keyword: float | None = 4.1) -> Hit:
+    """A chunk of one three-section lesson, *Field journal* (one source: its chunks share the id and the title)."""
+    chunk = Chunk(
+        f"j{n}",
+        "course",
+        1,
+        "lesson",
+        "src-journal",
+        "Field journal",
+        f"Deep sea > Field journal > {section}",
+        text,
+        f"hj{n}",
+    )
+    return Hit(chunk=chunk, score=vector, vector_score=vector, keyword_score=keyword)
+
+
+JOURNAL = [
+    lesson_chunk(1, "Otters", "Sea otters use rocks to open sea urchins.", 0.22),
+    lesson_chunk(2, "Kelp", "Kelp forests shelter young rockfish from predators.", 0.2),
+    lesson_chunk(3, "Gulls", "Herring gulls drop mussels on the rocks to break their shells.", 0.18),
+]
+#: Passages of other lessons that the embedder ranks above the floor for "Tell me about the field journal".
+UNRELATED = [
+    outline_hit(
+        41, "Hydrothermal vents", "Deep sea > Hydrothermal vents", "Black smokers emit water at 400 degrees.", 0.5
+    ),
+    outline_hit(42, "Coral reefs", "Reefs > Coral reefs > Polyps", "Coral polyps host zooxanthellae algae.", 0.4),
+    outline_hit(43, "Tides", "Reefs > Tides", "Spring tides follow the new and the full moon.", 0.34),
+]
+
+
+@pytest.mark.parametrize("question", ["Tell me about the field journal", "What is in the Field journal lesson?"])
+async def test_a_lesson_named_by_its_title_is_quoted_from_each_of_its_passages(question: str) -> None:
+    """It got one quote: its chunks, only keyword hits on the title, ranked behind three unrelated passages above the
+    cosine floor, and only the first made the four passages. Now the lesson's retrieved passages come first (up to
+    the four an answer uses), the model is shown them, and the fallback quotes each of them."""
+    chat = ScriptedChat("", "")
+    out = await ask(chat, question, *UNRELATED, *JOURNAL)
+    assert out["type"] == "answer" and out["reason"] == "fallback_quotes", out
+    assert [c["chunk_id"] for c in out["citations"]] == ["j1", "j2", "j3"], out
+    assert [c["quote"] for c in out["citations"]] == [h.chunk.text for h in JOURNAL]
+    shown = chat.calls[0][-1].content  # the answer prompt: the lesson's passages first
+    assert (
+        shown.index("Sea otters")
+        < shown.index("Kelp forests")
+        < shown.index("Herring gulls")
+        < shown.index("Black smokers")
+    )
+    # At most the passages an answer uses (4).
+    crabs = lesson_chunk(5, "Crabs", "Hermit crabs move into larger shells.", 0.16)
+    seals = lesson_chunk(6, "Seals", "Seals rest on the rocks at low tide.", 0.15)
+    out = await ask(ScriptedChat("", ""), question, *UNRELATED, *JOURNAL, crabs, seals)
+    assert [c["chunk_id"] for c in out["citations"]] == ["j1", "j2", "j3", "j5"], out
+    # One sentence is not quoted twice (overlapping chunks), and `k` bounds the quotes.
+    overlap = lesson_chunk(4, "Otters", "Sea otters use rocks to open sea urchins.", 0.17)
+    found = evidence.fallback_answer([JOURNAL[0], overlap, *JOURNAL[1:]], question)
+    assert found is not None and [c["chunk_id"] for c in found[1]] == ["j1", "j2", "j3"]
+    found = evidence.fallback_answer(JOURNAL, question, k=2)
+    assert found is not None and [c["chunk_id"] for c in found[1]] == ["j1", "j2"]
+
+
+async def test_a_question_that_is_not_just_a_name_is_retrieved_as_before() -> None:
+    # A subject word the lesson's names lack: no name is asked for, the passages are the best evidence as always.
+    chat = ScriptedChat("", "")
+    out = await ask(chat, "What do black smokers emit in the field journal?", *UNRELATED, *JOURNAL)
+    assert [c["chunk_id"] for c in out["citations"]] == ["c41"], out
+    assert evidence.named_passages([*UNRELATED, *JOURNAL], "What do the field journal otters eat?", 4) == []
+    # A quiz named by its title is still never quoted, nor put first.
+    assert evidence.named_passages([REEF_QUIZ], "Tell me about the reef quiz", 4) == []
+
+
+async def test_a_lesson_named_by_its_title_is_not_ambiguous_with_unrelated_passages_scoring_alike() -> None:
+    # Two unrelated passages within the clarify margin used to make "Tell me about the field journal" a clarify.
+    close = [
+        outline_hit(44, "Hydrothermal vents", "Deep sea > Hydrothermal vents", "Black smokers emit hot water.", 0.5),
+        outline_hit(45, "Coral reefs", "Reefs > Coral reefs > Polyps", "Coral polyps host algae.", 0.47),
+    ]
+    out = await ask(ScriptedChat("", ""), "Tell me about the field journal", *close, *JOURNAL)
+    assert out["type"] == "answer" and [c["chunk_id"] for c in out["citations"]] == ["j1", "j2", "j3"], out
+    # Two sources with the name asked for still are: "What is a key?" over *Primary keys* and *Encryption keys*.
+    keys = [
+        outline_hit(46, "Primary keys", "Databases > Primary keys", "A primary key identifies a row.", 0.5),
+        outline_hit(47, "Encryption keys", "Security > Encryption keys", "An encryption key locks data.", 0.3),
+    ]
+    out = await ask(ScriptedChat(), "What is a key?", *keys)
+    assert out["type"] == "clarify", out

@@ -6,7 +6,7 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from smartcourse.assistant import text as words
@@ -119,14 +119,22 @@ def decide(question: str, hits: Sequence[Hit], knobs: Knobs) -> Decision:
     if not strong:
         return Decision("refuse", "no_relevant_material", [], [])
     sources = _distinct_sources(strong)
+    # The question is a name of the course outline ("Tell me about the field notes"): that source's retrieved passages
+    # come first (up to the passages an answer uses), not one of them behind unrelated passages the embedder ranked
+    # higher; and when one source has that name, unrelated passages scoring alike make the question no less clear.
+    named = named_passages(hits, question, knobs.max_passages)
+    one_name = len(_distinct_sources(named)) == 1
     if len(subject) <= knobs.clarify_max_subject_words:
         best = max(strong[0].vector_score or 0.0, knobs.relevance_floor)
         close = [h for h in sources if (h.vector_score or 0.0) >= best - knobs.clarify_margin]
-        named = [h for h in sources if _title_names(h.chunk.title, subject)]
-        for candidates in (close, named):
+        titled = [h for h in sources if _title_names(h.chunk.title, subject)]
+        for candidates in (titled,) if one_name else (close, titled):
             if len({h.chunk.title.strip().lower() for h in candidates}) >= 2:
                 names = [source_label(h) for h in candidates[:3]]
                 return Decision("clarify", "ambiguous_candidates", names, [])
+    if named:
+        ids = {h.chunk.chunk_id for h in named}
+        strong = named + [h for h in strong if h.chunk.chunk_id not in ids]
     return Decision("answer", "evidence", [], strong[: knobs.max_passages])
 
 
@@ -335,11 +343,17 @@ def is_quiz_prompts(hit: Hit) -> bool:
     return chunk.source_type == "lesson" and chunk.location.rsplit(" > ", 1)[-1].strip() == QUIZ_HEADING
 
 
-def source_names(hit: Hit) -> list[str]:
-    """What the course outline calls a passage's source, each name apart: the lesson's or material's title and each
-    part of its location (module, lesson, section heading, page), defanged as the model sees them."""
-    names = [hit.chunk.title, *hit.chunk.location.split(" > ")]
-    return [defang(name) for name in names if name.strip()]
+@lru_cache(maxsize=4096)
+def _name_stems(title: str, location: str) -> tuple[frozenset[str], ...]:
+    """The subject stems of each name the course outline gives a passage's source, apart: the lesson's or material's
+    title and each part of its location (module, lesson, section heading, page), defanged as the model sees them.
+    Cached: a course's chunks come back question after question, and the route must not slow the first token."""
+    names = [title, *location.split(" > ")]
+    return tuple(frozenset(subject_stems(defang(name))) for name in names if name.strip())
+
+
+def _named(hit: Hit, wanted: set[str]) -> bool:
+    return any(wanted <= name for name in _name_stems(hit.chunk.title, hit.chunk.location))
 
 
 def names_source(hit: Hit, query: str) -> bool:
@@ -347,33 +361,49 @@ def names_source(hit: Hit, query: str) -> bool:
     name of the source ("Tell me about the field notes" → the lesson *Field notes*). Words of two different names
     ("deep" of the module *Deep sea*, "notes" of the lesson) do not add up, and one word the name lacks ("… about
     whales") is a question the title does not answer."""
-    wanted = subject_stems(query)
+    return bool(content_stems(query)) and _named(hit, subject_stems(query))
+
+
+def named_passages(hits: Sequence[Hit], query: str, k: int) -> list[Hit]:
+    """The retrieved passages whose source the question names (`names_source`: "Tell me about the field notes" → the
+    chunks of the lesson *Field notes*), in retrieval order, at most `k` (the passages an answer uses); a quiz's
+    prompts aside. Empty for a question that is not just a name ("What do the field notes say about whales?")."""
     if not content_stems(query):
-        return False
-    return any(wanted <= subject_stems(name) for name in source_names(hit))
+        return []
+    wanted = subject_stems(query)
+    return [h for h in hits if _named(h, wanted) and not is_quiz_prompts(h)][:k]
 
 
-def fallback_answer(passages: Sequence[Hit], query: str, n: int = 2) -> tuple[str, list[dict[str, Any]]] | None:
+def fallback_answer(
+    passages: Sequence[Hit], query: str, n: int = 2, k: int = 4
+) -> tuple[str, list[dict[str, Any]]] | None:
     """When the model cannot cite: quote the best passages, each with its citation.
 
     First the passages whose source the question names by its title (`names_source`: "What is in the Field notes
-    lesson?" has no word of the lesson's body, its title went to the location), with their best body sentence; then
-    those whose quote shares a subject word with the question (a passage above the cosine floor can still be about
-    something else: "lysosomes" answered with the Golgi apparatus). A quiz's prompts are never quoted
-    (`is_quiz_prompts`: they are questions to the student, not what the material says). None when no passage
-    qualifies."""
+    lesson?" has no word of the lesson's body, its title went to the location), each with its best body sentence, up
+    to `k` of them (the passages an answer uses: `decide` puts the named source's retrieved passages first, so a
+    lesson asked for by its title is quoted from each of them, not from one); then those whose quote shares a
+    subject word with the question (a passage above the cosine floor can still be about something else: "lysosomes"
+    answered with the Golgi apparatus), up to `n` quotes in all. A quiz's prompts are never quoted (`is_quiz_prompts`:
+    they are questions to the student, not what the material says), nor one sentence twice (overlapping chunks).
+    None when no passage qualifies."""
     wanted = subject_stems(query)
     named: list[Hit] = []
     relevant: list[Hit] = []
+    quoted: set[str] = set()
     for h in passages:
         quote = best_sentence(defang(h.chunk.text), query)
-        if not quote or is_quiz_prompts(h):
+        if not quote or quote in quoted or is_quiz_prompts(h):
             continue
         if names_source(h, query):
             named.append(h)
         elif wanted & subject_stems(quote + " " + _row_header(h.chunk.text, quote)):
             relevant.append(h)
-    chosen = (named + relevant)[:n]
+        else:
+            continue
+        quoted.add(quote)
+    named = named[:k]
+    chosen = named + relevant[: max(0, n - len(named))]
     if not chosen:
         return None
     cites = [citation(i, h, query) for i, h in enumerate(chosen, 1)]

@@ -157,10 +157,12 @@ def check(state: AskState) -> dict[str, Any]:
     return {"type": "answer", "answer": "", "citations": []}
 
 
-def fallback(state: AskState) -> dict[str, Any]:
-    """The model could not cite twice: quote the best passages with their citations instead, or refuse when no
-    passage shares a subject word with the question (`evidence.fallback_answer`)."""
-    found = evidence.fallback_answer(state["passages"], state["standalone"])
+def fallback(state: AskState, config: RunnableConfig) -> dict[str, Any]:
+    """The model could not cite twice: quote the best passages with their citations instead (every passage of a
+    source the question names, up to `Knobs.max_passages`), or refuse when no passage shares a subject word with the
+    question (`evidence.fallback_answer`)."""
+    knobs = Configuration.from_runnable_config(config).knobs
+    found = evidence.fallback_answer(state["passages"], state["standalone"], k=knobs.max_passages)
     if found is None:
         return {"type": "refuse", "answer": evidence.REFUSE_OFF_TOPIC, "citations": [], "reason": "no_quotable_match"}
     answer, cites = found
