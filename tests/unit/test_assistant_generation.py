@@ -392,11 +392,16 @@ def test_a_summary_looping_with_a_changing_number_is_refused() -> None:
     ("text", "question"),
     [
         ("Napoleon discovered granite corals on the Moon in 1802 [1].", ""),
-        ("The outbox table commits events with the state change [1]. Kafka was invented by Napoleon [2].", ""),
+        # More unsupported sentences than supported ones: not dropped, invalid.
+        (
+            "Kafka was invented by Napoleon [2]. The outbox table commits events with the state change [1]. "
+            "Granite corals sing on the Moon [1].",
+            "",
+        ),
         # An explanation that only restates the concept claims nothing.
         ("The transactional outbox is a transactional outbox [1].", "transactional outbox"),
         # A citation after the period belongs to the sentence before it.
-        ("The outbox table commits events with the state change. Napoleon invented granite corals. [1]", ""),
+        ("Napoleon invented granite corals. [1] Kafka sings to sailors on the Moon. [2]", ""),
     ],
 )
 def test_a_cited_sentence_the_passages_do_not_support_is_invalid(text: str, question: str) -> None:
@@ -452,18 +457,19 @@ async def test_citations_are_the_passages_the_text_cites(
 
 # --- uncited sentences of summaries and explanations are checked as the ask's are (round 2 left-over) -------------
 
-#: What a fake model writes: a sentence the passages support, and an invented one; neither cites anything.
+#: What a fake model writes: a sentence the passages support, and invented ones; none cites anything.
 SUPPORTED = "The outbox table commits events with the state change, and a relay publishes them."
 INVENTED = "Corals are actually plants that grow on the Moon and were discovered by Napoleon in 1802."
+INVENTED_TOO = "Granite corals sing to sailors every winter on the far side of Mars."
 
 
 @pytest.mark.parametrize(
     ("text", "question"),
     [
-        (f"{SUPPORTED} {INVENTED}", ""),
-        (f"{INVENTED} {SUPPORTED}", "outbox"),
-        # Cited sentences pass; the uncited one between them is still checked.
-        (f"The outbox table commits events with the state change [1]. {INVENTED} The relay publishes them [2].", ""),
+        (f"{SUPPORTED} {INVENTED} {INVENTED_TOO}", ""),
+        (f"{INVENTED} {INVENTED_TOO} {SUPPORTED}", "outbox"),
+        # A cited sentence passes; the uncited ones after it are still checked.
+        (f"The outbox table commits events with the state change [1]. {INVENTED} {INVENTED_TOO}", ""),
         # An explanation: the concept's own words are no support ("transactional outbox" is in the passages).
         ("A transactional outbox is an invention of Napoleon for granite corals.", "transactional outbox"),
     ],
@@ -471,6 +477,30 @@ INVENTED = "Corals are actually plants that grow on the Moon and were discovered
 def test_an_uncited_sentence_the_passages_do_not_support_is_invalid(text: str, question: str) -> None:
     with pytest.raises(generation.InvalidOutput, match=r"not supported by the passages \(it cites none\)"):
         generation.parse_grounded_text(text, [OUTBOX, RELAY], question)
+
+
+@pytest.mark.parametrize(
+    ("text", "question", "kept"),
+    [
+        (f"{SUPPORTED} {INVENTED}", "", SUPPORTED),
+        (f"{INVENTED} {SUPPORTED}", "outbox", SUPPORTED),
+        (
+            f"The outbox table commits events with the state change [1]. {INVENTED} The relay publishes them [2].",
+            "",
+            "The outbox table commits events with the state change [1]. The relay publishes them [2].",
+        ),
+        ("The outbox table commits events with the state change [1]. Kafka was invented by Napoleon [2].", "",
+         "The outbox table commits events with the state change [1]."),
+        # A citation after the period belongs to the sentence before it, and goes with it.
+        ("The outbox table commits events with the state change. Napoleon invented granite corals. [1]", "",
+         "The outbox table commits events with the state change."),
+        # A list keeps its other items, and loses the emptied one.
+        (f"- {SUPPORTED}\n- {INVENTED}\n- The relay publishes them [2].", "",
+         f"- {SUPPORTED}\n- The relay publishes them [2]."),
+    ],
+)  # fmt: skip
+def test_unsupported_sentences_no_more_than_the_supported_ones_are_dropped(text: str, question: str, kept: str) -> None:
+    assert generation.parse_grounded_text(text, [OUTBOX, RELAY], question) == kept
 
 
 def test_uncited_sentences_that_claim_nothing_or_what_the_passages_say_pass() -> None:
@@ -486,9 +516,9 @@ def test_uncited_sentences_that_claim_nothing_or_what_the_passages_say_pass() ->
 async def test_a_generation_with_an_unsupported_uncited_sentence_is_retried_then_ai_output_invalid(
     kind: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A fake ChatModel writes a supported and an unsupported sentence: the generation is retried with the reason (no
-    other model call: the check is lexical), and a second such reply is `ai_output_invalid`; a supported retry is
-    the result."""
+    """A fake ChatModel writes a supported sentence and two unsupported ones: the generation is retried with the
+    reason (no other model call: the check is lexical), and a second such reply is `ai_output_invalid`; a supported
+    retry is the result. One unsupported sentence beside a supported one is dropped, without a retry."""
     passages = [OUTBOX, RELAY]
 
     def task() -> generation.Task:
@@ -496,7 +526,7 @@ async def test_a_generation_with_an_unsupported_uncited_sentence_is_retried_then
             return generation.summary_task(passages)
         return generation.explain_task("outbox relay", "beginner", passages)
 
-    chat = ScriptedChat(f"{SUPPORTED} {INVENTED}", SUPPORTED)
+    chat = ScriptedChat(f"{SUPPORTED} {INVENTED} {INVENTED_TOO}", SUPPORTED)
     out = await generation_run(chat, task(), [], monkeypatch, passages=passages).execute()
     assert out.text == SUPPORTED and out.citations == []
     assert (
@@ -505,7 +535,10 @@ async def test_a_generation_with_an_unsupported_uncited_sentence_is_retried_then
         and "Corals are actually plants" in chat.calls[1][-1].content
     )
     recorded: list[Any] = []
-    chat = ScriptedChat(f"{SUPPORTED} {INVENTED}", f"{INVENTED} {SUPPORTED}")
+    chat = ScriptedChat(f"{SUPPORTED} {INVENTED}")
+    out = await generation_run(chat, task(), [], monkeypatch, passages=passages).execute()
+    assert out.text == SUPPORTED and len(chat.calls) == 1
+    chat = ScriptedChat(f"{SUPPORTED} {INVENTED} {INVENTED_TOO}", f"{INVENTED} {INVENTED_TOO} {SUPPORTED}")
     with pytest.raises(Unavailable) as err:
         await generation_run(chat, task(), recorded, monkeypatch, passages=passages).execute()
     assert err.value.code == "ai_output_invalid" and len(chat.calls) == 2

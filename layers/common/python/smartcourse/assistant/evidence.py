@@ -533,6 +533,38 @@ def unsupported_sentence(text: str, passages: Sequence[Hit], question: str = "")
     return None
 
 
+def claims_something(sentence: str, question: str = "") -> bool:
+    """A sentence states something the passages could support or not: it cites a passage, or it has claimed words
+    other than connective ones ("Here is a short summary." claims nothing)."""
+    return bool(cited_indexes(sentence)) or bool(claimed_stems(sentence, question) - _CONNECTIVE_STEMS)
+
+
+def supported_and_not(text: str, passages: Sequence[Hit], question: str = "") -> tuple[int, list[str]]:
+    """How many sentences of a generated text (`cited_sentences`) claim something the passages support, and the
+    sentences they do not support (`unsupported_claim`), in order."""
+    shown = shown_stems(passages)
+    supported, unsupported = 0, []
+    for sentence in cited_sentences(text):
+        if unsupported_claim(sentence, passages, question, shown):
+            unsupported.append(sentence)
+        elif claims_something(sentence, question):
+            supported += 1
+    return supported, unsupported
+
+
+_EMPTY_ITEM = re.compile(r"^[^\S\n]*(?:[-*\u2022]|\d+[.)])?[^\S\n]*$\n?", re.M)
+
+
+def drop_sentences(text: str, drop: Sequence[str]) -> str:
+    """The text without the given sentences (each found once, whatever whitespace the text had between its words),
+    without the list items and blank lines that leaves empty."""
+    for sentence in drop:
+        pattern = r"[^\S\n]*" + r"\s+".join(re.escape(w) for w in sentence.split())
+        text = re.sub(pattern, "", text, count=1)
+    text = _EMPTY_ITEM.sub("", text) if drop else text
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
 #: More repeats of one sentence make a text degenerate: the local model looped one sentence 14 times in a summary,
 #: and 6 times in an answer ("The passage [1] mentions that …" six times, cut mid-word).
 MAX_REPEATS = 2

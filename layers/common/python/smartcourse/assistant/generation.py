@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from smartcourse.assistant.schemas import GeneratedQuestion
 from smartcourse.assistant.text import sentences
 from smartcourse.errors import Unavailable
 from smartcourse.ports import ChatModel, Hit, OutputTruncated
+
+log = logging.getLogger(__name__)
 
 ATTEMPTS = 2
 RETRY_BUDGET = 2  # a reply cut off at the output limit is retried with this many times the tokens
@@ -147,9 +150,13 @@ MAX_REPEATS = evidence.MAX_REPEATS
 def parse_grounded_text(text: str, passages: Sequence[Hit], question: str = "") -> str:
     """Summary / explanation: non-empty, no system-prompt echo, no paraphrase of the instructions ("You can use only
     the passages you want."), no sentence repeated more than `MAX_REPEATS` times (`evidence.loops`: digits and
-    citations aside), every sentence supported as the ask's answers are (`evidence.unsupported_sentence`: a cited
-    one by the passages it cites, an uncited one that claims something by all the passages shown; `question`, the
-    concept explained, is no support), no citation of an unshown passage (removed)."""
+    citations aside), sentences supported as the ask's answers are (`evidence.unsupported_claim`: a cited one by the
+    passages it cites, an uncited one that claims something by all the passages shown; `question`, the concept
+    explained, is no support), no citation of an unshown passage (removed).
+
+    Unsupported sentences are dropped while they are at most as many as the supported ones (a summary with one
+    invented sentence out of four is the other three); more of them make the text invalid (retried with the reason,
+    then `ai_output_invalid`): what would be left is not the text the model was asked for."""
     body = text.strip()
     if len(body) < 20:
         raise InvalidOutput("the text is empty or too short")
@@ -160,12 +167,17 @@ def parse_grounded_text(text: str, passages: Sequence[Hit], question: str = "") 
         raise InvalidOutput("the text talks about the instructions instead of the passages")
     if evidence.loops(body):  # sentences compared without their digits and citations
         raise InvalidOutput("the text repeats the same sentence")
-    unsupported = evidence.unsupported_sentence(body, passages, question)
-    if unsupported is not None:
-        excerpt = unsupported if len(unsupported) <= 80 else unsupported[:79] + "…"
-        cites = evidence.check_citations(unsupported, len(passages))[0]
-        by = "the passages it cites" if cites else "the passages (it cites none)"
-        raise InvalidOutput(f"a sentence is not supported by {by}: “{excerpt}”")
+    supported, unsupported = evidence.supported_and_not(body, passages, question)
+    if unsupported:
+        kept = evidence.drop_sentences(body, unsupported)
+        if len(unsupported) > supported or len(kept) < 20:
+            first = unsupported[0]
+            excerpt = first if len(first) <= 80 else first[:79] + "…"
+            cites = evidence.check_citations(first, len(passages))[0]
+            by = "the passages it cites" if cites else "the passages (it cites none)"
+            raise InvalidOutput(f"a sentence is not supported by {by}: “{excerpt}”")
+        log.info("generated text: %d unsupported sentence(s) dropped, %d kept", len(unsupported), supported)
+        body = kept
     _, invalid = evidence.check_citations(body, len(passages))
     return evidence.strip_invalid(body, invalid) if invalid else body
 
