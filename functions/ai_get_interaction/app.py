@@ -12,7 +12,7 @@ from smartcourse.services import assistant
 router = APIRouter(tags=["assistant"])
 
 
-@router.get("/ai/interactions/{interaction_id}", response_model=InteractionOut)
+@router.get("/ai/interactions/{interaction_id:uuid}", response_model=InteractionOut)
 async def ai_get_interaction(interaction_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> InteractionOut:
     return await assistant.get_interaction(c, principal=user, interaction_id=interaction_id)
 

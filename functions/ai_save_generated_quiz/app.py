@@ -13,7 +13,7 @@ from smartcourse.services import assistant
 router = APIRouter(tags=["assistant"])
 
 
-@router.post("/ai/generated-quizzes/{quiz_id}/save", status_code=201, response_model=LessonPublic)
+@router.post("/ai/generated-quizzes/{quiz_id:uuid}/save", status_code=201, response_model=LessonPublic)
 async def ai_save_generated_quiz(
     quiz_id: uuid.UUID, body: SaveQuizIn, user: CurrentUser, c: ContainerDep
 ) -> LessonPublic:

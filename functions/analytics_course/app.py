@@ -13,7 +13,7 @@ from smartcourse.services import analytics
 router = APIRouter(tags=["analytics"])
 
 
-@router.get("/analytics/course/{course_id}")
+@router.get("/analytics/course/{course_id:uuid}")
 async def analytics_course(course_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> dict[str, Any]:
     async with c.uow() as uow:
         return await analytics.course_view(uow=uow, principal=user, course_id=course_id)

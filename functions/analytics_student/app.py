@@ -13,7 +13,7 @@ from smartcourse.services import analytics
 router = APIRouter(tags=["analytics"])
 
 
-@router.get("/analytics/student/{student_id}")
+@router.get("/analytics/student/{student_id:uuid}")
 async def analytics_student(student_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> dict[str, Any]:
     async with c.uow() as uow:
         return await analytics.student_view(uow=uow, principal=user, student_id=student_id)

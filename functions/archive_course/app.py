@@ -12,7 +12,7 @@ from smartcourse.services import courses
 router = APIRouter(tags=["courses"])
 
 
-@router.delete("/courses/{course_id}", response_model=CourseSummary)
+@router.delete("/courses/{course_id:uuid}", response_model=CourseSummary)
 async def archive_course(course_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> CourseSummary:
     async with c.uow() as uow:
         summary = await courses.archive_course(uow=uow, principal=user, course_id=course_id)

@@ -12,7 +12,7 @@ from smartcourse.services import learning
 router = APIRouter(tags=["progress"])
 
 
-@router.post("/lessons/{lesson_id}/complete", response_model=ProgressPublic)
+@router.post("/lessons/{lesson_id:uuid}/complete", response_model=ProgressPublic)
 async def complete_lesson(lesson_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> ProgressPublic:
     return await learning.complete_lesson(container=c, principal=user, lesson_id=lesson_id)
 

@@ -13,7 +13,7 @@ from smartcourse.services import recommendations
 router = APIRouter(tags=["recommendations"])
 
 
-@router.get("/courses/{course_id}/similar", response_model=RecommendationList)
+@router.get("/courses/{course_id:uuid}/similar", response_model=RecommendationList)
 async def course_similar(
     course_id: uuid.UUID, c: ContainerDep, k: Annotated[int, Query(ge=1, le=50)] = 10
 ) -> RecommendationList:

@@ -13,7 +13,7 @@ router = APIRouter(tags=["lessons"])
 
 
 @router.post(
-    "/courses/{course_id}/modules/{module_id}/lessons",
+    "/courses/{course_id:uuid}/modules/{module_id:uuid}/lessons",
     status_code=201,
     response_model=LessonPublic,
     response_model_exclude_none=True,

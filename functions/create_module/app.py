@@ -12,7 +12,7 @@ from smartcourse.services import courses
 router = APIRouter(tags=["modules"])
 
 
-@router.post("/courses/{course_id}/modules", status_code=201, response_model=ModulePublic)
+@router.post("/courses/{course_id:uuid}/modules", status_code=201, response_model=ModulePublic)
 async def create_module(course_id: uuid.UUID, body: ModuleIn, user: CurrentUser, c: ContainerDep) -> ModulePublic:
     async with c.uow() as uow:
         return await courses.add_module(uow=uow, principal=user, course_id=course_id, data=body)

@@ -11,7 +11,11 @@ from smartcourse.services import courses
 router = APIRouter(tags=["lessons"])
 
 
-@router.delete("/courses/{course_id}/modules/{module_id}/lessons/{lesson_id}", status_code=204, response_class=Response)
+@router.delete(
+    "/courses/{course_id:uuid}/modules/{module_id:uuid}/lessons/{lesson_id:uuid}",
+    status_code=204,
+    response_class=Response,
+)
 async def delete_lesson(
     course_id: uuid.UUID, module_id: uuid.UUID, lesson_id: uuid.UUID, user: CurrentUser, c: ContainerDep
 ) -> Response:

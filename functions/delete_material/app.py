@@ -11,7 +11,7 @@ from smartcourse.services import materials
 router = APIRouter(tags=["materials"])
 
 
-@router.delete("/courses/{course_id}/materials/{material_id}", status_code=204, response_class=Response)
+@router.delete("/courses/{course_id:uuid}/materials/{material_id:uuid}", status_code=204, response_class=Response)
 async def delete_material(course_id: uuid.UUID, material_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> Response:
     async with c.uow() as uow:
         indexed = await materials.delete_material(

@@ -11,7 +11,7 @@ from smartcourse.services import courses
 router = APIRouter(tags=["modules"])
 
 
-@router.delete("/courses/{course_id}/modules/{module_id}", status_code=204, response_class=Response)
+@router.delete("/courses/{course_id:uuid}/modules/{module_id:uuid}", status_code=204, response_class=Response)
 async def delete_module(course_id: uuid.UUID, module_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> Response:
     async with c.uow() as uow:
         await courses.delete_module(

@@ -12,7 +12,7 @@ from smartcourse.services import learning
 router = APIRouter(tags=["enrollments"])
 
 
-@router.delete("/enrollments/{enrollment_id}", response_model=EnrollmentPublic)
+@router.delete("/enrollments/{enrollment_id:uuid}", response_model=EnrollmentPublic)
 async def drop_enrollment(enrollment_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> EnrollmentPublic:
     return await learning.drop(container=c, principal=user, enrollment_id=enrollment_id)
 

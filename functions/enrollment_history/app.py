@@ -12,7 +12,7 @@ from smartcourse.services import enrollment
 router = APIRouter(tags=["enrollments"])
 
 
-@router.get("/enrollments/{enrollment_id}/history", response_model=list[HistoryEntry])
+@router.get("/enrollments/{enrollment_id:uuid}/history", response_model=list[HistoryEntry])
 async def enrollment_history(enrollment_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> list[HistoryEntry]:
     async with c.uow() as uow:
         return await enrollment.history(uow=uow, principal=user, enrollment_id=enrollment_id)

@@ -12,7 +12,7 @@ from smartcourse.services import recommendations
 router = APIRouter(tags=["recommendations"])
 
 
-@router.get("/enrollments/{enrollment_id}/review", response_model=EnrollmentReview)
+@router.get("/enrollments/{enrollment_id:uuid}/review", response_model=EnrollmentReview)
 async def enrollment_review(enrollment_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> EnrollmentReview:
     return await recommendations.review(c, principal=user, enrollment_id=enrollment_id)
 

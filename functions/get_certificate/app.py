@@ -12,7 +12,7 @@ from smartcourse.services import certificates
 router = APIRouter(tags=["certificates"])
 
 
-@router.get("/certificates/{certificate_id}", response_model=CertificatePublic)
+@router.get("/certificates/{certificate_id:uuid}", response_model=CertificatePublic)
 async def get_certificate(certificate_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> CertificatePublic:
     async with c.uow() as uow:
         cert = await certificates.get_certificate(uow=uow, principal=user, certificate_id=certificate_id)

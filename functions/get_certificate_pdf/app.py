@@ -13,7 +13,7 @@ router = APIRouter(tags=["certificates"])
 
 
 @router.get(
-    "/certificates/{certificate_id}/pdf",
+    "/certificates/{certificate_id:uuid}/pdf",
     response_class=Response,
     responses={200: {"content": {"application/pdf": {}}}},
 )

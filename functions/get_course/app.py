@@ -14,7 +14,7 @@ from smartcourse.services.catalog_cache import CachedJson
 router = APIRouter(tags=["courses"])
 
 
-@router.get("/courses/{course_id}", response_model=CourseDetail, openapi_extra=PUBLIC_OR_SIGNED)
+@router.get("/courses/{course_id:uuid}", response_model=CourseDetail, openapi_extra=PUBLIC_OR_SIGNED)
 async def get_course(
     course_id: uuid.UUID, request: Request, caller: SignedCaller, c: ContainerDep
 ) -> CourseDetail | Response:

@@ -12,7 +12,7 @@ from smartcourse.services import learning
 router = APIRouter(tags=["enrollments"])
 
 
-@router.get("/enrollments/{enrollment_id}", response_model=EnrollmentDetail)
+@router.get("/enrollments/{enrollment_id:uuid}", response_model=EnrollmentDetail)
 async def get_enrollment(enrollment_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> EnrollmentDetail:
     return await learning.detail(container=c, principal=user, enrollment_id=enrollment_id)
 

@@ -12,7 +12,7 @@ from smartcourse.services import accounts
 router = APIRouter(tags=["users"])
 
 
-@router.get("/instructors/{instructor_id}", response_model=InstructorPublic)
+@router.get("/instructors/{instructor_id:uuid}", response_model=InstructorPublic)
 async def get_instructor(instructor_id: uuid.UUID, c: ContainerDep) -> InstructorPublic:
     async with c.uow() as uow:
         return await accounts.get_instructor(uow=uow, instructor_id=instructor_id)

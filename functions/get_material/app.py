@@ -13,7 +13,7 @@ router = APIRouter(tags=["materials"])
 
 
 @router.get(
-    "/courses/{course_id}/materials/{material_id}",
+    "/courses/{course_id:uuid}/materials/{material_id:uuid}",
     response_class=Response,
     responses={200: {"content": {"application/octet-stream": {}}}, 307: {"description": "presigned URL"}},
 )

@@ -12,7 +12,7 @@ from smartcourse.services import progress
 router = APIRouter(tags=["progress"])
 
 
-@router.get("/enrollments/{enrollment_id}/progress", response_model=ProgressPublic)
+@router.get("/enrollments/{enrollment_id:uuid}/progress", response_model=ProgressPublic)
 async def get_progress(enrollment_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> ProgressPublic:
     async with c.uow() as uow:
         return await progress.get_progress(uow=uow, documents=c.documents, principal=user, enrollment_id=enrollment_id)

@@ -12,7 +12,7 @@ from smartcourse.services import accounts
 router = APIRouter(tags=["users"])
 
 
-@router.get("/users/{user_id}", response_model=UserPublic)
+@router.get("/users/{user_id:uuid}", response_model=UserPublic)
 async def get_user(user_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> UserPublic:
     async with c.uow() as uow:
         return await accounts.get_user(uow=uow, principal=user, user_id=user_id)

@@ -15,7 +15,9 @@ from smartcourse.services import materials
 router = APIRouter(tags=["materials"])
 
 
-@router.get("/courses/{course_id}/materials", response_model=MaterialList, responses={200: {"headers": PAGE_HEADERS}})
+@router.get(
+    "/courses/{course_id:uuid}/materials", response_model=MaterialList, responses={200: {"headers": PAGE_HEADERS}}
+)
 async def list_materials(
     course_id: uuid.UUID,
     user: CurrentUser,

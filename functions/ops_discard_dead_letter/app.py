@@ -13,7 +13,7 @@ from smartcourse.services import operations
 router = APIRouter(tags=["operations"])
 
 
-@router.post("/ops/dead-letters/{dead_letter_id}/discard")
+@router.post("/ops/dead-letters/{dead_letter_id:uuid}/discard")
 async def ops_discard_dead_letter(
     dead_letter_id: uuid.UUID, body: DiscardIn, user: CurrentUser, c: ContainerDep
 ) -> dict[str, Any]:

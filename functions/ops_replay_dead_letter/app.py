@@ -19,7 +19,7 @@ def send_task(name: str, args: list[Any], kwargs: dict[str, Any]) -> None:
     ensure_configured(celery_app).send_task(name, args=args, kwargs=kwargs)
 
 
-@router.post("/ops/dead-letters/{dead_letter_id}/replay")
+@router.post("/ops/dead-letters/{dead_letter_id:uuid}/replay")
 async def ops_replay_dead_letter(dead_letter_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> dict[str, Any]:
     return await operations.replay_dead_letter(
         sessionmaker=c.sessionmaker,

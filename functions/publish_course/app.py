@@ -12,7 +12,7 @@ from smartcourse.services import publishing
 router = APIRouter(tags=["courses"])
 
 
-@router.post("/courses/{course_id}/publish", status_code=202, response_model=WorkflowStarted)
+@router.post("/courses/{course_id:uuid}/publish", status_code=202, response_model=WorkflowStarted)
 async def publish_course(course_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> WorkflowStarted:
     started = await publishing.start_publish(container=c, principal=user, course_id=course_id)
     await c.invalidate_course_cache(course_id)

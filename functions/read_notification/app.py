@@ -12,7 +12,7 @@ from smartcourse.services import notifications
 router = APIRouter(tags=["notifications"])
 
 
-@router.post("/notifications/{notification_id}/read", response_model=NotificationPublic)
+@router.post("/notifications/{notification_id:uuid}/read", response_model=NotificationPublic)
 async def read_notification(notification_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> NotificationPublic:
     async with c.uow() as uow:
         return await notifications.mark_read(uow=uow, principal=user, notification_id=notification_id)

@@ -13,7 +13,7 @@ router = APIRouter(tags=["certificates"])
 
 
 @router.post(
-    "/enrollments/{enrollment_id}/certificate",
+    "/enrollments/{enrollment_id:uuid}/certificate",
     response_model=CertificatePublic,
     responses={201: {"model": CertificatePublic, "description": "issued by this request"}},
 )

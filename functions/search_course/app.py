@@ -13,7 +13,7 @@ from smartcourse.services import search
 router = APIRouter(tags=["search"])
 
 
-@router.get("/courses/{course_id}/search", response_model=ContentSearchResult)
+@router.get("/courses/{course_id:uuid}/search", response_model=ContentSearchResult)
 async def search_course(
     course_id: uuid.UUID,
     user: CurrentUser,

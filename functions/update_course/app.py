@@ -12,7 +12,7 @@ from smartcourse.services import courses
 router = APIRouter(tags=["courses"])
 
 
-@router.put("/courses/{course_id}", response_model=CourseDetail)
+@router.put("/courses/{course_id:uuid}", response_model=CourseDetail)
 async def update_course(course_id: uuid.UUID, body: CourseUpdateIn, user: CurrentUser, c: ContainerDep) -> CourseDetail:
     async with c.uow() as uow:
         detail = await courses.update_course(

@@ -13,7 +13,7 @@ router = APIRouter(tags=["lessons"])
 
 
 @router.put(
-    "/courses/{course_id}/modules/{module_id}/lessons/{lesson_id}",
+    "/courses/{course_id:uuid}/modules/{module_id:uuid}/lessons/{lesson_id:uuid}",
     response_model=LessonPublic,
     response_model_exclude_none=True,
 )

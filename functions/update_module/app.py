@@ -12,7 +12,7 @@ from smartcourse.services import courses
 router = APIRouter(tags=["modules"])
 
 
-@router.put("/courses/{course_id}/modules/{module_id}", response_model=ModulePublic)
+@router.put("/courses/{course_id:uuid}/modules/{module_id:uuid}", response_model=ModulePublic)
 async def update_module(
     course_id: uuid.UUID, module_id: uuid.UUID, body: ModuleUpdateIn, user: CurrentUser, c: ContainerDep
 ) -> ModulePublic:

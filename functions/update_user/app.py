@@ -12,7 +12,7 @@ from smartcourse.services import accounts
 router = APIRouter(tags=["users"])
 
 
-@router.put("/users/{user_id}", response_model=UserPublic)
+@router.put("/users/{user_id:uuid}", response_model=UserPublic)
 async def update_user(user_id: uuid.UUID, body: UserUpdateIn, user: CurrentUser, c: ContainerDep) -> UserPublic:
     async with c.uow() as uow:
         return await accounts.update_user(uow=uow, principal=user, user_id=user_id, data=body)

@@ -13,7 +13,7 @@ from smartcourse.services import materials
 router = APIRouter(tags=["materials"])
 
 
-@router.post("/courses/{course_id}/materials", status_code=201, response_model=MaterialPublic)
+@router.post("/courses/{course_id:uuid}/materials", status_code=201, response_model=MaterialPublic)
 async def upload_material(
     course_id: uuid.UUID,
     file: Annotated[UploadFile, File(description="PDF, Markdown, plain text or HTML")],

@@ -92,7 +92,7 @@ async def test_mark_read_is_owner_only_and_idempotent(api: Api, container: Any) 
     r = await api.client.post(f"/notifications/{uuid.uuid4()}/read", headers=alice["headers"])
     assert r.status_code == 404 and r.json()["code"] == "notification_not_found"
     assert (await api.client.post(f"/notifications/{nid}/read")).status_code == 401
-    assert (await api.client.post("/notifications/not-a-uuid/read", headers=alice["headers"])).status_code == 422
+    assert (await api.client.post("/notifications/not-a-uuid/read", headers=alice["headers"])).status_code == 404
 
 
 async def test_create_is_idempotent_by_dedupe_key(api: Api, container: Any) -> None:

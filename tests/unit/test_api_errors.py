@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import uuid
 from collections.abc import Iterator
 
 import asyncpg.exceptions
@@ -169,3 +171,45 @@ def test_a_body_past_the_limit_is_413_before_it_is_parsed_and_nothing_is_cached_
     assert r.status_code == 413 and r.json()["code"] == "request_too_large", r.text
     assert parsed == [1000]
     assert client.get("/cached").headers["Cache-Control"] == "public, max-age=60"  # the route's own
+
+
+def test_a_literal_path_never_reaches_the_id_route_beside_it() -> None:
+    """`/enrollments/my-courses` is not an enrollment id: its other methods are 405 (they were 422 "invalid UUID"
+    from `DELETE /enrollments/{enrollment_id}`). Ids are UUIDs in the routes (`{enrollment_id:uuid}`); the handler
+    still gets a UUID, OpenAPI and template.yaml keep the plain template, and a malformed id is 404 `not_found`."""
+    from smartcourse.api.local import build_local_app
+    from smartcourse.functions_registry import all_functions
+
+    app = build_local_app()
+    client = TestClient(app, raise_server_exceptions=False)
+    for method, path in (("DELETE", "/enrollments/my-courses"), ("POST", "/certificates/my")):
+        r = client.request(method, path)
+        assert r.status_code == 405 and r.json()["code"] == "method_not_allowed", r.text
+        assert r.headers["Allow"] == "GET, HEAD"
+    for method, path, field in (
+        ("GET", "/enrollments/not-a-uuid", "enrollment_id"),
+        ("DELETE", "/enrollments/not-a-uuid", "enrollment_id"),
+        ("PUT", "/courses/abc/modules/" + str(uuid.uuid4()), "course_id"),
+        ("POST", "/notifications/not-a-uuid/read", "notification_id"),
+    ):
+        r = client.request(method, path)
+        assert r.status_code == 404 and r.json()["code"] == "not_found", r.text
+        assert r.json()["message"] == f"Not Found: {field} must be a UUID"
+        assert [d["field"] for d in r.json()["details"]] == [field]
+    assert client.get("/no/such/path").json()["message"] == "Not Found"
+    spec = app.openapi()
+    assert not [p for p in spec["paths"] if ":" in p]
+    [param] = spec["paths"]["/enrollments/{enrollment_id}"]["delete"]["parameters"]
+    assert param["schema"] == {"type": "string", "format": "uuid", "title": "Enrollment Id"}
+    routes = [path for fn in all_functions() for _, path in fn.routes]
+    assert "/enrollments/{enrollment_id}" in routes and not [p for p in routes if re.search(r"\{[^}]*:", p)]
+
+    router = APIRouter()
+
+    @router.get("/things/{thing_id:uuid}")
+    async def read(thing_id: uuid.UUID) -> dict[str, str]:
+        return {"type": type(thing_id).__name__, "id": str(thing_id)}
+
+    thing = uuid.uuid4()
+    for spelling in (str(thing), str(thing).upper(), thing.hex):  # every spelling pydantic took still matches
+        assert TestClient(create_app(router)).get(f"/things/{spelling}").json() == {"type": "UUID", "id": str(thing)}

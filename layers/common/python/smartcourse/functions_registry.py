@@ -36,11 +36,13 @@ class Function:
 
     @property
     def routes(self) -> list[tuple[str, str]]:
-        """(METHOD, path) of each HTTP route; empty for event consumers."""
+        """(METHOD, path) of each HTTP route; empty for event consumers. The path as API Gateway and OpenAPI spell it:
+        a route's convertors (`{enrollment_id:uuid}`, which keep `/enrollments/my-courses` from matching the id's
+        route locally) are for Starlette's matching only, and never reach `template.yaml`."""
         if self.router is None:
             return []
         return [
-            (method, route.path)
+            (method, route.path_format)
             for route in self.router.routes
             if isinstance(route, APIRoute)
             for method in sorted(route.methods or ())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -11,8 +12,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.convertors import UUIDConvertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match, Route
+from starlette.routing import Match, Route, compile_path
 
 from smartcourse import __version__, telemetry
 from smartcourse.api.edge import EdgeMiddleware
@@ -100,6 +102,33 @@ def _allowed_methods(request: Request) -> str:
     return ", ".join(sorted(methods))
 
 
+_UUID = re.compile(UUIDConvertor.regex)
+
+
+def id_routes(routes: list[Any]) -> list[tuple[re.Pattern[str], list[str]]]:
+    """For each route whose path takes UUIDs (`{course_id:uuid}`): its path with any segment in their place, and
+    their names. A path no route matched that matches one of these has a malformed id."""
+    out = []
+    for route in routes:
+        ids = [
+            name
+            for name, conv in (getattr(route, "param_convertors", None) or {}).items()
+            if isinstance(conv, UUIDConvertor)
+        ]
+        if ids and isinstance(route, Route):
+            out.append((compile_path(route.path_format)[0], ids))
+    return out
+
+
+def _malformed_ids(request: Request) -> list[str]:
+    """The ids of a path that no route matched which are not UUIDs (`/enrollments/xyz`): for the 404's message."""
+    path = request.scope.get("path", "")
+    for loose, ids in getattr(request.app.state, "id_routes", ()):
+        if matched := loose.match(path):
+            return [name for name in ids if not _UUID.fullmatch(matched.group(name))]
+    return []
+
+
 def _json_body_sent_as_other_type(request: Request, exc: RequestValidationError) -> bool:
     """A JSON endpoint's whole body refused because it came with a content type FastAPI does not parse as JSON."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -133,7 +162,15 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = _STATUS_CODES.get(exc.status_code, "http_error")
-        resp = _error(exc.status_code, code, str(exc.detail))
+        message, details = str(exc.detail), None
+        if exc.status_code == 404 and (malformed := _malformed_ids(request)):
+            # Ids are UUIDs in the routes themselves (`{enrollment_id:uuid}`, so that `/enrollments/my-courses`
+            # never reaches the id's route): a malformed one names no resource, as an unknown path does.
+            message = f"Not Found: {', '.join(malformed)} must be a UUID"
+            details = [
+                {"field": name, "message": "Input should be a valid UUID", "type": "uuid_parsing"} for name in malformed
+            ]
+        resp = _error(exc.status_code, code, message, details)
         for k, v in (exc.headers or {}).items():
             resp.headers[k] = v
         if exc.status_code == 405 and (allowed := _allowed_methods(request)):
@@ -229,6 +266,7 @@ def create_app(*routers: APIRouter, title: str = "SmartCourse API") -> FastAPI:
         app.include_router(router)
     # The routes as their routers declared them (FastAPI keeps included routers nested), for the 405's Allow.
     app.state.method_routes = [r for router in routers for r in router.routes if isinstance(r, Route)]
+    app.state.id_routes = id_routes(app.state.method_routes)
     return app
 
 

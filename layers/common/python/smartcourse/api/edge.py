@@ -46,7 +46,8 @@ def route_template(scope: Scope) -> str:
     route = scope.get("route")
     if route is None:
         return scope["path"] if scope["path"] in OPS_PATHS else "unmatched"
-    return str(getattr(route, "path", "unmatched"))
+    # `path_format`: the template without its convertors (`/courses/{course_id}`, not `{course_id:uuid}`).
+    return str(getattr(route, "path_format", None) or getattr(route, "path", "unmatched"))
 
 
 #: A JSON (or form) request body larger than this is refused with 413 before it is parsed (`MAX_BODY_BYTES`); a
