@@ -4,6 +4,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from pydantic import AfterValidator
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
@@ -18,6 +19,7 @@ async def ops_workflows(
     c: ContainerDep,
     status: Annotated[
         str,
+        AfterValidator(operations.workflow_status_filter),  # a bad one: 422 validation_error, as /ops/tasks says
         Query(
             max_length=100,
             description="failed (failed and not resolved by a later success of its subject, or still retrying "

@@ -80,8 +80,21 @@ async def test_failed_publish_is_found_from_the_course_and_the_operations_api(
     for path, name in (("/ops/workflows", "subject"), ("/ops/tasks", "task"), ("/ops/dead-letters", "consumer")):
         r = await api.client.get(path, params={name: "\x00"}, headers=admin["headers"])
         assert r.status_code == 422 and r.json()["code"] == "validation_error", (path, r.text)
-    r = await api.client.get("/ops/workflows", params={"status": "broken"}, headers=admin["headers"])
-    assert r.status_code == 422 and r.json()["code"] == "invalid_status"
+    # A bad status is one answer on every list (it was `invalid_status` here, `validation_error` on the others).
+    for path, bad in (("/ops/workflows", "broken"), ("/ops/workflows", "failed,all"), ("/ops/tasks", "broken")):
+        r = await api.client.get(path, params={"status": bad}, headers=admin["headers"])
+        assert r.status_code == 422 and r.json()["code"] == "validation_error", (path, r.text)
+        assert [d["field"] for d in r.json()["details"]] == ["status"], r.text
+    r = await api.client.get("/ops/dead-letters", params={"status": "broken"}, headers=admin["headers"])
+    assert r.status_code == 422 and r.json()["code"] == "validation_error", r.text
+    assert (
+        "must be one of all, running, retrying, failed, completed, resolved"
+        in (await api.client.get("/ops/workflows", params={"status": "broken"}, headers=admin["headers"])).json()[
+            "details"
+        ][0]["message"]
+    )
+    r = await api.client.get("/ops/workflows", params={"status": "failed, resolved"}, headers=admin["headers"])
+    assert r.status_code == 200, r.text
     r = await api.client.get("/ops/workflows", params={"kind": "nope"}, headers=admin["headers"])
     assert r.status_code == 422 and r.json()["code"] == "invalid_kind"
     assert (await api.client.get("/ops/workflows", headers=owner["headers"])).status_code == 403

@@ -301,8 +301,31 @@ def _open_run_failure(run: Any) -> ColumnElement[bool]:
     return or_(run.status == "retrying", and_(run.status == "failed", ~_run_resolved(run)))
 
 
+#: What `GET /ops/workflows?status=` takes: `all`, or a comma-separated list of the others.
+WORKFLOW_STATUS_FILTERS = ("all", *WORKFLOW_STATUSES, "resolved")
+
+
+def _bad_status(message: str) -> Invalid:
+    """A bad `status` filter of an `/ops/*` list: 422 `validation_error` on field `status`, the answer the request
+    validation gives for the lists whose `status` is an enum (`/ops/tasks`, `/ops/dead-letters`)."""
+    details = [{"field": "status", "message": message, "type": "value_error"}]
+    return Invalid(f"invalid request: status ({message})", code="validation_error", details=details)
+
+
+def workflow_status_filter(status: str) -> str:
+    """The `status` filter of `GET /ops/workflows`, checked as the request is validated (its handler's query
+    parameter runs it): a bad one is the same 422 `validation_error` as a bad `status` of the other lists."""
+    if status != "all" and any(part.strip() not in WORKFLOW_STATUS_FILTERS[1:] for part in status.split(",")):
+        raise ValueError(f"status must be one of {', '.join(WORKFLOW_STATUS_FILTERS)} (comma-separated)")
+    return status
+
+
 def _statuses(status: str) -> ColumnElement[bool] | None:
     """The `status` filter of `GET /ops/workflows` as a condition (None: all)."""
+    try:
+        workflow_status_filter(status)
+    except ValueError as exc:
+        raise _bad_status(str(exc)) from None
     if status == "all":
         return None
     wanted: list[ColumnElement[bool]] = []
@@ -312,13 +335,8 @@ def _statuses(status: str) -> ColumnElement[bool] | None:
             wanted.append(_open_run_failure(WorkflowRun))
         elif part == "resolved":
             wanted.append(and_(WorkflowRun.status == "failed", _run_resolved(WorkflowRun)))
-        elif part in WORKFLOW_STATUSES:
-            wanted.append(WorkflowRun.status == part)
         else:
-            raise Invalid(
-                f"status must be one of {', '.join(('all', *WORKFLOW_STATUSES, 'resolved'))} (comma-separated)",
-                code="invalid_status",
-            )
+            wanted.append(WorkflowRun.status == part)
     return or_(*wanted)
 
 
@@ -430,7 +448,7 @@ async def list_dead_letters(
     elif status == "discarded":
         query = query.where(DeadLetter.discarded_at.is_not(None))
     elif status != "all":
-        raise Invalid("status must be pending, replayed, discarded or all", code="invalid_status")
+        raise _bad_status("status must be pending, replayed, discarded or all")
     if consumer:
         query = query.where(DeadLetter.consumer == consumer)
     since = _aware(since)
