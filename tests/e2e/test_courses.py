@@ -87,7 +87,7 @@ async def test_full_authoring_and_publishing_flow(api: Api, worker: object) -> N
 
     # Materials are for enrolled students (and the owner): see tests/e2e/test_trust_materials.py.
     r = await api.client.get(f"/courses/{cid}/materials/{material['id']}", headers=student["headers"])
-    assert r.status_code == 403 and r.json()["code"] == "enrollment_required"
+    assert r.status_code == 403 and r.json()["code"] == "not_enrolled"
     r = await api.client.get(f"/courses/{cid}/materials/{material['id']}", headers=teacher["headers"])
     assert r.status_code == 200 and r.content == pdf
     assert r.headers["content-type"] == "application/pdf"

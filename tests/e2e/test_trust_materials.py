@@ -50,7 +50,7 @@ async def test_material_access_follows_enrollment_and_the_live_version(
     # Logged in but not enrolled (student or another instructor): no files.
     for who in (outsider, other_teacher):
         r = await api.client.get(url(published["id"]), headers=who["headers"])
-        assert r.status_code == 403 and r.json()["code"] == "enrollment_required", r.text
+        assert r.status_code == 403 and r.json()["code"] == "not_enrolled", r.text
     assert (await api.client.get(url(published["id"]))).status_code == 401
 
     r = await api.client.post("/enrollments", json={"course_id": cid}, headers=student["headers"])
@@ -158,7 +158,7 @@ async def test_materials_are_listed_per_caller_and_a_deleted_one_leaves_search_a
     # Not enrolled: refused as the downloads are; anonymous: 401.
     for who in (outsider, other_teacher):
         r = await api.client.get(listing, headers=who["headers"])
-        assert r.status_code == 403 and r.json()["code"] == "enrollment_required", r.text
+        assert r.status_code == 403 and r.json()["code"] == "not_enrolled", r.text
     assert (await api.client.get(listing)).status_code == 401
     # Enrolled: the live version's materials, exactly those the student may download.
     r = await api.client.post("/enrollments", json={"course_id": cid}, headers=student["headers"])

@@ -169,11 +169,11 @@ async def upload_material(
 async def _ensure_student_access(uow: UnitOfWork, principal: Principal | None, course: Course, verb: str) -> None:
     """A caller who is neither the owner nor an admin reads materials as an enrolled student of a live course, or of
     an archived one they enrolled in (archiving does not take a course from its learners): 403
-    `enrollment_required` when not enrolled in a live course, 404 `course_not_found` for any other course (a draft's
+    `not_enrolled` when not enrolled in a live course, 404 `course_not_found` for any other course (a draft's
     existence is not revealed, nor an archived course's to those who did not take it)."""
     if rules.is_live(course.status, course.content_version):
         if not await can_read_content(uow, principal, course):
-            raise Forbidden(f"enroll in this course to {verb} its materials", code="enrollment_required")
+            raise Forbidden(f"enroll in this course to {verb} its materials", code="not_enrolled")
         return
     if not (
         rules.open_to_learners(course.status, course.content_version) and await can_read_content(uow, principal, course)
@@ -203,7 +203,7 @@ async def list_materials(
     The owner and admins: every material of the working copy, each saying whether the published version holds it
     (`published`: what students download and search cites; false for an upload since the last publish). Students
     enrolled in a live course: the materials of the live version, i.e. exactly those they may download. Anyone
-    else: 403 `enrollment_required` on a live course, 404 `course_not_found` otherwise (as `get_material`)."""
+    else: 403 `not_enrolled` on a live course, 404 `course_not_found` otherwise (as `get_material`)."""
     course = await load_course(uow, course_id)
     owner = rules.can_see_draft(principal, course.instructor_id)
     if not owner:
@@ -234,7 +234,7 @@ async def get_material(
 
     The owner and admins: any material of the working copy. Students enrolled in the course: only the
     materials of the live published version not deleted since (an upload after publishing stays private until
-    the next publish). Anyone else: 403 `enrollment_required` on a live course, 404 otherwise.
+    the next publish). Anyone else: 403 `not_enrolled` on a live course, 404 otherwise.
     """
 
     course = await load_course(uow, course_id)
