@@ -4,9 +4,11 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
+from pydantic import BeforeValidator
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.domain.materials import file_part
 from smartcourse.schemas import MaterialPublic
 from smartcourse.services import materials
 
@@ -16,7 +18,8 @@ router = APIRouter(tags=["materials"])
 @router.post("/courses/{course_id:uuid}/materials", status_code=201, response_model=MaterialPublic)
 async def upload_material(
     course_id: uuid.UUID,
-    file: Annotated[UploadFile, File(description="PDF, Markdown, plain text or HTML")],
+    # A part without a filename is a text field, not a file: 422 invalid_filename (`file_part`).
+    file: Annotated[UploadFile, BeforeValidator(file_part), File(description="PDF, Markdown, plain text or HTML")],
     user: CurrentUser,
     c: ContainerDep,
     lesson_id: Annotated[uuid.UUID | None, Form()] = None,

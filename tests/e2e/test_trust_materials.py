@@ -297,3 +297,21 @@ async def test_concurrent_deletes_of_one_material_answer_204_once(
     assert codes == [204] + [404] * 9, [(r.status_code, r.text) for r in answers]
     assert all(r.json()["code"] == "material_not_found" for r in answers if r.status_code == 404)
     assert (await api.client.get(f"/courses/{cid}/materials", headers=teacher["headers"])).json()["items"] == []
+
+
+async def test_an_upload_without_a_file_name_is_422_invalid_filename(api: Api) -> None:
+    """A part with an empty or no filename was 422 "Expected UploadFile, received: <class 'str'>" (httpx and
+    requests leave an empty name out, so the part is a text field): a clear code and message instead."""
+    teacher = await api.user("instructor")
+    course = await api.course(teacher)
+    r = await _upload(api, teacher, course["id"], "", b"some notes", "text/plain")  # no filename= at all
+    assert r.status_code == 422 and r.json()["code"] == "invalid_filename", r.text
+    assert r.json()["message"].startswith("the upload needs a file name") and "filename=" in r.json()["message"]
+    raw = b'--b\r\nContent-Disposition: form-data; name="file"; filename=""\r\n\r\nsome notes\r\n--b--\r\n'
+    r = await api.client.post(
+        f"/courses/{course['id']}/materials",
+        content=raw,
+        headers={**teacher["headers"], "content-type": "multipart/form-data; boundary=b"},
+    )
+    assert r.status_code == 422 and r.json()["code"] == "invalid_filename", r.text
+    assert (await _upload(api, teacher, course["id"], "notes.txt", b"some notes", "text/plain")).status_code == 201

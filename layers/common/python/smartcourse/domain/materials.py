@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import PurePath
+from typing import Any
 
 from smartcourse.errors import Invalid, UnsupportedMedia
 
@@ -16,6 +17,22 @@ _BY_SUFFIX = {
 }
 MAX_FILENAME_CHARS = 200
 MAX_SUFFIX_CHARS = 16  # a longer "suffix" is part of the name, not a file type
+
+
+#: A multipart part without a filename reaches the handler as a text field, not a file: curl's `-F 'file=<x.pdf'`,
+#: or httpx and requests given an empty name. Answered as a file without a name is (`invalid_filename`).
+NO_FILE_PART = (
+    "the upload needs a file name: send the file as a multipart file part with one "
+    '(Content-Disposition: form-data; name="file"; filename="notes.pdf")'
+)
+
+
+def file_part(value: Any) -> Any:
+    """The `file` form field as it is validated: a text field (a part sent without a filename) is 422
+    `invalid_filename`, not the framework's "Expected UploadFile, received: <class 'str'>"."""
+    if isinstance(value, str):
+        raise Invalid(NO_FILE_PART, code="invalid_filename")
+    return value
 
 
 def safe_filename(name: str | None) -> str:
