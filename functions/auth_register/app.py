@@ -1,8 +1,9 @@
 """POST /auth/register: create a student or instructor account."""
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from smartcourse.api.app import lambda_handler
+from smartcourse.api.created import LOCATION, created_at
 from smartcourse.api.deps import ContainerDep
 from smartcourse.ratelimit import client_ip, rate_limiter
 from smartcourse.schemas import RegisterIn, UserPublic
@@ -11,12 +12,14 @@ from smartcourse.services import accounts
 router = APIRouter(tags=["auth"])
 
 
-@router.post("/auth/register", status_code=201, response_model=UserPublic)
-async def register(body: RegisterIn, c: ContainerDep, request: Request) -> UserPublic:
+@router.post("/auth/register", status_code=201, response_model=UserPublic, responses={201: {"headers": LOCATION}})
+async def register(body: RegisterIn, c: ContainerDep, request: Request, response: Response) -> UserPublic:
     async with c.uow() as uow:
-        return await accounts.register(
+        user = await accounts.register(
             uow=uow, data=body, settings=c.settings, limiter=rate_limiter(c), client_ip=client_ip(request)
         )
+    created_at(response, c.settings, f"/users/{user.id}")
+    return user
 
 
 handler = lambda_handler(router)

@@ -5,6 +5,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Response
 
 from smartcourse.api.app import lambda_handler
+from smartcourse.api.created import LOCATION, created_at
 from smartcourse.api.deps import ContainerDep, CurrentUser
 from smartcourse.errors import DomainError
 from smartcourse.metrics import ENROLLMENT_REQUESTS
@@ -19,8 +20,13 @@ router = APIRouter(tags=["enrollments"])
     status_code=201,
     response_model=EnrollmentPublic,
     responses={
+        201: {"headers": LOCATION},
         200: {"model": EnrollmentPublic, "description": "already enrolled (or the same Idempotency-Key again)"},
-        202: {"model": EnrollmentPublic, "description": "waitlisted: `position` is the place in the queue"},
+        202: {
+            "model": EnrollmentPublic,
+            "description": "waitlisted: `position` is the place in the queue",
+            "headers": LOCATION,
+        },
     },
 )
 async def enroll(
@@ -41,8 +47,10 @@ async def enroll(
     ENROLLMENT_REQUESTS.labels(outcome, "").inc()
     if not created:
         response.status_code = 200
-    elif result.status == "waitlisted":
-        response.status_code = 202
+    else:
+        created_at(response, c.settings, f"/enrollments/{result.id}")
+        if result.status == "waitlisted":
+            response.status_code = 202
     return result
 
 

@@ -2,9 +2,10 @@
 
 import uuid
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from smartcourse.api.app import lambda_handler
+from smartcourse.api.created import LOCATION, created_at
 from smartcourse.api.deps import ContainerDep, CurrentUser
 from smartcourse.schemas import WorkflowStarted
 from smartcourse.services import publishing
@@ -12,10 +13,18 @@ from smartcourse.services import publishing
 router = APIRouter(tags=["courses"])
 
 
-@router.post("/courses/{course_id:uuid}/publish", status_code=202, response_model=WorkflowStarted)
-async def publish_course(course_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> WorkflowStarted:
+@router.post(
+    "/courses/{course_id:uuid}/publish",
+    status_code=202,
+    response_model=WorkflowStarted,
+    responses={202: {"headers": {"Location": {**LOCATION["Location"], "description": "the run: GET it to follow"}}}},
+)
+async def publish_course(
+    course_id: uuid.UUID, user: CurrentUser, c: ContainerDep, response: Response
+) -> WorkflowStarted:
     started = await publishing.start_publish(container=c, principal=user, course_id=course_id)
     await c.invalidate_course_cache(course_id)
+    created_at(response, c.settings, f"/workflows/{started.workflow_id}")
     return started
 
 

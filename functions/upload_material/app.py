@@ -3,10 +3,11 @@
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Response, UploadFile
 from pydantic import BeforeValidator
 
 from smartcourse.api.app import lambda_handler
+from smartcourse.api.created import LOCATION, created_at
 from smartcourse.api.deps import ContainerDep, CurrentUser
 from smartcourse.domain.materials import file_part
 from smartcourse.schemas import MaterialPublic
@@ -15,19 +16,25 @@ from smartcourse.services import materials
 router = APIRouter(tags=["materials"])
 
 
-@router.post("/courses/{course_id:uuid}/materials", status_code=201, response_model=MaterialPublic)
+@router.post(
+    "/courses/{course_id:uuid}/materials",
+    status_code=201,
+    response_model=MaterialPublic,
+    responses={201: {"headers": LOCATION}},
+)
 async def upload_material(
     course_id: uuid.UUID,
     # A part without a filename is a text field, not a file: 422 invalid_filename (`file_part`).
     file: Annotated[UploadFile, BeforeValidator(file_part), File(description="PDF, Markdown, plain text or HTML")],
     user: CurrentUser,
     c: ContainerDep,
+    response: Response,
     lesson_id: Annotated[uuid.UUID | None, Form()] = None,
 ) -> MaterialPublic:
     limit = c.settings.max_upload_bytes
     data = await file.read(limit + 1)  # one byte more tells "too large" without reading it all
     async with c.uow() as uow:
-        return await materials.upload_material(
+        material = await materials.upload_material(
             uow=uow,
             documents=c.documents,
             files=c.files,
@@ -38,6 +45,8 @@ async def upload_material(
             lesson_id=lesson_id,
             max_bytes=limit,
         )
+    created_at(response, c.settings, f"/courses/{course_id}/materials/{material.id}")
+    return material
 
 
 handler = lambda_handler(router)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import uuid
+from typing import Any
 
 from reportlab.pdfgen import canvas
 
@@ -663,3 +664,52 @@ async def test_titles_and_tags_a_reader_could_not_see_or_find_are_refused(api: A
         r = await api.client.get(path, params={"tags": many})
         assert r.status_code == 422 and r.json()["code"] == "too_many_tags", (path, r.text)
         assert (await api.client.get(path, params={"tags": many.rsplit(",", 1)[0]})).status_code == 200
+
+
+async def test_creates_answer_with_the_location_of_what_they_created(api: Api, worker: object) -> None:
+    """A 201 names what it created in `Location`, a path a GET answers (relative: never built from `Host`); a 202
+    publish names its run. Modules and lessons have no GET of their own, so their 201s name none."""
+    forged = {"Host": "evil.example"}
+
+    async def follow(r: Any, headers: dict[str, str], prefix: str) -> dict[str, Any]:
+        location = r.headers.get("location", "")
+        assert location.startswith(prefix) and "evil" not in location, (r.status_code, location, r.text)
+        got = await api.client.get(location, headers=headers)
+        assert got.status_code == 200, (location, got.text)
+        return got
+
+    email = f"located-{uuid.uuid4().hex[:10]}@example.com"
+    body = {"email": email, "password": "correct-horse-1", "full_name": "Lo Cated", "role": "instructor"}
+    r = await api.client.post("/auth/register", json=body, headers=forged)
+    assert r.status_code == 201 and r.headers["location"] == f"/users/{r.json()['id']}", r.text
+    login = (await api.client.post("/auth/login", json={"email": email, "password": "correct-horse-1"})).json()
+    teacher = {"headers": {"Authorization": f"Bearer {login['access_token']}"}}
+    assert (await follow(r, teacher["headers"], "/users/")).json()["email"] == email
+
+    h = teacher["headers"]
+    r = await api.client.post("/courses", json={"title": "Located", "category": "b"}, headers={**h, **forged})
+    assert r.status_code == 201 and r.headers["location"] == f"/courses/{r.json()['id']}", r.text
+    cid = (await follow(r, h, "/courses/")).json()["id"]
+    r = await api.client.post(f"/courses/{cid}/modules", json={"title": "M"}, headers=h)
+    assert r.status_code == 201 and "location" not in r.headers, r.headers
+    mid = r.json()["id"]
+    lesson = {"title": "L", "type": "text", "content": "words"}
+    r = await api.client.post(f"/courses/{cid}/modules/{mid}/lessons", json=lesson, headers=h)
+    assert r.status_code == 201 and "location" not in r.headers, r.headers
+    r = await api.client.post(
+        f"/courses/{cid}/materials", files={"file": ("notes.txt", b"some notes", "text/plain")}, headers=h
+    )
+    assert r.status_code == 201 and r.headers["location"] == f"/courses/{cid}/materials/{r.json()['id']}", r.text
+    assert (await follow(r, h, f"/courses/{cid}/materials/")).content == b"some notes"
+
+    r = await api.client.post(f"/courses/{cid}/publish", headers={**h, **forged})
+    assert r.status_code == 202 and r.headers["location"] == f"/workflows/{r.json()['workflow_id']}", r.text
+    await follow(r, h, "/workflows/")
+    assert (await api.wait_workflow(teacher, r.json()["workflow_id"]))["status"] == "completed"
+
+    student = await api.user()
+    r = await api.client.post("/enrollments", json={"course_id": cid}, headers={**student["headers"], **forged})
+    assert r.status_code == 201 and r.headers["location"] == f"/enrollments/{r.json()['id']}", r.text
+    assert (await follow(r, student["headers"], "/enrollments/")).json()["id"] == r.json()["id"]
+    again = await api.client.post("/enrollments", json={"course_id": cid}, headers=student["headers"])
+    assert again.status_code == 200 and "location" not in again.headers  # nothing created

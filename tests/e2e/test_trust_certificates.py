@@ -33,6 +33,11 @@ async def test_student_finds_their_certificate(api: Api, worker: object) -> None
     r = await api.client.post(url, headers=student["headers"])
     assert r.status_code in (200, 201), r.text
     cert = r.json()
+    if r.status_code == 201:  # issued by this request, not by the workflow before it: Location names it
+        assert r.headers["location"] == f"/certificates/{cert['id']}", r.headers
+        assert (await api.client.get(r.headers["location"], headers=student["headers"])).json()["id"] == cert["id"]
+    else:
+        assert "location" not in r.headers
     again = await api.client.post(url, headers=student["headers"])
     assert again.status_code == 200 and again.json()["id"] == cert["id"]  # one certificate per enrollment
 
