@@ -213,3 +213,30 @@ def test_a_literal_path_never_reaches_the_id_route_beside_it() -> None:
     thing = uuid.uuid4()
     for spelling in (str(thing), str(thing).upper(), thing.hex):  # every spelling pydantic took still matches
         assert TestClient(create_app(router)).get(f"/things/{spelling}").json() == {"type": "UUID", "id": str(thing)}
+
+
+def test_the_trailing_slash_redirect_is_relative_whatever_the_host_header_says() -> None:
+    """The 307 to the path without (or with) its trailing slash named `http://<Host>/...`: a forged Host chose where
+    the client went. It is a path and query now."""
+    router = APIRouter()
+
+    @router.get("/things")
+    async def things() -> list[str]:
+        return []
+
+    @router.post("/things/{thing_id}/parts/")
+    async def part(thing_id: str) -> dict[str, str]:
+        return {"id": thing_id}
+
+    client = TestClient(create_app(router), raise_server_exceptions=False)
+    for host in ("evil.example", "evil.example:443", "testserver"):
+        r = client.get("/things/?q=a%20b&n=1", headers={"Host": host}, follow_redirects=False)
+        assert r.status_code == 307 and r.headers["location"] == "/things?q=a%20b&n=1", r.headers
+    r = client.post("/things/x/parts", headers={"Host": "evil.example"}, follow_redirects=False)
+    assert r.status_code == 307 and r.headers["location"] == "/things/x/parts/"  # 307 keeps the method
+    r = client.get("http://testserver//things/", follow_redirects=False)  # never a protocol-relative `//host`
+    assert r.status_code == 404 and "location" not in r.headers, r.headers
+    r = client.get("/things/", follow_redirects=True)
+    assert r.status_code == 200 and r.json() == []
+    r = client.get("/nothing/", follow_redirects=False)
+    assert r.status_code == 404 and r.json()["code"] == "not_found" and "location" not in r.headers

@@ -6,10 +6,11 @@ import logging
 import re
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.convertors import UUIDConvertor
@@ -129,6 +130,22 @@ def _malformed_ids(request: Request) -> list[str]:
     return []
 
 
+def _slash_redirect(request: Request) -> str | None:
+    """Where a path that differs from a route's only by a trailing slash redirects (307): the other spelling, as a
+    path and query only. Starlette's own redirect (turned off in `create_app`) built an absolute URL from the
+    request's `Host` header, so a forged `Host` chose where the client was sent."""
+    scope = request.scope
+    path: str = scope.get("path", "")
+    if path in ("", "/"):
+        return None
+    other = dict(scope, path=path.rstrip("/") if path.endswith("/") else path + "/")
+    if not any(route.matches(other)[0] is not Match.NONE for route in request.app.router.routes):
+        return None
+    location = "/" + quote(other["path"], safe="/:@!$&'()*+,;=-._~").lstrip("/")  # never `//host/...`
+    query = scope.get("query_string", b"").decode("latin-1")
+    return f"{location}?{query}" if query else location
+
+
 def _json_body_sent_as_other_type(request: Request, exc: RequestValidationError) -> bool:
     """A JSON endpoint's whole body refused because it came with a content type FastAPI does not parse as JSON."""
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -160,7 +177,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return _error(422, "validation_error", f"invalid request: {names}", fields)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404 and (location := _slash_redirect(request)):
+            return RedirectResponse(location, status_code=307)
         code = _STATUS_CODES.get(exc.status_code, "http_error")
         message, details = str(exc.detail), None
         if exc.status_code == 404 and (malformed := _malformed_ids(request)):
@@ -255,6 +274,7 @@ def create_app(*routers: APIRouter, title: str = "SmartCourse API") -> FastAPI:
         version=__version__,
         description="SmartCourse: course authoring, enrollment, learning and an AI assistant.",
         responses=ERROR_RESPONSES,
+        redirect_slashes=False,  # redirected by the 404 handler, to a relative Location (`_slash_redirect`)
     )
     install_load_shedding(app)  # 503 overloaded when this process is saturated (issue #7)
     install_error_handlers(app)
