@@ -100,3 +100,33 @@ def test_a_password_is_more_than_spaces() -> None:
     with pytest.raises(ValidationError, match="blank"):
         UserUpdateIn(password="\t" * 9)
     assert RegisterIn(**{**REGISTER, "password": "  spaces inside are fine  "}, full_name="Eve")
+
+
+def test_update_schemas_offer_null_only_where_the_server_takes_it() -> None:
+    """An update's fields are optional; the schema declared each `anyOf [X, null]` although the server refuses null
+    for most (422 `invalid_field`). Only the `NULLABLE` fields (null clears them) say null now."""
+    from smartcourse.schemas import CourseUpdateIn, LessonUpdateIn, ModuleUpdateIn, UserUpdateIn
+
+    expected = {
+        CourseUpdateIn: {"level", "capacity"},
+        LessonUpdateIn: {"transcript"},
+        ModuleUpdateIn: set(),
+        UserUpdateIn: {"bio"},
+    }
+    for model, nullable in expected.items():
+        schema = model.model_json_schema()
+        assert not schema.get("required"), model  # leave a field out to keep it
+        says_null = {
+            name
+            for name, prop in schema["properties"].items()
+            if any(v.get("type") == "null" for v in prop.get("anyOf", ())) or prop.get("type") == "null"
+        }
+        assert says_null == nullable == set(model.NULLABLE), model
+        for name, prop in schema["properties"].items():
+            if name not in nullable:
+                assert "default" not in prop and ("type" in prop or "$ref" in prop or "anyOf" in prop), (name, prop)
+            # The server's rule is the schema's: null is refused exactly where the schema does not offer it.
+            refused = model.model_validate({name: None}).null_refused()
+            assert (refused is None) == (name in nullable), (model, name)
+    title = CourseUpdateIn.model_json_schema()["properties"]["title"]
+    assert title["type"] == "string" and title["maxLength"] == 200  # the constraints are kept

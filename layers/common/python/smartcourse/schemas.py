@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -125,6 +125,43 @@ class Strict(BaseModel):
         return _no_nul(value)
 
 
+def _optional_not_nullable(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """The JSON schema of an update: a field left out keeps its value, so each is optional (`X | None = None` in
+    Python, None meaning "not sent"), but `null` is a value only for the fields in the model's `NULLABLE` (it
+    clears them); the server refuses it for the others (422 `invalid_field`, `services.courses.reject_nulls`), so
+    the schema does not offer it: `{"type": "string", ...}`, not `anyOf [string, null]` with `default: null`."""
+    nullable: frozenset[str] = getattr(model, "NULLABLE", frozenset())
+    for name, prop in schema.get("properties", {}).items():
+        variants = prop.get("anyOf")
+        if name in nullable or not variants:
+            continue
+        kept = [v for v in variants if v.get("type") != "null"]
+        if len(kept) == len(variants):
+            continue
+        del prop["anyOf"]
+        if prop.get("default", ...) is None:
+            del prop["default"]
+        if len(kept) == 1:
+            prop.update({k: v for k, v in kept[0].items() if k not in prop})
+        else:
+            prop["anyOf"] = kept
+
+
+class UpdateIn(Strict):
+    """A partial update (`PUT` of a course, module, lesson or account): every field optional; `null` allowed only
+    for the fields in `NULLABLE`, where it clears the value."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_optional_not_nullable)
+    NULLABLE: ClassVar[frozenset[str]] = frozenset()
+
+    def null_refused(self) -> str | None:
+        """The first field sent as `null` that `null` cannot clear (None: none)."""
+        for key in type(self).model_fields:
+            if key in self.model_fields_set and key not in self.NULLABLE and getattr(self, key) is None:
+                return key
+        return None
+
+
 # --- accounts -------------------------------------------------------------------------------
 
 
@@ -165,7 +202,8 @@ class UserPublic(BaseModel):
     created_at: datetime
 
 
-class UserUpdateIn(Strict):
+class UserUpdateIn(UpdateIn):
+    NULLABLE = frozenset({"bio"})
     full_name: Name | None = None
     bio: Annotated[str, StringConstraints(max_length=2000)] | None = None
     password: Password | None = None
@@ -198,7 +236,8 @@ class CourseIn(Strict):
     waitlist_enabled: StrictBool = False
 
 
-class CourseUpdateIn(Strict):
+class CourseUpdateIn(UpdateIn):
+    NULLABLE = frozenset({"level", "capacity"})
     title: Title | None = None
     description: Annotated[str, StringConstraints(max_length=10000)] | None = None
     category: Category | None = None
@@ -285,7 +324,8 @@ class LessonIn(Strict):
         }
 
 
-class LessonUpdateIn(Strict):
+class LessonUpdateIn(UpdateIn):
+    NULLABLE = frozenset({"transcript"})
     title: Title | None = None
     content: LessonText | None = None
     video_url: AnyHttpUrl | None = None
@@ -300,7 +340,7 @@ class ModuleIn(Strict):
     position: Annotated[StrictInt, Field(ge=0, le=10_000)] | None = None
 
 
-class ModuleUpdateIn(Strict):
+class ModuleUpdateIn(UpdateIn):
     title: Title | None = None
     position: Annotated[StrictInt, Field(ge=0, le=10_000)] | None = None
 

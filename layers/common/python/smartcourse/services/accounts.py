@@ -247,9 +247,8 @@ async def update_user(*, uow: UnitOfWork, principal: Principal, user_id: uuid.UU
     user = await uow.session.get(User, user_id, with_for_update=True)
     if user is None:
         raise NotFound("user not found", code="user_not_found")
-    for field in ("full_name", "password", "current_password", "is_active"):  # null is no value for these
-        if field in data.model_fields_set and getattr(data, field) is None:
-            raise Invalid(f"{field} cannot be null", code="invalid_field", details={"field": field})
+    if (field := data.null_refused()) is not None:  # null is a value for bio only (UserUpdateIn.NULLABLE)
+        raise Invalid(f"{field} cannot be null", code="invalid_field", details={"field": field})
     if data.full_name is not None:
         user.full_name = data.full_name
     if "bio" in data.model_fields_set:

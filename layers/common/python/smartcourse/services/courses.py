@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
@@ -27,6 +27,7 @@ from smartcourse.schemas import (
     ModuleIn,
     ModulePublic,
     ModuleUpdateIn,
+    UpdateIn,
 )
 from smartcourse.security import Principal
 from smartcourse.services import accounts, catalog_cache, waitlist
@@ -71,12 +72,12 @@ async def ensure_course_owner(uow: UnitOfWork, principal: Principal, course: Cou
     rules.ensure_owner(principal, course.instructor_id)
 
 
-def reject_nulls(data: BaseModel, nullable: frozenset[str] = frozenset()) -> None:
+def reject_nulls(data: UpdateIn) -> None:
     """An update's rule for `null`: a field sent as null that cannot be empty is 422 `invalid_field` (leave the
-    field out to keep its value); only the fields in `nullable` may be cleared that way."""
-    for key in type(data).model_fields:
-        if key in data.model_fields_set and key not in nullable and getattr(data, key) is None:
-            raise Invalid(f"{key} cannot be null", code="invalid_field", details={"field": key})
+    field out to keep its value); only the fields in the model's `NULLABLE` may be cleared that way (the OpenAPI
+    schema says so: `schemas.UpdateIn`)."""
+    if (key := data.null_refused()) is not None:
+        raise Invalid(f"{key} cannot be null", code="invalid_field", details={"field": key})
 
 
 async def _owned_course(uow: UnitOfWork, principal: Principal, course_id: uuid.UUID) -> Course:
@@ -464,7 +465,7 @@ async def update_course(
         # `serialise_prerequisite_edits`).
         await serialise_prerequisite_edits(uow)
     course = await _owned_course(uow, principal, course_id)
-    reject_nulls(data, nullable=frozenset({"level", "capacity"}))  # no level, no seat limit
+    reject_nulls(data)  # null clears level and capacity (no level, no seat limit): CourseUpdateIn.NULLABLE
     fields = data.model_dump(exclude_unset=True, exclude={"prerequisites"})
     for key, value in fields.items():
         setattr(course, key, value)
@@ -650,7 +651,7 @@ async def update_lesson(
     data: LessonUpdateIn,
 ) -> LessonPublic:
     lesson = await _owned_lesson(uow, principal, course_id, module_id, lesson_id)
-    reject_nulls(data, nullable=frozenset({"transcript"}))  # a video's transcript is optional: null removes it
+    reject_nulls(data)  # a video's transcript is optional, null removes it: LessonUpdateIn.NULLABLE
     current = await documents.get(LESSONS, str(lesson.id)) or {"type": lesson.type}
     merged: dict[str, Any] = {k: v for k, v in current.items() if k != "type"}
     if lesson.type == "video" and not merged.get("transcript"):
