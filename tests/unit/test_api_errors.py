@@ -213,6 +213,10 @@ def test_a_literal_path_never_reaches_the_id_route_beside_it() -> None:
     thing = uuid.uuid4()
     for spelling in (str(thing), str(thing).upper(), thing.hex):  # every spelling pydantic took still matches
         assert TestClient(create_app(router)).get(f"/things/{spelling}").json() == {"type": "UUID", "id": str(thing)}
+    from smartcourse.api.edge import route_template
+
+    # Metrics, the request log and span names label the route by its template without the convertor.
+    assert route_template({"route": router.routes[0], "path": f"/things/{thing}"}) == "/things/{thing_id}"
 
 
 def test_the_trailing_slash_redirect_is_relative_whatever_the_host_header_says() -> None:
