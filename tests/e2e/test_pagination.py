@@ -188,7 +188,7 @@ async def test_materials_are_paged(api: Api, worker: object) -> None:
     # Someone not enrolled is refused as before, page parameters or not.
     for params in ({}, {"page": 2, "page_size": 1}):
         r = await api.client.get(url, params=params, headers=outsider["headers"])
-        assert (r.status_code, r.json()["code"]) == (403, "enrollment_required"), r.text
+        assert (r.status_code, r.json()["code"]) == (403, "not_enrolled"), r.text
 
 
 @pytest.mark.parametrize("path", ["/enrollments/my-courses", "/certificates/my", "/courses/{cid}/materials"])
