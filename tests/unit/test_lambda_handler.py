@@ -60,6 +60,15 @@ def test_a_named_stage_is_stripped_from_the_path(env: pytest.MonkeyPatch, base_p
     assert call(handler, api_gateway_event("GET", "/ping", body=None, authorized=False))["statusCode"] == 200
 
 
+def test_a_trailing_slash_redirects_within_the_named_stage(env: pytest.MonkeyPatch) -> None:
+    """The client called /production/ping/: the 307 must send it to /production/ping, not to /ping (no route)."""
+    env.setenv("API_BASE_PATH", "/production")
+    event = staged("production")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = "/production/ping/"
+    answer = call(lambda_handler(router), event)
+    assert answer["statusCode"] == 307 and answer["headers"]["location"] == "/production/ping", answer
+
+
 def test_without_the_base_path_a_named_stage_matches_no_route(env: pytest.MonkeyPatch) -> None:
     env.delenv("API_BASE_PATH", raising=False)
     assert call(lambda_handler(router), staged("production"))["statusCode"] == 404

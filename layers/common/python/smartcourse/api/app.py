@@ -142,6 +142,10 @@ def _slash_redirect(request: Request) -> str | None:
     if not any(route.matches(other)[0] is not Match.NONE for route in request.app.router.routes):
         return None
     location = "/" + quote(other["path"], safe="/:@!$&'()*+,;=-._~").lstrip("/")  # never `//host/...`
+    from smartcourse.config import get_settings
+
+    if base := get_settings().api_base_path.strip().strip("/"):  # a named stage's prefix, as on `Location`s
+        location = "/" + quote(base, safe="/-._~") + location
     query = scope.get("query_string", b"").decode("latin-1")
     return f"{location}?{query}" if query else location
 
