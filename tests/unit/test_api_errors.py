@@ -244,18 +244,3 @@ def test_the_trailing_slash_redirect_is_relative_whatever_the_host_header_says()
     assert r.status_code == 200 and r.json() == []
     r = client.get("/nothing/", follow_redirects=False)
     assert r.status_code == 404 and r.json()["code"] == "not_found" and "location" not in r.headers
-
-
-def test_a_created_location_keeps_the_named_stage_in_front() -> None:
-    """Behind a named API Gateway stage the handlers see paths without it (`API_BASE_PATH`), the client's URLs
-    carry it: the relative Location must too."""
-    from types import SimpleNamespace
-
-    from fastapi import Response
-
-    from smartcourse.api.created import created_at
-
-    for base, expected in (("", "/courses/1"), ("production", "/production/courses/1"), ("/v1/", "/v1/courses/1")):
-        response = Response()
-        created_at(response, SimpleNamespace(api_base_path=base), "/courses/1")  # type: ignore[arg-type]
-        assert response.headers["location"] == expected

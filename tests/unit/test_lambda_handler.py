@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from smartcourse import config, telemetry
 from smartcourse.api.app import lambda_handler
+from smartcourse.api.created import created_at
 from smartcourse.cli import LambdaContext
 from smartcourse.devtools.samples import api_gateway_event
 
@@ -21,6 +22,12 @@ router = APIRouter()
 
 @router.get("/ping")
 async def ping() -> dict[str, bool]:
+    return {"ok": True}
+
+
+@router.post("/things", status_code=201)
+async def make_thing(response: Response) -> dict[str, bool]:
+    created_at(response, config.get_settings(), "/things/1")
     return {"ok": True}
 
 
@@ -60,13 +67,27 @@ def test_a_named_stage_is_stripped_from_the_path(env: pytest.MonkeyPatch, base_p
     assert call(handler, api_gateway_event("GET", "/ping", body=None, authorized=False))["statusCode"] == 200
 
 
-def test_a_trailing_slash_redirects_within_the_named_stage(env: pytest.MonkeyPatch) -> None:
-    """The client called /production/ping/: the 307 must send it to /production/ping, not to /ping (no route)."""
+@pytest.mark.parametrize(
+    ("path", "method", "status", "location"),
+    [
+        # The client called the stage's URL: the relative Locations keep the stage in front ...
+        ("/production/ping/", "GET", 307, "/production/ping"),
+        ("/production/things", "POST", 201, "/production/things/1"),
+        # ... and through a custom domain (no stage in the path) they stay as they are.
+        ("/ping/", "GET", 307, "/ping"),
+        ("/things", "POST", 201, "/things/1"),
+    ],
+)
+def test_a_relative_location_carries_the_stage_when_the_client_path_did(
+    env: pytest.MonkeyPatch, path: str, method: str, status: int, location: str
+) -> None:
     env.setenv("API_BASE_PATH", "/production")
-    event = staged("production")
-    event["rawPath"] = event["requestContext"]["http"]["path"] = "/production/ping/"
+    event = api_gateway_event(method, "/ping", body=None, authorized=False)
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["requestContext"]["http"]["method"] = method
+    event["requestContext"]["stage"] = "production" if path.startswith("/production") else "$default"
     answer = call(lambda_handler(router), event)
-    assert answer["statusCode"] == 307 and answer["headers"]["location"] == "/production/ping", answer
+    assert answer["statusCode"] == status and answer["headers"]["location"] == location, answer
 
 
 def test_without_the_base_path_a_named_stage_matches_no_route(env: pytest.MonkeyPatch) -> None:
@@ -79,3 +100,17 @@ def test_spans_are_flushed_before_lambda_freezes_the_process(env: pytest.MonkeyP
     env.setattr(telemetry, "force_flush", lambda timeout_millis=5000: flushed.append(timeout_millis) or True)
     call(lambda_handler(router), api_gateway_event("GET", "/ping", body=None, authorized=False))
     assert flushed
+
+
+def test_a_browser_on_an_allowed_origin_may_read_the_headers_the_api_answers_with(env: pytest.MonkeyPatch) -> None:
+    """CORS exposes what a client needs: Location of a create, the pages' Link and X-Total-Count, Retry-After of a
+    503, and X-Trace-Id to quote in a bug report."""
+    from fastapi.testclient import TestClient
+
+    from smartcourse.api.app import create_app
+
+    env.setenv("CORS_ORIGINS", "https://app.example.com")
+    r = TestClient(create_app(router)).post("/things", headers={"Origin": "https://app.example.com"})
+    assert r.status_code == 201 and r.headers["location"] == "/things/1"
+    exposed = {h.strip().lower() for h in r.headers["access-control-expose-headers"].split(",")}
+    assert {"location", "link", "x-total-count", "retry-after", "x-trace-id"} <= exposed, exposed

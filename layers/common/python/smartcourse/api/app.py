@@ -141,11 +141,8 @@ def _slash_redirect(request: Request) -> str | None:
     other = dict(scope, path=path.rstrip("/") if path.endswith("/") else path + "/")
     if not any(route.matches(other)[0] is not Match.NONE for route in request.app.router.routes):
         return None
-    location = "/" + quote(other["path"], safe="/:@!$&'()*+,;=-._~").lstrip("/")  # never `//host/...`
-    from smartcourse.config import get_settings
-
-    if base := get_settings().api_base_path.strip().strip("/"):  # a named stage's prefix, as on `Location`s
-        location = "/" + quote(base, safe="/-._~") + location
+    # Never `//host/...`; a named stage's prefix goes in front at the edge (`EdgeMiddleware._stage`).
+    location = "/" + quote(other["path"], safe="/:@!$&'()*+,;=-._~").lstrip("/")
     query = scope.get("query_string", b"").decode("latin-1")
     return f"{location}?{query}" if query else location
 
@@ -252,7 +249,8 @@ def install_security(app: FastAPI) -> None:
             allow_origins=origins,
             allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
-            expose_headers=["Retry-After", "X-Total-Count", "Link"],  # Link, X-Total-Count: api/paging.py
+            # Link, X-Total-Count: api/paging.py; Location: api/created.py; X-Trace-Id: api/edge.py
+            expose_headers=["Retry-After", "X-Total-Count", "Link", "Location", "X-Trace-Id"],
             max_age=600,
         )
 
@@ -267,6 +265,7 @@ def install_edge(app: FastAPI) -> None:
         hsts_always=settings.is_production,
         max_body_bytes=settings.max_body_bytes,
         max_upload_bytes=settings.max_upload_bytes,
+        base_path=settings.api_base_path,
     )
 
 

@@ -24,7 +24,8 @@ LOCATION: dict[str, Any] = {
 
 
 def created_at(response: Response, settings: Settings, path: str) -> None:
-    """Set `Location` to `path` (`/courses/<id>`), behind the named stage's prefix when there is one
-    (`API_BASE_PATH`: the handlers strip it from the paths they see, the client's URLs carry it)."""
-    base = settings.api_base_path.strip().strip("/")
-    response.headers["Location"] = quote(f"/{base}{path}" if base else path, safe="/:@-._~")
+    """Set `Location` to `path` (`/courses/<id>`). Behind a named API Gateway stage the edge puts the stage's prefix
+    in front when the client's path carried it (`EdgeMiddleware._stage`; `API_BASE_PATH`: Mangum strips it from the
+    paths the handlers see); through a custom domain it stays as it is."""
+    del settings  # the prefix is the edge's business: it sees the client's path
+    response.headers["Location"] = quote(path, safe="/:@-._~")

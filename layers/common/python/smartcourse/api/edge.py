@@ -87,11 +87,24 @@ class EdgeMiddleware:
         hsts_always: bool = False,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         max_upload_bytes: int = 20 * 1024 * 1024,
+        base_path: str = "",
     ) -> None:
         self.app = app
+        base = base_path.strip().strip("/")
+        self.base_path = f"/{base}" if base else ""
         self.hsts_always = hsts_always
         self.max_body_bytes = max_body_bytes
         self.max_upload_bytes = max_upload_bytes
+
+    def _stage(self, scope: Scope) -> str:
+        """The named API Gateway stage's prefix (`API_BASE_PATH`) when the client's path carried it (Mangum strips it
+        before routing): the relative `Location`s the app answers (a created resource, the trailing-slash redirect)
+        get it back in front. Through a custom domain the path has no stage, and nothing is added."""
+        if not self.base_path:
+            return ""
+        event = scope.get("aws.event") or {}
+        raw = event.get("rawPath") or event.get("path") or ""
+        return self.base_path if raw == self.base_path or raw.startswith(self.base_path + "/") else ""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -110,6 +123,7 @@ class EdgeMiddleware:
         docs_page = path.startswith("/docs") or path.startswith("/redoc")
         https = scope.get("scheme") == "https"
         server_span = trace.get_current_span()  # the request's, started by the tracing middleware around this one
+        stage = self._stage(scope)
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status, head_done
@@ -137,6 +151,9 @@ class EdgeMiddleware:
                     for key, value in (telemetry.current_carrier() or {}).items():
                         headers[key] = value
                     headers["X-Trace-Id"] = trace_id
+                location = headers.get("location")
+                if stage and location and location.startswith("/") and not location.startswith("//"):
+                    headers["location"] = stage + location
             await send(message)
 
         limit, declared = body_limit(scope, self.max_body_bytes, self.max_upload_bytes)
