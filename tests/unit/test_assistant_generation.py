@@ -543,3 +543,10 @@ async def test_a_generation_with_an_unsupported_uncited_sentence_is_retried_then
         await generation_run(chat, task(), recorded, monkeypatch, passages=passages).execute()
     assert err.value.code == "ai_output_invalid" and len(chat.calls) == 2
     assert "not supported" in err.value.details["reason"] and recorded[0].outcome == "error"
+
+
+def test_a_dropped_sentence_is_cut_where_a_sentence_starts_not_inside_a_word() -> None:
+    from smartcourse.assistant import evidence
+
+    text = "PostgreSQL keeps the outbox rows. SQL keeps the outbox rows."
+    assert evidence.drop_sentences(text, ["SQL keeps the outbox rows."]) == "PostgreSQL keeps the outbox rows."

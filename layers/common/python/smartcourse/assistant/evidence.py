@@ -559,7 +559,8 @@ def drop_sentences(text: str, drop: Sequence[str]) -> str:
     """The text without the given sentences (each found once, whatever whitespace the text had between its words),
     without the list items and blank lines that leaves empty."""
     for sentence in drop:
-        pattern = r"[^\S\n]*" + r"\s+".join(re.escape(w) for w in sentence.split())
+        # Where a sentence starts: not inside a word ("SQL …" is not the end of "PostgreSQL …").
+        pattern = r"[^\S\n]*(?<!\S)" + r"\s+".join(re.escape(w) for w in sentence.split())
         text = re.sub(pattern, "", text, count=1)
     text = _EMPTY_ITEM.sub("", text) if drop else text
     return re.sub(r"\n{3,}", "\n\n", text).strip()
