@@ -202,6 +202,9 @@ async def test_search_follows_enrollment_and_readiness(api: Api) -> None:
     r = await _search(api, queued, course["id"], "unicorn")
     assert r.status_code == 403 and r.json()["code"] == "enrollment_not_active", r.text
     assert r.json()["details"] == {"status": "waitlisted"}
+    # ... and so are the course's materials (they said not_enrolled, and enrolling again returns the same place).
+    r = await api.client.get(f"/courses/{course['id']}/materials", headers=queued["headers"])
+    assert r.status_code == 403 and r.json()["code"] == "enrollment_not_active", r.text
 
 
 async def test_unreadable_material_is_skipped_and_reported(api: Api) -> None:

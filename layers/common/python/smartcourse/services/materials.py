@@ -18,13 +18,13 @@ from smartcourse.adapters.files import FileStore
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as rules
 from smartcourse.domain.materials import detect_content_type, safe_filename
-from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound, TooLarge
+from smartcourse.errors import Conflict, Invalid, NotFound, TooLarge
 from smartcourse.models import ContentChunk, Course, Lesson
 from smartcourse.ports import VectorIndex
 from smartcourse.schemas import MaterialItem, MaterialList, MaterialPublic
 from smartcourse.security import Principal
 from smartcourse.services.courses import VERSIONS, ensure_course_owner, load_course, version_doc_id
-from smartcourse.services.search import can_read_content
+from smartcourse.services.search import can_read_content, refuse_not_enrolled
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +173,7 @@ async def _ensure_student_access(uow: UnitOfWork, principal: Principal | None, c
     existence is not revealed, nor an archived course's to those who did not take it)."""
     if rules.is_live(course.status, course.content_version):
         if not await can_read_content(uow, principal, course):
-            raise Forbidden(f"enroll in this course to {verb} its materials", code="not_enrolled")
+            await refuse_not_enrolled(uow, principal, course.id, f"enroll in this course to {verb} its materials")
         return
     if not (
         rules.open_to_learners(course.status, course.content_version) and await can_read_content(uow, principal, course)

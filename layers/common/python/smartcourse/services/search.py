@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import (
     Float,
@@ -98,6 +98,33 @@ async def enrolled_reader(db: AsyncConnection, claims: Principal, course_id: uui
     return True
 
 
+async def refuse_not_enrolled(
+    uow: UnitOfWork, principal: Principal | None, course_id: uuid.UUID, message: str
+) -> NoReturn:
+    """403 for a reader of a live course's content who may not read it: `enrollment_not_active` for a student on
+    its waitlist (enrolling again would only return that place), else `not_enrolled` with `message`."""
+    waiting = (
+        await uow.session.scalar(
+            select(Enrollment.status)
+            .where(
+                Enrollment.student_id == principal.user_id,
+                Enrollment.course_id == course_id,
+                Enrollment.status == "waitlisted",
+            )
+            .limit(1)
+        )
+        if principal is not None
+        else None
+    )
+    if waiting is not None:
+        raise Forbidden(
+            "you are on the course's waitlist: its content opens once you have a seat",
+            code="enrollment_not_active",
+            details={"status": waiting},
+        )
+    raise Forbidden(message, code="not_enrolled")
+
+
 async def can_read_content(uow: UnitOfWork, principal: Principal | None, course: Course) -> bool:
     """Lesson bodies, materials and search: the owner, admins, and students enrolled in the course."""
     if principal is None:
@@ -122,26 +149,7 @@ async def ensure_content_access(uow: UnitOfWork, principal: Principal | None, co
         if not (enrolled or rules.is_live(course.status, course.content_version)):
             raise NotFound("course not found", code="course_not_found")
         if not enrolled:
-            waiting = (
-                await uow.session.scalar(
-                    select(Enrollment.status)
-                    .where(
-                        Enrollment.student_id == principal.user_id,
-                        Enrollment.course_id == course.id,
-                        Enrollment.status == "waitlisted",
-                    )
-                    .limit(1)
-                )
-                if principal is not None
-                else None
-            )
-            if waiting is not None:
-                raise Forbidden(
-                    "you are on the course's waitlist: its content opens once you have a seat",
-                    code="enrollment_not_active",
-                    details={"status": waiting},
-                )
-            raise Forbidden("enroll in the course to search its content", code="not_enrolled")
+            await refuse_not_enrolled(uow, principal, course.id, "enroll in the course to search its content")
     if course.index_version <= 0:
         raise Conflict(
             "the course's content is not searchable yet: publish it and wait until it is ready",
