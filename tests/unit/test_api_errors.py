@@ -244,3 +244,6 @@ def test_the_trailing_slash_redirect_is_relative_whatever_the_host_header_says()
     assert r.status_code == 200 and r.json() == []
     r = client.get("/nothing/", follow_redirects=False)
     assert r.status_code == 404 and r.json()["code"] == "not_found" and "location" not in r.headers
+    # A spelling whose route does not take the method is not redirected to a 405.
+    r = client.delete("/things/", follow_redirects=False)
+    assert r.status_code == 404 and "location" not in r.headers, r.headers

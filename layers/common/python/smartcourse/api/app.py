@@ -139,7 +139,8 @@ def _slash_redirect(request: Request) -> str | None:
     if path in ("", "/"):
         return None
     other = dict(scope, path=path.rstrip("/") if path.endswith("/") else path + "/")
-    if not any(route.matches(other)[0] is not Match.NONE for route in request.app.router.routes):
+    # Only to a route that takes this method too: a 307 to a 405 sends the client round for nothing.
+    if not any(route.matches(other)[0] is Match.FULL for route in request.app.router.routes):
         return None
     # Never `//host/...`; a named stage's prefix goes in front at the edge (`EdgeMiddleware._stage`).
     location = "/" + quote(other["path"], safe="/:@!$&'()*+,;=-._~").lstrip("/")
