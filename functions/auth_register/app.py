@@ -18,7 +18,7 @@ async def register(body: RegisterIn, c: ContainerDep, request: Request, response
         user = await accounts.register(
             uow=uow, data=body, settings=c.settings, limiter=rate_limiter(c), client_ip=client_ip(request)
         )
-    created_at(response, c.settings, f"/users/{user.id}")
+    created_at(response, f"/users/{user.id}")
     return user
 
 

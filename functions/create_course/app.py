@@ -15,7 +15,7 @@ router = APIRouter(tags=["courses"])
 async def create_course(body: CourseIn, user: CurrentUser, c: ContainerDep, response: Response) -> CourseDetail:
     async with c.uow() as uow:
         course = await courses.create_course(uow=uow, principal=user, data=body)
-    created_at(response, c.settings, f"/courses/{course.id}")
+    created_at(response, f"/courses/{course.id}")
     return course
 
 

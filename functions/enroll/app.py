@@ -48,7 +48,7 @@ async def enroll(
     if not created:
         response.status_code = 200
     else:
-        created_at(response, c.settings, f"/enrollments/{result.id}")
+        created_at(response, f"/enrollments/{result.id}")
         if result.status == "waitlisted":
             response.status_code = 202
     return result

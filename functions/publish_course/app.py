@@ -24,7 +24,7 @@ async def publish_course(
 ) -> WorkflowStarted:
     started = await publishing.start_publish(container=c, principal=user, course_id=course_id)
     await c.invalidate_course_cache(course_id)
-    created_at(response, c.settings, f"/workflows/{started.workflow_id}")
+    created_at(response, f"/workflows/{started.workflow_id}")
     return started
 
 

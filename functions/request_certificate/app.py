@@ -25,7 +25,7 @@ async def request_certificate(
         cert, created = await certificates.request_for_enrollment(uow=uow, principal=user, enrollment_id=enrollment_id)
     response.status_code = 201 if created else 200
     if created:
-        created_at(response, c.settings, f"/certificates/{cert.id}")
+        created_at(response, f"/certificates/{cert.id}")
     return CertificatePublic.of(cert, c.settings.public_base_url)
 
 

@@ -45,7 +45,7 @@ async def upload_material(
             lesson_id=lesson_id,
             max_bytes=limit,
         )
-    created_at(response, c.settings, f"/courses/{course_id}/materials/{material.id}")
+    created_at(response, f"/courses/{course_id}/materials/{material.id}")
     return material
 
 

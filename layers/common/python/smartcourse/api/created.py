@@ -12,8 +12,6 @@ from urllib.parse import quote
 
 from fastapi import Response
 
-from smartcourse.config import Settings
-
 #: The header as the OpenAPI document declares it, for `responses={201: {"headers": LOCATION}}`.
 LOCATION: dict[str, Any] = {
     "Location": {
@@ -23,9 +21,8 @@ LOCATION: dict[str, Any] = {
 }
 
 
-def created_at(response: Response, settings: Settings, path: str) -> None:
+def created_at(response: Response, path: str) -> None:
     """Set `Location` to `path` (`/courses/<id>`). Behind a named API Gateway stage the edge puts the stage's prefix
     in front when the client's path carried it (`EdgeMiddleware._stage`; `API_BASE_PATH`: Mangum strips it from the
     paths the handlers see); through a custom domain it stays as it is."""
-    del settings  # the prefix is the edge's business: it sees the client's path
     response.headers["Location"] = quote(path, safe="/:@-._~")
