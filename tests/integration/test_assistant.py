@@ -196,6 +196,40 @@ async def test_ask_answers_with_citations_refuses_off_topic_and_is_counted(
         ).all()
     assert texts and not any('"answer"' in t or "answer: 1" in t for t in texts)
 
+    # Retention, as the worker's sweeper runs it: a conversation idle past ASSISTANT_HISTORY_DAYS goes with its
+    # messages; the owner's newer one stays; the expired one can no longer be continued.
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import func, update
+
+    from smartcourse.models import AiConversation, AiMessage
+    from smartcourse.services.conversations import purge_expired
+
+    with scripted(container, ScriptedChat()):
+        r = await api.client.post(
+            "/ai/ask", json={"course_id": course["id"], "question": "What is an outbox?"}, headers=student["headers"]
+        )
+        assert r.status_code == 200, r.text
+    kept = r.json()["conversation_id"]
+    assert kept != convo
+    old = datetime.now(UTC) - timedelta(days=container.settings.assistant_history_days, minutes=1)
+    async with container.uow() as uow:
+        await uow.session.execute(update(AiConversation).where(AiConversation.id == convo).values(updated_at=old))
+        await uow.commit()
+    assert await purge_expired(container) == 1
+    async with container.uow() as uow:
+        left = set((await uow.session.scalars(select(AiConversation.id))).all())
+        orphans = await uow.session.scalar(
+            select(func.count()).select_from(AiMessage).where(AiMessage.conversation_id == convo)
+        )
+    assert uuid.UUID(kept) in left and uuid.UUID(convo) not in left and orphans == 0
+    r = await api.client.post(
+        "/ai/ask",
+        json={"course_id": course["id"], "question": "How is it published?", "conversation_id": convo},
+        headers=student["headers"],
+    )
+    assert r.status_code == 404 and r.json()["code"] == "conversation_not_found", r.text
+
 
 async def test_stream_sends_tokens_then_citations_then_done(api: Api, worker: object, container: Any) -> None:
     teacher = await api.user("instructor")

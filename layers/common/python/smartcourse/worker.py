@@ -11,7 +11,7 @@ from typing import Any
 from smartcourse.bootstrap import get_container
 from smartcourse.consumers import InProcessPublisher, registry
 from smartcourse.metrics import DATABASE_STATE, serve_metrics
-from smartcourse.services.assistant import purge_expired
+from smartcourse.services.conversations import purge_expired
 from smartcourse.services.dispatcher import run_dispatcher
 from smartcourse.services.heartbeats import run_heartbeat
 from smartcourse.services.outbox import run_relay

@@ -119,7 +119,7 @@ async def _conversation(
 ) -> tuple[uuid.UUID, list[ChatMessage]]:
     """The caller's conversation about this course (404 for anyone else's), with its recent turns."""
     cutoff = datetime.now(UTC) - timedelta(days=keep_days)
-    # Retention: the caller's expired conversations go on each ask (purge_expired sweeps everyone's).
+    # Retention: the caller's expired conversations go on each ask (conversations.purge_expired sweeps everyone's).
     await uow.session.execute(
         delete(AiConversation).where(AiConversation.user_id == principal.user_id, AiConversation.updated_at < cutoff)
     )
@@ -137,15 +137,6 @@ async def _conversation(
         )
     ).all()
     return conversation_id, [ChatMessage(m.role, m.content) for m in reversed(rows)]  # type: ignore[arg-type]
-
-
-async def purge_expired(container: Any) -> int:
-    """Delete every conversation idle for more than ASSISTANT_HISTORY_DAYS (with its messages)."""
-    cutoff = datetime.now(UTC) - timedelta(days=container.settings.assistant_history_days)
-    async with container.uow() as uow:
-        result = await uow.session.execute(delete(AiConversation).where(AiConversation.updated_at < cutoff))
-        await uow.commit()
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 # --- interactions (the analytics source) ----------------------------------------------------------
