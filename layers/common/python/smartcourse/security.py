@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -16,9 +17,14 @@ from smartcourse.domain.principal import Principal
 from smartcourse.errors import Unauthorized
 
 _hasher = PasswordHash.recommended()
-# A real hash of a random string: verifying against it costs the same as a real
-# account, so an unknown email takes as long as a wrong password.
-_DUMMY_HASH = _hasher.hash(uuid.uuid4().hex)
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A real hash of a random string: verifying against it costs the same as a real account, so an unknown email
+    takes as long as a wrong password. Made on the first check, not at import: an argon2 hash is about 0.15 s of CPU,
+    which every process importing this module (the worker, Celery, each API process, a Lambda's cold start) paid."""
+    return _hasher.hash(uuid.uuid4().hex)
 
 
 def hash_password(password: str) -> str:
@@ -27,8 +33,9 @@ def hash_password(password: str) -> str:
 
 def verify_password(password: str, password_hash: str | None) -> bool:
     """Constant-work check: with no stored hash it still runs one verification."""
+    dummy = _dummy_hash()  # first, whatever the branch: a process's first check costs the same either way
     if password_hash is None:
-        _hasher.verify(password, _DUMMY_HASH)
+        _hasher.verify(password, dummy)
         return False
     return _hasher.verify(password, password_hash)
 
