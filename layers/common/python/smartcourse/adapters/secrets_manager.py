@@ -11,7 +11,6 @@ import json
 import os
 from typing import Any
 
-import boto3
 from pydantic.fields import FieldInfo
 from pydantic_settings import PydanticBaseSettingsSource
 
@@ -23,6 +22,8 @@ def read_secret_values(arn: str) -> dict[str, str]:
     parts = arn.split(":")
     if len(parts) < 7 or parts[2] != "secretsmanager":
         raise ValueError(f"{SECRETS_ARN_VAR} is not a Secrets Manager secret ARN: {arn!r}")
+    import boto3  # here, not at the top: every process reads its settings, few have a secret (boto3 is ~0.25 s)
+
     client = boto3.client("secretsmanager", region_name=parts[3])
     raw = client.get_secret_value(SecretId=arn).get("SecretString")
     try:
