@@ -75,6 +75,49 @@ async def test_reads_are_cached_and_changes_through_the_api_show_at_once(
     assert titles == {"Second course"}
 
 
+async def test_instructor_filtered_pages_are_cached_apart(api: Api, worker: object, container: Any) -> None:
+    """`instructor_id` is part of a catalogue page's key: two instructors' pages under the same other filters are two
+    entries (a reader with a token, past the edge cache, gets each its own), and a publish, an update or an archive
+    reaches a filtered page on the next read like any other."""
+    first, second, reader = await api.user("instructor"), await api.user("instructor"), await api.user()
+    category = f"by-cache-{uuid.uuid4().hex[:8]}"
+    course = await api.published_course(first, title="First's course", category=category)
+    await api.published_course(second, title="Second's course", category=category)
+
+    async def titles(instructor: dict[str, Any], headers: dict[str, str]) -> list[str]:
+        params = {"category": category, "instructor_id": instructor["id"]}
+        r = await api.client.get("/courses", params=params, headers=headers)
+        assert r.status_code == 200, r.text
+        return [c["title"] for c in r.json()["items"]]
+
+    for headers in (reader["headers"], {}):  # the cache layers, then the edge cache in front of them
+        for _ in range(2):
+            assert await titles(first, headers) == ["First's course"]
+            assert await titles(second, headers) == ["Second's course"]
+    # Two keys in Redis for the two filters (same category, page and size), nothing else for this category.
+    gen = await catalog_cache.generation(container)
+    pattern = f"courses:g{gen}:f{catalog_cache.PAGE_FORMAT}:list:category:{category}:page:1:*"
+    assert len([k async for k in container.redis().scan_iter(match=pattern)]) == 2
+
+    # The filtered pages are served from the cache (a change behind the API's back is not seen) ...
+    await _behind_the_apis_back(container, course["id"], title="Changed behind the API")
+    for headers in (reader["headers"], {}):
+        assert await titles(first, headers) == ["First's course"]
+    # ... and an update, a publish and an archive through the API show on the next read.
+    r = await api.client.put(f"/courses/{course['id']}", json={"title": "Renamed"}, headers=first["headers"])
+    assert r.status_code == 200, r.text
+    for headers in (reader["headers"], {}):
+        assert await titles(first, headers) == ["Renamed"]
+        assert await titles(second, headers) == ["Second's course"]
+    await api.published_course(first, title="First's second", category=category)
+    for headers in (reader["headers"], {}):
+        assert await titles(first, headers) == ["First's second", "Renamed"]
+        assert await titles(second, headers) == ["Second's course"]
+    assert (await api.client.delete(f"/courses/{course['id']}", headers=first["headers"])).status_code == 200
+    for headers in (reader["headers"], {}):
+        assert await titles(first, headers) == ["First's second"]
+
+
 async def test_another_process_invalidation_reaches_this_processs_memory(
     api: Api, worker: object, container: Any
 ) -> None:

@@ -325,6 +325,66 @@ async def test_listing_pagination_and_visibility(api: Api, worker: object) -> No
     assert draft["id"] in [c["id"] for c in r.json()["items"]] and r.json()["total"] == 4
 
 
+async def test_catalogue_filters_by_instructor(api: Api, worker: object, container: object) -> None:
+    """`GET /courses?instructor_id=` (the rest of an instructor profile's courses): one instructor's courses, of those
+    the caller sees, combined with the other filters and the pages; a malformed id is 422 like any bad parameter, an
+    id that owns nothing (unknown, a student's) an empty page like any filter that matches nothing."""
+    teacher, other, student = await api.user("instructor"), await api.user("instructor"), await api.user()
+    admin = await api.admin(container)
+    category = f"by-{uuid.uuid4().hex[:6]}"
+    python = await api.published_course(teacher, title="Python basics", category=category, level="beginner")
+    rust = await api.published_course(teacher, title="Rust basics", category=category, level="advanced")
+    elsewhere = await api.published_course(teacher, title="Python elsewhere", category=f"{category}-x")
+    theirs = await api.published_course(other, title="Python by another", category=category)
+    draft = await api.course(teacher, title="Python draft", category=category)
+
+    async def ids(params: dict[str, Any], headers: dict[str, str] | None = None) -> tuple[list[str], int]:
+        r = await api.client.get("/courses", params=params, headers=headers or {})
+        assert r.status_code == 200, (params, r.text)
+        return [c["id"] for c in r.json()["items"]], r.json()["total"]
+
+    mine = {python["id"], rust["id"], elsewhere["id"]}
+    listed, total = await ids({"instructor_id": teacher["id"]})
+    assert set(listed) == mine and total == 3  # the live ones only: not the draft, not the other's
+    # The catalogue's order (newest created first), and the id in any spelling the path ids take.
+    assert listed == [elsewhere["id"], rust["id"], python["id"]]
+    assert (await ids({"instructor_id": teacher["id"].upper()}))[0] == listed
+    assert (await ids({"instructor_id": teacher["id"].replace("-", "")}))[0] == listed
+
+    # Pages: the same order, cut; the total is the filter's.
+    first, total = await ids({"instructor_id": teacher["id"], "page_size": 2})
+    second, total2 = await ids({"instructor_id": teacher["id"], "page_size": 2, "page": 2})
+    assert (first + second, total, total2) == (listed, 3, 3)
+    assert await ids({"instructor_id": teacher["id"], "page_size": 2, "page": 3}) == ([], 3)  # past the end
+
+    # With the other filters.
+    assert await ids({"instructor_id": teacher["id"], "category": category}) == ([rust["id"], python["id"]], 2)
+    assert await ids({"instructor_id": teacher["id"], "q": "python"}) == ([elsewhere["id"], python["id"]], 2)
+    assert await ids({"instructor_id": teacher["id"], "q": "python", "category": category}) == ([python["id"]], 1)
+    assert await ids({"instructor_id": teacher["id"], "level": "advanced"}) == ([rust["id"]], 1)
+    assert await ids({"instructor_id": other["id"], "category": category}) == ([theirs["id"]], 1)
+    assert await ids({"instructor_id": other["id"], "q": "rust"}) == ([], 0)
+
+    # Nothing to show is an empty page, as for a category nobody uses: an unknown id, a student's.
+    for nobody in (str(uuid.uuid4()), student["id"]):
+        r = await api.client.get("/courses", params={"instructor_id": nobody})
+        assert r.status_code == 200 and r.json() == {"items": [], "total": 0, "page": 1, "page_size": 20}, r.text
+    # A malformed id is a bad parameter.
+    for bad in ("not-a-uuid", "", "1234", f"{teacher['id']}0"):
+        r = await api.client.get("/courses", params={"instructor_id": bad, "category": category})
+        assert r.status_code == 422, (bad, r.text)
+        body = r.json()
+        assert body["code"] == "validation_error" and [d["field"] for d in body["details"]] == ["instructor_id"]
+
+    # What the caller sees, filtered: the owner and admins also the draft; another instructor and `mine` only
+    # their own view's.
+    assert (await ids({"instructor_id": teacher["id"]}, teacher["headers"]))[0][0] == draft["id"]
+    assert (await ids({"instructor_id": teacher["id"]}, admin["headers"]))[1] == 4
+    assert set((await ids({"instructor_id": teacher["id"]}, other["headers"]))[0]) == mine
+    assert await ids({"instructor_id": teacher["id"], "mine": True}, other["headers"]) == ([], 0)
+    assert (await ids({"instructor_id": teacher["id"], "mine": True}, teacher["headers"]))[1] == 4
+
+
 async def test_archive_hides_course(api: Api, worker: object) -> None:
     teacher, student = await api.user("instructor"), await api.user()
     course = await api.published_course(teacher)

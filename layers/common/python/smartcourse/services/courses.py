@@ -201,10 +201,12 @@ async def list_courses(
     mine: bool = False,
     level: str | None = None,
     tags: list[str] | None = None,
+    instructor_id: uuid.UUID | None = None,
 ) -> CoursePage:
     """Students and visitors see live courses; instructors also their own drafts; admins everything. `mine`: only
     the courses the caller owns, whatever their status, for anyone who can own courses (instructors and admins);
-    see `ensure_can_ask_mine` for the others."""
+    see `ensure_can_ask_mine` for the others. `instructor_id`: only that instructor's courses, of those the caller
+    sees (an id that owns none, or names no instructor at all, gives an empty page, like any other filter)."""
     live = (Course.content_version > 0) & Course.status.in_(["published", "publishing"])
     stmt = select(Course)
     if mine:
@@ -215,6 +217,8 @@ async def list_courses(
         stmt = stmt.where(or_(live, Course.instructor_id == principal.user_id))
     else:
         stmt = stmt.where(live)
+    if instructor_id is not None:
+        stmt = stmt.where(Course.instructor_id == instructor_id)
     if q:
         escaped = q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         pattern = f"%{escaped}%"
@@ -261,6 +265,7 @@ async def catalogue_page(
     level: str | None,
     tags: list[str],
     mine: bool,
+    instructor_id: uuid.UUID | None = None,
 ) -> CoursePage | catalog_cache.CachedJson:
     """`GET /courses`. `caller` holds the signed claims of the caller's token: anyone but an instructor or an admin
     gets the public catalogue (the same page for everyone: cached, and no account lookup, since an anonymous
@@ -285,11 +290,22 @@ async def catalogue_page(
                 level=level,
                 tags=tags,
                 mine=mine,
+                instructor_id=instructor_id,
             )
 
     if principal is not None and (principal.is_admin or principal.role == "instructor"):
         return await compute()  # their view includes drafts: not the shared catalogue page
-    params = {"q": q, "category": category, "level": level, "tags": tags, "page": page, "size": page_size}
+    # Every filter is part of the key (`catalog_cache.page_key`); the id in its canonical spelling, so an upper-case or
+    # hyphen-less id shares the page of the usual one.
+    params = {
+        "q": q,
+        "category": category,
+        "level": level,
+        "tags": tags,
+        "instructor": str(instructor_id) if instructor_id is not None else None,
+        "page": page,
+        "size": page_size,
+    }
     return await catalog_cache.cached_page(container, kind="list", params=params, compute=compute)
 
 
