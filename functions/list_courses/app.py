@@ -29,7 +29,10 @@ async def list_courses(
     mine: bool = False,
     instructor_id: Annotated[
         uuid.UUID | None,
-        Query(description="only this instructor's courses (a UUID, else 422); an id with no course: an empty page"),
+        Query(
+            description="only this instructor's courses (a UUID, else 422); an id with no course: an empty page. "
+            "`GET /instructors/{id}` embeds the newest 20 and `courses_total`: list the rest here"
+        ),
     ] = None,
 ) -> CoursePage | Response:
     tag_list = search.tag_filter(tags)

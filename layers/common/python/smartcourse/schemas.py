@@ -217,7 +217,14 @@ class InstructorPublic(BaseModel):
     id: uuid.UUID
     full_name: str
     bio: str | None
-    courses: list[CourseSummary]
+    courses: list[CourseSummary] = Field(
+        description="the newest 20 published courses (newest created first, then id): page 1 of "
+        "`GET /courses?instructor_id=`, which lists the rest"
+    )
+    courses_total: int = Field(
+        description="how many published courses the instructor has; more than `courses` holds: "
+        "`GET /courses?instructor_id=<id>&page=2` on"
+    )
 
 
 # --- courses --------------------------------------------------------------------------------

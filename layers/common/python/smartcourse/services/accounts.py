@@ -331,19 +331,32 @@ def account_principal(row: Any, claims: Principal) -> Principal:
     return Principal(user_id=claims.user_id, role=row.role, token_version=row.token_version)
 
 
+#: How many courses the public profile embeds; `GET /courses?instructor_id=` pages through all of them.
+PROFILE_COURSES = 20
+
+
 async def get_instructor(*, uow: UnitOfWork, instructor_id: uuid.UUID) -> InstructorPublic:
-    """Public profile: name, bio and published courses. No email."""
+    """Public profile: name, bio, the newest `PROFILE_COURSES` published courses and how many there are. No email.
+
+    The courses are the catalogue's for this instructor (`courses.list_courses` for an anonymous caller): live
+    (a version published, not archived; also while a new version is being published), newest created first, then
+    id. So `courses` is page 1 of `GET /courses?instructor_id=...&page_size=20`, and page 2 on lists the rest."""
     user = await uow.session.get(User, instructor_id)
     if user is None or user.role != "instructor":
         raise NotFound("instructor not found", code="instructor_not_found")
+    live = (
+        Course.instructor_id == instructor_id,
+        Course.content_version > 0,
+        Course.status.in_(["published", "publishing"]),
+    )
+    total = await uow.session.scalar(select(func.count()).select_from(Course).where(*live))
     courses = await uow.session.scalars(
-        select(Course)
-        .where(Course.instructor_id == instructor_id, Course.status == "published")
-        .order_by(Course.published_at.desc())
+        select(Course).where(*live).order_by(Course.created_at.desc(), Course.id).limit(PROFILE_COURSES)
     )
     return InstructorPublic(
         id=user.id,
         full_name=user.full_name,
         bio=user.bio,
         courses=[CourseSummary.model_validate(c) for c in courses],
+        courses_total=total or 0,
     )
