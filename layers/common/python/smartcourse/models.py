@@ -18,11 +18,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
     func,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
 
 def utcnow() -> datetime:
@@ -108,6 +110,12 @@ class Course(Base):
     published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
+
+    @classmethod
+    def live(cls) -> ColumnElement[bool]:
+        """`domain.courses.is_live` in SQL: a version published and not archived (also while the next one is being
+        published). The catalogue, search, the profile, recommendations and the admission all ask it this way."""
+        return and_(cls.content_version > 0, cls.status.in_(("published", "publishing")))
 
 
 class CoursePrerequisite(Base):

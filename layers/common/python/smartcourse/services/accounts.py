@@ -344,11 +344,7 @@ async def get_instructor(*, uow: UnitOfWork, instructor_id: uuid.UUID) -> Instru
     user = await uow.session.get(User, instructor_id)
     if user is None or user.role != "instructor":
         raise NotFound("instructor not found", code="instructor_not_found")
-    live = (
-        Course.instructor_id == instructor_id,
-        Course.content_version > 0,
-        Course.status.in_(["published", "publishing"]),
-    )
+    live = (Course.instructor_id == instructor_id, Course.live())
     total = await uow.session.scalar(select(func.count()).select_from(Course).where(*live))
     courses = await uow.session.scalars(
         select(Course).where(*live).order_by(Course.created_at.desc(), Course.id).limit(PROFILE_COURSES)

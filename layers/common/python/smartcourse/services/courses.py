@@ -207,7 +207,7 @@ async def list_courses(
     the courses the caller owns, whatever their status, for anyone who can own courses (instructors and admins);
     see `ensure_can_ask_mine` for the others. `instructor_id`: only that instructor's courses, of those the caller
     sees (an id that owns none, or names no instructor at all, gives an empty page, like any other filter)."""
-    live = (Course.content_version > 0) & Course.status.in_(["published", "publishing"])
+    live = Course.live()
     stmt = select(Course)
     if mine:
         stmt = stmt.where(Course.instructor_id == ensure_can_ask_mine(principal).user_id)

@@ -13,7 +13,6 @@ from sqlalchemy import (
     DateTime,
     Integer,
     String,
-    and_,
     bindparam,
     case,
     func,
@@ -249,7 +248,7 @@ def _has_seat() -> Any:
 def _is_live() -> Any:
     """The course row takes enrollments (`domain.courses.is_live`), as read under its lock: an archive that committed
     while an admission waited for the row is seen (the facts statement's check, without a lock, may predate it)."""
-    return and_(Course.content_version > 0, Course.status.in_(("published", "publishing")))
+    return Course.live()
 
 
 def _enrollment_row(course_id: Any, status: str, workflow_id: Any, waitlisted_at: Any, admitted_at: Any) -> Any:

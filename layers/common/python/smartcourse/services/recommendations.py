@@ -92,7 +92,7 @@ def _ready(course: Any) -> bool:
 
 
 def _ready_clause() -> Any:
-    return and_(Course.status.in_(["published", "publishing"]), Course.content_version > 0, Course.index_version > 0)
+    return and_(Course.live(), Course.index_version > 0)
 
 
 def co_strength(n: float) -> float:

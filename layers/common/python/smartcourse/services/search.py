@@ -305,11 +305,7 @@ async def search_catalog(
     A course whose PDF explains a term is found by that term: its chunks of the live index version count,
     with less weight than the title and description. The page is public, so it quotes public fields only
     (`_public_matches`): a content match is named in `matched_in`, never shown."""
-    ready = and_(
-        Course.content_version > 0,
-        Course.index_version > 0,
-        Course.status.in_(["published", "publishing"]),
-    )
+    ready = and_(Course.live(), Course.index_version > 0)
     filters = [ready]
     if category:
         filters.append(func.lower(Course.category) == category.strip().lower())
