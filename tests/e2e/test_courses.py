@@ -598,6 +598,63 @@ async def test_null_is_refused_the_same_way_by_every_update(api: Api) -> None:
     assert module["lessons"][0]["content"] == text["content"]
 
 
+async def test_a_field_of_another_type_is_refused_whatever_its_value(api: Api) -> None:
+    """`{"transcript": null}` on a text lesson was a silent 200 while `{"transcript": "x"}` was 422, and `{"content":
+    null}` on a video was "content cannot be null": a field the lesson's type does not take is refused with the same
+    answer whatever its value, on update as on create, before the rule for null."""
+    teacher = await api.user("instructor")
+    h = teacher["headers"]
+    cid = (await api.course(teacher))["id"]
+    mid = (await api.module(teacher, cid))["id"]
+    lessons_url = f"/courses/{cid}/modules/{mid}/lessons"
+    text = await api.lesson(teacher, cid, mid)
+    video = await api.lesson(teacher, cid, mid, title="Clip", type="video", video_url="https://v.example.com/1")
+    quiz = await api.lesson(teacher, cid, mid, **QUIZ)
+    cases = [
+        (text, "transcript", "words"),
+        (text, "video_url", "https://v.example.com/2"),
+        (text, "pass_score", 50),
+        (video, "content", "# Body"),
+        (video, "questions", QUIZ["questions"]),
+        (quiz, "transcript", "words"),
+        (quiz, "content", "# Body"),
+    ]
+    for lesson, field, value in cases:
+        url = f"{lessons_url}/{lesson['id']}"
+        answers = []
+        for sent in (value, None):
+            r = await api.client.put(url, json={field: sent}, headers=h)
+            assert r.status_code == 422, (lesson["type"], field, sent, r.text)
+            answers.append({k: v for k, v in r.json().items() if k != "trace_id"})
+        assert answers[0] == answers[1], (lesson["type"], field, answers)
+        assert answers[1]["code"] == "invalid_lesson", answers[1]
+        assert answers[1]["message"] == f"a {lesson['type']} lesson does not take {field}"
+    # With other fields, and beside a field that may be null: the same reason.
+    r = await api.client.put(
+        f"{lessons_url}/{text['id']}", json={"title": "New", "video_url": None, "transcript": None}, headers=h
+    )
+    assert r.status_code == 422 and r.json()["message"] == "a text lesson does not take video_url, transcript"
+    # A field of the lesson's own type keeps the rule for null.
+    r = await api.client.put(f"{lessons_url}/{video['id']}", json={"video_url": None}, headers=h)
+    assert (r.status_code, r.json()["code"]) == (422, "invalid_field"), r.text
+    # A create refuses the same fields, null too (it took `"transcript": null` on a text lesson).
+    for body in (
+        {"title": "T", "type": "text", "content": "x", "transcript": None},
+        {"title": "V", "type": "video", "video_url": "https://v.example.com/3", "content": None},
+        {**QUIZ, "video_url": None},
+    ):
+        r = await api.client.post(lessons_url, json=body, headers=h)
+        assert r.status_code == 422 and "does not take" in r.text, (body, r.text)
+    # Nothing changed, nothing was added.
+    [module] = (await api.client.get(f"/courses/{cid}", headers=h)).json()["modules"]
+    assert [(lsn["title"], lsn["type"]) for lsn in module["lessons"]] == [
+        ("Why test", "text"),
+        ("Clip", "video"),
+        ("Check yourself", "quiz"),
+    ]
+    assert module["lessons"][0] == text and module["lessons"][1] == video
+
+
 async def test_non_owners_get_the_answer_get_gives_them(api: Api, worker: object) -> None:
     teacher, other, student = await api.user("instructor"), await api.user("instructor"), await api.user()
     draft = (await api.course(teacher, title="Secret draft"))["id"]

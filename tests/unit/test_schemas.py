@@ -94,6 +94,22 @@ def test_a_text_lesson_needs_more_than_whitespace() -> None:
     assert LessonIn(title="L", type="text", content="# Why\n").content == "# Why\n"
 
 
+def test_a_lesson_takes_no_field_of_another_type_not_even_null() -> None:
+    """A create took `"transcript": null` on a text lesson (the check looked at values, not at what was sent)."""
+    for fields in (
+        {"type": "text", "content": "x", "transcript": None},
+        {"type": "text", "content": "x", "pass_score": None},
+        {"type": "video", "video_url": "https://v.example.com/1", "content": None},
+        {"type": "quiz", "questions": [{"prompt": "?", "options": ["a", "b"], "answer": 0}], "video_url": None},
+    ):
+        with pytest.raises(ValidationError, match=f"a {fields['type']} lesson does not take"):
+            LessonIn(title="L", **fields)
+    assert LessonIn.foreign_problem("text", {"title", "transcript", "video_url"}) == (
+        "a text lesson does not take video_url, transcript"
+    )
+    assert LessonIn.foreign_problem("video", {"title", "transcript", "video_url", "position"}) is None
+
+
 def test_a_password_is_more_than_spaces() -> None:
     with pytest.raises(ValidationError, match="blank"):
         RegisterIn(**{**REGISTER, "password": " " * 12}, full_name="Eve")

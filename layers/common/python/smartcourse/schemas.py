@@ -291,7 +291,15 @@ class QuizQuestion(Strict):
 
 
 class LessonIn(Strict):
-    """A lesson of one of three types; the fields that type needs are required."""
+    """A lesson of one of three types; the fields that type needs are required, and the fields of the other types
+    are refused whatever their value (`null` too): `FOREIGN`, which an update checks against the fields it sends."""
+
+    #: The fields a lesson of each type does not take.
+    FOREIGN: ClassVar[dict[str, tuple[str, ...]]] = {
+        "text": ("video_url", "transcript", "questions", "pass_score"),
+        "video": ("content", "questions", "pass_score"),
+        "quiz": ("content", "video_url", "transcript"),
+    }
 
     title: Title
     type: Literal["text", "video", "quiz"]
@@ -302,20 +310,21 @@ class LessonIn(Strict):
     pass_score: Annotated[StrictInt, Field(ge=0, le=100)] | None = None
     position: Annotated[StrictInt, Field(ge=0, le=10_000)] | None = None
 
+    @classmethod
+    def foreign_problem(cls, lesson_type: str, sent: set[str]) -> str | None:
+        """Why `sent` (the fields a request sent, whatever their value) does not fit a lesson of `lesson_type` ("a text
+        lesson does not take transcript"); None when it holds no field of another type."""
+        extra = [f for f in cls.FOREIGN[lesson_type] if f in sent]
+        return f"a {lesson_type} lesson does not take {', '.join(extra)}" if extra else None
+
     @model_validator(mode="after")
     def _fields_fit_type(self) -> LessonIn:
         needs = {"text": ("content",), "video": ("video_url",), "quiz": ("questions",)}[self.type]
         missing = [f for f in needs if getattr(self, f) is None]
         if missing:
             raise ValueError(f"a {self.type} lesson needs {', '.join(missing)}")
-        foreign = {
-            "text": ("video_url", "transcript", "questions", "pass_score"),
-            "video": ("content", "questions", "pass_score"),
-            "quiz": ("content", "video_url", "transcript"),
-        }[self.type]
-        extra = [f for f in foreign if getattr(self, f) is not None]
-        if extra:
-            raise ValueError(f"a {self.type} lesson does not take {', '.join(extra)}")
+        if problem := self.foreign_problem(self.type, self.model_fields_set):
+            raise ValueError(problem)
         return self
 
     def body(self) -> dict[str, Any]:
@@ -332,6 +341,9 @@ class LessonIn(Strict):
 
 
 class LessonUpdateIn(UpdateIn):
+    """A lesson's fields to change; a field of another type is refused, `null` too (`LessonIn.FOREIGN`, checked
+    before the rule for `null`); a video's transcript is cleared by `null`."""
+
     NULLABLE = frozenset({"transcript"})
     title: Title | None = None
     content: LessonText | None = None

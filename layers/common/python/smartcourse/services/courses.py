@@ -667,6 +667,10 @@ async def update_lesson(
     data: LessonUpdateIn,
 ) -> LessonPublic:
     lesson = await _owned_lesson(uow, principal, course_id, module_id, lesson_id)
+    # A field of another type is refused whatever its value, as a create refuses it: `{"transcript": null}` on a
+    # text lesson is "a text lesson does not take transcript", not a no-op, and is checked before the rule for null.
+    if problem := LessonIn.foreign_problem(lesson.type, data.model_fields_set):
+        raise _invalid_lesson([{"field": "body", "message": problem, "type": "value_error"}])
     reject_nulls(data)  # a video's transcript is optional, null removes it: LessonUpdateIn.NULLABLE
     current = await documents.get(LESSONS, str(lesson.id)) or {"type": lesson.type}
     merged: dict[str, Any] = {k: v for k, v in current.items() if k != "type"}
@@ -676,7 +680,7 @@ async def update_lesson(
     try:
         candidate = LessonIn(title=data.title or lesson.title, type=lesson.type, **merged)  # type: ignore[arg-type]
     except ValidationError as exc:
-        raise _invalid_lesson(exc) from exc
+        raise _invalid_lesson(_problems(exc)) from exc
     if data.title is not None:
         lesson.title = data.title
     if data.position is not None:
@@ -695,10 +699,9 @@ async def update_lesson(
     )
 
 
-def _invalid_lesson(exc: ValidationError) -> Invalid:
-    """422 `invalid_lesson` naming what is wrong with the lesson the update would make ("a text lesson does not
-    take video_url"), as a create's 422 does; `details` lists each problem as the request validation does."""
-    problems = [
+def _problems(exc: ValidationError) -> list[dict[str, str]]:
+    """Each problem of a lesson model that failed validation, as the request validation lists them."""
+    return [
         {
             "field": ".".join(str(p) for p in err.get("loc", ())) or "body",
             "message": str(err.get("msg", "invalid")).removeprefix("Value error, "),
@@ -706,6 +709,11 @@ def _invalid_lesson(exc: ValidationError) -> Invalid:
         }
         for err in exc.errors()
     ]
+
+
+def _invalid_lesson(problems: list[dict[str, str]]) -> Invalid:
+    """422 `invalid_lesson` naming what is wrong with the lesson the update would make ("a text lesson does not
+    take video_url"), as a create's 422 does; `details` lists each problem as the request validation does."""
     return Invalid(
         "; ".join(p["message"] for p in problems) or "invalid lesson", code="invalid_lesson", details=problems
     )
