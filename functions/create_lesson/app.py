@@ -16,7 +16,6 @@ router = APIRouter(tags=["lessons"])
     "/courses/{course_id:uuid}/modules/{module_id:uuid}/lessons",
     status_code=201,
     response_model=LessonPublic,
-    response_model_exclude_none=True,
 )
 async def create_lesson(
     course_id: uuid.UUID, module_id: uuid.UUID, body: LessonIn, user: CurrentUser, c: ContainerDep

@@ -15,7 +15,6 @@ router = APIRouter(tags=["lessons"])
 @router.put(
     "/courses/{course_id:uuid}/modules/{module_id:uuid}/lessons/{lesson_id:uuid}",
     response_model=LessonPublic,
-    response_model_exclude_none=True,
 )
 async def update_lesson(
     course_id: uuid.UUID,

@@ -591,7 +591,7 @@ async def test_null_is_refused_the_same_way_by_every_update(api: Api) -> None:
     r = await api.client.put(course_url, json={"capacity": None, "level": None}, headers=h)
     assert r.status_code == 200 and r.json()["capacity"] is None and r.json()["level"] is None, r.text
     r = await api.client.put(video_url, json={"transcript": None}, headers=h)
-    assert r.status_code == 200 and r.json().get("transcript", "") == "", r.text
+    assert r.status_code == 200 and "transcript" in r.json() and r.json()["transcript"] is None, r.text
     # Nothing else changed.
     [module] = (await api.client.get(course_url, headers=h)).json()["modules"]
     assert module["title"] == "Basics" and [lsn["title"] for lsn in module["lessons"]] == ["Why test", "Clip"]
@@ -653,6 +653,40 @@ async def test_a_field_of_another_type_is_refused_whatever_its_value(api: Api) -
         ("Check yourself", "quiz"),
     ]
     assert module["lessons"][0] == text and module["lessons"][1] == video
+
+
+async def test_a_video_without_a_transcript_says_null(api: Api) -> None:
+    """A video created without a transcript read `"transcript": ""`, as did one whose transcript was cleared:
+    "no transcript" is `null`, in the create's and the update's answers and in the course read back."""
+    teacher = await api.user("instructor")
+    h = teacher["headers"]
+    cid = (await api.course(teacher))["id"]
+    mid = (await api.module(teacher, cid))["id"]
+
+    async def read_back(lesson_id: str) -> dict[str, Any]:
+        [module] = (await api.client.get(f"/courses/{cid}", headers=h)).json()["modules"]
+        [lesson] = [lsn for lsn in module["lessons"] if lsn["id"] == lesson_id]
+        return lesson  # type: ignore[no-any-return]
+
+    video = await api.lesson(teacher, cid, mid, title="Clip", type="video", video_url="https://v.example.com/1")
+    assert "transcript" in video and video["transcript"] is None, video
+    assert (await read_back(video["id"]))["transcript"] is None
+    empty = await api.lesson(
+        teacher, cid, mid, title="Clip 2", type="video", video_url="https://v.example.com/2", transcript=""
+    )
+    assert empty["transcript"] is None and (await read_back(empty["id"]))["transcript"] is None
+    url = f"/courses/{cid}/modules/{mid}/lessons/{video['id']}"
+    for sent, seen in (("words", "words"), (None, None), ("again", "again"), ("", None)):
+        r = await api.client.put(url, json={"transcript": sent}, headers=h)
+        assert r.status_code == 200 and "transcript" in r.json() and r.json()["transcript"] == seen, (sent, r.text)
+        lesson = await read_back(video["id"])
+        assert "transcript" in lesson and lesson["transcript"] == seen, (sent, lesson)
+    # An update of another field keeps "no transcript" as it is.
+    r = await api.client.put(url, json={"title": "Renamed"}, headers=h)
+    assert r.status_code == 200 and r.json()["transcript"] is None and r.json()["title"] == "Renamed", r.text
+    # The other types still leave the video fields out.
+    text = await api.lesson(teacher, cid, mid)
+    assert "transcript" not in text and "transcript" not in await read_back(text["id"])
 
 
 async def test_non_owners_get_the_answer_get_gives_them(api: Api, worker: object) -> None:

@@ -208,6 +208,12 @@ async def test_progress_quiz_completion_and_certificate(api: Api, worker: object
     eid = (await enroll(api, student, course["id"])).json()["id"]
     await wait_enrollment(api, student, eid, "active")
     text, video, quiz = lessons
+    # The published video as its student reads it: no transcript is `null`; the outline (no body) leaves it out.
+    seen = (await api.client.get(f"/courses/{course['id']}", headers=student["headers"])).json()
+    read = seen["modules"][0]["lessons"][1]
+    assert read["video_url"] == "https://v.example/1" and "transcript" in read and read["transcript"] is None, read
+    outline = (await api.client.get(f"/courses/{course['id']}")).json()["modules"][0]["lessons"][1]
+    assert outline["type"] == "video" and "video_url" not in outline and "transcript" not in outline, outline
 
     r = await api.client.post(f"/lessons/{text['id']}/complete", headers=stranger["headers"])
     assert r.status_code == 403 and r.json()["code"] == "not_enrolled"

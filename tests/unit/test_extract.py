@@ -82,6 +82,11 @@ def test_snapshot_skips_lessons_without_text() -> None:
     sections = sections_from_snapshot(fx.snapshot())
     assert not [s for s in sections if s.title == "Empty video"]
     assert sections_from_snapshot({"modules": []}) == []
+    # A video without a transcript: `null` since the API says so, "" in snapshots published before.
+    for transcript in (None, ""):
+        video = {"id": "v1", "title": "Clip", "type": "video", "video_url": "https://v.example.com/1"}
+        snapshot = {"modules": [{"title": "M", "lessons": [{**video, "transcript": transcript}]}]}
+        assert sections_from_snapshot(snapshot) == []
 
 
 def test_transcript_plain_text_is_kept() -> None:

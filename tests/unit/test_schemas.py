@@ -110,6 +110,38 @@ def test_a_lesson_takes_no_field_of_another_type_not_even_null() -> None:
     assert LessonIn.foreign_problem("video", {"title", "transcript", "video_url", "position"}) is None
 
 
+def test_a_video_without_a_transcript_stores_none_and_says_null() -> None:
+    import uuid
+
+    from smartcourse.schemas import CourseDetail, LessonPublic, ModulePublic
+
+    for transcript in ({}, {"transcript": None}, {"transcript": ""}):
+        body = LessonIn(title="V", type="video", video_url="https://v.example.com/1", **transcript).body()
+        assert body == {"type": "video", "video_url": "https://v.example.com/1", "transcript": None}
+    ids = {"id": uuid.uuid4(), "module_id": uuid.uuid4(), "title": "V", "position": 0}
+    # A body, or a published snapshot, written before held "" for "no transcript": it is read as none too.
+    for stored in (None, ""):
+        lesson = LessonPublic(**ids, type="video", video_url="https://v.example.com/1", transcript=stored)
+        assert lesson.transcript is None
+        dumped = lesson.model_dump(mode="json")
+        assert "transcript" in dumped and dumped["transcript"] is None
+        assert '"transcript":null' in lesson.model_dump_json()
+        assert "transcript" not in lesson.model_dump(exclude_none=True)
+        assert "transcript" not in lesson.model_dump(exclude={"transcript"})
+        assert lesson.model_dump(include={"title"}) == {"title": "V"}
+    with_words = LessonPublic(**ids, type="video", video_url="https://v.example.com/1", transcript="words")
+    assert with_words.model_dump()["transcript"] == "words"
+    # The outline (no body) and the other types leave it out.
+    outline = LessonPublic(**ids, type="video")
+    text = LessonPublic(**ids, type="text", content="x")
+    assert "transcript" not in outline.model_dump() and "transcript" not in text.model_dump()
+    # Nested, as `GET /courses/{id}` and the snapshot dump it; the answer's schema is still the fields'.
+    module = ModulePublic(id=uuid.uuid4(), title="M", position=0, lessons=[with_words, lesson, outline, text])
+    assert [x.get("transcript", "-") for x in module.model_dump(mode="json")["lessons"]] == ["words", None, "-", "-"]
+    schema = CourseDetail.model_json_schema(mode="serialization")["$defs"]["LessonPublic"]
+    assert schema["properties"]["transcript"]["anyOf"] == [{"type": "string"}, {"type": "null"}]
+
+
 def test_a_password_is_more_than_spaces() -> None:
     with pytest.raises(ValidationError, match="blank"):
         RegisterIn(**{**REGISTER, "password": " " * 12}, full_name="Eve")

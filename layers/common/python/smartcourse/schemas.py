@@ -13,10 +13,13 @@ from pydantic import (
     ConfigDict,
     EmailStr,
     Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
     StrictBool,
     StrictInt,
     StringConstraints,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -290,6 +293,14 @@ class QuizQuestion(Strict):
         return self
 
 
+def _none_if_empty(value: str | None) -> str | None:
+    return value or None
+
+
+#: A video's transcript: optional, and an empty one is none (`None` in the body, `null` in the answer).
+Transcript = Annotated[Annotated[str, StringConstraints(max_length=500_000)] | None, AfterValidator(_none_if_empty)]
+
+
 class LessonIn(Strict):
     """A lesson of one of three types; the fields that type needs are required, and the fields of the other types
     are refused whatever their value (`null` too): `FOREIGN`, which an update checks against the fields it sends."""
@@ -305,7 +316,7 @@ class LessonIn(Strict):
     type: Literal["text", "video", "quiz"]
     content: LessonText | None = None
     video_url: AnyHttpUrl | None = None
-    transcript: Annotated[str, StringConstraints(max_length=500_000)] | None = None
+    transcript: Transcript = None
     questions: Annotated[list[QuizQuestion], Field(min_length=1, max_length=100)] | None = None
     pass_score: Annotated[StrictInt, Field(ge=0, le=100)] | None = None
     position: Annotated[StrictInt, Field(ge=0, le=10_000)] | None = None
@@ -328,11 +339,11 @@ class LessonIn(Strict):
         return self
 
     def body(self) -> dict[str, Any]:
-        """The document-store body of this lesson."""
+        """The document-store body of this lesson (a video without a transcript: `"transcript": None`)."""
         if self.type == "text":
             return {"type": "text", "content": self.content}
         if self.type == "video":
-            return {"type": "video", "video_url": str(self.video_url), "transcript": self.transcript or ""}
+            return {"type": "video", "video_url": str(self.video_url), "transcript": self.transcript}
         return {
             "type": "quiz",
             "questions": [q.model_dump() for q in self.questions or []],
@@ -342,7 +353,7 @@ class LessonIn(Strict):
 
 class LessonUpdateIn(UpdateIn):
     """A lesson's fields to change; a field of another type is refused, `null` too (`LessonIn.FOREIGN`, checked
-    before the rule for `null`); a video's transcript is cleared by `null`."""
+    before the rule for `null`); a video's transcript is cleared by `null` (or `""`)."""
 
     NULLABLE = frozenset({"transcript"})
     title: Title | None = None
@@ -385,6 +396,25 @@ class LessonPublic(BaseModel):
     transcript: str | None = omitted_when_none()
     questions: list[dict[str, Any]] | None = omitted_when_none()
     pass_score: int | None = omitted_when_none()
+
+    @field_validator("transcript", mode="after")
+    @classmethod
+    def _no_transcript_is_none(cls, value: str | None) -> str | None:
+        # Bodies (and published snapshots) written before a video without a transcript was stored as None hold "".
+        return value or None
+
+    @model_serializer(mode="wrap")
+    def _video_without_transcript(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo):
+        """A video lesson whose body the caller reads (it has its `video_url`; the outline has no body) and that has
+        no transcript says `"transcript": null`: a field of its type without a value, not one left out. Unannotated
+        return: the serialization schema stays the fields'."""
+        out = handler(self)
+        if self.type != "video" or self.video_url is None or self.transcript is not None or not isinstance(out, dict):
+            return out
+        if info.exclude_none or info.include is not None or "transcript" in (info.exclude or ()):
+            return out  # asked to leave nulls, or this field, out
+        out["transcript"] = None
+        return out
 
 
 class ModulePublic(BaseModel):

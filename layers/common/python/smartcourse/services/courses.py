@@ -674,8 +674,6 @@ async def update_lesson(
     reject_nulls(data)  # a video's transcript is optional, null removes it: LessonUpdateIn.NULLABLE
     current = await documents.get(LESSONS, str(lesson.id)) or {"type": lesson.type}
     merged: dict[str, Any] = {k: v for k, v in current.items() if k != "type"}
-    if lesson.type == "video" and not merged.get("transcript"):
-        merged.pop("transcript", None)
     merged.update(data.model_dump(exclude_unset=True, exclude={"title", "position"}, mode="json"))
     try:
         candidate = LessonIn(title=data.title or lesson.title, type=lesson.type, **merged)  # type: ignore[arg-type]
