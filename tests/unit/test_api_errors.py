@@ -247,3 +247,63 @@ def test_the_trailing_slash_redirect_is_relative_whatever_the_host_header_says()
     # A spelling whose route does not take the method is not redirected to a 405.
     r = client.delete("/things/", follow_redirects=False)
     assert r.status_code == 404 and "location" not in r.headers, r.headers
+
+
+def test_a_malformed_id_with_a_trailing_slash_is_named_as_without_it() -> None:
+    """`GET /courses/NOTUUID` named the field, `GET /courses/NOTUUID/` was a plain 404: no 307 goes to the other
+    spelling (no route takes a malformed id), so its 404 names the field too, whichever spelling the route has."""
+    router = APIRouter()
+
+    @router.get("/things/{thing_id:uuid}")
+    async def read(thing_id: uuid.UUID) -> dict[str, str]:
+        return {"id": str(thing_id)}
+
+    @router.post("/things/{thing_id:uuid}/parts/")
+    async def part(thing_id: uuid.UUID) -> dict[str, str]:
+        return {"id": str(thing_id)}
+
+    client = TestClient(create_app(router), raise_server_exceptions=False)
+
+    def answer(method: str, path: str) -> tuple[int, dict[str, object], str | None]:
+        r = client.request(method, path, follow_redirects=False)
+        return r.status_code, {k: v for k, v in r.json().items() if k != "trace_id"}, r.headers.get("location")
+
+    named = {
+        "code": "not_found",
+        "message": "Not Found: thing_id must be a UUID",
+        "details": [{"field": "thing_id", "message": "Input should be a valid UUID", "type": "uuid_parsing"}],
+    }
+    for method, path in (
+        ("GET", "/things/nope"),
+        ("GET", "/things/nope/"),
+        ("GET", "/things/nope//"),
+        ("POST", "/things/nope/parts/"),
+        ("POST", "/things/nope/parts"),
+    ):
+        assert answer(method, path) == (404, named, None), (method, path)
+    # A well-formed id is still sent round to the route's spelling; an unknown path is still a plain 404.
+    thing = uuid.uuid4()
+    assert client.get(f"/things/{thing}/", follow_redirects=False).headers["location"] == f"/things/{thing}"
+    status, body, location = answer("GET", "/nothing/nope/")
+    assert (status, body["message"], body.get("details"), location) == (404, "Not Found", None, None)
+
+    # The function pack's routes alike.
+    from smartcourse.api.local import build_local_app
+
+    local = TestClient(build_local_app(), raise_server_exceptions=False)
+    for method, path, field in (
+        ("GET", "/courses/NOTUUID", "course_id"),
+        ("GET", "/courses/NOTUUID/", "course_id"),
+        ("PUT", "/courses/abc/modules/" + str(uuid.uuid4()) + "/", "course_id"),
+        ("POST", "/notifications/not-a-uuid/read/", "notification_id"),
+    ):
+        r = local.request(method, path, follow_redirects=False)
+        assert r.status_code == 404 and "location" not in r.headers, (method, path, r.text)
+        assert r.json()["code"] == "not_found" and r.json()["message"] == f"Not Found: {field} must be a UUID"
+        assert [d["field"] for d in r.json()["details"]] == [field]
+    # A literal path beside an id's, with a method only the id's route takes: not a malformed id (without the
+    # slash, 405), and no 307 to the spelling that does not take the method.
+    for method, path in (("DELETE", "/enrollments/my-courses/"), ("POST", "/certificates/my/")):
+        r = local.request(method, path, follow_redirects=False)
+        assert r.status_code == 404 and "location" not in r.headers, (method, path, r.text)
+        assert r.json()["message"] == "Not Found" and r.json()["details"] is None, r.text

@@ -121,12 +121,29 @@ def id_routes(routes: list[Any]) -> list[tuple[re.Pattern[str], list[str]]]:
     return out
 
 
+def _other_spelling(path: str) -> str | None:
+    """The path without its trailing slash, or with one (None for the root)."""
+    if path in ("", "/"):
+        return None
+    return path.rstrip("/") if path.endswith("/") else path + "/"
+
+
 def _malformed_ids(request: Request) -> list[str]:
-    """The ids of a path that no route matched which are not UUIDs (`/enrollments/xyz`): for the 404's message."""
+    """The ids of a path that no route matched which are not UUIDs (`/enrollments/xyz`): for the 404's message.
+    Its other spelling too (`/enrollments/xyz/`): no 307 goes there (no route takes a malformed id), so its 404
+    names the field as the path without the slash does; unless that spelling is a route's path that only does not
+    take the method (`DELETE /enrollments/my-courses/`: a literal path, not a malformed id)."""
     path = request.scope.get("path", "")
-    for loose, ids in getattr(request.app.state, "id_routes", ()):
-        if matched := loose.match(path):
-            return [name for name in ids if not _UUID.fullmatch(matched.group(name))]
+    for spelling in (path, _other_spelling(path)):
+        if spelling is None:
+            continue
+        if spelling != path:
+            other = dict(request.scope, path=spelling)
+            if any(route.matches(other)[0] is not Match.NONE for route in request.app.router.routes):
+                return []
+        for loose, ids in getattr(request.app.state, "id_routes", ()):
+            if matched := loose.match(spelling):
+                return [name for name in ids if not _UUID.fullmatch(matched.group(name))]
     return []
 
 
@@ -135,10 +152,9 @@ def _slash_redirect(request: Request) -> str | None:
     path and query only. Starlette's own redirect (turned off in `create_app`) built an absolute URL from the
     request's `Host` header, so a forged `Host` chose where the client was sent."""
     scope = request.scope
-    path: str = scope.get("path", "")
-    if path in ("", "/"):
+    if (other_path := _other_spelling(scope.get("path", ""))) is None:
         return None
-    other = dict(scope, path=path.rstrip("/") if path.endswith("/") else path + "/")
+    other = dict(scope, path=other_path)
     # Only to a route that takes this method too: a 307 to a 405 sends the client round for nothing.
     if not any(route.matches(other)[0] is Match.FULL for route in request.app.router.routes):
         return None
