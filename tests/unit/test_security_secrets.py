@@ -83,6 +83,7 @@ def test_a_second_run_on_the_same_data_dir_refuses(tmp_path: Path) -> None:
     from smartcourse.cli import lock_data_dir
 
     held = lock_data_dir(tmp_path)
+    tmp_path.chmod(0o711)  # as `run` as root leaves it for its PostgreSQL's user (engines.parents_kept_closed)
     try:
         proc = subprocess.run(
             [sys.executable, "-m", "smartcourse.cli", "run"],
@@ -97,6 +98,8 @@ def test_a_second_run_on_the_same_data_dir_refuses(tmp_path: Path) -> None:
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "another `smartcourse run`" in proc.stderr and str(os.getpid()) in proc.stderr
     assert "starting engines" not in proc.stdout
+    # The refused start left the directory as it was: made 0700, it would lock the running PostgreSQL out of its data.
+    assert oct(tmp_path.stat().st_mode & 0o777) == "0o711"
 
 
 def test_run_makes_the_data_dir_private(tmp_path: Path) -> None:

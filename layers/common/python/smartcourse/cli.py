@@ -474,12 +474,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     from smartcourse.engines import psql_binary, running_postgres_uri
 
     settings = get_settings()
-    make_private(settings.data_dir)
     try:
         lock = lock_data_dir(settings.data_dir)
     except DataDirBusy as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    # Only once the directory is ours: run as root, the running PostgreSQL of the run that holds it passes through
+    # it as another user (0711, `engines.parents_kept_closed`), and a refused second start that made it 0700 took its
+    # data away from it at its next checkpoint.
+    make_private(settings.data_dir)
     secret_file = (settings.data_dir / DEV_SECRET_FILE).resolve()
     if not os.environ.get("JWT_SECRET") and settings.is_development:
         verb = "generated a new" if secret_file in created_secret_files else "using the"
