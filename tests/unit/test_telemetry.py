@@ -186,6 +186,29 @@ def test_smartcourse_trace_says_where_it_looked(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "not a trace id" in bad.stderr
 
 
+def test_smartcourse_trace_stops_quietly_when_its_reader_leaves(tmp_path: Path) -> None:
+    """`smartcourse trace <id> --json | head -1`: the rest of the output has nowhere to go, and that is no error
+    worth a traceback (it printed `BrokenPipeError` from the final flush)."""
+    spans = tmp_path / "traces"
+    spans.mkdir()
+    (spans / "api-1.jsonl").write_text(  # far more than a pipe holds, so the writer meets the closed end
+        "".join(_span(f"{i:016x}", None, f"span {i}", "api", 100.0 + i, 1.0) for i in range(3000))
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "smartcourse.cli", "trace", TRACE, "--dir", str(spans), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=ENV,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert json.loads(proc.stdout.readline())["trace_id"] == TRACE
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    assert proc.returncode == 1
+
+
 def test_the_span_file_exporter_writes_one_line_per_span(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SMARTCOURSE_TRACE_DIR", str(tmp_path))
     exporter = telemetry.JsonLinesSpanExporter("worker")

@@ -608,10 +608,16 @@ def main(argv: list[str] | None = None) -> int:
     if extra and args.command != "psql":
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.psql_args = extra[1:] if extra[:1] == ["--"] else extra
-    code: int = args.fn(args)
+    try:
+        code: int = args.fn(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader left (`smartcourse trace ... --json | head`): stop quietly, as Python's docs advise (the rest of
+        # the output goes nowhere instead of a traceback at exit).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 1
     # temporalio's core can abort the interpreter at exit (sdk-python#300): leave without finalizers.
     atexit._run_exitfuncs()  # what os._exit would skip: stopping the embedded engines we started
-    sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
 
