@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
+import pytest
 
 from smartcourse.ports import ChatMessage
 from tests.conftest import Api
@@ -556,3 +559,134 @@ async def test_a_lesson_named_by_its_title_is_quoted_from_each_of_its_passages(
     assert any("otters" in q for q in quotes) and any("Kelp" in q for q in quotes) and any("gulls" in q for q in quotes)
     prompt = chat.prompts[0][-1].content
     assert "Sea otters" in prompt and "Kelp forests" in prompt and "Herring gulls" in prompt
+
+
+class Stalling(ScriptedChat):
+    """Streams its first word, then waits (a model still writing) until it is cancelled."""
+
+    def __init__(self, reply: str = "The outbox stores events in the same transaction as the change [1].") -> None:
+        super().__init__(reply)
+        self.cancelled = asyncio.Event()
+
+    async def complete(
+        self, messages: Sequence[ChatMessage], *, max_tokens: int = 512, temperature: float = 0.0
+    ) -> str:
+        self.prompts.append(list(messages))
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.cancelled.set()
+        return self.reply
+
+    async def stream(
+        self, messages: Sequence[ChatMessage], *, max_tokens: int = 512, temperature: float = 0.0
+    ) -> AsyncIterator[str]:
+        self.prompts.append(list(messages))
+        yield self.reply.split(" ")[0] + " "
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.cancelled.set()
+        yield self.reply
+
+
+@contextlib.asynccontextmanager
+async def served(app: Any) -> AsyncIterator[str]:
+    """The app on a real socket in this event loop. httpx's ASGITransport buffers a whole response before it returns
+    it, so a client leaving a stream midway is only seen through a server: uvicorn turns the closed connection into
+    the `http.disconnect` that sse-starlette answers by cancelling the stream."""
+    import uvicorn
+
+    from smartcourse.engines import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off"))
+    task = asyncio.create_task(server._serve())  # not serve(): it would take over the process's signal handlers
+    try:
+        for _ in range(100):
+            if server.started:
+                break
+            await asyncio.sleep(0.05)
+        assert server.started, "uvicorn did not start"
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=10)
+
+
+async def leave_after_first_token(base: str, path: str, body: dict[str, Any], headers: dict[str, str]) -> None:
+    """POST a stream, read up to its first `token` event, then close the connection."""
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        async with http.stream("POST", path, json=body, headers={**headers, "Accept": "text/event-stream"}) as r:
+            assert r.status_code == 200, await r.aread()
+            async for line in r.aiter_lines():
+                if line.startswith("event: token"):
+                    break
+
+
+async def interaction_of(container: Any, user_id: str, kind: str) -> Any:
+    """The user's `kind` interaction, once it is recorded."""
+    from sqlalchemy import select
+
+    from smartcourse.models import AiInteraction
+
+    for _ in range(100):
+        async with container.uow() as uow:
+            row = await uow.session.scalar(
+                select(AiInteraction).where(
+                    AiInteraction.user_id == uuid.UUID(user_id),
+                    AiInteraction.kind == kind,
+                )
+            )
+        if row is not None:
+            return row
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no {kind} interaction recorded")
+
+
+async def test_a_client_leaving_a_stream_is_recorded_cancelled_not_logged_as_an_error(
+    api: Api, worker: object, container: Any, app: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client closing `/ai/ask-stream` (or an SSE generation) midway: the interaction is recorded `cancelled`
+    with its event, as docs/assistant.md says, and logged as one info line. The ask stream was logged at error
+    with a CancelledError traceback, its record left to a task nobody awaited (anyio's cancel scope cancelled the
+    recording again), and the model went on writing: the graph's cleanup, which cancels its node, was cut short."""
+    from sqlalchemy import select
+
+    from smartcourse.models import OutboxEvent
+
+    teacher = await api.user("instructor")
+    course = await published_course(api, teacher, OUTBOX_LESSON)
+    student = await enrolled_student(api, course["id"])
+    caplog.set_level(logging.INFO, logger="smartcourse")
+    cases = [
+        (
+            student,
+            "/ai/ask-stream",
+            {"course_id": course["id"], "question": "Why does the outbox store events?"},
+            "ask",
+        ),
+        (teacher, "/ai/generate-summary", {"course_id": course["id"]}, "summary"),
+        (teacher, "/ai/generate-objectives", {"course_id": course["id"]}, "objectives"),
+        (teacher, "/ai/generate-quiz", {"course_id": course["id"], "num_questions": 1}, "quiz"),
+        (teacher, "/ai/explain", {"course_id": course["id"], "concept": "transactional outbox"}, "explain"),
+    ]
+    async with served(app) as base:
+        for user, path, body, kind in cases:
+            with scripted(container, Stalling()) as chat:
+                caplog.clear()
+                await asyncio.wait_for(leave_after_first_token(base, path, body, user["headers"]), timeout=60)
+                row = await interaction_of(container, user["id"], kind)
+                async with container.uow() as uow:
+                    event = await uow.session.scalar(select(OutboxEvent).where(OutboxEvent.id == row.id))
+                errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+                assert not errors, [(r.name, r.getMessage(), r.exc_text) for r in errors]
+                lines = [
+                    (r.levelname, r.getMessage(), r.exc_info) for r in caplog.records if str(row.id) in r.getMessage()
+                ]
+                assert lines == [("INFO", f"assistant {kind} cancelled (interaction {row.id})", None)], lines
+                assert (row.outcome, row.streamed) == ("cancelled", True), (row.outcome, row.error)
+                assert row.error == "CancelledError: the stream was closed"
+                assert event.event_type == "ai.interaction_recorded" and event.payload["data"]["outcome"] == "cancelled"
+                # ... and the model was stopped: its stream cancelled, not left writing into a closed connection.
+                await asyncio.wait_for(chat.cancelled.wait(), timeout=10)

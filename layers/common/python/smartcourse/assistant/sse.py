@@ -5,15 +5,63 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeVar
+
+import anyio
 
 from smartcourse.errors import DomainError
 
+T = TypeVar("T")
+
+#: How long a closed stream waits for its run to stop and record itself `cancelled` before the response ends.
+STOP_WAIT_SECONDS = 10.0
+
+
+async def _stop(task: asyncio.Task[Any]) -> None:
+    """Stop a stream's run if the stream is closed before the run is done (the client went away, or the server is
+    stopping).
+
+    sse-starlette cancels the response's anyio cancel scope, and anyio cancels the streaming task again at every
+    `await` until it leaves the scope. Run in that task, the graph's own cleanup (which cancels the node calling the
+    model) and the interaction's record were cut short: the model went on writing into a closed stream. So the run
+    has a task of its own: it gets one cancel, which it records as `cancelled` and re-raises, and it is awaited
+    shielded from the scope, so the record is written before the response ends."""
+    if task.done():
+        return
+    task.cancel("the stream was closed")
+    with anyio.move_on_after(STOP_WAIT_SECONDS, shield=True):
+        await asyncio.wait({task})
+
+
+async def _relayed(task: asyncio.Task[Any], queue: asyncio.Queue[T]) -> AsyncIterator[T]:
+    """What `task` puts on `queue`, in order, until the task is done and the queue is empty."""
+    while not (task.done() and queue.empty()):
+        getter = asyncio.ensure_future(queue.get())
+        try:
+            await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not getter.done():
+                getter.cancel()
+        if getter.done() and not getter.cancelled():
+            yield getter.result()
+
 
 async def sse_events(events: AsyncIterator[tuple[str, dict[str, Any]]]) -> AsyncIterator[dict[str, str]]:
-    """sse-starlette items; when the client disconnects the response cancels this, which stops the model."""
-    async for event, data in events:
-        yield {"event": event, "data": json.dumps(data, ensure_ascii=False)}
+    """sse-starlette items of the ask stream (`AskRun.events`), run in a task of its own: when the client
+    disconnects, `_stop` cancels it, which stops the model and records the interaction `cancelled`."""
+    queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+
+    async def pump() -> None:
+        async for item in events:
+            queue.put_nowait(item)
+
+    task = asyncio.create_task(pump())
+    try:
+        async for event, data in _relayed(task, queue):
+            yield {"event": event, "data": json.dumps(data, ensure_ascii=False)}
+        task.result()  # `events` sends its failures as an `error` event: only a cancellation is left to raise
+    finally:
+        await _stop(task)
 
 
 def _event(event: str, data: dict[str, Any]) -> dict[str, str]:
@@ -49,18 +97,12 @@ async def generation_events(run: Any) -> AsyncIterator[dict[str, str]]:
     shown = ""  # what a client following the protocol shows: the tokens since the last reset
     attempt = 1
     try:
-        while not (task.done() and queue.empty()):
-            getter = asyncio.ensure_future(queue.get())
-            await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
-            if getter.done():
-                event, data = getter.result()
-                if event == "token":
-                    shown += data["text"]
-                elif event == "reset":
-                    shown, attempt = "", int(data["attempt"])
-                yield {"event": event, "data": json.dumps(data, ensure_ascii=False)}
-            else:
-                getter.cancel()
+        async for event, data in _relayed(task, queue):
+            if event == "token":
+                shown += data["text"]
+            elif event == "reset":
+                shown, attempt = "", int(data["attempt"])
+            yield {"event": event, "data": json.dumps(data, ensure_ascii=False)}
         try:
             result = task.result()
         except DomainError as exc:
@@ -85,5 +127,4 @@ async def generation_events(run: Any) -> AsyncIterator[dict[str, str]]:
                 yield _event("token", {"text": final})
         yield {"event": "done", "data": result.model_dump_json()}
     finally:
-        if not task.done():  # the client went away: stop the model
-            task.cancel()
+        await _stop(task)  # the client went away: stop the model

@@ -239,9 +239,14 @@ def failure_reason(exc: BaseException) -> str | None:
 
 
 async def record_failure(container: Any, interaction: Interaction, exc: BaseException) -> None:
-    interaction.outcome = "cancelled" if isinstance(exc, asyncio.CancelledError) else "error"
+    """Record a call that ended without a result: `cancelled` for a cancellation (the client left the stream, the
+    server is stopping), logged as one info line since nothing failed; `error` otherwise (the caller logs it)."""
+    cancelled = isinstance(exc, asyncio.CancelledError)
+    interaction.outcome = "cancelled" if cancelled else "error"
     interaction.reason = failure_reason(exc)
     interaction.error = f"{type(exc).__name__}: {exc}"[:2000]
+    if cancelled:
+        log.info("assistant %s cancelled (interaction %s)", interaction.kind, interaction.id)
     try:
         await asyncio.shield(record(container, interaction))
     except Exception:  # the failure to record must not hide the original one
@@ -337,12 +342,14 @@ class AskRun:
                 yield "reset", {"attempt": attempt + 1, "next": "error"}
             yield "error", {"code": exc.code, "message": exc.message, "interaction_id": str(it.id)}
             return
-        except (Exception, asyncio.CancelledError) as exc:
+        except asyncio.CancelledError as exc:  # the client went away (`sse._stop`): recorded, then raised on
+            self.failure = exc
+            await record_failure(self.container, it, exc)
+            raise
+        except Exception as exc:
             log.exception("assistant failed (interaction %s)", it.id)
             self.failure = exc
             await record_failure(self.container, it, exc)
-            if isinstance(exc, asyncio.CancelledError):
-                raise
             if shown:  # the model failed mid-draft: the tokens sent were never checked
                 yield "reset", {"attempt": attempt + 1, "next": "error"}
             yield (
