@@ -225,7 +225,8 @@ async def test_forbidden_moves(api: Api, worker: object) -> None:
         json={"title": "x", "type": "text"},
         headers=teacher["headers"],
     )
-    assert r.status_code == 422 and r.json()["code"] == "validation_error"
+    assert r.status_code == 422 and r.json()["code"] == "invalid_lesson", r.text
+    assert r.json()["message"] == "a text lesson needs content"
     r = await api.client.post("/courses", json={"title": "", "category": "y"}, headers=teacher["headers"])
     assert r.status_code == 422 and r.json()["details"][0]["field"] == "title"
     r = await api.client.get(f"/courses/{uuid.uuid4()}", headers=teacher["headers"])
@@ -637,14 +638,25 @@ async def test_a_field_of_another_type_is_refused_whatever_its_value(api: Api) -
     # A field of the lesson's own type keeps the rule for null.
     r = await api.client.put(f"{lessons_url}/{video['id']}", json={"video_url": None}, headers=h)
     assert (r.status_code, r.json()["code"]) == (422, "invalid_field"), r.text
-    # A create refuses the same fields, null too (it took `"transcript": null` on a text lesson).
-    for body in (
-        {"title": "T", "type": "text", "content": "x", "transcript": None},
-        {"title": "V", "type": "video", "video_url": "https://v.example.com/3", "content": None},
-        {**QUIZ, "video_url": None},
+    # A create refuses the same fields, null too (it took `"transcript": null` on a text lesson), with the update's
+    # answer (it was 422 `validation_error` "invalid request: body", the reason only in `details`).
+    for body, lesson, field in (
+        ({"title": "T", "type": "text", "content": "x", "transcript": None}, text, "transcript"),
+        ({"title": "V", "type": "video", "video_url": "https://v.example.com/3", "content": None}, video, "content"),
+        ({**QUIZ, "video_url": None}, quiz, "video_url"),
     ):
         r = await api.client.post(lessons_url, json=body, headers=h)
-        assert r.status_code == 422 and "does not take" in r.text, (body, r.text)
+        created = {k: v for k, v in r.json().items() if k != "trace_id"}
+        r = await api.client.put(f"{lessons_url}/{lesson['id']}", json={field: body[field]}, headers=h)
+        updated = {k: v for k, v in r.json().items() if k != "trace_id"}
+        assert created == updated, (body, created, updated)
+        assert created == {
+            "code": "invalid_lesson",
+            "message": f"a {body['type']} lesson does not take {field}",
+            "details": [
+                {"field": "body", "message": f"a {body['type']} lesson does not take {field}", "type": "value_error"}
+            ],
+        }, created
     # Nothing changed, nothing was added.
     [module] = (await api.client.get(f"/courses/{cid}", headers=h)).json()["modules"]
     assert [(lsn["title"], lsn["type"]) for lsn in module["lessons"]] == [
@@ -653,6 +665,42 @@ async def test_a_field_of_another_type_is_refused_whatever_its_value(api: Api) -
         ("Check yourself", "quiz"),
     ]
     assert module["lessons"][0] == text and module["lessons"][1] == video
+
+
+async def test_a_create_names_the_lesson_rule_it_breaks_as_an_update_does(api: Api) -> None:
+    """`POST .../lessons` with a field of another type answered 422 `validation_error` "invalid request: body" (the
+    reason only in `details`), where `PUT` answers 422 `invalid_lesson` naming it. The lesson's type rules (a field
+    its type needs, the fields it does not take) now answer alike; the schema's own errors stay `validation_error`."""
+    teacher = await api.user("instructor")
+    h = teacher["headers"]
+    cid = (await api.course(teacher))["id"]
+    mid = (await api.module(teacher, cid))["id"]
+    lessons_url = f"/courses/{cid}/modules/{mid}/lessons"
+    for body, message in (
+        ({"type": "text", "title": "x", "content": "y", "transcript": "z"}, "a text lesson does not take transcript"),
+        ({"type": "text", "title": "x", "video_url": "https://v.example.com/1"}, "a text lesson needs content"),
+        ({"type": "video", "title": "x", "transcript": "z"}, "a video lesson needs video_url"),
+        ({"type": "quiz", "title": "x", "pass_score": 50}, "a quiz lesson needs questions"),
+        (
+            {**QUIZ, "content": "y", "transcript": "z"},
+            "a quiz lesson does not take content, transcript",
+        ),
+    ):
+        r = await api.client.post(lessons_url, json=body, headers=h)
+        assert r.status_code == 422, (body, r.text)
+        problem = {"field": "body", "message": message, "type": "value_error"}
+        assert (r.json()["code"], r.json()["message"], r.json()["details"]) == ("invalid_lesson", message, [problem])
+    # Errors of the fields themselves are the request validation's, as before (the type rules are checked after).
+    for body, field in (
+        ({"type": "text", "title": "x" * 201, "content": "y"}, "title"),
+        ({"type": "slides", "title": "x", "content": "y"}, "type"),
+        ({"type": "text", "title": "x" * 201, "transcript": "z"}, "title"),
+    ):
+        r = await api.client.post(lessons_url, json=body, headers=h)
+        assert r.status_code == 422 and r.json()["code"] == "validation_error", (body, r.text)
+        assert r.json()["message"] == f"invalid request: {field}", r.text
+    r = await api.client.get(f"/courses/{cid}", headers=h)
+    assert r.json()["modules"][0]["lessons"] == []  # nothing was added
 
 
 async def test_a_video_without_a_transcript_says_null(api: Api) -> None:

@@ -110,6 +110,26 @@ def test_a_lesson_takes_no_field_of_another_type_not_even_null() -> None:
     assert LessonIn.foreign_problem("video", {"title", "transcript", "video_url", "position"}) is None
 
 
+def test_a_lesson_type_rule_names_the_invalid_lesson_code() -> None:
+    """The type rules' errors carry `invalid_lesson` (`schemas.rule_error`), which the API answers a create with, as
+    the update's check does; a value_error with the bare reason otherwise."""
+    from smartcourse.schemas import RULE_CODE
+
+    for fields, message in (
+        ({"type": "text", "content": "y", "transcript": "z"}, "a text lesson does not take transcript"),
+        ({"type": "video"}, "a video lesson needs video_url"),
+    ):
+        with pytest.raises(ValidationError) as caught:
+            LessonIn(title="L", **fields)
+        [error] = caught.value.errors()
+        assert (error["type"], error["msg"], error["loc"]) == ("value_error", message, ())
+        assert error["ctx"] == {RULE_CODE: "invalid_lesson"}
+    # A field's own error names no code: it stays the request validation's.
+    with pytest.raises(ValidationError) as caught:
+        LessonIn(title="L" * 201, type="text", content="y")
+    assert all(RULE_CODE not in (e.get("ctx") or {}) for e in caught.value.errors())
+
+
 def test_a_video_without_a_transcript_stores_none_and_says_null() -> None:
     import uuid
 

@@ -22,6 +22,7 @@ from pydantic import (
     model_serializer,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 #: Characters a one-line field (a name, a title, a tag) may not hold: C0/C1 controls (line breaks and tabs
 #: included), the Unicode line and paragraph separators, and the bidirectional embeddings, overrides and isolates
@@ -293,6 +294,18 @@ class QuizQuestion(Strict):
         return self
 
 
+#: The key of a model rule's error context naming the error code its request is answered with (`rule_error`).
+RULE_CODE = "error_code"
+
+
+def rule_error(code: str, message: str) -> PydanticCustomError:
+    """A model rule's error that names the domain's error `code`: a request refused only by such rules answers 422
+    `code` with the rules' messages (`api.app`'s validation handler), as a service raising `Invalid(message,
+    code=code)` for the same rule does, not `validation_error`. Validating the model elsewhere, it is a plain
+    `value_error` with `message` (no "Value error, " in front)."""
+    return PydanticCustomError("value_error", message, {RULE_CODE: code})
+
+
 def _none_if_empty(value: str | None) -> str | None:
     return value or None
 
@@ -303,7 +316,8 @@ Transcript = Annotated[Annotated[str, StringConstraints(max_length=500_000)] | N
 
 class LessonIn(Strict):
     """A lesson of one of three types; the fields that type needs are required, and the fields of the other types
-    are refused whatever their value (`null` too): `FOREIGN`, which an update checks against the fields it sends."""
+    are refused whatever their value (`null` too): `FOREIGN`, which an update checks against the fields it sends.
+    Either rule broken is 422 `invalid_lesson` naming it, on create as on update."""
 
     #: The fields a lesson of each type does not take.
     FOREIGN: ClassVar[dict[str, tuple[str, ...]]] = {
@@ -333,9 +347,9 @@ class LessonIn(Strict):
         needs = {"text": ("content",), "video": ("video_url",), "quiz": ("questions",)}[self.type]
         missing = [f for f in needs if getattr(self, f) is None]
         if missing:
-            raise ValueError(f"a {self.type} lesson needs {', '.join(missing)}")
+            raise rule_error("invalid_lesson", f"a {self.type} lesson needs {', '.join(missing)}")
         if problem := self.foreign_problem(self.type, self.model_fields_set):
-            raise ValueError(problem)
+            raise rule_error("invalid_lesson", problem)
         return self
 
     def body(self) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from smartcourse.db import is_transient
 from smartcourse.errors import DomainError
 from smartcourse.logging import configure_logging
 from smartcourse.metrics import DOMAIN_ERRORS
-from smartcourse.schemas import ErrorBody
+from smartcourse.schemas import RULE_CODE, ErrorBody
 
 log = logging.getLogger("smartcourse.api")
 
@@ -74,6 +74,13 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
             }
         )
     return out
+
+
+def _rule_code(exc: RequestValidationError) -> str | None:
+    """The error code of a request refused only by model rules that name one (`schemas.rule_error`: a lesson's
+    fields that do not fit its type are `invalid_lesson`, as the update's check answers); None otherwise."""
+    codes = {str((err.get("ctx") or {}).get(RULE_CODE) or "") for err in exc.errors()}
+    return next(iter(codes)) if len(codes) == 1 and "" not in codes else None
 
 
 def _unencodable(exc: BaseException) -> bool:
@@ -191,6 +198,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if _json_body_sent_as_other_type(request, exc):
             return _error(415, "unsupported_media_type", "send the request body as application/json")
         fields = _field_errors(exc)
+        if code := _rule_code(exc):  # the answer the service gives for the same rule (`courses._invalid_lesson`)
+            DOMAIN_ERRORS.labels(code).inc()
+            return _error(422, code, "; ".join(f["message"] for f in fields), fields)
         names = ", ".join(sorted({f["field"] for f in fields}))
         return _error(422, "validation_error", f"invalid request: {names}", fields)
 

@@ -711,7 +711,8 @@ def _problems(exc: ValidationError) -> list[dict[str, str]]:
 
 def _invalid_lesson(problems: list[dict[str, str]]) -> Invalid:
     """422 `invalid_lesson` naming what is wrong with the lesson the update would make ("a text lesson does not
-    take video_url"), as a create's 422 does; `details` lists each problem as the request validation does."""
+    take video_url"), as a create's 422 does (`LessonIn`'s rules are `schemas.rule_error`s, which the request
+    validation answers the same way); `details` lists each problem as the request validation does."""
     return Invalid(
         "; ".join(p["message"] for p in problems) or "invalid lesson", code="invalid_lesson", details=problems
     )
