@@ -156,6 +156,28 @@ async def test_repeats_and_idempotency_key_return_the_same_enrollment(api: Api, 
     assert [e["id"] for e in mine.json()] == [first.json()["id"]]
 
 
+async def test_a_repeat_and_a_drop_answer_the_percent_that_get_answers(api: Api, worker: object) -> None:
+    teacher, student = await api.user("instructor"), await api.user()
+    course, lessons = await course_with_lessons(api, teacher)
+    first = await enroll(api, student, course["id"], **{"Idempotency-Key": "percent-1"})
+    eid = first.json()["id"]
+    await wait_enrollment(api, student, eid, "active")
+    r = await api.client.post(f"/lessons/{lessons[0]['id']}/complete", headers=student["headers"])
+    assert r.status_code == 200, r.text
+    got = (await api.client.get(f"/enrollments/{eid}", headers=student["headers"])).json()
+    assert 0 < got["percent"] < 100
+    for repeat in (
+        await enroll(api, student, course["id"], **{"Idempotency-Key": "percent-1"}),
+        await enroll(api, student, course["id"]),
+    ):
+        assert repeat.status_code == 200 and repeat.json()["id"] == eid
+        assert repeat.json()["percent"] == got["percent"], repeat.text
+    dropped = await api.client.delete(f"/enrollments/{eid}", headers=student["headers"])
+    assert dropped.json()["status"] == "dropped" and dropped.json()["percent"] == got["percent"], dropped.text
+    again = await api.client.delete(f"/enrollments/{eid}", headers=student["headers"])
+    assert again.json()["percent"] == got["percent"], again.text
+
+
 async def test_rules(api: Api, worker: object) -> None:
     teacher, student = await api.user("instructor"), await api.user()
     draft = await api.course(teacher)

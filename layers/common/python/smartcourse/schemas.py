@@ -576,8 +576,8 @@ class EnrollmentPublic(BaseModel):
     dropped_at: datetime | None
     percent: float | None = Field(
         default=None,
-        description="Share of the course's published lessons completed (100 once completed); "
-        "null where it was not computed: a repeated POST and a DELETE answer, see GET /enrollments/{id}.",
+        description="Share of the course's published lessons completed (100 once completed), as "
+        "GET /enrollments/{id} answers it, in every answer that carries an enrollment.",
     )
 
 

@@ -568,6 +568,16 @@ async def my_courses(
     return out, total
 
 
+async def with_percent(uow: UnitOfWork, documents: Any, public: EnrollmentPublic) -> EnrollmentPublic:
+    """`public` with its `percent` as `GET /enrollments/{id}` computes it: for the answers that do not compute it on
+    their way (a repeated `POST /enrollments`, a `DELETE`), so that one enrollment reads the same everywhere."""
+    e = await uow.session.get(Enrollment, public.id)
+    if e is None:  # enrollments are never deleted
+        raise NotFound("enrollment not found", code="enrollment_not_found")
+    course = await load_course(uow, e.course_id)
+    return public.model_copy(update={"percent": await percent_of(uow, documents, e, course)})
+
+
 async def detail(
     *,
     uow: UnitOfWork,

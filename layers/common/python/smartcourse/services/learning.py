@@ -66,16 +66,20 @@ async def enroll(
         COURSE_QUEUES.turn(course_id, container.settings.admissions_per_course),
         container.uow() as uow,
     ):
-        return await enrollment.enroll(
+        result, created = await enrollment.enroll(
             uow=uow, principal=principal, course_id=course_id, idempotency_key=idempotency_key
         )
+    if not created:  # a repeat (rare: off the admission's path and its course's turn) reads as GET reads it
+        async with container.uow() as uow:
+            result = await enrollment.with_percent(uow, container.documents, result)
+    return result, created
 
 
 async def drop(*, container: Any, principal: Principal, enrollment_id: uuid.UUID) -> EnrollmentPublic:
     """Drop; a promoted student's workflow is started by the dispatcher from `waitlist.promoted`."""
     async with container.uow() as uow:
         dropped, _promoted = await enrollment.drop(uow=uow, principal=principal, enrollment_id=enrollment_id)
-    return dropped
+        return await enrollment.with_percent(uow, container.documents, dropped)
 
 
 async def detail(*, container: Any, principal: Principal, enrollment_id: uuid.UUID) -> EnrollmentDetail:
