@@ -7,7 +7,7 @@ from fastapi import APIRouter, Query, Request, Response
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.caching import cached_json
 from smartcourse.api.deps import ContainerDep
-from smartcourse.schemas import CatalogSearchPage
+from smartcourse.schemas import CatalogSearchPage, LevelFilter
 from smartcourse.services import catalog_cache, search
 
 router = APIRouter(tags=["search"])
@@ -21,7 +21,9 @@ async def search_catalog(
     c: ContainerDep,
     q: Text = None,
     category: Text = None,
-    level: Text = None,
+    level: Annotated[
+        LevelFilter, Query(description="beginner, intermediate or advanced (any case); blank: any")
+    ] = None,
     tags: Annotated[list[str] | None, Query(max_length=20)] = None,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,

@@ -912,3 +912,22 @@ async def test_creates_answer_with_the_location_of_what_they_created(api: Api, w
     assert (await follow(r, student["headers"], "/enrollments/")).json()["id"] == r.json()["id"]
     again = await api.client.post("/enrollments", json={"course_id": cid}, headers=student["headers"])
     assert again.status_code == 200 and "location" not in again.headers  # nothing created
+
+
+async def test_a_level_filter_is_one_of_the_levels_in_any_case(api: Api, worker: object) -> None:
+    """`level` on `GET /courses` and `GET /search` is a course's level in any case, or blank for every level; another
+    value is 422 naming `level`, not an empty page that reads as "no such courses"."""
+    teacher = await api.user("instructor")
+    category = f"lvl-{uuid.uuid4().hex[:6]}"
+    easy = await api.published_course(teacher, title="Easy one", category=category, level="beginner")
+    hard = await api.published_course(teacher, title="Hard one", category=category, level="advanced")
+    for path in ("/courses", "/search"):
+        both = {easy["id"], hard["id"]}
+        for level, expected in (("beginner", {easy["id"]}), (" Advanced ", {hard["id"]}), ("", both)):
+            r = await api.client.get(path, params={"category": category, "level": level})
+            assert r.status_code == 200, (path, level, r.text)
+            assert {c["id"] for c in r.json()["items"]} == expected, (path, level, r.text)
+        for wrong in ("expert", "beginners", "x" * 21):
+            r = await api.client.get(path, params={"category": category, "level": wrong})
+            assert r.status_code == 422 and r.json()["code"] == "validation_error", (path, wrong, r.text)
+            assert [f["field"] for f in r.json()["details"]] == ["level"], r.text

@@ -234,6 +234,22 @@ class InstructorPublic(BaseModel):
 # --- courses --------------------------------------------------------------------------------
 
 Level = Literal["beginner", "intermediate", "advanced"]
+LEVELS: tuple[str, ...] = Level.__args__  # type: ignore[attr-defined]
+
+
+def _level_filter(value: str | None) -> str | None:
+    """A catalogue filter's `level`: one of `Level` in any case (the filters compare without regard to case), blank
+    for no filter; anything else is refused, so that a typo does not read as "no such courses"."""
+    if value is None or not value.strip():
+        return None
+    level = value.strip().lower()
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {', '.join(LEVELS)}")
+    return level
+
+
+#: `level` as `GET /courses` and `GET /search` take it (422 `validation_error` naming `level` for another value).
+LevelFilter = Annotated[Annotated[str, StringConstraints(max_length=20)] | None, AfterValidator(_level_filter)]
 
 
 class CourseIn(Strict):
