@@ -1,11 +1,11 @@
-"""GET /enrollments/my-courses: the calling student's enrollments with progress, a page at a time."""
+"""GET /enrollments/my-courses: the calling student's enrollments with progress and certificates, a page at a time."""
 
 from fastapi import APIRouter, Request, Response
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
 from smartcourse.api.paging import DEFAULT_PAGE_SIZE, PAGE_HEADERS, Page, PageSize, set_page_headers
-from smartcourse.schemas import EnrollmentDetail
+from smartcourse.schemas import MyCourse
 from smartcourse.services import enrollment
 
 router = APIRouter(tags=["enrollments"])
@@ -13,7 +13,7 @@ router = APIRouter(tags=["enrollments"])
 
 @router.get(
     "/enrollments/my-courses",
-    response_model=list[EnrollmentDetail],
+    response_model=list[MyCourse],
     responses={200: {"headers": PAGE_HEADERS}},
 )
 async def my_courses(
@@ -23,10 +23,15 @@ async def my_courses(
     c: ContainerDep,
     page: Page = 1,
     page_size: PageSize = DEFAULT_PAGE_SIZE,
-) -> list[EnrollmentDetail]:
+) -> list[MyCourse]:
     async with c.uow() as uow:
         items, total = await enrollment.my_courses(
-            uow=uow, documents=c.documents, principal=user, page=page, page_size=page_size
+            uow=uow,
+            documents=c.documents,
+            principal=user,
+            page=page,
+            page_size=page_size,
+            public_base_url=c.settings.public_base_url,
         )
     set_page_headers(request, response, total=total, page=page, page_size=page_size)
     return items

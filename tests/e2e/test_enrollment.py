@@ -279,6 +279,11 @@ async def test_progress_quiz_completion_and_certificate(api: Api, worker: object
 
     cert = await wait_certificate(api, student, eid)
     assert cert["student_name"] == "A student" and cert["course_title"] == "Certified Course"
+    # The student's list shows it as the enrollment's detail does (no workflow steps: those are the detail's).
+    detail = (await api.client.get(f"/enrollments/{eid}", headers=student["headers"])).json()
+    listed = (await api.client.get("/enrollments/my-courses", headers=student["headers"])).json()
+    assert [e["certificate"] for e in listed if e["id"] == eid] == [detail["certificate"]]
+    assert detail["certificate"]["id"] == cert["id"] and "steps" not in listed[0], listed
     r = await api.client.get(f"/certificates/{cert['id']}/pdf", headers=student["headers"])
     assert r.status_code == 200 and r.content.startswith(b"%PDF")
     assert (await api.client.get(f"/certificates/{cert['id']}", headers=stranger["headers"])).status_code == 404

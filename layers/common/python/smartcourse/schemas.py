@@ -597,12 +597,20 @@ class EnrollmentPublic(BaseModel):
     )
 
 
-class EnrollmentDetail(EnrollmentPublic):
+class MyCourse(EnrollmentPublic):
+    """An enrollment as `GET /enrollments/my-courses` lists it: with its course's title and, once the course is
+    completed and the certificate issued, the certificate. Its workflow's steps are on `GET /enrollments/{id}`
+    (`EnrollmentDetail`): one call to Temporal per enrollment, not made for a whole page."""
+
     course_title: str
+    certificate: CertificatePublic | None = Field(
+        default=None, description="once the course is completed and the certificate issued"
+    )
+
+
+class EnrollmentDetail(MyCourse):
     steps: list[WorkflowStep] = []
     workflow_status: str | None = None
-    # Once the course is completed and the certificate issued.
-    certificate: CertificatePublic | None = None
 
 
 class HistoryEntry(BaseModel):

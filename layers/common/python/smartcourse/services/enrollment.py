@@ -34,6 +34,7 @@ from smartcourse.domain import enrollment as rules
 from smartcourse.domain.events import DomainEvent
 from smartcourse.errors import Conflict, Forbidden, NotFound
 from smartcourse.models import (
+    Certificate,
     Course,
     CoursePrerequisite,
     Enrollment,
@@ -44,7 +45,7 @@ from smartcourse.models import (
     User,
     utcnow,
 )
-from smartcourse.schemas import EnrollmentDetail, EnrollmentPublic, HistoryEntry
+from smartcourse.schemas import CertificatePublic, EnrollmentDetail, EnrollmentPublic, HistoryEntry, MyCourse
 from smartcourse.security import Principal
 from smartcourse.services.courses import load_course
 from smartcourse.services.learner_view import published_lessons, published_lessons_of
@@ -546,15 +547,17 @@ async def percent_of(uow: UnitOfWork, documents: Any, e: Enrollment, course: Cou
 
 
 async def my_courses(
-    *, uow: UnitOfWork, documents: Any, principal: Principal, page: int, page_size: int
-) -> tuple[list[EnrollmentDetail], int]:
-    """One page of the caller's enrollments, newest first (ties by id), and how many they have in all."""
+    *, uow: UnitOfWork, documents: Any, principal: Principal, page: int, page_size: int, public_base_url: str
+) -> tuple[list[MyCourse], int]:
+    """One page of the caller's enrollments, newest first (ties by id), each with its percent and, once completed, its
+    certificate (as `GET /enrollments/{id}` shows them), and how many they have in all."""
     mine = Enrollment.student_id == principal.user_id
     total = await uow.session.scalar(select(func.count()).select_from(Enrollment).where(mine)) or 0
     rows = (
         await uow.session.execute(
-            select(Enrollment, Course)
+            select(Enrollment, Course, Certificate)
             .join(Course, Course.id == Enrollment.course_id)
+            .outerjoin(Certificate, Certificate.enrollment_id == Enrollment.id)
             .where(mine)
             .order_by(Enrollment.created_at.desc(), Enrollment.id.desc())
             .offset((page - 1) * page_size)
@@ -562,9 +565,12 @@ async def my_courses(
         )
     ).all()
     out = []
-    for e, course in rows:
+    for e, course, cert in rows:
         public = await to_public(uow, e, await percent_of(uow, documents, e, course))
-        out.append(EnrollmentDetail(**public.model_dump(), course_title=course.title))
+        certificate = (
+            CertificatePublic.of(cert, public_base_url) if cert is not None and e.status == "completed" else None
+        )
+        out.append(MyCourse(**public.model_dump(), course_title=course.title, certificate=certificate))
     return out, total
 
 
