@@ -262,12 +262,28 @@ async def test_progress_quiz_completion_and_certificate(api: Api, worker: object
         "attempts_left": 4,  # QUIZ_MAX_ATTEMPTS (5) - 1; no per-question feedback before passing
         "correct": None,
     }
+    # The failed attempt shows in the progress: tried, its score, not completed.
+    r = await api.client.get(f"/enrollments/{eid}/progress", headers=student["headers"])
+    views = {lsn["lesson_id"]: lsn for lsn in r.json()["lessons"]}
+    assert {k: views[quiz["id"]][k] for k in ("status", "best_score", "attempts", "completed_at")} == {
+        "status": "attempted",
+        "best_score": 50,
+        "attempts": 1,
+        "completed_at": None,
+    }, r.text
+    assert views[text["id"]]["attempts"] is None and views[text["id"]]["status"] == "completed"
     r = await api.client.post(f"/quizzes/{quiz['id']}/submit", json={"answers": [1]}, headers=student["headers"])
     assert r.status_code == 422 and r.json()["code"] == "invalid_answers"
+    r = await api.client.post(f"/quizzes/{quiz['id']}/submit", json={"answers": [1, 7]}, headers=student["headers"])
+    assert r.status_code == 422 and r.json()["code"] == "invalid_answers", r.text
+    assert r.json()["message"] == "answers[1] is 7: question 1 has options 0 to 1", r.text  # what was sent, where
     r = await api.client.put(f"/enrollments/{eid}/progress", json={"percent": 100}, headers=student["headers"])
     assert r.status_code == 405  # the client cannot set progress
     r = await api.client.post(f"/quizzes/{quiz['id']}/submit", json={"answers": [1, 0]}, headers=student["headers"])
     assert r.json()["passed"] and r.json()["attempt"] == 2 and r.json()["percent"] == 100
+    r = await api.client.get(f"/enrollments/{eid}/progress", headers=student["headers"])
+    passed = next(lsn for lsn in r.json()["lessons"] if lsn["lesson_id"] == quiz["id"])
+    assert (passed["status"], passed["best_score"], passed["attempts"]) == ("completed", 100, 2), r.text
 
     detail = (await api.client.get(f"/enrollments/{eid}", headers=student["headers"])).json()
     assert detail["status"] == "completed" and detail["completed_at"]

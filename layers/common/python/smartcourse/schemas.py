@@ -627,8 +627,11 @@ class LessonProgressPublic(BaseModel):
     module_id: uuid.UUID
     title: str
     type: str
-    status: str
-    best_score: int | None = None
+    status: Literal["not_started", "attempted", "completed"] = Field(
+        description="`attempted`: a quiz submitted in this enrollment and not passed yet"
+    )
+    best_score: int | None = Field(default=None, description="a quiz's best score in this enrollment, passed or not")
+    attempts: int | None = Field(default=None, description="a quiz's attempts in this enrollment; null for the others")
     completed_at: datetime | None = None
 
 

@@ -274,7 +274,11 @@ async def submit_quiz(
         )
     for i, (q, a) in enumerate(zip(questions, answers, strict=True)):
         if a >= len(q["options"]):
-            raise Invalid(f"answer {i} is not one of the options", code="invalid_answers", details={"index": i})
+            raise Invalid(
+                f"answers[{i}] is {a}: question {i} has options 0 to {len(q['options']) - 1}",
+                code="invalid_answers",
+                details={"index": i, "options": len(q["options"])},
+            )
     pass_score = int(lesson.body.get("pass_score", 70))
     score, passed = course_rules.grade_quiz(questions, answers, pass_score)
     attempt = used + 1
@@ -317,19 +321,32 @@ async def _progress(uow: UnitOfWork, e: Enrollment, lessons: list[PublishedLesso
         for r in await uow.session.scalars(select(LessonProgress).where(LessonProgress.enrollment_id == e.id))
     }
     done = {lid for lid, r in rows.items() if r.status == "completed"}
+    # This enrollment's quiz attempts, passed or not (the lesson's progress row is written by the pass alone), as
+    # the review counts them (`GET /enrollments/{id}/review`).
+    tried = {
+        lesson_id: (int(count), best)
+        for lesson_id, count, best in await uow.session.execute(
+            select(QuizAttempt.lesson_id, func.count(), func.max(QuizAttempt.score))
+            .where(QuizAttempt.enrollment_id == e.id)
+            .group_by(QuizAttempt.lesson_id)
+        )
+    }
     lesson_views = []
     modules: dict[uuid.UUID, tuple[str, list[bool]]] = {}
     for lsn in lessons:
         row = rows.get(lsn.lesson_id)
         complete = lsn.lesson_id in done
+        attempts, best = tried.get(lsn.lesson_id, (0, None))
+        scores = [x for x in (best, row.best_score if row else None) if x is not None]
         lesson_views.append(
             LessonProgressPublic(
                 lesson_id=lsn.lesson_id,
                 module_id=lsn.module_id,
                 title=lsn.title,
                 type=lsn.type,
-                status="completed" if complete else "not_started",
-                best_score=row.best_score if row else None,
+                status="completed" if complete else "attempted" if attempts else "not_started",
+                best_score=max(scores) if scores else None,
+                attempts=attempts if lsn.type == "quiz" else None,
                 completed_at=row.completed_at if row else None,
             )
         )
