@@ -159,9 +159,20 @@ def cmd_consumers(_: argparse.Namespace) -> int:
 
 
 def cmd_create_admin(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from smartcourse.bootstrap import get_container
     from smartcourse.errors import DomainError
+    from smartcourse.schemas import AdminIn
     from smartcourse.services import accounts
+
+    try:  # the rules a registration follows, before any engine is touched (the service checks them again)
+        AdminIn(email=args.email, password=args.password, full_name=args.full_name)
+    except ValidationError as exc:
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"])
+            print(f"error: --{field.replace('_', '-')}: {err['msg']}", file=sys.stderr)
+        return 2
 
     async def go() -> int:
         c = await get_container()

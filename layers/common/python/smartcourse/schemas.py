@@ -176,6 +176,14 @@ class RegisterIn(Strict):
     role: Literal["student", "instructor"]
 
 
+class AdminIn(Strict):
+    """`smartcourse create-admin`'s account: the rules a registration follows (an admin cannot register)."""
+
+    email: EmailStr
+    password: Password
+    full_name: Name
+
+
 class LoginIn(Strict):
     email: Annotated[str, StringConstraints(min_length=1, max_length=320)]
     password: Annotated[str, StringConstraints(min_length=1, max_length=128)]

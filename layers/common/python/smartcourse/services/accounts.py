@@ -20,6 +20,7 @@ from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound, Unauthori
 from smartcourse.models import Course, RefreshToken, User, utcnow
 from smartcourse.ratelimit import Backoff, RateLimiter, enforce, key_part
 from smartcourse.schemas import (
+    AdminIn,
     CourseSummary,
     InstructorPublic,
     RegisterIn,
@@ -69,8 +70,10 @@ async def register(
 
 
 async def create_admin(*, uow: UnitOfWork, email: str, password: str, full_name: str) -> UserPublic:
+    """An admin account, held to a registration's rules (`AdminIn`: pydantic's ValidationError otherwise)."""
+    data = AdminIn(email=email, password=password, full_name=full_name)
     return UserPublic.model_validate(
-        await _create_user(uow, email=email, password=password, full_name=full_name, role="admin")
+        await _create_user(uow, email=data.email, password=data.password, full_name=data.full_name, role="admin")
     )
 
 
