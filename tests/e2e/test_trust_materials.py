@@ -222,6 +222,51 @@ async def test_materials_are_listed_per_caller_and_a_deleted_one_leaves_search_a
     assert await _search(api, student, cid, "quokkafluff", "keyword") == []
 
 
+async def test_a_deleted_material_leaves_the_search_of_a_process_whose_index_handle_is_stale(
+    api: Api, worker: object, container: Any
+) -> None:
+    """Another API process holds a cached LanceDB handle that sees the deletion only after its refresh interval:
+    its search drops the material's passages at once all the same (`search._without_deleted_materials`)."""
+    from types import SimpleNamespace
+
+    from smartcourse.adapters.lance_index import LanceVectorIndex
+    from smartcourse.services import search
+
+    teacher, student = await api.user("instructor"), await api.user()
+    course = await api.course(teacher, title=f"Stale {uuid.uuid4().hex[:6]}")
+    cid = course["id"]
+    module = await api.module(teacher, cid)
+    await api.lesson(teacher, cid, module["id"])
+    kept = (await _upload(api, teacher, cid, "right.txt", KEPT_TEXT, "text/plain")).json()
+    wrong = (await _upload(api, teacher, cid, "wrong.txt", WRONG_TEXT, "text/plain")).json()
+    r = await api.client.post(f"/courses/{cid}/publish", headers=teacher["headers"])
+    assert (await api.wait_workflow(teacher, r.json()["workflow_id"]))["status"] == "completed"
+    r = await api.client.post("/enrollments", json={"course_id": cid}, headers=student["headers"])
+    assert r.status_code in (201, 202), r.text
+
+    live = container.vector_index()
+    stale = LanceVectorIndex(
+        live.uri, dimensions=live.dimensions, storage_options=live.storage_options, refresh_seconds=None
+    )
+    other_process = SimpleNamespace(vector_index=lambda: stale, embedder=container.embedder, uow=container.uow)
+    version = (await api.client.get(f"/courses/{cid}", headers=teacher["headers"])).json()["index_version"]
+
+    async def sources(index_owner: Any, q: str) -> set[str]:
+        found = await search.retrieve_version(index_owner, course_id=uuid.UUID(cid), version=version, query=q, k=8)
+        return {h.chunk.source_id for h in found.hits}
+
+    assert wrong["id"] in await sources(other_process, "quokkafluff secret word")  # its handle is now cached
+    r = await api.client.delete(f"/courses/{cid}/materials/{wrong['id']}", headers=teacher["headers"])
+    assert r.status_code == 204, r.text
+    # The stale handle still holds the rows (what LanceDB alone would answer for up to REFRESH_SECONDS) ...
+    raw = await stale.search(cid, version, query="quokkafluff secret word", vector=None, k=8, mode="keyword")
+    assert wrong["id"] in {h.chunk.source_id for h in raw}
+    # ... and the search through it drops them, keeping the other material's.
+    for q in ("quokkafluff secret word", "secret word handout"):
+        assert wrong["id"] not in await sources(other_process, q), q
+    assert kept["id"] in await sources(other_process, "zanzibarite secret word")
+
+
 async def test_a_material_is_not_deleted_while_a_publish_runs(api: Api, container: Any) -> None:
     teacher = await api.user("instructor")
     course = await api.course(teacher)

@@ -186,7 +186,30 @@ async def retrieve_version(
     query = query.replace("\x00", " ").strip()
     vector = await container.embedder().embed_query(query) if mode != "keyword" else None
     hits = await container.vector_index().search(str(course_id), version, query=query, vector=vector, k=k, mode=mode)
+    hits = await _without_deleted_materials(container, course_id, version, hits)
     return Retrieval(course_id=course_id, version=version, mode=mode, hits=hits)
+
+
+async def _without_deleted_materials(container: Any, course_id: uuid.UUID, version: int, hits: list[Hit]) -> list[Hit]:
+    """`hits` less the passages of materials deleted from the live version (`materials.delete_material`).
+
+    The deletion takes their rows out of LanceDB, which the process that deleted them sees at once, and out of
+    `content_chunks` in its transaction. Another process (another API worker, a Lambda) holds a cached table handle
+    that sees LanceDB's deletion only on its first read after `REFRESH_SECONDS` (adapters/lance_index.py); until
+    then its hits would alternate with the others'. So a material's hits are kept only while their `content_chunks`
+    rows are: one indexed read, and only when a hit is a material's (lessons do not leave a live version)."""
+    ids = [h.chunk.chunk_id for h in hits if h.chunk.source_type == "material"]
+    if not ids:
+        return hits
+    async with container.uow() as uow:
+        kept = set(
+            await uow.session.scalars(
+                select(ContentChunk.chunk_id).where(
+                    ContentChunk.course_id == course_id, ContentChunk.version == version, ContentChunk.chunk_id.in_(ids)
+                )
+            )
+        )
+    return [h for h in hits if h.chunk.source_type != "material" or h.chunk.chunk_id in kept]
 
 
 def _public_hit(hit: Hit) -> ContentSearchHit:
