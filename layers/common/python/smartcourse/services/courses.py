@@ -126,6 +126,8 @@ async def _set_prerequisites(
         not_live = [r for r in rows if not rules.is_live(r.status, r.content_version)]
         if live and not_live:
             raise prerequisites_not_live(not_live, code="prerequisite_not_live", doing="a live course")
+        if archived := [r for r in not_live if r.status == "archived"]:  # can never be live again: not even a draft's
+            raise prerequisites_not_live(archived, code="prerequisite_not_live", doing="a course")
         await serialise_prerequisite_edits(uow)  # taken already by an update (before its course row lock)
         reach = (
             select(CoursePrerequisite.prerequisite_id.label("id"))
@@ -151,9 +153,15 @@ def prerequisites_not_live(rows: Any, *, code: str, doing: str) -> Invalid:
     listed = ", ".join(
         f"'{r.title}' ({r.id}, {'archived' if r.status == 'archived' else 'not published'})" for r in named
     )
+    archived = sum(r.status == "archived" for r in named)
+    if not archived:
+        advice = "Publish them first, or remove them from the prerequisites"
+    elif archived == len(named):
+        advice = "An archived course cannot be published again: remove them from the prerequisites"
+    else:
+        advice = "Publish the unpublished ones first, and remove the archived ones (they cannot be published again)"
     return Invalid(
-        f"{doing} can only require live courses; these prerequisites are not: {listed}. "
-        "Publish them first, or remove them from the prerequisites",
+        f"{doing} can only require live courses; these prerequisites are not: {listed}. {advice}",
         code=code,
         details={"not_live": [{"id": str(r.id), "title": r.title, "status": r.status} for r in named]},
     )
