@@ -66,6 +66,14 @@ def test_a_malformed_or_mistyped_json_body_is_named_as_such() -> None:
     (detail,) = r.json()["details"]
     assert detail["field"] == "body" and detail["type"] == "json_invalid"
     assert detail["message"].startswith("invalid JSON at character 8")  # not a field named "8"
+    # Undecodable other than by its syntax: the same answer, with its reason (FastAPI's own is a bare 400).
+    for body, reason in (
+        (b'{"name":"caf\xe9"}', "invalid JSON: the body is not UTF-8 (byte 12)"),
+        (b"[" * 100_000 + b"]" * 100_000, "invalid JSON: the body nests arrays or objects too deeply"),
+    ):
+        r = client.post("/things", content=body, headers={"content-type": "application/json"})
+        assert (r.status_code, r.json()["code"]) == (422, "validation_error"), r.text
+        assert r.json()["details"] == [{"field": "body", "message": reason, "type": "json_invalid"}], r.text
 
     r = client.post("/things", content=b'{"name": "x"}', headers={"content-type": "text/plain"})
     assert r.status_code == 415 and r.json()["code"] == "unsupported_media_type", r.text

@@ -76,6 +76,21 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     return out
 
 
+def _unreadable_json(exc: StarletteHTTPException) -> dict[str, str] | None:
+    """The field error of a JSON body FastAPI could not decode other than by a syntax error (its 400 "There was an
+    error parsing the body" raised from the decoder's exception), in `_field_errors`' shape; None otherwise."""
+    cause = exc.__cause__
+    if isinstance(cause, UnicodeDecodeError):
+        reason = f"the body is not UTF-8 (byte {cause.start})"
+    elif isinstance(cause, RecursionError):
+        reason = "the body nests arrays or objects too deeply"
+    elif isinstance(cause, ValueError):  # what else json.loads raises: a number too long to convert
+        reason = str(cause)[:200]
+    else:
+        return None
+    return {"field": "body", "message": f"invalid JSON: {reason}", "type": "json_invalid"}
+
+
 def _rule_code(exc: RequestValidationError) -> str | None:
     """The error code of a request refused only by model rules that name one (`schemas.rule_error`: a lesson's
     fields that do not fit its type are `invalid_lesson`, as the update's check answers); None otherwise."""
@@ -208,6 +223,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 404 and (location := _slash_redirect(request)):
             return RedirectResponse(location, status_code=307)
+        if exc.status_code == 400 and (unreadable := _unreadable_json(exc)):
+            # FastAPI answers a JSON syntax error with a RequestValidationError (422 `json_invalid`, above) but a
+            # body that is not UTF-8, or nested past the parser's depth, with a bare 400: the same mistake, one answer.
+            return _error(422, "validation_error", "invalid request: body", [unreadable])
         code = _STATUS_CODES.get(exc.status_code, "http_error")
         message, details = str(exc.detail), None
         if exc.status_code == 404 and (malformed := _malformed_ids(request)):
