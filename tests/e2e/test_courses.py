@@ -588,6 +588,14 @@ async def test_null_is_refused_the_same_way_by_every_update(api: Api) -> None:
         assert r.status_code == 422, (url, field, r.text)
         assert r.json()["code"] == "invalid_field" and r.json()["details"] == {"field": field}, r.text
         assert r.json()["message"] == f"{field} cannot be null"
+    # A video's address has a length, on create as on update (one of 10,000 characters was stored before).
+    long_url = "https://v.example.com/" + "x" * 2100
+    r = await api.client.put(video_url, json={"video_url": long_url}, headers=h)
+    assert r.status_code == 422 and r.json()["details"][0]["type"] == "url_too_long", r.text
+    r = await api.client.post(
+        f"{module_url}/lessons", json={"title": "Long", "type": "video", "video_url": long_url}, headers=h
+    )
+    assert r.status_code == 422 and r.json()["details"][0]["type"] == "url_too_long", r.text
     # What may be empty is cleared by null: a course's level and seat limit, a video's transcript.
     r = await api.client.put(course_url, json={"capacity": None, "level": None}, headers=h)
     assert r.status_code == 200 and r.json()["capacity"] is None and r.json()["level"] is None, r.text

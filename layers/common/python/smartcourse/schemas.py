@@ -18,6 +18,7 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StringConstraints,
+    UrlConstraints,
     field_validator,
     model_serializer,
     model_validator,
@@ -338,6 +339,10 @@ def _none_if_empty(value: str | None) -> str | None:
 Transcript = Annotated[Annotated[str, StringConstraints(max_length=500_000)] | None, AfterValidator(_none_if_empty)]
 
 
+#: A video's address: http(s), and no longer than browsers and CDNs take (a 10,000-character URL was stored before).
+VideoUrl = Annotated[AnyHttpUrl, UrlConstraints(max_length=2048)]
+
+
 class LessonIn(Strict):
     """A lesson of one of three types; the fields that type needs are required, and the fields of the other types
     are refused whatever their value (`null` too): `FOREIGN`, which an update checks against the fields it sends.
@@ -353,7 +358,7 @@ class LessonIn(Strict):
     title: Title
     type: Literal["text", "video", "quiz"]
     content: LessonText | None = None
-    video_url: AnyHttpUrl | None = None
+    video_url: VideoUrl | None = None
     transcript: Transcript = None
     questions: Annotated[list[QuizQuestion], Field(min_length=1, max_length=100)] | None = None
     pass_score: Annotated[StrictInt, Field(ge=0, le=100)] | None = None
@@ -396,7 +401,7 @@ class LessonUpdateIn(UpdateIn):
     NULLABLE = frozenset({"transcript"})
     title: Title | None = None
     content: LessonText | None = None
-    video_url: AnyHttpUrl | None = None
+    video_url: VideoUrl | None = None
     transcript: Annotated[str, StringConstraints(max_length=500_000)] | None = None
     questions: Annotated[list[QuizQuestion], Field(min_length=1, max_length=100)] | None = None
     pass_score: Annotated[StrictInt, Field(ge=0, le=100)] | None = None
