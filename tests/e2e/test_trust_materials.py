@@ -360,3 +360,17 @@ async def test_an_upload_without_a_file_name_is_422_invalid_filename(api: Api) -
     )
     assert r.status_code == 422 and r.json()["code"] == "invalid_filename", r.text
     assert (await _upload(api, teacher, course["id"], "notes.txt", b"some notes", "text/plain")).status_code == 201
+
+
+async def test_an_upload_of_two_files_is_refused_not_cut_to_the_last(api: Api) -> None:
+    teacher = await api.user("instructor")
+    course = await api.course(teacher)
+    r = await api.client.post(
+        f"/courses/{course['id']}/materials",
+        files=[("file", ("a.md", b"# A", "text/markdown")), ("file", ("b.md", b"# B", "text/markdown"))],
+        headers=teacher["headers"],
+    )
+    assert r.status_code == 422 and r.json()["code"] == "too_many_files", r.text
+    assert r.json()["details"] == {"files": 2}
+    r = await api.client.get(f"/courses/{course['id']}/materials", headers=teacher["headers"])
+    assert r.json()["items"] == [], r.text  # nothing half-written
