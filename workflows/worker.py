@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from temporalio.client import Client
@@ -16,6 +17,9 @@ from workflows.failures import FailureRecorder
 from workflows.metrics import MetricsInterceptor
 from workflows.publishing.activities import PublishingActivities
 from workflows.publishing.workflow import CoursePublishingWorkflow
+
+#: How often a running step's progress reaches Temporal at most (the SDK's heartbeat throttle).
+PROGRESS_EVERY = timedelta(seconds=1)
 
 WORKFLOWS: list[type] = [CoursePublishingWorkflow, EnrollmentWorkflow, CertificateWorkflow]
 
@@ -42,6 +46,10 @@ def build_worker(client: Client, container: Container, *, task_queue: str | None
         # ... and as many workflow tasks: each enrollment task runs one local activity, and a task that waited in
         # the worker for a local-activity slot past its 10 s timeout was retried (seen with eager starts of 64).
         max_concurrent_workflow_tasks=16,
+        # A step's progress (`embed: running, 1200/2000`) reaches the server, and `GET /workflows/{id}`, with its
+        # heartbeat; the SDK sends one at most every 0.8 x the heartbeat timeout by default (16 s of a publish
+        # step's 20), so a 15 s embed read 0/N throughout. One a second per running step is nothing to the server.
+        max_heartbeat_throttle_interval=PROGRESS_EVERY,
         # Records every activity failure on the run's workflow_runs row (GET /ops/workflows); keep it last.
         interceptors=[MetricsInterceptor(), FailureRecorder(container.sessionmaker)],
     )

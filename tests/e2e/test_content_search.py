@@ -222,6 +222,36 @@ async def test_unreadable_material_is_skipped_and_reported(api: Api) -> None:
     assert report["warnings"][0]["filename"] == "scan.pdf"
 
 
+async def test_a_running_step_shows_its_progress_within_seconds(api: Api, holds: Path) -> None:
+    """`GET /workflows/{id}` shows a running step's counts as it goes (`embed: running, n/n`): its heartbeats reach
+    Temporal at most a second apart, not the SDK's default 0.8 x the 20 s heartbeat timeout (a 15 s embed read 0/N
+    throughout). The step is held once it has embedded everything, its last progress sent."""
+    owner = await api.user("instructor")
+    course = await _textbook(api, owner)
+    hold = holds / f"publish.embed.done.{course['id']}.hold"
+    hold.touch()
+    try:
+        r = await api.client.post(f"/courses/{course['id']}/publish", headers=owner["headers"])
+        workflow_id = r.json()["workflow_id"]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while not (holds / f"publish.embed.done.{course['id']}.reached").exists():
+            assert loop.time() < deadline, "the embed step never finished"
+            await asyncio.sleep(0.1)
+        reached, seen = loop.time(), None
+        while loop.time() < reached + 5:  # the throttle's default would take up to 16 s
+            run = (await api.client.get(f"/workflows/{workflow_id}", headers=owner["headers"])).json()
+            embed = next(s for s in run["steps"] if s["name"] == "embed")
+            seen = embed.get("progress")
+            if seen and seen["done"] == seen["total"] > 0:
+                break
+            await asyncio.sleep(0.2)
+        assert embed["status"] == "running" and seen and seen["done"] == seen["total"] > 0, (embed, seen)
+    finally:
+        hold.unlink()
+    assert (await api.wait_workflow(owner, workflow_id))["status"] == "completed"
+
+
 async def test_failed_embed_on_first_publish_leaves_nothing_and_tells_the_instructor(api: Api, holds: Path) -> None:
     owner = await api.user("instructor")
     course = await _textbook(api, owner)

@@ -105,13 +105,15 @@ class PublishingActivities:
     async def embed(self, inp: PublishInput) -> dict[str, Any]:
         await faults.fail_point("publish.embed", inp.course_id)
         async with _Heartbeat() as beat, self.c.uow() as uow:
-            return await content_index.embed(
+            result = await content_index.embed(
                 uow=uow,
                 embedder=self.c.embedder(),
                 course_id=uuid.UUID(inp.course_id),
                 version=inp.version,
                 progress=beat,
             )
+            await faults.hold_point(f"publish.embed.done.{inp.course_id}")  # tests: the last progress, read
+            return result
 
     @activity.defn(name="publish.index")
     async def index(self, inp: PublishInput) -> dict[str, Any]:
