@@ -77,6 +77,18 @@ def test_grounded_text_drops_unshown_citations() -> None:
         generation.parse_grounded_text("ok", [OUTBOX, RELAY])
 
 
+def test_a_line_that_plays_back_a_passage_label_is_dropped() -> None:
+    # The local model opened a summary with the passage's `source="..."` in its own wrapping and dashes.
+    for label in ("<<Why an outbox \u2013 Module 1 \u203a Why an outbox>>", "Why an outbox", "**The relay**"):
+        text = f"{label}\nThe outbox table commits events with the state change [1]."
+        assert generation.parse_grounded_text(text, [OUTBOX, RELAY]) == (
+            "The outbox table commits events with the state change [1]."
+        ), label
+    # A sentence that only starts with a title's words is text, kept.
+    kept = "Why an outbox matters: the outbox table commits events with the state change [1]."
+    assert generation.parse_grounded_text(kept, [OUTBOX, RELAY]) == kept
+
+
 class JsonChat(ScriptedChat):
     """A fake with the adapter's `stream_json`: each scripted reply is text, or an exception to raise mid-stream."""
 

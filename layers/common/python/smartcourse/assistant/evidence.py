@@ -236,6 +236,21 @@ def leaks_system_prompt(answer: str, window: int = 6) -> bool:
 PROMPT_MARKUP = ("<course_material", "</course_material", "<passage", "</passage", "citing passages like")
 
 
+def _label_words(text: str) -> tuple[str, ...]:
+    return tuple(re.findall(r"\w+", text.lower()))
+
+
+def without_source_labels(text: str, passages: Sequence[Hit]) -> str:
+    """`text` less its lines that only repeat a passage's source label or title, whatever wraps or separates the
+    words: the local model opens a summary with the prompt's `source="..."` played back in its own wrapping, dash
+    and separators ("<<What is a Coral - Reefs > What is a Coral > Corals>>"), not a sentence of the text."""
+    labels = {_label_words(source_label(h)) for h in passages} | {_label_words(h.chunk.title) for h in passages}
+    labels.discard(())
+    lines = text.splitlines(keepends=True)
+    kept = [line for line in lines if _label_words(line) not in labels]
+    return "".join(kept) if len(kept) < len(lines) else text
+
+
 def leaks_prompt(answer: str) -> bool:
     """True if the answer repeats the system prompt (`leaks_system_prompt`) or the user prompt's markup."""
     lowered = answer.lower()

@@ -156,8 +156,9 @@ def parse_grounded_text(text: str, passages: Sequence[Hit], question: str = "") 
 
     Unsupported sentences are dropped while they are at most as many as the supported ones (a summary with one
     invented sentence out of four is the other three); more of them make the text invalid (retried with the reason,
-    then `ai_output_invalid`): what would be left is not the text the model was asked for."""
-    body = text.strip()
+    then `ai_output_invalid`): what would be left is not the text the model was asked for. A line that only repeats
+    a passage's source label is dropped first (`evidence.without_source_labels`)."""
+    body = evidence.without_source_labels(text, passages).strip()
     if len(body) < 20:
         raise InvalidOutput("the text is empty or too short")
     if evidence.leaks_prompt(body):
