@@ -146,9 +146,15 @@ async def test_publish_without_lessons_is_refused_before_any_run(api: Api, worke
     assert not [n for n in items if n["kind"] == "publish_failed"], items
     # No version number was spent: the first real publish is v1.
     await api.lesson(teacher, cid, module["id"])
+    empty = await api.module(teacher, cid, "Coming later")  # a module still without lessons
     r = await api.client.post(url, headers=teacher["headers"])
     assert r.status_code == 202 and r.json()["workflow_id"] == f"publish-{cid}-v1", r.text
     assert (await api.wait_workflow(teacher, r.json()["workflow_id"]))["status"] == "completed"
+    # Students are not shown an empty heading; the instructor's working copy keeps it to fill.
+    public = (await api.client.get(f"/courses/{cid}")).json()
+    assert [m["id"] for m in public["modules"]] == [module["id"]], public
+    mine = (await api.client.get(f"/courses/{cid}", headers=teacher["headers"])).json()
+    assert empty["id"] in [m["id"] for m in mine["modules"]], mine
 
 
 async def test_validate_step_still_refuses_a_course_emptied_after_the_request(

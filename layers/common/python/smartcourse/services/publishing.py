@@ -136,7 +136,8 @@ async def validate_for_publish(*, uow: UnitOfWork, course_id: uuid.UUID) -> None
 
 
 async def snapshot_version(*, uow: UnitOfWork, documents: Any, course_id: uuid.UUID, version: int) -> str:
-    """Freeze the working copy as content version `version` (a whole-document upsert: safe to repeat)."""
+    """Freeze the working copy as content version `version` (a whole-document upsert: safe to repeat), less its
+    modules that have no lesson."""
 
     course = await load_course(uow, course_id)
     modules = await build_structure(uow, documents, course_id)
@@ -151,7 +152,9 @@ async def snapshot_version(*, uow: UnitOfWork, documents: Any, course_id: uuid.U
             "version": version,
             "title": course.title,
             "created_at": datetime.now(UTC).isoformat(),
-            "modules": [m.model_dump(mode="json") for m in modules],
+            # A module without lessons is not published: students would see an empty heading (it stays in the
+            # working copy, where the instructor fills it for a later version).
+            "modules": [m.model_dump(mode="json") for m in modules if m.lessons],
             "materials": [
                 {k: m.get(k) for k in ("id", "lesson_id", "filename", "content_type", "size", "sha256", "storage_key")}
                 for m in materials
