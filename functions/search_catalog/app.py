@@ -1,5 +1,6 @@
 """GET /search: published, ready courses ranked by their metadata and content, with highlights (anyone)."""
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -25,6 +26,9 @@ async def search_catalog(
         LevelFilter, Query(description="beginner, intermediate or advanced (any case); blank: any")
     ] = None,
     tags: Annotated[list[str] | None, Query(max_length=20)] = None,
+    instructor_id: Annotated[
+        uuid.UUID | None, Query(description="only this instructor's courses (a UUID, else 422), as on GET /courses")
+    ] = None,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Response:
@@ -33,10 +37,25 @@ async def search_catalog(
     async def compute() -> CatalogSearchPage:
         async with c.uow() as uow:
             return await search.search_catalog(
-                uow=uow, q=q, category=category, level=level, tags=tag_list, page=page, page_size=page_size
+                uow=uow,
+                q=q,
+                category=category,
+                level=level,
+                tags=tag_list,
+                page=page,
+                page_size=page_size,
+                instructor_id=instructor_id,
             )
 
-    params = {"q": q, "category": category, "level": level, "tags": tag_list, "page": page, "size": page_size}
+    params = {
+        "q": q,
+        "category": category,
+        "level": level,
+        "tags": tag_list,
+        "instructor": str(instructor_id) if instructor_id else None,
+        "page": page,
+        "size": page_size,
+    }
     return cached_json(request, await catalog_cache.cached_page(c, kind="search", params=params, compute=compute))
 
 

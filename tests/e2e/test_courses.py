@@ -382,6 +382,19 @@ async def test_catalogue_filters_by_instructor(api: Api, worker: object, contain
         assert r.status_code == 422, (bad, r.text)
         body = r.json()
         assert body["code"] == "validation_error" and [d["field"] for d in body["details"]] == ["instructor_id"]
+        r = await api.client.get("/search", params={"instructor_id": bad, "category": category})
+        assert r.status_code == 422 and r.json()["details"][0]["field"] == "instructor_id", (bad, r.text)
+
+    # The ranked search takes the same filter.
+    async def found(params: dict[str, Any]) -> set[str]:
+        r = await api.client.get("/search", params=params)
+        assert r.status_code == 200, (params, r.text)
+        return {c["id"] for c in r.json()["items"]}
+
+    assert await found({"instructor_id": teacher["id"], "category": category}) == {python["id"], rust["id"]}
+    assert await found({"instructor_id": teacher["id"], "q": "python"}) == {python["id"], elsewhere["id"]}
+    assert await found({"instructor_id": other["id"], "q": "python", "category": category}) == {theirs["id"]}
+    assert await found({"instructor_id": student["id"], "category": category}) == set()
 
     # What the caller sees, filtered: the owner and admins also the draft; another instructor and `mine` only
     # their own view's.

@@ -322,8 +322,10 @@ async def search_catalog(
     tags: list[str],
     page: int,
     page_size: int,
+    instructor_id: uuid.UUID | None = None,
 ) -> CatalogSearchPage:
-    """Published, ready courses ranked by their metadata and their content (full text over the live chunks).
+    """Published, ready courses ranked by their metadata and their content (full text over the live chunks);
+    `instructor_id`: only that instructor's (as on `GET /courses`: an id with none gives an empty page).
 
     A course whose PDF explains a term is found by that term: its chunks of the live index version count,
     with less weight than the title and description. The page is public, so it quotes public fields only
@@ -336,6 +338,8 @@ async def search_catalog(
         filters.append(func.lower(Course.level) == level.strip().lower())
     if tag_words(tags):
         filters.append(has_tags(tags))
+    if instructor_id is not None:
+        filters.append(Course.instructor_id == instructor_id)
     query = (q or "").replace("\x00", " ").strip()
     if not query:
         stmt = select(Course).where(*filters)
