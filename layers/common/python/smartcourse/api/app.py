@@ -76,9 +76,17 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     return out
 
 
-def _unreadable_json(exc: StarletteHTTPException) -> dict[str, str] | None:
+def _sent_as_json(request: Request) -> bool:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return content_type == "application/json" or content_type.endswith("+json")
+
+
+def _unreadable_json(request: Request, exc: StarletteHTTPException) -> dict[str, str] | None:
     """The field error of a JSON body FastAPI could not decode other than by a syntax error (its 400 "There was an
-    error parsing the body" raised from the decoder's exception), in `_field_errors`' shape; None otherwise."""
+    error parsing the body" raised from the decoder's exception), in `_field_errors`' shape; None otherwise (a form
+    body's parse error among them)."""
+    if not _sent_as_json(request):
+        return None
     cause = exc.__cause__
     if isinstance(cause, UnicodeDecodeError):
         reason = f"the body is not UTF-8 (byte {cause.start})"
@@ -188,10 +196,9 @@ def _slash_redirect(request: Request) -> str | None:
 
 def _json_body_sent_as_other_type(request: Request, exc: RequestValidationError) -> bool:
     """A JSON endpoint's whole body refused because it came with a content type FastAPI does not parse as JSON."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type == "application/json" or content_type.endswith("+json"):
+    if _sent_as_json(request):
         return False
-    if not content_type and not int(request.headers.get("content-length") or 0):
+    if not request.headers.get("content-type") and not int(request.headers.get("content-length") or 0):
         return False  # no body at all: the fields it lacks are named (422)
     return any(
         tuple(err.get("loc", ())) == ("body",) and err.get("type") in ("dict_type", "model_attributes_type")
@@ -223,7 +230,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 404 and (location := _slash_redirect(request)):
             return RedirectResponse(location, status_code=307)
-        if exc.status_code == 400 and (unreadable := _unreadable_json(exc)):
+        if exc.status_code == 400 and (unreadable := _unreadable_json(request, exc)):
             # FastAPI answers a JSON syntax error with a RequestValidationError (422 `json_invalid`, above) but a
             # body that is not UTF-8, or nested past the parser's depth, with a bare 400: the same mistake, one answer.
             return _error(422, "validation_error", "invalid request: body", [unreadable])
