@@ -1,4 +1,5 @@
-"""Migration 0013: `smartcourse_fold` folds accents, the catalogue's full-text indexes use it, and back on downgrade."""
+"""Migrations 0013-0014: `smartcourse_fold` folds accents and angle brackets, the catalogue's full-text indexes use
+it, and back on downgrade."""
 
 from __future__ import annotations
 
@@ -39,6 +40,13 @@ async def test_fold_function_and_indexes_up_and_down(settings: Any) -> None:
                 text("select smartcourse_fold('Béchamel CRÈME brûlée Smørrebrød Straße Æsop cœur e\u0301')")
             )
         assert folded == "Bechamel CREME brulee Smorrebrod Strasse AEsop coeur e"
+        async with engine.connect() as conn:  # 0014: a word in angle brackets is a word, not a tag the parser drops
+            assert await conn.scalar(text("select smartcourse_fold('Marine & <Biology> Basics')")) == (
+                "Marine &  Biology  Basics"
+            )
+            assert await conn.scalar(
+                text("select to_tsvector('english', smartcourse_fold('<Biology>')) @@ to_tsquery('english', 'biology')")
+            )
         assert all("smartcourse_fold" in d for d in (await indexes()).values()) and len(await indexes()) == 2
         async with engine.connect() as conn:  # the catalogue's expression is the index's: it can be used
             await conn.execute(text("set enable_seqscan = off"))
