@@ -26,7 +26,7 @@ async def get_certificate_pdf(certificate_id: uuid.UUID, user: CurrentUser, c: C
     return Response(
         data,
         media_type="application/pdf",
-        headers={"Content-Disposition": f'inline; filename="certificate-{cert.code}.pdf"'},
+        headers={"Content-Disposition": f'inline; filename="{certificates.pdf_filename(cert.code)}"'},
     )
 
 

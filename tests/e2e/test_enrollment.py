@@ -640,12 +640,15 @@ async def test_welcome_and_certificate_emails_arrive_once(
     mails = await wait_mail(mail_dir, student["email"], "certificate")
     assert len(mails) == 1
     body = mails[0].get_body(preferencelist=("plain",)).get_content()
-    assert cert["code"] in body
+    assert cert["code"] in body and cert["verify_url"] in body  # where to verify it, not only the code
     attachments = list(mails[0].iter_attachments())
     assert len(attachments) == 1 and attachments[0].get_content_type() == "application/pdf"
     assert attachments[0].get_content().startswith(b"%PDF")
+    assert attachments[0].get_filename() == f"certificate-{cert['code']}.pdf"  # as its download is named
     feed = (await api.client.get("/notifications", headers=student["headers"])).json()
     assert [n["kind"] for n in feed][:2] == ["certificate.issued", "enrollment.welcome"]
+    # The in-app copy: the certificate and where to verify it; not the file store's key (the mail task's input).
+    assert feed[0]["data"] == {"certificate_id": cert["id"], "code": cert["code"], "verify_url": cert["verify_url"]}
 
 
 async def test_a_completed_course_stays_complete_when_a_new_version_adds_lessons(api: Api, worker: object) -> None:

@@ -39,7 +39,9 @@ class CertificateActivities:
     @activity.defn(name="certificate.notify")
     async def notify(self, certificate_id: str) -> str:
         async with self.c.uow() as uow:
-            notification_id = await certificates.notify(uow=uow, certificate_id=uuid.UUID(certificate_id))
+            notification_id = await certificates.notify(
+                uow=uow, certificate_id=uuid.UUID(certificate_id), base_url=self.c.settings.public_base_url
+            )
         await asyncio.to_thread(enqueue_email, notification_id)  # off the event loop (a broker round trip)
         return str(notification_id)
 

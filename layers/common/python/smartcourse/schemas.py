@@ -728,6 +728,12 @@ class NotificationPublic(BaseModel):
     created_at: datetime
     read_at: datetime | None = None
 
+    @field_validator("data", mode="after")
+    @classmethod
+    def _without_mail_internals(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # `attachment_*` tell the e-mail task which stored file to attach (a file-store key): nothing for a client.
+        return {k: v for k, v in value.items() if not k.startswith("attachment_")}
+
 
 # --- recommendations (issue #10) ------------------------------------------------------------------
 

@@ -452,6 +452,11 @@ def render_pdf(cert: Certificate, verify_url: str) -> bytes:
     return buf.getvalue()
 
 
+def pdf_filename(code: str) -> str:
+    """The PDF's file name wherever it is handed out: the download and the e-mail's attachment."""
+    return f"certificate-{code}.pdf"
+
+
 async def store_pdf(*, uow: UnitOfWork, files: Any, certificate_id: uuid.UUID, base_url: str) -> str:
     """Render and store the PDF under a key derived from the certificate (a retry overwrites the same key)."""
     cert = await uow.session.get(Certificate, certificate_id, with_for_update=True)
@@ -467,11 +472,13 @@ async def store_pdf(*, uow: UnitOfWork, files: Any, certificate_id: uuid.UUID, b
     return key
 
 
-async def notify(*, uow: UnitOfWork, certificate_id: uuid.UUID) -> uuid.UUID:
-
+async def notify(*, uow: UnitOfWork, certificate_id: uuid.UUID, base_url: str) -> uuid.UUID:
+    """The in-app notification and e-mail of an issued certificate: where anyone verifies it (the PDF's link), and
+    the PDF attached under the name its download has (`certificate-<code>.pdf`)."""
     cert = await uow.session.get(Certificate, certificate_id)
     if cert is None:
         raise NotFound("certificate not found", code="certificate_not_found")
+    verify_url = f"{base_url}/certificates/verify/{cert.code}"
     notification_id = await create_notification(
         uow.session,
         user_id=cert.student_id,
@@ -479,10 +486,15 @@ async def notify(*, uow: UnitOfWork, certificate_id: uuid.UUID) -> uuid.UUID:
         title=f"Your certificate for {cert.course_title}",
         body=(
             f"Congratulations {cert.student_name}! You completed {cert.course_title}. "
-            f"Your certificate is attached; anyone can verify it with the code {cert.code}."
+            f"Your certificate is attached; anyone can verify it with the code {cert.code} at {verify_url}"
         ),
         dedupe_key=f"certificate:{cert.id}",
-        data={"certificate_id": str(cert.id), "code": cert.code, "attachment_key": cert.pdf_key},
+        data={
+            "certificate_id": str(cert.id),
+            "code": cert.code,
+            "verify_url": verify_url,
+            "attachment_filename": pdf_filename(cert.code),
+        },
         email=True,
         attachment_key=cert.pdf_key,
     )
