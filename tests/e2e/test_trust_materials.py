@@ -374,3 +374,33 @@ async def test_an_upload_of_two_files_is_refused_not_cut_to_the_last(api: Api) -
     assert r.json()["details"] == {"files": 2}
     r = await api.client.get(f"/courses/{course['id']}/materials", headers=teacher["headers"])
     assert r.json()["items"] == [], r.text  # nothing half-written
+
+
+async def test_a_deleted_lesson_leaves_its_materials_to_the_course(api: Api) -> None:
+    """A material attached to a lesson that is deleted (alone or with its module) named a lesson no version has,
+    which an upload naming it is refused for: it becomes the course's own (`lesson_id` null)."""
+    teacher = await api.user("instructor")
+    cid = (await api.course(teacher))["id"]
+    module = await api.module(teacher, cid)
+    other = await api.module(teacher, cid, "Other")
+    lesson = await api.lesson(teacher, cid, module["id"])
+    doomed_module_lesson = await api.lesson(teacher, cid, other["id"])
+    kept = await api.lesson(teacher, cid, module["id"], title="Kept", type="text", content="Kept.")
+    ids = {}
+    for name, lesson_id in (("a.md", lesson["id"]), ("b.md", doomed_module_lesson["id"]), ("c.md", kept["id"])):
+        r = await api.client.post(
+            f"/courses/{cid}/materials",
+            files={"file": (name, b"# Notes", "text/markdown")},
+            data={"lesson_id": lesson_id},
+            headers=teacher["headers"],
+        )
+        assert r.status_code == 201 and r.json()["lesson_id"] == lesson_id, r.text
+        ids[name] = r.json()["id"]
+    r = await api.client.delete(
+        f"/courses/{cid}/modules/{module['id']}/lessons/{lesson['id']}", headers=teacher["headers"]
+    )
+    assert r.status_code == 204, r.text
+    r = await api.client.delete(f"/courses/{cid}/modules/{other['id']}", headers=teacher["headers"])
+    assert r.status_code == 204, r.text
+    listed = (await api.client.get(f"/courses/{cid}/materials", headers=teacher["headers"])).json()["items"]
+    assert {m["id"]: m["lesson_id"] for m in listed} == {ids["a.md"]: None, ids["b.md"]: None, ids["c.md"]: kept["id"]}

@@ -35,6 +35,7 @@ from smartcourse.services.search import enrolled_reader, has_tags, is_enrolled, 
 
 LESSONS = "lesson_bodies"
 VERSIONS = "course_versions"
+MATERIALS = "materials"
 
 
 def version_doc_id(course_id: uuid.UUID, version: int) -> str:
@@ -616,8 +617,18 @@ async def delete_module(
     await _sequence(uow, Module, Module.course_id, module.course_id)  # close the gap
     await uow.commit()
     # Bodies go after the rows: a crash in between leaves an orphan body, never a lesson without one.
+    await _detach_materials(documents, course_id, lesson_ids)
     for lesson_id in lesson_ids:
         await documents.delete(LESSONS, str(lesson_id))
+
+
+async def _detach_materials(documents: DocumentStore, course_id: uuid.UUID, lesson_ids: list[uuid.UUID]) -> None:
+    """The course's materials attached to deleted lessons become the course's own (`lesson_id` null): they named a
+    lesson no version has, which an upload naming it is refused for (404 `lesson_not_found`)."""
+    gone = {str(lesson_id) for lesson_id in lesson_ids}
+    for doc in await documents.find(MATERIALS, {"course_id": str(course_id)}):
+        if doc.get("lesson_id") in gone:
+            await documents.put(MATERIALS, str(doc["id"]), {**doc, "lesson_id": None})
 
 
 # --- lessons --------------------------------------------------------------------------------
@@ -740,4 +751,5 @@ async def delete_lesson(
     await uow.flush()
     await _sequence(uow, Lesson, Lesson.module_id, lesson.module_id)  # close the gap
     await uow.commit()
+    await _detach_materials(documents, course_id, [lesson_id])
     await documents.delete(LESSONS, str(lesson_id))

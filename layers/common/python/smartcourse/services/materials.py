@@ -23,12 +23,11 @@ from smartcourse.models import ContentChunk, Course, Lesson
 from smartcourse.ports import VectorIndex
 from smartcourse.schemas import MaterialItem, MaterialList, MaterialPublic
 from smartcourse.security import Principal
-from smartcourse.services.courses import VERSIONS, ensure_course_owner, load_course, version_doc_id
+from smartcourse.services.courses import MATERIALS, VERSIONS, ensure_course_owner, load_course, version_doc_id
 from smartcourse.services.search import can_read_content, refuse_not_enrolled
 
 log = logging.getLogger(__name__)
 
-MATERIALS = "materials"
 # Types a browser would run or render as a page: always downloaded, never displayed inline.
 ACTIVE_TYPES = frozenset(
     {
