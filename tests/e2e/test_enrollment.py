@@ -178,6 +178,23 @@ async def test_a_repeat_and_a_drop_answer_the_percent_that_get_answers(api: Api,
     assert again.json()["percent"] == got["percent"], again.text
 
 
+async def test_progress_counts_quiz_attempts_as_the_limit_does_across_enrollments(api: Api, worker: object) -> None:
+    teacher, student = await api.user("instructor"), await api.user()
+    course, lessons = await course_with_lessons(api, teacher)
+    quiz = lessons[2]
+    first = (await enroll(api, student, course["id"])).json()["id"]
+    await wait_enrollment(api, student, first, "active")
+    r = await api.client.post(f"/quizzes/{quiz['id']}/submit", json={"answers": [0, 1]}, headers=student["headers"])
+    assert r.status_code == 200 and r.json()["passed"] is False, r.text
+    assert (await api.client.delete(f"/enrollments/{first}", headers=student["headers"])).status_code == 200
+    again = (await enroll(api, student, course["id"])).json()["id"]
+    await wait_enrollment(api, student, again, "active")
+    r = await api.client.get(f"/enrollments/{again}/progress", headers=student["headers"])
+    view = next(lsn for lsn in r.json()["lessons"] if lsn["lesson_id"] == quiz["id"])
+    # Not tried in this enrollment, but one of the limit's attempts is used: the next submit is attempt 2.
+    assert (view["status"], view["best_score"], view["attempts"]) == ("not_started", None, 1), view
+
+
 async def test_rules(api: Api, worker: object) -> None:
     teacher, student = await api.user("instructor"), await api.user()
     draft = await api.course(teacher)

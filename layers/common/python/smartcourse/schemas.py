@@ -644,7 +644,11 @@ class LessonProgressPublic(BaseModel):
         description="`attempted`: a quiz submitted in this enrollment and not passed yet"
     )
     best_score: int | None = Field(default=None, description="a quiz's best score in this enrollment, passed or not")
-    attempts: int | None = Field(default=None, description="a quiz's attempts in this enrollment; null for the others")
+    attempts: int | None = Field(
+        default=None,
+        description="the attempts a quiz has used of its limit (QUIZ_MAX_ATTEMPTS), across the student's "
+        "enrollments in the course as the limit counts them; null for the other lessons",
+    )
     completed_at: datetime | None = None
 
 

@@ -321,13 +321,23 @@ async def _progress(uow: UnitOfWork, e: Enrollment, lessons: list[PublishedLesso
         for r in await uow.session.scalars(select(LessonProgress).where(LessonProgress.enrollment_id == e.id))
     }
     done = {lid for lid, r in rows.items() if r.status == "completed"}
-    # This enrollment's quiz attempts, passed or not (the lesson's progress row is written by the pass alone), as
-    # the review counts them (`GET /enrollments/{id}/review`).
+    # Quiz attempts, passed or not (the lesson's progress row is written by the pass alone): this enrollment's best
+    # score and whether it tried, as the review counts them (`GET /enrollments/{id}/review`), and how many attempts
+    # the student has used, as the limit and the submit's `attempt` count them (across the student's enrollments).
+    mine = QuizAttempt.enrollment_id == e.id
     tried = {
-        lesson_id: (int(count), best)
-        for lesson_id, count, best in await uow.session.execute(
-            select(QuizAttempt.lesson_id, func.count(), func.max(QuizAttempt.score))
-            .where(QuizAttempt.enrollment_id == e.id)
+        lesson_id: (int(here), best, int(used))
+        for lesson_id, here, best, used in await uow.session.execute(
+            select(
+                QuizAttempt.lesson_id,
+                func.count().filter(mine),
+                func.max(QuizAttempt.score).filter(mine),
+                func.count(),
+            )
+            .where(
+                QuizAttempt.student_id == e.student_id,
+                QuizAttempt.lesson_id.in_([lsn.lesson_id for lsn in lessons if lsn.type == "quiz"]),
+            )
             .group_by(QuizAttempt.lesson_id)
         )
     }
@@ -336,7 +346,7 @@ async def _progress(uow: UnitOfWork, e: Enrollment, lessons: list[PublishedLesso
     for lsn in lessons:
         row = rows.get(lsn.lesson_id)
         complete = lsn.lesson_id in done
-        attempts, best = tried.get(lsn.lesson_id, (0, None))
+        here, best, used = tried.get(lsn.lesson_id, (0, None, 0))
         scores = [x for x in (best, row.best_score if row else None) if x is not None]
         lesson_views.append(
             LessonProgressPublic(
@@ -344,9 +354,9 @@ async def _progress(uow: UnitOfWork, e: Enrollment, lessons: list[PublishedLesso
                 module_id=lsn.module_id,
                 title=lsn.title,
                 type=lsn.type,
-                status="completed" if complete else "attempted" if attempts else "not_started",
+                status="completed" if complete else "attempted" if here else "not_started",
                 best_score=max(scores) if scores else None,
-                attempts=attempts if lsn.type == "quiz" else None,
+                attempts=used if lsn.type == "quiz" else None,
                 completed_at=row.completed_at if row else None,
             )
         )
