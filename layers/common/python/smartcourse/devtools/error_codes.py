@@ -1,0 +1,181 @@
+"""The catalogue of error codes (docs/errors.md), read from the source so that it cannot drift from it.
+
+`python -m smartcourse.devtools.error_codes > docs/errors.md` writes it; `tests/unit/test_error_codes.py` fails
+when the file is not what the source says. A code is found where it is raised:
+
+* a `DomainError` subclass called with `code="..."` (or without: the class's own `code`), its status the class's;
+* a helper called with `code="..."` that builds one of those classes from its `code` parameter
+  (`courses.prerequisites_not_live`), the status that class's;
+* `schemas.rule_error("...", ...)`: a model rule the validation handler answers with 422 and that code, and
+  `ExtractionError(filename, "...")`, a material's extraction failure (422, or in a publish report);
+* the API's handlers answering directly (`_error(422, "validation_error", ...)`).
+
+A code built at run time (from a variable) is not listed: every code the API answers is a literal somewhere.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1]
+REPO = PACKAGE.parents[3]
+ROOTS = (PACKAGE, REPO / "functions", REPO / "workflows")
+#: Calls that take the code as a positional argument: its index, and the status it is answered with.
+POSITIONAL = {"rule_error": (0, 422), "ExtractionError": (1, 422)}
+
+
+def _sources() -> list[Path]:
+    return sorted(p for root in ROOTS if root.exists() for p in root.rglob("*.py") if "devtools" not in p.parts)
+
+
+def _call_name(call: ast.Call) -> str | None:
+    func = call.func
+    if isinstance(func, ast.Name):
+        return func.id
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return None
+
+
+def _keyword(call: ast.Call, name: str) -> ast.expr | None:
+    return next((k.value for k in call.keywords if k.arg == name), None)
+
+
+def _literal(node: ast.expr | None) -> str | None:
+    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+
+
+def _int(node: ast.expr) -> int | None:
+    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, int) else None
+
+
+def _error_classes(trees: dict[Path, ast.Module]) -> dict[str, tuple[int, str]]:
+    """Every DomainError subclass in the source: name → (status, default code), through its bases."""
+    classes: dict[str, tuple[int | None, str | None, list[str]]] = {}
+    for tree in trees.values():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):
+                status = code = None
+                for stmt in node.body:
+                    if (
+                        isinstance(stmt, ast.Assign)
+                        and len(stmt.targets) == 1
+                        and isinstance(stmt.targets[0], ast.Name)
+                    ):
+                        value = stmt.value
+                        if stmt.targets[0].id == "status_code":
+                            status = _int(value)
+                        elif stmt.targets[0].id == "code":
+                            code = _literal(value)
+                bases = [
+                    b.id if isinstance(b, ast.Name) else b.attr
+                    for b in node.bases
+                    if isinstance(b, ast.Name | ast.Attribute)
+                ]
+                classes[node.name] = (status, code, bases)
+
+    resolved: dict[str, tuple[int, str]] = {}
+
+    def resolve(name: str, seen: frozenset[str] = frozenset()) -> tuple[int, str] | None:
+        if name in resolved:
+            return resolved[name]
+        if name not in classes or name in seen:
+            return None
+        status, code, bases = classes[name]
+        inherited = None
+        if name != "DomainError":
+            inherited = next((r for b in bases if (r := resolve(b, seen | {name})) is not None), None)
+            if inherited is None:
+                return None
+        result = (status or (inherited[0] if inherited else 400), code or (inherited[1] if inherited else ""))
+        resolved[name] = result
+        return result
+
+    for name in classes:
+        resolve(name)
+    return resolved
+
+
+def _helpers(trees: dict[Path, ast.Module], classes: dict[str, tuple[int, str]]) -> dict[str, int]:
+    """Functions that build an error class from their `code` parameter: name → that class's status."""
+    found: dict[str, int] = {}
+    for tree in trees.values():
+        for fn in ast.walk(tree):
+            if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            if "code" not in {a.arg for a in [*fn.args.args, *fn.args.kwonlyargs]}:
+                continue
+            for node in ast.walk(fn):
+                if isinstance(node, ast.Call) and _call_name(node) in classes:
+                    passed = _keyword(node, "code")
+                    if isinstance(passed, ast.Name) and passed.id == "code":
+                        found[fn.name] = classes[_call_name(node) or ""][0]
+    return found
+
+
+def catalogue() -> dict[str, dict[str, set[str]]]:
+    """code → {"status": {...}, "where": {...}} over the whole source."""
+    trees = {p: ast.parse(p.read_text(), str(p)) for p in _sources()}
+    classes = _error_classes(trees)
+    helpers = _helpers(trees, classes)
+    out: dict[str, dict[str, set[str]]] = defaultdict(lambda: {"status": set(), "where": set()})
+
+    def add(code: str | None, status: int, path: Path) -> None:
+        if code:
+            if path.is_relative_to(PACKAGE):
+                where = str(path.relative_to(PACKAGE))
+            else:
+                relative = path.relative_to(REPO)
+                where = str(relative.parent if relative.parts[0] == "functions" else relative)
+            out[code]["status"].add(str(status))
+            out[code]["where"].add(where)
+
+    for path, tree in trees.items():
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            name = _call_name(node)
+            if name in POSITIONAL:
+                index, status = POSITIONAL[name]
+                if len(node.args) > index:
+                    add(_literal(node.args[index]), status, path)
+            elif name in classes and name != "DomainError":
+                status, default = classes[name]
+                passed = _keyword(node, "code")  # one passed through from a variable is found where it is written
+                add(default if passed is None else _literal(passed), status, path)
+            elif name in helpers:
+                add(_literal(_keyword(node, "code")), helpers[name], path)
+            elif name == "_error" and len(node.args) >= 2 and isinstance(answered := _int(node.args[0]), int):
+                add(_literal(node.args[1]), answered, path)
+    return dict(out)
+
+
+def render() -> str:
+    rows = sorted(catalogue().items(), key=lambda kv: (min(kv[1]["status"]), kv[0]))
+    lines = [
+        "# Error codes",
+        "",
+        "<!-- Generated by `python -m smartcourse.devtools.error_codes > docs/errors.md` from the source;",
+        "     tests/unit/test_error_codes.py fails when it is out of date. -->",
+        "",
+        "Every error the API answers is `{code, message, details, trace_id}` with an HTTP status",
+        '(docs/architecture.md, "Errors"). `code` is stable: a client branches on it; `message` is for people and',
+        "may change. These are every code in the source, with its status and the modules that raise it",
+        "(`functions/<name>` is that endpoint's handler; the others are under `layers/common/python/smartcourse/`).",
+        "A code listed under several statuses is one condition seen from several places. `details` carries what a",
+        "code names (a validation error's `[{field, message, type}]`, a conflict's ids); `Retry-After` comes with",
+        "429 and 503. A material's extraction codes (`no_text`, `encrypted_pdf`, ...) are also the `reason` of the",
+        "warnings in a course's `publish_report`.",
+        "",
+        "| code | status | raised in |",
+        "| --- | --- | --- |",
+    ]
+    for code, seen in rows:
+        lines.append(f"| `{code}` | {', '.join(sorted(seen['status']))} | {', '.join(sorted(seen['where']))} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(render(), end="")
