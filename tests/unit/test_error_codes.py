@@ -23,3 +23,27 @@ def test_it_finds_codes_in_each_way_they_are_raised() -> None:
     assert found["too_many_files"]["where"] == {"functions/upload_material"}
     assert found["not_found"]["status"] == {"404"}  # a class's own code, raised without one
     assert "assistant_failed" in found and "unavailable" not in found  # a code passed through is not the default
+
+
+def test_each_operation_names_the_codes_it_may_answer() -> None:
+    """The OpenAPI schema's error responses name the codes each endpoint's code reaches, beside the API layer's
+    own; an endpoint's own description of a status stays."""
+    from smartcourse.api.local import build_local_app
+
+    paths = build_local_app().openapi()["paths"]
+
+    def said(path: str, method: str, status: int) -> str:
+        return str(paths[path][method]["responses"][str(status)]["description"])
+
+    assert "`course_full`" in said("/enrollments", "post", 409) and "`prerequisites_not_met`" in said(
+        "/enrollments", "post", 409
+    )
+    assert "`token_expired`" in said("/enrollments", "post", 401) and "`overloaded`" in said(
+        "/enrollments", "post", 503
+    )
+    upload = said("/courses/{course_id}/materials", "post", 422)
+    assert "`too_many_files`" in upload and "`validation_error`" in upload and "`course_full`" not in upload
+    assert "`invalid_certificate_code`" in said("/certificates/verify/{code}", "get", 422)
+    assert said("/health", "get", 503).startswith("degraded")  # its own words, not a list
+    # Codes of an event breaking its own contract are a programming error, not an answer to the request.
+    assert "event_contract_violation" not in said("/enrollments", "post", 422)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Callable
@@ -343,7 +344,38 @@ def create_app(*routers: APIRouter, title: str = "SmartCourse API") -> FastAPI:
     # The routes as their routers declared them (FastAPI keeps included routers nested), for the 405's Allow.
     app.state.method_routes = [r for router in routers for r in router.routes if isinstance(r, Route)]
     app.state.id_routes = id_routes(app.state.method_routes)
+    app.openapi = functools.partial(_openapi_with_error_codes, app, app.openapi)  # type: ignore[method-assign]
     return app
+
+
+def _openapi_with_error_codes(app: FastAPI, generate: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """FastAPI's schema, with each operation's error responses naming the `code`s it may answer
+    (`devtools.error_codes.for_route`: read from the code the endpoint and its dependencies reach; docs/errors.md
+    lists them all). Made once, on the first `/openapi.json`; a failure to name them leaves the plain schema."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    schema = generate()
+    try:
+        from http import HTTPStatus
+
+        from fastapi.routing import APIRoute
+
+        from smartcourse.devtools.error_codes import for_route
+
+        for route in app.state.method_routes:  # as the routers declared them (`app.routes` nests included ones)
+            if not isinstance(route, APIRoute):
+                continue
+            codes = for_route(route)
+            for method in route.methods or ():
+                responses = schema["paths"].get(route.path_format, {}).get(method.lower(), {}).get("responses", {})
+                for status, response in responses.items():
+                    named = codes.get(int(status), set()) if status.isdigit() and int(status) >= 400 else set()
+                    phrase = HTTPStatus(int(status)).phrase if named else ""
+                    if named and response.get("description") == phrase:  # an endpoint's own description stays
+                        response["description"] = f"{phrase}: {', '.join(f'`{code}`' for code in sorted(named))}"
+    except Exception:  # documentation must never take the API's schema down
+        log.warning("the error codes could not be added to the OpenAPI schema", exc_info=True)
+    return schema
 
 
 def lambda_handler(router: APIRouter) -> Callable[..., dict[str, object]]:

@@ -16,14 +16,24 @@ A code built at run time (from a variable) is not listed: every code the API ans
 from __future__ import annotations
 
 import ast
+import functools
+import inspect
+import textwrap
 from collections import defaultdict
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 PACKAGE = Path(__file__).resolve().parents[1]
 REPO = PACKAGE.parents[3]
 ROOTS = (PACKAGE, REPO / "functions", REPO / "workflows")
 #: Calls that take the code as a positional argument: its index, and the status it is answered with.
 POSITIONAL = {"rule_error": (0, 422), "ExtractionError": (1, 422)}
+
+
+def _roots() -> tuple[Path, ...]:
+    """Where SmartCourse's code is: the layer's package, and beside it (in a checkout) the functions and workflows."""
+    return (PACKAGE, *(root for root in ROOTS[1:] if root.exists()))
 
 
 def _sources() -> list[Path]:
@@ -115,14 +125,129 @@ def _helpers(trees: dict[Path, ast.Module], classes: dict[str, tuple[int, str]])
     return found
 
 
-def catalogue() -> dict[str, dict[str, set[str]]]:
-    """code → {"status": {...}, "where": {...}} over the whole source."""
+@functools.cache
+def _rules() -> tuple[dict[str, tuple[int, str]], dict[str, int]]:
+    """(the error classes, the helpers that build one from their `code`), from the whole source; once per process."""
     trees = {p: ast.parse(p.read_text(), str(p)) for p in _sources()}
     classes = _error_classes(trees)
-    helpers = _helpers(trees, classes)
+    return classes, _helpers(trees, classes)
+
+
+def _raised(node: ast.Call, classes: dict[str, tuple[int, str]], helpers: dict[str, int]) -> tuple[str, int] | None:
+    """(code, status) of an error a call builds, if it builds one with a literal code."""
+    name = _call_name(node)
+    code: str | None = None
+    status = 0
+    if name in POSITIONAL:
+        index, status = POSITIONAL[name]
+        code = _literal(node.args[index]) if len(node.args) > index else None
+    elif name in classes and name != "DomainError":
+        status, default = classes[name]
+        passed = _keyword(node, "code")  # one passed through from a variable is found where it is written
+        code = default if passed is None else _literal(passed)
+    elif name in helpers:
+        code, status = _literal(_keyword(node, "code")), helpers[name]
+    elif name == "_error" and len(node.args) >= 2 and isinstance(answered := _int(node.args[0]), int):
+        code, status = _literal(node.args[1]), answered
+    return (code, status) if code else None
+
+
+def _callee(call: ast.Call, namespace: dict[str, Any]) -> Any:
+    """The function a call names in a function's globals: a module-level one (`helper(...)`,
+    `courses.load_course(...)`)."""
+    func = call.func
+    if isinstance(func, ast.Name):
+        return namespace.get(func.id)
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+        owner = namespace.get(func.value.id)
+        return getattr(owner, func.attr, None) if isinstance(owner, ModuleType) else None
+    return None
+
+
+#: Modules whose errors describe a programming error, never a request (an event that breaks its own contract).
+INTERNAL = ("event_contracts.py", "adapters/event_codec.py")
+
+
+@functools.cache
+def _own(func: Any, root: bool = False) -> tuple[frozenset[tuple[str, int]], tuple[Any, ...]]:
+    """(the errors a function's own body raises, the functions it calls), for SmartCourse's functions only: the
+    layer's, and an endpoint (`root`) wherever it is (a Lambda package has its `app.py` beside, not in, the layer)."""
+    try:
+        source = Path(inspect.getsourcefile(func) or "").resolve()
+        ours = root or any(source.is_relative_to(place) for place in _roots())
+        if not ours or str(source).endswith(INTERNAL):
+            return frozenset(), ()  # a library's errors are not ours to name
+        tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
+    except (OSError, TypeError, SyntaxError):
+        return frozenset(), ()
+    classes, helpers = _rules()
+    raised: set[tuple[str, int]] = set()
+    callees = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            if hit := _raised(node, classes, helpers):
+                raised.add(hit)
+            if inspect.isfunction(callee := _callee(node, func.__globals__)):
+                callees.append(callee)
+    return frozenset(raised), tuple(callees)
+
+
+def reachable(*roots: Any) -> dict[int, set[str]]:
+    """status → the codes the code of `roots` (an endpoint and its dependencies) can raise: their own calls and those
+    of every SmartCourse function they call, followed from module to module. Calls through objects (a container's
+    port, a session) are not followed, and a branch is not weighed: it says what may be answered, not what will."""
+    found: dict[int, set[str]] = defaultdict(set)
+    seen: set[Any] = set()
+    starts = {inspect.unwrap(r) for r in roots}
+    todo = list(starts)
+    while todo:
+        func = inspect.unwrap(todo.pop())
+        if func in seen or not inspect.isfunction(func):
+            continue
+        seen.add(func)
+        raised, callees = _own(func, func in starts)
+        for code, status in raised:
+            found[status].add(code)
+        todo.extend(callees)
+    return dict(found)
+
+
+def _dependency_calls(dependant: Any) -> list[Any]:
+    out = []
+    for sub in dependant.dependencies:
+        if sub.call is not None:
+            out.append(sub.call)
+        out += _dependency_calls(sub)
+    return out
+
+
+#: What the API layer itself answers for any endpoint (its exception handlers and the edge), by status.
+@functools.cache
+def everywhere() -> dict[int, frozenset[str]]:
+    out: dict[int, set[str]] = defaultdict(set)
+    for code, seen in catalogue().items():
+        if seen["where"] & {"api/app.py", "api/edge.py"}:
+            for status in seen["status"]:
+                out[int(status)].add(code)
+    return {status: frozenset(codes) for status, codes in out.items()}
+
+
+def for_route(route: Any) -> dict[int, set[str]]:
+    """status → the codes an APIRoute may answer: its endpoint's and dependencies' (`reachable`), and the API
+    layer's own (`everywhere`)."""
+    found = reachable(route.endpoint, *_dependency_calls(route.dependant))
+    for status, codes in everywhere().items():
+        found.setdefault(status, set()).update(codes)
+    return found
+
+
+def catalogue() -> dict[str, dict[str, set[str]]]:
+    """code → {"status": {...}, "where": {...}} over the whole source."""
+    classes, helpers = _rules()
+    trees = {p: ast.parse(p.read_text(), str(p)) for p in _sources()}
     out: dict[str, dict[str, set[str]]] = defaultdict(lambda: {"status": set(), "where": set()})
 
-    def add(code: str | None, status: int, path: Path) -> None:
+    def add(code: str, status: int, path: Path) -> None:
         if code:
             if path.is_relative_to(PACKAGE):
                 where = str(path.relative_to(PACKAGE))
@@ -136,19 +261,8 @@ def catalogue() -> dict[str, dict[str, set[str]]]:
         for node in ast.walk(tree):
             if not isinstance(node, ast.Call):
                 continue
-            name = _call_name(node)
-            if name in POSITIONAL:
-                index, status = POSITIONAL[name]
-                if len(node.args) > index:
-                    add(_literal(node.args[index]), status, path)
-            elif name in classes and name != "DomainError":
-                status, default = classes[name]
-                passed = _keyword(node, "code")  # one passed through from a variable is found where it is written
-                add(default if passed is None else _literal(passed), status, path)
-            elif name in helpers:
-                add(_literal(_keyword(node, "code")), helpers[name], path)
-            elif name == "_error" and len(node.args) >= 2 and isinstance(answered := _int(node.args[0]), int):
-                add(_literal(node.args[1]), answered, path)
+            if hit := _raised(node, classes, helpers):
+                add(hit[0], hit[1], path)
     return dict(out)
 
 
