@@ -116,18 +116,23 @@ async def _search(api: Api, who: dict[str, Any], cid: str, q: str, mode: str) ->
     return list(r.json()["items"])
 
 
+async def _two_handouts(api: Api, teacher: dict[str, Any], title: str) -> tuple[str, Any, Any]:
+    """A draft with one lesson and two text materials: (course id, the right handout, the wrong one)."""
+    cid = (await api.course(teacher, title=f"{title} {uuid.uuid4().hex[:6]}"))["id"]
+    module = await api.module(teacher, cid)
+    await api.lesson(teacher, cid, module["id"])
+    kept = (await _upload(api, teacher, cid, "right.txt", KEPT_TEXT, "text/plain")).json()
+    wrong = (await _upload(api, teacher, cid, "wrong.txt", WRONG_TEXT, "text/plain")).json()
+    return cid, kept, wrong
+
+
 async def test_materials_are_listed_per_caller_and_a_deleted_one_leaves_search_and_the_next_publish(
     api: Api, worker: object, container: Any
 ) -> None:
     teacher, other_teacher = await api.user("instructor"), await api.user("instructor")
     student, outsider = await api.user(), await api.user()
     admin = await api.admin(container)
-    course = await api.course(teacher, title=f"Handouts {uuid.uuid4().hex[:6]}")
-    cid = course["id"]
-    module = await api.module(teacher, cid)
-    await api.lesson(teacher, cid, module["id"])
-    kept = (await _upload(api, teacher, cid, "right.txt", KEPT_TEXT, "text/plain")).json()
-    wrong = (await _upload(api, teacher, cid, "wrong.txt", WRONG_TEXT, "text/plain")).json()
+    cid, kept, wrong = await _two_handouts(api, teacher, "Handouts")
     listing = f"/courses/{cid}/materials"
 
     # A draft: its owner and admins list it; to anyone else the course does not exist.
@@ -233,12 +238,7 @@ async def test_a_deleted_material_leaves_the_search_of_a_process_whose_index_han
     from smartcourse.services import search
 
     teacher, student = await api.user("instructor"), await api.user()
-    course = await api.course(teacher, title=f"Stale {uuid.uuid4().hex[:6]}")
-    cid = course["id"]
-    module = await api.module(teacher, cid)
-    await api.lesson(teacher, cid, module["id"])
-    kept = (await _upload(api, teacher, cid, "right.txt", KEPT_TEXT, "text/plain")).json()
-    wrong = (await _upload(api, teacher, cid, "wrong.txt", WRONG_TEXT, "text/plain")).json()
+    cid, kept, wrong = await _two_handouts(api, teacher, "Stale")
     r = await api.client.post(f"/courses/{cid}/publish", headers=teacher["headers"])
     assert (await api.wait_workflow(teacher, r.json()["workflow_id"]))["status"] == "completed"
     r = await api.client.post("/enrollments", json={"course_id": cid}, headers=student["headers"])

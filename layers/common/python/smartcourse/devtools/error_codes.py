@@ -21,8 +21,9 @@ import inspect
 import textwrap
 from collections import defaultdict
 from pathlib import Path
-from types import ModuleType
 from typing import Any
+
+from smartcourse.devtools.calls import callee, name_of
 
 PACKAGE = Path(__file__).resolve().parents[1]
 REPO = PACKAGE.parents[3]
@@ -38,15 +39,6 @@ def _roots() -> tuple[Path, ...]:
 
 def _sources() -> list[Path]:
     return sorted(p for root in ROOTS if root.exists() for p in root.rglob("*.py") if "devtools" not in p.parts)
-
-
-def _call_name(call: ast.Call) -> str | None:
-    func = call.func
-    if isinstance(func, ast.Name):
-        return func.id
-    if isinstance(func, ast.Attribute):
-        return func.attr
-    return None
 
 
 def _keyword(call: ast.Call, name: str) -> ast.expr | None:
@@ -118,10 +110,10 @@ def _helpers(trees: dict[Path, ast.Module], classes: dict[str, tuple[int, str]])
             if "code" not in {a.arg for a in [*fn.args.args, *fn.args.kwonlyargs]}:
                 continue
             for node in ast.walk(fn):
-                if isinstance(node, ast.Call) and _call_name(node) in classes:
+                if isinstance(node, ast.Call) and name_of(node) in classes:
                     passed = _keyword(node, "code")
                     if isinstance(passed, ast.Name) and passed.id == "code":
-                        found[fn.name] = classes[_call_name(node) or ""][0]
+                        found[fn.name] = classes[name_of(node) or ""][0]
     return found
 
 
@@ -135,7 +127,7 @@ def _rules() -> tuple[dict[str, tuple[int, str]], dict[str, int]]:
 
 def _raised(node: ast.Call, classes: dict[str, tuple[int, str]], helpers: dict[str, int]) -> tuple[str, int] | None:
     """(code, status) of an error a call builds, if it builds one with a literal code."""
-    name = _call_name(node)
+    name = name_of(node)
     code: str | None = None
     status = 0
     if name in POSITIONAL:
@@ -150,18 +142,6 @@ def _raised(node: ast.Call, classes: dict[str, tuple[int, str]], helpers: dict[s
     elif name == "_error" and len(node.args) >= 2 and isinstance(answered := _int(node.args[0]), int):
         code, status = _literal(node.args[1]), answered
     return (code, status) if code else None
-
-
-def _callee(call: ast.Call, namespace: dict[str, Any]) -> Any:
-    """The function a call names in a function's globals: a module-level one (`helper(...)`,
-    `courses.load_course(...)`)."""
-    func = call.func
-    if isinstance(func, ast.Name):
-        return namespace.get(func.id)
-    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
-        owner = namespace.get(func.value.id)
-        return getattr(owner, func.attr, None) if isinstance(owner, ModuleType) else None
-    return None
 
 
 #: Modules whose errors describe a programming error, never a request (an event that breaks its own contract).
@@ -187,8 +167,8 @@ def _own(func: Any, root: bool = False) -> tuple[frozenset[tuple[str, int]], tup
         if isinstance(node, ast.Call):
             if hit := _raised(node, classes, helpers):
                 raised.add(hit)
-            if inspect.isfunction(callee := _callee(node, func.__globals__)):
-                callees.append(callee)
+            if inspect.isfunction(called := callee(node, func.__globals__)):
+                callees.append(called)
     return frozenset(raised), tuple(callees)
 
 

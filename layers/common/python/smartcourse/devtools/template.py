@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from smartcourse.devtools.calls import callee as callee_of
+from smartcourse.devtools.calls import name_of
 from smartcourse.functions_registry import Function, all_functions, functions_dir
 
 RUNTIME = "python3.12"
@@ -205,17 +207,6 @@ def _function_ast(func: Any) -> ast.AST:
     return ast.parse(textwrap.dedent(inspect.getsource(func)))
 
 
-def _name_of(node: ast.AST) -> str | None:
-    """`files` for `files`, `c.files` and `c.vector_index()`'s `vector_index`; else None."""
-    if isinstance(node, ast.Call):
-        node = node.func
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute):
-        return node.attr
-    return None
-
-
 def _port_calls(tree: ast.AST) -> dict[str, set[str]]:
     """The FileStore and VectorIndex methods `tree` calls (`files.put(...)`, `c.files.get(...)`,
     `container.vector_index().search(...)`, `vector_index.delete_source(...)`)."""
@@ -223,7 +214,7 @@ def _port_calls(tree: ast.AST) -> dict[str, set[str]]:
     for node in ast.walk(tree):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
             continue
-        method, receiver = node.func.attr, _name_of(node.func.value)
+        method, receiver = node.func.attr, name_of(node.func.value)
         if receiver == "files" and method in FILE_STORE_ACTIONS:
             found["files"].add(method)
         elif receiver == "vector_index" and method in INDEX_READS | INDEX_WRITES:
@@ -234,18 +225,7 @@ def _port_calls(tree: ast.AST) -> dict[str, set[str]]:
 
 
 def _passes_a_port(call: ast.Call) -> bool:
-    return any(_name_of(a) in _CARRIERS for a in [*call.args, *(k.value for k in call.keywords)])
-
-
-def _callee(call: ast.Call, namespace: ModuleType) -> Any:
-    """The module-level function a call names (`materials.delete_material` or a same-module `helper`)."""
-    func = call.func
-    if isinstance(func, ast.Name):
-        return getattr(namespace, func.id, None)
-    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
-        owner = getattr(namespace, func.value.id, None)
-        return getattr(owner, func.attr, None) if isinstance(owner, ModuleType) else None
-    return None
+    return any(name_of(a) in _CARRIERS for a in [*call.args, *(k.value for k in call.keywords)])
 
 
 def port_calls(fn: Function) -> dict[str, set[str]]:
@@ -259,7 +239,7 @@ def port_calls(fn: Function) -> dict[str, set[str]]:
         for node in ast.walk(tree):
             if not (isinstance(node, ast.Call) and _passes_a_port(node)):
                 continue
-            callee = _callee(node, namespace)
+            callee = callee_of(node, vars(namespace))
             if not inspect.isfunction(callee) or callee in seen:
                 continue
             seen.add(callee)
