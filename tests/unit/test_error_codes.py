@@ -45,5 +45,7 @@ def test_each_operation_names_the_codes_it_may_answer() -> None:
     assert "`too_many_files`" in upload and "`validation_error`" in upload and "`course_full`" not in upload
     assert "`invalid_certificate_code`" in said("/certificates/verify/{code}", "get", 422)
     assert said("/health", "get", 503).startswith("degraded")  # its own words, not a list
+    for status in ("429", "503"):  # when to come back
+        assert "Retry-After" in paths["/enrollments"]["post"]["responses"][status]["headers"]
     # Codes of an event breaking its own contract are a programming error, not an answer to the request.
     assert "event_contract_violation" not in said("/enrollments", "post", 422)

@@ -43,8 +43,17 @@ _STATUS_CODES = {
     429: "rate_limited",
 }
 
+#: The header that comes with a 429 and (when a retry is worth it) a 503, as the OpenAPI document declares it.
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "seconds to wait before retrying",
+        "schema": {"type": "integer", "minimum": 0},
+    }
+}
+
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
-    s: {"model": ErrorBody} for s in (400, 401, 403, 404, 409, 413, 415, 422, 429, 503)
+    s: {"model": ErrorBody, **({"headers": RETRY_AFTER} if s in (429, 503) else {})}
+    for s in (400, 401, 403, 404, 409, 413, 415, 422, 429, 503)
 }
 
 
