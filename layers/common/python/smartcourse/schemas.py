@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -243,7 +243,7 @@ class InstructorPublic(BaseModel):
 # --- courses --------------------------------------------------------------------------------
 
 Level = Literal["beginner", "intermediate", "advanced"]
-LEVELS: tuple[str, ...] = Level.__args__  # type: ignore[attr-defined]
+LEVELS: tuple[str, ...] = get_args(Level)
 
 
 def _level_filter(value: str | None) -> str | None:

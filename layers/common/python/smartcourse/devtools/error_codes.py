@@ -118,9 +118,15 @@ def _helpers(trees: dict[Path, ast.Module], classes: dict[str, tuple[int, str]])
 
 
 @functools.cache
+def _trees() -> dict[Path, ast.Module]:
+    """Every source file, parsed once per process."""
+    return {p: ast.parse(p.read_text(), str(p)) for p in _sources()}
+
+
+@functools.cache
 def _rules() -> tuple[dict[str, tuple[int, str]], dict[str, int]]:
     """(the error classes, the helpers that build one from their `code`), from the whole source; once per process."""
-    trees = {p: ast.parse(p.read_text(), str(p)) for p in _sources()}
+    trees = _trees()
     classes = _error_classes(trees)
     return classes, _helpers(trees, classes)
 
@@ -224,7 +230,7 @@ def for_route(route: Any) -> dict[int, set[str]]:
 def catalogue() -> dict[str, dict[str, set[str]]]:
     """code → {"status": {...}, "where": {...}} over the whole source."""
     classes, helpers = _rules()
-    trees = {p: ast.parse(p.read_text(), str(p)) for p in _sources()}
+    trees = _trees()
     out: dict[str, dict[str, set[str]]] = defaultdict(lambda: {"status": set(), "where": set()})
 
     def add(code: str, status: int, path: Path) -> None:
