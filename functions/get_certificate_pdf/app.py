@@ -15,7 +15,7 @@ router = APIRouter(tags=["certificates"])
 @router.get(
     "/certificates/{certificate_id:uuid}/pdf",
     response_class=Response,
-    responses={200: {"content": {"application/pdf": {}}}},
+    responses={200: {"content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}}}},
 )
 async def get_certificate_pdf(certificate_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> Response:
     async with c.uow() as uow:

@@ -10,12 +10,22 @@ from smartcourse.api.deps import ContainerDep, CurrentUser
 from smartcourse.services import materials
 
 router = APIRouter(tags=["materials"])
+_OCTETS = "application/octet-stream"
+_FILE = {"schema": {"type": "string", "format": "binary"}}
+_URL = {"schema": {"type": "string"}, "description": "the file, valid for 15 minutes"}
 
 
 @router.get(
     "/courses/{course_id:uuid}/materials/{material_id:uuid}",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}}, 307: {"description": "presigned URL"}},
+    responses={
+        200: {
+            "description": "the file as uploaded, as an attachment; HTML (and any type a browser would run) as "
+            "application/octet-stream",
+            "content": {media: _FILE for media in ("application/pdf", "text/markdown", "text/plain", _OCTETS)},
+        },
+        307: {"description": "a presigned URL of the file (S3)", "headers": {"Location": _URL}},
+    },
 )
 async def get_material(course_id: uuid.UUID, material_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> Response:
     async with c.uow() as uow:

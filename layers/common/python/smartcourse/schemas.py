@@ -167,6 +167,34 @@ class UpdateIn(Strict):
         return None
 
 
+# --- vocabularies ---------------------------------------------------------------------------
+# The values a response field can take, declared as enums in the OpenAPI schema. Those the database constrains match
+# its CHECK constraints (tests/unit/test_schema_vocabularies.py compares them).
+
+Role = Literal["student", "instructor", "admin"]
+CourseStatus = Literal["draft", "publishing", "published", "archived"]
+IndexStatus = Literal["none", "indexing", "ready", "failed"]
+LessonType = Literal["text", "video", "quiz"]
+SourceType = Literal["lesson", "material"]
+EnrollmentStatus = Literal["waitlisted", "pending", "active", "completed", "dropped"]
+#: A Temporal run's status (the SDK's `WorkflowExecutionStatus`, lower case); `not_started` while Temporal does not
+#: know the id yet, `unavailable` when it did not answer.
+WorkflowRunStatus = Literal[
+    "not_started",
+    "running",
+    "completed",
+    "failed",
+    "canceled",
+    "terminated",
+    "continued_as_new",
+    "timed_out",
+    "unavailable",
+]
+StepStatus = Literal["pending", "running", "completed", "failed", "skipped"]
+WorkflowKind = Literal["course_publishing", "enrollment", "certificate"]
+NotificationKind = Literal["enrollment.welcome", "waitlist.released", "certificate.issued", "publish_failed"]
+
+
 # --- accounts -------------------------------------------------------------------------------
 
 
@@ -209,7 +237,7 @@ class UserPublic(BaseModel):
     id: uuid.UUID
     email: str
     full_name: str
-    role: str
+    role: Role
     bio: str | None = None
     is_active: bool = Field(description="false: disabled by an admin (its tokens are refused, it cannot log in)")
     created_at: datetime
@@ -292,10 +320,10 @@ class CourseSummary(BaseModel):
     description: str
     category: str
     tags: list[str]
-    level: str | None
+    level: Level | None
     capacity: int | None
     waitlist_enabled: bool
-    status: str
+    status: CourseStatus
     content_version: int
     published_at: datetime | None
     created_at: datetime
@@ -356,7 +384,7 @@ class LessonIn(Strict):
     }
 
     title: Title
-    type: Literal["text", "video", "quiz"]
+    type: LessonType
     content: LessonText | None = None
     video_url: VideoUrl | None = None
     transcript: Transcript = None
@@ -432,7 +460,7 @@ class LessonPublic(BaseModel):
     id: uuid.UUID
     module_id: uuid.UUID
     title: str
-    type: str
+    type: LessonType
     position: int
     content: str | None = omitted_when_none()
     video_url: str | None = omitted_when_none()
@@ -471,13 +499,13 @@ class CourseDetail(CourseSummary):
     prerequisites: list[uuid.UUID]
     modules: list[ModulePublic]
     # Owner and admin only: the content index of the live version and what the last publish did.
-    index_status: str | None = omitted_when_none()
+    index_status: IndexStatus | None = omitted_when_none()
     index_version: int | None = omitted_when_none()
     publish_report: dict[str, Any] | None = omitted_when_none()
 
 
 class SearchSource(BaseModel):
-    type: str
+    type: SourceType
     id: str
     title: str
     location: str
@@ -542,12 +570,12 @@ class MaterialPublic(BaseModel):
 
 class WorkflowStarted(BaseModel):
     workflow_id: str
-    status: str
+    status: WorkflowRunStatus
 
 
 class WorkflowStep(BaseModel):
     name: str
-    status: str
+    status: StepStatus
     error: str | None = None
     # What the step did (e.g. {"chunks": 2000, "embedded": 120, "cached": 1880}) or, while it runs,
     # how far it is ({"done": 1200, "total": 2000}); warnings a step reported (a material it skipped).
@@ -557,8 +585,8 @@ class WorkflowStep(BaseModel):
 
 class WorkflowStatus(BaseModel):
     workflow_id: str
-    kind: str
-    status: str
+    kind: WorkflowKind
+    status: WorkflowRunStatus
     steps: list[WorkflowStep]
     error: str | None = None
     # What the run is about ("course:<id>", "enrollment:<id>") and the last failure the workers recorded
@@ -594,7 +622,7 @@ class EnrollmentPublic(BaseModel):
     id: uuid.UUID
     student_id: uuid.UUID
     course_id: uuid.UUID
-    status: str
+    status: EnrollmentStatus
     attempt: int
     workflow_id: str | None
     position: int | None = None
@@ -623,12 +651,12 @@ class MyCourse(EnrollmentPublic):
 
 class EnrollmentDetail(MyCourse):
     steps: list[WorkflowStep] = []
-    workflow_status: str | None = None
+    workflow_status: WorkflowRunStatus | None = None
 
 
 class HistoryEntry(BaseModel):
-    from_status: str | None
-    to_status: str
+    from_status: EnrollmentStatus | None
+    to_status: EnrollmentStatus
     actor: str
     actor_id: uuid.UUID | None
     reason: str | None
@@ -639,7 +667,7 @@ class LessonProgressPublic(BaseModel):
     lesson_id: uuid.UUID
     module_id: uuid.UUID
     title: str
-    type: str
+    type: LessonType
     status: Literal["not_started", "attempted", "completed"] = Field(
         description="`attempted`: a quiz submitted in this enrollment and not passed yet"
     )
@@ -661,7 +689,7 @@ class ModuleProgressPublic(BaseModel):
 
 class ProgressPublic(BaseModel):
     enrollment_id: uuid.UUID
-    status: str
+    status: EnrollmentStatus
     percent: float
     lessons: list[LessonProgressPublic]
     modules: list[ModuleProgressPublic]
@@ -725,7 +753,7 @@ class CertificateVerification(BaseModel):
 class NotificationPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: uuid.UUID
-    kind: str
+    kind: NotificationKind
     title: str
     body: str
     data: dict[str, Any]
@@ -763,7 +791,7 @@ class ReviewSection(BaseModel):
     chunk_id: str
     title: str
     location: str
-    source_type: str
+    source_type: SourceType
     source_id: str
 
 

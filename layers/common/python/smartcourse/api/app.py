@@ -349,12 +349,36 @@ def create_app(*routers: APIRouter, title: str = "SmartCourse API") -> FastAPI:
     install_edge(app)  # added last: the outermost of ours, so it sees every answer (inside the trace's span)
     install_edge_cache(app)  # outside the trace's span too: anonymous public catalogue reads from memory
     for router in routers:
+        describe_operations(router)
         app.include_router(router)
     # The routes as their routers declared them (FastAPI keeps included routers nested), for the 405's Allow.
     app.state.method_routes = [r for router in routers for r in router.routes if isinstance(r, Route)]
     app.state.id_routes = id_routes(app.state.method_routes)
     app.openapi = functools.partial(_openapi_with_error_codes, app, app.openapi)  # type: ignore[method-assign]
     return app
+
+
+_ROUTE_PREFIX = re.compile(r"^[A-Z]+ /\S*: ")
+
+
+def describe_operations(router: APIRouter) -> None:
+    """Each operation of a function without a description of its own gets its module's docstring (the line that
+    also describes the function in template.yaml), without its leading `METHOD /path: `."""
+    import inspect
+
+    from fastapi.routing import APIRoute
+
+    for route in router.routes:
+        if not isinstance(route, APIRoute) or route.description:
+            continue
+        # The module's globals: the function packs are loaded by path, not registered in sys.modules.
+        doc = getattr(route.endpoint, "__globals__", {}).get("__doc__")
+        if isinstance(doc, str) and doc.strip():
+            doc = inspect.cleandoc(doc)
+            text = _ROUTE_PREFIX.sub("", doc, count=1)
+            paragraphs = [" ".join(p.split()) for p in text.split("\n\n") if p.strip()]
+            description = "\n\n".join(paragraphs)
+            route.description = description[:1].upper() + description[1:]
 
 
 def _openapi_with_error_codes(app: FastAPI, generate: Callable[[], dict[str, Any]]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
-from smartcourse.schemas import Strict
+from smartcourse.schemas import SourceType, Strict
 
 Question = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 
@@ -19,10 +19,14 @@ class AskIn(Strict):
     conversation_id: uuid.UUID | None = None
 
 
+InteractionKind = Literal["ask", "summary", "objectives", "quiz", "explain"]
+InteractionOutcome = Literal["answer", "clarify", "refuse", "generated", "error", "cancelled"]
+
+
 class CitationSource(BaseModel):
     """The cited source as search hits describe theirs: a lesson or a material, by id."""
 
-    type: str
+    type: SourceType
     id: str
     title: str
     location: str
@@ -122,8 +126,8 @@ class InteractionOut(BaseModel):
     user_id: uuid.UUID
     course_id: uuid.UUID | None
     conversation_id: uuid.UUID | None
-    kind: str
-    outcome: str
+    kind: InteractionKind
+    outcome: InteractionOutcome
     reason: str | None
     streamed: bool
     latency_ms: int
