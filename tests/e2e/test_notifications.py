@@ -15,7 +15,7 @@ async def notify(container: Any, user: dict[str, Any], title: str, **fields: Any
         nid = await create_notification(
             uow.session,
             user_id=uuid.UUID(user["id"]),
-            kind=fields.pop("kind", "test"),
+            kind=fields.pop("kind", "enrollment.welcome"),
             title=title,
             body=f"{title}: details",
             dedupe_key=fields.pop("dedupe_key", f"test:{uuid.uuid4()}"),
@@ -36,7 +36,7 @@ async def test_feed_is_the_callers_own_newest_first(api: Api, container: Any) ->
     assert [n["id"] for n in feed] == [str(i) for i in reversed(ids)]
     assert feed[0] == {
         "id": str(ids[2]),
-        "kind": "test",
+        "kind": "enrollment.welcome",
         "title": "n2",
         "body": "n2: details",
         "data": {},
@@ -162,3 +162,17 @@ async def test_the_next_page_is_linked_and_page_size_names_the_limit(api: Api, c
             "validation_error",
             "page_size",
         )
+
+
+async def test_a_kind_the_api_does_not_declare_is_refused_by_the_database(api: Api, container: Any) -> None:
+    """The feed answers `kind` as an enum (`schemas.NotificationKind`); migration 0015's CHECK constraint keeps any
+    other kind out of the table, so no row can make the feed fail."""
+    import pytest
+    from sqlalchemy.exc import IntegrityError
+
+    user = await api.user()
+    with pytest.raises(IntegrityError, match="ck_notifications_kind"):
+        await notify(container, user, "odd", kind="course.renamed")
+    await notify(container, user, "fine", kind="waitlist.released")
+    r = await api.client.get("/notifications", headers=user["headers"])
+    assert r.status_code == 200 and [n["kind"] for n in r.json()] == ["waitlist.released"], r.text

@@ -294,7 +294,7 @@ async def test_failing_email_shows_in_tasks_and_dead_letters(
             nid = await create_notification(
                 uow.session,
                 user_id=uuid.UUID(user["id"]),
-                kind="test",
+                kind="enrollment.welcome",
                 title="Never delivered",
                 body="The SMTP server is down.",
                 dedupe_key=f"ops-test:{uuid.uuid4()}",

@@ -77,7 +77,7 @@ async def notify(container: Any, user: dict[str, Any], **fields: Any) -> uuid.UU
     from smartcourse.services.notifications import create_notification
 
     values: dict[str, Any] = {
-        "kind": "test",
+        "kind": "enrollment.welcome",
         "title": f"Hello {uuid.uuid4().hex[:6]}",
         "body": "Your course starts on Monday.\n\nSee you there.",
         "dedupe_key": f"test:{uuid.uuid4()}",

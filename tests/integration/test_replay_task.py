@@ -33,7 +33,12 @@ async def _failed_email(container: Any, api: Api) -> tuple[uuid.UUID, uuid.UUID]
     user_id = uuid.UUID((await api.user())["id"])
     async with container.uow() as uow:
         nid = await create_notification(
-            uow.session, user_id=user_id, kind="test", title="t", body="b", dedupe_key=f"replay:{uuid.uuid4()}"
+            uow.session,
+            user_id=user_id,
+            kind="enrollment.welcome",
+            title="t",
+            body="b",
+            dedupe_key=f"replay:{uuid.uuid4()}",
         )
         note = await uow.session.get(Notification, nid)
         assert note is not None

@@ -33,6 +33,7 @@ def _checked(table: Any, name: str) -> set[str]:
         (schemas.LessonType, models.Lesson.__table__, "ck_lessons_type"),
         (schemas.SourceType, models.ContentChunk.__table__, "ck_content_chunks_source_type"),
         (schemas.EnrollmentStatus, models.Enrollment.__table__, "ck_enrollments_status"),
+        (schemas.NotificationKind, models.Notification.__table__, "ck_notifications_kind"),
         (assistant_schemas.InteractionKind, models.AiInteraction.__table__, "ck_ai_interactions_kind"),
         (assistant_schemas.InteractionOutcome, models.AiInteraction.__table__, "ck_ai_interactions_outcome"),
     ],

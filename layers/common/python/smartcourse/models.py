@@ -397,6 +397,10 @@ class Notification(Base):
     __table_args__ = (
         Index("ix_notifications_user_created", "user_id", "created_at"),
         CheckConstraint("email_status in ('none','pending','sent','failed')", name="ck_notifications_email_status"),
+        CheckConstraint(
+            "kind in ('enrollment.welcome','waitlist.released','certificate.issued','publish_failed')",
+            name="ck_notifications_kind",
+        ),
     )
 
     id: Mapped[uuid.UUID] = _pk()

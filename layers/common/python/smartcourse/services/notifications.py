@@ -28,7 +28,7 @@ from smartcourse.errors import Invalid, NotFound
 from smartcourse.faults import fail_point, hold_point
 from smartcourse.models import Notification, User, utcnow
 from smartcourse.ports import FileStore
-from smartcourse.schemas import NotificationPublic
+from smartcourse.schemas import NotificationKind, NotificationPublic
 from smartcourse.security import Principal
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ async def create_notification(
     session: AsyncSession,
     *,
     user_id: uuid.UUID,
-    kind: str,
+    kind: NotificationKind,
     title: str,
     body: str,
     dedupe_key: str,
