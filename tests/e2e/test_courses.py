@@ -960,3 +960,55 @@ async def test_a_level_filter_is_one_of_the_levels_in_any_case(api: Api, worker:
             r = await api.client.get(path, params={"category": category, "level": wrong})
             assert r.status_code == 422 and r.json()["code"] == "validation_error", (path, wrong, r.text)
             assert [f["field"] for f in r.json()["details"]] == ["level"], r.text
+
+
+async def test_restore_undoes_an_archive(api: Api, worker: object, container: Any) -> None:
+    """POST /courses/{id}/restore: a published course goes live again (catalogue, enrollments, edits), one never
+    published is a draft again; owner or admin only; idempotent; the analytics counters follow (drift 0)."""
+    import asyncio
+
+    from tests.e2e.test_enrollment import drained
+
+    teacher, other, student = await api.user("instructor"), await api.user("instructor"), await api.user()
+    admin = await api.admin(container)
+    category = f"restore-{uuid.uuid4().hex[:6]}"
+    course = await api.published_course(teacher, category=category)
+    cid = course["id"]
+
+    async def listed() -> list[str]:
+        r = await api.client.get("/courses", params={"category": category})
+        return [c["id"] for c in r.json()["items"]]
+
+    assert (await api.client.delete(f"/courses/{cid}", headers=teacher["headers"])).json()["status"] == "archived"
+    assert await listed() == []
+    for who in (student, other):  # an archived course is not theirs to see, nor to restore
+        r = await api.client.post(f"/courses/{cid}/restore", headers=who["headers"])
+        assert (r.status_code, r.json()["code"]) == (404, "course_not_found"), r.text
+
+    r = await api.client.post(f"/courses/{cid}/restore", headers=teacher["headers"])
+    assert r.status_code == 200 and r.json()["status"] == "published", r.text
+    assert await listed() == [cid]
+    again = await api.client.post(f"/courses/{cid}/restore", headers=teacher["headers"])
+    assert again.status_code == 200 and again.json()["status"] == "published"
+    r = await api.client.post("/enrollments", json={"course_id": cid}, headers=student["headers"])
+    assert r.status_code == 201, r.text
+    r = await api.client.put(f"/courses/{cid}", json={"title": "Restored"}, headers=teacher["headers"])
+    assert r.status_code == 200, r.text
+    r = await api.client.get(f"/courses/{cid}/search", params={"q": "lesson"}, headers=student["headers"])
+    assert r.status_code == 200, r.text
+
+    draft = await api.course(teacher, category=category)
+    assert (await api.client.delete(f"/courses/{draft['id']}", headers=teacher["headers"])).status_code == 200
+    r = await api.client.post(f"/courses/{draft['id']}/restore", headers=admin["headers"])
+    assert r.status_code == 200 and r.json()["status"] == "draft", r.text
+    assert await listed() == [cid]
+
+    # The consumer counted the course live again: the counters agree with the tables.
+    keys = ("total_courses_published", "total_instructors")
+    for _ in range(100):
+        await drained(container)
+        body = (await api.client.get("/analytics/reconcile", headers=admin["headers"])).json()
+        if all(body["drift"][k] == 0 for k in keys):
+            break
+        await asyncio.sleep(0.2)
+    assert all(body["drift"][k] == 0 for k in keys), body

@@ -100,6 +100,12 @@ async def _course_archived(session: AsyncSession, env: dict[str, Any]) -> None:
         await _bump(session, *bumps)
 
 
+async def _course_restored(session: AsyncSession, env: dict[str, Any]) -> None:
+    """The inverse of archiving a live course: it counts again (one never published is a draft again)."""
+    if env["data"]["is_live"]:
+        await _bump(session, ("courses_published", "", 1), ("instructor_live_courses", env["data"]["instructor_id"], 1))
+
+
 async def _admitted(session: AsyncSession, env: dict[str, Any]) -> None:
     data = env["data"]
     admitted_at = _ts(data.get("admitted_at"))
@@ -170,6 +176,7 @@ CONSUMER = Consumer(
         "user.registered": _user_registered,
         "course.published": _course_published,
         "course.archived": _course_archived,
+        "course.restored": _course_restored,
         "enrollment.created": _admitted,
         "waitlist.promoted": _admitted,
         "enrollment.dropped": _dropped,

@@ -542,6 +542,27 @@ async def archive_course(*, uow: UnitOfWork, principal: Principal, course_id: uu
     return CourseSummary.model_validate(course)
 
 
+async def restore_course(*, uow: UnitOfWork, principal: Principal, course_id: uuid.UUID) -> CourseSummary:
+    """Undo an archive (idempotent: any other course is answered as it is). A course that was published goes live
+    again with the version and index it had (catalogue, search, new enrollments); one never published is a draft
+    again. The students its archive took off the waitlist stay dropped: they were told, and may enroll again."""
+    course = await load_course(uow, course_id, lock=True)
+    await ensure_course_owner(uow, principal, course)
+    if course.status == "archived":
+        live = course.content_version > 0
+        course.status = "published" if live else "draft"
+        course.updated_at = utcnow()
+        uow.emit(
+            DomainEvent(
+                "course.restored",
+                str(course.id),
+                {"course_id": str(course.id), "instructor_id": str(course.instructor_id), "is_live": live},
+            )
+        )
+        await uow.commit()
+    return CourseSummary.model_validate(course)
+
+
 # --- modules --------------------------------------------------------------------------------
 
 

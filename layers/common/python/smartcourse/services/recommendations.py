@@ -312,11 +312,17 @@ async def _published(session: AsyncSession, env: dict[str, Any]) -> None:
     await refresh_course(session, uuid.UUID(env["data"]["course_id"]))
 
 
+async def _restored(session: AsyncSession, env: dict[str, Any]) -> None:
+    if env["data"]["is_live"]:  # live again: back among its neighbours' (the archive left it out at the next repair)
+        await refresh_course(session, uuid.UUID(env["data"]["course_id"]))
+
+
 CONSUMER = Consumer(
     name="recommendations",
     flush=_flush,
     effects={
         "course.published": _published,
+        "course.restored": _restored,
         "enrollment.created": _admitted,
         "waitlist.promoted": _admitted,
         "enrollment.completed": _completed,
