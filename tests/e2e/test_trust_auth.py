@@ -141,6 +141,30 @@ async def test_password_change_needs_the_current_password_and_ends_other_session
     ).status_code == 200
 
 
+async def test_wrong_current_passwords_count_as_failed_logins(api: Api, container: Any) -> None:
+    """A stolen access token guesses `current_password` no faster than a login guesses the password: the same
+    back-off, shared with the login (explore8 F1: 15 guesses in a row used to be 403 each, then a takeover)."""
+    from smartcourse.ratelimit import backoff, key_part
+
+    user = await api.user()
+    url, free = f"/users/{user['id']}", container.settings.login_free_failures
+    guess = {"password": "a-new-password", "current_password": "not-it-at-all"}
+    for _ in range(free + 1):  # the last one starts the lock
+        r = await api.client.put(url, json=guess, headers=user["headers"])
+        assert (r.status_code, r.json()["code"]) == (403, "wrong_current_password"), r.text
+    right = {"password": "a-new-password", "current_password": user["password"]}
+    r = await api.client.put(url, json=right, headers=user["headers"])  # even the right one, while locked
+    assert (r.status_code, r.json()["code"]) == (429, "rate_limited") and int(r.headers["Retry-After"]) >= 1, r.text
+    r = await api.client.post("/auth/login", json={"email": user["email"], "password": user["password"]})
+    assert r.status_code == 429, r.text  # one count for the account: the login is locked too
+    r = await api.client.get(f"/users/{user['id']}", headers=user["headers"])
+    assert r.status_code == 200  # the token still works for everything else; nothing was changed
+    await container.redis().delete(backoff(container)._keys(("login", key_part(user["email"])))[1])
+    r = await api.client.put(url, json=right, headers=user["headers"])
+    assert r.status_code == 200, r.text
+    assert await container.redis().get(backoff(container)._keys(("login", key_part(user["email"])))[0]) is None
+
+
 async def test_wrong_passwords_lock_the_account_with_growing_backoff(api: Api, container: Any) -> None:
     user = await api.user()
     free = container.settings.login_free_failures

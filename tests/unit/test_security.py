@@ -18,6 +18,22 @@ def test_password_hashing() -> None:
     assert not verify_password("anything", None)
 
 
+def test_a_password_is_the_same_in_any_unicode_form() -> None:
+    """NFKC before hashing and verifying (NIST SP 800-63B): the decomposed form of "päss" is the same password; a
+    hash made before normalization (of the characters as typed) still verifies."""
+    import unicodedata
+
+    composed = "p\u00e4ss-w\u00f6rd-long"
+    decomposed = unicodedata.normalize("NFD", composed)
+    assert composed != decomposed
+    h = hash_password(composed)
+    assert verify_password(decomposed, h) and verify_password(composed, h)
+    from smartcourse.security import _hasher
+
+    legacy = _hasher.hash(decomposed)  # stored before normalization, as typed
+    assert verify_password(decomposed, legacy) and not verify_password("p\u00e4ss-w\u00f6rd-lonG", legacy)
+
+
 def test_access_token_roundtrip_and_tampering() -> None:
     s = Settings()
     uid = uuid.uuid4()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import threading
+import unicodedata
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -27,17 +28,28 @@ def _dummy_hash() -> str:
     return _hasher.hash(uuid.uuid4().hex)
 
 
+def normalized(password: str) -> str:
+    """NFKC, as NIST SP 800-63B asks: "päss" typed as one character or as "a" plus a combining mark (some keyboards
+    and password managers send the decomposed form) is the same password."""
+    return unicodedata.normalize("NFKC", password)
+
+
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _hasher.hash(normalized(password))
 
 
 def verify_password(password: str, password_hash: str | None) -> bool:
-    """Constant-work check: with no stored hash it still runs one verification."""
+    """Constant-work check: with no stored hash it still runs one verification. The password is compared normalized
+    (`normalized`); a hash made before passwords were normalized was made of the characters as typed, so a password
+    that normalization changes is also tried as typed (a second verification, for such passwords only)."""
     dummy = _dummy_hash()  # first, whatever the branch: a process's first check costs the same either way
     if password_hash is None:
         _hasher.verify(password, dummy)
         return False
-    return _hasher.verify(password, password_hash)
+    plain = normalized(password)
+    if _hasher.verify(plain, password_hash):
+        return True
+    return plain != password and _hasher.verify(password, password_hash)
 
 
 _pool: ThreadPoolExecutor | None = None

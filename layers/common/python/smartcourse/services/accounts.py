@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -113,7 +114,7 @@ async def login(
     password check (atomically with the look at the lock), so concurrent guesses get no more checks than
     sequential ones.
     """
-    account = ("login", key_part(email))
+    account = login_account(email)
     # All of these fail open when Redis is down (docs/security.md). Once one found it unreachable, the rest are
     # skipped: a hung Redis costs this login one client timeout, not four.
     if limiter is not None:
@@ -124,25 +125,17 @@ async def login(
             enforce(decision)
         if not decision.checked:
             backoff = None
-    attempt = secrets.token_hex(12)
-    if backoff is not None:
-        decision = await backoff.reserve(account, attempt)
-        enforce(decision, "too many failed logins for this account; retry later")
-        if not decision.checked:
-            backoff = None
-    try:
+    user: User | None = None
+
+    async def check() -> bool:
+        nonlocal user
         user = await uow.session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
         ok = await verify_password_async(password, user.password_hash if user else None)
-    except BaseException:
-        if backoff is not None:  # neither a success nor a failure: give the reservation back
-            await backoff.release(account, attempt)
-        raise
-    if not ok or user is None or not user.is_active:
-        if backoff is not None:
-            await backoff.failure(account, attempt)
+        return ok and user is not None and user.is_active
+
+    if not await _password_attempt(backoff, account, check, "too many failed logins for this account; retry later"):
         raise Unauthorized("email or password is incorrect", code="invalid_credentials")
-    if backoff is not None:
-        await backoff.success(account, attempt)
+    assert user is not None
     # The password was checked against the row as read before; a password change or a disable that committed since
     # ended every session, and this one must not start after it: read the account again under its lock (a change
     # arriving now waits for this login's commit, then ends its session too).
@@ -151,6 +144,35 @@ async def login(
     if current is None or not current.is_active or (current.password_hash, current.token_version) != checked:
         raise Unauthorized("email or password is incorrect", code="invalid_credentials")
     return await _issue_pair(uow, settings, current, family_id=uuid.uuid4())
+
+
+async def _password_attempt(
+    backoff: Backoff | None, account: tuple[str, str], check: Callable[[], Awaitable[bool]], refusal: str
+) -> bool:
+    """One password check under the account's back-off: reserved before (429 while the account is locked), then
+    settled as a success (the failures are cleared) or a failure (counted, locking past the free ones). The login
+    and a password change's `current_password` share the account's count, so a stolen access token guesses no more
+    passwords than a login may."""
+    attempt = secrets.token_hex(12)
+    if backoff is not None:
+        decision = await backoff.reserve(account, attempt)
+        enforce(decision, refusal)
+        if not decision.checked:
+            backoff = None
+    try:
+        ok = await check()
+    except BaseException:
+        if backoff is not None:  # neither a success nor a failure: give the reservation back
+            await backoff.release(account, attempt)
+        raise
+    if backoff is not None:
+        await (backoff.success(account, attempt) if ok else backoff.failure(account, attempt))
+    return ok
+
+
+def login_account(email: str) -> tuple[str, str]:
+    """The back-off key of an account (its e-mail, hashed: `key_part`)."""
+    return ("login", key_part(email))
 
 
 async def _lock_account(uow: UnitOfWork, user_id: uuid.UUID) -> User | None:
@@ -244,7 +266,11 @@ async def get_user(*, uow: UnitOfWork, principal: Principal, user_id: uuid.UUID)
     return UserPublic.model_validate(user)
 
 
-async def update_user(*, uow: UnitOfWork, principal: Principal, user_id: uuid.UUID, data: UserUpdateIn) -> UserPublic:
+async def update_user(
+    *, uow: UnitOfWork, principal: Principal, user_id: uuid.UUID, data: UserUpdateIn, backoff: Backoff | None = None
+) -> UserPublic:
+    """Name, bio, password (with `current_password` for one's own: checked under the login's back-off, so wrong
+    guesses lock the account as wrong logins do) and, for admins, `is_active`."""
     if principal.user_id != user_id and not principal.is_admin:
         raise Forbidden("you may only change your own account", code="not_account_owner")
     user = await uow.session.get(User, user_id, with_for_update=True)
@@ -260,7 +286,13 @@ async def update_user(*, uow: UnitOfWork, principal: Principal, user_id: uuid.UU
         if principal.user_id == user_id or data.current_password is not None:
             if data.current_password is None:
                 raise Invalid("changing your password needs current_password", code="current_password_required")
-            if not await verify_password_async(data.current_password, user.password_hash):
+            current, stored = data.current_password, user.password_hash
+
+            async def check() -> bool:
+                return await verify_password_async(current, stored)
+
+            refusal = "too many wrong passwords for this account; retry later"
+            if not await _password_attempt(backoff, login_account(user.email), check, refusal):
                 raise Forbidden("current_password is incorrect", code="wrong_current_password")
         user.password_hash = await hash_password_async(data.password)
         await _end_sessions(uow, user)
