@@ -89,6 +89,10 @@ def test_carrier_and_headers_of_the_current_span(spans: InMemorySpanExporter) ->
 def test_root_sql_statements_are_not_sampled_but_requests_are() -> None:
     sampler = telemetry.RootSampler()
     assert not sampler.should_sample(None, 1, "SELECT smartcourse", SpanKind.CLIENT).decision.is_sampled()
+    # `text("select 1")` (the health probe, the worker's state metrics): lower case; and Redis, by its db.system.
+    assert not sampler.should_sample(None, 1, "select", SpanKind.CLIENT).decision.is_sampled()
+    assert not sampler.should_sample(None, 1, "connect", SpanKind.CLIENT).decision.is_sampled()
+    assert not sampler.should_sample(None, 1, "GET", SpanKind.CLIENT, {"db.system": "redis"}).decision.is_sampled()
     assert sampler.should_sample(None, 1, "POST /enrollments", SpanKind.SERVER).decision.is_sampled()
     assert sampler.should_sample(None, 1, "smtp send", SpanKind.CLIENT).decision.is_sampled()
 

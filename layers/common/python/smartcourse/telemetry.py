@@ -60,8 +60,9 @@ SPAN_FILE_SUFFIX = ".jsonl"
 MAX_SPAN_FILE_BYTES = int(os.environ.get("SMARTCOURSE_TRACE_FILE_MAX_BYTES", str(64 * 1024 * 1024)))
 #: Span files of processes that stopped writing this many days ago are deleted when a process starts.
 SPAN_FILE_RETENTION_DAYS = float(os.environ.get("SMARTCOURSE_TRACE_RETENTION_DAYS", "7"))
+#: The first word of a database span's name (upper-cased: `text("select 1")` names its span `select`).
 _SQL_VERBS = frozenset(
-    {"SELECT", "INSERT", "UPDATE", "DELETE", "BEGIN", "COMMIT", "ROLLBACK", "WITH", "SHOW", "SET", "LOCK", "connect"}
+    {"SELECT", "INSERT", "UPDATE", "DELETE", "BEGIN", "COMMIT", "ROLLBACK", "WITH", "SHOW", "SET", "LOCK", "CONNECT"}
 )
 
 _SQL_TABLE = re.compile(r"\b(?:FROM|INTO|UPDATE|JOIN)\s+\"?([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)
@@ -162,8 +163,9 @@ def process_name() -> str:
 
 
 class RootSampler(Sampler):
-    """Samples every new trace except a database statement with no parent: the relay's polling and the
-    sweepers would otherwise start a trace per query. Anything started under a request or a task is kept
+    """Samples every new trace except a database statement with no parent (PostgreSQL's in any case, or any client
+    span carrying `db.system`: Redis's too): the relay's polling, the sweepers, the worker's state metrics and
+    `/health`'s probes would otherwise start a trace per query. Anything started under a request or a task is kept
     by the parent-based sampler around it (OTEL_TRACES_SAMPLER is not read: this is the root policy)."""
 
     def should_sample(
@@ -176,7 +178,10 @@ class RootSampler(Sampler):
         links: Sequence[Link] | None = None,
         trace_state: Any = None,
     ) -> SamplingResult:
-        if kind == SpanKind.CLIENT and name.split(" ", 1)[0] in _SQL_VERBS:
+        orphan_statement = kind == SpanKind.CLIENT and (
+            name.split(" ", 1)[0].upper() in _SQL_VERBS or bool(attributes and attributes.get("db.system"))
+        )
+        if orphan_statement:
             return ALWAYS_OFF.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
         return ALWAYS_ON.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
 
