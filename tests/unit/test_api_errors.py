@@ -315,3 +315,30 @@ def test_a_malformed_id_with_a_trailing_slash_is_named_as_without_it() -> None:
         r = local.request(method, path, follow_redirects=False)
         assert r.status_code == 404 and "location" not in r.headers, (method, path, r.text)
         assert r.json()["message"] == "Not Found" and r.json()["details"] is None, r.text
+
+
+def test_a_callers_traceparent_is_not_continued_unless_trusted(monkeypatch: object) -> None:
+    """explore8 F13: anyone could choose the X-Trace-Id they got back and put requests into another's trace. The API
+    starts a trace of its own (the caller's header kept as a span attribute) unless TRUST_TRACEPARENT is set."""
+    import pytest
+
+    from smartcourse.config import get_settings
+
+    router = APIRouter()
+
+    @router.get("/traced")
+    async def traced() -> dict[str, str]:
+        return {}
+
+    caller = "4bf92f3577b34da6a3ce929d0e0e4736"
+    header = {"traceparent": f"00-{caller}-00f067aa0ba902b7-01"}
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    for trusted in (False, True):
+        monkeypatch.setenv("TRUST_TRACEPARENT", "true" if trusted else "false")
+        get_settings.cache_clear()
+        try:
+            r = TestClient(create_app(router)).get("/traced", headers=header)
+        finally:
+            get_settings.cache_clear()
+        assert r.status_code == 200 and len(r.headers["X-Trace-Id"]) == 32
+        assert (r.headers["X-Trace-Id"] == caller) is trusted, (trusted, r.headers["X-Trace-Id"])

@@ -200,6 +200,10 @@ class Settings(BaseSettings):
     quiz_cooldown_seconds: int = Field(default=30, ge=0, alias="QUIZ_COOLDOWN_SECONDS")
     # Browser origins allowed to call the API (comma-separated, e.g. https://app.example.com); none by default.
     cors_origins: str = Field(default="", alias="CORS_ORIGINS")
+    # Continue the trace of a caller's W3C `traceparent`: only behind a gateway of ours that sets it (else anyone
+    # could put their requests into another request's trace); by default the API starts a trace of its own and keeps
+    # the caller's header as the server span's `smartcourse.caller_traceparent`.
+    trust_traceparent: bool = Field(default=False, alias="TRUST_TRACEPARENT")
     # Production: /metrics, /docs, /openapi.json and the detailed /health need an admin token or this token.
     metrics_token: str | None = Field(default=None, alias="METRICS_TOKEN", repr=False)
 

@@ -5,11 +5,13 @@ The span's id goes out on every answer (`traceparent`, `X-Trace-Id`) and the req
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 from opentelemetry import trace
 from opentelemetry.semconv.attributes.http_attributes import HTTP_ROUTE
 from opentelemetry.util.http import sanitize_method
-from starlette.types import Scope
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from smartcourse import telemetry
 
@@ -34,6 +36,39 @@ def name_server_span(span: trace.Span, method: str, route: str | None) -> None:
         span.set_attribute(HTTP_ROUTE, route)
 
 
+#: Where `CallerTraceBoundary` leaves a caller's `traceparent` for the server span (`record_caller_trace`).
+CALLER_TRACEPARENT = "smartcourse.caller_traceparent"
+_TRACE_HEADERS = (b"traceparent", b"tracestate")
+
+
+class CallerTraceBoundary:
+    """A caller's W3C `traceparent` is not continued (TRUST_TRACEPARENT unset): the request starts a trace of its
+    own, so nobody can choose the `X-Trace-Id` they get back nor put their requests into another request's trace
+    (an operator reading `smartcourse trace <id>` from a support ticket or `GET /ops/workflows` sees only what that
+    request did). The header is kept as the server span's `smartcourse.caller_traceparent`. Pure ASGI, outside the
+    instrumentation's middleware."""
+
+    def __init__(self, app: ASGIApp, *, trusted: bool) -> None:
+        self.app, self.trusted = app, trusted
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not self.trusted:
+            headers = scope.get("headers") or ()
+            caller = next((value for name, value in headers if name == b"traceparent"), None)
+            if caller is not None:
+                scope = dict(scope)
+                scope["headers"] = [(n, v) for n, v in headers if n not in _TRACE_HEADERS]
+                scope[CALLER_TRACEPARENT] = caller.decode("latin-1")[:100]
+        await self.app(scope, receive, send)
+
+
+def record_caller_trace(span: trace.Span, scope: dict[str, Any]) -> None:
+    """The instrumentation's server-request hook: the caller's `traceparent` the boundary set aside, as an attribute."""
+    caller = scope.get(CALLER_TRACEPARENT)
+    if caller and span.is_recording():
+        span.set_attribute(CALLER_TRACEPARENT, caller)
+
+
 def install_tracing(app: FastAPI) -> None:
     """Trace every request. Never records headers, bodies or query strings: no token or password reaches a span."""
     from opentelemetry.instrumentation import fastapi as otel_fastapi
@@ -45,6 +80,18 @@ def install_tracing(app: FastAPI) -> None:
     otel_fastapi._get_default_span_details = span_details_before_routing
     if not getattr(app.state, "smartcourse_traced", False):
         otel_fastapi.FastAPIInstrumentor.instrument_app(
-            app, excluded_urls=UNTRACED_URLS, exclude_spans=["receive", "send"]
+            app,
+            excluded_urls=UNTRACED_URLS,
+            exclude_spans=["receive", "send"],
+            server_request_hook=record_caller_trace,
         )
+        from smartcourse.config import get_settings
+
+        trusted = get_settings().trust_traceparent
+        build = app.build_middleware_stack
+
+        def build_behind_the_boundary() -> ASGIApp:
+            return CallerTraceBoundary(build(), trusted=trusted)
+
+        app.build_middleware_stack = build_behind_the_boundary  # type: ignore[method-assign]
         app.state.smartcourse_traced = True
