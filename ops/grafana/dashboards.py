@@ -65,10 +65,10 @@ DASHBOARDS = [
                 legend=("{{route}}",),
             ),
             Panel(
-                "Domain errors by code",
+                "Error answers by code",
                 ("sum by (code) (increase(smartcourse_domain_errors_total[1h]))",),
                 legend=("{{code}}",),
-                description="Refusals the API answered with a stable code (4xx), per hour.",
+                description="Every error answer of the API by its code (refusals and 5xx), per hour.",
             ),
             Panel(
                 "Workflow runs by outcome (1h)",

@@ -342,3 +342,37 @@ def test_a_callers_traceparent_is_not_continued_unless_trusted(monkeypatch: obje
             get_settings.cache_clear()
         assert r.status_code == 200 and len(r.headers["X-Trace-Id"]) == 32
         assert (r.headers["X-Trace-Id"] == caller) is trusted, (trusted, r.headers["X-Trace-Id"])
+
+
+class _Things(BaseModel):
+    n: int
+
+
+def test_every_error_answer_is_counted_by_its_code() -> None:
+    """explore8 F4: `smartcourse_domain_errors_total{code}` counted the services' refusals only; the API layer's
+    answers (422 validation_error, 405 method_not_allowed, 404 not_found, 500 internal_error) are counted too."""
+    from smartcourse.errors import Conflict
+    from smartcourse.metrics import DOMAIN_ERRORS
+
+    router = APIRouter()
+
+    @router.post("/things")
+    async def things(body: _Things) -> dict[str, int]:
+        if body.n == 0:
+            raise Conflict("zero", code="zero_things")
+        if body.n < 0:
+            raise RuntimeError("a bug")
+        return {"n": body.n}
+
+    def counted(code: str) -> float:
+        return DOMAIN_ERRORS.labels(code)._value.get()
+
+    codes = ("validation_error", "method_not_allowed", "not_found", "zero_things", "internal_error")
+    before = {code: counted(code) for code in codes}
+    client = TestClient(create_app(router), raise_server_exceptions=False)
+    assert client.post("/things", json={"n": "x"}).status_code == 422
+    assert client.get("/things").status_code == 405
+    assert client.get("/nothing-here").status_code == 404
+    assert client.post("/things", json={"n": 0}).status_code == 409
+    assert client.post("/things", json={"n": -1}).status_code == 500
+    assert {code: counted(code) - before[code] for code in codes} == dict.fromkeys(codes, 1)

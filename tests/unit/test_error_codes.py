@@ -23,6 +23,9 @@ def test_it_finds_codes_in_each_way_they_are_raised() -> None:
     assert found["too_many_files"]["where"] == {"functions/upload_material"}
     assert found["not_found"]["status"] == {"404"}  # a class's own code, raised without one
     assert "assistant_failed" in found and "unavailable" not in found  # a code passed through is not the default
+    # The framework's HTTP errors (api.app._STATUS_CODES) are listed, but not as every operation's.
+    assert found["method_not_allowed"]["status"] == {"405"} and found["not_acceptable"]["status"] == {"406"}
+    assert "method_not_allowed" not in error_codes.everywhere().get(405, frozenset())
 
 
 def test_each_operation_names_the_codes_it_may_answer() -> None:

@@ -77,7 +77,8 @@ HTTP_REQUESTS = Counter(
 HTTP_LATENCY = Histogram(
     "smartcourse_http_request_duration_seconds", "HTTP request latency by route", ["method", "route"], buckets=_FAST
 )
-DOMAIN_ERRORS = Counter("smartcourse_domain_errors_total", "Domain errors by code", ["code"])
+#: Every error answer of the API by its `code` (refusals and failures alike; the name is kept for the dashboards).
+DOMAIN_ERRORS = Counter("smartcourse_domain_errors_total", "Error answers of the API by code", ["code"])
 ENROLLMENT_REQUESTS = Counter(
     "smartcourse_enrollment_requests_total",
     "Enrollment requests by decision: admitted, waitlisted, repeat (an existing enrollment returned) or refused "

@@ -58,6 +58,8 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 
 
 def _error(status: int, code: str, message: str, details: object = None) -> JSONResponse:
+    """Every error answer of the API: `{code, message, details, trace_id}`, counted by its code."""
+    DOMAIN_ERRORS.labels(code).inc()
     trace_id = telemetry.current_trace_id()  # quote it to an operator: `smartcourse trace <id>`, or Jaeger
     content = {"code": code, "message": message, "details": details, "trace_id": trace_id}
     response = JSONResponse(status_code=status, content=content)
@@ -219,7 +221,6 @@ def _json_body_sent_as_other_type(request: Request, exc: RequestValidationError)
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_: Request, exc: DomainError) -> JSONResponse:
-        DOMAIN_ERRORS.labels(exc.code).inc()
         resp = _error(exc.status_code, exc.code, exc.message, exc.details)
         for k, v in exc.headers.items():
             resp.headers[k] = v
@@ -231,7 +232,6 @@ def install_error_handlers(app: FastAPI) -> None:
             return _error(415, "unsupported_media_type", "send the request body as application/json")
         fields = _field_errors(exc)
         if code := _rule_code(exc):  # the answer the service gives for the same rule (`courses._invalid_lesson`)
-            DOMAIN_ERRORS.labels(code).inc()
             return _error(422, code, "; ".join(f["message"] for f in fields), fields)
         names = ", ".join(sorted({f["field"] for f in fields}))
         return _error(422, "validation_error", f"invalid request: {names}", fields)

@@ -249,7 +249,30 @@ def catalogue() -> dict[str, dict[str, set[str]]]:
                 continue
             if hit := _raised(node, classes, helpers):
                 add(hit[0], hit[1], path)
+    for code, status in _framework_codes(trees):
+        out[code]["status"].add(str(status))
+        out[code]["where"].add(FRAMEWORK)
     return dict(out)
+
+
+#: Where the codes of the framework's own HTTP errors are named (`api.app._STATUS_CODES`): a 405 for a method the
+#: route lacks, a 404 for a path no route has, ... Not every operation's (`everywhere`): each comes from the router or
+#: a dependency, not from a handler of ours that any request may reach.
+FRAMEWORK = "api/app.py (HTTP errors)"
+
+
+def _framework_codes(trees: dict[Path, ast.Module]) -> list[tuple[str, int]]:
+    """(code, status) of `api/app.py`'s `_STATUS_CODES`: the code an HTTP error of the framework is answered with."""
+    tree = trees.get(PACKAGE / "api" / "app.py")
+    for node in ast.walk(tree) if tree is not None else ():
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "_STATUS_CODES" for t in node.targets):
+            found = []
+            for key, value in zip(getattr(node.value, "keys", []), getattr(node.value, "values", []), strict=True):
+                status, code = (_int(key) if key is not None else None), _literal(value)
+                if status and code:
+                    found.append((code, status))
+            return found
+    return []
 
 
 def render() -> str:
@@ -267,7 +290,8 @@ def render() -> str:
         "A code listed under several statuses is one condition seen from several places. `details` carries what a",
         "code names (a validation error's `[{field, message, type}]`, a conflict's ids); `Retry-After` comes with",
         "429 and 503. A material's extraction codes (`no_text`, `encrypted_pdf`, ...) are also the `reason` of the",
-        "warnings in a course's `publish_report`.",
+        "warnings in a course's `publish_report`. An HTTP error of the framework with a status not listed here",
+        "(rare: a malformed request line, say) is answered with the code `http_error`.",
         "",
         "| code | status | raised in |",
         "| --- | --- | --- |",
