@@ -44,8 +44,15 @@ async def test_no_cors_unless_configured(api: Api) -> None:
 
 
 async def test_ops_pages_are_private_in_production(api: Api, container: Any, production: None) -> None:
+    unknown = await api.client.get("/no-such-page")
     for path in ("/metrics", "/docs", "/openapi.json"):
-        assert (await api.client.get(path)).status_code == 404, path
+        r = await api.client.get(path)
+        assert r.status_code == 404, path
+        # Told apart from an unknown path by nothing in the answer: the same body, a trace id too.
+        assert {k: v for k, v in r.json().items() if k != "trace_id"} == {
+            k: v for k, v in unknown.json().items() if k != "trace_id"
+        }
+        assert len(r.json()["trace_id"]) == 32 and r.headers["X-Trace-Id"] == r.json()["trace_id"], path
         r = await api.client.get(path, headers={"Authorization": "Bearer mmmmmmmm-token"})
         assert r.status_code == 200, path
     student = await api.user()

@@ -376,3 +376,39 @@ def test_every_error_answer_is_counted_by_its_code() -> None:
     assert client.post("/things", json={"n": 0}).status_code == 409
     assert client.post("/things", json={"n": -1}).status_code == 500
     assert {code: counted(code) - before[code] for code in codes} == dict.fromkeys(codes, 1)
+
+
+def test_the_edges_early_answers_carry_the_cors_headers(monkeypatch: object) -> None:
+    """explore8 F14: a body declared too large was refused by the edge outside CORS, so a browser app saw a CORS
+    failure instead of 413 `request_too_large`. CORS is now the outer layer; a preflight still works."""
+    import pytest
+
+    from smartcourse.config import get_settings
+
+    router = APIRouter()
+
+    @router.post("/things")
+    async def things(body: _Things) -> dict[str, int]:
+        return {"n": body.n}
+
+    origin = "https://app.example"
+    assert isinstance(monkeypatch, pytest.MonkeyPatch)
+    monkeypatch.setenv("CORS_ORIGINS", origin)
+    get_settings.cache_clear()
+    try:
+        client = TestClient(create_app(router))
+        big = b'{"n": 1, "pad": "' + b"x" * (get_settings().max_body_bytes + 10) + b'"}'
+        r = client.post("/things", content=big, headers={"Origin": origin, "Content-Type": "application/json"})
+        assert (r.status_code, r.json()["code"]) == (413, "request_too_large")
+        assert (
+            r.headers["access-control-allow-origin"] == origin
+            and "X-Trace-Id" in r.headers["access-control-expose-headers"]
+        )
+        r = client.post("/things", json={"n": 2}, headers={"Origin": origin})
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == origin
+        assert r.headers["x-content-type-options"] == "nosniff"  # the edge's headers still on every handler answer
+        preflight = {"Origin": origin, "Access-Control-Request-Method": "POST"}
+        r = client.options("/things", headers=preflight)
+        assert r.status_code == 200 and r.headers["access-control-allow-origin"] == origin
+    finally:
+        get_settings.cache_clear()

@@ -57,10 +57,13 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-def _error(status: int, code: str, message: str, details: object = None) -> JSONResponse:
-    """Every error answer of the API: `{code, message, details, trace_id}`, counted by its code."""
+def _error(
+    status: int, code: str, message: str, details: object = None, *, trace_id: str | None = None
+) -> JSONResponse:
+    """Every error answer of the API: `{code, message, details, trace_id}` (the request's trace unless given),
+    counted by its code."""
     DOMAIN_ERRORS.labels(code).inc()
-    trace_id = telemetry.current_trace_id()  # quote it to an operator: `smartcourse trace <id>`, or Jaeger
+    trace_id = trace_id or telemetry.current_trace_id()  # quote it to an operator: `smartcourse trace <id>`, or Jaeger
     content = {"code": code, "message": message, "details": details, "trace_id": trace_id}
     response = JSONResponse(status_code=status, content=content)
     if trace_id:
@@ -345,8 +348,11 @@ def create_app(*routers: APIRouter, title: str = "SmartCourse API") -> FastAPI:
     install_load_shedding(app)  # 503 overloaded when this process is saturated (issue #7)
     install_error_handlers(app)
     install_tracing(app)
+    install_edge(app)  # outside the handlers: it sees every answer they give (inside the trace's span)
+    # CORS outside the edge: the edge's own early answers (413 request_too_large, a hidden ops page's 404) carry the
+    # CORS headers too, so a browser app reads their code instead of a CORS failure. A preflight is answered by CORS
+    # itself (no edge: not counted by route nor logged).
     install_security(app)
-    install_edge(app)  # added last: the outermost of ours, so it sees every answer (inside the trace's span)
     install_edge_cache(app)  # outside the trace's span too: anonymous public catalogue reads from memory
     for router in routers:
         describe_operations(router)

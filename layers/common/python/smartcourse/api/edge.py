@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from secrets import token_hex
 from typing import Any
 
 from opentelemetry import trace
@@ -169,7 +170,10 @@ class EdgeMiddleware:
             elif path in OPS_PATHS and not await _ops_allowed(scope, receive):
                 from smartcourse.api.app import _error
 
-                await _error(404, "not_found", "Not Found")(scope, receive, send_with_headers)
+                # As an unknown path's 404, trace id included (an ops page is not traced: a random one, which no trace
+                # has), so that a scanner cannot tell the hidden pages from paths that do not exist.
+                unknown = _error(404, "not_found", "Not Found", trace_id=telemetry.current_trace_id() or token_hex(16))
+                await unknown(scope, receive, send_with_headers)
             else:
                 await self.app(scope, receive, send_with_headers)
         finally:
