@@ -102,6 +102,23 @@ async def test_an_unreachable_smtp_server_makes_health_degraded(
     assert r.status_code == 503 and r.json()["status"] == "degraded"
     smtp = r.json()["engines"]["smtp"]
     assert smtp["status"] == "down" and ("Connect" in smtp["error"] or "refused" in smtp["error"]), smtp
+    # A load balancer's check stays green: requests do not wait on the SMTP server (explore8 F10).
+    r = await api.client.get("/health/ready")
+    assert r.status_code == 200 and r.json()["status"] == "ok" and set(r.json()["engines"]) >= {"database"}, r.text
+
+
+async def test_readiness_fails_when_the_database_does_not_answer() -> None:
+    from types import SimpleNamespace
+
+    from smartcourse.services import health
+
+    class Gone:
+        def connect(self) -> Any:
+            raise ConnectionRefusedError(111, "Connect call failed")
+
+    c = SimpleNamespace(engine=Gone(), settings=SimpleNamespace(redis_url=None))
+    report = await health.ready(c)
+    assert report["status"] == "unavailable" and report["engines"]["database"]["status"] == "down", report
 
 
 async def test_the_unrelayed_outbox_and_its_oldest_age_are_read_from_the_table(api: Api, container: Any) -> None:

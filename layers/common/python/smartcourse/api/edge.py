@@ -31,7 +31,7 @@ access_log = logging.getLogger("smartcourse.access")
 OPS_PATHS = frozenset({"/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 
 #: Not in the request log: scrapes and probes every few seconds.
-UNLOGGED = frozenset({"/metrics", "/health"})
+UNLOGGED = frozenset({"/metrics", "/health", "/health/ready"})
 
 _SECURITY_HEADERS = (
     ("X-Content-Type-Options", "nosniff"),

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from smartcourse import telemetry
 
 #: Not traced: scrapes and probes would otherwise start a trace every few seconds.
-UNTRACED_URLS = "/metrics,/health$"
+UNTRACED_URLS = "/metrics,/health$,/health/ready$"
 
 
 def span_details_before_routing(scope: Scope) -> tuple[str, dict[str, str]]:

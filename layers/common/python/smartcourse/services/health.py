@@ -24,6 +24,26 @@ async def _probe(fn: Callable[[], Awaitable[Any]], timeout: float = 3.0) -> dict
     return {"status": "up", "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
 
 
+async def ready(c: Any) -> dict[str, Any]:
+    """Whether this API process can serve requests: the engines every request path needs (PostgreSQL, and Redis where
+    configured) answer. The check for a load balancer or an orchestrator's readiness probe: unlike `check`, an SMTP
+    outage or a stale background process (which requests do not wait on) does not take the API out of service."""
+
+    async def db() -> None:
+        async with c.engine.connect() as conn:
+            await conn.execute(text("select 1"))
+
+    async def redis() -> None:
+        await c.redis().ping()
+
+    probes: dict[str, Callable[[], Awaitable[Any]]] = {"database": db}
+    if c.settings.redis_url:
+        probes["redis"] = redis
+    results = await asyncio.gather(*(_probe(fn) for fn in probes.values()))
+    engines = dict(zip(probes, results, strict=True))
+    return {"status": "ok" if all(e["status"] == "up" for e in engines.values()) else "unavailable", "engines": engines}
+
+
 async def check(c: Any) -> dict[str, Any]:
     async def db() -> None:
         async with c.engine.connect() as conn:
