@@ -1,8 +1,9 @@
 """DELETE /enrollments/{enrollment_id}: drop (the student or an admin); the seat goes to the waitlist."""
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
@@ -13,8 +14,21 @@ router = APIRouter(tags=["enrollments"])
 
 
 @router.delete("/enrollments/{enrollment_id:uuid}", response_model=EnrollmentPublic)
-async def drop_enrollment(enrollment_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> EnrollmentPublic:
-    return await learning.drop(container=c, principal=user, enrollment_id=enrollment_id)
+async def drop_enrollment(
+    enrollment_id: uuid.UUID,
+    user: CurrentUser,
+    c: ContainerDep,
+    reason: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=500,
+            pattern=r"^[^\x00]*$",
+            description="why (kept in the history; an admin removing a student: told to the student)",
+        ),
+    ] = None,
+) -> EnrollmentPublic:
+    return await learning.drop(container=c, principal=user, enrollment_id=enrollment_id, reason=reason)
 
 
 handler = lambda_handler(router)

@@ -372,8 +372,21 @@ async def test_drop_history_and_reenroll(api: Api, worker: object, container: An
     r = await enroll(api, student, course["id"])
     assert r.status_code == 201 and r.json()["attempt"] == 2 and r.json()["id"] != eid
     admin = await api.admin(container)
-    r = await api.client.delete(f"/enrollments/{r.json()['id']}", headers=admin["headers"])
+    second = r.json()["id"]
+    r = await api.client.delete(f"/enrollments/{second}", params={"reason": "x" * 501}, headers=admin["headers"])
+    assert r.status_code == 422, r.text
+    reason = "Enrolled with a shared account"
+    r = await api.client.delete(f"/enrollments/{second}", params={"reason": reason}, headers=admin["headers"])
     assert r.status_code == 200 and r.json()["status"] == "dropped"
+    # The student removed by an admin is told why (explore8 F7), and sees the admin as `admin`, not by account id.
+    feed = (await api.client.get("/notifications", headers=student["headers"])).json()
+    removed = [n for n in feed if n["kind"] == "enrollment.removed"]
+    # One: dropping the first enrollment themselves told them nothing.
+    assert len(removed) == 1 and reason in removed[0]["body"] and removed[0]["data"]["enrollment_id"] == second
+    [last] = (await api.client.get(f"/enrollments/{second}/history", headers=student["headers"])).json()[-1:]
+    assert (last["actor"], last["actor_id"], last["reason"]) == ("admin", None, reason)
+    [last] = (await api.client.get(f"/enrollments/{second}/history", headers=admin["headers"])).json()[-1:]
+    assert last["actor_id"] == (await api.client.get("/auth/me", headers=admin["headers"])).json()["id"]
 
 
 async def test_capacity_and_waitlist_promotion(api: Api, worker: object) -> None:

@@ -398,7 +398,8 @@ class Notification(Base):
         Index("ix_notifications_user_created", "user_id", "created_at"),
         CheckConstraint("email_status in ('none','pending','sent','failed')", name="ck_notifications_email_status"),
         CheckConstraint(
-            "kind in ('enrollment.welcome','waitlist.released','certificate.issued','publish_failed')",
+            "kind in ('enrollment.welcome','waitlist.released','enrollment.removed','certificate.issued',"
+            "'publish_failed')",
             name="ck_notifications_kind",
         ),
     )

@@ -192,7 +192,9 @@ WorkflowRunStatus = Literal[
 ]
 StepStatus = Literal["pending", "running", "completed", "failed", "skipped"]
 WorkflowKind = Literal["course_publishing", "enrollment", "certificate"]
-NotificationKind = Literal["enrollment.welcome", "waitlist.released", "certificate.issued", "publish_failed"]
+NotificationKind = Literal[
+    "enrollment.welcome", "waitlist.released", "enrollment.removed", "certificate.issued", "publish_failed"
+]
 
 
 # --- accounts -------------------------------------------------------------------------------

@@ -487,8 +487,12 @@ async def _load_for(
     return e
 
 
-async def drop(*, uow: UnitOfWork, principal: Principal, enrollment_id: uuid.UUID) -> tuple[EnrollmentPublic, Any]:
-    """Drop; a freed seat goes to the first waitlisted student in the same transaction.
+async def drop(
+    *, uow: UnitOfWork, principal: Principal, enrollment_id: uuid.UUID, reason: str | None = None
+) -> tuple[EnrollmentPublic, Any]:
+    """Drop; a freed seat goes to the first waitlisted student in the same transaction. `reason` goes to the history
+    entry. A student removed by an admin is told (notification `enrollment.removed`, with the reason; its e-mail goes
+    with the sweeper's next round).
 
     Returns (the dropped enrollment, the promoted enrollment or None).
     """
@@ -498,14 +502,26 @@ async def drop(*, uow: UnitOfWork, principal: Principal, enrollment_id: uuid.UUI
     if not rules.can_transition(e.status, "dropped"):
         raise Conflict(f"a {e.status} enrollment cannot be dropped", code="enrollment_not_droppable")
     now = utcnow()
-    freed = mark_dropped(uow, e, principal, "dropped", now)
+    removed = principal.user_id != e.student_id
+    freed = mark_dropped(uow, e, principal, reason or ("removed by an administrator" if removed else "dropped"), now)
     promoted = None
+    # Lock the course row when a seat is freed: admissions and promotions of this course happen one at a time.
+    course = await uow.session.get(Course, e.course_id, with_for_update=True if freed else None)
+    assert course is not None
     if freed:
-        # Lock the course row: admissions and promotions of this course happen one at a time.
-        course = await uow.session.get(Course, e.course_id, with_for_update=True)
-        assert course is not None
         course.seats_taken -= 1
         promoted = await promote_next(uow, course, now)
+    if removed:
+        because = f" The reason given: {reason}" if reason else ""
+        await create_notification(
+            uow.session,
+            user_id=e.student_id,
+            kind="enrollment.removed",
+            title=f"You were removed from “{course.title}”",
+            body=f"An administrator removed your enrollment in “{course.title}”.{because}",
+            dedupe_key=f"enrollment-removed:{e.id}:{e.attempt}",
+            data={"enrollment_id": str(e.id), "course_id": str(course.id), "reason": reason},
+        )
     await uow.flush()
     dropped = await to_public(uow, e)
     await uow.commit()
@@ -513,6 +529,7 @@ async def drop(*, uow: UnitOfWork, principal: Principal, enrollment_id: uuid.UUI
 
 
 async def history(*, uow: UnitOfWork, principal: Principal, enrollment_id: uuid.UUID) -> list[HistoryEntry]:
+    """Every change, oldest first; an admin's account id is shown to admins only (the student sees `actor: admin`)."""
     await _load_for(uow, principal, enrollment_id)
     rows = await uow.session.scalars(
         select(EnrollmentHistory)
@@ -524,7 +541,7 @@ async def history(*, uow: UnitOfWork, principal: Principal, enrollment_id: uuid.
             from_status=r.from_status,
             to_status=r.to_status,
             actor=r.actor,
-            actor_id=r.actor_id,
+            actor_id=r.actor_id if principal.is_admin or r.actor != "admin" else None,
             reason=r.reason,
             at=r.at,
         )

@@ -75,10 +75,14 @@ async def enroll(
     return result, created
 
 
-async def drop(*, container: Any, principal: Principal, enrollment_id: uuid.UUID) -> EnrollmentPublic:
+async def drop(
+    *, container: Any, principal: Principal, enrollment_id: uuid.UUID, reason: str | None = None
+) -> EnrollmentPublic:
     """Drop; a promoted student's workflow is started by the dispatcher from `waitlist.promoted`."""
     async with container.uow() as uow:
-        dropped, _promoted = await enrollment.drop(uow=uow, principal=principal, enrollment_id=enrollment_id)
+        dropped, _promoted = await enrollment.drop(
+            uow=uow, principal=principal, enrollment_id=enrollment_id, reason=reason
+        )
         return await enrollment.with_percent(uow, container.documents, dropped)
 
 
