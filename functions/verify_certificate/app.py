@@ -1,8 +1,10 @@
-"""GET /certificates/verify/{code}: public check that a certificate is genuine (no login)."""
+"""GET /certificates/verify/{code}: public check that a certificate is genuine (no login; a page for a browser)."""
 
+import html
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request, Response
+from fastapi.responses import HTMLResponse
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep
@@ -11,15 +13,59 @@ from smartcourse.services import certificates
 
 router = APIRouter(tags=["certificates"])
 
+_PAGE = {"text/html": {"schema": {"type": "string"}}}
 
-@router.get("/certificates/verify/{code}", response_model=CertificateVerification, response_model_exclude_none=True)
-async def verify_certificate(code: Annotated[str, Path(max_length=64)], c: ContainerDep) -> CertificateVerification:
+
+@router.get(
+    "/certificates/verify/{code}",
+    response_model=CertificateVerification,
+    response_model_exclude_none=True,
+    responses={200: {"content": _PAGE, "description": "JSON; a short HTML page when the caller prefers text/html"}},
+)
+async def verify_certificate(
+    code: Annotated[str, Path(max_length=64)], c: ContainerDep, request: Request
+) -> CertificateVerification | Response:
     async with c.uow() as uow:
         cert = await certificates.verify(uow=uow, code=code)
     if cert is None:
-        return CertificateVerification(valid=False)
-    return CertificateVerification(
-        valid=True, student_name=cert.student_name, course_title=cert.course_title, issued_at=cert.issued_at
+        answer = CertificateVerification(valid=False, status="unknown")
+    else:
+        answer = CertificateVerification(
+            valid=cert.revoked_at is None,
+            status="valid" if cert.revoked_at is None else "revoked",
+            student_name=cert.student_name,
+            course_title=cert.course_title,
+            issued_at=cert.issued_at,
+            revoked_at=cert.revoked_at,
+        )
+    if _wants_html(request.headers.get("accept", "")):
+        return HTMLResponse(_page(code, answer))  # the link printed on the PDF, opened in a browser
+    return answer
+
+
+def _wants_html(accept: str) -> bool:
+    """A browser (`text/html` asked for, before any JSON); API clients (`application/json`, `*/*`) get JSON."""
+    kinds = [part.split(";")[0].strip().lower() for part in accept.split(",")]
+    return "text/html" in kinds and (
+        "application/json" not in kinds or kinds.index("text/html") < kinds.index("application/json")
+    )
+
+
+def _page(code: str, answer: CertificateVerification) -> str:
+    e = html.escape
+    if answer.status == "unknown":
+        verdict, lines = "Not a SmartCourse certificate", ["No certificate has this code. Check how it was typed."]
+    else:
+        verdict = "Valid certificate" if answer.status == "valid" else "Revoked certificate"
+        lines = [
+            f"Awarded to {e(answer.student_name or '')} for completing {e(answer.course_title or '')}.",
+            f"Issued on {answer.issued_at:%d %B %Y}." if answer.issued_at else "",
+            f"Revoked on {answer.revoked_at:%d %B %Y}: it is no longer valid." if answer.revoked_at else "",
+        ]
+    body = "".join(f"<p>{line}</p>" for line in lines if line)
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>'
+        f"{verdict}</title></head><body><h1>{verdict}</h1><p>Code: {e(code)}</p>{body}</body></html>"
     )
 
 

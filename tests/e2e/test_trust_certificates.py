@@ -15,7 +15,7 @@ async def test_malformed_verification_codes_are_422_not_503(api: Api) -> None:
         assert r.status_code == 422, (code, r.text)
         assert r.json()["code"] in {"invalid_certificate_code", "validation_error"}
     r = await api.client.get("/certificates/verify/sc-abcd-efgh-ijkl-mnop")  # well formed, unknown
-    assert r.status_code == 200 and r.json() == {"valid": False}
+    assert r.status_code == 200 and r.json() == {"valid": False, "status": "unknown"}
 
 
 async def test_student_finds_their_certificate(api: Api, worker: object) -> None:
@@ -53,3 +53,41 @@ async def test_student_finds_their_certificate(api: Api, worker: object) -> None
     assert detail["certificate"]["id"] == cert["id"] and detail["certificate"]["code"] == cert["code"]
     r = await api.client.get(f"/certificates/verify/{cert['code'].lower()}")
     assert r.json()["valid"] is True
+
+
+async def test_an_admin_revokes_a_certificate_and_its_check_says_so(api: Api, worker: object, container: Any) -> None:
+    """explore8 F5: nothing could revoke a certificate, and a forged code read like a revoked one. An admin revokes
+    (with a reason, told to the student); the public check answers `revoked` (never why), a browser gets a page."""
+    teacher, student = await api.user("instructor"), await api.user()
+    admin = await api.admin(container)
+    course, lessons = await course_with_lessons(api, teacher)
+    eid = (await enroll(api, student, course["id"])).json()["id"]
+    await wait_enrollment(api, student, eid, "active")
+    await complete_everything(api, student, lessons)
+    cert = (await api.client.post(f"/enrollments/{eid}/certificate", headers=student["headers"])).json()
+    check = f"/certificates/verify/{cert['code']}"
+    r = await api.client.get(check, headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html"), r.text
+    assert "Valid certificate" in r.text and course["title"] in r.text
+
+    url = f"/certificates/{cert['id']}/revoke"
+    r = await api.client.post(url, json={"reason": "misconduct"}, headers=student["headers"])
+    assert (r.status_code, r.json()["code"]) == (403, "admin_only")
+    assert (await api.client.post(url, json={"reason": " "}, headers=admin["headers"])).status_code == 422
+    r = await api.client.post(url, json={"reason": "Issued by mistake"}, headers=admin["headers"])
+    assert r.status_code == 200 and r.json()["revoked_at"] and r.json()["revoked_reason"] == "Issued by mistake"
+    again = await api.client.post(url, json={"reason": "another"}, headers=admin["headers"])
+    assert (again.json()["revoked_reason"], again.json()["revoked_at"]) == ("Issued by mistake", r.json()["revoked_at"])
+
+    public = (await api.client.get(check)).json()
+    assert public["valid"] is False and public["status"] == "revoked" and public["revoked_at"], public
+    assert public["course_title"] == course["title"] and "reason" not in str(public)
+    page = await api.client.get(check, headers={"Accept": "text/html"})
+    assert "Revoked certificate" in page.text and "no longer valid" in page.text
+    mine = (await api.client.get(f"/certificates/{cert['id']}", headers=student["headers"])).json()
+    assert mine["revoked_reason"] == "Issued by mistake"
+    feed = (await api.client.get("/notifications", headers=student["headers"])).json()
+    told = [n for n in feed if n["kind"] == "certificate.revoked"]
+    assert len(told) == 1 and "Issued by mistake" in told[0]["body"], feed
+    # A forged code is told apart from a revoked one.
+    assert (await api.client.get("/certificates/verify/SC-AAAA-BBBB-CCCC-DDDD")).json()["status"] == "unknown"

@@ -378,6 +378,9 @@ class Certificate(Base):
     """Exactly one per completed enrollment (unique enrollment_id); the code is what a verifier types."""
 
     __tablename__ = "certificates"
+    __table_args__ = (
+        CheckConstraint("(revoked_at is null) = (revoked_reason is null)", name="ck_certificates_revocation_whole"),
+    )
 
     id: Mapped[uuid.UUID] = _pk()
     enrollment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("enrollments.id"), nullable=False, unique=True)
@@ -388,6 +391,10 @@ class Certificate(Base):
     course_title: Mapped[str] = mapped_column(String(200), nullable=False)
     issued_at: Mapped[datetime] = _created()
     pdf_key: Mapped[str | None] = mapped_column(String(500))
+    # Revoked by an admin (migration 0016): the public check then answers `revoked`.
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_reason: Mapped[str | None] = mapped_column(String(500))
+    revoked_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", name="fk_certificates_revoked_by"))
 
 
 class Notification(Base):
@@ -399,7 +406,7 @@ class Notification(Base):
         CheckConstraint("email_status in ('none','pending','sent','failed')", name="ck_notifications_email_status"),
         CheckConstraint(
             "kind in ('enrollment.welcome','waitlist.released','enrollment.removed','certificate.issued',"
-            "'publish_failed')",
+            "'certificate.revoked','publish_failed')",
             name="ck_notifications_kind",
         ),
     )

@@ -193,7 +193,12 @@ WorkflowRunStatus = Literal[
 StepStatus = Literal["pending", "running", "completed", "failed", "skipped"]
 WorkflowKind = Literal["course_publishing", "enrollment", "certificate"]
 NotificationKind = Literal[
-    "enrollment.welcome", "waitlist.released", "enrollment.removed", "certificate.issued", "publish_failed"
+    "enrollment.welcome",
+    "waitlist.released",
+    "enrollment.removed",
+    "certificate.issued",
+    "certificate.revoked",
+    "publish_failed",
 ]
 
 
@@ -726,6 +731,8 @@ class CertificatePublic(BaseModel):
     issued_at: datetime
     pdf_ready: bool
     verify_url: str
+    revoked_at: datetime | None = Field(default=None, description="revoked by an admin: no longer valid")
+    revoked_reason: str | None = None
 
     @classmethod
     def of(cls, cert: Any, base_url: str) -> CertificatePublic:
@@ -739,14 +746,25 @@ class CertificatePublic(BaseModel):
             issued_at=cert.issued_at,
             pdf_ready=bool(cert.pdf_key),
             verify_url=f"{base_url}/certificates/verify/{cert.code}",
+            revoked_at=cert.revoked_at,
+            revoked_reason=cert.revoked_reason,
         )
 
 
 class CertificateVerification(BaseModel):
+    """The public check of a code: `valid` for a certificate in force; `revoked` (not valid: who and what it was
+    for, and when it was revoked, never why) and `unknown` (no certificate has this code: mistyped or forged)."""
+
     valid: bool
+    status: Literal["valid", "revoked", "unknown"]
     student_name: str | None = None
     course_title: str | None = None
     issued_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class RevokeIn(Strict):
+    reason: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 
 
 # --- notifications --------------------------------------------------------------------------

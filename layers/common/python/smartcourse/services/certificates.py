@@ -18,8 +18,8 @@ from sqlalchemy.dialects.postgresql import insert
 from smartcourse.db import UnitOfWork
 from smartcourse.domain.certificates import new_code, normalize_code
 from smartcourse.domain.events import DomainEvent
-from smartcourse.errors import Conflict, Invalid, NotFound
-from smartcourse.models import Certificate, Course, Enrollment, User
+from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound
+from smartcourse.models import Certificate, Course, Enrollment, User, utcnow
 from smartcourse.security import Principal
 from smartcourse.services.notifications import create_notification
 
@@ -500,6 +500,31 @@ async def notify(*, uow: UnitOfWork, certificate_id: uuid.UUID, base_url: str) -
     )
     await uow.commit()
     return notification_id
+
+
+async def revoke(*, uow: UnitOfWork, principal: Principal, certificate_id: uuid.UUID, reason: str) -> Certificate:
+    """An admin revokes a certificate (issued by mistake, misconduct): the public check answers `revoked` from now on
+    and the student is told why (notification `certificate.revoked`, e-mailed with the sweeper's next round).
+    Idempotent: a revoked certificate is answered as it is, its first reason kept. Not undone: a certificate due again
+    is issued by an admin decision outside the API (the enrollment keeps its one certificate)."""
+    if not principal.is_admin:
+        raise Forbidden("only an admin may revoke a certificate", code="admin_only")
+    cert = await uow.session.get(Certificate, certificate_id, with_for_update=True)
+    if cert is None:
+        raise NotFound("certificate not found", code="certificate_not_found")
+    if cert.revoked_at is None:
+        cert.revoked_at, cert.revoked_reason, cert.revoked_by = utcnow(), reason, principal.user_id
+        await create_notification(
+            uow.session,
+            user_id=cert.student_id,
+            kind="certificate.revoked",
+            title=f"Your certificate for {cert.course_title} was revoked",
+            body=f"Your certificate {cert.code} for {cert.course_title} was revoked. The reason given: {reason}",
+            dedupe_key=f"certificate-revoked:{cert.id}",
+            data={"certificate_id": str(cert.id), "code": cert.code},
+        )
+        await uow.commit()
+    return cert
 
 
 async def get_certificate(*, uow: UnitOfWork, principal: Principal, certificate_id: uuid.UUID) -> Certificate:

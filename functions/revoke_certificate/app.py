@@ -1,0 +1,24 @@
+"""POST /certificates/{certificate_id}/revoke: revoke a certificate, with the reason (admin); its check says revoked."""
+
+import uuid
+
+from fastapi import APIRouter
+
+from smartcourse.api.app import lambda_handler
+from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.schemas import CertificatePublic, RevokeIn
+from smartcourse.services import certificates
+
+router = APIRouter(tags=["certificates"])
+
+
+@router.post("/certificates/{certificate_id:uuid}/revoke", response_model=CertificatePublic)
+async def revoke_certificate(
+    certificate_id: uuid.UUID, body: RevokeIn, user: CurrentUser, c: ContainerDep
+) -> CertificatePublic:
+    async with c.uow() as uow:
+        cert = await certificates.revoke(uow=uow, principal=user, certificate_id=certificate_id, reason=body.reason)
+    return CertificatePublic.of(cert, c.settings.public_base_url)
+
+
+handler = lambda_handler(router)
