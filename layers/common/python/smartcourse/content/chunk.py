@@ -41,6 +41,23 @@ def count_tokens(text: str) -> int:
     return len(tok.encode(text, add_special_tokens=False).ids)
 
 
+#: Characters per word piece past which a text is certainly longer than a chunk: not tokenized to find out.
+_CHARS_PER_TOKEN_BOUND = 50
+
+
+def bounded(length: Callable[[str], int], max_tokens: int) -> Callable[[str], int]:
+    """`length`, but a text of more than `_CHARS_PER_TOKEN_BOUND` times `max_tokens` characters is measured by its
+    characters (far more than `max_tokens` either way) instead of tokenized: the tokenizer holds the GIL for its
+    whole call (16 s for a 19 MB text file), and the splitter measures the whole text and each big part before it
+    splits them, so the publishing worker's heartbeats and queries stalled past their timeouts."""
+    limit = _CHARS_PER_TOKEN_BOUND * max_tokens
+
+    def measured(text: str) -> int:
+        return len(text) if len(text) > limit else length(text)
+
+    return measured
+
+
 def _splitter(max_tokens: int, overlap_tokens: int, length: Callable[[str], int]) -> RecursiveCharacterTextSplitter:
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
@@ -102,7 +119,7 @@ def chunk_sections(
     """
     if not 0 <= overlap_tokens < max_tokens:
         raise ValueError("overlap_tokens must be at least 0 and smaller than max_tokens")
-    length = count or lru_cache(maxsize=65536)(count_tokens)
+    length = bounded(count or lru_cache(maxsize=65536)(count_tokens), max_tokens)
     splitter = _splitter(max_tokens, overlap_tokens, length)
     out: list[Chunk] = []
     per_source: dict[tuple[str, str], int] = {}
