@@ -77,3 +77,24 @@ def test_active_content_is_served_as_an_opaque_attachment(ctype: str) -> None:
 def test_passive_content_keeps_its_type() -> None:
     media, headers = download_headers({"content_type": "application/pdf", "filename": "n.pdf"})
     assert media == "application/pdf" and headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_password_protected_pdf_is_named_as_such() -> None:
+    """explore7 F4: it was refused as "not a valid PDF: pypdf could not read it", as if broken. An owner-password
+    PDF (opens without a password) is accepted."""
+    from pypdf import PdfReader, PdfWriter
+
+    from tests.fixtures import content as fx
+
+    with pytest.raises(Invalid) as info:
+        check_pdf(fx.pdf_encrypted())
+    assert info.value.code == "encrypted_pdf" and "password" in info.value.message
+    import io
+
+    writer = PdfWriter()
+    for page in PdfReader(io.BytesIO(fx.pdf_multi_page())).pages:
+        writer.add_page(page)
+    writer.encrypt(user_password="", owner_password="owner-only", algorithm="AES-128")
+    buf = io.BytesIO()
+    writer.write(buf)
+    assert check_pdf(buf.getvalue()) >= 2

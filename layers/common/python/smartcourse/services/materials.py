@@ -49,7 +49,8 @@ PDF_CHECK_SECONDS = 10.0
 
 
 def check_pdf(data: bytes) -> int:
-    """Parse `data` with pypdf and walk its page tree, bounded; the page count, or 422 `invalid_pdf`.
+    """Parse `data` with pypdf and walk its page tree, bounded; the page count, or 422 `invalid_pdf` (422
+    `encrypted_pdf` for one that needs a password to open: nothing could read it at publish either).
 
     Refuses what a reader would choke on later: a catalog (/Root) that is not a dictionary, a page tree
     that loops back on itself or is absurdly deep or large, a document pypdf cannot read.
@@ -62,6 +63,12 @@ def check_pdf(data: bytes) -> int:
 
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)
+        if reader.is_encrypted and not reader.decrypt(""):  # an owner-password-only PDF opens with ""
+            raise Invalid(
+                "the PDF is password-protected: save it without a password to open it (or export it again), then "
+                "upload that file",
+                code="encrypted_pdf",
+            )
         root = reader.trailer.get("/Root")
         root = root.get_object() if root is not None else None
         if not isinstance(root, DictionaryObject):
