@@ -97,6 +97,19 @@ async def test_ambiguous_short_question_over_unrelated_candidates_clarifies() ->
     assert "Primary keys" in out["answer"] and "Encryption keys" in out["answer"]
 
 
+async def test_the_same_text_under_two_names_is_one_part_not_a_choice() -> None:
+    """explore7 F3: the same file uploaded as `nav.html` and `page.htm` made every short question a clarification
+    between two identical passages. Identical texts count once: answered, and cited once."""
+    text = "Guard cells open and close the stomata. They swell with water to open."
+    a = hit(4, "nav.html", text, 0.60, source="m-nav")
+    b = hit(
+        5, "page.htm", "Guard cells open and close the stomata.\nThey swell with water to open.", 0.60, source="m-page"
+    )
+    out = await ask(ScriptedChat("Guard cells open and close the stomata [1]."), "What are guard cells?", a, b)
+    assert out["type"] == "answer", out
+    assert [c["chunk_id"] for c in out["citations"]] == ["c4"], out
+
+
 async def test_question_without_a_subject_clarifies() -> None:
     out = await ask(ScriptedChat(), "Can you explain this?", OUTBOX)
     assert out["type"] == "clarify" and "Why an outbox" in out["answer"]

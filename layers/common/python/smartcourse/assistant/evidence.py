@@ -109,13 +109,26 @@ def _distinct_sources(hits: Sequence[Hit]) -> list[Hit]:
     return out
 
 
+def _distinct_content(hits: Sequence[Hit]) -> list[Hit]:
+    """`hits` without those whose text another (earlier) one has: the same file uploaded under two names (`nav.html`
+    and `page.htm`), or the same notes as several `.txt` files, is one part of the course, not a choice to offer."""
+    seen: set[str] = set()
+    out = []
+    for h in hits:
+        key = " ".join(h.chunk.text.split()).casefold()
+        if key not in seen:
+            seen.add(key)
+            out.append(h)
+    return out
+
+
 def decide(question: str, hits: Sequence[Hit], knobs: Knobs) -> Decision:
     """Route on evidence. Deterministic, so it holds whatever the model's strength."""
     subject = subject_words(question)
     if not subject:  # nothing to search for: ask what is meant (retrieval scores mean nothing here)
         names = [source_label(h) for h in _distinct_sources(hits)[:3]]
         return Decision("clarify", "no_subject", names, [])
-    strong = strong_hits(hits, knobs.relevance_floor, subject)
+    strong = _distinct_content(strong_hits(hits, knobs.relevance_floor, subject))
     if not strong:
         return Decision("refuse", "no_relevant_material", [], [])
     sources = _distinct_sources(strong)
