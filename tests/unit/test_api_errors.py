@@ -146,7 +146,10 @@ def test_a_value_postgresql_refuses_as_data_is_the_clients_422() -> None:
     client = TestClient(create_app(router), raise_server_exceptions=False)
     r = client.get("/nul")
     assert r.status_code == 422 and r.json()["code"] == "invalid_input", r.text
-    assert client.get("/broken").status_code == 503
+    refused = client.get("/broken")
+    # Every 503 says when to retry (docs/errors.md), this one too (explore7 F7: ai_output_invalid had none).
+    assert refused.status_code == 503 and refused.json()["code"] == "database_unavailable"
+    assert refused.headers["Retry-After"] == "5"
 
 
 def test_a_body_past_the_limit_is_413_before_it_is_parsed_and_nothing_is_cached_unless_said() -> None:
@@ -207,7 +210,8 @@ def test_a_literal_path_never_reaches_the_id_route_beside_it() -> None:
     assert client.get("/no/such/path").json()["message"] == "Not Found"
     spec = app.openapi()
     assert not [p for p in spec["paths"] if ":" in p]
-    [param] = spec["paths"]["/enrollments/{enrollment_id}"]["delete"]["parameters"]
+    params = spec["paths"]["/enrollments/{enrollment_id}"]["delete"]["parameters"]
+    [param] = [p for p in params if p["in"] == "path"]
     assert param["schema"] == {"type": "string", "format": "uuid", "title": "Enrollment Id"}
     routes = [path for fn in all_functions() for _, path in fn.routes]
     assert "/enrollments/{enrollment_id}" in routes and not [p for p in routes if re.search(r"\{[^}]*:", p)]

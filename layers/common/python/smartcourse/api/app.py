@@ -66,6 +66,8 @@ def _error(
     trace_id = trace_id or telemetry.current_trace_id()  # quote it to an operator: `smartcourse trace <id>`, or Jaeger
     content = {"code": code, "message": message, "details": details, "trace_id": trace_id}
     response = JSONResponse(status_code=status, content=content)
+    if status == 503:  # every 503 says when to retry (a handler or an error's own headers may say sooner or later)
+        response.headers["Retry-After"] = "5"
     if trace_id:
         response.headers["X-Trace-Id"] = trace_id
     return response

@@ -299,4 +299,5 @@ async def run(
         f"the model did not write {_WHAT[task.kind]} in {ATTEMPTS} attempts ({reason}); nothing was saved",
         code="ai_output_invalid",
         details={"reason": reason, "attempts": ATTEMPTS},
+        headers={"Retry-After": "2"},  # another run of the model may well write it
     )
