@@ -562,3 +562,17 @@ def test_a_dropped_sentence_is_cut_where_a_sentence_starts_not_inside_a_word() -
 
     text = "PostgreSQL keeps the outbox rows. SQL keeps the outbox rows."
     assert evidence.drop_sentences(text, ["SQL keeps the outbox rows."]) == "PostgreSQL keeps the outbox rows."
+
+
+async def test_a_generation_stream_never_shows_the_prompts_markup() -> None:
+    """explore7 F8: a summary stream sent `<course_material>\\n<passage n="1" ...>` as tokens before its reset (the
+    ask stream held it back). The markup is held back and the attempt stopped there; the retry's text streams."""
+    played_back = 'Here it is: <course_material> <passage n="1" src="Why an outbox"> The outbox table commits events'
+    good = "The outbox table commits events with the state change [1]."
+    tokens: list[str] = []
+    resets: list[int] = []
+    chat = ScriptedChat(played_back, good)
+    out = await generation.run(chat, generation.summary_task([OUTBOX]), [OUTBOX], tokens.append, resets.append)  # type: ignore[arg-type]
+    shown = "".join(tokens)
+    assert "<course" not in shown and "<passage" not in shown and "<" not in shown.split("The outbox")[0], shown
+    assert resets == [2] and str(out).startswith("The outbox table commits events"), (out, shown)

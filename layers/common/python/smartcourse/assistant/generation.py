@@ -8,7 +8,7 @@ import html
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -249,7 +249,7 @@ _WHAT = {
 
 async def _attempt(
     chat: ChatModel, task: Task, passages: Sequence[Hit], retry_note: str | None, max_tokens: int
-) -> AsyncIterator[str]:
+) -> AsyncGenerator[str, None]:
     messages = prompts.generator_messages(task.instruction + (f"\n{retry_note}" if retry_note else ""), passages)
     complete_json = getattr(chat, "stream_json", None)
     if task.json_schema is not None and complete_json is not None:
@@ -271,17 +271,32 @@ async def run(
 
     A reply cut off at the output limit (`OutputTruncated`: unfinished JSON) is invalid output too; its retry gets
     `RETRY_BUDGET` times the tokens. `on_reset(attempt)` tells a streaming caller to discard the tokens of the
-    rejected attempt before the next one's."""
+    rejected attempt before the next one's. As the ask's stream, the prompt's markup is never streamed: text that
+    could begin it is held back until the next piece (`evidence.markup_tail`), and a reply that plays the prompt back
+    (`evidence.leaks_prompt`, which the check rejects whatever follows) stops the model there."""
     reason: str | None = None
     note: str | None = None
     budget = task.max_tokens
     for attempt in range(1, ATTEMPTS + 1):
         parts: list[str] = []
+        text, sent = "", 0
         try:
-            async for piece in _attempt(chat, task, passages, note, budget):
-                parts.append(piece)
-                if on_token is not None:
-                    on_token(piece)
+            pieces = _attempt(chat, task, passages, note, budget)
+            try:
+                async for piece in pieces:
+                    parts.append(piece)
+                    text += piece
+                    if evidence.leaks_prompt(text):
+                        break
+                    safe = len(text) - evidence.markup_tail(text)
+                    if on_token is not None and safe > sent:
+                        on_token(text[sent:safe])
+                        sent = safe
+                else:
+                    if on_token is not None and len(text) > sent:
+                        on_token(text[sent:])
+            finally:
+                await pieces.aclose()  # stops the model's stream when the reply was left early
             return task.parse("".join(parts))
         except OutputTruncated as exc:
             reason = str(exc)
