@@ -69,6 +69,24 @@ def test_objectives_keep_only_bloom_verb_lines() -> None:
         generation.parse_objectives("The outbox is nice.\nKafka too.")
 
 
+def test_objectives_of_a_course_in_another_language_are_accepted() -> None:
+    """explore7 F2: only English verbs were accepted, so a French course could never get objectives."""
+    text = (
+        "- Expliquer le rôle de la chlorophylle dans la photosynthèse\n"
+        "- Décrire la structure d'une feuille\n"  # an accented capital, as typed
+        "- Explicar la función de los estomas\n"
+        "- Erklären, wie Pflanzen Licht nutzen\n"
+        "- La chlorophylle est verte"
+    )
+    assert [o.split()[0] for o in generation.parse_objectives(text)] == [
+        "Expliquer",
+        "Décrire",
+        "Explicar",
+        "Erklären,",
+    ]
+    assert "language of the passages" in generation.prompts.GENERATOR_SYSTEM
+
+
 def test_grounded_text_drops_unshown_citations() -> None:
     assert generation.parse_grounded_text("The outbox commits events [1] and more [4].", [OUTBOX, RELAY]) == (
         "The outbox commits events [1] and more."

@@ -8,6 +8,7 @@ import html
 import json
 import logging
 import re
+import unicodedata
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,28 @@ BLOOM_VERBS = frozenset(
     solve calculate compute construct analyze analyse differentiate distinguish organize organise examine
     categorize categorise outline evaluate assess justify critique judge argue defend select prioritize
     prioritise create design develop formulate produce plan compose propose build write""".split()
+)
+#: The same verbs as objectives start them in French, Spanish, Portuguese, Italian and German (the infinitive): a
+#: course in one of these gets objectives in its language (explore7 F2: every French objective was refused).
+BLOOM_VERBS_OTHER = frozenset(
+    """citer définir décrire énumérer expliquer identifier lister nommer reconnaître résumer classer classifier
+    comparer distinguer illustrer interpréter appliquer calculer construire démontrer résoudre utiliser analyser
+    différencier examiner organiser argumenter critiquer évaluer juger justifier sélectionner choisir concevoir
+    créer développer formuler planifier produire proposer rédiger
+    definir describir enumerar explicar identificar listar nombrar reconocer resumir clasificar comparar
+    interpretar ilustrar aplicar calcular construir demostrar resolver usar utilizar analizar diferenciar
+    distinguir examinar organizar criticar evaluar juzgar justificar seleccionar crear diseñar desarrollar
+    formular planificar producir proponer redactar
+    descrever nomear reconhecer classificar demonstrar analisar avaliar julgar selecionar criar projetar
+    desenvolver planejar produzir propor redigir
+    definire descrivere elencare identificare nominare riconoscere riassumere spiegare classificare confrontare
+    illustrare interpretare applicare calcolare costruire dimostrare risolvere usare utilizzare analizzare
+    differenziare distinguere esaminare organizzare criticare giudicare giustificare valutare selezionare creare
+    formulare pianificare produrre progettare proporre redigere sviluppare
+    aufzählen benennen beschreiben definieren erklären erkennen identifizieren nennen zusammenfassen
+    klassifizieren vergleichen interpretieren veranschaulichen anwenden berechnen demonstrieren konstruieren lösen
+    nutzen verwenden analysieren unterscheiden untersuchen organisieren beurteilen bewerten begründen kritisieren
+    auswählen entwerfen entwickeln erstellen formulieren planen verfassen""".split()
 )
 
 
@@ -130,14 +153,15 @@ def parse_quiz(text: str, *, n_questions: int, n_passages: int) -> list[Generate
 
 
 def parse_objectives(text: str) -> list[str]:
-    """One objective per line, each starting with a Bloom verb (list markers removed); at least one."""
+    """One objective per line, each starting with a Bloom verb (list markers removed), in English or in one of the
+    languages of `BLOOM_VERBS_OTHER`; at least one."""
     out = []
     for line in text.splitlines():
         item = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s*", "", line).strip().rstrip(".")
         if not item:
             continue
-        first = item.split()[0].lower().strip(":,")
-        if first in BLOOM_VERBS and len(item.split()) >= 3:
+        first = unicodedata.normalize("NFC", item.split()[0].casefold().strip(":,"))
+        if (first in BLOOM_VERBS or first in BLOOM_VERBS_OTHER) and len(item.split()) >= 3:
             out.append(item[0].upper() + item[1:])
     if not out:
         raise InvalidOutput("no line starts with a Bloom verb")
