@@ -316,6 +316,7 @@ def _quotable(sentence: words.Sentence) -> bool:
         and OMITTED not in plain
         and not looks_like_injection(plain)
         and not has_active_markup(plain)
+        and not any(mark in plain.lower() for mark in PROMPT_MARKUP)  # a lesson forging the prompt's passages
         and not _QUESTION.search(plain)
         and not _LABEL.match(plain)
     )
@@ -326,8 +327,9 @@ def best_sentence(text: str, query: str, limit: int = 240) -> str:
 
     Sentences follow the layout (`text.sentences`): PDF-wrapped lines joined, table rows whole (a row is matched with
     its header's words too, so the row beats its header), no split after "E.". A sentence that shares a word beats a
-    bare heading; an instruction-like sentence (neutralised by `prompts.defang`, or addressed to a model) and one
-    carrying active markup (`has_active_markup`: `<script>`, `onerror=`) are never quoted, nor a question or a bare
+    bare heading; an instruction-like sentence (neutralised by `prompts.defang`, or addressed to a model), one
+    carrying active markup (`has_active_markup`: `<script>`, `onerror=`) and one carrying the prompt's own markup
+    (`PROMPT_MARKUP`: a lesson forging `<passage n="9">...</passage>`) are never quoted, nor a question or a bare
     label ("Which algae live inside coral polyps?", "Question 1."): what the material asks is no answer. Empty if
     nothing is quotable."""
     candidates = [s for s in words.sentences(text) if _quotable(s)]
