@@ -436,6 +436,28 @@ async def test_a_word_in_angle_brackets_is_found(api: Api) -> None:
         assert r.status_code == 200 and [c["id"] for c in r.json()["items"]] == [course["id"]], (word, r.text)
 
 
+async def test_headings_and_material_names_are_found(api: Api) -> None:
+    """explore7 F5, F10: a Markdown heading (in the chunk's location, not its text) was found by neither the keyword
+    course search nor the catalogue, and a material by its name only with the extension (`passwd.txt`, not
+    `passwd`)."""
+    owner = await api.user("instructor")
+    m = "".join(random.choice(string.ascii_lowercase) for _ in range(8))
+    course = await api.course(owner, title=f"Plants {m}")
+    module = await api.module(owner, course["id"])
+    await api.lesson(owner, course["id"], module["id"], title="Light", type="text", content="Leaves catch light.")
+    notes = f"# Chlorophyll\n\nChlorophyll is green.\n\n## Accessory{m} pigments\n\nCarotenoids absorb blue light."
+    await _upload(api, owner, course["id"], f"mito handout{m}.md", notes.encode(), "text/markdown")
+    assert (await _publish(api, owner, course["id"]))["status"] == "completed"
+    for word in (f"accessory{m}", f"handout{m}", f"handout{m}.md"):
+        r = await api.client.get("/search", params={"q": word})
+        assert r.status_code == 200 and [c["id"] for c in r.json()["items"]] == [course["id"]], (word, r.text)
+        assert r.json()["items"][0]["matched_in"] == ["content"], r.text
+    student = await _enrolled_student(api, course["id"])
+    r = await _search(api, student, course["id"], f"Accessory{m}", mode="keyword")
+    assert r.status_code == 200 and r.json()["items"], r.text
+    assert r.json()["items"][0]["source"]["location"].endswith(f"Accessory{m} pigments"), r.text
+
+
 async def test_catalog_search_never_quotes_what_only_enrolled_students_read(api: Api) -> None:
     """Anyone may search the catalogue, and a course is found by what it teaches; but lesson bodies, materials and
     quiz prompts are for enrolled students (docs/security.md), so an anonymous search used to read them one

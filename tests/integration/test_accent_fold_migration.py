@@ -50,10 +50,13 @@ async def test_fold_function_and_indexes_up_and_down(settings: Any) -> None:
         assert all("smartcourse_fold" in d for d in (await indexes()).values()) and len(await indexes()) == 2
         async with engine.connect() as conn:  # the catalogue's expression is the index's: it can be used
             await conn.execute(text("set enable_seqscan = off"))
+            document = (  # 0017: the title's words and the heading path too
+                "title || ' ' || regexp_replace(title, '[._-]+', ' ', 'g') || ' ' || location || ' ' || text"
+            )
             plan = await conn.execute(
                 text(
-                    "explain select chunk_id from content_chunks where to_tsvector('english', "
-                    "smartcourse_fold(title || ' ' || text)) @@ websearch_to_tsquery('english', smartcourse_fold('x'))"
+                    f"explain select chunk_id from content_chunks where to_tsvector('english', "
+                    f"smartcourse_fold({document})) @@ websearch_to_tsquery('english', smartcourse_fold('x'))"
                 )
             )
             assert "ix_content_chunks_fts" in " ".join(r[0] for r in plan)

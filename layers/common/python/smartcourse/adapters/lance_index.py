@@ -110,6 +110,9 @@ class LanceVectorIndex:
         self._refresh = None if refresh_seconds is None else timedelta(seconds=refresh_seconds)
         self._connections: OrderedDict[str, Any] = OrderedDict()
         self._tables: OrderedDict[tuple[str, int], Any] = OrderedDict()
+        #: The columns a version's keyword leg searches: `location` (the heading path) where the version has its
+        #: index (versions written before it was built have only `text` and `title`).
+        self._keyword_columns: dict[tuple[str, int], list[str]] = {}
         self.schema = pa.schema(
             [
                 pa.field("chunk_id", pa.string(), nullable=False),
@@ -176,15 +179,19 @@ class LanceVectorIndex:
             table = await db.open_table(self._table_name(version))
         except ValueError:  # "Table 'v3' was not found"
             return None
-        if _COMPLETE not in {index.name for index in await table.list_indices()}:
+        indexes = {index.name for index in await table.list_indices()}
+        self._keyword_columns[key] = ["text", "title", *(["location"] if "location_idx" in indexes else [])]
+        if _COMPLETE not in indexes:
             return table  # still being built: never cache a handle that would go on missing its indexes
         self._tables[key] = table
         while len(self._tables) > self._cache_size:
-            self._tables.popitem(last=False)
+            evicted, _ = self._tables.popitem(last=False)
+            self._keyword_columns.pop(evicted, None)
         return table
 
     def _forget(self, course_id: str, version: int) -> None:
         self._tables.pop((self._course_dir(course_id), version), None)
+        self._keyword_columns.pop((self._course_dir(course_id), version), None)
 
     # --- writes -----------------------------------------------------------------------------------
 
@@ -225,6 +232,9 @@ class LanceVectorIndex:
             await table.create_index("vector", config=IvfFlat(distance_type="cosine"))
         fts = FTS(with_position=False, stem=True, remove_stop_words=True, ascii_folding=True)
         await table.create_index("text", config=fts)
+        # The heading path ("Chlorophyll > Accessory pigments"): a Markdown or HTML heading is not in its section's
+        # text, and a student searches the section titles they see (explore7 F5).
+        await table.create_index("location", config=fts)
         await table.create_index("title", config=fts)  # built last: its presence marks the version complete
         return data.num_rows
 
@@ -290,11 +300,9 @@ class LanceVectorIndex:
         table = await self._table(course_id, version)
         if table is None:
             return []
-        fts = (
-            MultiMatchQuery(text, ["text", "title"], boosts=[1.0, TITLE_BOOST], operator=FullTextOperator.OR)
-            if text
-            else None
-        )
+        fields = self._keyword_columns.get((self._course_dir(course_id), version), ["text", "title"])
+        boosts = [1.0, *[TITLE_BOOST] * (len(fields) - 1)]  # the title and the heading path help, never dominate
+        fts = MultiMatchQuery(text, fields, boosts=boosts, operator=FullTextOperator.OR) if text else None
         columns = [*_CHUNK_FIELDS]
         if fts is not None and qvec is not None:
             q: Any = (

@@ -264,7 +264,13 @@ def _tsvector(document: Any) -> Any:
 
 #: The documents the catalogue matches (and its indexes are built on).
 COURSE_DOCUMENT = _document(Course.title, Course.description, Course.category)
-CHUNK_DOCUMENT = _document(ContentChunk.title, ContentChunk.text)
+#: A chunk: its source's title, that title with `.`, `-` and `_` as spaces (`passwd` finds `passwd.txt`, which the
+#: parser takes for one file-name token), its heading path (a Markdown or HTML heading is not in the text), its text
+#: (migration 0017).
+_TITLE_WORDS = func.regexp_replace(
+    ContentChunk.title, literal_column("'[._-]+'", String), _SPACE, literal_column("'g'", String)
+)
+CHUNK_DOCUMENT = _document(ContentChunk.title, _TITLE_WORDS, ContentChunk.location, ContentChunk.text)
 
 
 def _headline_query(q: str) -> Any:
@@ -453,7 +459,7 @@ async def _public_matches(
         if in_either:
             highlights[cid].append(safe_fragment(fragment))
     live = and_(Course.id == ContentChunk.course_id, ContentChunk.version == Course.index_version)
-    chunk_doc = ContentChunk.title + " " + ContentChunk.text
+    chunk_doc = CHUNK_DOCUMENT
     in_lesson_title = and_(ContentChunk.source_type == "lesson", _matches(ContentChunk.title, tsq))
     chunks = await uow.session.execute(
         select(
