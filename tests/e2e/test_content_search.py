@@ -458,6 +458,24 @@ async def test_headings_and_material_names_are_found(api: Api) -> None:
     assert r.json()["items"][0]["source"]["location"].endswith(f"Accessory{m} pigments"), r.text
 
 
+async def test_a_course_about_a_word_outranks_one_that_repeats_it_in_a_file(api: Api) -> None:
+    """explore7 F6: a text file repeating "photosynthesis" thousands of times scored 2.0, the course with the word
+    in its description 0.33. A title, description or category match now ranks first; repeats add little."""
+    owner = await api.user("instructor")
+    word = "".join(random.choice(string.ascii_lowercase) for _ in range(9))
+    stuffed = await api.course(owner, title="Big material course")
+    module = await api.module(owner, stuffed["id"])
+    await api.lesson(owner, stuffed["id"], module["id"], title="Intro", type="text", content="Read the file.")
+    await _upload(api, owner, stuffed["id"], "big.txt", (f"{word} " * 3000).encode(), "text/plain")
+    about = await api.course(owner, title="Plant Biology", description=f"Plants, {word} and pigments.")
+    module = await api.module(owner, about["id"])
+    await api.lesson(owner, about["id"], module["id"], title="Leaves", type="text", content=f"Leaves do {word}.")
+    for course in (stuffed, about):
+        assert (await _publish(api, owner, course["id"]))["status"] == "completed"
+    r = await api.client.get("/search", params={"q": word})
+    assert [c["id"] for c in r.json()["items"]] == [about["id"], stuffed["id"]], r.text
+
+
 async def test_catalog_search_never_quotes_what_only_enrolled_students_read(api: Api) -> None:
     """Anyone may search the catalogue, and a course is found by what it teaches; but lesson bodies, materials and
     quiz prompts are for enrolled students (docs/security.md), so an anonymous search used to read them one

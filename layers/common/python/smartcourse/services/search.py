@@ -366,7 +366,9 @@ async def search_catalog(
     content = (
         select(
             ContentChunk.course_id.label("course_id"),
-            func.max(func.ts_rank_cd(chunk_doc, tsq)).label("rank"),
+            # rank / (rank + 1) (normalization 32): a chunk repeating the word a thousand times is not a thousand
+            # times the evidence (explore7 F6: a word-stuffed text file outranked the course about it).
+            func.max(func.ts_rank_cd(chunk_doc, tsq, literal_column("32"))).label("rank"),
             func.count().label("matches"),
         )
         .join(Course, and_(Course.id == ContentChunk.course_id, ContentChunk.version == Course.index_version))
@@ -375,9 +377,13 @@ async def search_catalog(
         .subquery()
     )
     content_rank = func.coalesce(content.c.rank, literal(0.0))
-    # Metadata counts twice as much as content; a tag naming the query word is a strong signal too.
+    # A course whose title, description or category matches ranks above one matched by its content alone (content
+    # ranks below 1); among them, metadata counts twice as much as content; a tag naming the query word is a
+    # strong signal too.
+    meta_match = meta_doc.op("@@")(tsq)
     score = (
-        cast(meta_rank, Float) * 2.0
+        case((meta_match, 1.0), else_=0.0)
+        + cast(meta_rank, Float) * 2.0
         + cast(content_rank, Float)
         + case((tag_match, 0.5), else_=0.0)
         + func.least(func.coalesce(content.c.matches, 0), 10) * 0.01
@@ -385,7 +391,7 @@ async def search_catalog(
     stmt = (
         select(Course, score)
         .outerjoin(content, content.c.course_id == Course.id)
-        .where(*filters, or_(meta_doc.op("@@")(tsq), content.c.course_id.is_not(None), tag_match))
+        .where(*filters, or_(meta_match, content.c.course_id.is_not(None), tag_match))
     )
     total = await uow.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = (
