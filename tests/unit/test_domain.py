@@ -115,6 +115,17 @@ def test_a_long_file_name_keeps_its_suffix() -> None:
     assert safe_filename("." + "h" * 300) == ("." + "h" * 300)[:200]
 
 
+def test_a_browser_encoded_name_and_a_name_that_is_only_a_suffix() -> None:
+    """explore7 F11: `quote"name.txt` arrived as `quote%22name.txt` (browsers percent-encode `"`, CR, LF) and was
+    stored so; a file named `.txt` was refused as "unsupported file type (none)"."""
+    assert safe_filename("quote%22name.txt") == "quotename.txt"
+    assert safe_filename("two%0Alines.md") == "twolines.md"  # a line break is not printable: dropped
+    assert detect_content_type(".txt", b"notes") == "text/plain"
+    assert detect_content_type(".md", b"# x") == "text/markdown"
+    with pytest.raises(UnsupportedMedia):
+        detect_content_type(".bashrc", b"x")
+
+
 def test_analytics_metrics_definitions() -> None:
     from smartcourse.services.analytics import _drift, _metrics
 

@@ -17,7 +17,7 @@ def ensure_can_author(principal: Principal) -> None:
 
 def ensure_owner(principal: Principal, instructor_id: Any) -> None:
     if not (principal.is_admin or principal.user_id == instructor_id):
-        raise Forbidden("only the course's instructor or an admin may change it", code="not_course_owner")
+        raise Forbidden("only the course's instructor or an admin may do this", code="not_course_owner")
 
 
 def can_see_draft(principal: Principal | None, instructor_id: Any) -> bool:

@@ -38,6 +38,9 @@ def file_part(value: Any) -> Any:
 def safe_filename(name: str | None) -> str:
     """The upload's base name, printable, without quotes or separators, at most 200 characters. A longer name is
     shortened before its suffix, which is kept: the type is read from it (`notes….txt` stays a text file)."""
+    # Browsers send `"`, CR and LF of a name percent-encoded (the WHATWG multipart rule): undone, then cleaned as sent.
+    for encoded, char in (("%22", '"'), ("%0D", "\r"), ("%0A", "\n")):
+        name = (name or "").replace(encoded, char)
     base = PurePath((name or "").replace("\\", "/")).name.strip()
     cleaned = "".join(ch for ch in base if ch.isprintable() and ch not in '"/\\')
     if len(cleaned) > MAX_FILENAME_CHARS:
@@ -56,6 +59,8 @@ def detect_content_type(filename: str, data: bytes) -> str:
     422 `invalid_pdf`: a `.pdf` that does not start with `%PDF-`; the structure of one that does is checked by
     `services.materials.validate_pdf` (pypdf, in a thread, bounded), which refuses it with the same code."""
     suffix = PurePath(filename).suffix.lower()
+    if not suffix and filename.startswith(".") and filename.count(".") == 1:
+        suffix = filename.lower()  # a file named just ".txt": its name is its type
     expected = _BY_SUFFIX.get(suffix)
     if expected is None:
         raise UnsupportedMedia(
