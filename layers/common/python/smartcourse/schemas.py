@@ -558,6 +558,15 @@ class CatalogSearchPage(BaseModel):
     query: str
 
 
+class UserPage(BaseModel):
+    """A page of `GET /users` (admins): accounts, newest first."""
+
+    items: list[UserPublic]
+    total: int
+    page: int
+    page_size: int
+
+
 class CoursePage(BaseModel):
     items: list[CourseSummary]
     total: int
@@ -659,6 +668,29 @@ class MyCourse(EnrollmentPublic):
 class EnrollmentDetail(MyCourse):
     steps: list[WorkflowStep] = []
     workflow_status: WorkflowRunStatus | None = None
+
+
+class RosterEntry(BaseModel):
+    """One enrollment of a course as its instructor sees it: who, where they are, since when (no e-mail address)."""
+
+    enrollment_id: uuid.UUID
+    student_id: uuid.UUID
+    student_name: str
+    status: EnrollmentStatus
+    attempt: int
+    position: int | None = Field(default=None, description="a waitlisted enrollment's place in the queue, from 1")
+    admitted_at: datetime | None
+    activated_at: datetime | None
+    completed_at: datetime | None
+    dropped_at: datetime | None
+    created_at: datetime
+
+
+class RosterPage(BaseModel):
+    items: list[RosterEntry]
+    total: int
+    page: int
+    page_size: int
 
 
 class HistoryEntry(BaseModel):

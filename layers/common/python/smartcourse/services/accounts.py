@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -26,6 +26,7 @@ from smartcourse.schemas import (
     InstructorPublic,
     RegisterIn,
     TokenPair,
+    UserPage,
     UserPublic,
     UserUpdateIn,
 )
@@ -255,6 +256,43 @@ async def logout(*, uow: UnitOfWork, refresh_token: str) -> None:
         .values(revoked_at=datetime.now(UTC))
     )
     await uow.commit()
+
+
+async def list_users(
+    *,
+    uow: UnitOfWork,
+    principal: Principal,
+    email: str | None,
+    q: str | None,
+    role: str | None,
+    page: int,
+    page_size: int,
+) -> UserPage:
+    """Accounts for admins, newest first: `email` the one with that address (any case), `q` those whose address or
+    name contains it (any case), `role` of that role. How an admin finds the account to disable or reset."""
+    if not principal.is_admin:
+        raise Forbidden("only an admin may list accounts", code="admin_only")
+    where: list[Any] = []
+    if email:
+        where.append(func.lower(User.email) == email.strip().lower())
+    if q:
+        pattern = "%" + q.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        found = (
+            func.lower(User.email).like(pattern, escape="\\"),
+            func.lower(User.full_name).like(pattern, escape="\\"),
+        )
+        where.append(or_(*found))
+    if role:
+        where.append(User.role == role)
+    total = await uow.session.scalar(select(func.count()).select_from(User).where(*where)) or 0
+    rows = await uow.session.scalars(
+        select(User)
+        .where(*where)
+        .order_by(User.created_at.desc(), User.id.desc())
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    )
+    return UserPage(items=[UserPublic.model_validate(u) for u in rows], total=total, page=page, page_size=page_size)
 
 
 async def get_user(*, uow: UnitOfWork, principal: Principal, user_id: uuid.UUID) -> UserPublic:

@@ -45,7 +45,15 @@ from smartcourse.models import (
     User,
     utcnow,
 )
-from smartcourse.schemas import CertificatePublic, EnrollmentDetail, EnrollmentPublic, HistoryEntry, MyCourse
+from smartcourse.schemas import (
+    CertificatePublic,
+    EnrollmentDetail,
+    EnrollmentPublic,
+    HistoryEntry,
+    MyCourse,
+    RosterEntry,
+    RosterPage,
+)
 from smartcourse.security import Principal
 from smartcourse.services.courses import load_course
 from smartcourse.services.learner_view import published_lessons, published_lessons_of
@@ -526,6 +534,59 @@ async def drop(
     dropped = await to_public(uow, e)
     await uow.commit()
     return dropped, promoted
+
+
+async def roster(
+    *,
+    uow: UnitOfWork,
+    principal: Principal,
+    course_id: uuid.UUID,
+    status: str | None,
+    page: int,
+    page_size: int,
+) -> RosterPage:
+    """A course's enrollments for its instructor or an admin (anyone else: what `GET /courses/{id}` tells them, 404
+    or 403), newest first, with each student's name and a waitlisted one's place; `status` filters."""
+    from smartcourse.services.courses import ensure_course_owner
+
+    course = await load_course(uow, course_id)
+    await ensure_course_owner(uow, principal, course)
+    queue = (
+        select(
+            Enrollment.id.label("id"),
+            func.row_number().over(order_by=(Enrollment.waitlisted_at, Enrollment.id)).label("position"),
+        )
+        .where(Enrollment.course_id == course_id, Enrollment.status == "waitlisted")
+        .subquery()
+    )
+    where = [Enrollment.course_id == course_id, *([Enrollment.status == status] if status else [])]
+    total = await uow.session.scalar(select(func.count()).select_from(Enrollment).where(*where)) or 0
+    rows = await uow.session.execute(
+        select(Enrollment, User.full_name, queue.c.position)
+        .join(User, User.id == Enrollment.student_id)
+        .outerjoin(queue, queue.c.id == Enrollment.id)
+        .where(*where)
+        .order_by(Enrollment.created_at.desc(), Enrollment.id.desc())
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    )
+    items = [
+        RosterEntry(
+            enrollment_id=e.id,
+            student_id=e.student_id,
+            student_name=name,
+            status=e.status,
+            attempt=e.attempt,
+            position=position,
+            admitted_at=e.admitted_at,
+            activated_at=e.activated_at,
+            completed_at=e.completed_at,
+            dropped_at=e.dropped_at,
+            created_at=e.created_at,
+        )
+        for e, name, position in rows.all()
+    ]
+    return RosterPage(items=items, total=total, page=page, page_size=page_size)
 
 
 async def history(*, uow: UnitOfWork, principal: Principal, enrollment_id: uuid.UUID) -> list[HistoryEntry]:

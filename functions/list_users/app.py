@@ -1,0 +1,36 @@
+"""GET /users: accounts, newest first, found by e-mail, by part of an address or name, or by role (admin)."""
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from smartcourse.api.app import lambda_handler
+from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.api.paging import DEFAULT_PAGE_SIZE, Page, PageSize
+from smartcourse.schemas import UserPage
+from smartcourse.services import accounts
+
+router = APIRouter(tags=["users"])
+
+_TEXT = r"^[^\x00]*$"
+
+
+@router.get("/users", response_model=UserPage)
+async def list_users(
+    user: CurrentUser,
+    c: ContainerDep,
+    email: Annotated[str | None, Query(max_length=320, pattern=_TEXT, description="the address, any case")] = None,
+    q: Annotated[
+        str | None, Query(min_length=1, max_length=200, pattern=_TEXT, description="part of an address or a name")
+    ] = None,
+    role: Literal["student", "instructor", "admin"] | None = None,
+    page: Page = 1,
+    page_size: PageSize = DEFAULT_PAGE_SIZE,
+) -> UserPage:
+    async with c.uow() as uow:
+        return await accounts.list_users(
+            uow=uow, principal=user, email=email, q=q, role=role, page=page, page_size=page_size
+        )
+
+
+handler = lambda_handler(router)
