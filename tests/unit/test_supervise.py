@@ -141,3 +141,14 @@ def test_stop_all_stops_every_group_and_skips_one_waiting_for_its_restart(
 def test_describe_exit() -> None:
     assert describe_exit(-9) == "-9 (SIGKILL)"
     assert describe_exit(1) == "1"
+
+
+def test_supervisor_events_are_log_records(caplog: pytest.LogCaptureFixture) -> None:
+    """explore8 F9: the restart lines were plain text beside the JSON log lines, so a log shipper dropped them."""
+    from smartcourse.supervise import say_event
+
+    with caplog.at_level("WARNING", logger="smartcourse.supervise"):
+        say_event("worker exited with -9 (SIGKILL); restarting it in 1 s")
+    assert [r.getMessage() for r in caplog.records if r.name == "smartcourse.supervise"] == [
+        "worker exited with -9 (SIGKILL); restarting it in 1 s"
+    ]

@@ -361,8 +361,9 @@ def make_private(data_dir: Path) -> None:
     data_dir.chmod(0o700)
 
 
-#: The Celery worker of `make run` (and of the tests' `celery_worker` fixture).
-CELERY_WORKER = [sys.executable, "-m", "celery", "-A", "smartcourse.tasks", "worker", "-l", "info"]
+#: The Celery worker of `make run` (and of the tests' `celery_worker` fixture); `--quiet`: no start-up banner (plain
+#: text among the JSON log lines).
+CELERY_WORKER = [sys.executable, "-m", "celery", "-A", "smartcourse.tasks", "worker", "-l", "info", "--quiet"]
 #: Connections the launcher leaves free on the server: psql, migrations, the admin tools, a second deployment's
 #: start-up. Celery's children take 2 each (`tasks`: a pool of 1 + 1), counted apart.
 SPARE_CONNECTIONS = 10
@@ -555,7 +556,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     while not stopping:
         reason = children.check()  # a child that exited is restarted, after a pause; too often, and we stop
         if reason:
-            print(reason, file=sys.stderr, flush=True)
+            from smartcourse.supervise import say_event
+
+            say_event(reason)
             code = 1
             break
         time.sleep(0.5)

@@ -12,10 +12,10 @@ everything. The chaos rig (devtools/chaos.py) starts the same processes under it
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -49,8 +49,13 @@ def signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
         os.killpg(proc.pid, sig)
 
 
-def _say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+def say_event(line: str) -> None:
+    """A supervisor event (a child exited, restarted, or the run gives up): a log line, JSON like every process's
+    (docs/operations.md, "Logs"), so a log shipper keeps the events an operator needs most."""
+    from smartcourse.logging import configure_logging
+
+    configure_logging()
+    logging.getLogger("smartcourse.supervise").warning(line)
 
 
 @dataclass
@@ -61,7 +66,7 @@ class Children:
     env: Mapping[str, str]
     policy: RestartPolicy = field(default_factory=RestartPolicy)
     clock: Callable[[], float] = time.monotonic
-    say: Callable[[str], None] = _say
+    say: Callable[[str], None] = say_event
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _due: dict[str, float] = field(default_factory=dict)  # name -> when to start it again
     _restarts: dict[str, list[float]] = field(default_factory=dict)  # name -> when it was restarted
