@@ -77,7 +77,7 @@ DASHBOARDS = [
             ),
             Panel(
                 "Outbox backlog and dead letters",
-                ("max(smartcourse_outbox_backlog)", "max(smartcourse_dead_letters_pending_total)"),
+                ("max(smartcourse_outbox_backlog)", "max(smartcourse_dead_letters_pending_all)"),
                 legend=("outbox events not published", "dead letters pending"),
             ),
             Panel(

@@ -170,7 +170,7 @@ def test_database_state_renders_every_gauge() -> None:
     assert samples[("smartcourse_outbox_backlog", ())] == 3
     assert samples[("smartcourse_outbox_oldest_age_seconds", ())] == 42.0
     assert samples[("smartcourse_dead_letters_pending", (("consumer", "analytics"),))] == 2
-    assert samples[("smartcourse_dead_letters_pending_total", ())] == 3
+    assert samples[("smartcourse_dead_letters_pending_all", ())] == 3
     assert samples[("smartcourse_workflow_runs_recorded", (("kind", "course_publishing"), ("status", "failed")))] == 1
     assert samples[("smartcourse_enrollment_backlog_oldest_age_seconds", ())] == 7.5
 
@@ -251,7 +251,7 @@ def test_the_dashboards_json_is_up_to_date_and_names_known_metrics() -> None:
     names = {
         "smartcourse_state_refreshed_timestamp_seconds",
         *(f"smartcourse_{n}" for n in ("outbox_backlog", "outbox_oldest_age_seconds", "outbox_retrying")),
-        *(f"smartcourse_{n}" for n in ("dead_letters_pending", "dead_letters_pending_total")),
+        *(f"smartcourse_{n}" for n in ("dead_letters_pending", "dead_letters_pending_all")),
         *(f"smartcourse_{n}" for n in ("workflow_runs_recorded", "enrollment_backlog")),
         "smartcourse_enrollment_backlog_oldest_age_seconds",
     }

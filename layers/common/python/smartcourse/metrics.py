@@ -278,7 +278,7 @@ class DatabaseState(Collector):
             dead.add_metric([consumer], n)
         yield dead
         yield GaugeMetricFamily(
-            "smartcourse_dead_letters_pending_total",
+            "smartcourse_dead_letters_pending_all",
             "Dead letters neither replayed nor discarded, all consumers",
             value=sum(snap.dead_letters.values()),
         )
