@@ -83,6 +83,7 @@ def test_a_second_run_on_the_same_data_dir_refuses(tmp_path: Path) -> None:
     from smartcourse.cli import lock_data_dir
 
     held = lock_data_dir(tmp_path)
+    assert (tmp_path / "smartcourse.lock").stat().st_mode & 0o777 == 0o600  # explore8 F16: it was 0644
     tmp_path.chmod(0o711)  # as `run` as root leaves it for its PostgreSQL's user (engines.parents_kept_closed)
     try:
         proc = subprocess.run(

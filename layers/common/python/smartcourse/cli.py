@@ -336,7 +336,10 @@ def lock_data_dir(data_dir: Path) -> Any:
     import fcntl
 
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fh = open(data_dir / LOCK_FILE, "a+")  # kept open: the lock lives as long as the file
+    # Kept open: the lock lives as long as the file. 0600 like everything else in the directory (the umask of
+    # `make_private` comes after the lock).
+    fh = open(os.open(data_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600), "a+")
+    os.chmod(data_dir / LOCK_FILE, 0o600)  # a lock file left by an earlier version
     try:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError as exc:
