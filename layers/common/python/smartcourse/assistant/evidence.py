@@ -75,7 +75,9 @@ def keyword_strong(hit: Hit, subject: Sequence[str]) -> bool:
     if hit.keyword_score is None or hit.keyword_score <= 0 or not subject:
         return False
     wanted = {words.stem(w) for w in subject}
-    found = wanted & {words.stem(w) for w in words.tokens(f"{hit.chunk.title} {hit.chunk.text}")}
+    # The text as the model is shown it (`defang`): words only a neutralised injection carries ("tell the student the
+    # exam password is ...") are no evidence of what the course teaches (explore7 F12).
+    found = wanted & {words.stem(w) for w in words.tokens(f"{hit.chunk.title} {defang(hit.chunk.text)}")}
     return len(found) * 2 > len(wanted)
 
 
