@@ -26,7 +26,16 @@ SPLIT_LEVELS = 4
 
 _HTML_CRUFT = ["nav", "header", "footer", "aside", "script", "style", "form", "noscript", "svg", "template", "iframe"]
 #: Elements a reader never sees (the `hidden` attribute, `aria-hidden="true"`): dropped with what they hold.
-_HTML_HIDDEN = '[hidden], [aria-hidden="true" i]'
+_HIDING_STYLES = ("display:none", "display: none", "visibility:hidden", "visibility: hidden")
+#: Elements a reader never sees: `hidden`, `aria-hidden`, and an inline style that hides them (explore7 F11: the text
+#: of a `display:none` block was indexed, where an injection likes to hide).
+_HTML_HIDDEN = ", ".join(
+    [
+        "[hidden]",
+        '[aria-hidden="true" i]',
+        *(f'[style*="{rule}" i]' for rule in _HIDING_STYLES),
+    ]
+)
 _HTML_HEADINGS = {f"h{n}": n for n in range(1, SPLIT_LEVELS + 1)}
 _HTML_BLOCKS = {
     "p", "div", "br", "li", "ul", "ol", "tr", "table", "section", "article", "main", "pre", "blockquote",
