@@ -220,6 +220,10 @@ async def test_unreadable_material_is_skipped_and_reported(api: Api) -> None:
     assert [(w["filename"], w["reason"]) for w in extract["detail"]["skipped"]] == [("scan.pdf", "no_text")]
     report = (await api.client.get(f"/courses/{course['id']}", headers=owner["headers"])).json()["publish_report"]
     assert report["warnings"][0]["filename"] == "scan.pdf"
+    # The instructor is told, as of a failure (explore7 F11: nobody heard of the skipped file).
+    feed = (await api.client.get("/notifications", headers=owner["headers"])).json()
+    told = [n for n in feed if n["kind"] == "publish_warnings"]
+    assert len(told) == 1 and "scan.pdf" in told[0]["body"] and told[0]["data"]["course_id"] == course["id"], feed
 
 
 async def test_a_running_step_shows_its_progress_within_seconds(api: Api, holds: Path) -> None:

@@ -406,7 +406,7 @@ class Notification(Base):
         CheckConstraint("email_status in ('none','pending','sent','failed')", name="ck_notifications_email_status"),
         CheckConstraint(
             "kind in ('enrollment.welcome','waitlist.released','enrollment.removed','certificate.issued',"
-            "'certificate.revoked','publish_failed')",
+            "'certificate.revoked','publish_failed','publish_warnings')",
             name="ck_notifications_kind",
         ),
     )

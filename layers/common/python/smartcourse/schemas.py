@@ -199,6 +199,7 @@ NotificationKind = Literal[
     "certificate.issued",
     "certificate.revoked",
     "publish_failed",
+    "publish_warnings",
 ]
 
 

@@ -28,6 +28,7 @@ from smartcourse.services.courses import (
     version_doc_id,
 )
 from smartcourse.services.materials import MATERIALS
+from smartcourse.services.notifications import create_notification
 from smartcourse.services.workflows import describe
 
 log = logging.getLogger(__name__)
@@ -209,6 +210,20 @@ async def mark_published(
         finished = await progress.complete_finished_enrollments(uow, course.id, lesson_ids)
         if completed is not None:
             completed.extend(finished)
+    if skipped := course.publish_report.get("warnings"):
+        # Live, but without some of its files: the instructor hears it as they hear of a failure (explore7 F11).
+        listed = "; ".join(f"{s.get('filename')} ({s.get('message') or s.get('reason')})" for s in skipped[:10])
+        more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
+        await create_notification(
+            uow.session,
+            user_id=course.instructor_id,
+            kind="publish_warnings",
+            title=f"“{course.title}” is live without {len(skipped)} of its files",
+            body=f"Version {version} is live, but these files could not be read and were left out: {listed}{more}. "
+            "Upload them again in a readable form, then publish again.",
+            dedupe_key=f"publish-warnings:{workflow_id}",
+            data={"course_id": str(course.id), "version": version, "workflow_id": workflow_id},
+        )
     uow.emit(
         DomainEvent(
             "course.published",

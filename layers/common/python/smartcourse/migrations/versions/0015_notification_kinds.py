@@ -3,7 +3,7 @@ vocabularies have.
 
 The feed answers `kind` as an enum of the OpenAPI schema; a row of another kind would make the feed fail. Every kind
 the code has ever written is in the list, so existing rows pass the check; `enrollment.removed` (a student removed by
-an admin) and `certificate.revoked` are new with it.
+an admin), `certificate.revoked` and `publish_warnings` (a course live without some of its files) are new with it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ depends_on: str | Sequence[str] | None = None
 
 KINDS = (
     "kind in ('enrollment.welcome','waitlist.released','enrollment.removed','certificate.issued',"
-    "'certificate.revoked','publish_failed')"
+    "'certificate.revoked','publish_failed','publish_warnings')"
 )
 
 
