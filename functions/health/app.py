@@ -11,16 +11,7 @@ router = APIRouter(tags=["ops"])
 
 
 #: The report, whatever the status: `status` for everyone, the rest for operators (docs/operations.md, Health).
-_REPORT = {
-    "application/json": {
-        "schema": {
-            "type": "object",
-            "properties": {"status": {"type": "string", "enum": ["ok", "degraded"]}},
-            "required": ["status"],
-            "additionalProperties": True,
-        }
-    }
-}
+_REPORT = health.report_schema("ok", "degraded")
 
 
 @router.get(

@@ -9,16 +9,7 @@ from smartcourse.services import health
 
 router = APIRouter(tags=["ops"])
 
-_REPORT = {
-    "application/json": {
-        "schema": {
-            "type": "object",
-            "properties": {"status": {"type": "string", "enum": ["ok", "unavailable"]}},
-            "required": ["status"],
-            "additionalProperties": True,
-        }
-    }
-}
+_REPORT = health.report_schema("ok", "unavailable")
 
 
 @router.get(

@@ -531,15 +531,15 @@ async def archive_course(*, uow: UnitOfWork, principal: Principal, course_id: uu
         course.updated_at = utcnow()
         # Nobody will be admitted any more: the waitlist is released (each student dropped and told).
         await waitlist.release_waitlist(uow, course, course.updated_at)
-        uow.emit(
-            DomainEvent(
-                "course.archived",
-                str(course.id),
-                {"course_id": str(course.id), "instructor_id": str(course.instructor_id), "was_live": was_live},
-            )
-        )
-        await uow.commit()
+        await _course_event(uow, course, "course.archived", was_live=was_live)
     return CourseSummary.model_validate(course)
+
+
+async def _course_event(uow: UnitOfWork, course: Course, event_type: str, **data: Any) -> None:
+    """Commit the course's change with its event (the course, its instructor, and `data`)."""
+    payload = {"course_id": str(course.id), "instructor_id": str(course.instructor_id), **data}
+    uow.emit(DomainEvent(event_type, str(course.id), payload))
+    await uow.commit()
 
 
 async def restore_course(*, uow: UnitOfWork, principal: Principal, course_id: uuid.UUID) -> CourseSummary:
@@ -552,14 +552,7 @@ async def restore_course(*, uow: UnitOfWork, principal: Principal, course_id: uu
         live = course.content_version > 0
         course.status = "published" if live else "draft"
         course.updated_at = utcnow()
-        uow.emit(
-            DomainEvent(
-                "course.restored",
-                str(course.id),
-                {"course_id": str(course.id), "instructor_id": str(course.instructor_id), "is_live": live},
-            )
-        )
-        await uow.commit()
+        await _course_event(uow, course, "course.restored", is_live=live)
     return CourseSummary.model_validate(course)
 
 

@@ -15,6 +15,20 @@ from sqlalchemy import text
 from smartcourse.services import dispatcher, heartbeats, outbox
 
 
+def report_schema(*statuses: str) -> dict[str, Any]:
+    """The OpenAPI content of a health report: `status` one of `statuses` for everyone, the rest for operators."""
+    return {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {"status": {"type": "string", "enum": list(statuses)}},
+                "required": ["status"],
+                "additionalProperties": True,
+            }
+        }
+    }
+
+
 async def _probe(fn: Callable[[], Awaitable[Any]], timeout: float = 3.0) -> dict[str, Any]:
     started = time.perf_counter()
     try:
