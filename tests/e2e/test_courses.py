@@ -1012,3 +1012,21 @@ async def test_restore_undoes_an_archive(api: Api, worker: object, container: An
             break
         await asyncio.sleep(0.2)
     assert all(body["drift"][k] == 0 for k in keys), body
+
+
+async def test_restore_is_refused_while_a_prerequisite_is_archived(api: Api, worker: object) -> None:
+    """explore9 F1: B (requiring A) restored while A stayed archived went live as a dead end: every student got
+    `prerequisites_not_met` naming a course they could not open. Refused until A is restored."""
+    teacher = await api.user("instructor")
+    first = await api.published_course(teacher, title="Part A")
+    second = await api.published_course(teacher, title="Part B", prerequisites=[first["id"]])
+    for course in (second, first):
+        assert (await api.client.delete(f"/courses/{course['id']}", headers=teacher["headers"])).status_code == 200
+    r = await api.client.post(f"/courses/{second['id']}/restore", headers=teacher["headers"])
+    assert (r.status_code, r.json()["code"]) == (422, "prerequisites_not_live"), r.text
+    assert "Part A" in r.json()["message"] and "Restore them first" in r.json()["message"]
+    detail = (await api.client.get(f"/courses/{second['id']}", headers=teacher["headers"])).json()
+    assert detail["status"] == "archived"  # nothing changed
+    for course in (first, second):
+        r = await api.client.post(f"/courses/{course['id']}/restore", headers=teacher["headers"])
+        assert r.status_code == 200 and r.json()["status"] == "published", r.text

@@ -244,14 +244,14 @@ async def test_a_live_course_requires_live_courses_only(api: Api, worker: object
     )
     assert enrolled.status_code in (200, 201, 202), enrolled.text
 
-    # Not an archived course, even for a draft: it can never be published again, so the draft never could be.
+    # Not an archived course, even for a draft: the draft could not be published while it is archived.
     r = await api.client.post(
         "/courses",
         json={"title": "Part zero", "category": "x", "prerequisites": [gone["id"]]},
         headers=teacher["headers"],
     )
     assert r.status_code == 422 and r.json()["code"] == "prerequisite_not_live", r.text
-    assert "cannot be published again" in r.json()["message"] and "Publish them first" not in r.json()["message"]
+    assert "Restore them first" in r.json()["message"] and "Publish them first" not in r.json()["message"]
     # Archived after it was listed: the publish says to remove it, not to publish it.
     doomed = await api.published_course(teacher, title="Soon archived")
     third = await api.course(teacher, title="Part three", prerequisites=[doomed["id"], own_draft["id"]])
@@ -260,7 +260,7 @@ async def test_a_live_course_requires_live_courses_only(api: Api, worker: object
     await api.lesson(teacher, third["id"], module["id"])
     r = await api.client.post(f"/courses/{third['id']}/publish", headers=teacher["headers"])
     assert r.status_code == 422 and r.json()["code"] == "prerequisites_not_live", r.text
-    assert "remove the archived ones" in r.json()["message"], r.text
+    assert "restore the archived ones" in r.json()["message"], r.text
 
     # A draft may list its author's drafts; publishing it is refused until they are live, before any run.
     second = await api.course(teacher, title="Part two", prerequisites=[own_draft["id"], live["id"]])

@@ -158,14 +158,29 @@ def prerequisites_not_live(rows: Any, *, code: str, doing: str) -> Invalid:
     if not archived:
         advice = "Publish them first, or remove them from the prerequisites"
     elif archived == len(named):
-        advice = "An archived course cannot be published again: remove them from the prerequisites"
+        advice = "Restore them first (POST /courses/{id}/restore), or remove them from the prerequisites"
     else:
-        advice = "Publish the unpublished ones first, and remove the archived ones (they cannot be published again)"
+        advice = "Publish the unpublished ones and restore the archived ones first, or remove them"
     return Invalid(
         f"{doing} can only require live courses; these prerequisites are not: {listed}. {advice}",
         code=code,
         details={"not_live": [{"id": str(r.id), "title": r.title, "status": r.status} for r in named]},
     )
+
+
+async def ensure_prerequisites_live(uow: UnitOfWork, course_id: uuid.UUID, *, doing: str) -> None:
+    """Every prerequisite of the course live, else 422 `prerequisites_not_live` naming the others: once the course is
+    live, nobody could enroll in it while one is missing from the catalogue."""
+    prerequisites = (
+        await uow.session.execute(
+            select(Course.id, Course.title, Course.status, Course.content_version)
+            .join(CoursePrerequisite, CoursePrerequisite.prerequisite_id == Course.id)
+            .where(CoursePrerequisite.course_id == course_id)
+        )
+    ).all()
+    not_live = [r for r in prerequisites if not rules.is_live(r.status, r.content_version)]
+    if not_live:
+        raise prerequisites_not_live(not_live, code="prerequisites_not_live", doing=doing)
 
 
 async def _prerequisites(uow: UnitOfWork, course_id: uuid.UUID) -> list[uuid.UUID]:
@@ -550,6 +565,8 @@ async def restore_course(*, uow: UnitOfWork, principal: Principal, course_id: uu
     await ensure_course_owner(uow, principal, course)
     if course.status == "archived":
         live = course.content_version > 0
+        if live:  # a dead end otherwise: nobody could enroll (a prerequisite archived since, say)
+            await ensure_prerequisites_live(uow, course.id, doing="a restored course")
         course.status = "published" if live else "draft"
         course.updated_at = utcnow()
         await _course_event(uow, course, "course.restored", is_live=live)

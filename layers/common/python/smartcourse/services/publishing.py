@@ -11,11 +11,10 @@ from typing import Any
 from sqlalchemy import case, select, update
 
 from smartcourse.db import UnitOfWork
-from smartcourse.domain import courses as rules
 from smartcourse.domain import workflows as names
 from smartcourse.domain.events import DomainEvent
 from smartcourse.errors import Conflict, Invalid, NotFound, Unavailable
-from smartcourse.models import Course, CoursePrerequisite, Lesson, WorkflowRun, utcnow
+from smartcourse.models import Course, Lesson, WorkflowRun, utcnow
 from smartcourse.schemas import WorkflowStarted, WorkflowStatus, WorkflowStep
 from smartcourse.security import Principal
 from smartcourse.services import operations, progress
@@ -23,8 +22,8 @@ from smartcourse.services.courses import (
     VERSIONS,
     build_structure,
     ensure_course_owner,
+    ensure_prerequisites_live,
     load_course,
-    prerequisites_not_live,
     version_doc_id,
 )
 from smartcourse.services.materials import MATERIALS
@@ -117,16 +116,7 @@ async def ensure_publishable(uow: UnitOfWork, course_id: uuid.UUID) -> None:
             "a course needs at least one module with a lesson before it can be published",
             code="course_not_publishable",
         )
-    prerequisites = (
-        await uow.session.execute(
-            select(Course.id, Course.title, Course.status, Course.content_version)
-            .join(CoursePrerequisite, CoursePrerequisite.prerequisite_id == Course.id)
-            .where(CoursePrerequisite.course_id == course_id)
-        )
-    ).all()
-    not_live = [r for r in prerequisites if not rules.is_live(r.status, r.content_version)]
-    if not_live:
-        raise prerequisites_not_live(not_live, code="prerequisites_not_live", doing="a published course")
+    await ensure_prerequisites_live(uow, course_id, doing="a published course")
 
 
 async def validate_for_publish(*, uow: UnitOfWork, course_id: uuid.UUID) -> None:
