@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
-from smartcourse.errors import NotFound
+from smartcourse.errors import Conflict, NotFound
 from smartcourse.services import certificates
 
 router = APIRouter(tags=["certificates"])
@@ -20,6 +20,12 @@ router = APIRouter(tags=["certificates"])
 async def get_certificate_pdf(certificate_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> Response:
     async with c.uow() as uow:
         cert = await certificates.get_certificate(uow=uow, principal=user, certificate_id=certificate_id)
+    if cert.revoked_at is not None and not user.is_admin:  # a revoked certificate is not handed out any more
+        raise Conflict(
+            "this certificate was revoked: it is no longer valid, and its PDF is not given out",
+            code="certificate_revoked",
+            details={"revoked_at": cert.revoked_at.isoformat()},
+        )
     if not cert.pdf_key:
         raise NotFound("the PDF is still being generated", code="certificate_pdf_pending")
     data = await c.files.get(cert.pdf_key)

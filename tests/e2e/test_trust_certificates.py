@@ -86,6 +86,11 @@ async def test_an_admin_revokes_a_certificate_and_its_check_says_so(api: Api, wo
     assert "Revoked certificate" in page.text and "no longer valid" in page.text
     mine = (await api.client.get(f"/certificates/{cert['id']}", headers=student["headers"])).json()
     assert mine["revoked_reason"] == "Issued by mistake"
+    # Its PDF is not handed out any more (explore9 F2), but for an admin.
+    r = await api.client.get(f"/certificates/{cert['id']}/pdf", headers=student["headers"])
+    assert (r.status_code, r.json()["code"]) == (409, "certificate_revoked"), r.text
+    r = await api.client.get(f"/certificates/{cert['id']}/pdf", headers=admin["headers"])
+    assert r.status_code in (200, 404), r.text  # the PDF, or still being rendered
     feed = (await api.client.get("/notifications", headers=student["headers"])).json()
     told = [n for n in feed if n["kind"] == "certificate.revoked"]
     assert len(told) == 1 and "Issued by mistake" in told[0]["body"], feed
