@@ -16,7 +16,11 @@ _REPORT = health.report_schema("ok", "unavailable")
     "/health/ready",
     responses={
         200: {"description": "the engines requests need answer", "content": _REPORT},
-        503: {"description": "one of them does not: take this process out of service", "content": _REPORT},
+        503: {
+            "description": "one of them does not: take this process out of service",
+            "content": _REPORT,
+            "headers": health.RETRY_AFTER,
+        },
     },
 )
 async def health_ready(c: ContainerDep, detailed: OpsAccess) -> JSONResponse:

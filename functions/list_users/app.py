@@ -12,16 +12,19 @@ from smartcourse.services import accounts
 
 router = APIRouter(tags=["users"])
 
-_TEXT = r"^[^\x00]*$"
+#: A filter with something in it: not empty, not only spaces (which would list every account), no NUL.
+_FILLED = r"^[^\x00]*[^\s\x00][^\x00]*$"
 
 
 @router.get("/users", response_model=UserPage)
 async def list_users(
     user: CurrentUser,
     c: ContainerDep,
-    email: Annotated[str | None, Query(max_length=320, pattern=_TEXT, description="the address, any case")] = None,
+    email: Annotated[
+        str | None, Query(max_length=320, pattern=_FILLED, description="the address, any case (not blank)")
+    ] = None,
     q: Annotated[
-        str | None, Query(min_length=1, max_length=200, pattern=_TEXT, description="part of an address or a name")
+        str | None, Query(max_length=200, pattern=_FILLED, description="part of an address or a name (not blank)")
     ] = None,
     role: Literal["student", "instructor", "admin"] | None = None,
     page: Page = 1,

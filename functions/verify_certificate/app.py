@@ -1,6 +1,7 @@
 """GET /certificates/verify/{code}: public check that a certificate is genuine (no login; a page for a browser)."""
 
 import html
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
@@ -8,12 +9,14 @@ from fastapi.responses import HTMLResponse
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep
+from smartcourse.errors import Invalid
 from smartcourse.schemas import CertificateVerification
 from smartcourse.services import certificates
 
 router = APIRouter(tags=["certificates"])
 
 _PAGE = {"text/html": {"schema": {"type": "string"}}}
+_VARY = {"Vary": "Accept"}
 
 
 @router.get(
@@ -23,10 +26,18 @@ _PAGE = {"text/html": {"schema": {"type": "string"}}}
     responses={200: {"content": _PAGE, "description": "JSON; a short HTML page when the caller prefers text/html"}},
 )
 async def verify_certificate(
-    code: Annotated[str, Path(max_length=64)], c: ContainerDep, request: Request
+    code: Annotated[str, Path(max_length=64)], c: ContainerDep, request: Request, response: Response
 ) -> CertificateVerification | Response:
-    async with c.uow() as uow:
-        cert = await certificates.verify(uow=uow, code=code)
+    browser = _wants_html(request.headers.get("accept", ""))
+    try:
+        async with c.uow() as uow:
+            cert = await certificates.verify(uow=uow, code=code)
+    except Invalid:
+        if not browser:
+            raise  # 422 invalid_certificate_code
+        # A code mistyped from the PDF into a browser: the page a person can read, not JSON (explore9 F3).
+        unknown = CertificateVerification(valid=False, status="unknown")
+        return HTMLResponse(_page(code, unknown), status_code=422, headers=_VARY)
     if cert is None:
         answer = CertificateVerification(valid=False, status="unknown")
     else:
@@ -38,14 +49,20 @@ async def verify_certificate(
             issued_at=cert.issued_at,
             revoked_at=cert.revoked_at,
         )
-    if _wants_html(request.headers.get("accept", "")):
-        return HTMLResponse(_page(code, answer))  # the link printed on the PDF, opened in a browser
+    if browser:
+        return HTMLResponse(_page(code, answer), headers=_VARY)  # the link printed on the PDF, opened in a browser
+    response.headers["Vary"] = "Accept"
     return answer
 
 
 def _wants_html(accept: str) -> bool:
-    """A browser (`text/html` asked for, before any JSON); API clients (`application/json`, `*/*`) get JSON."""
-    kinds = [part.split(";")[0].strip().lower() for part in accept.split(",")]
+    """A browser (`text/html` asked for, before any JSON); API clients (`application/json`, `*/*`) get JSON. A type
+    given `q=0` is not acceptable, so not asked for."""
+    kinds = [
+        part.split(";")[0].strip().lower()
+        for part in accept.split(",")
+        if not re.search(r";\s*q\s*=\s*0(?:\.0*)?\s*(?:;|$)", part)
+    ]
     return "text/html" in kinds and (
         "application/json" not in kinds or kinds.index("text/html") < kinds.index("application/json")
     )

@@ -96,3 +96,9 @@ async def test_an_admin_revokes_a_certificate_and_its_check_says_so(api: Api, wo
     assert len(told) == 1 and "Issued by mistake" in told[0]["body"], feed
     # A forged code is told apart from a revoked one.
     assert (await api.client.get("/certificates/verify/SC-AAAA-BBBB-CCCC-DDDD")).json()["status"] == "unknown"
+    # explore9 F3: a code mistyped into a browser gets the page, not JSON; `q=0` means "not HTML".
+    mistyped = await api.client.get("/certificates/verify/SC-AAAA-BBBB-CCCC-DDD1", headers={"Accept": "text/html"})
+    assert mistyped.status_code == 422 and "Not a SmartCourse certificate" in mistyped.text
+    assert mistyped.headers["vary"] == "Accept"
+    no_html = await api.client.get(check, headers={"Accept": "text/html;q=0, application/json"})
+    assert no_html.headers["content-type"].startswith("application/json") and no_html.headers["vary"] == "Accept"

@@ -697,7 +697,7 @@ class RosterPage(BaseModel):
 class HistoryEntry(BaseModel):
     from_status: EnrollmentStatus | None
     to_status: EnrollmentStatus
-    actor: str
+    actor: Literal["student", "admin", "system"]
     actor_id: uuid.UUID | None
     reason: str | None
     at: datetime

@@ -55,7 +55,7 @@ from smartcourse.schemas import (
     RosterPage,
 )
 from smartcourse.security import Principal
-from smartcourse.services.courses import load_course
+from smartcourse.services.courses import ensure_course_owner, load_course
 from smartcourse.services.learner_view import published_lessons, published_lessons_of
 from smartcourse.services.notifications import create_notification
 from smartcourse.services.waitlist import enrollment_event, history_entry, mark_dropped, promote_next
@@ -547,8 +547,6 @@ async def roster(
 ) -> RosterPage:
     """A course's enrollments for its instructor or an admin (anyone else: what `GET /courses/{id}` tells them, 404
     or 403), newest first, with each student's name and a waitlisted one's place; `status` filters."""
-    from smartcourse.services.courses import ensure_course_owner
-
     course = await load_course(uow, course_id)
     await ensure_course_owner(uow, principal, course)
     queue = (

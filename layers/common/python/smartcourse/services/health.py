@@ -14,6 +14,9 @@ from sqlalchemy import text
 
 from smartcourse.services import dispatcher, heartbeats, outbox
 
+#: The header of a health report's 503 in the OpenAPI document (every 503 carries it: `api.app._error`'s rule).
+RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before asking again", "schema": {"type": "integer"}}}
+
 
 def report_schema(*statuses: str) -> dict[str, Any]:
     """The OpenAPI content of a health report: `status` one of `statuses` for everyone, the rest for operators."""
@@ -33,6 +36,8 @@ async def _probe(fn: Callable[[], Awaitable[Any]], timeout: float = 3.0) -> dict
     started = time.perf_counter()
     try:
         await asyncio.wait_for(fn(), timeout)
+    except TimeoutError:
+        return {"status": "down", "error": f"no answer within {timeout:g} s"}
     except Exception as exc:
         return {"status": "down", "error": f"{type(exc).__name__}: {exc}"[:300]}
     return {"status": "up", "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
