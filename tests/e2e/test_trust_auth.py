@@ -281,3 +281,18 @@ async def test_the_limit_dependency_for_other_routes(container: Any) -> None:
         r = await c.get("/limited")
     assert codes == [200, 200, 429]
     assert r.json()["code"] == "rate_limited" and int(r.headers["Retry-After"]) >= 1
+
+
+async def test_an_admin_reset_ends_a_lock_out(api: Api, container: Any) -> None:
+    """explore9: after an admin reset the user was still refused 429 until the lock expired."""
+    user = await api.user()
+    admin = await api.admin(container)
+    creds = {"email": user["email"], "password": "wrong-password"}
+    for _ in range(container.settings.login_free_failures + 1):
+        assert (await api.client.post("/auth/login", json=creds)).status_code == 401
+    locked = await api.client.post("/auth/login", json={"email": user["email"], "password": user["password"]})
+    assert locked.status_code == 429
+    r = await api.client.put(f"/users/{user['id']}", json={"password": "reset-by-admin"}, headers=admin["headers"])
+    assert r.status_code == 200, r.text
+    r = await api.client.post("/auth/login", json={"email": user["email"], "password": "reset-by-admin"})
+    assert r.status_code == 200, r.text

@@ -102,3 +102,38 @@ async def test_an_admin_revokes_a_certificate_and_its_check_says_so(api: Api, wo
     assert mistyped.headers["vary"] == "Accept"
     no_html = await api.client.get(check, headers={"Accept": "text/html;q=0, application/json"})
     assert no_html.headers["content-type"].startswith("application/json") and no_html.headers["vary"] == "Accept"
+
+
+async def test_a_course_with_the_longest_title_enrolls_certifies_removes_and_archives(
+    api: Api, worker: object, container: Any
+) -> None:
+    """explore9: a notification's title is built around the course's (up to 200 characters) and its column held 200,
+    so past 167-189 characters the welcome (every enrollment stuck `pending`), the certificate, its revocation, an
+    admin's removal and an archive with a waitlist all failed with 422 invalid_input; a drop's 500-character reason
+    did too (migration 0018)."""
+    teacher, first, second = await api.user("instructor"), await api.user(), await api.user()
+    third, fourth = await api.user(), await api.user()
+    admin = await api.admin(container)
+    title = "Photosynthesis " + "x" * (200 - len("Photosynthesis "))
+    course, lessons = await course_with_lessons(api, teacher, title=title, capacity=2, waitlist_enabled=True)
+    assert len(course["title"]) == 200
+    eid = (await enroll(api, first, course["id"])).json()["id"]
+    await wait_enrollment(api, first, eid, "active")
+    await complete_everything(api, first, lessons)
+    cert = await api.client.post(f"/enrollments/{eid}/certificate", headers=first["headers"])
+    assert cert.status_code in (200, 201), cert.text
+    revoke = f"/certificates/{cert.json()['id']}/revoke"
+    r = await api.client.post(revoke, json={"reason": "x"}, headers=admin["headers"])
+    assert r.status_code == 200, r.text
+    other = (await enroll(api, second, course["id"])).json()["id"]
+    await wait_enrollment(api, second, other, "active")
+    assert (await enroll(api, third, course["id"])).status_code == 202  # waitlisted: the course holds 2
+    r = await api.client.delete(f"/enrollments/{other}", params={"reason": "r" * 500}, headers=admin["headers"])
+    assert r.status_code == 200, r.text  # the third is promoted; the fourth waits
+    assert (await enroll(api, fourth, course["id"])).status_code == 202
+    r = await api.client.delete(f"/courses/{course['id']}", headers=teacher["headers"])
+    assert r.status_code == 200 and r.json()["status"] == "archived", r.text
+    kinds: set[str] = set()
+    for who in (first, second, fourth):
+        kinds |= {n["kind"] for n in (await api.client.get("/notifications", headers=who["headers"])).json()}
+    assert {"enrollment.welcome", "certificate.revoked", "enrollment.removed", "waitlist.released"} <= kinds, kinds

@@ -335,7 +335,7 @@ class EnrollmentHistory(Base):
     to_status: Mapped[str] = mapped_column(String(20), nullable=False)
     actor_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     actor: Mapped[str] = mapped_column(String(20), nullable=False, default="student")
-    reason: Mapped[str | None] = mapped_column(String(200))
+    reason: Mapped[str | None] = mapped_column(String(500))  # a drop's reason: up to 500 (migration 0018)
     at: Mapped[datetime] = _created()
 
 
@@ -414,7 +414,7 @@ class Notification(Base):
     id: Mapped[uuid.UUID] = _pk()
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
     kind: Mapped[str] = mapped_column(String(50), nullable=False)
-    title: Mapped[str] = mapped_column(String(200), nullable=False)
+    title: Mapped[str] = mapped_column(String(500), nullable=False)  # built around a 200-character course title
     body: Mapped[str] = mapped_column(Text, nullable=False)
     data: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False, default=dict)
     dedupe_key: Mapped[str] = mapped_column(String(200), nullable=False, unique=True)

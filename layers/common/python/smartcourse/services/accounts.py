@@ -334,6 +334,8 @@ async def update_user(
                 raise Forbidden("current_password is incorrect", code="wrong_current_password")
         user.password_hash = await hash_password_async(data.password)
         await _end_sessions(uow, user)
+        if backoff is not None and principal.user_id != user_id:  # an admin's reset ends a lock-out too (explore9)
+            await backoff.success(login_account(user.email))
     if data.is_active is not None and data.is_active != user.is_active:
         if not principal.is_admin:
             raise Forbidden("only an admin may enable or disable an account", code="admin_only")
