@@ -57,9 +57,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     from smartcourse.bootstrap import embedded_engines
     from smartcourse.db import UnitOfWork, make_engine
     from smartcourse.migrations import upgrade_head
-    from smartcourse.models import ContentChunk, Course, User
+    from smartcourse.models import Course, User
     from smartcourse.ports import Chunk
-    from smartcourse.services import search
+    from smartcourse.services import content_index, search
 
     data_dir = Path(tempfile.mkdtemp(prefix="bench-search-service-"))
     os.environ["SMARTCOURSE_DATA_DIR"] = str(data_dir)
@@ -94,21 +94,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await s.flush()
             s.add(Course(id=course_id, instructor_id=teacher, title="Bench", category="bench", status="published"))
             await s.flush()
-            s.add_all(
-                ContentChunk(
-                    chunk_id=c.chunk_id,
-                    course_id=course_id,
-                    version=1,
-                    source_type=c.source_type,
-                    source_id=c.source_id,
-                    title=c.title,
-                    location=c.location,
-                    text=c.text,
-                    content_hash=c.content_hash,
-                    ordinal=c.ordinal,
-                )
-                for c in chunks
-            )
+            s.add_all(content_index.chunk_rows(chunks, course_id, 1))
         embedder = FixedEmbedder()
         index = LanceVectorIndex(str(data_dir / "index"), dimensions=DIMS)
         vectors = [await embedder.embed_query(c.text) for c in chunks]

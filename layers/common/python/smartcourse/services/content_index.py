@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -111,6 +111,25 @@ async def extract(
 # --- chunk ---------------------------------------------------------------------------------------
 
 
+def chunk_rows(chunks: Sequence[Chunk], course_id: uuid.UUID, version: int) -> list[ContentChunk]:
+    """The `content_chunks` rows of `chunks`, as (course, version)'s."""
+    return [
+        ContentChunk(
+            chunk_id=c.chunk_id,
+            course_id=course_id,
+            version=version,
+            source_type=c.source_type,
+            source_id=c.source_id,
+            title=c.title,
+            location=c.location,
+            text=c.text,
+            content_hash=c.content_hash,
+            ordinal=c.ordinal,
+        )
+        for c in chunks
+    ]
+
+
 async def chunk(
     *,
     uow: UnitOfWork,
@@ -134,21 +153,7 @@ async def chunk(
     await uow.session.execute(
         delete(ContentChunk).where(ContentChunk.course_id == course_id, ContentChunk.version == version)
     )
-    uow.session.add_all(
-        ContentChunk(
-            chunk_id=c.chunk_id,
-            course_id=course_id,
-            version=version,
-            source_type=c.source_type,
-            source_id=c.source_id,
-            title=c.title,
-            location=c.location,
-            text=c.text,
-            content_hash=c.content_hash,
-            ordinal=c.ordinal,
-        )
-        for c in chunks
-    )
+    uow.session.add_all(chunk_rows(chunks, course_id, version))
     await uow.commit()
     return {"chunks": len(chunks), "sources": len({(c.source_type, c.source_id) for c in chunks})}
 
