@@ -238,7 +238,10 @@ def build_container(
     max_overflow = settings.db_max_overflow if max_overflow is None else max_overflow
     settings = resolve_settings(settings, need=("db",))
     url = settings.database_url or ""
-    engine = make_engine(url, pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout)
+    timeout = settings.db_statement_timeout
+    engine = make_engine(
+        url, pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout, statement_timeout=timeout
+    )
     documents: DocumentStore
     if settings.mongodb_url:
         documents = MongoDocumentStore(settings.mongodb_url, settings.mongodb_database)
@@ -251,6 +254,7 @@ def build_container(
             max_overflow=min(max_overflow, DOCUMENT_POOL_OVERFLOW),
             pool_timeout=pool_timeout,
             application_name="smartcourse-documents",
+            statement_timeout=timeout,
         )
         documents = PostgresDocumentStore(doc_engine, owns_engine=True)
     return Container(

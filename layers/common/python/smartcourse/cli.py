@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from smartcourse import aio
-from smartcourse.config import api_workers, default_public_base_url, get_settings
+from smartcourse.config import API_DB_STATEMENT_TIMEOUT, api_workers, default_public_base_url, get_settings
 from smartcourse.priority import lower_background_priority
 from smartcourse.supervise import Children
 
@@ -43,6 +43,12 @@ def cmd_migrate(_: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
+
+    # A request waits on one statement this long at most, then answers 503: a stalled PostgreSQL must not hang every
+    # client until its own timeout (the worker's long steps keep no limit). The API processes inherit it.
+    if not os.environ.get("DB_STATEMENT_TIMEOUT"):
+        os.environ["DB_STATEMENT_TIMEOUT"] = str(API_DB_STATEMENT_TIMEOUT)
+        get_settings.cache_clear()
 
     engines = None
     if args.workers > 1:

@@ -101,6 +101,10 @@ def default_public_base_url(environ: Mapping[str, str] | None = None) -> str:
     return f"http://{host}:{port if port.isdigit() else '8000'}"
 
 
+#: DB_STATEMENT_TIMEOUT of the API processes when the environment sets none (`smartcourse serve`, the SAM template):
+#: seconds a request may wait on one database statement before it answers 503 (a stalled server) instead of hanging.
+API_DB_STATEMENT_TIMEOUT = 10.0
+
 #: Each process's main database pool unless DB_POOL_SIZE / DB_MAX_OVERFLOW say otherwise (`smartcourse run` sizes
 #: them to the server: `cli.pool_plan`).
 DEFAULT_POOL_SIZE, DEFAULT_MAX_OVERFLOW = 10, 20
@@ -138,6 +142,11 @@ class Settings(BaseSettings):
     # one (the document store's is at most 5 + 5 more): their sum must stay under the server's max_connections.
     db_pool_size: int = Field(default=DEFAULT_POOL_SIZE, ge=1, alias="DB_POOL_SIZE")
     db_max_overflow: int = Field(default=DEFAULT_MAX_OVERFLOW, ge=0, alias="DB_MAX_OVERFLOW")
+    # The longest one database statement (or a new connection) may keep a caller waiting: past it the statement is
+    # abandoned and the request answers 503 instead of hanging while PostgreSQL is stalled (frozen, a full disk, a
+    # network cut that keeps sockets open). Unset: no limit, for the worker's long steps. `smartcourse serve` sets
+    # API_DB_STATEMENT_TIMEOUT seconds for the API processes, and the SAM template does for the functions.
+    db_statement_timeout: float | None = Field(default=None, gt=0, alias="DB_STATEMENT_TIMEOUT")
     redis_url: str | None = Field(default=None, alias="REDIS_URL")
     mongodb_url: str | None = Field(default=None, alias="MONGODB_URL")
     mongodb_database: str = Field(default="smartcourse", alias="MONGODB_DATABASE")

@@ -67,17 +67,25 @@ def make_engine(
     max_overflow: int = 20,
     pool_timeout: float = 30.0,
     application_name: str = "smartcourse",
+    statement_timeout: float | None = None,
 ) -> AsyncEngine:
     """An asyncpg engine with a bounded pool. A caller that holds one of its connections must never wait for a
     second one from the same pool (the pool would deadlock once every connection is such a holder): the
-    document store has a pool of its own for that reason (see docs/architecture.md, "Connection pools")."""
+    document store has a pool of its own for that reason (see docs/architecture.md, "Connection pools").
+
+    `statement_timeout`: the seconds a statement, or opening a connection, may take before the caller gets a
+    `TimeoutError` (asyncpg's `command_timeout` and connect `timeout`, client-side, so they hold while the server
+    itself is stalled and cannot enforce its own `statement_timeout`); None: asyncpg's defaults (none, and 60 s)."""
+    connect_args: dict[str, Any] = {"server_settings": {"application_name": application_name}}
+    if statement_timeout is not None:
+        connect_args.update(command_timeout=statement_timeout, timeout=statement_timeout)
     engine = create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_timeout=pool_timeout,
         pool_recycle=1800,
-        connect_args={"server_settings": {"application_name": application_name}},
+        connect_args=connect_args,
     )
     check_on_checkout(engine)
     telemetry.trace_engine(engine)  # a span per statement, under the request or task that ran it

@@ -281,6 +281,15 @@ def install_error_handlers(app: FastAPI) -> None:
         log.exception("database error on %s %s", request.method, request.url.path)
         return _error(503, "database_unavailable", "the database could not complete the request; retry later")
 
+    @app.exception_handler(TimeoutError)
+    async def _too_slow(request: Request, exc: TimeoutError) -> JSONResponse:
+        # A backend that accepted the request but did not answer in time: PostgreSQL stalled past
+        # DB_STATEMENT_TIMEOUT (asyncpg's command_timeout, raised unwrapped through SQLAlchemy). Retryable.
+        log.warning("backend timed out on %s %s: %r", request.method, request.url.path, exc)
+        resp = _error(503, "service_unavailable", "a backend service did not answer in time; retry shortly")
+        resp.headers["Retry-After"] = "5"
+        return resp
+
     @app.exception_handler(OSError)
     async def _unreachable(request: Request, exc: OSError) -> JSONResponse:
         # A backend's socket refused or vanished mid-connect (asyncpg raises ConnectionRefusedError over TCP and

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from smartcourse.config import API_DB_STATEMENT_TIMEOUT
 from smartcourse.devtools.calls import callee as callee_of
 from smartcourse.devtools.calls import name_of
 from smartcourse.functions_registry import Function, all_functions, functions_dir
@@ -113,6 +114,7 @@ def _env() -> dict[str, Any]:
         # all it uses, and thousands of containers must share the database's max_connections (or an RDS Proxy).
         "DB_POOL_SIZE": "1",
         "DB_MAX_OVERFLOW": "1",
+        "DB_STATEMENT_TIMEOUT": f"{API_DB_STATEMENT_TIMEOUT:g}",
     }
 
 
