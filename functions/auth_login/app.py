@@ -22,6 +22,7 @@ async def login(body: LoginIn, c: ContainerDep, request: Request) -> TokenPair:
             limiter=rate_limiter(c),
             backoff=backoff(c),
             client_ip=client_ip(request),
+            device_token=body.device_token,
         )
 
 

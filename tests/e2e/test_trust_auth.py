@@ -194,6 +194,49 @@ async def test_wrong_passwords_lock_the_account_with_growing_backoff(api: Api, c
     assert r.status_code == 200
 
 
+async def test_a_known_device_is_not_locked_out_by_guesses_from_elsewhere(api: Api, container: Any, tuned: Any) -> None:
+    """explore8 F15: about 60 wrong logins an hour, sent by anyone who knows the address, kept the account locked for
+    its owner. A login with the device token of an earlier success has a back-off and a window of its own."""
+    from smartcourse.ratelimit import key_part
+    from smartcourse.security import issue_device_token
+
+    user = await api.user()
+    tuned(login_rate_limit_ip="1000/minute", login_rate_limit_account="8/minute")
+    good = {"email": user["email"], "password": user["password"]}
+    r = await api.client.post("/auth/login", json=good)
+    assert r.status_code == 200, r.text
+    device = r.json()["device_token"]
+    assert device and r.json()["access_token"]
+    wrong = {"email": user["email"], "password": "wrong-password"}
+    codes = [(await api.client.post("/auth/login", json=wrong)).status_code for _ in range(8)]
+    assert codes == [401] * (container.settings.login_free_failures + 1) + [429] * (
+        7 - container.settings.login_free_failures
+    )
+    assert (await api.client.post("/auth/login", json=good)).status_code == 429  # an unknown device: locked out
+    r = await api.client.post("/auth/login", json={**good, "device_token": device})
+    assert r.status_code == 200, r.text  # its owner's device is not
+    assert r.json()["device_token"] == device
+    assert (await api.client.post("/auth/login", json=good)).status_code == 429  # and the others' lock stays
+
+    # Another account's token, a forged one or garbage: an unknown device, never an error.
+    forged = issue_device_token(
+        container.settings.model_copy(update={"jwt_secret": "x" * 64}), account=key_part(user["email"])
+    )
+    someone = await api.user()
+    other = await api.client.post("/auth/login", json={"email": someone["email"], "password": someone["password"]})
+    assert other.status_code == 200 and other.json()["device_token"] not in (None, device)
+    for token in [other.json()["device_token"], forged, "not-a-token"]:
+        r = await api.client.post("/auth/login", json={**good, "device_token": token})
+        assert r.status_code == 429, r.text
+
+    # The device's own guesses lock the device, after its own free failures.
+    guesses = [
+        (await api.client.post("/auth/login", json={**wrong, "device_token": device})).status_code
+        for _ in range(container.settings.login_free_failures + 2)
+    ]
+    assert guesses[-1] == 429 and guesses.count(401) == container.settings.login_free_failures + 1, guesses
+
+
 async def test_concurrent_wrong_passwords_get_no_more_checks_than_sequential_ones(
     api: Api, container: Any, tuned: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -202,6 +202,10 @@ class Settings(BaseSettings):
     login_free_failures: int = Field(default=5, ge=1, alias="LOGIN_FREE_FAILURES")
     login_backoff_base_seconds: int = Field(default=2, ge=1, alias="LOGIN_BACKOFF_BASE_SECONDS")
     login_backoff_max_seconds: int = Field(default=900, ge=1, alias="LOGIN_BACKOFF_MAX_SECONDS")
+    # A successful login hands the client a device token for the account, valid this long: presented with a later
+    # login it puts that login under a back-off and a per-account window of that device's own, so wrong passwords
+    # sent by others (which lock the account for unknown devices) do not lock its owner out (docs/security.md).
+    login_device_token_days: int = Field(default=180, ge=1, alias="LOGIN_DEVICE_TOKEN_DAYS")
     # Argon2 hashes/verifications running at once (each uses ~64 MiB and a core for ~50 ms), off the event loop.
     password_hash_concurrency: int = Field(default=2, ge=1, alias="PASSWORD_HASH_CONCURRENCY")
     # Quiz attempts per student and quiz, and the wait between two attempts (0 = none).

@@ -224,6 +224,11 @@ class AdminIn(Strict):
 class LoginIn(Strict):
     email: Annotated[str, StringConstraints(min_length=1, max_length=320)]
     password: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    device_token: Annotated[str, StringConstraints(max_length=1024)] | None = Field(
+        default=None,
+        description="The `device_token` an earlier login to this account answered: this device then keeps its own "
+        "back-off, so wrong passwords sent from elsewhere do not lock it out. Anything else is ignored.",
+    )
 
 
 class RefreshIn(Strict):
@@ -235,6 +240,11 @@ class TokenPair(BaseModel):
     refresh_token: str
     token_type: Literal["bearer"] = "bearer"
     expires_in: int
+    device_token: str | None = Field(
+        default=None,
+        description="Login only: keep it and send it with this account's next logins from this device (LoginIn). "
+        "It grants no access by itself.",
+    )
 
 
 class UserPublic(BaseModel):

@@ -89,6 +89,42 @@ def issue_access_token(settings: Settings, *, user_id: uuid.UUID, role: str, tok
     return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
 
 
+def issue_device_token(settings: Settings, *, account: str) -> str:
+    """A device token for the account whose login key is `account` (its hashed e-mail): proof that this client
+    once logged in to it (OWASP's device cookies). It grants nothing but a back-off of its own (services.accounts)."""
+    now = datetime.now(UTC)
+    claims = {
+        "sub": account,
+        "jti": uuid.uuid4().hex,
+        "iss": settings.jwt_issuer,
+        "iat": now,
+        "exp": now + timedelta(days=settings.login_device_token_days),
+        "typ": "device",
+    }
+    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
+
+
+def device_of(settings: Settings, token: str | None, *, account: str) -> str | None:
+    """The device id (`jti`) of a valid device token for `account`, else None: a missing, expired, forged or
+    other account's token only makes the login an unknown device's, never an error."""
+    if not token:
+        return None
+    try:
+        claims = jwt.decode(
+            token,
+            settings.jwt_secret,
+            algorithms=["HS256"],
+            issuer=settings.jwt_issuer,
+            options={"require": ["exp", "sub", "iss", "jti"]},
+        )
+    except jwt.PyJWTError:
+        return None
+    if claims.get("typ") != "device" or claims.get("sub") != account:
+        return None
+    device = claims.get("jti")
+    return device if isinstance(device, str) and device else None
+
+
 def decode_access_token(settings: Settings, token: str) -> Principal:
     try:
         claims = jwt.decode(

@@ -30,7 +30,14 @@ from smartcourse.schemas import (
     UserPublic,
     UserUpdateIn,
 )
-from smartcourse.security import Principal, hash_password_async, issue_access_token, verify_password_async
+from smartcourse.security import (
+    Principal,
+    device_of,
+    hash_password_async,
+    issue_access_token,
+    issue_device_token,
+    verify_password_async,
+)
 
 
 def _token_hash(token: str) -> str:
@@ -106,6 +113,7 @@ async def login(
     limiter: RateLimiter | None = None,
     backoff: Backoff | None = None,
     client_ip: str = "unknown",
+    device_token: str | None = None,
 ) -> TokenPair:
     """Wrong password and unknown email give the same answer, after the same work.
 
@@ -114,15 +122,23 @@ async def login(
     password check, so guessing on is pointless. The attempt is reserved with the back-off before the
     password check (atomically with the look at the lock), so concurrent guesses get no more checks than
     sequential ones.
+
+    A login that presents a valid device token of the account (handed out by an earlier success) has a window and
+    a back-off of that device's own instead of the account's: whoever guesses from elsewhere locks the account for
+    unknown devices only, not for its owner's (OWASP, "Slow Down Online Guessing Attacks with Device Cookies").
     """
-    account = login_account(email)
+    account: tuple[str, ...] = login_account(email)
+    device = device_of(settings, device_token, account=account[1])
+    window: tuple[str, ...] = ("login", "account", account[1])
+    if device is not None:
+        account, window = (*account, "device", device), (*window, "device", device)
     # All of these fail open when Redis is down (docs/security.md). Once one found it unreachable, the rest are
     # skipped: a hung Redis costs this login one client timeout, not four.
     if limiter is not None:
         decision = await limiter.hit(("login", "ip", client_ip), settings.login_rate_limit_ip)
         enforce(decision)
         if decision.checked:
-            decision = await limiter.hit(("login", "account", account[1]), settings.login_rate_limit_account)
+            decision = await limiter.hit(window, settings.login_rate_limit_account)
             enforce(decision)
         if not decision.checked:
             backoff = None
@@ -144,11 +160,14 @@ async def login(
     current = await _lock_account(uow, user.id)
     if current is None or not current.is_active or (current.password_hash, current.token_version) != checked:
         raise Unauthorized("email or password is incorrect", code="invalid_credentials")
-    return await _issue_pair(uow, settings, current, family_id=uuid.uuid4())
+    pair = await _issue_pair(uow, settings, current, family_id=uuid.uuid4())
+    known = device_token if device is not None else None
+    pair.device_token = known or issue_device_token(settings, account=login_account(email)[1])
+    return pair
 
 
 async def _password_attempt(
-    backoff: Backoff | None, account: tuple[str, str], check: Callable[[], Awaitable[bool]], refusal: str
+    backoff: Backoff | None, account: tuple[str, ...], check: Callable[[], Awaitable[bool]], refusal: str
 ) -> bool:
     """One password check under the account's back-off: reserved before (429 while the account is locked), then
     settled as a success (the failures are cleared) or a failure (counted, locking past the free ones). The login
