@@ -206,6 +206,13 @@ class Settings(BaseSettings):
     # login it puts that login under a back-off and a per-account window of that device's own, so wrong passwords
     # sent by others (which lock the account for unknown devices) do not lock its owner out (docs/security.md).
     login_device_token_days: int = Field(default=180, ge=1, alias="LOGIN_DEVICE_TOKEN_DAYS")
+    # Forgotten passwords (POST /auth/password-reset): how long the e-mailed token is valid, how often one may be
+    # asked for (per client address, and per account so nobody's mailbox is flooded), and the front end's page the
+    # e-mail links to ("{token}" replaced; unset: the e-mail gives the token to paste into the app).
+    password_reset_minutes: int = Field(default=30, ge=1, le=1440, alias="PASSWORD_RESET_MINUTES")
+    password_reset_rate_limit_ip: str = Field(default="5/minute;30/hour", alias="PASSWORD_RESET_RATE_LIMIT_IP")
+    password_reset_rate_limit_account: str = Field(default="3/hour", alias="PASSWORD_RESET_RATE_LIMIT_ACCOUNT")
+    password_reset_url: str | None = Field(default=None, alias="PASSWORD_RESET_URL")
     # Argon2 hashes/verifications running at once (each uses ~64 MiB and a core for ~50 ms), off the event loop.
     password_hash_concurrency: int = Field(default=2, ge=1, alias="PASSWORD_HASH_CONCURRENCY")
     # Quiz attempts per student and quiz, and the wait between two attempts (0 = none).

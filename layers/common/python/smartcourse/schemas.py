@@ -231,6 +231,21 @@ class LoginIn(Strict):
     )
 
 
+class PasswordResetIn(Strict):
+    email: EmailStr
+
+
+class PasswordResetConfirmIn(Strict):
+    token: Annotated[str, StringConstraints(min_length=1, max_length=2048)] = Field(
+        description="The reset code the e-mail gave (POST /auth/password-reset)"
+    )
+    password: Password
+
+
+class PasswordResetRequested(BaseModel):
+    message: str = Field(description="The same whether or not the address has an account")
+
+
 class RefreshIn(Strict):
     refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=512)]
 

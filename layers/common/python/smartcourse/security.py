@@ -125,6 +125,38 @@ def device_of(settings: Settings, token: str | None, *, account: str) -> str | N
     return device if isinstance(device, str) and device else None
 
 
+def issue_reset_token(settings: Settings, *, user_id: uuid.UUID, token_version: int) -> str:
+    """A password-reset token for the account: good for PASSWORD_RESET_MINUTES, and once, since the reset (like any
+    password change or a disable) moves the account's token_version past the one it names."""
+    now = datetime.now(UTC)
+    claims = {
+        "sub": str(user_id),
+        "tv": token_version,
+        "iss": settings.jwt_issuer,
+        "iat": now,
+        "exp": now + timedelta(minutes=settings.password_reset_minutes),
+        "typ": "reset",
+    }
+    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
+
+
+def decode_reset_token(settings: Settings, token: str) -> tuple[uuid.UUID, int] | None:
+    """The account id and token_version a valid reset token names; None for an expired, forged or other token."""
+    try:
+        claims = jwt.decode(
+            token,
+            settings.jwt_secret,
+            algorithms=["HS256"],
+            issuer=settings.jwt_issuer,
+            options={"require": ["exp", "sub", "iss", "tv"]},
+        )
+        if claims.get("typ") != "reset":
+            return None
+        return uuid.UUID(str(claims["sub"])), int(claims["tv"])
+    except (jwt.PyJWTError, KeyError, ValueError, TypeError):
+        return None
+
+
 def decode_access_token(settings: Settings, token: str) -> Principal:
     try:
         claims = jwt.decode(

@@ -591,6 +591,28 @@ def enqueue_email(notification_id: uuid.UUID) -> None:
         log.warning("could not enqueue notification email %s; the sweeper will", notification_id, exc_info=True)
 
 
+@app.task(name="accounts.send_password_reset", base=DeadLetteringTask)
+def send_password_reset_task(email: str) -> str:
+    """Celery task: e-mail a password-reset token to the account of `email`, if it has an active one
+    (`accounts.send_password_reset`). Retried like the other e-mails; a retry sends a second, equally good token."""
+    from smartcourse.services.accounts import send_password_reset
+
+    rt = runtime()
+    return run_async(send_password_reset(str(email), settings=rt.settings, sessionmaker=rt.sessionmaker))
+
+
+def enqueue_password_reset(email: str) -> bool:
+    """Queue the reset e-mail of `email`; False if the broker did not take it (the caller says so: a reset request
+    has no row for a sweeper to find later). Blocking: from async code, call it through `asyncio.to_thread`."""
+    try:
+        ensure_configured()
+        send_password_reset_task.apply_async(args=[email])
+    except Exception:
+        log.warning("could not enqueue a password-reset e-mail", exc_info=True)
+        return False
+    return True
+
+
 # --- several e-mails in one task ------------------------------------------------------------------
 
 

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from email.utils import formataddr, make_msgid, parseaddr
 from typing import Any
 
 from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
+from smartcourse.adapters.mail import send_email
 from smartcourse.config import Settings
 from smartcourse.db import UnitOfWork
 from smartcourse.domain.events import DomainEvent
-from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized, Unavailable
 from smartcourse.models import Course, RefreshToken, User, utcnow
 from smartcourse.ratelimit import Backoff, RateLimiter, enforce, key_part
 from smartcourse.schemas import (
@@ -32,10 +35,12 @@ from smartcourse.schemas import (
 )
 from smartcourse.security import (
     Principal,
+    decode_reset_token,
     device_of,
     hash_password_async,
     issue_access_token,
     issue_device_token,
+    issue_reset_token,
     verify_password_async,
 )
 
@@ -450,3 +455,81 @@ async def get_instructor(*, uow: UnitOfWork, instructor_id: uuid.UUID) -> Instru
         courses=[CourseSummary.model_validate(c) for c in courses],
         courses_total=total or 0,
     )
+
+
+# --- forgotten passwords ---------------------------------------------------------------------------
+
+
+async def request_password_reset(
+    *,
+    settings: Settings,
+    email: str,
+    enqueue: Callable[[str], bool],
+    limiter: RateLimiter | None = None,
+    client_ip: str = "unknown",
+) -> None:
+    """Ask for a reset e-mail: `enqueue` queues the task that sends it (`tasks.enqueue_password_reset`; blocking, so
+    run in a thread), False if it could not. The same answer and the same work whether or not the address has an
+    account (the task looks it up), so nobody learns which addresses are registered; limited per client address
+    and per address asked for (nobody's mailbox is flooded)."""
+    if limiter is not None:
+        decision = await limiter.hit(("reset", "ip", client_ip), settings.password_reset_rate_limit_ip)
+        enforce(decision)
+        if decision.checked:
+            enforce(
+                await limiter.hit(("reset", "account", key_part(email)), settings.password_reset_rate_limit_account)
+            )
+    if not await asyncio.to_thread(enqueue, email.strip()):
+        raise Unavailable("the reset e-mail could not be queued; retry shortly", code="service_unavailable")
+
+
+async def send_password_reset(email: str, *, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> str:
+    """The Celery task's work: e-mail a reset token to the active account of `email`, if there is one. Returns
+    "sent" or "no_account". Sent again if the task is retried: every token stays good until one of them is used."""
+    async with sessionmaker() as session:
+        user = await session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+    if user is None or not user.is_active:
+        return "no_account"
+    token = issue_reset_token(settings, user_id=user.id, token_version=user.token_version)
+    minutes = settings.password_reset_minutes
+    if settings.password_reset_url:
+        link = settings.password_reset_url.replace("{token}", token)
+        how = f"Choose a new password here within {minutes} minutes:\n\n{link}"
+    else:
+        how = f"Enter this reset code in SmartCourse within {minutes} minutes to choose a new password:\n\n{token}"
+    text = (
+        f"Hello {user.full_name},\n\nsomeone (we hope you) asked to reset the password of your SmartCourse account."
+        f"\n\n{how}\n\nIf it was not you, ignore this e-mail: your password stays as it is."
+    )
+    domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "smartcourse.local"
+    await asyncio.to_thread(
+        send_email,
+        host=settings.smtp_host or "127.0.0.1",
+        port=settings.smtp_port,
+        sender=settings.mail_from,
+        to=formataddr((" ".join(user.full_name.split()), user.email)),
+        subject="Reset your SmartCourse password",
+        text=f"{text}\n\n-- \nSmartCourse",
+        message_id=make_msgid("password-reset", domain=domain),
+    )
+    return "sent"
+
+
+async def reset_password(
+    *, uow: UnitOfWork, settings: Settings, token: str, password: str, backoff: Backoff | None = None
+) -> None:
+    """Set a new password with an e-mailed reset token: once (the reset moves the account's token_version on, which
+    the token names), ending every session and any login lock-out (whoever holds the token reads the mailbox)."""
+    refused = Invalid("the reset token is invalid, used or expired; ask for a new one", code="invalid_reset_token")
+    named = decode_reset_token(settings, token)
+    if named is None:
+        raise refused
+    user = await uow.session.get(User, named[0], with_for_update=True)
+    if user is None or not user.is_active or user.token_version != named[1]:
+        raise refused
+    user.password_hash = await hash_password_async(password)
+    await _end_sessions(uow, user)
+    user.updated_at = utcnow()
+    await uow.commit()
+    if backoff is not None:
+        await backoff.success(login_account(user.email))

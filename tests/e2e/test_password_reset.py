@@ -1,0 +1,131 @@
+"""A forgotten password: POST /auth/password-reset e-mails a reset code (through Celery and the SMTP sink), and
+POST /auth/password-reset/confirm sets a new password with it, once, ending every session and any lock-out."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+import pytest
+
+from tests.conftest import Api, read_mail
+
+SUBJECT = "Reset your SmartCourse password"
+
+
+@pytest.fixture(autouse=True)
+def _room_per_address(container: Any) -> Iterator[None]:
+    """The suite's requests all come from one address: its own limit (5 a minute) is not what these tests check."""
+    original = container.settings
+    container.settings = original.model_copy(update={"password_reset_rate_limit_ip": "1000/minute"})
+    yield
+    container.settings = original
+
+
+async def reset_mail(container: Any, to: str, count: int = 1, timeout: float = 30) -> list[Any]:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        found = [m for m in read_mail(container.settings.mail_dir, to=to) if str(m["Subject"]) == SUBJECT]
+        if len(found) >= count:
+            return found
+        assert asyncio.get_running_loop().time() < deadline, f"{len(found)} reset e-mails to {to}, not {count}"
+        await asyncio.sleep(0.2)
+
+
+def code_in(mail: Any) -> str:
+    body = mail.get_body(preferencelist=("plain",)).get_content()
+    found = re.search(r"^\s*([\w-]+\.[\w-]+\.[\w-]+)\s*$", body, re.MULTILINE)  # the code on a line of its own
+    assert found, body
+    return found.group(1)
+
+
+async def test_a_forgotten_password_is_reset_once_with_the_e_mailed_code(
+    api: Api, container: Any, celery_worker: object
+) -> None:
+    user = await api.user()
+    r = await api.client.post("/auth/password-reset", json={"email": user["email"].upper()})
+    assert r.status_code == 202, r.text
+    stranger = await api.client.post("/auth/password-reset", json={"email": f"nobody-{uuid.uuid4().hex}@example.com"})
+    assert (stranger.status_code, stranger.json()) == (202, r.json())  # nothing tells who has an account
+
+    [mail] = await reset_mail(container, user["email"])
+    code = code_in(mail)
+    body = mail.get_body(preferencelist=("plain",)).get_content()
+    assert "30 minutes" in body and user["full_name"] in body
+    # The code opens nothing by itself: it is no access token.
+    r = await api.client.get("/auth/me", headers={"Authorization": f"Bearer {code}"})
+    assert r.status_code == 401
+
+    r = await api.client.post("/auth/password-reset/confirm", json={"token": code, "password": "short"})
+    assert (r.status_code, r.json()["code"]) == (422, "validation_error")  # the registration's rules
+    r = await api.client.post("/auth/password-reset/confirm", json={"token": code, "password": "a-brand-new-one"})
+    assert r.status_code == 204, r.text
+    # Once: the reset moved the account on.
+    r = await api.client.post("/auth/password-reset/confirm", json={"token": code, "password": "yet-another-one"})
+    assert (r.status_code, r.json()["code"]) == (422, "invalid_reset_token"), r.text
+    # Every session ended, the old password is gone, the new one works.
+    assert (await api.client.get("/auth/me", headers=user["headers"])).status_code == 401
+    r = await api.client.post("/auth/refresh", json={"refresh_token": user["refresh_token"]})
+    assert r.status_code == 401
+    old = await api.client.post("/auth/login", json={"email": user["email"], "password": user["password"]})
+    assert old.status_code == 401
+    new = await api.client.post("/auth/login", json={"email": user["email"], "password": "a-brand-new-one"})
+    assert new.status_code == 200, new.text
+
+
+async def test_a_reset_ends_a_lock_out_and_bad_codes_are_refused(
+    api: Api, container: Any, celery_worker: object
+) -> None:
+    user = await api.user()
+    wrong = {"email": user["email"], "password": "wrong-password"}
+    for _ in range(container.settings.login_free_failures + 1):
+        assert (await api.client.post("/auth/login", json=wrong)).status_code == 401
+    good = {"email": user["email"], "password": user["password"]}
+    assert (await api.client.post("/auth/login", json=good)).status_code == 429
+    assert (await api.client.post("/auth/password-reset", json={"email": user["email"]})).status_code == 202
+    code = code_in((await reset_mail(container, user["email"]))[0])
+
+    settings = container.settings
+    claims = jwt.decode(code, settings.jwt_secret, algorithms=["HS256"], issuer=settings.jwt_issuer)
+    expired = jwt.encode(
+        {**claims, "exp": datetime.now(UTC) - timedelta(seconds=1)}, settings.jwt_secret, algorithm="HS256"
+    )
+    forged = jwt.encode(claims, "x" * 64, algorithm="HS256")
+    access_token = user["access_token"]  # a token of another type
+    for token in (expired, forged, access_token, "not-a-token"):
+        r = await api.client.post("/auth/password-reset/confirm", json={"token": token, "password": "new-password-1"})
+        assert (r.status_code, r.json()["code"]) == (422, "invalid_reset_token"), r.text
+
+    r = await api.client.post("/auth/password-reset/confirm", json={"token": code, "password": "new-password-1"})
+    assert r.status_code == 204, r.text
+    r = await api.client.post("/auth/login", json={"email": user["email"], "password": "new-password-1"})
+    assert r.status_code == 200, r.text  # the lock-out ended with the reset
+
+
+async def test_reset_requests_are_limited_per_address(api: Api, container: Any, celery_worker: object) -> None:
+    user = await api.user()
+    codes = [
+        (await api.client.post("/auth/password-reset", json={"email": user["email"]})).status_code for _ in range(4)
+    ]
+    assert codes == [202, 202, 202, 429], codes  # PASSWORD_RESET_RATE_LIMIT_ACCOUNT: 3/hour
+    mails = await reset_mail(container, user["email"], count=3)
+    await asyncio.sleep(1)
+    assert len([m for m in read_mail(container.settings.mail_dir, to=user["email"]) if m["Subject"] == SUBJECT]) == 3
+    assert len(mails) == 3
+
+
+async def test_a_reset_the_broker_does_not_take_is_a_503_to_retry(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    from smartcourse import tasks
+
+    def refuse(*_: Any, **__: Any) -> None:
+        raise ConnectionRefusedError("the broker is down")
+
+    monkeypatch.setattr(tasks.send_password_reset_task, "apply_async", refuse)
+    r = await api.client.post("/auth/password-reset", json={"email": f"anyone-{uuid.uuid4().hex}@example.com"})
+    assert (r.status_code, r.json()["code"]) == (503, "service_unavailable"), r.text
+    assert int(r.headers["Retry-After"]) >= 1
