@@ -157,6 +157,12 @@ async def test_publish_runs_every_step_and_search_finds_each_source(api: Api) ->
     for mode in ("vector", "keyword"):
         r = await _search(api, student, course["id"], "mitochondria", mode=mode)
         assert r.status_code == 200 and r.json()["mode"] == mode
+    # What the course does not cover finds nothing, rather than the nearest passages however far.
+    for query in ("chocolate cake baking recipe", "who won the football world cup"):
+        r = await _search(api, student, course["id"], query, k=5)
+        assert r.status_code == 200 and r.json()["items"] == [], (query, r.json()["items"])
+        r = await _search(api, student, course["id"], query, k=5, mode="vector")
+        assert len(r.json()["items"]) == 5  # the k nearest, for whoever asks for them
 
 
 async def test_search_follows_enrollment_and_readiness(api: Api) -> None:

@@ -225,11 +225,18 @@ def _public_hit(hit: Hit) -> ContentSearchHit:
 async def search_course(
     container: Any, *, principal: Principal | None, course_id: uuid.UUID, q: str, k: int, mode: SearchMode
 ) -> ContentSearchResult:
-    """`GET /courses/{id}/search`: hybrid by default; `mode` says what ran."""
+    """`GET /courses/{id}/search`: hybrid by default; `mode` says what ran.
+
+    A hybrid search answers the passages that matched a word of the query or whose meaning is near enough
+    (cosine similarity at least `ASSISTANT_RELEVANCE_FLOOR`, the assistant's evidence floor): fusion ranks whatever
+    the two legs return, so a question the course does not cover used to get its k nearest passages anyway, however
+    far. `mode=vector` still answers the k nearest, with their `score`, for whoever wants them."""
     found = await retrieve(container, principal=principal, course_id=course_id, query=q, k=k, mode=mode)
-    return ContentSearchResult(
-        items=[_public_hit(h) for h in found.hits], mode=found.mode, version=found.version, query=q
-    )
+    hits = found.hits
+    if found.mode == "hybrid":
+        floor = container.settings.assistant_relevance_floor
+        hits = [h for h in hits if h.keyword_score is not None or (h.vector_score or 0.0) >= floor]
+    return ContentSearchResult(items=[_public_hit(h) for h in hits], mode=found.mode, version=found.version, query=q)
 
 
 # --- the catalogue ---------------------------------------------------------------------------------
