@@ -3,6 +3,7 @@ their course (`GET /courses/{id}/enrollments`), where both needed psql or an enr
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from typing import Any
 
@@ -41,6 +42,27 @@ async def test_an_admin_finds_accounts_by_email_part_of_a_name_or_role(api: Api,
     r = await api.client.get("/users", headers=student["headers"])
     assert (r.status_code, r.json()["code"]) == (403, "admin_only")
     assert (await api.client.get("/users")).status_code == 401
+
+
+async def test_an_address_or_name_typed_in_another_unicode_form_is_the_same(api: Api, container: Any) -> None:
+    """explore9 F6: "zoë" composed (NFC) and decomposed (NFD, as some keyboards type it) are one address and one
+    name, at login and in an admin's search."""
+    admin = await api.admin(container)
+    marker = uuid.uuid4().hex[:8]
+    nfc, nfd = f"zoë-{marker}@example.com", unicodedata.normalize("NFD", f"zoë-{marker}@example.com")
+    assert nfc != nfd
+    body = {"email": nfd, "password": "a-long-password", "full_name": unicodedata.normalize("NFD", f"Zoë {marker}")}
+    r = await api.client.post("/auth/register", json={**body, "role": "student"})
+    assert r.status_code == 201, r.text
+    zoe = r.json()
+    for typed in (nfc, nfd):
+        r = await api.client.post("/auth/login", json={"email": typed, "password": "a-long-password"})
+        assert r.status_code == 200, (typed, r.text)
+        found = await api.client.get("/users", params={"email": typed}, headers=admin["headers"])
+        assert [u["id"] for u in found.json()["items"]] == [zoe["id"]], found.text
+    for typed in (f"Zoë {marker}", unicodedata.normalize("NFD", f"zoë {marker}")):
+        found = await api.client.get("/users", params={"q": typed}, headers=admin["headers"])
+        assert [u["id"] for u in found.json()["items"]] == [zoe["id"]], (typed, found.text)
 
 
 async def test_an_instructor_sees_who_is_enrolled_in_their_course(api: Api, worker: object) -> None:

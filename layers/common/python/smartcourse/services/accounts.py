@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import secrets
+import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import formataddr, make_msgid, parseaddr
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, func, literal_column, or_, select, update
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
@@ -132,6 +133,7 @@ async def login(
     a back-off of that device's own instead of the account's: whoever guesses from elsewhere locks the account for
     unknown devices only, not for its owner's (OWASP, "Slow Down Online Guessing Attacks with Device Cookies").
     """
+    email = unicodedata.normalize("NFC", email)  # as a registration stored it (EmailStr): "zoë" typed either way
     account: tuple[str, ...] = login_account(email)
     device = device_of(settings, device_token, account=account[1])
     window: tuple[str, ...] = ("login", "account", account[1])
@@ -297,13 +299,15 @@ async def list_users(
     if not principal.is_admin:
         raise Forbidden("only an admin may list accounts", code="admin_only")
     where: list[Any] = []
+    # Addresses are stored NFC (a registration's EmailStr normalises them); names as typed, so compared NFC here.
     if email:
-        where.append(func.lower(User.email) == email.strip().lower())
+        where.append(func.lower(User.email) == unicodedata.normalize("NFC", email).strip().lower())
     if q:
-        pattern = "%" + q.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        typed = unicodedata.normalize("NFC", q).strip().lower()
+        pattern = "%" + typed.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         found = (
             func.lower(User.email).like(pattern, escape="\\"),
-            func.lower(User.full_name).like(pattern, escape="\\"),
+            func.normalize(func.lower(User.full_name), literal_column("NFC")).like(pattern, escape="\\"),
         )
         where.append(or_(*found))
     if role:
