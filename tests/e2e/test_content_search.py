@@ -232,6 +232,49 @@ async def test_unreadable_material_is_skipped_and_reported(api: Api) -> None:
     assert len(told) == 1 and "scan.pdf" in told[0]["body"] and told[0]["data"]["course_id"] == course["id"], feed
 
 
+async def test_a_version_is_the_working_copy_as_it_was_when_publish_was_asked(api: Api, holds: Path) -> None:
+    """explore11 F1: edits made in the moments after "publish" (before the workflow's snapshot step ran) went live
+    in that version, unreviewed. The version is frozen by the request; later edits wait for the next one."""
+    owner = await api.user("instructor")
+    course = await api.course(owner, title="Frozen at the request")
+    module = await api.module(owner, course["id"], "Basics")
+    await api.lesson(owner, course["id"], module["id"], title="Reviewed", type="text", content="Stars shine.")
+    doomed = await api.lesson(owner, course["id"], module["id"], title="Also reviewed", type="text", content="Moons.")
+    hold = holds / f"publish.snapshot.{course['id']}.hold"
+    hold.touch()
+    try:
+        r = await api.client.post(f"/courses/{course['id']}/publish", headers=owner["headers"])
+        assert r.status_code == 202, r.text
+        workflow_id = r.json()["workflow_id"]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while not (holds / f"publish.snapshot.{course['id']}.reached").exists():
+            assert loop.time() < deadline, "the snapshot step never ran"
+            await asyncio.sleep(0.1)
+        # While the workflow waits before its snapshot step: a lesson added, one deleted, a material uploaded.
+        await api.lesson(owner, course["id"], module["id"], title="DRAFT not reviewed", type="text", content="TODO")
+        r = await api.client.delete(
+            f"/courses/{course['id']}/modules/{module['id']}/lessons/{doomed['id']}", headers=owner["headers"]
+        )
+        assert r.status_code == 204, r.text
+        late = await _upload(api, owner, course["id"], "late.md", b"# Quasars\n\nQuasars are bright.", "text/markdown")
+    finally:
+        hold.unlink()
+    wf = await api.wait_workflow(owner, workflow_id, timeout=120)
+    assert wf["status"] == "completed", wf
+    student = await _enrolled_student(api, course["id"])
+    seen = (await api.client.get(f"/courses/{course['id']}", headers=student["headers"])).json()
+    titles = [lesson["title"] for m in seen["modules"] for lesson in m["lessons"]]
+    assert titles == ["Reviewed", "Also reviewed"], titles
+    materials = (await api.client.get(f"/courses/{course['id']}/materials", headers=student["headers"])).json()
+    assert materials["items"] == [], materials
+    r = await _search(api, student, course["id"], "quasars", mode="keyword")
+    assert r.json()["items"] == [], r.json()
+    # The working copy keeps the edits, for the next version.
+    mine = (await api.client.get(f"/courses/{course['id']}/materials", headers=owner["headers"])).json()
+    assert [(m["id"], m["published"]) for m in mine["items"]] == [(late, False)], mine
+
+
 async def test_a_running_step_shows_its_progress_within_seconds(api: Api, holds: Path) -> None:
     """`GET /workflows/{id}` shows a running step's counts as it goes (`embed: running, n/n`): its heartbeats reach
     Temporal at most a second apart, not the SDK's default 0.8 x the 20 s heartbeat timeout (a 15 s embed read 0/N
@@ -590,3 +633,20 @@ async def test_tag_filters_ignore_case(api: Api) -> None:
     r = await api.client.get("/search", params={"q": "KAFKA", "tags": f"tag-{marker}"})
     assert [i["id"] for i in r.json()["items"]] == [course["id"]], r.text
     assert r.json()["items"][0]["score"] >= 0.5
+
+
+async def test_a_snapshot_with_no_lesson_left_is_refused(api: Api, container: Any) -> None:
+    """The lessons deleted between the publish's check and its snapshot (explore11 F1 put a version without a lesson
+    live): the snapshot itself refuses, so nothing empty goes live."""
+    from smartcourse.errors import Invalid
+    from smartcourse.services import publishing
+
+    owner = await api.user("instructor")
+    course = await api.course(owner, title="Emptied")
+    await api.module(owner, course["id"], "Nothing in it")
+    with pytest.raises(Invalid) as refused:
+        async with container.uow() as uow:
+            await publishing.snapshot_version(
+                uow=uow, documents=container.documents, course_id=uuid.UUID(course["id"]), version=1
+            )
+    assert refused.value.code == "course_not_publishable"

@@ -68,10 +68,18 @@ class PublishingActivities:
 
     @activity.defn(name="publish.snapshot")
     async def snapshot(self, inp: PublishInput) -> str:
-        async with self.c.uow() as uow:
-            return await publishing.snapshot_version(
-                uow=uow, documents=self.c.documents, course_id=uuid.UUID(inp.course_id), version=inp.version
-            )
+        await faults.hold_point(f"publish.snapshot.{inp.course_id}")  # tests: edits made while the publish runs
+        try:
+            async with self.c.uow() as uow:
+                return await publishing.snapshot_version(
+                    uow=uow,
+                    documents=self.c.documents,
+                    course_id=uuid.UUID(inp.course_id),
+                    version=inp.version,
+                    keep_existing=True,
+                )
+        except DomainError as exc:  # nothing left to publish: fails the run, as `validate` would
+            raise _non_retryable(exc) from exc
 
     @activity.defn(name="publish.extract")
     async def extract(self, inp: PublishInput) -> dict[str, Any]:

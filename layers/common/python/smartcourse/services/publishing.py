@@ -40,8 +40,15 @@ def publish_workflow_id(course_id: uuid.UUID, version: int) -> str:
     return f"publish-{course_id}-v{version}"
 
 
-async def request_publish(*, uow: UnitOfWork, principal: Principal, course_id: uuid.UUID) -> tuple[str, int]:
+async def request_publish(
+    *, uow: UnitOfWork, principal: Principal, course_id: uuid.UUID, documents: Any = None
+) -> tuple[str, int]:
     """Move the course to `publishing` (or find the publish already under way) and record the run.
+
+    With `documents` (the API's publish does), the version is frozen here, under the course's row lock, as the working
+    copy is when the instructor asks: an edit made while the workflow runs belongs to the next version (explore11 F1:
+    the workflow's `snapshot` step, moments later, shipped whatever was added or deleted in between). The step then
+    keeps this snapshot; it takes one itself only for a run requested without it.
 
     A course that cannot be published (no lesson: 422 `course_not_publishable`; a prerequisite that is not live:
     422 `prerequisites_not_live`) is refused here, with nothing recorded: no version number spent, no workflow run,
@@ -65,6 +72,9 @@ async def request_publish(*, uow: UnitOfWork, principal: Principal, course_id: u
     course.index_status = "indexing"
     course.publish_report = {"version": version, "workflow_id": workflow_id, "status": "running"}
     course.updated_at = utcnow()
+    if documents is not None:
+        # Replaces whatever a reverted attempt at this version number left (revert_publish does not spend it).
+        await snapshot_version(uow=uow, documents=documents, course_id=course.id, version=version)
     if await uow.session.get(WorkflowRun, workflow_id) is None:
         uow.session.add(
             WorkflowRun(
@@ -84,7 +94,9 @@ async def request_publish(*, uow: UnitOfWork, principal: Principal, course_id: u
 async def start_publish(*, container: Any, principal: Principal, course_id: uuid.UUID) -> WorkflowStarted:
     """Request the publish, then start its workflow by name (idempotent by workflow id)."""
     async with container.uow() as uow:
-        workflow_id, version = await request_publish(uow=uow, principal=principal, course_id=course_id)
+        workflow_id, version = await request_publish(
+            uow=uow, principal=principal, course_id=course_id, documents=container.documents
+        )
     try:
         status = await container.workflow_starter().start(
             names.PUBLISHING,
@@ -126,13 +138,25 @@ async def validate_for_publish(*, uow: UnitOfWork, course_id: uuid.UUID) -> None
     await ensure_publishable(uow, course_id)
 
 
-async def snapshot_version(*, uow: UnitOfWork, documents: Any, course_id: uuid.UUID, version: int) -> str:
+async def snapshot_version(
+    *, uow: UnitOfWork, documents: Any, course_id: uuid.UUID, version: int, keep_existing: bool = False
+) -> str:
     """Freeze the working copy as content version `version` (a whole-document upsert: safe to repeat), less its
-    modules that have no lesson."""
+    modules that have no lesson. `keep_existing`: the workflow's step, which keeps the snapshot the publish request
+    took (`request_publish`)."""
 
+    doc_id = version_doc_id(course_id, version)
+    if keep_existing and await documents.get(VERSIONS, doc_id) is not None:
+        return doc_id
     course = await load_course(uow, course_id)
     modules = await build_structure(uow, documents, course_id)
-    doc_id = version_doc_id(course_id, version)
+    if not any(m.lessons for m in modules):
+        # The lessons went between the check and this read (a delete committed meanwhile, explore11 F1): a version
+        # with nothing to learn never goes live.
+        raise Invalid(
+            "a course needs at least one module with a lesson before it can be published",
+            code="course_not_publishable",
+        )
     # The materials this version publishes (students are served these, the index reads these).
     materials = sorted(await documents.find(MATERIALS, {"course_id": str(course_id)}), key=lambda m: m["id"])
     await documents.put(
