@@ -213,6 +213,17 @@ class Api:
         assert r.status_code == 201, r.text
         return r.json()
 
+    async def lesson_update(
+        self, owner: dict[str, Any], course_id: str, lesson: dict[str, Any], **body: Any
+    ) -> dict[str, Any]:
+        r = await self.client.put(
+            f"/courses/{course_id}/modules/{lesson['module_id']}/lessons/{lesson['id']}",
+            json=body,
+            headers=owner["headers"],
+        )
+        assert r.status_code == 200, r.text
+        return r.json()
+
     async def wait_workflow(self, owner: dict[str, Any], workflow_id: str, timeout: float = 30) -> dict[str, Any]:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:

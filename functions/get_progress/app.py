@@ -15,7 +15,13 @@ router = APIRouter(tags=["progress"])
 @router.get("/enrollments/{enrollment_id:uuid}/progress", response_model=ProgressPublic)
 async def get_progress(enrollment_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> ProgressPublic:
     async with c.uow() as uow:
-        return await progress.get_progress(uow=uow, documents=c.documents, principal=user, enrollment_id=enrollment_id)
+        return await progress.get_progress(
+            uow=uow,
+            documents=c.documents,
+            principal=user,
+            enrollment_id=enrollment_id,
+            max_attempts=c.settings.quiz_max_attempts,
+        )
 
 
 handler = lambda_handler(router)

@@ -14,7 +14,9 @@ router = APIRouter(tags=["progress"])
 
 @router.post("/quizzes/{lesson_id:uuid}/submit", response_model=QuizResult)
 async def submit_quiz(lesson_id: uuid.UUID, body: QuizSubmitIn, user: CurrentUser, c: ContainerDep) -> QuizResult:
-    return await learning.submit_quiz(container=c, principal=user, lesson_id=lesson_id, answers=body.answers)
+    return await learning.submit_quiz(
+        container=c, principal=user, lesson_id=lesson_id, answers=body.answers, version=body.version
+    )
 
 
 handler = lambda_handler(router)

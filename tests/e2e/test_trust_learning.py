@@ -461,3 +461,91 @@ async def test_an_enrollment_held_by_a_request_at_go_live_is_completed_once_the_
         await held.rollback()
     await publishing
     await _completed_once_with_a_certificate(api, container, student, eid)
+
+
+async def _republish(api: Api, teacher: dict[str, Any], course_id: str) -> None:
+    r = await api.client.post(f"/courses/{course_id}/publish", headers=teacher["headers"])
+    assert r.status_code == 202, r.text
+    assert (await api.wait_workflow(teacher, r.json()["workflow_id"]))["status"] == "completed"
+
+
+async def test_a_rewritten_quiz_gives_its_attempts_anew(api: Api, worker: object, tuned: Any) -> None:
+    """explore11 F3: a student out of attempts could never complete the course, even once the instructor rewrote the
+    quiz. The limit counts the attempts on the quiz as it is; progress says how many are left, and a review never
+    grades an attempt against questions it did not answer (F2)."""
+    teacher, student = await api.user("instructor"), await api.user()
+    course, lessons = await course_with_lessons(api, teacher)
+    quiz = next(lsn for lsn in lessons if lsn["type"] == "quiz")
+    url = f"/quizzes/{quiz['id']}/submit"
+    tuned(quiz_max_attempts=2, quiz_cooldown_seconds=0)
+    eid = (await enroll(api, student, course["id"])).json()["id"]
+    await wait_enrollment(api, student, eid, "active")
+    for _ in range(2):
+        assert (await api.client.post(url, json={"answers": [0, 1]}, headers=student["headers"])).status_code == 200
+    r = await api.client.post(url, json={"answers": [1, 0]}, headers=student["headers"])
+    assert (r.status_code, r.json()["code"]) == (409, "quiz_attempts_exhausted")
+    progress = (await api.client.get(f"/enrollments/{eid}/progress", headers=student["headers"])).json()
+    view = next(lsn for lsn in progress["lessons"] if lsn["lesson_id"] == quiz["id"])
+    assert (view["status"], view["attempts"], view["attempts_left"]) == ("attempted", 2, 0)  # told it is locked
+
+    # A republish that leaves the quiz as it was gives nothing back.
+    await api.lesson_update(teacher, course["id"], quiz, title="Final quiz (same questions)")
+    await _republish(api, teacher, course["id"])
+    r = await api.client.post(url, json={"answers": [1, 0]}, headers=student["headers"])
+    assert (r.status_code, r.json()["code"]) == (409, "quiz_attempts_exhausted")
+
+    rewritten = [{"prompt": "3 + 3?", "options": ["6", "7"], "answer": 0}]
+    await api.lesson_update(teacher, course["id"], quiz, questions=rewritten, pass_score=100)
+    await _republish(api, teacher, course["id"])
+    progress = (await api.client.get(f"/enrollments/{eid}/progress", headers=student["headers"])).json()
+    view = next(lsn for lsn in progress["lessons"] if lsn["lesson_id"] == quiz["id"])
+    assert (view["attempts"], view["attempts_left"]) == (0, 2)
+    review = (await api.client.get(f"/enrollments/{eid}/review", headers=student["headers"])).json()
+    failed = next(i for i in review["items"] if i["kind"] == "quiz_failed")
+    assert failed["detail"]["quiz_changed"] is True and failed["detail"]["missed_questions"] is None
+    r = (await api.client.post(url, json={"answers": [1]}, headers=student["headers"])).json()
+    assert (r["attempt"], r["attempts_left"], r["passed"]) == (1, 1, False)
+    r = (await api.client.post(url, json={"answers": [0]}, headers=student["headers"])).json()
+    assert r["passed"] is True, r
+    progress = (await api.client.get(f"/enrollments/{eid}/progress", headers=student["headers"])).json()
+    view = next(lsn for lsn in progress["lessons"] if lsn["lesson_id"] == quiz["id"])
+    assert (view["status"], view["attempts_left"]) == ("completed", None)
+
+
+async def test_a_quiz_answered_from_an_older_version_is_not_graded_against_a_changed_one(
+    api: Api, worker: object, tuned: Any
+) -> None:
+    """explore11 F7: options reordered and republished while a student had the quiz open: the right answer scored 0
+    and spent an attempt. A submission naming the version it read is refused (409 quiz_changed, no attempt used)
+    when that version's quiz differs from the live one, and graded when only other lessons changed."""
+    teacher, student = await api.user("instructor"), await api.user()
+    course, lessons = await course_with_lessons(api, teacher)
+    quiz = next(lsn for lsn in lessons if lsn["type"] == "quiz")
+    url = f"/quizzes/{quiz['id']}/submit"
+    tuned(quiz_cooldown_seconds=0)
+    eid = (await enroll(api, student, course["id"])).json()["id"]
+    await wait_enrollment(api, student, eid, "active")
+    read = (await api.client.get(f"/courses/{course['id']}", headers=student["headers"])).json()["content_version"]
+
+    await api.lesson_update(teacher, course["id"], lessons[0], title="Intro, renamed")  # another lesson only
+    await _republish(api, teacher, course["id"])
+    r = await api.client.post(url, json={"answers": [0, 1], "version": read}, headers=student["headers"])
+    assert r.status_code == 200 and r.json()["attempt"] == 1, r.text  # the same quiz: graded
+
+    reordered = [
+        {"prompt": "2 + 2?", "options": ["4", "3"], "answer": 0},
+        {"prompt": "Capital of France?", "options": ["Paris", "Rome"], "answer": 0},
+    ]
+    await api.lesson_update(teacher, course["id"], quiz, questions=reordered)
+    await _republish(api, teacher, course["id"])
+    r = await api.client.post(url, json={"answers": [1, 0], "version": read}, headers=student["headers"])
+    assert (r.status_code, r.json()["code"]) == (409, "quiz_changed"), r.text
+    live = r.json()["details"]["version"]
+    assert live == read + 2
+    progress = (await api.client.get(f"/enrollments/{eid}/progress", headers=student["headers"])).json()
+    view = next(lsn for lsn in progress["lessons"] if lsn["lesson_id"] == quiz["id"])
+    assert view["attempts"] == 0  # the refused one used nothing (and the one before answered another quiz)
+    r = await api.client.post(url, json={"answers": [0, 0], "version": live}, headers=student["headers"])
+    assert r.status_code == 200 and r.json()["passed"] is True, r.text
+    r = await api.client.post(url, json={"answers": [0, 0], "version": 999}, headers=student["headers"])
+    assert (r.status_code, r.json()["code"]) == (409, "quiz_changed")  # a version that never was: not this quiz

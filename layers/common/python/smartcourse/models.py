@@ -372,6 +372,10 @@ class QuizAttempt(Base):
     score: Mapped[int] = mapped_column(Integer, nullable=False)
     passed: Mapped[bool] = mapped_column(Boolean, nullable=False)
     submitted_at: Mapped[datetime] = _created()
+    # The quiz as answered (`domain.courses.quiz_fingerprint`): the limit counts the attempts on the quiz as it is
+    # now, and a review grades an attempt against the questions it answered. Null: an attempt from before migration
+    # 0019, counted against whatever the quiz is.
+    quiz_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class Certificate(Base):

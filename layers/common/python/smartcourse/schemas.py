@@ -740,7 +740,13 @@ class LessonProgressPublic(BaseModel):
     attempts: int | None = Field(
         default=None,
         description="the attempts a quiz has used of its limit (QUIZ_MAX_ATTEMPTS), across the student's "
-        "enrollments in the course as the limit counts them; null for the other lessons",
+        "enrollments in the course as the limit counts them: on the quiz as it is now (a rewritten quiz starts "
+        "again); null for the other lessons",
+    )
+    attempts_left: int | None = Field(
+        default=None,
+        description="a quiz not passed yet: the attempts still allowed (0: locked until the instructor changes the "
+        "quiz); null otherwise",
     )
     completed_at: datetime | None = None
 
@@ -762,6 +768,12 @@ class ProgressPublic(BaseModel):
 
 class QuizSubmitIn(Strict):
     answers: Annotated[list[Annotated[StrictInt, Field(ge=0, le=100)]], Field(min_length=1, max_length=100)]
+    version: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        description="The course's `content_version` the quiz was read from. Another version live whose quiz differs: "
+        "409 `quiz_changed`, and no attempt is used. Left out: graded against the live version.",
+    )
 
 
 class QuizResult(BaseModel):

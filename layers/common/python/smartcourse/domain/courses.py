@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from smartcourse.domain.principal import Principal
@@ -42,6 +44,22 @@ def student_view_of_lesson(lesson: dict[str, Any]) -> dict[str, Any]:
     out = dict(lesson)
     out["questions"] = [{k: v for k, v in q.items() if k != "answer"} for q in lesson["questions"]]
     return out
+
+
+def quiz_fingerprint(body: dict[str, Any]) -> str:
+    """What identifies a quiz as a student answers it: its questions (prompt, options, answer) and pass score, hashed.
+    A republish that leaves them alone keeps it; a rewrite changes it, and with it the attempts the limit counts."""
+    questions = [
+        {"prompt": q.get("prompt"), "options": q.get("options"), "answer": q.get("answer")}
+        for q in body.get("questions") or []
+    ]
+    canonical = json.dumps(
+        {"questions": questions, "pass_score": int(body.get("pass_score", 70))},
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 def grade_quiz(questions: list[dict[str, Any]], answers: list[int], pass_score: int) -> tuple[int, bool]:

@@ -110,14 +110,20 @@ async def detail(*, container: Any, principal: Principal, enrollment_id: uuid.UU
 async def complete_lesson(*, container: Any, principal: Principal, lesson_id: uuid.UUID) -> ProgressPublic:
     async with container.uow() as uow:
         result, completed = await progress.complete_lesson(
-            uow=uow, documents=container.documents, principal=principal, lesson_id=lesson_id
+            uow=uow,
+            documents=container.documents,
+            principal=principal,
+            lesson_id=lesson_id,
+            max_attempts=container.settings.quiz_max_attempts,
         )
     if completed:
         await start_certificate(container, result.enrollment_id)
     return result
 
 
-async def submit_quiz(*, container: Any, principal: Principal, lesson_id: uuid.UUID, answers: list[int]) -> QuizResult:
+async def submit_quiz(
+    *, container: Any, principal: Principal, lesson_id: uuid.UUID, answers: list[int], version: int | None = None
+) -> QuizResult:
     """Grade an attempt, within the attempt limit and cool-down (checked in the grading transaction, under the
     enrollment's lock: services/progress.py); per-question feedback once passed or exhausted."""
     settings = container.settings
@@ -128,6 +134,7 @@ async def submit_quiz(*, container: Any, principal: Principal, lesson_id: uuid.U
             principal=principal,
             lesson_id=lesson_id,
             answers=answers,
+            version=version,
             max_attempts=settings.quiz_max_attempts,
             cooldown_seconds=settings.quiz_cooldown_seconds,
         )

@@ -8,7 +8,7 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 
 from smartcourse.db import UnitOfWork
@@ -19,7 +19,7 @@ from smartcourse.models import Course, Enrollment, EnrollmentHistory, Lesson, Le
 from smartcourse.ratelimit import Decision, rate_limited_error
 from smartcourse.schemas import LessonProgressPublic, ModuleProgressPublic, ProgressPublic, QuizResult
 from smartcourse.security import Principal
-from smartcourse.services.learner_view import PublishedLesson, published_lessons
+from smartcourse.services.learner_view import PublishedLesson, published_lessons, published_lessons_of
 from smartcourse.services.waitlist import enrollment_event
 
 
@@ -187,7 +187,7 @@ async def complete_finished_enrollments(
 
 
 async def complete_lesson(
-    *, uow: UnitOfWork, documents: Any, principal: Principal, lesson_id: uuid.UUID
+    *, uow: UnitOfWork, documents: Any, principal: Principal, lesson_id: uuid.UUID, max_attempts: int | None = None
 ) -> tuple[ProgressPublic, bool]:
     """Mark a text or video lesson complete (idempotent). Returns (progress, enrollment just completed)."""
     e, _course, lesson, lessons = await _learning_context(uow, documents, principal, lesson_id, completed_ok=True)
@@ -199,29 +199,37 @@ async def complete_lesson(
         # A repeat of a lesson already done is answered as before (idempotent); nothing else moves a finished course.
         if lesson.lesson_id not in await _completed_ids(uow, e.id):
             raise Conflict("this course is already completed", code="enrollment_completed")
-        return await _progress(uow, e, lessons), False
+        return await _progress(uow, e, lessons, max_attempts), False
     await _record_completion(uow, e, lesson, lessons, None)
     just_completed = e.status == "completed"
     await uow.commit()
-    return await _progress(uow, e, lessons), just_completed
+    return await _progress(uow, e, lessons, max_attempts), just_completed
+
+
+def counts_against(fingerprint: str) -> Any:
+    """The attempts the limit counts on the quiz as it is (`fingerprint`): those on these questions, and those from
+    before attempts recorded their quiz (migration 0019)."""
+    return or_(QuizAttempt.quiz_fingerprint == fingerprint, QuizAttempt.quiz_fingerprint.is_(None))
 
 
 async def _quiz_record(
-    uow: UnitOfWork, student_id: uuid.UUID, lesson_id: uuid.UUID
-) -> tuple[int, datetime | None, bool, datetime]:
-    """(attempts so far, last submission, passed once, the database's clock now) of a student on a quiz, across
-    all of the student's enrollments (re-enrolling does not reset attempts)."""
+    uow: UnitOfWork, student_id: uuid.UUID, lesson_id: uuid.UUID, fingerprint: str
+) -> tuple[int, int, datetime | None, bool, datetime]:
+    """(attempts on the quiz as it is, attempts in all, last submission, passed once, the database's clock now) of a
+    student on a quiz, across all of the student's enrollments (re-enrolling does not reset attempts; a rewritten
+    quiz does)."""
     row = (
         await uow.session.execute(
             select(
-                func.count(QuizAttempt.id),
+                func.count(QuizAttempt.id).filter(counts_against(fingerprint)),
+                func.coalesce(func.max(QuizAttempt.attempt), 0),
                 func.max(QuizAttempt.submitted_at),
                 func.bool_or(QuizAttempt.passed),
                 func.clock_timestamp(),
             ).where(QuizAttempt.student_id == student_id, QuizAttempt.lesson_id == lesson_id)
         )
     ).one()
-    return int(row[0] or 0), row[1], bool(row[2]), row[3]
+    return int(row[0] or 0), int(row[1] or 0), row[2], bool(row[3]), row[4]
 
 
 def _check_quiz_allowed(used: int, last: datetime | None, now: datetime, limit: int, cooldown: int) -> None:
@@ -250,6 +258,7 @@ async def submit_quiz(
     answers: list[int],
     max_attempts: int,
     cooldown_seconds: int,
+    version: int | None = None,
 ) -> tuple[QuizResult, Enrollment]:
     """Grade an attempt within the attempt limit and cool-down; per-question feedback once passed or exhausted.
 
@@ -259,10 +268,13 @@ async def submit_quiz(
     course, and a re-enrollment exists only once the drop (which waits for this lock) has committed. The attempt
     number counts across enrollments and is unique per student and quiz (`uq_quiz_attempts_student_attempt`), so
     the database refuses a second attempt with the same number whatever the path."""
-    e, _course, lesson, lessons = await _learning_context(uow, documents, principal, lesson_id)
+    e, course, lesson, lessons = await _learning_context(uow, documents, principal, lesson_id)
     if lesson.type != "quiz":
         raise Conflict("this lesson is not a quiz", code="not_a_quiz")
-    used, last, passed_before, now = await _quiz_record(uow, e.student_id, lesson_id)
+    fingerprint = course_rules.quiz_fingerprint(lesson.body)
+    if version is not None and version != course.content_version:
+        await _ensure_same_quiz(documents, course, lesson_id, version, fingerprint)
+    used, numbered, last, passed_before, now = await _quiz_record(uow, e.student_id, lesson_id, fingerprint)
     if not passed_before:
         _check_quiz_allowed(used, last, now, max_attempts, cooldown_seconds)
     questions = lesson.body.get("questions") or []
@@ -281,17 +293,18 @@ async def submit_quiz(
             )
     pass_score = int(lesson.body.get("pass_score", 70))
     score, passed = course_rules.grade_quiz(questions, answers, pass_score)
-    attempt = used + 1
+    attempt = used + 1  # on the quiz as it is; the row's number counts every attempt (unique per student and quiz)
     uow.session.add(
         QuizAttempt(
             enrollment_id=e.id,
             student_id=e.student_id,
             lesson_id=lesson_id,
-            attempt=attempt,
+            attempt=numbered + 1,
             answers=answers,
             score=score,
             passed=passed,
             submitted_at=now,
+            quiz_fingerprint=fingerprint,
         )
     )
     if passed:
@@ -315,7 +328,27 @@ async def submit_quiz(
     )
 
 
-async def _progress(uow: UnitOfWork, e: Enrollment, lessons: list[PublishedLesson]) -> ProgressPublic:
+async def _ensure_same_quiz(
+    documents: Any, course: Course, lesson_id: uuid.UUID, version: int, fingerprint: str
+) -> None:
+    """The student answered the quiz of version `version`, and another is live: grade it only if the quiz itself
+    is the same in both (a republish that changed other lessons). Else 409 `quiz_changed`, before any attempt is
+    spent: options reordered or answers changed would grade a right answer wrong (explore11 F7)."""
+    answered = next(
+        (lsn for lsn in await published_lessons_of(documents, course.id, version) if lsn.lesson_id == lesson_id), None
+    )
+    if answered is None or course_rules.quiz_fingerprint(answered.body) != fingerprint:
+        raise Conflict(
+            f"this quiz changed since version {version}: reload the course (version {course.content_version}) "
+            "and answer it again; no attempt was used",
+            code="quiz_changed",
+            details={"version": course.content_version},
+        )
+
+
+async def _progress(
+    uow: UnitOfWork, e: Enrollment, lessons: list[PublishedLesson], max_attempts: int | None = None
+) -> ProgressPublic:
     rows = {
         r.lesson_id: r
         for r in await uow.session.scalars(select(LessonProgress).where(LessonProgress.enrollment_id == e.id))
@@ -324,23 +357,29 @@ async def _progress(uow: UnitOfWork, e: Enrollment, lessons: list[PublishedLesso
     # Quiz attempts, passed or not (the lesson's progress row is written by the pass alone): this enrollment's best
     # score and whether it tried, as the review counts them (`GET /enrollments/{id}/review`), and how many attempts
     # the student has used, as the limit and the submit's `attempt` count them (across the student's enrollments).
+    # `used` counts the attempts on the quiz as it is now (its fingerprint), as the limit does.
     mine = QuizAttempt.enrollment_id == e.id
-    tried = {
-        lesson_id: (int(here), best, int(used))
-        for lesson_id, here, best, used in await uow.session.execute(
-            select(
-                QuizAttempt.lesson_id,
-                func.count().filter(mine),
-                func.max(QuizAttempt.score).filter(mine),
-                func.count(),
-            )
-            .where(
-                QuizAttempt.student_id == e.student_id,
-                QuizAttempt.lesson_id.in_([lsn.lesson_id for lsn in lessons if lsn.type == "quiz"]),
-            )
-            .group_by(QuizAttempt.lesson_id)
+    quizzes = {lsn.lesson_id: course_rules.quiz_fingerprint(lsn.body) for lsn in lessons if lsn.type == "quiz"}
+    tried: dict[uuid.UUID, tuple[int, int | None, int]] = {}
+    for lesson_id, fingerprint, here, best, count in await uow.session.execute(
+        select(
+            QuizAttempt.lesson_id,
+            QuizAttempt.quiz_fingerprint,
+            func.count().filter(mine),
+            func.max(QuizAttempt.score).filter(mine),
+            func.count(),
         )
-    }
+        .where(QuizAttempt.student_id == e.student_id, QuizAttempt.lesson_id.in_(list(quizzes)))
+        .group_by(QuizAttempt.lesson_id, QuizAttempt.quiz_fingerprint)
+    ):
+        was_here, was_best, was_used = tried.get(lesson_id, (0, None, 0))
+        counted = fingerprint is None or fingerprint == quizzes[lesson_id]
+        bests = [x for x in (was_best, best) if x is not None]
+        tried[lesson_id] = (
+            was_here + int(here),
+            max(bests) if bests else None,
+            was_used + (int(count) if counted else 0),
+        )
     lesson_views = []
     modules: dict[uuid.UUID, tuple[str, list[bool]]] = {}
     for lsn in lessons:
@@ -357,6 +396,11 @@ async def _progress(uow: UnitOfWork, e: Enrollment, lessons: list[PublishedLesso
                 status="completed" if complete else "attempted" if here else "not_started",
                 best_score=max(scores) if scores else None,
                 attempts=used if lsn.type == "quiz" else None,
+                attempts_left=(
+                    max(0, max_attempts - used)
+                    if lsn.type == "quiz" and max_attempts is not None and not complete
+                    else None
+                ),
                 completed_at=row.completed_at if row else None,
             )
         )
@@ -382,7 +426,7 @@ async def _progress(uow: UnitOfWork, e: Enrollment, lessons: list[PublishedLesso
 
 
 async def get_progress(
-    *, uow: UnitOfWork, documents: Any, principal: Principal, enrollment_id: uuid.UUID
+    *, uow: UnitOfWork, documents: Any, principal: Principal, enrollment_id: uuid.UUID, max_attempts: int | None = None
 ) -> ProgressPublic:
     e = await uow.session.get(Enrollment, enrollment_id)
     if e is None or not (principal.is_admin or e.student_id == principal.user_id):
@@ -390,4 +434,4 @@ async def get_progress(
     course = await uow.session.get(Course, e.course_id)
     if course is None:
         raise NotFound("course not found", code="course_not_found")
-    return await _progress(uow, e, await published_lessons(documents, course))
+    return await _progress(uow, e, await published_lessons(documents, course), max_attempts)

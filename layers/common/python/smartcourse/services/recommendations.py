@@ -60,6 +60,7 @@ from smartcourse.schemas import (
 )
 from smartcourse.security import Principal
 from smartcourse.services.learner_view import published_lessons
+from smartcourse.services.progress import counts_against
 from smartcourse.services.search import retrieve_version
 
 log = logging.getLogger(__name__)
@@ -678,6 +679,21 @@ def _words(lesson_body: dict[str, Any]) -> int:
     return sum(len(p.split()) for p in text_parts)
 
 
+async def _attempts_counted(container: Any, student_id: uuid.UUID, lesson_id: uuid.UUID, fingerprint: str) -> int:
+    """The attempts the limit counts on a quiz as it is (`progress.counts_against`), across enrollments."""
+    async with container.uow() as uow:
+        used = await uow.session.scalar(
+            select(func.count())
+            .select_from(QuizAttempt)
+            .where(
+                QuizAttempt.student_id == student_id,
+                QuizAttempt.lesson_id == lesson_id,
+                counts_against(fingerprint),
+            )
+        )
+    return int(used or 0)
+
+
 async def _search_sections(
     container: Any, course: Course, query: str, *, exclude_source: str | None = None, evidence_only: bool = False
 ) -> list[ReviewSection]:
@@ -775,15 +791,23 @@ async def review(container: Any, *, principal: Principal, enrollment_id: uuid.UU
             continue
         questions = lesson.body.get("questions") or []
         passed = any(a.passed for a in tries or [])
-        # Attempt numbers count across the student's enrollments (re-enrolling does not reset them), as the limit.
-        reveal = passed or max(a.attempt for a in tries or []) >= limit
+        # The attempts on the quiz as it is (its fingerprint) count for the limit, across the student's enrollments
+        # (re-enrolling does not reset them), as the limit counts them; an attempt is compared with the questions it
+        # answered, never with a rewritten quiz's (explore11 F2).
+        fingerprint = course_rules.quiz_fingerprint(lesson.body)
+        failed_now = [a for a in failed if a.quiz_fingerprint in (fingerprint, None)]
+        reveal = passed or await _attempts_counted(container, e.student_id, lesson.lesson_id, fingerprint) >= limit
         detail: dict[str, Any] = {
             "attempts": len(tries or []),
             "best_score": max(a.score for a in tries or []),
             "passed": passed,
         }
-        if reveal:
-            answers = failed[-1].answers
+        if not failed_now:
+            detail["missed_questions"] = None  # the failed attempts answered a quiz rewritten since
+            detail["quiz_changed"] = True
+            query = " ".join(str(q.get("prompt", "")) for q in questions) or lesson.title
+        elif reveal:
+            answers = failed_now[-1].answers
             missed = [
                 {"index": i, "prompt": q.get("prompt", "")}
                 for i, q in enumerate(questions)
