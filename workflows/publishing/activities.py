@@ -160,6 +160,7 @@ class PublishingActivities:
         # enrollments that have all of them done are completed at go-live.
         lessons = await published_lessons_of(self.c.documents, course_id, inp.version)
         completed: list[uuid.UUID] = []
+        emails: list[uuid.UUID] = []
         try:
             async with self.c.uow() as uow:
                 done = await publishing.mark_published(
@@ -170,6 +171,7 @@ class PublishingActivities:
                     report=inp.report,
                     lesson_ids=[lsn.lesson_id for lsn in lessons],
                     completed=completed,
+                    emails=emails,
                 )
             # Those a request held at go-live (skipped there): completed now that it has committed. Run at every
             # attempt of the step, so a retry after the go-live committed still does it.
@@ -183,6 +185,11 @@ class PublishingActivities:
         except DomainError as exc:
             raise _non_retryable(exc) from exc
         await self.c.invalidate_course_cache(course_id)
+        if emails:  # the instructor's notice of unreadable files (explore11 F13: it waited for the sweeper)
+            from smartcourse.tasks import enqueue_email
+
+            for notification_id in emails:
+                await asyncio.to_thread(enqueue_email, notification_id)
         for enrollment_id in completed:
             await learning.start_certificate(self.c, enrollment_id)
         return done

@@ -188,13 +188,16 @@ async def mark_published(
     report: dict[str, Any] | None = None,
     lesson_ids: Collection[uuid.UUID] = (),
     completed: list[uuid.UUID] | None = None,
+    emails: list[uuid.UUID] | None = None,
 ) -> bool:
     """Make `version` live — its content and its index — and write `course.published`, in one transaction.
     Students searching switch from the previous index version to this one at this commit. False if done.
 
     In the same transaction, the active enrollments that have every lesson of the version (`lesson_ids`) done are
     completed (a republish that removed the lessons a student was missing): their ids are added to `completed`, for
-    the caller to start their certificate workflows after the commit (the sweeper starts any it missed)."""
+    the caller to start their certificate workflows after the commit (the sweeper starts any it missed). The
+    notification a version live without some of its files sends goes into `emails`, for the caller to enqueue its
+    e-mail after the commit (the sweeper sends it if that enqueue is lost)."""
     course = await load_course(uow, course_id, lock=True)
     if course.content_version >= version:
         return False
@@ -228,16 +231,19 @@ async def mark_published(
         # Live, but without some of its files: the instructor hears it as they hear of a failure (explore7 F11).
         listed = "; ".join(f"{s.get('filename')} ({s.get('message') or s.get('reason')})" for s in skipped[:10])
         more = f" and {len(skipped) - 10} more" if len(skipped) > 10 else ""
-        await create_notification(
+        notice = await create_notification(
             uow.session,
             user_id=course.instructor_id,
             kind="publish_warnings",
-            title=f"“{course.title}” is live without {len(skipped)} of its files",
-            body=f"Version {version} is live, but these files could not be read and were left out: {listed}{more}. "
+            title=f"“{course.title}” is live, but {len(skipped)} of its files could not be read",
+            body=f"Version {version} is live, but the text of these files could not be read, so search and the "
+            f"assistant do not know them (students can still download them): {listed}{more}. "
             "Upload them again in a readable form, then publish again.",
             dedupe_key=f"publish-warnings:{workflow_id}",
             data={"course_id": str(course.id), "version": version, "workflow_id": workflow_id},
         )
+        if emails is not None:
+            emails.append(notice)
     uow.emit(
         DomainEvent(
             "course.published",
