@@ -211,6 +211,15 @@ async def test_search_follows_enrollment_and_readiness(api: Api) -> None:
     # ... and so are the course's materials (they said not_enrolled, and enrolling again returns the same place).
     r = await api.client.get(f"/courses/{course['id']}/materials", headers=queued["headers"])
     assert r.status_code == 403 and r.json()["code"] == "enrollment_not_active", r.text
+    # ... and lesson completion (explore11 F11: 409 there, 403 everywhere else).
+    r_outline = (await api.client.get(f"/courses/{course['id']}", headers=owner["headers"])).json()
+    lesson_id = r_outline["modules"][0]["lessons"][0]["id"]
+    r = await api.client.post(f"/lessons/{lesson_id}/complete", headers=queued["headers"])
+    assert (r.status_code, r.json()["code"], r.json()["details"]) == (
+        403,
+        "enrollment_not_active",
+        {"status": "waitlisted"},
+    )
 
 
 async def test_unreadable_material_is_skipped_and_reported(api: Api, container: Any, celery_worker: object) -> None:

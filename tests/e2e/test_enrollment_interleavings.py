@@ -118,14 +118,15 @@ async def test_the_head_of_the_waitlist_gets_the_seat_while_its_own_request_is_i
     dropped: list[Any] = []
 
     async def the_seat_is_freed_meanwhile(documents: Any, course_row: Any) -> Any:
-        if not dropped:  # inside the head's "complete lesson" request (409 enrollment_not_active)
+        if not dropped:  # inside the head's "complete lesson" request (403 enrollment_not_active)
             dropped.append(None)
             dropped[0] = await api.client.delete(f"/enrollments/{seat['id']}", headers=holder["headers"])
         return await real_lessons(documents, course_row)
 
     monkeypatch.setattr(progress_service, "published_lessons", the_seat_is_freed_meanwhile)
     r = await api.client.post(f"/lessons/{lessons[0]['id']}/complete", headers=first["headers"])
-    assert r.status_code == 409 and r.json()["code"] == "enrollment_not_active", r.text
+    assert r.status_code == 403 and r.json()["code"] == "enrollment_not_active", r.text
+    assert r.json()["details"] == {"status": "waitlisted"}
     assert dropped and dropped[0].status_code == 200, dropped
     mine = (await api.client.get(f"/enrollments/{w1['id']}", headers=first["headers"])).json()
     theirs = (await api.client.get(f"/enrollments/{w2['id']}", headers=second["headers"])).json()

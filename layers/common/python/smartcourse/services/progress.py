@@ -81,7 +81,14 @@ async def _holding(
             raise Conflict("this course is already completed", code="enrollment_completed")
         if e.status == "completed":
             return e, course, match, lessons
-        if e.status != "active":
+        if e.status == "waitlisted":
+            # 403 as everywhere a waitlisted student meets the content (materials, search, the assistant: F11)
+            raise Forbidden(
+                "you are on the course's waitlist: its content opens once you have a seat",
+                code="enrollment_not_active",
+                details={"status": "waitlisted"},
+            )
+        if e.status != "active":  # admitted, its set-up still running: a moment's state, retried
             raise Conflict(f"the enrollment is {e.status}, not active yet", code="enrollment_not_active")
         return e, course, match, lessons
     return None
