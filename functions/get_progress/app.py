@@ -1,4 +1,4 @@
-"""GET /enrollments/{enrollment_id}/progress: percent, lessons and modules."""
+"""GET /enrollments/{enrollment_id}/progress: the student, the course's instructor or an admin; lessons, percent."""
 
 import uuid
 

@@ -435,10 +435,14 @@ async def _progress(
 async def get_progress(
     *, uow: UnitOfWork, documents: Any, principal: Principal, enrollment_id: uuid.UUID, max_attempts: int | None = None
 ) -> ProgressPublic:
+    """An enrollment's progress, for its student, the course's instructor (who reads the roster and each student's
+    review too: explore11 F12) and admins; anyone else 404."""
     e = await uow.session.get(Enrollment, enrollment_id)
-    if e is None or not (principal.is_admin or e.student_id == principal.user_id):
+    course = await uow.session.get(Course, e.course_id) if e is not None else None
+    mine = e is not None and (principal.is_admin or e.student_id == principal.user_id)
+    teaching = course is not None and course.instructor_id == principal.user_id
+    if e is None or not (mine or teaching):
         raise NotFound("enrollment not found", code="enrollment_not_found")
-    course = await uow.session.get(Course, e.course_id)
     if course is None:
         raise NotFound("course not found", code="course_not_found")
     return await _progress(uow, e, await published_lessons(documents, course), max_attempts)
