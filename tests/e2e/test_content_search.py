@@ -668,3 +668,31 @@ async def test_a_snapshot_with_no_lesson_left_is_refused(api: Api, container: An
                 uow=uow, documents=container.documents, course_id=uuid.UUID(course["id"]), version=1
             )
     assert refused.value.code == "course_not_publishable"
+
+
+async def test_the_instructor_sees_whether_the_working_copy_differs_from_the_live_version(api: Api) -> None:
+    """explore11 F6: the owner's view is the working copy, labelled with the live version's number; nothing said
+    whether students saw the same."""
+    owner = await api.user("instructor")
+    course = await api.course(owner, title="Draft or live")
+    module = await api.module(owner, course["id"], "Basics")
+    lesson = await api.lesson(owner, course["id"], module["id"], title="One", type="text", content="Stars shine.")
+
+    async def differs() -> bool:
+        r = await api.client.get(f"/courses/{course['id']}", headers=owner["headers"])
+        return bool(r.json()["unpublished_changes"])
+
+    assert await differs()  # never published
+    await _publish(api, owner, course["id"])
+    assert not await differs()
+    student = await _enrolled_student(api, course["id"])
+    r = await api.client.get(f"/courses/{course['id']}", headers=student["headers"])
+    assert "unpublished_changes" not in r.json()  # the owner's and admins' only
+    await api.lesson_update(owner, course["id"], lesson, content="Stars shine at night.")
+    assert await differs()
+    await _publish(api, owner, course["id"])
+    assert not await differs()
+    await api.module(owner, course["id"], "Empty for now")  # an empty module is not published: no difference
+    assert not await differs()
+    await _upload(api, owner, course["id"], "notes.txt", b"More notes.", "text/plain")
+    assert await differs()

@@ -535,6 +535,12 @@ class CourseDetail(CourseSummary):
     index_status: IndexStatus | None = omitted_when_none()
     index_version: int | None = omitted_when_none()
     publish_report: dict[str, Any] | None = omitted_when_none()
+    unpublished_changes: bool | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        description="Owner and admin only: the working copy shown here (modules, lessons, materials) differs from the "
+        "live version students see; publish to make it live",
+    )
 
 
 class SearchSource(BaseModel):

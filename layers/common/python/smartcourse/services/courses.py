@@ -36,6 +36,20 @@ from smartcourse.services.search import enrolled_reader, has_tags, is_enrolled, 
 LESSONS = "lesson_bodies"
 VERSIONS = "course_versions"
 MATERIALS = "materials"
+#: What a version's snapshot keeps of each material (`publishing.snapshot_version`).
+SNAPSHOT_MATERIAL_KEYS = ("id", "lesson_id", "filename", "content_type", "size", "sha256", "storage_key")
+
+
+def snapshot_modules(modules: list[ModulePublic]) -> list[dict[str, Any]]:
+    """The modules a version publishes, as its snapshot stores them: a module without lessons is left out (students
+    would see an empty heading; it stays in the working copy, where the instructor fills it for a later version)."""
+    return [m.model_dump(mode="json") for m in modules if m.lessons]
+
+
+def snapshot_materials(materials: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The materials a version publishes, as its snapshot stores them (students are served these, the index reads
+    these)."""
+    return [{k: m.get(k) for k in SNAPSHOT_MATERIAL_KEYS} for m in sorted(materials, key=lambda m: m["id"])]
 
 
 def version_doc_id(course_id: uuid.UUID, version: int) -> str:
@@ -386,14 +400,33 @@ async def _working_copy(uow: UnitOfWork, documents: DocumentStore, course: Cours
     prereqs = await _prerequisites(uow, course.id)
     modules, lessons = await _structure_rows(uow, course.id)
     await _release(uow)
+    structure = _assemble(modules, lessons, await _bodies(documents, lessons))
     return CourseDetail(
         **summary,
         prerequisites=prereqs,
-        modules=_assemble(modules, lessons, await _bodies(documents, lessons)),
+        modules=structure,
         index_status=course.index_status,
         index_version=course.index_version,
         publish_report=course.publish_report,
+        unpublished_changes=await _differs_from_live(documents, course, structure),
     )
+
+
+async def _differs_from_live(documents: DocumentStore, course: Course, structure: list[ModulePublic]) -> bool:
+    """Whether the working copy (modules, lessons, materials) is not what the live version holds: an instructor's
+    view is the working copy, and without this they could not tell it from what students see (explore11 F6). A
+    course never published differs by definition."""
+    if course.content_version < 1:
+        return True
+    live = await documents.get(VERSIONS, version_doc_id(course.id, course.content_version))
+    if live is None:
+        return True
+    # Through the model on both sides: an older snapshot may hold what the model now reads differently ("" for null).
+    published = [ModulePublic.model_validate(m).model_dump(mode="json") for m in live.get("modules") or []]
+    if published != snapshot_modules(structure):
+        return True
+    materials = await documents.find(MATERIALS, {"course_id": str(course.id)})
+    return bool(live.get("materials") != snapshot_materials(materials))
 
 
 async def get_course(

@@ -24,6 +24,8 @@ from smartcourse.services.courses import (
     ensure_course_owner,
     ensure_prerequisites_live,
     load_course,
+    snapshot_materials,
+    snapshot_modules,
     version_doc_id,
 )
 from smartcourse.services.materials import MATERIALS
@@ -157,8 +159,7 @@ async def snapshot_version(
             "a course needs at least one module with a lesson before it can be published",
             code="course_not_publishable",
         )
-    # The materials this version publishes (students are served these, the index reads these).
-    materials = sorted(await documents.find(MATERIALS, {"course_id": str(course_id)}), key=lambda m: m["id"])
+    materials = await documents.find(MATERIALS, {"course_id": str(course_id)})
     await documents.put(
         VERSIONS,
         doc_id,
@@ -167,13 +168,8 @@ async def snapshot_version(
             "version": version,
             "title": course.title,
             "created_at": datetime.now(UTC).isoformat(),
-            # A module without lessons is not published: students would see an empty heading (it stays in the
-            # working copy, where the instructor fills it for a later version).
-            "modules": [m.model_dump(mode="json") for m in modules if m.lessons],
-            "materials": [
-                {k: m.get(k) for k in ("id", "lesson_id", "filename", "content_type", "size", "sha256", "storage_key")}
-                for m in materials
-            ],
+            "modules": snapshot_modules(modules),
+            "materials": snapshot_materials(materials),
         },
     )
     return doc_id
