@@ -1030,3 +1030,42 @@ async def test_restore_is_refused_while_a_prerequisite_is_archived(api: Api, wor
     for course in (first, second):
         r = await api.client.post(f"/courses/{course['id']}/restore", headers=teacher["headers"])
         assert r.status_code == 200 and r.json()["status"] == "published", r.text
+
+
+async def test_a_lesson_moves_to_another_module_and_students_keep_their_progress(api: Api, worker: object) -> None:
+    """explore11 F8: restructuring a live course meant deleting and re-creating lessons, which lost students'
+    completions of them. A lesson moves with PUT ... {"module_id": ...} and keeps its id."""
+    from tests.e2e.test_enrollment import course_with_lessons, enroll, wait_enrollment
+
+    teacher, student = await api.user("instructor"), await api.user()
+    course, lessons = await course_with_lessons(api, teacher)
+    cid, intro = course["id"], lessons[0]
+    eid = (await enroll(api, student, cid)).json()["id"]
+    await wait_enrollment(api, student, eid, "active")
+    assert (await api.client.post(f"/lessons/{intro['id']}/complete", headers=student["headers"])).status_code == 200
+    target = lessons[2]["module_id"]  # module "Two", holding the quiz
+    moved = await api.lesson_update(teacher, cid, intro, module_id=target, position=0)
+    assert (moved["module_id"], moved["position"]) == (target, 0)
+    outline = (await api.client.get(f"/courses/{cid}", headers=teacher["headers"])).json()["modules"]
+    assert [[lsn["title"] for lsn in m["lessons"]] for m in outline] == [["Video"], ["Why test", "Final quiz"]]
+    assert [[lsn["position"] for lsn in m["lessons"]] for m in outline] == [[0], [0, 1]]
+    r = await api.client.post(f"/courses/{cid}/publish", headers=teacher["headers"])
+    assert (await api.wait_workflow(teacher, r.json()["workflow_id"]))["status"] == "completed"
+    progress = (await api.client.get(f"/enrollments/{eid}/progress", headers=student["headers"])).json()
+    view = next(lsn for lsn in progress["lessons"] if lsn["lesson_id"] == intro["id"])
+    assert (view["status"], view["module_id"]) == ("completed", target)
+    # Only into a module of the same course; the old address of the lesson is gone.
+    other = await api.course(teacher)
+    elsewhere = await api.module(teacher, other["id"], "Elsewhere")
+    r = await api.client.put(
+        f"/courses/{cid}/modules/{target}/lessons/{intro['id']}",
+        json={"module_id": elsewhere["id"]},
+        headers=teacher["headers"],
+    )
+    assert (r.status_code, r.json()["code"]) == (404, "module_not_found"), r.text
+    r = await api.client.put(
+        f"/courses/{cid}/modules/{lessons[1]['module_id']}/lessons/{intro['id']}",
+        json={"title": "x"},
+        headers=teacher["headers"],
+    )
+    assert (r.status_code, r.json()["code"]) == (404, "lesson_not_found"), r.text

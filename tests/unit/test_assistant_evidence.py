@@ -650,3 +650,53 @@ def test_words_only_a_neutralised_injection_carries_are_no_evidence() -> None:
     poisoned = lesson_chunk(7, "C4 plants", text, 0.05, keyword=6.0)
     assert not evidence.keyword_strong(poisoned, evidence.subject_words("exam password"))
     assert evidence.keyword_strong(poisoned, evidence.subject_words("maize RuBisCO"))
+
+
+SUN = hit(
+    91,
+    "The Sun",
+    "The Sun is about 4.6 billion years old and will become a red giant in about five billion years.",
+    0.39,
+)
+SATURN = hit(
+    92, "moons.txt", "Saturn has the most known moons of any planet, over one hundred forty.", 0.55, None, "material"
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "passage"),
+    [
+        ("Why is Mars called the red planet?", SUN),
+        ("What are the Galilean moons of Jupiter?", SATURN),
+        ("How many moons does Jupiter have?", SATURN),
+    ],
+)
+def test_a_named_thing_the_material_never_names_is_not_answered(question: str, passage: Hit) -> None:
+    """explore11 F4: after an edit removed Mars and Jupiter, the assistant quoted the Sun's red giant and Saturn's
+    moons as the course's answer: near in meaning, one word shared, about something else."""
+    decision = evidence.decide(question, [passage], Knobs())
+    assert (decision.route, decision.reason) == ("refuse", "names_not_in_material")
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "How old is the Sun?",  # named, and in the passage
+        "What will the Sun become?",
+        "how old is the sun",  # no capital: no name asked about
+    ],
+)
+def test_a_name_the_passages_mention_is_answered(question: str) -> None:
+    assert evidence.decide(question, [SUN], Knobs()).route == "answer"
+
+
+def test_names_are_found_in_any_case_and_form() -> None:
+    assert (
+        evidence.absent_names(
+            "What does PostgreSQL build for a key?", [hit(93, "Keys", "postgresql builds an index.", 0.6)]
+        )
+        == []
+    )
+    assert evidence.absent_names("Why is the Sun's core hot?", [SUN]) == []  # a possessive
+    assert evidence.absent_names("Mars is red. Why is Mars red?", [SUN]) == ["Mars"]  # not only after the first word
+    assert evidence.absent_names("Explain the outbox", [SUN]) == []  # the first word is any sentence's capital

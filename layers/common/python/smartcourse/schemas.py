@@ -467,6 +467,11 @@ class LessonUpdateIn(UpdateIn):
     questions: Annotated[list[QuizQuestion], Field(min_length=1, max_length=100)] | None = None
     pass_score: Annotated[StrictInt, Field(ge=0, le=100)] | None = None
     position: Annotated[StrictInt, Field(ge=0, le=10_000)] | None = None
+    module_id: uuid.UUID | None = Field(
+        default=None,
+        description="Move the lesson to this module of the same course (at `position`, else last). It keeps its id, "
+        "so students keep their progress on it; deleting and re-creating it would lose it",
+    )
 
 
 class ModuleIn(Strict):

@@ -133,6 +133,10 @@ def decide(question: str, hits: Sequence[Hit], knobs: Knobs) -> Decision:
     strong = _distinct_content(strong_hits(hits, knobs.relevance_floor, subject))
     if not strong:
         return Decision("refuse", "no_relevant_material", [], [])
+    if absent_names(question, strong):
+        # "Why is Mars called the red planet?" over a passage on the Sun becoming a red giant: near in meaning and
+        # sharing a word, but about something else (explore11 F4: quoted as the course's answer).
+        return Decision("refuse", "names_not_in_material", [], [])
     sources = _distinct_sources(strong)
     # The question is a name of the course outline ("Tell me about the field notes"): that source's retrieved passages
     # come first (up to the passages an answer uses), not one of them behind unrelated passages the embedder ranked
@@ -151,6 +155,24 @@ def decide(question: str, hits: Sequence[Hit], knobs: Knobs) -> Decision:
         ids = {h.chunk.chunk_id for h in named}
         strong = named + [h for h in strong if h.chunk.chunk_id not in ids]
     return Decision("answer", "evidence", [], strong[: knobs.max_passages])
+
+
+#: A name in a question: a capitalised word (not its first, which any sentence capitalises), of three letters or
+#: more, with a lower-case letter (not an acronym, which courses spell in many ways).
+_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z][\w'-]+")
+
+
+def absent_names(question: str, passages: Sequence[Hit]) -> list[str]:
+    """The names the question asks about ("Mars", "Jupiter", "Galilean") that none of the passages mentions (in
+    their titles or text, any case). A question about a named thing the material never names is not answered from
+    it, however near in meaning the passages are: a course on the Sun says nothing about Mars."""
+    names = [m.group() for m in _NAME.finditer(question.strip())]
+    if not names:
+        return []
+    seen: set[str] = set()
+    for h in passages:
+        seen.update(words.stem(w) for w in words.tokens(f"{h.chunk.title} {h.chunk.location} {defang(h.chunk.text)}"))
+    return [n for n in names if n.lower() not in STOPWORDS and not {words.stem(w) for w in words.tokens(n)} <= seen]
 
 
 def _title_names(title: str, subject: Sequence[str]) -> bool:

@@ -757,14 +757,24 @@ async def update_lesson(
     reject_nulls(data)  # a video's transcript is optional, null removes it: LessonUpdateIn.NULLABLE
     current = await documents.get(LESSONS, str(lesson.id)) or {"type": lesson.type}
     merged: dict[str, Any] = {k: v for k, v in current.items() if k != "type"}
-    merged.update(data.model_dump(exclude_unset=True, exclude={"title", "position"}, mode="json"))
+    merged.update(data.model_dump(exclude_unset=True, exclude={"title", "position", "module_id"}, mode="json"))
     try:
         candidate = LessonIn(title=data.title or lesson.title, type=lesson.type, **merged)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise _invalid_lesson(_problems(exc)) from exc
     if data.title is not None:
         lesson.title = data.title
-    if data.position is not None:
+    if data.module_id is not None and data.module_id != lesson.module_id:
+        # A move (explore11 F8: restructuring meant delete and re-create, which lost students' progress on it).
+        target = await uow.session.get(Module, data.module_id)
+        if target is None or target.course_id != course_id:
+            raise NotFound("module not found in this course", code="module_not_found")
+        left = lesson.module_id
+        lesson.module_id = target.id
+        await uow.session.flush()
+        await _sequence(uow, Lesson, Lesson.module_id, left)  # close the gap it left
+        await _sequence(uow, Lesson, Lesson.module_id, target.id, lesson, data.position)
+    elif data.position is not None:
         await _sequence(uow, Lesson, Lesson.module_id, lesson.module_id, lesson, data.position)
     lesson.updated_at = utcnow()
     body = candidate.body()
