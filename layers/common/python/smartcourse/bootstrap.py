@@ -238,7 +238,7 @@ def build_container(
     max_overflow = settings.db_max_overflow if max_overflow is None else max_overflow
     settings = resolve_settings(settings, need=("db",))
     url = settings.database_url or ""
-    timeout = settings.db_statement_timeout
+    timeout = settings.db_statement_timeout or None  # 0: no limit
     engine = make_engine(
         url, pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout, statement_timeout=timeout
     )

@@ -144,9 +144,10 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=DEFAULT_MAX_OVERFLOW, ge=0, alias="DB_MAX_OVERFLOW")
     # The longest one database statement (or a new connection) may keep a caller waiting: past it the statement is
     # abandoned and the request answers 503 instead of hanging while PostgreSQL is stalled (frozen, a full disk, a
-    # network cut that keeps sockets open). Unset: no limit, for the worker's long steps. `smartcourse serve` sets
-    # API_DB_STATEMENT_TIMEOUT seconds for the API processes, and the SAM template does for the functions.
-    db_statement_timeout: float | None = Field(default=None, gt=0, alias="DB_STATEMENT_TIMEOUT")
+    # network cut that keeps sockets open). Unset or 0: no limit, for the worker's long steps. `smartcourse serve` sets
+    # API_DB_STATEMENT_TIMEOUT seconds for the API processes unless told otherwise, and the SAM template does for the
+    # functions.
+    db_statement_timeout: float | None = Field(default=None, ge=0, alias="DB_STATEMENT_TIMEOUT")
     redis_url: str | None = Field(default=None, alias="REDIS_URL")
     mongodb_url: str | None = Field(default=None, alias="MONGODB_URL")
     mongodb_database: str = Field(default="smartcourse", alias="MONGODB_DATABASE")
