@@ -9,6 +9,7 @@ import unicodedata
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import jwt
 from pwdlib import PasswordHash
@@ -75,33 +76,35 @@ async def verify_password_async(password: str, password_hash: str | None) -> boo
     return await asyncio.get_running_loop().run_in_executor(_hash_pool(), verify_password, password, password_hash)
 
 
-def issue_access_token(settings: Settings, *, user_id: uuid.UUID, role: str, token_version: int = 0) -> str:
+def _sign(settings: Settings, typ: str, subject: str, lifetime: timedelta, **claims: Any) -> str:
+    """A token of type `typ` for `subject` (HS256 with JWT_SECRET), valid `lifetime` from now."""
     now = datetime.now(UTC)
-    claims = {
-        "sub": str(user_id),
-        "role": role,
-        "tv": token_version,
-        "iss": settings.jwt_issuer,
-        "iat": now,
-        "exp": now + timedelta(minutes=settings.access_token_minutes),
-        "typ": "access",
-    }
-    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
+    body = {"sub": subject, **claims, "iss": settings.jwt_issuer, "iat": now, "exp": now + lifetime, "typ": typ}
+    return jwt.encode(body, settings.jwt_secret, algorithm="HS256")
+
+
+def _verified(settings: Settings, token: str, *required: str) -> dict[str, Any]:
+    """A token's claims once its signature, issuer, expiry and the `required` claims are checked (PyJWTError else)."""
+    claims: dict[str, Any] = jwt.decode(
+        token,
+        settings.jwt_secret,
+        algorithms=["HS256"],
+        issuer=settings.jwt_issuer,
+        options={"require": ["exp", "sub", "iss", *required]},
+    )
+    return claims
+
+
+def issue_access_token(settings: Settings, *, user_id: uuid.UUID, role: str, token_version: int = 0) -> str:
+    lifetime = timedelta(minutes=settings.access_token_minutes)
+    return _sign(settings, "access", str(user_id), lifetime, role=role, tv=token_version)
 
 
 def issue_device_token(settings: Settings, *, account: str) -> str:
     """A device token for the account whose login key is `account` (its hashed e-mail): proof that this client
     once logged in to it (OWASP's device cookies). It grants nothing but a back-off of its own (services.accounts)."""
-    now = datetime.now(UTC)
-    claims = {
-        "sub": account,
-        "jti": uuid.uuid4().hex,
-        "iss": settings.jwt_issuer,
-        "iat": now,
-        "exp": now + timedelta(days=settings.login_device_token_days),
-        "typ": "device",
-    }
-    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
+    lifetime = timedelta(days=settings.login_device_token_days)
+    return _sign(settings, "device", account, lifetime, jti=uuid.uuid4().hex)
 
 
 def device_of(settings: Settings, token: str | None, *, account: str) -> str | None:
@@ -110,13 +113,7 @@ def device_of(settings: Settings, token: str | None, *, account: str) -> str | N
     if not token:
         return None
     try:
-        claims = jwt.decode(
-            token,
-            settings.jwt_secret,
-            algorithms=["HS256"],
-            issuer=settings.jwt_issuer,
-            options={"require": ["exp", "sub", "iss", "jti"]},
-        )
+        claims = _verified(settings, token, "jti")
     except jwt.PyJWTError:
         return None
     if claims.get("typ") != "device" or claims.get("sub") != account:
@@ -128,28 +125,14 @@ def device_of(settings: Settings, token: str | None, *, account: str) -> str | N
 def issue_reset_token(settings: Settings, *, user_id: uuid.UUID, token_version: int) -> str:
     """A password-reset token for the account: good for PASSWORD_RESET_MINUTES, and once, since the reset (like any
     password change or a disable) moves the account's token_version past the one it names."""
-    now = datetime.now(UTC)
-    claims = {
-        "sub": str(user_id),
-        "tv": token_version,
-        "iss": settings.jwt_issuer,
-        "iat": now,
-        "exp": now + timedelta(minutes=settings.password_reset_minutes),
-        "typ": "reset",
-    }
-    return jwt.encode(claims, settings.jwt_secret, algorithm="HS256")
+    lifetime = timedelta(minutes=settings.password_reset_minutes)
+    return _sign(settings, "reset", str(user_id), lifetime, tv=token_version)
 
 
 def decode_reset_token(settings: Settings, token: str) -> tuple[uuid.UUID, int] | None:
     """The account id and token_version a valid reset token names; None for an expired, forged or other token."""
     try:
-        claims = jwt.decode(
-            token,
-            settings.jwt_secret,
-            algorithms=["HS256"],
-            issuer=settings.jwt_issuer,
-            options={"require": ["exp", "sub", "iss", "tv"]},
-        )
+        claims = _verified(settings, token, "tv")
         if claims.get("typ") != "reset":
             return None
         return uuid.UUID(str(claims["sub"])), int(claims["tv"])
@@ -159,13 +142,7 @@ def decode_reset_token(settings: Settings, token: str) -> tuple[uuid.UUID, int] 
 
 def decode_access_token(settings: Settings, token: str) -> Principal:
     try:
-        claims = jwt.decode(
-            token,
-            settings.jwt_secret,
-            algorithms=["HS256"],
-            issuer=settings.jwt_issuer,
-            options={"require": ["exp", "sub", "iss"]},
-        )
+        claims = _verified(settings, token)
     except jwt.ExpiredSignatureError as exc:
         raise Unauthorized("access token expired", code="token_expired") from exc
     except jwt.PyJWTError as exc:

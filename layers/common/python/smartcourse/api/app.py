@@ -281,24 +281,24 @@ def install_error_handlers(app: FastAPI) -> None:
         log.exception("database error on %s %s", request.method, request.url.path)
         return _error(503, "database_unavailable", "the database could not complete the request; retry later")
 
+    def _backend_down(request: Request, exc: BaseException, what: str, retry_after: int) -> JSONResponse:
+        log.warning("backend %s on %s %s: %r", what, request.method, request.url.path, exc)
+        resp = _error(503, "service_unavailable", f"a backend service {what}; retry shortly")
+        resp.headers["Retry-After"] = str(retry_after)
+        return resp
+
     @app.exception_handler(TimeoutError)
     async def _too_slow(request: Request, exc: TimeoutError) -> JSONResponse:
         # A backend that accepted the request but did not answer in time: PostgreSQL stalled past
         # DB_STATEMENT_TIMEOUT (asyncpg's command_timeout, raised unwrapped through SQLAlchemy). Retryable.
-        log.warning("backend timed out on %s %s: %r", request.method, request.url.path, exc)
-        resp = _error(503, "service_unavailable", "a backend service did not answer in time; retry shortly")
-        resp.headers["Retry-After"] = "5"
-        return resp
+        return _backend_down(request, exc, "did not answer in time", 5)
 
     @app.exception_handler(OSError)
     async def _unreachable(request: Request, exc: OSError) -> JSONResponse:
         # A backend's socket refused or vanished mid-connect (asyncpg raises ConnectionRefusedError over TCP and
         # FileNotFoundError over a Unix socket while PostgreSQL restarts; SQLAlchemy does not wrap either):
         # the service is briefly unavailable, which the client may retry, not an internal error.
-        log.warning("backend unreachable on %s %s: %r", request.method, request.url.path, exc)
-        resp = _error(503, "service_unavailable", "a backend service is unreachable; retry shortly")
-        resp.headers["Retry-After"] = "2"
-        return resp
+        return _backend_down(request, exc, "is unreachable", 2)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
