@@ -6,6 +6,7 @@ import asyncio
 import atexit
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -21,16 +22,19 @@ from smartcourse.ports import WorkflowStarter
 
 log = logging.getLogger(__name__)
 
-_embedded: EmbeddedEngines | None = None
+_embedded: dict[Path, EmbeddedEngines] = {}
 
 
 def embedded_engines(settings: Settings) -> EmbeddedEngines:
-    """The process's handle on the embedded engines it started (stopped at exit)."""
-    global _embedded
-    if _embedded is None:
-        _embedded = EmbeddedEngines(settings.data_dir)
-        atexit.register(_embedded.stop)
-    return _embedded
+    """The process's handle on the embedded engines of `settings.data_dir` it started (stopped at exit). One per data
+    directory: a process asking for two (the test suite's, after a test built a container of the default settings)
+    used to get the first one's for both, and so another database than its settings named."""
+    key = Path(settings.data_dir).resolve()
+    engines = _embedded.get(key)
+    if engines is None:
+        engines = _embedded[key] = EmbeddedEngines(settings.data_dir)
+        atexit.register(engines.stop)
+    return engines
 
 
 def resolve_settings(settings: Settings, *, need: tuple[str, ...] = ("db",)) -> Settings:
