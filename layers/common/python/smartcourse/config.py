@@ -269,6 +269,9 @@ class Settings(BaseSettings):
     admissions_per_course: int = Field(default=4, ge=1, alias="SMARTCOURSE_ADMISSIONS_PER_COURSE")
     # Requests one API process serves at once; more answer 503 `overloaded` at once (0: no limit).
     api_max_in_flight: int = Field(default=256, ge=0, alias="SMARTCOURSE_API_MAX_IN_FLIGHT")
+    # A request body that sends nothing for this long is answered 408 `request_timeout` and its connection closed
+    # (a slow client; explore10 F1). A request counts in flight once its body has arrived, never while it trickles.
+    api_body_timeout: float = Field(default=30.0, gt=0, alias="SMARTCOURSE_API_BODY_TIMEOUT")
     # The drain yields the CPU to the requests: the worker, relay, consumers and Celery raise their nice value by
     # this much at start (0: leave it); a burst is admitted at full speed and drained with what is left.
     background_nice: int = Field(default=10, ge=0, le=19, alias="SMARTCOURSE_BACKGROUND_NICE")

@@ -38,6 +38,7 @@ _STATUS_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",
+    408: "request_timeout",  # also the load shedder's answer to a body that stops arriving (api/overload.py)
     413: "request_too_large",
     415: "unsupported_media_type",
     429: "rate_limited",

@@ -8,11 +8,12 @@ never shed (an operator must see an overloaded process). See docs/architecture.m
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 
 from prometheus_client import Counter
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from smartcourse.config import get_settings
 
@@ -31,36 +32,129 @@ def overloaded_body(limit: int, retry_after: int) -> bytes:
     ).encode()
 
 
-class InFlightLimit:
-    """Pure ASGI middleware counting this process's HTTP requests in flight (no per-request task or queue)."""
+def _timeout_body(seconds: float) -> bytes:
+    return json.dumps(
+        {
+            "code": "request_timeout",  # api.app._STATUS_CODES[408], as docs/errors.md lists it
+            "message": f"the request body stopped arriving for {seconds:g} s; send it again",
+            "details": {"timeout_seconds": seconds},
+        }
+    ).encode()
 
-    def __init__(self, app: ASGIApp, *, limit: Callable[[], int], retry_after: int = 1) -> None:
+
+def _has_body(scope: Scope) -> bool:
+    """Whether the request announces a body (a Content-Length above 0, or chunks)."""
+    for name, value in scope.get("headers") or ():
+        if name == b"content-length":
+            return value.strip() not in (b"0", b"")
+        if name == b"transfer-encoding":
+            return True
+    return False
+
+
+async def _answer(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    head = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
+    await send({"type": "http.response.start", "status": status, "headers": head})
+    await send({"type": "http.response.body", "body": body})
+
+
+class InFlightLimit:
+    """Pure ASGI middleware counting this process's HTTP requests in flight (no per-request task or queue).
+
+    A request counts from the moment it can be served: at once without a body, once its body has arrived with one.
+    A client that sends headers and then trickles (or never sends) the body holds a connection, not a slot: 520
+    such connections from one unauthenticated client used to hold every slot and shed every other request for as
+    long as they stayed open (explore10 F1). Such a body is given `body_timeout` seconds between two of its parts,
+    then answered 408 `request_timeout` (the connection closes: its body is unread)."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limit: Callable[[], int],
+        retry_after: int = 1,
+        body_timeout: Callable[[], float] | None = None,
+    ) -> None:
         self.app = app
         self.limit = limit
         self.retry_after = retry_after
+        self.body_timeout = body_timeout or (lambda: get_settings().api_body_timeout)
         self.in_flight = 0
+
+    def full(self) -> tuple[bool, int]:
+        limit = self.limit()
+        return bool(limit) and self.in_flight >= limit, limit
+
+    async def shed(self, send: Send, limit: int) -> None:
+        SHED.inc()
+        headers = [(b"retry-after", str(self.retry_after).encode())]
+        await _answer(send, 503, overloaded_body(limit, self.retry_after), headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("path") in EXEMPT:
             await self.app(scope, receive, send)
             return
-        limit = self.limit()
-        if limit and self.in_flight >= limit:
-            SHED.inc()
-            body = overloaded_body(limit, self.retry_after)
-            headers = [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", str(self.retry_after).encode()),
-            ]
-            await send({"type": "http.response.start", "status": 503, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+        if not _has_body(scope):
+            full, limit = self.full()
+            if full:
+                await self.shed(send, limit)
+                return
+            self.in_flight += 1
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                self.in_flight -= 1
             return
-        self.in_flight += 1
+        gate = _BodyGate(self, receive, send, self.body_timeout())
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, gate.receive, gate.send)
+        except Exception:
+            if not gate.answered:
+                raise
+            # Answered here already (408, 503): the app's error on hearing a disconnected client is no news.
         finally:
-            self.in_flight -= 1
+            if gate.counted:
+                self.in_flight -= 1
+
+
+class _BodyGate:
+    """One request with a body: its parts read under the idle timeout; counted in flight (or shed) once complete.
+    A request this gate answered itself (408, 503) is a disconnected client to the app, whose own answer is
+    dropped."""
+
+    def __init__(self, limiter: InFlightLimit, receive: Receive, send: Send, timeout: float) -> None:
+        self.limiter, self._receive, self._send, self.timeout = limiter, receive, send, timeout
+        self.counted = self.complete = self.answered = self.started = False
+
+    async def receive(self) -> Message:
+        if self.answered:
+            return {"type": "http.disconnect"}
+        if self.complete:
+            return await self._receive()  # after the body: only the client's disconnect is left to hear
+        try:
+            message = await asyncio.wait_for(self._receive(), self.timeout)
+        except TimeoutError:
+            if not self.started:
+                await _answer(self._send, 408, _timeout_body(self.timeout), [(b"connection", b"close")])
+            self.answered = True
+            return {"type": "http.disconnect"}
+        if message["type"] == "http.request" and not message.get("more_body", False):
+            self.complete = True
+            full, limit = self.limiter.full()
+            if full and not self.started:
+                await self.limiter.shed(self._send, limit)
+                self.answered = True
+                return {"type": "http.disconnect"}
+            self.limiter.in_flight += 1
+            self.counted = True
+        return message
+
+    async def send(self, message: Message) -> None:
+        if self.answered:
+            return
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)
 
 
 def install_load_shedding(app: object, limit: Callable[[], int] | None = None) -> None:
