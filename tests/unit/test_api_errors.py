@@ -49,6 +49,36 @@ def test_a_backend_socket_that_vanished_is_a_503_not_a_500() -> None:
     assert client.get("/misuse").status_code == 500
 
 
+def test_a_503_for_a_restarting_database_is_logged_and_counted_as_a_503() -> None:
+    """explore10 F2, F3: during a PostgreSQL restart, 503s answered by the handler of `Exception` (outside the
+    middlewares) were logged and counted as 500s; and "the database system is starting up" (57P03), wrapped by
+    SQLAlchemy, was 503 `database_unavailable` with a traceback, which the docs tie to a pool-sizing problem."""
+    from sqlalchemy.exc import DBAPIError
+
+    from smartcourse.metrics import HTTP_REQUESTS
+
+    router = APIRouter()
+
+    @router.get("/cut")
+    async def cut() -> None:
+        raise asyncpg.exceptions.InterfaceError("connection is closed")
+
+    @router.get("/starting")
+    async def starting() -> None:
+        cause = asyncpg.exceptions.CannotConnectNowError("the database system is starting up")
+        raise DBAPIError("SELECT 1", {}, cause) from cause
+
+    def counted(route: str, status: str) -> float:
+        return HTTP_REQUESTS.labels("GET", route, status)._value.get()
+
+    client = TestClient(create_app(router), raise_server_exceptions=False)
+    for route in ("/cut", "/starting"):
+        before = (counted(route, "503"), counted(route, "500"))
+        r = client.get(route)
+        assert (r.status_code, r.json()["code"], r.headers["Retry-After"]) == (503, "service_unavailable", "2")
+        assert (counted(route, "503"), counted(route, "500")) == (before[0] + 1, before[1]), route
+
+
 class Body(BaseModel):
     name: str
 

@@ -9,10 +9,11 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
+import asyncpg.exceptions as pg_errors
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
-from sqlalchemy.exc import DataError, DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.convertors import UUIDConvertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -279,6 +280,10 @@ def install_error_handlers(app: FastAPI) -> None:
         # A value PostgreSQL refuses (bad encoding, out of range) is the client's input, not our failure.
         if isinstance(exc, DataError) or _unencodable(exc):
             return _error(422, "invalid_input", "a value in the request cannot be stored")
+        if is_transient(exc):
+            # PostgreSQL restarting ("the database system is starting up", 57P03), a connection cut, a deadlock:
+            # briefly unavailable, as the docs say of a restart, not a database fault with a traceback (explore10 F3).
+            return _backend_down(request, exc, "is restarting or unreachable", 2)
         log.exception("database error on %s %s", request.method, request.url.path)
         return _error(503, "database_unavailable", "the database could not complete the request; retry later")
 
@@ -300,6 +305,18 @@ def install_error_handlers(app: FastAPI) -> None:
         # FileNotFoundError over a Unix socket while PostgreSQL restarts; SQLAlchemy does not wrap either):
         # the service is briefly unavailable, which the client may retry, not an internal error.
         return _backend_down(request, exc, "is unreachable", 2)
+
+    async def _driver(request: Request, exc: Exception) -> JSONResponse:
+        # The driver's own errors, which SQLAlchemy does not always wrap (asyncpg's "connection is closed" from a
+        # connection cut under the request), answered here rather than by the handler of `Exception`: that one runs
+        # outside the middlewares, which then log and count a 500 whatever was answered (explore10 F2).
+        if is_transient(exc):
+            return _backend_down(request, exc, "is restarting or unreachable", 2)
+        log.exception("unhandled database driver error on %s %s", request.method, request.url.path)
+        return _error(500, "internal_error", "an unexpected error occurred; it has been logged")
+
+    for driver_error in (pg_errors.InterfaceError, pg_errors.PostgresError, DisconnectionError):
+        app.add_exception_handler(driver_error, _driver)  # type: ignore[arg-type]
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
