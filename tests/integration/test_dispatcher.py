@@ -430,3 +430,22 @@ async def test_a_stale_backlog_reading_is_refreshed_by_one_request_at_a_time(con
         event.remove(container.engine.sync_engine, "before_cursor_execute", on_execute)
         settings.admission_backlog_check_seconds = saved
         dispatcher.forget_admission_readings()
+
+
+async def test_the_in_flight_gauge_follows_workflows_finishing_after_the_last_round(
+    worker: object, container: Any
+) -> None:
+    """explore10 F4: `smartcourse_dispatcher_in_flight` was set only by rounds that found queued admissions, so after
+    a launch it read 64 for good. An idle round reads it again (at most once a second) while it is above 0."""
+    dispatch_service = dispatcher
+    dispatch_service._report_in_flight(64)  # the last busy round's reading, its workflows since finished
+    dispatch_service._gauge_read[1] = 0.0  # long ago
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 15
+    while True:
+        async with container.sessionmaker() as session:
+            actual = await dispatch_service._in_flight(session)
+        if dispatch_service.IN_FLIGHT._value.get() == actual < 64:
+            break
+        assert loop.time() < deadline, (dispatch_service.IN_FLIGHT._value.get(), actual)
+        await asyncio.sleep(0.2)

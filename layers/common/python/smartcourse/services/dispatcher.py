@@ -141,6 +141,25 @@ async def backlog(session: Any) -> Backlog:
     return Backlog(int(total), int(started), oldest, float(age))
 
 
+#: (value, monotonic time) the in-flight gauge was last read from the database at.
+_gauge_read = [0.0, 0.0]
+IN_FLIGHT_READ_SECONDS = 1.0
+
+
+def _report_in_flight(value: int) -> None:
+    IN_FLIGHT.set(value)
+    _gauge_read[:] = [float(value), time.monotonic()]
+
+
+async def _settle_in_flight(session: Any) -> None:
+    """An idle round: the gauge was set by the last round that started workflows, and those finish without another
+    round (explore10 F4: it read 64 long after the queue had emptied). Read it again, at most once a second, while
+    it is above 0."""
+    value, at = _gauge_read
+    if value > 0 and time.monotonic() - at >= IN_FLIGHT_READ_SECONDS:
+        _report_in_flight(await _in_flight(session))
+
+
 async def _in_flight(session: Any) -> int:
     return int(
         await session.scalar(
@@ -212,11 +231,12 @@ async def dispatch_once(container: Any, cfg: DispatchConfig) -> Round:
             )
         ).all()
         if not queue:
+            await _settle_in_flight(session)
             return Round()
         if not await session.scalar(select(func.pg_try_advisory_xact_lock(cfg.lock_key))):
             return Round(busy=True)
         in_flight = await _in_flight(session)
-        IN_FLIGHT.set(in_flight)
+        _report_in_flight(in_flight)
         room = max(0, cfg.max_in_flight - in_flight)
         # The aggregate of an admission event is its enrollment (services/enrollment.enrollment_event).
         by_row = [(row_id, uuid.UUID(aggregate)) for row_id, aggregate, _ in queue]
@@ -252,7 +272,7 @@ async def dispatch_once(container: Any, cfg: DispatchConfig) -> Round:
         await _mark_started(session, started)
         result.started, result.skipped = len(started), len(done_rows)
         STARTED.inc(len(started))
-        IN_FLIGHT.set(in_flight + len(started))
+        _report_in_flight(in_flight + len(started))
         started_set = set(started)
         done_rows += [row_id for row_id, e in by_row if e in started_set]
         if done_rows:
