@@ -333,6 +333,12 @@ async def test_task_out_of_retries_is_dead_lettered(rig: MailRig, container: Any
     dl = await wait_for(dead_letter, timeout=60, what="the dead letter")
     assert dl.payload["task"] == "notifications.send_email" and dl.payload["retries"] == 2
     assert "NotFound" in dl.error and dl.topic == rig.queue
+    # The trace of the run that gave up, as its outcome in GET /ops/tasks has it (explore10 F6: it was "").
+    from smartcourse.models import TaskRun
+
+    async with container.uow() as uow:
+        outcome = await uow.session.scalar(select(TaskRun).where(TaskRun.task_id == str(dl.event_id)))
+    assert outcome is not None and outcome.trace_id and dl.trace_id == outcome.trace_id, (dl.trace_id, outcome)
     note = await row(container, nid)
     assert note.email_status == "failed" and note.email_attempts == 3  # first try + 2 retries
     assert mails_for(rig, nid, user["email"]) == []

@@ -434,6 +434,7 @@ class DeadLetteringTask(Task):  # type: ignore[misc]
                     topic=str(delivery.get("routing_key") or self.app.conf.task_default_queue)[:100],
                     payload=payload,
                     error=error,
+                    trace_id=current_trace_id(),  # the failed run's, as GET /ops/tasks has it (explore10 F6)
                 )
                 .on_conflict_do_nothing()
             )
