@@ -44,6 +44,10 @@ def cmd_migrate(_: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from smartcourse.logging import set_process_name
+
+    set_process_name("api")  # uvicorn's supervisor lines ("Child process [..] died") are the API's
+
     # A request waits on one statement this long at most, then answers 503: a stalled PostgreSQL must not hang every
     # client until its own timeout (the worker's long steps keep no limit). The API processes inherit it.
     if not os.environ.get("DB_STATEMENT_TIMEOUT"):
@@ -493,7 +497,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from smartcourse.bootstrap import embedded_engines, resolve_settings
     from smartcourse.config import DEV_SECRET_FILE, created_secret_files
     from smartcourse.engines import psql_binary, running_postgres_uri
+    from smartcourse.logging import set_process_name
 
+    set_process_name("run")  # the supervisor's own lines ("api exited with -9 ..."; explore10 F8: "unknown")
     settings = get_settings()
     try:
         lock = lock_data_dir(settings.data_dir)
