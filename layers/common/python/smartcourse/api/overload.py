@@ -132,7 +132,8 @@ class _BodyGate:
         if self.complete:
             return await self._receive()  # after the body: only the client's disconnect is left to hear
         try:
-            message = await asyncio.wait_for(self._receive(), self.timeout)
+            async with asyncio.timeout(self.timeout):  # a timer, not a task per part (the admission's hot path)
+                message = await self._receive()
         except TimeoutError:
             if not self.started:
                 await _answer(self._send, 408, _timeout_body(self.timeout), [(b"connection", b"close")])
