@@ -129,3 +129,18 @@ async def test_a_reset_the_broker_does_not_take_is_a_503_to_retry(api: Api, monk
     r = await api.client.post("/auth/password-reset", json={"email": f"anyone-{uuid.uuid4().hex}@example.com"})
     assert (r.status_code, r.json()["code"]) == (503, "service_unavailable"), r.text
     assert int(r.headers["Retry-After"]) >= 1
+
+
+async def test_an_address_beyond_ascii_gets_its_reset_code(api: Api, container: Any, celery_worker: object) -> None:
+    """explore12 F1: a registration takes `zoë@…`, but `formataddr` refuses such an address, so its e-mails (this one,
+    and every notification's) failed for ever. It goes out with SMTPUTF8."""
+    email = f"zoë-{uuid.uuid4().hex[:8]}@example.com"
+    r = await api.client.post(
+        "/auth/register", json={"email": email, "password": "a-long-password", "full_name": "Zoë", "role": "student"}
+    )
+    assert r.status_code == 201, r.text
+    assert (await api.client.post("/auth/password-reset", json={"email": email})).status_code == 202
+    [mail] = await reset_mail(container, email)
+    assert email in str(mail["To"])
+    r = await api.client.post("/auth/password-reset/confirm", json={"token": code_in(mail), "password": "zoë-new-pass"})
+    assert r.status_code == 204, r.text

@@ -13,6 +13,8 @@ encoded words, bodies quoted-printable UTF-8 (7bit when ASCII); the result reads
 
 from __future__ import annotations
 
+import email.policy
+import io
 import os
 import smtplib
 import threading
@@ -20,6 +22,7 @@ import time
 from collections.abc import Sequence
 from email import encoders
 from email.charset import QP, Charset
+from email.generator import BytesGenerator
 from email.header import Header
 from email.message import Message
 from email.mime.application import MIMEApplication
@@ -27,7 +30,7 @@ from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 from email.mime.text import MIMEText
-from email.utils import formataddr, formatdate, parseaddr
+from email.utils import formataddr, formatdate, getaddresses, parseaddr
 
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
@@ -45,12 +48,50 @@ def _text_part(body: str, subtype: str) -> MIMEText:
     return MIMEText(body, subtype, _UTF8_QP)  # type: ignore[arg-type]  # a Charset is accepted at run time
 
 
+def _send(smtp: smtplib.SMTP, msg: Message) -> None:
+    """`send_message`, but for an address beyond ASCII too: smtplib's own SMTPUTF8 path clones the message's policy
+    with `utf8=True`, which the `compat32` messages built here refuse, so such a message is flattened with the
+    SMTPUTF8 policy here and sent with SMTPUTF8 (the server must offer it, as the embedded sink and the usual relays
+    do)."""
+    sender = parseaddr(str(msg["From"] or ""))[1]
+    to = [address for _, address in getaddresses([str(v) for v in msg.get_all("To", [])])]
+    if "".join([sender, *to]).isascii():
+        smtp.send_message(msg)
+        return
+    smtp.ehlo_or_helo_if_needed()
+    if not smtp.has_extn("smtputf8"):
+        raise smtplib.SMTPNotSupportedError("the SMTP server does not offer SMTPUTF8, needed for a non-ASCII address")
+    out = io.BytesIO()
+    BytesGenerator(out, policy=email.policy.SMTPUTF8).flatten(msg, linesep="\r\n")  # type: ignore[arg-type]
+    smtp.sendmail(sender, to, out.getvalue(), mail_options=["SMTPUTF8", "BODY=8BITMIME"])
+
+
+def recipient(name: str, address: str) -> str:
+    """`Name <address>` for a header, whatever their scripts: the name quoted as needed (an encoded word when it is
+    not ASCII), an internationalised domain in IDNA, and an address whose local part is not ASCII (`zoë@ex.com`,
+    which a registration accepts) kept as it is, for the server to take with SMTPUTF8 (smtplib asks for it). The
+    standard `formataddr` refuses such an address: every e-mail to one failed, retried for ever (explore12 F1)."""
+    local, at, domain = address.rpartition("@")
+    if at and not domain.isascii():
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            pass
+        address = f"{local}@{domain}"
+    if address.isascii():
+        return formataddr((name, address), charset="utf-8")
+    if not name:
+        return f"<{address}>"
+    shown = formataddr((name, "x@x"), charset="utf-8").removesuffix("<x@x>").rstrip()
+    return f"{shown} <{address}>"
+
+
 def _address(value: str) -> str:
     """`Name <addr>` with the name as an encoded word when it is not ASCII."""
     if value.isascii():
         return value
     name, addr = parseaddr(value)
-    return formataddr((name, addr), charset="utf-8")
+    return recipient(name, addr)
 
 
 def _header_text(value: str) -> str:
@@ -117,7 +158,7 @@ class SmtpConnection:
         with self.lock:
             smtp = self._usable()
             try:
-                smtp.send_message(msg)
+                _send(smtp, msg)
             except (smtplib.SMTPServerDisconnected, OSError):
                 self.close()  # broken: never reused (the caller's retry opens a new one)
                 raise

@@ -9,7 +9,7 @@ import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from email.utils import formataddr, make_msgid, parseaddr
+from email.utils import make_msgid, parseaddr
 from typing import Any
 
 from sqlalchemy import bindparam, func, literal_column, or_, select, update
@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
-from smartcourse.adapters.mail import send_email
+from smartcourse.adapters.mail import recipient, send_email
 from smartcourse.config import Settings
 from smartcourse.db import UnitOfWork
 from smartcourse.domain.events import DomainEvent
@@ -511,7 +511,7 @@ async def send_password_reset(email: str, *, settings: Settings, sessionmaker: a
         host=settings.smtp_host or "127.0.0.1",
         port=settings.smtp_port,
         sender=settings.mail_from,
-        to=formataddr((" ".join(user.full_name.split()), user.email)),
+        to=recipient(" ".join(user.full_name.split()), user.email),
         subject="Reset your SmartCourse password",
         text=f"{text}\n\n-- \nSmartCourse",
         message_id=make_msgid("password-reset", domain=domain),

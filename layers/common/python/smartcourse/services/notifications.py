@@ -12,7 +12,7 @@ import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from email.utils import formataddr, parseaddr
+from email.utils import parseaddr
 from pathlib import PurePosixPath
 from typing import Any, Protocol
 
@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from smartcourse.adapters.mail import send_email
+from smartcourse.adapters.mail import recipient, send_email
 from smartcourse.config import Settings
 from smartcourse.db import UnitOfWork
 from smartcourse.errors import Invalid, NotFound
@@ -210,7 +210,7 @@ async def deliver_email(
                 host=settings.smtp_host or "127.0.0.1",
                 port=settings.smtp_port,
                 sender=settings.mail_from,
-                to=formataddr((header_text(full_name), address)),
+                to=recipient(header_text(full_name), address),
                 subject=header_text(title),
                 text=f"{body}\n\n-- \nSmartCourse",
                 html=_html(body),
