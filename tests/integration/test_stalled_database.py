@@ -88,7 +88,7 @@ async def test_a_statement_on_a_stalled_server_times_out_and_the_pool_recovers(
         with pytest.raises(TimeoutError):
             async with engine.connect() as conn:
                 await conn.scalar(text("SELECT 2"))
-        # The statement's 0.5 s, and as much again for the ROLLBACK that returns the connection.
+        # The statement's 0.5 s, and about as much again to give the connection up (asyncpg's cancel and close).
         assert time.monotonic() - started < 3
         started = time.monotonic()
         with pytest.raises(TimeoutError):  # a new connection waits no longer

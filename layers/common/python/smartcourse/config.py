@@ -103,7 +103,8 @@ def default_public_base_url(environ: Mapping[str, str] | None = None) -> str:
 
 #: DB_STATEMENT_TIMEOUT of the API processes when the environment sets none (`smartcourse serve`, the SAM template):
 #: seconds a request may wait on one database statement before it answers 503 (a stalled server) instead of hanging.
-API_DB_STATEMENT_TIMEOUT = 10.0
+#: Giving up the connection then waits about as long again (`db.make_engine`): a request answers within ~10 s.
+API_DB_STATEMENT_TIMEOUT = 5.0
 
 #: Each process's main database pool unless DB_POOL_SIZE / DB_MAX_OVERFLOW say otherwise (`smartcourse run` sizes
 #: them to the server: `cli.pool_plan`).
