@@ -144,3 +144,25 @@ async def test_an_address_beyond_ascii_gets_its_reset_code(api: Api, container: 
     assert email in str(mail["To"])
     r = await api.client.post("/auth/password-reset/confirm", json={"token": code_in(mail), "password": "zoë-new-pass"})
     assert r.status_code == 204, r.text
+
+
+async def test_a_reset_ends_the_lock_out_of_the_owners_own_device(
+    api: Api, container: Any, celery_worker: object
+) -> None:
+    """explore12 F2: the owner, having forgotten the password, locked their own device with wrong guesses; the reset
+    ended the account-wide lock only, and that device stayed refused for up to 15 minutes."""
+    user = await api.user()
+    device = user["device_token"]
+    wrong = {"email": user["email"], "password": "wrong-password", "device_token": device}
+    for _ in range(container.settings.login_free_failures + 1):
+        assert (await api.client.post("/auth/login", json=wrong)).status_code == 401
+    assert (await api.client.post("/auth/login", json=wrong)).status_code == 429  # the device is locked
+    assert (await api.client.post("/auth/password-reset", json={"email": user["email"]})).status_code == 202
+    code = code_in((await reset_mail(container, user["email"]))[0])
+    r = await api.client.post("/auth/password-reset/confirm", json={"token": code, "password": "a-fresh-password"})
+    assert r.status_code == 204, r.text
+    r = await api.client.post(
+        "/auth/login", json={"email": user["email"], "password": "a-fresh-password", "device_token": device}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["device_token"] != device  # the old token counts as an unknown device now: a new one is given

@@ -244,6 +244,27 @@ class Backoff:
         except (RedisError, OSError):
             _store_unavailable("success")
 
+    def _devices_key(self, account: str) -> str:
+        return f"{KEY_PREFIX}:devices-reset:{{login:{account}}}"
+
+    async def forget_devices(self, account: str, seconds: int) -> None:
+        """The account's password was reset: its device tokens issued before now count as unknown devices (their
+        back-offs, which the owner's own wrong guesses may have started, are left behind). Kept `seconds` (a device
+        token's life)."""
+        try:
+            await self.redis.set(self._devices_key(account), str(time.time()), ex=max(1, seconds))
+        except (RedisError, OSError):
+            _store_unavailable("forget_devices")
+
+    async def device_forgotten(self, account: str, issued_at: float) -> bool:
+        """Whether a device token of the account issued at `issued_at` predates its last password reset."""
+        try:
+            reset_at = await self.redis.get(self._devices_key(account))
+        except (RedisError, OSError):
+            _store_unavailable("device_forgotten")
+            return False
+        return reset_at is not None and issued_at < float(reset_at)
+
     async def release(self, key_parts: Sequence[str], attempt: str) -> None:
         """Give back a reservation that was neither a success nor a failure (the login failed otherwise)."""
         try:

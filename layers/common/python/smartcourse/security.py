@@ -107,9 +107,9 @@ def issue_device_token(settings: Settings, *, account: str) -> str:
     return _sign(settings, "device", account, lifetime, jti=uuid.uuid4().hex)
 
 
-def device_of(settings: Settings, token: str | None, *, account: str) -> str | None:
-    """The device id (`jti`) of a valid device token for `account`, else None: a missing, expired, forged or
-    other account's token only makes the login an unknown device's, never an error."""
+def device_of(settings: Settings, token: str | None, *, account: str) -> tuple[str, float] | None:
+    """The device id (`jti`) and issue time of a valid device token for `account`, else None: a missing, expired,
+    forged or other account's token only makes the login an unknown device's, never an error."""
     if not token:
         return None
     try:
@@ -118,8 +118,10 @@ def device_of(settings: Settings, token: str | None, *, account: str) -> str | N
         return None
     if claims.get("typ") != "device" or claims.get("sub") != account:
         return None
-    device = claims.get("jti")
-    return device if isinstance(device, str) and device else None
+    device, issued = claims.get("jti"), claims.get("iat")
+    if not (isinstance(device, str) and device and isinstance(issued, int | float)):
+        return None
+    return device, float(issued)
 
 
 def issue_reset_token(settings: Settings, *, user_id: uuid.UUID, token_version: int) -> str:

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from smartcourse.adapters.mail import recipient, send_email
-from smartcourse.config import Settings
+from smartcourse.config import Settings, get_settings
 from smartcourse.db import UnitOfWork
 from smartcourse.domain.events import DomainEvent
 from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized, Unavailable
@@ -135,7 +135,10 @@ async def login(
     """
     email = unicodedata.normalize("NFC", email)  # as a registration stored it (EmailStr): "zoë" typed either way
     account: tuple[str, ...] = login_account(email)
-    device = device_of(settings, device_token, account=account[1])
+    known = device_of(settings, device_token, account=account[1])
+    if known is not None and backoff is not None and await backoff.device_forgotten(account[1], known[1]):
+        known = None  # issued before the password's reset: an unknown device now (explore12 F2)
+    device = known[0] if known is not None else None
     window: tuple[str, ...] = ("login", "account", account[1])
     if device is not None:
         account, window = (*account, "device", device), (*window, "device", device)
@@ -168,8 +171,8 @@ async def login(
     if current is None or not current.is_active or (current.password_hash, current.token_version) != checked:
         raise Unauthorized("email or password is incorrect", code="invalid_credentials")
     pair = await _issue_pair(uow, settings, current, family_id=uuid.uuid4())
-    known = device_token if device is not None else None
-    pair.device_token = known or issue_device_token(settings, account=login_account(email)[1])
+    kept = device_token if device is not None else None
+    pair.device_token = kept or issue_device_token(settings, account=login_account(email)[1])
     return pair
 
 
@@ -195,6 +198,14 @@ async def _password_attempt(
     if backoff is not None:
         await (backoff.success(account, attempt) if ok else backoff.failure(account, attempt))
     return ok
+
+
+async def _end_lock_outs(backoff: Backoff, settings: Settings, email: str) -> None:
+    """After a reset: the account-wide lock, and every device's (the device tokens issued before now count as unknown
+    devices: the owner locked out on their own phone by their forgotten password gets in at once, explore12 F2)."""
+    account = login_account(email)
+    await backoff.success(account)
+    await backoff.forget_devices(account[1], settings.login_device_token_days * 86400)
 
 
 def login_account(email: str) -> tuple[str, str]:
@@ -363,7 +374,7 @@ async def update_user(
         user.password_hash = await hash_password_async(data.password)
         await _end_sessions(uow, user)
         if backoff is not None and principal.user_id != user_id:  # an admin's reset ends a lock-out too (explore9)
-            await backoff.success(login_account(user.email))
+            await _end_lock_outs(backoff, get_settings(), user.email)
     if data.is_active is not None and data.is_active != user.is_active:
         if not principal.is_admin:
             raise Forbidden("only an admin may enable or disable an account", code="admin_only")
@@ -536,4 +547,4 @@ async def reset_password(
     user.updated_at = utcnow()
     await uow.commit()
     if backoff is not None:
-        await backoff.success(login_account(user.email))
+        await _end_lock_outs(backoff, settings, user.email)
