@@ -653,6 +653,36 @@ async def test_tag_filters_ignore_case(api: Api) -> None:
     assert r.json()["items"][0]["score"] >= 0.5
 
 
+async def test_deleting_every_lesson_after_the_request_does_not_fail_the_version_asked_for(
+    api: Api, holds: Path
+) -> None:
+    """explore12 F6: the `validate` step read the working copy, so deleting the lessons right after the 202 failed
+    the publish (back to draft) although the request had frozen a version with lessons."""
+    owner = await api.user("instructor")
+    course = await api.course(owner, title="Frozen, then emptied")
+    module = await api.module(owner, course["id"], "Basics")
+    await api.lesson(owner, course["id"], module["id"], title="Kept in v1", type="text", content="Stars shine.")
+    hold = holds / f"publish.validate.{course['id']}.hold"
+    hold.touch()
+    try:
+        r = await api.client.post(f"/courses/{course['id']}/publish", headers=owner["headers"])
+        workflow_id = r.json()["workflow_id"]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 60
+        while not (holds / f"publish.validate.{course['id']}.reached").exists():
+            assert loop.time() < deadline, "the validate step never ran"
+            await asyncio.sleep(0.1)
+        r = await api.client.delete(f"/courses/{course['id']}/modules/{module['id']}", headers=owner["headers"])
+        assert r.status_code == 204, r.text
+    finally:
+        hold.unlink()
+    wf = await api.wait_workflow(owner, workflow_id, timeout=120)
+    assert wf["status"] == "completed", wf
+    student = await _enrolled_student(api, course["id"])
+    seen = (await api.client.get(f"/courses/{course['id']}", headers=student["headers"])).json()
+    assert [lesson["title"] for m in seen["modules"] for lesson in m["lessons"]] == ["Kept in v1"]
+
+
 async def test_a_snapshot_with_no_lesson_left_is_refused(api: Api, container: Any) -> None:
     """The lessons deleted between the publish's check and its snapshot (explore11 F1 put a version without a lesson
     live): the snapshot itself refuses, so nothing empty goes live."""

@@ -60,9 +60,12 @@ class PublishingActivities:
 
     @activity.defn(name="publish.validate")
     async def validate(self, inp: PublishInput) -> None:
+        await faults.hold_point(f"publish.validate.{inp.course_id}")  # tests: lessons deleted after the request
         try:
             async with self.c.uow() as uow:
-                await publishing.validate_for_publish(uow=uow, course_id=uuid.UUID(inp.course_id))
+                await publishing.validate_for_publish(
+                    uow=uow, course_id=uuid.UUID(inp.course_id), documents=self.c.documents, version=inp.version
+                )
         except DomainError as exc:
             raise _non_retryable(exc) from exc
 

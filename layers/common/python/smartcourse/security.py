@@ -128,7 +128,7 @@ def issue_reset_token(settings: Settings, *, user_id: uuid.UUID, token_version: 
     """A password-reset token for the account: good for PASSWORD_RESET_MINUTES, and once, since the reset (like any
     password change or a disable) moves the account's token_version past the one it names."""
     lifetime = timedelta(minutes=settings.password_reset_minutes)
-    return _sign(settings, "reset", str(user_id), lifetime, tv=token_version)
+    return _sign(settings, "reset", str(user_id), lifetime, tv=token_version, jti=uuid.uuid4().hex)  # each its own
 
 
 def decode_reset_token(settings: Settings, token: str) -> tuple[uuid.UUID, int] | None:

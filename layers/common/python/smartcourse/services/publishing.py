@@ -133,11 +133,23 @@ async def ensure_publishable(uow: UnitOfWork, course_id: uuid.UUID) -> None:
     await ensure_prerequisites_live(uow, course_id, doing="a published course")
 
 
-async def validate_for_publish(*, uow: UnitOfWork, course_id: uuid.UUID) -> None:
-    """The workflow's `validate` step: `request_publish` checked the same, but lessons may be deleted (or a
-    prerequisite archived) since."""
+async def validate_for_publish(
+    *, uow: UnitOfWork, course_id: uuid.UUID, documents: Any = None, version: int | None = None
+) -> None:
+    """The workflow's `validate` step: `request_publish` checked the same, but a prerequisite may be archived since.
+    When the request froze the version (`documents`, `version` given and its snapshot there), the lessons checked are
+    the snapshot's, not the working copy's: deleting lessons after the 202 must not fail the version asked for
+    (explore12 F6); else (a run requested without a snapshot) the working copy's."""
     await load_course(uow, course_id)
-    await ensure_publishable(uow, course_id)
+    frozen = (
+        documents is not None
+        and version is not None
+        and await documents.get(VERSIONS, version_doc_id(course_id, version)) is not None
+    )
+    if not frozen:
+        await ensure_publishable(uow, course_id)
+        return
+    await ensure_prerequisites_live(uow, course_id, doing="a published course")
 
 
 async def snapshot_version(
