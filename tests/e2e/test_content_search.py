@@ -250,6 +250,21 @@ async def test_unreadable_material_is_skipped_and_reported(api: Api, container: 
         await asyncio.sleep(0.2)
 
 
+async def _publish_held(api: Api, owner: dict[str, Any], course_id: str, holds: Path, point: str) -> tuple[str, Path]:
+    """Ask for a publish whose workflow waits at the hold point `point` (`publish.<step>`) of this course: returns
+    its workflow id and the hold file, to unlink when the test has done what it does meanwhile."""
+    hold = holds / f"{point}.{course_id}.hold"
+    hold.touch()
+    r = await api.client.post(f"/courses/{course_id}/publish", headers=owner["headers"])
+    assert r.status_code == 202, r.text
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    while not (holds / f"{point}.{course_id}.reached").exists():
+        assert loop.time() < deadline, f"{point} was never reached"
+        await asyncio.sleep(0.1)
+    return str(r.json()["workflow_id"]), hold
+
+
 async def test_a_version_is_the_working_copy_as_it_was_when_publish_was_asked(api: Api, holds: Path) -> None:
     """explore11 F1: edits made in the moments after "publish" (before the workflow's snapshot step ran) went live
     in that version, unreviewed. The version is frozen by the request; later edits wait for the next one."""
@@ -258,17 +273,8 @@ async def test_a_version_is_the_working_copy_as_it_was_when_publish_was_asked(ap
     module = await api.module(owner, course["id"], "Basics")
     await api.lesson(owner, course["id"], module["id"], title="Reviewed", type="text", content="Stars shine.")
     doomed = await api.lesson(owner, course["id"], module["id"], title="Also reviewed", type="text", content="Moons.")
-    hold = holds / f"publish.snapshot.{course['id']}.hold"
-    hold.touch()
+    workflow_id, hold = await _publish_held(api, owner, course["id"], holds, "publish.snapshot")
     try:
-        r = await api.client.post(f"/courses/{course['id']}/publish", headers=owner["headers"])
-        assert r.status_code == 202, r.text
-        workflow_id = r.json()["workflow_id"]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 60
-        while not (holds / f"publish.snapshot.{course['id']}.reached").exists():
-            assert loop.time() < deadline, "the snapshot step never ran"
-            await asyncio.sleep(0.1)
         # While the workflow waits before its snapshot step: a lesson added, one deleted, a material uploaded.
         await api.lesson(owner, course["id"], module["id"], title="DRAFT not reviewed", type="text", content="TODO")
         r = await api.client.delete(
@@ -662,16 +668,8 @@ async def test_deleting_every_lesson_after_the_request_does_not_fail_the_version
     course = await api.course(owner, title="Frozen, then emptied")
     module = await api.module(owner, course["id"], "Basics")
     await api.lesson(owner, course["id"], module["id"], title="Kept in v1", type="text", content="Stars shine.")
-    hold = holds / f"publish.validate.{course['id']}.hold"
-    hold.touch()
+    workflow_id, hold = await _publish_held(api, owner, course["id"], holds, "publish.validate")
     try:
-        r = await api.client.post(f"/courses/{course['id']}/publish", headers=owner["headers"])
-        workflow_id = r.json()["workflow_id"]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 60
-        while not (holds / f"publish.validate.{course['id']}.reached").exists():
-            assert loop.time() < deadline, "the validate step never ran"
-            await asyncio.sleep(0.1)
         r = await api.client.delete(f"/courses/{course['id']}/modules/{module['id']}", headers=owner["headers"])
         assert r.status_code == 204, r.text
     finally:
