@@ -171,8 +171,15 @@ def absent_names(question: str, passages: Sequence[Hit]) -> list[str]:
         return []
     seen: set[str] = set()
     for h in passages:
-        seen.update(words.stem(w) for w in words.tokens(f"{h.chunk.title} {h.chunk.location} {defang(h.chunk.text)}"))
-    return [n for n in names if n.lower() not in STOPWORDS and not {words.stem(w) for w in words.tokens(n)} <= seen]
+        seen |= _passage_stems(h.chunk.title, h.chunk.location, h.chunk.text)
+    return [n for n in names if n.lower() not in STOPWORDS and not content_stems(n) <= seen]
+
+
+@lru_cache(maxsize=4096)
+def _passage_stems(title: str, location: str, text: str) -> frozenset[str]:
+    """A passage's content stems, its source's names included, defanged as the model sees it. Cached as the names'
+    are (`_name_stems`): a course's chunks come back question after question, and the route must stay cheap."""
+    return frozenset(content_stems(f"{title} {location} {defang(text)}"))
 
 
 def _title_names(title: str, subject: Sequence[str]) -> bool:
