@@ -175,9 +175,17 @@ class Backoff:
     attempt_ms = 60_000
 
     def __init__(
-        self, redis: Any, *, free: int = 5, base_seconds: int = 2, max_seconds: int = 900, memory_seconds: int = 86400
+        self,
+        redis: Any,
+        *,
+        free: int = 5,
+        base_seconds: int = 2,
+        max_seconds: int = 900,
+        memory_seconds: int = 86400,
+        device_seconds: int = 180 * 86400,
     ) -> None:
         self.redis = redis
+        self.device_seconds = device_seconds  # a device token's life: how long a reset's mark must last
         self.free, self.base, self.max, self.memory = free, base_seconds, max_seconds, memory_seconds
         self._reserve = redis.register_script(_RESERVE)
         self._failure = redis.register_script(_FAILURE)
@@ -247,12 +255,12 @@ class Backoff:
     def _devices_key(self, account: str) -> str:
         return f"{KEY_PREFIX}:devices-reset:{{login:{account}}}"
 
-    async def forget_devices(self, account: str, seconds: int) -> None:
+    async def forget_devices(self, account: str) -> None:
         """The account's password was reset: its device tokens issued before now count as unknown devices (their
-        back-offs, which the owner's own wrong guesses may have started, are left behind). Kept `seconds` (a device
-        token's life)."""
+        back-offs, which the owner's own wrong guesses may have started, are left behind). Kept as long as a device
+        token lives."""
         try:
-            await self.redis.set(self._devices_key(account), str(time.time()), ex=max(1, seconds))
+            await self.redis.set(self._devices_key(account), str(time.time()), ex=max(1, self.device_seconds))
         except (RedisError, OSError):
             _store_unavailable("forget_devices")
 
@@ -313,6 +321,7 @@ def backoff(container: Container) -> Backoff:
         free=s.login_free_failures,
         base_seconds=s.login_backoff_base_seconds,
         max_seconds=s.login_backoff_max_seconds,
+        device_seconds=s.login_device_token_days * 86400,
     )
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 from smartcourse.adapters.mail import recipient, send_email
-from smartcourse.config import Settings, get_settings
+from smartcourse.config import Settings
 from smartcourse.db import UnitOfWork
 from smartcourse.domain.events import DomainEvent
 from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized, Unavailable
@@ -200,12 +200,12 @@ async def _password_attempt(
     return ok
 
 
-async def _end_lock_outs(backoff: Backoff, settings: Settings, email: str) -> None:
+async def _end_lock_outs(backoff: Backoff, email: str) -> None:
     """After a reset: the account-wide lock, and every device's (the device tokens issued before now count as unknown
     devices: the owner locked out on their own phone by their forgotten password gets in at once, explore12 F2)."""
     account = login_account(email)
     await backoff.success(account)
-    await backoff.forget_devices(account[1], settings.login_device_token_days * 86400)
+    await backoff.forget_devices(account[1])
 
 
 def login_account(email: str) -> tuple[str, str]:
@@ -374,7 +374,7 @@ async def update_user(
         user.password_hash = await hash_password_async(data.password)
         await _end_sessions(uow, user)
         if backoff is not None and principal.user_id != user_id:  # an admin's reset ends a lock-out too (explore9)
-            await _end_lock_outs(backoff, get_settings(), user.email)
+            await _end_lock_outs(backoff, user.email)
     if data.is_active is not None and data.is_active != user.is_active:
         if not principal.is_admin:
             raise Forbidden("only an admin may enable or disable an account", code="admin_only")
@@ -547,4 +547,4 @@ async def reset_password(
     user.updated_at = utcnow()
     await uow.commit()
     if backoff is not None:
-        await _end_lock_outs(backoff, settings, user.email)
+        await _end_lock_outs(backoff, user.email)
