@@ -1,1 +1,0 @@
-{"code":"request_too_large","message":"the request body is larger than 22020096 bytes","details":null,"trace_id":"be7fb965f85db82ea03b35c1964fd068"}
