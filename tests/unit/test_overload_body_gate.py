@@ -65,11 +65,11 @@ async def test_a_body_that_never_arrives_holds_no_slot_and_is_answered_408() -> 
 
 
 async def test_a_body_arriving_in_parts_is_served_and_counted_once_complete() -> None:
-    gate = InFlightLimit(reads_its_body, limit=lambda: 1, body_timeout=lambda: 0.5)
+    gate = InFlightLimit(reads_its_body, limit=lambda: 1, body_timeout=lambda: 0.5, body_min_rate=lambda: 5)
     c = Client()
     task = asyncio.create_task(gate(request(), c.receive, c.send))
     for part in (b"12345", b"6789"):
-        await asyncio.sleep(0.3)  # slower than nothing, quicker than the timeout between two parts
+        await asyncio.sleep(0.3)  # quicker than the timeout between two parts, each part buying 1 s per 5 bytes
         await c.parts.put({"type": "http.request", "body": part, "more_body": True})
     await c.parts.put({"type": "http.request", "body": b"0", "more_body": False})
     await asyncio.wait_for(task, 5)
@@ -100,3 +100,36 @@ async def test_a_complete_body_beyond_the_limit_is_shed_with_retry_after() -> No
     release.set()
     await running
     assert first.status == 200 and gate.in_flight == 0
+
+
+async def test_a_body_trickled_within_the_idle_timeout_but_below_the_minimum_rate_is_answered_408() -> None:
+    """explore12 F5: one byte every 20 s (under the 30 s between two parts) used to keep its socket for ever. The
+    whole body has the timeout plus a second per `min_rate` bytes (mod_reqtimeout's MinRate)."""
+    gate = InFlightLimit(reads_its_body, limit=lambda: 1, body_timeout=lambda: 0.4, body_min_rate=lambda: 10)
+    c = Client()
+    task = asyncio.create_task(gate(request(length=100), c.receive, c.send))
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    for _ in range(20):  # a byte every 0.25 s: each part in time, the whole at 4 bytes/s against 10
+        await asyncio.sleep(0.25)
+        if task.done():
+            break
+        await c.parts.put({"type": "http.request", "body": b"x", "more_body": True})
+    await asyncio.wait_for(task, 5)
+    assert c.status == 408 and c.body()["code"] == "request_timeout"
+    assert "slower than 10 bytes/s" in c.body()["message"]
+    assert c.body()["details"] == {"timeout_seconds": 0.4, "min_rate_bytes_per_second": 10}
+    assert loop.time() - began < 1.5  # 0.4 s plus the few bytes' 0.1 s each, not the 20 parts' 5 s
+    assert gate.in_flight == 0
+
+
+async def test_without_a_minimum_rate_only_the_idle_timeout_applies() -> None:
+    gate = InFlightLimit(reads_its_body, limit=lambda: 1, body_timeout=lambda: 0.4, body_min_rate=lambda: 0)
+    c = Client()
+    task = asyncio.create_task(gate(request(length=100), c.receive, c.send))
+    for _ in range(4):  # 1 s in all, each part within 0.4 s of the last
+        await asyncio.sleep(0.25)
+        await c.parts.put({"type": "http.request", "body": b"x", "more_body": True})
+    await c.parts.put({"type": "http.request", "body": b"x", "more_body": False})
+    await asyncio.wait_for(task, 5)
+    assert c.status == 200 and gate.in_flight == 0

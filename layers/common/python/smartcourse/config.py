@@ -273,6 +273,9 @@ class Settings(BaseSettings):
     # A request body that sends nothing for this long is answered 408 `request_timeout` and its connection closed
     # (a slow client; explore10 F1). A request counts in flight once its body has arrived, never while it trickles.
     api_body_timeout: float = Field(default=30.0, gt=0, alias="SMARTCOURSE_API_BODY_TIMEOUT")
+    # ... and the whole body gets that long plus one second per this many bytes received (mod_reqtimeout's MinRate):
+    # a body trickled one byte every 20 s is answered 408 too (explore12 F5). 0: only the idle timeout.
+    api_body_min_rate: float = Field(default=500.0, ge=0, alias="SMARTCOURSE_API_BODY_MIN_RATE")
     # The drain yields the CPU to the requests: the worker, relay, consumers and Celery raise their nice value by
     # this much at start (0: leave it); a burst is admitted at full speed and drained with what is left.
     background_nice: int = Field(default=10, ge=0, le=19, alias="SMARTCOURSE_BACKGROUND_NICE")

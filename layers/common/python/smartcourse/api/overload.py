@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Callable
 
 from prometheus_client import Counter
@@ -32,12 +33,17 @@ def overloaded_body(limit: int, retry_after: int) -> bytes:
     ).encode()
 
 
-def _timeout_body(seconds: float) -> bytes:
+def _timeout_body(seconds: float, min_rate: float, too_slow: bool) -> bytes:
+    message = (
+        f"the request body arrived slower than {min_rate:g} bytes/s; send it again"
+        if too_slow
+        else f"the request body stopped arriving for {seconds:g} s; send it again"
+    )
     return json.dumps(
         {
             "code": "request_timeout",  # api.app._STATUS_CODES[408], as docs/errors.md lists it
-            "message": f"the request body stopped arriving for {seconds:g} s; send it again",
-            "details": {"timeout_seconds": seconds},
+            "message": message,
+            "details": {"timeout_seconds": seconds, "min_rate_bytes_per_second": min_rate},
         }
     ).encode()
 
@@ -65,7 +71,9 @@ class InFlightLimit:
     A client that sends headers and then trickles (or never sends) the body holds a connection, not a slot: 520
     such connections from one unauthenticated client used to hold every slot and shed every other request for as
     long as they stayed open (explore10 F1). Such a body is given `body_timeout` seconds between two of its parts,
-    then answered 408 `request_timeout` (the connection closes: its body is unread)."""
+    and `body_timeout` seconds plus one second per `body_min_rate` bytes received in all (Apache's mod_reqtimeout
+    `body=N,MinRate=R`: one byte every 20 s kept a socket for ever, explore12 F5); beyond either it is answered 408
+    `request_timeout` (the connection closes: its body is unread)."""
 
     def __init__(
         self,
@@ -74,11 +82,13 @@ class InFlightLimit:
         limit: Callable[[], int],
         retry_after: int = 1,
         body_timeout: Callable[[], float] | None = None,
+        body_min_rate: Callable[[], float] | None = None,
     ) -> None:
         self.app = app
         self.limit = limit
         self.retry_after = retry_after
         self.body_timeout = body_timeout or (lambda: get_settings().api_body_timeout)
+        self.body_min_rate = body_min_rate or (lambda: get_settings().api_body_min_rate)
         self.in_flight = 0
 
     def full(self) -> tuple[bool, int]:
@@ -105,7 +115,7 @@ class InFlightLimit:
             finally:
                 self.in_flight -= 1
             return
-        gate = _BodyGate(self, receive, send, self.body_timeout())
+        gate = _BodyGate(self, receive, send, self.body_timeout(), self.body_min_rate())
         try:
             await self.app(scope, gate.receive, gate.send)
         except Exception:
@@ -118,27 +128,36 @@ class InFlightLimit:
 
 
 class _BodyGate:
-    """One request with a body: its parts read under the idle timeout; counted in flight (or shed) once complete.
-    A request this gate answered itself (408, 503) is a disconnected client to the app, whose own answer is
-    dropped."""
+    """One request with a body: its parts read under the idle timeout and the whole body's deadline (which grows
+    with the bytes received); counted in flight (or shed) once complete. A request this gate answered itself (408,
+    503) is a disconnected client to the app, whose own answer is dropped."""
 
-    def __init__(self, limiter: InFlightLimit, receive: Receive, send: Send, timeout: float) -> None:
+    def __init__(self, limiter: InFlightLimit, receive: Receive, send: Send, timeout: float, min_rate: float) -> None:
         self.limiter, self._receive, self._send, self.timeout = limiter, receive, send, timeout
+        self.min_rate = min_rate
         self.counted = self.complete = self.answered = self.started = False
+        self.deadline: float | None = None  # the loop's clock: the first read's time + timeout + bytes / min_rate
 
     async def receive(self) -> Message:
         if self.answered:
             return {"type": "http.disconnect"}
         if self.complete:
             return await self._receive()  # after the body: only the client's disconnect is left to hear
+        now = asyncio.get_running_loop().time()
+        if self.deadline is None:
+            self.deadline = now + self.timeout if self.min_rate else math.inf
+        wait = min(self.timeout, self.deadline - now)
         try:
-            async with asyncio.timeout(self.timeout):  # a timer, not a task per part (the admission's hot path)
+            async with asyncio.timeout(max(wait, 0.0)):  # a timer, not a task per part (the admission's hot path)
                 message = await self._receive()
         except TimeoutError:
             if not self.started:
-                await _answer(self._send, 408, _timeout_body(self.timeout), [(b"connection", b"close")])
+                body = _timeout_body(self.timeout, self.min_rate, too_slow=wait < self.timeout)
+                await _answer(self._send, 408, body, [(b"connection", b"close")])
             self.answered = True
             return {"type": "http.disconnect"}
+        if message["type"] == "http.request" and self.min_rate:
+            self.deadline += len(message.get("body", b"")) / self.min_rate
         if message["type"] == "http.request" and not message.get("more_body", False):
             self.complete = True
             full, limit = self.limiter.full()
