@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -70,9 +71,9 @@ async def test_ops_pages_are_open_in_development(api: Api) -> None:
     assert len((await api.client.get("/health")).json()) > 1
 
 
-async def test_ops_pages_are_counted_by_their_path(api: Api) -> None:
+async def test_ops_pages_are_counted_by_their_path(api: Api, caplog: pytest.LogCaptureFixture) -> None:
     """FastAPI's own pages have fixed paths: counted (and logged) by them, not as `unmatched`; a path no route
-    matches still is."""
+    matches still is, and its log line says which path (explore10 F8: shed requests were `unmatched` only)."""
     from prometheus_client import REGISTRY
 
     def served(route: str, status: str) -> float:
@@ -84,8 +85,11 @@ async def test_ops_pages_are_counted_by_their_path(api: Api) -> None:
         assert (await api.client.get(path)).status_code == 200
         assert served(path, "200") == before + 1, path
     before = served("unmatched", "404")
+    caplog.set_level(logging.INFO, logger="smartcourse.access")
     assert (await api.client.get("/no-such-route")).status_code == 404
     assert served("unmatched", "404") == before + 1
+    line = next(r for r in caplog.records if r.name == "smartcourse.access" and r.getMessage().endswith(" 404"))
+    assert (line.__dict__["route"], line.__dict__["path"]) == ("unmatched", "/no-such-route")
 
 
 async def test_tokens_and_personal_answers_are_not_stored_and_public_reads_say_a_token_is_optional(api: Api) -> None:
