@@ -445,7 +445,7 @@ async def test_the_in_flight_gauge_follows_workflows_finishing_after_the_last_ro
     while True:
         async with container.sessionmaker() as session:
             actual = await dispatch_service._in_flight(session)
-        if dispatch_service.IN_FLIGHT._value.get() == actual < 64:
+        if dispatch_service.metrics().in_flight._value.get() == actual < 64:
             break
-        assert loop.time() < deadline, (dispatch_service.IN_FLIGHT._value.get(), actual)
+        assert loop.time() < deadline, (dispatch_service.metrics().in_flight._value.get(), actual)
         await asyncio.sleep(0.2)

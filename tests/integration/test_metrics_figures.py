@@ -70,3 +70,37 @@ async def test_workflow_runs_enrollment_decisions_and_stored_state(
     assert 'smartcourse_workflow_runs_recorded{kind="course_publishing",status="failed"}' in body
     assert 'smartcourse_build_info{kind="api"' in body
     assert str(uuid.UUID(course["id"])) not in body  # ids never become label values
+
+
+async def test_the_apis_metrics_read_the_stored_state_themselves(api: Api, container: Any) -> None:
+    """explore10 F5: the backlog gauges were only on the worker's port (unscrapeable while it was down), and the
+    API's /metrics showed the dispatcher's counters frozen at 0. The API reads the state on a scrape, at most every
+    few seconds; the dispatcher's series exist only where a dispatcher runs."""
+    from sqlalchemy import text
+
+    state = metrics.DATABASE_STATE
+    state.snapshot, state._tried = None, 0.0  # as in an API process, where the worker's refresh loop never runs
+    async with container.sessionmaker() as session:
+        pending = (await session.execute(text("select count(*) from enrollments where status = 'pending'"))).scalar()
+    r = await api.client.get("/metrics")
+    assert r.status_code == 200
+    assert f"smartcourse_enrollment_backlog {float(pending)}" in r.text
+    assert "smartcourse_enrollment_backlog_oldest_age_seconds" in r.text
+    assert "smartcourse_outbox_backlog" in r.text
+    read_at = state.snapshot.at if state.snapshot else None
+    assert read_at is not None
+    await api.client.get("/metrics")
+    assert state.snapshot is not None and state.snapshot.at == read_at  # a second scrape within 5 s: no new read
+
+
+def test_a_process_that_only_imports_the_dispatcher_has_no_dispatcher_series() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import smartcourse.metrics, smartcourse.services.dispatcher, smartcourse.services.health\n"
+        "from prometheus_client import REGISTRY, generate_latest\n"
+        "print(generate_latest(REGISTRY).decode())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "smartcourse_dispatcher" not in out and "smartcourse_http_requests_total" in out

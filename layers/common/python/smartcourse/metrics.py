@@ -221,13 +221,34 @@ _STATE_SQL = {
 
 
 class DatabaseState(Collector):
-    """Gauges of what PostgreSQL holds, refreshed by `run` every few seconds (a scrape never waits on the database).
-
-    One process per deployment reports them (the worker), so they are not multiplied by the number of processes.
+    """Gauges of what PostgreSQL holds: the worker refreshes them with `run` every few seconds (its scrape never
+    waits on the database); the API's /metrics reads them at most every few seconds on a scrape (`refresh_if_stale`),
+    so the backlog is scrapeable where the README points, and while the worker is down (explore10 F5). They say
+    what the database holds, not what a process did: the same figure on each process reporting it (aggregate with
+    `max`, never `sum`).
     """
 
     def __init__(self) -> None:
         self.snapshot: _Snapshot | None = None
+        self._refreshing: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self._tried = 0.0
+
+    async def refresh_if_stale(self, sessionmaker: Any, *, max_age: float = 5.0, timeout: float = 2.0) -> None:
+        """Refresh unless the last try is younger than `max_age`; concurrent scrapes share one try, which gives up
+        after `timeout` (a scrape must answer while the database is slow or down). A failure is logged and the older
+        snapshot kept (`smartcourse_state_refreshed_timestamp_seconds` tells its age)."""
+        loop = asyncio.get_running_loop()
+        if self._refreshing is None or self._refreshing[0] is not loop:
+            self._refreshing = (loop, asyncio.Lock())  # a lock serves one event loop (tests run several)
+        async with self._refreshing[1]:
+            if time.time() - self._tried < max_age:
+                return
+            self._tried = time.time()
+            try:
+                async with asyncio.timeout(timeout):
+                    await self.refresh(sessionmaker)
+            except Exception:
+                log.warning("could not read the platform state for /metrics", exc_info=True)
 
     async def refresh(self, sessionmaker: Any) -> None:
         snap = _Snapshot(at=time.time())

@@ -6,6 +6,7 @@ from fastapi import FastAPI, Response
 
 from smartcourse import metrics
 from smartcourse.api.app import create_app
+from smartcourse.bootstrap import get_container
 from smartcourse.functions_registry import all_functions
 
 
@@ -23,7 +24,10 @@ def build_local_app() -> FastAPI:
 
     @app.get("/metrics", include_in_schema=False)
     async def serve_metrics() -> Response:
-        # Every API worker's figures when several share PROMETHEUS_MULTIPROC_DIR (smartcourse/metrics.py).
+        # Every API worker's figures when several share PROMETHEUS_MULTIPROC_DIR (smartcourse/metrics.py), and the
+        # stored state (the outbox and enrollment backlogs, dead letters) read at most every 5 s.
+        container = await get_container()
+        await metrics.DATABASE_STATE.refresh_if_stale(container.sessionmaker)
         return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
 
     return app

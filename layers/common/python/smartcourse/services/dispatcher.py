@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import time
@@ -50,20 +51,34 @@ log = logging.getLogger(__name__)
 #: pg_advisory_xact_lock key of a dispatch round ("sc-disp" in ASCII): rounds of all dispatchers take turns.
 LOCK_KEY = 0x73632D64697370
 
-STARTED = Counter("smartcourse_dispatcher_started_total", "Enrollment workflows the dispatcher had started")
-START_FAILURES = Counter(
-    "smartcourse_dispatcher_start_failures_total", "Enrollment workflow starts that failed (retried later)"
-)
-IN_FLIGHT = Gauge(
-    "smartcourse_dispatcher_in_flight",
-    "Pending enrollments whose workflow is started (bounded by SMARTCOURSE_DISPATCH_MAX_IN_FLIGHT)",
-    multiprocess_mode="mostrecent",
-)
-BACKOFF = Gauge(
-    "smartcourse_dispatcher_backoff_seconds",
-    "The dispatcher's current wait after failed starts (0: not backing off)",
-    multiprocess_mode="mostrecent",
-)
+
+class _Metrics:
+    """The dispatcher's metrics, made by the first process that dispatches (`metrics()`): a process that only
+    imports this module (the API, for the backlog on /health) shows no dispatcher counters frozen at 0 on its
+    /metrics (explore10 F5)."""
+
+    def __init__(self) -> None:
+        self.started = Counter(
+            "smartcourse_dispatcher_started_total", "Enrollment workflows the dispatcher had started"
+        )
+        self.start_failures = Counter(
+            "smartcourse_dispatcher_start_failures_total", "Enrollment workflow starts that failed (retried later)"
+        )
+        self.in_flight = Gauge(
+            "smartcourse_dispatcher_in_flight",
+            "Pending enrollments whose workflow is started (bounded by SMARTCOURSE_DISPATCH_MAX_IN_FLIGHT)",
+            multiprocess_mode="mostrecent",
+        )
+        self.backoff = Gauge(
+            "smartcourse_dispatcher_backoff_seconds",
+            "The dispatcher's current wait after failed starts (0: not backing off)",
+            multiprocess_mode="mostrecent",
+        )
+
+
+@functools.cache
+def metrics() -> _Metrics:
+    return _Metrics()
 
 
 @dataclass(frozen=True)
@@ -147,7 +162,7 @@ IN_FLIGHT_READ_SECONDS = 1.0
 
 
 def _report_in_flight(value: int) -> None:
-    IN_FLIGHT.set(value)
+    metrics().in_flight.set(value)
     _gauge_read[:] = [float(value), time.monotonic()]
 
 
@@ -199,7 +214,7 @@ async def _start_all(
                         cfg.start_timeout,
                     )
             except Exception as exc:  # the engine down, slow or refusing: retried by a later round
-                START_FAILURES.inc()
+                metrics().start_failures.inc()
                 log.warning("could not start workflow %s: %s: %s", workflow_id, type(exc).__name__, exc)
                 return False
             return True
@@ -271,7 +286,7 @@ async def dispatch_once(container: Any, cfg: DispatchConfig) -> Round:
         started, result.failed = await _start_all(starter, todo, cfg, traces) if todo else ([], 0)
         await _mark_started(session, started)
         result.started, result.skipped = len(started), len(done_rows)
-        STARTED.inc(len(started))
+        metrics().started.inc(len(started))
         _report_in_flight(in_flight + len(started))
         started_set = set(started)
         done_rows += [row_id for row_id, e in by_row if e in started_set]
@@ -295,6 +310,7 @@ async def run_dispatcher(
     cfg = cfg or DispatchConfig.of(container.settings)
     idle = cfg.idle_sleep if idle_sleep is None else idle_sleep
     backoff = 0.0
+    metrics()  # the dispatcher's series exist (at 0) from its start
     log.info("workflow dispatcher started (at most %d in flight, batch %d)", cfg.max_in_flight, cfg.batch)
     while not stop.is_set():
         try:
@@ -304,12 +320,12 @@ async def run_dispatcher(
             result = None
         if result is None or (result.failed and not result.progressed):
             backoff = min(cfg.backoff_max, max(cfg.backoff_min, backoff * 2))
-            BACKOFF.set(backoff)
+            metrics().backoff.set(backoff)
             log.warning("dispatcher backing off %.1f s", backoff)
             wait = backoff * random.uniform(0.8, 1.2)
         else:
             if backoff:
-                BACKOFF.set(0)
+                metrics().backoff.set(0)
             backoff = 0.0
             if result.progressed and not result.failed:
                 await asyncio.sleep(0)  # more may be queued: go again (yielding to the rest of the process)
@@ -364,7 +380,7 @@ async def sweep_pending(container: Any, *, older_than_s: float, cfg: DispatchCon
         running, _ = await _start_all(starter, [(e, w) for e, w in started_rows], cfg)
         fresh, _ = await _start_all(starter, [(e, w) for e, w in fresh_rows], cfg)
         await _mark_started(session, fresh)
-        STARTED.inc(len(fresh))
+        metrics().started.inc(len(fresh))
     return len(running) + len(fresh)
 
 
