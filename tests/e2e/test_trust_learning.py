@@ -500,6 +500,7 @@ async def test_a_rewritten_quiz_gives_its_attempts_anew(api: Api, worker: object
     progress = (await api.client.get(f"/enrollments/{eid}/progress", headers=student["headers"])).json()
     view = next(lsn for lsn in progress["lessons"] if lsn["lesson_id"] == quiz["id"])
     assert (view["attempts"], view["attempts_left"]) == (0, 2)
+    assert (view["status"], view["best_score"]) == ("not_started", None)  # not the old quiz's score (explore12 F7)
     review = (await api.client.get(f"/enrollments/{eid}/review", headers=student["headers"])).json()
     failed = next(i for i in review["items"] if i["kind"] == "quiz_failed")
     assert failed["detail"]["quiz_changed"] is True and failed["detail"]["missed_questions"] is None
@@ -548,4 +549,5 @@ async def test_a_quiz_answered_from_an_older_version_is_not_graded_against_a_cha
     r = await api.client.post(url, json={"answers": [0, 0], "version": live}, headers=student["headers"])
     assert r.status_code == 200 and r.json()["passed"] is True, r.text
     r = await api.client.post(url, json={"answers": [0, 0], "version": 999}, headers=student["headers"])
-    assert (r.status_code, r.json()["code"]) == (409, "quiz_changed")  # a version that never was: not this quiz
+    assert (r.status_code, r.json()["code"]) == (422, "unknown_version")  # never was: not a changed quiz (F7)
+    assert r.json()["details"]["version"] == live

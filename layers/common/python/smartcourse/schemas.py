@@ -783,7 +783,8 @@ class QuizSubmitIn(Strict):
         default=None,
         ge=1,
         description="The course's `content_version` the quiz was read from. Another version live whose quiz differs: "
-        "409 `quiz_changed`, and no attempt is used. Left out: graded against the live version.",
+        "409 `quiz_changed`, and no attempt is used; a version never published: 422 `unknown_version`. Left out: "
+        "graded against the live version.",
     )
 
 

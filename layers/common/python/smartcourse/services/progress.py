@@ -340,10 +340,16 @@ async def _ensure_same_quiz(
 ) -> None:
     """The student answered the quiz of version `version`, and another is live: grade it only if the quiz itself
     is the same in both (a republish that changed other lessons). Else 409 `quiz_changed`, before any attempt is
-    spent: options reordered or answers changed would grade a right answer wrong (explore11 F7)."""
-    answered = next(
-        (lsn for lsn in await published_lessons_of(documents, course.id, version) if lsn.lesson_id == lesson_id), None
-    )
+    spent: options reordered or answers changed would grade a right answer wrong (explore11 F7). A version that was
+    never published is 422 `unknown_version` (explore12 F7: it was called a changed quiz)."""
+    published = await published_lessons_of(documents, course.id, version)
+    if not published:  # a published version has a lesson at least (publishing refuses an empty snapshot)
+        raise Invalid(
+            f"version {version} of this course was never published; the live one is {course.content_version}",
+            code="unknown_version",
+            details={"version": course.content_version},
+        )
+    answered = next((lsn for lsn in published if lsn.lesson_id == lesson_id), None)
     if answered is None or course_rules.quiz_fingerprint(answered.body) != fingerprint:
         raise Conflict(
             f"this quiz changed since version {version}: reload the course (version {course.content_version}) "
@@ -364,7 +370,8 @@ async def _progress(
     # Quiz attempts, passed or not (the lesson's progress row is written by the pass alone): this enrollment's best
     # score and whether it tried, as the review counts them (`GET /enrollments/{id}/review`), and how many attempts
     # the student has used, as the limit and the submit's `attempt` count them (across the student's enrollments).
-    # `used` counts the attempts on the quiz as it is now (its fingerprint), as the limit does.
+    # All three count the attempts on the quiz as it is now (its fingerprint), as the limit does: after a rewrite,
+    # the old quiz's score is not shown beside `attempts: 0` (a pass already made stays, on its progress row).
     mine = QuizAttempt.enrollment_id == e.id
     quizzes = {lsn.lesson_id: course_rules.quiz_fingerprint(lsn.body) for lsn in lessons if lsn.type == "quiz"}
     tried: dict[uuid.UUID, tuple[int, int | None, int]] = {}
@@ -379,14 +386,11 @@ async def _progress(
         .where(QuizAttempt.student_id == e.student_id, QuizAttempt.lesson_id.in_(list(quizzes)))
         .group_by(QuizAttempt.lesson_id, QuizAttempt.quiz_fingerprint)
     ):
+        if fingerprint is not None and fingerprint != quizzes[lesson_id]:
+            continue  # a quiz rewritten since: its attempts are neither counted nor scored (explore12 F7)
         was_here, was_best, was_used = tried.get(lesson_id, (0, None, 0))
-        counted = fingerprint is None or fingerprint == quizzes[lesson_id]
         bests = [x for x in (was_best, best) if x is not None]
-        tried[lesson_id] = (
-            was_here + int(here),
-            max(bests) if bests else None,
-            was_used + (int(count) if counted else 0),
-        )
+        tried[lesson_id] = (was_here + int(here), max(bests) if bests else None, was_used + int(count))
     lesson_views = []
     modules: dict[uuid.UUID, tuple[str, list[bool]]] = {}
     for lsn in lessons:
