@@ -409,6 +409,19 @@ async def test_instructor_generation_and_saving_a_quiz(api: Api, worker: object,
             "/ai/explain", json={"course_id": cid, "concept": "quantum chromodynamics"}, headers=teacher["headers"]
         )
         assert r.status_code == 422 and r.json()["code"] == "concept_not_in_course", r.text
+        # A named thing the passages never mention, beside words they have (explore11 F5: "Galilean moons" was
+        # explained with a passage on Titan); a capitalised first word in another form is no name.
+        r = await api.client.post(
+            "/ai/explain",
+            json={"course_id": cid, "concept": "Debezium transactional outbox"},
+            headers=teacher["headers"],
+        )
+        assert r.status_code == 422 and r.json()["code"] == "concept_not_in_course", r.text
+        assert r.json()["details"]["absent"] == ["Debezium"]
+        r = await api.client.post(
+            "/ai/explain", json={"course_id": cid, "concept": "Transactional outbox"}, headers=teacher["headers"]
+        )
+        assert r.status_code == 200, r.text
 
 
 class Drafts(ScriptedChat):

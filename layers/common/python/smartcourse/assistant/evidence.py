@@ -160,19 +160,37 @@ def decide(question: str, hits: Sequence[Hit], knobs: Knobs) -> Decision:
 #: A name in a question: a capitalised word (not its first, which any sentence capitalises), of three letters or
 #: more, with a lower-case letter (not an acronym, which courses spell in many ways).
 _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z][\w'-]+")
+#: The same in a phrase that is not a sentence (an instructor's concept, "Galilean moons"): its first word too.
+_PHRASE_NAME = re.compile(r"\b[A-Z][a-z][\w'-]+")
 
 
-def absent_names(question: str, passages: Sequence[Hit]) -> list[str]:
+def absent_names(question: str, passages: Sequence[Hit], *, phrase: bool = False) -> list[str]:
     """The names the question asks about ("Mars", "Jupiter", "Galilean") that none of the passages mentions (in
     their titles or text, any case). A question about a named thing the material never names is not answered from
-    it, however near in meaning the passages are: a course on the Sun says nothing about Mars."""
-    names = [m.group() for m in _NAME.finditer(question.strip())]
+    it, however near in meaning the passages are: a course on the Sun says nothing about Mars. `phrase`: the text
+    is a noun phrase, not a sentence, so a capitalised first word is a name too, and one the passages have in
+    another form counts as mentioned ("Transactional outbox" over "transaction": the first word may just be
+    capitalised, and the stemmer is light)."""
+    names = [m.group() for m in (_PHRASE_NAME if phrase else _NAME).finditer(question.strip())]
     if not names:
         return []
     seen: set[str] = set()
     for h in passages:
         seen |= _passage_stems(h.chunk.title, h.chunk.location, h.chunk.text)
-    return [n for n in names if n.lower() not in STOPWORDS and not content_stems(n) <= seen]
+
+    def mentioned(name: str) -> bool:
+        stems = content_stems(name)
+        if stems <= seen:
+            return True
+        return phrase and all(any(_same_word(a, b) for b in seen) for a in stems)
+
+    return [n for n in names if n.lower() not in STOPWORDS and not mentioned(n)]
+
+
+def _same_word(a: str, b: str) -> bool:
+    """Two stems of one word in other forms: equal, or sharing their first six letters ("transactional",
+    "transaction")."""
+    return a == b or (len(a) >= 6 and len(b) >= 6 and a[:6] == b[:6])
 
 
 @lru_cache(maxsize=4096)

@@ -597,6 +597,13 @@ async def prepare_generation(
         passages = evidence.strong_hits(found.hits, floor, evidence.subject_words(query))[:GENERATION_PASSAGES]
         if not passages:
             raise Invalid("the course's material does not cover that concept", code="concept_not_in_course")
+        absent = evidence.absent_names(query, passages, phrase=True)
+        if absent:  # "Galilean moons" over a passage on Titan: near in meaning, about something else (explore11 F5)
+            raise Invalid(
+                f"the course's material does not mention {', '.join(absent)}",
+                code="concept_not_in_course",
+                details={"absent": absent},
+            )
     if not passages:
         raise Conflict("the course has no indexed content to generate from", code="no_indexed_content")
     n = len(passages)
