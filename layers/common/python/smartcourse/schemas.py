@@ -560,6 +560,11 @@ class ContentSearchHit(BaseModel):
     text: str
     score: float
     source: SearchSource
+    also_in: list[SearchSource] = Field(
+        default_factory=list,
+        description="Other sources with this same passage (the same file uploaded twice, under two names): one hit, "
+        "not one per copy.",
+    )
 
 
 class ContentSearchResult(BaseModel):

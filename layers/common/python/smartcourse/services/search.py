@@ -212,14 +212,24 @@ async def _without_deleted_materials(container: Any, course_id: uuid.UUID, versi
     return [h for h in hits if h.chunk.source_type != "material" or h.chunk.chunk_id in kept]
 
 
-def _public_hit(hit: Hit) -> ContentSearchHit:
+def _source(hit: Hit) -> SearchSource:
     c = hit.chunk
-    return ContentSearchHit(
-        chunk_id=c.chunk_id,
-        text=c.text,
-        score=round(hit.score, 6),
-        source=SearchSource(type=c.source_type, id=c.source_id, title=c.title, location=c.location),
-    )
+    return SearchSource(type=c.source_type, id=c.source_id, title=c.title, location=c.location)
+
+
+def _public_hits(hits: list[Hit]) -> list[ContentSearchHit]:
+    """One hit per passage: a passage whose text an earlier (better) hit has, blanks and case aside, is that hit's
+    `also_in` (the same file uploaded as `photosynthesis.pdf` and `UPPER.PDF` was listed twice; explore7 F3)."""
+    out: dict[str, ContentSearchHit] = {}
+    for h in hits:
+        key = " ".join(h.chunk.text.split()).casefold()
+        if key in out:
+            out[key].also_in.append(_source(h))
+        else:
+            out[key] = ContentSearchHit(
+                chunk_id=h.chunk.chunk_id, text=h.chunk.text, score=round(h.score, 6), source=_source(h)
+            )
+    return list(out.values())
 
 
 async def search_course(
@@ -236,7 +246,7 @@ async def search_course(
     if found.mode == "hybrid":
         floor = container.settings.assistant_relevance_floor
         hits = [h for h in hits if h.keyword_score is not None or (h.vector_score or 0.0) >= floor]
-    return ContentSearchResult(items=[_public_hit(h) for h in hits], mode=found.mode, version=found.version, query=q)
+    return ContentSearchResult(items=_public_hits(hits), mode=found.mode, version=found.version, query=q)
 
 
 # --- the catalogue ---------------------------------------------------------------------------------
