@@ -342,3 +342,37 @@ def test_the_server_span_is_named_without_the_instrumentations_route_scan() -> N
     assert "default_span_details=_get_default_span_details" in inspect.getsource(otel_fastapi)
     assert span_details_before_routing({"method": "GET", "path": "/courses/1"}) == ("GET", {})
     assert span_details_before_routing({"method": "BREW"}) == ("HTTP", {})
+
+
+def test_the_header_names_the_trace_asked_for_and_counts_the_linked_ones() -> None:
+    """explore10 F8: a Celery batch serving several requests links to each; `smartcourse trace <request>` finds its
+    spans through the link, and the header named the batch's trace, whichever span came first."""
+    other = "e" * 32
+    linked = json.loads(_span("e" * 16, None, "run/notifications.send_emails", "celery", 99.0, 5.0))
+    spans = [
+        {**linked, "trace_id": other, "links": [{"trace_id": TRACE, "span_id": "a" * 16}]},
+        json.loads(_span("a" * 16, None, "POST /enrollments", "api", 100.0, 40.0)),
+    ]
+    head = telemetry.format_trace(spans, f"00-{TRACE}-{PARENT}-01").splitlines()[0]
+    assert head.startswith(f"trace {TRACE}: 2 spans in 2 processes")
+    assert head.endswith(f"; 1 of them in 1 linked trace(s) ({other})")
+    alone = telemetry.format_trace(spans[1:], TRACE).splitlines()[0]
+    assert "linked" not in alone
+
+
+def test_a_retried_or_dead_lettered_celery_attempt_marks_its_run_span_failed() -> None:
+    """explore10 F8: each failed attempt's `run/<task>` span said ok; only its inner spans said ERROR."""
+    from celery.exceptions import Retry
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import StatusCode
+
+    from smartcourse import tasks
+
+    tracer = TracerProvider().get_tracer("test")
+    with tracer.start_as_current_span("run/notifications.send_emails") as span:
+        tasks._run_span_retrying(reason=Retry(exc=ConnectionRefusedError(111, "refused")))
+    assert span.status.status_code is StatusCode.ERROR  # type: ignore[attr-defined]
+    assert "retrying after ConnectionRefusedError" in (span.status.description or "")  # type: ignore[attr-defined]
+    with tracer.start_as_current_span("run/notifications.send_email") as span:
+        tasks._fail_run_span("dead-lettered after 5 retries: OSError: down")
+    assert span.status.description == "dead-lettered after 5 retries: OSError: down"  # type: ignore[attr-defined]

@@ -281,7 +281,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
         for span in sorted(spans.values(), key=lambda s: float(s.get("start") or 0)):
             print(json.dumps(span))
     else:
-        print(telemetry.format_trace(list(spans.values())))
+        print(telemetry.format_trace(list(spans.values()), args.trace_id))
     return 0
 
 

@@ -506,10 +506,15 @@ def _label(span: dict[str, Any]) -> str:
     return name
 
 
-def format_trace(spans: list[dict[str, Any]]) -> str:
-    """The spans of one trace as an indented tree: process, span name, duration, status."""
+def format_trace(spans: list[dict[str, Any]], trace_id: str | None = None) -> str:
+    """The spans of one trace as an indented tree: process, span name, duration, status. `trace_id`: the trace
+    asked for; spans of other traces among `spans` (those that link to it: a Celery batch serving several requests)
+    are counted apart in the header, which names the trace asked for (explore10 F8: it named whichever span came
+    first)."""
     if not spans:
         return ""
+    wanted = normalize_trace_id(trace_id) if trace_id else str(spans[0]["trace_id"])
+    linked = {str(s.get("trace_id")) for s in spans} - {wanted}
     by_id = {s["span_id"]: s for s in spans if s.get("span_id")}
     children: dict[str | None, list[dict[str, Any]]] = {}
     for s in spans:
@@ -520,10 +525,13 @@ def format_trace(spans: list[dict[str, Any]]) -> str:
     starts = [float(s.get("start") or 0) for s in spans]
     ends = [float(s.get("start") or 0) + float(s.get("duration_ms") or 0) / 1000 for s in spans]
     processes = sorted({str(s.get("process")) for s in spans})
+    others = sum(1 for s in spans if str(s.get("trace_id")) != wanted)
     head = (
-        f"trace {spans[0]['trace_id']}: {len(spans)} spans in {len(processes)} processes "
+        f"trace {wanted}: {len(spans)} spans in {len(processes)} processes "
         f"({', '.join(processes)}), {1000 * (max(ends) - min(starts)):.1f} ms"
     )
+    if linked:
+        head += f"; {others} of them in {len(linked)} linked trace(s) ({', '.join(sorted(linked))})"
     width = max(len("PROCESS"), *(len(p) for p in processes))
     lines = [head, f"{'PROCESS':<{width}}  {'SPAN':<64} {'DURATION':>11}  STATUS"]
 
