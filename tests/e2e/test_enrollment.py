@@ -449,6 +449,34 @@ async def test_more_seats_go_to_the_waitlist_first(api: Api, worker: object, con
     assert taken == 5 and "waitlisted" not in counts, counts
 
 
+async def test_a_disabled_account_keeps_its_waitlist_place_but_is_passed_over(
+    api: Api, worker: object, container: Any
+) -> None:
+    """explore14 F5: a seat freed went to a waitlisted account the admin had disabled (it cannot log in), ahead of
+    the next student, and was counted as an admission. It is passed over, keeping its place; enabled again, it is
+    next."""
+    teacher = await api.user("instructor")
+    admin = await api.admin(container)
+    course = await api.published_course(teacher, capacity=1, waitlist_enabled=True)
+    seated, disabled, after = await fast_students(container, 3)
+    assert (await enroll(api, seated, course["id"])).status_code == 201
+    queued = [(await enroll(api, s, course["id"])).json() for s in (disabled, after)]
+    assert [q["position"] for q in queued] == [1, 2]
+    user = f"/users/{disabled['id']}"
+    assert (await api.client.put(user, json={"is_active": False}, headers=admin["headers"])).status_code == 200
+
+    r = await api.client.put(f"/courses/{course['id']}", json={"capacity": 2}, headers=teacher["headers"])
+    assert r.status_code == 200, r.text
+    await wait_enrollment(api, after, queued[1]["id"], "active")
+    taken, seats, counts = await seat_state(container, course["id"])
+    assert (taken, seats, counts.get("waitlisted")) == (2, 2, 1), counts  # the disabled one still waits
+
+    assert (await api.client.put(user, json={"is_active": True}, headers=admin["headers"])).status_code == 200
+    r = await api.client.put(f"/courses/{course['id']}", json={"capacity": 3}, headers=teacher["headers"])
+    assert r.status_code == 200, r.text
+    await wait_enrollment(api, admin, queued[0]["id"], "active")  # its old token died with the disabling
+
+
 async def seat_state(container: Any, course_id: str) -> tuple[int, int, dict[str, int]]:
     from sqlalchemy import func, select
 

@@ -12,7 +12,7 @@ from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as course_rules
 from smartcourse.domain import enrollment as rules
 from smartcourse.domain.events import DomainEvent
-from smartcourse.models import Course, Enrollment, EnrollmentHistory, utcnow
+from smartcourse.models import Course, Enrollment, EnrollmentHistory, User, utcnow
 from smartcourse.security import Principal
 from smartcourse.services.notifications import create_notification
 
@@ -71,17 +71,20 @@ async def promote_waitlist(uow: UnitOfWork, course: Course) -> list[Enrollment]:
 
 async def promote_next(uow: UnitOfWork, course: Course, now: Any) -> Enrollment | None:
     """Give a free seat to the first waitlisted student (SKIP LOCKED: one dropping themselves is passed over). An
-    archived course admits nobody, from its waitlist either (its waitlisted students stay where they are)."""
+    archived course admits nobody, from its waitlist either (its waitlisted students stay where they are). A
+    disabled account is passed over too, keeping its place: a seat went to an account that cannot log in, ahead of
+    the next student (explore14 F5); enabled again, it is next."""
     if course.capacity is not None and course.seats_taken >= course.capacity:
         return None
     if not course_rules.is_live(course.status, course.content_version):
         return None
     nxt = await uow.session.scalar(
         select(Enrollment)
-        .where(Enrollment.course_id == course.id, Enrollment.status == "waitlisted")
+        .join(User, User.id == Enrollment.student_id)
+        .where(Enrollment.course_id == course.id, Enrollment.status == "waitlisted", User.is_active.is_(True))
         .order_by(Enrollment.waitlisted_at, Enrollment.id)
         .limit(1)
-        .with_for_update(skip_locked=True)
+        .with_for_update(of=Enrollment, skip_locked=True)
     )
     if nxt is None:
         return None
