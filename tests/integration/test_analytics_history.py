@@ -273,6 +273,43 @@ async def test_dashboard_figures_from_counters_and_from_the_tables(
     assert counted["workflow_issues"]["failed_workflows"] == 0 and counted["workflow_issues"]["dead_letters"] == 0
 
 
+async def test_reconcile_sees_a_counter_the_dashboard_does_not_show(
+    history_db: Any, history: dict[str, uuid.UUID]
+) -> None:
+    """explore14 F1: reconcile compared only the shown figures, so a counter that drifted (an instructor's live
+    courses one too many) said nothing until it changed one of them (the instructor archived every course and was
+    still counted). Every key of the counters behind the dashboard is compared."""
+    teacher = str(await _instructor_of(history_db, history["a"]))
+    bump = text(
+        "update analytics_counters set value = value + :by where metric = 'instructor_live_courses' and bucket = :k"
+    )
+    async with UnitOfWork(history_db) as uow:
+        await uow.session.execute(bump, {"by": 1, "k": teacher})
+        await uow.session.commit()
+    try:
+        async with UnitOfWork(history_db) as uow:
+            dash = await analytics.dashboard(uow=uow, principal=ADMIN, today=date(2026, 2, 28))
+            recon = await analytics.reconcile(uow=uow, principal=ADMIN)
+        assert dash["total_instructors"] == 1  # the figure shown is still right ...
+        assert recon["drift"]["counters:instructor_live_courses"] == 1  # ... the counter behind it is not
+        assert recon["total_drift"] == 1
+        assert recon["mismatches"] == {"instructor_live_courses": [{"key": teacher, "counted": 4.0, "source": 3.0}]}
+    finally:
+        async with UnitOfWork(history_db) as uow:
+            await uow.session.execute(bump, {"by": -1, "k": teacher})
+            await uow.session.commit()
+    async with UnitOfWork(history_db) as uow:
+        recon = await analytics.reconcile(uow=uow, principal=ADMIN)
+    assert recon["total_drift"] == 0 and recon["mismatches"] == {}, recon["drift"]
+
+
+async def _instructor_of(history_db: Any, course_id: uuid.UUID) -> uuid.UUID:
+    async with UnitOfWork(history_db) as uow:
+        course = await uow.session.get(Course, course_id)
+        assert course is not None
+        return course.instructor_id
+
+
 async def test_course_and_student_views(history_db: Any, history: dict[str, uuid.UUID]) -> None:
     uow = UnitOfWork(history_db)
     async with uow:

@@ -360,8 +360,8 @@ def ai_usage(by_kind_outcome: dict[str, float]) -> dict[str, Any]:
         "failed": n(None, "error"),
         "cancelled": n(None, "cancelled"),
         "generated": {kind: n(kind, "generated") for kind in AI_GENERATION_KINDS},
-        # The type of assistance: contextual (a student's question answered from the course) or generated
-        # (an instructor's summary, objectives, quiz or explanation).
+        # The type of assistance: contextual (a question answered from the course: a student's, or its owner's or an
+        # admin's trying the assistant) or generated (an instructor's summary, objectives, quiz or explanation).
         "by_type": {
             "contextual": n("ask", None),
             "generated": sum(n(kind, None) for kind in AI_GENERATION_KINDS),
@@ -530,9 +530,39 @@ async def _series_from_source(uow: UnitOfWork) -> dict[str, dict[str, float]]:
     }
 
 
+async def _source_buckets(uow: UnitOfWork) -> dict[str, dict[str, float]]:
+    """The per-course, per-student and per-instructor counters behind the dashboard, from the tables (for reconcile):
+    a counter the dashboard does not show (the sixth course's enrollments, one instructor's live courses) drifts
+    unseen until it changes a shown figure (explore14 F1)."""
+    s = uow.session
+    admitted = Enrollment.admitted_at.is_not(None)
+
+    async def per(key: Any, *where: Any) -> dict[str, float]:
+        rows = await s.execute(select(key, func.count()).where(*where).group_by(key))
+        return {str(k): float(n) for k, n in rows.all()}
+
+    return {
+        "course_enrollments": await per(Enrollment.course_id, admitted),
+        "course_engagement": await _source_engagement(uow),
+        "student_live_enrollments": await per(Enrollment.student_id, admitted, Enrollment.status != "dropped"),
+        "student_current_enrollments": await per(
+            Enrollment.student_id, admitted, Enrollment.status.in_(("pending", "active"))
+        ),
+        "instructor_live_courses": await per(
+            Course.instructor_id, Course.content_version > 0, Course.status != "archived"
+        ),
+    }
+
+
+#: The most mismatching keys reconcile lists per counter (a report, not a dump of every student).
+MISMATCHES_LISTED = 20
+
+
 async def reconcile(*, uow: UnitOfWork, principal: Principal) -> dict[str, Any]:
     """Counted vs recomputed, per metric; `drift` is 0 everywhere once every event is processed. Covers the
-    dashboard's metrics and the per-day series behind /analytics/enrollments and /analytics/completions."""
+    dashboard's metrics, the per-day series behind /analytics/enrollments and /analytics/completions, and every
+    key of the counters behind the dashboard (`counters:<name>`, with the first mismatching keys in
+    `mismatches`)."""
     _ensure_admin(principal)
     today = datetime.now(UTC).date()
     counted = await dashboard(uow=uow, principal=principal, today=today)
@@ -544,6 +574,15 @@ async def reconcile(*, uow: UnitOfWork, principal: Principal) -> dict[str, Any]:
         counted[f"series:{name}"] = counted_series
         actual[f"series:{name}"] = per_day
     drift = {name: _drift(counted[name], actual[name]) for name in actual}
+    mismatches: dict[str, list[dict[str, Any]]] = {}
+    for name, source in (await _source_buckets(uow)).items():
+        kept = buckets.get(name, {})
+        wrong = sorted(k for k in set(kept) | set(source) if kept.get(k, 0) != source.get(k, 0))
+        drift[f"counters:{name}"] = round(sum(abs(kept.get(k, 0) - source.get(k, 0)) for k in wrong), 6)
+        if wrong:
+            mismatches[name] = [
+                {"key": k, "counted": kept.get(k, 0), "source": source.get(k, 0)} for k in wrong[:MISMATCHES_LISTED]
+            ]
     pending = await uow.session.scalar(
         select(func.count()).select_from(OutboxEvent).where(OutboxEvent.published_at.is_(None))
     )
@@ -553,6 +592,7 @@ async def reconcile(*, uow: UnitOfWork, principal: Principal) -> dict[str, Any]:
         "total_drift": round(sum(drift.values()), 6),
         "counted": {k: counted[k] for k in actual},
         "source": actual,
+        "mismatches": mismatches,
         "events_pending": int(pending or 0),
     }
 
