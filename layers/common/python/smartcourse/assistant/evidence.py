@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any
 
+from smartcourse.assistant import i18n
 from smartcourse.assistant import text as words
 from smartcourse.assistant.configuration import Knobs
 from smartcourse.assistant.prompts import OMITTED, SYSTEM, defang, looks_like_injection, source_label
@@ -206,21 +207,18 @@ def _title_names(title: str, subject: Sequence[str]) -> bool:
     return any(w.startswith(s) or s.startswith(w) for s in subject for w in named if len(w) > 2 or words.is_cjk(w))
 
 
-def clarify_text(reason: str, candidates: Sequence[str]) -> str:
+def clarify_text(reason: str, candidates: Sequence[str], lang: str = "en") -> str:
+    """The clarifying question, in the student's language (`i18n`)."""
     if not candidates:
-        return "Could you say which topic of the course your question is about?"
+        return i18n.text("which_topic", lang)
     listed = "; ".join(f"“{c}”" for c in candidates)
-    if reason == "no_subject":
-        return f"What would you like to know? For example, about one of these parts of the course: {listed}."
-    return f"Your question could be about several parts of the course: {listed}. Which one do you mean?"
+    return i18n.text("no_subject" if reason == "no_subject" else "ambiguous", lang, listed=listed)
 
 
-REFUSE_OFF_TOPIC = (
-    "I couldn't find anything about that in this course's material, so I can't answer it. "
-    "Try rephrasing, or ask about a topic the course covers."
-)
-REFUSE_QUIZ = "I can't give the answers to a quiz you haven't passed yet, but I can explain the topics it covers."
-REFUSE_INSTRUCTIONS = "I can only help with questions about this course's material."
+#: The refusals in English (`i18n.text(key, lang)` in the student's language).
+REFUSE_OFF_TOPIC = i18n.text("off_topic")
+REFUSE_QUIZ = i18n.text("quiz_locked")
+REFUSE_INSTRUCTIONS = i18n.text("instructions")
 
 
 def cited_indexes(answer: str) -> list[int]:
@@ -454,7 +452,7 @@ def named_passages(hits: Sequence[Hit], query: str, k: int) -> list[Hit]:
 
 
 def fallback_answer(
-    passages: Sequence[Hit], query: str, n: int = 2, k: int = 4
+    passages: Sequence[Hit], query: str, n: int = 2, k: int = 4, lang: str = "en"
 ) -> tuple[str, list[dict[str, Any]]] | None:
     """When the model cannot cite: quote the best passages, each with its citation.
 
@@ -487,7 +485,7 @@ def fallback_answer(
         return None
     cites = [citation(i, h, query) for i, h in enumerate(chosen, 1)]
     lines = [f"“{c['quote']}” [{c['index']}]" for c in cites]
-    return "Here is what the course material says:\n" + "\n".join(lines), cites
+    return i18n.text("quotes_heading", lang) + "\n" + "\n".join(lines), cites
 
 
 def _row_header(text: str, quote: str) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_stream_writer
 
-from smartcourse.assistant import evidence, prompts
+from smartcourse.assistant import evidence, i18n, prompts
 from smartcourse.assistant.configuration import Configuration
 from smartcourse.assistant.state import AskState
 from smartcourse.assistant.text import sentences
@@ -19,10 +19,17 @@ async def guard_input(state: AskState, config: RunnableConfig) -> dict[str, Any]
     cfg = Configuration.from_runnable_config(config)
     question = state["question"]
     if prompts.looks_like_injection(question):
-        return {"route": "refuse", "reason": "instruction_probe", "answer": evidence.REFUSE_INSTRUCTIONS}
+        return {"route": "refuse", "reason": "instruction_probe", "answer": i18n.text("instructions", _lang(state))}
     if cfg.quiz_answers_locked and evidence.asks_for_quiz_answers(question):
-        return {"route": "refuse", "reason": "quiz_answers_locked", "answer": evidence.REFUSE_QUIZ}
+        return {"route": "refuse", "reason": "quiz_answers_locked", "answer": i18n.text("quiz_locked", _lang(state))}
     return {"route": "answer", "reason": ""}
+
+
+def _lang(state: AskState) -> str:
+    """The language of the assistant's own texts: the student's question's (with their earlier ones), read only
+    when such a text is written (an answer is the model's, in the passages' language)."""
+    earlier = [m.content for m in state.get("history") or [] if m.role == "user"]
+    return i18n.language(state["question"], earlier)
 
 
 def usable_history(history: list[ChatMessage]) -> list[ChatMessage]:
@@ -104,9 +111,9 @@ async def route(state: AskState, config: RunnableConfig) -> dict[str, Any]:
         "attempts": 0,
     }
     if decision.route == "refuse":
-        update["answer"] = evidence.REFUSE_OFF_TOPIC
+        update["answer"] = i18n.text("off_topic", _lang(state))
     elif decision.route == "clarify":
-        update["answer"] = evidence.clarify_text(decision.reason, decision.candidates)
+        update["answer"] = evidence.clarify_text(decision.reason, decision.candidates, _lang(state))
     return update
 
 
@@ -162,9 +169,11 @@ def fallback(state: AskState, config: RunnableConfig) -> dict[str, Any]:
     source the question names, up to `Knobs.max_passages`), or refuse when no passage shares a subject word with the
     question (`evidence.fallback_answer`)."""
     knobs = Configuration.from_runnable_config(config).knobs
-    found = evidence.fallback_answer(state["passages"], state["standalone"], k=knobs.max_passages)
+    lang = _lang(state)
+    found = evidence.fallback_answer(state["passages"], state["standalone"], k=knobs.max_passages, lang=lang)
     if found is None:
-        return {"type": "refuse", "answer": evidence.REFUSE_OFF_TOPIC, "citations": [], "reason": "no_quotable_match"}
+        answer = i18n.text("off_topic", lang)
+        return {"type": "refuse", "answer": answer, "citations": [], "reason": "no_quotable_match"}
     answer, cites = found
     return {"type": "answer", "answer": answer, "citations": cites, "reason": "fallback_quotes"}
 

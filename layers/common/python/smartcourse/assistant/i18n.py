@@ -1,0 +1,122 @@
+"""The assistant's own texts (a refusal, a clarifying question, the quoted fallback's heading) in the student's
+language.
+
+Answers are written by the model from the passages; these few texts are the assistant's, and were English whatever
+the question's language. The language is the question's (with the conversation's earlier questions, which help a
+short follow-up), identified by langid.py (`py3langid`: its model ships in the wheel, numpy only, ~0.1 ms a
+question) among the languages we have texts for; below `MIN_CONFIDENCE`, or for any other language, English.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Any
+
+#: The languages with texts, English first (the default). The same set as the objectives' Bloom verbs.
+LANGUAGES = ("en", "fr", "es", "pt", "it", "de")
+#: langid's normalised probability below which a question is not trusted to be in that language: short or mixed
+#: questions ("kafka partitions" reads 55 % French) stay English.
+MIN_CONFIDENCE = 0.7
+
+TEXTS: dict[str, dict[str, str]] = {
+    "off_topic": {
+        "en": "I couldn't find anything about that in this course's material, so I can't answer it. "
+        "Try rephrasing, or ask about a topic the course covers.",
+        "fr": "Je n'ai rien trouvé à ce sujet dans les supports de ce cours, je ne peux donc pas y répondre. "
+        "Reformulez la question, ou posez-en une sur un sujet que le cours traite.",
+        "es": "No encontré nada sobre eso en el material de este curso, así que no puedo responder. "
+        "Intenta reformular la pregunta o pregunta sobre un tema que el curso trate.",
+        "pt": "Não encontrei nada sobre isso no material deste curso, por isso não posso responder. "
+        "Tente reformular a pergunta ou pergunte sobre um tema que o curso aborde.",
+        "it": "Non ho trovato nulla su questo nel materiale del corso, quindi non posso rispondere. "
+        "Prova a riformulare la domanda o chiedi di un argomento trattato dal corso.",
+        "de": "Dazu habe ich im Material dieses Kurses nichts gefunden, deshalb kann ich die Frage nicht "
+        "beantworten. Formuliere sie anders oder frage nach einem Thema, das der Kurs behandelt.",
+    },
+    "quiz_locked": {
+        "en": "I can't give the answers to a quiz you haven't passed yet, but I can explain the topics it covers.",
+        "fr": "Je ne peux pas donner les réponses d'un quiz que vous n'avez pas encore réussi, mais je peux "
+        "expliquer les sujets qu'il aborde.",
+        "es": "No puedo darte las respuestas de un cuestionario que aún no has aprobado, pero puedo explicarte "
+        "los temas que trata.",
+        "pt": "Não posso dar as respostas de um questionário em que você ainda não foi aprovado, mas posso "
+        "explicar os temas que ele aborda.",
+        "it": "Non posso darti le risposte di un quiz che non hai ancora superato, ma posso spiegarti gli "
+        "argomenti che tratta.",
+        "de": "Die Antworten eines Quiz, das du noch nicht bestanden hast, kann ich nicht verraten, aber ich kann "
+        "die Themen erklären, die es behandelt.",
+    },
+    "instructions": {
+        "en": "I can only help with questions about this course's material.",
+        "fr": "Je ne peux répondre qu'aux questions sur les supports de ce cours.",
+        "es": "Solo puedo ayudar con preguntas sobre el material de este curso.",
+        "pt": "Só posso ajudar com perguntas sobre o material deste curso.",
+        "it": "Posso aiutarti solo con domande sul materiale di questo corso.",
+        "de": "Ich kann nur bei Fragen zum Material dieses Kurses helfen.",
+    },
+    "which_topic": {
+        "en": "Could you say which topic of the course your question is about?",
+        "fr": "Pouvez-vous préciser sur quel sujet du cours porte votre question ?",
+        "es": "¿Puedes indicar sobre qué tema del curso es tu pregunta?",
+        "pt": "Pode dizer sobre qual tema do curso é a sua pergunta?",
+        "it": "Puoi dirmi a quale argomento del corso si riferisce la tua domanda?",
+        "de": "Kannst du sagen, um welches Thema des Kurses es in deiner Frage geht?",
+    },
+    "no_subject": {
+        "en": "What would you like to know? For example, about one of these parts of the course: {listed}.",
+        "fr": "Que voulez-vous savoir ? Par exemple, sur l'une de ces parties du cours : {listed}.",
+        "es": "¿Qué te gustaría saber? Por ejemplo, sobre una de estas partes del curso: {listed}.",
+        "pt": "O que você gostaria de saber? Por exemplo, sobre uma destas partes do curso: {listed}.",
+        "it": "Cosa vorresti sapere? Per esempio, su una di queste parti del corso: {listed}.",
+        "de": "Was möchtest du wissen? Zum Beispiel zu einem dieser Teile des Kurses: {listed}.",
+    },
+    "ambiguous": {
+        "en": "Your question could be about several parts of the course: {listed}. Which one do you mean?",
+        "fr": "Votre question pourrait porter sur plusieurs parties du cours : {listed}. Laquelle voulez-vous dire ?",
+        "es": "Tu pregunta podría referirse a varias partes del curso: {listed}. ¿Cuál quieres decir?",
+        "pt": "A sua pergunta pode referir-se a várias partes do curso: {listed}. Qual delas você quer dizer?",
+        "it": "La tua domanda potrebbe riguardare diverse parti del corso: {listed}. Quale intendi?",
+        "de": "Deine Frage könnte sich auf mehrere Teile des Kurses beziehen: {listed}. Welchen meinst du?",
+    },
+    "quotes_heading": {
+        "en": "Here is what the course material says:",
+        "fr": "Voici ce que disent les supports du cours :",
+        "es": "Esto es lo que dice el material del curso:",
+        "pt": "Eis o que diz o material do curso:",
+        "it": "Ecco cosa dice il materiale del corso:",
+        "de": "Das steht im Kursmaterial dazu:",
+    },
+}
+
+
+def text(key: str, lang: str = "en", **fields: Any) -> str:
+    """The text `key` in `lang` (English when there is none), its `{fields}` filled in."""
+    versions = TEXTS[key]
+    return versions.get(lang, versions["en"]).format(**fields)
+
+
+_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _identifier() -> Any:
+    """langid's model (~0.9 s to load: once per process, on its first refusal, clarification or quoted fallback;
+    an answer the model writes needs no language read)."""
+    from py3langid.langid import MODEL_DIR, MODEL_FILE, LanguageIdentifier
+
+    with _lock:
+        found = LanguageIdentifier.from_modelpath(MODEL_DIR / MODEL_FILE, norm_probs=True)
+        found.set_languages(list(LANGUAGES))
+        return found
+
+
+def language(question: str, earlier: Sequence[str] = ()) -> str:
+    """The language of a question (one of `LANGUAGES`), read with the conversation's earlier questions (at most the
+    last three): "et le relais ?" alone is too short to tell. English when unsure."""
+    sample = " ".join([*earlier[-3:], question]).strip()
+    if not sample:
+        return "en"
+    lang, confidence = _identifier().classify(sample)
+    return str(lang) if confidence >= MIN_CONFIDENCE and lang in LANGUAGES else "en"

@@ -1,0 +1,61 @@
+"""The assistant's own texts (refusals, clarifications, the quoted fallback's heading) in the student's language:
+they were English whatever the question's (docs/assistant.md, "Languages")."""
+
+from __future__ import annotations
+
+from smartcourse.assistant import i18n
+from smartcourse.ports import ChatMessage
+from tests.unit.test_assistant import OUTBOX, RELAY, WEAK, ScriptedChat, ask
+
+
+def test_the_language_is_the_questions_and_english_when_unsure() -> None:
+    assert i18n.language("Pourquoi le ciel est-il bleu ?") == "fr"
+    assert i18n.language("¿Qué es la fotosíntesis?") == "es"
+    assert i18n.language("Wie funktioniert die Photosynthese?") == "de"
+    assert i18n.language("O que é um vulcão?") == "pt"
+    assert i18n.language("Che cos'è un vulcano?") == "it"
+    assert i18n.language("Why does the ground shake when plates move?") == "en"
+    assert i18n.language("kafka partitions") == "en"  # too short to tell: not French
+    assert i18n.language("") == "en"
+    assert i18n.language("Что такое фотосинтез?") == "en"  # no texts in Russian: English, not a guess among six
+    # A short follow-up is read with the conversation's earlier questions.
+    assert i18n.language("et le relais ?", ["Pourquoi utiliser une table outbox dans ce système ?"]) == "fr"
+
+
+def test_every_text_exists_in_every_language_with_the_same_fields() -> None:
+    for key, versions in i18n.TEXTS.items():
+        assert set(versions) == set(i18n.LANGUAGES), key
+        fields = {lang: ("{listed}" in t) for lang, t in versions.items()}
+        assert len(set(fields.values())) == 1, (key, fields)
+    assert i18n.text("off_topic", "xx") == i18n.text("off_topic")  # unknown: English
+
+
+async def test_an_off_course_question_in_french_is_refused_in_french() -> None:
+    chat = ScriptedChat("should not be used [1]")
+    out = await ask(chat, "Quelle est la capitale du Pérou, s'il vous plaît ?", WEAK)
+    assert out["type"] == "refuse" and out["answer"] == i18n.text("off_topic", "fr")
+    out = await ask(chat, "What is the capital of Peru?", WEAK)
+    assert out["answer"] == i18n.text("off_topic", "en")
+    assert chat.calls == []
+
+
+async def test_the_quoted_fallback_is_headed_in_the_questions_language() -> None:
+    chat = ScriptedChat("Sem citação.", "Ainda sem citação.")
+    out = await ask(chat, "Por que usar uma tabela outbox para os eventos?", OUTBOX, RELAY)
+    assert out["type"] == "answer"
+    assert out["answer"].startswith(i18n.text("quotes_heading", "pt")), out["answer"]
+
+
+async def test_a_short_follow_up_is_answered_in_the_conversations_language() -> None:
+    from smartcourse.assistant.configuration import Configuration
+    from smartcourse.assistant.graph import build_graph
+    from tests.unit.test_assistant import retriever
+
+    history = [
+        ChatMessage("user", "¿Por qué se usa una tabla outbox en este sistema?"),
+        ChatMessage("assistant", "La tabla outbox guarda los eventos con el cambio de estado [1]."),
+    ]
+    assert i18n.language("¿Y Lima?") != "es"  # alone, too short to tell
+    cfg = Configuration(chat=ScriptedChat("should not be used [1]"), retriever=retriever(WEAK))
+    out = await build_graph().ainvoke({"question": "¿Y Lima?", "history": history}, cfg.as_config())
+    assert out["type"] == "refuse" and out["answer"] == i18n.text("off_topic", "es"), out
