@@ -43,7 +43,14 @@ from smartcourse.services.heartbeats import run_heartbeat
 from smartcourse.services.notifications import deliver_email, mark_email_failed, pending_to_sweep
 from smartcourse.services.notifications import email_batch_items as _batch_items
 from smartcourse.services.operations import current_trace_id, record_task_outcome
-from smartcourse.telemetry import configure_telemetry, current_carrier, extract_context, tracer
+from smartcourse.telemetry import (
+    configure_telemetry,
+    current_carrier,
+    extract_context,
+    fail_current_span,
+    retry_reason,
+    tracer,
+)
 
 log = logging.getLogger(__name__)
 
@@ -413,7 +420,7 @@ class DeadLetteringTask(Task):  # type: ignore[misc]
                 run_async(self._record_dead_letter(args, kwargs, error))
             except Exception:
                 log.exception("could not record the dead letter of %s[%s]", self.name, self.request.id)
-            _fail_run_span(f"dead-lettered after {self.request.retries} retries: {type(exc).__name__}: {exc}")
+            fail_current_span(f"dead-lettered after {self.request.retries} retries: {type(exc).__name__}: {exc}")
             raise Reject(f"{type(exc).__name__}: {exc}", requeue=False) from exc
 
     async def _record_dead_letter(self, args: tuple[Any, ...], kwargs: dict[str, Any], error: str) -> None:
@@ -546,25 +553,17 @@ def _task_retrying(sender: Any = None, reason: Any = None, einfo: Any = None, **
         _record_outcome(sender, "retrying", f"{type(cause).__name__}: {cause}\n{getattr(einfo, 'traceback', '') or ''}")
 
 
-def _fail_run_span(message: str) -> None:
-    """Mark the attempt's span (the Celery instrumentation's `run/<task>`, current while the task runs) as failed: a
-    retried or dead-lettered attempt showed `ok` in `smartcourse trace`, only its inner spans said ERROR (explore10
-    F8)."""
-    span = trace.get_current_span()
-    if span.is_recording():
-        span.set_status(Status(StatusCode.ERROR, message[:300]))
-
-
 @task_retry.connect
 def _run_span_retrying(reason: Any = None, **_: Any) -> None:
-    cause = getattr(reason, "exc", None) or reason
-    _fail_run_span(f"retrying after {type(cause).__name__}: {cause}")
+    # The attempt's span (the Celery instrumentation's `run/<task>`, current while the task runs): a retried or
+    # dead-lettered attempt showed `ok` in `smartcourse trace`, only its inner spans said ERROR (explore10 F8).
+    fail_current_span(retry_reason(reason))
 
 
 @task_failure.connect
 def _task_failed(sender: Any = None, exception: BaseException | None = None, einfo: Any = None, **_: Any) -> None:
     # Tasks derived from DeadLetteringTask end in a Reject instead (recorded with their dead letter).
-    _fail_run_span(f"{type(exception).__name__}: {exception}")
+    fail_current_span(f"{type(exception).__name__}: {exception}")
     if sender is not None:
         _record_outcome(
             sender, "failed", f"{type(exception).__name__}: {exception}\n{getattr(einfo, 'traceback', '') or ''}"

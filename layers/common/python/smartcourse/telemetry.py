@@ -506,6 +506,20 @@ def _label(span: dict[str, Any]) -> str:
     return name
 
 
+def fail_current_span(message: str) -> None:
+    """Mark the current span failed (a Celery attempt's `run/<task>` span that is retried or dead-lettered: the
+    instrumentation leaves it `ok`, explore10 F8)."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_status(Status(StatusCode.ERROR, message[:300]))
+
+
+def retry_reason(reason: Any) -> str:
+    """Celery's `task_retry` reason (a `Retry` carrying the error, or the error) as a span status message."""
+    cause = getattr(reason, "exc", None) or reason
+    return f"retrying after {type(cause).__name__}: {cause}"
+
+
 def format_trace(spans: list[dict[str, Any]], trace_id: str | None = None) -> str:
     """The spans of one trace as an indented tree: process, span name, duration, status. `trace_id`: the trace
     asked for; spans of other traces among `spans` (those that link to it: a Celery batch serving several requests)

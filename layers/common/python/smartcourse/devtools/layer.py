@@ -45,6 +45,7 @@ LAYER_EXCLUDES: dict[str, str] = {
     "langgraph": "assistant only",
     "langgraph-checkpoint-postgres": "assistant only",
     "psycopg": "assistant only (the LangGraph checkpointer's driver; the layer uses asyncpg)",
+    "py3langid": "assistant only (the language of its own texts, assistant/i18n.py), 4.6 MB",
     # slimming: publishing's extraction and chunking run in the Temporal worker (and load in the ai_* images)
     "langchain-text-splitters": "chunking (content/chunk.py) at publish; brings langchain-core + langsmith, 34 MB",
     "selectolax": "HTML extraction (content/extract.py) at publish, 7.6 MB",
@@ -71,6 +72,10 @@ LAZY_OUTSIDE_LAYER: dict[tuple[str, str], str] = {
     ("smartcourse.adapters.embedders", "tokenizers"): "the local embedder: only when EMBEDDINGS_BASE_URL is unset",
     ("smartcourse.content.chunk", "tokenizers"): (
         "the chunker's token counter (the local MiniLM tokenizer): only publishing chunks, in the Temporal worker"
+    ),
+    ("smartcourse.assistant.i18n", "py3langid"): (
+        "the language of the assistant's own texts, read by the ask graph (assistant/nodes.py) alone, which runs in "
+        "the ai_* image functions: the zip functions that load assistant.evidence use its word helpers only"
     ),
     ("smartcourse.adapters.embedders", "langchain_openai"): (
         "the OpenAI-compatible embedder's client, built on its first embedding call: the zip functions that load "
