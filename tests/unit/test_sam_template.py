@@ -116,17 +116,41 @@ def test_the_msk_consumer_reports_partial_batches_and_can_authenticate(template:
     params = template["Parameters"]
     assert params["MskAuth"]["Default"] == "IAM"
     assert set(params["MskAuth"]["AllowedValues"]) == {"IAM", "SASL_SCRAM_512", "NONE"}
+    groups: list[str] = []
     for fn in consumers:
-        kafka = props(template, fn.name)["Events"]["Kafka"]["Properties"]
-        assert kafka["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-        assert kafka["ProvisionedPollerConfig"]["MinimumPollers"] >= 1  # Kafka partial batch responses need it
-        (auth,) = kafka["SourceAccessConfigurations"]
-        assert auth["Fn::If"][0] == "MskSaslAuth"
-        assert auth["Fn::If"][1] == {"Type": "SASL_SCRAM_512_AUTH", "URI": {"Ref": "MskSaslSecretArn"}}
+        events = {k: v["Properties"] for k, v in props(template, fn.name)["Events"].items() if v["Type"] == "MSK"}
+        # One topic per event source mapping (Lambda and CloudFormation take exactly one: explore15 F1), every
+        # topic the consumer reads covered, each mapping with a consumer group of its own.
+        assert sorted(t for kafka in events.values() for t in kafka["Topics"]) == sorted(set(fn.module.CONSUMES))
+        for name, kafka in events.items():
+            (topic,) = kafka["Topics"]
+            assert name.startswith("Kafka") and name.isalnum()
+            assert kafka["ConsumerGroupId"] == f"{fn.name}.{topic}"
+            groups.append(kafka["ConsumerGroupId"])
+            assert kafka["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+            assert kafka["ProvisionedPollerConfig"]["MinimumPollers"] >= 1  # Kafka partial batch responses need it
+            # The condition on the whole property: inside the list it left [] under IAM (explore15 F2).
+            auth = kafka["SourceAccessConfigurations"]["Fn::If"]
+            assert auth[0] == "MskSaslAuth" and auth[2] == {"Ref": "AWS::NoValue"}
+            assert auth[1] == [{"Type": "SASL_SCRAM_512_AUTH", "URI": {"Ref": "MskSaslSecretArn"}}]
         conditional = [st["Fn::If"] for st in statements(template, fn.name) if "Fn::If" in st]
         assert {c[0] for c in conditional} == {"MskIamAuth", "MskSaslAuth"}
         iam = next(c[1] for c in conditional if c[0] == "MskIamAuth")
         assert {"kafka-cluster:Connect", "kafka-cluster:ReadData", "kafka-cluster:AlterGroup"} <= set(iam["Action"])
+        group_arn = iam["Resource"][2]["Fn::Sub"][0]
+        assert group_arn.endswith(f"group/${{Cluster}}/{fn.name}.*")  # each mapping's group
+    assert len(groups) == len(set(groups))  # AWS: unique among the account's Kafka event sources
+
+
+def test_the_gateway_exposes_the_headers_the_app_exposes(template: dict[str, Any]) -> None:
+    """explore15 F5: an HTTP API answers CORS itself and ignores the functions' headers; it exposed Retry-After alone,
+    so a browser could not page (Link, X-Total-Count), follow a create (Location) or report a trace id."""
+    from smartcourse.config import CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, CORS_METHODS
+
+    cors = template["Resources"]["HttpApi"]["Properties"]["CorsConfiguration"]["Fn::If"][1]
+    assert cors["ExposeHeaders"] == list(CORS_EXPOSE_HEADERS)
+    assert {"Link", "X-Total-Count", "Location", "X-Trace-Id", "Retry-After"} <= set(cors["ExposeHeaders"])
+    assert cors["AllowHeaders"] == list(CORS_ALLOW_HEADERS) and cors["AllowMethods"] == list(CORS_METHODS)
 
 
 def test_functions_can_run_in_a_vpc(template: dict[str, Any]) -> None:

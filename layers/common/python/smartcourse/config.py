@@ -106,6 +106,14 @@ def default_public_base_url(environ: Mapping[str, str] | None = None) -> str:
 #: Giving up the connection then waits about as long again (`db.make_engine`): a request answers within ~10 s.
 API_DB_STATEMENT_TIMEOUT = 5.0
 
+#: CORS for the configured origins, the same in the app's middleware (`api.app.install_security`) and at the API
+#: Gateway (the SAM template: an HTTP API answers CORS itself and ignores the functions' headers). Exposed: Link and
+#: X-Total-Count (api/paging.py), Location (api/created.py), X-Trace-Id (api/edge.py), Retry-After.
+CORS_METHODS = ("GET", "POST", "PUT", "DELETE", "OPTIONS")
+CORS_ALLOW_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key")
+CORS_EXPOSE_HEADERS = ("Retry-After", "X-Total-Count", "Link", "Location", "X-Trace-Id")
+CORS_MAX_AGE = 600
+
 #: Each process's main database pool unless DB_POOL_SIZE / DB_MAX_OVERFLOW say otherwise (`smartcourse run` sizes
 #: them to the server: `cli.pool_plan`).
 DEFAULT_POOL_SIZE, DEFAULT_MAX_OVERFLOW = 10, 20

@@ -333,7 +333,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 def install_security(app: FastAPI) -> None:
     """CORS only for configured origins; the ops-page gate and the security headers are in `api.edge`."""
-    from smartcourse.config import get_settings
+    from smartcourse.config import CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, CORS_MAX_AGE, CORS_METHODS, get_settings
 
     origins = get_settings().cors_origin_list
     if origins:
@@ -342,11 +342,10 @@ def install_security(app: FastAPI) -> None:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=origins,
-            allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
-            # Link, X-Total-Count: api/paging.py; Location: api/created.py; X-Trace-Id: api/edge.py
-            expose_headers=["Retry-After", "X-Total-Count", "Link", "Location", "X-Trace-Id"],
-            max_age=600,
+            allow_methods=list(CORS_METHODS),
+            allow_headers=list(CORS_ALLOW_HEADERS),
+            expose_headers=list(CORS_EXPOSE_HEADERS),
+            max_age=CORS_MAX_AGE,
         )
 
 

@@ -10,7 +10,13 @@ from typing import Any
 
 import yaml
 
-from smartcourse.config import API_DB_STATEMENT_TIMEOUT
+from smartcourse.config import (
+    API_DB_STATEMENT_TIMEOUT,
+    CORS_ALLOW_HEADERS,
+    CORS_EXPOSE_HEADERS,
+    CORS_MAX_AGE,
+    CORS_METHODS,
+)
 from smartcourse.devtools.calls import callee as callee_of
 from smartcourse.devtools.calls import name_of
 from smartcourse.functions_registry import Function, all_functions, functions_dir
@@ -374,27 +380,43 @@ def _msk_conditions() -> dict[str, Any]:
     }
 
 
-def _msk_event(fn: Function, topics: list[str]) -> dict[str, Any]:
+def _msk_events(fn: Function, topics: list[str]) -> dict[str, dict[str, Any]]:
+    """One MSK event source per topic (`Kafka<Topic>`): a Lambda event source mapping takes exactly one topic
+    (explore15 F1: one mapping listing six failed the stack), and each its own consumer group, which AWS requires
+    unique among Kafka event sources."""
+    return {f"Kafka{_topic_id(topic)}": _msk_event(topic, _consumer_group(fn, topic)) for topic in topics}
+
+
+def _topic_id(topic: str) -> str:
+    """`smartcourse.enrollments` → `Enrollments` (an event's logical name is alphanumeric)."""
+    return "".join(part.capitalize() for part in topic.split(".")[-1].replace("-", "_").split("_"))
+
+
+def _consumer_group(fn: Function, topic: str) -> str:
+    return f"{fn.name}.{topic}"
+
+
+def _msk_event(topic: str, group: str) -> dict[str, Any]:
     return {
         "Type": "MSK",
         "Properties": {
             "Stream": {"Ref": "MskClusterArn"},
-            "Topics": topics,
+            "Topics": [topic],
             "StartingPosition": "TRIM_HORIZON",
-            "ConsumerGroupId": fn.name,
+            "ConsumerGroupId": group,
             # The handler answers {"batchItemFailures": [...]}: without this Lambda ignores it and commits the
             # records it failed. Kafka partial batch responses need provisioned pollers.
             "FunctionResponseTypes": ["ReportBatchItemFailures"],
             "ProvisionedPollerConfig": {"MinimumPollers": 1, "MaximumPollers": {"Ref": "MskMaximumPollers"}},
-            "SourceAccessConfigurations": [
-                {
-                    "Fn::If": [
-                        "MskSaslAuth",
-                        {"Type": "SASL_SCRAM_512_AUTH", "URI": {"Ref": "MskSaslSecretArn"}},
-                        {"Ref": "AWS::NoValue"},
-                    ]
-                }
-            ],
+            # The condition on the whole property: inside the list it left `[]` under IAM or no auth, which the
+            # resource schema refuses (minItems 1; explore15 F2).
+            "SourceAccessConfigurations": {
+                "Fn::If": [
+                    "MskSaslAuth",
+                    [{"Type": "SASL_SCRAM_512_AUTH", "URI": {"Ref": "MskSaslSecretArn"}}],
+                    {"Ref": "AWS::NoValue"},
+                ]
+            },
         },
     }
 
@@ -422,7 +444,7 @@ def _msk_statements(fn: Function) -> list[dict[str, Any]]:
             "kafka-cluster:DescribeGroup",
             "kafka-cluster:AlterGroup",
         ],
-        "Resource": [{"Ref": "MskClusterArn"}, arn("topic", "*"), arn("group", fn.name)],
+        "Resource": [{"Ref": "MskClusterArn"}, arn("topic", "*"), arn("group", f"{fn.name}.*")],
     }
     sasl = {"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": {"Ref": "MskSaslSecretArn"}}
     return [
@@ -454,10 +476,12 @@ def build_template() -> dict[str, Any]:
                         "HasCors",
                         {
                             "AllowOrigins": {"Fn::Split": [",", {"Ref": "CorsOrigins"}]},
-                            "AllowMethods": ["GET", "POST", "PUT", "DELETE", "OPTIONS"],
-                            "AllowHeaders": ["Authorization", "Content-Type", "Idempotency-Key"],
-                            "ExposeHeaders": ["Retry-After"],
-                            "MaxAge": 600,
+                            # The app's own (config.CORS_*): explore15 F5, the gateway exposed Retry-After alone,
+                            # so a browser could not read Link, X-Total-Count, Location or X-Trace-Id.
+                            "AllowMethods": list(CORS_METHODS),
+                            "AllowHeaders": list(CORS_ALLOW_HEADERS),
+                            "ExposeHeaders": list(CORS_EXPOSE_HEADERS),
+                            "MaxAge": CORS_MAX_AGE,
                         },
                         {"Ref": "AWS::NoValue"},
                     ]
@@ -499,7 +523,7 @@ def build_template() -> dict[str, Any]:
         ]
         consumes = getattr(fn.module, "CONSUMES", None)
         if consumes:
-            events["Kafka"] = _msk_event(fn, sorted(set(consumes)))
+            events.update(_msk_events(fn, sorted(set(consumes))))
             statements += _msk_statements(fn)
             props["Timeout"] = CONSUMER_TIMEOUT_SECONDS
         if fn.name.startswith("ai_"):
