@@ -204,3 +204,15 @@ def test_parameter_mistakes_are_refused_before_anything_is_created(template: dic
     assert set(template["Rules"]) == {"VpcNeedsSubnetsAndSecurityGroups", "MskSaslNeedsItsSecret"}
     sasl = template["Rules"]["MskSaslNeedsItsSecret"]
     assert sasl["RuleCondition"] == {"Fn::Equals": [{"Ref": "MskAuth"}, "SASL_SCRAM_512"]}
+
+
+def test_a_zip_function_reaching_the_vector_index_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """explore15 F3: `enrollment_review` searched the index from a zip function, whose layer has neither lancedb nor
+    pyarrow: every review of a student with a failed quiz would have failed in Lambda. The generator now refuses."""
+    from smartcourse.devtools import template as generator
+
+    assert "enrollment_review" in generator.IMAGE_FUNCTIONS
+    without = {k: v for k, v in generator.IMAGE_FUNCTIONS.items() if k != "enrollment_review"}
+    monkeypatch.setattr(generator, "IMAGE_FUNCTIONS", without)
+    with pytest.raises(ValueError, match="enrollment_review reaches the vector index"):
+        generator.build_template()

@@ -41,6 +41,8 @@ IMAGE_FUNCTIONS: dict[str, str] = {
     },
     "search_course": "hybrid search over the course's LanceDB index (lancedb, pyarrow, the embedder's client)",
     "delete_material": "takes a deleted material's passages out of the live LanceDB index (lancedb, pyarrow)",
+    "enrollment_review": "searches the course's index for what a failed quiz covered (lancedb, pyarrow, the "
+    "embedder's client; explore15 F3: as a zip function it failed for any student with a failed quiz)",
 }
 IMAGE_DOCKERFILE = "lambda.Dockerfile"
 
@@ -516,6 +518,11 @@ def build_template() -> dict[str, Any]:
                 "Properties": {"ApiId": {"Ref": "HttpApi"}, "Path": path, "Method": method},
             }
         reached = port_calls(fn)
+        if reached["vector_index"] and fn.name not in IMAGE_FUNCTIONS:
+            raise ValueError(
+                f"{fn.name} reaches the vector index ({', '.join(sorted(reached['vector_index']))}), whose lancedb "
+                "and pyarrow the layer cannot hold: add it to IMAGE_FUNCTIONS"
+            )
         statements = [
             _secrets_statement(),
             *_bucket_statements(reached["files"]),
