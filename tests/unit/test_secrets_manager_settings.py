@@ -75,3 +75,29 @@ def test_without_the_arn_nothing_is_fetched(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.setenv("JWT_SECRET", secrets.token_hex(32))
     assert Settings(SMARTCOURSE_ENV="production", _env_file=None).database_url is None  # type: ignore[call-arg]
+
+
+def test_an_endpoint_that_never_answers_fails_fast_naming_the_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    """explore15 F6: botocore's defaults (60 s connect, 60 s read, retried) held a cold start 150 s against an endpoint
+    that accepted and never answered (a VPC without NAT or endpoint), past Lambda's 10 s init, with no line naming
+    Secrets Manager. The read is bounded and its error names the secret."""
+    import socket
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)  # accepts (the kernel does), never answers
+    try:
+        port = listener.getsockname()[1]
+        monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", f"http://127.0.0.1:{port}")
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        arn = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:smartcourse/production-AbCdEf"
+        limits = {**secrets_manager.READ_LIMITS, "read_timeout": 0.5}  # the test's patience, not production's 3 s
+        monkeypatch.setattr(secrets_manager, "READ_LIMITS", limits)
+        started = time.monotonic()
+        with pytest.raises(RuntimeError, match="could not read arn:aws:secretsmanager:eu-west-1"):
+            secrets_manager.read_secret_values(arn)
+        assert time.monotonic() - started < 5  # two attempts of 0.5 s (3 s deployed), not botocore's minutes
+    finally:
+        listener.close()

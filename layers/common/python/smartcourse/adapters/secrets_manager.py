@@ -15,6 +15,12 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import PydanticBaseSettingsSource
 
 SECRETS_ARN_VAR = "SMARTCOURSE_SECRETS_ARN"
+#: botocore's limits on the read (seconds; attempts in all).
+READ_LIMITS: dict[str, Any] = {
+    "connect_timeout": 2,
+    "read_timeout": 3,
+    "retries": {"max_attempts": 2, "mode": "standard"},
+}
 
 
 def read_secret_values(arn: str) -> dict[str, str]:
@@ -23,9 +29,20 @@ def read_secret_values(arn: str) -> dict[str, str]:
     if len(parts) < 7 or parts[2] != "secretsmanager":
         raise ValueError(f"{SECRETS_ARN_VAR} is not a Secrets Manager secret ARN: {arn!r}")
     import boto3  # here, not at the top: every process reads its settings, few have a secret (boto3 is ~0.25 s)
+    from botocore.config import Config
 
-    client = boto3.client("secretsmanager", region_name=parts[3])
-    raw = client.get_secret_value(SecretId=arn).get("SecretString")
+    # Bounded: botocore's defaults (60 s to connect, 60 s to read, retried) held a cold start 150 s against an
+    # endpoint that never answered (a VPC without NAT or endpoint), far past Lambda's 10 s init, with no log line
+    # naming the cause (explore15 F6). At most ~2 x (2 + 3) s, then an error that names the secret.
+    config = Config(**READ_LIMITS)
+    client = boto3.client("secretsmanager", region_name=parts[3], config=config)
+    try:
+        raw = client.get_secret_value(SecretId=arn).get("SecretString")
+    except Exception as exc:
+        raise RuntimeError(
+            f"{SECRETS_ARN_VAR}: could not read {arn} from Secrets Manager in {parts[3]} ({type(exc).__name__}: "
+            f"{exc}); in a VPC the function needs a NAT gateway or a Secrets Manager endpoint"
+        ) from exc
     try:
         values = json.loads(raw or "")
     except ValueError:
