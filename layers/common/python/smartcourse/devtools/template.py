@@ -170,7 +170,23 @@ def _parameters() -> dict[str, Any]:
         "IndexUri": param(
             "s3:// URI of the content index; empty: index/ in the materials bucket",
             default="",
-            pattern="^(s3://[^/]+(/.*)?)?$",
+            # No trailing slash: `s3://b/index/` made the role's resource `b/index//*`, which matches no key
+            # LanceDB writes (explore15 F12).
+            pattern="^(s3://[^/]+(/.*[^/])?)?$",
+        ),
+        "ApiThrottlingRateLimit": param(
+            "Requests per second the HTTP API passes on, in all (steady rate; beyond: 429 from the gateway)",
+            default="500",
+            kind="Number",
+        ),
+        "ApiThrottlingBurstLimit": param(
+            "Requests the HTTP API passes on at once (the burst above the rate)", default="1000", kind="Number"
+        ),
+        "AiReservedConcurrency": param(
+            "Concurrent executions reserved for (and capping) each ai_* function: the model and the database share "
+            "them; 0: unreserved",
+            default="0",
+            kind="Number",
         ),
         "OtelExporterEndpoint": param("OTLP/HTTP endpoint of an OpenTelemetry collector; empty: no spans", default=""),
         "SubnetIds": param(
@@ -193,6 +209,7 @@ def _conditions() -> dict[str, Any]:
         "HasIndexUri": not_empty({"Ref": "IndexUri"}),
         "HasOtelExporter": not_empty({"Ref": "OtelExporterEndpoint"}),
         "HasVpc": not_empty({"Fn::Join": ["", {"Ref": "SubnetIds"}]}),
+        "HasAiConcurrency": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AiReservedConcurrency"}, 0]}]},
     }
 
 
@@ -472,6 +489,12 @@ def build_template() -> dict[str, Any]:
             "Type": "AWS::Serverless::HttpApi",
             "Properties": {
                 "StageName": {"Ref": "Stage"},
+                # Every route's ceiling (explore15 F9: nothing limited the load the functions and the database
+                # meet); beyond it the gateway answers 429 before a function runs.
+                "DefaultRouteSettings": {
+                    "ThrottlingRateLimit": {"Ref": "ApiThrottlingRateLimit"},
+                    "ThrottlingBurstLimit": {"Ref": "ApiThrottlingBurstLimit"},
+                },
                 # The gateway answers browsers' preflights itself (and ignores the functions' CORS headers).
                 "CorsConfiguration": {
                     "Fn::If": [
@@ -535,6 +558,11 @@ def build_template() -> dict[str, Any]:
             props["Timeout"] = CONSUMER_TIMEOUT_SECONDS
         if fn.name.startswith("ai_"):
             props["MemorySize"] = AI_MEMORY_MB
+            # A cap on what the assistant can take of the account's concurrency and the database's connections
+            # (explore15 F9: nothing limited them).
+            props["ReservedConcurrentExecutions"] = {
+                "Fn::If": ["HasAiConcurrency", {"Ref": "AiReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
+            }
         if events:
             props["Events"] = events
         props["Policies"] = [{"Statement": statements}]
