@@ -94,6 +94,9 @@ class Container:
                     self._temporal = await Client.connect(
                         settings.temporal_address or "",
                         namespace=settings.temporal_namespace,
+                        # Temporal Cloud: TLS and an API key (an API key implies TLS).
+                        tls=settings.temporal_tls or bool(settings.temporal_api_key),
+                        api_key=settings.temporal_api_key or None,
                         data_converter=data_converter,
                         # Workflows started here, and the workflows and activities of workers built on this
                         # client, continue the caller's trace (the worker inherits client interceptors).

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -163,7 +164,22 @@ class Settings(BaseSettings):
     temporal_address: str | None = Field(default=None, alias="TEMPORAL_ADDRESS")
     temporal_namespace: str = Field(default="default", alias="TEMPORAL_NAMESPACE")
     temporal_task_queue: str = Field(default="smartcourse", alias="TEMPORAL_TASK_QUEUE")
+    # A Temporal frontend behind TLS (Temporal Cloud, a self-hosted one with TLS), and its API key (Temporal Cloud;
+    # sent as a bearer token, TLS implied). Plaintext by default, as the dev server and the stack's run.
+    temporal_tls: bool = Field(default=False, alias="TEMPORAL_TLS")
+    temporal_api_key: str = Field(default="", alias="TEMPORAL_API_KEY", repr=False)
     kafka_bootstrap_servers: str | None = Field(default=None, alias="KAFKA_BOOTSTRAP_SERVERS")
+    # How the relay, the consumers and the topic set-up connect to Kafka: an MSK listener with SASL/SCRAM is
+    # SASL_SSL + SCRAM-SHA-512 (port 9096), its TLS listener SSL (9094). MSK's IAM listener needs an OAUTHBEARER
+    # token signer, which these processes do not have (docs/operations.md).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", alias="KAFKA_SECURITY_PROTOCOL"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="SCRAM-SHA-512", alias="KAFKA_SASL_MECHANISM"
+    )
+    kafka_sasl_username: str = Field(default="", alias="KAFKA_SASL_USERNAME")
+    kafka_sasl_password: str = Field(default="", alias="KAFKA_SASL_PASSWORD", repr=False)
     schema_registry_url: str | None = Field(default=None, alias="SCHEMA_REGISTRY_URL")
     # Prefix of every Kafka topic, consumer group and registry subject: environments (or tests) sharing a cluster.
     events_namespace: str = Field(default="", alias="EVENTS_NAMESPACE")

@@ -31,6 +31,31 @@ log = logging.getLogger(__name__)
 TOPIC_ALREADY_EXISTS = 36
 
 
+def connection_options(settings: Any = None) -> dict[str, Any]:
+    """How to reach the brokers (`KAFKA_SECURITY_PROTOCOL`, `KAFKA_SASL_*`): aiokafka's keyword arguments, the same
+    for the admin client, the producers and the consumers. PLAINTEXT (the stack's broker) adds nothing."""
+    from smartcourse.config import get_settings
+
+    s = settings or get_settings()
+    protocol = s.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return {}
+    options: dict[str, Any] = {"security_protocol": protocol}
+    if protocol.endswith("SSL"):
+        from aiokafka.helpers import create_ssl_context
+
+        options["ssl_context"] = create_ssl_context()  # the system's CAs (MSK's certificates are public ones)
+    if protocol.startswith("SASL"):
+        if not (s.kafka_sasl_username and s.kafka_sasl_password):
+            raise ValueError(f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+        options.update(
+            sasl_mechanism=s.kafka_sasl_mechanism,
+            sasl_plain_username=s.kafka_sasl_username,
+            sasl_plain_password=s.kafka_sasl_password,
+        )
+    return options
+
+
 def dlq_topic(topic: str) -> str:
     return f"{topic}.dlq"
 
@@ -45,7 +70,7 @@ async def ensure_topics(
 ) -> None:
     """Create the missing topics (the broker may not auto-create, and never with our partition count)."""
     wanted = sorted(set(topics))
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=15000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=15000, **connection_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -67,7 +92,11 @@ async def ensure_topics(
 def _producer(bootstrap_servers: str, client_id: str) -> AIOKafkaProducer:
     # Idempotence + acks=all: a retried send is never duplicated or reordered within a partition.
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers, client_id=client_id, enable_idempotence=True, acks="all"
+        bootstrap_servers=bootstrap_servers,
+        client_id=client_id,
+        enable_idempotence=True,
+        acks="all",
+        **connection_options(),
     )
 
 
@@ -198,6 +227,7 @@ class KafkaConsumerRunner:
             client_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            **connection_options(),
         )
         dlq = _producer(self._bootstrap, f"{self.group_id}-dlq")
         await dlq.start()
