@@ -354,6 +354,13 @@ def celery_worker(settings: Any) -> Iterator[CeleryWorker]:
     os.environ.update(overrides)  # this process's Celery app (enqueue_email) uses the same broker
     os.environ.pop("CELERY_BROKER_URL", None)
     config.get_settings.cache_clear()
+    # ... even when a unit test read the app's lazy configuration before this session's settings existed (a task's
+    # attribute does): it then held the default data directory's broker (var/), and every enqueue of the suite
+    # went where no worker listens.
+    from smartcourse import tasks
+
+    tasks.app.conf.update(tasks.celery_config(config.get_settings()))
+    tasks.app.close()  # its connection and producer pools, made for the old broker
     worker = CeleryWorker(celery_worker_env(resolved, **overrides), Path(settings.data_dir) / "celery.log", "embedded")
     worker.start()
     yield worker
