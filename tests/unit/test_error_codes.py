@@ -50,5 +50,11 @@ def test_each_operation_names_the_codes_it_may_answer() -> None:
     assert said("/health", "get", 503).startswith("degraded")  # its own words, not a list
     for status in ("429", "503"):  # when to come back
         assert "Retry-After" in paths["/enrollments"]["post"]["responses"][status]["headers"]
+    # explore13: a code passed to a helper with a default (F1), a body model's rule (F3), a function handed to
+    # asyncio.to_thread (F4) were named nowhere.
+    assert "`quiz_cooldown`" in said("/quizzes/{lesson_id}/submit", "post", 429)
+    assert "`rate_limited`" in said("/auth/login", "post", 429)  # the helper's default code still counts
+    assert "`invalid_lesson`" in said("/courses/{course_id}/modules/{module_id}/lessons", "post", 422)
+    assert "`encrypted_pdf`" in upload
     # Codes of an event breaking its own contract are a programming error, not an answer to the request.
     assert "event_contract_violation" not in said("/enrollments", "post", 422)

@@ -286,11 +286,13 @@ def _store_unavailable(step: str) -> Decision:
     return UNCHECKED
 
 
-def rate_limited_error(decision: Decision, message: str = "too many requests; retry later") -> RateLimited:
+def rate_limited_error(
+    decision: Decision, message: str = "too many requests; retry later", code: str = "rate_limited"
+) -> RateLimited:
     """The 429 for a refused decision, carrying its Retry-After header."""
     return RateLimited(
         message,
-        code="rate_limited",
+        code=code,
         details={"retry_after_seconds": decision.retry_after_seconds, "limit": decision.limit},
         headers={"Retry-After": str(decision.retry_after_seconds)},
     )

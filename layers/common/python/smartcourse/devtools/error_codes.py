@@ -19,6 +19,7 @@ import ast
 import functools
 import inspect
 import textwrap
+import typing
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -100,9 +101,19 @@ def _error_classes(trees: dict[Path, ast.Module]) -> dict[str, tuple[int, str]]:
     return resolved
 
 
-def _helpers(trees: dict[Path, ast.Module], classes: dict[str, tuple[int, str]]) -> dict[str, int]:
-    """Functions that build an error class from their `code` parameter: name → that class's status."""
-    found: dict[str, int] = {}
+def _code_default(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> str | None:
+    """The literal default of a function's `code` parameter (`code: str = "rate_limited"`), if it has one."""
+    positional = [*fn.args.posonlyargs, *fn.args.args]
+    with_default = [a.arg for a in positional][len(positional) - len(fn.args.defaults) :]
+    defaults = dict(zip(with_default, fn.args.defaults, strict=True))
+    defaults |= {a.arg: d for a, d in zip(fn.args.kwonlyargs, fn.args.kw_defaults, strict=True) if d is not None}
+    return _literal(defaults.get("code"))
+
+
+def _helpers(trees: dict[Path, ast.Module], classes: dict[str, tuple[int, str]]) -> dict[str, tuple[int, str | None]]:
+    """Functions that build an error class from their `code` parameter: name → (that class's status, the
+    parameter's default code, when a call may leave it out)."""
+    found: dict[str, tuple[int, str | None]] = {}
     for tree in trees.values():
         for fn in ast.walk(tree):
             if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
@@ -113,7 +124,7 @@ def _helpers(trees: dict[Path, ast.Module], classes: dict[str, tuple[int, str]])
                 if isinstance(node, ast.Call) and name_of(node) in classes:
                     passed = _keyword(node, "code")
                     if isinstance(passed, ast.Name) and passed.id == "code":
-                        found[fn.name] = classes[name_of(node) or ""][0]
+                        found[fn.name] = (classes[name_of(node) or ""][0], _code_default(fn))
     return found
 
 
@@ -124,14 +135,16 @@ def _trees() -> dict[Path, ast.Module]:
 
 
 @functools.cache
-def _rules() -> tuple[dict[str, tuple[int, str]], dict[str, int]]:
+def _rules() -> tuple[dict[str, tuple[int, str]], dict[str, tuple[int, str | None]]]:
     """(the error classes, the helpers that build one from their `code`), from the whole source; once per process."""
     trees = _trees()
     classes = _error_classes(trees)
     return classes, _helpers(trees, classes)
 
 
-def _raised(node: ast.Call, classes: dict[str, tuple[int, str]], helpers: dict[str, int]) -> tuple[str, int] | None:
+def _raised(
+    node: ast.Call, classes: dict[str, tuple[int, str]], helpers: dict[str, tuple[int, str | None]]
+) -> tuple[str, int] | None:
     """(code, status) of an error a call builds, if it builds one with a literal code."""
     name = name_of(node)
     code: str | None = None
@@ -144,7 +157,9 @@ def _raised(node: ast.Call, classes: dict[str, tuple[int, str]], helpers: dict[s
         passed = _keyword(node, "code")  # one passed through from a variable is found where it is written
         code = default if passed is None else _literal(passed)
     elif name in helpers:
-        code, status = _literal(_keyword(node, "code")), helpers[name]
+        status, fallback = helpers[name]
+        passed = _keyword(node, "code")
+        code = fallback if passed is None else _literal(passed)
     elif name == "_error" and len(node.args) >= 2 and isinstance(answered := _int(node.args[0]), int):
         code, status = _literal(node.args[1]), answered
     return (code, status) if code else None
@@ -175,6 +190,13 @@ def _own(func: Any, root: bool = False) -> tuple[frozenset[tuple[str, int]], tup
                 raised.add(hit)
             if inspect.isfunction(called := callee(node, func.__globals__)):
                 callees.append(called)
+            # A function handed to another to call (`asyncio.to_thread(check_pdf, data)`, `run_in_executor`,
+            # `wait_for(f(...))` is a call already): what it raises is answered too (explore13 F4: encrypted_pdf).
+            for arg in node.args:
+                if isinstance(arg, ast.Name | ast.Attribute) and inspect.isfunction(
+                    passed := callee(ast.Call(func=arg, args=[], keywords=[]), func.__globals__)
+                ):
+                    callees.append(passed)
     return frozenset(raised), tuple(callees)
 
 
@@ -218,10 +240,40 @@ def everywhere() -> dict[int, frozenset[str]]:
     return {status: frozenset(codes) for status, codes in out.items()}
 
 
+def _model_codes(model: Any, seen: set[Any] | None = None) -> set[tuple[str, int]]:
+    """The codes a request model's own rules raise (`rule_error("invalid_lesson", ...)` in its validators, the
+    validation handler answers them 422), its nested models' included."""
+    seen = set() if seen is None else seen
+    if model in seen or not (inspect.isclass(model) and hasattr(model, "model_fields")):
+        return set()
+    seen.add(model)
+    classes, helpers = _rules()
+    found: set[tuple[str, int]] = set()
+    for cls in model.__mro__:
+        if not hasattr(cls, "model_fields") or not (getattr(cls, "__module__", "") or "").startswith("smartcourse"):
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+        except (OSError, TypeError, SyntaxError):
+            continue
+        found |= {
+            hit for node in ast.walk(tree) if isinstance(node, ast.Call) and (hit := _raised(node, classes, helpers))
+        }
+    for field in model.model_fields.values():
+        for inner in typing.get_args(field.annotation) or (field.annotation,):
+            for nested in typing.get_args(inner) or (inner,):
+                found |= _model_codes(nested, seen)
+    return found
+
+
 def for_route(route: Any) -> dict[int, set[str]]:
-    """status → the codes an APIRoute may answer: its endpoint's and dependencies' (`reachable`), and the API
-    layer's own (`everywhere`)."""
+    """status → the codes an APIRoute may answer: its endpoint's and dependencies' (`reachable`), its request body
+    model's rules (`_model_codes`: explore13 F3, a lesson create's `invalid_lesson`), and the API layer's own
+    (`everywhere`)."""
     found = reachable(route.endpoint, *_dependency_calls(route.dependant))
+    for param in route.dependant.body_params:
+        for code, status in _model_codes(param.field_info.annotation):
+            found.setdefault(status, set()).add(code)
     for status, codes in everywhere().items():
         found.setdefault(status, set()).update(codes)
     return found

@@ -251,9 +251,10 @@ def _check_quiz_allowed(used: int, last: datetime | None, now: datetime, limit: 
         wait = math.ceil(cooldown - (now - last).total_seconds())
         if wait > 0:
             decision = Decision(allowed=False, retry_after_seconds=min(wait, cooldown), limit="quiz_cooldown")
-            error = rate_limited_error(decision, f"wait {min(wait, cooldown)} s before the next attempt")
-            error.code = "quiz_cooldown"
-            raise error
+            # The code passed, not set afterwards: docs/errors.md and the OpenAPI read it from the call (explore13 F1).
+            raise rate_limited_error(
+                decision, f"wait {min(wait, cooldown)} s before the next attempt", code="quiz_cooldown"
+            )
 
 
 async def submit_quiz(
