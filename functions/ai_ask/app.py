@@ -9,6 +9,9 @@ from smartcourse.services import assistant
 
 router = APIRouter(tags=["assistant"])
 
+#: Codes raised behind the assistant's run object, which `devtools.error_codes` cannot follow (OpenAPI, errors.md).
+RAISED_THROUGH_OBJECTS = {503: ("assistant_failed",)}
+
 
 @router.post("/ai/ask", response_model=AskOut)
 async def ai_ask(body: AskIn, user: CurrentUser, c: ContainerDep) -> AskOut:

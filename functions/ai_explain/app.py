@@ -13,6 +13,9 @@ from smartcourse.services import assistant
 
 router = APIRouter(tags=["assistant"])
 
+#: Codes raised behind the assistant's run object, which `devtools.error_codes` cannot follow (OpenAPI, errors.md).
+RAISED_THROUGH_OBJECTS = {503: ("ai_output_invalid", "assistant_failed")}
+
 
 @router.post("/ai/explain", response_model=GenerationOut, responses={200: {"content": {"text/event-stream": {}}}})
 async def ai_explain(body: ExplainIn, request: Request, user: CurrentUser, c: ContainerDep) -> Any:

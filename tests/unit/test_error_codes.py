@@ -56,5 +56,8 @@ def test_each_operation_names_the_codes_it_may_answer() -> None:
     assert "`rate_limited`" in said("/auth/login", "post", 429)  # the helper's default code still counts
     assert "`invalid_lesson`" in said("/courses/{course_id}/modules/{module_id}/lessons", "post", 422)
     assert "`encrypted_pdf`" in upload
+    for generation in ("/ai/generate-summary", "/ai/generate-objectives", "/ai/generate-quiz", "/ai/explain"):
+        assert "`ai_output_invalid`" in said(generation, "post", 503)  # F2: declared, raised behind the run object
+    assert "`assistant_failed`" in said("/ai/ask", "post", 503)
     # Codes of an event breaking its own contract are a programming error, not an answer to the request.
     assert "event_contract_violation" not in said("/enrollments", "post", 422)

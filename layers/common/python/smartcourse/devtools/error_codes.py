@@ -271,6 +271,11 @@ def for_route(route: Any) -> dict[int, set[str]]:
     model's rules (`_model_codes`: explore13 F3, a lesson create's `invalid_lesson`), and the API layer's own
     (`everywhere`)."""
     found = reachable(route.endpoint, *_dependency_calls(route.dependant))
+    # What the walk cannot see, declared by the function beside its endpoint: codes raised behind a call through
+    # an object (the assistant's generation run: explore13 F2, `ai_output_invalid` was named by no operation).
+    declared = getattr(inspect.unwrap(route.endpoint), "__globals__", {}).get("RAISED_THROUGH_OBJECTS", {})
+    for status, codes in declared.items():
+        found.setdefault(int(status), set()).update(codes)
     for param in route.dependant.body_params:
         for code, status in _model_codes(param.field_info.annotation):
             found.setdefault(status, set()).add(code)
