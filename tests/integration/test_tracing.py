@@ -201,6 +201,9 @@ async def test_every_error_body_carries_the_trace_id(api: Api) -> None:
         await api.client.post("/enrollments", json={"course_id": "nope"}, headers=user["headers"]),  # 422
         await api.client.post("/enrollments", json={"course_id": str(uuid.uuid4())}),  # 401
         await api.client.get("/no/such/route"),  # 404 from the router
+        # Paths that end like the untraced probes (explore13 F7: the patterns were not anchored on the path).
+        await api.client.get("/certificates/verify/health"),  # 422 invalid_certificate_code
+        await api.client.get("/metrics/x"),  # 404
     ]
     for r in answers:
         body = r.json()
@@ -208,6 +211,8 @@ async def test_every_error_body_carries_the_trace_id(api: Api) -> None:
         assert body["trace_id"] and body["trace_id"] == r.headers["X-Trace-Id"], (r.status_code, body)
         assert r.headers["traceparent"].split("-")[1] == body["trace_id"]
     assert len({r.headers["X-Trace-Id"] for r in answers}) == len(answers)  # one trace per request
+    for probe in ("/health", "/metrics"):  # still not traced: scrapes and probes every few seconds
+        assert "X-Trace-Id" not in (await api.client.get(probe)).headers, probe
 
 
 @pytest.fixture
