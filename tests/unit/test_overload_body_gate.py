@@ -59,6 +59,7 @@ async def test_a_body_that_never_arrives_holds_no_slot_and_is_answered_408() -> 
     await asyncio.wait_for(asyncio.gather(*tasks), 5)
     for c in slow:
         assert c.status == 408 and c.body()["code"] == "request_timeout"
+        assert set(c.body()) == {"code", "message", "details", "trace_id"}  # as every error body (ErrorBody)
         assert (b"connection", b"close") in next(m for m in c.sent if m["type"] == "http.response.start")["headers"]
         assert len([m for m in c.sent if m["type"] == "http.response.start"]) == 1  # the app's own answer dropped
     assert gate.in_flight == 0
@@ -95,6 +96,7 @@ async def test_a_complete_body_beyond_the_limit_is_shed_with_retry_after() -> No
     await asyncio.wait_for(entered.wait(), 5)
     await asyncio.wait_for(gate(request(), second.receive, second.send), 5)
     assert second.status == 503 and second.body()["code"] == "overloaded"
+    assert set(second.body()) == {"code", "message", "details", "trace_id"}
     start = next(m for m in second.sent if m["type"] == "http.response.start")
     assert (b"retry-after", b"1") in start["headers"]
     release.set()

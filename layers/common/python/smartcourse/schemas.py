@@ -654,6 +654,10 @@ class WorkflowStatus(BaseModel):
 
 
 class ErrorBody(BaseModel):
+    # Every error body has all four keys, `details` and `trace_id` possibly null: the schema says so, so generated
+    # clients do not type them optional and a body that drops one breaks the contract (explore13 F6).
+    model_config = ConfigDict(json_schema_extra={"required": ["code", "message", "details", "trace_id"]})
+
     code: str
     message: str
     details: Any = None

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from prometheus_client import Counter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from smartcourse import telemetry
 from smartcourse.config import get_settings
 
 SHED = Counter("smartcourse_http_shed_total", "Requests answered 503 overloaded because the process was saturated")
@@ -29,6 +30,7 @@ def overloaded_body(limit: int, retry_after: int) -> bytes:
             "code": "overloaded",
             "message": "the service is at capacity; retry shortly",
             "details": {"limit": limit, "retry_after_seconds": retry_after},
+            "trace_id": telemetry.current_trace_id(),  # every error body has the four keys (schemas.ErrorBody)
         }
     ).encode()
 
@@ -44,6 +46,7 @@ def _timeout_body(seconds: float, min_rate: float, too_slow: bool) -> bytes:
             "code": "request_timeout",  # api.app._STATUS_CODES[408], as docs/errors.md lists it
             "message": message,
             "details": {"timeout_seconds": seconds, "min_rate_bytes_per_second": min_rate},
+            "trace_id": telemetry.current_trace_id(),
         }
     ).encode()
 
