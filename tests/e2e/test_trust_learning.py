@@ -71,6 +71,10 @@ async def test_quiz_cooldown_between_attempts(api: Api, worker: object, tuned: A
     r = await api.client.post(url, json={"answers": [1, 0]}, headers=student["headers"])
     assert r.status_code == 429 and r.json()["code"] == "quiz_cooldown"
     assert 1 <= int(r.headers["Retry-After"]) <= 60
+    # Answers that cannot fit the quiz are told so at once, not after the wait (explore13 F9).
+    for wrong in ([0], [0, 7]):
+        r = await api.client.post(url, json={"answers": wrong}, headers=student["headers"])
+        assert (r.status_code, r.json()["code"]) == (422, "invalid_answers"), r.text
     tuned(quiz_max_attempts=5, quiz_cooldown_seconds=0)
     passed = (await api.client.post(url, json={"answers": [1, 0]}, headers=student["headers"])).json()
     assert passed["passed"] and passed["correct"] == [True, True]

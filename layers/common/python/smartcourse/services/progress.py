@@ -282,9 +282,8 @@ async def submit_quiz(
     fingerprint = course_rules.quiz_fingerprint(lesson.body)
     if version is not None and version != course.content_version:
         await _ensure_same_quiz(documents, course, lesson_id, version, fingerprint)
-    used, numbered, last, passed_before, now = await _quiz_record(uow, e.student_id, lesson_id, fingerprint)
-    if not passed_before:
-        _check_quiz_allowed(used, last, now, max_attempts, cooldown_seconds)
+    # A submission that can never be graded is told so at once, before the cool-down: it used to wait 30 s to learn
+    # its answers did not fit the quiz (explore13 F9). Neither check uses an attempt.
     questions = lesson.body.get("questions") or []
     if len(answers) != len(questions):
         raise Invalid(
@@ -299,6 +298,9 @@ async def submit_quiz(
                 code="invalid_answers",
                 details={"index": i, "options": len(q["options"])},
             )
+    used, numbered, last, passed_before, now = await _quiz_record(uow, e.student_id, lesson_id, fingerprint)
+    if not passed_before:
+        _check_quiz_allowed(used, last, now, max_attempts, cooldown_seconds)
     pass_score = int(lesson.body.get("pass_score", 70))
     score, passed = course_rules.grade_quiz(questions, answers, pass_score)
     attempt = used + 1  # on the quiz as it is; the row's number counts every attempt (unique per student and quiz)
