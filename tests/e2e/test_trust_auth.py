@@ -120,6 +120,10 @@ async def test_password_change_needs_the_current_password_and_ends_other_session
     url = f"/users/{user['id']}"
     r = await api.client.put(url, json={"password": "a-new-password"}, headers=user["headers"])
     assert r.status_code == 422 and r.json()["code"] == "current_password_required"
+    # Sent without a new password ("to confirm" an edit), it was accepted unchecked (explore13 F10).
+    r = await api.client.put(url, json={"full_name": "New", "current_password": "x"}, headers=user["headers"])
+    assert (r.status_code, r.json()["code"]) == (422, "invalid_field")
+    assert r.json()["details"] == {"field": "current_password"}
     r = await api.client.put(
         url, json={"password": "a-new-password", "current_password": "not-it-at-all"}, headers=user["headers"]
     )
@@ -335,7 +339,10 @@ async def test_an_admin_reset_ends_a_lock_out(api: Api, container: Any) -> None:
         assert (await api.client.post("/auth/login", json=creds)).status_code == 401
     locked = await api.client.post("/auth/login", json={"email": user["email"], "password": user["password"]})
     assert locked.status_code == 429
-    r = await api.client.put(f"/users/{user['id']}", json={"password": "reset-by-admin"}, headers=admin["headers"])
+    # A current_password sent by the admin is not the user's to check (explore13 F10: it was, and each wrong one
+    # counted toward the user's lock-out).
+    reset = {"password": "reset-by-admin", "current_password": "the-admins-own"}
+    r = await api.client.put(f"/users/{user['id']}", json=reset, headers=admin["headers"])
     assert r.status_code == 200, r.text
     r = await api.client.post("/auth/login", json={"email": user["email"], "password": "reset-by-admin"})
     assert r.status_code == 200, r.text

@@ -359,8 +359,18 @@ async def update_user(
         user.full_name = data.full_name
     if "bio" in data.model_fields_set:
         user.bio = data.bio  # null clears it, as "" does
+    if data.current_password is not None and data.password is None:
+        # Sent "to confirm" a profile edit, it was accepted unchecked (explore13 F10): say it is read with a new
+        # password only.
+        raise Invalid(
+            "current_password is read only with a new password",
+            code="invalid_field",
+            details={"field": "current_password"},
+        )
     if data.password is not None:
-        if principal.user_id == user_id or data.current_password is not None:
+        # Your own password needs the current one. An admin resetting another account's is not asked for it: one
+        # sent anyway was checked against that account's password and counted toward its lock-out (explore13 F10).
+        if principal.user_id == user_id:
             if data.current_password is None:
                 raise Invalid("changing your password needs current_password", code="current_password_required")
             current, stored = data.current_password, user.password_hash
