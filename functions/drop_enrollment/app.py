@@ -23,7 +23,9 @@ async def drop_enrollment(
         Query(
             min_length=1,
             max_length=500,
-            pattern=r"^[^\x00]*$",
+            # One line, as every label: no controls, line separators or bidi overrides, which spoofed the history
+            # and the notice a removed student reads (explore13 F11).
+            pattern=r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]*$",
             description="why (kept in the history; an admin removing a student: told to the student)",
         ),
     ] = None,

@@ -377,6 +377,9 @@ async def test_drop_history_and_reenroll(api: Api, worker: object, container: An
     second = r.json()["id"]
     r = await api.client.delete(f"/enrollments/{second}", params={"reason": "x" * 501}, headers=admin["headers"])
     assert r.status_code == 422, r.text
+    for spoof in ("\u202eevil", "line\nbreak", "tab\there"):  # one line, as every label (explore13 F11)
+        r = await api.client.delete(f"/enrollments/{second}", params={"reason": spoof}, headers=admin["headers"])
+        assert (r.status_code, r.json()["code"]) == (422, "validation_error"), (spoof, r.text)
     reason = "Enrolled with a shared account"
     r = await api.client.delete(f"/enrollments/{second}", params={"reason": reason}, headers=admin["headers"])
     assert r.status_code == 200 and r.json()["status"] == "dropped"
