@@ -682,8 +682,8 @@ async def test_a_field_of_another_type_is_refused_whatever_its_value(api: Api) -
         assert created == {
             "code": "invalid_lesson",
             "message": f"a {body['type']} lesson does not take {field}",
-            "details": [
-                {"field": "body", "message": f"a {body['type']} lesson does not take {field}", "type": "value_error"}
+            "details": [  # the field itself, not "body" (explore13 F12: a form could not highlight it)
+                {"field": field, "message": f"a {body['type']} lesson does not take {field}", "type": "value_error"}
             ],
         }, created
     # Nothing changed, nothing was added.
@@ -705,20 +705,29 @@ async def test_a_create_names_the_lesson_rule_it_breaks_as_an_update_does(api: A
     cid = (await api.course(teacher))["id"]
     mid = (await api.module(teacher, cid))["id"]
     lessons_url = f"/courses/{cid}/modules/{mid}/lessons"
-    for body, message in (
-        ({"type": "text", "title": "x", "content": "y", "transcript": "z"}, "a text lesson does not take transcript"),
-        ({"type": "text", "title": "x", "video_url": "https://v.example.com/1"}, "a text lesson needs content"),
-        ({"type": "video", "title": "x", "transcript": "z"}, "a video lesson needs video_url"),
-        ({"type": "quiz", "title": "x", "pass_score": 50}, "a quiz lesson needs questions"),
+    for body, message, fields in (
+        (
+            {"type": "text", "title": "x", "content": "y", "transcript": "z"},
+            "a text lesson does not take transcript",
+            ["transcript"],
+        ),
+        (
+            {"type": "text", "title": "x", "video_url": "https://v.example.com/1"},
+            "a text lesson needs content",
+            ["content"],
+        ),
+        ({"type": "video", "title": "x", "transcript": "z"}, "a video lesson needs video_url", ["video_url"]),
+        ({"type": "quiz", "title": "x", "pass_score": 50}, "a quiz lesson needs questions", ["questions"]),
         (
             {**QUIZ, "content": "y", "transcript": "z"},
             "a quiz lesson does not take content, transcript",
+            ["content", "transcript"],
         ),
     ):
         r = await api.client.post(lessons_url, json=body, headers=h)
         assert r.status_code == 422, (body, r.text)
-        problem = {"field": "body", "message": message, "type": "value_error"}
-        assert (r.json()["code"], r.json()["message"], r.json()["details"]) == ("invalid_lesson", message, [problem])
+        problems = [{"field": f, "message": message, "type": "value_error"} for f in fields]  # each field named
+        assert (r.json()["code"], r.json()["message"], r.json()["details"]) == ("invalid_lesson", message, problems)
     # Errors of the fields themselves are the request validation's, as before (the type rules are checked after).
     for body, field in (
         ({"type": "text", "title": "x" * 201, "content": "y"}, "title"),

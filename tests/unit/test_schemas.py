@@ -113,17 +113,17 @@ def test_a_lesson_takes_no_field_of_another_type_not_even_null() -> None:
 def test_a_lesson_type_rule_names_the_invalid_lesson_code() -> None:
     """The type rules' errors carry `invalid_lesson` (`schemas.rule_error`), which the API answers a create with, as
     the update's check does; a value_error with the bare reason otherwise."""
-    from smartcourse.schemas import RULE_CODE
+    from smartcourse.schemas import RULE_CODE, RULE_FIELDS
 
-    for fields, message in (
-        ({"type": "text", "content": "y", "transcript": "z"}, "a text lesson does not take transcript"),
-        ({"type": "video"}, "a video lesson needs video_url"),
+    for fields, message, named in (
+        ({"type": "text", "content": "y", "transcript": "z"}, "a text lesson does not take transcript", "transcript"),
+        ({"type": "video"}, "a video lesson needs video_url", "video_url"),
     ):
         with pytest.raises(ValidationError) as caught:
             LessonIn(title="L", **fields)
         [error] = caught.value.errors()
         assert (error["type"], error["msg"], error["loc"]) == ("value_error", message, ())
-        assert error["ctx"] == {RULE_CODE: "invalid_lesson"}
+        assert error["ctx"] == {RULE_CODE: "invalid_lesson", RULE_FIELDS: named}  # the field, for `details`
     # A field's own error names no code: it stays the request validation's.
     with pytest.raises(ValidationError) as caught:
         LessonIn(title="L" * 201, type="text", content="y")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
@@ -382,14 +383,17 @@ class QuizQuestion(Strict):
 
 #: The key of a model rule's error context naming the error code its request is answered with (`rule_error`).
 RULE_CODE = "error_code"
+#: ... and the one naming the fields the rule is about (comma-separated), for the answer's `details[].field`.
+RULE_FIELDS = "fields"
 
 
-def rule_error(code: str, message: str) -> PydanticCustomError:
+def rule_error(code: str, message: str, fields: Sequence[str] = ()) -> PydanticCustomError:
     """A model rule's error that names the domain's error `code`: a request refused only by such rules answers 422
     `code` with the rules' messages (`api.app`'s validation handler), as a service raising `Invalid(message,
     code=code)` for the same rule does, not `validation_error`. Validating the model elsewhere, it is a plain
-    `value_error` with `message` (no "Value error, " in front)."""
-    return PydanticCustomError("value_error", message, {RULE_CODE: code})
+    `value_error` with `message` (no "Value error, " in front). `fields`: what the rule is about, each a `details`
+    entry of its own (explore13 F12: "body" let no form highlight `video_url`)."""
+    return PydanticCustomError("value_error", message, {RULE_CODE: code, RULE_FIELDS: ",".join(fields)})
 
 
 def _none_if_empty(value: str | None) -> str | None:
@@ -429,17 +433,22 @@ class LessonIn(Strict):
     def foreign_problem(cls, lesson_type: str, sent: set[str]) -> str | None:
         """Why `sent` (the fields a request sent, whatever their value) does not fit a lesson of `lesson_type` ("a text
         lesson does not take transcript"); None when it holds no field of another type."""
-        extra = [f for f in cls.FOREIGN[lesson_type] if f in sent]
+        extra = cls.foreign_fields(lesson_type, sent)
         return f"a {lesson_type} lesson does not take {', '.join(extra)}" if extra else None
+
+    @classmethod
+    def foreign_fields(cls, lesson_type: str, sent: set[str]) -> list[str]:
+        """The fields of `sent` a lesson of `lesson_type` does not take."""
+        return [f for f in cls.FOREIGN[lesson_type] if f in sent]
 
     @model_validator(mode="after")
     def _fields_fit_type(self) -> LessonIn:
         needs = {"text": ("content",), "video": ("video_url",), "quiz": ("questions",)}[self.type]
         missing = [f for f in needs if getattr(self, f) is None]
         if missing:
-            raise rule_error("invalid_lesson", f"a {self.type} lesson needs {', '.join(missing)}")
+            raise rule_error("invalid_lesson", f"a {self.type} lesson needs {', '.join(missing)}", missing)
         if problem := self.foreign_problem(self.type, self.model_fields_set):
-            raise rule_error("invalid_lesson", problem)
+            raise rule_error("invalid_lesson", problem, self.foreign_fields(self.type, self.model_fields_set))
         return self
 
     def body(self) -> dict[str, Any]:

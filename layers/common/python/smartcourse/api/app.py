@@ -28,7 +28,7 @@ from smartcourse.db import is_transient
 from smartcourse.errors import DomainError
 from smartcourse.logging import configure_logging
 from smartcourse.metrics import DOMAIN_ERRORS
-from smartcourse.schemas import RULE_CODE, ErrorBody
+from smartcourse.schemas import RULE_CODE, RULE_FIELDS, ErrorBody
 
 log = logging.getLogger("smartcourse.api")
 
@@ -85,13 +85,9 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
             out.append({"field": "body", "message": f"invalid JSON{where}: {reason}", "type": "json_invalid"})
             continue
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
-        out.append(
-            {
-                "field": ".".join(loc) or "body",
-                "message": str(err.get("msg", "invalid")),
-                "type": str(err.get("type")),
-            }
-        )
+        named = [f for f in str((err.get("ctx") or {}).get(RULE_FIELDS) or "").split(",") if f]  # a model rule's
+        for field in named or [".".join(loc) or "body"]:
+            out.append({"field": field, "message": str(err.get("msg", "invalid")), "type": str(err.get("type"))})
     return out
 
 
@@ -239,7 +235,8 @@ def install_error_handlers(app: FastAPI) -> None:
             return _error(415, "unsupported_media_type", "send the request body as application/json")
         fields = _field_errors(exc)
         if code := _rule_code(exc):  # the answer the service gives for the same rule (`courses._invalid_lesson`)
-            return _error(422, code, "; ".join(f["message"] for f in fields), fields)
+            # One rule named for several fields is one message ("a quiz lesson does not take content, transcript").
+            return _error(422, code, "; ".join(dict.fromkeys(f["message"] for f in fields)), fields)
         names = ", ".join(sorted({f["field"] for f in fields}))
         return _error(422, "validation_error", f"invalid request: {names}", fields)
 

@@ -753,7 +753,8 @@ async def update_lesson(
     # A field of another type is refused whatever its value, as a create refuses it: `{"transcript": null}` on a
     # text lesson is "a text lesson does not take transcript", not a no-op, and is checked before the rule for null.
     if problem := LessonIn.foreign_problem(lesson.type, data.model_fields_set):
-        raise _invalid_lesson([{"field": "body", "message": problem, "type": "value_error"}])
+        fields = LessonIn.foreign_fields(lesson.type, data.model_fields_set)
+        raise _invalid_lesson([{"field": f, "message": problem, "type": "value_error"} for f in fields])
     reject_nulls(data)  # a video's transcript is optional, null removes it: LessonUpdateIn.NULLABLE
     current = await documents.get(LESSONS, str(lesson.id)) or {"type": lesson.type}
     merged: dict[str, Any] = {k: v for k, v in current.items() if k != "type"}
@@ -807,7 +808,9 @@ def _invalid_lesson(problems: list[dict[str, str]]) -> Invalid:
     take video_url"), as a create's 422 does (`LessonIn`'s rules are `schemas.rule_error`s, which the request
     validation answers the same way); `details` lists each problem as the request validation does."""
     return Invalid(
-        "; ".join(p["message"] for p in problems) or "invalid lesson", code="invalid_lesson", details=problems
+        "; ".join(dict.fromkeys(p["message"] for p in problems)) or "invalid lesson",
+        code="invalid_lesson",
+        details=problems,
     )
 
 
