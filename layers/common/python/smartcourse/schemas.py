@@ -829,7 +829,10 @@ class CertificatePublic(BaseModel):
     course_title: str
     code: str
     issued_at: datetime
-    pdf_ready: bool
+    pdf_ready: bool = Field(
+        description="the PDF is rendered; once the certificate is revoked only an admin downloads it (its owner: 409 "
+        "`certificate_revoked`)"
+    )
     verify_url: str
     revoked_at: datetime | None = Field(default=None, description="revoked by an admin: no longer valid")
     revoked_reason: str | None = None
