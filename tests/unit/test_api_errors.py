@@ -355,6 +355,10 @@ def _malformed_ids_with_a_trailing_slash(monkeypatch: pytest.MonkeyPatch) -> Non
         assert r.status_code == 404 and "location" not in r.headers, (method, path, r.text)
         assert r.json()["code"] == "not_found" and r.json()["message"] == f"Not Found: {field} must be a UUID"
         assert [d["field"] for d in r.json()["details"]] == [field]
+    # A route's last segment left empty names no parameter the request never had (explore13 F8: "certificate_id
+    # must be a UUID" for `/certificates/verify/`).
+    r = local.get("/certificates/verify/", follow_redirects=False)
+    assert (r.status_code, r.json()["message"], r.json()["details"]) == (404, "Not Found", None), r.text
     # A literal path beside an id's, with a method only the id's route takes: not a malformed id (without the
     # slash, 405), and no 307 to the spelling that does not take the method.
     for method, path in (("DELETE", "/enrollments/my-courses/"), ("POST", "/certificates/my/")):

@@ -179,6 +179,9 @@ def _malformed_ids(request: Request) -> list[str]:
     names the field as the path without the slash does; unless that spelling is a route's path that only does not
     take the method (`DELETE /enrollments/my-courses/`: a literal path, not a malformed id)."""
     path = request.scope.get("path", "")
+    routes = getattr(request.app.state, "method_routes", None) or request.app.router.routes  # included ones too
+    if path.endswith("/") and any(str(getattr(route, "path_format", "")).startswith(path) for route in routes):
+        return []  # `/certificates/verify/`: a route's segment left empty, not a malformed id (explore13 F8)
     for spelling in (path, _other_spelling(path)):
         if spelling is None:
             continue
