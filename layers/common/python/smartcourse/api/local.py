@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from fastapi import FastAPI, Response
 
 from smartcourse import metrics
 from smartcourse.api.app import create_app
 from smartcourse.bootstrap import get_container
 from smartcourse.functions_registry import all_functions
+
+log = logging.getLogger(__name__)
 
 
 def _specificity(path: str) -> list[int]:
@@ -26,8 +31,14 @@ def build_local_app() -> FastAPI:
     async def serve_metrics() -> Response:
         # Every API worker's figures when several share PROMETHEUS_MULTIPROC_DIR (smartcourse/metrics.py), and the
         # stored state (the outbox and enrollment backlogs, dead letters) read at most every 5 s.
-        container = await get_container()
-        await metrics.DATABASE_STATE.refresh_if_stale(container.sessionmaker)
+        # Never in the way of the scrape: with the database (or the container) down, /metrics still answers, its
+        # state gauges as last read (`smartcourse_state_refreshed_timestamp_seconds` tells when).
+        try:
+            async with asyncio.timeout(3.0):
+                container = await get_container()
+                await metrics.DATABASE_STATE.refresh_if_stale(container.sessionmaker)
+        except Exception:
+            log.warning("/metrics: the stored state could not be read", exc_info=True)
         return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
 
     return app
