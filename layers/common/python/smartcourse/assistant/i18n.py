@@ -9,6 +9,7 @@ question) among the languages we have texts for; below `MIN_CONFIDENCE`, or for 
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Sequence
 from functools import lru_cache
@@ -110,6 +111,13 @@ def _identifier() -> Any:
         found = LanguageIdentifier.from_modelpath(MODEL_DIR / MODEL_FILE, norm_probs=True)
         found.set_languages(list(LANGUAGES))
         return found
+
+
+async def language_of(question: str, earlier: Sequence[str] = ()) -> str:
+    """`language`, from a coroutine: the model's first load (~0.9 s) runs in a thread, never on the event loop."""
+    if not _identifier.cache_info().currsize:
+        await asyncio.to_thread(_identifier)
+    return language(question, earlier)
 
 
 def language(question: str, earlier: Sequence[str] = ()) -> str:

@@ -19,17 +19,22 @@ async def guard_input(state: AskState, config: RunnableConfig) -> dict[str, Any]
     cfg = Configuration.from_runnable_config(config)
     question = state["question"]
     if prompts.looks_like_injection(question):
-        return {"route": "refuse", "reason": "instruction_probe", "answer": i18n.text("instructions", _lang(state))}
+        answer = i18n.text("instructions", await _lang(state))
+        return {"route": "refuse", "reason": "instruction_probe", "answer": answer}
     if cfg.quiz_answers_locked and evidence.asks_for_quiz_answers(question):
-        return {"route": "refuse", "reason": "quiz_answers_locked", "answer": i18n.text("quiz_locked", _lang(state))}
+        answer = i18n.text("quiz_locked", await _lang(state))
+        return {"route": "refuse", "reason": "quiz_answers_locked", "answer": answer}
     return {"route": "answer", "reason": ""}
 
 
-def _lang(state: AskState) -> str:
+async def _lang(state: AskState) -> str:
     """The language of the assistant's own texts: the student's question's (with their earlier ones), read only
     when such a text is written (an answer is the model's, in the passages' language)."""
-    earlier = [m.content for m in state.get("history") or [] if m.role == "user"]
-    return i18n.language(state["question"], earlier)
+    return await i18n.language_of(state["question"], _earlier(state))
+
+
+def _earlier(state: AskState) -> list[str]:
+    return [m.content for m in state.get("history") or [] if m.role == "user"]
 
 
 def usable_history(history: list[ChatMessage]) -> list[ChatMessage]:
@@ -111,9 +116,9 @@ async def route(state: AskState, config: RunnableConfig) -> dict[str, Any]:
         "attempts": 0,
     }
     if decision.route == "refuse":
-        update["answer"] = i18n.text("off_topic", _lang(state))
+        update["answer"] = i18n.text("off_topic", await _lang(state))
     elif decision.route == "clarify":
-        update["answer"] = evidence.clarify_text(decision.reason, decision.candidates, _lang(state))
+        update["answer"] = evidence.clarify_text(decision.reason, decision.candidates, await _lang(state))
     return update
 
 
@@ -169,7 +174,7 @@ def fallback(state: AskState, config: RunnableConfig) -> dict[str, Any]:
     source the question names, up to `Knobs.max_passages`), or refuse when no passage shares a subject word with the
     question (`evidence.fallback_answer`)."""
     knobs = Configuration.from_runnable_config(config).knobs
-    lang = _lang(state)
+    lang = i18n.language(state["question"], _earlier(state))  # a sync node: LangGraph runs it off the event loop
     found = evidence.fallback_answer(state["passages"], state["standalone"], k=knobs.max_passages, lang=lang)
     if found is None:
         answer = i18n.text("off_topic", lang)
