@@ -209,7 +209,7 @@ def _conditions() -> dict[str, Any]:
         "HasIndexUri": not_empty({"Ref": "IndexUri"}),
         "HasOtelExporter": not_empty({"Ref": "OtelExporterEndpoint"}),
         "HasVpc": not_empty({"Fn::Join": ["", {"Ref": "SubnetIds"}]}),
-        "HasAiConcurrency": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AiReservedConcurrency"}, 0]}]},
+        "HasAiConcurrency": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AiReservedConcurrency"}, "0"]}]},
     }
 
 
