@@ -105,6 +105,17 @@ async def _enrolled_student(api: Api, course_id: str) -> dict[str, Any]:
     return student
 
 
+async def _what_a_student_sees_once_published(
+    api: Api, owner: dict[str, Any], course_id: str, workflow_id: str
+) -> tuple[dict[str, Any], list[str]]:
+    """The publish completed; a student enrolled since, and the lesson titles the course shows them."""
+    wf = await api.wait_workflow(owner, workflow_id, timeout=120)
+    assert wf["status"] == "completed", wf
+    student = await _enrolled_student(api, course_id)
+    seen = (await api.client.get(f"/courses/{course_id}", headers=student["headers"])).json()
+    return student, [lesson["title"] for m in seen["modules"] for lesson in m["lessons"]]
+
+
 async def _search(api: Api, who: dict[str, Any], course_id: str, q: str, **params: Any) -> Any:
     return await api.client.get(
         f"/courses/{course_id}/search", params={"q": q, **params}, headers=who.get("headers", {})
@@ -284,11 +295,7 @@ async def test_a_version_is_the_working_copy_as_it_was_when_publish_was_asked(ap
         late = await _upload(api, owner, course["id"], "late.md", b"# Quasars\n\nQuasars are bright.", "text/markdown")
     finally:
         hold.unlink()
-    wf = await api.wait_workflow(owner, workflow_id, timeout=120)
-    assert wf["status"] == "completed", wf
-    student = await _enrolled_student(api, course["id"])
-    seen = (await api.client.get(f"/courses/{course['id']}", headers=student["headers"])).json()
-    titles = [lesson["title"] for m in seen["modules"] for lesson in m["lessons"]]
+    student, titles = await _what_a_student_sees_once_published(api, owner, course["id"], workflow_id)
     assert titles == ["Reviewed", "Also reviewed"], titles
     materials = (await api.client.get(f"/courses/{course['id']}/materials", headers=student["headers"])).json()
     assert materials["items"] == [], materials
@@ -674,11 +681,8 @@ async def test_deleting_every_lesson_after_the_request_does_not_fail_the_version
         assert r.status_code == 204, r.text
     finally:
         hold.unlink()
-    wf = await api.wait_workflow(owner, workflow_id, timeout=120)
-    assert wf["status"] == "completed", wf
-    student = await _enrolled_student(api, course["id"])
-    seen = (await api.client.get(f"/courses/{course['id']}", headers=student["headers"])).json()
-    assert [lesson["title"] for m in seen["modules"] for lesson in m["lessons"]] == ["Kept in v1"]
+    _, titles = await _what_a_student_sees_once_published(api, owner, course["id"], workflow_id)
+    assert titles == ["Kept in v1"]
 
 
 async def test_a_snapshot_with_no_lesson_left_is_refused(api: Api, container: Any) -> None:

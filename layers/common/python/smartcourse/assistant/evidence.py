@@ -118,7 +118,7 @@ def _distinct_content(hits: Sequence[Hit]) -> list[Hit]:
     seen: set[str] = set()
     out = []
     for h in hits:
-        key = " ".join(h.chunk.text.split()).casefold()
+        key = words.same_text_key(h.chunk.text)
         if key not in seen:
             seen.add(key)
             out.append(h)

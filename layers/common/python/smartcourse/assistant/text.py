@@ -38,6 +38,12 @@ def tokens(text: str) -> list[str]:
     return [t for t in out if t]
 
 
+def same_text_key(text: str) -> str:
+    """What two passages with the same text share, blanks and case aside: the same file uploaded under two names is
+    one passage (the assistant's evidence, course search's `also_in`)."""
+    return " ".join(text.split()).casefold()
+
+
 def is_cjk(word: str) -> bool:
     return bool(_CJK.match(word))
 

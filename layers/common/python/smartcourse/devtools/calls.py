@@ -23,10 +23,14 @@ def name_of(node: ast.AST) -> str | None:
 def callee(call: ast.Call, namespace: Mapping[str, Any]) -> Any:
     """The module-level function a call names in a namespace (a module's or a function's globals): a same-module
     `helper(...)` or `materials.delete_material(...)`; None for a call through an object."""
-    func = call.func
-    if isinstance(func, ast.Name):
-        return namespace.get(func.id)
-    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
-        owner = namespace.get(func.value.id)
-        return getattr(owner, func.attr, None) if isinstance(owner, ModuleType) else None
+    return named(call.func, namespace)
+
+
+def named(node: ast.AST, namespace: Mapping[str, Any]) -> Any:
+    """What a name (`helper`) or a module's attribute (`materials.check_pdf`) is in a namespace; None otherwise."""
+    if isinstance(node, ast.Name):
+        return namespace.get(node.id)
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        owner = namespace.get(node.value.id)
+        return getattr(owner, node.attr, None) if isinstance(owner, ModuleType) else None
     return None

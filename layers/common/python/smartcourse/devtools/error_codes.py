@@ -24,7 +24,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from smartcourse.devtools.calls import callee, name_of
+from smartcourse.devtools.calls import callee, name_of, named
 
 PACKAGE = Path(__file__).resolve().parents[1]
 REPO = PACKAGE.parents[3]
@@ -192,11 +192,7 @@ def _own(func: Any, root: bool = False) -> tuple[frozenset[tuple[str, int]], tup
                 callees.append(called)
             # A function handed to another to call (`asyncio.to_thread(check_pdf, data)`, `run_in_executor`,
             # `wait_for(f(...))` is a call already): what it raises is answered too (explore13 F4: encrypted_pdf).
-            for arg in node.args:
-                if isinstance(arg, ast.Name | ast.Attribute) and inspect.isfunction(
-                    passed := callee(ast.Call(func=arg, args=[], keywords=[]), func.__globals__)
-                ):
-                    callees.append(passed)
+            callees += [passed for arg in node.args if inspect.isfunction(passed := named(arg, func.__globals__))]
     return frozenset(raised), tuple(callees)
 
 

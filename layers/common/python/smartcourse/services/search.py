@@ -26,6 +26,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from smartcourse.assistant.text import same_text_key
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as rules
 from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound
@@ -222,7 +223,7 @@ def _public_hits(hits: list[Hit]) -> list[ContentSearchHit]:
     `also_in` (the same file uploaded as `photosynthesis.pdf` and `UPPER.PDF` was listed twice; explore7 F3)."""
     out: dict[str, ContentSearchHit] = {}
     for h in hits:
-        key = " ".join(h.chunk.text.split()).casefold()
+        key = same_text_key(h.chunk.text)
         if key in out:
             out[key].also_in.append(_source(h))
         else:
