@@ -16,6 +16,9 @@ router = APIRouter(tags=["lessons"])
     "/courses/{course_id:uuid}/modules/{module_id:uuid}/lessons",
     status_code=201,
     response_model=LessonPublic,
+    description="Adds a lesson at the end of the module, or at `position`. The answer has no `Location`: a "
+    "lesson has no GET of its own (`GET /courses/{course_id}` shows it); `PUT` and `DELETE` address it at "
+    "`/courses/{course_id}/modules/{module_id}/lessons/{id}`.",
 )
 async def create_lesson(
     course_id: uuid.UUID, module_id: uuid.UUID, body: LessonIn, user: CurrentUser, c: ContainerDep

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
 from smartcourse.api.paging import MAX_PAGE_SIZE
-from smartcourse.schemas import NotificationPublic
+from smartcourse.schemas import INSTANT_NOTE, NotificationPublic
 from smartcourse.services import notifications
 
 router = APIRouter(tags=["notifications"])
@@ -30,7 +30,9 @@ async def list_notifications(
     user: CurrentUser,
     c: ContainerDep,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = 20,
-    before: Annotated[datetime | None, Query(description="page back: only notifications created before this")] = None,
+    before: Annotated[
+        datetime | None, Query(description="page back: only notifications created before this" + INSTANT_NOTE)
+    ] = None,
     page_size: Annotated[
         int | None,
         Query(ge=1, le=MAX_PAGE_SIZE, description="the other lists' name for `limit`; taken when both are given"),

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
 from smartcourse.consumers import registry
+from smartcourse.schemas import INSTANT_NOTE
 from smartcourse.services import operations
 
 router = APIRouter(tags=["operations"])
@@ -22,7 +23,9 @@ async def ops_dead_letters(
         str | None,
         Query(max_length=100, pattern=r"^[^\x00]*$", description="analytics, recommendations, celery:<task>..."),
     ] = None,
-    since: Annotated[datetime | None, Query(description="only dead letters written at or after this time")] = None,
+    since: Annotated[
+        datetime | None, Query(description="only dead letters written at or after this time" + INSTANT_NOTE)
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=operations.MAX_LIMIT)] = 50,
 ) -> dict[str, Any]:
     async with c.uow() as uow:

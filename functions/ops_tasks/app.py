@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.schemas import INSTANT_NOTE
 from smartcourse.services import operations
 
 router = APIRouter(tags=["operations"])
@@ -20,7 +21,9 @@ async def ops_tasks(
     task: Annotated[
         str | None, Query(max_length=200, pattern=r"^[^\x00]*$", description="e.g. notifications.send_email")
     ] = None,
-    since: Annotated[datetime | None, Query(description="only outcomes recorded at or after this time")] = None,
+    since: Annotated[
+        datetime | None, Query(description="only outcomes recorded at or after this time" + INSTANT_NOTE)
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=operations.MAX_LIMIT)] = 50,
 ) -> dict[str, Any]:
     async with c.uow() as uow:

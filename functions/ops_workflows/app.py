@@ -8,6 +8,7 @@ from pydantic import AfterValidator
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.schemas import INSTANT_NOTE
 from smartcourse.services import operations
 
 router = APIRouter(tags=["operations"])
@@ -24,6 +25,7 @@ async def ops_workflows(
             max_length=100,
             description="failed (failed and not resolved by a later success of its subject, or still retrying "
             "after a failure), resolved, retrying, running, completed or all; comma-separated",
+            json_schema_extra={"pattern": operations.WORKFLOW_STATUS_PATTERN},
         ),
     ] = "failed",
     kind: Annotated[
@@ -38,7 +40,9 @@ async def ops_workflows(
             description="what the run is about: course:<id> or enrollment:<id>",
         ),
     ] = None,
-    since: Annotated[datetime | None, Query(description="only runs that changed at or after this time")] = None,
+    since: Annotated[
+        datetime | None, Query(description="only runs that changed at or after this time" + INSTANT_NOTE)
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=operations.MAX_LIMIT)] = 50,
 ) -> dict[str, Any]:
     async with c.uow() as uow:

@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep
+from smartcourse.domain.certificates import CODE_PATTERN
 from smartcourse.errors import Invalid
 from smartcourse.schemas import CertificateVerification
 from smartcourse.services import certificates
@@ -26,7 +27,10 @@ _VARY = {"Vary": "Accept"}
     responses={200: {"content": _PAGE, "description": "JSON; a short HTML page when the caller prefers text/html"}},
 )
 async def verify_certificate(
-    code: Annotated[str, Path(max_length=64)], c: ContainerDep, request: Request, response: Response
+    code: Annotated[str, Path(max_length=64, json_schema_extra={"pattern": CODE_PATTERN})],
+    c: ContainerDep,
+    request: Request,
+    response: Response,
 ) -> CertificateVerification | Response:
     browser = _wants_html(request.headers.get("accept", ""))
     try:

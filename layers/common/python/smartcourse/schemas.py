@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from datetime import date, datetime
@@ -36,6 +37,26 @@ _NOT_IN_ONE_LINE = frozenset(
     + [chr(c) for c in range(0x202A, 0x202F)]
     + [chr(c) for c in range(0x2066, 0x206A)]
 )
+
+
+def _class_of(chars: frozenset[str]) -> str:
+    """`chars` as the inside of a JSON-Schema (ECMA-262) character class, in ranges of `\\uXXXX` escapes."""
+    codes = sorted(ord(ch) for ch in chars)
+    parts, start = [], codes[0]
+    for prev, code in zip(codes, [*codes[1:], None], strict=True):
+        if code != prev + 1:
+            parts.append(f"\\u{start:04x}" + (f"-\\u{prev:04x}" if prev != start else ""))
+            start = code if code is not None else start
+    return "".join(parts)
+
+
+#: The one-line rule as the OpenAPI shows it, so a client can check a title before sending it (explore13 F5). The
+#: server strips surrounding whitespace first, hence the leading and trailing `\\s*`; the schema only, the check
+#: itself is `_one_line` (its message is clearer than a regex's).
+ONE_LINE_PATTERN = rf"^\s*[^{_class_of(_NOT_IN_ONE_LINE)}]*\s*$"
+#: No NUL character (every string of every input model: `Strict`); the query parameters carry the same pattern.
+NO_NUL_PATTERN = r"^[^\x00]*$"
+_ONE_LINE_SCHEMA = Field(json_schema_extra={"pattern": ONE_LINE_PATTERN})
 
 
 def _one_line(value: str) -> str:
@@ -85,12 +106,14 @@ Title = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     AfterValidator(_one_line),
     AfterValidator(_visible),
+    _ONE_LINE_SCHEMA,
 ]
 Name = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     AfterValidator(_one_line),
     AfterValidator(_visible),
+    _ONE_LINE_SCHEMA,
 ]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=128), AfterValidator(_not_blank)]
 Tag = Annotated[
@@ -99,6 +122,7 @@ Tag = Annotated[
     AfterValidator(_one_line),
     AfterValidator(_visible),
     AfterValidator(_no_comma),
+    _ONE_LINE_SCHEMA,
 ]
 Tags = Annotated[list[Tag], Field(max_length=20), AfterValidator(_distinct_tags)]
 Category = Annotated[
@@ -106,6 +130,7 @@ Category = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
     AfterValidator(_one_line),
     AfterValidator(_visible),
+    _ONE_LINE_SCHEMA,
 ]
 LessonText = Annotated[str, StringConstraints(min_length=1, max_length=500_000), AfterValidator(_not_blank)]
 
@@ -120,10 +145,36 @@ def _no_nul(value: Any) -> Any:
     return value
 
 
+def _string_schemas(prop: dict[str, Any]) -> list[dict[str, Any]]:
+    """The string schemas a property's schema holds: itself, its `anyOf` variants, an array's items."""
+    found: list[dict[str, Any]] = []
+    for schema in [prop, *prop.get("anyOf", [])]:
+        if schema.get("type") == "string" and "format" not in schema and "enum" not in schema:
+            found.append(schema)
+        elif schema.get("type") == "array" and isinstance(schema.get("items"), dict):
+            found.extend(_string_schemas(schema["items"]))
+    return found
+
+
+def _no_nul_in_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """The JSON schema of an input model says what `Strict._reject_nul` does: a string without a pattern of its own
+    (the one-line fields' excludes NUL already) gets `^[^\\x00]*$` (explore13 F5)."""
+    for prop in schema.get("properties", {}).values():
+        for string in _string_schemas(prop):
+            string.setdefault("pattern", NO_NUL_PATTERN)
+
+
+#: How a time in a query (`before`, `since`) is read, told in its description: the schema's `date-time` format alone
+#: would not say that the server also reads these forms (explore13 F5).
+INSTANT_NOTE = (
+    " (ISO 8601 date-time; without an offset it is UTC, a bare date is its midnight UTC, a number is Unix seconds)"
+)
+
+
 class Strict(BaseModel):
     """Input models: unknown fields are errors, and no string may carry a NUL character."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_no_nul_in_schema)
 
     @field_validator("*", mode="after")
     @classmethod
@@ -137,6 +188,7 @@ def _optional_not_nullable(schema: dict[str, Any], model: type[BaseModel]) -> No
     clears them); the server refuses it for the others (422 `invalid_field`, `services.courses.reject_nulls`), so
     the schema does not offer it: `{"type": "string", ...}`, not `anyOf [string, null]` with `default: null`."""
     nullable: frozenset[str] = getattr(model, "NULLABLE", frozenset())
+    _no_nul_in_schema(schema, model)
     for name, prop in schema.get("properties", {}).items():
         variants = prop.get("anyOf")
         if name in nullable or not variants:
@@ -319,8 +371,18 @@ def _level_filter(value: str | None) -> str | None:
     return level
 
 
+def _any_case(word: str) -> str:
+    """`word` in any case as an ECMA-262 pattern, which has no inline `(?i)`: `[Bb][Ee]...`."""
+    return "".join(f"[{ch.upper()}{ch}]" if ch.isalpha() else re.escape(ch) for ch in word)
+
+
+#: `LevelFilter` as the schema shows it: one of `LEVELS` in any case, or blank (explore13 F5).
+LEVEL_FILTER_PATTERN = rf"^\s*({'|'.join(_any_case(level) for level in LEVELS)})?\s*$"
 #: `level` as `GET /courses` and `GET /search` take it (422 `validation_error` naming `level` for another value).
-LevelFilter = Annotated[Annotated[str, StringConstraints(max_length=20)] | None, AfterValidator(_level_filter)]
+LevelFilter = Annotated[
+    Annotated[str, StringConstraints(max_length=20), Field(json_schema_extra={"pattern": LEVEL_FILTER_PATTERN})] | None,
+    AfterValidator(_level_filter),
+]
 
 
 class CourseIn(Strict):
@@ -368,9 +430,14 @@ class QuizQuestion(Strict):
     prompt: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
     options: Annotated[
         list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]],
-        Field(min_length=2, max_length=10),
+        Field(
+            min_length=2,
+            max_length=10,
+            description="the choices, different from each other whatever their case",
+            json_schema_extra={"uniqueItems": True},
+        ),
     ]
-    answer: Annotated[StrictInt, Field(ge=0)]
+    answer: Annotated[StrictInt, Field(ge=0, le=9, description="the right option's index in `options`, from 0")]
 
     @model_validator(mode="after")
     def _answer_is_an_option(self) -> QuizQuestion:

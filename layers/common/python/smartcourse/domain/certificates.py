@@ -16,3 +16,9 @@ def new_code() -> str:
 
 def normalize_code(code: str) -> str:
     return code.strip().upper().replace(" ", "")
+
+
+_GROUP = "([A-Za-z2-7] *){4}"
+#: What `normalize_code` and the server's check accept, as the OpenAPI shows it (ECMA-262: no inline flags):
+#: `SC-XXXX-XXXX-XXXX-XXXX` in any case, the `SC` and the dashes optional, spaces anywhere (explore13 F5).
+CODE_PATTERN = rf"^\s*([Ss] *[Cc] *(- *)?)?{_GROUP}(- *)?{_GROUP}(- *)?{_GROUP}(- *)?{_GROUP}\s*$"

@@ -303,6 +303,9 @@ def _open_run_failure(run: Any) -> ColumnElement[bool]:
 
 #: What `GET /ops/workflows?status=` takes: `all`, or a comma-separated list of the others.
 WORKFLOW_STATUS_FILTERS = ("all", *WORKFLOW_STATUSES, "resolved")
+_ONE_STATUS = rf"\s*({'|'.join(WORKFLOW_STATUS_FILTERS[1:])})\s*"
+#: `workflow_status_filter` as the OpenAPI shows it: `all`, or a comma-separated list of the others (explore13 F5).
+WORKFLOW_STATUS_PATTERN = rf"^(all|{_ONE_STATUS}(,{_ONE_STATUS})*)$"
 
 
 def _bad_status(message: str) -> Invalid:
