@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any
@@ -196,6 +197,28 @@ def test_assistant_functions_get_more_memory(template: dict[str, Any]) -> None:
 
 def test_the_bucket_name_is_an_output(template: dict[str, Any]) -> None:
     assert template["Outputs"]["MaterialsBucketName"]["Value"] == {"Ref": "MaterialsBucket"}
+
+
+def test_every_log_is_kept_for_the_chosen_days_and_the_bucket_takes_tls_only(template: dict[str, Any]) -> None:
+    """explore15 F16: no retention (CloudWatch keeps a function's logs for ever), no access log, a bucket that
+    answered plain HTTP."""
+    resources = template["Resources"]
+    retention = {"Ref": "LogRetentionDays"}
+    for fn in all_functions():
+        group = props(template, fn.name)["LoggingConfig"]["LogGroup"]["Ref"]
+        assert resources[group]["Type"] == "AWS::Logs::LogGroup"
+        assert resources[group]["Properties"]["RetentionInDays"] == retention
+    access = resources["HttpApi"]["Properties"]["AccessLogSettings"]
+    assert access["DestinationArn"] == {"Fn::GetAtt": "ApiAccessLogs.Arn"}
+    assert resources["ApiAccessLogs"]["Properties"]["RetentionInDays"] == retention
+    fields = json.loads(access["Format"])
+    assert {"requestId", "status", "routeKey", "integrationError"} <= set(fields)
+    assert template["Parameters"]["LogRetentionDays"]["Default"] in template["Parameters"]["LogRetentionDays"][
+        "AllowedValues"
+    ]
+    (deny,) = resources["MaterialsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert {"Fn::Sub": "${MaterialsBucket.Arn}/*"} in deny["Resource"]
 
 
 def test_parameter_mistakes_are_refused_before_anything_is_created(template: dict[str, Any]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import json
 import textwrap
 from types import ModuleType
 from typing import Any
@@ -187,6 +188,12 @@ def _parameters() -> dict[str, Any]:
             "them; 0: unreserved",
             default="0",
             kind="Number",
+        ),
+        "LogRetentionDays": param(
+            "Days CloudWatch keeps each function's logs and the API's access log",
+            default="30",
+            kind="Number",
+            allowed=[str(days) for days in LOG_RETENTION_DAYS],
         ),
         "OtelExporterEndpoint": param("OTLP/HTTP endpoint of an OpenTelemetry collector; empty: no spans", default=""),
         "SubnetIds": param(
@@ -472,6 +479,62 @@ def _msk_statements(fn: Function) -> list[dict[str, Any]]:
     ]
 
 
+#: The values CloudWatch Logs takes for RetentionInDays.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288)
+
+#: One JSON line per request in the API's access log: who, what, how it ended, and the integration's error (the
+#: gateway's own 5xx, a function's timeout) that no function log holds.
+ACCESS_LOG_FORMAT = json.dumps(
+    {
+        "requestId": "$context.requestId",
+        "ip": "$context.identity.sourceIp",
+        "requestTime": "$context.requestTime",
+        "method": "$context.httpMethod",
+        "path": "$context.path",
+        "routeKey": "$context.routeKey",
+        "status": "$context.status",
+        "responseLength": "$context.responseLength",
+        "latencyMs": "$context.responseLatency",
+        "integrationStatus": "$context.integrationStatus",
+        "integrationError": "$context.integrationErrorMessage",
+    },
+    separators=(",", ":"),
+)
+
+
+def _log_group() -> dict[str, Any]:
+    """A log group whose name CloudFormation makes (`<stack>-<Function>Logs-<suffix>`): unlike
+    `/aws/lambda/<name>`, which Lambda creates by itself on a first invocation, it cannot exist already, so an
+    update of a stack deployed before it does not fail on "already exists" (explore15 F16: no retention)."""
+    return {"Type": "AWS::Logs::LogGroup", "Properties": {"RetentionInDays": {"Ref": "LogRetentionDays"}}}
+
+
+def _tls_only_policy() -> dict[str, Any]:
+    """The bucket refuses any request not made over TLS (explore15 F16)."""
+    return {
+        "Type": "AWS::S3::BucketPolicy",
+        "Properties": {
+            "Bucket": {"Ref": "MaterialsBucket"},
+            "PolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "TlsOnly",
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "s3:*",
+                        "Resource": [
+                            {"Fn::GetAtt": "MaterialsBucket.Arn"},
+                            {"Fn::Sub": "${MaterialsBucket.Arn}/*"},
+                        ],
+                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                    }
+                ],
+            },
+        },
+    }
+
+
 def build_template() -> dict[str, Any]:
     resources: dict[str, Any] = {
         "CommonLayer": {
@@ -489,6 +552,10 @@ def build_template() -> dict[str, Any]:
             "Type": "AWS::Serverless::HttpApi",
             "Properties": {
                 "StageName": {"Ref": "Stage"},
+                "AccessLogSettings": {
+                    "DestinationArn": {"Fn::GetAtt": "ApiAccessLogs.Arn"},
+                    "Format": ACCESS_LOG_FORMAT,
+                },
                 # Every route's ceiling (explore15 F9: nothing limited the load the functions and the database
                 # meet); beyond it the gateway answers 429 before a function runs.
                 "DefaultRouteSettings": {
@@ -530,6 +597,8 @@ def build_template() -> dict[str, Any]:
             },
         },
     }
+    resources["MaterialsBucketPolicy"] = _tls_only_policy()
+    resources["ApiAccessLogs"] = _log_group()
     for fn in all_functions():
         doc = (fn.module.__doc__ or fn.name).strip().splitlines()[0]
         packaging, metadata = _packaging(fn.name)
@@ -566,7 +635,9 @@ def build_template() -> dict[str, Any]:
         if events:
             props["Events"] = events
         props["Policies"] = [{"Statement": statements}]
+        props["LoggingConfig"] = {"LogGroup": {"Ref": f"{logical_id(fn.name)}Logs"}}
         resources[logical_id(fn.name)] = {"Type": "AWS::Serverless::Function", "Properties": props}
+        resources[f"{logical_id(fn.name)}Logs"] = _log_group()
         if metadata:
             resources[logical_id(fn.name)]["Metadata"] = metadata
     params = _parameters()
