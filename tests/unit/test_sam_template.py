@@ -213,9 +213,10 @@ def test_every_log_is_kept_for_the_chosen_days_and_the_bucket_takes_tls_only(tem
     assert resources["ApiAccessLogs"]["Properties"]["RetentionInDays"] == retention
     fields = json.loads(access["Format"])
     assert {"requestId", "status", "routeKey", "integrationError"} <= set(fields)
-    assert template["Parameters"]["LogRetentionDays"]["Default"] in template["Parameters"]["LogRetentionDays"][
-        "AllowedValues"
-    ]
+    assert (
+        template["Parameters"]["LogRetentionDays"]["Default"]
+        in template["Parameters"]["LogRetentionDays"]["AllowedValues"]
+    )
     (deny,) = resources["MaterialsBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
     assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     assert {"Fn::Sub": "${MaterialsBucket.Arn}/*"} in deny["Resource"]

@@ -122,3 +122,14 @@ def test_the_openapi_shows_the_patterns() -> None:
     assert parameter("/certificates/verify/{code}", "code")["pattern"] == CODE_PATTERN
     before = [p for p in spec["paths"]["/notifications"]["get"]["parameters"] if p["name"] == "before"]
     assert "Unix seconds" in before[0]["description"]
+
+
+def test_operations_with_a_body_declare_the_body_timeout() -> None:
+    from smartcourse.api.local import build_local_app
+
+    spec = build_local_app().openapi()
+    with_body = [op for ops in spec["paths"].values() for op in ops.values() if "requestBody" in op]
+    assert with_body
+    for operation in with_body:
+        assert "`request_timeout`" in operation["responses"]["408"]["description"]
+    assert "408" not in spec["paths"]["/courses"]["get"]["responses"]

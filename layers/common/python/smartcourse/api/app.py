@@ -440,9 +440,26 @@ def _openapi_with_error_codes(app: FastAPI, generate: Callable[[], dict[str, Any
                     phrase = HTTPStatus(int(status)).phrase if named else ""
                     if named and response.get("description") == phrase:  # an endpoint's own description stays
                         response["description"] = f"{phrase}: {', '.join(f'`{code}`' for code in sorted(named))}"
+        _declare_body_timeout(schema)
     except Exception:  # documentation must never take the API's schema down
         log.warning("the error codes could not be added to the OpenAPI schema", exc_info=True)
     return schema
+
+
+def _declare_body_timeout(schema: dict[str, Any]) -> None:
+    """Every operation that takes a body may answer 408 `request_timeout`: the load shedder's answer to a body that
+    stops arriving or arrives too slowly (`api/overload.py`); explore13 F12, no operation declared it."""
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            if isinstance(operation, dict) and "requestBody" in operation:
+                operation.setdefault("responses", {}).setdefault(
+                    "408",
+                    {
+                        "description": "Request Timeout: `request_timeout` (the body stopped arriving, or came too "
+                        "slowly; the connection is closed)",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+                    },
+                )
 
 
 def lambda_handler(router: APIRouter) -> Callable[..., dict[str, object]]:
