@@ -22,7 +22,7 @@ ENGINES = {
     "prometheus",
     "grafana",
 }
-PROCESSES = {"api", "worker", "consumers", "celery", "relay"}
+PROCESSES = {"api", "worker", "consumers", "celery", "celery-beat", "relay"}
 
 
 def _compose() -> dict:  # type: ignore[type-arg]
@@ -34,6 +34,15 @@ def test_compose_declares_the_engines_and_the_smartcourse_processes() -> None:
     assert ENGINES <= services, ENGINES - services
     assert PROCESSES <= services, PROCESSES - services
     assert services & {"minio", "localstack"}
+
+
+def test_compose_runs_exactly_one_celery_beat() -> None:
+    """explore16 F1: no beat ran, so the e-mails only the sweeper sends (revocation, an admin's removal, a waitlist
+    release) were never sent; two would run the schedule twice."""
+    commands = [service.get("command", []) for service in _compose()["services"].values()]
+    beats = [c for c in commands if "beat" in c or "-B" in c or "--beat" in c]
+    assert len(beats) == 1, beats
+    assert beats[0][:4] == ["celery", "-A", "smartcourse.tasks.app", "beat"]
 
 
 def _has_compose() -> bool:

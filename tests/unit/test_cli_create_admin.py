@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -35,3 +39,52 @@ def test_an_account_a_registration_would_refuse_is_refused(
     assert code == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {refused}: "), err
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["create-admin", "--email", "a@example.com", "--password", "x" * 12]])
+def test_a_refused_setting_is_one_line_without_its_value(command: list[str], tmp_path: Path) -> None:
+    """explore16 F2, F7: a JWT_SECRET a few characters short gave a 36-line traceback that ended in the secret."""
+    secret = "SuperSecretTail-XYZ987"
+    env = {
+        **os.environ,
+        "SMARTCOURSE_ENV": "production",
+        "JWT_SECRET": secret,
+        "DATABASE_URL": "postgresql+asyncpg://user:hunter2@db.invalid/smartcourse",
+        "PYTHONPATH": os.pathsep.join(sys.path),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "smartcourse.cli", *command],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "error: JWT_SECRET is shorter than 32 characters; use a random value such as `openssl rand -hex 32`"
+    ]
+    assert secret not in done.stderr + done.stdout and "hunter2" not in done.stderr + done.stdout
+
+
+def test_the_api_statement_timeout_set_in_dotenv_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """explore16 F4: `serve` put its 5 s in the environment whenever the environment had none, over `.env`'s."""
+    from smartcourse.config import get_settings
+
+    (tmp_path / ".env").write_text("DB_STATEMENT_TIMEOUT=30\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DB_STATEMENT_TIMEOUT", raising=False)
+    started: list[float | None] = []
+
+    def no_server(*args: object, **kwargs: object) -> None:
+        started.append(get_settings().db_statement_timeout)
+
+    monkeypatch.setattr("smartcourse.api.serve.serve", no_server)
+    monkeypatch.setenv("PUBLIC_BASE_URL", "http://127.0.0.1:8000")  # serve sets it by default otherwise
+    get_settings.cache_clear()
+    try:
+        cli.cmd_serve(argparse.Namespace(host="127.0.0.1", port=0, workers=1))
+    finally:
+        get_settings.cache_clear()
+    assert started == [30.0]
+    assert "DB_STATEMENT_TIMEOUT" not in os.environ

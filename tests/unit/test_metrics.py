@@ -280,3 +280,28 @@ def test_the_assistant_outcomes_are_named_as_they_are_labelled() -> None:
         line for line in (REPO / "docs" / "operations.md").read_text().splitlines() if "assistant_interact" in line
     )
     assert all(f"`{outcome}`" in row for outcome in AI_OUTCOMES) and "`clarified`" in row
+
+
+def test_a_second_run_serves_its_side_metrics_on_free_ports(monkeypatch: pytest.MonkeyPatch) -> None:
+    """explore16 F5: a second `smartcourse run` on the host found 9101/9104 taken, logged it, and the default ports
+    went on serving the first instance's figures to whoever scraped them for the second."""
+    import socket
+
+    from smartcourse import cli
+
+    with socket.socket() as held, socket.socket() as spare:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        taken = held.getsockname()[1]
+        spare.bind(("127.0.0.1", 0))
+        free = spare.getsockname()[1]
+        spare.close()
+        monkeypatch.setitem(metrics.DEFAULT_PORTS, "worker", taken)
+        monkeypatch.setitem(metrics.DEFAULT_PORTS, "celery", free)
+        env = {"SMARTCOURSE_METRICS_PORT_RELAY": "9999", "SMARTCOURSE_METRICS_PORT_CONSUMERS": "off"}
+        ports = cli.side_metrics_ports(env, ["worker", "celery", "relay", "consumers"])
+    assert ports["worker"] not in (taken, 0)
+    assert env["SMARTCOURSE_METRICS_PORT_WORKER"] == str(ports["worker"])
+    assert ports["celery"] == free  # the default, free: kept
+    assert ports["relay"] == 9999 and env["SMARTCOURSE_METRICS_PORT_RELAY"] == "9999"  # the operator's choice
+    assert "consumers" not in ports and env["SMARTCOURSE_METRICS_PORT_CONSUMERS"] == "off"

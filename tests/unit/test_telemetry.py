@@ -375,3 +375,20 @@ def test_a_retried_or_dead_lettered_celery_attempt_marks_its_run_span_failed() -
     with tracer.start_as_current_span("run/notifications.send_email") as span:
         telemetry.fail_current_span("dead-lettered after 5 retries: OSError: down")
     assert span.status.description == "dead-lettered after 5 retries: OSError: down"  # type: ignore[attr-defined]
+
+
+def test_the_span_files_follow_the_data_dir_of_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """explore16 F3: with SMARTCOURSE_DATA_DIR in `.env` only, `smartcourse trace` looked in `./var/traces`."""
+    from smartcourse.config import get_settings
+
+    (tmp_path / ".env").write_text(f"SMARTCOURSE_DATA_DIR={tmp_path / 'data'}\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SMARTCOURSE_DATA_DIR", raising=False)
+    monkeypatch.delenv("SMARTCOURSE_TRACE_DIR", raising=False)
+    get_settings.cache_clear()
+    try:
+        assert telemetry.span_dir() == tmp_path / "data" / "traces"
+        monkeypatch.setenv("SMARTCOURSE_DATA_DIR", str(tmp_path / "env"))  # the environment still comes first
+        assert telemetry.span_dir() == tmp_path / "env" / "traces"
+    finally:
+        get_settings.cache_clear()

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from smartcourse import aio
 from smartcourse.config import API_DB_STATEMENT_TIMEOUT, api_workers, default_public_base_url, get_settings
 from smartcourse.priority import lower_background_priority
@@ -50,7 +52,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     # A request waits on one statement this long at most, then answers 503: a stalled PostgreSQL must not hang every
     # client until its own timeout (the worker's long steps keep no limit). The API processes inherit it.
-    if not os.environ.get("DB_STATEMENT_TIMEOUT"):
+    # Set in the environment or in `.env` (the settings read both; explore16 F4: `.env`'s value was overridden).
+    if not os.environ.get("DB_STATEMENT_TIMEOUT") and get_settings().db_statement_timeout is None:
         os.environ["DB_STATEMENT_TIMEOUT"] = str(API_DB_STATEMENT_TIMEOUT)
         get_settings.cache_clear()
 
@@ -486,6 +489,45 @@ def run_processes(host: str, port: int, *, kafka: bool) -> dict[str, list[str]]:
     return procs
 
 
+def side_metrics_ports(env: dict[str, str], kinds: list[str]) -> dict[str, int]:
+    """The port each background process of `smartcourse run` serves its /metrics on, set in `env`: the one chosen
+    (SMARTCOURSE_METRICS_PORT_<KIND> or SMARTCOURSE_METRICS_PORT), else the kind's default, else, when another
+    program holds the default (a second `smartcourse run` on the host), a free port. The default in use was logged
+    and skipped, and scrapes of it read the other instance's figures (explore16 F5)."""
+    from smartcourse.engines import free_port
+    from smartcourse.metrics import DEFAULT_PORTS
+
+    host = env.get("SMARTCOURSE_METRICS_HOST", "127.0.0.1")
+    ports: dict[str, int] = {}
+    for kind in kinds:
+        chosen = env.get(f"SMARTCOURSE_METRICS_PORT_{kind.upper()}") or env.get("SMARTCOURSE_METRICS_PORT")
+        if chosen:
+            if chosen.strip().isdigit() and int(chosen) > 0:
+                ports[kind] = int(chosen)
+            continue  # `off`, or 0 (a port the process picks and logs)
+        default = DEFAULT_PORTS[kind]
+        port = default if _can_listen(host, default) else free_port()
+        env[f"SMARTCOURSE_METRICS_PORT_{kind.upper()}"] = str(port)
+        ports[kind] = port
+    return ports
+
+
+def _metrics_host(env: Mapping[str, str]) -> str:
+    host = env.get("SMARTCOURSE_METRICS_HOST", "127.0.0.1")
+    return "127.0.0.1" if host in ("0.0.0.0", "") else host
+
+
+def _can_listen(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
 def _tool(name: str) -> str:
     """A command installed beside this interpreter (the venv's `temporal`, seldom on PATH) by its path, else `name`."""
     beside = Path(sys.executable).parent / name
@@ -539,6 +581,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     line = size_pools(env, pool_processes(processes), others=CELERY_CONNECTIONS)
     if line:
         print(line, flush=True)
+    side_ports = side_metrics_ports(env, [name for name in processes if name != "api"])
     # Each child in a process group of its own, restarted if it exits while we run, stopped as a group (supervise.py).
     children = Children(processes, env)
     children.start_all()
@@ -548,7 +591,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         "\nSmartCourse is starting:\n"
         f"  API        {base}   ({api_workers()} processes; interactive docs: {base}/docs)\n"
         f"  health     {base}/health     metrics: {base}/metrics\n"
-        f"  data       {resolved.data_dir.resolve()}  (mail: {resolved.mail_dir.resolve()})\n"
+        + (
+            "  metrics    "
+            + ", ".join(f"{kind} http://{_metrics_host(env)}:{port}/metrics" for kind, port in side_ports.items())
+            + "\n"
+            if side_ports
+            else ""
+        )
+        + f"  data       {resolved.data_dir.resolve()}  (mail: {resolved.mail_dir.resolve()})\n"
         f"  temporal   {temporal}   (its CLI: {_tool('temporal')} workflow list --address {temporal})\n"
         + (  # the embedded server's: trusts local connections (a configured DATABASE_URL may hold a password)
             f"  psql       {psql_binary()} '{embedded_db}'   (or: smartcourse psql, with this data dir)\n"
@@ -640,6 +690,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code: int = args.fn(args)
         sys.stdout.flush()
+    except ValidationError as exc:
+        if exc.title != "Settings":
+            raise
+        # A refused setting (a JWT_SECRET too short, a malformed URL): what is wrong, in a line each, not a traceback
+        # (explore16 F7), and never the value (Settings hides it: F2).
+        for error in exc.errors(include_url=False, include_input=False):
+            where = ".".join(str(part) for part in error["loc"])
+            message = error["msg"].removeprefix("Value error, ")
+            print(f"error: {where + ': ' if where else ''}{message}", file=sys.stderr)
+        code = 2
     except BrokenPipeError:
         # The reader left (`smartcourse trace ... --json | head`): stop quietly, as Python's docs advise (the rest of
         # the output goes nowhere instead of a traceback at exit).

@@ -128,7 +128,9 @@ REDIS_TIMEOUT_SECONDS = 5.0
 class Settings(BaseSettings):
     """Every knob of SmartCourse; see README "Pointing at external engines"."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # A refused value is not echoed in the error: a JWT_SECRET a few characters too short, or a DATABASE_URL with its
+    # password, went whole into the traceback and the logs (explore16 F2).
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     @classmethod
     def settings_customise_sources(

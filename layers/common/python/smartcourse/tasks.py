@@ -254,9 +254,11 @@ def _preload(**_: Any) -> None:
         importlib.import_module(name)
 
 
-@worker_init.connect
+@signals.celeryd_after_setup.connect
 def _serve_metrics(sender: Any = None, **_: Any) -> None:
-    """The worker's /metrics (SMARTCOURSE_METRICS_PORT_CELERY, 9104): its pool children's figures added up."""
+    """The worker's /metrics (SMARTCOURSE_METRICS_PORT_CELERY, 9104): its pool children's figures added up. Once
+    Celery's logging is set up (`worker_init` comes before it), so a port in use is logged as a JSON line too
+    (explore16 F6)."""
     serve_metrics("celery")
 
 

@@ -335,7 +335,20 @@ def span_dir() -> Path:
     explicit = os.environ.get("SMARTCOURSE_TRACE_DIR")
     if explicit:
         return Path(explicit)
-    return Path(os.environ.get("SMARTCOURSE_DATA_DIR", "var")) / "traces"
+    data_dir = os.environ.get("SMARTCOURSE_DATA_DIR")
+    return (Path(data_dir) if data_dir else _settings_data_dir()) / "traces"
+
+
+def _settings_data_dir() -> Path:
+    """The data directory as the settings read it, `.env` included: `smartcourse trace` or a `serve` started by hand
+    in a directory whose `.env` names it looked in `./var/traces` (explore16 F3). `var` when the settings cannot be
+    read (spans must never fail over a setting)."""
+    try:
+        from smartcourse.config import get_settings
+
+        return Path(get_settings().data_dir)
+    except Exception:
+        return Path("var")
 
 
 def _hex(value: int | None, width: int) -> str | None:
