@@ -12,7 +12,13 @@ from smartcourse.services import certificates
 router = APIRouter(tags=["certificates"])
 
 
-@router.post("/certificates/{certificate_id:uuid}/revoke", response_model=CertificatePublic)
+@router.post(
+    "/certificates/{certificate_id:uuid}/revoke",
+    response_model=CertificatePublic,
+    description="Revokes the certificate: its public check answers `revoked` from now on, and the student is told "
+    "the reason (in-app and by e-mail). Idempotent: revoking a revoked certificate answers it as it is, with its "
+    "first reason, date and admin (a different `reason` is not recorded). Not undone through the API.",
+)
 async def revoke_certificate(
     certificate_id: uuid.UUID, body: RevokeIn, user: CurrentUser, c: ContainerDep
 ) -> CertificatePublic:
