@@ -349,6 +349,9 @@ async def test_instructor_generation_and_saving_a_quiz(api: Api, worker: object,
         assert r.status_code == 200, r.text
         generated = r.json()
         assert generated["questions"][0]["answer"] == 1 and generated["questions"][0]["source_chunk_id"]
+        # A course-wide quiz is named after the course and says what it was written from (explore17 F2).
+        assert generated["title"] == f"Quiz: {course['title']}", generated["title"]
+        assert {s["source_ref"]["title"] for s in generated["sources"]} == {"Why an outbox", "Composting basics"}
         # Students cannot generate: the course is public, so they are told why (403), not that it does not exist;
         # nor can another instructor, whose own draft stays hidden (404) from everyone else.
         calls = len(chat.prompts)
@@ -373,12 +376,24 @@ async def test_instructor_generation_and_saving_a_quiz(api: Api, worker: object,
         )
         assert r.status_code == 201, r.text
         assert r.json()["type"] == "quiz" and r.json()["questions"][0]["answer"] == 1
+        saved = r.json()["id"]
         r = await api.client.post(
             f"/ai/generated-quizzes/{generated['id']}/save",
             json={"module_id": course["module_id"]},
             headers=teacher["headers"],
         )
-        assert r.status_code == 409
+        assert r.status_code == 409 and r.json()["details"]["lesson_id"] == saved, r.text
+        # The saved lesson deleted, the quiz can be saved again (explore17 F5: the 409 named the deleted lesson).
+        r = await api.client.delete(
+            f"/courses/{cid}/modules/{course['module_id']}/lessons/{saved}", headers=teacher["headers"]
+        )
+        assert r.status_code == 204, r.text
+        r = await api.client.post(
+            f"/ai/generated-quizzes/{generated['id']}/save",
+            json={"module_id": course["module_id"]},
+            headers=teacher["headers"],
+        )
+        assert r.status_code == 201 and r.json()["id"] != saved, r.text
 
     with scripted(container, ScriptedChat("not json at all")):
         r = await api.client.post(

@@ -594,3 +594,49 @@ async def test_a_generation_stream_never_shows_the_prompts_markup() -> None:
     shown = "".join(tokens)
     assert "<course" not in shown and "<passage" not in shown and "<" not in shown.split("The outbox")[0], shown
     assert resets == [2] and str(out).startswith("The outbox table commits events"), (out, shown)
+
+
+def test_generation_passages_are_spread_over_the_whole_course() -> None:
+    """explore17 F2: the first four sources only, so a course's materials (last in its outline) were never read."""
+    from smartcourse.services.assistant import spread
+
+    assert spread(list(range(3)), 4) == [0, 1, 2]
+    assert spread(list(range(8)), 4) == [0, 2, 5, 7]
+    assert spread(list(range(100)), 4)[-1] == 99
+    assert spread(list(range(5)), 1) == [0]
+
+
+KEYSTONE = hit(
+    1,
+    "Keystone predators",
+    "In 1963 Robert Paine began removing the ochre starfish Pisaster from plots on the Washington coast. Without "
+    "the starfish, mussels took over and diversity fell from fifteen species to eight.",
+    1.0,
+)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "invented"),
+    [
+        ("Paine removed the starfish from the Washington coast in 1802 [1].", ["1802"]),
+        ("Species diversity fell, with a 20% loss of habitat on the Moon [1].", ["Moon", "20"]),
+        ("In 1963 Paine removed the starfish and diversity fell from 15 species to 8 [1].", []),  # words as figures
+        ("1. Paine removed the ochre starfish from the Washington coast [1].", []),  # a list number
+    ],
+)
+def test_names_and_figures_no_passage_gives_are_invented(sentence: str, invented: list[str]) -> None:
+    from smartcourse.assistant import evidence
+
+    assert evidence.invented_details(sentence, [KEYSTONE]) == invented
+
+
+def test_a_summary_sentence_with_an_invented_figure_is_dropped() -> None:
+    """explore17 F3: "a 15% decline in species diversity and a 20% loss of habitat" passed the share-of-words rule."""
+    text = (
+        "Paine removed the ochre starfish from plots on the Washington coast [1]. Diversity fell from fifteen "
+        "species to eight [1]. The starfish removal caused a 20% loss of habitat on the Washington coast [1]."
+    )
+    kept = generation.parse_grounded_text(text, [KEYSTONE])
+    assert "20%" not in kept and "fifteen species to eight" in kept
+    with pytest.raises(generation.InvalidOutput):
+        generation.parse_grounded_text("Napoleon removed the starfish from plots on the Moon in 1802.", [KEYSTONE])

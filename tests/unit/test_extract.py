@@ -147,6 +147,42 @@ def test_html_drops_what_a_reader_never_sees() -> None:
     assert section.text == "Visible text.\nshown\nMore visible.\nStyled, seen."
 
 
+def test_html_article_header_is_content_and_tables_keep_their_rows() -> None:
+    """explore17 F1: an article's own `<header>` (its title, its lead) was dropped with the page's; F6: each table
+    cell was a line of its own, so a row was never quoted whole."""
+    html = (
+        b"<html><body><header>SITE-HEADER <nav>menu</nav></header><article>"
+        b"<header><h1>Storm beaches</h1><p class='lead'>The Trevanion index rates a storm.</p></header>"
+        b"<h2>Harbours</h2><table><caption>Offsets</caption>"
+        b"<tr><th>Harbour</th><th>Offset (minutes)</th></tr><tr><td>Port Quillan</td><td>+37</td></tr>"
+        b"<tr><td>Salt|combe</td><td><table><tr><td>nested</td></tr></table></td></tr></table>"
+        b"<p>After the table.</p></article></body></html>"
+    )
+    lead, harbours = _material(html, "storm.html", "text/html")
+    assert lead.heading_path == ["Storm beaches"] and lead.text == "The Trevanion index rates a storm."
+    assert harbours.heading_path == ["Storm beaches", "Harbours"]
+    assert harbours.text.splitlines() == [
+        "Offsets",
+        "| Harbour | Offset (minutes) |",
+        "| --- | --- |",
+        "| Port Quillan | +37 |",
+        "| Salt/combe | nested |",
+        "",
+        "After the table.",
+    ]
+    assert "SITE-HEADER" not in lead.text + harbours.text
+
+
+def test_markdown_front_matter_is_not_text() -> None:
+    """explore17 F10: a YAML block became a chunk whose text was `---`."""
+    doc = "---\ntitle: Tide pools\ntags:\n  - shore\n---\n# Tide pools\nBody.\n\n---\n\nAfter a rule."
+    assert markdown_sections(doc) == [(["Tide pools"], "Body.\n\n---\n\nAfter a rule.")]
+    toml = "+++\ntitle = 'x'\n[params]\n+++\nHello."
+    assert markdown_sections(toml) == [([], "Hello.")]
+    prose = "---\nAn opening line of prose.\n---\nText."  # not metadata: kept as Markdown reads it
+    assert "An opening line of prose." in str(markdown_sections(prose))
+
+
 def test_markdown_material_and_plain_text() -> None:
     sections = _material(fx.MARKDOWN_DOC.encode(), "guide.md", "text/markdown")
     assert sections[0].location == "guide.md"  # the text before the first heading

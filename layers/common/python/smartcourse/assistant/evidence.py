@@ -616,13 +616,68 @@ def claims_something(sentence: str, question: str = "") -> bool:
     return bool(cited_indexes(sentence)) or bool(claimed_stems(sentence, question) - _CONNECTIVE_STEMS)
 
 
-def supported_and_not(text: str, passages: Sequence[Hit], question: str = "") -> tuple[int, list[str]]:
+#: A figure in a sentence: digits, with decimals or thousands separators (not inside a word: "H2O", "COVID-19").
+_FIGURE = re.compile(r"(?<![\w.,-])\d+(?:[.,]\d+)*(?![\w-])")
+#: A list item's number at the start of a line ("1. ", "2) "): not a figure the text claims.
+_ITEM_NUMBER = re.compile(r"^\s*\d+[.)]\s+", re.M)
+_UNITS = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+    "seventeen eighteen nineteen"
+).split()
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+#: Numbers written as words, as a passage may give them ("fell from fifteen species to eight"): 0-99.
+_NUMBER_WORDS = {word: n for n, word in enumerate(_UNITS)} | {
+    f"{ten}-{unit}" if u else ten: 20 + 10 * t + u
+    for t, ten in enumerate(_TENS)
+    for u, unit in enumerate(["", *_UNITS[1:10]])
+}
+_WORD_NUMBER = re.compile(r"\b(?:" + "|".join(sorted(map(re.escape, _NUMBER_WORDS), key=len, reverse=True)) + r")\b")
+
+
+def _figure(token: str) -> str:
+    """A figure as compared: thousands separators removed, a trailing `.0` dropped ("1,500" = "1500", "2.0" = "2")."""
+    value = token.replace(",", "") if re.fullmatch(r"\d{1,3}(?:,\d{3})+", token) else token.replace(",", ".")
+    return value[:-2] if value.endswith(".0") else value
+
+
+@lru_cache(maxsize=4096)
+def _passage_figures(title: str, location: str, text: str) -> frozenset[str]:
+    """The figures a passage gives, in digits or in words (cached: a course's chunks come back request after
+    request)."""
+    source = f"{title} {location} {text}"
+    figures = {_figure(t) for t in _FIGURE.findall(source)}
+    figures |= {str(_NUMBER_WORDS[w]) for w in _WORD_NUMBER.findall(source.lower())}
+    return frozenset(figures)
+
+
+def invented_details(sentence: str, passages: Sequence[Hit], question: str = "") -> list[str]:
+    """The names (`absent_names`) and figures in a generated sentence that no passage shown gives: a summary's
+    "a 15% decline in species diversity" over a lesson that says "fell from fifteen species to eight", or
+    "Napoleon" and "the Moon" in a sentence whose other words match (explore17 F3: the share of matching words
+    alone let both through). Names of the question (an explained concept) count as given; so do citations and list
+    numbers."""
+    body = _ITEM_NUMBER.sub("", _CITATION.sub(" ", sentence))
+    asked = content_stems(question) if question else set()
+    names = [n for n in absent_names(body, passages) if not content_stems(n) <= asked]
+    given: set[str] = set()
+    for h in passages:
+        given |= _passage_figures(h.chunk.title, h.chunk.location, h.chunk.text)
+    figures = [t for t in _FIGURE.findall(body) if _figure(t) not in given]
+    return names + figures
+
+
+def supported_and_not(
+    text: str, passages: Sequence[Hit], question: str = "", *, details: bool = False
+) -> tuple[int, list[str]]:
     """How many sentences of a generated text (`cited_sentences`) claim something the passages support, and the
-    sentences they do not support (`unsupported_claim`), in order."""
+    sentences they do not support (`unsupported_claim`; with `details`, also a sentence with a name or a figure no
+    passage gives, `invented_details`), in order."""
     shown = shown_stems(passages)
     supported, unsupported = 0, []
     for sentence in cited_sentences(text):
-        if unsupported_claim(sentence, passages, question, shown):
+        if unsupported_claim(sentence, passages, question, shown) or (
+            details and invented_details(sentence, passages, question)
+        ):
             unsupported.append(sentence)
         elif claims_something(sentence, question):
             supported += 1

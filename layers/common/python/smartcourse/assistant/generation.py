@@ -192,7 +192,7 @@ def parse_grounded_text(text: str, passages: Sequence[Hit], question: str = "") 
         raise InvalidOutput("the text talks about the instructions instead of the passages")
     if evidence.loops(body):  # sentences compared without their digits and citations
         raise InvalidOutput("the text repeats the same sentence")
-    supported, unsupported = evidence.supported_and_not(body, passages, question)
+    supported, unsupported = evidence.supported_and_not(body, passages, question, details=True)
     if unsupported:
         kept = evidence.drop_sentences(body, unsupported)
         if len(unsupported) > supported or len(kept) < 20:

@@ -108,6 +108,9 @@ class GenerationOut(BaseModel):
     text: str
     items: list[str] = []
     citations: list[Citation]
+    sources: list[Citation] = Field(
+        default=[], description="every passage the model was given, in order: what the text could draw on"
+    )
     interaction_id: uuid.UUID
 
 
@@ -117,6 +120,9 @@ class QuizOut(BaseModel):
     lesson_id: uuid.UUID | None
     title: str
     questions: list[QuizQuestionOut]
+    sources: list[Citation] = Field(
+        default=[], description="every passage the model was given, in order: what the questions could draw on"
+    )
     interaction_id: uuid.UUID
     saved_lesson_id: uuid.UUID | None = None
 

@@ -24,7 +24,10 @@ TIME_BUDGET_S = 120.0
 #: Headings that start a new section (deeper ones stay inside their section's text).
 SPLIT_LEVELS = 4
 
-_HTML_CRUFT = ["nav", "header", "footer", "aside", "script", "style", "form", "noscript", "svg", "template", "iframe"]
+_HTML_CRUFT = ["nav", "footer", "aside", "script", "style", "form", "noscript", "svg", "template", "iframe"]
+#: A page's header (its site name, its menu) is clutter; an article's or a section's own header holds its title and
+#: lead paragraph (explore17 F1: `<article><header><h1>…</h1><p class="lead">…` lost both).
+_HTML_CONTENT = ("article", "main", "section")
 #: Elements a reader never sees (the `hidden` attribute, `aria-hidden="true"`): dropped with what they hold.
 _HIDING_STYLES = ("display:none", "display: none", "visibility:hidden", "visibility: hidden")
 #: Elements a reader never sees: `hidden`, `aria-hidden`, and an inline style that hides them (explore7 F11: the text
@@ -39,7 +42,7 @@ _HTML_HIDDEN = ", ".join(
 _HTML_HEADINGS = {f"h{n}": n for n in range(1, SPLIT_LEVELS + 1)}
 _HTML_BLOCKS = {
     "p", "div", "br", "li", "ul", "ol", "tr", "table", "section", "article", "main", "pre", "blockquote",
-    "dd", "dt", "dl", "h5", "h6", "figcaption", "figure", "td", "th", "hr",
+    "dd", "dt", "dl", "h5", "h6", "figcaption", "figure", "hr", "caption",
 }  # fmt: skip
 _BY_SUFFIX = {
     ".pdf": "application/pdf",
@@ -121,6 +124,29 @@ def clean_transcript(text: str) -> str:
     return normalise_text(" ".join(out))
 
 
+#: A static-site generator's metadata block at the very start of a Markdown file (YAML between `---` lines, TOML
+#: between `+++`): not text. Read as Markdown it was a rule and a paragraph, indexed as a chunk whose text is `---`
+#: and found by unrelated searches (explore17 F10).
+_FRONT_MATTER = re.compile(
+    r"\A\ufeff?(?:---[ \t]*\n.*?\n(?:---|\.\.\.)|\+\+\+[ \t]*\n.*?\n\+\+\+)[ \t]*(?:\n|\Z)", re.S
+)
+
+
+#: A line of front matter: `key: value` (YAML), `key = value` (TOML), a list item, an indented continuation, a
+#: comment or a table header. A block with any other line is prose between two rules, and stays.
+_FRONT_MATTER_LINE = re.compile(r"^(?:[\w.\"'-]+\s*[:=].*|\s+\S.*|\s*-\s.*|\s*#.*|\[[^\]]+\]\s*|\s*)$")
+
+
+def _without_front_matter(text: str) -> str:
+    found = _FRONT_MATTER.match(text)
+    if found is None:
+        return text
+    inside = found.group().strip().split("\n")[1:-1]
+    if not all(_FRONT_MATTER_LINE.match(line) for line in inside):
+        return text
+    return text[found.end() :]
+
+
 def markdown_sections(text: str) -> list[tuple[list[str], str]]:
     """(heading path, body) per h1-h4 of a Markdown text; the source text of each body is kept as written.
 
@@ -128,7 +154,7 @@ def markdown_sections(text: str) -> list[tuple[list[str], str]]:
     """
     from markdown_it import MarkdownIt
 
-    source = text.replace("\r\n", "\n").replace("\r", "\n")
+    source = _without_front_matter(text.replace("\r\n", "\n").replace("\r", "\n"))
     lines = source.split("\n")
     tokens = MarkdownIt("commonmark").parse(source)
     cuts: list[tuple[int, int, int, str]] = []  # (first line, line after, level, title)
@@ -279,6 +305,43 @@ def _pdf_sections(
         raise ExtractionError(filename, "unreadable", f"the PDF could not be read ({type(exc).__name__})") from exc
 
 
+def _inside(node: Any, tags: tuple[str, ...]) -> bool:
+    parent = node.parent
+    while parent is not None:
+        if parent.tag in tags:
+            return True
+        parent = parent.parent
+    return False
+
+
+def _table_text(table: Any) -> str:
+    """An HTML table as a Markdown one: a row per line, its cells between `|`, a rule under a header row of `th`
+    cells. A row is then quoted whole, with its header, as a Markdown table's is (explore17 F6: each cell was a line
+    of its own, so "Port Quillan" and "+37" were never quoted together). A nested table's text stays in its cell."""
+    lines: list[str] = []
+    caption = table.css_first("caption")
+    if caption is not None and (title := normalise_text(caption.text(deep=True, separator=" "))):
+        lines.append(title)
+    rows = [row for row in table.css("tr") if _owner_table(row) == table.mem_id]
+    for i, row in enumerate(rows):
+        cells = [cell for cell in row.iter() if cell.tag in ("td", "th")]
+        if not cells:
+            continue
+        texts = [re.sub(r"\s+", " ", cell.text(deep=True, separator=" ")).strip().replace("|", "/") for cell in cells]
+        lines.append("| " + " | ".join(texts) + " |")
+        if i == 0 and all(cell.tag == "th" for cell in cells):
+            lines.append("|" + "|".join(" --- " for _ in cells) + "|")
+    return "\n".join(lines)
+
+
+def _owner_table(row: Any) -> int | None:
+    """The `mem_id` of the table a row belongs to (selectolax makes a new wrapper per access: ids, not objects)."""
+    parent = row.parent
+    while parent is not None and parent.tag != "table":
+        parent = parent.parent
+    return None if parent is None else int(parent.mem_id)
+
+
 def _html_sections(html: str) -> list[tuple[list[str], str]]:
     """(heading path, text) per h1-h4 of the page's main content; navigation, scripts, forms and hidden elements
     dropped."""
@@ -286,6 +349,9 @@ def _html_sections(html: str) -> list[tuple[list[str], str]]:
 
     tree = LexborHTMLParser(html)
     tree.strip_tags(_HTML_CRUFT)
+    for header in tree.css("header"):
+        if not _inside(header, _HTML_CONTENT):
+            header.decompose()
     while (hidden := tree.css_first(_HTML_HIDDEN)) is not None:  # one at a time: a nested one goes with its parent
         hidden.decompose()
     root = tree.css_first("main") or tree.css_first("article") or tree.body or tree.root
@@ -295,7 +361,7 @@ def _html_sections(html: str) -> list[tuple[list[str], str]]:
     stack: list[tuple[int, str]] = []
     path: list[str] = []
     buf: list[str] = []
-    heading_ids: set[int] = set()
+    heading_ids: set[int] = set()  # nodes already written (a heading's, a table's)
 
     def flush() -> None:
         body = normalise_text("".join(buf))
@@ -312,13 +378,16 @@ def _html_sections(html: str) -> list[tuple[list[str], str]]:
             stack = [(lv, t) for lv, t in stack if lv < level] + [(level, title)]
             path = [t for _, t in stack if t]
             heading_ids.update(n.mem_id for n in node.traverse(include_text=True))
+        elif tag == "table" and node.mem_id not in heading_ids:
+            heading_ids.update(n.mem_id for n in node.traverse(include_text=True))
+            buf.append("\n" + _table_text(node) + "\n")
         elif tag == "-text":
             if node.mem_id not in heading_ids:
                 prev = node.prev
                 if prev is not None and prev.tag in _HTML_BLOCKS:  # text after a closed block: a new line
                     buf.append("\n")
                 buf.append(re.sub(r"\s+", " ", node.text_content or ""))
-        elif tag in _HTML_BLOCKS:
+        elif tag in _HTML_BLOCKS and node.mem_id not in heading_ids:
             buf.append("\n")
     flush()
     return out

@@ -10,7 +10,7 @@ import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, distinct, func, select, update
 
@@ -444,6 +444,7 @@ async def ask(container: Any, *, principal: Principal, body: AskIn) -> AskOut:
 # --- instructor generation ------------------------------------------------------------------------
 
 GENERATION_PASSAGES = 4
+_T = TypeVar("_T")
 
 
 async def _instructor_course(uow: UnitOfWork, principal: Principal, course_id: uuid.UUID) -> Course:
@@ -476,12 +477,22 @@ async def _indexed_passages(uow: UnitOfWork, course: Course, lesson_id: uuid.UUI
     if lesson_id is not None and not rows:
         raise NotFound("no indexed content for that lesson in the live version", code="lesson_not_indexed")
     if lesson_id is not None:
-        return [_chunk_hit(r) for r in rows[:GENERATION_PASSAGES]]
+        return [_chunk_hit(r) for r in spread(list(rows), GENERATION_PASSAGES)]
     firsts: dict[str, ContentChunk] = {}
     for r in rows:
         firsts.setdefault(r.source_id, r)
-    chosen = list(firsts.values())[:GENERATION_PASSAGES]
-    return [_chunk_hit(r) for r in chosen]
+    return [_chunk_hit(r) for r in spread(list(firsts.values()), GENERATION_PASSAGES)]
+
+
+def spread(items: list[_T], n: int) -> list[_T]:
+    """At most `n` of `items`, evenly spaced from the first to the last, in order: a course-wide generation reads the
+    first chunk of sources across the whole outline (its materials, which come last, included), a lesson's reads
+    its chunks from start to end. The first `n` took the first four lessons only (explore17 F2)."""
+    if len(items) <= n:
+        return items
+    if n <= 1:
+        return items[:n]
+    return [items[round(i * (len(items) - 1) / (n - 1))] for i in range(n)]
 
 
 @dataclass
@@ -544,7 +555,10 @@ class GenerationRun:
                 for q in result
             ]
             quiz_id = uuid.uuid4()
-            title = f"Quiz: {self.passages[0].chunk.title}"[:200]
+            # A lesson's quiz is named after it; a course-wide one after the course (`query`: the course's title),
+            # not its first source (explore17 F2: "Quiz: Vertical zonation" for questions from other lessons).
+            named = self.passages[0].chunk.title if self.lesson_id is not None else self.query
+            title = f"Quiz: {named}"[:200]
             row = AiGeneratedQuiz(
                 id=quiz_id,
                 course_id=it.course_id,
@@ -559,6 +573,7 @@ class GenerationRun:
                 lesson_id=self.lesson_id,
                 title=title,
                 questions=questions,
+                sources=self._sources(),
                 interaction_id=it.id,
             )
             return out, [row]
@@ -569,7 +584,19 @@ class GenerationRun:
             cited, _ = evidence.check_citations(text, len(self.passages))
         cites = [Citation(**evidence.citation(n, self.passages[n - 1], self.query)) for n in cited]
         items = list(result) if kind == "objectives" else []
-        return GenerationOut(kind=kind, text=text, items=items, citations=cites, interaction_id=it.id), []  # type: ignore[arg-type]
+        out = GenerationOut(
+            kind=kind,  # type: ignore[arg-type]
+            text=text,
+            items=items,
+            citations=cites,
+            sources=self._sources(),
+            interaction_id=it.id,
+        )
+        return out, []
+
+    def _sources(self) -> list[Citation]:
+        """Every passage the model was given (explore17 F2: nothing said what a course-wide text covered)."""
+        return [Citation(**evidence.citation(n, p, self.query)) for n, p in enumerate(self.passages, start=1)]
 
 
 async def prepare_generation(
@@ -633,7 +660,9 @@ async def save_generated_quiz(
         quiz = await uow.session.get(AiGeneratedQuiz, quiz_id, with_for_update=True)
         if quiz is None or not (principal.is_admin or quiz.created_by == principal.user_id):
             raise NotFound("generated quiz not found", code="generated_quiz_not_found")
-        if quiz.saved_lesson_id is not None:
+        # Saved once: refused while that lesson exists; once the instructor deleted it, the quiz can be saved again
+        # (explore17 F5: the 409 named a deleted lesson, and the questions were nowhere else).
+        if quiz.saved_lesson_id is not None and await uow.session.get(Lesson, quiz.saved_lesson_id) is not None:
             raise Conflict(
                 "this quiz was already saved",
                 code="generated_quiz_saved",
@@ -647,18 +676,14 @@ async def save_generated_quiz(
             ],
             pass_score=body.pass_score,
         )
-        quiz.saved_lesson_id = uuid.uuid4()  # provisional: replaced below, keeps a concurrent save out
-        lesson = await courses.add_lesson(
+        # The lesson and the quiz's record of it commit together (the quiz's row lock keeps a concurrent save out).
+        quiz.saved_lesson_id = uuid.uuid4()
+        return await courses.add_lesson(
             uow=uow,
             documents=container.documents,
             principal=principal,
             course_id=quiz.course_id,
             module_id=body.module_id,
             data=data,
+            lesson_id=quiz.saved_lesson_id,
         )
-    async with container.uow() as uow:
-        await uow.session.execute(
-            update(AiGeneratedQuiz).where(AiGeneratedQuiz.id == quiz_id).values(saved_lesson_id=lesson.id)
-        )
-        await uow.commit()
-    return lesson

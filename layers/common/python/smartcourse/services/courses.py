@@ -706,9 +706,11 @@ async def add_lesson(
     course_id: uuid.UUID,
     module_id: uuid.UUID,
     data: LessonIn,
+    lesson_id: uuid.UUID | None = None,
 ) -> LessonPublic:
+    """Add a lesson to the module (`lesson_id`: its id, chosen by a caller that records it in the same transaction)."""
     module = await _owned_module(uow, principal, course_id, module_id)
-    lesson_id = uuid.uuid4()
+    lesson_id = lesson_id or uuid.uuid4()
     lesson = Lesson(
         id=lesson_id, module_id=module.id, course_id=course_id, title=data.title, type=data.type, position=0
     )
