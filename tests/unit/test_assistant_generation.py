@@ -640,3 +640,15 @@ def test_a_summary_sentence_with_an_invented_figure_is_dropped() -> None:
     assert "20%" not in kept and "fifteen species to eight" in kept
     with pytest.raises(generation.InvalidOutput):
         generation.parse_grounded_text("Napoleon removed the starfish from plots on the Moon in 1802.", [KEYSTONE])
+
+
+def test_a_generated_text_cut_mid_sentence_loses_its_last_sentence() -> None:
+    """explore17 F8: "… The removal of the keystone species, which" was accepted as the end of a summary."""
+    text = (
+        "Paine removed the ochre starfish from plots on the Washington coast [1]. Diversity fell from fifteen "
+        "species to eight [1]. The removal of the keystone species, which"
+    )
+    kept = generation.parse_grounded_text(text, [KEYSTONE])
+    assert kept.endswith("fifteen species to eight [1].") and "which" not in kept
+    fenced = "Paine removed the ochre starfish from plots on the Washington coast [1].\n```"
+    assert generation.parse_grounded_text(fenced, [KEYSTONE]).endswith("coast [1].")

@@ -61,6 +61,17 @@ def test_snapshot_lessons_are_split_by_heading_with_paths() -> None:
     assert text_lesson[0].text == "Intro paragraph before any heading."
 
 
+def test_a_lesson_opening_with_its_own_title_names_it_once() -> None:
+    """explore17 F11: "Shore > Vertical zonation > Vertical zonation > Upper shore"."""
+    lesson = {"id": "l1", "title": "Vertical zonation", "type": "text"}
+    lesson["content"] = "# Vertical Zonation\nIntro.\n\n## Upper shore\nLimpets."
+    snapshot = {"modules": [{"title": "Shore", "lessons": [lesson]}]}
+    assert [s.location for s in sections_from_snapshot(snapshot)] == [
+        "Shore > Vertical zonation",
+        "Shore > Vertical zonation > Upper shore",
+    ]
+
+
 def test_snapshot_transcript_is_prose_without_cue_timings() -> None:
     (video,) = [s for s in sections_from_snapshot(fx.snapshot()) if s.title == "Idempotency explained"]
     assert video.location == "Foundations > Idempotency explained > Transcript"

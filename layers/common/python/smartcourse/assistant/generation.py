@@ -171,6 +171,25 @@ def parse_objectives(text: str) -> list[str]:
 MAX_REPEATS = evidence.MAX_REPEATS
 
 
+_LIST_LINE = re.compile(r"^\s*(?:[-*\u2022]|\d+[.)])\s")
+
+
+def _without_unfinished_end(body: str) -> str:
+    """The text without a stray closing code fence and without a last sentence cut off in the middle ("… the
+    limpets, which are": explore17 F8, seen below the output limit too, where the ask's `cut` rule does not look).
+    A list item's line is left alone: an item need not end with a period."""
+    body = re.sub(r"\n?`{3,}\s*$", "", body).rstrip()
+    if not body or not evidence.unfinished(body):
+        return body
+    last_line = body.splitlines()[-1]
+    if _LIST_LINE.match(last_line):
+        return body
+    said = [s.text for s in sentences(body)]
+    if len(said) < 2:
+        return body  # nothing would be left: judged as it is (too short, or unsupported)
+    return evidence.drop_sentences(body, said[-1:])
+
+
 def parse_grounded_text(text: str, passages: Sequence[Hit], question: str = "") -> str:
     """Summary / explanation: non-empty, no system-prompt echo, no paraphrase of the instructions ("You can use only
     the passages you want."), no sentence repeated more than `MAX_REPEATS` times (`evidence.loops`: digits and
@@ -182,7 +201,7 @@ def parse_grounded_text(text: str, passages: Sequence[Hit], question: str = "") 
     invented sentence out of four is the other three); more of them make the text invalid (retried with the reason,
     then `ai_output_invalid`): what would be left is not the text the model was asked for. A line that only repeats
     a passage's source label is dropped first (`evidence.without_source_labels`)."""
-    body = evidence.without_source_labels(text, passages).strip()
+    body = _without_unfinished_end(evidence.without_source_labels(text, passages).strip())
     if len(body) < 20:
         raise InvalidOutput("the text is empty or too short")
     if evidence.leaks_prompt(body):

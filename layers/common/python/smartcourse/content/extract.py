@@ -202,6 +202,10 @@ def sections_from_snapshot(snapshot: dict[str, Any]) -> list[Section]:
             kind = lesson.get("type")
             if kind == "text" and lesson.get("content"):
                 for headings, body in markdown_sections(str(lesson["content"])):
+                    if headings and headings[0].casefold() == lesson_title.casefold():
+                        # A lesson that opens with its own title as a heading: "Shore > Zonation > Zonation > Upper
+                        # shore" read twice in every location, and the model copied it (explore17 F11).
+                        headings = headings[1:]
                     add([*base, *headings], body)
             elif kind == "video" and lesson.get("transcript"):
                 add([*base, "Transcript"], clean_transcript(str(lesson["transcript"])))

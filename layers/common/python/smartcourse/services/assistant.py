@@ -475,7 +475,11 @@ async def _indexed_passages(uow: UnitOfWork, course: Course, lesson_id: uuid.UUI
         stmt = stmt.where(ContentChunk.source_id == str(lesson_id))
     rows = (await uow.session.scalars(stmt.order_by(ContentChunk.ordinal, ContentChunk.chunk_id))).all()
     if lesson_id is not None and not rows:
-        raise NotFound("no indexed content for that lesson in the live version", code="lesson_not_indexed")
+        raise NotFound(
+            "no indexed content for that lesson in the live version: a lesson added since the last publish, or an "
+            "id that is not a lesson's (a material, a module)",
+            code="lesson_not_indexed",
+        )
     if lesson_id is not None:
         return [_chunk_hit(r) for r in spread(list(rows), GENERATION_PASSAGES)]
     firsts: dict[str, ContentChunk] = {}

@@ -287,7 +287,7 @@ async def submit_quiz(
     questions = lesson.body.get("questions") or []
     if len(answers) != len(questions):
         raise Invalid(
-            f"expected {len(questions)} answers, got {len(answers)}",
+            f"expected {len(questions)} answer{'s' if len(questions) != 1 else ''}, got {len(answers)}",
             code="invalid_answers",
             details={"expected": len(questions)},
         )
