@@ -63,3 +63,27 @@ def test_workflow_classes_register_the_names_services_use() -> None:
     assert EnrollmentWorkflow.__temporal_workflow_definition.name == names.ENROLLMENT  # type: ignore[attr-defined]
     assert CertificateWorkflow.__temporal_workflow_definition.name == names.CERTIFICATE  # type: ignore[attr-defined]
     assert STEPS == names.ENROLLMENT_STEPS
+
+
+async def test_the_engine_failing_a_start_is_unavailable_not_an_rpc_error() -> None:
+    """explore18 F3: Temporal gone after the client connected raised `RPCError` from `start_workflow`, which no caller
+    handles: a publish answered 500 and left its course in `publishing`. (The client is a stand-in for temporalio's:
+    stopping the suite's Temporal to get the real error would stop every other test's.)"""
+    import pytest
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from smartcourse.adapters.temporal import TemporalWorkflowStarter
+    from smartcourse.errors import Unavailable
+
+    class GoneClient:
+        async def start_workflow(self, *args: Any, **kwargs: Any) -> None:
+            assert kwargs["rpc_timeout"].total_seconds() <= 5  # a start waits no longer than a describe
+            raise RPCError("tcp connect error", RPCStatusCode.UNAVAILABLE, b"")
+
+    async def connect() -> Any:
+        return GoneClient()
+
+    starter = TemporalWorkflowStarter(connect, task_queue="q")
+    with pytest.raises(Unavailable) as raised:
+        await starter.start("X", {}, workflow_id="publish-c-v1")
+    assert raised.value.code == "workflow_engine_unavailable" and "publish-c-v1" in str(raised.value)

@@ -210,15 +210,12 @@ class PublishingActivities:
 
     @activity.defn(name="publish.revert")
     async def revert(self, inp: RevertInput) -> None:
+        """The course back (its live version, or the draft), the failure recorded and told, then what the version
+        built dropped. In that order: the dropping can fail for the cause that failed the publish (an unwritable
+        index), and first it kept the course in `publishing` for good, with no notice (explore18 F1). Each part is
+        idempotent: a retry redoes what is left; what a failed drop leaves is a version no reader points at, which
+        the next publish's cleanup removes."""
         course_id = uuid.UUID(inp.course_id)
-        async with self.c.uow() as uow:
-            await content_index.discard_version(
-                uow=uow,
-                files=self.c.files,
-                vector_index=self.c.vector_index(),
-                course_id=course_id,
-                version=inp.version,
-            )
         async with self.c.uow() as uow:
             notification_id = await content_index.record_failure(
                 uow=uow,
@@ -234,6 +231,14 @@ class PublishingActivities:
             from smartcourse.tasks import enqueue_email
 
             await asyncio.to_thread(enqueue_email, notification_id)
+        async with self.c.uow() as uow:
+            await content_index.discard_version(
+                uow=uow,
+                files=self.c.files,
+                vector_index=self.c.vector_index(),
+                course_id=course_id,
+                version=inp.version,
+            )
 
     def all(self) -> list[object]:
         return [

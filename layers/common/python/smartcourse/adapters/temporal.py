@@ -48,9 +48,18 @@ class TemporalWorkflowStarter:
                 id=workflow_id,
                 task_queue=self.task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                rpc_timeout=RPC_TIMEOUT,
             )
         except WorkflowAlreadyStartedError:
             return await self.status(workflow_id), False
+        except RPCError as exc:
+            # The engine down or slow (`tcp connect error`, deadline exceeded): what the callers handle (a publish
+            # reverts and answers 503; the dispatcher retries later). It escaped as an RPCError, so a publish
+            # answered 500 and left the course in `publishing` with its run said `running` (explore18 F3).
+            raise Unavailable(
+                f"the workflow engine did not start {workflow_id}: {exc.message or exc.status}",
+                code="workflow_engine_unavailable",
+            ) from exc
         return RUNNING, True
 
     async def status(self, workflow_id: str) -> str:

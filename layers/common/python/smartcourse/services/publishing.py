@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,8 +42,17 @@ def publish_workflow_id(course_id: uuid.UUID, version: int) -> str:
     return f"publish-{course_id}-v{version}"
 
 
+#: How a publish's run may end without returning its course: its compensation failed too, or an operator ended it.
+ENDED_WITHOUT_RETURN = frozenset({"failed", "terminated", "timed_out", "canceled"})
+
+
 async def request_publish(
-    *, uow: UnitOfWork, principal: Principal, course_id: uuid.UUID, documents: Any = None
+    *,
+    uow: UnitOfWork,
+    principal: Principal,
+    course_id: uuid.UUID,
+    documents: Any = None,
+    run_status: Callable[[str], Awaitable[str]] | None = None,
 ) -> tuple[str, int]:
     """Move the course to `publishing` (or find the publish already under way) and record the run.
 
@@ -61,9 +70,17 @@ async def request_publish(
     if course.status == "archived":
         raise Conflict("an archived course cannot be published", code="course_archived")
     if course.status == "publishing" and course.publish_workflow_id:
-        return course.publish_workflow_id, int(
-            (course.publish_report or {}).get("version") or course.content_version + 1
-        )
+        if not await _run_ended(run_status, course.publish_workflow_id):
+            return course.publish_workflow_id, int(
+                (course.publish_report or {}).get("version") or course.content_version + 1
+            )
+        # The run is over and the course still says `publishing`: its compensation could not return it (explore18
+        # F1: an unwritable index failed the revert too, and only SQL freed the course). Returned here, as the
+        # revert would have, then published anew under the next version number.
+        log.warning("course %s was left publishing by the ended run %s", course.id, course.publish_workflow_id)
+        course.status = "published" if course.content_version > 0 else "draft"
+        if course.index_status == "indexing":
+            course.index_status = "ready" if course.index_version > 0 else "none"
     await ensure_publishable(uow, course.id)
     # A failed attempt used its version number (and its workflow id): the next attempt takes the next one.
     attempted = int((course.publish_report or {}).get("version") or 0)
@@ -93,11 +110,26 @@ async def request_publish(
     return workflow_id, version
 
 
+async def _run_ended(run_status: Callable[[str], Awaitable[str]] | None, workflow_id: str) -> bool:
+    """Whether Temporal says the run ended without success (`ENDED_WITHOUT_RETURN`); False when it cannot say (no
+    way to ask, the engine down, an id it does not know yet: a publish requested a moment ago)."""
+    if run_status is None:
+        return False
+    try:
+        return await run_status(workflow_id) in ENDED_WITHOUT_RETURN
+    except Unavailable:
+        return False
+
+
 async def start_publish(*, container: Any, principal: Principal, course_id: uuid.UUID) -> WorkflowStarted:
     """Request the publish, then start its workflow by name (idempotent by workflow id)."""
     async with container.uow() as uow:
         workflow_id, version = await request_publish(
-            uow=uow, principal=principal, course_id=course_id, documents=container.documents
+            uow=uow,
+            principal=principal,
+            course_id=course_id,
+            documents=container.documents,
+            run_status=container.workflow_starter().status,
         )
     try:
         status = await container.workflow_starter().start(
@@ -110,9 +142,9 @@ async def start_publish(*, container: Any, principal: Principal, course_id: uuid
             },
             workflow_id=workflow_id,
         )
-    except Unavailable:
+    except Unavailable as exc:
         async with container.uow() as uow:
-            await revert_publish(uow=uow, course_id=course_id, workflow_id=workflow_id)
+            await revert_publish(uow=uow, course_id=course_id, workflow_id=workflow_id, not_started=str(exc))
         raise
     return WorkflowStarted(workflow_id=workflow_id, status=status)
 
@@ -288,8 +320,26 @@ async def complete_skipped_at_go_live(
     return finished
 
 
-async def revert_publish(*, uow: UnitOfWork, course_id: uuid.UUID, workflow_id: str) -> None:
-    """Compensation: a failed first publish returns to draft; a failed re-publish keeps the live version."""
+async def revert_publish(
+    *, uow: UnitOfWork, course_id: uuid.UUID, workflow_id: str, not_started: str | None = None
+) -> None:
+    """Compensation: a failed first publish returns to draft; a failed re-publish keeps the live version.
+
+    `not_started`: the workflow could not be started (the engine down; the request answers 503): the run and the
+    course's report say so, failed at `start`, so `/ops/workflows` lists it and the instructor's course does not
+    read `running` (explore18 F3: both said `running` for good)."""
+    if not_started is not None:
+        now = utcnow()
+        await uow.session.execute(
+            update(WorkflowRun)
+            .where(WorkflowRun.workflow_id == workflow_id, WorkflowRun.status == "running")
+            .values(status="failed", failed_step="start", error=not_started, finished_at=now, updated_at=now)
+        )
+        course = await uow.session.get(Course, course_id, with_for_update=True)
+        report = dict(course.publish_report or {}) if course is not None else {}
+        if course is not None and report.get("workflow_id") == workflow_id:
+            report.update(status="failed", failed_step="start", error=not_started, finished_at=now.isoformat())
+            course.publish_report = report
     await uow.session.execute(
         update(Course)
         .where(Course.id == course_id, Course.status == "publishing", Course.publish_workflow_id == workflow_id)
