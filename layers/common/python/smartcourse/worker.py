@@ -10,6 +10,7 @@ from typing import Any
 
 from smartcourse.bootstrap import get_container
 from smartcourse.consumers import InProcessPublisher, registry
+from smartcourse.errors import Unavailable
 from smartcourse.metrics import DATABASE_STATE, serve_metrics
 from smartcourse.services.conversations import purge_expired
 from smartcourse.services.dispatcher import run_dispatcher
@@ -38,16 +39,40 @@ async def run_sweeper(c: Any, *, stop: asyncio.Event, every: float = 30.0) -> No
             await asyncio.wait_for(stop.wait(), every)
 
 
+#: The longest pause between two tries to reach the workflow engine at start.
+ENGINE_RETRY_MAX_SECONDS = 30.0
+
+
+async def connect_when_reachable(c: Any, *, stop: asyncio.Event, first_delay: float = 1.0) -> Any | None:
+    """The Temporal client, once the engine answers; None when stopped meanwhile. A worker started while Temporal
+    is down waits for it (a line per try, the pause doubling up to `ENGINE_RETRY_MAX_SECONDS`) instead of exiting:
+    `run` restarted an exiting worker five times in about 52 s, then stopped the whole product, the API included,
+    for a one-minute engine outage (explore18 F2). Once connected, the SDK rides out later outages by itself."""
+    delay = first_delay
+    while not stop.is_set():
+        try:
+            return await c.temporal()
+        except Unavailable as exc:
+            log.warning("%s; the worker waits for it (next try in %.0f s)", exc, delay)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), delay)
+        delay = min(delay * 2, ENGINE_RETRY_MAX_SECONDS)
+    return None
+
+
 async def run_worker() -> None:
     configure_telemetry("worker")
     serve_metrics("worker")  # SMARTCOURSE_METRICS_PORT_WORKER (9101): docs/operations.md
     c = await get_container()
-    client = await c.temporal()
-    worker = build_worker(client, c)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    client = await connect_when_reachable(c, stop=stop)
+    if client is None:
+        await c.aclose()
+        return
+    worker = build_worker(client, c)
     relay: asyncio.Task[None] | None = None
     if not c.settings.kafka_bootstrap_servers:  # with Kafka, `smartcourse relay` + `smartcourse consumers` do it
         publisher = InProcessPublisher(c.sessionmaker, registry())
