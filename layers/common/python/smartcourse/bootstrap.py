@@ -86,6 +86,7 @@ class Container:
                 from smartcourse import telemetry
                 from smartcourse.adapters.temporal_converter import data_converter
 
+                forward_temporal_core_logs()
                 settings = self.settings
                 if not settings.temporal_address:
                     settings = resolve_settings(settings, need=("temporal",))
@@ -216,6 +217,27 @@ def build_file_store(settings: Settings) -> FileStore:
 
 #: The JSONB document store's own pool, per process (one statement per checkout: it needs few connections).
 DOCUMENT_POOL_SIZE, DOCUMENT_POOL_OVERFLOW = 5, 5
+
+
+_core_logs_forwarded = False
+
+
+def forward_temporal_core_logs() -> None:
+    """temporalio's Rust core logs through Python's logging, as JSON lines like the rest of the process's, at the
+    levels it uses by default (warnings of the core, errors of the rest). It printed coloured text lines to stderr,
+    with no process name or trace: 144 of them in a minute of Temporal outage, half the log (explore18 F6). Set
+    before the process's first client; once per process."""
+    global _core_logs_forwarded
+    if _core_logs_forwarded:
+        return
+    from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+
+    logging_config = LoggingConfig(
+        filter=TelemetryFilter(core_level="WARN", other_level="ERROR"),
+        forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
+    )
+    Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=logging_config)), error_if_already_set=False)
+    _core_logs_forwarded = True
 
 
 def connections_per_process(pool_size: int, max_overflow: int) -> int:
