@@ -107,6 +107,42 @@ async def test_an_unreachable_smtp_server_makes_health_degraded(
     assert r.status_code == 200 and r.json()["status"] == "ok" and set(r.json()["engines"]) >= {"database"}, r.text
 
 
+async def test_an_unwritable_file_store_is_down_in_health_and_in_the_engine_gauge(
+    api: Api, container: Any, settings: Any, checked: Any
+) -> None:
+    """explore18 F5: uploads answered "a backend is unreachable" while /health said `files: up` (never probed), and
+    F4: no metric showed any engine down, so no alert could fire."""
+    from smartcourse.bootstrap import resolve_settings
+    from smartcourse.services import health
+
+    sink = resolve_settings(settings, need=("smtp",))
+    checked(smtp_host=sink.smtp_host, smtp_port=sink.smtp_port)
+    real = container.files
+
+    class ReadOnly:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        async def put(self, key: str, data: bytes, content_type: str) -> None:
+            raise PermissionError(1, "Operation not permitted", key)
+
+    r = await api.client.get("/health")
+    assert r.json()["engines"]["files"] == {"status": "up", "latency_ms": r.json()["engines"]["files"]["latency_ms"],
+                                            "kind": "local"}  # fmt: skip
+    container.files = ReadOnly()
+    try:
+        r = await api.client.get("/health")
+        files = r.json()["engines"]["files"]
+        assert r.status_code == 503 and files["status"] == "down" and "PermissionError" in files["error"], files
+        health._engines_read_at = float("-inf")  # the gauges are read at most every 10 s: now
+        scraped = (await api.client.get("/metrics")).text
+        assert 'smartcourse_engine_up{engine="files"} 0.0' in scraped
+        assert 'smartcourse_engine_up{engine="database"} 1.0' in scraped
+    finally:
+        container.files = real
+        health._engines_read_at = float("-inf")
+
+
 async def test_readiness_fails_when_the_database_does_not_answer() -> None:
     from types import SimpleNamespace
 

@@ -151,6 +151,13 @@ CONSUMER_LAG = Gauge(
     ["consumer", "topic", "partition"],
     multiprocess_mode="max",
 )
+ENGINE_UP = Gauge(
+    "smartcourse_engine_up",
+    "1 when the engine answered the API's last probe (as /health probes it), 0 when it did not; read at most every "
+    "10 s on a scrape of the API's /metrics",
+    ["engine"],
+    multiprocess_mode="livemin",  # an engine one API process cannot reach is down for it
+)
 DEAD_LETTERS = Counter(
     "smartcourse_dead_letters_total",
     "Events and tasks given up on (a dead_letters row written), by consumer (celery:<task> for tasks)",

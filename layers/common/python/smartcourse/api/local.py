@@ -39,6 +39,13 @@ def build_local_app() -> FastAPI:
                 await metrics.DATABASE_STATE.refresh_if_stale(container.sessionmaker)
         except Exception:
             log.warning("/metrics: the stored state could not be read", exc_info=True)
+        try:  # each engine up or down, as /health probes them (at most every 10 s; 2 s per probe, in parallel)
+            async with asyncio.timeout(3.0):
+                from smartcourse.services import health
+
+                await health.refresh_engine_gauges(await get_container())
+        except Exception:
+            log.warning("/metrics: the engines could not be probed", exc_info=True)
         return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
 
     return app

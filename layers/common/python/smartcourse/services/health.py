@@ -5,6 +5,7 @@ unrelayed backlog with the age of its oldest event (read from the table: it show
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -12,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from smartcourse.metrics import ENGINE_UP
 from smartcourse.services import dispatcher, heartbeats, outbox
 
 #: The header of a health report's 503 in the OpenAPI document (every 503 carries it: `api.app._error`'s rule).
@@ -63,7 +65,9 @@ async def ready(c: Any) -> dict[str, Any]:
     return {"status": "ok" if all(e["status"] == "up" for e in engines.values()) else "unavailable", "engines": engines}
 
 
-async def check(c: Any) -> dict[str, Any]:
+async def engines(c: Any, *, timeout: float = 3.0) -> dict[str, dict[str, Any]]:
+    """Each engine the platform uses, probed with a real request: `status` up or down, `latency_ms` or `error`."""
+
     async def db() -> None:
         async with c.engine.connect() as conn:
             await conn.execute(text("select 1"))
@@ -81,6 +85,13 @@ async def check(c: Any) -> dict[str, Any]:
     async def smtp() -> None:
         await smtp_greeting(c.settings.smtp_host, c.settings.smtp_port)
 
+    async def files() -> None:
+        # A write and its removal: an unwritable store (a full disk, a read-only mount, wrong permissions) answered
+        # uploads "a backend service is unreachable; retry" while this said `up` unprobed (explore18 F5).
+        key = f"health/probe-{os.getpid()}"
+        await c.files.put(key, b"", "application/octet-stream")
+        await c.files.delete(key)
+
     async def llm() -> None:
         import httpx
 
@@ -97,20 +108,42 @@ async def check(c: Any) -> dict[str, Any]:
         probes["smtp"] = smtp
     if c.settings.llm_base_url:  # the embedded model starts on the first assistant call: not probed before
         probes["llm"] = llm
-    results, backlog, processes, outbox = await asyncio.gather(
-        asyncio.gather(*(_probe(fn) for fn in probes.values())), _backlog(c), _processes(c), _outbox(c)
-    )
-    engines = dict(zip(probes, results, strict=True))
-    engines["files"] = {"status": "up", "kind": "s3" if c.settings.uses_s3 else "local"}
+    if not c.settings.uses_s3:
+        probes["files"] = files
+    results = await asyncio.gather(*(_probe(fn, timeout) for fn in probes.values()))
+    found = dict(zip(probes, results, strict=True))
+    kind = "s3" if c.settings.uses_s3 else "local"
+    # S3 is not probed: a write would need the health function's role to write the bucket.
+    found["files"] = {**found.get("files", {"status": "up", "probed": False}), "kind": kind}
+    return found
+
+
+async def refresh_engine_gauges(c: Any, *, max_age: float = 10.0, timeout: float = 2.0) -> None:
+    """`smartcourse_engine_up{engine}` from `engines`, at most every `max_age` s (called on a scrape of the API's
+    /metrics): an engine outage had no metric and so no alert, only /health showed it (explore18 F4)."""
+    global _engines_read_at
+    now = time.monotonic()
+    if now - _engines_read_at < max_age:
+        return
+    _engines_read_at = now
+    for name, result in (await engines(c, timeout=timeout)).items():
+        ENGINE_UP.labels(name).set(1 if result["status"] == "up" else 0)
+
+
+_engines_read_at = float("-inf")
+
+
+async def check(c: Any) -> dict[str, Any]:
+    engines_now, backlog, processes, outbox = await asyncio.gather(engines(c), _backlog(c), _processes(c), _outbox(c))
     alive = all(p.get("status") == "up" for p in processes.values())
-    overall = "ok" if alive and all(e["status"] == "up" for e in engines.values()) else "degraded"
+    overall = "ok" if alive and all(e["status"] == "up" for e in engines_now.values()) else "degraded"
     assistant = {
         "model": getattr(c._chat, "name", None) or c.settings.llm_model,
         "endpoint": c.settings.llm_base_url or "embedded llama.cpp server (starts on first use)",
     }
     return {
         "status": overall,
-        "engines": engines,
+        "engines": engines_now,
         "processes": processes,
         "outbox": outbox,
         "assistant": assistant,
