@@ -126,11 +126,20 @@ async def test_an_unwritable_file_store_is_down_in_health_and_in_the_engine_gaug
         async def put(self, key: str, data: bytes, content_type: str) -> None:
             raise PermissionError(1, "Operation not permitted", key)
 
+    teacher = await api.user("instructor")
+    course = await api.course(teacher)
     r = await api.client.get("/health")
     assert r.json()["engines"]["files"] == {"status": "up", "latency_ms": r.json()["engines"]["files"]["latency_ms"],
                                             "kind": "local"}  # fmt: skip
     container.files = ReadOnly()
     try:
+        # An upload says the storage refused it, not "a backend is unreachable; retry shortly".
+        r = await api.client.post(
+            f"/courses/{course['id']}/materials",
+            files={"file": ("notes.md", b"# Notes\nTides.", "text/markdown")},
+            headers=teacher["headers"],
+        )
+        assert r.status_code == 503 and r.json()["code"] == "storage_unavailable", r.text
         r = await api.client.get("/health")
         files = r.json()["engines"]["files"]
         assert r.status_code == 503 and files["status"] == "down" and "PermissionError" in files["error"], files

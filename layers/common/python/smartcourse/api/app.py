@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import re
@@ -44,6 +45,9 @@ _STATUS_CODES = {
     415: "unsupported_media_type",
     429: "rate_limited",
 }
+
+#: An OSError that says the server's own storage refused a write, not that a backend is briefly away.
+_STORAGE_REFUSED = frozenset({errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EROFS, errno.EDQUOT})
 
 #: The header that comes with a 429 and (when a retry is worth it) a 503, as the OpenAPI document declares it.
 RETRY_AFTER = {
@@ -304,6 +308,17 @@ def install_error_handlers(app: FastAPI) -> None:
         # A backend's socket refused or vanished mid-connect (asyncpg raises ConnectionRefusedError over TCP and
         # FileNotFoundError over a Unix socket while PostgreSQL restarts; SQLAlchemy does not wrap either):
         # the service is briefly unavailable, which the client may retry, not an internal error.
+        if exc.errno in _STORAGE_REFUSED:
+            # The server's own storage refused a write (permissions, a full disk, a read-only mount): not a passing
+            # outage a retry gets past, and the file's path says where (explore18 F5: "unreachable; retry shortly").
+            log.error("storage refused on %s %s: %r", request.method, request.url.path, exc)
+            resp = _error(
+                503,
+                "storage_unavailable",
+                "the server could not write its storage; an operator has been told (GET /health names it)",
+            )
+            resp.headers["Retry-After"] = "60"
+            return resp
         return _backend_down(request, exc, "is unreachable", 2)
 
     async def _driver(request: Request, exc: Exception) -> JSONResponse:
