@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 
 def _settings(tmp_path: Path, **env: Any) -> Any:
@@ -230,3 +233,22 @@ def test_a_name_or_title_with_a_line_break_still_makes_a_sendable_message() -> N
     parsed = BytesParser(policy=policy.default).parsebytes(msg.as_bytes())
     assert parsed["Bcc"] is None and parsed["To"].addresses[0].addr_spec == "eve@example.com"
     assert parsed["Subject"] == "Welcome to Kafka 101"
+
+
+def test_a_lost_batch_enqueue_names_its_notifications_and_their_traces(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """explore18 F7: "could not enqueue 1 notification e-mails" named no notification, and its trace id led nowhere."""
+    from smartcourse import tasks
+
+    def broker_gone(*args: Any, **kwargs: Any) -> None:
+        raise ConnectionError("Error 111 connecting to redis")
+
+    monkeypatch.setattr(tasks, "ensure_configured", lambda: None)
+    monkeypatch.setattr(tasks.send_emails_task, "apply_async", broker_gone)
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    emails = [{"id": "n1", "trace": {"traceparent": f"00-{trace}-00f067aa0ba902b7-01"}}, {"id": "n2", "trace": {}}]
+    with caplog.at_level(logging.WARNING, logger="smartcourse.tasks"):
+        tasks.enqueue_emails(emails)
+    (record,) = [r for r in caplog.records if "could not enqueue 2 notification e-mails" in r.getMessage()]
+    assert record.notification_ids == ["n1", "n2"] and record.trace_ids == [trace]  # type: ignore[attr-defined]

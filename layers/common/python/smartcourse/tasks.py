@@ -686,6 +686,13 @@ async def _deliver_all(items: list[tuple[uuid.UUID, Any]]) -> dict[str, int]:
     return dict(outcomes)
 
 
+def _trace_of(carrier: Any) -> str | None:
+    """The trace id in a W3C `traceparent` carrier (`{"traceparent": "00-<trace>-<span>-01"}`), else None."""
+    parent = carrier.get("traceparent") if isinstance(carrier, dict) else None
+    parts = parent.split("-") if isinstance(parent, str) else []
+    return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None
+
+
 def enqueue_emails(emails: list[dict[str, Any]]) -> None:
     """Ask a worker to send these notifications' e-mails in one task ([{"id": ..., "trace": carrier}, ...]). Never
     raises (like `enqueue_email`): rows whose enqueue was lost stay 'pending' for the sweeper. Blocking."""
@@ -693,7 +700,17 @@ def enqueue_emails(emails: list[dict[str, Any]]) -> None:
         ensure_configured()
         send_emails_task.apply_async(args=[emails])
     except Exception:
-        log.warning("could not enqueue %d notification e-mails; the sweeper will", len(emails), exc_info=True)
+        # Which e-mails, and the traces they belong to: the line is the only record of the lost enqueue (explore18
+        # F7: it named neither, and its own trace id led nowhere).
+        log.warning(
+            "could not enqueue %d notification e-mails; the sweeper will",
+            len(emails),
+            exc_info=True,
+            extra={
+                "notification_ids": [str(e.get("id")) for e in emails][:50],
+                "trace_ids": sorted({t for e in emails if (t := _trace_of(e.get("trace")))})[:50],
+            },
+        )
 
 
 class EmailBatcher:
