@@ -87,3 +87,20 @@ async def test_the_engine_failing_a_start_is_unavailable_not_an_rpc_error() -> N
     with pytest.raises(Unavailable) as raised:
         await starter.start("X", {}, workflow_id="publish-c-v1")
     assert raised.value.code == "workflow_engine_unavailable" and "publish-c-v1" in str(raised.value)
+
+
+async def test_a_read_waits_on_a_silent_engine_no_longer_than_its_budget() -> None:
+    """explore18 F10: GET /enrollments/{id} took ~10 s while Temporal was down (a status, then steps, 5 s each)."""
+    import asyncio
+    import time
+
+    class Silent(FakeStarter):
+        async def status(self, workflow_id: str) -> str:
+            await asyncio.sleep(30)
+            return "running"
+
+    c = FakeContainer()
+    c.starter = Silent()
+    started = time.monotonic()
+    status, steps = await workflows.describe_or_unavailable(c, "enroll-e1", ("activate",), budget=0.2)
+    assert (status, steps) == ("unavailable", []) and time.monotonic() - started < 2
