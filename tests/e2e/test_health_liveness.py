@@ -126,6 +126,9 @@ async def test_an_unwritable_file_store_is_down_in_health_and_in_the_engine_gaug
         async def put(self, key: str, data: bytes, content_type: str) -> None:
             raise PermissionError(1, "Operation not permitted", key)
 
+        async def probe(self) -> None:
+            raise PermissionError(1, "Operation not permitted", "health/probe")
+
     teacher = await api.user("instructor")
     course = await api.course(teacher)
     r = await api.client.get("/health")

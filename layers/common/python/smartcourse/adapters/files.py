@@ -47,6 +47,14 @@ class LocalFileStore:
     async def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
+    async def probe(self) -> None:
+        """A write and its removal, as an upload's would be (`/health`): raises what a write would meet (permissions,
+        a full disk, a read-only mount). Not a `FileStore` port method: the S3 store has none (a write would need
+        the health function's role to write the bucket)."""
+        path = self._path(f"health/probe-{os.getpid()}")
+        await asyncio.to_thread(self._write, path, b"")
+        path.unlink(missing_ok=True)
+
     async def presigned_url(self, key: str, filename: str) -> str | None:
         return None
 

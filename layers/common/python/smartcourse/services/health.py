@@ -5,7 +5,6 @@ unrelayed backlog with the age of its oldest event (read from the table: it show
 from __future__ import annotations
 
 import asyncio
-import os
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -88,9 +87,7 @@ async def engines(c: Any, *, timeout: float = 3.0) -> dict[str, dict[str, Any]]:
     async def files() -> None:
         # A write and its removal: an unwritable store (a full disk, a read-only mount, wrong permissions) answered
         # uploads "a backend service is unreachable; retry" while this said `up` unprobed (explore18 F5).
-        key = f"health/probe-{os.getpid()}"
-        await c.files.put(key, b"", "application/octet-stream")
-        await c.files.delete(key)
+        await c.files.probe()
 
     async def llm() -> None:
         import httpx
@@ -108,7 +105,7 @@ async def engines(c: Any, *, timeout: float = 3.0) -> dict[str, dict[str, Any]]:
         probes["smtp"] = smtp
     if c.settings.llm_base_url:  # the embedded model starts on the first assistant call: not probed before
         probes["llm"] = llm
-    if not c.settings.uses_s3:
+    if callable(getattr(c.files, "probe", None)):  # the local store (S3 is not probed)
         probes["files"] = files
     results = await asyncio.gather(*(_probe(fn, timeout) for fn in probes.values()))
     found = dict(zip(probes, results, strict=True))
