@@ -164,6 +164,30 @@ async def test_reenrolling_does_not_reset_quiz_attempts(api: Api, worker: object
             await uow.commit()
 
 
+async def test_a_quiz_passed_before_a_reenrollment_is_shown_unlimited_as_the_submit_grades_it(
+    api: Api, worker: object, tuned: Any
+) -> None:
+    """explore20 F1: passed on the last attempt, dropped, re-enrolled: progress said `attempts_left: 0` ("locked"),
+    while the submit graded the next attempt (a pass lifts the limit): a client trusting progress locked her out."""
+    teacher, student = await api.user("instructor"), await api.user()
+    course, lessons = await course_with_lessons(api, teacher)
+    quiz = next(lsn for lsn in lessons if lsn["type"] == "quiz")
+    url = f"/quizzes/{quiz['id']}/submit"
+    tuned(quiz_max_attempts=2, quiz_cooldown_seconds=0)
+    first = (await enroll(api, student, course["id"])).json()["id"]
+    await wait_enrollment(api, student, first, "active")
+    assert (await api.client.post(url, json={"answers": [0, 1]}, headers=student["headers"])).json()["passed"] is False
+    assert (await api.client.post(url, json={"answers": [1, 0]}, headers=student["headers"])).json()["passed"] is True
+    assert (await api.client.delete(f"/enrollments/{first}", headers=student["headers"])).status_code == 200
+    second = (await enroll(api, student, course["id"])).json()["id"]
+    await wait_enrollment(api, student, second, "active")
+    progress = (await api.client.get(f"/enrollments/{second}/progress", headers=student["headers"])).json()
+    shown = next(lsn for lsn in progress["lessons"] if lsn["lesson_id"] == quiz["id"])
+    assert shown["attempts"] == 2 and shown["attempts_left"] is None, shown
+    r = await api.client.post(url, json={"answers": [1, 0]}, headers=student["headers"])
+    assert r.status_code == 200 and r.json()["passed"] is True and r.json()["attempts_left"] is None, r.text
+
+
 async def test_prerequisites_must_be_visible_and_acyclic(api: Api, worker: object) -> None:
     teacher, other = await api.user("instructor"), await api.user("instructor")
     others_draft = await api.course(other, title="Secret draft")

@@ -378,17 +378,24 @@ async def _progress(
     mine = QuizAttempt.enrollment_id == e.id
     quizzes = {lsn.lesson_id: course_rules.quiz_fingerprint(lsn.body) for lsn in lessons if lsn.type == "quiz"}
     tried: dict[uuid.UUID, tuple[int, int | None, int]] = {}
-    for lesson_id, fingerprint, here, best, count in await uow.session.execute(
+    # Passed once, in any of the student's enrollments: no longer limited, as the submit judges it (`_quiz_record`'s
+    # "passed once"); progress said `attempts_left: 0` to a student who had passed and re-enrolled, while the submit
+    # graded her next attempt (explore20 F1).
+    passed_once: set[uuid.UUID] = set()
+    for lesson_id, fingerprint, here, best, count, passed in await uow.session.execute(
         select(
             QuizAttempt.lesson_id,
             QuizAttempt.quiz_fingerprint,
             func.count().filter(mine),
             func.max(QuizAttempt.score).filter(mine),
             func.count(),
+            func.bool_or(QuizAttempt.passed),
         )
         .where(QuizAttempt.student_id == e.student_id, QuizAttempt.lesson_id.in_(list(quizzes)))
         .group_by(QuizAttempt.lesson_id, QuizAttempt.quiz_fingerprint)
     ):
+        if passed:
+            passed_once.add(lesson_id)
         if fingerprint is not None and fingerprint != quizzes[lesson_id]:
             continue  # a quiz rewritten since: its attempts are neither counted nor scored (explore12 F7)
         was_here, was_best, was_used = tried.get(lesson_id, (0, None, 0))
@@ -412,7 +419,10 @@ async def _progress(
                 attempts=used if lsn.type == "quiz" else None,
                 attempts_left=(
                     max(0, max_attempts - used)
-                    if lsn.type == "quiz" and max_attempts is not None and not complete
+                    if lsn.type == "quiz"
+                    and max_attempts is not None
+                    and not complete
+                    and lsn.lesson_id not in passed_once
                     else None
                 ),
                 completed_at=row.completed_at if row else None,
