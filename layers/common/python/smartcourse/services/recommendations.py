@@ -14,6 +14,7 @@ Signals (docs/recommendations.md explains the blend and its weights):
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import math
 import uuid
@@ -786,11 +787,15 @@ async def review(container: Any, *, principal: Principal, enrollment_id: uuid.UU
     rushed_seen: set[uuid.UUID] = set()
     for index, lesson in enumerate(lessons):
         tries = by_lesson.get(lesson.lesson_id)
-        failed = [a for a in tries or [] if not a.passed]
+        passed = any(a.passed for a in tries or [])
+        # Once passed, later attempts are practice: what the student missed is what they missed before the pass
+        # (explore20 F5: a practice attempt after a 100 % pass listed every question as missed). A quiz passed at
+        # the first try and practised since has nothing to review.
+        before_pass = list(itertools.takewhile(lambda a: not a.passed, tries or [])) if passed else (tries or [])
+        failed = [a for a in before_pass if not a.passed]
         if lesson.type != "quiz" or not failed:
             continue
         questions = lesson.body.get("questions") or []
-        passed = any(a.passed for a in tries or [])
         # The attempts on the quiz as it is (its fingerprint) count for the limit, across the student's enrollments
         # (re-enrolling does not reset them), as the limit counts them; an attempt is compared with the questions it
         # answered, never with a rewritten quiz's (explore11 F2).
