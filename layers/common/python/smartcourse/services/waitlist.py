@@ -117,8 +117,10 @@ async def release_waitlist(uow: UnitOfWork, course: Course, now: Any) -> list[En
             kind="waitlist.released",
             title=f"“{course.title}” was withdrawn",
             body=(
-                f"The course “{course.title}” was withdrawn from the catalogue, so it will take no more students: "
-                "you are no longer on its waitlist."
+                # No "for good": an archive can be undone, and this e-mail may leave after the course is back
+                # (explore20 F2: "will take no more students" arrived 77 s after a restore).
+                f"The course “{course.title}” was withdrawn from the catalogue, so your place on its waitlist was "
+                "released. If it comes back, you can enroll again from the catalogue."
             ),
             dedupe_key=f"waitlist-released:{e.id}",
             data={"enrollment_id": str(e.id), "course_id": str(course.id)},
