@@ -700,3 +700,15 @@ def test_names_are_found_in_any_case_and_form() -> None:
     assert evidence.absent_names("Why is the Sun's core hot?", [SUN]) == []  # a possessive
     assert evidence.absent_names("Mars is red. Why is Mars red?", [SUN]) == ["Mars"]  # not only after the first word
     assert evidence.absent_names("Explain the outbox", [SUN]) == []  # the first word is any sentence's capital
+
+
+@pytest.mark.parametrize(
+    "question", ["help", "I'm stuck, can you help me?", "where do I start?", "What should I study next?"]
+)
+def test_a_plea_for_help_without_a_subject_is_clarified_not_refused(question: str) -> None:
+    """explore20 F8: these were refused as off-course ("I couldn't find anything about that"), while "Can you
+    explain this?" was clarified."""
+    decision = evidence.decide(question, [FRENCH, CHINESE], Knobs())
+    assert (decision.route, decision.reason) == ("clarify", "no_subject")
+    # Named, the subject is answered as ever: the plea's words are not the subject.
+    assert evidence.decide("Help me understand what mitochondria produce", [FRENCH], Knobs()).route != "clarify"

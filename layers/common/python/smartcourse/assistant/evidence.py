@@ -125,9 +125,21 @@ def _distinct_content(hits: Sequence[Hit]) -> list[Hit]:
     return out
 
 
+#: Words that ask for help without naming a subject ("help", "I'm stuck", "where do I start?", "what should I study
+#: next?"): a question made only of them is clarified, not refused as off-course (explore20 F8).
+_HELP_STEMS = frozenset(
+    words.stem(w)
+    for w in (
+        "help helping helps stuck start starting begin beginning next study studying learn learning understand "
+        "understanding confused confusing lost idea ideas clue hint hints advice tip tips i'm im please anything "
+        "something everything"
+    ).split()
+)
+
+
 def decide(question: str, hits: Sequence[Hit], knobs: Knobs) -> Decision:
     """Route on evidence. Deterministic, so it holds whatever the model's strength."""
-    subject = subject_words(question)
+    subject = [w for w in subject_words(question) if words.stem(w) not in _HELP_STEMS]
     if not subject:  # nothing to search for: ask what is meant (retrieval scores mean nothing here)
         names = [source_label(h) for h in _distinct_sources(hits)[:3]]
         return Decision("clarify", "no_subject", names, [])
