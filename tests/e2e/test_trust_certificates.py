@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 from tests.conftest import Api
@@ -78,6 +79,13 @@ async def test_an_admin_revokes_a_certificate_and_its_check_says_so(api: Api, wo
     assert r.status_code == 200 and r.json()["revoked_at"] and r.json()["revoked_reason"] == "Issued by mistake"
     again = await api.client.post(url, json={"reason": "another"}, headers=admin["headers"])
     assert (again.json()["revoked_reason"], again.json()["revoked_at"]) == ("Issued by mistake", r.json()["revoked_at"])
+
+    # The certificate workflow's notice, if its step comes after the revocation, is not sent (explore19 F1: "Your
+    # certificate is attached" went out, PDF and all, after the revocation).
+    from smartcourse.services import certificates
+
+    async with container.uow() as uow:
+        assert await certificates.notify(uow=uow, certificate_id=uuid.UUID(cert["id"]), base_url="http://x") is None
 
     public = (await api.client.get(check)).json()
     assert public["valid"] is False and public["status"] == "revoked" and public["revoked_at"], public

@@ -404,3 +404,54 @@ async def test_a_deleted_lesson_leaves_its_materials_to_the_course(api: Api) -> 
     assert r.status_code == 204, r.text
     listed = (await api.client.get(f"/courses/{cid}/materials", headers=teacher["headers"])).json()["items"]
     assert {m["id"]: m["lesson_id"] for m in listed} == {ids["a.md"]: None, ids["b.md"]: None, ids["c.md"]: kept["id"]}
+
+
+async def test_an_upload_racing_an_archive_or_its_lessons_deletion_is_refused_not_recorded(
+    api: Api, container: Any
+) -> None:
+    """explore19 F3, F4: an upload checked the course and the lesson, then (a large PDF's checks take a while)
+    recorded the material after the course was archived, or attached it to a lesson deleted meanwhile, for good.
+    Here the archive and the deletion come while the file is being stored, after the first checks."""
+    teacher = await api.user("instructor")
+    course = await api.course(teacher)
+    cid = course["id"]
+    module = await api.module(teacher, cid)
+    lesson = await api.lesson(teacher, cid, module["id"])
+    real = container.files
+    meanwhile: list[Any] = []
+
+    class Interleaved:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+        async def put(self, key: str, data: bytes, content_type: str) -> None:
+            await real.put(key, data, content_type)
+            if meanwhile:
+                await meanwhile.pop()()
+
+    async def delete_the_lesson() -> None:
+        r = await api.client.delete(
+            f"/courses/{cid}/modules/{module['id']}/lessons/{lesson['id']}", headers=teacher["headers"]
+        )
+        assert r.status_code == 204, r.text
+
+    async def archive() -> None:
+        assert (await api.client.delete(f"/courses/{cid}", headers=teacher["headers"])).status_code == 200
+
+    container.files = Interleaved()
+    try:
+        meanwhile.append(delete_the_lesson)
+        r = await api.client.post(
+            f"/courses/{cid}/materials",
+            data={"lesson_id": lesson["id"]},
+            files={"file": ("notes.md", b"# Notes\nTides.", "text/markdown")},
+            headers=teacher["headers"],
+        )
+        assert r.status_code == 404 and r.json()["code"] == "lesson_not_found", r.text
+        meanwhile.append(archive)
+        r = await _upload(api, teacher, cid, "notes.md", b"# Notes\nTides.", "text/markdown")
+        assert r.status_code == 409 and r.json()["code"] == "course_archived", r.text
+    finally:
+        container.files = real
+    listed = (await api.client.get(f"/courses/{cid}/materials", headers=teacher["headers"])).json()
+    assert listed["items"] == [], listed

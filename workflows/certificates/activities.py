@@ -42,6 +42,8 @@ class CertificateActivities:
             notification_id = await certificates.notify(
                 uow=uow, certificate_id=uuid.UUID(certificate_id), base_url=self.c.settings.public_base_url
             )
+        if notification_id is None:
+            return "revoked: no notice"  # the revocation's own notice tells the student
         await asyncio.to_thread(enqueue_email, notification_id)  # off the event loop (a broker round trip)
         return str(notification_id)
 

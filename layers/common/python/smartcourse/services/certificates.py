@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import math
 import re
 import threading
@@ -22,6 +23,8 @@ from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound
 from smartcourse.models import Certificate, Course, Enrollment, User, utcnow
 from smartcourse.security import Principal
 from smartcourse.services.notifications import create_notification
+
+log = logging.getLogger(__name__)
 
 
 async def issue(*, uow: UnitOfWork, enrollment_id: uuid.UUID) -> uuid.UUID:
@@ -472,12 +475,17 @@ async def store_pdf(*, uow: UnitOfWork, files: Any, certificate_id: uuid.UUID, b
     return key
 
 
-async def notify(*, uow: UnitOfWork, certificate_id: uuid.UUID, base_url: str) -> uuid.UUID:
+async def notify(*, uow: UnitOfWork, certificate_id: uuid.UUID, base_url: str) -> uuid.UUID | None:
     """The in-app notification and e-mail of an issued certificate: where anyone verifies it (the PDF's link), and
-    the PDF attached under the name its download has (`certificate-<code>.pdf`)."""
-    cert = await uow.session.get(Certificate, certificate_id)
+    the PDF attached under the name its download has (`certificate-<code>.pdf`). None, and nothing sent, for a
+    certificate revoked meanwhile: its row is locked as `revoke` locks it, so one of the two goes first (explore19
+    F1: "Your certificate … is attached" went out, PDF and all, after an admin had revoked it)."""
+    cert = await uow.session.get(Certificate, certificate_id, with_for_update=True)
     if cert is None:
         raise NotFound("certificate not found", code="certificate_not_found")
+    if cert.revoked_at is not None:
+        log.info("certificate %s was revoked before its notice: none sent", cert.id)
+        return None
     verify_url = f"{base_url}/certificates/verify/{cert.code}"
     notification_id = await create_notification(
         uow.session,

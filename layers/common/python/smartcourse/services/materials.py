@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import io
 import logging
@@ -18,7 +19,7 @@ from smartcourse.adapters.files import FileStore
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as rules
 from smartcourse.domain.materials import detect_content_type, safe_filename
-from smartcourse.errors import Conflict, Invalid, NotFound, TooLarge
+from smartcourse.errors import Conflict, DomainError, Invalid, NotFound, TooLarge
 from smartcourse.models import ContentChunk, Course, Lesson
 from smartcourse.ports import VectorIndex
 from smartcourse.schemas import MaterialItem, MaterialList, MaterialPublic
@@ -150,12 +151,24 @@ async def upload_material(
     if content_type == "application/pdf":
         await validate_pdf(data)  # one pypdf cannot read: 422 invalid_pdf too
     if lesson_id is not None:
-        lesson = await uow.session.get(Lesson, lesson_id)
-        if lesson is None or lesson.course_id != course_id:
-            raise NotFound("lesson not found in this course", code="lesson_not_found")
+        await _lesson_of(uow, course_id, lesson_id)
     material_id = uuid.uuid4()
     key = f"courses/{course_id}/materials/{material_id}/{name}"
-    await files.put(key, data, content_type)
+    await files.put(key, data, content_type)  # first: a refusal below leaves only a file no record points at
+    # Checked again under share locks held until the material is recorded: an archive or the lesson's deletion that
+    # came during the checks above (a large PDF's take a while) waits for the record, then finds it (the deletion
+    # detaches it) or it is refused here; the material had been recorded on an archived course, or attached to a
+    # deleted lesson for good (explore19 F3, F4).
+    try:
+        course = await uow.session.get(Course, course_id, with_for_update={"read": True}, populate_existing=True)
+        if course is None or course.status == "archived":
+            raise Conflict("the course is archived", code="course_archived")
+        if lesson_id is not None:
+            await _lesson_of(uow, course_id, lesson_id, lock=True)
+    except DomainError:
+        with contextlib.suppress(Exception):
+            await files.delete(key)
+        raise
     doc = {
         "id": str(material_id),
         "course_id": str(course_id),
@@ -170,6 +183,15 @@ async def upload_material(
     }
     await documents.put(MATERIALS, str(material_id), doc)
     return _public(doc)
+
+
+async def _lesson_of(uow: UnitOfWork, course_id: uuid.UUID, lesson_id: uuid.UUID, *, lock: bool = False) -> Lesson:
+    lesson = await uow.session.get(
+        Lesson, lesson_id, with_for_update={"read": True} if lock else None, populate_existing=lock
+    )
+    if lesson is None or lesson.course_id != course_id:
+        raise NotFound("lesson not found in this course", code="lesson_not_found")
+    return lesson
 
 
 async def _ensure_student_access(uow: UnitOfWork, principal: Principal | None, course: Course, verb: str) -> None:
