@@ -29,6 +29,12 @@ log = logging.getLogger(__name__)
 
 async def issue(*, uow: UnitOfWork, enrollment_id: uuid.UUID) -> uuid.UUID:
     """Insert the certificate unless one exists (unique enrollment_id), with `certificate.issued` in the same tx."""
+    cert_id, _ = await issue_once(uow=uow, enrollment_id=enrollment_id)
+    return cert_id
+
+
+async def issue_once(*, uow: UnitOfWork, enrollment_id: uuid.UUID) -> tuple[uuid.UUID, bool]:
+    """As `issue`, and whether this call inserted it (a concurrent one may have, between its check and its insert)."""
     e = await uow.session.get(Enrollment, enrollment_id)
     if e is None:
         raise NotFound("enrollment not found", code="enrollment_not_found")
@@ -36,7 +42,7 @@ async def issue(*, uow: UnitOfWork, enrollment_id: uuid.UUID) -> uuid.UUID:
         raise Conflict("only a completed enrollment earns a certificate", code="enrollment_not_completed")
     existing = await uow.session.scalar(select(Certificate.id).where(Certificate.enrollment_id == enrollment_id))
     if existing is not None:
-        return existing
+        return existing, False
     student = await uow.session.get(User, e.student_id)
     course = await uow.session.get(Course, e.course_id)
     assert student is not None and course is not None
@@ -61,7 +67,7 @@ async def issue(*, uow: UnitOfWork, enrollment_id: uuid.UUID) -> uuid.UUID:
         await uow.session.rollback()
         found = await uow.session.scalar(select(Certificate.id).where(Certificate.enrollment_id == enrollment_id))
         assert found is not None
-        return found
+        return found, False
     uow.emit(
         DomainEvent(
             "certificate.issued",
@@ -76,7 +82,7 @@ async def issue(*, uow: UnitOfWork, enrollment_id: uuid.UUID) -> uuid.UUID:
         )
     )
     await uow.commit()
-    return cert_id
+    return cert_id, True
 
 
 # ---------------------------------------------------------------------------------------------- the PDF
@@ -596,7 +602,8 @@ async def request_for_enrollment(
         return existing, False
     if e.status != "completed":
         raise Conflict("the course is not complete yet; no certificate", code="enrollment_not_completed")
-    cert_id = await issue(uow=uow, enrollment_id=enrollment_id)
+    # Created only if this request inserted it: several at once each answered 201 for one certificate (explore19 F5).
+    cert_id, created = await issue_once(uow=uow, enrollment_id=enrollment_id)
     cert = await uow.session.get(Certificate, cert_id)
     assert cert is not None
-    return cert, True
+    return cert, created
