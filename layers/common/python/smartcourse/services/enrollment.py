@@ -495,6 +495,19 @@ async def _load_for(
     return e
 
 
+async def _load_readable(uow: UnitOfWork, principal: Principal, enrollment_id: uuid.UUID) -> Enrollment:
+    """The enrollment for a reader: its student, admins, and the course's instructor, who has it on the roster and
+    reads its progress and review (explore20 F10: the detail and the history were 404 to them); anyone else 404."""
+    e = await uow.session.get(Enrollment, enrollment_id)
+    if e is not None and not (principal.is_admin or e.student_id == principal.user_id):
+        teacher = await uow.session.scalar(select(Course.instructor_id).where(Course.id == e.course_id))
+        if teacher != principal.user_id:
+            e = None
+    if e is None:
+        raise NotFound("enrollment not found", code="enrollment_not_found")
+    return e
+
+
 async def drop(
     *, uow: UnitOfWork, principal: Principal, enrollment_id: uuid.UUID, reason: str | None = None
 ) -> tuple[EnrollmentPublic, Any]:
@@ -588,8 +601,9 @@ async def roster(
 
 
 async def history(*, uow: UnitOfWork, principal: Principal, enrollment_id: uuid.UUID) -> list[HistoryEntry]:
-    """Every change, oldest first; an admin's account id is shown to admins only (the student sees `actor: admin`)."""
-    await _load_for(uow, principal, enrollment_id)
+    """Every change, oldest first; an admin's account id is shown to admins only (the student and the instructor see
+    `actor: admin`)."""
+    await _load_readable(uow, principal, enrollment_id)
     rows = await uow.session.scalars(
         select(EnrollmentHistory)
         .where(EnrollmentHistory.enrollment_id == enrollment_id)
@@ -667,7 +681,7 @@ async def detail(
     principal: Principal,
     enrollment_id: uuid.UUID,
 ) -> EnrollmentDetail:
-    e = await _load_for(uow, principal, enrollment_id)
+    e = await _load_readable(uow, principal, enrollment_id)
     course = await load_course(uow, e.course_id)
     public = await to_public(uow, e, await percent_of(uow, documents, e, course))
     return EnrollmentDetail(**public.model_dump(), course_title=course.title)
