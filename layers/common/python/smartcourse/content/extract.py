@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any, Literal
 
+from smartcourse.domain.materials import MAX_PDF_PAGES as DOMAIN_MAX_PDF_PAGES
 from smartcourse.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -19,7 +20,7 @@ SourceType = Literal["lesson", "material"]
 
 #: Hard bounds: extraction must finish, whatever the upload looks like.
 MAX_BYTES = 50 * 1024 * 1024
-MAX_PDF_PAGES = 2000
+MAX_PDF_PAGES = DOMAIN_MAX_PDF_PAGES
 TIME_BUDGET_S = 120.0
 #: Headings that start a new section (deeper ones stay inside their section's text).
 SPLIT_LEVELS = 4

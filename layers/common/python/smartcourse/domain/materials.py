@@ -78,3 +78,9 @@ def detect_content_type(filename: str, data: bytes) -> str:
     if b"\x00" in data:
         raise UnsupportedMedia("text files must not contain NUL bytes")
     return expected
+
+
+#: The pages of a PDF a course's search reads (`content.extract`), and so the most an upload may have
+#: (`services.materials.check_pdf`): one limit at both ends (explore19: uploads took 5,000, publishing skipped
+#: anything over 2,000).
+MAX_PDF_PAGES = 2000

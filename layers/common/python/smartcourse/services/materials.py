@@ -16,10 +16,9 @@ from sqlalchemy import delete
 
 from smartcourse.adapters.documents import DocumentStore
 from smartcourse.adapters.files import FileStore
-from smartcourse.content.extract import MAX_PDF_PAGES as EXTRACT_MAX_PDF_PAGES
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as rules
-from smartcourse.domain.materials import detect_content_type, safe_filename
+from smartcourse.domain.materials import MAX_PDF_PAGES, detect_content_type, safe_filename
 from smartcourse.errors import Conflict, DomainError, Invalid, NotFound, TooLarge
 from smartcourse.models import ContentChunk, Course, Lesson
 from smartcourse.ports import VectorIndex
@@ -45,9 +44,6 @@ ACTIVE_TYPES = frozenset(
 )
 
 
-#: The pages a course's search reads of a PDF (`content.extract.MAX_PDF_PAGES`): one limit, checked at upload too. The
-#: upload took up to 5,000 and the next publish then skipped the file as too large (explore19).
-MAX_PDF_PAGES = EXTRACT_MAX_PDF_PAGES
 MAX_PAGE_TREE_DEPTH = 32
 PDF_CHECK_SECONDS = 10.0
 
