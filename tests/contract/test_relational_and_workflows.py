@@ -216,7 +216,7 @@ async def test_publishing_workflow_runs_once_per_id(temporal_client: Any, contai
             data=LessonIn(title="L", type="text", content="x"),
         )  # fmt: skip
     async with container.uow() as uow:
-        workflow_id, version = await publishing.request_publish(uow=uow, principal=owner, course_id=course_id)
+        workflow_id, version, _ = await publishing.request_publish(uow=uow, principal=owner, course_id=course_id)
     queue = f"contract-{uuid.uuid4().hex[:8]}"
     inp = PublishInput(course_id=str(course_id), version=version, workflow_id=workflow_id)
     async with Worker(

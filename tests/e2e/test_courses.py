@@ -172,7 +172,9 @@ async def test_validate_step_still_refuses_a_course_emptied_after_the_request(
     lesson = await api.lesson(teacher, cid, module["id"])
     async with container.uow() as uow:  # type: ignore[attr-defined]
         principal = Principal(user_id=uuid.UUID(teacher["id"]), role="instructor")
-        workflow_id, version = await publishing.request_publish(uow=uow, principal=principal, course_id=uuid.UUID(cid))
+        workflow_id, version, _ = await publishing.request_publish(
+            uow=uow, principal=principal, course_id=uuid.UUID(cid)
+        )
     r = await api.client.delete(
         f"/courses/{cid}/modules/{module['id']}/lessons/{lesson['id']}", headers=teacher["headers"]
     )
@@ -430,7 +432,9 @@ async def test_archive_is_refused_while_a_publish_runs(api: Api, worker: object,
     # The publish is requested (status `publishing`) but its workflow not started yet: the window stays open.
     async with container.uow() as uow:  # type: ignore[attr-defined]
         principal = Principal(user_id=uuid.UUID(teacher["id"]), role="instructor")
-        workflow_id, version = await publishing.request_publish(uow=uow, principal=principal, course_id=uuid.UUID(cid))
+        workflow_id, version, _ = await publishing.request_publish(
+            uow=uow, principal=principal, course_id=uuid.UUID(cid)
+        )
     for who in (teacher, await api.admin(container)):
         r = await api.client.delete(f"/courses/{cid}", headers=who["headers"])
         assert r.status_code == 409, r.text

@@ -194,6 +194,27 @@ async def test_a_quiz_passed_before_a_reenrollment_is_shown_unlimited_as_the_sub
     assert r.status_code == 200 and r.json()["passed"] is True and r.json()["attempts_left"] is None, r.text
 
 
+async def test_a_pass_of_a_rewritten_quiz_lifts_no_limit_on_the_new_one(api: Api, worker: object, tuned: Any) -> None:
+    """explore21 F10: a pass of the old questions made the new ones unlimited, with per-question feedback on every
+    attempt: their answers could be worked out one question at a time."""
+    teacher, student = await api.user("instructor"), await api.user()
+    course, lessons = await course_with_lessons(api, teacher)
+    quiz = next(lsn for lsn in lessons if lsn["type"] == "quiz")
+    url = f"/quizzes/{quiz['id']}/submit"
+    tuned(quiz_max_attempts=2, quiz_cooldown_seconds=0)
+    eid = (await enroll(api, student, course["id"])).json()["id"]
+    await wait_enrollment(api, student, eid, "active")
+    assert (await api.client.post(url, json={"answers": [1, 0]}, headers=student["headers"])).json()["passed"] is True
+    rewritten = [{"prompt": "3 + 3?", "options": ["6", "7"], "answer": 0}]
+    await api.lesson_update(teacher, course["id"], quiz, questions=rewritten, pass_score=100)
+    await _republish(api, teacher, course["id"])
+    r = (await api.client.post(url, json={"answers": [1]}, headers=student["headers"])).json()
+    assert (r["passed"], r["attempts_left"], r["correct"]) == (False, 1, None), r  # limited, no feedback yet
+    progress = (await api.client.get(f"/enrollments/{eid}/progress", headers=student["headers"])).json()
+    view = next(lsn for lsn in progress["lessons"] if lsn["lesson_id"] == quiz["id"])
+    assert (view["status"], view["attempts_left"]) == ("completed", 1)  # the pass stays; the limit is the submit's
+
+
 async def test_prerequisites_must_be_visible_and_acyclic(api: Api, worker: object) -> None:
     teacher, other = await api.user("instructor"), await api.user("instructor")
     others_draft = await api.course(other, title="Secret draft")
@@ -340,7 +361,7 @@ async def test_validate_step_refuses_a_prerequisite_archived_after_the_request(
     await api.lesson(teacher, course["id"], module["id"])
     async with container.uow() as uow:
         principal = Principal(user_id=uuid.UUID(teacher["id"]), role="instructor")
-        workflow_id, version = await publishing.request_publish(
+        workflow_id, version, _ = await publishing.request_publish(
             uow=uow, principal=principal, course_id=uuid.UUID(course["id"])
         )
     assert (await api.client.delete(f"/courses/{basics['id']}", headers=teacher["headers"])).status_code == 200

@@ -82,7 +82,7 @@ async def test_a_course_left_publishing_by_an_ended_run_is_published_again(
     teacher = await api.user("instructor")
     course = await _course_with_a_lesson(api, teacher)
     async with container.uow() as uow:
-        stuck, version = await publishing.request_publish(
+        stuck, version, _ = await publishing.request_publish(
             uow=uow, principal=Principal(uuid.UUID(teacher["id"]), "instructor"), course_id=uuid.UUID(course["id"])
         )
     client = await container.temporal()
@@ -103,6 +103,38 @@ async def test_a_course_left_publishing_by_an_ended_run_is_published_again(
     assert wf["status"] == "completed", wf
     detail = (await api.client.get(f"/courses/{course['id']}", headers=teacher["headers"])).json()
     assert detail["status"] == "published" and detail["content_version"] == version + 1
+    admin = await api.admin(container)
+    runs = await api.client.get(
+        "/ops/workflows", params={"subject": f"course:{course['id']}", "status": "all"}, headers=admin["headers"]
+    )
+    ended = next(r for r in runs.json()["items"] if r["workflow_id"] == stuck)
+    assert ended["status"] != "running" and "terminated" in ended["error"], ended  # explore21 F3: said `running`
+
+
+async def test_a_second_click_while_the_engine_is_away_leaves_the_publish_under_way(
+    api: Api, worker: object, container: Any, restore_starter: Any
+) -> None:
+    """explore21 F1: a publish under way, the engine briefly away, the instructor clicks again: the second request's
+    503 took the course back to draft, and the first run then failed at go_live."""
+    from smartcourse.security import Principal
+    from smartcourse.services import publishing
+
+    teacher = await api.user("instructor")
+    course = await _course_with_a_lesson(api, teacher)
+    async with container.uow() as uow:  # the first click's attempt (its start is what the second click repeats)
+        under_way, _, _ = await publishing.request_publish(
+            uow=uow, principal=Principal(uuid.UUID(teacher["id"]), "instructor"), course_id=uuid.UUID(course["id"])
+        )
+    container.use_workflow_starter(EngineDown())
+    r = await api.client.post(f"/courses/{course['id']}/publish", headers=teacher["headers"])
+    assert r.status_code == 503 and r.json()["code"] == "workflow_engine_unavailable", r.text
+    detail = (await api.client.get(f"/courses/{course['id']}", headers=teacher["headers"])).json()
+    assert detail["status"] == "publishing" and detail["publish_report"]["status"] == "running", detail
+    container.use_workflow_starter(restore_starter)
+    r = await api.client.post(f"/courses/{course['id']}/publish", headers=teacher["headers"])
+    assert r.status_code == 202 and r.json()["workflow_id"] == under_way, r.text
+    wf = await api.wait_workflow(teacher, under_way, timeout=120)
+    assert wf["status"] == "completed", wf
 
 
 async def test_a_revert_that_cannot_drop_the_version_still_returns_the_course_and_tells_the_instructor(
@@ -122,7 +154,7 @@ async def test_a_revert_that_cannot_drop_the_version_still_returns_the_course_an
     teacher = await api.user("instructor")
     course = await _course_with_a_lesson(api, teacher)
     async with container.uow() as uow:
-        workflow_id, version = await publishing.request_publish(
+        workflow_id, version, _ = await publishing.request_publish(
             uow=uow, principal=Principal(uuid.UUID(teacher["id"]), "instructor"), course_id=uuid.UUID(course["id"])
         )
     real = container.vector_index()

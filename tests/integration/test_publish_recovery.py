@@ -33,7 +33,7 @@ async def test_worker_killed_while_indexing_resumes_and_publishes_once(
         from smartcourse.security import Principal
         from smartcourse.services import publishing
 
-        workflow_id, version = await publishing.request_publish(
+        workflow_id, version, _ = await publishing.request_publish(
             uow=uow, principal=Principal(uuid.UUID(teacher["id"]), "instructor"), course_id=uuid.UUID(course["id"])
         )
     # Extract, chunk and embed done; index in flight when the worker dies. The next worker retries the step once

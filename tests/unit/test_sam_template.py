@@ -63,7 +63,7 @@ def test_file_store_calls_are_found_through_the_services() -> None:
     calls = {fn.name: file_store_calls(fn) for fn in all_functions()}
     assert calls["get_certificate_pdf"] == {"get"}
     assert calls["get_material"] == {"get", "presigned_url"}
-    assert calls["upload_material"] == {"put"}
+    assert calls["upload_material"] == {"put", "delete"}  # the file of an upload refused after it was stored
     assert calls["delete_material"] == {"delete"}  # services.materials.delete_material deletes the file
     assert {name for name, found in calls.items() if found} == {
         "get_certificate_pdf", "get_material", "upload_material", "delete_material",
@@ -104,7 +104,7 @@ def test_bucket_access_is_what_each_function_calls(template: dict[str, Any]) -> 
 
     assert s3_actions("get_certificate_pdf") == {"s3:GetObject", "s3:ListBucket"}
     assert s3_actions("get_material") == {"s3:GetObject", "s3:ListBucket"}
-    assert s3_actions("upload_material") == {"s3:PutObject"}
+    assert s3_actions("upload_material") == {"s3:PutObject", "s3:DeleteObject"}
     assert s3_actions("delete_material") == {"s3:DeleteObject"}
     assert s3_actions("health") == set()
     for fn in all_functions():

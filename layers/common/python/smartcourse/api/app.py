@@ -311,7 +311,15 @@ def install_error_handlers(app: FastAPI) -> None:
         if exc.errno in _STORAGE_REFUSED:
             # The server's own storage refused a write (permissions, a full disk, a read-only mount): not a passing
             # outage a retry gets past, and the file's path says where (explore18 F5: "unreachable; retry shortly").
-            log.error("storage refused on %s %s: %r", request.method, request.url.path, exc)
+            # str(), not repr(): an OSError's repr leaves out the path it names (explore21 F2).
+            log.error(
+                "storage refused on %s %s: %s: %s",
+                request.method,
+                request.url.path,
+                type(exc).__name__,
+                exc,
+                extra={"path": exc.filename},
+            )
             resp = _error(
                 503,
                 "storage_unavailable",

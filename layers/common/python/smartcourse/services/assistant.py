@@ -476,8 +476,8 @@ async def _indexed_passages(uow: UnitOfWork, course: Course, lesson_id: uuid.UUI
     rows = (await uow.session.scalars(stmt.order_by(ContentChunk.ordinal, ContentChunk.chunk_id))).all()
     if lesson_id is not None and not rows:
         raise NotFound(
-            "no indexed content for that lesson in the live version: a lesson added since the last publish, or an "
-            "id that is not a lesson's (a material, a module)",
+            "no indexed content for that id in the live version: a lesson or a material added since the last "
+            "publish, or an id that names neither (a module, the course)",
             code="lesson_not_indexed",
         )
     if lesson_id is not None:

@@ -231,7 +231,9 @@ async def _quiz_record(
                 func.count(QuizAttempt.id).filter(counts_against(fingerprint)),
                 func.coalesce(func.max(QuizAttempt.attempt), 0),
                 func.max(QuizAttempt.submitted_at),
-                func.bool_or(QuizAttempt.passed),
+                # A pass of the quiz as it is: one of a rewritten quiz lifts no limit on the new one, whose answers
+                # the feedback of unlimited attempts would give away (explore21 F10).
+                func.bool_or(QuizAttempt.passed).filter(counts_against(fingerprint)),
                 func.clock_timestamp(),
             ).where(QuizAttempt.student_id == student_id, QuizAttempt.lesson_id == lesson_id)
         )
@@ -378,9 +380,9 @@ async def _progress(
     mine = QuizAttempt.enrollment_id == e.id
     quizzes = {lsn.lesson_id: course_rules.quiz_fingerprint(lsn.body) for lsn in lessons if lsn.type == "quiz"}
     tried: dict[uuid.UUID, tuple[int, int | None, int]] = {}
-    # Passed once, in any of the student's enrollments: no longer limited, as the submit judges it (`_quiz_record`'s
-    # "passed once"); progress said `attempts_left: 0` to a student who had passed and re-enrolled, while the submit
-    # graded her next attempt (explore20 F1).
+    # Passed once (the quiz as it is), in any of the student's enrollments: no longer limited, as the submit judges
+    # it (`_quiz_record`'s "passed once"); progress said `attempts_left: 0` to a student who had passed and
+    # re-enrolled, while the submit graded her next attempt (explore20 F1).
     passed_once: set[uuid.UUID] = set()
     for lesson_id, fingerprint, here, best, count, passed in await uow.session.execute(
         select(
@@ -394,10 +396,10 @@ async def _progress(
         .where(QuizAttempt.student_id == e.student_id, QuizAttempt.lesson_id.in_(list(quizzes)))
         .group_by(QuizAttempt.lesson_id, QuizAttempt.quiz_fingerprint)
     ):
-        if passed:
-            passed_once.add(lesson_id)
         if fingerprint is not None and fingerprint != quizzes[lesson_id]:
             continue  # a quiz rewritten since: its attempts are neither counted nor scored (explore12 F7)
+        if passed:  # of the quiz as it is, as the submit counts a past pass
+            passed_once.add(lesson_id)
         was_here, was_best, was_used = tried.get(lesson_id, (0, None, 0))
         bests = [x for x in (was_best, best) if x is not None]
         tried[lesson_id] = (was_here + int(here), max(bests) if bests else None, was_used + int(count))
@@ -419,10 +421,9 @@ async def _progress(
                 attempts=used if lsn.type == "quiz" else None,
                 attempts_left=(
                     max(0, max_attempts - used)
-                    if lsn.type == "quiz"
-                    and max_attempts is not None
-                    and not complete
-                    and lsn.lesson_id not in passed_once
+                    # Limited until the quiz as it is was passed, as the submit limits it, whether or not the
+                    # lesson completed on an earlier quiz's pass.
+                    if lsn.type == "quiz" and max_attempts is not None and lsn.lesson_id not in passed_once
                     else None
                 ),
                 completed_at=row.completed_at if row else None,

@@ -6,7 +6,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import case, select, update
 
@@ -42,6 +42,12 @@ def publish_workflow_id(course_id: uuid.UUID, version: int) -> str:
     return f"publish-{course_id}-v{version}"
 
 
+class PublishRequest(NamedTuple):
+    workflow_id: str
+    version: int
+    new: bool  # this call made the attempt (False: a publish already under way, answered again)
+
+
 #: How a publish's run may end without returning its course: its compensation failed too, or an operator ended it.
 ENDED_WITHOUT_RETURN = frozenset({"failed", "terminated", "timed_out", "canceled"})
 
@@ -53,8 +59,9 @@ async def request_publish(
     course_id: uuid.UUID,
     documents: Any = None,
     run_status: Callable[[str], Awaitable[str]] | None = None,
-) -> tuple[str, int]:
-    """Move the course to `publishing` (or find the publish already under way) and record the run.
+) -> PublishRequest:
+    """Move the course to `publishing` (or find the publish already under way) and record the run: (workflow id,
+    version, whether this call made the attempt; False for a publish already under way).
 
     With `documents` (the API's publish does), the version is frozen here, under the course's row lock, as the working
     copy is when the instructor asks: an edit made while the workflow runs belongs to the next version (explore11 F1:
@@ -70,14 +77,28 @@ async def request_publish(
     if course.status == "archived":
         raise Conflict("an archived course cannot be published", code="course_archived")
     if course.status == "publishing" and course.publish_workflow_id:
-        if not await _run_ended(run_status, course.publish_workflow_id):
-            return course.publish_workflow_id, int(
-                (course.publish_report or {}).get("version") or course.content_version + 1
+        ended = await _ended_status(run_status, course.publish_workflow_id)
+        if ended is None:
+            return PublishRequest(
+                course.publish_workflow_id,
+                int((course.publish_report or {}).get("version") or course.content_version + 1),
+                new=False,
             )
         # The run is over and the course still says `publishing`: its compensation could not return it (explore18
         # F1: an unwritable index failed the revert too, and only SQL freed the course). Returned here, as the
         # revert would have, then published anew under the next version number.
         log.warning("course %s was left publishing by the ended run %s", course.id, course.publish_workflow_id)
+        now = utcnow()
+        await uow.session.execute(  # and the run says it ended: it read `running` in /ops/workflows (explore21 F3)
+            update(WorkflowRun)
+            .where(WorkflowRun.workflow_id == course.publish_workflow_id, WorkflowRun.status != "failed")
+            .values(
+                status="failed",
+                error=f"the run ended ({ended}) without returning the course; the next publish did",
+                finished_at=now,
+                updated_at=now,
+            )
+        )
         course.status = "published" if course.content_version > 0 else "draft"
         if course.index_status == "indexing":
             course.index_status = "ready" if course.index_version > 0 else "none"
@@ -107,24 +128,25 @@ async def request_publish(
             )
         )
     await uow.commit()
-    return workflow_id, version
+    return PublishRequest(workflow_id, version, new=True)
 
 
-async def _run_ended(run_status: Callable[[str], Awaitable[str]] | None, workflow_id: str) -> bool:
-    """Whether Temporal says the run ended without success (`ENDED_WITHOUT_RETURN`); False when it cannot say (no
-    way to ask, the engine down, an id it does not know yet: a publish requested a moment ago)."""
+async def _ended_status(run_status: Callable[[str], Awaitable[str]] | None, workflow_id: str) -> str | None:
+    """How the run ended, when Temporal says it ended without success (`ENDED_WITHOUT_RETURN`); None when it did not
+    or cannot say (no way to ask, the engine down, an id it does not know yet: a publish requested a moment ago)."""
     if run_status is None:
-        return False
+        return None
     try:
-        return await run_status(workflow_id) in ENDED_WITHOUT_RETURN
+        status = await run_status(workflow_id)
     except Unavailable:
-        return False
+        return None
+    return status if status in ENDED_WITHOUT_RETURN else None
 
 
 async def start_publish(*, container: Any, principal: Principal, course_id: uuid.UUID) -> WorkflowStarted:
     """Request the publish, then start its workflow by name (idempotent by workflow id)."""
     async with container.uow() as uow:
-        workflow_id, version = await request_publish(
+        workflow_id, version, new = await request_publish(
             uow=uow,
             principal=principal,
             course_id=course_id,
@@ -143,8 +165,11 @@ async def start_publish(*, container: Any, principal: Principal, course_id: uuid
             workflow_id=workflow_id,
         )
     except Unavailable as exc:
-        async with container.uow() as uow:
-            await revert_publish(uow=uow, course_id=course_id, workflow_id=workflow_id, not_started=str(exc))
+        # Only an attempt this request made is taken back: a publish already under way (a second click while the
+        # engine is briefly away) may well be running, and reverting it failed that run at go_live (explore21 F1).
+        if new:
+            async with container.uow() as uow:
+                await revert_publish(uow=uow, course_id=course_id, workflow_id=workflow_id, not_started=str(exc))
         raise
     return WorkflowStarted(workflow_id=workflow_id, status=status)
 
