@@ -68,28 +68,32 @@ async def run_worker() -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    client = await connect_when_reachable(c, stop=stop)
-    if client is None:
-        await c.aclose()
-        return
-    worker = build_worker(client, c)
+    # What needs no workflow engine runs at once, and on through an engine outage (explore21 F6: it all waited):
+    # the relay of the outbox to the in-process consumers, the stored state's gauges, the heartbeat.
     relay: asyncio.Task[None] | None = None
     if not c.settings.kafka_bootstrap_servers:  # with Kafka, `smartcourse relay` + `smartcourse consumers` do it
         publisher = InProcessPublisher(c.sessionmaker, registry())
         relay = asyncio.create_task(run_relay(c.sessionmaker, publisher, stop=stop))
-    sweeper = asyncio.create_task(run_sweeper(c, stop=stop))
-    # Starts the workflows of admissions from the outbox, with its bound on work in flight (also with Kafka: it
-    # reads the outbox table, not a topic). Several workers may run it: their rounds take turns.
-    dispatch = asyncio.create_task(run_dispatcher(c, stop=stop))
     # The platform's stored state (outbox backlog, dead letters, ...) on this process's /metrics.
     state = asyncio.create_task(DATABASE_STATE.run(c.sessionmaker, stop=stop))
     # Its sign of life for /health (services/heartbeats.py): on the loop the relay, dispatcher and sweeper share,
-    # so a stopped or hung worker stops beating.
+    # so a stopped or hung worker stops beating (one waiting for Temporal beats: /health's `temporal` says why
+    # nothing starts).
     heartbeat = asyncio.create_task(run_heartbeat(c.sessionmaker, "worker", stop=stop))
-    log.info("worker started on task queue %s", c.settings.temporal_task_queue)
-    async with worker:
-        await stop.wait()
-    for task in [t for t in (relay, sweeper, state, dispatch, heartbeat) if t is not None]:
+    tasks: list[asyncio.Task[None]] = [t for t in (relay, state, heartbeat) if t is not None]
+    client = await connect_when_reachable(c, stop=stop)
+    if client is not None:
+        worker = build_worker(client, c)
+        # Start what a crash left unstarted, and the workflows of admissions from the outbox, with the dispatcher's
+        # bound on work in flight (also with Kafka: it reads the outbox table). Several workers take turns.
+        tasks += [
+            asyncio.create_task(run_sweeper(c, stop=stop)),
+            asyncio.create_task(run_dispatcher(c, stop=stop)),
+        ]
+        log.info("worker started on task queue %s", c.settings.temporal_task_queue)
+        async with worker:
+            await stop.wait()
+    for task in tasks:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task

@@ -138,13 +138,25 @@ _FRONT_MATTER = re.compile(
 _FRONT_MATTER_LINE = re.compile(r"^(?:[\w.\"'-]+\s*[:=].*|\s+\S.*|\s*-\s.*|\s*#.*|\[[^\]]+\]\s*|\s*)$")
 
 
+#: A key static-site generators put in front matter: a block holds one at least (a callout between two rules,
+#: "Warning: …", has the shape of a `key: value` line too).
+_FRONT_MATTER_KEY = re.compile(
+    r"^\s*[\"']?(?:title|date|author|authors|tags|categories|category|layout|description|draft|slug|weight|summary|"
+    r"lang|language|permalink|keywords|subtitle|id|sidebar_label|sidebar_position|toc|aliases|lastmod|publishDate|"
+    r"type|params|nav_order|parent|order)[\"']?\s*[:=]",
+    re.I,
+)
+
+
 def _without_front_matter(text: str) -> str:
     found = _FRONT_MATTER.match(text)
     if found is None:
         return text
     inside = found.group().strip().split("\n")[1:-1]
-    if not all(_FRONT_MATTER_LINE.match(line) for line in inside):
-        return text
+    if not all(_FRONT_MATTER_LINE.match(line) for line in inside) or not any(
+        _FRONT_MATTER_KEY.match(line) for line in inside
+    ):
+        return text  # prose between two rules ("Warning: check the tide table first": explore21 F7) stays
     return text[found.end() :]
 
 
@@ -332,7 +344,7 @@ def _table_text(table: Any) -> str:
         cells = [cell for cell in row.iter() if cell.tag in ("td", "th")]
         if not cells:
             continue
-        texts = [re.sub(r"\s+", " ", cell.text(deep=True, separator=" ")).strip().replace("|", "/") for cell in cells]
+        texts = [re.sub(r"\s+", " ", cell.text(deep=True, separator=" ")).strip().replace("|", "\\|") for cell in cells]
         lines.append("| " + " | ".join(texts) + " |")
         if i == 0 and all(cell.tag == "th" for cell in cells):
             lines.append("|" + "|".join(" --- " for _ in cells) + "|")

@@ -116,8 +116,7 @@ async def liveness(
         entry: dict[str, Any] = {"status": status, "age_seconds": round(seconds, 1), "instances": live}
         if status == "stale":
             entry["error"] = (
-                f"no heartbeat for {seconds:.0f} s (stopped, hung, waiting for an engine at start, or cut off from "
-                "the database: its log says which)"
+                f"no heartbeat for {seconds:.0f} s (stopped, hung, or cut off from the database: its log says which)"
             )
             entry["last_beat_at"] = last.isoformat()
         report[name] = entry
