@@ -275,3 +275,53 @@ async def test_the_relay_process_beats_while_it_runs(container: Any, settings: A
         await asyncio.to_thread(proc.wait, 30)
         async with container.sessionmaker() as session, session.begin():
             await session.execute(delete(ProcessHeartbeat).where(ProcessHeartbeat.instance == instance))
+
+
+def _start_worker_without_temporal(settings: Any) -> tuple[subprocess.Popen[bytes], Path]:
+    """`smartcourse worker` on the suite's database, its Temporal address a port nobody listens on."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = int(s.getsockname()[1])
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url or "",
+        "REDIS_URL": settings.redis_url or "",
+        "TEMPORAL_ADDRESS": f"127.0.0.1:{closed}",
+        "SMARTCOURSE_DATA_DIR": str(Path(settings.data_dir).resolve()),
+        "SMARTCOURSE_METRICS_PORT": "off",
+        "SMARTCOURSE_BACKGROUND_NICE": "0",
+    }
+    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
+    log = Path(settings.data_dir) / f"worker-wait-{uuid.uuid4().hex[:6]}.log"
+    with open(log, "ab") as out:
+        argv = [sys.executable, "-m", "smartcourse.cli", "worker"]
+        return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT), log
+
+
+async def test_a_worker_started_without_temporal_waits_for_it_and_beats_meanwhile(
+    container: Any, settings: Any
+) -> None:
+    """explore18 F2: a worker started while Temporal was down exited, five times in ~52 s, and `run` then stopped the
+    whole product; explore21 F6: waiting, it also held back its relay and heartbeat, which need no Temporal."""
+    from smartcourse.models import ProcessHeartbeat
+
+    proc, log = await asyncio.to_thread(_start_worker_without_temporal, settings)
+    instance = f"{socket.gethostname()}:{proc.pid}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            async with container.sessionmaker() as session:
+                beat = await session.get(ProcessHeartbeat, ("worker", instance))
+            waiting = "the worker waits for it" in await asyncio.to_thread(_tail, log)
+            if beat is not None and waiting:
+                break
+            assert time.monotonic() < deadline and proc.poll() is None, await asyncio.to_thread(_tail, log)
+            await asyncio.sleep(0.3)
+        await asyncio.sleep(3)
+        assert proc.poll() is None, await asyncio.to_thread(_tail, log)  # still waiting, not exited
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.to_thread(proc.wait, 30)
+        async with container.sessionmaker() as session, session.begin():
+            await session.execute(delete(ProcessHeartbeat).where(ProcessHeartbeat.instance == instance))
+    assert code == 0, await asyncio.to_thread(_tail, log)
