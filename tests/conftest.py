@@ -73,6 +73,16 @@ async def container(settings: Any) -> AsyncIterator[Any]:
 _suite_container: Any = None
 
 
+@pytest.fixture
+def restore_starter(container: Any) -> Iterator[Any]:
+    """The suite container's real WorkflowStarter (for a test that installs a fake of the port), put back after."""
+    real = container.workflow_starter()
+    try:
+        yield real
+    finally:
+        container.use_workflow_starter(real)
+
+
 @contextlib.asynccontextmanager
 async def dispatchers_paused(container: Any) -> AsyncIterator[None]:
     """Hold the dispatchers' advisory lock: the session's dispatcher finds it taken and leaves the outbox's

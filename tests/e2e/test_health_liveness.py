@@ -254,6 +254,23 @@ def _tail(path: Path) -> str:
     return path.read_text(errors="replace")[-3000:]
 
 
+async def _wait_for_beat(
+    container: Any, process: str, proc: subprocess.Popen[bytes], log: Path, *, logged: str = ""
+) -> None:
+    """Until the child `proc` has beaten as `process` (and its log holds `logged`), within 60 s and while it runs."""
+    from smartcourse.models import ProcessHeartbeat
+
+    instance = f"{socket.gethostname()}:{proc.pid}"
+    deadline = time.monotonic() + 60
+    while True:
+        async with container.sessionmaker() as session:
+            beat = await session.get(ProcessHeartbeat, (process, instance))
+        if beat is not None and logged in await asyncio.to_thread(_tail, log):
+            return
+        assert time.monotonic() < deadline and proc.poll() is None, await asyncio.to_thread(_tail, log)
+        await asyncio.sleep(0.3)
+
+
 async def test_the_relay_process_beats_while_it_runs(container: Any, settings: Any) -> None:
     """`smartcourse relay` (here without Kafka: to the in-process consumers; it claims rows with SKIP LOCKED, so it
     may run beside the suite's worker) renews its row while it runs."""
@@ -262,14 +279,7 @@ async def test_the_relay_process_beats_while_it_runs(container: Any, settings: A
     proc, log = await asyncio.to_thread(_start_relay, settings)
     instance = f"{socket.gethostname()}:{proc.pid}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            async with container.sessionmaker() as session:
-                beat = await session.get(ProcessHeartbeat, ("relay", instance))
-            if beat is not None:
-                break
-            assert time.monotonic() < deadline and proc.poll() is None, await asyncio.to_thread(_tail, log)
-            await asyncio.sleep(0.3)
+        await _wait_for_beat(container, "relay", proc, log)
     finally:
         proc.send_signal(signal.SIGTERM)
         await asyncio.to_thread(proc.wait, 30)
@@ -308,15 +318,7 @@ async def test_a_worker_started_without_temporal_waits_for_it_and_beats_meanwhil
     proc, log = await asyncio.to_thread(_start_worker_without_temporal, settings)
     instance = f"{socket.gethostname()}:{proc.pid}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            async with container.sessionmaker() as session:
-                beat = await session.get(ProcessHeartbeat, ("worker", instance))
-            waiting = "the worker waits for it" in await asyncio.to_thread(_tail, log)
-            if beat is not None and waiting:
-                break
-            assert time.monotonic() < deadline and proc.poll() is None, await asyncio.to_thread(_tail, log)
-            await asyncio.sleep(0.3)
+        await _wait_for_beat(container, "worker", proc, log, logged="the worker waits for it")
         await asyncio.sleep(3)
         assert proc.poll() is None, await asyncio.to_thread(_tail, log)  # still waiting, not exited
     finally:

@@ -164,18 +164,26 @@ async def test_reenrolling_does_not_reset_quiz_attempts(api: Api, worker: object
             await uow.commit()
 
 
+Json = dict[str, Any]
+
+
+async def _quiz_taker(api: Api, tuned: Any, max_attempts: int) -> tuple[Json, Json, Json, Json, str, str]:
+    """(teacher, student, course, quiz lesson, its submit URL, the student's active enrollment): no cool-down."""
+    teacher, student = await api.user("instructor"), await api.user()
+    course, lessons = await course_with_lessons(api, teacher)
+    quiz = next(lsn for lsn in lessons if lsn["type"] == "quiz")
+    tuned(quiz_max_attempts=max_attempts, quiz_cooldown_seconds=0)
+    eid = (await enroll(api, student, course["id"])).json()["id"]
+    await wait_enrollment(api, student, eid, "active")
+    return teacher, student, course, quiz, f"/quizzes/{quiz['id']}/submit", eid
+
+
 async def test_a_quiz_passed_before_a_reenrollment_is_shown_unlimited_as_the_submit_grades_it(
     api: Api, worker: object, tuned: Any
 ) -> None:
     """explore20 F1: passed on the last attempt, dropped, re-enrolled: progress said `attempts_left: 0` ("locked"),
     while the submit graded the next attempt (a pass lifts the limit): a client trusting progress locked her out."""
-    teacher, student = await api.user("instructor"), await api.user()
-    course, lessons = await course_with_lessons(api, teacher)
-    quiz = next(lsn for lsn in lessons if lsn["type"] == "quiz")
-    url = f"/quizzes/{quiz['id']}/submit"
-    tuned(quiz_max_attempts=2, quiz_cooldown_seconds=0)
-    first = (await enroll(api, student, course["id"])).json()["id"]
-    await wait_enrollment(api, student, first, "active")
+    _, student, course, quiz, url, first = await _quiz_taker(api, tuned, max_attempts=2)
     assert (await api.client.post(url, json={"answers": [0, 1]}, headers=student["headers"])).json()["passed"] is False
     assert (await api.client.post(url, json={"answers": [1, 0]}, headers=student["headers"])).json()["passed"] is True
     # Practice after the pass (no longer limited): the review keeps what was missed before the pass (explore20 F5:
@@ -197,13 +205,7 @@ async def test_a_quiz_passed_before_a_reenrollment_is_shown_unlimited_as_the_sub
 async def test_a_pass_of_a_rewritten_quiz_lifts_no_limit_on_the_new_one(api: Api, worker: object, tuned: Any) -> None:
     """explore21 F10: a pass of the old questions made the new ones unlimited, with per-question feedback on every
     attempt: their answers could be worked out one question at a time."""
-    teacher, student = await api.user("instructor"), await api.user()
-    course, lessons = await course_with_lessons(api, teacher)
-    quiz = next(lsn for lsn in lessons if lsn["type"] == "quiz")
-    url = f"/quizzes/{quiz['id']}/submit"
-    tuned(quiz_max_attempts=2, quiz_cooldown_seconds=0)
-    eid = (await enroll(api, student, course["id"])).json()["id"]
-    await wait_enrollment(api, student, eid, "active")
+    teacher, student, course, quiz, url, eid = await _quiz_taker(api, tuned, max_attempts=2)
     assert (await api.client.post(url, json={"answers": [1, 0]}, headers=student["headers"])).json()["passed"] is True
     rewritten = [{"prompt": "3 + 3?", "options": ["6", "7"], "answer": 0}]
     await api.lesson_update(teacher, course["id"], quiz, questions=rewritten, pass_score=100)

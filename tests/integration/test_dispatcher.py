@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-import pytest
 from fastapi import APIRouter
 from sqlalchemy import event, func, select, text, update
 
@@ -50,15 +49,6 @@ async def _queue_of_its_own(container: Any, eid: uuid.UUID) -> AsyncIterator[Non
         if others:
             async with container.sessionmaker() as session, session.begin():
                 await session.execute(update(OutboxEvent).where(OutboxEvent.id.in_(others)).values(dispatched_at=None))
-
-
-@pytest.fixture
-def restore_starter(container: Any) -> Iterator[Any]:
-    real = container.workflow_starter()
-    try:
-        yield real
-    finally:
-        container.use_workflow_starter(real)
 
 
 class Recording:

@@ -4,22 +4,12 @@ the course is never left in `publishing`, and publishing again works once the ca
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from smartcourse.errors import Unavailable
 from tests.conftest import Api
-
-
-@pytest.fixture
-def restore_starter(container: Any) -> Iterator[Any]:
-    real = container.workflow_starter()
-    try:
-        yield real
-    finally:
-        container.use_workflow_starter(real)
 
 
 class EngineDown:
