@@ -117,6 +117,31 @@ def _fake_openai(dim: int) -> tuple[httpx.AsyncClient, list[dict[str, Any]]]:
     return httpx.AsyncClient(transport=httpx.MockTransport(handler)), seen
 
 
+async def test_a_failing_embeddings_endpoint_is_named_in_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    """explore18 F13: "APIConnectionError: Connection error." said neither which server nor which model."""
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503, json={"error": {"message": "overloaded"}})
+
+    import openai
+    from langchain_openai import OpenAIEmbeddings
+    from pydantic import SecretStr
+
+    langchain = OpenAIEmbeddings(
+        model="local-embed",
+        base_url="http://embed.test/v1",
+        api_key=SecretStr("k"),
+        max_retries=0,
+        check_embedding_ctx_length=False,
+        http_async_client=httpx.AsyncClient(transport=httpx.MockTransport(refuse)),
+    )
+    embedder = OpenAIEmbedder(model="local-embed", base_url="http://embed.test/v1", client=langchain)
+    with caplog.at_level("WARNING", logger="smartcourse.adapters.embedders"), pytest.raises(openai.APIStatusError):
+        await embedder.embed_query("q")
+    (line,) = [r.getMessage() for r in caplog.records if "embeddings endpoint" in r.getMessage()]
+    assert "http://embed.test/v1" in line and "local-embed" in line
+
+
 async def test_openai_embedder_sends_text_batches_and_normalises() -> None:
     client, seen = _fake_openai(8)
     embedder = OpenAIEmbedder(

@@ -244,10 +244,31 @@ class OpenAIEmbedder:
     async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
             return []
-        return self._accept(await self._embeddings().aembed_documents(list(texts)))
+        try:
+            return self._accept(await self._embeddings().aembed_documents(list(texts)))
+        except Exception as exc:
+            self._say_where(exc)
+            raise
 
     async def embed_query(self, text: str) -> list[float]:
-        return self._accept([await self._embeddings().aembed_query(text)])[0]
+        try:
+            return self._accept([await self._embeddings().aembed_query(text)])[0]
+        except Exception as exc:
+            self._say_where(exc)
+            raise
+
+    def _say_where(self, exc: Exception) -> None:
+        """The endpoint and model of a failed call, in the log: the client's errors ("Connection error.") name
+        neither, so a publish failing at `embed` did not say which server was at fault (explore18 F13)."""
+        base_url = self._client_args[0] or "https://api.openai.com/v1"
+        log.warning(
+            "embeddings endpoint %s (model %s) failed: %s: %s",
+            base_url,
+            self.name,
+            type(exc).__name__,
+            exc,
+            extra={"endpoint": base_url, "model": self.name},
+        )
 
 
 # --- the cache ------------------------------------------------------------------------------------------------
