@@ -33,19 +33,19 @@ def build_local_app() -> FastAPI:
         # stored state (the outbox and enrollment backlogs, dead letters) read at most every 5 s.
         # Never in the way of the scrape: with the database (or the container) down, /metrics still answers, its
         # state gauges as last read (`smartcourse_state_refreshed_timestamp_seconds` tells when).
-        try:
-            async with asyncio.timeout(3.0):
-                container = await get_container()
-                await metrics.DATABASE_STATE.refresh_if_stale(container.sessionmaker)
-        except Exception:
-            log.warning("/metrics: the stored state could not be read", exc_info=True)
-        try:  # each engine up or down, as /health probes them (at most every 10 s; 2 s per probe, in parallel)
-            async with asyncio.timeout(3.0):
-                from smartcourse.services import health
+        # And each engine up or down, as /health probes them (at most every 10 s; 2 s per probe, in parallel).
+        from smartcourse.services import health
 
-                await health.refresh_engine_gauges(await get_container())
-        except Exception:
-            log.warning("/metrics: the engines could not be probed", exc_info=True)
+        refreshers = {
+            "the stored state could not be read": lambda c: metrics.DATABASE_STATE.refresh_if_stale(c.sessionmaker),
+            "the engines could not be probed": health.refresh_engine_gauges,
+        }
+        for failure, refresh in refreshers.items():
+            try:
+                async with asyncio.timeout(3.0):
+                    await refresh(await get_container())
+            except Exception:
+                log.warning("/metrics: %s", failure, exc_info=True)
         return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
 
     return app

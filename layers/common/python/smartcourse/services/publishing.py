@@ -99,9 +99,8 @@ async def request_publish(
                 updated_at=now,
             )
         )
-        course.status = "published" if course.content_version > 0 else "draft"
-        if course.index_status == "indexing":
-            course.index_status = "ready" if course.index_version > 0 else "none"
+        await uow.session.execute(update(Course).where(Course.id == course.id).values(**_RETURNED))
+        await uow.session.refresh(course)
     await ensure_publishable(uow, course.id)
     # A failed attempt used its version number (and its workflow id): the next attempt takes the next one.
     attempted = int((course.publish_report or {}).get("version") or 0)
@@ -345,6 +344,18 @@ async def complete_skipped_at_go_live(
     return finished
 
 
+#: Where a publish that did not go live leaves its course: its live version (or the draft), and the index as it
+#: was. One place for the revert and for the next publish freeing a course its ended run left (`request_publish`).
+_RETURNED: dict[str, Any] = {
+    "status": case((Course.content_version > 0, "published"), else_="draft"),
+    "index_status": case(
+        (Course.index_status != "indexing", Course.index_status),
+        (Course.index_version > 0, "ready"),
+        else_="none",
+    ),
+}
+
+
 async def revert_publish(
     *, uow: UnitOfWork, course_id: uuid.UUID, workflow_id: str, not_started: str | None = None
 ) -> None:
@@ -368,15 +379,7 @@ async def revert_publish(
     await uow.session.execute(
         update(Course)
         .where(Course.id == course_id, Course.status == "publishing", Course.publish_workflow_id == workflow_id)
-        .values(
-            status=case((Course.content_version > 0, "published"), else_="draft"),
-            index_status=case(
-                (Course.index_status != "indexing", Course.index_status),
-                (Course.index_version > 0, "ready"),
-                else_="none",
-            ),
-            updated_at=utcnow(),
-        )
+        .values(**_RETURNED, updated_at=utcnow())
     )
     await uow.commit()
 
