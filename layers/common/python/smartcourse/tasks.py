@@ -48,6 +48,7 @@ from smartcourse.telemetry import (
     current_carrier,
     extract_context,
     fail_current_span,
+    normalize_trace_id,
     retry_reason,
     tracer,
 )
@@ -689,8 +690,10 @@ async def _deliver_all(items: list[tuple[uuid.UUID, Any]]) -> dict[str, int]:
 def _trace_of(carrier: Any) -> str | None:
     """The trace id in a W3C `traceparent` carrier (`{"traceparent": "00-<trace>-<span>-01"}`), else None."""
     parent = carrier.get("traceparent") if isinstance(carrier, dict) else None
-    parts = parent.split("-") if isinstance(parent, str) else []
-    return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else None
+    try:
+        return normalize_trace_id(parent) if isinstance(parent, str) else None
+    except ValueError:
+        return None
 
 
 def enqueue_emails(emails: list[dict[str, Any]]) -> None:
