@@ -291,7 +291,6 @@ class CeleryWorker:
 
         start = self.log_offset()
         argv = [*CELERY_WORKER, "--concurrency", "2", "-n", f"{self.name}-{uuid.uuid4().hex[:6]}@%h"]
-        argv += ["--without-gossip", "--without-mingle"]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 argv, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True

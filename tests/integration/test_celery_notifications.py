@@ -414,3 +414,84 @@ async def test_a_batch_sends_each_once_and_retries_only_the_failing_one(rig: Mai
         runs = list(await session.scalars(select(TaskRun).where(TaskRun.task == "notifications.send_emails")))
     mine = [r for r in runs if r.args["args"] == [emails]]
     assert [r.status for r in mine] == ["failed"]  # one task, one outcome row (its retries update it)
+
+
+async def test_messages_celery_drops_are_kept_as_dead_letters(rig: MailRig, container: Any, api: Api) -> None:
+    """explore18 F9: a task name the worker does not know and a body it cannot decode were only logged (and the
+    message dropped); each is now a dead letter an admin sees, with its body, and that a replay refuses."""
+    from smartcourse.models import DeadLetter
+
+    unknown_id, undecodable_id = uuid.uuid4(), uuid.uuid4()
+    rig.send_task("notifications.does_not_exist", args=["x"], task_id=str(unknown_id))
+    celery_app = rig.send_task.__self__  # type: ignore[attr-defined]
+    with celery_app.producer_or_acquire() as producer:
+        producer.publish(
+            b"\xff\xfe{not json",
+            exchange=rig.queue,
+            routing_key=rig.queue,
+            content_type="application/json",
+            content_encoding="utf-8",
+            headers={"task": "notifications.send_email", "id": str(undecodable_id)},
+        )
+
+    async def both() -> list[Any] | None:
+        async with container.uow() as uow:
+            rows = list(
+                await uow.session.scalars(
+                    select(DeadLetter).where(DeadLetter.event_id.in_([unknown_id, undecodable_id]))
+                )
+            )
+        return rows if len(rows) == 2 else None
+
+    rows = {r.event_id: r for r in await wait_for(both, timeout=30, what="two dead letters")}
+    unknown, undecodable = rows[unknown_id], rows[undecodable_id]
+    assert unknown.consumer == "celery:notifications.does_not_exist" and unknown.topic == rig.queue
+    assert "no task named 'notifications.does_not_exist'" in unknown.error
+    assert '"x"' in unknown.payload["body"] and unknown.payload["body_encoding"] == "utf-8"
+    assert undecodable.consumer == "celery:notifications.send_email"
+    assert "could not be decoded" in undecodable.error
+    assert undecodable.payload["body_encoding"] == "base64" and undecodable.payload["body_bytes"] == 11
+
+    admin = await api.admin(container)
+    listed = await api.client.get("/ops/dead-letters", params={"limit": 200}, headers=admin["headers"])
+    assert listed.status_code == 200, listed.text
+    seen = {item["id"]: item for item in listed.json()["items"]}
+    assert {str(unknown.id), str(undecodable.id)} <= set(seen)
+    assert not seen[str(unknown.id)]["replayable"]
+    replay = await api.client.post(f"/ops/dead-letters/{unknown.id}/replay", headers=admin["headers"])
+    assert replay.status_code == 409 and replay.json()["code"] == "not_replayable", replay.text
+    # The worker is still consuming: a real e-mail after the two goes out.
+    user = await api.user()
+    nid = await notify(container, user, title="After the poison")
+    rig.enqueue(nid)
+    await wait_sent(container, nid)
+
+
+def test_a_worker_starting_without_its_broker_says_so(settings: Any, tmp_path: Path) -> None:
+    """explore18 F8: a worker started while its broker was down waited in silence (74 s in that report)."""
+    import socket
+    import subprocess
+
+    from smartcourse.cli import CELERY_WORKER
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = celery_worker_env(settings, REDIS_URL=f"redis://127.0.0.1:{port}/0")
+    env.pop("CELERY_BROKER_URL", None)
+    log_path = tmp_path / "celery.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [*CELERY_WORKER, "--concurrency", "1"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while "cannot reach its broker" not in log_path.read_text(errors="replace"):
+            assert proc.poll() is None, log_path.read_text(errors="replace")[-3000:]
+            assert time.monotonic() < deadline, log_path.read_text(errors="replace")[-3000:]
+            time.sleep(0.2)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    line = next(x for x in log_path.read_text().splitlines() if "cannot reach its broker" in x)
+    assert '"level": "warning"' in line and "trying again in" in line, line

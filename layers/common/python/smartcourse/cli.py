@@ -378,8 +378,21 @@ def make_private(data_dir: Path) -> None:
 
 
 #: The Celery worker of `make run` (and of the tests' `celery_worker` fixture); `--quiet`: no start-up banner (plain
-#: text among the JSON log lines).
-CELERY_WORKER = [sys.executable, "-m", "celery", "-A", "smartcourse.tasks", "--quiet", "worker", "-l", "info"]
+#: text among the JSON log lines). Without gossip and mingle: nothing here uses worker-to-worker events or revokes,
+#: and gossip logged an error with a traceback on every broker loss (explore18 F14).
+CELERY_WORKER = [
+    sys.executable,
+    "-m",
+    "celery",
+    "-A",
+    "smartcourse.tasks",
+    "--quiet",
+    "worker",
+    "-l",
+    "info",
+    "--without-gossip",
+    "--without-mingle",
+]
 #: Connections the launcher leaves free on the server: psql, migrations, the admin tools, a second deployment's
 #: start-up. Celery's children take 2 each (`tasks`: a pool of 1 + 1), counted apart.
 SPARE_CONNECTIONS = 10

@@ -6,7 +6,9 @@ An entry point: the tasks call into the notifications service; no service import
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import importlib
 import logging
 import os
@@ -22,7 +24,17 @@ from typing import Any, TypeVar
 
 from celery import Celery, Task, signals
 from celery.exceptions import Ignore, Reject, Retry
-from celery.signals import task_failure, task_postrun, task_prerun, task_retry, task_success, worker_init
+from celery.signals import (
+    task_failure,
+    task_postrun,
+    task_prerun,
+    task_rejected,
+    task_retry,
+    task_success,
+    task_unknown,
+    worker_init,
+)
+from celery.worker.consumer import Consumer as CeleryConsumer
 from kombu import Exchange, Queue
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -137,6 +149,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             }
         },
         "beat_schedule_filename": str((settings.data_dir / "celery" / "beat-schedule").resolve()),
+        # Celery's consumer, with a message it cannot decode kept as a dead letter (explore18 F9).
+        "worker_consumer": "smartcourse.tasks:Consumer",
     }
     if broker.startswith(("redis", "rediss")):
         conf["broker_transport_options"] = {
@@ -192,16 +206,28 @@ def ensure_configured(celery: Celery = app) -> Celery:
     return celery
 
 
-@worker_init.connect
-def _declare_dead_letter_queue(sender: Any = None, **_: Any) -> None:
-    """RabbitMQ drops a dead-lettered message whose exchange does not exist: declare it before consuming."""
-    worker_app = getattr(sender, "app", None) or app
+@signals.celeryd_after_setup.connect
+def _declare_dead_letter_queue(instance: Any = None, **_: Any) -> None:
+    """RabbitMQ drops a dead-lettered message whose exchange does not exist: declare it before consuming (this
+    signal comes before the consumer starts, and after Celery's logging is set up, so the lines below are JSON)."""
+    worker_app = getattr(instance, "app", None) or app
     with worker_app.connection_for_write() as conn:
-        conn.ensure_connection(max_retries=10)
+        # Said on every try (explore18 F8: a worker starting while its broker was down waited 74 s without a line,
+        # and /health's "stale" pointed at the database). Celery's own consumer logs its retries; this comes first.
+        conn.ensure_connection(max_retries=10, errback=_broker_unreachable)
         if conn.transport.driver_type != "amqp":
             return
         dead_letter_queue(worker_app.conf.task_default_queue)(conn.default_channel).declare()
         log.info("dead-letter queue %s.dlq declared", worker_app.conf.task_default_queue)
+
+
+def _broker_unreachable(exc: BaseException, interval: float) -> None:
+    log.warning(
+        "the Celery worker cannot reach its broker (%s: %s); trying again in %.0f s",
+        type(exc).__name__,
+        exc,
+        interval,
+    )
 
 
 @signals.worker_process_init.connect
@@ -469,6 +495,112 @@ class DeadLetteringTask(Task):  # type: ignore[misc]
     async def on_dead_letter(self, session: AsyncSession, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Hook for a task's own bookkeeping when it gives up (e.g. mark a row failed), written in the
         dead letter's transaction so the two are never seen apart."""
+
+
+# --- poison messages: what Celery itself drops (explore18 F9) -------------------------------------
+
+#: The part of a poison message's body kept in its dead letter.
+POISON_BODY_CHARS = 4000
+
+
+def poison_dead_letter(
+    message: Any, reason: str, *, task: str | None = None, task_id: str | None = None
+) -> dict[str, Any]:
+    """The `dead_letters` row for a message Celery drops before any task runs: an unregistered task name, a body it
+    cannot decode, a message that is not a task. Celery only logs those; kept here, they show in
+    GET /ops/dead-letters, in `dead_letters_pending` and its alert, as a Kafka record that is not an event does. They
+    cannot be replayed (`payload.poison` says why): the body is kept as it came, text if it is UTF-8, else base64."""
+    headers = dict(getattr(message, "headers", None) or {})
+    task = task or (str(headers["task"]) if headers.get("task") else None)
+    task_id = task_id or (str(headers["id"]) if headers.get("id") else None)
+    raw = getattr(message, "body", b"")
+    raw = raw.encode() if isinstance(raw, str) else bytes(raw or b"")
+    try:
+        body, encoding = raw.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        body, encoding = base64.b64encode(raw).decode(), "base64"
+    try:
+        event_id = uuid.UUID(str(task_id))
+    except ValueError:  # no id, or not a UUID: the same body gives the same row (a redelivery is not kept twice)
+        event_id = uuid.uuid5(uuid.NAMESPACE_URL, "celery-poison:" + hashlib.sha256(raw).hexdigest())
+    delivery = dict(getattr(message, "delivery_info", None) or {})
+    return {
+        "consumer": f"celery:{task or 'unknown'}"[:100],
+        "event_id": event_id,
+        "topic": str(delivery.get("routing_key") or app.conf.task_default_queue)[:100],
+        "payload": {
+            "task": task,
+            "task_id": task_id,
+            "poison": reason,
+            "content_type": getattr(message, "content_type", None),
+            "body_encoding": encoding,
+            "body": body[:POISON_BODY_CHARS],
+            "body_bytes": len(raw),
+        },
+        "error": reason,
+    }
+
+
+async def _store_poison(values: dict[str, Any]) -> bool:
+    """Insert the dead letter once (unique per consumer and event id); True if this call stored it."""
+    from smartcourse.bootstrap import resolve_settings
+
+    settings = resolve_settings(get_settings(), need=("db",))
+    engine = make_engine(
+        settings.database_url or "", pool_size=1, max_overflow=0, application_name="smartcourse-celery"
+    )
+    try:
+        async with async_sessionmaker(engine)() as session, session.begin():
+            stored = await session.execute(insert(DeadLetter).values(**values).on_conflict_do_nothing())
+        return bool(getattr(stored, "rowcount", 1))
+    finally:
+        await engine.dispose()
+
+
+def record_poison(
+    message: Any, reason: str, *, task: str | None = None, task_id: str | None = None
+) -> threading.Thread:
+    """Log the poison message and keep it as a dead letter, off the consumer's thread (its event loop carries every
+    delivery; a poison message is rare, so a short-lived connection of its own is cheap). Returns the thread."""
+    values = poison_dead_letter(message, reason, task=task, task_id=task_id)
+    log.error(
+        "a message on %s was dropped before any task ran (%s); kept as a dead letter of %s, event %s",
+        values["topic"],
+        reason,
+        values["consumer"],
+        values["event_id"],
+    )
+
+    def store() -> None:
+        try:
+            if asyncio.run(_store_poison(values)):
+                DEAD_LETTERS.labels(values["consumer"]).inc()
+        except Exception:
+            log.exception("could not keep the dropped message %s as a dead letter", values["event_id"])
+
+    # Not a daemon: a worker stopping right after still writes the row (the connection attempt is bounded).
+    thread = threading.Thread(target=store, name="smartcourse-poison")
+    thread.start()
+    return thread
+
+
+class Consumer(CeleryConsumer):  # type: ignore[misc]
+    """Celery's consumer (`worker_consumer`): a body it cannot decode is acked and logged by Celery, and kept here."""
+
+    def on_decode_error(self, message: Any, exc: Exception) -> None:
+        record_poison(message, f"the body could not be decoded: {type(exc).__name__}: {exc}"[:500])
+        super().on_decode_error(message, exc)
+
+
+@task_unknown.connect
+def _unknown_task(message: Any = None, name: str | None = None, id: str | None = None, **_: Any) -> None:
+    record_poison(message, f"no task named {name!r} is registered in this worker", task=name, task_id=id)
+
+
+@task_rejected.connect
+def _rejected_message(message: Any = None, exc: BaseException | None = None, **_: Any) -> None:
+    reason = f"not a valid task message: {type(exc).__name__}: {exc}" if exc else "not a task message"
+    record_poison(message, reason[:500])
 
 
 # --- task outcomes in PostgreSQL (GET /ops/tasks) -------------------------------------------------

@@ -465,6 +465,10 @@ def _replayable(dl: DeadLetter, consumers: Collection[str] | None = None) -> str
     """Why this dead letter cannot be replayed, or None. With `consumers` (those this deployment runs), an event
     of any other consumer cannot be either."""
     if dl.consumer.startswith("celery:"):
+        if dl.payload.get("poison"):
+            return (
+                f"the message was dropped before any task ran: {dl.payload['poison']} (its body is kept in the payload)"
+            )
         return None if dl.payload.get("task") else "the dead letter does not name its task"
     if "event_type" not in dl.payload:
         return "the record was not a readable event (its raw bytes are kept in the payload)"
