@@ -80,7 +80,9 @@ def _stop_run(proc: subprocess.Popen[bytes]) -> int:
         raise
 
 
-def test_run_starts_the_product_with_pools_that_fit_the_server_and_restarts_a_dead_child(tmp_path: Path) -> None:
+def test_run_starts_the_product_with_pools_that_fit_the_server_and_restarts_a_dead_child_or_engine(
+    tmp_path: Path,
+) -> None:
     proc, port, out = _start_run(tmp_path)
     try:
         text = out.read_text()
@@ -125,6 +127,14 @@ def test_run_starts_the_product_with_pools_that_fit_the_server_and_restarts_a_de
         restarted = child("worker")
         assert restarted.pid != worker.pid and restarted.is_running()
         assert _healthy(port)
+        # An embedded engine that dies is started again at its address, and said (explore18 F12).
+        smtp = int((tmp_path / "data" / "smtp" / "smtp.pid").read_text())
+        os.killpg(smtp, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while f"the embedded smtp (pid {smtp}) exited; started again at" not in out.read_text():
+            assert time.monotonic() < deadline, out.read_text()[-3000:]
+            time.sleep(0.2)
+        assert int((tmp_path / "data" / "smtp" / "smtp.pid").read_text()) != smtp
     finally:
         code = _stop_run(proc)
     assert code == 0, out.read_text()[-3000:]

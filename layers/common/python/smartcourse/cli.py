@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from smartcourse import aio
 from smartcourse.config import API_DB_STATEMENT_TIMEOUT, api_workers, default_public_base_url, get_settings
 from smartcourse.priority import lower_background_priority
-from smartcourse.supervise import Children
+from smartcourse.supervise import Children, say_event
 
 log = logging.getLogger(__name__)
 
@@ -396,6 +396,8 @@ CELERY_WORKER = [
 #: Connections the launcher leaves free on the server: psql, migrations, the admin tools, a second deployment's
 #: start-up. Celery's children take 2 each (`tasks`: a pool of 1 + 1), counted apart.
 SPARE_CONNECTIONS = 10
+#: How often `run` looks for an embedded engine that died (and starts it again: `EmbeddedEngines.revive`).
+ENGINE_CHECK_SECONDS = 5.0
 
 
 def server_connection_limit(database_url: str) -> int | None:
@@ -631,17 +633,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGHUP, _stop)  # the terminal closed: the children, in sessions of their own, do not see it
     code = 0
+    engines = embedded_engines(settings)
+    next_engine_check = time.monotonic() + ENGINE_CHECK_SECONDS
     while not stopping:
         reason = children.check()  # a child that exited is restarted, after a pause; too often, and we stop
         if reason:
-            from smartcourse.supervise import say_event
-
             say_event(reason)
             code = 1
             break
+        if time.monotonic() >= next_engine_check:  # an embedded engine that died is started again at its address
+            for event in engines.revive(resolved.mail_dir):
+                say_event(event)
+            next_engine_check = time.monotonic() + ENGINE_CHECK_SECONDS
         time.sleep(0.5)
     children.stop_all()
-    engines = embedded_engines(settings)
     engines.stop()
     engines.stop_orphans()  # one an API process started on first use (the chat model): they leave by os._exit
     lock.close()

@@ -200,6 +200,10 @@ PG_DEFAULT_MAX_CONNECTIONS = 100
 
 #: The servers `EmbeddedEngines` runs as `ManagedProcess`es, each under `<data dir>/<name>` (PostgreSQL is pgserver's).
 MANAGED_SERVERS = ("llm", "smtp", "temporal", "redis")
+#: The servers `EmbeddedEngines.revive` starts again (the chat model is an API process's, started on first use), and
+#: how long it waits before trying again one that did not come back.
+REVIVED_SERVERS = ("redis", "temporal", "smtp")
+REVIVE_PAUSE = 30.0
 
 
 def prune_stale_handles(pgdata: Path) -> list[int]:
@@ -273,6 +277,7 @@ class EmbeddedEngines:
     data_dir: Path
     _pg: object | None = field(default=None, repr=False)
     started: list[ManagedProcess] = field(default_factory=list)
+    _revive_after: dict[str, float] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.data_dir = self.data_dir.resolve()
@@ -365,14 +370,14 @@ class EmbeddedEngines:
         self.started.append(proc)
         return proc.start(argv, url, lambda: sock.exists())
 
-    def temporal_address(self) -> str:
-        """host:port of an embedded Temporal dev server with a persistent SQLite file."""
+    def temporal_address(self, *, port: int | None = None) -> str:
+        """host:port of an embedded Temporal dev server with a persistent SQLite file (`port`: on that one)."""
         proc = ManagedProcess("temporal", self.data_dir / "temporal")
         addr = proc.running_address()
         if addr:
             self._adopt_orphan(proc)
             return addr
-        port = free_port()
+        port = port or free_port()
         argv = [
             _bin("temporal"),
             "server",
@@ -397,15 +402,15 @@ class EmbeddedEngines:
             argv, f"127.0.0.1:{port}", lambda: port_open("127.0.0.1", port), timeout=90, nice=background_nice()
         )
 
-    def smtp_address(self, mail_dir: Path) -> tuple[str, int]:
-        """An embedded SMTP sink that keeps each message as an .eml file in `mail_dir`."""
+    def smtp_address(self, mail_dir: Path, *, port: int | None = None) -> tuple[str, int]:
+        """An embedded SMTP sink that keeps each message as an .eml file in `mail_dir` (`port`: on that one)."""
         proc = ManagedProcess("smtp", self.data_dir / "smtp")
         addr = proc.running_address()
         if addr:
             self._adopt_orphan(proc)
             found_host, found_port = addr.rsplit(":", 1)
             return found_host, int(found_port)
-        port = free_port()
+        port = port or free_port()
         argv = [
             sys.executable,
             "-m",
@@ -432,6 +437,47 @@ class EmbeddedEngines:
         argv = [sys.executable, "-m", "smartcourse.assistant.llm_server", "--port", str(port)]
         self.started.append(proc)
         return proc.start(argv, f"http://127.0.0.1:{port}/v1", lambda: _http_ok(f"http://127.0.0.1:{port}/health"))
+
+    def revive(self, mail_dir: Path) -> list[str]:
+        """Start again, at its address, each server this object started (Redis, Temporal, the SMTP sink) that has
+        exited since (killed, crashed, OOM): `smartcourse run` asks every few seconds. Each is safe to restart under
+        running clients: Redis keeps its append-only file, Temporal its SQLite file, the sink is stateless, and every
+        process already retries its engine. A server that does not come back is tried again after `REVIVE_PAUSE`.
+        Returns one line per event, for the log (explore18 F12: an engine's death was seen only on /health, and the
+        runbook's one remedy was to stop everything and start again)."""
+        events: list[str] = []
+        for proc in list(self.started):
+            if proc.name not in REVIVED_SERVERS or time.monotonic() < self._revive_after.get(proc.name, 0.0):
+                continue
+            try:
+                pid = int(proc.pid_file.read_text())
+                addr = proc.addr_file.read_text().strip()
+            except (FileNotFoundError, ValueError):
+                continue
+            if pid_alive(pid):
+                continue
+            self.started.remove(proc)
+            port = int(addr.rsplit(":", 1)[1]) if proc.name != "redis" else None
+            try:
+                if proc.name == "redis":
+                    self.redis_url()
+                elif proc.name == "temporal":
+                    self.temporal_address(port=port)
+                else:
+                    self.smtp_address(mail_dir, port=port)
+            except Exception as exc:
+                if not any(p.name == proc.name for p in self.started):
+                    self.started.append(proc)
+                self._revive_after[proc.name] = time.monotonic() + REVIVE_PAUSE
+                events.append(
+                    f"the embedded {proc.name} (pid {pid}) exited and did not start again ({exc}); trying again in "
+                    f"{REVIVE_PAUSE:.0f} s; its log: {proc.log_file}"
+                )
+            else:
+                events.append(
+                    f"the embedded {proc.name} (pid {pid}) exited; started again at {addr}; its log: {proc.log_file}"
+                )
+        return events
 
     def _adopt_orphan(self, proc: ManagedProcess) -> None:
         """A server left running by a crashed starter is stopped by this process's clean stop."""
