@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 import string
 import uuid
@@ -728,3 +729,29 @@ async def test_the_instructor_sees_whether_the_working_copy_differs_from_the_liv
     assert not await differs()
     await _upload(api, owner, course["id"], "notes.txt", b"More notes.", "text/plain")
     assert await differs()
+
+
+async def test_a_material_file_lost_by_the_store_is_logged_and_counted(
+    api: Api, container: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """explore18 F11: a material whose stored file was gone at publish showed only in the instructor's report; the
+    file store losing an object is an operator's matter: an error line naming it, and a metric an alert watches."""
+    from smartcourse.metrics import MATERIALS_SKIPPED
+
+    owner = await api.user("instructor")
+    course = await api.course(owner)
+    module = await api.module(owner, course["id"])
+    await api.lesson(owner, course["id"], module["id"])
+    mid = await _upload(api, owner, course["id"], "lost.md", b"# Lost\n\nGone from the store.", "text/markdown")
+    key = f"courses/{course['id']}/materials/{mid}/lost.md"
+    await container.files.get(key)  # where the upload put it
+    await container.files.delete(key)
+    before = MATERIALS_SKIPPED.labels("missing")._value.get()
+    with caplog.at_level(logging.ERROR, logger="smartcourse.services.content_index"):
+        wf = await _publish(api, owner, course["id"])
+    assert wf["status"] == "completed", wf
+    extract = next(s for s in wf["steps"] if s["name"] == "extract")
+    assert [(w["material_id"], w["reason"]) for w in extract["detail"]["skipped"]] == [(mid, "missing")]
+    assert MATERIALS_SKIPPED.labels("missing")._value.get() == before + 1
+    [line] = [r.getMessage() for r in caplog.records if mid in r.getMessage()]
+    assert key in line and "the file store lost it" in line, line

@@ -158,6 +158,12 @@ ENGINE_UP = Gauge(
     ["engine"],
     multiprocess_mode="livemin",  # an engine one API process cannot reach is down for it
 )
+MATERIALS_SKIPPED = Counter(
+    "smartcourse_publish_materials_skipped_total",
+    "Course materials a publish could not index, by reason: missing (the stored file is gone: a file-store fault), "
+    "or the extractor's (unreadable, empty, too_large, ...: the instructor's file; the publish report names it)",
+    ["reason"],
+)
 DEAD_LETTERS = Counter(
     "smartcourse_dead_letters_total",
     "Events and tasks given up on (a dead_letters row written), by consumer (celery:<task> for tasks)",

@@ -22,6 +22,7 @@ from smartcourse.content.chunk import chunk_sections
 from smartcourse.content.extract import ExtractionError, Section, extract_material, sections_from_snapshot
 from smartcourse.db import UnitOfWork
 from smartcourse.errors import Conflict, Invalid, NotFound
+from smartcourse.metrics import MATERIALS_SKIPPED
 from smartcourse.models import ContentChunk, Course, WorkflowRun, utcnow
 from smartcourse.ports import Chunk, DocumentStore, FileStore, VectorIndex
 from smartcourse.services.courses import VERSIONS, version_doc_id
@@ -89,9 +90,29 @@ async def extract(
             skipped.append(
                 {"material_id": m["id"], "filename": m["filename"], "reason": exc.reason, "message": str(exc)}
             )
+            MATERIALS_SKIPPED.labels(exc.reason).inc()
+            log.warning(
+                "publish of course %s v%s: material %s (%s) not indexed: %s",
+                course_id,
+                version,
+                m["id"],
+                m["filename"],
+                exc,
+            )
         except NotFound:
             skipped.append(
                 {"material_id": m["id"], "filename": m["filename"], "reason": "missing", "message": "file not found"}
+            )
+            # Not the instructor's doing: the file store lost an object it had accepted (explore18 F11: only the
+            # instructor's report said so).
+            MATERIALS_SKIPPED.labels("missing").inc()
+            log.error(
+                "publish of course %s v%s: material %s (%s) has no stored file at %s; the file store lost it",
+                course_id,
+                version,
+                m["id"],
+                m["filename"],
+                m["storage_key"],
             )
     if not any(s.text.strip() for s in sections):
         raise Invalid("the course has no readable text to index", code="no_content", details={"skipped": skipped})
