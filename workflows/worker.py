@@ -42,10 +42,10 @@ def build_worker(client: Client, container: Container, *, task_queue: str | None
         # EnrollmentWorkflow's set-up is a local activity holding one database connection: a burst of them waits
         # here, not for the pool (10 + 20 overflow, shared with the relay and the other activities), whose 30 s
         # timeout would fail them.
-        max_concurrent_local_activities=16,
+        max_concurrent_local_activities=container.settings.worker_max_local_activities,
         # ... and as many workflow tasks: each enrollment task runs one local activity, and a task that waited in
         # the worker for a local-activity slot past its 10 s timeout was retried (seen with eager starts of 64).
-        max_concurrent_workflow_tasks=16,
+        max_concurrent_workflow_tasks=container.settings.worker_max_workflow_tasks,
         # A step's progress (`embed: running, 1200/2000`) reaches the server, and `GET /workflows/{id}`, with its
         # heartbeat; the SDK sends one at most every 0.8 x the heartbeat timeout by default (16 s of a publish
         # step's 20), so a 15 s embed read 0/N throughout. One a second per running step is nothing to the server.
