@@ -718,3 +718,47 @@ async def test_a_client_leaving_a_stream_is_recorded_cancelled_not_logged_as_an_
                 assert event.event_type == "ai.interaction_recorded" and event.payload["data"]["outcome"] == "cancelled"
                 # ... and the model was stopped: its stream cancelled, not left writing into a closed connection.
                 await asyncio.wait_for(chat.cancelled.wait(), timeout=10)
+
+
+async def test_a_lessons_generation_reads_the_materials_attached_to_it(
+    api: Api, worker: object, container: Any
+) -> None:
+    """explore17 F9: "make a quiz of this lesson" read the lesson's text only, not the handout uploaded with it."""
+    teacher = await api.user("instructor")
+    course = await api.course(teacher, title=f"Gardens {uuid.uuid4().hex[:6]}")
+    module = await api.module(teacher, course["id"])
+    lesson = await api.lesson(teacher, course["id"], module["id"], **GARDEN_LESSON)
+    other = await api.lesson(teacher, course["id"], module["id"], **OUTBOX_LESSON)
+    handout = b"# Worm bins\n\nRed wigglers eat half their weight in scraps each day and leave castings behind."
+    for data, attach in ((handout, lesson["id"]), (b"# Unrelated\n\nKafka keeps records in partitions.", None)):
+        r = await api.client.post(
+            f"/courses/{course['id']}/materials",
+            files={"file": ("worms.md" if attach else "kafka.md", data, "text/markdown")},
+            data={"lesson_id": attach} if attach else {},
+            headers=teacher["headers"],
+        )
+        assert r.status_code == 201, r.text
+    r = await api.client.post(f"/courses/{course['id']}/publish", headers=teacher["headers"])
+    assert r.status_code == 202, r.text
+    wf = await api.wait_workflow(teacher, r.json()["workflow_id"], timeout=120)
+    assert wf["status"] == "completed", wf
+    quiz = {"questions": [{"prompt": "What turns scraps into humus?", "options": ["Compost", "Kafka"], "answer": 0}]}
+    with scripted(container, ScriptedChat(json.dumps({"questions": [{**quiz["questions"][0], "source": 1}]}))) as chat:
+        r = await api.client.post(
+            "/ai/generate-quiz",
+            json={"course_id": course["id"], "lesson_id": lesson["id"], "num_questions": 1},
+            headers=teacher["headers"],
+        )
+        assert r.status_code == 200, r.text
+        titles = {s["source_ref"]["title"] for s in r.json()["sources"]}
+        assert titles == {"Composting basics", "worms.md"}, r.json()["sources"]
+        prompt = " ".join(m.content for m in chat.prompts[-1])
+        assert "Red wigglers" in prompt and "partitions" not in prompt and "transactional" not in prompt
+        # A lesson with no material attached reads its own text only, as before.
+        r = await api.client.post(
+            "/ai/generate-quiz",
+            json={"course_id": course["id"], "lesson_id": other["id"], "num_questions": 1},
+            headers=teacher["headers"],
+        )
+        assert r.status_code in (200, 422), r.text
+        assert "Red wigglers" not in " ".join(m.content for m in chat.prompts[-1])

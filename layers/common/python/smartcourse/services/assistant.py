@@ -468,11 +468,20 @@ def _chunk_hit(row: ContentChunk) -> Hit:
     return Hit(chunk=to_chunk(row), score=1.0)
 
 
-async def _indexed_passages(uow: UnitOfWork, course: Course, lesson_id: uuid.UUID | None) -> list[Hit]:
-    """The live index's chunks of the course (the first of each source, in order) or of one lesson."""
+async def _lesson_sources(documents: Any, course: Course, lesson_id: uuid.UUID) -> list[str]:
+    """The sources a lesson's generation reads: the lesson (or the material `lesson_id` names) and the materials the
+    live version attaches to it (explore17 F9: "summarise this lesson" left out the handout uploaded with it)."""
+    snapshot = await documents.get(courses.VERSIONS, courses.version_doc_id(course.id, course.index_version)) or {}
+    attached = [str(m["id"]) for m in snapshot.get("materials", []) if str(m.get("lesson_id")) == str(lesson_id)]
+    return [str(lesson_id), *attached]
+
+
+async def _indexed_passages(uow: UnitOfWork, course: Course, sources: list[str] | None) -> list[Hit]:
+    """The live index's chunks of the course (the first of each source, in order) or of one lesson's `sources`."""
+    lesson_id = sources[0] if sources else None
     stmt = select(ContentChunk).where(ContentChunk.course_id == course.id, ContentChunk.version == course.index_version)
-    if lesson_id is not None:
-        stmt = stmt.where(ContentChunk.source_id == str(lesson_id))
+    if sources:
+        stmt = stmt.where(ContentChunk.source_id.in_(sources))
     rows = (await uow.session.scalars(stmt.order_by(ContentChunk.ordinal, ContentChunk.chunk_id))).all()
     if lesson_id is not None and not rows:
         raise NotFound(
@@ -617,10 +626,12 @@ async def prepare_generation(
     """Check the caller and the course, pick the passages, count the quota and take a slot."""
     async with container.uow() as uow:
         course = await _instructor_course(uow, principal, course_id)
-        if kind == "explain":
-            passages: list[Hit] = []
-        else:
-            passages = await _indexed_passages(uow, course, lesson_id)
+    passages: list[Hit] = []
+    if kind != "explain":
+        # The snapshot is read with no connection held (the document store may share the pool: issue #7 item 4).
+        sources = await _lesson_sources(container.documents, course, lesson_id) if lesson_id is not None else None
+        async with container.uow() as uow:
+            passages = await _indexed_passages(uow, course, sources)
     query = concept or course.title
     if kind == "explain":
         found = await search.retrieve(container, principal=principal, course_id=course_id, query=query, k=RETRIEVE_K)
