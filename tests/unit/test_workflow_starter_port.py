@@ -104,3 +104,53 @@ async def test_a_read_waits_on_a_silent_engine_no_longer_than_its_budget() -> No
     started = time.monotonic()
     status, steps = await workflows.describe_or_unavailable(c, "enroll-e1", ("activate",), budget=0.2)
     assert (status, steps) == ("unavailable", []) and time.monotonic() - started < 2
+
+
+async def test_each_engine_call_is_bounded_in_all_not_per_attempt(monkeypatch: Any) -> None:
+    """explore21 F5: with Temporal's port refusing, the client retried inside one call: a publish's 503 took ~10 s
+    although each attempt had a 5 s `rpc_timeout`, and a second click (a describe, then the start) ~15 s. Each call
+    (connect included) now has RPC_TIMEOUT in all."""
+    import asyncio
+    import time
+    from datetime import timedelta
+
+    import pytest
+
+    from smartcourse.adapters import temporal
+    from smartcourse.errors import Unavailable
+
+    monkeypatch.setattr(temporal, "RPC_TIMEOUT", timedelta(seconds=0.3))
+
+    class Retrying:  # what temporalio's client does while the port refuses: tries again, inside the call
+        async def start_workflow(self, *args: Any, **kwargs: Any) -> None:
+            await asyncio.sleep(30)
+
+        def get_workflow_handle(self, workflow_id: str) -> Any:
+            return self
+
+        async def describe(self, **kwargs: Any) -> None:
+            await asyncio.sleep(30)
+
+        async def query(self, *args: Any, **kwargs: Any) -> None:
+            await asyncio.sleep(30)
+
+    async def connect() -> Any:
+        return Retrying()
+
+    async def slow_connect() -> Any:
+        await asyncio.sleep(30)
+        return Retrying()
+
+    for make in (connect, slow_connect):
+        starter = temporal.TemporalWorkflowStarter(make, task_queue="q")
+        for call in ("start", "status", "steps"):
+            started = time.monotonic()
+            with pytest.raises(Unavailable) as raised:
+                if call == "start":
+                    await starter.start("X", {}, workflow_id="publish-c-v1")
+                elif call == "status":
+                    await starter.status("publish-c-v1")
+                else:
+                    await starter.steps("publish-c-v1")
+            assert raised.value.code == "workflow_engine_unavailable", raised.value
+            assert time.monotonic() - started < 2

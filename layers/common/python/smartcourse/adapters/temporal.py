@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
@@ -14,6 +15,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from smartcourse.errors import Unavailable
 
 RPC_TIMEOUT = timedelta(seconds=5)
+T = TypeVar("T")
 
 #: Status names: Temporal's WorkflowExecutionStatus lower-cased, plus "not_started" for an id Temporal does not know.
 RUNNING = "running"
@@ -38,8 +40,28 @@ class TemporalWorkflowStarter:
         status, _ = await self.start_if_absent(workflow, arg, workflow_id=workflow_id)
         return status
 
+    async def _bounded(self, call: Callable[[], Awaitable[T]], what: str) -> T:
+        """`call` (a connect and one request) within RPC_TIMEOUT in all. `rpc_timeout` bounds each attempt only: the
+        client retries a refused connection inside the call, so a publish while Temporal's port refused took ~10 s
+        to answer its 503 and a second click ~15 s (explore21 F5)."""
+        try:
+            async with asyncio.timeout(RPC_TIMEOUT.total_seconds()):
+                return await call()
+        except TimeoutError as exc:
+            raise Unavailable(
+                f"the workflow engine did not answer within {RPC_TIMEOUT.total_seconds():.0f} s ({what})",
+                code="workflow_engine_unavailable",
+            ) from exc
+
     async def start_if_absent(self, workflow: str, arg: Any, *, workflow_id: str) -> tuple[str, bool]:
         """As `start`, and whether this call is the one that started it (the sweeper counts those)."""
+        try:
+            await self._bounded(lambda: self._start(workflow, arg, workflow_id), f"start {workflow_id}")
+        except WorkflowAlreadyStartedError:
+            return await self.status(workflow_id), False
+        return RUNNING, True
+
+    async def _start(self, workflow: str, arg: Any, workflow_id: str) -> None:
         client = await self._connect()
         try:
             await client.start_workflow(
@@ -50,8 +72,6 @@ class TemporalWorkflowStarter:
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 rpc_timeout=RPC_TIMEOUT,
             )
-        except WorkflowAlreadyStartedError:
-            return await self.status(workflow_id), False
         except RPCError as exc:
             # The engine down or slow (`tcp connect error`, deadline exceeded): what the callers handle (a publish
             # reverts and answers 503; the dispatcher retries later). It escaped as an RPCError, so a publish
@@ -60,10 +80,12 @@ class TemporalWorkflowStarter:
                 f"the workflow engine did not start {workflow_id}: {exc.message or exc.status}",
                 code="workflow_engine_unavailable",
             ) from exc
-        return RUNNING, True
 
     async def status(self, workflow_id: str) -> str:
         """The run's status name, or "not_started" if Temporal does not know the id."""
+        return await self._bounded(lambda: self._status(workflow_id), f"describe {workflow_id}")
+
+    async def _status(self, workflow_id: str) -> str:
         client = await self._connect()
         try:
             desc = await client.get_workflow_handle(workflow_id).describe(rpc_timeout=RPC_TIMEOUT)
@@ -77,6 +99,9 @@ class TemporalWorkflowStarter:
         """The workflow's `steps` query (raises if the worker does not answer in time). A completed run's steps
         come from its result when it holds them (every workflow of ours returns them): a query on a closed run is
         a replay of its whole history on a worker, the result is one read from the server."""
+        return await self._bounded(lambda: self._steps(workflow_id, completed), f"steps of {workflow_id}")
+
+    async def _steps(self, workflow_id: str, completed: bool) -> list[dict[str, Any]]:
         client = await self._connect()
         handle = client.get_workflow_handle(workflow_id)
         if completed:
