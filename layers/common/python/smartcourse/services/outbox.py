@@ -73,6 +73,19 @@ _MARK_FAILED = (
 )
 
 
+#: How long a relay round waits for the broker (or the in-process consumers) to take its events. Past it the round
+#: is a failure like any other: counted, logged, recorded on its first event (`last_error`), and tried again. A Kafka
+#: outage held the round inside the producer for as long as it lasted (69 s in explore24 F3) with nothing counted,
+#: recorded or logged by SmartCourse: `SmartCourseOutboxPublishFailing` could not fire. A send cut off here may still
+#: reach Kafka later: consumers dedupe by event id.
+PUBLISH_TIMEOUT_SECONDS = 10.0
+
+
+class _Stalled(Exception):
+    def __str__(self) -> str:
+        return f"the broker did not acknowledge within {PUBLISH_TIMEOUT_SECONDS:g} s (is it reachable?)"
+
+
 async def relay_once(sessionmaker: Any, publisher: Publisher, *, batch: int = 100) -> int:
     """Publish one batch of unsent events, oldest first. Rows are locked (SKIP LOCKED) so relays can scale out.
 
@@ -81,23 +94,44 @@ async def relay_once(sessionmaker: Any, publisher: Publisher, *, batch: int = 10
     """
     async with sessionmaker() as session, session.begin():
         rows = list(await session.execute(_UNSENT, {"batch": batch}))
-        if len(rows) > 1 and isinstance(publisher, BatchPublisher) and await _published_together(rows, publisher):
-            await _mark_sent(session, rows)
-            return len(rows)
+        if len(rows) > 1 and isinstance(publisher, BatchPublisher):
+            try:
+                together = await _published_together(rows, publisher)
+            except _Stalled as exc:  # not again row by row: the first row would wait as long
+                await _failed(session, rows[0], exc, of=len(rows))
+                return 0
+            if together:
+                await _mark_sent(session, rows)
+                return len(rows)
         sent: list[Any] = []
         for row in rows:
             try:
                 with telemetry.publishing(row), OUTBOX_PUBLISH_DURATION.labels(row.event_type).time():
-                    await publisher.publish(row.topic, row.aggregate_id, row.payload)
+                    await _bounded(publisher.publish(row.topic, row.aggregate_id, row.payload))
             except Exception as exc:
-                RELAY_FAILURES.labels(row.event_type).inc()
-                log.warning("outbox publish failed", extra={"event_id": str(row.id)}, exc_info=True)
-                await session.execute(_MARK_FAILED, {"failed_id": row.id, "error": str(exc)[:2000]})
+                await _failed(session, row, exc)
                 break  # keep per-aggregate order: stop at the first failure, retry next round
             RELAYED.labels(row.event_type).inc()
             sent.append(row)
         await _mark_sent(session, sent)
         return len(sent)
+
+
+async def _bounded(publishing: Any) -> None:
+    try:
+        await asyncio.wait_for(publishing, PUBLISH_TIMEOUT_SECONDS)
+    except TimeoutError:
+        raise _Stalled() from None
+
+
+async def _failed(session: Any, row: Any, exc: Exception, *, of: int = 1) -> None:
+    """Count, log and record (on `row`) a failed publish; `of`: the events of the round it held up."""
+    RELAY_FAILURES.labels(row.event_type).inc()
+    if isinstance(exc, _Stalled):
+        log.warning("outbox publish failed: %s; %d event(s) wait for the next round", exc, of)
+    else:
+        log.warning("outbox publish failed", extra={"event_id": str(row.id)}, exc_info=True)
+    await session.execute(_MARK_FAILED, {"failed_id": row.id, "error": str(exc)[:2000]})
 
 
 async def _mark_sent(session: Any, rows: Sequence[Any]) -> None:
@@ -116,7 +150,9 @@ async def _published_together(rows: Sequence[Any], publisher: BatchPublisher) ->
             batch.append(Outgoing(row.topic, row.aggregate_id, row.payload, telemetry.current_carrier()))
     started = time.perf_counter()
     try:
-        await publisher.publish_batch(batch)
+        await _bounded(publisher.publish_batch(batch))
+    except _Stalled:
+        raise
     except Exception:
         log.warning("publishing %d outbox events together failed; going on one by one", len(rows), exc_info=True)
         return False
