@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import atexit
 import logging
+import os
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -168,6 +170,56 @@ class Container:
     def use_workflow_starter(self, starter: Any) -> None:
         """Install a WorkflowStarter (tests pass a fake of the port)."""
         self._workflow_starter = starter
+
+    def messaging_probes(self) -> dict[str, Callable[[], Awaitable[None]]]:
+        """Probes (for /health) of the messaging engines this deployment is configured with: Kafka (a metadata
+        request, with the relay's security settings), its schema registry (GET /subjects), and Celery's broker when
+        it is not the Redis probed already (a connection, in a thread: kombu is synchronous). Kafka and RabbitMQ down
+        left /health `ok` with every process `up` (explore24 F3, F4)."""
+        s = self.settings
+        probes: dict[str, Callable[[], Awaitable[None]]] = {}
+        if os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+            # Deployed, the API functions do not talk to these (MSK invokes the consumers; its IAM listener needs a
+            # token signer they lack): CloudWatch watches them, not /health.
+            return probes
+        if s.kafka_bootstrap_servers:
+
+            async def kafka() -> None:
+                from aiokafka.client import AIOKafkaClient
+
+                from smartcourse.entrypoints.kafka import connection_options
+
+                client = AIOKafkaClient(
+                    bootstrap_servers=s.kafka_bootstrap_servers, request_timeout_ms=2500, **connection_options(s)
+                )
+                try:
+                    await client.bootstrap()
+                finally:
+                    await client.close()
+
+            probes["kafka"] = kafka
+        if s.schema_registry_url:
+
+            async def schema_registry() -> None:
+                import httpx
+
+                async with httpx.AsyncClient(timeout=2.5) as http:
+                    (await http.get(f"{(s.schema_registry_url or '').rstrip('/')}/subjects")).raise_for_status()
+
+            probes["schema_registry"] = schema_registry
+        if s.celery_broker_url:
+
+            def connect() -> None:
+                from kombu import Connection
+
+                with Connection(s.celery_broker_url, connect_timeout=2.5) as conn:
+                    conn.connect()
+
+            async def broker() -> None:
+                await asyncio.to_thread(connect)
+
+            probes["broker"] = broker
+        return probes
 
     def redis(self) -> Any:
         """An asyncio Redis client (redis-py): a command waits at most REDIS_TIMEOUT_SECONDS to connect, to read."""

@@ -107,6 +107,8 @@ async def engines(c: Any, *, timeout: float = 3.0) -> dict[str, dict[str, Any]]:
         probes["llm"] = llm
     if callable(getattr(c.files, "probe", None)):  # the local store (S3 is not probed)
         probes["files"] = files
+    if callable(getattr(c, "messaging_probes", None)):  # Kafka, its schema registry, Celery's broker: if configured
+        probes.update(c.messaging_probes())
     results = await asyncio.gather(*(_probe(fn, timeout) for fn in probes.values()))
     found = dict(zip(probes, results, strict=True))
     kind = "s3" if c.settings.uses_s3 else "local"
