@@ -103,9 +103,22 @@ def test_a_second_run_on_the_same_data_dir_refuses(tmp_path: Path) -> None:
     assert oct(tmp_path.stat().st_mode & 0o777) == "0o711"
 
 
-def test_run_makes_the_data_dir_private(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (None, "0o700"),  # made here
+        (0o700, "0o700"),
+        # Others could pass through (the engine stack's PostgreSQL runs as `postgres` under var/stack): they still
+        # can, and no one else can list it (explore24 F1: 0700 locked the stack's PostgreSQL out of its data).
+        (0o755, "0o711"),
+        (0o750, "0o710"),
+    ],
+)
+def test_run_makes_the_data_dir_private(tmp_path: Path, before: int | None, after: str) -> None:
     data = tmp_path / "data"
-    data.mkdir(mode=0o755)
+    if before is not None:
+        data.mkdir()
+        data.chmod(before)
     code = (
         "import sys; from pathlib import Path; from smartcourse.cli import make_private;"
         "d = Path(sys.argv[1]); make_private(d); (d / 'files').mkdir(); (d / 'files' / 'x').write_text('x');"
@@ -113,7 +126,7 @@ def test_run_makes_the_data_dir_private(tmp_path: Path) -> None:
         " oct((d / 'files' / 'x').stat().st_mode & 0o777))"
     )
     out = subprocess.run([sys.executable, "-c", code, str(data)], capture_output=True, text=True, check=True).stdout
-    assert out.split() == ["0o700", "0o700", "0o600"]
+    assert out.split() == [after, "0o700", "0o600"]
 
 
 def test_the_directories_pgserver_opens_are_closed_again_but_for_passing_through(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -371,10 +372,16 @@ def lock_data_dir(data_dir: Path) -> Any:
 
 
 def make_private(data_dir: Path) -> None:
-    """Uploaded files, mail and databases are for this user only: dir 0700, and new files 0600 (umask 077)."""
+    """Uploaded files, mail and databases are for this user only: dir 0700, and new files 0600 (umask 077).
+
+    A directory that others could already pass through keeps that (0711, never listable): the engine stack keeps
+    its servers under `var/stack` and, as root, runs PostgreSQL as the `postgres` user, which 0700 shut out; its
+    PostgreSQL could then be neither stopped cleanly nor started again (explore24 F1)."""
     os.umask(0o077)
+    existed = data_dir.is_dir()
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    data_dir.chmod(0o700)
+    passing = stat.S_IMODE(data_dir.stat().st_mode) & (stat.S_IXGRP | stat.S_IXOTH) if existed else 0
+    data_dir.chmod(0o700 | passing)
 
 
 #: The Celery worker of `make run` (and of the tests' `celery_worker` fixture); `--quiet`: no start-up banner (plain
