@@ -37,9 +37,14 @@ def _migrate(database_url: str) -> None:
 
 def cmd_migrate(_: argparse.Namespace) -> int:
     from smartcourse.bootstrap import resolve_settings
+    from smartcourse.migrations import DatabaseNewerThanCode
 
     settings = resolve_settings(get_settings(), need=("db",))
-    _migrate(settings.database_url or "")
+    try:
+        _migrate(settings.database_url or "")
+    except DatabaseNewerThanCode as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print("database is at the latest migration")
     return 0
 
@@ -594,7 +599,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     # Links in certificates and e-mails name the address served here, --host/--port included.
     env.setdefault("PUBLIC_BASE_URL", default_public_base_url({"HOST": args.host, "PORT": str(args.port)}))
-    _migrate(resolved.database_url or "")
+    from smartcourse.migrations import DatabaseNewerThanCode
+
+    try:
+        _migrate(resolved.database_url or "")
+    except DatabaseNewerThanCode as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        embedded_engines(settings).stop()
+        lock.close()
+        return 1
     processes = run_processes(args.host, args.port, kafka=bool(settings.kafka_bootstrap_servers))
     # /health expects a heartbeat from each background process started here (services/heartbeats.py).
     env.setdefault("SMARTCOURSE_BACKGROUND_PROCESSES", ",".join(name for name in processes if name != "api"))

@@ -1,0 +1,63 @@
+"""A release started on a database a newer release upgraded says what to do (explore22 F1: Alembic's traceback,
+"Can't locate revision identified by '0019'", was all an operator rolling back got)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from alembic.script import ScriptDirectory
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from smartcourse.migrations import DatabaseNewerThanCode, alembic_config, upgrade_head
+from tests.conftest import REPO
+
+
+@pytest.fixture
+async def newer(settings: Any) -> AsyncIterator[str]:
+    """A database stamped with a migration this release does not have."""
+    name = f"newer_{uuid.uuid4().hex[:8]}"
+    base = make_url(settings.database_url)
+    admin = create_async_engine(base, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'create database "{name}"'))
+    url = base.set(database=name).render_as_string(hide_password=False)
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        await conn.execute(text("create table alembic_version (version_num varchar(32) primary key)"))
+        await conn.execute(text("insert into alembic_version values ('0999')"))
+    await engine.dispose()
+    try:
+        yield url
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'drop database if exists "{name}" with (force)'))
+        await admin.dispose()
+
+
+async def test_upgrading_a_database_a_newer_release_migrated_is_refused_with_what_to_do(newer: str) -> None:
+    head = ScriptDirectory.from_config(alembic_config(newer)).get_current_head()
+    with pytest.raises(DatabaseNewerThanCode) as raised:
+        await asyncio.to_thread(upgrade_head, newer)
+    message = str(raised.value)
+    assert "migration 0999" in message and f"its latest is {head}" in message
+    assert "restore the backup" in message and "Upgrades and rollbacks" in message
+    env = {**os.environ, "DATABASE_URL": newer}
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "smartcourse.cli", "migrate"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done
+    assert done.stderr.strip().splitlines() == [f"error: {message}"], done.stderr
