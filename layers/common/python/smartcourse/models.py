@@ -374,7 +374,7 @@ class QuizAttempt(Base):
     submitted_at: Mapped[datetime] = _created()
     # The quiz as answered (`domain.courses.quiz_fingerprint`): the limit counts the attempts on the quiz as it is
     # now, and a review grades an attempt against the questions it answered. Null: an attempt from before migration
-    # 0019, counted against whatever the quiz is.
+    # 0019 that migration 0020 could not place, counted against whatever the quiz is.
     quiz_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 

@@ -215,7 +215,7 @@ async def complete_lesson(
 
 def counts_against(fingerprint: str) -> Any:
     """The attempts the limit counts on the quiz as it is (`fingerprint`): those on these questions, and those from
-    before attempts recorded their quiz (migration 0019)."""
+    before attempts recorded their quiz (migration 0019) that migration 0020 could not place."""
     return or_(QuizAttempt.quiz_fingerprint == fingerprint, QuizAttempt.quiz_fingerprint.is_(None))
 
 

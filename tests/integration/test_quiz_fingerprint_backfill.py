@@ -1,0 +1,105 @@
+"""Migration 0020: attempts from before 0019 take the fingerprint of the quiz they answered (explore22 F2: a null
+fingerprint counted against every later version, so a student out of attempts stayed out after a rewrite)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from alembic import command
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from smartcourse.domain.courses import quiz_fingerprint
+from smartcourse.migrations import alembic_config
+
+
+@pytest.fixture
+async def scratch(settings: Any) -> AsyncIterator[tuple[str, AsyncEngine]]:
+    """A database of its own, migrated to 0019 (the revision before)."""
+    name = f"fp_backfill_{uuid.uuid4().hex[:8]}"
+    base = make_url(settings.database_url)
+    admin = create_async_engine(base, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'create database "{name}"'))
+    url = base.set(database=name).render_as_string(hide_password=False)
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "0019")
+    engine = create_async_engine(url)
+    try:
+        yield url, engine
+    finally:
+        await engine.dispose()
+        async with admin.connect() as conn:
+            await conn.execute(text(f'drop database if exists "{name}" with (force)'))
+        await admin.dispose()
+
+
+async def test_old_attempts_take_the_fingerprint_of_the_live_quiz(scratch: tuple[str, AsyncEngine]) -> None:
+    url, engine = scratch
+    teacher, student = uuid.uuid4(), uuid.uuid4()
+    course, enrollment, quiz, gone = uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    live_quiz = {
+        "id": str(quiz),
+        "type": "quiz",
+        "title": "Check",
+        "questions": [{"prompt": "Été ?", "options": ["a", "b"], "answer": 1}],
+        "pass_score": 60,
+    }
+    old_quiz = {**live_quiz, "questions": [{"prompt": "Older", "options": ["a", "b"], "answer": 0}]}
+    snapshots = {1: old_quiz, 2: live_quiz}
+    async with engine.begin() as conn:
+        for uid, role in ((teacher, "instructor"), (student, "student")):
+            await conn.execute(
+                text(
+                    "insert into users (id, email, password_hash, full_name, role) "
+                    "values (:id, :email, 'x', 'A user', :role)"
+                ),
+                {"id": uid, "email": f"{uid}@example.com", "role": role},
+            )
+        await conn.execute(
+            text(
+                "insert into courses (id, instructor_id, title, description, category, tags, waitlist_enabled, "
+                "status, content_version) values (:id, :teacher, 'C', '', 'c', '{}', false, 'published', 2)"
+            ),
+            {"id": course, "teacher": teacher},
+        )
+        await conn.execute(
+            text(
+                "insert into enrollments (id, student_id, course_id, status, attempt) "
+                "values (:id, :student, :course, 'active', 1)"
+            ),
+            {"id": enrollment, "student": student, "course": course},
+        )
+        for version, lesson in snapshots.items():
+            body = {"modules": [{"id": str(uuid.uuid4()), "title": "M", "lessons": [lesson]}], "materials": []}
+            await conn.execute(
+                text(
+                    "insert into documents (collection, id, body) values ('course_versions', :id, cast(:body as jsonb))"
+                ),
+                {"id": f"{course}:v{version}", "body": json.dumps(body)},
+            )
+        for n, (lesson_id, fingerprint) in enumerate(((quiz, None), (quiz, None), (quiz, "kept"), (gone, None)), 1):
+            await conn.execute(
+                text(
+                    "insert into quiz_attempts (id, enrollment_id, student_id, lesson_id, attempt, answers, score, "
+                    "passed, quiz_fingerprint) values (:id, :eid, :student, :lesson, :n, '[0]', 0, false, :fp)"
+                ),
+                {
+                    "id": uuid.uuid4(),
+                    "eid": enrollment,
+                    "student": student,
+                    "lesson": lesson_id,
+                    "n": n,
+                    "fp": fingerprint,
+                },
+            )
+
+    await asyncio.to_thread(command.upgrade, alembic_config(url), "0020")
+    async with engine.connect() as conn:
+        rows = [tuple(r) for r in await conn.execute(text("select attempt, quiz_fingerprint from quiz_attempts"))]
+    assert sorted(rows) == [(1, quiz_fingerprint(live_quiz)), (2, quiz_fingerprint(live_quiz)), (3, "kept"), (4, None)]
+    assert quiz_fingerprint(live_quiz) != quiz_fingerprint(old_quiz)
