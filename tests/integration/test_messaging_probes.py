@@ -51,7 +51,8 @@ async def test_the_stacks_kafka_registry_and_broker_are_up(settings: Any) -> Non
     probes = _probes(
         settings,
         kafka_bootstrap_servers=require_engine("kafka"),
-        schema_registry_url=require_engine("schema_registry"),
+        # The stack's registry serves the Confluent API under this path (`scripts/stack env`).
+        schema_registry_url=require_engine("schema_registry") + "/apis/ccompat/v7",
         celery_broker_url=require_engine("rabbitmq"),
     )
     results = dict(zip(probes, await asyncio.gather(*(health._probe(p) for p in probes.values())), strict=True))
