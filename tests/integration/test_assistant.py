@@ -277,6 +277,25 @@ async def test_quota_and_concurrency_guards(api: Api, worker: object, container:
         assert busy.json()["code"] == "assistant_busy"
     assistant._slots.clear()
 
+    # A busy answer costs no ask of the quota (explore23 F1: three 503s took three of the ten asks a minute).
+    holder, retrier = await enrolled_student(api, course["id"]), await enrolled_student(api, course["id"])
+    with scripted(
+        container, slow, assistant_max_concurrent=1, assistant_queue_wait_seconds=0.2, assistant_quota_per_minute=2
+    ):
+        held = asyncio.create_task(api.client.post("/ai/ask", json=ask, headers=holder["headers"]))
+        await asyncio.sleep(0.3)  # the holder has the one slot
+        for _ in range(3):
+            r = await api.client.post("/ai/ask", json=ask, headers=retrier["headers"])
+            assert r.status_code == 503 and r.json()["code"] == "assistant_busy", r.text
+        assert (await held).status_code == 200
+    assistant._slots.clear()
+    with scripted(container, ScriptedChat(), assistant_quota_per_minute=2):
+        for _ in range(2):
+            assert (await api.client.post("/ai/ask", json=ask, headers=retrier["headers"])).status_code == 200
+        r = await api.client.post("/ai/ask", json=ask, headers=retrier["headers"])
+        assert r.status_code == 429 and r.json()["code"] == "ai_quota_exceeded", r.text
+    assistant._slots.clear()
+
 
 async def test_model_failure_is_recorded_and_reported(api: Api, worker: object, container: Any) -> None:
     teacher = await api.user("instructor")

@@ -96,6 +96,19 @@ async def acquire_slot(container: Any) -> asyncio.Semaphore:
     return sem
 
 
+async def slot_within_quota(container: Any, principal: Principal) -> asyncio.Semaphore:
+    """A generation slot, then the quota counted: a request turned away busy (503 `assistant_busy`) costs no ask of
+    the caller's quota. Counted first, three busy answers took three of ten asks a minute, and a client retrying as
+    Retry-After said locked itself out when the server was busiest (explore23 F1)."""
+    slot = await acquire_slot(container)
+    try:
+        await enforce_quota(container, principal)
+    except BaseException:
+        slot.release()
+        raise
+    return slot
+
+
 # --- course context: access, conversation, quiz lock ---------------------------------------------
 
 
@@ -394,8 +407,7 @@ async def prepare_ask(container: Any, *, principal: Principal, body: AskIn, stre
             uow, principal, body.course_id, body.conversation_id, container.settings.assistant_history_days
         )
         await uow.commit()
-    await enforce_quota(container, principal)
-    slot = await acquire_slot(container)
+    slot = await slot_within_quota(container, principal)
     try:
         chat = container.chat_model()
     except Exception:
@@ -655,8 +667,7 @@ async def prepare_generation(
         "quiz": lambda: generation.quiz_task(num_questions, n),
         "explain": lambda: generation.explain_task(concept or "", level, passages),
     }[kind]()
-    await enforce_quota(container, principal)
-    slot = await acquire_slot(container)
+    slot = await slot_within_quota(container, principal)
     try:
         model = container.chat_model().name
     except Exception:
