@@ -445,6 +445,17 @@ async def test_catalog_search_by_content_metadata_and_filters(api: Api) -> None:
     items = r.json()["items"]
     assert [i["id"] for i in items] == [course["id"]]
     assert items[0]["score"] > 0 and items[0]["highlights"] == [] and items[0]["matched_in"] == ["content"]
+    # Typed with invisible or full-width characters, the same term finds the same (explore23 F5: nothing).
+    FULL_WIDTH_CHLOROPHYLL = "".join(chr(ord(c) + 0xFEE0) for c in "chlorophyll")
+    for typed in ("chloro\u00adphyll", "chloro\u200bphyll", FULL_WIDTH_CHLOROPHYLL):
+        r = await api.client.get("/search", params={"q": typed, "tags": marker})
+        assert [i["id"] for i in r.json()["items"]] == [course["id"]], (typed, r.text)
+    student = await _enrolled_student(api, course["id"])
+    plain = (await _search(api, student, course["id"], "chlorophyll", mode="keyword")).json()["items"]
+    assert plain
+    for typed in ("chloro\u00adphyll", FULL_WIDTH_CHLOROPHYLL):
+        found = (await _search(api, student, course["id"], typed, mode="keyword")).json()["items"]
+        assert [h["chunk_id"] for h in found] == [h["chunk_id"] for h in plain], typed
     # A lesson title is in the public outline: it is quoted.
     r = await api.client.get("/search", params={"q": "volcanoes", "tags": marker})
     (item,) = r.json()["items"]

@@ -6,11 +6,18 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StringConstraints, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, StringConstraints, model_validator
 
+from smartcourse.domain.text import as_indexed
 from smartcourse.schemas import SourceType, Strict
 
-Question = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+#: A question as the index has its text (`domain.text.as_indexed`), then stripped and checked (a NUL is refused,
+#: as in every input: `Strict`).
+Question = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=2000),
+    BeforeValidator(lambda v: as_indexed(v) if isinstance(v, str) and "\x00" not in v else v),  # NUL: refused
+]
 
 
 class AskIn(Strict):

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from smartcourse.assistant.text import same_text_key
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as rules
+from smartcourse.domain.text import as_indexed
 from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound
 from smartcourse.models import ContentChunk, Course, Enrollment, User
 from smartcourse.ports import Hit, SearchMode
@@ -184,7 +185,7 @@ async def retrieve_version(
 ) -> Retrieval:
     """Search one index version (no access check: callers have done it)."""
     k = max(1, min(k, MAX_K))
-    query = query.replace("\x00", " ").strip()
+    query = as_indexed(query).strip()
     vector = await container.embedder().embed_query(query) if mode != "keyword" else None
     hits = await container.vector_index().search(str(course_id), version, query=query, vector=vector, k=k, mode=mode)
     hits = await _without_deleted_materials(container, course_id, version, hits)
@@ -364,7 +365,7 @@ async def search_catalog(
         filters.append(has_tags(tags))
     if instructor_id is not None:
         filters.append(Course.instructor_id == instructor_id)
-    query = (q or "").replace("\x00", " ").strip()
+    query = as_indexed(q or "").strip()
     if not query:
         stmt = select(Course).where(*filters)
         total = await uow.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
