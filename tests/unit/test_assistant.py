@@ -421,8 +421,30 @@ def test_check_citations(answer: str, valid: list[int], invalid: list[int]) -> N
 
 
 def test_knobs_floor_is_configurable() -> None:
-    assert evidence.decide("outbox table", [RELAY], Knobs(relevance_floor=0.6)).route == "refuse"
-    assert evidence.decide("outbox table", [RELAY], Knobs(relevance_floor=0.5)).route == "answer"
+    assert evidence.decide("unsent rows", [RELAY], Knobs(relevance_floor=0.6)).route == "refuse"
+    assert evidence.decide("unsent rows", [RELAY], Knobs(relevance_floor=0.5)).route == "answer"
+
+
+def test_a_short_question_none_of_whose_words_the_passages_have_is_refused() -> None:
+    """explore23 F2: "What is the volcanology codeword?" over two unrelated passages just above the floor was asked
+    which of them it meant; "What are sea butterflies?" once its lesson was gone, likewise."""
+    vents = hit(7, "vents.pdf", "Black smokers vent water at 400 degrees.", 0.35)
+    anglers = hit(8, "notes.md", "The deep-sea anglerfish carries a lure.", 0.33)
+    knobs = Knobs(relevance_floor=0.3)
+    decision = evidence.decide("What is the volcanology codeword?", [vents, anglers], knobs)
+    assert (decision.route, decision.reason) == ("refuse", "no_relevant_material")
+    # A word in another form still counts ("anglerfishes" / "anglerfish"), and then the usual rules apply.
+    assert evidence.decide("anglerfishes lures?", [vents, anglers], knobs).route != "refuse"
+
+
+def test_a_question_that_is_one_sources_title_is_not_clarified_against_a_title_sharing_a_word() -> None:
+    """explore23 F3: "What are sea butterflies?" was asked whether it meant the lesson of that name or "Deep sea
+    quiz"."""
+    lesson = hit(9, "Sea butterflies", "Pteropods swim with wing-like feet; their shells dissolve in acid.", 0.52)
+    quiz = hit(10, "Deep sea quiz", "Which zone is darkest? Which fish has a lure?", 0.50)
+    decision = evidence.decide("What are sea butterflies?", [lesson, quiz], Knobs(relevance_floor=0.3))
+    assert decision.route == "answer", decision
+    assert decision.passages[0].chunk.title == "Sea butterflies"
 
 
 async def test_a_cut_stream_still_accounts_its_tokens() -> None:

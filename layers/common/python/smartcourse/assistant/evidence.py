@@ -157,9 +157,20 @@ def decide(question: str, hits: Sequence[Hit], knobs: Knobs) -> Decision:
     named = named_passages(hits, question, knobs.max_passages)
     one_name = len(_distinct_sources(named)) == 1
     if len(subject) <= knobs.clarify_max_subject_words:
+        stems = {words.stem(w) for w in subject}
+        if not any(_mentions(h, stems) for h in strong):
+            # A short question none of whose words the passages have: their cosine just over the floor says little
+            # (MiniLM gives unrelated passages 0.33-0.35). "What is the volcanology codeword?" was asked which of
+            # two unrelated parts it meant (explore23 F2).
+            return Decision("refuse", "no_relevant_material", [], [])
         best = max(strong[0].vector_score or 0.0, knobs.relevance_floor)
-        close = [h for h in sources if (h.vector_score or 0.0) >= best - knobs.clarify_margin]
+        close = [h for h in sources if (h.vector_score or 0.0) >= best - knobs.clarify_margin and _mentions(h, stems)]
         titled = [h for h in sources if _title_names(h.chunk.title, subject)]
+        whole = [h for h in titled if _title_has_all(h.chunk.title, subject)]
+        if len({h.chunk.title.strip().lower() for h in whole}) == 1:
+            # The question is one source's title ("What are sea butterflies?"): a quiz sharing one of its words
+            # ("Deep sea quiz") makes it no less clear (explore23 F3).
+            titled, one_name = whole, True
         for candidates in (titled,) if one_name else (close, titled):
             if len({h.chunk.title.strip().lower() for h in candidates}) >= 2:
                 names = [source_label(h) for h in candidates[:3]]
@@ -211,6 +222,18 @@ def _passage_stems(title: str, location: str, text: str) -> frozenset[str]:
     """A passage's content stems, its source's names included, defanged as the model sees it. Cached as the names'
     are (`_name_stems`): a course's chunks come back question after question, and the route must stay cheap."""
     return frozenset(content_stems(f"{title} {location} {defang(text)}"))
+
+
+def _mentions(hit: Hit, stems: set[str]) -> bool:
+    """The passage (its text, title or location) has one of the question's subject words, in some form."""
+    seen = _passage_stems(hit.chunk.title, hit.chunk.location, hit.chunk.text)
+    return any(any(_same_word(a, b) for b in seen) for a in stems)
+
+
+def _title_has_all(title: str, subject: Sequence[str]) -> bool:
+    """Every subject word of a short question names a word of this title ("sea butterflies", "Sea butterflies")."""
+    named = words.tokens(title)
+    return bool(subject) and all(any(w.startswith(s) or s.startswith(w) for w in named) for s in subject)
 
 
 def _title_names(title: str, subject: Sequence[str]) -> bool:
