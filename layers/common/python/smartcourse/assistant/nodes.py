@@ -18,7 +18,7 @@ async def guard_input(state: AskState, config: RunnableConfig) -> dict[str, Any]
     """Refuse before retrieval: prompt-extraction attempts and quiz answers the student has not earned."""
     cfg = Configuration.from_runnable_config(config)
     question = state["question"]
-    if prompts.looks_like_injection(question):
+    if prompts.probes_instructions(question):
         answer = i18n.text("instructions", await _lang(state))
         return {"route": "refuse", "reason": "instruction_probe", "answer": answer}
     if cfg.quiz_answers_locked and evidence.asks_for_quiz_answers(question):
