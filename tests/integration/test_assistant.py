@@ -136,6 +136,13 @@ async def test_ask_answers_with_citations_refuses_off_topic_and_is_counted(
         prompt = "\n".join(m.content for m in chat.prompts[-1])
         assert "<course_material>" in prompt and "Ignore all previous instructions" not in prompt
         assert "Composting" not in prompt or "outbox" in prompt
+        # A student not enrolled is told what enrolling allows here (explore23 F8: "... to search its content").
+        outsider = await api.user("student")
+        r = await api.client.post(
+            "/ai/ask", json={"course_id": course["id"], "question": "Why an outbox?"}, headers=outsider["headers"]
+        )
+        assert r.status_code == 403 and r.json()["code"] == "not_enrolled", r.text
+        assert "ask its assistant" in r.json()["message"], r.text
 
         # A follow-up in the same conversation; someone else cannot use that conversation.
         convo = body["conversation_id"]

@@ -401,7 +401,7 @@ class AskRun:
 async def prepare_ask(container: Any, *, principal: Principal, body: AskIn, streamed: bool) -> AskRun:
     """Everything that can refuse with an HTTP status happens here, before any byte of a stream is sent."""
     async with container.uow() as uow:
-        course = await search.ensure_content_access(uow, principal, body.course_id)
+        course = await search.ensure_content_access(uow, principal, body.course_id, doing="ask its assistant")
         locked = await _quiz_answers_locked(uow, principal, course)
         conversation_id, history = await _conversation(
             uow, principal, body.course_id, body.conversation_id, container.settings.assistant_history_days

@@ -136,9 +136,12 @@ async def can_read_content(uow: UnitOfWork, principal: Principal | None, course:
     return await is_enrolled(uow, principal.user_id, course.id)
 
 
-async def ensure_content_access(uow: UnitOfWork, principal: Principal | None, course_id: uuid.UUID) -> Course:
+async def ensure_content_access(
+    uow: UnitOfWork, principal: Principal | None, course_id: uuid.UUID, *, doing: str = "search its content"
+) -> Course:
     """The course, if `principal` may read its content and it has a live index; else a clear error. Its enrolled
-    students keep that access once the course is archived (as `courses.get_course`); others then get 404."""
+    students keep that access once the course is archived (as `courses.get_course`); others then get 404. `doing`:
+    what the refusal says enrolling allows ("ask its assistant" on the assistant's routes: explore23 F8)."""
     course = await uow.session.get(Course, course_id)
     if course is None:
         raise NotFound("course not found", code="course_not_found")
@@ -151,7 +154,7 @@ async def ensure_content_access(uow: UnitOfWork, principal: Principal | None, co
         if not (enrolled or rules.is_live(course.status, course.content_version)):
             raise NotFound("course not found", code="course_not_found")
         if not enrolled:
-            await refuse_not_enrolled(uow, principal, course.id, "enroll in the course to search its content")
+            await refuse_not_enrolled(uow, principal, course.id, f"enroll in the course to {doing}")
     if course.index_version <= 0:
         raise Conflict(
             "the course's content is not searchable yet: publish it and wait until it is ready",
