@@ -141,7 +141,7 @@ def decide(question: str, hits: Sequence[Hit], knobs: Knobs) -> Decision:
     """Route on evidence. Deterministic, so it holds whatever the model's strength."""
     subject = [w for w in subject_words(question) if words.stem(w) not in _HELP_STEMS]
     if not subject:  # nothing to search for: ask what is meant (retrieval scores mean nothing here)
-        names = [source_label(h) for h in _distinct_sources(hits)[:3]]
+        names = [source_label(h) for h in _distinct_sources([h for h in hits if _offerable(h)])[:3]]
         return Decision("clarify", "no_subject", names, [])
     strong = _distinct_content(strong_hits(hits, knobs.relevance_floor, subject))
     if not strong:
@@ -172,8 +172,9 @@ def decide(question: str, hits: Sequence[Hit], knobs: Knobs) -> Decision:
             # ("Deep sea quiz") makes it no less clear (explore23 F3).
             titled, one_name = whole, True
         for candidates in (titled,) if one_name else (close, titled):
-            if len({h.chunk.title.strip().lower() for h in candidates}) >= 2:
-                names = [source_label(h) for h in candidates[:3]]
+            offered = [h for h in candidates if _offerable(h)]
+            if len({h.chunk.title.strip().lower() for h in offered}) >= 2:
+                names = [source_label(h) for h in offered[:3]]
                 return Decision("clarify", "ambiguous_candidates", names, [])
     if named:
         ids = {h.chunk.chunk_id for h in named}
@@ -222,6 +223,14 @@ def _passage_stems(title: str, location: str, text: str) -> frozenset[str]:
     """A passage's content stems, its source's names included, defanged as the model sees it. Cached as the names'
     are (`_name_stems`): a course's chunks come back question after question, and the route must stay cheap."""
     return frozenset(content_stems(f"{title} {location} {defang(text)}"))
+
+
+def _offerable(hit: Hit) -> bool:
+    """A part of the course a clarification may name: not one whose name or whole text is instruction-like ("Notes >
+    Instructions for the tutor" was offered as a topic, and asking about it was then refused: explore23 F7)."""
+    if looks_like_injection(source_label(hit)):
+        return False
+    return bool(defang(hit.chunk.text).replace(OMITTED, "").strip())
 
 
 def _mentions(hit: Hit, stems: set[str]) -> bool:
