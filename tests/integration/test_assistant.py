@@ -788,3 +788,33 @@ async def test_a_lessons_generation_reads_the_materials_attached_to_it(
         )
         assert r.status_code in (200, 422), r.text
         assert "Red wigglers" not in " ".join(m.content for m in chat.prompts[-1])
+
+
+async def test_a_generated_quiz_whose_source_left_the_course_is_saved_only_when_asked(
+    api: Api, worker: object, container: Any
+) -> None:
+    """explore17 F7: a quiz generated from a material deleted since was saved silently, named after the gone file."""
+    teacher = await api.user("instructor")
+    course = await published_course(api, teacher, OUTBOX_LESSON, GARDEN_LESSON)
+    detail = (await api.client.get(f"/courses/{course['id']}", headers=teacher["headers"])).json()
+    garden = next(lsn for m in detail["modules"] for lsn in m["lessons"] if lsn["title"] == "Composting basics")
+    quiz = {"questions": [{"prompt": "What turns scraps into humus?", "options": ["Compost", "Kafka"], "answer": 0}]}
+    with scripted(container, ScriptedChat(json.dumps({"questions": [{**quiz["questions"][0], "source": 1}]}))):
+        r = await api.client.post(
+            "/ai/generate-quiz",
+            json={"course_id": course["id"], "lesson_id": garden["id"], "num_questions": 1},
+            headers=teacher["headers"],
+        )
+    assert r.status_code == 200, r.text
+    generated = r.json()["id"]
+    r = await api.client.delete(
+        f"/courses/{course['id']}/modules/{course['module_id']}/lessons/{garden['id']}", headers=teacher["headers"]
+    )
+    assert r.status_code in (200, 204), r.text
+    save = f"/ai/generated-quizzes/{generated}/save"
+    r = await api.client.post(save, json={"module_id": course["module_id"]}, headers=teacher["headers"])
+    assert r.status_code == 409 and r.json()["code"] == "generated_quiz_source_gone", r.text
+    assert r.json()["details"]["source_id"] == garden["id"]
+    body = {"module_id": course["module_id"], "allow_missing_source": True}
+    r = await api.client.post(save, json=body, headers=teacher["headers"])
+    assert r.status_code == 201 and r.json()["type"] == "quiz", r.text

@@ -74,6 +74,9 @@ class SaveQuizIn(Strict):
     module_id: uuid.UUID
     title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] | None = None
     pass_score: Annotated[int, Field(ge=0, le=100)] = 70
+    #: Save it although the lesson or material it was generated from has left the course (else 409
+    #: `generated_quiz_source_gone`).
+    allow_missing_source: bool = False
 
 
 class GeneratedQuestion(BaseModel):

@@ -677,11 +677,34 @@ async def prepare_generation(
     return GenerationRun(container, principal, task, passages, interaction, slot, query, lesson_id)
 
 
+async def _ensure_source_kept(container: Any, principal: Principal, quiz_id: uuid.UUID, *, allowed: bool) -> None:
+    """409 `generated_quiz_source_gone` if the quiz's source lesson or material is no longer in the working copy (the
+    material is read with no connection held: the document store may share the pool)."""
+    async with container.uow() as uow:
+        quiz = await uow.session.get(AiGeneratedQuiz, quiz_id)
+        if quiz is None or not (principal.is_admin or quiz.created_by == principal.user_id):
+            raise NotFound("generated quiz not found", code="generated_quiz_not_found")
+        source = quiz.lesson_id
+        if allowed or source is None or await uow.session.get(Lesson, source) is not None:
+            return
+    if await container.documents.get(courses.MATERIALS, str(source)) is None:
+        raise Conflict(
+            "the lesson or material this quiz was generated from is no longer in the course; save it anyway with "
+            '"allow_missing_source": true',
+            code="generated_quiz_source_gone",
+            details={"source_id": str(source)},
+        )
+
+
 async def save_generated_quiz(
     container: Any, *, principal: Principal, quiz_id: uuid.UUID, body: SaveQuizIn
 ) -> LessonPublic:
-    """Turn a generated quiz into a quiz lesson of the working copy (a draft until the next publish)."""
+    """Turn a generated quiz into a quiz lesson of the working copy (a draft until the next publish).
 
+    A quiz whose source (the lesson or material it was generated from) has left the working copy is refused, 409
+    `generated_quiz_source_gone`, unless `allow_missing_source`: it was saved silently, named after a file the course
+    no longer had (explore17 F7)."""
+    await _ensure_source_kept(container, principal, quiz_id, allowed=body.allow_missing_source)
     async with container.uow() as uow:
         quiz = await uow.session.get(AiGeneratedQuiz, quiz_id, with_for_update=True)
         if quiz is None or not (principal.is_admin or quiz.created_by == principal.user_id):
