@@ -738,3 +738,25 @@ async def test_prompt_extraction_questions_are_refused_before_the_model(question
 )
 def test_a_shell_courses_questions_about_prompts_are_not_probes(question: str) -> None:
     assert not prompts.probes_instructions(question)
+
+
+def test_a_quote_goes_on_with_the_next_sentence_when_it_continues_with_a_pronoun() -> None:
+    """explore23 F4: "What do giant tube worms rely on?" quoted "... have no mouth and no gut." without the answer,
+    the next sentence, which says "They"."""
+    text = (
+        "Giant tube worms (Riftia pachyptila) have no mouth and no gut. They rely on symbiotic bacteria that perform "
+        "chemosynthesis. Vents were found in 1977."
+    )
+    quote = evidence.best_sentence(text, "What do giant tube worms rely on?")
+    assert quote.endswith("They rely on symbiotic bacteria that perform chemosynthesis."), quote
+    assert "1977" not in quote
+
+
+def test_the_fallback_leads_with_the_quote_sharing_most_of_the_question() -> None:
+    """explore23 F4: "What do Osedax worms feed on?" led with a giant tube worm sentence sharing only "worms"."""
+    tube = hit(30, "vents.pdf", "Giant tube worms have no mouth and no gut.", 0.52)
+    osedax = hit(31, "Whale falls", "Osedax worms feed on the bones of dead whales.", 0.43)
+    answer = evidence.fallback_answer([tube, osedax], "What do Osedax worms feed on?")
+    assert answer is not None
+    text, cites = answer
+    assert cites[0]["quote"].startswith("Osedax worms feed"), text

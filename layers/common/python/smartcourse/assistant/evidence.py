@@ -433,8 +433,24 @@ def best_sentence(text: str, query: str, limit: int = 240) -> str:
         overlap = len(wanted & subject_stems(f"{s.text} {s.header}"))
         return overlap > 0, _RANK.get(s.kind, 2), overlap, -i
 
-    best = max(enumerate(candidates), key=score)[1].text.strip()
+    i, chosen = max(enumerate(candidates), key=score)
+    best = chosen.text.strip()
+    after = candidates[i + 1] if i + 1 < len(candidates) else None
+    if (
+        chosen.kind == "body"
+        and after is not None
+        and after.kind == "body"
+        and _CONTINUES.match(after.text)
+        and len(best) + 1 + len(after.text.strip()) <= limit
+    ):
+        # "Giant tube worms have no mouth and no gut. They rely on symbiotic bacteria ...": the sentence that goes on
+        # about the same subject with a pronoun is often the answer itself (explore23 F4).
+        best = f"{best} {after.text.strip()}"
     return best if len(best) <= limit else best[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+#: A sentence going on about the previous one's subject: it opens with a pronoun.
+_CONTINUES = re.compile(r"\s*(?:they|it|this|these|those|he|she|its|their)\b", re.IGNORECASE)
 
 
 def source_ref(hit: Hit) -> dict[str, str]:
@@ -524,6 +540,9 @@ def fallback_answer(
             continue
         quoted.add(quote)
     named = named[:k]
+    # The quotes sharing most of the question's words first (retrieval order among equals): "What do Osedax worms feed
+    # on?" led with a sentence on giant tube worms, which shares "worms" only (explore23 F4).
+    relevant.sort(key=lambda h: -len(wanted & subject_stems(best_sentence(defang(h.chunk.text), query))))
     chosen = named + relevant[: max(0, n - len(named))]
     if not chosen:
         return None
