@@ -960,7 +960,8 @@ class Prometheus(Engine):
                 raise RuntimeError("/api/v1/status/config did not answer success")
 
     def env(self) -> dict[str, str]:
-        return {"PROMETHEUS_URL": f"http://{HOST}:{self.port}"}
+        # `smartcourse run` writes its processes' metrics addresses there, whatever ports they got (explore24 F6).
+        return {"PROMETHEUS_URL": f"http://{HOST}:{self.port}", "PROMETHEUS_TARGETS_DIR": str(self.targets_dir)}
 
 
 class Jaeger(Engine):

@@ -305,3 +305,19 @@ def test_a_second_run_serves_its_side_metrics_on_free_ports(monkeypatch: pytest.
     assert ports["celery"] == free  # the default, free: kept
     assert ports["relay"] == 9999 and env["SMARTCOURSE_METRICS_PORT_RELAY"] == "9999"  # the operator's choice
     assert "consumers" not in ports and env["SMARTCOURSE_METRICS_PORT_CONSUMERS"] == "off"
+
+
+def test_run_tells_the_stacks_prometheus_where_its_metrics_are(tmp_path: Path) -> None:
+    """explore24 F6: on other ports than the defaults, every SmartCourse target of the stack's Prometheus was down."""
+    from smartcourse.cli import write_scrape_targets
+
+    assert write_scrape_targets({}, 8241, {"worker": 9311}) is None  # no stack: nothing written
+    env = {"PROMETHEUS_TARGETS_DIR": str(tmp_path)}
+    path = write_scrape_targets(env, 8241, {"worker": 9311, "celery": 9104})
+    assert path is not None and path.parent == tmp_path
+    groups = json.loads(path.read_text())
+    assert groups == [
+        {"targets": ["127.0.0.1:8241"], "labels": {"process": "api"}},
+        {"targets": ["127.0.0.1:9311"], "labels": {"process": "worker"}},
+    ]  # celery on its default port: the stack's own file lists it already
+    assert write_scrape_targets(env, 8000, {"worker": 9101}) is None

@@ -539,6 +539,31 @@ def side_metrics_ports(env: dict[str, str], kinds: list[str]) -> dict[str, int]:
     return ports
 
 
+def write_scrape_targets(env: Mapping[str, str], api_port: int, side_ports: Mapping[str, int]) -> Path | None:
+    """With `PROMETHEUS_TARGETS_DIR` (the engine stack's Prometheus: `scripts/stack env`), a file-discovery file of
+    this run's metrics addresses, the API's and each side process's, whatever ports they got: the stack scraped the
+    default ports only, so a run on other ports showed every target down (explore24 F6). Removed when `run` stops."""
+    folder = env.get("PROMETHEUS_TARGETS_DIR")
+    if not folder or not Path(folder).is_dir():
+        return None
+    from smartcourse.metrics import DEFAULT_PORTS
+
+    host = _metrics_host(env)
+    stack_defaults = {"api": 8000, **DEFAULT_PORTS}  # the stack's own file lists these on 127.0.0.1 already
+    ports = {"api": api_port, **side_ports}
+    groups = [
+        {"targets": [f"{host}:{port}"], "labels": {"process": kind}}
+        for kind, port in ports.items()
+        if (host, port) != ("127.0.0.1", stack_defaults.get(kind))
+    ]
+    if not groups:
+        return None
+    path = Path(folder) / f"run-{api_port}.json"
+    path.write_text(json.dumps(groups, indent=2) + "\n")
+    path.chmod(0o644)  # Prometheus runs as its own user
+    return path
+
+
 def _metrics_host(env: Mapping[str, str]) -> str:
     host = env.get("SMARTCOURSE_METRICS_HOST", "127.0.0.1")
     return "127.0.0.1" if host in ("0.0.0.0", "") else host
@@ -617,6 +642,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if line:
         print(line, flush=True)
     side_ports = side_metrics_ports(env, [name for name in processes if name != "api"])
+    targets = write_scrape_targets(env, args.port, side_ports)
     # Each child in a process group of its own, restarted if it exits while we run, stopped as a group (supervise.py).
     children = Children(processes, env)
     children.start_all()
@@ -667,6 +693,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             next_engine_check = time.monotonic() + ENGINE_CHECK_SECONDS
         time.sleep(0.5)
     children.stop_all()
+    if targets is not None:
+        targets.unlink(missing_ok=True)
     engines.stop()
     engines.stop_orphans()  # one an API process started on first use (the chat model): they leave by os._exit
     lock.close()
