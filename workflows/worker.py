@@ -40,8 +40,8 @@ def build_worker(client: Client, container: Container, *, task_queue: str | None
         activities=activities_for(container),
         max_concurrent_activities=50,
         # EnrollmentWorkflow's set-up is a local activity holding one database connection: a burst of them waits
-        # here, not for the pool (10 + 20 overflow, shared with the relay and the other activities), whose 30 s
-        # timeout would fail them.
+        # here for a slot (SMARTCOURSE_WORKER_MAX_LOCAL_ACTIVITIES, 32), then for a connection of the pool (each
+        # set-up holds one for tens of milliseconds; the pool's 30 s timeout matters only on a stalled database).
         max_concurrent_local_activities=container.settings.worker_max_local_activities,
         # ... and as many workflow tasks: each enrollment task runs one local activity, and a task that waited in
         # the worker for a local-activity slot past its 10 s timeout was retried (seen with eager starts of 64).
