@@ -428,3 +428,33 @@ def holds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ.pop("SMARTCOURSE_TEST_HOLD_DIR", None)
     else:
         os.environ["SMARTCOURSE_TEST_HOLD_DIR"] = before
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(
+    settings: Any, prefix: str, *, revision: str | None = None
+) -> AsyncIterator[tuple[str, Any]]:
+    """A database of its own on the suite's server, dropped afterwards, migrated to `revision` when given (a migration
+    test's starting point): (its URL, an engine on it)."""
+    from alembic import command
+    from sqlalchemy import make_url, text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from smartcourse.migrations import alembic_config
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    base = make_url(settings.database_url)
+    admin = create_async_engine(base, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'create database "{name}"'))
+    url = base.set(database=name).render_as_string(hide_password=False)
+    engine = create_async_engine(url)
+    try:
+        if revision is not None:
+            await asyncio.to_thread(command.upgrade, alembic_config(url), revision)
+        yield url, engine
+    finally:
+        await engine.dispose()
+        async with admin.connect() as conn:
+            await conn.execute(text(f'drop database if exists "{name}" with (force)'))
+        await admin.dispose()

@@ -4,36 +4,28 @@ it, and back on downgrade."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
 from alembic import command
-from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import text
 
 from smartcourse.migrations import alembic_config
+from tests.conftest import scratch_database
 
 
 async def test_fold_function_and_indexes_up_and_down(settings: Any) -> None:
-    name = f"fold_migration_{uuid.uuid4().hex[:8]}"
-    base = make_url(settings.database_url)
-    admin = create_async_engine(base, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'create database "{name}"'))
-    url = base.set(database=name).render_as_string(hide_password=False)
-    engine = create_async_engine(url)
+    async with scratch_database(settings, "fold_migration") as (url, engine):
 
-    async def indexes() -> dict[str, str]:
-        async with engine.connect() as conn:
-            rows = await conn.execute(
-                text(
-                    "select indexname, indexdef from pg_indexes "
-                    "where indexname in ('ix_courses_fts', 'ix_content_chunks_fts')"
+        async def indexes() -> dict[str, str]:
+            async with engine.connect() as conn:
+                rows = await conn.execute(
+                    text(
+                        "select indexname, indexdef from pg_indexes "
+                        "where indexname in ('ix_courses_fts', 'ix_content_chunks_fts')"
+                    )
                 )
-            )
-            return {r[0]: r[1] for r in rows}
+                return {r[0]: r[1] for r in rows}
 
-    try:
         await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
         async with engine.connect() as conn:
             folded = await conn.scalar(
@@ -66,8 +58,3 @@ async def test_fold_function_and_indexes_up_and_down(settings: Any) -> None:
             assert await conn.scalar(text("select count(*) from pg_proc where proname = 'smartcourse_fold'")) == 0
         await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
         assert all("smartcourse_fold" in d for d in (await indexes()).values())
-    finally:
-        await engine.dispose()
-        async with admin.connect() as conn:
-            await conn.execute(text(f'drop database if exists "{name}" with (force)'))
-        await admin.dispose()

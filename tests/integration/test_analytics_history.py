@@ -8,7 +8,6 @@ from the counters (what the endpoints read) and from the tables (what reconcile 
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -17,13 +16,13 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from smartcourse.db import UnitOfWork
 from smartcourse.models import Course, Enrollment, LessonProgress, User
 from smartcourse.security import Principal
 from smartcourse.services import analytics
+from tests.conftest import scratch_database
 
 ADMIN = Principal(user_id=uuid.uuid4(), role="admin")
 
@@ -34,23 +33,8 @@ def at(text_: str) -> datetime:
 
 @pytest.fixture(scope="module")
 async def history_db(settings: Any) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    from smartcourse.migrations import upgrade_head
-
-    name = f"analytics_history_{uuid.uuid4().hex[:8]}"
-    base = make_url(settings.database_url)
-    admin_engine = create_async_engine(base, isolation_level="AUTOCOMMIT")
-    async with admin_engine.connect() as conn:
-        await conn.execute(text(f'create database "{name}"'))
-    url = base.set(database=name).render_as_string(hide_password=False)
-    await asyncio.to_thread(upgrade_head, url)
-    engine = create_async_engine(url)
-    try:
+    async with scratch_database(settings, "analytics_history", revision="head") as (_, engine):
         yield async_sessionmaker(engine, expire_on_commit=False)
-    finally:
-        await engine.dispose()
-        async with admin_engine.connect() as conn:
-            await conn.execute(text(f'drop database if exists "{name}" with (force)'))
-        await admin_engine.dispose()
 
 
 @dataclass

@@ -7,39 +7,25 @@ import asyncio
 import os
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import text
 
 from smartcourse.migrations import DatabaseNewerThanCode, alembic_config, upgrade_head
-from tests.conftest import REPO
+from tests.conftest import REPO, scratch_database
 
 
 @pytest.fixture
 async def newer(settings: Any) -> AsyncIterator[str]:
     """A database stamped with a migration this release does not have."""
-    name = f"newer_{uuid.uuid4().hex[:8]}"
-    base = make_url(settings.database_url)
-    admin = create_async_engine(base, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'create database "{name}"'))
-    url = base.set(database=name).render_as_string(hide_password=False)
-    engine = create_async_engine(url)
-    async with engine.begin() as conn:
-        await conn.execute(text("create table alembic_version (version_num varchar(32) primary key)"))
-        await conn.execute(text("insert into alembic_version values ('0999')"))
-    await engine.dispose()
-    try:
+    async with scratch_database(settings, "newer") as (url, engine):
+        async with engine.begin() as conn:
+            await conn.execute(text("create table alembic_version (version_num varchar(32) primary key)"))
+            await conn.execute(text("insert into alembic_version values ('0999')"))
         yield url
-    finally:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'drop database if exists "{name}" with (force)'))
-        await admin.dispose()
 
 
 async def test_upgrading_a_database_a_newer_release_migrated_is_refused_with_what_to_do(newer: str) -> None:

@@ -10,31 +10,19 @@ from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import make_url, text
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from smartcourse.migrations import alembic_config
+from tests.conftest import scratch_database
 
 
 @pytest.fixture
 async def scratch(settings: Any) -> AsyncIterator[tuple[str, AsyncEngine]]:
     """A database of its own, migrated to 0009 (the revision before)."""
-    name = f"quiz_migration_{uuid.uuid4().hex[:8]}"
-    base = make_url(settings.database_url)
-    admin = create_async_engine(base, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'create database "{name}"'))
-    url = base.set(database=name).render_as_string(hide_password=False)
-    await asyncio.to_thread(command.upgrade, alembic_config(url), "0009")
-    engine = create_async_engine(url)
-    try:
-        yield url, engine
-    finally:
-        await engine.dispose()
-        async with admin.connect() as conn:
-            await conn.execute(text(f'drop database if exists "{name}" with (force)'))
-        await admin.dispose()
+    async with scratch_database(settings, "quiz_migration", revision="0009") as found:
+        yield found
 
 
 async def test_attempts_are_renumbered_per_student_and_back(scratch: tuple[str, AsyncEngine]) -> None:

@@ -11,31 +11,19 @@ from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from smartcourse.domain.courses import quiz_fingerprint
 from smartcourse.migrations import alembic_config
+from tests.conftest import scratch_database
 
 
 @pytest.fixture
 async def scratch(settings: Any) -> AsyncIterator[tuple[str, AsyncEngine]]:
     """A database of its own, migrated to 0019 (the revision before)."""
-    name = f"fp_backfill_{uuid.uuid4().hex[:8]}"
-    base = make_url(settings.database_url)
-    admin = create_async_engine(base, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'create database "{name}"'))
-    url = base.set(database=name).render_as_string(hide_password=False)
-    await asyncio.to_thread(command.upgrade, alembic_config(url), "0019")
-    engine = create_async_engine(url)
-    try:
-        yield url, engine
-    finally:
-        await engine.dispose()
-        async with admin.connect() as conn:
-            await conn.execute(text(f'drop database if exists "{name}" with (force)'))
-        await admin.dispose()
+    async with scratch_database(settings, "fp_backfill", revision="0019") as found:
+        yield found
 
 
 async def test_old_attempts_take_the_fingerprint_of_the_live_quiz(scratch: tuple[str, AsyncEngine]) -> None:
