@@ -421,30 +421,34 @@ async def test_messages_celery_drops_are_kept_as_dead_letters(rig: MailRig, cont
     message dropped); each is now a dead letter an admin sees, with its body, and that a replay refuses."""
     from smartcourse.models import DeadLetter
 
-    unknown_id, undecodable_id = uuid.uuid4(), uuid.uuid4()
+    unknown_id, undecodable_id, shapeless_id, misfit_id = (uuid.uuid4() for _ in range(4))
     rig.send_task("notifications.does_not_exist", args=["x"], task_id=str(unknown_id))
     celery_app = rig.send_task.__self__  # type: ignore[attr-defined]
     with celery_app.producer_or_acquire() as producer:
-        producer.publish(
-            b"\xff\xfe{not json",
-            exchange=rig.queue,
-            routing_key=rig.queue,
-            content_type="application/json",
-            content_encoding="utf-8",
-            headers={"task": "notifications.send_email", "id": str(undecodable_id)},
-        )
-
-    async def both() -> list[Any] | None:
-        async with container.uow() as uow:
-            rows = list(
-                await uow.session.scalars(
-                    select(DeadLetter).where(DeadLetter.event_id.in_([unknown_id, undecodable_id]))
-                )
+        for body, task_id in ((b"\xff\xfe{not json", undecodable_id), (b'"hello"', shapeless_id)):
+            producer.publish(
+                body,
+                exchange=rig.queue,
+                routing_key=rig.queue,
+                content_type="application/json",
+                content_encoding="utf-8",
+                headers={"task": "notifications.send_email", "id": str(task_id)},
             )
-        return rows if len(rows) == 2 else None
+    # A real task's name with arguments it does not take: Celery's retry rejects it (explore25 F2b).
+    rig.send_task("notifications.send_email", kwargs={"bogus": 1}, task_id=str(misfit_id))
+    ids = [unknown_id, undecodable_id, shapeless_id, misfit_id]
 
-    rows = {r.event_id: r for r in await wait_for(both, timeout=30, what="two dead letters")}
+    async def all_four() -> list[Any] | None:
+        async with container.uow() as uow:
+            rows = list(await uow.session.scalars(select(DeadLetter).where(DeadLetter.event_id.in_(ids))))
+        return rows if len(rows) == 4 else None
+
+    rows = {r.event_id: r for r in await wait_for(all_four, timeout=45, what="four dead letters")}
     unknown, undecodable = rows[unknown_id], rows[undecodable_id]
+    # A body decoded but not a task request stopped the worker, and every restart after it (explore25 F1).
+    assert "not a valid task message" in rows[shapeless_id].error and rows[shapeless_id].payload["body"] == '"hello"'
+    assert rows[misfit_id].consumer == "celery:notifications.send_email" and "bogus" in rows[misfit_id].error
+    assert rows[misfit_id].payload["kwargs"] == {"bogus": 1}
     assert unknown.consumer == "celery:notifications.does_not_exist" and unknown.topic == rig.queue
     assert "no task named 'notifications.does_not_exist'" in unknown.error
     assert '"x"' in unknown.payload["body"] and unknown.payload["body_encoding"] == "utf-8"

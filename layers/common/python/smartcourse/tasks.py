@@ -48,7 +48,14 @@ from smartcourse.adapters.files import FileStore
 from smartcourse.config import Settings, get_settings
 from smartcourse.db import make_engine
 from smartcourse.logging import JsonFormatter, install_record_factory, set_process_name
-from smartcourse.metrics import CELERY_TASK_DURATION, CELERY_TASKS, DEAD_LETTERS, EMAIL_BATCH_SIZE, serve_metrics
+from smartcourse.metrics import (
+    CELERY_TASK_DURATION,
+    CELERY_TASKS,
+    DEAD_LETTERS,
+    EMAIL_BATCH_SIZE,
+    at_zero,
+    serve_metrics,
+)
 from smartcourse.models import DeadLetter
 from smartcourse.priority import lower_background_priority
 from smartcourse.services.heartbeats import run_heartbeat
@@ -214,7 +221,9 @@ def _declare_dead_letter_queue(instance: Any = None, **_: Any) -> None:
     with worker_app.connection_for_write() as conn:
         # Said on every try (explore18 F8: a worker starting while its broker was down waited 74 s without a line,
         # and /health's "stale" pointed at the database). Celery's own consumer logs its retries; this comes first.
-        conn.ensure_connection(max_retries=10, errback=_broker_unreachable)
+        # Until it answers (max_retries=None): after ten tries it used to raise, log a traceback, and start without
+        # the dead-letter queue on RabbitMQ (explore25 F3).
+        conn.ensure_connection(max_retries=None, errback=_broker_unreachable)
         if conn.transport.driver_type != "amqp":
             return
         dead_letter_queue(worker_app.conf.task_default_queue)(conn.default_channel).declare()
@@ -233,8 +242,11 @@ def _broker_unreachable(exc: BaseException, interval: float) -> None:
 @signals.worker_process_init.connect
 def _telemetry_in_pool_process(**_: Any) -> None:
     """Each pool process traces its tasks (continuing the trace in the task's headers) with its own exporter
-    thread: set up after the fork, never inherited."""
+    thread: set up after the fork, never inherited. Its tasks' `failed` and `retried` series start at 0 (the alerts
+    on them fire on the first one: `metrics.at_zero`)."""
     configure_telemetry("celery")
+    ours = [name for name in app.tasks if not name.startswith("celery.")]
+    at_zero(CELERY_TASKS, *((name, outcome) for name in ours for outcome in ("failed", "retried")))
 
 
 @signals.worker_process_shutdown.connect
@@ -440,17 +452,28 @@ class DeadLetteringTask(Task):  # type: ignore[misc]
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().__call__(*args, **kwargs)
-        except (Retry, Ignore, Reject):
+        except (Retry, Ignore):
+            raise
+        except Reject as exc:
+            # Celery's own: a retry it could not send (`Task.retry` rejects when the task's arguments do not fit it,
+            # e.g. a kwarg it does not take), and the message is dropped. It was dropped with one log line (explore25
+            # F2b); it is a dead letter like a task out of retries.
+            cause = exc.reason if isinstance(exc.reason, BaseException) else exc
+            self._give_up(args, kwargs, cause)
             raise
         except Exception as exc:
             # autoretry re-raises the original error once max_retries is reached: this is the last attempt.
-            error = "".join(traceback.format_exception(exc))[-4000:]
-            try:
-                run_async(self._record_dead_letter(args, kwargs, error))
-            except Exception:
-                log.exception("could not record the dead letter of %s[%s]", self.name, self.request.id)
-            fail_current_span(f"dead-lettered after {self.request.retries} retries: {type(exc).__name__}: {exc}")
+            self._give_up(args, kwargs, exc)
             raise Reject(f"{type(exc).__name__}: {exc}", requeue=False) from exc
+
+    def _give_up(self, args: tuple[Any, ...], kwargs: dict[str, Any], exc: BaseException) -> None:
+        """Record the dead letter (with the task's own bookkeeping and its `failed` outcome) and fail the span."""
+        error = "".join(traceback.format_exception(exc))[-4000:]
+        try:
+            run_async(self._record_dead_letter(args, kwargs, error))
+        except Exception:
+            log.exception("could not record the dead letter of %s[%s]", self.name, self.request.id)
+        fail_current_span(f"dead-lettered after {self.request.retries} retries: {type(exc).__name__}: {exc}")
 
     async def _record_dead_letter(self, args: tuple[Any, ...], kwargs: dict[str, Any], error: str) -> None:
         request = self.request
@@ -585,11 +608,33 @@ def record_poison(
 
 
 class Consumer(CeleryConsumer):  # type: ignore[misc]
-    """Celery's consumer (`worker_consumer`): a body it cannot decode is acked and logged by Celery, and kept here."""
+    """Celery's consumer (`worker_consumer`): a body it cannot decode is acked and logged by Celery, and kept here; a
+    body it decodes but cannot turn into a task request is rejected and kept here, where it used to stop the worker.
+
+    A message naming a real task with a body that is not Celery's `[args, kwargs, embed]` (`"hello"`) raised
+    ValueError out of the consumer: the worker exited, the message went back to the queue, every restart died on it
+    again, and after five `run` stopped everything, the API included (explore25 F1). Celery itself catches only
+    InvalidTaskError, ContentDisallowed and DecodeError there."""
 
     def on_decode_error(self, message: Any, exc: Exception) -> None:
         record_poison(message, f"the body could not be decoded: {type(exc).__name__}: {exc}"[:500])
         super().on_decode_error(message, exc)
+
+    def create_task_handler(self, *args: Any, **kwargs: Any) -> Any:
+        handle = super().create_task_handler(*args, **kwargs)
+        broker_errors = tuple(getattr(self, "connection_errors", ())) + tuple(getattr(self, "channel_errors", ()))
+
+        def on_task_received(message: Any) -> Any:
+            try:
+                return handle(message)
+            except Exception as exc:
+                if broker_errors and isinstance(exc, broker_errors):
+                    raise  # the broker's, not the message's: Celery reconnects
+                record_poison(message, f"not a valid task message: {type(exc).__name__}: {exc}"[:500])
+                message.reject_log_error(log, self.connection_errors, requeue=False)
+                return None
+
+        return on_task_received
 
 
 @task_unknown.connect
@@ -711,7 +756,11 @@ def _task_failed(sender: Any = None, exception: BaseException | None = None, ein
 class _EmailTask(DeadLetteringTask):
     async def on_dead_letter(self, session: AsyncSession, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         raw = args[0] if args else kwargs.get("notification_id")
-        await mark_email_failed(session, uuid.UUID(str(raw)))
+        try:
+            nid = uuid.UUID(str(raw))
+        except ValueError:  # arguments that name no notification (the dead letter keeps them as they came)
+            return
+        await mark_email_failed(session, nid)
 
 
 @app.task(name="notifications.send_email", base=_EmailTask)
