@@ -818,3 +818,6 @@ async def test_a_generated_quiz_whose_source_left_the_course_is_saved_only_when_
     body = {"module_id": course["module_id"], "allow_missing_source": True}
     r = await api.client.post(save, json=body, headers=teacher["headers"])
     assert r.status_code == 201 and r.json()["type"] == "quiz", r.text
+    # Saved now: that is what a second save is told first (explore25 F4: it was told to allow the missing source).
+    r = await api.client.post(save, json={"module_id": course["module_id"]}, headers=teacher["headers"])
+    assert r.status_code == 409 and r.json()["code"] == "generated_quiz_saved", r.text

@@ -677,6 +677,17 @@ async def prepare_generation(
     return GenerationRun(container, principal, task, passages, interaction, slot, query, lesson_id)
 
 
+async def _refuse_if_saved(uow: UnitOfWork, quiz: AiGeneratedQuiz) -> None:
+    """Saved once: refused while that lesson exists; once the instructor deleted it, the quiz can be saved again
+    (explore17 F5: the 409 named a deleted lesson, and the questions were nowhere else)."""
+    if quiz.saved_lesson_id is not None and await uow.session.get(Lesson, quiz.saved_lesson_id) is not None:
+        raise Conflict(
+            "this quiz was already saved",
+            code="generated_quiz_saved",
+            details={"lesson_id": str(quiz.saved_lesson_id)},
+        )
+
+
 async def _ensure_source_kept(container: Any, principal: Principal, quiz_id: uuid.UUID, *, allowed: bool) -> None:
     """409 `generated_quiz_source_gone` if the quiz's source lesson or material is no longer in the working copy (the
     material is read with no connection held: the document store may share the pool)."""
@@ -684,6 +695,7 @@ async def _ensure_source_kept(container: Any, principal: Principal, quiz_id: uui
         quiz = await uow.session.get(AiGeneratedQuiz, quiz_id)
         if quiz is None or not (principal.is_admin or quiz.created_by == principal.user_id):
             raise NotFound("generated quiz not found", code="generated_quiz_not_found")
+        await _refuse_if_saved(uow, quiz)  # first: allowing a missing source would not save it (explore25 F4)
         source = quiz.lesson_id
         if allowed or source is None or await uow.session.get(Lesson, source) is not None:
             return
@@ -709,14 +721,7 @@ async def save_generated_quiz(
         quiz = await uow.session.get(AiGeneratedQuiz, quiz_id, with_for_update=True)
         if quiz is None or not (principal.is_admin or quiz.created_by == principal.user_id):
             raise NotFound("generated quiz not found", code="generated_quiz_not_found")
-        # Saved once: refused while that lesson exists; once the instructor deleted it, the quiz can be saved again
-        # (explore17 F5: the 409 named a deleted lesson, and the questions were nowhere else).
-        if quiz.saved_lesson_id is not None and await uow.session.get(Lesson, quiz.saved_lesson_id) is not None:
-            raise Conflict(
-                "this quiz was already saved",
-                code="generated_quiz_saved",
-                details={"lesson_id": str(quiz.saved_lesson_id)},
-            )
+        await _refuse_if_saved(uow, quiz)  # again under the row lock: a concurrent save
         data = LessonIn(
             title=body.title or quiz.title,
             type="quiz",

@@ -404,8 +404,8 @@ async def list_workflows(
 def _event_type(payload: dict[str, Any]) -> str | None:
     if "event_type" in payload:
         return str(payload["event_type"])
-    if "task" in payload:
-        return f"task:{payload['task']}"
+    if "task" in payload:  # a message Celery dropped may name none (explore25 F5: "task:None")
+        return f"task:{payload['task'] or 'unknown'}"
     return None
 
 
