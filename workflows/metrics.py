@@ -81,7 +81,15 @@ class _ActivityMetrics(ActivityInboundInterceptor):
 
 
 class MetricsInterceptor(Interceptor):
-    """Pass to the Worker's `interceptors`: workflow runs and activity attempts, by type and outcome."""
+    """Pass to the Worker's `interceptors`: workflow runs and activity attempts, by type and outcome. Each workflow's
+    `failed` series is there at 0 from the worker's start, so that its first failure raises the alert."""
+
+    def __init__(self) -> None:
+        from smartcourse.domain import workflows as names
+
+        metrics.at_zero(
+            metrics.WORKFLOW_RUNS, *((w, "failed") for w in (names.PUBLISHING, names.ENROLLMENT, names.CERTIFICATE))
+        )
 
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
         return _ActivityMetrics(next)

@@ -321,3 +321,27 @@ def test_run_tells_the_stacks_prometheus_where_its_metrics_are(tmp_path: Path) -
         {"targets": ["127.0.0.1:9311"], "labels": {"process": "worker"}},
     ]  # celery on its default port: the stack's own file lists it already
     assert write_scrape_targets(env, 8000, {"worker": 9101}) is None
+
+
+async def test_the_failure_series_alerts_watch_start_at_zero() -> None:
+    """explore25 F2: `increase()`/`rate()` of a series that appears already at 1 is 0, so the first missing file, the
+    first failed workflow, task or outbox publish of a process's life raised no alert."""
+    import asyncio
+
+    from prometheus_client import REGISTRY, generate_latest
+
+    from smartcourse.services.outbox import run_relay
+    from workflows.metrics import MetricsInterceptor
+
+    MetricsInterceptor()
+    stop = asyncio.Event()
+    stop.set()
+    await run_relay(None, None, stop=stop)  # type: ignore[arg-type]  # stopped before its first round
+    text = generate_latest(REGISTRY).decode()
+    for series in (
+        'smartcourse_publish_materials_skipped_total{reason="missing"}',
+        'smartcourse_workflow_runs_total{outcome="failed",workflow="EnrollmentWorkflow"}',
+        'smartcourse_workflow_runs_total{outcome="failed",workflow="CoursePublishingWorkflow"}',
+        'smartcourse_outbox_failures_total{event_type="enrollment.created"}',
+    ):
+        assert series in text, series

@@ -164,6 +164,17 @@ MATERIALS_SKIPPED = Counter(
     "or the extractor's (unreadable, empty, too_large, ...: the instructor's file; the publish report names it)",
     ["reason"],
 )
+
+
+def at_zero(counter: Counter, *label_sets: tuple[str, ...]) -> None:
+    """Show these series at 0 from the start. An alert on `increase()` or `rate()` of a failure counter cannot fire on
+    the first failure of a series that appears already at 1 (no earlier sample to rise from): the first missing file,
+    the first failed workflow or task of a process's life went unalerted (explore25 F2)."""
+    for labels in label_sets:
+        counter.labels(*labels)
+
+
+at_zero(MATERIALS_SKIPPED, ("missing",))
 DEAD_LETTERS = Counter(
     "smartcourse_dead_letters_total",
     "Events and tasks given up on (a dead_letters row written), by consumer (celery:<task> for tasks)",

@@ -14,8 +14,9 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 
 from smartcourse import telemetry
+from smartcourse.event_contracts import all_contracts
 from smartcourse.metrics import OUTBOX_FAILURES as RELAY_FAILURES
-from smartcourse.metrics import OUTBOX_PUBLISH_DURATION
+from smartcourse.metrics import OUTBOX_PUBLISH_DURATION, at_zero
 from smartcourse.metrics import OUTBOX_RELAYED as RELAYED
 from smartcourse.models import OutboxEvent, utcnow
 
@@ -181,6 +182,8 @@ async def run_relay(
     on_error: Callable[[BaseException], Awaitable[None]] | None = None,
 ) -> None:
     stop = stop or asyncio.Event()
+    # Every event type's failure series at 0 from the start: the alert on its rate fires on the first failure.
+    at_zero(RELAY_FAILURES, *{(event_type,) for event_type, _ in all_contracts()})
     while not stop.is_set():
         try:
             sent = await relay_once(sessionmaker, publisher, batch=ROUND)
