@@ -59,7 +59,7 @@ def token(live_server: str) -> str:
 
 def _fuzz(operation: Any, headers: dict[str, str] | None) -> Any:
     # Without a token most cases stop at the authentication (401), so fewer of them say as much.
-    examples = 12 if headers else 6
+    examples = 8 if headers else 4
 
     @given(case=operation.as_strategy())
     @hyp_settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck), database=None)

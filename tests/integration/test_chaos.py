@@ -25,7 +25,7 @@ async def test_a_burst_under_kills_and_a_postgres_restart_loses_nothing_and_repe
         concurrency=16,
         kills=10,
         postgres_restarts=1,
-        chaos_seconds=20.0,
+        chaos_seconds=16.0,
         settle_timeout=480.0,
         quiet_seconds=2.0,
         # A Celery worker killed mid-task has its message handed out again after this (the product's default is an

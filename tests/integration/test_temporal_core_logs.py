@@ -38,7 +38,7 @@ SCRIPT = textwrap.dedent(
         server.kill()
         server.wait()
         try:
-            await client.start_workflow("X", id="w", task_queue="q", rpc_timeout=timedelta(seconds=3))
+            await client.start_workflow("X", id="w", task_queue="q", rpc_timeout=timedelta(seconds=1.5))
         except Exception:
             pass
         await asyncio.sleep(1)
