@@ -196,6 +196,10 @@ async def test_search_follows_enrollment_and_readiness(api: Api) -> None:
     assert (await _search(api, other, course["id"], "unicorn")).status_code == 403
     assert (await _search(api, owner, course["id"], "unicorn")).status_code == 200
     assert (await _search(api, owner, course["id"], "   ")).status_code == 422
+    # Only invisible characters: refused like only spaces, not "nothing found" (explore25 F5).
+    for q in ("\u200b", " \u200b\u00ad "):
+        r = await _search(api, owner, course["id"], q)
+        assert r.status_code == 422 and r.json()["code"] == "validation_error", (repr(q), r.text)
     for q in ("a\x00b", "\x00"):  # one NUL was let through as the one non-blank character
         assert (await _search(api, owner, course["id"], q)).status_code == 422, repr(q)
     assert (await _search(api, owner, str(uuid.uuid4()), "x")).status_code == 404
@@ -454,8 +458,9 @@ async def test_catalog_search_by_content_metadata_and_filters(api: Api) -> None:
     plain = (await _search(api, student, course["id"], "chlorophyll", mode="keyword")).json()["items"]
     assert plain
     for typed in ("chloro\u00adphyll", FULL_WIDTH_CHLOROPHYLL):
-        found = (await _search(api, student, course["id"], typed, mode="keyword")).json()["items"]
-        assert [h["chunk_id"] for h in found] == [h["chunk_id"] for h in plain], typed
+        answer = (await _search(api, student, course["id"], typed, mode="keyword")).json()
+        assert [h["chunk_id"] for h in answer["items"]] == [h["chunk_id"] for h in plain], typed
+        assert answer["query"] == "chlorophyll", answer["query"]  # echoed as searched, like /search's
     # A lesson title is in the public outline: it is quoted.
     r = await api.client.get("/search", params={"q": "volcanoes", "tags": marker})
     (item,) = r.json()["items"]
