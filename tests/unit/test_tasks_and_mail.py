@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -252,3 +253,25 @@ def test_a_lost_batch_enqueue_names_its_notifications_and_their_traces(
         tasks.enqueue_emails(emails)
     (record,) = [r for r in caplog.records if "could not enqueue 2 notification e-mails" in r.getMessage()]
     assert record.notification_ids == ["n1", "n2"] and record.trace_ids == [trace]  # type: ignore[attr-defined]
+
+
+def test_a_poison_message_already_kept_is_said_to_be(monkeypatch: pytest.MonkeyPatch, caplog: Any) -> None:
+    """explore25 F5: the error line said "kept as a dead letter" when the row was already there and nothing was kept;
+    the line now says it is being kept, and a second delivery says it was kept before."""
+    import types
+
+    from smartcourse import tasks
+
+    stored: list[bool] = [True, False]
+
+    async def fake_store(values: dict[str, Any]) -> bool:
+        return stored.pop(0)
+
+    monkeypatch.setattr(tasks, "_store_poison", fake_store)
+    message = types.SimpleNamespace(headers={"task": "notifications.send_email", "id": str(uuid.uuid4())}, body=b"x")
+    with caplog.at_level(logging.INFO, logger=tasks.log.name):
+        for _ in range(2):
+            tasks.record_poison(message, "not a valid task message: ValueError").join(timeout=10)
+    lines = [r.getMessage() for r in caplog.records]
+    assert sum("keeping it as a dead letter of celery:notifications.send_email" in x for x in lines) == 2, lines
+    assert sum("was already kept: this delivery is not kept again" in x for x in lines) == 1, lines

@@ -587,7 +587,7 @@ def record_poison(
     delivery; a poison message is rare, so a short-lived connection of its own is cheap). Returns the thread."""
     values = poison_dead_letter(message, reason, task=task, task_id=task_id)
     log.error(
-        "a message on %s was dropped before any task ran (%s); kept as a dead letter of %s, event %s",
+        "a message on %s was dropped before any task ran (%s); keeping it as a dead letter of %s, event %s",
         values["topic"],
         reason,
         values["consumer"],
@@ -598,6 +598,12 @@ def record_poison(
         try:
             if asyncio.run(_store_poison(values)):
                 DEAD_LETTERS.labels(values["consumer"]).inc()
+            else:  # the same message delivered again, or a dead letter of that task id kept before (explore25 F5)
+                log.warning(
+                    "a dead letter of %s with event %s was already kept: this delivery is not kept again",
+                    values["consumer"],
+                    values["event_id"],
+                )
         except Exception:
             log.exception("could not keep the dropped message %s as a dead letter", values["event_id"])
 
