@@ -14,7 +14,7 @@ import pytest
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
-from smartcourse.migrations import DatabaseNewerThanCode, alembic_config, upgrade_head
+from smartcourse.migrations import DatabaseNewerThanCode, DatabaseNotRecorded, alembic_config, upgrade_head
 from tests.conftest import REPO, scratch_database
 
 
@@ -47,3 +47,26 @@ async def test_upgrading_a_database_a_newer_release_migrated_is_refused_with_wha
     )
     assert done.returncode == 1, done
     assert done.stderr.strip().splitlines() == [f"error: {message}"], done.stderr
+
+
+async def test_a_database_whose_migration_record_was_emptied_is_refused_with_what_to_do(settings: Any) -> None:
+    """explore25 F5: every table there and `alembic_version` empty gave Alembic's DuplicateTableError traceback."""
+    async with scratch_database(settings, "unrecorded") as (url, engine):
+        await asyncio.to_thread(upgrade_head, url)
+        async with engine.begin() as conn:
+            await conn.execute(text("delete from alembic_version"))
+        with pytest.raises(DatabaseNotRecorded) as raised:
+            await asyncio.to_thread(upgrade_head, url)
+        message = str(raised.value)
+        assert "already exists" in message and "alembic_version" in message and "Restore the whole backup" in message
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "smartcourse.cli", "migrate"],
+            env={**os.environ, "DATABASE_URL": url},
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 1, done
+        assert done.stderr.strip().splitlines() == [f"error: {message}"], done.stderr

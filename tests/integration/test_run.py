@@ -104,6 +104,9 @@ def test_run_starts_the_product_with_pools_that_fit_the_server_and_restarts_a_de
         data_env = {**os.environ, "SMARTCOURSE_DATA_DIR": str(tmp_path / "data")}
         data_env.pop("DATABASE_URL", None)
         assert _out([sys.executable, "-m", "smartcourse.cli", "psql", *query], env=data_env) == "t"
+        # psql's -d names another database of that server, the socket kept (it lost the host: explore25 F5).
+        other = ["-d", "template1", "-At", "-c", "select current_database()"]
+        assert _out([sys.executable, "-m", "smartcourse.cli", "psql", *other], env=data_env) == "template1"
         # With DATABASE_URL (the product's asyncpg form), there.
         url_env = {**data_env, "SMARTCOURSE_DATA_DIR": str(tmp_path / "elsewhere")}
         url_env["DATABASE_URL"] = banner.group(2).replace("postgresql://", "postgresql+asyncpg://", 1)

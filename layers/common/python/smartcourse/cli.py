@@ -14,6 +14,7 @@ import stat
 import subprocess
 import sys
 import time
+import urllib.parse
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,12 +38,12 @@ def _migrate(database_url: str) -> None:
 
 def cmd_migrate(_: argparse.Namespace) -> int:
     from smartcourse.bootstrap import resolve_settings
-    from smartcourse.migrations import DatabaseNewerThanCode
+    from smartcourse.migrations import MigrationRefused
 
     settings = resolve_settings(get_settings(), need=("db",))
     try:
         _migrate(settings.database_url or "")
-    except DatabaseNewerThanCode as exc:
+    except MigrationRefused as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print("database is at the latest migration")
@@ -307,6 +308,35 @@ def libpq_uri(database_url: str) -> tuple[str, str | None]:
     return libpq.render_as_string(hide_password=False), url.password
 
 
+def with_database(uri: str, psql_args: list[str]) -> tuple[str, list[str]]:
+    """psql's `-d NAME` (`-dNAME`, `--dbname NAME`, `--dbname=NAME`) as the database of `uri`, the rest of `uri`
+    (the embedded server's socket) kept: psql's own `-d` replaced the whole URI the wrapper passed, host included
+    (explore25 F5). A `-d` that is itself a URI or conninfo (`=` in it) is left to psql."""
+    rest: list[str] = []
+    name: str | None = None
+    it = iter(psql_args)
+    for arg in it:
+        if arg in ("-d", "--dbname"):
+            value = next(it, None)
+        elif arg.startswith("--dbname="):
+            value = arg.split("=", 1)[1]
+        elif arg.startswith("-d") and not arg.startswith("--"):
+            value = arg[2:]
+        else:
+            rest.append(arg)
+            continue
+        if value is None or "=" in value or "://" in value:  # psql's to read
+            rest.append(arg)
+            if value is not None and arg in ("-d", "--dbname"):
+                rest.append(value)
+            continue
+        name = value
+    if name is None:
+        return uri, list(psql_args)
+    parts = urllib.parse.urlsplit(uri)  # the rest of the URI as it was (libpq reads no "+" as a space)
+    return parts._replace(path="/" + urllib.parse.quote(name, safe="")).geturl(), rest
+
+
 def cmd_psql(args: argparse.Namespace) -> int:
     """psql on the product's database: DATABASE_URL's, else the embedded PostgreSQL running under the data directory
     (started by `smartcourse run`; this starts none). Arguments after `psql` go to psql (`-c "select 1"`)."""
@@ -331,7 +361,8 @@ def cmd_psql(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    return subprocess.call([psql, uri, *args.psql_args], env=env)
+    uri, psql_args = with_database(uri, args.psql_args)
+    return subprocess.call([psql, uri, *psql_args], env=env)
 
 
 def cmd_routes(_: argparse.Namespace) -> int:
@@ -624,11 +655,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     # Links in certificates and e-mails name the address served here, --host/--port included.
     env.setdefault("PUBLIC_BASE_URL", default_public_base_url({"HOST": args.host, "PORT": str(args.port)}))
-    from smartcourse.migrations import DatabaseNewerThanCode
+    from smartcourse.migrations import MigrationRefused
 
     try:
         _migrate(resolved.database_url or "")
-    except DatabaseNewerThanCode as exc:
+    except MigrationRefused as exc:
         print(f"error: {exc}", file=sys.stderr)
         embedded_engines(settings).stop()
         lock.close()

@@ -9,6 +9,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
+from sqlalchemy.exc import ProgrammingError
 
 HERE = Path(__file__).resolve().parent
 
@@ -20,8 +21,16 @@ def alembic_config(database_url: str) -> Config:
     return cfg
 
 
-class DatabaseNewerThanCode(RuntimeError):
+class MigrationRefused(RuntimeError):
+    """The database is in a state no migration of this release should touch; the message says what to do."""
+
+
+class DatabaseNewerThanCode(MigrationRefused):
     """The database is at a migration this release does not have: a newer release upgraded it."""
+
+
+class DatabaseNotRecorded(MigrationRefused):
+    """The database has tables a migration creates, but Alembic's record says that migration has not run."""
 
 
 def upgrade_head(database_url: str) -> None:
@@ -31,6 +40,17 @@ def upgrade_head(database_url: str) -> None:
     cfg = alembic_config(database_url)
     try:
         command.upgrade(cfg, "head")
+    except ProgrammingError as exc:
+        if "already exists" not in str(exc.orig):
+            raise
+        # A table of a migration Alembic has not recorded (an emptied or dropped `alembic_version`, a restore of
+        # the tables only): running the migrations again cannot work (explore25 F5: Alembic's traceback).
+        raise DatabaseNotRecorded(
+            f"the database already has what a migration creates ({str(exc.orig).splitlines()[0].split(': ')[-1]}) "
+            "but its alembic_version table does not record that migration: it was emptied or not restored. "
+            'Restore the whole backup (docs/operations.md, "Upgrades and rollbacks"); if the tables are known to '
+            "be at this release's latest migration, record it with `alembic stamp head` and migrate again"
+        ) from None
     except CommandError as exc:
         unknown = re.search(r"Can't locate revision identified by '([^']+)'", str(exc))
         if not unknown:
