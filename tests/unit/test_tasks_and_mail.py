@@ -275,3 +275,29 @@ def test_a_poison_message_already_kept_is_said_to_be(monkeypatch: pytest.MonkeyP
     lines = [r.getMessage() for r in caplog.records]
     assert sum("keeping it as a dead letter of celery:notifications.send_email" in x for x in lines) == 2, lines
     assert sum("was already kept: this delivery is not kept again" in x for x in lines) == 1, lines
+
+
+def test_celerys_line_for_a_dropped_message_keeps_its_text_not_its_traceback() -> None:
+    """explore25 F5: "Received unregistered task" and "Can't decode message body" came with a traceback of Celery's
+    consumer in run.log; a line about anything else keeps its traceback."""
+    from celery.worker.consumer import consumer
+
+    from smartcourse import tasks  # noqa: F401  (installs the filter)
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    consumer.logger.addHandler(handler)
+    try:
+        try:
+            raise KeyError("notifications.nope")
+        except KeyError as exc:
+            consumer.error(consumer.UNKNOWN_TASK_ERROR, exc, "body", {}, {}, exc_info=True)
+            consumer.crit(consumer.MESSAGE_DECODE_ERROR, exc, "a", "b", "{}", "body", exc_info=1)
+            consumer.logger.error("something else", exc_info=True)
+    finally:
+        consumer.logger.removeHandler(handler)
+    dropped, undecodable, other = records
+    assert "notifications.nope" in dropped.getMessage() and dropped.exc_info is None
+    assert undecodable.exc_info is None
+    assert other.exc_info is not None

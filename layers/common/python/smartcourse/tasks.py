@@ -35,6 +35,7 @@ from celery.signals import (
     worker_init,
 )
 from celery.worker.consumer import Consumer as CeleryConsumer
+from celery.worker.consumer import consumer as celery_consumer
 from kombu import Exchange, Queue
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -255,6 +256,24 @@ def _close_smtp(**_: Any) -> None:
     from smartcourse.adapters.mail import close_connections
 
     close_connections()
+
+
+class _NoTracebackForDroppedMessages(logging.Filter):
+    """Celery's lines for a message it drops (an unregistered task, an invalid one, a body it cannot decode) carry a
+    traceback of its own consumer, which says nothing the line does not: the line stays, the traceback goes (run.log
+    has no tracebacks for a handled case; explore25 F5). `record_poison` logs the dead letter beside it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.msg in _DROPPED_MESSAGE_LINES:
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+_DROPPED_MESSAGE_LINES = frozenset(
+    (celery_consumer.UNKNOWN_TASK_ERROR, celery_consumer.INVALID_TASK_ERROR, celery_consumer.MESSAGE_DECODE_ERROR)
+)
+celery_consumer.logger.addFilter(_NoTracebackForDroppedMessages())
 
 
 @signals.after_setup_logger.connect
