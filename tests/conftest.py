@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -23,8 +25,15 @@ _exit_status = 0
 
 
 @pytest.fixture(scope="session")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("smartcourse-data")
+def data_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """The engines' data directory, outside pytest's basetemp: a second pytest session of the same user, at its
+    start, closes `/tmp/pytest-of-<user>` to 0700, and under root the embedded PostgreSQL (run as pgserver's own user)
+    then lost its data directory and PANICked mid-suite ("could not open file .../pg_control: Permission denied";
+    seen with two sessions at once: 178 failures). Removed after a suite that passed; kept, for its logs, otherwise."""
+    path = Path(tempfile.mkdtemp(prefix="smartcourse-tests-"))
+    yield path
+    if not request.session.testsfailed:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
