@@ -18,8 +18,9 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 
+from smartcourse.content.bounded import extract_material_bounded
 from smartcourse.content.chunk import chunk_sections
-from smartcourse.content.extract import ExtractionError, Section, extract_material, sections_from_snapshot
+from smartcourse.content.extract import ExtractionError, Section, sections_from_snapshot
 from smartcourse.db import UnitOfWork
 from smartcourse.errors import Conflict, Invalid, NotFound
 from smartcourse.metrics import MATERIALS_SKIPPED
@@ -77,8 +78,7 @@ async def extract(
         try:
             data = await files.get(m["storage_key"])
             sections.extend(
-                await asyncio.to_thread(
-                    extract_material,
+                await extract_material_bounded(
                     data,
                     filename=m["filename"],
                     content_type=m.get("content_type") or "application/octet-stream",
