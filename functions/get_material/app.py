@@ -32,11 +32,11 @@ async def get_material(course_id: uuid.UUID, material_id: uuid.UUID, user: Curre
         doc = await materials.get_material(
             uow=uow, documents=c.documents, principal=user, course_id=course_id, material_id=material_id
         )
-    url = await c.files.presigned_url(doc["storage_key"], doc["filename"])
+    media_type, headers = materials.download_headers(doc)
+    url = await c.files.presigned_url(doc["storage_key"], doc["filename"], content_type=media_type)
     if url:
         return RedirectResponse(url, status_code=307)
     data = await c.files.get(doc["storage_key"])
-    media_type, headers = materials.download_headers(doc)
     return Response(data, media_type=media_type, headers=headers)
 
 

@@ -96,6 +96,16 @@ async def test_presigned_url(files: Any, prefix: str) -> None:
         assert r.status_code == 200, r.text
         assert r.content == BINARY
         assert 'filename="Handout 1.pdf"' in r.headers.get("content-disposition", "")
+        # HTML is served as the API serves it, bytes to save, and a name outside Latin-1 arrives whole (explore27 F3:
+        # the stored text/html was served, and the emulator failed on an emoji in the quoted name).
+        page = f"{prefix}/page.html"
+        await files.put(page, b"<script>alert(1)</script>", "text/html")
+        named = "R" + chr(0xE9) + "sum" + chr(0xE9) + " " + chr(0x1F600) + ".html"
+        r = await http.get(await files.presigned_url(page, named, content_type="application/octet-stream"))
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"] == "application/octet-stream"
+        assert r.headers["content-disposition"].startswith("attachment;")
+        assert "filename*=UTF-8''R%C3%A9sum%C3%A9%20%F0%9F%98%80.html" in r.headers["content-disposition"]
 
 
 @pytest.mark.parametrize("key", ["../escape.txt", "a/../../escape.txt", "/etc/passwd", "a/../../../tmp/x"])

@@ -106,6 +106,27 @@ async def test_a_long_file_name_is_shortened_keeping_its_type(api: Api) -> None:
     assert r.status_code == 200 and r.content == b"some notes"
 
 
+async def test_a_name_of_many_bytes_is_stored_and_a_deleted_material_leaves_no_directory(
+    api: Api, container: Any
+) -> None:
+    """explore27 F2: 63 emoji and ".txt" (256 bytes) answered 503 "retry shortly" for ever, leaving a temp file each
+    time; F7: a deleted material's directory stayed behind, empty."""
+    teacher = await api.user("instructor")
+    course = await api.course(teacher)
+    r = await _upload(api, teacher, course["id"], chr(0x1F600) * 63 + ".txt", b"smiles", "text/plain")
+    assert r.status_code == 201, r.text
+    material = r.json()
+    assert material["filename"].endswith(".txt") and len(material["filename"].encode()) <= 240
+    url = f"/courses/{course['id']}/materials/{material['id']}"
+    r = await api.client.get(url, headers=teacher["headers"])
+    assert r.status_code == 200 and r.content == b"smiles"
+    assert "filename*=UTF-8''%F0%9F%98%80" in r.headers["content-disposition"]
+    folder = container.settings.files_dir / "courses" / course["id"] / "materials" / material["id"]
+    assert [p.name for p in folder.iterdir()] == [material["filename"]]  # the file, no temp file beside it
+    assert (await api.client.delete(url, headers=teacher["headers"])).status_code == 204
+    assert not folder.exists()
+
+
 WRONG_TEXT = b"Quokkafluff is the secret word of the wrong handout. " * 3
 KEPT_TEXT = b"Zanzibarite is the secret word of the right handout. " * 3
 

@@ -10,7 +10,7 @@ import pytest
 from smartcourse.domain import courses as course_rules
 from smartcourse.domain import enrollment as rules
 from smartcourse.domain.certificates import new_code, normalize_code
-from smartcourse.domain.materials import detect_content_type, safe_filename
+from smartcourse.domain.materials import MAX_FILENAME_BYTES, attachment_disposition, detect_content_type, safe_filename
 from smartcourse.errors import Forbidden, Invalid, UnsupportedMedia
 from smartcourse.security import Principal
 
@@ -113,6 +113,28 @@ def test_a_long_file_name_keeps_its_suffix() -> None:
     assert safe_filename("e" * 250) == "e" * 200
     assert safe_filename("f." + "g" * 300) == ("f." + "g" * 300)[:200]
     assert safe_filename("." + "h" * 300) == ("." + "h" * 300)[:200]
+
+
+def test_a_name_of_many_bytes_is_cut_to_whole_characters_that_fit_a_file_system() -> None:
+    """explore27 F2: 63 emoji and ".txt" (256 bytes, 67 characters) were "File name too long" in the local store,
+    answered 503 "retry shortly" for ever."""
+    emoji = chr(0x1F600)
+    for typed in (emoji * 63 + ".txt", emoji * 199 + ".txt", chr(0xE9) * 199 + ".txt"):
+        name = safe_filename(typed)
+        assert len(name.encode()) <= MAX_FILENAME_BYTES and name.endswith(".txt") and len(name) > 50, name
+        assert typed.startswith(name[:-4])  # whole characters, from the start
+    assert safe_filename(emoji * 62 + ".txt") == emoji * 59 + ".txt"  # 252 bytes: over 240, cut to 240
+    assert safe_filename(emoji * 50 + ".txt") == emoji * 50 + ".txt"  # 204 bytes: kept
+
+
+def test_a_download_names_its_file_for_every_client() -> None:
+    assert attachment_disposition("Handout 1.pdf") == (
+        "attachment; filename=\"Handout 1.pdf\"; filename*=UTF-8''Handout%201.pdf"
+    )
+    typed = "R" + chr(0xE9) + "sum" + chr(0xE9) + " " + chr(0x1F600) + ";x.txt"
+    header = attachment_disposition(typed)
+    assert header.isascii() and "filename*=UTF-8''R%C3%A9sum%C3%A9%20%F0%9F%98%80%3Bx.txt" in header
+    assert 'filename="R_sum_ _;x.txt"' in header
 
 
 def test_a_browser_encoded_name_and_a_name_that_is_only_a_suffix() -> None:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from smartcourse.domain.materials import attachment_disposition
 from smartcourse.errors import NotFound
 from smartcourse.ports import FileStore
 
@@ -33,9 +35,14 @@ class LocalFileStore:
     def _write(path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        except BaseException:  # a failed write leaves no temp file behind (explore27 F2: one per attempt)
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
 
     async def get(self, key: str) -> bytes:
         path = self._path(key)
@@ -45,7 +52,11 @@ class LocalFileStore:
             raise NotFound("no such file", code="file_not_found") from exc
 
     async def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
+        path = self._path(key)
+        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # its directory too once empty (a material's own: explore27 F7)
+            if path.parent != self.root.resolve() and not any(path.parent.iterdir()):
+                path.parent.rmdir()
 
     async def probe(self) -> None:
         """A write and its removal, as an upload's would be (`/health`): raises what a write would meet (permissions,
@@ -55,7 +66,7 @@ class LocalFileStore:
         await asyncio.to_thread(self._write, path, b"")
         path.unlink(missing_ok=True)
 
-    async def presigned_url(self, key: str, filename: str) -> str | None:
+    async def presigned_url(self, key: str, filename: str, *, content_type: str | None = None) -> str | None:
         return None
 
 
@@ -94,14 +105,13 @@ class S3FileStore:
     async def delete(self, key: str) -> None:
         await asyncio.to_thread(self._client.delete_object, Bucket=self.bucket, Key=key)
 
-    async def presigned_url(self, key: str, filename: str) -> str | None:
+    async def presigned_url(self, key: str, filename: str, *, content_type: str | None = None) -> str | None:
+        """A URL valid for 15 minutes that serves the object as an attachment named `filename` and, when given, as
+        `content_type` (the API's own download serves HTML as application/octet-stream: so does this, explore27 F3;
+        the stored type would have been served). Non-ASCII names go as RFC 6266's `filename*`."""
+        params = {"Bucket": self.bucket, "Key": key, "ResponseContentDisposition": attachment_disposition(filename)}
+        if content_type:
+            params["ResponseContentType"] = content_type
         return await asyncio.to_thread(  # type: ignore[no-any-return]
-            self._client.generate_presigned_url,
-            "get_object",
-            Params={
-                "Bucket": self.bucket,
-                "Key": key,
-                "ResponseContentDisposition": f'attachment; filename="{filename}"',
-            },
-            ExpiresIn=900,
+            self._client.generate_presigned_url, "get_object", Params=params, ExpiresIn=900
         )

@@ -16,6 +16,9 @@ _BY_SUFFIX = {
     ".htm": "text/html",
 }
 MAX_FILENAME_CHARS = 200
+#: In UTF-8: the name is a path component of the local file store (255 bytes on Linux file systems) and part of an
+#: S3 key (1,024 bytes with the course's and material's ids).
+MAX_FILENAME_BYTES = 240
 MAX_SUFFIX_CHARS = 16  # a longer "suffix" is part of the name, not a file type
 
 
@@ -43,10 +46,15 @@ def safe_filename(name: str | None) -> str:
         name = (name or "").replace(encoded, char)
     base = PurePath((name or "").replace("\\", "/")).name.strip()
     cleaned = "".join(ch for ch in base if ch.isprintable() and ch not in '"/\\')
-    if len(cleaned) > MAX_FILENAME_CHARS:
+    if len(cleaned) > MAX_FILENAME_CHARS or len(cleaned.encode()) > MAX_FILENAME_BYTES:
         stem, dot, ext = cleaned.rpartition(".")
         suffix = dot + ext if stem and len(ext) < MAX_SUFFIX_CHARS else ""
-        cleaned = cleaned[: MAX_FILENAME_CHARS - len(suffix)] + suffix
+        cleaned = cleaned[: MAX_FILENAME_CHARS - len(suffix)]
+        # Whole characters off the end until the name fits in bytes too: a file system's name is at most 255 bytes,
+        # and 63 emoji (252 bytes) and a suffix were "File name too long", answered 503 (explore27 F2).
+        while len((cleaned + suffix).encode()) > MAX_FILENAME_BYTES:
+            cleaned = cleaned[:-1]
+        cleaned += suffix
     if not cleaned or cleaned in {".", ".."}:
         raise Invalid("the upload needs a file name", code="invalid_filename")
     return cleaned
@@ -84,3 +92,13 @@ def detect_content_type(filename: str, data: bytes) -> str:
 #: (`services.materials.check_pdf`): one limit at both ends (explore19: uploads took 5,000, publishing skipped
 #: anything over 2,000).
 MAX_PDF_PAGES = 2000
+
+
+def attachment_disposition(filename: str) -> str:
+    """`Content-Disposition` of a download: an attachment, its name as RFC 6266 gives it (`filename*`, UTF-8,
+    percent-encoded) after a plain `filename` for clients that only read that one (non-ASCII letters as `_`)."""
+    from urllib.parse import quote
+
+    name = filename or "download"
+    fallback = "".join(ch if " " <= ch < "\x7f" and ch not in '"\\' else "_" for ch in name)
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"

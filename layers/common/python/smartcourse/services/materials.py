@@ -18,7 +18,7 @@ from smartcourse.adapters.documents import DocumentStore
 from smartcourse.adapters.files import FileStore
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as rules
-from smartcourse.domain.materials import MAX_PDF_PAGES, detect_content_type, safe_filename
+from smartcourse.domain.materials import MAX_PDF_PAGES, attachment_disposition, detect_content_type, safe_filename
 from smartcourse.errors import Conflict, DomainError, Invalid, NotFound, TooLarge
 from smartcourse.models import ContentChunk, Course, Lesson
 from smartcourse.ports import VectorIndex
@@ -359,14 +359,12 @@ async def delete_material(
 
 def download_headers(doc: dict[str, Any]) -> tuple[str, dict[str, str]]:
     """Media type and headers for serving a material: always an attachment, never sniffed, never scripted."""
-    from urllib.parse import quote
-
     content_type = str(doc.get("content_type") or "application/octet-stream")
     media_type = (
         "application/octet-stream" if content_type.split(";")[0].strip().lower() in ACTIVE_TYPES else content_type
     )
     return media_type, {
-        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(str(doc.get('filename') or 'download'))}",
+        "Content-Disposition": attachment_disposition(str(doc.get("filename") or "download")),
         "X-Content-Type-Options": "nosniff",
         "Content-Security-Policy": "sandbox; default-src 'none'",
     }
