@@ -28,3 +28,16 @@ def test_a_passage_in_several_files_is_one_hit_naming_the_other_copies() -> None
         "title": "UPPER.PDF",
         "location": "page 1",
     }
+
+
+def test_a_file_that_repeats_a_passage_is_not_listed_as_its_own_copy() -> None:
+    """explore27 F5: a text that repeats a paragraph four times listed its own file in `also_in` four times."""
+    hits = [
+        hit("s1", "same.txt", "Herons wade.", 0.9),
+        hit("s2", "same.txt", "Herons wade.", 0.8),
+        hit("t1", "twin.txt", "Herons wade.", 0.7),
+        hit("s3", "same.txt", "herons  wade.", 0.6),
+        hit("t2", "twin.txt", "Herons wade.", 0.5),
+    ]
+    (only,) = _public_hits(hits)
+    assert only.chunk_id == "s1" and [s.title for s in only.also_in] == ["twin.txt"]

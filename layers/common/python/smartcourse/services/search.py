@@ -229,7 +229,10 @@ def _public_hits(hits: list[Hit]) -> list[ContentSearchHit]:
     for h in hits:
         key = same_text_key(h.chunk.text)
         if key in out:
-            out[key].also_in.append(_source(h))
+            # Once per place: a file that repeats a passage listed itself in its own hit's `also_in` (explore27 F5).
+            first, source = out[key], _source(h)
+            if source != first.source and source not in first.also_in:
+                first.also_in.append(source)
         else:
             out[key] = ContentSearchHit(
                 chunk_id=h.chunk.chunk_id, text=h.chunk.text, score=round(h.score, 6), source=_source(h)
