@@ -34,7 +34,19 @@ async def published_lessons_of(documents: DocumentStore, course_id: uuid.UUID, v
     """The lessons of version `version` of the course (none before its first publish)."""
     if version < 1:
         return []
-    snapshot = await documents.get(VERSIONS, version_doc_id(course_id, version)) or {}
+    return _lessons_of(await documents.get(VERSIONS, version_doc_id(course_id, version)) or {})
+
+
+async def published_lessons_by_version(
+    documents: DocumentStore, versions: set[tuple[uuid.UUID, int]]
+) -> dict[tuple[uuid.UUID, int], list[PublishedLesson]]:
+    """`published_lessons_of` for several (course, version) pairs in one read of the document store."""
+    ids = {key: version_doc_id(*key) for key in versions if key[1] >= 1}
+    found = await documents.get_many(VERSIONS, list(ids.values())) if ids else {}
+    return {key: _lessons_of(found.get(ids[key]) or {}) if key in ids else [] for key in versions}
+
+
+def _lessons_of(snapshot: dict[str, Any]) -> list[PublishedLesson]:
     out = []
     for module in snapshot.get("modules", []):
         for lesson in module.get("lessons", []):
