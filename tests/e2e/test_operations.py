@@ -451,3 +451,55 @@ async def test_analytics_endpoints_over_http(api: Api, worker: object, container
     # Each says what the course is now (an archived one keeps the enrollments it had: tests/unit/test_domain.py).
     statuses = {"draft", "publishing", "published", "archived"}
     assert all(p["status"] in statuses for p in dash["popular_courses"]), dash["popular_courses"]
+
+
+async def test_analytics_read_only_the_days_they_show(api: Api, container: Any) -> None:
+    """The per-student-per-day counters pile up for ever; the dashboard and the series read the days they show (the
+    dashboard read every row each time: seconds after a year of them, explore28 F1)."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import delete, event, func
+
+    from smartcourse.models import AnalyticsCounter
+
+    admin = await api.admin(container)
+    today = datetime.now(UTC).date()
+    old = [
+        AnalyticsCounter(
+            metric="student_active_days", bucket=f"{today - timedelta(days=31 + i)}|{uuid.uuid4()}", value=1
+        )
+        for i in range(300)
+    ]
+    async with container.uow() as uow:
+        uow.session.add_all(old)
+        await uow.commit()
+    read: list[int] = []
+
+    def rows_read(_conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "FROM analytics_counters" in statement:
+            read.append(cursor.rowcount)
+
+    sync_engine = container.engine.sync_engine
+    try:
+        async with container.uow() as uow:
+            stored = await uow.session.scalar(select(func.count()).select_from(AnalyticsCounter))
+        event.listen(sync_engine, "after_cursor_execute", rows_read)
+        try:
+            dash = await api.client.get("/analytics/dashboard", headers=admin["headers"])
+            series = [
+                await api.client.get(f"/analytics/{name}", params={"interval": "month"}, headers=admin["headers"])
+                for name in ("enrollments", "completions")
+            ]
+        finally:
+            event.remove(sync_engine, "after_cursor_execute", rows_read)
+        assert dash.status_code == 200 and all(r.status_code == 200 for r in series), dash.text
+        assert len(read) == 3 and all(0 <= n <= stored - len(old) for n in read), (read, stored)
+    finally:
+        async with container.uow() as uow:
+            await uow.session.execute(
+                delete(AnalyticsCounter).where(
+                    AnalyticsCounter.metric == "student_active_days",
+                    AnalyticsCounter.bucket.in_([row.bucket for row in old]),
+                )
+            )
+            await uow.commit()

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, Float, String, and_, cast, func, select, text
+from sqlalchemy import Date, Float, String, and_, cast, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smartcourse.db import UnitOfWork, arrays, insert_from_arrays
@@ -291,9 +291,31 @@ def _top_ids(*counts: dict[str, float]) -> set[str]:
     return ids
 
 
-async def _counters(uow: UnitOfWork) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+#: A counter read: its metric, or (metric, first bucket, bucket past the last) for a range of a per-day metric
+#: (buckets start with the ISO day, so a string range is a day range on the primary key's index).
+CounterRead = str | tuple[str, str, str]
+
+
+def _days(metric: str, first: date, last: date) -> CounterRead:
+    return (metric, first.isoformat(), (last + timedelta(days=1)).isoformat())
+
+
+async def _counters(uow: UnitOfWork, *reads: CounterRead) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """The counters named, a day range only of a per-day one: the rows per student and day (and per day) pile up
+    for ever, and reading them all made the dashboard take seconds after a year (explore28 F1)."""
+    wanted = []
+    for read in reads:
+        if isinstance(read, str):
+            wanted.append(AnalyticsCounter.metric == read)
+        else:
+            metric, low, high = read
+            wanted.append(
+                and_(AnalyticsCounter.metric == metric, AnalyticsCounter.bucket >= low, AnalyticsCounter.bucket < high)
+            )
     rows = (
-        await uow.session.execute(select(AnalyticsCounter.metric, AnalyticsCounter.bucket, AnalyticsCounter.value))
+        await uow.session.execute(
+            select(AnalyticsCounter.metric, AnalyticsCounter.bucket, AnalyticsCounter.value).where(or_(*wanted))
+        )
     ).all()
     flat: dict[str, float] = {}
     buckets: dict[str, dict[str, float]] = {}
@@ -305,11 +327,34 @@ async def _counters(uow: UnitOfWork) -> tuple[dict[str, float], dict[str, dict[s
     return flat, buckets
 
 
+#: The counters the dashboard reads whole: the totals, and those per course, student, instructor or AI outcome.
+DASHBOARD_COUNTERS = (
+    "students",
+    "instructors",
+    "courses_published",
+    "enrollments_admitted",
+    "enrollments_completed",
+    "completion_seconds_total",
+    "course_enrollments",
+    "course_engagement",
+    "student_live_enrollments",
+    "student_current_enrollments",
+    "instructor_live_courses",
+    "ai_interactions",
+)
+
+
 async def dashboard(*, uow: UnitOfWork, principal: Principal, today: date | None = None) -> dict[str, Any]:
     """The metrics as the consumers have counted them."""
     _ensure_admin(principal)
     today = today or datetime.now(UTC).date()
-    flat, buckets = await _counters(uow)
+    month = _windows(today)["month"]
+    flat, buckets = await _counters(
+        uow,
+        *DASHBOARD_COUNTERS,
+        _days("new_enrollments", month, today),
+        _days("student_active_days", month, today),
+    )
     per_course = buckets.get("course_enrollments", {})
     engagement = buckets.get("course_engagement", {})
     top = {c for c, _ in sorted(per_course.items(), key=lambda cn: (-cn[1], cn[0]))[:POPULAR_LIMIT]}
@@ -567,15 +612,16 @@ async def reconcile(*, uow: UnitOfWork, principal: Principal) -> dict[str, Any]:
     today = datetime.now(UTC).date()
     counted = await dashboard(uow=uow, principal=principal, today=today)
     actual = await from_source(uow=uow, today=today)
-    _, buckets = await _counters(uow)
     series_actual = await _series_from_source(uow)
+    source_buckets = await _source_buckets(uow)
+    _, buckets = await _counters(uow, *series_actual, *source_buckets)
     for name, per_day in series_actual.items():
         counted_series = {d: round(v, 3) for d, v in buckets.get(name, {}).items() if v}
         counted[f"series:{name}"] = counted_series
         actual[f"series:{name}"] = per_day
     drift = {name: _drift(counted[name], actual[name]) for name in actual}
     mismatches: dict[str, list[dict[str, Any]]] = {}
-    for name, source in (await _source_buckets(uow)).items():
+    for name, source in source_buckets.items():
         kept = buckets.get(name, {})
         wrong = sorted(k for k in set(kept) | set(source) if kept.get(k, 0) != source.get(k, 0))
         drift[f"counters:{name}"] = round(sum(abs(kept.get(k, 0) - source.get(k, 0)) for k in wrong), 6)
@@ -660,7 +706,7 @@ async def enrollment_series(
     """New enrollments (admissions, by the UTC day of admission) per day, ISO week or month, from the counters."""
     _ensure_admin(principal)
     start, end = _range(interval, start, end)
-    _, buckets = await _counters(uow)
+    _, buckets = await _counters(uow, _days("new_enrollments", start, end))
     series = bucket_series(buckets.get("new_enrollments", {}), interval=interval, start=start, end=end)
     return {
         "interval": interval,
@@ -678,7 +724,13 @@ async def completion_series(
     and the platform's completion rate and average time to complete (all time)."""
     _ensure_admin(principal)
     start, end = _range(interval, start, end)
-    flat, buckets = await _counters(uow)
+    flat, buckets = await _counters(
+        uow,
+        "enrollments_admitted",
+        "enrollments_completed",
+        "completion_seconds_total",
+        *(_days(metric, start, end) for metric in ("completions", "timed_completions", "completion_seconds")),
+    )
     counts = bucket_series(buckets.get("completions", {}), interval=interval, start=start, end=end)
     timed = bucket_series(buckets.get("timed_completions", {}), interval=interval, start=start, end=end)
     seconds: dict[str, float] = {}
