@@ -79,8 +79,17 @@ async def test_an_admin_revokes_a_certificate_and_its_check_says_so(api: Api, wo
     r = await api.client.post(url, json={"reason": "misconduct"}, headers=student["headers"])
     assert (r.status_code, r.json()["code"]) == (403, "admin_only")
     assert (await api.client.post(url, json={"reason": " "}, headers=admin["headers"])).status_code == 422
-    r = await api.client.post(url, json={"reason": "Issued by mistake"}, headers=admin["headers"])
+    # An admin revokes by the code a report quotes, as typed (explore28 F5: neither the PDF nor the check shows the
+    # id); a code or a name of no certificate is 404, to a student 403 as any revocation.
+    for nothing in ("SC-AAAA-BBBB-CCCC-DDDD", "not-a-certificate"):
+        r = await api.client.post(f"/certificates/{nothing}/revoke", json={"reason": "x"}, headers=admin["headers"])
+        assert (r.status_code, r.json()["code"]) == (404, "certificate_not_found"), r.text
+        r = await api.client.post(f"/certificates/{nothing}/revoke", json={"reason": "x"}, headers=student["headers"])
+        assert (r.status_code, r.json()["code"]) == (403, "admin_only"), r.text
+    by_code = f"/certificates/{cert['code'].lower()}/revoke"
+    r = await api.client.post(by_code, json={"reason": "Issued by mistake"}, headers=admin["headers"])
     assert r.status_code == 200 and r.json()["revoked_at"] and r.json()["revoked_reason"] == "Issued by mistake"
+    assert r.json()["id"] == cert["id"]
     again = await api.client.post(url, json={"reason": "another"}, headers=admin["headers"])
     assert (again.json()["revoked_reason"], again.json()["revoked_at"]) == ("Issued by mistake", r.json()["revoked_at"])
 

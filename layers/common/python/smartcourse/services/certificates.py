@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from smartcourse.db import UnitOfWork
-from smartcourse.domain.certificates import new_code, normalize_code
+from smartcourse.domain.certificates import CODE_PATTERN, new_code, normalize_code
 from smartcourse.domain.events import DomainEvent
 from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound
 from smartcourse.models import Certificate, Course, Enrollment, User, utcnow
@@ -516,14 +516,23 @@ async def notify(*, uow: UnitOfWork, certificate_id: uuid.UUID, base_url: str) -
     return notification_id
 
 
-async def revoke(*, uow: UnitOfWork, principal: Principal, certificate_id: uuid.UUID, reason: str) -> Certificate:
+async def revoke(*, uow: UnitOfWork, principal: Principal, certificate: uuid.UUID | str, reason: str) -> Certificate:
     """An admin revokes a certificate (issued by mistake, misconduct): the public check answers `revoked` from now on
     and the student is told why (notification `certificate.revoked`, e-mailed with the sweeper's next round).
-    Idempotent: a revoked certificate is answered as it is, its first reason kept. Not undone: a certificate due again
+    `certificate`: its id, or its code (a valid code, as `verify` takes it). Idempotent: a revoked certificate is
+    answered as it is, its first reason kept. Not undone: a certificate due again
     is issued by an admin decision outside the API (the enrollment keeps its one certificate)."""
     if not principal.is_admin:
         raise Forbidden("only an admin may revoke a certificate", code="admin_only")
-    cert = await uow.session.get(Certificate, certificate_id, with_for_update=True)
+    # By id, or by the code a report quotes (read off the PDF or the verify page, which show no id: explore28 F5).
+    cert = None
+    try:
+        cert = await uow.session.get(Certificate, uuid.UUID(str(certificate)), with_for_update=True)
+    except ValueError:
+        if re.match(CODE_PATTERN, str(certificate)):
+            cert = await uow.session.scalar(
+                select(Certificate).where(Certificate.code == canonical_code(str(certificate))).with_for_update()
+            )
     if cert is None:
         raise NotFound("certificate not found", code="certificate_not_found")
     if cert.revoked_at is None:
