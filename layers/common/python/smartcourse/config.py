@@ -278,6 +278,10 @@ class Settings(BaseSettings):
     assistant_max_tokens: int = Field(default=256, alias="ASSISTANT_MAX_TOKENS")
     assistant_history_days: int = Field(default=30, alias="ASSISTANT_HISTORY_DAYS")
 
+    # --- retention of the rows that only pile up (services/retention.py; docs/operations.md "Retention") ---
+    outbox_retention_days: float = Field(default=7, gt=0, alias="OUTBOX_RETENTION_DAYS")
+    processed_events_retention_days: float = Field(default=30, gt=0, alias="PROCESSED_EVENTS_RETENTION_DAYS")
+
     # A publish step (extract, chunk, embed, index) on a worker that died is retried elsewhere after this long
     # without a heartbeat; the step beats four times per period.
     publish_heartbeat_seconds: float = Field(default=20.0, ge=2, le=600, alias="PUBLISH_HEARTBEAT_SECONDS")

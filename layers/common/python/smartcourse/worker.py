@@ -6,12 +6,14 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from typing import Any
 
 from smartcourse.bootstrap import get_container
 from smartcourse.consumers import InProcessPublisher, registry
 from smartcourse.errors import Unavailable
 from smartcourse.metrics import DATABASE_STATE, serve_metrics
+from smartcourse.services import retention
 from smartcourse.services.conversations import purge_expired
 from smartcourse.services.dispatcher import run_dispatcher
 from smartcourse.services.heartbeats import run_heartbeat
@@ -23,9 +25,14 @@ from workflows.worker import build_worker
 log = logging.getLogger(__name__)
 
 
+#: How often the sweeper trims the tables that only pile up (services/retention.py).
+RETENTION_EVERY_SECONDS = 3600.0
+
+
 async def run_sweeper(c: Any, *, stop: asyncio.Event, every: float = 30.0) -> None:
-    """Start any workflow a crash left unstarted (see services/workflows.sweep), and purge the assistant's
-    conversations past their retention."""
+    """Start any workflow a crash left unstarted (see services/workflows.sweep), purge the assistant's
+    conversations past their retention, and, once an hour, the rows past theirs (services/retention.py)."""
+    retained_at: float | None = None
     while not stop.is_set():
         try:
             await sweep(c)
@@ -35,6 +42,12 @@ async def run_sweeper(c: Any, *, stop: asyncio.Event, every: float = 30.0) -> No
             await purge_expired(c)
         except Exception:
             log.exception("conversation retention clean-up failed")
+        if retained_at is None or time.monotonic() - retained_at >= RETENTION_EVERY_SECONDS:
+            retained_at = time.monotonic()
+            try:
+                await retention.purge(c)
+            except Exception:
+                log.exception("retention clean-up failed")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every)
 
