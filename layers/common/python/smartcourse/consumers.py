@@ -10,7 +10,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from smartcourse import telemetry
 from smartcourse.db import is_transient
@@ -114,22 +114,28 @@ class InProcessPublisher:
         valid: bool,
         parent: dict[str, str] | None,
     ) -> None:
-        try:
-            with _consume_span(consumer, envelope, parent):
+        # The dead letter is written inside the consumer's span, so it keeps the event's trace id: written after the
+        # span, it took whatever span was current, none for an event retried alone after its batch failed.
+        with _consume_span(consumer, envelope, parent) as span:
+            try:
                 # An envelope that breaks its contract is checked again by each consumer, which dead-letters it.
                 await consumer.handle(self._sessionmaker, envelope, validated=valid)
-        except Exception as exc:
-            if is_transient(exc):
-                # The database is away (restarting, a connection cut): not the event's fault. Raised to the relay,
-                # which records the failure on the row and sends it again next round; it is not dead-lettered.
-                log.warning(
-                    "consumer could not apply the event now; the relay retries it",
-                    extra={"consumer": consumer.name, "event_id": envelope.get("event_id")},
-                    exc_info=True,
+            except Exception as exc:
+                if is_transient(exc):
+                    # The database is away (restarting, a connection cut): not the event's fault. Raised to the relay,
+                    # which records the failure on the row and sends it again next round; it is not dead-lettered.
+                    log.warning(
+                        "consumer could not apply the event now; the relay retries it",
+                        extra={"consumer": consumer.name, "event_id": envelope.get("event_id")},
+                        exc_info=True,
+                    )
+                    raise
+                log.exception(
+                    "consumer failed", extra={"consumer": consumer.name, "event_id": envelope.get("event_id")}
                 )
-                raise
-            log.exception("consumer failed", extra={"consumer": consumer.name, "event_id": envelope.get("event_id")})
-            await dead_letter(self._sessionmaker, consumer.name, topic, envelope, f"{type(exc).__name__}: {exc}")
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:500]))
+                await dead_letter(self._sessionmaker, consumer.name, topic, envelope, f"{type(exc).__name__}: {exc}")
 
 
 def _consume_span(
