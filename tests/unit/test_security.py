@@ -30,7 +30,7 @@ def test_a_password_is_the_same_in_any_unicode_form() -> None:
     assert verify_password(decomposed, h) and verify_password(composed, h)
     from smartcourse.security import _hasher
 
-    legacy = _hasher.hash(decomposed)  # stored before normalization, as typed
+    legacy = _hasher().hash(decomposed)  # stored before normalization, as typed
     assert verify_password(decomposed, legacy) and not verify_password("p\u00e4ss-w\u00f6rd-lonG", legacy)
 
 
@@ -82,3 +82,34 @@ async def test_password_hashing_runs_off_the_event_loop() -> None:
     elapsed = time.perf_counter() - started
     # On the loop, the heartbeat would not run at all until every hash was done (one lag of ~elapsed).
     assert len(lags) > 10 and max(lags) < elapsed / 3, (len(lags), max(lags), elapsed)
+
+
+def test_argon2_cost_is_a_setting_with_owasps_floor_outside_development() -> None:
+    """The cost is the operator's (PASSWORD_HASH_*); a hash verifies whatever cost it was made with, so raising or
+    lowering it never locks anyone out; production refuses less than OWASP's minimum; the test environment defaults
+    to a cheap cost (explicit values stay)."""
+    import secrets
+
+    from smartcourse.security import _hasher_of
+
+    strong = secrets.token_hex(32)
+    with pytest.raises(ValueError, match="OWASP"):
+        Settings(SMARTCOURSE_ENV="production", JWT_SECRET=strong, PASSWORD_HASH_MEMORY_KIB=8192)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="OWASP"):
+        Settings(SMARTCOURSE_ENV="production", JWT_SECRET=strong, PASSWORD_HASH_TIME_COST=1)  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="per lane"):
+        Settings(PASSWORD_HASH_MEMORY_KIB=16, PASSWORD_HASH_PARALLELISM=4)  # type: ignore[call-arg]
+    prod = Settings(SMARTCOURSE_ENV="production", JWT_SECRET=strong)  # type: ignore[call-arg]
+
+    def cost(s: Settings) -> tuple[int, int, int]:
+        return s.password_hash_time_cost, s.password_hash_memory_kib, s.password_hash_parallelism
+
+    assert cost(prod) == (3, 65536, 4)
+    assert cost(Settings(SMARTCOURSE_ENV="test")) == (1, 8192, 1)  # type: ignore[call-arg]
+    kept = Settings(SMARTCOURSE_ENV="test", PASSWORD_HASH_TIME_COST=3)  # type: ignore[call-arg]
+    assert kept.password_hash_time_cost == 3
+
+    made_cheap = _hasher_of(1, 8192, 1).hash("correct horse")
+    made_strong = _hasher_of(3, 65536, 4).hash("correct horse")
+    assert "m=8192,t=1,p=1" in made_cheap and "m=65536,t=3,p=4" in made_strong
+    assert verify_password("correct horse", made_cheap) and verify_password("correct horse", made_strong)

@@ -243,6 +243,12 @@ class Settings(BaseSettings):
     password_reset_url: str | None = Field(default=None, alias="PASSWORD_RESET_URL")
     # Argon2 hashes/verifications running at once (each uses ~64 MiB and a core for ~50 ms), off the event loop.
     password_hash_concurrency: int = Field(default=2, ge=1, alias="PASSWORD_HASH_CONCURRENCY")
+    # Argon2id's cost (pwdlib's recommended: 3 passes over 64 MiB, 4 lanes). A stored hash keeps the cost it was made
+    # with, so changing these affects new hashes only. Outside development at least OWASP's minimum (19 MiB, 2 passes);
+    # the test environment defaults to 1 pass over 8 MiB (the suite's registrations and logins: 70 s of make test).
+    password_hash_time_cost: int = Field(default=3, ge=1, le=20, alias="PASSWORD_HASH_TIME_COST")
+    password_hash_memory_kib: int = Field(default=65536, ge=8, le=4 * 1024 * 1024, alias="PASSWORD_HASH_MEMORY_KIB")
+    password_hash_parallelism: int = Field(default=4, ge=1, le=64, alias="PASSWORD_HASH_PARALLELISM")
     # Quiz attempts per student and quiz, and the wait between two attempts (0 = none).
     quiz_max_attempts: int = Field(default=5, ge=1, alias="QUIZ_MAX_ATTEMPTS")
     quiz_cooldown_seconds: int = Field(default=30, ge=0, alias="QUIZ_COOLDOWN_SECONDS")
@@ -348,11 +354,23 @@ class Settings(BaseSettings):
             if not self.jwt_secret:
                 self.jwt_secret = dev_secret(self.data_dir)[0]
             return self
+        if self.password_hash_memory_kib < OWASP_ARGON2_MEMORY_KIB or self.password_hash_time_cost < 2:
+            raise ValueError(
+                f"PASSWORD_HASH_MEMORY_KIB {self.password_hash_memory_kib} / PASSWORD_HASH_TIME_COST "
+                f"{self.password_hash_time_cost} are below OWASP's Argon2id minimum outside development "
+                f"({OWASP_ARGON2_MEMORY_KIB} KiB, 2 passes); leave them unset for 65536 KiB and 3"
+            )
         if not self.jwt_secret:
             raise ValueError("JWT_SECRET must be set outside development (e.g. openssl rand -hex 32)")
         problem = secret_problem(self.jwt_secret)
         if problem:
             raise ValueError(f"JWT_SECRET {problem}; use a random value such as `openssl rand -hex 32`")
+        return self
+
+    @model_validator(mode="after")
+    def _argon2_memory_fits_its_lanes(self) -> Settings:
+        if self.password_hash_memory_kib < 8 * self.password_hash_parallelism:
+            raise ValueError("PASSWORD_HASH_MEMORY_KIB must be at least 8 KiB per lane (PASSWORD_HASH_PARALLELISM)")
         return self
 
     @model_validator(mode="after")
@@ -364,6 +382,11 @@ class Settings(BaseSettings):
                     setattr(self, name, "100000/minute")
             if "quiz_cooldown_seconds" not in self.model_fields_set:
                 self.quiz_cooldown_seconds = 0
+            for name, cheap in (("password_hash_time_cost", 1), ("password_hash_memory_kib", 8192)):
+                if name not in self.model_fields_set:
+                    setattr(self, name, cheap)
+            if "password_hash_parallelism" not in self.model_fields_set:
+                self.password_hash_parallelism = 1
         return self
 
     @property
@@ -381,6 +404,10 @@ class Settings(BaseSettings):
     @property
     def resolved_index_uri(self) -> str:
         return self.index_uri or str(self.data_dir / "index")
+
+
+#: OWASP's Password Storage Cheat Sheet: Argon2id with at least 19 MiB and 2 iterations.
+OWASP_ARGON2_MEMORY_KIB = 19456
 
 
 @lru_cache

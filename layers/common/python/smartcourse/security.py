@@ -13,12 +13,22 @@ from typing import Any
 
 import jwt
 from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
 
 from smartcourse.config import Settings, get_settings
 from smartcourse.domain.principal import Principal
 from smartcourse.errors import Unauthorized
 
-_hasher = PasswordHash.recommended()
+
+@functools.cache
+def _hasher_of(time_cost: int, memory_kib: int, parallelism: int) -> PasswordHash:
+    return PasswordHash((Argon2Hasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism),))
+
+
+def _hasher() -> PasswordHash:
+    """Argon2id at the configured cost; any stored argon2 hash verifies, whatever cost it was made with."""
+    s = get_settings()
+    return _hasher_of(s.password_hash_time_cost, s.password_hash_memory_kib, s.password_hash_parallelism)
 
 
 @functools.cache
@@ -26,7 +36,7 @@ def _dummy_hash() -> str:
     """A real hash of a random string: verifying against it costs the same as a real account, so an unknown email
     takes as long as a wrong password. Made on the first check, not at import: an argon2 hash is about 0.15 s of CPU,
     which every process importing this module (the worker, Celery, each API process, a Lambda's cold start) paid."""
-    return _hasher.hash(uuid.uuid4().hex)
+    return _hasher().hash(uuid.uuid4().hex)
 
 
 def normalized(password: str) -> str:
@@ -36,7 +46,7 @@ def normalized(password: str) -> str:
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(normalized(password))
+    return _hasher().hash(normalized(password))
 
 
 def verify_password(password: str, password_hash: str | None) -> bool:
@@ -44,13 +54,14 @@ def verify_password(password: str, password_hash: str | None) -> bool:
     (`normalized`); a hash made before passwords were normalized was made of the characters as typed, so a password
     that normalization changes is also tried as typed (a second verification, for such passwords only)."""
     dummy = _dummy_hash()  # first, whatever the branch: a process's first check costs the same either way
+    hasher = _hasher()
     if password_hash is None:
-        _hasher.verify(password, dummy)
+        hasher.verify(password, dummy)
         return False
     plain = normalized(password)
-    if _hasher.verify(plain, password_hash):
+    if hasher.verify(plain, password_hash):
         return True
-    return plain != password and _hasher.verify(password, password_hash)
+    return plain != password and hasher.verify(password, password_hash)
 
 
 _pool: ThreadPoolExecutor | None = None
