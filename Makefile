@@ -35,8 +35,9 @@ else
 	PORT=$(PORT) $(BIN)/smartcourse run
 endif
 
+# Two lanes (tests/conftest.py BESIDE): the suite on one worker, the tests running a product of their own beside it.
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow" -x $(PYTEST_ARGS)

@@ -401,12 +401,48 @@ def read_mail(mail_dir: Path, *, to: str | None = None) -> list[Any]:
 # --- ordering ---------------------------------------------------------------------------------
 
 
+#: Tests that start a product or a tool of their own and use none of the suite's engines. Under `make test` (`-n 2`)
+#: they run on a second worker beside the rest, which stays on one worker in its order (`pytest_xdist_make_scheduler`):
+#: together they are ~2 of the suite's ~11 minutes, mostly spent waiting for processes they kill and restart.
+BESIDE = (
+    "tests/integration/test_chaos.py::test_a_burst_under_kills",
+    "tests/integration/test_run.py::test_run_starts_the_product",
+    "tests/integration/test_temporal_core_logs.py::",
+    "tests/integration/test_function_pack.py::test_template_passes_cfn_lint",
+    "tests/integration/test_function_pack.py::test_the_expanded_template_passes_cfn_lint",
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests marked `last` run after everything else (the reconcile check must see all the suite did)."""
     items.sort(key=lambda item: item.get_closest_marker("last") is not None)
 
 
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Two lanes under xdist: the `BESIDE` tests, and the suite (one worker, one set of engines, in its order; the
+    analytics checks count what every earlier test did). `--dist loadgroup` would do it with markers, but pytest 9
+    ignores the node id xdist 3.8 rewrites for it."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class TwoLanes(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return "beside" if nodeid.startswith(BESIDE) else "suite"
+
+    return TwoLanes(config, log)
+
+
 # --- clean exit -------------------------------------------------------------------------------
+
+
+#: The CPU priority drop of the `BESIDE` lane (and the processes it starts): on two cores, the suite's lane keeps its
+#: pace and the lane beside it takes what the suite leaves while it waits.
+BESIDE_NICE = 10
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER") and item.nodeid.startswith(BESIDE):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, 0, max(BESIDE_NICE, os.getpriority(os.PRIO_PROCESS, 0)))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

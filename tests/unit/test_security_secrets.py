@@ -38,7 +38,11 @@ def test_production_refuses_weak_and_published_secrets(secret: str) -> None:
         Settings(SMARTCOURSE_ENV="production", JWT_SECRET=secret)  # type: ignore[call-arg]
 
 
-@pytest.mark.parametrize("secret", [secrets.token_hex(32), secrets.token_urlsafe(32), secrets.token_urlsafe(64)])
+@pytest.mark.parametrize(
+    "secret",
+    [secrets.token_hex(32), secrets.token_urlsafe(32), secrets.token_urlsafe(64)],
+    ids=["hex-32", "urlsafe-32", "urlsafe-64"],  # the same ids in every run (xdist's workers collect alike)
+)
 def test_production_accepts_random_secrets(secret: str) -> None:
     assert secret_problem(secret) is None
     assert Settings(SMARTCOURSE_ENV="production", JWT_SECRET=secret).jwt_secret == secret  # type: ignore[call-arg]
