@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import uuid
@@ -473,6 +474,19 @@ def holds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ.pop("SMARTCOURSE_TEST_HOLD_DIR", None)
     else:
         os.environ["SMARTCOURSE_TEST_HOLD_DIR"] = before
+
+
+async def migrate_cli(database_url: str) -> subprocess.CompletedProcess[str]:
+    """`smartcourse migrate` run as an operator runs it, against `database_url`."""
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "smartcourse.cli", "migrate"],
+        env={**os.environ, "DATABASE_URL": database_url},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @contextlib.asynccontextmanager

@@ -31,7 +31,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from tests.conftest import REPO
+from tests.conftest import REPO, migrate_cli
 from tests.engines import ENGINES, require_engine
 
 DASHBOARDS = REPO / "ops" / "grafana" / "dashboards"
@@ -174,15 +174,7 @@ async def database() -> AsyncIterator[str]:
     async with admin.connect() as conn:
         await conn.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(base).set(database=name).render_as_string(hide_password=False)
-    migrate = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "smartcourse.cli", "migrate"],
-        env={**os.environ, "DATABASE_URL": url},
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    migrate = await migrate_cli(url)
     assert migrate.returncode == 0, migrate.stderr[-3000:]
     yield url
     async with admin.connect() as conn:

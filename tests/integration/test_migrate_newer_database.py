@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,7 +12,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from smartcourse.migrations import DatabaseNewerThanCode, DatabaseNotRecorded, alembic_config, upgrade_head
-from tests.conftest import REPO, scratch_database
+from tests.conftest import migrate_cli, scratch_database
 
 
 @pytest.fixture
@@ -35,16 +32,7 @@ async def test_upgrading_a_database_a_newer_release_migrated_is_refused_with_wha
     message = str(raised.value)
     assert "migration 0999" in message and f"its latest is {head}" in message
     assert "restore the backup" in message and "Upgrades and rollbacks" in message
-    env = {**os.environ, "DATABASE_URL": newer}
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "smartcourse.cli", "migrate"],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = await migrate_cli(newer)
     assert done.returncode == 1, done
     assert done.stderr.strip().splitlines() == [f"error: {message}"], done.stderr
 
@@ -59,14 +47,6 @@ async def test_a_database_whose_migration_record_was_emptied_is_refused_with_wha
             await asyncio.to_thread(upgrade_head, url)
         message = str(raised.value)
         assert "already exists" in message and "alembic_version" in message and "Restore the whole backup" in message
-        done = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-m", "smartcourse.cli", "migrate"],
-            env={**os.environ, "DATABASE_URL": url},
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        done = await migrate_cli(url)
         assert done.returncode == 1, done
         assert done.stderr.strip().splitlines() == [f"error: {message}"], done.stderr
