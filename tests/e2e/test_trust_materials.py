@@ -397,6 +397,48 @@ async def test_an_upload_of_two_files_is_refused_not_cut_to_the_last(api: Api) -
     assert r.json()["items"] == [], r.text  # nothing half-written
 
 
+async def test_a_refused_upload_is_answered_before_its_body_is_read(api: Api) -> None:
+    """explore27: FastAPI read a form body (up to 21 MiB) before the route's checks ran, so an anonymous or
+    unauthorised upload was read whole, and spooled to disk, before its 401/403/404. The checks come first now."""
+    teacher, other_teacher, student = await api.user("instructor"), await api.user("instructor"), await api.user()
+    draft = await api.course(teacher)
+    archived = await api.course(teacher)
+    r = await api.client.delete(f"/courses/{archived['id']}", headers=teacher["headers"])
+    assert r.status_code == 200, r.text
+    chunk, pulled = b"x" * (1 << 20), []
+
+    async def twenty_mib() -> Any:
+        for _ in range(20):
+            pulled.append(len(chunk))
+            yield chunk
+
+    multipart = {"content-type": "multipart/form-data; boundary=b"}
+    cases = [
+        ({}, draft["id"], 401, "not_authenticated"),
+        ({"authorization": "Bearer not-a-token"}, draft["id"], 401, "invalid_token"),
+        (other_teacher["headers"], draft["id"], 404, "course_not_found"),  # another's draft is not revealed
+        (student["headers"], draft["id"], 404, "course_not_found"),
+        (teacher["headers"], str(uuid.uuid4()), 404, "course_not_found"),
+        (teacher["headers"], archived["id"], 409, "course_archived"),
+    ]
+    for headers, cid, status, code in cases:
+        pulled.clear()
+        r = await api.client.post(f"/courses/{cid}/materials", content=twenty_mib(), headers={**headers, **multipart})
+        assert (r.status_code, r.json()["code"]) == (status, code), r.text
+        assert pulled == [], f"{code}: {sum(pulled)} bytes of the body were read before the answer"
+    # The form's own mistakes are answered as before, once the upload may be made.
+    url = f"/courses/{draft['id']}/materials"
+    r = await api.client.post(url, data={"lesson_id": "not-a-uuid"}, headers=teacher["headers"])
+    assert r.status_code == 422 and r.json()["code"] == "validation_error", r.text
+    assert {f["field"] for f in r.json()["details"]} == {"file", "lesson_id"}, r.text
+    r = await api.client.post(url, json={"file": "notes.txt"}, headers=teacher["headers"])
+    assert r.status_code == 422 and r.json()["code"] == "validation_error", r.text
+    r = await api.client.post(
+        url, files={"file": ("n.md", b"# N", "text/markdown")}, data={"lesson_id": ""}, headers=teacher["headers"]
+    )
+    assert r.status_code == 201 and r.json()["lesson_id"] is None, r.text  # an empty field is "not sent"
+
+
 async def test_a_deleted_lesson_leaves_its_materials_to_the_course(api: Api) -> None:
     """A material attached to a lesson that is deleted (alone or with its module) named a lesson no version has,
     which an upload naming it is refused for: it becomes the course's own (`lesson_id` null)."""

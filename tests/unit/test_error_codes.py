@@ -20,7 +20,7 @@ def test_it_finds_codes_in_each_way_they_are_raised() -> None:
     assert found["invalid_lesson"]["status"] == {"422"} and "schemas.py" in found["invalid_lesson"]["where"]
     assert found["no_text"]["status"] == {"422"}  # ExtractionError(filename, "no_text", ...)
     assert found["validation_error"]["status"] == {"422"} and "api/app.py" in found["validation_error"]["where"]
-    assert found["too_many_files"]["where"] == {"functions/upload_material"}
+    assert found["too_many_files"]["where"] == {"api/uploads.py"}
     assert found["not_found"]["status"] == {"404"}  # a class's own code, raised without one
     assert "assistant_failed" in found and "unavailable" not in found  # a code passed through is not the default
     # The framework's HTTP errors (api.app._STATUS_CODES) are listed, but not as every operation's.

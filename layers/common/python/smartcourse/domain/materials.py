@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import PurePath
-from typing import Any
 
 from smartcourse.errors import Invalid, UnsupportedMedia
 
@@ -28,14 +27,6 @@ NO_FILE_PART = (
     "the upload needs a file name: send the file as a multipart file part with one "
     '(Content-Disposition: form-data; name="file"; filename="notes.pdf")'
 )
-
-
-def file_part(value: Any) -> Any:
-    """The `file` form field as it is validated: a text field (a part sent without a filename) is 422
-    `invalid_filename`, not the framework's "Expected UploadFile, received: <class 'str'>"."""
-    if isinstance(value, str):
-        raise Invalid(NO_FILE_PART, code="invalid_filename")
-    return value
 
 
 def safe_filename(name: str | None) -> str:

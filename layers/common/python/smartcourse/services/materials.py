@@ -125,6 +125,17 @@ def _public(doc: dict[str, Any]) -> MaterialPublic:
     return MaterialPublic.model_validate(doc)
 
 
+async def may_upload(uow: UnitOfWork, principal: Principal, course_id: uuid.UUID) -> Course:
+    """The checks an upload passes before its body is read: the course exists and `principal` may change it (404 /
+    403 as `GET /courses/{id}` would answer), and it is not archived (409). The API asks them first, so a refused
+    upload costs no read of a file of up to `MAX_UPLOAD_BYTES`; `upload_material` asks them again."""
+    course = await load_course(uow, course_id)
+    await ensure_course_owner(uow, principal, course)  # another's draft: 404, as GET /courses/{id} answers
+    if course.status == "archived":
+        raise Conflict("the course is archived", code="course_archived")
+    return course
+
+
 async def upload_material(
     *,
     uow: UnitOfWork,
@@ -137,10 +148,7 @@ async def upload_material(
     lesson_id: uuid.UUID | None,
     max_bytes: int,
 ) -> MaterialPublic:
-    course = await load_course(uow, course_id)
-    await ensure_course_owner(uow, principal, course)  # another's draft: 404, as GET /courses/{id} answers
-    if course.status == "archived":
-        raise Conflict("the course is archived", code="course_archived")
+    await may_upload(uow, principal, course_id)
     if len(data) > max_bytes:
         raise TooLarge(f"the file is larger than {max_bytes} bytes", details={"max_bytes": max_bytes})
     if not data:

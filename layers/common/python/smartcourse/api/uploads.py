@@ -1,0 +1,102 @@
+"""An upload's multipart body, read only once the request may upload at all.
+
+FastAPI reads a route's whole form body before it runs the route's dependencies, so with `File()` parameters an
+anonymous or unauthorised request had its body (up to `MAX_UPLOAD_BYTES` plus framing, 21 MiB by default) read and
+spooled to disk before it was answered 401, 403 or 404 (explore27). The upload route therefore declares no body
+parameter: it authenticates (its dependencies), checks the course (`materials.may_upload`), and only then reads the
+form with `upload_form`, which answers what FastAPI's own validation answered for the same mistakes (422
+`validation_error` naming `file` or `lesson_id`, `invalid_filename`, `too_many_files`). A client that sends
+`Expect: 100-continue` (curl does for large files) gets its refusal before it sends a byte of the file: the server
+only says "continue" when the body is first read.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import TypeAdapter, ValidationError
+from starlette.datastructures import UploadFile
+
+from smartcourse.domain.materials import NO_FILE_PART
+from smartcourse.errors import Invalid
+
+#: The request body as OpenAPI describes it (the route has no body parameter for FastAPI to describe it from).
+MATERIAL_UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "title": "MaterialUpload",
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "contentMediaType": "application/octet-stream",
+                            "title": "File",
+                            "description": "PDF, Markdown, plain text or HTML; one file per request",
+                        },
+                        "lesson_id": {
+                            "anyOf": [{"type": "string", "format": "uuid"}, {"type": "null"}],
+                            "title": "Lesson Id",
+                            "description": "attach the material to this lesson of the course (optional)",
+                        },
+                    },
+                }
+            }
+        },
+    }
+}
+
+_UUID = TypeAdapter(uuid.UUID)
+
+
+@dataclass(frozen=True)
+class UploadForm:
+    file: UploadFile
+    lesson_id: uuid.UUID | None
+
+
+def _field_errors(name: str, exc: ValidationError) -> list[dict[str, Any]]:
+    return [{**err, "loc": ("body", name, *err["loc"])} for err in exc.errors(include_url=False)]
+
+
+def parse_upload_form(files: list[Any], lesson: Any) -> UploadForm:
+    """The `file` parts and the last `lesson_id` value of a form as the route takes them; refusals as FastAPI's
+    validation gave them (both fields' errors at once), then the route's own (`invalid_filename`, one file)."""
+    errors: list[dict[str, Any]] = []
+    if not files:
+        errors.append({"type": "missing", "loc": ("body", "file"), "msg": "Field required", "input": None})
+    lesson_id: uuid.UUID | None = None
+    if lesson is not None and lesson != "":  # an empty form field is "not sent", as FastAPI reads forms
+        try:
+            lesson_id = _UUID.validate_python(lesson)
+        except ValidationError as exc:
+            errors += _field_errors("lesson_id", exc)
+    if errors:
+        raise RequestValidationError(errors)
+    file = files[-1]
+    if isinstance(file, str):  # a part without a filename is a text field
+        raise Invalid(NO_FILE_PART, code="invalid_filename")
+    if len(files) > 1:
+        raise Invalid(
+            f"send one file per request, not {len(files)}", code="too_many_files", details={"files": len(files)}
+        )
+    return UploadForm(file=file, lesson_id=lesson_id)
+
+
+@asynccontextmanager
+async def upload_form(request: Request) -> AsyncIterator[UploadForm]:
+    """Read and check the upload's form; its spooled file is closed (and removed) when the block ends."""
+    form = await request.form()
+    try:
+        yield parse_upload_form(form.getlist("file"), form.get("lesson_id"))
+    finally:
+        await form.close()
