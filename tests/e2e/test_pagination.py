@@ -156,7 +156,9 @@ async def test_materials_are_paged(api: Api, worker: object) -> None:
     url = f"/courses/{cid}/materials"
 
     async def upload(name: str) -> str:
-        r = await api.client.post(url, files={"file": (name, b"notes", "text/plain")}, headers=teacher["headers"])
+        r = await api.client.post(
+            url, files={"file": (name, f"notes of {name}".encode(), "text/plain")}, headers=teacher["headers"]
+        )
         assert r.status_code == 201, r.text
         return str(r.json()["id"])
 

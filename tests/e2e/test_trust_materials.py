@@ -439,6 +439,53 @@ async def test_a_refused_upload_is_answered_before_its_body_is_read(api: Api) ->
     assert r.status_code == 201 and r.json()["lesson_id"] is None, r.text  # an empty field is "not sent"
 
 
+async def test_the_same_file_twice_in_a_course_is_refused_naming_the_first(api: Api) -> None:
+    """explore27: a second upload of the same bytes made a second material (indexed again: search and the
+    assistant quoting one passage twice), and a client retrying an upload whose answer it lost added a copy each
+    time. 409 `duplicate_material` names the material that has them; two at once record one. The same file for a
+    lesson, or in another course, is a material of its own."""
+    teacher = await api.user("instructor")
+    course, other = await api.course(teacher), await api.course(teacher)
+    cid = course["id"]
+    module = await api.module(teacher, cid)
+    lesson = await api.lesson(teacher, cid, module["id"])
+    first = await _upload(api, teacher, cid, "notes.md", b"# Notes\nthe same bytes", "text/markdown")
+    assert first.status_code == 201, first.text
+    again = await _upload(api, teacher, cid, "renamed.md", b"# Notes\nthe same bytes", "text/markdown")
+    assert again.status_code == 409 and again.json()["code"] == "duplicate_material", again.text
+    assert again.json()["details"] == {"material_id": first.json()["id"], "filename": "notes.md", "lesson_id": None}
+    # Other bytes, the same bytes for a lesson (once) or in another course: a material of their own.
+    for _ in range(2):
+        r = await api.client.post(
+            f"/courses/{cid}/materials",
+            files={"file": ("notes.md", b"# Notes\nthe same bytes", "text/markdown")},
+            data={"lesson_id": lesson["id"]},
+            headers=teacher["headers"],
+        )
+    assert r.status_code == 409 and r.json()["details"]["lesson_id"] == lesson["id"], r.text
+    assert "of this lesson" in r.json()["message"]
+    assert (await _upload(api, teacher, cid, "notes.md", b"# Notes\nother bytes", "text/markdown")).status_code == 201
+    assert (
+        await _upload(api, teacher, other["id"], "n.md", b"# Notes\nthe same bytes", "text/markdown")
+    ).status_code == 201
+    # Deleted, the file may come back.
+    r = await api.client.delete(f"/courses/{cid}/materials/{first.json()['id']}", headers=teacher["headers"])
+    assert r.status_code == 204, r.text
+    assert (
+        await _upload(api, teacher, cid, "notes.md", b"# Notes\nthe same bytes", "text/markdown")
+    ).status_code == 201
+    # Eight uploads of one new file at once: one material, seven refusals naming it.
+    data = f"# Raced\n{uuid.uuid4()}".encode()
+    answers = await asyncio.gather(*(_upload(api, teacher, cid, f"r{i}.md", data, "text/markdown") for i in range(8)))
+    codes = sorted(r.status_code for r in answers)
+    assert codes == [201] + [409] * 7, [(r.status_code, r.text) for r in answers]
+    made = next(r.json() for r in answers if r.status_code == 201)
+    assert {r.json()["details"]["material_id"] for r in answers if r.status_code == 409} == {made["id"]}
+    listed = (await api.client.get(f"/courses/{cid}/materials", headers=teacher["headers"])).json()["items"]
+    # The other bytes, the lesson's copy, the one uploaded again after the deletion, and the raced one.
+    assert sorted(m["filename"] for m in listed) == sorted(["notes.md"] * 3 + [made["filename"]]), listed
+
+
 async def test_a_deleted_lesson_leaves_its_materials_to_the_course(api: Api) -> None:
     """A material attached to a lesson that is deleted (alone or with its module) named a lesson no version has,
     which an upload naming it is refused for: it becomes the course's own (`lesson_id` null)."""

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import delete, func, select
 
 from smartcourse.adapters.documents import DocumentStore
 from smartcourse.adapters.files import FileStore
@@ -136,6 +136,36 @@ async def may_upload(uow: UnitOfWork, principal: Principal, course_id: uuid.UUID
     return course
 
 
+def _duplicate_lock(where: dict[str, str | None]) -> int:
+    """pg_advisory_xact_lock key of "this content in this place": two uploads of the same file take turns."""
+    key = f"material:{where['course_id']}:{where['lesson_id']}:{where['sha256']}"
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+
+
+async def refuse_duplicate(
+    uow: UnitOfWork, documents: DocumentStore, course_id: uuid.UUID, lesson_id: uuid.UUID | None, digest: str
+) -> None:
+    """The same bytes twice in one place (the course itself, or one lesson) are refused, 409 `duplicate_material`
+    naming the material that has them: the copy would be indexed again (search and the assistant's sources quoting
+    one passage twice), and a client retrying an upload whose answer it lost would add a copy each time. The same
+    file for another lesson is a material of its own (a syllabus attached to two lessons). Two uploads of one file
+    at once take turns on a lock held until the first is recorded (the upload's transaction): the second sees it."""
+    where = {"course_id": str(course_id), "lesson_id": str(lesson_id) if lesson_id else None, "sha256": digest}
+    await uow.session.execute(select(func.pg_advisory_xact_lock(_duplicate_lock(where))))
+    same = await documents.find(MATERIALS, where)
+    if same:
+        first = same[0]
+        raise Conflict(
+            f"this file is already a material {'of this lesson' if lesson_id else 'of the course'}: "
+            f"{first.get('filename')} ({first['id']})",
+            code="duplicate_material",
+            details={
+                key: first.get(name)
+                for key, name in (("material_id", "id"), ("filename", "filename"), ("lesson_id", "lesson_id"))
+            },
+        )
+
+
 async def upload_material(
     *,
     uow: UnitOfWork,
@@ -159,6 +189,8 @@ async def upload_material(
         await validate_pdf(data)  # one pypdf cannot read: 422 invalid_pdf too
     if lesson_id is not None:
         await _lesson_of(uow, course_id, lesson_id)
+    digest = hashlib.sha256(data).hexdigest()
+    await refuse_duplicate(uow, documents, course_id, lesson_id, digest)
     material_id = uuid.uuid4()
     key = f"courses/{course_id}/materials/{material_id}/{name}"
     await files.put(key, data, content_type)  # first: a refusal below leaves only a file no record points at
@@ -183,7 +215,7 @@ async def upload_material(
         "filename": name,
         "content_type": content_type,
         "size": len(data),
-        "sha256": hashlib.sha256(data).hexdigest(),
+        "sha256": digest,
         "storage_key": key,
         "uploaded_by": str(principal.user_id),
         "created_at": datetime.now(UTC).isoformat(),
