@@ -24,7 +24,7 @@ async def ops_workflows(
         Query(
             max_length=100,
             description="failed (failed and not resolved by a later success of its subject, or still retrying "
-            "after a failure), resolved, retrying, running, completed or all; comma-separated",
+            "after a failure), resolved, retrying, running, completed, canceled or all; comma-separated",
             json_schema_extra={"pattern": operations.WORKFLOW_STATUS_PATTERN},
         ),
     ] = "failed",

@@ -771,3 +771,101 @@ async def test_a_material_file_lost_by_the_store_is_logged_and_counted(
     assert MATERIALS_SKIPPED.labels("missing")._value.get() == before + 1
     [line] = [r.getMessage() for r in caplog.records if mid in r.getMessage()]
     assert key in line and "the file store lost it" in line, line
+
+
+async def _left_of(course_id: str) -> tuple[int, list[Any], Any]:
+    """What a course's publishes left: its chunks, its index versions, and the container."""
+    from sqlalchemy import func, select
+
+    from smartcourse.bootstrap import get_container
+    from smartcourse.models import ContentChunk
+
+    c = await get_container()
+    async with c.uow() as uow:
+        chunks = await uow.session.scalar(
+            select(func.count()).select_from(ContentChunk).where(ContentChunk.course_id == uuid.UUID(course_id))
+        )
+    return int(chunks or 0), await c.vector_index().versions(course_id), c
+
+
+async def test_a_running_publish_can_be_canceled(api: Api, holds: Path) -> None:
+    """explore27: a publish could not be stopped, and while it ran the course could not be deleted or archived
+    (409). The cancel returns the course at once; the run stops its step, drops what it built and ends canceled."""
+    from smartcourse.models import WorkflowRun
+
+    owner, stranger = await api.user("instructor"), await api.user("instructor")
+    course = await _textbook(api, owner)
+    cid = course["id"]
+    cancel = f"/courses/{cid}/publish/cancel"
+    r = await api.client.post(cancel, headers=owner["headers"])
+    assert r.status_code == 409 and r.json()["code"] == "not_publishing", r.text  # a draft: nothing runs
+    workflow_id, hold = await _publish_held(api, owner, cid, holds, "publish.index")
+    try:
+        r = await api.client.post(cancel, headers=stranger["headers"])
+        assert r.status_code == 404 and r.json()["code"] == "course_not_found", r.text  # another's draft
+        r = await api.client.post(cancel, headers=owner["headers"])
+        assert r.status_code == 200, r.text
+        assert r.json()["status"] == "draft" and r.json()["content_version"] == 0, r.json()
+        again = await api.client.post(cancel, headers=owner["headers"])
+        assert again.status_code == 409 and again.json()["code"] == "not_publishing", again.text
+        wf = await api.wait_workflow(owner, workflow_id, timeout=90)  # the hold is left in place: canceled
+    finally:
+        hold.unlink()
+    assert wf["status"] == "canceled", wf
+    steps = {s["name"]: s for s in wf["steps"]}
+    assert steps["embed"]["status"] == "completed" and steps["index"]["status"] == "failed", steps
+    assert steps["index"]["error"] == "canceled" and steps["go_live"]["status"] == "skipped", steps
+    detail = (await api.client.get(f"/courses/{cid}", headers=owner["headers"])).json()
+    assert detail["status"] == "draft" and detail["publish_report"]["status"] == "canceled", detail
+    chunks, versions, c = await _left_of(cid)
+    assert chunks == 0 and versions == [], (chunks, versions)  # what the version built is dropped
+    async with c.uow() as uow:
+        run = await uow.session.get(WorkflowRun, workflow_id)
+    assert run is not None and run.status == "canceled" and run.error == "canceled by the instructor"
+    feed = (await api.client.get("/notifications", headers=owner["headers"])).json()
+    items = feed["items"] if isinstance(feed, dict) else feed
+    assert not [n for n in items if n["kind"] == "publish_failed"], items  # the instructor's own doing
+    # Published afterwards as usual, under the next version number.
+    wf = await _publish(api, owner, cid)
+    assert wf["status"] == "completed", wf
+    detail = (await api.client.get(f"/courses/{cid}", headers=owner["headers"])).json()
+    assert detail["status"] == "published" and detail["content_version"] == 2, detail
+    r = await api.client.post(cancel, headers=owner["headers"])
+    assert r.status_code == 409 and r.json()["details"] == {"status": "published"}, r.text
+
+
+async def test_a_cancel_the_engine_never_hears_stops_the_run_at_its_go_live(
+    api: Api, holds: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database decides: with Temporal away when the cancel came, the run goes on, cannot go live (the course
+    is no longer being published by it), drops its version and reports no failure. The live version stays."""
+    from smartcourse.errors import Unavailable
+
+    owner = await api.user("instructor")
+    course = await _textbook(api, owner)
+    cid = course["id"]
+    assert (await _publish(api, owner, cid))["status"] == "completed"
+    workflow_id, hold = await _publish_held(api, owner, cid, holds, "publish.index")
+    _, _, c = await _left_of(cid)
+
+    async def engine_away(workflow_id: str) -> bool:
+        raise Unavailable("the workflow engine did not answer", code="workflow_engine_unavailable")
+
+    try:
+        monkeypatch.setattr(c.workflow_starter(), "cancel", engine_away)
+        r = await api.client.post(f"/courses/{cid}/publish/cancel", headers=owner["headers"])
+        assert r.status_code == 200 and r.json()["status"] == "published", r.text
+        monkeypatch.undo()
+    finally:
+        hold.unlink()
+    wf = await api.wait_workflow(owner, workflow_id, timeout=90)
+    assert wf["status"] == "failed", wf  # stopped at its go-live
+    assert next(s for s in wf["steps"] if s["name"] == "go_live")["status"] == "failed", wf
+    detail = (await api.client.get(f"/courses/{cid}", headers=owner["headers"])).json()
+    assert detail["status"] == "published" and detail["content_version"] == 1 and detail["index_version"] == 1
+    assert detail["publish_report"]["status"] == "canceled", detail["publish_report"]
+    _, versions, _ = await _left_of(cid)
+    assert versions == [1], versions
+    feed = (await api.client.get("/notifications", headers=owner["headers"])).json()
+    items = feed["items"] if isinstance(feed, dict) else feed
+    assert not [n for n in items if n["kind"] == "publish_failed"], items

@@ -88,7 +88,7 @@ async def test_failed_publish_is_found_from_the_course_and_the_operations_api(
     r = await api.client.get("/ops/dead-letters", params={"status": "broken"}, headers=admin["headers"])
     assert r.status_code == 422 and r.json()["code"] == "validation_error", r.text
     assert (
-        "must be one of all, running, retrying, failed, completed, resolved"
+        "must be one of all, running, retrying, failed, completed, canceled, resolved"
         in (await api.client.get("/ops/workflows", params={"status": "broken"}, headers=admin["headers"])).json()[
             "details"
         ][0]["message"]

@@ -2,18 +2,21 @@
 
 Each step is an idempotent activity; long ones heartbeat their progress. On failure the compensation
 (`publish.revert`) deletes what this version built, keeps the previous version live (or the draft), records
-the reason and tells the instructor.
+the reason and tells the instructor. Canceled (`POST /courses/{id}/publish/cancel`, which returns the course and
+records the cancel first), the running step is stopped (the long ones hear it at their next heartbeat), the same
+compensation drops what the version built without reporting a failure, and the run ends `canceled`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
 
 from workflows.steps import Steps
 
@@ -75,6 +78,8 @@ class RevertInput:
     workflow_id: str
     step: str = ""
     error: str = ""
+    #: The publish was canceled: the course and the run already say so; drop what the version built, report nothing.
+    canceled: bool = False
 
 
 def _heartbeat(spec: StepSpec, inp: PublishInput) -> timedelta | None:
@@ -114,7 +119,17 @@ class CoursePublishingWorkflow:
                     heartbeat_timeout=_heartbeat(spec, inp),
                     retry_policy=RETRY,
                 )
-            except ActivityError as exc:
+            except (ActivityError, asyncio.CancelledError) as exc:
+                if is_cancelled_exception(exc):
+                    self._steps.failed(index, "canceled")
+                    await workflow.execute_activity(
+                        "publish.revert",
+                        RevertInput(inp.course_id, inp.version, inp.workflow_id, spec.name, "canceled", canceled=True),
+                        start_to_close_timeout=timedelta(minutes=5),
+                        retry_policy=RETRY,
+                    )
+                    raise
+                assert isinstance(exc, ActivityError)
                 error = _root_message(exc)
                 self._steps.failed(index, error)
                 await workflow.execute_activity(

@@ -46,6 +46,10 @@ class WorkflowStarter(Protocol):
         time), or, for a `completed` run, from its result when that holds them (no worker replays the run)."""
         ...
 
+    async def cancel(self, workflow_id: str) -> bool:
+        """Ask the run to cancel (it cleans up and ends `canceled`); False if it is unknown or already closed."""
+        ...
+
 
 # --- the intelligent half ----------------------------------------------------------------------
 

@@ -95,6 +95,20 @@ class TemporalWorkflowStarter:
             raise Unavailable("the workflow engine did not answer", code="workflow_engine_unavailable") from exc
         return str(desc.status.name).lower() if desc.status else "unknown"
 
+    async def cancel(self, workflow_id: str) -> bool:
+        """Request the run's cancellation; False if Temporal does not know it or it has already closed."""
+        return await self._bounded(lambda: self._cancel(workflow_id), f"cancel {workflow_id}")
+
+    async def _cancel(self, workflow_id: str) -> bool:
+        client = await self._connect()
+        try:
+            await client.get_workflow_handle(workflow_id).cancel(rpc_timeout=RPC_TIMEOUT)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:  # unknown, or closed already ("workflow execution already
+                return False  # completed" is NOT_FOUND too)
+            raise Unavailable("the workflow engine did not answer", code="workflow_engine_unavailable") from exc
+        return True
+
     async def steps(self, workflow_id: str, *, completed: bool = False) -> list[dict[str, Any]]:
         """The workflow's `steps` query (raises if the worker does not answer in time). A completed run's steps
         come from its result when it holds them (every workflow of ours returns them): a query on a closed run is

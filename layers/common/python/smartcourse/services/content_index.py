@@ -26,6 +26,7 @@ from smartcourse.errors import Conflict, Invalid, NotFound
 from smartcourse.metrics import MATERIALS_SKIPPED
 from smartcourse.models import ContentChunk, Course, WorkflowRun, utcnow
 from smartcourse.ports import Chunk, DocumentStore, FileStore, VectorIndex
+from smartcourse.services import operations
 from smartcourse.services.courses import VERSIONS, version_doc_id
 from smartcourse.services.notifications import create_notification
 
@@ -321,6 +322,11 @@ async def record_failure(
 
     course = await uow.session.get(Course, course_id, with_for_update=True)
     if course is None:
+        return None
+    run = await uow.session.get(WorkflowRun, workflow_id)
+    if run is not None and run.status == operations.CANCELED:
+        # Canceled (`publishing.cancel_publish`): a run the cancel did not reach failed at its go-live. Not a
+        # failure to report: the course, the run and the report already say what happened.
         return None
     now = utcnow()
     report = dict(course.publish_report or {})

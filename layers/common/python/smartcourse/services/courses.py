@@ -563,13 +563,15 @@ async def archive_course(*, uow: UnitOfWork, principal: Principal, course_id: uu
     waitlisted students are taken off the waitlist and told (`waitlist.release_waitlist`).
 
     Not while a publish runs (409 `course_publishing`): the run would go on extracting and indexing an archived
-    course and fail at its last step as if publishing had broken. Archive once it has ended (the row lock orders
-    this against the request and the go-live, which take it too)."""
+    course and fail at its last step as if publishing had broken. Archive once it has ended, or cancel it
+    (`publishing.cancel_publish`) first (the row lock orders this against the request, the go-live and a cancel,
+    which take it too)."""
     course = await load_course(uow, course_id, lock=True)
     await ensure_course_owner(uow, principal, course)
     if course.status == "publishing":
         raise Conflict(
-            "the course is being published: wait for the publish to end, then archive it",
+            "the course is being published: wait for the publish to end, or cancel it "
+            f"(POST /courses/{course.id}/publish/cancel), then archive it",
             code="course_publishing",
             details={"workflow_id": course.publish_workflow_id},
         )

@@ -368,7 +368,8 @@ async def delete_material(
         raise NotFound("material not found", code="material_not_found")
     if course.status == "publishing":
         raise Conflict(
-            "the course is being published: delete the material once the publish has finished",
+            "the course is being published: delete the material once the publish has finished, or cancel it "
+            f"(POST /courses/{course_id}/publish/cancel) first",
             code="publish_in_progress",
             details={"workflow_id": course.publish_workflow_id},
         )

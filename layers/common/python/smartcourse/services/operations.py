@@ -50,7 +50,9 @@ log = logging.getLogger(__name__)
 
 #: Workflow kinds as `workflow_runs.kind` spells them, by Temporal workflow type.
 KINDS = {names.PUBLISHING: "course_publishing", names.ENROLLMENT: "enrollment", names.CERTIFICATE: "certificate"}
-WORKFLOW_STATUSES = ("running", "retrying", "failed", "completed")
+#: A publish its instructor (or an admin) canceled (Temporal's spelling of the state): not a problem to resolve.
+CANCELED = "canceled"
+WORKFLOW_STATUSES = ("running", "retrying", "failed", "completed", CANCELED)
 #: `status=failed` asks for every run with an unresolved failure: given up (`failed`, not resolved since) or still
 #: being retried; `status=resolved` for the failed runs a later success resolved.
 PROBLEM_STATUSES = ("failed", "retrying")
@@ -174,7 +176,8 @@ async def record_workflow_failure(
             finished_at=now if final else None,
         )
         excluded = stmt.excluded
-        settled = WorkflowRun.status.in_(("failed", "completed"))
+        settled = WorkflowRun.status.in_(("failed", "completed", CANCELED))
+        canceled = WorkflowRun.status == CANCELED  # what a canceled run did after its cancel is not its story
         await session.execute(
             stmt.on_conflict_do_update(
                 index_elements=[WorkflowRun.workflow_id],
@@ -182,8 +185,8 @@ async def record_workflow_failure(
                     # A run already settled keeps its outcome (the compensation may have recorded it first).
                     "status": case((settled, WorkflowRun.status), else_=excluded.status),
                     "finished_at": case((settled, WorkflowRun.finished_at), else_=excluded.finished_at),
-                    "error": excluded.error,
-                    "failed_step": excluded.failed_step,
+                    "error": case((canceled, WorkflowRun.error), else_=excluded.error),
+                    "failed_step": case((canceled, WorkflowRun.failed_step), else_=excluded.failed_step),
                     "trace_id": excluded.trace_id,
                     "failures": WorkflowRun.failures + 1,
                     "updated_at": excluded.updated_at,

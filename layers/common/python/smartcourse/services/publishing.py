@@ -15,7 +15,7 @@ from smartcourse.domain import workflows as names
 from smartcourse.domain.events import DomainEvent
 from smartcourse.errors import Conflict, Invalid, NotFound, Unavailable
 from smartcourse.models import Course, Lesson, WorkflowRun, utcnow
-from smartcourse.schemas import WorkflowStarted, WorkflowStatus, WorkflowStep
+from smartcourse.schemas import CourseSummary, WorkflowStarted, WorkflowStatus, WorkflowStep
 from smartcourse.security import Principal
 from smartcourse.services import operations, progress
 from smartcourse.services.courses import (
@@ -171,6 +171,51 @@ async def start_publish(*, container: Any, principal: Principal, course_id: uuid
                 await revert_publish(uow=uow, course_id=course_id, workflow_id=workflow_id, not_started=str(exc))
         raise
     return WorkflowStarted(workflow_id=workflow_id, status=status)
+
+
+async def cancel_publish(*, container: Any, principal: Principal, course_id: uuid.UUID) -> CourseSummary:
+    """Stop the course's running publish: the course is back at once (its live version, or the draft: editable,
+    deletable, archivable), the run says `canceled`, and Temporal is asked to cancel the workflow, which stops its
+    step, drops what the version built and ends `canceled`. 409 `not_publishing` when no publish runs (it went live
+    or failed meanwhile).
+
+    The database decides, not the cancel request: once this commits, the run cannot go live (its go-live checks that
+    the course is still being published by it), so a cancel that Temporal never delivers (the engine away) still
+    stops the run at its go-live, where its compensation drops the version without telling of a failure. A
+    cancel that comes after the go-live committed finds the course published: 409, nothing undone."""
+    async with container.uow() as uow:
+        course = await load_course(uow, course_id, lock=True)
+        await ensure_course_owner(uow, principal, course)
+        workflow_id = course.publish_workflow_id
+        if course.status != "publishing" or not workflow_id:
+            raise Conflict(
+                f"no publish of this course is running (it is {course.status})",
+                code="not_publishing",
+                details={"status": course.status},
+            )
+        now = utcnow()
+        who = "an admin" if principal.is_admin and principal.user_id != course.instructor_id else "the instructor"
+        await uow.session.execute(
+            update(WorkflowRun)
+            .where(WorkflowRun.workflow_id == workflow_id)
+            .values(status=operations.CANCELED, error=f"canceled by {who}", finished_at=now, updated_at=now)
+        )
+        course.publish_report = {
+            **(course.publish_report or {}),
+            "status": operations.CANCELED,
+            "canceled_by": str(principal.user_id),
+            "finished_at": now.isoformat(),
+        }
+        await uow.session.execute(update(Course).where(Course.id == course.id).values(**_RETURNED, updated_at=now))
+        await uow.session.refresh(course)
+        summary = CourseSummary.model_validate(course)
+        await uow.commit()
+    await container.invalidate_course_cache(course_id)
+    try:
+        await container.workflow_starter().cancel(workflow_id)
+    except Unavailable:  # stopped at its go-live instead (see above)
+        log.warning("publish %s canceled; the workflow engine was not told: the run ends at its go-live", workflow_id)
+    return summary
 
 
 # --- the steps (called by activities; each is idempotent) -------------------------------------
