@@ -384,6 +384,7 @@ class Certificate(Base):
     __tablename__ = "certificates"
     __table_args__ = (
         CheckConstraint("(revoked_at is null) = (revoked_reason is null)", name="ck_certificates_revocation_whole"),
+        Index("ix_certificates_course_issued", "course_id", "issued_at"),  # a course's, newest first (0021)
     )
 
     id: Mapped[uuid.UUID] = _pk()

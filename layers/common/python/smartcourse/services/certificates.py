@@ -22,6 +22,7 @@ from smartcourse.domain.events import DomainEvent
 from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound
 from smartcourse.models import Certificate, Course, Enrollment, User, utcnow
 from smartcourse.security import Principal
+from smartcourse.services.courses import ensure_course_owner, load_course
 from smartcourse.services.notifications import create_notification
 
 log = logging.getLogger(__name__)
@@ -585,6 +586,28 @@ async def my_certificates(
     rows = await uow.session.scalars(
         select(Certificate)
         .where(mine)
+        .order_by(Certificate.issued_at.desc(), Certificate.id.desc())
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    )
+    return list(rows), total
+
+
+async def course_certificates(
+    *, uow: UnitOfWork, principal: Principal, course_id: uuid.UUID, revoked: bool | None, page: int, page_size: int
+) -> tuple[list[Certificate], int]:
+    """One page of the certificates a course has issued, newest first (ties by id), and how many in all: for its
+    instructor and admins (anyone else: what `GET /courses/{id}` answers them, 404 or 403). `revoked` keeps only the
+    revoked (true) or the valid (false) ones."""
+    course = await load_course(uow, course_id)
+    await ensure_course_owner(uow, principal, course)
+    where = [Certificate.course_id == course_id]
+    if revoked is not None:
+        where.append(Certificate.revoked_at.is_not(None) if revoked else Certificate.revoked_at.is_(None))
+    total = await uow.session.scalar(select(func.count()).select_from(Certificate).where(*where)) or 0
+    rows = await uow.session.scalars(
+        select(Certificate)
+        .where(*where)
         .order_by(Certificate.issued_at.desc(), Certificate.id.desc())
         .offset((page - 1) * page_size)
         .limit(page_size)

@@ -1,0 +1,43 @@
+"""GET /courses/{course_id}/certificates: the certificates a course has issued, newest first (owner or admin)."""
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+
+from smartcourse.api.app import lambda_handler
+from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.api.paging import DEFAULT_PAGE_SIZE, PAGE_HEADERS, Page, PageSize, set_page_headers
+from smartcourse.schemas import CertificatePublic
+from smartcourse.services import certificates
+
+router = APIRouter(tags=["certificates"])
+
+
+@router.get(
+    "/courses/{course_id:uuid}/certificates",
+    response_model=list[CertificatePublic],
+    responses={200: {"headers": PAGE_HEADERS}},
+)
+async def course_certificates(
+    course_id: uuid.UUID,
+    request: Request,
+    response: Response,
+    user: CurrentUser,
+    c: ContainerDep,
+    revoked: Annotated[bool | None, Query(description="only the revoked (true) or the valid (false) ones")] = None,
+    page: Page = 1,
+    page_size: PageSize = DEFAULT_PAGE_SIZE,
+) -> list[CertificatePublic]:
+    async with c.uow() as uow:
+        found, total = await certificates.course_certificates(
+            uow=uow, principal=user, course_id=course_id, revoked=revoked, page=page, page_size=page_size
+        )
+    set_page_headers(request, response, total=total, page=page, page_size=page_size)
+    listed = [CertificatePublic.of(cert, c.settings.public_base_url) for cert in found]
+    if not user.is_admin:  # why one was revoked is for its student and admins, as the public check says nothing of it
+        listed = [cert.model_copy(update={"revoked_reason": None}) for cert in listed]
+    return listed
+
+
+handler = lambda_handler(router)
