@@ -581,11 +581,15 @@ async def my_certificates(
     *, uow: UnitOfWork, principal: Principal, page: int, page_size: int
 ) -> tuple[list[Certificate], int]:
     """One page of the caller's certificates, newest first (ties by id), and how many they have in all."""
-    mine = Certificate.student_id == principal.user_id
-    total = await uow.session.scalar(select(func.count()).select_from(Certificate).where(mine)) or 0
+    return await _page(uow, [Certificate.student_id == principal.user_id], page, page_size)
+
+
+async def _page(uow: UnitOfWork, where: list[Any], page: int, page_size: int) -> tuple[list[Certificate], int]:
+    """One page of the certificates `where` selects, newest first (ties by id), and how many there are in all."""
+    total = await uow.session.scalar(select(func.count()).select_from(Certificate).where(*where)) or 0
     rows = await uow.session.scalars(
         select(Certificate)
-        .where(mine)
+        .where(*where)
         .order_by(Certificate.issued_at.desc(), Certificate.id.desc())
         .offset((page - 1) * page_size)
         .limit(page_size)
@@ -604,15 +608,7 @@ async def course_certificates(
     where = [Certificate.course_id == course_id]
     if revoked is not None:
         where.append(Certificate.revoked_at.is_not(None) if revoked else Certificate.revoked_at.is_(None))
-    total = await uow.session.scalar(select(func.count()).select_from(Certificate).where(*where)) or 0
-    rows = await uow.session.scalars(
-        select(Certificate)
-        .where(*where)
-        .order_by(Certificate.issued_at.desc(), Certificate.id.desc())
-        .offset((page - 1) * page_size)
-        .limit(page_size)
-    )
-    return list(rows), total
+    return await _page(uow, where, page, page_size)
 
 
 async def for_enrollment(*, uow: UnitOfWork, enrollment_id: uuid.UUID) -> Certificate | None:
