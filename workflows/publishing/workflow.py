@@ -17,6 +17,7 @@ from typing import Any
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, is_cancelled_exception
+from temporalio.workflow import ActivityCancellationType
 
 from workflows.steps import Steps
 
@@ -118,6 +119,10 @@ class CoursePublishingWorkflow:
                     start_to_close_timeout=spec.timeout,
                     heartbeat_timeout=_heartbeat(spec, inp),
                     retry_policy=RETRY,
+                    # Canceled, the run waits until the step has stopped (a long step hears it at its next
+                    # heartbeat) before its compensation: a step still writing after the version was dropped left
+                    # an index table behind (seen under load with the default, TRY_CANCEL).
+                    cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
                 )
             except (ActivityError, asyncio.CancelledError) as exc:
                 if is_cancelled_exception(exc):
