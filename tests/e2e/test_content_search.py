@@ -846,7 +846,8 @@ async def test_a_cancel_the_engine_never_hears_stops_the_run_at_its_go_live(
     api: Api, holds: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The database decides: with Temporal away when the cancel came, the run goes on, cannot go live (the course
-    is no longer being published by it), drops its version and reports no failure. The live version stays."""
+    is no longer being published by it), drops its version and reports no failure. The live version stays. Here
+    an admin cancels, which the instructor is told of."""
     from smartcourse.errors import Unavailable
 
     owner = await api.user("instructor")
@@ -861,7 +862,8 @@ async def test_a_cancel_the_engine_never_hears_stops_the_run_at_its_go_live(
 
     try:
         monkeypatch.setattr(c.workflow_starter(), "cancel", engine_away)
-        r = await api.client.post(f"/courses/{cid}/publish/cancel", headers=owner["headers"])
+        admin = await api.admin(c)
+        r = await api.client.post(f"/courses/{cid}/publish/cancel", headers=admin["headers"])
         assert r.status_code == 200 and r.json()["status"] == "published", r.text
         monkeypatch.undo()
     finally:
@@ -877,3 +879,6 @@ async def test_a_cancel_the_engine_never_hears_stops_the_run_at_its_go_live(
     feed = (await api.client.get("/notifications", headers=owner["headers"])).json()
     items = feed["items"] if isinstance(feed, dict) else feed
     assert not [n for n in items if n["kind"] == "publish_failed"], items
+    [told] = [n for n in items if n["kind"] == "publish_canceled"]
+    assert "An admin canceled the publish of version 2" in told["body"] and "stays live" in told["body"], told
+    assert told["data"]["workflow_id"] == workflow_id, told

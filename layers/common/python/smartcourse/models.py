@@ -411,7 +411,7 @@ class Notification(Base):
         CheckConstraint("email_status in ('none','pending','sent','failed')", name="ck_notifications_email_status"),
         CheckConstraint(
             "kind in ('enrollment.welcome','waitlist.released','enrollment.removed','certificate.issued',"
-            "'certificate.revoked','publish_failed','publish_warnings')",
+            "'certificate.revoked','publish_failed','publish_warnings','publish_canceled')",
             name="ck_notifications_kind",
         ),
     )

@@ -253,6 +253,7 @@ NotificationKind = Literal[
     "certificate.revoked",
     "publish_failed",
     "publish_warnings",
+    "publish_canceled",
 ]
 
 

@@ -209,6 +209,21 @@ async def cancel_publish(*, container: Any, principal: Principal, course_id: uui
         await uow.session.execute(update(Course).where(Course.id == course.id).values(**_RETURNED, updated_at=now))
         await uow.session.refresh(course)
         summary = CourseSummary.model_validate(course)
+        if principal.user_id != course.instructor_id:
+            # An admin's cancel is news to the instructor: told in-app, e-mailed with the e-mail sweeper's next round
+            # (the API does not talk to Celery), as a revocation's notice is.
+            version = (course.publish_report or {}).get("version")
+            live = "The published version stays live." if course.content_version > 0 else "It is back to draft."
+            await create_notification(
+                uow.session,
+                user_id=course.instructor_id,
+                kind="publish_canceled",
+                title=f"Publishing “{course.title}” was canceled",
+                body=f"An admin canceled the publish of version {version} of “{course.title}”. {live} "
+                "Publish again when it is ready.",
+                dedupe_key=f"publish-canceled:{workflow_id}",
+                data={"course_id": str(course.id), "version": version, "workflow_id": workflow_id},
+            )
         await uow.commit()
     await container.invalidate_course_cache(course_id)
     try:
