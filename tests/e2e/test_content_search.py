@@ -830,6 +830,13 @@ async def test_a_running_publish_can_be_canceled(api: Api, holds: Path, monkeypa
     async with c.uow() as uow:
         run = await uow.session.get(WorkflowRun, workflow_id)
     assert run is not None and run.status == "canceled" and run.error == "canceled by the instructor"
+    admin = await api.admin(c)
+    r = await api.client.get(
+        "/ops/workflows", params={"status": "canceled", "subject": f"course:{cid}"}, headers=admin["headers"]
+    )
+    assert [i["workflow_id"] for i in r.json()["items"]] == [workflow_id], r.text  # not among the failed ones
+    r = await api.client.get("/ops/workflows", params={"subject": f"course:{cid}"}, headers=admin["headers"])
+    assert r.json()["items"] == [], r.text
     feed = (await api.client.get("/notifications", headers=owner["headers"])).json()
     items = feed["items"] if isinstance(feed, dict) else feed
     assert not [n for n in items if n["kind"] == "publish_failed"], items  # the instructor's own doing
