@@ -61,3 +61,21 @@ async def test_a_cancelled_extraction_stops_its_child() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert _extracting() == []
+
+
+def test_a_large_text_comes_back_whole_on_the_workers_loop() -> None:
+    """The worker runs on uvloop (`smartcourse.aio.run`), whose `add_reader` leaves the pipe non-blocking: the
+    thread reading a result larger than the pipe's buffer (64 KiB) got EAGAIN as soon as the child had not written
+    the rest yet, and every material with more text than that failed to publish ("[Errno 11] Resource temporarily
+    unavailable", 8 attempts; seen with a 200-page PDF under `smartcourse worker`). Tests on asyncio's loop passed."""
+    from smartcourse import aio
+
+    text = "".join(f"Paragraph {i}: cells turn glucose and oxygen into energy.\n\n" for i in range(40_000))
+    data = text.encode()  # ~2.3 MB of text
+    kwargs = {"filename": "book.txt", "content_type": "text/plain", "source_id": "m", "title": "Book"}
+
+    async def both() -> tuple[object, object]:
+        return await extract_material_bounded(data, **kwargs), extract_material(data, **kwargs)
+
+    bounded, direct = aio.run(both())
+    assert bounded == direct

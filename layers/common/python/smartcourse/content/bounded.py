@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 from dataclasses import asdict
 from multiprocessing.connection import Connection
 from typing import Any
@@ -96,6 +97,10 @@ async def extract_material_bounded(
             raise ExtractionError(filename, "too_large", f"text extraction took over {time_budget_s:g}s") from None
         finally:
             loop.remove_reader(receiver.fileno())
+        # uvloop's add_reader leaves the descriptor non-blocking: the thread's read of a result larger than the
+        # pipe's buffer then failed with EAGAIN whenever the child had not written the rest yet (every material
+        # with over 64 KiB of text, under the worker's uvloop). The read below waits for the rest.
+        os.set_blocking(receiver.fileno(), True)
         try:
             message = await asyncio.to_thread(receiver.recv)
         except EOFError:
