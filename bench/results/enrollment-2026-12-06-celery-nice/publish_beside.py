@@ -1,16 +1,28 @@
-"""During a bench P2 run: an instructor publishes a 200-page PDF course; print the publish's timing."""
-import asyncio, re, sys, time, uuid
-from pathlib import Path
-import httpx
-sys.path.insert(0, "/work/main/bench"); sys.path.insert(0, "/work/main")
-from publish import textbook_pdf
+"""Beside a running `bench/enrollment.py --keep-data` (its output file as the argument): once its steady run has
+started, an instructor publishes a course with a 200-page PDF through the same API; prints each step's start."""
 
-async def main() -> None:
-    log = Path(sys.argv[1])
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # bench/
+from publish import textbook_pdf  # noqa: E402
+
+PASSWORD = "a-long-password-1"
+
+
+async def main(log: Path) -> None:
     api = None
     while api is None:
-        m = re.search(r"API (http://127\.0\.0\.1:\d+)", log.read_text()) if log.exists() else None
-        api = m.group(1) if m else None
+        found = re.search(r"API (http://127\.0\.0\.1:\d+)", log.read_text()) if log.exists() else None
+        api = found.group(1) if found else None
         await asyncio.sleep(1)
     while "steady:" not in log.read_text():
         await asyncio.sleep(1)
@@ -18,28 +30,32 @@ async def main() -> None:
     pdf = textbook_pdf(200)
     async with httpx.AsyncClient(base_url=api, timeout=60) as c:
         email = f"f3-{uuid.uuid4().hex[:8]}@example.com"
-        r = await c.post("/auth/register", json={"email": email, "password": "a-long-password-1", "full_name": "F3", "role": "instructor"})
-        print("register", r.status_code, flush=True)
-        r = await c.post("/auth/login", json={"email": email, "password": "a-long-password-1"})
-        h = {"authorization": f"Bearer {r.json()['access_token']}"}
-        course = (await c.post("/courses", json={"title": "F3 load", "description": "d", "category": "science"}, headers=h)).json()
-        mod = (await c.post(f"/courses/{course['id']}/modules", json={"title": "M"}, headers=h)).json()
-        await c.post(f"/courses/{course['id']}/modules/{mod['id']}/lessons", json={"title": "L", "type": "text", "content": "Cells and energy."}, headers=h)
-        r = await c.post(f"/courses/{course['id']}/materials", files={"file": ("book.pdf", pdf, "application/pdf")}, headers=h)
-        print("upload", r.status_code, flush=True)
-        t0 = time.monotonic()
+        user = {"email": email, "password": PASSWORD, "full_name": "F3", "role": "instructor"}
+        print("register", (await c.post("/auth/register", json=user)).status_code, flush=True)
+        token = (await c.post("/auth/login", json={"email": email, "password": PASSWORD})).json()["access_token"]
+        h = {"authorization": f"Bearer {token}"}
+        body = {"title": "F3 load", "description": "d", "category": "science"}
+        course = (await c.post("/courses", json=body, headers=h)).json()
+        module = (await c.post(f"/courses/{course['id']}/modules", json={"title": "M"}, headers=h)).json()
+        lesson = {"title": "L", "type": "text", "content": "Cells and energy."}
+        await c.post(f"/courses/{course['id']}/modules/{module['id']}/lessons", json=lesson, headers=h)
+        files = {"file": ("book.pdf", pdf, "application/pdf")}
+        print("upload", (await c.post(f"/courses/{course['id']}/materials", files=files, headers=h)).status_code)
+        started = time.monotonic()
         r = await c.post(f"/courses/{course['id']}/publish", headers=h)
-        wid = r.json()["workflow_id"]
-        print("publish", r.status_code, wid, flush=True)
+        workflow_id = r.json()["workflow_id"]
+        print("publish", r.status_code, workflow_id, flush=True)
         last = None
         while True:
-            w = (await c.get(f"/workflows/{wid}", headers=h)).json()
-            state = (w["status"], [(s["name"], s["status"]) for s in w["steps"] if s["status"] == "running"])
+            run = (await c.get(f"/workflows/{workflow_id}", headers=h)).json()
+            state = (run["status"], [(s["name"], s["status"]) for s in run["steps"] if s["status"] == "running"])
             if state != last:
-                print(f"{time.monotonic() - t0:6.1f}s", state, w.get("error"), flush=True)
+                print(f"{time.monotonic() - started:6.1f}s", state, run.get("error"), flush=True)
                 last = state
-            if w["status"] not in ("running", "not_started", "unavailable"):
+            if run["status"] not in ("running", "not_started", "unavailable"):
                 break
             await asyncio.sleep(1)
 
-asyncio.run(main())
+
+if __name__ == "__main__":
+    asyncio.run(main(Path(sys.argv[1])))
