@@ -13,20 +13,25 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # bench/
-from publish import textbook_pdf  # noqa: E402
+from publish import textbook_pdf
 
 PASSWORD = "a-long-password-1"
 
 
-async def main(log: Path) -> None:
+def wait_for_steady_run(log: Path) -> str:
+    """The bench's API address, once its steady run has gone 15 s."""
     api = None
     while api is None:
         found = re.search(r"API (http://127\.0\.0\.1:\d+)", log.read_text()) if log.exists() else None
         api = found.group(1) if found else None
-        await asyncio.sleep(1)
+        time.sleep(1)
     while "steady:" not in log.read_text():
-        await asyncio.sleep(1)
-    await asyncio.sleep(15)  # into the steady run
+        time.sleep(1)
+    time.sleep(15)
+    return api
+
+
+async def main(api: str) -> None:
     pdf = textbook_pdf(200)
     async with httpx.AsyncClient(base_url=api, timeout=60) as c:
         email = f"f3-{uuid.uuid4().hex[:8]}@example.com"
@@ -58,4 +63,4 @@ async def main(log: Path) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1])))
+    asyncio.run(main(wait_for_steady_run(Path(sys.argv[1]))))
