@@ -216,17 +216,15 @@ class PublishingActivities:
         idempotent: a retry redoes what is left; what a failed drop leaves is a version no reader points at, which
         the next publish's cleanup removes."""
         course_id = uuid.UUID(inp.course_id)
-        notification_id = None
-        if not inp.canceled:  # a canceled publish was recorded by the cancel itself
-            async with self.c.uow() as uow:
-                notification_id = await content_index.record_failure(
-                    uow=uow,
-                    course_id=course_id,
-                    version=inp.version,
-                    workflow_id=inp.workflow_id,
-                    step=inp.step or "unknown",
-                    error=inp.error or "unknown error",
-                )
+        async with self.c.uow() as uow:  # nothing to record or tell for a run the API canceled (`record_failure`)
+            notification_id = await content_index.record_failure(
+                uow=uow,
+                course_id=course_id,
+                version=inp.version,
+                workflow_id=inp.workflow_id,
+                step=inp.step or "unknown",
+                error=inp.error or "unknown error",
+            )
         async with self.c.uow() as uow:
             await publishing.revert_publish(uow=uow, course_id=course_id, workflow_id=inp.workflow_id)
         if notification_id is not None:

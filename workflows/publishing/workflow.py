@@ -79,8 +79,6 @@ class RevertInput:
     workflow_id: str
     step: str = ""
     error: str = ""
-    #: The publish was canceled: the course and the run already say so; drop what the version built, report nothing.
-    canceled: bool = False
 
 
 def _heartbeat(spec: StepSpec, inp: PublishInput) -> timedelta | None:
@@ -129,7 +127,8 @@ class CoursePublishingWorkflow:
                     self._steps.failed(index, "canceled")
                     await workflow.execute_activity(
                         "publish.revert",
-                        RevertInput(inp.course_id, inp.version, inp.workflow_id, spec.name, "canceled", canceled=True),
+                        # Not reported as a failure: `record_failure` finds the run canceled by the API's cancel.
+                        RevertInput(inp.course_id, inp.version, inp.workflow_id, spec.name, "canceled"),
                         start_to_close_timeout=timedelta(minutes=5),
                         retry_policy=RETRY,
                     )

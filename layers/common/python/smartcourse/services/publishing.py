@@ -194,11 +194,16 @@ async def cancel_publish(*, container: Any, principal: Principal, course_id: uui
                 details={"status": course.status},
             )
         now = utcnow()
-        who = "an admin" if principal.is_admin and principal.user_id != course.instructor_id else "the instructor"
+        by_admin = principal.user_id != course.instructor_id  # only the owner or an admin gets here
         await uow.session.execute(
             update(WorkflowRun)
             .where(WorkflowRun.workflow_id == workflow_id)
-            .values(status=operations.CANCELED, error=f"canceled by {who}", finished_at=now, updated_at=now)
+            .values(
+                status=operations.CANCELED,
+                error=f"canceled by {'an admin' if by_admin else 'the instructor'}",
+                finished_at=now,
+                updated_at=now,
+            )
         )
         course.publish_report = {
             **(course.publish_report or {}),
@@ -206,13 +211,10 @@ async def cancel_publish(*, container: Any, principal: Principal, course_id: uui
             "canceled_by": str(principal.user_id),
             "finished_at": now.isoformat(),
         }
-        await uow.session.execute(update(Course).where(Course.id == course.id).values(**_RETURNED, updated_at=now))
-        await uow.session.refresh(course)
-        summary = CourseSummary.model_validate(course)
-        if principal.user_id != course.instructor_id:
+        if by_admin:
             # An admin's cancel is news to the instructor: told in-app, e-mailed with the e-mail sweeper's next round
             # (the API does not talk to Celery), as a revocation's notice is.
-            version = (course.publish_report or {}).get("version")
+            version = course.publish_report.get("version")
             live = "The published version stays live." if course.content_version > 0 else "It is back to draft."
             await create_notification(
                 uow.session,
@@ -224,7 +226,9 @@ async def cancel_publish(*, container: Any, principal: Principal, course_id: uui
                 dedupe_key=f"publish-canceled:{workflow_id}",
                 data={"course_id": str(course.id), "version": version, "workflow_id": workflow_id},
             )
-        await uow.commit()
+        await revert_publish(uow=uow, course_id=course.id, workflow_id=workflow_id)  # returned, as a failure would
+        await uow.session.refresh(course)
+        summary = CourseSummary.model_validate(course)
     await container.invalidate_course_cache(course_id)
     try:
         await container.workflow_starter().cancel(workflow_id)
