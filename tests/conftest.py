@@ -399,6 +399,19 @@ def read_mail(mail_dir: Path, *, to: str | None = None) -> list[Any]:
     return out
 
 
+# --- event loop -------------------------------------------------------------------------------
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
+    """Every async test and fixture runs on uvloop, the loop of the product's processes (`smartcourse.aio.run`, and
+    uvicorn's): the in-process worker and API meet the loop they meet in production. On asyncio's loop the suite
+    once passed while every material with over 64 KiB of text failed to publish under `smartcourse worker` (uvloop's
+    `add_reader` leaves a pipe non-blocking; docs/benchmarks.md, twenty-third pass)."""
+    import uvloop
+
+    return {"uvloop": uvloop.new_event_loop}
+
+
 # --- ordering ---------------------------------------------------------------------------------
 
 

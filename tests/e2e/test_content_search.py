@@ -177,6 +177,30 @@ async def test_publish_runs_every_step_and_search_finds_each_source(api: Api) ->
         assert len(r.json()["items"]) == 5  # the k nearest, for whoever asks for them
 
 
+async def test_a_material_with_more_text_than_a_pipe_holds_is_published_whole(api: Api) -> None:
+    """Extraction runs in a child process whose result comes back through a pipe (64 KiB of buffer). On the
+    product's loop (uvloop, which the suite runs on) that pipe was left non-blocking, and every material with more
+    text than the buffer failed to publish at extract with EAGAIN. The last section must be searchable."""
+    owner = await api.user("instructor")
+    course = await api.course(owner, title="A long handbook")
+    module = await api.module(owner, course["id"], "Reading")
+    await api.lesson(owner, course["id"], module["id"], title="Read the handbook", type="text", content="Read it.")
+    # The same chapter body a hundred times: the text is large, its distinct chunks few (the embedding cache
+    # embeds each distinct text once), so the test stays quick.
+    body = " ".join(["Long handbooks repeat their guidance chapter after chapter so that each can be read alone."] * 20)
+    sections = [f"## Chapter {i}\n\n{body}\n" for i in range(100)]
+    sections.append("## Appendix\n\nThe QUOKKAFINALE glossary closes the handbook.\n")
+    text = "# Handbook\n\n" + "\n".join(sections)
+    assert len(text.encode()) > 2 * 65536
+    await _upload(api, owner, course["id"], "handbook.md", text.encode(), "text/markdown")
+    wf = await _publish(api, owner, course["id"], timeout=180)
+    assert wf["status"] == "completed", wf
+    student = await _enrolled_student(api, course["id"])
+    r = await _search(api, student, course["id"], "QUOKKAFINALE", mode="keyword")
+    assert r.status_code == 200, r.text
+    assert [h["source"]["title"] for h in r.json()["items"]][:1] == ["handbook.md"], r.json()
+
+
 async def test_search_follows_enrollment_and_readiness(api: Api) -> None:
     owner = await api.user("instructor")
     course = await api.course(owner)
