@@ -179,7 +179,9 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=500)
     parser.add_argument("--raw-sample", type=int, default=256)
     args = parser.parse_args()
-    asyncio.run(run(args.pages, args.raw_sample))
+    from smartcourse import aio
+
+    aio.run(run(args.pages, args.raw_sample))  # the loop `smartcourse worker` runs on (uvloop)
     sys.stdout.flush()
     os._exit(0)  # temporalio can abort the interpreter at exit (sdk-python#300)
 
