@@ -913,3 +913,44 @@ async def test_a_cancel_the_engine_never_hears_stops_the_run_at_its_go_live(
     [told] = [n for n in items if n["kind"] == "publish_canceled"]
     assert "An admin canceled the publish of version 2" in told["body"] and "stays live" in told["body"], told
     assert told["data"]["workflow_id"] == workflow_id, told
+
+
+async def test_a_cancel_during_the_compensation_lets_it_finish(api: Api, holds: Path) -> None:
+    """A publish failed and its compensation is running when the instructor cancels: the run ends only once the
+    compensation has (unshielded, the run closed at once, and a retry the compensation needed would never have
+    come); what the version built is dropped and no failure is told for a publish the instructor canceled."""
+    from temporalio.client import WorkflowExecutionStatus
+
+    owner = await api.user("instructor")
+    course = await _textbook(api, owner)
+    cid = course["id"]
+    fail = holds / f"publish.index.{cid}.fail"
+    fail.touch()
+    try:
+        workflow_id, hold = await _publish_held(api, owner, cid, holds, "publish.revert")
+    finally:
+        fail.unlink()
+    _, _, c = await _left_of(cid)
+    handle = (await c.temporal()).get_workflow_handle(workflow_id)
+    try:
+        r = await api.client.post(f"/courses/{cid}/publish/cancel", headers=owner["headers"])
+        assert r.status_code == 200 and r.json()["status"] == "draft", r.text
+        await asyncio.sleep(2)  # the cancel delivered; the run waits for its compensation
+        assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+    finally:
+        hold.unlink()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    while (status := (await handle.describe()).status) == WorkflowExecutionStatus.RUNNING:
+        assert loop.time() < deadline, "the run never ended"
+        await asyncio.sleep(0.2)
+    assert status == WorkflowExecutionStatus.CANCELED, status
+    chunks, versions, _ = await _left_of(cid)
+    assert chunks == 0 and versions == [], (chunks, versions)
+    wf = await api.wait_workflow(owner, workflow_id, timeout=30)
+    assert wf["status"] == "canceled", wf
+    detail = (await api.client.get(f"/courses/{cid}", headers=owner["headers"])).json()
+    assert detail["status"] == "draft" and detail["publish_report"]["status"] == "canceled", detail
+    feed = (await api.client.get("/notifications", headers=owner["headers"])).json()
+    items = feed["items"] if isinstance(feed, dict) else feed
+    assert not [n for n in items if n["kind"] in ("publish_failed", "publish_canceled")], items

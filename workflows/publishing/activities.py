@@ -216,6 +216,7 @@ class PublishingActivities:
         idempotent: a retry redoes what is left; what a failed drop leaves is a version no reader points at, which
         the next publish's cleanup removes."""
         course_id = uuid.UUID(inp.course_id)
+        await faults.hold_point(f"publish.revert.{inp.course_id}")  # tests: a cancel during the compensation
         async with self.c.uow() as uow:  # nothing to record or tell for a run the API canceled (`record_failure`)
             notification_id = await content_index.record_failure(
                 uow=uow,

@@ -136,12 +136,19 @@ class CoursePublishingWorkflow:
                 assert isinstance(exc, ActivityError)
                 error = _root_message(exc)
                 self._steps.failed(index, error)
-                await workflow.execute_activity(
+                # Shielded: a cancel arriving meanwhile ends the run only once the compensation is done (unshielded,
+                # the run ended at once and a retry the compensation needed never came).
+                compensation = workflow.start_activity(
                     "publish.revert",
                     RevertInput(inp.course_id, inp.version, inp.workflow_id, spec.name, error),
                     start_to_close_timeout=timedelta(minutes=5),
                     retry_policy=RETRY,
                 )
+                try:
+                    await asyncio.shield(compensation)
+                except asyncio.CancelledError:
+                    await compensation
+                    raise
                 raise ApplicationError(f"publishing failed at {spec.name}: {error}", non_retryable=True) from exc
             detail = result if isinstance(result, dict) else None
             if detail is not None and spec.name in ("extract", "chunk", "embed", "index", "verify"):
