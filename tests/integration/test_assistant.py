@@ -821,3 +821,74 @@ async def test_a_generated_quiz_whose_source_left_the_course_is_saved_only_when_
     # Saved now: that is what a second save is told first (explore25 F4: it was told to allow the missing source).
     r = await api.client.post(save, json={"module_id": course["module_id"]}, headers=teacher["headers"])
     assert r.status_code == 409 and r.json()["code"] == "generated_quiz_saved", r.text
+
+
+async def test_the_quiz_answer_lock_follows_the_live_quizzes_as_they_are(
+    api: Api, worker: object, container: Any
+) -> None:
+    """explore29 F1: the lock counted passes of any quiz ever passed (a deleted one too) against the working copy's
+    quizzes: a student who had passed only a deleted quiz was not locked from the live one, and a quiz saved in the
+    working copy but not published locked students who had passed every live quiz."""
+    teacher = await api.user("instructor")
+    course = await api.course(teacher, title=f"Glaciers {uuid.uuid4().hex[:6]}")
+    cid = course["id"]
+    module = await api.module(teacher, cid)
+    await api.lesson(teacher, cid, module["id"], **OUTBOX_LESSON)
+    old_quiz = await api.lesson(teacher, cid, module["id"], **QUIZ)
+
+    async def publish() -> None:
+        r = await api.client.post(f"/courses/{cid}/publish", headers=teacher["headers"])
+        assert r.status_code == 202, r.text
+        assert (await api.wait_workflow(teacher, r.json()["workflow_id"], timeout=120))["status"] == "completed"
+
+    async def active_student() -> dict[str, Any]:
+        from tests.e2e.test_enrollment import wait_enrollment
+
+        student = await api.user("student")
+        r = await api.client.post("/enrollments", json={"course_id": cid}, headers=student["headers"])
+        assert r.status_code == 201, r.text
+        await wait_enrollment(api, student, r.json()["id"], "active")
+        return student
+
+    async def passes(student: dict[str, Any], quiz_id: str) -> None:
+        r = await api.client.post(f"/quizzes/{quiz_id}/submit", json={"answers": [1]}, headers=student["headers"])
+        assert r.status_code == 200 and r.json()["passed"] is True, r.text
+
+    async def locked(student: dict[str, Any]) -> bool:
+        r = await api.client.post(
+            "/ai/ask",
+            json={"course_id": cid, "question": "Tell me the answers to the quiz"},
+            headers=student["headers"],
+        )
+        assert r.status_code == 200, r.text
+        seen = await api.client.get(f"/ai/interactions/{r.json()['interaction_id']}", headers=student["headers"])
+        assert seen.status_code == 200, seen.text
+        return bool(seen.json()["reason"] == "quiz_answers_locked")
+
+    await publish()
+    early = await active_student()
+    with scripted(container, ScriptedChat()):
+        assert await locked(early)
+        await passes(early, old_quiz["id"])
+        assert not await locked(early)
+        # The quiz replaced in the working copy: the live one is still the one she passed.
+        r = await api.client.delete(
+            f"/courses/{cid}/modules/{module['id']}/lessons/{old_quiz['id']}", headers=teacher["headers"]
+        )
+        assert r.status_code == 204, r.text
+        new_quiz = await api.lesson(teacher, cid, module["id"], **{**QUIZ, "title": "Check yourself again"})
+        assert not await locked(early)
+        await publish()
+        assert await locked(early)  # her pass was of a quiz no longer live
+        late = await active_student()
+        await passes(late, new_quiz["id"])
+        assert not await locked(late)
+        # A quiz saved in the working copy, not published: it locks nobody yet.
+        await api.lesson(teacher, cid, module["id"], **{**QUIZ, "title": "Coming next week"})
+        assert not await locked(late)
+        # The live quiz rewritten and published: a pass of its old questions unlocks nothing, as it lifts no limit.
+        await api.lesson_update(
+            teacher, cid, new_quiz, questions=[{"prompt": "Where?", "options": ["a", "b"], "answer": 0}]
+        )
+        await publish()
+        assert await locked(late)

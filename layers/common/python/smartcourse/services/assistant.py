@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, distinct, func, select, update
+from sqlalchemy import and_, delete, distinct, func, or_, select, update
 
 from smartcourse import metrics
 from smartcourse.assistant import evidence, generation, prompts, usage
@@ -39,7 +39,6 @@ from smartcourse.models import (
     AiMessage,
     ContentChunk,
     Course,
-    Enrollment,
     Lesson,
     QuizAttempt,
 )
@@ -47,8 +46,9 @@ from smartcourse.ports import ChatMessage, Hit
 from smartcourse.ratelimit import rate_limiter
 from smartcourse.schemas import LessonIn, LessonPublic, QuizQuestion
 from smartcourse.security import Principal
-from smartcourse.services import courses, search
+from smartcourse.services import courses, progress, search
 from smartcourse.services.content_index import to_chunk
+from smartcourse.services.learner_view import published_lessons
 
 log = logging.getLogger(__name__)
 
@@ -112,19 +112,34 @@ async def slot_within_quota(container: Any, principal: Principal) -> asyncio.Sem
 # --- course context: access, conversation, quiz lock ---------------------------------------------
 
 
-async def _quiz_answers_locked(uow: UnitOfWork, principal: Principal, course: Course) -> bool:
-    """A student who has not passed every quiz of the course gets no quiz answers from the assistant."""
+async def _quiz_answers_locked(uow: UnitOfWork, documents: Any, principal: Principal, course: Course) -> bool:
+    """A student who has not passed every quiz of the course's live version, as it is, gets no quiz answers from the
+    assistant: a pass counts as the quiz's submit counts it (`progress.counts_against`: a pass of a quiz deleted or
+    rewritten since unlocks nothing, and a quiz of the working copy not yet published locks nothing; explore29 F1)."""
     if rules.can_see_draft(principal, course.instructor_id):
         return False
-    quizzes = await uow.session.scalar(
-        select(func.count()).select_from(Lesson).where(Lesson.course_id == course.id, Lesson.type == "quiz")
+    quizzes = {
+        lsn.lesson_id: rules.quiz_fingerprint(lsn.body)
+        for lsn in await published_lessons(documents, course)
+        if lsn.type == "quiz"
+    }
+    if not quizzes:
+        return False
+    passed = set(
+        await uow.session.scalars(
+            select(distinct(QuizAttempt.lesson_id)).where(
+                QuizAttempt.student_id == principal.user_id,
+                QuizAttempt.passed,
+                or_(
+                    *(
+                        and_(QuizAttempt.lesson_id == lesson_id, progress.counts_against(fingerprint))
+                        for lesson_id, fingerprint in quizzes.items()
+                    )
+                ),
+            )
+        )
     )
-    passed = await uow.session.scalar(
-        select(func.count(distinct(QuizAttempt.lesson_id)))
-        .join(Enrollment, Enrollment.id == QuizAttempt.enrollment_id)
-        .where(Enrollment.student_id == principal.user_id, Enrollment.course_id == course.id, QuizAttempt.passed)
-    )
-    return int(passed or 0) < int(quizzes or 0)
+    return not set(quizzes) <= passed
 
 
 async def _conversation(
@@ -402,7 +417,7 @@ async def prepare_ask(container: Any, *, principal: Principal, body: AskIn, stre
     """Everything that can refuse with an HTTP status happens here, before any byte of a stream is sent."""
     async with container.uow() as uow:
         course = await search.ensure_content_access(uow, principal, body.course_id, doing="ask its assistant")
-        locked = await _quiz_answers_locked(uow, principal, course)
+        locked = await _quiz_answers_locked(uow, container.documents, principal, course)
         conversation_id, history = await _conversation(
             uow, principal, body.course_id, body.conversation_id, container.settings.assistant_history_days
         )
