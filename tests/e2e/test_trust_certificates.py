@@ -60,6 +60,31 @@ async def test_student_finds_their_certificate(api: Api, worker: object) -> None
     assert r.json()["valid"] is True
 
 
+async def test_a_revoked_certificate_opens_no_course_that_requires_it(api: Api, worker: object, container: Any) -> None:
+    """explore29 F2: after an admin revoked a certificate ("exam fraud"), its completion still met the prerequisite
+    of the next course. A revoked completion prepares for nothing: the admission and the recommendations agree."""
+    teacher, student = await api.user("instructor"), await api.user()
+    admin = await api.admin(container)
+    first, lessons = await course_with_lessons(api, teacher)
+    then = await api.published_course(teacher, title="Next steps", prerequisites=[first["id"]])
+    eid = (await enroll(api, student, first["id"])).json()["id"]
+    await wait_enrollment(api, student, eid, "active")
+    await complete_everything(api, student, lessons)
+    await wait_enrollment(api, student, eid, "completed")
+    recommended = (await api.client.get("/recommendations", headers=student["headers"])).json()
+    assert then["id"] in [i["course"]["id"] for i in recommended["items"]], recommended  # the next step
+    cert = (await api.client.post(f"/enrollments/{eid}/certificate", headers=student["headers"])).json()
+    r = await api.client.post(
+        f"/certificates/{cert['id']}/revoke", json={"reason": "exam fraud"}, headers=admin["headers"]
+    )
+    assert r.status_code == 200, r.text
+    r = await enroll(api, student, then["id"])
+    assert (r.status_code, r.json()["code"]) == (409, "prerequisites_not_met"), r.text
+    assert r.json()["details"]["missing"] == [first["id"]], r.text
+    recommended = (await api.client.get("/recommendations", headers=student["headers"])).json()
+    assert then["id"] not in [i["course"]["id"] for i in recommended["items"]], recommended
+
+
 async def test_an_admin_revokes_a_certificate_and_its_check_says_so(api: Api, worker: object, container: Any) -> None:
     """explore8 F5: nothing could revoke a certificate, and a forged code read like a revoked one. An admin revokes
     (with a reason, told to the student); the public check answers `revoked` (never why), a browser gets a page."""

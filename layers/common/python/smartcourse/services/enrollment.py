@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     bindparam,
     case,
+    exists,
     func,
     literal,
     null,
@@ -183,6 +184,9 @@ def _facts_statement() -> Any:
             CoursePrerequisite.course_id == course_id,
             Enrollment.student_id == student_id,
             Enrollment.status == "completed",
+            # A completion whose certificate an admin revoked (fraud found, issued in error) prepares for nothing
+            # (explore29 F2: it still opened the next course).
+            ~exists().where(Certificate.enrollment_id == Enrollment.id, Certificate.revoked_at.is_not(None)),
         )
         .scalar_subquery()
     )

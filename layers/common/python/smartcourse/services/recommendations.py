@@ -38,6 +38,7 @@ from smartcourse.errors import Conflict, Forbidden, NotFound
 from smartcourse.event_consumer import Consumer, deferred
 from smartcourse.models import (
     AiInteraction,
+    Certificate,
     ContentChunk,
     Course,
     CourseEmbedding,
@@ -522,10 +523,12 @@ async def similar(container: Any, *, course_id: uuid.UUID, k: int) -> Recommenda
 
 
 async def _student_fingerprint(session: AsyncSession, student_id: uuid.UUID) -> str:
-    """Changes whenever one of the student's enrollments is created or changes state (cheap: one index scan)."""
+    """Changes whenever one of the student's enrollments is created or changes state, or a certificate of theirs is
+    revoked (its completion then opens no next course; cheap: two index scans)."""
+    revoked = select(func.max(Certificate.revoked_at)).where(Certificate.student_id == student_id).scalar_subquery()
     row = (
         await session.execute(
-            select(func.count(), func.max(Enrollment.updated_at), func.max(Enrollment.completed_at)).where(
+            select(func.count(), func.max(Enrollment.updated_at), func.max(Enrollment.completed_at), revoked).where(
                 Enrollment.student_id == student_id
             )
         )
@@ -571,6 +574,14 @@ async def compute_recommendations(session: AsyncSession, *, student_id: uuid.UUI
     ).all()
     taken = {cid for cid, _ in mine}
     completed = {cid for cid, st in mine if st == "completed"}
+    if completed:  # a completion whose certificate was revoked opens no next course (as the admission judges it)
+        completed -= set(
+            await session.scalars(
+                select(Certificate.course_id).where(
+                    Certificate.student_id == student_id, Certificate.revoked_at.is_not(None)
+                )
+            )
+        )
     seeds: dict[uuid.UUID, float] = {}
     for cid, st in mine:
         seeds[cid] = max(seeds.get(cid, 0.0), SEED_WEIGHTS[st])
