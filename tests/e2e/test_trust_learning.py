@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Api
-from tests.e2e.test_enrollment import QUIZ, course_with_lessons, enroll, wait_enrollment
+from tests.e2e.test_enrollment import QUIZ, complete_everything, course_with_lessons, enroll, wait_enrollment
 
 
 @pytest.fixture
@@ -215,6 +215,35 @@ async def test_a_pass_of_a_rewritten_quiz_lifts_no_limit_on_the_new_one(api: Api
     progress = (await api.client.get(f"/enrollments/{eid}/progress", headers=student["headers"])).json()
     view = next(lsn for lsn in progress["lessons"] if lsn["lesson_id"] == quiz["id"])
     assert (view["status"], view["attempts_left"]) == ("completed", 1)  # the pass stays; the limit is the submit's
+
+
+async def test_a_completed_enrollment_shows_no_attempts_to_use_after_a_rewrite(
+    api: Api, worker: object, tuned: Any
+) -> None:
+    """explore29 F4: the course completed, its quiz rewritten and republished: progress showed the old pass's
+    `best_score: 100` beside `attempts: 0` and `attempts_left: 5`, while every submit is 409 `enrollment_completed`."""
+    teacher, student = await api.user("instructor"), await api.user()
+    course, lessons = await course_with_lessons(api, teacher)
+    quiz = next(lsn for lsn in lessons if lsn["type"] == "quiz")
+    tuned(quiz_max_attempts=5, quiz_cooldown_seconds=0)
+    eid = (await enroll(api, student, course["id"])).json()["id"]
+    await wait_enrollment(api, student, eid, "active")
+    await complete_everything(api, student, lessons)
+    await wait_enrollment(api, student, eid, "completed")
+    rewritten = [{"prompt": "3 + 3?", "options": ["6", "7"], "answer": 0}]
+    await api.lesson_update(teacher, course["id"], quiz, questions=rewritten, pass_score=100)
+    await _republish(api, teacher, course["id"])
+    progress = (await api.client.get(f"/enrollments/{eid}/progress", headers=student["headers"])).json()
+    view = next(lsn for lsn in progress["lessons"] if lsn["lesson_id"] == quiz["id"])
+    assert (view["status"], view["best_score"], view["attempts"], view["attempts_left"]) == (
+        "completed",
+        None,
+        0,
+        None,
+    ), view
+    assert progress["percent"] == 100.0, progress
+    r = await api.client.post(f"/quizzes/{quiz['id']}/submit", json={"answers": [0]}, headers=student["headers"])
+    assert (r.status_code, r.json()["code"]) == (409, "enrollment_completed"), r.text
 
 
 async def test_prerequisites_must_be_visible_and_acyclic(api: Api, worker: object) -> None:

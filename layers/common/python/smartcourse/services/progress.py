@@ -409,7 +409,6 @@ async def _progress(
         row = rows.get(lsn.lesson_id)
         complete = lsn.lesson_id in done
         here, best, used = tried.get(lsn.lesson_id, (0, None, 0))
-        scores = [x for x in (best, row.best_score if row else None) if x is not None]
         lesson_views.append(
             LessonProgressPublic(
                 lesson_id=lsn.lesson_id,
@@ -417,13 +416,19 @@ async def _progress(
                 title=lsn.title,
                 type=lsn.type,
                 status="completed" if complete else "attempted" if here else "not_started",
-                best_score=max(scores) if scores else None,
+                # Of the attempts on the quiz as it is: a pass of its old questions keeps the lesson completed, and
+                # its score is not shown beside `attempts: 0` (explore29 F4).
+                best_score=best,
                 attempts=used if lsn.type == "quiz" else None,
                 attempts_left=(
                     max(0, max_attempts - used)
                     # Limited until the quiz as it is was passed, as the submit limits it, whether or not the
-                    # lesson completed on an earlier quiz's pass.
-                    if lsn.type == "quiz" and max_attempts is not None and lsn.lesson_id not in passed_once
+                    # lesson completed on an earlier quiz's pass; none to use in an enrollment that takes no more
+                    # submissions (completed, dropped, waiting: explore29 F4 read "5 left" on a completed one).
+                    if lsn.type == "quiz"
+                    and max_attempts is not None
+                    and lsn.lesson_id not in passed_once
+                    and e.status == "active"
                     else None
                 ),
                 completed_at=row.completed_at if row else None,
