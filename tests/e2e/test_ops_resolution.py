@@ -153,6 +153,10 @@ async def test_a_failed_publish_is_resolved_by_the_next_successful_publish(
         old = next(i for i in r.json()["items"] if i["workflow_id"] == first["workflow_id"])
         assert old["status"] == "failed" and old["resolved"] is True, status
         assert old["resolved_by"]["workflow_id"] == second["workflow_id"], status
+    # The run's own page says the same, to its instructor (explore30 F1: always `resolved: false` there).
+    r = await api.client.get(f"/workflows/{first['workflow_id']}", headers=owner["headers"])
+    assert r.status_code == 200 and r.json()["failure"]["resolved"] is True, r.text
+    assert r.json()["failure"]["resolved_by"]["workflow_id"] == second["workflow_id"], r.text
     r = await api.client.get("/ops/workflows", params={**subject, "status": "completed"}, headers=admin["headers"])
     assert [i["workflow_id"] for i in r.json()["items"]] == [second["workflow_id"]]
     assert r.json()["items"][0]["resolved"] is False and r.json()["items"][0]["resolved_by"] is None

@@ -285,7 +285,7 @@ def _run_resolved(run: Any) -> ColumnElement[bool]:
     )
 
 
-async def _resolver_of(session: AsyncSession, run: WorkflowRun) -> WorkflowRun | None:
+async def resolver_of(session: AsyncSession, run: WorkflowRun) -> WorkflowRun | None:
     """The earliest later completed run of the same kind and subject, for a failed run."""
     subject = run.subject or (f"course:{run.course_id}" if run.course_id else None)
     if run.status != "failed" or subject is None:
@@ -401,7 +401,7 @@ async def list_workflows(
     if since is not None:
         query = query.where(changed >= since)
     rows = (await uow.session.scalars(query.order_by(changed.desc()).limit(_limit(limit)))).all()
-    return {"items": [workflow_item(r, await _resolver_of(uow.session, r)) for r in rows]}
+    return {"items": [workflow_item(r, await resolver_of(uow.session, r)) for r in rows]}
 
 
 def _event_type(payload: dict[str, Any]) -> str | None:

@@ -459,6 +459,8 @@ async def workflow_status(*, container: Any, principal: Principal, workflow_id: 
     async with container.uow() as uow:
         ref = await operations.resolve_run(uow.session, workflow_id)
         run = await uow.session.get(WorkflowRun, workflow_id)
+        # The later run that resolved a failed one, as /ops/workflows names it (explore30 F1: always unresolved here).
+        resolver = await operations.resolver_of(uow.session, run) if run is not None else None
         if ref is None:
             raise NotFound("workflow not found", code="workflow_not_found")
         allowed = principal.is_admin or ref.owner_id == principal.user_id
@@ -471,7 +473,7 @@ async def workflow_status(*, container: Any, principal: Principal, workflow_id: 
     if any(s.status == "running" for s in steps):
         await _attach_progress(container, workflow_id, steps)
     error = next((s.error for s in steps if s.error), None)
-    recorded = operations.workflow_item(run) if run is not None else None
+    recorded = operations.workflow_item(run, resolver) if run is not None else None
     if error is None and recorded is not None and recorded["status"] in operations.PROBLEM_STATUSES:
         error = recorded["error"]
     return WorkflowStatus(
