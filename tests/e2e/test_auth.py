@@ -78,6 +78,27 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(api: Api) -> None:
     assert r.status_code == 401
 
 
+async def test_a_replayed_refresh_token_cuts_off_the_access_tokens_too(api: Api) -> None:
+    """explore30 F3: the theft response revoked the refresh family only; the access token the thief got from the
+    rotation kept working for up to 15 minutes. The account's other logins carry on by refreshing."""
+    user = await api.user()
+    r = await api.client.post("/auth/login", json={"email": user["email"], "password": user["password"]})
+    other_device = r.json()
+    stolen = (await api.client.post("/auth/refresh", json={"refresh_token": user["refresh_token"]})).json()
+    thief = {"Authorization": f"Bearer {stolen['access_token']}"}
+    assert (await api.client.get("/auth/me", headers=thief)).status_code == 200
+    r = await api.client.post("/auth/refresh", json={"refresh_token": user["refresh_token"]})  # the owner's replay
+    assert r.status_code == 401 and r.json()["code"] == "refresh_token_reused", r.text
+    for headers in (thief, user["headers"]):
+        r = await api.client.get("/auth/me", headers=headers)
+        assert r.status_code == 401 and r.json()["code"] == "token_revoked", r.text
+    r = await api.client.post("/auth/refresh", json={"refresh_token": other_device["refresh_token"]})
+    assert r.status_code == 200, r.text
+    assert (
+        await api.client.get("/auth/me", headers={"Authorization": f"Bearer {r.json()['access_token']}"})
+    ).status_code == 200
+
+
 async def test_logout_revokes_refresh_token(api: Api) -> None:
     user = await api.user()
     r = await api.client.post("/auth/logout", json={"refresh_token": user["refresh_token"]})

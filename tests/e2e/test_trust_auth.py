@@ -90,7 +90,10 @@ async def test_an_admin_disables_an_account_over_http(api: Api, container: Any) 
     # A token issued before the disable stays dead, and says why without claiming a password change.
     r = await api.client.get("/auth/me", headers=user["headers"])
     assert r.status_code == 401 and r.json()["code"] == "token_revoked"
-    assert r.json()["message"] == "this token was revoked (password changed or account disabled); log in again"
+    assert r.json()["message"] == (
+        "this token was revoked (password changed, account disabled or a stolen session detected); "
+        "refresh or log in again"
+    )
     r = await api.client.post("/auth/login", json={"email": user["email"], "password": user["password"]})
     assert r.status_code == 200
     # Another user still cannot read the account at all.

@@ -263,6 +263,12 @@ async def refresh(*, uow: UnitOfWork, settings: Settings, refresh_token: str) ->
             .where(RefreshToken.family_id == row.family_id, RefreshToken.revoked_at.is_(None))
             .values(revoked_at=now)
         )
+        if user is not None:
+            # Taken as theft: the access tokens are cut off too (explore30 F3: the thief's, minted by the rotation,
+            # kept working for up to 15 minutes). Every access token of the account goes (they name no family); the
+            # account's other logins refresh with their own tokens and carry on.
+            user.token_version += 1
+            user.updated_at = now
         await uow.commit()
         raise Unauthorized("refresh token was already used; please log in again", code="refresh_token_reused")
     row.revoked_at = now
@@ -447,10 +453,12 @@ def account_principal(row: Any, claims: Principal) -> Principal:
     if not row.is_active:
         raise Unauthorized("this account is disabled", code="account_disabled")
     if row.token_version != claims.token_version:
-        # The version moves on at a password change and when an admin disables the account (which may have been
-        # enabled again since): nothing records which, so the message names both.
+        # The version moves on at a password change, when an admin disables the account (which may have been
+        # enabled again since) and when a refresh token is replayed: nothing records which, so the message names all.
         raise Unauthorized(
-            "this token was revoked (password changed or account disabled); log in again", code="token_revoked"
+            "this token was revoked (password changed, account disabled or a stolen session detected); "
+            "refresh or log in again",
+            code="token_revoked",
         )
     return Principal(user_id=claims.user_id, role=row.role, token_version=row.token_version)
 
