@@ -216,8 +216,14 @@ async def test_search_follows_enrollment_and_readiness(api: Api) -> None:
     assert (await _search(api, {}, course["id"], "unicorn")).status_code == 401
     r = await _search(api, stranger, course["id"], "unicorn")
     assert r.status_code == 403 and r.json()["code"] == "not_enrolled"
+    assert r.json()["message"] == "enroll in the course to search its content", r.text
     other = await api.user("instructor")
-    assert (await _search(api, other, course["id"], "unicorn")).status_code == 403
+    r = await _search(api, other, course["id"], "unicorn")
+    assert r.status_code == 403 and r.json()["code"] == "not_enrolled", r.text
+    # Not asked to enroll, which instructors cannot (explore29 F8).
+    assert (
+        r.json()["message"] == "only the course's instructor, admins and its enrolled students may search its content"
+    )
     assert (await _search(api, owner, course["id"], "unicorn")).status_code == 200
     assert (await _search(api, owner, course["id"], "   ")).status_code == 422
     # Only invisible characters: refused like only spaces, not "nothing found" (explore25 F5).

@@ -445,6 +445,7 @@ async def test_more_seats_go_to_the_waitlist_first(api: Api, worker: object, con
     # Lifting the limit seats the whole queue; lowering it under the seats taken is refused, nothing changed.
     r = await api.client.put(f"/courses/{course['id']}", json={"capacity": 1}, headers=teacher["headers"])
     assert r.status_code == 409 and r.json()["code"] == "capacity_below_enrolled", r.text
+    assert r.json()["details"] == {"seats_taken": 3}, r.text  # the lowest capacity allowed (explore29 F9)
     r = await api.client.put(f"/courses/{course['id']}", json={"capacity": None}, headers=teacher["headers"])
     assert r.status_code == 200, r.text
     await wait_enrollment(api, third, queued[2]["id"], "active")

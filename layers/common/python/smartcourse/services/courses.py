@@ -553,7 +553,14 @@ async def update_course(
             await waitlist.promote_waitlist(uow, course)  # a read in it flushes the capacity: the check may fail there
         await uow.commit()
     except IntegrityError as exc:
-        raise Conflict("capacity cannot go below the seats already taken", code="capacity_below_enrolled") from exc
+        await uow.session.rollback()
+        taken = await uow.session.scalar(select(Course.seats_taken).where(Course.id == course_id))
+        # The lowest capacity allowed, so the instructor need not count the roster (explore29 F9).
+        raise Conflict(
+            f"capacity cannot go below the {taken} seats already taken",
+            code="capacity_below_enrolled",
+            details={"seats_taken": taken},
+        ) from exc
     return await get_course(uow=uow, documents=documents, principal=principal, course_id=course_id)
 
 

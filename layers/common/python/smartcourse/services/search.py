@@ -104,7 +104,8 @@ async def refuse_not_enrolled(
     uow: UnitOfWork, principal: Principal | None, course_id: uuid.UUID, message: str
 ) -> NoReturn:
     """403 for a reader of a live course's content who may not read it: `enrollment_not_active` for a student on
-    its waitlist (enrolling again would only return that place), else `not_enrolled` with `message`."""
+    its waitlist (enrolling again would only return that place), else `not_enrolled` with `message` ("enroll in
+    ... to <doing>"; to anyone but a student, who may not enroll, who may <doing>)."""
     waiting = (
         await uow.session.scalar(
             select(Enrollment.status)
@@ -124,6 +125,10 @@ async def refuse_not_enrolled(
             code="enrollment_not_active",
             details={"status": waiting},
         )
+    if principal is not None and principal.role != "student":
+        # Only students enroll: "enroll in the course to ..." asked another instructor for what they cannot do
+        # (explore29 F8).
+        message = "only the course's instructor, admins and its enrolled students may " + message.split(" to ", 1)[1]
     raise Forbidden(message, code="not_enrolled")
 
 
