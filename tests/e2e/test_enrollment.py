@@ -818,3 +818,25 @@ async def test_my_courses_reads_each_enrollment_as_its_own_page_does(api: Api, w
         assert {k: item[k] for k in ("status", "position", "percent")} == {
             k: own[k] for k in ("status", "position", "percent")
         }
+
+
+async def test_an_enrollment_dropped_before_its_workflow_started_says_none_will_run(
+    api: Api, worker: object, container: Any
+) -> None:
+    """explore29 F6: dropped while still pending, it showed `workflow_status: not_started` with pending steps for
+    good, which reads as a queued or lost workflow."""
+    from tests.conftest import dispatchers_paused
+
+    teacher, student = await api.user("instructor"), await api.user()
+    course = await api.published_course(teacher)
+    async with dispatchers_paused(container):
+        r = await enroll(api, student, course["id"])
+        assert r.status_code == 201 and r.json()["status"] == "pending", r.text
+        eid = r.json()["id"]
+        queued = (await api.client.get(f"/enrollments/{eid}", headers=student["headers"])).json()
+        assert queued["workflow_status"] == "not_started", queued  # queued for the dispatcher
+        assert (await api.client.delete(f"/enrollments/{eid}", headers=student["headers"])).status_code == 200
+    await asyncio.sleep(1)  # the dispatcher back: nothing to start for a dropped enrollment
+    shown = (await api.client.get(f"/enrollments/{eid}", headers=student["headers"])).json()
+    assert shown["status"] == "dropped" and shown["workflow_status"] == "skipped", shown
+    assert shown["steps"] and {s["status"] for s in shown["steps"]} == {"skipped"}, shown

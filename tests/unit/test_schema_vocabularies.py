@@ -43,7 +43,7 @@ def test_a_stored_vocabulary_is_the_databases(vocabulary: Any, table: Any, const
 
 
 def test_every_workflow_status_temporal_can_report_is_declared() -> None:
-    reported = {s.name.lower() for s in WorkflowExecutionStatus} | {"not_started", "unavailable"}
+    reported = {s.name.lower() for s in WorkflowExecutionStatus} | {"not_started", "unavailable", "skipped"}
     assert reported == set(get_args(schemas.WorkflowRunStatus))
 
 

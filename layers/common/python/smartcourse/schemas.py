@@ -242,6 +242,7 @@ WorkflowRunStatus = Literal[
     "continued_as_new",
     "timed_out",
     "unavailable",
+    "skipped",
 ]
 StepStatus = Literal["pending", "running", "completed", "failed", "skipped"]
 WorkflowKind = Literal["course_publishing", "enrollment", "certificate"]
