@@ -239,7 +239,10 @@ class Settings(BaseSettings):
     # e-mail links to ("{token}" replaced; unset: the e-mail gives the token to paste into the app).
     password_reset_minutes: int = Field(default=30, ge=1, le=1440, alias="PASSWORD_RESET_MINUTES")
     password_reset_rate_limit_ip: str = Field(default="5/minute;30/hour", alias="PASSWORD_RESET_RATE_LIMIT_IP")
+    # Per address asked for *and* client address: three anonymous requests from elsewhere no longer spend the owner's
+    # resets for an hour (explore30 F2); the address's mailbox is capped across all clients by the second.
     password_reset_rate_limit_account: str = Field(default="3/hour", alias="PASSWORD_RESET_RATE_LIMIT_ACCOUNT")
+    password_reset_rate_limit_account_all: str = Field(default="10/hour", alias="PASSWORD_RESET_RATE_LIMIT_ACCOUNT_ALL")
     password_reset_url: str | None = Field(default=None, alias="PASSWORD_RESET_URL")
     # Argon2 hashes/verifications running at once (each uses ~64 MiB and a core for ~50 ms), off the event loop.
     password_hash_concurrency: int = Field(default=2, ge=1, alias="PASSWORD_HASH_CONCURRENCY")

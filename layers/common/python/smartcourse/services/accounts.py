@@ -503,15 +503,20 @@ async def request_password_reset(
 ) -> None:
     """Ask for a reset e-mail: `enqueue` queues the task that sends it (`tasks.enqueue_password_reset`; blocking, so
     run in a thread), False if it could not. The same answer and the same work whether or not the address has an
-    account (the task looks it up), so nobody learns which addresses are registered; limited per client address
-    and per address asked for (nobody's mailbox is flooded)."""
+    account (the task looks it up), so nobody learns which addresses are registered; limited per client address,
+    per address asked for from that client, and per address asked for from anywhere (nobody's mailbox is flooded).
+    The second keeps an anonymous client from spending the owner's resets (explore30 F2: keyed by the address alone,
+    three requests from anywhere refused the owner's for an hour); the third is the flood's cap, which many
+    clients together can still reach."""
     if limiter is not None:
         decision = await limiter.hit(("reset", "ip", client_ip), settings.password_reset_rate_limit_ip)
         enforce(decision)
         if decision.checked:
+            account = key_part(email)
             enforce(
-                await limiter.hit(("reset", "account", key_part(email)), settings.password_reset_rate_limit_account)
+                await limiter.hit(("reset", "account", account, client_ip), settings.password_reset_rate_limit_account)
             )
+            enforce(await limiter.hit(("reset", "account", account), settings.password_reset_rate_limit_account_all))
     if not await asyncio.to_thread(enqueue, email.strip()):
         raise Unavailable("the reset e-mail could not be queued; retry shortly", code="service_unavailable")
 
