@@ -383,6 +383,51 @@ async def test_failures_keep_the_trace_they_happened_in(container: Any) -> None:
             await session.execute(delete(TaskRun).where(TaskRun.task_id == task_id))
 
 
+async def test_the_dashboard_counts_the_tasks_being_retried(api: Api, container: Any) -> None:
+    """explore30 F5: while every e-mail failed and was retried, the dashboard's `workflow_issues` stayed at zero
+    until the tasks gave up (minutes later): the retries count there as they happen."""
+    from sqlalchemy import delete
+
+    from smartcourse.models import TaskRun
+    from smartcourse.services import operations
+
+    admin = await api.admin(container)
+
+    async def retrying() -> int:
+        dash = (await api.client.get("/analytics/dashboard", headers=admin["headers"])).json()
+        return int(dash["workflow_issues"]["retrying_tasks"])
+
+    before = await retrying()
+    task_id = f"test-{uuid.uuid4()}"
+    args = {"args": [str(uuid.uuid4())]}
+    try:
+        async with container.sessionmaker() as session, session.begin():
+            await operations.record_task_outcome(
+                session,
+                task_id=task_id,
+                task="notifications.send_email",
+                status="retrying",
+                retries=1,
+                args=args,
+                error="SMTPDataError 500",
+            )
+        assert await retrying() == before + 1
+        async with container.sessionmaker() as session, session.begin():
+            await operations.record_task_outcome(
+                session,
+                task_id=task_id,
+                task="notifications.send_email",
+                status="succeeded",
+                retries=2,
+                args=args,
+                error=None,
+            )
+        assert await retrying() == before
+    finally:
+        async with container.sessionmaker() as session, session.begin():
+            await session.execute(delete(TaskRun).where(TaskRun.task_id == task_id))
+
+
 async def test_analytics_endpoints_over_http(api: Api, worker: object, container: Any) -> None:
     owner = await api.user("instructor")
     course, _ = await published(api, owner, "Counted")
