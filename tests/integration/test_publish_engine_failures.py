@@ -49,9 +49,14 @@ async def test_a_publish_the_engine_cannot_start_is_503_and_leaves_the_course_as
         "/ops/workflows", params={"subject": f"course:{course['id']}"}, headers=admin["headers"]
     )
     (run,) = runs.json()["items"]  # failed, so the default filter lists it (it said `running` for good)
-    assert run["failed_step"] == "start", run
+    assert run["failed_step"] == "start" and run["failures"] == 1, run  # explore30 F7: `failures: 0`
 
     container.use_workflow_starter(restore_starter)  # the engine is back: publishing again just works
+    # The run's page says it failed, not `not_started` beside its failure (explore30 F7).
+    seen = await api.client.get(f"/workflows/{run['workflow_id']}", headers=teacher["headers"])
+    assert seen.status_code == 200, seen.text
+    assert seen.json()["status"] == "failed" and seen.json()["failure"]["failed_step"] == "start", seen.json()
+    assert {s["status"] for s in seen.json()["steps"]} == {"skipped"}, seen.json()
     r = await api.client.post(f"/courses/{course['id']}/publish", headers=teacher["headers"])
     assert r.status_code == 202, r.text
     wf = await api.wait_workflow(teacher, r.json()["workflow_id"], timeout=120)

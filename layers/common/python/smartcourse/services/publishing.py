@@ -433,7 +433,14 @@ async def revert_publish(
         await uow.session.execute(
             update(WorkflowRun)
             .where(WorkflowRun.workflow_id == workflow_id, WorkflowRun.status == "running")
-            .values(status="failed", failed_step="start", error=not_started, finished_at=now, updated_at=now)
+            .values(
+                status="failed",
+                failed_step="start",
+                error=not_started,
+                failures=WorkflowRun.failures + 1,  # one failed attempt, as `/ops/workflows` counts (explore30 F7)
+                finished_at=now,
+                updated_at=now,
+            )
         )
         course = await uow.session.get(Course, course_id, with_for_update=True)
         report = dict(course.publish_report or {}) if course is not None else {}
@@ -476,6 +483,11 @@ async def workflow_status(*, container: Any, principal: Principal, workflow_id: 
     recorded = operations.workflow_item(run, resolver) if run is not None else None
     if error is None and recorded is not None and recorded["status"] in operations.PROBLEM_STATUSES:
         error = recorded["error"]
+    if status == "not_started" and recorded is not None and recorded["status"] in ("failed", "canceled"):
+        # Never started and never will (its start failed: the engine was down; or canceled before it ran): what the
+        # run's record says, not "not started", beside `failure.status: failed` (explore30 F7).
+        status = recorded["status"]
+        steps = [step.model_copy(update={"status": "skipped"}) for step in steps]
     return WorkflowStatus(
         workflow_id=workflow_id,
         kind=ref.kind,
