@@ -652,3 +652,14 @@ def test_a_generated_text_cut_mid_sentence_loses_its_last_sentence() -> None:
     assert kept.endswith("fifteen species to eight [1].") and "which" not in kept
     fenced = "Paine removed the ochre starfish from plots on the Washington coast [1].\n```"
     assert generation.parse_grounded_text(fenced, [KEYSTONE]).endswith("coast [1].")
+
+
+def test_an_explanation_must_be_about_its_concept() -> None:
+    """explore29 F7: a sentence copied from a passage about something else passed as the concept's explanation."""
+    task = generation.explain_task("relays", "beginner", [OUTBOX, RELAY])
+    off_topic = "The outbox table commits events with the state change [1]."
+    assert generation.parse_grounded_text(off_topic, [OUTBOX, RELAY], "relays") == off_topic  # supported, though
+    with pytest.raises(generation.InvalidOutput, match="does not mention “relays”"):
+        task.parse(off_topic)
+    about = "The relay locks unsent rows with SKIP LOCKED and publishes them in order [2]."
+    assert task.parse(about) == about  # "relay" names "relays": any inflection

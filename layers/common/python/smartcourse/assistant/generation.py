@@ -272,12 +272,23 @@ def quiz_task(n_questions: int, n_passages: int) -> Task:
     )
 
 
+def parse_explanation(text: str, passages: Sequence[Hit], concept: str) -> str:
+    """`parse_grounded_text`, and about the concept: the explanation names it (one of its content words, any
+    inflection). A sentence copied from a passage about something else passed the support check and came back as
+    the explanation of a concept it never mentions (explore29 F7)."""
+    body = parse_grounded_text(text, passages, concept)
+    wanted = evidence.content_stems(concept)
+    if wanted and not wanted & evidence.content_stems(body):
+        raise InvalidOutput(f"the text does not mention “{concept}”")
+    return body
+
+
 def explain_task(concept: str, level: str, passages: Sequence[Hit]) -> Task:
     return Task(
         "explain",
         f"Explain the concept “{prompts.neutralise(concept)}” to a {level} student in 2 to 4 sentences, using "
         "only these passages. Cite passages like [1].",
-        lambda text: parse_grounded_text(text, passages, concept),
+        lambda text: parse_explanation(text, passages, concept),
         200,
     )
 
