@@ -83,6 +83,39 @@ async def test_a_worker_without_a_fresh_heartbeat_makes_health_degraded(api: Api
         await _clear(container, "worker")
 
 
+async def test_a_killed_and_restarted_process_counts_once(api: Api, container: Any, checked: Any) -> None:
+    """explore30 F8: a worker killed and restarted by `smartcourse run` showed `instances: 2` for a minute (the dead
+    one's last beat was still fresh). The new instance's beat removes the rows of this host's gone processes."""
+    from sqlalchemy.dialects.postgresql import insert
+    from sqlalchemy.sql import func
+
+    from smartcourse.models import ProcessHeartbeat
+    from smartcourse.services import heartbeats
+
+    dead = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await dead.wait()
+    await _clear(container, "worker")
+    checked(background_processes="worker", heartbeat_stale_seconds=60.0)
+    try:
+        async with container.sessionmaker() as session, session.begin():
+            for instance in (f"{socket.gethostname()}:{dead.pid}", "elsewhere:1"):  # killed here; another host's
+                await session.execute(
+                    insert(ProcessHeartbeat).values(process="worker", instance=instance, beat_at=func.now())
+                )
+        r = await api.client.get("/health")
+        assert r.json()["processes"]["worker"]["instances"] == 2, r.text
+        await heartbeats.beat(container.sessionmaker, "worker", heartbeats.instance_name())  # the restarted one
+        r = await api.client.get("/health")
+        assert r.json()["processes"]["worker"]["instances"] == 2, r.text  # itself and the other host's
+        async with container.sessionmaker() as session:
+            left = set(
+                await session.scalars(select(ProcessHeartbeat.instance).where(ProcessHeartbeat.process == "worker"))
+            )
+        assert left == {heartbeats.instance_name(), "elsewhere:1"}, left
+    finally:
+        await _clear(container, "worker")
+
+
 async def test_an_unreachable_smtp_server_makes_health_degraded(
     api: Api, container: Any, settings: Any, checked: Any
 ) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import and_, delete, distinct, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 
 from smartcourse import metrics
 from smartcourse.assistant import evidence, generation, prompts, usage
@@ -127,7 +127,9 @@ async def _quiz_answers_locked(uow: UnitOfWork, documents: Any, principal: Princ
         return False
     passed = set(
         await uow.session.scalars(
-            select(distinct(QuizAttempt.lesson_id)).where(
+            select(QuizAttempt.lesson_id)
+            .distinct()
+            .where(
                 QuizAttempt.student_id == principal.user_id,
                 QuizAttempt.passed,
                 or_(

@@ -39,8 +39,24 @@ def instance_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"[:200]
 
 
+def _gone_here(instance: str, host: str) -> bool:
+    """Whether `instance` (host:pid) was a process of this host that no longer runs."""
+    named_host, _, pid = instance.rpartition(":")
+    if named_host != host or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, another user's
+        return False
+    return False
+
+
 async def beat(sessionmaker: Any, process: str, instance: str) -> None:
-    """Record that `process` (`instance`) is alive now; remove the day-old rows of its gone instances."""
+    """Record that `process` (`instance`) is alive now; remove the day-old rows of its gone instances, and the rows
+    of its instances on this host whose process is gone: a killed worker restarted by `smartcourse run` counted
+    as a second live instance until its last beat went stale (explore30 F8)."""
     async with sessionmaker() as session, session.begin():
         stmt = insert(ProcessHeartbeat).values(process=process, instance=instance, beat_at=func.now())
         await session.execute(
@@ -53,6 +69,17 @@ async def beat(sessionmaker: Any, process: str, instance: str) -> None:
                 ProcessHeartbeat.process == process, ProcessHeartbeat.beat_at < func.now() - PRUNE_AFTER
             )
         )
+        host = instance.rpartition(":")[0]
+        others = await session.scalars(
+            select(ProcessHeartbeat.instance).where(
+                ProcessHeartbeat.process == process, ProcessHeartbeat.instance != instance
+            )
+        )
+        gone = [other for other in others if _gone_here(other, host)]
+        if gone:
+            await session.execute(
+                delete(ProcessHeartbeat).where(ProcessHeartbeat.process == process, ProcessHeartbeat.instance.in_(gone))
+            )
 
 
 async def run_heartbeat(
