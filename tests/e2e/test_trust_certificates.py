@@ -132,6 +132,11 @@ async def test_an_admin_revokes_a_certificate_and_its_check_says_so(api: Api, wo
     assert "Revoked certificate" in page.text and "no longer valid" in page.text
     mine = (await api.client.get(f"/certificates/{cert['id']}", headers=student["headers"])).json()
     assert mine["revoked_reason"] == "Issued by mistake"
+    # Its course's instructor opens it from the course's list (explore30 F10: 404), not told why it was revoked.
+    taught = await api.client.get(f"/certificates/{cert['id']}", headers=teacher["headers"])
+    assert taught.status_code == 200 and taught.json()["revoked_at"] and taught.json()["revoked_reason"] is None
+    r = await api.client.get(f"/certificates/{cert['id']}/pdf", headers=teacher["headers"])
+    assert (r.status_code, r.json()["code"]) == (404, "certificate_not_found"), r.text  # the student's document
     # Its PDF is not handed out any more (explore9 F2), but for an admin.
     r = await api.client.get(f"/certificates/{cert['id']}/pdf", headers=student["headers"])
     assert (r.status_code, r.json()["code"]) == (409, "certificate_revoked"), r.text
