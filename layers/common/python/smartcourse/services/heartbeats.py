@@ -17,7 +17,7 @@ import logging
 import os
 import socket
 from collections.abc import AsyncIterator, Collection
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -53,26 +53,32 @@ def _gone_here(instance: str, host: str) -> bool:
     return False
 
 
-async def beat(sessionmaker: Any, process: str, instance: str) -> None:
+async def beat(sessionmaker: Any, process: str, instance: str, *, started_at: datetime | None = None) -> datetime:
     """Record that `process` (`instance`) is alive now; remove the day-old rows of its gone instances, and the rows
-    of its instances on this host whose process is gone: a killed worker restarted by `smartcourse run` counted
-    as a second live instance until its last beat went stale (explore30 F8)."""
+    of its instances on this host whose process is gone and that last beat before this instance started
+    (`started_at`, its first beat's time; None: this is its first beat): a killed worker restarted by
+    `smartcourse run` counted as a second live instance until its last beat went stale (explore30 F8). The time
+    bound keeps a live instance of another PID namespace with the same host name (containers on the host's
+    network) from being taken for a gone one: it beats after this instance started. Returns the beat's time."""
     async with sessionmaker() as session, session.begin():
-        stmt = insert(ProcessHeartbeat).values(process=process, instance=instance, beat_at=func.now())
+        now: datetime = await session.scalar(select(func.now()))
+        stmt = insert(ProcessHeartbeat).values(process=process, instance=instance, beat_at=now)
         await session.execute(
             stmt.on_conflict_do_update(
-                index_elements=[ProcessHeartbeat.process, ProcessHeartbeat.instance], set_={"beat_at": func.now()}
+                index_elements=[ProcessHeartbeat.process, ProcessHeartbeat.instance], set_={"beat_at": now}
             )
         )
         await session.execute(
             delete(ProcessHeartbeat).where(
-                ProcessHeartbeat.process == process, ProcessHeartbeat.beat_at < func.now() - PRUNE_AFTER
+                ProcessHeartbeat.process == process, ProcessHeartbeat.beat_at < now - PRUNE_AFTER
             )
         )
         host = instance.rpartition(":")[0]
         others = await session.scalars(
             select(ProcessHeartbeat.instance).where(
-                ProcessHeartbeat.process == process, ProcessHeartbeat.instance != instance
+                ProcessHeartbeat.process == process,
+                ProcessHeartbeat.instance != instance,
+                ProcessHeartbeat.beat_at < (started_at or now),
             )
         )
         gone = [other for other in others if _gone_here(other, host)]
@@ -80,6 +86,7 @@ async def beat(sessionmaker: Any, process: str, instance: str) -> None:
             await session.execute(
                 delete(ProcessHeartbeat).where(ProcessHeartbeat.process == process, ProcessHeartbeat.instance.in_(gone))
             )
+    return now
 
 
 async def run_heartbeat(
@@ -87,9 +94,11 @@ async def run_heartbeat(
 ) -> None:
     """Beat every `every` seconds until `stop` (the first one at once). A failed beat is logged and retried."""
     instance = instance_name()
+    started_at: datetime | None = None
     while not stop.is_set():
         try:
-            await asyncio.wait_for(beat(sessionmaker, process, instance), timeout=every)
+            at = await asyncio.wait_for(beat(sessionmaker, process, instance, started_at=started_at), timeout=every)
+            started_at = started_at or at
         except Exception:
             log.warning("heartbeat of %s not recorded", process, exc_info=True)
         with contextlib.suppress(TimeoutError):
