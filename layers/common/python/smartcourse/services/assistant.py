@@ -419,7 +419,11 @@ async def prepare_ask(container: Any, *, principal: Principal, body: AskIn, stre
     """Everything that can refuse with an HTTP status happens here, before any byte of a stream is sent."""
     async with container.uow() as uow:
         course = await search.ensure_content_access(uow, principal, body.course_id, doing="ask its assistant")
-        locked = await _quiz_answers_locked(uow, container.documents, principal, course)
+        # Read only for a question the guard would refuse (it reads the live version's outline): the lock decides
+        # nothing for any other.
+        locked = evidence.asks_for_quiz_answers(body.question) and await _quiz_answers_locked(
+            uow, container.documents, principal, course
+        )
         conversation_id, history = await _conversation(
             uow, principal, body.course_id, body.conversation_id, container.settings.assistant_history_days
         )
