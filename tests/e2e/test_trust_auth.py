@@ -101,20 +101,34 @@ async def test_an_admin_disables_an_account_over_http(api: Api, container: Any) 
     assert (await api.client.get(url, headers=other["headers"])).status_code == 403
 
 
-async def test_a_demoted_role_applies_to_existing_tokens(api: Api, container: Any) -> None:
+async def test_a_demoted_role_applies_to_existing_tokens(api: Api, container: Any, worker: object) -> None:
+    """A role changed in the database applies to tokens already issued, and an instructor demoted to student keeps
+    no owner's powers over the courses they made (explore30 F4: they could still edit them and read their
+    analytics)."""
     user = await api.user("instructor")
+    course = await api.published_course(user)
     async with container.uow() as uow:
         await uow.session.execute(update(User).where(User.id == uuid.UUID(user["id"])).values(role="student"))
         await uow.commit()
-    r = await api.client.post(
-        "/courses", json={"title": "T", "description": "D", "category": "c"}, headers=user["headers"]
-    )
-    # Put the role back: the demotion was made behind the API's back (no event), and the suite's final
-    # analytics reconcile counts instructors by role.
-    async with container.uow() as uow:
-        await uow.session.execute(update(User).where(User.id == uuid.UUID(user["id"])).values(role="instructor"))
-        await uow.commit()
-    assert r.status_code == 403
+    try:
+        r = await api.client.post(
+            "/courses", json={"title": "T", "description": "D", "category": "c"}, headers=user["headers"]
+        )
+        assert r.status_code == 403
+        r = await api.client.put(f"/courses/{course['id']}", json={"title": "Mine still?"}, headers=user["headers"])
+        assert (r.status_code, r.json()["code"]) == (403, "not_course_owner"), r.text
+        r = await api.client.get(f"/analytics/course/{course['id']}", headers=user["headers"])
+        assert r.status_code == 404, r.text
+        r = await api.client.get(f"/courses/{course['id']}/roster", headers=user["headers"])
+        assert r.status_code in (403, 404), r.text
+    finally:
+        # Put the role back: the demotion was made behind the API's back (no event), and the suite's final
+        # analytics reconcile counts instructors by role.
+        async with container.uow() as uow:
+            await uow.session.execute(update(User).where(User.id == uuid.UUID(user["id"])).values(role="instructor"))
+            await uow.commit()
+    r = await api.client.put(f"/courses/{course['id']}", json={"title": "Mine again"}, headers=user["headers"])
+    assert r.status_code == 200, r.text
 
 
 async def test_password_change_needs_the_current_password_and_ends_other_sessions(api: Api) -> None:

@@ -17,13 +17,19 @@ def ensure_can_author(principal: Principal) -> None:
         raise Forbidden("only instructors and admins may create courses", code="role_forbidden")
 
 
+def teaches(principal: Principal, instructor_id: Any) -> bool:
+    """The caller is the course's instructor, and still an instructor: an account demoted since (its role is read
+    from the database on every request) keeps no owner's powers over the courses it made (explore30 F4)."""
+    return principal.role == "instructor" and principal.user_id == instructor_id
+
+
 def ensure_owner(principal: Principal, instructor_id: Any) -> None:
-    if not (principal.is_admin or principal.user_id == instructor_id):
+    if not (principal.is_admin or teaches(principal, instructor_id)):
         raise Forbidden("only the course's instructor or an admin may do this", code="not_course_owner")
 
 
 def can_see_draft(principal: Principal | None, instructor_id: Any) -> bool:
-    return principal is not None and (principal.is_admin or principal.user_id == instructor_id)
+    return principal is not None and (principal.is_admin or teaches(principal, instructor_id))
 
 
 def is_live(status: str, content_version: int) -> bool:

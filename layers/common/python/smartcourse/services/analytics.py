@@ -10,6 +10,7 @@ from sqlalchemy import Date, Float, String, and_, cast, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smartcourse.db import UnitOfWork, arrays, insert_from_arrays
+from smartcourse.domain import courses as course_rules
 from smartcourse.errors import Forbidden, Invalid, NotFound
 from smartcourse.event_consumer import Consumer, deferred
 from smartcourse.models import (
@@ -780,7 +781,7 @@ async def course_view(
 ) -> dict[str, Any]:
     """One course's figures, from the source tables: for its instructor and admins."""
     course = await uow.session.get(Course, course_id)
-    if course is None or not (principal.is_admin or course.instructor_id == principal.user_id):
+    if course is None or not (principal.is_admin or course_rules.teaches(principal, course.instructor_id)):
         raise NotFound("course not found", code="course_not_found")
     today = today or datetime.now(UTC).date()
     mine = Enrollment.course_id == course_id

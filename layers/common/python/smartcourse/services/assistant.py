@@ -290,7 +290,7 @@ async def get_interaction(container: Any, *, principal: Principal, interaction_i
         allowed = row is not None and (principal.is_admin or row.user_id == principal.user_id)
         if row is not None and not allowed and row.course_id is not None:
             course = await uow.session.get(Course, row.course_id)
-            allowed = course is not None and course.instructor_id == principal.user_id
+            allowed = course is not None and rules.teaches(principal, course.instructor_id)
         if row is None or not allowed:
             raise NotFound("interaction not found", code="interaction_not_found")
         return InteractionOut.model_validate(row, from_attributes=True)

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from smartcourse.db import UnitOfWork
+from smartcourse.domain import courses as course_rules
 from smartcourse.domain.certificates import CODE_PATTERN, new_code, normalize_code
 from smartcourse.domain.events import DomainEvent
 from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound
@@ -560,7 +561,7 @@ async def get_certificate(
     allowed = cert is not None and (principal.is_admin or cert.student_id == principal.user_id)
     if cert is not None and not allowed and teaching:
         course = await uow.session.get(Course, cert.course_id)
-        allowed = course is not None and course.instructor_id == principal.user_id
+        allowed = course is not None and course_rules.teaches(principal, course.instructor_id)
     if cert is None or not allowed:
         raise NotFound("certificate not found", code="certificate_not_found")
     return cert

@@ -531,7 +531,7 @@ async def _load_readable(uow: UnitOfWork, principal: Principal, enrollment_id: u
     e = await uow.session.get(Enrollment, enrollment_id)
     if e is not None and not (principal.is_admin or e.student_id == principal.user_id):
         teacher = await uow.session.scalar(select(Course.instructor_id).where(Course.id == e.course_id))
-        if teacher != principal.user_id:
+        if teacher is None or not course_rules.teaches(principal, teacher):
             e = None
     if e is None:
         raise NotFound("enrollment not found", code="enrollment_not_found")

@@ -463,7 +463,7 @@ async def get_progress(
     e = await uow.session.get(Enrollment, enrollment_id)
     course = await uow.session.get(Course, e.course_id) if e is not None else None
     mine = e is not None and (principal.is_admin or e.student_id == principal.user_id)
-    teaching = course is not None and course.instructor_id == principal.user_id
+    teaching = course is not None and course_rules.teaches(principal, course.instructor_id)
     if e is None or not (mine or teaching):
         raise NotFound("enrollment not found", code="enrollment_not_found")
     if course is None:

@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import case, select, update
 
 from smartcourse.db import UnitOfWork
+from smartcourse.domain import courses as rules
 from smartcourse.domain import workflows as names
 from smartcourse.domain.events import DomainEvent
 from smartcourse.errors import Conflict, Invalid, NotFound, Unavailable
@@ -473,7 +474,7 @@ async def workflow_status(*, container: Any, principal: Principal, workflow_id: 
         allowed = principal.is_admin or ref.owner_id == principal.user_id
         if not allowed and ref.course_id is not None:
             course = await uow.session.get(Course, ref.course_id)
-            allowed = course is not None and course.instructor_id == principal.user_id
+            allowed = course is not None and rules.teaches(principal, course.instructor_id)
         if not allowed:
             raise NotFound("workflow not found", code="workflow_not_found")
     status, steps = await describe(container, workflow_id, _STEP_NAMES.get(ref.kind, PUBLISH_STEPS))

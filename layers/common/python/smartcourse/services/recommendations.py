@@ -749,7 +749,11 @@ async def review(container: Any, *, principal: Principal, enrollment_id: uuid.UU
         allowed = (
             e is not None
             and course is not None
-            and (principal.is_admin or e.student_id == principal.user_id or course.instructor_id == principal.user_id)
+            and (
+                principal.is_admin
+                or e.student_id == principal.user_id
+                or course_rules.teaches(principal, course.instructor_id)
+            )
         )
         if not allowed or e is None or course is None:
             raise NotFound("enrollment not found", code="enrollment_not_found")
