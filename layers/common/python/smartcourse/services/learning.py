@@ -94,12 +94,13 @@ async def detail(*, container: Any, principal: Principal, enrollment_id: uuid.UU
         )
     if result.workflow_id:
         status, steps = await workflows.describe_or_unavailable(
-            container, result.workflow_id, tuple(n for n, _ in names.ENROLLMENT_STEPS)
-        )
-        if status == "not_started" and result.status == "dropped":
+            container,
+            result.workflow_id,
+            tuple(n for n, _ in names.ENROLLMENT_STEPS),
             # Dropped before its workflow started: none ever will (the dispatcher and the sweeper start pending
-            # enrollments only). `not_started` read as queued or lost, for good (explore29 F6).
-            status, steps = "skipped", [step.model_copy(update={"status": "skipped"}) for step in steps]
+            # enrollments only).
+            never_runs="skipped" if result.status == "dropped" else None,
+        )
         result = result.model_copy(update={"workflow_status": status, "steps": steps})
     if result.status == "completed":
         async with container.uow() as uow:

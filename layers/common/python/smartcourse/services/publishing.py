@@ -477,18 +477,20 @@ async def workflow_status(*, container: Any, principal: Principal, workflow_id: 
             allowed = course is not None and rules.teaches(principal, course.instructor_id)
         if not allowed:
             raise NotFound("workflow not found", code="workflow_not_found")
-    status, steps = await describe(container, workflow_id, _STEP_NAMES.get(ref.kind, PUBLISH_STEPS))
+    status, steps = await describe(
+        container,
+        workflow_id,
+        _STEP_NAMES.get(ref.kind, PUBLISH_STEPS),
+        # Recorded as ended (its start failed: the engine was down; or canceled before it ran): if Temporal does not
+        # know it, it never will run.
+        never_runs=run.status if run is not None and run.status in ("failed", "canceled") else None,
+    )
     if any(s.status == "running" for s in steps):
         await _attach_progress(container, workflow_id, steps)
     error = next((s.error for s in steps if s.error), None)
     recorded = operations.workflow_item(run, resolver) if run is not None else None
     if error is None and recorded is not None and recorded["status"] in operations.PROBLEM_STATUSES:
         error = recorded["error"]
-    if status == "not_started" and recorded is not None and recorded["status"] in ("failed", "canceled"):
-        # Never started and never will (its start failed: the engine was down; or canceled before it ran): what the
-        # run's record says, not "not started", beside `failure.status: failed` (explore30 F7).
-        status = recorded["status"]
-        steps = [step.model_copy(update={"status": "skipped"}) for step in steps]
     return WorkflowStatus(
         workflow_id=workflow_id,
         kind=ref.kind,

@@ -35,11 +35,18 @@ async def start_quietly(container: Any, workflow: str, arg: Any, *, workflow_id:
         log.warning("could not start workflow %s now; the sweeper will", workflow_id, exc_info=True)
 
 
-async def describe(container: Any, workflow_id: str, step_names: tuple[str, ...]) -> tuple[str, list[WorkflowStep]]:
-    """(status, steps) of a workflow; `not_started` with pending steps if Temporal does not know it yet."""
+async def describe(
+    container: Any, workflow_id: str, step_names: tuple[str, ...], *, never_runs: str | None = None
+) -> tuple[str, list[WorkflowStep]]:
+    """(status, steps) of a workflow; `not_started` with pending steps if Temporal does not know it yet, or, when the
+    caller knows it never will run (`never_runs`: the status to read instead, e.g. an enrollment dropped before its
+    start, a publish whose start failed), that status with skipped steps (explore29 F6, explore30 F7: `not_started`
+    read as queued or lost, for good)."""
     starter: WorkflowStarter = container.workflow_starter()
     status = await starter.status(workflow_id)
     if status == "not_started":
+        if never_runs is not None:
+            return never_runs, [WorkflowStep(name=n, status="skipped") for n in step_names]
         return status, [WorkflowStep(name=n, status="pending") for n in step_names]
     try:
         raw = await starter.steps(workflow_id, completed=status == "completed")
@@ -54,13 +61,18 @@ DESCRIBE_BUDGET_SECONDS = 3.0
 
 
 async def describe_or_unavailable(
-    container: Any, workflow_id: str, step_names: tuple[str, ...], *, budget: float = DESCRIBE_BUDGET_SECONDS
+    container: Any,
+    workflow_id: str,
+    step_names: tuple[str, ...],
+    *,
+    never_runs: str | None = None,
+    budget: float = DESCRIBE_BUDGET_SECONDS,
 ) -> tuple[str, list[WorkflowStep]]:
     """As `describe`, but a slow or absent workflow engine yields `unavailable` instead of an error, within `budget`
     seconds in all: a status, then steps, each of up to 5 s, with a connect before them, held every student's
     enrollment page about 10 s while Temporal was down (explore18 F10)."""
     try:
-        return await asyncio.wait_for(describe(container, workflow_id, step_names), budget)
+        return await asyncio.wait_for(describe(container, workflow_id, step_names, never_runs=never_runs), budget)
     except (Unavailable, TimeoutError):
         log.warning("workflow engine unavailable while reading %s", workflow_id)
         return "unavailable", []
