@@ -7,6 +7,7 @@ from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from smartcourse.bootstrap import Container
 from workflows.certificates.activities import CertificateActivities
@@ -23,6 +24,18 @@ PROGRESS_EVERY = timedelta(seconds=1)
 
 WORKFLOWS: list[type] = [CoursePublishingWorkflow, EnrollmentWorkflow, CertificateWorkflow]
 
+#: Modules the sandboxed workflows (publishing, certificates) share with the worker instead of importing afresh in
+#: each run's sandbox: `smartcourse` (the workflows read only `smartcourse.domain.workflows`' names: constants, no
+#: I/O) and libraries the process's own hooks touch from the workflow thread (the tracing interceptor's context,
+#: log records, metrics). Left to the sandbox, a module first imported during a run (lazily, elsewhere in the
+#: process) was re-imported inside that run with a `UserWarning` each ("imported after initial workflow load").
+#: The workflow modules themselves stay sandboxed: the sandbox still guards their code.
+PASSED_THROUGH: tuple[str, ...] = ("smartcourse", "opentelemetry", "redis", "sqlalchemy", "prometheus_client")
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSED_THROUGH))
+
 
 def activities_for(container: Container) -> list[Any]:
     return [
@@ -37,6 +50,7 @@ def build_worker(client: Client, container: Container, *, task_queue: str | None
         client,
         task_queue=task_queue or container.settings.temporal_task_queue,
         workflows=WORKFLOWS,
+        workflow_runner=workflow_runner(),
         activities=activities_for(container),
         max_concurrent_activities=50,
         # EnrollmentWorkflow's set-up is a local activity holding one database connection: a burst of them waits
