@@ -879,6 +879,35 @@ async def test_a_running_publish_can_be_canceled(api: Api, holds: Path, monkeypa
     assert r.status_code == 409 and r.json()["details"] == {"status": "published"}, r.text
 
 
+async def test_a_cancel_a_step_never_hears_stops_the_run_before_the_next_step(api: Api, holds: Path) -> None:
+    """explore31 F1: a cancel that came while a step ran which finished without hearing it (the snapshot has no
+    heartbeat; a short extract finishes between two) was lost: the run embedded and indexed everything, was refused
+    at its go-live and read `failed`. It now stops before the next step and ends canceled."""
+    owner = await api.user("instructor")
+    course = await _textbook(api, owner)
+    cid = course["id"]
+    workflow_id, hold = await _publish_held(api, owner, cid, holds, "publish.snapshot")
+    try:
+        r = await api.client.post(f"/courses/{cid}/publish/cancel", headers=owner["headers"])
+        assert r.status_code == 200 and r.json()["status"] == "draft", r.text
+        await asyncio.sleep(1)  # the cancel delivered to the run while its step still works
+    finally:
+        hold.unlink()
+    wf = await api.wait_workflow(owner, workflow_id, timeout=60)
+    assert wf["status"] == "canceled", wf
+    steps = {s["name"]: s for s in wf["steps"]}
+    assert steps["snapshot"]["status"] == "completed", steps
+    assert steps["extract"]["status"] == "failed" and steps["extract"]["error"] == "canceled", steps
+    assert {steps[n]["status"] for n in ("chunk", "embed", "index", "go_live", "cleanup")} == {"skipped"}, steps
+    detail = (await api.client.get(f"/courses/{cid}", headers=owner["headers"])).json()
+    assert detail["status"] == "draft" and detail["publish_report"]["status"] == "canceled", detail
+    chunks, versions, _ = await _left_of(cid)
+    assert chunks == 0 and versions == [], (chunks, versions)
+    feed = (await api.client.get("/notifications", headers=owner["headers"])).json()
+    items = feed["items"] if isinstance(feed, dict) else feed
+    assert not [n for n in items if n["kind"] == "publish_failed"], items
+
+
 async def test_a_cancel_the_engine_never_hears_stops_the_run_at_its_go_live(
     api: Api, holds: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

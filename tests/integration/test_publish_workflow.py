@@ -116,3 +116,39 @@ async def test_a_failed_cleanup_does_not_undo_the_publish(temporal: Client) -> N
     result, outcome = await _run(temporal, fakes)
     assert outcome == "completed" and "revert" not in fakes.calls
     assert result["steps"][-1]["status"] == "failed" and "cleanup broke" in result["steps"][-1]["error"]
+
+
+async def test_a_cancel_the_running_step_does_not_hear_stops_the_run_before_the_next(temporal: Client) -> None:
+    """explore31 F1: the step finishes without hearing the cancel (no heartbeat): the run stops before the next
+    step, compensates and ends canceled (it used to run every remaining step)."""
+    import asyncio
+
+    from temporalio.client import WorkflowExecutionStatus
+
+    fakes, released, reached = FakeActivities(), asyncio.Event(), asyncio.Event()
+    activities = [a for a in fakes.all() if activity._Definition.must_from_callable(a).name != "publish.snapshot"]
+
+    @activity.defn(name="publish.snapshot")
+    async def snapshot(inp: PublishInput) -> dict[str, Any]:
+        reached.set()
+        await released.wait()
+        return fakes._step("snapshot")
+
+    queue = f"publish-unit-{uuid.uuid4().hex[:8]}"
+    inp = PublishInput(course_id=str(uuid.uuid4()), version=1, workflow_id=f"publish-unit-{uuid.uuid4().hex}")
+    async with Worker(
+        temporal, task_queue=queue, workflows=[CoursePublishingWorkflow], activities=[*activities, snapshot]
+    ):
+        handle = await temporal.start_workflow(CoursePublishingWorkflow.run, inp, id=inp.workflow_id, task_queue=queue)
+        await asyncio.wait_for(reached.wait(), 30)
+        await handle.cancel()
+        await asyncio.sleep(1)  # delivered while the step still works
+        released.set()
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
+        steps = {s["name"]: s for s in await handle.query("steps")}
+    assert fakes.calls == ["validate", "snapshot", "revert"]
+    assert fakes.reverted is not None and (fakes.reverted.step, fakes.reverted.error) == ("extract", "canceled")
+    assert steps["snapshot"]["status"] == "completed" and steps["extract"]["error"] == "canceled"
+    assert steps["embed"]["status"] == steps["go_live"]["status"] == "skipped"

@@ -93,6 +93,10 @@ def _root_message(err: BaseException) -> str:
     return str(getattr(err, "message", None) or err)
 
 
+#: `workflow.patched` id of the cancel checked between steps and on a step's failure (explore31 F1).
+CANCEL_BETWEEN_STEPS = "cancel-between-steps"
+
+
 @workflow.defn(name="CoursePublishingWorkflow")
 class CoursePublishingWorkflow:
     def __init__(self) -> None:
@@ -102,10 +106,33 @@ class CoursePublishingWorkflow:
     def steps(self) -> list[dict[str, Any]]:
         return self._steps.items
 
+    def _cancel_heard(self) -> bool:
+        """A cancel was requested of this run (runs started before this check, replayed, go on as they did)."""
+        return workflow.cancellation_reason() is not None and workflow.patched(CANCEL_BETWEEN_STEPS)
+
+    async def _canceled(self, inp: PublishInput, index: int) -> None:
+        """End the run canceled at step `index` (not run, or refused): the same compensation as a cancel a step
+        heard, shielded so the run ends only once it is done."""
+        step = STEPS[index].name
+        self._steps.failed(index, "canceled")
+        compensation = workflow.start_activity(
+            "publish.revert",
+            RevertInput(inp.course_id, inp.version, inp.workflow_id, step, "canceled"),
+            start_to_close_timeout=timedelta(minutes=5),
+            retry_policy=RETRY,
+        )
+        await asyncio.shield(compensation)
+        raise asyncio.CancelledError(f"canceled at {step}")
+
     @workflow.run
     async def run(self, inp: PublishInput) -> dict[str, Any]:
         report: dict[str, Any] = {}
         for index, spec in enumerate(STEPS):
+            if index and self._cancel_heard():
+                # The cancel came while the step before ran and it finished without hearing it (a short step, or
+                # one between heartbeats): Temporal's wait for the activity's cancel then returns the step's result
+                # and the cancel is not raised again, so the run went on through every step (explore31 F1).
+                await self._canceled(inp, index)
             self._steps.running(index)
             try:
                 arg: Any = inp
@@ -134,6 +161,10 @@ class CoursePublishingWorkflow:
                     )
                     raise
                 assert isinstance(exc, ActivityError)
+                if self._cancel_heard():
+                    # A step refused because of the cancel (the go-live of a course the API took back) ends the
+                    # run canceled, not failed.
+                    await self._canceled(inp, index)
                 error = _root_message(exc)
                 self._steps.failed(index, error)
                 # Shielded: a cancel arriving meanwhile ends the run only once the compensation is done (unshielded,
