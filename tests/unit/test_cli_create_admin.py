@@ -88,3 +88,32 @@ def test_the_api_statement_timeout_set_in_dotenv_is_kept(tmp_path: Path, monkeyp
         get_settings.cache_clear()
     assert started == [30.0]
     assert "DB_STATEMENT_TIMEOUT" not in os.environ
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["create-admin", "--email", "a@example.com", "--password", "x" * 12],
+        ["invoke", "health", "--event", str(Path(__file__).parents[2] / "events/samples/health.json")],
+    ],
+)
+def test_without_a_running_database_it_says_so_and_starts_none(command: list[str], tmp_path: Path) -> None:
+    """explore32 F1: run where `smartcourse run` was not running (another SMARTCOURSE_DATA_DIR), create-admin
+    initialised a new, empty cluster there and died on `relation "outbox" does not exist` (150 lines)."""
+    data = tmp_path / "var"
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    env |= {"SMARTCOURSE_DATA_DIR": str(data), "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "smartcourse.cli", *command],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"error: no embedded PostgreSQL is running under {data.resolve()}: start `smartcourse run` with the same "
+        "SMARTCOURSE_DATA_DIR first (or set DATABASE_URL)"
+    ]
+    assert not (data / "postgres").exists()

@@ -194,7 +194,13 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
             print(f"error: --{field.replace('_', '-')}: {err['msg']}", file=sys.stderr)
         return 2
 
+    if refused := _refused_without_database():
+        print(refused, file=sys.stderr)
+        return 1
+
     async def go() -> int:
+        from sqlalchemy.exc import SQLAlchemyError
+
         c = await get_container()
         try:
             async with c.uow() as uow:
@@ -203,6 +209,10 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
                 )
         except DomainError as exc:
             print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
+            return 1
+        except (SQLAlchemyError, OSError) as exc:  # unreachable, or not migrated: one line, not a traceback
+            cause = getattr(exc, "orig", None) or exc
+            print(f"error: the database refused the account: {type(cause).__name__}: {cause}", file=sys.stderr)
             return 1
         finally:
             await c.aclose()
@@ -216,6 +226,9 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     """Call a handler exactly as Lambda would: handler(event, context), print the response."""
     from smartcourse.functions_registry import load_function
 
+    if refused := _refused_without_database():
+        print(refused, file=sys.stderr)
+        return 1
     fn = load_function(args.function)
     event = json.loads(Path(args.event).read_text())
     result = fn.module.handler(event, LambdaContext(args.function))
@@ -337,6 +350,28 @@ def with_database(uri: str, psql_args: list[str]) -> tuple[str, list[str]]:
     return parts._replace(path="/" + urllib.parse.quote(name, safe="")).geturl(), rest
 
 
+def _no_embedded_database(data_dir: Path) -> str:
+    return (
+        f"error: no embedded PostgreSQL is running under {data_dir.resolve()}: start `smartcourse run` with the same "
+        "SMARTCOURSE_DATA_DIR first (or set DATABASE_URL)"
+    )
+
+
+def _refused_without_database() -> str | None:
+    """Why a command that works on the product's database cannot run here: no DATABASE_URL and no embedded server
+    running under the data directory. Started by this command, it would be a new, empty (unmigrated) cluster in
+    whatever directory the command ran from (explore32 F1: a 150-line traceback and a stray 38 MB cluster)."""
+    from smartcourse.engines import running_postgres_uri
+
+    settings = get_settings()
+    if settings.database_url:
+        return None
+    with warnings.catch_warnings():  # importing pgserver warns when XDG_RUNTIME_DIR is unset: noise here
+        warnings.simplefilter("ignore")
+        running = running_postgres_uri(settings.data_dir)
+    return None if running else _no_embedded_database(settings.data_dir)
+
+
 def cmd_psql(args: argparse.Namespace) -> int:
     """psql on the product's database: DATABASE_URL's, else the embedded PostgreSQL running under the data directory
     (started by `smartcourse run`; this starts none). Arguments after `psql` go to psql (`-c "select 1"`)."""
@@ -355,11 +390,7 @@ def cmd_psql(args: argparse.Namespace) -> int:
     else:
         uri = running_postgres_uri(settings.data_dir)
     if uri is None:
-        print(
-            f"error: no embedded PostgreSQL is running under {settings.data_dir.resolve()}: start `smartcourse run` "
-            "with the same SMARTCOURSE_DATA_DIR first (or set DATABASE_URL)",
-            file=sys.stderr,
-        )
+        print(_no_embedded_database(settings.data_dir), file=sys.stderr)
         return 1
     uri, psql_args = with_database(uri, args.psql_args)
     return subprocess.call([psql, uri, *psql_args], env=env)
