@@ -773,8 +773,14 @@ async def test_the_instructor_sees_whether_the_working_copy_differs_from_the_liv
     assert not await differs()
     await api.module(owner, course["id"], "Empty for now")  # an empty module is not published: no difference
     assert not await differs()
-    await _upload(api, owner, course["id"], "notes.txt", b"More notes.", "text/plain")
+    notes = await _upload(api, owner, course["id"], "notes.txt", b"More notes.", "text/plain")
     assert await differs()
+    await _publish(api, owner, course["id"])
+    assert not await differs()
+    # explore31 F5: a material deleted from the live course leaves it for students too: nothing left to publish.
+    r = await api.client.delete(f"/courses/{course['id']}/materials/{notes}", headers=owner["headers"])
+    assert r.status_code == 204, r.text
+    assert not await differs()
 
 
 async def test_a_material_file_lost_by_the_store_is_logged_and_counted(
@@ -801,6 +807,13 @@ async def test_a_material_file_lost_by_the_store_is_logged_and_counted(
     assert MATERIALS_SKIPPED.labels("missing")._value.get() == before + 1
     [line] = [r.getMessage() for r in caplog.records if mid in r.getMessage()]
     assert key in line and "the file store lost it" in line, line
+    r = await api.client.get(f"/courses/{course['id']}", headers=owner["headers"])
+    assert [w["material_id"] for w in r.json()["publish_report"]["warnings"]] == [mid], r.json()["publish_report"]
+    # Deleted, the material's warnings (which ask for it to be uploaded again) go with it (explore31 F5).
+    r = await api.client.delete(f"/courses/{course['id']}/materials/{mid}", headers=owner["headers"])
+    assert r.status_code == 204, r.text
+    report = (await api.client.get(f"/courses/{course['id']}", headers=owner["headers"])).json()["publish_report"]
+    assert report["warnings"] == [] and report["extract"]["skipped"][0]["material_id"] == mid, report
 
 
 async def _left_of(course_id: str) -> tuple[int, list[Any], Any]:

@@ -389,6 +389,7 @@ async def delete_material(
         # Another DELETE of the same material won meanwhile: it answered 204 and deletes the file; this one did
         # nothing the other had not done (the index and chunk deletes are the same) and says so.
         raise NotFound("material not found", code="material_not_found")
+    _forget_warnings_about(course, str(material_id))
     await uow.commit()
     # The file last: a failure here leaves an orphan file, never a listed material without its file.
     try:
@@ -396,6 +397,16 @@ async def delete_material(
     except Exception:  # the material is gone for everyone; only the bytes are left behind
         log.warning("material %s deleted, its file %s was not", material_id, doc["storage_key"], exc_info=True)
     return version
+
+
+def _forget_warnings_about(course: Course, material_id: str) -> None:
+    """The publish report's warnings about a deleted material go with it: they ask for the file to be uploaded
+    again in a readable form, which no longer applies (explore31 F5). The extract step's record keeps it."""
+    report = course.publish_report or {}
+    warnings = report.get("warnings") or []
+    kept = [w for w in warnings if str(w.get("material_id")) != material_id]
+    if len(kept) != len(warnings):
+        course.publish_report = {**report, "warnings": kept}
 
 
 def download_headers(doc: dict[str, Any]) -> tuple[str, dict[str, str]]:
