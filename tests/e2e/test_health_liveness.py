@@ -191,6 +191,24 @@ async def test_an_unwritable_file_store_is_down_in_health_and_in_the_engine_gaug
         assert r.status_code == 503 and r.json()["code"] == "storage_unavailable", r.text
         logged = [rec.getMessage() for rec in caplog.records if "storage refused" in rec.getMessage()]
         assert logged and "courses/" in logged[-1] and "notes.md" in logged[-1], logged  # the path (explore21 F2)
+        # Any fault on a path the store names is the storage's (explore32 F3: a directory replaced by a file read
+        # as a passing network blip, "retry shortly", logged without the path).
+        broken = ReadOnly()
+        container.files = broken
+
+        async def not_a_directory(key: str, data: bytes, content_type: str) -> None:
+            raise NotADirectoryError(20, "Not a directory", key)
+
+        broken.put = not_a_directory  # type: ignore[method-assign]
+        r = await api.client.post(
+            f"/courses/{course['id']}/materials",
+            files={"file": ("more.md", b"# More\nWaves.", "text/markdown")},
+            headers=teacher["headers"],
+        )
+        assert r.status_code == 503 and r.json()["code"] == "storage_unavailable", r.text
+        assert r.headers["retry-after"] == "60"
+        logged = [rec.getMessage() for rec in caplog.records if "storage refused" in rec.getMessage()]
+        assert "more.md" in logged[-1] and "NotADirectoryError" in logged[-1], logged
         r = await api.client.get("/health")
         files = r.json()["engines"]["files"]
         assert r.status_code == 503 and files["status"] == "down" and "PermissionError" in files["error"], files

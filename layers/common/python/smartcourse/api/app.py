@@ -308,9 +308,11 @@ def install_error_handlers(app: FastAPI) -> None:
         # A backend's socket refused or vanished mid-connect (asyncpg raises ConnectionRefusedError over TCP and
         # FileNotFoundError over a Unix socket while PostgreSQL restarts; SQLAlchemy does not wrap either):
         # the service is briefly unavailable, which the client may retry, not an internal error.
-        if exc.errno in _STORAGE_REFUSED:
-            # The server's own storage refused a write (permissions, a full disk, a read-only mount): not a passing
-            # outage a retry gets past, and the file's path says where (explore18 F5: "unreachable; retry shortly").
+        if exc.errno in _STORAGE_REFUSED or (exc.filename is not None and not isinstance(exc, ConnectionError)):
+            # The server's own storage refused a write (permissions, a full disk, a read-only mount), or failed on a
+            # path it names (a failing disk, a directory replaced: explore32 F3; a socket's error names no path):
+            # not a passing outage a retry gets past, and the file's path says where (explore18 F5: "unreachable;
+            # retry shortly").
             # str(), not repr(): an OSError's repr leaves out the path it names (explore21 F2).
             log.error(
                 "storage refused on %s %s: %s: %s",
