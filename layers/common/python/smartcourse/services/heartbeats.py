@@ -89,6 +89,10 @@ async def beat(sessionmaker: Any, process: str, instance: str, *, started_at: da
     return now
 
 
+#: How long the first beat of a process may take (it opens the pool's first connection during start-up).
+FIRST_BEAT_TIMEOUT = 60.0
+
+
 async def run_heartbeat(
     sessionmaker: Any, process: str, *, stop: asyncio.Event, every: float = HEARTBEAT_SECONDS
 ) -> None:
@@ -96,9 +100,15 @@ async def run_heartbeat(
     instance = instance_name()
     started_at: datetime | None = None
     while not stop.is_set():
+        # The first beat opens the pool's first connection while the process is still starting (a worker builds and
+        # checks its workflows on the same loop): under a busy start it took over 10 s, was cancelled and logged a
+        # 91-line traceback, and the process read stale for one more period (explore32 F2). It gets longer.
+        timeout = every if started_at else max(every, FIRST_BEAT_TIMEOUT)
         try:
-            at = await asyncio.wait_for(beat(sessionmaker, process, instance, started_at=started_at), timeout=every)
+            at = await asyncio.wait_for(beat(sessionmaker, process, instance, started_at=started_at), timeout=timeout)
             started_at = started_at or at
+        except TimeoutError:  # a slow database, not a fault in this code: one line
+            log.warning("heartbeat of %s not recorded: the database did not answer within %g s", process, timeout)
         except Exception:
             log.warning("heartbeat of %s not recorded", process, exc_info=True)
         with contextlib.suppress(TimeoutError):
