@@ -197,3 +197,46 @@ async def test_one_reader_at_a_time_and_a_reading_from_before_forget_is_not_kept
     assert await slow is None
     c.r.gate, c.r.value = None, 8
     assert await clock.current(c, 60) == 8 and c.r.reads == 2
+
+
+async def test_a_request_that_waited_for_redis_in_vain_does_not_wait_again() -> None:
+    """explore32 F5: with Redis hung, an anonymous catalogue read waited for the edge cache's generation, then for the
+    page cache's: two timeouts. Once a call of the request failed, its page is read from the database at once."""
+    from pydantic import BaseModel
+
+    from smartcourse.services import catalog_cache
+
+    class Hung:
+        calls = 0
+
+        async def get(self, key: str) -> str:
+            Hung.calls += 1
+            raise TimeoutError("Timeout reading from redis")
+
+        async def set(self, *args: Any, **kwargs: Any) -> None:
+            raise AssertionError("nothing is stored in a Redis that did not answer")
+
+    class Container:
+        def redis(self) -> Hung:
+            return Hung()
+
+    class Page(BaseModel):
+        items: list[int]
+
+    async def compute() -> Page:
+        return Page(items=[1])
+
+    async def one_request() -> tuple[int | None, bytes]:
+        gen = await GenerationClock().current(Container(), 0)
+        page = await catalog_cache.cached_page(Container(), kind="list", params={}, compute=compute)
+        return gen, page.body
+
+    # Each request in a context of its own, as the server runs them.
+    for _ in range(2):
+        before = Hung.calls
+        gen, body = await asyncio.create_task(one_request())
+        assert (gen, body, Hung.calls - before) == (None, b'{"items":[1]}', 1)
+    # A request whose first Redis call is the page cache's also makes only that one.
+    before = Hung.calls
+    page = await asyncio.create_task(catalog_cache.cached_page(Container(), kind="list", params={}, compute=compute))
+    assert page.body == b'{"items":[1]}' and Hung.calls - before == 1

@@ -23,6 +23,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,6 +103,13 @@ async def generation(container: Any) -> int:
     return int(await container.redis().get(GENERATION_KEY) or 0)
 
 
+#: Set in a request's context once a Redis call of the catalogue's caches failed (unreachable, or no answer within
+#: REDIS_TIMEOUT_SECONDS): its other catalogue cache calls go straight to the database. With Redis hung, an
+#: anonymous `GET /courses` waited for the edge cache's generation, then for the page cache's: twice the bound a
+#: call costs (explore32 F5). A login does the same with its rate limits.
+_redis_failed: ContextVar[bool] = ContextVar("smartcourse_catalogue_redis_failed", default=False)
+
+
 class GenerationClock:
     """This process's last reading of the catalogue generation, for the edge cache: re-read when older than
     `max_age` seconds, by one caller at a time (the others go by the last reading). `forget` (after this process
@@ -125,6 +133,7 @@ class GenerationClock:
             value: int | None = await generation(container)
         except Exception:
             log.warning("catalogue generation unavailable; the edge cache passes reads through", exc_info=True)
+            _redis_failed.set(True)
             value = None
         finally:
             self.reading = False
@@ -146,12 +155,15 @@ async def _read_through(
     public: bool,
     what: str,
 ) -> CachedJson:
+    if _redis_failed.get():  # this request already waited for Redis in vain: once is enough (explore32 F5)
+        return CachedJson.of(await compute(), exclude_none=exclude_none, public=public)
     try:
         redis = container.redis()
         gen = await generation(container)
         key = key_of(gen)
     except Exception:
         log.warning("%s cache unavailable; reading the database", what, exc_info=True)
+        _redis_failed.set(True)
         return CachedJson.of(await compute(), exclude_none=exclude_none, public=public)
     entry = _local.get(key)
     if entry is not None:  # a key names one audience, so `public` is the same as when it was stored
@@ -160,15 +172,17 @@ async def _read_through(
         raw = await redis.get(key)
     except Exception:
         log.warning("%s cache unavailable; reading the database", what, exc_info=True)
+        _redis_failed.set(True)
         raw = None
     if raw is not None:
         entry = CachedJson.of_body(raw.encode() if isinstance(raw, str) else bytes(raw), public=public, generation=gen)
     else:
         entry = CachedJson.of(await compute(), exclude_none=exclude_none, public=public, generation=gen)
-        try:
-            await redis.set(key, entry.body, ex=TTL_SECONDS)
-        except Exception:
-            log.warning("could not store a %s in the cache", what, exc_info=True)
+        if not _redis_failed.get():
+            try:
+                await redis.set(key, entry.body, ex=TTL_SECONDS)
+            except Exception:
+                log.warning("could not store a %s in the cache", what, exc_info=True)
     if len(entry.body) <= LOCAL_MAX_ITEM_BYTES:
         _local[key] = entry
     return entry
