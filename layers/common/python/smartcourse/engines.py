@@ -16,6 +16,7 @@ import stat
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,12 @@ from typing import Any
 
 from smartcourse.config import api_workers
 from smartcourse.priority import background_nice, lower_priority_of
+
+# pgserver asks platformdirs for a runtime directory when it is imported; with XDG_RUNTIME_DIR unset (root, a
+# container, cron, a systemd service) that prints a two-line warning on stderr in every process and CLI command that
+# touches the embedded PostgreSQL, the only lines of their stderr that are not JSON (explore32 F4). pgserver uses
+# the fallback it names; nothing to act on.
+warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 log = logging.getLogger(__name__)
 
