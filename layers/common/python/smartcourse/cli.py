@@ -712,7 +712,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     temporal, embedded_db = resolved.temporal_address, running_postgres_uri(resolved.data_dir)
     print(
         "\nSmartCourse is starting:\n"
-        f"  API        {base}   ({api_workers()} processes; interactive docs: {base}/docs)\n"
+        f"  API        {base}   ({api_workers()} process{'es' if api_workers() != 1 else ''}; "
+        f"interactive docs: {base}/docs)\n"
         f"  health     {base}/health     metrics: {base}/metrics\n"
         + (
             "  metrics    "
