@@ -256,3 +256,35 @@ def test_bounds_and_unsupported_types() -> None:
     assert info.value.reason == "too_large"
     _fails(b"PK\x03\x04", "unsupported_type", filename="slides.pptx", content_type="application/vnd.ms-powerpoint")
     _fails(b"\xff\xfe\x00bad", "unreadable", filename="a.txt", content_type="text/plain")
+
+
+def test_markdown_raw_html_is_read_as_a_page_is() -> None:
+    """explore31 F6: an HTML comment, a script and a hidden block inside Markdown were indexed (searchable by anyone
+    through the catalogue, quotable by the assistant); what is in a code block or a code span stays, as written."""
+    text = (
+        "# Lagoons\n<!-- mdcommentwordx: note to self -->\nA lagoon is shallow.\n\n"
+        "<script>mdscriptwordx()</script> Polyps secrete calcium carbonate.\n\n"
+        "<div hidden>mdhiddenwordx</div>\n\n<div>A visible block.</div>\n\n"
+        "```html\n<!-- kept in code -->\n```\n\n"
+        "## Callouts\n<aside>Note: tides matter.</aside>\n\n"
+        "Inline <!-- inlinecommentx --> text and `<!-- a code span -->`.\n"
+    )
+    sections = markdown_sections(text)
+    assert sections == [
+        (
+            ["Lagoons"],
+            "A lagoon is shallow.\n\nPolyps secrete calcium carbonate.\n\nA visible block.\n\n"
+            "```html\n<!-- kept in code -->\n```",
+        ),
+        (["Lagoons", "Callouts"], "Note: tides matter.\n\nInline text and `<!-- a code span -->`."),
+    ]
+
+
+def test_html_keeps_a_call_out_inside_the_content_and_drops_the_sidebar() -> None:
+    """explore31 F6: every `aside` was dropped with the sidebars, so a call-out in an article was not indexed."""
+    html = (
+        b"<html><body><aside>Related links sidebarx</aside><article><h2>Tides</h2><p>The moon pulls.</p>"
+        b"<aside>Note: two a day.</aside></article></body></html>"
+    )
+    (section,) = _material(html, "page.html", "text/html")
+    assert section.text == "The moon pulls.\nNote: two a day."

@@ -25,7 +25,11 @@ TIME_BUDGET_S = 120.0
 #: Headings that start a new section (deeper ones stay inside their section's text).
 SPLIT_LEVELS = 4
 
-_HTML_CRUFT = ["nav", "footer", "aside", "script", "style", "form", "noscript", "svg", "template", "iframe"]
+_HTML_CRUFT = ["nav", "footer", "script", "style", "form", "noscript", "svg", "template", "iframe"]
+#: Dropped unless inside an article, main or section: a page's header and its sidebar (`aside`) are clutter; within
+#: the content an `aside` is a call-out a reader sees ("Note: ..."), which was dropped with the sidebars
+#: (explore31 F6).
+_HTML_OUTSIDE_CONTENT = ("header", "aside")
 #: A page's header (its site name, its menu) is clutter; an article's or a section's own header holds its title and
 #: lead paragraph (explore17 F1: `<article><header><h1>…</h1><p class="lead">…` lost both).
 _HTML_CONTENT = ("article", "main", "section")
@@ -43,7 +47,7 @@ _HTML_HIDDEN = ", ".join(
 _HTML_HEADINGS = {f"h{n}": n for n in range(1, SPLIT_LEVELS + 1)}
 _HTML_BLOCKS = {
     "p", "div", "br", "li", "ul", "ol", "tr", "table", "section", "article", "main", "pre", "blockquote",
-    "dd", "dt", "dl", "h5", "h6", "figcaption", "figure", "hr", "caption",
+    "dd", "dt", "dl", "h5", "h6", "figcaption", "figure", "hr", "caption", "aside", "header",
 }  # fmt: skip
 _BY_SUFFIX = {
     ".pdf": "application/pdf",
@@ -170,6 +174,20 @@ def markdown_sections(text: str) -> list[tuple[list[str], str]]:
     source = _without_front_matter(text.replace("\r\n", "\n").replace("\r", "\n"))
     lines = source.split("\n")
     tokens = MarkdownIt("commonmark").parse(source)
+    # Raw HTML blocks are read as an HTML page is: a comment, a script, a hidden element is not what a reader sees
+    # (explore31 F6: `<!-- note -->` in a handout was searchable course content, quotable by the assistant). Their
+    # lines keep their places, so the headings' line numbers still hold.
+    for tok in tokens:
+        if tok.type == "html_block" and tok.map:
+            first, after = tok.map
+            # As content (an `aside` here is a call-out, not a page's sidebar).
+            visible = "\n".join(body for _, body in _html_sections(f"<article>{tok.content}</article>"))
+            lines[first:after] = [visible, *([""] * (after - first - 1))]
+        elif tok.type == "inline" and tok.map:  # a comment inside a paragraph
+            for child in tok.children or []:
+                if child.type == "html_inline" and child.content.startswith("<!--"):
+                    first, after = tok.map
+                    lines[first:after] = "\n".join(lines[first:after]).replace(child.content, "", 1).split("\n")
     cuts: list[tuple[int, int, int, str]] = []  # (first line, line after, level, title)
     for i, tok in enumerate(tokens):
         if tok.type == "heading_open" and tok.level == 0 and tok.map and int(tok.tag[1]) <= SPLIT_LEVELS:
@@ -366,9 +384,9 @@ def _html_sections(html: str) -> list[tuple[list[str], str]]:
 
     tree = LexborHTMLParser(html)
     tree.strip_tags(_HTML_CRUFT)
-    for header in tree.css("header"):
-        if not _inside(header, _HTML_CONTENT):
-            header.decompose()
+    for frame in tree.css(", ".join(_HTML_OUTSIDE_CONTENT)):
+        if not _inside(frame, _HTML_CONTENT):
+            frame.decompose()
     # In one pass, the last first: a nested hidden element goes before the one that holds it. One `css_first` per
     # element rescanned the page from the top each time: 16,000 of them after as many visible ones took 24 s, and
     # grew with the square (explore27 F1).
