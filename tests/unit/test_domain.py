@@ -94,8 +94,12 @@ def test_material_types_are_checked_by_content() -> None:
     with pytest.raises(Invalid) as info:  # named as a type we take, but not one: the client fixes the file
         detect_content_type("a.pdf", b"plain text pretending")
     assert info.value.code == "invalid_pdf" and info.value.status_code == 422
-    with pytest.raises(UnsupportedMedia):
+    with pytest.raises(UnsupportedMedia) as refused:
         detect_content_type("a.txt", b"\xff\xfe\x00bin")
+    assert refused.value.message == ".txt files must be UTF-8 text; accepted: PDF, Markdown, plain text, HTML"
+    with pytest.raises(UnsupportedMedia) as refused:  # explore31 F9: the cause said, not "must be UTF-8"
+        detect_content_type("notes.TXT", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    assert refused.value.message == "the file is a PDF named .txt: rename it .pdf and upload it again"
     with pytest.raises(UnsupportedMedia):
         detect_content_type("a.exe", b"MZ")
     assert safe_filename("../../etc/passwd") == "passwd"

@@ -70,10 +70,12 @@ def detect_content_type(filename: str, data: bytes) -> str:
         if not data.startswith(b"%PDF-"):
             raise Invalid("the file is not a valid PDF: it does not start with %PDF-", code="invalid_pdf")
         return expected
+    if data.startswith(b"%PDF-"):  # explore31 F9: refused as "text files must be UTF-8", which hid the cause
+        raise UnsupportedMedia(f"the file is a PDF named {suffix}: rename it .pdf and upload it again")
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise UnsupportedMedia("text files must be UTF-8") from exc
+        raise UnsupportedMedia(f"{suffix} files must be UTF-8 text; accepted: PDF, Markdown, plain text, HTML") from exc
     if b"\x00" in data:
         raise UnsupportedMedia("text files must not contain NUL bytes")
     return expected
