@@ -514,6 +514,12 @@ async def test_a_deleted_lesson_leaves_its_materials_to_the_course(api: Api) -> 
     assert r.status_code == 204, r.text
     listed = (await api.client.get(f"/courses/{cid}/materials", headers=teacher["headers"])).json()["items"]
     assert {m["id"]: m["lesson_id"] for m in listed} == {ids["a.md"]: None, ids["b.md"]: None, ids["c.md"]: kept["id"]}
+    # explore29 F3: the owner sees which lesson each one left, not a handout silently turned course-wide.
+    assert {m["id"]: m["detached_from"] for m in listed} == {
+        ids["a.md"]: {"lesson_id": lesson["id"], "title": lesson["title"]},
+        ids["b.md"]: {"lesson_id": doomed_module_lesson["id"], "title": doomed_module_lesson["title"]},
+        ids["c.md"]: None,
+    }
 
 
 async def test_an_upload_racing_an_archive_or_its_lessons_deletion_is_refused_not_recorded(

@@ -1002,12 +1002,22 @@ class EnrollmentReview(BaseModel):
     items: list[ReviewItem]
 
 
+class DetachedFrom(BaseModel):
+    """The lesson a material was attached to until it was deleted."""
+
+    lesson_id: uuid.UUID
+    title: str
+
+
 class MaterialItem(MaterialPublic):
     """A material in `GET /courses/{id}/materials`; `created_at` is when it was uploaded."""
 
     # Part of the course's published version (content_version): what enrolled students download and what search
     # and the assistant cite. False for an upload since the last publish (the next publish includes it).
     published: bool
+    # The owner's and admins' view: the lesson this material was attached to until that lesson (or its module) was
+    # deleted, which made it the course's own; null otherwise, and for students.
+    detached_from: DetachedFrom | None = None
 
 
 class MaterialList(BaseModel):

@@ -690,24 +690,32 @@ async def delete_module(
     module_id: uuid.UUID,
 ) -> None:
     module = await _owned_module(uow, principal, course_id, module_id)
-    lesson_ids = list(await uow.session.scalars(select(Lesson.id).where(Lesson.module_id == module.id)))
+    lessons = {
+        row.id: row.title
+        for row in await uow.session.execute(select(Lesson.id, Lesson.title).where(Lesson.module_id == module.id))
+    }
     await uow.session.delete(module)
     await uow.flush()
     await _sequence(uow, Module, Module.course_id, module.course_id)  # close the gap
     await uow.commit()
     # Bodies go after the rows: a crash in between leaves an orphan body, never a lesson without one.
-    await _detach_materials(documents, course_id, lesson_ids)
-    for lesson_id in lesson_ids:
+    await _detach_materials(documents, course_id, lessons)
+    for lesson_id in lessons:
         await documents.delete(LESSONS, str(lesson_id))
 
 
-async def _detach_materials(documents: DocumentStore, course_id: uuid.UUID, lesson_ids: list[uuid.UUID]) -> None:
-    """The course's materials attached to deleted lessons become the course's own (`lesson_id` null): they named a
-    lesson no version has, which an upload naming it is refused for (404 `lesson_not_found`)."""
-    gone = {str(lesson_id) for lesson_id in lesson_ids}
+async def _detach_materials(documents: DocumentStore, course_id: uuid.UUID, lessons: dict[uuid.UUID, str]) -> None:
+    """The course's materials attached to deleted lessons (`lessons`: id → title) become the course's own
+    (`lesson_id` null): they named a lesson no version has, which an upload naming it is refused for (404
+    `lesson_not_found`). Each keeps `detached_from` (the lesson's id and title), which the owner's material list
+    shows, so a handout that became course-wide with its lesson's deletion is seen and can be deleted (explore29
+    F3: it turned course-wide without a word, and was published so)."""
+    gone = {str(lesson_id): title for lesson_id, title in lessons.items()}
     for doc in await documents.find(MATERIALS, {"course_id": str(course_id)}):
-        if doc.get("lesson_id") in gone:
-            await documents.put(MATERIALS, str(doc["id"]), {**doc, "lesson_id": None})
+        lesson_id = doc.get("lesson_id")
+        if lesson_id in gone:
+            detached = {"lesson_id": lesson_id, "title": gone[lesson_id]}
+            await documents.put(MATERIALS, str(doc["id"]), {**doc, "lesson_id": None, "detached_from": detached})
 
 
 # --- lessons --------------------------------------------------------------------------------
@@ -845,5 +853,5 @@ async def delete_lesson(
     await uow.flush()
     await _sequence(uow, Lesson, Lesson.module_id, lesson.module_id)  # close the gap
     await uow.commit()
-    await _detach_materials(documents, course_id, [lesson_id])
+    await _detach_materials(documents, course_id, {lesson_id: lesson.title})
     await documents.delete(LESSONS, str(lesson_id))

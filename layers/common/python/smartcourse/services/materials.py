@@ -278,7 +278,9 @@ async def list_materials(
     docs = await documents.find(MATERIALS, {"course_id": str(course_id)})
     published = await _published_ids(documents, course, docs)
     items = [
-        MaterialItem.model_validate({**d, "published": str(d["id"]) in published})
+        MaterialItem.model_validate(
+            {**d, "published": str(d["id"]) in published, "detached_from": d.get("detached_from") if owner else None}
+        )
         for d in docs
         if owner or str(d["id"]) in published
     ]
