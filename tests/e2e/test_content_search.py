@@ -459,6 +459,7 @@ async def test_republish_switches_atomically_and_reembeds_only_changes(api: Api,
     assert {v for v, _ in seen} <= {1, 3}
     embed = next(s for s in wf["steps"] if s["name"] == "embed")["detail"]
     assert embed["cached"] > 0 and 0 < embed["embedded"] < embed["chunks"], embed
+    assert embed["embedded"] + embed["cached"] + embed["repeated"] == embed["chunks"], embed  # explore31 F9
     r = await _search(api, student, course["id"], "subduction ocean trench")
     assert r.json()["version"] == 3 and "Subduction" in r.json()["items"][0]["text"]
 

@@ -212,12 +212,12 @@ async def test_cached_embedder_embeds_only_misses() -> None:
     embedder = CachedEmbedder(inner, cache)
     first = _chunks("alpha", "beta", "gamma")
     vectors, stats = await embedder.embed_chunks(first)
-    assert stats == {"embedded": 3, "cached": 0}
+    assert stats == {"embedded": 3, "cached": 0, "repeated": 0}
     assert inner.calls == [[embedding_text(c) for c in first]]
     # the next version changes one text; the others come from the cache
     second = _chunks("alpha", "beta (edited)", "gamma", version=2)
     again, stats = await embedder.embed_chunks(second)
-    assert stats == {"embedded": 1, "cached": 2}
+    assert stats == {"embedded": 1, "cached": 2, "repeated": 0}
     assert inner.calls[1] == [embedding_text(second[1])]
     assert again[0] == vectors[0] and again[2] == vectors[2]
     assert again[1] == (await inner.embed_documents([embedding_text(second[1])]))[0]
@@ -225,12 +225,12 @@ async def test_cached_embedder_embeds_only_misses() -> None:
     dup = _chunks("same", "same")
     dup = [dup[0], Chunk(**{**vars(dup[1]), "location": dup[0].location, "content_hash": dup[0].content_hash})]
     _, stats = await embedder.embed_chunks(dup)
-    assert stats == {"embedded": 1, "cached": 0}
+    assert stats == {"embedded": 1, "cached": 0, "repeated": 1}
     other = CountingEmbedder()
     other.name = "other"
     _, stats = await CachedEmbedder(other, cache).embed_chunks(first)
-    assert stats == {"embedded": 3, "cached": 0}
-    assert await embedder.embed_chunks([]) == ([], {"embedded": 0, "cached": 0})
+    assert stats == {"embedded": 3, "cached": 0, "repeated": 0}
+    assert await embedder.embed_chunks([]) == ([], {"embedded": 0, "cached": 0, "repeated": 0})
 
 
 async def test_cached_embedder_satisfies_the_port() -> None:
@@ -255,7 +255,7 @@ async def test_postgres_embedding_cache_roundtrip(container: Any) -> None:
     chunks = _chunks("persisted text")
     _, first = await embedder.embed_chunks(chunks)
     _, second = await embedder.embed_chunks(chunks)
-    assert (first, second) == ({"embedded": 1, "cached": 0}, {"embedded": 0, "cached": 1})
+    assert (first, second) == ({"embedded": 1, "cached": 0, "repeated": 0}, {"embedded": 0, "cached": 1, "repeated": 0})
 
 
 async def test_openai_embedder_builds_its_client_on_the_first_call(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -345,7 +345,8 @@ class CachedEmbedder:
         return self.inner.dimensions
 
     async def embed_chunks(self, chunks: Sequence[Chunk]) -> tuple[list[list[float]], dict[str, int]]:
-        """One vector per chunk (in order) and {"embedded": n, "cached": m} (distinct hashes)."""
+        """One vector per chunk (in order) and {"embedded": n, "cached": m, "repeated": r}: distinct texts embedded
+        now and read from the cache, and chunks whose text an earlier chunk of the call has (n + m + r = chunks)."""
         from smartcourse.content.chunk import embedding_text
 
         texts: dict[str, str] = {}
@@ -361,7 +362,11 @@ class CachedEmbedder:
             await self.cache.put_many(self.inner.name, new)
             found.update(new)
         vectors = [found[c.content_hash] for c in chunks]
-        return vectors, {"embedded": len(missing), "cached": len(texts) - len(missing)}
+        return vectors, {
+            "embedded": len(missing),
+            "cached": len(texts) - len(missing),
+            "repeated": len(chunks) - len(texts),
+        }
 
     async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         return await self.inner.embed_documents(texts)
