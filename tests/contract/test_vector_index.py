@@ -286,6 +286,41 @@ async def test_keyword_search_also_matches_titles(index: Any, course: str) -> No
     assert len(hits) == 3
 
 
+async def test_keyword_search_finds_a_chinese_word_inside_a_sentence(index: Any, course: str) -> None:
+    """A run of CJK characters is indexed and queried as character bigrams (`domain.text.cjk_bigrams`): the
+    tokenizer took "冰碛是冰川搬运和堆积的岩石碎屑" for one word, so "冰碛" found nothing (explore31 F2)."""
+    texts = ["冰碛是冰川搬运和堆积的岩石碎屑。", "冰川的形成需要多年积雪。", *TEXTS[:2]]
+    await write(index, course, 1, texts, title="冰川学入门")
+    hits = await index.search(course, 1, query="冰碛", vector=None, k=5, mode="keyword")
+    assert [h.chunk.chunk_id for h in hits] == ["1-0"]
+    assert hits[0].chunk.text == texts[0] and hits[0].chunk.title == "冰川学入门 0"  # as written, not as indexed
+    hits = await index.search(course, 1, query="冰川学", vector=None, k=5, mode="keyword")  # the titles' bigrams
+    assert {h.chunk.chunk_id for h in hits} == {"1-0", "1-1", "1-2", "1-3"}
+    hits = await index.search(course, 1, query="积雪", vector=embed("kafka"), k=5, mode="hybrid")
+    assert [h.chunk.chunk_id for h in hits if h.keyword_score is not None] == ["1-1"]
+    hits = await index.search(course, 1, query="kafka consumers", vector=None, k=5, mode="keyword")  # stemmed still
+    assert [h.chunk.chunk_id for h in hits] == ["1-2"]
+
+
+async def test_a_version_written_before_the_keyword_columns_is_still_searched(index: Any, course: str) -> None:
+    """A version written before the `keyword_*` columns (its full-text indexes on `text`, `title`, `location`) is
+    searched on those, the query as typed, until the course is published again."""
+    import pyarrow as pa
+    from lancedb.index import FTS
+
+    chunks = chunks_for(course, 1, TEXTS)
+    data = index._arrow(course, 1, chunks, [embed(c.text) for c in chunks])
+    old = data.select([name for name in data.schema.names if not name.startswith("keyword_")])
+    assert isinstance(old, pa.Table) and "text" in old.schema.names
+    table = await (await index._db(course)).create_table("v1", old)
+    for column in ("text", "location", "title"):
+        await table.create_index(column, config=FTS(with_position=False, stem=True, remove_stop_words=True))
+    hits = await index.search(course, 1, query="deadlocks", vector=None, k=5, mode="keyword")
+    assert [h.chunk.chunk_id for h in hits] == ["1-2"]
+    hits = await index.search(course, 1, query="deadlock", vector=embed("quiz grading enrollment"), k=4)
+    assert {h.chunk.chunk_id for h in hits[:2]} == {"1-2", "1-4"}
+
+
 async def test_hybrid_fuses_both_rankings(index: Any, course: str) -> None:
     await write(index, course, 1, TEXTS)
     # keywords point at chunk 2 (deadlock), the vector at chunk 4 (quiz): both must be in the top 2,

@@ -681,6 +681,68 @@ async def test_catalog_search_folds_accents(api: Api) -> None:
     assert r.json()["items"][0]["highlights"] == [f"Sauce <b>Béchamel</b> {marker}. Française"], r.text
 
 
+async def test_a_chinese_word_inside_a_sentence_is_found(api: Api) -> None:
+    """explore31 F2: both full-text indexes took a run of Han characters between punctuation for one word, so
+    `冰碛` (a word of "冰碛是冰川搬运和堆积的岩石碎屑。") found nothing in course search, by keyword or hybrid,
+    nor `冰川学` the course `冰川学入门` in the catalogue. CJK runs are indexed and queried as character
+    bigrams; English text is tokenized (and stemmed) as before."""
+    owner = await api.user("instructor")
+    marker = uuid.uuid4().hex[:8]
+    course = await api.course(owner, title="冰川学入门", description="Glaciers and what they leave.", tags=[marker])
+    module = await api.module(owner, course["id"], "第一章")
+    zh = await api.lesson(
+        owner, course["id"], module["id"], title="冰川地貌", type="text", content="冰碛是冰川搬运和堆积的岩石碎屑。"
+    )
+    moraines = await api.lesson(
+        owner,
+        course["id"],
+        module["id"],
+        title="Moraines",
+        type="text",
+        content="A moraine is rock debris that a glacier carried and dropped where its ice melted.",
+    )
+    erosion = await api.lesson(
+        owner,
+        course["id"],
+        module["id"],
+        title="Glacial erosion",
+        type="text",
+        content="Glaciers carve U-shaped valleys by plucking and abrasion of the bedrock beneath them.",
+    )
+    assert (await _publish(api, owner, course["id"]))["status"] == "completed"
+    student = await _enrolled_student(api, course["id"])
+
+    for mode in ("keyword", "hybrid"):
+        for q in ("冰碛", "岩石碎屑", "冰碛是冰川搬运和堆积的岩石碎屑"):  # a word, another, the whole clause
+            r = await _search(api, student, course["id"], q, mode=mode)
+            assert r.status_code == 200, r.text
+            items = r.json()["items"]
+            assert items and items[0]["source"]["id"] == zh["id"], (mode, q, r.text)
+            assert items[0]["text"] == "冰碛是冰川搬运和堆积的岩石碎屑。"  # quoted as written, not as indexed
+        # English still tokenized and stemmed as before: "moraines" finds "moraine", "carving" "carve".
+        r = await _search(api, student, course["id"], "moraines", mode=mode)
+        assert [i["source"]["id"] for i in r.json()["items"]][:1] == [moraines["id"]], (mode, r.text)
+        r = await _search(api, student, course["id"], "carving valleys", mode=mode)
+        assert [i["source"]["id"] for i in r.json()["items"]][:1] == [erosion["id"]], (mode, r.text)
+    r = await _search(api, student, course["id"], "moraines", mode="keyword")
+    assert [i["source"]["id"] for i in r.json()["items"]] == [moraines["id"]], r.text
+
+    # The catalogue: the title by a word of it, the lesson by a word of its sentence; English as before.
+    for q, where in (
+        ("冰川学", ["title"]),
+        ("入门", ["title"]),
+        ("冰碛", ["content"]),
+        ("冰川地貌", ["lessons"]),  # a lesson title (public: quoted in the highlights)
+        ("moraines", ["lessons", "content"]),
+        ("glaciers", ["description", "content"]),
+    ):
+        r = await api.client.get("/search", params={"q": q, "tags": marker})
+        assert r.status_code == 200, r.text
+        assert [(i["id"], i["matched_in"]) for i in r.json()["items"]] == [(course["id"], where)], (q, r.text)
+    r = await api.client.get("/search", params={"q": "冰山", "tags": marker})  # a bigram the course does not have
+    assert r.json()["items"] == [], r.text
+
+
 async def test_tag_filters_ignore_case(api: Api) -> None:
     """Tags keep their spelling but are filtered like category and level, without regard to case."""
     owner = await api.user("instructor")

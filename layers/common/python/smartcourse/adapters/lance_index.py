@@ -18,6 +18,7 @@ os.environ.setdefault("LANCEDB_LOG", "error")
 import numpy as np
 import pyarrow as pa
 
+from smartcourse.domain.text import cjk_bigrams
 from smartcourse.ports import Chunk, Hit, SearchMode, VectorIndex
 
 __all__ = ["LanceVectorIndex", "VectorIndex", "s3_storage_options"]
@@ -30,7 +31,13 @@ TITLE_BOOST = 0.5  # a lesson title is shared by all its chunks: it should help,
 # `delete_source`) on its first read after this many seconds. One manifest check per table per interval.
 REFRESH_SECONDS = 5.0
 _TABLE = re.compile(r"v(\d+)")
-_COMPLETE = "title_idx"  # the index write_version builds last
+#: The columns the keyword leg searches, as written: each chunk's text, title and heading path with their Chinese and
+#: Japanese runs as character bigrams (`domain.text.cjk_bigrams`: "冰碛" is found inside "冰碛是冰川搬运…", which the
+#: tokenizer took for one word; explore31 F2), the rest of the text as it is. Never read back: hits carry the chunk's
+#: own fields. Versions written before them have their indexes on `text`, `title` and maybe `location` themselves.
+_KEYWORD_COLUMNS = {"keyword_text": "text", "keyword_title": "title", "keyword_location": "location"}
+_COMPLETE = "keyword_title_idx"  # the index write_version builds last
+_COMPLETE_BEFORE = "title_idx"  # ... and the one it built last before the keyword columns
 _CONTROL = {"Cc", "Cf", "Cs", "Co", "Cn"}
 _CHUNK_FIELDS = (
     "chunk_id",
@@ -110,8 +117,9 @@ class LanceVectorIndex:
         self._refresh = None if refresh_seconds is None else timedelta(seconds=refresh_seconds)
         self._connections: OrderedDict[str, Any] = OrderedDict()
         self._tables: OrderedDict[tuple[str, int], Any] = OrderedDict()
-        #: The columns a version's keyword leg searches: `location` (the heading path) where the version has its
-        #: index (versions written before it was built have only `text` and `title`).
+        #: The columns a version's keyword leg searches: the `keyword_*` columns (whose queries go through
+        #: `cjk_bigrams` too) or, in a version written before them, `text`, `title` and `location` where it has its
+        #: index (versions written before that have only `text` and `title`).
         self._keyword_columns: dict[tuple[str, int], list[str]] = {}
         self.schema = pa.schema(
             [
@@ -126,6 +134,7 @@ class LanceVectorIndex:
                 pa.field("content_hash", pa.string(), nullable=False),
                 pa.field("ordinal", pa.int32(), nullable=False),
                 pa.field("vector", pa.list_(pa.float32(), dimensions), nullable=False),
+                *(pa.field(name, pa.string(), nullable=False) for name in _KEYWORD_COLUMNS),
             ]
         )
 
@@ -180,8 +189,11 @@ class LanceVectorIndex:
         except ValueError:  # "Table 'v3' was not found"
             return None
         indexes = {index.name for index in await table.list_indices()}
-        self._keyword_columns[key] = ["text", "title", *(["location"] if "location_idx" in indexes else [])]
-        if _COMPLETE not in indexes:
+        if "keyword_text_idx" in indexes:
+            self._keyword_columns[key] = list(_KEYWORD_COLUMNS)
+        else:
+            self._keyword_columns[key] = ["text", "title", *(["location"] if "location_idx" in indexes else [])]
+        if _COMPLETE not in indexes and _COMPLETE_BEFORE not in indexes:
             return table  # still being built: never cache a handle that would go on missing its indexes
         self._tables[key] = table
         while len(self._tables) > self._cache_size:
@@ -211,6 +223,8 @@ class LanceVectorIndex:
         columns: dict[str, Any] = {name: [getattr(c, name) for c in chunks] for name in _CHUNK_FIELDS}
         flat = pa.array(matrix.ravel(), type=pa.float32())
         columns["vector"] = pa.FixedSizeListArray.from_arrays(flat, self.dimensions)
+        for name, source in _KEYWORD_COLUMNS.items():
+            columns[name] = [cjk_bigrams(value) for value in columns[source]]
         return pa.Table.from_pydict(columns, schema=self.schema)
 
     async def write_version(
@@ -231,11 +245,11 @@ class LanceVectorIndex:
             # IVF_FLAT: exact distances inside the probed partitions (no quantization loss), builds in seconds
             await table.create_index("vector", config=IvfFlat(distance_type="cosine"))
         fts = FTS(with_position=False, stem=True, remove_stop_words=True, ascii_folding=True)
-        await table.create_index("text", config=fts)
+        await table.create_index("keyword_text", config=fts)
         # The heading path ("Chlorophyll > Accessory pigments"): a Markdown or HTML heading is not in its section's
         # text, and a student searches the section titles they see (explore7 F5).
-        await table.create_index("location", config=fts)
-        await table.create_index("title", config=fts)  # built last: its presence marks the version complete
+        await table.create_index("keyword_location", config=fts)
+        await table.create_index("keyword_title", config=fts)  # built last: its presence marks the version complete
         return data.num_rows
 
     async def drop_version(self, course_id: str, version: int) -> None:
@@ -301,6 +315,8 @@ class LanceVectorIndex:
         if table is None:
             return []
         fields = self._keyword_columns.get((self._course_dir(course_id), version), ["text", "title"])
+        if text and fields[0] in _KEYWORD_COLUMNS:  # the query's CJK runs as bigrams, as the columns have them
+            text = cjk_bigrams(text)
         boosts = [1.0, *[TITLE_BOOST] * (len(fields) - 1)]  # the title and the heading path help, never dominate
         fts = MultiMatchQuery(text, fields, boosts=boosts, operator=FullTextOperator.OR) if text else None
         columns = [*_CHUNK_FIELDS]

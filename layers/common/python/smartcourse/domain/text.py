@@ -3,7 +3,20 @@ same way: NFKC, no control or format characters)."""
 
 from __future__ import annotations
 
+import re
 import unicodedata
+
+#: The characters of Chinese and Japanese words (scripts written without spaces between words), as a regular
+#: expression's bracket contents that Python's `re` and PostgreSQL's regular expressions both read: the ideographic
+#: iteration and closing marks and number zero (々〆〇), hiragana, katakana with its prolonged sound mark (not the
+#: middle dot ・, which separates words), the CJK ideographs (unified, extension A, compatibility) and the ideographs
+#: of the supplementary planes (extensions B-H). Korean is not among them: it is written with spaces between words.
+#: Migration 0023 has a copy of it (a migration does not change with the code); `tests/integration` checks they agree.
+CJK_CHARACTERS = (
+    r"\u3005-\u3007\u3041-\u3096\u309d-\u309f\u30a1-\u30fa\u30fc-\u30ff"
+    r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+)
+_CJK_RUN = re.compile(f"[{CJK_CHARACTERS}]+")
 
 
 def as_indexed(text: str) -> str:
@@ -12,3 +25,21 @@ def as_indexed(text: str) -> str:
     tabs as spaces. "cor\\u200bals" was refused by the assistant and found nothing in search (explore23 F5)."""
     text = unicodedata.normalize("NFKC", text)
     return "".join(" " if ch in "\n\r\t" else ch for ch in text if ch in "\n\r\t" or unicodedata.category(ch)[0] != "C")
+
+
+def _bigrams(run: re.Match[str]) -> str:
+    chars = run.group()
+    grams = chars if len(chars) == 1 else " ".join(chars[i : i + 2] for i in range(len(chars) - 1))
+    return f" {grams} "
+
+
+def cjk_bigrams(text: str) -> str:
+    """`text` with each run of Chinese or Japanese characters (`CJK_CHARACTERS`) replaced by its overlapping
+    character bigrams, spaced apart and from the text around them ("冰碛是冰川" → " 冰碛 碛是 是冰 冰川 "; a lone
+    character stays itself); anything else is left exactly as it is. The full-text indexes take a run of CJK
+    characters between punctuation for one word, so a word inside a sentence could not be found; indexing and
+    querying bigrams is what search engines do without a dictionary (Lucene's CJKAnalyzer): "冰碛" finds the sentence
+    above, "冰川学" (" 冰川 川学 ") finds "冰川学入门". The Lance columns the keyword search reads and every query go
+    through it (`adapters/lance_index.py`); the catalogue's `smartcourse_fold` does the same in SQL (migration
+    0023)."""
+    return _CJK_RUN.sub(_bigrams, text) if _CJK_RUN.search(text) else text
