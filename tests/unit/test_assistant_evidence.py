@@ -760,3 +760,120 @@ def test_the_fallback_leads_with_the_quote_sharing_most_of_the_question() -> Non
     assert answer is not None
     text, cites = answer
     assert cites[0]["quote"].startswith("Osedax worms feed"), text
+
+
+# --- explore31: label echoes, rare words the material no longer has ------------------------------------------------
+
+SEA_BUTTERFLIES = Hit(
+    Chunk(
+        "c:v1:lesson:l2:0",
+        "c",
+        1,
+        "lesson",
+        "l2",
+        "Sea butterflies",
+        "Plankton > Sea butterflies",
+        "Pteropods are small swimming snails whose shells dissolve in acidic water.",
+        "h2",
+    ),
+    0.03,
+    0.6,
+    1.0,
+)
+
+
+def test_a_draft_that_only_names_the_cited_source_is_no_answer() -> None:
+    """explore31 F3: "You can read about it in Plankton > Sea butterflies [1]." passed as grounded, its only support
+    the source's title and location; it is retried, then the passage is quoted."""
+    question = "Why do shells dissolve?"
+    for draft in (
+        "You can read about it in Plankton > Sea butterflies [1].",
+        "See the lesson Sea butterflies in Plankton [1].",
+        "Sea butterflies [1].",
+    ):
+        assert evidence.grounded(draft, [SEA_BUTTERFLIES], question) is None, draft
+    # Naming the source beside what its text says is an answer; so is the text in other words.
+    for draft in (
+        "Sea butterflies are small swimming snails whose shells dissolve in acidic water [1].",
+        "Their shells dissolve because the water is acidic [1].",
+    ):
+        assert evidence.grounded(draft, [SEA_BUTTERFLIES], question) is not None, draft
+    # A pointer to the source without a citation, in a summary, supports nothing either.
+    assert evidence.unsupported_claim("It is all covered in Plankton > Sea butterflies.", [SEA_BUTTERFLIES])
+
+
+async def test_a_label_echo_is_retried_then_the_passage_is_quoted() -> None:
+    echo = "You can read about it in Plankton > Sea butterflies [1]."
+    chat = ScriptedChat(echo, echo)
+    out = await ask(chat, "Why do sea butterfly shells dissolve?", SEA_BUTTERFLIES)
+    assert out["type"] == "answer" and out["reason"] == "fallback_quotes" and len(chat.calls) == 2, out
+    assert "Pteropods are small swimming snails" in out["answer"] and "read about it" not in out["answer"]
+
+
+ICE_AGES = hit(
+    40,
+    "Ice ages revised",
+    "Glaciers form where snowfall exceeds ablation for many years; firn compacts into ice.",
+    0.41,
+    keyword=2.1,
+)
+GLACIERS_PDF = hit(
+    41,
+    "glaciers.pdf",
+    "Chapter 1: Glacier formation revised\nGlaciers grow when winter snow survives the summer melt. The ice ages "
+    "lasted thousands of years.",
+    0.38,
+    keyword=1.7,
+    source_type="material",
+)
+
+
+@pytest.mark.parametrize(
+    ("question", "absent"),
+    [
+        ("When did the glimmerfrost period happen during the ice ages?", ["glimmerfrost"]),
+        ("What marks the furthest advance of the zorblatt glacier?", ["zorblatt"]),
+    ],
+)
+def test_a_rare_word_no_retrieved_passage_has_is_refused(question: str, absent: list[str]) -> None:
+    """explore31 F7: after the lesson on it was removed, "When did the glimmerfrost period happen during the ice
+    ages?" got a sentence on glaciers ("ice") as its answer; only capitalised names were checked for absence."""
+    hits = [ICE_AGES, GLACIERS_PDF]
+    assert evidence.absent_terms(question, hits) == absent
+    # Rare real words are rare too, whatever common word they begin or end with ("drum" + "lins", "able" + "ation").
+    assert not any(evidence.common_word(w) for w in ("drumlins", "ablation", "glimmerfrost", "zorblatt"))
+    decision = evidence.decide(question, hits, Knobs(relevance_floor=0.3))
+    assert (decision.route, decision.reason) == ("refuse", "terms_not_in_material")
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "How long did the ice ages last?",  # filler: "long", "last"
+        "What triggered the glaciers during the ice ages?",  # a common word the passages lack
+        "What do glaciers consume during the ice ages?",  # a paraphrase ("consume" is a common word's form)
+        "How do glaceirs grow during the ice ages?",  # a typo of a passage word
+        "Why does the firn compact into glacial ice?",  # "glacial": a form of the passages' "glaciers"
+        "What is the drawback of glacier melting during the ice ages?",  # two common words as one; "melt" + "ing"
+        "Which landforms did the ice ages leave?",  # "land" + "forms"
+        "Is calculation of the ablation rates explained?",  # an ending ("calculate"); a passage word ("ablation")
+        "Is the diffrence between firn and ice explained?",  # a typo of a common word
+        "Quand les périodes glaciaires ont-elles eu lieu pendant les âges de glace ?",  # not English
+    ],
+)
+def test_common_words_typos_and_stems_the_passages_lack_are_no_reason_to_refuse(question: str) -> None:
+    hits = [ICE_AGES, GLACIERS_PDF]
+    assert evidence.absent_terms(question, hits) == [], question
+    assert evidence.decide(question, hits, Knobs(relevance_floor=0.3)).reason != "terms_not_in_material"
+
+
+def test_a_rare_word_counts_as_absent_only_when_the_keyword_search_took_part() -> None:
+    """Without a BM25 score on any hit (a vector-only retrieval) no passage was looked up by its words: a rare word
+    they lack may still be in the course ("the outbox relay" over the relay's passage alone)."""
+    vector_only = [hit(42, "Ice ages revised", ICE_AGES.chunk.text, 0.41)]
+    question = "When did the glimmerfrost period happen during the ice ages?"
+    assert evidence.absent_terms(question, vector_only) == ["glimmerfrost"]
+    assert evidence.decide(question, vector_only, Knobs(relevance_floor=0.3)).reason != "terms_not_in_material"
+    # The word in any retrieved passage, even one below the floor, is the course having it.
+    kept = hit(43, "Glimmerfrost", "The glimmerfrost period was a short cold spell.", 0.1, keyword=3.0)
+    assert evidence.absent_terms(question, [ICE_AGES, kept]) == []

@@ -663,3 +663,70 @@ def test_an_explanation_must_be_about_its_concept() -> None:
         task.parse(off_topic)
     about = "The relay locks unsent rows with SKIP LOCKED and publishes them in order [2]."
     assert task.parse(about) == about  # "relay" names "relays": any inflection
+
+
+# --- explore31 F4: the server's own cut excerpt copied back ------------------------------------------------------
+
+ICE_LESSON = hit(
+    50, "Ice ages revised", "Glaciers form where snowfall exceeds ablation for many years; firn compacts into ice.", 0.6
+)
+GLACIERS_PDF = hit(
+    51,
+    "glaciers.pdf",
+    "Chapter 1: Glacier formation revised\nGlaciers grow when winter snow survives the summer melt.",
+    0.5,
+)
+EXCERPT_TWICE = (
+    "The passage on glacier formation is a great example of how a passage can be con…\n\n"
+    "The passage on glacier formation is a great example of how a passage can be con…"
+)
+
+
+def test_a_summary_made_of_the_retry_notes_cut_excerpt_twice_is_invalid() -> None:
+    """explore31 F4: the retry note's excerpt ("… can be con…"), copied twice, was accepted as the summary."""
+    with pytest.raises(generation.InvalidOutput, match="stops mid-sentence"):
+        generation.parse_grounded_text(EXCERPT_TWICE, [ICE_LESSON, GLACIERS_PDF])
+    with pytest.raises(generation.InvalidOutput, match="stops mid-sentence"):
+        generation.parse_grounded_text(EXCERPT_TWICE.split("\n\n")[0], [ICE_LESSON, GLACIERS_PDF])
+
+
+def test_a_last_sentence_ending_in_an_ellipsis_is_cut_off() -> None:
+    good = "Glaciers form where snowfall exceeds ablation for many years [1]."
+    kept = generation.parse_grounded_text(f"{good} Firn compacts into…", [ICE_LESSON])
+    assert kept == good
+    assert generation.parse_grounded_text(f"{good} Firn compacts into ice...", [ICE_LESSON]) == good
+
+
+def test_a_paragraph_written_twice_is_kept_once() -> None:
+    paragraph = "Glaciers form where snowfall exceeds ablation for many years [1]. Firn compacts into ice [1]."
+    assert generation.parse_grounded_text(f"{paragraph}\n\n{paragraph}", [ICE_LESSON]) == paragraph
+    other = "Glaciers grow when winter snow survives the summer melt [2]."
+    text = f"{paragraph}\n\n{other}\n\n{paragraph.replace('[1]', '[2]')}"
+    assert generation.parse_grounded_text(text, [ICE_LESSON, GLACIERS_PDF]) == f"{paragraph}\n\n{other}"
+
+
+async def test_the_retry_note_names_the_unsupported_sentence_by_its_first_words_not_a_cut_excerpt() -> None:
+    """The note quoted `first[:79] + "…"`, which the model copied back; now it gives the sentence's first words,
+    whole, and a reply that is only those words is invalid too (no sentence)."""
+    invented = (
+        "The passage on glacier formation is a great example of how a passage can be constructed by an author "
+        "who likes long sentences about nothing at all."
+    )
+    good = "Glaciers form where snowfall exceeds ablation for many years [1]."
+    chat = ScriptedChat(invented, good)
+    assert await generation.run(chat, generation.summary_task([ICE_LESSON]), [ICE_LESSON]) == good  # type: ignore[arg-type]
+    note = chat.calls[1][-1].content
+    assert "“The passage on glacier formation is”" in note and "…" not in note and "can be con" not in note
+    copied = "The passage on glacier formation is\n\nThe passage on glacier formation is"
+    with pytest.raises(generation.InvalidOutput, match="stops mid-sentence"):
+        generation.parse_grounded_text(copied, [ICE_LESSON, GLACIERS_PDF])
+
+
+def test_the_docs_say_a_lesson_generation_reads_its_attached_materials() -> None:
+    """explore31 F8: docs/assistant.md said both that a lesson's generation includes its handout and that it reads
+    "the lesson's own chunks, not the materials attached to it"; the code includes them (`_lesson_sources`)."""
+    from pathlib import Path
+
+    docs = " ".join((Path(__file__).parents[2] / "docs" / "assistant.md").read_text(encoding="utf-8").split())
+    assert "not the materials attached to it" not in docs
+    assert "for a lesson, its chunks and those of the materials the live version attaches to it" in docs

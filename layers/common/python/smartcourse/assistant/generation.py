@@ -190,6 +190,36 @@ def _without_unfinished_end(body: str) -> str:
     return evidence.drop_sentences(body, said[-1:])
 
 
+_PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
+
+
+def _without_repeated_paragraphs(body: str) -> str:
+    """The text with each paragraph once (`evidence.loop_key`: digits and citations aside): the model writing its
+    text twice ("The passage on glacier formation … \n\nThe passage on glacier formation …", explore31 F4) wrote
+    one text, not a longer one."""
+    paragraphs = _PARAGRAPH_BREAK.split(body)
+    seen: set[str] = set()
+    kept = []
+    for paragraph in paragraphs:
+        key = evidence.loop_key(paragraph) or paragraph.strip()
+        if key not in seen:
+            seen.add(key)
+            kept.append(paragraph)
+    return "\n\n".join(p.strip() for p in kept) if len(kept) < len(paragraphs) else body
+
+
+#: How many of an unsupported sentence's first words the retry note quotes.
+NOTE_WORDS = 6
+
+
+def _opening(sentence: str) -> str:
+    """The first `NOTE_WORDS` words of a sentence, whole (citations aside), to name it in the retry note. Not a cut
+    sentence ending in "…": the model copied such an excerpt back as its whole summary (explore31 F4); a copy of
+    these words is no sentence (`evidence.unfinished`)."""
+    said = evidence.strip_invalid(sentence, evidence.cited_indexes(sentence)).split()
+    return " ".join(said[:NOTE_WORDS]).rstrip(".!?,;:\u2026")
+
+
 def parse_grounded_text(text: str, passages: Sequence[Hit], question: str = "") -> str:
     """Summary / explanation: non-empty, no system-prompt echo, no paraphrase of the instructions ("You can use only
     the passages you want."), no sentence repeated more than `MAX_REPEATS` times (`evidence.loops`: digits and
@@ -200,8 +230,11 @@ def parse_grounded_text(text: str, passages: Sequence[Hit], question: str = "") 
     Unsupported sentences are dropped while they are at most as many as the supported ones (a summary with one
     invented sentence out of four is the other three); more of them make the text invalid (retried with the reason,
     then `ai_output_invalid`): what would be left is not the text the model was asked for. A line that only repeats
-    a passage's source label is dropped first (`evidence.without_source_labels`)."""
-    body = _without_unfinished_end(evidence.without_source_labels(text, passages).strip())
+    a passage's source label is dropped first (`evidence.without_source_labels`), and so is a paragraph written
+    twice (`_without_repeated_paragraphs`). A last sentence cut off (no end, or an ellipsis: `evidence.unfinished`)
+    is dropped (`_without_unfinished_end`); a text that is nothing else is invalid."""
+    written = evidence.without_source_labels(text, passages).strip()
+    body = _without_unfinished_end(_without_repeated_paragraphs(written))
     if len(body) < 20:
         raise InvalidOutput("the text is empty or too short")
     if evidence.leaks_prompt(body):
@@ -209,17 +242,18 @@ def parse_grounded_text(text: str, passages: Sequence[Hit], question: str = "") 
     said = [s.text for s in sentences(body)]
     if any(evidence.is_instruction_echo(s) for s in said):
         raise InvalidOutput("the text talks about the instructions instead of the passages")
-    if evidence.loops(body):  # sentences compared without their digits and citations
+    if evidence.loops(written):  # sentences compared without their digits and citations, repeats included
         raise InvalidOutput("the text repeats the same sentence")
+    if evidence.unfinished(body) and not _LIST_LINE.match(body.splitlines()[-1]):
+        raise InvalidOutput("the text stops mid-sentence")
     supported, unsupported = evidence.supported_and_not(body, passages, question, details=True)
     if unsupported:
         kept = evidence.drop_sentences(body, unsupported)
         if len(unsupported) > supported or len(kept) < 20:
             first = unsupported[0]
-            excerpt = first if len(first) <= 80 else first[:79] + "…"
             cites = evidence.check_citations(first, len(passages))[0]
             by = "the passages it cites" if cites else "the passages (it cites none)"
-            raise InvalidOutput(f"a sentence is not supported by {by}: “{excerpt}”")
+            raise InvalidOutput(f"a sentence is not supported by {by}: the one beginning “{_opening(first)}”")
         log.info("generated text: %d unsupported sentence(s) dropped, %d kept", len(unsupported), supported)
         body = kept
     _, invalid = evidence.check_citations(body, len(passages))

@@ -533,7 +533,8 @@ async def _indexed_passages(uow: UnitOfWork, course: Course, sources: list[str] 
 def spread(items: list[_T], n: int) -> list[_T]:
     """At most `n` of `items`, evenly spaced from the first to the last, in order: a course-wide generation reads the
     first chunk of sources across the whole outline (its materials, which come last, included), a lesson's reads
-    its chunks from start to end. The first `n` took the first four lessons only (explore17 F2)."""
+    its chunks and those of the materials attached to it (`_lesson_sources`) from start to end. The first `n` took
+    the first four lessons only (explore17 F2)."""
     if len(items) <= n:
         return items
     if n <= 1:
