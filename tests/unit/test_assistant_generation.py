@@ -31,6 +31,8 @@ def test_a_valid_quiz_parses() -> None:
         (lambda q: q["questions"][0].update(options=["only one"]), "at least 2"),
         (lambda q: q["questions"][0].update(options=list("abcdefg")), "at most 6"),
         (lambda q: q["questions"][0].update(options=["Same", "same"]), "distinct"),
+        # explore31 F9: the list numbers the model wrote made these two "different".
+        (lambda q: q["questions"][0].update(options=["2. Ice forms,  slowly", "3. ice forms, slowly"]), "distinct"),
         (lambda q: q["questions"][0].update(source=5), "not shown"),
         (lambda q: q["questions"][0].pop("answer"), "answer"),
         (lambda q: q["questions"][0].update(extra="x"), "extra"),
@@ -42,6 +44,14 @@ def test_an_invalid_quiz_is_refused_whole(mutate, why: str) -> None:  # type: ig
     mutate(bad)
     with pytest.raises(generation.InvalidOutput, match=why):
         generation.parse_quiz(json.dumps(bad), n_questions=2, n_passages=2)
+
+
+def test_list_markers_are_taken_off_the_options() -> None:
+    numbered = json.loads(json.dumps(GOOD))
+    numbered["questions"][1]["options"] = ["1. A relay", "B) The client", "- Nobody"]
+    numbered["questions"][0]["options"] = ["3.5 metres", "(b) Kafka"]
+    qs = generation.parse_quiz(json.dumps(numbered), n_questions=2, n_passages=2)
+    assert qs[1].options == ["A relay", "The client", "Nobody"] and qs[0].options == ["3.5 metres", "Kafka"]
 
 
 def test_not_json_is_refused() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Literal
@@ -79,6 +80,10 @@ class SaveQuizIn(Strict):
     allow_missing_source: bool = False
 
 
+#: A list marker the model put before an option: "2. ", "B) ", "(c) ", "- " (not the "3.5" of "3.5 metres").
+_LIST_MARKER = re.compile(r"^\s*(?:\(?(?:\d{1,2}|[A-Fa-f])[.)]|[-*•])\s+")
+
+
 class GeneratedQuestion(BaseModel):
     """One generated quiz question: what the model must produce, checked strictly (else it is retried)."""
 
@@ -96,7 +101,10 @@ class GeneratedQuestion(BaseModel):
     def _consistent(self) -> GeneratedQuestion:
         if self.answer >= len(self.options):
             raise ValueError("answer must be the index of one of the options")
-        if len({o.lower() for o in self.options}) != len(self.options):
+        # Without the list markers the model numbers them with ("2. ice forms …", "3. ice forms …" were saved as two
+        # options; explore31 F9); a student sees the options listed anyway.
+        self.options = [_LIST_MARKER.sub("", o, count=1) or o for o in self.options]
+        if len({" ".join(o.casefold().split()) for o in self.options}) != len(self.options):
             raise ValueError("options must be distinct")
         return self
 
