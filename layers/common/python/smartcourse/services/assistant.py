@@ -519,7 +519,7 @@ async def _indexed_passages(uow: UnitOfWork, course: Course, sources: list[str] 
     if lesson_id is not None and not rows:
         raise NotFound(
             "no indexed content for that id in the live version: a lesson or a material added since the last "
-            "publish, or an id that names neither (a module, the course)",
+            "publish, a material deleted since, or an id that names neither (a module, the course)",
             code="lesson_not_indexed",
         )
     if lesson_id is not None:
