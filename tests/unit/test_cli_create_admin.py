@@ -41,6 +41,18 @@ def test_an_account_a_registration_would_refuse_is_refused(
     assert err.startswith(f"error: {refused}: "), err
 
 
+def _cli(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python -m smartcourse.cli <command>` in a process of its own (main leaves by `os._exit`)."""
+    return subprocess.run(
+        [sys.executable, "-m", "smartcourse.cli", *command],
+        cwd=cwd,
+        env={**env, "PYTHONPATH": os.pathsep.join(sys.path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 @pytest.mark.parametrize("command", [["migrate"], ["create-admin", "--email", "a@example.com", "--password", "x" * 12]])
 def test_a_refused_setting_is_one_line_without_its_value(command: list[str], tmp_path: Path) -> None:
     """explore16 F2, F7: a JWT_SECRET a few characters short gave a 36-line traceback that ended in the secret."""
@@ -50,16 +62,8 @@ def test_a_refused_setting_is_one_line_without_its_value(command: list[str], tmp
         "SMARTCOURSE_ENV": "production",
         "JWT_SECRET": secret,
         "DATABASE_URL": "postgresql+asyncpg://user:hunter2@db.invalid/smartcourse",
-        "PYTHONPATH": os.pathsep.join(sys.path),
     }
-    done = subprocess.run(
-        [sys.executable, "-m", "smartcourse.cli", *command],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _cli(command, tmp_path, env)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip().splitlines() == [
         "error: JWT_SECRET is shorter than 32 characters; use a random value such as `openssl rand -hex 32`"
@@ -101,16 +105,8 @@ def test_without_a_running_database_it_says_so_and_starts_none(command: list[str
     """explore32 F1: run where `smartcourse run` was not running (another SMARTCOURSE_DATA_DIR), create-admin
     initialised a new, empty cluster there and died on `relation "outbox" does not exist` (150 lines)."""
     data = tmp_path / "var"
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env |= {"SMARTCOURSE_DATA_DIR": str(data), "PYTHONPATH": os.pathsep.join(sys.path)}
-    done = subprocess.run(
-        [sys.executable, "-m", "smartcourse.cli", *command],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"SMARTCOURSE_DATA_DIR": str(data)}
+    done = _cli(command, tmp_path, env)
     assert done.returncode == 1, done.stderr
     assert done.stderr.strip().splitlines() == [
         f"error: no embedded PostgreSQL is running under {data.resolve()}: start `smartcourse run` with the same "
