@@ -174,7 +174,7 @@ async def dead_letter(sessionmaker: Any, consumer: str, topic: str, envelope: di
                 event_id=uuid.UUID(str(envelope.get("event_id", uuid.uuid4()))),
                 topic=topic,
                 payload=envelope,
-                error=error[:4000],
+                error=error[:4000].replace("\x00", "\\0"),  # text refuses NUL; an error may quote the record
                 trace_id=_trace_id(),
             )
             .on_conflict_do_nothing()

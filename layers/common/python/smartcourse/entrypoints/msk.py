@@ -10,12 +10,14 @@ from collections.abc import Callable
 from typing import Any
 
 from opentelemetry.trace import SpanKind
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from smartcourse import telemetry
 from smartcourse.adapters.event_codec import Decoded, EventCodec, PoisonMessage, dead_letter_envelope, decode
 from smartcourse.adapters.schema_registry import SchemaRegistry
 from smartcourse.bootstrap import build_container
 from smartcourse.config import get_settings
+from smartcourse.db import is_transient
 from smartcourse.errors import Invalid
 from smartcourse.event_consumer import BatchFailed, Consumer, dead_letter, is_sample
 
@@ -93,8 +95,6 @@ async def _checked(
     """The record decoded and checked against its contract, or None when there is nothing to apply: a type the
     consumer has no effect for, a sample, or poison (then dead-lettered here). Raises what is not the record's
     fault (a registry outage): the record is retried."""
-    topic, partition, offset = str(record["topic"]), int(record["partition"]), int(record["offset"])
-    value: bytes | None = None
     decoded: Decoded | None = None
     try:
         try:
@@ -108,8 +108,7 @@ async def _checked(
         return None if is_sample(decoded.envelope) else decoded
     except (PoisonMessage, Invalid) as exc:
         with _span(consumer, record):
-            envelope = dead_letter_envelope(value, topic=topic, partition=partition, offset=offset, decoded=decoded)
-            await dead_letter(sessionmaker, consumer.name, topic, envelope, f"poison: {exc}")
+            await _dead_letter(consumer, record, decoded, f"poison: {exc}", sessionmaker=sessionmaker)
         return None
 
 
@@ -129,13 +128,60 @@ async def _apply_all(
     except BatchFailed:
         log.warning("a batch of %d records failed; applying them one by one", len(ready), exc_info=True)
     for record, decoded in ready:  # one transaction each: the records before the failing one are kept
-        try:
-            with _span(consumer, record):
-                await consumer.handle(sessionmaker, decoded.envelope, validated=True)  # checked by _checked
-        except Exception:
-            log.exception("record failed; Lambda will retry it", extra={"consumer": consumer.name})
-            return record
+        with _span(consumer, record):
+            try:
+                await _handle(consumer, decoded, sessionmaker=sessionmaker)
+            except Exception as exc:
+                if is_transient(exc):  # the database away: not the record's fault, Lambda redelivers it
+                    log.exception("record failed; Lambda will retry it", extra={"consumer": consumer.name})
+                    return record
+                # A record whose effect fails for good (a schema-valid "yesterday" for a date-time): as the Kafka
+                # runner does, kept in dead_letters and the partition goes on. Reported instead, it was retried by
+                # the event source for ever (its default), holding back every record behind it (explore33 F1).
+                error = f"poison: {exc}" if isinstance(exc, Invalid) else f"failed {ATTEMPTS} times: {_named(exc)}"
+                await _dead_letter(consumer, record, decoded, error, sessionmaker=sessionmaker)
     return None
+
+
+#: How many times a record's effect is tried in one invocation before it is dead-lettered (the Kafka runner's 4).
+ATTEMPTS = 4
+
+
+def _named(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+async def _handle(consumer: Consumer, decoded: Decoded, *, sessionmaker: Any) -> None:
+    """The record's effect, tried ATTEMPTS times (not for a contract violation, nor the database away: those are
+    decided at once)."""
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(ATTEMPTS),
+        wait=wait_exponential(multiplier=0.05, max=1),
+        retry=retry_if_exception(lambda exc: not isinstance(exc, Invalid) and not is_transient(exc)),
+        reraise=True,
+    )
+    async for attempt in retrying:
+        with attempt:
+            await consumer.handle(sessionmaker, decoded.envelope, validated=True)  # checked by _checked
+
+
+async def _dead_letter(
+    consumer: Consumer, record: dict[str, Any], decoded: Decoded | None, error: str, *, sessionmaker: Any
+) -> None:
+    """Keep a record in dead_letters, said in the log as the Kafka runner says it (explore33 F7: the function kept
+    poison records without a line)."""
+    log.warning("dead-lettering record: %s", error, extra={"consumer": consumer.name})
+    topic, partition, offset = str(record["topic"]), int(record["partition"]), int(record["offset"])
+    value = _value(record)
+    envelope = dead_letter_envelope(value, topic=topic, partition=partition, offset=offset, decoded=decoded)
+    await dead_letter(sessionmaker, consumer.name, topic, envelope, error)
+
+
+def _value(record: dict[str, Any]) -> bytes | None:
+    try:
+        return base64.b64decode(record.get("value") or "", validate=True)
+    except (binascii.Error, ValueError):
+        return None
 
 
 def msk_handler(consumer: Consumer) -> LambdaHandler:
