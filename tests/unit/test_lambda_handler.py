@@ -99,7 +99,37 @@ def test_spans_are_flushed_before_lambda_freezes_the_process(env: pytest.MonkeyP
     flushed: list[int] = []
     env.setattr(telemetry, "force_flush", lambda timeout_millis=5000: flushed.append(timeout_millis) or True)
     call(lambda_handler(router), api_gateway_event("GET", "/ping", body=None, authorized=False))
-    assert flushed
+    assert flushed == [telemetry.LAMBDA_FLUSH_MILLIS]
+
+
+def test_a_collector_that_does_not_answer_costs_an_invocation_the_flush_bound_once(env: pytest.MonkeyPatch) -> None:
+    """explore33 F4: the SDK's flush waited out the exporter's timeouts and retries, 7-15 s on every invocation."""
+    import threading
+    import time
+
+    release = threading.Event()
+
+    class Hung:
+        def force_flush(self, timeout_millis: int = 30000) -> bool:
+            release.wait(10)
+            return True
+
+    env.setattr(telemetry, "_provider", Hung())
+    env.setattr(telemetry, "_flushing", None)
+    try:
+        started = time.monotonic()
+        assert telemetry.force_flush(300) is False
+        first = time.monotonic() - started
+        started = time.monotonic()
+        assert telemetry.force_flush(300) is False  # the hung export still runs: not waited for again
+        second = time.monotonic() - started
+        assert 0.25 < first < 2 and second < 0.1, (first, second)
+    finally:
+        release.set()
+    flushing = telemetry._flushing
+    assert flushing is not None
+    flushing.join(5)
+    assert telemetry.force_flush(300) is True  # the exporter answers again: flushed
 
 
 def test_a_browser_on_an_allowed_origin_may_read_the_headers_the_api_answers_with(env: pytest.MonkeyPatch) -> None:

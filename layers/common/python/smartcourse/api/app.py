@@ -504,6 +504,6 @@ def lambda_handler(router: APIRouter) -> Callable[..., dict[str, object]]:
         finally:
             # Lambda freezes the process once the answer is out: spans still queued would leave at some later
             # invocation, or never. A no-op unless an exporter is configured (OTEL_EXPORTER_OTLP_ENDPOINT).
-            telemetry.force_flush()
+            telemetry.force_flush(telemetry.LAMBDA_FLUSH_MILLIS)
 
     return handler

@@ -193,7 +193,8 @@ def msk_handler(consumer: Consumer) -> LambdaHandler:
         try:
             return asyncio.run(_invoke(consumer, event))
         finally:
-            telemetry.force_flush()  # before Lambda freezes the process (a no-op without an exporter)
+            # Before Lambda freezes the process (a no-op without an exporter), bounded: docs/operations.md.
+            telemetry.force_flush(telemetry.LAMBDA_FLUSH_MILLIS)
 
     return handler
 
