@@ -66,3 +66,34 @@ async def test_only_a_connection_idle_past_the_window_is_pinged(settings: Any, m
         assert pings == [1]
     finally:
         await engine.dispose()
+
+
+async def test_a_connections_first_checkout_in_a_lambda_invocation_is_pinged(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """explore33 F3: between two invocations a Lambda container is frozen and its loop never reads the EOF of a
+    connection the server closed; one used moments before failed the next invocation's first statement."""
+    from smartcourse import db
+
+    pings: list[int] = []
+    real_ping = AsyncAdapt_asyncpg_connection.ping
+
+    def counting_ping(self: AsyncAdapt_asyncpg_connection) -> None:
+        pings.append(1)
+        real_ping(self)
+
+    monkeypatch.setattr(AsyncAdapt_asyncpg_connection, "ping", counting_ping)
+    monkeypatch.setattr(db, "_invocation", 0)
+    engine = create_async_engine(settings.database_url, pool_size=1, max_overflow=0)
+    check_on_checkout(engine, ping_after_idle=60)
+    try:
+        await _backend(engine)
+        db.new_invocation()
+        for _ in range(3):
+            await _backend(engine)  # the first checkout of the invocation only
+        assert pings == [1]
+        db.new_invocation()
+        await _backend(engine)
+        assert pings == [1, 1]
+    finally:
+        await engine.dispose()

@@ -16,7 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from smartcourse.adapters.documents import DocumentStore, MongoDocumentStore, PostgresDocumentStore
 from smartcourse.adapters.files import FileStore, LocalFileStore, S3FileStore
 from smartcourse.adapters.temporal import TemporalWorkflowStarter
-from smartcourse.config import DEFAULT_MAX_OVERFLOW, DEFAULT_POOL_SIZE, REDIS_TIMEOUT_SECONDS, Settings, get_settings
+from smartcourse.config import (
+    DEFAULT_MAX_OVERFLOW,
+    DEFAULT_POOL_SIZE,
+    REDIS_TIMEOUT_SECONDS,
+    Settings,
+    get_settings,
+    redis_retry,
+)
 from smartcourse.db import UnitOfWork, make_engine
 from smartcourse.engines import EmbeddedEngines
 from smartcourse.errors import Unavailable
@@ -233,6 +240,7 @@ class Container:
                 decode_responses=True,
                 socket_timeout=REDIS_TIMEOUT_SECONDS,
                 socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+                retry=redis_retry(),
             )
         return self._redis
 

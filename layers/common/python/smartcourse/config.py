@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -123,6 +123,19 @@ DEFAULT_POOL_SIZE, DEFAULT_MAX_OVERFLOW = 10, 20
 #: redis-py before 6 waits for ever by default: a hung Redis would hold every request that asks it (a login asks it
 #: up to four times) instead of failing open.
 REDIS_TIMEOUT_SECONDS = 5.0
+
+
+def redis_retry() -> Any:
+    """What a Redis client of the API does with a command whose connection was found dropped: once more, on a new
+    connection, at once. redis-py's pooled connections retry nothing by default, so a connection the server closed
+    while the process was idle (a Redis restart or failover, or a Lambda container frozen between invocations)
+    failed its next command: a login let through without its rate limit (explore33 F3). A timeout is not retried:
+    a hung Redis still costs a call REDIS_TIMEOUT_SECONDS."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    return Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
 
 
 class Settings(BaseSettings):

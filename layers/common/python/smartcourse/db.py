@@ -96,6 +96,18 @@ def make_engine(
 
 PING_AFTER_IDLE_SECONDS = 5.0
 
+#: This process's Lambda invocations so far (`new_invocation`, called by the handlers); 0 outside Lambda.
+_invocation = 0
+
+
+def new_invocation() -> None:
+    """A Lambda invocation begins. Between two, the process is frozen and its event loop does not run, so asyncpg
+    never reads the EOF of a connection the server closed meanwhile (a failover, an RDS Proxy's idle timeout): it
+    looks open, and the first statement on it failed with a 503 (explore33 F3). A connection's first checkout in an
+    invocation is therefore pinged (`check_on_checkout`): one round trip per pooled connection per invocation."""
+    global _invocation
+    _invocation += 1
+
 
 def check_on_checkout(engine: AsyncEngine, ping_after_idle: float = PING_AFTER_IDLE_SECONDS) -> None:
     """Hand out only live connections, without a round trip for each checkout.
@@ -104,8 +116,9 @@ def check_on_checkout(engine: AsyncEngine, ping_after_idle: float = PING_AFTER_I
     a third of a short transaction's. Instead (as HikariCP's alive-bypass window does): a connection whose socket
     is closed (PostgreSQL restarted or ended the session: asyncpg sees the EOF while the connection sits in the
     pool) is replaced without a round trip; one idle longer than `ping_after_idle` seconds is pinged first; one
-    used moments ago is handed out as it is. A connection that fails anyway fails its statement, and SQLAlchemy
-    then invalidates the pool (a disconnect error), so a restart costs at most the statements already in flight.
+    used moments ago is handed out as it is, unless this is its first checkout in a Lambda invocation
+    (`new_invocation`). A connection that fails anyway fails its statement, and SQLAlchemy then invalidates the
+    pool (a disconnect error), so a restart costs at most the statements already in flight.
     """
 
     @event.listens_for(engine.sync_engine, "checkout")
@@ -114,7 +127,9 @@ def check_on_checkout(engine: AsyncEngine, ping_after_idle: float = PING_AFTER_I
         if driver is not None and driver.is_closed():
             raise DisconnectionError("the connection was closed by the server")
         last_used = record.info.get("checked_in_at")
-        if last_used is not None and time.monotonic() - last_used > ping_after_idle:
+        first_in_invocation = _invocation and record.info.get("invocation") != _invocation
+        record.info["invocation"] = _invocation
+        if last_used is not None and (first_in_invocation or time.monotonic() - last_used > ping_after_idle):
             try:
                 dbapi_connection.ping()
             except Exception as exc:  # any failure: replace it (the pool retries with a new connection)

@@ -24,7 +24,7 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from redis.exceptions import RedisError
 
-from smartcourse.config import REDIS_TIMEOUT_SECONDS
+from smartcourse.config import REDIS_TIMEOUT_SECONDS, redis_retry
 from smartcourse.errors import RateLimited
 
 # `container` below is the composition root's Container (settings + redis()); typed loosely so this module,
@@ -83,6 +83,7 @@ class RateLimiter:
                 key_prefix=KEY_PREFIX,
                 socket_timeout=REDIS_TIMEOUT_SECONDS,
                 socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+                retry=redis_retry(),
             )
         )
 

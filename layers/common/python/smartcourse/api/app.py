@@ -20,7 +20,7 @@ from starlette.convertors import UUIDConvertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route, compile_path
 
-from smartcourse import __version__, telemetry
+from smartcourse import __version__, db, telemetry
 from smartcourse.api.edge import EdgeMiddleware
 from smartcourse.api.edge_cache import install_edge_cache
 from smartcourse.api.overload import install_load_shedding
@@ -499,6 +499,7 @@ def lambda_handler(router: APIRouter) -> Callable[..., dict[str, object]]:
     asgi = Mangum(create_app(router, title="SmartCourse function"), lifespan="off", api_gateway_base_path=base_path)
 
     def handler(event: dict[str, Any], context: Any) -> dict[str, object]:
+        db.new_invocation()  # pooled connections may have died while the container was frozen
         try:
             return asgi(event, context)  # type: ignore[no-any-return]
         finally:
