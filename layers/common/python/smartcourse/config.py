@@ -291,6 +291,10 @@ class Settings(BaseSettings):
     llm_base_url: str | None = Field(default=None, alias="LLM_BASE_URL")
     llm_model: str = Field(default="SmolLM2-135M-Instruct", alias="LLM_MODEL")
     llm_api_key: str | None = Field(default=None, alias="LLM_API_KEY")
+    # How long a request to the chat model may wait (to connect, then between two pieces of its answer). Below the
+    # function's own timeout in Lambda (the template sets 20 s of 30), so a hung model ends as the app's
+    # `assistant_failed` with its interaction recorded, not a bare gateway 503 (explore33 F5).
+    llm_timeout_seconds: float = Field(default=60.0, alias="LLM_TIMEOUT_SECONDS", gt=0)
     # --- the assistant's guards (issue #13; see docs/assistant.md) ---
     assistant_quota_per_minute: int = Field(default=10, alias="ASSISTANT_QUOTA_PER_MINUTE")
     assistant_quota_per_day: int = Field(default=200, alias="ASSISTANT_QUOTA_PER_DAY")

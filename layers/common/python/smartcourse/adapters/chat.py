@@ -57,7 +57,12 @@ class OpenAIChatModel:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OpenAIChatModel:
-        return cls(base_url=settings.llm_base_url or "", model=settings.llm_model, api_key=settings.llm_api_key)
+        return cls(
+            base_url=settings.llm_base_url or "",
+            model=settings.llm_model,
+            api_key=settings.llm_api_key,
+            timeout=settings.llm_timeout_seconds,
+        )
 
     async def complete(
         self, messages: Sequence[ChatMessage], *, max_tokens: int = 512, temperature: float = 0.0

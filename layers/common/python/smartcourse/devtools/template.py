@@ -90,6 +90,10 @@ def _packaging(name: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
     }, None
 
 
+#: A chat model request's timeout in the functions (their timeout is 30 s; explore33 F5).
+LAMBDA_LLM_TIMEOUT_SECONDS = 20.0
+
+
 def _env() -> dict[str, Any]:
     return {
         # Always production: the API stage's name says nothing about the mode (a stage named `test` would lift the
@@ -108,6 +112,8 @@ def _env() -> dict[str, Any]:
         "CORS_ORIGINS": {"Ref": "CorsOrigins"},
         "LLM_BASE_URL": {"Ref": "LlmBaseUrl"},
         "LLM_MODEL": {"Ref": "LlmModel"},
+        # Below the functions' 30 s: a hung model is the app's own `assistant_failed` (recorded), not Lambda's kill.
+        "LLM_TIMEOUT_SECONDS": f"{LAMBDA_LLM_TIMEOUT_SECONDS:g}",
         "EMBEDDINGS_BASE_URL": {"Ref": "EmbeddingsBaseUrl"},
         "EMBEDDINGS_MODEL": {"Ref": "EmbeddingsModel"},
         "INDEX_URI": {"Fn::If": ["HasIndexUri", {"Ref": "IndexUri"}, {"Fn::Sub": "s3://${MaterialsBucket}/index"}]},
