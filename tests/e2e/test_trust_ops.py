@@ -90,6 +90,15 @@ async def test_ops_pages_are_counted_by_their_path(api: Api, caplog: pytest.LogC
     assert served("unmatched", "404") == before + 1
     line = next(r for r in caplog.records if r.name == "smartcourse.access" and r.getMessage().endswith(" 404"))
     assert (line.__dict__["route"], line.__dict__["path"]) == ("unmatched", "/no-such-route")
+    assert line.__dict__["user_id"] is None
+    # explore30 F11: a signed-in caller's probing of unknown paths read as anonymous; a forged token still does.
+    student = await api.user()
+    caplog.clear()
+    assert (await api.client.get("/no-such-route", headers=student["headers"])).status_code == 404
+    forged = {"Authorization": student["headers"]["Authorization"][:-4] + "AAAA"}
+    assert (await api.client.get("/no-such-route", headers=forged)).status_code == 404
+    lines = [r for r in caplog.records if r.name == "smartcourse.access" and r.getMessage().endswith(" 404")]
+    assert [r.__dict__["user_id"] for r in lines] == [student["id"], None]
 
 
 async def test_tokens_and_personal_answers_are_not_stored_and_public_reads_say_a_token_is_optional(api: Api) -> None:

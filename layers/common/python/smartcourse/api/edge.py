@@ -201,8 +201,11 @@ class EdgeMiddleware:
             }
             if route == "unmatched":
                 # No route resolved: a 404, or a request answered before routing (503 shed, 408, 413). The log line
-                # says which path (the metrics' labels never do: unbounded), cut short (explore10 F8).
+                # says which path (the metrics' labels never do: unbounded), cut short (explore10 F8), and who asked
+                # when the request carried a valid access token (no route authenticated it: a signed-in caller's
+                # probing of paths read as anonymous; explore30 F11).
                 extra["path"] = path[:200]
+                extra["user_id"] = user_id or _token_subject(scope)
             access_log.info("%s %s %s", method, route, status, extra=extra)
 
 
@@ -226,3 +229,20 @@ async def _ops_allowed(scope: Scope, receive: Receive) -> bool:
     from smartcourse.bootstrap import get_container
 
     return bool(await ops_allowed(await get_container(), Request(scope, receive)))
+
+
+def _token_subject(scope: Scope) -> str | None:
+    """The user id of the request's access token if its signature and expiry hold (no database read: for a log line
+    only, never for a decision), else None."""
+    header = dict(scope.get("headers") or []).get(b"authorization", b"").decode("latin-1")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    from smartcourse.config import get_settings
+    from smartcourse.errors import DomainError
+    from smartcourse.security import decode_access_token
+
+    try:
+        return str(decode_access_token(get_settings(), token.strip()).user_id)
+    except DomainError:
+        return None
