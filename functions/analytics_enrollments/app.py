@@ -1,12 +1,12 @@
 """GET /analytics/enrollments: new enrollments (admissions) per day, ISO week or month over a range (admin)."""
 
-from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.schemas import IsoDay
 from smartcourse.services import analytics
 
 router = APIRouter(tags=["analytics"])
@@ -17,8 +17,10 @@ async def analytics_enrollments(
     user: CurrentUser,
     c: ContainerDep,
     interval: Literal["day", "week", "month"] = "day",
-    from_: Annotated[date | None, Query(alias="from", description="first UTC day (default: 29 days before to)")] = None,
-    to: Annotated[date | None, Query(description="last UTC day, inclusive (default: today)")] = None,
+    from_: Annotated[
+        IsoDay | None, Query(alias="from", description="first UTC day, YYYY-MM-DD (default: 29 days before to)")
+    ] = None,
+    to: Annotated[IsoDay | None, Query(description="last UTC day, inclusive (default: today)")] = None,
 ) -> dict[str, Any]:
     async with c.uow() as uow:
         return await analytics.enrollment_series(uow=uow, principal=user, interval=interval, start=from_, end=to)

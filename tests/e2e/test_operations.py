@@ -478,6 +478,8 @@ async def test_analytics_endpoints_over_http(api: Api, worker: object, container
         ({"from": "2026-02-01", "to": "2026-01-01"}, "invalid_range"),
         ({"from": "2001-01-01", "to": "2026-01-01"}, "range_too_long"),
         ({"from": "yesterday"}, "validation_error"),
+        ({"from": "2026-01-01T00:00:00"}, "validation_error"),  # explore30 F11: a date-time passed for a day
+        ({"to": "20260101"}, "validation_error"),
     ):
         r = await api.client.get("/analytics/enrollments", params=params, headers=admin["headers"])
         assert r.status_code == 422 and r.json()["code"] == code, (params, r.text)

@@ -12,6 +12,7 @@ from pydantic import (
     AfterValidator,
     AnyHttpUrl,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
@@ -1030,6 +1031,18 @@ class MaterialList(BaseModel):
 
 
 # --- analytics ------------------------------------------------------------------------------------
+
+
+def _iso_day(value: Any) -> Any:
+    """A day written as the analytics docs say, `YYYY-MM-DD`: pydantic also took "2026-12-06T00:00:00" (a date-time at
+    midnight) for a day (explore30 F11)."""
+    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise PydanticCustomError("iso_day", "a day is written YYYY-MM-DD")
+    return value
+
+
+#: A query's day (`from`, `to` of the analytics series).
+IsoDay = Annotated[date, BeforeValidator(_iso_day)]
 
 
 class CompletionPeriod(BaseModel):
