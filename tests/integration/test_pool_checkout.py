@@ -46,15 +46,21 @@ async def test_a_connection_the_server_ended_is_replaced_before_use(
     assert await _backend(one_connection) == second
 
 
-async def test_only_a_connection_idle_past_the_window_is_pinged(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    pings: list[int] = []
+@pytest.fixture
+def pings(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """One entry per ping of a pooled connection."""
+    counted: list[int] = []
     real_ping = AsyncAdapt_asyncpg_connection.ping
 
     def counting_ping(self: AsyncAdapt_asyncpg_connection) -> None:
-        pings.append(1)
+        counted.append(1)
         real_ping(self)
 
     monkeypatch.setattr(AsyncAdapt_asyncpg_connection, "ping", counting_ping)
+    return counted
+
+
+async def test_only_a_connection_idle_past_the_window_is_pinged(settings: Any, pings: list[int]) -> None:
     engine = create_async_engine(settings.database_url, pool_size=1, max_overflow=0)
     check_on_checkout(engine, ping_after_idle=0.3)
     try:
@@ -69,20 +75,12 @@ async def test_only_a_connection_idle_past_the_window_is_pinged(settings: Any, m
 
 
 async def test_a_connections_first_checkout_in_a_lambda_invocation_is_pinged(
-    settings: Any, monkeypatch: pytest.MonkeyPatch
+    settings: Any, pings: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """explore33 F3: between two invocations a Lambda container is frozen and its loop never reads the EOF of a
     connection the server closed; one used moments before failed the next invocation's first statement."""
     from smartcourse import db
 
-    pings: list[int] = []
-    real_ping = AsyncAdapt_asyncpg_connection.ping
-
-    def counting_ping(self: AsyncAdapt_asyncpg_connection) -> None:
-        pings.append(1)
-        real_ping(self)
-
-    monkeypatch.setattr(AsyncAdapt_asyncpg_connection, "ping", counting_ping)
     monkeypatch.setattr(db, "_invocation", 0)
     engine = create_async_engine(settings.database_url, pool_size=1, max_overflow=0)
     check_on_checkout(engine, ping_after_idle=60)
