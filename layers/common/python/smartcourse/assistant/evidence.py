@@ -11,7 +11,6 @@ from typing import Any
 
 from smartcourse.assistant import i18n
 from smartcourse.assistant import text as words
-from smartcourse.assistant.common_words import COMMON_WORDS
 from smartcourse.assistant.configuration import Knobs
 from smartcourse.assistant.prompts import OMITTED, SYSTEM, defang, looks_like_injection, source_label
 from smartcourse.ports import Hit
@@ -151,12 +150,6 @@ def decide(question: str, hits: Sequence[Hit], knobs: Knobs) -> Decision:
         # "Why is Mars called the red planet?" over a passage on the Sun becoming a red giant: near in meaning and
         # sharing a word, but about something else (explore11 F4: quoted as the course's answer).
         return Decision("refuse", "names_not_in_material", [], [])
-    if any(h.keyword_score is not None for h in hits) and absent_terms(question, hits):
-        # "When did the glimmerfrost period happen during the ice ages?" after the lesson on the glimmerfrost period
-        # was removed: "ice" brought passages on glaciers, quoted as the answer (explore31 F7). Only when the keyword
-        # search took part (a hit has a BM25 score): it finds a passage with a rare word of the question if the
-        # course has one, so a rare word no retrieved passage has is one the course does not have.
-        return Decision("refuse", "terms_not_in_material", [], [])
     sources = _distinct_sources(strong)
     # The question is a name of the course outline ("Tell me about the field notes"): that source's retrieved passages
     # come first (up to the passages an answer uses), not one of them behind unrelated passages the embedder ranked
@@ -217,132 +210,6 @@ def absent_names(question: str, passages: Sequence[Hit], *, phrase: bool = False
         return phrase and all(any(_same_word(a, b) for b in seen) for a in stems)
 
     return [n for n in names if n.lower() not in STOPWORDS and not mentioned(n)]
-
-
-#: A word the distinctive-term rule looks at: letters a-z only (not an acronym), five or more.
-_TERM = re.compile(r"(?<![\w'-])[A-Za-z][a-z]{4,}(?![\w-])")
-
-
-def absent_terms(question: str, passages: Sequence[Hit]) -> list[str]:
-    """The distinctive words of an English question that none of the retrieved passages has in any form: the
-    lower-case twin of `absent_names` ("glimmerfrost" in "When did the glimmerfrost period happen during the ice
-    ages?", after the course lost its lesson on it: "ice" still brings passages on glaciers). A word counts when:
-
-    * it is a subject word of five letters or more, a-z only (`_TERM`: no acronym, no other script);
-    * it is not a common English word (`common_word`: any inflection, or a typo of one), so question filler
-      ("during", "period") and a paraphrase ("consume" for the passages' "feed") never do;
-    * no passage (text, title or location, all of the retrieved ones) has it, its stem, a word sharing its first six
-      letters (`_same_word`: "glaciation", "glacier") or a word one typo away (two for eight letters or more).
-
-    Only for a question in English (most of its words are common English words or stopwords): a French question's
-    "quand" and "glaciaire" are not rare words. Empty when none."""
-    said = [w for w in _LETTER_WORDS.findall(question.lower()) if len(w) >= 3]
-    english = [w for w in said if w in STOPWORDS or _listed(w)]
-    if not said or len(english) * 2 < len(said):
-        return []
-    candidates = [
-        w.lower()
-        for w in _TERM.findall(question)
-        if w.lower() not in STOPWORDS and words.stem(w.lower()) not in _HELP_STEMS and not common_word(w.lower())
-    ]
-    if not candidates:
-        return []
-    seen: set[str] = set()
-    for h in passages:
-        seen |= _passage_stems(h.chunk.title, h.chunk.location, h.chunk.text)
-    return [w for w in dict.fromkeys(candidates) if not _has_word(seen, w)]
-
-
-_LETTER_WORDS = re.compile(r"[^\W\d_]+")
-
-
-def _has_word(stems: set[str], word: str) -> bool:
-    """`word` is among these stems in some form: its stem, a stem sharing its first six letters, or one a typo away
-    (one edit; two for a word of eight letters or more)."""
-    own = words.stem(word)
-    if own in stems or any(_same_word(own, b) for b in stems):
-        return True
-    k = 2 if len(word) >= 8 else 1
-    return any(abs(len(b) - len(own)) <= k and _within_edits(own, b, k) for b in stems)
-
-
-def _within_edits(a: str, b: str, k: int) -> bool:
-    """The edit distance of a and b (insertions, deletions, substitutions, adjacent transpositions) is at most k."""
-    if a == b:
-        return True
-    if abs(len(a) - len(b)) > k:
-        return False
-    before: list[int] = []
-    row = list(range(len(b) + 1))
-    for i in range(1, len(a) + 1):
-        current = [i] + [0] * len(b)
-        for j in range(1, len(b) + 1):
-            cost = a[i - 1] != b[j - 1]
-            current[j] = min(row[j] + 1, current[j - 1] + 1, row[j - 1] + cost)
-            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
-                current[j] = min(current[j], before[j - 2] + 1)
-        if min(current) > k:
-            return False
-        before, row = row, current
-    return row[-1] <= k
-
-
-#: Endings stripped to find a word's base among the common words ("thawing" → "thaw", "acidic" → "acid").
-_ENDINGS = ("s", "es", "ed", "d", "ing", "er", "est", "ly", "ness", "ment", "ion", "ation", "ity", "al", "ic", "ous")
-
-
-@cache
-def _common_stems() -> frozenset[str]:
-    return frozenset(words.stem(w) for w in COMMON_WORDS.split())
-
-
-@cache
-def _common_prefixes() -> frozenset[str]:
-    """Every beginning of five letters or more of the common words ("consume" begins "consumer")."""
-    return frozenset(w[:n] for w in COMMON_WORDS.split() for n in range(5, len(w) + 1))
-
-
-def _listed(word: str) -> bool:
-    """One of `COMMON_WORDS` in some inflection: its stem, or its base of four letters or more less an ending of
-    `_ENDINGS` (with or without an "e", a doubled last letter single: "thawing", "stopped")."""
-    common = _common_stems()
-    forms = {word}
-    for ending in _ENDINGS:
-        if word.endswith(ending) and len(word) - len(ending) >= 4:  # "ablation" is not "able" + "ation"
-            base = word[: -len(ending)]
-            forms |= {base, base + "e", base[:-1] if len(base) > 3 and base[-1] == base[-2] else base}
-    return any(words.stem(f) in common for f in forms)
-
-
-def _compound_part(part: str) -> bool:
-    """A common word of four letters or more, as itself or its plural: "land", "forms" (not "lins" of "drumlins",
-    whose stem "lin" is a name)."""
-    own = words.stem(part)
-    return len(own) >= 4 and own in _common_stems()
-
-
-@lru_cache(maxsize=4096)
-def common_word(word: str) -> bool:
-    """A common English word (lower-case), as `absent_terms` needs it: one of `COMMON_WORDS` in any inflection
-    (`_listed`); one that begins as a common word does and has at most three letters more ("consume" of
-    "consumer"); two of them written as one ("landforms", "drawback"; each of four letters or more: "glimmerfrost"
-    is not, "glimmer" is no common word); or a typo of one (one edit: "diffrence")."""
-    if len(word) < 3 or _listed(word):
-        return True
-    if any(_compound_part(word[:i]) and _compound_part(word[i:]) for i in range(4, len(word) - 3)):
-        return True
-    common = _common_stems()
-    prefixes = _common_prefixes()
-    if any(word[:n] in prefixes for n in range(len(word), max(5, len(word) - 3) - 1, -1)):
-        return True
-    letters = "abcdefghijklmnopqrstuvwxyz"
-    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
-    edits = {a + b[1:] for a, b in splits if b}
-    edits |= {a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1}
-    edits |= {a + c + b[1:] for a, b in splits if b for c in letters}
-    edits |= {a + c + b for a, b in splits for c in letters}
-    # A typo's fix is the word itself or nearly ("difference"), not a stem the edit makes ("ableation" → "able").
-    return any(len(own := words.stem(e)) >= len(e) - 2 and own in common for e in edits if len(e) >= 4)
 
 
 def _same_word(a: str, b: str) -> bool:
