@@ -808,3 +808,44 @@ async def test_a_label_echo_is_retried_then_the_passage_is_quoted() -> None:
     out = await ask(chat, "Why do sea butterfly shells dissolve?", SEA_BUTTERFLIES)
     assert out["type"] == "answer" and out["reason"] == "fallback_quotes" and len(chat.calls) == 2, out
     assert "Pteropods are small swimming snails" in out["answer"] and "read about it" not in out["answer"]
+
+
+INDEXES = hit(
+    9,
+    "Indexes",
+    "Hash indexes answer only equality tests, but answer them in constant time. A covering index answers a query from "
+    "the index alone.",
+    0.6,
+    2.0,
+)
+TRANSFER = hit(10, "Transactions and ACID", "The classic example is a bank transfer that debits one account.", 0.5, 1.0)
+DEADLOCK = hit(
+    11,
+    "Isolation levels",
+    "Two transactions each waiting for a lock the other holds form a deadlock, which the database breaks by aborting "
+    "one of them.",
+    0.6,
+    2.0,
+)
+
+
+@pytest.mark.parametrize(
+    ("draft", "passages", "question"),
+    [
+        ("The answer is: [1].", [INDEXES], "How do indexes speed up lookups?"),
+        (
+            "[1] The [1] is a classic example of a [2] that is used to illustrate the concept of [3] and [4] in and.",
+            [DEADLOCK, TRANSFER, DEADLOCK, TRANSFER],
+            "What causes a deadlock?",
+        ),
+    ],
+)
+def test_a_cited_draft_that_says_nothing_is_no_answer(draft: str, passages: list[Hit], question: str) -> None:
+    """explore34 F4: "answer" (a word a passage had) and citations standing for nouns made these grounded answers."""
+    assert evidence.grounded(draft, passages, question) is None
+
+
+def test_a_cited_sentence_with_content_is_still_an_answer() -> None:
+    draft = "Two transactions waiting for each other's locks form a deadlock, and the database aborts one [1]."
+    grounded = evidence.grounded(draft, [DEADLOCK], "What causes a deadlock?")
+    assert grounded is not None and grounded.valid == [1]

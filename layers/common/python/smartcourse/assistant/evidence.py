@@ -592,8 +592,13 @@ _META_STEMS = frozenset(
 _CONNECTIVE_STEMS = _META_STEMS | frozenset(
     words.stem(w)
     for w in """found find finds hope helps helpful great good interesting question questions answer answers
-    summary following below let know look see check sure short brief briefly overall""".split()
+    summary following below let know look see check sure short brief briefly overall example examples classic
+    concept concepts illustrate illustrates illustrated""".split()
 )
+
+#: A citation standing where a noun should ("The [1] is a classic example of a [2]"): the model wrote numbers instead
+#: of what the passages say (explore34 F4).
+_NOUN_CITATION = re.compile(r"\b(?:the|a|an)\s+\[\d", re.IGNORECASE)
 
 
 def shown_stems(passages: Sequence[Hit]) -> set[str]:
@@ -633,12 +638,14 @@ def claimed_stems(sentence: str, question: str = "") -> set[str]:
     return content_stems(_CITATION.sub(" ", sentence)) - content_stems(question) - _META_STEMS
 
 
-def lexical_support(sentence: str, passages: Sequence[Hit], question: str = "") -> float:
+def lexical_support(
+    sentence: str, passages: Sequence[Hit], question: str = "", ignore: frozenset[str] = frozenset()
+) -> float:
     """The share of the sentence's claimed words (`claimed_stems`) found in the passages as shown to the model
     (`shown_stems`), the words only their source names have aside (`label_only_stems`: naming where to read is no
     claim); 0 when it claims nothing else ("The exam password is: [1]" to "What is the exam password?", "You can
     read about it in Plankton > Sea butterflies [1]." to "Why do shells dissolve?")."""
-    said = claimed_stems(sentence, question) - label_only_stems(passages)
+    said = claimed_stems(sentence, question) - label_only_stems(passages) - ignore
     if not said:
         return 0.0
     return len(said & shown_stems(passages)) / len(said)
@@ -677,7 +684,12 @@ def unsupported_claim(
     model call."""
     cited = [n for n in cited_indexes(sentence) if 1 <= n <= len(passages)]
     if cited:
-        return lexical_support(sentence, [passages[n - 1] for n in cited], question) < LEXICAL_SUPPORT
+        if _NOUN_CITATION.search(sentence):
+            return True
+        # Words that claim nothing claim nothing when cited either: "The answer is: [1]." was an answer because a
+        # passage said "Hash indexes answer only equality tests" (explore34 F4).
+        chosen = [passages[n - 1] for n in cited]
+        return lexical_support(sentence, chosen, question, _CONNECTIVE_STEMS) < LEXICAL_SUPPORT
     claims = claimed_stems(sentence, question) - _CONNECTIVE_STEMS
     if not claims:
         return False
