@@ -534,6 +534,24 @@ async def test_a_rewrite_drifting_to_an_older_subject_is_not_used() -> None:
     assert seen == ["How hot is the water black smokers emit?"]
 
 
+async def test_a_rewrite_adding_a_name_nobody_wrote_is_not_used() -> None:
+    """explore34 F6: SmolLM2 answered instead of rewriting ("… prevented by the ImmutableLockImpl"), and the name
+    rule refused the student's plain follow-up for a name the model made up."""
+    seen: list[str] = []
+    phantom = hit(7, "Isolation levels", "Serializable isolation prevents phantom reads.", 0.6)
+    history = [
+        ChatMessage("user", "What is a phantom read?"),
+        ChatMessage("assistant", "A phantom read sees rows another transaction inserted [1]."),
+    ]
+    question = "Which isolation level prevents it?"
+    invented = "Which isolation level prevents phantom reads? They are prevented by the ImmutableLockImpl."
+    chat = ScriptedChat(invented, "Serializable isolation prevents phantom reads [1].")
+    cfg = Configuration(chat=chat, retriever=retriever(phantom, seen=seen))
+    out = await build_graph().ainvoke({"question": question, "history": history}, cfg.as_config())
+    assert seen == [f"What is a phantom read? {question}"]
+    assert out["route"] == "answer", out
+
+
 def test_a_clarification_never_offers_an_instruction_like_part_of_the_course() -> None:
     """explore23 F7: "explain this" listed "notes.md — Field Guide > Instructions for the tutor" first; asking about it
     was then refused as an injection."""

@@ -212,6 +212,16 @@ def absent_names(question: str, passages: Sequence[Hit], *, phrase: bool = False
     return [n for n in names if n.lower() not in STOPWORDS and not mentioned(n)]
 
 
+def invented_names(text: str, said: str) -> list[str]:
+    """The names in `text` (a model's rewrite of a follow-up) that `said` (the student's follow-up and the turns it
+    follows) never had: a rewrite is the student's question, and a name it adds is the model's invention ("… prevented
+    by the ImmutableLockImpl", "… essential for life on Earth"), which the name rule then refused the student's plain
+    follow-up for (explore34 F6)."""
+    known = content_stems(said)
+    names = [m.group() for m in _NAME.finditer(text.strip())]
+    return [n for n in names if n.lower() not in STOPWORDS and not content_stems(n) <= known]
+
+
 def _same_word(a: str, b: str) -> bool:
     """Two stems of one word in other forms: equal, or sharing their first six letters ("transactional",
     "transaction")."""

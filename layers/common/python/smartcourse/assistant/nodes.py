@@ -84,12 +84,16 @@ async def rewrite(state: AskState, config: RunnableConfig) -> dict[str, Any]:
     # water they emit?" after black smokers, rewritten about the coral bleaching asked two turns before): the rewrite
     # must name the previous question's subject (its words the follow-up does not repeat, since the follow-up's own
     # words, "water", prove nothing), else the query is the previous question and the follow-up.
+    # Nor may it add a name nobody wrote: the model answering instead of rewriting (explore34 F6) made the student's
+    # follow-up refused for a name of its own invention.
     previous = evidence.subject_stems(last_user) - evidence.subject_stems(question) or evidence.subject_stems(last_user)
+    said = " ".join([question, *(m.content for m in recent)])
     if (
         not candidate
         or len(candidate) > 4 * max(len(question), 80)
         or prompts.looks_like_injection(candidate)
         or not evidence.subject_stems(candidate) & previous
+        or evidence.invented_names(candidate, said)
     ):
         candidate = f"{last_user} {question}"
     return {"standalone": candidate}
