@@ -849,3 +849,81 @@ def test_a_cited_sentence_with_content_is_still_an_answer() -> None:
     draft = "Two transactions waiting for each other's locks form a deadlock, and the database aborts one [1]."
     grounded = evidence.grounded(draft, [DEADLOCK], "What causes a deadlock?")
     assert grounded is not None and grounded.valid == [1]
+
+
+# --- explore34 F5, F7-F9: the quote naming the subject, accents, short forms of names, clarifications ---------------
+
+GLACIERS_FORM = hit(
+    40, "How glaciers form", "Glaciers form where more snow falls each winter than melts in summer.", 0.5
+)
+DEPOSITION = hit(
+    41,
+    "Glacial deposition",
+    "Lateral moraines form along the sides of a valley glacier, and a medial moraine forms where two glaciers join.\n\n"
+    "Drumlins are smooth, egg-shaped hills of till, streamlined by the ice flowing over them.",
+    0.48,
+)
+PHOTOSYNTHESIS = hit(
+    42,
+    "Photosynthesis",
+    "Photosynthesis converts light energy into chemical energy stored in sugar. The thylakoid membranes hold "
+    "chlorophyll, the green pigment that absorbs red and blue light.",
+    0.55,
+)
+FJORDS = hit(
+    43,
+    "冰川侵蚀",
+    "冰斗是冰川源头在山坡上侵蚀出的围椅状洼地，冰川融化后常形成冰斗湖。峡湾是被海水淹没的冰川槽谷，挪威海岸有许多峡湾。",
+    0.5,
+)
+VALLEYS = hit(44, "冰川地貌", "冰川槽谷由冰川侵蚀形成，横截面呈U形。", 0.45)
+
+
+@pytest.mark.parametrize(
+    ("passages", "question", "quoted"),
+    [
+        ([PHOTOSYNTHESIS], "What is the role of chlorophyll in photosynthesis?", "The thylakoid membranes"),
+        ([GLACIERS_FORM, DEPOSITION], "How do drumlins form?", "Drumlins are smooth"),
+        ([FJORDS, VALLEYS], "峡湾是怎么形成的？", "峡湾是被海水淹没"),
+    ],
+)
+def test_the_quote_is_the_sentence_naming_the_subject_not_a_generic_word(
+    passages: list[Hit], question: str, quoted: str
+) -> None:
+    """explore34 F5: a word every passage has ("form") or the lesson's own topic ("photosynthesis") tied with the
+    subject ("drumlins", "chlorophyll") and the earlier sentence was quoted."""
+    answer = evidence.fallback_answer(passages, question)
+    assert answer is not None
+    text, cites = answer
+    assert any(c["quote"].startswith(quoted) for c in cites), text
+    assert cites[0]["quote"].startswith(quoted), text
+
+
+def test_a_question_without_the_accent_finds_the_accented_word() -> None:
+    """explore34 F7: "What's an arete?" was refused by the lesson on the arête the keyword search had found."""
+    arete = hit(45, "Glacial erosion", "The knife-edged ridge left between two cirques is an arête.", 0.2, 1.7)
+    for question in ("What's an arete?", "What's an arête?"):
+        assert evidence.decide(question, [arete], Knobs()).route == "answer", question
+    assert evidence.absent_names("Why is Zürich cold?", [hit(46, "Cities", "Zurich lies by a lake.", 0.5)]) == []
+
+
+def test_a_short_form_of_a_name_the_course_spells_in_full_is_mentioned() -> None:
+    """explore34 F8: "Postgres" was a name the PostgreSQL lesson "never mentions"."""
+    isolation = hit(47, "Isolation levels", "PostgreSQL runs transactions at READ COMMITTED by default.", 0.5)
+    question = "What is the default isolation level in Postgres?"
+    assert evidence.absent_names(question, [isolation]) == []
+    assert evidence.decide(question, [isolation], Knobs()).route == "answer"
+    assert evidence.absent_names("What is the default isolation level in Oracle?", [isolation]) == ["Oracle"]
+
+
+def test_a_clarification_offers_only_the_parts_with_most_of_the_question() -> None:
+    """explore34 F9: "What is glacial plucking?" offered *Glacial deposition* too, which never says plucking; a word
+    both parts share still asks which one is meant."""
+    erosion = hit(
+        48, "Glacial erosion", "In plucking, meltwater freezes onto bedrock and the ice pulls blocks away.", 0.55
+    )
+    deposition = hit(49, "Glacial deposition", "Unsorted material deposited directly by the ice is till.", 0.53)
+    decision = evidence.decide("What is glacial plucking?", [erosion, deposition], Knobs())
+    assert (decision.route, [h.chunk.title for h in decision.passages][:1]) == ("answer", ["Glacial erosion"])
+    both = evidence.decide("glacial ice", [erosion, deposition], Knobs())
+    assert both.route == "clarify", both

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any
@@ -173,6 +174,11 @@ def decide(question: str, hits: Sequence[Hit], knobs: Knobs) -> Decision:
             titled, one_name = whole, True
         for candidates in (titled,) if one_name else (close, titled):
             offered = [h for h in candidates if _offerable(h)]
+            # Only the parts with most of the question's words are a choice: "What is glacial plucking?" was asked to
+            # pick between *Glacial erosion* and *Glacial deposition*, though only the first says plucking
+            # (explore34 F9).
+            most = max((_coverage(h, stems) for h in offered), default=0)
+            offered = [h for h in offered if _coverage(h, stems) == most]
             if len({h.chunk.title.strip().lower() for h in offered}) >= 2:
                 names = [source_label(h) for h in offered[:3]]
                 return Decision("clarify", "ambiguous_candidates", names, [])
@@ -192,10 +198,10 @@ _PHRASE_NAME = re.compile(r"\b[A-Z][a-z][\w'-]+")
 def absent_names(question: str, passages: Sequence[Hit], *, phrase: bool = False) -> list[str]:
     """The names the question asks about ("Mars", "Jupiter", "Galilean") that none of the passages mentions (in
     their titles or text, any case). A question about a named thing the material never names is not answered from
-    it, however near in meaning the passages are: a course on the Sun says nothing about Mars. `phrase`: the text
-    is a noun phrase, not a sentence, so a capitalised first word is a name too, and one the passages have in
-    another form counts as mentioned ("Transactional outbox" over "transaction": the first word may just be
-    capitalised, and the stemmer is light)."""
+    it, however near in meaning the passages are: a course on the Sun says nothing about Mars. A name the passages
+    have in another form counts as mentioned (the same first six letters, or a short form of five letters or more:
+    "Postgres" of "PostgreSQL"). `phrase`: the text is a noun phrase, not a sentence, so a capitalised first word
+    is a name too ("Transactional outbox" over "transaction")."""
     names = [m.group() for m in (_PHRASE_NAME if phrase else _NAME).finditer(question.strip())]
     if not names:
         return []
@@ -207,7 +213,10 @@ def absent_names(question: str, passages: Sequence[Hit], *, phrase: bool = False
         stems = content_stems(name)
         if stems <= seen:
             return True
-        return phrase and all(any(_same_word(a, b) for b in seen) for a in stems)
+        # In another form: "Transactional outbox" over "transaction" (a phrase's capitalised first word may be any
+        # word), and a short form of a name the course spells in full, "Postgres" of "PostgreSQL", which refused
+        # "What is the default isolation level in Postgres?" (explore34 F8).
+        return all(any(_same_word(a, b) or _short_form(a, b) for b in seen) for a in stems)
 
     return [n for n in names if n.lower() not in STOPWORDS and not mentioned(n)]
 
@@ -220,6 +229,11 @@ def invented_names(text: str, said: str) -> list[str]:
     known = content_stems(said)
     names = [m.group() for m in _NAME.finditer(text.strip())]
     return [n for n in names if n.lower() not in STOPWORDS and not content_stems(n) <= known]
+
+
+def _short_form(name: str, word: str) -> bool:
+    """`name` (a stem of five letters or more) begins `word`: "postgr" of "postgresql", "kubern" of "kubernetes"."""
+    return len(name) >= 5 and word.startswith(name)
 
 
 def _same_word(a: str, b: str) -> bool:
@@ -247,6 +261,12 @@ def _mentions(hit: Hit, stems: set[str]) -> bool:
     """The passage (its text, title or location) has one of the question's subject words, in some form."""
     seen = _passage_stems(hit.chunk.title, hit.chunk.location, hit.chunk.text)
     return any(any(_same_word(a, b) for b in seen) for a in stems)
+
+
+def _coverage(hit: Hit, stems: set[str]) -> int:
+    """How many of the question's subject words the passage (its text, title or location) has, in some form."""
+    seen = _passage_stems(hit.chunk.title, hit.chunk.location, hit.chunk.text)
+    return sum(any(_same_word(a, b) for b in seen) for a in stems)
 
 
 def _title_has_all(title: str, subject: Sequence[str]) -> bool:
@@ -423,7 +443,20 @@ def _quotable(sentence: words.Sentence) -> bool:
     )
 
 
-def best_sentence(text: str, query: str, limit: int = 240) -> str:
+def quote_weights(passages: Sequence[Hit], query: str) -> dict[str, float]:
+    """How much each subject word of `query` says about which sentence answers it: the fewer of the `passages`
+    (their titles and locations included) have the word, the more it names the subject. "How do drumlins form?" over
+    a glacier course: "form" is in most passages, "drumlins" in one, and the quote must be the drumlins sentence, not
+    the first one saying "form" (explore34 F5)."""
+    stems = subject_stems(query)
+    seen = [_passage_stems(h.chunk.title, h.chunk.location, h.chunk.text) for h in passages]
+    n = len(seen)
+    return {s: 1.0 + math.log((n + 1) / (sum(s in p for p in seen) + 1)) for s in stems}
+
+
+def best_sentence(
+    text: str, query: str, limit: int = 240, *, weights: Mapping[str, float] | None = None, topic: str = ""
+) -> str:
     """The sentence of `text` sharing most subject words with `query` (the quote shown with a citation).
 
     Sentences follow the layout (`text.sentences`): PDF-wrapped lines joined, table rows whole (a row is matched with
@@ -432,16 +465,23 @@ def best_sentence(text: str, query: str, limit: int = 240) -> str:
     carrying active markup (`has_active_markup`: `<script>`, `onerror=`) and one carrying the prompt's own markup
     (`PROMPT_MARKUP`: a lesson forging `<passage n="9">...</passage>`) are never quoted, nor a question or a bare
     label ("Which algae live inside coral polyps?", "Question 1."): what the material asks is no answer. Empty if
-    nothing is quotable."""
+    nothing is quotable.
+
+    Shared words count by `weights` (`quote_weights`: rarer across the passages shown, more telling; 1 when not
+    given), and a word of the passage's own `topic` (its title and location) counts half: in the lesson
+    *Photosynthesis*, "What is the role of chlorophyll in photosynthesis?" is answered by the chlorophyll sentence,
+    not by the first one naming photosynthesis (explore34 F5)."""
     candidates = [s for s in words.sentences(text) if _quotable(s)]
     if not candidates:
         return ""
     wanted = subject_stems(query)
+    on_topic = subject_stems(topic) if topic else set()
+    weight = {w: (weights or {}).get(w, 1.0) * (0.5 if w in on_topic else 1.0) for w in wanted}
 
-    def score(item: tuple[int, words.Sentence]) -> tuple[bool, int, int, int]:
+    def score(item: tuple[int, words.Sentence]) -> tuple[bool, int, float, int, int]:
         i, s = item
-        overlap = len(wanted & subject_stems(f"{s.text} {s.header}"))
-        return overlap > 0, _RANK.get(s.kind, 2), overlap, -i
+        shared = wanted & subject_stems(f"{s.text} {s.header}")
+        return bool(shared), _RANK.get(s.kind, 2), round(sum(weight[w] for w in shared), 6), len(shared), -i
 
     i, chosen = max(enumerate(candidates), key=score)
     best = chosen.text.strip()
@@ -469,13 +509,20 @@ def source_ref(hit: Hit) -> dict[str, str]:
     return {"type": chunk.source_type, "id": chunk.source_id, "title": chunk.title, "location": chunk.location}
 
 
-def citation(index: int, hit: Hit, query: str) -> dict[str, Any]:
+def quote(hit: Hit, query: str, weights: Mapping[str, float] | None = None) -> str:
+    """The sentence of a passage quoted for `query` (`best_sentence`, its title and location as its topic)."""
+    chunk = hit.chunk
+    return best_sentence(defang(chunk.text), query, weights=weights, topic=f"{chunk.title} {chunk.location}")
+
+
+def citation(index: int, hit: Hit, query: str, weights: Mapping[str, float] | None = None) -> dict[str, Any]:
+    """A citation of `hit` with its quote; `weights`: `quote_weights` of the passages shown with it."""
     return {
         "index": index,
         "chunk_id": hit.chunk.chunk_id,
         "source": source_label(hit),
         "source_ref": source_ref(hit),
-        "quote": best_sentence(defang(hit.chunk.text), query),
+        "quote": quote(hit, query, weights),
     }
 
 
@@ -535,28 +582,32 @@ def fallback_answer(
     they are questions to the student, not what the material says), nor one sentence twice (overlapping chunks).
     None when no passage qualifies."""
     wanted = subject_stems(query)
+    weights = quote_weights(passages, query)
     named: list[Hit] = []
-    relevant: list[Hit] = []
+    relevant: list[tuple[Hit, float]] = []
     quoted: set[str] = set()
     for h in passages:
-        quote = best_sentence(defang(h.chunk.text), query)
-        if not quote or quote in quoted or is_quiz_prompts(h):
+        said = quote(h, query, weights)
+        if not said or said in quoted or is_quiz_prompts(h):
             continue
+        shared = wanted & subject_stems(said + " " + _row_header(h.chunk.text, said))
         if names_source(h, query):
             named.append(h)
-        elif wanted & subject_stems(quote + " " + _row_header(h.chunk.text, quote)):
-            relevant.append(h)
+        elif shared:
+            relevant.append((h, sum(weights[w] for w in shared)))
         else:
             continue
-        quoted.add(quote)
+        quoted.add(said)
     named = named[:k]
-    # The quotes sharing most of the question's words first (retrieval order among equals): "What do Osedax worms feed
-    # on?" led with a sentence on giant tube worms, which shares "worms" only (explore23 F4).
-    relevant.sort(key=lambda h: -len(wanted & subject_stems(best_sentence(defang(h.chunk.text), query))))
-    chosen = named + relevant[: max(0, n - len(named))]
+    # The quotes sharing most of the question's words first, the rarer ones counting more (retrieval order among
+    # equals): "What do Osedax worms feed on?" led with a sentence on giant tube worms, which shares "worms" only
+    # (explore23 F4); "What's the difference between an esker and a moraine?" quoted the moraines and an arête before
+    # the eskers (explore34 F5).
+    relevant.sort(key=lambda pair: -round(pair[1], 6))
+    chosen = named + [h for h, _ in relevant[: max(0, n - len(named))]]
     if not chosen:
         return None
-    cites = [citation(i, h, query) for i, h in enumerate(chosen, 1)]
+    cites = [citation(i, h, query, weights) for i, h in enumerate(chosen, 1)]
     lines = [f"“{c['quote']}” [{c['index']}]" for c in cites]
     return i18n.text("quotes_heading", lang) + "\n" + "\n".join(lines), cites
 

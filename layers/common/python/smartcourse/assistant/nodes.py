@@ -168,7 +168,8 @@ def check(state: AskState) -> dict[str, Any]:
     found = evidence.grounded(state.get("draft", ""), passages, state["standalone"], cut=state.get("cut", False))
     if found is not None and (not found.invalid or state.get("attempts", 0) >= 2):
         answer = evidence.strip_invalid(found.answer, found.invalid) if found.invalid else found.answer
-        cites = [evidence.citation(n, passages[n - 1], state["standalone"]) for n in found.valid]
+        weights = evidence.quote_weights(passages, state["standalone"])
+        cites = [evidence.citation(n, passages[n - 1], state["standalone"], weights) for n in found.valid]
         return {"type": "answer", "answer": answer, "citations": cites, "reason": "cited"}
     return {"type": "answer", "answer": "", "citations": []}
 

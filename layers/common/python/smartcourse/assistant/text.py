@@ -8,6 +8,7 @@ continues on the next line, a Markdown table row or heading stands alone, and "E
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 _TOKEN = re.compile(r"[^\W_][\w'+#-]*")
@@ -48,8 +49,20 @@ def is_cjk(word: str) -> bool:
     return bool(_CJK.match(word))
 
 
+def fold(word: str) -> str:
+    """A Latin word without its accents ("arête" → "arete"), as the keyword index folds it; a word of another script
+    (or with a letter that has no unaccented form, "ß") as it is."""
+    if word.isascii():
+        return word
+    folded = "".join(c for c in unicodedata.normalize("NFKD", word) if not unicodedata.combining(c))
+    return folded if folded.isascii() else word
+
+
 def stem(word: str) -> str:
-    """A light English stemmer, enough to match "commits"/"commit" and "organelles"/"organelle"."""
+    """A light English stemmer, enough to match "commits"/"commit" and "organelles"/"organelle"; accents folded
+    first (`fold`): "What's an arete?" was refused by a lesson on the arête, which the keyword search had found
+    (explore34 F7)."""
+    word = fold(word)
     if is_cjk(word) or not word.isascii():
         return word
     if word.endswith("'s"):

@@ -97,10 +97,9 @@ async def _checked(
     fault (a registry outage): the record is retried."""
     decoded: Decoded | None = None
     try:
-        try:
-            value = base64.b64decode(record.get("value") or "", validate=True)
-        except (binascii.Error, ValueError) as exc:
-            raise PoisonMessage(f"value is not base64: {exc}") from exc
+        value = _value(record)
+        if value is None:
+            raise PoisonMessage("value is not base64")
         decoded = decode(value)
         if decoded.event_type not in consumer.effects:
             return None

@@ -629,7 +629,8 @@ class GenerationRun:
             cited = list(range(1, len(self.passages) + 1))
         else:  # a summary or an explanation: only what its text cites (none: an empty list)
             cited, _ = evidence.check_citations(text, len(self.passages))
-        cites = [Citation(**evidence.citation(n, self.passages[n - 1], self.query)) for n in cited]
+        weights = evidence.quote_weights(self.passages, self.query)
+        cites = [Citation(**evidence.citation(n, self.passages[n - 1], self.query, weights)) for n in cited]
         items = list(result) if kind == "objectives" else []
         out = GenerationOut(
             kind=kind,  # type: ignore[arg-type]
@@ -643,7 +644,8 @@ class GenerationRun:
 
     def _sources(self) -> list[Citation]:
         """Every passage the model was given (explore17 F2: nothing said what a course-wide text covered)."""
-        return [Citation(**evidence.citation(n, p, self.query)) for n, p in enumerate(self.passages, start=1)]
+        weights = evidence.quote_weights(self.passages, self.query)
+        return [Citation(**evidence.citation(n, p, self.query, weights)) for n, p in enumerate(self.passages, start=1)]
 
 
 async def prepare_generation(
