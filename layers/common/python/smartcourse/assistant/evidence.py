@@ -451,7 +451,20 @@ def quote_weights(passages: Sequence[Hit], query: str) -> dict[str, float]:
     stems = subject_stems(query)
     seen = [_passage_stems(h.chunk.title, h.chunk.location, h.chunk.text) for h in passages]
     n = len(seen)
-    return {s: 1.0 + math.log((n + 1) / (sum(s in p for p in seen) + 1)) for s in stems}
+    rarity = {s: 1.0 + math.log((n + 1) / (sum(s in p for p in seen) + 1)) for s in stems}
+    # A word asking how to study, not what about ("remember", "recap", "difference"): rare in a course's text, it
+    # had "Is there a mnemonic to remember the stages of cellular respiration?" quoted "Remember: plants do both."
+    return {s: w * (0.25 if s in _STUDY_STEMS else 1.0) for s, w in rarity.items()}
+
+
+#: Words of a question about studying rather than its subject (`quote_weights`).
+_STUDY_STEMS = _HELP_STEMS | frozenset(
+    words.stem(w)
+    for w in (
+        "remember recall memorise memorize mnemonic mnemonics recap summary summarise summarize overview main key "
+        "difference differences different differ compare comparison example examples simple simply terms"
+    ).split()
+)
 
 
 def best_sentence(
