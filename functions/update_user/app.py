@@ -1,4 +1,4 @@
-"""PUT /users/{user_id}: change name, bio or password (owner or admin)."""
+"""PUT /users/{user_id}: change name, bio or password (owner or admin); enable, disable or change the role (admin)."""
 
 import uuid
 

@@ -131,6 +131,54 @@ async def test_a_demoted_role_applies_to_existing_tokens(api: Api, container: An
     assert r.status_code == 200, r.text
 
 
+async def test_an_admin_changes_an_accounts_role_over_http(api: Api, container: Any, worker: object) -> None:
+    """`PUT /users/{id}` with `role`: admins only, not their own; an instructor who owns courses and a student in a
+    course keep theirs; the new role holds for tokens already issued, and analytics counts the account under it."""
+    from tests.e2e.test_enrollment import drained
+
+    admin, student, teacher = await api.admin(container), await api.user(), await api.user("instructor")
+    url = f"/users/{student['id']}"
+    r = await api.client.put(url, json={"role": "instructor"}, headers=student["headers"])
+    assert (r.status_code, r.json()["code"]) == (403, "admin_only"), r.text
+    admin_id = (await api.client.get("/auth/me", headers=admin["headers"])).json()["id"]
+    r = await api.client.put(f"/users/{admin_id}", json={"role": "student"}, headers=admin["headers"])
+    assert (r.status_code, r.json()["code"]) == (409, "cannot_change_own_role"), r.text
+    r = await api.client.put(url, json={"role": "teacher"}, headers=admin["headers"])
+    assert r.status_code == 422, r.text
+
+    # A student becomes an instructor: the token they hold may author at once.
+    r = await api.client.put(url, json={"role": "instructor"}, headers=admin["headers"])
+    assert r.status_code == 200 and r.json()["role"] == "instructor", r.text
+    course = await api.course(student)
+    # ...and, owning a course, stays one.
+    r = await api.client.put(url, json={"role": "student"}, headers=admin["headers"])
+    assert (r.status_code, r.json()["code"], r.json()["details"]) == (409, "owns_courses", {"courses": 1}), r.text
+    assert (await api.client.get(url, headers=admin["headers"])).json()["role"] == "instructor"
+
+    # A student with a live enrollment keeps the role; an instructor without courses may become an admin.
+    live = await api.user()
+    published = await api.published_course(teacher)
+    r = await api.client.post("/enrollments", json={"course_id": published["id"]}, headers=live["headers"])
+    assert r.status_code in (201, 202), r.text
+    r = await api.client.put(f"/users/{live['id']}", json={"role": "instructor"}, headers=admin["headers"])
+    assert (r.status_code, r.json()["code"]) == (409, "has_live_enrollments"), r.text
+    other = await api.user("instructor")
+    r = await api.client.put(f"/users/{other['id']}", json={"role": "admin"}, headers=admin["headers"])
+    assert r.status_code == 200 and r.json()["role"] == "admin", r.text
+    assert (await api.client.get("/users", headers=other["headers"])).status_code == 200
+    assert course["id"]
+
+    # The registered-users counters follow the roles (the consumer read user.role_changed).
+    keys = ("registered_students", "registered_instructors")
+    for _ in range(100):
+        await drained(container)
+        body = (await api.client.get("/analytics/reconcile", headers=admin["headers"])).json()
+        if all(body["drift"][k] == 0 for k in keys):
+            break
+        await asyncio.sleep(0.2)
+    assert all(body["drift"][k] == 0 for k in keys), body
+
+
 async def test_password_change_needs_the_current_password_and_ends_other_sessions(api: Api) -> None:
     user = await api.user()
     other = (await api.client.post("/auth/login", json={"email": user["email"], "password": user["password"]})).json()

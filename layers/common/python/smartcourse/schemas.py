@@ -341,6 +341,8 @@ class UserUpdateIn(UpdateIn):
     current_password: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
     # Admins only: false disables the account and ends its sessions at once.
     is_active: StrictBool | None = None
+    # Admins only, not their own: an instructor with courses, or a student with a live enrollment, keeps the role.
+    role: Role | None = None
 
 
 class InstructorPublic(BaseModel):

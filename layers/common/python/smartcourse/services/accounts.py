@@ -22,7 +22,7 @@ from smartcourse.config import Settings
 from smartcourse.db import UnitOfWork
 from smartcourse.domain.events import DomainEvent
 from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized, Unavailable
-from smartcourse.models import Course, RefreshToken, User, utcnow
+from smartcourse.models import Course, Enrollment, RefreshToken, User, utcnow
 from smartcourse.ratelimit import Backoff, RateLimiter, enforce, key_part
 from smartcourse.schemas import (
     AdminIn,
@@ -353,7 +353,7 @@ async def update_user(
     *, uow: UnitOfWork, principal: Principal, user_id: uuid.UUID, data: UserUpdateIn, backoff: Backoff | None = None
 ) -> UserPublic:
     """Name, bio, password (with `current_password` for one's own: checked under the login's back-off, so wrong
-    guesses lock the account as wrong logins do) and, for admins, `is_active`."""
+    guesses lock the account as wrong logins do) and, for admins, `is_active` and `role` (`_change_role`)."""
     if principal.user_id != user_id and not principal.is_admin:
         raise Forbidden("you may only change your own account", code="not_account_owner")
     user = await uow.session.get(User, user_id, with_for_update=True)
@@ -399,9 +399,52 @@ async def update_user(
         user.is_active = data.is_active
         if not data.is_active:
             await _end_sessions(uow, user)
+    if data.role is not None and data.role != user.role:
+        await _change_role(uow, principal, user, data.role)
     user.updated_at = utcnow()
     await uow.commit()
     return UserPublic.model_validate(user)
+
+
+#: The enrollments a student is still in (a seat, or a place in a waitlist): a new role would strand them.
+_LIVE_ENROLLMENT = ("waitlisted", "pending", "active")
+
+
+async def _change_role(uow: UnitOfWork, principal: Principal, user: User, role: str) -> None:
+    """An admin makes an account a student, an instructor or an admin (`user.role_changed`, which analytics counts).
+    Refused for one's own account (an admin demoting themselves could leave none), for an instructor who still owns
+    courses (nobody could edit them: archived ones count, they can be restored) and for a student with a live
+    enrollment (waitlisted, pending or active: only students follow lessons). The role is read from the account on
+    every request, so the change holds at once; the account's sessions go on."""
+    if not principal.is_admin:
+        raise Forbidden("only an admin may change an account's role", code="admin_only")
+    if user.id == principal.user_id:
+        raise Conflict("an admin cannot change their own role", code="cannot_change_own_role")
+    if user.role == "instructor":
+        owned = await uow.session.scalar(
+            select(func.count()).select_from(Course).where(Course.instructor_id == user.id)
+        )
+        if owned:
+            raise Conflict(
+                f"this instructor owns {owned} course(s); an instructor's role changes once they own none",
+                code="owns_courses",
+                details={"courses": owned},
+            )
+    if user.role == "student":
+        live = await uow.session.scalar(
+            select(func.count())
+            .select_from(Enrollment)
+            .where(Enrollment.student_id == user.id, Enrollment.status.in_(_LIVE_ENROLLMENT))
+        )
+        if live:
+            raise Conflict(
+                f"this student has {live} live enrollment(s) (waitlisted, pending or active); "
+                "a student's role changes once they have completed or dropped them",
+                code="has_live_enrollments",
+                details={"enrollments": live},
+            )
+    previous, user.role = user.role, role
+    uow.emit(DomainEvent("user.role_changed", str(user.id), {"user_id": str(user.id), "from": previous, "to": role}))
 
 
 async def _end_sessions(uow: UnitOfWork, user: User) -> None:

@@ -86,6 +86,18 @@ async def _user_registered(session: AsyncSession, env: dict[str, Any]) -> None:
         await _bump(session, (f"{role}s", "", 1))
 
 
+async def _role_changed(session: AsyncSession, env: dict[str, Any]) -> None:
+    """An admin changed an account's role: it counts under its new role (registered users by role, as the source)."""
+    before, after = env["data"]["from"], env["data"]["to"]
+    bumps: list[Bump] = [(f"{role}s", "", by) for role, by in ((before, -1), (after, 1)) if role in _COUNTED_ROLES]
+    if bumps:
+        await _bump(session, *bumps)
+
+
+#: The roles the registered-users counters count (`students`, `instructors`).
+_COUNTED_ROLES = frozenset({"student", "instructor"})
+
+
 async def _course_published(session: AsyncSession, env: dict[str, Any]) -> None:
     # A re-publish does not add a course. The first go-live may be version 2 or more (a failed attempt spends a
     # version); events from before `first_live` was written only know the version.
@@ -175,6 +187,7 @@ CONSUMER = Consumer(
     flush=_flush_bumps,
     effects={
         "user.registered": _user_registered,
+        "user.role_changed": _role_changed,
         "course.published": _course_published,
         "course.archived": _course_archived,
         "course.restored": _course_restored,
