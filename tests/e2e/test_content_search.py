@@ -93,8 +93,11 @@ async def _textbook(api: Api, owner: dict[str, Any], **fields: Any) -> dict[str,
     return course
 
 
-async def _publish(api: Api, owner: dict[str, Any], course_id: str, timeout: float = 120) -> dict[str, Any]:
-    r = await api.client.post(f"/courses/{course_id}/publish", headers=owner["headers"])
+async def _publish(
+    api: Api, owner: dict[str, Any], course_id: str, timeout: float = 120, *, force: bool = False
+) -> dict[str, Any]:
+    params = {"force": "true"} if force else {}
+    r = await api.client.post(f"/courses/{course_id}/publish", headers=owner["headers"], params=params)
     assert r.status_code == 202, r.text
     return await api.wait_workflow(owner, r.json()["workflow_id"], timeout=timeout)
 
@@ -296,12 +299,16 @@ async def test_unreadable_material_is_skipped_and_reported(api: Api, container: 
         await asyncio.sleep(0.2)
 
 
-async def _publish_held(api: Api, owner: dict[str, Any], course_id: str, holds: Path, point: str) -> tuple[str, Path]:
+async def _publish_held(
+    api: Api, owner: dict[str, Any], course_id: str, holds: Path, point: str, *, force: bool = False
+) -> tuple[str, Path]:
     """Ask for a publish whose workflow waits at the hold point `point` (`publish.<step>`) of this course: returns
-    its workflow id and the hold file, to unlink when the test has done what it does meanwhile."""
+    its workflow id and the hold file, to unlink when the test has done what it does meanwhile. `force`: publish a
+    live course that did not change (`?force=true`)."""
     hold = holds / f"{point}.{course_id}.hold"
     hold.touch()
-    r = await api.client.post(f"/courses/{course_id}/publish", headers=owner["headers"])
+    params = {"force": "true"} if force else {}
+    r = await api.client.post(f"/courses/{course_id}/publish", headers=owner["headers"], params=params)
     assert r.status_code == 202, r.text
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 60
@@ -415,11 +422,21 @@ async def test_republish_switches_atomically_and_reembeds_only_changes(api: Api,
     assert (await _publish(api, owner, course["id"]))["status"] == "completed"
     student = await _enrolled_student(api, course["id"])
 
-    # A failed re-publish (at index) keeps version 1 serving.
+    # Nothing changed: a second click does not build, embed and index it again, nor spend a version number.
+    r = await api.client.post(f"/courses/{course['id']}/publish", headers=owner["headers"])
+    assert (r.status_code, r.json()["code"], r.json()["details"]) == (409, "no_changes", {"version": 1}), r.text
+    detail = (await api.client.get(f"/courses/{course['id']}", headers=owner["headers"])).json()
+    assert (detail["status"], detail["publish_report"]["version"], detail["unpublished_changes"]) == (
+        "published",
+        1,
+        False,
+    ), detail
+
+    # A failed re-publish (at index, forced: nothing changed) keeps version 1 serving.
     fail = holds / f"publish.index.{course['id']}.fail"
     fail.touch()
     try:
-        wf = await _publish(api, owner, course["id"])
+        wf = await _publish(api, owner, course["id"], force=True)
     finally:
         fail.unlink()
     assert wf["status"] == "failed"
@@ -996,7 +1013,7 @@ async def test_a_cancel_the_engine_never_hears_stops_the_run_at_its_go_live(
     course = await _textbook(api, owner)
     cid = course["id"]
     assert (await _publish(api, owner, cid))["status"] == "completed"
-    workflow_id, hold = await _publish_held(api, owner, cid, holds, "publish.index")
+    workflow_id, hold = await _publish_held(api, owner, cid, holds, "publish.index", force=True)
     _, _, c = await _left_of(cid)
 
     async def engine_away(workflow_id: str) -> bool:

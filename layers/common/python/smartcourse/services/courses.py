@@ -408,11 +408,11 @@ async def _working_copy(uow: UnitOfWork, documents: DocumentStore, course: Cours
         index_status=course.index_status,
         index_version=course.index_version,
         publish_report=course.publish_report,
-        unpublished_changes=await _differs_from_live(documents, course, structure),
+        unpublished_changes=await differs_from_live(documents, course, structure),
     )
 
 
-async def _differs_from_live(documents: DocumentStore, course: Course, structure: list[ModulePublic]) -> bool:
+async def differs_from_live(documents: DocumentStore, course: Course, structure: list[ModulePublic]) -> bool:
     """Whether the working copy (modules, lessons, materials) is not what the live version holds: an instructor's
     view is the working copy, and without this they could not tell it from what students see (explore11 F6). A
     course never published differs by definition."""

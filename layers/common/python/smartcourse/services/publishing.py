@@ -22,6 +22,7 @@ from smartcourse.services import operations, progress
 from smartcourse.services.courses import (
     VERSIONS,
     build_structure,
+    differs_from_live,
     ensure_course_owner,
     ensure_prerequisites_live,
     load_course,
@@ -60,6 +61,7 @@ async def request_publish(
     course_id: uuid.UUID,
     documents: Any = None,
     run_status: Callable[[str], Awaitable[str]] | None = None,
+    force: bool = False,
 ) -> PublishRequest:
     """Move the course to `publishing` (or find the publish already under way) and record the run: (workflow id,
     version, whether this call made the attempt; False for a publish already under way).
@@ -72,7 +74,11 @@ async def request_publish(
     A course that cannot be published (no lesson: 422 `course_not_publishable`; a prerequisite that is not live:
     422 `prerequisites_not_live`) is refused here, with nothing recorded: no version number spent, no workflow run,
     no failure notification. The workflow's `validate` step runs the same checks again (the structure may change,
-    a prerequisite may be archived, before it runs)."""
+    a prerequisite may be archived, before it runs).
+
+    A live course whose working copy is what its live version holds, indexed and ready, is refused too (409
+    `no_changes`): a second click on "publish" ran the whole pipeline again (extract, embed, index) and spent a version
+    number for nothing. `force` publishes it anyway (to index it again with another embedding model, say)."""
     course = await load_course(uow, course_id, lock=True)
     await ensure_course_owner(uow, principal, course)
     if course.status == "archived":
@@ -103,6 +109,15 @@ async def request_publish(
         await uow.session.execute(update(Course).where(Course.id == course.id).values(**_RETURNED))
         await uow.session.refresh(course)
     await ensure_publishable(uow, course.id)
+    if documents is not None and not force and course.status == "published" and course.index_status == "ready":
+        structure = await build_structure(uow, documents, course.id)
+        if not await differs_from_live(documents, course, structure):
+            raise Conflict(
+                f"nothing changed since version {course.content_version} went live; "
+                "publish with ?force=true to build and index it again",
+                code="no_changes",
+                details={"version": course.content_version},
+            )
     # A failed attempt used its version number (and its workflow id): the next attempt takes the next one.
     attempted = int((course.publish_report or {}).get("version") or 0)
     version = max(course.content_version, attempted) + 1
@@ -143,7 +158,9 @@ async def _ended_status(run_status: Callable[[str], Awaitable[str]] | None, work
     return status if status in ENDED_WITHOUT_RETURN else None
 
 
-async def start_publish(*, container: Any, principal: Principal, course_id: uuid.UUID) -> WorkflowStarted:
+async def start_publish(
+    *, container: Any, principal: Principal, course_id: uuid.UUID, force: bool = False
+) -> WorkflowStarted:
     """Request the publish, then start its workflow by name (idempotent by workflow id)."""
     async with container.uow() as uow:
         workflow_id, version, new = await request_publish(
@@ -152,6 +169,7 @@ async def start_publish(*, container: Any, principal: Principal, course_id: uuid
             course_id=course_id,
             documents=container.documents,
             run_status=container.workflow_starter().status,
+            force=force,
         )
     try:
         status = await container.workflow_starter().start(
