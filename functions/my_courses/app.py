@@ -5,7 +5,7 @@ from fastapi import APIRouter, Request, Response
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
 from smartcourse.api.paging import DEFAULT_PAGE_SIZE, PAGE_HEADERS, Page, PageSize, set_page_headers
-from smartcourse.schemas import MyCourse
+from smartcourse.schemas import EnrollmentStatus, MyCourse
 from smartcourse.services import enrollment
 
 router = APIRouter(tags=["enrollments"])
@@ -23,6 +23,7 @@ async def my_courses(
     c: ContainerDep,
     page: Page = 1,
     page_size: PageSize = DEFAULT_PAGE_SIZE,
+    status: EnrollmentStatus | None = None,
 ) -> list[MyCourse]:
     async with c.uow() as uow:
         items, total = await enrollment.my_courses(
@@ -32,6 +33,7 @@ async def my_courses(
             page=page,
             page_size=page_size,
             public_base_url=c.settings.public_base_url,
+            status=status,
         )
     set_page_headers(request, response, total=total, page=page, page_size=page_size)
     return items

@@ -432,14 +432,20 @@ async def test_republish_switches_atomically_and_reembeds_only_changes(api: Api,
         False,
     ), detail
 
-    # A failed re-publish (at index, forced: nothing changed) keeps version 1 serving.
+    # A failed re-publish (at index, forced: nothing changed) keeps version 1 serving; an anonymous reader who saw
+    # it `publishing` (the catalogue caches that) sees it published again once it failed (explore36 F2: the
+    # compensation left the cached `publishing` for the cache's TTL).
     fail = holds / f"publish.index.{course['id']}.fail"
     fail.touch()
     try:
-        wf = await _publish(api, owner, course["id"], force=True)
+        workflow_id, hold = await _publish_held(api, owner, course["id"], holds, "publish.validate", force=True)
+        assert (await api.client.get(f"/courses/{course['id']}")).json()["status"] == "publishing"
+        hold.unlink()
+        wf = await api.wait_workflow(owner, workflow_id, timeout=120)
     finally:
         fail.unlink()
     assert wf["status"] == "failed"
+    assert (await api.client.get(f"/courses/{course['id']}")).json()["status"] == "published"
     detail = (await api.client.get(f"/courses/{course['id']}", headers=owner["headers"])).json()
     assert detail["status"] == "published" and detail["index_version"] == 1 and detail["index_status"] == "ready"
     r = await _search(api, student, course["id"], "mitochondria")

@@ -409,6 +409,12 @@ async def test_capacity_and_waitlist_promotion(api: Api, worker: object) -> None
     assert (rb.json()["status"], rb.json()["position"]) == ("waitlisted", 1)
     assert rc.json()["position"] == 2
     await wait_enrollment(api, a, ea["id"], "active")
+    # The course's instructor reads the enrollment but does not drop it: told so, not "not found" (explore36 F5);
+    # another student learns nothing.
+    r = await api.client.delete(f"/enrollments/{ea['id']}", headers=teacher["headers"])
+    assert (r.status_code, r.json()["code"]) == (403, "not_enrollment_student"), r.text
+    r = await api.client.delete(f"/enrollments/{ea['id']}", headers=c["headers"])
+    assert (r.status_code, r.json()["code"]) == (404, "enrollment_not_found"), r.text
     await api.client.delete(f"/enrollments/{ea['id']}", headers=a["headers"])
     promoted = await wait_enrollment(api, b, rb.json()["id"], "active")
     assert promoted["admitted_at"]
@@ -479,6 +485,59 @@ async def test_a_disabled_account_keeps_its_waitlist_place_but_is_passed_over(
     r = await api.client.put(f"/courses/{course['id']}", json={"capacity": 3}, headers=teacher["headers"])
     assert r.status_code == 200, r.text
     await wait_enrollment(api, admin, queued[0]["id"], "active")  # its old token died with the disabling
+
+
+async def test_a_waitlisted_student_without_the_prerequisites_is_passed_over(
+    api: Api, worker: object, container: Any
+) -> None:
+    """explore36 F1: a promotion from the waitlist skipped the prerequisite check an admission makes (a prerequisite
+    added after the student joined, or a certificate revoked meanwhile): the waitlist was a way round it. The students
+    who lack it keep their place and are told once; the seat goes to the next one who meets it. Joining the waitlist
+    is told too (explore36 F4), and the roster lists the waitlist in its order (F5)."""
+    teacher, admin = await api.user("instructor"), await api.admin(container)
+    first, lessons = await course_with_lessons(api, teacher)
+    then = await api.published_course(teacher, capacity=1, waitlist_enabled=True)
+    seated, lacking, revoked, ready = await api.user(), await api.user(), await api.user(), await api.user()
+    done = {}
+    for student in (revoked, ready):
+        eid = (await enroll(api, student, first["id"])).json()["id"]
+        await wait_enrollment(api, student, eid, "active")
+        await complete_everything(api, student, lessons)
+        await wait_enrollment(api, student, eid, "completed")
+        done[student["id"]] = eid
+    assert (await enroll(api, seated, then["id"])).status_code == 201
+    queued = [(await enroll(api, s, then["id"])).json() for s in (lacking, revoked, ready)]
+    assert [(q["status"], q["position"]) for q in queued] == [("waitlisted", n) for n in (1, 2, 3)], queued
+    for student, entry in zip((lacking, revoked, ready), queued, strict=True):
+        feed = (await api.client.get("/notifications", headers=student["headers"])).json()
+        joined = [n for n in feed if n["kind"] == "waitlist.joined"]
+        assert len(joined) == 1 and joined[0]["data"]["enrollment_id"] == entry["id"], feed
+    r = await api.client.get(
+        f"/courses/{then['id']}/enrollments", params={"status": "waitlisted"}, headers=teacher["headers"]
+    )
+    assert [(i["enrollment_id"], i["position"]) for i in r.json()["items"]] == [
+        (q["id"], n) for n, q in enumerate(queued, 1)
+    ]
+
+    r = await api.client.put(
+        f"/courses/{then['id']}", json={"prerequisites": [first["id"]]}, headers=teacher["headers"]
+    )
+    assert r.status_code == 200, r.text
+    cert = (await api.client.post(f"/enrollments/{done[revoked['id']]}/certificate", headers=revoked["headers"])).json()
+    r = await api.client.post(f"/certificates/{cert['id']}/revoke", json={"reason": "fraud"}, headers=admin["headers"])
+    assert r.status_code == 200, r.text
+    for capacity in (2, 3):  # the second raise finds nobody eligible: each student is told once
+        r = await api.client.put(f"/courses/{then['id']}", json={"capacity": capacity}, headers=teacher["headers"])
+        assert r.status_code == 200, r.text
+    await wait_enrollment(api, ready, queued[2]["id"], "active")
+    for n, (student, entry) in enumerate(zip((lacking, revoked), queued, strict=False), 1):
+        r = await api.client.get(f"/enrollments/{entry['id']}", headers=student["headers"])
+        assert (r.json()["status"], r.json()["position"]) == ("waitlisted", n), r.text
+        feed = (await api.client.get("/notifications", headers=student["headers"])).json()
+        passed = [x for x in feed if x["kind"] == "waitlist.passed_over"]
+        assert len(passed) == 1 and "prerequisites" in passed[0]["body"], feed
+    taken, _, counts = await seat_state(container, then["id"])
+    assert (taken, counts.get("waitlisted")) == (2, 2), counts
 
 
 async def seat_state(container: Any, course_id: str) -> tuple[int, int, dict[str, int]]:
@@ -818,6 +877,14 @@ async def test_my_courses_reads_each_enrollment_as_its_own_page_does(api: Api, w
         assert {k: item[k] for k in ("status", "position", "percent")} == {
             k: own[k] for k in ("status", "position", "percent")
         }
+    # `status` filters, as the roster's does (explore36 F5: it was ignored), the total with it.
+    waiting = await api.client.get(
+        "/enrollments/my-courses", params={"status": "waitlisted"}, headers=student["headers"]
+    )
+    assert {e["course_id"] for e in waiting.json()} == {behind["id"], alone["id"]}, waiting.text
+    assert waiting.headers["x-total-count"] == "2"
+    bad = await api.client.get("/enrollments/my-courses", params={"status": "finished"}, headers=student["headers"])
+    assert bad.status_code == 422, bad.text
 
 
 async def test_an_enrollment_dropped_before_its_workflow_started_says_none_will_run(

@@ -46,6 +46,13 @@ async def test_a_lesson_saved_since_the_publish_is_not_found_by_its_students(api
     assert r.status_code == 404 and r.json()["code"] == "lesson_not_found", r.text
     r = await api.client.post(f"/lessons/{draft['id']}/complete", headers=student["headers"])
     assert r.status_code == 404 and r.json()["code"] == "lesson_not_found", r.text
+    # A student not enrolled is not told it exists either (explore35 F1: 403 `not_enrolled` confirmed it), while a
+    # published lesson of the course still says why they may not.
+    stranger = await api.user()
+    r = await api.client.post(f"/lessons/{draft['id']}/complete", headers=stranger["headers"])
+    assert (r.status_code, r.json()["code"]) == (404, "lesson_not_found"), r.text
+    r = await api.client.post(f"/lessons/{lessons[0]['id']}/complete", headers=stranger["headers"])
+    assert (r.status_code, r.json()["code"]) == (403, "not_enrolled"), r.text
     # The published quiz of the same course still works.
     r = await api.client.post(
         f"/quizzes/{lessons[2]['id']}/submit", json={"answers": [1, 0]}, headers=student["headers"]

@@ -437,6 +437,20 @@ async def test_a_refused_upload_is_answered_before_its_body_is_read(api: Api) ->
         url, files={"file": ("n.md", b"# N", "text/markdown")}, data={"lesson_id": ""}, headers=teacher["headers"]
     )
     assert r.status_code == 201 and r.json()["lesson_id"] is None, r.text  # an empty field is "not sent"
+    # `lesson_id` in the query string is read, not ignored (explore35 F4: the file went course-wide unannounced).
+    handout = {"file": ("q.md", b"# Q", "text/markdown")}
+    r = await api.client.post(url, files=handout, params={"lesson_id": "not-a-uuid"}, headers=teacher["headers"])
+    assert r.status_code == 422 and {f["field"] for f in r.json()["details"]} == {"lesson_id"}, r.text
+    r = await api.client.post(url, files=handout, params={"lesson_id": str(uuid.uuid4())}, headers=teacher["headers"])
+    assert r.status_code == 404, r.text
+    r = await api.client.post(
+        url,
+        files=handout,
+        data={"lesson_id": str(uuid.uuid4())},
+        params={"lesson_id": str(uuid.uuid4())},
+        headers=teacher["headers"],
+    )
+    assert (r.status_code, r.json()["code"]) == (422, "invalid_field"), r.text
 
 
 async def test_the_same_file_twice_in_a_course_is_refused_naming_the_first(api: Api) -> None:

@@ -85,6 +85,8 @@ def test_certificate_codes() -> None:
     code = next(iter(codes))
     assert code.startswith("SC-") and len(code) == 22
     assert normalize_code(f"  {code.lower()} ") == code
+    # Digits base32 never has, typed for the letters they look like (explore36 F5).
+    assert normalize_code("sc-h0b1-8aaa-aaaa-aaaa") == "SC-HOBI-BAAA-AAAA-AAAA"
 
 
 def test_material_types_are_checked_by_content() -> None:

@@ -91,6 +91,8 @@ def test_certificate_code_pattern_is_the_code_check() -> None:
         *(f" {code.replace('-', ' - ')} " for code in codes),
         "SC-XXXX",
         "SC-0000-AAAA-BBBB-CCCC",
+        "SC-1881-AAAA-BBBB-CCCC",
+        "SC-9999-AAAA-BBBB-CCCC",
         "SC--AAAA-BBBB-CCCC-DDDD",
         "sc aaaa bbbb cccc dddd",
         "hello",
@@ -133,3 +135,19 @@ def test_operations_with_a_body_declare_the_body_timeout() -> None:
     for operation in with_body:
         assert "`request_timeout`" in operation["responses"]["408"]["description"]
     assert "408" not in spec["paths"]["/courses"]["get"]["responses"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["\u200e\u200f", "\u00ad", "\u034f", "\u061c", "\U000e0041\U000e0042", "\ufe0f", "\u0301", "\uffff", " \u200b "],
+)
+def test_a_title_or_name_of_characters_that_show_nothing_is_refused(value: str) -> None:
+    """explore35 F2: bidi marks, a soft hyphen, tag characters, a lone accent and U+FFFF passed as a title or name
+    (a certificate would have carried a blank name); a rule by Unicode category closes the class."""
+    assert not TITLE(value)
+    assert not _accepts(TypeAdapter(schemas.Name).validate_python)(value)
+
+
+@pytest.mark.parametrize("value", ["a", "e\u0301", "线粒体", "\U0001f600", "\u200f\u05e9\u05dc\u05d5\u05dd"])
+def test_a_title_that_shows_something_is_kept(value: str) -> None:
+    assert TITLE(value)

@@ -57,8 +57,10 @@ def test_every_notification_kind_the_code_creates_is_declared() -> None:
                 created |= {
                     k.value.value for k in node.keywords if k.arg == "kind" and isinstance(k.value, ast.Constant)
                 }
-    created.add("enrollment.welcome")  # written by the enrollment set-up's SQL (services/enrollment.py)
-    assert "enrollment.welcome" in (LAYER / "services" / "enrollment.py").read_text()
+    # Written by SQL in services/enrollment.py: the enrollment set-up's welcome, the waitlist statement's notice.
+    for kind in ("enrollment.welcome", "waitlist.joined"):
+        created.add(kind)
+        assert kind in (LAYER / "services" / "enrollment.py").read_text()
     assert len(created) >= 4 and created == set(get_args(schemas.NotificationKind))
 
 

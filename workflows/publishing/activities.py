@@ -228,6 +228,9 @@ class PublishingActivities:
             )
         async with self.c.uow() as uow:
             await publishing.revert_publish(uow=uow, course_id=course_id, workflow_id=inp.workflow_id)
+        # The catalogue's cached reads said `publishing` since the request: without this they went on saying it for
+        # up to the cache's TTL after the course was back (explore36 F2; the go-live invalidates too).
+        await self.c.invalidate_course_cache(course_id)
         if notification_id is not None:
             from smartcourse.tasks import enqueue_email
 

@@ -411,7 +411,8 @@ class Notification(Base):
         CheckConstraint("email_status in ('none','pending','sent','failed')", name="ck_notifications_email_status"),
         CheckConstraint(
             "kind in ('enrollment.welcome','waitlist.released','enrollment.removed','certificate.issued',"
-            "'certificate.revoked','publish_failed','publish_warnings','publish_canceled')",
+            "'certificate.revoked','publish_failed','publish_warnings','publish_canceled','waitlist.joined',"
+            "'waitlist.passed_over')",
             name="ck_notifications_kind",
         ),
     )

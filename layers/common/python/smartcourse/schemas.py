@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from collections.abc import Sequence
 from datetime import date, datetime
@@ -77,9 +78,19 @@ def _not_blank(value: str) -> str:
     return value
 
 
+#: Unicode categories that show nothing on their own: format characters (bidi marks, soft hyphen, tags), combining
+#: marks (a lone accent, variation selectors), unassigned code points and noncharacters, separators.
+_SHOWS_NOTHING = frozenset({"Cf", "Mn", "Me", "Cn", "Cs", "Co", "Zs", "Zl", "Zp", "Cc"})
+
+
+def _shows_something(ch: str) -> bool:
+    return ch not in _INVISIBLE and unicodedata.category(ch) not in _SHOWS_NOTHING
+
+
 def _visible(value: str) -> str:
-    """A title, name, tag or category shows something: not only invisible characters (`"\u200b"` was a title)."""
-    if not "".join(ch for ch in value if ch not in _INVISIBLE).strip():
+    """A title, name, tag or category shows something: not only invisible characters (`"\u200b"` was a title; the
+    list missed the bidi marks, the soft hyphen, tag characters, a lone accent and U+FFFF: explore35 F2)."""
+    if not any(_shows_something(ch) for ch in value):
         raise ValueError("must not be blank or made only of invisible characters")
     return value
 
@@ -168,7 +179,8 @@ def _no_nul_in_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:
 #: How a time in a query (`before`, `since`) is read, told in its description: the schema's `date-time` format alone
 #: would not say that the server also reads these forms (explore13 F5).
 INSTANT_NOTE = (
-    " (ISO 8601 date-time; without an offset it is UTC, a bare date is its midnight UTC, a number is Unix seconds)"
+    " (ISO 8601 date-time; without an offset it is UTC, a bare date is its midnight UTC, a number is Unix seconds, or"
+    " milliseconds above 2e10, as JavaScript's Date.now() gives)"
 )
 
 
@@ -256,6 +268,8 @@ NotificationKind = Literal[
     "publish_failed",
     "publish_warnings",
     "publish_canceled",
+    "waitlist.joined",
+    "waitlist.passed_over",
 ]
 
 
@@ -879,11 +893,14 @@ class QuizSubmitIn(Strict):
 
 
 class QuizResult(BaseModel):
-    score: int
-    passed: bool
-    attempt: int
-    pass_score: int
-    percent: float
+    score: int = Field(description="this attempt's score, in percent of the quiz's questions answered right")
+    passed: bool = Field(description="score reached pass_score")
+    attempt: int = Field(description="this attempt's number on this quiz (1 for the first)")
+    pass_score: int = Field(description="the score, in percent, that passes the quiz")
+    percent: float = Field(
+        description="the enrollment's progress after this attempt: percent of the course's lessons done (the quiz "
+        "counts once passed), not the quiz's score"
+    )
     # Attempts still allowed on this quiz (QUIZ_MAX_ATTEMPTS); per-question correctness only once the quiz
     # is passed or no attempt is left, so the answers cannot be read off the feedback.
     attempts_left: int | None = None

@@ -97,6 +97,22 @@ async def upload_form(request: Request) -> AsyncIterator[UploadForm]:
     """Read and check the upload's form; its spooled file is closed (and removed) when the block ends."""
     form = await request.form()
     try:
-        yield parse_upload_form(form.getlist("file"), form.get("lesson_id"))
+        yield parse_upload_form(form.getlist("file"), _lesson_id(form.get("lesson_id"), request))
     finally:
         await form.close()
+
+
+def _lesson_id(in_form: Any, request: Request) -> Any:
+    """The form's `lesson_id`, else the query string's: a client that put it there (`?lesson_id=`) had its handout
+    attached to the whole course without a word, and published to every student (explore35 F4). Both, differing:
+    422, nothing guessed."""
+    in_query = request.query_params.get("lesson_id")
+    if in_form in (None, "") or in_query in (None, ""):
+        return in_query if in_form in (None, "") else in_form
+    if str(in_form) != in_query:
+        raise Invalid(
+            "lesson_id is in both the form and the query string, with different values: send it once",
+            code="invalid_field",
+            details={"field": "lesson_id"},
+        )
+    return in_form

@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import secrets
 
-_ALPHABET_FIX = str.maketrans({"0": "8", "1": "9"})  # base32 has no 0/1; keep it that way after formatting
+#: Digits base32 (A-Z, 2-7) never uses, typed for the letter they look like on paper: 0 for O, 1 for I, 8 for B
+#: (explore36 F5: "…-HMJ0" was refused as malformed).
+_LOOK_ALIKES = str.maketrans({"0": "O", "1": "I", "8": "B"})
 
 
 def new_code() -> str:
@@ -15,10 +17,12 @@ def new_code() -> str:
 
 
 def normalize_code(code: str) -> str:
-    return code.strip().upper().replace(" ", "")
+    """A typed code as stored: upper case, no spaces, the look-alike digits read as their letters."""
+    return code.strip().upper().replace(" ", "").translate(_LOOK_ALIKES)
 
 
-_GROUP = "([A-Za-z2-7] *){4}"
+_GROUP = "([A-Za-z0-8] *){4}"
 #: What `normalize_code` and the server's check accept, as the OpenAPI shows it (ECMA-262: no inline flags):
-#: `SC-XXXX-XXXX-XXXX-XXXX` in any case, the `SC` and the dashes optional, spaces anywhere (explore13 F5).
+#: `SC-XXXX-XXXX-XXXX-XXXX` in any case, the `SC` and the dashes optional, spaces anywhere (explore13 F5), 0, 1 and 8
+#: read as O, I and B.
 CODE_PATTERN = rf"^\s*([Ss] *[Cc] *(- *)?)?{_GROUP}(- *)?{_GROUP}(- *)?{_GROUP}(- *)?{_GROUP}\s*$"

@@ -576,7 +576,8 @@ def canonical_code(code: str) -> str:
     match = _CODE.match(normalize_code(code))
     if match is None:
         raise Invalid(
-            "a certificate code looks like SC-XXXX-XXXX-XXXX-XXXX (letters A-Z and digits 2-7)",
+            "a certificate code looks like SC-XXXX-XXXX-XXXX-XXXX (letters A-Z and digits 2-7; 0, 1 and 8 are read "
+            "as O, I and B)",
             code="invalid_certificate_code",
         )
     return "SC-" + "-".join(match.groups())
@@ -629,10 +630,18 @@ async def request_for_enrollment(
 ) -> tuple[Certificate, bool]:
     """The enrollment's certificate, issued now if it is complete and the workflow has not issued it yet.
 
-    (certificate, created). 404 for someone else's enrollment, 409 `enrollment_not_completed` before completion.
+    (certificate, created). 403 for the course's instructor, 404 for anyone else's enrollment, 409
+    `enrollment_not_completed` before completion.
     """
     e = await uow.session.get(Enrollment, enrollment_id)
-    if e is None or not (principal.is_admin or e.student_id == principal.user_id):
+    if e is not None and not (principal.is_admin or e.student_id == principal.user_id):
+        # The course's instructor reads the enrollment (and its certificate, on it): 404 said nothing of the rule
+        # (explore35 F5); anyone else learns nothing.
+        teacher = await uow.session.scalar(select(Course.instructor_id).where(Course.id == e.course_id))
+        if teacher is not None and course_rules.teaches(principal, teacher):
+            raise Forbidden("only the student or an admin requests a certificate", code="not_enrollment_student")
+        e = None
+    if e is None:
         raise NotFound("enrollment not found", code="enrollment_not_found")
     existing = await for_enrollment(uow=uow, enrollment_id=enrollment_id)
     if existing is not None:

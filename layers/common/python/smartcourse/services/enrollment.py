@@ -13,6 +13,8 @@ from sqlalchemy import (
     DateTime,
     Integer,
     String,
+    Text,
+    and_,
     bindparam,
     case,
     func,
@@ -20,8 +22,10 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    true,
     update,
 )
+from sqlalchemy import cast as sa_cast
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -241,7 +245,11 @@ def _written(admitted: Any, status: str, reason: str, prefix: str) -> tuple[Any,
     )
     event = (
         pg_insert(OutboxEvent)
-        .from_select(_OUTBOX_COLUMNS, _outbox_row(prefix, bindparam("now", type_=_TS)).select_from(admitted))
+        .from_select(
+            _OUTBOX_COLUMNS,
+            _outbox_row(prefix, bindparam("now", type_=_TS)).select_from(admitted),
+            include_defaults=False,  # the server's defaults: see `_waitlist_notice`
+        )
         .returning(OutboxEvent.id)
         .cte("event")
     )
@@ -337,6 +345,7 @@ def _waitlist_statement() -> Any:
     course = (
         select(
             Course.id,
+            Course.title,
             Course.waitlist_enabled,
             _has_seat().label("has_seat"),
             _is_live().label("live"),
@@ -369,7 +378,59 @@ def _waitlist_statement() -> Any:
         )
         .add_cte(history)
         .add_cte(event)
+        .add_cte(_waitlist_notice(admitted, course))
     )
+
+
+def _waitlist_notice(admitted: Any, course: Any) -> Any:
+    """The student's `waitlist.joined` notification (its e-mail pending: the sweeper sends it) for the enrollment the
+    waitlist statement wrote, as a CTE: a 202 `waitlisted` was all they were told (explore36 F4). No place number in
+    it: under the lock the statement's snapshot may not count a place committed while it waited; the enrollment
+    shows the place (`waitlist_position`)."""
+    enrollment_id = _text(admitted.c.id)
+    return (
+        pg_insert(Notification)
+        .from_select(
+            # The server's defaults for the other columns (include_defaults=False, as in `_written`): with two insert
+            # CTEs rendering their Python-side defaults as parameters, the outbox's `attempts` was sent NULL.
+            [
+                "id",
+                "user_id",
+                "kind",
+                "title",
+                "body",
+                "data",
+                "dedupe_key",
+                "email_status",
+                "created_at",
+            ],
+            select(
+                func.gen_random_uuid(),
+                bindparam("student_id", type_=_ID),
+                literal("waitlist.joined"),
+                func.concat("You are on the waitlist of “", course.c.title, "”"),
+                func.concat(
+                    "The course “",
+                    course.c.title,
+                    "” is full, so you are on its waitlist. When a seat comes free it goes to the first student in "
+                    "line, and you will be told when it is yours. Your enrollment shows your place in the line; drop "
+                    "it to leave the waitlist.",
+                ),
+                func.jsonb_build_object("enrollment_id", enrollment_id, "course_id", _text(course.c.id)),
+                func.concat("waitlist-joined:", enrollment_id),
+                literal("pending"),
+                bindparam("now", type_=_TS),
+            ).select_from(admitted.join(course, true())),
+            include_defaults=False,
+        )
+        .returning(Notification.id)
+        .cte("notice")
+    )
+
+
+def _text(column: Any) -> Any:
+    """`column`::text."""
+    return sa_cast(column, Text)
 
 
 async def enroll(
@@ -547,7 +608,14 @@ async def drop(
 
     Returns (the dropped enrollment, the promoted enrollment or None).
     """
-    e = await _load_for(uow, principal, enrollment_id, lock=True)
+    e = await uow.session.get(Enrollment, enrollment_id, with_for_update=True)
+    if e is not None and not (principal.is_admin or e.student_id == principal.user_id):
+        # The course's instructor reads the enrollment (`_load_readable`): a 404 for what they just read said
+        # nothing of the rule (explore36 F5); anyone else learns nothing.
+        await _load_readable(uow, principal, enrollment_id)
+        raise Forbidden("only the student or an admin drops an enrollment", code="not_enrollment_student")
+    if e is None:
+        raise NotFound("enrollment not found", code="enrollment_not_found")
     if e.status == "dropped":
         return await to_public(uow, e), None
     if not rules.can_transition(e.status, "dropped"):
@@ -589,7 +657,9 @@ async def roster(
     page_size: int,
 ) -> RosterPage:
     """A course's enrollments for its instructor or an admin (anyone else: what `GET /courses/{id}` tells them, 404
-    or 403), newest first, with each student's name and a waitlisted one's place; `status` filters."""
+    or 403), newest first, with each student's name and a waitlisted one's place; `status` filters, and the waitlist
+    (`status=waitlisted`) is in its order, first in line first (explore36 F5: newest first read as the queue
+    reversed)."""
     course = await load_course(uow, course_id)
     await ensure_course_owner(uow, principal, course)
     queue = (
@@ -607,7 +677,13 @@ async def roster(
         .join(User, User.id == Enrollment.student_id)
         .outerjoin(queue, queue.c.id == Enrollment.id)
         .where(*where)
-        .order_by(Enrollment.created_at.desc(), Enrollment.id.desc())
+        .order_by(
+            *(
+                (Enrollment.waitlisted_at, Enrollment.id)
+                if status == "waitlisted"
+                else (Enrollment.created_at.desc(), Enrollment.id.desc())
+            )
+        )
         .offset((page - 1) * page_size)
         .limit(page_size)
     )
@@ -667,11 +743,19 @@ async def percent_of(uow: UnitOfWork, documents: Any, e: Enrollment, course: Cou
 
 
 async def my_courses(
-    *, uow: UnitOfWork, documents: Any, principal: Principal, page: int, page_size: int, public_base_url: str
+    *,
+    uow: UnitOfWork,
+    documents: Any,
+    principal: Principal,
+    page: int,
+    page_size: int,
+    public_base_url: str,
+    status: str | None = None,
 ) -> tuple[list[MyCourse], int]:
     """One page of the caller's enrollments, newest first (ties by id), each with its percent and, once completed, its
-    certificate (as `GET /enrollments/{id}` shows them), and how many they have in all."""
-    mine = Enrollment.student_id == principal.user_id
+    certificate (as `GET /enrollments/{id}` shows them), and how many they have in all; `status` filters (a student
+    with several dropped attempts had each as a course card, and `?status=` was ignored: explore36 F5)."""
+    mine = and_(Enrollment.student_id == principal.user_id, *([Enrollment.status == status] if status else []))
     total = await uow.session.scalar(select(func.count()).select_from(Enrollment).where(mine)) or 0
     rows = (
         await uow.session.execute(

@@ -64,6 +64,12 @@ async def _learning_context(
         # No such lesson, or one of a course the caller cannot see: a typo is not an authorisation problem, and a
         # draft's lesson is not confirmed to exist (as GET /courses/{id} would not).
         raise NotFound("lesson not found", code="lesson_not_found")
+    course = await uow.session.get(Course, home.course_id)
+    live = await published_lessons(documents, course) if course is not None else []
+    if not any(lsn.lesson_id == lesson_id for lsn in live):
+        # A lesson saved on a live course since its publish: not in what anyone but its owner sees, so not confirmed
+        # to exist, as for an enrolled student (explore35 F1: 403 `not_enrolled` told a stranger it was one).
+        raise NotFound("lesson not found", code="lesson_not_found")
     raise Forbidden("you are not enrolled in a course with this lesson", code="not_enrolled")
 
 
@@ -89,7 +95,14 @@ async def _holding(
                 details={"status": "waitlisted"},
             )
         if e.status != "active":  # admitted, its set-up still running: a moment's state, retried
-            raise Conflict(f"the enrollment is {e.status}, not active yet", code="enrollment_not_active")
+            # Retry-After as on 429 and 503: the set-up takes a moment, longer under a launch-day backlog
+            # (explore36 F5).
+            raise Conflict(
+                f"the enrollment is {e.status}, not active yet; retry in a moment",
+                code="enrollment_not_active",
+                details={"status": e.status},
+                headers={"Retry-After": "1"},
+            )
         return e, course, match, lessons
     return None
 

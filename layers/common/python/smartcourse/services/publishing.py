@@ -188,6 +188,7 @@ async def start_publish(
         if new:
             async with container.uow() as uow:
                 await revert_publish(uow=uow, course_id=course_id, workflow_id=workflow_id, not_started=str(exc))
+            await container.invalidate_course_cache(course_id)  # a read meanwhile cached `publishing`
         raise
     return WorkflowStarted(workflow_id=workflow_id, status=status)
 

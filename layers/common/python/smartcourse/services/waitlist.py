@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, exists, select
+from sqlalchemy.orm import aliased
 
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as course_rules
 from smartcourse.domain import enrollment as rules
 from smartcourse.domain.events import DomainEvent
-from smartcourse.models import Course, Enrollment, EnrollmentHistory, User, utcnow
+from smartcourse.models import Certificate, Course, CoursePrerequisite, Enrollment, EnrollmentHistory, User, utcnow
 from smartcourse.security import Principal
 from smartcourse.services.notifications import create_notification
 
@@ -69,31 +70,94 @@ async def promote_waitlist(uow: UnitOfWork, course: Course) -> list[Enrollment]:
     return promoted
 
 
+def _prerequisites_unmet(course_id: Any) -> Any:
+    """The waitlisted student (`Enrollment.student_id`) lacks a prerequisite of the course: a course it requires
+    that they have not completed, or whose certificate an admin revoked (the admission's rule,
+    `services/enrollment.py`)."""
+    done = aliased(Enrollment)
+    # Correlated by name: the two inner levels refer to the outer query's enrollment and the middle one's
+    # prerequisite, which auto-correlation (the enclosing level only) would have added to their own FROM.
+    revoked = (
+        exists()
+        .where(
+            Certificate.student_id == Enrollment.student_id,
+            Certificate.course_id == CoursePrerequisite.prerequisite_id,
+            Certificate.revoked_at.is_not(None),
+        )
+        .correlate(Enrollment, CoursePrerequisite)
+    )
+    completed = (
+        exists()
+        .where(
+            done.student_id == Enrollment.student_id,
+            done.course_id == CoursePrerequisite.prerequisite_id,
+            done.status == "completed",
+            ~revoked,
+        )
+        .correlate(Enrollment, CoursePrerequisite)
+    )
+    return exists().where(CoursePrerequisite.course_id == course_id, ~completed).correlate(Enrollment)
+
+
 async def promote_next(uow: UnitOfWork, course: Course, now: Any) -> Enrollment | None:
     """Give a free seat to the first waitlisted student (SKIP LOCKED: one dropping themselves is passed over). An
     archived course admits nobody, from its waitlist either (its waitlisted students stay where they are). A
     disabled account is passed over too, keeping its place: a seat went to an account that cannot log in, ahead of
-    the next student (explore14 F5); enabled again, it is next."""
+    the next student (explore14 F5); enabled again, it is next. So is a student who does not meet the course's
+    prerequisites (their certificate was revoked, or the prerequisite was added after they joined: explore36 F1, the
+    waitlist let them round the rule an admission applies), told once by a notification (`_tell_passed_over`)."""
     if course.capacity is not None and course.seats_taken >= course.capacity:
         return None
     if not course_rules.is_live(course.status, course.content_version):
         return None
+    unmet = _prerequisites_unmet(course.id)
     nxt = await uow.session.scalar(
         select(Enrollment)
         .join(User, User.id == Enrollment.student_id)
-        .where(Enrollment.course_id == course.id, Enrollment.status == "waitlisted", User.is_active.is_(True))
+        .where(Enrollment.course_id == course.id, Enrollment.status == "waitlisted", User.is_active.is_(True), ~unmet)
         .order_by(Enrollment.waitlisted_at, Enrollment.id)
         .limit(1)
         .with_for_update(of=Enrollment, skip_locked=True)
     )
     if nxt is None:
         return None
+    await _tell_passed_over(uow, course, nxt, unmet)
     course.seats_taken += 1
     nxt.status, nxt.admitted_at, nxt.updated_at = "pending", now, now
     nxt.workflow_id = rules.enrollment_workflow_id(course.id, nxt.student_id, nxt.attempt)
     uow.session.add(history_entry(nxt, "waitlisted", "pending", None, "promoted from the waitlist"))
     uow.emit(enrollment_event("waitlist.promoted", nxt, workflow_id=nxt.workflow_id, admitted_at=now.isoformat()))
     return nxt
+
+
+async def _tell_passed_over(uow: UnitOfWork, course: Course, promoted: Enrollment, unmet: Any) -> None:
+    """Each active student ahead of `promoted` in the queue who was passed over for lacking a prerequisite is told,
+    once per enrollment (the notification's dedupe key), that the seat went on and that they keep their place."""
+    passed = await uow.session.scalars(
+        select(Enrollment)
+        .join(User, User.id == Enrollment.student_id)
+        .where(
+            Enrollment.course_id == course.id,
+            Enrollment.status == "waitlisted",
+            User.is_active.is_(True),
+            and_(Enrollment.waitlisted_at <= promoted.waitlisted_at, Enrollment.id != promoted.id),
+            unmet,
+        )
+    )
+    for e in passed:
+        await create_notification(
+            uow.session,
+            user_id=e.student_id,
+            kind="waitlist.passed_over",
+            title=f"A seat in “{course.title}” went to the next student",
+            body=(
+                f"A seat in “{course.title}” came free, but you do not meet its prerequisites (a course it requires "
+                "is not completed, or its certificate was revoked), so it went to the next student on the waitlist. "
+                "You keep your place: once you meet them, the next free seat is yours."
+            ),
+            dedupe_key=f"waitlist-passed-over:{e.id}",
+            data={"enrollment_id": str(e.id), "course_id": str(course.id)},
+        )
 
 
 async def release_waitlist(uow: UnitOfWork, course: Course, now: Any) -> list[Enrollment]:
