@@ -978,9 +978,7 @@ async def test_a_level_filter_is_one_of_the_levels_in_any_case(api: Api, worker:
 async def test_restore_undoes_an_archive(api: Api, worker: object, container: Any) -> None:
     """POST /courses/{id}/restore: a published course goes live again (catalogue, enrollments, edits), one never
     published is a draft again; owner or admin only; idempotent; the analytics counters follow (drift 0)."""
-    import asyncio
-
-    from tests.e2e.test_enrollment import drained
+    from tests.e2e.test_enrollment import assert_no_drift
 
     teacher, other, student = await api.user("instructor"), await api.user("instructor"), await api.user()
     admin = await api.admin(container)
@@ -1017,14 +1015,7 @@ async def test_restore_undoes_an_archive(api: Api, worker: object, container: An
     assert await listed() == [cid]
 
     # The consumer counted the course live again: the counters agree with the tables.
-    keys = ("total_courses_published", "total_instructors")
-    for _ in range(100):
-        await drained(container)
-        body = (await api.client.get("/analytics/reconcile", headers=admin["headers"])).json()
-        if all(body["drift"][k] == 0 for k in keys):
-            break
-        await asyncio.sleep(0.2)
-    assert all(body["drift"][k] == 0 for k in keys), body
+    await assert_no_drift(api, container, admin, ("total_courses_published", "total_instructors"))
 
 
 async def test_restore_is_refused_while_a_prerequisite_is_archived(api: Api, worker: object) -> None:

@@ -111,6 +111,18 @@ async def drained(container: Any, timeout: float = 30) -> None:
         await asyncio.sleep(0.1)
 
 
+async def assert_no_drift(api: Api, container: Any, admin: dict[str, Any], keys: tuple[str, ...]) -> None:
+    """The analytics reconcile reports drift 0 for `keys` once the consumers have applied every event."""
+    body: dict[str, Any] = {}
+    for _ in range(100):
+        await drained(container)
+        body = (await api.client.get("/analytics/reconcile", headers=admin["headers"])).json()
+        if all(body["drift"][k] == 0 for k in keys):
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(body)
+
+
 async def test_enroll_runs_the_workflow_and_initializes_progress(
     api: Api, worker: object, celery_worker: object
 ) -> None:

@@ -134,7 +134,7 @@ async def test_a_demoted_role_applies_to_existing_tokens(api: Api, container: An
 async def test_an_admin_changes_an_accounts_role_over_http(api: Api, container: Any, worker: object) -> None:
     """`PUT /users/{id}` with `role`: admins only, not their own; an instructor who owns courses and a student in a
     course keep theirs; the new role holds for tokens already issued, and analytics counts the account under it."""
-    from tests.e2e.test_enrollment import drained
+    from tests.e2e.test_enrollment import assert_no_drift
 
     admin, student, teacher = await api.admin(container), await api.user(), await api.user("instructor")
     url = f"/users/{student['id']}"
@@ -169,14 +169,7 @@ async def test_an_admin_changes_an_accounts_role_over_http(api: Api, container: 
     assert course["id"]
 
     # The registered-users counters follow the roles (the consumer read user.role_changed).
-    keys = ("registered_students", "registered_instructors")
-    for _ in range(100):
-        await drained(container)
-        body = (await api.client.get("/analytics/reconcile", headers=admin["headers"])).json()
-        if all(body["drift"][k] == 0 for k in keys):
-            break
-        await asyncio.sleep(0.2)
-    assert all(body["drift"][k] == 0 for k in keys), body
+    await assert_no_drift(api, container, admin, ("registered_students", "registered_instructors"))
 
 
 async def test_password_change_needs_the_current_password_and_ends_other_sessions(api: Api) -> None:
