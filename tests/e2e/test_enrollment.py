@@ -234,6 +234,11 @@ async def test_prerequisites(api: Api, worker: object) -> None:
     await complete_everything(api, student, lessons)
     r = await enroll(api, student, advanced["id"])
     assert r.status_code == 201, r.text
+    # A prerequisite archived since: the refusal says it can no longer be taken (explore36 F2).
+    assert (await api.client.delete(f"/courses/{basics['id']}", headers=teacher["headers"])).status_code == 200
+    r = await enroll(api, await api.user(), advanced["id"])
+    assert (r.status_code, r.json()["details"]) == (409, {"missing": [basics["id"]], "withdrawn": [basics["id"]]})
+    assert "no longer offered (archived)" in r.json()["message"], r.text
 
 
 async def complete_everything(api: Api, student: dict[str, Any], lessons: list[dict[str, Any]]) -> dict[str, Any]:

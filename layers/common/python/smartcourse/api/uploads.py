@@ -24,7 +24,7 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
 
 from smartcourse.domain.materials import NO_FILE_PART
-from smartcourse.errors import Invalid
+from smartcourse.errors import Invalid, UnsupportedMedia
 
 #: The request body as OpenAPI describes it (the route has no body parameter for FastAPI to describe it from).
 MATERIAL_UPLOAD_BODY: dict[str, Any] = {
@@ -94,7 +94,14 @@ def parse_upload_form(files: list[Any], lesson: Any) -> UploadForm:
 
 @asynccontextmanager
 async def upload_form(request: Request) -> AsyncIterator[UploadForm]:
-    """Read and check the upload's form; its spooled file is closed (and removed) when the block ends."""
+    """Read and check the upload's form; its spooled file is closed (and removed) when the block ends. A body that is
+    not a form is 415, as a JSON endpoint answers a body of another type (explore35 F5: JSON here was 422 "file:
+    Field required")."""
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind not in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        raise UnsupportedMedia(
+            f"send the file as multipart/form-data (a `file` part), not {kind or 'a body without a type'}"
+        )
     form = await request.form()
     try:
         yield parse_upload_form(form.getlist("file"), _lesson_id(form.get("lesson_id"), request))

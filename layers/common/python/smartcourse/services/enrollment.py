@@ -498,9 +498,22 @@ async def enroll(
             completed = [c for c in completed if c not in revoked]
         missing = rules.missing_prerequisites(required, completed or [])
         if missing:
-            raise Conflict(
-                "complete the prerequisite courses first", code="prerequisites_not_met", details={"missing": missing}
+            # A prerequisite archived since it was required can no longer be taken: say so, rather than send the
+            # student to a course they cannot enroll in (explore36 F2). Read only on this refusal.
+            withdrawn = sorted(
+                str(c)
+                for c in await conn.scalars(
+                    select(Course.id).where(Course.id.in_([uuid.UUID(m) for m in missing]), Course.status == "archived")
+                )
             )
+            message = "complete the prerequisite courses first"
+            if withdrawn:
+                message += (
+                    f"; {len(withdrawn)} of them ({', '.join(withdrawn)}) {'is' if len(withdrawn) == 1 else 'are'} "
+                    "no longer offered (archived), so this "
+                    "course cannot be taken until its instructor changes its prerequisites"
+                )
+            raise Conflict(message, code="prerequisites_not_met", details={"missing": missing, "withdrawn": withdrawn})
     attempt = 1 + int(last_attempt or 0)
     now = utcnow()
     workflow_id = rules.enrollment_workflow_id(course_id, student_id, attempt)
