@@ -22,8 +22,9 @@ QUIZ = {
 }
 
 
-async def fast_students(container: Any, n: int) -> list[dict[str, Any]]:
-    """Many students at once: rows inserted directly (hashing 200 passwords would only slow the race down)."""
+async def fast_students(container: Any, n: int, role: str = "student") -> list[dict[str, Any]]:
+    """Many students (or accounts of `role`) at once: rows inserted directly (hashing 200 passwords would only slow
+    the race down)."""
     from smartcourse.models import User
     from smartcourse.security import hash_password, issue_access_token
 
@@ -34,7 +35,7 @@ async def fast_students(container: Any, n: int) -> list[dict[str, Any]]:
             email=f"racer-{uuid.uuid4().hex}@example.com",
             password_hash=pw,
             full_name=f"Racer {i}",
-            role="student",
+            role=role,
         )
         for i in range(n)
     ]
@@ -43,14 +44,12 @@ async def fast_students(container: Any, n: int) -> list[dict[str, Any]]:
     async with container.uow() as uow:
         uow.session.add_all(users)
         for u in users:  # as registration does: analytics counts students from this event
-            uow.emit(DomainEvent("user.registered", str(u.id), {"user_id": str(u.id), "role": "student"}))
+            uow.emit(DomainEvent("user.registered", str(u.id), {"user_id": str(u.id), "role": role}))
         await uow.commit()
     return [
         {
             "id": str(u.id),
-            "headers": {
-                "Authorization": f"Bearer {issue_access_token(container.settings, user_id=u.id, role='student')}"
-            },
+            "headers": {"Authorization": f"Bearer {issue_access_token(container.settings, user_id=u.id, role=role)}"},
         }
         for u in users
     ]
@@ -514,7 +513,7 @@ async def test_a_waitlisted_student_without_the_prerequisites_is_passed_over(
     teacher, admin = await api.user("instructor"), await api.admin(container)
     first, lessons = await course_with_lessons(api, teacher)
     then = await api.published_course(teacher, capacity=1, waitlist_enabled=True)
-    seated, lacking, revoked, ready = await api.user(), await api.user(), await api.user(), await api.user()
+    seated, lacking, revoked, ready = await fast_students(container, 4)
     done = {}
     for student in (revoked, ready):
         eid = (await enroll(api, student, first["id"])).json()["id"]

@@ -134,9 +134,13 @@ async def test_a_demoted_role_applies_to_existing_tokens(api: Api, container: An
 async def test_an_admin_changes_an_accounts_role_over_http(api: Api, container: Any, worker: object) -> None:
     """`PUT /users/{id}` with `role`: admins only, not their own; an instructor who owns courses and a student in a
     course keep theirs; the new role holds for tokens already issued, and analytics counts the account under it."""
-    from tests.e2e.test_enrollment import assert_no_drift
+    from tests.e2e.test_enrollment import assert_no_drift, fast_students
 
-    admin, student, teacher = await api.admin(container), await api.user(), await api.user("instructor")
+    admin, (student, live), (teacher, other) = (
+        await api.admin(container),
+        await fast_students(container, 2),
+        await fast_students(container, 2, "instructor"),
+    )
     url = f"/users/{student['id']}"
     r = await api.client.put(url, json={"role": "instructor"}, headers=student["headers"])
     assert (r.status_code, r.json()["code"]) == (403, "admin_only"), r.text
@@ -156,13 +160,11 @@ async def test_an_admin_changes_an_accounts_role_over_http(api: Api, container: 
     assert (await api.client.get(url, headers=admin["headers"])).json()["role"] == "instructor"
 
     # A student with a live enrollment keeps the role; an instructor without courses may become an admin.
-    live = await api.user()
     published = await api.published_course(teacher)
     r = await api.client.post("/enrollments", json={"course_id": published["id"]}, headers=live["headers"])
     assert r.status_code in (201, 202), r.text
     r = await api.client.put(f"/users/{live['id']}", json={"role": "instructor"}, headers=admin["headers"])
     assert (r.status_code, r.json()["code"]) == (409, "has_live_enrollments"), r.text
-    other = await api.user("instructor")
     r = await api.client.put(f"/users/{other['id']}", json={"role": "admin"}, headers=admin["headers"])
     assert r.status_code == 200 and r.json()["role"] == "admin", r.text
     assert (await api.client.get("/users", headers=other["headers"])).status_code == 200
