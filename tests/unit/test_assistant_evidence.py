@@ -916,6 +916,32 @@ def test_a_short_form_of_a_name_the_course_spells_in_full_is_mentioned() -> None
     assert evidence.absent_names("What is the default isolation level in Oracle?", [isolation]) == ["Oracle"]
 
 
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Are there glaciers on Pluto?",
+        "Does Titan have glaciers?",
+        "Can Scala programs read the survey data?",
+        "Does Plutonium occur in glacial till?",
+        "What isolation levels does SQLite offer?",
+    ],
+)
+def test_a_name_that_only_begins_an_ordinary_word_of_the_course_is_not_mentioned(question: str) -> None:
+    """explore37 F1: the short-form rule took "Pluto" for "plutonic", "Titan" for "titanium" and "Scala" for
+    "scalable", and answered off-course questions; a short form counts only of a name the passages write. F7: "SQLite"
+    (capitals first) was never checked as a name, and a PostgreSQL lesson answered it."""
+    bedrock = hit(
+        50,
+        "Bedrock under glaciers",
+        "Glaciers flow over plutonic bedrock. Till on it is rich in titanium minerals. The survey team uses a "
+        "scalable database: each night the measurements are copied into PostgreSQL.",
+        0.5,
+    )
+    assert evidence.absent_names(question, [bedrock]) != [], question
+    assert evidence.absent_names("How does Postgres store the survey data?", [bedrock]) == []
+    assert evidence.absent_names("What are APIs for?", [bedrock]) == []  # a plural acronym is no name
+
+
 def test_a_clarification_offers_only_the_parts_with_most_of_the_question() -> None:
     """explore34 F9: "What is glacial plucking?" offered *Glacial deposition* too, which never says plucking; a word
     both parts share still asks which one is meant."""

@@ -191,6 +191,10 @@ def decide(question: str, hits: Sequence[Hit], knobs: Knobs) -> Decision:
 #: A name in a question: a capitalised word (not its first, which any sentence capitalises), of three letters or
 #: more, with a lower-case letter (not an acronym, which courses spell in many ways).
 _NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z][\w'-]+")
+#: A name spelt with capitals first and lower-case letters after ("SQLite", "PHPUnit"): not an acronym (two lower-case
+#: letters at least: "APIs", "IDs" are plurals of acronyms). "What isolation levels does SQLite offer?" was answered
+#: from a PostgreSQL lesson (explore37 F7).
+_CAPS_NAME = re.compile(r"\b[A-Z]{2,}[a-z]{2,}[\w'-]*")
 #: The same in a phrase that is not a sentence (an instructor's concept, "Galilean moons"): its first word too.
 _PHRASE_NAME = re.compile(r"\b[A-Z][a-z][\w'-]+")
 
@@ -199,24 +203,30 @@ def absent_names(question: str, passages: Sequence[Hit], *, phrase: bool = False
     """The names the question asks about ("Mars", "Jupiter", "Galilean") that none of the passages mentions (in
     their titles or text, any case). A question about a named thing the material never names is not answered from
     it, however near in meaning the passages are: a course on the Sun says nothing about Mars. A name the passages
-    have in another form counts as mentioned (the same first six letters, or a short form of five letters or more:
-    "Postgres" of "PostgreSQL"). `phrase`: the text is a noun phrase, not a sentence, so a capitalised first word
-    is a name too ("Transactional outbox" over "transaction")."""
-    names = [m.group() for m in (_PHRASE_NAME if phrase else _NAME).finditer(question.strip())]
+    write as a name counts as mentioned in a short form ("Postgres" of "PostgreSQL"). `phrase`: the text is a noun
+    phrase, not a sentence, so a capitalised first word is a name too, and one the passages have in another form (the
+    same first six letters) counts as mentioned ("Transactional outbox" over "transaction")."""
+    pattern = _PHRASE_NAME if phrase else _NAME
+    names = list(dict.fromkeys(m.group() for rule in (pattern, _CAPS_NAME) for m in rule.finditer(question.strip())))
     if not names:
         return []
     seen: set[str] = set()
     for h in passages:
         seen |= _passage_stems(h.chunk.title, h.chunk.location, h.chunk.text)
+    known: set[str] = set().union(*(_passage_names(h.chunk.title, h.chunk.location, h.chunk.text) for h in passages))
 
     def mentioned(name: str) -> bool:
         stems = content_stems(name)
         if stems <= seen:
             return True
+        # A short form of a name the course spells in full, "Postgres" of "PostgreSQL" (explore34 F8): only of a
+        # *name* of the passages, never of an ordinary word ("Pluto" of "plutonic", "Scala" of "scalable" answered
+        # off-course questions: explore37 F1).
+        if any(_short_form(name.lower(), other) for other in known):
+            return True
         # In another form: "Transactional outbox" over "transaction" (a phrase's capitalised first word may be any
-        # word), and a short form of a name the course spells in full, "Postgres" of "PostgreSQL", which refused
-        # "What is the default isolation level in Postgres?" (explore34 F8).
-        return all(any(_same_word(a, b) or _short_form(a, b) for b in seen) for a in stems)
+        # word).
+        return phrase and all(any(_same_word(a, b) for b in seen) for a in stems)
 
     return [n for n in names if n.lower() not in STOPWORDS and not mentioned(n)]
 
@@ -231,9 +241,20 @@ def invented_names(text: str, said: str) -> list[str]:
     return [n for n in names if n.lower() not in STOPWORDS and not content_stems(n) <= known]
 
 
-def _short_form(name: str, word: str) -> bool:
-    """`name` (a stem of five letters or more) begins `word`: "postgr" of "postgresql", "kubern" of "kubernetes"."""
-    return len(name) >= 5 and word.startswith(name)
+def _short_form(name: str, other: str) -> bool:
+    """`name` (lower case, five letters or more) is `other` (a name of the passages, lower case) cut by at most four
+    letters: "postgres" of "postgresql", "mongo" of "mongodb", "kubernete" of "kubernetes"."""
+    return len(name) >= 5 and other.startswith(name) and len(other) - len(name) <= 4
+
+
+@lru_cache(maxsize=4096)
+def _passage_names(title: str, location: str, text: str) -> frozenset[str]:
+    """The names a passage writes (a capitalised word not opening a sentence, "PostgreSQL", "Kubernetes"; or one
+    with capitals inside, "SQLite"), lower case, defanged as the model sees it."""
+    body = f"{title}. {location}. {defang(text)}"
+    found = {m.group() for m in _NAME.finditer(body)} | {m.group() for m in _CAPS_NAME.finditer(body)}
+    found |= {w for w in re.findall(r"\b\w*[a-z]\w*[A-Z]\w*", body)}  # "PostgreSQL", "iOS" anywhere
+    return frozenset(w.lower() for w in found)
 
 
 def _same_word(a: str, b: str) -> bool:
@@ -614,8 +635,7 @@ def fallback_answer(
     named = named[:k]
     # The quotes sharing most of the question's words first, the rarer ones counting more (retrieval order among
     # equals): "What do Osedax worms feed on?" led with a sentence on giant tube worms, which shares "worms" only
-    # (explore23 F4); "What's the difference between an esker and a moraine?" quoted the moraines and an arête before
-    # the eskers (explore34 F5).
+    # (explore23 F4).
     relevant.sort(key=lambda pair: -round(pair[1], 6))
     chosen = named + [h for h, _ in relevant[: max(0, n - len(named))]]
     if not chosen:
