@@ -554,6 +554,14 @@ async def test_a_waitlisted_student_without_the_prerequisites_is_passed_over(
         assert len(passed) == 1 and "prerequisites" in passed[0]["body"], feed
     taken, _, counts = await seat_state(container, then["id"])
     assert (taken, counts.get("waitlisted")) == (2, 2), counts
+    # Meeting the prerequisite later seats them while a seat is free, in the same transaction as the completion
+    # (explore37 F2: a newcomer took the free seat ahead of them).
+    eid = (await enroll(api, lacking, first["id"])).json()["id"]
+    await wait_enrollment(api, lacking, eid, "active")
+    await complete_everything(api, lacking, lessons)
+    await wait_enrollment(api, lacking, queued[0]["id"], "active")
+    taken, _, counts = await seat_state(container, then["id"])
+    assert (taken, counts.get("waitlisted")) == (3, 1), counts
 
 
 async def seat_state(container: Any, course_id: str) -> tuple[int, int, dict[str, int]]:

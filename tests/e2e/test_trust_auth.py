@@ -91,8 +91,8 @@ async def test_an_admin_disables_an_account_over_http(api: Api, container: Any) 
     r = await api.client.get("/auth/me", headers=user["headers"])
     assert r.status_code == 401 and r.json()["code"] == "token_revoked"
     assert r.json()["message"] == (
-        "this token was revoked (password changed, account disabled or a stolen session detected); "
-        "refresh or log in again"
+        "this token was revoked (password changed, role changed, account disabled or a stolen session "
+        "detected); refresh or log in again"
     )
     r = await api.client.post("/auth/login", json={"email": user["email"], "password": user["password"]})
     assert r.status_code == 200
@@ -150,28 +150,50 @@ async def test_an_admin_changes_an_accounts_role_over_http(api: Api, container: 
     r = await api.client.put(url, json={"role": "teacher"}, headers=admin["headers"])
     assert r.status_code == 422, r.text
 
-    # A student becomes an instructor: the token they hold may author at once.
+    # A student becomes an instructor: the access token they hold carried the old role and is cut off (the
+    # catalogue's reads decide on it: explore37 F3); logged in again, they author at once.
     r = await api.client.put(url, json={"role": "instructor"}, headers=admin["headers"])
     assert r.status_code == 200 and r.json()["role"] == "instructor", r.text
+    r = await api.client.get("/auth/me", headers=student["headers"])
+    assert (r.status_code, r.json()["code"]) == (401, "token_revoked"), r.text
+    student["headers"] = _bearer(container, student["id"], "instructor", token_version=1)  # as a refresh gives
     course = await api.course(student)
+    mine = await api.client.get("/courses", params={"mine": "true"}, headers=student["headers"])
+    assert [c["id"] for c in mine.json()["items"]] == [course["id"]], mine.text
     # ...and, owning a course, stays one.
     r = await api.client.put(url, json={"role": "student"}, headers=admin["headers"])
     assert (r.status_code, r.json()["code"], r.json()["details"]) == (409, "owns_courses", {"courses": 1}), r.text
     assert (await api.client.get(url, headers=admin["headers"])).json()["role"] == "instructor"
 
-    # A student with a live enrollment keeps the role; an instructor without courses may become an admin.
+    # A student with a live enrollment keeps the role; an instructor may become an admin, and an admin who owns
+    # courses does not become a student (explore37 F4).
     published = await api.published_course(teacher)
     r = await api.client.post("/enrollments", json={"course_id": published["id"]}, headers=live["headers"])
     assert r.status_code in (201, 202), r.text
     r = await api.client.put(f"/users/{live['id']}", json={"role": "instructor"}, headers=admin["headers"])
     assert (r.status_code, r.json()["code"]) == (409, "has_live_enrollments"), r.text
-    r = await api.client.put(f"/users/{other['id']}", json={"role": "admin"}, headers=admin["headers"])
-    assert r.status_code == 200 and r.json()["role"] == "admin", r.text
+    for who in (other, teacher):
+        r = await api.client.put(f"/users/{who['id']}", json={"role": "admin"}, headers=admin["headers"])
+        assert r.status_code == 200 and r.json()["role"] == "admin", r.text
+    other["headers"] = _bearer(container, other["id"], "admin", token_version=1)
     assert (await api.client.get("/users", headers=other["headers"])).status_code == 200
-    assert course["id"]
+    r = await api.client.put(f"/users/{teacher['id']}", json={"role": "student"}, headers=other["headers"])
+    assert (r.status_code, r.json()["code"]) == (409, "owns_courses"), r.text
+    # Two admins demoting each other at once: one of them remains (explore37 F5).
+    first, second = await asyncio.gather(
+        api.client.put(f"/users/{admin_id}", json={"role": "instructor"}, headers=other["headers"]),
+        api.client.put(f"/users/{other['id']}", json={"role": "instructor"}, headers=admin["headers"]),
+    )
+    assert sorted([first.status_code, second.status_code]) == [200, 403], (first.text, second.text)
+    remaining = other if first.status_code == 200 else admin
 
     # The registered-users counters follow the roles (the consumer read user.role_changed).
-    await assert_no_drift(api, container, admin, ("registered_students", "registered_instructors"))
+    await assert_no_drift(api, container, remaining, ("registered_students", "registered_instructors"))
+
+
+def _bearer(container: Any, user_id: str, role: str, *, token_version: int = 0) -> dict[str, str]:
+    token = issue_access_token(container.settings, user_id=uuid.UUID(user_id), role=role, token_version=token_version)
+    return {"Authorization": f"Bearer {token}"}
 
 
 async def test_password_change_needs_the_current_password_and_ends_other_sessions(api: Api) -> None:

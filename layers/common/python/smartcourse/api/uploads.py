@@ -116,10 +116,18 @@ def _lesson_id(in_form: Any, request: Request) -> Any:
     in_query = request.query_params.get("lesson_id")
     if in_form in (None, "") or in_query in (None, ""):
         return in_query if in_form in (None, "") else in_form
-    if str(in_form) != in_query:
-        raise Invalid(
-            "lesson_id is in both the form and the query string, with different values: send it once",
-            code="invalid_field",
-            details={"field": "lesson_id"},
-        )
-    return in_form
+    if _same_id(str(in_form), in_query):
+        return in_form
+    raise Invalid(
+        "lesson_id is in both the form and the query string, with different values: send it once",
+        code="invalid_field",
+        details={"field": "lesson_id"},
+    )
+
+
+def _same_id(a: str, b: str) -> bool:
+    """Two spellings of one id ("ABC…" and "abc…", with or without dashes); text compared as it is otherwise."""
+    try:
+        return uuid.UUID(a) == uuid.UUID(b)
+    except ValueError:
+        return a == b

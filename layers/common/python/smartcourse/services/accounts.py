@@ -44,6 +44,7 @@ from smartcourse.security import (
     issue_reset_token,
     verify_password_async,
 )
+from smartcourse.services.waitlist import seat_the_eligible
 
 
 def _token_hash(token: str) -> str:
@@ -399,6 +400,8 @@ async def update_user(
         user.is_active = data.is_active
         if not data.is_active:
             await _end_sessions(uow, user)
+        else:  # passed over while disabled: "enabled again, it is next", seated where a seat is free (explore37 F2)
+            await seat_the_eligible(uow, user.id)
     if data.role is not None and data.role != user.role:
         await _change_role(uow, principal, user, data.role)
     user.updated_at = utcnow()
@@ -412,21 +415,34 @@ _LIVE_ENROLLMENT = ("waitlisted", "pending", "active")
 
 async def _change_role(uow: UnitOfWork, principal: Principal, user: User, role: str) -> None:
     """An admin makes an account a student, an instructor or an admin (`user.role_changed`, which analytics counts).
-    Refused for one's own account (an admin demoting themselves could leave none), for an instructor who still owns
-    courses (nobody could edit them: archived ones count, they can be restored) and for a student with a live
-    enrollment (waitlisted, pending or active: only students follow lessons). The role is read from the account on
-    every request, so the change holds at once; the account's sessions go on."""
+    Refused for one's own account (an admin demoting themselves could leave none), for an account that owns courses
+    becoming a student (nobody could edit them: archived ones count, they can be restored; an admin's too: explore37
+    F4) and for a student with a live enrollment (waitlisted, pending or active: only students follow lessons).
+
+    Changes of and to admins are serial (a transaction-scoped advisory lock) and re-read the caller's own role under
+    it: two admins demoting each other at once both succeeded and left none (explore37 F5). The account's access
+    tokens are cut off (`token_version` moves on; its refresh tokens live on): a token carries its role, which the
+    catalogue's reads decide on, so a promoted student saw their new course as 404 until they logged in again
+    (explore37 F3); a refresh gives a token with the new role."""
     if not principal.is_admin:
         raise Forbidden("only an admin may change an account's role", code="admin_only")
     if user.id == principal.user_id:
         raise Conflict("an admin cannot change their own role", code="cannot_change_own_role")
-    if user.role == "instructor":
+    if "admin" in (user.role, role):
+        await uow.session.execute(select(func.pg_advisory_xact_lock(_ADMIN_ROLES_LOCK)))
+        current = await uow.session.scalar(
+            select(User.role).where(User.id == principal.user_id).execution_options(populate_existing=True)
+        )
+        if current != "admin":
+            raise Forbidden("only an admin may change an account's role", code="admin_only")
+    if role == "student":
         owned = await uow.session.scalar(
             select(func.count()).select_from(Course).where(Course.instructor_id == user.id)
         )
         if owned:
             raise Conflict(
-                f"this instructor owns {owned} course(s); an instructor's role changes once they own none",
+                f"this account owns {owned} course(s); it can become a student once it owns none "
+                "(to stop someone teaching, disable the account)",
                 code="owns_courses",
                 details={"courses": owned},
             )
@@ -444,7 +460,12 @@ async def _change_role(uow: UnitOfWork, principal: Principal, user: User, role: 
                 details={"enrollments": live},
             )
     previous, user.role = user.role, role
+    user.token_version += 1
     uow.emit(DomainEvent("user.role_changed", str(user.id), {"user_id": str(user.id), "from": previous, "to": role}))
+
+
+#: The advisory lock that makes changes of and to the admin role one at a time (any fixed 64-bit key).
+_ADMIN_ROLES_LOCK = 0x5C_AD_31_17
 
 
 async def _end_sessions(uow: UnitOfWork, user: User) -> None:
@@ -497,10 +518,11 @@ def account_principal(row: Any, claims: Principal) -> Principal:
         raise Unauthorized("this account is disabled", code="account_disabled")
     if row.token_version != claims.token_version:
         # The version moves on at a password change, when an admin disables the account (which may have been
-        # enabled again since) and when a refresh token is replayed: nothing records which, so the message names all.
+        # enabled again since) or changes its role, and when a refresh token is replayed: nothing records which, so
+        # the message names all.
         raise Unauthorized(
-            "this token was revoked (password changed, account disabled or a stolen session detected); "
-            "refresh or log in again",
+            "this token was revoked (password changed, role changed, account disabled or a stolen session "
+            "detected); refresh or log in again",
             code="token_revoked",
         )
     return Principal(user_id=claims.user_id, role=row.role, token_version=row.token_version)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -14,7 +15,7 @@ from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as rules
 from smartcourse.domain.events import DomainEvent
 from smartcourse.errors import Conflict, Invalid, NotFound, Unauthorized
-from smartcourse.models import Course, CoursePrerequisite, Lesson, Module, utcnow
+from smartcourse.models import Course, CoursePrerequisite, Lesson, Module, User, utcnow
 from smartcourse.schemas import (
     CourseDetail,
     CourseIn,
@@ -207,6 +208,11 @@ async def _prerequisites(uow: UnitOfWork, course_id: uuid.UUID) -> list[uuid.UUI
 
 async def create_course(*, uow: UnitOfWork, principal: Principal, data: CourseIn) -> CourseDetail:
     rules.ensure_can_author(principal)
+    # The role again, under a share lock on the account until this commits: an admin making the account a student
+    # (which refuses an account that owns courses, `accounts._change_role`) waits for the course, or the course for
+    # the change and is refused here; read before the lock, a course was created by a student (explore37 F6).
+    role = await uow.session.scalar(select(User.role).where(User.id == principal.user_id).with_for_update(read=True))
+    rules.ensure_can_author(replace(principal, role=role or ""))
     course = Course(
         id=uuid.uuid4(),
         instructor_id=principal.user_id,
@@ -553,9 +559,10 @@ async def update_course(
         await _set_prerequisites(uow, course.id, data.prerequisites, owner_id=course.instructor_id, live=live)
     course.updated_at = utcnow()
     try:
-        if "capacity" in fields:
+        if "capacity" in fields or data.prerequisites is not None:
             # More seats (or none counted): they go to the waitlist's head first, in this transaction, never to
-            # whoever enrolls next.
+            # whoever enrolls next. Fewer prerequisites: a student passed over for one may be eligible now, and a
+            # free seat is theirs (explore37 F2).
             await waitlist.promote_waitlist(uow, course)  # a read in it flushes the capacity: the check may fail there
         await uow.commit()
     except IntegrityError as exc:

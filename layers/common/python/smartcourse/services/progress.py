@@ -20,7 +20,7 @@ from smartcourse.ratelimit import Decision, rate_limited_error
 from smartcourse.schemas import LessonProgressPublic, ModuleProgressPublic, ProgressPublic, QuizResult
 from smartcourse.security import Principal
 from smartcourse.services.learner_view import PublishedLesson, published_lessons, published_lessons_of
-from smartcourse.services.waitlist import enrollment_event
+from smartcourse.services.waitlist import enrollment_event, seat_the_eligible
 
 
 async def _learning_context(
@@ -146,6 +146,9 @@ async def _record_completion(
     # the last one the student was missing (nothing else would ever complete the course).
     if percent >= 100 and e.status == "active":
         _complete(uow, e, now, "all lessons done")
+        # Waiting for a course that requires this one, passed over for it: a free seat there is theirs now
+        # (explore37 F2), in this transaction.
+        await seat_the_eligible(uow, e.student_id, requiring=e.course_id)
     return percent
 
 

@@ -130,6 +130,24 @@ async def promote_next(uow: UnitOfWork, course: Course, now: Any) -> Enrollment 
     return nxt
 
 
+async def seat_the_eligible(uow: UnitOfWork, student_id: Any, *, requiring: Any = None) -> list[Enrollment]:
+    """Free seats to the waitlist of each course where `student_id` waits (those that require course `requiring`,
+    when given), in the caller's transaction: a student passed over for a prerequisite who now meets it (they
+    completed it, the instructor removed it) or an account enabled again is seated in the course's order while seats
+    are free, not left behind a newcomer who takes one (explore37 F2). The course rows are locked in id order."""
+    query = select(Enrollment.course_id).where(Enrollment.student_id == student_id, Enrollment.status == "waitlisted")
+    if requiring is not None:
+        query = query.join(CoursePrerequisite, CoursePrerequisite.course_id == Enrollment.course_id).where(
+            CoursePrerequisite.prerequisite_id == requiring
+        )
+    promoted: list[Enrollment] = []
+    for course_id in sorted(set(await uow.session.scalars(query))):
+        course = await uow.session.get(Course, course_id, with_for_update=True)
+        if course is not None:
+            promoted += await promote_waitlist(uow, course)
+    return promoted
+
+
 async def _tell_passed_over(uow: UnitOfWork, course: Course, promoted: Enrollment, unmet: Any) -> None:
     """Each active student ahead of `promoted` in the queue who was passed over for lacking a prerequisite is told,
     once per enrollment (the notification's dedupe key), that the seat went on and that they keep their place."""
