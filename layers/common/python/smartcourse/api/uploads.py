@@ -98,10 +98,9 @@ async def upload_form(request: Request) -> AsyncIterator[UploadForm]:
     not a form is 415, as a JSON endpoint answers a body of another type (explore35 F5: JSON here was 422 "file:
     Field required")."""
     kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if kind not in ("multipart/form-data", "application/x-www-form-urlencoded"):
-        raise UnsupportedMedia(
-            f"send the file as multipart/form-data (a `file` part), not {kind or 'a body without a type'}"
-        )
+    if kind and kind not in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        # No type at all (no body): read as an empty form, whose answer names the missing `file` (422).
+        raise UnsupportedMedia(f"send the file as multipart/form-data (a `file` part), not {kind}")
     form = await request.form()
     try:
         yield parse_upload_form(form.getlist("file"), _lesson_id(form.get("lesson_id"), request))
