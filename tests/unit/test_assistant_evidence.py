@@ -953,3 +953,11 @@ def test_a_clarification_offers_only_the_parts_with_most_of_the_question() -> No
     assert (decision.route, [h.chunk.title for h in decision.passages][:1]) == ("answer", ["Glacial erosion"])
     both = evidence.decide("glacial ice", [erosion, deposition], Knobs())
     assert both.route == "clarify", both
+
+
+def test_a_filler_verb_is_no_subject_word() -> None:
+    """explore37 F7d: "Where do erratics come from?" was refused: "come" counted as a subject word, so the keyword hit
+    on "erratics" had one of two and was no evidence."""
+    erratics = hit(51, "Glacial deposition", "Boulders carried far from their source rock are erratics.", 0.2, 1.5)
+    assert evidence.decide("Where do erratics come from?", [erratics], Knobs()).route == "answer"
+    assert evidence.decide("Where do comets come from?", [erratics], Knobs()).route == "refuse"

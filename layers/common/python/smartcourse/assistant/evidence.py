@@ -22,7 +22,8 @@ STOPWORDS = frozenset(
     these those there here what which who whom whose when where why how can could should would may might must
     shall will just so than then too very not no yes please tell explain describe mean means meaning define
     definition show give say said about more again also any some thing things stuff one ones other it's what's
-    work works working use used using happen happens course lesson lessons module chapter part section
+    work works working use used using happen happens come comes came coming course lesson lessons module chapter part
+    section
     ما ماذا هي هو هل كيف لماذا متى أين في من على عن إلى""".split()
 )
 _FOLLOW_UP = re.compile(r"\b(it|its|that|this|those|these|they|them|he|she|one|ones|above|again|more)\b", re.I)
