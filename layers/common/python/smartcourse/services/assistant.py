@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -629,8 +630,7 @@ class GenerationRun:
             cited = list(range(1, len(self.passages) + 1))
         else:  # a summary or an explanation: only what its text cites (none: an empty list)
             cited, _ = evidence.check_citations(text, len(self.passages))
-        weights = evidence.quote_weights(self.passages, self.query)
-        cites = [Citation(**evidence.citation(n, self.passages[n - 1], self.query, weights)) for n in cited]
+        cites = [Citation(**evidence.citation(n, self.passages[n - 1], self.query, self._weights)) for n in cited]
         items = list(result) if kind == "objectives" else []
         out = GenerationOut(
             kind=kind,  # type: ignore[arg-type]
@@ -644,8 +644,15 @@ class GenerationRun:
 
     def _sources(self) -> list[Citation]:
         """Every passage the model was given (explore17 F2: nothing said what a course-wide text covered)."""
-        weights = evidence.quote_weights(self.passages, self.query)
-        return [Citation(**evidence.citation(n, p, self.query, weights)) for n, p in enumerate(self.passages, start=1)]
+        return [
+            Citation(**evidence.citation(n, p, self.query, self._weights)) for n, p in enumerate(self.passages, start=1)
+        ]
+
+    @functools.cached_property
+    def _weights(self) -> dict[str, float]:
+        """The quotes' word weights over the passages shown (`evidence.quote_weights`): once per run, for the
+        citations and the sources alike."""
+        return evidence.quote_weights(self.passages, self.query)
 
 
 async def prepare_generation(
