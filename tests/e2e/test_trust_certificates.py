@@ -7,7 +7,13 @@ import uuid
 from typing import Any
 
 from tests.conftest import Api
-from tests.e2e.test_enrollment import complete_everything, course_with_lessons, enroll, wait_enrollment
+from tests.e2e.test_enrollment import (
+    assert_no_drift,
+    complete_everything,
+    course_with_lessons,
+    enroll,
+    wait_enrollment,
+)
 
 
 async def test_malformed_verification_codes_are_422_not_503(api: Api) -> None:
@@ -90,6 +96,41 @@ async def test_a_revoked_certificate_opens_no_course_that_requires_it(api: Api, 
     assert r.json()["details"]["missing"] == [first["id"]], r.text
     recommended = (await api.client.get("/recommendations", headers=student["headers"])).json()
     assert then["id"] not in [i["course"]["id"] for i in recommended["items"]], recommended
+
+    # explore36 F3: the revoked completion no longer holds the student's place, so they may take the course again
+    # (enrolling answered the old completion, for good). A new attempt, whose completion earns a new certificate
+    # and opens the next course; the revoked completion stays in the record, and analytics agree with it.
+    old = (await api.client.get(f"/enrollments/{eid}", headers=student["headers"])).json()
+    assert old["status"] == "completed" and old["completion_revoked_at"] is not None, old
+    r = await enroll(api, student, first["id"])
+    assert r.status_code == 201, r.text
+    retake = r.json()
+    assert retake["id"] != eid and retake["attempt"] == 2 and retake["completion_revoked_at"] is None, retake
+    again = await enroll(api, student, first["id"])  # and only one new attempt
+    assert (again.status_code, again.json()["id"]) == (200, retake["id"]), again.text
+    await wait_enrollment(api, student, retake["id"], "active")
+    await complete_everything(api, student, lessons)  # recorded on the retake, not on the revoked completion
+    await wait_enrollment(api, student, retake["id"], "completed")
+    renewed = (await api.client.post(f"/enrollments/{retake['id']}/certificate", headers=student["headers"])).json()
+    assert renewed["id"] != cert["id"] and renewed["revoked_at"] is None, renewed
+    assert (await api.client.get(f"/certificates/verify/{renewed['code']}")).json()["valid"] is True
+    assert (await api.client.get(f"/certificates/verify/{cert['code']}")).json()["status"] == "revoked"
+    r = await enroll(api, student, then["id"])
+    assert r.status_code == 201, r.text
+    mine = (await api.client.get("/enrollments/my-courses?status=completed", headers=student["headers"])).json()
+    assert sorted(m["attempt"] for m in mine if m["course_id"] == first["id"]) == [1, 2], mine
+    await assert_no_drift(
+        api,
+        container,
+        admin,
+        (
+            "series:completions",
+            "series:completion_seconds",
+            "counters:course_enrollments",
+            "counters:student_live_enrollments",
+            "counters:student_current_enrollments",
+        ),
+    )
 
 
 async def test_an_admin_revokes_a_certificate_and_its_check_says_so(api: Api, worker: object, container: Any) -> None:

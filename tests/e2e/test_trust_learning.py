@@ -526,6 +526,32 @@ async def test_the_go_live_of_a_version_without_the_missing_lesson_completes_the
     await _completed_once_with_a_certificate(api, container, student, eid)
 
 
+async def test_a_completion_made_by_a_go_live_seats_the_student_in_a_course_that_requires_it(
+    api: Api, worker: object, container: Any
+) -> None:
+    """A student waiting for course B, passed over because B requires course A, is seated in B when the go-live of
+    a version of A without their missing lesson completes A for them, as a lesson's completion does (closing note
+    28: they waited until the next drop or capacity change while the seat stood free)."""
+    from tests.e2e.test_enrollment import fast_students
+
+    student, eid, _l0, _quiz, publish = await _done_but_for_a_deleted_lesson(api)
+    first_id = (await api.client.get(f"/enrollments/{eid}", headers=student["headers"])).json()["course_id"]
+    teacher = await api.user("instructor")
+    then = await api.published_course(teacher, capacity=1, waitlist_enabled=True)
+    (seated,) = await fast_students(container, 1)
+    assert (await enroll(api, seated, then["id"])).status_code == 201
+    waiting = (await enroll(api, student, then["id"])).json()
+    assert waiting["status"] == "waitlisted", waiting
+    for change in ({"prerequisites": [first_id]}, {"capacity": 2}):  # passed over: the seat stays free
+        r = await api.client.put(f"/courses/{then['id']}", json=change, headers=teacher["headers"])
+        assert r.status_code == 200, r.text
+    r = await api.client.get(f"/enrollments/{waiting['id']}", headers=student["headers"])
+    assert r.json()["status"] == "waitlisted", r.text
+    await publish()  # v2 lacks the lesson the student missed: its go-live completes A
+    await wait_enrollment(api, student, eid, "completed")
+    await wait_enrollment(api, student, waiting["id"], "active")
+
+
 async def test_an_enrollment_held_by_a_request_at_go_live_is_completed_once_the_request_ends(
     api: Api, worker: object, container: Any
 ) -> None:

@@ -266,6 +266,8 @@ class Document(Base):
 # --- enrollment and the learner record ----------------------------------------------------------
 
 ENROLLMENT_STATUSES = ("waitlisted", "pending", "active", "completed", "dropped")
+#: The unique index's predicate: what `Enrollment.current()` selects (a query states it to use the index).
+CURRENT_ENROLLMENT_SQL = "status <> 'dropped' and completion_revoked_at is null"
 
 
 class Enrollment(Base):
@@ -276,12 +278,16 @@ class Enrollment(Base):
         CheckConstraint(
             "status in ('waitlisted','pending','active','completed','dropped')", name="ck_enrollments_status"
         ),
+        # Only a completion's certificate is revoked (migration 0025).
+        CheckConstraint(
+            "completion_revoked_at is null or status = 'completed'", name="ck_enrollments_revoked_completion"
+        ),
         Index(
             "uq_enrollments_one_live",
             "student_id",
             "course_id",
             unique=True,
-            postgresql_where=text("status <> 'dropped'"),
+            postgresql_where=text(CURRENT_ENROLLMENT_SQL),
         ),
         UniqueConstraint("student_id", "course_id", "attempt", name="uq_enrollments_attempt"),
         Index(
@@ -318,8 +324,17 @@ class Enrollment(Base):
     dropped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # When the dispatcher (or the sweeper) had the enrollment's workflow started (issue #7; services/dispatcher.py).
     workflow_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # When an admin revoked this completion's certificate: the completion stays (history, analytics), but it meets
+    # no prerequisite and no longer holds the student's place, so they may take the course again (migration 0025).
+    completion_revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
+
+    @classmethod
+    def current(cls) -> ColumnElement[bool]:
+        """The student's current enrollment in a course, at most one (`uq_enrollments_one_live`): any but a drop
+        and a completion whose certificate was revoked (the student may enroll again: a new attempt)."""
+        return and_(cls.status != "dropped", cls.completion_revoked_at.is_(None))
 
 
 class EnrollmentHistory(Base):

@@ -788,6 +788,11 @@ class EnrollmentPublic(BaseModel):
     activated_at: datetime | None
     completed_at: datetime | None
     dropped_at: datetime | None
+    completion_revoked_at: datetime | None = Field(
+        default=None,
+        description="when an admin revoked this completion's certificate: it meets no prerequisite any more, and "
+        "the student may enroll in the course again (a new attempt)",
+    )
     percent: float | None = Field(
         default=None,
         description="Share of the course's published lessons completed (100 once completed), as "

@@ -522,8 +522,9 @@ async def revoke(*, uow: UnitOfWork, principal: Principal, certificate: uuid.UUI
     """An admin revokes a certificate (issued by mistake, misconduct): the public check answers `revoked` from now on
     and the student is told why (notification `certificate.revoked`, e-mailed with the sweeper's next round).
     `certificate`: its id, or its code (a valid code, as `verify` takes it). Idempotent: a revoked certificate is
-    answered as it is, its first reason kept. Not undone: a certificate due again
-    is issued by an admin decision outside the API (the enrollment keeps its one certificate)."""
+    answered as it is, its first reason kept. Not undone; the completion's enrollment is marked
+    (`completion_revoked_at`), so the student may enroll again and a new attempt's completion earns a new
+    certificate."""
     if not principal.is_admin:
         raise Forbidden("only an admin may revoke a certificate", code="admin_only")
     # By id, or by the code a report quotes (read off the PDF or the verify page, which show no id: explore28 F5).
@@ -538,13 +539,23 @@ async def revoke(*, uow: UnitOfWork, principal: Principal, certificate: uuid.UUI
     if cert is None:
         raise NotFound("certificate not found", code="certificate_not_found")
     if cert.revoked_at is None:
-        cert.revoked_at, cert.revoked_reason, cert.revoked_by = utcnow(), reason, principal.user_id
+        now = utcnow()
+        cert.revoked_at, cert.revoked_reason, cert.revoked_by = now, reason, principal.user_id
+        # The completion no longer holds the student's place nor meets a prerequisite: they may take the course
+        # again (explore36 F3: a certificate issued in error could never be earned again). Its history and the
+        # analytics of the completion stand: it happened.
+        enrollment = await uow.session.get(Enrollment, cert.enrollment_id, with_for_update=True)
+        if enrollment is not None and enrollment.status == "completed":
+            enrollment.completion_revoked_at, enrollment.updated_at = now, now
         await create_notification(
             uow.session,
             user_id=cert.student_id,
             kind="certificate.revoked",
             title=f"Your certificate for {cert.course_title} was revoked",
-            body=f"Your certificate {cert.code} for {cert.course_title} was revoked. The reason given: {reason}",
+            body=(
+                f"Your certificate {cert.code} for {cert.course_title} was revoked. The reason given: {reason}. "
+                "You may enroll in the course again to earn a new certificate."
+            ),
             dedupe_key=f"certificate-revoked:{cert.id}",
             data={"certificate_id": str(cert.id), "code": cert.code},
         )

@@ -111,13 +111,14 @@ def _public(e: Enrollment, percent: float | None, position: int | None) -> Enrol
         activated_at=e.activated_at,
         completed_at=e.completed_at,
         dropped_at=e.dropped_at,
+        completion_revoked_at=e.completion_revoked_at,
         percent=percent,
     )
 
 
 async def _existing(uow: UnitOfWork, student_id: uuid.UUID, course_id: uuid.UUID, key: str | None) -> Enrollment | None:
     """The enrollment made with this Idempotency-Key, else the student's live one in the course: one query."""
-    match = (Enrollment.course_id == course_id) & (Enrollment.status != "dropped")
+    match = (Enrollment.course_id == course_id) & Enrollment.current()
     if key:
         match = match | (Enrollment.idempotency_key == key)
     rows = list(await uow.session.scalars(select(Enrollment).where(Enrollment.student_id == student_id, match)))
@@ -125,7 +126,12 @@ async def _existing(uow: UnitOfWork, student_id: uuid.UUID, course_id: uuid.UUID
         for row in rows:
             if row.idempotency_key == key:
                 return row
-    return next((r for r in rows if r.course_id == course_id and r.status != "dropped"), None)
+    return next((r for r in rows if r.course_id == course_id and _is_current(r)), None)
+
+
+def _is_current(e: Enrollment) -> bool:
+    """`Enrollment.current()` of a loaded row."""
+    return e.status != "dropped" and e.completion_revoked_at is None
 
 
 def _made_with(e: Enrollment, key: str | None) -> bool:
@@ -160,7 +166,7 @@ def _facts_statement() -> Any:
         .where(
             Enrollment.student_id == student_id,
             or_(
-                (Enrollment.course_id == course_id) & (Enrollment.status != "dropped"),
+                (Enrollment.course_id == course_id) & Enrollment.current(),
                 key.is_not(None) & (Enrollment.idempotency_key == key),
             ),
         )
@@ -187,6 +193,9 @@ def _facts_statement() -> Any:
             CoursePrerequisite.course_id == course_id,
             Enrollment.student_id == student_id,
             Enrollment.status == "completed",
+            # A completion whose certificate an admin revoked (fraud found, issued in error) prepares for nothing
+            # (explore29 F2: it still opened the next course); a retake's completion does.
+            Enrollment.completion_revoked_at.is_(None),
         )
         .scalar_subquery()
     )
@@ -463,9 +472,9 @@ async def enroll(
             await conn.execute(_facts_statement(), params)
         ).one()
         found = await uow.session.get(Enrollment, existing_id) if existing_id is not None else None
-        if found is not None and found.status == "dropped" and not _made_with(found, idempotency_key):
-            # Live when the facts were read, dropped (by a concurrent DELETE) when loaded: read them again rather
-            # than answer an enroll request with a dropped enrollment.
+        if found is not None and not _is_current(found) and not _made_with(found, idempotency_key):
+            # Live when the facts were read, dropped (by a concurrent DELETE) or its completion revoked when loaded:
+            # read them again rather than answer an enroll request with an enrollment that no longer holds the place.
             uow.session.expunge(found)
             continue
         break
@@ -480,22 +489,6 @@ async def enroll(
             raise NotFound("course not found", code="course_not_found")
         raise Conflict("the course is not published", code="course_not_published")
     if required:
-        if completed:
-            # A completion whose certificate an admin revoked (fraud found, issued in error) prepares for nothing
-            # (explore29 F2: it still opened the next course). Read here, only for a course with prerequisites: in
-            # the facts statement, three alternating pairs read 10-20 % fewer admissions per second at 16 clients,
-            # no more than this host's noise, but off the common path it costs nothing (docs/benchmarks.md,
-            # twenty-fourth pass).
-            revoked = set(
-                await conn.scalars(
-                    select(Certificate.course_id).where(
-                        Certificate.student_id == student_id,
-                        Certificate.course_id.in_(completed),
-                        Certificate.revoked_at.is_not(None),
-                    )
-                )
-            )
-            completed = [c for c in completed if c not in revoked]
         missing = rules.missing_prerequisites(required, completed or [])
         if missing:
             # A prerequisite archived since it was required can no longer be taken: say so, rather than send the

@@ -37,7 +37,9 @@ async def _learning_context(
         raise Forbidden("only enrolled students record progress", code="role_forbidden")
     joined = select(Enrollment, Course).join(Course, Course.id == Enrollment.course_id)
     stmt = joined.where(
-        Enrollment.student_id == principal.user_id, Enrollment.status.notin_(("dropped", "waitlisted"))
+        Enrollment.student_id == principal.user_id,
+        Enrollment.status.notin_(("dropped", "waitlisted")),
+        Enrollment.completion_revoked_at.is_(None),  # a retake's enrollment, not the revoked completion beside it
     ).with_for_update(of=Enrollment)
     waiting = joined.where(Enrollment.student_id == principal.user_id, Enrollment.status == "waitlisted")
     # The working copy usually still has the lesson: go straight to its course.
@@ -203,9 +205,14 @@ async def complete_finished_enrollments(
         )
     )
     now = utcnow()
+    completed = []
     for e in finished:
         if e.status == "active":  # re-read under the lock
             _complete(uow, e, now, "all lessons of the live version done")
+            completed.append(e)
+    # Waiting for a course that requires this one, passed over for it: a free seat there is theirs now, as after a
+    # lesson's completion (closing note 28: a go-live's completions left them waiting until the next drop).
+    await seat_the_eligible(uow, *sorted({e.student_id for e in completed}), requiring=course_id)
     return [e.id for e in finished if e.status == "completed"]
 
 

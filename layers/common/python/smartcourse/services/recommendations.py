@@ -565,23 +565,17 @@ async def recommendations(container: Any, *, principal: Principal, k: int) -> Re
 
 async def compute_recommendations(session: AsyncSession, *, student_id: uuid.UUID, k: int) -> RecommendationList:
     """The blend for one student, straight from the tables (no cache)."""
-    mine = (
+    rows = (
         await session.execute(
-            select(Enrollment.course_id, Enrollment.status).where(
+            select(Enrollment.course_id, Enrollment.status, Enrollment.completion_revoked_at).where(
                 Enrollment.student_id == student_id, Enrollment.status.in_(LIVE_STATES)
             )
         )
     ).all()
+    mine = [(cid, st) for cid, st, _ in rows]
     taken = {cid for cid, _ in mine}
-    completed = {cid for cid, st in mine if st == "completed"}
-    if completed:  # a completion whose certificate was revoked opens no next course (as the admission judges it)
-        completed -= set(
-            await session.scalars(
-                select(Certificate.course_id).where(
-                    Certificate.student_id == student_id, Certificate.revoked_at.is_not(None)
-                )
-            )
-        )
+    # A completion whose certificate was revoked opens no next course (as the admission judges it); a retake's does.
+    completed = {cid for cid, st, revoked in rows if st == "completed" and revoked is None}
     seeds: dict[uuid.UUID, float] = {}
     for cid, st in mine:
         seeds[cid] = max(seeds.get(cid, 0.0), SEED_WEIGHTS[st])

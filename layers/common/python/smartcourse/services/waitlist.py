@@ -13,7 +13,7 @@ from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as course_rules
 from smartcourse.domain import enrollment as rules
 from smartcourse.domain.events import DomainEvent
-from smartcourse.models import Certificate, Course, CoursePrerequisite, Enrollment, EnrollmentHistory, User, utcnow
+from smartcourse.models import Course, CoursePrerequisite, Enrollment, EnrollmentHistory, User, utcnow
 from smartcourse.security import Principal
 from smartcourse.services.notifications import create_notification
 
@@ -75,24 +75,15 @@ def _prerequisites_unmet(course_id: Any) -> Any:
     that they have not completed, or whose certificate an admin revoked (the admission's rule,
     `services/enrollment.py`)."""
     done = aliased(Enrollment)
-    # Correlated by name: the two inner levels refer to the outer query's enrollment and the middle one's
-    # prerequisite, which auto-correlation (the enclosing level only) would have added to their own FROM.
-    revoked = (
-        exists()
-        .where(
-            Certificate.student_id == Enrollment.student_id,
-            Certificate.course_id == CoursePrerequisite.prerequisite_id,
-            Certificate.revoked_at.is_not(None),
-        )
-        .correlate(Enrollment, CoursePrerequisite)
-    )
+    # Correlated by name: the inner level refers to the outer query's enrollment and the middle one's prerequisite,
+    # which auto-correlation (the enclosing level only) would have added to its own FROM.
     completed = (
         exists()
         .where(
             done.student_id == Enrollment.student_id,
             done.course_id == CoursePrerequisite.prerequisite_id,
             done.status == "completed",
-            ~revoked,
+            done.completion_revoked_at.is_(None),
         )
         .correlate(Enrollment, CoursePrerequisite)
     )
@@ -130,12 +121,17 @@ async def promote_next(uow: UnitOfWork, course: Course, now: Any) -> Enrollment 
     return nxt
 
 
-async def seat_the_eligible(uow: UnitOfWork, student_id: Any, *, requiring: Any = None) -> list[Enrollment]:
-    """Free seats to the waitlist of each course where `student_id` waits (those that require course `requiring`,
-    when given), in the caller's transaction: a student passed over for a prerequisite who now meets it (they
-    completed it, the instructor removed it) or an account enabled again is seated in the course's order while seats
-    are free, not left behind a newcomer who takes one (explore37 F2). The course rows are locked in id order."""
-    query = select(Enrollment.course_id).where(Enrollment.student_id == student_id, Enrollment.status == "waitlisted")
+async def seat_the_eligible(uow: UnitOfWork, *student_ids: Any, requiring: Any = None) -> list[Enrollment]:
+    """Free seats to the waitlist of each course where one of `student_ids` waits (those that require course
+    `requiring`, when given), in the caller's transaction: a student passed over for a prerequisite who now meets it
+    (they completed it, also by a republish's go-live, or the instructor removed it) or an account enabled again is
+    seated in the course's order while seats are free, not left behind a newcomer who takes one (explore37 F2). The
+    course rows are locked in id order, once for all the students."""
+    if not student_ids:
+        return []
+    query = select(Enrollment.course_id).where(
+        Enrollment.student_id.in_(student_ids), Enrollment.status == "waitlisted"
+    )
     if requiring is not None:
         query = query.join(CoursePrerequisite, CoursePrerequisite.course_id == Enrollment.course_id).where(
             CoursePrerequisite.prerequisite_id == requiring
