@@ -517,24 +517,12 @@ async def test_the_go_live_of_a_version_without_the_missing_lesson_completes_the
     api: Api, worker: object, container: Any
 ) -> None:
     """The republish that removes the only lessons a student had not done completes their enrollment, in the
-    go-live's transaction, with `enrollment.completed` once and the certificate."""
-    student, eid, l0, _quiz = await _done_but_for_a_removed_lesson(api)
-    body = (await api.client.get(f"/enrollments/{eid}/progress", headers=student["headers"])).json()
-    assert body["status"] == "completed" and body["percent"] == 100.0, body
-    r = await api.client.post(f"/lessons/{l0['id']}/complete", headers=student["headers"])
-    assert r.status_code == 200 and r.json()["status"] == "completed", r.text  # answered as before
-    await _completed_once_with_a_certificate(api, container, student, eid)
-
-
-async def test_a_completion_made_by_a_go_live_seats_the_student_in_a_course_that_requires_it(
-    api: Api, worker: object, container: Any
-) -> None:
-    """A student waiting for course B, passed over because B requires course A, is seated in B when the go-live of
-    a version of A without their missing lesson completes A for them, as a lesson's completion does (closing note
+    go-live's transaction, with `enrollment.completed` once and the certificate. Waiting for a course that requires
+    this one, passed over for it, the student is seated there by that completion, as by a lesson's (closing note
     28: they waited until the next drop or capacity change while the seat stood free)."""
     from tests.e2e.test_enrollment import fast_students
 
-    student, eid, _l0, _quiz, publish = await _done_but_for_a_deleted_lesson(api)
+    student, eid, l0, _quiz, publish = await _done_but_for_a_deleted_lesson(api)
     first_id = (await api.client.get(f"/enrollments/{eid}", headers=student["headers"])).json()["course_id"]
     teacher = await api.user("instructor")
     then = await api.published_course(teacher, capacity=1, waitlist_enabled=True)
@@ -547,8 +535,12 @@ async def test_a_completion_made_by_a_go_live_seats_the_student_in_a_course_that
         assert r.status_code == 200, r.text
     r = await api.client.get(f"/enrollments/{waiting['id']}", headers=student["headers"])
     assert r.json()["status"] == "waitlisted", r.text
-    await publish()  # v2 lacks the lesson the student missed: its go-live completes A
-    await wait_enrollment(api, student, eid, "completed")
+    await publish()  # v2 lacks the lesson the student missed: its go-live completes the course
+    body = (await api.client.get(f"/enrollments/{eid}/progress", headers=student["headers"])).json()
+    assert body["status"] == "completed" and body["percent"] == 100.0, body
+    r = await api.client.post(f"/lessons/{l0['id']}/complete", headers=student["headers"])
+    assert r.status_code == 200 and r.json()["status"] == "completed", r.text  # answered as before
+    await _completed_once_with_a_certificate(api, container, student, eid)
     await wait_enrollment(api, student, waiting["id"], "active")
 
 
