@@ -575,7 +575,8 @@ async def seat_state(container: Any, course_id: str) -> tuple[int, int, dict[str
             (
                 await uow.session.execute(
                     select(Enrollment.status, func.count())
-                    .where(Enrollment.course_id == course.id)
+                    # A completion whose certificate was revoked gave its seat back (it is counted nowhere here).
+                    .where(Enrollment.course_id == course.id, Enrollment.completion_revoked_at.is_(None))
                     .group_by(Enrollment.status)
                 )
             ).all()

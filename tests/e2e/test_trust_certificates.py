@@ -12,6 +12,8 @@ from tests.e2e.test_enrollment import (
     complete_everything,
     course_with_lessons,
     enroll,
+    fast_students,
+    seat_state,
     wait_enrollment,
 )
 
@@ -75,8 +77,11 @@ async def test_a_revoked_certificate_opens_no_course_that_requires_it(api: Api, 
     of the next course. A revoked completion prepares for nothing: the admission and the recommendations agree."""
     teacher, student = await api.user("instructor"), await api.user()
     admin = await api.admin(container)
-    first, lessons = await course_with_lessons(api, teacher)
+    cooldown = container.settings.quiz_cooldown_seconds
+    first, lessons = await course_with_lessons(api, teacher, capacity=2)
     then = await api.published_course(teacher, title="Next steps", prerequisites=[first["id"]])
+    (other,) = await fast_students(container, 1)
+    assert (await enroll(api, other, first["id"])).status_code == 201
     eid = (await enroll(api, student, first["id"])).json()["id"]
     await wait_enrollment(api, student, eid, "active")
     await complete_everything(api, student, lessons)
@@ -102,14 +107,40 @@ async def test_a_revoked_certificate_opens_no_course_that_requires_it(api: Api, 
     # and opens the next course; the revoked completion stays in the record, and analytics agree with it.
     old = (await api.client.get(f"/enrollments/{eid}", headers=student["headers"])).json()
     assert old["status"] == "completed" and old["completion_revoked_at"] is not None, old
+    assert old["certificate"]["revoked_reason"] == "exam fraud"
+    # Why is for the student and admins; the instructor reads the enrollment, and that it was revoked (explore39 F3).
+    seen = (await api.client.get(f"/enrollments/{eid}", headers=teacher["headers"])).json()
+    assert seen["certificate"]["revoked_at"] and seen["certificate"]["revoked_reason"] is None, seen
+    history = (await api.client.get(f"/enrollments/{eid}/history", headers=student["headers"])).json()
+    assert (history[-1]["to_status"], history[-1]["reason"]) == ("completed", "certificate revoked: exam fraud")
+    feed = (await api.client.get("/notifications", headers=student["headers"])).json()
+    notice = next(n for n in feed if n["kind"] == "certificate.revoked")
+    assert "exam fraud. You may enroll in the course again" in notice["body"], notice
+    r = await api.client.post(f"/lessons/{lessons[0]['id']}/complete", headers=student["headers"])
+    assert r.status_code == 200, r.text  # a repeat on the revoked completion is answered as before
+    # Its seat went back to the course (explore39 F2: kept, the retake of a full course was refused or waitlisted).
+    assert (await seat_state(container, first["id"]))[0] == 1
     r = await enroll(api, student, first["id"])
     assert r.status_code == 201, r.text
     retake = r.json()
     assert retake["id"] != eid and retake["attempt"] == 2 and retake["completion_revoked_at"] is None, retake
     again = await enroll(api, student, first["id"])  # and only one new attempt
     assert (again.status_code, again.json()["id"]) == (200, retake["id"]), again.text
+    assert (await seat_state(container, first["id"]))[0] == 2
     await wait_enrollment(api, student, retake["id"], "active")
-    await complete_everything(api, student, lessons)  # recorded on the retake, not on the revoked completion
+    # The quiz starts afresh: the revoked completion's pass lifts no limit and shows no answers (explore39 F1).
+    r = await api.client.post(
+        f"/quizzes/{lessons[2]['id']}/submit", json={"answers": [0, 0]}, headers=student["headers"]
+    )
+    assert r.status_code == 200, r.text
+    graded = r.json()
+    assert (graded["passed"], graded["attempt"], graded["correct"]) == (False, 1, None), graded
+    assert graded["attempts_left"] is not None, graded
+    container.settings = container.settings.model_copy(update={"quiz_cooldown_seconds": 0})
+    try:
+        await complete_everything(api, student, lessons)  # recorded on the retake, not on the revoked completion
+    finally:
+        container.settings = container.settings.model_copy(update={"quiz_cooldown_seconds": cooldown})
     await wait_enrollment(api, student, retake["id"], "completed")
     renewed = (await api.client.post(f"/enrollments/{retake['id']}/certificate", headers=student["headers"])).json()
     assert renewed["id"] != cert["id"] and renewed["revoked_at"] is None, renewed
@@ -235,9 +266,6 @@ async def test_a_course_with_the_longest_title_enrolls_certifies_removes_and_arc
     await complete_everything(api, first, lessons)
     cert = await api.client.post(f"/enrollments/{eid}/certificate", headers=first["headers"])
     assert cert.status_code in (200, 201), cert.text
-    revoke = f"/certificates/{cert.json()['id']}/revoke"
-    r = await api.client.post(revoke, json={"reason": "x"}, headers=admin["headers"])
-    assert r.status_code == 200, r.text
     other = (await enroll(api, second, course["id"])).json()["id"]
     await wait_enrollment(api, second, other, "active")
     assert (await enroll(api, third, course["id"])).status_code == 202  # waitlisted: the course holds 2
@@ -246,6 +274,10 @@ async def test_a_course_with_the_longest_title_enrolls_certifies_removes_and_arc
     assert (await enroll(api, fourth, course["id"])).status_code == 202
     r = await api.client.delete(f"/courses/{course['id']}", headers=teacher["headers"])
     assert r.status_code == 200 and r.json()["status"] == "archived", r.text
+    # Revoked last: its completion gives its seat back (which an archived course gives nobody).
+    revoke = f"/certificates/{cert.json()['id']}/revoke"
+    r = await api.client.post(revoke, json={"reason": "x"}, headers=admin["headers"])
+    assert r.status_code == 200, r.text
     kinds: set[str] = set()
     for who in (first, second, fourth):
         kinds |= {n["kind"] for n in (await api.client.get("/notifications", headers=who["headers"])).json()}

@@ -829,6 +829,9 @@ class RosterEntry(BaseModel):
     activated_at: datetime | None
     completed_at: datetime | None
     dropped_at: datetime | None
+    completion_revoked_at: datetime | None = Field(
+        default=None, description="its certificate was revoked: the completion stands, the student may take it again"
+    )
     created_at: datetime
 
 
@@ -932,7 +935,11 @@ class CertificatePublic(BaseModel):
     revoked_reason: str | None = None
 
     @classmethod
-    def of(cls, cert: Any, base_url: str) -> CertificatePublic:
+    def of(cls, cert: Any, base_url: str, reader: Any = None) -> CertificatePublic:
+        """`reader` (a Principal), when given: why it was revoked is for its student and admins only, as the public
+        check says nothing of it (its course's instructor reads the certificate, and the enrollment that carries it:
+        explore39 F3)."""
+        told = reader is None or reader.is_admin or reader.user_id == cert.student_id
         return cls(
             id=cert.id,
             enrollment_id=cert.enrollment_id,
@@ -944,7 +951,7 @@ class CertificatePublic(BaseModel):
             pdf_ready=bool(cert.pdf_key),
             verify_url=f"{base_url}/certificates/verify/{cert.code}",
             revoked_at=cert.revoked_at,
-            revoked_reason=cert.revoked_reason,
+            revoked_reason=cert.revoked_reason if told else None,
         )
 
 

@@ -40,6 +40,7 @@ from smartcourse.models import (
     AiMessage,
     ContentChunk,
     Course,
+    Enrollment,
     Lesson,
     QuizAttempt,
 )
@@ -130,9 +131,11 @@ async def _quiz_answers_locked(uow: UnitOfWork, documents: Any, principal: Princ
         await uow.session.scalars(
             select(QuizAttempt.lesson_id)
             .distinct()
+            .join(Enrollment, Enrollment.id == QuizAttempt.enrollment_id)
             .where(
                 QuizAttempt.student_id == principal.user_id,
                 QuizAttempt.passed,
+                progress.counted_attempts(),  # a pass in a revoked completion: the retake's quiz is still to pass
                 or_(
                     *(
                         and_(QuizAttempt.lesson_id == lesson_id, progress.counts_against(fingerprint))

@@ -11,6 +11,7 @@ import threading
 import unicodedata
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -25,6 +26,7 @@ from smartcourse.models import Certificate, Course, Enrollment, User, utcnow
 from smartcourse.security import Principal
 from smartcourse.services.courses import ensure_course_owner, load_course
 from smartcourse.services.notifications import create_notification
+from smartcourse.services.waitlist import history_entry, promote_next
 
 log = logging.getLogger(__name__)
 
@@ -541,26 +543,45 @@ async def revoke(*, uow: UnitOfWork, principal: Principal, certificate: uuid.UUI
     if cert.revoked_at is None:
         now = utcnow()
         cert.revoked_at, cert.revoked_reason, cert.revoked_by = now, reason, principal.user_id
-        # The completion no longer holds the student's place nor meets a prerequisite: they may take the course
-        # again (explore36 F3: a certificate issued in error could never be earned again). Its history and the
-        # analytics of the completion stand: it happened.
-        enrollment = await uow.session.get(Enrollment, cert.enrollment_id, with_for_update=True)
-        if enrollment is not None and enrollment.status == "completed":
-            enrollment.completion_revoked_at, enrollment.updated_at = now, now
+        retake = await _free_the_completion(uow, principal, cert, reason, now)
+        said = reason.rstrip()
+        again = " You may enroll in the course again to earn a new certificate." if retake else ""
         await create_notification(
             uow.session,
             user_id=cert.student_id,
             kind="certificate.revoked",
             title=f"Your certificate for {cert.course_title} was revoked",
             body=(
-                f"Your certificate {cert.code} for {cert.course_title} was revoked. The reason given: {reason}. "
-                "You may enroll in the course again to earn a new certificate."
+                f"Your certificate {cert.code} for {cert.course_title} was revoked. The reason given: {said}"
+                f"{'' if said.endswith(('.', '!', '?', '…')) else '.'}{again}"
             ),
             dedupe_key=f"certificate-revoked:{cert.id}",
             data={"certificate_id": str(cert.id), "code": cert.code},
         )
         await uow.commit()
     return cert
+
+
+async def _free_the_completion(
+    uow: UnitOfWork, principal: Principal, cert: Certificate, reason: str, now: datetime
+) -> bool:
+    """The revoked certificate's completion no longer holds the student's place nor meets a prerequisite: they may
+    take the course again (explore36 F3: a certificate issued in error could never be earned again). Its seat goes
+    back to the course, to the head of its waitlist first, as a drop's does (explore39 F2: the revoked completion
+    kept it, so the retake took a second seat or was refused as full), and the enrollment's history says who revoked
+    it and why (F5). The completion itself and its analytics stand: it happened. Returns whether the course is live,
+    i.e. whether the student can enroll again now. Locks: the enrollment, then the course, as a drop takes them."""
+    e = await uow.session.get(Enrollment, cert.enrollment_id, with_for_update=True)
+    if e is None or e.status != "completed" or e.completion_revoked_at is not None:
+        return False
+    e.completion_revoked_at, e.updated_at = now, now
+    uow.session.add(history_entry(e, "completed", "completed", principal, f"certificate revoked: {reason}"))
+    course = await uow.session.get(Course, e.course_id, with_for_update=True)
+    if course is None:
+        return False
+    course.seats_taken -= 1
+    await promote_next(uow, course, now)
+    return course_rules.is_live(course.status, course.content_version)
 
 
 async def get_certificate(

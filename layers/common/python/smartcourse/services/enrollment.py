@@ -705,6 +705,7 @@ async def roster(
             activated_at=e.activated_at,
             completed_at=e.completed_at,
             dropped_at=e.dropped_at,
+            completion_revoked_at=e.completion_revoked_at,
             created_at=e.created_at,
         )
         for e, name, position in rows.all()

@@ -107,7 +107,7 @@ async def detail(*, container: Any, principal: Principal, enrollment_id: uuid.UU
             cert = await certificates.for_enrollment(uow=uow, enrollment_id=result.id)
         if cert is not None:
             result = result.model_copy(
-                update={"certificate": CertificatePublic.of(cert, container.settings.public_base_url)}
+                update={"certificate": CertificatePublic.of(cert, container.settings.public_base_url, principal)}
             )
     return result
 

@@ -39,7 +39,6 @@ async def _learning_context(
     stmt = joined.where(
         Enrollment.student_id == principal.user_id,
         Enrollment.status.notin_(("dropped", "waitlisted")),
-        Enrollment.completion_revoked_at.is_(None),  # a retake's enrollment, not the revoked completion beside it
     ).with_for_update(of=Enrollment)
     waiting = joined.where(Enrollment.student_id == principal.user_id, Enrollment.status == "waitlisted")
     # The working copy usually still has the lesson: go straight to its course.
@@ -53,7 +52,8 @@ async def _learning_context(
     if home is not None:
         stmt = stmt.where(Enrollment.course_id == home.course_id)
         waiting = waiting.where(Enrollment.course_id == home.course_id)
-    rows = (await uow.session.execute(stmt)).all()
+    # A retake's enrollment before the revoked completion beside it (which answers only repeats: `_holding`).
+    rows = sorted((await uow.session.execute(stmt)).all(), key=lambda r: r[0].completion_revoked_at is not None)
     found = await _holding(documents, rows, lesson_id, completed_ok=completed_ok)
     if found is not None:
         return found
@@ -75,6 +75,13 @@ async def _learning_context(
     raise Forbidden("you are not enrolled in a course with this lesson", code="not_enrolled")
 
 
+def _completed_message(e: Enrollment) -> str:
+    if e.completion_revoked_at is not None:
+        # explore39 F9: "not enrolled" read as if the student had never taken the course.
+        return "this course was completed, but its certificate was revoked: enroll again to take it anew"
+    return "this course is already completed"
+
+
 async def _holding(
     documents: Any, rows: Any, lesson_id: uuid.UUID, *, completed_ok: bool
 ) -> tuple[Enrollment, Course, PublishedLesson, list[PublishedLesson]] | None:
@@ -86,7 +93,7 @@ async def _holding(
         if match is None:
             continue
         if e.status == "completed" and not completed_ok:
-            raise Conflict("this course is already completed", code="enrollment_completed")
+            raise Conflict(_completed_message(e), code="enrollment_completed")
         if e.status == "completed":
             return e, course, match, lessons
         if e.status == "waitlisted":
@@ -228,12 +235,18 @@ async def complete_lesson(
     if e.status == "completed":
         # A repeat of a lesson already done is answered as before (idempotent); nothing else moves a finished course.
         if lesson.lesson_id not in await _completed_ids(uow, e.id):
-            raise Conflict("this course is already completed", code="enrollment_completed")
+            raise Conflict(_completed_message(e), code="enrollment_completed")
         return await _progress(uow, e, lessons, max_attempts), False
     await _record_completion(uow, e, lesson, lessons, None)
     just_completed = e.status == "completed"
     await uow.commit()
     return await _progress(uow, e, lessons, max_attempts), just_completed
+
+
+def counted_attempts() -> Any:
+    """Of `QuizAttempt` joined to its `Enrollment`: an attempt that counts for the student's limit and "passed once",
+    i.e. not one made in a completion whose certificate was revoked."""
+    return Enrollment.completion_revoked_at.is_(None)
 
 
 def counts_against(fingerprint: str) -> Any:
@@ -247,18 +260,23 @@ async def _quiz_record(
 ) -> tuple[int, int, datetime | None, bool, datetime]:
     """(attempts on the quiz as it is, attempts in all, last submission, passed once, the database's clock now) of a
     student on a quiz, across all of the student's enrollments (re-enrolling does not reset attempts; a rewritten
-    quiz does)."""
+    quiz does). The attempts of a completion whose certificate an admin revoked count for nothing but the numbering:
+    its pass lifts no limit on the retake, which would then have unlimited attempts with the answers shown (explore39
+    F1), and the retake starts with the quiz's whole allowance, as the admin who let the student retake meant."""
+    counted = counted_attempts()
     row = (
         await uow.session.execute(
             select(
-                func.count(QuizAttempt.id).filter(counts_against(fingerprint)),
+                func.count(QuizAttempt.id).filter(counts_against(fingerprint), counted),
                 func.coalesce(func.max(QuizAttempt.attempt), 0),
-                func.max(QuizAttempt.submitted_at),
+                func.max(QuizAttempt.submitted_at).filter(counted),
                 # A pass of the quiz as it is: one of a rewritten quiz lifts no limit on the new one, whose answers
                 # the feedback of unlimited attempts would give away (explore21 F10).
-                func.bool_or(QuizAttempt.passed).filter(counts_against(fingerprint)),
+                func.bool_or(QuizAttempt.passed).filter(counts_against(fingerprint), counted),
                 func.clock_timestamp(),
-            ).where(QuizAttempt.student_id == student_id, QuizAttempt.lesson_id == lesson_id)
+            )
+            .join(Enrollment, Enrollment.id == QuizAttempt.enrollment_id)
+            .where(QuizAttempt.student_id == student_id, QuizAttempt.lesson_id == lesson_id)
         )
     ).one()
     return int(row[0] or 0), int(row[1] or 0), row[2], bool(row[3]), row[4]
@@ -401,6 +419,9 @@ async def _progress(
     # All three count the attempts on the quiz as it is now (its fingerprint), as the limit does: after a rewrite,
     # the old quiz's score is not shown beside `attempts: 0` (a pass already made stays, on its progress row).
     mine = QuizAttempt.enrollment_id == e.id
+    # The student's attempts that count (`_quiz_record`); a revoked completion shows its own only (explore39 F8: its
+    # progress read the retake's attempts).
+    counted = mine if e.completion_revoked_at is not None else counted_attempts()
     quizzes = {lsn.lesson_id: course_rules.quiz_fingerprint(lsn.body) for lsn in lessons if lsn.type == "quiz"}
     tried: dict[uuid.UUID, tuple[int, int | None, int]] = {}
     # Passed once (the quiz as it is), in any of the student's enrollments: no longer limited, as the submit judges
@@ -413,9 +434,10 @@ async def _progress(
             QuizAttempt.quiz_fingerprint,
             func.count().filter(mine),
             func.max(QuizAttempt.score).filter(mine),
-            func.count(),
-            func.bool_or(QuizAttempt.passed),
+            func.count().filter(counted),
+            func.bool_or(QuizAttempt.passed).filter(counted),
         )
+        .join(Enrollment, Enrollment.id == QuizAttempt.enrollment_id)
         .where(QuizAttempt.student_id == e.student_id, QuizAttempt.lesson_id.in_(list(quizzes)))
         .group_by(QuizAttempt.lesson_id, QuizAttempt.quiz_fingerprint)
     ):
