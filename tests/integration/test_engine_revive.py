@@ -54,3 +54,47 @@ def test_a_killed_engine_is_started_again_at_its_address(tmp_path: Path) -> None
         assert engines.revive(tmp_path / "mail") == []
     finally:
         engines.stop()
+
+
+def test_a_killed_postgres_is_started_again_in_place(tmp_path: Path) -> None:
+    """explore38 F3: `run` said nothing of a dead embedded PostgreSQL, and the product stayed degraded until an
+    operator stopped and started everything. Its postmaster killed, it is started again with its socket and data."""
+    import asyncio
+
+    import asyncpg
+    from pgserver.utils import PostmasterInfo
+
+    engines = EmbeddedEngines(tmp_path / "data")
+    try:
+        url = engines.postgres_url().replace("postgresql+asyncpg://", "postgresql://", 1)
+
+        async def query(*sql: str) -> object:
+            conn = await asyncpg.connect(url)
+            try:
+                for one in sql[:-1]:
+                    await conn.execute(one)
+                return await conn.fetchval(sql[-1])
+            finally:
+                await conn.close()
+
+        asyncio.run(query("create table kept (v int)", "insert into kept values (7)"))
+        assert engines.revive(tmp_path / "mail") == []
+        info = PostmasterInfo.read_from_pgdata(tmp_path / "data" / "postgres")
+        assert info is not None
+        os.kill(info.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while pid_alive(info.pid):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        said: list[str] = []
+        deadline = time.monotonic() + 120
+        while not any("started again in" in e for e in said):  # its children may hold the shared memory a moment
+            engines._revive_after.clear()  # (then tried again after the pause, made 0 here)
+            said += engines.revive(tmp_path / "mail")
+            assert time.monotonic() < deadline, said
+            time.sleep(0.5)
+        assert all(e.startswith(f"the embedded postgres (pid {info.pid}) exited") for e in said), said
+        assert asyncio.run(query("select v from kept")) == 7  # the same URL, the same data
+        assert engines.revive(tmp_path / "mail") == []
+    finally:
+        engines.stop()

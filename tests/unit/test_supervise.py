@@ -125,6 +125,27 @@ def test_the_pause_doubles_and_after_the_limit_within_the_window_it_gives_up(
     assert said[-1].startswith("celery exited with 3; restarting it in 1 s (restart 1 of at most 3")
 
 
+def test_a_child_killed_by_a_signal_is_restarted_however_often(
+    made: list[Children], said: list[str], clock: Clock
+) -> None:
+    """explore38 F1: a worker SIGKILLed six times within 300 s (a launch-day burst under the OOM killer, issue #7's
+    chaos regime) made `run` stop everything, the API included. Killed by a signal, it is restarted every 30 s at
+    most, for as long as it takes; an exit code of its own still gives up (the test above)."""
+    children = _children(made, said, clock, {"worker": SLEEPER}, RestartPolicy(limit=2, window=300.0, max_delay=8.0))
+    delays = []
+    for _ in range(5):
+        os.kill(children.procs["worker"].pid, signal.SIGKILL)
+        children.procs["worker"].wait(timeout=10)
+        assert children.check() is None, said[-1]
+        delays.append(said[-1].split("restarting it in ")[1].split(" s")[0])
+        clock.now += 10
+        assert children.check() is None  # started again
+        assert children.procs["worker"].poll() is None
+    assert delays == ["1", "2", "4", "8", "8"]
+    assert "killed by a signal, it is restarted however often" in said[-2], said
+    assert children.restarts("worker") == 5
+
+
 def test_stop_all_stops_every_group_and_skips_one_waiting_for_its_restart(
     made: list[Children], said: list[str], clock: Clock
 ) -> None:

@@ -452,7 +452,7 @@ class EmbeddedEngines:
         process already retries its engine. A server that does not come back is tried again after `REVIVE_PAUSE`.
         Returns one line per event, for the log (explore18 F12: an engine's death was seen only on /health, and the
         runbook's one remedy was to stop everything and start again)."""
-        events: list[str] = []
+        events: list[str] = self._revive_postgres()
         for proc in list(self.started):
             if proc.name not in REVIVED_SERVERS or time.monotonic() < self._revive_after.get(proc.name, 0.0):
                 continue
@@ -485,6 +485,34 @@ class EmbeddedEngines:
                     f"the embedded {proc.name} (pid {pid}) exited; started again at {addr}; its log: {proc.log_file}"
                 )
         return events
+
+    def _revive_postgres(self) -> list[str]:
+        """The embedded PostgreSQL this object started, if its postmaster died (killed, crashed: its pid file left
+        behind; a clean stop removes it, and is left alone), started again in place with the options it ran with
+        (the same socket: every pool reconnects by itself, as after `restart_postgres`). It replays its WAL, as after
+        any crash. explore38 F3: a dead PostgreSQL was never said by `run`, and the product stayed degraded until an
+        operator restarted everything. Not started again while the old server's children still hold its shared
+        memory (they exit on their own within moments): tried again after `REVIVE_PAUSE`."""
+        from pgserver.utils import PostmasterInfo
+
+        if self._pg is None or time.monotonic() < self._revive_after.get("postgres", 0.0):
+            return []
+        pgdata = self.data_dir / "postgres"
+        info = PostmasterInfo.read_from_pgdata(pgdata)
+        if info is None or info.is_running():
+            return []
+        try:
+            took = self.restart_postgres(mode="immediate", timeout=60)
+        except Exception as exc:
+            self._revive_after["postgres"] = time.monotonic() + REVIVE_PAUSE
+            return [
+                f"the embedded postgres (pid {info.pid}) exited and did not start again ({str(exc)[-300:]}); trying "
+                f"again in {REVIVE_PAUSE:.0f} s; its log: {pgdata / 'log'}"
+            ]
+        return [
+            f"the embedded postgres (pid {info.pid}) exited; started again in {took:.1f} s in {pgdata}; its log: "
+            f"{pgdata / 'log'}"
+        ]
 
     def _adopt_orphan(self, proc: ManagedProcess) -> None:
         """A server left running by a crashed starter is stopped by this process's clean stop."""

@@ -3,10 +3,14 @@ unexpectedly (with a backoff, up to a limit), and stopped as groups.
 
 A child that exits while `run` is not stopping has crashed or been killed (the OOM killer, an operator's kill -9):
 the rest of the product must not go down with it (the API keeps answering; a killed worker or Celery loses nothing,
-its work is retried by whoever takes it up next). It is restarted after `RestartPolicy.delay` (1 s, then doubling);
-when one child has been restarted `RestartPolicy.limit` times within `RestartPolicy.window` seconds and exits again,
-something is wrong that a restart does not fix (an engine gone, a bad setting): `check` says so and `run` stops
-everything. The chaos rig (devtools/chaos.py) starts the same processes under its own supervisor instead.
+its work is retried by whoever takes it up next). It is restarted after `RestartPolicy.delay` (1 s, then doubling
+up to 30 s). When one child has been restarted `RestartPolicy.limit` times within `RestartPolicy.window` seconds and
+exits again *by itself* (an exit code: a bad setting, a missing file), something is wrong that a restart does not
+fix: `check` says so and `run` stops everything. A child killed by a signal (the OOM killer, an operator's or a chaos
+run's kill -9, a crash) is restarted however often, every 30 s at most: taking the API down because a background
+process keeps being killed turned a backlog that drains later into a full outage on launch day (explore38 F1: issue
+#7's own chaos regime, run under `run`, stopped the product). The chaos rig (devtools/chaos.py) starts the same
+processes under its own supervisor instead.
 """
 
 from __future__ import annotations
@@ -99,17 +103,22 @@ class Children:
             # otherwise keep serving the port (SO_REUSEPORT) beside the new ones.
             signal_group(proc, signal.SIGKILL)
             recent = [t for t in self._restarts.get(name, []) if now - t < self.policy.window]
-            if len(recent) >= self.policy.limit:
+            killed = proc.returncode < 0  # by a signal, from outside or a crash: not a setting a restart cannot fix
+            if len(recent) >= self.policy.limit and not killed:
                 return (
                     f"{name} exited with {describe_exit(proc.returncode)} after {len(recent)} restarts within "
                     f"{self.policy.window:.0f} s; giving up: stopping everything (see its log above)"
                 )
             delay = self.policy.delay(len(recent))
             self._due[name] = now + delay
-            self.say(
-                f"{name} exited with {describe_exit(proc.returncode)}; restarting it in {delay:.0f} s "
-                f"(restart {len(recent) + 1} of at most {self.policy.limit} within {self.policy.window:.0f} s)"
-            )
+            if len(recent) >= self.policy.limit:
+                which = (
+                    f"restart {len(recent) + 1} within {self.policy.window:.0f} s: killed by a signal, it is "
+                    "restarted however often; the rest of the product keeps running"
+                )
+            else:
+                which = f"restart {len(recent) + 1} of at most {self.policy.limit} within {self.policy.window:.0f} s"
+            self.say(f"{name} exited with {describe_exit(proc.returncode)}; restarting it in {delay:.0f} s ({which})")
         for name, at in list(self._due.items()):
             if now >= at:
                 del self._due[name]

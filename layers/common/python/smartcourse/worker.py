@@ -83,18 +83,24 @@ async def run_worker() -> None:
         loop.add_signal_handler(sig, stop.set)
     # What needs no workflow engine runs at once, and on through an engine outage (explore21 F6: it all waited):
     # the relay of the outbox to the in-process consumers, the stored state's gauges, the heartbeat.
-    relay: asyncio.Task[None] | None = None
-    if not c.settings.kafka_bootstrap_servers:  # with Kafka, `smartcourse relay` + `smartcourse consumers` do it
-        publisher = InProcessPublisher(c.sessionmaker, registry())
-        relay = asyncio.create_task(run_relay(c.sessionmaker, publisher, stop=stop))
     # The platform's stored state (outbox backlog, dead letters, ...) on this process's /metrics.
     state = asyncio.create_task(DATABASE_STATE.run(c.sessionmaker, stop=stop))
     # Its sign of life for /health (services/heartbeats.py): on the loop the relay, dispatcher and sweeper share,
     # so a stopped or hung worker stops beating (one waiting for Temporal beats: /health's `temporal` says why
     # nothing starts).
     heartbeat = asyncio.create_task(run_heartbeat(c.sessionmaker, "worker", stop=stop))
-    tasks: list[asyncio.Task[None]] = [t for t in (relay, state, heartbeat) if t is not None]
-    client = await connect_when_reachable(c, stop=stop)
+    tasks: list[asyncio.Task[None]] = [state, heartbeat]
+    # One try at the engine before the relay takes the loop: behind a launch-day backlog its rounds (thousands of
+    # events to the in-process consumers) held up the connection, and a restarted worker started no workflow for
+    # 4-11 s more (explore38 F2). An engine that is down is waited for with the relay running.
+    client = None
+    with contextlib.suppress(Unavailable):
+        client = await c.temporal()
+    if not c.settings.kafka_bootstrap_servers:  # with Kafka, `smartcourse relay` + `smartcourse consumers` do it
+        publisher = InProcessPublisher(c.sessionmaker, registry())
+        tasks.append(asyncio.create_task(run_relay(c.sessionmaker, publisher, stop=stop)))
+    if client is None:
+        client = await connect_when_reachable(c, stop=stop)
     if client is not None:
         worker = build_worker(client, c)
         # Start what a crash left unstarted, and the workflows of admissions from the outbox, with the dispatcher's
