@@ -28,16 +28,15 @@ async def test_an_outage_is_logged_once_then_a_line_per_round_and_its_end(
             stop.set()
         return 0
 
-    real_wait_for = asyncio.wait_for
+    async def pause(_stop: asyncio.Event, seconds: float) -> None:
+        pauses.append(seconds)
+        await asyncio.sleep(0)
 
-    async def wait_for(aw: Any, timeout: float) -> Any:
-        pauses.append(timeout)
-        return await real_wait_for(aw, 0.001)
-
+    # The relay's own functions only: asyncio's are the whole process's (a product runs beside this test).
     monkeypatch.setattr(outbox, "relay_once", relay_once)
-    monkeypatch.setattr(outbox.asyncio, "wait_for", wait_for)
+    monkeypatch.setattr(outbox, "_pause", pause)
     with caplog.at_level(logging.WARNING, logger=outbox.log.name):
-        await real_wait_for(outbox.run_relay(None, None, stop=stop, idle_sleep=0.5), 10)  # type: ignore[arg-type]
+        await asyncio.wait_for(outbox.run_relay(None, None, stop=stop, idle_sleep=0.5), 10)  # type: ignore[arg-type]
     failures = [r for r in caplog.records if "relay round failed" in r.getMessage()]
     assert [r.exc_info is not None for r in failures] == [True, False, False, False]
     assert "failed again (4 in a row): the database is away" in failures[-1].getMessage()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -210,10 +211,13 @@ async def run_relay(
         if failed:
             pause = min(FAILED_PAUSE_MAX, idle_sleep * 2 ** (failed - 1))
         if pause:
-            try:
-                await asyncio.wait_for(stop.wait(), pause)
-            except TimeoutError:
-                pass
+            await _pause(stop, pause)
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    """Wait `seconds`, or less if `stop` is set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
 
 
 async def backlog_figures(session: Any) -> dict[str, Any]:
