@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from smartcourse.migrations import alembic_config
 from tests.conftest import scratch_database
+from tests.integration import migration_rows
 
 
 @pytest.fixture
@@ -41,21 +42,8 @@ async def test_attempts_are_renumbered_per_student_and_back(scratch: tuple[str, 
         (uuid.uuid4(), others, 1, t0 + timedelta(minutes=4)),
     ]
     async with engine.begin() as conn:
-        for uid, role in ((teacher, "instructor"), (student, "student"), (other, "student")):
-            await conn.execute(
-                text(
-                    "insert into users (id, email, password_hash, full_name, role) "
-                    "values (:id, :email, 'x', 'A user', :role)"
-                ),
-                {"id": uid, "email": f"{uid}@example.com", "role": role},
-            )
-        await conn.execute(
-            text(
-                "insert into courses (id, instructor_id, title, description, category, tags, waitlist_enabled, status)"
-                " values (:id, :teacher, 'C', '', 'c', '{}', false, 'published')"
-            ),
-            {"id": course, "teacher": teacher},
-        )
+        await migration_rows.users(conn, {teacher: "instructor", student: "student", other: "student"})
+        await migration_rows.published_course(conn, course, teacher)
         for eid, who, status, attempt in (
             (dropped, student, "dropped", 1),
             (live, student, "active", 2),

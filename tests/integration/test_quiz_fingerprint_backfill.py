@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from smartcourse.domain.courses import quiz_fingerprint
 from smartcourse.migrations import alembic_config
 from tests.conftest import scratch_database
+from tests.integration import migration_rows
 
 
 @pytest.fixture
@@ -40,21 +41,8 @@ async def test_old_attempts_take_the_fingerprint_of_the_live_quiz(scratch: tuple
     old_quiz = {**live_quiz, "questions": [{"prompt": "Older", "options": ["a", "b"], "answer": 0}]}
     snapshots = {1: old_quiz, 2: live_quiz}
     async with engine.begin() as conn:
-        for uid, role in ((teacher, "instructor"), (student, "student")):
-            await conn.execute(
-                text(
-                    "insert into users (id, email, password_hash, full_name, role) "
-                    "values (:id, :email, 'x', 'A user', :role)"
-                ),
-                {"id": uid, "email": f"{uid}@example.com", "role": role},
-            )
-        await conn.execute(
-            text(
-                "insert into courses (id, instructor_id, title, description, category, tags, waitlist_enabled, "
-                "status, content_version) values (:id, :teacher, 'C', '', 'c', '{}', false, 'published', 2)"
-            ),
-            {"id": course, "teacher": teacher},
-        )
+        await migration_rows.users(conn, {teacher: "instructor", student: "student"})
+        await migration_rows.published_course(conn, course, teacher, content_version=2)
         await conn.execute(
             text(
                 "insert into enrollments (id, student_id, course_id, status, attempt) "

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from smartcourse.migrations import alembic_config
 from tests.conftest import scratch_database
+from tests.integration import migration_rows
 
 
 @pytest.fixture
@@ -42,21 +43,8 @@ async def test_revoked_completions_are_marked_and_free_the_place(scratch: tuple[
     revoked, valid = uuid.uuid4(), uuid.uuid4()
     at = datetime(2026, 1, 2, tzinfo=UTC)
     async with engine.begin() as conn:
-        for uid, role in ((teacher, "instructor"), (student, "student"), (other, "student")):
-            await conn.execute(
-                text(
-                    "insert into users (id, email, password_hash, full_name, role) "
-                    "values (:id, :email, 'x', 'A user', :role)"
-                ),
-                {"id": uid, "email": f"{uid}@example.com", "role": role},
-            )
-        await conn.execute(
-            text(
-                "insert into courses (id, instructor_id, title, description, category, tags, waitlist_enabled, status)"
-                " values (:id, :teacher, 'C', '', 'c', '{}', false, 'published')"
-            ),
-            {"id": course, "teacher": teacher},
-        )
+        await migration_rows.users(conn, {teacher: "instructor", student: "student", other: "student"})
+        await migration_rows.published_course(conn, course, teacher)
         await _enroll(conn, revoked, student, course, "completed", 1)
         await _enroll(conn, valid, other, course, "completed", 1)
         for cid, eid, who, when, reason in (
