@@ -6,6 +6,7 @@ import asyncio
 import http.client
 import os
 import select
+import signal
 import socket
 import subprocess
 import sys
@@ -143,10 +144,36 @@ async def test_several_api_processes_share_a_burst_of_keep_alive_connections(con
         held = {pid: n + 1 for pid, n in _listening_children(server, port).items()}  # the connections each holds
         assert len(held) == 2 and sum(held.values()) == 24, held
         assert min(held.values()) >= 3, f"one process took the burst: {held}"  # P(< 3 of 24 | even) ≈ 4e-5
+        # A process that dies is replaced at once, also while the one pinged before it does not answer (still
+        # starting, or starved): its ping waits up to 30 s, and the dead one waited behind it (explore38 F8).
+        first, second = sorted(held)  # uvicorn's list is in creation order
+        os.kill(first, signal.SIGSTOP)
+        try:
+            os.kill(second, signal.SIGKILL)
+            deadline = time.monotonic() + 10
+            while not set(_api_processes(server)) - {first, second}:
+                assert time.monotonic() < deadline, "the dead API process was not replaced within 10 s"
+                await asyncio.sleep(0.2)
+        finally:
+            os.kill(first, signal.SIGCONT)
     finally:
         for conn in conns:
             conn.close()
         _stop(server, 30)
+
+
+def _api_processes(server: subprocess.Popen[bytes]) -> list[int]:
+    """The live API processes under the supervisor `server` (spawned; not its engines nor its resource tracker)."""
+    import psutil
+
+    found = []
+    for child in psutil.Process(server.pid).children(recursive=False):
+        try:
+            if child.status() != psutil.STATUS_ZOMBIE and "spawn_main" in " ".join(child.cmdline()):
+                found.append(child.pid)
+        except psutil.Error:
+            continue
+    return found
 
 
 async def test_serve_stops_the_engines_it_started(container: Any, tmp_path: Path) -> None:

@@ -64,6 +64,17 @@ class ReusePortProcess(multiprocess.Process):
         return self._server
 
 
+class Supervisor(multiprocess.Multiprocess):
+    """uvicorn's supervisor, replacing a process that exited before it pings the others. It pings its processes in
+    turn, each for up to the health-check timeout (`cli.HEALTHCHECK_SECONDS`, 30 s): one still starting answers only
+    once its imports are done, so a dead process after it in the list waited up to 30 s for its replacement, the API
+    on one process meanwhile (explore38 F8: 29 s). The exited ones are put first, so they are replaced at once."""
+
+    def keep_subprocess_alive(self) -> None:
+        self.processes.sort(key=lambda p: p.process.is_alive())  # the exited (False) first; the order means nothing
+        super().keep_subprocess_alive()
+
+
 def serve(config: uvicorn.Config) -> None:
     """Run `config`: one process in this one, or `config.workers` processes under uvicorn's supervisor, each with
     its own listening socket (the app must then be an import string, as for `uvicorn --workers`)."""
@@ -75,7 +86,7 @@ def serve(config: uvicorn.Config) -> None:
     original: Any = multiprocess.Process
     multiprocess.Process = ReusePortProcess  # type: ignore[misc]
     try:
-        multiprocess.Multiprocess(config, sockets=[sock]).run()
+        Supervisor(config, sockets=[sock]).run()
     finally:
         multiprocess.Process = original  # type: ignore[misc]
         sock.close()
