@@ -3,12 +3,18 @@
 Workflows stay as they are: this hook sees each activity attempt from outside. A failed attempt makes the run
 `retrying` (or `failed` when Temporal will not try again: a non-retryable error, or the last allowed attempt),
 with the step, the error and the trace id; a success after a failure, or the workflow's last step, settles it.
-Recording never fails the activity: a database hiccup here is logged and the activity's own outcome stands.
+Recording never fails the activity: a database hiccup here is logged and the activity's own outcome stands. A
+failure that could not be written (the database away: often the very outage that failed the activity) is kept in
+the process and written, in order, before the next record once the database answers (explore38 F7: an outage's 192
+failed set-ups left no trace in `/ops/workflows`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from temporalio import activity
@@ -51,6 +57,50 @@ def step_name(activity_type: str) -> str:
     return _STEP_OF_ACTIVITY.get(activity_type, activity_type.split(".", 1)[-1])
 
 
+#: The most unwritten failures a worker keeps (the oldest go first beyond it, counted in `Unrecorded.dropped`).
+UNRECORDED_MAX = 10_000
+
+
+class Unrecorded:
+    """Failures whose record could not be written, oldest first, written by `flush` once the database answers."""
+
+    def __init__(self, maxlen: int = UNRECORDED_MAX) -> None:
+        self._items: deque[dict[str, Any]] = deque(maxlen=maxlen)
+        self._locks: dict[asyncio.AbstractEventLoop, asyncio.Lock] = {}  # a lock is bound to its loop
+        self.dropped = 0
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def add(self, record: dict[str, Any]) -> None:
+        if len(self._items) == self._items.maxlen:
+            self.dropped += 1
+        self._items.append(record)
+
+    async def flush(self, write: Callable[..., Awaitable[None]], sessionmaker: Any) -> bool:
+        """Write what is kept, in order (one writer at a time); False, keeping the rest, at the first that fails.
+        Never raises."""
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop)
+        if lock is None:
+            self._locks = {loop: (lock := asyncio.Lock())}  # the process's loop; one of a test before it is gone
+        async with lock:
+            written = 0
+            while self._items:
+                try:
+                    await write(sessionmaker, **self._items[0])
+                except Exception:
+                    return False
+                self._items.popleft()
+                written += 1
+            if written:
+                log.warning("recorded %d workflow failure(s) kept while the database was away", written)
+            return True
+
+
+UNRECORDED = Unrecorded()
+
+
 class _Inbound(ActivityInboundInterceptor):
     def __init__(self, next: ActivityInboundInterceptor, sessionmaker: Any) -> None:
         super().__init__(next)
@@ -65,6 +115,8 @@ class _Inbound(ActivityInboundInterceptor):
             raise
         info = activity.info()
         last = info.activity_type in LAST_STEPS
+        if len(UNRECORDED):  # before this run's progress: its failure, kept, is then settled by it
+            await UNRECORDED.flush(operations.record_workflow_failure, self._sessionmaker)
         if info.attempt > 1 or info.activity_type in SETTLE_ALWAYS:
             try:
                 await operations.record_workflow_progress(
@@ -76,19 +128,22 @@ class _Inbound(ActivityInboundInterceptor):
 
     async def _failed(self, exc: Exception) -> None:
         info = activity.info()
-        try:
-            message = str(getattr(exc, "message", None) or exc) or type(exc).__name__
-            await operations.record_workflow_failure(
-                self._sessionmaker,
-                workflow_id=info.workflow_id or "",
-                workflow_type=info.workflow_type or "",
-                step=step_name(info.activity_type),
-                error=f"{type(exc).__name__}: {message}",
-                final=gives_up(exc, info),
-                trace_id=operations.current_trace_id(),
+        message = str(getattr(exc, "message", None) or exc) or type(exc).__name__
+        record = {
+            "workflow_id": info.workflow_id or "",
+            "workflow_type": info.workflow_type or "",
+            "step": step_name(info.activity_type),
+            "error": f"{type(exc).__name__}: {message}",
+            "final": gives_up(exc, info),
+            "trace_id": operations.current_trace_id(),
+        }
+        UNRECORDED.add(record)  # written now with those kept before it, or kept for the next try
+        if not await UNRECORDED.flush(operations.record_workflow_failure, self._sessionmaker):
+            log.warning(
+                "could not record the failure of %s (kept with %d more, written once the database answers)",
+                info.workflow_id,
+                len(UNRECORDED) - 1,
             )
-        except Exception:
-            log.warning("could not record the failure of %s", info.workflow_id, exc_info=True)
 
 
 class FailureRecorder(Interceptor):

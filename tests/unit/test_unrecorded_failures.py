@@ -1,0 +1,36 @@
+"""Workflow failures whose record could not be written (the database away) are kept and written in order once it
+answers (explore38 F7: an outage's failed set-ups left no trace in `/ops/workflows`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from workflows.failures import Unrecorded
+
+
+async def test_kept_failures_are_written_in_order_once_the_database_answers() -> None:
+    written: list[str] = []
+    refusals = 2
+
+    async def write(_sessionmaker: Any, **record: Any) -> None:
+        nonlocal refusals
+        if refusals:
+            refusals -= 1
+            raise ConnectionRefusedError("the database is away")
+        written.append(record["workflow_id"])
+
+    kept = Unrecorded()
+    for wid in ("a", "b", "c"):
+        kept.add({"workflow_id": wid})
+    assert await kept.flush(write, None) is False and len(kept) == 3  # nothing lost while it fails
+    assert await kept.flush(write, None) is False and len(kept) == 3
+    assert await kept.flush(write, None) is True
+    assert written == ["a", "b", "c"] and len(kept) == 0
+    assert await kept.flush(write, None) is True and written == ["a", "b", "c"]  # nothing twice
+
+
+def test_beyond_its_bound_the_oldest_go_and_are_counted() -> None:
+    kept = Unrecorded(maxlen=2)
+    for wid in ("a", "b", "c"):
+        kept.add({"workflow_id": wid})
+    assert len(kept) == 2 and kept.dropped == 1
