@@ -336,6 +336,11 @@ class Enrollment(Base):
         and a completion whose certificate was revoked (the student may enroll again: a new attempt)."""
         return and_(cls.status != "dropped", cls.completion_revoked_at.is_(None))
 
+    @property
+    def is_current(self) -> bool:
+        """`current()` of a loaded row."""
+        return self.status != "dropped" and self.completion_revoked_at is None
+
 
 class EnrollmentHistory(Base):
     """Every state change of an enrollment, with who made it."""

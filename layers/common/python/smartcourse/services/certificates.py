@@ -26,7 +26,7 @@ from smartcourse.models import Certificate, Course, Enrollment, User, utcnow
 from smartcourse.security import Principal
 from smartcourse.services.courses import ensure_course_owner, load_course
 from smartcourse.services.notifications import create_notification
-from smartcourse.services.waitlist import history_entry, promote_next
+from smartcourse.services.waitlist import give_back_seat, history_entry
 
 log = logging.getLogger(__name__)
 
@@ -579,8 +579,7 @@ async def _free_the_completion(
     course = await uow.session.get(Course, e.course_id, with_for_update=True)
     if course is None:
         return False
-    course.seats_taken -= 1
-    await promote_next(uow, course, now)
+    await give_back_seat(uow, course, now)
     return course_rules.is_live(course.status, course.content_version)
 
 

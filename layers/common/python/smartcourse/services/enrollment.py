@@ -63,7 +63,7 @@ from smartcourse.security import Principal
 from smartcourse.services.courses import ensure_course_owner, load_course
 from smartcourse.services.learner_view import published_lessons, published_lessons_by_version, published_lessons_of
 from smartcourse.services.notifications import create_notification
-from smartcourse.services.waitlist import enrollment_event, history_entry, mark_dropped, promote_next
+from smartcourse.services.waitlist import enrollment_event, give_back_seat, history_entry, mark_dropped
 
 ANALYTICS_NS = uuid.UUID("5b0c3f4e-8f0b-4b5e-9a53-2d0a3b7f1c11")
 
@@ -126,12 +126,7 @@ async def _existing(uow: UnitOfWork, student_id: uuid.UUID, course_id: uuid.UUID
         for row in rows:
             if row.idempotency_key == key:
                 return row
-    return next((r for r in rows if r.course_id == course_id and _is_current(r)), None)
-
-
-def _is_current(e: Enrollment) -> bool:
-    """`Enrollment.current()` of a loaded row."""
-    return e.status != "dropped" and e.completion_revoked_at is None
+    return next((r for r in rows if r.course_id == course_id and r.is_current), None)
 
 
 def _made_with(e: Enrollment, key: str | None) -> bool:
@@ -472,7 +467,7 @@ async def enroll(
             await conn.execute(_facts_statement(), params)
         ).one()
         found = await uow.session.get(Enrollment, existing_id) if existing_id is not None else None
-        if found is not None and not _is_current(found) and not _made_with(found, idempotency_key):
+        if found is not None and not found.is_current and not _made_with(found, idempotency_key):
             # Live when the facts were read, dropped (by a concurrent DELETE) or its completion revoked when loaded:
             # read them again rather than answer an enroll request with an enrollment that no longer holds the place.
             uow.session.expunge(found)
@@ -634,8 +629,7 @@ async def drop(
     course = await uow.session.get(Course, e.course_id, with_for_update=True if freed else None)
     assert course is not None
     if freed:
-        course.seats_taken -= 1
-        promoted = await promote_next(uow, course, now)
+        promoted = await give_back_seat(uow, course, now)
     if removed:
         because = f" The reason given: {reason}" if reason else ""
         await create_notification(

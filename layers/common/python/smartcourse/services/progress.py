@@ -37,8 +37,7 @@ async def _learning_context(
         raise Forbidden("only enrolled students record progress", code="role_forbidden")
     joined = select(Enrollment, Course).join(Course, Course.id == Enrollment.course_id)
     stmt = joined.where(
-        Enrollment.student_id == principal.user_id,
-        Enrollment.status.notin_(("dropped", "waitlisted")),
+        Enrollment.student_id == principal.user_id, Enrollment.status.notin_(("dropped", "waitlisted"))
     ).with_for_update(of=Enrollment)
     waiting = joined.where(Enrollment.student_id == principal.user_id, Enrollment.status == "waitlisted")
     # The working copy usually still has the lesson: go straight to its course.

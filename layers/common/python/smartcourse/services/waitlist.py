@@ -121,6 +121,13 @@ async def promote_next(uow: UnitOfWork, course: Course, now: Any) -> Enrollment 
     return nxt
 
 
+async def give_back_seat(uow: UnitOfWork, course: Course, now: Any) -> Enrollment | None:
+    """A seat of `course` (its row locked by the caller) is free again (a drop, a revoked completion): it goes to the
+    head of the waitlist first, in the caller's transaction. Returns the promoted enrollment, if any."""
+    course.seats_taken -= 1
+    return await promote_next(uow, course, now)
+
+
 async def seat_the_eligible(uow: UnitOfWork, *student_ids: Any, requiring: Any = None) -> list[Enrollment]:
     """Free seats to the waitlist of each course where one of `student_ids` waits (those that require course
     `requiring`, when given), in the caller's transaction: a student passed over for a prerequisite who now meets it
