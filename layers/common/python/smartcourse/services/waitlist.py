@@ -110,9 +110,9 @@ async def promote_next(uow: UnitOfWork, course: Course, now: Any) -> Enrollment 
         .limit(1)
         .with_for_update(of=Enrollment, skip_locked=True)
     )
+    await _tell_passed_over(uow, course, nxt, unmet)
     if nxt is None:
         return None
-    await _tell_passed_over(uow, course, nxt, unmet)
     course.seats_taken += 1
     nxt.status, nxt.admitted_at, nxt.updated_at = "pending", now, now
     nxt.workflow_id = rules.enrollment_workflow_id(course.id, nxt.student_id, nxt.attempt)
@@ -151,9 +151,14 @@ async def seat_the_eligible(uow: UnitOfWork, *student_ids: Any, requiring: Any =
     return promoted
 
 
-async def _tell_passed_over(uow: UnitOfWork, course: Course, promoted: Enrollment, unmet: Any) -> None:
-    """Each active student ahead of `promoted` in the queue who was passed over for lacking a prerequisite is told,
-    once per enrollment (the notification's dedupe key), that the seat went on and that they keep their place."""
+async def _tell_passed_over(uow: UnitOfWork, course: Course, promoted: Enrollment | None, unmet: Any) -> None:
+    """Each active student ahead of `promoted` in the queue (with `promoted` None: the seat stays free, nobody on the
+    waitlist meets the prerequisites; every one of them) who was passed over for lacking a prerequisite is told, once
+    per enrollment (the notification's dedupe key), what became of the seat and that they keep their place
+    (explore39: a student left waiting beside a free seat was told nothing, and saw "waitlisted, position 1")."""
+    ahead = Enrollment.id.is_not(None)
+    if promoted is not None:
+        ahead = and_(Enrollment.waitlisted_at <= promoted.waitlisted_at, Enrollment.id != promoted.id)
     passed = await uow.session.scalars(
         select(Enrollment)
         .join(User, User.id == Enrollment.student_id)
@@ -161,23 +166,34 @@ async def _tell_passed_over(uow: UnitOfWork, course: Course, promoted: Enrollmen
             Enrollment.course_id == course.id,
             Enrollment.status == "waitlisted",
             User.is_active.is_(True),
-            and_(Enrollment.waitlisted_at <= promoted.waitlisted_at, Enrollment.id != promoted.id),
+            ahead,
             unmet,
         )
     )
+    if promoted is not None:
+        title = f"A seat in “{course.title}” went to the next student"
+        went = (
+            "so it went to the next student on the waitlist. You keep your place: once you meet them, the next "
+            "free seat is yours."
+        )
+    else:
+        title = f"A seat in “{course.title}” is free, but you do not meet its prerequisites"
+        went = (
+            "so it stays free for now. You keep your place: once you meet them (complete the course it requires), "
+            "you are seated at once if a seat is still free; a student who meets them may take it meanwhile."
+        )
     for e in passed:
         await create_notification(
             uow.session,
             user_id=e.student_id,
             kind="waitlist.passed_over",
-            title=f"A seat in “{course.title}” went to the next student",
+            title=title,
             body=(
                 f"A seat in “{course.title}” came free, but you do not meet its prerequisites (a course it requires "
-                "is not completed, or its certificate was revoked), so it went to the next student on the waitlist. "
-                "You keep your place: once you meet them, the next free seat is yours."
+                f"is not completed, or its certificate was revoked), {went}"
             ),
             dedupe_key=f"waitlist-passed-over:{e.id}",
-            data={"enrollment_id": str(e.id), "course_id": str(course.id)},
+            data={"enrollment_id": str(e.id), "course_id": str(course.id), "seat_free": promoted is None},
         )
 
 
