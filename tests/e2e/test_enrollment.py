@@ -564,6 +564,72 @@ async def test_a_waitlisted_student_without_the_prerequisites_is_passed_over(
     assert (taken, counts.get("waitlisted")) == (3, 1), counts
 
 
+async def test_availability_and_a_seat_left_free_for_want_of_prerequisites(
+    api: Api, worker: object, container: Any
+) -> None:
+    """`GET /courses/{id}/availability` says the seats as they stand (the catalogue is cached: it says nothing of
+    them), to anyone who sees the course. A waitlisted student passed over while the seat stays free (nobody on the
+    waitlist meets the prerequisites) is told so, once (explore39: told nothing, they saw "waitlisted, position 1"
+    beside a free seat)."""
+    teacher, stranger = await api.user("instructor"), await api.user("instructor")
+    first, _ = await course_with_lessons(api, teacher)
+    then = await api.published_course(teacher, capacity=1, waitlist_enabled=True)
+    seated, lacking = await fast_students(container, 2)
+
+    async def seats(course_id: str, who: dict[str, Any] | None = None) -> dict[str, Any]:
+        r = await api.client.get(f"/courses/{course_id}/availability", headers=(who or {}).get("headers", {}))
+        assert r.status_code == 200 and r.headers["cache-control"] == "no-store", r.text
+        body = r.json()
+        return {k: body[k] for k in ("state", "capacity", "seats_taken", "seats_left", "waitlisted")}
+
+    assert await seats(then["id"]) == dict(state="open", capacity=1, seats_taken=0, seats_left=1, waitlisted=0)
+    seat = (await enroll(api, seated, then["id"])).json()
+    queued = (await enroll(api, lacking, then["id"])).json()
+    assert queued["status"] == "waitlisted"
+    assert await seats(then["id"], lacking) == dict(
+        state="waitlist", capacity=1, seats_taken=1, seats_left=0, waitlisted=1
+    )
+    r = await api.client.put(
+        f"/courses/{then['id']}", json={"prerequisites": [first["id"]]}, headers=teacher["headers"]
+    )
+    assert r.status_code == 200, r.text
+    await wait_enrollment(api, seated, seat["id"], "active")
+    assert (await api.client.delete(f"/enrollments/{seat['id']}", headers=seated["headers"])).status_code == 200
+    r = await api.client.get(f"/enrollments/{queued['id']}", headers=lacking["headers"])
+    assert (r.json()["status"], r.json()["position"]) == ("waitlisted", 1), r.text
+    feed = (await api.client.get("/notifications", headers=lacking["headers"])).json()
+    passed = [n for n in feed if n["kind"] == "waitlist.passed_over"]
+    assert len(passed) == 1 and passed[0]["data"] == {
+        "enrollment_id": queued["id"],
+        "course_id": then["id"],
+        "seat_free": True,
+    }, feed
+    assert "stays free" in passed[0]["body"] and "prerequisites" in passed[0]["title"], passed
+    assert await seats(then["id"]) == dict(state="open", capacity=1, seats_taken=0, seats_left=1, waitlisted=1)
+
+    # Full without a waitlist; no limit; a draft is its owner's (and admins') only; archived is closed.
+    full = await api.published_course(teacher, capacity=1)
+    assert (await enroll(api, seated, full["id"])).status_code == 201
+    assert (await seats(full["id"]))["state"] == "full"
+    unlimited = await api.published_course(teacher)
+    assert await seats(unlimited["id"]) == dict(
+        state="open", capacity=None, seats_taken=0, seats_left=None, waitlisted=0
+    )
+    draft = await api.course(teacher, capacity=5)
+    for who in (None, stranger, seated):
+        r = await api.client.get(f"/courses/{draft['id']}/availability", headers=(who or {}).get("headers", {}))
+        assert (r.status_code, r.json()["code"]) == (404, "course_not_found"), r.text
+    assert (await seats(draft["id"], teacher))["state"] == "closed"
+    r = await api.client.get(f"/courses/{uuid.uuid4()}/availability")
+    assert (r.status_code, r.json()["code"]) == (404, "course_not_found"), r.text
+    r = await api.client.get(f"/courses/{full['id']}/availability", headers={"Authorization": "Bearer nope"})
+    assert r.status_code == 401, r.text
+    assert (await api.client.delete(f"/courses/{full['id']}", headers=teacher["headers"])).status_code == 200
+    assert (await seats(full["id"], seated))["state"] == "closed"
+    r = await api.client.get(f"/courses/{full['id']}/availability")
+    assert r.status_code == 404, r.text
+
+
 async def seat_state(container: Any, course_id: str) -> tuple[int, int, dict[str, int]]:
     from sqlalchemy import func, select
 

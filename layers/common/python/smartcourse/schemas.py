@@ -445,6 +445,26 @@ class CourseSummary(BaseModel):
     updated_at: datetime
 
 
+AvailabilityState = Literal["open", "waitlist", "full", "closed"]
+
+
+class CourseAvailability(BaseModel):
+    """`GET /courses/{id}/availability`: the course's seats as they stand now (read from the database on every call,
+    never cached: the catalogue's answers may be minutes old, a seat count would not be true for long)."""
+
+    course_id: uuid.UUID
+    state: AvailabilityState = Field(
+        description="what `POST /enrollments` does now for a student who meets the prerequisites: `open` admits, "
+        "`waitlist` puts on the waitlist, `full` refuses (409 `course_full`), `closed` refuses (not taking "
+        "enrollments: archived, or never published)"
+    )
+    capacity: int | None = Field(description="seats in all; null: no limit")
+    seats_taken: int
+    seats_left: int | None = Field(description="null: no limit")
+    waitlist_enabled: bool
+    waitlisted: int = Field(description="students on the waitlist")
+
+
 class QuizQuestion(Strict):
     prompt: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
     options: Annotated[

@@ -15,8 +15,9 @@ from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as rules
 from smartcourse.domain.events import DomainEvent
 from smartcourse.errors import Conflict, Invalid, NotFound, Unauthorized
-from smartcourse.models import Course, CoursePrerequisite, Lesson, Module, User, utcnow
+from smartcourse.models import Course, CoursePrerequisite, Enrollment, Lesson, Module, User, utcnow
 from smartcourse.schemas import (
+    CourseAvailability,
     CourseDetail,
     CourseIn,
     CoursePage,
@@ -463,6 +464,32 @@ async def get_course(
     await _release(uow)
     view = "student" if enrolled else "outline"
     return await published_view(documents, course, summary=summary, prerequisites=prereqs, view=view)
+
+
+async def availability(*, uow: UnitOfWork, principal: Principal | None, course_id: uuid.UUID) -> CourseAvailability:
+    """`GET /courses/{id}/availability`: the seats now, for whoever sees the course (`visible_to`; 404 else)."""
+    course = await load_course(uow, course_id)
+    if not await visible_to(uow, principal, course):
+        raise NotFound("course not found", code="course_not_found")
+    waitlisted = await uow.session.scalar(
+        select(func.count()).where(Enrollment.course_id == course_id, Enrollment.status == "waitlisted")
+    )
+    left = None if course.capacity is None else max(course.capacity - course.seats_taken, 0)
+    if not rules.is_live(course.status, course.content_version):
+        state = "closed"
+    elif left is None or left > 0:
+        state = "open"
+    else:
+        state = "waitlist" if course.waitlist_enabled else "full"
+    return CourseAvailability(
+        course_id=course.id,
+        state=state,
+        capacity=course.capacity,
+        seats_taken=course.seats_taken,
+        seats_left=left,
+        waitlist_enabled=course.waitlist_enabled,
+        waitlisted=waitlisted or 0,
+    )
 
 
 async def published_course(container: Any, *, course_id: uuid.UUID, view: str) -> CourseDetail:
