@@ -26,7 +26,9 @@ Variants (each a worker configuration; bench/workflow_variants.py holds the earl
 
 Servers: `before` is `temporal server start-dev` with the flags engines.py used before (persistent SQLite file,
 --log-level warn); `product` is what engines.py starts now (`smartcourse.engines.TEMPORAL_DEV_FLAGS`);
-`product-gogcN` is `product` with GOGC=N in the server's environment. Every
+`product-gogcN` is `product` with GOGC=N in the server's environment; `product+key=value[+key=value]` is `product` with
+those dynamic config values added (`--dynamic-config-value`); `product-fullvis` is `product` with every index of
+the visibility table the dev server makes (engines.py drops all but `TEMPORAL_VISIBILITY_INDEXES`). Every
 variant runs on the first server; `four-activities` and `product` also on the others.
 
 The Celery e-mail worker and the outbox relay are not run: both designs give them the same work (one e-mail, the
@@ -175,10 +177,12 @@ def server_flags(name: str) -> list[str]:
         return BEFORE_FLAGS
     if name == "wal":  # before + the SQLite pragmas only
         return [*BEFORE_FLAGS, "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
-    if name == "product" or name.startswith("product-gogc"):
+    if name == "product" or name.startswith(("product-gogc", "product+", "product-fullvis")):
         from smartcourse.engines import TEMPORAL_DEV_FLAGS
 
-        return list(TEMPORAL_DEV_FLAGS)
+        # `product+key=value+key=value`: the product's flags with more dynamic config values (a knob to measure).
+        extra = [["--dynamic-config-value", kv] for kv in name.split("+")[1:]]
+        return list(TEMPORAL_DEV_FLAGS) + [flag for pair in extra for flag in pair]
     raise SystemExit(f"unknown server {name!r}")
 
 
@@ -212,6 +216,10 @@ def start_temporal(name: str, home: Path) -> Server:
     for _ in range(900):
         if port_open("127.0.0.1", port):
             time.sleep(2)  # the namespace is registered just after the port opens
+            if name.startswith("product") and not name.startswith("product-fullvis"):
+                from smartcourse.engines import settle_temporal_visibility
+
+                settle_temporal_visibility(home / "temporal.db")  # as engines.py does after the start
             return Server(name, f"127.0.0.1:{port}", proc)
         if proc.poll() is not None:
             raise RuntimeError(f"temporal ({name}) exited: {(home / 'server.log').read_text()[-2000:]}")
@@ -530,7 +538,9 @@ async def main(args: argparse.Namespace) -> int:
 
         variants = args.variants.split(",")
         for rnd in range(1, args.rounds + 1):
-            for i, server in enumerate(servers):
+            order = list(enumerate(servers))
+            # ABBA across servers too: the second round starts with the last server.
+            for i, server in order if rnd % 2 else reversed(order):
                 client = await Client.connect(server.address, data_converter=pydantic_data_converter)
                 todo = variants if i == 0 else [v for v in variants if v in ON_EVERY_SERVER]
                 if rnd % 2 == 0:
