@@ -34,3 +34,26 @@ def test_beyond_its_bound_the_oldest_go_and_are_counted() -> None:
     for wid in ("a", "b", "c"):
         kept.add({"workflow_id": wid})
     assert len(kept) == 2 and kept.dropped == 1
+
+
+async def test_only_failures_that_waited_are_said_to_have_waited(caplog: Any) -> None:
+    """explore40 F7: every failed step logged "recorded 1 workflow failure(s) kept while the database was away", the
+    database up."""
+    up = True
+
+    async def write(_sessionmaker: Any, **record: Any) -> None:
+        if not up:
+            raise ConnectionRefusedError("the database is away")
+
+    kept = Unrecorded()
+    caplog.set_level("WARNING", logger="workflows.failures")
+    kept.add({"workflow_id": "now"})
+    assert await kept.flush(write, None) is True
+    assert "kept while the database was away" not in caplog.text
+    up = False
+    kept.add({"workflow_id": "a"})
+    assert await kept.flush(write, None) is False
+    up = True
+    kept.add({"workflow_id": "b"})  # the next failure's flush writes the one kept, and its own at once
+    assert await kept.flush(write, None) is True
+    assert "recorded 1 workflow failure(s) kept while the database was away" in caplog.text
