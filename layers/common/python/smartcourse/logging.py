@@ -57,6 +57,8 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname.lower(),
             "process": _process or "unknown",
+            # Which one of a kind: two API processes (explore40 F10: a fault of one could not be told from the logs).
+            "pid": record.process,
             "logger": record.name,
             "msg": record.getMessage(),
         }
