@@ -174,6 +174,40 @@ def test_one_smtp_connection_carries_many_messages_and_a_broken_one_is_replaced(
         sink.stop()
 
 
+def test_a_relay_that_stalls_holds_a_send_seconds_not_its_session_timeout(tmp_path: Path) -> None:
+    """explore40 F5: a relay that accepts and says nothing (stopped, overloaded) held each send for the session's 30 s
+    timeout, 60 s on a kept connection (its NOOP, then a new one), and with it a Celery pool process. Connecting and
+    the greeting have `CONNECT_SECONDS`, an idle connection's NOOP `NOOP_SECONDS`; the session keeps its timeout."""
+    import socket
+    import time
+
+    import pytest
+
+    from smartcourse.adapters.mail import SmtpConnection, build_message
+    from smartcourse.devtools.mailsink import start_mailsink
+
+    msg = build_message(sender="a@b.c", to="d@e.f", subject="s", text="t", message_id="m@x")
+    with socket.socket() as mute:  # the kernel completes the handshake; nobody ever greets
+        mute.bind(("127.0.0.1", 0))
+        mute.listen(8)
+        conn = SmtpConnection("127.0.0.1", mute.getsockname()[1], timeout=30)
+        conn.CONNECT_SECONDS = 0.5
+        started = time.monotonic()
+        with pytest.raises((OSError, EOFError)):
+            conn.send(msg)
+        assert time.monotonic() - started < 5 and conn.smtp is None
+
+    sink = start_mailsink("127.0.0.1", 0, tmp_path / "mail")
+    try:
+        kept = SmtpConnection("127.0.0.1", int(sink.port), timeout=30)
+        kept.send(msg)
+        assert kept.smtp is not None and kept.smtp.sock is not None
+        assert kept.smtp.sock.gettimeout() == 30  # the session's own, once connected
+    finally:
+        kept.close()
+        sink.stop()
+
+
 def test_the_celery_parent_preloads_what_a_task_imports() -> None:
     """`worker_init` imports these before the pool forks; a renamed module must fail here, not in production."""
     import importlib

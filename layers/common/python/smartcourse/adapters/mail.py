@@ -145,6 +145,12 @@ class SmtpConnection:
     MAX_IDLE_SECONDS = 30.0
     #: Messages per connection before it is reopened (relays limit them per session).
     MAX_MESSAGES = 100
+    #: Connecting, and the server's greeting, within this; the NOOP of an idle connection within `NOOP_SECONDS`. A
+    #: relay that stalls (accepts, then says nothing) held a Celery pool process 30 s per e-mail on a new connection
+    #: and 60 s on a kept one (the NOOP's 30 s, then the new one's), and with it every other task (explore40 F5).
+    #: Once connected, each read or write of the session has the caller's `timeout` (a large attachment).
+    CONNECT_SECONDS = 10.0
+    NOOP_SECONDS = 5.0
 
     def __init__(self, host: str, port: int, timeout: float) -> None:
         self.host, self.port, self.timeout = host, port, timeout
@@ -173,13 +179,22 @@ class SmtpConnection:
             self.close()
         if self.smtp is not None and idle > self.FRESH_SECONDS:
             try:
+                self._within(self.smtp, min(self.NOOP_SECONDS, self.timeout))
                 self.smtp.noop()
+                self._within(self.smtp, self.timeout)
             except (smtplib.SMTPException, OSError):
                 self.close()
         if self.smtp is None:
-            self.smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
-            self.sent, self.opened = 0, self.opened + 1
+            smtp = smtplib.SMTP(self.host, self.port, timeout=min(self.CONNECT_SECONDS, self.timeout))
+            self._within(smtp, self.timeout)
+            self.smtp, self.sent, self.opened = smtp, 0, self.opened + 1
         return self.smtp
+
+    @staticmethod
+    def _within(smtp: smtplib.SMTP, seconds: float) -> None:
+        smtp.timeout = seconds  # what smtplib gives a socket it opens later (STARTTLS)
+        if smtp.sock is not None:
+            smtp.sock.settimeout(seconds)
 
     def _reset(self) -> None:
         try:
