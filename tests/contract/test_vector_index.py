@@ -531,3 +531,23 @@ async def test_s3_without_conditional_puts_commits_through_dynamodb(moto_s3: str
     assert hits[0].chunk.chunk_id == "1-2"
     await index.drop_version(course, 1)
     assert await index.versions(course) == []
+
+
+async def test_an_index_whose_storage_is_gone_is_unavailable_not_an_internal_error(tmp_path: Path, course: str) -> None:
+    """explore40 F3: the index directory replaced (a failed mount) made course search answer 500 `internal_error`;
+    it is 503 `index_unavailable` now, and the path is logged."""
+    import shutil
+
+    from smartcourse.adapters.lance_index import LanceVectorIndex
+    from smartcourse.errors import Unavailable
+
+    root = tmp_path / "lance"
+    index = LanceVectorIndex(str(root), dimensions=DIMS)
+    await write(index, course, 1, TEXTS)
+    assert await index.search(course, 1, query="deadlock", vector=embed("postgres lock"), k=2)
+    fresh = LanceVectorIndex(str(root), dimensions=DIMS)  # no handle cached: it reads the storage
+    shutil.rmtree(root)
+    root.write_text("x")
+    with pytest.raises(Unavailable) as caught:
+        await fresh.search(course, 1, query="deadlock", vector=embed("postgres lock"), k=2)
+    assert caught.value.code == "index_unavailable" and caught.value.status_code == 503

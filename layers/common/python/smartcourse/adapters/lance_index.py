@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import unicodedata
@@ -19,7 +20,10 @@ import numpy as np
 import pyarrow as pa
 
 from smartcourse.domain.text import cjk_bigrams
+from smartcourse.errors import Unavailable
 from smartcourse.ports import Chunk, Hit, SearchMode, VectorIndex
+
+log = logging.getLogger(__name__)
 
 __all__ = ["LanceVectorIndex", "VectorIndex", "s3_storage_options"]
 
@@ -300,10 +304,8 @@ class LanceVectorIndex:
         mode: SearchMode = "hybrid",
     ) -> list[Hit]:
         """Top-k chunks of one version; unknown version → []. Scores: vector = cosine similarity, keyword = BM25,
-        hybrid = RRF of the two rankings (each hit also carries the similarity and BM25 score it had)."""
-        from lancedb.query import FullTextOperator, MultiMatchQuery
-        from lancedb.rerankers import RRFReranker
-
+        hybrid = RRF of the two rankings (each hit also carries the similarity and BM25 score it had). Storage
+        that cannot be read: `Unavailable` (503 `index_unavailable`)."""
         k = min(int(k), MAX_K)
         text = sanitize_query(query) if mode != "vector" else ""
         qvec = None if vector is None or mode == "keyword" else np.asarray(vector, dtype=np.float32)
@@ -311,6 +313,26 @@ class LanceVectorIndex:
             return []
         if qvec is not None and qvec.shape != (self.dimensions,):
             raise ValueError(f"query vector has shape {qvec.shape}, the index {self.dimensions} dimensions")
+        try:
+            return await self._search(course_id, version, text, qvec, k, mode)
+        except (OSError, RuntimeError) as exc:
+            # Lance's own I/O errors come as RuntimeError("lance error: LanceError(IO) ...") or OSError: the index's
+            # storage is unusable (a failed mount, a path replaced), not a bug of the request: 503 with a stable
+            # code, and the path in the log (explore40 F3: 500 `internal_error`).
+            if isinstance(exc, RuntimeError) and "lance error" not in str(exc).lower():
+                raise
+            log.error("the content index of course %s v%s could not be read: %s", course_id, version, exc)
+            raise Unavailable(
+                "the course's content index cannot be read right now; an operator has been told",
+                code="index_unavailable",
+            ) from exc
+
+    async def _search(
+        self, course_id: str, version: int, text: str, qvec: np.ndarray | None, k: int, mode: SearchMode
+    ) -> list[Hit]:
+        from lancedb.query import FullTextOperator, MultiMatchQuery
+        from lancedb.rerankers import RRFReranker
+
         table = await self._table(course_id, version)
         if table is None:
             return []
