@@ -142,3 +142,37 @@ async def test_the_readme_quiz_call_is_a_quiz_or_the_documented_error(
         await api.client.get(f"/ai/interactions/{r.json()['details']['interaction_id']}", headers=teacher["headers"])
     ).json()
     assert "LengthFinishReasonError" not in record["error"] and record["tokens_out"] > 0, record
+
+
+async def test_an_embedded_model_server_that_died_is_started_again_for_the_next_ask(
+    container: Any, local_model: Any
+) -> None:
+    """explore40 F1: killed (an OOM kill, a crash), the embedded model server stayed the address of the API process
+    that had started it: every ask it took answered 503 until the whole product restarted, and /health flapped."""
+    import os
+    import signal
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    from smartcourse.engines import pid_alive
+    from smartcourse.services.health import engines
+
+    old = container.settings.llm_base_url
+    pid = int((Path(container.settings.data_dir) / "llm" / "llm.pid").read_text())
+    os.killpg(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while pid_alive(pid):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    assert container.embedded_llm_gone()
+    llm = (await engines(container))["llm"]
+    assert llm["status"] == "down" and "exited" in llm["error"], llm
+    model = container.chat_model()  # what the next ask does
+    assert model is not local_model and container.settings.llm_base_url != old
+    assert not container.embedded_llm_gone()
+    root = str(container.settings.llm_base_url).removesuffix("/").removesuffix("/v1")
+    async with httpx.AsyncClient(base_url=root, timeout=5) as http:
+        assert (await http.get("/health")).status_code == 200
+    assert container.chat_model() is model  # running: kept

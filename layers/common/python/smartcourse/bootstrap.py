@@ -77,6 +77,9 @@ class Container:
     _temporal: Any = field(default=None, repr=False)
     _redis: Any = field(default=None, repr=False)
     _chat: Any = field(default=None, repr=False)
+    #: `_chat` is the embedded model server this container found or started (not LLM_BASE_URL, not a test's fake).
+    _chat_embedded: bool = field(default=False, repr=False)
+    _embedded_llm_url: str | None = field(default=None, repr=False)
     _embedder: Any = field(default=None, repr=False)
     _vector_index: Any = field(default=None, repr=False)
     _workflow_starter: Any = field(default=None, repr=False)
@@ -121,17 +124,44 @@ class Container:
 
     def chat_model(self) -> Any:
         """The assistant's ChatModel (langchain-openai against LLM_BASE_URL, else the embedded llama.cpp server)."""
+        if self._chat is not None and self._chat_embedded:
+            self._follow_embedded_llm()
         if self._chat is None:
             from smartcourse.adapters.chat import OpenAIChatModel
 
             if not self.settings.llm_base_url:
                 self.settings = resolve_settings(self.settings, need=("llm",))
+                self._embedded_llm_url = self.settings.llm_base_url
+            self._chat_embedded = self._embedded_llm_url is not None and (
+                self.settings.llm_base_url == self._embedded_llm_url
+            )
             self._chat = OpenAIChatModel.from_settings(self.settings)
         return self._chat
+
+    def _follow_embedded_llm(self) -> None:
+        """The embedded model server this process uses has exited (killed, out of memory): take the one another
+        process started since, or start it again (explore40 F1: the API process that had started it kept asking the
+        dead address, every other ask answered 503, until the whole product restarted). One read of its pid file
+        while it runs."""
+        from smartcourse.adapters.chat import OpenAIChatModel
+
+        old = self.settings.llm_base_url
+        if embedded_engines(self.settings).llm_running_address() == old:
+            return
+        url = embedded_engines(self.settings).llm_base_url()
+        log.warning("the embedded chat model at %s has exited; the assistant now asks the one at %s", old, url)
+        self.settings = self.settings.model_copy(update={"llm_base_url": url})
+        self._embedded_llm_url = url
+        self._chat = OpenAIChatModel.from_settings(self.settings)
+
+    def embedded_llm_gone(self) -> bool:
+        """The embedded model server this process used has exited and none runs now (it starts on the next ask)."""
+        return self._chat_embedded and embedded_engines(self.settings).llm_running_address() is None
 
     def use_chat_model(self, model: Any) -> None:
         """Install a ChatModel (tests pass a scripted fake of the port)."""
         self._chat = model
+        self._chat_embedded = False
 
     def embedder(self) -> Any:
         """The Embedder (local ONNX MiniLM, or EMBEDDINGS_BASE_URL), behind the PostgreSQL embedding cache."""

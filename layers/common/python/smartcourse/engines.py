@@ -495,17 +495,30 @@ class EmbeddedEngines:
         proc.start(argv, f"127.0.0.1:{port}", lambda: port_open("127.0.0.1", port))
         return "127.0.0.1", port
 
+    def llm_running_address(self) -> str | None:
+        """The embedded chat model's base URL while its server runs (whichever process started it), else None."""
+        return ManagedProcess("llm", self.data_dir / "llm").running_address()
+
     def llm_base_url(self) -> str:
-        """An OpenAI-compatible base URL of the embedded chat model (llama.cpp server with SmolLM2)."""
+        """An OpenAI-compatible base URL of the embedded chat model (llama.cpp server with SmolLM2): the running one,
+        else a new one. The API processes start it on their first ask, and again after it exited: one at a time (a
+        file lock), so they find one server, not one each."""
+        import fcntl
+
         proc = ManagedProcess("llm", self.data_dir / "llm")
-        addr = proc.running_address()
-        if addr:
-            self._adopt_orphan(proc)
-            return addr
-        port = free_port()
-        argv = [sys.executable, "-m", "smartcourse.assistant.llm_server", "--port", str(port)]
-        self.started.append(proc)
-        return proc.start(argv, f"http://127.0.0.1:{port}/v1", lambda: _http_ok(f"http://127.0.0.1:{port}/health"))
+        proc.home.mkdir(parents=True, exist_ok=True)
+        with open(proc.home / "start.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            addr = proc.running_address()
+            if addr:
+                self._adopt_orphan(proc)
+                return addr
+            if proc in self.started:
+                self.started.remove(proc)
+            port = free_port()
+            argv = [sys.executable, "-m", "smartcourse.assistant.llm_server", "--port", str(port)]
+            self.started.append(proc)
+            return proc.start(argv, f"http://127.0.0.1:{port}/v1", lambda: _http_ok(f"http://127.0.0.1:{port}/health"))
 
     def revive(self, mail_dir: Path) -> list[str]:
         """Start again, at its address, each server this object started (Redis, Temporal, the SMTP sink) that has

@@ -40,7 +40,8 @@ async def _probe(fn: Callable[[], Awaitable[Any]], timeout: float = 3.0) -> dict
     except TimeoutError:
         return {"status": "down", "error": f"no answer within {timeout:g} s"}
     except Exception as exc:
-        return {"status": "down", "error": f"{type(exc).__name__}: {exc}"[:300]}
+        # Some say nothing (httpx's ReadTimeout: explore40 F12 read "ReadTimeout: "): the type alone then.
+        return {"status": "down", "error": f"{type(exc).__name__}: {exc}"[:300] if str(exc) else type(exc).__name__}
     return {"status": "up", "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
 
 
@@ -91,6 +92,9 @@ async def engines(c: Any, *, timeout: float = 3.0) -> dict[str, dict[str, Any]]:
 
     async def llm() -> None:
         import httpx
+
+        if c.embedded_llm_gone():
+            raise RuntimeError("the embedded model server has exited; the next assistant call starts it again")
 
         headers = {"Authorization": f"Bearer {c.settings.llm_api_key}"} if c.settings.llm_api_key else {}
         async with httpx.AsyncClient(timeout=2.5) as http:
