@@ -37,6 +37,7 @@ from celery.signals import (
 from celery.worker.consumer import Consumer as CeleryConsumer
 from celery.worker.consumer import consumer as celery_consumer
 from kombu import Exchange, Queue
+from kombu.transport import TRANSPORT_ALIASES
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Link, Status, StatusCode
@@ -76,6 +77,11 @@ from smartcourse.telemetry import (
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+#: Redis broker URLs (`redis://`, `redis+socket://`) use the transport that keeps a queue entry that is not a message
+#: as a dead letter instead of stopping the worker (`smartcourse.broker`, explore40 F2).
+TRANSPORT_ALIASES["redis"] = "smartcourse.broker:Transport"
 
 
 def kombu_redis_url(url: str) -> str:
