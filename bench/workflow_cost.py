@@ -27,8 +27,10 @@ Variants (each a worker configuration; bench/workflow_variants.py holds the earl
 Servers: `before` is `temporal server start-dev` with the flags engines.py used before (persistent SQLite file,
 --log-level warn); `product` is what engines.py starts now (`smartcourse.engines.TEMPORAL_DEV_FLAGS`);
 `product-gogcN` is `product` with GOGC=N in the server's environment; `product+key=value[+key=value]` is `product` with
-those dynamic config values added (`--dynamic-config-value`); `product-fullvis` is `product` with every index of
-the visibility table the dev server makes (engines.py drops all but `TEMPORAL_VISIBILITY_INDEXES`). Every
+those dynamic config values added (`--dynamic-config-value`), `product~pragma=value[~pragma=value]` with those SQLite
+pragmas (`--sqlite-pragma`); `product-fullvis` is `product` with every index of
+the visibility table the dev server makes (engines.py drops all but `TEMPORAL_VISIBILITY_INDEXES`); `product-notrig`
+is `product` without the table's full-text triggers (a measurement only: lists by text attributes go stale). Every
 variant runs on the first server; `four-activities` and `product` also on the others.
 
 The Celery e-mail worker and the outbox relay are not run: both designs give them the same work (one e-mail, the
@@ -177,11 +179,15 @@ def server_flags(name: str) -> list[str]:
         return BEFORE_FLAGS
     if name == "wal":  # before + the SQLite pragmas only
         return [*BEFORE_FLAGS, "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
-    if name == "product" or name.startswith(("product-gogc", "product+", "product-fullvis")):
+    if name == "product" or name.startswith(
+        ("product-gogc", "product+", "product~", "product-fullvis", "product-notrig")
+    ):
         from smartcourse.engines import TEMPORAL_DEV_FLAGS
 
-        # `product+key=value+key=value`: the product's flags with more dynamic config values (a knob to measure).
-        extra = [["--dynamic-config-value", kv] for kv in name.split("+")[1:]]
+        # `product+key=value...`: the product's flags with more dynamic config values; `product~pragma=value...`:
+        # with more SQLite pragmas (a knob to measure).
+        extra = [["--dynamic-config-value", kv] for kv in name.split("~")[0].split("+")[1:]]
+        extra += [["--sqlite-pragma", kv] for kv in name.split("+")[0].split("~")[1:]]
         return list(TEMPORAL_DEV_FLAGS) + [flag for pair in extra for flag in pair]
     raise SystemExit(f"unknown server {name!r}")
 
@@ -220,6 +226,13 @@ def start_temporal(name: str, home: Path) -> Server:
                 from smartcourse.engines import settle_temporal_visibility
 
                 settle_temporal_visibility(home / "temporal.db")  # as engines.py does after the start
+            if name.startswith("product-notrig"):  # measurement only: full-text search of the lists goes stale
+                import sqlite3
+
+                with contextlib.closing(sqlite3.connect(home / "temporal.db", timeout=30)) as conn:
+                    for trigger in ("executions_visibility_ai", "executions_visibility_ad", "executions_visibility_au"):
+                        conn.execute(f"drop trigger if exists {trigger}")
+                    conn.commit()
             return Server(name, f"127.0.0.1:{port}", proc)
         if proc.poll() is not None:
             raise RuntimeError(f"temporal ({name}) exited: {(home / 'server.log').read_text()[-2000:]}")
