@@ -10,6 +10,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -324,6 +325,41 @@ async def test_model_failure_is_recorded_and_reported(api: Api, worker: object, 
     r = await api.client.get(f"/ai/interactions/{iid}", headers=admin["headers"])
     assert r.status_code == 200 and r.json()["outcome"] == "error"
     assert "refused the connection" in r.json()["error"]
+
+
+async def test_an_asks_trace_says_where_it_went_and_why_it_failed(
+    api: Api, worker: object, container: Any, data_dir: Path
+) -> None:
+    """explore40 F9: an ask's trace was one server span, `ERROR` without a reason: no retrieval, no model call. The
+    real adapter against an endpoint that refuses: the retrieval, the model call (its endpoint, its error) and the
+    answer's failure are spans of the request's trace."""
+    import socket
+
+    from smartcourse.adapters.chat import OpenAIChatModel
+    from tests.integration.test_tracing import collect_spans
+
+    teacher = await api.user("instructor")
+    course = await published_course(api, teacher, OUTBOX_LESSON)
+    student = await enrolled_student(api, course["id"])
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+    refused = OpenAIChatModel(base_url=f"http://127.0.0.1:{port}/v1", model="refuser", api_key=None, timeout=5)
+    with scripted(container, refused):  # type: ignore[arg-type]
+        r = await api.client.post(
+            "/ai/ask", json={"course_id": course["id"], "question": "What is an outbox?"}, headers=student["headers"]
+        )
+    assert r.status_code == 503 and r.json()["code"] == "assistant_failed", r.text
+    spans = await collect_spans(
+        r.headers["x-trace-id"],
+        data_dir,
+        lambda found: {"assistant answer", "chat refuser"} <= {s["name"] for s in found},
+    )
+    by_name = {s["name"]: s for s in spans}
+    assert {"POST /ai/ask", "assistant retrieve", "chat refuser", "assistant answer"} <= set(by_name), sorted(by_name)
+    chat, answer = by_name["chat refuser"], by_name["assistant answer"]
+    assert chat["status"] == "ERROR" and "Connection" in chat["status_message"], chat
+    assert answer["status"] == "ERROR" and "Connection" in answer["status_message"], answer
 
 
 async def settled(api: Api, admin: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,9 @@ import httpx
 import openai
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage
 from langchain_openai import ChatOpenAI
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from smartcourse import telemetry
 from smartcourse.assistant import usage
 from smartcourse.config import Settings
 from smartcourse.ports import ChatMessage, OutputTruncated
@@ -75,7 +77,7 @@ class OpenAIChatModel:
     ) -> AsyncIterator[str]:
         """Yields text as the model writes it; closing the iterator closes the HTTP stream (stops generation)."""
         llm = self._llm.bind(max_tokens=max_tokens, temperature=temperature)
-        async for text in _astream(llm, messages):
+        async for text in self._traced(_astream(llm, messages), max_tokens):
             yield text
 
     async def stream_json(
@@ -91,10 +93,37 @@ class OpenAIChatModel:
             response_format={"type": "json_schema", "json_schema": {"name": "output", "schema": schema}},
         )
         try:
-            async for text in _astream(llm, messages):
+            async for text in self._traced(_astream(llm, messages), max_tokens):
                 yield text
         except openai.LengthFinishReasonError as exc:
             raise OutputTruncated(max_tokens) from exc
+
+    async def _traced(self, chunks: AsyncIterator[str], max_tokens: int) -> AsyncIterator[str]:
+        """The model call as a client span (`chat <model>`, the endpoint, the tokens) for as long as it streams, and
+        its failure on it: an ask's trace had one span, so where its time went, or which endpoint refused it, could
+        not be read from it (explore40 F9). Not made current: a stream's yields cross the caller's context."""
+        span = telemetry.tracer().start_span(
+            f"chat {self.name}",
+            kind=SpanKind.CLIENT,
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.request.model": self.name,
+                "gen_ai.request.max_tokens": max_tokens,
+                "server.address": self.base_url,
+            },
+        )
+        pieces = 0
+        try:
+            async for text in chunks:
+                pieces += 1
+                yield text
+        except Exception as exc:
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:300]))
+            raise
+        finally:
+            span.set_attribute("gen_ai.response.chunks", pieces)
+            span.end()
 
 
 #: Provider statuses worth one more try: rate limited, or a transient server error.

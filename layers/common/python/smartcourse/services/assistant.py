@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from opentelemetry.trace import Status, StatusCode
 from sqlalchemy import and_, delete, func, or_, select, update
 
-from smartcourse import metrics
+from smartcourse import metrics, telemetry
 from smartcourse.assistant import evidence, generation, prompts, usage
 from smartcourse.assistant.configuration import Configuration, Knobs
 from smartcourse.assistant.graph import build_graph
@@ -305,7 +306,13 @@ async def get_interaction(container: Any, *, principal: Principal, interaction_i
 
 def _retriever(container: Any, principal: Principal, course_id: uuid.UUID) -> Any:
     async def retrieve(query: str) -> list[Hit]:
-        found = await search.retrieve(container, principal=principal, course_id=course_id, query=query, k=RETRIEVE_K)
+        attributes = {"smartcourse.course_id": str(course_id), "smartcourse.k": RETRIEVE_K}
+        with telemetry.tracer().start_as_current_span("assistant retrieve", attributes=attributes) as span:
+            found = await search.retrieve(
+                container, principal=principal, course_id=course_id, query=query, k=RETRIEVE_K
+            )
+            span.set_attribute("smartcourse.hits", len(found.hits))
+            span.set_attribute("smartcourse.index_version", found.version)
         return found.hits
 
     return retrieve
@@ -342,6 +349,10 @@ class AskRun:
         state: dict[str, Any] = {}
         shown = ""  # what a client following the protocol shows: the tokens since the last reset
         attempt = 1  # the model's attempt whose tokens are being sent
+        # The answer's own span, failed with the reason (explore40 F9: the request's span said `ERROR`, nothing more;
+        # the HTTP instrumentation sets a 503's status itself). Not made current: this generator's yields cross the
+        # caller's context.
+        span = telemetry.tracer().start_span("assistant answer", attributes={"smartcourse.interaction_id": str(it.id)})
         try:
             with usage.metered() as meter:
                 it.meter = meter
@@ -371,6 +382,7 @@ class AskRun:
             await record(self.container, it, extra=self._turns(out), touch=out.conversation_id)
         except DomainError as exc:
             self.failure = exc
+            span.set_status(Status(StatusCode.ERROR, f"{exc.code}: {exc.message}"[:300]))
             await record_failure(self.container, it, exc)
             if shown:
                 yield "reset", {"attempt": attempt + 1, "next": "error"}
@@ -383,6 +395,7 @@ class AskRun:
         except Exception as exc:
             log.exception("assistant failed (interaction %s)", it.id)
             self.failure = exc
+            telemetry.mark_error(span, exc)
             await record_failure(self.container, it, exc)
             if shown:  # the model failed mid-draft: the tokens sent were never checked
                 yield "reset", {"attempt": attempt + 1, "next": "error"}
@@ -396,6 +409,8 @@ class AskRun:
             )
             return
         finally:
+            span.set_attribute("smartcourse.outcome", it.outcome or "")
+            span.end()
             self.release()
         final = out.answer if out.type == "answer" else ""
         if shown.strip() != final.strip():  # the client shows a rejected (or corrected) draft: replace it
