@@ -173,3 +173,34 @@ def test_supervisor_events_are_log_records(caplog: pytest.LogCaptureFixture) -> 
     assert [r.getMessage() for r in caplog.records if r.name == "smartcourse.supervise"] == [
         "worker exited with -9 (SIGKILL); restarting it in 1 s"
     ]
+
+
+def test_a_child_alive_but_silent_while_the_database_answers_is_killed_and_restarted(
+    made: list[Children], said: list[str], clock: Clock
+) -> None:
+    """explore40 F11: a stopped (or deadlocked) worker was shown `stale` and left alone: every admission waited for a
+    human. Silent `after` seconds while the database answered as long: killed, then restarted as a killed child."""
+    from smartcourse.supervise import HangWatch
+
+    children = _children(made, said, clock, {"api": SLEEPER, "worker": SLEEPER, "celery": SLEEPER})
+    watch = HangWatch(after=180, clock=clock)
+    worker, celery = children.procs["worker"].pid, children.procs["celery"].pid
+    beating = ["worker", "celery"]
+    assert watch.hung(children, beating, {worker: 5.0, celery: 5.0}) == []
+    clock.now += 200
+    # Both silent 200 s, but the database answered this watch for 200 s only since now: an outage silences all.
+    assert watch.hung(children, beating, None) == []
+    assert watch.hung(children, beating, {worker: 205.0, celery: 4.0}) == []
+    clock.now += 181
+    hung = watch.hung(children, beating, {worker: 386.0, celery: 6.0})
+    assert hung == [("worker", 386.0)]  # the api beats nothing and is never judged by this
+    children.kill_hung("worker", "has not beaten for 386 s while the database answers: hung")
+    assert _wait_dead(worker)
+    clock.now += 1
+    assert children.check() is None
+    clock.now += 2
+    assert children.check() is None
+    assert children.procs["worker"].pid != worker and children.procs["worker"].poll() is None
+    assert any("worker (pid" in line and "hung" in line for line in said), said
+    # The new process has its own grace: judged again only `after` seconds after its start.
+    assert watch.hung(children, beating, {celery: 6.0}) == []

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from smartcourse import aio
 from smartcourse.config import API_DB_STATEMENT_TIMEOUT, api_workers, default_public_base_url, get_settings
 from smartcourse.priority import lower_background_priority
-from smartcourse.supervise import Children, say_event
+from smartcourse.supervise import Children, HangWatch, say_event
 
 log = logging.getLogger(__name__)
 
@@ -648,6 +648,20 @@ def _tool(name: str) -> str:
     return str(beside) if beside.exists() else name
 
 
+#: How often `smartcourse run` reads its children's heartbeats for a hung one (`supervise.HangWatch`).
+HANG_CHECK_SECONDS = 15.0
+
+
+def _silence(database_url: str, processes: list[str]) -> dict[int, float] | None:
+    """Seconds since each child's newest heartbeat, by pid; None when the database does not answer."""
+    from smartcourse.services.heartbeats import silence_by_pid
+
+    try:
+        return asyncio.run(silence_by_pid(database_url, processes))
+    except Exception:
+        return None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Start the embedded engines (or use the configured ones), migrate, then the API and the worker."""
     from smartcourse.bootstrap import embedded_engines, resolve_settings
@@ -744,6 +758,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     code = 0
     engines = embedded_engines(settings)
     next_engine_check = time.monotonic() + ENGINE_CHECK_SECONDS
+    beating = [name for name in processes if name != "api"]
+    watch, next_watch = HangWatch(after=resolved.hang_seconds), time.monotonic() + HANG_CHECK_SECONDS
     while not stopping:
         reason = children.check()  # a child that exited is restarted, after a pause; too often, and we stop
         if reason:
@@ -754,6 +770,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             for event in engines.revive(resolved.mail_dir):
                 say_event(event)
             next_engine_check = time.monotonic() + ENGINE_CHECK_SECONDS
+        if watch.after > 0 and time.monotonic() >= next_watch:  # a child alive but silent: hung, killed, restarted
+            for name, silent in watch.hung(children, beating, _silence(resolved.database_url or "", beating)):
+                children.kill_hung(name, f"has not beaten for {silent:.0f} s while the database answers: hung")
+            next_watch = time.monotonic() + HANG_CHECK_SECONDS
         time.sleep(0.5)
     children.stop_all()
     if targets is not None:

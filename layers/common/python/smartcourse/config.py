@@ -347,6 +347,8 @@ class Settings(BaseSettings):
     # worker, relay, consumers, celery; empty: none; unset: every process that has beaten), and how old a beat may be.
     background_processes: str | None = Field(default=None, alias="SMARTCOURSE_BACKGROUND_PROCESSES")
     heartbeat_stale_seconds: float = Field(default=60.0, gt=0, alias="SMARTCOURSE_HEARTBEAT_STALE_SECONDS")
+    #: `smartcourse run` kills (to restart) a background child silent this long while the database answers; 0: never.
+    hang_seconds: float = Field(default=180.0, ge=0, alias="SMARTCOURSE_HANG_SECONDS")
 
     @property
     def is_development(self) -> bool:

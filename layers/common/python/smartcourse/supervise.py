@@ -21,7 +21,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 
@@ -75,12 +75,22 @@ class Children:
     _due: dict[str, float] = field(default_factory=dict)  # name -> when to start it again
     _restarts: dict[str, list[float]] = field(default_factory=dict)  # name -> when it was restarted
     _stopped: bool = False
+    started_at: dict[str, float] = field(default_factory=dict)  # name -> when its current process started
 
     def start(self, name: str) -> None:
         # Each in a process group of its own, stopped as a group: a child's own children (Celery's pool and its
         # embedded beat, uvicorn's API processes) go with it, even when it has to be killed. Ctrl+C reaches `run`
         # only; it stops the rest.
         self.procs[name] = subprocess.Popen(self.argv[name], env=dict(self.env), start_new_session=True)
+        self.started_at[name] = self.clock()
+
+    def kill_hung(self, name: str, why: str) -> None:
+        """A child alive but hung (`HangWatch`): killed, so that `check` restarts it as any killed child."""
+        proc = self.procs.get(name)
+        if proc is None or proc.poll() is not None:
+            return
+        self.say(f"{name} (pid {proc.pid}) {why}: killing it, to be restarted")
+        signal_group(proc, signal.SIGKILL)
 
     def start_all(self) -> None:
         for name in self.argv:
@@ -139,3 +149,37 @@ class Children:
                 proc.wait(timeout=timeout)
             signal_group(proc, signal.SIGKILL)
         self._due.clear()
+
+
+@dataclass
+class HangWatch:
+    """Which children are alive but hung: no heartbeat (services/heartbeats.py) for `after` seconds while the
+    database has answered this watch for as long (a database outage silences every process: that is not a hang),
+    and started more than `after` ago. `smartcourse run` kills them so that they are restarted (explore40 F11: a
+    stopped or deadlocked worker held every admission until someone killed it; `/health` said `stale`)."""
+
+    after: float = 180.0
+    clock: Callable[[], float] = time.monotonic
+    _db_up_since: float | None = None
+
+    def hung(
+        self, children: Children, names: Collection[str], silence_by_pid: Mapping[int, float] | None
+    ) -> list[tuple[str, float]]:
+        """(name, seconds silent) of each hung child among `names` (those that beat); `silence_by_pid` None: the
+        database did not answer."""
+        now = self.clock()
+        if silence_by_pid is None:
+            self._db_up_since = None
+            return []
+        if self._db_up_since is None:
+            self._db_up_since = now
+        if self.after <= 0 or now - self._db_up_since < self.after:
+            return []
+        found = []
+        for name, proc in children.procs.items():
+            if name not in names or proc.poll() is not None or now - children.started_at.get(name, now) < self.after:
+                continue
+            silent = silence_by_pid.get(proc.pid, now - children.started_at[name])  # never beat: since its start
+            if silent >= self.after:
+                found.append((name, silent))
+        return found

@@ -167,3 +167,27 @@ async def liveness(
             entry["last_beat_at"] = last.isoformat()
         report[name] = entry
     return report
+
+
+async def silence_by_pid(database_url: str, processes: Collection[str]) -> dict[int, float]:
+    """Seconds since the newest beat of each instance of `processes` on this host, by pid (`smartcourse run`'s
+    watch for a child alive but hung). Raises when the database does not answer: a silence then says nothing."""
+    import asyncpg
+
+    host = socket.gethostname()
+    dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    conn = await asyncpg.connect(dsn, timeout=5, command_timeout=5)
+    try:
+        rows = await conn.fetch(
+            "select instance, extract(epoch from now() - beat_at) as age from process_heartbeats "
+            "where process = any($1::text[])",
+            list(processes),
+        )
+    finally:
+        await conn.close()
+    ages: dict[int, float] = {}
+    for row in rows:
+        where, _, pid = str(row["instance"]).rpartition(":")
+        if where == host[: 200 - len(pid) - 1] and pid.isdigit():
+            ages[int(pid)] = float(row["age"])
+    return ages
