@@ -44,6 +44,7 @@ from sqlalchemy import func, select, text, update
 from smartcourse import telemetry
 from smartcourse.domain import workflows as names
 from smartcourse.errors import Unavailable
+from smartcourse.logging import FailedRounds
 from smartcourse.models import OUTBOX_DISPATCH_QUEUE, Enrollment, OutboxEvent, utcnow
 
 log = logging.getLogger(__name__)
@@ -310,25 +311,18 @@ async def run_dispatcher(
     cfg = cfg or DispatchConfig.of(container.settings)
     idle = cfg.idle_sleep if idle_sleep is None else idle_sleep
     backoff = 0.0
-    failed_rounds = 0
+    # An outage's traceback once, then a line per round, then its end (explore40 F12: one at `error` every round).
+    outage = FailedRounds(log, "dispatch round", "workflow dispatcher")
     metrics()  # the dispatcher's series exist (at 0) from its start
     log.info("workflow dispatcher started (at most %d in flight, batch %d)", cfg.max_in_flight, cfg.batch)
     while not stop.is_set():
         try:
             result: Round | None = await dispatch_once(container, cfg)
         except Exception as exc:
-            # The traceback once, then a line per round, and a line when it is over: as the relay says an outage
-            # (explore40 F12: a traceback at `error` every round while PostgreSQL was away).
-            failed_rounds += 1
-            if failed_rounds == 1:
-                log.exception("dispatch round failed")
-            else:
-                log.warning("dispatch round failed again (%d in a row): %s", failed_rounds, str(exc)[:300])
+            outage.failure(exc)
             result = None
         else:
-            if failed_rounds:
-                log.warning("workflow dispatcher resumed after %d failed rounds", failed_rounds)
-            failed_rounds = 0
+            outage.success()
         if result is None or (result.failed and not result.progressed):
             backoff = min(cfg.backoff_max, max(cfg.backoff_min, backoff * 2))
             metrics().backoff.set(backoff)

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 
 from smartcourse import telemetry
 from smartcourse.event_contracts import all_contracts
+from smartcourse.logging import FailedRounds
 from smartcourse.metrics import OUTBOX_FAILURES as RELAY_FAILURES
 from smartcourse.metrics import OUTBOX_PUBLISH_DURATION, at_zero
 from smartcourse.metrics import OUTBOX_RELAYED as RELAYED
@@ -189,27 +190,22 @@ async def run_relay(
     stop = stop or asyncio.Event()
     # Every event type's failure series at 0 from the start: the alert on its rate fires on the first failure.
     at_zero(RELAY_FAILURES, *{(event_type,) for event_type, _ in all_contracts()})
-    failed = 0  # rounds failed in a row: an outage (the database away) is logged once with its traceback, then a
-    # line per round, rounds spaced out up to `FAILED_PAUSE_MAX` (explore38 F3: a traceback every 0.5 s, 77 in 40 s)
+    # An outage (the database away) is said once with its traceback, then a line per round, rounds spaced out up to
+    # `FAILED_PAUSE_MAX` (explore38 F3: a traceback every 0.5 s, 77 in 40 s).
+    outage = FailedRounds(log, "outbox relay round", "outbox relay")
     while not stop.is_set():
         try:
             sent = await relay_once(sessionmaker, publisher, batch=ROUND)
         except Exception as exc:
-            failed += 1
-            if failed == 1:
-                log.exception("outbox relay round failed")
-            else:
-                log.warning("outbox relay round failed again (%d in a row): %s", failed, str(exc)[:300])
+            outage.failure(exc)
             if on_error:
                 await on_error(exc)
             sent = 0
         else:
-            if failed:
-                log.warning("outbox relay resumed after %d failed rounds", failed)
-            failed = 0
+            outage.success()
         pause = idle_sleep if not sent else linger if sent < ROUND else 0.0
-        if failed:
-            pause = min(FAILED_PAUSE_MAX, idle_sleep * 2 ** (failed - 1))
+        if outage.failed:
+            pause = min(FAILED_PAUSE_MAX, idle_sleep * 2 ** (outage.failed - 1))
         if pause:
             await _pause(stop, pause)
 
