@@ -61,7 +61,12 @@ from smartcourse.metrics import (
 from smartcourse.models import DeadLetter
 from smartcourse.priority import lower_background_priority
 from smartcourse.services.heartbeats import run_heartbeat
-from smartcourse.services.notifications import deliver_email, mark_email_failed, pending_to_sweep
+from smartcourse.services.notifications import (
+    deliver_email,
+    mark_email_failed,
+    orphaned_email_retries,
+    pending_to_sweep,
+)
 from smartcourse.services.notifications import email_batch_items as _batch_items
 from smartcourse.services.operations import current_trace_id, record_task_outcome
 from smartcourse.telemetry import (
@@ -1002,8 +1007,11 @@ def sweep_pending_task() -> int:
     (never attempted for as long). Duplicates are harmless."""
     rt = runtime()
     ids = run_async(pending_to_sweep(rt.sessionmaker, older_than=timedelta(seconds=rt.settings.email_sweep_seconds)))
-    for nid in ids:
+    orphaned = run_async(orphaned_email_retries(rt.sessionmaker))
+    for nid in [*ids, *orphaned]:
         enqueue_email(nid)
     if ids:
         log.warning("sweeper re-enqueued %d notification emails", len(ids))
-    return len(ids)
+    if orphaned:
+        log.warning("sweeper re-enqueued %d notification emails whose retry was lost", len(orphaned))
+    return len(ids) + len(orphaned)

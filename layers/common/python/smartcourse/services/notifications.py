@@ -26,7 +26,7 @@ from smartcourse.config import Settings
 from smartcourse.db import UnitOfWork
 from smartcourse.errors import Invalid, NotFound
 from smartcourse.faults import fail_point, hold_point
-from smartcourse.models import Notification, User, utcnow
+from smartcourse.models import Notification, TaskRun, User, utcnow
 from smartcourse.ports import FileStore
 from smartcourse.schemas import NotificationKind, NotificationPublic
 from smartcourse.security import Principal
@@ -323,6 +323,61 @@ def email_batch_items(emails: Any) -> list[tuple[uuid.UUID, Any]]:
         except (AttributeError, KeyError, TypeError, ValueError):
             log.error("notifications.send_emails: %r is not a notification", item)
     return items
+
+
+#: The e-mail tasks, and the notifications each names in its arguments.
+EMAIL_TASKS = ("notifications.send_email", "notifications.send_emails")
+#: An e-mail task `retrying` with no word for this long has lost its retry: the tasks' backoff is 10 min at most, so a
+#: live chain says something sooner. Its message is with a worker that died (Redis gives it back only after the
+#: broker's visibility timeout, an hour) or gone.
+ORPHANED_RETRY_AFTER = timedelta(minutes=15)
+
+
+def _notifications_of(task: str, args: Any) -> list[uuid.UUID]:
+    positional = (args or {}).get("args") or []
+    if not positional:
+        return []
+    if task == "notifications.send_emails":
+        return [nid for nid, _ in email_batch_items(positional[0])]
+    try:
+        return [uuid.UUID(str(positional[0]))]
+    except ValueError:
+        return []
+
+
+async def orphaned_email_retries(
+    sessionmaker: async_sessionmaker[AsyncSession], *, older_than: timedelta = ORPHANED_RETRY_AFTER
+) -> list[uuid.UUID]:
+    """The still pending notifications of e-mail tasks `retrying` with no word for `older_than`, to enqueue again; each
+    such task run is marked failed, saying so (explore40 F4: a Celery worker killed while it held an e-mail's retry
+    left the e-mail pending for the hour of Redis's visibility timeout, `/ops/tasks` said `retrying` throughout, and
+    nothing pushed it: the sweep takes only e-mails never attempted). A message that comes back later finds its
+    e-mails sent (`deliver_email`'s claim) and sends nothing again."""
+    async with sessionmaker() as session, session.begin():
+        runs = list(
+            await session.scalars(
+                select(TaskRun)
+                .where(
+                    TaskRun.status == "retrying",
+                    TaskRun.task.in_(EMAIL_TASKS),
+                    TaskRun.updated_at < func.now() - older_than,
+                )
+                .with_for_update(skip_locked=True)
+            )
+        )
+        named = [nid for run in runs for nid in _notifications_of(run.task, run.args)]
+        for run in runs:
+            run.status, run.updated_at = "failed", func.now()
+            run.error = (
+                f"its retry was lost (no word for {int(older_than.total_seconds() // 60)} min: its worker died holding "
+                "it); the sweeper enqueued its pending e-mails again"
+            )
+        if not named:
+            return []
+        pending = await session.scalars(
+            select(Notification.id).where(Notification.id.in_(named), Notification.email_status == "pending")
+        )
+        return list(pending)
 
 
 def email_claim_key(notification_id: uuid.UUID) -> int:
