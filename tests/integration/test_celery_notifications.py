@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import os
 import signal
 import time
@@ -442,8 +443,10 @@ async def test_messages_celery_drops_are_kept_as_dead_letters(rig: MailRig, cont
         # An entry of the list that is not a kombu message at all: kombu's read stopped the worker, lost it, and five
         # made `smartcourse run` stop everything (explore40 F2).
         garbage = f"garbage {uuid.uuid4()}".encode()
-        await container.redis().lpush(rig.queue, garbage)
-        ids.append(uuid.uuid5(uuid.NAMESPACE_URL, "celery-poison:" + hashlib.sha256(garbage).hexdigest()))
+        not_envelope = json.dumps({"hello": str(uuid.uuid4())}).encode()  # JSON, but no `properties`
+        for entry in (garbage, not_envelope):
+            await container.redis().lpush(rig.queue, entry)
+            ids.append(uuid.uuid5(uuid.NAMESPACE_URL, "celery-poison:" + hashlib.sha256(entry).hexdigest()))
 
     async def all_of_them() -> list[Any] | None:
         async with container.uow() as uow:
@@ -452,7 +455,8 @@ async def test_messages_celery_drops_are_kept_as_dead_letters(rig: MailRig, cont
 
     rows = {r.event_id: r for r in await wait_for(all_of_them, timeout=45, what="the dead letters")}
     if rig.broker == "redis":
-        assert "not a message (not JSON" in rows[ids[-1]].error and rows[ids[-1]].payload["body"] == garbage.decode()
+        assert "not a message (not JSON" in rows[ids[-2]].error and rows[ids[-2]].payload["body"] == garbage.decode()
+        assert "not kombu's envelope" in rows[ids[-1]].error and rows[ids[-1]].payload["body"] == not_envelope.decode()
         assert rig.worker.proc is not None and rig.worker.proc.poll() is None  # the worker went on
     unknown, undecodable = rows[unknown_id], rows[undecodable_id]
     # A body decoded but not a task request stopped the worker, and every restart after it (explore25 F1).
