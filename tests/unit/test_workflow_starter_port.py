@@ -44,7 +44,7 @@ async def test_start_is_by_name_and_rejects_a_duplicate_id() -> None:
 
 
 async def test_describe_an_unknown_workflow_lists_its_steps_pending() -> None:
-    status, steps = await workflows.describe(FakeContainer(), "enroll-x", names.CERTIFICATE_STEPS)
+    status, steps, _ = await workflows.describe(FakeContainer(), "enroll-x", names.CERTIFICATE_STEPS)
     assert status == "not_started" and [s.status for s in steps] == ["pending"] * 3
 
 
@@ -102,7 +102,7 @@ async def test_a_read_waits_on_a_silent_engine_no_longer_than_its_budget() -> No
     c = FakeContainer()
     c.starter = Silent()
     started = time.monotonic()
-    status, steps = await workflows.describe_or_unavailable(c, "enroll-e1", ("activate",), budget=0.2)
+    status, steps, _ = await workflows.describe_or_unavailable(c, "enroll-e1", ("activate",), budget=0.2)
     assert (status, steps) == ("unavailable", []) and time.monotonic() - started < 2
 
 

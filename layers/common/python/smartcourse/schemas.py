@@ -766,6 +766,12 @@ class WorkflowStatus(BaseModel):
     # (failed_step, error, trace_id, failures, status, updated_at: see GET /ops/workflows).
     subject: str | None = None
     failure: dict[str, Any] | None = None
+    steps_unavailable: str | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        description="why `steps` is empty though the run has steps: no worker answered its steps query in time "
+        "(a worker down, restarting or busy; explore40 F6); `status` is still the engine's",
+    )
 
 
 class ErrorBody(BaseModel):
@@ -834,6 +840,11 @@ class MyCourse(EnrollmentPublic):
 class EnrollmentDetail(MyCourse):
     steps: list[WorkflowStep] = []
     workflow_status: WorkflowRunStatus | None = None
+    steps_unavailable: str | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        description="why `steps` is empty though the workflow has steps: no worker answered in time",
+    )
 
 
 class RosterEntry(BaseModel):

@@ -93,7 +93,7 @@ async def detail(*, container: Any, principal: Principal, enrollment_id: uuid.UU
             uow=uow, documents=container.documents, principal=principal, enrollment_id=enrollment_id
         )
     if result.workflow_id:
-        status, steps = await workflows.describe_or_unavailable(
+        status, steps, steps_unavailable = await workflows.describe_or_unavailable(
             container,
             result.workflow_id,
             tuple(n for n, _ in names.ENROLLMENT_STEPS),
@@ -101,7 +101,9 @@ async def detail(*, container: Any, principal: Principal, enrollment_id: uuid.UU
             # enrollments only).
             never_runs="skipped" if result.status == "dropped" else None,
         )
-        result = result.model_copy(update={"workflow_status": status, "steps": steps})
+        result = result.model_copy(
+            update={"workflow_status": status, "steps": steps, "steps_unavailable": steps_unavailable}
+        )
     if result.status == "completed":
         async with container.uow() as uow:
             cert = await certificates.for_enrollment(uow=uow, enrollment_id=result.id)

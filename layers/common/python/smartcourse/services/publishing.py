@@ -497,7 +497,7 @@ async def workflow_status(*, container: Any, principal: Principal, workflow_id: 
             allowed = course is not None and rules.teaches(principal, course.instructor_id)
         if not allowed:
             raise NotFound("workflow not found", code="workflow_not_found")
-    status, steps = await describe(
+    status, steps, steps_unavailable = await describe(
         container,
         workflow_id,
         _STEP_NAMES.get(ref.kind, PUBLISH_STEPS),
@@ -524,6 +524,7 @@ async def workflow_status(*, container: Any, principal: Principal, workflow_id: 
         error=error,
         subject=ref.subject,
         failure=recorded if recorded is not None and recorded["failed_step"] else None,
+        steps_unavailable=steps_unavailable,
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select
 
@@ -35,9 +35,23 @@ async def start_quietly(container: Any, workflow: str, arg: Any, *, workflow_id:
         log.warning("could not start workflow %s now; the sweeper will", workflow_id, exc_info=True)
 
 
+#: What a run's `steps_unavailable` says when no worker answered its steps query (explore40 F6: `running`, `steps: []`
+#: and nothing more while the worker was down or restarting).
+STEPS_UNAVAILABLE = (
+    "no worker answered the steps query in time (a worker down, restarting or busy); the status is the engine's"
+)
+
+
+class Described(NamedTuple):
+    status: str
+    steps: list[WorkflowStep]
+    #: Why `steps` is empty though the run has some (None: it is what it says).
+    steps_unavailable: str | None = None
+
+
 async def describe(
     container: Any, workflow_id: str, step_names: tuple[str, ...], *, never_runs: str | None = None
-) -> tuple[str, list[WorkflowStep]]:
+) -> Described:
     """(status, steps) of a workflow; `not_started` with pending steps if Temporal does not know it yet, or, when the
     caller knows it never will run (`never_runs`: the status to read instead, e.g. an enrollment dropped before its
     start, a publish whose start failed), that status with skipped steps (explore29 F6, explore30 F7: `not_started`
@@ -46,14 +60,14 @@ async def describe(
     status = await starter.status(workflow_id)
     if status == "not_started":
         if never_runs is not None:
-            return never_runs, [WorkflowStep(name=n, status="skipped") for n in step_names]
-        return status, [WorkflowStep(name=n, status="pending") for n in step_names]
+            return Described(never_runs, [WorkflowStep(name=n, status="skipped") for n in step_names])
+        return Described(status, [WorkflowStep(name=n, status="pending") for n in step_names])
     try:
         raw = await starter.steps(workflow_id, completed=status == "completed")
-        steps = [WorkflowStep.model_validate(s) for s in raw]
+        return Described(status, [WorkflowStep.model_validate(s) for s in raw])
     except Exception:  # a busy worker must not fail the read: the status above is still true
-        steps = []
-    return status, steps
+        log.info("the steps of %s could not be read", workflow_id, exc_info=True)
+        return Described(status, [], STEPS_UNAVAILABLE)
 
 
 #: The longest a read waits on the workflow engine for a run's status and steps (the read's own data comes first).
@@ -67,7 +81,7 @@ async def describe_or_unavailable(
     *,
     never_runs: str | None = None,
     budget: float = DESCRIBE_BUDGET_SECONDS,
-) -> tuple[str, list[WorkflowStep]]:
+) -> Described:
     """As `describe`, but a slow or absent workflow engine yields `unavailable` instead of an error, within `budget`
     seconds in all: a status, then steps, each of up to 5 s, with a connect before them, held every student's
     enrollment page about 10 s while Temporal was down (explore18 F10)."""
@@ -75,7 +89,7 @@ async def describe_or_unavailable(
         return await asyncio.wait_for(describe(container, workflow_id, step_names, never_runs=never_runs), budget)
     except (Unavailable, TimeoutError):
         log.warning("workflow engine unavailable while reading %s", workflow_id)
-        return "unavailable", []
+        return Described("unavailable", [])
 
 
 async def sweep(container: Any, *, older_than: timedelta = timedelta(seconds=30)) -> int:
