@@ -358,8 +358,20 @@ def celery_worker_env(settings: Any, **overrides: str) -> dict[str, str]:
     return env
 
 
+@pytest.fixture(scope="module")
+def celery_worker(session_celery_worker: CeleryWorker) -> CeleryWorker:
+    """The session's Celery worker, started again when it has died since: a test that closes every Redis client
+    (tests/integration/test_redis_reconnect.py: the broker's connection too) can leave Celery's prefork pool unable to
+    register again ("Unrecoverable error: ValueError('file descriptor is None')", a Celery bug), and every later test
+    of that xdist lane that waited for an e-mail failed (CI, session 30)."""
+    worker = session_celery_worker
+    if worker.proc is None or worker.proc.poll() is not None:
+        worker.start()
+    return worker
+
+
 @pytest.fixture(scope="session")
-def celery_worker(settings: Any) -> Iterator[CeleryWorker]:
+def session_celery_worker(settings: Any) -> Iterator[CeleryWorker]:
     """A Celery worker on the session's embedded Redis broker, sending through the embedded SMTP sink."""
     from smartcourse import config
     from smartcourse.bootstrap import resolve_settings
