@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select, text, update
 
 from tests.conftest import Api
+from tests.integration.test_celery_notifications import notify
 
 
 async def _run(container: Any, task: str, args: list[Any], *, minutes_ago: int) -> str:
@@ -31,23 +32,10 @@ async def _run(container: Any, task: str, args: list[Any], *, minutes_ago: int) 
 
 async def test_a_lost_retry_is_taken_up_and_said(api: Api, container: Any) -> None:
     from smartcourse.models import Notification, TaskRun
-    from smartcourse.services.notifications import create_notification, orphaned_email_retries
+    from smartcourse.services.notifications import orphaned_email_retries
 
     user = await api.user()
-    ids = []
-    async with container.uow() as uow:
-        for _ in range(3):
-            ids.append(
-                await create_notification(
-                    uow.session,
-                    user_id=uuid.UUID(user["id"]),
-                    kind="enrollment.welcome",
-                    title="Hello",
-                    body="Welcome.",
-                    dedupe_key=f"orphan-test:{uuid.uuid4()}",
-                )
-            )
-        await uow.commit()
+    ids = [await notify(container, user) for _ in range(3)]  # the suite's helper: a pending welcome e-mail
     lost_one, in_batch, already_sent = ids
     async with container.uow() as uow:
         await uow.session.execute(update(Notification).where(Notification.id.in_(ids)).values(email_attempts=1))
