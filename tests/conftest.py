@@ -362,8 +362,9 @@ def celery_worker_env(settings: Any, **overrides: str) -> dict[str, str]:
 def celery_worker(session_celery_worker: CeleryWorker) -> CeleryWorker:
     """The session's Celery worker, started again when it has died since: a test that closes every Redis client
     (tests/integration/test_redis_reconnect.py: the broker's connection too) can leave Celery's prefork pool unable to
-    register again ("Unrecoverable error: ValueError('file descriptor is None')", a Celery bug), and every later test
-    of that xdist lane that waited for an e-mail failed (CI, session 30)."""
+    register again ("Unrecoverable error: ValueError('file descriptor is None')", a Celery bug, worked around since
+    by `smartcourse.celery_pool`), and every later test of that xdist lane that waited for an e-mail failed (CI,
+    session 30). Kept for any other death: one test's crash must not fail the module's others."""
     worker = session_celery_worker
     if worker.proc is None or worker.proc.poll() is not None:
         worker.start()

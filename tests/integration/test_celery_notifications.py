@@ -35,6 +35,7 @@ class MailRig:
     enqueue: Callable[[uuid.UUID], None]
     send_task: Callable[..., Any]
     queue: str
+    app: Any
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +54,7 @@ def rabbit_rig(settings: Any) -> Iterator[MailRig]:
     def enqueue(notification_id: uuid.UUID) -> None:
         sender.send_task("notifications.send_email", args=[str(notification_id)])
 
-    yield MailRig("rabbitmq", worker, STACK_MAIL_DIR, enqueue, sender.send_task, queue)
+    yield MailRig("rabbitmq", worker, STACK_MAIL_DIR, enqueue, sender.send_task, queue, sender)
     worker.stop()
     with sender.connection_for_write() as conn:  # leave the shared broker as we found it
         for q in (task_queue(queue), dead_letter_queue(queue)):
@@ -69,7 +70,7 @@ def rig(request: pytest.FixtureRequest, settings: Any) -> MailRig:
     from smartcourse.tasks import app, enqueue_email
 
     worker: CeleryWorker = request.getfixturevalue("celery_worker")
-    return MailRig("redis", worker, Path(settings.data_dir) / "mail", enqueue_email, app.send_task, "smartcourse")
+    return MailRig("redis", worker, Path(settings.data_dir) / "mail", enqueue_email, app.send_task, "smartcourse", app)
 
 
 # --- helpers ----------------------------------------------------------------------------------------
@@ -305,6 +306,15 @@ async def test_pool_child_killed_mid_task_is_redelivered(rig: MailRig, container
     assert note.email_attempts == 1
     assert len(mails_for(rig, nid, user["email"])) == 1
     assert "WorkerLostError" in rig.worker.log_since(offset)
+
+
+def test_the_worker_runs_the_pool_that_registers_again_after_a_reconnect(rig: MailRig) -> None:
+    """The worker's pool is `smartcourse.celery_pool`'s (tests/unit/test_celery_pool.py: Celery's own stops the worker
+    when a broker reconnect finds a pool process that exited and was not replaced yet)."""
+    stats = rig.app.control.inspect(timeout=5).stats() or {}
+    name = next((n for n in stats if n.startswith(f"{rig.worker.name}-")), None)
+    assert name, f"no answer from the {rig.worker.name} worker: {sorted(stats)}"
+    assert stats[name]["pool"]["implementation"] == "smartcourse.celery_pool:TaskPool"
 
 
 def _children(pid: int) -> list[int]:

@@ -170,6 +170,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "beat_schedule_filename": str((settings.data_dir / "celery" / "beat-schedule").resolve()),
         # Celery's consumer, with a message it cannot decode kept as a dead letter (explore18 F9).
         "worker_consumer": "smartcourse.tasks:Consumer",
+        # Celery's prefork pool, registering again after a broker reconnect without the processes that exited.
+        "worker_pool": "smartcourse.celery_pool:TaskPool",
     }
     if broker.startswith(("redis", "rediss")):
         conf["broker_transport_options"] = {
