@@ -150,6 +150,30 @@ async def test_an_unreachable_smtp_server_makes_health_degraded(
     assert r.status_code == 200 and r.json()["status"] == "ok" and set(r.json()["engines"]) >= {"database"}, r.text
 
 
+async def test_a_content_index_that_is_no_directory_is_down_in_health(
+    api: Api, container: Any, checked: Any, tmp_path: Path
+) -> None:
+    """explore40 F3: with the index's directory replaced by a file every search answered 503 `index_unavailable`
+    while /health said nothing of the index."""
+    r = await api.client.get("/health")
+    index = r.json()["engines"]["index"]
+    if index["kind"] == "local":  # probed: a directory made and removed in it; S3 (the stack's) is listed unprobed
+        assert index["status"] == "up" and "latency_ms" in index, index
+    else:
+        assert index == {"status": "up", "probed": False, "kind": "s3"}, index
+    replaced = tmp_path / "index"
+    replaced.write_text("x")  # a failed mount, or the path replaced
+    checked(index_uri=str(replaced))
+    r = await api.client.get("/health")
+    index = r.json()["engines"]["index"]
+    assert r.status_code == 503 and index["status"] == "down" and index["kind"] == "local", index
+    assert "NotADirectoryError" in index["error"] and str(replaced) in index["error"], index
+    checked(index_uri=str(tmp_path / "new" / "index"))  # missing: made, as a first publish would
+    r = await api.client.get("/health")
+    assert r.json()["engines"]["index"]["status"] == "up", r.text
+    assert (tmp_path / "new" / "index").is_dir() and not list((tmp_path / "new" / "index").iterdir())
+
+
 async def test_an_unwritable_file_store_is_down_in_health_and_in_the_engine_gauge(
     api: Api, container: Any, settings: Any, checked: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -90,6 +90,11 @@ async def engines(c: Any, *, timeout: float = 3.0) -> dict[str, dict[str, Any]]:
         # uploads "a backend service is unreachable; retry" while this said `up` unprobed (explore18 F5).
         await c.files.probe()
 
+    async def index() -> None:
+        from smartcourse.adapters.lance_index import probe_local
+
+        await probe_local(c.settings.resolved_index_uri)
+
     async def llm() -> None:
         import httpx
 
@@ -111,6 +116,8 @@ async def engines(c: Any, *, timeout: float = 3.0) -> dict[str, dict[str, Any]]:
         probes["llm"] = llm
     if callable(getattr(c.files, "probe", None)):  # the local store (S3 is not probed)
         probes["files"] = files
+    if _local_index(c.settings.resolved_index_uri):  # the content index on the local disk (S3 is not probed)
+        probes["index"] = index
     if callable(getattr(c, "messaging_probes", None)):  # Kafka, its schema registry, Celery's broker: if configured
         probes.update(c.messaging_probes())
     results = await asyncio.gather(*(_probe(fn, timeout) for fn in probes.values()))
@@ -118,7 +125,14 @@ async def engines(c: Any, *, timeout: float = 3.0) -> dict[str, dict[str, Any]]:
     kind = "s3" if c.settings.uses_s3 else "local"
     # S3 is not probed: a write would need the health function's role to write the bucket.
     found["files"] = {**found.get("files", {"status": "up", "probed": False}), "kind": kind}
+    index_kind = "local" if "index" in probes else "s3"
+    found["index"] = {**found.get("index", {"status": "up", "probed": False}), "kind": index_kind}
     return found
+
+
+def _local_index(uri: str) -> bool:
+    """As `lance_index.local_directory`, without importing the index's module (numpy, pyarrow) for it."""
+    return uri.startswith("file://") or "://" not in uri
 
 
 async def refresh_engine_gauges(c: Any, *, max_age: float = 10.0, timeout: float = 2.0) -> None:
