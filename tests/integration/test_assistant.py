@@ -356,7 +356,10 @@ async def test_an_asks_trace_says_where_it_went_and_why_it_failed(
         lambda found: {"assistant answer", "chat refuser"} <= {s["name"] for s in found},
     )
     by_name = {s["name"]: s for s in spans}
-    assert {"POST /ai/ask", "assistant retrieve", "chat refuser", "assistant answer"} <= set(by_name), sorted(by_name)
+    expected = {"POST /ai/ask", "assistant retrieve", "embed query", "index search", "chat refuser", "assistant answer"}
+    assert expected <= set(by_name), sorted(by_name)
+    retrieve = by_name["assistant retrieve"]["span_id"]
+    assert by_name["embed query"]["parent_id"] == retrieve and by_name["index search"]["parent_id"] == retrieve
     chat, answer = by_name["chat refuser"], by_name["assistant answer"]
     assert chat["status"] == "ERROR" and "Connection" in chat["status_message"], chat
     assert answer["status"] == "ERROR" and "Connection" in answer["status_message"], answer

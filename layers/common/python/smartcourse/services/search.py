@@ -26,6 +26,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from smartcourse import telemetry
 from smartcourse.assistant.text import same_text_key
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as rules
@@ -194,8 +195,17 @@ async def retrieve_version(
     """Search one index version (no access check: callers have done it)."""
     k = max(1, min(k, MAX_K))
     query = as_indexed(query).strip()
-    vector = await container.embedder().embed_query(query) if mode != "keyword" else None
-    hits = await container.vector_index().search(str(course_id), version, query=query, vector=vector, k=k, mode=mode)
+    tracer = telemetry.tracer()  # the query's embedding and the index's search, each a span (explore40 F9 residue)
+    vector = None
+    if mode != "keyword":
+        with tracer.start_as_current_span("embed query", attributes={"smartcourse.query_chars": len(query)}):
+            vector = await container.embedder().embed_query(query)
+    attributes = {"smartcourse.index_version": version, "smartcourse.search_mode": mode, "smartcourse.k": k}
+    with tracer.start_as_current_span("index search", attributes=attributes) as span:
+        hits = await container.vector_index().search(
+            str(course_id), version, query=query, vector=vector, k=k, mode=mode
+        )
+        span.set_attribute("smartcourse.hits", len(hits))
     hits = await _without_deleted_materials(container, course_id, version, hits)
     return Retrieval(course_id=course_id, version=version, mode=mode, hits=hits)
 
