@@ -4,6 +4,7 @@ down)."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -21,6 +22,10 @@ async def test_a_run_no_worker_answers_for_says_its_steps_are_unavailable(contai
         described = await workflows.describe(container, workflow_id, ("set_up",))
         assert described.status == "running" and described.steps == []
         assert described.steps_unavailable == workflows.STEPS_UNAVAILABLE
+        # An enrollment's read (3 s in all) keeps the status the engine answered within its budget.
+        started = time.monotonic()
+        read = await workflows.describe_or_unavailable(container, workflow_id, ("set_up",), budget=1.0)
+        assert read == ("running", [], workflows.STEPS_UNAVAILABLE) and time.monotonic() - started < 3
     finally:
         await handle.terminate("test over")
     done = await workflows.describe(container, workflow_id, ("set_up",))

@@ -106,6 +106,27 @@ async def test_a_read_waits_on_a_silent_engine_no_longer_than_its_budget() -> No
     assert (status, steps) == ("unavailable", []) and time.monotonic() - started < 2
 
 
+async def test_a_read_whose_steps_no_worker_answers_keeps_the_engines_status() -> None:
+    """explore40 F6 residue: with the engine up and no worker polling, GET /enrollments/{id} waited its whole budget
+    on the steps query and then said `unavailable`, the status the engine had answered lost with the steps."""
+    import asyncio
+    import time
+
+    class NoWorker(FakeStarter):
+        async def status(self, workflow_id: str) -> str:
+            return "running"
+
+        async def steps(self, workflow_id: str, *, completed: bool = False) -> list[dict[str, Any]]:
+            await asyncio.sleep(30)  # a query waits for a worker to take it
+            return []
+
+    c = FakeContainer()
+    c.starter = NoWorker()
+    started = time.monotonic()
+    described = await workflows.describe_or_unavailable(c, "enroll-e1", ("activate",), budget=0.2)
+    assert described == ("running", [], workflows.STEPS_UNAVAILABLE) and time.monotonic() - started < 2
+
+
 async def test_each_engine_call_is_bounded_in_all_not_per_attempt(monkeypatch: Any) -> None:
     """explore21 F5: with Temporal's port refusing, the client retried inside one call: a publish's 503 took ~10 s
     although each attempt had a 5 s `rpc_timeout`, and a second click (a describe, then the start) ~15 s. Each call

@@ -56,14 +56,29 @@ async def describe(
     caller knows it never will run (`never_runs`: the status to read instead, e.g. an enrollment dropped before its
     start, a publish whose start failed), that status with skipped steps (explore29 F6, explore30 F7: `not_started`
     read as queued or lost, for good)."""
-    starter: WorkflowStarter = container.workflow_starter()
-    status = await starter.status(workflow_id)
+    status = await container.workflow_starter().status(workflow_id)
+    return await _with_steps(container, workflow_id, status, step_names, never_runs=never_runs)
+
+
+async def _with_steps(
+    container: Any,
+    workflow_id: str,
+    status: str,
+    step_names: tuple[str, ...],
+    *,
+    never_runs: str | None,
+    deadline: float | None = None,
+) -> Described:
+    """`status` with the run's steps, asked of a worker until `deadline` (the loop's clock; None: the adapter's own
+    bound)."""
     if status == "not_started":
         if never_runs is not None:
             return Described(never_runs, [WorkflowStep(name=n, status="skipped") for n in step_names])
         return Described(status, [WorkflowStep(name=n, status="pending") for n in step_names])
+    starter: WorkflowStarter = container.workflow_starter()
     try:
-        raw = await starter.steps(workflow_id, completed=status == "completed")
+        async with asyncio.timeout_at(deadline):
+            raw = await starter.steps(workflow_id, completed=status == "completed")
         return Described(status, [WorkflowStep.model_validate(s) for s in raw])
     except Exception:  # a busy worker must not fail the read: the status above is still true
         log.info("the steps of %s could not be read", workflow_id, exc_info=True)
@@ -82,14 +97,19 @@ async def describe_or_unavailable(
     never_runs: str | None = None,
     budget: float = DESCRIBE_BUDGET_SECONDS,
 ) -> Described:
-    """As `describe`, but a slow or absent workflow engine yields `unavailable` instead of an error, within `budget`
-    seconds in all: a status, then steps, each of up to 5 s, with a connect before them, held every student's
-    enrollment page about 10 s while Temporal was down (explore18 F10)."""
+    """As `describe`, but within `budget` seconds in all: a slow or absent workflow engine yields `unavailable`
+    instead of an error (a status, then steps, each of up to 5 s, with a connect before them, held every student's
+    enrollment page about 10 s while Temporal was down: explore18 F10), and an engine that answered the status while
+    no worker answers the steps query yields that status with `steps_unavailable` (explore40 F6: the worker down
+    read as `unavailable`, the status lost with the steps)."""
+    deadline = asyncio.get_running_loop().time() + budget
     try:
-        return await asyncio.wait_for(describe(container, workflow_id, step_names, never_runs=never_runs), budget)
+        async with asyncio.timeout_at(deadline):
+            status = await container.workflow_starter().status(workflow_id)
     except (Unavailable, TimeoutError):
         log.warning("workflow engine unavailable while reading %s", workflow_id)
         return Described("unavailable", [])
+    return await _with_steps(container, workflow_id, status, step_names, never_runs=never_runs, deadline=deadline)
 
 
 async def sweep(container: Any, *, older_than: timedelta = timedelta(seconds=30)) -> int:
