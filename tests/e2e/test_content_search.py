@@ -843,8 +843,14 @@ async def test_the_instructor_sees_whether_the_working_copy_differs_from_the_liv
     module = await api.module(owner, course["id"], "Basics")
     lesson = await api.lesson(owner, course["id"], module["id"], title="One", type="text", content="Stars shine.")
 
+    draft = await api.course(owner, title="Another draft")
+
     async def differs() -> bool:
         r = await api.client.get(f"/courses/{course['id']}", headers=owner["headers"])
+        # The owner's list (`mine=true`) says the same of each course as its page (explore37: it said nothing).
+        listed = await api.client.get("/courses", params={"mine": True, "page_size": 100}, headers=owner["headers"])
+        flags = {c["id"]: c["unpublished_changes"] for c in listed.json()["items"]}
+        assert flags == {course["id"]: r.json()["unpublished_changes"], draft["id"]: True}, flags
         return bool(r.json()["unpublished_changes"])
 
     assert await differs()  # never published
@@ -853,6 +859,8 @@ async def test_the_instructor_sees_whether_the_working_copy_differs_from_the_liv
     student = await _enrolled_student(api, course["id"])
     r = await api.client.get(f"/courses/{course['id']}", headers=student["headers"])
     assert "unpublished_changes" not in r.json()  # the owner's and admins' only
+    r = await api.client.get("/courses", params={"instructor_id": owner["id"]}, headers=student["headers"])
+    assert [c["id"] for c in r.json()["items"]] == [course["id"]] and "unpublished_changes" not in r.json()["items"][0]
     await api.lesson_update(owner, course["id"], lesson, content="Stars shine at night.")
     assert await differs()
     await _publish(api, owner, course["id"])

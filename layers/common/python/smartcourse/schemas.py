@@ -427,6 +427,16 @@ class CourseUpdateIn(UpdateIn):
     waitlist_enabled: StrictBool | None = None
 
 
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
+# A field left out of the answer when it has no value: a lesson's fields of the other types or of a body the caller
+#: may not read, a course's owner-only fields. Every other null is sent as null, as the schema says.
+def omitted_when_none() -> Any:
+    return Field(default=None, exclude_if=_is_none)
+
+
 class CourseSummary(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: uuid.UUID
@@ -443,6 +453,13 @@ class CourseSummary(BaseModel):
     published_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    unpublished_changes: bool | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        description="Owner and admin only, on `GET /courses/{id}` and in the owner's `GET /courses?mine=true`: the "
+        "working copy (modules, lessons, materials) differs from the live version students see; publish to make it "
+        "live",
+    )
 
 
 AvailabilityState = Literal["open", "waitlist", "full", "closed"]
@@ -599,16 +616,6 @@ class ModuleUpdateIn(UpdateIn):
     position: Annotated[StrictInt, Field(ge=0, le=10_000)] | None = None
 
 
-def _is_none(value: Any) -> bool:
-    return value is None
-
-
-# A field left out of the answer when it has no value: a lesson's fields of the other types or of a body the caller
-#: may not read, a course's owner-only fields. Every other null is sent as null, as the schema says.
-def omitted_when_none() -> Any:
-    return Field(default=None, exclude_if=_is_none)
-
-
 class LessonPublic(BaseModel):
     id: uuid.UUID
     module_id: uuid.UUID
@@ -655,12 +662,6 @@ class CourseDetail(CourseSummary):
     index_status: IndexStatus | None = omitted_when_none()
     index_version: int | None = omitted_when_none()
     publish_report: dict[str, Any] | None = omitted_when_none()
-    unpublished_changes: bool | None = Field(
-        default=None,
-        exclude_if=_is_none,
-        description="Owner and admin only: the working copy shown here (modules, lessons, materials) differs from the "
-        "live version students see; publish to make it live",
-    )
 
 
 class SearchSource(BaseModel):

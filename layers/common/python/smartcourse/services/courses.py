@@ -325,7 +325,7 @@ async def catalogue_page(
 
     async def compute() -> CoursePage:
         async with container.uow() as uow:
-            return await list_courses(
+            found = await list_courses(
                 uow=uow,
                 principal=principal,
                 page=page,
@@ -337,6 +337,12 @@ async def catalogue_page(
                 mine=mine,
                 instructor_id=instructor_id,
             )
+            if not mine:
+                return found
+            # The owner's own list says which courses have edits students do not see yet, as each course's page does.
+            changed = await unpublished_changes(uow, container.documents, [c.id for c in found.items])
+        items = [c.model_copy(update={"unpublished_changes": changed.get(c.id)}) for c in found.items]
+        return found.model_copy(update={"items": items})
 
     if principal is not None and (principal.is_admin or principal.role == "instructor"):
         return await compute()  # their view includes drafts: not the shared catalogue page
@@ -426,20 +432,64 @@ async def differs_from_live(documents: DocumentStore, course: Course, structure:
     if course.content_version < 1:
         return True
     live = await documents.get(VERSIONS, version_doc_id(course.id, course.content_version))
+    if _modules_differ(live, structure):
+        return True
+    return _materials_differ(live, await documents.find(MATERIALS, {"course_id": str(course.id)}))
+
+
+def _modules_differ(live: dict[str, Any] | None, structure: list[ModulePublic]) -> bool:
     if live is None:
         return True
     # Through the model on both sides: an older snapshot may hold what the model now reads differently ("" for null).
     published = [ModulePublic.model_validate(m).model_dump(mode="json") for m in live.get("modules") or []]
-    if published != snapshot_modules(structure):
-        return True
-    materials = await documents.find(MATERIALS, {"course_id": str(course.id)})
-    listed = live.get("materials")
+    return bool(published != snapshot_modules(structure))
+
+
+def _materials_differ(live: dict[str, Any] | None, materials: list[dict[str, Any]]) -> bool:
+    listed = (live or {}).get("materials")
     if listed is None:  # a version frozen before snapshots listed their materials
         return True
     # A material deleted since the publish left the live version too (students no longer see it): what is left of
     # the snapshot's list is what they see (explore31 F5: one deletion read as unpublished changes for good).
     exists = {str(m.get("id")) for m in materials}
     return bool([m for m in listed if str(m.get("id")) in exists] != snapshot_materials(materials))
+
+
+async def unpublished_changes(
+    uow: UnitOfWork, documents: DocumentStore, course_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, bool]:
+    """`differs_from_live` of each course, for a list (`GET /courses?mine=true`): their modules and lessons in two
+    statements (the session is then released), their bodies and live versions in one read each, and the materials
+    of those whose modules match the live version."""
+    if not course_ids:
+        return {}
+    versions = dict(
+        (await uow.session.execute(select(Course.id, Course.content_version).where(Course.id.in_(course_ids)))).all()
+    )
+    modules = list(
+        await uow.session.scalars(
+            select(Module).where(Module.course_id.in_(course_ids)).order_by(Module.position, Module.created_at)
+        )
+    )
+    lessons = list(
+        await uow.session.scalars(
+            select(Lesson).where(Lesson.course_id.in_(course_ids)).order_by(Lesson.position, Lesson.created_at)
+        )
+    )
+    await _release(uow)
+    bodies = await _bodies(documents, lessons)
+    live_ids = {cid: version_doc_id(cid, v) for cid, v in versions.items() if v >= 1}
+    lives = await documents.get_many(VERSIONS, list(live_ids.values())) if live_ids else {}
+    out: dict[uuid.UUID, bool] = {}
+    for cid in versions:
+        live = lives.get(live_ids[cid]) if cid in live_ids else None
+        structure = _assemble(
+            [m for m in modules if m.course_id == cid], [x for x in lessons if x.course_id == cid], bodies
+        )
+        out[cid] = _modules_differ(live, structure) or _materials_differ(
+            live, await documents.find(MATERIALS, {"course_id": str(cid)})
+        )
+    return out
 
 
 async def get_course(
