@@ -195,6 +195,48 @@ async def test_a_failing_enrollment_step_is_recorded_and_settles(api: Api, worke
     ] == []
 
 
+async def test_a_run_left_retrying_after_its_set_up_was_done_is_settled_by_the_sweeper(
+    api: Api, worker: object, container: Any
+) -> None:
+    """explore41 N1: a worker killed between recording its failed set-ups and their success left 32 enrollment runs
+    `retrying` for good (another worker did the set-ups at a first attempt, which records nothing) on /ops/workflows
+    and the dashboard, their enrollments active. The sweeper settles them from the enrollment's row."""
+    from smartcourse.models import Enrollment, WorkflowRun
+    from smartcourse.services import operations
+    from tests.e2e.test_enrollment import wait_enrollment
+
+    owner = await api.user("instructor")
+    course, _ = await published(api, owner, "Lost success")
+    student = await api.user()
+    enrollment = (
+        await api.client.post("/enrollments", json={"course_id": course["id"]}, headers=student["headers"])
+    ).json()
+    await wait_enrollment(api, student, enrollment["id"], "active")
+    wid = (await api.client.get(f"/enrollments/{enrollment['id']}", headers=student["headers"])).json()["workflow_id"]
+    await operations.record_workflow_failure(  # the failure a killed worker wrote; its success, never
+        container.sessionmaker,
+        workflow_id=wid,
+        workflow_type="EnrollmentWorkflow",
+        step="set_up",
+        error="OperationalError: the database went away",
+        final=False,
+        trace_id="",
+    )
+
+    async def run() -> Any:
+        async with container.sessionmaker() as session:
+            return await session.get(WorkflowRun, wid)
+
+    async with container.sessionmaker() as session, session.begin():
+        assert await operations.settle_finished_enrollment_runs(session, older_than_s=3600) == 0  # too recent
+    assert (await run()).status == "retrying"
+    async with container.sessionmaker() as session, session.begin():
+        assert await operations.settle_finished_enrollment_runs(session, older_than_s=0) >= 1
+        activated_at = await session.scalar(select(Enrollment.activated_at).where(Enrollment.id == enrollment["id"]))
+    settled = await run()
+    assert (settled.status, settled.finished_at, settled.failed_step) == ("completed", activated_at, "set_up")
+
+
 async def _counter(container: Any, metric: str, bucket: str = "") -> float:
     from smartcourse.models import AnalyticsCounter
 

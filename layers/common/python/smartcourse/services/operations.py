@@ -28,11 +28,12 @@ import logging
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from opentelemetry import trace
 from sqlalchemy import String, and_, case, cast, exists, func, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -214,6 +215,48 @@ async def record_workflow_progress(sessionmaker: Any, *, workflow_id: str, last_
                 .values(status="running", updated_at=now)
             )
         await session.execute(stmt)
+
+
+#: How long a `retrying` enrollment run whose set-up is done is left to the worker's own record before the sweeper
+#: settles it (`settle_finished_enrollment_runs`).
+SETTLE_AFTER_SECONDS = 30.0
+
+
+async def settle_finished_enrollment_runs(session: AsyncSession, *, older_than_s: float = SETTLE_AFTER_SECONDS) -> int:
+    """Enrollment runs still `retrying` although their enrollment's set-up is done (`activated_at`): made `completed`
+    as of the activation. The worker records the success of a set-up only after a failed attempt (its happy path costs
+    no write), and that record can be lost: the worker killed between its failures' record and its success's, the
+    set-up then done by another worker at its first attempt (a local activity starts again at 1; explore41 N1: 32
+    runs `retrying` for good on `/ops/workflows` and the dashboard, their enrollments active), or a failure kept
+    through a database outage written after the success. The enrollment's row is the truth; the run's last failure
+    stays on it. Returns how many runs were settled (the sweeper calls this every 30 s)."""
+    cutoff = utcnow() - timedelta(seconds=older_than_s)
+    enrollment_id = cast(func.substr(WorkflowRun.subject, len("enrollment:") + 1), PG_UUID(as_uuid=True))
+    activated = (
+        select(Enrollment.activated_at)
+        .where(
+            Enrollment.id == enrollment_id,
+            Enrollment.workflow_id == WorkflowRun.workflow_id,
+            Enrollment.activated_at.is_not(None),
+        )
+        .scalar_subquery()
+    )
+    result = await session.execute(
+        update(WorkflowRun)
+        .where(
+            WorkflowRun.status == "retrying",
+            WorkflowRun.kind == "enrollment",
+            WorkflowRun.subject.like("enrollment:%"),
+            WorkflowRun.updated_at < cutoff,
+            activated.is_not(None),
+        )
+        .values(status="completed", finished_at=activated, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    settled = int(getattr(result, "rowcount", 0) or 0)
+    if settled:
+        log.info("settled %d enrollment run(s) left retrying although their set-up was done", settled)
+    return settled
 
 
 async def record_task_outcome(

@@ -15,7 +15,7 @@ from smartcourse.errors import Unavailable
 from smartcourse.models import Certificate, Enrollment, utcnow
 from smartcourse.ports import WorkflowStarter
 from smartcourse.schemas import WorkflowStep
-from smartcourse.services import dispatcher
+from smartcourse.services import dispatcher, operations
 
 log = logging.getLogger(__name__)
 
@@ -134,4 +134,6 @@ async def sweep(container: Any, *, older_than: timedelta = timedelta(seconds=30)
             started += 1
     if started:
         log.info("sweeper: %d workflows running after the sweep", started)
+    async with container.sessionmaker() as session, session.begin():
+        await operations.settle_finished_enrollment_runs(session)
     return started
