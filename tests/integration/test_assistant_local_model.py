@@ -6,6 +6,7 @@ quotas hold, a disconnect stops the generation), not the quality of the answers.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from typing import Any
 
@@ -160,6 +161,14 @@ async def test_an_embedded_model_server_that_died_is_started_again_for_the_next_
     from smartcourse.services.health import engines
 
     old = container.settings.llm_base_url
+    # Another API process, which has not asked the model itself (explore41 N2: it said nothing of the model, so
+    # /health answered `ok` or `llm: down` by the process it reached).
+    sibling = dataclasses.replace(
+        container, settings=container.settings.model_copy(update={"llm_base_url": None}), _chat=None,
+        _chat_embedded=False, _embedded_llm_url=None,
+    )  # fmt: skip
+    llm = (await engines(sibling))["llm"]
+    assert llm["status"] == "up", llm
     pid = int((Path(container.settings.data_dir) / "llm" / "llm.pid").read_text())
     os.killpg(pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
@@ -167,11 +176,14 @@ async def test_an_embedded_model_server_that_died_is_started_again_for_the_next_
         assert time.monotonic() < deadline
         await asyncio.sleep(0.05)
     assert container.embedded_llm_gone()
-    llm = (await engines(container))["llm"]
-    assert llm["status"] == "down" and "exited" in llm["error"], llm
+    for process in (container, sibling):
+        llm = (await engines(process))["llm"]
+        assert llm["status"] == "down" and "exited" in llm["error"], llm
     model = container.chat_model()  # what the next ask does
     assert model is not local_model and container.settings.llm_base_url != old
     assert not container.embedded_llm_gone()
+    llm = (await engines(sibling))["llm"]
+    assert llm["status"] == "up", llm  # the server started again, wherever it was
     root = str(container.settings.llm_base_url).removesuffix("/").removesuffix("/v1")
     async with httpx.AsyncClient(base_url=root, timeout=5) as http:
         assert (await http.get("/health")).status_code == 200

@@ -158,6 +158,17 @@ class Container:
         """The embedded model server this process used has exited and none runs now (it starts on the next ask)."""
         return self._chat_embedded and embedded_engines(self.settings).llm_running_address() is None
 
+    def embedded_llm(self) -> tuple[str | None, bool] | None:
+        """The embedded chat model as `/health` probes it from any API process, whether or not this one has asked it
+        yet (`EmbeddedEngines.llm_state`: its address while it runs, whether it has exited); None when the assistant
+        asks an endpoint of the operator's (LLM_BASE_URL) or a test's model. explore41 N2: each API process said only
+        what it had itself used, so `/health` answered `ok` or `llm: down` by the process it reached."""
+        if self._chat is not None and not self._chat_embedded:
+            return None
+        if self.settings.llm_base_url and not self._chat_embedded:
+            return None
+        return embedded_engines(self.settings).llm_state()
+
     def use_chat_model(self, model: Any) -> None:
         """Install a ChatModel (tests pass a scripted fake of the port)."""
         self._chat = model

@@ -499,6 +499,17 @@ class EmbeddedEngines:
         """The embedded chat model's base URL while its server runs (whichever process started it), else None."""
         return ManagedProcess("llm", self.data_dir / "llm").running_address()
 
+    def llm_state(self) -> tuple[str | None, bool]:
+        """(address, exited) of the embedded chat model's server, as any process sees it: its address while it runs
+        (whichever process started it); `exited`: none runs, and the one started in this run has exited (its pid
+        file is still there, and so is the API process that started it: `stop_orphans` removes one left by an
+        earlier run). (None, False): none started yet."""
+        proc = ManagedProcess("llm", self.data_dir / "llm")
+        address = proc.running_address()
+        if address:
+            return address, False
+        return None, proc.pid_file.exists() and not proc.orphaned()
+
     def llm_base_url(self) -> str:
         """An OpenAI-compatible base URL of the embedded chat model (llama.cpp server with SmolLM2): the running one,
         else a new one. The API processes start it on their first ask, and again after it exited: one at a time (a

@@ -95,15 +95,19 @@ async def engines(c: Any, *, timeout: float = 3.0) -> dict[str, dict[str, Any]]:
 
         await probe_local(c.settings.resolved_index_uri)
 
+    embedded = c.embedded_llm()
+    llm_url = c.settings.llm_base_url if embedded is None else embedded[0]
+    llm_exited = embedded is not None and embedded[1]
+
     async def llm() -> None:
         import httpx
 
-        if c.embedded_llm_gone():
+        if llm_exited or not llm_url:
             raise RuntimeError("the embedded model server has exited; the next assistant call starts it again")
 
         headers = {"Authorization": f"Bearer {c.settings.llm_api_key}"} if c.settings.llm_api_key else {}
         async with httpx.AsyncClient(timeout=2.5) as http:
-            (await http.get(f"{c.settings.llm_base_url.rstrip('/')}/models", headers=headers)).raise_for_status()
+            (await http.get(f"{llm_url.rstrip('/')}/models", headers=headers)).raise_for_status()
 
     probes: dict[str, Callable[[], Awaitable[Any]]] = {"database": db, "documents": documents}
     if c.settings.temporal_address:
@@ -112,7 +116,7 @@ async def engines(c: Any, *, timeout: float = 3.0) -> dict[str, dict[str, Any]]:
         probes["redis"] = redis
     if c.settings.smtp_host:  # e-mail configured (`smartcourse run` points it at the embedded sink)
         probes["smtp"] = smtp
-    if c.settings.llm_base_url:  # the embedded model starts on the first assistant call: not probed before
+    if llm_url or llm_exited:  # the embedded model starts on the first assistant call: not probed before
         probes["llm"] = llm
     if callable(getattr(c.files, "probe", None)):  # the local store (S3 is not probed)
         probes["files"] = files
