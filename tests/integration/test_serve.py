@@ -149,6 +149,7 @@ async def test_several_api_processes_share_a_burst_of_keep_alive_connections(con
         first, second = sorted(held)  # uvicorn's list is in creation order
         os.kill(first, signal.SIGSTOP)
         try:
+            await asyncio.sleep(1.5)  # the supervisor is now waiting on the stopped one's ping (a round every 0.5 s)
             os.kill(second, signal.SIGKILL)
             deadline = time.monotonic() + 10
             while not set(_api_processes(server)) - {first, second}:

@@ -7,16 +7,23 @@ whole burst of keep-alive connections and keeps them: measured on 2 cores with 1
 its own, bound to the same address with SO_REUSEPORT, and the kernel spreads new connections over them by a hash of
 the connection's addresses. The supervisor keeps its socket bound but never listens on it: it holds the port
 between process restarts and gives the processes the address. uvicorn's supervisor (health pings, restarts, the
-TTIN/TTOU signals) is kept as is; only the server each process runs is ours (`ReusePortServer`).
+TTIN/TTOU signals) is kept, with its pings waited for in slices (`Supervisor`); the server each process runs is
+ours (`ReusePortServer`).
 """
 
 from __future__ import annotations
 
+import logging
+import pickle
 import socket
+import time
 from typing import Any
 
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import multiprocess
+
+logger = logging.getLogger("uvicorn.error")
 
 _INET = (socket.AF_INET, socket.AF_INET6)
 
@@ -64,15 +71,68 @@ class ReusePortProcess(multiprocess.Process):
         return self._server
 
 
+#: How long the supervisor waits on a ping before it looks for an exited process to replace, then waits again.
+PING_SLICE_SECONDS = 0.5
+
+
 class Supervisor(multiprocess.Multiprocess):
-    """uvicorn's supervisor, replacing a process that exited before it pings the others. It pings its processes in
-    turn, each for up to the health-check timeout (`cli.HEALTHCHECK_SECONDS`, 30 s): one still starting answers only
-    once its imports are done, so a dead process after it in the list waited up to 30 s for its replacement, the API
-    on one process meanwhile (explore38 F8: 29 s). The exited ones are put first, so they are replaced at once."""
+    """uvicorn's supervisor, replacing a process that exited while it waits on another's ping. uvicorn pings its
+    processes in turn, each for up to the health-check timeout (`cli.HEALTHCHECK_SECONDS`, 30 s): one still starting
+    answers only once its imports are done, one starved or stopped not at all, and a process that exited meanwhile
+    waited for its replacement up to 30 s, the API on one process (explore38 F8: 29 s; putting the exited first at
+    each round still left the one that died during a round's ping behind it). Here a ping is waited for in slices of
+    `PING_SLICE_SECONDS`, and between them any process that has exited is replaced; the rest is uvicorn's (a process
+    that does not answer within the timeout is killed and replaced, one that failed at start-up stops everything)."""
 
     def keep_subprocess_alive(self) -> None:
-        self.processes.sort(key=lambda p: p.process.is_alive())  # the exited (False) first; the order means nothing
-        super().keep_subprocess_alive()
+        if self.should_exit.is_set():
+            return  # exiting: no need to keep the processes alive
+        self._replace_exited()
+        for process in list(self.processes):
+            if self.should_exit.is_set():
+                return
+            if process in self.processes and not self._answers(process) and process in self.processes:
+                self._replace(self.processes.index(process))
+
+    def _replace_exited(self) -> None:
+        for idx, process in enumerate(self.processes):
+            if not process.process.is_alive() and not self.should_exit.is_set():
+                self._replace(idx)
+
+    def _answers(self, process: multiprocess.Process) -> bool:
+        """uvicorn's `Process.is_alive(timeout)`, waited for in slices, replacing exited processes in between."""
+        if not process.process.is_alive():
+            return False
+        deadline = time.monotonic() + self.config.timeout_worker_healthcheck
+        try:
+            process.parent_conn.send(b"ping")
+            while not process.parent_conn.poll(max(0.0, min(PING_SLICE_SECONDS, deadline - time.monotonic()))):
+                if time.monotonic() >= deadline or not process.process.is_alive():
+                    return False
+                if self.should_exit.is_set():
+                    return True
+                self._replace_exited()
+            process.parent_conn.recv()
+        except (OSError, EOFError, pickle.UnpicklingError):
+            return False
+        return True
+
+    def _replace(self, idx: int) -> None:
+        """uvicorn's replacement of one process (`Multiprocess.keep_subprocess_alive`'s loop body)."""
+        process = self.processes[idx]
+        process.kill()  # hung, or already gone
+        process.join()
+        if process.exitcode == STARTUP_FAILURE:
+            # The app, TLS or the socket is broken: every restart would fail the same way.
+            logger.error(f"Child process [{process.pid}] failed to start, stopping the parent process.")
+            self.should_exit.set()
+            return
+        if self.should_exit.is_set():
+            return
+        logger.info(f"Child process [{process.pid}] died")
+        replacement = multiprocess.Process(self.config, self.sockets)  # ours while `serve` runs
+        replacement.start()
+        self.processes[idx] = replacement
 
 
 def serve(config: uvicorn.Config) -> None:
