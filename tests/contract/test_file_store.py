@@ -123,3 +123,17 @@ async def test_local_store_refuses_path_traversal(tmp_path: Path, key: str) -> N
         await store.delete(key)
     assert not (tmp_path / "escape.txt").exists()
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # noqa: ASYNC240 - a test assertion
+
+
+async def test_the_local_stores_probe_finds_a_directory_it_writes_under_replaced_by_a_file(tmp_path: Path) -> None:
+    """explore40 F8 residue: `courses/` replaced by a file failed every upload while `/health`'s probe, which writes
+    under `health/`, said `files: up`."""
+    from smartcourse.adapters.files import LocalFileStore
+
+    store = LocalFileStore(tmp_path / "files")
+    await store.probe()  # nothing written yet: up
+    await store.put("courses/c1/materials/m1/notes.md", b"# Notes", "text/markdown")
+    await store.probe()
+    (tmp_path / "files" / "certificates").write_bytes(b"x")
+    with pytest.raises(NotADirectoryError, match="certificates/ is not a directory"):
+        await store.probe()

@@ -16,6 +16,11 @@ from smartcourse.ports import FileStore
 __all__ = ["FileStore", "LocalFileStore", "S3FileStore"]
 
 
+#: The store's top-level directories the product writes under (materials, certificates' PDFs, a publish's staged
+#: sections): `probe` checks each is one where it exists.
+WRITTEN_UNDER = ("courses", "certificates", "publish-staging")
+
+
 class LocalFileStore:
     """Blobs as files under a directory; writes are atomic (temp file + rename)."""
 
@@ -65,6 +70,13 @@ class LocalFileStore:
         path = self._path(f"health/probe-{os.getpid()}")
         await asyncio.to_thread(self._write, path, b"")
         path.unlink(missing_ok=True)
+        await asyncio.to_thread(self._check_written_under)
+
+    def _check_written_under(self) -> None:
+        for top in WRITTEN_UNDER:  # explore40 F8 residue: one replaced by a file failed its writes, the probe said up
+            where = self.root / top
+            if os.path.lexists(where) and not where.is_dir():
+                raise NotADirectoryError(f"the file store's {top}/ is not a directory: {where}")
 
     async def presigned_url(self, key: str, filename: str, *, content_type: str | None = None) -> str | None:
         return None
