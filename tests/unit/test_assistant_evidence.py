@@ -702,6 +702,11 @@ def test_names_are_found_in_any_case_and_form() -> None:
     assert evidence.absent_names("Why is the Sun's core hot?", [SUN]) == []  # a possessive
     assert evidence.absent_names("Mars is red. Why is Mars red?", [SUN]) == ["Mars"]  # not only after the first word
     assert evidence.absent_names("Explain the outbox", [SUN]) == []  # the first word is any sentence's capital
+    # ... also after Spanish's opening marks, at the start or after another sentence (explore42 F1).
+    volcanoes = [hit(47, "Tipos de volcanes", "Un estratovolcán es un volcán alto y cónico.", 0.6)]
+    for question in ("¿Qué es un estratovolcán?", "¿Cuál es más alto? ¿Cuándo se forma?", "¡Explica el estratovolcán!"):
+        assert evidence.absent_names(question, volcanoes) == [], question
+    assert evidence.absent_names("¿Qué es Marte?", volcanoes) == ["Marte"]  # a name later in it still counts
 
 
 @pytest.mark.parametrize(

@@ -189,9 +189,10 @@ def decide(question: str, hits: Sequence[Hit], knobs: Knobs) -> Decision:
     return Decision("answer", "evidence", [], strong[: knobs.max_passages])
 
 
-#: A name in a question: a capitalised word (not its first, which any sentence capitalises), of three letters or
-#: more, with a lower-case letter (not an acronym, which courses spell in many ways).
-_NAME = re.compile(r"(?<![.!?]\s)(?<!^)\b[A-Z][a-z][\w'-]+")
+#: A name in a question: a capitalised word (not its first, which any sentence capitalises, nor one after Spanish's
+#: opening "¿" or "¡": "¿Qué es …?" was refused as a question about a "Qué" the course never names, explore42 F1), of
+#: three letters or more, with a lower-case letter (not an acronym, which courses spell in many ways).
+_NAME = re.compile(r"(?<![.!?]\s)(?<![¿¡])(?<!^)\b[A-Z][a-z][\w'-]+")
 #: A name spelt with capitals first and lower-case letters after ("SQLite", "PHPUnit"): not an acronym (two lower-case
 #: letters at least: "APIs", "IDs" are plurals of acronyms). "What isolation levels does SQLite offer?" was answered
 #: from a PostgreSQL lesson (explore37 F7).
