@@ -79,6 +79,24 @@ def test_objectives_keep_only_bloom_verb_lines() -> None:
         generation.parse_objectives("The outbox is nice.\nKafka too.")
 
 
+def test_objectives_wrapped_in_markup_are_read_without_it() -> None:
+    """explore42 F3: lines the model wrapped in HTML or Markdown emphasis were refused ("no line starts with a Bloom
+    verb"), 5 calls of 8."""
+    text = (
+        "<mark>1. Explain how waves erode a headland.</mark>\n"
+        "<b>2. Describe the formation of a sea stack</b>\n"
+        "**3. Compare** spits and bars\n"
+        "- *Identify* the parts of a wave-cut platform\n"
+        "<p>The coast is nice.</p>"
+    )
+    assert generation.parse_objectives(text) == [
+        "Explain how waves erode a headland",
+        "Describe the formation of a sea stack",
+        "Compare spits and bars",
+        "Identify the parts of a wave-cut platform",
+    ]
+
+
 def test_objectives_of_a_course_in_another_language_are_accepted() -> None:
     """explore7 F2: only English verbs were accepted, so a French course could never get objectives."""
     text = (

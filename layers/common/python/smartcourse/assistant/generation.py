@@ -152,11 +152,18 @@ def parse_quiz(text: str, *, n_questions: int, n_passages: int) -> list[Generate
     return draft.questions
 
 
+#: HTML tags and Markdown's bold/italic markers, which the model sometimes wraps an objective's line in.
+_INLINE_MARKUP = re.compile(r"</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>]*)?/?>|\*\*|__|(?<!\w)\*(?=\S)|(?<=\S)\*(?!\w)")
+
+
 def parse_objectives(text: str) -> list[str]:
     """One objective per line, each starting with a Bloom verb (list markers removed), in English or in one of the
     languages of `BLOOM_VERBS_OTHER`; at least one."""
     out = []
     for line in text.splitlines():
+        # Inline markup around or inside the line ("<mark>1. Explain …</mark>", "**1. Explain** …") is not the
+        # objective's: it hid the list marker and the verb (explore42 F3: 5 of 8 calls refused).
+        line = _INLINE_MARKUP.sub("", line)
         item = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s*", "", line).strip().rstrip(".")
         if not item:
             continue
