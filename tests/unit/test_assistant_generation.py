@@ -33,6 +33,8 @@ def test_a_valid_quiz_parses() -> None:
         (lambda q: q["questions"][0].update(options=["Same", "same"]), "distinct"),
         # explore31 F9: the list numbers the model wrote made these two "different".
         (lambda q: q["questions"][0].update(options=["2. Ice forms,  slowly", "3. ice forms, slowly"]), "distinct"),
+        # explore42 F4: only their final punctuation told these apart.
+        (lambda q: q["questions"][0].update(options=["Erosion by waves.", "erosion by waves,"]), "distinct"),
         (lambda q: q["questions"][0].update(source=5), "not shown"),
         (lambda q: q["questions"][0].pop("answer"), "answer"),
         (lambda q: q["questions"][0].update(extra="x"), "extra"),

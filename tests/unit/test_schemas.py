@@ -82,10 +82,12 @@ def test_quiz_answers_are_option_indexes_not_booleans_or_strings() -> None:
 
 
 def test_a_quiz_question_needs_distinct_options() -> None:
-    for options in (["a", "a"], ["Yes", "yes "], ["x", " ", "y"]):
+    for options in (["a", "a"], ["Yes", "yes "], ["x", " ", "y"], ["Erosion by waves.", "erosion  by waves,"]):
         with pytest.raises(ValidationError):
             QuizQuestion(prompt="?", options=options, answer=0)
     assert QuizQuestion(prompt="?", options=["a ", "b"], answer=1).options == ["a", "b"]
+    # Punctuation inside an option still tells it apart.
+    assert QuizQuestion(prompt="?", options=["C", "C++", "C#", "-1", "1"], answer=1).options[1] == "C++"
 
 
 def test_a_text_lesson_needs_more_than_whitespace() -> None:

@@ -489,7 +489,7 @@ class QuizQuestion(Strict):
         Field(
             min_length=2,
             max_length=10,
-            description="the choices, different from each other whatever their case",
+            description="the choices, different from each other whatever their case, spacing and final punctuation",
             json_schema_extra={"uniqueItems": True},
         ),
     ]
@@ -499,9 +499,16 @@ class QuizQuestion(Strict):
     def _answer_is_an_option(self) -> QuizQuestion:
         if self.answer >= len(self.options):
             raise ValueError("answer must be the index of one of the options")
-        if len({option.casefold() for option in self.options}) < len(self.options):
+        if len({option_key(option) for option in self.options}) < len(self.options):
             raise ValueError("options must differ from each other")
         return self
+
+
+def option_key(option: str) -> str:
+    """What makes two quiz options the same to a student: their words whatever their case, spacing and final
+    punctuation ("Erosion by waves." and "erosion by waves,": explore42 F4, a generated quiz saved with both, one of
+    them right). Punctuation inside stays significant ("C++" and "C#")."""
+    return " ".join(option.casefold().split()).rstrip(".,;:!?…。、 ")
 
 
 #: The key of a model rule's error context naming the error code its request is answered with (`rule_error`).

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, Field, StringConstraints, model_validator
 
 from smartcourse.domain.text import as_indexed
-from smartcourse.schemas import SourceType, Strict
+from smartcourse.schemas import SourceType, Strict, option_key
 
 #: A question as the index has its text (`domain.text.as_indexed`), then stripped and checked (a NUL is refused,
 #: as in every input: `Strict`).
@@ -104,7 +104,7 @@ class GeneratedQuestion(BaseModel):
         # Without the list markers the model numbers them with ("2. ice forms …", "3. ice forms …" were saved as two
         # options; explore31 F9); a student sees the options listed anyway.
         self.options = [_LIST_MARKER.sub("", o, count=1) or o for o in self.options]
-        if len({" ".join(o.casefold().split()) for o in self.options}) != len(self.options):
+        if len({option_key(o) for o in self.options}) != len(self.options):
             raise ValueError("options must be distinct")
         return self
 
