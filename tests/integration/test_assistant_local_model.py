@@ -158,7 +158,7 @@ async def test_an_embedded_model_server_that_died_is_started_again_for_the_next_
     import httpx
 
     from smartcourse.engines import pid_alive
-    from smartcourse.services.health import engines
+    from smartcourse.services.health import check, engines
 
     old = container.settings.llm_base_url
     # Another API process, which has not asked the model itself (explore41 N2: it said nothing of the model, so
@@ -179,11 +179,15 @@ async def test_an_embedded_model_server_that_died_is_started_again_for_the_next_
     for process in (container, sibling):
         llm = (await engines(process))["llm"]
         assert llm["status"] == "down" and "exited" in llm["error"], llm
+        assert "starts on the next assistant call" in (await check(process))["assistant"]["endpoint"]
     model = container.chat_model()  # what the next ask does
     assert model is not local_model and container.settings.llm_base_url != old
     assert not container.embedded_llm_gone()
     llm = (await engines(sibling))["llm"]
     assert llm["status"] == "up", llm  # the server started again, wherever it was
+    # ... and named as the endpoint by both (explore42 F6: the other process named the dead one's address).
+    for process in (container, sibling):
+        assert (await check(process))["assistant"]["endpoint"] == container.settings.llm_base_url
     root = str(container.settings.llm_base_url).removesuffix("/").removesuffix("/v1")
     async with httpx.AsyncClient(base_url=root, timeout=5) as http:
         assert (await http.get("/health")).status_code == 200

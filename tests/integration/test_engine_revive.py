@@ -98,3 +98,22 @@ def test_a_killed_postgres_is_started_again_in_place(tmp_path: Path) -> None:
         assert engines.revive(tmp_path / "mail") == []
     finally:
         engines.stop()
+
+
+def test_a_killed_chat_model_server_is_said_once_and_left_for_the_next_ask(tmp_path: Path) -> None:
+    """explore42 F6: `run` said nothing when the embedded model server died (its death showed at the next ask, in one
+    API process's log). It is not started here: an API process starts it on the next assistant call."""
+    engines = EmbeddedEngines(tmp_path / "data")
+    try:
+        address = engines.llm_base_url()
+        assert engines.revive(tmp_path / "mail") == [] and engines.llm_state() == (address, False)
+        (llm,) = [p for p in engines.started if p.name == "llm"]
+        pid = _kill(llm)
+        [event] = engines.revive(tmp_path / "mail")
+        assert f"the embedded llm (pid {pid}) exited; the next assistant call starts it again" in event, event
+        assert engines.revive(tmp_path / "mail") == []  # once
+        assert engines.llm_state() == (None, True)
+        assert engines.llm_base_url() != address  # the next ask's
+        assert engines.llm_state()[1] is False
+    finally:
+        engines.stop()

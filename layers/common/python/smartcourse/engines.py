@@ -345,6 +345,8 @@ class EmbeddedEngines:
     _pg: object | None = field(default=None, repr=False)
     started: list[ManagedProcess] = field(default_factory=list)
     _revive_after: dict[str, float] = field(default_factory=dict, repr=False)
+    #: The pid of the last embedded chat model server `revive` said has exited (said once per server).
+    _llm_exit_said: int | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.data_dir = self.data_dir.resolve()
@@ -538,7 +540,7 @@ class EmbeddedEngines:
         process already retries its engine. A server that does not come back is tried again after `REVIVE_PAUSE`.
         Returns one line per event, for the log (explore18 F12: an engine's death was seen only on /health, and the
         runbook's one remedy was to stop everything and start again)."""
-        events: list[str] = self._revive_postgres()
+        events: list[str] = self._revive_postgres() + self._llm_exited()
         for proc in list(self.started):
             if proc.name not in REVIVED_SERVERS or time.monotonic() < self._revive_after.get(proc.name, 0.0):
                 continue
@@ -571,6 +573,22 @@ class EmbeddedEngines:
                     f"the embedded {proc.name} (pid {pid}) exited; started again at {addr}; its log: {proc.log_file}"
                 )
         return events
+
+    def _llm_exited(self) -> list[str]:
+        """The embedded chat model's server, which an API process starts on the first assistant call, has exited: said
+        once per server; not started here (the next assistant call does, in whichever API process takes it). Its death
+        was seen only at the next ask, in one API process's log (explore42 F6)."""
+        proc = ManagedProcess("llm", self.data_dir / "llm")
+        try:
+            pid = int(proc.pid_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return []
+        if pid == self._llm_exit_said or pid_alive(pid) or proc.orphaned():
+            return []
+        self._llm_exit_said = pid
+        return [
+            f"the embedded llm (pid {pid}) exited; the next assistant call starts it again; its log: {proc.log_file}"
+        ]
 
     def _revive_postgres(self) -> list[str]:
         """The embedded PostgreSQL this object started, if its postmaster died (killed, crashed: its pid file left

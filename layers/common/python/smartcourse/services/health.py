@@ -158,10 +158,12 @@ async def check(c: Any) -> dict[str, Any]:
     engines_now, backlog, processes, outbox = await asyncio.gather(engines(c), _backlog(c), _processes(c), _outbox(c))
     alive = all(p.get("status") == "up" for p in processes.values())
     overall = "ok" if alive and all(e["status"] == "up" for e in engines_now.values()) else "degraded"
-    assistant = {
-        "model": getattr(c._chat, "name", None) or c.settings.llm_model,
-        "endpoint": c.settings.llm_base_url or "embedded llama.cpp server (starts on first use)",
-    }
+    embedded = c.embedded_llm()
+    if embedded is None:  # LLM_BASE_URL, or a test's model
+        endpoint = c.settings.llm_base_url or "embedded llama.cpp server (starts on first use)"
+    else:  # the server running now, whichever API process started it (explore42 F6: this process's last one)
+        endpoint = embedded[0] or "embedded llama.cpp server (starts on the next assistant call)"
+    assistant = {"model": getattr(c._chat, "name", None) or c.settings.llm_model, "endpoint": endpoint}
     return {
         "status": overall,
         "engines": engines_now,
