@@ -7,6 +7,7 @@ from sse_starlette import EventSourceResponse
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.api.disconnect import unless_client_leaves
 from smartcourse.assistant.schemas import ExplainIn, GenerationOut
 from smartcourse.assistant.sse import generation_events, wants_stream
 from smartcourse.services import assistant
@@ -24,7 +25,7 @@ async def ai_explain(body: ExplainIn, request: Request, user: CurrentUser, c: Co
     )
     if wants_stream(request):
         return EventSourceResponse(generation_events(run), ping=15)
-    return await run.execute()
+    return await unless_client_leaves(request, run.execute())
 
 
 handler = lambda_handler(router)

@@ -785,6 +785,40 @@ async def test_a_client_leaving_a_stream_is_recorded_cancelled_not_logged_as_an_
                 await asyncio.wait_for(chat.cancelled.wait(), timeout=10)
 
 
+async def test_a_client_leaving_a_json_answer_cancels_it_as_a_stream(
+    api: Api, worker: object, container: Any, app: Any
+) -> None:
+    """explore42 F7: a JSON generation whose client had left 16 s before ran both its attempts, held a generation
+    slot and was recorded `error`. The JSON answers (an ask, each generation) are now given up as streams are:
+    the model stopped, the interaction recorded `cancelled`, the access log's status 499."""
+    from smartcourse.api.disconnect import LEFT
+
+    teacher = await api.user("instructor")
+    course = await published_course(api, teacher, OUTBOX_LESSON)
+    student = await enrolled_student(api, course["id"])
+    cases = [
+        (student, "/ai/ask", {"course_id": course["id"], "question": "Why does the outbox store events?"}, "ask"),
+        (teacher, "/ai/generate-summary", {"course_id": course["id"]}, "summary"),
+    ]
+    async with served(app) as base:
+        for user, path, body, kind in cases:
+            with scripted(container, Stalling()) as chat:
+                async with httpx.AsyncClient(base_url=base, timeout=1.5) as http:
+                    with pytest.raises(httpx.ReadTimeout):
+                        await http.post(path, json=body, headers=user["headers"])  # then the client closes
+                await asyncio.wait_for(chat.cancelled.wait(), timeout=10)  # the model stopped
+                row = await interaction_of(container, user["id"], kind)
+                for _ in range(100):  # recorded once the cancellation has run through
+                    if row.outcome is not None:
+                        break
+                    await asyncio.sleep(0.05)
+                    row = await interaction_of(container, user["id"], kind)
+                assert (row.outcome, row.streamed, row.error) == ("cancelled", False, f"CancelledError: {LEFT}"), (
+                    row.outcome,
+                    row.error,
+                )
+
+
 async def test_a_lessons_generation_reads_the_materials_attached_to_it(
     api: Api, worker: object, container: Any
 ) -> None:
