@@ -479,6 +479,39 @@ async def test_a_cut_stream_still_accounts_its_tokens() -> None:
     assert (meter.tokens_in, meter.tokens_out, meter.calls) == (7, 1, 1)  # the server's count, not an estimate
 
 
+async def test_a_stream_cut_before_its_first_piece_counts_its_prompt_once_the_server_had_it() -> None:
+    """explore42 F8: an ask timed out after 60 s, before its first token, recorded 0 tokens in and out."""
+    import asyncio
+
+    import httpx
+    import openai
+    from langchain_core.messages import AIMessageChunk
+
+    from smartcourse.adapters.chat import metered_stream
+    from smartcourse.assistant import usage
+    from smartcourse.ports import ChatMessage
+
+    request = httpx.Request("POST", "http://model/v1/chat/completions")
+    prompt = [ChatMessage(role="user", content="x" * 400)]
+
+    def failing(exc: BaseException) -> AsyncIterator[AIMessageChunk]:
+        async def chunks() -> AsyncIterator[AIMessageChunk]:
+            raise exc
+            yield AIMessageChunk(content="")
+
+        return chunks()
+
+    read_timeout = openai.APITimeoutError(request)
+    read_timeout.__cause__ = httpx.ReadTimeout("read", request=request)
+    refused = openai.APIConnectionError(request=request)
+    refused.__cause__ = httpx.ConnectError("refused", request=request)
+    for exc, counted in ((read_timeout, True), (asyncio.CancelledError(), True), (refused, False)):
+        with usage.metered() as meter:
+            with pytest.raises(type(exc)):
+                [t async for t in metered_stream(failing(exc), prompt)]
+        assert (meter.tokens_in >= 100, meter.tokens_out) == (counted, 0), (exc, meter)
+
+
 class DroppingChat(ScriptedChat):
     """A model whose connection drops after a few streamed pieces (the fake endpoint's `drop` mode)."""
 

@@ -171,6 +171,7 @@ async def metered_stream(chunks: AsyncIterator[Any], messages: Sequence[ChatMess
     """
     reported = False
     pieces = 0
+    cut: BaseException | None = None
     try:
         async for chunk in chunks:
             if isinstance(chunk, AIMessageChunk) and chunk.usage_metadata:
@@ -180,6 +181,22 @@ async def metered_stream(chunks: AsyncIterator[Any], messages: Sequence[ChatMess
             if text:
                 pieces += 1
                 yield text
+    except BaseException as exc:
+        cut = exc
+        raise
     finally:
-        if not reported and pieces:
+        # Cut before its first piece, the prompt still counts once the server had it (a read timeout, a cancel: the
+        # model was reading it; explore42 F8 recorded 0 tokens for an ask timed out after 60 s), not when it never
+        # reached the server (refused, a connect timeout).
+        if not reported and (pieces or _prompt_reached_the_server(cut)):
             usage.record(estimate_tokens(messages), pieces)
+
+
+def _prompt_reached_the_server(cut: BaseException | None) -> bool:
+    """False when the call failed to connect at all (its chain of causes has a connect error), else True."""
+    seen: BaseException | None = cut
+    while seen is not None:
+        if isinstance(seen, httpx.ConnectError | httpx.ConnectTimeout) or type(seen) is openai.APIConnectionError:
+            return False
+        seen = seen.__cause__ or seen.__context__
+    return True
