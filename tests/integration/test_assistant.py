@@ -819,6 +819,27 @@ async def test_a_client_leaving_a_json_answer_cancels_it_as_a_stream(
                 )
 
 
+async def test_a_course_wide_generation_reads_content_not_the_quizzes_prompts(
+    api: Api, worker: object, container: Any
+) -> None:
+    """explore42 F5: one of a course-wide generation's four passages was the quiz's prompts; a generated quiz copied
+    the instructor's question and cited another lesson for it. A course of nothing but a quiz still has its prompts."""
+    teacher = await api.user("instructor")
+    course = await published_course(api, teacher, OUTBOX_LESSON, QUIZ, GARDEN_LESSON)
+    with scripted(container, ScriptedChat("The outbox keeps events [1].")) as chat:
+        r = await api.client.post("/ai/generate-summary", json={"course_id": course["id"]}, headers=teacher["headers"])
+        assert r.status_code == 200, r.text
+        prompt = " ".join(m.content for m in chat.prompts[-1])
+    assert "Where are events stored first?" not in prompt and "outbox table stores" in prompt and "compost" in prompt
+    only_quiz = await published_course(api, teacher, QUIZ)
+    with scripted(container, ScriptedChat("Events are stored first [1].")) as chat:
+        r = await api.client.post(
+            "/ai/generate-summary", json={"course_id": only_quiz["id"]}, headers=teacher["headers"]
+        )
+        assert r.status_code == 200, r.text
+        assert "Where are events stored first?" in " ".join(m.content for m in chat.prompts[-1])
+
+
 async def test_a_lessons_generation_reads_the_materials_attached_to_it(
     api: Api, worker: object, container: Any
 ) -> None:

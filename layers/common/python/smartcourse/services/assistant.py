@@ -543,10 +543,14 @@ async def _indexed_passages(uow: UnitOfWork, course: Course, sources: list[str] 
         )
     if lesson_id is not None:
         return [_chunk_hit(r) for r in spread(list(rows), GENERATION_PASSAGES)]
-    firsts: dict[str, ContentChunk] = {}
+    firsts: dict[str, Hit] = {}
     for r in rows:
-        firsts.setdefault(r.source_id, r)
-    return [_chunk_hit(r) for r in spread(list(firsts.values()), GENERATION_PASSAGES)]
+        if r.source_id not in firsts:
+            firsts[r.source_id] = _chunk_hit(r)
+    # A quiz's prompts are questions, not content: a course-wide quiz copied them, citing another lesson, and every
+    # generation lost a passage to them (explore42 F5). Read only when the course has nothing else.
+    content = [h for h in firsts.values() if not evidence.is_quiz_prompts(h)] or list(firsts.values())
+    return spread(content, GENERATION_PASSAGES)
 
 
 def spread(items: list[_T], n: int) -> list[_T]:
