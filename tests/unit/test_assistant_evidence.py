@@ -875,6 +875,14 @@ PHOTOSYNTHESIS = hit(
     "chlorophyll, the green pigment that absorbs red and blue light.",
     0.55,
 )
+STACKS = hit(
+    48,
+    "Caves, arches and stacks",
+    "Waves erode cracks in a headland into caves. When caves form on both sides of a headland and erode through, an "
+    "arch is created. The roof of the arch eventually collapses, leaving a stack isolated from the headland. The "
+    "stack is eroded at its base and collapses to leave a stump.",
+    0.5,
+)
 FJORDS = hit(
     43,
     "冰川侵蚀",
@@ -890,6 +898,9 @@ VALLEYS = hit(44, "冰川地貌", "冰川槽谷由冰川侵蚀形成，横截面
         ([PHOTOSYNTHESIS], "What is the role of chlorophyll in photosynthesis?", "The thylakoid membranes"),
         ([GLACIERS_FORM, DEPOSITION], "How do drumlins form?", "Drumlins are smooth"),
         ([FJORDS, VALLEYS], "峡湾是怎么形成的？", "峡湾是被海水淹没"),
+        # explore42 F2: "stack" is in the lesson's title (half), and "form" was worth more than it.
+        ([STACKS], "How does a stack form?", "The roof of the arch"),
+        ([STACKS], "How does an arch form?", "When caves form"),
     ],
 )
 def test_the_quote_is_the_sentence_naming_the_subject_not_a_generic_word(

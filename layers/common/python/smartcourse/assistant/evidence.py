@@ -477,7 +477,17 @@ def quote_weights(passages: Sequence[Hit], query: str) -> dict[str, float]:
     rarity = {s: 1.0 + math.log((n + 1) / (sum(s in p for p in seen) + 1)) for s in stems}
     # A word asking how to study, not what about ("remember", "recap", "difference"): rare in a course's text, it
     # had "Is there a mnemonic to remember the stages of cellular respiration?" quoted "Remember: plants do both."
-    return {s: w * (0.25 if s in _STUDY_STEMS else 1.0) for s, w in rarity.items()}
+    # A verb asking how a thing comes about or works ("form", "happen", "cause"): the thing is the subject. "How does
+    # a stack form?" in the lesson *Caves, arches and stacks* quoted "… caves form …" (its title's "stack" counts half;
+    # explore42 F2).
+    return {s: w * (0.25 if s in _STUDY_STEMS or s in _HOW_STEMS else 1.0) for s, w in rarity.items()}
+
+
+#: Verbs of a question about how or why its subject comes about (`quote_weights`).
+_HOW_STEMS = frozenset(
+    words.stem(w)
+    for w in "form forms formed forming happen happens occur occurs cause causes work works develop develops".split()
+)
 
 
 #: Words of a question about studying rather than its subject (`quote_weights`).
