@@ -760,3 +760,21 @@ def test_the_docs_say_a_lesson_generation_reads_its_attached_materials() -> None
     docs = " ".join((Path(__file__).parents[2] / "docs" / "assistant.md").read_text(encoding="utf-8").split())
     assert "not the materials attached to it" not in docs
     assert "for a lesson, its chunks and those of the materials the live version attaches to it" in docs
+
+
+def test_generation_inputs_take_numbers_and_booleans_as_json_types_only() -> None:
+    """explore42 F11: `num_questions: true` made and stored a 1-question quiz, `"3"` was read as 3."""
+    import uuid
+
+    from pydantic import ValidationError
+
+    from smartcourse.assistant.schemas import QuizGenerateIn, SaveQuizIn
+
+    course = str(uuid.uuid4())
+    assert QuizGenerateIn.model_validate({"course_id": course, "num_questions": 3}).num_questions == 3
+    for bad in (True, "3", 2.0):
+        with pytest.raises(ValidationError):
+            QuizGenerateIn.model_validate({"course_id": course, "num_questions": bad})
+    for field, bad in (("pass_score", "70"), ("allow_missing_source", "yes")):
+        with pytest.raises(ValidationError):
+            SaveQuizIn.model_validate({"module_id": course, field: bad})

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, StringConstraints, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, StrictBool, StrictInt, StringConstraints, model_validator
 
 from smartcourse.domain.text import as_indexed
 from smartcourse.schemas import SourceType, Strict, option_key
@@ -62,7 +62,7 @@ class GenerateIn(Strict):
 
 
 class QuizGenerateIn(GenerateIn):
-    num_questions: Annotated[int, Field(ge=1, le=10)] = 3
+    num_questions: Annotated[StrictInt, Field(ge=1, le=10)] = 3  # not `true` nor "3" (explore42 F11)
 
 
 class ExplainIn(Strict):
@@ -74,10 +74,10 @@ class ExplainIn(Strict):
 class SaveQuizIn(Strict):
     module_id: uuid.UUID
     title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] | None = None
-    pass_score: Annotated[int, Field(ge=0, le=100)] = 70
+    pass_score: Annotated[StrictInt, Field(ge=0, le=100)] = 70
     #: Save it although the lesson or material it was generated from has left the course (else 409
     #: `generated_quiz_source_gone`).
-    allow_missing_source: bool = False
+    allow_missing_source: StrictBool = False
 
 
 #: A list marker the model put before an option: "2. ", "B) ", "(c) ", "- " (not the "3.5" of "3.5 metres").
