@@ -778,3 +778,26 @@ def test_generation_inputs_take_numbers_and_booleans_as_json_types_only() -> Non
     for field, bad in (("pass_score", "70"), ("allow_missing_source", "yes")):
         with pytest.raises(ValidationError):
             SaveQuizIn.model_validate({"module_id": course, field: bad})
+
+
+@pytest.mark.parametrize(
+    ("accept", "streamed"),
+    [
+        ("text/event-stream", True),
+        ("text/event-stream, */*", True),
+        ("application/json, text/event-stream", True),  # equal: the stream, as before
+        ("text/event-stream;q=0.1, application/json", False),  # explore42 F12
+        ("application/json;q=0.5, text/event-stream;q=0.9", True),
+        ("text/event-stream;q=0", False),
+        ("text/event-stream;q=abc", False),
+        ("application/json", False),
+        ("*/*", False),
+        ("", False),
+    ],
+)
+def test_a_generation_is_streamed_when_the_accept_header_prefers_it(accept: str, streamed: bool) -> None:
+    from types import SimpleNamespace
+
+    from smartcourse.assistant.sse import wants_stream
+
+    assert wants_stream(SimpleNamespace(headers={"accept": accept})) is streamed

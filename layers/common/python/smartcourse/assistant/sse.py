@@ -69,7 +69,25 @@ def _event(event: str, data: dict[str, Any]) -> dict[str, str]:
 
 
 def wants_stream(request: Any) -> bool:
-    return "text/event-stream" in request.headers.get("accept", "")
+    """A generation is streamed when the request's Accept prefers `text/event-stream` to JSON, its q-values honoured
+    (RFC 9110 §12.5.1): `text/event-stream;q=0.1, application/json` asks for JSON (explore42 F12: any mention of the
+    stream type got it)."""
+    weights: dict[str, float] = {}
+    for part in request.headers.get("accept", "").split(","):
+        media, *params = (p.strip() for p in part.split(";"))
+        weight = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = min(max(float(value), 0.0), 1.0)
+                except ValueError:
+                    weight = 0.0
+        if media:
+            weights[media.lower()] = max(weights.get(media.lower(), 0.0), weight)
+    stream = weights.get("text/event-stream", 0.0)
+    as_json = max(weights.get(t, 0.0) for t in ("application/json", "application/*", "*/*"))
+    return stream > 0 and stream >= as_json
 
 
 async def generation_events(run: Any) -> AsyncIterator[dict[str, str]]:
