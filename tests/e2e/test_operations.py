@@ -150,15 +150,17 @@ async def test_enrollment_and_certificate_workflows_are_readable_by_their_owner(
     assert (await api.client.get("/workflows/certificate-nope", headers=admin["headers"])).status_code == 404
 
 
-async def test_a_failing_enrollment_step_is_recorded_and_settles(api: Api, worker: object, container: Any) -> None:
-    """The worker hook's recording, as it runs it for an enrollment run (which the API does not record itself)."""
+async def _active_enrollment_with_a_failure(
+    api: Api, container: Any, title: str, *, trace_id: str
+) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """A student's active enrollment in a new course, and a failed set-up attempt recorded for its run, as the
+    worker's hook records one: (student, enrollment, workflow id)."""
     from smartcourse.services import operations
     from tests.e2e.test_enrollment import wait_enrollment
 
     owner = await api.user("instructor")
-    course, _ = await published(api, owner, "Recorded failure")
+    course, _ = await published(api, owner, title)
     student = await api.user()
-    admin = await api.admin(container)
     enrollment = (
         await api.client.post("/enrollments", json={"course_id": course["id"]}, headers=student["headers"])
     ).json()
@@ -171,7 +173,18 @@ async def test_a_failing_enrollment_step_is_recorded_and_settles(api: Api, worke
         step="set_up",
         error="OperationalError: the database went away",
         final=False,
-        trace_id="4bf92f3577b34da6a3ce929d0e0e4736",
+        trace_id=trace_id,
+    )
+    return student, enrollment, wid
+
+
+async def test_a_failing_enrollment_step_is_recorded_and_settles(api: Api, worker: object, container: Any) -> None:
+    """The worker hook's recording, as it runs it for an enrollment run (which the API does not record itself)."""
+    from smartcourse.services import operations
+
+    admin = await api.admin(container)
+    student, enrollment, wid = await _active_enrollment_with_a_failure(
+        api, container, "Recorded failure", trace_id="4bf92f3577b34da6a3ce929d0e0e4736"
     )
     subject = f"enrollment:{enrollment['id']}"
     [item] = (await api.client.get("/ops/workflows", params={"subject": subject}, headers=admin["headers"])).json()[
@@ -203,25 +216,9 @@ async def test_a_run_left_retrying_after_its_set_up_was_done_is_settled_by_the_s
     and the dashboard, their enrollments active. The sweeper settles them from the enrollment's row."""
     from smartcourse.models import Enrollment, WorkflowRun
     from smartcourse.services import operations
-    from tests.e2e.test_enrollment import wait_enrollment
 
-    owner = await api.user("instructor")
-    course, _ = await published(api, owner, "Lost success")
-    student = await api.user()
-    enrollment = (
-        await api.client.post("/enrollments", json={"course_id": course["id"]}, headers=student["headers"])
-    ).json()
-    await wait_enrollment(api, student, enrollment["id"], "active")
-    wid = (await api.client.get(f"/enrollments/{enrollment['id']}", headers=student["headers"])).json()["workflow_id"]
-    await operations.record_workflow_failure(  # the failure a killed worker wrote; its success, never
-        container.sessionmaker,
-        workflow_id=wid,
-        workflow_type="EnrollmentWorkflow",
-        step="set_up",
-        error="OperationalError: the database went away",
-        final=False,
-        trace_id="",
-    )
+    # The failure a killed worker wrote; its success, never.
+    _, enrollment, wid = await _active_enrollment_with_a_failure(api, container, "Lost success", trace_id="")
 
     async def run() -> Any:
         async with container.sessionmaker() as session:
