@@ -915,6 +915,28 @@ def test_the_quote_is_the_sentence_naming_the_subject_not_a_generic_word(
     assert cites[0]["quote"].startswith(quoted), text
 
 
+def test_a_further_quote_must_say_something_of_the_subject() -> None:
+    """explore42 F10: "How is a stump formed?" went on with "Spits form where …" (only "form" shared), "How fast does
+    the Holderness coast erode?" with the tides sentence (only "coast")."""
+    stump = hit(49, "Stumps", "The stack collapses at its base and leaves a stump, covered at high tide.", 0.5)
+    spits = hit(50, "Spits and bars", "Spits form where longshore drift carries sand past a bend in the coast.", 0.45)
+    holderness = hit(
+        51, "holderness.md", "The Holderness coast erodes by about two metres a year, the fastest in Europe.", 0.5
+    )
+    tides = hit(52, "Tides", "Most coasts have two high tides and two low tides every lunar day.", 0.45)
+    for passages, question in (
+        ([stump, spits], "How is a stump formed?"),
+        ([holderness, tides], "How fast does the Holderness coast erode?"),
+    ):
+        answer = evidence.fallback_answer(passages, question)
+        assert answer is not None
+        assert [c["chunk_id"] for c in answer[1]] == [passages[0].chunk.chunk_id], answer
+    # Two parts of one question are both quoted.
+    arches = hit(53, "Arches", "An arch forms when caves on both sides of a headland meet.", 0.45)
+    answer = evidence.fallback_answer([stump, arches], "What are a stump and an arch?")
+    assert answer is not None and len(answer[1]) == 2, answer
+
+
 def test_a_question_without_the_accent_finds_the_accented_word() -> None:
     """explore34 F7: "What's an arete?" was refused by the lesson on the arête the keyword search had found."""
     arete = hit(45, "Glacial erosion", "The knife-edged ridge left between two cirques is an arête.", 0.2, 1.7)

@@ -640,7 +640,7 @@ def fallback_answer(
         if names_source(h, query):
             named.append(h)
         elif shared:
-            relevant.append((h, sum(weights[w] for w in shared)))
+            relevant.append((h, sum(weights[w] for w in shared), bool(shared - _STUDY_STEMS - _HOW_STEMS)))
         else:
             continue
         quoted.add(said)
@@ -648,8 +648,14 @@ def fallback_answer(
     # The quotes sharing most of the question's words first, the rarer ones counting more (retrieval order among
     # equals): "What do Osedax worms feed on?" led with a sentence on giant tube worms, which shares "worms" only
     # (explore23 F4).
-    relevant.sort(key=lambda pair: -round(pair[1], 6))
-    chosen = named + [h for h, _ in relevant[: max(0, n - len(named))]]
+    relevant.sort(key=lambda item: -round(item[1], 6))
+    # A further quote says something about the subject too: half the best one's weight at least, and a word of the
+    # subject, not only "form" or "difference" ("How is a stump formed?" went on with "Spits form where …", "How fast
+    # does the Holderness coast erode?" with the tides sentence sharing "coast"; explore42 F10).
+    if relevant:
+        best = relevant[0][1]
+        relevant = relevant[:1] + [item for item in relevant[1:] if item[2] and item[1] >= best / 2]
+    chosen = named + [h for h, _, _ in relevant[: max(0, n - len(named))]]
     if not chosen:
         return None
     cites = [citation(i, h, query, weights) for i, h in enumerate(chosen, 1)]
