@@ -630,7 +630,7 @@ def fallback_answer(
     wanted = subject_stems(query)
     weights = quote_weights(passages, query)
     named: list[Hit] = []
-    relevant: list[tuple[Hit, float]] = []
+    relevant: list[tuple[Hit, float, bool]] = []  # (passage, weight of the shared words, one names the subject)
     quoted: set[str] = set()
     for h in passages:
         said = quote(h, query, weights)
