@@ -115,5 +115,13 @@ def test_a_killed_chat_model_server_is_said_once_and_left_for_the_next_ask(tmp_p
         assert engines.llm_state() == (None, True)
         assert engines.llm_base_url() != address  # the next ask's
         assert engines.llm_state()[1] is False
+        assert engines.revive(tmp_path / "mail") == []
+        # Killed and started again by the next ask between two looks: said too (explore43).
+        (llm,) = [p for p in engines.started if p.name == "llm"]
+        pid = _kill(llm)
+        engines.llm_base_url()
+        [event] = engines.revive(tmp_path / "mail")
+        assert f"the embedded llm (pid {pid}) exited; an assistant call has started it again" in event, event
+        assert engines.revive(tmp_path / "mail") == []
     finally:
         engines.stop()

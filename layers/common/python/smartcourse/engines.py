@@ -345,8 +345,10 @@ class EmbeddedEngines:
     _pg: object | None = field(default=None, repr=False)
     started: list[ManagedProcess] = field(default_factory=list)
     _revive_after: dict[str, float] = field(default_factory=dict, repr=False)
-    #: The pid of the last embedded chat model server `revive` said has exited (said once per server).
+    #: The pid of the last embedded chat model server `revive` said has exited (said once per server), and the one it
+    #: saw at its last look.
     _llm_exit_said: int | None = field(default=None, repr=False)
+    _llm_seen: int | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.data_dir = self.data_dir.resolve()
@@ -580,10 +582,18 @@ class EmbeddedEngines:
         was seen only at the next ask, in one API process's log (explore42 F6)."""
         proc = ManagedProcess("llm", self.data_dir / "llm")
         try:
-            pid = int(proc.pid_file.read_text())
+            pid: int | None = int(proc.pid_file.read_text())
         except (FileNotFoundError, ValueError):
-            return []
-        if pid == self._llm_exit_said or pid_alive(pid) or proc.orphaned():
+            pid = None
+        seen, self._llm_seen = self._llm_seen, pid
+        if seen is not None and pid is not None and seen not in (pid, self._llm_exit_said) and not pid_alive(seen):
+            # Dead, and already replaced by the next ask between two looks (explore43: never said).
+            self._llm_exit_said = seen
+            return [
+                f"the embedded llm (pid {seen}) exited; an assistant call has started it again (pid {pid}); its "
+                f"log: {proc.log_file}"
+            ]
+        if pid is None or pid == self._llm_exit_said or pid_alive(pid) or proc.orphaned():
             return []
         self._llm_exit_said = pid
         return [
