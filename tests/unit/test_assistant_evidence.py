@@ -707,6 +707,16 @@ def test_names_are_found_in_any_case_and_form() -> None:
     for question in ("¿Qué es un estratovolcán?", "¿Cuál es más alto? ¿Cuándo se forma?", "¡Explica el estratovolcán!"):
         assert evidence.absent_names(question, volcanoes) == [], question
     assert evidence.absent_names("¿Qué es Marte?", volcanoes) == ["Marte"]  # a name later in it still counts
+    # ... and the quote is the sentence about the subject, not the one sharing "es" and "una" (explore43).
+    lesson = hit(
+        54,
+        "Tipos de volcanes",
+        "Un estratovolcán es un volcán alto y cónico formado por capas de lava y ceniza. La caldera se forma cuando "
+        "la cámara magmática se vacía y el techo se hunde.",
+        0.6,
+    )
+    answer = evidence.fallback_answer([lesson], "¿Qué es una caldera?")
+    assert answer is not None and answer[1][0]["quote"].startswith("La caldera se forma"), answer
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,15 @@ STOPWORDS = frozenset(
     work works working use used using happen happens come comes came coming course lesson lessons module chapter part
     section
     ما ماذا هي هو هل كيف لماذا متى أين في من على عن إلى""".split()
+) | frozenset(
+    # The function words of the other languages the assistant speaks (`i18n.LANGUAGES`): "¿Qué es una caldera?" shared
+    # "es" and "una" with the lesson's first sentence, which it quoted, over the caldera's (explore43). Words that are
+    # content in English too are left out ("die", "dove", "mit", "al", "si").
+    """qué que cuál cuáles cómo cuándo dónde quién porqué es son está están el la los las un una unos unas del de
+    para con por se lo le les une est sont qui quoi comment pourquoi quand où quel quelle quels quelles du des et ou
+    dans sur pour par avec ce cette ces il elle ils elles qu os um uma é são do da dos das na em com qual quais
+    como porque quando onde quem il gli uno è sono della di che cosa perché quale der das den dem ein eine einen ist
+    sind wie warum wann wo wer welche welcher welches und oder für von zu sich""".split()
 )
 _FOLLOW_UP = re.compile(r"\b(it|its|that|this|those|these|they|them|he|she|one|ones|above|again|more)\b", re.I)
 #: Asking for a quiz's answers: an answer word ("answers", "solution", "correct option") with a quiz word ("quiz",
