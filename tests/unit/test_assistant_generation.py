@@ -89,7 +89,9 @@ def test_objectives_wrapped_in_markup_are_read_without_it() -> None:
         "<b>2. Describe the formation of a sea stack</b>\n"
         "**3. Compare** spits and bars\n"
         "- *Identify* the parts of a wave-cut platform\n"
-        "<p>The coast is nice.</p>"
+        "<p>The coast is nice.</p>\n"
+        "Explain: The passage describes the formation of a spit.\n"  # prose under a label (explore43 N2)
+        "Describe what the passage says about tides"
     )
     assert generation.parse_objectives(text) == [
         "Explain how waves erode a headland",

@@ -156,6 +156,10 @@ def parse_quiz(text: str, *, n_questions: int, n_passages: int) -> list[Generate
 _INLINE_MARKUP = re.compile(r"</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>]*)?/?>|\*\*|__|(?<!\w)\*(?=\S)|(?<=\S)\*(?!\w)")
 
 
+#: An objective's line that talks about the text it was drawn from rather than what a student will do.
+_ABOUT_THE_PASSAGE = re.compile(r"\b(?:the|this|these)\s+passages?\b", re.IGNORECASE)
+
+
 def parse_objectives(text: str) -> list[str]:
     """One objective per line, each starting with a Bloom verb (list markers removed), in English or in one of the
     languages of `BLOOM_VERBS_OTHER`; at least one."""
@@ -167,8 +171,11 @@ def parse_objectives(text: str) -> list[str]:
         item = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s*", "", line).strip().rstrip(".")
         if not item:
             continue
-        first = unicodedata.normalize("NFC", item.split()[0].casefold().strip(":,"))
-        if (first in BLOOM_VERBS or first in BLOOM_VERBS_OTHER) and len(item.split()) >= 3:
+        head = item.split()[0]
+        first = unicodedata.normalize("NFC", head.casefold().strip(":,"))
+        # "Explain: The passage describes …" is prose under a label, not an objective (explore43 N2).
+        labelled = head.endswith(":") or _ABOUT_THE_PASSAGE.search(item) is not None
+        if (first in BLOOM_VERBS or first in BLOOM_VERBS_OTHER) and len(item.split()) >= 3 and not labelled:
             out.append(item[0].upper() + item[1:])
     if not out:
         raise InvalidOutput("no line starts with a Bloom verb")
