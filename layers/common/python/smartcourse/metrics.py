@@ -227,9 +227,11 @@ class _Snapshot:
     enrollment_oldest_age: float = 0.0
 
 
+#: Ages are read against the transaction's `now()`: a row another process stamped a moment later but committed before
+#: the statement's snapshot reads a few milliseconds "in the future" (-0.0067 s failed a CI run): never below 0.
 _STATE_SQL = {
     "outbox": text(
-        "select count(*), coalesce(extract(epoch from now() - min(occurred_at)), 0), "
+        "select count(*), greatest(coalesce(extract(epoch from now() - min(occurred_at)), 0), 0), "
         "count(*) filter (where attempts > 0) from outbox where published_at is null"
     ),
     "dead_letters": text(
@@ -238,7 +240,7 @@ _STATE_SQL = {
     ),
     "workflow_runs": text("select kind, status, count(*) from workflow_runs group by kind, status"),
     "enrollments": text(
-        "select count(*), coalesce(extract(epoch from now() - min(admitted_at)), 0) "
+        "select count(*), greatest(coalesce(extract(epoch from now() - min(admitted_at)), 0), 0) "
         "from enrollments where status = 'pending'"
     ),
 }

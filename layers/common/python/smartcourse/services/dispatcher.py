@@ -147,7 +147,7 @@ class Backlog:
 
 _BACKLOG = text(
     "select count(*), count(workflow_started_at), min(admitted_at), "
-    "coalesce(extract(epoch from now() - min(admitted_at)), 0) from enrollments where status = 'pending'"
+    "greatest(coalesce(extract(epoch from now() - min(admitted_at)), 0), 0) from enrollments where status = 'pending'"
 )
 
 

@@ -223,7 +223,10 @@ async def backlog_figures(session: Any) -> dict[str, Any]:
         await session.execute(
             select(
                 func.count(),
-                func.coalesce(func.extract("epoch", func.now() - func.min(OutboxEvent.occurred_at)), 0),
+                # Never below 0 (`metrics._STATE_SQL`: a row stamped just after this transaction's now()).
+                func.greatest(
+                    func.coalesce(func.extract("epoch", func.now() - func.min(OutboxEvent.occurred_at)), 0), 0
+                ),
             ).where(OutboxEvent.published_at.is_(None))
         )
     ).one()
