@@ -175,14 +175,14 @@ async def test_an_embedded_model_server_that_died_is_started_again_for_the_next_
     while pid_alive(pid):
         assert time.monotonic() < deadline
         await asyncio.sleep(0.05)
-    assert container.embedded_llm_gone()
+    assert container.embedded_llm() == (None, True)  # exited, none runs now
     for process in (container, sibling):
         llm = (await engines(process))["llm"]
         assert llm["status"] == "down" and "exited" in llm["error"], llm
         assert "starts on the next assistant call" in (await check(process))["assistant"]["endpoint"]
     model = container.chat_model()  # what the next ask does
     assert model is not local_model and container.settings.llm_base_url != old
-    assert not container.embedded_llm_gone()
+    assert container.embedded_llm() == (container.settings.llm_base_url, False)
     llm = (await engines(sibling))["llm"]
     assert llm["status"] == "up", llm  # the server started again, wherever it was
     # ... and named as the endpoint by both (explore42 F6: the other process named the dead one's address).

@@ -154,10 +154,6 @@ class Container:
         self._embedded_llm_url = url
         self._chat = OpenAIChatModel.from_settings(self.settings)
 
-    def embedded_llm_gone(self) -> bool:
-        """The embedded model server this process used has exited and none runs now (it starts on the next ask)."""
-        return self._chat_embedded and embedded_engines(self.settings).llm_running_address() is None
-
     def embedded_llm(self) -> tuple[str | None, bool] | None:
         """The embedded chat model as `/health` probes it from any API process, whether or not this one has asked it
         yet (`EmbeddedEngines.llm_state`: its address while it runs, whether it has exited); None when the assistant

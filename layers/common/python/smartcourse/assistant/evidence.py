@@ -492,10 +492,9 @@ def quote_weights(passages: Sequence[Hit], query: str) -> dict[str, float]:
     return {s: w * (0.25 if s in _STUDY_STEMS or s in _HOW_STEMS else 1.0) for s, w in rarity.items()}
 
 
-#: Verbs of a question about how or why its subject comes about (`quote_weights`).
+#: Verbs of a question about how or why its subject comes about (`quote_weights`; "work" is a stopword already).
 _HOW_STEMS = frozenset(
-    words.stem(w)
-    for w in "form forms formed forming happen happens occur occurs cause causes work works develop develops".split()
+    words.stem(w) for w in "form forms formed forming happen happens occur occurs cause causes develop develops".split()
 )
 
 

@@ -361,14 +361,19 @@ async def catalogue_page(
 
 
 async def _structure_rows(uow: UnitOfWork, course_id: uuid.UUID) -> tuple[list[Module], list[Lesson]]:
+    return await _structures_rows(uow, [course_id])
+
+
+async def _structures_rows(uow: UnitOfWork, course_ids: list[uuid.UUID]) -> tuple[list[Module], list[Lesson]]:
+    """The modules and the lessons of the courses, each in their outline's order (two statements)."""
     modules = list(
         await uow.session.scalars(
-            select(Module).where(Module.course_id == course_id).order_by(Module.position, Module.created_at)
+            select(Module).where(Module.course_id.in_(course_ids)).order_by(Module.position, Module.created_at)
         )
     )
     lessons = list(
         await uow.session.scalars(
-            select(Lesson).where(Lesson.course_id == course_id).order_by(Lesson.position, Lesson.created_at)
+            select(Lesson).where(Lesson.course_id.in_(course_ids)).order_by(Lesson.position, Lesson.created_at)
         )
     )
     return modules, lessons
@@ -466,26 +471,21 @@ async def unpublished_changes(
     versions = dict(
         (await uow.session.execute(select(Course.id, Course.content_version).where(Course.id.in_(course_ids)))).all()
     )
-    modules = list(
-        await uow.session.scalars(
-            select(Module).where(Module.course_id.in_(course_ids)).order_by(Module.position, Module.created_at)
-        )
-    )
-    lessons = list(
-        await uow.session.scalars(
-            select(Lesson).where(Lesson.course_id.in_(course_ids)).order_by(Lesson.position, Lesson.created_at)
-        )
-    )
+    modules, lessons = await _structures_rows(uow, course_ids)
     await _release(uow)
     bodies = await _bodies(documents, lessons)
     live_ids = {cid: version_doc_id(cid, v) for cid, v in versions.items() if v >= 1}
     lives = await documents.get_many(VERSIONS, list(live_ids.values())) if live_ids else {}
+    modules_of: dict[uuid.UUID, list[Module]] = {}
+    lessons_of: dict[uuid.UUID, list[Lesson]] = {}
+    for m in modules:
+        modules_of.setdefault(m.course_id, []).append(m)
+    for x in lessons:
+        lessons_of.setdefault(x.course_id, []).append(x)
     out: dict[uuid.UUID, bool] = {}
     for cid in versions:
         live = lives.get(live_ids[cid]) if cid in live_ids else None
-        structure = _assemble(
-            [m for m in modules if m.course_id == cid], [x for x in lessons if x.course_id == cid], bodies
-        )
+        structure = _assemble(modules_of.get(cid, []), lessons_of.get(cid, []), bodies)
         out[cid] = _modules_differ(live, structure) or _materials_differ(
             live, await documents.find(MATERIALS, {"course_id": str(cid)})
         )

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import text
 
+from smartcourse.adapters.local_index import local_directory, probe_local
 from smartcourse.metrics import ENGINE_UP
 from smartcourse.services import dispatcher, heartbeats, outbox
 
@@ -91,8 +92,6 @@ async def engines(c: Any, *, timeout: float = 3.0) -> dict[str, dict[str, Any]]:
         await c.files.probe()
 
     async def index() -> None:
-        from smartcourse.adapters.lance_index import probe_local
-
         await probe_local(c.settings.resolved_index_uri)
 
     embedded = c.embedded_llm()
@@ -120,7 +119,7 @@ async def engines(c: Any, *, timeout: float = 3.0) -> dict[str, dict[str, Any]]:
         probes["llm"] = llm
     if callable(getattr(c.files, "probe", None)):  # the local store (S3 is not probed)
         probes["files"] = files
-    if _local_index(c.settings.resolved_index_uri):  # the content index on the local disk (S3 is not probed)
+    if local_directory(c.settings.resolved_index_uri):  # the content index on the local disk (S3 is not probed)
         probes["index"] = index
     if callable(getattr(c, "messaging_probes", None)):  # Kafka, its schema registry, Celery's broker: if configured
         probes.update(c.messaging_probes())
@@ -132,11 +131,6 @@ async def engines(c: Any, *, timeout: float = 3.0) -> dict[str, dict[str, Any]]:
     index_kind = "local" if "index" in probes else "s3"
     found["index"] = {**found.get("index", {"status": "up", "probed": False}), "kind": index_kind}
     return found
-
-
-def _local_index(uri: str) -> bool:
-    """As `lance_index.local_directory`, without importing the index's module (numpy, pyarrow) for it."""
-    return uri.startswith("file://") or "://" not in uri
 
 
 async def refresh_engine_gauges(c: Any, *, max_age: float = 10.0, timeout: float = 2.0) -> None:
