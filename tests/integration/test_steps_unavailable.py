@@ -26,6 +26,10 @@ async def test_a_run_no_worker_answers_for_says_its_steps_are_unavailable(contai
         started = time.monotonic()
         read = await workflows.describe_or_unavailable(container, workflow_id, ("set_up",), budget=1.0)
         assert read == ("running", [], workflows.STEPS_UNAVAILABLE) and time.monotonic() - started < 3
+        # So does a publish's read (`GET /workflows/{id}`: `describe` with a budget), which waited the adapter's 5 s.
+        started = time.monotonic()
+        bounded = await workflows.describe(container, workflow_id, ("set_up",), budget=1.0)
+        assert bounded == ("running", [], workflows.STEPS_UNAVAILABLE) and time.monotonic() - started < 3
     finally:
         await handle.terminate("test over")
     done = await workflows.describe(container, workflow_id, ("set_up",))

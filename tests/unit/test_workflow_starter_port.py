@@ -48,6 +48,28 @@ async def test_describe_an_unknown_workflow_lists_its_steps_pending() -> None:
     assert status == "not_started" and [s.status for s in steps] == ["pending"] * 3
 
 
+async def test_describe_within_a_budget_is_a_503_when_the_engine_is_slow() -> None:
+    """`GET /workflows/{id}` reads within `DESCRIBE_BUDGET_SECONDS`: a status the engine does not give in time is 503
+    `workflow_engine_unavailable`, as an engine that is down (the steps query's own bound: the integration test)."""
+    import asyncio
+
+    import pytest
+
+    from smartcourse.errors import Unavailable
+
+    class Slow(FakeStarter):
+        async def status(self, workflow_id: str) -> str:
+            await asyncio.sleep(5)
+            return "running"
+
+    c = FakeContainer()
+    c.starter = Slow()
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(Unavailable) as err:
+        await workflows.describe(c, "publish-x", names.CERTIFICATE_STEPS, budget=0.2)
+    assert err.value.code == "workflow_engine_unavailable" and asyncio.get_running_loop().time() - started < 1
+
+
 async def test_start_quietly_swallows_an_engine_failure() -> None:
     class Down(FakeContainer):
         def workflow_starter(self) -> Any:

@@ -33,7 +33,7 @@ from smartcourse.services.courses import (
 )
 from smartcourse.services.materials import MATERIALS
 from smartcourse.services.notifications import create_notification
-from smartcourse.services.workflows import describe
+from smartcourse.services.workflows import DESCRIBE_BUDGET_SECONDS, describe
 
 log = logging.getLogger(__name__)
 
@@ -504,6 +504,7 @@ async def workflow_status(*, container: Any, principal: Principal, workflow_id: 
         # Recorded as ended (its start failed: the engine was down; or canceled before it ran): if Temporal does not
         # know it, it never will run.
         never_runs=run.status if run is not None and run.status in ("failed", "canceled") else None,
+        budget=DESCRIBE_BUDGET_SECONDS,
     )
     if any(s.status == "running" for s in steps):
         await _attach_progress(container, workflow_id, steps)

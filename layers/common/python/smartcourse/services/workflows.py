@@ -50,14 +50,31 @@ class Described(NamedTuple):
 
 
 async def describe(
-    container: Any, workflow_id: str, step_names: tuple[str, ...], *, never_runs: str | None = None
+    container: Any,
+    workflow_id: str,
+    step_names: tuple[str, ...],
+    *,
+    never_runs: str | None = None,
+    budget: float | None = None,
 ) -> Described:
     """(status, steps) of a workflow; `not_started` with pending steps if Temporal does not know it yet, or, when the
     caller knows it never will run (`never_runs`: the status to read instead, e.g. an enrollment dropped before its
     start, a publish whose start failed), that status with skipped steps (explore29 F6, explore30 F7: `not_started`
-    read as queued or lost, for good)."""
-    status = await container.workflow_starter().status(workflow_id)
-    return await _with_steps(container, workflow_id, status, step_names, never_runs=never_runs)
+    read as queued or lost, for good).
+
+    Within `budget` seconds in all when given: an engine that does not answer the status in time is 503
+    `workflow_engine_unavailable` (as one that is down), a steps query no worker answers in time leaves the status
+    with `steps_unavailable` (a publish's read waited the adapter's 5 s for it: explore40 F6 residue)."""
+    if budget is None:
+        status = await container.workflow_starter().status(workflow_id)
+        return await _with_steps(container, workflow_id, status, step_names, never_runs=never_runs)
+    deadline = asyncio.get_running_loop().time() + budget
+    try:
+        async with asyncio.timeout_at(deadline):
+            status = await container.workflow_starter().status(workflow_id)
+    except TimeoutError:
+        raise Unavailable("the workflow engine did not answer in time", code="workflow_engine_unavailable") from None
+    return await _with_steps(container, workflow_id, status, step_names, never_runs=never_runs, deadline=deadline)
 
 
 async def _with_steps(
