@@ -26,3 +26,19 @@ _GROUP = "([A-Za-z0-8] *){4}"
 #: `SC-XXXX-XXXX-XXXX-XXXX` in any case, the `SC` and the dashes optional, spaces anywhere (explore13 F5), 0, 1 and 8
 #: read as O, I and B.
 CODE_PATTERN = rf"^\s*([Ss] *[Cc] *(- *)?)?{_GROUP}(- *)?{_GROUP}(- *)?{_GROUP}(- *)?{_GROUP}\s*$"
+
+
+#: How an enrollment's history records a revocation: `REVOKED_HISTORY: <reason>`.
+REVOKED_HISTORY = "certificate revoked"
+
+
+def revoked_history(reason: str) -> str:
+    return f"{REVOKED_HISTORY}: {reason}"
+
+
+def history_reason_for_others(reason: str | None) -> str | None:
+    """A history entry's reason as the course's instructor reads it: why a certificate was revoked is for its student
+    and admins (the instructor sees that it was, and when: explore39 F3, explore44 F1)."""
+    if reason is not None and reason.startswith(f"{REVOKED_HISTORY}:"):
+        return REVOKED_HISTORY
+    return reason

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as course_rules
-from smartcourse.domain.certificates import CODE_PATTERN, new_code, normalize_code
+from smartcourse.domain.certificates import CODE_PATTERN, new_code, normalize_code, revoked_history
 from smartcourse.domain.events import DomainEvent
 from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound
 from smartcourse.models import Certificate, Course, Enrollment, User, utcnow
@@ -575,7 +575,7 @@ async def _free_the_completion(
     if e is None or e.status != "completed" or e.completion_revoked_at is not None:
         return False
     e.completion_revoked_at, e.updated_at = now, now
-    uow.session.add(history_entry(e, "completed", "completed", principal, f"certificate revoked: {reason}"))
+    uow.session.add(history_entry(e, "completed", "completed", principal, revoked_history(reason)))
     course = await uow.session.get(Course, e.course_id, with_for_update=True)
     if course is None:
         return False

@@ -36,6 +36,7 @@ from sqlalchemy.orm import aliased
 from smartcourse.db import UnitOfWork, outbox_values
 from smartcourse.domain import courses as course_rules
 from smartcourse.domain import enrollment as rules
+from smartcourse.domain.certificates import history_reason_for_others
 from smartcourse.domain.events import DomainEvent
 from smartcourse.errors import Conflict, Forbidden, NotFound
 from smartcourse.models import (
@@ -709,8 +710,10 @@ async def roster(
 
 async def history(*, uow: UnitOfWork, principal: Principal, enrollment_id: uuid.UUID) -> list[HistoryEntry]:
     """Every change, oldest first; an admin's account id is shown to admins only (the student and the instructor see
-    `actor: admin`)."""
-    await _load_readable(uow, principal, enrollment_id)
+    `actor: admin`), and why a certificate was revoked to its student and admins only (the instructor reads
+    "certificate revoked": explore44 F1)."""
+    e = await _load_readable(uow, principal, enrollment_id)
+    told_why = principal.is_admin or e.student_id == principal.user_id
     rows = await uow.session.scalars(
         select(EnrollmentHistory)
         .where(EnrollmentHistory.enrollment_id == enrollment_id)
@@ -722,7 +725,7 @@ async def history(*, uow: UnitOfWork, principal: Principal, enrollment_id: uuid.
             to_status=r.to_status,
             actor=r.actor,
             actor_id=r.actor_id if principal.is_admin or r.actor != "admin" else None,
-            reason=r.reason,
+            reason=r.reason if told_why else history_reason_for_others(r.reason),
             at=r.at,
         )
         for r in rows
