@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import http.client
+import json
 import os
 import select
 import signal
@@ -70,8 +71,33 @@ async def test_an_idle_keep_alive_connection_is_left_for_the_client_to_close(con
         await asyncio.sleep(7)  # idle longer than uvicorn's default keep-alive (5 s)
         assert await asyncio.to_thread(_get, conn, "/courses?page=1") == 200  # the same connection, still open
         conn.close()
+        # A request the HTTP server cannot parse is answered in the API's error shape (explore44 F5: text/plain).
+        for raw in (
+            b"FOO /courses HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"POST /auth/login HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n{}",
+            b"GET /courses HTTP/1.1\r\nHost: x\r\nIdempotency-Key: k\x01\r\n\r\n",
+        ):
+            head, body = await asyncio.to_thread(_exchange, port, raw)
+            assert head.startswith(b"HTTP/1.1 400 ") and b"content-type: application/json" in head.lower(), head
+            assert json.loads(body) == {
+                "code": "bad_request",
+                "message": "Invalid HTTP request received.",
+                "details": None,
+                "trace_id": None,
+            }
     finally:
         _stop(server, 20)
+
+
+def _exchange(port: int, raw: bytes) -> tuple[bytes, bytes]:
+    """`raw` sent on a new connection; the answer's head and body, read until the server closes it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(raw)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head, body
 
 
 def _burst(host: str, port: int, n: int) -> list[socket.socket]:

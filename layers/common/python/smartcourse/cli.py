@@ -79,6 +79,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         os.environ["DATABASE_URL"] = resolved.database_url or ""
         os.environ["REDIS_URL"] = resolved.redis_url or ""
         engines = embedded_engines(resolved)
+    from smartcourse.api.protocol import JsonErrorsProtocol  # after the metrics' mode is set: it counts errors
     from smartcourse.api.serve import serve
 
     # Links in certificates name the address served here, --host/--port included (the API processes inherit it).
@@ -98,6 +99,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         forwarded_allow_ips=get_settings().forwarded_allow_ips,
         server_header=False,  # no "server: uvicorn": nothing to fingerprint
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        http=JsonErrorsProtocol,  # a request the server cannot parse is answered in the API's error shape
     )
     try:
         serve(config)  # several processes: each listens on its own socket (api/serve.py)
