@@ -452,6 +452,16 @@ async def test_a_refused_upload_is_answered_before_its_body_is_read(api: Api) ->
         headers=teacher["headers"],
     )
     assert (r.status_code, r.json()["code"]) == (422, "invalid_field"), r.text
+    # A field the form does not take is named, as a JSON body's (explore44 F4: a misspelled `lessonid` sent the
+    # handout course-wide with a 201).
+    r = await api.client.post(
+        url, files=handout, data={"lessonid": str(uuid.uuid4()), "zzz": "1"}, headers=teacher["headers"]
+    )
+    assert (r.status_code, r.json()["code"]) == (422, "validation_error"), r.text
+    assert [(f["field"], f["type"]) for f in r.json()["details"]] == [
+        ("lessonid", "extra_forbidden"),
+        ("zzz", "extra_forbidden"),
+    ], r.text
 
 
 async def test_the_same_file_twice_in_a_course_is_refused_naming_the_first(api: Api) -> None:

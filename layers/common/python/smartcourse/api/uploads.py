@@ -13,7 +13,7 @@ only says "continue" when the body is first read.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -68,10 +68,19 @@ def _field_errors(name: str, exc: ValidationError) -> list[dict[str, Any]]:
     return [{**err, "loc": ("body", name, *err["loc"])} for err in exc.errors(include_url=False)]
 
 
-def parse_upload_form(files: list[Any], lesson: Any) -> UploadForm:
+#: The fields of an upload's form.
+UPLOAD_FIELDS = ("file", "lesson_id")
+
+
+def parse_upload_form(files: list[Any], lesson: Any, unknown: Sequence[str] = ()) -> UploadForm:
     """The `file` parts and the last `lesson_id` value of a form as the route takes them; refusals as FastAPI's
-    validation gave them (both fields' errors at once), then the route's own (`invalid_filename`, one file)."""
-    errors: list[dict[str, Any]] = []
+    validation gave them (every field's errors at once, `unknown` fields among them, as a JSON body's: a misspelled
+    `lessonid` attached a lesson's handout to the whole course without a word, explore44 F4), then the route's own
+    (`invalid_filename`, one file)."""
+    errors: list[dict[str, Any]] = [
+        {"type": "extra_forbidden", "loc": ("body", name), "msg": "Extra inputs are not permitted", "input": None}
+        for name in unknown
+    ]
     if not files:
         errors.append({"type": "missing", "loc": ("body", "file"), "msg": "Field required", "input": None})
     lesson_id: uuid.UUID | None = None
@@ -103,7 +112,8 @@ async def upload_form(request: Request) -> AsyncIterator[UploadForm]:
         raise UnsupportedMedia(f"send the file as multipart/form-data (a `file` part), not {kind}")
     form = await request.form()
     try:
-        yield parse_upload_form(form.getlist("file"), _lesson_id(form.get("lesson_id"), request))
+        unknown = [name for name in dict.fromkeys(form.keys()) if name not in UPLOAD_FIELDS]
+        yield parse_upload_form(form.getlist("file"), _lesson_id(form.get("lesson_id"), request), unknown)
     finally:
         await form.close()
 
