@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.caching import cached_json
 from smartcourse.api.deps import PUBLIC_OR_SIGNED, ContainerDep, SignedCaller
+from smartcourse.api.filters import CategoryFilter, TagsFilter
 from smartcourse.schemas import CoursePage, LevelFilter
 from smartcourse.services import courses, search
 from smartcourse.services.catalog_cache import CachedJson
@@ -23,11 +24,11 @@ async def list_courses(
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
     q: Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00]*$")] = None,
-    category: Annotated[str | None, Query(max_length=100, pattern=r"^[^\x00]*$")] = None,
+    category: CategoryFilter = None,
     level: Annotated[
         LevelFilter, Query(description="beginner, intermediate or advanced (any case); blank: any")
     ] = None,
-    tags: Annotated[list[str] | None, Query(max_length=20)] = None,
+    tags: TagsFilter = None,
     mine: bool = False,
     instructor_id: Annotated[
         uuid.UUID | None,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.caching import cached_json
 from smartcourse.api.deps import ContainerDep
+from smartcourse.api.filters import CategoryFilter, TagsFilter
 from smartcourse.schemas import CatalogSearchPage, LevelFilter
 from smartcourse.services import catalog_cache, search
 
@@ -21,11 +22,11 @@ async def search_catalog(
     request: Request,
     c: ContainerDep,
     q: Text = None,
-    category: Text = None,
+    category: CategoryFilter = None,
     level: Annotated[
         LevelFilter, Query(description="beginner, intermediate or advanced (any case); blank: any")
     ] = None,
-    tags: Annotated[list[str] | None, Query(max_length=20)] = None,
+    tags: TagsFilter = None,
     instructor_id: Annotated[
         uuid.UUID | None, Query(description="only this instructor's courses (a UUID, else 422), as on GET /courses")
     ] = None,

@@ -905,6 +905,15 @@ async def test_titles_and_tags_a_reader_could_not_see_or_find_are_refused(api: A
         r = await api.client.get(path, params={"tags": many})
         assert r.status_code == 422 and r.json()["code"] == "too_many_tags", (path, r.text)
         assert (await api.client.get(path, params={"tags": many.rsplit(",", 1)[0]})).status_code == 200
+        # Repeated, the same mistake is the same answer (explore44 F6: `validation_error` here), and the same tag
+        # twice is one tag, as comma-separated.
+        r = await api.client.get(path, params={"tags": many.split(",")})
+        assert (r.status_code, r.json()["code"], r.json()["details"]) == (422, "too_many_tags", {"tags": 21}), r.text
+        assert (await api.client.get(path, params={"tags": ["t0"] * 25})).status_code == 200
+        # One bound for `category` on both (it was 100 characters on one, 200 on the other).
+        r = await api.client.get(path, params={"category": "c" * 101})
+        assert (r.status_code, r.json()["details"][0]["field"]) == (422, "category"), r.text
+        assert (await api.client.get(path, params={"category": "c" * 100})).status_code == 200
 
 
 async def test_creates_answer_with_the_location_of_what_they_created(api: Api, worker: object) -> None:

@@ -136,10 +136,13 @@ Tag = Annotated[
     AfterValidator(_no_comma),
     _ONE_LINE_SCHEMA,
 ]
-Tags = Annotated[list[Tag], Field(max_length=20), AfterValidator(_distinct_tags)]
+#: The most tags a course carries, and a catalogue filter names; the longest category.
+MAX_TAGS = 20
+CATEGORY_CHARS = 100
+Tags = Annotated[list[Tag], Field(max_length=MAX_TAGS), AfterValidator(_distinct_tags)]
 Category = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=CATEGORY_CHARS),
     AfterValidator(_one_line),
     AfterValidator(_visible),
     _ONE_LINE_SCHEMA,

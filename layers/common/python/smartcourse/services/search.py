@@ -35,6 +35,7 @@ from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound
 from smartcourse.models import ContentChunk, Course, Enrollment, User
 from smartcourse.ports import Hit, SearchMode
 from smartcourse.schemas import (
+    MAX_TAGS,
     CatalogHit,
     CatalogSearchPage,
     ContentSearchHit,
@@ -335,8 +336,8 @@ def tag_filter(raw: list[str] | None) -> list[str]:
     return tags
 
 
-#: The most tags a filter may name (a course carries at most 20: `schemas.Tags`).
-MAX_TAG_FILTER = 20
+#: The most tags a filter may name (as many as a course carries: `schemas.Tags`).
+MAX_TAG_FILTER = MAX_TAGS
 
 
 def tag_words(tags: list[str]) -> list[str]:
