@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import asyncpg.exceptions
 import pytest
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
@@ -156,6 +156,39 @@ def test_a_validation_error_is_bounded_whatever_the_body() -> None:
     r = client.post("/numbers", json={"values": [], "y" * 10_000: 1})
     (detail,) = r.json()["details"]
     assert detail["field"] == "y" * FIELD_NAME_CHARS + "\u2026" and len(r.content) < 2_000, r.text[:300]
+
+
+def test_a_body_sent_to_a_route_that_takes_none_is_refused_not_ignored() -> None:
+    """explore44 F3: `DELETE /enrollments/{id}` with `{"reason": …}` as JSON answered 200 and lost the reason (a query
+    parameter); malformed JSON was accepted too. Nothing, `{}` or `null` is no body; a route that reads its body
+    itself (an upload's form, declared in `openapi_extra`) takes one."""
+    router = APIRouter()
+
+    @router.delete("/things/{thing_id}")
+    async def drop(thing_id: str, reason: str | None = None) -> dict[str, str | None]:
+        return {"reason": reason}
+
+    @router.post("/things", openapi_extra={"requestBody": {"content": {"multipart/form-data": {}}}})
+    async def upload(request: Request) -> dict[str, int]:
+        return {"bytes": len(await request.body())}
+
+    @router.post("/named")
+    async def named(body: Body) -> dict[str, str]:
+        return {"name": body.name}
+
+    client = TestClient(create_app(router), raise_server_exceptions=False)
+    json_type = {"content-type": "application/json"}
+    r = client.request("DELETE", "/things/1", content=b'{"reason": "cheating"}', headers=json_type)
+    assert (r.status_code, r.json()["code"]) == (422, "validation_error"), r.text
+    assert r.json()["details"][0]["type"] == "body_not_accepted", r.text
+    assert "send reason in the query string (?reason=" in r.json()["message"], r.text
+    r = client.request("DELETE", "/things/1", content=b"garbage{", headers=json_type)
+    assert (r.status_code, r.json()["details"][0]["type"]) == (422, "body_not_accepted"), r.text
+    for empty in (b"", b"{}", b" null ", b"\n"):
+        r = client.request("DELETE", "/things/1?reason=cheating", content=empty, headers=json_type)
+        assert r.json() == {"reason": "cheating"}, (empty, r.text)
+    assert client.post("/things", content=b"--b\r\n").json() == {"bytes": 5}
+    assert client.post("/named", json={"name": "x"}).json() == {"name": "x"}
 
 
 def test_a_405_names_every_method_of_the_path_across_routers() -> None:
