@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -101,6 +102,64 @@ def test_objectives_wrapped_in_markup_are_read_without_it() -> None:
     ]
 
 
+def test_objectives_as_json_keep_only_the_valid_items() -> None:
+    """explore43 F3: asked for lines, the embedded model wrote none in 10 calls of 12; it is now asked for (and
+    constrained to) `{"objectives": [...]}`. An item that loops, is cut at the schema's length or starts with no
+    Bloom verb is left out; a reply of another shape is invalid."""
+    loop = "Explain the process of a relay process, then describe the process of a relay process, then describe"
+    cut = "Describe " + "x" * (generation.OBJECTIVE_CHARS - 9)
+    reply = json.dumps(
+        {
+            "objectives": [
+                "Explain how the outbox commits events.",
+                loop,
+                cut,
+                "The outbox is nice",
+                "Explain, Describe, Compare, Apply, Identify",  # the instruction's verbs copied
+                "Explain \u2014 Foundations \u203a",  # two words
+                "Describe the [passage_id] in [table_name]",  # a template's blanks
+                "Compare and contrast relays and CDC",
+                "explain how the outbox commits events",  # said twice
+            ]
+        }
+    )
+    assert generation.parse_objectives(reply) == [
+        "Explain how the outbox commits events",
+        "Compare and contrast relays and CDC",
+    ]
+    copied = [
+        "State the outbox table's purpose",  # a sentence of the passage
+        "Explain the table \u2014 Module 1 \u203a Outbox",  # its source label
+        "Explain why an Outbox \u2014 Module 1",  # its title and module
+        "Describe the process of how a relay \u2014 Module 1 \u203a",  # a part of it
+        "Explain the outbox of module 1 in depth",  # the same words, but no label
+        "Explain how a relay publishes events",
+    ]
+    state = hit(3, "Outbox", "State the outbox table's purpose. The relay reads it.", 0.9)
+    assert state.chunk.location == "Module 1 > Outbox"
+    reply = json.dumps({"objectives": copied})
+    assert generation.parse_objectives(reply, [state]) == [
+        "Explain the outbox of module 1 in depth",
+        "Explain how a relay publishes events",
+    ]
+    shapes = ('{"objectives": "Explain the outbox"}', '{"goals": ["Explain the outbox table"]}', '{"objectives": [1]}')
+    for bad in shapes:
+        with pytest.raises(generation.InvalidOutput, match="objectives"):
+            generation.parse_objectives(bad)
+    schema = generation.objectives_json_schema()["properties"]["objectives"]
+    assert (schema["minItems"], schema["maxItems"], schema["items"]["maxLength"]) == (3, 5, generation.OBJECTIVE_CHARS)
+
+
+def test_objectives_so_far_shows_each_accepted_item_once_it_is_closed() -> None:
+    reply = json.dumps({"objectives": ["Explain how the outbox commits events.", "The outbox", 'Compare "and" CDC']})
+    shown = [generation.objectives_so_far(reply[:n]) for n in range(len(reply) + 1)]
+    assert shown[-1] == '- Explain how the outbox commits events\n- Compare "and" CDC'
+    assert all(b.startswith(a) for a, b in itertools.pairwise(shown))  # only ever grows
+    assert sorted(set(shown), key=len) == ["", "- Explain how the outbox commits events", shown[-1]]
+    assert generation.objectives_so_far('{"objecti') == ""
+    assert generation.objectives_so_far("1. Explain the outbox table\n2. Compare re") == "- Explain the outbox table"
+
+
 def test_objectives_of_a_course_in_another_language_are_accepted() -> None:
     """explore7 F2: only English verbs were accepted, so a French course could never get objectives."""
     text = (
@@ -146,10 +205,12 @@ class JsonChat(ScriptedChat):
         super().__init__()
         self.script = list(replies)
         self.budgets: list[int] = []
+        self.schemas: list[dict[str, Any]] = []
 
     async def stream_json(self, messages, *, schema, max_tokens):  # type: ignore[no-untyped-def]
         self.calls.append(list(messages))
         self.budgets.append(max_tokens)
+        self.schemas.append(schema)
         reply = self.script.pop(0)
         if isinstance(reply, Exception):
             yield '{"questions": [{"prompt": "Where'
@@ -176,6 +237,16 @@ async def test_a_reply_cut_at_the_output_limit_is_invalid_output_retried_with_a_
     assert err.value.code == "ai_output_invalid"
     assert f"cut off at the {task.max_tokens * 2}-token output limit" in err.value.details["reason"]
     assert "valid quiz in 2 attempts" in err.value.message and "nothing was saved" in err.value.message
+
+
+async def test_objectives_are_asked_for_as_constrained_json() -> None:
+    reply = json.dumps({"objectives": ["Explain how the outbox commits events", "Describe the relay's role"]})
+    chat = JsonChat(reply)
+    shown: list[str] = []
+    out = await generation.run(chat, generation.objectives_task(), [OUTBOX], on_token=shown.append)  # type: ignore[arg-type]
+    assert out == ["Explain how the outbox commits events", "Describe the relay's role"]
+    assert chat.schemas == [generation.objectives_json_schema()] and chat.budgets == [generation.OBJECTIVES_TOKENS]
+    assert "".join(shown) == "- Explain how the outbox commits events\n- Describe the relay's role"
 
 
 def sse_completion(*chunks: dict, finish: str) -> bytes:  # type: ignore[type-arg]
@@ -322,7 +393,7 @@ async def test_a_failed_generation_records_its_reason_and_the_error_event_has_on
     error = json.loads(events[-1]["data"])
     assert events[-1]["event"] == "error" and error["code"] == "ai_output_invalid"
     assert error["interaction_id"] == str(run.interaction.id) == error["details"]["interaction_id"]
-    assert recorded[0].outcome == "error" and recorded[0].reason == "no line starts with a Bloom verb"
+    assert recorded[0].outcome == "error" and recorded[0].reason == "no objective starts with a Bloom verb"
     long = Unavailable("x", code="ai_output_invalid", details={"reason": "malformed JSON: " + "e" * 80})
     assert len(assistant.failure_reason(long) or "") == assistant.REASON_CHARS
     assert assistant.failure_reason(Unavailable("busy", code="assistant_busy")) == "assistant_busy"
@@ -388,11 +459,18 @@ async def test_a_model_call_that_timed_out_is_not_retried(monkeypatch: pytest.Mo
 @pytest.mark.parametrize(
     ("reply", "task", "resets"),
     [
-        # Objectives streamed as "1. …" but validated as "- …" lines, with an invented tail dropped.
+        # Objectives written as "1. …" lines (a server that does not constrain the output) are streamed as the
+        # accepted "- …" lines, an invented tail never shown: no reset.
         (
             "1. Explain how the outbox commits events\n2. Describe the relay\n\nHere is the passage: Coral polyps …",
             generation.objectives_task(),
-            1,
+            0,
+        ),
+        # Objectives as JSON: only the accepted items are streamed, as `done.text` spells them.
+        (
+            json.dumps({"objectives": ["Explain how the outbox commits events.", "Nice", "Describe the relay role"]}),
+            generation.objectives_task(),
+            0,
         ),
         # A summary whose invalid citation is removed.
         ("The outbox table commits events with the state change [1] [7]. A relay publishes them [1].", None, 1),

@@ -160,26 +160,157 @@ _INLINE_MARKUP = re.compile(r"</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>]*)?/?>|\*\*|__|(?
 _ABOUT_THE_PASSAGE = re.compile(r"\b(?:the|this|these)\s+passages?\b", re.IGNORECASE)
 
 
-def parse_objectives(text: str) -> list[str]:
-    """One objective per line, each starting with a Bloom verb (list markers removed), in English or in one of the
-    languages of `BLOOM_VERBS_OTHER`; at least one."""
-    out = []
-    for line in text.splitlines():
-        # Inline markup around or inside the line ("<mark>1. Explain …</mark>", "**1. Explain** …") is not the
-        # objective's: it hid the list marker and the verb (explore42 F3: 5 of 8 calls refused).
-        line = _INLINE_MARKUP.sub("", line)
-        item = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s*", "", line).strip().rstrip(".")
-        if not item:
+#: What an objectives reply is asked for: 3 to 5 objectives of at most `OBJECTIVE_CHARS` characters each.
+OBJECTIVES_MIN, OBJECTIVES_MAX = 3, 5
+OBJECTIVE_CHARS = 160
+#: An objectives reply's output budget: 5 objectives of up to 160 characters (~40 tokens each) and the JSON around
+#: them (the embedded model wrote 78-297 tokens: docs/assistant.md, "Objectives on the embedded model").
+OBJECTIVES_TOKENS = 300
+
+
+def objectives_json_schema() -> dict[str, Any]:
+    """What the model is asked (and, where the server supports it, constrained) to write: `{"objectives": [...]}`.
+
+    Constrained JSON, not free lines: asked for lines, the embedded SmolLM2-135M wrote no valid objective in 10 of 12
+    calls (prose, `<pre><code>` blocks, form markup: explore43 F3); with the schema, bench/assistant_objectives.py
+    measures the difference. No verb pattern in the schema: with one, llama.cpp compiled a grammar for up to 17 s and
+    the replies ran past the token budget more often (measured in the same bench)."""
+    item = {"type": "string", "minLength": 15, "maxLength": OBJECTIVE_CHARS}
+    return {
+        "type": "object",
+        "properties": {
+            "objectives": {"type": "array", "items": item, "minItems": OBJECTIVES_MIN, "maxItems": OBJECTIVES_MAX}
+        },
+        "required": ["objectives"],
+        "additionalProperties": False,
+    }
+
+
+#: A phrase of this many words said twice in one objective is the model looping ("the process of a relay process,
+#: then describe the process of a relay process, then …"), not an objective.
+_LOOP_WORDS = 5
+
+
+def _repeats_itself(item: str) -> bool:
+    words = re.findall(r"\w+", item.casefold())
+    grams = [tuple(words[i : i + _LOOP_WORDS]) for i in range(len(words) - _LOOP_WORDS + 1)]
+    return len(set(grams)) < len(grams)
+
+
+#: A template's blank the model left in ("Describe the [passage_id] in [table_name]"); objectives cite nothing.
+_PLACEHOLDER = re.compile(r"\[[^\]]*[^\W\d][^\]]*\]|\{[^}]*\}")
+
+
+def _lists_verbs(item: str) -> bool:
+    """The instruction's verbs copied as the objective ("Explain, Describe, Compare, Apply, Identify": the embedded
+    model's reply in 2 calls of 10, bench/assistant_objectives.py): half its words or more are Bloom verbs."""
+    words = [unicodedata.normalize("NFC", w) for w in re.findall(r"\w+", item.casefold())]
+    verbs = sum(1 for w in words if w in BLOOM_VERBS or w in BLOOM_VERBS_OTHER)
+    return verbs >= 2 and 2 * verbs >= len(words)
+
+
+def _objective(raw: str) -> str | None:
+    """One line or JSON item as an objective, or None: it must start with a Bloom verb (list markers and inline
+    markup removed), in English or in one of the languages of `BLOOM_VERBS_OTHER`, have three words or more, not be
+    prose under a verb label, not loop, and not be cut at `OBJECTIVE_CHARS` (the schema's limit closes the string
+    wherever the model was)."""
+    # Inline markup around or inside the line ("<mark>1. Explain …</mark>", "**1. Explain** …") is not the
+    # objective's: it hid the list marker and the verb (explore42 F3: 5 of 8 calls refused).
+    line = _INLINE_MARKUP.sub("", raw)
+    item = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s*", "", line).strip().rstrip(".")
+    if not item or len(raw.strip()) >= OBJECTIVE_CHARS:
+        return None
+    head = item.split()[0]
+    first = unicodedata.normalize("NFC", head.casefold().strip(":,"))
+    # "Explain: The passage describes …" is prose under a label, not an objective (explore43 N2).
+    labelled = head.endswith(":") or _ABOUT_THE_PASSAGE.search(item) is not None
+    if not (first in BLOOM_VERBS or first in BLOOM_VERBS_OTHER) or len(re.findall(r"\w+", item)) < 3 or labelled:
+        return None
+    if _repeats_itself(item) or _lists_verbs(item) or _PLACEHOLDER.search(item):
+        return None
+    return item[0].upper() + item[1:]
+
+
+_DECODER = json.JSONDecoder()
+_OBJECTIVES_ARRAY = re.compile(r'^\s*\{\s*"objectives"\s*:\s*\[')
+
+
+def _written_items(text: str, *, finished: bool) -> list[str]:
+    """The objectives a reply has written so far, raw: the strings of its JSON array that are closed, or its lines
+    (the last one only once the reply is `finished`: until then it may be cut)."""
+    start = _OBJECTIVES_ARRAY.match(text)
+    if start is None:
+        if text.lstrip().startswith("{"):
+            return []  # JSON of another shape (or not yet past its key): nothing to show yet
+        lines = text.splitlines()
+        return lines if finished or text.endswith("\n") else lines[:-1]
+    items: list[str] = []
+    at = start.end()
+    while True:
+        while at < len(text) and text[at] in " \t\r\n,":
+            at += 1
+        if at >= len(text) or text[at] != '"':
+            return items
+        try:
+            value, at = _DECODER.raw_decode(text, at)
+        except json.JSONDecodeError:
+            return items  # the string is still being written
+        items.append(value)
+
+
+def objectives_so_far(text: str, passages: Sequence[Hit] = ()) -> str:
+    """What a streaming client is shown while the model writes: the objectives accepted so far, as the result's text
+    spells them ("- …" lines), so the stream and `done.text` agree and no item the check refuses is ever shown."""
+    kept = _kept(_written_items(text, finished=False), passages)
+    return "\n".join(f"- {o}" for o in kept[:OBJECTIVES_MAX])
+
+
+def _plays_a_label(objective: str, passages: Sequence[Hit]) -> bool:
+    """The objective plays back a passage's source label (`prompts.source_label`: "Title — Module > Lesson"): one of
+    the label's names after one of its separators ("Explain why an outbox — Foundations", "Describe the process of how
+    an outbox — Foundations" and a U+203A, the model writing it for ">")."""
+    for p in passages:
+        names = [p.chunk.title, *(p.chunk.location.split(" > ") if p.chunk.location else [])]
+        for name in filter(None, (n.strip() for n in names)):
+            if re.search("[\u2014>\u203a\u00bb]\\s*" + re.escape(name), objective, re.IGNORECASE):
+                return True
+    return False
+
+
+def _kept(items: Sequence[str], passages: Sequence[Hit]) -> list[str]:
+    """The items `_objective` accepts, each once, and none copied from a passage or its source label: the model wrote
+    the README lesson's "State and events commit together." four times, "state" being a Bloom verb, and "Explain why
+    an outbox — Foundations > Why an outbox" (bench/assistant_objectives.py)."""
+    material = [_same_text(p.chunk.text) for p in passages]
+    out: list[str] = []
+    seen: set[str] = set()
+    for objective in map(_objective, items):
+        if objective is None or (key := _same_text(objective)) in seen:
             continue
-        head = item.split()[0]
-        first = unicodedata.normalize("NFC", head.casefold().strip(":,"))
-        # "Explain: The passage describes …" is prose under a label, not an objective (explore43 N2).
-        labelled = head.endswith(":") or _ABOUT_THE_PASSAGE.search(item) is not None
-        if (first in BLOOM_VERBS or first in BLOOM_VERBS_OTHER) and len(item.split()) >= 3 and not labelled:
-            out.append(item[0].upper() + item[1:])
+        if any(key in text for text in material):
+            continue
+        if _plays_a_label(objective, passages):
+            continue
+        seen.add(key)
+        out.append(objective)
+    return out
+
+
+def parse_objectives(text: str, passages: Sequence[Hit] = ()) -> list[str]:
+    """The objectives of a reply: `{"objectives": [...]}` (as asked), or one per line (a server that does not
+    constrain the output, or a model that ignored it); each kept if `_objective` accepts it and it is not a sentence
+    of the `passages` (`_kept`); at least one."""
+    if text.lstrip().startswith("{"):
+        data = _json_object(text)
+        items = data.get("objectives") if isinstance(data, dict) else None
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise InvalidOutput('expected {"objectives": [strings]}')
+    else:
+        items = _written_items(text, finished=True)
+    out = _kept(items, passages)
     if not out:
-        raise InvalidOutput("no line starts with a Bloom verb")
-    return out[:6]
+        raise InvalidOutput("no objective starts with a Bloom verb")
+    return out[:OBJECTIVES_MAX]
 
 
 MAX_REPEATS = evidence.MAX_REPEATS
@@ -281,6 +412,9 @@ class Task:
     parse: Callable[[str], Any]
     max_tokens: int
     json_schema: dict[str, Any] | None = None
+    #: What a streaming client is shown of the reply so far, when not the reply itself (objectives: the accepted
+    #: ones, as the result spells them); None streams the reply as it comes.
+    display: Callable[[str], str] | None = None
 
 
 def summary_task(passages: Sequence[Hit]) -> Task:
@@ -292,13 +426,17 @@ def summary_task(passages: Sequence[Hit]) -> Task:
     )
 
 
-def objectives_task() -> Task:
+def objectives_task(passages: Sequence[Hit] = ()) -> Task:
+    example = {"objectives": ["Explain …", "Compare …"]}
     return Task(
         "objectives",
-        "Write 3 to 5 learning objectives for these passages, one per line. Start each line with a verb "
-        "such as Explain, Describe, Compare, Apply, Identify or Evaluate.",
-        parse_objectives,
-        160,
+        f"Write {OBJECTIVES_MIN} to {OBJECTIVES_MAX} learning objectives for these passages. Start each objective "
+        "with a verb such as Explain, Describe, Compare, Apply, Identify or Evaluate. Reply with JSON only, like "
+        f"{json.dumps(example, ensure_ascii=False)}.",
+        lambda text: parse_objectives(text, passages),
+        OBJECTIVES_TOKENS,
+        objectives_json_schema(),
+        display=lambda text: objectives_so_far(text, passages),
     )
 
 
@@ -362,6 +500,14 @@ async def _attempt(
         yield piece
 
 
+def _show(visible: str, shown: str, on_token: Callable[[str], Any] | None) -> str:
+    """Stream what `visible` adds to what was `shown` (it only grows: accepted items are never taken back)."""
+    if on_token is not None and len(visible) > len(shown) and visible.startswith(shown):
+        on_token(visible[len(shown) :])
+        return visible
+    return shown
+
+
 async def run(
     chat: ChatModel,
     task: Task,
@@ -381,7 +527,7 @@ async def run(
     budget = task.max_tokens
     for attempt in range(1, ATTEMPTS + 1):
         parts: list[str] = []
-        text, sent = "", 0
+        text, sent, shown = "", 0, ""
         try:
             pieces = _attempt(chat, task, passages, note, budget)
             try:
@@ -390,12 +536,15 @@ async def run(
                     text += piece
                     if evidence.leaks_prompt(text):
                         break
+                    if task.display is not None:
+                        shown = _show(task.display(text), shown, on_token)
+                        continue
                     safe = len(text) - evidence.markup_tail(text)
                     if on_token is not None and safe > sent:
                         on_token(text[sent:safe])
                         sent = safe
                 else:
-                    if on_token is not None and len(text) > sent:
+                    if on_token is not None and len(text) > sent and task.display is None:
                         on_token(text[sent:])
             finally:
                 await pieces.aclose()  # stops the model's stream when the reply was left early

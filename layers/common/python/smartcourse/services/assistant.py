@@ -716,7 +716,7 @@ async def prepare_generation(
     n = len(passages)
     task = {
         "summary": lambda: generation.summary_task(passages),
-        "objectives": generation.objectives_task,
+        "objectives": lambda: generation.objectives_task(passages),
         "quiz": lambda: generation.quiz_task(num_questions, n),
         "explain": lambda: generation.explain_task(concept or "", level, passages),
     }[kind]()
