@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import sys
 import time
@@ -29,9 +28,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "layers" / "common" / "python"), str(REPO)]
 
-from bench.assistant_quiz import COURSES, passages, start_embedded  # noqa: E402
+from bench.assistant_quiz import COURSES, chat_model, passages  # noqa: E402
 from smartcourse.adapters.chat import OpenAIChatModel  # noqa: E402
-from smartcourse.assistant import generation, llm_server, usage  # noqa: E402
+from smartcourse.assistant import generation, usage  # noqa: E402
 from smartcourse.errors import Unavailable  # noqa: E402
 from smartcourse.ports import Hit  # noqa: E402
 
@@ -84,14 +83,8 @@ async def main() -> None:
     ap.add_argument("--course", choices=sorted(COURSES), default="bench")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    proc = None
-    base_url = os.environ.get("LLM_BASE_URL")
-    model = os.environ.get("LLM_MODEL", llm_server.MODEL_NAME)
-    if not base_url:
-        base_url, proc = start_embedded()
     rows: dict[str, list[dict[str, Any]]] = {"lines": [], "json": []}
-    try:
-        chat = OpenAIChatModel(base_url=base_url, model=model, api_key=os.environ.get("LLM_API_KEY"), timeout=600)
+    with chat_model() as (chat, model):
         hits = passages(args.course)
         for run in range(args.runs):
             order = ["lines", "json"] if run % 2 == 0 else ["json", "lines"]
@@ -99,10 +92,6 @@ async def main() -> None:
                 row = {"run": run, "course": args.course, **await one(chat, hits, variant)}
                 print(json.dumps(row, ensure_ascii=False), flush=True)
                 rows[variant].append(row)
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=30)
     result = {variant: summary(r) for variant, r in rows.items()}
     print(json.dumps({"model": model, "course": args.course, "summary": result}, indent=1))
     if args.json:

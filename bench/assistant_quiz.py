@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +83,23 @@ def start_embedded() -> tuple[str, subprocess.Popen[bytes]]:
     raise RuntimeError("the embedded model server did not become healthy")
 
 
+@contextlib.contextmanager
+def chat_model() -> Iterator[tuple[OpenAIChatModel, str]]:
+    """The model a bench talks to, and its name: LLM_BASE_URL's (with LLM_MODEL, LLM_API_KEY), else the embedded
+    server, started here and stopped when the block ends."""
+    proc = None
+    base_url = os.environ.get("LLM_BASE_URL")
+    model = os.environ.get("LLM_MODEL", llm_server.MODEL_NAME)
+    if not base_url:
+        base_url, proc = start_embedded()
+    try:
+        yield OpenAIChatModel(base_url=base_url, model=model, api_key=os.environ.get("LLM_API_KEY"), timeout=600), model
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
 async def one(chat: OpenAIChatModel, hits: list[Hit], n: int, raw: bool) -> dict[str, Any]:
     task = generation.quiz_task(n, len(hits))
     started = time.perf_counter()
@@ -117,23 +136,13 @@ async def main() -> None:
     ap.add_argument("--raw", action="store_true", help="one uncut reply a run instead of the endpoint's generation")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    proc = None
-    base_url = os.environ.get("LLM_BASE_URL")
-    model = os.environ.get("LLM_MODEL", llm_server.MODEL_NAME)
-    if not base_url:
-        base_url, proc = start_embedded()
-    try:
-        chat = OpenAIChatModel(base_url=base_url, model=model, api_key=os.environ.get("LLM_API_KEY"), timeout=600)
+    with chat_model() as (chat, model):
         rows = []
         hits = passages(args.course)
         for run in range(args.runs):
             row = {"run": run, "course": args.course, **await one(chat, hits, args.questions, args.raw)}
             print(json.dumps(row, ensure_ascii=False), flush=True)
             rows.append(row)
-    finally:
-        if proc is not None:
-            proc.terminate()
-            proc.wait(timeout=30)
     if args.json:
         args.json.write_text(json.dumps({"model": model, "raw": args.raw, "runs": rows}, indent=1, ensure_ascii=False))
 
