@@ -657,8 +657,11 @@ async def test_a_lesson_named_by_its_title_is_quoted_from_each_of_its_passages(
 class Stalling(ScriptedChat):
     """Streams its first word, then waits (a model still writing) until it is cancelled."""
 
-    def __init__(self, reply: str = "The outbox stores events in the same transaction as the change [1].") -> None:
+    def __init__(
+        self, reply: str = "The outbox stores events in the same transaction as the change [1].", first: str = ""
+    ) -> None:
         super().__init__(reply)
+        self.first = first or reply.split(" ")[0] + " "
         self.cancelled = asyncio.Event()
 
     async def complete(
@@ -675,7 +678,7 @@ class Stalling(ScriptedChat):
         self, messages: Sequence[ChatMessage], *, max_tokens: int = 512, temperature: float = 0.0
     ) -> AsyncIterator[str]:
         self.prompts.append(list(messages))
-        yield self.reply.split(" ")[0] + " "
+        yield self.first
         try:
             await asyncio.Event().wait()
         finally:
@@ -764,9 +767,11 @@ async def test_a_client_leaving_a_stream_is_recorded_cancelled_not_logged_as_an_
         (teacher, "/ai/generate-quiz", {"course_id": course["id"], "num_questions": 1}, "quiz"),
         (teacher, "/ai/explain", {"course_id": course["id"], "concept": "transactional outbox"}, "explain"),
     ]
+    # Objectives are streamed as each accepted one closes (`generation.objectives_so_far`): a first whole line.
+    first = {"objectives": "- Explain how the outbox stores events with the change\n"}
     async with served(app) as base:
         for user, path, body, kind in cases:
-            with scripted(container, Stalling()) as chat:
+            with scripted(container, Stalling(first=first.get(kind, ""))) as chat:
                 caplog.clear()
                 await asyncio.wait_for(leave_after_first_token(base, path, body, user["headers"]), timeout=60)
                 row = await interaction_of(container, user["id"], kind)
@@ -800,9 +805,11 @@ async def test_a_client_leaving_a_json_answer_cancels_it_as_a_stream(
         (student, "/ai/ask", {"course_id": course["id"], "question": "Why does the outbox store events?"}, "ask"),
         (teacher, "/ai/generate-summary", {"course_id": course["id"]}, "summary"),
     ]
+    # Objectives are streamed as each accepted one closes (`generation.objectives_so_far`): a first whole line.
+    first = {"objectives": "- Explain how the outbox stores events with the change\n"}
     async with served(app) as base:
         for user, path, body, kind in cases:
-            with scripted(container, Stalling()) as chat:
+            with scripted(container, Stalling(first=first.get(kind, ""))) as chat:
                 async with httpx.AsyncClient(base_url=base, timeout=1.5) as http:
                     with pytest.raises(httpx.ReadTimeout):
                         await http.post(path, json=body, headers=user["headers"])  # then the client closes
