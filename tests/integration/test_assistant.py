@@ -838,6 +838,16 @@ async def test_a_course_wide_generation_reads_content_not_the_quizzes_prompts(
         assert r.status_code == 200, r.text
         prompt = " ".join(m.content for m in chat.prompts[-1])
     assert "Where are events stored first?" not in prompt and "outbox table stores" in prompt and "compost" in prompt
+    # Nor does an explanation, whose passages are retrieved (explore45 F3: one ended with a saved quiz's prompt).
+    with scripted(container, ScriptedChat("The outbox table stores events with the state change [1].")) as chat:
+        r = await api.client.post(
+            "/ai/explain",
+            json={"course_id": course["id"], "concept": "where events are stored", "level": "beginner"},
+            headers=teacher["headers"],
+        )
+        assert r.status_code == 200, r.text
+        prompt = " ".join(m.content for m in chat.prompts[-1])
+    assert "Where are events stored first?" not in prompt and "outbox table stores" in prompt
     only_quiz = await published_course(api, teacher, QUIZ)
     with scripted(container, ScriptedChat("Events are stored first [1].")) as chat:
         r = await api.client.post(

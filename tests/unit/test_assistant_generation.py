@@ -40,6 +40,19 @@ def test_a_valid_quiz_parses() -> None:
         (lambda q: q["questions"][0].pop("answer"), "answer"),
         (lambda q: q["questions"][0].update(extra="x"), "extra"),
         (lambda q: q["questions"].pop(), "expected 2 questions"),
+        # explore45 F2: an option looping to the schema's bound, and bare letters, were saved as a quiz.
+        (
+            lambda q: q["questions"][0].update(
+                options=["Strombolism", ("Volcano Eruption " + "and Eruption " * 8)[:100], "Lava"]
+            ),
+            "cut at the 100-character limit",
+        ),
+        (
+            lambda q: q["questions"][0].update(options=["Eruption and lava and ash and lava and ash and lava", "B"]),
+            "repeats",
+        ),
+        (lambda q: q["questions"][0].update(options=["a", "b", "c"]), "bare letter"),
+        (lambda q: q["questions"][0].update(prompt="Why? " + "x" * 195), "cut at the 200-character limit"),
     ],
 )
 def test_an_invalid_quiz_is_refused_whole(mutate, why: str) -> None:  # type: ignore[no-untyped-def]
@@ -141,6 +154,24 @@ def test_objectives_as_json_keep_only_the_valid_items() -> None:
     assert generation.parse_objectives(reply, [state]) == [
         "Explain the outbox of module 1 in depth",
         "Explain how a relay publishes events",
+    ]
+    # explore45 F1: one phrase under each verb of the instruction is one objective; a passage's sentence after
+    # "<verb> how" is a copy.
+    rivers = hit(4, "Rivers", "Rivers carry sediment to the sea 7930. Deltas form at the mouth.", 0.9)
+    reply = json.dumps(
+        {
+            "objectives": [
+                "Explain how to use the relay to send messages",
+                "Describe how to use the relay to send messages",
+                "Compare how to use the relay to send messages",
+                "Explain how rivers carry sediment to the sea 7930",
+                "Describe where deltas form and why",
+            ]
+        }
+    )
+    assert generation.parse_objectives(reply, [rivers]) == [
+        "Explain how to use the relay to send messages",
+        "Describe where deltas form and why",
     ]
     shapes = ('{"objectives": "Explain the outbox"}', '{"goals": ["Explain the outbox table"]}', '{"objectives": [1]}')
     for bad in shapes:

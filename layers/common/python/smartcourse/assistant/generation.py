@@ -149,7 +149,28 @@ def parse_quiz(text: str, *, n_questions: int, n_passages: int) -> list[Generate
     prompts_seen = [_same_text(q.prompt) for q in draft.questions]
     if len(set(prompts_seen)) != len(prompts_seen):
         raise InvalidOutput("two questions have the same prompt")
+    for i, q in enumerate(draft.questions):
+        if why := _degenerate_text(q.prompt, QUIZ_PROMPT_CHARS) or next(
+            (w for o in q.options if (w := _degenerate_option(o))), None
+        ):
+            raise InvalidOutput(f"question {i}: {why}")
     return draft.questions
+
+
+def _degenerate_text(text: str, bound: int) -> str | None:
+    """Why a prompt or an option is no text a student should read, or None: it loops ("Volcano Eruption and Eruption
+    and Eruption and … and E", explore45 F2) or stops at the schema's bound, which closed it mid-word."""
+    if len(text) == bound:  # longer: a server that does not constrain the output, which cuts nothing
+        return f"a text was cut at the {bound}-character limit"
+    if _repeats_itself(text):
+        return "a text repeats itself"
+    return None
+
+
+def _degenerate_option(option: str) -> str | None:
+    if len(option) == 1 and option.isalpha():
+        return f"an option is a bare letter ({option!r})"  # "a", "b", "c": the slots, not the answers
+    return _degenerate_text(option, QUIZ_OPTION_CHARS)
 
 
 #: HTML tags and Markdown's bold/italic markers, which the model sometimes wraps an objective's line in.
@@ -277,21 +298,33 @@ def _plays_a_label(objective: str, passages: Sequence[Hit]) -> bool:
     return False
 
 
+#: The words an objective puts between its verb and a statement ("Explain how rivers carry sediment to the sea").
+_LEAD_INS = ("how ", "why ", "what ", "that ", "the way ")
+
+
 def _kept(items: Sequence[str], passages: Sequence[Hit]) -> list[str]:
-    """The items `_objective` accepts, each once, and none copied from a passage or its source label: the model wrote
-    the README lesson's "State and events commit together." four times, "state" being a Bloom verb, and "Explain why
-    an outbox — Foundations > Why an outbox" (bench/assistant_objectives.py)."""
+    """The items `_objective` accepts, each once, and none copied from a passage or its source label.
+
+    Once: compared without their verb, "Explain|Describe|Compare how to use the relay" is one objective said under
+    each verb of the instruction (explore45 F1: 8 of 12 replies). Copied: the item, or what follows its verb (and
+    "how", "why", ...), is a passage's sentence word for word: the README lesson's "State and events commit
+    together." four times ("state" being a Bloom verb), "Explain how rivers carry sediment to the sea <an id>" (the
+    material's sentence, id included). The label: "Explain why an outbox — Foundations > Why an outbox"."""
     material = [_same_text(p.chunk.text) for p in passages]
+    said = {_same_text(s.text) for p in passages for s in sentences(p.chunk.text)}
     out: list[str] = []
     seen: set[str] = set()
     for objective in map(_objective, items):
-        if objective is None or (key := _same_text(objective)) in seen:
+        if objective is None:
             continue
-        if any(key in text for text in material):
+        key = _same_text(objective)
+        tail = key.split(" ", 1)[1] if " " in key else key
+        if tail in seen or any(key in text for text in material) or _plays_a_label(objective, passages):
             continue
-        if _plays_a_label(objective, passages):
+        statement = next((tail[len(w) :] for w in _LEAD_INS if tail.startswith(w)), tail)
+        if statement in said:
             continue
-        seen.add(key)
+        seen.add(tail)
         out.append(objective)
     return out
 

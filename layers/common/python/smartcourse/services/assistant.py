@@ -701,7 +701,10 @@ async def prepare_generation(
     if kind == "explain":
         found = await search.retrieve(container, principal=principal, course_id=course_id, query=query, k=RETRIEVE_K)
         floor = container.settings.assistant_relevance_floor
-        passages = evidence.strong_hits(found.hits, floor, evidence.subject_words(query))[:GENERATION_PASSAGES]
+        # A quiz's prompts are questions to the student, not material to explain from (explore45 F3: an explanation
+        # ended with a saved quiz's prompt), as the course-wide generations leave them out.
+        strong = evidence.strong_hits(found.hits, floor, evidence.subject_words(query))
+        passages = [h for h in strong if not evidence.is_quiz_prompts(h)][:GENERATION_PASSAGES]
         if not passages:
             raise Invalid("the course's material does not cover that concept", code="concept_not_in_course")
         absent = evidence.absent_names(query, passages, phrase=True)
