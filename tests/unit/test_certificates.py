@@ -215,3 +215,15 @@ async def test_store_pdf_renders_off_the_event_loop(monkeypatch: pytest.MonkeyPa
     uow: Any = Uow()
     key = await certificates.store_pdf(uow=uow, files=Files(), certificate_id=c.id, base_url="http://x")
     assert key == f"certificates/{c.id}.pdf" and seen and seen[0] != threading.current_thread().name
+
+
+def test_the_instructor_reads_that_a_certificate_was_revoked_not_why() -> None:
+    """explore44 F1, explore45 F7: only a revocation's entry (completed to completed) loses its reason; a drop whose
+    reason a student wrote as "certificate revoked: ..." keeps it."""
+    from smartcourse.domain.certificates import history_reason_for_others, revoked_history
+
+    why = revoked_history("exam fraud")
+    assert history_reason_for_others("completed", "completed", why) == "certificate revoked"
+    assert history_reason_for_others("active", "dropped", why) == why
+    assert history_reason_for_others("completed", "completed", "completed") == "completed"
+    assert history_reason_for_others("pending", "active", None) is None

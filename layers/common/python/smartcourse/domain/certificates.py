@@ -36,9 +36,12 @@ def revoked_history(reason: str) -> str:
     return f"{REVOKED_HISTORY}: {reason}"
 
 
-def history_reason_for_others(reason: str | None) -> str | None:
+def history_reason_for_others(from_status: str, to_status: str, reason: str | None) -> str | None:
     """A history entry's reason as the course's instructor reads it: why a certificate was revoked is for its student
-    and admins (the instructor sees that it was, and when: explore39 F3, explore44 F1)."""
-    if reason is not None and reason.startswith(f"{REVOKED_HISTORY}:"):
+    and admins (the instructor sees that it was, and when: explore39 F3, explore44 F1). A revocation's entry is the
+    only one from `completed` to `completed`: a drop whose reason a student wrote as "certificate revoked: …" keeps
+    it (explore45 F7)."""
+    revocation = from_status == to_status == "completed"
+    if revocation and reason is not None and reason.startswith(f"{REVOKED_HISTORY}:"):
         return REVOKED_HISTORY
     return reason

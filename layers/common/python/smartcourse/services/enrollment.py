@@ -725,7 +725,7 @@ async def history(*, uow: UnitOfWork, principal: Principal, enrollment_id: uuid.
             to_status=r.to_status,
             actor=r.actor,
             actor_id=r.actor_id if principal.is_admin or r.actor != "admin" else None,
-            reason=r.reason if told_why else history_reason_for_others(r.reason),
+            reason=r.reason if told_why else history_reason_for_others(r.from_status, r.to_status, r.reason),
             at=r.at,
         )
         for r in rows
