@@ -462,6 +462,14 @@ async def test_a_refused_upload_is_answered_before_its_body_is_read(api: Api) ->
         ("lessonid", "extra_forbidden"),
         ("zzz", "extra_forbidden"),
     ], r.text
+    # ... and so is a query parameter other than `lesson_id`, which is read there too (explore45 F4); `lesson_id` given
+    # twice in the form is refused, not the last one taken.
+    r = await api.client.post(url, files=handout, params={"lessonid": str(uuid.uuid4())}, headers=teacher["headers"])
+    assert (r.status_code, r.json()["details"][0]["field"]) == (422, "lessonid"), r.text
+    r = await api.client.post(
+        url, files=handout, data={"lesson_id": [str(uuid.uuid4()), str(uuid.uuid4())]}, headers=teacher["headers"]
+    )
+    assert (r.status_code, r.json()["code"]) == (422, "invalid_field"), r.text
 
 
 async def test_the_same_file_twice_in_a_course_is_refused_naming_the_first(api: Api) -> None:

@@ -72,14 +72,17 @@ def _field_errors(name: str, exc: ValidationError) -> list[dict[str, Any]]:
 UPLOAD_FIELDS = ("file", "lesson_id")
 
 
-def parse_upload_form(files: list[Any], lesson: Any, unknown: Sequence[str] = ()) -> UploadForm:
+def parse_upload_form(
+    files: list[Any], lesson: Any, unknown: Sequence[str] = (), unknown_query: Sequence[str] = ()
+) -> UploadForm:
     """The `file` parts and the last `lesson_id` value of a form as the route takes them; refusals as FastAPI's
-    validation gave them (every field's errors at once, `unknown` fields among them, as a JSON body's: a misspelled
-    `lessonid` attached a lesson's handout to the whole course without a word, explore44 F4), then the route's own
+    validation gave them (every field's errors at once, `unknown` fields of the form and `unknown_query` parameters
+    among them, as a JSON body's: a misspelled `lessonid`, in either, attached a lesson's handout to the whole course
+    without a word, explore44 F4, explore45 F4), then the route's own
     (`invalid_filename`, one file)."""
+    extra = [("body", name) for name in unknown] + [("query", name) for name in unknown_query]
     errors: list[dict[str, Any]] = [
-        {"type": "extra_forbidden", "loc": ("body", name), "msg": "Extra inputs are not permitted", "input": None}
-        for name in unknown
+        {"type": "extra_forbidden", "loc": loc, "msg": "Extra inputs are not permitted", "input": None} for loc in extra
     ]
     if not files:
         errors.append({"type": "missing", "loc": ("body", "file"), "msg": "Field required", "input": None})
@@ -113,7 +116,17 @@ async def upload_form(request: Request) -> AsyncIterator[UploadForm]:
     form = await request.form()
     try:
         unknown = [name for name in dict.fromkeys(form.keys()) if name not in UPLOAD_FIELDS]
-        yield parse_upload_form(form.getlist("file"), _lesson_id(form.get("lesson_id"), request), unknown)
+        # The query string is read for `lesson_id` too, so a misspelling there is as silent (explore45 F4).
+        unknown_query = [name for name in dict.fromkeys(request.query_params.keys()) if name != "lesson_id"]
+        for values in (form.getlist("lesson_id"), request.query_params.getlist("lesson_id")):
+            if len(values) > 1:
+                raise Invalid(
+                    "send lesson_id once: the form or the query string names it more than once",
+                    code="invalid_field",
+                    details={"field": "lesson_id"},
+                )
+        lesson = _lesson_id(form.get("lesson_id"), request)
+        yield parse_upload_form(form.getlist("file"), lesson, unknown, unknown_query)
     finally:
         await form.close()
 
