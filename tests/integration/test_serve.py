@@ -85,6 +85,19 @@ async def test_an_idle_keep_alive_connection_is_left_for_the_client_to_close(con
                 "details": None,
                 "trace_id": None,
             }
+        # Headers and URLs are bounded as bodies are (explore45 F8: a 30 MB header was read whole).
+        many = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"v" * 1000) for i in range(100))
+        for raw, status, code in (
+            (b"GET /courses HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n", b"431", "headers_too_large"),
+            (b"GET /courses?q=" + b"a" * 20_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", b"414", "uri_too_long"),
+        ):
+            head, body = await asyncio.to_thread(_exchange, port, raw)
+            assert head.startswith(b"HTTP/1.1 " + status), head
+            assert json.loads(body)["code"] == code, body
+        assert await asyncio.to_thread(_get, http.client.HTTPConnection("127.0.0.1", port, timeout=30), "/health") in (
+            200,
+            503,
+        )
     finally:
         _stop(server, 20)
 

@@ -1,11 +1,13 @@
-"""The HTTP server's own answer to a request it cannot parse, in the API's error shape.
+"""The HTTP server's own answers to a request it cannot take, in the API's error shape.
 
 uvicorn answers a request its parser refuses (an unknown method token, a control character in a header, a malformed
-`Content-Length`, a request line past the parser's limit, raw bytes in the path) before the application sees it,
-with `400 text/plain "Invalid HTTP request received."`: no `code` for a client to branch on (explore44 F5). This is
-uvicorn's httptools protocol with that one answer written as every other error is, `{code, message, details,
-trace_id}` with the code `bad_request` (no trace: no request was read). Behind API Gateway the gateway answers such
-requests itself."""
+`Content-Length`, raw bytes in the path) before the application sees it, with `400 text/plain "Invalid HTTP request
+received."`: no `code` for a client to branch on (explore44 F5). And it reads a request line and headers of any
+size: a 30 MB header, 300,000 header lines (explore45 F8), where bodies are capped at 1 MiB. This is uvicorn's
+httptools protocol with both fixed: its 400 written as every other error is, `{code, message, details, trace_id}`
+with the code `bad_request` (no trace: no request was read), and a URL over `MAX_URL_BYTES` answered 414
+`uri_too_long`, headers over `MAX_HEADER_BYTES` or `MAX_HEADERS` lines 431 `headers_too_large`, as they arrive.
+Behind API Gateway the gateway answers such requests itself (its own limits: 10 KB of headers)."""
 
 from __future__ import annotations
 
@@ -16,19 +18,53 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from smartcourse.metrics import DOMAIN_ERRORS
 
 CODE = "bad_request"
+#: The largest request target and header section read (what nginx and most proxies take: 8 KiB lines, a few of them).
+MAX_URL_BYTES = 16 * 1024
+MAX_HEADER_BYTES = 64 * 1024
+MAX_HEADERS = 200
+
+_STATUS_LINES = {400: b"400 Bad Request", 414: b"414 URI Too Long", 431: b"431 Request Header Fields Too Large"}
 
 
-def error_body(message: str) -> bytes:
-    return json.dumps({"code": CODE, "message": message, "details": None, "trace_id": None}).encode()
+def error_body(message: str, code: str = CODE) -> bytes:
+    return json.dumps({"code": code, "message": message, "details": None, "trace_id": None}).encode()
+
+
+class _TooLarge(Exception):
+    """Raised from a parser callback: the parser stops, and `data_received` answers through `send_400_response`."""
 
 
 class JsonErrorsProtocol(HttpToolsProtocol):
-    """`uvicorn.Config(http=JsonErrorsProtocol)`: uvicorn's httptools protocol, its 400 in the API's shape."""
+    """`uvicorn.Config(http=JsonErrorsProtocol)`: uvicorn's httptools protocol, its refusals in the API's shape."""
+
+    _refusal: tuple[int, str, str] | None = None
+    _header_bytes = 0
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._refusal, self._header_bytes = None, 0
+
+    def on_url(self, url: bytes) -> None:
+        super().on_url(url)
+        if len(self.url) > MAX_URL_BYTES:
+            self._refuse(414, "uri_too_long", f"the request target is longer than {MAX_URL_BYTES} bytes")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        super().on_header(name, value)
+        self._header_bytes += len(name) + len(value)
+        if self._header_bytes > MAX_HEADER_BYTES or len(self.headers) > MAX_HEADERS:
+            message = f"the request's headers are larger than {MAX_HEADER_BYTES} bytes or {MAX_HEADERS} lines"
+            self._refuse(431, "headers_too_large", message)
+
+    def _refuse(self, status: int, code: str, message: str) -> None:
+        self._refusal = (status, code, message)
+        raise _TooLarge(message)
 
     def send_400_response(self, msg: str) -> None:
-        DOMAIN_ERRORS.labels(CODE).inc()
-        body = error_body(msg)
-        content = [b"HTTP/1.1 400 Bad Request\r\n"]
+        status, code, message = self._refusal or (400, CODE, msg)
+        DOMAIN_ERRORS.labels(code).inc()
+        body = error_body(message, code)
+        content = [b"HTTP/1.1 ", _STATUS_LINES[status], b"\r\n"]
         for name, value in self.server_state.default_headers:
             content.extend([name, b": ", value, b"\r\n"])
         content.extend(
