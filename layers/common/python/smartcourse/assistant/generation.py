@@ -279,30 +279,39 @@ def _written_items(text: str, *, finished: bool) -> list[str]:
         items.append(value)
 
 
-def objectives_so_far(text: str, passages: Sequence[Hit] = ()) -> str:
+def objectives_so_far(text: str, passages: Sequence[Hit] = (), *, material: _Material | None = None) -> str:
     """What a streaming client is shown while the model writes: the objectives accepted so far, as the result's text
-    spells them ("- …" lines), so the stream and `done.text` agree and no item the check refuses is ever shown."""
-    kept = _kept(_written_items(text, finished=False), passages)
+    spells them ("- …" lines), so the stream and `done.text` agree and no item the check refuses is ever shown.
+    Called at each piece: the task reads its `material` once."""
+    kept = _kept(_written_items(text, finished=False), material or _Material(passages))
     return "\n".join(f"- {o}" for o in kept[:OBJECTIVES_MAX])
 
 
-def _plays_a_label(objective: str, passages: Sequence[Hit]) -> bool:
-    """The objective plays back a passage's source label (`prompts.source_label`: "Title — Module > Lesson"): one of
-    the label's names after one of its separators ("Explain why an outbox — Foundations", "Describe the process of how
-    an outbox — Foundations" and a U+203A, the model writing it for ">")."""
-    for p in passages:
-        names = [p.chunk.title, *(p.chunk.location.split(" > ") if p.chunk.location else [])]
-        for name in filter(None, (n.strip() for n in names)):
-            if re.search("[\u2014>\u203a\u00bb]\\s*" + re.escape(name), objective, re.IGNORECASE):
-                return True
-    return False
+class _Material:
+    """What the copy checks read of the passages, read once: their text and sentences as `_same_text` spells them,
+    and a pattern per name of their source labels."""
+
+    def __init__(self, passages: Sequence[Hit]) -> None:
+        self.texts = [_same_text(p.chunk.text) for p in passages]
+        self.sentences = {_same_text(s.text) for p in passages for s in sentences(p.chunk.text)}
+        names = {n.strip() for p in passages for n in [p.chunk.title, *p.chunk.location.split(" > ")] if n.strip()}
+        # One of a label's names after one of its separators (`prompts.source_label`: "Title — Module > Lesson"; the
+        # model writes U+203A for ">"): "Explain why an outbox — Foundations".
+        self.label = (
+            re.compile("[\u2014>\u203a\u00bb]\\s*(?:" + "|".join(map(re.escape, sorted(names))) + ")", re.IGNORECASE)
+            if names
+            else None
+        )
+
+    def plays_a_label(self, objective: str) -> bool:
+        return self.label is not None and self.label.search(objective) is not None
 
 
 #: The words an objective puts between its verb and a statement ("Explain how rivers carry sediment to the sea").
 _LEAD_INS = ("how ", "why ", "what ", "that ", "the way ")
 
 
-def _kept(items: Sequence[str], passages: Sequence[Hit]) -> list[str]:
+def _kept(items: Sequence[str], material: _Material) -> list[str]:
     """The items `_objective` accepts, each once, and none copied from a passage or its source label.
 
     Once: compared without their verb, "Explain|Describe|Compare how to use the relay" is one objective said under
@@ -310,8 +319,6 @@ def _kept(items: Sequence[str], passages: Sequence[Hit]) -> list[str]:
     "how", "why", ...), is a passage's sentence word for word: the README lesson's "State and events commit
     together." four times ("state" being a Bloom verb), "Explain how rivers carry sediment to the sea <an id>" (the
     material's sentence, id included). The label: "Explain why an outbox — Foundations > Why an outbox"."""
-    material = [_same_text(p.chunk.text) for p in passages]
-    said = {_same_text(s.text) for p in passages for s in sentences(p.chunk.text)}
     out: list[str] = []
     seen: set[str] = set()
     for objective in map(_objective, items):
@@ -319,17 +326,17 @@ def _kept(items: Sequence[str], passages: Sequence[Hit]) -> list[str]:
             continue
         key = _same_text(objective)
         tail = key.split(" ", 1)[1] if " " in key else key
-        if tail in seen or any(key in text for text in material) or _plays_a_label(objective, passages):
+        if tail in seen or any(key in text for text in material.texts) or material.plays_a_label(objective):
             continue
         statement = next((tail[len(w) :] for w in _LEAD_INS if tail.startswith(w)), tail)
-        if statement in said:
+        if statement in material.sentences:
             continue
         seen.add(tail)
         out.append(objective)
     return out
 
 
-def parse_objectives(text: str, passages: Sequence[Hit] = ()) -> list[str]:
+def parse_objectives(text: str, passages: Sequence[Hit] = (), *, material: _Material | None = None) -> list[str]:
     """The objectives of a reply: `{"objectives": [...]}` (as asked), or one per line (a server that does not
     constrain the output, or a model that ignored it); each kept if `_objective` accepts it and it is not a sentence
     of the `passages` (`_kept`); at least one."""
@@ -340,7 +347,7 @@ def parse_objectives(text: str, passages: Sequence[Hit] = ()) -> list[str]:
             raise InvalidOutput('expected {"objectives": [strings]}')
     else:
         items = _written_items(text, finished=True)
-    out = _kept(items, passages)
+    out = _kept(items, material or _Material(passages))
     if not out:
         raise InvalidOutput("no objective starts with a Bloom verb")
     return out[:OBJECTIVES_MAX]
@@ -461,15 +468,16 @@ def summary_task(passages: Sequence[Hit]) -> Task:
 
 def objectives_task(passages: Sequence[Hit] = ()) -> Task:
     example = {"objectives": ["Explain …", "Compare …"]}
+    material = _Material(passages)
     return Task(
         "objectives",
         f"Write {OBJECTIVES_MIN} to {OBJECTIVES_MAX} learning objectives for these passages. Start each objective "
         "with a verb such as Explain, Describe, Compare, Apply, Identify or Evaluate. Reply with JSON only, like "
         f"{json.dumps(example, ensure_ascii=False)}.",
-        lambda text: parse_objectives(text, passages),
+        lambda text: parse_objectives(text, material=material),
         OBJECTIVES_TOKENS,
         objectives_json_schema(),
-        display=lambda text: objectives_so_far(text, passages),
+        display=lambda text: objectives_so_far(text, material=material),
     )
 
 
