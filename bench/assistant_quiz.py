@@ -101,7 +101,7 @@ def chat_model() -> Iterator[tuple[OpenAIChatModel, str]]:
 
 
 async def one(chat: OpenAIChatModel, hits: list[Hit], n: int, raw: bool) -> dict[str, Any]:
-    task = generation.quiz_task(n, len(hits))
+    task = generation.quiz_task(n, len(hits), hits)
     started = time.perf_counter()
     row: dict[str, Any] = {"questions": n, "budget": task.max_tokens}
     with usage.metered() as meter:

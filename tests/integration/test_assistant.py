@@ -897,7 +897,8 @@ async def test_a_lessons_generation_reads_the_materials_attached_to_it(
             json={"course_id": course["id"], "lesson_id": other["id"], "num_questions": 1},
             headers=teacher["headers"],
         )
-        assert r.status_code in (200, 422), r.text
+        # The scripted compost question is about no passage of this lesson: refused as such (explore46 F4).
+        assert (r.status_code, r.json().get("code")) in ((200, None), (503, "ai_output_invalid")), r.text
         assert "Red wigglers" not in " ".join(m.content for m in chat.prompts[-1])
 
 

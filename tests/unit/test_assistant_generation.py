@@ -51,7 +51,12 @@ def test_a_valid_quiz_parses() -> None:
             lambda q: q["questions"][0].update(options=["Eruption and lava and ash and lava and ash and lava", "B"]),
             "repeats",
         ),
-        (lambda q: q["questions"][0].update(options=["a", "b", "c"]), "bare letter"),
+        (lambda q: q["questions"][0].update(options=["a", "b", "c"]), "names its slot"),
+        # explore46 F3: the same, spelled otherwise.
+        (lambda q: q["questions"][0].update(options=["Lava", "b)", "(c)"]), "names its slot"),
+        (lambda q: q["questions"][0].update(options=["Lava", "Option A"]), "names its slot"),
+        (lambda q: q["questions"][0].update(options=["Lava", "Volcano Volcano Volcano Volcano"]), "repeats"),
+        (lambda q: q["questions"][0].update(options=["Lava", "x " * 49 + "x"]), "cut at the 100-character limit"),
         (lambda q: q["questions"][0].update(prompt="Why? " + "x" * 195), "cut at the 200-character limit"),
     ],
 )
@@ -60,6 +65,17 @@ def test_an_invalid_quiz_is_refused_whole(mutate, why: str) -> None:  # type: ig
     mutate(bad)
     with pytest.raises(generation.InvalidOutput, match=why):
         generation.parse_quiz(json.dumps(bad), n_questions=2, n_passages=2)
+
+
+def test_a_quiz_question_must_be_about_its_source_passage() -> None:
+    """explore46 F4: a quiz on travelling by car, train or bus came back for a lesson on rivers, and could be saved."""
+    off = json.loads(json.dumps(GOOD))
+    off["questions"][0].update(
+        prompt="How can you travel the world?", options=["By car", "By bus", "On foot"], answer=0
+    )
+    with pytest.raises(generation.InvalidOutput, match="question 0 is not about passage"):
+        generation.parse_quiz(json.dumps(off), n_questions=2, n_passages=2, passages=[OUTBOX, RELAY])
+    assert len(generation.parse_quiz(json.dumps(GOOD), n_questions=2, n_passages=2, passages=[OUTBOX, RELAY])) == 2
 
 
 def test_list_markers_are_taken_off_the_options() -> None:
@@ -131,6 +147,7 @@ def test_objectives_as_json_keep_only_the_valid_items() -> None:
                 "Explain, Describe, Compare, Apply, Identify",  # the instruction's verbs copied
                 "Explain \u2014 Foundations \u203a",  # two words
                 "Describe the [passage_id] in [table_name]",  # a template's blanks
+                "Describe how rivers carry sediment to the sea 79308181-4a66-4801",  # an id the material had
                 "Compare and contrast relays and CDC",
                 "explain how the outbox commits events",  # said twice
             ]
@@ -424,7 +441,7 @@ async def test_a_failed_generation_records_its_reason_and_the_error_event_has_on
     error = json.loads(events[-1]["data"])
     assert events[-1]["event"] == "error" and error["code"] == "ai_output_invalid"
     assert error["interaction_id"] == str(run.interaction.id) == error["details"]["interaction_id"]
-    assert recorded[0].outcome == "error" and recorded[0].reason == "no objective starts with a Bloom verb"
+    assert recorded[0].outcome == "error" and recorded[0].reason.startswith("no usable objective: each must start")
     long = Unavailable("x", code="ai_output_invalid", details={"reason": "malformed JSON: " + "e" * 80})
     assert len(assistant.failure_reason(long) or "") == assistant.REASON_CHARS
     assert assistant.failure_reason(Unavailable("busy", code="assistant_busy")) == "assistant_busy"

@@ -134,9 +134,13 @@ def _same_text(text: str) -> str:
     return " ".join(re.findall(r"\w+", text.lower()))
 
 
-def parse_quiz(text: str, *, n_questions: int, n_passages: int) -> list[GeneratedQuestion]:
-    """Strictly validate a generated quiz: the schema, the count, sources among the passages shown, and no question
-    asked twice (entities in the text are decoded first)."""
+def parse_quiz(
+    text: str, *, n_questions: int, n_passages: int, passages: Sequence[Hit] = ()
+) -> list[GeneratedQuestion]:
+    """Strictly validate a generated quiz: the schema, the count, sources among the passages shown, no question asked
+    twice (entities in the text are decoded first), no degenerate text (`_degenerate_text`), and, given the
+    `passages`, each question about its source: its prompt or its answer shares a content word with the passage (a
+    quiz on travelling by car, train or bus came back for a lesson on rivers and could be saved: explore46 F4)."""
     try:
         draft = QuizDraft.model_validate(_unescaped(_json_object(text)))
     except ValidationError as exc:
@@ -154,22 +158,37 @@ def parse_quiz(text: str, *, n_questions: int, n_passages: int) -> list[Generate
             (w for o in q.options if (w := _degenerate_option(o))), None
         ):
             raise InvalidOutput(f"question {i}: {why}")
+        if passages and not _about(q, passages[q.source - 1]):
+            raise InvalidOutput(f"question {i} is not about passage {q.source}: it shares no word with it")
     return draft.questions
+
+
+def _about(question: GeneratedQuestion, passage: Hit) -> bool:
+    asked = evidence.content_stems(f"{question.prompt} {question.options[question.answer]}")
+    return bool(asked & evidence.content_stems(f"{passage.chunk.title} {passage.chunk.text}"))
+
+
+#: A word said three times in a row ("Volcano Volcano Volcano"): the model looping in a text too short for
+#: `_repeats_itself`'s phrases.
+_STUTTER = re.compile(r"\b(\w+)(?:\W+\1\b){2}", re.IGNORECASE)
+#: An option that names its slot instead of an answer: "a", "b)", "(c)", "D.", "Option A".
+_SLOT = re.compile(r"^(?:option\s+)?\(?[a-f][).]?$", re.IGNORECASE)
 
 
 def _degenerate_text(text: str, bound: int) -> str | None:
     """Why a prompt or an option is no text a student should read, or None: it loops ("Volcano Eruption and Eruption
-    and Eruption and … and E", explore45 F2) or stops at the schema's bound, which closed it mid-word."""
-    if len(text) == bound:  # longer: a server that does not constrain the output, which cuts nothing
+    and Eruption and … and E", explore45 F2; "Volcano Volcano Volcano") or stops at the schema's bound, which closed it
+    mid-word (or just after a space, stripped since: a character short of it)."""
+    if bound - 1 <= len(text) <= bound:  # longer: a server that does not constrain the output, which cuts nothing
         return f"a text was cut at the {bound}-character limit"
-    if _repeats_itself(text):
+    if _repeats_itself(text) or _STUTTER.search(text):
         return "a text repeats itself"
     return None
 
 
 def _degenerate_option(option: str) -> str | None:
-    if len(option) == 1 and option.isalpha():
-        return f"an option is a bare letter ({option!r})"  # "a", "b", "c": the slots, not the answers
+    if _SLOT.match(option.strip()):
+        return f"an option names its slot ({option!r}), not an answer"  # "a", "b", "c" (explore45 F2, explore46 F3)
     return _degenerate_text(option, QUIZ_OPTION_CHARS)
 
 
@@ -218,6 +237,11 @@ def _repeats_itself(item: str) -> bool:
     return len(set(grams)) < len(grams)
 
 
+#: An identifier the model copied from the material ("… to the sea 79308181-4a66-…", explore45 F1, explore46 F1): a
+#: run of seven hexadecimal characters or more mixing digits and letters, or of eight digits or more.
+_AN_ID = re.compile(r"\b(?:(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{7,}|\d{8,})\b", re.IGNORECASE)
+
+
 #: A template's blank the model left in ("Describe the [passage_id] in [table_name]"); objectives cite nothing.
 _PLACEHOLDER = re.compile(r"\[[^\]]*[^\W\d][^\]]*\]|\{[^}]*\}")
 
@@ -247,7 +271,7 @@ def _objective(raw: str) -> str | None:
     labelled = head.endswith(":") or _ABOUT_THE_PASSAGE.search(item) is not None
     if not (first in BLOOM_VERBS or first in BLOOM_VERBS_OTHER) or len(re.findall(r"\w+", item)) < 3 or labelled:
         return None
-    if _repeats_itself(item) or _lists_verbs(item) or _PLACEHOLDER.search(item):
+    if _repeats_itself(item) or _lists_verbs(item) or _PLACEHOLDER.search(item) or _AN_ID.search(item):
         return None
     return item[0].upper() + item[1:]
 
@@ -349,7 +373,12 @@ def parse_objectives(text: str, passages: Sequence[Hit] = (), *, material: _Mate
         items = _written_items(text, finished=True)
     out = _kept(items, material or _Material(passages))
     if not out:
-        raise InvalidOutput("no objective starts with a Bloom verb")
+        # Said whatever the items failed on: the retry's note tells the model what an objective is (explore46 F6: it
+        # said "no objective starts with a Bloom verb" of replies whose items were repeats or copies).
+        raise InvalidOutput(
+            "no usable objective: each must start with a Bloom verb and be one of its own, not a repeat, a loop or a "
+            "copy of the passages"
+        )
     return out[:OBJECTIVES_MAX]
 
 
@@ -486,14 +515,14 @@ def quiz_budget(n_questions: int) -> int:
     return QUIZ_TOKENS_PER_QUESTION * n_questions + QUIZ_TOKENS_OVERHEAD
 
 
-def quiz_task(n_questions: int, n_passages: int) -> Task:
+def quiz_task(n_questions: int, n_passages: int, passages: Sequence[Hit] = ()) -> Task:
     example = {"questions": [{"prompt": "…?", "options": ["…"] * QUIZ_OPTIONS, "answer": 0, "source": 1}]}
     return Task(
         "quiz",
         f"Write {n_questions} multiple-choice questions testing these passages. Reply with JSON only, like "
         f"{json.dumps(example, ensure_ascii=False)}: {QUIZ_OPTIONS} different options, `answer` is the index "
         "of the correct option, `source` the passage number the question comes from.",
-        lambda text: parse_quiz(text, n_questions=n_questions, n_passages=n_passages),
+        lambda text: parse_quiz(text, n_questions=n_questions, n_passages=n_passages, passages=passages),
         quiz_budget(n_questions),
         quiz_json_schema(n_questions, n_passages),
     )

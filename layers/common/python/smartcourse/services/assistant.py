@@ -265,8 +265,8 @@ REASON_CHARS = 50
 
 
 def failure_reason(exc: BaseException) -> str | None:
-    """What the interaction record keeps as `reason` for a failure: the error's `details.reason` ("no line starts
-    with a Bloom verb"), else its code; cut to the column's width (the whole text is in `error`)."""
+    """What the interaction record keeps as `reason` for a failure: the error's `details.reason` ("no usable
+    objective: …"), else its code; cut to the column's width (the whole text is in `error`)."""
     if not isinstance(exc, DomainError):
         return None
     reason = str((exc.details or {}).get("reason") or exc.code)
@@ -720,7 +720,7 @@ async def prepare_generation(
     task = {
         "summary": lambda: generation.summary_task(passages),
         "objectives": lambda: generation.objectives_task(passages),
-        "quiz": lambda: generation.quiz_task(num_questions, n),
+        "quiz": lambda: generation.quiz_task(num_questions, n, passages),
         "explain": lambda: generation.explain_task(concept or "", level, passages),
     }[kind]()
     slot = await slot_within_quota(container, principal)
