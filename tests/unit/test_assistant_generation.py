@@ -67,6 +67,18 @@ def test_an_invalid_quiz_is_refused_whole(mutate, why: str) -> None:  # type: ig
         generation.parse_quiz(json.dumps(bad), n_questions=2, n_passages=2)
 
 
+def test_a_repeated_option_is_kept_once_while_two_remain() -> None:
+    """explore46: 6 of 9 quizzes of the embedded model were refused for one repeated option; the question keeps each
+    option once, its answer on the kept one. Fewer than two left is refused, as before."""
+    repeated = json.loads(json.dumps(GOOD))
+    repeated["questions"][1].update(options=["A relay", "The client", "1. a relay."], answer=2)
+    qs = generation.parse_quiz(json.dumps(repeated), n_questions=2, n_passages=2)
+    assert (qs[1].options, qs[1].answer) == (["A relay", "The client"], 0)
+    repeated["questions"][1].update(options=["A relay", "a relay", "The client"], answer=2)
+    qs = generation.parse_quiz(json.dumps(repeated), n_questions=2, n_passages=2)
+    assert (qs[1].options, qs[1].answer) == (["A relay", "The client"], 1)
+
+
 def test_a_quiz_question_must_be_about_its_source_passage() -> None:
     """explore46 F4: a quiz on travelling by car, train or bus came back for a lesson on rivers, and could be saved."""
     off = json.loads(json.dumps(GOOD))

@@ -16,10 +16,11 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from smartcourse.assistant import evidence, prompts
-from smartcourse.assistant.schemas import GeneratedQuestion
+from smartcourse.assistant.schemas import _LIST_MARKER, GeneratedQuestion
 from smartcourse.assistant.text import sentences
 from smartcourse.errors import Unavailable
 from smartcourse.ports import ChatModel, Hit, OutputTruncated
+from smartcourse.schemas import option_key
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,26 @@ def _unescaped(data: Any) -> Any:
                 q["prompt"] = html.unescape(q["prompt"])
             if isinstance(q.get("options"), list):
                 q["options"] = [html.unescape(o) if isinstance(o, str) else o for o in q["options"]]
+                _without_repeated_options(q)
     return data
+
+
+def _without_repeated_options(question: dict[str, Any]) -> None:
+    """A question whose options repeat one another (as a student reads them: `option_key`, list markers aside) keeps
+    each once, its answer pointing at the kept one, while two distinct options remain: ["Lava", "Ash", "lava."] with
+    answer 2 is ["Lava", "Ash"] with answer 0. The embedded model repeats an option in most quizzes it writes
+    (explore46: 6 of 9 calls refused, "options must be distinct"); a question left with fewer than two is refused as
+    before."""
+    options, answer = question["options"], question.get("answer")
+    if not all(isinstance(o, str) for o in options) or not isinstance(answer, int) or not 0 <= answer < len(options):
+        return
+    keys = [option_key(_LIST_MARKER.sub("", o, count=1) or o) for o in options]
+    kept = list(dict.fromkeys(keys))
+    if len(kept) == len(keys) or len(kept) < 2:
+        return
+    first = {key: i for i, key in reversed(list(enumerate(keys)))}
+    question["options"] = [options[first[key]] for key in kept]
+    question["answer"] = kept.index(keys[answer])
 
 
 def _same_text(text: str) -> str:
