@@ -186,8 +186,15 @@ async def run_relay(
     linger: float = LINGER_SECONDS,
     stop: asyncio.Event | None = None,
     on_error: Callable[[BaseException], Awaitable[None]] | None = None,
+    rounds: Callable[..., Awaitable[int]] | None = None,
+    pause: Callable[[asyncio.Event, float], Awaitable[None]] | None = None,
 ) -> None:
+    """Relay until `stop`. `rounds` and `pause` stand in for `relay_once` and the wait between rounds in a test,
+    passed here rather than patched on the module, which a relay running in the same process uses too (a CI run
+    failed when the product's own relay called a test's patched round)."""
     stop = stop or asyncio.Event()
+    one_round = rounds or relay_once
+    wait = pause or _pause
     # Every event type's failure series at 0 from the start: the alert on its rate fires on the first failure.
     at_zero(RELAY_FAILURES, *{(event_type,) for event_type, _ in all_contracts()})
     # An outage (the database away) is said once with its traceback, then a line per round, rounds spaced out up to
@@ -195,7 +202,7 @@ async def run_relay(
     outage = FailedRounds(log, "outbox relay round", "outbox relay")
     while not stop.is_set():
         try:
-            sent = await relay_once(sessionmaker, publisher, batch=ROUND)
+            sent = await one_round(sessionmaker, publisher, batch=ROUND)
         except Exception as exc:
             outage.failure(exc)
             if on_error:
@@ -203,11 +210,11 @@ async def run_relay(
             sent = 0
         else:
             outage.success()
-        pause = idle_sleep if not sent else linger if sent < ROUND else 0.0
+        seconds = idle_sleep if not sent else linger if sent < ROUND else 0.0
         if outage.failed:
-            pause = min(FAILED_PAUSE_MAX, idle_sleep * 2 ** (outage.failed - 1))
-        if pause:
-            await _pause(stop, pause)
+            seconds = min(FAILED_PAUSE_MAX, idle_sleep * 2 ** (outage.failed - 1))
+        if seconds:
+            await wait(stop, seconds)
 
 
 async def _pause(stop: asyncio.Event, seconds: float) -> None:
