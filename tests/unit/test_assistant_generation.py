@@ -10,7 +10,7 @@ import pytest
 
 from smartcourse.assistant import generation
 from smartcourse.errors import Unavailable
-from tests.unit.test_assistant import OUTBOX, RELAY, ScriptedChat, hit
+from tests.unit.test_assistant import OUTBOX, RELAY, WEAK, ScriptedChat, hit
 
 GOOD = {
     "questions": [
@@ -85,9 +85,23 @@ def test_a_quiz_question_must_be_about_its_source_passage() -> None:
     off["questions"][0].update(
         prompt="How can you travel the world?", options=["By car", "By bus", "On foot"], answer=0
     )
-    with pytest.raises(generation.InvalidOutput, match="question 0 is not about passage"):
+    with pytest.raises(generation.InvalidOutput, match="question 0 is about none of the passages"):
         generation.parse_quiz(json.dumps(off), n_questions=2, n_passages=2, passages=[OUTBOX, RELAY])
     assert len(generation.parse_quiz(json.dumps(GOOD), n_questions=2, n_passages=2, passages=[OUTBOX, RELAY])) == 2
+    # A question citing the wrong passage is the one it is about's (the embedded model cites passage 1 most often).
+    miscited = {
+        "questions": [
+            {"prompt": "What does the relay lock?", "options": ["Unsent rows", "Tables"], "answer": 0, "source": 1},
+            {
+                "prompt": "When are certificates issued?",
+                "options": ["At 100 percent", "Never"],
+                "answer": 0,
+                "source": 1,
+            },
+        ]
+    }
+    qs = generation.parse_quiz(json.dumps(miscited), n_questions=2, n_passages=2, passages=[WEAK, RELAY])
+    assert [q.source for q in qs] == [2, 1]
 
 
 def test_list_markers_are_taken_off_the_options() -> None:
