@@ -28,6 +28,16 @@ from smartcourse.errors import Invalid, UnsupportedMedia
 
 #: The request body as OpenAPI describes it (the route has no body parameter for FastAPI to describe it from).
 MATERIAL_UPLOAD_BODY: dict[str, Any] = {
+    # Read there too (`_lesson_id`): a client that sends it in the query string is served, and told so (explore46 F7).
+    "parameters": [
+        {
+            "name": "lesson_id",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "format": "uuid"},
+            "description": "the form's `lesson_id`, given in the query string instead (both, differing: 422)",
+        }
+    ],
     "requestBody": {
         "required": True,
         "content": {
@@ -52,7 +62,7 @@ MATERIAL_UPLOAD_BODY: dict[str, Any] = {
                 }
             }
         },
-    }
+    },
 }
 
 _UUID = TypeAdapter(uuid.UUID)
