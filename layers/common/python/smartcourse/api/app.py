@@ -117,8 +117,13 @@ def _listed_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
     return out
 
 
+def _media_type(request: Request) -> str:
+    """The request's `Content-Type` without its parameters, lower-cased ("" when none)."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
 def _sent_as_json(request: Request) -> bool:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = _media_type(request)
     return content_type == "application/json" or content_type.endswith("+json")
 
 
@@ -424,7 +429,7 @@ def _takes_a_body(route: APIRoute) -> bool:
 
 def _sent_fields(request: Request, body: bytes) -> set[str] | None:
     """The field names of a JSON object or a form sent as the body (an empty set for `{ }` or `null`), else None."""
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/x-www-form-urlencoded":
+    if _media_type(request) == "application/x-www-form-urlencoded":
         return set(parse_qs(body.decode("latin-1"), keep_blank_values=True))
     try:
         sent = json.loads(body)
@@ -453,7 +458,7 @@ async def refuse_unread_body(request: Request) -> None:
     if body in _EMPTY_BODIES:
         return
     sent = _sent_fields(request, body)
-    if sent == set() and body[:1] in (b"{", b"n"):  # `{ }`, `{\n}` (explore45 F5); not `[]` or a form's "x"
+    if sent == set() and body[:1] == b"{":  # `{ }`, `{\n}` (explore45 F5); not `[]`
         return
     message = "this endpoint takes no request body"
     if meant := sorted(_query_names(route.dependant) & (sent or set())):

@@ -88,8 +88,7 @@ def parse_upload_form(
     """The `file` parts and the last `lesson_id` value of a form as the route takes them; refusals as FastAPI's
     validation gave them (every field's errors at once, `unknown` fields of the form and `unknown_query` parameters
     among them, as a JSON body's: a misspelled `lessonid`, in either, attached a lesson's handout to the whole course
-    without a word, explore44 F4, explore45 F4), then the route's own
-    (`invalid_filename`, one file)."""
+    without a word, explore44 F4, explore45 F4), then the route's own (`invalid_filename`, one file)."""
     extra = [("body", name) for name in unknown] + [("query", name) for name in unknown_query]
     errors: list[dict[str, Any]] = [
         {"type": "extra_forbidden", "loc": loc, "msg": "Extra inputs are not permitted", "input": None} for loc in extra
