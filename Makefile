@@ -39,7 +39,8 @@ else
 	PORT=$(PORT) $(BIN)/smartcourse run
 endif
 
-# Two lanes (tests/conftest.py BESIDE): the suite on one worker, the tests running a product of their own beside it.
+# Two lanes (tests/conftest.py beside_the_suite): the suite on one worker; the unit tests and the tests running a
+# product of their own beside it.
 test: install
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
