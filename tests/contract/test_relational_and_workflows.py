@@ -186,20 +186,17 @@ async def test_two_relays_publish_each_event_once(db_container: Any) -> None:
     assert len(seen) == 60 and len(set(seen)) == 60
 
 
-async def test_a_broker_that_does_not_answer_fails_the_round_in_bounded_time(
-    db_container: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_broker_that_does_not_answer_fails_the_round_in_bounded_time(db_container: Any) -> None:
     """explore24 F3: Kafka down held the relay's round inside the producer for the whole outage (69 s), with no
-    failure counted, no `last_error` and no SmartCourse log line. The round now fails after PUBLISH_TIMEOUT_SECONDS,
-    as any failed publish: counted, recorded on its first event, tried again next round."""
+    failure counted, no `last_error` and no SmartCourse log line. The round now fails after PUBLISH_TIMEOUT_SECONDS
+    (passed, not patched on the module: the suite's own relay runs in this process), as any failed publish: counted,
+    recorded on its first event, tried again next round."""
     import time
 
     from smartcourse.domain.events import DomainEvent
     from smartcourse.models import OutboxEvent
-    from smartcourse.services import outbox
     from smartcourse.services.outbox import RELAY_FAILURES, relay_once
 
-    monkeypatch.setattr(outbox, "PUBLISH_TIMEOUT_SECONDS", 0.3)
     async with db_container.uow() as uow:
         for i in range(3):
             uow.emit(DomainEvent("course.archived", str(uuid.uuid4()), {"course_id": str(uuid.uuid4()), "n": i}))
@@ -215,7 +212,7 @@ async def test_a_broker_that_does_not_answer_fails_the_round_in_bounded_time(
     for publisher in (Unanswered(), type("RowByRow", (), {"publish": Unanswered.publish})()):
         before = RELAY_FAILURES.labels("course.archived")._value.get()
         started = time.monotonic()
-        assert await relay_once(db_container.sessionmaker, publisher) == 0
+        assert await relay_once(db_container.sessionmaker, publisher, timeout=0.3) == 0
         assert time.monotonic() - started < 3  # one timeout, not one per row
         assert RELAY_FAILURES.labels("course.archived")._value.get() == before + 1
     async with db_container.uow() as uow:

@@ -85,21 +85,28 @@ PUBLISH_TIMEOUT_SECONDS = 10.0
 
 
 class _Stalled(Exception):
+    def __init__(self, timeout: float) -> None:
+        super().__init__(timeout)
+        self.timeout = timeout
+
     def __str__(self) -> str:
-        return f"the broker did not acknowledge within {PUBLISH_TIMEOUT_SECONDS:g} s (is it reachable?)"
+        return f"the broker did not acknowledge within {self.timeout:g} s (is it reachable?)"
 
 
-async def relay_once(sessionmaker: Any, publisher: Publisher, *, batch: int = 100) -> int:
+async def relay_once(
+    sessionmaker: Any, publisher: Publisher, *, batch: int = 100, timeout: float = PUBLISH_TIMEOUT_SECONDS
+) -> int:
     """Publish one batch of unsent events, oldest first. Rows are locked (SKIP LOCKED) so relays can scale out.
 
     The row is marked sent only after the publish succeeded, in the same transaction that locked it: a crash
-    in between republishes the event, which consumers dedupe by event id.
+    in between republishes the event, which consumers dedupe by event id. `timeout`: how long the broker has to take
+    them (a test passes its own rather than patching the module, which a relay in the same process reads too).
     """
     async with sessionmaker() as session, session.begin():
         rows = list(await session.execute(_UNSENT, {"batch": batch}))
         if len(rows) > 1 and isinstance(publisher, BatchPublisher):
             try:
-                together = await _published_together(rows, publisher)
+                together = await _published_together(rows, publisher, timeout)
             except _Stalled as exc:  # not again row by row: the first row would wait as long
                 await _failed(session, rows[0], exc, of=len(rows))
                 return 0
@@ -110,7 +117,7 @@ async def relay_once(sessionmaker: Any, publisher: Publisher, *, batch: int = 10
         for row in rows:
             try:
                 with telemetry.publishing(row), OUTBOX_PUBLISH_DURATION.labels(row.event_type).time():
-                    await _bounded(publisher.publish(row.topic, row.aggregate_id, row.payload))
+                    await _bounded(publisher.publish(row.topic, row.aggregate_id, row.payload), timeout)
             except Exception as exc:
                 await _failed(session, row, exc)
                 break  # keep per-aggregate order: stop at the first failure, retry next round
@@ -120,11 +127,11 @@ async def relay_once(sessionmaker: Any, publisher: Publisher, *, batch: int = 10
         return len(sent)
 
 
-async def _bounded(publishing: Any) -> None:
+async def _bounded(publishing: Any, timeout: float) -> None:
     try:
-        await asyncio.wait_for(publishing, PUBLISH_TIMEOUT_SECONDS)
+        await asyncio.wait_for(publishing, timeout)
     except TimeoutError:
-        raise _Stalled() from None
+        raise _Stalled(timeout) from None
 
 
 async def _failed(session: Any, row: Any, exc: Exception, *, of: int = 1) -> None:
@@ -142,7 +149,7 @@ async def _mark_sent(session: Any, rows: Sequence[Any]) -> None:
         await session.execute(_MARK_SENT, {"ids": [row.id for row in rows], "sent_at": utcnow()})
 
 
-async def _published_together(rows: Sequence[Any], publisher: BatchPublisher) -> bool:
+async def _published_together(rows: Sequence[Any], publisher: BatchPublisher, timeout: float) -> bool:
     """The round's rows in one call (the in-process bus: one transaction per consumer; Kafka: every send, then every
     ack). True: all sent (the caller marks them). False: the round goes on row by row, which keeps the rows before a
     failing one and records the failure on that row (what was already delivered is delivered again: consumers
@@ -153,7 +160,7 @@ async def _published_together(rows: Sequence[Any], publisher: BatchPublisher) ->
             batch.append(Outgoing(row.topic, row.aggregate_id, row.payload, telemetry.current_carrier()))
     started = time.perf_counter()
     try:
-        await _bounded(publisher.publish_batch(batch))
+        await _bounded(publisher.publish_batch(batch), timeout)
     except _Stalled:
         raise
     except Exception:
