@@ -503,6 +503,50 @@ async def test_a_disabled_account_keeps_its_waitlist_place_but_is_passed_over(
     await wait_enrollment(api, admin, queued[0]["id"], "active")  # its old token died with the disabling
 
 
+async def test_a_student_who_left_the_waitlist_is_not_emailed_that_they_are_on_it(
+    api: Api, worker: object, container: Any
+) -> None:
+    """explore47 F1: the `waitlist.joined` e-mail goes with the sweeper, within about two minutes; a student promoted
+    meanwhile got "Welcome", then "the course is full, you are on its waitlist". Promoted, dropped or released
+    (the course archived), the notice stays in the feed and its e-mail is not sent; one still waiting gets it."""
+    from sqlalchemy import select
+
+    from smartcourse.models import Notification
+
+    teacher = await api.user("instructor")
+    seated, promoted, left, waiting = await fast_students(container, 4)
+    course = await api.published_course(teacher, capacity=1, waitlist_enabled=True)
+    first = (await enroll(api, seated, course["id"])).json()
+    queued = [(await enroll(api, s, course["id"])).json() for s in (promoted, left, waiting)]
+    assert [q["status"] for q in queued] == ["waitlisted"] * 3, queued
+    r = await api.client.delete(f"/enrollments/{first['id']}", headers=seated["headers"])
+    assert r.status_code == 200, r.text
+    r = await api.client.delete(f"/enrollments/{queued[1]['id']}", headers=left["headers"])
+    assert r.status_code == 200, r.text
+    await wait_enrollment(api, promoted, queued[0]["id"], "active")
+
+    async def email_status() -> list[str | None]:
+        async with container.uow() as uow:
+            rows = dict(
+                (
+                    await uow.session.execute(
+                        select(Notification.dedupe_key, Notification.email_status).where(
+                            Notification.dedupe_key.in_([f"waitlist-joined:{q['id']}" for q in queued])
+                        )
+                    )
+                ).all()
+            )
+        return [rows.get(f"waitlist-joined:{q['id']}") for q in queued]
+
+    assert await email_status() == ["none", "none", "pending"]
+    for student in (promoted, left):  # the feed keeps what they were told, in its order
+        feed = (await api.client.get("/notifications", headers=student["headers"])).json()
+        assert [n["kind"] for n in feed].count("waitlist.joined") == 1, feed
+    r = await api.client.delete(f"/courses/{course['id']}", headers=teacher["headers"])  # archived
+    assert r.status_code == 200 and r.json()["status"] == "archived", r.text
+    assert await email_status() == ["none", "none", "none"]
+
+
 async def test_a_waitlisted_student_without_the_prerequisites_is_passed_over(
     api: Api, worker: object, container: Any
 ) -> None:
