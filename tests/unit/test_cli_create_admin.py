@@ -113,3 +113,18 @@ def test_without_a_running_database_it_says_so_and_starts_none(command: list[str
         "SMARTCOURSE_DATA_DIR first (or set DATABASE_URL)"
     ]
     assert not (data / "postgres").exists()
+    assert not (data / "jwt_secret").exists()  # explore47 F8: the refusal left a secret the next run would sign with
+
+
+def test_migrate_in_a_data_directory_without_a_database_refuses_and_creates_none(tmp_path: Path) -> None:
+    """explore47 F2: in the wrong directory, migrate initialised a new, empty cluster there, migrated it and said
+    "database is at the latest migration" (an upgrade's step, done on nothing). It still starts an existing one."""
+    data = tmp_path / "var"
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"SMARTCOURSE_DATA_DIR": str(data)}
+    done = _cli(["migrate"], tmp_path, env)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip().splitlines() == [
+        f"error: no embedded PostgreSQL under {data.resolve()}: `smartcourse run` creates and migrates one; to "
+        "migrate an existing one, set the SMARTCOURSE_DATA_DIR it runs with (or DATABASE_URL)"
+    ]
+    assert not (data / "postgres").exists() and not (data / "jwt_secret").exists() and done.stdout == ""

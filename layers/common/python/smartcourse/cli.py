@@ -37,16 +37,32 @@ def _migrate(database_url: str) -> None:
 
 
 def cmd_migrate(_: argparse.Namespace) -> int:
+    """Migrate DATABASE_URL's database, else the embedded one of the data directory, started for it when `run` is
+    stopped (an upgrade's step). A data directory with no cluster is refused: run in the wrong directory, migrate
+    made a new, empty cluster there and said "database is at the latest migration" (explore47 F2)."""
+    from sqlalchemy.engine import make_url
+
     from smartcourse.bootstrap import resolve_settings
     from smartcourse.migrations import MigrationRefused
 
-    settings = resolve_settings(get_settings(), need=("db",))
+    base = get_settings()
+    pgdata = base.data_dir.resolve() / "postgres"
+    if not base.database_url and not (pgdata / "PG_VERSION").exists():
+        _forget_created_secret()
+        print(
+            f"error: no embedded PostgreSQL under {base.data_dir.resolve()}: `smartcourse run` creates and migrates "
+            "one; to migrate an existing one, set the SMARTCOURSE_DATA_DIR it runs with (or DATABASE_URL)",
+            file=sys.stderr,
+        )
+        return 1
+    settings = resolve_settings(base, need=("db",))
     try:
         _migrate(settings.database_url or "")
     except MigrationRefused as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print("database is at the latest migration")
+    where = make_url(base.database_url).render_as_string(hide_password=True) if base.database_url else pgdata
+    print(f"database is at the latest migration ({where})")
     return 0
 
 
@@ -352,7 +368,19 @@ def with_database(uri: str, psql_args: list[str]) -> tuple[str, list[str]]:
     return parts._replace(path="/" + urllib.parse.quote(name, safe="")).geturl(), rest
 
 
+def _forget_created_secret() -> None:
+    """A command that refuses to run leaves no development JWT secret it created on reading the settings: a stray
+    `var/jwt_secret` where it ran would sign the tokens of the next `make run` started there (explore47 F8)."""
+    from smartcourse.config import created_secret_files
+
+    for path in created_secret_files:
+        path.unlink(missing_ok=True)
+    created_secret_files.clear()
+
+
 def _no_embedded_database(data_dir: Path) -> str:
+    """The refusal's line (the secret this process created is removed: `_forget_created_secret`)."""
+    _forget_created_secret()
     return (
         f"error: no embedded PostgreSQL is running under {data_dir.resolve()}: start `smartcourse run` with the same "
         "SMARTCOURSE_DATA_DIR first (or set DATABASE_URL)"
