@@ -8,7 +8,8 @@ when the file is not what the source says. A code is found where it is raised:
   (`courses.prerequisites_not_live`), the status that class's;
 * `schemas.rule_error("...", ...)`: a model rule the validation handler answers with 422 and that code, and
   `ExtractionError(filename, "...")`, a material's extraction failure (422, or in a publish report);
-* the API's handlers answering directly (`_error(422, "validation_error", ...)`).
+* the API's handlers answering directly (`_error(422, "validation_error", ...)`), and the HTTP server's protocol
+  refusing a request (`_refuse(414, "uri_too_long", ...)`).
 
 A code built at run time (from a variable) is not listed: every code the API answers is a literal somewhere.
 """
@@ -29,6 +30,9 @@ from smartcourse.devtools.calls import callee, name_of, named
 PACKAGE = Path(__file__).resolve().parents[1]
 REPO = PACKAGE.parents[3]
 ROOTS = (PACKAGE, REPO / "functions", REPO / "workflows")
+#: Calls answering with (status, code, ...) directly: the API's handlers (`api/app.py`), and the HTTP server's
+#: protocol refusing a request before the app sees it (`api/protocol.py`: 414, 431).
+DIRECT = frozenset({"_error", "_refuse"})
 #: Calls that take the code as a positional argument: its index, and the status it is answered with.
 POSITIONAL = {"rule_error": (0, 422), "ExtractionError": (1, 422)}
 
@@ -160,7 +164,7 @@ def _raised(
         status, fallback = helpers[name]
         passed = _keyword(node, "code")
         code = fallback if passed is None else _literal(passed)
-    elif name == "_error" and len(node.args) >= 2 and isinstance(answered := _int(node.args[0]), int):
+    elif name in DIRECT and len(node.args) >= 2 and isinstance(answered := _int(node.args[0]), int):
         code, status = _literal(node.args[1]), answered
     return (code, status) if code else None
 
