@@ -37,6 +37,16 @@ def data_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.fixture
+def pg_tmp() -> Iterator[Path]:
+    """A test's own directory for an embedded PostgreSQL, outside pytest's basetemp as `data_dir` is (and for the same
+    reason: another pytest session starting meanwhile closes `/tmp/pytest-of-<user>` to 0700, and the server, run as
+    pgserver's user, cannot start again in it: a CI run failed so, with `pg_ctl: could not access directory`)."""
+    path = Path(tempfile.mkdtemp(prefix="smartcourse-pg-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def settings(data_dir: Path) -> Iterator[Any]:
     """Settings for the suite: embedded PostgreSQL and Temporal under a fresh data directory."""
@@ -440,15 +450,20 @@ BESIDE = (
 )
 
 
+UNIT = "tests/unit/"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked `last` run after everything else (the reconcile check must see all the suite did)."""
-    items.sort(key=lambda item: item.get_closest_marker("last") is not None)
+    """The unit tests first (under xdist: before the `BESIDE` tests of their lane, which lower its priority: the unit
+    tests that bound a wait in seconds keep the CPU share they had in the suite's lane), and the tests marked `last`
+    after everything else (the reconcile check must see all the suite did)."""
+    items.sort(key=lambda item: (item.get_closest_marker("last") is not None, not item.nodeid.startswith(UNIT)))
 
 
 def beside_the_suite(nodeid: str) -> bool:
     """The `BESIDE` tests, and the unit tests (none uses the suite's engines: a test that does belongs in
     tests/integration), which thus leave the suite's lane about a minute sooner."""
-    return nodeid.startswith(BESIDE) or nodeid.startswith("tests/unit/")
+    return nodeid.startswith((*BESIDE, UNIT))
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
@@ -467,13 +482,13 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 # --- clean exit -------------------------------------------------------------------------------
 
 
-#: The CPU priority drop of the lane `beside_the_suite` (and the processes it starts): on two cores, the suite's lane
-#: keeps its pace and the lane beside it takes what the suite leaves while it waits.
+#: The CPU priority drop of the `BESIDE` tests (and the processes they start), from the first of them on (the unit tests
+#: run before): on two cores, the suite's lane keeps its pace and the lane beside it takes what the suite leaves.
 BESIDE_NICE = 10
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    if os.environ.get("PYTEST_XDIST_WORKER") and beside_the_suite(item.nodeid):
+    if os.environ.get("PYTEST_XDIST_WORKER") and item.nodeid.startswith(BESIDE):
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, 0, max(BESIDE_NICE, os.getpriority(os.PRIO_PROCESS, 0)))
 

@@ -56,7 +56,7 @@ def test_a_killed_engine_is_started_again_at_its_address(tmp_path: Path) -> None
         engines.stop()
 
 
-def test_a_killed_postgres_is_started_again_in_place(tmp_path: Path) -> None:
+def test_a_killed_postgres_is_started_again_in_place(pg_tmp: Path) -> None:
     """explore38 F3: `run` said nothing of a dead embedded PostgreSQL, and the product stayed degraded until an
     operator stopped and started everything. Its postmaster killed, it is started again with its socket and data."""
     import asyncio
@@ -64,7 +64,7 @@ def test_a_killed_postgres_is_started_again_in_place(tmp_path: Path) -> None:
     import asyncpg
     from pgserver.utils import PostmasterInfo
 
-    engines = EmbeddedEngines(tmp_path / "data")
+    engines = EmbeddedEngines(pg_tmp / "data")
     try:
         url = engines.postgres_url().replace("postgresql+asyncpg://", "postgresql://", 1)
 
@@ -78,8 +78,8 @@ def test_a_killed_postgres_is_started_again_in_place(tmp_path: Path) -> None:
                 await conn.close()
 
         asyncio.run(query("create table kept (v int)", "insert into kept values (7)"))
-        assert engines.revive(tmp_path / "mail") == []
-        info = PostmasterInfo.read_from_pgdata(tmp_path / "data" / "postgres")
+        assert engines.revive(pg_tmp / "mail") == []
+        info = PostmasterInfo.read_from_pgdata(pg_tmp / "data" / "postgres")
         assert info is not None
         os.kill(info.pid, signal.SIGKILL)
         deadline = time.monotonic() + 10
@@ -90,12 +90,12 @@ def test_a_killed_postgres_is_started_again_in_place(tmp_path: Path) -> None:
         deadline = time.monotonic() + 120
         while not any("started again in" in e for e in said):  # its children may hold the shared memory a moment
             engines._revive_after.clear()  # (then tried again after the pause, made 0 here)
-            said += engines.revive(tmp_path / "mail")
+            said += engines.revive(pg_tmp / "mail")
             assert time.monotonic() < deadline, said
             time.sleep(0.5)
         assert all(e.startswith(f"the embedded postgres (pid {info.pid}) exited") for e in said), said
         assert asyncio.run(query("select v from kept")) == 7  # the same URL, the same data
-        assert engines.revive(tmp_path / "mail") == []
+        assert engines.revive(pg_tmp / "mail") == []
     finally:
         engines.stop()
 
