@@ -49,6 +49,7 @@ async def fast_students(container: Any, n: int, role: str = "student") -> list[d
     return [
         {
             "id": str(u.id),
+            "email": u.email,
             "headers": {"Authorization": f"Bearer {issue_access_token(container.settings, user_id=u.id, role=role)}"},
         }
         for u in users
@@ -504,18 +505,20 @@ async def test_a_disabled_account_keeps_its_waitlist_place_but_is_passed_over(
 
 
 async def test_a_student_who_left_the_waitlist_is_not_emailed_that_they_are_on_it(
-    api: Api, worker: object, container: Any
+    api: Api, worker: object, celery_worker: object, container: Any
 ) -> None:
     """explore47 F1: the `waitlist.joined` e-mail goes with the sweeper, within about two minutes; a student promoted
-    meanwhile got "Welcome", then "the course is full, you are on its waitlist". Promoted, dropped or released
-    (the course archived), the notice stays in the feed and its e-mail is not sent; one still waiting gets it."""
+    meanwhile got "Welcome", then "the course is full, you are on its waitlist". Promoted, dropped or released (the
+    course archived) before it is sent, the notice stays in the feed and its e-mail is not sent (read at sending
+    time); one still waiting gets it."""
     from sqlalchemy import select
 
     from smartcourse.models import Notification
+    from smartcourse.tasks import enqueue_email
 
     teacher = await api.user("instructor")
     seated, promoted, left, waiting = await fast_students(container, 4)
-    course = await api.published_course(teacher, capacity=1, waitlist_enabled=True)
+    course = await api.published_course(teacher, capacity=1, waitlist_enabled=True, title="Waitlist Mail Course")
     first = (await enroll(api, seated, course["id"])).json()
     queued = [(await enroll(api, s, course["id"])).json() for s in (promoted, left, waiting)]
     assert [q["status"] for q in queued] == ["waitlisted"] * 3, queued
@@ -525,26 +528,41 @@ async def test_a_student_who_left_the_waitlist_is_not_emailed_that_they_are_on_i
     assert r.status_code == 200, r.text
     await wait_enrollment(api, promoted, queued[0]["id"], "active")
 
-    async def email_status() -> list[str | None]:
+    async def notices() -> dict[str, tuple[Any, str]]:
         async with container.uow() as uow:
-            rows = dict(
-                (
-                    await uow.session.execute(
-                        select(Notification.dedupe_key, Notification.email_status).where(
-                            Notification.dedupe_key.in_([f"waitlist-joined:{q['id']}" for q in queued])
-                        )
-                    )
-                ).all()
+            rows = await uow.session.execute(
+                select(Notification.data["enrollment_id"].astext, Notification.id, Notification.email_status).where(
+                    Notification.kind == "waitlist.joined",
+                    Notification.data["enrollment_id"].astext.in_([q["id"] for q in queued]),
+                )
             )
-        return [rows.get(f"waitlist-joined:{q['id']}") for q in queued]
+        return {eid: (nid, status) for eid, nid, status in rows}
 
-    assert await email_status() == ["none", "none", "pending"]
-    for student in (promoted, left):  # the feed keeps what they were told, in its order
+    async def sent(*eids: str) -> list[str]:
+        """Enqueue the notices' e-mails (as the sweeper does), then wait until each is settled."""
+        for eid in eids:
+            await asyncio.to_thread(enqueue_email, (await notices())[eid][0])
+        for _ in range(150):
+            found = await notices()
+            if all(found[eid][1] != "pending" for eid in eids):
+                return [found[eid][1] for eid in eids]
+            await asyncio.sleep(0.2)
+        raise AssertionError(await notices())
+
+    assert await sent(*(q["id"] for q in queued)) == ["none", "none", "sent"]
+    mail_dir = container.settings.mail_dir
+    assert await wait_mail(mail_dir, waiting["email"], "You are on the waitlist")
+    for student in (promoted, left):
+        assert not [m for m in read_mail(mail_dir, to=student["email"]) if "waitlist" in str(m["Subject"])]
         feed = (await api.client.get("/notifications", headers=student["headers"])).json()
-        assert [n["kind"] for n in feed].count("waitlist.joined") == 1, feed
-    r = await api.client.delete(f"/courses/{course['id']}", headers=teacher["headers"])  # archived
+        assert [n["kind"] for n in feed].count("waitlist.joined") == 1, feed  # the feed keeps what they were told
+
+    archived = await api.published_course(teacher, capacity=1, waitlist_enabled=True)  # released by the archive
+    assert (await enroll(api, seated, archived["id"])).status_code == 201
+    queued = [(await enroll(api, waiting, archived["id"])).json()]
+    r = await api.client.delete(f"/courses/{archived['id']}", headers=teacher["headers"])
     assert r.status_code == 200 and r.json()["status"] == "archived", r.text
-    assert await email_status() == ["none", "none", "none"]
+    assert await sent(queued[0]["id"]) == ["none"]
 
 
 async def test_a_waitlisted_student_without_the_prerequisites_is_passed_over(

@@ -64,13 +64,7 @@ from smartcourse.security import Principal
 from smartcourse.services.courses import ensure_course_owner, load_course
 from smartcourse.services.learner_view import published_lessons, published_lessons_by_version, published_lessons_of
 from smartcourse.services.notifications import create_notification
-from smartcourse.services.waitlist import (
-    enrollment_event,
-    give_back_seat,
-    history_entry,
-    mark_dropped,
-    withdraw_waitlist_notice,
-)
+from smartcourse.services.waitlist import enrollment_event, give_back_seat, history_entry, mark_dropped
 
 ANALYTICS_NS = uuid.UUID("5b0c3f4e-8f0b-4b5e-9a53-2d0a3b7f1c11")
 
@@ -630,8 +624,6 @@ async def drop(
         raise Conflict(f"a {e.status} enrollment cannot be dropped", code="enrollment_not_droppable")
     now = utcnow()
     removed = principal.user_id != e.student_id
-    if e.status == "waitlisted":
-        await withdraw_waitlist_notice(uow, e.id)
     freed = mark_dropped(uow, e, principal, reason or ("removed by an administrator" if removed else "dropped"), now)
     promoted = None
     # Lock the course row when a seat is freed: admissions and promotions of this course happen one at a time.

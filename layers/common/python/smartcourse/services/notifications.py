@@ -16,7 +16,7 @@ from email.utils import parseaddr
 from pathlib import PurePosixPath
 from typing import Any, Protocol
 
-from sqlalchemy import BigInteger, DateTime, bindparam, func, select, update
+from sqlalchemy import BigInteger, DateTime, and_, bindparam, cast, exists, func, select, update
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -26,7 +26,7 @@ from smartcourse.config import Settings
 from smartcourse.db import UnitOfWork
 from smartcourse.errors import Invalid, NotFound
 from smartcourse.faults import fail_point, hold_point
-from smartcourse.models import Notification, TaskRun, User, utcnow
+from smartcourse.models import Enrollment, Notification, TaskRun, User, utcnow
 from smartcourse.ports import FileStore
 from smartcourse.schemas import NotificationKind, NotificationPublic
 from smartcourse.security import Principal
@@ -202,9 +202,13 @@ async def deliver_email(
             if row is None:
                 log.warning("notification %s does not exist: nothing to send", notification_id)
                 return "missing"
-            status, title, body, data, address, full_name = row
+            status, title, body, data, address, full_name, outdated = row
             if status != "pending":
                 return "already_sent" if status == "sent" else f"skipped_{status}"
+            if outdated:  # no longer true: not sent, kept in the feed
+                await session.execute(_mark_outdated(), params)
+                log.info("notification %s is outdated: its e-mail is not sent", notification_id)
+                return "outdated"
             await hold_point(str(notification_id))  # test-only: lets a test kill the worker here
             attachments = await _attachment(rt, data or {})
             await asyncio.to_thread(
@@ -273,8 +277,8 @@ def _claim() -> Any:
 
 @functools.cache
 def _locked_for_sending() -> Any:
-    """What the e-mail needs, its row locked (FOR UPDATE); built once per process (statements, not ORM objects:
-    the sender runs once per e-mail, docs/benchmarks.md)."""
+    """What the e-mail needs, its row locked (FOR UPDATE), and whether it is `outdated`; built once per process
+    (statements, not ORM objects: the sender runs once per e-mail, docs/benchmarks.md)."""
     return (
         select(
             Notification.email_status,
@@ -283,10 +287,33 @@ def _locked_for_sending() -> Any:
             Notification.data,
             User.email,
             User.full_name,
+            _outdated().label("outdated"),
         )
         .join(User, User.id == Notification.user_id)
         .where(Notification.id == bindparam("notification_id", type_=_ID))
         .with_for_update(of=Notification)
+    )
+
+
+def _outdated() -> Any:
+    """The notification's e-mail would tell something no longer true when it is sent: "you are on the waitlist"
+    (`waitlist.joined`, e-mailed by the sweeper within about two minutes) for an enrollment that left it since,
+    promoted, dropped or released (explore47 F1: "Welcome" arrived first, then "the course is full, you are on its
+    waitlist"). Read when the e-mail is sent, not when the enrollment changes: a promotion never waits for a sender's
+    lock on the notice (an SMTP server that stalls held it, and the capacity raise that promoted timed out)."""
+    waiting = exists().where(
+        Enrollment.id == cast(Notification.data["enrollment_id"].astext, _ID),
+        Enrollment.status == "waitlisted",
+    )
+    return and_(Notification.kind == "waitlist.joined", ~waiting)
+
+
+@functools.cache
+def _mark_outdated() -> Any:
+    return (
+        update(Notification)
+        .where(Notification.id == bindparam("notification_id", type_=_ID), Notification.email_status == "pending")
+        .values(email_status="none")
     )
 
 

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, exists, select, update
+from sqlalchemy import and_, exists, select
 from sqlalchemy.orm import aliased
 
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as course_rules
 from smartcourse.domain import enrollment as rules
 from smartcourse.domain.events import DomainEvent
-from smartcourse.models import Course, CoursePrerequisite, Enrollment, EnrollmentHistory, Notification, User, utcnow
+from smartcourse.models import Course, CoursePrerequisite, Enrollment, EnrollmentHistory, User, utcnow
 from smartcourse.security import Principal
 from smartcourse.services.notifications import create_notification
 
@@ -56,22 +56,6 @@ def mark_dropped(uow: UnitOfWork, e: Enrollment, actor: Principal | None, reason
         )
     )
     return freed
-
-
-async def withdraw_waitlist_notice(uow: UnitOfWork, *enrollment_ids: Any) -> None:
-    """Enrollments that left the waitlist (promoted, dropped, released) keep their `waitlist.joined` notice in the
-    feed, but its e-mail, if it has not gone yet, is not sent: the sweeper sends it within about two minutes, and a
-    student promoted meanwhile got "Welcome" first, then "the course is full, you are on its waitlist" (explore47
-    F1). A sender holding the row is waited for: its e-mail went, and the row stays `sent`."""
-    if enrollment_ids:
-        await uow.session.execute(
-            update(Notification)
-            .where(
-                Notification.dedupe_key.in_([f"waitlist-joined:{i}" for i in enrollment_ids]),
-                Notification.email_status.in_(("pending", "failed")),
-            )
-            .values(email_status="none")
-        )
 
 
 async def promote_waitlist(uow: UnitOfWork, course: Course) -> list[Enrollment]:
@@ -134,7 +118,6 @@ async def promote_next(uow: UnitOfWork, course: Course, now: Any) -> Enrollment 
     nxt.workflow_id = rules.enrollment_workflow_id(course.id, nxt.student_id, nxt.attempt)
     uow.session.add(history_entry(nxt, "waitlisted", "pending", None, "promoted from the waitlist"))
     uow.emit(enrollment_event("waitlist.promoted", nxt, workflow_id=nxt.workflow_id, admitted_at=now.isoformat()))
-    await withdraw_waitlist_notice(uow, nxt.id)
     return nxt
 
 
@@ -227,7 +210,6 @@ async def release_waitlist(uow: UnitOfWork, course: Course, now: Any) -> list[En
             .with_for_update(skip_locked=True)
         )
     )
-    await withdraw_waitlist_notice(uow, *(e.id for e in released))
     for e in released:
         mark_dropped(uow, e, None, "course archived", now)
         await create_notification(
