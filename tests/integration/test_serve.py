@@ -94,6 +94,9 @@ async def test_an_idle_keep_alive_connection_is_left_for_the_client_to_close(con
             head, body = await asyncio.to_thread(_exchange, port, raw)
             assert head.startswith(b"HTTP/1.1 " + status), head
             assert json.loads(body)["code"] == code, body
+            # As every answer of the app (explore48 F9).
+            for header in (b"X-Content-Type-Options: nosniff", b"Cache-Control: no-store", b"X-Frame-Options: DENY"):
+                assert b"\r\n" + header + b"\r\n" in head, head
         assert await asyncio.to_thread(_get, http.client.HTTPConnection("127.0.0.1", port, timeout=30), "/health") in (
             200,
             503,

@@ -33,7 +33,10 @@ OPS_PATHS = frozenset({"/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "
 #: Not in the request log: scrapes and probes every few seconds.
 UNLOGGED = frozenset({"/metrics", "/health", "/health/ready"})
 
-_SECURITY_HEADERS = (
+#: The API's Content-Security-Policy (not the docs pages').
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+#: On every answer (and on the HTTP server's own refusals: `api/protocol.py`).
+SECURITY_HEADERS = (
     ("X-Content-Type-Options", "nosniff"),
     ("X-Frame-Options", "DENY"),
     ("Referrer-Policy", "no-referrer"),
@@ -138,13 +141,13 @@ class EdgeMiddleware:
                 if "route" in scope or path in OPS_PATHS:  # routed (the router matched once, here for the span too)
                     name_server_span(server_span, method, route_template(scope))
                 headers = MutableHeaders(scope=message)
-                for key, value in _SECURITY_HEADERS:
+                for key, value in SECURITY_HEADERS:
                     headers.setdefault(key, value)
                 # Nothing is stored by a browser or an intermediary unless the route says it may be (the catalogue's
                 # cached reads do): tokens (RFC 6749 5.1), a user's own data, an instructor's list with drafts.
                 headers.setdefault("Cache-Control", "no-store")
                 if not docs_page:
-                    headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+                    headers.setdefault("Content-Security-Policy", API_CSP)
                 if self.hsts_always or https:
                     headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
                 trace_id = telemetry.current_trace_id()

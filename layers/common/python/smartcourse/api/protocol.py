@@ -15,6 +15,7 @@ import json
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from smartcourse.api.edge import API_CSP, SECURITY_HEADERS
 from smartcourse.metrics import DOMAIN_ERRORS
 
 CODE = "bad_request"
@@ -24,6 +25,12 @@ MAX_HEADER_BYTES = 64 * 1024
 MAX_HEADERS = 200
 
 _STATUS_LINES = {400: b"400 Bad Request", 414: b"414 URI Too Long", 431: b"431 Request Header Fields Too Large"}
+#: The headers the app's answers carry (`api/edge.py`), on these too (explore48 F9: docs/security.md says every
+#: answer). No Strict-Transport-Security: TLS ends before this server, which cannot tell.
+_HEADERS = b"".join(
+    f"{name}: {value}\r\n".encode("ascii")
+    for name, value in (*SECURITY_HEADERS, ("Cache-Control", "no-store"), ("Content-Security-Policy", API_CSP))
+)
 
 
 def error_body(message: str, code: str = CODE) -> bytes:
@@ -69,6 +76,7 @@ class JsonErrorsProtocol(HttpToolsProtocol):
             content.extend([name, b": ", value, b"\r\n"])
         content.extend(
             [
+                _HEADERS,
                 b"content-type: application/json\r\n",
                 b"content-length: " + str(len(body)).encode("ascii") + b"\r\n",
                 b"connection: close\r\n",
