@@ -128,3 +128,23 @@ def test_migrate_in_a_data_directory_without_a_database_refuses_and_creates_none
         "migrate an existing one, set the SMARTCOURSE_DATA_DIR it runs with (or DATABASE_URL)"
     ]
     assert not (data / "postgres").exists() and not (data / "jwt_secret").exists() and done.stdout == ""
+
+
+def test_one_off_commands_say_a_mistake_in_one_line_and_leave_no_secret(tmp_path: Path) -> None:
+    """explore48 F5-F7: an unknown function or event file for `invoke` and an unreachable DATABASE_URL for `migrate`
+    were Python tracebacks (133 lines); `routes`, `migrate` and others left a new `var/jwt_secret` where they ran."""
+    data = tmp_path / "var"
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"SMARTCOURSE_DATA_DIR": str(data)}
+    sample = str(Path(__file__).parents[2] / "events/samples/health.json")
+    done = _cli(["invoke", "no_such_function", "--event", sample], tmp_path, env)
+    assert done.returncode == 2 and done.stderr.startswith("error: no function named 'no_such_function'"), done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+    done = _cli(["invoke", "health", "--event", str(tmp_path / "missing.json")], tmp_path, env)
+    assert done.returncode == 2 and "No such file" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    unreachable = {**env, "DATABASE_URL": "postgresql+asyncpg://user:hunter2@127.0.0.1:1/smartcourse"}
+    done = _cli(["migrate"], tmp_path, unreachable)
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert done.stderr.startswith("error: could not migrate postgresql+asyncpg://user:***@127.0.0.1:1/smartcourse: ")
+    assert "hunter2" not in done.stderr
+    assert _cli(["routes"], tmp_path, env).returncode == 0
+    assert not (data / "jwt_secret").exists()

@@ -208,6 +208,36 @@ def test_a_relay_that_stalls_holds_a_send_seconds_not_its_session_timeout(tmp_pa
         sink.stop()
 
 
+def test_closing_a_connection_to_a_relay_that_went_silent_takes_seconds() -> None:
+    """explore48 F2: an idle connection past `MAX_IDLE_SECONDS` is closed before the next send, and its QUIT waited
+    the session's 30 s on a relay that stopped answering (40 s with the new connection's attempt)."""
+    import smtplib
+    import socket
+    import threading
+    import time
+
+    from smartcourse.adapters.mail import SmtpConnection
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        peers: list[socket.socket] = []
+
+        def greet_then_stall() -> None:
+            peer, _ = server.accept()
+            peer.sendall(b"220 relay ready\r\n")  # then never another word
+            peers.append(peer)
+
+        threading.Thread(target=greet_then_stall, daemon=True).start()
+        conn = SmtpConnection("127.0.0.1", server.getsockname()[1], timeout=30)
+        conn.smtp = smtplib.SMTP("127.0.0.1", server.getsockname()[1], timeout=30)
+        started = time.monotonic()
+        conn.close()
+        assert time.monotonic() - started < conn.QUIT_SECONDS + 2 and conn.smtp is None
+        for peer in peers:
+            peer.close()
+
+
 def test_the_celery_parent_preloads_what_a_task_imports() -> None:
     """`worker_init` imports these before the pool forks; a renamed module must fail here, not in production."""
     import importlib

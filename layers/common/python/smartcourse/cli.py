@@ -41,6 +41,7 @@ def cmd_migrate(_: argparse.Namespace) -> int:
     stopped (an upgrade's step). A data directory with no cluster is refused: run in the wrong directory, migrate
     made a new, empty cluster there and said "database is at the latest migration" (explore47 F2)."""
     from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DBAPIError
 
     from smartcourse.bootstrap import resolve_settings
     from smartcourse.migrations import MigrationRefused
@@ -56,12 +57,16 @@ def cmd_migrate(_: argparse.Namespace) -> int:
         )
         return 1
     settings = resolve_settings(base, need=("db",))
+    where = make_url(base.database_url).render_as_string(hide_password=True) if base.database_url else pgdata
     try:
         _migrate(settings.database_url or "")
     except MigrationRefused as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    where = make_url(base.database_url).render_as_string(hide_password=True) if base.database_url else pgdata
+    except (OSError, DBAPIError) as exc:  # unreachable, refused, a bad password: one line (explore48 F5)
+        cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        print(f"error: could not migrate {where}: {cause}", file=sys.stderr)
+        return 1
     print(f"database is at the latest migration ({where})")
     return 0
 
@@ -244,11 +249,15 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     """Call a handler exactly as Lambda would: handler(event, context), print the response."""
     from smartcourse.functions_registry import load_function
 
+    try:  # a name or file mistyped: one line, not a traceback (explore48 F7)
+        event = json.loads(Path(args.event).read_text())
+        fn = load_function(args.function)
+    except (KeyError, OSError, ValueError) as exc:
+        print(f"error: {exc.args[0] if isinstance(exc, KeyError) else exc}", file=sys.stderr)
+        return 2
     if refused := _refused_without_database():
         print(refused, file=sys.stderr)
         return 1
-    fn = load_function(args.function)
-    event = json.loads(Path(args.event).read_text())
     result = fn.module.handler(event, LambdaContext(args.function))
     print(json.dumps(result, indent=2))
     return 0
@@ -814,6 +823,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return code
 
 
+#: Commands that run once and leave: a development JWT secret one of them created on reading the settings is removed
+#: when it ends (the product was not running there, or the secret would have existed; explore48 F6: `routes`,
+#: `template`, `trace` left a `var/jwt_secret` wherever they ran, which the next `make run` there would sign with).
+ONE_OFF = frozenset({"migrate", "create-admin", "invoke", "template", "routes", "psql", "trace", "samples"})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="smartcourse", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -869,6 +884,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code: int = args.fn(args)
         sys.stdout.flush()
+        if args.command in ONE_OFF:
+            _forget_created_secret()
     except ValidationError as exc:
         if exc.title != "Settings":
             raise
