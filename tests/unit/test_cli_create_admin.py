@@ -146,5 +146,12 @@ def test_one_off_commands_say_a_mistake_in_one_line_and_leave_no_secret(tmp_path
     assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert done.stderr.startswith("error: could not migrate postgresql+asyncpg://user:***@127.0.0.1:1/smartcourse: ")
     assert "hunter2" not in done.stderr
+    for url, said in (
+        ("postgresql+asyncpg//user:hunter2@db/x", "error: DATABASE_URL is malformed"),  # explore49 N3: a traceback
+        ("nosuchdb://user:hunter2@db/x", "error: DATABASE_URL names a driver that is not installed"),
+    ):
+        done = _cli(["migrate"], tmp_path, {**env, "DATABASE_URL": url})
+        assert done.returncode == 2 and done.stderr.startswith(said), done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and "hunter2" not in done.stderr
     assert _cli(["routes"], tmp_path, env).returncode == 0
     assert not (data / "jwt_secret").exists()

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from smartcourse import aio
 from smartcourse.config import API_DB_STATEMENT_TIMEOUT, api_workers, default_public_base_url, get_settings
@@ -884,8 +885,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         code: int = args.fn(args)
         sys.stdout.flush()
-        if args.command in ONE_OFF:
-            _forget_created_secret()
+    except ArgumentError as exc:  # a malformed DATABASE_URL, or an unknown driver (explore49 N3): one line, no value
+        why = f"names a driver that is not installed ({exc})" if isinstance(exc, NoSuchModuleError) else "is malformed"
+        print(f"error: DATABASE_URL {why}", file=sys.stderr)
+        code = 2
     except ValidationError as exc:
         if exc.title != "Settings":
             raise
@@ -901,6 +904,9 @@ def main(argv: list[str] | None = None) -> int:
         # the output goes nowhere instead of a traceback at exit).
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 1
+    finally:
+        if args.command in ONE_OFF:
+            _forget_created_secret()
     # temporalio's core can abort the interpreter at exit (sdk-python#300): leave without finalizers.
     atexit._run_exitfuncs()  # what os._exit would skip: stopping the embedded engines we started
     sys.stderr.flush()
