@@ -50,7 +50,6 @@ def cmd_migrate(_: argparse.Namespace) -> int:
     base = get_settings()
     pgdata = base.data_dir.resolve() / "postgres"
     if not base.database_url and not (pgdata / "PG_VERSION").exists():
-        _forget_created_secret()
         print(
             f"error: no embedded PostgreSQL under {base.data_dir.resolve()}: `smartcourse run` creates and migrates "
             "one; to migrate an existing one, set the SMARTCOURSE_DATA_DIR it runs with (or DATABASE_URL)",
@@ -379,8 +378,9 @@ def with_database(uri: str, psql_args: list[str]) -> tuple[str, list[str]]:
 
 
 def _forget_created_secret() -> None:
-    """A command that refuses to run leaves no development JWT secret it created on reading the settings: a stray
-    `var/jwt_secret` where it ran would sign the tokens of the next `make run` started there (explore47 F8)."""
+    """A one-off command (`ONE_OFF`, when it ends, in `main`) leaves no development JWT secret it created on reading
+    the settings: a stray `var/jwt_secret` where it ran would sign the tokens of the next `make run` started there
+    (explore47 F8)."""
     from smartcourse.config import created_secret_files
 
     for path in created_secret_files:
@@ -389,8 +389,6 @@ def _forget_created_secret() -> None:
 
 
 def _no_embedded_database(data_dir: Path) -> str:
-    """The refusal's line (the secret this process created is removed: `_forget_created_secret`)."""
-    _forget_created_secret()
     return (
         f"error: no embedded PostgreSQL is running under {data_dir.resolve()}: start `smartcourse run` with the same "
         "SMARTCOURSE_DATA_DIR first (or set DATABASE_URL)"
