@@ -173,13 +173,16 @@ async def deliver_email(
     """Send the email copy unless already sent; returns what happened ("sent", "already_sent", ...).
 
     Exactly once in the normal case, by claim and mark in one transaction: the sender claims the
-    notification (a transaction-scoped advisory lock, `email_claim_key`), locks its row (FOR UPDATE) and
-    marks it 'sent' in the same transaction after SMTP accepted the message. A task killed before that
-    commit loses its connection, so PostgreSQL rolls back and drops both locks: the row is still
-    'pending' and the redelivered task sends it. Duplicate deliveries of the task (enqueued 5x, sweeper,
-    redelivery) either find the claim taken and stop at once ("in_progress": the holder's own message
-    guarantees progress) or find 'sent' and stop. The claim is not the row lock itself: anything else
-    that holds the row for an instant (a student marking it read) is waited for, not taken for a sender.
+    notification (a transaction-scoped advisory lock, `email_claim_key`), reads its row (read after the
+    claim is taken, so a sender that committed just before is seen) and marks it 'sent' in the same
+    transaction after SMTP accepted the message. A task killed before that commit loses its connection,
+    so PostgreSQL rolls back and drops the claim: the row is still 'pending' and the redelivered task
+    sends it. Duplicate deliveries of the task (enqueued 5x, sweeper, redelivery) either find the claim
+    taken and stop at once ("in_progress": the holder's own message guarantees progress) or find 'sent'
+    and stop. The claim is not a row lock: the row is not locked across the SMTP conversation, so a
+    student marking the notification read is never held by a slow or stalled mail relay (explore49 N2:
+    it answered 503 after 5 s on every try while the relay stalled); the sender's mark waits out such an
+    update for its instant, and someone holding the row is never taken for a sender.
 
     If the transaction fails after the SMTP server accepted the message (PostgreSQL restarting, the connection
     lost at the commit), 'sent' is recorded in a new transaction, retried for about 20 s (`_mark_accepted`).
@@ -198,7 +201,7 @@ async def deliver_email(
         async with rt.sessionmaker() as session, session.begin():
             if not await session.scalar(_claim(), {"claim_key": email_claim_key(notification_id)}):
                 return "in_progress"  # another sender holds the claim (and sends, or its death frees the claim)
-            row = (await session.execute(_locked_for_sending(), params)).first()  # waits out a mark-read in flight
+            row = (await session.execute(_for_sending(), params)).first()  # no row lock: the claim keeps senders apart
             if row is None:
                 log.warning("notification %s does not exist: nothing to send", notification_id)
                 return "missing"
@@ -276,9 +279,10 @@ def _claim() -> Any:
 
 
 @functools.cache
-def _locked_for_sending() -> Any:
-    """What the e-mail needs, its row locked (FOR UPDATE), and whether it is `outdated`; built once per process
-    (statements, not ORM objects: the sender runs once per e-mail, docs/benchmarks.md)."""
+def _for_sending() -> Any:
+    """What the e-mail needs, and whether it is `outdated`; built once per process (statements, not ORM objects: the
+    sender runs once per e-mail, docs/benchmarks.md). Not FOR UPDATE: the sender's claim keeps senders apart, and a
+    row lock held across the SMTP conversation made anyone updating the row (marking it read) wait for the relay."""
     return (
         select(
             Notification.email_status,
@@ -291,7 +295,6 @@ def _locked_for_sending() -> Any:
         )
         .join(User, User.id == Notification.user_id)
         .where(Notification.id == bindparam("notification_id", type_=_ID))
-        .with_for_update(of=Notification)
     )
 
 
