@@ -155,3 +155,27 @@ def test_one_off_commands_say_a_mistake_in_one_line_and_leave_no_secret(tmp_path
         assert len(done.stderr.strip().splitlines()) == 1 and "hunter2" not in done.stderr
     assert _cli(["routes"], tmp_path, env).returncode == 0
     assert not (data / "jwt_secret").exists()
+
+
+def test_cli_rough_edges_outside_the_repository_are_one_line(tmp_path: Path) -> None:
+    """explore49 N4: `template --check` where there is no template.yaml said "out of date: run `smartcourse
+    template`" (which wrote one there); `samples` into a path under a file was a 15-line traceback; create-admin with
+    an unreachable database said the database "refused the account"."""
+    data = tmp_path / "var"
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"} | {"SMARTCOURSE_DATA_DIR": str(data)}
+    done = _cli(["template", "--check"], tmp_path, env)
+    assert done.returncode == 1 and done.stderr.strip().splitlines() == [
+        "error: no template.yaml here: run this in the repository, or pass --output"
+    ]
+    assert not (tmp_path / "template.yaml").exists()
+    (tmp_path / "afile").write_text("")
+    done = _cli(["samples", "--directory", str(tmp_path / "afile" / "sub")], tmp_path, env)
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert done.stderr.startswith(f"error: could not write the samples into {tmp_path / 'afile' / 'sub'}: ")
+    unreachable = {**env, "DATABASE_URL": "postgresql+asyncpg://user:hunter2@127.0.0.1:1/smartcourse"}
+    done = _cli(["create-admin", "--email", "a@example.com", "--password", "x" * 12], tmp_path, unreachable)
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert done.stderr.startswith(
+        "error: could not reach the database postgresql+asyncpg://user:***@127.0.0.1:1/smartcourse: "
+    ), done.stderr
+    assert "hunter2" not in done.stderr

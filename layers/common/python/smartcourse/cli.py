@@ -235,7 +235,10 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
             return 1
         except (SQLAlchemyError, OSError) as exc:  # unreachable, or not migrated: one line, not a traceback
             cause = getattr(exc, "orig", None) or exc
-            print(f"error: the database refused the account: {type(cause).__name__}: {cause}", file=sys.stderr)
+            if isinstance(cause, OSError):  # never reached: it refused nothing (explore49 N4)
+                print(f"error: could not reach the database {_database_named()}: {cause}", file=sys.stderr)
+            else:
+                print(f"error: the database refused the account: {type(cause).__name__}: {cause}", file=sys.stderr)
             return 1
         finally:
             await c.aclose()
@@ -285,7 +288,10 @@ def cmd_template(args: argparse.Namespace) -> int:
     text = render_template()
     path = Path(args.output)
     if args.check:
-        if not path.exists() or path.read_text() != text:
+        if not path.exists():  # run outside the repository: "out of date" sent the user to write one there (N4)
+            print(f"error: no {path} here: run this in the repository, or pass --output", file=sys.stderr)
+            return 1
+        if path.read_text() != text:
             print(f"{path} is out of date: run `smartcourse template`", file=sys.stderr)
             return 1
         print(f"{path} matches the function pack")
@@ -298,7 +304,12 @@ def cmd_template(args: argparse.Namespace) -> int:
 def cmd_samples(args: argparse.Namespace) -> int:
     from smartcourse.devtools.samples import write_samples
 
-    for path in write_samples(Path(args.directory)):
+    try:
+        written = write_samples(Path(args.directory))
+    except OSError as exc:  # a directory under a file, read-only, ...: one line, not a traceback (explore49 N4)
+        print(f"error: could not write the samples into {args.directory}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    for path in written:
         print(f"wrote {path}")
     return 0
 
@@ -393,6 +404,16 @@ def _no_embedded_database(data_dir: Path) -> str:
         f"error: no embedded PostgreSQL is running under {data_dir.resolve()}: start `smartcourse run` with the same "
         "SMARTCOURSE_DATA_DIR first (or set DATABASE_URL)"
     )
+
+
+def _database_named() -> str:
+    """The database a command works on, for its messages: DATABASE_URL without its password, else the embedded one."""
+    from sqlalchemy.engine import make_url
+
+    settings = get_settings()
+    if settings.database_url:
+        return make_url(settings.database_url).render_as_string(hide_password=True)
+    return f"under {settings.data_dir.resolve() / 'postgres'}"
 
 
 def _refused_without_database() -> str | None:
