@@ -10,7 +10,7 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -130,6 +130,21 @@ async def reached(hold: Path) -> bool:
     return hold.with_suffix(".reached").exists()
 
 
+@contextlib.asynccontextmanager
+async def sender_held(rig: MailRig, container: Any, nid: uuid.UUID) -> AsyncIterator[None]:
+    """The notification enqueued and its task held at its hold point (faults.hold_point: after its claim, before
+    SMTP) until the block ends."""
+    hold = Path(rig.worker.env["SMARTCOURSE_TEST_HOLD_DIR"]) / f"{nid}.hold"
+    hold.touch()
+    try:
+        rig.enqueue(nid)
+        await wait_for(lambda: reached(hold), what="the task to claim the notification")
+        assert await holds_claim(container, nid)
+        yield
+    finally:
+        hold.unlink(missing_ok=True)
+
+
 async def holds_claim(container: Any, nid: uuid.UUID) -> bool:
     """True while a sender holds the notification's e-mail claim, i.e. a worker is mid-task (a probe: it takes the
     claim for an instant if it is free, so only ask when no task may be claiming)."""
@@ -221,16 +236,10 @@ async def test_marking_read_does_not_wait_for_the_relay(rig: MailRig, container:
     on every try). The e-mail still goes once, and the read time stays."""
     user = await api.user()
     nid = await notify(container, user)
-    hold = Path(rig.worker.env["SMARTCOURSE_TEST_HOLD_DIR"]) / f"{nid}.hold"
-    hold.touch()
-    try:
-        rig.enqueue(nid)
-        await wait_for(lambda: reached(hold), what="the task to claim the notification")
+    async with sender_held(rig, container, nid):
         r = await asyncio.wait_for(api.client.post(f"/notifications/{nid}/read", headers=user["headers"]), 10)
         assert r.status_code == 200 and r.json()["read_at"] is not None, r.text
         assert await holds_claim(container, nid), "the sender is still mid-task"
-    finally:
-        hold.unlink(missing_ok=True)
     note = await wait_sent(container, nid)
     assert note.email_attempts == 1 and note.read_at is not None
     assert len(mails_for(rig, nid, user["email"])) == 1
@@ -254,15 +263,8 @@ async def test_attachment_from_the_file_store(rig: MailRig, container: Any, api:
 async def test_worker_killed_mid_task_redelivers_and_sends_once(rig: MailRig, container: Any, api: Api) -> None:
     user = await api.user()
     nid = await notify(container, user)
-    hold = Path(rig.worker.env["SMARTCOURSE_TEST_HOLD_DIR"]) / f"{nid}.hold"
-    hold.touch()
-    try:
-        rig.enqueue(nid)
-        await wait_for(lambda: reached(hold), what="the task to claim the notification")
-        assert await holds_claim(container, nid)
+    async with sender_held(rig, container, nid):
         rig.worker.kill()  # SIGKILL, worker and pool: the message was never acked
-    finally:
-        hold.unlink(missing_ok=True)
     await asyncio.sleep(0.5)
     assert not await holds_claim(container, nid), "the killed task's lock must be gone with its connection"
     assert (await row(container, nid)).email_status == "pending"
@@ -300,20 +302,13 @@ async def test_pool_child_killed_mid_task_is_redelivered(rig: MailRig, container
     task_reject_on_worker_lost) and runs it again at once."""
     user = await api.user()
     nid = await notify(container, user)
-    hold = Path(rig.worker.env["SMARTCOURSE_TEST_HOLD_DIR"]) / f"{nid}.hold"
-    hold.touch()
-    try:
-        rig.enqueue(nid)
-        await wait_for(lambda: reached(hold), what="the task to claim the notification")
-        assert await holds_claim(container, nid)
+    async with sender_held(rig, container, nid):
         offset = rig.worker.log_offset()
         children = _children(rig.worker.proc.pid)
         assert children
         for pid in children:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-    finally:
-        hold.unlink(missing_ok=True)
     note = await wait_sent(container, nid, timeout=60)
     assert note.email_attempts == 1
     assert len(mails_for(rig, nid, user["email"])) == 1
