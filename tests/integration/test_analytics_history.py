@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from smartcourse.db import UnitOfWork
+from smartcourse.errors import NotFound
 from smartcourse.models import Course, Enrollment, LessonProgress, User
 from smartcourse.security import Principal
 from smartcourse.services import analytics
@@ -338,6 +339,12 @@ async def test_bad_ranges_are_clear_errors(history_db: Any) -> None:
                 uow=uow, principal=ADMIN, interval="day", start=date(2000, 1, 1), end=date(2026, 1, 1)
             )
         assert err.value.code == "range_too_long"
+        # explore50 F4: the defaults stay within the days a series may name, and say what they were.
+        body = await analytics.enrollment_series(uow=uow, principal=ADMIN, interval="day", end=date(2000, 1, 1))
+        assert (body["from"], body["to"]) == ("2000-01-01", "2000-01-01"), body
+        with pytest.raises(Invalid) as err:
+            await analytics.enrollment_series(uow=uow, principal=ADMIN, interval="day", start=date(2999, 12, 31))
+        assert err.value.code == "invalid_range" and "(today, " in err.value.message
         with pytest.raises(Invalid):
             await analytics.enrollment_series(uow=uow, principal=ADMIN, interval="year")
         with pytest.raises(Forbidden):
@@ -346,3 +353,70 @@ async def test_bad_ranges_are_clear_errors(history_db: Any) -> None:
             await analytics.student_view(
                 uow=uow, principal=Principal(user_id=uuid.uuid4(), role="student"), student_id=uuid.uuid4()
             )
+
+
+async def test_an_account_moved_from_student_counts_under_its_new_role(
+    history_db: Any, history: dict[str, uuid.UUID]
+) -> None:
+    """explore50 F1: S2 (a completion, a drop) made an instructor by an admin still counted among the students with
+    courses (and, active, in `total_students`, which read 7 beside `registered_students` 6), while its own learning
+    record answered 404, even to an admin. The student figures count the account under its new role, on both sides
+    of reconcile; its record stays readable."""
+    s2 = history["s2"]
+    today = date(2026, 3, 20)
+
+    async def move(role: str, before: str) -> None:
+        async with UnitOfWork(history_db) as uow:
+            await uow.session.execute(text("update users set role = :r where id = :id"), {"r": role, "id": s2})
+            await uow.session.commit()
+        envelope = History()
+        envelope.event("user.role_changed", s2, at("2026-03-01T00:00:00"), user_id=str(s2), to=role, **{"from": before})
+        assert await analytics.CONSUMER.handle(history_db, envelope.events[0])
+
+    await move("instructor", "student")
+    try:
+        async with UnitOfWork(history_db) as uow:
+            counted = await analytics.dashboard(uow=uow, principal=ADMIN, today=today)
+            source = await analytics.from_source(uow=uow, today=today)
+            recon = await analytics.reconcile(uow=uow, principal=ADMIN)
+            record = await analytics.student_view(uow=uow, principal=ADMIN, student_id=s2)
+            own = await analytics.student_view(
+                uow=uow, principal=Principal(user_id=s2, role="instructor"), student_id=s2
+            )
+        for figures in (counted, source):
+            assert (figures["registered_students"], figures["registered_instructors"]) == (3, 3)
+            assert figures["avg_courses_per_student"] == 2.0  # S1 2, S3 2; S2's completion no longer a student's
+            assert figures["total_students"] == 2
+        assert recon["total_drift"] == 0, recon["drift"]
+        assert record == own and record["courses_completed"] == 1 and record["enrollments"]["dropped"] == 1
+    finally:
+        await move("student", "instructor")
+    async with UnitOfWork(history_db) as uow:
+        assert (await analytics.dashboard(uow=uow, principal=ADMIN, today=today))["avg_courses_per_student"] == round(
+            5 / 3, 4
+        )
+        with pytest.raises(NotFound):  # an account that never studied has no learning record
+            await analytics.student_view(
+                uow=uow, principal=ADMIN, student_id=await _instructor_of(history_db, history["a"])
+            )
+
+
+async def test_a_revoked_completion_is_no_course_completed(history_db: Any, history: dict[str, uuid.UUID]) -> None:
+    """explore50 F2: a course taken again after its certificate was revoked counted twice in the student's
+    `courses_completed` (and as live and completed at once). The revoked completion stays an enrollment completed."""
+    mark = text(
+        "update enrollments set completion_revoked_at = :at where student_id = :s and course_id = :c"
+        " and status = 'completed'"
+    )
+    params = {"s": history["s1"], "c": history["a"]}
+    async with UnitOfWork(history_db) as uow:
+        await uow.session.execute(mark, {**params, "at": at("2026-03-01T00:00:00")})
+        await uow.session.commit()
+    try:
+        async with UnitOfWork(history_db) as uow:
+            student = await analytics.student_view(uow=uow, principal=ADMIN, student_id=history["s1"])
+        assert student["enrollments"]["completed"] == 1 and student["courses_completed"] == 0
+    finally:
+        async with UnitOfWork(history_db) as uow:
+            await uow.session.execute(mark, {**params, "at": None})
+            await uow.session.commit()

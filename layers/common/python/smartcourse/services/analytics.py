@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Set as AbstractSet
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Date, Float, String, and_, cast, func, or_, select, text
+from sqlalchemy import Date, Float, String, and_, cast, exists, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from smartcourse.db import UnitOfWork, arrays, insert_from_arrays
@@ -269,7 +270,9 @@ def _ensure_admin(principal: Principal) -> None:
         raise Forbidden("analytics are for admins", code="admin_only")
 
 
-def _active_from_counters(current: dict[str, float], active_days: dict[str, float], today: date) -> int:
+def _active_from_counters(
+    current: dict[str, float], active_days: dict[str, float], today: date, not_students: AbstractSet[str] = frozenset()
+) -> int:
     first = (today - timedelta(days=ACTIVE_DAYS - 1)).isoformat()
     last = today.isoformat()
     students = {s for s, n in current.items() if n > 0}
@@ -277,7 +280,14 @@ def _active_from_counters(current: dict[str, float], active_days: dict[str, floa
         day, _, student = key.partition("|")
         if n > 0 and first <= day <= last:
             students.add(student)
-    return len(students)
+    return len(students - not_students)
+
+
+async def _not_students(uow: UnitOfWork) -> set[str]:
+    """The accounts whose role is not `student` now (instructors and admins, few beside the students): an account an
+    admin moved from student to instructor keeps its enrollments and their counters, but the student metrics count it
+    under its new role, as the registered counts do (explore50 F1: `total_students` 7 with `registered_students` 6)."""
+    return {str(i) for i in await uow.session.scalars(select(User.id).where(User.role != "student"))}
 
 
 async def _titles(uow: UnitOfWork, ids: set[str]) -> dict[str, tuple[str, str]]:
@@ -371,6 +381,7 @@ async def dashboard(*, uow: UnitOfWork, principal: Principal, today: date | None
     )
     per_course = buckets.get("course_enrollments", {})
     engagement = buckets.get("course_engagement", {})
+    not_students = await _not_students(uow)
     top = {c for c, _ in sorted(per_course.items(), key=lambda cn: (-cn[1], cn[0]))[:POPULAR_LIMIT]}
     top |= {c for c, _ in sorted(engagement.items(), key=lambda cn: (-cn[1], cn[0]))[:POPULAR_LIMIT]}
     metrics = _metrics(
@@ -382,10 +393,10 @@ async def dashboard(*, uow: UnitOfWork, principal: Principal, today: date | None
         completed=flat.get("enrollments_completed", 0),
         completion_seconds=flat.get("completion_seconds_total", 0),
         per_course=per_course,
-        per_student=buckets.get("student_live_enrollments", {}),
+        per_student={k: n for k, n in buckets.get("student_live_enrollments", {}).items() if k not in not_students},
         today=today,
         active_students=_active_from_counters(
-            buckets.get("student_current_enrollments", {}), buckets.get("student_active_days", {}), today
+            buckets.get("student_current_enrollments", {}), buckets.get("student_active_days", {}), today, not_students
         ),
         active_instructors=sum(1 for n in buckets.get("instructor_live_courses", {}).values() if n > 0),
         per_course_engagement=engagement,
@@ -454,8 +465,8 @@ def _utc_day(column: Any) -> Any:
 
 
 async def _source_activity(uow: UnitOfWork, today: date) -> int:
-    """Students with a live (pending/active) enrollment, or an admission, a lesson completed or a course completed
-    on one of the last ACTIVE_DAYS UTC days."""
+    """Students (accounts whose role is `student` now) with a live (pending/active) enrollment, or an admission, a
+    lesson completed or a course completed on one of the last ACTIVE_DAYS UTC days."""
     s = uow.session
     first = today - timedelta(days=ACTIVE_DAYS - 1)
 
@@ -473,7 +484,8 @@ async def _source_activity(uow: UnitOfWork, today: date) -> int:
         .where(LessonProgress.status == "completed", within(LessonProgress.completed_at))
     )
     union = current.union(admitted, completed, lessons).subquery()
-    return int(await s.scalar(select(func.count()).select_from(union)) or 0)
+    students = select(func.count()).select_from(union).join(User, User.id == union.c.student_id)
+    return int(await s.scalar(students.where(User.role == "student")) or 0)
 
 
 async def _source_engagement(uow: UnitOfWork, course_id: uuid.UUID | None = None) -> dict[str, float]:
@@ -521,7 +533,8 @@ async def from_source(*, uow: UnitOfWork, today: date | None = None) -> dict[str
         for st, n in (
             await s.execute(
                 select(Enrollment.student_id, func.count())
-                .where(and_(admitted, Enrollment.status != "dropped"))
+                .join(User, User.id == Enrollment.student_id)
+                .where(and_(admitted, Enrollment.status != "dropped"), User.role == "student")
                 .group_by(Enrollment.student_id)
             )
         ).all()
@@ -683,10 +696,14 @@ def _range(interval: str, start: date | None, end: date | None) -> tuple[date, d
     for given in (start, end):
         if given is not None and not FIRST_DAY <= given <= LAST_DAY:
             raise Invalid(f"dates must be between {FIRST_DAY} and {LAST_DAY}", code="invalid_range")
+    # Defaults: `to` today, `from` 30 days before `to` but not before FIRST_DAY (explore50 F4: `?to=2000-01-01` alone
+    # answered a `from` of 1999-12-03, a day refused when given).
+    to_given = end is not None
     end = end or datetime.now(UTC).date()
-    start = start or end - timedelta(days=ACTIVE_DAYS - 1)
+    start = start or max(FIRST_DAY, end - timedelta(days=ACTIVE_DAYS - 1))
     if start > end:
-        raise Invalid("`from` must not be after `to`", code="invalid_range")
+        said = "`to`" if to_given else f"`to` (today, {end}, when not given)"
+        raise Invalid(f"`from` must not be after {said}", code="invalid_range")
     if (end - start).days >= MAX_SERIES_DAYS:
         raise Invalid(f"a series covers at most {MAX_SERIES_DAYS} days", code="range_too_long")
     return start, end
@@ -823,13 +840,14 @@ async def course_view(
 
 
 async def student_view(*, uow: UnitOfWork, principal: Principal, student_id: uuid.UUID) -> dict[str, Any]:
-    """One student's figures, from the source tables: for that student and admins."""
+    """One student's figures, from the source tables: for that student and admins. An account that is no longer a
+    student (an admin changed its role) keeps the learning record it has (explore50 F1: 404, even to an admin)."""
     if not (principal.is_admin or principal.user_id == student_id):
         raise NotFound("student not found", code="student_not_found")
     user = await uow.session.get(User, student_id)
-    if user is None or user.role != "student":
-        raise NotFound("student not found", code="student_not_found")
     mine = Enrollment.student_id == student_id
+    if user is None or (user.role != "student" and not await uow.session.scalar(select(exists().where(mine)))):
+        raise NotFound("student not found", code="student_not_found")
     lessons, last_lesson = (
         await uow.session.execute(
             select(func.count(), func.max(LessonProgress.completed_at))
@@ -847,11 +865,16 @@ async def student_view(*, uow: UnitOfWork, principal: Principal, student_id: uui
         .group_by(AiInteraction.kind, AiInteraction.outcome)
     )
     statuses = await _statuses(uow, mine)
+    # A completion whose certificate was revoked is no course completed (the student may take it again; explore50
+    # F2: a retaken course counted as completed twice, and as live and completed at once).
+    recognised = await uow.session.scalar(
+        select(func.count()).where(mine, Enrollment.status == "completed", Enrollment.completion_revoked_at.is_(None))
+    )
     return {
         "student_id": str(student_id),
         "enrollments": statuses,
         "live_courses": statuses["pending"] + statuses["active"],
-        "courses_completed": statuses["completed"],
+        "courses_completed": int(recognised or 0),
         "avg_time_to_complete_hours": await _hours(uow, mine),
         "lessons_completed": int(lessons or 0),
         "last_activity_at": max(moments).isoformat() if moments else None,
