@@ -480,6 +480,13 @@ async def test_republish_switches_atomically_and_reembeds_only_changes(api: Api,
     assert wf["status"] == "completed", wf
     assert all(tags == {f"v{version}"} for version, tags in seen), seen
     assert {v for v, _ in seen} <= {1, 3}
+    # Version 1, live until this go-live, stays for the grace period although the failed attempt spent number 2
+    # (explore51 F2: the cleanup dropped versions below live - 1, i.e. the one live a moment before).
+    cleanup = next(s for s in wf["steps"] if s["name"] == "cleanup")["detail"]
+    assert cleanup == {"dropped_versions": []}, cleanup
+    from smartcourse.bootstrap import get_container
+
+    assert await (await get_container()).vector_index().versions(course["id"]) == [1, 3]
     embed = next(s for s in wf["steps"] if s["name"] == "embed")["detail"]
     assert embed["cached"] > 0 and 0 < embed["embedded"] < embed["chunks"], embed
     assert embed["embedded"] + embed["cached"] + embed["repeated"] == embed["chunks"], embed  # explore31 F9

@@ -106,6 +106,31 @@ def test_transcript_plain_text_is_kept() -> None:
     assert clean_transcript(srt) == "Hello. Bye."
 
 
+def test_transcript_cues_that_start_like_a_webvtt_block_are_kept() -> None:
+    """explore51 F1: every line starting with NOTE, STYLE or REGION dropped its whole cue, in SRT too: all-caps
+    captions ("REGIONAL CLIMATE ..."), a lecture's "NOTE: the exam covers ..." never reached search or the assistant.
+    Only a WebVTT block whose first line is the word (alone, or before a space) is no cue."""
+    srt = (
+        "1\n00:00:01,000 --> 00:00:04,000\nNOTE THAT GLACIERS MOVE SLOWLY\nAND CARVE DRUMLINOX VALLEYS\n\n"
+        "2\n00:00:05,000 --> 00:00:08,000\nREGIONAL CLIMATE SHAPES MORAINEZ\n\n"
+        "3\n00:00:09,000 --> 00:00:12,000\nNOTE: the exam covers eskerite ridges.\n\n"
+        "4\n00:00:13,000 --> 00:00:16,000\nSTYLE matters.\n"
+    )
+    assert clean_transcript(srt) == (
+        "NOTE THAT GLACIERS MOVE SLOWLY AND CARVE DRUMLINOX VALLEYS REGIONAL CLIMATE SHAPES MORAINEZ "
+        "NOTE: the exam covers eskerite ridges. STYLE matters."
+    )
+    vtt = (
+        "\ufeffWEBVTT - lecture 3\nKind: captions\n\n"
+        "NOTE a comment\nthat spans two lines\n\n"
+        "STYLE\n::cue { color: red }\n\n"
+        "REGION\nid:left\n\n"
+        "00:00:01.000 --> 00:00:02.000\nNOTE: moraines are kept.\n\n"
+        "intro\n00:00:02.000 --> 00:00:03.000\nREGIONAL ice.\nNOTE this line is a cue's too.\n"
+    )
+    assert clean_transcript(vtt) == "NOTE: moraines are kept. REGIONAL ice. NOTE this line is a cue's too."
+
+
 # --- materials -------------------------------------------------------------------------------------
 
 
@@ -278,6 +303,16 @@ def test_markdown_raw_html_is_read_as_a_page_is() -> None:
         ),
         (["Lagoons", "Callouts"], "Note: tides matter.\n\nInline text and `<!-- a code span -->`."),
     ]
+
+
+def test_a_collapsible_summary_is_not_glued_to_what_it_hides() -> None:
+    """explore51 F3: `<details><summary>More</summary>quokka ...` was indexed as "Morequokka ...", in an HTML page
+    and in Markdown alike, and the first hidden word could not be found."""
+    html = "<p>Visible.</p><details><summary>More</summary>quokka hidden</details><p>After</p>"
+    [section] = _material(html.encode(), "page.html", "text/html")
+    assert section.text == "Visible.\n\nMore\nquokka hidden\nAfter"
+    text = "# T\n\nIntro.\n\n<details><summary>Answer</summary>revealedword text</details>\n"
+    assert markdown_sections(text) == [(["T"], "Intro.\n\nAnswer\nrevealedword text")]
 
 
 def test_html_keeps_a_call_out_inside_the_content_and_drops_the_sidebar() -> None:

@@ -47,7 +47,7 @@ _HTML_HIDDEN = ", ".join(
 _HTML_HEADINGS = {f"h{n}": n for n in range(1, SPLIT_LEVELS + 1)}
 _HTML_BLOCKS = {
     "p", "div", "br", "li", "ul", "ol", "tr", "table", "section", "article", "main", "pre", "blockquote",
-    "dd", "dt", "dl", "h5", "h6", "figcaption", "figure", "hr", "caption", "aside", "header",
+    "dd", "dt", "dl", "h5", "h6", "figcaption", "figure", "hr", "caption", "aside", "header", "details", "summary",
 }  # fmt: skip
 _BY_SUFFIX = {
     ".pdf": "application/pdf",
@@ -103,28 +103,38 @@ _VTT_TIMING = re.compile(r"^\s*(\d{1,2}:)?\d{1,2}:\d{2}[.,]\d{1,3}\s*-->")
 _VTT_TAG = re.compile(r"</?(v|c|i|b|u|lang|ruby|rt)(\s[^>]*)?>|<\d{1,2}:\d{2}[^>]*>")
 
 
+#: A WebVTT block that is no cue (a comment, a style sheet, a region): its first line is the word alone or followed by
+#: a space or tab. Only a block's first line, only in WebVTT (SRT has no such blocks): a cue reading "NOTE: the exam
+#: covers..." or an all-caps "REGIONAL CLIMATE..." was dropped with the rest of its cue (explore51 F1).
+_VTT_NON_CUE = re.compile(r"(?:NOTE|STYLE|REGION)(?:[ \t]|$)")
+
+
 def clean_transcript(text: str) -> str:
-    """A transcript as prose: WebVTT/SRT headers, cue numbers, timings and voice tags removed."""
+    """A transcript as prose: WebVTT/SRT headers, comment/style/region blocks, cue numbers and identifiers, timings
+    and voice tags removed."""
     lines = text.replace("\r\n", "\n").split("\n")
     if not any(_VTT_TIMING.match(line) for line in lines):
         return normalise_text(text)
     out: list[str] = []
     skip_block = False
+    webvtt = lines[0].lstrip("\ufeff").strip().startswith("WEBVTT")
+    block_start = True
     for i, line in enumerate(lines):
         stripped = line.strip()
-        if i == 0 and stripped.startswith("WEBVTT"):
+        if i == 0 and webvtt:
             skip_block = True
             continue
         if not stripped:
-            skip_block = False
+            skip_block, block_start = False, True
             continue
-        if skip_block or stripped.startswith(("NOTE", "STYLE", "REGION")):
+        first, block_start = block_start, False
+        if skip_block or (webvtt and first and _VTT_NON_CUE.match(stripped)):
             skip_block = True
             continue
         if _VTT_TIMING.match(stripped):
             continue
-        if stripped.isdigit() and i + 1 < len(lines) and _VTT_TIMING.match(lines[i + 1].strip()):
-            continue  # the cue number before a timing line
+        if first and i + 1 < len(lines) and _VTT_TIMING.match(lines[i + 1].strip()):
+            continue  # the cue's number (SRT) or identifier (WebVTT) before its timing line
         out.append(_VTT_TAG.sub("", stripped))
     return normalise_text(" ".join(out))
 

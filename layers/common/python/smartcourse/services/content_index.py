@@ -301,13 +301,21 @@ async def discard_version(
 async def cleanup_old_versions(
     *, uow: UnitOfWork, files: FileStore, vector_index: VectorIndex, course_id: uuid.UUID, live_version: int
 ) -> dict[str, Any]:
-    """Drop versions older than the one before the live one: the previous version stays for a grace period,
-    so a search that read the old pointer just before the switch still finds its table."""
-    dropped = [v for v in await vector_index.versions(str(course_id)) if v < live_version - 1]
+    """Drop versions older than the one live before this one: the previous version stays for a grace period,
+    so a search that read the old pointer just before the switch still finds its table. The previous version is the
+    newest one below the live one in the index or the chunks, not `live - 1`: a canceled or failed attempt spends a
+    number and drops what it built (`publish.revert`), so after one the version live a moment ago was `live - 2` and
+    went in the same run (explore51 F2)."""
+    versions = await vector_index.versions(str(course_id))
+    chunked = await uow.session.scalars(
+        select(ContentChunk.version).where(ContentChunk.course_id == course_id).distinct()
+    )
+    keep_from = max((v for v in {*versions, *chunked} if v < live_version), default=live_version)
+    dropped = [v for v in versions if v < keep_from]
     for v in dropped:
         await vector_index.drop_version(str(course_id), v)
     await uow.session.execute(
-        delete(ContentChunk).where(ContentChunk.course_id == course_id, ContentChunk.version < live_version - 1)
+        delete(ContentChunk).where(ContentChunk.course_id == course_id, ContentChunk.version < keep_from)
     )
     await uow.commit()
     try:
