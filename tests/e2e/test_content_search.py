@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Api, read_mail
-from tests.fixtures.content import HTML_PAGE, pdf_blank, pdf_multi_page
+from tests.fixtures.content import HTML_PAGE, pdf_blank, pdf_multi_page, pdf_with_damaged_pages
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -278,16 +278,22 @@ async def test_unreadable_material_is_skipped_and_reported(api: Api, container: 
     await api.lesson(owner, course["id"], module["id"])
     # An image-only PDF (what a scan looks like to a text extractor): a valid upload with no text in it.
     await _upload(api, owner, course["id"], "scan.pdf", pdf_blank(), "application/pdf")
+    # A PDF with a damaged page is indexed without it, and says so (explore51 F4: silently).
+    await _upload(api, owner, course["id"], "torn.pdf", pdf_with_damaged_pages((1,)), "application/pdf")
     wf = await _publish(api, owner, course["id"])
     assert wf["status"] == "completed", wf
     extract = next(s for s in wf["steps"] if s["name"] == "extract")
     assert [(w["filename"], w["reason"]) for w in extract["detail"]["skipped"]] == [("scan.pdf", "no_text")]
+    assert [(w["filename"], w["reason"], w["message"]) for w in extract["detail"]["partial"]] == [
+        ("torn.pdf", "partly_unreadable", "page 1 of 3 could not be read")
+    ]
     report = (await api.client.get(f"/courses/{course['id']}", headers=owner["headers"])).json()["publish_report"]
-    assert report["warnings"][0]["filename"] == "scan.pdf"
+    assert [w["filename"] for w in report["warnings"]] == ["scan.pdf", "torn.pdf"]
     # The instructor is told, as of a failure (explore7 F11: nobody heard of the skipped file).
     feed = (await api.client.get("/notifications", headers=owner["headers"])).json()
     told = [n for n in feed if n["kind"] == "publish_warnings"]
     assert len(told) == 1 and "scan.pdf" in told[0]["body"] and told[0]["data"]["course_id"] == course["id"], feed
+    assert "torn.pdf (page 1 of 3 could not be read)" in told[0]["body"] and told[0]["title"].endswith("in full")
     assert "students can still download" in told[0]["body"]  # explore11 F10: only its text is left out
     # By e-mail at once, not a minute later by the sweeper (explore11 F13: the go-live never enqueued it).
     loop = asyncio.get_running_loop()

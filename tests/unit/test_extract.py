@@ -241,6 +241,23 @@ def test_encrypted_pdf() -> None:
     _fails(fx.pdf_encrypted(), "encrypted_pdf")
 
 
+def test_a_damaged_pdf_page_is_named_not_left_out_silently() -> None:
+    """explore51 F4: a page whose content stream cannot be decoded came out empty, and the publish report said nothing
+    (a blank page is no such page: nothing was logged reading it). A PDF with no page readable is `unreadable`."""
+    notes: list[str] = []
+    data = fx.pdf_with_damaged_pages((1, 3))
+    sections = extract_material(
+        data, filename="g.pdf", content_type="application/pdf", source_id="m", title="g", notes=notes
+    )
+    assert [s.page for s in sections] == [2] and notes == ["pages 1, 3 of 3 could not be read"]
+    blank: list[str] = []
+    with pytest.raises(ExtractionError):
+        extract_material(fx.pdf_blank(), filename="b.pdf", content_type="application/pdf", source_id="m", title="b",
+                         notes=blank)  # fmt: skip
+    assert blank == []
+    _fails(fx.pdf_with_damaged_pages((1, 2, 3)), "unreadable")
+
+
 def test_image_only_or_blank_pdf_has_no_text() -> None:
     _fails(fx.pdf_blank(), "no_text")
     _fails(b"   \n\t", "no_text", filename="empty.txt", content_type="text/plain")

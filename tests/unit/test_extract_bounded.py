@@ -30,6 +30,11 @@ async def test_the_child_gives_what_extraction_in_process_gives() -> None:
             b"a\x00b", filename="a: b.txt", content_type="text/plain", source_id="m", title="t"
         )
     assert (raised.value.reason, str(raised.value)) == ("unreadable", "a: b.txt: text files must not contain NUL bytes")
+    # What a file otherwise read left out comes back from the child too (explore51 F4).
+    notes: list[str] = []
+    damaged = fx.pdf_with_damaged_pages((1,))
+    sections = await extract_material_bounded(damaged, **kwargs, notes=notes)
+    assert [s.page for s in sections] == [2, 3] and notes == ["page 1 of 3 could not be read"]
 
 
 async def test_a_page_that_takes_longer_than_the_budget_is_stopped_there() -> None:

@@ -161,7 +161,8 @@ ENGINE_UP = Gauge(
 MATERIALS_SKIPPED = Counter(
     "smartcourse_publish_materials_skipped_total",
     "Course materials a publish could not index, by reason: missing (the stored file is gone: a file-store fault), "
-    "or the extractor's (unreadable, empty, too_large, ...: the instructor's file; the publish report names it)",
+    "or the extractor's (unreadable, empty, too_large, ...: the instructor's file; the publish report names it); "
+    "partly_unreadable: indexed without the pages it could not read",
     ["reason"],
 )
 

@@ -41,8 +41,9 @@ def _mp_context() -> Any:
 
 def _child(conn: Connection, data: bytes, kwargs: dict[str, Any]) -> None:
     try:
-        sections = extract_material(data, **kwargs)
-        conn.send(("ok", [asdict(s) for s in sections]))
+        notes: list[str] = []
+        sections = extract_material(data, **kwargs, notes=notes)
+        conn.send(("ok", [asdict(s) for s in sections], notes))
     except ExtractionError as exc:
         conn.send(("error", exc.reason, str(exc)[len(exc.filename) + 2 :]))  # the text after "<filename>: "
     except BaseException as exc:  # whatever a parser raises, the parent gets a reason, not a hang
@@ -59,10 +60,11 @@ async def extract_material_bounded(
     source_id: str,
     title: str,
     time_budget_s: float = TIME_BUDGET_S,
+    notes: list[str] | None = None,
 ) -> list[Section]:
     """The sections `extract_material` gives, computed in a child process that is killed after `time_budget_s`
     (ExtractionError `too_large`) or when the caller is cancelled. A child that dies (the kernel's OOM killer) is
-    `unreadable`."""
+    `unreadable`. `notes` gets `extract_material`'s notes (what a file otherwise read left out)."""
     kwargs = {
         "filename": filename,
         "content_type": content_type,
@@ -79,7 +81,7 @@ async def extract_material_bounded(
         receiver.close()
         sender.close()
         log.warning("extraction of %s runs in a thread: no child process could be started (%r)", filename, exc)
-        return await asyncio.to_thread(extract_material, data, **kwargs)  # type: ignore[arg-type]
+        return await asyncio.to_thread(extract_material, data, **kwargs, notes=notes)  # type: ignore[arg-type]
     sender.close()
     loop = asyncio.get_running_loop()
     readable: asyncio.Future[None] = loop.create_future()
@@ -114,5 +116,7 @@ async def extract_material_bounded(
         proc.join(5)
         receiver.close()
     if message[0] == "ok":
+        if notes is not None:
+            notes.extend(message[2])
         return [Section(**s) for s in message[1]]
     raise ExtractionError(filename, message[1], message[2])

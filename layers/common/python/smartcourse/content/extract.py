@@ -278,10 +278,12 @@ def extract_material(
     max_bytes: int = MAX_BYTES,
     max_pages: int = MAX_PDF_PAGES,
     time_budget_s: float = TIME_BUDGET_S,
+    notes: list[str] | None = None,
 ) -> list[Section]:
     """The sections of one uploaded material (PDF per page; HTML and Markdown per heading; text whole).
 
-    Raises ExtractionError with a stable reason; never returns an empty list.
+    Raises ExtractionError with a stable reason; never returns an empty list. `notes` (when given) gets what was left
+    out of a file otherwise read: "page 1 of 2 could not be read" (a damaged page of a PDF).
     """
     kind = _kind(filename, content_type)
     if kind is None:
@@ -289,7 +291,7 @@ def extract_material(
     if len(data) > max_bytes:
         raise ExtractionError(filename, "too_large", f"{len(data)} bytes is over the {max_bytes}-byte limit")
     if kind == "application/pdf":
-        sections = _pdf_sections(data, filename, source_id, title, max_pages, time_budget_s)
+        sections = _pdf_sections(data, filename, source_id, title, max_pages, time_budget_s, notes)
     else:
         try:
             text = data.decode("utf-8-sig")
@@ -313,8 +315,26 @@ def extract_material(
     return sections
 
 
+class _PdfComplaints(logging.Handler):
+    """What pypdf logged while one page was read: a content stream it cannot decode is a warning, not an exception,
+    and the page comes out empty (explore51 F4: a damaged page was left out of the index without a word)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 def _pdf_sections(
-    data: bytes, filename: str, source_id: str, title: str, max_pages: int, time_budget_s: float
+    data: bytes,
+    filename: str,
+    source_id: str,
+    title: str,
+    max_pages: int,
+    time_budget_s: float,
+    notes: list[str] | None = None,
 ) -> list[Section]:
     from pypdf import PdfReader
     from pypdf.errors import FileNotDecryptedError
@@ -332,12 +352,28 @@ def _pdf_sections(
         if count > max_pages:
             raise ExtractionError(filename, "too_large", f"{count} pages is over the {max_pages}-page limit")
         out: list[Section] = []
-        for n in range(count):
-            if time.monotonic() > deadline:
-                raise ExtractionError(filename, "too_large", f"text extraction took over {time_budget_s:g}s")
-            text = normalise_text(reader.pages[n].extract_text() or "")
-            if text:
-                out.append(Section("material", source_id, title, f"page {n + 1}", text, page=n + 1))
+        damaged: list[int] = []
+        complaints, pypdf_log = _PdfComplaints(), logging.getLogger("pypdf")
+        pypdf_log.addHandler(complaints)
+        try:
+            for n in range(count):
+                if time.monotonic() > deadline:
+                    raise ExtractionError(filename, "too_large", f"text extraction took over {time_budget_s:g}s")
+                complaints.messages.clear()
+                text = normalise_text(reader.pages[n].extract_text() or "")
+                if text:
+                    out.append(Section("material", source_id, title, f"page {n + 1}", text, page=n + 1))
+                elif complaints.messages:  # empty because it could not be read, not a blank or image-only page
+                    damaged.append(n + 1)
+                    log.info("PDF %s page %d could not be read: %s", filename, n + 1, complaints.messages[0])
+        finally:
+            pypdf_log.removeHandler(complaints)
+        if damaged and not out:
+            raise ExtractionError(filename, "unreadable", "no page of the PDF could be read")
+        if damaged and notes is not None:
+            more = f" and {len(damaged) - 20} more" if len(damaged) > 20 else ""
+            pages = ", ".join(str(n) for n in damaged[:20]) + more
+            notes.append(f"page{'s' if len(damaged) > 1 else ''} {pages} of {count} could not be read")
         return out
     except ExtractionError:
         raise

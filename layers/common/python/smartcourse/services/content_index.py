@@ -74,10 +74,12 @@ async def extract(
     snapshot = await _snapshot(documents, course_id, version)
     sections: list[Section] = sections_from_snapshot(snapshot)
     skipped: list[dict[str, str]] = []
+    partial: list[dict[str, str]] = []  # read, but not whole: a PDF's damaged pages (explore51 F4)
     materials = snapshot.get("materials", [])
     for m in materials:
         try:
             data = await files.get(m["storage_key"])
+            notes: list[str] = []
             sections.extend(
                 await extract_material_bounded(
                     data,
@@ -85,8 +87,19 @@ async def extract(
                     content_type=m.get("content_type") or "application/octet-stream",
                     source_id=m["id"],
                     title=m.get("title") or m["filename"],
+                    notes=notes,
                 )
             )
+            if notes:
+                partial.append(
+                    {"material_id": m["id"], "filename": m["filename"], "reason": "partly_unreadable",
+                     "message": "; ".join(notes)}
+                )  # fmt: skip
+                MATERIALS_SKIPPED.labels("partly_unreadable").inc()
+                log.warning(
+                    "publish of course %s v%s: material %s (%s) indexed in part: %s",
+                    course_id, version, m["id"], m["filename"], "; ".join(notes),
+                )  # fmt: skip
         except ExtractionError as exc:
             skipped.append(
                 {"material_id": m["id"], "filename": m["filename"], "reason": exc.reason, "message": str(exc)}
@@ -124,8 +137,9 @@ async def extract(
         "materials": len(materials),
         "materials_read": len(materials) - len(skipped),
         "skipped": skipped,
+        "partial": partial,
     }
-    await _update_report(uow, course_id, version, extract=detail, warnings=skipped)
+    await _update_report(uow, course_id, version, extract=detail, warnings=skipped + partial)
     await uow.commit()
     return detail
 

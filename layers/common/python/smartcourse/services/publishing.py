@@ -384,9 +384,10 @@ async def mark_published(
             uow.session,
             user_id=course.instructor_id,
             kind="publish_warnings",
-            title=f"“{course.title}” is live, but {len(skipped)} of its files could not be read",
-            body=f"Version {version} is live, but the text of these files could not be read, so search and the "
-            f"assistant do not know them (students can still download them): {listed}{more}. "
+            title=f"“{course.title}” is live, but {len(skipped)} of its files could not be read"
+            + ("" if all(s.get("reason") != "partly_unreadable" for s in skipped) else " in full"),
+            body=f"Version {version} is live, but the text of these files (or of the pages named) could not be "
+            f"read, so search and the assistant do not know it (students can still download them): {listed}{more}. "
             "Upload them again in a readable form, then publish again.",
             dedupe_key=f"publish-warnings:{workflow_id}",
             data={"course_id": str(course.id), "version": version, "workflow_id": workflow_id},
