@@ -354,6 +354,9 @@ def _pdf_sections(
         out: list[Section] = []
         damaged: list[int] = []
         complaints, pypdf_log = _PdfComplaints(), logging.getLogger("pypdf")
+        level = pypdf_log.level
+        if not pypdf_log.isEnabledFor(logging.WARNING):  # SMARTCOURSE_LOG_LEVEL=ERROR must not hide a damaged page
+            pypdf_log.setLevel(logging.WARNING)
         pypdf_log.addHandler(complaints)
         try:
             for n in range(count):
@@ -368,6 +371,7 @@ def _pdf_sections(
                     log.info("PDF %s page %d could not be read: %s", filename, n + 1, complaints.messages[0])
         finally:
             pypdf_log.removeHandler(complaints)
+            pypdf_log.setLevel(level)
         if damaged and not out:
             raise ExtractionError(filename, "unreadable", "no page of the PDF could be read")
         if damaged and notes is not None:
