@@ -457,6 +457,25 @@ async def test_republish_switches_atomically_and_reembeds_only_changes(api: Api,
     r = await _search(api, student, course["id"], "mitochondria")
     assert r.status_code == 200 and r.json()["version"] == 1 and r.json()["items"]
 
+    # A failed attempt whose own clean-up failed too (an unwritable index) leaves rows of a version nobody ever
+    # searched: here its chunks, copied from version 1's (explore52 N1: the next cleanup kept them as "the previous
+    # version" and dropped version 1, live until that go-live).
+    from sqlalchemy import select as select_rows
+
+    from smartcourse.bootstrap import get_container
+    from smartcourse.models import ContentChunk
+
+    async with (await get_container()).uow() as uow:
+        for row in await uow.session.scalars(
+            select_rows(ContentChunk).where(
+                ContentChunk.course_id == uuid.UUID(course["id"]), ContentChunk.version == 1
+            )
+        ):
+            fields = {k: getattr(row, k) for k in ("course_id", "source_type", "source_id", "title", "location")}
+            fields |= {"text": row.text, "content_hash": row.content_hash, "ordinal": row.ordinal}
+            uow.session.add(ContentChunk(chunk_id=row.chunk_id.replace(":v1:", ":v2:", 1), version=2, **fields))
+        await uow.commit()
+
     # Change one lesson, re-publish while a student keeps searching: every answer is whole and from one version.
     lessons = detail["modules"][0]["lessons"]
     lesson_id = next(x["id"] for x in lessons if x["title"] == "Plate tectonics")
@@ -490,9 +509,12 @@ async def test_republish_switches_atomically_and_reembeds_only_changes(api: Api,
     # (explore51 F2: the cleanup dropped versions below live - 1, i.e. the one live a moment before).
     cleanup = next(s for s in wf["steps"] if s["name"] == "cleanup")["detail"]
     assert cleanup == {"dropped_versions": []}, cleanup
-    from smartcourse.bootstrap import get_container
-
     assert await (await get_container()).vector_index().versions(course["id"]) == [1, 3]
+    async with (await get_container()).uow() as uow:
+        kept = await uow.session.scalars(
+            select_rows(ContentChunk.version).where(ContentChunk.course_id == uuid.UUID(course["id"])).distinct()
+        )
+        assert sorted(kept) == [1, 3]  # the never-searched version 2 went
     embed = next(s for s in wf["steps"] if s["name"] == "embed")["detail"]
     assert embed["cached"] > 0 and 0 < embed["embedded"] < embed["chunks"], embed
     assert embed["embedded"] + embed["cached"] + embed["repeated"] == embed["chunks"], embed  # explore31 F9

@@ -315,21 +315,32 @@ async def discard_version(
 async def cleanup_old_versions(
     *, uow: UnitOfWork, files: FileStore, vector_index: VectorIndex, course_id: uuid.UUID, live_version: int
 ) -> dict[str, Any]:
-    """Drop versions older than the one live before this one: the previous version stays for a grace period,
-    so a search that read the old pointer just before the switch still finds its table. The previous version is the
-    newest one below the live one in the index or the chunks, not `live - 1`: a canceled or failed attempt spends a
-    number and drops what it built (`publish.revert`), so after one the version live a moment ago was `live - 2` and
-    went in the same run (explore51 F2)."""
+    """Drop every version below the live one but the one live before it: the previous version stays for a grace
+    period, so a search that read the old pointer just before the switch still finds its table. The previous version
+    is the one the go-live switched from (`publish_report.previous_index_version`), not `live - 1`: a canceled or
+    failed attempt spends a number (explore51 F2: the version live a moment before went in the same run), and one
+    whose own clean-up failed leaves a version no student ever searched, which goes now (explore52 N1: it was kept
+    as "the previous one" and the version live a moment before dropped). A report without the field (a go-live
+    before it was recorded): the newest version below the live one in the index or the chunks."""
+    course = await uow.session.get(Course, course_id)
+    report = (course.publish_report or {}) if course is not None else {}
     versions = await vector_index.versions(str(course_id))
-    chunked = await uow.session.scalars(
-        select(ContentChunk.version).where(ContentChunk.course_id == course_id).distinct()
-    )
-    keep_from = max((v for v in {*versions, *chunked} if v < live_version), default=live_version)
-    dropped = [v for v in versions if v < keep_from]
+    if report.get("version") == live_version and "previous_index_version" in report:
+        previous = int(report["previous_index_version"] or 0)
+    else:
+        chunked = await uow.session.scalars(
+            select(ContentChunk.version).where(ContentChunk.course_id == course_id).distinct()
+        )
+        previous = max((v for v in {*versions, *chunked} if v < live_version), default=0)
+    dropped = [v for v in versions if v < live_version and v != previous]
     for v in dropped:
         await vector_index.drop_version(str(course_id), v)
     await uow.session.execute(
-        delete(ContentChunk).where(ContentChunk.course_id == course_id, ContentChunk.version < keep_from)
+        delete(ContentChunk).where(
+            ContentChunk.course_id == course_id,
+            ContentChunk.version < live_version,
+            ContentChunk.version != previous,
+        )
     )
     await uow.commit()
     try:

@@ -354,6 +354,7 @@ async def mark_published(
         raise Conflict("the course is no longer being published by this run", code="publish_superseded")
     now = utcnow()
     first_live = course.content_version == 0  # a failed first attempt spends a version: this may be 2 or more
+    previous_index = course.index_version  # what students searched until this commit: the cleanup keeps it a while
     course.status = "published"
     course.content_version = version
     course.index_version = version
@@ -364,6 +365,7 @@ async def mark_published(
         "version": version,
         "status": "live",
         "finished_at": now.isoformat(),
+        "previous_index_version": previous_index,
     }
     course.published_at = now
     course.updated_at = now
