@@ -305,6 +305,47 @@ async def test_quota_and_concurrency_guards(api: Api, worker: object, container:
     assistant._slots.clear()
 
 
+async def test_one_user_holds_at_most_their_share_of_the_slots(api: Api, worker: object, container: Any) -> None:
+    """explore53 F1: one student's parallel asks (a few tabs, an eager client) took every generation slot of every
+    process within their quota, and everyone else got 503 `assistant_busy`. A user runs at most
+    ASSISTANT_MAX_CONCURRENT_PER_USER at once (Redis, across processes): beyond, 429 `ai_concurrency_exceeded`, which
+    costs no ask of the quota; their holds go back when their calls end."""
+    from smartcourse.services import assistant
+
+    teacher = await api.user("instructor")
+    course = await published_course(api, teacher, OUTBOX_LESSON)
+    eager, other = await enrolled_student(api, course["id"]), await enrolled_student(api, course["id"])
+    ask = {"course_id": course["id"], "question": "What does the outbox table store?"}
+    slow = ScriptedChat()
+    slow.delay = 0.5
+    assistant._slots.clear()
+    with scripted(
+        container,
+        slow,
+        assistant_max_concurrent=4,
+        assistant_max_concurrent_per_user=2,
+        assistant_queue_wait_seconds=0.2,
+        assistant_quota_per_minute=5,
+    ):
+        results = await asyncio.gather(
+            *(api.client.post("/ai/ask", json=ask, headers=eager["headers"]) for _ in range(4)),
+            api.client.post("/ai/ask", json=ask, headers=other["headers"]),
+        )
+        mine, theirs = results[:4], results[4]
+        assert sorted(r.status_code for r in mine) == [200, 200, 429, 429], [r.text for r in mine]
+        refused = next(r for r in mine if r.status_code == 429)
+        assert refused.json()["code"] == "ai_concurrency_exceeded" and int(refused.headers["retry-after"]) >= 1
+        assert theirs.status_code == 200, theirs.text  # a slot was left for someone else
+        await asyncio.sleep(0.2)  # the holds' release goes to Redis in a task of its own
+        # The two refused cost no ask: three more fit in the quota of five (two used), one at a time.
+        for _ in range(3):
+            assert (await api.client.post("/ai/ask", json=ask, headers=eager["headers"])).status_code == 200
+            await asyncio.sleep(0.1)
+        r = await api.client.post("/ai/ask", json=ask, headers=eager["headers"])
+        assert r.status_code == 429 and r.json()["code"] == "ai_quota_exceeded", r.text
+    assistant._slots.clear()
+
+
 async def test_model_failure_is_recorded_and_reported(api: Api, worker: object, container: Any) -> None:
     teacher = await api.user("instructor")
     course = await published_course(api, teacher, OUTBOX_LESSON)

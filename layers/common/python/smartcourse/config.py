@@ -299,6 +299,8 @@ class Settings(BaseSettings):
     assistant_quota_per_minute: int = Field(default=10, alias="ASSISTANT_QUOTA_PER_MINUTE")
     assistant_quota_per_day: int = Field(default=200, alias="ASSISTANT_QUOTA_PER_DAY")
     assistant_max_concurrent: int = Field(default=4, alias="ASSISTANT_MAX_CONCURRENT")
+    #: Generations one user may run at once, across the API's processes (Redis); then 429 `ai_concurrency_exceeded`.
+    assistant_max_concurrent_per_user: int = Field(default=2, ge=1, alias="ASSISTANT_MAX_CONCURRENT_PER_USER")
     assistant_queue_wait_seconds: float = Field(default=2.0, alias="ASSISTANT_QUEUE_WAIT_SECONDS")
     assistant_relevance_floor: float = Field(default=0.3, alias="ASSISTANT_RELEVANCE_FLOOR")
     assistant_max_tokens: int = Field(default=256, alias="ASSISTANT_MAX_TOKENS")

@@ -282,6 +282,47 @@ class Backoff:
             _store_unavailable("release")
 
 
+#: Take one of `limit` holds of a key (KEYS: the holds in flight; ARGV: limit, hold id, how long a hold may live in
+#: ms): 1 if taken, 0 if `limit` are held. A hold not released (its process killed) lapses after its time.
+_HOLD = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return 1
+"""
+
+
+class InFlight:
+    """At most N of something in flight per key, across processes (the assistant's generations per user: one caller
+    held every slot of every process within their quota, explore53 F1). Fails open like `RateLimiter.hit`: with
+    Redis unreachable the hold is granted (`checked=False`) and a warning is logged."""
+
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+        self._hold = redis.register_script(_HOLD)
+
+    @staticmethod
+    def _key(key_parts: Sequence[str]) -> str:
+        return f"{KEY_PREFIX}:inflight:{':'.join(str(p) for p in key_parts)}"
+
+    async def hold(self, key_parts: Sequence[str], hold_id: str, *, limit: int, hold_ms: int) -> Decision:
+        try:
+            taken = await self._hold(keys=[self._key(key_parts)], args=[limit, hold_id, hold_ms])
+        except (RedisError, OSError):
+            log.warning("in-flight store unavailable; allowing the call", exc_info=True)
+            return UNCHECKED
+        return ALLOWED if int(taken) else Decision(allowed=False, retry_after_seconds=5, limit=f"{limit} at a time")
+
+    async def release(self, key_parts: Sequence[str], hold_id: str) -> None:
+        try:
+            await self.redis.zrem(self._key(key_parts), hold_id)
+        except (RedisError, OSError):
+            log.warning("in-flight store unavailable; the hold lapses by itself", exc_info=True)
+
+
 def _store_unavailable(step: str) -> Decision:
     log.warning("login back-off store unavailable; allowing the login (%s)", step, exc_info=True)
     return UNCHECKED

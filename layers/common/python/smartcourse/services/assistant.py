@@ -8,7 +8,7 @@ import logging
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -46,7 +46,7 @@ from smartcourse.models import (
     QuizAttempt,
 )
 from smartcourse.ports import ChatMessage, Hit
-from smartcourse.ratelimit import rate_limiter
+from smartcourse.ratelimit import InFlight, rate_limiter
 from smartcourse.schemas import LessonIn, LessonPublic, QuizQuestion
 from smartcourse.security import Principal
 from smartcourse.services import courses, progress, search
@@ -99,11 +99,62 @@ async def acquire_slot(container: Any) -> asyncio.Semaphore:
     return sem
 
 
-async def slot_within_quota(container: Any, principal: Principal) -> asyncio.Semaphore:
-    """A generation slot, then the quota counted: a request turned away busy (503 `assistant_busy`) costs no ask of
-    the caller's quota. Counted first, three busy answers took three of ten asks a minute, and a client retrying as
-    Retry-After said locked itself out when the server was busiest (explore23 F1)."""
-    slot = await acquire_slot(container)
+_releasing: set[asyncio.Task[None]] = set()  # the holds being given back (a task keeps a reference until it ends)
+
+
+@dataclass
+class Slot:
+    """A generation slot of this process, and the caller's hold on one of their own generations at a time."""
+
+    semaphore: asyncio.Semaphore
+    release_hold: Callable[[], Coroutine[Any, Any, None]] | None = None
+    _released: bool = False
+
+    def release(self) -> None:
+        """Give both back (once); the hold's release goes to Redis in a task of its own, so a `finally` of a stream
+        being cancelled need not wait for it."""
+        if self._released:
+            return
+        self._released = True
+        self.semaphore.release()
+        if self.release_hold is not None:
+            task: asyncio.Task[None] = asyncio.get_running_loop().create_task(self.release_hold())
+            _releasing.add(task)
+            task.add_done_callback(_releasing.discard)
+
+
+async def hold_own_slot(container: Any, principal: Principal) -> Callable[[], Coroutine[Any, Any, None]]:
+    """One of the caller's `ASSISTANT_MAX_CONCURRENT_PER_USER` generations at a time, across the API's processes;
+    429 `ai_concurrency_exceeded` with Retry-After beyond (explore53 F1: one student with a few tabs took every slot
+    of every process within their quota, and everyone else was answered 503 `assistant_busy`). A hold its process
+    never released (killed) lapses after four model timeouts. Returns what gives it back."""
+    s = container.settings
+    in_flight = InFlight(container.redis())  # the container's client; the script is sent by its hash
+    key, hold_id = ("ai", "user", str(principal.user_id)), uuid.uuid4().hex
+    hold_ms = int(max(60.0, 4 * s.llm_timeout_seconds) * 1000)
+    decision = await in_flight.hold(key, hold_id, limit=s.assistant_max_concurrent_per_user, hold_ms=hold_ms)
+    if not decision.allowed:
+        raise RateLimited(
+            f"you have {s.assistant_max_concurrent_per_user} assistant calls running; retry when one has finished",
+            code="ai_concurrency_exceeded",
+            details={"retry_after_seconds": decision.retry_after_seconds, "limit": decision.limit},
+            headers={"Retry-After": str(decision.retry_after_seconds)},
+        )
+    return functools.partial(in_flight.release, key, hold_id)
+
+
+async def slot_within_quota(container: Any, principal: Principal) -> Slot:
+    """The caller's own hold, a generation slot, then the quota counted: a request turned away (429
+    `ai_concurrency_exceeded`, 503 `assistant_busy`) costs no ask of the caller's quota. Counted first, three busy
+    answers took three of ten asks a minute, and a client retrying as Retry-After said locked itself out when the
+    server was busiest (explore23 F1)."""
+    release_hold = await hold_own_slot(container, principal)
+    try:
+        semaphore = await acquire_slot(container)
+    except BaseException:
+        await release_hold()
+        raise
+    slot = Slot(semaphore, release_hold)
     try:
         await enforce_quota(container, principal)
     except BaseException:
@@ -328,7 +379,7 @@ class AskRun:
     config: Configuration
     history: list[ChatMessage]
     interaction: Interaction
-    slot: asyncio.Semaphore | None
+    slot: Slot | None
     failure: BaseException | None = None
     _released: bool = False
 
@@ -574,7 +625,7 @@ class GenerationRun:
     task: generation.Task
     passages: list[Hit]
     interaction: Interaction
-    slot: asyncio.Semaphore
+    slot: Slot
     query: str
     lesson_id: uuid.UUID | None = None
 
