@@ -6,7 +6,7 @@ from sse_starlette import EventSourceResponse
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
 from smartcourse.assistant.schemas import AskIn
-from smartcourse.assistant.sse import sse_events
+from smartcourse.assistant.sse import sse_events, stream_response
 from smartcourse.services import assistant
 
 router = APIRouter(tags=["assistant"])
@@ -19,7 +19,7 @@ router = APIRouter(tags=["assistant"])
 )
 async def ai_ask_stream(body: AskIn, user: CurrentUser, c: ContainerDep) -> EventSourceResponse:
     run = await assistant.prepare_ask(c, principal=user, body=body, streamed=True)
-    return EventSourceResponse(sse_events(run.events()), ping=15)
+    return stream_response(lambda stopping: sse_events(run.events(), stopping))
 
 
 handler = lambda_handler(router)

@@ -3,13 +3,12 @@
 from typing import Any
 
 from fastapi import APIRouter, Request
-from sse_starlette import EventSourceResponse
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
 from smartcourse.api.disconnect import unless_client_leaves
 from smartcourse.assistant.schemas import ExplainIn, GenerationOut
-from smartcourse.assistant.sse import generation_events, wants_stream
+from smartcourse.assistant.sse import generation_events, stream_response, wants_stream
 from smartcourse.services import assistant
 
 router = APIRouter(tags=["assistant"])
@@ -24,7 +23,7 @@ async def ai_explain(body: ExplainIn, request: Request, user: CurrentUser, c: Co
         c, principal=user, kind="explain", course_id=body.course_id, concept=body.concept, level=body.level
     )
     if wants_stream(request):
-        return EventSourceResponse(generation_events(run), ping=15)
+        return stream_response(lambda stopping: generation_events(run, stopping))
     return await unless_client_leaves(request, run.execute())
 
 

@@ -658,7 +658,7 @@ async def test_a_quiz_cut_at_the_output_limit_is_retried_then_ai_output_invalid(
         if block.startswith("event: ")
     ]
     assert [e for e, _ in events] == ["token", "reset", "token", "reset", "done"], events
-    assert events[1][1] == {"attempt": 2} and events[-1][1]["questions"][0]["answer"] == 1
+    assert events[1][1] == {"attempt": 2, "next": "model"} and events[-1][1]["questions"][0]["answer"] == 1
     assert events[3][1] == {"attempt": 3, "next": "server"}
 
 
@@ -828,6 +828,50 @@ async def test_a_client_leaving_a_stream_is_recorded_cancelled_not_logged_as_an_
                 assert row.error == "CancelledError: the stream was closed"
                 assert event.event_type == "ai.interaction_recorded" and event.payload["data"]["outcome"] == "cancelled"
                 # ... and the model was stopped: its stream cancelled, not left writing into a closed connection.
+                await asyncio.wait_for(chat.cancelled.wait(), timeout=10)
+
+
+async def test_a_stream_the_server_stops_says_so_and_is_recorded_an_error(
+    api: Api, worker: object, container: Any, app: Any
+) -> None:
+    """explore53 F2: a stream open when the server stopped (a restart, a deploy) just ended after its partial draft:
+    no `reset`, no `error`, and the interaction was recorded `cancelled` as if the student had left. The stream now
+    stops its run, tells the client to drop the draft and ask again (`reset` `{next: "error"}`, `error`
+    `service_unavailable`), and the interaction is an `error` with reason `server_stopping`."""
+    from sse_starlette.sse import AppStatus
+
+    teacher = await api.user("instructor")
+    course = await published_course(api, teacher, OUTBOX_LESSON)
+    student = await enrolled_student(api, course["id"])
+    cases = [
+        (student, "/ai/ask-stream", {"course_id": course["id"], "question": "Why do we need an outbox?"}, "ask"),
+        (teacher, "/ai/generate-summary", {"course_id": course["id"]}, "summary"),
+    ]
+    async with served(app) as base:
+        for user, path, body, kind in cases:
+            with scripted(container, Stalling()) as chat:
+                events: list[tuple[str, str]] = []
+                try:
+                    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+                        headers = {**user["headers"], "Accept": "text/event-stream"}
+                        async with http.stream("POST", path, json=body, headers=headers) as r:
+                            assert r.status_code == 200, await r.aread()
+                            name = ""
+                            async for line in r.aiter_lines():
+                                if line.startswith("event: "):
+                                    name = line.removeprefix("event: ")
+                                elif line.startswith("data: ") and name:
+                                    events.append((name, line.removeprefix("data: ")))
+                                    if name == "token":
+                                        AppStatus.should_exit = True  # what uvicorn's exit signal sets
+                finally:
+                    AppStatus.should_exit = False
+                names = [n for n, _ in events]
+                assert names[0] == "token" and names[-2:] == ["reset", "error"] and "done" not in names, events
+                assert json.loads(events[-2][1])["next"] == "error"
+                assert json.loads(events[-1][1])["code"] == "service_unavailable"
+                row = await interaction_of(container, user["id"], kind)
+                assert (row.outcome, row.reason) == ("error", "server_stopping"), (row.outcome, row.error)
                 await asyncio.wait_for(chat.cancelled.wait(), timeout=10)
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 import anyio
+from sse_starlette import EventSourceResponse
 
 from smartcourse.errors import DomainError
 
@@ -15,6 +16,27 @@ T = TypeVar("T")
 
 #: How long a closed stream waits for its run to stop and record itself `cancelled` before the response ends.
 STOP_WAIT_SECONDS = 10.0
+#: The cancel message of a run stopped because the server is stopping (not the client leaving): recorded `error`.
+SERVER_STOPPING = "the server is stopping"
+#: How long a stream has, once the server is stopping, to stop its run and tell the client (`reset`, `error`) before
+#: sse-starlette cancels it (within uvicorn's graceful shutdown).
+SHUTDOWN_GRACE_SECONDS = 3.0
+#: The `error` event of a stream cut by the server stopping (a restart, a deploy): the client asks again.
+_STOPPING_ERROR = {
+    "code": "service_unavailable",
+    "message": "the server is restarting; ask again in a moment",
+}
+
+
+def stream_response(make: Callable[[anyio.Event], AsyncIterator[dict[str, str]]]) -> EventSourceResponse:
+    """The SSE response of a stream made by `make(stopping)`: `stopping` is set when the server is stopping, so the
+    stream stops its run and says so (`reset` if a draft was shown, then `error` `service_unavailable`) instead of
+    just ending (explore53 F2: a restart left the client showing a cut, unchecked draft, recorded as if the student had
+    left)."""
+    stopping = anyio.Event()
+    return EventSourceResponse(
+        make(stopping), ping=15, shutdown_event=stopping, shutdown_grace_period=SHUTDOWN_GRACE_SECONDS
+    )
 
 
 async def _stop(task: asyncio.Task[Any]) -> None:
@@ -33,22 +55,47 @@ async def _stop(task: asyncio.Task[Any]) -> None:
         await asyncio.wait({task})
 
 
-async def _relayed(task: asyncio.Task[Any], queue: asyncio.Queue[T]) -> AsyncIterator[T]:
-    """What `task` puts on `queue`, in order, until the task is done and the queue is empty."""
-    while not (task.done() and queue.empty()):
-        getter = asyncio.ensure_future(queue.get())
-        try:
-            await asyncio.wait({getter, task}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if not getter.done():
-                getter.cancel()
-        if getter.done() and not getter.cancelled():
-            yield getter.result()
+async def _relayed(
+    task: asyncio.Task[Any], queue: asyncio.Queue[T], stopping: anyio.Event | None = None
+) -> AsyncIterator[T]:
+    """What `task` puts on `queue`, in order, until the task is done and the queue is empty, or `stopping` is set."""
+    stopped = asyncio.ensure_future(stopping.wait()) if stopping is not None else None
+    try:
+        while not (task.done() and queue.empty()):
+            getter = asyncio.ensure_future(queue.get())
+            try:
+                waits: set[asyncio.Future[Any]] = {getter, task} | ({stopped} if stopped is not None else set())
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if not getter.done():
+                    getter.cancel()
+            if getter.done() and not getter.cancelled():
+                yield getter.result()
+            if stopped is not None and stopped.done():
+                return
+    finally:
+        if stopped is not None and not stopped.done():
+            stopped.cancel()
 
 
-async def sse_events(events: AsyncIterator[tuple[str, dict[str, Any]]]) -> AsyncIterator[dict[str, str]]:
+async def _stopped_by_server(task: asyncio.Task[Any], shown: str, attempt: int) -> AsyncIterator[dict[str, str]]:
+    """The server is stopping: the run is cancelled as such (recorded `error`, not `cancelled`), and the client told
+    to drop its draft and ask again."""
+    if not task.done():
+        task.cancel(SERVER_STOPPING)
+        with anyio.move_on_after(STOP_WAIT_SECONDS, shield=True):
+            await asyncio.wait({task})
+    if shown:
+        yield _event("reset", {"attempt": attempt + 1, "next": "error"})
+    yield _event("error", dict(_STOPPING_ERROR))
+
+
+async def sse_events(
+    events: AsyncIterator[tuple[str, dict[str, Any]]], stopping: anyio.Event | None = None
+) -> AsyncIterator[dict[str, str]]:
     """sse-starlette items of the ask stream (`AskRun.events`), run in a task of its own: when the client
-    disconnects, `_stop` cancels it, which stops the model and records the interaction `cancelled`."""
+    disconnects, `_stop` cancels it, which stops the model and records the interaction `cancelled`; when the server
+    is stopping (`stopping`), it is cancelled as such and the client gets `reset` and `error`."""
     queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
 
     async def pump() -> None:
@@ -56,9 +103,18 @@ async def sse_events(events: AsyncIterator[tuple[str, dict[str, Any]]]) -> Async
             queue.put_nowait(item)
 
     task = asyncio.create_task(pump())
+    shown, attempt = "", 1
     try:
-        async for event, data in _relayed(task, queue):
+        async for event, data in _relayed(task, queue, stopping):
+            if event == "token":
+                shown += data["text"]
+            elif event == "reset":
+                shown, attempt = "", int(data.get("attempt") or attempt)
             yield {"event": event, "data": json.dumps(data, ensure_ascii=False)}
+        if stopping is not None and stopping.is_set() and not task.done():
+            async for item in _stopped_by_server(task, shown, attempt):
+                yield item
+            return
         task.result()  # `events` sends its failures as an `error` event: only a cancellation is left to raise
     finally:
         await _stop(task)
@@ -90,9 +146,10 @@ def wants_stream(request: Any) -> bool:
     return stream > 0 and stream >= as_json
 
 
-async def generation_events(run: Any) -> AsyncIterator[dict[str, str]]:
-    """An instructor generation as SSE: `token`* while the model writes (`reset` `{attempt}` before a retry's
-    tokens: discard the rejected attempt's), then `done` (the JSON body) or `error`.
+async def generation_events(run: Any, stopping: anyio.Event | None = None) -> AsyncIterator[dict[str, str]]:
+    """An instructor generation as SSE: `token`* while the model writes (`reset` `{attempt, next: "model"}` before a
+    retry's tokens: discard the rejected attempt's; none when it showed none), then `done` (the JSON body) or
+    `error`.
 
     `error` is `{code, message, interaction_id, details}`: the interaction id at the top level as `/ai/ask-stream`
     sends it (and, as before, also in `details`). A `reset` `{attempt, next: "error"}` precedes it when tokens were
@@ -115,12 +172,20 @@ async def generation_events(run: Any) -> AsyncIterator[dict[str, str]]:
     shown = ""  # what a client following the protocol shows: the tokens since the last reset
     attempt = 1
     try:
-        async for event, data in _relayed(task, queue):
+        async for event, data in _relayed(task, queue, stopping):
             if event == "token":
                 shown += data["text"]
             elif event == "reset":
-                shown, attempt = "", int(data["attempt"])
+                # As /ai/ask-stream's: `next`, and none when the rejected attempt showed nothing (explore53 F3).
+                attempt, had = int(data["attempt"]), shown
+                shown, data = "", {"attempt": attempt, "next": "model"}
+                if not had:
+                    continue
             yield {"event": event, "data": json.dumps(data, ensure_ascii=False)}
+        if stopping is not None and stopping.is_set() and not task.done():
+            async for item in _stopped_by_server(task, shown, attempt):
+                yield item
+            return
         try:
             result = task.result()
         except DomainError as exc:

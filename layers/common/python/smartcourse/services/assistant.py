@@ -30,6 +30,7 @@ from smartcourse.assistant.schemas import (
     QuizQuestionOut,
     SaveQuizIn,
 )
+from smartcourse.assistant.sse import SERVER_STOPPING
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as rules
 from smartcourse.domain.events import DomainEvent
@@ -325,13 +326,17 @@ def failure_reason(exc: BaseException) -> str | None:
 
 
 async def record_failure(container: Any, interaction: Interaction, exc: BaseException) -> None:
-    """Record a call that ended without a result: `cancelled` for a cancellation (the client left the stream, the
-    server is stopping), logged as one info line since nothing failed; `error` otherwise (the caller logs it)."""
+    """Record a call that ended without a result: `cancelled` for a cancellation (the client left), logged as one
+    info line since nothing failed; `error` otherwise (the caller logs it), also for a stream the server stopping cut
+    (`reason` `server_stopping`, logged as a warning: explore53 F2, counted as a user's cancel)."""
     cancelled = isinstance(exc, asyncio.CancelledError)
-    interaction.outcome = "cancelled" if cancelled else "error"
-    interaction.reason = failure_reason(exc)
+    stopping = cancelled and exc.args[:1] == (SERVER_STOPPING,)  # a restart cut it: a failure, not the client's doing
+    interaction.outcome = "cancelled" if cancelled and not stopping else "error"
+    interaction.reason = "server_stopping" if stopping else failure_reason(exc)
     interaction.error = f"{type(exc).__name__}: {exc}"[:2000]
-    if cancelled:
+    if stopping:
+        log.warning("assistant %s cut by the server stopping (interaction %s)", interaction.kind, interaction.id)
+    elif cancelled:
         log.info("assistant %s cancelled (interaction %s)", interaction.kind, interaction.id)
     try:
         await asyncio.shield(record(container, interaction))
