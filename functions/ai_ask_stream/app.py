@@ -1,4 +1,4 @@
-"""POST /ai/ask-stream: the /ai/ask answer as Server-Sent Events (token*, citations, done | error)."""
+"""POST /ai/ask-stream: the /ai/ask answer as Server-Sent Events (token*, reset, citations, done | error)."""
 
 from fastapi import APIRouter
 from sse_starlette import EventSourceResponse
@@ -15,7 +15,13 @@ router = APIRouter(tags=["assistant"])
 @router.post(
     "/ai/ask-stream",
     response_class=EventSourceResponse,
-    responses={200: {"content": {"text/event-stream": {}}, "description": "token*, citations, done (or error)"}},
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "token* (a `reset` says: drop the tokens so far), citations, done (or error); see "
+            "docs/assistant.md",
+        }
+    },
 )
 async def ai_ask_stream(body: AskIn, user: CurrentUser, c: ContainerDep) -> EventSourceResponse:
     run = await assistant.prepare_ask(c, principal=user, body=body, streamed=True)

@@ -8,7 +8,7 @@ from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
 from smartcourse.api.disconnect import unless_client_leaves
 from smartcourse.assistant.schemas import GenerateIn, GenerationOut
-from smartcourse.assistant.sse import generation_events, stream_response, wants_stream
+from smartcourse.assistant.sse import SSE_OR_JSON, generation_events, stream_response, wants_stream
 from smartcourse.services import assistant
 
 router = APIRouter(tags=["assistant"])
@@ -17,9 +17,7 @@ router = APIRouter(tags=["assistant"])
 RAISED_THROUGH_OBJECTS = {503: ("ai_output_invalid", "assistant_failed")}
 
 
-@router.post(
-    "/ai/generate-summary", response_model=GenerationOut, responses={200: {"content": {"text/event-stream": {}}}}
-)
+@router.post("/ai/generate-summary", response_model=GenerationOut, responses={200: SSE_OR_JSON})
 async def ai_generate_summary(body: GenerateIn, request: Request, user: CurrentUser, c: ContainerDep) -> Any:
     run = await assistant.prepare_generation(
         c, principal=user, kind="summary", course_id=body.course_id, lesson_id=body.lesson_id

@@ -1,4 +1,5 @@
-"""GET /ai/interactions/{interaction_id}: one assistant interaction and, if it failed, why (admin, course owner)."""
+"""GET /ai/interactions/{interaction_id}: one assistant interaction and, if it failed, why (its caller, the course's
+owner, admins)."""
 
 import uuid
 

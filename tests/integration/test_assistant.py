@@ -366,6 +366,8 @@ async def test_model_failure_is_recorded_and_reported(api: Api, worker: object, 
     r = await api.client.get(f"/ai/interactions/{iid}", headers=admin["headers"])
     assert r.status_code == 200 and r.json()["outcome"] == "error"
     assert "refused the connection" in r.json()["error"]
+    # A first question without an answer started no conversation: none is named (explore53 F5: an id never written).
+    assert r.json()["conversation_id"] is None
 
 
 async def test_an_asks_trace_says_where_it_went_and_why_it_failed(

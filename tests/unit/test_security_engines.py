@@ -46,6 +46,28 @@ def test_a_server_orphaned_by_a_killed_starter_is_adopted_and_stopped(tmp_path: 
     assert not pid_alive(server)
 
 
+def test_a_server_that_exited_is_reaped_when_its_address_is_next_asked(tmp_path: Path) -> None:
+    """explore53 F8: a model server killed mid-stream stayed a zombie (`<defunct>`) of the API process that had started
+    it until that process stopped. Asking for the running address (as the next assistant call does) reaps it."""
+    import os
+    import signal
+    import time
+
+    from smartcourse.engines import ManagedProcess
+
+    proc = ManagedProcess("llm", tmp_path / "llm")
+    proc.start([sys.executable, "-c", "import time; time.sleep(60)"], "addr", lambda: True)
+    server = int(proc.pid_file.read_text())
+    os.kill(server, signal.SIGKILL)
+    stat = Path(f"/proc/{server}/stat")
+    for _ in range(50):  # dead, not yet reaped: a zombie of this process
+        if stat.read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            break
+        time.sleep(0.05)
+    assert proc.running_address() is None
+    assert not stat.exists(), "the dead server is still a zombie of the process that started it"
+
+
 def test_a_server_with_a_live_starter_is_left_to_it(tmp_path: Path) -> None:
     from smartcourse.engines import EmbeddedEngines, ManagedProcess, pid_alive
 

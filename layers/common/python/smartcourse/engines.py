@@ -165,6 +165,18 @@ def _bin(name: str) -> str:
     return found
 
 
+#: The servers this process started, by pid, until seen exited: polling one reaps it (explore53 F8: a model server
+#: that died stayed a zombie of the API process that had started it, until that process stopped).
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def reap_children() -> None:
+    """Collect the exit status of every server this process started that has exited."""
+    for pid, child in list(_CHILDREN.items()):
+        if child.poll() is not None:
+            _CHILDREN.pop(pid, None)
+
+
 @dataclass
 class ManagedProcess:
     """A background server whose pid and address live in files under `home`."""
@@ -185,6 +197,7 @@ class ManagedProcess:
         return self.home / f"{self.name}.log"
 
     def running_address(self) -> str | None:
+        reap_children()
         try:
             pid = int(self.pid_file.read_text())
             addr = self.addr_file.read_text().strip()
@@ -201,6 +214,7 @@ class ManagedProcess:
             proc = subprocess.Popen(
                 argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
             )
+        _CHILDREN[proc.pid] = proc
         if nice:
             lower_priority_of(proc.pid, nice)
         self.pid_file.write_text(str(proc.pid))

@@ -124,7 +124,11 @@ class GenerationOut(BaseModel):
 
     kind: Literal["summary", "objectives", "explain"]
     text: str
-    items: list[str] = []
+    items: list[str] = Field(
+        default=[],
+        description="objectives: the 1 to 5 that passed the checks (fewer than the 3 to 5 asked when the model's "
+        "others failed them); empty for the other kinds",
+    )
     citations: list[Citation]
     sources: list[Citation] = Field(
         default=[], description="every passage the model was given, in order: what the text could draw on"

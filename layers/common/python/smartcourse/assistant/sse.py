@@ -28,6 +28,14 @@ _STOPPING_ERROR = {
 }
 
 
+#: The 200 of a generation route in the OpenAPI: JSON, or the stream an `Accept: text/event-stream` asks for.
+SSE_OR_JSON: dict[str, Any] = {
+    "description": "the result as JSON; with `Accept: text/event-stream`, Server-Sent Events: token* (a `reset` says: "
+    "drop the tokens so far), then done (the JSON body) or error; see docs/assistant.md",
+    "content": {"text/event-stream": {}},
+}
+
+
 def stream_response(make: Callable[[anyio.Event], AsyncIterator[dict[str, str]]]) -> EventSourceResponse:
     """The SSE response of a stream made by `make(stopping)`: `stopping` is set when the server is stopping, so the
     stream stops its run and says so (`reset` if a draft was shown, then `error` `service_unavailable`) instead of

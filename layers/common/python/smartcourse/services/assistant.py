@@ -239,6 +239,7 @@ class Interaction:
     model: str
     id: uuid.UUID = field(default_factory=uuid.uuid4)
     conversation_id: uuid.UUID | None = None
+    new_conversation: bool = False  # an ask that starts a conversation (written with its answer only)
     question: str | None = None
     streamed: bool = False
     started: float = field(default_factory=time.perf_counter)
@@ -329,6 +330,10 @@ async def record_failure(container: Any, interaction: Interaction, exc: BaseExce
     """Record a call that ended without a result: `cancelled` for a cancellation (the client left), logged as one
     info line since nothing failed; `error` otherwise (the caller logs it), also for a stream the server stopping cut
     (`reason` `server_stopping`, logged as a warning: explore53 F2, counted as a user's cancel)."""
+    if interaction.kind == "ask" and interaction.new_conversation:
+        # A first question that ended without an answer started no conversation (explore53 F5: the record named
+        # one that was never written, and a follow-up with its id was 404).
+        interaction.conversation_id = None
     cancelled = isinstance(exc, asyncio.CancelledError)
     stopping = cancelled and exc.args[:1] == (SERVER_STOPPING,)  # a restart cut it: a failure, not the client's doing
     interaction.outcome = "cancelled" if cancelled and not stopping else "error"
@@ -521,6 +526,7 @@ async def prepare_ask(container: Any, *, principal: Principal, body: AskIn, stre
         kind="ask",
         model=chat.name,
         conversation_id=conversation_id,
+        new_conversation=body.conversation_id is None,
         question=body.question,
         streamed=streamed,
     )
