@@ -422,6 +422,35 @@ async def test_failed_embed_on_first_publish_leaves_nothing_and_tells_the_instru
     assert dash["workflow_issues"]["failed_workflows"] >= 1
 
 
+async def test_a_publish_failure_tells_the_instructor_without_server_paths(api: Api, container: Any) -> None:
+    """explore52 N2: a failed publish's error reached the instructor with the server's paths (`/root/.cargo/...` of a
+    Lance error) in the course's report, the `publish_failed` notice and its e-mail; only `GET /workflows/{id}` hid
+    them. The run's own record keeps them whole for admins."""
+    from smartcourse.models import WorkflowRun
+    from smartcourse.services import content_index
+
+    owner = await api.user("instructor")
+    course = await api.course(owner)
+    workflow_id = f"test-publish-{uuid.uuid4()}"
+    error = "lance error: LanceError(IO): Operation not permitted (os error 1), /root/.cargo/registry/src/l/local.rs:4"
+    async with container.uow() as uow:
+        cid = uuid.UUID(course["id"])
+        uow.session.add(WorkflowRun(workflow_id=workflow_id, kind="course_publishing", course_id=cid))
+        await uow.commit()
+    async with container.uow() as uow:
+        await content_index.record_failure(
+            uow=uow, course_id=uuid.UUID(course["id"]), version=1, workflow_id=workflow_id, step="index", error=error
+        )
+    report = (await api.client.get(f"/courses/{course['id']}", headers=owner["headers"])).json()["publish_report"]
+    assert report["error"] == "lance error: LanceError(IO): Operation not permitted (os error 1), <server path>:4"
+    feed = (await api.client.get("/notifications", headers=owner["headers"])).json()
+    [notice] = [n for n in feed if n["kind"] == "publish_failed"]
+    assert "<server path>" in notice["body"] and "/root" not in notice["body"], notice
+    async with container.uow() as uow:
+        run = await uow.session.get(WorkflowRun, workflow_id)
+        assert run is not None and run.error == f"index: {error}"
+
+
 async def test_republish_switches_atomically_and_reembeds_only_changes(api: Api, holds: Path) -> None:
     owner = await api.user("instructor")
     course = await _textbook(api, owner)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from smartcourse.services.publishing import without_paths
+from smartcourse.services.operations import without_paths
 
 
 @pytest.mark.parametrize(

@@ -367,7 +367,8 @@ async def record_failure(
     now = utcnow()
     report = dict(course.publish_report or {})
     if report.get("version") in (None, version):
-        report.update(version=version, status="failed", failed_step=step, error=error, finished_at=now.isoformat())
+        shown = operations.without_paths(error)
+        report.update(version=version, status="failed", failed_step=step, error=shown, finished_at=now.isoformat())
         course.publish_report = report
     if course.index_status == "indexing":
         course.index_status = "ready" if course.index_version > 0 else "failed"
@@ -382,7 +383,7 @@ async def record_failure(
         user_id=course.instructor_id,
         kind="publish_failed",
         title=f"Publishing “{course.title}” failed",
-        body=f"Publishing version {version} failed at the {step} step: {error}. {live}",
+        body=f"Publishing version {version} failed at the {step} step: {operations.without_paths(error)}. {live}",
         dedupe_key=f"publish-failed:{workflow_id}",
         data={"course_id": str(course_id), "version": version, "workflow_id": workflow_id, "step": step},
     )

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,18 @@ from smartcourse.security import Principal
 from smartcourse.services.notifications import email_batch_items
 
 log = logging.getLogger(__name__)
+
+#: An absolute path of two segments or more in an error's text (`/srv/var/files/certificates`, `/tmp/x.pdf`).
+_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s'\"/:,;()\[\]]+/)+[^\s'\"/:,;()\[\]]*")
+
+
+def without_paths(text: str | None) -> str | None:
+    """`text` with the server's file paths replaced by `<server path>` (the error stays readable: "FileExistsError:
+    [Errno 17] File exists: '<server path>'"); admins read them whole, in /ops/workflows too. What an instructor is
+    told of a failed publish (the course's report, the notice and its e-mail) goes through it as well (explore52 N2:
+    a Lance error named `/root/.cargo/registry/...`)."""
+    return _PATH.sub("<server path>", text) if text else text
+
 
 #: Workflow kinds as `workflow_runs.kind` spells them, by Temporal workflow type.
 KINDS = {names.PUBLISHING: "course_publishing", names.ENROLLMENT: "enrollment", names.CERTIFICATE: "certificate"}

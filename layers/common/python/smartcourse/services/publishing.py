@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from smartcourse.services.courses import (
 )
 from smartcourse.services.materials import MATERIALS
 from smartcourse.services.notifications import create_notification
+from smartcourse.services.operations import without_paths
 from smartcourse.services.workflows import DESCRIBE_BUDGET_SECONDS, describe
 
 log = logging.getLogger(__name__)
@@ -530,16 +530,6 @@ async def workflow_status(*, container: Any, principal: Principal, workflow_id: 
         failure=recorded if recorded is not None and recorded["failed_step"] else None,
         steps_unavailable=steps_unavailable,
     )
-
-
-#: An absolute path of two segments or more in an error's text (`/srv/var/files/certificates`, `/tmp/x.pdf`).
-_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s'\"/:,;()\[\]]+/)+[^\s'\"/:,;()\[\]]*")
-
-
-def without_paths(text: str | None) -> str | None:
-    """`text` with the server's file paths replaced by `<server path>` (the error stays readable: "FileExistsError:
-    [Errno 17] File exists: '<server path>'"); admins read them whole, in /ops/workflows too."""
-    return _PATH.sub("<server path>", text) if text else text
 
 
 _STEP_NAMES: dict[str, tuple[str, ...]] = {
