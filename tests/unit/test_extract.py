@@ -131,6 +131,17 @@ def test_transcript_cues_that_start_like_a_webvtt_block_are_kept() -> None:
     assert clean_transcript(vtt) == "NOTE: moraines are kept. REGIONAL ice. NOTE this line is a cue's too."
 
 
+def test_transcript_markup_is_not_text() -> None:
+    """explore52 N3: class-annotated WebVTT tags, entities, SRT's `<font>` and SSA overrides were indexed (and quoted):
+    "yellow", "font" and "an8" found the lesson."""
+    vtt = (
+        "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\n<v.loud Bob>STYLE of <c.yellow>tarnwater</c> lakes &amp; "
+        "<i.x>serac</i> ice &lt;3\n\n"
+        '1\n00:00:02,000 --> 00:00:03,000\n<font color="red">varvelayer</font> {\\an8}loessdust <B>bold</B>\n'
+    )
+    assert clean_transcript(vtt) == "STYLE of tarnwater lakes & serac ice <3 varvelayer loessdust bold"
+
+
 # --- materials -------------------------------------------------------------------------------------
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 import logging
 import re
@@ -100,7 +101,11 @@ def normalise_text(text: str) -> str:
 
 
 _VTT_TIMING = re.compile(r"^\s*(\d{1,2}:)?\d{1,2}:\d{2}[.,]\d{1,3}\s*-->")
-_VTT_TAG = re.compile(r"</?(v|c|i|b|u|lang|ruby|rt)(\s[^>]*)?>|<\d{1,2}:\d{2}[^>]*>")
+#: Cue markup: WebVTT's tags, with classes too (`<c.yellow>`, `<v.loud Bob>`), its timestamps, and what SRT files
+#: carry (`<font color=...>`, SSA overrides such as `{\an8}`); explore52 N3: "yellow", "font" and "an8" were indexed.
+_VTT_TAG = re.compile(
+    r"</?(?:v|c|i|b|u|lang|ruby|rt|font)(?:[.\s][^>]*)?>|<\d{1,2}:\d{2}[^>]*>|\{\\[^{}]*\}", re.IGNORECASE
+)
 
 
 #: A WebVTT block that is no cue (a comment, a style sheet, a region): its first line is the word alone or followed by
@@ -135,7 +140,7 @@ def clean_transcript(text: str) -> str:
             continue
         if first and i + 1 < len(lines) and _VTT_TIMING.match(lines[i + 1].strip()):
             continue  # the cue's number (SRT) or identifier (WebVTT) before its timing line
-        out.append(_VTT_TAG.sub("", stripped))
+        out.append(html.unescape(_VTT_TAG.sub("", stripped)))  # `&amp;`, `&lt;`: WebVTT escapes cue text
     return normalise_text(" ".join(out))
 
 
