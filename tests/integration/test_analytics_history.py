@@ -345,6 +345,9 @@ async def test_bad_ranges_are_clear_errors(history_db: Any) -> None:
         with pytest.raises(Invalid) as err:
             await analytics.enrollment_series(uow=uow, principal=ADMIN, interval="day", start=date(2999, 12, 31))
         assert err.value.code == "invalid_range" and "(today, " in err.value.message
+        with pytest.raises(Invalid) as err:
+            await analytics.enrollment_series(uow=uow, principal=ADMIN, interval="day", start=date(2000, 1, 1))
+        assert err.value.code == "range_too_long" and "when not given" in err.value.message
         with pytest.raises(Invalid):
             await analytics.enrollment_series(uow=uow, principal=ADMIN, interval="year")
         with pytest.raises(Forbidden):

@@ -50,3 +50,28 @@ async def test_a_database_whose_migration_record_was_emptied_is_refused_with_wha
         done = await migrate_cli(url)
         assert done.returncode == 1, done
         assert done.stderr.strip().splitlines() == [f"error: {message}"], done.stderr
+
+
+async def test_create_admin_on_a_database_that_does_not_exist_says_it_could_not_connect(settings: Any) -> None:
+    """explore52 N4: a DATABASE_URL naming no database (or no role) was "the database refused the account"."""
+    import os
+    import subprocess
+    import sys
+
+    from sqlalchemy import make_url
+
+    from tests.conftest import REPO
+
+    url = make_url(settings.database_url).set(database="no_such_database_x52").render_as_string(hide_password=False)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "smartcourse.cli", "create-admin", "--email", "a@example.com", "--password", "x" * 12],
+        env={**os.environ, "DATABASE_URL": url},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert done.stderr.startswith("error: could not connect to the database "), done.stderr
+    assert "no_such_database_x52" in done.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
+import contextlib
 import copy
 import json
 import logging
@@ -237,6 +238,8 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
             cause = getattr(exc, "orig", None) or exc
             if isinstance(cause, OSError):  # never reached: it refused nothing (explore49 N4)
                 print(f"error: could not reach the database {_database_named()}: {cause}", file=sys.stderr)
+            elif str(getattr(cause, "sqlstate", "")).startswith(("28", "3D")):  # no such role or database (N4)
+                print(f"error: could not connect to the database {_database_named()}: {cause}", file=sys.stderr)
             else:
                 print(f"error: the database refused the account: {type(cause).__name__}: {cause}", file=sys.stderr)
             return 1
@@ -287,16 +290,21 @@ def cmd_template(args: argparse.Namespace) -> int:
 
     text = render_template()
     path = Path(args.output)
-    if args.check:
-        if not path.exists():  # run outside the repository: "out of date" sent the user to write one there (N4)
-            print(f"error: no {path} here: run this in the repository, or pass --output", file=sys.stderr)
-            return 1
-        if path.read_text() != text:
-            print(f"{path} is out of date: run `smartcourse template`", file=sys.stderr)
-            return 1
-        print(f"{path} matches the function pack")
-        return 0
-    path.write_text(text)
+    try:
+        if args.check:
+            if not path.exists():  # run outside the repository: "out of date" sent the user to write one there (N4)
+                where = "here: run this in the repository, or pass --output" if args.output == "template.yaml" else ""
+                print(f"error: no {path} {where}".rstrip(), file=sys.stderr)
+                return 1
+            if path.read_text() != text:
+                print(f"{path} is out of date: run `smartcourse template`", file=sys.stderr)
+                return 1
+            print(f"{path} matches the function pack")
+            return 0
+        path.write_text(text)
+    except OSError as exc:  # a directory, a path under a file, ...: one line (explore52 N4)
+        print(f"error: {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     print(f"wrote {path}")
     return 0
 
@@ -392,11 +400,15 @@ def _forget_created_secret() -> None:
     """A one-off command (`ONE_OFF`, when it ends, in `main`) leaves no development JWT secret it created on reading
     the settings: a stray `var/jwt_secret` where it ran would sign the tokens of the next `make run` started there
     (explore47 F8)."""
-    from smartcourse.config import created_secret_files
+    from smartcourse.config import created_secret_dirs, created_secret_files
 
     for path in created_secret_files:
         path.unlink(missing_ok=True)
     created_secret_files.clear()
+    for directory in created_secret_dirs:  # made for the secret, and empty now: no stray `var/` (explore52 N4)
+        with contextlib.suppress(OSError):
+            directory.rmdir()
+    created_secret_dirs.clear()
 
 
 def _no_embedded_database(data_dir: Path) -> str:

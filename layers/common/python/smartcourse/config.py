@@ -29,6 +29,8 @@ MIN_SECRET_BITS = 128
 DEV_SECRET_FILE = "jwt_secret"
 #: Secret files this process created (so `smartcourse run` can say it generated one).
 created_secret_files: set[Path] = set()
+#: Data directories this process made to hold such a file (a one-off command removes them again when left empty).
+created_secret_dirs: set[Path] = set()
 
 
 def api_workers() -> int:
@@ -69,6 +71,8 @@ def dev_secret(data_dir: Path) -> tuple[str, bool]:
         return path.read_text().strip(), False
     except FileNotFoundError:
         pass
+    if not data_dir.exists():
+        created_secret_dirs.add(data_dir.resolve())
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = data_dir / f".{DEV_SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -705,7 +705,8 @@ def _range(interval: str, start: date | None, end: date | None) -> tuple[date, d
         said = "`to`" if to_given else f"`to` (today, {end}, when not given)"
         raise Invalid(f"`from` must not be after {said}", code="invalid_range")
     if (end - start).days >= MAX_SERIES_DAYS:
-        raise Invalid(f"a series covers at most {MAX_SERIES_DAYS} days", code="range_too_long")
+        until = "" if to_given else f" (`to` is today, {end}, when not given)"
+        raise Invalid(f"a series covers at most {MAX_SERIES_DAYS} days{until}", code="range_too_long")
     return start, end
 
 
