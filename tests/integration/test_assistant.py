@@ -346,6 +346,23 @@ async def test_one_user_holds_at_most_their_share_of_the_slots(api: Api, worker:
     assistant._slots.clear()
 
 
+async def test_a_users_hold_lives_while_renewed_and_lapses_after(container: Any) -> None:
+    """explore54 N1: the hold of a call whose process was killed lived a fixed four minutes, locking its user out of
+    the assistant after a restart. Renewed while the call runs, it lapses soon after nobody renews it."""
+    from smartcourse.ratelimit import InFlight
+
+    in_flight, key = InFlight(container.redis()), ("ai", "user", str(uuid.uuid4()))
+    assert (await in_flight.hold(key, "a", limit=1, hold_ms=600)).allowed
+    for _ in range(3):  # 0.9 s, renewed every 0.3 s: still held
+        await asyncio.sleep(0.3)
+        await in_flight.renew(key, "a", hold_ms=600)
+    assert not (await in_flight.hold(key, "b", limit=1, hold_ms=600)).allowed
+    await asyncio.sleep(0.8)  # nobody renews it: lapsed
+    assert (await in_flight.hold(key, "b", limit=1, hold_ms=600)).allowed
+    await in_flight.release(key, "b")
+    assert (await in_flight.hold(key, "c", limit=1, hold_ms=600)).allowed
+
+
 async def test_model_failure_is_recorded_and_reported(api: Api, worker: object, container: Any) -> None:
     teacher = await api.user("instructor")
     course = await published_course(api, teacher, OUTBOX_LESSON)
@@ -875,6 +892,33 @@ async def test_a_stream_the_server_stops_says_so_and_is_recorded_an_error(
                 row = await interaction_of(container, user["id"], kind)
                 assert (row.outcome, row.reason) == ("error", "server_stopping"), (row.outcome, row.error)
                 await asyncio.wait_for(chat.cancelled.wait(), timeout=10)
+
+    # A JSON answer still running when the server stops: 503 `service_unavailable` within the server's grace, and an
+    # `error` record (explore54 N1: SIGKILLed with its process, no response, no record).
+    asker, owner = await enrolled_student(api, course["id"]), await api.user("instructor")
+    theirs = await published_course(api, owner, OUTBOX_LESSON)
+    json_cases = [
+        (asker, "/ai/ask", {"course_id": course["id"], "question": "Why do we need an outbox?"}, "ask"),
+        (owner, "/ai/generate-summary", {"course_id": theirs["id"]}, "summary"),
+    ]
+    async with served(app) as base:
+        for user, path, body, kind in json_cases:
+            with scripted(container, Stalling()) as chat:
+                try:
+                    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+                        pending = asyncio.create_task(http.post(path, json=body, headers=user["headers"]))
+                        for _ in range(200):  # the model is writing
+                            if chat.prompts:
+                                break
+                            await asyncio.sleep(0.05)
+                        AppStatus.should_exit = True
+                        r = await pending
+                finally:
+                    AppStatus.should_exit = False
+                assert r.status_code == 503 and r.json()["code"] == "service_unavailable", r.text
+                assert r.headers["retry-after"] == "5"
+                row = await interaction_of(container, user["id"], kind)
+                assert (row.outcome, row.reason) == ("error", "server_stopping"), (row.outcome, row.error)
 
 
 async def test_a_client_leaving_a_json_answer_cancels_it_as_a_stream(

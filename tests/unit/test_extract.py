@@ -140,6 +140,11 @@ def test_transcript_markup_is_not_text() -> None:
         '1\n00:00:02,000 --> 00:00:03,000\n<font color="red">varvelayer</font> {\\an8}loessdust <B>bold</B>\n'
     )
     assert clean_transcript(vtt) == "STYLE of tarnwater lakes & serac ice <3 varvelayer loessdust bold"
+    # explore54 N4: with old Macs' line ends, or with no timing line at all, the markup stayed.
+    assert clean_transcript(vtt.replace("\n", "\r")) == clean_transcript(vtt)
+    assert clean_transcript('<font color="red">Glaciers</font> {\\i1}carve{\\i0} &amp; grind.') == (
+        "Glaciers carve & grind."
+    )
 
 
 # --- materials -------------------------------------------------------------------------------------

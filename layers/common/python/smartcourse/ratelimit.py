@@ -295,6 +295,17 @@ return 1
 """
 
 
+#: Keep a hold alive (KEYS: the holds; ARGV: hold id, how long from now in ms): 1 if it was still held.
+_RENEW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
+
 class InFlight:
     """At most N of something in flight per key, across processes (the assistant's generations per user: one caller
     held every slot of every process within their quota, explore53 F1). Fails open like `RateLimiter.hit`: with
@@ -303,6 +314,7 @@ class InFlight:
     def __init__(self, redis: Any) -> None:
         self.redis = redis
         self._hold = redis.register_script(_HOLD)
+        self._renew = redis.register_script(_RENEW)
 
     @staticmethod
     def _key(key_parts: Sequence[str]) -> str:
@@ -315,6 +327,13 @@ class InFlight:
             log.warning("in-flight store unavailable; allowing the call", exc_info=True)
             return UNCHECKED
         return ALLOWED if int(taken) else Decision(allowed=False, retry_after_seconds=5, limit=f"{limit} at a time")
+
+    async def renew(self, key_parts: Sequence[str], hold_id: str, *, hold_ms: int) -> None:
+        """The hold lives `hold_ms` from now (its holder renews it while it runs, so a killed holder's lapses soon)."""
+        try:
+            await self._renew(keys=[self._key(key_parts)], args=[hold_id, hold_ms])
+        except (RedisError, OSError):
+            log.warning("in-flight store unavailable; the hold was not renewed", exc_info=True)
 
     async def release(self, key_parts: Sequence[str], hold_id: str) -> None:
         try:

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Message
+
+from smartcourse.assistant.sse import SERVER_STOPPING
+from smartcourse.errors import Unavailable
 
 T = TypeVar("T")
 
@@ -34,21 +38,48 @@ CLIENT_CLOSED_REQUEST = 499
 async def unless_client_leaves(request: Request, work: Awaitable[T]) -> T | Response:
     """`work`'s result, or a 499 once the client has disconnected (`work` cancelled and awaited). The disconnect is
     listened for on the request's `receive`, as sse-starlette does for a stream (polling Starlette's
-    `is_disconnected` missed one of four in explore43)."""
+    `is_disconnected` missed one of four in explore43). When the server is stopping, `work` is cancelled with
+    `SERVER_STOPPING` (the assistant records an `error`, reason `server_stopping`) and the answer is 503
+    `service_unavailable`, in the grace the server gives its requests (explore54 N1: a JSON answer still running was
+    SIGKILLed with its process: no response, no record)."""
     task = asyncio.ensure_future(work)
     listener = asyncio.ensure_future(_disconnected(request.receive))
+    stopping = asyncio.ensure_future(_server_stopping())
     try:
-        await asyncio.wait({task, listener}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({task, listener, stopping}, return_when=asyncio.FIRST_COMPLETED)
         if task.done():
             return task.result()
-        task.cancel(LEFT)
+        task.cancel(SERVER_STOPPING if stopping.done() else LEFT)
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        if stopping.done():
+            raise Unavailable(
+                "the server is restarting; ask again in a moment",
+                code="service_unavailable",
+                headers={"Retry-After": "5"},
+            )
         return Response(status_code=CLIENT_CLOSED_REQUEST)
     finally:
         listener.cancel()
-        if not task.done():  # this handler was cancelled itself (the server stopping)
+        stopping.cancel()
+        if not task.done():  # this handler was cancelled itself
             task.cancel()
+
+
+def server_is_stopping() -> bool:
+    """uvicorn has its exit signal: as sse-starlette sees it (its patched `handle_exit`, or the server behind the
+    SIGTERM handler uvicorn installed)."""
+    from sse_starlette.sse import AppStatus
+
+    if AppStatus.should_exit:
+        return True
+    server = getattr(signal.getsignal(signal.SIGTERM), "__self__", None)
+    return bool(getattr(server, "should_exit", False))
+
+
+async def _server_stopping() -> None:
+    while not server_is_stopping():  # noqa: ASYNC110 - a flag uvicorn's signal handler sets, no event to await
+        await asyncio.sleep(POLL_SECONDS)
 
 
 async def _disconnected(receive: Callable[[], Awaitable[Message]]) -> None:

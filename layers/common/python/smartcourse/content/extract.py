@@ -117,9 +117,10 @@ _VTT_NON_CUE = re.compile(r"(?:NOTE|STYLE|REGION)(?:[ \t]|$)")
 def clean_transcript(text: str) -> str:
     """A transcript as prose: WebVTT/SRT headers, comment/style/region blocks, cue numbers and identifiers, timings
     and voice tags removed."""
-    lines = text.replace("\r\n", "\n").split("\n")
-    if not any(_VTT_TIMING.match(line) for line in lines):
-        return normalise_text(text)
+    text = text.replace("\r\n", "\n").replace("\r", "\n")  # old Macs' line ends too (explore54 N4)
+    lines = text.split("\n")
+    if not any(_VTT_TIMING.match(line) for line in lines):  # prose: its markup goes all the same
+        return normalise_text(html.unescape(_VTT_TAG.sub("", text)))
     out: list[str] = []
     skip_block = False
     webvtt = lines[0].lstrip("\ufeff").strip().startswith("WEBVTT")

@@ -124,15 +124,21 @@ class Slot:
             task.add_done_callback(_releasing.discard)
 
 
+#: How long a user's hold on a generation lives unless renewed; its holder renews it every third of that while the
+#: call runs, so the hold of a process killed mid-call (a restart's SIGKILL after its grace) lapses within this.
+HOLD_SECONDS = 30.0
+
+
 async def hold_own_slot(container: Any, principal: Principal) -> Callable[[], Coroutine[Any, Any, None]]:
     """One of the caller's `ASSISTANT_MAX_CONCURRENT_PER_USER` generations at a time, across the API's processes;
     429 `ai_concurrency_exceeded` with Retry-After beyond (explore53 F1: one student with a few tabs took every slot
-    of every process within their quota, and everyone else was answered 503 `assistant_busy`). A hold its process
-    never released (killed) lapses after four model timeouts. Returns what gives it back."""
+    of every process within their quota, and everyone else was answered 503 `assistant_busy`). The hold is renewed
+    while the call runs and lapses `HOLD_SECONDS` after its process died (explore54 N1: a fixed four minutes locked a
+    user out after a restart had killed two of their calls). Returns what gives it back."""
     s = container.settings
     in_flight = InFlight(container.redis())  # the container's client; the script is sent by its hash
     key, hold_id = ("ai", "user", str(principal.user_id)), uuid.uuid4().hex
-    hold_ms = int(max(60.0, 4 * s.llm_timeout_seconds) * 1000)
+    hold_ms = int(HOLD_SECONDS * 1000)
     decision = await in_flight.hold(key, hold_id, limit=s.assistant_max_concurrent_per_user, hold_ms=hold_ms)
     if not decision.allowed:
         raise RateLimited(
@@ -141,7 +147,19 @@ async def hold_own_slot(container: Any, principal: Principal) -> Callable[[], Co
             details={"retry_after_seconds": decision.retry_after_seconds, "limit": decision.limit},
             headers={"Retry-After": str(decision.retry_after_seconds)},
         )
-    return functools.partial(in_flight.release, key, hold_id)
+
+    async def keep() -> None:
+        while True:
+            await asyncio.sleep(HOLD_SECONDS / 3)
+            await in_flight.renew(key, hold_id, hold_ms=hold_ms)
+
+    keeper = asyncio.get_running_loop().create_task(keep())
+
+    async def release() -> None:
+        keeper.cancel()
+        await in_flight.release(key, hold_id)
+
+    return release
 
 
 async def slot_within_quota(container: Any, principal: Principal) -> Slot:
