@@ -361,6 +361,7 @@ def celery_worker_env(settings: Any, **overrides: str) -> dict[str, str]:
         "SMARTCOURSE_ENV": "test",
         "SMARTCOURSE_TEST_HOLD_DIR": str(Path(settings.data_dir).resolve() / "holds"),
         "CELERY_MAX_RETRIES": "2",
+        "EMAIL_MAX_RETRIES": "2",
         "CELERY_VISIBILITY_TIMEOUT": "8",
         **overrides,
     }

@@ -320,6 +320,7 @@ async def test_failing_email_shows_in_tasks_and_dead_letters(
         "SMTP_HOST": "127.0.0.1",
         "SMTP_PORT": str(_closed_port()),
         "CELERY_MAX_RETRIES": "1",
+        "EMAIL_MAX_RETRIES": "1",
     }
     env_all = celery_worker_env(resolved, **env)
     env_all.pop("CELERY_BROKER_URL", None)

@@ -114,6 +114,7 @@ class Run:
             "EVENTS_NAMESPACE": f"dash{self.id}.",
             "CELERY_QUEUE": f"dash-{self.id}",
             "CELERY_MAX_RETRIES": "1",
+            "EMAIL_MAX_RETRIES": "1",
             "SMTP_HOST": "127.0.0.1",
             "SMTP_PORT": str(smtp_port),  # nobody listens: every e-mail fails, is retried, then dead-lettered
             "LLM_BASE_URL": f"http://127.0.0.1:{llm_port}/v1",  # the model is unreachable too

@@ -206,6 +206,10 @@ class Settings(BaseSettings):
     celery_result_backend: str | None = Field(default=None, alias="CELERY_RESULT_BACKEND")
     celery_queue: str = Field(default="smartcourse", alias="CELERY_QUEUE")
     celery_max_retries: int = Field(default=8, alias="CELERY_MAX_RETRIES")
+    #: The e-mail tasks' retries (backoff 1 s, 2 s, ... capped at 600 s, full jitter): 24 span 57-110 min, so a mail
+    #: relay down for about an hour holds e-mails and does not fail them (explore55 F1: 8 retries gave up after 4.5
+    #: minutes, and each e-mail then waited for an admin's replay).
+    email_max_retries: int = Field(default=24, ge=0, alias="EMAIL_MAX_RETRIES")
     # Redis broker only: an unacked task comes back after this long (must exceed the longest task).
     celery_visibility_timeout: int = Field(default=3600, alias="CELERY_VISIBILITY_TIMEOUT")
     # The e-mail sweeper (Celery beat) runs this often and enqueues again the e-mails never attempted for this long

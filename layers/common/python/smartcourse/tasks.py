@@ -791,7 +791,14 @@ def _task_failed(sender: Any = None, exception: BaseException | None = None, ein
 # --- the tasks ------------------------------------------------------------------------------------
 
 
-class _EmailTask(DeadLetteringTask):
+class _MailRetries(DeadLetteringTask):
+    """An e-mail waits out a mail relay's outage: more retries than other tasks (`EMAIL_MAX_RETRIES`), the same
+    backoff, so an outage of up to about an hour holds e-mails instead of dead-lettering them."""
+
+    max_retries = get_settings().email_max_retries
+
+
+class _EmailTask(_MailRetries):
     async def on_dead_letter(self, session: AsyncSession, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         raw = args[0] if args else kwargs.get("notification_id")
         try:
@@ -830,7 +837,7 @@ def enqueue_email(notification_id: uuid.UUID) -> None:
         log.warning("could not enqueue notification email %s; the sweeper will", notification_id, exc_info=True)
 
 
-@app.task(name="accounts.send_password_reset", base=DeadLetteringTask)
+@app.task(name="accounts.send_password_reset", base=_MailRetries)
 def send_password_reset_task(email: str) -> str:
     """Celery task: e-mail a password-reset token to the account of `email`, if it has an active one
     (`accounts.send_password_reset`). Retried like the other e-mails; a retry sends a second, equally good token."""
@@ -860,7 +867,7 @@ class EmailsFailed(Exception):
     `send_email`), and the retry finds the ones sent meanwhile already sent."""
 
 
-class _EmailBatchTask(DeadLetteringTask):
+class _EmailBatchTask(_MailRetries):
     async def on_dead_letter(self, session: AsyncSession, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         # Only the ones still pending (the failing ones) become 'failed'; the batch's sent ones stay sent.
         for nid, _ in _batch_items(args[0] if args else kwargs.get("emails")):
