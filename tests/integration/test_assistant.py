@@ -388,7 +388,7 @@ async def test_model_failure_is_recorded_and_reported(api: Api, worker: object, 
 
 
 async def test_an_asks_trace_says_where_it_went_and_why_it_failed(
-    api: Api, worker: object, container: Any, data_dir: Path
+    api: Api, worker: object, container: Any, data_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """explore40 F9: an ask's trace was one server span, `ERROR` without a reason: no retrieval, no model call. The
     real adapter against an endpoint that refuses: the retrieval, the model call (its endpoint, its error) and the
@@ -405,11 +405,15 @@ async def test_an_asks_trace_says_where_it_went_and_why_it_failed(
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed once the block ends: nothing listens there
     refused = OpenAIChatModel(base_url=f"http://127.0.0.1:{port}/v1", model="refuser", api_key=None, timeout=5)
+    caplog.set_level(logging.INFO, logger="smartcourse.access")
     with scripted(container, refused):  # type: ignore[arg-type]
         r = await api.client.post(
             "/ai/ask", json={"course_id": course["id"], "question": "What is an outbox?"}, headers=student["headers"]
         )
     assert r.status_code == 503 and r.json()["code"] == "assistant_failed", r.text
+    # The access line and the server span say why (explore55 F5: "POST /ai/ask 503", and `ERROR` with no reason).
+    [line] = [rec for rec in caplog.records if rec.name == "smartcourse.access" and "/ai/ask 503" in rec.getMessage()]
+    assert getattr(line, "code", None) == "assistant_failed"
     spans = await collect_spans(
         r.headers["x-trace-id"],
         data_dir,
@@ -423,6 +427,8 @@ async def test_an_asks_trace_says_where_it_went_and_why_it_failed(
     chat, answer = by_name["chat refuser"], by_name["assistant answer"]
     assert chat["status"] == "ERROR" and "Connection" in chat["status_message"], chat
     assert answer["status"] == "ERROR" and "Connection" in answer["status_message"], answer
+    server = by_name["POST /ai/ask"]
+    assert server["status"] == "ERROR" and server["status_message"].startswith("assistant_failed: "), server
 
 
 async def settled(api: Api, admin: dict[str, Any]) -> dict[str, Any]:

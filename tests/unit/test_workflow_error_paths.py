@@ -22,6 +22,10 @@ from smartcourse.services.operations import without_paths
         ("ConnectError: http://127.0.0.1:8080/v1/models", "ConnectError: http://127.0.0.1:8080/v1/models"),
         ("ValueError: 3/4 chunks, s3://bucket/key/x", "ValueError: 3/4 chunks, s3://bucket/key/x"),
         ("TimeoutError", "TimeoutError"),
+        (  # an API route named after its method is advice, not a server path (explore55 F6)
+            "prerequisites_not_live: Restore them first (POST /courses/{id}/restore), or remove them",
+            "prerequisites_not_live: Restore them first (POST /courses/{id}/restore), or remove them",
+        ),
         (None, None),
     ],
 )

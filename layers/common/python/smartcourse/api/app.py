@@ -17,6 +17,8 @@ from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.routing import APIRoute
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
 from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.convertors import UUIDConvertor
@@ -24,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route, compile_path
 
 from smartcourse import __version__, db, telemetry
-from smartcourse.api.edge import EdgeMiddleware
+from smartcourse.api.edge import ERROR_CODE, EdgeMiddleware
 from smartcourse.api.edge_cache import install_edge_cache
 from smartcourse.api.overload import install_load_shedding
 from smartcourse.api.tracing import install_tracing
@@ -66,15 +68,41 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
+class _ExplainedError(JSONResponse):
+    """A 5xx answer that says why on its server span: the tracing instrumentation sets the span `ERROR`, without a word,
+    as the answer starts; the reason is set right after (explore55 F5: a 503's span said `ERROR` and nothing more)."""
+
+    span: Any = None
+    why = ""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def send_then_explain(message: Any) -> None:
+            await send(message)
+            if message["type"] == "http.response.start" and self.span is not None and self.span.is_recording():
+                self.span.set_status(Status(StatusCode.ERROR, self.why))
+
+        await super().__call__(scope, receive, send_then_explain)
+
+
 def _error(
     status: int, code: str, message: str, details: object = None, *, trace_id: str | None = None
 ) -> JSONResponse:
     """Every error answer of the API: `{code, message, details, trace_id}` (the request's trace unless given),
     counted by its code."""
     DOMAIN_ERRORS.labels(code).inc()
+    if (seen := ERROR_CODE.get()) is not None:  # the access line says it, and a 5xx's server span (`EdgeMiddleware`)
+        seen.update(code=code, message=message)
+    span = trace.get_current_span()  # the request's server span
+    if span.is_recording():
+        span.set_attribute("smartcourse.error_code", code)
     trace_id = trace_id or telemetry.current_trace_id()  # quote it to an operator: `smartcourse trace <id>`, or Jaeger
     content = {"code": code, "message": message, "details": details, "trace_id": trace_id}
-    response = JSONResponse(status_code=status, content=content)
+    response: JSONResponse
+    if status >= 500 and span.is_recording():
+        response = _ExplainedError(status_code=status, content=content)
+        response.span, response.why = span, f"{code}: {message}"[:300]
+    else:
+        response = JSONResponse(status_code=status, content=content)
     if status == 503:  # every 503 says when to retry (a handler or an error's own headers may say sooner or later)
         response.headers["Retry-After"] = "5"
     if trace_id:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextvars import ContextVar
 from secrets import token_hex
 from typing import Any
 
@@ -26,6 +27,10 @@ from smartcourse.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 #: The request log: one line per request (method, route template, status, duration_ms, user_id).
 access_log = logging.getLogger("smartcourse.access")
+#: Where `app._error` puts the stable `code` and message of the request's error answer, for its access line
+#: (explore55 F5: a 503's line said nothing of why). A dict the edge makes per request, filled in place: a handler
+#: may run in a task of its own, whose context is a copy.
+ERROR_CODE: ContextVar[dict[str, str] | None] = ContextVar("smartcourse_error_code", default=None)
 
 #: Pages for operators only: gated (404 unless allowed) in production, see `api.deps.ops_allowed`.
 OPS_PATHS = frozenset({"/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
@@ -115,6 +120,8 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        error: dict[str, str] = {}
+        ERROR_CODE.set(error)
         method: str = scope["method"]
         if method == "HEAD":
             # RFC 9110 9.3.2: HEAD is GET without the content (uptime probes use it). FastAPI's routes answer only
@@ -180,10 +187,10 @@ class EdgeMiddleware:
             else:
                 await self.app(scope, receive, send_with_headers)
         finally:
-            self._observe(scope, method, path, status, started)
+            self._observe(scope, method, path, status, started, error)
 
     @staticmethod
-    def _observe(scope: Scope, method: str, path: str, status: int, started: float) -> None:
+    def _observe(scope: Scope, method: str, path: str, status: int, started: float, error: dict[str, str]) -> None:
         elapsed = time.perf_counter() - started
         route = route_template(scope)
         HTTP_REQUESTS.labels(method, route, str(status)).inc()
@@ -202,6 +209,8 @@ class EdgeMiddleware:
                 "duration_ms": round(elapsed * 1000, 2),
                 "user_id": user_id,
             }
+            if error:
+                extra["code"] = error["code"]
             if route == "unmatched":
                 # No route resolved: a 404, or a request answered before routing (503 shed, 408, 413). The log line
                 # says which path (the metrics' labels never do: unbounded), cut short (explore10 F8), and who asked

@@ -50,8 +50,12 @@ from smartcourse.services.notifications import email_batch_items
 
 log = logging.getLogger(__name__)
 
-#: An absolute path of two segments or more in an error's text (`/srv/var/files/certificates`, `/tmp/x.pdf`).
-_PATH = re.compile(r"(?<![\w.:/])/(?:[^\s'\"/:,;()\[\]]+/)+[^\s'\"/:,;()\[\]]*")
+#: An absolute path of two segments or more in an error's text (`/srv/var/files/certificates`, `/tmp/x.pdf`); not
+#: an API route the error names after its method (explore55 F6: "Restore them first (POST /courses/{id}/restore)"
+#: became "(POST <server path>)").
+_PATH = re.compile(
+    r"(?<![\w.:/])(?<!GET )(?<!PUT )(?<!POST )(?<!PATCH )(?<!DELETE )/(?:[^\s'\"/:,;()\[\]]+/)+[^\s'\"/:,;()\[\]]*"
+)
 
 
 def without_paths(text: str | None) -> str | None:
