@@ -108,6 +108,19 @@ class Unrecorded:
 UNRECORDED = Unrecorded()
 
 
+def timed_out() -> TimeoutError | None:
+    """The attempt was cancelled because Temporal timed it out (its heartbeat or start-to-close timeout: a blocked
+    worker, a hung dependency), as a failure to record; None for any other cancellation (the workflow's, a shutdown).
+    explore55 F2: such attempts were retried with nothing in `/ops/workflows` (`failures: 0`), the trace or an alert."""
+    try:
+        details = activity.cancellation_details()
+    except RuntimeError:  # not in an activity
+        return None
+    if details is None or not details.timed_out:
+        return None
+    return TimeoutError("the attempt timed out (no heartbeat or no result in time: a blocked worker or a hung call)")
+
+
 class _Inbound(ActivityInboundInterceptor):
     def __init__(self, next: ActivityInboundInterceptor, sessionmaker: Any) -> None:
         super().__init__(next)
@@ -119,6 +132,8 @@ class _Inbound(ActivityInboundInterceptor):
         except BaseException as exc:
             if isinstance(exc, Exception):
                 await self._failed(exc)
+            elif isinstance(exc, asyncio.CancelledError) and (timeout := timed_out()) is not None:
+                await asyncio.shield(self._failed(timeout))
             raise
         info = activity.info()
         last = info.activity_type in LAST_STEPS

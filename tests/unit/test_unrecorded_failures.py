@@ -57,3 +57,33 @@ async def test_only_failures_that_waited_are_said_to_have_waited(caplog: Any) ->
     kept.add({"workflow_id": "b"})  # the next failure's flush writes the one kept, and its own at once
     assert await kept.flush(write, None) is True
     assert "recorded 1 workflow failure(s) kept while the database was away" in caplog.text
+
+
+async def test_an_attempt_temporal_timed_out_is_a_failure_another_cancellation_is_not() -> None:
+    """explore55 F2: an attempt cancelled by its heartbeat or start-to-close timeout (a blocked worker, a hung call)
+    was retried with nothing in `/ops/workflows`; a cancellation for any other reason is no failure."""
+    import asyncio
+
+    from temporalio.activity import ActivityCancellationDetails
+    from temporalio.testing import ActivityEnvironment
+
+    from workflows.failures import timed_out
+
+    assert timed_out() is None  # not in an activity
+
+    async def waits() -> object:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            return timed_out()
+        return "not cancelled"
+
+    seen = []
+    for details in (ActivityCancellationDetails(timed_out=True), ActivityCancellationDetails(cancel_requested=True)):
+        env = ActivityEnvironment()
+        running = asyncio.ensure_future(env.run(waits))
+        await asyncio.sleep(0.05)
+        env.cancel(cancellation_details=details)
+        seen.append(await running)
+    assert isinstance(seen[0], TimeoutError) and "timed out" in str(seen[0])
+    assert seen[1] is None
