@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from smartcourse.domain import workflows as names
 from smartcourse.domain.enrollment import certificate_workflow_id
@@ -29,10 +29,14 @@ class FakeStarter:
     def __init__(self) -> None:
         self.down = False
         self.started: list[tuple[str, Any, str]] = []  # (workflow, arg, workflow_id), only real starts
+        self.traces: dict[str, str] = {}  # workflow id -> the trace its start ran in
 
     async def start(self, workflow: str, arg: Any, *, workflow_id: str) -> str:
         if self.down:
             raise ConnectionError("workflow engine unreachable")
+        from opentelemetry import trace
+
+        self.traces[workflow_id] = format(trace.get_current_span().get_span_context().trace_id, "032x")
         if workflow_id not in {wid for _, _, wid in self.started}:
             self.started.append((workflow, arg, workflow_id))
         return "running"
@@ -132,3 +136,32 @@ async def test_sweep_starts_what_a_crash_left_unstarted_and_only_once(
 
     await _wait_for(pending_active, "the swept enrollment workflow")
     await _wait_for(certified, "the swept certificate workflow")
+
+
+async def test_a_start_the_sweeper_makes_continues_the_requests_trace(
+    api: Api, worker: object, container: Any, starters: tuple[Any, FakeStarter]
+) -> None:
+    """explore55 F3: after a stalled worker the sweeper reached an admission before the dispatcher, and started its
+    workflow in a trace of its own: the request's trace stopped at the API. Its start continues the trace the
+    admission's outbox row kept, as the dispatcher's does."""
+    from sqlalchemy import update
+
+    from smartcourse.models import OutboxEvent
+    from smartcourse.services.dispatcher import sweep_pending
+
+    _, fake = starters
+    teacher, student = await api.user("instructor"), await api.user()
+    course = await api.published_course(teacher)
+    container.use_workflow_starter(fake)
+    fake.down = True  # the dispatcher cannot start it ...
+    r = await api.client.post("/enrollments", json={"course_id": course["id"]}, headers=student["headers"])
+    assert r.status_code == 201 and r.json()["status"] == "pending", r.text
+    enrollment_id, workflow_id = r.json()["id"], r.json()["workflow_id"]
+    async with container.uow() as uow:  # ... and, as after a stall, the dispatcher's queue no longer holds it
+        await uow.session.execute(
+            update(OutboxEvent).where(OutboxEvent.aggregate_id == enrollment_id).values(dispatched_at=func.now())
+        )
+        await uow.commit()
+    fake.down = False
+    await sweep_pending(container, older_than_s=0)
+    assert fake.traces.get(workflow_id) == r.headers["x-trace-id"], (fake.traces.get(workflow_id), r.headers)

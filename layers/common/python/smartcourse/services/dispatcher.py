@@ -40,6 +40,7 @@ from typing import Any
 from opentelemetry.trace import SpanKind
 from prometheus_client import Counter, Gauge
 from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from smartcourse import telemetry
 from smartcourse.domain import workflows as names
@@ -340,6 +341,20 @@ async def run_dispatcher(
             await asyncio.wait_for(stop.wait(), wait)
 
 
+async def _admission_traces(session: AsyncSession, enrollment_ids: list[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    """The trace context each enrollment's admission event kept (the latest, for one promoted after a wait)."""
+    rows = await session.execute(
+        select(OutboxEvent.aggregate_id, OutboxEvent.trace_context)
+        .where(
+            OutboxEvent.aggregate_id.in_([str(e) for e in enrollment_ids]),
+            OutboxEvent.event_type.in_(("enrollment.created", "waitlist.promoted")),
+            OutboxEvent.trace_context.is_not(None),
+        )
+        .order_by(OutboxEvent.occurred_at)
+    )
+    return {uuid.UUID(aggregate): context for aggregate, context in rows.all() if context}
+
+
 async def sweep_pending(container: Any, *, older_than_s: float, cfg: DispatchConfig | None = None) -> int:
     """The sweeper's part for pending enrollments, within the dispatcher's bound (services/workflows.sweep).
 
@@ -383,7 +398,10 @@ async def sweep_pending(container: Any, *, older_than_s: float, cfg: DispatchCon
             else []
         )
         running, _ = await _start_all(starter, [(e, w) for e, w in started_rows], cfg)
-        fresh, _ = await _start_all(starter, [(e, w) for e, w in fresh_rows], cfg)
+        # The request's trace goes on, as from the dispatcher (explore55 F3: after a stalled worker the sweeper got
+        # there first, and the request's trace stopped at the API, the workflow and its e-mail in a trace of their own).
+        traces = await _admission_traces(session, [e for e, _ in fresh_rows]) if fresh_rows else {}
+        fresh, _ = await _start_all(starter, [(e, w) for e, w in fresh_rows], cfg, traces)
         await _mark_started(session, fresh)
         metrics().started.inc(len(fresh))
     return len(running) + len(fresh)
