@@ -360,3 +360,19 @@ def test_spans_reach_the_stacks_jaeger_over_otlp(tmp_path: Path) -> None:
     )
     assert cli.returncode == 0, cli.stderr
     assert "POST /probe" in cli.stdout and "  outbox publish probe.sent" in cli.stdout
+
+
+async def test_a_server_span_keeps_no_query_string(api: Api, data_dir: Path) -> None:
+    """explore55 F9: the server span's `http.url` kept the query string (`/users?email=...`, what a student searched)
+    in the span files, although no query string is recorded, as the tracing's docstring says."""
+    marker = f"someone{uuid.uuid4().hex[:8]}"
+    r = await api.client.get("/search", params={"q": marker})
+    assert r.status_code == 200, r.text
+
+    def served(found: list[dict[str, Any]]) -> bool:
+        return any(s["kind"] == "SERVER" for s in found)
+
+    spans = await collect_spans(r.headers["x-trace-id"], data_dir, served)
+    [server] = [s for s in spans if s["kind"] == "SERVER"]
+    assert server["attributes"]["http.url"].endswith("/search"), server["attributes"]
+    assert marker not in json.dumps(spans), [s["attributes"] for s in spans]

@@ -68,6 +68,10 @@ class JsonFormatter(logging.Formatter):
         for key, value in record.__dict__.items():
             if key not in _STANDARD and key not in out and not key.startswith("_"):
                 out[key] = value
+        if record.name.startswith("celery") and isinstance(out.get("data"), dict):
+            # Celery's task lines carry the task's arguments: an address (the password-reset task's), a person's
+            # data. The task's name and id say which run it was (explore55 F9).
+            out["data"] = {k: v for k, v in out["data"].items() if k not in ("args", "kwargs")}
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return json.dumps(out, default=str)

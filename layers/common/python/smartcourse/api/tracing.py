@@ -64,11 +64,26 @@ class CallerTraceBoundary:
         await self.app(scope, receive, send)
 
 
+#: The server span's attributes that carry the request's URL: kept without its query string, which may name a person
+#: (`GET /users?email=...`) or what they searched (explore55 F9: `http.url` kept it whole in the span files).
+_URL_ATTRIBUTES = ("http.url", "http.target", "url.full")
+
+
 def record_caller_trace(span: trace.Span, scope: dict[str, Any]) -> None:
-    """The instrumentation's server-request hook: the caller's `traceparent` the boundary set aside, as an attribute."""
+    """The instrumentation's server-request hook: the caller's `traceparent` the boundary set aside, as an attribute;
+    and the request's URL attributes without their query string."""
+    if not span.is_recording():
+        return
     caller = scope.get(CALLER_TRACEPARENT)
-    if caller and span.is_recording():
+    if caller:
         span.set_attribute(CALLER_TRACEPARENT, caller)
+    attributes = getattr(span, "attributes", None) or {}
+    for name in _URL_ATTRIBUTES:
+        value = attributes.get(name)
+        if isinstance(value, str) and "?" in value:
+            span.set_attribute(name, value.split("?", 1)[0])
+    if attributes.get("url.query"):
+        span.set_attribute("url.query", "")
 
 
 def install_tracing(app: FastAPI) -> None:
