@@ -77,7 +77,12 @@ def test_no_request_makes_a_server_error(live_server: str, token: str) -> None:
     for result in schema.get_all_operations():
         operation = result.ok()
         operations += 1
-        for headers in (None, {"Authorization": f"Bearer {token}"}):
+        passes: list[dict[str, str] | None] = [None]
+        if operation.definition.raw.get("security"):
+            # A public operation (none declared) reads no token: a second pass with one tries nothing new (the
+            # certificate check's cases alone, generated from its code pattern, took 4 s a pass).
+            passes.append({"Authorization": f"Bearer {token}"})
+        for headers in passes:
             try:
                 _fuzz(operation, headers)()
             except Exception as exc:
