@@ -425,6 +425,8 @@ async def test_an_asks_trace_says_where_it_went_and_why_it_failed(
     retrieve = by_name["assistant retrieve"]["span_id"]
     assert by_name["embed query"]["parent_id"] == retrieve and by_name["index search"]["parent_id"] == retrieve
     chat, answer = by_name["chat refuser"], by_name["assistant answer"]
+    # Retrieval and the model's call run inside the answer: its children (explore55 F11: they were its siblings).
+    assert by_name["assistant retrieve"]["parent_id"] == answer["span_id"] == chat["parent_id"], (answer, chat)
     assert chat["status"] == "ERROR" and "Connection" in chat["status_message"], chat
     assert answer["status"] == "ERROR" and "Connection" in answer["status_message"], answer
     server = by_name["POST /ai/ask"]

@@ -3,6 +3,7 @@ again at its address, and the event is said (explore18 F12)."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import smtplib
@@ -100,22 +101,29 @@ def test_a_killed_postgres_is_started_again_in_place(pg_tmp: Path) -> None:
         engines.stop()
 
 
-def test_a_killed_chat_model_server_is_said_once_and_left_for_the_next_ask(tmp_path: Path) -> None:
+def test_a_killed_chat_model_server_is_started_again_and_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     """explore42 F6: `run` said nothing when the embedded model server died (its death showed at the next ask, in one
-    API process's log). It is not started here: an API process starts it on the next assistant call."""
+    API process's log). explore55 F7: left for the next ask, it kept `/health` at 503 until a student asked: it is
+    started again, as it was in use, and the API processes follow it to its new address."""
     engines = EmbeddedEngines(tmp_path / "data")
     try:
-        address = engines.llm_base_url()
+        with caplog.at_level(logging.INFO, logger="smartcourse.engines"):
+            address = engines.llm_base_url()
+        # Its start is said (explore55 F11: only its exit ever was).
+        (llm,) = [p for p in engines.started if p.name == "llm"]
+        started = f"started the embedded llm (pid {llm.pid_file.read_text()}) at {address} in "
+        assert any(r.getMessage().startswith(started) for r in caplog.records), caplog.text
         assert engines.revive(tmp_path / "mail") == [] and engines.llm_state() == (address, False)
         (llm,) = [p for p in engines.started if p.name == "llm"]
         pid = _kill(llm)
         [event] = engines.revive(tmp_path / "mail")
-        assert f"the embedded llm (pid {pid}) exited; the next assistant call starts it again" in event, event
+        new_address, exited = engines.llm_state()
+        assert not exited and new_address and new_address != address
+        new_pid = int(llm.pid_file.read_text())
+        assert f"the embedded llm (pid {pid}) exited; started again at {new_address} (pid {new_pid})" in event, event
         assert engines.revive(tmp_path / "mail") == []  # once
-        assert engines.llm_state() == (None, True)
-        assert engines.llm_base_url() != address  # the next ask's
-        assert engines.llm_state()[1] is False
-        assert engines.revive(tmp_path / "mail") == []
         # Killed and started again by the next ask between two looks: said too (explore43).
         (llm,) = [p for p in engines.started if p.name == "llm"]
         pid = _kill(llm)
@@ -123,5 +131,20 @@ def test_a_killed_chat_model_server_is_said_once_and_left_for_the_next_ask(tmp_p
         [event] = engines.revive(tmp_path / "mail")
         assert f"the embedded llm (pid {pid}) exited; an assistant call has started it again" in event, event
         assert engines.revive(tmp_path / "mail") == []
+        # One that does not come back is said, and tried again after the pause, not at every look.
+        (llm,) = [p for p in engines.started if p.name == "llm"]
+        pid = _kill(llm)
+
+        def fails(self: EmbeddedEngines) -> str:
+            raise RuntimeError("llm exited with 1")
+
+        monkeypatch.setattr(EmbeddedEngines, "llm_base_url", fails)
+        [event] = engines.revive(tmp_path / "mail")
+        assert f"the embedded llm (pid {pid}) exited and did not start again (llm exited with 1)" in event, event
+        assert engines.revive(tmp_path / "mail") == []
+        monkeypatch.undo()
+        engines._revive_after.clear()  # (the pause, made 0 here)
+        [event] = engines.revive(tmp_path / "mail")
+        assert f"the embedded llm (pid {pid}) exited; started again at" in event, event
     finally:
         engines.stop()

@@ -130,7 +130,12 @@ class Container:
             from smartcourse.adapters.chat import OpenAIChatModel
 
             if not self.settings.llm_base_url:
-                self.settings = resolve_settings(self.settings, need=("llm",))
+                # A span of its own: the first ask starts the embedded model, seconds a trace showed as a gap
+                # (explore55 F11).
+                from smartcourse import telemetry
+
+                with telemetry.tracer().start_as_current_span("embedded model"):
+                    self.settings = resolve_settings(self.settings, need=("llm",))
                 self._embedded_llm_url = self.settings.llm_base_url
             self._chat_embedded = self._embedded_llm_url is not None and (
                 self.settings.llm_base_url == self._embedded_llm_url
@@ -143,12 +148,14 @@ class Container:
         process started since, or start it again (explore40 F1: the API process that had started it kept asking the
         dead address, every other ask answered 503, until the whole product restarted). One read of its pid file
         while it runs."""
+        from smartcourse import telemetry
         from smartcourse.adapters.chat import OpenAIChatModel
 
         old = self.settings.llm_base_url
         if embedded_engines(self.settings).llm_running_address() == old:
             return
-        url = embedded_engines(self.settings).llm_base_url()
+        with telemetry.tracer().start_as_current_span("embedded model"):
+            url = embedded_engines(self.settings).llm_base_url()
         log.warning("the embedded chat model at %s has exited; the assistant now asks the one at %s", old, url)
         self.settings = self.settings.model_copy(update={"llm_base_url": url})
         self._embedded_llm_url = url

@@ -281,8 +281,8 @@ PG_DEFAULT_MAX_CONNECTIONS = 100
 
 #: The servers `EmbeddedEngines` runs as `ManagedProcess`es, each under `<data dir>/<name>` (PostgreSQL is pgserver's).
 MANAGED_SERVERS = ("llm", "smtp", "temporal", "redis")
-#: The servers `EmbeddedEngines.revive` starts again (the chat model is an API process's, started on first use), and
-#: how long it waits before trying again one that did not come back.
+#: The servers `EmbeddedEngines.revive` starts again (and the chat model, which an API process starts on first use,
+#: once it has been), and how long it waits before trying again one that did not come back.
 REVIVED_SERVERS = ("redis", "temporal", "smtp")
 REVIVE_PAUSE = 30.0
 
@@ -547,7 +547,19 @@ class EmbeddedEngines:
             port = free_port()
             argv = [sys.executable, "-m", "smartcourse.assistant.llm_server", "--port", str(port)]
             self.started.append(proc)
-            return proc.start(argv, f"http://127.0.0.1:{port}/v1", lambda: _http_ok(f"http://127.0.0.1:{port}/health"))
+            began = time.monotonic()
+            address = proc.start(
+                argv, f"http://127.0.0.1:{port}/v1", lambda: _http_ok(f"http://127.0.0.1:{port}/health")
+            )
+            # Said (explore55 F11: the first ask's 4 s start was an unlogged gap; only its exit was ever said).
+            log.info(
+                "started the embedded llm (pid %s) at %s in %.1f s; its log: %s",
+                proc.pid_file.read_text().strip(),
+                address,
+                time.monotonic() - began,
+                proc.log_file,
+            )
+            return address
 
     def revive(self, mail_dir: Path) -> list[str]:
         """Start again, at its address, each server this object started (Redis, Temporal, the SMTP sink) that has
@@ -591,9 +603,13 @@ class EmbeddedEngines:
         return events
 
     def _llm_exited(self) -> list[str]:
-        """The embedded chat model's server, which an API process starts on the first assistant call, has exited: said
-        once per server; not started here (the next assistant call does, in whichever API process takes it). Its death
-        was seen only at the next ask, in one API process's log (explore42 F6)."""
+        """The embedded chat model's server, which an API process starts on the first assistant call, has exited
+        (killed, out of memory): started again here, as it was in use (explore55 F7: left for the next ask, it kept
+        `/health` at 503 and `SmartCourseEngineDown{engine="llm"}` firing until a student asked something; its death
+        had been seen only at that ask, in one API process's log: explore42 F6). The API processes follow it to its
+        new address (`Container.chat_model`). One whose starter is gone too is left alone (`llm_state`: not started),
+        and one that does not come back is tried again after `REVIVE_PAUSE`. A death the next ask mended between two
+        looks is said too (explore43)."""
         proc = ManagedProcess("llm", self.data_dir / "llm")
         try:
             pid: int | None = int(proc.pid_file.read_text())
@@ -607,11 +623,22 @@ class EmbeddedEngines:
                 f"the embedded llm (pid {seen}) exited; an assistant call has started it again (pid {pid}); its "
                 f"log: {proc.log_file}"
             ]
-        if pid is None or pid == self._llm_exit_said or pid_alive(pid) or proc.orphaned():
+        if pid is None or pid_alive(pid) or proc.orphaned() or time.monotonic() < self._revive_after.get("llm", 0.0):
             return []
         self._llm_exit_said = pid
+        try:
+            address = self.llm_base_url()
+            new_pid = self._llm_seen = int(proc.pid_file.read_text())
+        except Exception as exc:
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                self._llm_seen = int(proc.pid_file.read_text())  # a start that failed is no ask's restart
+            self._revive_after["llm"] = time.monotonic() + REVIVE_PAUSE
+            return [
+                f"the embedded llm (pid {pid}) exited and did not start again ({exc}); trying again in "
+                f"{REVIVE_PAUSE:.0f} s; its log: {proc.log_file}"
+            ]
         return [
-            f"the embedded llm (pid {pid}) exited; the next assistant call starts it again; its log: {proc.log_file}"
+            f"the embedded llm (pid {pid}) exited; started again at {address} (pid {new_pid}); its log: {proc.log_file}"
         ]
 
     def _revive_postgres(self) -> list[str]:

@@ -383,6 +383,25 @@ async def get_interaction(container: Any, *, principal: Principal, interaction_i
 # --- ask ----------------------------------------------------------------------------------------
 
 
+async def _within(span: Any, stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """`stream`'s items, each produced with `span` current (what it starts, tasks included, is the span's child), the
+    context restored before each item is handed on (the consumer's yields cross its caller's context)."""
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+
+    inside = trace.set_span_in_context(span)
+    iterator = aiter(stream)
+    while True:
+        token = otel_context.attach(inside)
+        try:
+            item = await anext(iterator)
+        except StopAsyncIteration:
+            return
+        finally:
+            otel_context.detach(token)
+        yield item
+
+
 def _retriever(container: Any, principal: Principal, course_id: uuid.UUID) -> Any:
     async def retrieve(query: str) -> list[Hit]:
         attributes = {"smartcourse.course_id": str(course_id), "smartcourse.k": RETRIEVE_K}
@@ -429,16 +448,16 @@ class AskRun:
         shown = ""  # what a client following the protocol shows: the tokens since the last reset
         attempt = 1  # the model's attempt whose tokens are being sent
         # The answer's own span, failed with the reason (explore40 F9: the request's span said `ERROR`, nothing more;
-        # the HTTP instrumentation sets a 503's status itself). Not made current: this generator's yields cross the
-        # caller's context.
+        # the HTTP instrumentation sets a 503's status itself). Current only while the graph runs a step (`_within`):
+        # this generator's yields cross the caller's context. So retrieval and the model calls are its children
+        # (explore55 F11: they were its siblings).
         span = telemetry.tracer().start_span("assistant answer", attributes={"smartcourse.interaction_id": str(it.id)})
         try:
             with usage.metered() as meter:
                 it.meter = meter
                 graph_input = {"question": self.body.question, "history": self.history}
-                async for mode, part in build_graph().astream(
-                    graph_input, self.config.as_config(), stream_mode=["custom", "values"]
-                ):
+                stream = build_graph().astream(graph_input, self.config.as_config(), stream_mode=["custom", "values"])
+                async for mode, part in _within(span, stream):
                     if mode == "custom" and "token" in part:
                         it.mark_first_token()
                         shown += part["token"]

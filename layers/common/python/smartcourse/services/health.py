@@ -102,7 +102,10 @@ async def engines(c: Any, *, timeout: float = 3.0) -> dict[str, dict[str, Any]]:
         import httpx
 
         if llm_exited or not llm_url:
-            raise RuntimeError("the embedded model server has exited; the next assistant call starts it again")
+            raise RuntimeError(
+                "the embedded model server has exited; `smartcourse run` starts it again within seconds (else the "
+                "next assistant call does)"
+            )
 
         headers = {"Authorization": f"Bearer {c.settings.llm_api_key}"} if c.settings.llm_api_key else {}
         async with httpx.AsyncClient(timeout=2.5) as http:
