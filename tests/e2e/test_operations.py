@@ -101,6 +101,29 @@ async def test_failed_publish_is_found_from_the_course_and_the_operations_api(
     assert (await api.client.get("/ops/workflows", headers=owner["headers"])).status_code == 403
 
 
+async def test_a_publish_that_failed_then_completed_keeps_its_last_failure(
+    api: Api, worker: object, container: Any, holds: Path
+) -> None:
+    """explore55 F8: a publish that went live after failed attempts kept `failed_step` but cleared `error`, though the
+    docs say the last failure stays readable (and an enrollment run keeps it)."""
+    owner = await api.user("instructor")
+    admin = await api.admin(container)
+    course = await api.course(owner, title="Fails once at extract")
+    module = await api.module(owner, course["id"])
+    await api.lesson(owner, course["id"], module["id"])
+    (holds / f"publish.extract.{course['id']}.fail-once").touch()
+    r = await api.client.post(f"/courses/{course['id']}/publish", headers=owner["headers"])
+    assert r.status_code == 202, r.text
+    wf = await api.wait_workflow(owner, r.json()["workflow_id"], timeout=120)
+    assert wf["status"] == "completed", wf
+    r = await api.client.get(
+        "/ops/workflows", params={"status": "all", "subject": f"course:{course['id']}"}, headers=admin["headers"]
+    )
+    [item] = r.json()["items"]
+    assert (item["status"], item["failed_step"], item["failures"]) == ("completed", "extract", 1), item
+    assert "injected transient failure at publish.extract" in item["error"], item
+
+
 async def test_a_publish_run_carries_the_trace_of_its_request(api: Api, worker: object, container: Any) -> None:
     """A run that never failed has the trace of the request that started it (it was "")."""
     owner, admin = await api.user("instructor"), await api.admin(container)

@@ -39,11 +39,22 @@ class InjectedFault(RuntimeError):
     """A failure a test asked for (the publishing workflow does not retry it)."""
 
 
+class TransientFault(RuntimeError):
+    """A failure a test asked for once (retried as any error is)."""
+
+
 async def fail_point(name: str, key: str = "") -> None:
     """Raise InjectedFault while `$SMARTCOURSE_TEST_HOLD_DIR/<name>.fail` (or `<name>.<key>.fail`, to fail
-    one course only) exists (test mode only)."""
+    one course only) exists, and TransientFault once for `<name>.<key>.fail-once` (removed as it fails; test mode
+    only)."""
     directory = _hold_dir()
     if directory is None:
         return
     if (directory / f"{name}.fail").exists() or (key and (directory / f"{name}.{key}.fail").exists()):
         raise InjectedFault(f"injected failure at {name}")
+    if key:
+        try:
+            (directory / f"{name}.{key}.fail-once").unlink()
+        except FileNotFoundError:
+            return
+        raise TransientFault(f"injected transient failure at {name}")
