@@ -26,6 +26,7 @@ from temporalio.worker import (
 )
 
 from smartcourse import metrics
+from workflows.failures import timed_out
 
 _EXTERN = "__smartcourse_workflow_finished"
 
@@ -73,7 +74,9 @@ class _ActivityMetrics(ActivityInboundInterceptor):
             outcome = "completed"
             return result
         except (asyncio.CancelledError, temporalio.exceptions.CancelledError):
-            outcome = "cancelled"
+            # An attempt Temporal timed out (no heartbeat or result in time) is a failure of its own kind, in the
+            # failing-activities alert: as `cancelled` it was in none (explore55 F2).
+            outcome = "timed_out" if timed_out() is not None else "cancelled"
             raise
         finally:
             metrics.ACTIVITY_RUNS.labels(name, outcome).inc()

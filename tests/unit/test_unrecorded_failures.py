@@ -3,6 +3,7 @@ answers (explore38 F7: an outage's failed set-ups left no trace in `/ops/workflo
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from workflows.failures import Unrecorded
@@ -87,3 +88,38 @@ async def test_an_attempt_temporal_timed_out_is_a_failure_another_cancellation_i
         seen.append(await running)
     assert isinstance(seen[0], TimeoutError) and "timed out" in str(seen[0])
     assert seen[1] is None
+
+
+async def test_a_timed_out_attempt_is_counted_as_such_not_as_a_cancellation() -> None:
+    """explore55 F2: `activity_runs_total{outcome="cancelled"}` held the timed-out attempts, in no alert; they are
+    `timed_out` now (in `SmartCourseActivitiesFailing`), a cancellation for any other reason stays `cancelled`."""
+    import asyncio
+
+    from temporalio.activity import ActivityCancellationDetails
+    from temporalio.testing import ActivityEnvironment
+
+    from smartcourse import metrics
+    from workflows.metrics import _ActivityMetrics
+
+    class Waits:
+        async def execute_activity(self, input: object) -> object:
+            await asyncio.sleep(30)
+            return None
+
+    counted = []
+    for details in (ActivityCancellationDetails(timed_out=True), ActivityCancellationDetails(cancel_requested=True)):
+        env = ActivityEnvironment()
+
+        async def attempt() -> None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await _ActivityMetrics(Waits()).execute_activity(None)  # type: ignore[arg-type]
+
+        name = env.info.activity_type
+        before = {o: metrics.ACTIVITY_RUNS.labels(name, o)._value.get() for o in ("timed_out", "cancelled")}
+        running = asyncio.ensure_future(env.run(attempt))
+        await asyncio.sleep(0.05)
+        env.cancel(cancellation_details=details)
+        await running
+        after = {o: metrics.ACTIVITY_RUNS.labels(name, o)._value.get() for o in ("timed_out", "cancelled")}
+        counted.append({o: after[o] - before[o] for o in after})
+    assert counted == [{"timed_out": 1, "cancelled": 0}, {"timed_out": 0, "cancelled": 1}]
