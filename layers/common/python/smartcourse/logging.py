@@ -2,7 +2,9 @@
 
 A line: `time`, `level`, `process` (api, worker, relay, consumers, celery, ...), `logger`, `msg`, `trace_id` and
 `span_id` (when logged inside a span), then whatever the call passed in `extra=` (e.g. the API's request line:
-method, route, status, duration_ms, user_id). SMARTCOURSE_LOG_FORMAT=text gives plain lines instead.
+method, route, status, duration_ms, user_id); with an exception, its `cause` (`Type: message`, and its root cause)
+and `exc`, the traceback, once a minute per place it comes from (`exc_seen_at` on the lines in between).
+SMARTCOURSE_LOG_FORMAT=text gives plain lines instead.
 """
 
 from __future__ import annotations
@@ -47,7 +49,54 @@ def _record_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
     return record
 
 
+#: Fields of other libraries' records that say nothing a line does not: temporalio's core lines carry their entry
+#: object (`<builtins.BufferedLogEntry object at 0x...>`), whose fields the message already ends with.
+_DROPPED = frozenset({"temporal_log"})
+
+#: A traceback is written once in this many seconds per place it was logged from and error raised there; the lines
+#: in between have the `cause` and `exc_seen_at`, the time of the line that has it (explore55 F9: a 5 kB traceback
+#: per request while Redis was away, the cause at its very end).
+TRACEBACK_EVERY_SECONDS = 60.0
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception of `exc`'s chain (what `raise ... from` and handling-while-handling link)."""
+    seen = {id(exc)}
+    while (inner := exc.__cause__ or exc.__context__) is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        exc = inner
+    return exc
+
+
+def describe_error(exc: BaseException) -> str:
+    """`Type: message` of the exception and, when another caused it, of its root cause too."""
+    said = f"{type(exc).__name__}: {exc}".rstrip(": ")
+    cause = root_cause(exc)
+    if cause is not exc:
+        said += f" (caused by {type(cause).__name__}: {cause})".replace(": )", ")")
+    return said[:500]
+
+
 class JsonFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__()
+        self._tracebacks: dict[tuple[str, Any, str, str], tuple[float, str]] = {}
+
+    def _traceback_said(self, record: logging.LogRecord, exc: BaseException, when: str) -> str | None:
+        """When this traceback (same logger, call, error type and place) was last written, within the window."""
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        place = f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}" if tb is not None else ""
+        key = (record.name, record.msg, type(exc).__qualname__, place)
+        last = self._tracebacks.get(key)
+        if last is not None and record.created - last[0] < TRACEBACK_EVERY_SECONDS:
+            return last[1]
+        if len(self._tracebacks) > 1000:
+            self._tracebacks.clear()
+        self._tracebacks[key] = (record.created, when)
+        return None
+
     def format(self, record: logging.LogRecord) -> str:
         trace_id = getattr(record, "trace_id", None)
         span_id = getattr(record, "span_id", None)
@@ -66,14 +115,23 @@ class JsonFormatter(logging.Formatter):
             out["trace_id"] = trace_id
             out["span_id"] = span_id
         for key, value in record.__dict__.items():
-            if key not in _STANDARD and key not in out and not key.startswith("_"):
+            if key not in _STANDARD and key not in out and not key.startswith("_") and key not in _DROPPED:
                 out[key] = value
         if record.name.startswith("celery") and isinstance(out.get("data"), dict):
             # Celery's task lines carry the task's arguments: an address (the password-reset task's), a person's
             # data. The task's name and id say which run it was (explore55 F9).
             out["data"] = {k: v for k, v in out["data"].items() if k not in ("args", "kwargs")}
         if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
+            exc = record.exc_info[1]
+            if exc is None:
+                out["exc"] = self.formatException(record.exc_info)
+            else:
+                out["cause"] = describe_error(exc)
+                said_at = self._traceback_said(record, exc, out["time"])
+                if said_at is None:
+                    out["exc"] = self.formatException(record.exc_info)
+                else:
+                    out["exc_seen_at"] = said_at
         return json.dumps(out, default=str)
 
 
@@ -97,6 +155,9 @@ def configure_logging() -> None:
     if not root.handlers:
         root.addHandler(handler)
     root.setLevel(os.environ.get("SMARTCOURSE_LOG_LEVEL", "INFO").upper())
+    # httpx says every request at info: each `/health` probe of the model server was a line per API process
+    # (explore55 F9). Its failures reach us as exceptions.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 class FailedRounds:

@@ -204,21 +204,23 @@ async def _start_all(
 
     async def one(enrollment_id: uuid.UUID, workflow_id: str) -> bool:
         async with gate:
-            try:
-                with telemetry.continue_from(
-                    traces.get(enrollment_id),
-                    "dispatch enrollment workflow",
-                    kind=SpanKind.PRODUCER,
-                    attributes={"smartcourse.workflow_id": workflow_id},
-                ):
+            with telemetry.continue_from(
+                traces.get(enrollment_id),
+                "dispatch enrollment workflow",
+                kind=SpanKind.PRODUCER,
+                attributes={"smartcourse.workflow_id": workflow_id},
+            ) as span:
+                try:
                     await asyncio.wait_for(
                         starter.start(names.ENROLLMENT, names.enrollment_input(enrollment_id), workflow_id=workflow_id),
                         cfg.start_timeout,
                     )
-            except Exception as exc:  # the engine down, slow or refusing: retried by a later round
-                metrics().start_failures.inc()
-                log.warning("could not start workflow %s: %s: %s", workflow_id, type(exc).__name__, exc)
-                return False
+                except Exception as exc:  # the engine down, slow or refusing: retried by a later round
+                    metrics().start_failures.inc()
+                    telemetry.mark_error(span, exc)
+                    # In the span: the line carries the request's trace (explore55 F9: written after it closed).
+                    log.warning("could not start workflow %s: %s: %s", workflow_id, type(exc).__name__, exc)
+                    return False
             return True
 
     results = await asyncio.gather(*(one(e, w) for e, w in todo))
@@ -312,6 +314,7 @@ async def run_dispatcher(
     cfg = cfg or DispatchConfig.of(container.settings)
     idle = cfg.idle_sleep if idle_sleep is None else idle_sleep
     backoff = 0.0
+    backed_off = 0  # rounds in a row that ended in a backoff
     # An outage's traceback once, then a line per round, then its end (explore40 F12: one at `error` every round).
     outage = FailedRounds(log, "dispatch round", "workflow dispatcher")
     metrics()  # the dispatcher's series exist (at 0) from its start
@@ -327,12 +330,15 @@ async def run_dispatcher(
         if result is None or (result.failed and not result.progressed):
             backoff = min(cfg.backoff_max, max(cfg.backoff_min, backoff * 2))
             metrics().backoff.set(backoff)
+            backed_off += 1
             log.warning("dispatcher backing off %.1f s", backoff)
             wait = backoff * random.uniform(0.8, 1.2)
         else:
             if backoff:
                 metrics().backoff.set(0)
-            backoff = 0.0
+                # Its end said, as the relay says its own (explore55 F9: a warning every try, then silence).
+                log.warning("workflow dispatcher resumed after %d rounds backing off", backed_off)
+            backoff, backed_off = 0.0, 0
             if result.progressed and not result.failed:
                 await asyncio.sleep(0)  # more may be queued: go again (yielding to the rest of the process)
                 continue
