@@ -250,6 +250,16 @@ DASHBOARDS = [
                 legend=("{{task}} {{outcome}}",),
             ),
             Panel(
+                "E-mails waiting",
+                (
+                    "max(smartcourse_email_backlog)",
+                    "max(smartcourse_email_retrying)",
+                    "max(smartcourse_email_backlog_oldest_age_seconds)",
+                ),
+                legend=("not sent yet", "failed at least once", "oldest (s)"),
+                description="Notifications whose e-mail has not gone out: queued, or retried while SMTP fails.",
+            ),
+            Panel(
                 "Celery task p95",
                 (p95("smartcourse_celery_task_duration_seconds", by="task", window="1h"),),
                 unit="s",

@@ -165,6 +165,9 @@ def test_database_state_renders_every_gauge() -> None:
         workflow_runs={("course_publishing", "failed"): 1, ("course_publishing", "completed"): 4},
         enrollment_backlog=5,
         enrollment_oldest_age=7.5,
+        email_backlog=4,
+        email_oldest_age=300.0,
+        email_retrying=2,
     )
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for family in state.collect() for s in family.samples}
     assert samples[("smartcourse_outbox_backlog", ())] == 3
@@ -173,6 +176,8 @@ def test_database_state_renders_every_gauge() -> None:
     assert samples[("smartcourse_dead_letters_pending_all", ())] == 3
     assert samples[("smartcourse_workflow_runs_recorded", (("kind", "course_publishing"), ("status", "failed")))] == 1
     assert samples[("smartcourse_enrollment_backlog_oldest_age_seconds", ())] == 7.5
+    assert samples[("smartcourse_email_backlog", ())] == 4 and samples[("smartcourse_email_retrying", ())] == 2
+    assert samples[("smartcourse_email_backlog_oldest_age_seconds", ())] == 300.0
 
 
 def test_workflow_outcomes_are_classified() -> None:
@@ -254,6 +259,7 @@ def test_the_dashboards_json_is_up_to_date_and_names_known_metrics() -> None:
         *(f"smartcourse_{n}" for n in ("dead_letters_pending", "dead_letters_pending_all")),
         *(f"smartcourse_{n}" for n in ("workflow_runs_recorded", "enrollment_backlog")),
         "smartcourse_enrollment_backlog_oldest_age_seconds",
+        *(f"smartcourse_{n}" for n in ("email_backlog", "email_backlog_oldest_age_seconds", "email_retrying")),
     }
     for collector in list(metrics.REGISTRY._collector_to_names):  # every metric this code base defines
         names.update(metrics.REGISTRY._collector_to_names[collector])

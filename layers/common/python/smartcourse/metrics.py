@@ -226,6 +226,9 @@ class _Snapshot:
     workflow_runs: dict[tuple[str, str], int] = field(default_factory=dict)
     enrollment_backlog: int = 0
     enrollment_oldest_age: float = 0.0
+    email_backlog: int = 0
+    email_oldest_age: float = 0.0
+    email_retrying: int = 0
 
 
 #: Ages are read against the transaction's `now()`: a row another process stamped a moment later but committed before
@@ -243,6 +246,11 @@ _STATE_SQL = {
     "enrollments": text(
         "select count(*), greatest(coalesce(extract(epoch from now() - min(admitted_at)), 0), 0) "
         "from enrollments where status = 'pending'"
+    ),
+    # The e-mails not sent yet (queued, or retried while SMTP refuses): explore55 F13, an SMTP outage showed nowhere.
+    "emails": text(
+        "select count(*), greatest(coalesce(extract(epoch from now() - min(created_at)), 0), 0), "
+        "count(*) filter (where email_attempts > 0) from notifications where email_status = 'pending'"
     ),
 }
 
@@ -286,6 +294,8 @@ class DatabaseState(Collector):
             snap.workflow_runs = {(k, s): int(n) for k, s, n in await session.execute(_STATE_SQL["workflow_runs"])}
             pending, oldest = (await session.execute(_STATE_SQL["enrollments"])).one()
             snap.enrollment_backlog, snap.enrollment_oldest_age = int(pending), float(oldest)
+            emails, age, retrying = (await session.execute(_STATE_SQL["emails"])).one()
+            snap.email_backlog, snap.email_oldest_age, snap.email_retrying = int(emails), float(age), int(retrying)
         self.snapshot = snap
 
     async def run(self, sessionmaker: Any, *, stop: asyncio.Event, every: float = 5.0) -> None:
@@ -347,6 +357,21 @@ class DatabaseState(Collector):
             "smartcourse_enrollment_backlog_oldest_age_seconds",
             "How long the oldest admitted-but-not-active enrollment has waited (0 when none)",
             value=snap.enrollment_oldest_age,
+        )
+        yield GaugeMetricFamily(
+            "smartcourse_email_backlog",
+            "E-mails not sent yet (queued, or retried while SMTP fails)",
+            value=snap.email_backlog,
+        )
+        yield GaugeMetricFamily(
+            "smartcourse_email_backlog_oldest_age_seconds",
+            "How long the oldest e-mail not sent yet has waited (0 when none)",
+            value=snap.email_oldest_age,
+        )
+        yield GaugeMetricFamily(
+            "smartcourse_email_retrying",
+            "E-mails not sent yet that already failed at least once (SMTP refusing or away)",
+            value=snap.email_retrying,
         )
         yield GaugeMetricFamily(
             "smartcourse_state_refreshed_timestamp_seconds", "When the state above was read", value=snap.at

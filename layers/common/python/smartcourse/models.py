@@ -428,6 +428,13 @@ class Notification(Base):
     __tablename__ = "notifications"
     __table_args__ = (
         Index("ix_notifications_user_created", "user_id", "created_at"),
+        # The e-mails waiting to go out (the sweeper's and /metrics' reads: migration 0026).
+        Index(
+            "ix_notifications_email_pending",
+            "created_at",
+            postgresql_where=text("email_status = 'pending'"),
+            postgresql_include=["email_attempts"],
+        ),
         CheckConstraint("email_status in ('none','pending','sent','failed')", name="ck_notifications_email_status"),
         CheckConstraint(
             "kind in ('enrollment.welcome','waitlist.released','enrollment.removed','certificate.issued',"

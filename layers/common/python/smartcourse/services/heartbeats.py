@@ -161,8 +161,10 @@ async def liveness(
         status = "up" if live > 0 and seconds <= stale_after else "stale"
         entry: dict[str, Any] = {"status": status, "age_seconds": round(seconds, 1), "instances": live}
         if status == "stale":
+            # A stopped or hung process writes no log line: its metrics port not answering says so (explore55 F12).
             entry["error"] = (
-                f"no heartbeat for {seconds:.0f} s (stopped, hung, or cut off from the database: its log says which)"
+                f"no heartbeat for {seconds:.0f} s: cut off from the database (its log says so), or stopped or hung "
+                "(its log is silent and its metrics port does not answer)"
             )
             entry["last_beat_at"] = last.isoformat()
         report[name] = entry
