@@ -274,6 +274,22 @@ def test_a_damaged_pdf_page_is_named_not_left_out_silently() -> None:
     _fails(fx.pdf_with_damaged_pages((1, 2, 3)), "unreadable")
 
 
+def test_a_pdf_page_read_in_part_is_named() -> None:
+    """explore54 N3: a page drawn by several content streams, one damaged, yielded the others' text and counted as
+    read: the damaged stream's text was lost without a word."""
+    notes: list[str] = []
+    sections = extract_material(
+        fx.pdf_with_a_damaged_stream(2), filename="h.pdf", content_type="application/pdf", source_id="m", title="h",
+        notes=notes,
+    )  # fmt: skip
+    assert [s.page for s in sections] == [1, 2, 3] and "Chapter header" in sections[1].text
+    assert notes == ["page 2 of 3 could be read only in part"]
+    whole: list[str] = []
+    extract_material(fx.pdf_multi_page(), filename="w.pdf", content_type="application/pdf", source_id="m", title="w",
+                     notes=whole)  # fmt: skip
+    assert whole == []
+
+
 def test_image_only_or_blank_pdf_has_no_text() -> None:
     _fails(fx.pdf_blank(), "no_text")
     _fails(b"   \n\t", "no_text", filename="empty.txt", content_type="text/plain")

@@ -289,7 +289,8 @@ def extract_material(
     """The sections of one uploaded material (PDF per page; HTML and Markdown per heading; text whole).
 
     Raises ExtractionError with a stable reason; never returns an empty list. `notes` (when given) gets what was left
-    out of a file otherwise read: "page 1 of 2 could not be read" (a damaged page of a PDF).
+    out of a file otherwise read: "page 1 of 2 could not be read" (a damaged page of a PDF), "page 2 of 3 could be
+    read only in part" (one of its content streams damaged, another read).
     """
     kind = _kind(filename, content_type)
     if kind is None:
@@ -328,9 +329,15 @@ class _PdfComplaints(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.messages: list[str] = []
+        self.undecoded = False  # a stream could not be decoded (pypdf.filters: its text is lost)
 
     def emit(self, record: logging.LogRecord) -> None:
         self.messages.append(record.getMessage())
+        self.undecoded = self.undecoded or record.name == "pypdf.filters"
+
+    def clear(self) -> None:
+        self.messages.clear()
+        self.undecoded = False
 
 
 def _pdf_sections(
@@ -359,6 +366,7 @@ def _pdf_sections(
             raise ExtractionError(filename, "too_large", f"{count} pages is over the {max_pages}-page limit")
         out: list[Section] = []
         damaged: list[int] = []
+        partly: list[int] = []
         complaints, pypdf_log = _PdfComplaints(), logging.getLogger("pypdf")
         level = pypdf_log.level
         if not pypdf_log.isEnabledFor(logging.WARNING):  # SMARTCOURSE_LOG_LEVEL=ERROR must not hide a damaged page
@@ -368,10 +376,13 @@ def _pdf_sections(
             for n in range(count):
                 if time.monotonic() > deadline:
                     raise ExtractionError(filename, "too_large", f"text extraction took over {time_budget_s:g}s")
-                complaints.messages.clear()
+                complaints.clear()
                 text = normalise_text(reader.pages[n].extract_text() or "")
                 if text:
                     out.append(Section("material", source_id, title, f"page {n + 1}", text, page=n + 1))
+                    if complaints.undecoded:  # another of its content streams read, this one lost (explore54 N3)
+                        partly.append(n + 1)
+                        log.info("PDF %s page %d was read in part: %s", filename, n + 1, complaints.messages[0])
                 elif complaints.messages:  # empty because it could not be read, not a blank or image-only page
                     damaged.append(n + 1)
                     log.info("PDF %s page %d could not be read: %s", filename, n + 1, complaints.messages[0])
@@ -380,10 +391,12 @@ def _pdf_sections(
             pypdf_log.setLevel(level)
         if damaged and not out:
             raise ExtractionError(filename, "unreadable", "no page of the PDF could be read")
-        if damaged and notes is not None:
-            more = f" and {len(damaged) - 20} more" if len(damaged) > 20 else ""
-            pages = ", ".join(str(n) for n in damaged[:20]) + more
-            notes.append(f"page{'s' if len(damaged) > 1 else ''} {pages} of {count} could not be read")
+        if notes is not None:
+            for listed, said in ((damaged, "could not be read"), (partly, "could be read only in part")):
+                if listed:
+                    more = f" and {len(listed) - 20} more" if len(listed) > 20 else ""
+                    pages = ", ".join(str(n) for n in listed[:20]) + more
+                    notes.append(f"page{'s' if len(listed) > 1 else ''} {pages} of {count} {said}")
         return out
     except ExtractionError:
         raise
