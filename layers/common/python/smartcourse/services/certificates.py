@@ -550,7 +550,9 @@ async def revoke(*, uow: UnitOfWork, principal: Principal, certificate: uuid.UUI
             uow.session,
             user_id=cert.student_id,
             kind="certificate.revoked",
-            title=f"Your certificate for {cert.course_title} was revoked",
+            # Its code in the subject: a revocation's e-mail can arrive beside the next certificate's, same course
+            # (explore56 F1: "Your certificate for X was revoked" after "Your certificate for X", the new one).
+            title=f"Your certificate {cert.code} for {cert.course_title} was revoked",
             body=(
                 f"Your certificate {cert.code} for {cert.course_title} was revoked. The reason given: {said}"
                 f"{'' if said.endswith(('.', '!', '?', '…')) else '.'}{again}"

@@ -8,6 +8,7 @@ import functools
 import html
 import logging
 import mimetypes
+import re
 import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable
@@ -159,8 +160,22 @@ async def _attachment(rt: MailRuntime, data: dict[str, Any]) -> list[tuple[str, 
     return [(filename, content, str(content_type))]
 
 
+#: An address in a notice's text (not its closing punctuation): a link in the e-mail's HTML part.
+_URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)]")
+
+
 def _html(body: str) -> str:
-    paragraphs = "".join(f"<p>{html.escape(p)}</p>" for p in body.split("\n\n") if p.strip())
+    """The text's paragraphs, each address in it a link (explore56 F5: the certificate's verify address was plain
+    text, clickable only where the mail client links addresses itself)."""
+
+    def linked(paragraph: str) -> str:
+        out, at = [], 0
+        for m in _URL.finditer(paragraph):
+            out += [html.escape(paragraph[at : m.start()]), f'<a href="{html.escape(m[0])}">{html.escape(m[0])}</a>']
+            at = m.end()
+        return "".join([*out, html.escape(paragraph[at:])])
+
+    paragraphs = "".join(f"<p>{linked(p)}</p>" for p in body.split("\n\n") if p.strip())
     return f"<!doctype html><html><body>{paragraphs}</body></html>"
 
 
@@ -300,15 +315,21 @@ def _for_sending() -> Any:
 
 def _outdated() -> Any:
     """The notification's e-mail would tell something no longer true when it is sent: "you are on the waitlist"
-    (`waitlist.joined`, e-mailed by the sweeper within about two minutes) for an enrollment that left it since,
-    promoted, dropped or released (explore47 F1: "Welcome" arrived first, then "the course is full, you are on its
-    waitlist"). Read when the e-mail is sent, not when the enrollment changes: a promotion never waits for a sender's
-    lock on the notice (an SMTP server that stalls held it, and the capacity raise that promoted timed out)."""
+    (`waitlist.joined`, e-mailed by the sweeper within about two minutes) or "you keep your place on it"
+    (`waitlist.passed_over`) for an enrollment that left it since, promoted, dropped or released (explore47 F1:
+    "Welcome" arrived first, then "the course is full, you are on its waitlist"; explore56 F1: "Welcome", then "a
+    seat is free, but you do not meet its prerequisites, so it stays free"). Read when the e-mail is sent, not when
+    the enrollment changes: a promotion never waits for a sender's lock on the notice (an SMTP server that stalls held
+    it, and the capacity raise that promoted timed out)."""
     waiting = exists().where(
         Enrollment.id == cast(Notification.data["enrollment_id"].astext, _ID),
         Enrollment.status == "waitlisted",
     )
-    return and_(Notification.kind == "waitlist.joined", ~waiting)
+    return and_(Notification.kind.in_(WAITLIST_NOTICES), ~waiting)
+
+
+#: The notices that hold only while their enrollment is on the waitlist (`_outdated`).
+WAITLIST_NOTICES = ("waitlist.joined", "waitlist.passed_over")
 
 
 @functools.cache
