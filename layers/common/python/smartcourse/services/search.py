@@ -10,6 +10,7 @@ from typing import Any, NoReturn
 from sqlalchemy import (
     Float,
     String,
+    all_,
     and_,
     bindparam,
     case,
@@ -402,8 +403,36 @@ async def search_catalog(
     tsq = _tsquery(query)
     meta_doc = _tsvector(COURSE_DOCUMENT)
     meta_rank = func.ts_rank_cd(meta_doc, tsq)
-    tag_match = _shares_a_tag(query.split())
+    words = query.split()
+    tag_match = _shares_a_tag(words)
     chunk_doc = _tsvector(CHUNK_DOCUMENT)
+    # A word that is one of the course's tags counts as found; the other words must all be in its text (the title,
+    # description and category, or one chunk), as every word of a query is: a tag equal to any one word was enough
+    # alone, so `python plankton` found the Python course by its tag, not the course about plankton (explore56 F4).
+    w = column("w", String)
+    untagged = func.array_to_string(
+        func.array(
+            select(w)
+            .select_from(func.unnest(bindparam("query_words_untagged", words, type_=ARRAY(String))).alias("w"))
+            .where(func.lower(w) != all_(_lowered(Course.tags)))
+            .scalar_subquery()
+        ),
+        " ",
+    )
+    rest = func.websearch_to_tsquery("english", func.smartcourse_fold(untagged))
+    rest_in_text = or_(
+        func.numnode(rest) == 0,  # every word is a tag
+        meta_doc.op("@@")(rest),
+        select(literal(1))
+        .select_from(ContentChunk)
+        .where(
+            ContentChunk.course_id == Course.id,
+            ContentChunk.version == Course.index_version,
+            chunk_doc.op("@@")(rest),
+        )
+        .exists(),
+    )
+    by_tags = and_(tag_match, rest_in_text)
     content = (
         select(
             ContentChunk.course_id.label("course_id"),
@@ -432,7 +461,7 @@ async def search_catalog(
     stmt = (
         select(Course, score)
         .outerjoin(content, content.c.course_id == Course.id)
-        .where(*filters, or_(meta_match, content.c.course_id.is_not(None), tag_match))
+        .where(*filters, or_(meta_match, content.c.course_id.is_not(None), by_tags))
     )
     total = await uow.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = (
