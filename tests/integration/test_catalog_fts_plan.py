@@ -38,3 +38,13 @@ async def test_the_catalogue_match_uses_the_fts_indexes(container: Any) -> None:
     courses = select(Course.id).where(search._tsvector(search.COURSE_DOCUMENT).op("@@")(tsq))
     assert "ix_content_chunks_fts" in await _plan(container, chunks)
     assert "ix_courses_fts" in await _plan(container, courses)
+
+
+async def test_the_catalogue_tables_can_be_analyzed_with_the_search_path_autovacuum_has(container: Any) -> None:
+    """explore57 F1: `smartcourse_fold` named `smartcourse_cjk_bigrams` without its schema, so every automatic ANALYZE
+    of the tables its indexes cover failed (autovacuum's search path holds `pg_catalog` only): no statistics, and the
+    catalogue search read every chunk (29 s over 43,000 chunks) instead of its full-text index."""
+    async with container.engine.connect() as conn:
+        await conn.execute(text("set search_path = pg_catalog"))
+        await conn.execute(text("analyze public.content_chunks, public.courses"))
+        await conn.rollback()
