@@ -229,3 +229,45 @@ async def test_a_consumer_whose_database_connection_is_cut_is_retried_by_the_rel
         assert await db.scalar("SELECT count(*) FROM dead_letters WHERE event_id = :id", id=uuid.UUID(poison)) == 1
     finally:
         await drop_events_db(settings.database_url, db)
+
+
+async def test_a_consumer_slower_than_its_bound_is_cut_off_and_dead_lettered_and_the_bus_goes_on(
+    container: Any,
+) -> None:
+    """explore57 F2: one consumer's 74 s query held every event of the embedded bus for 6 minutes (the relay cut each
+    round at 10 s, "the broker did not acknowledge", and sent it again; nothing was dead-lettered). Each consumer is
+    bounded by the bus itself: the slow one's events are dead-lettered for it, the others' applied."""
+    import asyncio
+
+    from smartcourse.services.outbox import Outgoing
+
+    applied: list[str] = []
+
+    async def quick(session: Any, envelope: dict[str, Any]) -> None:
+        applied.append(envelope["event_id"])
+
+    async def slow(session: Any, envelope: dict[str, Any]) -> None:
+        await asyncio.sleep(5)
+
+    names = [f"bus-slow-{uuid.uuid4().hex[:8]}", f"bus-quick-{uuid.uuid4().hex[:8]}"]
+    publisher = InProcessPublisher(
+        container.sessionmaker,
+        [Consumer(names[0], {"user.registered": slow}), Consumer(names[1], {"user.registered": quick})],
+        consumer_timeout=0.3,
+    )
+    assert publisher.bounds_itself  # the relay leaves its rounds uncut
+    batch = []
+    for _ in range(2):
+        user_id = str(uuid.uuid4())
+        envelope = DomainEvent("user.registered", user_id, {"user_id": user_id, "role": "student"}).envelope()
+        batch.append(Outgoing("smartcourse.users", user_id, envelope, None))
+    await asyncio.wait_for(publisher.publish_batch(batch), 10)
+    ids = [o.envelope["event_id"] for o in batch]
+    assert applied == ids
+    async with container.sessionmaker() as session:
+        letters = list(await session.scalars(select(DeadLetter).where(DeadLetter.consumer == names[0])))
+        for letter in letters:  # leave no pending dead letter behind for the tests that count them
+            await session.delete(letter)
+        await session.commit()
+    assert sorted(str(d.event_id) for d in letters) == sorted(ids)
+    assert all("took over 0.3 s and was cut off" in d.error for d in letters), [d.error for d in letters]

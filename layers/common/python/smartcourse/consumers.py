@@ -5,6 +5,7 @@ A consumer (`event_consumer.Consumer`) applies its effect and records the event 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
@@ -45,12 +46,39 @@ def _meets_contract(envelope: dict[str, Any]) -> bool:
     return True
 
 
-class InProcessPublisher:
-    """The embedded event bus: the relay hands each event straight to the consumers, in this process."""
+#: How long one consumer may take to apply a relay round's events together, or one event alone. One that takes longer
+#: is cut off: a round goes on event by event, an event is dead-lettered for that consumer (replayable), and the bus
+#: goes on. The relay's own bound (`outbox.PUBLISH_TIMEOUT_SECONDS`, for a broker that does not answer) would hold
+#: every event behind one that cannot be applied in time, round after round (explore57 F2: one consumer's 74 s query
+#: stalled every event for 6 minutes, "the broker did not acknowledge", nothing dead-lettered).
+CONSUMER_TIMEOUT_SECONDS = 30.0
 
-    def __init__(self, sessionmaker: Any, consumers: list[Consumer]) -> None:
+
+class ConsumerTimeout(Exception):
+    """A consumer took longer than its bound to apply an event."""
+
+
+class InProcessPublisher:
+    """The embedded event bus: the relay hands each event straight to the consumers, in this process. It bounds each
+    consumer's work itself (`bounds_itself`: the relay does not cut its rounds)."""
+
+    bounds_itself = True
+
+    def __init__(
+        self, sessionmaker: Any, consumers: list[Consumer], *, consumer_timeout: float = CONSUMER_TIMEOUT_SECONDS
+    ) -> None:
         self._sessionmaker = sessionmaker
         self._consumers = consumers
+        self._timeout = consumer_timeout
+
+    async def _bounded(self, work: Any) -> Any:
+        try:
+            return await asyncio.wait_for(work, self._timeout)
+        except TimeoutError:
+            raise ConsumerTimeout(
+                f"took over {self._timeout:g} s and was cut off (a slow query or a hung call: its log and trace say "
+                "where); replay it once that is fixed"
+            ) from None
 
     async def publish(self, topic: str, key: str, envelope: dict[str, Any]) -> None:
         valid: bool | None = None  # checked against its contract once, for every consumer (not once each)
@@ -88,13 +116,15 @@ class InProcessPublisher:
     async def _together(self, consumer: Consumer, ready: list[Outgoing]) -> bool:
         """`ready`'s effects in one transaction; False (nothing kept) if any of it failed."""
         try:
-            await consumer.apply_batch(
-                self._sessionmaker,
-                [item.envelope for item in ready],
-                span=lambda index: _consume_span(consumer, ready[index].envelope, ready[index].parent),
+            await self._bounded(
+                consumer.apply_batch(
+                    self._sessionmaker,
+                    [item.envelope for item in ready],
+                    span=lambda index: _consume_span(consumer, ready[index].envelope, ready[index].parent),
+                )
             )
-        except BatchFailed as failed:
-            cause = failed.__cause__
+        except (BatchFailed, ConsumerTimeout) as failed:
+            cause = failed.__cause__ or failed
             log.warning(
                 "applying %d events together failed (%s: %s); going on event by event",
                 len(ready),
@@ -119,7 +149,7 @@ class InProcessPublisher:
         with _consume_span(consumer, envelope, parent) as span:
             try:
                 # An envelope that breaks its contract is checked again by each consumer, which dead-letters it.
-                await consumer.handle(self._sessionmaker, envelope, validated=valid)
+                await self._bounded(consumer.handle(self._sessionmaker, envelope, validated=valid))
             except Exception as exc:
                 if is_transient(exc):
                     # The database is away (restarting, a connection cut): not the event's fault. Raised to the relay,

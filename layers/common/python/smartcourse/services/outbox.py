@@ -76,7 +76,8 @@ _MARK_FAILED = (
 )
 
 
-#: How long a relay round waits for the broker (or the in-process consumers) to take its events. Past it the round
+#: How long a relay round waits for the broker to take its events (the in-process bus bounds each consumer itself:
+#: `consumers.CONSUMER_TIMEOUT_SECONDS`). Past it the round
 #: is a failure like any other: counted, logged, recorded on its first event (`last_error`), and tried again. A Kafka
 #: outage held the round inside the producer for as long as it lasted (69 s in explore24 F3) with nothing counted,
 #: recorded or logged by SmartCourse: `SmartCourseOutboxPublishFailing` could not fire. A send cut off here may still
@@ -102,11 +103,12 @@ async def relay_once(
     in between republishes the event, which consumers dedupe by event id. `timeout`: how long the broker has to take
     them (a test passes its own rather than patching the module, which a relay in the same process reads too).
     """
+    bound: float | None = None if getattr(publisher, "bounds_itself", False) else timeout
     async with sessionmaker() as session, session.begin():
         rows = list(await session.execute(_UNSENT, {"batch": batch}))
         if len(rows) > 1 and isinstance(publisher, BatchPublisher):
             try:
-                together = await _published_together(rows, publisher, timeout)
+                together = await _published_together(rows, publisher, bound)
             except _Stalled as exc:  # not again row by row: the first row would wait as long
                 await _failed(session, rows[0], exc, of=len(rows))
                 return 0
@@ -117,7 +119,7 @@ async def relay_once(
         for row in rows:
             try:
                 with telemetry.publishing(row), OUTBOX_PUBLISH_DURATION.labels(row.event_type).time():
-                    await _bounded(publisher.publish(row.topic, row.aggregate_id, row.payload), timeout)
+                    await _bounded(publisher.publish(row.topic, row.aggregate_id, row.payload), bound)
             except Exception as exc:
                 await _failed(session, row, exc)
                 break  # keep per-aggregate order: stop at the first failure, retry next round
@@ -127,7 +129,11 @@ async def relay_once(
         return len(sent)
 
 
-async def _bounded(publishing: Any, timeout: float) -> None:
+async def _bounded(publishing: Any, timeout: float | None) -> None:
+    """The publish, cut off after `timeout` (None: a publisher that bounds its own work, the in-process bus)."""
+    if timeout is None:
+        await publishing
+        return
     try:
         await asyncio.wait_for(publishing, timeout)
     except TimeoutError:
@@ -149,7 +155,7 @@ async def _mark_sent(session: Any, rows: Sequence[Any]) -> None:
         await session.execute(_MARK_SENT, {"ids": [row.id for row in rows], "sent_at": utcnow()})
 
 
-async def _published_together(rows: Sequence[Any], publisher: BatchPublisher, timeout: float) -> bool:
+async def _published_together(rows: Sequence[Any], publisher: BatchPublisher, timeout: float | None) -> bool:
     """The round's rows in one call (the in-process bus: one transaction per consumer; Kafka: every send, then every
     ack). True: all sent (the caller marks them). False: the round goes on row by row, which keeps the rows before a
     failing one and records the failure on that row (what was already delivered is delivered again: consumers
