@@ -133,6 +133,15 @@ async def test_publish_without_lessons_is_refused_before_any_run(api: Api, worke
     module = await api.module(teacher, cid)  # a module but no lesson
     r = await api.client.post(url, headers=teacher["headers"])
     assert r.status_code == 422 and r.json()["code"] == "course_not_publishable", r.text
+    # Lessons without any text (a video without its transcript) and no material: it would fail at extract, a version
+    # spent and a failure e-mailed (explore57 F3: accepted with 202, then failed).
+    await api.lesson(
+        teacher, cid, module["id"], title="Clip 1", type="video", video_url="https://videos.example.com/1.mp4"
+    )
+    r = await api.client.post(url, headers=teacher["headers"])
+    assert r.status_code == 422 and r.json()["code"] == "course_not_publishable", r.text
+    assert "add a transcript to a video lesson" in r.json()["message"]
+    assert r.json()["details"]["lessons_without_text"] == ["Clip 1"], r.text
     # Nothing was recorded: still a draft, no report, no run, no failure notice.
     detail = (await api.client.get(f"/courses/{cid}", headers=teacher["headers"])).json()
     assert (detail["status"], detail["index_status"], detail.get("publish_report")) == ("draft", "none", None)

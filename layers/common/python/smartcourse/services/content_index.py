@@ -129,7 +129,12 @@ async def extract(
                 m["storage_key"],
             )
     if not any(s.text.strip() for s in sections):
-        raise Invalid("the course has no readable text to index", code="no_content", details={"skipped": skipped})
+        raise Invalid(
+            "the course has no readable text to index: its lessons have none (a video lesson needs its transcript) "
+            "and none of its materials could be read",
+            code="no_content",
+            details={"skipped": skipped},
+        )
     payload = json.dumps([asdict(s) for s in sections]).encode()
     await files.put(staging_key(course_id, version), payload, "application/json")
     detail = {

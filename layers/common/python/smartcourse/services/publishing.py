@@ -130,7 +130,8 @@ async def request_publish(
     course.updated_at = utcnow()
     if documents is not None:
         # Replaces whatever a reverted attempt at this version number left (revert_publish does not spend it).
-        await snapshot_version(uow=uow, documents=documents, course_id=course.id, version=version)
+        doc_id = await snapshot_version(uow=uow, documents=documents, course_id=course.id, version=version)
+        _ensure_some_text(await documents.get(VERSIONS, doc_id) or {})
     if await uow.session.get(WorkflowRun, workflow_id) is None:
         uow.session.add(
             WorkflowRun(
@@ -272,6 +273,24 @@ async def ensure_publishable(uow: UnitOfWork, course_id: uuid.UUID) -> None:
             code="course_not_publishable",
         )
     await ensure_prerequisites_live(uow, course_id, doing="a published course")
+
+
+def _ensure_some_text(snapshot: dict[str, Any]) -> None:
+    """A version whose lessons have no text (video lessons without their transcript, quizzes without questions) and
+    which has no material would fail at its extract step, a version spent and a failure e-mailed (explore57 F3: a
+    course of videos was accepted with 202, then failed): 422 `course_not_publishable` now, before any run. With a
+    material the extract step decides (its text is known once read)."""
+    from smartcourse.content.extract import sections_from_snapshot
+
+    if snapshot.get("materials") or any(s.text.strip() for s in sections_from_snapshot(snapshot)):
+        return
+    lessons = [lesson for m in snapshot.get("modules") or [] for lesson in m.get("lessons") or []]
+    raise Invalid(
+        "the course has no text for search and the assistant: add a transcript to a video lesson, a text lesson, "
+        "quiz questions or a material, then publish",
+        code="course_not_publishable",
+        details={"lessons_without_text": [str(lesson.get("title") or "") for lesson in lessons][:20]},
+    )
 
 
 async def validate_for_publish(
