@@ -90,6 +90,23 @@ def test_a_quiz_question_needs_distinct_options() -> None:
     assert QuizQuestion(prompt="?", options=["C", "C++", "C#", "-1", "1"], answer=1).options[1] == "C++"
 
 
+def test_a_quiz_asks_each_question_once() -> None:
+    """explore57 F5: the same prompt twice with opposite answers was saved; passing depended on their order."""
+    from smartcourse.schemas import LessonUpdateIn
+
+    twice = [
+        {"prompt": "Do tumbling windows overlap?", "options": ["Yes", "No"], "answer": 1},
+        {"prompt": "do tumbling  windows overlap", "options": ["Yes", "No"], "answer": 0},
+    ]
+    for build in (
+        lambda qs: LessonIn(title="Q", type="quiz", questions=qs),
+        lambda qs: LessonUpdateIn(questions=qs),
+    ):
+        with pytest.raises(ValidationError, match="questions 0 and 1 have the same prompt"):
+            build(twice)
+        assert len(build([twice[0], {**twice[1], "prompt": "Do sliding windows overlap?"}]).questions or []) == 2
+
+
 def test_a_text_lesson_needs_more_than_whitespace() -> None:
     with pytest.raises(ValidationError, match="blank"):
         LessonIn(title="L", type="text", content="   \n\t ")

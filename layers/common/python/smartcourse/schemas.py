@@ -526,6 +526,24 @@ class QuizQuestion(Strict):
         return self
 
 
+def _distinct_prompts(questions: list[QuizQuestion]) -> list[QuizQuestion]:
+    """No two questions of a quiz ask the same (explore57 F5: the same prompt twice with opposite answers passed only
+    in one order; a generated quiz already refused it)."""
+    seen: dict[str, int] = {}
+    for n, question in enumerate(questions):
+        if (first := seen.setdefault(option_key(question.prompt), n)) != n:
+            raise ValueError(f"questions {first} and {n} have the same prompt: each question must ask something else")
+    return questions
+
+
+#: A quiz's questions: 1 to 100, no two with the same prompt (whatever its case, spacing and final punctuation).
+QuizQuestions = Annotated[
+    list[QuizQuestion],
+    Field(min_length=1, max_length=100, description="no two with the same prompt (whatever its case and spacing)"),
+    AfterValidator(_distinct_prompts),
+]
+
+
 def option_key(option: str) -> str:
     """What makes two quiz options the same to a student: their words whatever their case, spacing and final
     punctuation ("Erosion by waves." and "erosion by waves,": explore42 F4, a generated quiz saved with both, one of
@@ -577,7 +595,7 @@ class LessonIn(Strict):
     content: LessonText | None = None
     video_url: VideoUrl | None = None
     transcript: Transcript = None
-    questions: Annotated[list[QuizQuestion], Field(min_length=1, max_length=100)] | None = None
+    questions: QuizQuestions | None = None
     pass_score: Annotated[StrictInt, Field(ge=0, le=100)] | None = None
     position: Annotated[StrictInt, Field(ge=0, le=10_000)] | None = None
 
@@ -625,7 +643,7 @@ class LessonUpdateIn(UpdateIn):
     content: LessonText | None = None
     video_url: VideoUrl | None = None
     transcript: Annotated[str, StringConstraints(max_length=500_000)] | None = None
-    questions: Annotated[list[QuizQuestion], Field(min_length=1, max_length=100)] | None = None
+    questions: QuizQuestions | None = None
     pass_score: Annotated[StrictInt, Field(ge=0, le=100)] | None = None
     position: Annotated[StrictInt, Field(ge=0, le=10_000)] | None = None
     module_id: uuid.UUID | None = Field(
