@@ -287,6 +287,13 @@ def test_a_body_past_the_limit_is_413_before_it_is_parsed_and_nothing_is_cached_
     big = '{"name": "' + "x" * (1024 * 1024) + '"}'
     r = client.post("/echo", content=big, headers={"content-type": "application/json"})  # with Content-Length
     assert r.status_code == 413 and r.json()["code"] == "request_too_large", r.text
+    # In the limit a client can act on (explore57 F7: "larger than 1048576 bytes" for a lesson within its length).
+    assert r.json()["message"].startswith("the request body is larger than 1 MiB (MAX_BODY_BYTES"), r.text
+    assert "500,000 characters" in r.json()["message"]
+    from smartcourse.api.edge import too_large
+
+    said = too_large(21 * 1048576, 1048576, 20 * 1048576)  # multipart: the file's limit, not the framing's
+    assert said == "the upload is larger than a file may be (20 MiB, MAX_UPLOAD_BYTES)"
 
     def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
         yield b'{"name": "'

@@ -68,8 +68,25 @@ class BodyTooLarge(StarletteHTTPException):
     """Raised from `receive` when a chunked body passes the limit: an HTTPException, so FastAPI's body parsing lets it
     through (anything else there becomes a 400 "error parsing the body") and the app's handler answers 413."""
 
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"the request body is larger than {limit} bytes")
+    def __init__(self, message: str) -> None:
+        super().__init__(413, message)
+
+
+def _mib(n: int) -> str:
+    return f"{n / 1048576:g} MiB" if n % 1048576 == 0 else f"{n} bytes"
+
+
+def too_large(limit: int, max_body: int, max_upload: int) -> str:
+    """The 413's message, in the limit a client can act on (explore57 F7: an upload refused "larger than 22020096
+    bytes", the 20 MiB file limit plus the multipart framing; a 400,000-character Chinese lesson, within its
+    500,000 characters, refused "larger than 1048576 bytes")."""
+    if limit != max_body:  # multipart
+        return f"the upload is larger than a file may be ({_mib(max_upload)}, MAX_UPLOAD_BYTES)"
+    return (
+        f"the request body is larger than {_mib(max_body)} (MAX_BODY_BYTES, {max_body} bytes of UTF-8 JSON): a "
+        "lesson's 500,000 characters fit when most are ASCII; in a script of 3 bytes a character (Chinese, "
+        "Japanese) about 340,000 do: split the lesson, or upload the text as a material"
+    )
 
 
 def body_limit(scope: Scope, max_body: int, max_upload: int) -> tuple[int, int | None]:
@@ -169,13 +186,14 @@ class EdgeMiddleware:
 
         limit, declared = body_limit(scope, self.max_body_bytes, self.max_upload_bytes)
         if declared is None and scope.get("method") not in ("GET", "HEAD", "OPTIONS", "DELETE"):
-            receive = _counted(receive, limit)  # a chunked body: counted as it arrives
+            # A chunked body: counted as it arrives.
+            receive = _counted(receive, limit, too_large(limit, self.max_body_bytes, self.max_upload_bytes))
         try:
             if declared is not None and declared > limit:
                 from smartcourse.api.app import _error
 
                 # Refused before a byte of it is read or parsed.
-                message = f"the request body is larger than {limit} bytes"
+                message = too_large(limit, self.max_body_bytes, self.max_upload_bytes)
                 await _error(413, "request_too_large", message)(scope, receive, send_with_headers)
             elif path in OPS_PATHS and not await _ops_allowed(scope, receive):
                 from smartcourse.api.app import _error
@@ -221,7 +239,7 @@ class EdgeMiddleware:
             access_log.info("%s %s %s", method, route, status, extra=extra)
 
 
-def _counted(receive: Receive, limit: int) -> Receive:
+def _counted(receive: Receive, limit: int, message: str) -> Receive:
     seen = 0
 
     async def receive_counted() -> Message:
@@ -230,7 +248,7 @@ def _counted(receive: Receive, limit: int) -> Receive:
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
             if seen > limit:
-                raise BodyTooLarge(limit)
+                raise BodyTooLarge(message)
         return message
 
     return receive_counted

@@ -180,7 +180,8 @@ async def upload_material(
 ) -> MaterialPublic:
     await may_upload(uow, principal, course_id)
     if len(data) > max_bytes:
-        raise TooLarge(f"the file is larger than {max_bytes} bytes", details={"max_bytes": max_bytes})
+        size = f"{max_bytes / 1048576:g} MiB, " if max_bytes % 1048576 == 0 else ""
+        raise TooLarge(f"the file is larger than {size}{max_bytes} bytes", details={"max_bytes": max_bytes})
     if not data:
         raise Invalid("the file is empty", code="empty_file")
     name = safe_filename(filename)
