@@ -303,6 +303,7 @@ def test_a_body_past_the_limit_is_413_before_it_is_parsed_and_nothing_is_cached_
 
     r = client.post("/echo", content=chunks(), headers={"content-type": "application/json"})
     assert r.status_code == 413 and r.json()["code"] == "request_too_large", r.text
+    assert r.json()["message"].startswith("the request body is larger than 1 MiB (MAX_BODY_BYTES"), r.text
     assert parsed == [1000]
     assert client.get("/cached").headers["Cache-Control"] == "public, max-age=60"  # the route's own
 

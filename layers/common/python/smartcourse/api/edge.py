@@ -239,7 +239,7 @@ class EdgeMiddleware:
             access_log.info("%s %s %s", method, route, status, extra=extra)
 
 
-def _counted(receive: Receive, limit: int, message: str) -> Receive:
+def _counted(receive: Receive, limit: int, refusal: str) -> Receive:
     seen = 0
 
     async def receive_counted() -> Message:
@@ -248,7 +248,7 @@ def _counted(receive: Receive, limit: int, message: str) -> Receive:
         if message["type"] == "http.request":
             seen += len(message.get("body", b""))
             if seen > limit:
-                raise BodyTooLarge(message)
+                raise BodyTooLarge(refusal)
         return message
 
     return receive_counted
