@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import uuid
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from reportlab.pdfgen import canvas
@@ -116,6 +119,56 @@ async def test_publish_event_is_written_with_the_state_change(api: Api, worker: 
         )
     assert len(rows) == 1
     assert rows[0].payload["data"]["version"] == 1
+
+
+async def test_the_instructor_is_told_when_a_publish_goes_live(
+    api: Api, worker: object, container: object, holds: Path
+) -> None:
+    """explore57 F6: only failures, unreadable files and an admin's cancel were told; a clean publish (minutes on a
+    large course) was learnt by polling its workflow. A quick one is in the feed; one over a minute is e-mailed too."""
+    teacher = await api.user("instructor")
+    course = await api.published_course(teacher, title="Told when live")
+    feed = (await api.client.get("/notifications", headers=teacher["headers"])).json()
+    [told] = [n for n in feed if n["kind"] == "publish_completed"]
+    assert told["title"] == "“Told when live” is live" and told["data"]["version"] == 1, told
+    assert told["data"]["course_id"] == course["id"], told
+    async with container.uow() as uow:  # type: ignore[attr-defined]
+        from sqlalchemy import select
+
+        from smartcourse.models import Notification
+
+        status = await uow.session.scalar(select(Notification.email_status).where(Notification.id == told["id"]))
+    assert status == "none"  # a publish of seconds: the instructor is still there
+    # One that took minutes is e-mailed too: held before its go-live, its run made two minutes old.
+    from sqlalchemy import update
+
+    from smartcourse.models import WorkflowRun
+
+    hold = holds / f"publish.go_live.{course['id']}.hold"
+    hold.touch()
+    try:
+        r = await api.client.post(f"/courses/{course['id']}/publish?force=true", headers=teacher["headers"])
+        assert r.status_code == 202, r.text
+        workflow_id = r.json()["workflow_id"]
+        for _ in range(600):
+            if (holds / f"publish.go_live.{course['id']}.reached").exists():
+                break
+            await asyncio.sleep(0.1)
+        async with container.uow() as uow:  # type: ignore[attr-defined]
+            await uow.session.execute(
+                update(WorkflowRun)
+                .where(WorkflowRun.workflow_id == workflow_id)
+                .values(created_at=WorkflowRun.created_at - timedelta(minutes=2))
+            )
+            await uow.commit()
+    finally:
+        hold.unlink()
+    assert (await api.wait_workflow(teacher, workflow_id))["status"] == "completed"
+    feed = (await api.client.get("/notifications", headers=teacher["headers"])).json()
+    [told] = [n for n in feed if n["kind"] == "publish_completed" and n["data"]["version"] == 2]
+    async with container.uow() as uow:  # type: ignore[attr-defined]
+        status = await uow.session.scalar(select(Notification.email_status).where(Notification.id == told["id"]))
+    assert status in ("pending", "sent"), status
 
 
 async def test_publish_without_lessons_is_refused_before_any_run(api: Api, worker: object, container: object) -> None:

@@ -1,6 +1,6 @@
 """Migrations that add notification kinds: before them the CHECK refuses the kind, after them it is taken, and their
 downgrade deletes the notifications of those kinds (the old CHECK refuses them). 0022: `publish_canceled`; 0024:
-`waitlist.joined`, `waitlist.passed_over`."""
+`waitlist.joined`, `waitlist.passed_over`; 0028: `publish_completed`."""
 
 from __future__ import annotations
 
@@ -31,7 +31,11 @@ async def _notify(engine: AsyncEngine, user: uuid.UUID, kind: str) -> None:
 
 @pytest.mark.parametrize(
     ("before", "revision", "kinds"),
-    [("0021", "0022", ("publish_canceled",)), ("0023", "0024", ("waitlist.joined", "waitlist.passed_over"))],
+    [
+        ("0021", "0022", ("publish_canceled",)),
+        ("0023", "0024", ("waitlist.joined", "waitlist.passed_over")),
+        ("0027", "0028", ("publish_completed",)),
+    ],
 )
 async def test_the_kinds_come_with_the_migration_and_go_with_its_downgrade(
     settings: Any, before: str, revision: str, kinds: tuple[str, ...]

@@ -439,7 +439,7 @@ class Notification(Base):
         CheckConstraint(
             "kind in ('enrollment.welcome','waitlist.released','enrollment.removed','certificate.issued',"
             "'certificate.revoked','publish_failed','publish_warnings','publish_canceled','waitlist.joined',"
-            "'waitlist.passed_over')",
+            "'waitlist.passed_over','publish_completed')",
             name="ck_notifications_kind",
         ),
     )

@@ -292,6 +292,7 @@ NotificationKind = Literal[
     "publish_canceled",
     "waitlist.joined",
     "waitlist.passed_over",
+    "publish_completed",
 ]
 
 

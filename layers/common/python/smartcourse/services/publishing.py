@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Collection
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import case, select, update
@@ -347,6 +347,10 @@ async def snapshot_version(
     return doc_id
 
 
+#: A publish that took longer than this is also e-mailed when it goes live (a quicker one: in the feed only).
+PUBLISH_EMAIL_AFTER = timedelta(minutes=1)
+
+
 async def mark_published(
     *,
     uow: UnitOfWork,
@@ -364,8 +368,9 @@ async def mark_published(
     In the same transaction, the active enrollments that have every lesson of the version (`lesson_ids`) done are
     completed (a republish that removed the lessons a student was missing): their ids are added to `completed`, for
     the caller to start their certificate workflows after the commit (the sweeper starts any it missed). The
-    notification a version live without some of its files sends goes into `emails`, for the caller to enqueue its
-    e-mail after the commit (the sweeper sends it if that enqueue is lost)."""
+    notification a version live without some of its files sends (or the one saying it is live, after a publish of
+    over `PUBLISH_EMAIL_AFTER`) goes into `emails`, for the caller to enqueue its e-mail after the commit (the
+    sweeper sends it if that enqueue is lost)."""
     course = await load_course(uow, course_id, lock=True)
     if course.content_version >= version:
         return False
@@ -414,6 +419,24 @@ async def mark_published(
             data={"course_id": str(course.id), "version": version, "workflow_id": workflow_id},
         )
         if emails is not None:
+            emails.append(notice)
+    else:
+        # Live without a word said: learnt only by polling the workflow, after a publish that can take minutes
+        # (explore57 F6). E-mailed when it took longer than `PUBLISH_EMAIL_AFTER`: the instructor has likely left.
+        started = await uow.session.scalar(select(WorkflowRun.created_at).where(WorkflowRun.workflow_id == workflow_id))
+        took = (now - started).total_seconds() if started is not None else 0.0
+        notice = await create_notification(
+            uow.session,
+            user_id=course.instructor_id,
+            kind="publish_completed",
+            title=f"“{course.title}” is live",
+            body=f"Version {version} of “{course.title}” is live: students see it, and search and the assistant "
+            "know its content.",
+            dedupe_key=f"publish-completed:{workflow_id}",
+            data={"course_id": str(course.id), "version": version, "workflow_id": workflow_id},
+            email=took > PUBLISH_EMAIL_AFTER.total_seconds(),
+        )
+        if emails is not None and took > PUBLISH_EMAIL_AFTER.total_seconds():
             emails.append(notice)
     uow.emit(
         DomainEvent(
