@@ -1,4 +1,4 @@
-"""POST /courses/{course_id}/materials: upload a PDF, Markdown, text or HTML file (multipart `file`)."""
+"""POST /courses/{course_id}/materials: upload a PDF, Markdown, text, HTML or SRT/WebVTT file (multipart `file`)."""
 
 import uuid
 

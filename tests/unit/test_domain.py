@@ -98,7 +98,12 @@ def test_material_types_are_checked_by_content() -> None:
     assert info.value.code == "invalid_pdf" and info.value.status_code == 422
     with pytest.raises(UnsupportedMedia) as refused:
         detect_content_type("a.txt", b"\xff\xfe\x00bin")
-    assert refused.value.message == ".txt files must be UTF-8 text; accepted: PDF, Markdown, plain text, HTML"
+    assert refused.value.message == (
+        ".txt files must be UTF-8 text; accepted: PDF, Markdown, plain text, HTML, SRT/WebVTT transcripts"
+    )
+    # A lecture's captions are taken (explore57 F9: refused, then indexed raw when renamed .txt).
+    assert detect_content_type("talk.srt", b"1\n00:00:01,000 --> 00:00:04,000\nHi\n") == "application/x-subrip"
+    assert detect_content_type("talk.VTT", b"WEBVTT\n\n00:01.000 --> 00:04.000\nHi\n") == "text/vtt"
     with pytest.raises(UnsupportedMedia) as refused:  # explore31 F9: the cause said, not "must be UTF-8"
         detect_content_type("notes.TXT", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
     assert refused.value.message == "the file is a PDF named .txt: rename it .pdf and upload it again"

@@ -290,6 +290,27 @@ def test_a_pdf_page_read_in_part_is_named() -> None:
     assert whole == []
 
 
+SRT = (
+    "1\r\n00:00:01,000 --> 00:00:04,000\r\nToday we discuss <i>gossip</i> protocols.\r\n\r\n"
+    "2\r\n00:00:04,000 --> 00:00:08,000\r\nEach node sends its state to a random peer.\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("filename", "content_type"),
+    [("talk.srt", "application/x-subrip"), ("talk.vtt", "text/vtt"), ("talk.srt", ""), ("talk.txt", "text/plain")],
+)
+def test_a_transcript_material_is_read_as_prose(filename: str, content_type: str) -> None:
+    """explore57 F9: `.srt`/`.vtt` were refused, and a transcript renamed `.txt` was indexed with its cue numbers
+    and timings, which search then showed. Either way it is read as a video lesson's transcript is."""
+    data = ("WEBVTT\n\n" + SRT.replace(",", ".") if filename.endswith(".vtt") else SRT).encode()
+    [section] = extract_material(data, filename=filename, content_type=content_type, source_id="m", title="t")
+    assert section.text == "Today we discuss gossip protocols. Each node sends its state to a random peer."
+    plain = "Dates 10:00 --> 11:00 happen once.\nNot a transcript."  # one arrow line: text as it is
+    [kept] = extract_material(plain.encode(), filename="n.txt", content_type="text/plain", source_id="m", title="n")
+    assert "-->" in kept.text
+
+
 def test_image_only_or_blank_pdf_has_no_text() -> None:
     _fails(fx.pdf_blank(), "no_text")
     _fails(b"   \n\t", "no_text", filename="empty.txt", content_type="text/plain")

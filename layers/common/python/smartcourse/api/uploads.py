@@ -51,7 +51,7 @@ MATERIAL_UPLOAD_BODY: dict[str, Any] = {
                             "type": "string",
                             "contentMediaType": "application/octet-stream",
                             "title": "File",
-                            "description": "PDF, Markdown, plain text or HTML; one file per request",
+                            "description": "PDF, Markdown, plain text, HTML or SRT/WebVTT; one file per request",
                         },
                         "lesson_id": {
                             "anyOf": [{"type": "string", "format": "uuid"}, {"type": "null"}],

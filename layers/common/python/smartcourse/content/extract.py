@@ -57,7 +57,11 @@ _BY_SUFFIX = {
     ".txt": "text/plain",
     ".html": "text/html",
     ".htm": "text/html",
+    ".srt": "application/x-subrip",
+    ".vtt": "text/vtt",
 }
+#: Transcripts: read as prose (`clean_transcript`), without cue numbers, timings or styling.
+_TRANSCRIPTS = frozenset({"application/x-subrip", "text/vtt"})
 
 
 @dataclass
@@ -265,9 +269,20 @@ def sections_from_snapshot(snapshot: dict[str, Any]) -> list[Section]:
 # --- materials ---------------------------------------------------------------------------------------------
 
 
+def _looks_like_cues(text: str) -> bool:
+    """A plain text that is a transcript: at least two SRT/WebVTT timing lines (`00:00:01,000 --> 00:00:04,000`)."""
+    found = 0
+    for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
+        if _VTT_TIMING.match(line):
+            found += 1
+            if found == 2:
+                return True
+    return False
+
+
 def _kind(filename: str, content_type: str) -> str | None:
     ct = content_type.split(";", 1)[0].strip().lower()
-    if ct in {"application/pdf", "text/html", "text/markdown", "text/plain", "text/x-markdown"}:
+    if ct in {"application/pdf", "text/html", "text/markdown", "text/plain", "text/x-markdown", *_TRANSCRIPTS}:
         return {"text/x-markdown": "text/markdown"}.get(ct, ct)
     if ct in {"", "application/octet-stream"}:
         return _BY_SUFFIX.get(PurePath(filename).suffix.lower())
@@ -286,7 +301,7 @@ def extract_material(
     time_budget_s: float = TIME_BUDGET_S,
     notes: list[str] | None = None,
 ) -> list[Section]:
-    """The sections of one uploaded material (PDF per page; HTML and Markdown per heading; text whole).
+    """The sections of one uploaded material (PDF per page; HTML and Markdown per heading; text and transcripts whole).
 
     Raises ExtractionError with a stable reason; never returns an empty list. `notes` (when given) gets what was left
     out of a file otherwise read: "page 1 of 2 could not be read" (a damaged page of a PDF), "page 2 of 3 could be
@@ -310,6 +325,8 @@ def extract_material(
             parts = _html_sections(text)
         elif kind == "text/markdown":
             parts = markdown_sections(text)
+        elif kind in _TRANSCRIPTS or _looks_like_cues(text):  # a transcript saved as .txt too (explore57 F9)
+            parts = [([], clean_transcript(text))]
         else:
             parts = [([], normalise_text(text))]
         sections = [

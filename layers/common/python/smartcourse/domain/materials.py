@@ -1,4 +1,5 @@
-"""Which uploads are accepted: PDF, Markdown, plain text and HTML, recognised by content, not by name alone."""
+"""Which uploads are accepted: PDF, Markdown, plain text, HTML and SRT/WebVTT transcripts, recognised by content, not
+by name alone."""
 
 from __future__ import annotations
 
@@ -13,7 +14,11 @@ _BY_SUFFIX = {
     ".txt": "text/plain",
     ".html": "text/html",
     ".htm": "text/html",
+    # A lecture's captions (explore57 F9: refused; renamed .txt, indexed with their cue numbers and timings).
+    ".srt": "application/x-subrip",
+    ".vtt": "text/vtt",
 }
+ACCEPTED = "PDF, Markdown, plain text, HTML, SRT/WebVTT transcripts"
 MAX_FILENAME_CHARS = 200
 #: In UTF-8: the name is a path component of the local file store (255 bytes on Linux file systems) and part of an
 #: S3 key (1,024 bytes with the course's and material's ids).
@@ -63,7 +68,7 @@ def detect_content_type(filename: str, data: bytes) -> str:
     expected = _BY_SUFFIX.get(suffix)
     if expected is None:
         raise UnsupportedMedia(
-            f"unsupported file type {suffix or '(none)'}; accepted: PDF, Markdown, plain text, HTML",
+            f"unsupported file type {suffix or '(none)'}; accepted: {ACCEPTED}",
             details={"accepted": sorted(set(_BY_SUFFIX))},
         )
     if expected == "application/pdf":
@@ -75,7 +80,7 @@ def detect_content_type(filename: str, data: bytes) -> str:
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise UnsupportedMedia(f"{suffix} files must be UTF-8 text; accepted: PDF, Markdown, plain text, HTML") from exc
+        raise UnsupportedMedia(f"{suffix} files must be UTF-8 text; accepted: {ACCEPTED}") from exc
     if b"\x00" in data:
         raise UnsupportedMedia("text files must not contain NUL bytes")
     return expected
