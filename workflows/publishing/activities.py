@@ -102,7 +102,7 @@ class PublishingActivities:
     @activity.defn(name="publish.chunk")
     async def chunk(self, inp: PublishInput) -> dict[str, Any]:
         s = self.c.settings
-        async with _Heartbeat(), self.c.uow() as uow:
+        async with _Heartbeat() as beat, self.c.uow() as uow:
             return await content_index.chunk(
                 uow=uow,
                 files=self.c.files,
@@ -110,6 +110,7 @@ class PublishingActivities:
                 version=inp.version,
                 max_tokens=s.chunk_tokens,
                 overlap_tokens=s.chunk_overlap_tokens,
+                progress=beat,
             )
 
     @activity.defn(name="publish.embed")
