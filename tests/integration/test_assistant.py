@@ -137,6 +137,14 @@ async def test_ask_answers_with_citations_refuses_off_topic_and_is_counted(
         prompt = "\n".join(m.content for m in chat.prompts[-1])
         assert "<course_material>" in prompt and "Ignore all previous instructions" not in prompt
         assert "Composting" not in prompt or "outbox" in prompt
+        # A question about the course as a whole gets its live outline (explore56 F3: refused as off-course).
+        r = await api.client.post(
+            "/ai/ask",
+            json={"course_id": course["id"], "question": "What topics does this course cover?"},
+            headers=student["headers"],
+        )
+        assert (r.json()["type"], r.json()["citations"]) == ("clarify", []), r.text
+        assert "“Basics” (Why an outbox, Composting basics" in r.json()["answer"], r.text
         # A student not enrolled is told what enrolling allows here (explore23 F8: "... to search its content").
         outsider = await api.user("student")
         r = await api.client.post(

@@ -90,6 +90,37 @@ async def test_no_evidence_above_the_floor_refuses_without_calling_the_model() -
     assert chat.calls == []
 
 
+OUTLINE = (("Ocean basics", ("Sea turtles", "Coral reefs")), ("Checkpoint", ("Marine quiz",)))
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Give me an overview of the course",
+        "What topics does this course cover?",
+        "Summarize this course for me",
+        "What will I learn in this course?",
+        "What is this course about?",
+    ],
+)
+async def test_a_question_about_the_whole_course_gets_its_outline(question: str) -> None:
+    """explore56 F3: refused as off-course ("I couldn't find anything about that in this course's material")."""
+    chat = ScriptedChat("should not be used [1]")
+    out = await ask(chat, question, WEAK, outline=OUTLINE)
+    assert out["type"] == "clarify" and out["reason"] == "course_overview" and chat.calls == [], out
+    assert out["answer"] == (
+        "This course covers: “Ocean basics” (Sea turtles, Coral reefs); “Checkpoint” (Marine quiz). "
+        "Ask me about any of these."
+    )
+
+
+def test_only_a_question_about_the_whole_course_asks_for_its_outline() -> None:
+    from smartcourse.assistant import evidence
+
+    for question in ("Summarize photosynthesis", "What does the course say about glaciers?", "help", "I'm stuck"):
+        assert not evidence.asks_for_overview(question), question
+
+
 async def test_ambiguous_short_question_over_unrelated_candidates_clarifies() -> None:
     a = hit(4, "Primary keys", "A primary key identifies a row.", 0.60)
     b = hit(5, "Encryption keys", "An encryption key encrypts data.", 0.58)

@@ -39,6 +39,9 @@ class Configuration:
     knobs: Knobs = field(default_factory=Knobs)
     # A student asking for the answers of a quiz they have not passed is refused.
     quiz_answers_locked: bool = False
+    # The live version's modules and their lessons' titles, read for a question about the course as a whole
+    # (`evidence.asks_for_overview`), which is answered with them.
+    outline: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @classmethod
     def from_runnable_config(cls, config: RunnableConfig | None) -> Configuration:

@@ -148,6 +148,41 @@ _HELP_STEMS = frozenset(
 )
 
 
+#: The words of a question about the course as a whole ("Give me an overview of the course", "What topics does this
+#: course cover?", "Summarize this course", "What will I learn?"), beside the help words; `_OVERVIEW_CUES` are those
+#: that make it one (a plea, "help", stays a plea).
+_OVERVIEW_CUES = frozenset(
+    words.stem(w)
+    for w in (
+        "overview overviews summary summaries summarize summarise topics topic cover covers covered covering syllabus "
+        "outline contents content teach teaches taught learn learning"
+    ).split()
+)
+_OVERVIEW_STEMS = _OVERVIEW_CUES | frozenset(
+    words.stem(w) for w in "main key whole entire general brief short quick give list modules module lessons".split()
+)
+
+
+def asks_for_overview(question: str) -> bool:
+    """The question asks what the course covers, as a whole: its subject words are all overview or help words, one
+    of them an overview word; or it has none and names the course ("What is this course about?"). Answered with the
+    course's outline (explore56 F3: refused as off-course, "I couldn't find anything about that")."""
+    stems = {words.stem(w) for w in subject_words(question)}
+    if not stems:
+        return bool(re.search(r"\b(?:course|class)\b", question, re.IGNORECASE))
+    return stems <= (_OVERVIEW_STEMS | _HELP_STEMS) and bool(stems & _OVERVIEW_CUES)
+
+
+def overview_text(outline: Sequence[tuple[str, Sequence[str]]], lang: str = "en") -> str:
+    """The course's outline as an answer: its modules and their lessons (at most 8 modules, 6 lessons each)."""
+    parts = []
+    for module, lessons in outline[:8]:
+        shown = ", ".join(lessons[:6]) + (", …" if len(lessons) > 6 else "")
+        parts.append(f"“{module}” ({shown})" if shown else f"“{module}”")
+    listed = "; ".join(parts) + ("; …" if len(outline) > 8 else "")
+    return i18n.text("overview", lang, listed=listed)
+
+
 def decide(question: str, hits: Sequence[Hit], knobs: Knobs) -> Decision:
     """Route on evidence. Deterministic, so it holds whatever the model's strength."""
     subject = [w for w in subject_words(question) if words.stem(w) not in _HELP_STEMS]

@@ -61,6 +61,14 @@ TEXTS: dict[str, dict[str, str]] = {
         "it": "Posso aiutarti solo con domande sul materiale di questo corso.",
         "de": "Ich kann nur bei Fragen zum Material dieses Kurses helfen.",
     },
+    "overview": {
+        "en": "This course covers: {listed}. Ask me about any of these.",
+        "fr": "Ce cours traite de : {listed}. Posez-moi une question sur l'un de ces sujets.",
+        "es": "Este curso trata: {listed}. Pregúntame sobre cualquiera de estos temas.",
+        "pt": "Este curso aborda: {listed}. Pergunte-me sobre qualquer um destes temas.",
+        "it": "Questo corso tratta: {listed}. Chiedimi pure di uno qualsiasi di questi argomenti.",
+        "de": "Dieser Kurs behandelt: {listed}. Frag mich zu einem dieser Themen.",
+    },
     "which_topic": {
         "en": "Could you say which topic of the course your question is about?",
         "fr": "Pouvez-vous préciser sur quel sujet du cours porte votre question ?",

@@ -111,6 +111,12 @@ async def retrieve(state: AskState, config: RunnableConfig) -> dict[str, Any]:
 async def route(state: AskState, config: RunnableConfig) -> dict[str, Any]:
     """Decide answer / clarify / refuse from the evidence alone."""
     cfg = Configuration.from_runnable_config(config)
+    if cfg.outline and evidence.asks_for_overview(state["standalone"]):
+        # What the course covers, as a whole: its outline, not a search (explore56 F3: refused as off-course).
+        names = [module for module, _ in cfg.outline]
+        answer = evidence.overview_text(cfg.outline, await _lang(state))
+        return {"route": "clarify", "reason": "course_overview", "candidates": names, "passages": [], "attempts": 0,
+                "answer": answer}  # fmt: skip
     decision = evidence.decide(state["standalone"], state.get("hits") or [], cfg.knobs)
     update: dict[str, Any] = {
         "route": decision.route,

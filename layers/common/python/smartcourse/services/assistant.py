@@ -185,6 +185,14 @@ async def slot_within_quota(container: Any, principal: Principal) -> Slot:
 # --- course context: access, conversation, quiz lock ---------------------------------------------
 
 
+async def _outline(documents: Any, course: Course) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The live version's modules, each with its lessons' titles, in their order."""
+    modules: dict[uuid.UUID, tuple[str, list[str]]] = {}
+    for lesson in await published_lessons(documents, course):
+        modules.setdefault(lesson.module_id, (lesson.module_title, []))[1].append(lesson.title)
+    return tuple((title, tuple(lessons)) for title, lessons in modules.values())
+
+
 async def _quiz_answers_locked(uow: UnitOfWork, documents: Any, principal: Principal, course: Course) -> bool:
     """A student who has not passed every quiz of the course's live version, as it is, gets no quiz answers from the
     assistant: a pass counts as the quiz's submit counts it (`progress.counts_against`: a pass of a quiz deleted or
@@ -545,6 +553,7 @@ async def prepare_ask(container: Any, *, principal: Principal, body: AskIn, stre
             uow, principal, body.course_id, body.conversation_id, container.settings.assistant_history_days
         )
         await uow.commit()
+    outline = await _outline(container.documents, course) if evidence.asks_for_overview(body.question) else ()
     slot = await slot_within_quota(container, principal)
     try:
         chat = container.chat_model()
@@ -556,6 +565,7 @@ async def prepare_ask(container: Any, *, principal: Principal, body: AskIn, stre
         retriever=_retriever(container, principal, body.course_id),
         knobs=Knobs.from_settings(container.settings),
         quiz_answers_locked=locked,
+        outline=outline,
     )
     interaction = Interaction(
         user_id=principal.user_id,
