@@ -925,6 +925,39 @@ def test_the_quote_is_the_sentence_naming_the_subject_not_a_generic_word(
     assert cites[0]["quote"].startswith(quoted), text
 
 
+STARTER = hit(
+    52,
+    "Feeding a starter",
+    "A sourdough starter is a culture of wild yeast and lactobacilli. Feed it flour and water every day.",
+    0.5,
+)
+PARTITIONS = hit(
+    53,
+    "Topics and partitions",
+    "Topics are split into partitions. Each partition is an ordered, immutable log. Each message in a partition "
+    "has an offset.",
+    0.5,
+)
+
+
+def test_the_quote_keeps_the_next_sentence_sharing_as_much_and_a_negation_is_the_same_subject() -> None:
+    """explore56 F2: "How often should I feed a starter?" was answered "A sourdough starter is a culture of wild
+    yeast and lactobacilli." (the feeding sentence, which follows, shared as much); "Is a partition mutable?" was
+    asked which lesson it meant, "immutable" not being "mutable"."""
+    [cite] = evidence.fallback_answer([STARTER], "How often should I feed a starter?")[1]  # type: ignore[index]
+    assert cite["quote"].endswith("Feed it flour and water every day."), cite
+    offsets = hit(54, "Offsets", "Each message in a partition has an offset, its position in the partition.", 0.5)
+    decided = evidence.decide("Is a partition mutable?", [PARTITIONS, offsets], Knobs())
+    assert decided.route == "answer" and decided.passages[0] is PARTITIONS, decided
+    [cite] = evidence.fallback_answer([PARTITIONS], "Is a partition mutable?")[1]  # type: ignore[index]
+    assert cite["quote"] == "Each partition is an ordered, immutable log.", cite
+    assert evidence.with_negations({"mutabl"}) == {
+        "mutabl": "mutabl", "immutabl": "mutabl", "unmutabl": "mutabl", "nonmutabl": "mutabl", "irmutabl": "mutabl",
+        "ilmutabl": "mutabl",
+    }  # fmt: skip
+    assert evidence.with_negations({"form"}) == {"form": "form"}  # too short: "inform" is no negation of it
+
+
 def test_a_further_quote_must_say_something_of_the_subject() -> None:
     """explore42 F10: "How is a stump formed?" went on with "Spits form where …" (only "form" shared), "How fast does
     the Holderness coast erode?" with the tides sentence (only "coast")."""

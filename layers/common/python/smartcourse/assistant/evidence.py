@@ -325,15 +325,16 @@ def _offerable(hit: Hit) -> bool:
 
 
 def _mentions(hit: Hit, stems: set[str]) -> bool:
-    """The passage (its text, title or location) has one of the question's subject words, in some form."""
+    """The passage (its text, title or location) has one of the question's subject words, in some form (its negation
+    too: `with_negations`)."""
     seen = _passage_stems(hit.chunk.title, hit.chunk.location, hit.chunk.text)
-    return any(any(_same_word(a, b) for b in seen) for a in stems)
+    return any(any(_same_word(a, b) for b in seen) for a in with_negations(stems))
 
 
 def _coverage(hit: Hit, stems: set[str]) -> int:
     """How many of the question's subject words the passage (its text, title or location) has, in some form."""
     seen = _passage_stems(hit.chunk.title, hit.chunk.location, hit.chunk.text)
-    return sum(any(_same_word(a, b) for b in seen) for a in stems)
+    return len({w for form, w in with_negations(stems).items() if any(_same_word(form, b) for b in seen)})
 
 
 def _title_has_all(title: str, subject: Sequence[str]) -> bool:
@@ -563,29 +564,53 @@ def best_sentence(
     candidates = [s for s in words.sentences(text) if _quotable(s)]
     if not candidates:
         return ""
-    wanted = subject_stems(query)
+    wanted = with_negations(subject_stems(query))
     on_topic = subject_stems(topic) if topic else set()
-    weight = {w: (weights or {}).get(w, 1.0) * (0.5 if w in on_topic else 1.0) for w in wanted}
+    weight = {form: (weights or {}).get(w, 1.0) * (0.5 if w in on_topic else 1.0) for form, w in wanted.items()}
 
     def score(item: tuple[int, words.Sentence]) -> tuple[bool, int, float, int, int]:
         i, s = item
-        shared = wanted & subject_stems(f"{s.text} {s.header}")
-        return bool(shared), _RANK.get(s.kind, 2), round(sum(weight[w] for w in shared), 6), len(shared), -i
+        shared = wanted.keys() & subject_stems(f"{s.text} {s.header}")
+        said = {wanted[w] for w in shared}  # a word and its negation count once
+        return bool(shared), _RANK.get(s.kind, 2), round(sum(weight[w] for w in shared), 6), len(said), -i
 
-    i, chosen = max(enumerate(candidates), key=score)
+    scored = [(score(item), item) for item in enumerate(candidates)]
+    top, (i, chosen) = max(scored, key=lambda pair: pair[0])
     best = chosen.text.strip()
     after = candidates[i + 1] if i + 1 < len(candidates) else None
     if (
         chosen.kind == "body"
         and after is not None
         and after.kind == "body"
-        and _CONTINUES.match(after.text)
+        and (_CONTINUES.match(after.text) or (top[0] and scored[i + 1][0][:4] == top[:4]))
         and len(best) + 1 + len(after.text.strip()) <= limit
     ):
         # "Giant tube worms have no mouth and no gut. They rely on symbiotic bacteria ...": the sentence that goes on
-        # about the same subject with a pronoun is often the answer itself (explore23 F4).
+        # about the same subject with a pronoun is often the answer itself (explore23 F4). So is the next one that
+        # shares as much with the question: "How often should I feed a starter?" in the lesson "Feeding a starter"
+        # was answered "A sourdough starter is a culture of wild yeast." without "Feed it flour and water every
+        # day.", which follows (explore56 F2).
         best = f"{best} {after.text.strip()}"
     return best if len(best) <= limit else best[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+#: Prefixes that negate an English adjective ("mutable", "immutable"): a question asking whether something is one
+#: is answered by a sentence saying it is the other.
+_NEGATIONS = ("im", "un", "non", "ir", "il")
+
+
+def with_negations(stems: set[str]) -> dict[str, str]:
+    """Each stem, and each of its negated or un-negated forms (of five letters or more), mapped to the stem: "Is a
+    partition mutable?" was asked which lesson it meant, though the course says "Each partition is an ordered,
+    immutable log" (explore56 F2)."""
+    forms = {w: w for w in stems}
+    for w in stems:
+        for prefix in _NEGATIONS:
+            if len(w) >= 5:
+                forms.setdefault(prefix + w, w)
+            if w.startswith(prefix) and len(w) - len(prefix) >= 5:
+                forms.setdefault(w[len(prefix) :], w)
+    return forms
 
 
 #: A sentence going on about the previous one's subject: it opens with a pronoun.
