@@ -44,7 +44,7 @@ def test_access_token_roundtrip_and_tampering() -> None:
     )
     with pytest.raises(Unauthorized):
         decode_access_token(s, forged)
-    expired = Settings(ACCESS_TOKEN_MINUTES=-1)  # type: ignore[call-arg]
+    expired = Settings().model_copy(update={"access_token_minutes": -1})  # a token already expired when issued
     with pytest.raises(Unauthorized, match="expired"):
         decode_access_token(s, issue_access_token(expired, user_id=uid, role="student"))
 

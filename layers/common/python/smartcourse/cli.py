@@ -737,7 +737,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Start the embedded engines (or use the configured ones), migrate, then the API and the worker."""
     from smartcourse.bootstrap import embedded_engines, resolve_settings
     from smartcourse.config import DEV_SECRET_FILE, created_secret_files
-    from smartcourse.engines import psql_binary, running_postgres_uri
     from smartcourse.logging import set_process_name
 
     set_process_name("run")  # the supervisor's own lines ("api exited with -9 ..."; explore10 F8: "unknown")
@@ -746,6 +745,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         lock = lock_data_dir(settings.data_dir)
     except DataDirBusy as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    taken = address_problem(args.host, args.port)
+    if taken:
+        print(f"error: {taken}", file=sys.stderr)
+        lock.close()
         return 1
     # Only once the directory is ours: run as root, the running PostgreSQL of the run that holds it passes through
     # it as another user (0711, `engines.parents_kept_closed`), and a refused second start that made it 0700 took its
@@ -792,6 +796,36 @@ def cmd_run(args: argparse.Namespace) -> int:
     targets = write_scrape_targets(env, args.port, side_ports)
     # Each child in a process group of its own, restarted if it exits while we run, stopped as a group (supervise.py).
     children = Children(processes, env)
+    engines = embedded_engines(settings)
+    try:
+        return _supervise(args, settings, resolved, env, processes, children, engines, side_ports)
+    except Exception:
+        # Whatever ends the supervision leaves no child behind (explore58 F2: an exception in the loop left the API,
+        # the worker and Celery running unparented, and that Celery took the next run's tasks).
+        log.exception("smartcourse run failed; stopping everything it started")
+        return 1
+    finally:
+        children.stop_all()
+        if targets is not None:
+            targets.unlink(missing_ok=True)
+        engines.stop()
+        engines.stop_orphans()  # one an API process started on first use (the chat model): they leave by os._exit
+        lock.close()
+
+
+def _supervise(
+    args: argparse.Namespace,
+    settings: Any,
+    resolved: Any,
+    env: dict[str, str],
+    processes: dict[str, Any],
+    children: Any,
+    engines: Any,
+    side_ports: dict[str, int],
+) -> int:
+    """Start the children, say where everything is, and watch them until a signal asks to stop (`cmd_run`)."""
+    from smartcourse.engines import psql_binary, running_postgres_uri
+
     children.start_all()
     base = f"http://{args.host}:{args.port}"
     temporal, embedded_db = resolved.temporal_address, running_postgres_uri(resolved.data_dir)
@@ -827,7 +861,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGHUP, _stop)  # the terminal closed: the children, in sessions of their own, do not see it
     code = 0
-    engines = embedded_engines(settings)
     next_engine_check = time.monotonic() + ENGINE_CHECK_SECONDS
     beating = [name for name in processes if name != "api"]
     watch, next_watch = HangWatch(after=resolved.hang_seconds), time.monotonic() + HANG_CHECK_SECONDS
@@ -846,12 +879,6 @@ def cmd_run(args: argparse.Namespace) -> int:
                 children.kill_hung(name, f"has not beaten for {silent:.0f} s while the database answers: hung")
             next_watch = time.monotonic() + HANG_CHECK_SECONDS
         time.sleep(0.5)
-    children.stop_all()
-    if targets is not None:
-        targets.unlink(missing_ok=True)
-    engines.stop()
-    engines.stop_orphans()  # one an API process started on first use (the chat model): they leave by os._exit
-    lock.close()
     return code
 
 
@@ -861,7 +888,80 @@ def cmd_run(args: argparse.Namespace) -> int:
 ONE_OFF = frozenset({"migrate", "create-admin", "invoke", "template", "routes", "psql", "trace", "samples"})
 
 
+def address_problem(host: str, port: int) -> str | None:
+    """Why the API cannot listen on host:port, checked before anything starts; None when it can. The API processes
+    bind with SO_REUSEPORT, which lets another SmartCourse on the same port start beside it and take half its
+    requests, to another database (explore58 F1); a port in use, out of range or a host that does not resolve was
+    said only after the engines had started, by six tracebacks over 50 s of restarts (F5). This bind, without
+    SO_REUSEPORT, fails while anything listens there."""
+    import socket
+
+    if not 1 <= port <= 65535:
+        return f"port {port} is not between 1 and 65535"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as exc:
+        return f"host {host!r} cannot be resolved ({exc.strerror})"
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed connection's TIME_WAIT is no listener
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            return (
+                f"{host}:{port} is in use or not ours to take ({exc.strerror}): stop what listens there, or start "
+                "with another PORT"
+            )
+    return None
+
+
+#: Settings read from the environment outside `Settings` (by the CLI, logging, tracing): checked before anything
+#: starts, each as a one-line error (explore58 F2, F6: a mistyped level crashed `run`'s supervisor and left its
+#: children running; a non-numeric PORT broke every command, `--help` too, with a traceback).
+_WHOLE_NUMBERS = {
+    "PORT": (1, 65535),
+    "SMARTCOURSE_API_WORKERS": (1, 1024),
+    "SMARTCOURSE_TRACE_FILE_MAX_BYTES": (1024, None),
+}
+
+
+def environment_problems(environ: Mapping[str, str] | None = None) -> list[str]:
+    """What is wrong with the environment's settings that `Settings` does not read, one line each."""
+    env = os.environ if environ is None else environ
+    problems = []
+    for name, (low, high) in _WHOLE_NUMBERS.items():
+        raw = env.get(name, "").strip()
+        if not raw:
+            continue
+        try:
+            value = int(raw)
+        except ValueError:
+            problems.append(f"{name}: {raw!r} is not a whole number")
+            continue
+        if value < low or (high is not None and value > high):
+            problems.append(f"{name}: {value} is not between {low} and {high or 'more'}")
+    raw = env.get("SMARTCOURSE_TRACE_RETENTION_DAYS", "").strip()
+    if raw:
+        try:
+            days = float(raw)
+        except ValueError:
+            days = -1.0
+        if not days > 0:  # 0 or less removed every trace file at start (explore58 F7)
+            problems.append(f"SMARTCOURSE_TRACE_RETENTION_DAYS: {raw!r} is not a number of days above 0")
+    level = env.get("SMARTCOURSE_LOG_LEVEL", "").strip()
+    if level and level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        problems.append(f"SMARTCOURSE_LOG_LEVEL: {level!r} is none of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+    fmt = env.get("SMARTCOURSE_LOG_FORMAT", "").strip()
+    if fmt and fmt not in ("json", "text"):  # anything else meant text, without a word (explore58 F7)
+        problems.append(f"SMARTCOURSE_LOG_FORMAT: {fmt!r} is neither json nor text")
+    return problems
+
+
 def main(argv: list[str] | None = None) -> int:
+    problems = environment_problems()
+    if problems:
+        for problem in problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(prog="smartcourse", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="start everything: engines, API, worker")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import secrets
 from collections import Counter
 from collections.abc import Mapping
@@ -225,8 +226,9 @@ class Settings(BaseSettings):
     # Unset in development/test: a random secret kept in <data_dir>/jwt_secret. Required elsewhere.
     jwt_secret: str = Field(default="", alias="JWT_SECRET", repr=False)
     jwt_issuer: str = Field(default="smartcourse", alias="JWT_ISSUER")
-    access_token_minutes: int = Field(default=15, alias="ACCESS_TOKEN_MINUTES")
-    refresh_token_days: int = Field(default=14, alias="REFRESH_TOKEN_DAYS")
+    # At least a minute: 0 or less made every token born expired, nobody could log in (explore58 F7).
+    access_token_minutes: int = Field(default=15, ge=1, alias="ACCESS_TOKEN_MINUTES")
+    refresh_token_days: int = Field(default=14, ge=1, alias="REFRESH_TOKEN_DAYS")
 
     # Where links that leave the API point (certificate verify_url, in the JSON and the PDF): PUBLIC_BASE_URL,
     # else this machine's server on HOST/PORT as `smartcourse run` and `serve` read them (default_public_base_url).
@@ -235,7 +237,7 @@ class Settings(BaseSettings):
     # with a name: its requests arrive as /<stage>/health; `smartcourse template` sets it to "/${Stage}").
     # Stripped only from paths that start with it; unset or "/": none.
     api_base_path: str = Field(default="", alias="API_BASE_PATH")
-    max_upload_bytes: int = Field(default=20 * 1024 * 1024, alias="MAX_UPLOAD_BYTES")
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1, alias="MAX_UPLOAD_BYTES")
     # Any other request body (JSON): refused with 413 request_too_large past this, before it is read and parsed.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024, alias="MAX_BODY_BYTES")
     rate_limit_per_minute: int = Field(default=600, alias="RATE_LIMIT_PER_MINUTE")
@@ -292,8 +294,8 @@ class Settings(BaseSettings):
     embeddings_model: str = Field(default="text-embedding-3-small", alias="EMBEDDINGS_MODEL")
     embeddings_api_key: str | None = Field(default=None, alias="EMBEDDINGS_API_KEY")
     embeddings_batch_size: int = Field(default=32, alias="EMBEDDINGS_BATCH_SIZE")
-    chunk_tokens: int = Field(default=200, alias="CHUNK_TOKENS")
-    chunk_overlap_tokens: int = Field(default=40, alias="CHUNK_OVERLAP_TOKENS")
+    chunk_tokens: int = Field(default=200, ge=16, alias="CHUNK_TOKENS")
+    chunk_overlap_tokens: int = Field(default=40, ge=0, alias="CHUNK_OVERLAP_TOKENS")
 
     # --- the assistant's chat model (unset LLM_BASE_URL: the embedded llama.cpp server) ---
     llm_base_url: str | None = Field(default=None, alias="LLM_BASE_URL")
@@ -376,7 +378,20 @@ class Settings(BaseSettings):
     @classmethod
     def _base_url_without_trailing_slash(cls, value: str) -> str:
         # links are base + "/certificates/...": "https://example.org/" must not give "//"; an empty one is unset
-        return value.strip().rstrip("/") or default_public_base_url()
+        value = value.strip().rstrip("/") or default_public_base_url()
+        if not re.match(r"^https?://[^\s/?#]+(?:/[^\s?#]*)?$", value):
+            # It goes into every certificate's verify link (explore58 F7: taken as it was).
+            raise ValueError(f"PUBLIC_BASE_URL {value!r} is not an http(s) address, e.g. https://learn.example.org")
+        return value
+
+    @model_validator(mode="after")
+    def _overlap_within_a_chunk(self) -> Settings:
+        if self.chunk_overlap_tokens >= self.chunk_tokens:
+            # Every publish failed after minutes of retries (explore58 F7).
+            raise ValueError(
+                f"CHUNK_OVERLAP_TOKENS ({self.chunk_overlap_tokens}) must be below CHUNK_TOKENS ({self.chunk_tokens})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _require_a_strong_secret(self) -> Settings:

@@ -210,9 +210,12 @@ class ManagedProcess:
     ) -> str:
         """Start the server in a session of its own; `nice`: lower its CPU priority (smartcourse.priority)."""
         self.home.mkdir(parents=True, exist_ok=True)
+        # Without the OpenTelemetry settings meant for SmartCourse's processes: the Temporal server reads them too,
+        # and refused to start on `OTEL_TRACES_EXPORTER=file` (explore58 F4), a value only ours know.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
         with open(self.log_file, "ab") as logf:
             proc = subprocess.Popen(
-                argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                argv, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, env=env
             )
         _CHILDREN[proc.pid] = proc
         if nice:

@@ -156,8 +156,9 @@ def configure_logging() -> None:
         root.addHandler(handler)
     root.setLevel(os.environ.get("SMARTCOURSE_LOG_LEVEL", "INFO").upper())
     # httpx says every request at info: each `/health` probe of the model server was a line per API process
-    # (explore55 F9). Its failures reach us as exceptions.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # (explore55 F9), and openai's client (httpx2) each model call (explore58 F9). Failures reach us as exceptions.
+    for chatty in ("httpx", "httpx2"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
 class FailedRounds:
