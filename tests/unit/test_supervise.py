@@ -204,3 +204,40 @@ def test_a_child_alive_but_silent_while_the_database_answers_is_killed_and_resta
     assert any("worker (pid" in line and "hung" in line for line in said), said
     # The new process has its own grace: judged again only `after` seconds after its start.
     assert watch.hung(children, beating, {celery: 6.0}) == []
+
+
+def test_the_children_a_killed_run_left_are_stopped_by_the_next(tmp_path: Path) -> None:
+    """explore58 F3: after `run` was SIGKILLed, the next start ran a second set beside its children (two workers, two
+    Celery beats, four API processes on the port), and its Ctrl+C left the old ones answering. `run` records its
+    children's pids; the next one stops those still running under the same data directory, and only those."""
+    import json
+    import subprocess
+    import sys
+
+    from smartcourse.supervise import CHILDREN_FILE, Children, stop_left_children
+
+    data = tmp_path / "var"
+    data.mkdir()
+    env = {**os.environ, "SMARTCOURSE_DATA_DIR": str(data.resolve())}
+    # A child with one of its own in its group (as uvicorn's API processes or Celery's pool are).
+    family = [sys.executable, "-c", "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', "
+              "'import time; time.sleep(60)']); time.sleep(60)"]  # fmt: skip
+    children = Children({"worker": family}, env, record=data / CHILDREN_FILE)
+    children.start_all()
+    stranger = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
+    try:
+        recorded = json.loads((data / CHILDREN_FILE).read_text())
+        assert recorded == {"worker": children.procs["worker"].pid}
+        # The run is killed (nothing stops its children); a stranger's pid is in the file too (a reused pid).
+        (data / CHILDREN_FILE).write_text(json.dumps({**recorded, "relay": stranger.pid}))
+        time.sleep(0.5)  # the grandchild started
+        said = stop_left_children(data, timeout=5)
+        assert said == [f"stopped the worker (pid {recorded['worker']}) a previous run left running"]
+        assert children.procs["worker"].wait(timeout=5) is not None
+        group = subprocess.run(["pgrep", "-g", str(recorded["worker"])], capture_output=True, text=True)
+        assert group.stdout.strip() == "", group.stdout  # its own child too
+        assert stranger.poll() is None  # not under this data directory: left alone
+        assert not (data / CHILDREN_FILE).exists() and stop_left_children(data) == []
+    finally:
+        stranger.kill()
+        children.stop_all(timeout=1)

@@ -27,7 +27,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from smartcourse import aio
 from smartcourse.config import API_DB_STATEMENT_TIMEOUT, api_workers, default_public_base_url, get_settings
 from smartcourse.priority import lower_background_priority
-from smartcourse.supervise import Children, HangWatch, say_event
+from smartcourse.supervise import CHILDREN_FILE, Children, HangWatch, say_event, stop_left_children
 
 log = logging.getLogger(__name__)
 
@@ -746,6 +746,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except DataDirBusy as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    for line in stop_left_children(settings.data_dir):  # a killed run's API would still hold the port
+        print(line, flush=True)
     taken = address_problem(args.host, args.port)
     if taken:
         print(f"error: {taken}", file=sys.stderr)
@@ -795,7 +797,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     side_ports = side_metrics_ports(env, [name for name in processes if name != "api"])
     targets = write_scrape_targets(env, args.port, side_ports)
     # Each child in a process group of its own, restarted if it exits while we run, stopped as a group (supervise.py).
-    children = Children(processes, env)
+    children = Children(processes, env, record=settings.data_dir / CHILDREN_FILE)
     engines = embedded_engines(settings)
     try:
         return _supervise(args, settings, resolved, env, processes, children, engines, side_ports)

@@ -23,6 +23,7 @@ import subprocess
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -62,9 +63,51 @@ def say_event(line: str) -> None:
     logging.getLogger("smartcourse.supervise").warning(line)
 
 
+#: Where `run` keeps the pid of each child it started (in its data directory), so that the next run can stop those a
+#: killed run left behind.
+CHILDREN_FILE = "run.children.json"
+
+
+def _environ_names(pid: int, data_dir: Path) -> bool:
+    """Process `pid` runs with SMARTCOURSE_DATA_DIR set to `data_dir` (not a stranger that took a freed pid)."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+    return f"SMARTCOURSE_DATA_DIR={data_dir.resolve()}".encode() in environ.split(b"\0")
+
+
+def stop_left_children(data_dir: Path, timeout: float = 15) -> list[str]:
+    """Stop the children a previous `run` of `data_dir` left running (it was killed, SIGKILL or a crash, so it could
+    not stop them): each named in its `CHILDREN_FILE` and still running under this data directory, its whole group
+    SIGTERMed, then SIGKILLed after `timeout`. One line per child stopped. Call with the data directory's lock held:
+    no run owns them then. explore58 F3: the next start ran a second set beside them (two workers, two Celery beats,
+    four API processes on the port), and its Ctrl+C left the old ones answering."""
+    import json
+
+    record = data_dir / CHILDREN_FILE
+    try:
+        left = {str(name): int(pid) for name, pid in json.loads(record.read_text()).items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return []
+    alive = {name: pid for name, pid in left.items() if _environ_names(pid, data_dir)}
+    for pid in alive.values():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in alive.values()):
+        time.sleep(0.1)
+    for pid in alive.values():
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+    record.unlink(missing_ok=True)
+    return [f"stopped the {name} (pid {pid}) a previous run left running" for name, pid in alive.items()]
+
+
 @dataclass
 class Children:
-    """The long-running children of `smartcourse run` (name -> argv), all started with `env`."""
+    """The long-running children of `smartcourse run` (name -> argv), all started with `env`; `record`: the file
+    keeping their pids (`CHILDREN_FILE`), for the next run if this one is killed."""
 
     argv: Mapping[str, list[str]]
     env: Mapping[str, str]
@@ -76,6 +119,7 @@ class Children:
     _restarts: dict[str, list[float]] = field(default_factory=dict)  # name -> when it was restarted
     _stopped: bool = False
     started_at: dict[str, float] = field(default_factory=dict)  # name -> when its current process started
+    record: Path | None = None
 
     def start(self, name: str) -> None:
         # Each in a process group of its own, stopped as a group: a child's own children (Celery's pool and its
@@ -83,6 +127,16 @@ class Children:
         # only; it stops the rest.
         self.procs[name] = subprocess.Popen(self.argv[name], env=dict(self.env), start_new_session=True)
         self.started_at[name] = self.clock()
+        self._write_record()
+
+    def _write_record(self) -> None:
+        if self.record is None:
+            return
+        import json
+
+        tmp = self.record.with_suffix(".tmp")
+        tmp.write_text(json.dumps({name: proc.pid for name, proc in self.procs.items()}))
+        tmp.replace(self.record)
 
     def kill_hung(self, name: str, why: str) -> None:
         """A child alive but hung (`HangWatch`): killed, so that `check` restarts it as any killed child."""
@@ -149,6 +203,8 @@ class Children:
                 proc.wait(timeout=timeout)
             signal_group(proc, signal.SIGKILL)
         self._due.clear()
+        if self.record is not None:
+            self.record.unlink(missing_ok=True)
 
 
 @dataclass
