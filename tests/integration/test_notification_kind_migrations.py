@@ -61,3 +61,15 @@ async def test_the_kinds_come_with_the_migration_and_go_with_its_downgrade(
             left = (await conn.execute(text("select kind from notifications order by kind"))).scalars().all()
         assert left == ["publish_failed"]
         await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
+
+
+async def test_an_upgrade_says_which_migrations_it_applied(settings: Any) -> None:
+    """explore58 F10: `smartcourse migrate` said "database is at the latest migration" after applying one, the same
+    as when there was nothing to do, and `run` migrated without a word."""
+    from smartcourse.migrations import upgrade_head
+
+    async with scratch_database(settings, "applied_0025", revision="0025") as (url, _engine):
+        applied = await asyncio.to_thread(upgrade_head, url)
+        assert [a.split(" ")[0] for a in applied][:3] == ["0026", "0027", "0028"], applied
+        assert applied[0] == "0026 (E-mails waiting to go out, counted cheaply (explore55 F13).)", applied
+        assert await asyncio.to_thread(upgrade_head, url) == []

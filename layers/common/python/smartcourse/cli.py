@@ -32,10 +32,15 @@ from smartcourse.supervise import CHILDREN_FILE, Children, HangWatch, say_event,
 log = logging.getLogger(__name__)
 
 
-def _migrate(database_url: str) -> None:
+def _migrate(database_url: str) -> list[str]:
+    """Migrate, saying each migration applied (explore58 F10: an upgrade that migrated said nothing of it, and
+    `migrate` answered "at the latest migration" whether or not it had applied one)."""
     from smartcourse.migrations import upgrade_head
 
-    upgrade_head(database_url)
+    applied = upgrade_head(database_url)
+    for migration in applied:
+        print(f"applied migration {migration}", flush=True)
+    return applied
 
 
 def cmd_migrate(_: argparse.Namespace) -> int:

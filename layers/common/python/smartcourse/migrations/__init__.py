@@ -33,13 +33,15 @@ class DatabaseNotRecorded(MigrationRefused):
     """The database has tables a migration creates, but Alembic's record says that migration has not run."""
 
 
-def upgrade_head(database_url: str) -> None:
-    """Upgrade to this release's latest migration. A database a newer release has upgraded raises
-    `DatabaseNewerThanCode` with what to do, not Alembic's 70-line traceback (explore22 F1: an operator rolling back
-    to the previous release got "Can't locate revision identified by '0019'" and nothing else)."""
+def upgrade_head(database_url: str) -> list[str]:
+    """Upgrade to this release's latest migration; the migrations applied ("0026 (E-mails waiting ...)"), none when
+    it was there already. A database a newer release has upgraded raises `DatabaseNewerThanCode` with what to do, not
+    Alembic's 70-line traceback (explore22 F1: an operator rolling back to the previous release got "Can't locate
+    revision identified by '0019'" and nothing else)."""
     cfg = alembic_config(database_url)
     try:
         command.upgrade(cfg, "head")
+        return list(cfg.attributes.get("applied", []))
     except ProgrammingError as exc:
         if "already exists" not in str(exc.orig):
             raise

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Collection, Mapping
+from typing import Any
 
 from alembic import context
+from alembic.migration import MigrationContext, MigrationInfo
 from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -27,8 +30,18 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+def _applied(ctx: MigrationContext, step: MigrationInfo, heads: Collection[Any], run_args: Mapping[str, Any]) -> None:
+    """Each migration applied, in `config.attributes["applied"]` (`upgrade_head` says which: explore58 F10)."""
+    revision = step.up_revision
+    if step.is_upgrade and revision is not None:
+        doc = (getattr(revision, "doc", "") or "").strip().splitlines()  # a Script (it has one), typed as Revision
+        config.attributes.setdefault("applied", []).append(f"{revision.revision} ({doc[0] if doc else ''})")
+
+
 def _run(connection: Connection) -> None:
-    context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
+    context.configure(
+        connection=connection, target_metadata=target_metadata, compare_type=True, on_version_apply=_applied
+    )
     with context.begin_transaction():
         # One migrator at a time, even when several processes start together.
         context.execute("select pg_advisory_xact_lock(7351642)")
