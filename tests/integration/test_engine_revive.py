@@ -150,3 +150,28 @@ def test_a_killed_chat_model_server_is_started_again_and_said(
         assert f"the embedded llm (pid {pid}) exited; started again at" in event, event
     finally:
         engines.stop()
+
+
+def test_temporal_is_started_on_other_ports_when_one_was_taken_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A port free when chosen was taken before the dev server bound it (a CI run's suite did not start: "failed
+    listening for HTTP API ...: address already in use"): it is started again on other ports."""
+    import socket
+
+    import smartcourse.engines as engines_module
+
+    real = engines_module.free_port
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        ports = iter([real(), real(), taken.getsockname()[1]])  # its gRPC, UI, then HTTP port: taken
+
+        monkeypatch.setattr(engines_module, "free_port", lambda: next(ports, None) or real())
+        engines = EmbeddedEngines(tmp_path / "data")
+        try:
+            host, port = engines.temporal_address().rsplit(":", 1)
+            assert port_open(host, int(port))
+            assert b"address already in use" in (tmp_path / "data" / "temporal" / "temporal.log").read_bytes()
+        finally:
+            engines.stop()

@@ -170,6 +170,16 @@ def _bin(name: str) -> str:
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
+def _tail(path: Path, size: int = 8192) -> bytes:
+    """The last `size` bytes of a file (b"" when there is none)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - size))
+            return f.read()
+    except OSError:
+        return b""
+
+
 def reap_children() -> None:
     """Collect the exit status of every server this process started that has exited."""
     for pid, child in list(_CHILDREN.items()):
@@ -465,32 +475,48 @@ class EmbeddedEngines:
         if addr:
             self._adopt_orphan(proc)
             return addr
-        port = port or free_port()
-        argv = [
-            _bin("temporal"),
-            "server",
-            "start-dev",
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--ui-port",
-            str(free_port()),
-            "--http-port",
-            str(free_port()),
-            "--metrics-port",
-            str(free_port()),
-            "--db-filename",
-            str(proc.home / "temporal.db"),
-            *TEMPORAL_DEV_FLAGS,
-        ]
-        self.started.append(proc)
-        # The workflow engine serves the drain, not the requests: it yields the CPU to the API like the worker.
-        address = proc.start(
-            argv, f"127.0.0.1:{port}", lambda: port_open("127.0.0.1", port), timeout=90, nice=background_nice()
-        )
-        settle_temporal_visibility(proc.home / "temporal.db")
-        return address
+        fixed = port
+        for attempt in range(3):
+            port = fixed or free_port()
+            argv = [
+                _bin("temporal"),
+                "server",
+                "start-dev",
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--ui-port",
+                str(free_port()),
+                "--http-port",
+                str(free_port()),
+                "--metrics-port",
+                str(free_port()),
+                "--db-filename",
+                str(proc.home / "temporal.db"),
+                *TEMPORAL_DEV_FLAGS,
+            ]
+            if proc not in self.started:
+                self.started.append(proc)
+            try:
+                # The workflow engine serves the drain, not the requests: it yields the CPU to the API like the worker.
+                address = proc.start(
+                    argv,
+                    f"127.0.0.1:{port}",
+                    lambda port=port: port_open("127.0.0.1", port),  # type: ignore[misc]
+                    timeout=90,
+                    nice=background_nice(),
+                )
+            except RuntimeError:
+                # One of its four ports, free when chosen, was taken before it bound it (another process on a busy
+                # machine: a CI run failed so at the test suite's start): chosen again.
+                if attempt == 2 or b"address already in use" not in _tail(proc.log_file):
+                    raise
+                log.warning("the embedded temporal could not bind a port it was given; starting it on others")
+                continue
+            settle_temporal_visibility(proc.home / "temporal.db")
+            return address
+        raise AssertionError("unreachable")
 
     def smtp_address(self, mail_dir: Path, *, port: int | None = None) -> tuple[str, int]:
         """An embedded SMTP sink that keeps each message as an .eml file in `mail_dir` (`port`: on that one)."""
