@@ -536,11 +536,11 @@ def holds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ["SMARTCOURSE_TEST_HOLD_DIR"] = before
 
 
-async def migrate_cli(database_url: str) -> subprocess.CompletedProcess[str]:
+async def migrate_cli(database_url: str, *options: str) -> subprocess.CompletedProcess[str]:
     """`smartcourse migrate` run as an operator runs it, against `database_url`."""
     return await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "smartcourse.cli", "migrate"],
+        [sys.executable, "-m", "smartcourse.cli", "migrate", *options],
         env={**os.environ, "DATABASE_URL": database_url},
         cwd=REPO,
         capture_output=True,

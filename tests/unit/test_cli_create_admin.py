@@ -128,6 +128,16 @@ def test_migrate_in_a_data_directory_without_a_database_refuses_and_creates_none
         "migrate an existing one, set the SMARTCOURSE_DATA_DIR it runs with (or DATABASE_URL)"
     ]
     assert not (data / "postgres").exists() and not (data / "jwt_secret").exists() and done.stdout == ""
+    # So are the background processes run on their own (explore58 F8: the worker made a cluster there and failed every
+    # round on its missing tables).
+    for command in ("worker", "relay"):
+        done = _cli([command], tmp_path, env)
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.strip().splitlines() == [
+            f"error: no embedded PostgreSQL under {data.resolve()}: `smartcourse run` creates and migrates one; start "
+            "this with the SMARTCOURSE_DATA_DIR it runs with (or DATABASE_URL)"
+        ]
+        assert not (data / "postgres").exists() and not (data / "jwt_secret").exists()
 
 
 def test_one_off_commands_say_a_mistake_in_one_line_and_leave_no_secret(tmp_path: Path) -> None:

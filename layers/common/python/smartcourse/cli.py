@@ -43,7 +43,7 @@ def _migrate(database_url: str) -> list[str]:
     return applied
 
 
-def cmd_migrate(_: argparse.Namespace) -> int:
+def cmd_migrate(args: argparse.Namespace) -> int:
     """Migrate DATABASE_URL's database, else the embedded one of the data directory, started for it when `run` is
     stopped (an upgrade's step). A data directory with no cluster is refused: run in the wrong directory, migrate
     made a new, empty cluster there and said "database is at the latest migration" (explore47 F2)."""
@@ -64,6 +64,17 @@ def cmd_migrate(_: argparse.Namespace) -> int:
         return 1
     settings = resolve_settings(base, need=("db",))
     where = make_url(base.database_url).render_as_string(hide_password=True) if base.database_url else pgdata
+    if getattr(args, "stamp_head", False):
+        # Record the tables as at this release's latest migration, without running one: the way out of a database
+        # whose `alembic_version` was emptied (`DatabaseNotRecorded` says when). With the embedded engines it needed
+        # PostgreSQL started by hand and its URL built (explore58 F11).
+        from alembic import command
+
+        from smartcourse.migrations import alembic_config
+
+        command.stamp(alembic_config(settings.database_url or ""), "head")
+        print(f"recorded {where} as at this release's latest migration (nothing was run)")
+        return 0
     try:
         _migrate(settings.database_url or "")
     except MigrationRefused as exc:
@@ -181,9 +192,26 @@ def uvicorn_log_config() -> dict[str, Any]:
     return config
 
 
+def _no_cluster() -> str | None:
+    """Why a background command must not start here: no DATABASE_URL and no embedded cluster under the data directory
+    (run in the wrong directory, it made a new, empty cluster there and failed every round on its missing tables:
+    explore58 F8, as `migrate` did in explore47 F2). None when there is one."""
+    base = get_settings()
+    if base.database_url or (base.data_dir.resolve() / "postgres" / "PG_VERSION").exists():
+        return None
+    _forget_created_secret()  # nor a secret there
+    return (
+        f"error: no embedded PostgreSQL under {base.data_dir.resolve()}: `smartcourse run` creates and migrates one; "
+        "start this with the SMARTCOURSE_DATA_DIR it runs with (or DATABASE_URL)"
+    )
+
+
 def cmd_worker(_: argparse.Namespace) -> int:
     from smartcourse.worker import run_worker
 
+    if refused := _no_cluster():
+        print(refused, file=sys.stderr)
+        return 1
     lower_background_priority()
     aio.run(run_worker())
     return 0
@@ -193,6 +221,9 @@ def cmd_relay(_: argparse.Namespace) -> int:
     """Publish the outbox: to Kafka when KAFKA_BOOTSTRAP_SERVERS is set, else to the in-process consumers."""
     from smartcourse.event_pipeline import run_relay_process
 
+    if refused := _no_cluster():
+        print(refused, file=sys.stderr)
+        return 1
     lower_background_priority()
     aio.run(run_relay_process())
     return 0
@@ -202,6 +233,9 @@ def cmd_consumers(_: argparse.Namespace) -> int:
     """Run every registered consumer against Kafka, each as its own consumer group."""
     from smartcourse.event_pipeline import run_consumers_process
 
+    if refused := _no_cluster():
+        print(refused, file=sys.stderr)
+        return 1
     lower_background_priority()
     aio.run(run_consumers_process())
     return 0
@@ -988,7 +1022,13 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("worker", help="run the Temporal worker and the outbox relay").set_defaults(fn=cmd_worker)
     sub.add_parser("relay", help="publish the outbox (to Kafka when configured)").set_defaults(fn=cmd_relay)
     sub.add_parser("consumers", help="run every event consumer against Kafka").set_defaults(fn=cmd_consumers)
-    sub.add_parser("migrate", help="apply database migrations").set_defaults(fn=cmd_migrate)
+    migrate = sub.add_parser("migrate", help="apply database migrations")
+    migrate.add_argument(
+        "--stamp-head",
+        action="store_true",
+        help="record the database as at the latest migration without running one (its tables are known to be)",
+    )
+    migrate.set_defaults(fn=cmd_migrate)
     admin = sub.add_parser("create-admin", help="create an admin account")
     admin.add_argument("--email", required=True)
     admin.add_argument("--password", required=True)

@@ -77,6 +77,18 @@ def _environ_names(pid: int, data_dir: Path) -> bool:
     return f"SMARTCOURSE_DATA_DIR={data_dir.resolve()}".encode() in environ.split(b"\0")
 
 
+def _groups_running(groups: set[int]) -> bool:
+    """Whether a process of one of these process groups is running (zombies, not reaped yet, are not)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) in groups:
+            return True
+    return False
+
+
 def stop_left_children(data_dir: Path, timeout: float = 15) -> list[str]:
     """Stop the children a previous `run` of `data_dir` left running (it was killed, SIGKILL or a crash, so it could
     not stop them): each named in its `CHILDREN_FILE` and still running under this data directory, its whole group
@@ -95,11 +107,14 @@ def stop_left_children(data_dir: Path, timeout: float = 15) -> list[str]:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() for pid in alive.values()):
+    while time.monotonic() < deadline and _groups_running(set(alive.values())):
         time.sleep(0.1)
     for pid in alive.values():
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and _groups_running(set(alive.values())):
+        time.sleep(0.05)
     record.unlink(missing_ok=True)
     return [f"stopped the {name} (pid {pid}) a previous run left running" for name, pid in alive.items()]
 

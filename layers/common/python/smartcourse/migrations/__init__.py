@@ -51,7 +51,7 @@ def upgrade_head(database_url: str) -> list[str]:
             f"the database already has what a migration creates ({str(exc.orig).splitlines()[0].split(': ')[-1]}) "
             "but its alembic_version table does not record that migration: it was emptied or not restored. "
             'Restore the whole backup (docs/operations.md, "Upgrades and rollbacks"); if the tables are known to '
-            "be at this release's latest migration, record it with `alembic stamp head` and migrate again"
+            "be at this release's latest migration, record it with `smartcourse migrate --stamp-head` and migrate again"
         ) from None
     except CommandError as exc:
         unknown = re.search(r"Can't locate revision identified by '([^']+)'", str(exc))
