@@ -34,6 +34,7 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import _tree  # noqa: F401  (before any smartcourse import: this tree's code, here and in the model server it starts)
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
