@@ -424,7 +424,7 @@ async def mark_published(
         # Live without a word said: learnt only by polling the workflow, after a publish that can take minutes
         # (explore57 F6). E-mailed when it took longer than `PUBLISH_EMAIL_AFTER`: the instructor has likely left.
         started = await uow.session.scalar(select(WorkflowRun.created_at).where(WorkflowRun.workflow_id == workflow_id))
-        took = (now - started).total_seconds() if started is not None else 0.0
+        emailed = started is not None and now - started > PUBLISH_EMAIL_AFTER
         notice = await create_notification(
             uow.session,
             user_id=course.instructor_id,
@@ -434,9 +434,9 @@ async def mark_published(
             "know its content.",
             dedupe_key=f"publish-completed:{workflow_id}",
             data={"course_id": str(course.id), "version": version, "workflow_id": workflow_id},
-            email=took > PUBLISH_EMAIL_AFTER.total_seconds(),
+            email=emailed,
         )
-        if emails is not None and took > PUBLISH_EMAIL_AFTER.total_seconds():
+        if emails is not None and emailed:
             emails.append(notice)
     uow.emit(
         DomainEvent(
