@@ -403,10 +403,12 @@ async def sweep_pending(container: Any, *, older_than_s: float, cfg: DispatchCon
             if room
             else []
         )
-        running, _ = await _start_all(starter, [(e, w) for e, w in started_rows], cfg)
         # The request's trace goes on, as from the dispatcher (explore55 F3: after a stalled worker the sweeper got
-        # there first, and the request's trace stopped at the API, the workflow and its e-mail in a trace of their own).
-        traces = await _admission_traces(session, [e for e, _ in fresh_rows]) if fresh_rows else {}
+        # there first, and the request's trace stopped at the API, the workflow and its e-mail in a trace of their own);
+        # for a start made again too (one whose first start was lost really starts here).
+        swept = [e for e, _ in started_rows] + [e for e, _ in fresh_rows]
+        traces = await _admission_traces(session, swept) if swept else {}
+        running, _ = await _start_all(starter, [(e, w) for e, w in started_rows], cfg, traces)
         fresh, _ = await _start_all(starter, [(e, w) for e, w in fresh_rows], cfg, traces)
         await _mark_started(session, fresh)
         metrics().started.inc(len(fresh))
