@@ -175,3 +175,56 @@ def test_temporal_is_started_on_other_ports_when_one_was_taken_meanwhile(
             assert b"address already in use" in (tmp_path / "data" / "temporal" / "temporal.log").read_bytes()
         finally:
             engines.stop()
+
+
+def _taken_first(monkeypatch: pytest.MonkeyPatch, taken: int) -> None:
+    """`free_port` answers `taken` (a port another server took after it was chosen) first, then free ones."""
+    import smartcourse.engines as engines_module
+
+    real = engines_module.free_port
+    ports = iter([taken])
+    monkeypatch.setattr(engines_module, "free_port", lambda: next(ports, None) or real())
+
+
+def test_the_smtp_sink_is_started_on_another_port_when_its_own_was_taken_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only Temporal tried other ports (session 35's note): the sink took another server's answer on its port for
+    its own readiness, and e-mail went to that server while the sink had exited ("address already in use")."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        _taken_first(monkeypatch, taken.getsockname()[1])
+        engines = EmbeddedEngines(tmp_path / "data")
+        try:
+            host, port = engines.smtp_address(tmp_path / "mail")
+            assert port != taken.getsockname()[1]
+            assert b"address already in use" in (tmp_path / "data" / "smtp" / "smtp.log").read_bytes()
+            with smtplib.SMTP(host, port, timeout=10) as smtp:
+                smtp.sendmail("a@example.com", ["b@example.com"], "Subject: hi\r\n\r\nbody")
+            assert len(list((tmp_path / "mail").glob("*.eml"))) == 1
+        finally:
+            engines.stop()
+
+
+def test_the_chat_model_server_is_started_on_another_port_when_its_own_was_taken_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """llama.cpp exits saying "Failed to init server" when its port was taken: started again on another (the first
+    ask failed with "llm exited with 1")."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        _taken_first(monkeypatch, taken.getsockname()[1])
+        engines = EmbeddedEngines(tmp_path / "data")
+        try:
+            address = engines.llm_base_url()
+            assert f":{taken.getsockname()[1]}/" not in address
+            assert b"Failed to init server" in (tmp_path / "data" / "llm" / "llm.log").read_bytes()
+            assert engines.llm_state() == (address, False)
+        finally:
+            engines.stop()

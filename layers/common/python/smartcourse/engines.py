@@ -170,12 +170,20 @@ def _bin(name: str) -> str:
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
-def _tail(path: Path, size: int = 8192) -> bytes:
-    """The last `size` bytes of a file (b"" when there is none)."""
+def _size(path: Path) -> int:
+    """The file's size (0 when there is none)."""
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _read_from(path: Path, offset: int, size: int = 65536) -> bytes:
+    """At most `size` bytes of a file from `offset` on (b"" when there is none): what a server wrote since."""
     try:
         with open(path, "rb") as f:
-            f.seek(max(0, f.seek(0, os.SEEK_END) - size))
-            return f.read()
+            f.seek(offset)
+            return f.read(size)
     except OSError:
         return b""
 
@@ -475,9 +483,8 @@ class EmbeddedEngines:
         if addr:
             self._adopt_orphan(proc)
             return addr
-        fixed = port
-        for attempt in range(3):
-            port = fixed or free_port()
+
+        def launch(port: int) -> str:
             argv = [
                 _bin("temporal"),
                 "server",
@@ -496,26 +503,43 @@ class EmbeddedEngines:
                 str(proc.home / "temporal.db"),
                 *TEMPORAL_DEV_FLAGS,
             ]
-            if proc not in self.started:
-                self.started.append(proc)
-            try:
-                # The workflow engine serves the drain, not the requests: it yields the CPU to the API like the worker.
-                address = proc.start(
-                    argv,
-                    f"127.0.0.1:{port}",
-                    lambda port=port: port_open("127.0.0.1", port),  # type: ignore[misc]
-                    timeout=90,
-                    nice=background_nice(),
-                )
-            except RuntimeError:
-                # One of its four ports, free when chosen, was taken before it bound it (another process on a busy
-                # machine: a CI run failed so at the test suite's start): chosen again.
-                if attempt == 2 or b"address already in use" not in _tail(proc.log_file):
-                    raise
-                log.warning("the embedded temporal could not bind a port it was given; starting it on others")
-                continue
+            # The workflow engine serves the drain, not the requests: it yields the CPU to the API like the worker.
+            address = proc.start(
+                argv,
+                f"127.0.0.1:{port}",
+                lambda: port_open("127.0.0.1", port),
+                timeout=90,
+                nice=background_nice(),
+            )
             settle_temporal_visibility(proc.home / "temporal.db")
             return address
+
+        # Its UI, HTTP and metrics ports are chosen anew on each try, even when its own `port` is fixed.
+        return self._start_on_free_ports(proc, port, launch, b"address already in use", retry_fixed=True)
+
+    def _start_on_free_ports(
+        self,
+        proc: ManagedProcess,
+        fixed: int | None,
+        launch: Callable[[int], str],
+        bind_failure: bytes,
+        *,
+        retry_fixed: bool = False,
+    ) -> str:
+        """`launch(port)` on `fixed`, or on a free port; started again (three tries in all) on others when the server
+        exited saying `bind_failure` in its log: a port free when chosen was taken before it bound it (another process
+        on a busy machine: a CI run's suite did not start so, "address already in use"). `retry_fixed`: tried again
+        when the port is `fixed` too (the server has other ports, chosen anew)."""
+        if proc not in self.started:
+            self.started.append(proc)
+        for attempt in range(3):
+            offset = _size(proc.log_file)
+            try:
+                return launch(fixed or free_port())
+            except RuntimeError:
+                if attempt == 2 or (fixed and not retry_fixed) or bind_failure not in _read_from(proc.log_file, offset):
+                    raise
+                log.warning("the embedded %s could not bind a port it was given; starting it on others", proc.name)
         raise AssertionError("unreachable")
 
     def smtp_address(self, mail_dir: Path, *, port: int | None = None) -> tuple[str, int]:
@@ -526,21 +550,27 @@ class EmbeddedEngines:
             self._adopt_orphan(proc)
             found_host, found_port = addr.rsplit(":", 1)
             return found_host, int(found_port)
-        port = port or free_port()
-        argv = [
-            sys.executable,
-            "-m",
-            "smartcourse.devtools.mailsink",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--dir",
-            str(mail_dir.resolve()),
-        ]
-        self.started.append(proc)
-        proc.start(argv, f"127.0.0.1:{port}", lambda: port_open("127.0.0.1", port))
-        return "127.0.0.1", port
+
+        def launch(port: int) -> str:
+            argv = [
+                sys.executable,
+                "-m",
+                "smartcourse.devtools.mailsink",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--dir",
+                str(mail_dir.resolve()),
+            ]
+            offset = _size(proc.log_file)
+            # Ready when the sink says it listens, not when the port answers: another server that took the port
+            # meanwhile would answer too (and the sink exit a moment later, its mail going to that server).
+            said = f"mailsink listening on 127.0.0.1:{port},".encode()
+            return proc.start(argv, f"127.0.0.1:{port}", lambda: said in _read_from(proc.log_file, offset))
+
+        found_host, found_port = self._start_on_free_ports(proc, port, launch, b"address already in use").rsplit(":", 1)
+        return found_host, int(found_port)
 
     def llm_running_address(self) -> str | None:
         """The embedded chat model's base URL while its server runs (whichever process started it), else None."""
@@ -573,13 +603,16 @@ class EmbeddedEngines:
                 return addr
             if proc in self.started:
                 self.started.remove(proc)
-            port = free_port()
-            argv = [sys.executable, "-m", "smartcourse.assistant.llm_server", "--port", str(port)]
-            self.started.append(proc)
             began = time.monotonic()
-            address = proc.start(
-                argv, f"http://127.0.0.1:{port}/v1", lambda: _http_ok(f"http://127.0.0.1:{port}/health")
-            )
+
+            def launch(port: int) -> str:
+                argv = [sys.executable, "-m", "smartcourse.assistant.llm_server", "--port", str(port)]
+                return proc.start(
+                    argv, f"http://127.0.0.1:{port}/v1", lambda: _http_ok(f"http://127.0.0.1:{port}/health")
+                )
+
+            # llama.cpp says only "Failed to init server" when its port was taken (a missing model says otherwise).
+            address = self._start_on_free_ports(proc, None, launch, b"Failed to init server")
             # Said (explore55 F11: the first ask's 4 s start was an unlogged gap; only its exit was ever said).
             log.info(
                 "started the embedded llm (pid %s) at %s in %.1f s; its log: %s",
