@@ -40,11 +40,11 @@ async def test_a_key_that_lost_the_race_to_another_course_is_refused_not_answere
     real_admit = enrollment_service._admit
     raced: list[Any] = []
 
-    async def the_other_request_commits_first(conn: Any, params: dict[str, Any]) -> Any:
+    async def the_other_request_commits_first(conn: Any, params: dict[str, Any], session: Any) -> Any:
         if not raced:  # this request (course A) read no enrollment for its key; B's, same key, commits now
             raced.append(None)  # first: B's own request passes through here too
             raced[0] = await enroll(api, student, b["id"], **{"Idempotency-Key": "one-key"})
-        return await real_admit(conn, params)
+        return await real_admit(conn, params, session)
 
     monkeypatch.setattr(enrollment_service, "_admit", the_other_request_commits_first)
     r = await enroll(api, student, a["id"], **{"Idempotency-Key": "one-key"})
@@ -92,11 +92,11 @@ async def test_no_admission_commits_after_the_archive_that_it_waited_for(
     real_admit = enrollment_service._admit
     archived: list[Any] = []
 
-    async def archived_meanwhile(conn: Any, params: dict[str, Any]) -> Any:
+    async def archived_meanwhile(conn: Any, params: dict[str, Any], session: Any) -> Any:
         if not archived:  # the facts said "published"; the archive commits before the statement takes the row
             archived.append(None)
             archived[0] = await api.client.delete(f"/courses/{course['id']}", headers=teacher["headers"])
-        return await real_admit(conn, params)
+        return await real_admit(conn, params, session)
 
     monkeypatch.setattr(enrollment_service, "_admit", archived_meanwhile)
     r = await enroll(api, student, course["id"])

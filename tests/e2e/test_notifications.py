@@ -176,3 +176,48 @@ async def test_a_kind_the_api_does_not_declare_is_refused_by_the_database(api: A
     await notify(container, user, "fine", kind="waitlist.released")
     r = await api.client.get("/notifications", headers=user["headers"])
     assert r.status_code == 200 and [n["kind"] for n in r.json()] == ["waitlist.released"], r.text
+
+
+async def test_a_commit_hands_over_the_emails_its_transaction_wrote_and_a_rollback_none(
+    api: Api, container: Any
+) -> None:
+    """`db.EMAILS_AFTER_COMMIT` (set by the HTTP layer for each request) gets the new notifications with an e-mail
+    once their transaction committed: not in-app ones, not a repeat of an existing one, not a rolled-back one."""
+    import pytest
+
+    from smartcourse.db import EMAILS_AFTER_COMMIT
+    from smartcourse.services.notifications import create_notification
+
+    user = await api.user()
+    handed: list[list[uuid.UUID]] = []
+    token = EMAILS_AFTER_COMMIT.set(handed.append)
+
+    async def write(uow: Any, key: str, email: bool = True) -> uuid.UUID:
+        return await create_notification(
+            uow.session,
+            user_id=uuid.UUID(user["id"]),
+            kind="certificate.revoked",
+            title="t",
+            body="b",
+            dedupe_key=key,
+            email=email,
+        )
+
+    try:
+        keys = [f"test:{uuid.uuid4()}" for _ in range(3)]
+        async with container.uow() as uow:
+            first = await write(uow, keys[0])
+            await write(uow, keys[1], email=False)
+            assert handed == []  # not before the commit
+            await uow.commit()
+        assert handed == [[first]]
+        with pytest.raises(RuntimeError):
+            async with container.uow() as uow:
+                await write(uow, keys[2])
+                raise RuntimeError("the request failed")
+        async with container.uow() as uow:
+            assert await write(uow, keys[0]) == first  # a repeat: the same row, handed over once already
+            await uow.commit()
+        assert handed == [[first]]
+    finally:
+        EMAILS_AFTER_COMMIT.reset(token)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any
 
@@ -155,6 +156,25 @@ def outbox_values(event: DomainEvent) -> dict[str, Any]:
     }
 
 
+#: `session.info` key: the notifications this session's transaction wrote whose e-mail is pending
+#: (`note_new_email`), handed over after its commit (`EMAILS_AFTER_COMMIT`).
+NEW_EMAILS = "smartcourse.new_emails"
+
+#: Set by the HTTP layer for each request (`api/emails.py`): called after a unit of work's commit with the
+#: notifications whose e-mail the transaction created, so an admin's revocation or removal, a waitlist's notices, an
+#: admin's cancel of a publish are e-mailed at once, not at the e-mail sweeper's next round, a minute or two later
+#: (session 35's note). Unset elsewhere: the worker's activities enqueue their own e-mails. It must not block or
+#: raise: a lost hand-over leaves the row pending for the sweeper, as a lost enqueue always did.
+EMAILS_AFTER_COMMIT: ContextVar[Callable[[list[uuid.UUID]], None] | None] = ContextVar(
+    "emails_after_commit", default=None
+)
+
+
+def note_new_email(session: AsyncSession, notification_id: uuid.UUID) -> None:
+    """The transaction of `session` wrote a notification whose e-mail is pending: handed over after its commit."""
+    session.info.setdefault(NEW_EMAILS, []).append(notification_id)
+
+
 class UnitOfWork:
     """One transaction: the service's changes plus the outbox rows of the events it emitted."""
 
@@ -173,6 +193,7 @@ class UnitOfWork:
     ) -> None:
         try:
             if exc_type is not None:
+                self.session.info.pop(NEW_EMAILS, None)
                 await self.session.rollback()
         finally:
             await self.session.close()
@@ -205,6 +226,9 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         await self.session.commit()
+        emails = self.session.info.pop(NEW_EMAILS, None)
+        if emails and (hand_over := EMAILS_AFTER_COMMIT.get()) is not None:
+            hand_over(emails)
 
     async def flush(self) -> None:
         await self.session.flush()

@@ -28,6 +28,7 @@ from starlette.routing import Match, Route, compile_path
 from smartcourse import __version__, db, telemetry
 from smartcourse.api.edge import ERROR_CODE, EdgeMiddleware
 from smartcourse.api.edge_cache import install_edge_cache
+from smartcourse.api.emails import install_email_handover
 from smartcourse.api.overload import install_load_shedding
 from smartcourse.api.tracing import install_tracing
 from smartcourse.db import is_transient
@@ -506,6 +507,7 @@ def create_app(*routers: APIRouter, title: str = "SmartCourse API") -> FastAPI:
         redirect_slashes=False,  # redirected by the 404 handler, to a relative Location (`_slash_redirect`)
         dependencies=[Depends(refuse_unread_body)],
     )
+    install_email_handover(app)  # innermost: a request's new notifications are e-mailed after its commit
     install_load_shedding(app)  # 503 overloaded when this process is saturated (issue #7)
     install_error_handlers(app)
     install_tracing(app)

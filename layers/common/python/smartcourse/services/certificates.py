@@ -522,7 +522,7 @@ async def notify(*, uow: UnitOfWork, certificate_id: uuid.UUID, base_url: str) -
 
 async def revoke(*, uow: UnitOfWork, principal: Principal, certificate: uuid.UUID | str, reason: str) -> Certificate:
     """An admin revokes a certificate (issued by mistake, misconduct): the public check answers `revoked` from now on
-    and the student is told why (notification `certificate.revoked`, e-mailed with the sweeper's next round).
+    and the student is told why (notification `certificate.revoked`, e-mailed at the request's commit: `api/emails.py`).
     `certificate`: its id, or its code (a valid code, as `verify` takes it). Idempotent: a revoked certificate is
     answered as it is, its first reason kept. Not undone; the completion's enrollment is marked
     (`completion_revoked_at`), so the student may enroll again and a new attempt's completion earns a new

@@ -30,10 +30,10 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
 
-from smartcourse.db import UnitOfWork, outbox_values
+from smartcourse.db import UnitOfWork, note_new_email, outbox_values
 from smartcourse.domain import courses as course_rules
 from smartcourse.domain import enrollment as rules
 from smartcourse.domain.certificates import history_reason_for_others
@@ -343,8 +343,8 @@ def _waitlist_statement() -> Any:
     """The admission without a seat, in ONE statement built once per process: lock the course row (FOR NO KEY
     UPDATE: the waitlist's order is the lock's) and, if it still has no free seat and keeps a waitlist, write the
     waitlisted enrollment (its time read under the lock), its history entry and its `enrollment.created` event.
-    Returns (course id, takes enrollments, has a seat now, the enrollment's id or NULL, its waitlisted_at); no row: no
-    such course.
+    Returns (course id, takes enrollments, has a seat now, the enrollment's id or NULL, its waitlisted_at, its
+    `waitlist.joined` notification's id); no row: no such course.
     A seat freed since `_seat_statement` looked: nothing written, has a seat → the caller tries the seat again."""
     course_id = bindparam("course_id", type_=_ID)
     course = (
@@ -373,6 +373,7 @@ def _waitlist_statement() -> Any:
         .cte("admitted")
     )
     history, event = _written(admitted, "waitlisted", "course full", "waitlisted")
+    notice = _waitlist_notice(admitted, course)
     return (
         select(
             course.c.id,
@@ -380,15 +381,17 @@ def _waitlist_statement() -> Any:
             course.c.has_seat,
             select(admitted.c.id).scalar_subquery(),
             select(admitted.c.waitlisted_at).scalar_subquery(),
+            select(notice.c.id).scalar_subquery(),
         )
         .add_cte(history)
         .add_cte(event)
-        .add_cte(_waitlist_notice(admitted, course))
+        .add_cte(notice)
     )
 
 
 def _waitlist_notice(admitted: Any, course: Any) -> Any:
-    """The student's `waitlist.joined` notification (its e-mail pending: the sweeper sends it) for the enrollment the
+    """The student's `waitlist.joined` notification (its e-mail pending: handed over after the request's commit, as
+    `create_notification`'s are; else the sweeper sends it) for the enrollment the
     waitlist statement wrote, as a CTE: a 202 `waitlisted` was all they were told (explore36 F4). No place number in
     it: under the lock the statement's snapshot may not count a place committed while it waited; the enrollment
     shows the place (`waitlist_position`)."""
@@ -524,7 +527,7 @@ async def enroll(
         e, principal, outbox_values(admitted_event), outbox_values(waitlisted_event), workflow_id
     )
     try:
-        written = await _admit(conn, params)
+        written = await _admit(conn, params, uow.session)
     except IntegrityError:
         # A concurrent identical request won: nothing of ours was written (each statement is atomic).
         await uow.session.rollback()
@@ -546,22 +549,24 @@ async def enroll(
 _SEAT_RETRIES = 10
 
 
-async def _admit(conn: AsyncConnection, params: dict[str, Any]) -> datetime | None:
+async def _admit(conn: AsyncConnection, params: dict[str, Any], session: AsyncSession) -> datetime | None:
     """Take a seat (`_seat_statement`), else a place on the waitlist (`_waitlist_statement`), each in one statement
-    committing on its own. Returns None for a seat, the waitlisted_at of a place; raises NotFound / course_full."""
+    committing on its own. Returns None for a seat, the waitlisted_at of a place (its notice's e-mail noted on
+    `session`, handed over at the unit of work's commit); raises NotFound / course_full."""
     for _ in range(_SEAT_RETRIES):
         if (await conn.execute(_seat_statement(), params)).first() is not None:
             return None
         row = (await conn.execute(_waitlist_statement(), params)).first()
         if row is None:
             raise NotFound("course not found", code="course_not_found")
-        _, live, has_seat, enrollment_id, waitlisted_at = row
+        _, live, has_seat, enrollment_id, waitlisted_at, notice_id = row
         if not live:  # archived while this admission waited for the course row: nothing was written
             raise Conflict("the course is not published", code="course_not_published")
         if has_seat:
             continue  # a seat was freed between the two statements: take it
         if enrollment_id is None:
             raise Conflict("the course is full", code="course_full")
+        note_new_email(session, notice_id)
         return cast(datetime, waitlisted_at)
     raise Conflict("the course's seats are changing hands too fast; retry", code="admission_contended")
 
@@ -606,7 +611,7 @@ async def drop(
 ) -> tuple[EnrollmentPublic, Any]:
     """Drop; a freed seat goes to the first waitlisted student in the same transaction. `reason` goes to the history
     entry. A student removed by an admin is told (notification `enrollment.removed`, with the reason; its e-mail goes
-    with the sweeper's next round).
+    at the request's commit: `api/emails.py`).
 
     Returns (the dropped enrollment, the promoted enrollment or None).
     """

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from smartcourse.adapters.mail import recipient, send_email
 from smartcourse.config import Settings
-from smartcourse.db import UnitOfWork
+from smartcourse.db import UnitOfWork, note_new_email
 from smartcourse.errors import Invalid, NotFound
 from smartcourse.faults import fail_point, hold_point
 from smartcourse.models import Enrollment, Notification, TaskRun, User, utcnow
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 #: A pending email older than this with no attempt is assumed lost in transit and enqueued again (the sweeper task
 #: passes EMAIL_SWEEP_SECONDS, a minute by default).
 SWEEP_AFTER = timedelta(minutes=1)
-#: At most this many per sweep: the e-mails of notifications written without an enqueue (a burst's `waitlist.joined`,
+#: At most this many per sweep: the e-mails of notifications whose enqueue was lost (a burst's `waitlist.joined`,
 #: 1,800 of them in explore38 F6) go out in one sweep up to that many, not 500 a minute (the enqueue is ~0.3 ms each).
 SWEEP_BATCH = 5000
 
@@ -58,7 +58,8 @@ async def create_notification(
     attachment_key: str | None = None,
 ) -> uuid.UUID:
     """Create it once per `dedupe_key` (a retried caller gets the same row back); the caller commits, then
-    calls `smartcourse.tasks.enqueue_email` if `email`. `attachment_key` is a file-store key attached to the email."""
+    calls `smartcourse.tasks.enqueue_email` if `email` (an HTTP request's `UnitOfWork.commit` hands a new one over
+    itself: `db.EMAILS_AFTER_COMMIT`). `attachment_key` is a file-store key attached to the email."""
     payload = dict(data or {})
     if attachment_key:
         payload["attachment_key"] = attachment_key
@@ -78,6 +79,8 @@ async def create_notification(
         .returning(Notification.id)
     )
     if new_id is not None:
+        if email:
+            note_new_email(session, new_id)
         return new_id
     # The key exists (committed by someone else, whose insert ours waited for): return that row.
     existing = await session.scalar(select(Notification.id).where(Notification.dedupe_key == dedupe_key))
@@ -315,8 +318,9 @@ def _for_sending() -> Any:
 
 def _outdated() -> Any:
     """The notification's e-mail would tell something no longer true when it is sent: "you are on the waitlist"
-    (`waitlist.joined`, e-mailed by the sweeper within about two minutes) or "you keep your place on it"
-    (`waitlist.passed_over`) for an enrollment that left it since, promoted, dropped or released (explore47 F1:
+    (`waitlist.joined`, e-mailed at the request's commit, or by the sweeper within about two minutes when that
+    hand-over was lost) or "you keep your place on it" (`waitlist.passed_over`) for an enrollment that left it since,
+    promoted, dropped or released (explore47 F1:
     "Welcome" arrived first, then "the course is full, you are on its waitlist"; explore56 F1: "Welcome", then "a
     seat is free, but you do not meet its prerequisites, so it stays free"). Read when the e-mail is sent, not when
     the enrollment changes: a promotion never waits for a sender's lock on the notice (an SMTP server that stalls held

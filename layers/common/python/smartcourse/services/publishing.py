@@ -234,8 +234,8 @@ async def cancel_publish(*, container: Any, principal: Principal, course_id: uui
             "finished_at": now.isoformat(),
         }
         if by_admin:
-            # An admin's cancel is news to the instructor: told in-app, e-mailed with the e-mail sweeper's next round
-            # (the API does not talk to Celery), as a revocation's notice is.
+            # An admin's cancel is news to the instructor: told in-app and e-mailed (handed over at the request's
+            # commit, `api/emails.py`), as a revocation's notice is.
             version = course.publish_report.get("version")
             live = "The published version stays live." if course.content_version > 0 else "It is back to draft."
             await create_notification(

@@ -200,8 +200,8 @@ async def _tell_passed_over(uow: UnitOfWork, course: Course, promoted: Enrollmen
 async def release_waitlist(uow: UnitOfWork, course: Course, now: Any) -> list[Enrollment]:
     """An archived course (its row locked by the caller) admits nobody: its waitlisted students are taken off the
     waitlist in the caller's transaction (dropped by the system, "course archived": history entry, an
-    `enrollment.dropped` event, freeing no seat), each told by a notification whose e-mail the sweeper sends. SKIP
-    LOCKED: a student dropping themselves at that moment is left to their own drop."""
+    `enrollment.dropped` event, freeing no seat), each told by a notification whose e-mail is handed over at the
+    request's commit. SKIP LOCKED: a student dropping themselves at that moment is left to their own drop."""
     released = list(
         await uow.session.scalars(
             select(Enrollment)
