@@ -466,6 +466,42 @@ async def test_a_fetch_is_applied_in_one_transaction_and_a_failing_record_alone(
     await wait_until(lambda: _is(committed_offsets(kafka, runner.group_id), expected), what="all ten committed")
 
 
+async def test_a_record_slower_than_its_bound_is_cut_off_dead_lettered_once_and_the_partition_goes_on(
+    db: EventsDb, kafka: str, codec: EventCodec, ns: str, background: Background
+) -> None:
+    """Session 35's note: only the embedded bus bounded each consumer (explore57 F2); over Kafka a slow effect held
+    its partition, and was retried four times. It is cut off after the bound: the fetch goes on record by record, the
+    slow record is dead-lettered at its first cut-off (no retry: it would take as long), the others are applied."""
+    tries: list[str] = []
+
+    async def effect(session: Any, envelope: dict[str, Any]) -> None:
+        if envelope["data"].get("full_name") == "slow":
+            tries.append(envelope["event_id"])
+            await asyncio.sleep(30)
+        await count_effect(session, envelope)
+
+    user_id = str(uuid.uuid4())  # one key: one partition, in this order
+    envelopes = [_user(user_id, full_name="slow" if i == 2 else f"student {i}").envelope() for i in range(5)]
+    publisher = await _publisher(kafka, codec, ns)
+    try:
+        for envelope in envelopes:
+            await publisher.publish(USERS, user_id, envelope)
+    finally:
+        await publisher.stop()
+
+    runner = _runner(_consumer("user.registered", effect=effect), db, kafka, codec, ns, consumer_timeout=0.5)
+    background.start(runner.run(background.stop))
+    good = [e["event_id"] for i, e in enumerate(envelopes) if i != 2]
+    await wait_until(lambda: _all_applied(db, good), timeout=20, what="the four quick events")
+    await wait_until(lambda: _is(_dead_lettered(runner), 1), timeout=20, what="the slow event's dead letter")
+    assert await db.effects() == dict.fromkeys(good, 1)
+    assert tries == [envelopes[2]["event_id"]] * 2  # together once, then alone once
+    [letter] = await read_topic(kafka, dlq_topic(ns + USERS), count=1)
+    assert dict(letter.headers)["error"].startswith(b"ConsumerTimeout: took over 0.5 s and was cut off"), letter
+    expected = {(ns + USERS, letter_partition(letter)): 5}
+    await wait_until(lambda: _is(committed_offsets(kafka, runner.group_id), expected), what="all five committed")
+
+
 async def test_records_the_consumer_skips_do_not_split_the_shared_transaction(
     db: EventsDb, kafka: str, codec: EventCodec, ns: str, background: Background
 ) -> None:

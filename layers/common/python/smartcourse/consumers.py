@@ -5,7 +5,6 @@ A consumer (`event_consumer.Consumer`) applies its effect and records the event 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
@@ -16,7 +15,15 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from smartcourse import telemetry
 from smartcourse.db import is_transient
 from smartcourse.errors import Invalid
-from smartcourse.event_consumer import BatchFailed, Consumer, dead_letter, is_sample
+from smartcourse.event_consumer import (
+    CONSUMER_TIMEOUT_SECONDS,
+    BatchFailed,
+    Consumer,
+    ConsumerTimeout,
+    bounded,
+    dead_letter,
+    is_sample,
+)
 from smartcourse.event_contracts import validate_event
 from smartcourse.services.analytics import CONSUMER as analytics
 from smartcourse.services.outbox import Outgoing
@@ -46,21 +53,10 @@ def _meets_contract(envelope: dict[str, Any]) -> bool:
     return True
 
 
-#: How long one consumer may take to apply a relay round's events together, or one event alone. One that takes longer
-#: is cut off: a round goes on event by event, an event is dead-lettered for that consumer (replayable), and the bus
-#: goes on. The relay's own bound (`outbox.PUBLISH_TIMEOUT_SECONDS`, for a broker that does not answer) would hold
-#: every event behind one that cannot be applied in time, round after round (explore57 F2: one consumer's 74 s query
-#: stalled every event for 6 minutes, "the broker did not acknowledge", nothing dead-lettered).
-CONSUMER_TIMEOUT_SECONDS = 30.0
-
-
-class ConsumerTimeout(Exception):
-    """A consumer took longer than its bound to apply an event."""
-
-
 class InProcessPublisher:
     """The embedded event bus: the relay hands each event straight to the consumers, in this process. It bounds each
-    consumer's work itself (`bounds_itself`: the relay does not cut its rounds)."""
+    consumer's work itself (`event_consumer.CONSUMER_TIMEOUT_SECONDS`; `bounds_itself`: the relay does not cut its
+    rounds, whose own bound, `outbox.PUBLISH_TIMEOUT_SECONDS`, is for a broker that does not answer)."""
 
     bounds_itself = True
 
@@ -72,13 +68,7 @@ class InProcessPublisher:
         self._timeout = consumer_timeout
 
     async def _bounded(self, work: Any) -> Any:
-        try:
-            return await asyncio.wait_for(work, self._timeout)
-        except TimeoutError:
-            raise ConsumerTimeout(
-                f"took over {self._timeout:g} s and was cut off (a slow query or a hung call: its log and trace say "
-                "where); replay it once that is fixed"
-            ) from None
+        return await bounded(work, self._timeout)
 
     async def publish(self, topic: str, key: str, envelope: dict[str, Any]) -> None:
         valid: bool | None = None  # checked against its contract once, for every consumer (not once each)

@@ -5,11 +5,12 @@ Imports no service, so a service can declare its consumer here and `consumers.re
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from opentelemetry import trace
 from sqlalchemy import String, bindparam, func, select
@@ -23,11 +24,36 @@ from smartcourse.metrics import DEAD_LETTERS
 from smartcourse.models import DeadLetter, ProcessedEvent
 
 Effect = Callable[[AsyncSession, dict[str, Any]], Awaitable[None]]
+T = TypeVar("T")
 
 
 Flush = Callable[[AsyncSession, dict[str, Any]], Awaitable[None]]
 _DEFERRED = "smartcourse.deferred_effects"
 SpanOf = Callable[[int], contextlib.AbstractContextManager[Any]]
+
+
+#: How long one consumer may take to apply a batch of events together, or one event alone, on the embedded bus
+#: (`consumers.InProcessPublisher`) and over Kafka (`entrypoints.kafka.KafkaConsumerRunner`). One that takes longer is
+#: cut off: a batch goes on event by event, an event is dead-lettered for that consumer (replayable), and the bus or
+#: the partition goes on. Unbounded, one slow effect held every event behind it (explore57 F2: one consumer's 74 s
+#: query stalled the embedded bus for 6 minutes; over Kafka it held its partition, retried four times).
+CONSUMER_TIMEOUT_SECONDS = 30.0
+
+
+class ConsumerTimeout(Exception):
+    """A consumer took longer than its bound to apply an event (not transient: the same work would take as long)."""
+
+
+async def bounded(work: Awaitable[T], timeout: float) -> T:
+    """`work`, cut off after `timeout` seconds (`ConsumerTimeout`, not chained to the `TimeoutError`, which
+    `db.is_transient` would read as the database being away)."""
+    try:
+        return await asyncio.wait_for(work, timeout)
+    except TimeoutError:
+        raise ConsumerTimeout(
+            f"took over {timeout:g} s and was cut off (a slow query or a hung call: its log and trace say where); "
+            "replay it once that is fixed"
+        ) from None
 
 
 class BatchFailed(Exception):

@@ -21,7 +21,15 @@ from smartcourse.adapters.event_codec import Decoded, EventCodec, PoisonMessage,
 from smartcourse.db import is_transient
 from smartcourse.domain.events import TOPICS
 from smartcourse.errors import Invalid
-from smartcourse.event_consumer import BatchFailed, Consumer, dead_letter, is_sample
+from smartcourse.event_consumer import (
+    CONSUMER_TIMEOUT_SECONDS,
+    BatchFailed,
+    Consumer,
+    ConsumerTimeout,
+    bounded,
+    dead_letter,
+    is_sample,
+)
 from smartcourse.metrics import CONSUMER_LAG
 from smartcourse.metrics import EVENTS_CONSUMED as CONSUMED
 from smartcourse.services.outbox import Outgoing
@@ -185,6 +193,10 @@ class KafkaConsumerRunner:
     records before the failing one are applied together again, the failing one goes the one-record way (that try
     counted as its first attempt), and the rest continue together; a failure outside any effect (the claim, the
     commit) sends the whole run of records the one-record way.
+
+    Each apply is bounded (`consumer_timeout`, `event_consumer.CONSUMER_TIMEOUT_SECONDS`): a run that takes longer goes
+    the one-record way, and a record that does is dead-lettered at once (a retry would take as long), so one slow
+    effect does not hold its partition.
     """
 
     def __init__(
@@ -198,8 +210,10 @@ class KafkaConsumerRunner:
         attempts: int = 4,
         backoff: float = 0.2,
         poll_ms: int = 500,
+        consumer_timeout: float = CONSUMER_TIMEOUT_SECONDS,
     ) -> None:
         self.consumer = consumer
+        self._timeout = consumer_timeout
         self.stats = RunnerStats()
         self._sessionmaker = sessionmaker
         self._bootstrap = bootstrap_servers
@@ -358,9 +372,21 @@ class KafkaConsumerRunner:
         """One transaction for the run; None when it committed, else the index of the record whose effect failed
         (-1: the failure was not an effect's)."""
         try:
-            applied = await self.consumer.apply_batch(
-                self._sessionmaker, [envelope for _, envelope in run], span=lambda index: self._span(run[index][0])
+            applied = await bounded(
+                self.consumer.apply_batch(
+                    self._sessionmaker, [envelope for _, envelope in run], span=lambda index: self._span(run[index][0])
+                ),
+                self._timeout,
             )
+        except ConsumerTimeout as slow:
+            # Which record was slow is not known: each goes the one-record way, with a bound of its own.
+            log.warning(
+                "applying %d records together %s; going on record by record",
+                len(run),
+                slow,
+                extra={"consumer": self.consumer.name},
+            )
+            return -1
         except BatchFailed as failed:
             cause = failed.__cause__
             log.warning(
@@ -422,6 +448,9 @@ class KafkaConsumerRunner:
         except Invalid as exc:
             await self._dead_letter(record, dlq, decoded, f"poison: {exc}")
             return
+        except ConsumerTimeout as exc:
+            await self._dead_letter(record, dlq, decoded, f"ConsumerTimeout: {exc}")
+            return
         except Exception as exc:
             if is_transient(exc):  # the database is away, not the record's fault: redelivered later, not poison
                 raise
@@ -438,14 +467,18 @@ class KafkaConsumerRunner:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(attempts),
             wait=wait_exponential(multiplier=self._backoff, max=5),
-            retry=retry_if_not_exception_type(Invalid),  # a contract violation will not get better
+            # A contract violation will not get better; an effect cut off after its bound would take as long again
+            # (four tries held the partition four times as long).
+            retry=retry_if_not_exception_type((Invalid, ConsumerTimeout)),
             reraise=True,
         )
         applied = False
         async for attempt in retrying:
             with attempt:
                 # Checked against its contract in `_process_record` (EventCodec.validate): not again per attempt.
-                applied = await self.consumer.handle(self._sessionmaker, envelope, validated=True)
+                applied = await bounded(
+                    self.consumer.handle(self._sessionmaker, envelope, validated=True), self._timeout
+                )
         return applied
 
     async def _dead_letter(
