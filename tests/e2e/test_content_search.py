@@ -870,6 +870,16 @@ async def test_tag_filters_ignore_case(api: Api) -> None:
     ):
         r = await api.client.get("/search", params={"q": q, "tags": f"tag-{marker}"})
         assert [i["id"] for i in r.json()["items"]] == found, (q, r.text)
+    # Where it matched names where the other words were found too (session 35's note: `["tags"]` alone).
+    for q, where in (
+        ("kafka partitions", ["tags", "content"]),
+        ("kafka topics", ["tags", "lessons"]),
+        (f"kafka streams {marker}", ["title", "tags"]),
+        ("kafka", ["tags"]),
+    ):
+        r = await api.client.get("/search", params={"q": q, "tags": f"tag-{marker}"})
+        [hit] = r.json()["items"]
+        assert hit["matched_in"] == where, (q, hit)
 
 
 async def test_deleting_every_lesson_after_the_request_does_not_fail_the_version_asked_for(

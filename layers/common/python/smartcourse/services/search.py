@@ -509,11 +509,34 @@ async def _public_matches(
 ) -> dict[uuid.UUID, tuple[list[str], list[MatchedIn]]]:
     """Per course: its highlights and where the query matched (`matched_in`).
 
+    A word that is one of the course's tags counts as found there, as `search_catalog` finds it: the other fields are
+    looked at for the rest of the query (`python plankton` finds a course tagged `python` that mentions plankton in
+    its lessons: matched in its tags and its content; the whole query, in no field but the tags, said `["tags"]`
+    alone), for the whole query when every word is a tag. Grouped by that rest, each group's query a constant (the
+    GIN indexes serve it): one group unless some courses carry a query word as a tag."""
+    words = query.split()
+    groups: dict[str, list[uuid.UUID]] = {}
+    for cid, tags in (await uow.session.execute(select(Course.id, Course.tags).where(Course.id.in_(course_ids)))).all():
+        lowered = {t.lower() for t in tags or ()}
+        rest = " ".join(w for w in words if w.lower() not in lowered)
+        groups.setdefault(rest or query, []).append(cid)
+    out: dict[uuid.UUID, tuple[list[str], list[MatchedIn]]] = {}
+    for text, ids in groups.items():
+        out.update(await _matches_in(uow, ids, query, text))
+    return out
+
+
+async def _matches_in(
+    uow: UnitOfWork, course_ids: list[uuid.UUID], query: str, looked_for: str
+) -> dict[uuid.UUID, tuple[list[str], list[MatchedIn]]]:
+    """`_public_matches` for courses whose fields are looked at for `looked_for` (the query, or its words that are
+    not one of their tags); the highlights mark the query's words.
+
     The catalogue is public, so its highlights quote only what anyone may read (docs/security.md): the title and
     description, and the title of a lesson of the live version (the outline). Lesson bodies, transcripts, quiz
     prompts and materials rank a course but are never quoted: a match there is reported as `content`. The
     fragments are HTML-safe: the author's text is escaped and `<b>`/`</b>` are the only tags (`safe_fragment`)."""
-    tsq, marked = _tsquery(query), _headline_query(query)
+    tsq, marked = _tsquery(looked_for), _headline_query(query)
     highlights: dict[uuid.UUID, list[str]] = {cid: [] for cid in course_ids}
     where: dict[uuid.UUID, set[str]] = {cid: set() for cid in course_ids}
     meta = await uow.session.execute(
