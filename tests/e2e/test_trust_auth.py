@@ -191,6 +191,34 @@ async def test_an_admin_changes_an_accounts_role_over_http(api: Api, container: 
     await assert_no_drift(api, container, remaining, ("registered_students", "registered_instructors"))
 
 
+async def test_two_admins_disabling_or_demoting_each_other_at_once_leave_one_active_admin(
+    api: Api, container: Any
+) -> None:
+    """explore59 F1: two admins disabling each other at once (or one disabling while the other demoted) both
+    succeeded and left no active admin: the API could not be administered any more. Disabling an admin is serial with
+    every change of admins, and re-reads the caller under it."""
+    for second_change in ({"is_active": False}, {"role": "instructor"}):
+        one, two = await api.admin(container), await api.admin(container)
+        ids = [(await api.client.get("/auth/me", headers=a["headers"])).json()["id"] for a in (one, two)]
+        first, second = await asyncio.gather(
+            api.client.put(f"/users/{ids[1]}", json={"is_active": False}, headers=one["headers"]),
+            api.client.put(f"/users/{ids[0]}", json=second_change, headers=two["headers"]),
+        )
+        statuses = sorted([first.status_code, second.status_code])
+        refused = first if first.status_code != 200 else second
+        assert statuses in ([200, 401], [200, 403]), (second_change, first.text, second.text)
+        assert refused.json()["code"] in ("admin_only", "token_revoked", "account_disabled"), refused.text
+        kept = [u for u in [await _user_row(container, i) for i in ids] if u.role == "admin" and u.is_active]
+        assert len(kept) == 1, (second_change, first.text, second.text)
+
+
+async def _user_row(container: Any, user_id: str) -> Any:
+    from smartcourse.models import User
+
+    async with container.uow() as uow:
+        return await uow.session.get(User, uuid.UUID(user_id))
+
+
 def _bearer(container: Any, user_id: str, role: str, *, token_version: int = 0) -> dict[str, str]:
     token = issue_access_token(container.settings, user_id=uuid.UUID(user_id), role=role, token_version=token_version)
     return {"Authorization": f"Bearer {token}"}

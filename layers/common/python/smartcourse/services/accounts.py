@@ -397,6 +397,10 @@ async def update_user(
             raise Forbidden("only an admin may enable or disable an account", code="admin_only")
         if user.id == principal.user_id:
             raise Conflict("an admin cannot disable their own account", code="cannot_disable_self")
+        if user.role == "admin":
+            # Serial with every change of and to admins: two admins disabling each other at once (or one disabling
+            # while the other demoted) both succeeded and left no active admin (explore59 F1).
+            await _still_an_admin(uow, principal)
         user.is_active = data.is_active
         if not data.is_active:
             await _end_sessions(uow, user)
@@ -429,12 +433,7 @@ async def _change_role(uow: UnitOfWork, principal: Principal, user: User, role: 
     if user.id == principal.user_id:
         raise Conflict("an admin cannot change their own role", code="cannot_change_own_role")
     if "admin" in (user.role, role):
-        await uow.session.execute(select(func.pg_advisory_xact_lock(_ADMIN_ROLES_LOCK)))
-        current = await uow.session.scalar(
-            select(User.role).where(User.id == principal.user_id).execution_options(populate_existing=True)
-        )
-        if current != "admin":
-            raise Forbidden("only an admin may change an account's role", code="admin_only")
+        await _still_an_admin(uow, principal)
     if role == "student":
         owned = await uow.session.scalar(
             select(func.count()).select_from(Course).where(Course.instructor_id == user.id)
@@ -466,6 +465,22 @@ async def _change_role(uow: UnitOfWork, principal: Principal, user: User, role: 
 
 #: The advisory lock that makes changes of and to the admin role one at a time (any fixed 64-bit key).
 _ADMIN_ROLES_LOCK = 0x5C_AD_31_17
+
+
+async def _still_an_admin(uow: UnitOfWork, principal: Principal) -> None:
+    """Take `_ADMIN_ROLES_LOCK` (changes of admins, their role or their account, one at a time) and re-read the
+    caller under it: an admin demoted or disabled by a change committed meanwhile is refused, so two admins acting
+    on each other at once never leave none (explore37 F5 for roles, explore59 F1 for disabling)."""
+    await uow.session.execute(select(func.pg_advisory_xact_lock(_ADMIN_ROLES_LOCK)))
+    current = (
+        await uow.session.execute(
+            select(User.role, User.is_active)
+            .where(User.id == principal.user_id)
+            .execution_options(populate_existing=True)
+        )
+    ).first()
+    if current is None or current.role != "admin" or not current.is_active:
+        raise Forbidden("only an active admin may change an admin's account or role", code="admin_only")
 
 
 async def _end_sessions(uow: UnitOfWork, user: User) -> None:
