@@ -167,13 +167,21 @@ async def _attachment(rt: MailRuntime, data: dict[str, Any]) -> list[tuple[str, 
 _URL = re.compile(r"https?://[^\s<>\"']+[^\s<>\"'.,;:!?)]")
 
 
-def _html(body: str) -> str:
-    """The text's paragraphs, each address in it a link (explore56 F5: the certificate's verify address was plain
-    text, clickable only where the mail client links addresses itself)."""
+def _html(body: str, own: str) -> str:
+    """The text's paragraphs, each of the platform's own addresses in it (under `own`, PUBLIC_BASE_URL) a link
+    (explore56 F5: the certificate's verify address was plain text, clickable only where the mail client links
+    addresses itself). Any other address stays text: a notice quotes what users wrote (a course title, a reason), and
+    the platform's own e-mail made an instructor's "verify your account at https://..." title a link (explore59 F3)."""
+    own = own.rstrip("/")
+
+    def ours(url: str) -> bool:
+        return url == own or url.startswith((f"{own}/", f"{own}?", f"{own}#"))
 
     def linked(paragraph: str) -> str:
         out, at = [], 0
         for m in _URL.finditer(paragraph):
+            if not ours(m[0]):
+                continue
             out += [html.escape(paragraph[at : m.start()]), f'<a href="{html.escape(m[0])}">{html.escape(m[0])}</a>']
             at = m.end()
         return "".join([*out, html.escape(paragraph[at:])])
@@ -240,7 +248,7 @@ async def deliver_email(
                 to=recipient(header_text(full_name), address),
                 subject=header_text(title),
                 text=f"{body}\n\n-- \nSmartCourse",
-                html=_html(body),
+                html=_html(body, settings.public_base_url),
                 attachments=attachments,
                 message_id=message_id(notification_id, settings),
             )
