@@ -1074,6 +1074,11 @@ async def test_a_generated_quiz_whose_source_left_the_course_is_saved_only_when_
     assert r.status_code == 409 and r.json()["code"] == "generated_quiz_source_gone", r.text
     assert r.json()["details"]["source_id"] == garden["id"]
     body = {"module_id": course["module_id"], "allow_missing_source": True}
+    # A title a lesson refuses is refused here too (explore60 F1: a newline or a bidi override was a 500).
+    for title in ("Line one\nLine two", "Evil \u202e title", "\u200b", "tab\there"):
+        r = await api.client.post(save, json={**body, "title": title}, headers=teacher["headers"])
+        assert (r.status_code, r.json()["code"]) == (422, "validation_error"), (title, r.text)
+        assert r.json()["details"][0]["field"] == "title", r.text
     r = await api.client.post(save, json=body, headers=teacher["headers"])
     assert r.status_code == 201 and r.json()["type"] == "quiz", r.text
     # Saved now: that is what a second save is told first (explore25 F4: it was told to allow the missing source).

@@ -299,7 +299,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if _json_body_sent_as_other_type(request, exc):
             return _error(415, "unsupported_media_type", "send the request body as application/json")
         fields = _field_errors(exc)
-        if code := _rule_code(exc):  # the answer the service gives for the same rule (`courses._invalid_lesson`)
+        if code := _rule_code(exc):  # the answer the service gives for the same rule (`courses.invalid_lesson`)
             # One rule named for several fields is one message ("a quiz lesson does not take content, transcript").
             return _error(422, code, "; ".join(dict.fromkeys(f["message"] for f in fields)), fields)
         names = ", ".join(sorted({f["field"] for f in fields}))

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from opentelemetry.trace import Status, StatusCode
+from pydantic import ValidationError
 from sqlalchemy import and_, delete, func, or_, select, update
 
 from smartcourse import metrics, telemetry
@@ -887,14 +888,19 @@ async def save_generated_quiz(
         if quiz is None or not (principal.is_admin or quiz.created_by == principal.user_id):
             raise NotFound("generated quiz not found", code="generated_quiz_not_found")
         await _refuse_if_saved(uow, quiz)  # again under the row lock: a concurrent save
-        data = LessonIn(
-            title=body.title or quiz.title,
-            type="quiz",
-            questions=[
-                QuizQuestion(prompt=q["prompt"], options=q["options"], answer=q["answer"]) for q in quiz.questions
-            ],
-            pass_score=body.pass_score,
-        )
+        try:
+            data = LessonIn(
+                title=body.title or quiz.title,
+                type="quiz",
+                questions=[
+                    QuizQuestion(prompt=q["prompt"], options=q["options"], answer=q["answer"]) for q in quiz.questions
+                ],
+                pass_score=body.pass_score,
+            )
+        except ValidationError as exc:
+            # What the model wrote breaks a lesson's rules (its title, a question): said as a lesson's create would
+            # say it, not a 500 (explore60 F1); a `title` of one's own replaces a generated one.
+            raise courses.invalid_lesson(courses.problems(exc)) from exc
         # The lesson and the quiz's record of it commit together (the quiz's row lock keeps a concurrent save out).
         quiz.saved_lesson_id = uuid.uuid4()
         return await courses.add_lesson(

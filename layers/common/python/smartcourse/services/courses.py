@@ -863,7 +863,7 @@ async def update_lesson(
     # text lesson is "a text lesson does not take transcript", not a no-op, and is checked before the rule for null.
     if problem := LessonIn.foreign_problem(lesson.type, data.model_fields_set):
         fields = LessonIn.foreign_fields(lesson.type, data.model_fields_set)
-        raise _invalid_lesson([{"field": f, "message": problem, "type": "value_error"} for f in fields])
+        raise invalid_lesson([{"field": f, "message": problem, "type": "value_error"} for f in fields])
     reject_nulls(data)  # a video's transcript is optional, null removes it: LessonUpdateIn.NULLABLE
     current = await documents.get(LESSONS, str(lesson.id)) or {"type": lesson.type}
     merged: dict[str, Any] = {k: v for k, v in current.items() if k != "type"}
@@ -871,7 +871,7 @@ async def update_lesson(
     try:
         candidate = LessonIn(title=data.title or lesson.title, type=lesson.type, **merged)  # type: ignore[arg-type]
     except ValidationError as exc:
-        raise _invalid_lesson(_problems(exc)) from exc
+        raise invalid_lesson(problems(exc)) from exc
     if data.title is not None:
         lesson.title = data.title
     if data.module_id is not None and data.module_id != lesson.module_id:
@@ -900,7 +900,7 @@ async def update_lesson(
     )
 
 
-def _problems(exc: ValidationError) -> list[dict[str, str]]:
+def problems(exc: ValidationError) -> list[dict[str, str]]:
     """Each problem of a lesson model that failed validation, as the request validation lists them."""
     return [
         {
@@ -912,14 +912,14 @@ def _problems(exc: ValidationError) -> list[dict[str, str]]:
     ]
 
 
-def _invalid_lesson(problems: list[dict[str, str]]) -> Invalid:
+def invalid_lesson(found: list[dict[str, str]]) -> Invalid:
     """422 `invalid_lesson` naming what is wrong with the lesson the update would make ("a text lesson does not
     take video_url"), as a create's 422 does (`LessonIn`'s rules are `schemas.rule_error`s, which the request
     validation answers the same way); `details` lists each problem as the request validation does."""
     return Invalid(
-        "; ".join(dict.fromkeys(p["message"] for p in problems)) or "invalid lesson",
+        "; ".join(dict.fromkeys(p["message"] for p in found)) or "invalid lesson",
         code="invalid_lesson",
-        details=problems,
+        details=found,
     )
 
 
