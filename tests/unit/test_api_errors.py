@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import uuid
 from collections.abc import Iterator
@@ -554,3 +555,22 @@ def test_the_edges_early_answers_carry_the_cors_headers(monkeypatch: object) -> 
         assert r.status_code == 200 and r.headers["access-control-allow-origin"] == origin
     finally:
         get_settings.cache_clear()
+
+
+def test_a_handlers_unexpected_exception_is_a_500_that_leaves_the_connection_open(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """explore60 F1: Starlette's handler of `Exception` answered 500, then raised the exception again to the server,
+    which closed the keep-alive connection: the client's next request failed with "connection reset by peer". The
+    innermost middleware answers it instead, and nothing reaches the server (TestClient raises what reaches it)."""
+    router = APIRouter()
+
+    @router.get("/boom")
+    async def boom() -> dict[str, int]:
+        raise RuntimeError("a bug")
+
+    client = TestClient(create_app(router), raise_server_exceptions=True)
+    with caplog.at_level(logging.ERROR, logger="smartcourse.api"):
+        r = client.get("/boom")
+    assert r.status_code == 500 and r.json()["code"] == "internal_error", r.text
+    assert "unhandled error on GET /boom" in caplog.text and "RuntimeError: a bug" in caplog.text

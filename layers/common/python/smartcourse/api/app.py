@@ -401,17 +401,53 @@ def install_error_handlers(app: FastAPI) -> None:
     for driver_error in (pg_errors.InterfaceError, pg_errors.PostgresError, DisconnectionError):
         app.add_exception_handler(driver_error, _driver)  # type: ignore[arg-type]
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        if is_transient(exc):
-            # The driver's own error, unwrapped by SQLAlchemy, while PostgreSQL restarts (asyncpg's "connection is
-            # closed" from a new connection's set-up, a deadlock): briefly unavailable, not a bug.
-            log.warning("database unavailable on %s %s: %r", request.method, request.url.path, exc)
-            resp = _error(503, "service_unavailable", "a backend service is unreachable; retry shortly")
-            resp.headers["Retry-After"] = "2"
-            return resp
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _error(500, "internal_error", "an unexpected error occurred; it has been logged")
+    # What a middleware outside `LastResort` raises (the handlers' own exceptions are answered by `LastResort`).
+    app.add_exception_handler(Exception, _unexpected)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    if is_transient(exc):
+        # The driver's own error, unwrapped by SQLAlchemy, while PostgreSQL restarts (asyncpg's "connection is
+        # closed" from a new connection's set-up, a deadlock): briefly unavailable, not a bug.
+        log.warning("database unavailable on %s %s: %r", request.method, request.url.path, exc)
+        resp = _error(503, "service_unavailable", "a backend service is unreachable; retry shortly")
+        resp.headers["Retry-After"] = "2"
+        return resp
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return _error(500, "internal_error", "an unexpected error occurred; it has been logged")
+
+
+class LastResort:
+    """ASGI middleware, the innermost: a handler's unexpected exception answered as 500 `internal_error` (503 when the
+    database is away) here, not by Starlette's handler of `Exception`. That one answers, then raises the exception
+    again to the server, and uvicorn closes the connection after the 500 without `Connection: close`: a client's next
+    request on it failed with "connection reset by peer", an unrelated request seeing a network error (explore60 F1).
+    Answered here, the connection stays open, and the middlewares outside it see the 500 as any answer."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: dict[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            if started:  # too late to answer: the server ends the response as it must
+                raise
+            span = trace.get_current_span()  # the request's server span: the exception is on it, as when raised
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:500]))
+            response = await _unexpected(Request(scope, receive), exc)
+            await response(scope, receive, send)
 
 
 def install_security(app: FastAPI) -> None:
@@ -507,7 +543,8 @@ def create_app(*routers: APIRouter, title: str = "SmartCourse API") -> FastAPI:
         redirect_slashes=False,  # redirected by the 404 handler, to a relative Location (`_slash_redirect`)
         dependencies=[Depends(refuse_unread_body)],
     )
-    install_email_handover(app)  # innermost: a request's new notifications are e-mailed after its commit
+    app.add_middleware(LastResort)  # innermost: an unexpected exception is a 500 that keeps the connection open
+    install_email_handover(app)  # a request's new notifications are e-mailed after its commit
     install_load_shedding(app)  # 503 overloaded when this process is saturated (issue #7)
     install_error_handlers(app)
     install_tracing(app)
