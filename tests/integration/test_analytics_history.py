@@ -404,6 +404,39 @@ async def test_an_account_moved_from_student_counts_under_its_new_role(
             )
 
 
+async def test_an_instructor_made_an_admin_is_no_teaching_instructor(
+    history_db: Any, history: dict[str, uuid.UUID]
+) -> None:
+    """explore61 F1: `total_instructors` counted whoever owned a live course, an admin too (one who made a course, or
+    an instructor made an admin): 3 beside `registered_instructors` 1. It counts instructors, as the registered
+    count does, on both sides of reconcile."""
+    teacher = await _instructor_of(history_db, history["a"])
+    today = date(2026, 3, 20)
+
+    async def role(to: str, before: str) -> None:
+        async with UnitOfWork(history_db) as uow:
+            await uow.session.execute(text("update users set role = :r where id = :id"), {"r": to, "id": teacher})
+            await uow.session.commit()
+        envelope = History()
+        envelope.event(
+            "user.role_changed", teacher, at("2026-03-01T00:00:00"), user_id=str(teacher), to=to, **{"from": before}
+        )
+        assert await analytics.CONSUMER.handle(history_db, envelope.events[0])
+
+    await role("admin", "instructor")
+    try:
+        async with UnitOfWork(history_db) as uow:
+            counted = await analytics.dashboard(uow=uow, principal=ADMIN, today=today)
+            source = await analytics.from_source(uow=uow, today=today)
+            recon = await analytics.reconcile(uow=uow, principal=ADMIN)
+        assert counted["total_instructors"] == source["total_instructors"] == 0, (counted, source)
+        assert recon["total_drift"] == 0, recon["drift"]
+    finally:
+        await role("instructor", "admin")
+    async with UnitOfWork(history_db) as uow:
+        assert (await analytics.dashboard(uow=uow, principal=ADMIN, today=today))["total_instructors"] == 1
+
+
 async def test_a_revoked_completion_is_no_course_completed(history_db: Any, history: dict[str, uuid.UUID]) -> None:
     """explore50 F2: a course taken again after its certificate was revoked counted twice in the student's
     `courses_completed` (and as live and completed at once). The revoked completion stays an enrollment completed."""
