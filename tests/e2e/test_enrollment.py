@@ -923,6 +923,33 @@ async def test_analytics_dashboard_agrees_with_the_database(api: Api, worker: ob
     }
 
 
+async def test_leaving_the_waitlist_is_not_counted_as_a_drop(api: Api, worker: object, container: Any) -> None:
+    """explore61 F2: the course and student views counted a student who left the waitlist (never admitted) as
+    dropped: a course read admitted 1, dropped 2. `dropped` are admissions given up; the rest is `left_waitlist`."""
+    teacher, admin = await api.user("instructor"), await api.admin(container)
+    course = await api.published_course(teacher, capacity=1, waitlist_enabled=True)
+    seated, waiting = await fast_students(container, 2)
+    first = (await enroll(api, seated, course["id"])).json()
+    queued = (await enroll(api, waiting, course["id"])).json()
+    assert queued["status"] == "waitlisted", queued
+    r = await api.client.delete(f"/enrollments/{queued['id']}", headers=waiting["headers"])
+    assert r.status_code == 200, r.text
+    r = await api.client.delete(f"/enrollments/{first['id']}", headers=seated["headers"])
+    assert r.status_code == 200, r.text
+    view = (await api.client.get(f"/analytics/course/{course['id']}", headers=teacher["headers"])).json()
+    assert view["enrollments"] == {
+        "admitted": 1,
+        "waitlisted": 0,
+        "pending": 0,
+        "active": 0,
+        "completed": 0,
+        "dropped": 1,
+        "left_waitlist": 1,
+    }, view
+    record = (await api.client.get(f"/analytics/student/{waiting['id']}", headers=admin["headers"])).json()
+    assert (record["enrollments"]["dropped"], record["enrollments"]["left_waitlist"]) == (0, 1), record
+
+
 def lose_the_hand_overs(monkeypatch: pytest.MonkeyPatch) -> None:
     """The e-mails of the notifications a request writes are not handed over at its commit (as when the broker was
     away): they wait for the sweeper, which the test plays by enqueuing them itself."""

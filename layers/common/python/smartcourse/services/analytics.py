@@ -821,9 +821,19 @@ async def _hours(uow: UnitOfWork, *where: Any) -> float | None:
 
 
 async def _statuses(uow: UnitOfWork, *where: Any) -> dict[str, int]:
-    rows = await uow.session.execute(select(Enrollment.status, func.count()).where(*where).group_by(Enrollment.status))
-    found = dict(rows.all())
-    return {status: int(found.get(status, 0)) for status in ENROLLMENT_STATUSES}
+    """The enrollments `where` selects by status, a dropped one never admitted (a student who left the waitlist, a
+    place an archive released) as `left_waitlist`, not `dropped`: `dropped` are admissions given up, so `admitted` =
+    pending + active + completed + dropped (explore61 F2: a course read admitted 1, dropped 2)."""
+    never_admitted = Enrollment.admitted_at.is_(None)
+    rows = await uow.session.execute(
+        select(Enrollment.status, never_admitted, func.count())
+        .where(*where)
+        .group_by(Enrollment.status, never_admitted)
+    )
+    out = dict.fromkeys([*ENROLLMENT_STATUSES, "left_waitlist"], 0)
+    for status, waited_only, n in rows.all():
+        out["left_waitlist" if status == "dropped" and waited_only else status] += int(n)
+    return out
 
 
 async def course_view(
@@ -895,7 +905,8 @@ async def student_view(*, uow: UnitOfWork, principal: Principal, student_id: uui
         "enrollments": statuses,
         "live_courses": statuses["pending"] + statuses["active"],
         "courses_completed": int(recognised or 0),
-        "avg_time_to_complete_hours": await _hours(uow, mine),
+        # Over the courses completed, as they count (explore61 F5: a revoked completion's time was in the mean).
+        "avg_time_to_complete_hours": await _hours(uow, mine, Enrollment.completion_revoked_at.is_(None)),
         "lessons_completed": int(lessons or 0),
         "last_activity_at": max(moments).isoformat() if moments else None,
         "ai_assistant_usage": ai_usage({f"{k}:{o}": float(c) for k, o, c in ai_rows.all()}),
