@@ -4,13 +4,13 @@
 import uuid
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
-from smartcourse.api.app import lambda_handler
+from smartcourse.api.app import lambda_handler, refuse_unknown_query
 from smartcourse.api.deps import ContainerDep, CurrentUser
 from smartcourse.services import analytics
 
-router = APIRouter(tags=["analytics"])
+router = APIRouter(tags=["analytics"], dependencies=[Depends(refuse_unknown_query)])
 
 
 @router.get("/analytics/course/{course_id:uuid}")

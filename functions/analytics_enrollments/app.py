@@ -2,14 +2,14 @@
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
-from smartcourse.api.app import lambda_handler
+from smartcourse.api.app import lambda_handler, refuse_unknown_query
 from smartcourse.api.deps import ContainerDep, CurrentUser
 from smartcourse.schemas import IsoDay
 from smartcourse.services import analytics
 
-router = APIRouter(tags=["analytics"])
+router = APIRouter(tags=["analytics"], dependencies=[Depends(refuse_unknown_query)])
 
 
 @router.get("/analytics/enrollments")

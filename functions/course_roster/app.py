@@ -2,15 +2,15 @@
 
 import uuid
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
-from smartcourse.api.app import lambda_handler
+from smartcourse.api.app import lambda_handler, refuse_unknown_query
 from smartcourse.api.deps import ContainerDep, CurrentUser
 from smartcourse.api.paging import DEFAULT_PAGE_SIZE, Page, PageSize
 from smartcourse.schemas import EnrollmentStatus, RosterPage
 from smartcourse.services import enrollment
 
-router = APIRouter(tags=["enrollments"])
+router = APIRouter(tags=["enrollments"], dependencies=[Depends(refuse_unknown_query)])
 
 
 @router.get("/courses/{course_id:uuid}/enrollments", response_model=RosterPage)

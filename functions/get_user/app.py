@@ -2,14 +2,14 @@
 
 import uuid
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
-from smartcourse.api.app import lambda_handler
+from smartcourse.api.app import lambda_handler, refuse_unknown_query
 from smartcourse.api.deps import ContainerDep, CurrentUser
 from smartcourse.schemas import UserPublic
 from smartcourse.services import accounts
 
-router = APIRouter(tags=["users"])
+router = APIRouter(tags=["users"], dependencies=[Depends(refuse_unknown_query)])
 
 
 @router.get("/users/{user_id:uuid}", response_model=UserPublic)

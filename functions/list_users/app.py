@@ -2,15 +2,15 @@
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
-from smartcourse.api.app import lambda_handler
+from smartcourse.api.app import lambda_handler, refuse_unknown_query
 from smartcourse.api.deps import ContainerDep, CurrentUser
 from smartcourse.api.paging import DEFAULT_PAGE_SIZE, Page, PageSize
 from smartcourse.schemas import UserPage
 from smartcourse.services import accounts
 
-router = APIRouter(tags=["users"])
+router = APIRouter(tags=["users"], dependencies=[Depends(refuse_unknown_query)])
 
 #: A filter with something in it: not empty, not only spaces (which would list every account), no NUL.
 _FILLED = r"^[^\x00]*[^\s\x00][^\x00]*$"

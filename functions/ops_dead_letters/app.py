@@ -3,15 +3,15 @@
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
-from smartcourse.api.app import lambda_handler
+from smartcourse.api.app import lambda_handler, refuse_unknown_query
 from smartcourse.api.deps import ContainerDep, CurrentUser
 from smartcourse.consumers import registry
 from smartcourse.schemas import INSTANT_NOTE
 from smartcourse.services import operations
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], dependencies=[Depends(refuse_unknown_query)])
 
 
 @router.get("/ops/dead-letters")

@@ -511,6 +511,46 @@ def _query_names(dependant: Dependant) -> set[str]:
     return names
 
 
+#: Query parameters any route takes without reading them: a client's cache buster (`?_=1700000000`).
+_IGNORED_QUERY = frozenset({"_"})
+
+
+def _reads(route: APIRoute) -> frozenset[str]:
+    """The query parameters the route reads (kept on the route: a `Dependant` is not hashable)."""
+    reads: frozenset[str] | None = getattr(route, "_smartcourse_reads", None)
+    if reads is None:
+        reads = frozenset(_query_names(route.dependant))
+        route._smartcourse_reads = reads  # type: ignore[attr-defined]
+    return reads
+
+
+async def refuse_unknown_query(request: Request) -> None:
+    """A query parameter the route does not read is refused, 422 `validation_error` naming it and the ones it reads,
+    instead of ignored: on the figures managers report (analytics, users, the roster, ops), a filter the route does not
+    have answered the unfiltered figure, 200 and no warning (explore61 F4: `/analytics/enrollments?course_id=` gave
+    the platform's 27 for a course's 4; `/users?is_active=false` listed everyone). A dependency of those routes; the
+    public catalogue and pages keep ignoring what they do not read (links carry tracking parameters)."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    reads = _reads(route)
+    unknown = sorted(set(request.query_params) - reads - _IGNORED_QUERY)
+    if not unknown:
+        return
+    said = f"it reads {', '.join(sorted(reads))}" if reads else "it reads none"
+    details = [
+        {
+            "field": f"query.{name}",
+            "message": f"this endpoint has no query parameter {name!r}; {said}",
+            "type": "unknown_parameter",
+        }
+        for name in unknown
+    ]
+    raise Invalid(
+        f"unknown query parameter {', '.join(map(repr, unknown))}; {said}", code="validation_error", details=details
+    )
+
+
 async def refuse_unread_body(request: Request) -> None:
     """A body sent to a route that takes none is refused, 422 `validation_error`, instead of ignored: a drop's
     `{"reason": …}` sent as JSON was answered 200 and the reason lost (`reason` is a query parameter; explore44 F3).
