@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
-from smartcourse.errors import Conflict, NotFound
+from smartcourse.errors import Conflict, Forbidden, NotFound
 from smartcourse.services import certificates
 
 router = APIRouter(tags=["certificates"])
@@ -19,7 +19,14 @@ router = APIRouter(tags=["certificates"])
 )
 async def get_certificate_pdf(certificate_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> Response:
     async with c.uow() as uow:
-        cert = await certificates.get_certificate(uow=uow, principal=user, certificate_id=certificate_id)
+        cert = await certificates.get_certificate(uow=uow, principal=user, certificate_id=certificate_id, teaching=True)
+    if not (user.is_admin or cert.student_id == user.user_id):
+        # The course's instructor reads the certificate but not its PDF, the student's document: said, not the 404
+        # of a certificate they had just read (explore59 F6).
+        raise Forbidden(
+            "the PDF of a certificate is its student's (and admins'); its instructor reads the certificate itself",
+            code="not_certificate_student",
+        )
     if cert.revoked_at is not None and not user.is_admin:  # a revoked certificate is not handed out any more
         raise Conflict(
             "this certificate was revoked: it is no longer valid, and its PDF is not given out",

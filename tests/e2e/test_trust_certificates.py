@@ -218,7 +218,11 @@ async def test_an_admin_revokes_a_certificate_and_its_check_says_so(api: Api, wo
     taught = await api.client.get(f"/certificates/{cert['id']}", headers=teacher["headers"])
     assert taught.status_code == 200 and taught.json()["revoked_at"] and taught.json()["revoked_reason"] is None
     r = await api.client.get(f"/certificates/{cert['id']}/pdf", headers=teacher["headers"])
-    assert (r.status_code, r.json()["code"]) == (404, "certificate_not_found"), r.text  # the student's document
+    # The student's document: said (explore59 F6: 404 certificate_not_found for the certificate just read).
+    assert (r.status_code, r.json()["code"]) == (403, "not_certificate_student"), r.text
+    stranger = await api.user("instructor")
+    r = await api.client.get(f"/certificates/{cert['id']}/pdf", headers=stranger["headers"])
+    assert (r.status_code, r.json()["code"]) == (404, "certificate_not_found"), r.text  # anyone else learns nothing
     # Its PDF is not handed out any more (explore9 F2), but for an admin.
     r = await api.client.get(f"/certificates/{cert['id']}/pdf", headers=student["headers"])
     assert (r.status_code, r.json()["code"]) == (409, "certificate_revoked"), r.text
