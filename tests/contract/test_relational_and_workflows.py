@@ -77,7 +77,7 @@ async def _live_course(
         teacher = await accounts.register(
             uow=uow,
             data=RegisterIn(
-                email=f"t-{uuid.uuid4().hex[:8]}@x.io", password="password-1", full_name="T", role="instructor"
+                email=f"t-{uuid.uuid4().hex[:8]}@x.io", password="quartz-lantern-1", full_name="T", role="instructor"
             ),
         )
     async with c.uow() as uow:

@@ -238,6 +238,16 @@ async def test_password_change_needs_the_current_password_and_ends_other_session
         url, json={"password": "a-new-password", "current_password": "not-it-at-all"}, headers=user["headers"]
     )
     assert r.status_code == 403 and r.json()["code"] == "wrong_current_password"
+    # The same password again is no change (explore59 F4: accepted, every session ended for nothing) ...
+    r = await api.client.put(
+        url, json={"password": user["password"], "current_password": user["password"]}, headers=user["headers"]
+    )
+    assert (r.status_code, r.json()["code"]) == (422, "password_unchanged"), r.text
+    # ... and a guessable one is refused, as at registration.
+    r = await api.client.put(
+        url, json={"password": "password123", "current_password": user["password"]}, headers=user["headers"]
+    )
+    assert (r.status_code, r.json()["code"]) == (422, "password_too_weak"), r.text
     r = await api.client.put(
         url, json={"password": "a-new-password", "current_password": user["password"]}, headers=user["headers"]
     )
@@ -253,6 +263,29 @@ async def test_password_change_needs_the_current_password_and_ends_other_session
     assert (
         await api.client.get("/auth/me", headers={"Authorization": f"Bearer {r.json()['access_token']}"})
     ).status_code == 200
+
+
+async def test_a_guessable_password_is_refused_wherever_one_is_chosen(api: Api, container: Any) -> None:
+    """explore59 F4: `password`, `12345678` and `aaaaaaaa` were accepted (NIST SP 800-63B has a new password checked
+    against lists of common ones). Registration, the reset's confirm, an admin's reset and `create-admin` refuse
+    them, 422 `password_too_weak` naming why; logging in with an old one still works (nothing is checked there)."""
+    from pydantic import ValidationError
+
+    from smartcourse.services import accounts
+
+    for weak in ("password", "12345678", "aaaaaaaa", "password-1", "qwertyuiop"):
+        body = {"email": f"{uuid.uuid4().hex}@x.io", "password": weak, "full_name": "X", "role": "student"}
+        r = await api.client.post("/auth/register", json=body)
+        assert (r.status_code, r.json()["code"]) == (422, "password_too_weak"), (weak, r.text)
+        assert r.json()["details"][0]["field"] == "password" and "too easy to guess" in r.json()["message"], r.text
+    admin, user = await api.admin(container), await api.user()
+    r = await api.client.put(f"/users/{user['id']}", json={"password": "iloveyou"}, headers=admin["headers"])
+    assert (r.status_code, r.json()["code"]) == (422, "password_too_weak"), r.text
+    r = await api.client.post("/auth/password-reset/confirm", json={"token": "x" * 40, "password": "letmein"})
+    assert r.status_code == 422 and r.json()["code"] in ("password_too_weak", "validation_error"), r.text
+    with pytest.raises(ValidationError, match="too easy to guess"):
+        async with container.uow() as uow:
+            await accounts.create_admin(uow=uow, email="weak@example.com", password="admin12345", full_name="A")
 
 
 async def test_wrong_current_passwords_count_as_failed_logins(api: Api, container: Any) -> None:

@@ -388,6 +388,13 @@ async def update_user(
             refusal = "too many wrong passwords for this account; retry later"
             if not await _password_attempt(backoff, login_account(user.email), check, refusal):
                 raise Forbidden("current_password is incorrect", code="wrong_current_password")
+            if unicodedata.normalize("NFKC", data.password) == unicodedata.normalize("NFKC", current):
+                # A "change" to the same password ended every session and changed nothing (explore59 F4).
+                raise Invalid(
+                    "the new password is the current one; choose another",
+                    code="password_unchanged",
+                    details={"field": "password"},
+                )
         user.password_hash = await hash_password_async(data.password)
         await _end_sessions(uow, user)
         if backoff is not None and principal.user_id != user_id:  # an admin's reset ends a lock-out too (explore9)
