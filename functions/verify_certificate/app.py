@@ -36,6 +36,7 @@ async def verify_certificate(
     try:
         async with c.uow() as uow:
             cert = await certificates.verify(uow=uow, code=code)
+            teacher = await certificates.instructor_name(uow=uow, cert=cert) if cert is not None else None
     except Invalid:
         if not browser:
             raise  # 422 invalid_certificate_code
@@ -52,6 +53,9 @@ async def verify_certificate(
             course_title=cert.course_title,
             issued_at=cert.issued_at,
             revoked_at=cert.revoked_at,
+            course_id=cert.course_id,
+            course_url=f"{c.settings.public_base_url}/courses/{cert.course_id}",
+            instructor_name=teacher,
         )
     if browser:
         return HTMLResponse(_page(code, answer), headers=_VARY)  # the link printed on the PDF, opened in a browser
@@ -78,8 +82,12 @@ def _page(code: str, answer: CertificateVerification) -> str:
         verdict, lines = "Not a SmartCourse certificate", ["No certificate has this code. Check how it was typed."]
     else:
         verdict = "Valid certificate" if answer.status == "valid" else "Revoked certificate"
+        taught = f", taught by {e(answer.instructor_name)}" if answer.instructor_name else ""
+        course = e(answer.course_title or "")
+        if answer.course_url:
+            course = f'<a href="{e(answer.course_url)}">{course}</a>'
         lines = [
-            f"Awarded to {e(answer.student_name or '')} for completing {e(answer.course_title or '')}.",
+            f"Awarded to {e(answer.student_name or '')} for completing {course}{taught}, on SmartCourse.",
             f"Issued on {answer.issued_at:%d %B %Y}." if answer.issued_at else "",
             f"Revoked on {answer.revoked_at:%d %B %Y}: it is no longer valid." if answer.revoked_at else "",
         ]

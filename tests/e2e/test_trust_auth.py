@@ -288,6 +288,30 @@ async def test_a_guessable_password_is_refused_wherever_one_is_chosen(api: Api, 
             await accounts.create_admin(uow=uow, email="weak@example.com", password="admin12345", full_name="A")
 
 
+async def test_instructor_accounts_can_be_made_by_admins_only(api: Api, container: Any) -> None:
+    """explore59 F2: anyone could register as an instructor and have certificates issued for any title. With
+    INSTRUCTOR_REGISTRATION=admins an instructor account is an admin's to make; students still register."""
+    from smartcourse.errors import Forbidden
+    from smartcourse.schemas import RegisterIn
+    from smartcourse.services import accounts
+
+    closed = container.settings.model_copy(update={"instructor_registration": "admins"})
+
+    def body(role: str) -> RegisterIn:
+        return RegisterIn(email=f"{uuid.uuid4().hex}@x.io", password="quartz-lantern-1", full_name="X", role=role)
+
+    async with container.uow() as uow:
+        with pytest.raises(Forbidden) as refused:
+            await accounts.register(uow=uow, data=body("instructor"), settings=closed)
+    assert refused.value.code == "instructor_registration_closed"
+    async with container.uow() as uow:
+        assert (await accounts.register(uow=uow, data=body("student"), settings=closed)).role == "student"
+    async with container.uow() as uow:  # the default: open
+        assert (await accounts.register(uow=uow, data=body("instructor"), settings=container.settings)).role == (
+            "instructor"
+        )
+
+
 async def test_wrong_current_passwords_count_as_failed_logins(api: Api, container: Any) -> None:
     """A stolen access token guesses `current_password` no faster than a login guesses the password: the same
     back-off, shared with the login (explore8 F1: 15 guesses in a row used to be 403 each, then a takeover)."""

@@ -181,6 +181,13 @@ async def test_an_admin_revokes_a_certificate_and_its_check_says_so(api: Api, wo
     r = await api.client.get(check, headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html"), r.text
     assert "Valid certificate" in r.text and course["title"] in r.text
+    # Who stands behind it: the course, its page, its instructor (explore59 F2: a verifier could not tell a
+    # university's course from one anyone registered and made five minutes earlier).
+    assert f", taught by {teacher['full_name']}, on SmartCourse." in r.text, r.text
+    public = (await api.client.get(check)).json()
+    assert public["course_id"] == course["id"] and public["instructor_name"] == teacher["full_name"], public
+    assert public["course_url"].endswith(f"/courses/{course['id']}"), public
+    assert f'<a href="{public["course_url"]}">' in r.text
 
     url = f"/certificates/{cert['id']}/revoke"
     r = await api.client.post(url, json={"reason": "misconduct"}, headers=student["headers"])

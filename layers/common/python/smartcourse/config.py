@@ -228,6 +228,10 @@ class Settings(BaseSettings):
     jwt_issuer: str = Field(default="smartcourse", alias="JWT_ISSUER")
     # At least a minute: 0 or less made every token born expired, nobody could log in (explore58 F7).
     access_token_minutes: int = Field(default=15, ge=1, alias="ACCESS_TOKEN_MINUTES")
+    # Who makes instructor accounts: `open`, anyone registering as one (the default, a platform open to authors);
+    # `admins`, only an admin, by changing a registered account's role (a university whose certificates must name
+    # only instructors it vetted: explore59 F2). Registering as a student is open either way.
+    instructor_registration: Literal["open", "admins"] = Field(default="open", alias="INSTRUCTOR_REGISTRATION")
     refresh_token_days: int = Field(default=14, ge=1, alias="REFRESH_TOKEN_DAYS")
 
     # Where links that leave the API point (certificate verify_url, in the JSON and the PDF): PUBLIC_BASE_URL,

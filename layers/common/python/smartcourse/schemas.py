@@ -1069,6 +1069,13 @@ class CertificateVerification(BaseModel):
     course_title: str | None = None
     issued_at: datetime | None = None
     revoked_at: datetime | None = None
+    # Who stands behind it (explore59 F2: a verifier could not tell a university's course from one anyone made): the
+    # course, its page, and its instructor's name now.
+    course_id: uuid.UUID | None = None
+    course_url: str | None = Field(default=None, description="The course's page in the catalogue (`GET /courses/{id}`)")
+    instructor_name: str | None = Field(
+        default=None, description="The course's instructor, as their account names them"
+    )
 
 
 class RevokeIn(Strict):

@@ -76,7 +76,16 @@ async def register(
     limiter: RateLimiter | None = None,
     client_ip: str = "unknown",
 ) -> UserPublic:
-    """Create a student or instructor account (admins come from `smartcourse create-admin`)."""
+    """Create a student or instructor account (admins come from `smartcourse create-admin`). With
+    `INSTRUCTOR_REGISTRATION=admins`, an instructor account is an admin's to make (403
+    `instructor_registration_closed`): a certificate then names only a course of an instructor an admin made one
+    (explore59 F2)."""
+    if settings is not None and data.role == "instructor" and settings.instructor_registration == "admins":
+        raise Forbidden(
+            "instructor accounts are made by an admin here: register as a student, and ask an admin to make the "
+            "account an instructor",
+            code="instructor_registration_closed",
+        )
     if limiter is not None and settings is not None:
         enforce(await limiter.hit(("register", "ip", client_ip), settings.register_rate_limit_ip))
     user = await _create_user(

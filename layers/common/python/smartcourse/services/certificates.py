@@ -620,6 +620,13 @@ async def verify(*, uow: UnitOfWork, code: str) -> Certificate | None:
     return await uow.session.scalar(select(Certificate).where(Certificate.code == canonical_code(code)))
 
 
+async def instructor_name(*, uow: UnitOfWork, cert: Certificate) -> str | None:
+    """The name of the certificate's course's instructor now (the public check names who stands behind it)."""
+    return await uow.session.scalar(
+        select(User.full_name).join(Course, Course.instructor_id == User.id).where(Course.id == cert.course_id)
+    )
+
+
 async def my_certificates(
     *, uow: UnitOfWork, principal: Principal, page: int, page_size: int
 ) -> tuple[list[Certificate], int]:
