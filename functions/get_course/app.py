@@ -5,7 +5,7 @@ import uuid
 from fastapi import APIRouter, Request, Response
 
 from smartcourse.api.app import lambda_handler
-from smartcourse.api.caching import cached_json
+from smartcourse.api.caching import CONDITIONAL, cached_json
 from smartcourse.api.deps import PUBLIC_OR_SIGNED, ContainerDep, SignedCaller
 from smartcourse.schemas import CourseDetail
 from smartcourse.services import courses
@@ -14,7 +14,9 @@ from smartcourse.services.catalog_cache import CachedJson
 router = APIRouter(tags=["courses"])
 
 
-@router.get("/courses/{course_id:uuid}", response_model=CourseDetail, openapi_extra=PUBLIC_OR_SIGNED)
+@router.get(
+    "/courses/{course_id:uuid}", response_model=CourseDetail, openapi_extra=PUBLIC_OR_SIGNED, responses=CONDITIONAL
+)
 async def get_course(
     course_id: uuid.UUID, request: Request, caller: SignedCaller, c: ContainerDep
 ) -> CourseDetail | Response:

@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from smartcourse.api.app import lambda_handler
-from smartcourse.api.caching import cached_json
+from smartcourse.api.caching import CONDITIONAL, cached_json
 from smartcourse.api.deps import PUBLIC_OR_SIGNED, ContainerDep, SignedCaller
 from smartcourse.api.filters import CategoryFilter, TagsFilter
 from smartcourse.schemas import CoursePage, LevelFilter
@@ -16,7 +16,7 @@ from smartcourse.services.catalog_cache import CachedJson
 router = APIRouter(tags=["courses"])
 
 
-@router.get("/courses", response_model=CoursePage, openapi_extra=PUBLIC_OR_SIGNED)
+@router.get("/courses", response_model=CoursePage, openapi_extra=PUBLIC_OR_SIGNED, responses=CONDITIONAL)
 async def list_courses(
     request: Request,
     c: ContainerDep,

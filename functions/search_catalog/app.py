@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from smartcourse.api.app import lambda_handler
-from smartcourse.api.caching import cached_json
+from smartcourse.api.caching import CONDITIONAL, cached_json
 from smartcourse.api.deps import ContainerDep
 from smartcourse.api.filters import CategoryFilter, TagsFilter
 from smartcourse.schemas import CatalogSearchPage, LevelFilter
@@ -17,7 +17,7 @@ router = APIRouter(tags=["search"])
 Text = Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00]*$")]
 
 
-@router.get("/search", response_model=CatalogSearchPage)
+@router.get("/search", response_model=CatalogSearchPage, responses=CONDITIONAL)
 async def search_catalog(
     request: Request,
     c: ContainerDep,

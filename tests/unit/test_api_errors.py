@@ -553,8 +553,25 @@ def test_the_edges_early_answers_carry_the_cors_headers(monkeypatch: object) -> 
         preflight = {"Origin": origin, "Access-Control-Request-Method": "POST"}
         r = client.options("/things", headers=preflight)
         assert r.status_code == 200 and r.headers["access-control-allow-origin"] == origin
+        # A web app revalidates the catalogue itself: it may send If-None-Match and read the ETag (explore60 F4).
+        r = client.options("/things", headers={**preflight, "Access-Control-Request-Headers": "if-none-match"})
+        assert r.status_code == 200, r.text
+        r = client.post("/things", json={"n": 2}, headers={"Origin": origin})
+        assert "ETag" in r.headers["access-control-expose-headers"]
     finally:
         get_settings.cache_clear()
+
+
+def test_the_cached_catalogue_reads_declare_their_etag_and_304() -> None:
+    """explore60 F4: `GET /courses/{id}` answered 304 to a current If-None-Match, undeclared: a generated client took
+    it for an error."""
+    from smartcourse.api.local import build_local_app
+
+    schema = TestClient(build_local_app()).get("/openapi.json").json()
+    for path in ("/courses/{course_id}", "/courses", "/search"):
+        responses = schema["paths"][path]["get"]["responses"]
+        assert "304" in responses and "ETag" in responses["304"]["headers"], (path, responses.keys())
+        assert "ETag" in responses["200"]["headers"] and "content" in responses["200"], path
 
 
 def test_a_handlers_unexpected_exception_is_a_500_that_leaves_the_connection_open(

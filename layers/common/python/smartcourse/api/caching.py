@@ -9,6 +9,20 @@ from smartcourse.services.catalog_cache import CachedJson
 #: The request-state key under which a public answer names its catalogue generation for the edge cache.
 EDGE_CACHE_MARK = "edge_cache_generation"
 
+#: The OpenAPI `responses` of a route answered by `cached_json`: its ETag, and 304 to a current `If-None-Match`
+#: (explore60 F4: a generated client took the undeclared 304 for an error).
+CONDITIONAL: dict[int | str, dict[str, object]] = {
+    200: {
+        "headers": {
+            "ETag": {"description": "The answer's version: send it as `If-None-Match`", "schema": {"type": "string"}}
+        }
+    },
+    304: {
+        "description": "Not Modified: the `If-None-Match` sent names the current version (no body)",
+        "headers": {"ETag": {"description": "The answer's version", "schema": {"type": "string"}}},
+    },
+}
+
 
 def cached_json(request: Request, value: CachedJson) -> Response:
     """The body straight from the cache (no re-validation or re-serialisation); `If-None-Match` → 304.
