@@ -154,6 +154,7 @@ async def test_an_admin_changes_an_accounts_role_over_http(api: Api, container: 
     # catalogue's reads decide on it: explore37 F3); logged in again, they author at once.
     r = await api.client.put(url, json={"role": "instructor"}, headers=admin["headers"])
     assert r.status_code == 200 and r.json()["role"] == "instructor", r.text
+    assert r.json()["tokens"] is None  # a new login only for one's own password change
     r = await api.client.get("/auth/me", headers=student["headers"])
     assert (r.status_code, r.json()["code"]) == (401, "token_revoked"), r.text
     student["headers"] = _bearer(container, student["id"], "instructor", token_version=1)  # as a refresh gives
@@ -252,6 +253,14 @@ async def test_password_change_needs_the_current_password_and_ends_other_session
         url, json={"password": "a-new-password", "current_password": user["password"]}, headers=user["headers"]
     )
     assert r.status_code == 200, r.text
+    # The device that changed it gets a new login with the answer (explore60 F6: it was left with a dead session).
+    fresh = r.json()["tokens"]
+    assert fresh["token_type"] == "bearer" and fresh["expires_in"] > 0, r.text
+    assert (await api.client.get("/auth/me", headers={"Authorization": f"Bearer {fresh['access_token']}"})).json()[
+        "id"
+    ] == user["id"]
+    renewed = await api.client.post("/auth/refresh", json={"refresh_token": fresh["refresh_token"]})
+    assert renewed.status_code == 200, renewed.text
     # Every earlier access token and every refresh token is dead.
     r = await api.client.get("/auth/me", headers={"Authorization": f"Bearer {other['access_token']}"})
     assert r.status_code == 401 and r.json()["code"] == "token_revoked"

@@ -393,6 +393,16 @@ class UserPublic(BaseModel):
     created_at: datetime
 
 
+class UserUpdated(UserPublic):
+    """`PUT /users/{id}`'s answer: the account, and after a change of one's own password a new token pair."""
+
+    tokens: TokenPair | None = Field(
+        default=None,
+        description="After a change of your own password only: every session of the account ended, this device's "
+        "too, and this is its new login (keep it as a login's answer)",
+    )
+
+
 class UserUpdateIn(UpdateIn):
     NULLABLE = frozenset({"bio"})
     full_name: Name | None = None

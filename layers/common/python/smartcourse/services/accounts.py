@@ -32,6 +32,7 @@ from smartcourse.schemas import (
     TokenPair,
     UserPage,
     UserPublic,
+    UserUpdated,
     UserUpdateIn,
 )
 from smartcourse.security import (
@@ -360,8 +361,14 @@ async def get_user(*, uow: UnitOfWork, principal: Principal, user_id: uuid.UUID)
 
 
 async def update_user(
-    *, uow: UnitOfWork, principal: Principal, user_id: uuid.UUID, data: UserUpdateIn, backoff: Backoff | None = None
-) -> UserPublic:
+    *,
+    uow: UnitOfWork,
+    principal: Principal,
+    user_id: uuid.UUID,
+    data: UserUpdateIn,
+    backoff: Backoff | None = None,
+    settings: Settings | None = None,
+) -> UserUpdated:
     """Name, bio, password (with `current_password` for one's own: checked under the login's back-off, so wrong
     guesses lock the account as wrong logins do) and, for admins, `is_active` and `role` (`_change_role`)."""
     if principal.user_id != user_id and not principal.is_admin:
@@ -425,8 +432,13 @@ async def update_user(
     if data.role is not None and data.role != user.role:
         await _change_role(uow, principal, user, data.role)
     user.updated_at = utcnow()
+    if data.password is not None and principal.user_id == user_id and settings is not None:
+        # A change of one's own password ends every session, the caller's too: the device that made it gets a new
+        # pair with the answer (explore60 F6: it was left with a dead session, told to refresh, which failed).
+        tokens = await _issue_pair(uow, settings, user, family_id=uuid.uuid4())  # commits the change with it
+        return UserUpdated.model_validate(user).model_copy(update={"tokens": tokens})
     await uow.commit()
-    return UserPublic.model_validate(user)
+    return UserUpdated.model_validate(user)
 
 
 #: The enrollments a student is still in (a seat, or a place in a waitlist): a new role would strand them.
