@@ -482,11 +482,12 @@ async def enroll(
     if status is None:
         raise NotFound("course not found", code="course_not_found")
     if not course_rules.is_live(status, content_version):
-        if not content_version:
-            # Never published: hidden from everyone but its owner (a read answers 404), and a write does not reveal
-            # what a read hides. A course that was live (archived) is known to its students: 409.
-            raise NotFound("course not found", code="course_not_found")
-        raise Conflict("the course is not published", code="course_not_published")
+        # Never published: hidden from everyone but its owner (a read answers 404), and a write does not reveal what
+        # a read hides. An archived course is known to its students (their read shows it): 409; to anyone else its
+        # read is 404, and so is this (explore60 F11: 404 to read, 409 course_not_published to enroll).
+        if content_version and await _took_it(conn, student_id, course_id):
+            raise Conflict("the course is not published", code="course_not_published")
+        raise NotFound("course not found", code="course_not_found")
     if required:
         missing = rules.missing_prerequisites(required, completed or [])
         if missing:
@@ -543,6 +544,20 @@ async def enroll(
         uow.emitted.append(waitlisted_event)
     await uow.commit()
     return await to_public(uow, e, 0.0), True  # nothing done yet: the same 0.0 that GET answers
+
+
+async def _took_it(conn: AsyncConnection, student_id: uuid.UUID, course_id: uuid.UUID) -> bool:
+    """The student has an enrollment in the course that shows it to them once archived (`courses.visible_to`)."""
+    found = await conn.scalar(
+        select(Enrollment.id)
+        .where(
+            Enrollment.student_id == student_id,
+            Enrollment.course_id == course_id,
+            Enrollment.status.in_(("pending", "active", "completed")),
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 #: How often the admission goes back to the seat when the waitlist statement finds one freed meanwhile.
