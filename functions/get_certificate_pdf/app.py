@@ -7,6 +7,7 @@ from fastapi import APIRouter, Response
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
 from smartcourse.errors import Conflict, Forbidden, NotFound
+from smartcourse.models import iso
 from smartcourse.services import certificates
 
 router = APIRouter(tags=["certificates"])
@@ -31,7 +32,7 @@ async def get_certificate_pdf(certificate_id: uuid.UUID, user: CurrentUser, c: C
         raise Conflict(
             "this certificate was revoked: it is no longer valid, and its PDF is not given out",
             code="certificate_revoked",
-            details={"revoked_at": cert.revoked_at.isoformat()},
+            details={"revoked_at": iso(cert.revoked_at)},
         )
     if not cert.pdf_key:
         raise NotFound("the PDF is still being generated", code="certificate_pdf_pending")

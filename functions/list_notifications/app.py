@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
 from smartcourse.api.paging import MAX_PAGE_SIZE
+from smartcourse.models import iso
 from smartcourse.schemas import INSTANT_NOTE, NotificationPublic
 from smartcourse.services import notifications
 
@@ -44,7 +45,7 @@ async def list_notifications(
         found = await notifications.list_notifications(uow=uow, principal=user, limit=size + 1, before=before)
     if len(found) > size:
         found = found[:size]
-        ref = request.url.include_query_params(before=found[-1].created_at.isoformat()).query
+        ref = request.url.include_query_params(before=iso(found[-1].created_at)).query
         response.headers["Link"] = f'<?{ref}>; rel="next"'
     return found
 

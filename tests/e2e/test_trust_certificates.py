@@ -233,6 +233,8 @@ async def test_an_admin_revokes_a_certificate_and_its_check_says_so(api: Api, wo
     # Its PDF is not handed out any more (explore9 F2), but for an admin.
     r = await api.client.get(f"/certificates/{cert['id']}/pdf", headers=student["headers"])
     assert (r.status_code, r.json()["code"]) == (409, "certificate_revoked"), r.text
+    # One format for every moment, `Z` (explore60 F8: `+00:00` in details beside `Z` in the certificate itself).
+    assert r.json()["details"]["revoked_at"] == mine["revoked_at"], (r.text, mine)
     r = await api.client.get(f"/certificates/{cert['id']}/pdf", headers=admin["headers"])
     assert r.status_code in (200, 404), r.text  # the PDF, or still being rendered
     feed = (await api.client.get("/notifications", headers=student["headers"])).json()

@@ -31,6 +31,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def iso(moment: datetime) -> str:
+    """A moment as the API writes every one: RFC 3339 in UTC with `Z`, as pydantic serialises the response models'
+    own (a time written into a JSON document, a report or an error's details, said `+00:00` beside them: explore60
+    F8). A naive moment is taken as UTC."""
+    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return moment.isoformat().replace("+00:00", "Z")
+
+
 class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSONB, uuid.UUID: UUID(as_uuid=True)}
 

@@ -23,6 +23,7 @@ from smartcourse.models import (
     LessonProgress,
     OutboxEvent,
     User,
+    iso,
     utcnow,
 )
 from smartcourse.security import Principal
@@ -908,6 +909,6 @@ async def student_view(*, uow: UnitOfWork, principal: Principal, student_id: uui
         # Over the courses completed, as they count (explore61 F5: a revoked completion's time was in the mean).
         "avg_time_to_complete_hours": await _hours(uow, mine, Enrollment.completion_revoked_at.is_(None)),
         "lessons_completed": int(lessons or 0),
-        "last_activity_at": max(moments).isoformat() if moments else None,
+        "last_activity_at": iso(max(moments)) if moments else None,
         "ai_assistant_usage": ai_usage({f"{k}:{o}": float(c) for k, o, c in ai_rows.all()}),
     }

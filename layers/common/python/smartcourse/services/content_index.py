@@ -24,7 +24,7 @@ from smartcourse.content.extract import ExtractionError, Section, sections_from_
 from smartcourse.db import UnitOfWork
 from smartcourse.errors import Conflict, Invalid, NotFound
 from smartcourse.metrics import MATERIALS_SKIPPED
-from smartcourse.models import ContentChunk, Course, WorkflowRun, utcnow
+from smartcourse.models import ContentChunk, Course, WorkflowRun, iso, utcnow
 from smartcourse.ports import Chunk, DocumentStore, FileStore, VectorIndex
 from smartcourse.services import operations
 from smartcourse.services.courses import VERSIONS, version_doc_id
@@ -381,7 +381,7 @@ async def record_failure(
     report = dict(course.publish_report or {})
     if report.get("version") in (None, version):
         shown = operations.without_paths(error)
-        report.update(version=version, status="failed", failed_step=step, error=shown, finished_at=now.isoformat())
+        report.update(version=version, status="failed", failed_step=step, error=shown, finished_at=iso(now))
         course.publish_report = report
     if course.index_status == "indexing":
         course.index_status = "ready" if course.index_version > 0 else "failed"

@@ -24,7 +24,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from smartcourse.models import ProcessHeartbeat
+from smartcourse.models import ProcessHeartbeat, iso
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,7 @@ async def liveness(
                 f"no heartbeat for {seconds:.0f} s: cut off from the database (its log says so), or stopped or hung "
                 "(its log is silent and its metrics port does not answer)"
             )
-            entry["last_beat_at"] = last.isoformat()
+            entry["last_beat_at"] = iso(last)
         report[name] = entry
     return report
 

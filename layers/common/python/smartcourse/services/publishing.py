@@ -15,7 +15,7 @@ from smartcourse.domain import courses as rules
 from smartcourse.domain import workflows as names
 from smartcourse.domain.events import DomainEvent
 from smartcourse.errors import Conflict, Invalid, NotFound, Unavailable
-from smartcourse.models import Course, Lesson, WorkflowRun, utcnow
+from smartcourse.models import Course, Lesson, WorkflowRun, iso, utcnow
 from smartcourse.schemas import CourseSummary, WorkflowStarted, WorkflowStatus, WorkflowStep
 from smartcourse.security import Principal
 from smartcourse.services import operations, progress
@@ -231,7 +231,7 @@ async def cancel_publish(*, container: Any, principal: Principal, course_id: uui
             **(course.publish_report or {}),
             "status": operations.CANCELED,
             "canceled_by": str(principal.user_id),
-            "finished_at": now.isoformat(),
+            "finished_at": iso(now),
         }
         if by_admin:
             # An admin's cancel is news to the instructor: told in-app and e-mailed (handed over at the request's
@@ -388,7 +388,7 @@ async def mark_published(
         **(report or {}),
         "version": version,
         "status": "live",
-        "finished_at": now.isoformat(),
+        "finished_at": iso(now),
         "previous_index_version": previous_index,
     }
     course.published_at = now
@@ -511,7 +511,7 @@ async def revert_publish(
         course = await uow.session.get(Course, course_id, with_for_update=True)
         report = dict(course.publish_report or {}) if course is not None else {}
         if course is not None and report.get("workflow_id") == workflow_id:
-            report.update(status="failed", failed_step="start", error=not_started, finished_at=now.isoformat())
+            report.update(status="failed", failed_step="start", error=not_started, finished_at=iso(now))
             course.publish_report = report
     await uow.session.execute(
         update(Course)

@@ -50,6 +50,7 @@ from smartcourse.models import (
     Enrollment,
     LessonProgress,
     QuizAttempt,
+    iso,
 )
 from smartcourse.schemas import (
     CourseSummary,
@@ -900,7 +901,7 @@ async def review(container: Any, *, principal: Principal, enrollment_id: uuid.UU
                 ReviewItem(
                     kind="question_asked",
                     title=question[:200],
-                    detail={"asked_at": at.isoformat()},
+                    detail={"asked_at": iso(at)},
                     sections=overlap,
                 )
             )
