@@ -946,6 +946,11 @@ async def test_leaving_the_waitlist_is_not_counted_as_a_drop(api: Api, worker: o
         "dropped": 1,
         "left_waitlist": 1,
     }, view
+    # One learner however many admissions (explore61 F3): the seated student enrolls again.
+    again = await enroll(api, seated, course["id"])
+    assert again.status_code == 201, again.text
+    view = (await api.client.get(f"/analytics/course/{course['id']}", headers=teacher["headers"])).json()
+    assert (view["enrollments"]["admitted"], view["learners"]) == (2, 1), view
     record = (await api.client.get(f"/analytics/student/{waiting['id']}", headers=admin["headers"])).json()
     assert (record["enrollments"]["dropped"], record["enrollments"]["left_waitlist"]) == (0, 1), record
 
