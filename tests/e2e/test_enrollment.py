@@ -344,6 +344,9 @@ async def test_progress_quiz_completion_and_certificate(api: Api, worker: object
         "student_name": "A student",
         "course_title": "Certified Course",
         "issued_at": r.json()["issued_at"],
+        "course_id": cert["course_id"],
+        "course_url": r.json()["course_url"],
+        "instructor_name": "A instructor",
     }
     unknown = {"valid": False, "status": "unknown"}
     assert (await api.client.get("/certificates/verify/SC-NOPE-NOPE-NOPE-NOPE")).json() == unknown
