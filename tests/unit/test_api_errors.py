@@ -574,6 +574,16 @@ def test_the_cached_catalogue_reads_declare_their_etag_and_304() -> None:
         assert "ETag" in responses["200"]["headers"] and "content" in responses["200"], path
 
 
+def test_a_lessons_quiz_questions_are_typed() -> None:
+    """explore60 F7: `LessonPublic.questions` was an array of free-form objects."""
+    from smartcourse.api.local import build_local_app
+
+    schemas = TestClient(build_local_app()).get("/openapi.json").json()["components"]["schemas"]
+    questions = schemas["LessonPublic"]["properties"]["questions"]
+    assert "QuizQuestionPublic" in str(questions), questions
+    assert set(schemas["QuizQuestionPublic"]["required"]) == {"prompt", "options"}
+
+
 def test_a_handlers_unexpected_exception_is_a_500_that_leaves_the_connection_open(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

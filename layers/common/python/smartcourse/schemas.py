@@ -698,6 +698,18 @@ class ModuleUpdateIn(UpdateIn):
     position: Annotated[StrictInt, Field(ge=0, le=10_000)] | None = None
 
 
+class QuizQuestionPublic(BaseModel):
+    """A quiz question as it is read: its `answer` only for the course's owner and admins (students answer it)."""
+
+    prompt: str
+    options: list[str]
+    answer: int | None = Field(
+        default=None,
+        exclude_if=_is_none,
+        description="the right option's index in `options`, from 0: the owner's and admins' view only",
+    )
+
+
 class LessonPublic(BaseModel):
     id: uuid.UUID
     module_id: uuid.UUID
@@ -707,7 +719,8 @@ class LessonPublic(BaseModel):
     content: str | None = omitted_when_none()
     video_url: str | None = omitted_when_none()
     transcript: str | None = omitted_when_none()
-    questions: list[dict[str, Any]] | None = omitted_when_none()
+    # Typed (explore60 F7: an array of free-form objects, the most important student payload hand-written by clients).
+    questions: list[QuizQuestionPublic] | None = omitted_when_none()
     pass_score: int | None = omitted_when_none()
 
     @field_validator("transcript", mode="after")
