@@ -6,13 +6,13 @@ from fastapi import APIRouter, Depends, Query
 
 from smartcourse.api.app import lambda_handler, refuse_unknown_query
 from smartcourse.api.deps import ContainerDep, CurrentUser
-from smartcourse.schemas import IsoDay
+from smartcourse.schemas import EnrollmentSeries, IsoDay
 from smartcourse.services import analytics
 
 router = APIRouter(tags=["analytics"], dependencies=[Depends(refuse_unknown_query)])
 
 
-@router.get("/analytics/enrollments")
+@router.get("/analytics/enrollments", response_model=EnrollmentSeries)
 async def analytics_enrollments(
     user: CurrentUser,
     c: ContainerDep,

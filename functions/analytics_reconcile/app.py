@@ -6,12 +6,13 @@ from fastapi import APIRouter, Depends
 
 from smartcourse.api.app import lambda_handler, refuse_unknown_query
 from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.schemas import Reconcile
 from smartcourse.services import analytics
 
 router = APIRouter(tags=["analytics"], dependencies=[Depends(refuse_unknown_query)])
 
 
-@router.get("/analytics/reconcile")
+@router.get("/analytics/reconcile", response_model=Reconcile)
 async def analytics_reconcile(user: CurrentUser, c: ContainerDep) -> dict[str, Any]:
     async with c.uow() as uow:
         return await analytics.reconcile(uow=uow, principal=user)

@@ -584,6 +584,23 @@ def test_a_lessons_quiz_questions_are_typed() -> None:
     assert set(schemas["QuizQuestionPublic"]["required"]) == {"prompt", "options"}
 
 
+def test_the_analytics_answers_are_typed() -> None:
+    """explore60 F7, explore61 F7: five of the six analytics answers were `object` in the OpenAPI document."""
+    from smartcourse.api.local import build_local_app
+
+    paths = TestClient(build_local_app()).get("/openapi.json").json()["paths"]
+    for path, model in (
+        ("/analytics/dashboard", "AnalyticsDashboard"),
+        ("/analytics/enrollments", "EnrollmentSeries"),
+        ("/analytics/reconcile", "Reconcile"),
+        ("/analytics/course/{course_id}", "CourseAnalytics"),
+        ("/analytics/student/{student_id}", "StudentAnalytics"),
+        ("/analytics/completions", "CompletionSeries"),
+    ):
+        answer = paths[path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert answer == {"$ref": f"#/components/schemas/{model}"}, (path, answer)
+
+
 def test_a_handlers_unexpected_exception_is_a_500_that_leaves_the_connection_open(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -1210,6 +1210,160 @@ def _iso_day(value: Any) -> Any:
 IsoDay = Annotated[date, BeforeValidator(_iso_day)]
 
 
+# --- analytics' answers (typed for clients: explore60 F7, explore61 F7; docs/analytics.md says what each means) ---
+
+
+class PopularCourse(BaseModel):
+    course_id: str
+    title: str | None = Field(description="its title now (null: the course is gone)")
+    status: str | None = Field(description="its status now (an archived course keeps the enrollments it had)")
+    enrollments: int | None = Field(default=None, exclude_if=_is_none, description="admissions (popular_courses)")
+    lessons_completed: int | None = Field(
+        default=None, exclude_if=_is_none, description="lessons completed and quizzes passed (by engagement)"
+    )
+
+
+class NewEnrollmentWindows(BaseModel):
+    day: int = Field(description="admissions today (UTC)")
+    week: int = Field(description="admissions in the last 7 days, today included")
+    month: int = Field(description="admissions in the last 30 days, today included")
+
+
+class AiGenerated(BaseModel):
+    summary: int
+    objectives: int
+    quiz: int
+    explain: int
+
+
+class AiByType(BaseModel):
+    contextual: int = Field(description="questions answered from the course")
+    generated: int = Field(description="an instructor's summaries, objectives, quizzes and explanations")
+
+
+class AiUsage(BaseModel):
+    asked: int
+    answered: int
+    clarified: int
+    refused: int
+    failed: int
+    cancelled: int
+    generated: AiGenerated
+    by_type: AiByType
+
+
+class WorkflowIssues(BaseModel):
+    failed_workflows: int
+    retrying_workflows: int
+    dead_letters: int
+    failed_events: int
+    failed_tasks: int
+    retrying_tasks: int
+    dead_lettered_tasks: int
+    outbox_retrying: int
+    outbox_unpublished: int
+    outbox_oldest_age_seconds: int
+    enrollments_awaiting_workflow: int
+
+
+class AnalyticsDashboard(BaseModel):
+    """`GET /analytics/dashboard`: the ten metrics, from the counters."""
+
+    total_students: int
+    registered_students: int
+    total_instructors: int
+    registered_instructors: int
+    total_courses_published: int
+    new_enrollments: NewEnrollmentWindows
+    completion_rate: float = Field(description="completed / admitted x 100 (0.0 with no admission)")
+    avg_time_to_complete_hours: float | None = Field(description="null when nothing was completed")
+    popular_courses: list[PopularCourse]
+    popular_courses_by_engagement: list[PopularCourse]
+    avg_courses_per_student: float
+    ai_assistant_usage: AiUsage
+    workflow_issues: WorkflowIssues
+
+
+class EnrollmentPeriod(BaseModel):
+    period: date = Field(description="the period's first UTC day (a week starts on Monday)")
+    count: int
+
+
+class EnrollmentSeries(BaseModel):
+    """`GET /analytics/enrollments`: admissions per period from `from` to `to`."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    interval: Literal["day", "week", "month"]
+    from_: date = Field(alias="from", description="first UTC day of the series")
+    to: date = Field(description="last UTC day of the series, inclusive")
+    total: int
+    series: list[EnrollmentPeriod]
+
+
+class ReconcileMismatch(BaseModel):
+    key: str
+    counted: float
+    source: float
+
+
+class Reconcile(BaseModel):
+    """`GET /analytics/reconcile`: each metric counted and recomputed from the source tables; 0 drift = agree."""
+
+    drift: dict[str, float] = Field(description="per metric, in its own unit")
+    total_drift: float
+    counted: dict[str, Any]
+    source: dict[str, Any]
+    mismatches: dict[str, list[ReconcileMismatch]] = Field(description="per counter, its first mismatching keys")
+    events_pending: int = Field(description="events not relayed yet: drift may be theirs")
+
+
+class CourseEnrollmentCounts(BaseModel):
+    admitted: int = Field(description="= pending + active + completed + dropped")
+    waitlisted: int
+    pending: int
+    active: int
+    completed: int
+    dropped: int = Field(description="admissions given up")
+    left_waitlist: int = Field(description="dropped without ever being admitted (left the waitlist, or released)")
+
+
+class CourseAnalytics(BaseModel):
+    """`GET /analytics/course/{id}`: one course's figures, from the source tables."""
+
+    course_id: uuid.UUID
+    title: str
+    status: str
+    enrollments: CourseEnrollmentCounts
+    learners: int = Field(description="distinct students ever admitted")
+    completion_rate: float
+    avg_time_to_complete_hours: float | None
+    lessons_completed: int
+    new_enrollments: list[EnrollmentPeriod] = Field(description="per day, the last 30 days")
+    ai_assistant_usage: AiUsage
+
+
+class StudentEnrollmentCounts(BaseModel):
+    waitlisted: int
+    pending: int
+    active: int
+    completed: int
+    dropped: int
+    left_waitlist: int
+
+
+class StudentAnalytics(BaseModel):
+    """`GET /analytics/student/{id}`: one student's figures, from the source tables."""
+
+    student_id: uuid.UUID
+    enrollments: StudentEnrollmentCounts
+    live_courses: int
+    courses_completed: int
+    avg_time_to_complete_hours: float | None
+    lessons_completed: int
+    last_activity_at: datetime | None
+    ai_assistant_usage: AiUsage
+
+
 class CompletionPeriod(BaseModel):
     period: date = Field(description="the period's first UTC day (a week starts on Monday)")
     completed: int = Field(description="enrollments completed in the period (its days within from..to)")
