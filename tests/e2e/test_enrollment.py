@@ -429,13 +429,24 @@ async def test_capacity_and_waitlist_promotion(api: Api, worker: object) -> None
     assert (rb.json()["status"], rb.json()["position"]) == ("waitlisted", 1)
     assert rc.json()["position"] == 2
     await wait_enrollment(api, a, ea["id"], "active")
-    # The course's instructor reads the enrollment but does not drop it: told so, not "not found" (explore36 F5);
-    # another student learns nothing.
-    r = await api.client.delete(f"/enrollments/{ea['id']}", headers=teacher["headers"])
-    assert (r.status_code, r.json()["code"]) == (403, "not_enrollment_student"), r.text
-    r = await api.client.delete(f"/enrollments/{ea['id']}", headers=c["headers"])
-    assert (r.status_code, r.json()["code"]) == (404, "enrollment_not_found"), r.text
-    await api.client.delete(f"/enrollments/{ea['id']}", headers=a["headers"])
+    # Another student, or another instructor, learns nothing.
+    stranger = await api.user("instructor")
+    for who in (c, stranger):
+        r = await api.client.delete(f"/enrollments/{ea['id']}", headers=who["headers"])
+        assert (r.status_code, r.json()["code"]) == (404, "enrollment_not_found"), r.text
+    # The course's instructor removes a student from their course, with a reason (explore63 F1: it was 403, the
+    # admins' alone): the student is told who and why, the history says `instructor`, the seat goes to the next one.
+    r = await api.client.delete(
+        f"/enrollments/{ea['id']}", params={"reason": "did not attend"}, headers=teacher["headers"]
+    )
+    assert r.status_code == 200 and r.json()["status"] == "dropped", r.text
+    feed = (await api.client.get("/notifications", headers=a["headers"])).json()
+    [told] = [n for n in feed if n["kind"] == "enrollment.removed"]
+    assert (
+        told["body"].startswith("The course's instructor removed your enrollment") and "did not attend" in told["body"]
+    ), told
+    [last] = (await api.client.get(f"/enrollments/{ea['id']}/history", headers=a["headers"])).json()[-1:]
+    assert (last["actor"], last["reason"]) == ("instructor", "did not attend"), last
     promoted = await wait_enrollment(api, b, rb.json()["id"], "active")
     assert promoted["admitted_at"]
     r = await api.client.get(f"/enrollments/{rc.json()['id']}", headers=c["headers"])

@@ -127,31 +127,18 @@ Name = Annotated[
     AfterValidator(_visible),
     _ONE_LINE_SCHEMA,
 ]
-#: The least zxcvbn score a new password needs: 2, at least 10^6 guesses. Below it are the passwords in its lists of
-#: common ones, names and words, and simple patterns ("password", "12345678", "aaaaaaaa", "password-1"): NIST SP
-#: 800-63B §5.1.1.2 has a new password checked against such lists (explore59 F4: all three were accepted).
-MIN_PASSWORD_SCORE = 2
+Password = Annotated[str, StringConstraints(min_length=8, max_length=128), AfterValidator(_not_blank)]
 
 
-def _hard_to_guess(value: str) -> str:
-    """A new password that zxcvbn finds guessable is refused, 422 `password_too_weak`, with its reason."""
-    from zxcvbn import zxcvbn  # its word lists load on first use (~25 ms), not with every function's schemas
+def password_weakness_error(password: str, context: Sequence[str]) -> PydanticCustomError | None:
+    """The 422 `password_too_weak` of a new password zxcvbn finds guessable (`domain.passwords`), None otherwise:
+    checked where the account's words are known (its address and name: a registration's model, the services)."""
+    from smartcourse.domain.passwords import refusal, weakness
 
-    found = zxcvbn(value[:100])  # zxcvbn's cost grows with the length; 100 characters decide it
-    if found["score"] >= MIN_PASSWORD_SCORE:
-        return value
-    warning = str(found["feedback"].get("warning") or "it is a common password or a simple pattern").rstrip(".")
-    raise rule_error(
-        "password_too_weak",
-        f"this password is too easy to guess ({warning[:1].lower()}{warning[1:]}); "
-        "a few uncommon words together make a strong one",
-        ("password",),
-    )
+    reason = weakness(password, context)
+    return None if reason is None else rule_error("password_too_weak", refusal(reason), ("password",))
 
 
-Password = Annotated[
-    str, StringConstraints(min_length=8, max_length=128), AfterValidator(_not_blank), AfterValidator(_hard_to_guess)
-]
 Tag = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=50),
@@ -323,14 +310,23 @@ NotificationKind = Literal[
 # --- accounts -------------------------------------------------------------------------------
 
 
-class RegisterIn(Strict):
+class _NewAccount(Strict):
+    @model_validator(mode="after")
+    def _hard_to_guess(self) -> Any:
+        error = password_weakness_error(self.password, (self.email, self.full_name))  # type: ignore[attr-defined]
+        if error is not None:
+            raise error
+        return self
+
+
+class RegisterIn(_NewAccount):
     email: EmailStr
     password: Password
     full_name: Name
     role: Literal["student", "instructor"]
 
 
-class AdminIn(Strict):
+class AdminIn(_NewAccount):
     """`smartcourse create-admin`'s account: the rules a registration follows (an admin cannot register)."""
 
     email: EmailStr
@@ -972,7 +968,7 @@ class RosterPage(BaseModel):
 class HistoryEntry(BaseModel):
     from_status: EnrollmentStatus | None
     to_status: EnrollmentStatus
-    actor: Literal["student", "admin", "system"]
+    actor: Literal["student", "instructor", "admin", "system"]
     actor_id: uuid.UUID | None
     reason: str | None
     at: datetime

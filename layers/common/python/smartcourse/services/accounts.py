@@ -34,6 +34,7 @@ from smartcourse.schemas import (
     UserPublic,
     UserUpdated,
     UserUpdateIn,
+    password_weakness_error,
 )
 from smartcourse.security import (
     Principal,
@@ -411,6 +412,7 @@ async def update_user(
                     code="password_unchanged",
                     details={"field": "password"},
                 )
+        _refuse_weak(data.password, user)
         user.password_hash = await hash_password_async(data.password)
         await _end_sessions(uow, user)
         if backoff is not None and principal.user_id != user_id:  # an admin's reset ends a lock-out too (explore9)
@@ -489,6 +491,19 @@ async def _change_role(uow: UnitOfWork, principal: Principal, user: User, role: 
     previous, user.role = user.role, role
     user.token_version += 1
     uow.emit(DomainEvent("user.role_changed", str(user.id), {"user_id": str(user.id), "from": previous, "to": role}))
+
+
+def _refuse_weak(password: str, user: User) -> None:
+    """422 `password_too_weak` for a new password zxcvbn finds guessable, the account's address and name counted
+    (explore62 F4: the account's own address was accepted), as a registration's is refused."""
+    error = password_weakness_error(password, (user.email, user.full_name))
+    if error is not None:
+        message = error.message()
+        raise Invalid(
+            message,
+            code="password_too_weak",
+            details=[{"field": "password", "message": message, "type": "value_error"}],
+        )
 
 
 #: The advisory lock that makes changes of and to the admin role one at a time (any fixed 64-bit key).
@@ -673,6 +688,7 @@ async def reset_password(
     user = await uow.session.get(User, named[0], with_for_update=True)
     if user is None or not user.is_active or user.token_version != named[1]:
         raise refused
+    _refuse_weak(password, user)
     user.password_hash = await hash_password_async(password)
     await _end_sessions(uow, user)
     user.updated_at = utcnow()

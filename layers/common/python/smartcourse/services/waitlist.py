@@ -28,7 +28,14 @@ def enrollment_event(kind: str, e: Enrollment, **extra: Any) -> DomainEvent:
 
 
 def history_entry(e: Enrollment, src: str | None, dst: str, actor: Principal | None, reason: str | None = None) -> Any:
-    role = "system" if actor is None else ("admin" if actor.is_admin else "student")
+    """The history entry of `e`'s change by `actor`: `system` (None), `admin`, the `student` themselves, or the
+    course's `instructor` (who removes a student from their course: explore63 F1)."""
+    if actor is None:
+        role = "system"
+    elif actor.is_admin:
+        role = "admin"
+    else:
+        role = "student" if actor.user_id == e.student_id else "instructor"
     return EnrollmentHistory(
         enrollment_id=e.id,
         from_status=src,
