@@ -1,4 +1,4 @@
-"""DELETE /enrollments/{enrollment_id}: drop (the student or an admin); the seat goes to the waitlist."""
+"""DELETE /enrollments/{enrollment_id}: drop (the student, the course's instructor or an admin); the seat goes to the waitlist."""
 
 import uuid
 from typing import Annotated
@@ -26,7 +26,7 @@ async def drop_enrollment(
             # One line, as every label: no controls, line separators or bidi overrides, which spoofed the history
             # and the notice a removed student reads (explore13 F11).
             pattern=r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]*$",
-            description="why (kept in the history; an admin removing a student: told to the student)",
+            description="why (kept in the history; the instructor or an admin removing a student: told to the student)",
         ),
     ] = None,
 ) -> EnrollmentPublic:
