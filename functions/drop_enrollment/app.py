@@ -1,4 +1,4 @@
-"""DELETE /enrollments/{enrollment_id}: drop (the student, the course's instructor or an admin); the seat goes to the waitlist."""
+"""DELETE /enrollments/{enrollment_id}: drop (the student, its instructor or an admin); the seat goes to the queue."""
 
 import uuid
 from typing import Annotated
