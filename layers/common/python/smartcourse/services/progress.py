@@ -449,6 +449,7 @@ async def _progress(
         tried[lesson_id] = (was_here + int(here), max(bests) if bests else None, was_used + int(count))
     lesson_views = []
     modules: dict[uuid.UUID, tuple[str, list[bool]]] = {}
+    taken: set[uuid.UUID] = set()  # the modules with a lesson of the version the student took (a progress row)
     for lsn in lessons:
         row = rows.get(lsn.lesson_id)
         complete = lsn.lesson_id in done
@@ -479,15 +480,18 @@ async def _progress(
             )
         )
         modules.setdefault(lsn.module_id, (lsn.module_title, []))[1].append(complete)
-    # A completed course's modules are complete as it is (explore60 F5: 100 % beside a module at 75 %, not completed,
-    # once a later version added a lesson); the lessons still show the new ones as not started.
+        if row is not None:
+            taken.add(lsn.module_id)
+    # A completed course's modules of the version it took are complete, as the course is (explore60 F5: 100 % beside
+    # a module at 75 %, not completed, once a later version added a lesson to it); a module the later version added
+    # is as its lessons are (explore62 F5: 100 % and completed beside its only lesson, not started).
     finished = e.status == "completed"
     module_views = [
         ModuleProgressPublic(
             module_id=mid,
             title=title,
-            percent=100.0 if finished else round(sum(flags) * 100 / len(flags), 2),
-            completed=finished or all(flags),
+            percent=100.0 if finished and mid in taken else round(sum(flags) * 100 / len(flags), 2),
+            completed=(finished and mid in taken) or all(flags),
         )
         for mid, (title, flags) in modules.items()
     ]
