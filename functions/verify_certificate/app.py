@@ -36,7 +36,7 @@ async def verify_certificate(
     try:
         async with c.uow() as uow:
             cert = await certificates.verify(uow=uow, code=code)
-            teacher = await certificates.instructor_name(uow=uow, cert=cert) if cert is not None else None
+            live = cert is not None and await certificates.course_is_live(uow=uow, cert=cert)
     except Invalid:
         if not browser:
             raise  # 422 invalid_certificate_code
@@ -54,8 +54,8 @@ async def verify_certificate(
             issued_at=cert.issued_at,
             revoked_at=cert.revoked_at,
             course_id=cert.course_id,
-            course_url=f"{c.settings.public_base_url}/courses/{cert.course_id}",
-            instructor_name=teacher,
+            course_url=f"{c.settings.public_base_url}/courses/{cert.course_id}" if live else None,
+            instructor_name=cert.instructor_name,
         )
     if browser:
         return HTMLResponse(_page(code, answer), headers=_VARY)  # the link printed on the PDF, opened in a browser

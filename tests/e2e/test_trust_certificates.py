@@ -188,6 +188,12 @@ async def test_an_admin_revokes_a_certificate_and_its_check_says_so(api: Api, wo
     assert public["course_id"] == course["id"] and public["instructor_name"] == teacher["full_name"], public
     assert public["course_url"].endswith(f"/courses/{course['id']}"), public
     assert f'<a href="{public["course_url"]}">' in r.text
+    # The name as it was at issue: the instructor renaming themselves changes no certificate (explore62 F8).
+    r = await api.client.put(
+        f"/users/{teacher['id']}", json={"full_name": "Prof. Someone Else"}, headers=teacher["headers"]
+    )
+    assert r.status_code == 200, r.text
+    assert (await api.client.get(check)).json()["instructor_name"] == teacher["full_name"]
 
     url = f"/certificates/{cert['id']}/revoke"
     r = await api.client.post(url, json={"reason": "misconduct"}, headers=student["headers"])
@@ -290,6 +296,9 @@ async def test_a_course_with_the_longest_title_enrolls_certifies_removes_and_arc
     assert (await enroll(api, fourth, course["id"])).status_code == 202
     r = await api.client.delete(f"/courses/{course['id']}", headers=teacher["headers"])
     assert r.status_code == 200 and r.json()["status"] == "archived", r.text
+    # The check links the course only while it is live (explore62 F7: the link answered 404 once archived).
+    public = (await api.client.get(f"/certificates/verify/{cert.json()['code']}")).json()
+    assert public["valid"] and public["course_id"] == course["id"] and "course_url" not in public, public
     # Revoked last: its completion gives its seat back (which an archived course gives nobody).
     revoke = f"/certificates/{cert.json()['id']}/revoke"
     r = await api.client.post(revoke, json={"reason": "x"}, headers=admin["headers"])

@@ -422,6 +422,9 @@ class Certificate(Base):
     code: Mapped[str] = mapped_column(String(32), nullable=False, unique=True)
     student_name: Mapped[str] = mapped_column(String(200), nullable=False)
     course_title: Mapped[str] = mapped_column(String(200), nullable=False)
+    # The course's instructor's name at issue (migration 0029: the public check names who taught it; read now, a
+    # rename changed every certificate already issued: explore62 F8). Null only for a course whose owner was gone.
+    instructor_name: Mapped[str | None] = mapped_column(String(200))
     issued_at: Mapped[datetime] = _created()
     pdf_key: Mapped[str | None] = mapped_column(String(500))
     # Revoked by an admin (migration 0016): the public check then answers `revoked`.

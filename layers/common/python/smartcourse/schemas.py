@@ -1091,9 +1091,12 @@ class CertificateVerification(BaseModel):
     # Who stands behind it (explore59 F2: a verifier could not tell a university's course from one anyone made): the
     # course, its page, and its instructor's name now.
     course_id: uuid.UUID | None = None
-    course_url: str | None = Field(default=None, description="The course's page in the catalogue (`GET /courses/{id}`)")
+    course_url: str | None = Field(
+        default=None,
+        description="The course in the API (`GET /courses/{id}`), while it is live: absent once it is archived",
+    )
     instructor_name: str | None = Field(
-        default=None, description="The course's instructor, as their account names them"
+        default=None, description="The course's instructor, as their account was named when the certificate was issued"
     )
 
 

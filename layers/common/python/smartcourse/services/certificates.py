@@ -50,6 +50,7 @@ async def issue_once(*, uow: UnitOfWork, enrollment_id: uuid.UUID) -> tuple[uuid
     student = await uow.session.get(User, e.student_id)
     course = await uow.session.get(Course, e.course_id)
     assert student is not None and course is not None
+    teacher = await uow.session.scalar(select(User.full_name).where(User.id == course.instructor_id))
     cert_id = uuid.uuid4()
     code = new_code()
     result = await uow.session.execute(
@@ -62,6 +63,7 @@ async def issue_once(*, uow: UnitOfWork, enrollment_id: uuid.UUID) -> tuple[uuid
             code=code,
             student_name=student.full_name,
             course_title=course.title,
+            instructor_name=teacher,
             issued_at=e.completed_at,
         )
         .on_conflict_do_nothing(index_elements=[Certificate.enrollment_id])
@@ -620,11 +622,11 @@ async def verify(*, uow: UnitOfWork, code: str) -> Certificate | None:
     return await uow.session.scalar(select(Certificate).where(Certificate.code == canonical_code(code)))
 
 
-async def instructor_name(*, uow: UnitOfWork, cert: Certificate) -> str | None:
-    """The name of the certificate's course's instructor now (the public check names who stands behind it)."""
-    return await uow.session.scalar(
-        select(User.full_name).join(Course, Course.instructor_id == User.id).where(Course.id == cert.course_id)
-    )
+async def course_is_live(*, uow: UnitOfWork, cert: Certificate) -> bool:
+    """Whether the certificate's course is live (its `GET /courses/{id}` answers anyone): the public check links it
+    only then (explore62 F7, explore63 F7: the link of an archived course's certificate answered 404)."""
+    course = await uow.session.get(Course, cert.course_id)
+    return course is not None and course_rules.is_live(course.status, course.content_version)
 
 
 async def my_certificates(
