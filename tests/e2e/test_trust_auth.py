@@ -245,6 +245,7 @@ async def test_password_change_needs_the_current_password_and_ends_other_session
         url, json={"password": user["password"], "current_password": user["password"]}, headers=user["headers"]
     )
     assert (r.status_code, r.json()["code"]) == (422, "password_unchanged"), r.text
+    assert r.json()["details"][0]["field"] == "password", r.text  # a list, as a refused password's
     # ... and a guessable one is refused, as at registration.
     r = await api.client.put(
         url, json={"password": "password123", "current_password": user["password"]}, headers=user["headers"]

@@ -407,10 +407,11 @@ async def update_user(
                 raise Forbidden("current_password is incorrect", code="wrong_current_password")
             if unicodedata.normalize("NFKC", data.password) == unicodedata.normalize("NFKC", current):
                 # A "change" to the same password ended every session and changed nothing (explore59 F4).
-                raise Invalid(
-                    "the new password is the current one; choose another",
+                unchanged = "the new password is the current one; choose another"
+                raise Invalid(  # `details` as a refused password's (explore62 F9: an object beside their list)
+                    unchanged,
                     code="password_unchanged",
-                    details={"field": "password"},
+                    details=[{"field": "password", "message": unchanged, "type": "value_error"}],
                 )
         _refuse_weak(data.password, user)
         user.password_hash = await hash_password_async(data.password)
