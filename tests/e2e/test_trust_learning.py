@@ -449,6 +449,7 @@ async def _done_but_for_a_deleted_lesson(
         assert r.status_code == 202, r.text
         assert (await api.wait_workflow(teacher, r.json()["workflow_id"]))["status"] == "completed"
 
+    publish.teacher, publish.course = teacher, course  # type: ignore[attr-defined]
     await publish()
     eid = (await enroll(api, student, course["id"])).json()["id"]
     await wait_enrollment(api, student, eid, "active")
@@ -548,6 +549,13 @@ async def test_the_go_live_of_a_version_without_the_missing_lesson_completes_the
     await publish()  # v2 lacks the lesson the student missed: its go-live completes the course
     body = (await api.client.get(f"/enrollments/{eid}/progress", headers=student["headers"])).json()
     assert body["status"] == "completed" and body["percent"] == 100.0, body
+    # The instructor is told what the go-live did to the cohort (explore63 F3: nobody was).
+    owner, course = publish.teacher, publish.course  # type: ignore[attr-defined]
+    detail = (await api.client.get(f"/courses/{course['id']}", headers=owner["headers"])).json()
+    assert detail["publish_report"]["enrollments_completed"] == 1, detail["publish_report"]
+    feed = (await api.client.get("/notifications", headers=owner["headers"])).json()
+    told = [n for n in feed if n["kind"] == "publish_completed" and n["data"]["version"] == detail["content_version"]]
+    assert len(told) == 1 and "It completed 1 enrollment whose students" in told[0]["body"], told
     r = await api.client.post(f"/lessons/{l0['id']}/complete", headers=student["headers"])
     assert r.status_code == 200 and r.json()["status"] == "completed", r.text  # answered as before
     await _completed_once_with_a_certificate(api, container, student, eid)

@@ -398,10 +398,20 @@ async def mark_published(
         .where(WorkflowRun.workflow_id == workflow_id)
         .values(status="completed", finished_at=now, updated_at=now)  # the last failure stays readable (explore55 F8)
     )
+    finished: list[uuid.UUID] = []
     if not first_live:
-        finished = await progress.complete_finished_enrollments(uow, course.id, lesson_ids)
+        finished = list(await progress.complete_finished_enrollments(uow, course.id, lesson_ids))
         if completed is not None:
             completed.extend(finished)
+    # What the go-live did to the cohort, said in the report and the instructor's notice (explore63 F3: a republish
+    # that removed a lesson completed a student and issued their certificate, and nobody was told).
+    course.publish_report = {**course.publish_report, "enrollments_completed": len(finished)}
+    cohort = (
+        f" It completed {len(finished)} enrollment{'s' if len(finished) != 1 else ''} whose students had done every "
+        "lesson it keeps (their certificates are being issued)."
+        if finished
+        else ""
+    )
     if skipped := course.publish_report.get("warnings"):
         # Live, but without some of its files: the instructor hears it as they hear of a failure (explore7 F11).
         listed = "; ".join(f"{s.get('filename')} ({s.get('message') or s.get('reason')})" for s in skipped[:10])
@@ -414,7 +424,7 @@ async def mark_published(
             + ("" if all(s.get("reason") != "partly_unreadable" for s in skipped) else " in full"),
             body=f"Version {version} is live, but the text of these files (or of the pages named) could not be "
             f"read, so search and the assistant do not know it (students can still download them): {listed}{more}. "
-            "Upload them again in a readable form, then publish again.",
+            f"Upload them again in a readable form, then publish again.{cohort}",
             dedupe_key=f"publish-warnings:{workflow_id}",
             data={"course_id": str(course.id), "version": version, "workflow_id": workflow_id},
         )
@@ -431,7 +441,7 @@ async def mark_published(
             kind="publish_completed",
             title=f"“{course.title}” is live",
             body=f"Version {version} of “{course.title}” is live: students see it, and search and the assistant "
-            "know its content.",
+            f"know its content.{cohort}",
             dedupe_key=f"publish-completed:{workflow_id}",
             data={"course_id": str(course.id), "version": version, "workflow_id": workflow_id},
             email=emailed,
