@@ -24,7 +24,13 @@ async def course_roster(
 ) -> RosterPage:
     async with c.uow() as uow:
         return await enrollment.roster(
-            uow=uow, principal=user, course_id=course_id, status=status, page=page, page_size=page_size
+            uow=uow,
+            principal=user,
+            course_id=course_id,
+            status=status,
+            page=page,
+            page_size=page_size,
+            documents=c.documents,
         )
 
 

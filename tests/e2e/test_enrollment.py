@@ -969,6 +969,30 @@ async def test_leaving_the_waitlist_is_not_counted_as_a_drop(api: Api, worker: o
     assert (record["enrollments"]["dropped"], record["enrollments"]["left_waitlist"]) == (0, 1), record
 
 
+async def test_the_roster_says_how_each_student_is_doing(api: Api, worker: object, container: Any) -> None:
+    """explore63 F4: "how is my cohort doing" took one request per student. Each roster entry has its percent and
+    its last activity (lesson completed or quiz answered); a waitlisted one has neither."""
+    teacher = await api.user("instructor")
+    course, lessons = await course_with_lessons(api, teacher, capacity=2, waitlist_enabled=True)
+    busy, idle, waiting = await fast_students(container, 3)
+    ids = {}
+    for student in (busy, idle):
+        ids[student["id"]] = (await enroll(api, student, course["id"])).json()["id"]
+        await wait_enrollment(api, student, ids[student["id"]], "active")
+    ids[waiting["id"]] = (await enroll(api, waiting, course["id"])).json()["id"]
+    r = await api.client.post(f"/lessons/{lessons[0]['id']}/complete", headers=busy["headers"])
+    assert r.status_code == 200, r.text
+    r = await api.client.post(f"/quizzes/{lessons[2]['id']}/submit", json={"answers": [1, 1]}, headers=busy["headers"])
+    assert r.status_code == 200, r.text
+    roster = (await api.client.get(f"/courses/{course['id']}/enrollments", headers=teacher["headers"])).json()
+    entries = {i["student_id"]: i for i in roster["items"]}
+    progress = (await api.client.get(f"/enrollments/{ids[busy['id']]}/progress", headers=busy["headers"])).json()
+    assert entries[busy["id"]]["percent"] == progress["percent"] > 0, (entries[busy["id"]], progress["percent"])
+    assert entries[busy["id"]]["last_activity_at"] is not None
+    assert (entries[idle["id"]]["percent"], entries[idle["id"]]["last_activity_at"]) == (0.0, None)
+    assert (entries[waiting["id"]]["percent"], entries[waiting["id"]]["status"]) == (None, "waitlisted")
+
+
 def lose_the_hand_overs(monkeypatch: pytest.MonkeyPatch) -> None:
     """The e-mails of the notifications a request writes are not handed over at its commit (as when the broker was
     away): they wait for the sweeper, which the test plays by enqueuing them itself."""

@@ -956,6 +956,14 @@ class RosterEntry(BaseModel):
         default=None, description="its certificate was revoked: the completion stands, the student may take it again"
     )
     created_at: datetime
+    percent: float | None = Field(
+        default=None,
+        description="share of the live version's lessons completed, as `GET /enrollments/{id}` says it (100 once "
+        "completed); null while waitlisted",
+    )
+    last_activity_at: datetime | None = Field(
+        default=None, description="the latest lesson completed or quiz answered in this enrollment; null: none yet"
+    )
 
 
 class RosterPage(BaseModel):
