@@ -71,7 +71,16 @@ async def test_create_admin_on_a_database_that_does_not_exist_says_it_could_not_
     url = make_url(settings.database_url).set(database="no_such_database_x52").render_as_string(hide_password=False)
     done = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "smartcourse.cli", "create-admin", "--email", "a@example.com", "--password", "x" * 12],
+        [
+            sys.executable,
+            "-m",
+            "smartcourse.cli",
+            "create-admin",
+            "--email",
+            "a@example.com",
+            "--password",
+            "xylophone-zebra-12",
+        ],
         env={**os.environ, "DATABASE_URL": url},
         cwd=REPO,
         capture_output=True,

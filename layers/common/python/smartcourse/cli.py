@@ -246,14 +246,17 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
 
     from smartcourse.bootstrap import get_container
     from smartcourse.errors import DomainError
-    from smartcourse.schemas import AdminIn
+    from smartcourse.schemas import RULE_FIELDS, AdminIn
     from smartcourse.services import accounts
 
     try:  # the rules a registration follows, before any engine is touched (the service checks them again)
         AdminIn(email=args.email, password=args.password, full_name=args.full_name)
     except ValidationError as exc:
         for err in exc.errors():
-            field = ".".join(str(p) for p in err["loc"])
+            # A rule of the whole model (the password's strength, checked with the address and name) names its
+            # field in its context (`schemas.rule_error`): "--password", not "--" (explore62's password check).
+            named = str((err.get("ctx") or {}).get(RULE_FIELDS) or "").split(",")[0]
+            field = ".".join(str(p) for p in err["loc"]) or named
             print(f"error: --{field.replace('_', '-')}: {err['msg']}", file=sys.stderr)
         return 2
 
