@@ -229,6 +229,8 @@ async def test_prerequisites(api: Api, worker: object) -> None:
     r = await enroll(api, student, advanced["id"])
     assert r.status_code == 409 and r.json()["code"] == "prerequisites_not_met"
     assert r.json()["details"]["missing"] == [basics["id"]]
+    # Named by its title (explore63 F6: its id in `details` only said which).
+    assert r.json()["message"] == "complete the prerequisite courses first: “Basics”", r.text
     eid = (await enroll(api, student, basics["id"])).json()["id"]
     await wait_enrollment(api, student, eid, "active")
     await complete_everything(api, student, lessons)
@@ -635,6 +637,7 @@ async def test_a_waitlisted_student_without_the_prerequisites_is_passed_over(
         feed = (await api.client.get("/notifications", headers=student["headers"])).json()
         passed = [x for x in feed if x["kind"] == "waitlist.passed_over"]
         assert len(passed) == 1 and "prerequisites" in passed[0]["body"], feed
+        assert f"prerequisites (“{first['title']}”)" in passed[0]["body"], passed  # which (explore63 F6)
     taken, _, counts = await seat_state(container, then["id"])
     assert (taken, counts.get("waitlisted")) == (2, 2), counts
     # Meeting the prerequisite later seats them while a seat is free, in the same transaction as the completion

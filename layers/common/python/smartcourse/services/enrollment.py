@@ -500,7 +500,16 @@ async def enroll(
                     select(Course.id).where(Course.id.in_([uuid.UUID(m) for m in missing]), Course.status == "archived")
                 )
             )
-            message = "complete the prerequisite courses first"
+            # Named by their titles (explore63 F6: only their ids, in `details`, said which).
+            titles = dict(
+                (
+                    await conn.execute(
+                        select(Course.id, Course.title).where(Course.id.in_([uuid.UUID(m) for m in missing]))
+                    )
+                ).all()
+            )
+            named = ", ".join(f"“{titles[uuid.UUID(m)]}”" for m in missing if uuid.UUID(m) in titles)
+            message = "complete the prerequisite courses first" + (f": {named}" if named else "")
             if withdrawn:
                 message += (
                     f"; {len(withdrawn)} of them ({', '.join(withdrawn)}) {'is' if len(withdrawn) == 1 else 'are'} "

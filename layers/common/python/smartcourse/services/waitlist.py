@@ -189,6 +189,21 @@ async def _tell_passed_over(uow: UnitOfWork, course: Course, promoted: Enrollmen
             "so it stays free for now. You keep your place: once you meet them (complete the course it requires), "
             "you are seated at once if a seat is still free; a student who meets them may take it meanwhile."
         )
+    passed = list(passed)
+    # Which courses it requires, by title (explore63 F6: the notice did not say which to complete).
+    required = (
+        list(
+            await uow.session.scalars(
+                select(Course.title)
+                .join(CoursePrerequisite, CoursePrerequisite.prerequisite_id == Course.id)
+                .where(CoursePrerequisite.course_id == course.id)
+                .order_by(Course.title)
+            )
+        )
+        if passed
+        else []
+    )
+    which = f" ({', '.join(f'“{t}”' for t in required)})" if required else ""
     for e in passed:
         await create_notification(
             uow.session,
@@ -196,8 +211,8 @@ async def _tell_passed_over(uow: UnitOfWork, course: Course, promoted: Enrollmen
             kind="waitlist.passed_over",
             title=title,
             body=(
-                f"A seat in “{course.title}” came free, but you do not meet its prerequisites (a course it requires "
-                f"is not completed, or its certificate was revoked), {went}"
+                f"A seat in “{course.title}” came free, but you do not meet its prerequisites{which} (a course it "
+                f"requires is not completed, or its certificate was revoked), {went}"
             ),
             dedupe_key=f"waitlist-passed-over:{e.id}",
             data={"enrollment_id": str(e.id), "course_id": str(course.id), "seat_free": promoted is None},
