@@ -1,4 +1,4 @@
-"""GET /notifications: the caller's notifications, newest first; `before` pages back (keyset)."""
+"""GET /notifications: the caller's notifications, newest first; `before` pages back (keyset), `unread` filters."""
 
 from datetime import datetime
 from typing import Annotated
@@ -17,10 +17,14 @@ router = APIRouter(tags=["notifications"])
 NEXT_LINK = {
     "Link": {
         "description": "the next (older) notifications while there are any (RFC 8288), as a reference relative to "
-        "this request's URL that carries `before`: `<?limit=20&before=2026-12-04T22%3A41%3A39.123456%2B00%3A00>; "
+        "this request's URL that carries `before`: `<?limit=20&before=2026-12-04T22%3A41%3A39.123456Z>; "
         'rel="next"`',
         "schema": {"type": "string"},
-    }
+    },
+    "X-Unread-Count": {
+        "description": "how many of the caller's notifications are unread, all pages (a badge; explore60 F12)",
+        "schema": {"type": "integer"},
+    },
 }
 
 
@@ -38,11 +42,15 @@ async def list_notifications(
         int | None,
         Query(ge=1, le=MAX_PAGE_SIZE, description="the other lists' name for `limit`; taken when both are given"),
     ] = None,
+    unread: Annotated[bool, Query(description="only the unread ones")] = False,
 ) -> list[NotificationPublic]:
     size = limit if page_size is None else page_size
     async with c.uow() as uow:
         # One more than asked: whether there is a next page.
-        found = await notifications.list_notifications(uow=uow, principal=user, limit=size + 1, before=before)
+        found = await notifications.list_notifications(
+            uow=uow, principal=user, limit=size + 1, before=before, unread=unread
+        )
+        response.headers["X-Unread-Count"] = str(await notifications.unread_count(uow=uow, principal=user))
     if len(found) > size:
         found = found[:size]
         ref = request.url.include_query_params(before=iso(found[-1].created_at)).query

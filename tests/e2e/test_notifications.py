@@ -52,6 +52,29 @@ async def test_feed_is_the_callers_own_newest_first(api: Api, container: Any) ->
     assert [n["title"] for n in (await api.client.get("/notifications", headers=bob["headers"])).json()] == ["for bob"]
 
 
+async def test_unread_ones_are_counted_filtered_and_marked_read_at_once(api: Api, container: Any) -> None:
+    """explore60 F12: a client had no unread count for its badge and marked notifications read one by one."""
+    alice, bob = await api.user(), await api.user()
+    ids = [await notify(container, alice, f"n{i}") for i in range(3)]
+    await notify(container, bob, "for bob")
+    r = await api.client.post(f"/notifications/{ids[0]}/read", headers=alice["headers"])
+    assert r.status_code == 200, r.text
+    r = await api.client.get("/notifications", headers=alice["headers"])
+    assert r.headers["X-Unread-Count"] == "2", r.headers
+    r = await api.client.get("/notifications", params={"unread": True}, headers=alice["headers"])
+    assert [n["title"] for n in r.json()] == ["n2", "n1"], r.text
+    r = await api.client.post("/notifications/read-all", headers=alice["headers"])
+    assert (r.status_code, r.json()) == (200, {"marked": 2}), r.text
+    assert (await api.client.post("/notifications/read-all", headers=alice["headers"])).json() == {"marked": 0}
+    r = await api.client.get("/notifications", headers=alice["headers"])
+    assert r.headers["X-Unread-Count"] == "0" and all(n["read_at"] for n in r.json()), r.text
+    first = next(n for n in r.json() if n["id"] == str(ids[0]))
+    assert first["read_at"] < r.json()[0]["read_at"]  # the first read time kept
+    bobs = await api.client.get("/notifications", headers=bob["headers"])
+    assert bobs.headers["X-Unread-Count"] == "1"  # someone else's are left alone
+    assert (await api.client.post("/notifications/read-all")).status_code == 401
+
+
 async def test_limit_bounds_and_authentication(api: Api) -> None:
     user = await api.user()
     for bad in (0, 101, -1):

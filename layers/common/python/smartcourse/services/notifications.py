@@ -29,7 +29,7 @@ from smartcourse.errors import Invalid, NotFound
 from smartcourse.faults import fail_point, hold_point
 from smartcourse.models import Enrollment, Notification, TaskRun, User, utcnow
 from smartcourse.ports import FileStore
-from smartcourse.schemas import NotificationKind, NotificationPublic
+from smartcourse.schemas import NotificationKind, NotificationPublic, NotificationsRead
 from smartcourse.security import Principal
 
 log = logging.getLogger(__name__)
@@ -90,11 +90,13 @@ async def create_notification(
 
 
 async def list_notifications(
-    *, uow: UnitOfWork, principal: Principal, limit: int, before: datetime | None = None
+    *, uow: UnitOfWork, principal: Principal, limit: int, before: datetime | None = None, unread: bool = False
 ) -> list[NotificationPublic]:
     """The caller's feed, newest first; `before` (a created_at; UTC when it has no zone) pages back. A `before`
     that cannot be put in UTC (e.g. 9999-12-31T23:59:59-14:00) is 422 `invalid_before`, as /ops's `since`."""
     query = select(Notification).where(Notification.user_id == principal.user_id)
+    if unread:
+        query = query.where(Notification.read_at.is_(None))
     if before is not None:
         try:
             before = before.replace(tzinfo=UTC) if before.tzinfo is None else before.astimezone(UTC)
@@ -121,6 +123,30 @@ async def mark_read(*, uow: UnitOfWork, principal: Principal, notification_id: u
     result = NotificationPublic.model_validate(row)
     await uow.commit()
     return result
+
+
+async def mark_all_read(*, uow: UnitOfWork, principal: Principal) -> NotificationsRead:
+    """Mark every unread notification of the caller read, at once (explore60 F12: one request per notification);
+    how many it marked. Repeating it marks none."""
+    marked = await uow.session.execute(
+        update(Notification)
+        .where(Notification.user_id == principal.user_id, Notification.read_at.is_(None))
+        .values(read_at=func.now())
+    )
+    await uow.commit()
+    return NotificationsRead(marked=int(marked.rowcount or 0))  # type: ignore[attr-defined]
+
+
+async def unread_count(*, uow: UnitOfWork, principal: Principal) -> int:
+    """How many of the caller's notifications are unread (the feed's `X-Unread-Count`: a badge)."""
+    return int(
+        await uow.session.scalar(
+            select(func.count())
+            .select_from(Notification)
+            .where(Notification.user_id == principal.user_id, Notification.read_at.is_(None))
+        )
+        or 0
+    )
 
 
 # --- the email copy -------------------------------------------------------------------------------
