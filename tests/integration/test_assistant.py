@@ -168,6 +168,22 @@ async def test_ask_answers_with_citations_refuses_off_topic_and_is_counted(
             headers=other["headers"],
         )
         assert r.status_code == 404 and r.json()["code"] == "conversation_not_found"
+        # The student finds it again from another device: listed and read back (explore60 F12: its id lived only
+        # in the client that asked); nobody else does.
+        r = await api.client.get("/ai/conversations", params={"course_id": course["id"]}, headers=student["headers"])
+        assert r.status_code == 200, r.text
+        listed = {c["id"]: c for c in r.json()["items"]}
+        assert listed[convo]["questions"] == 2 and listed[convo]["first_question"].startswith("Why does the outbox")
+        assert listed[convo]["course_title"] == course["title"], listed[convo]
+        r = await api.client.get(f"/ai/conversations/{convo}", headers=student["headers"])
+        turns = r.json()["messages"]
+        assert [t["role"] for t in turns] == ["user", "assistant", "user", "assistant"], turns
+        assert turns[2]["content"] == "How is it published?", turns
+        assert convo not in {
+            c["id"] for c in (await api.client.get("/ai/conversations", headers=other["headers"])).json()["items"]
+        }
+        r = await api.client.get(f"/ai/conversations/{convo}", headers=other["headers"])
+        assert (r.status_code, r.json()["code"]) == (404, "conversation_not_found"), r.text
 
         calls = len(chat.prompts)
         r = await api.client.post(

@@ -1115,6 +1115,44 @@ class RevokeIn(Strict):
 # --- notifications --------------------------------------------------------------------------
 
 
+class ConversationSummary(BaseModel):
+    """One of the caller's assistant conversations (`POST /ai/ask` `conversation_id` resumes it)."""
+
+    id: uuid.UUID
+    course_id: uuid.UUID
+    course_title: str
+    first_question: str = Field(description="its first question, at most 200 characters")
+    questions: int = Field(description="how many questions were asked in it")
+    created_at: datetime
+    updated_at: datetime = Field(description="its last turn; it expires ASSISTANT_HISTORY_DAYS after")
+
+
+class ConversationPage(BaseModel):
+    items: list[ConversationSummary]
+    total: int
+    page: int
+    page_size: int
+
+
+class ConversationMessage(BaseModel):
+    role: Literal["user", "assistant"]
+    content: str = Field(description="the question as asked, the answer as given")
+    at: datetime
+
+
+class ConversationDetail(BaseModel):
+    id: uuid.UUID
+    course_id: uuid.UUID
+    course_title: str
+    created_at: datetime
+    updated_at: datetime
+    messages: list[ConversationMessage] = Field(description="every turn, oldest first")
+
+
+class NotificationsRead(BaseModel):
+    marked: int = Field(description="how many notifications this request marked read (0: none was unread)")
+
+
 class NotificationPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
     id: uuid.UUID
