@@ -877,6 +877,8 @@ async def test_tag_filters_ignore_case(api: Api) -> None:
         (f"kafka streams {marker}", ["title", "tags"]),
         ("kafka", ["tags"]),
         ("kafka -zebra", ["tags"]),  # explore62 F6: an exclusion alone left matched every field
+        ('kafka -"zebra yak"', ["tags"]),  # explore64 F3: a quoted exclusion too
+        ("kafka -zebra -yak", ["tags"]),
     ):
         r = await api.client.get("/search", params={"q": q, "tags": f"tag-{marker}"})
         [hit] = r.json()["items"]

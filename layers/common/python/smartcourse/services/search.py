@@ -518,11 +518,14 @@ async def _public_matches(
     groups: dict[str, list[uuid.UUID]] = {}
     for cid, tags in (await uow.session.execute(select(Course.id, Course.tags).where(Course.id.in_(course_ids)))).all():
         lowered = {t.lower() for t in tags or ()}
-        kept = [w for w in words if w.lower() not in lowered]
-        # Only an exclusion left (`python -zebra`: "not zebra") matches every field: the whole query is looked at
-        # then, as when every word is a tag (explore62 F6: all six fields named, nothing highlighted).
-        positive = [w for w in kept if not w.startswith("-") and w.lower() != "or"]
-        groups.setdefault(" ".join(kept) if positive else query, []).append(cid)
+        groups.setdefault(" ".join(w for w in words if w.lower() not in lowered) or query, []).append(cid)
+    # A rest that is only exclusions (`python -zebra`, `python -"zebra yak"`: "not zebra") matches every field: the
+    # whole query is looked at then, as when every word is a tag (explore62 F6, explore64 F3: all six fields named,
+    # nothing highlighted). PostgreSQL says it: such a query's `querytree` (its part an index can search) is `T`.
+    for text in [t for t in groups if t != query]:
+        searchable = await uow.session.scalar(select(func.querytree(_tsquery(text))))
+        if searchable in (None, "", "T"):
+            groups.setdefault(query, []).extend(groups.pop(text))
     out: dict[uuid.UUID, tuple[list[str], list[MatchedIn]]] = {}
     for text, ids in groups.items():
         out.update(await _matches_in(uow, ids, query, text))
