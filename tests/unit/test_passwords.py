@@ -17,6 +17,11 @@ def test_common_words_patterns_and_the_accounts_own_words_are_weak() -> None:
     assert passwords.weakness("ada.lovelace@example.com", ["ada.lovelace@example.com", "Ada Lovelace"]) is not None
     assert passwords.weakness("adalovelace1815", ["ada.lovelace@example.com", "Ada Lovelace"]) is not None
     assert passwords.weakness("correct-horse-1") is None and passwords.weakness("quartz-lantern-1") is None
+    # Joined by separators, capitals and a year, they are still the account's words (explore64 F5).
+    for weak in ("smartcourse-student", "SmartCourse2026!"):
+        assert passwords.weakness(weak) is not None, weak
+    assert passwords.weakness("ada-lovelace-ex64", ["ada.lovelace@ex64.org", "Ada Lovelace"]) is not None
+    assert passwords.weakness("my favourite course is astronomy 42") is None  # a word of the service, among others
 
 
 def test_a_long_password_is_read_not_refused() -> None:

@@ -70,11 +70,23 @@ def weakness(password: str, context: Sequence[str] = ()) -> str | None:
     from zxcvbn import zxcvbn  # its word lists load on first use (~25 ms), not with every function's schemas
 
     _install_bounded_l33t()
-    found = zxcvbn(unicodedata.normalize("NFKC", password)[:READ], user_inputs=_context(context))
-    if found["score"] >= MIN_SCORE:
-        return None
-    warning = str(found["feedback"].get("warning") or "").rstrip(".")
-    return f"{warning[:1].lower()}{warning[1:]}" if warning else "it is a common password, a word or a simple pattern"
+    words = _context(context)
+    text = unicodedata.normalize("NFKC", password)[:READ]
+    found = zxcvbn(text, user_inputs=words)
+    if found["score"] < MIN_SCORE:
+        warning = str(found["feedback"].get("warning") or "").rstrip(".")
+        return (
+            f"{warning[:1].lower()}{warning[1:]}" if warning else "it is a common password, a word or a simple pattern"
+        )
+    # What is left without the account's and the service's words must stand on its own: `smartcourse-student`,
+    # `SmartCourse2026!`, `ada-lovelace-ex64` passed zxcvbn, the separators and capitals counting as strength
+    # (explore64 F5).
+    rest = text.lower()
+    for word in sorted({w for w in words if len(w) > 2}, key=len, reverse=True):
+        rest = rest.replace(word, " ")
+    if zxcvbn(rest)["score"] < MIN_SCORE:
+        return "it is made of your name, your address or this service's name; add words of your own"
+    return None
 
 
 def refusal(reason: str) -> str:
