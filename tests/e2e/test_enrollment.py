@@ -993,7 +993,7 @@ async def test_the_roster_says_how_each_student_is_doing(api: Api, worker: objec
     assert entries[busy["id"]]["percent"] == progress["percent"] > 0, (entries[busy["id"]], progress["percent"])
     assert entries[busy["id"]]["last_activity_at"] is not None
     assert (entries[idle["id"]]["percent"], entries[idle["id"]]["last_activity_at"]) == (0.0, None)
-    assert (entries[waiting["id"]]["percent"], entries[waiting["id"]]["status"]) == (None, "waitlisted")
+    assert (entries[waiting["id"]]["percent"], entries[waiting["id"]]["status"]) == (0.0, "waitlisted")  # as its detail
 
 
 def lose_the_hand_overs(monkeypatch: pytest.MonkeyPatch) -> None:

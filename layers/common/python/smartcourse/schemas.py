@@ -395,7 +395,8 @@ class UserUpdated(UserPublic):
     tokens: TokenPair | None = Field(
         default=None,
         description="After a change of your own password only: every session of the account ended, this device's "
-        "too, and this is its new login (keep it as a login's answer)",
+        "too, and this is its new access and refresh token (its `device_token` is null: keep the one this device "
+        "has)",
     )
 
 
@@ -959,7 +960,7 @@ class RosterEntry(BaseModel):
     percent: float | None = Field(
         default=None,
         description="share of the live version's lessons completed, as `GET /enrollments/{id}` says it (100 once "
-        "completed); null while waitlisted",
+        "completed, 0 while waitlisted)",
     )
     last_activity_at: datetime | None = Field(
         default=None, description="the latest lesson completed or quiz answered in this enrollment; null: none yet"

@@ -777,7 +777,6 @@ async def _cohort_progress(
     percents = {
         e.id: 100.0 if e.status == "completed" else rules.percent_complete(lessons, done.get(e.id, set()))
         for e in enrollments
-        if e.status in ("pending", "active", "completed", "dropped")
     }
     return percents, last
 
