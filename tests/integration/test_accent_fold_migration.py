@@ -58,3 +58,38 @@ async def test_fold_function_and_indexes_up_and_down(settings: Any) -> None:
             assert await conn.scalar(text("select count(*) from pg_proc where proname = 'smartcourse_fold'")) == 0
         await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
         assert all("smartcourse_fold" in d for d in (await indexes()).values())
+
+
+async def test_the_fold_takes_the_marks_of_every_script(settings: Any) -> None:
+    """explore65 F1, F3, F4 (migration 0030): Arabic without its short vowels, Hebrew without its points, Vietnamese,
+    Greek without accents, Cyrillic ie for io, a course in NFD searched in NFC, and all-caps Greek against a final
+    sigma found nothing in the catalogue. Korean stays as it is (NFD takes its syllables apart; NFC joins them)."""
+    async with scratch_database(settings, "fold_marks") as (url, engine):
+        await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
+        pairs = [
+            ("مقدّمة في علم الفَلَك", "مقدمة في علم الفلك"),
+            ("בְּרֵאשִׁית", "בראשית"),
+            ("Phở Hà Nội", "Pho Ha Noi"),
+            ("đồng bằng", "dong bang"),
+            ("Σωκράτης", "ΣΩΚΡΑΤΗΣ"),
+            ("ёлка", "елка"),
+            ("đồng bằng".encode().decode(), __import__("unicodedata").normalize("NFD", "đồng bằng")),
+            ("한국어 강좌", "한국어 강좌"),
+            ("क्रिकेट", "क्रिकेट"),
+        ]
+        async with engine.connect() as conn:
+            for document, query in pairs:
+                matched = await conn.scalar(
+                    text(
+                        "select to_tsvector('english', smartcourse_fold(:d)) @@ "
+                        "websearch_to_tsquery('english', smartcourse_fold(:q))"
+                    ),
+                    {"d": document, "q": query},
+                )
+                assert matched, (document, query)
+            assert await conn.scalar(text("select smartcourse_fold('한국어')")) == "한국어"
+            assert await conn.scalar(text("select smartcourse_fold('Béchamel Straße <b>')")) == "Bechamel Strasse  b "
+        await asyncio.to_thread(command.downgrade, alembic_config(url), "0029")
+        async with engine.connect() as conn:
+            assert await conn.scalar(text("select smartcourse_fold('الفَلَك')")) == "الفَلَك"  # as before
+        await asyncio.to_thread(command.upgrade, alembic_config(url), "head")
