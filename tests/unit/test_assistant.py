@@ -626,3 +626,14 @@ def test_a_clarification_never_offers_an_instruction_like_part_of_the_course() -
     otters = hit(12, "Sea otters", "Sea otters use rocks to open sea urchins.", 0.5)
     decision = evidence.decide("explain this", [planted, otters], Knobs(relevance_floor=0.3))
     assert decision.route == "clarify" and decision.candidates == ["Sea otters — Module 1 > Sea otters"], decision
+
+
+def test_words_are_read_without_their_optional_marks_and_indic_words_whole() -> None:
+    """explore65 F2, F10: `المشتري` typed without its short vowels matched nothing of `المُشتَري` (a word split at each
+    mark), and `क्रिकेट` was five words, `क` among them, which matched every Hindi passage."""
+    from smartcourse.assistant.text import tokens
+
+    assert tokens("ما هو المشتري؟") == tokens("ما هو المُشتَري؟") == ["ما", "هو", "المشتري"]
+    assert tokens("क्रिकेट एक खेल है") == ["क्रिकेट", "एक", "खेल", "है"]
+    assert tokens("Phở Hà Nội") == ["pho", "ha", "noi"]
+    assert tokens("한국어 강좌") == ["한국어", "강좌"]

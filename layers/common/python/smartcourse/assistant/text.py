@@ -11,7 +11,12 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-_TOKEN = re.compile(r"[^\W_][\w'+#-]*")
+from smartcourse.domain.text import fold_marks
+
+#: A word: a letter or digit, then letters, digits, `'+#-`, and the vowel signs and viramas of the Indic scripts
+#: (U+0900-U+0DFF), which are not `\w` but are letters of their words: `क्रिकेट` was five words, one of them `क`,
+#: found everywhere (explore65 F10).
+_TOKEN = re.compile(r"[^\W_][\w\u0900-\u0dff'+#-]*")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 #: Chinese question words and particles: a CJK run is cut at them before its bigrams are taken, so "线粒体产生什么"
 #: gives the subject's bigrams only, and "线粒体是细胞的…" matches "线粒体" and "细胞" on both sides.
@@ -20,9 +25,11 @@ _SUFFIXES = ("ations", "ation", "ings", "ing", "edly", "ed", "es", "s", "ly")
 
 
 def tokens(text: str) -> list[str]:
-    """Lower-cased words; CJK runs as character bigrams (a lone CJK character as itself)."""
+    """Lower-cased words without their optional marks (`domain.text.fold_marks`: Arabic short vowels, Hebrew points,
+    accents; a word was split at each of them, so `المشتري` typed without them matched nothing of `المُشتَري`:
+    explore65 F2); CJK runs as character bigrams (a lone CJK character as itself)."""
     out: list[str] = []
-    for token in _TOKEN.findall(text.lower()):
+    for token in _TOKEN.findall(fold_marks(text).lower()):
         token = token.strip("'+#-") or token
         if not _CJK.search(token):
             out.append(token)

@@ -43,3 +43,39 @@ def cjk_bigrams(text: str) -> str:
     through it (`adapters/lance_index.py`); the catalogue's `smartcourse_fold` does the same in SQL (migration
     0023)."""
     return _CJK_RUN.sub(_bigrams, text) if _CJK_RUN.search(text) else text
+
+
+def _spans(*spans: tuple[int, int]) -> frozenset[str]:
+    return frozenset(chr(c) for start, end in spans for c in range(start, end + 1))
+
+
+#: The marks a word is the same word without, as the catalogue's `smartcourse_fold` drops them (migration 0030):
+#: Latin, Greek and Cyrillic combining marks, Hebrew points and cantillation, Arabic short vowels (harakat), its other
+#: marks and the tatweel. Indic vowel signs are not among them: they are letters of their words.
+OPTIONAL_MARKS = _spans(
+    (0x0300, 0x036F),
+    (0x0483, 0x0489),
+    (0x0591, 0x05BD),
+    (0x05BF, 0x05BF),
+    (0x05C1, 0x05C2),
+    (0x05C4, 0x05C5),
+    (0x05C7, 0x05C7),
+    (0x0610, 0x061A),
+    (0x0640, 0x0640),
+    (0x064B, 0x065F),
+    (0x0670, 0x0670),
+    (0x06D6, 0x06DC),
+    (0x06DF, 0x06E4),
+    (0x06E7, 0x06E8),
+    (0x06EA, 0x06ED),
+)
+
+
+def fold_marks(text: str) -> str:
+    """`text` without its optional marks (`OPTIONAL_MARKS`: `الفَلَك` → `الفلك`, `Phở` → `Pho`, `Σωκράτης` →
+    `Σωκρατης`), the final sigma as the sigma, composed again (NFC); as the catalogue's fold does in SQL."""
+    if text.isascii():
+        return text
+    decomposed = unicodedata.normalize("NFD", text)
+    kept = "".join("\u03c3" if ch == "\u03c2" else ch for ch in decomposed if ch not in OPTIONAL_MARKS)
+    return unicodedata.normalize("NFC", kept)
