@@ -154,7 +154,7 @@ def test_short_texts_keep_their_sizes() -> None:
     assert sizes["Intro to Python"] == 22 and sizes["This certifies that"] == 16
 
 
-@pytest.mark.parametrize("name", ["محمد علي", "فاطمة الزهراء", "דוד לוי"])
+@pytest.mark.parametrize("name", ["محمد علي", "فاطمة الزهراء", "דוד לוי", "مُحَمَّد عَلِيّ"])
 def test_right_to_left_names_are_drawn_in_visual_order(name: str) -> None:
     pdf = render_pdf(cert(name), VERIFY)
     # pypdf reads right-to-left text back into logical order only if it was drawn right to left; the Arabic

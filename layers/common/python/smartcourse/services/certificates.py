@@ -196,7 +196,9 @@ class _Text:
         if any(unicodedata.bidirectional(c) == "AL" for c in text):
             import arabic_reshaper  # letters to their joined (initial, medial, final) forms, lam-alef ligatures
 
-            text = arabic_reshaper.reshape(text)
+            # Its short vowels (harakat) kept: the reshaper's default deletes them, and a name printed without the
+            # shadda its owner typed is not their name (explore65 F6).
+            text = arabic_reshaper.ArabicReshaper(configuration={"delete_harakat": False}).reshape(text)
         main = _register(SANS_BOLD if bold else SANS)
         if any(_is_arabic_form(c) for c in text):  # FiraGO draws isolated forms as the plain letters
             text = "".join(_plain_letter(c) if _is_arabic_form(c) and ord(c) not in main else c for c in text)
