@@ -82,7 +82,17 @@ def test_quiz_answers_are_option_indexes_not_booleans_or_strings() -> None:
 
 
 def test_a_quiz_question_needs_distinct_options() -> None:
-    for options in (["a", "a"], ["Yes", "yes "], ["x", " ", "y"], ["Erosion by waves.", "erosion  by waves,"]):
+    nfd = __import__("unicodedata").normalize("NFD", "Phở")
+    for options in (
+        ["a", "a"],
+        ["Yes", "yes "],
+        ["x", " ", "y"],
+        ["Erosion by waves.", "erosion  by waves,"],
+        # explore65 F8: the Arabic and full-width question marks, and the same letters typed decomposed
+        ["\u0646\u0639\u0645", "\u0646\u0639\u0645\u061f"],
+        ["\u306f\u3044", "\u306f\u3044\uff01"],
+        ["Phở", nfd],
+    ):
         with pytest.raises(ValidationError):
             QuizQuestion(prompt="?", options=options, answer=0)
     assert QuizQuestion(prompt="?", options=["a ", "b"], answer=1).options == ["a", "b"]
@@ -217,3 +227,14 @@ def test_update_schemas_offer_null_only_where_the_server_takes_it() -> None:
             assert (refused is None) == (name in nullable), (model, name)
     title = CourseUpdateIn.model_json_schema()["properties"]["title"]
     assert title["type"] == "string" and title["maxLength"] == 200  # the constraints are kept
+
+
+def test_names_and_titles_are_stored_composed() -> None:
+    """explore65 F7: a name typed decomposed (NFD) was stored so, and printed with its accents off their letters."""
+    import unicodedata
+
+    from smartcourse.schemas import RegisterIn
+
+    typed = unicodedata.normalize("NFD", "Trần Văn Đức")
+    body = RegisterIn(email="tran@example.com", password="quartz-lantern-1", full_name=typed, role="student")
+    assert body.full_name == "Trần Văn Đức" == unicodedata.normalize("NFC", typed) != typed

@@ -62,9 +62,12 @@ _ONE_LINE_SCHEMA = Field(json_schema_extra={"pattern": ONE_LINE_PATTERN})
 
 
 def _one_line(value: str) -> str:
+    """One line of text, composed (NFC): a name or title typed decomposed is stored as the same letters composed, so
+    it prints, sorts and compares as the same (explore65 F7: an NFD name printed with its accents off their letters
+    on the certificate)."""
     if any(ch in _NOT_IN_ONE_LINE for ch in value):
         raise ValueError("must be one line of text, without control or bidirectional-override characters")
-    return value
+    return unicodedata.normalize("NFC", value)
 
 
 #: Characters that show nothing: zero-width spaces and joiners, the word joiner and invisible operators, the BOM,
@@ -580,7 +583,10 @@ def option_key(option: str) -> str:
     """What makes two quiz options the same to a student: their words whatever their case, spacing and final
     punctuation ("Erosion by waves." and "erosion by waves,": explore42 F4, a generated quiz saved with both, one of
     them right). Punctuation inside stays significant ("C++" and "C#")."""
-    return " ".join(option.casefold().split()).rstrip(".,;:!?…。、 ")
+    # Composed first (NFC: the same letters typed decomposed are the same option) and with the Arabic and
+    # full-width question marks and stops among the final punctuation (explore65 F8).
+    key = " ".join(unicodedata.normalize("NFC", option).casefold().split())
+    return key.rstrip(".,;:!?…。、 ؟؛،\uff1f\uff01\uff0e\uff0c")
 
 
 #: The key of a model rule's error context naming the error code its request is answered with (`rule_error`).
