@@ -508,7 +508,9 @@ async def notify(*, uow: UnitOfWork, certificate_id: uuid.UUID, base_url: str) -
         title=f"Your certificate for {cert.course_title}",
         body=(
             f"Congratulations {cert.student_name}! You completed {cert.course_title}. "
-            f"Your certificate is attached; anyone can verify it with the code {cert.code} at {verify_url}"
+            # Read in the app too, where nothing is attached (explore65 F14): where the PDF is, said for both.
+            f"Your certificate (a PDF) is in your certificates and attached to this notice's e-mail; anyone can "
+            f"verify it with the code {cert.code} at {verify_url}"
         ),
         dedupe_key=f"certificate:{cert.id}",
         data={
