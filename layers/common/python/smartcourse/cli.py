@@ -287,7 +287,7 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
             return 1
         finally:
             await c.aclose()
-        print(json.dumps(user.model_dump(mode="json")))
+        print(json.dumps(user.model_dump(mode="json"), ensure_ascii=False))  # a name as typed (explore65 F15)
         return 0
 
     return asyncio.run(go())
