@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from smartcourse.api.app import create_app
 from smartcourse.config import get_settings
-from smartcourse.schemas import EXTRA_FIELDS_READ, LoginIn, Strict
+from smartcourse.schemas import EXTRA_FIELDS_READ, LoginIn, Strict, Title
 
 
 def test_a_backend_socket_that_vanished_is_a_503_not_a_500() -> None:
@@ -618,3 +618,20 @@ def test_a_handlers_unexpected_exception_is_a_500_that_leaves_the_connection_ope
         r = client.get("/boom")
     assert r.status_code == 500 and r.json()["code"] == "internal_error", r.text
     assert "unhandled error on GET /boom" in caplog.text and "RuntimeError: a bug" in caplog.text
+
+
+def test_a_validators_message_is_ours_without_pydantics_prefix() -> None:
+    """explore65 F16: each `details[].message` of a validator's refusal began with pydantic's "Value error, "."""
+    router = APIRouter()
+
+    @router.post("/titled")
+    async def titled(body: _Titled) -> dict[str, str]:
+        return {"title": body.title}
+
+    r = TestClient(create_app(router)).post("/titled", json={"title": "two\nlines"})
+    assert r.status_code == 422, r.text
+    assert r.json()["details"][0]["message"].startswith("must be one line of text"), r.text
+
+
+class _Titled(BaseModel):
+    title: Title

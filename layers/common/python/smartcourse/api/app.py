@@ -141,8 +141,10 @@ def _listed_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
             continue
         loc = [str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path", "header")]
         named = [f for f in str((err.get("ctx") or {}).get(RULE_FIELDS) or "").split(",") if f]  # a model rule's
+        # A validator's ValueError is "Value error, <ours>" in pydantic's words: ours alone (explore65 F16).
+        message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
         for field in named or [".".join(loc) or "body"]:
-            out.append({"field": field, "message": str(err.get("msg", "invalid")), "type": str(err.get("type"))})
+            out.append({"field": field, "message": message, "type": str(err.get("type"))})
     return out
 
 
