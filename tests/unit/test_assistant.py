@@ -637,3 +637,13 @@ def test_words_are_read_without_their_optional_marks_and_indic_words_whole() -> 
     assert tokens("क्रिकेट एक खेल है") == ["क्रिकेट", "एक", "खेल", "है"]
     assert tokens("Phở Hà Nội") == ["pho", "ha", "noi"]
     assert tokens("한국어 강좌") == ["한국어", "강좌"]
+
+
+def test_a_japanese_questions_grammar_is_not_its_subject() -> None:
+    """explore65 F5: the stop list was Chinese only, so "です" and "すか" were the subject of every Japanese question
+    and matched every Japanese passage: "フランスの首都はどこですか" was answered from a cooking lesson."""
+    from smartcourse.assistant.text import tokens
+
+    assert tokens("フランスの首都はどこですか") == ["フラ", "ラン", "ンス", "首都"]
+    assert tokens("光合成とは何ですか") == ["光合", "合成"]
+    assert not {"です", "すか", "ます"} & set(tokens("味噌汁を作ります。おいしいです。"))

@@ -18,9 +18,16 @@ from smartcourse.domain.text import fold_marks
 #: found everywhere (explore65 F10).
 _TOKEN = re.compile(r"[^\W_][\w\u0900-\u0dff'+#-]*")
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
-#: Chinese question words and particles: a CJK run is cut at them before its bigrams are taken, so "线粒体产生什么"
-#: gives the subject's bigrams only, and "线粒体是细胞的…" matches "线粒体" and "细胞" on both sides.
-_CJK_STOP = re.compile("为什么|是什么|什么|怎么样|怎么|哪些|哪个|如何|请问|一下|[是的了吗呢和与在]")
+#: Chinese and Japanese question words, copulas and particles: a CJK run is cut at them before its bigrams are taken,
+#: so "线粒体产生什么" gives the subject's bigrams only, and "线粒体是细胞的…" matches "线粒体" and "细胞" on both
+#: sides. Japanese grammar is written in hiragana between the kanji and katakana of the content words: "です", "すか"
+#: and "はど" were the subject of every Japanese question, and matched every Japanese passage (explore65 F5: "フランス
+#: の首都はどこですか" was answered from a cooking lesson).
+_CJK_STOP = re.compile(
+    "为什么|是什么|什么|怎么样|怎么|哪些|哪个|如何|请问|一下|[是的了吗呢和与在]"
+    "|でしょうか|ですか|ますか|ください|について|とは|なんですか|なぜ|なに|何|どうして|どう|どこ|どれ|だれ|誰|いつ"
+    "|です|ます|でした|ました|する|して|した|ある|いる|[はがをにのへとでもかねよや]"
+)
 _SUFFIXES = ("ations", "ation", "ings", "ing", "edly", "ed", "es", "s", "ly")
 
 
