@@ -647,3 +647,14 @@ def test_a_japanese_questions_grammar_is_not_its_subject() -> None:
     assert tokens("フランスの首都はどこですか") == ["フラ", "ラン", "ンス", "首都"]
     assert tokens("光合成とは何ですか") == ["光合", "合成"]
     assert not {"です", "すか", "ます"} & set(tokens("味噌汁を作ります。おいしいです。"))
+
+
+def test_the_assistant_folds_the_marks_the_catalogue_folds() -> None:
+    """`domain.text.OPTIONAL_MARKS` and migration 0030's copy (a migration does not change with the code) agree."""
+    import importlib
+
+    from smartcourse.domain.text import OPTIONAL_MARKS
+
+    fold = importlib.import_module("smartcourse.migrations.versions.0030_catalog_fold_marks")
+    accents = importlib.import_module("smartcourse.migrations.versions.0013_catalog_accent_fold")
+    assert set(fold.MORE_MARKS) | set(accents.MARKS) == OPTIONAL_MARKS

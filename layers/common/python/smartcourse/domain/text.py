@@ -49,7 +49,8 @@ def _spans(*spans: tuple[int, int]) -> frozenset[str]:
     return frozenset(chr(c) for start, end in spans for c in range(start, end + 1))
 
 
-#: The marks a word is the same word without, as the catalogue's `smartcourse_fold` drops them (migration 0030):
+#: The marks a word is the same word without, as the catalogue's `smartcourse_fold` drops them (migration 0030 has a
+#: copy; `tests/unit/test_assistant.py` checks they agree):
 #: Latin, Greek and Cyrillic combining marks, Hebrew points and cantillation, Arabic short vowels (harakat), its other
 #: marks and the tatweel. Indic vowel signs are not among them: they are letters of their words.
 OPTIONAL_MARKS = _spans(
