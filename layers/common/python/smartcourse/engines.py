@@ -537,7 +537,8 @@ class EmbeddedEngines:
             try:
                 return launch(fixed or free_port())
             except RuntimeError:
-                if attempt == 2 or (fixed and not retry_fixed) or bind_failure not in _read_from(proc.log_file, offset):
+                said = _read_from(proc.log_file, offset).lower()  # "Address already in use" or "address ..."
+                if attempt == 2 or (fixed and not retry_fixed) or bind_failure.lower() not in said:
                     raise
                 log.warning("the embedded %s could not bind a port it was given; starting it on others", proc.name)
         raise AssertionError("unreachable")

@@ -66,6 +66,12 @@ def start_mailsink(host: str, port: int, directory: str | os.PathLike[str]) -> C
     """
     if port == 0:
         port = _free_port(host)
+    else:
+        # A port taken by another server fails here at once: aiosmtpd's controller waits its whole `ready_timeout`
+        # (10 s) before it says so (the engines then start the sink on another port: `EmbeddedEngines`).
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server's own socket: a listener only
+            probe.bind((host, port))
     controller = Controller(
         MailDirHandler(directory),
         hostname=host,
