@@ -65,6 +65,7 @@ from smartcourse.security import Principal
 from smartcourse.services.courses import ensure_course_owner, load_course
 from smartcourse.services.learner_view import published_lessons, published_lessons_by_version, published_lessons_of
 from smartcourse.services.notifications import create_notification
+from smartcourse.services.search import is_enrolled
 from smartcourse.services.waitlist import enrollment_event, give_back_seat, history_entry, mark_dropped
 
 ANALYTICS_NS = uuid.UUID("5b0c3f4e-8f0b-4b5e-9a53-2d0a3b7f1c11")
@@ -486,7 +487,7 @@ async def enroll(
         # Never published: hidden from everyone but its owner (a read answers 404), and a write does not reveal what
         # a read hides. An archived course is known to its students (their read shows it): 409; to anyone else its
         # read is 404, and so is this (explore60 F11: 404 to read, 409 course_not_published to enroll).
-        if content_version and await _took_it(conn, student_id, course_id):
+        if content_version and await is_enrolled(uow, student_id, course_id):
             raise Conflict("the course is not published", code="course_not_published")
         raise NotFound("course not found", code="course_not_found")
     if required:
@@ -554,20 +555,6 @@ async def enroll(
         uow.emitted.append(waitlisted_event)
     await uow.commit()
     return await to_public(uow, e, 0.0), True  # nothing done yet: the same 0.0 that GET answers
-
-
-async def _took_it(conn: AsyncConnection, student_id: uuid.UUID, course_id: uuid.UUID) -> bool:
-    """The student has an enrollment in the course that shows it to them once archived (`courses.visible_to`)."""
-    found = await conn.scalar(
-        select(Enrollment.id)
-        .where(
-            Enrollment.student_id == student_id,
-            Enrollment.course_id == course_id,
-            Enrollment.status.in_(("pending", "active", "completed")),
-        )
-        .limit(1)
-    )
-    return found is not None
 
 
 #: How often the admission goes back to the seat when the waitlist statement finds one freed meanwhile.
