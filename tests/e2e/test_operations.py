@@ -564,6 +564,13 @@ async def test_analytics_endpoints_over_http(api: Api, worker: object, container
     for garbage in ({}, {"Authorization": "Bearer not-a-token"}, {"Authorization": "Basic eDp5"}):
         r = await api.client.get("/users", params={"is_active": "false"}, headers=garbage)
         assert r.status_code == 401, (garbage, r.text)  # explore64 F2: a garbage header got the 422
+    # A signed token of an account disabled since: the 401 the route gives, not the 422 (the account is checked once,
+    # before the parameters: the check decoded the token on its own and took any signature).
+    gone = await api.user("student")
+    r = await api.client.put(f"/users/{gone['id']}", json={"is_active": False}, headers=admin["headers"])
+    assert r.status_code == 200, r.text
+    r = await api.client.get(f"/analytics/student/{gone['id']}", params={"days": "7"}, headers=gone["headers"])
+    assert (r.status_code, r.json()["code"]) == (401, "account_disabled"), r.text
     view = await api.client.get(f"/analytics/course/{course['id']}", headers=owner["headers"])
     assert view.status_code == 200 and view.json()["title"] == "Counted"
     assert view.json()["enrollments"]["admitted"] == 1

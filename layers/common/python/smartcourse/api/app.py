@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Route, compile_path
 
 from smartcourse import __version__, db, telemetry
+from smartcourse.api.deps import OptionalUser
 from smartcourse.api.edge import ERROR_CODE, EdgeMiddleware
 from smartcourse.api.edge_cache import install_edge_cache
 from smartcourse.api.emails import install_email_handover
@@ -526,33 +527,20 @@ def _reads(route: APIRoute) -> frozenset[str]:
     return reads
 
 
-async def _signed_in(request: Request) -> bool:
-    """The request carries an access token this API signed (not checked against the account: the route does that)."""
-    from smartcourse.bootstrap import get_container
-    from smartcourse.errors import DomainError
-    from smartcourse.security import decode_access_token
-
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return False
-    try:
-        decode_access_token((await get_container()).settings, token.strip())
-    except DomainError:
-        return False
-    return True
-
-
-async def refuse_unknown_query(request: Request) -> None:
+async def refuse_unknown_query(request: Request, caller: OptionalUser) -> None:
     """A query parameter the route does not read is refused, 422 `validation_error` naming it and the ones it reads,
     instead of ignored: on the figures managers report (analytics, users, the roster, ops), a filter the route does not
     have answered the unfiltered figure, 200 and no warning (explore61 F4: `/analytics/enrollments?course_id=` gave
     the platform's 27 for a course's 4; `/users?is_active=false` listed everyone). A dependency of those routes; the
-    public catalogue and pages keep ignoring what they do not read (links carry tracking parameters)."""
+    public catalogue and pages keep ignoring what they do not read (links carry tracking parameters).
+
+    The caller is the routes' own (`CurrentUser` depends on the same `OptionalUser`, which FastAPI resolves once per
+    request): the token is decoded and the account checked once, here, before the parameters are looked at; a bad
+    token or a disabled account is the 401 the route would give."""
     route = request.scope.get("route")
-    if not isinstance(route, APIRoute) or not await _signed_in(request):
-        # Anonymous (or a token that is no access token): the route's own authentication answers first (401), not
-        # a 422 naming the filters that its callers have (explore62 F10, explore64 F2: the admin-only filters
-        # listed to anyone).
+    if not isinstance(route, APIRoute) or caller is None:
+        # Anonymous: the route's own authentication answers first (401), not a 422 naming the filters that its
+        # callers have (explore62 F10, explore64 F2: the admin-only filters listed to anyone).
         return
     reads = _reads(route)
     unknown = sorted(set(request.query_params) - reads - _IGNORED_QUERY)
