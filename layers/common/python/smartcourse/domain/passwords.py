@@ -29,7 +29,11 @@ _installed = False
 
 
 def _install_bounded_l33t() -> None:
-    """zxcvbn's `omnimatch` looks its matchers up by name at each call: the l33t one is wrapped once per process."""
+    """zxcvbn's `omnimatch` looks its matchers up by name at each call: the l33t one is wrapped once per process.
+
+    Wrapped in zxcvbn's module rather than by calling the matchers with a list of our own: its repeat matcher calls
+    the module's `omnimatch` again on the repeated part (`aaaa…` of symbols), which a list of our own would not
+    bound. Nothing else in a process of ours calls zxcvbn."""
     global _installed
     if _installed:
         return
