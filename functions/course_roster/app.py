@@ -1,11 +1,14 @@
-"""GET /courses/{course_id}/enrollments: the course's enrollments with each student's name (owner or admin)."""
+"""GET /courses/{course_id}/enrollments: the course's enrollments with each student's name, found and sorted by it
+(owner or admin)."""
 
 import uuid
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 
 from smartcourse.api.app import lambda_handler, refuse_unknown_query
 from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.api.filters import FILLED
 from smartcourse.api.paging import DEFAULT_PAGE_SIZE, Page, PageSize
 from smartcourse.schemas import EnrollmentStatus, RosterPage
 from smartcourse.services import enrollment
@@ -19,6 +22,14 @@ async def course_roster(
     user: CurrentUser,
     c: ContainerDep,
     status: EnrollmentStatus | None = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=200, pattern=FILLED, description="part of the student's name (not blank; any case or accent)"),
+    ] = None,
+    sort: Annotated[
+        Literal["newest", "name"] | None,
+        Query(description="newest first (the default; the waitlist in its order) or by the student's name"),
+    ] = None,
     page: Page = 1,
     page_size: PageSize = DEFAULT_PAGE_SIZE,
 ) -> RosterPage:
@@ -28,6 +39,8 @@ async def course_roster(
             principal=user,
             course_id=course_id,
             status=status,
+            q=q,
+            sort=sort,
             page=page,
             page_size=page_size,
             documents=c.documents,

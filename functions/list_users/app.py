@@ -1,4 +1,4 @@
-"""GET /users: accounts, newest first, found by e-mail, by part of an address or name, or by role (admin)."""
+"""GET /users: accounts, newest first or by name, found by e-mail, by part of an address or name, or by role (admin)."""
 
 from typing import Annotated, Literal
 
@@ -6,14 +6,12 @@ from fastapi import APIRouter, Depends, Query
 
 from smartcourse.api.app import lambda_handler, refuse_unknown_query
 from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.api.filters import FILLED
 from smartcourse.api.paging import DEFAULT_PAGE_SIZE, Page, PageSize
 from smartcourse.schemas import UserPage
 from smartcourse.services import accounts
 
 router = APIRouter(tags=["users"], dependencies=[Depends(refuse_unknown_query)])
-
-#: A filter with something in it: not empty, not only spaces (which would list every account), no NUL.
-_FILLED = r"^[^\x00]*[^\s\x00][^\x00]*$"
 
 
 @router.get("/users", response_model=UserPage)
@@ -21,18 +19,25 @@ async def list_users(
     user: CurrentUser,
     c: ContainerDep,
     email: Annotated[
-        str | None, Query(max_length=320, pattern=_FILLED, description="the address, any case (not blank)")
+        str | None, Query(max_length=320, pattern=FILLED, description="the address, any case (not blank)")
     ] = None,
     q: Annotated[
-        str | None, Query(max_length=200, pattern=_FILLED, description="part of an address or a name (not blank)")
+        str | None,
+        Query(
+            max_length=200, pattern=FILLED, description="part of an address or a name (not blank; any case or accent)"
+        ),
     ] = None,
     role: Literal["student", "instructor", "admin"] | None = None,
+    sort: Annotated[
+        Literal["newest", "name"],
+        Query(description="newest first (the default) or by name, accents and case aside"),
+    ] = "newest",
     page: Page = 1,
     page_size: PageSize = DEFAULT_PAGE_SIZE,
 ) -> UserPage:
     async with c.uow() as uow:
         return await accounts.list_users(
-            uow=uow, principal=user, email=email, q=q, role=role, page=page, page_size=page_size
+            uow=uow, principal=user, email=email, q=q, role=role, page=page, page_size=page_size, sort=sort
         )
 
 

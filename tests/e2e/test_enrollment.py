@@ -996,6 +996,58 @@ async def test_the_roster_says_how_each_student_is_doing(api: Api, worker: objec
     assert (entries[waiting["id"]]["percent"], entries[waiting["id"]]["status"]) == (0.0, "waitlisted")  # as its detail
 
 
+async def test_people_are_found_and_sorted_by_name_whatever_its_accents(
+    api: Api, worker: object, container: Any
+) -> None:
+    """explore65 F12: `GET /users?q=Nguyen` did not find `Nguyễn` (nor `O'Neil` typed with a phone's apostrophe, nor
+    Arabic without its marks), and neither the account list nor the roster could be sorted by name; the roster could
+    not be searched at all."""
+    from sqlalchemy import update
+
+    from smartcourse.models import User
+
+    tag = uuid.uuid4().hex[:12]
+    names = [f"Zoë Ωmega {tag}", f"Nguyễn Thị Minh {tag}", f"Priya O\u2019Neil {tag}", f"محمّد العربي {tag}"]
+    students = await fast_students(container, len(names))
+    async with container.uow() as uow:
+        for student, name in zip(students, names, strict=True):
+            await uow.session.execute(update(User).where(User.id == uuid.UUID(student["id"])).values(full_name=name))
+        await uow.commit()
+    admin = await api.admin(container)
+
+    async def users(**params: str) -> list[str]:
+        r = await api.client.get("/users", params=params, headers=admin["headers"])
+        assert r.status_code == 200, r.text
+        return [u["full_name"] for u in r.json()["items"]]
+
+    assert await users(q=f"nguyen thi minh {tag}") == [names[1]]
+    assert await users(q=f"o'neil {tag}") == [names[2]]
+    assert await users(q="محمد العربي " + tag) == [names[3]]
+    assert await users(q=f"ZOE ωmega {tag}") == [names[0]]
+    assert await users(q="100%_") == []  # LIKE's own characters are literal
+    by_name = [names[1], names[2], names[0], names[3]]  # Latin first, Arabic after; accents and case aside
+    assert await users(q=tag, sort="name") == by_name
+    assert await users(q=tag) == names[::-1]  # newest first, as before
+
+    teacher = await api.user("instructor")
+    course, _ = await course_with_lessons(api, teacher)
+    for student in students:
+        assert (await enroll(api, student, course["id"])).status_code == 201
+
+    async def roster(**params: str) -> tuple[list[str], int]:
+        r = await api.client.get(f"/courses/{course['id']}/enrollments", params=params, headers=teacher["headers"])
+        assert r.status_code == 200, r.text
+        return [i["student_name"] for i in r.json()["items"]], r.json()["total"]
+
+    assert await roster(q="nguyen") == ([names[1]], 1)
+    assert await roster(q="o\u2019neil") == ([names[2]], 1)
+    assert await roster(q="o\u2019neil", status="waitlisted") == ([], 0)  # with the status filter
+    assert await roster(sort="name") == (by_name, 4)
+    assert await roster(sort="name", page_size="2", page="2") == (by_name[2:], 4)
+    r = await api.client.get(f"/courses/{course['id']}/enrollments", params={"q": " "}, headers=teacher["headers"])
+    assert (r.status_code, r.json()["code"]) == (422, "validation_error"), r.text  # blank lists everyone: refused
+
+
 def lose_the_hand_overs(monkeypatch: pytest.MonkeyPatch) -> None:
     """The e-mails of the notifications a request writes are not handed over at its commit (as when the broker was
     away): they wait for the sweeper, which the test plays by enqueuing them itself."""

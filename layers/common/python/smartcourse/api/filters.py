@@ -10,6 +10,9 @@ from fastapi import Query
 
 from smartcourse.schemas import CATEGORY_CHARS, MAX_TAGS
 
+#: A text filter with something in it: not empty, not only spaces (which would list everything), no NUL.
+FILLED = r"^[^\x00]*[^\s\x00][^\x00]*$"
+
 CategoryFilter = Annotated[
     str | None,
     Query(max_length=CATEGORY_CHARS, pattern=r"^[^\x00]*$", description="a category, as courses have it"),
