@@ -39,6 +39,26 @@ async def test_duplicate_email_is_409_case_insensitive(api: Api) -> None:
     assert r.json()["code"] == "email_taken"
 
 
+async def test_an_international_address_is_one_address_in_either_spelling(api: Api, container: Any) -> None:
+    """explore65 F13: registering `…@xn--exmple-cua.com` was `email_taken` by the `…@exämple.com` account (the same
+    mailbox), but logging in with that spelling was 401 and `GET /users?email=` found nothing."""
+    local = f"josé.müller.{uuid.uuid4().hex[:8]}"
+    password = "umlaut-harbour-lantern-7"
+    body = {"email": f"{local}@exämple.com", "password": password, "full_name": "José Müller", "role": "student"}
+    r = await api.client.post("/auth/register", json=body)
+    assert r.status_code == 201, r.text
+    r = await api.client.post("/auth/register", json={**body, "email": f"{local}@xn--exmple-cua.com"})
+    assert (r.status_code, r.json()["code"]) == (409, "email_taken"), r.text
+    for spelling in (f"{local}@xn--exmple-cua.com", f"{local}@XN--EXMPLE-CUA.COM", f"{local}@EXÄMPLE.com"):
+        r = await api.client.post("/auth/login", json={"email": spelling, "password": password})
+        assert r.status_code == 200, (spelling, r.text)
+    admin = await api.admin(container)
+    r = await api.client.get("/users", params={"email": f"{local}@xn--exmple-cua.com"}, headers=admin["headers"])
+    assert r.status_code == 200 and [u["email"] for u in r.json()["items"]] == [f"{local}@exämple.com"], r.text
+    r = await api.client.post("/auth/login", json={"email": "not an address", "password": password})
+    assert (r.status_code, r.json()["code"]) == (401, "invalid_credentials"), r.text
+
+
 async def test_admin_cannot_self_register(api: Api) -> None:
     r = await api.client.post(
         "/auth/register",

@@ -26,6 +26,7 @@ from pydantic import (
     field_validator,
     model_serializer,
     model_validator,
+    validate_email,
 )
 from pydantic_core import PydanticCustomError
 
@@ -320,6 +321,18 @@ class _NewAccount(Strict):
         if error is not None:
             raise error
         return self
+
+
+def stored_address(typed: str) -> str:
+    """An address as a registration stores it (`EmailStr`: email-validator's normalized form, the local part NFC, the
+    domain lower case and in Unicode), for the lookups of an address typed by someone (login, `GET /users?email=`,
+    the reset e-mail's task): `zoë@xn--exmple-cua.com` is the `zoë@exämple.com` registered (explore65 F13: taken at
+    registration, unknown at login). Something that is no address is only made NFC (a login answers it as an unknown
+    one)."""
+    try:
+        return validate_email(typed)[1]
+    except PydanticCustomError:
+        return unicodedata.normalize("NFC", typed)
 
 
 class RegisterIn(_NewAccount):

@@ -35,6 +35,7 @@ from smartcourse.schemas import (
     UserUpdated,
     UserUpdateIn,
     password_weakness_error,
+    stored_address,
 )
 from smartcourse.security import (
     Principal,
@@ -145,7 +146,7 @@ async def login(
     a back-off of that device's own instead of the account's: whoever guesses from elsewhere locks the account for
     unknown devices only, not for its owner's (OWASP, "Slow Down Online Guessing Attacks with Device Cookies").
     """
-    email = unicodedata.normalize("NFC", email)  # as a registration stored it (EmailStr): "zoë" typed either way
+    email = stored_address(email)  # as a registration stored it: "zoë" typed either way, a domain in punycode
     account: tuple[str, ...] = login_account(email)
     known = device_of(settings, device_token, account=account[1])
     if known is not None and backoff is not None and await backoff.device_forgotten(account[1], known[1]):
@@ -354,9 +355,9 @@ async def list_users(
     if not principal.is_admin:
         raise Forbidden("only an admin may list accounts", code="admin_only")
     where: list[Any] = []
-    # Addresses are stored NFC (a registration's EmailStr normalises them).
+    # Addresses are stored as a registration's EmailStr normalises them (`stored_address`).
     if email:
-        where.append(func.lower(User.email) == unicodedata.normalize("NFC", email).strip().lower())
+        where.append(func.lower(User.email) == stored_address(email).strip().lower())
     if q:
         where.append(or_(containing(User.email, q), containing(User.full_name, q)))
     if role:
@@ -666,7 +667,7 @@ async def send_password_reset(email: str, *, settings: Settings, sessionmaker: a
     """The Celery task's work: e-mail a reset token to the active account of `email`, if there is one. Returns
     "sent" or "no_account". Sent again if the task is retried: every token stays good until one of them is used."""
     async with sessionmaker() as session:
-        user = await session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+        user = await session.scalar(select(User).where(func.lower(User.email) == stored_address(email).lower()))
     if user is None or not user.is_active:
         return "no_account"
     token = issue_reset_token(settings, user_id=user.id, token_version=user.token_version)
