@@ -19,7 +19,7 @@ os.environ.setdefault("LANCEDB_LOG", "error")
 import numpy as np
 import pyarrow as pa
 
-from smartcourse.domain.text import cjk_bigrams
+from smartcourse.domain.text import cjk_bigrams, fold_marks
 from smartcourse.errors import Unavailable
 from smartcourse.ports import Chunk, Hit, SearchMode, VectorIndex
 
@@ -35,13 +35,18 @@ TITLE_BOOST = 0.5  # a lesson title is shared by all its chunks: it should help,
 # `delete_source`) on its first read after this many seconds. One manifest check per table per interval.
 REFRESH_SECONDS = 5.0
 _TABLE = re.compile(r"v(\d+)")
-#: The columns the keyword leg searches, as written: each chunk's text, title and heading path with their Chinese and
-#: Japanese runs as character bigrams (`domain.text.cjk_bigrams`: "冰碛" is found inside "冰碛是冰川搬运…", which the
-#: tokenizer took for one word; explore31 F2), the rest of the text as it is. Never read back: hits carry the chunk's
-#: own fields. Versions written before them have their indexes on `text`, `title` and maybe `location` themselves.
+#: The columns the keyword leg searches, as written (`folded`): each chunk's text, title and heading path lower-cased,
+#: their Chinese and Japanese runs as character bigrams (`domain.text.cjk_bigrams`: "冰碛" is found inside
+#: "冰碛是冰川搬运…", which the tokenizer took for one word; explore31 F2) and the optional marks of every script
+#: dropped (`domain.text.fold_marks`: Arabic typed without its short vowels finds the text written with them, as
+#: the catalogue's fold does; the tokenizer's own folding is ASCII's only: explore65 F2). Never read back: hits carry
+#: the chunk's own fields. The query is folded as the columns of its version are.
+_FOLDED_COLUMNS = {"folded_text": "text", "folded_title": "title", "folded_location": "location"}
+#: ... the columns of versions written before the marks were folded: bigrams only (the query too).
 _KEYWORD_COLUMNS = {"keyword_text": "text", "keyword_title": "title", "keyword_location": "location"}
-_COMPLETE = "keyword_title_idx"  # the index write_version builds last
-_COMPLETE_BEFORE = "title_idx"  # ... and the one it built last before the keyword columns
+#: (Versions written before those have their indexes on `text`, `title` and maybe `location` themselves.)
+_COMPLETE = "folded_title_idx"  # the index write_version builds last
+_COMPLETE_BEFORE = ("keyword_title_idx", "title_idx")  # ... and the ones it built last before
 _CONTROL = {"Cc", "Cf", "Cs", "Co", "Cn"}
 _CHUNK_FIELDS = (
     "chunk_id",
@@ -78,6 +83,13 @@ def s3_storage_options(
         if session_token:  # a role's temporary keys (Lambda, ECS, an assumed role) are refused without it
             opts["aws_session_token"] = session_token
     return opts
+
+
+def folded(text: str) -> str:
+    """A text as the keyword leg indexes and queries it (`_FOLDED_COLUMNS`): lower case first (Python's, which gives
+    an all-caps Greek word its final sigma, `fold_marks` then the sigma: `ΣΩΚΡΆΤΗΣ` is `σωκρατησ` as `Σωκράτης` is),
+    CJK runs as bigrams, the optional marks dropped."""
+    return fold_marks(cjk_bigrams(text.lower()))
 
 
 def sanitize_query(query: str) -> str:
@@ -121,9 +133,10 @@ class LanceVectorIndex:
         self._refresh = None if refresh_seconds is None else timedelta(seconds=refresh_seconds)
         self._connections: OrderedDict[str, Any] = OrderedDict()
         self._tables: OrderedDict[tuple[str, int], Any] = OrderedDict()
-        #: The columns a version's keyword leg searches: the `keyword_*` columns (whose queries go through
-        #: `cjk_bigrams` too) or, in a version written before them, `text`, `title` and `location` where it has its
-        #: index (versions written before that have only `text` and `title`).
+        #: The columns a version's keyword leg searches: the `folded_*` columns (whose queries are `folded` too), the
+        #: `keyword_*` ones (queries through `cjk_bigrams`) of a version written before them, or, before those,
+        #: `text`, `title` and `location` where it has its index (versions written before that have only `text` and
+        #: `title`).
         self._keyword_columns: dict[tuple[str, int], list[str]] = {}
         self.schema = pa.schema(
             [
@@ -138,7 +151,7 @@ class LanceVectorIndex:
                 pa.field("content_hash", pa.string(), nullable=False),
                 pa.field("ordinal", pa.int32(), nullable=False),
                 pa.field("vector", pa.list_(pa.float32(), dimensions), nullable=False),
-                *(pa.field(name, pa.string(), nullable=False) for name in _KEYWORD_COLUMNS),
+                *(pa.field(name, pa.string(), nullable=False) for name in _FOLDED_COLUMNS),
             ]
         )
 
@@ -193,11 +206,13 @@ class LanceVectorIndex:
         except ValueError:  # "Table 'v3' was not found"
             return None
         indexes = {index.name for index in await table.list_indices()}
-        if "keyword_text_idx" in indexes:
+        if "folded_text_idx" in indexes:
+            self._keyword_columns[key] = list(_FOLDED_COLUMNS)
+        elif "keyword_text_idx" in indexes:
             self._keyword_columns[key] = list(_KEYWORD_COLUMNS)
         else:
             self._keyword_columns[key] = ["text", "title", *(["location"] if "location_idx" in indexes else [])]
-        if _COMPLETE not in indexes and _COMPLETE_BEFORE not in indexes:
+        if _COMPLETE not in indexes and not indexes.intersection(_COMPLETE_BEFORE):
             return table  # still being built: never cache a handle that would go on missing its indexes
         self._tables[key] = table
         while len(self._tables) > self._cache_size:
@@ -227,8 +242,8 @@ class LanceVectorIndex:
         columns: dict[str, Any] = {name: [getattr(c, name) for c in chunks] for name in _CHUNK_FIELDS}
         flat = pa.array(matrix.ravel(), type=pa.float32())
         columns["vector"] = pa.FixedSizeListArray.from_arrays(flat, self.dimensions)
-        for name, source in _KEYWORD_COLUMNS.items():
-            columns[name] = [cjk_bigrams(value) for value in columns[source]]
+        for name, source in _FOLDED_COLUMNS.items():
+            columns[name] = [folded(value) for value in columns[source]]
         return pa.Table.from_pydict(columns, schema=self.schema)
 
     async def write_version(
@@ -249,11 +264,11 @@ class LanceVectorIndex:
             # IVF_FLAT: exact distances inside the probed partitions (no quantization loss), builds in seconds
             await table.create_index("vector", config=IvfFlat(distance_type="cosine"))
         fts = FTS(with_position=False, stem=True, remove_stop_words=True, ascii_folding=True)
-        await table.create_index("keyword_text", config=fts)
+        await table.create_index("folded_text", config=fts)
         # The heading path ("Chlorophyll > Accessory pigments"): a Markdown or HTML heading is not in its section's
         # text, and a student searches the section titles they see (explore7 F5).
-        await table.create_index("keyword_location", config=fts)
-        await table.create_index("keyword_title", config=fts)  # built last: its presence marks the version complete
+        await table.create_index("folded_location", config=fts)
+        await table.create_index("folded_title", config=fts)  # built last: its presence marks the version complete
         return data.num_rows
 
     async def drop_version(self, course_id: str, version: int) -> None:
@@ -337,7 +352,9 @@ class LanceVectorIndex:
         if table is None:
             return []
         fields = self._keyword_columns.get((self._course_dir(course_id), version), ["text", "title"])
-        if text and fields[0] in _KEYWORD_COLUMNS:  # the query's CJK runs as bigrams, as the columns have them
+        if text and fields[0] in _FOLDED_COLUMNS:  # the query folded as the columns are
+            text = folded(text)
+        elif text and fields[0] in _KEYWORD_COLUMNS:  # the query's CJK runs as bigrams, as the columns have them
             text = cjk_bigrams(text)
         boosts = [1.0, *[TITLE_BOOST] * (len(fields) - 1)]  # the title and the heading path help, never dominate
         fts = MultiMatchQuery(text, fields, boosts=boosts, operator=FullTextOperator.OR) if text else None
