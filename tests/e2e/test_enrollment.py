@@ -1080,6 +1080,45 @@ async def test_the_notices_a_request_writes_are_emailed_at_once(
     assert len(await wait_mail(mail_dir, waiting["email"], "Welcome to", timeout=20)) == 1
 
 
+async def test_a_disabled_account_is_not_emailed(
+    api: Api, worker: object, celery_worker: object, container: Any
+) -> None:
+    """explore67 F8: an admin disabled a student (who had asked to leave), the instructor then removed them, and "You
+    were removed from …" was e-mailed to them. A disabled account's notices stay in its feed, not e-mailed."""
+    from sqlalchemy import select
+
+    from smartcourse.models import Notification
+
+    teacher, admin = await api.user("instructor"), await api.admin(container)
+    course = await api.published_course(teacher, title="Left quietly")
+    [student] = await fast_students(container, 1)
+    eid = (await enroll(api, student, course["id"])).json()["id"]
+    await wait_enrollment(api, student, eid, "active")
+    mail_dir = container.settings.mail_dir
+    assert len(await wait_mail(mail_dir, student["email"], "Welcome to Left quietly", timeout=20)) == 1
+    r = await api.client.put(f"/users/{student['id']}", json={"is_active": False}, headers=admin["headers"])
+    assert r.status_code == 200, r.text
+    r = await api.client.delete(f"/enrollments/{eid}", params={"reason": "asked to leave"}, headers=teacher["headers"])
+    assert r.status_code == 200, r.text
+
+    async def decided() -> str:
+        async with container.uow() as uow:
+            return str(
+                await uow.session.scalar(
+                    select(Notification.email_status).where(
+                        Notification.user_id == uuid.UUID(student["id"]), Notification.kind == "enrollment.removed"
+                    )
+                )
+            )
+
+    deadline = asyncio.get_running_loop().time() + 20
+    while (status := await decided()) == "pending":
+        assert asyncio.get_running_loop().time() < deadline, "the removal notice's e-mail was never decided"
+        await asyncio.sleep(0.2)
+    assert status == "none"
+    assert not [m for m in read_mail(mail_dir, to=student["email"]) if "You were removed" in str(m["Subject"])]
+
+
 async def wait_mail(mail_dir: Any, to: str, subject_part: str, timeout: float = 30) -> list[Any]:
     deadline = asyncio.get_running_loop().time() + timeout
     while True:

@@ -257,13 +257,19 @@ async def deliver_email(
             if row is None:
                 log.warning("notification %s does not exist: nothing to send", notification_id)
                 return "missing"
-            status, title, body, data, address, full_name, outdated = row
+            status, title, body, data, address, full_name, outdated, active = row
             if status != "pending":
                 return "already_sent" if status == "sent" else f"skipped_{status}"
             if outdated:  # no longer true: not sent, kept in the feed
                 await session.execute(_mark_outdated(), params)
                 log.info("notification %s is outdated: its e-mail is not sent", notification_id)
                 return "outdated"
+            if not active:
+                # A disabled account is not written to (the person may have asked to leave: explore67 F8), as its
+                # password-reset e-mails are not; the notice stays in the feed, for the account enabled again.
+                await session.execute(_mark_outdated(), params)
+                log.info("notification %s is for a disabled account: its e-mail is not sent", notification_id)
+                return "account_disabled"
             await hold_point(str(notification_id))  # test-only: lets a test kill the worker here
             attachments = await _attachment(rt, data or {})
             await asyncio.to_thread(
@@ -344,6 +350,7 @@ def _for_sending() -> Any:
             User.email,
             User.full_name,
             _outdated().label("outdated"),
+            User.is_active,
         )
         .join(User, User.id == Notification.user_id)
         .where(Notification.id == bindparam("notification_id", type_=_ID))
