@@ -17,7 +17,9 @@ from smartcourse.services import certificates
 router = APIRouter(tags=["certificates"])
 
 _PAGE = {"text/html": {"schema": {"type": "string"}}}
-_VARY = {"Vary": "Accept"}
+#: Every answer varies with Accept, and asks search engines not to index it: a verify link the student posts (the PDF
+#: prints it) put their name in search results under the platform's domain (explore67 F10).
+_HEADERS = {"Vary": "Accept", "X-Robots-Tag": "noindex, nofollow"}
 
 
 @router.get(
@@ -42,7 +44,7 @@ async def verify_certificate(
             raise  # 422 invalid_certificate_code
         # A code mistyped from the PDF into a browser: the page a person can read, not JSON (explore9 F3).
         unknown = CertificateVerification(valid=False, status="unknown")
-        return HTMLResponse(_page(code, unknown), status_code=422, headers=_VARY)
+        return HTMLResponse(_page(code, unknown), status_code=422, headers=_HEADERS)
     if cert is None:
         answer = CertificateVerification(valid=False, status="unknown")
     else:
@@ -58,8 +60,8 @@ async def verify_certificate(
             instructor_name=cert.instructor_name,
         )
     if browser:
-        return HTMLResponse(_page(code, answer), headers=_VARY)  # the link printed on the PDF, opened in a browser
-    response.headers["Vary"] = "Accept"
+        return HTMLResponse(_page(code, answer), headers=_HEADERS)  # the link printed on the PDF, opened in a browser
+    response.headers.update(_HEADERS)
     return answer
 
 
@@ -93,7 +95,8 @@ def _page(code: str, answer: CertificateVerification) -> str:
         ]
     body = "".join(f"<p>{line}</p>" for line in lines if line)
     return (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>'
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="robots" content="noindex, nofollow">'
+        "<title>"
         f"{verdict}</title></head><body><h1>{verdict}</h1><p>Code: {e(code)}</p>{body}</body></html>"
     )
 

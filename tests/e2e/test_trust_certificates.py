@@ -254,6 +254,10 @@ async def test_an_admin_revokes_a_certificate_and_its_check_says_so(api: Api, wo
     assert mistyped.headers["vary"] == "Accept"
     no_html = await api.client.get(check, headers={"Accept": "text/html;q=0, application/json"})
     assert no_html.headers["content-type"].startswith("application/json") and no_html.headers["vary"] == "Accept"
+    # Not for search engines, page or JSON (explore67 F10: a posted link put the student's name in search results).
+    for answer in (page, mistyped, no_html):
+        assert answer.headers["x-robots-tag"] == "noindex, nofollow", answer.headers
+    assert '<meta name="robots" content="noindex, nofollow">' in page.text
 
     # The course's certificates, for its instructor and admins (explore28: an admin had no list to find one in);
     # why one was revoked only for admins, as the public check never says.
