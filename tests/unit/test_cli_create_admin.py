@@ -41,6 +41,35 @@ def test_an_account_a_registration_would_refuse_is_refused(
     assert err.startswith(f"error: {refused}: "), err
 
 
+def test_the_password_is_asked_or_read_from_stdin_not_only_an_argument(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """explore67 F9: `--password` was required, so the most powerful account's password stood in the process list and
+    the shell's history. Without it: asked twice at a terminal, else standard input's first line."""
+    import getpass
+    import io
+
+    def no_engines() -> None:
+        raise AssertionError("an engine was touched for an account refused anyway")
+
+    monkeypatch.setattr("smartcourse.bootstrap.get_container", no_engines)
+    args = argparse.Namespace(email="ok@example.com", password=None, full_name="Admin")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("short\nignored\n"))
+    assert cli.cmd_create_admin(args) == 2  # read from stdin, and held to the rules
+    assert capsys.readouterr().err.startswith("error: --password: ")
+    assert cli._admin_password(None) == "ignored"  # the next line: one line each time, its newline dropped
+
+    typed = iter(["xylophone-zebra-12", "xylophone-zebra-13"])
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": next(typed))
+    assert cli.cmd_create_admin(args) == 2
+    assert capsys.readouterr().err == "error: --password: the two passwords typed differ\n"
+    typed = iter(["short", "short"])
+    assert cli.cmd_create_admin(args) == 2 and capsys.readouterr().err.startswith("error: --password: ")
+    assert cli._admin_password("given") == "given"
+
+
 def _cli(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """`python -m smartcourse.cli <command>` in a process of its own (main leaves by `os._exit`)."""
     return subprocess.run(

@@ -241,6 +241,20 @@ def cmd_consumers(_: argparse.Namespace) -> int:
     return 0
 
 
+def _admin_password(given: str | None) -> str | None:
+    """The new admin's password: `--password` if given (visible to the machine's other users while the command runs,
+    and kept in the shell's history), else asked twice at a terminal (not echoed), else the first line of standard
+    input (`… < file`, a secret manager's pipe): explore67 F9. None when the two typed at the terminal differ."""
+    if given is not None:
+        return given
+    if sys.stdin.isatty():
+        import getpass
+
+        first = getpass.getpass("Password for the new admin: ")
+        return first if getpass.getpass("The same password again: ") == first else None
+    return sys.stdin.readline().rstrip("\r\n")
+
+
 def cmd_create_admin(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
@@ -249,8 +263,12 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
     from smartcourse.schemas import RULE_FIELDS, AdminIn
     from smartcourse.services import accounts
 
+    password = _admin_password(args.password)
+    if password is None:
+        print("error: --password: the two passwords typed differ", file=sys.stderr)
+        return 2
     try:  # the rules a registration follows, before any engine is touched (the service checks them again)
-        AdminIn(email=args.email, password=args.password, full_name=args.full_name)
+        AdminIn(email=args.email, password=password, full_name=args.full_name)
     except ValidationError as exc:
         for err in exc.errors():
             # A rule of the whole model (the password's strength, checked with the address and name) names its
@@ -271,7 +289,7 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
         try:
             async with c.uow() as uow:
                 user = await accounts.create_admin(
-                    uow=uow, email=args.email, password=args.password, full_name=args.full_name
+                    uow=uow, email=args.email, password=password, full_name=args.full_name
                 )
         except DomainError as exc:
             print(f"error: {exc.code}: {exc.message}", file=sys.stderr)
@@ -1034,7 +1052,11 @@ def main(argv: list[str] | None = None) -> int:
     migrate.set_defaults(fn=cmd_migrate)
     admin = sub.add_parser("create-admin", help="create an admin account")
     admin.add_argument("--email", required=True)
-    admin.add_argument("--password", required=True)
+    admin.add_argument(
+        "--password",
+        help="the account's password; without it, asked at the terminal or read from standard input's first line "
+        "(better: a password on the command line is visible to the machine's other users and kept in the history)",
+    )
     admin.add_argument("--full-name", default="Administrator")
     admin.set_defaults(fn=cmd_create_admin)
     inv = sub.add_parser("invoke", help="call one function's handler with a Lambda event file")
