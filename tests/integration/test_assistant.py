@@ -248,10 +248,24 @@ async def test_ask_answers_with_citations_refuses_off_topic_and_is_counted(
     kept = r.json()["conversation_id"]
     assert kept != convo
     old = datetime.now(UTC) - timedelta(days=container.settings.assistant_history_days, minutes=1)
+    from smartcourse.models import AiInteraction
+
     async with container.uow() as uow:
         await uow.session.execute(update(AiConversation).where(AiConversation.id == convo).values(updated_at=old))
+        asked = await uow.session.scalar(select(AiInteraction.id).where(AiInteraction.conversation_id == convo))
+        await uow.session.execute(update(AiInteraction).where(AiInteraction.id == asked).values(created_at=old))
         await uow.commit()
+    # Its question: to the student who asked it, not to the course's instructor (explore67 F3), as the conversation.
+    seen = {}
+    for who in (student, teacher):
+        r = await api.client.get(f"/ai/interactions/{asked}", headers=who["headers"])
+        assert r.status_code == 200, r.text
+        seen[who["id"]] = r.json()["question"]
+    assert seen[student["id"]] and seen[teacher["id"]] is None, seen
     assert await purge_expired(container) == 1
+    # ... and forgotten with the conversation (the usage record stays for the analytics).
+    r = await api.client.get(f"/ai/interactions/{asked}", headers=student["headers"])
+    assert r.status_code == 200 and r.json()["question"] is None and r.json()["kind"] == "ask", r.text
     async with container.uow() as uow:
         left = set((await uow.session.scalars(select(AiConversation.id))).all())
         orphans = await uow.session.scalar(

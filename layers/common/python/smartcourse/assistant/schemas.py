@@ -166,5 +166,8 @@ class InteractionOut(BaseModel):
     tokens_out: int
     model: str
     error: str | None
-    question: str | None
+    question: str | None = Field(
+        description="The question as asked (its first 2,000 characters): to the one who asked only (null to the "
+        "course's instructor and admins), and forgotten with the conversations after ASSISTANT_HISTORY_DAYS"
+    )
     created_at: datetime

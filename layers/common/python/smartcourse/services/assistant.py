@@ -377,7 +377,9 @@ async def record_failure(container: Any, interaction: Interaction, exc: BaseExce
 
 
 async def get_interaction(container: Any, *, principal: Principal, interaction_id: uuid.UUID) -> InteractionOut:
-    """One interaction with its cause if it failed: for admins, the course's owner, and its own user."""
+    """One interaction with its cause if it failed: for admins, the course's owner, and its own user. The question
+    only to its own user, as the conversation it was asked in (explore67 F3: the instructor read a student's question
+    here, health data included, though the conversation was 404 to them)."""
     async with container.uow() as uow:
         row = await uow.session.get(AiInteraction, interaction_id)
         allowed = row is not None and (principal.is_admin or row.user_id == principal.user_id)
@@ -386,7 +388,8 @@ async def get_interaction(container: Any, *, principal: Principal, interaction_i
             allowed = course is not None and rules.teaches(principal, course.instructor_id)
         if row is None or not allowed:
             raise NotFound("interaction not found", code="interaction_not_found")
-        return InteractionOut.model_validate(row, from_attributes=True)
+        answer = InteractionOut.model_validate(row, from_attributes=True)
+        return answer if row.user_id == principal.user_id else answer.model_copy(update={"question": None})
 
 
 # --- ask ----------------------------------------------------------------------------------------

@@ -8,20 +8,29 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 
 from smartcourse.db import UnitOfWork
 from smartcourse.errors import NotFound
-from smartcourse.models import AiConversation, AiMessage, Course
+from smartcourse.models import AiConversation, AiInteraction, AiMessage, Course
 from smartcourse.schemas import ConversationDetail, ConversationMessage, ConversationPage, ConversationSummary
 from smartcourse.security import Principal
 
 
 async def purge_expired(container: Any) -> int:
-    """Delete every conversation idle for more than ASSISTANT_HISTORY_DAYS (with its messages)."""
+    """Delete every conversation idle for more than ASSISTANT_HISTORY_DAYS (with its messages), and forget the
+    question of every interaction asked before then: each question was copied to its `ai_interactions` row (the
+    usage record, which stays for the analytics) and outlived the conversation it was asked in (explore67 F3: a
+    question with health data, readable months after its conversation was gone). Returns the conversations
+    deleted."""
     cutoff = datetime.now(UTC) - timedelta(days=container.settings.assistant_history_days)
     async with container.uow() as uow:
         result = await uow.session.execute(delete(AiConversation).where(AiConversation.updated_at < cutoff))
+        await uow.session.execute(
+            update(AiInteraction)
+            .where(AiInteraction.created_at < cutoff, AiInteraction.question.is_not(None))
+            .values(question=None)
+        )
         await uow.commit()
     return int(getattr(result, "rowcount", 0) or 0)
 
