@@ -9,6 +9,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import hmac
 import importlib
 import logging
 import os
@@ -692,6 +693,29 @@ def _rejected_message(message: Any = None, exc: BaseException | None = None, **_
 UNRECORDED_SUCCESSES = frozenset({"notifications.sweep_pending"})
 
 
+#: Tasks whose arguments are personal data someone typed: the password reset's address, maybe of nobody with an
+#: account. Their outcome rows (kept, and listed to admins by `GET /ops/tasks`) hold a keyed fingerprint of each
+#: argument instead (`_fingerprint`: the same address, the same fingerprint, so a later success still resolves a
+#: failure), as their log lines hold none (explore67 F4: every address typed into the reset form, listed forever).
+PERSONAL_ARGUMENTS = frozenset({"accounts.send_password_reset"})
+
+
+def _fingerprint(value: Any) -> str:
+    """`hidden:` and an HMAC of the value (any case, trimmed) keyed by the deployment's JWT secret: not reversible
+    by hashing a list of addresses without that secret."""
+    key = _runtime.settings.jwt_secret if _runtime is not None else get_settings().jwt_secret
+    digest = hmac.new(key.encode(), str(value).strip().lower().encode(), hashlib.sha256).hexdigest()
+    return f"hidden:{digest[:20]}"
+
+
+def _recorded_args(name: str, args: Any, kwargs: Any) -> dict[str, Any]:
+    """A task's arguments as its outcome row keeps them (`PERSONAL_ARGUMENTS`: fingerprints)."""
+    args, kwargs = list(args or []), dict(kwargs or {})
+    if name in PERSONAL_ARGUMENTS:
+        args, kwargs = [_fingerprint(a) for a in args], {k: _fingerprint(v) for k, v in kwargs.items()}
+    return {"args": args, "kwargs": kwargs}
+
+
 def _outcome(task: Any, status: str, error: str | None = None) -> dict[str, Any] | None:
     """The task's outcome row as `record_task_outcome` takes it (None without a task id)."""
     request = getattr(task, "request", None)
@@ -703,10 +727,7 @@ def _outcome(task: Any, status: str, error: str | None = None) -> dict[str, Any]
         "task": str(task.name),
         "status": status,
         "retries": int(getattr(request, "retries", 0) or 0),
-        "args": {
-            "args": list(getattr(request, "args", None) or []),
-            "kwargs": dict(getattr(request, "kwargs", None) or {}),
-        },
+        "args": _recorded_args(str(task.name), getattr(request, "args", None), getattr(request, "kwargs", None)),
         "error": error,
         "trace_id": current_trace_id(),
     }
