@@ -34,6 +34,12 @@ async def get_certificate_pdf(certificate_id: uuid.UUID, user: CurrentUser, c: C
             code="certificate_revoked",
             details={"revoked_at": iso(cert.revoked_at)},
         )
+    if cert.withdrawn_at is not None:  # its student's account was erased: the PDF, which named them, is gone
+        raise Conflict(
+            "this certificate was withdrawn (its student's account was erased): it has no PDF any more",
+            code="certificate_withdrawn",
+            details={"withdrawn_at": iso(cert.withdrawn_at)},
+        )
     if not cert.pdf_key:
         raise NotFound("the PDF is still being generated", code="certificate_pdf_pending")
     data = await c.files.get(cert.pdf_key)

@@ -47,6 +47,8 @@ async def verify_certificate(
         return HTMLResponse(_page(code, unknown), status_code=422, headers=_HEADERS)
     if cert is None:
         answer = CertificateVerification(valid=False, status="unknown")
+    elif cert.withdrawn_at is not None:  # its student's account was erased: it names nobody (services/erasure.py)
+        answer = CertificateVerification(valid=False, status="withdrawn")
     else:
         answer = CertificateVerification(
             valid=cert.revoked_at is None,
@@ -82,6 +84,8 @@ def _page(code: str, answer: CertificateVerification) -> str:
     e = html.escape
     if answer.status == "unknown":
         verdict, lines = "Not a SmartCourse certificate", ["No certificate has this code. Check how it was typed."]
+    elif answer.status == "withdrawn":
+        verdict, lines = "Withdrawn certificate", ["This certificate was withdrawn: it is no longer valid."]
     else:
         verdict = "Valid certificate" if answer.status == "valid" else "Revoked certificate"
         taught = f", taught by {e(answer.instructor_name)}" if answer.instructor_name else ""

@@ -171,14 +171,21 @@ async def test_authorization_matrix(api: Api, worker: object, container: Any, ap
     rows = load_matrix()
     routes = openapi_routes(app)
     order = [route for route in sorted(rows, key=lambda r: (r.startswith("DELETE"), r)) if route in routes]
+
     # A `fresh` world (its own course, enrollment, certificate) per allowed call that destroys something, all built
     # at once: each mostly waits on its workflows. They share one set of callers, apart from the main world's (whose
     # tokens the matrix's own calls, e.g. logout, may revoke): password hashing is the slow part of a world.
-    fresh = sum(1 for r in order if rows[r].get("fresh") for d in rows[r]["who"].values() if d in {"allow", "public"})
-    main_users, spare_users = await asyncio.gather(make_users(api, container), make_users(api, container))
+    # `fresh: users`: a call that destroys a caller (erasing the account) gets a world with callers of its own too.
+    def allowed(r: str) -> int:
+        return sum(1 for d in rows[r]["who"].values() if d in {"allow", "public"})
+
+    fresh = sum(allowed(r) for r in order if rows[r].get("fresh") is True)
+    own = sum(allowed(r) for r in order if rows[r].get("fresh") == "users")
+    main_users, spare_users, *own_users = await asyncio.gather(*(make_users(api, container) for _ in range(2 + own)))
     world, *spares = await asyncio.gather(
         build_world(api, container, main_users), *(build_world(api, container, spare_users) for _ in range(fresh))
     )
+    alone = list(await asyncio.gather(*(build_world(api, container, users) for users in own_users)))
     failures: list[str] = []
     for route in order:
         row = rows[route]
@@ -188,7 +195,7 @@ async def test_authorization_matrix(api: Api, worker: object, container: Any, ap
                 continue
             target = world
             if row.get("fresh") and decision in {"allow", "public"}:
-                target = spares.pop()
+                target = alone.pop() if row["fresh"] == "users" else spares.pop()
             status = await call(api, target, route, row, role)
             problem = verdict(decision, role, status)
             if problem:

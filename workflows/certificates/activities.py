@@ -43,7 +43,7 @@ class CertificateActivities:
                 uow=uow, certificate_id=uuid.UUID(certificate_id), base_url=self.c.settings.public_base_url
             )
         if notification_id is None:
-            return "revoked: no notice"  # the revocation's own notice tells the student
+            return "revoked or withdrawn: no notice"  # a revocation tells the student itself; an erased one is nobody
         await asyncio.to_thread(enqueue_email, notification_id)  # off the event loop (a broker round trip)
         return str(notification_id)
 

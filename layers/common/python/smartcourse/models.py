@@ -69,6 +69,9 @@ class User(Base):
     token_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default=text("0"))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
+    # Its personal data erased (migration 0031, `services/erasure.py`): when, and by whom (itself or an admin).
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    erased_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", name="fk_users_erased_by"))
 
 
 class RefreshToken(Base):
@@ -431,6 +434,8 @@ class Certificate(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_reason: Mapped[str | None] = mapped_column(String(500))
     revoked_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", name="fk_certificates_revoked_by"))
+    # Its student's account was erased (migration 0031): it names nobody, and the public check answers `withdrawn`.
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Notification(Base):

@@ -403,6 +403,29 @@ class UserPublic(BaseModel):
     bio: str | None = None
     is_active: bool = Field(description="false: disabled by an admin (its tokens are refused, it cannot log in)")
     created_at: datetime
+    erased_at: datetime | None = Field(
+        default=None,
+        description="Its personal data was erased (`POST /users/{id}/erase`): its address and name are placeholders",
+    )
+
+
+class EraseIn(Strict):
+    """`POST /users/{id}/erase`: one's own account needs its password (an admin erasing another's does not)."""
+
+    current_password: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = None
+
+
+class AccountErased(BaseModel):
+    """What an erasure did: the account's address and name replaced by placeholders, its sessions ended, its live
+    enrollments dropped (seats and waitlist places given back), its certificates withdrawn from the public check
+    (their PDFs deleted), its assistant conversations and notifications deleted and its questions forgotten."""
+
+    user_id: uuid.UUID
+    erased_at: datetime
+    enrollments_dropped: int
+    certificates_withdrawn: int
+    conversations_deleted: int
+    notifications_deleted: int
 
 
 class UserUpdated(UserPublic):
@@ -1084,6 +1107,9 @@ class CertificatePublic(BaseModel):
     verify_url: str
     revoked_at: datetime | None = Field(default=None, description="revoked by an admin: no longer valid")
     revoked_reason: str | None = None
+    withdrawn_at: datetime | None = Field(
+        default=None, description="its student's account was erased: it names nobody and is no longer valid"
+    )
 
     @classmethod
     def of(cls, cert: Any, base_url: str, reader: Any = None) -> CertificatePublic:
@@ -1103,15 +1129,19 @@ class CertificatePublic(BaseModel):
             verify_url=f"{base_url}/certificates/verify/{cert.code}",
             revoked_at=cert.revoked_at,
             revoked_reason=cert.revoked_reason if told else None,
+            withdrawn_at=cert.withdrawn_at,
         )
 
 
 class CertificateVerification(BaseModel):
     """The public check of a code: `valid` for a certificate in force; `revoked` (not valid: who and what it was
-    for, and when it was revoked, never why) and `unknown` (no certificate has this code: mistyped or forged)."""
+    for, and when it was revoked, never why), `withdrawn` (its student's account was erased: nothing else is said)
+    and `unknown` (no certificate has this code: mistyped or forged)."""
 
     valid: bool
-    status: Literal["valid", "revoked", "unknown"]
+    status: Literal["valid", "revoked", "withdrawn", "unknown"] = Field(
+        description="`withdrawn`: its holder's account was erased; nothing else is said of it"
+    )
     student_name: str | None = None
     course_title: str | None = None
     issued_at: datetime | None = None

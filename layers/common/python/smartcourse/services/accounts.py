@@ -173,7 +173,7 @@ async def login(
         ok = await verify_password_async(password, user.password_hash if user else None)
         return ok and user is not None and user.is_active
 
-    if not await _password_attempt(backoff, account, check, "too many failed logins for this account; retry later"):
+    if not await password_attempt(backoff, account, check, "too many failed logins for this account; retry later"):
         raise Unauthorized("email or password is incorrect", code="invalid_credentials")
     assert user is not None
     # The password was checked against the row as read before; a password change or a disable that committed since
@@ -189,7 +189,7 @@ async def login(
     return pair
 
 
-async def _password_attempt(
+async def password_attempt(
     backoff: Backoff | None, account: tuple[str, ...], check: Callable[[], Awaitable[bool]], refusal: str
 ) -> bool:
     """One password check under the account's back-off: reserved before (429 while the account is locked), then
@@ -379,6 +379,12 @@ async def get_user(*, uow: UnitOfWork, principal: Principal, user_id: uuid.UUID)
     return UserPublic.model_validate(user)
 
 
+def refuse_erased(user: User) -> None:
+    """An erased account is not changed again (enabled, renamed, given a password or a role): it is nobody's."""
+    if user.erased_at is not None:
+        raise Conflict("this account was erased: it cannot be changed", code="account_erased")
+
+
 async def update_user(
     *,
     uow: UnitOfWork,
@@ -395,6 +401,7 @@ async def update_user(
     user = await uow.session.get(User, user_id, with_for_update=True)
     if user is None:
         raise NotFound("user not found", code="user_not_found")
+    refuse_erased(user)
     if (field := data.null_refused()) is not None:  # null is a value for bio only (UserUpdateIn.NULLABLE)
         raise Invalid(f"{field} cannot be null", code="invalid_field", details={"field": field})
     if data.full_name is not None:
@@ -421,7 +428,7 @@ async def update_user(
                 return await verify_password_async(current, stored)
 
             refusal = "too many wrong passwords for this account; retry later"
-            if not await _password_attempt(backoff, login_account(user.email), check, refusal):
+            if not await password_attempt(backoff, login_account(user.email), check, refusal):
                 raise Forbidden("current_password is incorrect", code="wrong_current_password")
             if unicodedata.normalize("NFKC", data.password) == unicodedata.normalize("NFKC", current):
                 # A "change" to the same password ended every session and changed nothing (explore59 F4).
@@ -433,7 +440,7 @@ async def update_user(
                 )
         _refuse_weak(data.password, user)
         user.password_hash = await hash_password_async(data.password)
-        await _end_sessions(uow, user)
+        await end_sessions(uow, user)
         if backoff is not None and principal.user_id != user_id:  # an admin's reset ends a lock-out too (explore9)
             await _end_lock_outs(backoff, user.email)
     if data.is_active is not None and data.is_active != user.is_active:
@@ -444,10 +451,10 @@ async def update_user(
         if user.role == "admin":
             # Serial with every change of and to admins: two admins disabling each other at once (or one disabling
             # while the other demoted) both succeeded and left no active admin (explore59 F1).
-            await _still_an_admin(uow, principal)
+            await still_an_admin(uow, principal)
         user.is_active = data.is_active
         if not data.is_active:
-            await _end_sessions(uow, user)
+            await end_sessions(uow, user)
         else:  # passed over while disabled: "enabled again, it is next", seated where a seat is free (explore37 F2)
             await seat_the_eligible(uow, user.id)
     if data.role is not None and data.role != user.role:
@@ -482,7 +489,7 @@ async def _change_role(uow: UnitOfWork, principal: Principal, user: User, role: 
     if user.id == principal.user_id:
         raise Conflict("an admin cannot change their own role", code="cannot_change_own_role")
     if "admin" in (user.role, role):
-        await _still_an_admin(uow, principal)
+        await still_an_admin(uow, principal)
     if role == "student":
         owned = await uow.session.scalar(
             select(func.count()).select_from(Course).where(Course.instructor_id == user.id)
@@ -529,7 +536,7 @@ def _refuse_weak(password: str, user: User) -> None:
 _ADMIN_ROLES_LOCK = 0x5C_AD_31_17
 
 
-async def _still_an_admin(uow: UnitOfWork, principal: Principal) -> None:
+async def still_an_admin(uow: UnitOfWork, principal: Principal) -> None:
     """Take `_ADMIN_ROLES_LOCK` (changes of admins, their role or their account, one at a time) and re-read the
     caller under it: an admin demoted or disabled by a change committed meanwhile is refused, so two admins acting
     on each other at once never leave none (explore37 F5 for roles, explore59 F1 for disabling)."""
@@ -545,7 +552,7 @@ async def _still_an_admin(uow: UnitOfWork, principal: Principal) -> None:
         raise Forbidden("only an active admin may change an admin's account or role", code="admin_only")
 
 
-async def _end_sessions(uow: UnitOfWork, user: User) -> None:
+async def end_sessions(uow: UnitOfWork, user: User) -> None:
     """Every refresh token revoked and every access token issued so far refused (token_version moves on)."""
     user.token_version += 1
     await uow.session.execute(
@@ -560,9 +567,10 @@ async def set_active(*, uow: UnitOfWork, user_id: uuid.UUID, active: bool) -> Us
     user = await uow.session.get(User, user_id, with_for_update=True)
     if user is None:
         raise NotFound("user not found", code="user_not_found")
+    refuse_erased(user)
     user.is_active = active
     if not active:
-        await _end_sessions(uow, user)
+        await end_sessions(uow, user)
     user.updated_at = utcnow()
     await uow.commit()
     return UserPublic.model_validate(user)
@@ -709,7 +717,7 @@ async def reset_password(
         raise refused
     _refuse_weak(password, user)
     user.password_hash = await hash_password_async(password)
-    await _end_sessions(uow, user)
+    await end_sessions(uow, user)
     user.updated_at = utcnow()
     await uow.commit()
     if backoff is not None:

@@ -51,6 +51,9 @@ async def issue_once(*, uow: UnitOfWork, enrollment_id: uuid.UUID) -> tuple[uuid
     course = await uow.session.get(Course, e.course_id)
     assert student is not None and course is not None
     teacher = await uow.session.scalar(select(User.full_name).where(User.id == course.instructor_id))
+    # A completion that lands after its student's erasure (its workflow was under way): issued withdrawn, naming the
+    # erased account only, so no notice, PDF or valid check follows (services/erasure.py).
+    withdrawn = student.erased_at
     cert_id = uuid.uuid4()
     code = new_code()
     result = await uow.session.execute(
@@ -65,6 +68,7 @@ async def issue_once(*, uow: UnitOfWork, enrollment_id: uuid.UUID) -> tuple[uuid
             course_title=course.title,
             instructor_name=teacher,
             issued_at=e.completed_at,
+            withdrawn_at=withdrawn,
         )
         .on_conflict_do_nothing(index_elements=[Certificate.enrollment_id])
         .returning(Certificate.id)
@@ -482,6 +486,8 @@ async def store_pdf(*, uow: UnitOfWork, files: Any, certificate_id: uuid.UUID, b
     key = f"certificates/{cert.id}.pdf"
     if cert.pdf_key == key:
         return key
+    if cert.withdrawn_at is not None:  # its student's account was erased: no document names them
+        return ""
     pdf = await asyncio.to_thread(render_pdf, cert, f"{base_url}/certificates/verify/{cert.code}")  # CPU: off the loop
     await files.put(key, pdf, "application/pdf")
     cert.pdf_key = key
@@ -499,6 +505,9 @@ async def notify(*, uow: UnitOfWork, certificate_id: uuid.UUID, base_url: str) -
         raise NotFound("certificate not found", code="certificate_not_found")
     if cert.revoked_at is not None:
         log.info("certificate %s was revoked before its notice: none sent", cert.id)
+        return None
+    if cert.withdrawn_at is not None:
+        log.info("certificate %s was withdrawn (its account erased) before its notice: none sent", cert.id)
         return None
     verify_url = f"{base_url}/certificates/verify/{cert.code}"
     notification_id = await create_notification(

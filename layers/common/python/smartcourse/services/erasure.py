@@ -1,0 +1,176 @@
+"""Erasing an account's personal data, at its owner's or an admin's request (explore67 F1: a student who asked to
+leave could only be disabled, which kept everything, and their address could never register again).
+
+What goes: the account's address and name (replaced by placeholders: the address is free to register again), its
+bio, password and sessions, its assistant conversations (with their messages) and the questions copied to its usage
+records, its notifications; its certificates name nobody any more and the public check answers `withdrawn` (their
+PDFs deleted). What stays, under the account that now names nobody: its enrollments and their history, progress
+and quiz attempts, which the platform's figures count (the analytics agree before and after; docs/security.md,
+"Personal data"). Its live enrollments are dropped first, as a drop by the same caller does it (seats and waitlist
+places given back, in their own transactions); nothing is e-mailed to it from the moment it is disabled
+(`notifications.deliver_email`).
+
+Refused: another's account unless an admin (403 `not_account_owner`), one's own without its password (422
+`current_password_required`, 403 `wrong_current_password`, under the login's back-off), an instructor who still owns
+courses (409 `owns_courses`: an admin archives or hands them over first), the last active admin (409 `last_admin`).
+Erasing an erased account again answers what is left to say (idempotent)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import uuid
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+
+from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound
+from smartcourse.models import (
+    AiConversation,
+    AiInteraction,
+    Certificate,
+    Course,
+    Enrollment,
+    Notification,
+    RefreshToken,
+    User,
+    utcnow,
+)
+from smartcourse.ratelimit import Backoff
+from smartcourse.schemas import AccountErased, EraseIn
+from smartcourse.security import Principal, hash_password_async, verify_password_async
+from smartcourse.services import accounts, enrollment
+
+log = logging.getLogger(__name__)
+
+#: The name an erased account, and its certificates, carry.
+ERASED_NAME = "Erased account"
+#: What an erased account's enrollments were in: dropped before the erasure.
+_LIVE = ("waitlisted", "pending", "active")
+
+
+def placeholder_address(user_id: uuid.UUID) -> str:
+    """An erased account's address: unique (the index on addresses), undeliverable (`.invalid`, RFC 2606)."""
+    return f"erased-{user_id.hex}@erased.invalid"
+
+
+async def erase(
+    *, container: Any, principal: Principal, user_id: uuid.UUID, data: EraseIn, backoff: Backoff | None = None
+) -> AccountErased:
+    """Erase the account's personal data (the module's docstring says what goes and what stays)."""
+    if principal.user_id != user_id and not principal.is_admin:
+        raise Forbidden("you may only erase your own account", code="not_account_owner")
+    async with container.uow() as uow:
+        user = await uow.session.get(User, user_id, with_for_update=True)
+        if user is None:
+            raise NotFound("user not found", code="user_not_found")
+        if user.erased_at is not None:
+            return AccountErased(
+                user_id=user.id,
+                erased_at=user.erased_at,
+                enrollments_dropped=0,
+                certificates_withdrawn=0,
+                conversations_deleted=0,
+                notifications_deleted=0,
+            )
+        if principal.user_id == user_id:
+            await _check_own_password(user, data.current_password, backoff)
+        if user.role == "instructor":
+            owned = await uow.session.scalar(
+                select(func.count()).select_from(Course).where(Course.instructor_id == user.id)
+            )
+            if owned:
+                raise Conflict(
+                    f"this instructor owns {owned} course(s): an admin archives or hands them over before the account "
+                    "is erased (certificates and students' enrollments depend on them)",
+                    code="owns_courses",
+                    details={"courses": owned},
+                )
+        if user.role == "admin":
+            await accounts.still_an_admin(uow, principal)
+            others = await uow.session.scalar(
+                select(func.count())
+                .select_from(User)
+                .where(User.role == "admin", User.is_active.is_(True), User.id != user.id)
+            )
+            if not others:
+                raise Conflict("the last active admin cannot be erased", code="last_admin")
+        # Disabled and signed out first, in its own commit: nothing acts for the account, nor is it e-mailed, while
+        # its enrollments are dropped.
+        user.is_active = False
+        await accounts.end_sessions(uow, user)
+        await uow.commit()
+
+    dropped = 0
+    async with container.uow() as uow:
+        live = list(
+            await uow.session.scalars(
+                select(Enrollment.id).where(Enrollment.student_id == user_id, Enrollment.status.in_(_LIVE))
+            )
+        )
+    for enrollment_id in live:
+        async with container.uow() as uow:
+            try:
+                await enrollment.drop(
+                    uow=uow, principal=principal, enrollment_id=enrollment_id, reason="account erased"
+                )
+            except Conflict:  # completed meanwhile: not live any more, nothing to give back
+                continue
+        dropped += 1
+
+    now = utcnow()
+    async with container.uow() as uow:
+        user = await uow.session.get(User, user_id, with_for_update=True)
+        assert user is not None
+        certificates = list(
+            await uow.session.scalars(
+                select(Certificate)
+                .where(Certificate.student_id == user_id, Certificate.withdrawn_at.is_(None))
+                .with_for_update()
+            )
+        )
+        for cert in certificates:
+            if cert.pdf_key:
+                # Before the commit: a failure after it would leave the PDF, which prints the name, with nothing
+                # left to find it by; deleting a file already gone is nothing (a retry of the erasure).
+                await container.files.delete(cert.pdf_key)
+            cert.pdf_key = None
+            cert.student_name = ERASED_NAME
+            cert.withdrawn_at = now
+        conversations = await uow.session.execute(delete(AiConversation).where(AiConversation.user_id == user_id))
+        await uow.session.execute(update(AiInteraction).where(AiInteraction.user_id == user_id).values(question=None))
+        notifications = await uow.session.execute(delete(Notification).where(Notification.user_id == user_id))
+        await uow.session.execute(delete(RefreshToken).where(RefreshToken.user_id == user_id))
+        user.email = placeholder_address(user.id)
+        user.full_name = ERASED_NAME
+        user.bio = None
+        user.password_hash = await hash_password_async(secrets.token_urlsafe(32))  # nobody's, never typed
+        user.is_active = False
+        user.erased_at = now
+        user.erased_by = principal.user_id
+        user.updated_at = now
+        await uow.commit()
+    log.info("account %s erased by %s", user_id, principal.user_id)
+    return AccountErased(
+        user_id=user_id,
+        erased_at=now,
+        enrollments_dropped=dropped,
+        certificates_withdrawn=len(certificates),
+        conversations_deleted=int(getattr(conversations, "rowcount", 0) or 0),
+        notifications_deleted=int(getattr(notifications, "rowcount", 0) or 0),
+    )
+
+
+async def _check_own_password(user: User, current: str | None, backoff: Backoff | None) -> None:
+    """One's own account is erased with its password, checked as a password change checks it (the login's back-off:
+    wrong guesses lock the account)."""
+    if current is None:
+        raise Invalid("erasing your own account needs current_password", code="current_password_required")
+    stored = user.password_hash
+
+    async def check() -> bool:
+        return await verify_password_async(current, stored)
+
+    refusal = "too many wrong passwords for this account; retry later"
+    if not await accounts.password_attempt(backoff, accounts.login_account(user.email), check, refusal):
+        raise Forbidden("current_password is incorrect", code="wrong_current_password")

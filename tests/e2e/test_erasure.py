@@ -1,0 +1,120 @@
+"""Erasing an account's personal data (explore67 F1): at its owner's request with its password, or by an admin."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select
+
+from smartcourse.models import AiConversation, AiInteraction, Enrollment, Notification
+from tests.conftest import Api
+from tests.e2e.test_enrollment import complete_everything, course_with_lessons, enroll, wait_enrollment
+from tests.integration.test_assistant import ScriptedChat, scripted
+
+
+async def test_a_student_erases_their_account_and_the_platform_keeps_only_what_names_nobody(
+    api: Api, worker: object, container: Any
+) -> None:
+    teacher, student, waiting = await api.user("instructor"), await api.user(), await api.user()
+    admin = await api.admin(container)
+    done, lessons = await course_with_lessons(api, teacher, title="Finished before leaving")
+    first = (await enroll(api, student, done["id"])).json()["id"]
+    await wait_enrollment(api, student, first, "active")
+    await complete_everything(api, student, lessons)
+    cert = (await api.client.post(f"/enrollments/{first}/certificate", headers=student["headers"])).json()
+    assert (await api.client.get(f"/certificates/verify/{cert['code']}")).json()["status"] == "valid"
+    full, _ = await course_with_lessons(api, teacher, title="Left half-way", capacity=1, waitlist_enabled=True)
+    seat = (await enroll(api, student, full["id"])).json()["id"]
+    await wait_enrollment(api, student, seat, "active")
+    queued = (await enroll(api, waiting, full["id"])).json()
+    assert queued["status"] == "waitlisted", queued
+    with scripted(container, ScriptedChat()):  # a conversation and its usage record, as an ask leaves them
+        r = await api.client.post(
+            "/ai/ask",
+            json={"course_id": done["id"], "question": "I was ill in week 3 (student 4711): what is a lesson about?"},
+            headers=student["headers"],
+        )
+        assert r.status_code == 200 and r.json()["conversation_id"], r.text
+
+    url = f"/users/{student['id']}/erase"
+    # Someone else's: refused; one's own: with its password.
+    r = await api.client.post(url, json={}, headers=waiting["headers"])
+    assert (r.status_code, r.json()["code"]) == (403, "not_account_owner"), r.text
+    r = await api.client.post(url, json={}, headers=student["headers"])
+    assert (r.status_code, r.json()["code"]) == (422, "current_password_required"), r.text
+    r = await api.client.post(url, json={"current_password": "not-it"}, headers=student["headers"])
+    assert (r.status_code, r.json()["code"]) == (403, "wrong_current_password"), r.text
+    r = await api.client.post(url, json={"current_password": student["password"]}, headers=student["headers"])
+    assert r.status_code == 200, r.text
+    erased = r.json()
+    assert (erased["enrollments_dropped"], erased["certificates_withdrawn"]) == (1, 1), erased
+    assert erased["conversations_deleted"] == 1, erased
+    assert erased["notifications_deleted"] >= 2, erased  # two welcomes, the certificate's once its workflow sent it
+
+    # Signed out everywhere; its address free to register again, a new account.
+    assert (await api.client.get("/auth/me", headers=student["headers"])).status_code == 401
+    r = await api.client.post("/auth/login", json={"email": student["email"], "password": student["password"]})
+    assert r.status_code == 401
+    r = await api.client.post(
+        "/auth/register",
+        json={"email": student["email"], "password": "a-fresh-start-77", "full_name": "Back Again", "role": "student"},
+    )
+    assert r.status_code == 201 and r.json()["id"] != student["id"], r.text
+    # The admin sees the placeholder; nothing changes it any more; a repeat does nothing more.
+    account = (await api.client.get(f"/users/{student['id']}", headers=admin["headers"])).json()
+    assert account["full_name"] == "Erased account" and account["email"].endswith("@erased.invalid"), account
+    assert account["erased_at"] and account["is_active"] is False, account
+    r = await api.client.put(f"/users/{student['id']}", json={"is_active": True}, headers=admin["headers"])
+    assert (r.status_code, r.json()["code"]) == (409, "account_erased"), r.text
+    again = await api.client.post(url, json={}, headers=admin["headers"])
+    assert again.status_code == 200 and again.json()["erased_at"] == erased["erased_at"], again.text
+    assert again.json()["enrollments_dropped"] == 0
+
+    # The certificate names nobody: the public check says `withdrawn` and nothing else; no PDF.
+    check = await api.client.get(f"/certificates/verify/{cert['code']}")
+    assert check.json() == {"valid": False, "status": "withdrawn"}, check.text
+    page = await api.client.get(f"/certificates/verify/{cert['code']}", headers={"Accept": "text/html"})
+    assert "Withdrawn certificate" in page.text and "Erased" not in page.text and student["full_name"] not in page.text
+    r = await api.client.get(f"/certificates/{cert['id']}/pdf", headers=admin["headers"])
+    assert (r.status_code, r.json()["code"]) == (409, "certificate_withdrawn"), r.text
+    # Its seat went to the waitlist; the roster shows the placeholder.
+    await wait_enrollment(api, waiting, queued["id"], "active")
+    roster = (await api.client.get(f"/courses/{full['id']}/enrollments", headers=teacher["headers"])).json()
+    assert {(i["student_name"], i["status"]) for i in roster["items"]} == {
+        ("Erased account", "dropped"),
+        (waiting["full_name"], "active"),
+    }
+    # Conversations, notifications and the question gone; the enrollments stay for the figures (which the suite's
+    # last test, test_enrollment.py::test_analytics_dashboard_agrees_with_the_database, reconciles).
+    async with container.uow() as uow:
+        sid = uuid.UUID(student["id"])
+        left = {
+            "conversations": await uow.session.scalar(
+                select(func.count()).select_from(AiConversation).where(AiConversation.user_id == sid)
+            ),
+            "notifications": await uow.session.scalar(
+                select(func.count()).select_from(Notification).where(Notification.user_id == sid)
+            ),
+            "questions": await uow.session.scalar(
+                select(func.count())
+                .select_from(AiInteraction)
+                .where(AiInteraction.user_id == sid, AiInteraction.question.is_not(None))
+            ),
+            "enrollments": await uow.session.scalar(
+                select(func.count()).select_from(Enrollment).where(Enrollment.student_id == sid)
+            ),
+        }
+    assert left == {"conversations": 0, "notifications": 0, "questions": 0, "enrollments": 2}, left
+
+
+async def test_an_instructor_with_courses_and_the_last_admin_are_not_erased(api: Api, container: Any) -> None:
+    teacher = await api.user("instructor")
+    admin = await api.admin(container)
+    await api.course(teacher)
+    r = await api.client.post(f"/users/{teacher['id']}/erase", json={}, headers=admin["headers"])
+    assert (r.status_code, r.json()["code"]) == (409, "owns_courses"), r.text
+    assert r.json()["details"] == {"courses": 1}
+    bare = await api.user("instructor")  # no course: erased
+    r = await api.client.post(f"/users/{bare['id']}/erase", json={}, headers=admin["headers"])
+    assert r.status_code == 200, r.text
