@@ -1,4 +1,4 @@
-"""POST /enrollments: enroll the calling student (201 new, 200 existing, 202 waitlisted)."""
+"""POST /enrollments: enroll the calling student, or an admin a named one (201 new, 200 existing, 202 waitlisted)."""
 
 from typing import Annotated
 
@@ -38,7 +38,11 @@ async def enroll(
 ) -> EnrollmentPublic:
     try:
         result, created = await learning.enroll(
-            container=c, principal=user, course_id=body.course_id, idempotency_key=idempotency_key
+            container=c,
+            principal=user,
+            course_id=body.course_id,
+            idempotency_key=idempotency_key,
+            student_id=body.student_id,
         )
     except DomainError as exc:  # course full, prerequisites not met, not published, ...
         ENROLLMENT_REQUESTS.labels("refused", exc.code).inc()

@@ -1048,6 +1048,49 @@ async def test_people_are_found_and_sorted_by_name_whatever_its_accents(
     assert (r.status_code, r.json()["code"]) == (422, "validation_error"), r.text  # blank lists everyone: refused
 
 
+async def test_an_admin_enrolls_a_named_student(api: Api, worker: object, container: Any) -> None:
+    """explore68 F2: an academy's admin could not enroll an employee in a mandatory course (`student_id` was an
+    unknown field, and an admin's own enrollment 403); the HR script logged in as each employee with a password it
+    kept. An admin names the student; the same rules apply, and the history says the admin did it."""
+    teacher, admin = await api.user("instructor"), await api.admin(container)
+    course, _ = await course_with_lessons(api, teacher, title="Mandatory training")
+    employee, other = await api.user(), await api.user()
+    me = (await api.client.get("/auth/me", headers=admin["headers"])).json()
+
+    async def enroll_as(who: dict[str, Any], student_id: str, **headers: str) -> httpx.Response:
+        body = {"course_id": course["id"], "student_id": student_id}
+        return await api.client.post("/enrollments", json=body, headers={**who["headers"], **headers})
+
+    r = await enroll_as(admin, employee["id"], **{"Idempotency-Key": "hr-sync-2026-12-07-emp1"})
+    assert r.status_code == 201 and r.headers["location"] == f"/enrollments/{r.json()['id']}", r.text
+    assert r.json()["student_id"] == employee["id"], r.text
+    again = await enroll_as(admin, employee["id"], **{"Idempotency-Key": "hr-sync-2026-12-07-emp1"})
+    assert (again.status_code, again.json()["id"]) == (200, r.json()["id"]), again.text  # the script's retry
+    await wait_enrollment(api, employee, r.json()["id"], "active")  # the student's own, welcomed as any
+    history = (await api.client.get(f"/enrollments/{r.json()['id']}/history", headers=employee["headers"])).json()
+    assert (history[0]["actor"], history[0]["to_status"]) == ("admin", "pending"), history
+    history = (await api.client.get(f"/enrollments/{r.json()['id']}/history", headers=admin["headers"])).json()
+    assert history[0]["actor_id"] == me["id"], history  # which admin: to admins
+    # Nobody else names a student; only a student's account is enrolled; a student may name themselves.
+    r = await enroll_as(other, employee["id"])
+    assert (r.status_code, r.json()["code"]) == (403, "admin_only"), r.text
+    r = await enroll_as(teacher, other["id"])
+    assert (r.status_code, r.json()["code"]) == (403, "admin_only"), r.text
+    r = await enroll_as(admin, teacher["id"])
+    assert (r.status_code, r.json()["code"]) == (409, "not_a_student"), r.text
+    r = await enroll_as(admin, str(uuid.uuid4()))
+    assert (r.status_code, r.json()["code"]) == (404, "user_not_found"), r.text
+    r = await enroll_as(other, other["id"])
+    assert r.status_code == 201 and r.json()["student_id"] == other["id"], r.text
+    r = await api.client.put(f"/users/{employee['id']}", json={"is_active": False}, headers=admin["headers"])
+    assert r.status_code == 200
+    second, _ = await course_with_lessons(api, teacher, title="Second mandatory")
+    r = await api.client.post(
+        "/enrollments", json={"course_id": second["id"], "student_id": employee["id"]}, headers=admin["headers"]
+    )
+    assert (r.status_code, r.json()["code"]) == (409, "student_disabled"), r.text
+
+
 def lose_the_hand_overs(monkeypatch: pytest.MonkeyPatch) -> None:
     """The e-mails of the notifications a request writes are not handed over at its commit (as when the broker was
     away): they wait for the sweeper, which the test plays by enqueuing them itself."""

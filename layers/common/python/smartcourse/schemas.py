@@ -928,6 +928,11 @@ InstructorPublic.model_rebuild()
 
 class EnrollIn(Strict):
     course_id: uuid.UUID
+    student_id: uuid.UUID | None = Field(
+        default=None,
+        description="An admin enrolls this student (by the same rules; the history's actor is the admin). Omitted: "
+        "the calling student",
+    )
 
 
 class DiscardIn(Strict):

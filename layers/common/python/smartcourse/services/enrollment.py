@@ -445,7 +445,12 @@ def _text(column: Any) -> Any:
 
 
 async def enroll(
-    *, uow: UnitOfWork, principal: Principal, course_id: uuid.UUID, idempotency_key: str | None
+    *,
+    uow: UnitOfWork,
+    principal: Principal,
+    course_id: uuid.UUID,
+    idempotency_key: str | None,
+    student_id: uuid.UUID | None = None,
 ) -> tuple[EnrollmentPublic, bool]:
     """Admit, waitlist or refuse. Returns (enrollment, created); a repeat returns the existing one.
 
@@ -461,10 +466,18 @@ async def enroll(
     locks the course row and writes the waitlisted enrollment (`_waitlist_statement`). Row locks are held only
     inside PostgreSQL, so admissions to one course are serial at the database's speed, not at the client's round
     trips. Two statements with a seat, three on the waitlist.
+
+    `student_id` (an admin's request): that student is enrolled, by the same rules, the history's actor the admin
+    (explore68 F2: an academy's admin could not enroll an employee in a mandatory course; a script logged in as each).
     """
-    if principal.role != "student":
+    if student_id is not None and student_id != principal.user_id:
+        if not principal.is_admin:
+            raise Forbidden("only an admin enrolls someone else", code="admin_only")
+        await _enrollable(uow, student_id)
+    elif principal.role != "student":
         raise Forbidden("only students enroll in courses", code="role_forbidden")
-    student_id = principal.user_id
+    else:
+        student_id = principal.user_id
     # The statements below are Core statements: they run on the session's connection itself, past the ORM's
     # statement path (its compile state and result set-up: docs/benchmarks.md, "Ninth pass").
     conn = await uow.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
@@ -560,6 +573,20 @@ async def enroll(
 
 #: How often the admission goes back to the seat when the waitlist statement finds one freed meanwhile.
 _SEAT_RETRIES = 10
+
+
+async def _enrollable(uow: UnitOfWork, student_id: uuid.UUID) -> None:
+    """The account an admin enrolls exists, is a student's and is active (one read, on the admin's path only)."""
+    found = (await uow.session.execute(select(User.role, User.is_active).where(User.id == student_id))).first()
+    if found is None:
+        raise NotFound("no account has this student_id", code="user_not_found")
+    if found.role != "student":
+        raise Conflict(
+            f"this account is an {found.role}'s: only students enroll (an admin makes it a student first)",
+            code="not_a_student",
+        )
+    if not found.is_active:
+        raise Conflict("this account is disabled: it cannot be enrolled", code="student_disabled")
 
 
 async def _admit(conn: AsyncConnection, params: dict[str, Any], session: AsyncSession) -> datetime | None:

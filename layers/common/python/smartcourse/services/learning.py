@@ -56,7 +56,12 @@ COURSE_QUEUES = CourseQueues()
 
 
 async def enroll(
-    *, container: Any, principal: Principal, course_id: uuid.UUID, idempotency_key: str | None
+    *,
+    container: Any,
+    principal: Principal,
+    course_id: uuid.UUID,
+    idempotency_key: str | None,
+    student_id: uuid.UUID | None = None,
 ) -> tuple[EnrollmentPublic, bool]:
     """The admission only: its workflow is started by the dispatcher from the committed `enrollment.created`
     (services/dispatcher.py), never on the request path. Refused with 503 `overloaded` while the backlog of
@@ -67,7 +72,7 @@ async def enroll(
         container.uow() as uow,
     ):
         result, created = await enrollment.enroll(
-            uow=uow, principal=principal, course_id=course_id, idempotency_key=idempotency_key
+            uow=uow, principal=principal, course_id=course_id, idempotency_key=idempotency_key, student_id=student_id
         )
     if not created:  # a repeat (rare: off the admission's path and its course's turn) reads as GET reads it
         async with container.uow() as uow:
