@@ -205,3 +205,73 @@ async def test_a_reset_ends_the_lock_out_of_the_owners_own_device(
     )
     assert r.status_code == 200, r.text
     assert r.json()["device_token"] != device  # the old token counts as an unknown device now: a new one is given
+
+
+async def test_an_admin_makes_accounts_and_invites_their_owners(
+    api: Api, container: Any, celery_worker: object
+) -> None:
+    """explore68 F1: an HR sync could only use the public sign-up (10 a minute and 50 an hour from its address),
+    inventing a password per employee. An admin makes accounts (`POST /users`), under the admin's write limit; made
+    without a password, its owner is invited by e-mail to choose one."""
+    admin = await api.admin(container)
+    tag = uuid.uuid4().hex[:10]
+    made = []
+    for i in range(12):  # more than the sign-up's 10 a minute from one address
+        r = await api.client.post(
+            "/users",
+            json={"email": f"emp{i}-{tag}@academy.example", "full_name": f"Employee {i}"},
+            headers=admin["headers"],
+        )
+        assert r.status_code == 201 and r.headers["location"] == f"/users/{r.json()['id']}", r.text
+        made.append(r.json())
+    assert all(m["invited"] and m["role"] == "student" for m in made), made
+    [mail] = await _mails(container, made[0]["email"], "Your SmartCourse account: choose your password")
+    body = mail.get_body(preferencelist=("plain",)).get_content()
+    assert "an administrator made you a SmartCourse account" in body and "7 days" in body, body
+    r = await api.client.post(
+        "/auth/password-reset/confirm", json={"token": code_in(mail), "password": "lantern-orchard-99"}
+    )
+    assert r.status_code == 204, r.text
+    r = await api.client.post("/auth/login", json={"email": made[0]["email"], "password": "lantern-orchard-99"})
+    assert r.status_code == 200, r.text
+    # With a password: the account's, no invitation; an instructor too.
+    r = await api.client.post(
+        "/users",
+        json={
+            "email": f"trainer-{tag}@academy.example",
+            "full_name": "A Trainer",
+            "role": "instructor",
+            "password": "quiet-meadow-ledger-4",
+        },
+        headers=admin["headers"],
+    )
+    assert r.status_code == 201 and (r.json()["invited"], r.json()["role"]) == (False, "instructor"), r.text
+    login = {"email": f"trainer-{tag}@academy.example", "password": "quiet-meadow-ledger-4"}
+    assert (await api.client.post("/auth/login", json=login)).status_code == 200
+    # Taken: named, for the sync to carry on with; a weak password refused; nobody else makes accounts.
+    r = await api.client.post(
+        "/users", json={"email": made[1]["email"].upper(), "full_name": "Again"}, headers=admin["headers"]
+    )
+    assert (r.status_code, r.json()["code"]) == (409, "email_taken"), r.text
+    assert r.json()["details"] == {"user_id": made[1]["id"]}, r.text
+    r = await api.client.post(
+        "/users",
+        json={"email": f"weak-{tag}@academy.example", "full_name": "Weak", "password": "password1"},
+        headers=admin["headers"],
+    )
+    assert (r.status_code, r.json()["code"]) == (422, "password_too_weak"), r.text
+    student = await api.user()
+    r = await api.client.post(
+        "/users", json={"email": f"x-{tag}@academy.example", "full_name": "X"}, headers=student["headers"]
+    )
+    assert (r.status_code, r.json()["code"]) == (403, "admin_only"), r.text
+
+
+async def _mails(container: Any, to: str, subject: str, timeout: float = 30) -> list[Any]:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        found = [m for m in read_mail(container.settings.mail_dir, to=to) if str(m["Subject"]) == subject]
+        if found:
+            return found
+        assert asyncio.get_running_loop().time() < deadline, f"no '{subject}' e-mail to {to}"
+        await asyncio.sleep(0.2)

@@ -265,6 +265,8 @@ class Settings(BaseSettings):
     # asked for (per client address, and per account so nobody's mailbox is flooded), and the front end's page the
     # e-mail links to ("{token}" replaced; unset: the e-mail gives the token to paste into the app).
     password_reset_minutes: int = Field(default=30, ge=1, le=1440, alias="PASSWORD_RESET_MINUTES")
+    # How long the link of an invitation (an account an admin made without a password: POST /users) stays good.
+    invitation_days: int = Field(default=7, ge=1, le=60, alias="INVITATION_DAYS")
     password_reset_rate_limit_ip: str = Field(default="5/minute;30/hour", alias="PASSWORD_RESET_RATE_LIMIT_IP")
     # Per address asked for *and* client address: three anonymous requests from elsewhere no longer spend the owner's
     # resets for an hour (explore30 F2); the address's mailbox is capped across all clients by the second.

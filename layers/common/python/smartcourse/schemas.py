@@ -342,6 +342,24 @@ class RegisterIn(_NewAccount):
     role: Literal["student", "instructor"]
 
 
+class UserCreateIn(Strict):
+    """`POST /users` (admins): an account made for someone (an HR system's sync: explore68 F1). Without a password,
+    its owner is e-mailed an invitation to choose one."""
+
+    email: EmailStr
+    full_name: Name
+    role: Literal["student", "instructor"] = "student"
+    password: Password | None = None
+
+    @model_validator(mode="after")
+    def _hard_to_guess(self) -> Any:
+        if self.password is not None:
+            error = password_weakness_error(self.password, (self.email, self.full_name))
+            if error is not None:
+                raise error
+        return self
+
+
 class AdminIn(_NewAccount):
     """`smartcourse create-admin`'s account: the rules a registration follows (an admin cannot register)."""
 
@@ -426,6 +444,15 @@ class AccountErased(BaseModel):
     certificates_withdrawn: int
     conversations_deleted: int
     notifications_deleted: int
+
+
+class UserCreated(UserPublic):
+    """`POST /users`' answer: the account, and whether its invitation e-mail was queued."""
+
+    invited: bool = Field(
+        description="made without a password: an invitation to choose one was queued (valid INVITATION_DAYS); false "
+        "with a password given, or when the mail queue did not take it (its owner then uses the password reset)"
+    )
 
 
 class UserUpdated(UserPublic):

@@ -135,10 +135,13 @@ def device_of(settings: Settings, token: str | None, *, account: str) -> tuple[s
     return device, float(issued)
 
 
-def issue_reset_token(settings: Settings, *, user_id: uuid.UUID, token_version: int) -> str:
-    """A password-reset token for the account: good for PASSWORD_RESET_MINUTES, and once, since the reset (like any
-    password change or a disable) moves the account's token_version past the one it names."""
-    lifetime = timedelta(minutes=settings.password_reset_minutes)
+def issue_reset_token(
+    settings: Settings, *, user_id: uuid.UUID, token_version: int, lifetime: timedelta | None = None
+) -> str:
+    """A password-reset token for the account: good for PASSWORD_RESET_MINUTES (or `lifetime`: an invitation's), and
+    once, since the reset (like any password change or a disable) moves the account's token_version past the one it
+    names."""
+    lifetime = lifetime or timedelta(minutes=settings.password_reset_minutes)
     return _sign(settings, "reset", str(user_id), lifetime, tv=token_version, jti=uuid.uuid4().hex)  # each its own
 
 

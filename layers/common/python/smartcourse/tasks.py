@@ -868,6 +868,27 @@ def send_password_reset_task(email: str) -> str:
     return run_async(send_password_reset(str(email), settings=rt.settings, sessionmaker=rt.sessionmaker))
 
 
+@app.task(name="accounts.send_invitation", base=_MailRetries)
+def send_invitation_task(user_id: str) -> str:
+    """Celery task: e-mail the owner of an account an admin made the link to choose its password
+    (`accounts.send_invitation`). Retried like the other e-mails; a retry sends a second, equally good link."""
+    from smartcourse.services.accounts import send_invitation
+
+    rt = runtime()
+    return run_async(send_invitation(uuid.UUID(str(user_id)), settings=rt.settings, sessionmaker=rt.sessionmaker))
+
+
+def enqueue_invitation(user_id: str) -> bool:
+    """Queue the invitation of the account `user_id`; False if the broker did not take it. Blocking."""
+    try:
+        ensure_configured()
+        send_invitation_task.apply_async(args=[user_id])
+    except Exception:
+        log.warning("could not enqueue an invitation e-mail", exc_info=True)
+        return False
+    return True
+
+
 def enqueue_password_reset(email: str) -> bool:
     """Queue the reset e-mail of `email`; False if the broker did not take it (the caller says so: a reset request
     has no row for a sweeper to find later). Blocking: from async code, call it through `asyncio.to_thread`."""

@@ -30,6 +30,8 @@ from smartcourse.schemas import (
     InstructorPublic,
     RegisterIn,
     TokenPair,
+    UserCreated,
+    UserCreateIn,
     UserPage,
     UserPublic,
     UserUpdated,
@@ -95,6 +97,35 @@ async def register(
         uow, email=str(data.email), password=data.password, full_name=data.full_name, role=data.role
     )
     return UserPublic.model_validate(user)
+
+
+async def create_for(
+    *, uow: UnitOfWork, principal: Principal, data: UserCreateIn, invite: Callable[[str], bool]
+) -> UserCreated:
+    """An admin makes an account (explore68 F1: the only way was the public sign-up, limited per client address to
+    50 an hour, with a password the admin had to invent). With a password, it is the account's; without one, the
+    account gets one nobody knows and `invite` (`tasks.enqueue_invitation`, blocking: run in a thread) queues the
+    e-mail inviting its owner to choose theirs. An address already taken: 409 `email_taken` naming the account (an
+    admin finds it anyway). Not under the sign-up's per-address limit: the admin's writes are limited per account."""
+    if not principal.is_admin:
+        raise Forbidden(
+            "only an admin makes accounts for others; anyone registers with POST /auth/register", code="admin_only"
+        )
+    email = str(data.email)
+    try:
+        user = await _create_user(
+            uow,
+            email=email,
+            password=data.password or secrets.token_urlsafe(32),
+            full_name=data.full_name,
+            role=data.role,
+        )
+    except Conflict as exc:
+        await uow.session.rollback()
+        taken = await uow.session.scalar(select(User.id).where(func.lower(User.email) == email.lower()))
+        raise Conflict(exc.message, code="email_taken", details={"user_id": str(taken) if taken else None}) from exc
+    invited = data.password is None and await asyncio.to_thread(invite, str(user.id))
+    return UserCreated.model_validate({**UserPublic.model_validate(user).model_dump(), "invited": invited})
 
 
 async def create_admin(*, uow: UnitOfWork, email: str, password: str, full_name: str) -> UserPublic:
@@ -669,6 +700,44 @@ async def request_password_reset(
             enforce(await limiter.hit(("reset", "account", account), settings.password_reset_rate_limit_account_all))
     if not await asyncio.to_thread(enqueue, email.strip()):
         raise Unavailable("the reset e-mail could not be queued; retry shortly", code="service_unavailable")
+
+
+async def send_invitation(
+    user_id: uuid.UUID, *, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> str:
+    """The Celery task's work: e-mail the owner of an account an admin made (`create_for`) the link to choose its
+    password, good for INVITATION_DAYS and once (the reset token, longer-lived). "sent", or "no_account" for an
+    account gone, disabled or erased meanwhile."""
+    async with sessionmaker() as session:
+        user = await session.get(User, user_id)
+    if user is None or not user.is_active:
+        return "no_account"
+    days = settings.invitation_days
+    token = issue_reset_token(
+        settings, user_id=user.id, token_version=user.token_version, lifetime=timedelta(days=days)
+    )
+    if settings.password_reset_url:
+        how = (
+            f"Choose your password here within {days} days:\n\n{settings.password_reset_url.replace('{token}', token)}"
+        )
+    else:
+        how = f"Enter this code in SmartCourse within {days} days to choose your password:\n\n{token}"
+    text = (
+        f"Hello {user.full_name},\n\nan administrator made you a SmartCourse account for this address.\n\n{how}\n\n"
+        "Then log in with this address and that password. If you did not expect this, ignore this e-mail."
+    )
+    domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "smartcourse.local"
+    await asyncio.to_thread(
+        send_email,
+        host=settings.smtp_host or "127.0.0.1",
+        port=settings.smtp_port,
+        sender=settings.mail_from,
+        to=recipient(" ".join(user.full_name.split()), user.email),
+        subject="Your SmartCourse account: choose your password",
+        text=f"{text}\n\n-- \nSmartCourse",
+        message_id=make_msgid("invitation", domain=domain),
+    )
+    return "sent"
 
 
 async def send_password_reset(email: str, *, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]) -> str:
