@@ -164,6 +164,8 @@ async def test_repeats_and_idempotency_key_return_the_same_enrollment(api: Api, 
     for course_id in (other["id"], str(uuid.uuid4())):
         reused = await enroll(api, student, course_id, **{"Idempotency-Key": "abc-123"})
         assert reused.status_code == 409 and reused.json()["code"] == "idempotency_key_reused", reused.text
+        # ... naming the enrollment it made (explore68 F10: a script that lost the first answer could not tell).
+        assert reused.json()["details"] == {"enrollment_id": first.json()["id"], "course_id": course["id"]}
     mine = await api.client.get("/enrollments/my-courses", headers=student["headers"])
     assert [e["id"] for e in mine.json()] == [first.json()["id"]]
 

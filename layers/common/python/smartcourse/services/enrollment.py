@@ -142,7 +142,12 @@ async def _repeat(uow: UnitOfWork, found: Enrollment, course_id: uuid.UUID, key:
     key first used for another course is refused (409 `idempotency_key_reused`), also when this request lost the
     race to that one at the unique index."""
     if _made_with(found, key) and found.course_id != course_id:
-        raise Conflict("this Idempotency-Key was used for another course", code="idempotency_key_reused")
+        # Named (explore68 F10: a script whose first answer was lost could not tell which enrollment the key made).
+        raise Conflict(
+            "this Idempotency-Key was used for another course",
+            code="idempotency_key_reused",
+            details={"enrollment_id": str(found.id), "course_id": str(found.course_id)},
+        )
     return await to_public(uow, found)
 
 
