@@ -243,6 +243,13 @@ async def test_an_admin_revokes_a_certificate_and_its_check_says_so(api: Api, wo
     assert r.json()["details"]["revoked_at"] == mine["revoked_at"], (r.text, mine)
     r = await api.client.get(f"/certificates/{cert['id']}/pdf", headers=admin["headers"])
     assert r.status_code in (200, 404), r.text  # the PDF, or still being rendered
+    # One moment for each change: the history's and the enrollment's agree (explore68 F11: 3-6 ms apart).
+    detail = (await api.client.get(f"/enrollments/{eid}", headers=admin["headers"])).json()
+    entries = (await api.client.get(f"/enrollments/{eid}/history", headers=admin["headers"])).json()
+    times = {(h["from_status"], h["to_status"]): h["at"] for h in entries}
+    assert times[("pending", "active")] == detail["activated_at"], (entries, detail)
+    assert times[("active", "completed")] == detail["completed_at"], (entries, detail)
+    assert times[("completed", "completed")] == detail["completion_revoked_at"], (entries, detail)
     feed = (await api.client.get("/notifications", headers=student["headers"])).json()
     told = [n for n in feed if n["kind"] == "certificate.revoked"]
     assert len(told) == 1 and "Issued by mistake" in told[0]["body"], feed

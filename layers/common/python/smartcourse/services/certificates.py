@@ -592,7 +592,7 @@ async def _free_the_completion(
     if e is None or e.status != "completed" or e.completion_revoked_at is not None:
         return False
     e.completion_revoked_at, e.updated_at = now, now
-    uow.session.add(history_entry(e, "completed", "completed", principal, revoked_history(reason)))
+    uow.session.add(history_entry(e, "completed", "completed", principal, revoked_history(reason), at=now))
     course = await uow.session.get(Course, e.course_id, with_for_update=True)
     if course is None:
         return False

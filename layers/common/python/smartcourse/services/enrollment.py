@@ -1204,7 +1204,7 @@ def _activate(uow: UnitOfWork, e: Enrollment) -> str:
         return e.status
     now = utcnow()
     e.status, e.activated_at, e.updated_at = "active", now, now
-    uow.session.add(history_entry(e, "pending", "active", None, _SYSTEM_REASON))
+    uow.session.add(history_entry(e, "pending", "active", None, _SYSTEM_REASON, at=now))
     uow.emit(enrollment_event("enrollment.activated", e, activated_at=now.isoformat()))
     return "active"
 

@@ -166,7 +166,7 @@ def _complete(uow: UnitOfWork, e: Enrollment, now: datetime, reason: str) -> Non
     e.status, e.completed_at, e.updated_at = "completed", now, now
     uow.session.add(
         EnrollmentHistory(
-            enrollment_id=e.id, from_status="active", to_status="completed", actor="system", reason=reason
+            enrollment_id=e.id, from_status="active", to_status="completed", actor="system", reason=reason, at=now
         )
     )
     uow.emit(

@@ -27,9 +27,13 @@ def enrollment_event(kind: str, e: Enrollment, **extra: Any) -> DomainEvent:
     )
 
 
-def history_entry(e: Enrollment, src: str | None, dst: str, actor: Principal | None, reason: str | None = None) -> Any:
+def history_entry(
+    e: Enrollment, src: str | None, dst: str, actor: Principal | None, reason: str | None = None, *, at: Any = None
+) -> Any:
     """The history entry of `e`'s change by `actor`: `system` (None), `admin`, the `student` themselves, or the
-    course's `instructor` (who removes a student from their course: explore63 F1)."""
+    course's `instructor` (who removes a student from their course: explore63 F1). `at`: the moment the enrollment
+    records for the change (its `dropped_at`, `completed_at`...), so the two agree (explore68 F11: the history's was
+    the row's insert time, 3-6 ms later)."""
     if actor is None:
         role = "system"
     elif actor.is_admin:
@@ -43,6 +47,7 @@ def history_entry(e: Enrollment, src: str | None, dst: str, actor: Principal | N
         actor_id=actor.user_id if actor else None,
         actor=role,
         reason=reason,
+        **({"at": at} if at is not None else {}),
     )
 
 
@@ -52,7 +57,7 @@ def mark_dropped(uow: UnitOfWork, e: Enrollment, actor: Principal | None, reason
     previous = e.status
     freed = previous in rules.SEAT_STATUSES
     e.status, e.dropped_at, e.updated_at = "dropped", now, now
-    uow.session.add(history_entry(e, previous, "dropped", actor, reason))
+    uow.session.add(history_entry(e, previous, "dropped", actor, reason, at=now))
     uow.emit(
         enrollment_event(
             "enrollment.dropped",
@@ -123,7 +128,7 @@ async def promote_next(uow: UnitOfWork, course: Course, now: Any) -> Enrollment 
     course.seats_taken += 1
     nxt.status, nxt.admitted_at, nxt.updated_at = "pending", now, now
     nxt.workflow_id = rules.enrollment_workflow_id(course.id, nxt.student_id, nxt.attempt)
-    uow.session.add(history_entry(nxt, "waitlisted", "pending", None, "promoted from the waitlist"))
+    uow.session.add(history_entry(nxt, "waitlisted", "pending", None, "promoted from the waitlist", at=now))
     uow.emit(enrollment_event("waitlist.promoted", nxt, workflow_id=nxt.workflow_id, admitted_at=now.isoformat()))
     return nxt
 
