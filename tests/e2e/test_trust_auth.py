@@ -532,3 +532,25 @@ async def test_an_admin_reset_ends_a_lock_out(api: Api, container: Any) -> None:
     assert r.status_code == 200, r.text
     r = await api.client.post("/auth/login", json={"email": user["email"], "password": "reset-by-admin"})
     assert r.status_code == 200, r.text
+
+
+async def test_an_admin_changes_an_accounts_address(api: Api, container: Any) -> None:
+    """explore68 F6: HR changed an employee's address and nobody could change the account's (422 extra_forbidden):
+    the sync made a second account and split the training record. An admin changes it; its sessions end."""
+    admin = await api.admin(container)
+    user, other = await api.user(), await api.user()
+    new = f"renamed-{uuid.uuid4().hex[:10]}@academy.example"
+    r = await api.client.put(f"/users/{user['id']}", json={"email": new}, headers=user["headers"])
+    assert (r.status_code, r.json()["code"]) == (403, "admin_only"), r.text  # not one's own
+    r = await api.client.put(f"/users/{user['id']}", json={"email": other["email"].upper()}, headers=admin["headers"])
+    assert (r.status_code, r.json()["code"]) == (409, "email_taken"), r.text
+    assert r.json()["details"] == {"user_id": other["id"]}, r.text
+    r = await api.client.put(f"/users/{user['id']}", json={"email": new}, headers=admin["headers"])
+    assert r.status_code == 200 and r.json()["email"] == new, r.text
+    assert (await api.client.get("/auth/me", headers=user["headers"])).status_code == 401  # signed out
+    old = await api.client.post("/auth/login", json={"email": user["email"], "password": user["password"]})
+    assert old.status_code == 401
+    r = await api.client.post("/auth/login", json={"email": new.upper(), "password": user["password"]})
+    assert r.status_code == 200, r.text
+    r = await api.client.put(f"/users/{user['id']}", json={"email": "not an address"}, headers=admin["headers"])
+    assert (r.status_code, r.json()["code"]) == (422, "validation_error"), r.text

@@ -477,6 +477,8 @@ class UserUpdateIn(UpdateIn):
     is_active: StrictBool | None = None
     # Admins only, not their own: an instructor with courses, or a student with a live enrollment, keeps the role.
     role: Role | None = None
+    # Admins only: the account's new address (HR changed it: explore68 F6); its sessions end, its records stay.
+    email: EmailStr | None = None
 
 
 class InstructorPublic(BaseModel):

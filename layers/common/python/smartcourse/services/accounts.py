@@ -410,6 +410,24 @@ async def get_user(*, uow: UnitOfWork, principal: Principal, user_id: uuid.UUID)
     return UserPublic.model_validate(user)
 
 
+async def _change_address(uow: UnitOfWork, principal: Principal, user: User, email: str) -> None:
+    """An admin gives the account a new address (an employee's changed: explore68 F6, the sync made a second account
+    and split the training record). Unique in any case, as at registration (409 `email_taken` naming the account
+    that has it); every session of the account ends (whoever logs in next uses the new address). Nobody changes
+    their own: an address is how an account is reached, and a change would need the new one confirmed first."""
+    if not principal.is_admin:
+        raise Forbidden("only an admin changes an account's address", code="admin_only")
+    taken = await uow.session.scalar(select(User.id).where(func.lower(User.email) == email.lower(), User.id != user.id))
+    if taken is not None:
+        raise Conflict("an account with this email already exists", code="email_taken", details={"user_id": str(taken)})
+    user.email = email
+    try:
+        await uow.session.flush()  # the unique index decides between two changes to one address at once
+    except IntegrityError as exc:
+        raise Conflict("an account with this email already exists", code="email_taken") from exc
+    await end_sessions(uow, user)
+
+
 def refuse_erased(user: User) -> None:
     """An erased account is not changed again (enabled, renamed, given a password or a role): it is nobody's."""
     if user.erased_at is not None:
@@ -490,6 +508,8 @@ async def update_user(
             await seat_the_eligible(uow, user.id)
     if data.role is not None and data.role != user.role:
         await _change_role(uow, principal, user, data.role)
+    if data.email is not None and str(data.email).lower() != user.email.lower():
+        await _change_address(uow, principal, user, str(data.email))
     user.updated_at = utcnow()
     if data.password is not None and principal.user_id == user_id and settings is not None:
         # A change of one's own password ends every session, the caller's too: the device that made it gets a new
