@@ -2,6 +2,7 @@
 (owner or admin)."""
 
 import uuid
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -10,7 +11,7 @@ from smartcourse.api.app import lambda_handler, refuse_unknown_query
 from smartcourse.api.deps import ContainerDep, CurrentUser
 from smartcourse.api.filters import FILLED
 from smartcourse.api.paging import DEFAULT_PAGE_SIZE, Page, PageSize
-from smartcourse.schemas import EnrollmentStatus, RosterPage
+from smartcourse.schemas import INSTANT_NOTE, UPDATED_SINCE, EnrollmentStatus, RosterPage
 from smartcourse.services import enrollment
 
 router = APIRouter(tags=["enrollments"], dependencies=[Depends(refuse_unknown_query)])
@@ -30,6 +31,7 @@ async def course_roster(
         Literal["newest", "name"] | None,
         Query(description="newest first (the default; the waitlist in its order) or by the student's name"),
     ] = None,
+    updated_since: Annotated[datetime | None, Query(description=UPDATED_SINCE + INSTANT_NOTE)] = None,
     page: Page = 1,
     page_size: PageSize = DEFAULT_PAGE_SIZE,
 ) -> RosterPage:
@@ -41,6 +43,7 @@ async def course_roster(
             status=status,
             q=q,
             sort=sort,
+            updated_since=updated_since,
             page=page,
             page_size=page_size,
             documents=c.documents,

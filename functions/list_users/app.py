@@ -1,5 +1,6 @@
 """GET /users: accounts, newest first or by name, found by e-mail, by part of an address or name, or by role (admin)."""
 
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
@@ -8,7 +9,7 @@ from smartcourse.api.app import lambda_handler, refuse_unknown_query
 from smartcourse.api.deps import ContainerDep, CurrentUser
 from smartcourse.api.filters import FILLED
 from smartcourse.api.paging import DEFAULT_PAGE_SIZE, Page, PageSize
-from smartcourse.schemas import UserPage
+from smartcourse.schemas import INSTANT_NOTE, UPDATED_SINCE, UserPage
 from smartcourse.services import accounts
 
 router = APIRouter(tags=["users"], dependencies=[Depends(refuse_unknown_query)])
@@ -32,12 +33,21 @@ async def list_users(
         Literal["newest", "name"],
         Query(description="newest first (the default) or by name, accents and case aside"),
     ] = "newest",
+    updated_since: Annotated[datetime | None, Query(description=UPDATED_SINCE + INSTANT_NOTE)] = None,
     page: Page = 1,
     page_size: PageSize = DEFAULT_PAGE_SIZE,
 ) -> UserPage:
     async with c.uow() as uow:
         return await accounts.list_users(
-            uow=uow, principal=user, email=email, q=q, role=role, page=page, page_size=page_size, sort=sort
+            uow=uow,
+            principal=user,
+            email=email,
+            q=q,
+            role=role,
+            page=page,
+            page_size=page_size,
+            sort=sort,
+            updated_since=updated_since,
         )
 
 

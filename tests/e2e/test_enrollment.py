@@ -1093,6 +1093,34 @@ async def test_an_admin_enrolls_a_named_student(api: Api, worker: object, contai
     assert (r.status_code, r.json()["code"]) == (409, "student_disabled"), r.text
 
 
+async def test_a_nightly_sync_reads_only_what_changed(api: Api, worker: object, container: Any) -> None:
+    """explore68 F4: an HR sync read every account and every roster each night (no `updated_at`, no filter). The
+    account list and the roster take `updated_since` and carry `updated_at`."""
+    from datetime import UTC, datetime
+
+    teacher, admin = await api.user("instructor"), await api.admin(container)
+    course, _ = await course_with_lessons(api, teacher, title="Changes only")
+    early, late = await api.user(), await api.user()
+    first = (await enroll(api, early, course["id"])).json()["id"]
+    await wait_enrollment(api, early, first, "active")
+    mark = datetime.now(UTC)
+    second = (await enroll(api, late, course["id"])).json()["id"]
+    r = await api.client.put(f"/users/{early['id']}", json={"full_name": "Early Renamed"}, headers=admin["headers"])
+    assert r.status_code == 200 and r.json()["updated_at"] >= mark.isoformat().replace("+00:00", "Z"), r.text
+
+    since = {"updated_since": mark.isoformat()}
+    roster = await api.client.get(f"/courses/{course['id']}/enrollments", params=since, headers=teacher["headers"])
+    assert roster.status_code == 200, roster.text
+    assert [i["enrollment_id"] for i in roster.json()["items"]] == [second], roster.json()
+    assert all(i["updated_at"] for i in roster.json()["items"])
+    users = await api.client.get("/users", params={**since, "q": "Early Renamed"}, headers=admin["headers"])
+    assert [u["id"] for u in users.json()["items"]] == [early["id"]], users.text
+    users = await api.client.get("/users", params={**since, "email": late["email"]}, headers=admin["headers"])
+    assert users.json()["total"] == 0, users.text  # registered before the mark, unchanged since
+    r = await api.client.get("/users", params={"updated_since": "yesterday"}, headers=admin["headers"])
+    assert (r.status_code, r.json()["code"]) == (422, "validation_error"), r.text
+
+
 def lose_the_hand_overs(monkeypatch: pytest.MonkeyPatch) -> None:
     """The e-mails of the notifications a request writes are not handed over at its commit (as when the broker was
     away): they wait for the sweeper, which the test plays by enqueuing them itself."""

@@ -196,6 +196,8 @@ def _no_nul_in_schema(schema: dict[str, Any], model: type[BaseModel]) -> None:
 
 #: How a time in a query (`before`, `since`) is read, told in its description: the schema's `date-time` format alone
 #: would not say that the server also reads these forms (explore13 F5).
+#: `updated_since` of the lists an integration reads night after night (explore68 F4).
+UPDATED_SINCE = "only those changed at or after this time (their `updated_at`)"
 INSTANT_NOTE = (
     " (ISO 8601 date-time; without an offset it is UTC, a bare date is its midnight UTC, a number is Unix seconds, or"
     " milliseconds above 2e10, as JavaScript's Date.now() gives)"
@@ -421,6 +423,9 @@ class UserPublic(BaseModel):
     bio: str | None = None
     is_active: bool = Field(description="false: disabled by an admin (its tokens are refused, it cannot log in)")
     created_at: datetime
+    updated_at: datetime | None = Field(
+        default=None, description="its last change (name, bio, password, role, address, enabled or not)"
+    )
     erased_at: datetime | None = Field(
         default=None,
         description="Its personal data was erased (`POST /users/{id}/erase`): its address and name are placeholders",
@@ -1033,6 +1038,9 @@ class RosterEntry(BaseModel):
         default=None, description="its certificate was revoked: the completion stands, the student may take it again"
     )
     created_at: datetime
+    updated_at: datetime | None = Field(
+        default=None, description="its status's last change (admitted, activated, completed, dropped, revoked...)"
+    )
     percent: float | None = Field(
         default=None,
         description="share of the live version's lessons completed, as `GET /enrollments/{id}` says it (100 once "

@@ -21,6 +21,7 @@ from smartcourse.adapters.mail import recipient, send_email
 from smartcourse.config import Settings
 from smartcourse.db import UnitOfWork
 from smartcourse.domain.events import DomainEvent
+from smartcourse.domain.moments import in_utc
 from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized, Unavailable
 from smartcourse.models import Course, Enrollment, RefreshToken, User, utcnow
 from smartcourse.ratelimit import Backoff, RateLimiter, enforce, key_part
@@ -379,6 +380,7 @@ async def list_users(
     page: int,
     page_size: int,
     sort: str = "newest",
+    updated_since: datetime | None = None,
 ) -> UserPage:
     """Accounts for admins, newest first (`sort="name"`: by name, as `people_order` sorts): `email` the one with that
     address (any case), `q` those whose address or name contains it (any case or accent: `containing`), `role` of
@@ -393,6 +395,8 @@ async def list_users(
         where.append(or_(containing(User.email, q), containing(User.full_name, q)))
     if role:
         where.append(User.role == role)
+    if updated_since is not None:  # an HR sync's "changed since my last run" (explore68 F4)
+        where.append(User.updated_at >= in_utc(updated_since, name="updated_since", code="validation_error"))
     total = await uow.session.scalar(select(func.count()).select_from(User).where(*where)) or 0
     order = people_order(User.full_name, User.id) if sort == "name" else (User.created_at.desc(), User.id.desc())
     rows = await uow.session.scalars(

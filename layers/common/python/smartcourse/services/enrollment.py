@@ -38,6 +38,7 @@ from smartcourse.domain import courses as course_rules
 from smartcourse.domain import enrollment as rules
 from smartcourse.domain.certificates import history_reason_for_others
 from smartcourse.domain.events import DomainEvent
+from smartcourse.domain.moments import in_utc
 from smartcourse.errors import Conflict, Forbidden, NotFound
 from smartcourse.models import (
     Certificate,
@@ -712,6 +713,7 @@ async def roster(
     documents: Any = None,
     q: str | None = None,
     sort: str | None = None,
+    updated_since: datetime | None = None,
 ) -> RosterPage:
     """A course's enrollments for its instructor or an admin (anyone else: what `GET /courses/{id}` tells them, 404
     or 403), newest first, with each student's name and a waitlisted one's place; `status` filters, and the waitlist
@@ -734,6 +736,8 @@ async def roster(
     where = [Enrollment.course_id == course_id, *([Enrollment.status == status] if status else [])]
     if q:
         where.append(containing(User.full_name, q))
+    if updated_since is not None:  # an HR sync's "changed since my last run" (explore68 F4)
+        where.append(Enrollment.updated_at >= in_utc(updated_since, name="updated_since", code="validation_error"))
     total = (
         await uow.session.scalar(
             select(func.count()).select_from(Enrollment).join(User, User.id == Enrollment.student_id).where(*where)
@@ -771,6 +775,7 @@ async def roster(
             dropped_at=e.dropped_at,
             completion_revoked_at=e.completion_revoked_at,
             created_at=e.created_at,
+            updated_at=e.updated_at,
             percent=percents.get(e.id),
             last_activity_at=last.get(e.id),
         )

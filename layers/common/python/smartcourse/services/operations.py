@@ -29,7 +29,7 @@ import re
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from opentelemetry import trace
@@ -42,6 +42,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import workflows as names
+from smartcourse.domain.moments import in_utc
 from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound
 from smartcourse.event_consumer import Consumer
 from smartcourse.models import DeadLetter, Enrollment, Notification, TaskRun, WorkflowRun, utcnow
@@ -94,12 +95,7 @@ def ensure_admin(principal: Principal) -> None:
 
 def _aware(moment: datetime | None) -> datetime | None:
     """A `since` in UTC (one without a zone is UTC); a moment no calendar can hold is a clear error."""
-    if moment is None:
-        return None
-    try:
-        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-    except (OverflowError, ValueError) as exc:
-        raise Invalid("since is out of range", code="invalid_since") from exc
+    return in_utc(moment)
 
 
 def _limit(limit: int) -> int:
