@@ -37,6 +37,22 @@ async def test_a_student_erases_their_account_and_the_platform_keeps_only_what_n
         )
         assert r.status_code == 200 and r.json()["conversation_id"], r.text
 
+    # A copy of everything held about them first (explore67 F2), without secrets; nobody else's.
+    r = await api.client.get(f"/users/{student['id']}/export", headers=student["headers"])
+    assert r.status_code == 200 and "attachment" in r.headers["content-disposition"], r.text
+    data = r.json()
+    assert data["account"]["email"] == student["email"] and "password_hash" not in data["account"], data["account"]
+    assert {e["course_title"] for e in data["enrollments"]} == {"Finished before leaving", "Left half-way"}
+    finished = next(e for e in data["enrollments"] if e["course_title"] == "Finished before leaving")
+    assert finished["status"] == "completed" and finished["history"] and finished["lessons"], finished
+    assert [c["code"] for c in data["certificates"]] == [cert["code"]]
+    assert [m["role"] for m in data["assistant_conversations"][0]["messages"]][:1] == ["user"], data
+    assert "student 4711" in data["assistant_interactions"][0]["question"]
+    assert data["sessions"] and all("token_hash" not in t for t in data["sessions"])
+    assert student["refresh_token"] not in r.text and "$argon2" not in r.text
+    r = await api.client.get(f"/users/{student['id']}/export", headers=waiting["headers"])
+    assert (r.status_code, r.json()["code"]) == (403, "not_account_owner"), r.text
+
     url = f"/users/{student['id']}/erase"
     # Someone else's: refused; one's own: with its password.
     r = await api.client.post(url, json={}, headers=waiting["headers"])
@@ -65,6 +81,9 @@ async def test_a_student_erases_their_account_and_the_platform_keeps_only_what_n
     account = (await api.client.get(f"/users/{student['id']}", headers=admin["headers"])).json()
     assert account["full_name"] == "Erased account" and account["email"].endswith("@erased.invalid"), account
     assert account["erased_at"] and account["is_active"] is False, account
+    after = (await api.client.get(f"/users/{student['id']}/export", headers=admin["headers"])).json()
+    assert after["account"]["full_name"] == "Erased account" and after["assistant_conversations"] == [], after
+    assert all(i["question"] is None for i in after["assistant_interactions"]), after
     r = await api.client.put(f"/users/{student['id']}", json={"is_active": True}, headers=admin["headers"])
     assert (r.status_code, r.json()["code"]) == (409, "account_erased"), r.text
     again = await api.client.post(url, json={}, headers=admin["headers"])
