@@ -137,3 +137,46 @@ async def test_an_instructor_with_courses_and_the_last_admin_are_not_erased(api:
     bare = await api.user("instructor")  # no course: erased
     r = await api.client.post(f"/users/{bare['id']}/erase", json={}, headers=admin["headers"])
     assert r.status_code == 200, r.text
+
+
+async def test_what_admins_do_to_an_account_is_recorded(api: Api, container: Any) -> None:
+    """explore67 F5: disabling, renaming, an admin's password reset left no record of who did what to whom. Each
+    admin change is recorded (a password as reset, never its value), read by admins; erased, the record keeps what
+    was done, not the name or address."""
+    admin = await api.admin(container)
+    me = (await api.client.get("/auth/me", headers=admin["headers"])).json()
+    tag = uuid.uuid4().hex[:8]
+    r = await api.client.post(
+        "/users", json={"email": f"audited-{tag}@academy.example", "full_name": "Audited One"}, headers=admin["headers"]
+    )
+    assert r.status_code == 201, r.text
+    uid = r.json()["id"]
+    for body in (
+        {"full_name": "Audited Two"},
+        {"is_active": False},
+        {"is_active": True},
+        {"password": "copper-kettle-window-8"},
+        {"bio": "hello"},
+    ):
+        r = await api.client.put(f"/users/{uid}", json=body, headers=admin["headers"])
+        assert r.status_code == 200, (body, r.text)
+    changes = await api.client.get(f"/users/{uid}/changes", headers=admin["headers"])
+    assert changes.status_code == 200 and changes.json()["total"] == 6, changes.text
+    got = [c["change"] for c in reversed(changes.json()["items"])]  # oldest first
+    assert got == [
+        {"created": {"role": "student", "invited": True}},
+        {"full_name": {"from": "Audited One", "to": "Audited Two"}},
+        {"is_active": {"from": True, "to": False}},
+        {"is_active": {"from": False, "to": True}},
+        {"password": "reset"},
+        {"bio": "changed"},
+    ], got
+    assert {c["actor_id"] for c in changes.json()["items"]} == {me["id"]}
+    assert "copper-kettle" not in changes.text
+    student = await api.user()
+    r = await api.client.get(f"/users/{uid}/changes", headers=student["headers"])
+    assert (r.status_code, r.json()["code"]) == (403, "admin_only"), r.text
+    # Erased: what was done stays, the name does not.
+    assert (await api.client.post(f"/users/{uid}/erase", json={}, headers=admin["headers"])).status_code == 200
+    after = (await api.client.get(f"/users/{uid}/changes", headers=admin["headers"])).json()
+    assert after["items"][0]["change"] == {"erased": True} and "Audited" not in str(after), after

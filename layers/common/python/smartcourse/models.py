@@ -74,6 +74,21 @@ class User(Base):
     erased_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", name="fk_users_erased_by"))
 
 
+class AccountChange(Base):
+    """What an admin did to an account, durably (migration 0032; explore67 F5: disabling, renaming, a password reset
+    left no record of who did what to whom): made, renamed, disabled or enabled, its role or address changed, its
+    password reset, erased. A password is recorded as changed, never its value."""
+
+    __tablename__ = "account_changes"
+    __table_args__ = (Index("ix_account_changes_user_at", "user_id", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", name="fk_account_changes_user"), nullable=False)
+    actor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", name="fk_account_changes_actor"), nullable=False)
+    change: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
+    at: Mapped[datetime] = _created()
+
+
 class RefreshToken(Base):
     """One row per issued refresh token; a family is one login's rotation chain."""
 

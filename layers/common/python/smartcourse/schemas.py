@@ -884,6 +884,25 @@ class CatalogSearchPage(BaseModel):
     query: str
 
 
+class AccountChangeOut(BaseModel):
+    """One change an admin made to an account (`GET /users/{id}/changes`)."""
+
+    model_config = ConfigDict(from_attributes=True)
+    actor_id: uuid.UUID = Field(description="the admin who made it (the account itself for its own erasure)")
+    change: dict[str, Any] = Field(
+        description="what changed: `full_name`, `email`, `role`, `is_active` as {from, to}; `password`: reset; `bio`: "
+        "changed; `created` or `erased`"
+    )
+    at: datetime
+
+
+class AccountChangePage(BaseModel):
+    items: list[AccountChangeOut]
+    total: int
+    page: int
+    page_size: int
+
+
 class UserPage(BaseModel):
     """A page of `GET /users` (admins): accounts, newest first."""
 

@@ -23,9 +23,11 @@ from smartcourse.db import UnitOfWork
 from smartcourse.domain.events import DomainEvent
 from smartcourse.domain.moments import in_utc
 from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized, Unavailable
-from smartcourse.models import Course, Enrollment, RefreshToken, User, utcnow
+from smartcourse.models import AccountChange, Course, Enrollment, RefreshToken, User, utcnow
 from smartcourse.ratelimit import Backoff, RateLimiter, enforce, key_part
 from smartcourse.schemas import (
+    AccountChangeOut,
+    AccountChangePage,
     AdminIn,
     CourseSummary,
     InstructorPublic,
@@ -125,6 +127,8 @@ async def create_for(
         await uow.session.rollback()
         taken = await uow.session.scalar(select(User.id).where(func.lower(User.email) == email.lower()))
         raise Conflict(exc.message, code="email_taken", details={"user_id": str(taken) if taken else None}) from exc
+    record_change(uow, user.id, principal.user_id, {"created": {"role": data.role, "invited": data.password is None}})
+    await uow.commit()
     invited = data.password is None and await asyncio.to_thread(invite, str(user.id))
     return UserCreated.model_validate({**UserPublic.model_validate(user).model_dump(), "invited": invited})
 
@@ -432,6 +436,38 @@ async def _change_address(uow: UnitOfWork, principal: Principal, user: User, ema
     await end_sessions(uow, user)
 
 
+#: The account's fields an admin's change is recorded with, before and after (`record_change`).
+_AUDITED = ("full_name", "email", "role", "is_active")
+
+
+def record_change(uow: UnitOfWork, user_id: uuid.UUID, actor_id: uuid.UUID, change: dict[str, Any]) -> None:
+    """Record what an admin did to an account (`account_changes`, committed with the change; nothing when `change` is
+    empty)."""
+    if change:
+        uow.session.add(AccountChange(user_id=user_id, actor_id=actor_id, change=change))
+
+
+async def list_changes(
+    *, uow: UnitOfWork, principal: Principal, user_id: uuid.UUID, page: int, page_size: int
+) -> AccountChangePage:
+    """What admins did to an account, newest first (admins only)."""
+    if not principal.is_admin:
+        raise Forbidden("only an admin reads what was done to accounts", code="admin_only")
+    if await uow.session.get(User, user_id) is None:
+        raise NotFound("user not found", code="user_not_found")
+    where = [AccountChange.user_id == user_id]
+    total = await uow.session.scalar(select(func.count()).select_from(AccountChange).where(*where)) or 0
+    rows = await uow.session.scalars(
+        select(AccountChange)
+        .where(*where)
+        .order_by(AccountChange.at.desc(), AccountChange.id.desc())
+        .offset((page - 1) * page_size)
+        .limit(page_size)
+    )
+    items = [AccountChangeOut.model_validate(r) for r in rows]
+    return AccountChangePage(items=items, total=total, page=page, page_size=page_size)
+
+
 def refuse_erased(user: User) -> None:
     """An erased account is not changed again (enabled, renamed, given a password or a role): it is nobody's."""
     if user.erased_at is not None:
@@ -455,6 +491,7 @@ async def update_user(
     if user is None:
         raise NotFound("user not found", code="user_not_found")
     refuse_erased(user)
+    before = {field: getattr(user, field) for field in _AUDITED}
     if (field := data.null_refused()) is not None:  # null is a value for bio only (UserUpdateIn.NULLABLE)
         raise Invalid(f"{field} cannot be null", code="invalid_field", details={"field": field})
     if data.full_name is not None:
@@ -515,6 +552,17 @@ async def update_user(
     if data.email is not None and str(data.email).lower() != user.email.lower():
         await _change_address(uow, principal, user, str(data.email))
     user.updated_at = utcnow()
+    if principal.user_id != user_id:  # an admin's change to another's account: recorded (explore67 F5)
+        change: dict[str, Any] = {
+            field: {"from": value, "to": getattr(user, field)}
+            for field, value in before.items()
+            if getattr(user, field) != value
+        }
+        if data.password is not None:
+            change["password"] = "reset"
+        if "bio" in data.model_fields_set:
+            change["bio"] = "changed"
+        record_change(uow, user.id, principal.user_id, change)
     if data.password is not None and principal.user_id == user_id and settings is not None:
         # A change of one's own password ends every session, the caller's too: the device that made it gets a new
         # pair with the answer (explore60 F6: it was left with a dead session, told to refresh, which failed).

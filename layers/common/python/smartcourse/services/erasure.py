@@ -26,6 +26,7 @@ from sqlalchemy import delete, func, select, update
 
 from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound
 from smartcourse.models import (
+    AccountChange,
     AiConversation,
     AiInteraction,
     Certificate,
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 
 #: The name an erased account, and its certificates, carry.
 ERASED_NAME = "Erased account"
+#: The fields of `account_changes` that name the person: kept as "erased" once the account is.
+_PERSONAL = ("full_name", "email")
 #: What an erased account's enrollments were in: dropped before the erasure.
 _LIVE = ("waitlisted", "pending", "active")
 
@@ -141,6 +144,11 @@ async def erase(
         await uow.session.execute(update(AiInteraction).where(AiInteraction.user_id == user_id).values(question=None))
         notifications = await uow.session.execute(delete(Notification).where(Notification.user_id == user_id))
         await uow.session.execute(delete(RefreshToken).where(RefreshToken.user_id == user_id))
+        # The record of what admins did to the account keeps what was done, not the name or address it had.
+        for row in await uow.session.scalars(select(AccountChange).where(AccountChange.user_id == user_id)):
+            if any(field in row.change for field in _PERSONAL):
+                row.change = {k: ("erased" if k in _PERSONAL else v) for k, v in row.change.items()}
+        accounts.record_change(uow, user_id, principal.user_id, {"erased": True})
         user.email = placeholder_address(user.id)
         user.full_name = ERASED_NAME
         user.bio = None
