@@ -554,3 +554,27 @@ async def test_an_admin_changes_an_accounts_address(api: Api, container: Any) ->
     assert r.status_code == 200, r.text
     r = await api.client.put(f"/users/{user['id']}", json={"email": "not an address"}, headers=admin["headers"])
     assert (r.status_code, r.json()["code"]) == (422, "validation_error"), r.text
+
+
+async def test_names_kept_by_admins_when_the_platform_says_so(api: Api, container: Any) -> None:
+    """explore68 F7: a student renamed themselves "Chief Executive Officer", completed a course and renamed back: the
+    certificate vouches for the invented name. `NAME_CHANGES=admins` keeps names with the admins."""
+    admin = await api.admin(container)
+    user = await api.user()
+    original = container.settings
+    container.settings = original.model_copy(update={"name_changes": "admins"})
+    try:
+        r = await api.client.put(
+            f"/users/{user['id']}", json={"full_name": "Chief Executive Officer"}, headers=user["headers"]
+        )
+        assert (r.status_code, r.json()["code"]) == (403, "name_managed_by_admins"), r.text
+        r = await api.client.put(
+            f"/users/{user['id']}", json={"full_name": user["full_name"], "bio": "mine"}, headers=user["headers"]
+        )
+        assert r.status_code == 200, r.text  # the same name sent back with a profile edit is no change
+        r = await api.client.put(f"/users/{user['id']}", json={"full_name": "HR Name"}, headers=admin["headers"])
+        assert r.status_code == 200 and r.json()["full_name"] == "HR Name", r.text
+    finally:
+        container.settings = original
+    r = await api.client.put(f"/users/{user['id']}", json={"full_name": "My Own"}, headers=user["headers"])
+    assert r.status_code == 200, r.text  # the default: anyone names themselves

@@ -232,6 +232,9 @@ class Settings(BaseSettings):
     # `admins`, only an admin, by changing a registered account's role (a university whose certificates must name
     # only instructors it vetted: explore59 F2). Registering as a student is open either way.
     instructor_registration: Literal["open", "admins"] = Field(default="open", alias="INSTRUCTOR_REGISTRATION")
+    # `admins`: an account's name is changed by an admin only (an academy whose certificates carry the HR name:
+    # explore68 F7, a student renamed themselves "Chief Executive Officer" for the certificate and back).
+    name_changes: Literal["anyone", "admins"] = Field(default="anyone", alias="NAME_CHANGES")
     refresh_token_days: int = Field(default=14, ge=1, alias="REFRESH_TOKEN_DAYS")
 
     # Where links that leave the API point (certificate verify_url, in the JSON and the PDF): PUBLIC_BASE_URL,

@@ -494,7 +494,12 @@ async def update_user(
     before = {field: getattr(user, field) for field in _AUDITED}
     if (field := data.null_refused()) is not None:  # null is a value for bio only (UserUpdateIn.NULLABLE)
         raise Invalid(f"{field} cannot be null", code="invalid_field", details={"field": field})
-    if data.full_name is not None:
+    if data.full_name is not None and data.full_name != user.full_name:
+        if settings is not None and settings.name_changes == "admins" and not principal.is_admin:
+            raise Forbidden(
+                "names are kept by the administrators here (they are printed on certificates): ask an admin",
+                code="name_managed_by_admins",
+            )
         user.full_name = data.full_name
     if "bio" in data.model_fields_set:
         user.bio = data.bio  # null clears it, as "" does
