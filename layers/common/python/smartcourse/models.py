@@ -71,7 +71,7 @@ class User(Base):
     updated_at: Mapped[datetime] = _created()
     # Its personal data erased (migration 0031, `services/erasure.py`): when, and by whom (itself or an admin).
     erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    erased_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", name="fk_users_erased_by"))
+    erased_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))  # no foreign key: see account_changes
 
 
 class AccountChange(Base):
@@ -84,7 +84,9 @@ class AccountChange(Base):
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", name="fk_account_changes_user"), nullable=False)
-    actor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", name="fk_account_changes_actor"), nullable=False)
+    # No foreign key (migration 0032): its check locked the acting admin's row; two admins acting on each other
+    # deadlocked.
+    actor_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     change: Mapped[dict[str, Any]] = mapped_column(JSONB, nullable=False)
     at: Mapped[datetime] = _created()
 

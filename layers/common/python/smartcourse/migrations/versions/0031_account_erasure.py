@@ -23,15 +23,8 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.add_column("users", sa.Column("erased_at", sa.DateTime(timezone=True), nullable=True))
-    op.add_column(
-        "users",
-        sa.Column(
-            "erased_by",
-            postgresql.UUID(as_uuid=True),
-            sa.ForeignKey("users.id", name="fk_users_erased_by"),
-            nullable=True,
-        ),
-    )
+    # No foreign key: its check would lock the erasing admin's row while the erased one is held (0032 says why).
+    op.add_column("users", sa.Column("erased_by", postgresql.UUID(as_uuid=True), nullable=True))
     op.add_column("certificates", sa.Column("withdrawn_at", sa.DateTime(timezone=True), nullable=True))
 
 
