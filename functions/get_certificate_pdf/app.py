@@ -34,9 +34,9 @@ async def get_certificate_pdf(certificate_id: uuid.UUID, user: CurrentUser, c: C
             code="certificate_revoked",
             details={"revoked_at": iso(cert.revoked_at)},
         )
-    if cert.withdrawn_at is not None:  # its student's account was erased: the PDF, which named them, is gone
+    if cert.withdrawn_at is not None:  # withdrawn by its holder or with their account's erasure: the PDF is gone
         raise Conflict(
-            "this certificate was withdrawn (its student's account was erased): it has no PDF any more",
+            "this certificate was withdrawn from the public check: it has no PDF any more",
             code="certificate_withdrawn",
             details={"withdrawn_at": iso(cert.withdrawn_at)},
         )

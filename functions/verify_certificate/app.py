@@ -47,7 +47,7 @@ async def verify_certificate(
         return HTMLResponse(_page(code, unknown), status_code=422, headers=_HEADERS)
     if cert is None:
         answer = CertificateVerification(valid=False, status="unknown")
-    elif cert.withdrawn_at is not None:  # its student's account was erased: it names nobody (services/erasure.py)
+    elif cert.withdrawn_at is not None:  # withdrawn by its holder, or their account erased: it names nobody
         answer = CertificateVerification(valid=False, status="withdrawn")
     else:
         answer = CertificateVerification(

@@ -321,3 +321,31 @@ async def test_a_course_with_the_longest_title_enrolls_certifies_removes_and_arc
     for who in (first, second, fourth):
         kinds |= {n["kind"] for n in (await api.client.get("/notifications", headers=who["headers"])).json()}
     assert {"enrollment.welcome", "certificate.revoked", "enrollment.removed", "waitlist.released"} <= kinds, kinds
+
+
+async def test_a_student_withdraws_their_certificate_from_the_public_check(
+    api: Api, worker: object, container: Any
+) -> None:
+    """explore67 F6: revoking was the only way to take a certificate out of the public check, and the check then
+    showed the student's name under "Revoked certificate". The holder withdraws it: the check says `withdrawn` and
+    nothing else, the PDF is gone, the completion stands."""
+    teacher, student = await api.user("instructor"), await api.user()
+    course, lessons = await course_with_lessons(api, teacher)
+    eid = (await enroll(api, student, course["id"])).json()["id"]
+    await wait_enrollment(api, student, eid, "active")
+    await complete_everything(api, student, lessons)
+    cert = (await api.client.post(f"/enrollments/{eid}/certificate", headers=student["headers"])).json()
+    url = f"/certificates/{cert['id']}/withdraw"
+    r = await api.client.post(url, headers=teacher["headers"])
+    assert (r.status_code, r.json()["code"]) == (403, "not_certificate_student"), r.text
+    r = await api.client.post(url, headers=(await api.user())["headers"])
+    assert (r.status_code, r.json()["code"]) == (404, "certificate_not_found"), r.text
+    r = await api.client.post(url, headers=student["headers"])
+    assert r.status_code == 200 and r.json()["withdrawn_at"], r.text
+    again = await api.client.post(url, headers=student["headers"])
+    assert again.json()["withdrawn_at"] == r.json()["withdrawn_at"]  # idempotent
+    check = await api.client.get(f"/certificates/verify/{cert['code']}")
+    assert check.json() == {"valid": False, "status": "withdrawn"}, check.text
+    r = await api.client.get(f"/certificates/{cert['id']}/pdf", headers=student["headers"])
+    assert (r.status_code, r.json()["code"]) == (409, "certificate_withdrawn"), r.text
+    assert (await api.client.get(f"/enrollments/{eid}", headers=student["headers"])).json()["status"] == "completed"

@@ -1169,7 +1169,9 @@ class CertificatePublic(BaseModel):
     revoked_at: datetime | None = Field(default=None, description="revoked by an admin: no longer valid")
     revoked_reason: str | None = None
     withdrawn_at: datetime | None = Field(
-        default=None, description="its student's account was erased: it names nobody and is no longer valid"
+        default=None,
+        description="withdrawn from the public check, at its holder's request or with their account's erasure: no "
+        "longer verifiable, no PDF",
     )
 
     @classmethod
@@ -1196,12 +1198,13 @@ class CertificatePublic(BaseModel):
 
 class CertificateVerification(BaseModel):
     """The public check of a code: `valid` for a certificate in force; `revoked` (not valid: who and what it was
-    for, and when it was revoked, never why), `withdrawn` (its student's account was erased: nothing else is said)
+    for, and when it was revoked, never why), `withdrawn` (by its holder, or their account erased: nothing else is said)
     and `unknown` (no certificate has this code: mistyped or forged)."""
 
     valid: bool
     status: Literal["valid", "revoked", "withdrawn", "unknown"] = Field(
-        description="`withdrawn`: its holder's account was erased; nothing else is said of it"
+        description="`withdrawn`: withdrawn at its holder's request or with their account's erasure; nothing else "
+        "is said of it"
     )
     student_name: str | None = None
     course_title: str | None = None

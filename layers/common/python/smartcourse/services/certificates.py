@@ -615,6 +615,28 @@ async def get_certificate(
     return cert
 
 
+async def withdraw(*, uow: UnitOfWork, principal: Principal, files: Any, certificate_id: uuid.UUID) -> Certificate:
+    """Take a certificate out of the public check at its holder's request (explore67 F6: revoking it was the only way,
+    and the check then showed the name under "Revoked certificate"): the check answers `withdrawn` and nothing else,
+    its PDF is deleted. The student or an admin; the course's instructor 403, anyone else 404. Not undone (a new
+    completion earns a new certificate); the completion stands. Idempotent."""
+    cert = await uow.session.get(Certificate, certificate_id, with_for_update=True)
+    if cert is not None and not (principal.is_admin or cert.student_id == principal.user_id):
+        course = await uow.session.get(Course, cert.course_id)
+        if course is not None and course_rules.teaches(principal, course.instructor_id):
+            raise Forbidden("only the student or an admin withdraws a certificate", code="not_certificate_student")
+        cert = None
+    if cert is None:
+        raise NotFound("certificate not found", code="certificate_not_found")
+    if cert.withdrawn_at is None:
+        if cert.pdf_key:
+            await files.delete(cert.pdf_key)  # before the commit: the PDF prints the name (services/erasure.py)
+        cert.pdf_key = None
+        cert.withdrawn_at = utcnow()
+        await uow.commit()
+    return cert
+
+
 # SC-XXXX-XXXX-XXXX-XXXX in base32 (A-Z, 2-7); dashes optional when typed.
 _CODE = re.compile(r"^(?:SC-?)?([A-Z2-7]{4})-?([A-Z2-7]{4})-?([A-Z2-7]{4})-?([A-Z2-7]{4})$")
 
