@@ -878,27 +878,26 @@ def send_invitation_task(user_id: str) -> str:
     return run_async(send_invitation(uuid.UUID(str(user_id)), settings=rt.settings, sessionmaker=rt.sessionmaker))
 
 
-def enqueue_invitation(user_id: str) -> bool:
-    """Queue the invitation of the account `user_id`; False if the broker did not take it. Blocking."""
-    try:
-        ensure_configured()
-        send_invitation_task.apply_async(args=[user_id])
-    except Exception:
-        log.warning("could not enqueue an invitation e-mail", exc_info=True)
-        return False
-    return True
-
-
-def enqueue_password_reset(email: str) -> bool:
-    """Queue the reset e-mail of `email`; False if the broker did not take it (the caller says so: a reset request
+def _enqueue_account_mail(task: Any, arg: str, what: str) -> bool:
+    """Queue an account's own e-mail task; False if the broker did not take it (the caller says so: such a request
     has no row for a sweeper to find later). Blocking: from async code, call it through `asyncio.to_thread`."""
     try:
         ensure_configured()
-        send_password_reset_task.apply_async(args=[email])
+        task.apply_async(args=[arg])
     except Exception:
-        log.warning("could not enqueue a password-reset e-mail", exc_info=True)
+        log.warning("could not enqueue %s", what, exc_info=True)
         return False
     return True
+
+
+def enqueue_invitation(user_id: str) -> bool:
+    """Queue the invitation of the account `user_id` (`_enqueue_account_mail`)."""
+    return _enqueue_account_mail(send_invitation_task, user_id, "an invitation e-mail")
+
+
+def enqueue_password_reset(email: str) -> bool:
+    """Queue the reset e-mail of `email` (`_enqueue_account_mail`)."""
+    return _enqueue_account_mail(send_password_reset_task, email, "a password-reset e-mail")
 
 
 # --- several e-mails in one task ------------------------------------------------------------------

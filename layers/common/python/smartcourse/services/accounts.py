@@ -468,6 +468,23 @@ async def list_changes(
     return AccountChangePage(items=items, total=total, page=page, page_size=page_size)
 
 
+async def check_own_password(user: User, current: str | None, backoff: Backoff | None, doing: str) -> str:
+    """An account's own sensitive change (a new password, its erasure) needs its current password, checked under the
+    login's back-off (wrong guesses lock the account as wrong logins do): 422 `current_password_required` without
+    it, 403 `wrong_current_password`. Returns it."""
+    if current is None:
+        raise Invalid(f"{doing} needs current_password", code="current_password_required")
+    stored = user.password_hash
+
+    async def check() -> bool:
+        return await verify_password_async(current, stored)
+
+    refusal = "too many wrong passwords for this account; retry later"
+    if not await password_attempt(backoff, login_account(user.email), check, refusal):
+        raise Forbidden("current_password is incorrect", code="wrong_current_password")
+    return current
+
+
 def refuse_erased(user: User) -> None:
     """An erased account is not changed again (enabled, renamed, given a password or a role): it is nobody's."""
     if user.erased_at is not None:
@@ -515,16 +532,7 @@ async def update_user(
         # Your own password needs the current one. An admin resetting another account's is not asked for it: one
         # sent anyway was checked against that account's password and counted toward its lock-out (explore13 F10).
         if principal.user_id == user_id:
-            if data.current_password is None:
-                raise Invalid("changing your password needs current_password", code="current_password_required")
-            current, stored = data.current_password, user.password_hash
-
-            async def check() -> bool:
-                return await verify_password_async(current, stored)
-
-            refusal = "too many wrong passwords for this account; retry later"
-            if not await password_attempt(backoff, login_account(user.email), check, refusal):
-                raise Forbidden("current_password is incorrect", code="wrong_current_password")
+            current = await check_own_password(user, data.current_password, backoff, "changing your password")
             if unicodedata.normalize("NFKC", data.password) == unicodedata.normalize("NFKC", current):
                 # A "change" to the same password ended every session and changed nothing (explore59 F4).
                 unchanged = "the new password is the current one; choose another"
@@ -779,6 +787,28 @@ async def request_password_reset(
         raise Unavailable("the reset e-mail could not be queued; retry shortly", code="service_unavailable")
 
 
+async def _mail_account(settings: Settings, user: User, *, kind: str, subject: str, text: str) -> None:
+    """An e-mail of the account itself (its invitation, its password reset), sent by the task that asked for it."""
+    domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "smartcourse.local"
+    await asyncio.to_thread(
+        send_email,
+        host=settings.smtp_host or "127.0.0.1",
+        port=settings.smtp_port,
+        sender=settings.mail_from,
+        to=recipient(" ".join(user.full_name.split()), user.email),
+        subject=subject,
+        text=f"{text}\n\n-- \nSmartCourse",
+        message_id=make_msgid(kind, domain=domain),
+    )
+
+
+def _how_to_choose(settings: Settings, token: str, *, within: str, code: str, choose: str) -> str:
+    """The e-mail's paragraph with the code: a link when PASSWORD_RESET_URL names the front end's page."""
+    if settings.password_reset_url:
+        return f"Choose {choose} here within {within}:\n\n{settings.password_reset_url.replace('{token}', token)}"
+    return f"Enter this {code} in SmartCourse within {within} to choose {choose}:\n\n{token}"
+
+
 async def send_invitation(
     user_id: uuid.UUID, *, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
 ) -> str:
@@ -793,26 +823,13 @@ async def send_invitation(
     token = issue_reset_token(
         settings, user_id=user.id, token_version=user.token_version, lifetime=timedelta(days=days)
     )
-    if settings.password_reset_url:
-        how = (
-            f"Choose your password here within {days} days:\n\n{settings.password_reset_url.replace('{token}', token)}"
-        )
-    else:
-        how = f"Enter this code in SmartCourse within {days} days to choose your password:\n\n{token}"
+    how = _how_to_choose(settings, token, within=f"{days} days", code="code", choose="your password")
     text = (
         f"Hello {user.full_name},\n\nan administrator made you a SmartCourse account for this address.\n\n{how}\n\n"
         "Then log in with this address and that password. If you did not expect this, ignore this e-mail."
     )
-    domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "smartcourse.local"
-    await asyncio.to_thread(
-        send_email,
-        host=settings.smtp_host or "127.0.0.1",
-        port=settings.smtp_port,
-        sender=settings.mail_from,
-        to=recipient(" ".join(user.full_name.split()), user.email),
-        subject="Your SmartCourse account: choose your password",
-        text=f"{text}\n\n-- \nSmartCourse",
-        message_id=make_msgid("invitation", domain=domain),
+    await _mail_account(
+        settings, user, kind="invitation", subject="Your SmartCourse account: choose your password", text=text
     )
     return "sent"
 
@@ -826,26 +843,12 @@ async def send_password_reset(email: str, *, settings: Settings, sessionmaker: a
         return "no_account"
     token = issue_reset_token(settings, user_id=user.id, token_version=user.token_version)
     minutes = settings.password_reset_minutes
-    if settings.password_reset_url:
-        link = settings.password_reset_url.replace("{token}", token)
-        how = f"Choose a new password here within {minutes} minutes:\n\n{link}"
-    else:
-        how = f"Enter this reset code in SmartCourse within {minutes} minutes to choose a new password:\n\n{token}"
+    how = _how_to_choose(settings, token, within=f"{minutes} minutes", code="reset code", choose="a new password")
     text = (
         f"Hello {user.full_name},\n\nsomeone (we hope you) asked to reset the password of your SmartCourse account."
         f"\n\n{how}\n\nIf it was not you, ignore this e-mail: your password stays as it is."
     )
-    domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "smartcourse.local"
-    await asyncio.to_thread(
-        send_email,
-        host=settings.smtp_host or "127.0.0.1",
-        port=settings.smtp_port,
-        sender=settings.mail_from,
-        to=recipient(" ".join(user.full_name.split()), user.email),
-        subject="Reset your SmartCourse password",
-        text=f"{text}\n\n-- \nSmartCourse",
-        message_id=make_msgid("password-reset", domain=domain),
-    )
+    await _mail_account(settings, user, kind="password-reset", subject="Reset your SmartCourse password", text=text)
     return "sent"
 
 

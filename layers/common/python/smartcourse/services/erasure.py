@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 
-from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound
+from smartcourse.errors import Conflict, Forbidden, NotFound
 from smartcourse.models import (
     AccountChange,
     AiConversation,
@@ -39,7 +39,7 @@ from smartcourse.models import (
 )
 from smartcourse.ratelimit import Backoff
 from smartcourse.schemas import AccountErased, EraseIn
-from smartcourse.security import Principal, hash_password_async, verify_password_async
+from smartcourse.security import Principal, hash_password_async
 from smartcourse.services import accounts, enrollment
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ async def erase(
                 notifications_deleted=0,
             )
         if principal.user_id == user_id:
-            await _check_own_password(user, data.current_password, backoff)
+            await accounts.check_own_password(user, data.current_password, backoff, "erasing your own account")
         if user.role == "instructor":
             owned = await uow.session.scalar(
                 select(func.count()).select_from(Course).where(Course.instructor_id == user.id)
@@ -167,18 +167,3 @@ async def erase(
         conversations_deleted=int(getattr(conversations, "rowcount", 0) or 0),
         notifications_deleted=int(getattr(notifications, "rowcount", 0) or 0),
     )
-
-
-async def _check_own_password(user: User, current: str | None, backoff: Backoff | None) -> None:
-    """One's own account is erased with its password, checked as a password change checks it (the login's back-off:
-    wrong guesses lock the account)."""
-    if current is None:
-        raise Invalid("erasing your own account needs current_password", code="current_password_required")
-    stored = user.password_hash
-
-    async def check() -> bool:
-        return await verify_password_async(current, stored)
-
-    refusal = "too many wrong passwords for this account; retry later"
-    if not await accounts.password_attempt(backoff, accounts.login_account(user.email), check, refusal):
-        raise Forbidden("current_password is incorrect", code="wrong_current_password")
