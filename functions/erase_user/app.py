@@ -20,7 +20,7 @@ async def erase_user(user_id: uuid.UUID, body: EraseIn, user: CurrentUser, c: Co
     live enrollments dropped, its certificates withdrawn from the public check, its assistant conversations and
     notifications deleted. Its enrollments, progress and quiz attempts stay for the platform's figures, naming
     nobody. One's own account needs `current_password`; an admin erases any account but the last active admin's;
-    an instructor who owns courses is refused (409 `owns_courses`). Repeated: the same account, nothing more done."""
+    an instructor with published courses is refused (409 `owns_courses`). Repeated: the same answer, nothing done."""
     return await erasure.erase(container=c, principal=user, user_id=user_id, data=body, backoff=backoff(c))
 
 

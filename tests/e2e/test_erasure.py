@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from smartcourse.models import AiConversation, AiInteraction, Enrollment, Notification
+from smartcourse.models import AiConversation, AiInteraction, Certificate, Enrollment, Notification
 from tests.conftest import Api
-from tests.e2e.test_enrollment import complete_everything, course_with_lessons, enroll, wait_enrollment
+from tests.e2e.test_enrollment import QUIZ, complete_everything, course_with_lessons, enroll, wait_enrollment
 from tests.integration.test_assistant import ScriptedChat, scripted
 
 
@@ -127,15 +127,22 @@ async def test_a_student_erases_their_account_and_the_platform_keeps_only_what_n
     assert left == {"conversations": 0, "notifications": 0, "questions": 0, "enrollments": 2}, left
 
 
-async def test_an_instructor_with_courses_and_the_last_admin_are_not_erased(api: Api, container: Any) -> None:
+async def test_an_instructor_with_a_live_course_is_not_erased_until_it_is_archived(
+    api: Api, worker: object, container: Any
+) -> None:
+    """Students take a live course and its certificates name its instructor: an admin archives it first. Drafts and
+    archived courses do not hold the erasure back (explore69 F4: every course ever made did, and none can change
+    owner)."""
     teacher = await api.user("instructor")
     admin = await api.admin(container)
-    await api.course(teacher)
+    live = await api.published_course(teacher)
+    await api.course(teacher, title="A draft")
     r = await api.client.post(f"/users/{teacher['id']}/erase", json={}, headers=admin["headers"])
     assert (r.status_code, r.json()["code"]) == (409, "owns_courses"), r.text
     assert r.json()["details"] == {"courses": 1}
-    bare = await api.user("instructor")  # no course: erased
-    r = await api.client.post(f"/users/{bare['id']}/erase", json={}, headers=admin["headers"])
+    r = await api.client.delete(f"/courses/{live['id']}", headers=admin["headers"])  # archived
+    assert r.status_code == 200, r.text
+    r = await api.client.post(f"/users/{teacher['id']}/erase", json={}, headers=admin["headers"])
     assert r.status_code == 200, r.text
 
 
@@ -180,3 +187,52 @@ async def test_what_admins_do_to_an_account_is_recorded(api: Api, container: Any
     assert (await api.client.post(f"/users/{uid}/erase", json={}, headers=admin["headers"])).status_code == 200
     after = (await api.client.get(f"/users/{uid}/changes", headers=admin["headers"])).json()
     assert after["items"][0]["change"] == {"erased": True} and "Audited" not in str(after), after
+
+
+async def test_an_erasure_racing_enrollments_and_a_completion_leaves_nothing_live_or_valid(
+    api: Api, worker: object, container: Any
+) -> None:
+    """explore69 F1, F2: enrollments sent while an account was erased left it enrolled (seats held), and a completion
+    landing meanwhile left a valid certificate naming it. Whatever lands while the erasure runs is caught."""
+    import asyncio
+
+    teacher, admin = await api.user("instructor"), await api.admin(container)
+    courses = [await api.published_course(teacher, title=f"Raced {i}") for i in range(2)]
+    done, lessons = await course_with_lessons(api, teacher, title="Completed in the race")
+    student = await api.user()
+    eid = (await enroll(api, student, done["id"])).json()["id"]
+    await wait_enrollment(api, student, eid, "active")
+    for lesson in lessons[:-1]:
+        assert (await api.client.post(f"/lessons/{lesson['id']}/complete", headers=student["headers"])).is_success
+    last = lessons[-1]
+
+    async def admit(course_id: str) -> int:
+        body = {"course_id": course_id, "student_id": student["id"]}
+        return (await api.client.post("/enrollments", json=body, headers=admin["headers"])).status_code
+
+    async def finish() -> int:  # the last lesson is the quiz: passing it completes the course
+        answers = {"answers": [q["answer"] for q in QUIZ["questions"]]}
+        r = await api.client.post(f"/quizzes/{last['id']}/submit", json=answers, headers=student["headers"])
+        return r.status_code
+
+    erase = api.client.post(f"/users/{student['id']}/erase", json={}, headers=admin["headers"])
+    *_, erased = await asyncio.gather(*(admit(c["id"]) for c in courses), finish(), erase)
+    assert erased.status_code == 200, erased.text
+    await asyncio.sleep(2)  # the workflows of whatever was admitted or completed run on
+    sid = uuid.UUID(student["id"])
+    async with container.uow() as uow:
+        live = await uow.session.scalar(
+            select(func.count())
+            .select_from(Enrollment)
+            .where(Enrollment.student_id == sid, Enrollment.status.in_(("waitlisted", "pending", "active")))
+        )
+        valid = await uow.session.scalar(
+            select(func.count())
+            .select_from(Certificate)
+            .where(Certificate.student_id == sid, Certificate.withdrawn_at.is_(None))
+        )
+        notices = await uow.session.scalar(
+            select(func.count()).select_from(Notification).where(Notification.user_id == sid)
+        )
+    assert (live, valid) == (0, 0), (live, valid)
+    assert notices == 0, notices

@@ -47,7 +47,10 @@ async def issue_once(*, uow: UnitOfWork, enrollment_id: uuid.UUID) -> tuple[uuid
     existing = await uow.session.scalar(select(Certificate.id).where(Certificate.enrollment_id == enrollment_id))
     if existing is not None:
         return existing, False
-    student = await uow.session.get(User, e.student_id)
+    # The student's row shared-locked and read afresh: an erasure holding it (`services/erasure.py`) finishes first
+    # and the certificate is issued withdrawn, or this one commits first and the erasure withdraws it (explore69 F1:
+    # read unlocked, it named the erased student, valid).
+    student = await uow.session.get(User, e.student_id, with_for_update={"read": True}, populate_existing=True)
     course = await uow.session.get(Course, e.course_id)
     assert student is not None and course is not None
     teacher = await uow.session.scalar(select(User.full_name).where(User.id == course.instructor_id))

@@ -12,11 +12,12 @@ places given back, in their own transactions); nothing is e-mailed to it from th
 
 Refused: another's account unless an admin (403 `not_account_owner`), one's own without its password (422
 `current_password_required`, 403 `wrong_current_password`, under the login's back-off), an instructor who still owns
-courses (409 `owns_courses`: an admin archives or hands them over first), the last active admin (409 `last_admin`).
+courses (409 `owns_courses`: an admin archives them first), the last active admin (409 `last_admin`).
 Erasing an erased account again answers what is left to say (idempotent)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import uuid
@@ -48,6 +49,9 @@ log = logging.getLogger(__name__)
 ERASED_NAME = "Erased account"
 #: The fields of `account_changes` that name the person: kept as "erased" once the account is.
 _PERSONAL = ("full_name", "email")
+#: After the erasure, how many times (and how far apart, seconds) its live enrollments and its certificates are
+#: read again, for what was under way when it was disabled.
+_SWEEPS, _SWEEP_PAUSE = 4, 0.5
 #: What an erased account's enrollments were in: dropped before the erasure.
 _LIVE = ("waitlisted", "pending", "active")
 
@@ -68,24 +72,20 @@ async def erase(
         if user is None:
             raise NotFound("user not found", code="user_not_found")
         if user.erased_at is not None:
-            return AccountErased(
-                user_id=user.id,
-                erased_at=user.erased_at,
-                enrollments_dropped=0,
-                certificates_withdrawn=0,
-                conversations_deleted=0,
-                notifications_deleted=0,
-            )
+            return _already(user)
         if principal.user_id == user_id:
             await accounts.check_own_password(user, data.current_password, backoff, "erasing your own account")
         if user.role == "instructor":
+            # Live courses only: students take them and their certificates name the instructor. Drafts and archived
+            # courses stay, owned by the erased account (explore69 F4: every course ever made counted, and no
+            # course changes owner, so an instructor could never be erased).
             owned = await uow.session.scalar(
-                select(func.count()).select_from(Course).where(Course.instructor_id == user.id)
+                select(func.count()).select_from(Course).where(Course.instructor_id == user.id, Course.live())
             )
             if owned:
                 raise Conflict(
-                    f"this instructor owns {owned} course(s): an admin archives or hands them over before the account "
-                    "is erased (certificates and students' enrollments depend on them)",
+                    f"this instructor has {owned} published course(s): an admin archives them before the account is "
+                    "erased (students take them and their certificates name the instructor)",
                     code="owns_courses",
                     details={"courses": owned},
                 )
@@ -104,13 +104,75 @@ async def erase(
         await accounts.end_sessions(uow, user)
         await uow.commit()
 
-    dropped = 0
+    dropped = await _drop_live(container, principal, user_id)
+    unusable = await hash_password_async(secrets.token_urlsafe(32))  # nobody's, never typed; not under the lock
+    now = utcnow()
+    async with container.uow() as uow:
+        user = await uow.session.get(User, user_id, with_for_update=True, populate_existing=True)
+        assert user is not None
+        if user.erased_at is not None:  # a concurrent erasure of the account finished first (explore69 F6)
+            return _already(user)
+        scrubbed = await _scrub(container, uow, user_id)
+        # The record of what admins did to the account keeps what was done, not the name or address it had.
+        for row in await uow.session.scalars(select(AccountChange).where(AccountChange.user_id == user_id)):
+            if any(field in row.change for field in _PERSONAL):
+                row.change = {k: ("erased" if k in _PERSONAL else v) for k, v in row.change.items()}
+        accounts.record_change(uow, user_id, principal.user_id, {"erased": True})
+        user.email = placeholder_address(user.id)
+        user.full_name = ERASED_NAME
+        user.bio = None
+        user.password_hash = unusable
+        user.is_active = False
+        user.erased_at = now
+        user.erased_by = principal.user_id
+        user.updated_at = now
+        await uow.commit()
+    # An admission or a completion under way when the account was disabled may land after the lists above were read
+    # (explore69 F1, F2: an erased account enrolled, a certificate naming it valid): read again until nothing is left.
+    for _ in range(_SWEEPS):
+        await asyncio.sleep(_SWEEP_PAUSE)
+        late = await _drop_live(container, principal, user_id)
+        async with container.uow() as uow:
+            more = await _scrub(container, uow, user_id)
+            await uow.commit()
+        dropped += late
+        scrubbed = [a + b for a, b in zip(scrubbed, more, strict=True)]
+        if not late and not any(more):
+            break
+    log.info("account %s erased by %s", user_id, principal.user_id)
+    return AccountErased(
+        user_id=user_id,
+        erased_at=now,
+        enrollments_dropped=dropped,
+        certificates_withdrawn=scrubbed[0],
+        conversations_deleted=scrubbed[1],
+        notifications_deleted=scrubbed[2],
+    )
+
+
+def _already(user: User) -> AccountErased:
+    """The answer to the erasure of an erased account: when it was, nothing more done."""
+    assert user.erased_at is not None
+    return AccountErased(
+        user_id=user.id,
+        erased_at=user.erased_at,
+        enrollments_dropped=0,
+        certificates_withdrawn=0,
+        conversations_deleted=0,
+        notifications_deleted=0,
+    )
+
+
+async def _drop_live(container: Any, principal: Principal, user_id: uuid.UUID) -> int:
+    """Drop the account's live enrollments, each as a drop by `principal` (seats and waitlist places given back, in
+    its own transaction); how many were dropped."""
     async with container.uow() as uow:
         live = list(
             await uow.session.scalars(
                 select(Enrollment.id).where(Enrollment.student_id == user_id, Enrollment.status.in_(_LIVE))
             )
         )
+    dropped = 0
     for enrollment_id in live:
         async with container.uow() as uow:
             try:
@@ -120,50 +182,34 @@ async def erase(
             except Conflict:  # completed meanwhile: not live any more, nothing to give back
                 continue
         dropped += 1
+    return dropped
 
-    now = utcnow()
-    async with container.uow() as uow:
-        user = await uow.session.get(User, user_id, with_for_update=True)
-        assert user is not None
-        certificates = list(
-            await uow.session.scalars(
-                select(Certificate)
-                .where(Certificate.student_id == user_id, Certificate.withdrawn_at.is_(None))
-                .with_for_update()
-            )
+
+async def _scrub(container: Any, uow: Any, user_id: uuid.UUID) -> list[int]:
+    """In `uow` (not committed): the account's certificates withdrawn (their PDFs deleted), its conversations,
+    notifications and sessions deleted, its questions forgotten. [certificates, conversations, notifications]."""
+    certificates = list(
+        await uow.session.scalars(
+            select(Certificate)
+            .where(Certificate.student_id == user_id, Certificate.withdrawn_at.is_(None))
+            .with_for_update()
         )
-        for cert in certificates:
-            if cert.pdf_key:
-                # Before the commit: a failure after it would leave the PDF, which prints the name, with nothing
-                # left to find it by; deleting a file already gone is nothing (a retry of the erasure).
-                await container.files.delete(cert.pdf_key)
-            cert.pdf_key = None
-            cert.student_name = ERASED_NAME
-            cert.withdrawn_at = now
-        conversations = await uow.session.execute(delete(AiConversation).where(AiConversation.user_id == user_id))
-        await uow.session.execute(update(AiInteraction).where(AiInteraction.user_id == user_id).values(question=None))
-        notifications = await uow.session.execute(delete(Notification).where(Notification.user_id == user_id))
-        await uow.session.execute(delete(RefreshToken).where(RefreshToken.user_id == user_id))
-        # The record of what admins did to the account keeps what was done, not the name or address it had.
-        for row in await uow.session.scalars(select(AccountChange).where(AccountChange.user_id == user_id)):
-            if any(field in row.change for field in _PERSONAL):
-                row.change = {k: ("erased" if k in _PERSONAL else v) for k, v in row.change.items()}
-        accounts.record_change(uow, user_id, principal.user_id, {"erased": True})
-        user.email = placeholder_address(user.id)
-        user.full_name = ERASED_NAME
-        user.bio = None
-        user.password_hash = await hash_password_async(secrets.token_urlsafe(32))  # nobody's, never typed
-        user.is_active = False
-        user.erased_at = now
-        user.erased_by = principal.user_id
-        user.updated_at = now
-        await uow.commit()
-    log.info("account %s erased by %s", user_id, principal.user_id)
-    return AccountErased(
-        user_id=user_id,
-        erased_at=now,
-        enrollments_dropped=dropped,
-        certificates_withdrawn=len(certificates),
-        conversations_deleted=int(getattr(conversations, "rowcount", 0) or 0),
-        notifications_deleted=int(getattr(notifications, "rowcount", 0) or 0),
     )
+    now = utcnow()
+    for cert in certificates:
+        if cert.pdf_key:
+            # Before the commit: a failure after it would leave the PDF, which prints the name, with nothing left to
+            # find it by; deleting a file already gone is nothing (a retry of the erasure).
+            await container.files.delete(cert.pdf_key)
+        cert.pdf_key = None
+        cert.student_name = ERASED_NAME
+        cert.withdrawn_at = now
+    conversations = await uow.session.execute(delete(AiConversation).where(AiConversation.user_id == user_id))
+    await uow.session.execute(update(AiInteraction).where(AiInteraction.user_id == user_id).values(question=None))
+    notifications = await uow.session.execute(delete(Notification).where(Notification.user_id == user_id))
+    await uow.session.execute(delete(RefreshToken).where(RefreshToken.user_id == user_id))
+    return [
+        len(certificates),
+        int(getattr(conversations, "rowcount", 0) or 0),
+        int(getattr(notifications, "rowcount", 0) or 0),
+    ]
