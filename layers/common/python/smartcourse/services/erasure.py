@@ -11,7 +11,7 @@ places given back, in their own transactions); nothing is e-mailed to it from th
 (`notifications.deliver_email`).
 
 Refused: another's account unless an admin (403 `not_account_owner`), one's own without its password (422
-`current_password_required`, 403 `wrong_current_password`, under the login's back-off), an instructor who still owns
+`current_password_required`, 403 `wrong_current_password`, under the login's back-off), an instructor with published
 courses (409 `owns_courses`: an admin archives them first), the last active admin (409 `last_admin`).
 Erasing an erased account again answers what is left to say (idempotent)."""
 

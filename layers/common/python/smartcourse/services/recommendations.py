@@ -755,8 +755,9 @@ async def _search_sections(
 async def review(container: Any, *, principal: Principal, enrollment_id: uuid.UUID) -> EnrollmentReview:
     """`GET /enrollments/{id}/review`: failed quiz questions (answers never shown; which questions were missed only
     once the quiz is passed or out of attempts, as the quiz itself does), lessons finished too fast before a failed
-    quiz, and the student's questions to the assistant that point to the same sections — each with the live
-    version's sections to reread. The enrollment's student, the course's owner and admins; others 404."""
+    quiz, and the student's questions to the assistant that point to the same sections (to the student only) — each
+    with the live version's sections to reread. The enrollment's student, the course's owner and admins; others
+    404."""
 
     async with container.uow() as uow:
         s = uow.session
@@ -785,20 +786,26 @@ async def review(container: Any, *, principal: Principal, enrollment_id: uuid.UU
             for p in await s.scalars(select(LessonProgress).where(LessonProgress.enrollment_id == e.id))
             if p.completed_at is not None
         }
-        asked = list(
-            (
-                await s.execute(
-                    select(AiInteraction.question, AiInteraction.created_at)
-                    .where(
-                        AiInteraction.user_id == e.student_id,
-                        AiInteraction.course_id == course.id,
-                        AiInteraction.kind == "ask",
-                        AiInteraction.question.is_not(None),
+        # The student's questions to the assistant are theirs alone, as the conversations they were asked in: the
+        # course's instructor and admins read the review without them (explore69 F3: a question with health data).
+        asked = (
+            []
+            if principal.user_id != e.student_id
+            else list(
+                (
+                    await s.execute(
+                        select(AiInteraction.question, AiInteraction.created_at)
+                        .where(
+                            AiInteraction.user_id == e.student_id,
+                            AiInteraction.course_id == course.id,
+                            AiInteraction.kind == "ask",
+                            AiInteraction.question.is_not(None),
+                        )
+                        .order_by(AiInteraction.created_at.desc())
+                        .limit(5)
                     )
-                    .order_by(AiInteraction.created_at.desc())
-                    .limit(5)
-                )
-            ).all()
+                ).all()
+            )
         )
     lessons = await published_lessons(container.documents, course)
     limit = int(container.settings.quiz_max_attempts)
