@@ -511,13 +511,12 @@ class DeadLetteringTask(Task):  # type: ignore[misc]
     async def _record_dead_letter(self, args: tuple[Any, ...], kwargs: dict[str, Any], error: str) -> None:
         request = self.request
         delivery = request.delivery_info or {}
-        payload = {
-            "task": self.name,
-            "task_id": request.id,
-            "args": list(args),
-            "kwargs": kwargs,
-            "retries": request.retries,
-        }
+        # A task whose arguments are an address someone typed keeps their fingerprints here too (explore69 F5: the
+        # dead letter listed the address to admins): its replay finds no account, and the owner asks again (the
+        # code would have expired after the hour of retries anyway).
+        recorded = _recorded_args(self.name, args, kwargs)
+        error = _recorded_error(self.name, args, kwargs, error)
+        payload = {"task": self.name, "task_id": request.id, **recorded, "retries": request.retries}
         async with runtime().sessionmaker() as session, session.begin():
             stored = await session.execute(
                 insert(DeadLetter)
@@ -540,7 +539,7 @@ class DeadLetteringTask(Task):  # type: ignore[misc]
                 task=self.name,
                 status="failed",
                 retries=int(request.retries or 0),
-                args={"args": list(args), "kwargs": kwargs},
+                args=recorded,
                 error=error,
                 trace_id=current_trace_id(),
             )
@@ -716,19 +715,31 @@ def _recorded_args(name: str, args: Any, kwargs: Any) -> dict[str, Any]:
     return {"args": args, "kwargs": kwargs}
 
 
+def _recorded_error(name: str, args: Any, kwargs: Any, error: str) -> str:
+    """A failure's text as its rows keep it: for `PERSONAL_ARGUMENTS` tasks, each argument replaced by its fingerprint
+    (an SMTP refusal quotes the recipient's address)."""
+    if name not in PERSONAL_ARGUMENTS:
+        return error
+    for value in [*(args or []), *dict(kwargs or {}).values()]:
+        if str(value).strip():
+            error = error.replace(str(value), _fingerprint(value))
+    return error
+
+
 def _outcome(task: Any, status: str, error: str | None = None) -> dict[str, Any] | None:
     """The task's outcome row as `record_task_outcome` takes it (None without a task id)."""
     request = getattr(task, "request", None)
     task_id = getattr(request, "id", None)
     if not task_id:
         return None
+    args, kwargs = getattr(request, "args", None), getattr(request, "kwargs", None)
     return {
         "task_id": str(task_id),
         "task": str(task.name),
         "status": status,
         "retries": int(getattr(request, "retries", 0) or 0),
-        "args": _recorded_args(str(task.name), getattr(request, "args", None), getattr(request, "kwargs", None)),
-        "error": error,
+        "args": _recorded_args(str(task.name), args, kwargs),
+        "error": None if error is None else _recorded_error(str(task.name), args, kwargs, error),
         "trace_id": current_trace_id(),
     }
 
