@@ -27,7 +27,10 @@ async def course_certificates(
     response: Response,
     user: CurrentUser,
     c: ContainerDep,
-    revoked: Annotated[bool | None, Query(description="only the revoked (true) or the valid (false) ones")] = None,
+    revoked: Annotated[
+        bool | None,
+        Query(description="only the revoked (true) or those in force (false: neither revoked nor withdrawn)"),
+    ] = None,
     page: Page = 1,
     page_size: PageSize = DEFAULT_PAGE_SIZE,
 ) -> list[CertificatePublic]:

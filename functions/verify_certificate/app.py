@@ -39,8 +39,9 @@ async def verify_certificate(
         async with c.uow() as uow:
             cert = await certificates.verify(uow=uow, code=code)
             live = cert is not None and await certificates.course_is_live(uow=uow, cert=cert)
-    except Invalid:
+    except Invalid as exc:
         if not browser:
+            exc.headers.update(_HEADERS)  # not for search engines either (explore69 F11)
             raise  # 422 invalid_certificate_code
         # A code mistyped from the PDF into a browser: the page a person can read, not JSON (explore9 F3).
         unknown = CertificateVerification(valid=False, status="unknown")

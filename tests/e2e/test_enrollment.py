@@ -1027,6 +1027,9 @@ async def test_people_are_found_and_sorted_by_name_whatever_its_accents(
     assert await users(q="محمد العربي " + tag) == [names[3]]
     assert await users(q=f"ZOE ωmega {tag}") == [names[0]]
     assert await users(q="100%_") == []  # LIKE's own characters are literal
+    for marks in ("\u0301", "\u064e\u0651"):  # only marks: folded to nothing, it matched everyone (explore69 F8)
+        r = await api.client.get("/users", params={"q": marks}, headers=admin["headers"])
+        assert (r.status_code, r.json()["code"]) == (422, "validation_error"), r.text
     by_name = [names[1], names[2], names[0], names[3]]  # Latin first, Arabic after; accents and case aside
     assert await users(q=tag, sort="name") == by_name
     assert await users(q=tag) == names[::-1]  # newest first, as before
@@ -1091,6 +1094,12 @@ async def test_an_admin_enrolls_a_named_student(api: Api, worker: object, contai
         "/enrollments", json={"course_id": second["id"], "student_id": employee["id"]}, headers=admin["headers"]
     )
     assert (r.status_code, r.json()["code"]) == (409, "student_disabled"), r.text
+    # A course the admin reads but nobody may enroll in: said, not 404 (explore69 F9).
+    assert (await api.client.delete(f"/courses/{second['id']}", headers=teacher["headers"])).status_code == 200
+    r = await api.client.post(
+        "/enrollments", json={"course_id": second["id"], "student_id": other["id"]}, headers=admin["headers"]
+    )
+    assert (r.status_code, r.json()["code"]) == (409, "course_not_published"), r.text
 
 
 async def test_a_nightly_sync_reads_only_what_changed(api: Api, worker: object, container: Any) -> None:

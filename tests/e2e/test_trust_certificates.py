@@ -262,7 +262,9 @@ async def test_an_admin_revokes_a_certificate_and_its_check_says_so(api: Api, wo
     no_html = await api.client.get(check, headers={"Accept": "text/html;q=0, application/json"})
     assert no_html.headers["content-type"].startswith("application/json") and no_html.headers["vary"] == "Accept"
     # Not for search engines, page or JSON (explore67 F10: a posted link put the student's name in search results).
-    for answer in (page, mistyped, no_html):
+    malformed = await api.client.get("/certificates/verify/SC-AAAA-BBBB-CCCC-DDD9")  # JSON 422 (explore69 F11)
+    assert malformed.status_code == 422, malformed.text
+    for answer in (page, mistyped, no_html, malformed):
         assert answer.headers["x-robots-tag"] == "noindex, nofollow", answer.headers
     assert '<meta name="robots" content="noindex, nofollow">' in page.text
 
@@ -349,3 +351,6 @@ async def test_a_student_withdraws_their_certificate_from_the_public_check(
     r = await api.client.get(f"/certificates/{cert['id']}/pdf", headers=student["headers"])
     assert (r.status_code, r.json()["code"]) == (409, "certificate_withdrawn"), r.text
     assert (await api.client.get(f"/enrollments/{eid}", headers=student["headers"])).json()["status"] == "completed"
+    listed = f"/courses/{course['id']}/certificates"
+    in_force = await api.client.get(listed, params={"revoked": "false"}, headers=teacher["headers"])
+    assert in_force.json() == [], in_force.text  # not in force (explore69 F10: listed as valid)

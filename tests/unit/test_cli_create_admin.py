@@ -68,6 +68,9 @@ def test_the_password_is_asked_or_read_from_stdin_not_only_an_argument(
     typed = iter(["short", "short"])
     assert cli.cmd_create_admin(args) == 2 and capsys.readouterr().err.startswith("error: --password: ")
     assert cli._admin_password("given") == "given"
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # `< /dev/null` (explore69 F13: "at least 8 characters")
+    assert cli.cmd_create_admin(args) == 2
+    assert "no password given" in capsys.readouterr().err
 
 
 def _cli(command: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -267,6 +267,12 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
     if password is None:
         print("error: --password: the two passwords typed differ", file=sys.stderr)
         return 2
+    if not password and args.password is None:  # `< /dev/null`, an empty pipe (explore69 F13)
+        print(
+            "error: --password: no password given (none on the command line, nothing on standard input)",
+            file=sys.stderr,
+        )
+        return 2
     try:  # the rules a registration follows, before any engine is touched (the service checks them again)
         AdminIn(email=args.email, password=password, full_name=args.full_name)
     except ValidationError as exc:

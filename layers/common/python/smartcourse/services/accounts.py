@@ -22,6 +22,7 @@ from smartcourse.config import Settings
 from smartcourse.db import UnitOfWork
 from smartcourse.domain.events import DomainEvent
 from smartcourse.domain.moments import in_utc
+from smartcourse.domain.text import fold_marks
 from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized, Unavailable
 from smartcourse.models import AccountChange, Course, Enrollment, RefreshToken, User, utcnow
 from smartcourse.ratelimit import Backoff, RateLimiter, enforce, key_part
@@ -364,6 +365,13 @@ def folded(column: Any) -> Any:
 def containing(column: Any, typed: str) -> Any:
     """`column` contains what was typed, both `folded` (the typed text folded in the same statement, by the same
     function: the two agree); LIKE's own characters in it are literal."""
+    if not fold_marks(unicodedata.normalize("NFC", typed)).strip():
+        # Only marks (a lone accent, a fatha): folded to nothing, it matched everyone (explore69 F8).
+        raise Invalid(
+            "this search is only accents or marks, which searches set aside: type a letter",
+            code="validation_error",
+            details=[{"field": "query.q", "message": "only accents or marks", "type": "value_error"}],
+        )
     text = literal(unicodedata.normalize("NFC", typed).strip(), String)
     escaped = func.replace(func.replace(func.replace(folded(text), "\\", "\\\\"), "%", "\\%"), "_", "\\_")
     return folded(column).like(func.concat("%", escaped, "%"), escape="\\")

@@ -697,7 +697,9 @@ async def course_certificates(
     await ensure_course_owner(uow, principal, course)
     where = [Certificate.course_id == course_id]
     if revoked is not None:
-        where.append(Certificate.revoked_at.is_not(None) if revoked else Certificate.revoked_at.is_(None))
+        # false: those in force, neither revoked nor withdrawn (explore69 F10: withdrawn ones were listed as valid).
+        in_force = (Certificate.revoked_at.is_(None), Certificate.withdrawn_at.is_(None))
+        where.extend([Certificate.revoked_at.is_not(None)] if revoked else in_force)
     return await _page(uow, where, page, page_size)
 
 

@@ -476,17 +476,20 @@ async def enroll(
     `student_id` (an admin's request): that student is enrolled, by the same rules, the history's actor the admin
     (explore68 F2: an academy's admin could not enroll an employee in a mandatory course; a script logged in as each).
     """
-    if student_id is not None and student_id != principal.user_id:
-        if not principal.is_admin:
-            raise Forbidden("only an admin enrolls someone else", code="admin_only")
-        await _enrollable(uow, student_id)
-    elif principal.role != "student":
+    named = student_id is not None and student_id != principal.user_id
+    if named and not principal.is_admin:
+        raise Forbidden("only an admin enrolls someone else", code="admin_only")
+    if not named and principal.role != "student":
         raise Forbidden("only students enroll in courses", code="role_forbidden")
+    # The statements below are Core statements: they run on the session's connection itself, past the ORM's
+    # statement path (its compile state and result set-up: docs/benchmarks.md, "Ninth pass"). Taken before any
+    # read, or its autocommit would be ignored (the admin's check below reads on it too).
+    conn = await uow.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    if named:
+        assert student_id is not None
+        await _enrollable(conn, student_id)
     else:
         student_id = principal.user_id
-    # The statements below are Core statements: they run on the session's connection itself, past the ORM's
-    # statement path (its compile state and result set-up: docs/benchmarks.md, "Ninth pass").
-    conn = await uow.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     params = {"student_id": student_id, "course_id": course_id, "key": idempotency_key or None}
     for _ in range(3):
         existing_id, status, content_version, last_attempt, required, completed = (
@@ -507,7 +510,8 @@ async def enroll(
         # Never published: hidden from everyone but its owner (a read answers 404), and a write does not reveal what
         # a read hides. An archived course is known to its students (their read shows it): 409; to anyone else its
         # read is 404, and so is this (explore60 F11: 404 to read, 409 course_not_published to enroll).
-        if content_version and await is_enrolled(uow, student_id, course_id):
+        # An admin reads any course (explore69 F9: 404 for a course the admin had just read).
+        if principal.is_admin or (content_version and await is_enrolled(uow, student_id, course_id)):
             raise Conflict("the course is not published", code="course_not_published")
         raise NotFound("course not found", code="course_not_found")
     if required:
@@ -581,9 +585,9 @@ async def enroll(
 _SEAT_RETRIES = 10
 
 
-async def _enrollable(uow: UnitOfWork, student_id: uuid.UUID) -> None:
+async def _enrollable(conn: AsyncConnection, student_id: uuid.UUID) -> None:
     """The account an admin enrolls exists, is a student's and is active (one read, on the admin's path only)."""
-    found = (await uow.session.execute(select(User.role, User.is_active).where(User.id == student_id))).first()
+    found = (await conn.execute(select(User.role, User.is_active).where(User.id == student_id))).first()
     if found is None:
         raise NotFound("no account has this student_id", code="user_not_found")
     if found.role != "student":
