@@ -80,7 +80,8 @@ async def build_world(api: Api, container: Any, users: dict[str, dict[str, Any]]
     material = r.json()
     r = await api.client.post(f"/courses/{cid}/publish", headers=owner["headers"])
     workflow_id = r.json()["workflow_id"]
-    assert (await api.wait_workflow(owner, workflow_id))["status"] == "completed"
+    # Many worlds are built at once, each publishing: on a loaded machine a publish took over the default 30 s.
+    assert (await api.wait_workflow(owner, workflow_id, timeout=120))["status"] == "completed"
     eid = (await api.client.post("/enrollments", json={"course_id": cid}, headers=enrolled["headers"])).json()["id"]
     await wait_enrollment(api, enrolled, eid, "active")
     await api.client.post(f"/lessons/{text['id']}/complete", headers=enrolled["headers"])

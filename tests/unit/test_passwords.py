@@ -22,6 +22,8 @@ def test_common_words_patterns_and_the_accounts_own_words_are_weak() -> None:
         assert passwords.weakness(weak) is not None, weak
     assert passwords.weakness("ada-lovelace-ex64", ["ada.lovelace@ex64.org", "Ada Lovelace"]) is not None
     assert passwords.weakness("my favourite course is astronomy 42") is None  # a word of the service, among others
+    # The name without its accents is still the name (explore69 F12: `ivyinvitee` passed for "Ivy Invitée").
+    assert passwords.weakness("ivyinvitee", ["ivy@example.com", "Ivy Invitée"]) is not None
 
 
 def test_a_long_password_is_read_not_refused() -> None:

@@ -66,8 +66,10 @@ def test_file_store_calls_are_found_through_the_services() -> None:
     assert calls["upload_material"] == {"put", "delete"}  # the file of an upload refused after it was stored
     assert calls["delete_material"] == {"delete"}  # services.materials.delete_material deletes the file
     assert calls["erase_user"] == {"delete"}  # services.erasure deletes the erased account's certificate PDFs
+    assert calls["withdraw_certificate"] == {"delete"}  # ... and services.certificates.withdraw the one withdrawn
     assert {name for name, found in calls.items() if found} == {
         "get_certificate_pdf", "get_material", "upload_material", "delete_material", "erase_user",
+        "withdraw_certificate",
     }  # fmt: skip
 
 

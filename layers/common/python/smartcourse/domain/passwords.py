@@ -15,6 +15,8 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from smartcourse.domain.text import fold_marks
+
 #: The least zxcvbn score a new password needs: 2, at least 10^6 guesses ("password", "12345678", "aaaaaaaa",
 #: "password-1" are below it).
 MIN_SCORE = 2
@@ -56,8 +58,9 @@ def _install_bounded_l33t() -> None:
 def _context(words: Iterable[str]) -> list[str]:
     """The user's words as zxcvbn takes them: each one, and an address's parts (`ada.lovelace@example.com`)."""
     out: list[str] = list(SITE_WORDS)
-    for word in words:
-        word = unicodedata.normalize("NFKC", word or "").strip().lower()
+    typed = [unicodedata.normalize("NFKC", word or "").strip().lower() for word in words]
+    # Each also without its accents: `ivyinvitee` leans on "Ivy Invitée" as much as `ivyinvitée` (explore69 F12).
+    for word in dict.fromkeys([*typed, *(fold_marks(w) for w in typed)]):
         if not word:
             continue
         local, _, domain = word.partition("@")
