@@ -293,6 +293,9 @@ async def test_admissions_are_refused_503_overloaded_at_the_backlog_ceiling(
                 select(func.count()).select_from(Enrollment).where(Enrollment.student_id == uuid.UUID(student["id"]))
             )
         assert mine == 0  # refused before anything was written
+        # A repeat adds nothing to the backlog: answered as always, 200 (explore70 F3: 503).
+        again = await api.client.post("/enrollments", json={"course_id": course["id"]}, headers=waiter["headers"])
+        assert (again.status_code, again.json()["id"]) == (200, waiting["id"]), again.text
 
         settings.admission_backlog_limit = backlog.admitted_not_active + 1  # room again
         dispatcher.forget_admission_readings()

@@ -91,7 +91,7 @@ def test_a_killed_child_is_restarted_after_a_pause_with_its_group_and_the_others
     os.kill(worker, signal.SIGKILL)
     children.procs["worker"].wait(timeout=10)
     assert children.check() is None
-    assert said[-1].startswith("worker exited with -9 (SIGKILL); restarting it in 1 s (restart 1 of at most 5")
+    assert said[-1].startswith("worker exited with -9 (SIGKILL); restarting it in 1 s (restart 1 within 300 s: killed")
     assert _wait_dead(grandchild), "the killed worker's own child outlived it"
     assert children.procs["worker"].pid == worker  # not yet: after the pause
     clock.now += 1.0
@@ -144,6 +144,31 @@ def test_a_child_killed_by_a_signal_is_restarted_however_often(
     assert delays == ["1", "2", "4", "8", "8"]
     assert "killed by a signal, it is restarted however often" in said[-2], said
     assert children.restarts("worker") == 5
+
+
+def test_an_exit_of_its_own_after_kills_is_restarted_the_kills_do_not_count(
+    made: list[Children], said: list[str], clock: Clock
+) -> None:
+    """explore70 F1: Celery killed four times, then its pool process killed as it started: Celery exits 1 on its own
+    ("Could not start worker processes"), and that exit, counted after the kills, stopped everything, the API
+    included. Only its own exits count toward giving up."""
+    flaky = [sys.executable, "-c", "import time, sys; time.sleep(30)"]
+    children = _children(made, said, clock, {"celery": flaky}, RestartPolicy(limit=2, window=300.0, max_delay=8.0))
+    for _ in range(4):
+        os.kill(children.procs["celery"].pid, signal.SIGKILL)
+        children.procs["celery"].wait(timeout=10)
+        assert children.check() is None, said[-1]
+        clock.now += 10
+        assert children.check() is None
+    children.argv["celery"] = [sys.executable, "-c", "raise SystemExit(1)"]  # its next start fails on its own
+    os.kill(children.procs["celery"].pid, signal.SIGKILL)
+    children.procs["celery"].wait(timeout=10)
+    assert children.check() is None
+    clock.now += 10
+    assert children.check() is None  # started: it exits 1 at once
+    children.procs["celery"].wait(timeout=20)
+    assert children.check() is None, said[-1]  # restarted, not given up
+    assert "(restart 1 of at most 2 within 300 s)" in said[-1], said[-1]
 
 
 def test_stop_all_stops_every_group_and_skips_one_waiting_for_its_restart(

@@ -132,6 +132,8 @@ class Children:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     _due: dict[str, float] = field(default_factory=dict)  # name -> when to start it again
     _restarts: dict[str, list[float]] = field(default_factory=dict)  # name -> when it was restarted
+    # name -> when it exited with a code of its own (not killed by a signal): only those count toward giving up.
+    _own_exits: dict[str, list[float]] = field(default_factory=dict)
     _stopped: bool = False
     started_at: dict[str, float] = field(default_factory=dict)  # name -> when its current process started
     record: Path | None = None
@@ -183,20 +185,26 @@ class Children:
             signal_group(proc, signal.SIGKILL)
             recent = [t for t in self._restarts.get(name, []) if now - t < self.policy.window]
             killed = proc.returncode < 0  # by a signal, from outside or a crash: not a setting a restart cannot fix
-            if len(recent) >= self.policy.limit and not killed:
+            # Only its own exits count toward giving up: a Celery whose pool process was killed as it started exits
+            # 1 ("Could not start worker processes"), and after four kills that one exit stopped everything, the
+            # API included (explore70 F1).
+            own = [t for t in self._own_exits.get(name, []) if now - t < self.policy.window]
+            if len(own) >= self.policy.limit and not killed:
                 return (
-                    f"{name} exited with {describe_exit(proc.returncode)} after {len(recent)} restarts within "
+                    f"{name} exited with {describe_exit(proc.returncode)} after {len(own)} restarts within "
                     f"{self.policy.window:.0f} s; giving up: stopping everything (see its log above)"
                 )
+            if not killed:
+                self._own_exits.setdefault(name, []).append(now)
             delay = self.policy.delay(len(recent))
             self._due[name] = now + delay
-            if len(recent) >= self.policy.limit:
+            if killed:
                 which = (
                     f"restart {len(recent) + 1} within {self.policy.window:.0f} s: killed by a signal, it is "
                     "restarted however often; the rest of the product keeps running"
                 )
             else:
-                which = f"restart {len(recent) + 1} of at most {self.policy.limit} within {self.policy.window:.0f} s"
+                which = f"restart {len(own) + 1} of at most {self.policy.limit} within {self.policy.window:.0f} s"
             self.say(f"{name} exited with {describe_exit(proc.returncode)}; restarting it in {delay:.0f} s ({which})")
         for name, at in list(self._due.items()):
             if now >= at:

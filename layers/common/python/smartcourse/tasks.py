@@ -13,6 +13,7 @@ import hmac
 import importlib
 import logging
 import os
+import signal
 import threading
 import time
 import traceback
@@ -382,11 +383,63 @@ _heartbeat = _Heartbeat()
 @signals.worker_ready.connect
 def _start_heartbeat(**_: Any) -> None:
     _heartbeat.start()
+    _beat_watch.start()
+
+
+@signals.worker_shutting_down.connect
+def _beat_stops_with_the_worker(**_: Any) -> None:
+    _beat_watch.stopping = True
 
 
 @signals.worker_shutdown.connect
 def _stop_heartbeat(**_: Any) -> None:
+    _beat_watch.stopping = True
     _heartbeat.shutdown()
+
+
+def process_gone(pid: int) -> bool:
+    """The process `pid` has exited (no such process, or a zombie not reaped yet): read from /proc, without reaping
+    it (the worker's own child handling does that)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            state = stat.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state in (b"Z", b"X")
+
+
+class _BeatWatch:
+    """The embedded beat (`celery worker -B`, as `smartcourse run` starts it) is a child of the worker's main
+    process that nothing watched: killed, the sweeps it schedules (the e-mail sweeper) stopped for good while the
+    worker and its heartbeat went on, `/health` ok (explore70 F2). Once the worker is ready, a thread looks at the
+    beat every `EVERY` s; gone while the worker is not shutting down, the worker kills itself (SIGKILL), and its
+    supervisor restarts it, beat and all, as any killed child (its tasks in flight are redelivered: acks_late)."""
+
+    EVERY = 5.0
+
+    def __init__(self) -> None:
+        self.stopping = False
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        import billiard.process
+
+        beats = [p.pid for p in billiard.process.active_children() if p.name == "Beat" and p.pid]
+        if not beats or self.thread is not None:
+            return  # no embedded beat (a worker without -B)
+        self.thread = threading.Thread(target=self._watch, args=(beats[0],), name="smartcourse-beat-watch", daemon=True)
+        self.thread.start()
+
+    def _watch(self, pid: int) -> None:
+        while not self.stopping:
+            time.sleep(self.EVERY)
+            if process_gone(pid) and not self.stopping:
+                log.critical("the embedded beat (pid %s) is gone: killing this worker so that it is restarted", pid)
+                os.kill(os.getpid(), signal.SIGKILL)
+                return
+
+
+_beat_watch = _BeatWatch()
 
 
 _task_started: dict[str, float] = {}

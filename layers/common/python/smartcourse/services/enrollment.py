@@ -121,6 +121,23 @@ def _public(e: Enrollment, percent: float | None, position: int | None) -> Enrol
     )
 
 
+async def repeat_of(
+    *,
+    uow: UnitOfWork,
+    principal: Principal,
+    course_id: uuid.UUID,
+    idempotency_key: str | None,
+    student_id: uuid.UUID | None = None,
+) -> EnrollmentPublic | None:
+    """The answer `enroll` would give a repeat (the key's enrollment, or the student's live one in the course), or
+    None when the request would admit someone: for answering repeats while new admissions are shed."""
+    student = student_id if student_id is not None and principal.is_admin else principal.user_id
+    found = await _existing(uow, student, course_id, idempotency_key)
+    if found is None or (not found.is_current and not _made_with(found, idempotency_key)):
+        return None
+    return await _repeat(uow, found, course_id, idempotency_key)
+
+
 async def _existing(uow: UnitOfWork, student_id: uuid.UUID, course_id: uuid.UUID, key: str | None) -> Enrollment | None:
     """The enrollment made with this Idempotency-Key, else the student's live one in the course: one query."""
     match = (Enrollment.course_id == course_id) & Enrollment.current()

@@ -10,6 +10,7 @@ from typing import Any
 
 from smartcourse.domain import workflows as names
 from smartcourse.domain.enrollment import certificate_workflow_id
+from smartcourse.errors import Unavailable
 from smartcourse.schemas import CertificatePublic, EnrollmentDetail, EnrollmentPublic, ProgressPublic, QuizResult
 from smartcourse.security import Principal
 from smartcourse.services import certificates, dispatcher, enrollment, progress, workflows
@@ -66,7 +67,22 @@ async def enroll(
     """The admission only: its workflow is started by the dispatcher from the committed `enrollment.created`
     (services/dispatcher.py), never on the request path. Refused with 503 `overloaded` while the backlog of
     admitted-not-active enrollments is at its ceiling."""
-    await dispatcher.admission_gate(container)
+    try:
+        await dispatcher.admission_gate(container)
+    except Unavailable:
+        # A repeat adds nothing to the backlog: it is answered as it always is (explore70 F3: a retry with the same
+        # Idempotency-Key got 503 instead of the documented 200). Read on this refusal only.
+        async with container.uow() as uow:
+            repeat = await enrollment.repeat_of(
+                uow=uow,
+                principal=principal,
+                course_id=course_id,
+                idempotency_key=idempotency_key,
+                student_id=student_id,
+            )
+            if repeat is None:
+                raise
+            return await enrollment.with_percent(uow, container.documents, repeat), False
     async with (
         COURSE_QUEUES.turn(course_id, container.settings.admissions_per_course),
         container.uow() as uow,
