@@ -452,6 +452,13 @@ BESIDE = (
 
 
 UNIT = "tests/unit/"
+#: Whole files of the suite that need none of its order (they make their own accounts and courses, and count nothing
+#: the suite's analytics checks read): under `make test` they run in the second lane, on a set of engines of its own,
+#: which takes the suite's lane down by their length (the suite's lane set the pace: ~10 of its ~11 minutes).
+ON_THEIR_OWN = (
+    "tests/e2e/test_content_search.py::",
+    "tests/e2e/test_erasure.py::",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -463,8 +470,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 def beside_the_suite(nodeid: str) -> bool:
     """The `BESIDE` tests, and the unit tests (none uses the suite's engines: a test that does belongs in
-    tests/integration), which thus leave the suite's lane about a minute sooner."""
-    return nodeid.startswith((*BESIDE, UNIT))
+    tests/integration), which thus leave the suite's lane about a minute sooner; and the files `ON_THEIR_OWN`."""
+    return nodeid.startswith((*BESIDE, UNIT, *ON_THEIR_OWN))
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
