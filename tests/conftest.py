@@ -459,6 +459,9 @@ ON_THEIR_OWN = (
     "tests/e2e/test_content_search.py::",
     "tests/e2e/test_erasure.py::",
 )
+#: ... but for this one, whose e-mail (sent through this process's Celery app to the session's worker) never arrived
+#: in the second lane, twice, after that lane's unit tests had run in the same process (cause not found: session 37).
+STAYS_IN_THE_SUITE = ("tests/e2e/test_content_search.py::test_unreadable_material_is_skipped_and_reported",)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -471,7 +474,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def beside_the_suite(nodeid: str) -> bool:
     """The `BESIDE` tests, and the unit tests (none uses the suite's engines: a test that does belongs in
     tests/integration), which thus leave the suite's lane about a minute sooner; and the files `ON_THEIR_OWN`."""
-    return nodeid.startswith((*BESIDE, UNIT, *ON_THEIR_OWN))
+    return nodeid.startswith((*BESIDE, UNIT, *ON_THEIR_OWN)) and not nodeid.startswith(STAYS_IN_THE_SUITE)
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:

@@ -1086,6 +1086,14 @@ async def test_an_admin_enrolls_a_named_student(api: Api, worker: object, contai
     assert (history[0]["actor"], history[0]["to_status"]) == ("admin", "pending"), history
     history = (await api.client.get(f"/enrollments/{r.json()['id']}/history", headers=admin["headers"])).json()
     assert history[0]["actor_id"] == me["id"], history  # which admin: to admins
+    # One employee's courses, for the report (explore68 F4: every roster was read to learn them).
+    listed = await api.client.get(f"/users/{employee['id']}/enrollments", headers=admin["headers"])
+    assert listed.status_code == 200 and [e["course_id"] for e in listed.json()] == [course["id"]], listed.text
+    assert listed.headers["x-total-count"] == "1"
+    r = await api.client.get(f"/users/{employee['id']}/enrollments", headers=other["headers"])
+    assert (r.status_code, r.json()["code"]) == (403, "not_account_owner"), r.text
+    r = await api.client.get(f"/users/{uuid.uuid4()}/enrollments", headers=admin["headers"])
+    assert (r.status_code, r.json()["code"]) == (404, "user_not_found"), r.text
     # Nobody else names a student; only a student's account is enrolled; a student may name themselves.
     r = await enroll_as(other, employee["id"])
     assert (r.status_code, r.json()["code"]) == (403, "admin_only"), r.text

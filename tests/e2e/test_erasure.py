@@ -136,7 +136,8 @@ async def test_an_instructor_with_a_live_course_is_not_erased_until_it_is_archiv
     teacher = await api.user("instructor")
     admin = await api.admin(container)
     live = await api.published_course(teacher)
-    await api.course(teacher, title="A draft")
+    draft = await api.course(teacher, title="A draft")
+    await api.lesson(teacher, draft["id"], (await api.module(teacher, draft["id"]))["id"])
     r = await api.client.post(f"/users/{teacher['id']}/erase", json={}, headers=admin["headers"])
     assert (r.status_code, r.json()["code"]) == (409, "owns_courses"), r.text
     assert r.json()["details"] == {"courses": 1}
@@ -144,6 +145,11 @@ async def test_an_instructor_with_a_live_course_is_not_erased_until_it_is_archiv
     assert r.status_code == 200, r.text
     r = await api.client.post(f"/users/{teacher['id']}/erase", json={}, headers=admin["headers"])
     assert r.status_code == 200, r.text
+    # Nor are they put live again, taught by "Erased account" (explore71 F2).
+    r = await api.client.post(f"/courses/{live['id']}/restore", headers=admin["headers"])
+    assert (r.status_code, r.json()["code"]) == (409, "instructor_erased"), r.text
+    r = await api.client.post(f"/courses/{draft['id']}/publish", headers=admin["headers"])
+    assert (r.status_code, r.json()["code"]) == (409, "instructor_erased"), r.text
 
 
 async def test_what_admins_do_to_an_account_is_recorded(api: Api, container: Any) -> None:
@@ -180,6 +186,16 @@ async def test_what_admins_do_to_an_account_is_recorded(api: Api, container: Any
     ], got
     assert {c["actor_id"] for c in changes.json()["items"]} == {me["id"]}
     assert "copper-kettle" not in changes.text
+    # A PUT that changes nothing records nothing and leaves updated_at alone (explore71 F9).
+    before = (await api.client.get(f"/users/{uid}", headers=admin["headers"])).json()["updated_at"]
+    same = {"bio": "hello", "full_name": "Audited Two"}
+    r = await api.client.put(f"/users/{uid}", json=same, headers=admin["headers"])
+    assert r.status_code == 200 and r.json()["updated_at"] == before, r.text
+    # An export is recorded, and carries the record (explore71 F4, F6).
+    exported = (await api.client.get(f"/users/{uid}/export", headers=admin["headers"])).json()
+    assert exported["account_changes"][0]["change"] == {"created": {"role": "student", "invited": True}}
+    changes = await api.client.get(f"/users/{uid}/changes", headers=admin["headers"])
+    assert changes.json()["total"] == 7 and changes.json()["items"][0]["change"] == {"exported": True}
     student = await api.user()
     r = await api.client.get(f"/users/{uid}/changes", headers=student["headers"])
     assert (r.status_code, r.json()["code"]) == (403, "admin_only"), r.text

@@ -554,6 +554,9 @@ async def test_an_admin_changes_an_accounts_address(api: Api, container: Any) ->
     assert r.status_code == 200, r.text
     r = await api.client.put(f"/users/{user['id']}", json={"email": "not an address"}, headers=admin["headers"])
     assert (r.status_code, r.json()["code"]) == (422, "validation_error"), r.text
+    me = (await api.client.get("/auth/me", headers=admin["headers"])).json()
+    r = await api.client.put(f"/users/{me['id']}", json={"email": f"x-{new}"}, headers=admin["headers"])
+    assert (r.status_code, r.json()["code"]) == (403, "admin_only"), r.text  # an admin's own too (explore71 F1)
 
 
 async def test_names_kept_by_admins_when_the_platform_says_so(api: Api, container: Any) -> None:

@@ -296,6 +296,10 @@ async def test_admissions_are_refused_503_overloaded_at_the_backlog_ceiling(
         # A repeat adds nothing to the backlog: answered as always, 200 (explore70 F3: 503).
         again = await api.client.post("/enrollments", json={"course_id": course["id"]}, headers=waiter["headers"])
         assert (again.status_code, again.json()["id"]) == (200, waiting["id"]), again.text
+        # A request no admission answers is its 403, not shed (explore71 F10).
+        body = {"course_id": course["id"], "student_id": waiter["id"]}
+        r = await api.client.post("/enrollments", json=body, headers=student["headers"])
+        assert (r.status_code, r.json()["code"]) == (403, "admin_only"), r.text
 
         settings.admission_backlog_limit = backlog.admitted_not_active + 1  # room again
         dispatcher.forget_admission_readings()

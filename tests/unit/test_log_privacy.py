@@ -33,6 +33,8 @@ def test_the_reset_tasks_rows_keep_fingerprints_of_the_address_not_the_address()
     assert tasks._recorded_args(name, ["bob@example.com"], {}) != kept
     error = "SMTPRecipientsRefused: {'Ada@Example.com': (550, b'no such user')}"
     assert "Ada@Example.com" not in tasks._recorded_error(name, ["Ada@Example.com"], {}, error)
+    stored = "550 <josé@exämple.com>: no such user"  # the stored form of what was typed in punycode and capitals
+    assert "exämple" not in tasks._recorded_error(name, ["JOSÉ@xn--exmple-cua.com"], {}, stored).lower()
     other = "notifications.send_email"  # other tasks' arguments are ids, kept as they are
     assert tasks._recorded_args(other, ["n-1"], {"x": 1}) == {"args": ["n-1"], "kwargs": {"x": 1}}
     assert tasks._recorded_error(other, ["n-1"], {}, "n-1 failed") == "n-1 failed"

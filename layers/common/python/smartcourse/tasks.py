@@ -773,9 +773,15 @@ def _recorded_error(name: str, args: Any, kwargs: Any, error: str) -> str:
     (an SMTP refusal quotes the recipient's address)."""
     if name not in PERSONAL_ARGUMENTS:
         return error
+    import re
+
+    from smartcourse.schemas import stored_address
+
     for value in [*(args or []), *dict(kwargs or {}).values()]:
-        if str(value).strip():
-            error = error.replace(str(value), _fingerprint(value))
+        typed = str(value).strip()
+        # As typed, and as stored (the form an SMTP refusal quotes), in any case (explore71 F8).
+        for form in {typed, stored_address(typed)} - {""}:
+            error = re.sub(re.escape(form), _fingerprint(value), error, flags=re.IGNORECASE)
     return error
 
 

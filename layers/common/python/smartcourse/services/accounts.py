@@ -356,6 +356,9 @@ async def logout(*, uow: UnitOfWork, refresh_token: str) -> None:
 _APOSTROPHES = "'\u2019\u2018\u02bc\u00b4\u0060"
 
 
+_NO_APOSTROPHES = str.maketrans("", "", _APOSTROPHES)
+
+
 def folded(column: Any) -> Any:
     """A name or an address as a search of people compares it: the catalogue's fold (`smartcourse_fold`: accents and
     the marks of every script dropped, NFC; migration 0030), apostrophes left out, lower case. `Nguyen` finds
@@ -368,8 +371,9 @@ def folded(column: Any) -> Any:
 def containing(column: Any, typed: str) -> Any:
     """`column` contains what was typed, both `folded` (the typed text folded in the same statement, by the same
     function: the two agree); LIKE's own characters in it are literal."""
-    if not fold_marks(unicodedata.normalize("NFC", typed)).strip():
-        # Only marks (a lone accent, a fatha): folded to nothing, it matched everyone (explore69 F8).
+    if not fold_marks(unicodedata.normalize("NFC", typed)).translate(_NO_APOSTROPHES).strip():
+        # Only marks (a lone accent, a fatha) or apostrophes: folded to nothing, it matched everyone (explore69 F8,
+        # explore71 F7).
         raise Invalid(
             "this search is only accents or marks, which searches set aside: type a letter",
             code="validation_error",
@@ -434,8 +438,8 @@ async def _change_address(uow: UnitOfWork, principal: Principal, user: User, ema
     and split the training record). Unique in any case, as at registration (409 `email_taken` naming the account
     that has it); every session of the account ends (whoever logs in next uses the new address). Nobody changes
     their own: an address is how an account is reached, and a change would need the new one confirmed first."""
-    if not principal.is_admin:
-        raise Forbidden("only an admin changes an account's address", code="admin_only")
+    if not principal.is_admin or principal.user_id == user.id:  # an admin's own too (explore71 F1)
+        raise Forbidden("only an admin changes an account's address, and not their own", code="admin_only")
     taken = await uow.session.scalar(select(User.id).where(func.lower(User.email) == email.lower(), User.id != user.id))
     if taken is not None:
         raise Conflict("an account with this email already exists", code="email_taken", details={"user_id": str(taken)})
@@ -520,6 +524,7 @@ async def update_user(
         raise NotFound("user not found", code="user_not_found")
     refuse_erased(user)
     before = {field: getattr(user, field) for field in _AUDITED}
+    kept = {field: getattr(user, field) for field in ("bio", "password_hash", "token_version")}
     if (field := data.null_refused()) is not None:  # null is a value for bio only (UserUpdateIn.NULLABLE)
         raise Invalid(f"{field} cannot be null", code="invalid_field", details={"field": field})
     if data.full_name is not None and data.full_name != user.full_name:
@@ -575,7 +580,8 @@ async def update_user(
         await _change_role(uow, principal, user, data.role)
     if data.email is not None and str(data.email).lower() != user.email.lower():
         await _change_address(uow, principal, user, str(data.email))
-    user.updated_at = utcnow()
+    if any(getattr(user, f) != v for f, v in {**before, **kept}.items()):
+        user.updated_at = utcnow()  # a PUT that changed nothing is no change for an `updated_since` sync (explore71 F9)
     if principal.user_id != user_id:  # an admin's change to another's account: recorded (explore67 F5)
         change: dict[str, Any] = {
             field: {"from": value, "to": getattr(user, field)}
@@ -584,7 +590,7 @@ async def update_user(
         }
         if data.password is not None:
             change["password"] = "reset"
-        if "bio" in data.model_fields_set:
+        if user.bio != kept["bio"]:
             change["bio"] = "changed"
         record_change(uow, user.id, principal.user_id, change)
     if data.password is not None and principal.user_id == user_id and settings is not None:

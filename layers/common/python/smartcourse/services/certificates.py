@@ -636,6 +636,10 @@ async def withdraw(*, uow: UnitOfWork, principal: Principal, files: Any, certifi
             await files.delete(cert.pdf_key)  # before the commit: the PDF prints the name (services/erasure.py)
         cert.pdf_key = None
         cert.withdrawn_at = utcnow()
+        if principal.user_id != cert.student_id:  # an admin for the student: recorded (explore71 F3)
+            from smartcourse.services.accounts import record_change
+
+            record_change(uow, cert.student_id, principal.user_id, {"certificate_withdrawn": cert.code})
         await uow.commit()
     return cert
 

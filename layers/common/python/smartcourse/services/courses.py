@@ -689,6 +689,18 @@ async def _course_event(uow: UnitOfWork, course: Course, event_type: str, **data
     await uow.commit()
 
 
+async def refuse_if_owner_erased(uow: UnitOfWork, course: Course, doing: str) -> None:
+    """409 `instructor_erased`: a course whose instructor's account was erased is not put live again (explore71 F2:
+    restored or published, it issued valid certificates taught by "Erased account", what the erasure's
+    `owns_courses` refusal exists to prevent). It stays as it is, readable by admins."""
+    erased = await uow.session.scalar(select(User.erased_at).where(User.id == course.instructor_id))
+    if erased is not None:
+        raise Conflict(
+            f"this course's instructor account was erased: {doing} is refused (it stays as it is)",
+            code="instructor_erased",
+        )
+
+
 async def restore_course(*, uow: UnitOfWork, principal: Principal, course_id: uuid.UUID) -> CourseSummary:
     """Undo an archive (idempotent: any other course is answered as it is). A course that was published goes live
     again with the version and index it had (catalogue, search, new enrollments); one never published is a draft
@@ -696,6 +708,7 @@ async def restore_course(*, uow: UnitOfWork, principal: Principal, course_id: uu
     course = await load_course(uow, course_id, lock=True)
     await ensure_course_owner(uow, principal, course)
     if course.status == "archived":
+        await refuse_if_owner_erased(uow, course, "restoring it")
         live = course.content_version > 0
         if live:  # a dead end otherwise: nobody could enroll (a prerequisite archived since, say)
             await ensure_prerequisites_live(uow, course.id, doing="a restored course")

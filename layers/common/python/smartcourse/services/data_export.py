@@ -14,6 +14,7 @@ from sqlalchemy import select
 from smartcourse.db import UnitOfWork
 from smartcourse.errors import Forbidden, NotFound
 from smartcourse.models import (
+    AccountChange,
     AiConversation,
     AiInteraction,
     AiMessage,
@@ -29,6 +30,7 @@ from smartcourse.models import (
     utcnow,
 )
 from smartcourse.security import Principal
+from smartcourse.services.accounts import record_change
 
 #: Columns never exported: secrets, and what only the platform's bookkeeping reads.
 _LEFT_OUT = frozenset({"password_hash", "token_version", "token_hash", "idempotency_key", "pdf_key"})
@@ -90,7 +92,7 @@ async def export(*, uow: UnitOfWork, principal: Principal, user_id: uuid.UUID) -
     async def rows(model: Any, *where: Any, order: Any) -> list[dict[str, Any]]:
         return [_row(r) for r in await s.scalars(select(model).where(*where).order_by(order))]
 
-    return {
+    data = {
         "exported_at": utcnow(),
         "account": _row(user),
         "enrollments": [
@@ -112,4 +114,10 @@ async def export(*, uow: UnitOfWork, principal: Principal, user_id: uuid.UUID) -
             {"id": c.id, "title": c.title, "status": c.status, "created_at": c.created_at}
             for c in await s.scalars(select(Course).where(Course.instructor_id == user_id).order_by(Course.created_at))
         ],
+        # What admins did to the account (explore71 F6), this export included: an admin's copy of a student's
+        # conversations is recorded, as every other thing an admin does to the account (F4).
+        "account_changes": await rows(AccountChange, AccountChange.user_id == user_id, order=AccountChange.at),
     }
+    record_change(uow, user_id, principal.user_id, {"exported": True})
+    await uow.commit()
+    return data

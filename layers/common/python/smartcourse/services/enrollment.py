@@ -493,16 +493,12 @@ async def enroll(
     `student_id` (an admin's request): that student is enrolled, by the same rules, the history's actor the admin
     (explore68 F2: an academy's admin could not enroll an employee in a mandatory course; a script logged in as each).
     """
-    named = student_id is not None and student_id != principal.user_id
-    if named and not principal.is_admin:
-        raise Forbidden("only an admin enrolls someone else", code="admin_only")
-    if not named and principal.role != "student":
-        raise Forbidden("only students enroll in courses", code="role_forbidden")
+    for_another = refuse_who_never_enrolls(principal, student_id)
     # The statements below are Core statements: they run on the session's connection itself, past the ORM's
     # statement path (its compile state and result set-up: docs/benchmarks.md, "Ninth pass"). Taken before any
     # read, or its autocommit would be ignored (the admin's check below reads on it too).
     conn = await uow.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    if named:
+    if for_another:
         assert student_id is not None
         await _enrollable(conn, student_id)
     else:
@@ -600,6 +596,17 @@ async def enroll(
 
 #: How often the admission goes back to the seat when the waitlist statement finds one freed meanwhile.
 _SEAT_RETRIES = 10
+
+
+def refuse_who_never_enrolls(principal: Principal, student_id: uuid.UUID | None) -> bool:
+    """403 for a request no admission can answer (someone but an admin naming a student; an instructor or an admin
+    enrolling themselves); whether it names another student."""
+    named = student_id is not None and student_id != principal.user_id
+    if named and not principal.is_admin:
+        raise Forbidden("only an admin enrolls someone else", code="admin_only")
+    if not named and principal.role != "student":
+        raise Forbidden("only students enroll in courses", code="role_forbidden")
+    return named
 
 
 async def _enrollable(conn: AsyncConnection, student_id: uuid.UUID) -> None:
@@ -885,11 +892,20 @@ async def my_courses(
     page_size: int,
     public_base_url: str,
     status: str | None = None,
+    student_id: uuid.UUID | None = None,
 ) -> tuple[list[MyCourse], int]:
     """One page of the caller's enrollments, newest first (ties by id), each with its percent and, once completed, its
     certificate (as `GET /enrollments/{id}` shows them), and how many they have in all; `status` filters (a student
-    with several dropped attempts had each as a course card, and `?status=` was ignored: explore36 F5)."""
-    mine = and_(Enrollment.student_id == principal.user_id, *([Enrollment.status == status] if status else []))
+    with several dropped attempts had each as a course card, and `?status=` was ignored: explore36 F5). `student_id`:
+    that account's (`GET /users/{id}/enrollments`: the account itself or an admin; explore68 F4, an HR sync read every
+    roster to learn one employee's courses)."""
+    if student_id is not None and student_id != principal.user_id:
+        if not principal.is_admin:
+            raise Forbidden("you may only list your own enrollments", code="not_account_owner")
+        if await uow.session.get(User, student_id) is None:
+            raise NotFound("user not found", code="user_not_found")
+    whose = student_id or principal.user_id
+    mine = and_(Enrollment.student_id == whose, *([Enrollment.status == status] if status else []))
     total = await uow.session.scalar(select(func.count()).select_from(Enrollment).where(mine)) or 0
     rows = (
         await uow.session.execute(

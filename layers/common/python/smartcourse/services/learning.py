@@ -67,6 +67,7 @@ async def enroll(
     """The admission only: its workflow is started by the dispatcher from the committed `enrollment.created`
     (services/dispatcher.py), never on the request path. Refused with 503 `overloaded` while the backlog of
     admitted-not-active enrollments is at its ceiling."""
+    enrollment.refuse_who_never_enrolls(principal, student_id)  # a 403 is not shed as 503 (explore71 F10)
     try:
         await dispatcher.admission_gate(container)
     except Unavailable:

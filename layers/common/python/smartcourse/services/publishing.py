@@ -26,6 +26,7 @@ from smartcourse.services.courses import (
     ensure_course_owner,
     ensure_prerequisites_live,
     load_course,
+    refuse_if_owner_erased,
     snapshot_materials,
     snapshot_modules,
     version_doc_id,
@@ -84,6 +85,7 @@ async def request_publish(
     await ensure_course_owner(uow, principal, course)
     if course.status == "archived":
         raise Conflict("an archived course cannot be published", code="course_archived")
+    await refuse_if_owner_erased(uow, course, "publishing it")
     if course.status == "publishing" and course.publish_workflow_id:
         ended = await _ended_status(run_status, course.publish_workflow_id)
         if ended is None:
