@@ -6,7 +6,7 @@ from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
 from smartcourse.api.paging import DEFAULT_PAGE_SIZE, PAGE_HEADERS, Page, PageSize, set_page_headers
 from smartcourse.schemas import EnrollmentStatus, MyCourse
-from smartcourse.services import enrollment
+from smartcourse.services import learning
 
 router = APIRouter(tags=["enrollments"])
 
@@ -25,16 +25,9 @@ async def my_courses(
     page_size: PageSize = DEFAULT_PAGE_SIZE,
     status: EnrollmentStatus | None = None,
 ) -> list[MyCourse]:
-    async with c.uow() as uow:
-        items, total = await enrollment.my_courses(
-            uow=uow,
-            documents=c.documents,
-            principal=user,
-            page=page,
-            page_size=page_size,
-            public_base_url=c.settings.public_base_url,
-            status=status,
-        )
+    items, total = await learning.course_cards(
+        container=c, principal=user, page=page, page_size=page_size, status=status
+    )
     set_page_headers(request, response, total=total, page=page, page_size=page_size)
     return items
 

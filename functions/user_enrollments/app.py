@@ -9,7 +9,7 @@ from smartcourse.api.app import lambda_handler, refuse_unknown_query
 from smartcourse.api.deps import ContainerDep, CurrentUser
 from smartcourse.api.paging import DEFAULT_PAGE_SIZE, PAGE_HEADERS, Page, PageSize, set_page_headers
 from smartcourse.schemas import EnrollmentStatus, MyCourse
-from smartcourse.services import enrollment
+from smartcourse.services import learning
 
 router = APIRouter(tags=["users"], dependencies=[Depends(refuse_unknown_query)])
 
@@ -29,17 +29,9 @@ async def user_enrollments(
 ) -> list[MyCourse]:
     """As `GET /enrollments/my-courses` answers the student: every course the account is or was in, newest first, with
     its percent and certificate; `status` filters. For an HR system's report of one employee (explore68 F4)."""
-    async with c.uow() as uow:
-        items, total = await enrollment.my_courses(
-            uow=uow,
-            documents=c.documents,
-            principal=user,
-            page=page,
-            page_size=page_size,
-            public_base_url=c.settings.public_base_url,
-            status=status,
-            student_id=user_id,
-        )
+    items, total = await learning.course_cards(
+        container=c, principal=user, page=page, page_size=page_size, status=status, student_id=user_id
+    )
     set_page_headers(request, response, total=total, page=page, page_size=page_size)
     return items
 

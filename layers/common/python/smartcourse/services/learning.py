@@ -11,7 +11,14 @@ from typing import Any
 from smartcourse.domain import workflows as names
 from smartcourse.domain.enrollment import certificate_workflow_id
 from smartcourse.errors import Unavailable
-from smartcourse.schemas import CertificatePublic, EnrollmentDetail, EnrollmentPublic, ProgressPublic, QuizResult
+from smartcourse.schemas import (
+    CertificatePublic,
+    EnrollmentDetail,
+    EnrollmentPublic,
+    MyCourse,
+    ProgressPublic,
+    QuizResult,
+)
 from smartcourse.security import Principal
 from smartcourse.services import certificates, dispatcher, enrollment, progress, workflows
 
@@ -148,6 +155,30 @@ async def complete_lesson(*, container: Any, principal: Principal, lesson_id: uu
     if completed:
         await start_certificate(container, result.enrollment_id)
     return result
+
+
+async def course_cards(
+    *,
+    container: Any,
+    principal: Principal,
+    page: int,
+    page_size: int,
+    status: str | None,
+    student_id: uuid.UUID | None = None,
+) -> tuple[list[MyCourse], int]:
+    """One page of an account's enrollments as course cards, and their total: the caller's
+    (`GET /enrollments/my-courses`) or, with `student_id`, that account's (`GET /users/{id}/enrollments`)."""
+    async with container.uow() as uow:
+        return await enrollment.my_courses(
+            uow=uow,
+            documents=container.documents,
+            principal=principal,
+            page=page,
+            page_size=page_size,
+            public_base_url=container.settings.public_base_url,
+            status=status,
+            student_id=student_id,
+        )
 
 
 async def submit_quiz(
