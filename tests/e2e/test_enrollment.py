@@ -416,6 +416,26 @@ async def test_drop_history_and_reenroll(api: Api, worker: object, container: An
     assert (last["actor"], last["actor_id"], last["reason"]) == ("admin", None, reason)
     [last] = (await api.client.get(f"/enrollments/{second}/history", headers=admin["headers"])).json()[-1:]
     assert last["actor_id"] == (await api.client.get("/auth/me", headers=admin["headers"])).json()["id"]
+    # A removal sticks (explore63 F2: the removed student was back in the cohort minutes later, ahead of the
+    # waitlist): the student is refused, told who and why; an admin's enrollment of the student lifts it.
+    r = await enroll(api, student, course["id"])
+    assert (r.status_code, r.json()["code"]) == (409, "removed_from_course"), r.text
+    assert "an administrator" in r.json()["message"] and reason in r.json()["message"], r.text
+    assert r.json()["details"]["removed_by"] == "admin"
+    roster = (await api.client.get(f"/courses/{course['id']}/enrollments", headers=teacher["headers"])).json()
+    assert [(i["attempt"], i["dropped_by"], i["drop_reason"]) for i in roster["items"]] == [
+        (2, "admin", reason),
+        (1, "student", "dropped"),
+    ]
+    r = await api.client.post(
+        "/enrollments", json={"course_id": course["id"], "student_id": student["id"]}, headers=admin["headers"]
+    )
+    assert r.status_code == 201 and r.json()["attempt"] == 3, r.text
+    await wait_enrollment(api, student, r.json()["id"], "active")
+    r = await api.client.delete(f"/enrollments/{r.json()['id']}", headers=student["headers"])
+    assert r.status_code == 200, r.text
+    r = await enroll(api, student, course["id"])  # their own drop is no removal
+    assert r.status_code == 201 and r.json()["attempt"] == 4, r.text
 
 
 async def test_capacity_and_waitlist_promotion(api: Api, worker: object) -> None:
@@ -451,6 +471,9 @@ async def test_capacity_and_waitlist_promotion(api: Api, worker: object) -> None
     ), told
     [last] = (await api.client.get(f"/enrollments/{ea['id']}/history", headers=a["headers"])).json()[-1:]
     assert (last["actor"], last["reason"]) == ("instructor", "did not attend"), last
+    r = await enroll(api, a, waiting["id"])
+    assert (r.status_code, r.json()["code"]) == (409, "removed_from_course"), r.text
+    assert "the course's instructor (the reason given: did not attend)" in r.json()["message"], r.text
     promoted = await wait_enrollment(api, b, rb.json()["id"], "active")
     assert promoted["admitted_at"]
     r = await api.client.get(f"/enrollments/{rc.json()['id']}", headers=c["headers"])

@@ -1056,6 +1056,12 @@ class RosterEntry(BaseModel):
     completion_revoked_at: datetime | None = Field(
         default=None, description="its certificate was revoked: the completion stands, the student may take it again"
     )
+    dropped_by: Literal["student", "instructor", "admin", "system"] | None = Field(
+        default=None,
+        description="a dropped enrollment: who ended it (`student`: themselves; `instructor` or `admin`: a removal, "
+        "which bars the student from enrolling again until an admin enrolls them; `system`: the course's archive)",
+    )
+    drop_reason: str | None = Field(default=None, description="a dropped enrollment: the reason its history keeps")
     created_at: datetime
     updated_at: datetime | None = Field(
         default=None, description="its status's last change (admitted, activated, completed, dropped, revoked...)"

@@ -221,7 +221,28 @@ def _facts_statement() -> Any:
         )
         .scalar_subquery()
     )
-    return select(existing, status, content_version, last_attempt, required, completed)
+    # Who ended the student's latest enrollment in the course, when it was their instructor or an admin: a removal
+    # sticks until an admin enrolls the student again (explore63 F2: a removed student was back minutes later, ahead
+    # of the waitlist). Found through the (student, course) index and the history's enrollment index; a first
+    # enrollment reads no history.
+    latest = (
+        select(Enrollment.id)
+        .where(Enrollment.student_id == student_id, Enrollment.course_id == course_id)
+        .order_by(Enrollment.attempt.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    removed_by = (
+        select(EnrollmentHistory.actor)
+        .where(
+            EnrollmentHistory.enrollment_id == latest,
+            EnrollmentHistory.to_status == "dropped",
+            EnrollmentHistory.actor.in_(("instructor", "admin")),
+        )
+        .limit(1)
+        .scalar_subquery()
+    )
+    return select(existing, status, content_version, last_attempt, required, completed, removed_by)
 
 
 _TS = DateTime(timezone=True)
@@ -505,7 +526,7 @@ async def enroll(
         student_id = principal.user_id
     params = {"student_id": student_id, "course_id": course_id, "key": idempotency_key or None}
     for _ in range(3):
-        existing_id, status, content_version, last_attempt, required, completed = (
+        existing_id, status, content_version, last_attempt, required, completed, removed_by = (
             await conn.execute(_facts_statement(), params)
         ).one()
         found = await uow.session.get(Enrollment, existing_id) if existing_id is not None else None
@@ -527,6 +548,8 @@ async def enroll(
         if principal.is_admin or (content_version and await is_enrolled(uow, student_id, course_id)):
             raise Conflict("the course is not published", code="course_not_published")
         raise NotFound("course not found", code="course_not_found")
+    if removed_by is not None and not for_another:
+        await _refuse_the_removed(conn, student_id, course_id, removed_by)
     if required:
         missing = rules.missing_prerequisites(required, completed or [])
         if missing:
@@ -607,6 +630,35 @@ def refuse_who_never_enrolls(principal: Principal, student_id: uuid.UUID | None)
     if not named and principal.role != "student":
         raise Forbidden("only students enroll in courses", code="role_forbidden")
     return named
+
+
+async def _refuse_the_removed(
+    conn: AsyncConnection, student_id: uuid.UUID, course_id: uuid.UUID, removed_by: str
+) -> None:
+    """409 `removed_from_course` for a student whose latest enrollment in the course its instructor or an admin ended,
+    with when and why (read only on this refusal). An admin's enrollment of the student lifts it (the latest enrollment
+    is then the admin's)."""
+    found = (
+        await conn.execute(
+            select(EnrollmentHistory.at, EnrollmentHistory.reason)
+            .join(Enrollment, Enrollment.id == EnrollmentHistory.enrollment_id)
+            .where(
+                Enrollment.student_id == student_id,
+                Enrollment.course_id == course_id,
+                EnrollmentHistory.to_status == "dropped",
+            )
+            .order_by(Enrollment.attempt.desc(), EnrollmentHistory.at.desc())
+            .limit(1)
+        )
+    ).first()
+    by = "the course's instructor" if removed_by == "instructor" else "an administrator"
+    given = found.reason if found is not None and found.reason != f"removed by {by}" else None  # the default's words
+    because = f" (the reason given: {given})" if given else ""
+    raise Conflict(
+        f"you were removed from this course by {by}{because}: only an administrator can enroll you in it again",
+        code="removed_from_course",
+        details={"removed_by": removed_by, "removed_at": found.at.isoformat() if found is not None else None},
+    )
 
 
 async def _enrollable(conn: AsyncConnection, student_id: uuid.UUID) -> None:
@@ -789,6 +841,7 @@ async def roster(
     )
     found = rows.all()
     percents, last = await _cohort_progress(uow, documents, course, [e for e, _, _ in found])
+    drops = await _drops(uow, [e.id for e, _, _ in found if e.status == "dropped"])
     items = [
         RosterEntry(
             enrollment_id=e.id,
@@ -802,6 +855,8 @@ async def roster(
             completed_at=e.completed_at,
             dropped_at=e.dropped_at,
             completion_revoked_at=e.completion_revoked_at,
+            dropped_by=drops[e.id][0] if e.id in drops else None,
+            drop_reason=drops[e.id][1] if e.id in drops else None,
             created_at=e.created_at,
             updated_at=e.updated_at,
             percent=percents.get(e.id),
@@ -810,6 +865,20 @@ async def roster(
         for e, name, position in found
     ]
     return RosterPage(items=items, total=total, page=page, page_size=page_size)
+
+
+async def _drops(uow: UnitOfWork, enrollment_ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[str, str | None]]:
+    """Who dropped each of these enrollments and why, from their history (explore63 F9: telling a student's own drop
+    from a removal took one `/history` request per roster entry). A drop's reason is never a revocation's, which the
+    instructor is not told (`history_reason_for_others`)."""
+    if not enrollment_ids:
+        return {}
+    rows = await uow.session.execute(
+        select(EnrollmentHistory.enrollment_id, EnrollmentHistory.actor, EnrollmentHistory.reason).where(
+            EnrollmentHistory.enrollment_id.in_(enrollment_ids), EnrollmentHistory.to_status == "dropped"
+        )
+    )
+    return {r.enrollment_id: (r.actor, r.reason) for r in rows}
 
 
 async def _cohort_progress(
