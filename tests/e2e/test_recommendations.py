@@ -62,6 +62,17 @@ async def _publish_course(api: Api, owner: dict[str, Any], key: str, **fields: A
     module = await api.module(owner, course["id"], "Module 1")
     await api.lesson(owner, course["id"], module["id"], title=title, type="text", content=body)
     if key == "A":
+        # Another quiz on loops, whose prompts the review must not offer as something to study (explore63 F10).
+        await api.lesson(
+            owner,
+            course["id"],
+            module["id"],
+            title="Loop practice",
+            type="quiz",
+            questions=[
+                {"prompt": "Which loop repeats code for every item in a list?", "options": ["for", "if"], "answer": 0}
+            ],
+        )
         await api.lesson(
             owner,
             course["id"],
@@ -382,7 +393,9 @@ async def test_review_links_failed_quiz_rushed_lesson_and_questions(
     quiz = kinds["quiz_failed"]
     assert quiz["lesson_id"] == lessons["quiz"] and quiz["detail"]["passed"] is False
     assert quiz["detail"]["missed_questions"] is None  # not passed, attempts left: which ones is withheld
-    assert quiz["sections"] and all(s["source_id"] != lessons["quiz"] for s in quiz["sections"])
+    quizzes = {les["id"] for m in outline["modules"] for les in m["lessons"] if les["type"] == "quiz"}
+    assert len(quizzes) == 2 and lessons["quiz"] in quizzes
+    assert quiz["sections"] and not {s["source_id"] for s in quiz["sections"]} & quizzes, quiz["sections"]
     assert any(s["source_id"] == lessons["text"] for s in quiz["sections"])
     rushed = kinds["rushed_lesson"]
     assert rushed["lesson_id"] == lessons["text"]

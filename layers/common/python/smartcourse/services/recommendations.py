@@ -723,13 +723,19 @@ async def _attempts_counted(container: Any, student_id: uuid.UUID, lesson_id: uu
 
 
 async def _search_sections(
-    container: Any, course: Course, query: str, *, exclude_source: str | None = None, evidence_only: bool = False
+    container: Any, course: Course, query: str, *, quizzes: frozenset[str], evidence_only: bool = False
 ) -> list[ReviewSection]:
-    """The live version's sections for `query`; with `evidence_only`, only the hits the assistant would count as
+    """The live version's sections for `query`, never a quiz's prompts (`quizzes`: the ids of its quiz lessons; a
+    prompt is no place to learn from, explore63 F10: another quiz's prompts were offered to a student who failed
+    one); with `evidence_only`, only the hits the assistant would count as
     evidence (`evidence.strong_hits`: cosine at ASSISTANT_RELEVANCE_FLOOR, or a keyword hit with most of its subject
     words), so a student's question is not tied to a section it merely shares a weak chunk with."""
     found = await retrieve_version(
-        container, course_id=course.id, version=course.index_version, query=query[:1000], k=SECTIONS_PER_ITEM + 3
+        container,
+        course_id=course.id,
+        version=course.index_version,
+        query=query[:1000],
+        k=SECTIONS_PER_ITEM + 3 + min(len(quizzes), 6),
     )
     hits = found.hits
     if evidence_only:
@@ -738,8 +744,8 @@ async def _search_sections(
     out = []
     for h in hits:
         c = h.chunk
-        if exclude_source is not None and c.source_id == exclude_source:
-            continue  # the quiz's own prompt: not a place to learn from
+        if c.source_type == "lesson" and c.source_id in quizzes:
+            continue
         out.append(
             ReviewSection(
                 chunk_id=c.chunk_id,
@@ -808,6 +814,7 @@ async def review(container: Any, *, principal: Principal, enrollment_id: uuid.UU
             )
         )
     lessons = await published_lessons(container.documents, course)
+    quizzes = frozenset(str(lesson.lesson_id) for lesson in lessons if lesson.type == "quiz")
     limit = int(container.settings.quiz_max_attempts)
     by_lesson: dict[uuid.UUID, list[QuizAttempt]] = defaultdict(list)
     for a in attempts:
@@ -863,7 +870,7 @@ async def review(container: Any, *, principal: Principal, enrollment_id: uuid.UU
             query = " ".join(str(q.get("prompt", "")) for q in questions) or lesson.title
         sections = []
         if searches < MAX_REVIEW_SEARCHES:
-            sections = await _search_sections(container, course, query, exclude_source=str(lesson.lesson_id))
+            sections = await _search_sections(container, course, query, quizzes=quizzes)
             searches += 1
         items.append(
             ReviewItem(
@@ -901,7 +908,7 @@ async def review(container: Any, *, principal: Principal, enrollment_id: uuid.UU
         if not pointed or searches >= MAX_REVIEW_SEARCHES:
             break
         searches += 1
-        sections = await _search_sections(container, course, question, evidence_only=True)
+        sections = await _search_sections(container, course, question, quizzes=quizzes, evidence_only=True)
         overlap = [sec for sec in sections if sec.chunk_id in pointed]
         if overlap:
             items.append(
