@@ -83,14 +83,31 @@ async def test_wrong_password_and_unknown_email_look_the_same(api: Api) -> None:
     assert {**wrong.json(), "trace_id": None} == {**unknown.json(), "trace_id": None}
 
 
-async def test_refresh_rotates_and_reuse_revokes_the_family(api: Api) -> None:
+async def _age_rotation(container: Any, token: str, seconds: float = 60) -> None:
+    """Move a spent token's rotation `seconds` into the past (past REFRESH_REUSE_GRACE_SECONDS)."""
+    from sqlalchemy import update
+
+    from smartcourse.models import RefreshToken
+    from smartcourse.services.accounts import _token_hash
+
+    async with container.uow() as uow:
+        await uow.session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.token_hash == _token_hash(token))
+            .values(revoked_at=RefreshToken.revoked_at - timedelta(seconds=seconds))
+        )
+        await uow.commit()
+
+
+async def test_refresh_rotates_and_reuse_revokes_the_family(api: Api, container: Any) -> None:
     user = await api.user()
     first = user["refresh_token"]
     r = await api.client.post("/auth/refresh", json={"refresh_token": first})
     assert r.status_code == 200
     second = r.json()["refresh_token"]
     assert second != first
-    # Presenting the spent token again is refused ...
+    await _age_rotation(container, first)
+    # Presenting the spent token again, past the retry's grace, is refused ...
     r = await api.client.post("/auth/refresh", json={"refresh_token": first})
     assert r.status_code == 401 and r.json()["code"] == "refresh_token_reused"
     # ... and it also kills the token that replaced it (theft response).
@@ -98,7 +115,34 @@ async def test_refresh_rotates_and_reuse_revokes_the_family(api: Api) -> None:
     assert r.status_code == 401
 
 
-async def test_a_replayed_refresh_token_cuts_off_the_access_tokens_too(api: Api) -> None:
+async def test_a_retried_refresh_keeps_the_login(api: Api, container: Any) -> None:
+    """explore68 F8: a client whose refresh answer was lost retried with the same token and was logged out as a
+    thief. Within REFRESH_REUSE_GRACE_SECONDS a retry gets a new pair of the same login, and the pair the lost answer
+    carried works too (two tabs refreshing at once). A logout's tokens get no grace."""
+    user = await api.user()
+    first = user["refresh_token"]
+    lost = (await api.client.post("/auth/refresh", json={"refresh_token": first})).json()
+    r = await api.client.post("/auth/refresh", json={"refresh_token": first})  # the retry
+    assert r.status_code == 200, r.text
+    retried = r.json()
+    assert retried["refresh_token"] not in (first, lost["refresh_token"])
+    for pair in (retried, lost):
+        me = await api.client.get("/auth/me", headers={"Authorization": f"Bearer {pair['access_token']}"})
+        assert me.status_code == 200, me.text
+    r = await api.client.post("/auth/refresh", json={"refresh_token": lost["refresh_token"]})
+    assert r.status_code == 200, r.text
+    r = await api.client.post("/auth/refresh", json={"refresh_token": retried["refresh_token"]})
+    assert r.status_code == 200, r.text
+    latest = r.json()["refresh_token"]
+    # Ended by a logout: the family's spent tokens are no retry, even a moment later.
+    assert (await api.client.post("/auth/logout", json={"refresh_token": latest})).status_code == 204
+    r = await api.client.post("/auth/refresh", json={"refresh_token": retried["refresh_token"]})
+    assert r.status_code == 401 and r.json()["code"] in ("refresh_token_reused", "session_ended"), r.text
+    r = await api.client.post("/auth/refresh", json={"refresh_token": latest})
+    assert r.status_code == 401 and r.json()["code"] == "session_ended", r.text
+
+
+async def test_a_replayed_refresh_token_cuts_off_the_access_tokens_too(api: Api, container: Any) -> None:
     """explore30 F3: the theft response revoked the refresh family only; the access token the thief got from the
     rotation kept working for up to 15 minutes. The account's other logins carry on by refreshing."""
     user = await api.user()
@@ -107,6 +151,7 @@ async def test_a_replayed_refresh_token_cuts_off_the_access_tokens_too(api: Api)
     stolen = (await api.client.post("/auth/refresh", json={"refresh_token": user["refresh_token"]})).json()
     thief = {"Authorization": f"Bearer {stolen['access_token']}"}
     assert (await api.client.get("/auth/me", headers=thief)).status_code == 200
+    await _age_rotation(container, user["refresh_token"])
     r = await api.client.post("/auth/refresh", json={"refresh_token": user["refresh_token"]})  # the owner's replay
     assert r.status_code == 401 and r.json()["code"] == "refresh_token_reused", r.text
     for headers in (thief, user["headers"]):

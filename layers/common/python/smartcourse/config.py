@@ -236,6 +236,10 @@ class Settings(BaseSettings):
     # explore68 F7, a student renamed themselves "Chief Executive Officer" for the certificate and back).
     name_changes: Literal["anyone", "admins"] = Field(default="anyone", alias="NAME_CHANGES")
     refresh_token_days: int = Field(default=14, ge=1, alias="REFRESH_TOKEN_DAYS")
+    # A spent refresh token presented again this soon after its rotation is a client's retry (the rotation's answer
+    # was lost on the way: a phone between networks), answered with a new pair of the same login, not taken as theft
+    # (explore68 F8: a retried refresh ended the login). 0: every reuse is theft.
+    refresh_reuse_grace_seconds: int = Field(default=30, ge=0, le=300, alias="REFRESH_REUSE_GRACE_SECONDS")
 
     # Where links that leave the API point (certificate verify_url, in the JSON and the PDF): PUBLIC_BASE_URL,
     # else this machine's server on HOST/PORT as `smartcourse run` and `serve` read them (default_public_base_url).

@@ -296,6 +296,10 @@ async def refresh(*, uow: UnitOfWork, settings: Settings, refresh_token: str) ->
     )
     if row is None or row.expires_at <= now:
         raise Unauthorized("refresh token is invalid or expired", code="invalid_refresh_token")
+    if row.revoked_at is not None and await _a_retry(uow, settings, row, now):
+        if user is None or not user.is_active:
+            raise Unauthorized("account is disabled", code="invalid_refresh_token")
+        return await _issue_pair(uow, settings, user, family_id=row.family_id)
     if row.revoked_at is not None:
         successor = await uow.session.scalar(
             select(RefreshToken.id)
@@ -325,6 +329,28 @@ async def refresh(*, uow: UnitOfWork, settings: Settings, refresh_token: str) ->
     if user is None or not user.is_active:
         raise Unauthorized("account is disabled", code="invalid_refresh_token")
     return await _issue_pair(uow, settings, user, family_id=row.family_id)
+
+
+async def _a_retry(uow: UnitOfWork, settings: Settings, row: RefreshToken, now: datetime) -> bool:
+    """Whether a spent token presented again is its client's retry: rotated less than REFRESH_REUSE_GRACE_SECONDS
+    ago, by a rotation (not a logout or a password change) whose login is still live (a token of its family is
+    unspent). Answered with a new pair of that login: the token the lost answer carried stays valid too (two tabs
+    that refreshed at once both carry on). Later, a reuse is theft as before."""
+    grace = settings.refresh_reuse_grace_seconds
+    if not grace or row.revoked_at is None or (now - row.revoked_at).total_seconds() > grace:
+        return False
+    live = await uow.session.scalar(
+        select(RefreshToken.id)
+        .where(
+            RefreshToken.family_id == row.family_id,
+            RefreshToken.created_at >= row.created_at,
+            RefreshToken.id != row.id,
+            RefreshToken.revoked_at.is_(None),
+            RefreshToken.expires_at > now,
+        )
+        .limit(1)
+    )
+    return live is not None
 
 
 async def logout(*, uow: UnitOfWork, refresh_token: str) -> None:
