@@ -173,9 +173,14 @@ def test_the_settings_a_deployed_function_needs_are_set(template: dict[str, Any]
         "CORS_ORIGINS": "CorsOrigins",
         "LLM_BASE_URL": "LlmBaseUrl",
         "EMBEDDINGS_BASE_URL": "EmbeddingsBaseUrl",
+        "INSTRUCTOR_REGISTRATION": "InstructorRegistration",
+        "NAME_CHANGES": "NameChanges",
     }.items():
         assert variables[name] == {"Ref": param}
         assert param in template["Parameters"]
+    # A deployment's policies take only the values the settings accept (explore71 F11: no parameter set them).
+    assert template["Parameters"]["InstructorRegistration"]["AllowedValues"] == ["open", "admins"]
+    assert template["Parameters"]["NameChanges"]["AllowedValues"] == ["anyone", "admins"]
     assert "Default" not in template["Parameters"]["PublicBaseUrl"]  # links must not point to 127.0.0.1
     assert variables["INDEX_URI"]["Fn::If"][0] == "HasIndexUri"  # never var/index under the read-only /var/task
     assert variables["OTEL_TRACES_EXPORTER"] == {"Fn::If": ["HasOtelExporter", "otlp", "none"]}

@@ -110,6 +110,10 @@ def _env() -> dict[str, Any]:
         "S3_BUCKET": {"Ref": "MaterialsBucket"},
         "PUBLIC_BASE_URL": {"Ref": "PublicBaseUrl"},
         "CORS_ORIGINS": {"Ref": "CorsOrigins"},
+        # Who makes instructors and who changes names: a university's or an academy's policy, set at deployment
+        # (explore71 F11: only a local `.env` could set them).
+        "INSTRUCTOR_REGISTRATION": {"Ref": "InstructorRegistration"},
+        "NAME_CHANGES": {"Ref": "NameChanges"},
         "LLM_BASE_URL": {"Ref": "LlmBaseUrl"},
         "LLM_MODEL": {"Ref": "LlmModel"},
         # Below the functions' 30 s: a hung model is the app's own `assistant_failed` (recorded), not Lambda's kill.
@@ -167,6 +171,16 @@ def _parameters() -> dict[str, Any]:
             pattern="^https?://.+$",
         ),
         "CorsOrigins": param("Browser origins allowed to call the API, comma-separated; empty: none", default=""),
+        "InstructorRegistration": param(
+            "Who makes instructor accounts: open (anyone registering as one) or admins (only an admin)",
+            default="open",
+            allowed=["open", "admins"],
+        ),
+        "NameChanges": param(
+            "Who changes an account's name (printed on certificates): anyone (its owner too) or admins",
+            default="anyone",
+            allowed=["anyone", "admins"],
+        ),
         "TemporalAddress": param("host:port of the Temporal frontend"),
         "KafkaBootstrapServers": param("Kafka bootstrap servers (MSK)"),
         "SchemaRegistryUrl": param("Schema registry URL"),
