@@ -61,6 +61,7 @@ async def verify_certificate(
             course_id=cert.course_id,
             course_url=f"{c.settings.public_base_url}/courses/{cert.course_id}" if live else None,
             instructor_name=cert.instructor_name,
+            reissued_at=cert.reissued_at,
         )
     if browser:
         return HTMLResponse(_page(code, answer), headers=_HEADERS)  # the link printed on the PDF, opened in a browser
@@ -96,6 +97,9 @@ def _page(code: str, answer: CertificateVerification) -> str:
         lines = [
             f"Awarded to {e(answer.student_name or '')} for completing {course}{taught}, on SmartCourse.",
             f"Issued on {answer.issued_at:%d %B %Y}." if answer.issued_at else "",
+            f"Re-issued under the holder's corrected name on {answer.reissued_at:%d %B %Y}."
+            if answer.reissued_at
+            else "",
             f"Revoked on {answer.revoked_at:%d %B %Y}: it is no longer valid." if answer.revoked_at else "",
         ]
     body = "".join(f"<p>{line}</p>" for line in lines if line)

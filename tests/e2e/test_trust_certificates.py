@@ -354,3 +354,53 @@ async def test_a_student_withdraws_their_certificate_from_the_public_check(
     listed = f"/courses/{course['id']}/certificates"
     in_force = await api.client.get(listed, params={"revoked": "false"}, headers=teacher["headers"])
     assert in_force.json() == [], in_force.text  # not in force (explore69 F10: listed as valid)
+
+
+async def test_a_certificate_is_reissued_under_the_corrected_name(api: Api, worker: object, container: Any) -> None:
+    """explore67 F6: a misspelt name, corrected on the account, stayed on the certificate (withdrawing it was the only
+    way out). Re-issued: same code, the check and the PDF carry the corrected name and say when."""
+    import io
+
+    import pypdf
+
+    teacher, student, admin = await api.user("instructor"), await api.user(), await api.admin(container)
+    course, lessons = await course_with_lessons(api, teacher)
+    eid = (await enroll(api, student, course["id"])).json()["id"]
+    await wait_enrollment(api, student, eid, "active")
+    await complete_everything(api, student, lessons)
+    cert = (await api.client.post(f"/enrollments/{eid}/certificate", headers=student["headers"])).json()
+    url = f"/certificates/{cert['id']}/reissue"
+    r = await api.client.post(url, headers=student["headers"])  # nothing to correct: answered as it is
+    assert r.status_code == 200 and r.json()["reissued_at"] is None and r.json()["code"] == cert["code"], r.text
+    r = await api.client.put(f"/users/{student['id']}", json={"full_name": "Zoë Quintana"}, headers=student["headers"])
+    assert r.status_code == 200, r.text
+    r = await api.client.post(url, headers=teacher["headers"])
+    assert (r.status_code, r.json()["code"]) == (403, "not_certificate_student"), r.text
+    r = await api.client.post(url, headers=(await api.user())["headers"])
+    assert (r.status_code, r.json()["code"]) == (404, "certificate_not_found"), r.text
+    r = await api.client.post(url, headers=student["headers"])
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["student_name"], body["code"], body["pdf_ready"]) == ("Zoë Quintana", cert["code"], True), body
+    assert body["reissued_at"]
+    check = (await api.client.get(f"/certificates/verify/{cert['code']}")).json()
+    assert check["valid"] and check["student_name"] == "Zoë Quintana" and check["reissued_at"], check
+    page = await api.client.get(f"/certificates/verify/{cert['code']}", headers={"Accept": "text/html"})
+    assert "Zoë Quintana" in page.text and "Re-issued under the holder's corrected name" in page.text, page.text
+    pdf = await api.client.get(f"/certificates/{cert['id']}/pdf", headers=student["headers"])
+    text = pypdf.PdfReader(io.BytesIO(pdf.content)).pages[0].extract_text()
+    assert "Quintana" in text and "Zo" in text, text
+    # An admin re-issues for the student, recorded in the account's changes; a withdrawn one is not re-issued.
+    r = await api.client.put(
+        f"/users/{student['id']}", json={"full_name": "Zoë Quintana-Ruiz"}, headers=admin["headers"]
+    )
+    assert r.status_code == 200, r.text
+    r = await api.client.post(url, headers=admin["headers"])
+    assert r.status_code == 200 and r.json()["student_name"] == "Zoë Quintana-Ruiz", r.text
+    changes = (await api.client.get(f"/users/{student['id']}/changes", headers=admin["headers"])).json()
+    assert any(c["change"].get("certificate_reissued") == cert["code"] for c in changes["items"]), changes
+    assert (
+        await api.client.post(f"/certificates/{cert['id']}/withdraw", headers=student["headers"])
+    ).status_code == 200
+    r = await api.client.post(url, headers=student["headers"])
+    assert (r.status_code, r.json()["code"]) == (409, "certificate_withdrawn"), r.text

@@ -67,9 +67,10 @@ def test_file_store_calls_are_found_through_the_services() -> None:
     assert calls["delete_material"] == {"delete"}  # services.materials.delete_material deletes the file
     assert calls["erase_user"] == {"delete"}  # services.erasure deletes the erased account's certificate PDFs
     assert calls["withdraw_certificate"] == {"delete"}  # ... and services.certificates.withdraw the one withdrawn
+    assert calls["reissue_certificate"] == {"put"}  # services.certificates.reissue renders the PDF again
     assert {name for name, found in calls.items() if found} == {
         "get_certificate_pdf", "get_material", "upload_material", "delete_material", "erase_user",
-        "withdraw_certificate",
+        "withdraw_certificate", "reissue_certificate",
     }  # fmt: skip
 
 

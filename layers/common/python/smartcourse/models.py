@@ -453,6 +453,8 @@ class Certificate(Base):
     revoked_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", name="fk_certificates_revoked_by"))
     # Its student's account was erased (migration 0031): it names nobody, and the public check answers `withdrawn`.
     withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Re-issued under its holder's corrected name (migration 0033): when its name was last replaced.
+    reissued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Notification(Base):

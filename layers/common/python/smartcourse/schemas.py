@@ -891,7 +891,8 @@ class AccountChangeOut(BaseModel):
     actor_id: uuid.UUID = Field(description="the admin who made it (the account itself for its own erasure)")
     change: dict[str, Any] = Field(
         description="what changed: `full_name`, `email`, `role`, `is_active` as {from, to}; `password`: reset; `bio`: "
-        "changed; `created` or `erased`"
+        "changed; `created` or `erased`; `certificate_withdrawn` or `certificate_reissued` (a code, with the `name` it "
+        "bore)"
     )
     at: datetime
 
@@ -1179,6 +1180,9 @@ class CertificatePublic(BaseModel):
         description="withdrawn from the public check, at its holder's request or with their account's erasure: no "
         "longer verifiable, no PDF",
     )
+    reissued_at: datetime | None = Field(
+        default=None, description="last re-issued under its holder's corrected name (same code); null: as issued"
+    )
 
     @classmethod
     def of(cls, cert: Any, base_url: str, reader: Any = None) -> CertificatePublic:
@@ -1199,6 +1203,7 @@ class CertificatePublic(BaseModel):
             revoked_at=cert.revoked_at,
             revoked_reason=cert.revoked_reason if told else None,
             withdrawn_at=cert.withdrawn_at,
+            reissued_at=cert.reissued_at,
         )
 
 
@@ -1225,6 +1230,10 @@ class CertificateVerification(BaseModel):
     )
     instructor_name: str | None = Field(
         default=None, description="The course's instructor, as their account was named when the certificate was issued"
+    )
+    reissued_at: datetime | None = Field(
+        default=None,
+        description="Re-issued under its holder's corrected name on this date (the name above is the corrected one)",
     )
 
 
