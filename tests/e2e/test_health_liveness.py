@@ -4,6 +4,7 @@ outbox's unrelayed backlog, keeping its contract: 200 `ok` / 503 `degraded`, onl
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
@@ -123,6 +124,39 @@ async def test_a_killed_and_restarted_process_counts_once(api: Api, container: A
         await heartbeats.beat(container.sessionmaker, "worker", heartbeats.instance_name(), started_at=started)
         assert twin in await left()
     finally:
+        await _clear(container, "worker")
+
+
+async def test_a_child_of_run_that_is_not_running_is_down_at_once(api: Api, container: Any, checked: Any) -> None:
+    """explore70 F4: under `smartcourse run`, a killed worker read `up` for up to a minute (its last beat was fresh).
+    A child its record names that is not running is `down` at once; once it runs again (restarted), `up`."""
+    from smartcourse.services import heartbeats
+    from smartcourse.supervise import CHILDREN_FILE
+
+    data_dir = container.settings.data_dir
+    record = data_dir / CHILDREN_FILE
+    assert not record.exists()
+    dead = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await dead.wait()
+    alive = await asyncio.create_subprocess_exec(  # a child of this data directory's run, as `run` starts them
+        "sleep", "60", env={**os.environ, "SMARTCOURSE_DATA_DIR": str(data_dir.resolve())}
+    )
+    await _clear(container, "worker")
+    checked(background_processes="worker", heartbeat_stale_seconds=60.0)
+    try:
+        await heartbeats.beat(container.sessionmaker, "worker", heartbeats.instance_name())  # a fresh beat
+        record.write_text(json.dumps({"worker": dead.pid}))
+        r = await api.client.get("/health")
+        assert r.status_code == 503 and r.json()["status"] == "degraded", r.text
+        worker = r.json()["processes"]["worker"]
+        assert worker["status"] == "down" and f"pid {dead.pid}" in worker["error"], worker
+        record.write_text(json.dumps({"worker": alive.pid}))  # restarted
+        r = await api.client.get("/health")
+        assert r.json()["processes"]["worker"]["status"] == "up", r.text
+    finally:
+        record.unlink(missing_ok=True)
+        alive.kill()
+        await alive.wait()
         await _clear(container, "worker")
 
 

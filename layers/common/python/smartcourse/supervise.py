@@ -119,6 +119,20 @@ def stop_left_children(data_dir: Path, timeout: float = 15) -> list[str]:
     return [f"stopped the {name} (pid {pid}) a previous run left running" for name, pid in alive.items()]
 
 
+def children_gone(data_dir: Path) -> dict[str, int]:
+    """The children the `run` of `data_dir` started (its `CHILDREN_FILE`) that are not running now, name -> pid: killed
+    or crashed, their restart pending (the record names each child's newest pid). Read by `/health` on the same
+    machine: a dead worker read `up` until its last beat was a minute old (explore70 F4). Empty without a record (no
+    `run` here: a deployment, the tests)."""
+    import json
+
+    try:
+        recorded = {str(name): int(pid) for name, pid in json.loads((data_dir / CHILDREN_FILE).read_text()).items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+    return {name: pid for name, pid in recorded.items() if not _environ_names(pid, data_dir)}
+
+
 @dataclass
 class Children:
     """The long-running children of `smartcourse run` (name -> argv), all started with `env`; `record`: the file

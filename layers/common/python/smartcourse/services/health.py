@@ -15,6 +15,7 @@ from sqlalchemy import text
 from smartcourse.adapters.local_index import local_directory, probe_local
 from smartcourse.metrics import ENGINE_UP
 from smartcourse.services import dispatcher, heartbeats, outbox
+from smartcourse.supervise import children_gone
 
 #: The header of a health report's 503 in the OpenAPI document (every 503 carries it: `api.app._error`'s rule).
 RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before asking again", "schema": {"type": "integer"}}}
@@ -197,10 +198,22 @@ async def _processes(c: Any, timeout: float = 3.0) -> dict[str, dict[str, Any]]:
         return {}
     try:
         async with asyncio.timeout(timeout), c.sessionmaker() as session:
-            return await heartbeats.liveness(session, expected=expected, stale_after=c.settings.heartbeat_stale_seconds)
+            report = await heartbeats.liveness(
+                session, expected=expected, stale_after=c.settings.heartbeat_stale_seconds
+            )
     except Exception as exc:
         error = f"heartbeats unreadable: {type(exc).__name__}: {exc}"[:300]
         return {name: {"status": "unknown", "error": error} for name in expected or ("background",)}
+    # Under `smartcourse run`, a child that is not running is down at once, whatever the age of its last beat.
+    for name, pid in (await asyncio.to_thread(children_gone, c.settings.data_dir)).items():
+        entry = report.get(name)
+        if entry is not None and entry["status"] == "up":
+            entry["status"] = "down"
+            entry["error"] = (
+                f"its process (pid {pid}) is not running: killed or crashed; `smartcourse run` restarts it (its log "
+                "says when)"
+            )
+    return report
 
 
 async def _outbox(c: Any, timeout: float = 3.0) -> dict[str, Any]:
