@@ -222,6 +222,21 @@ async def test_a_pass_of_a_rewritten_quiz_lifts_no_limit_on_the_new_one(api: Api
     progress = (await api.client.get(f"/enrollments/{eid}/progress", headers=student["headers"])).json()
     view = next(lsn for lsn in progress["lessons"] if lsn["lesson_id"] == quiz["id"])
     assert (view["status"], view["attempts_left"]) == ("completed", 1)  # the pass stays; the limit is the submit's
+    # Every attempt stays listed with its score, the old quiz's marked as such (explore63 F5: the instructor's
+    # gradebook lost the scores of a rewritten quiz).
+    listed = f"/enrollments/{eid}/attempts"
+    for who in (student, teacher):
+        r = await api.client.get(listed, headers=who["headers"])
+        assert r.status_code == 200 and r.headers["X-Total-Count"] == "2", r.text
+        assert [(a["attempt"], a["score"], a["passed"], a["on_the_quiz_as_it_is"]) for a in r.json()] == [
+            (2, 0, False, True),
+            (1, 100, True, False),
+        ], r.text
+        assert r.json()[1]["answers"] == [1, 0] and r.json()[0]["quiz_title"] == quiz["title"]
+    r = await api.client.get(listed, headers=(await api.user("instructor"))["headers"])
+    assert (r.status_code, r.json()["code"]) == (404, "enrollment_not_found"), r.text
+    r = await api.client.get(listed, params={"page_size": 1, "page": 2}, headers=student["headers"])
+    assert [a["attempt"] for a in r.json()] == [1], r.text
 
 
 async def test_a_completed_enrollment_shows_no_attempts_to_use_after_a_rewrite(

@@ -1131,6 +1131,23 @@ class ProgressPublic(BaseModel):
     modules: list[ModuleProgressPublic]
 
 
+class QuizAttemptPublic(BaseModel):
+    """One graded submission of a quiz in an enrollment (`GET /enrollments/{id}/attempts`): what was answered, its
+    score, and whether it answered the quiz as it is now."""
+
+    lesson_id: uuid.UUID
+    quiz_title: str | None = Field(description="the quiz's title in the live version; null: it left the course")
+    attempt: int = Field(description="its number among the student's attempts on this quiz, across enrollments")
+    score: int = Field(description="percent of the questions answered right")
+    passed: bool
+    answers: list[int] = Field(description="the option chosen for each question, from 0, as submitted")
+    submitted_at: datetime
+    on_the_quiz_as_it_is: bool = Field(
+        description="it answered the quiz as the live version has it; false: the quiz was rewritten since (its "
+        "progress and attempt limit count the attempts on the quiz as it is), or it left the course"
+    )
+
+
 class QuizSubmitIn(Strict):
     answers: Annotated[list[Annotated[StrictInt, Field(ge=0, le=100)]], Field(min_length=1, max_length=100)]
     version: StrictInt | None = Field(
