@@ -17,6 +17,8 @@ from tests.e2e.test_enrollment import (
     wait_enrollment,
 )
 
+Json = dict[str, Any]
+
 
 async def test_malformed_verification_codes_are_422_not_503(api: Api) -> None:
     for code in ("%00", "SC-%00-AAAA", "x" * 60, "SC-9999-0000-AAAA-AAAA", "'; drop table--"):
@@ -167,16 +169,22 @@ async def test_a_revoked_certificate_opens_no_course_that_requires_it(api: Api, 
     )
 
 
-async def test_an_admin_revokes_a_certificate_and_its_check_says_so(api: Api, worker: object, container: Any) -> None:
-    """explore8 F5: nothing could revoke a certificate, and a forged code read like a revoked one. An admin revokes
-    (with a reason, told to the student); the public check answers `revoked` (never why), a browser gets a page."""
-    teacher, student = await api.user("instructor"), await api.user()
-    admin = await api.admin(container)
+async def _certified(api: Api, teacher: Json, student: Json) -> tuple[Json, str, Json]:
+    """(a course of `teacher`'s, `student`'s enrollment in it, completed, and its certificate)."""
     course, lessons = await course_with_lessons(api, teacher)
     eid = (await enroll(api, student, course["id"])).json()["id"]
     await wait_enrollment(api, student, eid, "active")
     await complete_everything(api, student, lessons)
     cert = (await api.client.post(f"/enrollments/{eid}/certificate", headers=student["headers"])).json()
+    return course, eid, cert
+
+
+async def test_an_admin_revokes_a_certificate_and_its_check_says_so(api: Api, worker: object, container: Any) -> None:
+    """explore8 F5: nothing could revoke a certificate, and a forged code read like a revoked one. An admin revokes
+    (with a reason, told to the student); the public check answers `revoked` (never why), a browser gets a page."""
+    teacher, student = await api.user("instructor"), await api.user()
+    admin = await api.admin(container)
+    course, eid, cert = await _certified(api, teacher, student)
     check = f"/certificates/verify/{cert['code']}"
     r = await api.client.get(check, headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html"), r.text
@@ -332,11 +340,7 @@ async def test_a_student_withdraws_their_certificate_from_the_public_check(
     showed the student's name under "Revoked certificate". The holder withdraws it: the check says `withdrawn` and
     nothing else, the PDF is gone, the completion stands."""
     teacher, student = await api.user("instructor"), await api.user()
-    course, lessons = await course_with_lessons(api, teacher)
-    eid = (await enroll(api, student, course["id"])).json()["id"]
-    await wait_enrollment(api, student, eid, "active")
-    await complete_everything(api, student, lessons)
-    cert = (await api.client.post(f"/enrollments/{eid}/certificate", headers=student["headers"])).json()
+    course, eid, cert = await _certified(api, teacher, student)
     url = f"/certificates/{cert['id']}/withdraw"
     r = await api.client.post(url, headers=teacher["headers"])
     assert (r.status_code, r.json()["code"]) == (403, "not_certificate_student"), r.text
@@ -364,11 +368,7 @@ async def test_a_certificate_is_reissued_under_the_corrected_name(api: Api, work
     import pypdf
 
     teacher, student, admin = await api.user("instructor"), await api.user(), await api.admin(container)
-    course, lessons = await course_with_lessons(api, teacher)
-    eid = (await enroll(api, student, course["id"])).json()["id"]
-    await wait_enrollment(api, student, eid, "active")
-    await complete_everything(api, student, lessons)
-    cert = (await api.client.post(f"/enrollments/{eid}/certificate", headers=student["headers"])).json()
+    _, _, cert = await _certified(api, teacher, student)
     url = f"/certificates/{cert['id']}/reissue"
     r = await api.client.post(url, headers=student["headers"])  # nothing to correct: answered as it is
     assert r.status_code == 200 and r.json()["reissued_at"] is None and r.json()["code"] == cert["code"], r.text
