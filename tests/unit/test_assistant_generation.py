@@ -766,6 +766,15 @@ def test_a_dropped_sentence_is_cut_where_a_sentence_starts_not_inside_a_word() -
     assert evidence.drop_sentences(text, ["SQL keeps the outbox rows."]) == "PostgreSQL keeps the outbox rows."
 
 
+def test_a_cut_off_last_sentence_is_dropped_at_the_end_not_where_an_earlier_one_begins_like_it() -> None:
+    """explore73 F3: the cut-off end "HTTP is a protocol" was dropped from the start of the first sentence ("HTTP is
+    a protocol for …"), which was mutilated, and the text kept its cut end and was refused."""
+    from smartcourse.assistant.generation import _without_unfinished_end
+
+    text = "HTTP is a protocol for fetching resources. Servers answer requests. HTTP is a protocol"
+    assert _without_unfinished_end(text) == "HTTP is a protocol for fetching resources. Servers answer requests."
+
+
 async def test_a_generation_stream_never_shows_the_prompts_markup() -> None:
     """explore7 F8: a summary stream sent `<course_material>\\n<passage n="1" ...>` as tokens before its reset (the
     ask stream held it back). The markup is held back and the attempt stopped there; the retry's text streams."""

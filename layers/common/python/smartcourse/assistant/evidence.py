@@ -969,13 +969,17 @@ def supported_and_not(
 _EMPTY_ITEM = re.compile(r"^[^\S\n]*(?:[-*\u2022]|\d+[.)])?[^\S\n]*$\n?", re.M)
 
 
-def drop_sentences(text: str, drop: Sequence[str]) -> str:
-    """The text without the given sentences (each found once, whatever whitespace the text had between its words),
-    without the list items and blank lines that leaves empty."""
+def drop_sentences(text: str, drop: Sequence[str], *, last: bool = False) -> str:
+    """The text without the given sentences (each found once, whatever whitespace the text had between its words;
+    with `last`, its last occurrence: a cut-off last sentence is the text's end, not an earlier sentence it begins
+    like, explore73 F3), without the list items and blank lines that leaves empty."""
     for sentence in drop:
         # Where a sentence starts: not inside a word ("SQL …" is not the end of "PostgreSQL …").
         pattern = r"[^\S\n]*(?<!\S)" + r"\s+".join(re.escape(w) for w in sentence.split())
-        text = re.sub(pattern, "", text, count=1)
+        found = list(re.finditer(pattern, text))
+        if found:
+            at = found[-1] if last else found[0]
+            text = text[: at.start()] + text[at.end() :]
     text = _EMPTY_ITEM.sub("", text) if drop else text
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 

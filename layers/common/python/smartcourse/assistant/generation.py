@@ -428,7 +428,7 @@ def _without_unfinished_end(body: str) -> str:
     said = [s.text for s in sentences(body)]
     if len(said) < 2:
         return body  # nothing would be left: judged as it is (too short, or unsupported)
-    return evidence.drop_sentences(body, said[-1:])
+    return evidence.drop_sentences(body, said[-1:], last=True)
 
 
 _PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
