@@ -272,6 +272,42 @@ def test_a_line_that_plays_back_a_passage_label_is_dropped() -> None:
     assert generation.parse_grounded_text(kept, [OUTBOX, RELAY]) == kept
 
 
+def test_a_summary_made_of_source_labels_is_refused() -> None:
+    """explore73 F2: a course summary made only of lines of label names ("- Anatomy of a response — Foundations of
+    HTTP", some invented, one twice) was accepted. A sentence naming a lesson is kept."""
+    labels = (
+        "The passages in this response are:\n\n- Why an outbox \u2014 Module 1\n- The relay \u2014 Outbox and relay\n"
+    )
+    with pytest.raises(generation.InvalidOutput):  # what is left is its heading line
+        generation.parse_grounded_text(labels + "- The relay \u2014 Outbox and relay", [OUTBOX, RELAY])
+    text = "The relay \u2014 a process of its own \u2014 publishes the outbox rows in order [2]."
+    assert generation.parse_grounded_text(labels + text, [OUTBOX, RELAY]).endswith(text)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "options", "why"),
+    [
+        ("Why an outbox \u2014 Module 1 \u203a Why an outbox", ["The outbox", "The relay"], "source label"),
+        ("What does the outbox table commit in the passage n=", ["Events", "Rows"], "prompt's markup"),
+        ("What does the outbox table commit?", ["1", "2", "3"], "number their slots"),
+        ("Which rows does the relay lock?", ["4", "5", "6"], "number their slots"),
+    ],
+)
+def test_a_quiz_that_plays_the_prompt_back_is_refused(prompt: str, options: list[str], why: str) -> None:
+    """explore73 F1: prompts that were the passages' source labels or the prompt's markup, with options "1", "2",
+    "3", were accepted and saved as a quiz."""
+    bad = json.loads(json.dumps(GOOD))
+    bad["questions"][0].update(prompt=prompt, options=options, answer=0)
+    with pytest.raises(generation.InvalidOutput, match=why):
+        generation.parse_quiz(json.dumps(bad), n_questions=2, n_passages=2, passages=[OUTBOX, RELAY])
+
+
+def test_numbers_asked_for_are_answers() -> None:
+    asked = json.loads(json.dumps(GOOD))
+    asked["questions"][0].update(prompt="How many relays publish the outbox table's events?", options=["1", "2"])
+    assert len(generation.parse_quiz(json.dumps(asked), n_questions=2, n_passages=2, passages=[OUTBOX, RELAY])) == 2
+
+
 class JsonChat(ScriptedChat):
     """A fake with the adapter's `stream_json`: each scripted reply is text, or an exception to raise mid-stream."""
 

@@ -435,7 +435,14 @@ def leaks_system_prompt(answer: str, window: int = 6) -> bool:
 #: The markup and the instruction line of the answer prompt (`prompts.answer_messages`): an answer carrying any of
 #: them is the prompt played back (the local SmolLM2-135M does it: "<course_material> <passage n="1" …> … Question: …
 #: Answer, citing passages like [1]:", whose "[1]" passed the citation check), not an answer.
-PROMPT_MARKUP = ("<course_material", "</course_material", "<passage", "</passage", "citing passages like")
+PROMPT_MARKUP = (
+    "<course_material",
+    "</course_material",
+    "<passage",
+    "</passage",
+    "passage n=",  # without its "<": "What is the status code of the first passage in the passage n=" (explore73 F1)
+    "citing passages like",
+)
 
 
 def _label_words(text: str) -> tuple[str, ...]:
@@ -448,9 +455,25 @@ def without_source_labels(text: str, passages: Sequence[Hit]) -> str:
     and separators ("<<What is a Coral - Reefs > What is a Coral > Corals>>"), not a sentence of the text."""
     labels = {_label_words(source_label(h)) for h in passages} | {_label_words(h.chunk.title) for h in passages}
     labels.discard(())
+    names = {_label_words(name) for h in passages for name in [h.chunk.title, *h.chunk.location.split(" > ")]} - {()}
     lines = text.splitlines(keepends=True)
-    kept = [line for line in lines if _label_words(line) not in labels]
+    kept = [line for line in lines if _label_words(line) not in labels and not _names_a_source(line, names)]
     return "".join(kept) if len(kept) < len(lines) else text
+
+
+#: The separators of a source label as the model writes them back (`prompts.source_label`: "Title — Module > Lesson").
+_LABEL_SEPARATOR = re.compile(r"\s+(?:[\u2014\u2013>\u203a\u00bb|]|-{1,2})\s+")
+
+
+def _names_a_source(line: str, names: set[tuple[str, ...]]) -> bool:
+    """A line that is a label's names joined by its separators, in whatever order or part, some invented: "- Anatomy
+    of a response — Foundations of HTTP" (explore73 F2: a course summary made only of such lines was accepted). Not a
+    sentence: ending with one's punctuation keeps it."""
+    bare = re.sub(r"^\s*(?:[-*\u2022]|\d+[.)])\s+", "", line).strip()
+    if not bare or bare[-1] in ".!?:;" or len(bare.split()) > 16:
+        return False
+    parts = _LABEL_SEPARATOR.split(bare)
+    return len(parts) >= 2 and any(_label_words(part) in names for part in parts)
 
 
 def leaks_prompt(answer: str) -> bool:

@@ -173,14 +173,47 @@ def parse_quiz(
     prompts_seen = [_same_text(q.prompt) for q in draft.questions]
     if len(set(prompts_seen)) != len(prompts_seen):
         raise InvalidOutput("two questions have the same prompt")
+    material = _Material(passages) if passages else None
     for i, q in enumerate(draft.questions):
-        if why := _degenerate_text(q.prompt, QUIZ_PROMPT_CHARS) or next(
-            (w for o in q.options if (w := _degenerate_option(o))), None
+        if why := (
+            _degenerate_text(q.prompt, QUIZ_PROMPT_CHARS)
+            or next((w for o in q.options if (w := _degenerate_option(o))), None)
+            or _numbered_slots(q)
+            or _plays_the_prompt(q, material)
         ):
             raise InvalidOutput(f"question {i}: {why}")
         if passages:
             q.source = _source_of(q, passages, i)
     return draft.questions
+
+
+#: A prompt that asks for a number: its options may well be consecutive numbers.
+_ASKS_A_NUMBER = re.compile(
+    r"\b(?:how\s+(?:many|much|long|old|often)|number|count|year|percent|digits?|bits?|bytes?|version)\b", re.IGNORECASE
+)
+
+
+def _numbered_slots(question: GeneratedQuestion) -> str | None:
+    """Options that number their slots ("1", "2", "3"; the next question's "4", "5", "6"), as "a", "b", "c" name them
+    (explore73 F1: both were saved as a quiz), unless the prompt asks for a number."""
+    values = [o.strip().rstrip(".)") for o in question.options]
+    if not all(v.isdigit() for v in values) or _ASKS_A_NUMBER.search(question.prompt):
+        return None
+    numbers = [int(v) for v in values]
+    if numbers == list(range(numbers[0], numbers[0] + len(numbers))):
+        return f"the options number their slots ({', '.join(question.options)}), not answers"
+    return None
+
+
+def _plays_the_prompt(question: GeneratedQuestion, material: _Material | None) -> str | None:
+    """A prompt or an option that plays the prompt back: its markup ("… in the passage n=") or a passage's source
+    label ("What HTTP is — Foundations of HTTP > What HTTP is": explore73 F1, saved as a quiz's questions)."""
+    for text in (question.prompt, *question.options):
+        if evidence.leaks_prompt(text):
+            return "a text repeats the prompt's markup"
+        if material is not None and material.plays_a_label(text):
+            return "a text plays back a passage's source label"
+    return None
 
 
 def _source_of(question: GeneratedQuestion, passages: Sequence[Hit], i: int) -> int:
