@@ -566,6 +566,20 @@ async def test_instructor_generation_and_saving_a_quiz(api: Api, worker: object,
         )
         assert r.status_code == 201 and r.json()["id"] != saved, r.text
 
+    # A quiz an admin (a course team's TA) generated for the course: its instructor saves it (explore73 F6: 404),
+    # another instructor learns nothing of it.
+    admin = await api.admin(container)
+    with scripted(container, ScriptedChat(json.dumps(quiz))):
+        r = await api.client.post(
+            "/ai/generate-quiz", json={"course_id": cid, "num_questions": 1}, headers=admin["headers"]
+        )
+        assert r.status_code == 200, r.text
+    save = f"/ai/generated-quizzes/{r.json()['id']}/save"
+    r = await api.client.post(save, json={"module_id": course["module_id"]}, headers=other["headers"])
+    assert (r.status_code, r.json()["code"]) == (404, "generated_quiz_not_found"), r.text
+    r = await api.client.post(save, json={"module_id": course["module_id"]}, headers=teacher["headers"])
+    assert r.status_code == 201 and r.json()["type"] == "quiz", r.text
+
     with scripted(container, ScriptedChat("not json at all")):
         r = await api.client.post(
             "/ai/generate-quiz", json={"course_id": cid, "num_questions": 2}, headers=teacher["headers"]

@@ -857,13 +857,23 @@ async def _refuse_if_saved(uow: UnitOfWork, quiz: AiGeneratedQuiz) -> None:
         )
 
 
+async def _savable(uow: UnitOfWork, principal: Principal, quiz: AiGeneratedQuiz | None) -> AiGeneratedQuiz:
+    """The quiz, for whoever generated it, the course's instructor (a TA's or an admin's quiz for their course:
+    explore73 F6, the owner got 404) and admins; anyone else 404."""
+    if quiz is not None and not (principal.is_admin or quiz.created_by == principal.user_id):
+        teacher = await uow.session.scalar(select(Course.instructor_id).where(Course.id == quiz.course_id))
+        if teacher is None or not rules.teaches(principal, teacher):
+            quiz = None
+    if quiz is None:
+        raise NotFound("generated quiz not found", code="generated_quiz_not_found")
+    return quiz
+
+
 async def _ensure_source_kept(container: Any, principal: Principal, quiz_id: uuid.UUID, *, allowed: bool) -> None:
     """409 `generated_quiz_source_gone` if the quiz's source lesson or material is no longer in the working copy (the
     material is read with no connection held: the document store may share the pool)."""
     async with container.uow() as uow:
-        quiz = await uow.session.get(AiGeneratedQuiz, quiz_id)
-        if quiz is None or not (principal.is_admin or quiz.created_by == principal.user_id):
-            raise NotFound("generated quiz not found", code="generated_quiz_not_found")
+        quiz = await _savable(uow, principal, await uow.session.get(AiGeneratedQuiz, quiz_id))
         await _refuse_if_saved(uow, quiz)  # first: allowing a missing source would not save it (explore25 F4)
         source = quiz.lesson_id
         if allowed or source is None or await uow.session.get(Lesson, source) is not None:
@@ -887,9 +897,7 @@ async def save_generated_quiz(
     no longer had (explore17 F7)."""
     await _ensure_source_kept(container, principal, quiz_id, allowed=body.allow_missing_source)
     async with container.uow() as uow:
-        quiz = await uow.session.get(AiGeneratedQuiz, quiz_id, with_for_update=True)
-        if quiz is None or not (principal.is_admin or quiz.created_by == principal.user_id):
-            raise NotFound("generated quiz not found", code="generated_quiz_not_found")
+        quiz = await _savable(uow, principal, await uow.session.get(AiGeneratedQuiz, quiz_id, with_for_update=True))
         await _refuse_if_saved(uow, quiz)  # again under the row lock: a concurrent save
         try:
             data = LessonIn(
