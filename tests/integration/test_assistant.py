@@ -503,7 +503,9 @@ async def test_dashboard_counts_ai_usage_and_reconciles(api: Api, worker: object
     assert dashboard["ai_assistant_usage"] == after
 
 
-async def test_instructor_generation_and_saving_a_quiz(api: Api, worker: object, container: Any) -> None:
+async def test_instructor_generation_and_saving_a_quiz(
+    api: Api, worker: object, container: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     teacher = await api.user("instructor")
     course = await published_course(api, teacher, OUTBOX_LESSON, GARDEN_LESSON)
     student = await enrolled_student(api, course["id"])
@@ -586,6 +588,18 @@ async def test_instructor_generation_and_saving_a_quiz(api: Api, worker: object,
         )
         assert r.status_code == 503 and r.json()["code"] == "ai_output_invalid", r.text
         assert r.json()["details"]["interaction_id"]
+    # Streamed, the same failure is an `error` event in a 200 answer: a log line says it (explore73 F8).
+    with scripted(container, ScriptedChat("not json at all")), caplog.at_level(logging.WARNING):
+        r = await api.client.post(
+            "/ai/generate-quiz",
+            json={"course_id": cid, "num_questions": 2},
+            headers={**teacher["headers"], "Accept": "text/event-stream"},
+        )
+        assert r.status_code == 200 and "event: error" in r.text and "ai_output_invalid" in r.text, r.text
+    assert any(
+        "assistant quiz failed: ai_output_invalid" in rec.getMessage() and "interaction" in rec.getMessage()
+        for rec in caplog.records
+    ), [rec.getMessage() for rec in caplog.records]
 
     objectives = "1. Explain why the outbox stores events with the state change.\n2. Describe the relay."
     with scripted(container, ScriptedChat(objectives)):

@@ -712,6 +712,15 @@ class GenerationRun:
             await record_failure(self.container, it, exc)
             if isinstance(exc, DomainError):
                 exc.details = {**(exc.details or {}), "interaction_id": str(it.id)}
+                # Said here: a stream's failure is an `error` event in a 200 answer, which its access line does not
+                # tell (explore73 F8: the metrics counted failures no log line matched).
+                log.warning(
+                    "assistant %s failed: %s (%s) (interaction %s)",
+                    it.kind,
+                    exc.code,
+                    (exc.details or {}).get("reason") or exc.message,
+                    it.id,
+                )
                 raise
             if isinstance(exc, asyncio.CancelledError):
                 raise
