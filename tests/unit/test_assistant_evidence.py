@@ -1042,3 +1042,84 @@ def test_a_filler_verb_is_no_subject_word() -> None:
     erratics = hit(51, "Glacial deposition", "Boulders carried far from their source rock are erratics.", 0.2, 1.5)
     assert evidence.decide("Where do erratics come from?", [erratics], Knobs()).route == "answer"
     assert evidence.decide("Where do comets come from?", [erratics], Knobs()).route == "refuse"
+
+
+DURABILITY = hit(
+    40,
+    "ACID properties",
+    "Durability means that once a transaction commits, its changes survive a crash: the database writes them to "
+    "its log before it answers.",
+    0.55,
+)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "My exam is on Monday, what does durability mean?",
+        "In English please: what does durability mean?",
+        "Our lecturer Dr Smith asked us: what does durability mean?",
+    ],
+)
+def test_a_day_a_language_or_a_titled_person_is_no_name_the_course_must_have(question: str) -> None:
+    """explore72 F1: every capitalised word past the first was a name the course must mention: these were refused
+    as off-course. A name that is the question's subject still is ("What does Oracle mean by durability?")."""
+    assert evidence.decide(question, [DURABILITY], Knobs()).route == "answer", question
+    decided = evidence.decide("What does Oracle mean by durability?", [DURABILITY], Knobs())
+    assert (decided.route, decided.reason) == ("refuse", "names_not_in_material")
+
+
+def quiz_hit(n: int, title: str, text: str, vector: float) -> Hit:
+    import dataclasses
+
+    found = hit(n, title, text, vector)
+    chunk = dataclasses.replace(found.chunk, location=f"Module 1 > {title} > {evidence.QUIZ_HEADING}")
+    return dataclasses.replace(found, chunk=chunk)
+
+
+def test_a_quizs_prompts_take_no_passage_slot_from_the_text_that_answers() -> None:
+    """explore72 F2: the quiz ranked first for a question worded like it, and the passage with the answer was fifth,
+    dropped."""
+    quiz = quiz_hit(41, "Joins quiz", "Which join keeps every row of the left table? Which join pairs every row?", 0.7)
+    others = [
+        hit(
+            42 + i,
+            f"Join {i}",
+            f"A join of kind {i} pairs rows of two tables on a condition of its own.",
+            0.6 - i / 100,
+        )
+        for i in range(3)
+    ]
+    left = hit(46, "Left outer join", "A left outer join keeps every row of the left table, matched or not.", 0.56)
+    decided = evidence.decide("Which join keeps every row of the left table?", [quiz, *others, left], Knobs())
+    assert decided.route == "answer" and quiz not in decided.passages and left in decided.passages, decided
+
+
+def test_terms_written_in_capitals_are_subject_words_not_stopwords() -> None:
+    """explore72 F3: "WHERE" and "HAVING" were stopwords, and the question's only subject word was "difference"."""
+    assert evidence.subject_words("What is the difference between WHERE and HAVING?") == [
+        "difference",
+        "between",
+        "where",
+        "having",
+    ]
+    assert "where" not in evidence.subject_words("Where is the difference?")
+    assert evidence.subject_words("WHAT IS A FOREIGN KEY") == ["foreign", "key"]  # shouted: no terms
+
+
+def test_i_dont_get_it_is_a_plea_for_help() -> None:
+    """explore72 F9: "I don't get it" was refused as off-course, while "I'm stuck" was clarified."""
+    decision = evidence.decide("I don't get it", [FRENCH, CHINESE], Knobs())
+    assert (decision.route, decision.reason) == ("clarify", "no_subject")
+
+
+def test_a_source_with_every_word_is_answered_not_clarified_against_titles_with_one() -> None:
+    """explore72 F6: "What is a covering index?" offered the *Indexes* lesson and a quiz (each with "index" in its
+    title), though the glossary, the best hit, defines it."""
+    glossary = hit(
+        47, "glossary.txt", "Covering index: an index that contains every column a query needs.", 0.52, 4.6, "material"
+    )
+    lesson = hit(48, "Indexes", "A B-tree index keeps keys in order; a hash index answers equality tests.", 0.5)
+    quiz = quiz_hit(49, "Indexes quiz", "Which index answers a range query?", 0.49)
+    decision = evidence.decide("What is a covering index?", [glossary, lesson, quiz], Knobs())
+    assert decision.route == "answer" and decision.passages[0] is glossary, decision

@@ -50,7 +50,9 @@ async def test_a_question_is_tied_only_to_sections_above_the_relevance_floor() -
     course = SimpleNamespace(id=uuid.uuid4(), index_version=1)
     container = _Container([matrix, calvin])
     question = "What does RuBisCO do in the Calvin cycle?"
-    loose = await recommendations._search_sections(container, course, question)  # type: ignore[arg-type]
+    loose = await recommendations._search_sections(container, course, question, quizzes=frozenset())  # type: ignore[arg-type]
     assert [s.chunk_id for s in loose] == ["c1", "c2"]  # a failed quiz's sections: unchanged
-    strict = await recommendations._search_sections(container, course, question, evidence_only=True)  # type: ignore[arg-type]
+    strict = await recommendations._search_sections(
+        container, course, question, quizzes=frozenset(), evidence_only=True
+    )  # type: ignore[arg-type]
     assert [s.chunk_id for s in strict] == ["c2"]  # the keyword hit on its subject words; the weak one is dropped

@@ -51,10 +51,26 @@ _QUIZ_ANSWERS = re.compile(
 _CITATION = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 
 
+#: A word written in capitals (two letters or more): a term, a keyword of a language ("WHERE", "HAVING", "IN"), never
+#: a stopword (explore72 F3: "What is the difference between WHERE and HAVING?" had one subject word, "difference").
+_TERM = re.compile(r"(?<![\w'])[A-Z]{2,}(?![\w'])")
+
+
 def subject_words(question: str) -> list[str]:
-    """The words that could name what the question is about (stopwords and pronouns removed), in any script:
-    Unicode words, and CJK text as character bigrams (`text.tokens`)."""
-    return [w for w in words.tokens(question) if w not in STOPWORDS and (len(w) > 1 or words.is_cjk(w))]
+    """The words that could name what the question is about (stopwords and pronouns removed, but for the ones written
+    as terms, in capitals, in a text not written in capitals throughout), in any script: Unicode words, and CJK text
+    as character bigrams (`text.tokens`)."""
+    terms = _terms(question)
+    return [w for w in words.tokens(question) if (w not in STOPWORDS or w in terms) and (len(w) > 1 or words.is_cjk(w))]
+
+
+def _terms(text: str) -> frozenset[str]:
+    if not any(c.isupper() for c in text):
+        return frozenset()
+    found = _TERM.findall(text)
+    if not found or len(found) * 2 > len(text.split()):  # shouted, not spelt as terms
+        return frozenset()
+    return frozenset(t.lower() for t in found)
 
 
 def subject_stems(text: str) -> set[str]:
@@ -143,7 +159,7 @@ _HELP_STEMS = frozenset(
     for w in (
         "help helping helps stuck start starting begin beginning next study studying learn learning understand "
         "understanding confused confusing lost idea ideas clue hint hints advice tip tips i'm im please anything "
-        "something everything"
+        "something everything get got getting don't dont doesn't didn't"  # "I don't get it" (explore72 F9)
     ).split()
 )
 
@@ -217,8 +233,13 @@ def decide(question: str, hits: Sequence[Hit], knobs: Knobs) -> Decision:
             # The question is one source's title ("What are sea butterflies?"): a quiz sharing one of its words
             # ("Deep sea quiz") makes it no less clear (explore23 F3).
             titled, one_name = whole, True
+        # A source with more of the question's words than the titled ones is the answer's, not a reason to ask
+        # (explore72 F6: "What is a covering index?" offered *Indexes* and a quiz, though the glossary says it).
+        top = max((_coverage(h, stems) for h in sources), default=0)
         for candidates in (titled,) if one_name else (close, titled):
             offered = [h for h in candidates if _offerable(h)]
+            if offered and max(_coverage(h, stems) for h in offered) < top:
+                continue
             # Only the parts with most of the question's words are a choice: "What is glacial plucking?" was asked to
             # pick between *Glacial erosion* and *Glacial deposition*, though only the first says plucking
             # (explore34 F9).
@@ -230,7 +251,11 @@ def decide(question: str, hits: Sequence[Hit], knobs: Knobs) -> Decision:
     if named:
         ids = {h.chunk.chunk_id for h in named}
         strong = named + [h for h in strong if h.chunk.chunk_id not in ids]
-    return Decision("answer", "evidence", [], strong[: knobs.max_passages])
+    # A quiz's prompts are never quoted and answer nothing: they take no passage slot from the text that does
+    # (explore72 F2: "Which join keeps every row of the left table?" ranked the quiz first and the left-join passage
+    # fifth, dropped), unless nothing else was found.
+    teaching = [h for h in strong if not is_quiz_prompts(h)]
+    return Decision("answer", "evidence", [], (teaching or strong)[: knobs.max_passages])
 
 
 #: A name in a question: a capitalised word (not its first, which any sentence capitalises, nor one after Spanish's
@@ -274,7 +299,27 @@ def absent_names(question: str, passages: Sequence[Hit], *, phrase: bool = False
         # word).
         return phrase and all(any(_same_word(a, b) for b in seen) for a in stems)
 
-    return [n for n in names if n.lower() not in STOPWORDS and not mentioned(n)]
+    asides = _asides(question)
+    return [n for n in names if n.lower() not in STOPWORDS and n not in asides and not mentioned(n)]
+
+
+#: Capitalised words a student writes around a question, not what it asks about: days, months, languages, titles
+#: (explore72 F1: "My exam is on Monday, what does durability mean?", "In English please: …" and "Our lecturer Dr
+#: Smith asked us: …" were refused as questions about something the course never names).
+_ASIDE_WORDS = frozenset(
+    """Monday Tuesday Wednesday Thursday Friday Saturday Sunday January February March April May June July August
+    September October November December English French Spanish German Italian Portuguese Dutch Arabic Chinese
+    Japanese Korean Russian Hindi Turkish Polish Greek Dr Prof Professor Mr Mrs Ms Miss Sir Madam Dean Lecturer
+    Teacher Tutor Thanks Thank Hello Hi Hey Sorry Please OK Okay""".split()
+)
+#: A name after a title ("Dr Smith", "Prof. Nguyen"): a person the student quotes, not the question's subject.
+_TITLED_PERSON = re.compile(
+    r"\b(?:Dr|Prof|Professor|Mr|Mrs|Ms|Miss|Sir|Dean|Lecturer|Teacher|Tutor)\.?\s+([A-Z][\w'-]+)"
+)
+
+
+def _asides(question: str) -> set[str]:
+    return set(_ASIDE_WORDS) | {m.group(1) for m in _TITLED_PERSON.finditer(question)}
 
 
 def invented_names(text: str, said: str) -> list[str]:
@@ -319,7 +364,7 @@ def _passage_stems(title: str, location: str, text: str) -> frozenset[str]:
 def _offerable(hit: Hit) -> bool:
     """A part of the course a clarification may name: not one whose name or whole text is instruction-like ("Notes >
     Instructions for the tutor" was offered as a topic, and asking about it was then refused: explore23 F7)."""
-    if looks_like_injection(source_label(hit)):
+    if looks_like_injection(source_label(hit)) or is_quiz_prompts(hit):  # a quiz is nothing to read about
         return False
     return bool(defang(hit.chunk.text).replace(OMITTED, "").strip())
 
