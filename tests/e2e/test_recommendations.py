@@ -35,8 +35,9 @@ LESSONS = {
     ),
     "C": (
         "Python for data analysis",
-        "Python with pandas loads tables into DataFrames. You loop over rows rarely: vectorised Python code "
-        "filters, groups and aggregates columns, and matplotlib plots the result.",
+        "Python with pandas loads tables into DataFrames held in Python variables. A for loop over every item in a "
+        "list of rows is rare: vectorised Python code filters, groups and aggregates columns, and matplotlib plots "
+        "the result.",
     ),
     "D": (
         "Medieval Europe",
@@ -62,17 +63,6 @@ async def _publish_course(api: Api, owner: dict[str, Any], key: str, **fields: A
     module = await api.module(owner, course["id"], "Module 1")
     await api.lesson(owner, course["id"], module["id"], title=title, type="text", content=body)
     if key == "A":
-        # Another quiz on loops, whose prompts the review must not offer as something to study (explore63 F10).
-        await api.lesson(
-            owner,
-            course["id"],
-            module["id"],
-            title="Loop practice",
-            type="quiz",
-            questions=[
-                {"prompt": "Which loop repeats code for every item in a list?", "options": ["for", "if"], "answer": 0}
-            ],
-        )
         await api.lesson(
             owner,
             course["id"],
@@ -235,9 +225,12 @@ def _titles(body: dict[str, Any], ids: dict[str, str]) -> list[str]:
 
 async def test_similar_blends_content_co_enrollment_and_next_step(api: Api, world: dict[str, Any]) -> None:
     ids = world["ids"]
-    r = await api.client.get(f"/courses/{ids['A']}/similar", params={"k": 10})
+    r = await api.client.get(f"/courses/{ids['A']}/similar", params={"k": 50})
     assert r.status_code == 200, r.text
     body = r.json()
+    # Among this catalogue's courses (the suite's other tests publish courses of their own, "Matrix course": one
+    # about anything scores ~0.30 on content alone).
+    body["items"] = [i for i in body["items"] if str(i["course"]["id"]) in ids.values()]
     order = _titles(body, ids)
     assert "A" not in order and "F" not in order and "G" not in order, order
     # B needs A: a next step, and close in content; C is the other Python course.
@@ -248,8 +241,9 @@ async def test_similar_blends_content_co_enrollment_and_next_step(api: Api, worl
     assert all(i["reason"] in {"similar_content", "co_enrolled", "next_step"} for i in body["items"])
 
     # D (history): learners who completed it also completed C (three of them) more than A (one).
-    r = await api.client.get(f"/courses/{ids['D']}/similar", params={"k": 5})
+    r = await api.client.get(f"/courses/{ids['D']}/similar", params={"k": 50})
     body = r.json()
+    body["items"] = [i for i in body["items"] if str(i["course"]["id"]) in ids.values()]
     order = _titles(body, ids)
     assert order.index("C") < order.index("A"), body
     assert body["items"][0]["reason"] == "co_enrolled"
@@ -393,9 +387,7 @@ async def test_review_links_failed_quiz_rushed_lesson_and_questions(
     quiz = kinds["quiz_failed"]
     assert quiz["lesson_id"] == lessons["quiz"] and quiz["detail"]["passed"] is False
     assert quiz["detail"]["missed_questions"] is None  # not passed, attempts left: which ones is withheld
-    quizzes = {les["id"] for m in outline["modules"] for les in m["lessons"] if les["type"] == "quiz"}
-    assert len(quizzes) == 2 and lessons["quiz"] in quizzes
-    assert quiz["sections"] and not {s["source_id"] for s in quiz["sections"]} & quizzes, quiz["sections"]
+    assert quiz["sections"] and all(s["source_id"] != lessons["quiz"] for s in quiz["sections"])
     assert any(s["source_id"] == lessons["text"] for s in quiz["sections"])
     rushed = kinds["rushed_lesson"]
     assert rushed["lesson_id"] == lessons["text"]
@@ -411,3 +403,40 @@ async def test_review_links_failed_quiz_rushed_lesson_and_questions(
     other = world["students"]["s"]
     r = await api.client.get(f"/enrollments/{eid}/review", headers=other["headers"])
     assert r.status_code == 404 and r.json()["code"] == "enrollment_not_found"
+
+
+async def test_the_review_offers_no_quizs_prompts_to_study(api: Api, world: dict[str, Any]) -> None:
+    """explore63 F10: a failed quiz's review offered another quiz's prompts ("Quiz 2 > Quiz") as something to study.
+    Its own course: a lesson on rivers and two quizzes on it, the other quiz worded like the failed one."""
+    owner = world["owner"]
+    course = await api.course(owner, title="Rivers and deltas")
+    module = await api.module(owner, course["id"], "Rivers")
+    text = "A delta forms where a river deposits sediment as it slows down on entering the sea or a lake."
+    await api.lesson(owner, course["id"], module["id"], title="How deltas form", type="text", content=text)
+    for title, prompt in (
+        ("Delta practice", "Where does a river deposit the sediment that forms a delta?"),
+        ("Delta check", "Where does a river deposit sediment to form a delta?"),
+    ):
+        await api.lesson(
+            owner,
+            course["id"],
+            module["id"],
+            title=title,
+            type="quiz",
+            questions=[{"prompt": prompt, "options": ["Where it slows down", "At its source"], "answer": 0}],
+            pass_score=100,
+        )
+    body = await api.wait_workflow(owner, await _start_publish(api, owner, course["id"]), timeout=300)
+    assert body["status"] == "completed", body
+    learner = await api.user("student")
+    eid = await _enroll_active(api, learner, course["id"])
+    outline = (await api.client.get(f"/courses/{course['id']}", headers=learner["headers"])).json()
+    quizzes = {les["title"]: les["id"] for m in outline["modules"] for les in m["lessons"] if les["type"] == "quiz"}
+    r = await api.client.post(
+        f"/quizzes/{quizzes['Delta check']}/submit", json={"answers": [1]}, headers=learner["headers"]
+    )
+    assert r.status_code == 200 and r.json()["passed"] is False, r.text
+    review = (await api.client.get(f"/enrollments/{eid}/review", headers=learner["headers"])).json()
+    [failed] = [i for i in review["items"] if i["kind"] == "quiz_failed"]
+    offered = {s["source_id"] for s in failed["sections"]}
+    assert offered and not offered & set(quizzes.values()), failed["sections"]
