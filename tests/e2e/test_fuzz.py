@@ -51,10 +51,10 @@ def token(live_server: str) -> str:
     httpx.post(
         f"{live_server}/auth/register",
         json={"email": email, "password": "fuzz-pass-1", "full_name": "F", "role": "instructor"},
+        timeout=60,
     )
-    return str(
-        httpx.post(f"{live_server}/auth/login", json={"email": email, "password": "fuzz-pass-1"}).json()["access_token"]
-    )
+    login = httpx.post(f"{live_server}/auth/login", json={"email": email, "password": "fuzz-pass-1"}, timeout=60)
+    return str(login.json()["access_token"])
 
 
 def _fuzz(operation: Any, headers: dict[str, str] | None) -> Any:
@@ -71,7 +71,8 @@ def _fuzz(operation: Any, headers: dict[str, str] | None) -> Any:
 
 def test_no_request_makes_a_server_error(live_server: str, token: str) -> None:
     """Every operation, fuzzed with and without a valid instructor token (so it reaches past authentication)."""
-    schema = schemathesis.openapi.from_url(f"{live_server}/openapi.json")
+    # Built on first request (~500 routes' schemas): a busy machine took more than the loader's 10 s.
+    schema = schemathesis.openapi.from_url(f"{live_server}/openapi.json", timeout=120)
     failures: list[str] = []
     operations = 0
     for result in schema.get_all_operations():
