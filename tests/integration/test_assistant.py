@@ -415,14 +415,13 @@ async def test_model_failure_is_recorded_and_reported(api: Api, worker: object, 
         r = await api.client.post(
             "/ai/ask", json={"course_id": course["id"], "question": "What is an outbox?"}, headers=student["headers"]
         )
-    assert r.status_code == 503 and r.json()["code"] == "assistant_failed", r.text
-    iid = r.json()["details"]["interaction_id"]
+    # The passages were chosen: the server's quotes answer without the model (explore72 F4: 503 `assistant_failed`).
+    assert r.status_code == 200 and r.json()["type"] == "answer" and r.json()["citations"], r.text
+    iid = r.json()["interaction_id"]
     admin = await api.admin(container)
     r = await api.client.get(f"/ai/interactions/{iid}", headers=admin["headers"])
-    assert r.status_code == 200 and r.json()["outcome"] == "error"
+    assert r.status_code == 200 and (r.json()["outcome"], r.json()["reason"]) == ("answer", "model_failed_quotes")
     assert "refused the connection" in r.json()["error"]
-    # A first question without an answer started no conversation: none is named (explore53 F5: an id never written).
-    assert r.json()["conversation_id"] is None
 
 
 async def test_an_asks_trace_says_where_it_went_and_why_it_failed(
@@ -448,10 +447,8 @@ async def test_an_asks_trace_says_where_it_went_and_why_it_failed(
         r = await api.client.post(
             "/ai/ask", json={"course_id": course["id"], "question": "What is an outbox?"}, headers=student["headers"]
         )
-    assert r.status_code == 503 and r.json()["code"] == "assistant_failed", r.text
-    # The access line and the server span say why (explore55 F5: "POST /ai/ask 503", and `ERROR` with no reason).
-    [line] = [rec for rec in caplog.records if rec.name == "smartcourse.access" and "/ai/ask 503" in rec.getMessage()]
-    assert getattr(line, "code", None) == "assistant_failed"
+    # Answered with the server's quotes (explore72 F4); the model's failure is in its span and the interaction.
+    assert r.status_code == 200 and r.json()["type"] == "answer", r.text
     spans = await collect_spans(
         r.headers["x-trace-id"],
         data_dir,
@@ -466,9 +463,8 @@ async def test_an_asks_trace_says_where_it_went_and_why_it_failed(
     # Retrieval and the model's call run inside the answer: its children (explore55 F11: they were its siblings).
     assert by_name["assistant retrieve"]["parent_id"] == answer["span_id"] == chat["parent_id"], (answer, chat)
     assert chat["status"] == "ERROR" and "Connection" in chat["status_message"], chat
-    assert answer["status"] == "ERROR" and "Connection" in answer["status_message"], answer
-    server = by_name["POST /ai/ask"]
-    assert server["status"] == "ERROR" and server["status_message"].startswith("assistant_failed: "), server
+    assert answer["status"] != "ERROR" and by_name["POST /ai/ask"]["status"] != "ERROR", answer
+    assert any("the model failed drafting an answer" in rec.getMessage() for rec in caplog.records)
 
 
 async def settled(api: Api, admin: dict[str, Any]) -> dict[str, Any]:

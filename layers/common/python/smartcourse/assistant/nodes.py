@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -11,7 +12,10 @@ from smartcourse.assistant import evidence, i18n, prompts
 from smartcourse.assistant.configuration import Configuration
 from smartcourse.assistant.state import AskState
 from smartcourse.assistant.text import sentences
+from smartcourse.errors import Unavailable
 from smartcourse.ports import ChatMessage, Hit
+
+log = logging.getLogger(__name__)
 
 
 async def guard_input(state: AskState, config: RunnableConfig) -> dict[str, Any]:
@@ -77,7 +81,13 @@ async def rewrite(state: AskState, config: RunnableConfig) -> dict[str, Any]:
     if new_subject_hits is not None:
         return {"standalone": question, "hits": new_subject_hits}
     recent = history[-cfg.knobs.history_turns :]
-    text = await cfg.chat.complete(prompts.rewrite_messages(recent, question), max_tokens=64)
+    try:
+        text = await cfg.chat.complete(prompts.rewrite_messages(recent, question), max_tokens=64)
+    except Exception as exc:  # the model timed out or is gone: the rule below needs no model (explore72 F4)
+        log.warning(
+            "the follow-up's rewrite failed (%s: %s): the previous question is searched with it", _kind(exc), exc
+        )
+        text = ""
     candidate = text.strip().splitlines()[0].strip() if text.strip() else ""
     last_user = next((m.content for m in reversed(recent) if m.role == "user"), "")
     # A weak model may return nothing useful, or drift to an older subject of the conversation ("How hot is the
@@ -159,12 +169,21 @@ async def generate(state: AskState, config: RunnableConfig) -> dict[str, Any]:
         else:
             if len(text) > sent:
                 writer({"token": text[sent:]})
+    except Exception as exc:
+        # The model timed out, dropped the connection or is gone: the passages are chosen, and the server's quotes
+        # need no model (explore72 F4: the student waited minutes for 503 `assistant_failed`). No second attempt.
+        log.warning("the model failed drafting an answer (%s: %s): the server quotes the course", _kind(exc), exc)
+        return {"draft": "", "attempts": max(attempt, 2), "cut": False, "model_error": f"{_kind(exc)}: {exc}"[:300]}
     finally:
         close = getattr(stream, "aclose", None)
         if close is not None:
             await close()  # stops the model's HTTP stream when we left it early
     # A streamed piece is one token (llama.cpp, OpenAI): as many as the limit means the model was stopped there.
     return {"draft": text.strip(), "attempts": attempt, "cut": pieces >= cfg.knobs.max_tokens}
+
+
+def _kind(exc: BaseException) -> str:
+    return type(exc).__name__
 
 
 def check(state: AskState) -> dict[str, Any]:
@@ -187,11 +206,21 @@ def fallback(state: AskState, config: RunnableConfig) -> dict[str, Any]:
     knobs = Configuration.from_runnable_config(config).knobs
     lang = i18n.language(state["question"], _earlier(state))  # a sync node: LangGraph runs it off the event loop
     found = evidence.fallback_answer(state["passages"], state["standalone"], k=knobs.max_passages, lang=lang)
+    if found is None and state.get("model_error"):
+        # Nothing to quote and no model: a failure, not "the course has nothing about that".
+        raise Unavailable(
+            "the assistant could not answer; the interaction id identifies the cause",
+            code="assistant_failed",
+            details={"reason": state["model_error"][:200]},
+        )
     if found is None:
         answer = i18n.text("off_topic", lang)
         return {"type": "refuse", "answer": answer, "citations": [], "reason": "no_quotable_match"}
     answer, cites = found
-    return {"type": "answer", "answer": answer, "citations": cites, "reason": "fallback_quotes"}
+    # Why the server quoted: the model's drafts failed the check twice, or the model itself failed (kept with the
+    # interaction, whose `error` then says how: `services.assistant`).
+    reason = "model_failed_quotes" if state.get("model_error") else "fallback_quotes"
+    return {"type": "answer", "answer": answer, "citations": cites, "reason": reason}
 
 
 def finish_without_answer(state: AskState) -> dict[str, Any]:

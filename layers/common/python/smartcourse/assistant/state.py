@@ -22,6 +22,7 @@ class AskState(TypedDict, total=False):
     candidates: list[str]
     draft: str
     cut: bool  # the draft stopped at the output limit (`Knobs.max_tokens` pieces)
+    model_error: str  # the model failed drafting (timed out, gone): the server quoted the course instead
     attempts: int
     type: Outcome
     answer: str

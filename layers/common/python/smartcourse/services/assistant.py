@@ -489,6 +489,8 @@ class AskRun:
                 interaction_id=it.id,
             )
             it.outcome, it.reason = out.type, state.get("reason") or None
+            if state.get("model_error"):  # answered with the server's quotes: why the model did not (explore72 F4)
+                it.error = state["model_error"]
             await record(self.container, it, extra=self._turns(out), touch=out.conversation_id)
         except DomainError as exc:
             self.failure = exc
