@@ -1123,3 +1123,14 @@ def test_a_source_with_every_word_is_answered_not_clarified_against_titles_with_
     quiz = quiz_hit(49, "Indexes quiz", "Which index answers a range query?", 0.49)
     decision = evidence.decide("What is a covering index?", [glossary, lesson, quiz], Knobs())
     assert decision.route == "answer" and decision.passages[0] is glossary, decision
+
+
+def test_a_table_row_is_quoted_by_its_own_cells_when_the_header_has_the_questions_words() -> None:
+    """explore72 F5: every row tied on the header's words and the first row answered each question."""
+    table = (
+        "## Joins at a glance\n\n| join | keeps unmatched left rows | keeps unmatched right rows |\n"
+        "| --- | --- | --- |\n| INNER JOIN | no | no |\n| LEFT JOIN | yes | no |\n| RIGHT JOIN | no | yes |\n"
+        "| FULL OUTER JOIN | yes | yes |\n"
+    )
+    assert evidence.best_sentence(table, "What does a RIGHT JOIN keep?").startswith("| RIGHT JOIN")
+    assert evidence.best_sentence(table, "Does a full outer join keep unmatched rows?").startswith("| FULL OUTER JOIN")

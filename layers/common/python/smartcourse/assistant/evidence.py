@@ -636,11 +636,21 @@ def best_sentence(
     on_topic = subject_stems(topic) if topic else set()
     weight = {form: (weights or {}).get(w, 1.0) * (0.5 if w in on_topic else 1.0) for form, w in wanted.items()}
 
-    def score(item: tuple[int, words.Sentence]) -> tuple[bool, int, float, int, int]:
+    def score(item: tuple[int, words.Sentence]) -> tuple[bool, int, float, float, int, int]:
         i, s = item
         shared = wanted.keys() & subject_stems(f"{s.text} {s.header}")
         said = {wanted[w] for w in shared}  # a word and its negation count once
-        return bool(shared), _RANK.get(s.kind, 2), round(sum(weight[w] for w in shared), 6), len(said), -i
+        # Among rows under the same header, the row's own cells decide (explore72 F5: the header had the question's
+        # words, so every row tied and the first, "| INNER JOIN | no | no |", answered "What does a RIGHT JOIN keep?").
+        own = wanted.keys() & subject_stems(s.text) if s.header else shared
+        return (
+            bool(shared),
+            _RANK.get(s.kind, 2),
+            round(sum(weight[w] for w in shared), 6),
+            round(sum(weight[w] for w in own), 6),
+            len(said),
+            -i,
+        )
 
     scored = [(score(item), item) for item in enumerate(candidates)]
     top, (i, chosen) = max(scored, key=lambda pair: pair[0])
@@ -650,7 +660,7 @@ def best_sentence(
         chosen.kind == "body"
         and after is not None
         and after.kind == "body"
-        and (_CONTINUES.match(after.text) or (top[0] and scored[i + 1][0][:4] == top[:4]))
+        and (_CONTINUES.match(after.text) or (top[0] and scored[i + 1][0][:5] == top[:5]))
         and len(best) + 1 + len(after.text.strip()) <= limit
     ):
         # "Giant tube worms have no mouth and no gut. They rely on symbiotic bacteria ...": the sentence that goes on
