@@ -179,6 +179,11 @@ async def test_ask_answers_with_citations_refuses_off_topic_and_is_counted(
         turns = r.json()["messages"]
         assert [t["role"] for t in turns] == ["user", "assistant", "user", "assistant"], turns
         assert turns[2]["content"] == "How is it published?", turns
+        # Each answer as `done` gave it, so a chat reopened elsewhere resolves its [n] markers (explore72 F7); a
+        # question's time is when it was asked, before its answer (F12).
+        assert (turns[1]["type"], turns[1]["interaction_id"]) == ("answer", body["interaction_id"]), turns[1]
+        assert turns[1]["citations"] == body["citations"], turns[1]
+        assert turns[0]["type"] is None and turns[0]["citations"] is None and turns[0]["at"] < turns[1]["at"]
         assert convo not in {
             c["id"] for c in (await api.client.get("/ai/conversations", headers=other["headers"])).json()["items"]
         }

@@ -573,6 +573,10 @@ class AiMessage(Base):
     role: Mapped[str] = mapped_column(String(10), nullable=False)
     content: Mapped[str] = mapped_column(Text, nullable=False)
     created_at: Mapped[datetime] = _created()
+    # An answer as `done` gave it (migration 0034): its type, citations and interaction; null for a question.
+    answer_type: Mapped[str | None] = mapped_column(String(10))
+    citations: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONB)
+    interaction_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
 
 
 AI_KINDS = ("ask", "summary", "objectives", "quiz", "explain")

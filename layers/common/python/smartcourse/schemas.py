@@ -1280,10 +1280,38 @@ class ConversationPage(BaseModel):
     page_size: int
 
 
+class CitationSource(BaseModel):
+    """The cited source as search hits describe theirs: a lesson or a material, by id."""
+
+    type: SourceType
+    id: str
+    title: str
+    location: str
+
+
+class Citation(BaseModel):
+    index: int
+    chunk_id: str
+    source: str  # the label "Title — Location" (kept for existing clients)
+    source_ref: CitationSource | None = None
+    quote: str
+
+
 class ConversationMessage(BaseModel):
     role: Literal["user", "assistant"]
     content: str = Field(description="the question as asked, the answer as given")
-    at: datetime
+    at: datetime = Field(description="a question: when it was asked; an answer: when it was given")
+    type: Literal["answer", "clarify", "refuse"] | None = Field(
+        default=None, description="an answer's type, as `done` gave it (null: a question, or an answer before 0034)"
+    )
+    citations: list[Citation] | None = Field(
+        default=None,
+        description="an answer's citations as `done` gave them, so its [n] markers resolve (the sources may have "
+        "left the live course since); null: a question, or an answer before 0034",
+    )
+    interaction_id: uuid.UUID | None = Field(
+        default=None, description="an answer's interaction (`GET /ai/interactions/{id}`)"
+    )
 
 
 class ConversationDetail(BaseModel):

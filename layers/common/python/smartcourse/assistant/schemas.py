@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, Field, StrictBool, StrictInt, StringConstraints, model_validator
 
 from smartcourse.domain.text import as_indexed
-from smartcourse.schemas import SourceType, Strict, Title, option_key
+from smartcourse.schemas import Citation, Strict, Title, option_key
 
 #: A question as the index has its text (`domain.text.as_indexed`), then stripped and checked (a NUL is refused,
 #: as in every input: `Strict`).
@@ -29,23 +29,6 @@ class AskIn(Strict):
 
 InteractionKind = Literal["ask", "summary", "objectives", "quiz", "explain"]
 InteractionOutcome = Literal["answer", "clarify", "refuse", "generated", "error", "cancelled"]
-
-
-class CitationSource(BaseModel):
-    """The cited source as search hits describe theirs: a lesson or a material, by id."""
-
-    type: SourceType
-    id: str
-    title: str
-    location: str
-
-
-class Citation(BaseModel):
-    index: int
-    chunk_id: str
-    source: str  # the label "Title — Location" (kept for existing clients)
-    source_ref: CitationSource | None = None
-    quote: str
 
 
 class AskOut(BaseModel):

@@ -46,6 +46,7 @@ from smartcourse.models import (
     Enrollment,
     Lesson,
     QuizAttempt,
+    utcnow,
 )
 from smartcourse.ports import ChatMessage, Hit
 from smartcourse.ratelimit import InFlight, rate_limiter
@@ -270,6 +271,7 @@ class Interaction:
     question: str | None = None
     streamed: bool = False
     started: float = field(default_factory=time.perf_counter)
+    asked_at: datetime = field(default_factory=utcnow)
     first_token_ms: int | None = None
     outcome: str = "error"
     reason: str | None = None
@@ -537,12 +539,22 @@ class AskRun:
         """The conversation row (created or touched) and the two new messages."""
         cid = out.conversation_id
         objs: list[Any] = []
+        asked = self.interaction.asked_at  # the question's time, not its answer's (explore72 F12)
         if self.body.conversation_id is None:
-            objs.append(AiConversation(id=cid, user_id=self.principal.user_id, course_id=self.body.course_id))
+            objs.append(
+                AiConversation(id=cid, user_id=self.principal.user_id, course_id=self.body.course_id, created_at=asked)
+            )
         return [
             *objs,
-            AiMessage(conversation_id=cid, role="user", content=self.body.question),
-            AiMessage(conversation_id=cid, role="assistant", content=out.answer),
+            AiMessage(conversation_id=cid, role="user", content=self.body.question, created_at=asked),
+            AiMessage(
+                conversation_id=cid,
+                role="assistant",
+                content=out.answer,
+                answer_type=out.type,
+                citations=[c.model_dump(mode="json") for c in out.citations],
+                interaction_id=out.interaction_id,
+            ),
         ]
 
 

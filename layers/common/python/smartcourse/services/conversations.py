@@ -107,5 +107,15 @@ async def read_mine(
         course_title=title or "",
         created_at=convo.created_at,
         updated_at=convo.updated_at,
-        messages=[ConversationMessage(role=m.role, content=m.content, at=m.created_at) for m in messages],  # type: ignore[arg-type]
+        messages=[
+            ConversationMessage(
+                role=m.role,  # type: ignore[arg-type]
+                content=m.content,
+                at=m.created_at,
+                type=m.answer_type,  # type: ignore[arg-type]
+                citations=m.citations,  # type: ignore[arg-type]
+                interaction_id=m.interaction_id,
+            )
+            for m in messages
+        ],
     )
