@@ -568,6 +568,14 @@ async def test_instructor_generation_and_saving_a_quiz(
             headers=teacher["headers"],
         )
         assert r.status_code == 201 and r.json()["id"] != saved, r.text
+        # Reviewed, then created as it came: its questions' provenance is accepted, not kept (explore73 F5: 422).
+        r = await api.client.post(
+            f"/courses/{cid}/modules/{course['module_id']}/lessons",
+            json={"title": "Reviewed quiz", "type": "quiz", "questions": generated["questions"]},
+            headers=teacher["headers"],
+        )
+        assert r.status_code == 201, r.text
+        assert set(r.json()["questions"][0]) == {"prompt", "options", "answer"}, r.json()["questions"]
 
     # A quiz an admin (a course team's TA) generated for the course: its instructor saves it (explore73 F6: 404),
     # another instructor learns nothing of it.

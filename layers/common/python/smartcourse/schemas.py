@@ -621,6 +621,14 @@ class QuizQuestion(Strict):
         ),
     ]
     answer: Annotated[StrictInt, Field(ge=0, le=9, description="the right option's index in `options`, from 0")]
+    # A generated quiz's question as `POST /ai/generate-quiz` returned it, pasted whole (explore73 F5: its provenance
+    # was 422 `extra_forbidden`): accepted, never kept.
+    source: Annotated[str, StringConstraints(max_length=1000)] | None = Field(
+        default=None, exclude=True, description="a generated question's source label: accepted, not kept"
+    )
+    source_chunk_id: Annotated[str, StringConstraints(max_length=500)] | None = Field(
+        default=None, exclude=True, description="a generated question's source passage: accepted, not kept"
+    )
 
     @model_validator(mode="after")
     def _answer_is_an_option(self) -> QuizQuestion:
