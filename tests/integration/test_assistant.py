@@ -585,7 +585,17 @@ async def test_instructor_generation_and_saving_a_quiz(
             "/ai/generate-quiz", json={"course_id": cid, "num_questions": 1}, headers=admin["headers"]
         )
         assert r.status_code == 200, r.text
-    save = f"/ai/generated-quizzes/{r.json()['id']}/save"
+    by_admin = r.json()["id"]
+    save = f"/ai/generated-quizzes/{by_admin}/save"
+    # A lost answer's quiz is found again (explore73 F7): the course's instructor lists every one generated for it,
+    # another instructor only their own (none), saved ones with their lesson.
+    r = await api.client.get("/ai/generated-quizzes", params={"course_id": cid}, headers=teacher["headers"])
+    assert r.status_code == 200 and r.json()["total"] == 2, r.text
+    listed = {q["id"]: q for q in r.json()["items"]}
+    assert listed[by_admin]["saved_lesson_id"] is None and listed[generated["id"]]["saved_lesson_id"], listed
+    assert listed[generated["id"]]["questions"][0]["prompt"] == "Where is an event stored first?"
+    r = await api.client.get("/ai/generated-quizzes", params={"course_id": cid}, headers=other["headers"])
+    assert r.json()["items"] == [], r.text
     r = await api.client.post(save, json={"module_id": course["module_id"]}, headers=other["headers"])
     assert (r.status_code, r.json()["code"]) == (404, "generated_quiz_not_found"), r.text
     r = await api.client.post(save, json={"module_id": course["module_id"]}, headers=teacher["headers"])

@@ -134,6 +134,26 @@ class QuizOut(BaseModel):
     saved_lesson_id: uuid.UUID | None = None
 
 
+class GeneratedQuizOut(BaseModel):
+    """A generated quiz as stored (`GET /ai/generated-quizzes`): read again when the generation's answer was lost."""
+
+    id: uuid.UUID
+    course_id: uuid.UUID
+    lesson_id: uuid.UUID | None = Field(description="the lesson or material it was generated from; null: course-wide")
+    title: str
+    questions: list[QuizQuestionOut]
+    created_by: uuid.UUID
+    created_at: datetime
+    saved_lesson_id: uuid.UUID | None = Field(description="the quiz lesson it was saved as; null: not saved")
+
+
+class GeneratedQuizPage(BaseModel):
+    items: list[GeneratedQuizOut]
+    total: int
+    page: int
+    page_size: int
+
+
 class InteractionOut(BaseModel):
     id: uuid.UUID
     user_id: uuid.UUID

@@ -25,6 +25,8 @@ from smartcourse.assistant.schemas import (
     AskIn,
     AskOut,
     Citation,
+    GeneratedQuizOut,
+    GeneratedQuizPage,
     GenerationOut,
     InteractionOut,
     QuizOut,
@@ -890,6 +892,46 @@ async def _savable(uow: UnitOfWork, principal: Principal, quiz: AiGeneratedQuiz 
     if quiz is None:
         raise NotFound("generated quiz not found", code="generated_quiz_not_found")
     return quiz
+
+
+async def generated_quizzes(
+    container: Any, *, principal: Principal, course_id: uuid.UUID | None, page: int, page_size: int
+) -> GeneratedQuizPage:
+    """The generated quizzes the caller may save (`_savable`), newest first: their own, and with `course_id` of a
+    course they teach, every one generated for it (an admin: any). explore73 F7: a generation's lost answer lost its
+    quiz, which was stored and counted against the quota."""
+    async with container.uow() as uow:
+        where: list[Any] = []
+        if course_id is not None:
+            where.append(AiGeneratedQuiz.course_id == course_id)
+            course = await uow.session.get(Course, course_id)
+            teaches = course is not None and rules.teaches(principal, course.instructor_id)
+            if not (principal.is_admin or teaches):
+                where.append(AiGeneratedQuiz.created_by == principal.user_id)
+        elif not principal.is_admin:
+            where.append(AiGeneratedQuiz.created_by == principal.user_id)
+        total = await uow.session.scalar(select(func.count()).select_from(AiGeneratedQuiz).where(*where)) or 0
+        rows = await uow.session.scalars(
+            select(AiGeneratedQuiz)
+            .where(*where)
+            .order_by(AiGeneratedQuiz.created_at.desc(), AiGeneratedQuiz.id.desc())
+            .offset((page - 1) * page_size)
+            .limit(page_size)
+        )
+        items = [
+            GeneratedQuizOut(
+                id=q.id,
+                course_id=q.course_id,
+                lesson_id=q.lesson_id,
+                title=q.title,
+                questions=[QuizQuestionOut.model_validate(question) for question in q.questions],
+                created_by=q.created_by,
+                created_at=q.created_at,
+                saved_lesson_id=q.saved_lesson_id,
+            )
+            for q in rows
+        ]
+    return GeneratedQuizPage(items=items, total=total, page=page, page_size=page_size)
 
 
 async def _ensure_source_kept(container: Any, principal: Principal, quiz_id: uuid.UUID, *, allowed: bool) -> None:
