@@ -696,3 +696,14 @@ def test_the_assistant_folds_the_marks_the_catalogue_folds() -> None:
     fold = importlib.import_module("smartcourse.migrations.versions.0030_catalog_fold_marks")
     accents = importlib.import_module("smartcourse.migrations.versions.0013_catalog_accent_fold")
     assert set(fold.MORE_MARKS) | set(accents.MARKS) == OPTIONAL_MARKS
+
+
+async def test_a_looping_draft_is_stopped_at_its_third_repeat(monkeypatch: pytest.MonkeyPatch) -> None:
+    """explore72 F11: a draft saying one sentence 16 times streamed to its end (~150 s under load) before the check
+    refused it. The model is stopped once a sentence comes a third time."""
+    loop = ["The outbox table ", "stores events", " [1]. "] * 16
+    chat = PiecesChat(loop, loop)
+    events = await ask_events(chat, "Why use an outbox table?", OUTBOX, monkeypatch=monkeypatch)
+    streamed = "".join(d["text"] for name, d in events if name == "token")
+    assert streamed.count("stores events") <= 2 * 4 + 1, streamed  # two drafts cut after a few repeats, then quotes
+    assert events[-1][0] == "done" and events[-1][1]["type"] == "answer", events

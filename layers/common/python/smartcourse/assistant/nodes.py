@@ -17,6 +17,9 @@ from smartcourse.ports import ChatMessage, Hit
 
 log = logging.getLogger(__name__)
 
+#: How often (in streamed pieces) a draft is looked at for a loop (`evidence.loops`, which splits the whole draft).
+LOOP_CHECK_PIECES = 8
+
 
 async def guard_input(state: AskState, config: RunnableConfig) -> dict[str, Any]:
     """Refuse before retrieval: prompt-extraction attempts and quiz answers the student has not earned."""
@@ -161,6 +164,10 @@ async def generate(state: AskState, config: RunnableConfig) -> dict[str, Any]:
             text += piece
             pieces += 1
             if evidence.leaks_prompt(text):
+                break
+            if pieces % LOOP_CHECK_PIECES == 0 and evidence.loops(text):
+                # A third time the same sentence: the check refuses it whatever follows, so the model stops here
+                # (explore72 F11: one sentence streamed 16 times, ~150 s, before its `reset`).
                 break
             safe = len(text) - evidence.markup_tail(text)
             if safe > sent:
