@@ -1134,3 +1134,15 @@ def test_a_table_row_is_quoted_by_its_own_cells_when_the_header_has_the_question
     )
     assert evidence.best_sentence(table, "What does a RIGHT JOIN keep?").startswith("| RIGHT JOIN")
     assert evidence.best_sentence(table, "Does a full outer join keep unmatched rows?").startswith("| FULL OUTER JOIN")
+
+
+def test_a_sentence_naming_what_the_one_before_described_is_quoted_with_it() -> None:
+    """explore72 F13: "What is an anti-join?" was answered "This pattern is called an anti-join." alone."""
+    text = (
+        "A left join keeps every row of the left table. To find students who have never enrolled, use a LEFT JOIN and "
+        "keep the rows where the right side IS NULL. This pattern is called an anti-join."
+    )
+    assert evidence.best_sentence(text, "What is an anti-join?") == (
+        "To find students who have never enrolled, use a LEFT JOIN and keep the rows where the right side IS NULL. "
+        "This pattern is called an anti-join."
+    )

@@ -669,6 +669,17 @@ def best_sentence(
         # was answered "A sourdough starter is a culture of wild yeast." without "Feed it flour and water every
         # day.", which follows (explore56 F2).
         best = f"{best} {after.text.strip()}"
+    before = candidates[i - 1] if i > 0 else None
+    if (
+        chosen.kind == "body"
+        and before is not None
+        and before.kind == "body"
+        and _REFERS_BACK.match(chosen.text)
+        and len(best) + 1 + len(before.text.strip()) <= limit
+    ):
+        # "To find students who never enrolled, use a LEFT JOIN and keep the rows where the right side IS NULL. This
+        # pattern is called an anti-join.": the sentence naming the thing by "this" is half of it (explore72 F13).
+        best = f"{before.text.strip()} {best}"
     return best if len(best) <= limit else best[: limit - 1].rsplit(" ", 1)[0] + "…"
 
 
@@ -693,6 +704,8 @@ def with_negations(stems: set[str]) -> dict[str, str]:
 
 #: A sentence going on about the previous one's subject: it opens with a pronoun.
 _CONTINUES = re.compile(r"\s*(?:they|it|this|these|those|he|she|its|their)\b", re.IGNORECASE)
+#: A sentence that names what the one before it described: "This pattern is called …", "Such a key is …".
+_REFERS_BACK = re.compile(r"\s*(?:this|these|such|that)\s+\w+\s+(?:is|are)\s+(?:called|known|named)\b", re.IGNORECASE)
 
 
 def source_ref(hit: Hit) -> dict[str, str]:
