@@ -707,3 +707,20 @@ async def test_a_looping_draft_is_stopped_at_its_third_repeat(monkeypatch: pytes
     streamed = "".join(d["text"] for name, d in events if name == "token")
     assert streamed.count("stores events") <= 2 * 4 + 1, streamed  # two drafts cut after a few repeats, then quotes
     assert events[-1][0] == "done" and events[-1][1]["type"] == "answer", events
+
+
+async def test_a_second_vague_follow_up_keeps_the_subject_of_the_last_question_that_named_one() -> None:
+    """explore72 F14: "What is a deadlock?" → "explain this" → "tell me more about it" searched "explain this tell
+    me more about it" and was clarified with unrelated parts."""
+    seen: list[str] = []
+    history = [
+        ChatMessage("user", "What does the relay lock?"),
+        ChatMessage("assistant", "Unsent rows, with SKIP LOCKED [1]."),
+        ChatMessage("user", "explain this"),
+        ChatMessage("assistant", "The relay locks unsent rows [1]."),
+    ]
+    cfg = Configuration(
+        chat=ScriptedChat("", "The relay locks unsent rows [1]."), retriever=retriever(RELAY, seen=seen)
+    )
+    await build_graph().ainvoke({"question": "tell me more about it", "history": history}, cfg.as_config())
+    assert seen == ["What does the relay lock? tell me more about it"], seen

@@ -82,6 +82,15 @@ def content_stems(text: str) -> set[str]:
     return {words.stem(w) for w in subject_words(text) if any(c.isalpha() for c in w)}
 
 
+def names_a_subject(question: str) -> bool:
+    """The question has a word beside pronouns, stopwords and pleas for help ("explain this", "I'm stuck" have none)."""
+    return any(words.stem(w) not in _HELP_STEMS for w in subject_words(question) if w not in _VAGUE_WORDS)
+
+
+#: Words of a follow-up that ask for more without naming anything ("explain this", "tell me more about it").
+_VAGUE_WORDS = frozenset("explain elaborate detail details example examples clarify expand continue go on".split())
+
+
 def leans_on_context(question: str) -> bool:
     """The question refers back with a pronoun ("it", "those", "more")."""
     return bool(_FOLLOW_UP.search(question))

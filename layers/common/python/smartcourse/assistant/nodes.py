@@ -92,7 +92,10 @@ async def rewrite(state: AskState, config: RunnableConfig) -> dict[str, Any]:
         )
         text = ""
     candidate = text.strip().splitlines()[0].strip() if text.strip() else ""
-    last_user = next((m.content for m in reversed(recent) if m.role == "user"), "")
+    # The latest question that named a subject: "tell me more about it" after "explain this" after "What is a
+    # deadlock?" is about the deadlock (explore72 F14: the vague turn in between lost it).
+    asked = [m.content for m in reversed(recent) if m.role == "user"]
+    last_user = next((q for q in asked if evidence.names_a_subject(q)), asked[0] if asked else "")
     # A weak model may return nothing useful, or drift to an older subject of the conversation ("How hot is the
     # water they emit?" after black smokers, rewritten about the coral bleaching asked two turns before): the rewrite
     # must name the previous question's subject (its words the follow-up does not repeat, since the follow-up's own
