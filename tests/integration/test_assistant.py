@@ -104,10 +104,15 @@ async def enrolled_student(api: Api, course_id: str) -> dict[str, Any]:
     return student
 
 
-async def sse(client: httpx.AsyncClient, body: dict[str, Any], headers: dict[str, str]) -> list[tuple[str, Any]]:
+async def sse(
+    client: httpx.AsyncClient, body: dict[str, Any], headers: dict[str, str], ids: dict[str, str] | None = None
+) -> list[tuple[str, Any]]:
+    """The events of an ask stream; `ids`, when given, gets the response's X-Interaction-Id and X-Conversation-Id."""
     events: list[tuple[str, Any]] = []
     async with client.stream("POST", "/ai/ask-stream", json=body, headers=headers) as r:
         assert r.status_code == 200, await r.aread()
+        if ids is not None:
+            ids.update({k: r.headers.get(k, "") for k in ("X-Interaction-Id", "X-Conversation-Id")})
         event = None
         async for line in r.aiter_lines():
             if line.startswith("event:"):
@@ -289,15 +294,21 @@ async def test_stream_sends_tokens_then_citations_then_done(api: Api, worker: ob
     teacher = await api.user("instructor")
     course = await published_course(api, teacher, OUTBOX_LESSON)
     student = await enrolled_student(api, course["id"])
+    ids: dict[str, str] = {}
     with scripted(container, ScriptedChat()):
         events = await sse(
-            api.client, {"course_id": course["id"], "question": "What does the outbox relay do?"}, student["headers"]
+            api.client,
+            {"course_id": course["id"], "question": "What does the outbox relay do?"},
+            student["headers"],
+            ids,
         )
     names = [e for e, _ in events]
     assert names[0] == "token" and names[-2:] == ["citations", "done"], names
     text = "".join(d["text"] for e, d in events if e == "token")
     done = events[-1][1]
     assert text.strip() == done["answer"] and done["type"] == "answer" and done["citations"]
+    # The ids `done` carries were in the response's headers, before any event (explore72 F11).
+    assert (ids["X-Interaction-Id"], ids["X-Conversation-Id"]) == (done["interaction_id"], done["conversation_id"])
     r = await api.client.get(f"/ai/interactions/{done['interaction_id']}", headers=teacher["headers"])
     assert r.json()["streamed"] is True and r.json()["first_token_ms"] is not None
 

@@ -117,7 +117,17 @@ API_DB_STATEMENT_TIMEOUT = 5.0
 #: X-Total-Count (api/paging.py), Location (api/created.py), X-Trace-Id (api/edge.py), Retry-After.
 CORS_METHODS = ("GET", "POST", "PUT", "DELETE", "OPTIONS")
 CORS_ALLOW_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key", "If-None-Match")
-CORS_EXPOSE_HEADERS = ("Retry-After", "X-Total-Count", "X-Unread-Count", "Link", "Location", "X-Trace-Id", "ETag")
+CORS_EXPOSE_HEADERS = (
+    "Retry-After",
+    "X-Total-Count",
+    "X-Unread-Count",
+    "Link",
+    "Location",
+    "X-Trace-Id",
+    "ETag",
+    "X-Interaction-Id",
+    "X-Conversation-Id",
+)
 CORS_MAX_AGE = 600
 
 #: Each process's main database pool unless DB_POOL_SIZE / DB_MAX_OVERFLOW say otherwise (`smartcourse run` sizes

@@ -36,14 +36,20 @@ SSE_OR_JSON: dict[str, Any] = {
 }
 
 
-def stream_response(make: Callable[[anyio.Event], AsyncIterator[dict[str, str]]]) -> EventSourceResponse:
+def stream_response(
+    make: Callable[[anyio.Event], AsyncIterator[dict[str, str]]], headers: dict[str, str] | None = None
+) -> EventSourceResponse:
     """The SSE response of a stream made by `make(stopping)`: `stopping` is set when the server is stopping, so the
     stream stops its run and says so (`reset` if a draft was shown, then `error` `service_unavailable`) instead of
     just ending (explore53 F2: a restart left the client showing a cut, unchecked draft, recorded as if the student had
-    left)."""
+    left). `headers` go out before the first event (the interaction's and conversation's ids)."""
     stopping = anyio.Event()
     return EventSourceResponse(
-        make(stopping), ping=15, shutdown_event=stopping, shutdown_grace_period=SHUTDOWN_GRACE_SECONDS
+        make(stopping),
+        ping=15,
+        shutdown_event=stopping,
+        shutdown_grace_period=SHUTDOWN_GRACE_SECONDS,
+        headers=headers,
     )
 
 
