@@ -36,6 +36,7 @@ IMAGE_FUNCTIONS: dict[str, str] = {
             "ai_generate_objectives",
             "ai_generate_quiz",
             "ai_generate_summary",
+            "ai_generated_quizzes",
             "ai_get_interaction",
             "ai_save_generated_quiz",
         )
