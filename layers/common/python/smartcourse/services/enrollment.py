@@ -719,7 +719,7 @@ async def _load_for(
     return e
 
 
-async def _load_readable(uow: UnitOfWork, principal: Principal, enrollment_id: uuid.UUID) -> Enrollment:
+async def load_readable(uow: UnitOfWork, principal: Principal, enrollment_id: uuid.UUID) -> Enrollment:
     """The enrollment for a reader: its student, admins, and the course's instructor, who has it on the roster and
     reads its progress and review (explore20 F10: the detail and the history were 404 to them); anyone else 404."""
     e = await uow.session.get(Enrollment, enrollment_id)
@@ -918,7 +918,7 @@ async def history(*, uow: UnitOfWork, principal: Principal, enrollment_id: uuid.
     """Every change, oldest first; an admin's account id is shown to admins only (the student and the instructor see
     `actor: admin`), and why a certificate was revoked to its student and admins only (the instructor reads
     "certificate revoked": explore44 F1)."""
-    e = await _load_readable(uow, principal, enrollment_id)
+    e = await load_readable(uow, principal, enrollment_id)
     told_why = principal.is_admin or e.student_id == principal.user_id
     rows = await uow.session.scalars(
         select(EnrollmentHistory)
@@ -1035,7 +1035,7 @@ async def detail(
     principal: Principal,
     enrollment_id: uuid.UUID,
 ) -> EnrollmentDetail:
-    e = await _load_readable(uow, principal, enrollment_id)
+    e = await load_readable(uow, principal, enrollment_id)
     course = await load_course(uow, e.course_id)
     public = await to_public(uow, e, await percent_of(uow, documents, e, course))
     return EnrollmentDetail(**public.model_dump(), course_title=course.title)

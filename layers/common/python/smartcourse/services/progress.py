@@ -25,6 +25,7 @@ from smartcourse.schemas import (
     QuizResult,
 )
 from smartcourse.security import Principal
+from smartcourse.services.enrollment import load_readable
 from smartcourse.services.learner_view import PublishedLesson, published_lessons, published_lessons_of
 from smartcourse.services.waitlist import enrollment_event, seat_the_eligible
 
@@ -522,13 +523,10 @@ async def get_progress(
 
 
 async def _readable(uow: UnitOfWork, principal: Principal, enrollment_id: uuid.UUID) -> tuple[Enrollment, Course]:
-    """The enrollment and its course, for its student, the course's instructor and admins; anyone else 404."""
-    e = await uow.session.get(Enrollment, enrollment_id)
-    course = await uow.session.get(Course, e.course_id) if e is not None else None
-    mine = e is not None and (principal.is_admin or e.student_id == principal.user_id)
-    teaching = course is not None and course_rules.teaches(principal, course.instructor_id)
-    if e is None or not (mine or teaching):
-        raise NotFound("enrollment not found", code="enrollment_not_found")
+    """The enrollment (`enrollment.load_readable`: its student, the course's instructor and admins; anyone else 404)
+    and its course."""
+    e = await load_readable(uow, principal, enrollment_id)
+    course = await uow.session.get(Course, e.course_id)
     if course is None:
         raise NotFound("course not found", code="course_not_found")
     return e, course
