@@ -62,3 +62,29 @@ def test_the_settings_read_the_pool_variables(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("DB_MAX_OVERFLOW", "0")
     settings = Settings()
     assert (settings.db_pool_size, settings.db_max_overflow) == (4, 0)
+
+
+def test_the_api_processes_share_what_the_embedded_model_admits() -> None:
+    """explore72 F3: under `run`, 2 API processes admitted 4 asks each, 8 queued behind the embedded model's 2 slots,
+    and the queued ones timed out. Together they admit its 2 running + 2 queued; an operator's setting or a model of
+    one's own is kept."""
+    from types import SimpleNamespace
+
+    from smartcourse.cli import share_the_embedded_model
+
+    embedded = SimpleNamespace(llm_base_url=None, assistant_max_concurrent=4)
+    env: dict[str, str] = {}
+    share_the_embedded_model(env, embedded, 2)
+    assert env["ASSISTANT_MAX_CONCURRENT"] == "2"
+    env = {}
+    share_the_embedded_model(env, embedded, 3)
+    assert env["ASSISTANT_MAX_CONCURRENT"] == "2"  # rounded up: never 0
+    for env, settings, processes in (
+        ({"ASSISTANT_MAX_CONCURRENT": "6"}, embedded, 2),
+        ({}, SimpleNamespace(llm_base_url="http://llm:8000/v1", assistant_max_concurrent=4), 2),
+        ({}, SimpleNamespace(llm_base_url=None, assistant_max_concurrent=8), 2),
+        ({}, embedded, 1),
+    ):
+        before = dict(env)
+        share_the_embedded_model(env, settings, processes)
+        assert env == before, (env, settings, processes)

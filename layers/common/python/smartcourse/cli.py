@@ -673,6 +673,21 @@ def pool_plan(limit: int, processes: int, *, others: int, env: Mapping[str, str]
     return {"DB_POOL_SIZE": str(size), "DB_MAX_OVERFLOW": str(overflow)}, line
 
 
+#: What the embedded model admits at once, as the default `ASSISTANT_MAX_CONCURRENT` of one process says it: its 2
+#: slots running (`llm_server --parallel 2`) and 2 queued (docs/assistant.md, "Latency").
+EMBEDDED_MODEL_ADMITS = 4
+
+
+def share_the_embedded_model(env: dict[str, str], settings: Any, api_processes: int) -> None:
+    """Under `run` with the embedded model, the API processes together admit what it serves (2 running + 2 queued),
+    not each of them as much (explore72 F3: 2 processes of 4 each queued 8 asks behind its 2 slots, and the queued ones
+    timed out). An `ASSISTANT_MAX_CONCURRENT` of the operator's, or a model of one's own (`LLM_BASE_URL`), is kept."""
+    chosen = "ASSISTANT_MAX_CONCURRENT" in env or settings.assistant_max_concurrent != EMBEDDED_MODEL_ADMITS
+    if settings.llm_base_url or chosen or api_processes <= 1:
+        return
+    env["ASSISTANT_MAX_CONCURRENT"] = str(max(1, -(-EMBEDDED_MODEL_ADMITS // api_processes)))
+
+
 def size_pools(env: dict[str, str], processes: int, *, others: int) -> str | None:
     """Size the pools of `processes` processes started with `env` to the server at env["DATABASE_URL"] (`pool_plan`),
     in `env`; the line for the operator, or None when the server's limit could not be read (pools left as they are).
@@ -855,6 +870,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     processes = run_processes(args.host, args.port, kafka=bool(settings.kafka_bootstrap_servers))
     # /health expects a heartbeat from each background process started here (services/heartbeats.py).
     env.setdefault("SMARTCOURSE_BACKGROUND_PROCESSES", ",".join(name for name in processes if name != "api"))
+    share_the_embedded_model(env, settings, api_workers())
     # Every process has its own pools: together they must fit the server's max_connections (the embedded one: 100),
     # or a burst meets "too many clients" (a 503) in whichever process opens the connection one too many.
     line = size_pools(env, pool_processes(processes), others=CELERY_CONNECTIONS)
