@@ -491,11 +491,17 @@ async def store_pdf(*, uow: UnitOfWork, files: Any, certificate_id: uuid.UUID, b
         return key
     if cert.withdrawn_at is not None:  # its student's account was erased: no document names them
         return ""
+    await _put_pdf(files, cert, base_url)
+    await uow.commit()
+    return key
+
+
+async def _put_pdf(files: Any, cert: Certificate, base_url: str) -> None:
+    """Render the certificate as it stands and store it under its key (a retry or a re-issue overwrites it)."""
+    key = f"certificates/{cert.id}.pdf"
     pdf = await asyncio.to_thread(render_pdf, cert, f"{base_url}/certificates/verify/{cert.code}")  # CPU: off the loop
     await files.put(key, pdf, "application/pdf")
     cert.pdf_key = key
-    await uow.commit()
-    return key
 
 
 async def notify(*, uow: UnitOfWork, certificate_id: uuid.UUID, base_url: str) -> uuid.UUID | None:
@@ -669,10 +675,7 @@ async def reissue(
         return cert
     before = cert.student_name
     cert.student_name, cert.reissued_at = name, utcnow()
-    key = f"certificates/{cert.id}.pdf"
-    pdf = await asyncio.to_thread(render_pdf, cert, f"{base_url}/certificates/verify/{cert.code}")  # CPU: off the loop
-    await files.put(key, pdf, "application/pdf")  # the same key: a failed commit leaves the retry to render it again
-    cert.pdf_key = key
+    await _put_pdf(files, cert, base_url)  # the same key: a failed commit leaves the retry to render it again
     if principal.user_id != cert.student_id:
         from smartcourse.services.accounts import record_change
 
