@@ -1136,6 +1136,78 @@ async def test_a_lessons_generation_reads_the_materials_attached_to_it(
         assert "Red wigglers" not in " ".join(m.content for m in chat.prompts[-1])
 
 
+async def test_generation_reads_the_working_copy_the_instructor_edits(api: Api, worker: object, container: Any) -> None:
+    """explore73 F4: the generation tools read only the published version: a draft course was 409 `course_not_ready`,
+    a lesson added since the publish 404 `lesson_not_indexed`, an edited lesson generated from its published text
+    with nothing in the answer saying so."""
+    teacher = await api.user("instructor")
+    course = await api.course(teacher, title=f"Compost {uuid.uuid4().hex[:6]}")
+    cid = course["id"]
+    module = await api.module(teacher, cid)
+    garden = await api.lesson(teacher, cid, module["id"], **GARDEN_LESSON)
+    summary = "A compost heap turns kitchen scraps into humus [1]."
+    # A draft never published: its lessons as they are written.
+    with scripted(container, ScriptedChat(summary)) as chat:
+        r = await api.client.post(
+            "/ai/generate-summary", json={"course_id": cid, "lesson_id": garden["id"]}, headers=teacher["headers"]
+        )
+        assert r.status_code == 200, r.text
+        assert "kitchen scraps" in " ".join(m.content for m in chat.prompts[-1])
+    done = r.json()
+    assert done["based_on"] == "working_copy" and done["materials_not_read"] == [], done
+    assert done["sources"][0]["chunk_id"] == f"{cid}:v0:lesson:{garden['id']}:0", done["sources"]
+    # An explanation retrieves from the index, as the students' assistant does: not before the first publish.
+    r = await api.client.post("/ai/explain", json={"course_id": cid, "concept": "humus"}, headers=teacher["headers"])
+    assert (r.status_code, r.json()["code"]) == (409, "course_not_ready"), r.text
+    r = await api.client.post(f"/courses/{cid}/publish", headers=teacher["headers"])
+    assert r.status_code == 202, r.text
+    assert (await api.wait_workflow(teacher, r.json()["workflow_id"], timeout=120))["status"] == "completed"
+    # Published and unchanged: the live index's passages, with their ids.
+    with scripted(container, ScriptedChat(summary)):
+        r = await api.client.post("/ai/generate-summary", json={"course_id": cid}, headers=teacher["headers"])
+    assert r.status_code == 200 and r.json()["based_on"] == "published", r.text
+    assert r.json()["sources"][0]["chunk_id"].startswith(f"{cid}:v1:lesson:{garden['id']}:"), r.json()["sources"]
+    # Edited since, a lesson added, a handout uploaded with it: what the instructor sees, the handout named unread.
+    edited = "# Compost\nA worm bin turns kitchen scraps into castings within three months."
+    await api.lesson_update(teacher, cid, garden, content=edited)
+    added = await api.lesson(
+        teacher, cid, module["id"], title="Mulch", type="text", content="# Mulch\nMulch keeps the soil moist in summer."
+    )
+    r = await api.client.post(
+        f"/courses/{cid}/materials",
+        files={"file": ("leaves.md", b"# Leaves\n\nLeaf mould takes two years.", "text/markdown")},
+        data={"lesson_id": added["id"]},
+        headers=teacher["headers"],
+    )
+    assert r.status_code == 201, r.text
+    handout = r.json()
+    with scripted(container, ScriptedChat("A worm bin turns scraps into castings [1].")) as chat:
+        r = await api.client.post(
+            "/ai/generate-summary", json={"course_id": cid, "lesson_id": garden["id"]}, headers=teacher["headers"]
+        )
+        assert r.status_code == 200, r.text
+        prompt = " ".join(m.content for m in chat.prompts[-1])
+        assert "worm bin" in prompt and "garden leaves" not in prompt, prompt
+        assert r.json()["based_on"] == "working_copy", r.json()
+        r = await api.client.post(
+            "/ai/generate-summary", json={"course_id": cid, "lesson_id": added["id"]}, headers=teacher["headers"]
+        )
+        assert r.status_code in (200, 503), r.text  # the scripted summary is about the other lesson
+        assert "keeps the soil moist" in " ".join(m.content for m in chat.prompts[-1])
+        if r.status_code == 200:
+            assert r.json()["materials_not_read"] == [{"id": handout["id"], "filename": "leaves.md"}], r.json()
+    # The handout alone: its text is extracted at publish, said so; an id that names no lesson or material is 404.
+    r = await api.client.post(
+        "/ai/generate-summary", json={"course_id": cid, "lesson_id": handout["id"]}, headers=teacher["headers"]
+    )
+    assert (r.status_code, r.json()["code"]) == (409, "material_not_indexed"), r.text
+    assert r.json()["details"]["materials_not_read"] == [{"id": handout["id"], "filename": "leaves.md"}]
+    r = await api.client.post(
+        "/ai/generate-summary", json={"course_id": cid, "lesson_id": module["id"]}, headers=teacher["headers"]
+    )
+    assert (r.status_code, r.json()["code"]) == (404, "lesson_not_found"), r.text
+
+
 async def test_a_generated_quiz_whose_source_left_the_course_is_saved_only_when_asked(
     api: Api, worker: object, container: Any
 ) -> None:

@@ -953,12 +953,12 @@ async def test_the_retry_note_names_the_unsupported_sentence_by_its_first_words_
 
 def test_the_docs_say_a_lesson_generation_reads_its_attached_materials() -> None:
     """explore31 F8: docs/assistant.md said both that a lesson's generation includes its handout and that it reads
-    "the lesson's own chunks, not the materials attached to it"; the code includes them (`_lesson_sources`)."""
+    "the lesson's own chunks, not the materials attached to it"; the code includes them (`_generation_passages`)."""
     from pathlib import Path
 
     docs = " ".join((Path(__file__).parents[2] / "docs" / "assistant.md").read_text(encoding="utf-8").split())
     assert "not the materials attached to it" not in docs
-    assert "for a lesson, its chunks and those of the materials the live version attaches to it" in docs
+    assert "for a lesson, its chunks and those of the materials the working copy attaches to it" in docs
 
 
 def test_generation_inputs_take_numbers_and_booleans_as_json_types_only() -> None:

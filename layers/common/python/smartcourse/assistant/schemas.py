@@ -102,6 +102,19 @@ class QuizQuestionOut(BaseModel):
     source: str
 
 
+BasedOn = Literal["published", "working_copy"]
+BASED_ON = (
+    "`working_copy` when a passage given to the model is text not published yet (a draft course, a lesson added or "
+    "edited since the publish: its `chunk_id` has version 0); `published` when every one is the live version's"
+)
+NOT_READ = "the materials of the working copy not read: uploaded since the last publish, whose text is extracted then"
+
+
+class MaterialNotRead(BaseModel):
+    id: str
+    filename: str
+
+
 class GenerationOut(BaseModel):
     """Summary / objectives / explanation: grounded text and its citations — for a summary or an explanation the
     passages its text cites (`[]` when it cites none), for objectives (which cite nothing) the passages they were
@@ -119,6 +132,8 @@ class GenerationOut(BaseModel):
         default=[], description="every passage the model was given, in order: what the text could draw on"
     )
     interaction_id: uuid.UUID
+    based_on: BasedOn = Field(default="published", description=BASED_ON)
+    materials_not_read: list[MaterialNotRead] = Field(default=[], description=NOT_READ)
 
 
 class QuizOut(BaseModel):
@@ -132,6 +147,8 @@ class QuizOut(BaseModel):
     )
     interaction_id: uuid.UUID
     saved_lesson_id: uuid.UUID | None = None
+    based_on: BasedOn = Field(default="published", description=BASED_ON)
+    materials_not_read: list[MaterialNotRead] = Field(default=[], description=NOT_READ)
 
 
 class GeneratedQuizOut(BaseModel):

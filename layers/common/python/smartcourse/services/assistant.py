@@ -629,7 +629,7 @@ _T = TypeVar("_T")
 
 
 async def _instructor_course(uow: UnitOfWork, principal: Principal, course_id: uuid.UUID) -> Course:
-    """The course, if the caller owns it (or is an admin) and its content is indexed.
+    """The course, if the caller owns it (or is an admin).
 
     A course the caller may not see (missing, or someone else's draft or archived course) is 404, as everywhere;
     one they can see but do not own is 403 `not_course_owner` (`courses.ensure_course_owner`)."""
@@ -637,11 +637,6 @@ async def _instructor_course(uow: UnitOfWork, principal: Principal, course_id: u
     if course is None:
         raise NotFound("course not found", code="course_not_found")
     await courses.ensure_course_owner(uow, principal, course)
-    if course.index_version <= 0:
-        raise Conflict(
-            "the course's content is not indexed yet: publish it and wait until it is ready",
-            code="course_not_ready",
-        )
     return course
 
 
@@ -649,43 +644,109 @@ def _chunk_hit(row: ContentChunk) -> Hit:
     return Hit(chunk=to_chunk(row), score=1.0)
 
 
-async def _lesson_sources(documents: Any, course: Course, lesson_id: uuid.UUID) -> list[str]:
-    """The sources a lesson's generation reads: the lesson (or the material `lesson_id` names) and the materials the
-    live version attaches to it (explore17 F9: "summarise this lesson" left out the handout uploaded with it)."""
-    snapshot = await documents.get(courses.VERSIONS, courses.version_doc_id(course.id, course.index_version)) or {}
-    attached = [str(m["id"]) for m in snapshot.get("materials", []) if str(m.get("lesson_id")) == str(lesson_id)]
-    return [str(lesson_id), *attached]
+@dataclass
+class Passages:
+    """What a generation reads: its passages, whether any is text not yet published, and the materials of the working
+    copy it could not read (uploaded since the last publish: a material's text is extracted when it is published)."""
+
+    hits: list[Hit]
+    based_on: str = "published"
+    materials_not_read: list[dict[str, str]] = field(default_factory=list)
 
 
-async def _indexed_passages(uow: UnitOfWork, course: Course, sources: list[str] | None) -> list[Hit]:
-    """The live index's chunks of the course (the first of each source, in order) or of one lesson's `sources`."""
-    lesson_id = sources[0] if sources else None
-    stmt = select(ContentChunk).where(ContentChunk.course_id == course.id, ContentChunk.version == course.index_version)
-    if sources:
-        stmt = stmt.where(ContentChunk.source_id.in_(sources))
-    rows = (await uow.session.scalars(stmt.order_by(ContentChunk.ordinal, ContentChunk.chunk_id))).all()
-    if lesson_id is not None and not rows:
-        raise NotFound(
-            "no indexed content for that id in the live version: a lesson or a material added since the last "
-            "publish, a material deleted since, or an id that names neither (a module, the course)",
-            code="lesson_not_indexed",
-        )
+async def _generation_passages(container: Any, course: Course, lesson_id: uuid.UUID | None) -> Passages:
+    """The passages of the course (the first chunk of each source, in order) or of one lesson or material, read
+    from the **working copy**, what the instructor sees and edits (explore73 F4: a draft course was 409
+    `course_not_ready`, a lesson added since the publish 404, an edited lesson generated from its published text).
+
+    A lesson's text is chunked as the publish chunks it; a chunk the live index holds unchanged (same source, same
+    content hash) is the index's, with its id, so a course published and not edited since reads exactly what its
+    students' assistant reads. Materials are read from the live index (their text is extracted at publish): those
+    the working copy still has; one uploaded since is named in `materials_not_read`. A lesson's generation also
+    reads the materials attached to it (explore17 F9: "summarise this lesson" left out the handout uploaded with it).
+    """
+    from smartcourse.content.chunk import chunk_sections
+    from smartcourse.content.extract import sections_from_snapshot
+
+    structure = await courses.working_outline(container, course.id)
+    materials = await container.documents.find(courses.MATERIALS, {"course_id": str(course.id)})
+    sections = sections_from_snapshot({"modules": courses.snapshot_modules(structure)})
     if lesson_id is not None:
-        return [_chunk_hit(r) for r in spread(list(rows), GENERATION_PASSAGES)]
-    firsts: dict[str, Hit] = {}
-    for r in rows:
-        if r.source_id not in firsts:
-            firsts[r.source_id] = _chunk_hit(r)
-    # A quiz's prompts are questions, not content: a course-wide quiz copied them, citing another lesson, and every
-    # generation lost a passage to them (explore42 F5). Read only when the course has nothing else.
-    content = [h for h in firsts.values() if not evidence.is_quiz_prompts(h)] or list(firsts.values())
-    return spread(content, GENERATION_PASSAGES)
+        wanted = str(lesson_id)
+        if any(str(lesson.id) == wanted for module in structure for lesson in module.lessons):
+            sections = [s for s in sections if s.source_id == wanted]
+            materials = [m for m in materials if str(m.get("lesson_id")) == wanted]
+        elif any(str(m["id"]) == wanted for m in materials):
+            sections, materials = [], [m for m in materials if str(m["id"]) == wanted]
+        else:
+            raise NotFound(
+                "no lesson or material of the course has that id (a module's or the course's id, or one deleted)",
+                code="lesson_not_found",
+            )
+    materials = sorted(materials, key=lambda m: str(m["id"]))
+    indexed: list[ContentChunk] = []
+    if course.index_version > 0:
+        sources = {s.source_id for s in sections} | {str(m["id"]) for m in materials}
+        async with container.uow() as uow:
+            stmt = select(ContentChunk).where(
+                ContentChunk.course_id == course.id, ContentChunk.version == course.index_version
+            )
+            if lesson_id is not None:
+                stmt = stmt.where(ContentChunk.source_id.in_(sources))
+            rows = await uow.session.scalars(stmt.order_by(ContentChunk.ordinal, ContentChunk.chunk_id))
+            indexed = [r for r in rows if r.source_id in sources]
+    settings = container.settings
+    # Version 0 names no version: these ids ("<course>:v0:lesson:<id>:<n>") are the working copy's.
+    made = await asyncio.to_thread(
+        chunk_sections,
+        sections,
+        course_id=str(course.id),
+        version=0,
+        max_tokens=settings.chunk_tokens,
+        overlap_tokens=settings.chunk_overlap_tokens,
+    )
+    published = {(r.source_id, r.content_hash): r for r in indexed}
+    hits = [
+        _chunk_hit(published[(c.source_id, c.content_hash)])
+        if (c.source_id, c.content_hash) in published
+        else Hit(chunk=c, score=1.0)
+        for c in made
+    ]
+    read = {r.source_id for r in indexed}
+    hits += [_chunk_hit(r) for r in indexed if r.source_type == "material"]
+    not_read = [
+        {"id": str(m["id"]), "filename": str(m.get("filename") or "")} for m in materials if str(m["id"]) not in read
+    ]
+    if lesson_id is not None:
+        chosen = spread(hits, GENERATION_PASSAGES)
+    else:
+        firsts: dict[str, Hit] = {}
+        for h in hits:
+            firsts.setdefault(h.chunk.source_id, h)
+        # A quiz's prompts are questions, not content: a course-wide quiz copied them, citing another lesson, and
+        # every generation lost a passage to them (explore42 F5). Read only when the course has nothing else.
+        content = [h for h in firsts.values() if not evidence.is_quiz_prompts(h)] or list(firsts.values())
+        chosen = spread(content, GENERATION_PASSAGES)
+    if not chosen:
+        if lesson_id is not None and not_read:
+            raise Conflict(
+                "that material's text is read once it is published: publish the course and wait until it is ready",
+                code="material_not_indexed",
+                details={"materials_not_read": not_read},
+            )
+        raise Conflict(
+            "nothing to generate from: no lesson text, transcript or published material"
+            + (" in that lesson" if lesson_id is not None else " in the course"),
+            code="no_indexed_content",
+        )
+    based_on = "working_copy" if any(h.chunk.version == 0 for h in chosen) else "published"
+    return Passages(chosen, based_on, not_read)
 
 
 def spread(items: list[_T], n: int) -> list[_T]:
     """At most `n` of `items`, evenly spaced from the first to the last, in order: a course-wide generation reads the
     first chunk of sources across the whole outline (its materials, which come last, included), a lesson's reads
-    its chunks and those of the materials attached to it (`_lesson_sources`) from start to end. The first `n` took
+    its chunks and those of the materials attached to it (`_generation_passages`) from start to end. The first `n` took
     the first four lessons only (explore17 F2)."""
     if len(items) <= n:
         return items
@@ -706,6 +767,7 @@ class GenerationRun:
     slot: Slot
     query: str
     lesson_id: uuid.UUID | None = None
+    read: Passages = field(default_factory=lambda: Passages([]))
 
     async def execute(self, on_token: Any = None, on_reset: Any = None) -> GenerationOut | QuizOut:
         """The generation; `on_token(text)` per streamed piece, `on_reset(attempt)` before a retry's pieces."""
@@ -783,6 +845,8 @@ class GenerationRun:
                 questions=questions,
                 sources=self._sources(),
                 interaction_id=it.id,
+                based_on=self.read.based_on,  # type: ignore[arg-type]
+                materials_not_read=self.read.materials_not_read,
             )
             return out, [row]
         text = "\n".join(f"- {o}" for o in result) if kind == "objectives" else str(result)
@@ -799,6 +863,8 @@ class GenerationRun:
             citations=cites,
             sources=self._sources(),
             interaction_id=it.id,
+            based_on=self.read.based_on,  # type: ignore[arg-type]
+            materials_not_read=self.read.materials_not_read,
         )
         return out, []
 
@@ -830,13 +896,17 @@ async def prepare_generation(
     async with container.uow() as uow:
         course = await _instructor_course(uow, principal, course_id)
     passages: list[Hit] = []
+    read = Passages([])
     if kind != "explain":
-        # The snapshot is read with no connection held (the document store may share the pool: issue #7 item 4).
-        sources = await _lesson_sources(container.documents, course, lesson_id) if lesson_id is not None else None
-        async with container.uow() as uow:
-            passages = await _indexed_passages(uow, course, sources)
+        read = await _generation_passages(container, course, lesson_id)
+        passages = read.hits
     query = concept or course.title
     if kind == "explain":
+        if course.index_version <= 0:  # an explanation retrieves, as the students' assistant does
+            raise Conflict(
+                "the course's content is not indexed yet: publish it and wait until it is ready",
+                code="course_not_ready",
+            )
         found = await search.retrieve(container, principal=principal, course_id=course_id, query=query, k=RETRIEVE_K)
         floor = container.settings.assistant_relevance_floor
         # A quiz's prompts are questions to the student, not material to explain from (explore45 F3: an explanation
@@ -868,7 +938,7 @@ async def prepare_generation(
         slot.release()
         raise
     interaction = Interaction(user_id=principal.user_id, course_id=course_id, kind=kind, model=model, question=concept)
-    return GenerationRun(container, principal, task, passages, interaction, slot, query, lesson_id)
+    return GenerationRun(container, principal, task, passages, interaction, slot, query, lesson_id, read)
 
 
 async def _refuse_if_saved(uow: UnitOfWork, quiz: AiGeneratedQuiz) -> None:

@@ -406,6 +406,14 @@ async def build_structure(uow: UnitOfWork, documents: DocumentStore, course_id: 
     return _assemble(modules, lessons, await _bodies(documents, lessons))
 
 
+async def working_outline(container: Any, course_id: uuid.UUID) -> list[ModulePublic]:
+    """The working copy's modules and lessons with their bodies, read as `build_structure` but with the connection
+    back in the pool before the document reads (a request holds one pooled connection at a time)."""
+    async with container.uow() as uow:
+        modules, lessons = await _structure_rows(uow, course_id)
+    return _assemble(modules, lessons, await _bodies(container.documents, lessons))
+
+
 async def _release(uow: UnitOfWork) -> None:
     """End a read-only transaction so its connection is back in the pool before the document reads that follow:
     a request holds one pooled connection at a time (see docs/architecture.md, "Connection pools")."""
