@@ -952,6 +952,26 @@ async def test_a_client_leaving_a_stream_is_recorded_cancelled_not_logged_as_an_
                 assert event.event_type == "ai.interaction_recorded" and event.payload["data"]["outcome"] == "cancelled"
                 # ... and the model was stopped: its stream cancelled, not left writing into a closed connection.
                 await asyncio.wait_for(chat.cancelled.wait(), timeout=10)
+                if kind == "ask":
+                    # The question is kept, unanswered, in the conversation the stream's header named (explore72a
+                    # F8a: a first question cancelled left that id 404 and the question nowhere).
+                    assert row.conversation_id is not None
+                    r = await api.client.get(f"/ai/conversations/{row.conversation_id}", headers=user["headers"])
+                    assert r.status_code == 200, r.text
+                    turns = [
+                        (m["role"], m["content"], m["answered"], m["interaction_id"]) for m in r.json()["messages"]
+                    ]
+                    assert turns == [("user", body["question"], False, str(row.id))], turns
+                    with scripted(container, ScriptedChat("The outbox stores each event with the change [1].")):
+                        r = await api.client.post(
+                            "/ai/ask",
+                            json={**body, "conversation_id": str(row.conversation_id)},
+                            headers=user["headers"],
+                        )
+                    assert r.status_code == 200, r.text
+                    r = await api.client.get(f"/ai/conversations/{row.conversation_id}", headers=user["headers"])
+                    answered = [(m["role"], m["answered"]) for m in r.json()["messages"]]
+                    assert answered == [("user", False), ("user", True), ("assistant", None)], answered
 
 
 async def test_a_stream_the_server_stops_says_so_and_is_recorded_an_error(

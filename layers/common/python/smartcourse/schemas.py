@@ -1318,7 +1318,14 @@ class ConversationMessage(BaseModel):
         "left the live course since); null: a question, or an answer before 0034",
     )
     interaction_id: uuid.UUID | None = Field(
-        default=None, description="an answer's interaction (`GET /ai/interactions/{id}`)"
+        default=None,
+        description="the interaction that asked or answered it (`GET /ai/interactions/{id}`: why a question has no "
+        "answer); null for a message before migration 0034, or a question before the unanswered ones were kept",
+    )
+    answered: bool | None = Field(
+        default=None,
+        description="a question: whether an answer follows it (false: the stream was cancelled or failed; ask "
+        "again); null for an answer",
     )
 
 

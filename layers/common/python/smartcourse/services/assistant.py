@@ -269,7 +269,7 @@ class Interaction:
     model: str
     id: uuid.UUID = field(default_factory=uuid.uuid4)
     conversation_id: uuid.UUID | None = None
-    new_conversation: bool = False  # an ask that starts a conversation (written with its answer only)
+    new_conversation: bool = False  # an ask that starts a conversation (written with its answer, or its failure)
     question: str | None = None
     streamed: bool = False
     started: float = field(default_factory=time.perf_counter)
@@ -357,14 +357,18 @@ def failure_reason(exc: BaseException) -> str | None:
     return reason if len(reason) <= REASON_CHARS else reason[: REASON_CHARS - 1] + "…"
 
 
-async def record_failure(container: Any, interaction: Interaction, exc: BaseException) -> None:
+async def record_failure(
+    container: Any,
+    interaction: Interaction,
+    exc: BaseException,
+    *,
+    extra: list[Any] | None = None,
+    touch: uuid.UUID | None = None,
+) -> None:
     """Record a call that ended without a result: `cancelled` for a cancellation (the client left), logged as one
     info line since nothing failed; `error` otherwise (the caller logs it), also for a stream the server stopping cut
-    (`reason` `server_stopping`, logged as a warning: explore53 F2, counted as a user's cancel)."""
-    if interaction.kind == "ask" and interaction.new_conversation:
-        # A first question that ended without an answer started no conversation (explore53 F5: the record named
-        # one that was never written, and a follow-up with its id was 404).
-        interaction.conversation_id = None
+    (`reason` `server_stopping`, logged as a warning: explore53 F2, counted as a user's cancel). `extra` and `touch`
+    as for `record`: an ask's question, kept in its conversation (`AskRun._asked`)."""
     cancelled = isinstance(exc, asyncio.CancelledError)
     stopping = cancelled and exc.args[:1] == (SERVER_STOPPING,)  # a restart cut it: a failure, not the client's doing
     interaction.outcome = "cancelled" if cancelled and not stopping else "error"
@@ -375,7 +379,7 @@ async def record_failure(container: Any, interaction: Interaction, exc: BaseExce
     elif cancelled:
         log.info("assistant %s cancelled (interaction %s)", interaction.kind, interaction.id)
     try:
-        await asyncio.shield(record(container, interaction))
+        await asyncio.shield(record(container, interaction, extra=extra, touch=touch))
     except Exception:  # the failure to record must not hide the original one
         log.exception("could not record assistant interaction %s", interaction.id)
 
@@ -499,20 +503,20 @@ class AskRun:
         except DomainError as exc:
             self.failure = exc
             span.set_status(Status(StatusCode.ERROR, f"{exc.code}: {exc.message}"[:300]))
-            await record_failure(self.container, it, exc)
+            await self._failed(exc)
             if shown:
                 yield "reset", {"attempt": attempt + 1, "next": "error"}
             yield "error", {"code": exc.code, "message": exc.message, "interaction_id": str(it.id)}
             return
         except asyncio.CancelledError as exc:  # the client went away (`sse._stop`): recorded, then raised on
             self.failure = exc
-            await record_failure(self.container, it, exc)
+            await self._failed(exc)
             raise
         except Exception as exc:
             log.exception("assistant failed (interaction %s)", it.id)
             self.failure = exc
             telemetry.mark_error(span, exc)
-            await record_failure(self.container, it, exc)
+            await self._failed(exc)
             if shown:  # the model failed mid-draft: the tokens sent were never checked
                 yield "reset", {"attempt": attempt + 1, "next": "error"}
             yield (
@@ -537,18 +541,40 @@ class AskRun:
         yield "citations", {"citations": [c.model_dump() for c in out.citations]}
         yield "done", out.model_dump(mode="json")
 
-    def _turns(self, out: AskOut) -> list[Any]:
-        """The conversation row (created or touched) and the two new messages."""
-        cid = out.conversation_id
+    def _asked(self, cid: uuid.UUID) -> list[Any]:
+        """The conversation row (when this question starts it) and the question's message."""
         objs: list[Any] = []
         asked = self.interaction.asked_at  # the question's time, not its answer's (explore72 F12)
         if self.body.conversation_id is None:
             objs.append(
                 AiConversation(id=cid, user_id=self.principal.user_id, course_id=self.body.course_id, created_at=asked)
             )
+        question = AiMessage(
+            conversation_id=cid,
+            role="user",
+            content=self.body.question,
+            created_at=asked,
+            interaction_id=self.interaction.id,
+        )
+        return [*objs, question]
+
+    async def _failed(self, exc: BaseException) -> None:
+        """Record the failure with the question kept in its conversation, unanswered: the stream's
+        `X-Conversation-Id` named it before the first event, and a conversation started by a question the client
+        cancelled (or the model failed) was 404 afterwards, the question nowhere (explore72a F8a). A conversation
+        with such a question is one a follow-up can continue: the rewrite reads the questions asked."""
+        it = self.interaction
+        cid = it.conversation_id
+        if cid is None:
+            await record_failure(self.container, it, exc)
+            return
+        await record_failure(self.container, it, exc, extra=self._asked(cid), touch=cid)
+
+    def _turns(self, out: AskOut) -> list[Any]:
+        """The conversation row (created or touched) and the two new messages."""
+        cid = out.conversation_id
         return [
-            *objs,
-            AiMessage(conversation_id=cid, role="user", content=self.body.question, created_at=asked),
+            *self._asked(cid),
             AiMessage(
                 conversation_id=cid,
                 role="assistant",

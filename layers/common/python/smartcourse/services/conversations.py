@@ -98,9 +98,13 @@ async def read_mine(
     if convo is None or convo.user_id != principal.user_id or convo.updated_at < cutoff:
         raise NotFound("conversation not found", code="conversation_not_found")
     title = await uow.session.scalar(select(Course.title).where(Course.id == convo.course_id))
-    messages = await uow.session.scalars(
-        select(AiMessage).where(AiMessage.conversation_id == conversation_id).order_by(AiMessage.id)
+    messages = list(
+        await uow.session.scalars(
+            select(AiMessage).where(AiMessage.conversation_id == conversation_id).order_by(AiMessage.id)
+        )
     )
+    # A question is answered when an answer follows it: one whose stream was cancelled or failed is kept unanswered.
+    answered = [i + 1 < len(messages) and messages[i + 1].role == "assistant" for i in range(len(messages))]
     return ConversationDetail(
         id=convo.id,
         course_id=convo.course_id,
@@ -115,7 +119,8 @@ async def read_mine(
                 type=m.answer_type,  # type: ignore[arg-type]
                 citations=m.citations,  # type: ignore[arg-type]
                 interaction_id=m.interaction_id,
+                answered=answered[i] if m.role == "user" else None,
             )
-            for m in messages
+            for i, m in enumerate(messages)
         ],
     )
