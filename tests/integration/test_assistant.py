@@ -105,11 +105,16 @@ async def enrolled_student(api: Api, course_id: str) -> dict[str, Any]:
 
 
 async def sse(
-    client: httpx.AsyncClient, body: dict[str, Any], headers: dict[str, str], ids: dict[str, str] | None = None
+    client: httpx.AsyncClient,
+    body: dict[str, Any],
+    headers: dict[str, str],
+    ids: dict[str, str] | None = None,
+    path: str = "/ai/ask-stream",
 ) -> list[tuple[str, Any]]:
-    """The events of an ask stream; `ids`, when given, gets the response's X-Interaction-Id and X-Conversation-Id."""
+    """The events of a stream (an ask's unless `path` says); `ids`, when given, gets the response's X-Interaction-Id
+    and X-Conversation-Id."""
     events: list[tuple[str, Any]] = []
-    async with client.stream("POST", "/ai/ask-stream", json=body, headers=headers) as r:
+    async with client.stream("POST", path, json=body, headers=headers) as r:
         assert r.status_code == 200, await r.aread()
         if ids is not None:
             ids.update({k: r.headers.get(k, "") for k in ("X-Interaction-Id", "X-Conversation-Id")})
@@ -637,6 +642,24 @@ async def test_instructor_generation_and_saving_a_quiz(
         assert r.status_code == 200, r.text
         assert r.json()["items"][0].startswith("Explain") and r.json()["citations"]
 
+    # Objectives show nothing until one is whole, a quiz nothing readable: `progress` says the model is writing
+    # (explore73 F10: a minute or two of pings).
+    long_objectives = (
+        "- Explain why the outbox table stores each event in the same transaction as the state change it records\n"
+        "- Describe how the relay process reads unsent outbox rows and publishes them to Kafka in their order\n"
+    )
+    with scripted(container, ScriptedChat(long_objectives)):
+        events = await sse(
+            api.client,
+            {"course_id": cid},
+            {**teacher["headers"], "Accept": "text/event-stream"},
+            path="/ai/generate-objectives",
+        )
+    progress = [data for name, data in events if name == "progress"]
+    assert progress[0]["attempt"] == 1 and progress[0]["written"] == 0 and progress[0]["budget"] > 0, events
+    assert [p["written"] for p in progress[1:3]] == [16, 32], progress
+    assert [name for name, _ in events][-1] == "done", events
+
     with scripted(container, ScriptedChat("The outbox keeps events in the same transaction as the change [1].")):
         r = await api.client.post(
             "/ai/generate-summary",
@@ -778,7 +801,7 @@ async def test_a_quiz_cut_at_the_output_limit_is_retried_then_ai_output_invalid(
     events = [
         (block.split("\n")[0].removeprefix("event: "), json.loads(block.split("data: ", 1)[1]))
         for block in r.text.replace("\r\n", "\n").split("\n\n")
-        if block.startswith("event: ")
+        if block.startswith("event: ") and not block.startswith("event: progress")
     ]
     assert [e for e, _ in events] == ["token", "reset", "token", "reset", "done"], events
     assert events[1][1] == {"attempt": 2, "next": "model"} and events[-1][1]["questions"][0]["answer"] == 1
@@ -1009,7 +1032,7 @@ async def test_a_stream_the_server_stops_says_so_and_is_recorded_an_error(
                                         AppStatus.should_exit = True  # what uvicorn's exit signal sets
                 finally:
                     AppStatus.should_exit = False
-                names = [n for n, _ in events]
+                names = [n for n, _ in events if n != "progress"]
                 assert names[0] == "token" and names[-2:] == ["reset", "error"] and "done" not in names, events
                 assert json.loads(events[-2][1])["next"] == "error"
                 assert json.loads(events[-1][1])["code"] == "service_unavailable"

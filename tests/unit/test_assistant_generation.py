@@ -530,6 +530,11 @@ async def test_a_generation_failing_mid_stream_resets_before_the_error(monkeypat
 
     run = generation_run(DroppingChat(), generation.summary_task([OUTBOX]), [], monkeypatch)
     events = [(e["event"], json.loads(e["data"])) async for e in generation_events(run)]
+    assert events[0] == (
+        "progress",
+        {"attempt": 1, "written": 0, "budget": generation.summary_task([OUTBOX]).max_tokens},
+    )
+    events = events[1:]
     assert [name for name, _ in events] == ["token", "token", "token", "reset", "error"], events
     assert events[3][1] == {"attempt": 2, "next": "error"} and events[4][1]["code"] == "assistant_failed"
 

@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 ATTEMPTS = 2
 RETRY_BUDGET = 2  # a reply cut off at the output limit is retried with this many times the tokens
+#: A streamed generation's `progress` event comes at each attempt's start and every this many pieces of the model's
+#: reply: objectives show nothing until one is whole, a quiz nothing readable (explore73 F10: a minute of pings).
+PROGRESS_PIECES = 16
 
 # Bloom's taxonomy, revised (Anderson & Krathwohl): one verb per objective, from any level.
 BLOOM_VERBS = frozenset(
@@ -644,8 +647,12 @@ async def run(
     passages: Sequence[Hit],
     on_token: Callable[[str], Any] | None = None,
     on_reset: Callable[[int], Any] | None = None,
+    on_progress: Callable[[dict[str, int]], Any] | None = None,
 ) -> Any:
     """Generate and validate; retried once with the reason, then Unavailable `ai_output_invalid`.
+
+    `on_progress({attempt, written, budget})`: at each attempt's start, then every `PROGRESS_PIECES` pieces of the
+    reply (`written` counts them, `budget` is the attempt's output limit in tokens: a piece is about a token).
 
     A reply cut off at the output limit (`OutputTruncated`: unfinished JSON) is invalid output too; its retry gets
     `RETRY_BUDGET` times the tokens. `on_reset(attempt)` tells a streaming caller to discard the tokens of the
@@ -658,12 +665,16 @@ async def run(
     for attempt in range(1, ATTEMPTS + 1):
         parts: list[str] = []
         text, sent, shown = "", 0, ""
+        if on_progress is not None:
+            on_progress({"attempt": attempt, "written": 0, "budget": budget})
         try:
             pieces = _attempt(chat, task, passages, note, budget)
             try:
                 async for piece in pieces:
                     parts.append(piece)
                     text += piece
+                    if on_progress is not None and len(parts) % PROGRESS_PIECES == 0:
+                        on_progress({"attempt": attempt, "written": len(parts), "budget": budget})
                     if evidence.leaks_prompt(text):
                         break
                     if task.display is not None:

@@ -163,7 +163,8 @@ def wants_stream(request: Any) -> bool:
 async def generation_events(run: Any, stopping: anyio.Event | None = None) -> AsyncIterator[dict[str, str]]:
     """An instructor generation as SSE: `token`* while the model writes (`reset` `{attempt, next: "model"}` before a
     retry's tokens: discard the rejected attempt's; none when it showed none), then `done` (the JSON body) or
-    `error`.
+    `error`. `progress` `{attempt, written, budget}` at each attempt's start and every `PROGRESS_PIECES` pieces the
+    model writes, shown or not (objectives show one only once it is whole, a quiz's JSON is not for reading).
 
     `error` is `{code, message, interaction_id, details}`: the interaction id at the top level as `/ai/ask-stream`
     sends it (and, as before, also in `details`). A `reset` `{attempt, next: "error"}` precedes it when tokens were
@@ -181,6 +182,7 @@ async def generation_events(run: Any, stopping: anyio.Event | None = None) -> As
         run.execute(
             on_token=lambda text: queue.put_nowait(("token", {"text": text})),
             on_reset=lambda attempt: queue.put_nowait(("reset", {"attempt": attempt})),
+            on_progress=lambda data: queue.put_nowait(("progress", data)),
         )
     )
     shown = ""  # what a client following the protocol shows: the tokens since the last reset

@@ -795,8 +795,11 @@ class GenerationRun:
     lesson_id: uuid.UUID | None = None
     read: Passages = field(default_factory=lambda: Passages([]))
 
-    async def execute(self, on_token: Any = None, on_reset: Any = None) -> GenerationOut | QuizOut:
-        """The generation; `on_token(text)` per streamed piece, `on_reset(attempt)` before a retry's pieces."""
+    async def execute(
+        self, on_token: Any = None, on_reset: Any = None, on_progress: Any = None
+    ) -> GenerationOut | QuizOut:
+        """The generation; `on_token(text)` per streamed piece, `on_reset(attempt)` before a retry's pieces,
+        `on_progress(data)` as `generation.run` says."""
         it = self.interaction
         try:
             with usage.metered() as meter:
@@ -807,7 +810,9 @@ class GenerationRun:
                     if on_token is not None:
                         on_token(piece)
 
-                result = await generation.run(self.container.chat_model(), self.task, self.passages, token, on_reset)
+                result = await generation.run(
+                    self.container.chat_model(), self.task, self.passages, token, on_reset, on_progress
+                )
             it.outcome = "generated"
             out, extra = self._shape(result)
             await record(self.container, it, extra=extra)
