@@ -286,6 +286,28 @@ async def test_keyword_search_also_matches_titles(index: Any, course: str) -> No
     assert len(hits) == 3
 
 
+async def test_keyword_search_finds_a_sql_keyword_that_is_an_english_stop_word(index: Any, course: str) -> None:
+    """explore72 F3: the index dropped English stop words, so a SQL course's `?q=HAVING` found nothing. It keeps them
+    now; a query's stop words are still left out when it has other words (else "what is" matched every chunk)."""
+    texts = [
+        "The HAVING clause filters groups after the aggregation.",
+        "WHERE filters rows before grouping.",
+        "It is what it is: a text that is only made of what is common.",
+        "A B-tree keeps keys sorted in pages.",
+    ]
+    await write(index, course, 1, texts)
+
+    async def found(query: str) -> list[str]:
+        hits = await index.search(course, 1, query=query, vector=None, k=5, mode="keyword")
+        return [h.chunk.chunk_id for h in hits]
+
+    assert await found("HAVING") == ["1-0"]
+    assert await found("where") == ["1-1"]
+    assert set(await found("WHERE or HAVING?")) == {"1-0", "1-1"}
+    # "what", "is", "a" are left out of a query with other words: the B-tree chunk only.
+    assert await found("what is a B-tree?") == ["1-3"]
+
+
 async def test_keyword_search_finds_a_chinese_word_inside_a_sentence(index: Any, course: str) -> None:
     """A run of CJK characters is indexed and queried as character bigrams (`domain.text.cjk_bigrams`): the
     tokenizer took "冰碛是冰川搬运和堆积的岩石碎屑" for one word, so "冰碛" found nothing (explore31 F2)."""

@@ -92,6 +92,37 @@ def folded(text: str) -> str:
     return fold_marks(cjk_bigrams(text.lower()))
 
 
+#: The English stop words the keyword index dropped until it kept every word (tantivy's list, as LanceDB's
+#: `remove_stop_words` applied it: Snowball's without its negations "no", "nor", "not" and a few more). A version's
+#: index now keeps them, so that a course on SQL finds "WHERE", "HAVING", "FROM" (explore72 F3: `?q=HAVING` found
+#: nothing), and `keyword_terms` leaves them out of a query unless they are all it has or written in capitals.
+STOP_WORDS = frozenset(
+    """i me my myself we our ours ourselves you your yours yourself yourselves he him his himself she her hers herself
+    it its itself they them their theirs themselves what which who whom this that these those am is are was were be
+    been being have has had having do does did doing should a an the and but if or because as until while of at by
+    for with about against between into through during before after above below to from up down in out on off over
+    under again further then once here there when where why how all any both each few more most other some such only
+    own same so than too very can will just should now""".split()
+)
+_EDGE_PUNCTUATION = "\"'“”\u2018\u2019«»()[]{}<>.,;:!?¿¡…"
+
+
+def keyword_terms(text: str) -> str:
+    """A query's words for the keyword leg: its stop words left out, as the index used to drop them ("what is a
+    B-tree" matched every chunk with "is" otherwise), unless the query has nothing else ("where" alone) or one is
+    written in capitals in a query that is not all capitals (a keyword: "WHERE vs HAVING", "IT"). A one-letter word
+    ("I", "A") is never a keyword."""
+    words = text.split()
+    shouted = text.upper() == text
+    kept = [
+        w
+        for w in words
+        if (core := w.strip(_EDGE_PUNCTUATION)).lower() not in STOP_WORDS
+        or (not shouted and len(core) > 1 and core.isupper())
+    ]
+    return " ".join(kept) if kept else text
+
+
 def sanitize_query(query: str) -> str:
     """A query as plain words: no control characters (NUL...), bounded length.
 
@@ -263,7 +294,9 @@ class LanceVectorIndex:
         if data.num_rows >= self.vector_index_min_rows:
             # IVF_FLAT: exact distances inside the probed partitions (no quantization loss), builds in seconds
             await table.create_index("vector", config=IvfFlat(distance_type="cosine"))
-        fts = FTS(with_position=False, stem=True, remove_stop_words=True, ascii_folding=True)
+        # Every word kept, stop words too: "WHERE" and "HAVING" are a SQL course's keywords (`keyword_terms` leaves
+        # the stop words out of a query that has other words).
+        fts = FTS(with_position=False, stem=True, remove_stop_words=False, ascii_folding=True)
         await table.create_index("folded_text", config=fts)
         # The heading path ("Chlorophyll > Accessory pigments"): a Markdown or HTML heading is not in its section's
         # text, and a student searches the section titles they see (explore7 F5).
@@ -352,6 +385,7 @@ class LanceVectorIndex:
         if table is None:
             return []
         fields = self._keyword_columns.get((self._course_dir(course_id), version), ["text", "title"])
+        text = keyword_terms(text)
         if text and fields[0] in _FOLDED_COLUMNS:  # the query folded as the columns are
             text = folded(text)
         elif text and fields[0] in _KEYWORD_COLUMNS:  # the query's CJK runs as bigrams, as the columns have them
