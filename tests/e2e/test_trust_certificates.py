@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from tests.conftest import Api
@@ -378,11 +379,24 @@ async def test_a_certificate_is_reissued_under_the_corrected_name(api: Api, work
     assert (r.status_code, r.json()["code"]) == (403, "not_certificate_student"), r.text
     r = await api.client.post(url, headers=(await api.user())["headers"])
     assert (r.status_code, r.json()["code"]) == (404, "certificate_not_found"), r.text
+    listed = f"/courses/{cert['course_id']}/certificates"
+    r = await api.client.get(listed, headers=teacher["headers"])
+    assert [c["id"] for c in r.json()] == [cert["id"]], r.text
+    since = r.json()[0]["issued_at"]
+    last_run = {"updated_since": datetime.now(UTC).isoformat()}
+    assert (await api.client.get(listed, params=last_run, headers=teacher["headers"])).json() == []
     r = await api.client.post(url, headers=student["headers"])
     assert r.status_code == 200, r.text
     body = r.json()
     assert (body["student_name"], body["code"], body["pdf_ready"]) == ("Zoë Quintana", cert["code"], True), body
     assert body["reissued_at"]
+    # A registrar's sync asks what changed since its last run (explore68 F4): the re-issue is a change.
+    r = await api.client.get(listed, params=last_run, headers=teacher["headers"])
+    assert [c["id"] for c in r.json()] == [cert["id"]], r.text
+    r = await api.client.get(listed, params={"updated_since": since}, headers=teacher["headers"])
+    assert [c["id"] for c in r.json()] == [cert["id"]], r.text
+    r = await api.client.get(listed, params={"updated_since": "tomorrow"}, headers=teacher["headers"])
+    assert (r.status_code, r.json()["code"]) == (422, "validation_error"), r.text
     check = (await api.client.get(f"/certificates/verify/{cert['code']}")).json()
     assert check["valid"] and check["student_name"] == "Zoë Quintana" and check["reissued_at"], check
     page = await api.client.get(f"/certificates/verify/{cert['code']}", headers={"Accept": "text/html"})

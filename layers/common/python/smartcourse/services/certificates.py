@@ -21,6 +21,7 @@ from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as course_rules
 from smartcourse.domain.certificates import CODE_PATTERN, new_code, normalize_code, revoked_history
 from smartcourse.domain.events import DomainEvent
+from smartcourse.domain.moments import in_utc
 from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound
 from smartcourse.models import Certificate, Course, Enrollment, User, utcnow
 from smartcourse.security import Principal
@@ -732,14 +733,29 @@ async def _page(uow: UnitOfWork, where: list[Any], page: int, page_size: int) ->
 
 
 async def course_certificates(
-    *, uow: UnitOfWork, principal: Principal, course_id: uuid.UUID, revoked: bool | None, page: int, page_size: int
+    *,
+    uow: UnitOfWork,
+    principal: Principal,
+    course_id: uuid.UUID,
+    revoked: bool | None,
+    page: int,
+    page_size: int,
+    updated_since: datetime | None = None,
 ) -> tuple[list[Certificate], int]:
     """One page of the certificates a course has issued, newest first (ties by id), and how many in all: for its
     instructor and admins (anyone else: what `GET /courses/{id}` answers them, 404 or 403). `revoked` keeps only the
-    revoked (true) or the valid (false) ones."""
+    revoked (true) or the valid (false) ones; `updated_since` those issued, revoked, withdrawn or re-issued at or after
+    that moment (a registrar's or an HR system's "what changed since my last run": explore68 F4)."""
     course = await load_course(uow, course_id)
     await ensure_course_owner(uow, principal, course)
-    where = [Certificate.course_id == course_id]
+    where: list[Any] = [Certificate.course_id == course_id]
+    if updated_since is not None:
+        since = in_utc(updated_since, name="updated_since", code="validation_error")
+        # GREATEST skips nulls: the latest of the moments a certificate changed.
+        changed = func.greatest(
+            Certificate.issued_at, Certificate.revoked_at, Certificate.withdrawn_at, Certificate.reissued_at
+        )
+        where.append(changed >= since)
     if revoked is not None:
         # false: those in force, neither revoked nor withdrawn (explore69 F10: withdrawn ones were listed as valid).
         in_force = (Certificate.revoked_at.is_(None), Certificate.withdrawn_at.is_(None))
