@@ -122,6 +122,38 @@ async def test_concurrent_quiz_submissions_respect_the_cooldown(api: Api, worker
     assert next(r for r in burst if r.status_code == 200).json()["attempt"] == 1
 
 
+async def test_a_submission_retried_with_its_idempotency_key_answers_what_it_got(
+    api: Api, worker: object, tuned: Any
+) -> None:
+    """A phone that lost the answer to a submission sends it again: without a key that spent a second attempt, or
+    was refused by the cool-down with the result lost; with the same Idempotency-Key it is the first one's result.
+    At once, too (a double tap): one attempt recorded."""
+    student, url = await _quiz_for_a_student(api)
+    tuned(quiz_max_attempts=3, quiz_cooldown_seconds=60)
+    key = {**student["headers"], "Idempotency-Key": f"quiz-{uuid.uuid4()}"}
+    first = await api.client.post(url, json={"answers": [0, 0]}, headers=key)
+    assert first.status_code == 200 and first.json()["attempt"] == 1, first.text
+    again = await api.client.post(url, json={"answers": [0, 0]}, headers=key)
+    assert again.status_code == 200 and again.json() == first.json(), again.text
+    # The key names that submission: other answers with it are refused, as on POST /enrollments.
+    r = await api.client.post(url, json={"answers": [1, 0]}, headers=key)
+    assert (r.status_code, r.json()["code"]) == (409, "idempotency_key_reused"), r.text
+    # Without the key, the cool-down stands.
+    r = await api.client.post(url, json={"answers": [1, 0]}, headers=student["headers"])
+    assert (r.status_code, r.json()["code"]) == (429, "quiz_cooldown"), r.text
+    tuned(quiz_max_attempts=3, quiz_cooldown_seconds=0)
+    tap = {**student["headers"], "Idempotency-Key": f"quiz-{uuid.uuid4()}"}
+    burst = await asyncio.gather(*(api.client.post(url, json={"answers": [1, 0]}, headers=tap) for _ in range(3)))
+    assert {r.status_code for r in burst} == {200}, [r.text for r in burst]
+    assert {r.json()["attempt"] for r in burst} == {2} and all(r.json()["passed"] for r in burst), [
+        r.json() for r in burst
+    ]
+    # The attempts recorded: the first and the double-tapped one.
+    enrollment = (await api.client.get("/enrollments/my-courses", headers=student["headers"])).json()[0]
+    r = await api.client.get(f"/enrollments/{enrollment['id']}/attempts", headers=student["headers"])
+    assert [a["attempt"] for a in r.json()] == [2, 1], r.text
+
+
 async def test_reenrolling_does_not_reset_quiz_attempts(api: Api, worker: object, tuned: Any, container: Any) -> None:
     """Attempts count across the student's enrollments of the course, and the numbers returned say so: after a
     drop and re-enroll the student is told the attempts really left, and the last one brings the feedback."""

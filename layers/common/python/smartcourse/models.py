@@ -406,6 +406,13 @@ class QuizAttempt(Base):
     __table_args__ = (
         UniqueConstraint("student_id", "lesson_id", "attempt", name="uq_quiz_attempts_student_attempt"),
         CheckConstraint("attempt >= 1", name="ck_quiz_attempts_attempt_positive"),
+        Index(
+            "uq_quiz_attempts_student_key",
+            "student_id",
+            "idempotency_key",
+            unique=True,
+            postgresql_where=text("idempotency_key is not null"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = _pk()
@@ -424,6 +431,9 @@ class QuizAttempt(Base):
     # now, and a review grades an attempt against the questions it answered. Null: an attempt from before migration
     # 0019 that migration 0020 could not place, counted against whatever the quiz is.
     quiz_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # A submission's Idempotency-Key and the result it answered (migration 0035): the same key again answers it.
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
 class Certificate(Base):

@@ -182,7 +182,13 @@ async def course_cards(
 
 
 async def submit_quiz(
-    *, container: Any, principal: Principal, lesson_id: uuid.UUID, answers: list[int], version: int | None = None
+    *,
+    container: Any,
+    principal: Principal,
+    lesson_id: uuid.UUID,
+    answers: list[int],
+    version: int | None = None,
+    idempotency_key: str | None = None,
 ) -> QuizResult:
     """Grade an attempt, within the attempt limit and cool-down (checked in the grading transaction, under the
     enrollment's lock: services/progress.py); per-question feedback once passed or exhausted."""
@@ -197,6 +203,7 @@ async def submit_quiz(
             version=version,
             max_attempts=settings.quiz_max_attempts,
             cooldown_seconds=settings.quiz_cooldown_seconds,
+            idempotency_key=idempotency_key,
         )
     if e.status == "completed":
         await start_certificate(container, e.id)

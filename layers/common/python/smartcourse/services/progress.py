@@ -14,7 +14,7 @@ from sqlalchemy.dialects.postgresql import insert
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as course_rules
 from smartcourse.domain import enrollment as rules
-from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound
+from smartcourse.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from smartcourse.models import Course, Enrollment, EnrollmentHistory, Lesson, LessonProgress, QuizAttempt, utcnow
 from smartcourse.ratelimit import Decision, rate_limited_error
 from smartcourse.schemas import (
@@ -316,6 +316,7 @@ async def submit_quiz(
     max_attempts: int,
     cooldown_seconds: int,
     version: int | None = None,
+    idempotency_key: str | None = None,
 ) -> tuple[QuizResult, Enrollment]:
     """Grade an attempt within the attempt limit and cool-down; per-question feedback once passed or exhausted.
 
@@ -324,8 +325,23 @@ async def submit_quiz(
     also covers the student's earlier enrollments of the course: there is one live enrollment per student and
     course, and a re-enrollment exists only once the drop (which waits for this lock) has committed. The attempt
     number counts across enrollments and is unique per student and quiz (`uq_quiz_attempts_student_attempt`), so
-    the database refuses a second attempt with the same number whatever the path."""
-    e, course, lesson, lessons = await _learning_context(uow, documents, principal, lesson_id)
+    the database refuses a second attempt with the same number whatever the path.
+
+    With an `idempotency_key`, a submission already made with it answers the result it got, whatever happened since
+    (the cool-down, the attempts used up, the course completed by it): a client that lost the answer retries safely.
+    The key is looked for before the lock and again under it (a duplicate sent at once waits for the first)."""
+    replay = await _replayed(uow, principal, idempotency_key, lesson_id, answers)
+    if replay is not None:
+        return replay
+    try:
+        e, course, lesson, lessons = await _learning_context(uow, documents, principal, lesson_id)
+    except DomainError:
+        # A duplicate that waited for the lock while the first completed the course: refused now, answered then.
+        if (replay := await _replayed(uow, principal, idempotency_key, lesson_id, answers)) is not None:
+            return replay
+        raise
+    if (replay := await _replayed(uow, principal, idempotency_key, lesson_id, answers)) is not None:
+        return replay
     if lesson.type != "quiz":
         raise Conflict("this lesson is not a quiz", code="not_a_quiz")
     fingerprint = course_rules.quiz_fingerprint(lesson.body)
@@ -353,38 +369,61 @@ async def submit_quiz(
     pass_score = int(lesson.body.get("pass_score", 70))
     score, passed = course_rules.grade_quiz(questions, answers, pass_score)
     attempt = used + 1  # on the quiz as it is; the row's number counts every attempt (unique per student and quiz)
-    uow.session.add(
-        QuizAttempt(
-            enrollment_id=e.id,
-            student_id=e.student_id,
-            lesson_id=lesson_id,
-            attempt=numbered + 1,
-            answers=answers,
-            score=score,
-            passed=passed,
-            submitted_at=now,
-            quiz_fingerprint=fingerprint,
-        )
+    row = QuizAttempt(
+        enrollment_id=e.id,
+        student_id=e.student_id,
+        lesson_id=lesson_id,
+        attempt=numbered + 1,
+        answers=answers,
+        score=score,
+        passed=passed,
+        submitted_at=now,
+        quiz_fingerprint=fingerprint,
+        idempotency_key=idempotency_key or None,
     )
+    uow.session.add(row)
     if passed:
         percent = await _record_completion(uow, e, lesson, lessons, score)
     else:
         percent = rules.percent_complete([lsn.ref for lsn in lessons], await _completed_ids(uow, e.id))
-    await uow.commit()
     left = max(0, max_attempts - attempt)
     reveal = passed or passed_before or left == 0
-    return (
-        QuizResult(
-            score=score,
-            passed=passed,
-            attempt=attempt,
-            pass_score=pass_score,
-            percent=percent,
-            attempts_left=None if passed or passed_before else left,  # a passed quiz is no longer limited
-            correct=[q.get("answer") == a for q, a in zip(questions, answers, strict=True)] if reveal else None,
-        ),
-        e,
+    result = QuizResult(
+        score=score,
+        passed=passed,
+        attempt=attempt,
+        pass_score=pass_score,
+        percent=percent,
+        attempts_left=None if passed or passed_before else left,  # a passed quiz is no longer limited
+        correct=[q.get("answer") == a for q, a in zip(questions, answers, strict=True)] if reveal else None,
     )
+    if idempotency_key:
+        row.result = result.model_dump(mode="json")
+    await uow.commit()
+    return result, e
+
+
+async def _replayed(
+    uow: UnitOfWork, principal: Principal, key: str | None, lesson_id: uuid.UUID, answers: list[int]
+) -> tuple[QuizResult, Enrollment] | None:
+    """The result of the caller's submission made with `key`, if there is one: the same quiz and answers, else 409
+    `idempotency_key_reused` (a key names one submission)."""
+    if not key:
+        return None
+    row = await uow.session.scalar(
+        select(QuizAttempt).where(QuizAttempt.student_id == principal.user_id, QuizAttempt.idempotency_key == key)
+    )
+    if row is None or row.result is None:
+        return None
+    if row.lesson_id != lesson_id or list(row.answers) != list(answers):
+        raise Conflict(
+            "this Idempotency-Key was used for another submission",
+            code="idempotency_key_reused",
+            details={"lesson_id": str(row.lesson_id)},
+        )
+    e = await uow.session.get(Enrollment, row.enrollment_id)
+    assert e is not None  # an attempt's enrollment is deleted with it (ON DELETE CASCADE)
+    return QuizResult.model_validate(row.result), e
 
 
 async def _ensure_same_quiz(
