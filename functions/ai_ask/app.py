@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
@@ -17,8 +17,10 @@ RAISED_THROUGH_OBJECTS = {503: ("assistant_failed",)}
 
 
 @router.post("/ai/ask", response_model=AskOut)
-async def ai_ask(body: AskIn, request: Request, user: CurrentUser, c: ContainerDep) -> Any:
-    return await unless_client_leaves(request, assistant.ask(c, principal=user, body=body))
+async def ai_ask(body: AskIn, request: Request, response: Response, user: CurrentUser, c: ContainerDep) -> Any:
+    run = await assistant.prepare_ask(c, principal=user, body=body, streamed=False)
+    response.headers.update(run.quota_headers)  # what is left of the caller's quota (RateLimit-*)
+    return await unless_client_leaves(request, assistant.answer(run))
 
 
 handler = lambda_handler(router)

@@ -28,7 +28,8 @@ async def ai_ask_stream(body: AskIn, user: CurrentUser, c: ContainerDep) -> Even
     # Before any event: a client cut off or cancelling mid-answer still has the interaction to look up, and the
     # conversation to go on in once an answer of it was written (explore72 F11: only `done` carried them).
     ids = {"X-Interaction-Id": str(run.interaction.id), "X-Conversation-Id": str(run.interaction.conversation_id)}
-    return stream_response(lambda stopping: sse_events(run.events(), stopping), headers=ids)
+    headers = {**ids, **run.quota_headers}  # and what is left of the caller's quota (RateLimit-*)
+    return stream_response(lambda stopping: sse_events(run.events(), stopping), headers=headers)
 
 
 handler = lambda_handler(router)

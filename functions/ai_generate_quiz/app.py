@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
@@ -18,7 +18,9 @@ RAISED_THROUGH_OBJECTS = {503: ("ai_output_invalid", "assistant_failed")}
 
 
 @router.post("/ai/generate-quiz", response_model=QuizOut, responses={200: SSE_OR_JSON})
-async def ai_generate_quiz(body: QuizGenerateIn, request: Request, user: CurrentUser, c: ContainerDep) -> Any:
+async def ai_generate_quiz(
+    body: QuizGenerateIn, request: Request, response: Response, user: CurrentUser, c: ContainerDep
+) -> Any:
     run = await assistant.prepare_generation(
         c,
         principal=user,
@@ -28,7 +30,8 @@ async def ai_generate_quiz(body: QuizGenerateIn, request: Request, user: Current
         num_questions=body.num_questions,
     )
     if wants_stream(request):
-        return stream_response(lambda stopping: generation_events(run, stopping))
+        return stream_response(lambda stopping: generation_events(run, stopping), headers=run.quota_headers)
+    response.headers.update(run.quota_headers)
     return await unless_client_leaves(request, run.execute())
 
 

@@ -324,11 +324,23 @@ async def test_quota_and_concurrency_guards(api: Api, worker: object, container:
     student = await enrolled_student(api, course["id"])
     ask = {"course_id": course["id"], "question": "What does the outbox table store?"}
     with scripted(container, ScriptedChat(), assistant_quota_per_minute=2):
+        # What is left of the quota comes with each answer (explore68 F8: a client learnt it from the 429 only).
+        left = []
         for _ in range(2):
-            assert (await api.client.post("/ai/ask", json=ask, headers=student["headers"])).status_code == 200
+            r = await api.client.post("/ai/ask", json=ask, headers=student["headers"])
+            assert r.status_code == 200, r.text
+            left.append((r.headers["RateLimit-Limit"], r.headers["RateLimit-Remaining"]))
+            assert r.headers["RateLimit-Policy"].startswith("2;w=60, ") and 0 < int(r.headers["RateLimit-Reset"]) <= 60
+        assert left == [("2", "1"), ("2", "0")], left
         r = await api.client.post("/ai/ask", json=ask, headers=student["headers"])
         assert r.status_code == 429 and r.json()["code"] == "ai_quota_exceeded", r.text
-        assert int(r.headers["retry-after"]) >= 1
+        assert int(r.headers["retry-after"]) >= 1 and r.headers["RateLimit-Remaining"] == "0"
+        # The stream says it before its first event, as do the instructor's tools.
+        stream = {**teacher["headers"], "Accept": "text/event-stream"}
+        async with api.client.stream(
+            "POST", "/ai/generate-summary", json={"course_id": course["id"]}, headers=stream
+        ) as r:
+            assert r.status_code == 200 and r.headers["RateLimit-Remaining"] == "1", r.headers
 
     slow = ScriptedChat()
     slow.delay = 0.3

@@ -127,6 +127,10 @@ CORS_EXPOSE_HEADERS = (
     "ETag",
     "X-Interaction-Id",
     "X-Conversation-Id",
+    "RateLimit-Policy",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
 )
 CORS_MAX_AGE = 600
 

@@ -121,6 +121,28 @@ class RateLimiter:
         wait = max(1, math.ceil(stats.reset_time - time.time()))
         return Decision(allowed=False, retry_after_seconds=wait, limit=str(item))
 
+    async def quota_headers(self, key_parts: Sequence[str], limit: str | Sequence[RateLimitItem]) -> dict[str, str]:
+        """What is left of `limit` for `key_parts`, as the response headers of draft-ietf-httpapi-ratelimit-headers:
+        `RateLimit-Policy` (every window: "10;w=60, 200;w=86400"), and `RateLimit-Limit`, `RateLimit-Remaining`,
+        `RateLimit-Reset` (seconds) of the window with the least left. Empty when the store cannot be asked (the
+        request was let through: nothing is known)."""
+        try:
+            items = parse_many(limit) if isinstance(limit, str) else list(limit)
+            parts = [str(p) for p in key_parts]
+            windows = [(item, await self._strategy.get_window_stats(item, *parts)) for item in items]
+        except Exception:
+            log.warning("rate limit store unavailable; no quota headers", exc_info=True)
+            return {}
+        if not windows:
+            return {}
+        item, stats = min(windows, key=lambda w: w[1].remaining)
+        return {
+            "RateLimit-Policy": ", ".join(f"{i.amount};w={i.get_expiry()}" for i, _ in windows),
+            "RateLimit-Limit": str(item.amount),
+            "RateLimit-Remaining": str(max(0, stats.remaining)),
+            "RateLimit-Reset": str(max(0, math.ceil(stats.reset_time - time.time()))),
+        }
+
     async def clear(self, key_parts: Sequence[str], limit: str) -> None:
         for item in parse_many(limit):
             await self._strategy.clear(item, *[str(p) for p in key_parts])

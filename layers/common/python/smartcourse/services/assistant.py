@@ -66,19 +66,24 @@ RETRIEVE_K = 8
 # --- guards: quota and concurrency --------------------------------------------------------------
 
 
-async def enforce_quota(container: Any, principal: Principal) -> None:
-    """Per-user moving windows (per minute and per day) in Redis; 429 `ai_quota_exceeded` with Retry-After."""
+async def enforce_quota(container: Any, principal: Principal) -> dict[str, str]:
+    """Per-user moving windows (per minute and per day) in Redis; 429 `ai_quota_exceeded` with Retry-After. Returns
+    what is left of the quota as response headers (`RateLimit-*`, `RateLimiter.quota_headers`): a client shows "7
+    questions left this minute" before it is refused (explore68 F8), the 429 carries them too."""
 
     s = container.settings
     limit = f"{s.assistant_quota_per_minute}/minute;{s.assistant_quota_per_day}/day"
-    decision = await rate_limiter(container).hit(("ai", "user", str(principal.user_id)), limit)
+    limiter, key = rate_limiter(container), ("ai", "user", str(principal.user_id))
+    decision = await limiter.hit(key, limit)
+    left = await limiter.quota_headers(key, limit) if decision.checked else {}
     if not decision.allowed:
         raise RateLimited(
             "assistant quota exceeded; retry later",
             code="ai_quota_exceeded",
             details={"retry_after_seconds": decision.retry_after_seconds, "limit": decision.limit},
-            headers={"Retry-After": str(decision.retry_after_seconds)},
+            headers={**left, "Retry-After": str(decision.retry_after_seconds)},
         )
+    return left
 
 
 _slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
@@ -113,6 +118,8 @@ class Slot:
 
     semaphore: asyncio.Semaphore
     release_hold: Callable[[], Coroutine[Any, Any, None]] | None = None
+    #: What is left of the caller's quota after this call, as response headers (`enforce_quota`).
+    headers: dict[str, str] = field(default_factory=dict)
     _released: bool = False
 
     def release(self) -> None:
@@ -179,7 +186,7 @@ async def slot_within_quota(container: Any, principal: Principal) -> Slot:
         raise
     slot = Slot(semaphore, release_hold)
     try:
-        await enforce_quota(container, principal)
+        slot.headers = await enforce_quota(container, principal)
     except BaseException:
         slot.release()
         raise
@@ -450,6 +457,11 @@ class AskRun:
     failure: BaseException | None = None
     _released: bool = False
 
+    @property
+    def quota_headers(self) -> dict[str, str]:
+        """What is left of the caller's quota, as response headers (`enforce_quota`)."""
+        return dict(self.slot.headers) if self.slot is not None else {}
+
     def release(self) -> None:
         if self.slot is not None and not self._released:
             self._released = True
@@ -628,7 +640,11 @@ async def prepare_ask(container: Any, *, principal: Principal, body: AskIn, stre
 
 async def ask(container: Any, *, principal: Principal, body: AskIn) -> AskOut:
     """POST /ai/ask: the whole answer at once (same graph as the stream)."""
-    run = await prepare_ask(container, principal=principal, body=body, streamed=False)
+    return await answer(await prepare_ask(container, principal=principal, body=body, streamed=False))
+
+
+async def answer(run: AskRun) -> AskOut:
+    """A prepared ask's whole answer at once (`POST /ai/ask`, whose handler reads the run's quota headers first)."""
     done: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     async for event, data in run.events():
@@ -794,6 +810,11 @@ class GenerationRun:
     query: str
     lesson_id: uuid.UUID | None = None
     read: Passages = field(default_factory=lambda: Passages([]))
+
+    @property
+    def quota_headers(self) -> dict[str, str]:
+        """What is left of the caller's quota, as response headers (`enforce_quota`)."""
+        return dict(self.slot.headers)
 
     async def execute(
         self, on_token: Any = None, on_reset: Any = None, on_progress: Any = None
