@@ -586,6 +586,22 @@ async def test_catalog_search_by_content_metadata_and_filters(api: Api) -> None:
     # Metadata and filters.
     r = await api.client.get("/search", params={"q": "cooking", "tags": marker})
     assert [i["id"] for i in r.json()["items"]] == [other["id"]]
+    # `-word` excludes a course with the word anywhere, its content too (explore75 F1: matched chunk by chunk, a
+    # negation removed nothing, and one alone matched every course).
+    both = {course["id"], other["id"]}
+    for q, found in (
+        ("-dough", {course["id"]}),
+        ("-chlorophyll", {other["id"]}),
+        (f"{marker} -dough", {course["id"]}),
+        ('-"knead the dough"', {course["id"]}),
+        ("-dough -chlorophyll", set()),
+        ("-food", {course["id"]}),  # a tag
+        ("write-ahead", set()),  # a hyphen inside a word excludes nothing
+        ("-nothingsuch", both),
+    ):
+        r = await api.client.get("/search", params={"q": q, "tags": marker})
+        assert r.status_code == 200 and {i["id"] for i in r.json()["items"]} == found, (q, r.text)
+        assert r.json()["total"] == len(found), (q, r.text)
     r = await api.client.get("/search", params={"tags": marker, "level": "advanced"})
     assert [i["id"] for i in r.json()["items"]] == [other["id"]]
     r = await api.client.get("/courses", params={"tags": [marker, "biology"]})

@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.orm import aliased
 
 from smartcourse import telemetry
 from smartcourse.assistant.text import same_text_key
@@ -306,13 +307,20 @@ def _tsvector(document: Any) -> Any:
 
 #: The documents the catalogue matches (and its indexes are built on).
 COURSE_DOCUMENT = _document(Course.title, Course.description, Course.category)
+
+
 #: A chunk: its source's title, that title with `.`, `-` and `_` as spaces (`passwd` finds `passwd.txt`, which the
 #: parser takes for one file-name token), its heading path (a Markdown or HTML heading is not in the text), its text
 #: (migration 0017).
-_TITLE_WORDS = func.regexp_replace(
-    ContentChunk.title, literal_column("'[._-]+'", String), _SPACE, literal_column("'g'", String)
-)
-CHUNK_DOCUMENT = _document(ContentChunk.title, _TITLE_WORDS, ContentChunk.location, ContentChunk.text)
+def _chunk_document(chunk: Any) -> Any:
+    """The catalogue document of `chunk` (`ContentChunk` or an alias of it)."""
+    title_words = func.regexp_replace(
+        chunk.title, literal_column("'[._-]+'", String), _SPACE, literal_column("'g'", String)
+    )
+    return _document(chunk.title, title_words, chunk.location, chunk.text)
+
+
+CHUNK_DOCUMENT = _chunk_document(ContentChunk)
 
 
 def _headline_query(q: str) -> Any:
@@ -361,6 +369,38 @@ def _shares_a_tag(words: list[str]) -> Any:
     return _lowered(Course.tags).op("&&")(_lowered(wanted))
 
 
+def split_exclusions(query: str) -> tuple[str, list[str]]:
+    """A catalogue query's words and phrases to find, and those it excludes: `-word` or `-"a phrase"` after a space
+    or at the start, outside quotes, as `websearch_to_tsquery` reads them (`plants -water` → ("plants", ["water"]);
+    the "-" of `write-ahead` or of a quoted `"-5 degrees"` excludes nothing)."""
+    kept: list[str] = []
+    excluded: list[str] = []
+    i, n = 0, len(query)
+    while i < n:
+        if query[i].isspace():
+            i += 1
+            continue
+        negated = query[i] == "-" and i + 1 < n and not query[i + 1].isspace()
+        start = i + 1 if negated else i
+        if start < n and query[start] == '"':
+            close = query.find('"', start + 1)
+            end = n if close < 0 else close + 1
+            token = query[start:end]
+        else:
+            end = start
+            while end < n and not query[end].isspace():
+                end += 1
+            token = query[start:end]
+        if negated:
+            word = token.strip('"').strip()
+            if word:
+                excluded.append(word)
+        else:
+            kept.append(token)
+        i = end
+    return " ".join(kept), excluded
+
+
 async def search_catalog(
     *,
     uow: UnitOfWork,
@@ -389,7 +429,29 @@ async def search_catalog(
     if instructor_id is not None:
         filters.append(Course.instructor_id == instructor_id)
     query = as_indexed(q or "").strip()
-    if not query:
+    positive, excluded = split_exclusions(query)
+    if excluded:
+        # `-word` excludes a course that has the word anywhere: its title, description, category, a chunk, a tag.
+        # Matched document by document, `plants & !water` was true of any chunk without "water", so a negation
+        # never removed a course, and a query of negations alone matched every course (explore75 F1).
+        neg = func.websearch_to_tsquery("english", func.smartcourse_fold(" or ".join(f'"{e}"' for e in excluded)))
+        # Its own alias, correlated to the course only: the content subquery below also reads content_chunks.
+        chunk = aliased(ContentChunk)
+        in_text = or_(
+            _tsvector(COURSE_DOCUMENT).op("@@")(neg),
+            select(literal(1))
+            .select_from(chunk)
+            .where(
+                chunk.course_id == Course.id,
+                chunk.version == Course.index_version,
+                _tsvector(_chunk_document(chunk)).op("@@")(neg),
+            )
+            .correlate(Course)
+            .exists(),
+            _shares_a_tag(excluded),
+        )
+        filters.append(~in_text)
+    if not positive:
         stmt = select(Course).where(*filters)
         total = await uow.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
         rows = await uow.session.scalars(
@@ -400,10 +462,10 @@ async def search_catalog(
         items = [CatalogHit(**CourseSummary.model_validate(c).model_dump(), score=0.0, highlights=[]) for c in rows]
         return CatalogSearchPage(items=items, total=total, page=page, page_size=page_size, query=query)
 
-    tsq = _tsquery(query)
+    tsq = _tsquery(positive)
     meta_doc = _tsvector(COURSE_DOCUMENT)
     meta_rank = func.ts_rank_cd(meta_doc, tsq)
-    words = query.split()
+    words = positive.split()
     tag_match = _shares_a_tag(words)
     chunk_doc = _tsvector(CHUNK_DOCUMENT)
     # A word that is one of the course's tags counts as found; the other words must all be in its text (the title,
@@ -470,7 +532,7 @@ async def search_catalog(
         )
     ).all()
     ids = [c.id for c, _ in rows]
-    found = await _public_matches(uow, ids, query) if ids else {}
+    found = await _public_matches(uow, ids, positive) if ids else {}
     items = [
         CatalogHit(
             **CourseSummary.model_validate(c).model_dump(),
