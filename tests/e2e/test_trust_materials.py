@@ -555,6 +555,41 @@ async def test_a_deleted_lesson_leaves_its_materials_to_the_course(api: Api) -> 
     }
 
 
+async def test_students_see_a_live_materials_lesson_until_the_republish(api: Api, worker: object) -> None:
+    """explore74 F1: the instructor deleted a lesson in the working copy, not republished; its students, who still
+    follow that lesson, saw its handout listed as the course's own (the working copy's `lesson_id`)."""
+    teacher, student = await api.user("instructor"), await api.user()
+    cid = (await api.course(teacher))["id"]
+    module = await api.module(teacher, cid)
+    lesson = await api.lesson(teacher, cid, module["id"])
+    await api.lesson(teacher, cid, module["id"], title="Kept", type="text", content="Kept.")
+    r = await api.client.post(
+        f"/courses/{cid}/materials",
+        files={"file": ("guide.md", b"# Guide", "text/markdown")},
+        data={"lesson_id": lesson["id"]},
+        headers=teacher["headers"],
+    )
+    assert r.status_code == 201, r.text
+    handout = r.json()["id"]
+    r = await api.client.post(f"/courses/{cid}/publish", headers=teacher["headers"])
+    assert (await api.wait_workflow(teacher, r.json()["workflow_id"]))["status"] == "completed"
+    r = await api.client.post("/enrollments", json={"course_id": cid}, headers=student["headers"])
+    assert r.status_code in (201, 202), r.text
+    r = await api.client.delete(
+        f"/courses/{cid}/modules/{module['id']}/lessons/{lesson['id']}", headers=teacher["headers"]
+    )
+    assert r.status_code == 204, r.text
+
+    def attached(who: dict[str, Any]) -> Any:
+        return api.client.get(f"/courses/{cid}/materials", headers=who["headers"])
+
+    assert {m["id"]: m["lesson_id"] for m in (await attached(student)).json()["items"]} == {handout: lesson["id"]}
+    assert {m["id"]: m["lesson_id"] for m in (await attached(teacher)).json()["items"]} == {handout: None}
+    r = await api.client.post(f"/courses/{cid}/publish", headers=teacher["headers"])
+    assert (await api.wait_workflow(teacher, r.json()["workflow_id"]))["status"] == "completed"
+    assert {m["id"]: m["lesson_id"] for m in (await attached(student)).json()["items"]} == {handout: None}
+
+
 async def test_an_upload_racing_an_archive_or_its_lessons_deletion_is_refused_not_recorded(
     api: Api, container: Any
 ) -> None:

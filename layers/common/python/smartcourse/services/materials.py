@@ -249,12 +249,17 @@ async def _ensure_student_access(uow: UnitOfWork, principal: Principal | None, c
         raise NotFound("course not found", code="course_not_found")
 
 
-async def _published_ids(documents: DocumentStore, course: Course, docs: list[dict[str, Any]]) -> set[str]:
-    """The ids of the materials the course's published version (content_version) holds; none before a publish."""
+async def _published(documents: DocumentStore, course: Course, docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The materials the course's published version (content_version) holds, by id, as it lists them (a version
+    frozen before snapshots listed them: the documents); none before a publish."""
     if course.content_version <= 0:
-        return set()
+        return {}
     snapshot = await documents.get(VERSIONS, version_doc_id(course.id, course.content_version)) or {}
-    return {str(m.get("id")) for m in _published_materials(snapshot, docs)}
+    return {str(m.get("id")): m for m in _published_materials(snapshot, docs)}
+
+
+#: What a student reads of a material as the live version has it, not as the working copy has it since.
+_AS_PUBLISHED = ("lesson_id", "filename", "content_type", "size")
 
 
 async def list_materials(
@@ -277,10 +282,24 @@ async def list_materials(
     if not owner:
         await _ensure_student_access(uow, principal, course, "see")
     docs = await documents.find(MATERIALS, {"course_id": str(course_id)})
-    published = await _published_ids(documents, course, docs)
+    published = await _published(documents, course, docs)
+
+    def seen(d: dict[str, Any]) -> dict[str, Any]:
+        """A student sees the live version's entry: the instructor's unpublished edits (a handout detached from a
+        lesson deleted in the working copy) wait for the publish (explore74 F1: the list showed the working copy's
+        `lesson_id` while the lesson was still live)."""
+        if owner:
+            return d
+        entry = published[str(d["id"])]
+        return {**d, **{k: entry[k] for k in _AS_PUBLISHED if k in entry}}
+
     items = [
         MaterialItem.model_validate(
-            {**d, "published": str(d["id"]) in published, "detached_from": d.get("detached_from") if owner else None}
+            {
+                **seen(d),
+                "published": str(d["id"]) in published,
+                "detached_from": d.get("detached_from") if owner else None,
+            }
         )
         for d in docs
         if owner or str(d["id"]) in published
