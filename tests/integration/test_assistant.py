@@ -590,6 +590,9 @@ async def test_instructor_generation_and_saving_a_quiz(
             f"/courses/{cid}/modules/{course['module_id']}/lessons/{saved}", headers=teacher["headers"]
         )
         assert r.status_code == 204, r.text
+        # ... which the list says (explore74 F2: it named the deleted lesson).
+        r = await api.client.get("/ai/generated-quizzes", params={"course_id": cid}, headers=teacher["headers"])
+        assert [q["saved_lesson_id"] for q in r.json()["items"] if q["id"] == generated["id"]] == [None], r.text
         r = await api.client.post(
             f"/ai/generated-quizzes/{generated['id']}/save",
             json={"module_id": course["module_id"]},

@@ -1033,13 +1033,19 @@ async def generated_quizzes(
         elif not principal.is_admin:
             where.append(AiGeneratedQuiz.created_by == principal.user_id)
         total = await uow.session.scalar(select(func.count()).select_from(AiGeneratedQuiz).where(*where)) or 0
-        rows = await uow.session.scalars(
-            select(AiGeneratedQuiz)
-            .where(*where)
-            .order_by(AiGeneratedQuiz.created_at.desc(), AiGeneratedQuiz.id.desc())
-            .offset((page - 1) * page_size)
-            .limit(page_size)
+        rows = list(
+            await uow.session.scalars(
+                select(AiGeneratedQuiz)
+                .where(*where)
+                .order_by(AiGeneratedQuiz.created_at.desc(), AiGeneratedQuiz.id.desc())
+                .offset((page - 1) * page_size)
+                .limit(page_size)
+            )
         )
+        # Saved means a lesson that exists: once it is deleted the quiz can be saved again (`_refuse_if_saved`), and
+        # the list said otherwise (explore74 F2: a client linked the deleted lesson and hid its "Save").
+        saved = {q.saved_lesson_id for q in rows if q.saved_lesson_id is not None}
+        kept = set(await uow.session.scalars(select(Lesson.id).where(Lesson.id.in_(saved)))) if saved else set()
         items = [
             GeneratedQuizOut(
                 id=q.id,
@@ -1049,7 +1055,7 @@ async def generated_quizzes(
                 questions=[QuizQuestionOut.model_validate(question) for question in q.questions],
                 created_by=q.created_by,
                 created_at=q.created_at,
-                saved_lesson_id=q.saved_lesson_id,
+                saved_lesson_id=q.saved_lesson_id if q.saved_lesson_id in kept else None,
             )
             for q in rows
         ]
