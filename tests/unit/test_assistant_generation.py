@@ -302,6 +302,22 @@ def test_a_quiz_that_plays_the_prompt_back_is_refused(prompt: str, options: list
         generation.parse_quiz(json.dumps(bad), n_questions=2, n_passages=2, passages=[OUTBOX, RELAY])
 
 
+@pytest.mark.parametrize(
+    ("prompt", "options"),
+    [
+        # explore74 F6: "Greenland" named by no passage; it shared "outbox"-like common words and was saved.
+        ("What is the main purpose of the Greenland outbox table?", ["To store events", "To delete events"]),
+        # ... or in the right answer (a wrong option may name anything: "Kafka").
+        ("Where are events written first?", ["Kafka", "The Debezium outbox"]),
+    ],
+)
+def test_a_question_naming_what_no_passage_gives_is_invalid(prompt: str, options: list[str]) -> None:
+    bad = json.loads(json.dumps(GOOD))
+    bad["questions"][0].update(prompt=prompt, options=options, answer=1 if "Kafka" in options else 0)
+    with pytest.raises(generation.InvalidOutput, match="which no passage gives"):
+        generation.parse_quiz(json.dumps(bad), n_questions=2, n_passages=2, passages=[OUTBOX, RELAY])
+
+
 def test_numbers_asked_for_are_answers() -> None:
     asked = json.loads(json.dumps(GOOD))
     asked["questions"][0].update(prompt="How many relays publish the outbox table's events?", options=["1", "2"])

@@ -183,6 +183,7 @@ def parse_quiz(
             or next((w for o in q.options if (w := _degenerate_option(o))), None)
             or _numbered_slots(q)
             or _plays_the_prompt(q, material)
+            or _invents(q, passages)
         ):
             raise InvalidOutput(f"question {i}: {why}")
         if passages:
@@ -217,6 +218,19 @@ def _plays_the_prompt(question: GeneratedQuestion, material: _Material | None) -
         if material is not None and material.plays_a_label(text):
             return "a text plays back a passage's source label"
     return None
+
+
+def _invents(question: GeneratedQuestion, passages: Sequence[Hit]) -> str | None:
+    """A prompt or a right answer naming something, or giving a figure, that no passage gives
+    (`evidence.invented_details`, a summary's rule): "What is the main purpose of the Greenland ice cap?" over passages
+    on alpine glaciers shared "ice" with them and was saved (explore74 F6). The right answer is a phrase: its names
+    are checked, any word capitalised, not its figures ("How many relays …?" is answered by a count). A wrong option
+    may name anything."""
+    if not passages:
+        return None
+    made_up = evidence.invented_details(question.prompt, passages)
+    made_up += evidence.absent_names(question.options[question.answer], passages, phrase=True)
+    return f"it names {', '.join(made_up)}, which no passage gives" if made_up else None
 
 
 def _source_of(question: GeneratedQuestion, passages: Sequence[Hit], i: int) -> int:
