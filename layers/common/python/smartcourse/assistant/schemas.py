@@ -107,12 +107,16 @@ BASED_ON = (
     "`working_copy` when a passage given to the model is text not published yet (a draft course, a lesson added or "
     "edited since the publish: its `chunk_id` has version 0); `published` when every one is the live version's"
 )
-NOT_READ = "the materials of the working copy not read: uploaded since the last publish, whose text is extracted then"
+NOT_READ = (
+    "the materials of the working copy not read: `not_published`, uploaded since the last publish, whose text is "
+    "extracted then; `no_text`, published but with no text read (an image-only PDF: the publish report names it)"
+)
 
 
 class MaterialNotRead(BaseModel):
     id: str
     filename: str
+    reason: Literal["not_published", "no_text"] = "not_published"
 
 
 class GenerationOut(BaseModel):

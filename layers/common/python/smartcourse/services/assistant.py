@@ -727,7 +727,12 @@ async def _generation_passages(container: Any, course: Course, lesson_id: uuid.U
             )
     materials = sorted(materials, key=lambda m: str(m["id"]))
     indexed: list[ContentChunk] = []
+    live: set[str] = set()  # the materials the live version published (read or not)
     if course.index_version > 0:
+        snapshot = await container.documents.get(
+            courses.VERSIONS, courses.version_doc_id(course.id, course.index_version)
+        )
+        live = {str(m.get("id")) for m in (snapshot or {}).get("materials") or []}
         sources = {s.source_id for s in sections} | {str(m["id"]) for m in materials}
         async with container.uow() as uow:
             stmt = select(ContentChunk).where(
@@ -756,8 +761,16 @@ async def _generation_passages(container: Any, course: Course, lesson_id: uuid.U
     ]
     read = {r.source_id for r in indexed}
     hits += [_chunk_hit(r) for r in indexed if r.source_type == "material"]
+    # Published but with no text read (an image-only PDF: the publish report names it) is not what republishing
+    # fixes, unlike an upload since the publish (explore74 F3: both were told to publish and wait).
     not_read = [
-        {"id": str(m["id"]), "filename": str(m.get("filename") or "")} for m in materials if str(m["id"]) not in read
+        {
+            "id": str(m["id"]),
+            "filename": str(m.get("filename") or ""),
+            "reason": "no_text" if str(m["id"]) in live else "not_published",
+        }
+        for m in materials
+        if str(m["id"]) not in read
     ]
     if lesson_id is not None:
         chosen = spread(hits, GENERATION_PASSAGES)
@@ -770,6 +783,13 @@ async def _generation_passages(container: Any, course: Course, lesson_id: uuid.U
         content = [h for h in firsts.values() if not evidence.is_quiz_prompts(h)] or list(firsts.values())
         chosen = spread(content, GENERATION_PASSAGES)
     if not chosen:
+        if lesson_id is not None and not_read and not_read[0]["reason"] == "no_text":
+            raise Conflict(
+                "that material's text could not be read when the course was published (an image-only or empty "
+                "document?): upload a version with text, then publish",
+                code="material_unreadable",
+                details={"materials_not_read": not_read},
+            )
         if lesson_id is not None and not_read:
             raise Conflict(
                 "that material's text is read once it is published: publish the course and wait until it is ready",
