@@ -1214,9 +1214,15 @@ async def test_generation_reads_the_working_copy_the_instructor_edits(api: Api, 
     done = r.json()
     assert done["based_on"] == "working_copy" and done["materials_not_read"] == [], done
     assert done["sources"][0]["chunk_id"] == f"{cid}:v0:lesson:{garden['id']}:0", done["sources"]
-    # An explanation retrieves from the index, as the students' assistant does: not before the first publish.
-    r = await api.client.post("/ai/explain", json={"course_id": cid, "concept": "humus"}, headers=teacher["headers"])
-    assert (r.status_code, r.json()["code"]) == (409, "course_not_ready"), r.text
+    # An explanation reads the draft too (explore74 F5: a concept just written was "not in the course"), by the
+    # concept's words: nothing is indexed to search by meaning yet.
+    with scripted(container, ScriptedChat("Humus is what a compost heap turns scraps into [1].")):
+        r = await api.client.post(
+            "/ai/explain", json={"course_id": cid, "concept": "humus"}, headers=teacher["headers"]
+        )
+    assert r.status_code == 200 and r.json()["based_on"] == "working_copy", r.text
+    r = await api.client.post("/ai/explain", json={"course_id": cid, "concept": "moraine"}, headers=teacher["headers"])
+    assert (r.status_code, r.json()["code"]) == (422, "concept_not_in_course"), r.text
     # An image-only scan published with it: its text cannot be read, which publishing again does not change.
     from tests.fixtures.content import pdf_blank
 
@@ -1273,6 +1279,14 @@ async def test_generation_reads_the_working_copy_the_instructor_edits(api: Api, 
         assert "keeps the soil moist" in " ".join(m.content for m in chat.prompts[-1])
     unread = {"id": handout["id"], "filename": "leaves.md", "reason": "not_published"}
     assert r.json()["materials_not_read"] == [unread], r.json()
+    # Explained from the lesson as edited: the published sentence it replaced is not read.
+    with scripted(container, ScriptedChat("A worm bin turns kitchen scraps into castings [1].")) as chat:
+        r = await api.client.post(
+            "/ai/explain", json={"course_id": cid, "concept": "kitchen scraps"}, headers=teacher["headers"]
+        )
+        assert r.status_code == 200 and r.json()["based_on"] == "working_copy", r.text
+        prompt = " ".join(m.content for m in chat.prompts[-1])
+        assert "worm bin" in prompt and "garden leaves" not in prompt, prompt
     # The handout alone: its text is extracted at publish, said so; an id that names no lesson or material is 404.
     r = await api.client.post(
         "/ai/generate-summary", json={"course_id": cid, "lesson_id": handout["id"]}, headers=teacher["headers"]

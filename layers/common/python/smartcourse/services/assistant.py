@@ -697,9 +697,83 @@ class Passages:
 
 
 async def _generation_passages(container: Any, course: Course, lesson_id: uuid.UUID | None) -> Passages:
-    """The passages of the course (the first chunk of each source, in order) or of one lesson or material, read
-    from the **working copy**, what the instructor sees and edits (explore73 F4: a draft course was 409
-    `course_not_ready`, a lesson added since the publish 404, an edited lesson generated from its published text).
+    """What a summary, objectives or a quiz read (`_working_hits`): of a lesson, its chunks spread from start to end;
+    of the course, the first chunk of each source, spread over the outline."""
+    hits, not_read = await _working_hits(container, course, lesson_id)
+    if lesson_id is not None:
+        chosen = spread(hits, GENERATION_PASSAGES)
+    else:
+        firsts: dict[str, Hit] = {}
+        for h in hits:
+            firsts.setdefault(h.chunk.source_id, h)
+        # A quiz's prompts are questions, not content: a course-wide quiz copied them, citing another lesson, and
+        # every generation lost a passage to them (explore42 F5). Read only when the course has nothing else.
+        content = [h for h in firsts.values() if not evidence.is_quiz_prompts(h)] or list(firsts.values())
+        chosen = spread(content, GENERATION_PASSAGES)
+    if not chosen:
+        if lesson_id is not None and not_read and not_read[0]["reason"] == "no_text":
+            raise Conflict(
+                "that material's text could not be read when the course was published (an image-only or empty "
+                "document?): upload a version with text, then publish",
+                code="material_unreadable",
+                details={"materials_not_read": not_read},
+            )
+        if lesson_id is not None and not_read:
+            raise Conflict(
+                "that material's text is read once it is published: publish the course and wait until it is ready",
+                code="material_not_indexed",
+                details={"materials_not_read": not_read},
+            )
+        raise Conflict(
+            "nothing to generate from: no lesson text, transcript or published material"
+            + (" in that lesson" if lesson_id is not None else " in the course"),
+            code="no_indexed_content",
+        )
+    return Passages(chosen, _based_on(chosen), not_read)
+
+
+async def _explain_passages(container: Any, principal: Principal, course: Course, concept: str) -> Passages:
+    """What an explanation reads: the working copy's chunks that have every word of the concept (what the instructor
+    just wrote: explore74 F5, "serac" in a lesson not yet published was 422 `concept_not_in_course` while the other
+    tools read it), and the live index's retrieved ones above the floor (near in meaning, without the words), those
+    still in the working copy first, at most `GENERATION_PASSAGES`. A quiz's prompts are questions to the student, not
+    material to explain from (explore45 F3: an explanation ended with a saved quiz's prompt)."""
+    work, not_read = await _working_hits(container, course, None)
+    work = [h for h in work if not evidence.is_quiz_prompts(h)]
+    wanted = evidence.subject_stems(concept)
+    lexical = [h for h in work if wanted and wanted <= evidence.subject_stems(f"{h.chunk.title} {h.chunk.text}")]
+    retrieved: list[Hit] = []
+    if course.index_version > 0:
+        found = await search.retrieve(container, principal=principal, course_id=course.id, query=concept, k=RETRIEVE_K)
+        floor = container.settings.assistant_relevance_floor
+        strong = evidence.strong_hits(found.hits, floor, evidence.subject_words(concept))
+        # A retrieved chunk of a lesson edited or deleted since is not what the instructor sees: left out.
+        current = {(h.chunk.source_id, h.chunk.content_hash) for h in work}
+        retrieved = [
+            h
+            for h in strong
+            if not evidence.is_quiz_prompts(h) and (h.chunk.source_id, h.chunk.content_hash) in current
+        ]
+    lexical_ids = {h.chunk.chunk_id for h in lexical}
+    chosen = [h for h in retrieved if h.chunk.chunk_id in lexical_ids]
+    chosen += [h for h in lexical if h.chunk.chunk_id not in {c.chunk.chunk_id for c in chosen}]
+    chosen += [h for h in retrieved if h.chunk.chunk_id not in lexical_ids]
+    chosen = chosen[:GENERATION_PASSAGES]
+    return Passages(chosen, _based_on(chosen), not_read)
+
+
+def _based_on(passages: list[Hit]) -> str:
+    """`working_copy` when a passage is text not published yet (its chunk id has version 0), else `published`."""
+    return "working_copy" if any(h.chunk.version == 0 for h in passages) else "published"
+
+
+async def _working_hits(
+    container: Any, course: Course, lesson_id: uuid.UUID | None
+) -> tuple[list[Hit], list[dict[str, str]]]:
+    """Every chunk of the course, or of one lesson or material, in reading order (lessons in the outline's, then
+    materials), and the materials not read, from the **working copy**, what the instructor sees and edits (explore73
+    F4: a draft course was 409 `course_not_ready`, a lesson added since the publish 404, an edited lesson generated
+    from its published text).
 
     A lesson's text is chunked as the publish chunks it; a chunk the live index holds unchanged (same source, same
     content hash) is the index's, with its id, so a course published and not edited since reads exactly what its
@@ -772,37 +846,7 @@ async def _generation_passages(container: Any, course: Course, lesson_id: uuid.U
         for m in materials
         if str(m["id"]) not in read
     ]
-    if lesson_id is not None:
-        chosen = spread(hits, GENERATION_PASSAGES)
-    else:
-        firsts: dict[str, Hit] = {}
-        for h in hits:
-            firsts.setdefault(h.chunk.source_id, h)
-        # A quiz's prompts are questions, not content: a course-wide quiz copied them, citing another lesson, and
-        # every generation lost a passage to them (explore42 F5). Read only when the course has nothing else.
-        content = [h for h in firsts.values() if not evidence.is_quiz_prompts(h)] or list(firsts.values())
-        chosen = spread(content, GENERATION_PASSAGES)
-    if not chosen:
-        if lesson_id is not None and not_read and not_read[0]["reason"] == "no_text":
-            raise Conflict(
-                "that material's text could not be read when the course was published (an image-only or empty "
-                "document?): upload a version with text, then publish",
-                code="material_unreadable",
-                details={"materials_not_read": not_read},
-            )
-        if lesson_id is not None and not_read:
-            raise Conflict(
-                "that material's text is read once it is published: publish the course and wait until it is ready",
-                code="material_not_indexed",
-                details={"materials_not_read": not_read},
-            )
-        raise Conflict(
-            "nothing to generate from: no lesson text, transcript or published material"
-            + (" in that lesson" if lesson_id is not None else " in the course"),
-            code="no_indexed_content",
-        )
-    based_on = "working_copy" if any(h.chunk.version == 0 for h in chosen) else "published"
-    return Passages(chosen, based_on, not_read)
+    return hits, not_read
 
 
 def spread(items: list[_T], n: int) -> list[_T]:
@@ -974,17 +1018,8 @@ async def prepare_generation(
         passages = read.hits
     query = concept or course.title
     if kind == "explain":
-        if course.index_version <= 0:  # an explanation retrieves, as the students' assistant does
-            raise Conflict(
-                "the course's content is not indexed yet: publish it and wait until it is ready",
-                code="course_not_ready",
-            )
-        found = await search.retrieve(container, principal=principal, course_id=course_id, query=query, k=RETRIEVE_K)
-        floor = container.settings.assistant_relevance_floor
-        # A quiz's prompts are questions to the student, not material to explain from (explore45 F3: an explanation
-        # ended with a saved quiz's prompt), as the course-wide generations leave them out.
-        strong = evidence.strong_hits(found.hits, floor, evidence.subject_words(query))
-        passages = [h for h in strong if not evidence.is_quiz_prompts(h)][:GENERATION_PASSAGES]
+        read = await _explain_passages(container, principal, course, query)
+        passages = read.hits
         if not passages:
             raise Invalid("the course's material does not cover that concept", code="concept_not_in_course")
         absent = evidence.absent_names(query, passages, phrase=True)
