@@ -469,6 +469,18 @@ def test_a_short_question_none_of_whose_words_the_passages_have_is_refused() -> 
     assert evidence.decide("anglerfishes lures?", [vents, anglers], knobs).route != "refuse"
 
 
+def test_a_two_word_term_the_course_names_half_of_is_refused_unless_near_in_meaning() -> None:
+    """explore75 F3: "What is an index fund?" in a course on emergency funds was answered with sentences sharing
+    "fund", as what the course says of index funds. Figures of the MiniLM embedder: 0.35 for it, 0.60 for "a rainy
+    day fund" over the same passage."""
+    fund = hit(1, "Emergency fund", "An emergency fund is cash set aside for unexpected expenses.", 0.35)
+    decision = evidence.decide("What is an index fund?", [fund], Knobs())
+    assert (decision.route, decision.reason) == ("refuse", "term_not_in_material")
+    near = hit(1, "Emergency fund", "An emergency fund is cash set aside for unexpected expenses.", 0.6)
+    assert evidence.decide("What is a savings fund?", [near], Knobs()).route == "answer"
+    assert evidence.decide("What is an emergency fund?", [fund], Knobs()).route == "answer"  # both words there
+
+
 def test_a_question_that_is_one_sources_title_is_not_clarified_against_a_title_sharing_a_word() -> None:
     """explore23 F3: "What are sea butterflies?" was asked whether it meant the lesson of that name or "Deep sea
     quiz"."""

@@ -21,6 +21,8 @@ class Knobs:
     relevance_floor: float = 0.3  # min cosine similarity of a chunk to count as evidence
     clarify_margin: float = 0.05  # candidates within this of the best are "equally strong"
     clarify_max_subject_words: int = 2  # a question this short over unrelated candidates is ambiguous
+    # ... and one of its words in no passage: answered only from a passage at least this near in meaning
+    partial_match_floor: float = 0.5
     max_passages: int = 4  # passages shown to the model (small models have small contexts)
     max_tokens: int = 256
     history_turns: int = 6

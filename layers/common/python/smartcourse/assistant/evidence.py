@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache, lru_cache
+from itertools import pairwise
 from typing import Any
 
 from smartcourse.assistant import i18n
@@ -234,6 +235,14 @@ def decide(question: str, hits: Sequence[Hit], knobs: Knobs) -> Decision:
             # (MiniLM gives unrelated passages 0.33-0.35). "What is the volcanology codeword?" was asked which of
             # two unrelated parts it meant (explore23 F2).
             return Decision("refuse", "no_relevant_material", [], [])
+        if (
+            _unnamed_compound(question, stems, strong)
+            and max(h.vector_score or 0.0 for h in strong) < knobs.partial_match_floor
+        ):
+            # "What is an index fund?" in a course on emergency funds: "fund" is everywhere, "index", which says which
+            # fund, nowhere, and the passages are only loosely near in meaning (0.35). Quoted as "what the course
+            # material says" about index funds (explore75 F3); "What is a rainy day fund?" (0.60) is still answered.
+            return Decision("refuse", "term_not_in_material", [], [])
         best = max(strong[0].vector_score or 0.0, knobs.relevance_floor)
         close = [h for h in sources if (h.vector_score or 0.0) >= best - knobs.clarify_margin and _mentions(h, stems)]
         titled = [h for h in sources if _title_names(h.chunk.title, subject)]
@@ -376,6 +385,20 @@ def _offerable(hit: Hit) -> bool:
     if looks_like_injection(source_label(hit)) or is_quiz_prompts(hit):  # a quiz is nothing to read about
         return False
     return bool(defang(hit.chunk.text).replace(OMITTED, "").strip())
+
+
+def _unnamed_compound(question: str, stems: set[str], passages: Sequence[Hit]) -> bool:
+    """A word of the question no passage has right before one they have: a term the course names half of ("index
+    fund", "hedge fund" over "emergency fund"). A word apart ("Why do we need an outbox?": "need") is no term."""
+    for first, second in pairwise(words.tokens(question)):
+        a, b = words.stem(first), words.stem(second)
+        if a in stems and b in stems and _mentions_any(passages, b) and not _mentions_any(passages, a):
+            return True
+    return False
+
+
+def _mentions_any(passages: Sequence[Hit], stem: str) -> bool:
+    return any(_mentions(h, {stem}) for h in passages)
 
 
 def _mentions(hit: Hit, stems: set[str]) -> bool:
