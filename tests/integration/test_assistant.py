@@ -1012,6 +1012,40 @@ async def test_a_client_leaving_a_stream_is_recorded_cancelled_not_logged_as_an_
                     assert answered == [("user", False), ("user", True), ("assistant", None)], answered
 
 
+async def test_a_question_being_answered_is_in_its_conversation_at_once(
+    api: Api, worker: object, container: Any, app: Any
+) -> None:
+    """explore75 F7: while an answer streamed, the conversation its `X-Conversation-Id` header named was 404 and the
+    student's other device did not see the question; it is written before the first event, unanswered until then."""
+    teacher = await api.user("instructor")
+    course = await published_course(api, teacher, OUTBOX_LESSON)
+    student = await enrolled_student(api, course["id"])
+    body = {"course_id": course["id"], "question": "Why does the outbox store events?"}
+    async with served(app) as base:
+        with scripted(container, Stalling()):
+            async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+                headers = {**student["headers"], "Accept": "text/event-stream"}
+                async with http.stream("POST", "/ai/ask-stream", json=body, headers=headers) as r:
+                    assert r.status_code == 200, await r.aread()
+                    convo, asked = r.headers["X-Conversation-Id"], r.headers["X-Interaction-Id"]
+                    async for line in r.aiter_lines():
+                        if line.startswith("event: token"):
+                            break
+                    # The other device, mid-answer.
+                    seen = await api.client.get(f"/ai/conversations/{convo}", headers=student["headers"])
+                    listed = await api.client.get("/ai/conversations", headers=student["headers"])
+    assert seen.status_code == 200, seen.text
+    turns = [(m["role"], m["content"], m["answered"], m["interaction_id"]) for m in seen.json()["messages"]]
+    assert turns == [("user", body["question"], False, asked)], turns
+    assert convo in {c["id"] for c in listed.json()["items"]}, listed.text
+    # Answered, in the same conversation: the question is paired with its answer by their interaction.
+    with scripted(container, ScriptedChat("The outbox stores each event with the change [1].")):
+        r = await api.client.post("/ai/ask", json={**body, "conversation_id": convo}, headers=student["headers"])
+    assert r.status_code == 200, r.text
+    messages = (await api.client.get(f"/ai/conversations/{convo}", headers=student["headers"])).json()["messages"]
+    assert [(m["role"], m["answered"]) for m in messages] == [("user", False), ("user", True), ("assistant", None)]
+
+
 async def test_a_stream_the_server_stops_says_so_and_is_recorded_an_error(
     api: Api, worker: object, container: Any, app: Any
 ) -> None:

@@ -369,13 +369,12 @@ async def record_failure(
     interaction: Interaction,
     exc: BaseException,
     *,
-    extra: list[Any] | None = None,
     touch: uuid.UUID | None = None,
 ) -> None:
     """Record a call that ended without a result: `cancelled` for a cancellation (the client left), logged as one
     info line since nothing failed; `error` otherwise (the caller logs it), also for a stream the server stopping cut
-    (`reason` `server_stopping`, logged as a warning: explore53 F2, counted as a user's cancel). `extra` and `touch`
-    as for `record`: an ask's question, kept in its conversation (`AskRun._asked`)."""
+    (`reason` `server_stopping`, logged as a warning: explore53 F2, counted as a user's cancel). `touch`: the
+    conversation of an ask, whose question stays in it (`AskRun.write_question`)."""
     cancelled = isinstance(exc, asyncio.CancelledError)
     stopping = cancelled and exc.args[:1] == (SERVER_STOPPING,)  # a restart cut it: a failure, not the client's doing
     interaction.outcome = "cancelled" if cancelled and not stopping else "error"
@@ -386,7 +385,7 @@ async def record_failure(
     elif cancelled:
         log.info("assistant %s cancelled (interaction %s)", interaction.kind, interaction.id)
     try:
-        await asyncio.shield(record(container, interaction, extra=extra, touch=touch))
+        await asyncio.shield(record(container, interaction, touch=touch))
     except Exception:  # the failure to record must not hide the original one
         log.exception("could not record assistant interaction %s", interaction.id)
 
@@ -570,23 +569,31 @@ class AskRun:
         )
         return [*objs, question]
 
-    async def _failed(self, exc: BaseException) -> None:
-        """Record the failure with the question kept in its conversation, unanswered: the stream's
-        `X-Conversation-Id` named it before the first event, and a conversation started by a question the client
-        cancelled (or the model failed) was 404 afterwards, the question nowhere (explore72a F8a). A conversation
-        with such a question is one a follow-up can continue: the rewrite reads the questions asked."""
-        it = self.interaction
-        cid = it.conversation_id
+    async def write_question(self) -> None:
+        """The question in its conversation (created by a first question), before any answer: the stream's
+        `X-Conversation-Id` names it before the first event, and the student's other device sees the question being
+        answered (explore75 F7: both ids were 404 until `done`). One that ends without an answer stays, unanswered
+        (explore72a F8a): a follow-up can continue the conversation, the rewrite reads the questions asked."""
+        cid = self.interaction.conversation_id
         if cid is None:
-            await record_failure(self.container, it, exc)
             return
-        await record_failure(self.container, it, exc, extra=self._asked(cid), touch=cid)
+        async with self.container.uow() as uow:
+            for obj in self._asked(cid):
+                uow.session.add(obj)
+                await uow.flush()  # the conversation before its message
+            await uow.session.execute(
+                update(AiConversation).where(AiConversation.id == cid).values(updated_at=func.now())
+            )
+            await uow.commit()
+
+    async def _failed(self, exc: BaseException) -> None:
+        """Record the failure; the question stays in its conversation, unanswered (`write_question`)."""
+        await record_failure(self.container, self.interaction, exc, touch=self.interaction.conversation_id)
 
     def _turns(self, out: AskOut) -> list[Any]:
-        """The conversation row (created or touched) and the two new messages."""
+        """The answer's message (its question was written before: `write_question`)."""
         cid = out.conversation_id
         return [
-            *self._asked(cid),
             AiMessage(
                 conversation_id=cid,
                 role="assistant",
@@ -635,7 +642,13 @@ async def prepare_ask(container: Any, *, principal: Principal, body: AskIn, stre
         question=body.question,
         streamed=streamed,
     )
-    return AskRun(container, principal, body, config, history, interaction, slot)
+    run = AskRun(container, principal, body, config, history, interaction, slot)
+    try:
+        await run.write_question()
+    except BaseException:
+        slot.release()
+        raise
+    return run
 
 
 async def ask(container: Any, *, principal: Principal, body: AskIn) -> AskOut:

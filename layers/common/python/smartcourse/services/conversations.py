@@ -103,8 +103,16 @@ async def read_mine(
             select(AiMessage).where(AiMessage.conversation_id == conversation_id).order_by(AiMessage.id)
         )
     )
-    # A question is answered when an answer follows it: one whose stream was cancelled or failed is kept unanswered.
-    answered = [i + 1 < len(messages) and messages[i + 1].role == "assistant" for i in range(len(messages))]
+    # A question is answered when an answer of its interaction exists (two devices asking at once interleave their
+    # questions and answers); one whose stream was cancelled or failed, or is still running, is not. A question
+    # written before the questions carried their interaction: when an answer follows it.
+    replied = {m.interaction_id for m in messages if m.role == "assistant" and m.interaction_id is not None}
+    answered = [
+        (m.interaction_id in replied)
+        if m.interaction_id is not None
+        else (i + 1 < len(messages) and messages[i + 1].role == "assistant")
+        for i, m in enumerate(messages)
+    ]
     return ConversationDetail(
         id=convo.id,
         course_id=convo.course_id,
