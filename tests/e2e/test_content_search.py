@@ -586,6 +586,13 @@ async def test_catalog_search_by_content_metadata_and_filters(api: Api) -> None:
     # Metadata and filters.
     r = await api.client.get("/search", params={"q": "cooking", "tags": marker})
     assert [i["id"] for i in r.json()["items"]] == [other["id"]]
+    # Words found apart, each in some part of the course, find it (explore75 F6: "xylem photosynthesis", one in the
+    # title and one in a lesson, found nothing); not two courses' words.
+    for q, found in ((f"{marker} chlorophyll", {course["id"]}), ("chlorophyll dough", set())):
+        r = await api.client.get("/search", params={"q": q, "tags": marker})
+        assert {i["id"] for i in r.json()["items"]} == found, (q, r.text)
+    r = await api.client.get("/search", params={"q": "science chlorophyll", "tags": marker})
+    assert [i["id"] for i in r.json()["items"]] == [course["id"]], r.text
     # `-word` excludes a course with the word anywhere, its content too (explore75 F1: matched chunk by chunk, a
     # negation removed nothing, and one alone matched every course).
     both = {course["id"], other["id"]}

@@ -369,12 +369,41 @@ def _shares_a_tag(words: list[str]) -> Any:
     return _lowered(Course.tags).op("&&")(_lowered(wanted))
 
 
+def _somewhere_in_course(term: str, meta_doc: Any) -> Any:
+    """The word (or quoted phrase) `term` is in the course's title, description or category, in a chunk of its live
+    content, or is one of its tags; a stop word ("the", whose query is empty) is found anywhere."""
+    tq = func.websearch_to_tsquery("english", func.smartcourse_fold(term))
+    return or_(func.numnode(tq) == 0, meta_doc.op("@@")(tq), _in_live_content(tq), _shares_a_tag([term.strip('"')]))
+
+
+def _in_live_content(tq: Any) -> Any:
+    """A chunk of the course's live index version matches `tq` (correlated to the course only, with its own alias:
+    the statements it goes into read `content_chunks` too)."""
+    chunk = aliased(ContentChunk)
+    return (
+        select(literal(1))
+        .select_from(chunk)
+        .where(
+            chunk.course_id == Course.id,
+            chunk.version == Course.index_version,
+            _tsvector(_chunk_document(chunk)).op("@@")(tq),
+        )
+        .correlate(Course)
+        .exists()
+    )
+
+
 def split_exclusions(query: str) -> tuple[str, list[str]]:
     """A catalogue query's words and phrases to find, and those it excludes: `-word` or `-"a phrase"` after a space
     or at the start, outside quotes, as `websearch_to_tsquery` reads them (`plants -water` → ("plants", ["water"]);
     the "-" of `write-ahead` or of a quoted `"-5 degrees"` excludes nothing)."""
-    kept: list[str] = []
-    excluded: list[str] = []
+    tokens = _query_tokens(query)
+    return " ".join(t for negated, t in tokens if not negated), [t for negated, t in tokens if negated]
+
+
+def _query_tokens(query: str) -> list[tuple[bool, str]]:
+    """(excluded, word or "quoted phrase") of a catalogue query, in order (`split_exclusions`)."""
+    out: list[tuple[bool, str]] = []
     i, n = 0, len(query)
     while i < n:
         if query[i].isspace():
@@ -394,11 +423,15 @@ def split_exclusions(query: str) -> tuple[str, list[str]]:
         if negated:
             word = token.strip('"').strip()
             if word:
-                excluded.append(word)
+                out.append((True, word))
         else:
-            kept.append(token)
+            out.append((False, token))
         i = end
-    return " ".join(kept), excluded
+    return out
+
+
+#: The most words a catalogue query may have to be found apart (each in some part of the course).
+MAX_SPREAD_TERMS = 8
 
 
 async def search_catalog(
@@ -435,21 +468,7 @@ async def search_catalog(
         # Matched document by document, `plants & !water` was true of any chunk without "water", so a negation
         # never removed a course, and a query of negations alone matched every course (explore75 F1).
         neg = func.websearch_to_tsquery("english", func.smartcourse_fold(" or ".join(f'"{e}"' for e in excluded)))
-        # Its own alias, correlated to the course only: the content subquery below also reads content_chunks.
-        chunk = aliased(ContentChunk)
-        in_text = or_(
-            _tsvector(COURSE_DOCUMENT).op("@@")(neg),
-            select(literal(1))
-            .select_from(chunk)
-            .where(
-                chunk.course_id == Course.id,
-                chunk.version == Course.index_version,
-                _tsvector(_chunk_document(chunk)).op("@@")(neg),
-            )
-            .correlate(Course)
-            .exists(),
-            _shares_a_tag(excluded),
-        )
+        in_text = or_(_tsvector(COURSE_DOCUMENT).op("@@")(neg), _in_live_content(neg), _shares_a_tag(excluded))
         filters.append(~in_text)
     if not positive:
         stmt = select(Course).where(*filters)
@@ -495,6 +514,13 @@ async def search_catalog(
         .exists(),
     )
     by_tags = and_(tag_match, rest_in_text)
+    # Every word somewhere in the course, each in its own part: "xylem photosynthesis" is a course titled
+    # Photosynthesis with a lesson on xylem (explore75 F6: found by each word alone, not by both), ranked below one
+    # that has them together. Not for a query with `or` (websearch's alternative), nor one of many words.
+    terms = [t for _, t in _query_tokens(positive)]
+    spread: Any = literal(False)
+    if 2 <= len(terms) <= MAX_SPREAD_TERMS and not any(t.lower() == "or" for t in terms):
+        spread = and_(*(_somewhere_in_course(t, meta_doc) for t in terms))
     content = (
         select(
             ContentChunk.course_id.label("course_id"),
@@ -514,7 +540,8 @@ async def search_catalog(
     # strong signal too.
     meta_match = meta_doc.op("@@")(tsq)
     score = (
-        case((meta_match, 1.0), else_=0.0)
+        case((spread, 0.05), else_=0.0)
+        + case((meta_match, 1.0), else_=0.0)
         + cast(meta_rank, Float) * 2.0
         + cast(content_rank, Float)
         + case((tag_match, 0.5), else_=0.0)
@@ -523,7 +550,7 @@ async def search_catalog(
     stmt = (
         select(Course, score)
         .outerjoin(content, content.c.course_id == Course.id)
-        .where(*filters, or_(meta_match, content.c.course_id.is_not(None), by_tags))
+        .where(*filters, or_(meta_match, content.c.course_id.is_not(None), by_tags, spread))
     )
     total = await uow.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     rows = (
