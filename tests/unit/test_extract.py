@@ -225,6 +225,25 @@ def test_html_article_header_is_content_and_tables_keep_their_rows() -> None:
     assert "SITE-HEADER" not in lead.text + harbours.text
 
 
+def test_markdown_emphasis_marks_are_not_text() -> None:
+    """explore75 F9: quotes and search hits showed "The **snowball method** …" to clients that display them as plain
+    text. The marked words stay; code, bullets and words with underscores or stars inside are as written."""
+    text = (
+        "# Debt\nThe **snowball method** pays off the *smallest* balance. Use __usted__ with _officials_.\n"
+        "* a bullet\n- snake_case_name, 2*3*4 and `code **as is**`\n***both*** and **a *b* c**\n\n"
+        "```\nx = **kept in a fence**\n```"
+    )
+    ((path, body),) = markdown_sections(text)
+    assert path == ["Debt"]
+    assert body.split("\n")[:4] == [
+        "The snowball method pays off the smallest balance. Use usted with officials.",
+        "* a bullet",
+        "- snake_case_name, 2*3*4 and `code **as is**`",
+        "both and a b c",
+    ], body
+    assert "x = **kept in a fence**" in body
+
+
 def test_markdown_front_matter_is_not_text() -> None:
     """explore17 F10: a YAML block became a chunk whose text was `---`."""
     doc = "---\ntitle: Tide pools\ntags:\n  - shore\n---\n# Tide pools\nBody.\n\n---\n\nAfter a rule."

@@ -184,8 +184,47 @@ def _without_front_matter(text: str) -> str:
     return text[found.end() :]
 
 
+#: Inline emphasis: `**strong**`, `__strong__`, `*em*`, `_em_` around text that starts and ends with a non-space,
+#: not inside a word (`snake_case_name`, `2*3*4` stay), and never a list's `* ` bullet.
+_STRONG = re.compile(r"(?<![\w*_])(\*\*|__)(?=\S)(.+?)(?<=\S)\1(?![\w*_])")
+_EM = re.compile(r"(?<![\w*_])([*_])(?=[^\s*_])([^\n]+?)(?<=[^\s*_])\1(?![\w*_])")
+_CODE_SPAN = re.compile(r"(`+)(?:(?!\1).)+?\1")
+_FENCE = re.compile(r"^\s{0,3}(```|~~~)")
+
+
+def _without_emphasis(lines: list[str]) -> list[str]:
+    """The lines with Markdown's inline emphasis marks removed, the text they mark kept: a quote or a search hit is
+    shown as plain text, and "The **snowball method** pays off…" reached the student with its asterisks (explore75
+    F9). Code spans and fenced code blocks are left as written; so is everything else of the Markdown (lists, tables,
+    links), which reads as text."""
+    out: list[str] = []
+    fenced = ""
+    for line in lines:
+        fence = _FENCE.match(line)
+        if fence and (not fenced or fence.group(1) == fenced):
+            fenced = "" if fenced else fence.group(1)
+            out.append(line)
+            continue
+        if fenced or ("*" not in line and "_" not in line):
+            out.append(line)
+            continue
+        pieces, at = [], 0
+        for code in _CODE_SPAN.finditer(line):
+            pieces += [_plain(line[at : code.start()]), code.group()]
+            at = code.end()
+        out.append("".join([*pieces, _plain(line[at:])]))
+    return out
+
+
+def _plain(text: str) -> str:
+    for _ in range(3):  # nested: ***both***, **a *b* c**
+        text = _EM.sub(r"\2", _STRONG.sub(r"\2", text))
+    return text
+
+
 def markdown_sections(text: str) -> list[tuple[list[str], str]]:
-    """(heading path, body) per h1-h4 of a Markdown text; the source text of each body is kept as written.
+    """(heading path, body) per h1-h4 of a Markdown text; the source text of each body is kept as written, but for
+    its inline emphasis marks (`_without_emphasis`).
 
     Headings are found by markdown-it-py, so a `# comment` inside a fenced code block is not one.
     """
@@ -218,6 +257,7 @@ def markdown_sections(text: str) -> list[tuple[list[str], str]]:
     stack: list[tuple[int, str]] = []
     start = 0
     path: list[str] = []
+    lines = _without_emphasis(lines)
     for first, after, level, title in [*cuts, (len(lines), len(lines), 0, "")]:
         body = normalise_text("\n".join(lines[start:first]))
         if body:
