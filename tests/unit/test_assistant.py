@@ -90,6 +90,20 @@ async def test_no_evidence_above_the_floor_refuses_without_calling_the_model() -
     assert chat.calls == []
 
 
+@pytest.mark.parametrize("closing", ["ok thanks!", "Thank you so much", "got it", "That makes sense, thanks", "merci"])
+async def test_a_closing_turn_is_answered_in_kind_without_a_search_or_the_model(closing: str) -> None:
+    """explore75 F4: "ok thanks!" was refused: "I couldn't find anything about that in this course's material"."""
+    chat, seen = ScriptedChat("should not be used [1]"), []
+    history = [ChatMessage("user", "Why an outbox?"), ChatMessage("assistant", "It keeps events [1].")]
+    cfg = Configuration(chat=chat, retriever=retriever(OUTBOX, seen=seen))  # type: ignore[arg-type]
+    out = await build_graph().ainvoke({"question": closing, "history": history}, cfg.as_config())
+    assert (out["type"], out["reason"], out["citations"]) == ("clarify", "acknowledgement", []), out
+    assert "welcome" in out["answer"] or "plaisir" in out["answer"], out["answer"]
+    assert chat.calls == [] and seen == []
+    for question in ("I don't get it", "ok, and what is a relay?"):
+        assert not evidence.is_acknowledgement(question)
+
+
 OUTLINE = (("Ocean basics", ("Sea turtles", "Coral reefs")), ("Checkpoint", ("Marine quiz",)))
 
 

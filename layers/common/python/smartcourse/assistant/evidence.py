@@ -189,6 +189,27 @@ _OVERVIEW_STEMS = _OVERVIEW_CUES | frozenset(
 )
 
 
+#: A turn that closes an exchange ("ok thanks!", "got it", "merci beaucoup", "vielen Dank"): every word of it is one of
+#: these, and one is a cue (thanks, ok, got, understood, ...). Answered in kind, without a search: it was refused as a
+#: question the course has nothing on (explore75 F4).
+_ACK_CUES = frozenset(
+    """thanks thank thx ty cheers ok okay k kk got understood perfect great cool awesome brilliant nice merci
+    compris parfait génial gracias entendido perfecto genial vale obrigado obrigada entendi perfeito ótimo grazie
+    capito perfetto ottimo danke dank verstanden perfekt prima super""".split()
+)
+_ACK_WORDS = _ACK_CUES | frozenset(
+    """you so much very a lot it that this makes sense clear helps helped helpful that's thats was all for now
+    good fine alright right sure yes yeah yep oh ah i see now beaucoup c'est bien d'accord muchas mil bueno
+    muito certo mille va bene vielen alles klar gut sehr""".split()
+)
+
+
+def is_acknowledgement(question: str) -> bool:
+    """A closing turn, not a question: at most eight words, all of `_ACK_WORDS`, one of `_ACK_CUES`."""
+    said = words.tokens(question)
+    return 0 < len(said) <= 8 and set(said) <= _ACK_WORDS and bool(set(said) & _ACK_CUES)
+
+
 def asks_for_overview(question: str) -> bool:
     """The question asks what the course covers, as a whole: its subject words are all overview or help words, one
     of them an overview word; or it has none and names the course ("What is this course about?"). Answered with the

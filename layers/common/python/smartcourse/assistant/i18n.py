@@ -93,6 +93,28 @@ TEXTS: dict[str, dict[str, str]] = {
         "it": "La tua domanda potrebbe riguardare diverse parti del corso: {listed}. Quale intendi?",
         "de": "Deine Frage könnte sich auf mehrere Teile des Kurses beziehen: {listed}. Welchen meinst du?",
     },
+    "no_quote": {
+        "en": "I found parts of the course near your question, but none of their sentences answers it. Try asking "
+        "about one idea at a time, in the course's own words.",
+        "fr": "J'ai trouvé des parties du cours proches de votre question, mais aucune de leurs phrases n'y répond. "
+        "Posez une question sur une seule idée à la fois, avec les mots du cours.",
+        "es": "Encontré partes del curso cercanas a tu pregunta, pero ninguna de sus frases la responde. Pregunta "
+        "por una sola idea a la vez, con las palabras del curso.",
+        "pt": "Encontrei partes do curso próximas da sua pergunta, mas nenhuma das frases delas a responde. "
+        "Pergunte sobre uma ideia de cada vez, com as palavras do curso.",
+        "it": "Ho trovato parti del corso vicine alla tua domanda, ma nessuna delle loro frasi risponde. Chiedi "
+        "un'idea alla volta, con le parole del corso.",
+        "de": "Ich habe Teile des Kurses gefunden, die deiner Frage nahe sind, aber keiner ihrer Sätze beantwortet "
+        "sie. Frag nach jeweils einer Idee, mit den Worten des Kurses.",
+    },
+    "acknowledged": {
+        "en": "You're welcome! Ask me anything else about this course whenever you like.",
+        "fr": "Avec plaisir ! Posez-moi une autre question sur ce cours quand vous voulez.",
+        "es": "¡De nada! Pregúntame lo que quieras sobre este curso cuando quieras.",
+        "pt": "De nada! Pergunte-me o que quiser sobre este curso quando quiser.",
+        "it": "Prego! Chiedimi pure altro su questo corso quando vuoi.",
+        "de": "Gern geschehen! Frag mich jederzeit noch etwas zu diesem Kurs.",
+    },
     "quotes_heading": {
         "en": "Here is what the course material says:",
         "fr": "Voici ce que disent les supports du cours :",

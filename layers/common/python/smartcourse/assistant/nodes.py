@@ -78,7 +78,7 @@ async def rewrite(state: AskState, config: RunnableConfig) -> dict[str, Any]:
     the question names a new subject the course has)."""
     cfg = Configuration.from_runnable_config(config)
     question, history = state["question"], usable_history(state.get("history") or [])
-    if not history or not evidence.is_follow_up(question):
+    if not history or not evidence.is_follow_up(question) or evidence.is_acknowledgement(question):
         return {"standalone": question}
     new_subject_hits = await _new_subject_in_course(cfg, question)
     if new_subject_hits is not None:
@@ -120,6 +120,8 @@ async def retrieve(state: AskState, config: RunnableConfig) -> dict[str, Any]:
     search for a new subject is not repeated."""
     if state.get("hits") is not None:
         return {}
+    if evidence.is_acknowledgement(state["question"]):  # "ok thanks!": nothing to search for (`route`)
+        return {"hits": []}
     cfg = Configuration.from_runnable_config(config)
     return {"hits": await cfg.retriever(state["standalone"])}
 
@@ -127,6 +129,11 @@ async def retrieve(state: AskState, config: RunnableConfig) -> dict[str, Any]:
 async def route(state: AskState, config: RunnableConfig) -> dict[str, Any]:
     """Decide answer / clarify / refuse from the evidence alone."""
     cfg = Configuration.from_runnable_config(config)
+    if evidence.is_acknowledgement(state["question"]):
+        # "ok thanks!" closes an exchange: answered in kind, not refused as off-course (explore75 F4).
+        answer = i18n.text("acknowledged", await _lang(state))
+        return {"route": "clarify", "reason": "acknowledgement", "candidates": [], "passages": [], "attempts": 0,
+                "answer": answer}  # fmt: skip
     if cfg.outline and evidence.asks_for_overview(state["standalone"]):
         # What the course covers, as a whole: its outline, not a search (explore56 F3: refused as off-course).
         names = [module for module, _ in cfg.outline]
@@ -224,7 +231,8 @@ def fallback(state: AskState, config: RunnableConfig) -> dict[str, Any]:
             details={"reason": state["model_error"][:200]},
         )
     if found is None:
-        answer = i18n.text("off_topic", lang)
+        # Passages were found near the question: "nothing about that in this course" was untrue (explore75 F4).
+        answer = i18n.text("no_quote", lang)
         return {"type": "refuse", "answer": answer, "citations": [], "reason": "no_quotable_match"}
     answer, cites = found
     # Why the server quoted: the model's drafts failed the check twice, or the model itself failed (kept with the
