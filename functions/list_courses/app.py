@@ -23,7 +23,15 @@ async def list_courses(
     caller: SignedCaller,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
     page_size: Annotated[int, Query(ge=1, le=100)] = 20,
-    q: Annotated[str | None, Query(max_length=200, pattern=r"^[^\x00]*$")] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            pattern=r"^[^\x00]*$",
+            description="each word inside the title or the description (any case, accents folded, any order); a "
+            "ranked search of the content too: GET /search",
+        ),
+    ] = None,
     category: CategoryFilter = None,
     level: Annotated[
         LevelFilter, Query(description="beginner, intermediate or advanced (any case); blank: any")

@@ -88,6 +88,18 @@ async def test_full_authoring_and_publishing_flow(api: Api, worker: object) -> N
 
     r = await api.client.get("/courses", params={"q": "intro to", "page_size": 100}, headers=student["headers"])
     assert cid in [c["id"] for c in r.json()["items"]]
+    # Each word on its own, accents folded (explore75 F8: "biology plant" and "espanol" found nothing).
+    marker = uuid.uuid4().hex[:8]
+    spanish = await api.course(teacher, title=f"Español para viajeros {marker}", description="Frases útiles.")
+    for q, found in (
+        (f"espanol {marker}", [spanish["id"]]),
+        (f"viajeros ESPAÑOL {marker}", [spanish["id"]]),
+        (f"frases utiles {marker}", [spanish["id"]]),
+        (f"{marker} 100%", []),
+        (f"{marker} para_", []),
+    ):
+        r = await api.client.get("/courses", params={"q": q, "mine": "true"}, headers=teacher["headers"])
+        assert [c["id"] for c in r.json()["items"]] == found, (q, r.text)
 
     # Materials are for enrolled students (and the owner): see tests/e2e/test_trust_materials.py.
     r = await api.client.get(f"/courses/{cid}/materials/{material['id']}", headers=student["headers"])

@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, literal_column, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from smartcourse.adapters.documents import DocumentStore
@@ -235,6 +235,24 @@ async def create_course(*, uow: UnitOfWork, principal: Principal, data: CourseIn
     )
 
 
+#: The words of `GET /courses?q=` that must each be in the title or the description (the rest are ignored).
+MAX_Q_WORDS = 10
+
+
+def _in_title_or_description(word: str) -> Any:
+    """`word` inside the course's title or description, any case, as typed or with the catalogue's fold of accents
+    and marks on both sides (`smartcourse_fold`): `espanol` finds "Español", and each word of `biology plant` is looked
+    for on its own, so "Plant Biology" is found (explore75 F8: the whole text was one substring, as typed)."""
+    escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = f"%{escaped}%"
+    text = Course.title.op("||")(literal_column("' '")).op("||")(Course.description)
+    folded_pattern = func.concat("%", func.lower(func.btrim(func.smartcourse_fold(escaped))), "%")
+    return or_(
+        text.ilike(pattern, escape="\\"),
+        func.lower(func.smartcourse_fold(text)).like(folded_pattern, escape="\\"),
+    )
+
+
 async def list_courses(
     *,
     uow: UnitOfWork,
@@ -265,9 +283,7 @@ async def list_courses(
     if instructor_id is not None:
         stmt = stmt.where(Course.instructor_id == instructor_id)
     if q:
-        escaped = q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        pattern = f"%{escaped}%"
-        stmt = stmt.where(or_(Course.title.ilike(pattern, escape="\\"), Course.description.ilike(pattern, escape="\\")))
+        stmt = stmt.where(*(_in_title_or_description(word) for word in q.split()[:MAX_Q_WORDS]))
     if category:
         stmt = stmt.where(func.lower(Course.category) == category.strip().lower())
     if level:
