@@ -104,6 +104,15 @@ async def test_a_closing_turn_is_answered_in_kind_without_a_search_or_the_model(
         assert not evidence.is_acknowledgement(question)
 
 
+async def test_a_quiz_answers_question_the_course_cannot_answer_says_why() -> None:
+    """explore75 F12: a student who passed the quiz asked for its answers and was told the course had nothing on
+    it; the assistant never reads a quiz's questions (its prompts are no evidence), and says so."""
+    chat = ScriptedChat("should not be used [1]")
+    out = await ask(chat, "What is the answer to question 1 of the quiz?", WEAK)
+    assert (out["type"], out["reason"]) == ("clarify", "quiz_question"), out
+    assert "quizzes' questions" in out["answer"] and chat.calls == []
+
+
 OUTLINE = (("Ocean basics", ("Sea turtles", "Coral reefs")), ("Checkpoint", ("Marine quiz",)))
 
 

@@ -107,6 +107,22 @@ TEXTS: dict[str, dict[str, str]] = {
         "de": "Ich habe Teile des Kurses gefunden, die deiner Frage nahe sind, aber keiner ihrer Sätze beantwortet "
         "sie. Frag nach jeweils einer Idee, mit den Worten des Kurses.",
     },
+    "quiz_question": {
+        "en": "I don't see the quizzes' questions, only the lessons. Ask me about the topic a question is on and "
+        "I'll explain it from the course; your quiz results say which of your answers were right.",
+        "fr": "Je ne vois pas les questions des quiz, seulement les leçons. Demandez-moi le sujet d'une question et "
+        "je l'expliquerai à partir du cours ; vos résultats de quiz indiquent lesquelles de vos réponses étaient "
+        "justes.",
+        "es": "No veo las preguntas de los cuestionarios, solo las lecciones. Pregúntame por el tema de una pregunta "
+        "y te lo explicaré con el curso; tus resultados del cuestionario dicen cuáles de tus respuestas eran "
+        "correctas.",
+        "pt": "Não vejo as perguntas dos questionários, só as lições. Pergunte-me sobre o tema de uma pergunta e eu o "
+        "explico com o curso; os seus resultados dizem quais das suas respostas estavam certas.",
+        "it": "Non vedo le domande dei quiz, solo le lezioni. Chiedimi l'argomento di una domanda e te lo spiegherò "
+        "dal corso; i risultati del quiz dicono quali tue risposte erano giuste.",
+        "de": "Die Fragen der Quiz sehe ich nicht, nur die Lektionen. Frag mich nach dem Thema einer Frage, dann "
+        "erkläre ich es aus dem Kurs; deine Quiz-Ergebnisse zeigen, welche deiner Antworten richtig waren.",
+    },
     "acknowledged": {
         "en": "You're welcome! Ask me anything else about this course whenever you like.",
         "fr": "Avec plaisir ! Posez-moi une autre question sur ce cours quand vous voulez.",

@@ -141,6 +141,12 @@ async def route(state: AskState, config: RunnableConfig) -> dict[str, Any]:
         return {"route": "clarify", "reason": "course_overview", "candidates": names, "passages": [], "attempts": 0,
                 "answer": answer}  # fmt: skip
     decision = evidence.decide(state["standalone"], state.get("hits") or [], cfg.knobs)
+    if decision.route == "refuse" and evidence.asks_for_quiz_answers(state["question"]):
+        # A student who may ask (the quiz passed) asks for a quiz's answers, which the assistant never reads (its
+        # prompts are no evidence): not "nothing about that in this course" (explore75 F12).
+        answer = i18n.text("quiz_question", await _lang(state))
+        return {"route": "clarify", "reason": "quiz_question", "candidates": [], "passages": [], "attempts": 0,
+                "answer": answer}  # fmt: skip
     update: dict[str, Any] = {
         "route": decision.route,
         "reason": decision.reason,
