@@ -178,6 +178,17 @@ async def test_ask_answers_with_citations_refuses_off_topic_and_is_counted(
             headers=other["headers"],
         )
         assert r.status_code == 404 and r.json()["code"] == "conversation_not_found"
+        # The student's own, in another course: said so (explore75 F11: a bare 404 for a conversation they can open).
+        second = await published_course(api, teacher, GARDEN_LESSON)
+        r = await api.client.post("/enrollments", json={"course_id": second["id"]}, headers=student["headers"])
+        assert r.status_code == 201, r.text
+        r = await api.client.post(
+            "/ai/ask",
+            json={"course_id": second["id"], "question": "How is compost turned?", "conversation_id": convo},
+            headers=student["headers"],
+        )
+        assert (r.status_code, r.json()["code"]) == (409, "conversation_other_course"), r.text
+        assert r.json()["details"]["course_id"] == course["id"], r.text
         # The student finds it again from another device: listed and read back (explore60 F12: its id lived only
         # in the client that asked); nobody else does.
         r = await api.client.get("/ai/conversations", params={"course_id": course["id"]}, headers=student["headers"])

@@ -250,8 +250,16 @@ async def _conversation(
     if conversation_id is None:
         return uuid.uuid4(), []
     convo = await uow.session.get(AiConversation, conversation_id)
-    if convo is None or convo.user_id != principal.user_id or convo.course_id != course_id:
+    if convo is None or convo.user_id != principal.user_id:
         raise NotFound("conversation not found", code="conversation_not_found")
+    if convo.course_id != course_id:
+        # The caller's own, about another course (a client keeping "the current chat" across courses): said so, as
+        # it is theirs to know (explore75 F11: the bare 404 sent them looking for a lost conversation).
+        raise Conflict(
+            "this conversation is about another course: ask in it there, or start a new one here (no conversation_id)",
+            code="conversation_other_course",
+            details={"course_id": str(convo.course_id)},
+        )
     rows = (
         await uow.session.scalars(
             select(AiMessage)
