@@ -50,6 +50,16 @@ async def test_the_quoted_fallback_is_headed_in_the_questions_language() -> None
     assert out["answer"].startswith(i18n.text("quotes_heading", "pt")), out["answer"]
 
 
+def test_a_question_long_enough_to_tell_is_in_its_own_language_whatever_the_conversations() -> None:
+    """explore75 F5: on a Spanish course, "How do I say good evening?" after Spanish questions got a Spanish frame,
+    and "¿Qué significa quisiera?" alone an English one."""
+    spanish = ["¿Cómo pido la cuenta?", "¿Qué significa quisiera?"]
+    assert i18n.language("How do I say good evening?", spanish) == "en"
+    assert i18n.language("¿Qué significa quisiera?") == "es"
+    assert i18n.language("¿Cómo pido la cuenta?", ["What is a verb?"]) == "es"
+    assert i18n.language("and the bill?", spanish) == "es"  # a short follow-up: the conversation's
+
+
 async def test_a_short_follow_up_is_answered_in_the_conversations_language() -> None:
     from smartcourse.assistant.configuration import Configuration
     from smartcourse.assistant.graph import build_graph
@@ -59,7 +69,7 @@ async def test_a_short_follow_up_is_answered_in_the_conversations_language() -> 
         ChatMessage("user", "¿Por qué se usa una tabla outbox en este sistema?"),
         ChatMessage("assistant", "La tabla outbox guarda los eventos con el cambio de estado [1]."),
     ]
-    assert i18n.language("¿Y Lima?") != "es"  # alone, too short to tell
+    assert i18n.language("y Lima?") != "es"  # alone, too short to tell
     cfg = Configuration(chat=ScriptedChat("should not be used [1]"), retriever=retriever(WEAK))
-    out = await build_graph().ainvoke({"question": "¿Y Lima?", "history": history}, cfg.as_config())
+    out = await build_graph().ainvoke({"question": "y Lima?", "history": history}, cfg.as_config())
     assert out["type"] == "refuse" and out["answer"] == i18n.text("off_topic", "es"), out

@@ -24,6 +24,9 @@ MIN_CONFIDENCE = 0.7
 #: entanglement" reads 76 % French (explore57 F4: an English question refused in French), "Résume le cours" 98 %.
 SHORT_MIN_CONFIDENCE = 0.9
 SHORT_WORDS = 3
+#: A question of this many words or more, read at `SHORT_MIN_CONFIDENCE`, is in its own language, not the
+#: conversation's.
+SELF_WORDS = 4
 
 TEXTS: dict[str, dict[str, str]] = {
     "off_topic": {
@@ -173,6 +176,15 @@ async def language_of(question: str, earlier: Sequence[str] = ()) -> str:
 def language(question: str, earlier: Sequence[str] = ()) -> str:
     """The language of a question (one of `LANGUAGES`), read with the conversation's earlier questions (at most the
     last three): "et le relais ?" alone is too short to tell. English when unsure."""
+    stripped = question.strip()
+    if stripped.startswith(("¿", "¡")):  # only Spanish opens a question so ("¿Qué significa quisiera?": 82 %)
+        return "es"
+    if len(stripped.split()) >= SELF_WORDS:
+        # A question long enough to tell, told surely, is in its own language, whatever the conversation's: a learner
+        # of a language course switches ("How do I say good evening?" after Spanish got a Spanish frame: explore75 F5).
+        lang, confidence = _identifier().classify(stripped)
+        if confidence >= SHORT_MIN_CONFIDENCE:
+            return str(lang) if lang in LANGUAGES else "en"
     sample = " ".join([*earlier[-3:], question]).strip()
     if not sample:
         return "en"
