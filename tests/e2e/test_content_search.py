@@ -483,6 +483,9 @@ async def test_republish_switches_atomically_and_reembeds_only_changes(api: Api,
     assert (await api.client.get(f"/courses/{course['id']}")).json()["status"] == "published"
     detail = (await api.client.get(f"/courses/{course['id']}", headers=owner["headers"])).json()
     assert detail["status"] == "published" and detail["index_version"] == 1 and detail["index_status"] == "ready"
+    # The failed attempt's report, and the live version's under it (explore74 F4: it was replaced).
+    assert detail["publish_report"]["status"] == "failed", detail["publish_report"]
+    assert (detail["publish_report"]["live"]["status"], detail["publish_report"]["live"]["version"]) == ("live", 1)
     r = await _search(api, student, course["id"], "mitochondria")
     assert r.status_code == 200 and r.json()["version"] == 1 and r.json()["items"]
 
@@ -549,6 +552,8 @@ async def test_republish_switches_atomically_and_reembeds_only_changes(api: Api,
     assert embed["embedded"] + embed["cached"] + embed["repeated"] == embed["chunks"], embed  # explore31 F9
     r = await _search(api, student, course["id"], "subduction ocean trench")
     assert r.json()["version"] == 3 and "Subduction" in r.json()["items"][0]["text"]
+    report = (await api.client.get(f"/courses/{course['id']}", headers=owner["headers"])).json()["publish_report"]
+    assert (report["status"], report["version"]) == ("live", 3) and "live" not in report, report  # it is live now
 
 
 async def test_catalog_search_by_content_metadata_and_filters(api: Api) -> None:
@@ -1156,6 +1161,9 @@ async def test_a_cancel_the_engine_never_hears_stops_the_run_at_its_go_live(
     detail = (await api.client.get(f"/courses/{cid}", headers=owner["headers"])).json()
     assert detail["status"] == "published" and detail["content_version"] == 1 and detail["index_version"] == 1
     assert detail["publish_report"]["status"] == "canceled", detail["publish_report"]
+    # ... and what the live version holds is still said (explore74 F4: its report, warnings included, was replaced).
+    live = detail["publish_report"]["live"]
+    assert (live["status"], live["version"]) == ("live", 1) and "live" not in live, live
     _, versions, _ = await _left_of(cid)
     assert versions == [1], versions
     feed = (await api.client.get("/notifications", headers=owner["headers"])).json()

@@ -56,6 +56,18 @@ class PublishRequest(NamedTuple):
 ENDED_WITHOUT_RETURN = frozenset({"failed", "terminated", "timed_out", "canceled"})
 
 
+def _live_report(course: Course) -> dict[str, Any]:
+    """`{"live": report}`: the report of the version students use, kept under the attempt that replaces the course's
+    report, so a canceled or failed republish does not hide what the live version holds and lacks (its warnings: an
+    unreadable file; explore74 F4). Empty before any version went live."""
+    report = course.publish_report or {}
+    if course.content_version <= 0:
+        return {}
+    if report.get("status") == "live" and report.get("version") == course.content_version:
+        return {"live": report}
+    return {"live": report["live"]} if "live" in report else {}
+
+
 async def request_publish(
     *,
     uow: UnitOfWork,
@@ -128,7 +140,12 @@ async def request_publish(
     course.status = "publishing"
     course.publish_workflow_id = workflow_id
     course.index_status = "indexing"
-    course.publish_report = {"version": version, "workflow_id": workflow_id, "status": "running"}
+    course.publish_report = {
+        "version": version,
+        "workflow_id": workflow_id,
+        "status": "running",
+        **_live_report(course),
+    }
     course.updated_at = utcnow()
     if documents is not None:
         # Replaces whatever a reverted attempt at this version number left (revert_publish does not spend it).
@@ -386,7 +403,7 @@ async def mark_published(
     course.index_version = version
     course.index_status = "ready"
     course.publish_report = {
-        **(course.publish_report or {}),
+        **{k: v for k, v in (course.publish_report or {}).items() if k != "live"},  # this one is live now
         **(report or {}),
         "version": version,
         "status": "live",
