@@ -598,6 +598,13 @@ async def test_catalog_search_by_content_metadata_and_filters(api: Api) -> None:
         assert {i["id"] for i in r.json()["items"]} == found, (q, r.text)
     r = await api.client.get("/search", params={"q": "science chlorophyll", "tags": marker})
     assert [i["id"] for i in r.json()["items"]] == [course["id"]], r.text
+    # Nothing found for a typo: the word the catalogue's public fields have (explore75 F10: an empty page, no hint);
+    # never a word of the content, which only enrolled students read ("chlorophyll" is in the PDF only).
+    r = await api.client.get("/search", params={"q": "cokking", "tags": marker})
+    assert (r.json()["total"], r.json()["did_you_mean"]) == (0, "cooking"), r.text
+    r = await api.client.get("/search", params={"q": "chlorophill", "tags": marker})
+    assert r.json()["total"] == 0 and r.json()["did_you_mean"] != "chlorophyll", r.text
+    assert (await api.client.get("/search", params={"q": "cooking", "tags": marker})).json()["did_you_mean"] is None
     # `-word` excludes a course with the word anywhere, its content too (explore75 F1: matched chunk by chunk, a
     # negation removed nothing, and one alone matched every course).
     both = {course["id"], other["id"]}

@@ -890,6 +890,11 @@ class CatalogSearchPage(BaseModel):
     page: int
     page_size: int
     query: str
+    did_you_mean: str | None = Field(
+        default=None,
+        description="nothing found: the query with its words no course's title, description, category or tags have "
+        "replaced by the nearest they have (`budgt` → `budget`); null otherwise",
+    )
 
 
 class AccountChangeOut(BaseModel):

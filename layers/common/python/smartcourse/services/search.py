@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import html
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any, NoReturn
@@ -569,7 +571,49 @@ async def search_catalog(
         )
         for c, s in rows
     ]
-    return CatalogSearchPage(items=items, total=total, page=page, page_size=page_size, query=query)
+    # Nothing found: the query as the catalogue's public words would spell it ("budgt" → "budget": explore75 F10,
+    # a phone's typo gave an empty page and no hint).
+    suggestion = await _did_you_mean(uow, query) if total == 0 else None
+    return CatalogSearchPage(
+        items=items, total=total, page=page, page_size=page_size, query=query, did_you_mean=suggestion
+    )
+
+
+#: How near a typed word must be to a catalogue word to be offered for it (difflib's ratio: "budgt"/"budget" 0.91).
+SUGGESTION_CUTOFF = 0.8
+#: The live courses whose public fields make the vocabulary of a suggestion (the newest first).
+SUGGESTION_COURSES = 5000
+_WORD = re.compile(r"[^\W\d_]{3,}")
+
+
+async def _did_you_mean(uow: UnitOfWork, query: str) -> str | None:
+    """`query` with each plain word that no live course's public fields (title, description, category, tags) have
+    replaced by the nearest one they have, if one is near enough; None when nothing was replaced. Only public fields:
+    a suggestion must never reveal a word of what only enrolled students read. Quoted phrases, exclusions and words
+    of fewer than four letters are left as typed."""
+    tokens = query.split()
+    if not tokens or len(tokens) > MAX_SPREAD_TERMS or '"' in query:
+        return None
+    rows = await uow.session.execute(
+        select(Course.title, Course.description, Course.category, Course.tags)
+        .where(Course.live(), Course.index_version > 0)
+        .order_by(Course.published_at.desc().nulls_last())
+        .limit(SUGGESTION_COURSES)
+    )
+    vocabulary: set[str] = set()
+    for title, description, category, tags in rows:
+        for text in (title, description, category, *(tags or [])):
+            vocabulary.update(_WORD.findall(str(text or "").lower()))
+    out, changed = [], False
+    for token in tokens:
+        word = token.lower()
+        if token.startswith("-") or len(word) < 4 or not word.isalpha() or word in vocabulary:
+            out.append(token)
+            continue
+        near = difflib.get_close_matches(word, vocabulary, n=1, cutoff=SUGGESTION_CUTOFF)
+        out.append(near[0] if near else token)
+        changed = changed or bool(near)
+    return " ".join(out) if changed else None
 
 
 #: The marks `ts_headline` puts around a matched word: two private-use characters, removed from the text first, so
