@@ -11,6 +11,7 @@ or as a FastAPI dependency: ``@router.post(..., dependencies=[limit("ai", "30/mi
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import math
@@ -129,7 +130,8 @@ class RateLimiter:
         try:
             items = parse_many(limit) if isinstance(limit, str) else list(limit)
             parts = [str(p) for p in key_parts]
-            windows = [(item, await self._strategy.get_window_stats(item, *parts)) for item in items]
+            found = await asyncio.gather(*(self._strategy.get_window_stats(item, *parts) for item in items))
+            windows = list(zip(items, found, strict=True))
         except Exception:
             log.warning("rate limit store unavailable; no quota headers", exc_info=True)
             return {}

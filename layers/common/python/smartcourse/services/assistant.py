@@ -463,6 +463,9 @@ class AskRun:
     slot: Slot | None
     failure: BaseException | None = None
     _released: bool = False
+    #: The question's write (`write_question`), started as the run is prepared: it runs beside the search, adding
+    #: nothing to the first token's time (awaited, it did: +5 ms p50, +28 ms p95 server-added, a commit's flush).
+    _writing: asyncio.Task[None] | None = None
 
     @property
     def quota_headers(self) -> dict[str, str]:
@@ -518,7 +521,8 @@ class AskRun:
             it.outcome, it.reason = out.type, state.get("reason") or None
             if state.get("model_error"):  # answered with the server's quotes: why the model did not (explore72 F4)
                 it.error = state["model_error"]
-            await record(self.container, it, extra=self._turns(out), touch=out.conversation_id)
+            asked = [] if await self._question_written() else self._asked(out.conversation_id)
+            await record(self.container, it, extra=[*asked, *self._turns(out)], touch=out.conversation_id)
         except DomainError as exc:
             self.failure = exc
             span.set_status(Status(StatusCode.ERROR, f"{exc.code}: {exc.message}"[:300]))
@@ -580,8 +584,9 @@ class AskRun:
     async def write_question(self) -> None:
         """The question in its conversation (created by a first question), before any answer: the stream's
         `X-Conversation-Id` names it before the first event, and the student's other device sees the question being
-        answered (explore75 F7: both ids were 404 until `done`). One that ends without an answer stays, unanswered
-        (explore72a F8a): a follow-up can continue the conversation, the rewrite reads the questions asked."""
+        answered (explore75 F7: both ids were 404 until `done`). Run beside the search (`_writing`). One that ends
+        without an answer stays, unanswered (explore72a F8a): a follow-up can continue the conversation, the rewrite
+        reads the questions asked."""
         cid = self.interaction.conversation_id
         if cid is None:
             return
@@ -594,8 +599,20 @@ class AskRun:
             )
             await uow.commit()
 
+    async def _question_written(self) -> bool:
+        """Wait for the question's write; False if it failed (logged: the answer's record then writes it)."""
+        if self._writing is None:
+            return True
+        try:
+            await asyncio.shield(self._writing)
+        except Exception:
+            log.exception("could not write the question of interaction %s", self.interaction.id)
+            return False
+        return True
+
     async def _failed(self, exc: BaseException) -> None:
         """Record the failure; the question stays in its conversation, unanswered (`write_question`)."""
+        await self._question_written()
         await record_failure(self.container, self.interaction, exc, touch=self.interaction.conversation_id)
 
     def _turns(self, out: AskOut) -> list[Any]:
@@ -651,11 +668,7 @@ async def prepare_ask(container: Any, *, principal: Principal, body: AskIn, stre
         streamed=streamed,
     )
     run = AskRun(container, principal, body, config, history, interaction, slot)
-    try:
-        await run.write_question()
-    except BaseException:
-        slot.release()
-        raise
+    run._writing = asyncio.get_running_loop().create_task(run.write_question())
     return run
 
 
