@@ -598,6 +598,9 @@ async def test_catalog_search_by_content_metadata_and_filters(api: Api) -> None:
         assert {i["id"] for i in r.json()["items"]} == found, (q, r.text)
     r = await api.client.get("/search", params={"q": "science chlorophyll", "tags": marker})
     assert [i["id"] for i in r.json()["items"]] == [course["id"]], r.text
+    # ... saying where each word was (explore76 F1: `matched_in: []`, no highlight).
+    (item,) = r.json()["items"]
+    assert item["matched_in"] == ["title", "content"] and item["highlights"], item
     # Nothing found for a typo: the word the catalogue's public fields have (explore75 F10: an empty page, no hint);
     # never a word of the content, which only enrolled students read ("chlorophyll" is in the PDF only).
     r = await api.client.get("/search", params={"q": "cokking", "tags": marker})

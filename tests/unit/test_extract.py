@@ -242,6 +242,9 @@ def test_markdown_emphasis_marks_are_not_text() -> None:
         "both and a b c",
     ], body
     assert "x = **kept in a fence**" in body
+    # Escaped marks are the marks themselves, as a Markdown reader shows them (explore76 F3: "\\not emphasis\\").
+    ((_, escaped),) = markdown_sections("# A\nA literal \\*not emphasis\\* and \\_this\\_.")
+    assert escaped == "A literal *not emphasis* and _this_.", escaped
 
 
 def test_markdown_front_matter_is_not_text() -> None:

@@ -216,10 +216,17 @@ def _without_emphasis(lines: list[str]) -> list[str]:
     return out
 
 
+#: Markdown's escaped marks (`\*not emphasis\*`): shown as the marks themselves, never taken for emphasis.
+_ESCAPED = {"\\*": "\ue010", "\\_": "\ue011"}
+
+
 def _plain(text: str) -> str:
+    for escaped, kept in _ESCAPED.items():
+        text = text.replace(escaped, kept)
     for _ in range(3):  # nested: ***both***, **a *b* c**
         text = _EM.sub(r"\2", _STRONG.sub(r"\2", text))
-    return text
+    # As a Markdown reader shows them: the mark, without its backslash (explore76 F3: "\not emphasis\").
+    return text.replace("\ue010", "*").replace("\ue011", "_")
 
 
 def markdown_sections(text: str) -> list[tuple[list[str], str]]:

@@ -662,7 +662,26 @@ async def _public_matches(
     out: dict[uuid.UUID, tuple[list[str], list[MatchedIn]]] = {}
     for text, ids in groups.items():
         out.update(await _matches_in(uow, ids, query, text))
+    # A course found through its words apart, each in some part (`_somewhere_in_course`), matches the whole query in
+    # no field: where each word did, together (explore76 F1: `matched_in: []` and no highlight).
+    apart = [cid for cid, (_, found) in out.items() if not found]
+    terms = [t for negated, t in _query_tokens(query) if not negated]
+    if apart and 2 <= len(terms) <= MAX_SPREAD_TERMS:
+        for term in terms:
+            for cid, (lights, found) in (await _matches_in(uow, apart, term, term)).items():
+                have_lights, have_found = out[cid]
+                out[cid] = (
+                    [*have_lights, *(x for x in lights if x not in have_lights)],
+                    [*have_found, *(x for x in found if x not in have_found)],
+                )
+        for cid in apart:
+            lights, found = out[cid]
+            out[cid] = (lights, [name for name in _MATCHED_ORDER if name in found])
     return out
+
+
+#: The order of `matched_in`.
+_MATCHED_ORDER: tuple[MatchedIn, ...] = ("title", "description", "category", "tags", "lessons", "content")
 
 
 async def _matches_in(
@@ -734,5 +753,4 @@ async def _matches_in(
     )
     for cid, fragment in best.all():
         highlights[cid].append(safe_fragment(fragment))
-    order: tuple[MatchedIn, ...] = ("title", "description", "category", "tags", "lessons", "content")
-    return {cid: (highlights[cid], [name for name in order if name in where[cid]]) for cid in course_ids}
+    return {cid: (highlights[cid], [name for name in _MATCHED_ORDER if name in where[cid]]) for cid in course_ids}
