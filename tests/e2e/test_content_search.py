@@ -552,6 +552,10 @@ async def test_republish_switches_atomically_and_reembeds_only_changes(api: Api,
     assert embed["embedded"] + embed["cached"] + embed["repeated"] == embed["chunks"], embed  # explore31 F9
     r = await _search(api, student, course["id"], "subduction ocean trench")
     assert r.json()["version"] == 3 and "Subduction" in r.json()["items"][0]["text"]
+    best = r.json()["items"][0]["chunk_id"]
+    # One asked for, the best one given (explore76 F2: `k=1` answered nothing when a far passage took the slot).
+    r = await _search(api, student, course["id"], "subduction ocean trench", k=1)
+    assert [h["chunk_id"] for h in r.json()["items"]] == [best], r.text
     report = (await api.client.get(f"/courses/{course['id']}", headers=owner["headers"])).json()["publish_report"]
     assert (report["status"], report["version"]) == ("live", 3) and "live" not in report, report  # it is live now
 

@@ -41,3 +41,34 @@ def test_a_file_that_repeats_a_passage_is_not_listed_as_its_own_copy() -> None:
     ]
     (only,) = _public_hits(hits)
     assert only.chunk_id == "s1" and [s.title for s in only.also_in] == ["twin.txt"]
+
+
+def _hit(n: int, keyword: float | None, vector: float) -> Hit:
+    chunk = Chunk(
+        chunk_id=f"c{n}",
+        course_id="course",
+        version=1,
+        source_type="lesson",
+        source_id=f"l{n}",
+        title=f"Lesson {n}",
+        location=f"Lesson {n}",
+        text=f"text {n}",
+        content_hash=f"h{n}",
+        ordinal=n,
+    )
+    return Hit(chunk=chunk, score=0.0, vector_score=vector, keyword_score=keyword)
+
+
+def test_a_hybrid_search_ranks_far_passages_by_their_words_only() -> None:
+    """explore76 F2: `?q=WHERE` listed the lesson saying "unlike WHERE" (vector rank 1 at a cosine of 0.08, keyword
+    rank 2) above the lesson on WHERE (keyword rank 1), and `k=1` answered nothing: the far passage took the slot,
+    then the floor removed it."""
+    from smartcourse.services.search import fused_above_floor
+
+    on_where = _hit(1, 0.885, 0.02)
+    unlike_where = _hit(2, 0.4, 0.08)
+    far = _hit(3, None, 0.1)  # no word, far in meaning: not an answer
+    near = _hit(4, None, 0.5)  # no word, near in meaning: an answer
+    ranked = fused_above_floor([unlike_where, far, on_where, near], floor=0.3)
+    assert [h.chunk.chunk_id for h in ranked] == ["c1", "c4", "c2"], ranked
+    assert ranked[0].score > ranked[2].score > 0

@@ -6,7 +6,7 @@ import difflib
 import html
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NoReturn
 
 from sqlalchemy import (
@@ -269,12 +269,36 @@ async def search_course(
     (cosine similarity at least `ASSISTANT_RELEVANCE_FLOOR`, the assistant's evidence floor): fusion ranks whatever
     the two legs return, so a question the course does not cover used to get its k nearest passages anyway, however
     far. `mode=vector` still answers the k nearest, with their `score`, for whoever wants them."""
-    found = await retrieve(container, principal=principal, course_id=course_id, query=q, k=k, mode=mode)
+    # A hybrid search reads more than `k` and cuts after the floor: cut first, `k=1` could answer nothing, its one
+    # slot taken by the nearest passage however far (explore76 F2).
+    wide = min(MAX_K, max(3 * k, HYBRID_READ)) if mode == "hybrid" else k
+    found = await retrieve(container, principal=principal, course_id=course_id, query=q, k=wide, mode=mode)
     hits = found.hits
     if found.mode == "hybrid":
-        floor = container.settings.assistant_relevance_floor
-        hits = [h for h in hits if h.keyword_score is not None or (h.vector_score or 0.0) >= floor]
-    return ContentSearchResult(items=_public_hits(hits), mode=found.mode, version=found.version, query=q)
+        hits = fused_above_floor(hits, container.settings.assistant_relevance_floor)
+    return ContentSearchResult(items=_public_hits(hits)[:k], mode=found.mode, version=found.version, query=q)
+
+
+#: The least a hybrid course search reads before its floor and its cut to `k`.
+HYBRID_READ = 20
+#: The constant of Reciprocal Rank Fusion, as the index fuses (Cormack et al.; lancedb's RRFReranker default).
+RRF_K = 60
+
+
+def fused_above_floor(hits: list[Hit], floor: float) -> list[Hit]:
+    """The hits that matched a word of the query or are near enough in meaning (cosine at least `floor`), ranked by
+    Reciprocal Rank Fusion of the keyword ranking and of the *near enough* ones' vector ranking: a passage far in
+    meaning (0.08) ranked first by the vector leg outranked the one with the word ("unlike WHERE" above the lesson
+    on WHERE: explore76 F2). `score` is that fused score."""
+    kept = [h for h in hits if h.keyword_score is not None or (h.vector_score or 0.0) >= floor]
+    by_words = sorted((h for h in kept if h.keyword_score is not None), key=lambda h: -(h.keyword_score or 0.0))
+    by_meaning = sorted((h for h in kept if (h.vector_score or 0.0) >= floor), key=lambda h: -(h.vector_score or 0.0))
+    fused: dict[str, float] = {}
+    for ranking in (by_words, by_meaning):
+        for rank, h in enumerate(ranking, 1):
+            fused[h.chunk.chunk_id] = fused.get(h.chunk.chunk_id, 0.0) + 1.0 / (RRF_K + rank)
+    ranked = sorted(kept, key=lambda h: (-fused.get(h.chunk.chunk_id, 0.0), h.chunk.ordinal))
+    return [replace(h, score=fused.get(h.chunk.chunk_id, 0.0)) for h in ranked]
 
 
 # --- the catalogue ---------------------------------------------------------------------------------
