@@ -346,6 +346,10 @@ async def test_quota_and_concurrency_guards(api: Api, worker: object, container:
         r = await api.client.post("/ai/ask", json=ask, headers=student["headers"])
         assert r.status_code == 429 and r.json()["code"] == "ai_quota_exceeded", r.text
         assert int(r.headers["retry-after"]) >= 1 and r.headers["RateLimit-Remaining"] == "0"
+        # A closing turn runs no search and no model: it costs no ask (explore76 F4: refused 429 for a "thanks").
+        thanks = {**ask, "question": "ok thanks!"}
+        r = await api.client.post("/ai/ask", json=thanks, headers=student["headers"])
+        assert r.status_code == 200 and r.json()["type"] == "clarify", r.text
         # The stream says it before its first event, as do the instructor's tools.
         stream = {**teacher["headers"], "Accept": "text/event-stream"}
         async with api.client.stream(

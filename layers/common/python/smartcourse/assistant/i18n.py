@@ -145,6 +145,24 @@ TEXTS: dict[str, dict[str, str]] = {
 }
 
 
+#: A word of thanks that says its language ("merci" is too short for langid, which reads it as English).
+_THANKS = {
+    "merci": "fr",
+    "gracias": "es",
+    "obrigado": "pt",
+    "obrigada": "pt",
+    "grazie": "it",
+    "danke": "de",
+    "dank": "de",
+}
+
+
+def thanks_language(said: str) -> str | None:
+    """The language a word of thanks in `said` names, if one does."""
+    found = [_THANKS[w] for w in said.lower().replace("!", " ").replace(",", " ").split() if w in _THANKS]
+    return found[0] if found else None
+
+
 def text(key: str, lang: str = "en", **fields: Any) -> str:
     """The text `key` in `lang` (English when there is none), its `{fields}` filled in."""
     versions = TEXTS[key]

@@ -130,8 +130,10 @@ async def route(state: AskState, config: RunnableConfig) -> dict[str, Any]:
     """Decide answer / clarify / refuse from the evidence alone."""
     cfg = Configuration.from_runnable_config(config)
     if evidence.is_acknowledgement(state["question"]):
-        # "ok thanks!" closes an exchange: answered in kind, not refused as off-course (explore75 F4).
-        answer = i18n.text("acknowledged", await _lang(state))
+        # "ok thanks!" closes an exchange: answered in kind, not refused as off-course (explore75 F4); "merci" alone
+        # is French however short (explore76 F4).
+        lang = i18n.thanks_language(state["question"]) or await _lang(state)
+        answer = i18n.text("acknowledged", lang)
         return {"route": "clarify", "reason": "acknowledgement", "candidates": [], "passages": [], "attempts": 0,
                 "answer": answer}  # fmt: skip
     if cfg.outline and evidence.asks_for_overview(state["standalone"]):
@@ -236,6 +238,10 @@ def fallback(state: AskState, config: RunnableConfig) -> dict[str, Any]:
             code="assistant_failed",
             details={"reason": state["model_error"][:200]},
         )
+    if found is None and evidence.asks_for_quiz_answers(state["question"]):
+        # The quiz's own chunk was found (its title named), and its prompts are never quoted (explore76 F5).
+        answer = i18n.text("quiz_question", lang)
+        return {"type": "clarify", "answer": answer, "citations": [], "reason": "quiz_question"}
     if found is None:
         # Passages were found near the question: "nothing about that in this course" was untrue (explore75 F4).
         answer = i18n.text("no_quote", lang)

@@ -644,11 +644,14 @@ async def prepare_ask(container: Any, *, principal: Principal, body: AskIn, stre
         )
         await uow.commit()
     outline = await _outline(container.documents, course) if evidence.asks_for_overview(body.question) else ()
-    slot = await slot_within_quota(container, principal)
+    # A closing turn ("ok thanks!") runs no search and no model: it costs no ask of the quota and takes no slot
+    # (explore76 F4: a student thanking after each answer halved their quota, and was refused 429 for a "thanks").
+    slot = None if evidence.is_acknowledgement(body.question) else await slot_within_quota(container, principal)
     try:
         chat = container.chat_model()
     except Exception:
-        slot.release()
+        if slot is not None:
+            slot.release()
         raise
     config = Configuration(
         chat=chat,
