@@ -157,6 +157,18 @@ def test_objectives_wrapped_in_markup_are_read_without_it() -> None:
     ]
 
 
+def test_an_objective_about_none_of_the_passages_is_dropped() -> None:
+    """explore76 F6: "Describe the process of creating a snowboard" over a lesson on seracs was accepted, with a
+    citation of the lesson that made it look grounded."""
+    seracs = hit(5, "Seracs", "A serac is a block of ice formed where a glacier cracks over a steep slope.", 0.9)
+    reply = json.dumps(
+        {"objectives": ["Describe the process of creating a snowboard", "Explain how a serac forms on a glacier"]}
+    )
+    assert generation.parse_objectives(reply, [seracs]) == ["Explain how a serac forms on a glacier"]
+    with pytest.raises(generation.InvalidOutput, match="no usable objective"):
+        generation.parse_objectives(json.dumps({"objectives": ["Identify the key features of a snowboard"]}), [seracs])
+
+
 def test_objectives_as_json_keep_only_the_valid_items() -> None:
     """explore43 F3: asked for lines, the embedded model wrote none in 10 calls of 12; it is now asked for (and
     constrained to) `{"objectives": [...]}`. An item that loops, is cut at the schema's length or starts with no
@@ -200,7 +212,9 @@ def test_objectives_as_json_keep_only_the_valid_items() -> None:
     ]
     # explore45 F1: one phrase under each verb of the instruction is one objective; a passage's sentence after
     # "<verb> how" is a copy.
-    rivers = hit(4, "Rivers", "Rivers carry sediment to the sea 7930. Deltas form at the mouth.", 0.9)
+    rivers = hit(
+        4, "Rivers", "Rivers carry sediment to the sea 7930. Deltas form at the mouth. A relay sends messages.", 0.9
+    )
     reply = json.dumps(
         {
             "objectives": [

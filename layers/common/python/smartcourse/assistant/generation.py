@@ -395,6 +395,10 @@ class _Material:
     def __init__(self, passages: Sequence[Hit]) -> None:
         self.texts = [_same_text(p.chunk.text) for p in passages]
         self.sentences = {_same_text(s.text) for p in passages for s in sentences(p.chunk.text)}
+        # The content words of the passages: an objective with none of them is about something else.
+        self.stems: set[str] = set().union(
+            *(evidence.content_stems(f"{p.chunk.title} {p.chunk.text}") for p in passages)
+        )
         names = {n.strip() for p in passages for n in [p.chunk.title, *p.chunk.location.split(" > ")] if n.strip()}
         # One of a label's names after one of its separators (`prompts.source_label`: "Title — Module > Lesson"; the
         # model writes U+203A for ">"): "Explain why an outbox — Foundations".
@@ -413,7 +417,8 @@ _LEAD_INS = ("how ", "why ", "what ", "that ", "the way ")
 
 
 def _kept(items: Sequence[str], material: _Material) -> list[str]:
-    """The items `_objective` accepts, each once, and none copied from a passage or its source label.
+    """The items `_objective` accepts, each once, none copied from a passage or its source label, and each with a
+    content word of the passages (when there are passages).
 
     Once: compared without their verb, "Explain|Describe|Compare how to use the relay" is one objective said under
     each verb of the instruction (explore45 F1: 8 of 12 replies). Copied: the item, or what follows its verb (and
@@ -431,6 +436,10 @@ def _kept(items: Sequence[str], material: _Material) -> list[str]:
             continue
         statement = next((tail[len(w) :] for w in _LEAD_INS if tail.startswith(w)), tail)
         if statement in material.sentences:
+            continue
+        if material.stems and not evidence.content_stems(tail) & material.stems:
+            # About none of the passages ("Describe the process of creating a snowboard" over a lesson on seracs:
+            # explore76 F6), as a quiz's question about none of them is invalid.
             continue
         seen.add(tail)
         out.append(objective)
@@ -453,8 +462,8 @@ def parse_objectives(text: str, passages: Sequence[Hit] = (), *, material: _Mate
         # Said whatever the items failed on: the retry's note tells the model what an objective is (explore46 F6: it
         # said "no objective starts with a Bloom verb" of replies whose items were repeats or copies).
         raise InvalidOutput(
-            "no usable objective: each must start with a Bloom verb and be one of its own, not a repeat, a loop or a "
-            "copy of the passages"
+            "no usable objective: each must start with a Bloom verb and be about the passages, one of its own, not a "
+            "repeat, a loop or a copy of the passages"
         )
     return out[:OBJECTIVES_MAX]
 
