@@ -516,6 +516,11 @@ def test_a_two_word_term_the_course_names_half_of_is_refused_unless_near_in_mean
     near = hit(1, "Emergency fund", "An emergency fund is cash set aside for unexpected expenses.", 0.6)
     assert evidence.decide("What is a savings fund?", [near], Knobs()).route == "answer"
     assert evidence.decide("What is an emergency fund?", [fund], Knobs()).route == "answer"  # both words there
+    # The head missing, in a question asking what the term is (explore76 F7: "savings bond", "emergency loan").
+    decision = evidence.decide("What is an emergency loan?", [fund], Knobs())
+    assert (decision.route, decision.reason) == ("refuse", "term_not_in_material")
+    # A verb after a noun is no term: "Why does the fund matter?" is still answered.
+    assert evidence.decide("Why does the emergency fund matter?", [near], Knobs()).route == "answer"
 
 
 def test_a_question_that_is_one_sources_title_is_not_clarified_against_a_title_sharing_a_word() -> None:

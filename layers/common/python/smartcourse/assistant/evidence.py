@@ -415,7 +415,18 @@ def _unnamed_compound(question: str, stems: set[str], passages: Sequence[Hit]) -
         a, b = words.stem(first), words.stem(second)
         if a in stems and b in stems and _mentions_any(passages, b) and not _mentions_any(passages, a):
             return True
+    # Asked to define a term, its head no passage has is as telling: "What is a savings bond?", "What is an
+    # emergency loan?" over a course on savings and emergency funds (explore76 F7).
+    term = _DEFINITION.match(question)
+    if term is not None:
+        named = [words.stem(w) for w in words.tokens(term.group(1)) if words.stem(w) in stems]
+        if len(named) >= 2 and any(_mentions_any(passages, w) for w in named):
+            return not all(_mentions_any(passages, w) for w in named)
     return False
+
+
+#: A question asking what a term is: "What is a savings bond?", "what are index funds".
+_DEFINITION = re.compile(r"^\s*what(?:'s|\s+is|\s+are)\s+(?:an?\s+|the\s+)?([^?.!,;]+?)\s*\??\s*$", re.IGNORECASE)
 
 
 def _mentions_any(passages: Sequence[Hit], stem: str) -> bool:
