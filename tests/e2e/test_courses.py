@@ -93,6 +93,7 @@ async def test_full_authoring_and_publishing_flow(api: Api, worker: object) -> N
     spanish = await api.course(teacher, title=f"Español para viajeros {marker}", description="Frases útiles.")
     for q, found in (
         (f"espanol {marker}", [spanish["id"]]),
+        (f'"Español:" {marker}.', [spanish["id"]]),  # words as a person splits them (explore76 F9)
         (f"viajeros ESPAÑOL {marker}", [spanish["id"]]),
         (f"frases utiles {marker}", [spanish["id"]]),
         (f"{marker} 100%", []),

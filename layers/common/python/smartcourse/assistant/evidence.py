@@ -194,13 +194,13 @@ _OVERVIEW_STEMS = _OVERVIEW_CUES | frozenset(
 #: question the course has nothing on (explore75 F4).
 _ACK_CUES = frozenset(
     """thanks thank thx ty cheers ok okay k kk got understood perfect great cool awesome brilliant nice merci
-    compris parfait génial gracias entendido perfecto genial vale obrigado obrigada entendi perfeito ótimo grazie
-    capito perfetto ottimo danke dank verstanden perfekt prima super""".split()
+    compris parfait génial genial gracias entendido perfecto vale obrigado obrigada entendi perfeito ótimo otimo
+    grazie capito perfetto ottimo danke dank dankeschön dankeschon verstanden perfekt prima super""".split()
 )
 _ACK_WORDS = _ACK_CUES | frozenset(
     """you so much very a lot it that this makes sense clear helps helped helpful that's thats was all for now
     good fine alright right sure yes yeah yep oh ah i see now beaucoup c'est bien d'accord muchas mil bueno
-    muito certo mille va bene vielen alles klar gut sehr""".split()
+    muito certo mille va bene vielen alles klar gut sehr schön schon""".split()
 )
 
 

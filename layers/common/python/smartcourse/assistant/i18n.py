@@ -154,6 +154,7 @@ _THANKS = {
     "grazie": "it",
     "danke": "de",
     "dank": "de",
+    "dankeschön": "de",
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import replace
 from typing import Any
@@ -283,7 +284,8 @@ async def list_courses(
     if instructor_id is not None:
         stmt = stmt.where(Course.instructor_id == instructor_id)
     if q:
-        stmt = stmt.where(*(_in_title_or_description(word) for word in q.split()[:MAX_Q_WORDS]))
+        # Words as a person splits them: "SQL:", "fundamentals." and `"sql"` are SQL and fundamentals (explore76 F9).
+        stmt = stmt.where(*(_in_title_or_description(word) for word in re.findall(r"\w+", q)[:MAX_Q_WORDS]))
     if category:
         stmt = stmt.where(func.lower(Course.category) == category.strip().lower())
     if level:

@@ -470,6 +470,7 @@ async def search_catalog(
     page: int,
     page_size: int,
     instructor_id: uuid.UUID | None = None,
+    suggest: bool = True,
 ) -> CatalogSearchPage:
     """Published, ready courses ranked by their metadata and their content (full text over the live chunks);
     `instructor_id`: only that instructor's (as on `GET /courses`: an id with none gives an empty page).
@@ -597,7 +598,22 @@ async def search_catalog(
     ]
     # Nothing found: the query as the catalogue's public words would spell it ("budgt" → "budget": explore75 F10,
     # a phone's typo gave an empty page and no hint).
-    suggestion = await _did_you_mean(uow, query) if total == 0 else None
+    suggestion = await _did_you_mean(uow, query) if total == 0 and suggest else None
+    if suggestion is not None:
+        # Offered only when it finds something under the same filters: a suggestion is a link to click (explore76
+        # F10: "budget plants" was offered, and found nothing either).
+        found = await search_catalog(
+            uow=uow,
+            q=suggestion,
+            category=category,
+            level=level,
+            tags=tags,
+            page=1,
+            page_size=1,
+            instructor_id=instructor_id,
+            suggest=False,
+        )
+        suggestion = suggestion if found.total else None
     return CatalogSearchPage(
         items=items, total=total, page=page, page_size=page_size, query=query, did_you_mean=suggestion
     )
