@@ -6,14 +6,14 @@ from fastapi import APIRouter
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
-from smartcourse.schemas import CourseSummary
+from smartcourse.schemas import CoursePublishCanceled
 from smartcourse.services import publishing
 
 router = APIRouter(tags=["courses"])
 
 
-@router.post("/courses/{course_id:uuid}/publish/cancel", response_model=CourseSummary)
-async def cancel_publish(course_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> CourseSummary:
+@router.post("/courses/{course_id:uuid}/publish/cancel", response_model=CoursePublishCanceled)
+async def cancel_publish(course_id: uuid.UUID, user: CurrentUser, c: ContainerDep) -> CoursePublishCanceled:
     """The course returns to its live version (or the draft) and may be edited, deleted or archived; the run ends
     `canceled` once its workflow has stopped its step and dropped what the version built (GET /workflows/{id})."""
     return await publishing.cancel_publish(container=c, principal=user, course_id=course_id)

@@ -1169,6 +1169,9 @@ async def test_a_cancel_the_engine_never_hears_stops_the_run_at_its_go_live(
         admin = await api.admin(c)
         r = await api.client.post(f"/courses/{cid}/publish/cancel", headers=admin["headers"])
         assert r.status_code == 200 and r.json()["status"] == "published", r.text
+        # The answer says what the owner reads of the index (explore76 F11: neither report nor status).
+        report = r.json()["publish_report"]
+        assert (r.json()["index_status"], report["status"], report["live"]["version"]) == ("ready", "canceled", 1)
         monkeypatch.undo()
     finally:
         hold.unlink()

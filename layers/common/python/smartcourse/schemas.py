@@ -840,6 +840,15 @@ class CourseDetail(CourseSummary):
     publish_report: dict[str, Any] | None = omitted_when_none()
 
 
+class CoursePublishCanceled(CourseSummary):
+    """`POST /courses/{id}/publish/cancel`: the course as it is back, with what its owner reads of its index (explore76
+    F11: the answer had neither, and a client read the course again to say "canceled, version 1 still live")."""
+
+    index_status: IndexStatus | None = None
+    index_version: int | None = None
+    publish_report: dict[str, Any] | None = None
+
+
 class SearchSource(BaseModel):
     type: SourceType
     id: str

@@ -16,7 +16,7 @@ from smartcourse.domain import workflows as names
 from smartcourse.domain.events import DomainEvent
 from smartcourse.errors import Conflict, Invalid, NotFound, Unavailable
 from smartcourse.models import Course, Lesson, WorkflowRun, iso, utcnow
-from smartcourse.schemas import CourseSummary, WorkflowStarted, WorkflowStatus, WorkflowStep
+from smartcourse.schemas import CoursePublishCanceled, WorkflowStarted, WorkflowStatus, WorkflowStep
 from smartcourse.security import Principal
 from smartcourse.services import operations, progress
 from smartcourse.services.courses import (
@@ -214,7 +214,7 @@ async def start_publish(
     return WorkflowStarted(workflow_id=workflow_id, status=status)
 
 
-async def cancel_publish(*, container: Any, principal: Principal, course_id: uuid.UUID) -> CourseSummary:
+async def cancel_publish(*, container: Any, principal: Principal, course_id: uuid.UUID) -> CoursePublishCanceled:
     """Stop the course's running publish: the course is back at once (its live version, or the draft: editable,
     deletable, archivable), the run says `canceled`, and Temporal is asked to cancel the workflow, which stops its
     step, drops what the version built and ends `canceled`. 409 `not_publishing` when no publish runs (it went live
@@ -269,7 +269,7 @@ async def cancel_publish(*, container: Any, principal: Principal, course_id: uui
             )
         await revert_publish(uow=uow, course_id=course.id, workflow_id=workflow_id)  # returned, as a failure would
         await uow.session.refresh(course)
-        summary = CourseSummary.model_validate(course)
+        summary = CoursePublishCanceled.model_validate(course)
     await container.invalidate_course_cache(course_id)
     try:
         await container.workflow_starter().cancel(workflow_id)
