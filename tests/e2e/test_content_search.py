@@ -627,6 +627,9 @@ async def test_catalog_search_by_content_metadata_and_filters(api: Api) -> None:
         ("-food", {course["id"]}),  # a tag
         ("write-ahead", set()),  # a hyphen inside a word excludes nothing
         ("-nothingsuch", both),
+        ("or -dough", {course["id"]}),  # explore76 F12: nothing
+        ("--", both),  # no word to exclude: the catalogue, as `-` (explore76 F12: `--` all, `-` nothing)
+        ("-", both),
     ):
         r = await api.client.get("/search", params={"q": q, "tags": marker})
         assert r.status_code == 200 and {i["id"] for i in r.json()["items"]} == found, (q, r.text)

@@ -91,7 +91,16 @@ async def test_no_evidence_above_the_floor_refuses_without_calling_the_model() -
 
 
 @pytest.mark.parametrize(
-    "closing", ["ok thanks!", "Thank you so much", "got it", "That makes sense, thanks", "merci", "danke schön"]
+    "closing",
+    [
+        "ok thanks!",
+        "Thank you so much",
+        "got it",
+        "That makes sense, thanks",
+        "merci",
+        "danke schön",
+        "perfect thank you so much for the help",
+    ],
 )
 async def test_a_closing_turn_is_answered_in_kind_without_a_search_or_the_model(closing: str) -> None:
     """explore75 F4: "ok thanks!" was refused: "I couldn't find anything about that in this course's material"."""

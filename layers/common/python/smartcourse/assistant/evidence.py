@@ -200,7 +200,7 @@ _ACK_CUES = frozenset(
 _ACK_WORDS = _ACK_CUES | frozenset(
     """you so much very a lot it that this makes sense clear helps helped helpful that's thats was all for now
     good fine alright right sure yes yeah yep oh ah i see now beaucoup c'est bien d'accord muchas mil bueno
-    muito certo mille va bene vielen alles klar gut sehr schön schon""".split()
+    muito certo mille va bene vielen alles klar gut sehr schön schon the help answer answers""".split()
 )
 
 

@@ -423,8 +423,13 @@ def split_exclusions(query: str) -> tuple[str, list[str]]:
     """A catalogue query's words and phrases to find, and those it excludes: `-word` or `-"a phrase"` after a space
     or at the start, outside quotes, as `websearch_to_tsquery` reads them (`plants -water` → ("plants", ["water"]);
     the "-" of `write-ahead` or of a quoted `"-5 degrees"` excludes nothing)."""
-    tokens = _query_tokens(query)
-    return " ".join(t for negated, t in tokens if not negated), [t for negated, t in tokens if negated]
+    # A token with no letter or digit ("-", `--`, a lone `or`) is no word to find or exclude: `-` found nothing, `--`
+    # everything, `or -plants` nothing (explore76 F12).
+    tokens = [(negated, t) for negated, t in _query_tokens(query) if re.search(r"\w", t)]
+    kept = [t for negated, t in tokens if not negated]
+    if all(t.lower() == "or" for t in kept):
+        kept = []
+    return " ".join(kept), [t for negated, t in tokens if negated]
 
 
 def _query_tokens(query: str) -> list[tuple[bool, str]]:
