@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from smartcourse.ports import Chunk, Hit
 from smartcourse.services.search import _public_hits
 
@@ -44,19 +46,9 @@ def test_a_file_that_repeats_a_passage_is_not_listed_as_its_own_copy() -> None:
 
 
 def _hit(n: int, keyword: float | None, vector: float) -> Hit:
-    chunk = Chunk(
-        chunk_id=f"c{n}",
-        course_id="course",
-        version=1,
-        source_type="lesson",
-        source_id=f"l{n}",
-        title=f"Lesson {n}",
-        location=f"Lesson {n}",
-        text=f"text {n}",
-        content_hash=f"h{n}",
-        ordinal=n,
-    )
-    return Hit(chunk=chunk, score=0.0, vector_score=vector, keyword_score=keyword)
+    """A passage with its keyword (BM25) and vector (cosine) scores: `hit`'s, scored."""
+    plain = hit(f"c{n}", f"Lesson {n}", f"text {n}", 0.0)
+    return Hit(chunk=replace(plain.chunk, ordinal=n), score=0.0, vector_score=vector, keyword_score=keyword)
 
 
 def test_a_hybrid_search_ranks_far_passages_by_their_words_only() -> None:
