@@ -1100,8 +1100,7 @@ async def _savable(uow: UnitOfWork, principal: Principal, quiz: AiGeneratedQuiz 
     """The quiz, for whoever generated it, the course's instructor (a TA's or an admin's quiz for their course:
     explore73 F6, the owner got 404) and admins; anyone else 404."""
     if quiz is not None and not (principal.is_admin or quiz.created_by == principal.user_id):
-        teacher = await uow.session.scalar(select(Course.instructor_id).where(Course.id == quiz.course_id))
-        if teacher is None or not rules.teaches(principal, teacher):
+        if not await courses.teaches_course(uow, principal, quiz.course_id):
             quiz = None
     if quiz is None:
         raise NotFound("generated quiz not found", code="generated_quiz_not_found")

@@ -25,7 +25,7 @@ from smartcourse.domain.moments import in_utc
 from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound
 from smartcourse.models import Certificate, Course, Enrollment, User, utcnow
 from smartcourse.security import Principal
-from smartcourse.services.courses import ensure_course_owner, load_course
+from smartcourse.services.courses import ensure_course_owner, load_course, teaches_course
 from smartcourse.services.notifications import create_notification
 from smartcourse.services.waitlist import give_back_seat, history_entry
 
@@ -779,8 +779,7 @@ async def request_for_enrollment(
     if e is not None and not (principal.is_admin or e.student_id == principal.user_id):
         # The course's instructor reads the enrollment (and its certificate, on it): 404 said nothing of the rule
         # (explore35 F5); anyone else learns nothing.
-        teacher = await uow.session.scalar(select(Course.instructor_id).where(Course.id == e.course_id))
-        if teacher is not None and course_rules.teaches(principal, teacher):
+        if await teaches_course(uow, principal, e.course_id):
             raise Forbidden("only the student or an admin requests a certificate", code="not_enrollment_student")
         e = None
     if e is None:

@@ -79,6 +79,13 @@ async def visible_to(uow: UnitOfWork, principal: Principal | None, course: Cours
     )
 
 
+async def teaches_course(uow: UnitOfWork, principal: Principal, course_id: uuid.UUID) -> bool:
+    """Whether the caller teaches the course (`domain.courses.teaches`: its instructor, or an admin): the reader a
+    course-bound record (an enrollment, a generated quiz) has beside its own user."""
+    teacher = await uow.session.scalar(select(Course.instructor_id).where(Course.id == course_id))
+    return teacher is not None and rules.teaches(principal, teacher)
+
+
 async def ensure_course_owner(uow: UnitOfWork, principal: Principal, course: Course) -> None:
     """The owner or an admin may change the course; anyone else gets the answer `GET /courses/{id}` gives them:
     404 `course_not_found` for a course they cannot see (another's draft: its existence is not revealed), else

@@ -64,7 +64,7 @@ from smartcourse.schemas import (
 )
 from smartcourse.security import Principal
 from smartcourse.services.accounts import containing, people_order
-from smartcourse.services.courses import ensure_course_owner, load_course
+from smartcourse.services.courses import ensure_course_owner, load_course, teaches_course
 from smartcourse.services.learner_view import published_lessons, published_lessons_by_version, published_lessons_of
 from smartcourse.services.notifications import create_notification
 from smartcourse.services.search import is_enrolled
@@ -724,8 +724,7 @@ async def load_readable(uow: UnitOfWork, principal: Principal, enrollment_id: uu
     reads its progress and review (explore20 F10: the detail and the history were 404 to them); anyone else 404."""
     e = await uow.session.get(Enrollment, enrollment_id)
     if e is not None and not (principal.is_admin or e.student_id == principal.user_id):
-        teacher = await uow.session.scalar(select(Course.instructor_id).where(Course.id == e.course_id))
-        if teacher is None or not course_rules.teaches(principal, teacher):
+        if not await teaches_course(uow, principal, e.course_id):
             e = None
     if e is None:
         raise NotFound("enrollment not found", code="enrollment_not_found")
@@ -747,8 +746,7 @@ async def drop(
         raise NotFound("enrollment not found", code="enrollment_not_found")
     by_teacher = False
     if not (principal.is_admin or e.student_id == principal.user_id):
-        teacher = await uow.session.scalar(select(Course.instructor_id).where(Course.id == e.course_id))
-        by_teacher = teacher is not None and course_rules.teaches(principal, teacher)
+        by_teacher = await teaches_course(uow, principal, e.course_id)
         if not by_teacher:  # anyone else learns nothing
             raise NotFound("enrollment not found", code="enrollment_not_found")
     if e.status == "dropped":
