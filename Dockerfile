@@ -6,10 +6,11 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends build-essential \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md alembic.ini ./
+COPY pyproject.toml README.md alembic.ini constraints.txt ./
 COPY layers ./layers
 COPY workflows ./workflows
-RUN pip install --prefix=/install .
+# within the pins the suite last passed with (constraints.txt, `make lock`; checked there for this image's Python)
+RUN pip install --prefix=/install -c constraints.txt .
 
 FROM python:3.12-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \

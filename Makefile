@@ -38,6 +38,10 @@ lock: install
 	   echo "# -c), so a fresh clone gets the versions CI tested, not whatever PyPI released since. Refresh: \`make lock\`."; \
 	   $(BIN)/uv pip freeze --python $(BIN)/python | grep -v '^-e '; } > constraints.txt
 	@echo "wrote constraints.txt ($$(grep -vc '^#' constraints.txt) packages)"
+	@# The images (Dockerfile, lambda.Dockerfile) install within these pins on Python 3.12: every pin must have a wheel there
+	$(BIN)/uv pip compile --quiet pyproject.toml --python-version 3.12 --python-platform x86_64-manylinux_2_28 \
+	  --only-binary :all: -c constraints.txt -o /dev/null
+	@echo "the pins resolve for the images' Python 3.12 (x86_64, wheels only)"
 
 # Bytecode compiled ahead (uv does not by default, and PYTHONDONTWRITEBYTECODE hosts never cache it): every process
 # otherwise compiled its imports at each start, 4.4 s of a worker's restart instead of 1.8 s (docs/operations.md,

@@ -7,10 +7,11 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 # Every runtime dependency (lancedb, pyarrow, langgraph, langchain-openai...), never the [embedded] extra:
 # engines and models stay local. The package and its dependencies first, so a function change rebuilds only the end.
 WORKDIR /tmp/src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY layers ./layers
 COPY workflows ./workflows
-RUN pip install . && rm -rf /tmp/src
+# within the pins the suite last passed with (constraints.txt, `make lock`; checked there for this image's Python)
+RUN pip install -c constraints.txt . && rm -rf /tmp/src
 WORKDIR ${LAMBDA_TASK_ROOT}
 # The same paths as the layer: SMARTCOURSE_SCHEMAS_DIR=/opt/python/event_schemas (template Globals).
 COPY events/schemas /opt/python/event_schemas

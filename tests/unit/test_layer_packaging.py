@@ -114,3 +114,14 @@ def test_the_layer_ships_numpy_and_leaves_the_publish_only_half_out() -> None:
     names = {layer.requirement_name(r) for r in layer.layer_requirements(REPO / "pyproject.toml")}
     assert "numpy" in names
     assert not names & {"langchain-text-splitters", "selectolax", "markdown-it-py", "lancedb", "langgraph"}
+
+
+def test_the_images_install_within_the_pins_the_suite_passed_with() -> None:
+    """Both images copy constraints.txt and install within it (`make lock` checks the pins resolve for their Python
+    3.12): an image built today gets the versions CI tested, not whatever PyPI released since."""
+    for name in ("Dockerfile", "lambda.Dockerfile"):
+        text = (REPO / name).read_text()
+        copies = [line for line in text.splitlines() if line.startswith("COPY") and "constraints.txt" in line.split()]
+        installs = [line for line in text.splitlines() if line.startswith("RUN pip install")]
+        assert copies, f"{name} does not copy constraints.txt"
+        assert installs and all("-c constraints.txt" in line for line in installs), (name, installs)
