@@ -1146,3 +1146,36 @@ def test_a_sentence_naming_what_the_one_before_described_is_quoted_with_it() -> 
         "To find students who have never enrolled, use a LEFT JOIN and keep the rows where the right side IS NULL. "
         "This pattern is called an anti-join."
     )
+
+
+EMERGENCY_FUNDS = (
+    "An emergency fund is cash set aside for unexpected expenses such as a car repair or a job loss. "
+    "Financial planners usually recommend three to six months of essential expenses. "
+    "Keep the emergency fund in an instant-access savings account, separate from your current account, so that it "
+    "is available within a day but not tempting to spend."
+)
+
+
+def test_a_question_asking_how_much_is_answered_by_the_sentence_saying_an_amount() -> None:
+    """explore75 F3: "How big should my emergency fund be?" was answered by the definition; the amount, in the next
+    sentence, shares no word with the question. It is quoted with the sentence naming what it is of."""
+    definition, amount = (s.strip() + "." for s in EMERGENCY_FUNDS.split(".")[:2])
+    topic = "Emergency funds"
+    for question in ("How big should my emergency fund be?", "How much should I save in an emergency fund?"):
+        assert evidence.best_sentence(EMERGENCY_FUNDS, question, topic=topic) == f"{definition} {amount}", question
+    asked = "How many months of expenses should the emergency fund cover?"
+    assert evidence.best_sentence(EMERGENCY_FUNDS, asked, topic=topic) == amount
+    # Questions asking no amount are answered as before.
+    assert evidence.best_sentence(EMERGENCY_FUNDS, "What is an emergency fund?", topic=topic) == definition
+    where = "Where should I keep my emergency fund?"
+    assert evidence.best_sentence(EMERGENCY_FUNDS, where, topic=topic).startswith("Keep the emergency fund")
+
+
+def test_how_often_is_answered_by_a_frequency_and_one_is_no_amount() -> None:
+    text = "A sourdough starter is a culture of wild yeast. Keep it in a jar. Feed it flour and water every day."
+    asked = "How often should I feed a sourdough starter?"
+    assert evidence.best_sentence(text, asked, topic="Starters") == "Feed it flour and water every day."
+    text = "One of the otters floats on kelp. Otters eat sea urchins."
+    assert evidence.best_sentence(text, "How many sea urchins do otters eat?") == "Otters eat sea urchins."
+    assert evidence.asks_for_amount("What percentage of income goes to needs?") == "amount"
+    assert evidence.asks_for_amount("How does a fund work?") == ""

@@ -700,7 +700,17 @@ def best_sentence(
     on_topic = subject_stems(topic) if topic else set()
     weight = {form: (weights or {}).get(w, 1.0) * (0.5 if w in on_topic else 1.0) for form, w in wanted.items()}
 
-    def score(item: tuple[int, words.Sentence]) -> tuple[bool, int, float, float, int, int]:
+    asked = asks_for_amount(query)
+    shares = [bool(wanted.keys() & subject_stems(f"{s.text} {s.header}")) for s in candidates]
+    amounts = [bool(asked) and says_amount(s.text, asked) for s in candidates]
+
+    def beside_a_match(i: int) -> bool:
+        """An amount said right after (or before) a sentence on the subject is about it: "An emergency fund is cash
+        set aside for unexpected expenses. Financial planners usually recommend three to six months of essential
+        expenses." answers "How big should my emergency fund be?" in its second sentence (explore75 F3)."""
+        return amounts[i] and any(shares[j] for j in (i - 1, i + 1) if 0 <= j < len(candidates))
+
+    def score(item: tuple[int, words.Sentence]) -> tuple[bool, bool, int, float, float, int, int]:
         i, s = item
         shared = wanted.keys() & subject_stems(f"{s.text} {s.header}")
         said = {wanted[w] for w in shared}  # a word and its negation count once
@@ -708,7 +718,8 @@ def best_sentence(
         # words, so every row tied and the first, "| INNER JOIN | no | no |", answered "What does a RIGHT JOIN keep?").
         own = wanted.keys() & subject_stems(s.text) if s.header else shared
         return (
-            bool(shared),
+            bool(shared) or beside_a_match(i),
+            amounts[i],  # "how much", "how many", "how often": the sentence saying an amount answers it
             _RANK.get(s.kind, 2),
             round(sum(weight[w] for w in shared), 6),
             round(sum(weight[w] for w in own), 6),
@@ -724,7 +735,7 @@ def best_sentence(
         chosen.kind == "body"
         and after is not None
         and after.kind == "body"
-        and (_CONTINUES.match(after.text) or (top[0] and scored[i + 1][0][:5] == top[:5]))
+        and (_CONTINUES.match(after.text) or (top[0] and scored[i + 1][0][:6] == top[:6]))
         and len(best) + 1 + len(after.text.strip()) <= limit
     ):
         # "Giant tube worms have no mouth and no gut. They rely on symbiotic bacteria ...": the sentence that goes on
@@ -744,7 +755,49 @@ def best_sentence(
         # "To find students who never enrolled, use a LEFT JOIN and keep the rows where the right side IS NULL. This
         # pattern is called an anti-join.": the sentence naming the thing by "this" is half of it (explore72 F13).
         best = f"{before.text.strip()} {best}"
+    elif not shares[i] and beside_a_match(i):
+        # The amount without the sentence naming what it is of ("three to six months of essential expenses") is
+        # half a quote: the one on the subject beside it goes with it.
+        j = i - 1 if i > 0 and shares[i - 1] else i + 1
+        other = candidates[j].text.strip()
+        if len(best) + 1 + len(other) <= limit:
+            best = f"{other} {best}" if j < i else f"{best} {other}"
     return best if len(best) <= limit else best[: limit - 1].rsplit(" ", 1)[0] + "…"
+
+
+#: A question asking for an amount ("How much should I save?", "How many bones…", "How big should it be?",
+#: "What percentage…") or a frequency ("How often should I feed it?"): `best_sentence` prefers the sentence saying one.
+_ASKS_AMOUNT = re.compile(
+    r"\bhow\s+(?:much|many|big|large|small|long|far|old|high|tall|deep|heavy|fast|often|frequently)\b"
+    r"|\bwhat\s+(?:percentage|proportion|share|fraction|amount|size|number)\b",
+    re.IGNORECASE,
+)
+#: A number, in digits or words (not "one": "one of the…" says no amount), or a share ("half", "a third", "%").
+_AMOUNT = re.compile(
+    r"\d|%|\b(?:two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|"
+    r"sixty|seventy|eighty|ninety|hundred|hundreds|thousand|thousands|million|millions|billion|billions|dozen|"
+    r"dozens|half|third|thirds|quarter|quarters|double|twice|triple|percent|per\s+cent)\b",
+    re.IGNORECASE,
+)
+#: How often something is done, said without a number ("Feed it every day", "weekly").
+_FREQUENCY = re.compile(
+    r"\b(?:every|each\s+(?:day|week|month|year|morning|evening)|daily|weekly|fortnightly|monthly|yearly|annually|"
+    r"hourly|once|twice|times\s+a)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_for_amount(question: str) -> str:
+    """Which amount `question` asks for: "often" (how often), "amount" (how much, how many), or "" (none)."""
+    found = _ASKS_AMOUNT.search(question)
+    if found is None:
+        return ""
+    return "often" if re.search(r"often|frequently", found.group(0), re.IGNORECASE) else "amount"
+
+
+def says_amount(sentence: str, asked: str) -> bool:
+    """Whether `sentence` says the kind of amount `asked` (`asks_for_amount`) is for."""
+    return bool(_AMOUNT.search(sentence) or (asked == "often" and _FREQUENCY.search(sentence)))
 
 
 #: Prefixes that negate an English adjective ("mutable", "immutable"): a question asking whether something is one
