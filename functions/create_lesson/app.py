@@ -2,10 +2,11 @@
 
 import uuid
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.api.idempotency import IdempotencyKey, claim
 from smartcourse.schemas import LessonIn, LessonPublic
 from smartcourse.services import courses
 
@@ -21,10 +22,19 @@ router = APIRouter(tags=["lessons"])
     "`/courses/{course_id}/modules/{module_id}/lessons/{id}`.",
 )
 async def create_lesson(
-    course_id: uuid.UUID, module_id: uuid.UUID, body: LessonIn, user: CurrentUser, c: ContainerDep
-) -> LessonPublic:
+    course_id: uuid.UUID,
+    module_id: uuid.UUID,
+    body: LessonIn,
+    user: CurrentUser,
+    c: ContainerDep,
+    idempotency_key: IdempotencyKey = None,
+) -> LessonPublic | Response:
+    route = f"POST /courses/{course_id}/modules/{module_id}/lessons"
     async with c.uow() as uow:
-        return await courses.add_lesson(
+        keyed = await claim(uow, user, idempotency_key, route, body, keep_hours=c.settings.idempotency_key_hours)
+        if keyed.earlier is not None:
+            return keyed.replay()
+        lesson = await courses.add_lesson(
             uow=uow,
             documents=c.documents,
             principal=user,
@@ -32,6 +42,8 @@ async def create_lesson(
             module_id=module_id,
             data=body,
         )
+        await keyed.answer(201, lesson)
+    return lesson
 
 
 handler = lambda_handler(router)

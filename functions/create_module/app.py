@@ -2,10 +2,11 @@
 
 import uuid
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.api.idempotency import IdempotencyKey, claim
 from smartcourse.schemas import ModuleIn, ModulePublic
 from smartcourse.services import courses
 
@@ -20,9 +21,17 @@ router = APIRouter(tags=["modules"])
     "has no GET of its own (`GET /courses/{course_id}` shows it); `PUT` and `DELETE` address it at "
     "`/courses/{course_id}/modules/{id}`.",
 )
-async def create_module(course_id: uuid.UUID, body: ModuleIn, user: CurrentUser, c: ContainerDep) -> ModulePublic:
+async def create_module(
+    course_id: uuid.UUID, body: ModuleIn, user: CurrentUser, c: ContainerDep, idempotency_key: IdempotencyKey = None
+) -> ModulePublic | Response:
+    route = f"POST /courses/{course_id}/modules"
     async with c.uow() as uow:
-        return await courses.add_module(uow=uow, principal=user, course_id=course_id, data=body)
+        keyed = await claim(uow, user, idempotency_key, route, body, keep_hours=c.settings.idempotency_key_hours)
+        if keyed.earlier is not None:
+            return keyed.replay()
+        module = await courses.add_module(uow=uow, principal=user, course_id=course_id, data=body)
+        await keyed.answer(201, module)
+    return module
 
 
 handler = lambda_handler(router)

@@ -114,7 +114,8 @@ API_DB_STATEMENT_TIMEOUT = 5.0
 
 #: CORS for the configured origins, the same in the app's middleware (`api.app.install_security`) and at the API
 #: Gateway (the SAM template: an HTTP API answers CORS itself and ignores the functions' headers). Exposed: Link and
-#: X-Total-Count (api/paging.py), Location (api/created.py), X-Trace-Id (api/edge.py), Retry-After.
+#: X-Total-Count (api/paging.py), Location (api/created.py), X-Trace-Id (api/edge.py), Retry-After,
+#: Idempotent-Replayed (api/idempotency.py).
 CORS_METHODS = ("GET", "POST", "PUT", "DELETE", "OPTIONS")
 CORS_ALLOW_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key", "If-None-Match")
 CORS_EXPOSE_HEADERS = (
@@ -127,6 +128,7 @@ CORS_EXPOSE_HEADERS = (
     "ETag",
     "X-Interaction-Id",
     "X-Conversation-Id",
+    "Idempotent-Replayed",
     "RateLimit-Policy",
     "RateLimit-Limit",
     "RateLimit-Remaining",
@@ -346,6 +348,8 @@ class Settings(BaseSettings):
     # --- retention of the rows that only pile up (services/retention.py; docs/operations.md "Retention") ---
     outbox_retention_days: float = Field(default=7, gt=0, alias="OUTBOX_RETENTION_DAYS")
     processed_events_retention_days: float = Field(default=30, gt=0, alias="PROCESSED_EVENTS_RETENTION_DAYS")
+    # How long an `Idempotency-Key` of a creating request answers the same (api/idempotency.py), then it is purged.
+    idempotency_key_hours: int = Field(default=24, ge=1, le=24 * 30, alias="IDEMPOTENCY_KEY_HOURS")
 
     # A publish step (extract, chunk, embed, index) on a worker that died is retried elsewhere after this long
     # without a heartbeat; the step beats four times per period.

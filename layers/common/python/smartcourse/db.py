@@ -182,10 +182,14 @@ class UnitOfWork:
         self._sessionmaker = sessionmaker
         self.session: AsyncSession
         self.emitted: list[DomainEvent] = []
+        #: Set while a request's `Idempotency-Key` is claimed (`api.idempotency`): the service's `commit` only
+        #: flushes, and the handler commits once the answer is recorded with the key.
+        self.held = False
 
     async def __aenter__(self) -> UnitOfWork:
         self.session = self._sessionmaker()
         self.emitted = []
+        self.held = False
         return self
 
     async def __aexit__(
@@ -225,6 +229,9 @@ class UnitOfWork:
         return result.first() is not None
 
     async def commit(self) -> None:
+        if self.held:
+            await self.session.flush()
+            return
         await self.session.commit()
         emails = self.session.info.pop(NEW_EMAILS, None)
         if emails and (hand_over := EMAILS_AFTER_COMMIT.get()) is not None:

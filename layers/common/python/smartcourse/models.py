@@ -722,3 +722,21 @@ class ProcessHeartbeat(Base):
     instance: Mapped[str] = mapped_column(String(200), primary_key=True)
     started_at: Mapped[datetime] = _created()
     beat_at: Mapped[datetime] = _created()
+
+
+class IdempotentRequest(Base):
+    """A creating request sent with `Idempotency-Key` (migration 0036, `api.idempotency`): the caller's key, the
+    request it named (`route`: method and path; `fingerprint`: its body's sha256) and the answer it got, written in
+    the transaction that created the resource. Kept `IDEMPOTENCY_KEY_HOURS` (services/retention.py)."""
+
+    __tablename__ = "idempotent_requests"
+    __table_args__ = (Index("ix_idempotent_requests_created", "created_at"),)
+
+    principal_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    route: Mapped[str] = mapped_column(Text, nullable=False)
+    fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)
+    status: Mapped[int | None] = mapped_column(Integer)
+    body: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    location: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created()

@@ -2,7 +2,8 @@
 leave could only be disabled, which kept everything, and their address could never register again).
 
 What goes: the account's address and name (replaced by placeholders: the address is free to register again), its
-bio, password and sessions, its assistant conversations (with their messages) and the questions copied to its usage
+bio, password and sessions (and the answers its `Idempotency-Key`s keep), its assistant conversations (with
+their messages) and the questions copied to its usage
 records, its notifications; its certificates name nobody any more and the public check answers `withdrawn` (their
 PDFs deleted). What stays, under the account that now names nobody: its enrollments and their history, progress
 and quiz attempts, which the platform's figures count (the analytics agree before and after; docs/security.md,
@@ -33,6 +34,7 @@ from smartcourse.models import (
     Certificate,
     Course,
     Enrollment,
+    IdempotentRequest,
     Notification,
     RefreshToken,
     User,
@@ -208,6 +210,8 @@ async def _scrub(container: Any, uow: Any, user_id: uuid.UUID) -> list[int]:
     await uow.session.execute(update(AiInteraction).where(AiInteraction.user_id == user_id).values(question=None))
     notifications = await uow.session.execute(delete(Notification).where(Notification.user_id == user_id))
     await uow.session.execute(delete(RefreshToken).where(RefreshToken.user_id == user_id))
+    # The answers its Idempotency-Keys got (a day's worth: api/idempotency.py) go too: a replay is the caller's own.
+    await uow.session.execute(delete(IdempotentRequest).where(IdempotentRequest.principal_id == user_id))
     return [
         len(certificates),
         int(getattr(conversations, "rowcount", 0) or 0),

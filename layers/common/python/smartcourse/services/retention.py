@@ -6,6 +6,8 @@
   redelivery can come (the relay sends an event until it is published, Kafka redelivers within its retention, a
   dead letter keeps its own record of a replay).
 - `analytics_counters` of `student_active_days` older than the active-students window (nothing reads them).
+- `idempotent_requests`: a creating request's `Idempotency-Key` older than `IDEMPOTENCY_KEY_HOURS` (api/idempotency.py:
+  the key may then name a new request).
 
 What stays, being history a person reads: enrollments and their history, notifications, certificates, workflow runs
 and dead letters (docs/operations.md "Retention")."""
@@ -19,7 +21,13 @@ from typing import Any
 
 from sqlalchemy import delete, select, text, tuple_
 
-from smartcourse.models import OUTBOX_DISPATCH_QUEUE, AnalyticsCounter, OutboxEvent, ProcessedEvent
+from smartcourse.models import (
+    OUTBOX_DISPATCH_QUEUE,
+    AnalyticsCounter,
+    IdempotentRequest,
+    OutboxEvent,
+    ProcessedEvent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +55,7 @@ async def purge(container: Any, *, now: datetime | None = None) -> Purged:
     outbox_cutoff = now - timedelta(days=settings.outbox_retention_days)
     processed_cutoff = now - timedelta(days=settings.processed_events_retention_days)
     first_day_kept = (now - timedelta(days=ACTIVE_DAYS_KEPT)).date().isoformat()
+    keys_cutoff = now - timedelta(hours=settings.idempotency_key_hours)
     statements = {
         "outbox": delete(OutboxEvent).where(
             OutboxEvent.id.in_(
@@ -70,6 +79,13 @@ async def purge(container: Any, *, now: datetime | None = None) -> Purged:
             tuple_(AnalyticsCounter.metric, AnalyticsCounter.bucket).in_(
                 select(AnalyticsCounter.metric, AnalyticsCounter.bucket)
                 .where(AnalyticsCounter.metric == "student_active_days", AnalyticsCounter.bucket < first_day_kept)
+                .limit(BATCH)
+            )
+        ),
+        "idempotent_requests": delete(IdempotentRequest).where(
+            tuple_(IdempotentRequest.principal_id, IdempotentRequest.key).in_(
+                select(IdempotentRequest.principal_id, IdempotentRequest.key)
+                .where(IdempotentRequest.created_at < keys_cutoff)
                 .limit(BATCH)
             )
         ),
