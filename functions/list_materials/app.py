@@ -4,15 +4,15 @@ A page at a time (docs/api.md, "Pagination")."""
 
 import uuid
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
-from smartcourse.api.app import lambda_handler
+from smartcourse.api.app import lambda_handler, refuse_unknown_query
 from smartcourse.api.deps import ContainerDep, CurrentUser
 from smartcourse.api.paging import DEFAULT_PAGE_SIZE, PAGE_HEADERS, Page, PageSize, set_page_headers
 from smartcourse.schemas import MaterialList
 from smartcourse.services import materials
 
-router = APIRouter(tags=["materials"])
+router = APIRouter(tags=["materials"], dependencies=[Depends(refuse_unknown_query)])
 
 
 @router.get(

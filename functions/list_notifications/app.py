@@ -3,16 +3,16 @@
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
-from smartcourse.api.app import lambda_handler
+from smartcourse.api.app import lambda_handler, refuse_unknown_query
 from smartcourse.api.deps import ContainerDep, CurrentUser
 from smartcourse.api.paging import MAX_PAGE_SIZE
 from smartcourse.models import iso
 from smartcourse.schemas import INSTANT_NOTE, NotificationPublic
 from smartcourse.services import notifications
 
-router = APIRouter(tags=["notifications"])
+router = APIRouter(tags=["notifications"], dependencies=[Depends(refuse_unknown_query)])
 
 NEXT_LINK = {
     "Link": {

@@ -1,14 +1,14 @@
 """GET /certificates/my: the caller's certificates, newest first, a page at a time."""
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
-from smartcourse.api.app import lambda_handler
+from smartcourse.api.app import lambda_handler, refuse_unknown_query
 from smartcourse.api.deps import ContainerDep, CurrentUser
 from smartcourse.api.paging import DEFAULT_PAGE_SIZE, PAGE_HEADERS, Page, PageSize, set_page_headers
 from smartcourse.schemas import CertificatePublic
 from smartcourse.services import certificates
 
-router = APIRouter(tags=["certificates"])
+router = APIRouter(tags=["certificates"], dependencies=[Depends(refuse_unknown_query)])
 
 
 @router.get("/certificates/my", response_model=list[CertificatePublic], responses={200: {"headers": PAGE_HEADERS}})

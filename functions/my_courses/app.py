@@ -1,14 +1,18 @@
 """GET /enrollments/my-courses: the calling student's enrollments with progress and certificates, a page at a time."""
 
-from fastapi import APIRouter, Request, Response
+import uuid
+from typing import Annotated
 
-from smartcourse.api.app import lambda_handler
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from smartcourse.api.app import lambda_handler, refuse_unknown_query
 from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.api.filters import StatusesFilter, enrollment_statuses
 from smartcourse.api.paging import DEFAULT_PAGE_SIZE, PAGE_HEADERS, Page, PageSize, set_page_headers
-from smartcourse.schemas import EnrollmentStatus, MyCourse
+from smartcourse.schemas import MyCourse
 from smartcourse.services import learning
 
-router = APIRouter(tags=["enrollments"])
+router = APIRouter(tags=["enrollments"], dependencies=[Depends(refuse_unknown_query)])
 
 
 @router.get(
@@ -23,10 +27,18 @@ async def my_courses(
     c: ContainerDep,
     page: Page = 1,
     page_size: PageSize = DEFAULT_PAGE_SIZE,
-    status: EnrollmentStatus | None = None,
+    status: StatusesFilter = None,
+    course_id: Annotated[
+        uuid.UUID | None, Query(description="only the enrollments in this course (every attempt)")
+    ] = None,
 ) -> list[MyCourse]:
     items, total = await learning.course_cards(
-        container=c, principal=user, page=page, page_size=page_size, status=status
+        container=c,
+        principal=user,
+        page=page,
+        page_size=page_size,
+        statuses=enrollment_statuses(status),
+        course_id=course_id,
     )
     set_page_headers(request, response, total=total, page=page, page_size=page_size)
     return items

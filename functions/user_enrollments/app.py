@@ -2,13 +2,15 @@
 admin)."""
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from smartcourse.api.app import lambda_handler, refuse_unknown_query
 from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.api.filters import StatusesFilter, enrollment_statuses
 from smartcourse.api.paging import DEFAULT_PAGE_SIZE, PAGE_HEADERS, Page, PageSize, set_page_headers
-from smartcourse.schemas import EnrollmentStatus, MyCourse
+from smartcourse.schemas import MyCourse
 from smartcourse.services import learning
 
 router = APIRouter(tags=["users"], dependencies=[Depends(refuse_unknown_query)])
@@ -25,12 +27,21 @@ async def user_enrollments(
     c: ContainerDep,
     page: Page = 1,
     page_size: PageSize = DEFAULT_PAGE_SIZE,
-    status: EnrollmentStatus | None = None,
+    status: StatusesFilter = None,
+    course_id: Annotated[
+        uuid.UUID | None, Query(description="only the enrollments in this course (every attempt)")
+    ] = None,
 ) -> list[MyCourse]:
     """As `GET /enrollments/my-courses` answers the student: every course the account is or was in, newest first, with
     its percent and certificate; `status` filters. For an HR system's report of one employee (explore68 F4)."""
     items, total = await learning.course_cards(
-        container=c, principal=user, page=page, page_size=page_size, status=status, student_id=user_id
+        container=c,
+        principal=user,
+        page=page,
+        page_size=page_size,
+        statuses=enrollment_statuses(status),
+        course_id=course_id,
+        student_id=user_id,
     )
     set_page_headers(request, response, total=total, page=page, page_size=page_size)
     return items

@@ -1389,6 +1389,24 @@ async def test_my_courses_reads_each_enrollment_as_its_own_page_does(api: Api, w
     assert waiting.headers["x-total-count"] == "2"
     bad = await api.client.get("/enrollments/my-courses", params={"status": "finished"}, headers=student["headers"])
     assert bad.status_code == 422, bad.text
+    assert bad.json()["details"][0]["field"] == "query.status", bad.text
+    # Several statuses (comma-separated or repeated), and one course's (explore78 F1, F8: `course_id` was ignored and
+    # answered another course's enrollment; "not dropped" could not be asked for).
+    for params in ({"status": "waitlisted,active"}, [("status", "waitlisted"), ("status", "active")]):
+        some = await api.client.get("/enrollments/my-courses", params=params, headers=student["headers"])
+        assert some.status_code == 200 and len(some.json()) == 3, some.text
+    one = await api.client.get(
+        "/enrollments/my-courses", params={"course_id": behind["id"]}, headers=student["headers"]
+    )
+    assert [e["course_id"] for e in one.json()] == [behind["id"]] and one.headers["x-total-count"] == "1", one.text
+    other = await api.client.get(
+        "/enrollments/my-courses", params={"course_id": str(uuid.uuid4())}, headers=student["headers"]
+    )
+    assert other.status_code == 200 and other.json() == [] and other.headers["x-total-count"] == "0", other.text
+    # One's own lists refuse what they do not read, as the managers' lists do: an ignored filter answered everything.
+    for path in ("/enrollments/my-courses", "/certificates/my", "/notifications"):
+        r = await api.client.get(path, params={"kind": "x"}, headers=student["headers"])
+        assert (r.status_code, r.json()["details"][0]["type"]) == (422, "unknown_parameter"), (path, r.text)
 
 
 async def test_an_enrollment_dropped_before_its_workflow_started_says_none_will_run(

@@ -4,11 +4,12 @@ at 100 characters on one and 200 on the other)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, get_args
 
 from fastapi import Query
 
-from smartcourse.schemas import CATEGORY_CHARS, MAX_TAGS
+from smartcourse.errors import Invalid
+from smartcourse.schemas import CATEGORY_CHARS, MAX_TAGS, EnrollmentStatus
 
 #: A text filter with something in it: not empty, not only spaces (which would list everything), no NUL.
 FILLED = r"^[^\x00]*[^\s\x00][^\x00]*$"
@@ -27,3 +28,31 @@ TagsFilter = Annotated[
         "(else 422 `too_many_tags`)",
     ),
 ]
+
+
+_STATUSES = get_args(EnrollmentStatus)
+
+#: An account's enrollments by status: one, or several comma-separated or repeated (`status=pending,active`: "My
+#: courses" without the dropped attempts in one paged request; explore78 F8).
+StatusesFilter = Annotated[
+    list[str] | None,
+    Query(
+        alias="status",
+        description=f"one status or several, comma-separated or repeated: {', '.join(_STATUSES)}",
+    ),
+]
+
+
+def enrollment_statuses(sent: list[str] | None) -> frozenset[str] | None:
+    """The statuses `StatusesFilter` names (None: any), or 422 `validation_error` naming what is not one."""
+    if not sent:
+        return None
+    named = {part.strip() for value in sent for part in value.split(",") if part.strip()}
+    if unknown := sorted(named - set(_STATUSES)):
+        message = f"status {', '.join(map(repr, unknown))} is not one of {', '.join(_STATUSES)}"
+        raise Invalid(
+            message,
+            code="validation_error",
+            details=[{"field": "query.status", "message": message, "type": "literal_error"}],
+        )
+    return frozenset(named) or None

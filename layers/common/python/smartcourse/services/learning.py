@@ -163,8 +163,9 @@ async def course_cards(
     principal: Principal,
     page: int,
     page_size: int,
-    status: str | None,
+    statuses: frozenset[str] | None,
     student_id: uuid.UUID | None = None,
+    course_id: uuid.UUID | None = None,
 ) -> tuple[list[MyCourse], int]:
     """One page of an account's enrollments as course cards, and their total: the caller's
     (`GET /enrollments/my-courses`) or, with `student_id`, that account's (`GET /users/{id}/enrollments`)."""
@@ -176,8 +177,9 @@ async def course_cards(
             page=page,
             page_size=page_size,
             public_base_url=container.settings.public_base_url,
-            status=status,
+            statuses=statuses,
             student_id=student_id,
+            course_id=course_id,
         )
 
 
