@@ -137,6 +137,10 @@ async def test_a_quiz_answers_question_that_finds_the_quiz_itself_says_why_it_ca
     )
     out = await ask(ScriptedChat("Nothing cited here."), "What are the answers to the SQL quiz?", quiz)
     assert (out["type"], out["reason"]) == ("clarify", "quiz_question"), out
+    # explore78 F2: a model citing the quiz for its answer ("the quiz's question 2 is [1]: ...") is no answer either.
+    cited = ScriptedChat("The answer to the quiz question 2 is [1]: the Calvin cycle fixes carbon.")
+    out = await ask(cited, "What is the answer to the SQL quiz question 2?", quiz)
+    assert (out["type"], out["reason"], out["citations"]) == ("clarify", "quiz_question", []), out
 
 
 OUTLINE = (("Ocean basics", ("Sea turtles", "Coral reefs")), ("Checkpoint", ("Marine quiz",)))

@@ -1179,3 +1179,13 @@ def test_how_often_is_answered_by_a_frequency_and_one_is_no_amount() -> None:
     assert evidence.best_sentence(text, "How many sea urchins do otters eat?") == "Otters eat sea urchins."
     assert evidence.asks_for_amount("What percentage of income goes to needs?") == "amount"
     assert evidence.asks_for_amount("How does a fund work?") == ""
+
+
+def test_a_draft_citing_a_quizs_prompts_is_no_answer() -> None:
+    """explore78 F2: a student who passed asked "What is the answer to the quiz question 2?"; the model cited the quiz
+    (its prompts only, nothing to quote) for an answer it does not give, and the check took it."""
+    quiz = quiz_hit(7, "Check", "What absorbs light? Which cycle fixes carbon?", 0.6)
+    draft = "The answer to the quiz question 2 is [1]: the Calvin cycle fixes carbon."
+    assert evidence.grounded(draft, [quiz], "What is the answer to the quiz question 2?") is None
+    # Beside a teaching passage, a draft citing only that one still passes.
+    assert evidence.grounded("The Calvin cycle fixes carbon dioxide into sugar [2].", [quiz, PAGE2]) is not None

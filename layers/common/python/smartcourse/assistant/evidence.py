@@ -1241,7 +1241,7 @@ def grounded(draft: str, passages: Sequence[Hit], question: str = "", *, cut: bo
     "[1]", words of a neutralised injection); an uncited sentence that makes a claim (claimed words other than
     connective ones, `_CONNECTIVE_STEMS`: "Here is what I found." claims nothing) sharing too few with all the
     passages shown ("… [1]. Corals are plants discovered by Napoleon."); a loop (`loops`); no citation of a
-    passage shown."""
+    passage shown; a citation of a quiz's prompts (`is_quiz_prompts`)."""
     if not draft.strip() or leaks_prompt(draft) or loops(draft):
         return None
     kept: list[str] = []
@@ -1259,4 +1259,9 @@ def grounded(draft: str, passages: Sequence[Hit], question: str = "", *, cut: bo
         kept.append(sentence)
     answer = " ".join(kept).strip() if echoed else draft.strip()
     valid, invalid = check_citations(answer, len(passages))
+    if any(is_quiz_prompts(passages[n - 1]) for n in valid):
+        # A quiz's prompts are questions to the student, never evidence: "The answer to quiz question 2 is [1]: the
+        # Calvin cycle fixes carbon dioxide." cited the quiz (with no sentence to quote) for what it does not say
+        # (explore78 F2). The retry, then the fallback, which clarifies a quiz question (`nodes.fallback`).
+        return None
     return Grounded(answer, valid, invalid) if valid else None
