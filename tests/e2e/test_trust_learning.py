@@ -289,6 +289,9 @@ async def test_a_completed_enrollment_shows_no_attempts_to_use_after_a_rewrite(
     added = await api.lesson(teacher, course["id"], quiz["module_id"], title="Added later", type="text", content="New.")
     extra = await api.module(teacher, course["id"], "Added module")
     await api.lesson(teacher, course["id"], extra["id"], title="In the new module", type="text", content="Newer.")
+    new_quiz = await api.lesson(
+        teacher, course["id"], extra["id"], title="New check", type="quiz", pass_score=100, questions=rewritten
+    )
     await _republish(api, teacher, course["id"])
     progress = (await api.client.get(f"/enrollments/{eid}/progress", headers=student["headers"])).json()
     # The lesson a later version added shows as not started, but the completed course's modules stay complete, as
@@ -297,6 +300,8 @@ async def test_a_completed_enrollment_shows_no_attempts_to_use_after_a_rewrite(
     assert next(lsn for lsn in progress["lessons"] if lsn["lesson_id"] == added["id"])["status"] == "not_started"
     modules = {m["module_id"]: (m["percent"], m["completed"]) for m in progress["modules"]}
     assert modules.pop(extra["id"]) == (0.0, False), progress["modules"]
+    fresh = next(lsn for lsn in progress["lessons"] if lsn["lesson_id"] == new_quiz["id"])
+    assert (fresh["status"], fresh["attempts_left"]) == ("not_started", 5), fresh  # to take (explore77 F3)
     assert modules and all(state == (100.0, True) for state in modules.values()), progress["modules"]
     view = next(lsn for lsn in progress["lessons"] if lsn["lesson_id"] == quiz["id"])
     assert (view["status"], view["best_score"], view["attempts"], view["attempts_left"]) == (
@@ -308,6 +313,21 @@ async def test_a_completed_enrollment_shows_no_attempts_to_use_after_a_rewrite(
     assert progress["percent"] == 100.0, progress
     r = await api.client.post(f"/quizzes/{quiz['id']}/submit", json={"answers": [0]}, headers=student["headers"])
     assert (r.status_code, r.json()["code"]) == (409, "enrollment_completed"), r.text
+    # A quiz the later version added is taken as any, the course staying complete (explore77 F3).
+    url = f"/quizzes/{new_quiz['id']}/submit"
+    r = await api.client.post(url, json={"answers": [1]}, headers=student["headers"])
+    assert r.status_code == 200 and (r.json()["passed"], r.json()["attempts_left"], r.json()["percent"]) == (
+        False,
+        4,
+        100.0,
+    ), r.text
+    r = await api.client.post(url, json={"answers": [0]}, headers=student["headers"])
+    assert r.status_code == 200 and r.json()["passed"], r.text
+    r = await api.client.post(url, json={"answers": [0]}, headers=student["headers"])
+    assert (r.status_code, r.json()["code"]) == (409, "enrollment_completed"), r.text
+    done = (await api.client.get(f"/enrollments/{eid}/progress", headers=student["headers"])).json()
+    assert (done["status"], done["percent"]) == ("completed", 100.0), done
+    assert next(lsn for lsn in done["lessons"] if lsn["lesson_id"] == new_quiz["id"])["status"] == "completed"
 
 
 async def test_prerequisites_must_be_visible_and_acyclic(api: Api, worker: object) -> None:

@@ -239,14 +239,22 @@ async def complete_lesson(
             "a quiz lesson is completed by passing it: POST /quizzes/{id}/submit", code="quiz_requires_submission"
         )
     if e.status == "completed":
-        # A repeat of a lesson already done is answered as before (idempotent); nothing else moves a finished course.
-        if lesson.lesson_id not in await _completed_ids(uow, e.id):
-            raise Conflict(_completed_message(e), code="enrollment_completed")
-        return await _progress(uow, e, lessons, max_attempts), False
+        # A repeat of a lesson already done is answered as before (idempotent).
+        if lesson.lesson_id in await _completed_ids(uow, e.id):
+            return await _progress(uow, e, lessons, max_attempts), False
+        _refuse_if_revoked(e)
+        # A lesson a later version added (the annual policy update): recorded, the enrollment stays completed with
+        # its certificate (explore77 F3: a learner who had finished could never take it, nor a manager have them).
     await _record_completion(uow, e, lesson, lessons, None)
     just_completed = e.status == "completed"
     await uow.commit()
     return await _progress(uow, e, lessons, max_attempts), just_completed
+
+
+def _refuse_if_revoked(e: Enrollment) -> None:
+    """A completion whose certificate was revoked answers repeats only: the student enrolls again to take the course."""
+    if e.completion_revoked_at is not None:
+        raise Conflict(_completed_message(e), code="enrollment_completed")
 
 
 def counted_attempts() -> Any:
@@ -334,7 +342,13 @@ async def submit_quiz(
     if replay is not None:
         return replay
     try:
-        e, course, lesson, lessons = await _learning_context(uow, documents, principal, lesson_id)
+        e, course, lesson, lessons = await _learning_context(uow, documents, principal, lesson_id, completed_ok=True)
+        if e.status == "completed" and lesson.lesson_id in await _completed_ids(uow, e.id):
+            # Passed in this completion: nothing more to grade. A quiz a later version added is taken like a lesson
+            # (`complete_lesson`).
+            raise Conflict(_completed_message(e), code="enrollment_completed")
+        if e.status == "completed":
+            _refuse_if_revoked(e)
     except DomainError:
         # A duplicate that waited for the lock while the first completed the course: refused now, answered then.
         if (replay := await _replayed(uow, principal, idempotency_key, lesson_id, answers)) is not None:
@@ -386,6 +400,8 @@ async def submit_quiz(
         percent = await _record_completion(uow, e, lesson, lessons, score)
     else:
         percent = rules.percent_complete([lsn.ref for lsn in lessons], await _completed_ids(uow, e.id))
+    if e.status == "completed":
+        percent = 100.0  # as its progress says: the course stays complete (`_progress`)
     left = max(0, max_attempts - attempt)
     reveal = passed or passed_before or left == 0
     result = QuizResult(
@@ -493,6 +509,7 @@ async def _progress(
         was_here, was_best, was_used = tried.get(lesson_id, (0, None, 0))
         bests = [x for x in (was_best, best) if x is not None]
         tried[lesson_id] = (was_here + int(here), max(bests) if bests else None, was_used + int(count))
+    revoked = e.completion_revoked_at is not None
     lesson_views = []
     modules: dict[uuid.UUID, tuple[str, list[bool]]] = {}
     taken: set[uuid.UUID] = set()  # the modules with a lesson of the version the student took (a progress row)
@@ -515,11 +532,12 @@ async def _progress(
                     max(0, max_attempts - used)
                     # Limited until the quiz as it is was passed, as the submit limits it, whether or not the
                     # lesson completed on an earlier quiz's pass; none to use in an enrollment that takes no more
-                    # submissions (completed, dropped, waiting: explore29 F4 read "5 left" on a completed one).
+                    # submissions (dropped, waiting, a quiz a completed course passed: explore29 F4 read "5 left"
+                    # on a completed one); a quiz a later version added to a completed course is taken as any.
                     if lsn.type == "quiz"
                     and max_attempts is not None
                     and lsn.lesson_id not in passed_once
-                    and e.status == "active"
+                    and (e.status == "active" or (e.status == "completed" and not complete and not revoked))
                     else None
                 ),
                 completed_at=row.completed_at if row else None,
@@ -545,7 +563,7 @@ async def _progress(
         enrollment_id=e.id,
         status=e.status,
         # A completed course stays complete: it was the version the student took (a later version's new lessons
-        # show as not started, to follow out of interest).
+        # show as not started, and are taken as any: explore77 F3).
         percent=100.0 if e.status == "completed" else rules.percent_complete([lsn.ref for lsn in lessons], done),
         lessons=lesson_views,
         modules=module_views,
