@@ -747,3 +747,67 @@ async def test_a_quiz_answered_from_an_older_version_is_not_graded_against_a_cha
     r = await api.client.post(url, json={"answers": [0, 0], "version": 999}, headers=student["headers"])
     assert (r.status_code, r.json()["code"]) == (422, "unknown_version")  # never was: not a changed quiz (F7)
     assert r.json()["details"]["version"] == live
+
+
+async def test_the_courses_instructor_grants_more_attempts_to_a_student_out_of_them(
+    api: Api, worker: object, tuned: Any
+) -> None:
+    """explore77 F1: an employee who used up a compliance quiz's attempts could never complete the course, and the
+    409 did not say who could help. The course's instructor (or an admin) grants more on that quiz."""
+    teacher, student = await api.user("instructor"), await api.user()
+    course, lessons = await course_with_lessons(api, teacher)
+    quiz = next(lsn for lsn in lessons if lsn["type"] == "quiz")
+    text = next(lsn for lsn in lessons if lsn["type"] != "quiz")
+    tuned(quiz_max_attempts=2, quiz_cooldown_seconds=0)
+    eid = (await enroll(api, student, course["id"])).json()["id"]
+    await wait_enrollment(api, student, eid, "active")
+    submit = f"/quizzes/{quiz['id']}/submit"
+    for _ in range(2):
+        r = await api.client.post(submit, json={"answers": [0, 1]}, headers=student["headers"])
+        assert r.status_code == 200 and not r.json()["passed"], r.text
+    r = await api.client.post(submit, json={"answers": [1, 0]}, headers=student["headers"])
+    assert (r.status_code, r.json()["code"]) == (409, "quiz_attempts_exhausted"), r.text
+    assert "instructor or an admin can grant more" in r.json()["message"]
+
+    grant = f"/enrollments/{eid}/quiz-attempts"
+    body = {"lesson_id": quiz["id"], "extra": 1, "reason": "second chance after the workshop"}
+    r = await api.client.post(grant, json=body, headers=student["headers"])
+    assert (r.status_code, r.json()["code"]) == (403, "not_course_owner"), r.text
+    other = await api.user("instructor")
+    assert (await api.client.post(grant, json=body, headers=other["headers"])).status_code == 404
+    r = await api.client.post(grant, json={**body, "lesson_id": text["id"]}, headers=teacher["headers"])
+    assert (r.status_code, r.json()["code"]) == (409, "not_a_quiz"), r.text
+    r = await api.client.post(grant, json={**body, "extra": 0}, headers=teacher["headers"])
+    assert r.status_code == 422, r.text
+    r = await api.client.post(grant, json=body, headers=teacher["headers"])
+    assert r.status_code == 201, r.text
+    given = r.json()
+    assert {k: given[k] for k in ("extra", "max_attempts", "attempts_used", "attempts_left", "answers_shown")} == {
+        "extra": 1,
+        "max_attempts": 3,
+        "attempts_used": 2,
+        "attempts_left": 1,
+        "answers_shown": True,
+    }, given
+    progress = (await api.client.get(f"/enrollments/{eid}/progress", headers=student["headers"])).json()
+    view = next(lsn for lsn in progress["lessons"] if lsn["lesson_id"] == quiz["id"])
+    assert (view["attempts"], view["attempts_left"]) == (2, 1), view
+    history = (await api.client.get(f"/enrollments/{eid}/history", headers=student["headers"])).json()
+    assert history[-1]["reason"] == "1 more attempt on the quiz “Final quiz”: second chance after the workshop"
+    for _ in range(50):
+        feed = (await api.client.get("/notifications", headers=student["headers"])).json()
+        notice = next((n for n in feed if n["kind"] == "quiz.attempts_granted"), None)
+        if notice:
+            break
+        await asyncio.sleep(0.1)
+    assert notice and notice["title"] == "More attempts on “Final quiz”", feed
+    # The granted attempt is taken; then the limit holds again, and a pass ends the need for grants.
+    r = await api.client.post(submit, json={"answers": [0, 0]}, headers=student["headers"])
+    assert r.status_code == 200 and (r.json()["attempt"], r.json()["attempts_left"]) == (3, 0), r.text
+    r = await api.client.post(submit, json={"answers": [1, 0]}, headers=student["headers"])
+    assert (r.status_code, r.json()["details"]) == (409, {"max_attempts": 3}), r.text
+    assert (await api.client.post(grant, json={**body, "extra": 2}, headers=teacher["headers"])).status_code == 201
+    r = await api.client.post(submit, json={"answers": [1, 0]}, headers=student["headers"])
+    assert r.status_code == 200 and r.json()["passed"], r.text
+    r = await api.client.post(grant, json=body, headers=teacher["headers"])
+    assert (r.status_code, r.json()["code"]) == (409, "quiz_passed"), r.text

@@ -484,7 +484,7 @@ class Notification(Base):
         CheckConstraint(
             "kind in ('enrollment.welcome','waitlist.released','enrollment.removed','certificate.issued',"
             "'certificate.revoked','publish_failed','publish_warnings','publish_canceled','waitlist.joined',"
-            "'waitlist.passed_over','publish_completed')",
+            "'waitlist.passed_over','publish_completed','quiz.attempts_granted')",
             name="ck_notifications_kind",
         ),
     )
@@ -740,3 +740,27 @@ class IdempotentRequest(Base):
     body: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     location: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created()
+
+
+class QuizAttemptGrant(Base):
+    """More attempts on a quiz for one student, granted by the course's instructor or an admin (migration 0037,
+    `progress.grant_attempts`): the student's limit on the quiz as it is (`quiz_fingerprint`) is QUIZ_MAX_ATTEMPTS
+    plus the grants on it; a rewrite starts the count again, grants included."""
+
+    __tablename__ = "quiz_attempt_grants"
+    __table_args__ = (
+        CheckConstraint("extra between 1 and 20", name="ck_quiz_attempt_grants_extra"),
+        Index("ix_quiz_attempt_grants_student_lesson", "student_id", "lesson_id"),
+    )
+
+    id: Mapped[uuid.UUID] = _pk()
+    enrollment_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("enrollments.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    student_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id"), nullable=False)
+    lesson_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    quiz_fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)
+    extra: Mapped[int] = mapped_column(Integer, nullable=False)
+    reason: Mapped[str | None] = mapped_column(String(500))
+    granted_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    granted_at: Mapped[datetime] = _created()

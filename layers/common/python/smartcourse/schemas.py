@@ -310,6 +310,7 @@ NotificationKind = Literal[
     "waitlist.joined",
     "waitlist.passed_over",
     "publish_completed",
+    "quiz.attempts_granted",
 ]
 
 
@@ -1167,6 +1168,35 @@ class QuizAttemptPublic(BaseModel):
     on_the_quiz_as_it_is: bool = Field(
         description="it answered the quiz as the live version has it; false: the quiz was rewritten since (its "
         "progress and attempt limit count the attempts on the quiz as it is), or it left the course"
+    )
+
+
+class QuizGrantIn(Strict):
+    """`POST /enrollments/{id}/quiz-attempts`: more attempts on one quiz for one student (explore77 F1)."""
+
+    lesson_id: uuid.UUID = Field(description="the quiz lesson")
+    extra: StrictInt = Field(default=1, ge=1, le=20, description="attempts added to the student's limit on this quiz")
+    reason: str | None = Field(
+        default=None, max_length=500, description="why, for the student's notice and the enrollment's history"
+    )
+
+
+class QuizGrantPublic(BaseModel):
+    """A grant of attempts, and where the student stands on the quiz with it."""
+
+    id: uuid.UUID
+    enrollment_id: uuid.UUID
+    lesson_id: uuid.UUID
+    quiz_title: str
+    extra: int
+    reason: str | None
+    granted_at: datetime
+    max_attempts: int = Field(description="the student's limit on this quiz now: QUIZ_MAX_ATTEMPTS plus every grant")
+    attempts_used: int = Field(description="attempts on the quiz as it is, across the student's enrollments")
+    attempts_left: int
+    answers_shown: bool = Field(
+        description="the student's last attempt was told which answers were right (the feedback once no attempt "
+        "was left): a retake then tests little; rewrite the quiz to test anew"
     )
 
 

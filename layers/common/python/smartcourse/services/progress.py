@@ -15,18 +15,31 @@ from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as course_rules
 from smartcourse.domain import enrollment as rules
 from smartcourse.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
-from smartcourse.models import Course, Enrollment, EnrollmentHistory, Lesson, LessonProgress, QuizAttempt, utcnow
+from smartcourse.models import (
+    Course,
+    Enrollment,
+    EnrollmentHistory,
+    Lesson,
+    LessonProgress,
+    QuizAttempt,
+    QuizAttemptGrant,
+    utcnow,
+)
 from smartcourse.ratelimit import Decision, rate_limited_error
 from smartcourse.schemas import (
     LessonProgressPublic,
     ModuleProgressPublic,
     ProgressPublic,
     QuizAttemptPublic,
+    QuizGrantIn,
+    QuizGrantPublic,
     QuizResult,
 )
 from smartcourse.security import Principal
+from smartcourse.services.courses import teaches_course
 from smartcourse.services.enrollment import load_readable
 from smartcourse.services.learner_view import PublishedLesson, published_lessons, published_lessons_of
+from smartcourse.services.notifications import create_notification
 from smartcourse.services.waitlist import enrollment_event, seat_the_eligible
 
 
@@ -296,11 +309,24 @@ async def _quiz_record(
     return int(row[0] or 0), int(row[1] or 0), row[2], bool(row[3]), row[4]
 
 
+async def _granted(uow: UnitOfWork, student_id: uuid.UUID, lesson_id: uuid.UUID, fingerprint: str) -> int:
+    """The attempts granted to the student on the quiz as it is (`grant_attempts`), beyond QUIZ_MAX_ATTEMPTS."""
+    total = await uow.session.scalar(
+        select(func.coalesce(func.sum(QuizAttemptGrant.extra), 0)).where(
+            QuizAttemptGrant.student_id == student_id,
+            QuizAttemptGrant.lesson_id == lesson_id,
+            QuizAttemptGrant.quiz_fingerprint == fingerprint,
+        )
+    )
+    return int(total or 0)
+
+
 def _check_quiz_allowed(used: int, last: datetime | None, now: datetime, limit: int, cooldown: int) -> None:
-    """409 once the attempts are used up, 429 within the cool-down after the last attempt."""
+    """409 once the attempts are used up (saying who can give more: explore77 F1), 429 within the cool-down after
+    the last attempt."""
     if used >= limit:
         raise Conflict(
-            f"no attempts left on this quiz (limit {limit})",
+            f"no attempts left on this quiz (limit {limit}); the course's instructor or an admin can grant more",
             code="quiz_attempts_exhausted",
             details={"max_attempts": limit},
         )
@@ -378,8 +404,9 @@ async def submit_quiz(
                 details={"index": i, "options": len(q["options"])},
             )
     used, numbered, last, passed_before, now = await _quiz_record(uow, e.student_id, lesson_id, fingerprint)
+    limit = max_attempts + await _granted(uow, e.student_id, lesson_id, fingerprint)
     if not passed_before:
-        _check_quiz_allowed(used, last, now, max_attempts, cooldown_seconds)
+        _check_quiz_allowed(used, last, now, limit, cooldown_seconds)
     pass_score = int(lesson.body.get("pass_score", 70))
     score, passed = course_rules.grade_quiz(questions, answers, pass_score)
     attempt = used + 1  # on the quiz as it is; the row's number counts every attempt (unique per student and quiz)
@@ -402,7 +429,7 @@ async def submit_quiz(
         percent = rules.percent_complete([lsn.ref for lsn in lessons], await _completed_ids(uow, e.id))
     if e.status == "completed":
         percent = 100.0  # as its progress says: the course stays complete (`_progress`)
-    left = max(0, max_attempts - attempt)
+    left = max(0, limit - attempt)
     reveal = passed or passed_before or left == 0
     result = QuizResult(
         score=score,
@@ -510,6 +537,14 @@ async def _progress(
         bests = [x for x in (was_best, best) if x is not None]
         tried[lesson_id] = (was_here + int(here), max(bests) if bests else None, was_used + int(count))
     revoked = e.completion_revoked_at is not None
+    granted: dict[uuid.UUID, int] = {}
+    for lesson_id, fingerprint, extra in await uow.session.execute(
+        select(QuizAttemptGrant.lesson_id, QuizAttemptGrant.quiz_fingerprint, func.sum(QuizAttemptGrant.extra))
+        .where(QuizAttemptGrant.student_id == e.student_id, QuizAttemptGrant.lesson_id.in_(list(quizzes)))
+        .group_by(QuizAttemptGrant.lesson_id, QuizAttemptGrant.quiz_fingerprint)
+    ):
+        if fingerprint == quizzes[lesson_id]:  # grants on a quiz rewritten since count no more
+            granted[lesson_id] = int(extra)
     lesson_views = []
     modules: dict[uuid.UUID, tuple[str, list[bool]]] = {}
     taken: set[uuid.UUID] = set()  # the modules with a lesson of the version the student took (a progress row)
@@ -529,7 +564,7 @@ async def _progress(
                 best_score=best,
                 attempts=used if lsn.type == "quiz" else None,
                 attempts_left=(
-                    max(0, max_attempts - used)
+                    max(0, max_attempts + granted.get(lsn.lesson_id, 0) - used)
                     # Limited until the quiz as it is was passed, as the submit limits it, whether or not the
                     # lesson completed on an earlier quiz's pass; none to use in an enrollment that takes no more
                     # submissions (dropped, waiting, a quiz a completed course passed: explore29 F4 read "5 left"
@@ -587,6 +622,95 @@ async def _readable(uow: UnitOfWork, principal: Principal, enrollment_id: uuid.U
     if course is None:
         raise NotFound("course not found", code="course_not_found")
     return e, course
+
+
+async def grant_attempts(
+    *,
+    uow: UnitOfWork,
+    documents: Any,
+    principal: Principal,
+    enrollment_id: uuid.UUID,
+    data: QuizGrantIn,
+    max_attempts: int,
+) -> QuizGrantPublic:
+    """More attempts on one quiz for one student (explore77 F1: an employee who used up a compliance quiz's attempts
+    could never complete the course). The course's instructor or an admin; the enrollment live (active, or completed
+    and taking a quiz a later version added); the quiz not passed. Counted on the quiz as it is (a rewrite starts the
+    count again), recorded in the enrollment's history, and the student is told (`quiz.attempts_granted`)."""
+    e = await load_readable(uow, principal, enrollment_id)  # anyone else: 404, as the enrollment's other reads
+    if not await teaches_course(uow, principal, e.course_id):
+        raise Forbidden("only the course's instructor or an admin grants attempts", code="not_course_owner")
+    locked = await uow.session.get(Enrollment, e.id, with_for_update=True, populate_existing=True)
+    course = await uow.session.get(Course, e.course_id)
+    assert locked is not None and course is not None  # read above; an enrollment is never deleted, nor its course
+    e = locked
+    lesson = next((lsn for lsn in await published_lessons(documents, course) if lsn.lesson_id == data.lesson_id), None)
+    if lesson is None:
+        raise NotFound("no such lesson in the course's live version", code="lesson_not_found")
+    if lesson.type != "quiz":
+        raise Conflict("this lesson is not a quiz", code="not_a_quiz")
+    if e.status not in ("active", "completed") or e.completion_revoked_at is not None:
+        raise Conflict(
+            f"the enrollment is {e.status if e.completion_revoked_at is None else 'a revoked completion'}: it takes "
+            "no more attempts",
+            code="enrollment_not_active",
+            details={"status": e.status},
+        )
+    fingerprint = course_rules.quiz_fingerprint(lesson.body)
+    used, _numbered, _last, passed_before, now = await _quiz_record(uow, e.student_id, lesson.lesson_id, fingerprint)
+    if passed_before or lesson.lesson_id in await _completed_ids(uow, e.id):
+        raise Conflict("the student has passed this quiz: it has no limit any more", code="quiz_passed")
+    grant = QuizAttemptGrant(
+        enrollment_id=e.id,
+        student_id=e.student_id,
+        lesson_id=lesson.lesson_id,
+        quiz_fingerprint=fingerprint,
+        extra=data.extra,
+        reason=data.reason,
+        granted_by=principal.user_id,
+        granted_at=now,
+    )
+    uow.session.add(grant)
+    await uow.session.flush()
+    limit = max_attempts + await _granted(uow, e.student_id, lesson.lesson_id, fingerprint)
+    more = f"{data.extra} more attempt{'s' if data.extra != 1 else ''}"
+    why = f": {data.reason}" if data.reason else ""
+    uow.session.add(
+        EnrollmentHistory(
+            enrollment_id=e.id,
+            from_status=e.status,
+            to_status=e.status,
+            actor_id=principal.user_id,
+            actor="admin" if principal.is_admin else "instructor",
+            reason=f"{more} on the quiz “{lesson.title}”{why}"[:500],
+            at=now,
+        )
+    )
+    await create_notification(
+        uow.session,
+        user_id=e.student_id,
+        kind="quiz.attempts_granted",
+        title=f"More attempts on “{lesson.title}”",
+        body=f"You have {more} on the quiz “{lesson.title}” in “{course.title}” ({max(0, limit - used)} in all){why}",
+        dedupe_key=f"quiz-attempts-granted:{grant.id}",
+        data={"enrollment_id": str(e.id), "course_id": str(course.id), "lesson_id": str(lesson.lesson_id)},
+    )
+    # The feedback of an attempt that left none showed which answers were right (`submit_quiz`'s `reveal`).
+    shown = used >= limit - data.extra
+    await uow.commit()
+    return QuizGrantPublic(
+        id=grant.id,
+        enrollment_id=e.id,
+        lesson_id=lesson.lesson_id,
+        quiz_title=lesson.title,
+        extra=data.extra,
+        reason=data.reason,
+        granted_at=now,
+        max_attempts=limit,
+        attempts_used=used,
+        attempts_left=max(0, limit - used),
+        answers_shown=shown,
+    )
 
 
 async def attempts(
