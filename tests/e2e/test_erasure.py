@@ -152,6 +152,37 @@ async def test_an_instructor_with_a_live_course_is_not_erased_until_it_is_archiv
     assert (r.status_code, r.json()["code"]) == (409, "instructor_erased"), r.text
 
 
+async def test_an_admin_hands_a_course_to_another_instructor_and_the_departing_one_is_erased(
+    api: Api, worker: object, container: Any
+) -> None:
+    """explore77 F2: a trainer leaving the company asked to be erased; their live programme had to be archived first
+    (out of the catalogue, its waitlist released, the courses requiring it blocked). An admin hands it over."""
+    leaving, taking_over, student = await api.user("instructor"), await api.user("instructor"), await api.user()
+    admin = await api.admin(container)
+    live = await api.published_course(leaving)
+    cid = live["id"]
+    handed = {"instructor_id": taking_over["id"]}
+    r = await api.client.put(f"/courses/{cid}", json=handed, headers=leaving["headers"])
+    assert (r.status_code, r.json()["code"]) == (403, "admin_only"), r.text
+    r = await api.client.put(f"/courses/{cid}", json={"instructor_id": student["id"]}, headers=admin["headers"])
+    assert (r.status_code, r.json()["code"]) == (409, "not_an_instructor"), r.text
+    r = await api.client.put(f"/courses/{cid}", json={"instructor_id": str(uuid.uuid4())}, headers=admin["headers"])
+    assert (r.status_code, r.json()["code"]) == (404, "user_not_found"), r.text
+    r = await api.client.put(f"/courses/{cid}", json=handed, headers=admin["headers"])
+    assert r.status_code == 200 and r.json()["instructor_id"] == taking_over["id"], r.text
+    assert r.json()["status"] == "published"
+    # The new instructor runs it; the one who left no longer may; the catalogue says who teaches it now.
+    r = await api.client.put(f"/courses/{cid}", json={"title": "Handed over"}, headers=taking_over["headers"])
+    assert r.status_code == 200, r.text
+    r = await api.client.put(f"/courses/{cid}", json={"title": "Mine"}, headers=leaving["headers"])
+    assert r.status_code == 403, r.text
+    listed = (await api.client.get("/courses", params={"q": "Handed over"})).json()
+    assert [c["instructor_id"] for c in listed["items"] if c["id"] == cid] == [taking_over["id"]], listed
+    r = await api.client.post(f"/users/{leaving['id']}/erase", json={}, headers=admin["headers"])
+    assert r.status_code == 200, r.text
+    assert (await api.client.get(f"/courses/{cid}")).json()["status"] == "published"
+
+
 async def test_what_admins_do_to_an_account_is_recorded(api: Api, container: Any) -> None:
     """explore67 F5: disabling, renaming, an admin's password reset left no record of who did what to whom. Each
     admin change is recorded (a password as reset, never its value), read by admins; erased, the record keeps what

@@ -553,6 +553,11 @@ class CourseUpdateIn(UpdateIn):
     capacity: Annotated[StrictInt, Field(gt=0, le=1_000_000)] | None = None
     prerequisites: Annotated[list[uuid.UUID], Field(max_length=20)] | None = None
     waitlist_enabled: StrictBool | None = None
+    instructor_id: uuid.UUID | None = Field(
+        default=None,
+        description="admins only: hand the course to another instructor (or admin), e.g. before its trainer's "
+        "account is erased; its records, enrolments and certificates stay as they are",
+    )
 
 
 def _is_none(value: Any) -> bool:

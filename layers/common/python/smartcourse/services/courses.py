@@ -15,7 +15,7 @@ from smartcourse.adapters.documents import DocumentStore
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as rules
 from smartcourse.domain.events import DomainEvent
-from smartcourse.errors import Conflict, Invalid, NotFound, Unauthorized
+from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from smartcourse.models import Course, CoursePrerequisite, Enrollment, Lesson, Module, User, utcnow
 from smartcourse.schemas import (
     CourseAvailability,
@@ -661,6 +661,8 @@ async def update_course(
         await serialise_prerequisite_edits(uow)
     course = await _owned_course(uow, principal, course_id)
     reject_nulls(data)  # null clears level and capacity (no level, no seat limit): CourseUpdateIn.NULLABLE
+    if data.instructor_id is not None and data.instructor_id != course.instructor_id:
+        await _ensure_new_owner(uow, principal, data.instructor_id)
     fields = data.model_dump(exclude_unset=True, exclude={"prerequisites"})
     for key, value in fields.items():
         setattr(course, key, value)
@@ -685,6 +687,28 @@ async def update_course(
             details={"seats_taken": taken},
         ) from exc
     return await get_course(uow=uow, documents=documents, principal=principal, course_id=course_id)
+
+
+async def _ensure_new_owner(uow: UnitOfWork, principal: Principal, user_id: uuid.UUID) -> None:
+    """A course is handed to another account by an admin only (explore77 F2: a departing trainer's courses had to be
+    archived before their account could be erased), and to an active instructor or admin. The account is share-locked
+    until this commits, as `create_course` locks its author: a role change making it a student waits, then is refused
+    (it owns a course), or is made first and refused here."""
+    if not principal.is_admin:
+        raise Forbidden("only an admin hands a course to another instructor", code="admin_only")
+    row = (
+        await uow.session.execute(
+            select(User.role, User.is_active, User.erased_at).where(User.id == user_id).with_for_update(read=True)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("no such account", code="user_not_found", details={"instructor_id": str(user_id)})
+    if row.role not in ("instructor", "admin") or not row.is_active or row.erased_at is not None:
+        raise Conflict(
+            "a course goes to an active instructor or admin account",
+            code="not_an_instructor",
+            details={"role": row.role, "is_active": row.is_active and row.erased_at is None},
+        )
 
 
 async def archive_course(*, uow: UnitOfWork, principal: Principal, course_id: uuid.UUID) -> CourseSummary:
