@@ -2,6 +2,7 @@
 itself or an admin)."""
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
@@ -10,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.models import iso
 from smartcourse.services import data_export
 
 router = APIRouter(tags=["users"])
@@ -27,7 +29,8 @@ async def export_user(user_id: uuid.UUID, user: CurrentUser, c: ContainerDep) ->
     async with c.uow() as uow:
         data = await data_export.export(uow=uow, principal=user, user_id=user_id)
     return JSONResponse(
-        jsonable_encoder(data),
+        # Times as every answer writes them, `Z` (explore78 F6: `+00:00` here only).
+        jsonable_encoder(data, custom_encoder={datetime: iso}),
         headers={
             "Content-Disposition": f'attachment; filename="smartcourse-account-{user_id}.json"',
             "Cache-Control": "no-store",

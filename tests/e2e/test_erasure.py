@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -48,6 +49,9 @@ async def test_a_student_erases_their_account_and_the_platform_keeps_only_what_n
     assert [c["code"] for c in data["certificates"]] == [cert["code"]]
     assert [m["role"] for m in data["assistant_conversations"][0]["messages"]][:1] == ["user"], data
     assert "student 4711" in data["assistant_interactions"][0]["question"]
+    # Times as every answer writes them (explore78 F6: `+00:00` here only).
+    stamps = re.findall(r'"\d{4}-\d\d-\d\dT[^"]*"', r.text)
+    assert stamps and all(t.endswith('Z"') for t in stamps), [t for t in stamps if not t.endswith('Z"')][:5]
     assert data["sessions"] and all("token_hash" not in t for t in data["sessions"])
     assert student["refresh_token"] not in r.text and "$argon2" not in r.text
     r = await api.client.get(f"/users/{student['id']}/export", headers=waiting["headers"])
