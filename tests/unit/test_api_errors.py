@@ -294,7 +294,10 @@ def test_a_body_past_the_limit_is_413_before_it_is_parsed_and_nothing_is_cached_
     from smartcourse.api.edge import too_large
 
     said = too_large(21 * 1048576, 1048576, 20 * 1048576)  # multipart: the file's limit, not the framing's
-    assert said == "the upload is larger than a file may be (20 MiB, MAX_UPLOAD_BYTES)"
+    assert said.message == "the upload is larger than a file may be (20 MiB, MAX_UPLOAD_BYTES)"
+    # The upload's own code and limit, as its check within the framing's margin answers (explore78 F7).
+    assert (said.code, said.details) == ("file_too_large", {"max_bytes": 20 * 1048576})
+    assert r.json()["details"] == {"max_bytes": 1048576}, r.text
 
     def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it arrives
         yield b'{"name": "'
@@ -304,6 +307,7 @@ def test_a_body_past_the_limit_is_413_before_it_is_parsed_and_nothing_is_cached_
 
     r = client.post("/echo", content=chunks(), headers={"content-type": "application/json"})
     assert r.status_code == 413 and r.json()["code"] == "request_too_large", r.text
+    assert r.json()["details"] == {"max_bytes": 1048576}, r.text
     assert r.json()["message"].startswith("the request body is larger than 1 MiB (MAX_BODY_BYTES"), r.text
     assert parsed == [1000]
     assert client.get("/cached").headers["Cache-Control"] == "public, max-age=60"  # the route's own

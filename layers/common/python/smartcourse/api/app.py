@@ -27,7 +27,7 @@ from starlette.routing import Match, Route, compile_path
 
 from smartcourse import __version__, db, telemetry
 from smartcourse.api.deps import OptionalUser
-from smartcourse.api.edge import ERROR_CODE, EdgeMiddleware
+from smartcourse.api.edge import ERROR_CODE, BodyTooLarge, EdgeMiddleware
 from smartcourse.api.edge_cache import install_edge_cache
 from smartcourse.api.emails import install_email_handover
 from smartcourse.api.overload import install_load_shedding
@@ -318,6 +318,8 @@ def install_error_handlers(app: FastAPI) -> None:
             return _error(422, "validation_error", "invalid request: body", [unreadable])
         code = _STATUS_CODES.get(exc.status_code, "http_error")
         message, details = str(exc.detail), None
+        if isinstance(exc, BodyTooLarge):  # counted past the limit as it arrived: the edge's own 413 (`too_large`)
+            code, details = exc.refusal.code, exc.refusal.details
         if exc.status_code == 404 and (malformed := _malformed_ids(request)):
             # Ids are UUIDs in the routes themselves (`{enrollment_id:uuid}`, so that `/enrollments/my-courses`
             # never reaches the id's route): a malformed one names no resource, as an unknown path does.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from contextvars import ContextVar
+from dataclasses import dataclass
 from secrets import token_hex
 from typing import Any
 
@@ -66,26 +67,45 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 
 class BodyTooLarge(StarletteHTTPException):
     """Raised from `receive` when a chunked body passes the limit: an HTTPException, so FastAPI's body parsing lets it
-    through (anything else there becomes a 400 "error parsing the body") and the app's handler answers 413."""
+    through (anything else there becomes a 400 "error parsing the body") and the app's handler answers 413 with the
+    refusal's code and details (`TooLargeAnswer`)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(413, message)
+    def __init__(self, refusal: TooLargeAnswer) -> None:
+        super().__init__(413, refusal.message)
+        self.refusal = refusal
+
+
+@dataclass(frozen=True)
+class TooLargeAnswer:
+    """A 413 of the edge: an upload's is `file_too_large`, as the upload's own check answers a file within the
+    framing's margin (explore78 F7: two codes for one condition, one without the limit), with `details.max_bytes`."""
+
+    code: str
+    message: str
+    max_bytes: int
+
+    @property
+    def details(self) -> dict[str, int]:
+        return {"max_bytes": self.max_bytes}
 
 
 def _mib(n: int) -> str:
     return f"{n / 1048576:g} MiB" if n % 1048576 == 0 else f"{n} bytes"
 
 
-def too_large(limit: int, max_body: int, max_upload: int) -> str:
-    """The 413's message, in the limit a client can act on (explore57 F7: an upload refused "larger than 22020096
-    bytes", the 20 MiB file limit plus the multipart framing; a 400,000-character Chinese lesson, within its
-    500,000 characters, refused "larger than 1048576 bytes")."""
+def too_large(limit: int, max_body: int, max_upload: int) -> TooLargeAnswer:
+    """The 413, in the limit a client can act on (explore57 F7: an upload refused "larger than 22020096 bytes", the
+    20 MiB file limit plus the multipart framing; a 400,000-character Chinese lesson, within its 500,000 characters,
+    refused "larger than 1048576 bytes")."""
     if limit != max_body:  # multipart
-        return f"the upload is larger than a file may be ({_mib(max_upload)}, MAX_UPLOAD_BYTES)"
-    return (
+        message = f"the upload is larger than a file may be ({_mib(max_upload)}, MAX_UPLOAD_BYTES)"
+        return TooLargeAnswer("file_too_large", message, max_upload)
+    return TooLargeAnswer(
+        "request_too_large",
         f"the request body is larger than {_mib(max_body)} (MAX_BODY_BYTES, {max_body} bytes of UTF-8 JSON): a "
         "lesson's 500,000 characters fit when most are ASCII; in a script of 3 bytes a character (Chinese, "
-        "Japanese) about 340,000 do: split the lesson, or upload the text as a material"
+        "Japanese) about 340,000 do: split the lesson, or upload the text as a material",
+        max_body,
     )
 
 
@@ -193,8 +213,8 @@ class EdgeMiddleware:
                 from smartcourse.api.app import _error
 
                 # Refused before a byte of it is read or parsed.
-                message = too_large(limit, self.max_body_bytes, self.max_upload_bytes)
-                await _error(413, "request_too_large", message)(scope, receive, send_with_headers)
+                refusal = too_large(limit, self.max_body_bytes, self.max_upload_bytes)
+                await _error(413, refusal.code, refusal.message, refusal.details)(scope, receive, send_with_headers)
             elif path in OPS_PATHS and not await _ops_allowed(scope, receive):
                 from smartcourse.api.app import _error
 
@@ -239,7 +259,7 @@ class EdgeMiddleware:
             access_log.info("%s %s %s", method, route, status, extra=extra)
 
 
-def _counted(receive: Receive, limit: int, refusal: str) -> Receive:
+def _counted(receive: Receive, limit: int, refusal: TooLargeAnswer) -> Receive:
     seen = 0
 
     async def receive_counted() -> Message:
