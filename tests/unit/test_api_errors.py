@@ -562,6 +562,19 @@ def test_the_edges_early_answers_carry_the_cors_headers(monkeypatch: object) -> 
         assert r.status_code == 200, r.text
         r = client.post("/things", json={"n": 2}, headers={"Origin": origin})
         assert "ETag" in r.headers["access-control-expose-headers"]
+        # A browser's trace context and common client headers pass; a download's file name is readable; a refused
+        # preflight is an error like any, with its code (explore78 F9: plain text, and `traceparent` refused).
+        asked = "traceparent, tracestate, x-requested-with, cache-control, content-type"
+        r = client.options("/things", headers={**preflight, "Access-Control-Request-Headers": asked})
+        assert r.status_code == 200, r.text
+        exposed = client.post("/things", json={"n": 2}, headers={"Origin": origin}).headers
+        assert "Content-Disposition" in exposed["access-control-expose-headers"]
+        r = client.options("/things", headers={**preflight, "Access-Control-Request-Headers": "x-custom"})
+        assert (r.status_code, r.json()["code"], r.json()["details"]["refused"]) == (400, "cors_refused", ["headers"])
+        assert r.headers["access-control-allow-origin"] == origin and "traceparent" in r.json()["message"]
+        r = client.options("/things", headers={**preflight, "Origin": "https://evil.example"})
+        assert (r.status_code, r.json()["details"]["refused"]) == (400, ["origin"]), r.text
+        assert "access-control-allow-origin" not in r.headers
     finally:
         get_settings.cache_clear()
 

@@ -117,7 +117,19 @@ API_DB_STATEMENT_TIMEOUT = 5.0
 #: X-Total-Count (api/paging.py), Location (api/created.py), X-Trace-Id (api/edge.py), Retry-After,
 #: Idempotent-Replayed (api/idempotency.py).
 CORS_METHODS = ("GET", "POST", "PUT", "DELETE", "OPTIONS")
-CORS_ALLOW_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key", "If-None-Match")
+#: Allowed besides: a browser's trace context (OpenTelemetry's fetch instrumentation adds `traceparent` to every
+#: request), and what common client stacks send (`X-Requested-With`, `Cache-Control`): refused at the preflight, every
+#: request of such a client failed (explore78 F9).
+CORS_ALLOW_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    "Idempotency-Key",
+    "If-None-Match",
+    "traceparent",
+    "tracestate",
+    "X-Requested-With",
+    "Cache-Control",
+)
 CORS_EXPOSE_HEADERS = (
     "Retry-After",
     "X-Total-Count",
@@ -129,6 +141,7 @@ CORS_EXPOSE_HEADERS = (
     "X-Interaction-Id",
     "X-Conversation-Id",
     "Idempotent-Replayed",
+    "Content-Disposition",
     "RateLimit-Policy",
     "RateLimit-Limit",
     "RateLimit-Remaining",

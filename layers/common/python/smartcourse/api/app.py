@@ -22,7 +22,9 @@ from opentelemetry.trace import Status, StatusCode
 from sqlalchemy.exc import DataError, DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.convertors import UUIDConvertor
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Match, Route, compile_path
 
 from smartcourse import __version__, db, telemetry
@@ -32,6 +34,7 @@ from smartcourse.api.edge_cache import install_edge_cache
 from smartcourse.api.emails import install_email_handover
 from smartcourse.api.overload import install_load_shedding
 from smartcourse.api.tracing import install_tracing
+from smartcourse.config import CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, CORS_MAX_AGE, CORS_METHODS
 from smartcourse.db import is_transient
 from smartcourse.errors import DomainError, Invalid
 from smartcourse.logging import configure_logging
@@ -457,20 +460,42 @@ class LastResort:
 
 def install_security(app: FastAPI) -> None:
     """CORS only for configured origins; the ops-page gate and the security headers are in `api.edge`."""
-    from smartcourse.config import CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, CORS_MAX_AGE, CORS_METHODS, get_settings
+    from smartcourse.config import get_settings
 
     origins = get_settings().cors_origin_list
     if origins:
-        from fastapi.middleware.cors import CORSMiddleware
-
         app.add_middleware(
-            CORSMiddleware,
+            _CORS,
             allow_origins=origins,
             allow_methods=list(CORS_METHODS),
             allow_headers=list(CORS_ALLOW_HEADERS),
             expose_headers=list(CORS_EXPOSE_HEADERS),
             max_age=CORS_MAX_AGE,
         )
+
+
+class _CORS(CORSMiddleware):
+    """Starlette's CORS, with a refused preflight answered as every error is (`{code, message, details}`), not a bare
+    "Disallowed CORS headers" in plain text (explore78 F9): 400 `cors_refused`, `details.refused` naming what (origin,
+    method, headers), `details.allowed_headers` what may be sent."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        said = bytes(response.body).decode("latin-1")
+        refused = said.removeprefix("Disallowed CORS ").split(", ")
+        answer = _error(
+            400,
+            "cors_refused",
+            f"{said.lower()}: the origins allowed are CORS_ORIGINS, the request headers "
+            f"{', '.join(CORS_ALLOW_HEADERS)}",
+            {"refused": refused, "allowed_headers": list(CORS_ALLOW_HEADERS), "allowed_methods": list(CORS_METHODS)},
+        )
+        for key, value in response.headers.items():
+            if key.lower() not in ("content-length", "content-type"):
+                answer.headers[key] = value
+        return answer
 
 
 def install_edge(app: FastAPI) -> None:
