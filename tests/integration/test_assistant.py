@@ -356,6 +356,9 @@ async def test_quota_and_concurrency_guards(api: Api, worker: object, container:
             "POST", "/ai/generate-summary", json={"course_id": course["id"]}, headers=stream
         ) as r:
             assert r.status_code == 200 and r.headers["RateLimit-Remaining"] == "1", r.headers
+            # ... and the interaction's id, which `done` repeats (explore78 F10: only `done` and `error` had it).
+            events = [line async for line in r.aiter_lines() if line.startswith("data:")]
+            assert json.loads(events[-1].removeprefix("data:"))["interaction_id"] == r.headers["X-Interaction-Id"]
 
     slow = ScriptedChat()
     slow.delay = 0.3

@@ -914,8 +914,9 @@ class GenerationRun:
 
     @property
     def quota_headers(self) -> dict[str, str]:
-        """What is left of the caller's quota, as response headers (`enforce_quota`)."""
-        return dict(self.slot.headers)
+        """What is left of the caller's quota, as response headers (`enforce_quota`), and the interaction's id: a
+        stream cut off or cancelled has it to look up before `done` (explore78 F10, as `/ai/ask-stream` does)."""
+        return {"X-Interaction-Id": str(self.interaction.id), **self.slot.headers}
 
     async def execute(
         self, on_token: Any = None, on_reset: Any = None, on_progress: Any = None
