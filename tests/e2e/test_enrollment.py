@@ -1135,12 +1135,12 @@ async def test_an_admin_enrolls_a_named_student(api: Api, worker: object, contai
         "/enrollments", json={"course_id": second["id"], "student_id": employee["id"]}, headers=admin["headers"]
     )
     assert (r.status_code, r.json()["code"]) == (409, "student_disabled"), r.text
-    # A course the admin reads but nobody may enroll in: said, not 404 (explore69 F9).
+    # A course the admin reads but nobody may enroll in: said, not 404 (explore69 F9), as archived (explore77 F6).
     assert (await api.client.delete(f"/courses/{second['id']}", headers=teacher["headers"])).status_code == 200
     r = await api.client.post(
         "/enrollments", json={"course_id": second["id"], "student_id": other["id"]}, headers=admin["headers"]
     )
-    assert (r.status_code, r.json()["code"]) == (409, "course_not_published"), r.text
+    assert (r.status_code, r.json()["code"]) == (409, "course_archived"), r.text
 
 
 async def test_a_nightly_sync_reads_only_what_changed(api: Api, worker: object, container: Any) -> None:

@@ -101,7 +101,7 @@ async def test_no_admission_commits_after_the_archive_that_it_waited_for(
     monkeypatch.setattr(enrollment_service, "_admit", archived_meanwhile)
     r = await enroll(api, student, course["id"])
     assert archived[0].status_code == 200, archived[0].text
-    assert r.status_code == 409 and r.json()["code"] == "course_not_published", r.text
+    assert r.status_code == 409 and r.json()["code"] == "course_archived", r.text
     assert await _count(container, course["id"], student_id=uuid.UUID(student["id"])) == 0
 
 

@@ -546,6 +546,8 @@ async def enroll(
         # read is 404, and so is this (explore60 F11: 404 to read, 409 course_not_published to enroll).
         # An admin reads any course (explore69 F9: 404 for a course the admin had just read).
         if principal.is_admin or (content_version and await is_enrolled(uow, student_id, course_id)):
+            if status == "archived":  # as its edits, uploads and publish say (explore77 F6: "not published")
+                raise Conflict("the course is archived: it takes no enrollment", code="course_archived")
             raise Conflict("the course is not published", code="course_not_published")
         raise NotFound("course not found", code="course_not_found")
     if removed_by is not None and not for_another:
@@ -687,7 +689,7 @@ async def _admit(conn: AsyncConnection, params: dict[str, Any], session: AsyncSe
             raise NotFound("course not found", code="course_not_found")
         _, live, has_seat, enrollment_id, waitlisted_at, notice_id = row
         if not live:  # archived while this admission waited for the course row: nothing was written
-            raise Conflict("the course is not published", code="course_not_published")
+            raise Conflict("the course is archived: it takes no enrollment", code="course_archived")
         if has_seat:
             continue  # a seat was freed between the two statements: take it
         if enrollment_id is None:
