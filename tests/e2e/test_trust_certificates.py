@@ -38,7 +38,16 @@ async def test_student_finds_their_certificate(api: Api, worker: object) -> None
     url = f"/enrollments/{eid}/certificate"
     r = await api.client.post(url, headers=student["headers"])
     assert r.status_code == 409 and r.json()["code"] == "enrollment_not_completed"
+    assert r.json()["details"] == {"status": "active"} and "not complete yet" in r.json()["message"]
     assert (await api.client.post(url, headers=stranger["headers"])).status_code == 404
+    # A dropped enrollment never will be complete: said so (explore77 F7: "not complete yet").
+    leaver = await api.user()
+    left = (await enroll(api, leaver, course["id"])).json()["id"]
+    await wait_enrollment(api, leaver, left, "active")
+    assert (await api.client.delete(f"/enrollments/{left}", headers=leaver["headers"])).status_code == 200
+    r = await api.client.post(f"/enrollments/{left}/certificate", headers=leaver["headers"])
+    assert (r.status_code, r.json()["details"]) == (409, {"status": "dropped"}), r.text
+    assert "dropped" in r.json()["message"] and "new enrollment" in r.json()["message"]
     assert (await api.client.get("/certificates/my", headers=student["headers"])).json() == []
 
     await complete_everything(api, student, lessons)

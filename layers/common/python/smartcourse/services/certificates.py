@@ -788,7 +788,14 @@ async def request_for_enrollment(
     if existing is not None:
         return existing, False
     if e.status != "completed":
-        raise Conflict("the course is not complete yet; no certificate", code="enrollment_not_completed")
+        # A dropped enrollment never will be: "not complete yet" read as if it still could (explore77 F7).
+        message = (
+            "the enrollment was dropped (or left the waitlist) before completing the course: no certificate; a new "
+            "enrollment can earn one"
+            if e.status == "dropped"
+            else "the course is not complete yet; no certificate"
+        )
+        raise Conflict(message, code="enrollment_not_completed", details={"status": e.status})
     # Created only if this request inserted it: several at once each answered 201 for one certificate (explore19 F5).
     cert_id, created = await issue_once(uow=uow, enrollment_id=enrollment_id)
     cert = await uow.session.get(Certificate, cert_id)
