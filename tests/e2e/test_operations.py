@@ -375,6 +375,8 @@ async def test_failing_email_shows_in_tasks_and_dead_letters(
         item = await wait_for(failed, timeout=60, what="the failed task")
         assert item["retries"] == 1 and is_trace_id(item["trace_id"])
         assert "ConnectionRefusedError" in item["error"] or "Connection refused" in item["error"], item["error"]
+        # The cause in one line, the traceback apart (explore77 F9: a traceback's 4,000-character tail).
+        assert "\n" not in item["error"] and item["traceback"].startswith("Traceback"), item
         r = await api.client.get(
             "/ops/dead-letters", params={"consumer": "celery:notifications.send_email"}, headers=admin["headers"]
         )

@@ -70,7 +70,7 @@ from smartcourse.services.notifications import (
     pending_to_sweep,
 )
 from smartcourse.services.notifications import email_batch_items as _batch_items
-from smartcourse.services.operations import current_trace_id, record_task_outcome
+from smartcourse.services.operations import current_trace_id, kept_error, record_task_outcome
 from smartcourse.telemetry import (
     configure_telemetry,
     current_carrier,
@@ -554,7 +554,7 @@ class DeadLetteringTask(Task):  # type: ignore[misc]
 
     def _give_up(self, args: tuple[Any, ...], kwargs: dict[str, Any], exc: BaseException) -> None:
         """Record the dead letter (with the task's own bookkeeping and its `failed` outcome) and fail the span."""
-        error = "".join(traceback.format_exception(exc))[-4000:]
+        error = kept_error(f"{type(exc).__name__}: {exc}\n{''.join(traceback.format_exception(exc))}")
         try:
             run_async(self._record_dead_letter(args, kwargs, error))
         except Exception:
