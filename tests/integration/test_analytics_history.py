@@ -311,6 +311,11 @@ async def test_course_and_student_views(history_db: Any, history: dict[str, uuid
     assert (student["courses_completed"], student["live_courses"], student["lessons_completed"]) == (1, 1, 3)
     assert student["avg_time_to_complete_hours"] == 50.0 and student["last_activity_at"].startswith("2026-02-20")
     assert itself["enrollments"]["dropped"] == 1 and itself["courses_completed"] == 1
+    # Admissions and the rate, as the course's (explore77 F11: an HR report added them up itself).
+    counts = itself["enrollments"]
+    assert counts["admitted"] == counts["pending"] + counts["active"] + counts["completed"] + counts["dropped"]
+    assert itself["completion_rate"] == round(counts["completed"] * 100 / counts["admitted"], 2) > 0
+    assert student["enrollments"]["admitted"] == 2 and student["completion_rate"] == 50.0
 
 
 async def test_no_completion_is_no_average_time_not_zero(history_db: Any, history: dict[str, uuid.UUID]) -> None:

@@ -1626,6 +1626,7 @@ class CourseAnalytics(BaseModel):
 
 
 class StudentEnrollmentCounts(BaseModel):
+    admitted: int = Field(description="= pending + active + completed + dropped, as the course's (explore77 F11)")
     waitlisted: int
     pending: int
     active: int
@@ -1639,6 +1640,7 @@ class StudentAnalytics(BaseModel):
 
     student_id: uuid.UUID
     enrollments: StudentEnrollmentCounts
+    completion_rate: float = Field(description="completed of admitted, in percent, as the course's")
     live_courses: int
     courses_completed: int
     avg_time_to_complete_hours: float | None

@@ -908,9 +908,11 @@ async def student_view(*, uow: UnitOfWork, principal: Principal, student_id: uui
     recognised = await uow.session.scalar(
         select(func.count()).where(mine, Enrollment.status == "completed", Enrollment.completion_revoked_at.is_(None))
     )
+    admitted = statuses["pending"] + statuses["active"] + statuses["completed"] + statuses["dropped"]
     return {
         "student_id": str(student_id),
-        "enrollments": statuses,
+        "enrollments": {"admitted": admitted, **statuses},
+        "completion_rate": round(statuses["completed"] * 100 / admitted, 2) if admitted else 0.0,
         "live_courses": statuses["pending"] + statuses["active"],
         "courses_completed": int(recognised or 0),
         # Over the courses completed, as they count (explore61 F5: a revoked completion's time was in the mean).
