@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request, Response
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.caching import CONDITIONAL, cached_json
 from smartcourse.api.deps import PUBLIC_OR_SIGNED, ContainerDep, SignedCaller
-from smartcourse.api.filters import CategoryFilter, TagsFilter
+from smartcourse.api.filters import CategoryFilter, CourseStatusesFilter, TagsFilter, course_statuses
 from smartcourse.schemas import CoursePage, LevelFilter
 from smartcourse.services import courses, search
 from smartcourse.services.catalog_cache import CachedJson
@@ -45,6 +45,7 @@ async def list_courses(
             "`GET /instructors/{id}` embeds the newest 20 and `courses_total`: list the rest here"
         ),
     ] = None,
+    status: CourseStatusesFilter = None,
 ) -> CoursePage | Response:
     tag_list = search.tag_filter(tags)
     result = await courses.catalogue_page(
@@ -58,6 +59,7 @@ async def list_courses(
         tags=tag_list,
         mine=mine,
         instructor_id=instructor_id,
+        statuses=course_statuses(status),
     )
     return cached_json(request, result) if isinstance(result, CachedJson) else result
 

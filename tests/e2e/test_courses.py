@@ -1158,3 +1158,31 @@ async def test_a_lesson_moves_to_another_module_and_students_keep_their_progress
         headers=teacher["headers"],
     )
     assert (r.status_code, r.json()["code"]) == (404, "lesson_not_found"), r.text
+
+
+async def test_the_catalogue_lists_courses_by_status_for_whoever_sees_them(
+    api: Api, worker: object, container: Any
+) -> None:
+    """explore77 F10: an admin looking for the archived courses to restore got every course, `?status=` ignored."""
+    teacher, admin = await api.user("instructor"), await api.admin(container)
+    tag = f"st{uuid.uuid4().hex[:8]}"
+    draft = await api.course(teacher, title="Status draft", tags=[tag])
+    live = await api.published_course(teacher, title="Status live", tags=[tag])
+    gone = await api.published_course(teacher, title="Status archived", tags=[tag])
+    assert (await api.client.delete(f"/courses/{gone['id']}", headers=teacher["headers"])).status_code == 200
+
+    async def listed(headers: dict[str, str], **params: Any) -> list[str]:
+        r = await api.client.get("/courses", params={"tags": tag, **params}, headers=headers)
+        assert r.status_code == 200, r.text
+        return sorted(c["title"] for c in r.json()["items"])
+
+    assert await listed(admin["headers"], status="archived") == ["Status archived"]
+    assert await listed(admin["headers"], status="draft,archived") == ["Status archived", "Status draft"]
+    mine = {**teacher["headers"]}
+    assert await listed(mine, mine="true", status=["draft", "published"]) == ["Status draft", "Status live"]
+    # The public catalogue lists live courses only, whatever the filter asks.
+    assert await listed({}, status="archived") == []
+    assert await listed({}, status="published") == ["Status live"]
+    r = await api.client.get("/courses", params={"status": "retired"}, headers=admin["headers"])
+    assert (r.status_code, r.json()["details"][0]["field"]) == (422, "query.status"), r.text
+    assert draft["id"] and live["id"]

@@ -9,7 +9,7 @@ from typing import Annotated, get_args
 from fastapi import Query
 
 from smartcourse.errors import Invalid
-from smartcourse.schemas import CATEGORY_CHARS, MAX_TAGS, EnrollmentStatus
+from smartcourse.schemas import CATEGORY_CHARS, MAX_TAGS, CourseStatus, EnrollmentStatus
 
 #: A text filter with something in it: not empty, not only spaces (which would list everything), no NUL.
 FILLED = r"^[^\x00]*[^\s\x00][^\x00]*$"
@@ -31,6 +31,7 @@ TagsFilter = Annotated[
 
 
 _STATUSES = get_args(EnrollmentStatus)
+_COURSE_STATUSES = get_args(CourseStatus)
 
 #: An account's enrollments by status: one, or several comma-separated or repeated (`status=pending,active`: "My
 #: courses" without the dropped attempts in one paged request; explore78 F8).
@@ -41,18 +42,35 @@ StatusesFilter = Annotated[
         description=f"one status or several, comma-separated or repeated: {', '.join(_STATUSES)}",
     ),
 ]
+#: Courses by status, as `GET /courses` lists them to whoever sees more than the live ones (explore77 F10).
+CourseStatusesFilter = Annotated[
+    list[str] | None,
+    Query(
+        alias="status",
+        description=f"one status or several, comma-separated or repeated: {', '.join(_COURSE_STATUSES)} (the public "
+        "catalogue lists live courses only: its other statuses give an empty page)",
+    ),
+]
 
 
-def enrollment_statuses(sent: list[str] | None) -> frozenset[str] | None:
-    """The statuses `StatusesFilter` names (None: any), or 422 `validation_error` naming what is not one."""
+def _named(sent: list[str] | None, allowed: tuple[str, ...]) -> frozenset[str] | None:
+    """The values a repeated and/or comma-separated `status` names (None: any), or 422 `validation_error` naming
+    what is not one of `allowed`."""
     if not sent:
         return None
     named = {part.strip() for value in sent for part in value.split(",") if part.strip()}
-    if unknown := sorted(named - set(_STATUSES)):
-        message = f"status {', '.join(map(repr, unknown))} is not one of {', '.join(_STATUSES)}"
-        raise Invalid(
-            message,
-            code="validation_error",
-            details=[{"field": "query.status", "message": message, "type": "literal_error"}],
-        )
+    if unknown := sorted(named - set(allowed)):
+        message = f"status {', '.join(map(repr, unknown))} is not one of {', '.join(allowed)}"
+        details = [{"field": "query.status", "message": message, "type": "literal_error"}]
+        raise Invalid(message, code="validation_error", details=details)
     return frozenset(named) or None
+
+
+def enrollment_statuses(sent: list[str] | None) -> frozenset[str] | None:
+    """The statuses `StatusesFilter` names (None: any)."""
+    return _named(sent, _STATUSES)
+
+
+def course_statuses(sent: list[str] | None) -> frozenset[str] | None:
+    """The statuses `CourseStatusesFilter` names (None: any)."""
+    return _named(sent, _COURSE_STATUSES)
