@@ -235,7 +235,7 @@ async def test_password_change_needs_the_current_password_and_ends_other_session
     # Sent without a new password ("to confirm" an edit), it was accepted unchecked (explore13 F10).
     r = await api.client.put(url, json={"full_name": "New", "current_password": "x"}, headers=user["headers"])
     assert (r.status_code, r.json()["code"]) == (422, "invalid_field")
-    assert r.json()["details"] == {"field": "current_password"}
+    assert r.json()["details"][0]["field"] == "current_password"
     r = await api.client.put(
         url, json={"password": "a-new-password", "current_password": "not-it-at-all"}, headers=user["headers"]
     )

@@ -65,6 +65,12 @@ class Invalid(DomainError):
     code = "invalid"
 
 
+def field_problem(field: str, message: str, kind: str = "value_error") -> list[dict[str, str]]:
+    """The `details` of a 422 refusing one field's value (`invalid_field`), in the list shape of `validation_error`
+    (`[{field, message, type}]`) that a form maps to its fields (explore78 F3: an object here, a list there)."""
+    return [{"field": field, "message": message, "type": kind}]
+
+
 class TooLarge(DomainError):
     status_code = 413
     code = "file_too_large"

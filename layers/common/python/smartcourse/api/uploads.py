@@ -24,7 +24,7 @@ from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
 
 from smartcourse.domain.materials import NO_FILE_PART
-from smartcourse.errors import Invalid, UnsupportedMedia
+from smartcourse.errors import Invalid, UnsupportedMedia, field_problem
 
 #: The request body as OpenAPI describes it (the route has no body parameter for FastAPI to describe it from).
 MATERIAL_UPLOAD_BODY: dict[str, Any] = {
@@ -129,11 +129,8 @@ async def upload_form(request: Request) -> AsyncIterator[UploadForm]:
         unknown_query = [name for name in dict.fromkeys(request.query_params.keys()) if name != "lesson_id"]
         for values in (form.getlist("lesson_id"), request.query_params.getlist("lesson_id")):
             if len(values) > 1:
-                raise Invalid(
-                    "send lesson_id once: the form or the query string names it more than once",
-                    code="invalid_field",
-                    details={"field": "lesson_id"},
-                )
+                message = "send lesson_id once: the form or the query string names it more than once"
+                raise Invalid(message, code="invalid_field", details=field_problem("lesson_id", message))
         lesson = _lesson_id(form.get("lesson_id"), request)
         yield parse_upload_form(form.getlist("file"), lesson, unknown, unknown_query)
     finally:
@@ -149,11 +146,8 @@ def _lesson_id(in_form: Any, request: Request) -> Any:
         return in_query if in_form in (None, "") else in_form
     if _same_id(str(in_form), in_query):
         return in_form
-    raise Invalid(
-        "lesson_id is in both the form and the query string, with different values: send it once",
-        code="invalid_field",
-        details={"field": "lesson_id"},
-    )
+    message = "lesson_id is in both the form and the query string, with different values: send it once"
+    raise Invalid(message, code="invalid_field", details=field_problem("lesson_id", message))
 
 
 def _same_id(a: str, b: str) -> bool:

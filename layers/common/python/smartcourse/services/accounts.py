@@ -23,7 +23,7 @@ from smartcourse.db import UnitOfWork
 from smartcourse.domain.events import DomainEvent
 from smartcourse.domain.moments import in_utc
 from smartcourse.domain.text import fold_marks
-from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized, Unavailable
+from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized, Unavailable, field_problem
 from smartcourse.models import AccountChange, Course, Enrollment, RefreshToken, User, utcnow
 from smartcourse.ratelimit import Backoff, RateLimiter, enforce, key_part
 from smartcourse.schemas import (
@@ -552,7 +552,8 @@ async def update_user(
     before = {field: getattr(user, field) for field in _AUDITED}
     kept = {field: getattr(user, field) for field in ("bio", "password_hash", "token_version")}
     if (field := data.null_refused()) is not None:  # null is a value for bio only (UserUpdateIn.NULLABLE)
-        raise Invalid(f"{field} cannot be null", code="invalid_field", details={"field": field})
+        message = f"{field} cannot be null"
+        raise Invalid(message, code="invalid_field", details=field_problem(field, message, "null_not_allowed"))
     if data.full_name is not None and data.full_name != user.full_name:
         if settings is not None and settings.name_changes == "admins" and not principal.is_admin:
             raise Forbidden(
@@ -565,11 +566,8 @@ async def update_user(
     if data.current_password is not None and data.password is None:
         # Sent "to confirm" a profile edit, it was accepted unchecked (explore13 F10): say it is read with a new
         # password only.
-        raise Invalid(
-            "current_password is read only with a new password",
-            code="invalid_field",
-            details={"field": "current_password"},
-        )
+        message = "current_password is read only with a new password"
+        raise Invalid(message, code="invalid_field", details=field_problem("current_password", message))
     if data.password is not None:
         # Your own password needs the current one. An admin resetting another account's is not asked for it: one
         # sent anyway was checked against that account's password and counted toward its lock-out (explore13 F10).

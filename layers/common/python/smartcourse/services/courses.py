@@ -15,7 +15,7 @@ from smartcourse.adapters.documents import DocumentStore
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as rules
 from smartcourse.domain.events import DomainEvent
-from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized, field_problem
 from smartcourse.models import Course, CoursePrerequisite, Enrollment, Lesson, Module, User, utcnow
 from smartcourse.schemas import (
     CourseAvailability,
@@ -102,7 +102,8 @@ def reject_nulls(data: UpdateIn) -> None:
     field out to keep its value); only the fields in the model's `NULLABLE` may be cleared that way (the OpenAPI
     schema says so: `schemas.UpdateIn`)."""
     if (key := data.null_refused()) is not None:
-        raise Invalid(f"{key} cannot be null", code="invalid_field", details={"field": key})
+        message = f"{key} cannot be null"
+        raise Invalid(message, code="invalid_field", details=field_problem(key, message, "null_not_allowed"))
 
 
 async def _owned_course(uow: UnitOfWork, principal: Principal, course_id: uuid.UUID) -> Course:
