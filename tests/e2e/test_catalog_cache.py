@@ -239,3 +239,28 @@ async def test_anonymous_reads_are_answered_by_the_edge_cache(api: Api, worker: 
     assert first.headers["x-trace-id"] and "x-trace-id" not in again.headers
     with_token = await api.client.get(f"/courses/{cid}", headers=reader["headers"])
     assert hits() == before + 1 and with_token.headers["x-trace-id"] and with_token.content == first.content
+
+
+async def test_the_catalogues_facets_count_the_live_courses_of_each_filter_value(api: Api, worker: object) -> None:
+    """explore78 F12: category and tags are free text, and nothing listed them: a filter sidebar walked the whole
+    catalogue. Counted over live courses, any case, cached and revalidated as the catalogue's pages are."""
+    teacher = await api.user("instructor")
+    word = f"facet{uuid.uuid4().hex[:6]}"
+    await api.published_course(teacher, title="F1", category=f"{word} Science", tags=[f"{word}-a", f"{word}-b"])
+    await api.published_course(teacher, title="F2", category=f"{word} science", tags=[f"{word}-a"], level="advanced")
+    await api.course(teacher, title="F3 draft", category=f"{word} Drafts", tags=[f"{word}-c"])
+
+    def mine(facets: list[dict[str, Any]]) -> list[tuple[str, int]]:
+        return [(f["value"], f["count"]) for f in facets if word in f["value"].lower()]
+
+    r = await api.client.get("/courses/facets")
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert mine(body["categories"]) == [(f"{word} Science", 2)], body["categories"]
+    assert mine(body["tags"]) == [(f"{word}-a", 2), (f"{word}-b", 1)], body["tags"]
+    assert ("advanced", 1) in [(f["value"], f["count"]) for f in body["levels"]] and body["total"] >= 2
+    assert (await api.client.get("/courses/facets", headers={"If-None-Match": r.headers["ETag"]})).status_code == 304
+    # A course going live is counted at once (the catalogue's generation moved).
+    await api.published_course(teacher, title="F4", category=f"{word} Science", tags=[f"{word}-c"])
+    body = (await api.client.get("/courses/facets")).json()
+    assert mine(body["categories"]) == [(f"{word} Science", 3)] and (f"{word}-c", 1) in mine(body["tags"]), body

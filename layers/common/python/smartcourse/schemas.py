@@ -948,6 +948,21 @@ class CoursePage(BaseModel):
     page_size: int
 
 
+class Facet(BaseModel):
+    value: str = Field(description="as most live courses spell it (the filters match any case)")
+    count: int = Field(description="live courses with it")
+
+
+class CourseFacets(BaseModel):
+    """`GET /courses/facets`: what the catalogue's filters can take, with how many live courses each finds (a filter
+    sidebar's options: explore78 F12, category and tags are free text and nothing listed them)."""
+
+    categories: list[Facet]
+    levels: list[Facet]
+    tags: list[Facet] = Field(description="the 200 most used, most used first")
+    total: int = Field(description="live courses in all")
+
+
 class MaterialPublic(BaseModel):
     id: uuid.UUID
     course_id: uuid.UUID

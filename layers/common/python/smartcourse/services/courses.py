@@ -20,10 +20,12 @@ from smartcourse.models import Course, CoursePrerequisite, Enrollment, Lesson, M
 from smartcourse.schemas import (
     CourseAvailability,
     CourseDetail,
+    CourseFacets,
     CourseIn,
     CoursePage,
     CourseSummary,
     CourseUpdateIn,
+    Facet,
     LessonIn,
     LessonPublic,
     LessonUpdateIn,
@@ -393,6 +395,52 @@ async def catalogue_page(
     if statuses:  # in the key only when asked: the pages cached without it keep theirs
         params["status"] = sorted(statuses)
     return await catalog_cache.cached_page(container, kind="list", params=params, compute=compute)
+
+
+#: The tags `GET /courses/facets` lists, the most used first.
+FACET_TAGS = 200
+
+
+async def facets(container: Any) -> catalog_cache.CachedJson:
+    """`GET /courses/facets`: the categories, levels and tags of the live courses, each with its number of courses
+    and spelled as most of them spell it (the filters match any case), most used first; the public catalogue's, cached
+    as its pages are (explore78 F12: a filter sidebar had to walk the whole catalogue)."""
+
+    async def compute() -> CourseFacets:
+        live = Course.live()
+        async with container.uow() as uow:
+            total = await uow.session.scalar(select(func.count()).select_from(Course).where(live)) or 0
+            categories = await _facet(uow, Course.category, live)
+            levels = await _facet(uow, Course.level, live, Course.level.is_not(None))
+            tag = func.unnest(Course.tags).column_valued("tag")
+            tags = await _facet(uow, tag, live, limit=FACET_TAGS, source=select(Course.id, tag).where(live))
+        return CourseFacets(categories=categories, levels=levels, tags=tags, total=total)
+
+    return await catalog_cache.cached_page(container, kind="facets", params={}, compute=compute)
+
+
+async def _facet(
+    uow: UnitOfWork, column: Any, *where: Any, limit: int | None = None, source: Any = None
+) -> list[Facet]:
+    """Values of `column` over the courses `where` selects, grouped in any case: (the commonest spelling, count)."""
+    if source is not None:
+        rows = source.subquery()
+        value = rows.c.tag
+        stmt = select(func.lower(value), value, func.count()).group_by(func.lower(value), value)
+        stmt = stmt.select_from(rows)
+    else:
+        value = column
+        stmt = select(func.lower(value), value, func.count()).where(*where).group_by(func.lower(value), value)
+    spellings: dict[str, list[tuple[int, str]]] = {}
+    for folded, spelled, n in await uow.session.execute(stmt):
+        if spelled and str(spelled).strip():
+            spellings.setdefault(folded, []).append((int(n), spelled))
+    out = [
+        Facet(value=min(forms, key=lambda f: (-f[0], f[1]))[1], count=sum(n for n, _ in forms))  # ties: "Science"
+        for forms in spellings.values()
+    ]
+    out.sort(key=lambda f: (-f.count, f.value.lower()))
+    return out[:limit] if limit else out
 
 
 async def _structure_rows(uow: UnitOfWork, course_id: uuid.UUID) -> tuple[list[Module], list[Lesson]]:
