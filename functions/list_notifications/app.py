@@ -43,7 +43,13 @@ async def list_notifications(
         Query(ge=1, le=MAX_PAGE_SIZE, description="the other lists' name for `limit`; taken when both are given"),
     ] = None,
     unread: Annotated[bool, Query(description="only the unread ones")] = False,
+    page: Annotated[
+        int | None,
+        Query(ge=1, le=1, description="the other lists' page number: only 1 (the newest); older ones by `before`"),
+    ] = None,
 ) -> list[NotificationPublic]:
+    # `page=1`, as a generic list client sends it, is the first page; `page=2` is refused with the way on (it answered
+    # the newest again; refused as unknown, it broke such clients: explore79 F3).
     size = limit if page_size is None else page_size
     async with c.uow() as uow:
         # One more than asked: whether there is a next page.

@@ -178,6 +178,11 @@ async def test_the_next_page_is_linked_and_page_size_names_the_limit(api: Api, c
     assert len(r.json()) == 5 and "link" not in r.headers  # exactly the rest: no next page
     r = await api.client.get("/notifications", params={"limit": 1, "page_size": 3}, headers=alice["headers"])
     assert len(r.json()) == 3  # page_size taken over limit
+    # A generic list client's `page=1` is the first page; a page number past it says how to page (explore79 F3).
+    r = await api.client.get("/notifications", params={"page": 1, "page_size": 3}, headers=alice["headers"])
+    assert r.status_code == 200 and len(r.json()) == 3, r.text
+    r = await api.client.get("/notifications", params={"page": 2}, headers=alice["headers"])
+    assert (r.status_code, r.json()["details"][0]["field"]) == (422, "page"), r.text
     for bad in (0, 101):
         r = await api.client.get("/notifications", params={"page_size": bad}, headers=alice["headers"])
         assert (r.status_code, r.json()["code"], r.json()["details"][0]["field"]) == (

@@ -750,7 +750,7 @@ async def test_a_quiz_answered_from_an_older_version_is_not_graded_against_a_cha
 
 
 async def test_the_courses_instructor_grants_more_attempts_to_a_student_out_of_them(
-    api: Api, worker: object, tuned: Any
+    api: Api, worker: object, tuned: Any, container: Any
 ) -> None:
     """explore77 F1: an employee who used up a compliance quiz's attempts could never complete the course, and the
     409 did not say who could help. The course's instructor (or an admin) grants more on that quiz."""
@@ -801,12 +801,22 @@ async def test_the_courses_instructor_grants_more_attempts_to_a_student_out_of_t
             break
         await asyncio.sleep(0.1)
     assert notice and notice["title"] == "More attempts on “Final quiz”", feed
+    assert "(1 left)" in notice["body"], notice  # attempts left, not "in all" (explore79 F13)
     # The granted attempt is taken; then the limit holds again, and a pass ends the need for grants.
     r = await api.client.post(submit, json={"answers": [0, 0]}, headers=student["headers"])
     assert r.status_code == 200 and (r.json()["attempt"], r.json()["attempts_left"]) == (3, 0), r.text
     r = await api.client.post(submit, json={"answers": [1, 0]}, headers=student["headers"])
     assert (r.status_code, r.json()["details"]) == (409, {"max_attempts": 3}), r.text
-    assert (await api.client.post(grant, json={**body, "extra": 2}, headers=teacher["headers"])).status_code == 201
+    # An admin grants too (explore79 F1: 403), once however often the request is sent with its key (F2).
+    admin = await api.admin(container)
+    keyed = {**admin["headers"], "Idempotency-Key": f"grant-{uuid.uuid4()}"}
+    twice = [await api.client.post(grant, json={**body, "extra": 2}, headers=keyed) for _ in range(2)]
+    assert [r.status_code for r in twice] == [201, 201] and twice[0].json() == twice[1].json(), twice[1].text
+    assert twice[1].headers["Idempotent-Replayed"] == "true" and twice[0].json()["max_attempts"] == 5
+    assert twice[0].json()["answers_shown"] is True  # the last attempt left none
+    r = await api.client.post(grant, json={**body, "extra": 1}, headers=teacher["headers"])
+    # No attempt since: the last one still showed the answers (explore79 F5: false after a second grant).
+    assert (r.status_code, r.json()["answers_shown"], r.json()["max_attempts"]) == (201, True, 6), r.text
     r = await api.client.post(submit, json={"answers": [1, 0]}, headers=student["headers"])
     assert r.status_code == 200 and r.json()["passed"], r.text
     r = await api.client.post(grant, json=body, headers=teacher["headers"])

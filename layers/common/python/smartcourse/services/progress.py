@@ -309,13 +309,21 @@ async def _quiz_record(
     return int(row[0] or 0), int(row[1] or 0), row[2], bool(row[3]), row[4]
 
 
-async def _granted(uow: UnitOfWork, student_id: uuid.UUID, lesson_id: uuid.UUID, fingerprint: str) -> int:
-    """The attempts granted to the student on the quiz as it is (`grant_attempts`), beyond QUIZ_MAX_ATTEMPTS."""
+async def _granted(
+    uow: UnitOfWork, student_id: uuid.UUID, lesson_id: uuid.UUID, fingerprint: str, before: datetime | None = None
+) -> int:
+    """The attempts granted to the student on the quiz as it is (`grant_attempts`), beyond QUIZ_MAX_ATTEMPTS (those
+    granted `before` a moment, given one). Not those of a completion whose certificate was revoked: the retake starts
+    the quiz afresh, as its attempts do (`counted_attempts`; explore79 F6: the retake had 6)."""
     total = await uow.session.scalar(
-        select(func.coalesce(func.sum(QuizAttemptGrant.extra), 0)).where(
+        select(func.coalesce(func.sum(QuizAttemptGrant.extra), 0))
+        .join(Enrollment, Enrollment.id == QuizAttemptGrant.enrollment_id)
+        .where(
             QuizAttemptGrant.student_id == student_id,
             QuizAttemptGrant.lesson_id == lesson_id,
             QuizAttemptGrant.quiz_fingerprint == fingerprint,
+            counted_attempts(),
+            *([QuizAttemptGrant.granted_at < before] if before is not None else []),
         )
     )
     return int(total or 0)
@@ -540,7 +548,13 @@ async def _progress(
     granted: dict[uuid.UUID, int] = {}
     for lesson_id, fingerprint, extra in await uow.session.execute(
         select(QuizAttemptGrant.lesson_id, QuizAttemptGrant.quiz_fingerprint, func.sum(QuizAttemptGrant.extra))
-        .where(QuizAttemptGrant.student_id == e.student_id, QuizAttemptGrant.lesson_id.in_(list(quizzes)))
+        .join(Enrollment, Enrollment.id == QuizAttemptGrant.enrollment_id)
+        .where(
+            QuizAttemptGrant.student_id == e.student_id,
+            QuizAttemptGrant.lesson_id.in_(list(quizzes)),
+            # as `_granted` counts them; a revoked completion shows its own
+            QuizAttemptGrant.enrollment_id == e.id if revoked else counted_attempts(),
+        )
         .group_by(QuizAttemptGrant.lesson_id, QuizAttemptGrant.quiz_fingerprint)
     ):
         if fingerprint == quizzes[lesson_id]:  # grants on a quiz rewritten since count no more
@@ -638,7 +652,7 @@ async def grant_attempts(
     and taking a quiz a later version added); the quiz not passed. Counted on the quiz as it is (a rewrite starts the
     count again), recorded in the enrollment's history, and the student is told (`quiz.attempts_granted`)."""
     e = await load_readable(uow, principal, enrollment_id)  # anyone else: 404, as the enrollment's other reads
-    if not await teaches_course(uow, principal, e.course_id):
+    if not (principal.is_admin or await teaches_course(uow, principal, e.course_id)):  # explore79 F1: admins were not
         raise Forbidden("only the course's instructor or an admin grants attempts", code="not_course_owner")
     locked = await uow.session.get(Enrollment, e.id, with_for_update=True, populate_existing=True)
     course = await uow.session.get(Course, e.course_id)
@@ -657,7 +671,7 @@ async def grant_attempts(
             details={"status": e.status},
         )
     fingerprint = course_rules.quiz_fingerprint(lesson.body)
-    used, _numbered, _last, passed_before, now = await _quiz_record(uow, e.student_id, lesson.lesson_id, fingerprint)
+    used, _numbered, last, passed_before, now = await _quiz_record(uow, e.student_id, lesson.lesson_id, fingerprint)
     if passed_before or lesson.lesson_id in await _completed_ids(uow, e.id):
         raise Conflict("the student has passed this quiz: it has no limit any more", code="quiz_passed")
     grant = QuizAttemptGrant(
@@ -672,6 +686,9 @@ async def grant_attempts(
     )
     uow.session.add(grant)
     await uow.session.flush()
+    # Whether the last attempt was told which answers were right: it left none under the limit of its time (the
+    # grants made before it); explore79 F5 read only whether this grant's came right after it.
+    shown = used > 0 and used >= max_attempts + await _granted(uow, e.student_id, lesson.lesson_id, fingerprint, last)
     limit = max_attempts + await _granted(uow, e.student_id, lesson.lesson_id, fingerprint)
     more = f"{data.extra} more attempt{'s' if data.extra != 1 else ''}"
     why = f": {data.reason}" if data.reason else ""
@@ -691,12 +708,10 @@ async def grant_attempts(
         user_id=e.student_id,
         kind="quiz.attempts_granted",
         title=f"More attempts on “{lesson.title}”",
-        body=f"You have {more} on the quiz “{lesson.title}” in “{course.title}” ({max(0, limit - used)} in all){why}",
+        body=f"You have {more} on the quiz “{lesson.title}” in “{course.title}” ({max(0, limit - used)} left){why}",
         dedupe_key=f"quiz-attempts-granted:{grant.id}",
         data={"enrollment_id": str(e.id), "course_id": str(course.id), "lesson_id": str(lesson.lesson_id)},
     )
-    # The feedback of an attempt that left none showed which answers were right (`submit_quiz`'s `reveal`).
-    shown = used >= limit - data.extra
     await uow.commit()
     return QuizGrantPublic(
         id=grant.id,
