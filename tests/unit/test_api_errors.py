@@ -6,10 +6,11 @@ import logging
 import re
 import uuid
 from collections.abc import Iterator
+from typing import Annotated, Any
 
 import asyncpg.exceptions
 import pytest
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 from pydantic import BaseModel
@@ -652,3 +653,19 @@ def test_a_validators_message_is_ours_without_pydantics_prefix() -> None:
 
 class _Titled(BaseModel):
     title: Title
+
+
+def test_a_list_sent_with_brackets_is_read_as_repeated() -> None:
+    """explore79 F4: axios and jQuery send `status[]=a&status[]=b`; it was 422 "unknown query parameter 'status[]'"."""
+    from smartcourse.api.edge import unbracketed
+
+    assert unbracketed(b"status[]=a&status%5B%5D=b&page=2&x=[]") == b"status=a&status=b&page=2&x=[]"
+    router = APIRouter()
+
+    @router.get("/things")
+    async def things(status: Annotated[list[str] | None, Query()] = None) -> dict[str, Any]:
+        return {"status": status}
+
+    client = TestClient(create_app(router), raise_server_exceptions=False)
+    r = client.get("/things?status[]=a&status%5B%5D=b")
+    assert r.status_code == 200 and r.json() == {"status": ["a", "b"]}, r.text

@@ -89,6 +89,21 @@ class TooLargeAnswer:
         return {"max_bytes": self.max_bytes}
 
 
+def unbracketed(query: bytes) -> bytes:
+    """A query string with each `name[]=` (or `name%5B%5D=`) as `name=`: the form axios and jQuery send a list in
+    (`status[]=a&status[]=b`), which the lists taking several values read as `status=a&status=b` (explore79 F4: 422
+    "unknown query parameter 'status[]'")."""
+    parts = []
+    for part in query.split(b"&"):
+        name, sep, value = part.partition(b"=")
+        if name.endswith(b"[]"):
+            name = name[:-2]
+        elif name.upper().endswith(b"%5B%5D"):
+            name = name[:-6]
+        parts.append(name + sep + value)
+    return b"&".join(parts)
+
+
 def _mib(n: int) -> str:
     return f"{n / 1048576:g} MiB" if n % 1048576 == 0 else f"{n} bytes"
 
@@ -160,6 +175,9 @@ class EdgeMiddleware:
         error: dict[str, str] = {}
         ERROR_CODE.set(error)
         method: str = scope["method"]
+        query = scope.get("query_string") or b""
+        if b"[]=" in query or b"%5B%5D=" in query.upper():
+            scope = dict(scope, query_string=unbracketed(query))
         if method == "HEAD":
             # RFC 9110 9.3.2: HEAD is GET without the content (uptime probes use it). FastAPI's routes answer only
             # the methods they declare, so the app runs the GET and the body is dropped below; headers, status and
