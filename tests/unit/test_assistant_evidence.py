@@ -1178,6 +1178,14 @@ def test_how_often_is_answered_by_a_frequency_and_one_is_no_amount() -> None:
     text = "One of the otters floats on kelp. Otters eat sea urchins."
     assert evidence.best_sentence(text, "How many sea urchins do otters eat?") == "Otters eat sea urchins."
     assert evidence.asks_for_amount("What percentage of income goes to needs?") == "amount"
+    # How soon or how quickly: a span ("within a day"), not the definition (explore79 F7).
+    reach = (
+        "An emergency fund covers car repairs. Planners recommend six months of expenses. "
+        "Keep it where you can reach it within a day."
+    )
+    asked = "How quickly should I be able to reach my emergency fund?"
+    assert evidence.best_sentence(reach, asked) == "Keep it where you can reach it within a day."
+    assert evidence.asks_for_amount("How long does it take to double?") == "time"
     assert evidence.asks_for_amount("How does a fund work?") == ""
 
 

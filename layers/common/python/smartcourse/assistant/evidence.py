@@ -768,7 +768,7 @@ def best_sentence(
 #: A question asking for an amount ("How much should I save?", "How many bones…", "How big should it be?",
 #: "What percentage…") or a frequency ("How often should I feed it?"): `best_sentence` prefers the sentence saying one.
 _ASKS_AMOUNT = re.compile(
-    r"\bhow\s+(?:much|many|big|large|small|long|far|old|high|tall|deep|heavy|fast|often|frequently)\b"
+    r"\bhow\s+(?:much|many|big|large|small|long|far|old|high|tall|deep|heavy|fast|quickly|soon|often|frequently)\b"
     r"|\bwhat\s+(?:percentage|proportion|share|fraction|amount|size|number)\b",
     re.IGNORECASE,
 )
@@ -777,6 +777,14 @@ _AMOUNT = re.compile(
     r"\d|%|\b(?:two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|"
     r"sixty|seventy|eighty|ninety|hundred|hundreds|thousand|thousands|million|millions|billion|billions|dozen|"
     r"dozens|half|third|thirds|quarter|quarters|double|twice|triple|percent|per\s+cent)\b",
+    re.IGNORECASE,
+)
+#: How soon or how long, said as a span ("within a day", "after two weeks") or a moment ("immediately").
+_SPAN = re.compile(
+    r"\b(?:within|after|in|under|over|about|around|for|up\s+to|at\s+least|at\s+most)\s+(?:a|an|one|two|three|four|"
+    r"five|six|seven|eight|nine|ten|twelve|a\s+few|several|\d+)\s+(?:seconds?|minutes?|hours?|days?|weeks?|"
+    r"fortnights?|months?|years?)\b|\b(?:immediately|instantly|at\s+once|right\s+away|the\s+same\s+day|overnight|"
+    r"the\s+next\s+day)\b",
     re.IGNORECASE,
 )
 #: How often something is done, said without a number ("Feed it every day", "weekly").
@@ -788,15 +796,22 @@ _FREQUENCY = re.compile(
 
 
 def asks_for_amount(question: str) -> str:
-    """Which amount `question` asks for: "often" (how often), "amount" (how much, how many), or "" (none)."""
+    """Which amount `question` asks for: "often" (how often), "time" (how soon, how quickly, how long), "amount"
+    (how much, how many), or "" (none)."""
     found = _ASKS_AMOUNT.search(question)
     if found is None:
         return ""
-    return "often" if re.search(r"often|frequently", found.group(0), re.IGNORECASE) else "amount"
+    said = found.group(0).lower()
+    if "often" in said or "frequently" in said:
+        return "often"
+    return "time" if said.endswith(("soon", "quickly", "long", "fast")) else "amount"
 
 
 def says_amount(sentence: str, asked: str) -> bool:
-    """Whether `sentence` says the kind of amount `asked` (`asks_for_amount`) is for."""
+    """Whether `sentence` says the kind of amount `asked` (`asks_for_amount`) is for: a span or a moment for a
+    "time" question ("… you can reach within a day": explore79 F7)."""
+    if asked == "time":
+        return bool(_SPAN.search(sentence))
     return bool(_AMOUNT.search(sentence) or (asked == "often" and _FREQUENCY.search(sentence)))
 
 
