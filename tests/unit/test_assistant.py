@@ -463,6 +463,24 @@ def what_a_client_shows(events: list) -> str:  # type: ignore[type-arg]
     return shown
 
 
+async def test_a_streamed_draft_replaced_by_a_clarification_is_followed_by_its_text(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """explore79 F8: drafts citing the quiz were streamed, then `reset {next: "server"}` and no token: the
+    clarification was in `done` only, and a client following the protocol showed an empty bubble."""
+    quiz = hit(9, "SQL quiz", "Question 1. Which clause filters groups?", 0.62)
+    quiz = Hit(
+        chunk=quiz.chunk.__class__(**{**quiz.chunk.__dict__, "location": "Module 1 > SQL quiz > Quiz"}),
+        score=0.62,
+        vector_score=0.62,
+    )
+    chat = ScriptedChat("The answer to the SQL quiz question 1 is [1]: HAVING.")
+    events = await ask_events(chat, "What is the answer to the SQL quiz question 1?", quiz, monkeypatch=monkeypatch)
+    done = events[-1][1]
+    assert done["type"] == "clarify", events
+    assert what_a_client_shows(events).strip() == done["answer"], events
+
+
 @pytest.mark.parametrize(
     ("drafts", "resets"),
     [

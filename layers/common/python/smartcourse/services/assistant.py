@@ -555,9 +555,12 @@ class AskRun:
             span.set_attribute("smartcourse.outcome", it.outcome or "")
             span.end()
             self.release()
-        final = out.answer if out.type == "answer" else ""
+        # What the client must end up showing: the answer; a clarification or a refusal too once anything was
+        # streamed (explore79 F8: drafts, a reset, then nothing: an empty bubble until `done`); else nothing, its text
+        # is in `done`, as a routed clarification's is.
+        final = out.answer if out.type == "answer" or shown else ""
         if shown.strip() != final.strip():  # the client shows a rejected (or corrected) draft: replace it
-            if shown:
+            if shown.strip():
                 yield "reset", {"attempt": int(state.get("attempts") or 0) + 1, "next": "server"}
             if final:
                 yield "token", {"text": final}
