@@ -1,13 +1,10 @@
 """GET /enrollments/my-courses: the calling student's enrollments with progress and certificates, a page at a time."""
 
-import uuid
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from smartcourse.api.app import lambda_handler, refuse_unknown_query
 from smartcourse.api.deps import ContainerDep, CurrentUser
-from smartcourse.api.filters import StatusesFilter, enrollment_statuses
+from smartcourse.api.filters import CourseIdsFilter, StatusesFilter, course_ids, enrollment_statuses
 from smartcourse.api.paging import DEFAULT_PAGE_SIZE, PAGE_HEADERS, Page, PageSize, set_page_headers
 from smartcourse.schemas import MyCourse
 from smartcourse.services import learning
@@ -28,9 +25,7 @@ async def my_courses(
     page: Page = 1,
     page_size: PageSize = DEFAULT_PAGE_SIZE,
     status: StatusesFilter = None,
-    course_id: Annotated[
-        uuid.UUID | None, Query(description="only the enrollments in this course (every attempt)")
-    ] = None,
+    course_id: CourseIdsFilter = None,
 ) -> list[MyCourse]:
     items, total = await learning.course_cards(
         container=c,
@@ -38,7 +33,7 @@ async def my_courses(
         page=page,
         page_size=page_size,
         statuses=enrollment_statuses(status),
-        course_id=course_id,
+        course_ids=course_ids(course_id),
     )
     set_page_headers(request, response, total=total, page=page, page_size=page_size)
     return items

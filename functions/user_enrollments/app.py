@@ -2,13 +2,12 @@
 admin)."""
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
 from smartcourse.api.app import lambda_handler, refuse_unknown_query
 from smartcourse.api.deps import ContainerDep, CurrentUser
-from smartcourse.api.filters import StatusesFilter, enrollment_statuses
+from smartcourse.api.filters import CourseIdsFilter, StatusesFilter, course_ids, enrollment_statuses
 from smartcourse.api.paging import DEFAULT_PAGE_SIZE, PAGE_HEADERS, Page, PageSize, set_page_headers
 from smartcourse.schemas import MyCourse
 from smartcourse.services import learning
@@ -28,9 +27,7 @@ async def user_enrollments(
     page: Page = 1,
     page_size: PageSize = DEFAULT_PAGE_SIZE,
     status: StatusesFilter = None,
-    course_id: Annotated[
-        uuid.UUID | None, Query(description="only the enrollments in this course (every attempt)")
-    ] = None,
+    course_id: CourseIdsFilter = None,
 ) -> list[MyCourse]:
     """As `GET /enrollments/my-courses` answers the student: every course the account is or was in, newest first, with
     its percent and certificate; `status` filters. For an HR system's report of one employee (explore68 F4)."""
@@ -40,7 +37,7 @@ async def user_enrollments(
         page=page,
         page_size=page_size,
         statuses=enrollment_statuses(status),
-        course_id=course_id,
+        course_ids=course_ids(course_id),
         student_id=user_id,
     )
     set_page_headers(request, response, total=total, page=page, page_size=page_size)

@@ -1402,6 +1402,15 @@ async def test_my_courses_reads_each_enrollment_as_its_own_page_does(api: Api, w
         "/enrollments/my-courses", params={"course_id": behind["id"]}, headers=student["headers"]
     )
     assert [e["course_id"] for e in one.json()] == [behind["id"]] and one.headers["x-total-count"] == "1", one.text
+    # Several courses, repeated or comma-separated (explore79 F9: a repeated one kept the last).
+    for params in (
+        [("course_id", behind["id"]), ("course_id", alone["id"])],
+        {"course_id": f"{behind['id']},{alone['id']}"},
+    ):
+        two = await api.client.get("/enrollments/my-courses", params=params, headers=student["headers"])
+        assert {e["course_id"] for e in two.json()} == {behind["id"], alone["id"]}, two.text
+    bad = await api.client.get("/enrollments/my-courses", params={"course_id": "nope"}, headers=student["headers"])
+    assert (bad.status_code, bad.json()["details"][0]["field"]) == (422, "query.course_id"), bad.text
     other = await api.client.get(
         "/enrollments/my-courses", params={"course_id": str(uuid.uuid4())}, headers=student["headers"]
     )

@@ -4,6 +4,7 @@ at 100 characters on one and 200 on the other)."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, get_args
 
 from fastapi import Query
@@ -74,3 +75,31 @@ def enrollment_statuses(sent: list[str] | None) -> frozenset[str] | None:
 def course_statuses(sent: list[str] | None) -> frozenset[str] | None:
     """The statuses `CourseStatusesFilter` names (None: any)."""
     return _named(sent, _COURSE_STATUSES)
+
+
+#: Enrollments in these courses: one id, or several comma-separated or repeated (explore79 F9: a repeated one kept the
+#: last, while a repeated `status` meant both).
+CourseIdsFilter = Annotated[
+    list[str] | None,
+    Query(
+        alias="course_id",
+        description="only the enrollments in this course (every attempt), or in any of several: comma-separated or "
+        "repeated",
+    ),
+]
+
+
+def course_ids(sent: list[str] | None) -> frozenset[uuid.UUID] | None:
+    """The course ids `CourseIdsFilter` names (None: any), or 422 `validation_error` naming one that is no UUID."""
+    if not sent:
+        return None
+    named = [part.strip() for value in sent for part in value.split(",") if part.strip()]
+    ids = set()
+    for value in named:
+        try:
+            ids.add(uuid.UUID(value))
+        except ValueError:
+            message = f"course_id {value[:60]!r} is not a UUID"
+            details = [{"field": "query.course_id", "message": message, "type": "uuid_parsing"}]
+            raise Invalid(message, code="validation_error", details=details) from None
+    return frozenset(ids) or None

@@ -962,12 +962,12 @@ async def my_courses(
     public_base_url: str,
     statuses: frozenset[str] | None = None,
     student_id: uuid.UUID | None = None,
-    course_id: uuid.UUID | None = None,
+    course_ids: frozenset[uuid.UUID] | None = None,
 ) -> tuple[list[MyCourse], int]:
     """One page of the caller's enrollments, newest first (ties by id), each with its percent and, once completed, its
     certificate (as `GET /enrollments/{id}` shows them), and how many they have in all; `statuses` filters (a student
     with several dropped attempts had each as a course card, and `?status=` was ignored: explore36 F5), and
-    `course_id` (a course page's "Enrolled / Continue" button: explore78 F1, the filter was ignored). `student_id`:
+    `course_ids` (a course page's "Enrolled / Continue" button: explore78 F1, the filter was ignored). `student_id`:
     that account's (`GET /users/{id}/enrollments`: the account itself or an admin; explore68 F4, an HR sync read every
     roster to learn one employee's courses)."""
     if student_id is not None and student_id != principal.user_id:
@@ -979,7 +979,7 @@ async def my_courses(
     mine = and_(
         Enrollment.student_id == whose,
         *([Enrollment.status.in_(sorted(statuses))] if statuses else []),
-        *([Enrollment.course_id == course_id] if course_id else []),
+        *([Enrollment.course_id.in_(sorted(course_ids))] if course_ids else []),
     )
     total = await uow.session.scalar(select(func.count()).select_from(Enrollment).where(mine)) or 0
     rows = (

@@ -165,7 +165,7 @@ async def course_cards(
     page_size: int,
     statuses: frozenset[str] | None,
     student_id: uuid.UUID | None = None,
-    course_id: uuid.UUID | None = None,
+    course_ids: frozenset[uuid.UUID] | None = None,
 ) -> tuple[list[MyCourse], int]:
     """One page of an account's enrollments as course cards, and their total: the caller's
     (`GET /enrollments/my-courses`) or, with `student_id`, that account's (`GET /users/{id}/enrollments`)."""
@@ -179,7 +179,7 @@ async def course_cards(
             public_base_url=container.settings.public_base_url,
             statuses=statuses,
             student_id=student_id,
-            course_id=course_id,
+            course_ids=course_ids,
         )
 
 
