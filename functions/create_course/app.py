@@ -5,14 +5,19 @@ from fastapi import APIRouter, Response
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.created import LOCATION, created_at
 from smartcourse.api.deps import ContainerDep, CurrentUser
-from smartcourse.api.idempotency import IdempotencyKey, claim
+from smartcourse.api.idempotency import REPLAYED_HEADER, IdempotencyKey, claim
 from smartcourse.schemas import CourseDetail, CourseIn
 from smartcourse.services import courses
 
 router = APIRouter(tags=["courses"])
 
 
-@router.post("/courses", status_code=201, response_model=CourseDetail, responses={201: {"headers": LOCATION}})
+@router.post(
+    "/courses",
+    status_code=201,
+    response_model=CourseDetail,
+    responses={201: {"headers": {**LOCATION, **REPLAYED_HEADER}}},
+)
 async def create_course(
     body: CourseIn, user: CurrentUser, c: ContainerDep, response: Response, idempotency_key: IdempotencyKey = None
 ) -> CourseDetail | Response:

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
-from smartcourse.api.idempotency import IdempotencyKey, claim
+from smartcourse.api.idempotency import REPLAYED_HEADER, IdempotencyKey, claim
 from smartcourse.schemas import LessonIn, LessonPublic
 from smartcourse.services import courses
 
@@ -16,6 +16,7 @@ router = APIRouter(tags=["lessons"])
 @router.post(
     "/courses/{course_id:uuid}/modules/{module_id:uuid}/lessons",
     status_code=201,
+    responses={201: {"headers": REPLAYED_HEADER}},
     response_model=LessonPublic,
     description="Adds a lesson at the end of the module, or at `position`. The answer has no `Location`: a "
     "lesson has no GET of its own (`GET /courses/{course_id}` shows it); `PUT` and `DELETE` address it at "

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
-from smartcourse.api.idempotency import IdempotencyKey, claim
+from smartcourse.api.idempotency import REPLAYED_HEADER, IdempotencyKey, claim
 from smartcourse.schemas import ModuleIn, ModulePublic
 from smartcourse.services import courses
 
@@ -16,6 +16,7 @@ router = APIRouter(tags=["modules"])
 @router.post(
     "/courses/{course_id:uuid}/modules",
     status_code=201,
+    responses={201: {"headers": REPLAYED_HEADER}},
     response_model=ModulePublic,
     description="Adds a module at the end of the course, or at `position`. The answer has no `Location`: a module "
     "has no GET of its own (`GET /courses/{course_id}` shows it); `PUT` and `DELETE` address it at "

@@ -7,14 +7,19 @@ from fastapi import APIRouter, Response
 
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.deps import ContainerDep, CurrentUser
-from smartcourse.api.idempotency import IdempotencyKey, claim
+from smartcourse.api.idempotency import REPLAYED_HEADER, IdempotencyKey, claim
 from smartcourse.schemas import QuizGrantIn, QuizGrantPublic
 from smartcourse.services import progress
 
 router = APIRouter(tags=["progress"])
 
 
-@router.post("/enrollments/{enrollment_id:uuid}/quiz-attempts", status_code=201, response_model=QuizGrantPublic)
+@router.post(
+    "/enrollments/{enrollment_id:uuid}/quiz-attempts",
+    status_code=201,
+    response_model=QuizGrantPublic,
+    responses={201: {"headers": REPLAYED_HEADER}},
+)
 async def grant_quiz_attempts(
     enrollment_id: uuid.UUID,
     body: QuizGrantIn,

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.created import LOCATION, created_at
 from smartcourse.api.deps import ContainerDep, CurrentUser
-from smartcourse.api.idempotency import IdempotencyKey, claim
+from smartcourse.api.idempotency import REPLAYED_HEADER, IdempotencyKey, claim
 from smartcourse.api.uploads import MATERIAL_UPLOAD_BODY, upload_form
 from smartcourse.schemas import MaterialPublic
 from smartcourse.services import materials
@@ -20,7 +20,7 @@ router = APIRouter(tags=["materials"])
     "/courses/{course_id:uuid}/materials",
     status_code=201,
     response_model=MaterialPublic,
-    responses={201: {"headers": LOCATION}},
+    responses={201: {"headers": {**LOCATION, **REPLAYED_HEADER}}},
     openapi_extra=MATERIAL_UPLOAD_BODY,
 )
 async def upload_material(

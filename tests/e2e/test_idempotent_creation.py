@@ -44,7 +44,7 @@ async def test_a_course_created_again_with_its_key_is_the_same_course(api: Api, 
     # The key names that request: another body or another path with it is refused, nothing made.
     other = await api.client.post("/courses", json={**body, "title": "Another"}, headers=headers)
     assert (other.status_code, other.json()["code"]) == (409, "idempotency_key_reused"), other.text
-    assert other.json()["details"] == {"route": "POST /courses"}
+    assert other.json()["details"] == {"route": "POST /courses", "location": first.headers["Location"]}
     cid = first.json()["id"]
     module = await api.client.post(f"/courses/{cid}/modules", json={"title": "M"}, headers=headers)
     assert (module.status_code, module.json()["code"]) == (409, "idempotency_key_reused"), module.text

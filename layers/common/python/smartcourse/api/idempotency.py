@@ -49,6 +49,15 @@ IdempotencyKey = Annotated[
 #: On an answer that repeats the one a key got (the header Stripe and the IETF draft's implementations use).
 REPLAYED = "Idempotent-Replayed"
 
+#: The header as the OpenAPI document declares it on the 201 of a route taking a key.
+REPLAYED_HEADER: dict[str, Any] = {
+    REPLAYED: {
+        "description": "`true` on an answer repeating the one this request's Idempotency-Key got (docs/api.md, "
+        "\"Retrying a request\"); absent otherwise",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
+
 
 def fingerprint(payload: Any) -> str:
     """The sha256 of a request's body (a pydantic model, JSON-like data, or bytes) as the key's record keeps it."""
@@ -132,7 +141,8 @@ async def claim(
         raise Conflict(
             "this Idempotency-Key was used for another request",
             code="idempotency_key_reused",
-            details={"route": row.route},
+            # What the key made, where it has a URL (explore79 F10: the route alone named nothing new).
+            details={"route": row.route, "location": row.location},
         )
     if row.status is None:  # never: the answer commits with the claim (kept for a row written another way)
         raise Conflict("the request with this Idempotency-Key has no answer", code="idempotency_key_reused")
