@@ -720,7 +720,15 @@ def test_names_are_found_in_any_case_and_form() -> None:
 
 
 @pytest.mark.parametrize(
-    "question", ["help", "I'm stuck, can you help me?", "where do I start?", "What should I study next?"]
+    "question",
+    [
+        "help",
+        "I'm stuck, can you help me?",
+        "where do I start?",
+        "What should I study next?",
+        "What should I study for the midterm?",  # explore80 F8: refused as off-course
+        "How do I prepare for the final exam?",
+    ],
 )
 def test_a_plea_for_help_without_a_subject_is_clarified_not_refused(question: str) -> None:
     """explore20 F8: these were refused as off-course ("I couldn't find anything about that"), while "Can you

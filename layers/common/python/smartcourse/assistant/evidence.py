@@ -170,6 +170,8 @@ _HELP_STEMS = frozenset(
         "help helping helps stuck start starting begin beginning next study studying learn learning understand "
         "understanding confused confusing lost idea ideas clue hint hints advice tip tips i'm im please anything "
         "something everything get got getting don't dont doesn't didn't"  # "I don't get it" (explore72 F9)
+        # "What should I study for the midterm?" was refused as off-course (explore80 F8): an exam is no subject
+        " exam exams midterm midterms final finals revise revising prepare preparing"
     ).split()
 )
 
