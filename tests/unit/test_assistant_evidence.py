@@ -1205,3 +1205,47 @@ def test_a_draft_citing_a_quizs_prompts_is_no_answer() -> None:
     assert evidence.grounded(draft, [quiz], "What is the answer to the quiz question 2?") is None
     # Beside a teaching passage, a draft citing only that one still passes.
     assert evidence.grounded("The Calvin cycle fixes carbon dioxide into sugar [2].", [quiz, PAGE2]) is not None
+
+
+ALKANES = hit(
+    31,
+    "Alkanes",
+    "Alkanes are named by their number of carbons. Methane has one carbon, ethane two, propane three, butane four, "
+    "pentane five, hexane six, heptane seven, octane eight, nonane nine and decane ten carbons.",
+    0.6,
+)
+
+
+def test_a_figure_other_than_the_one_the_course_gives_for_the_asked_thing_is_no_answer() -> None:
+    """explore80 F1: "How many carbons are in octane?" was answered "… one carbon atom, which is the only carbon atom
+    in octane" with the passage saying "octane eight" cited: its words were all there."""
+    asked = "How many carbons are in octane?"
+    wrong = "The passage [1] mentions that alkanes have one carbon atom, which is the only carbon atom in octane."
+    assert evidence.grounded(wrong, [ALKANES], asked) is None
+    assert evidence.grounded("Octane has eight carbons [1].", [ALKANES], asked) is not None
+    assert not evidence.wrong_figure("Octane has 8 carbons [1].", [ALKANES], asked)  # "8" is "eight"
+    # Nothing said beside the named thing, or a question asking no amount: no figure is judged.
+    assert not evidence.wrong_figure(
+        "Methane is the simplest alkane, with one carbon [1].", [ALKANES], "What is an alkane?"
+    )
+    assert evidence.figures("octane eight [1] 8 carbons 1.50") == [(1, "8"), (2, "8"), (4, "1.5")]
+
+
+def test_a_dated_mock_source_or_a_question_quoted_back_is_no_answer() -> None:
+    """explore80 F2: "[1] 2023-01-01: The answer to the question "What is the difference between a carbon-carbon
+    double bond and a carbon-carbon single bond?" passed the check ("between", "single" were in the passage)."""
+    bonds = hit(
+        32,
+        "Bonds",
+        "A carbon-carbon single bond is about 154 pm long, a double bond about 134 pm and a triple bond about 120 pm.",
+        0.6,
+    )
+    asked = "How long is a carbon-carbon double bond?"
+    draft = (
+        '[1] 2023-01-01: The answer to the question "What is the difference between a carbon-carbon double bond and '
+        'a carbon-carbon single bond?"'
+    )
+    assert evidence.grounded(draft, [bonds], asked) is None
+    quoted = 'The answer to the question "What is the difference between a single bond and a double bond?" [1]'
+    assert evidence.grounded(quoted, [bonds], asked) is None
+    assert evidence.grounded("A carbon-carbon double bond is about 134 pm long [1].", [bonds], asked) is not None

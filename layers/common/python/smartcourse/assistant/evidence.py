@@ -797,6 +797,65 @@ _FREQUENCY = re.compile(
 )
 
 
+#: Number words as figures (`figures`): "eight" and "8" are one figure.
+_NUMBER_WORDS = {
+    w: n
+    for n, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+        "seventeen eighteen nineteen twenty".split()
+    )
+} | {"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100}
+_FIGURE_OR_WORD = re.compile(r"(?<![\w\[])\d+(?:[.,]\d+)?(?![\w\]])|\b[a-z]+\b", re.IGNORECASE)
+
+
+def figures(text: str) -> list[tuple[int, str]]:
+    """The figures of `text` as (word position, canonical figure): digits ("8", "1.5"; not a citation's "[1]") and
+    number words ("eight" is "8"); the position counts every word, so nearness can be told."""
+    out = []
+    for i, token in enumerate(_FIGURE_OR_WORD.findall(text)):
+        low = token.lower()
+        if low[0].isdigit():
+            out.append((i, low.replace(",", ".").rstrip("0").rstrip(".") if "." in low or "," in low else low))
+        elif low in _NUMBER_WORDS:
+            out.append((i, str(_NUMBER_WORDS[low])))
+    return out
+
+
+def wrong_figure(answer: str, passages: Sequence[Hit], question: str) -> bool:
+    """Whether a "how many / how much" answer says a figure, but none of those the passages give beside the thing the
+    question names most narrowly (its subject word the passages have fewest times: "octane", not "carbon"). "How many
+    carbons are in octane?" was answered "… one carbon atom, which is the only carbon atom in octane", citing
+    "… heptane seven, octane eight, nonane nine …" (explore80 F1): the lexical check found its words there. A figure
+    is beside a word within two words after it (or, failing that, before it); with no figure beside the word, or none
+    in the answer, nothing is said either way."""
+    if asks_for_amount(question) != "amount":
+        return False
+    said = {f for _, f in figures(answer)}
+    if not said:
+        return False
+    texts = [h.chunk.text for h in passages]
+    words_of = [[words.stem(t.lower()) for t in _FIGURE_OR_WORD.findall(text)] for text in texts]
+    counts = {s: sum(ws.count(s) for ws in words_of) for s in subject_stems(question) - _AMOUNT_STEMS}
+    present = {s: n for s, n in counts.items() if n}
+    if not present:
+        return False
+    fewest = min(present.values())
+    expected: set[str] = set()
+    for s in (s for s, n in present.items() if n == fewest):
+        for text, ws in zip(texts, words_of, strict=True):
+            numbers = dict(figures(text))
+            for i, w in enumerate(ws):
+                if w != s:
+                    continue
+                after = [numbers[j] for j in range(i + 1, i + 3) if j in numbers]
+                expected.update(after or [numbers[j] for j in range(i - 2, i) if j in numbers])
+    return bool(expected) and not (said & expected)
+
+
+#: The words of a question asking an amount, which name nothing in it (`wrong_figure`).
+_AMOUNT_STEMS = frozenset(words.stem(w) for w in "many much number amount count total big large".split())
+
+
 def asks_for_amount(question: str) -> str:
     """Which amount `question` asks for: "often" (how often), "time" (how soon, how quickly, how long), "amount"
     (how much, how many), or "" (none)."""
@@ -1247,6 +1306,12 @@ class Grounded:
     invalid: list[int]
 
 
+#: A draft opening with a citation and a date, as the small model mocks a source: "[1] 2023-01-01: …".
+_DATED_CITATION = re.compile(r"\s*\[\d+\]\s*\d{4}-\d{2}-\d{2}\b")
+#: A question in quotes inside a sentence: "The answer to the question "What is the difference …?"".
+_QUOTED_QUESTION = re.compile(r"[\"“][^\"”]{3,}\?\s*[\"”]?")
+
+
 def grounded(draft: str, passages: Sequence[Hit], question: str = "", *, cut: bool = False) -> Grounded | None:
     """The draft as an answer to `question`, or None when it is not one. `cut`: the model stopped at its output
     limit, so a last sentence left `unfinished` is dropped (it is incomplete, whatever it cites).
@@ -1258,7 +1323,8 @@ def grounded(draft: str, passages: Sequence[Hit], question: str = "", *, cut: bo
     "[1]", words of a neutralised injection); an uncited sentence that makes a claim (claimed words other than
     connective ones, `_CONNECTIVE_STEMS`: "Here is what I found." claims nothing) sharing too few with all the
     passages shown ("… [1]. Corals are plants discovered by Napoleon."); a loop (`loops`); no citation of a
-    passage shown; a citation of a quiz's prompts (`is_quiz_prompts`)."""
+    passage shown; a citation of a quiz's prompts (`is_quiz_prompts`); a figure other than the passages give for what
+    a "how many" question names (`wrong_figure`)."""
     if not draft.strip() or leaks_prompt(draft) or loops(draft):
         return None
     kept: list[str] = []
@@ -1267,14 +1333,19 @@ def grounded(draft: str, passages: Sequence[Hit], question: str = "", *, cut: bo
     echoed = cut and unfinished(draft)  # the unfinished last sentence is left out, as echoes are
     if echoed:
         said = said[:-1]
+    if _DATED_CITATION.match(draft):
+        return None  # "[1] 2023-01-01: …", the small model's mock of a source (explore80 F2: it passed)
     for sentence in said:
-        if is_instruction_echo(sentence):
+        if is_instruction_echo(sentence) or _QUOTED_QUESTION.search(sentence):
+            # A question quoted back ("The answer to the question "What is …?"") says nothing: dropped as an echo.
             echoed = True
             continue
         if unsupported_claim(sentence, passages, question, shown):
             return None  # a cited sentence its passages do not support, or an uncited claim none of them supports
         kept.append(sentence)
     answer = " ".join(kept).strip() if echoed else draft.strip()
+    if wrong_figure(answer, passages, question):
+        return None  # the figure the course gives for the asked thing is not the one said (explore80 F1)
     valid, invalid = check_citations(answer, len(passages))
     if any(is_quiz_prompts(passages[n - 1]) for n in valid):
         # A quiz's prompts are questions to the student, never evidence: "The answer to quiz question 2 is [1]: the
