@@ -1249,3 +1249,20 @@ def test_a_dated_mock_source_or_a_question_quoted_back_is_no_answer() -> None:
     quoted = 'The answer to the question "What is the difference between a single bond and a double bond?" [1]'
     assert evidence.grounded(quoted, [bonds], asked) is None
     assert evidence.grounded("A carbon-carbon double bond is about 134 pm long [1].", [bonds], asked) is not None
+
+
+def test_a_follow_ups_own_words_choose_its_quote_over_the_question_before_it() -> None:
+    """explore80 F3: searched with the question before it, "why does that matter for drugs?" was quoted the chirality
+    definition the previous answer had quoted, not the sentence on drugs."""
+    lesson = hit(
+        33,
+        "Chirality",
+        "A chiral molecule is a molecule that cannot be superimposed on its mirror image. "
+        "For drugs this matters: the two enantiomers of thalidomide acted differently in the body.",
+        0.6,
+    )
+    searched = "What is a chiral molecule? why does that matter for drugs?"
+    found = evidence.fallback_answer([lesson], searched, focus="why does that matter for drugs?")
+    assert found is not None and found[1][0]["quote"].startswith("For drugs this matters"), found
+    alone = evidence.fallback_answer([lesson], searched)
+    assert alone is not None and alone[1][0]["quote"].startswith("A chiral molecule"), alone  # without the focus

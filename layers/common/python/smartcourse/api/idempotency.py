@@ -53,7 +53,7 @@ REPLAYED = "Idempotent-Replayed"
 REPLAYED_HEADER: dict[str, Any] = {
     REPLAYED: {
         "description": "`true` on an answer repeating the one this request's Idempotency-Key got (docs/api.md, "
-        "\"Retrying a request\"); absent otherwise",
+        '"Retrying a request"); absent otherwise',
         "schema": {"type": "string", "enum": ["true"]},
     }
 }

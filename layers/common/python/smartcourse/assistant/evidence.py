@@ -645,7 +645,7 @@ def _quotable(sentence: words.Sentence) -> bool:
     )
 
 
-def quote_weights(passages: Sequence[Hit], query: str) -> dict[str, float]:
+def quote_weights(passages: Sequence[Hit], query: str, focus: str = "") -> dict[str, float]:
     """How much each subject word of `query` says about which sentence answers it: the fewer of the `passages`
     (their titles and locations included) have the word, the more it names the subject. "How do drumlins form?" over
     a glacier course: "form" is in most passages, "drumlins" in one, and the quote must be the drumlins sentence, not
@@ -659,7 +659,14 @@ def quote_weights(passages: Sequence[Hit], query: str) -> dict[str, float]:
     # A verb asking how a thing comes about or works ("form", "happen", "cause"): the thing is the subject. "How does
     # a stack form?" in the lesson *Caves, arches and stacks* quoted "… caves form …" (its title's "stack" counts half;
     # explore42 F2).
-    return {s: w * (0.25 if s in _STUDY_STEMS or s in _HOW_STEMS else 1.0) for s, w in rarity.items()}
+    # A follow-up searched with the question before it (`nodes.rewrite`): its own words say what it asks, the
+    # earlier ones only what about: "Which solvents favour it?" after "What is an SN2 reaction?" quoted the SN2
+    # definition again (explore80 F3). They count double.
+    own = subject_stems(focus) if focus and focus != query else set()
+    return {
+        s: w * (0.25 if s in _STUDY_STEMS or s in _HOW_STEMS else 1.0) * (2.0 if s in own else 1.0)
+        for s, w in rarity.items()
+    }
 
 
 #: Verbs of a question about how or why its subject comes about (`quote_weights`; "work" is a stopword already).
@@ -967,7 +974,7 @@ def named_passages(hits: Sequence[Hit], query: str, k: int) -> list[Hit]:
 
 
 def fallback_answer(
-    passages: Sequence[Hit], query: str, n: int = 2, k: int = 4, lang: str = "en"
+    passages: Sequence[Hit], query: str, n: int = 2, k: int = 4, lang: str = "en", focus: str = ""
 ) -> tuple[str, list[dict[str, Any]]] | None:
     """When the model cannot cite: quote the best passages, each with its citation.
 
@@ -980,7 +987,7 @@ def fallback_answer(
     they are questions to the student, not what the material says), nor one sentence twice (overlapping chunks).
     None when no passage qualifies."""
     wanted = subject_stems(query)
-    weights = quote_weights(passages, query)
+    weights = quote_weights(passages, query, focus)  # `focus`: a follow-up's own question
     named: list[Hit] = []
     relevant: list[tuple[Hit, float, bool]] = []  # (passage, weight of the shared words, one names the subject)
     quoted: set[str] = set()

@@ -218,7 +218,7 @@ def check(state: AskState) -> dict[str, Any]:
     found = evidence.grounded(state.get("draft", ""), passages, state["standalone"], cut=state.get("cut", False))
     if found is not None and (not found.invalid or state.get("attempts", 0) >= 2):
         answer = evidence.strip_invalid(found.answer, found.invalid) if found.invalid else found.answer
-        weights = evidence.quote_weights(passages, state["standalone"])
+        weights = evidence.quote_weights(passages, state["standalone"], state["question"])
         cites = [evidence.citation(n, passages[n - 1], state["standalone"], weights) for n in found.valid]
         return {"type": "answer", "answer": answer, "citations": cites, "reason": "cited"}
     return {"type": "answer", "answer": "", "citations": []}
@@ -230,7 +230,9 @@ def fallback(state: AskState, config: RunnableConfig) -> dict[str, Any]:
     question (`evidence.fallback_answer`)."""
     knobs = Configuration.from_runnable_config(config).knobs
     lang = i18n.language(state["question"], _earlier(state))  # a sync node: LangGraph runs it off the event loop
-    found = evidence.fallback_answer(state["passages"], state["standalone"], k=knobs.max_passages, lang=lang)
+    found = evidence.fallback_answer(
+        state["passages"], state["standalone"], k=knobs.max_passages, lang=lang, focus=state["question"]
+    )
     if found is None and state.get("model_error"):
         # Nothing to quote and no model: a failure, not "the course has nothing about that".
         raise Unavailable(
