@@ -73,3 +73,22 @@ async def test_a_short_follow_up_is_answered_in_the_conversations_language() -> 
     cfg = Configuration(chat=ScriptedChat("should not be used [1]"), retriever=retriever(WEAK))
     out = await build_graph().ainvoke({"question": "y Lima?", "history": history}, cfg.as_config())
     assert out["type"] == "refuse" and out["answer"] == i18n.text("off_topic", "es"), out
+
+
+async def test_a_question_in_another_language_than_the_courses_is_told_so() -> None:
+    """explore80 F7: "¿Qué es un grupo funcional?" in an English course was told the course had nothing on it."""
+    from tests.unit.test_assistant import hit
+
+    english = hit(
+        41,
+        "Functional groups",
+        "A functional group is a group of atoms within a molecule that gives the molecule its characteristic "
+        "reactions. Alcohols carry the hydroxyl group, and carboxylic acids the carboxyl group.",
+        0.15,
+    )
+    chat = ScriptedChat("should not be used [1]")
+    out = await ask(chat, "¿Qué es un grupo funcional?", english)
+    assert out["type"] == "refuse" and out["reason"] == "other_language", out
+    assert out["answer"] == i18n.text("other_language", "es", course="inglés"), out["answer"]
+    out = await ask(chat, "What is the capital of Peru?", english)  # the course's own language: off-course
+    assert out["answer"] == i18n.text("off_topic", "en") and out["reason"] != "other_language"

@@ -29,6 +29,22 @@ SHORT_WORDS = 3
 SELF_WORDS = 4
 
 TEXTS: dict[str, dict[str, str]] = {
+    # A question in another language than the course's, which matched nothing (explore80 F7: "¿Qué es un grupo
+    # funcional?" in an English course was told the course had nothing on it).
+    "other_language": {
+        "en": "This course's material is in {course}, and I search it as it is written: nothing matched your "
+        "question. Please ask it in {course}.",
+        "fr": "Les supports de ce cours sont en {course}, et je les cherche tels qu'ils sont écrits : rien ne "
+        "correspond à votre question. Posez-la en {course}, s'il vous plaît.",
+        "es": "El material de este curso está en {course} y lo busco tal como está escrito: nada coincide con tu "
+        "pregunta. Hazla en {course}, por favor.",
+        "pt": "O material deste curso está em {course} e eu o pesquiso como está escrito: nada corresponde à sua "
+        "pergunta. Faça-a em {course}, por favor.",
+        "it": "Il materiale di questo corso è in {course} e lo cerco così com'è scritto: niente corrisponde alla tua "
+        "domanda. Falla in {course}, per favore.",
+        "de": "Das Material dieses Kurses ist auf {course}, und ich durchsuche es so, wie es geschrieben ist: Zu "
+        "deiner Frage passt nichts. Stell sie bitte auf {course}.",
+    },
     "off_topic": {
         "en": "I couldn't find anything about that in this course's material, so I can't answer it. "
         "Try rephrasing, or ask about a topic the course covers.",
@@ -162,6 +178,36 @@ def thanks_language(said: str) -> str | None:
     """The language a word of thanks in `said` names, if one does."""
     found = [_THANKS[w] for w in said.lower().replace("!", " ").replace(",", " ").split() if w in _THANKS]
     return found[0] if found else None
+
+
+#: Each language's name, in each language of the texts (`other_language`).
+LANGUAGE_NAMES: dict[str, dict[str, str]] = {
+    "en": {"en": "English", "fr": "French", "es": "Spanish", "pt": "Portuguese", "it": "Italian", "de": "German"},
+    "fr": {"en": "anglais", "fr": "français", "es": "espagnol", "pt": "portugais", "it": "italien", "de": "allemand"},
+    "es": {"en": "inglés", "fr": "francés", "es": "español", "pt": "portugués", "it": "italiano", "de": "alemán"},
+    "pt": {"en": "inglês", "fr": "francês", "es": "espanhol", "pt": "português", "it": "italiano", "de": "alemão"},
+    "it": {"en": "inglese", "fr": "francese", "es": "spagnolo", "pt": "portoghese", "it": "italiano", "de": "tedesco"},
+    "de": {
+        "en": "Englisch",
+        "fr": "Französisch",
+        "es": "Spanisch",
+        "pt": "Portugiesisch",
+        "it": "Italienisch",
+        "de": "Deutsch",
+    },
+}
+#: Words of material needed to tell its language (`material_language`).
+MATERIAL_WORDS = 20
+
+
+def material_language(texts: Sequence[str]) -> str | None:
+    """The language the course's material is written in, read from some of it (retrieved passages, the outline's
+    titles), if it can be told surely; None otherwise."""
+    sample = " ".join(t.strip() for t in texts if t.strip())[:3000]
+    if len(sample.split()) < MATERIAL_WORDS:
+        return None
+    lang, confidence = _identifier().classify(sample)
+    return str(lang) if confidence >= SHORT_MIN_CONFIDENCE and lang in LANGUAGES else None
 
 
 def text(key: str, lang: str = "en", **fields: Any) -> str:

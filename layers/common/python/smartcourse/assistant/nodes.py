@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -157,7 +158,15 @@ async def route(state: AskState, config: RunnableConfig) -> dict[str, Any]:
         "attempts": 0,
     }
     if decision.route == "refuse":
-        update["answer"] = i18n.text("off_topic", await _lang(state))
+        lang = await _lang(state)
+        update["answer"] = i18n.text("off_topic", lang)
+        # Asked in another language than the course's: say so, not "nothing in this course" (explore80 F7).
+        read = [h.chunk.text for h in (state.get("hits") or [])[:5]]
+        read += [f"{module}: {', '.join(lessons)}" for module, lessons in cfg.outline]
+        course = await asyncio.to_thread(i18n.material_language, read)
+        if course is not None and course != lang:
+            name = i18n.LANGUAGE_NAMES.get(lang, i18n.LANGUAGE_NAMES["en"]).get(course, course)
+            update.update(answer=i18n.text("other_language", lang, course=name), reason="other_language")
     elif decision.route == "clarify":
         update["answer"] = evidence.clarify_text(decision.reason, decision.candidates, await _lang(state))
     return update
