@@ -1189,3 +1189,19 @@ async def test_the_catalogue_lists_courses_by_status_for_whoever_sees_them(
     r = await api.client.get("/courses", params={"status": "retired"}, headers=admin["headers"])
     assert (r.status_code, r.json()["details"][0]["field"]) == (422, "query.status"), r.text
     assert draft["id"] and live["id"]
+
+
+async def test_a_lesson_sent_back_as_read_is_accepted_and_its_type_never_changes(api: Api) -> None:
+    """explore80 F11: a lesson PUT back as GET shows it (with its `type`) was 422 "type: Extra inputs are not
+    permitted"."""
+    teacher = await api.user("instructor")
+    course = await api.course(teacher)
+    module = await api.module(teacher, course["id"])
+    lesson = await api.lesson(teacher, course["id"], module["id"], title="Read", type="text", content="Hello.")
+    url = f"/courses/{course['id']}/modules/{module['id']}/lessons/{lesson['id']}"
+    sent = {k: lesson[k] for k in ("title", "type", "content")} | {"content": "Hello again."}
+    r = await api.client.put(url, json=sent, headers=teacher["headers"])
+    assert r.status_code == 200 and r.json()["content"] == "Hello again.", r.text
+    r = await api.client.put(url, json={"type": "video"}, headers=teacher["headers"])
+    assert (r.status_code, r.json()["code"], r.json()["details"][0]["field"]) == (422, "invalid_field", "type"), r.text
+    assert "does not change" in r.json()["message"]

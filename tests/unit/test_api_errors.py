@@ -669,3 +669,16 @@ def test_a_list_sent_with_brackets_is_read_as_repeated() -> None:
     client = TestClient(create_app(router), raise_server_exceptions=False)
     r = client.get("/things?status[]=a&status%5B%5D=b")
     assert r.status_code == 200 and r.json() == {"status": ["a", "b"]}, r.text
+
+
+def test_a_pattern_refusal_is_said_in_words() -> None:
+    """explore80 F11: a blank search was refused with a raw regular expression."""
+    router = APIRouter()
+
+    @router.get("/find")
+    async def find(q: Annotated[str, Query(pattern=r"^[^\x00]*[^\x00\s][^\x00]*$")]) -> dict[str, str]:
+        return {"q": q}
+
+    client = TestClient(create_app(router), raise_server_exceptions=False)
+    r = client.get("/find", params={"q": "   "})
+    assert r.status_code == 422 and r.json()["details"][0]["message"] == "must not be blank, nor hold a NUL character"

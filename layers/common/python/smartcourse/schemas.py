@@ -761,6 +761,11 @@ class LessonUpdateIn(UpdateIn):
     before the rule for `null`); a video's transcript is cleared by `null` (or `""`)."""
 
     NULLABLE = frozenset({"transcript"})
+    type: LessonType | None = Field(
+        default=None,
+        description="the lesson's type, as `GET` shows it: accepted when unchanged (a lesson sent back as read), "
+        "else 422 `invalid_field` (a lesson's type does not change: add one of the new type)",
+    )
     title: Title | None = None
     content: LessonText | None = None
     video_url: VideoUrl | None = None

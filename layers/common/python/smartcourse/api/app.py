@@ -147,9 +147,23 @@ def _listed_errors(errors: Sequence[Any]) -> list[dict[str, str]]:
         named = [f for f in str((err.get("ctx") or {}).get(RULE_FIELDS) or "").split(",") if f]  # a model rule's
         # A validator's ValueError is "Value error, <ours>" in pydantic's words: ours alone (explore65 F16).
         message = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        if err.get("type") == "string_pattern_mismatch":
+            message = _pattern_said((err.get("ctx") or {}).get("pattern", ""), message)
         for field in named or [".".join(loc) or "body"]:
             out.append({"field": field, "message": message, "type": str(err.get("type"))})
     return out
+
+
+def _pattern_said(pattern: str, message: str) -> str:
+    """A pattern's refusal in words, not the pattern (explore80 F11: "String should match pattern
+    '^[^\\x00]*[^\\x00\\s][^\\x00]*$'" for a blank search)."""
+    if r"[^\s\x00]" in pattern or r"[^\x00\s]" in pattern:
+        return "must not be blank, nor hold a NUL character"
+    if pattern == r"^[^\x00]*$":
+        return "must not hold a NUL character"
+    if pattern == r"^[\x21-\x7e]+$":
+        return "must be printable ASCII characters, without spaces"
+    return message
 
 
 def _media_type(request: Request) -> str:
