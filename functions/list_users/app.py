@@ -29,6 +29,10 @@ async def list_users(
         ),
     ] = None,
     role: Literal["student", "instructor", "admin"] | None = None,
+    state: Annotated[
+        Literal["active", "disabled", "erased"] | None,
+        Query(description="active, disabled (not erased) or erased accounts only (explore77 F10)"),
+    ] = None,
     sort: Annotated[
         Literal["newest", "name"],
         Query(description="newest first (the default) or by name, accents and case aside"),
@@ -44,6 +48,7 @@ async def list_users(
             email=email,
             q=q,
             role=role,
+            state=state,
             page=page,
             page_size=page_size,
             sort=sort,

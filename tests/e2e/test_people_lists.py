@@ -36,6 +36,12 @@ async def test_an_admin_finds_accounts_by_email_part_of_a_name_or_role(api: Api,
     )
     assert all(u["role"] == "instructor" for u in instructors.json()["items"])
     assert (await api.client.get("/users", params={"role": "nobody"}, headers=admin["headers"])).status_code == 422
+    # Which accounts were disabled, which erased (explore77 F10: `?is_active=false` was refused, nothing else said it).
+    r = await api.client.put(f"/users/{spammer['id']}", json={"is_active": False}, headers=admin["headers"])
+    assert r.status_code == 200, r.text
+    for state, listed in (("disabled", [spammer["id"]]), ("active", []), ("erased", [])):
+        r = await api.client.get("/users", params={"q": marker, "state": state}, headers=admin["headers"])
+        assert [u["id"] for u in r.json()["items"]] == listed, (state, r.text)
     for blank in ({"email": ""}, {"email": "   "}, {"q": ""}, {"q": " "}):  # explore9 F5: not a filter on nothing
         assert (await api.client.get("/users", params=blank, headers=admin["headers"])).status_code == 422, blank
     student = await api.user()

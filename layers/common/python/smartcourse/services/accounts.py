@@ -422,6 +422,7 @@ async def list_users(
     email: str | None,
     q: str | None,
     role: str | None,
+    state: str | None = None,
     page: int,
     page_size: int,
     sort: str = "newest",
@@ -440,6 +441,10 @@ async def list_users(
         where.append(or_(containing(User.email, q), containing(User.full_name, q)))
     if role:
         where.append(User.role == role)
+    if state == "erased":
+        where.append(User.erased_at.is_not(None))
+    elif state is not None:
+        where.extend([User.erased_at.is_(None), User.is_active.is_(state == "active")])
     if updated_since is not None:  # an HR sync's "changed since my last run" (explore68 F4)
         where.append(User.updated_at >= in_utc(updated_since, name="updated_since", code="validation_error"))
     total = await uow.session.scalar(select(func.count()).select_from(User).where(*where)) or 0
