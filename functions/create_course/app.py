@@ -27,7 +27,7 @@ async def create_course(
         )
         if keyed.earlier is not None:
             return keyed.replay()
-        course = await courses.create_course(uow=uow, principal=user, data=body)
+        course = await courses.create_course(uow=uow, principal=user, data=body, documents=c.documents)
         created_at(response, f"/courses/{course.id}")
         await keyed.answer(201, course, response)
     return course

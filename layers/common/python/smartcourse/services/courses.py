@@ -218,7 +218,9 @@ async def _prerequisites(uow: UnitOfWork, course_id: uuid.UUID) -> list[uuid.UUI
     )
 
 
-async def create_course(*, uow: UnitOfWork, principal: Principal, data: CourseIn) -> CourseDetail:
+async def create_course(
+    *, uow: UnitOfWork, principal: Principal, data: CourseIn, documents: DocumentStore | None = None
+) -> CourseDetail:
     rules.ensure_can_author(principal)
     # The role again, under a share lock on the account until this commits: an admin making the account a student
     # (which refuses an account that owns courses, `accounts._change_role`) waits for the course, or the course for
@@ -241,6 +243,10 @@ async def create_course(*, uow: UnitOfWork, principal: Principal, data: CourseIn
     await uow.flush()
     await _set_prerequisites(uow, course.id, data.prerequisites, owner_id=course.instructor_id)
     await uow.commit()
+    if documents is not None:
+        # As `GET /courses/{id}` and `PUT` answer the owner: with `unpublished_changes` and the index's fields
+        # (explore78 F4: the create's answer lacked them, and an authoring screen read the course again).
+        return await get_course(uow=uow, documents=documents, principal=principal, course_id=course.id)
     return CourseDetail(
         **CourseSummary.model_validate(course).model_dump(), prerequisites=data.prerequisites, modules=[]
     )
