@@ -258,7 +258,7 @@ async def test_the_catalogues_facets_count_the_live_courses_of_each_filter_value
     body = r.json()
     assert mine(body["categories"]) == [(f"{word} Science", 2)], body["categories"]
     assert mine(body["tags"]) == [(f"{word}-a", 2), (f"{word}-b", 1)], body["tags"]
-    assert ("advanced", 1) in [(f["value"], f["count"]) for f in body["levels"]] and body["total"] >= 2
+    assert any(f["value"] == "advanced" and f["count"] >= 1 for f in body["levels"]) and body["total"] >= 2
     assert (await api.client.get("/courses/facets", headers={"If-None-Match": r.headers["ETag"]})).status_code == 304
     # A course going live is counted at once (the catalogue's generation moved).
     await api.published_course(teacher, title="F4", category=f"{word} Science", tags=[f"{word}-c"])

@@ -91,11 +91,15 @@ class Claim:
         if self.key is None:
             return
         location = response.headers.get("location") if response is not None else None
-        await self.uow.session.execute(
+        recorded = await self.uow.session.execute(
             update(IdempotentRequest)
             .where(IdempotentRequest.principal_id == self.principal_id, IdempotentRequest.key == self.key)
             .values(status=status, body=body.model_dump(mode="json"), location=location)
         )
+        if getattr(recorded, "rowcount", 1) != 1:
+            # The claim went with a transaction something ended early: commit nothing rather than a resource
+            # without its key (a retry would make it again).
+            raise RuntimeError(f"the Idempotency-Key claim of {self.principal_id} was lost before its answer")
         self.uow.held = False
         await self.uow.commit()
 

@@ -505,7 +505,10 @@ async def working_outline(container: Any, course_id: uuid.UUID) -> list[ModulePu
 
 async def _release(uow: UnitOfWork) -> None:
     """End a read-only transaction so its connection is back in the pool before the document reads that follow:
-    a request holds one pooled connection at a time (see docs/architecture.md, "Connection pools")."""
+    a request holds one pooled connection at a time (see docs/architecture.md, "Connection pools"). Not while its
+    commit is held (`UnitOfWork.held`: a request's Idempotency-Key): the transaction has writes still to commit."""
+    if uow.held:
+        return
     await uow.session.close()
 
 
