@@ -612,6 +612,9 @@ async def test_catalog_search_by_content_metadata_and_filters(api: Api) -> None:
     r = await api.client.get("/search", params={"q": "chlorophill", "tags": marker})
     assert r.json()["total"] == 0 and r.json()["did_you_mean"] != "chlorophyll", r.text
     assert (await api.client.get("/search", params={"q": "cooking", "tags": marker})).json()["did_you_mean"] is None
+    # A word cut short, as people abbreviate ("intro organic chem": explore80 F10), is offered whole.
+    r = await api.client.get("/search", params={"q": "biol", "tags": marker})
+    assert (r.json()["total"], r.json()["did_you_mean"]) == (0, "biology"), r.text
     # Only a suggestion that finds something under the same filters (explore76 F10: a click to another empty page).
     r = await api.client.get("/search", params={"q": "cokking", "tags": marker, "level": "beginner"})
     assert (r.json()["total"], r.json()["did_you_mean"]) == (0, None), r.text

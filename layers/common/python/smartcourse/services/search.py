@@ -6,6 +6,7 @@ import difflib
 import html
 import re
 import uuid
+from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any, NoReturn
 
@@ -645,7 +646,7 @@ async def _did_you_mean(uow: UnitOfWork, query: str) -> str | None:
         .order_by(Course.published_at.desc().nulls_last())
         .limit(SUGGESTION_COURSES)
     )
-    vocabulary: set[str] = set()
+    vocabulary: Counter[str] = Counter()
     for title, description, category, tags in rows:
         for text in (title, description, category, *(tags or [])):
             vocabulary.update(_WORD.findall(str(text or "").lower()))
@@ -656,6 +657,11 @@ async def _did_you_mean(uow: UnitOfWork, query: str) -> str | None:
             out.append(token)
             continue
         near = difflib.get_close_matches(word, vocabulary, n=1, cutoff=SUGGESTION_CUTOFF)
+        if not near:
+            # A word cut short, as people abbreviate ("intro organic chem": explore80 F10): the commonest catalogue
+            # word it begins, the shortest of those.
+            longer = [v for v in vocabulary if v.startswith(word)]
+            near = sorted(longer, key=lambda v: (-vocabulary[v], len(v), v))[:1]
         out.append(near[0] if near else token)
         changed = changed or bool(near)
     return " ".join(out) if changed else None
