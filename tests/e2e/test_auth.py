@@ -142,6 +142,20 @@ async def test_a_retried_refresh_keeps_the_login(api: Api, container: Any) -> No
     assert r.status_code == 401 and r.json()["code"] == "session_ended", r.text
 
 
+async def test_an_unused_token_of_a_login_ended_for_theft_says_the_session_ended(api: Api, container: Any) -> None:
+    """explore78 F11: after a grace retry, the login ended for a replay; its token never presented answered
+    `refresh_token_reused` ("already used") instead of `session_ended`."""
+    user = await api.user()
+    first = user["refresh_token"]
+    lost = (await api.client.post("/auth/refresh", json={"refresh_token": first})).json()
+    assert (await api.client.post("/auth/refresh", json={"refresh_token": first})).status_code == 200  # the retry
+    await _age_rotation(container, first)
+    r = await api.client.post("/auth/refresh", json={"refresh_token": first})  # a replay past the grace: theft
+    assert (r.status_code, r.json()["code"]) == (401, "refresh_token_reused"), r.text
+    r = await api.client.post("/auth/refresh", json={"refresh_token": lost["refresh_token"]})  # never presented
+    assert (r.status_code, r.json()["code"]) == (401, "session_ended"), r.text
+
+
 async def test_a_replayed_refresh_token_cuts_off_the_access_tokens_too(api: Api, container: Any) -> None:
     """explore30 F3: the theft response revoked the refresh family only; the access token the thief got from the
     rotation kept working for up to 15 minutes. The account's other logins carry on by refreshing."""

@@ -306,11 +306,14 @@ async def refresh(*, uow: UnitOfWork, settings: Settings, refresh_token: str) ->
             .where(
                 RefreshToken.family_id == row.family_id,
                 RefreshToken.id != row.id,
-                RefreshToken.created_at >= row.created_at,
+                # Issued by its rotation (in that transaction, so at or after the moment it was spent): a token of
+                # the family issued before it was revoked (a grace retry's) is no successor of this one (explore78
+                # F11: the unused token of a login ended for theft read "already used").
+                RefreshToken.created_at >= row.revoked_at,
             )
             .limit(1)
         )
-        if successor is None:  # never rotated: its session was ended (logout, password change), not replayed
+        if successor is None:  # never rotated: its session was ended (logout, password change, theft), not replayed
             raise Unauthorized("this session has ended; please log in again", code="session_ended")
         await uow.session.execute(
             update(RefreshToken)
