@@ -169,6 +169,10 @@ async def test_publish_runs_every_step_and_search_finds_each_source(api: Api) ->
     # The quiz prompt is searchable, with its lesson as the source.
     r = await _search(api, student, course["id"], "Which organelle makes ATP", mode="keyword", k=5)
     assert any(h["source"]["title"] == "Check yourself" for h in r.json()["items"])
+    # ... after the passages that teach it (explore80 F9: a quiz's prompts ranked above the lessons on its subject).
+    r = await _search(api, student, course["id"], "ATP", k=5)
+    titles = [h["source"]["title"] for h in r.json()["items"]]
+    assert "biology.pdf" in titles and titles.index("biology.pdf") < titles.index("Check yourself"), titles
     for mode in ("vector", "keyword"):
         r = await _search(api, student, course["id"], "mitochondria", mode=mode)
         assert r.status_code == 200 and r.json()["mode"] == mode

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
 from smartcourse import telemetry
+from smartcourse.assistant.evidence import is_quiz_prompts
 from smartcourse.assistant.text import same_text_key
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as rules
@@ -277,6 +278,9 @@ async def search_course(
     hits = found.hits
     if found.mode == "hybrid":
         hits = fused_above_floor(hits, container.settings.assistant_relevance_floor)
+    # The passages that teach before a quiz's prompts, each group in its order: "stereocentre" ranked the quiz asking
+    # about stereocentres above the lessons on them (explore80 F9). A quiz searched for by its words still comes.
+    hits = sorted(hits, key=is_quiz_prompts)
     return ContentSearchResult(items=_public_hits(hits)[:k], mode=found.mode, version=found.version, query=q)
 
 
