@@ -418,8 +418,9 @@ async def facets(container: Any) -> catalog_cache.CachedJson:
             total = await uow.session.scalar(select(func.count()).select_from(Course).where(live)) or 0
             categories = await _facet(uow, Course.category, live)
             levels = await _facet(uow, Course.level, live, Course.level.is_not(None))
-            tag = func.unnest(Course.tags).column_valued("tag")
-            tags = await _facet(uow, tag, live, limit=FACET_TAGS, source=select(Course.id, tag).where(live))
+            # One row per course and tag (a set-returning function in the select list: no second FROM).
+            per_course = select(Course.id, func.unnest(Course.tags).label("tag")).where(live)
+            tags = await _facet(uow, None, limit=FACET_TAGS, source=per_course)
         return CourseFacets(categories=categories, levels=levels, tags=tags, total=total)
 
     return await catalog_cache.cached_page(container, kind="facets", params={}, compute=compute)
