@@ -1229,6 +1229,17 @@ def test_a_figure_other_than_the_one_the_course_gives_for_the_asked_thing_is_no_
         "Methane is the simplest alkane, with one carbon [1].", [ALKANES], "What is an alkane?"
     )
     assert evidence.figures("octane eight [1] 8 carbons 1.50") == [(1, "8"), (2, "8"), (4, "1.5")]
+    # A figure near the word but not right after it is no figure for it (explore81 F1, F4: right answers rejected).
+    sea = hit(
+        34,
+        "Seawater",
+        "Salinity counts the grams of salt in one litre. Seawater holds about 35 grams of salt per litre.",
+        0.6,
+    )
+    right = "Seawater holds about 35 grams of salt per litre [1]."
+    assert evidence.grounded(right, [sea], "How much salt is in a litre of seawater?") is not None
+    octane = hit(35, "Octane", "Octane has eight carbon atoms and eighteen hydrogen atoms.", 0.6)
+    assert not evidence.wrong_figure("Octane has 18 hydrogen atoms [1].", [octane], "How many hydrogens has octane?")
 
 
 def test_a_dated_mock_source_or_a_question_quoted_back_is_no_answer() -> None:

@@ -92,3 +92,20 @@ async def test_a_question_in_another_language_than_the_courses_is_told_so() -> N
     assert out["answer"] == i18n.text("other_language", "es", course="inglés"), out["answer"]
     out = await ask(chat, "What is the capital of Peru?", english)  # the course's own language: off-course
     assert out["answer"] == i18n.text("off_topic", "en") and out["reason"] != "other_language"
+
+
+async def test_a_question_in_another_language_that_reaches_the_fallback_is_told_so_too() -> None:
+    """explore81 F6: found near in meaning, answered by no quotable sentence, it was told "no sentence answers it"."""
+    from tests.unit.test_assistant import hit
+
+    octane = hit(
+        42,
+        "Alkanes",
+        "Octane is an alkane with eight carbon atoms and eighteen hydrogen atoms. It is the reference compound of "
+        "the octane rating of petrol, and it boils at one hundred and twenty-six degrees Celsius.",
+        0.6,
+    )
+    chat = ScriptedChat("No sé.", "Tampoco.")
+    out = await ask(chat, "¿Cuántos átomos de carbono tiene una molécula de octano?", octane)
+    assert (out["type"], out["reason"]) == ("refuse", "other_language"), out
+    assert out["answer"] == i18n.text("other_language", "es", course="inglés")

@@ -661,10 +661,12 @@ def quote_weights(passages: Sequence[Hit], query: str, focus: str = "") -> dict[
     # explore42 F2).
     # A follow-up searched with the question before it (`nodes.rewrite`): its own words say what it asks, the
     # earlier ones only what about: "Which solvents favour it?" after "What is an SN2 reaction?" quoted the SN2
-    # definition again (explore80 F3). They count double.
+    # definition again (explore80 F3; explore81 F5, after "What is molarity?", "How does it change when I dilute the
+    # solution?"). They count double, the earlier question's alone half.
     own = subject_stems(focus) if focus and focus != query else set()
+    focused = {s: (2.0 if s in own else 0.5) for s in stems} if own else {}
     return {
-        s: w * (0.25 if s in _STUDY_STEMS or s in _HOW_STEMS else 1.0) * (2.0 if s in own else 1.0)
+        s: w * (0.25 if s in _STUDY_STEMS or s in _HOW_STEMS else 1.0) * focused.get(s, 1.0)
         for s, w in rarity.items()
     }
 
@@ -832,9 +834,11 @@ def wrong_figure(answer: str, passages: Sequence[Hit], question: str) -> bool:
     """Whether a "how many / how much" answer says a figure, but none of those the passages give beside the thing the
     question names most narrowly (its subject word the passages have fewest times: "octane", not "carbon"). "How many
     carbons are in octane?" was answered "… one carbon atom, which is the only carbon atom in octane", citing
-    "… heptane seven, octane eight, nonane nine …" (explore80 F1): the lexical check found its words there. A figure
-    is beside a word within two words after it (or, failing that, before it); with no figure beside the word, or none
-    in the answer, nothing is said either way."""
+    "… heptane seven, octane eight, nonane nine …" (explore80 F1): the lexical check found its words there. Only a
+    figure right after the word counts as the passage's figure for it (a list: "octane eight,"): within two words, or
+    before it, the figure was often another's ("in one litre. Seawater contains about 35 grams": explore81 F1; "octane
+    has eight carbon atoms" for a question on its hydrogens: F4). With none, or no figure in the answer, nothing is
+    said either way: a wrong figure in prose passes (explore81 F2, a known limit)."""
     if asks_for_amount(question) != "amount":
         return False
     said = {f for _, f in figures(answer)}
@@ -851,11 +855,7 @@ def wrong_figure(answer: str, passages: Sequence[Hit], question: str) -> bool:
     for s in (s for s, n in present.items() if n == fewest):
         for text, ws in zip(texts, words_of, strict=True):
             numbers = dict(figures(text))
-            for i, w in enumerate(ws):
-                if w != s:
-                    continue
-                after = [numbers[j] for j in range(i + 1, i + 3) if j in numbers]
-                expected.update(after or [numbers[j] for j in range(i - 2, i) if j in numbers])
+            expected.update(numbers[i + 1] for i, w in enumerate(ws) if w == s and i + 1 in numbers)
     return bool(expected) and not (said & expected)
 
 

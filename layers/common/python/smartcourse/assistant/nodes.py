@@ -161,15 +161,23 @@ async def route(state: AskState, config: RunnableConfig) -> dict[str, Any]:
         lang = await _lang(state)
         update["answer"] = i18n.text("off_topic", lang)
         # Asked in another language than the course's: say so, not "nothing in this course" (explore80 F7).
-        read = [h.chunk.text for h in (state.get("hits") or [])[:5]]
-        read += [f"{module}: {', '.join(lessons)}" for module, lessons in cfg.outline]
-        course = await asyncio.to_thread(i18n.material_language, read)
-        if course is not None and course != lang:
-            name = i18n.LANGUAGE_NAMES.get(lang, i18n.LANGUAGE_NAMES["en"]).get(course, course)
-            update.update(answer=i18n.text("other_language", lang, course=name), reason="other_language")
+        if said := await asyncio.to_thread(_in_another_language, state, cfg, lang):
+            update.update(answer=said, reason="other_language")
     elif decision.route == "clarify":
         update["answer"] = evidence.clarify_text(decision.reason, decision.candidates, await _lang(state))
     return update
+
+
+def _in_another_language(state: AskState, cfg: Configuration, lang: str) -> str | None:
+    """The text telling the student that the course's material is in another language than their question's (read
+    from the retrieved passages and the outline's titles), or None when it is not, or cannot be told."""
+    read = [h.chunk.text for h in (state.get("hits") or [])[:5]]
+    read += [f"{module}: {', '.join(lessons)}" for module, lessons in cfg.outline]
+    course = i18n.material_language(read)
+    if course is None or course == lang:
+        return None
+    name = i18n.LANGUAGE_NAMES.get(lang, i18n.LANGUAGE_NAMES["en"]).get(course, course)
+    return i18n.text("other_language", lang, course=name)
 
 
 async def generate(state: AskState, config: RunnableConfig) -> dict[str, Any]:
@@ -253,6 +261,9 @@ def fallback(state: AskState, config: RunnableConfig) -> dict[str, Any]:
         # The quiz's own chunk was found (its title named), and its prompts are never quoted (explore76 F5).
         answer = i18n.text("quiz_question", lang)
         return {"type": "clarify", "answer": answer, "citations": [], "reason": "quiz_question"}
+    if found is None and (said := _in_another_language(state, Configuration.from_runnable_config(config), lang)):
+        # A question in another language than the course's found passages but no sentence to quote (explore81 F6).
+        return {"type": "refuse", "answer": said, "citations": [], "reason": "other_language"}
     if found is None:
         # Passages were found near the question: "nothing about that in this course" was untrue (explore75 F4).
         answer = i18n.text("no_quote", lang)
