@@ -666,8 +666,7 @@ def quote_weights(passages: Sequence[Hit], query: str, focus: str = "") -> dict[
     own = subject_stems(focus) if focus and focus != query else set()
     focused = {s: (2.0 if s in own else 0.5) for s in stems} if own else {}
     return {
-        s: w * (0.25 if s in _STUDY_STEMS or s in _HOW_STEMS else 1.0) * focused.get(s, 1.0)
-        for s, w in rarity.items()
+        s: w * (0.25 if s in _STUDY_STEMS or s in _HOW_STEMS else 1.0) * focused.get(s, 1.0) for s, w in rarity.items()
     }
 
 
