@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from smartcourse.api.app import lambda_handler, refuse_unknown_query
 from smartcourse.api.deps import ContainerDep, CurrentUser
 from smartcourse.api.paging import MAX_PAGE_SIZE
+from smartcourse.errors import Invalid, field_problem
 from smartcourse.models import iso
 from smartcourse.schemas import INSTANT_NOTE, NotificationPublic
 from smartcourse.services import notifications
@@ -45,9 +46,13 @@ async def list_notifications(
     unread: Annotated[bool, Query(description="only the unread ones")] = False,
     page: Annotated[
         int | None,
-        Query(ge=1, le=1, description="the other lists' page number: only 1 (the newest); older ones by `before`"),
+        Query(ge=1, description="the other lists' page number: only 1 (the newest); older ones by `before`"),
     ] = None,
 ) -> list[NotificationPublic]:
+    if page is not None and page > 1:
+        # Said how to page, not "less than or equal to 1" (explore81 F9).
+        message = "the notifications are paged by time: follow the Link header (rel=next), or send before=<created_at>"
+        raise Invalid(message, code="validation_error", details=field_problem("page", message, "less_than_equal"))
     # `page=1`, as a generic list client sends it, is the first page; `page=2` is refused with the way on (it answered
     # the newest again; refused as unknown, it broke such clients: explore79 F3).
     size = limit if page_size is None else page_size

@@ -183,6 +183,7 @@ async def test_the_next_page_is_linked_and_page_size_names_the_limit(api: Api, c
     assert r.status_code == 200 and len(r.json()) == 3, r.text
     r = await api.client.get("/notifications", params={"page": 2}, headers=alice["headers"])
     assert (r.status_code, r.json()["details"][0]["field"]) == (422, "page"), r.text
+    assert "before=" in r.json()["message"], r.text  # how to page on (explore81 F9)
     for bad in (0, 101):
         r = await api.client.get("/notifications", params={"page_size": bad}, headers=alice["headers"])
         assert (r.status_code, r.json()["code"], r.json()["details"][0]["field"]) == (

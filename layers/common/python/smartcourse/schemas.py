@@ -761,6 +761,10 @@ class LessonUpdateIn(UpdateIn):
     before the rule for `null`); a video's transcript is cleared by `null` (or `""`)."""
 
     NULLABLE = frozenset({"transcript"})
+    id: uuid.UUID | None = Field(
+        default=None,
+        description="the lesson's id, as `GET` shows it: accepted when it is the path's (explore81 F10), else 422",
+    )
     type: LessonType | None = Field(
         default=None,
         description="the lesson's type, as `GET` shows it: accepted when unchanged (a lesson sent back as read), "

@@ -499,12 +499,28 @@ class _CORS(CORSMiddleware):
             return response
         said = bytes(response.body).decode("latin-1")
         refused = said.removeprefix("Disallowed CORS ").split(", ")
+        # What exactly (explore81 F8: the kind alone), and the headers as the check reads them (the safelisted ones
+        # Starlette adds included).
+        asked = [h.strip() for h in request_headers.get("access-control-request-headers", "").lower().split(",")]
+        details = {
+            "refused": refused,
+            "origin": request_headers.get("origin") if "origin" in refused else None,
+            "method": request_headers.get("access-control-request-method") if "method" in refused else None,
+            "headers": [h for h in asked if h and h not in self.allow_headers] or None,
+            "allowed_headers": sorted(self.allow_headers),
+            "allowed_methods": list(CORS_METHODS),
+        }
+        named = [
+            f"{k} {v if isinstance(v, str) else ', '.join(v)}"
+            for k in ("origin", "method", "headers")
+            if (v := details[k])
+        ]
         answer = _error(
             400,
             "cors_refused",
-            f"{said.lower()}: the origins allowed are CORS_ORIGINS, the request headers "
-            f"{', '.join(CORS_ALLOW_HEADERS)}",
-            {"refused": refused, "allowed_headers": list(CORS_ALLOW_HEADERS), "allowed_methods": list(CORS_METHODS)},
+            f"{said.lower()} ({'; '.join(named) or 'see details'}): the origins allowed are CORS_ORIGINS, the "
+            f"request headers {', '.join(sorted(self.allow_headers))}",
+            {k: v for k, v in details.items() if v is not None},
         )
         for key, value in response.headers.items():
             if key.lower() not in ("content-length", "content-type"):

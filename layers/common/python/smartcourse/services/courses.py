@@ -997,6 +997,9 @@ async def update_lesson(
     data: LessonUpdateIn,
 ) -> LessonPublic:
     lesson = await _owned_lesson(uow, principal, course_id, module_id, lesson_id)
+    if data.id is not None and data.id != lesson.id:
+        message = "id names another lesson than the path's: a lesson's id does not change"
+        raise Invalid(message, code="invalid_field", details=field_problem("id", message))
     if data.type is not None and data.type != lesson.type:
         # Sent back as read, the type is accepted; another is refused in words (explore80 F11: "Extra inputs").
         message = f"a lesson's type does not change ({lesson.type} here): add a {data.type} lesson instead"
@@ -1009,7 +1012,9 @@ async def update_lesson(
     reject_nulls(data)  # a video's transcript is optional, null removes it: LessonUpdateIn.NULLABLE
     current = await documents.get(LESSONS, str(lesson.id)) or {"type": lesson.type}
     merged: dict[str, Any] = {k: v for k, v in current.items() if k != "type"}
-    merged.update(data.model_dump(exclude_unset=True, exclude={"title", "position", "module_id", "type"}, mode="json"))
+    merged.update(
+        data.model_dump(exclude_unset=True, exclude={"id", "title", "position", "module_id", "type"}, mode="json")
+    )
     try:
         candidate = LessonIn(title=data.title or lesson.title, type=lesson.type, **merged)  # type: ignore[arg-type]
     except ValidationError as exc:

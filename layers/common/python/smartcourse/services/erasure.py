@@ -13,7 +13,8 @@ places given back, in their own transactions); nothing is e-mailed to it from th
 
 Refused: another's account unless an admin (403 `not_account_owner`), one's own without its password (422
 `current_password_required`, 403 `wrong_current_password`, under the login's back-off), an instructor with published
-courses (409 `owns_courses`: an admin archives them first), the last active admin (409 `last_admin`).
+courses (409 `owns_courses`, naming them: an admin hands them over or archives them first), the last active
+admin (409 `last_admin`).
 Erasing an erased account again answers what is left to say (idempotent)."""
 
 from __future__ import annotations
@@ -81,15 +82,19 @@ async def erase(
             # Live courses only: students take them and their certificates name the instructor. Drafts and archived
             # courses stay, owned by the erased account (explore69 F4: every course ever made counted, and no
             # course changes owner, so an instructor could never be erased).
-            owned = await uow.session.scalar(
-                select(func.count()).select_from(Course).where(Course.instructor_id == user.id, Course.live())
+            live = list(
+                await uow.session.scalars(
+                    select(Course.id).where(Course.instructor_id == user.id, Course.live()).order_by(Course.created_at)
+                )
             )
-            if owned:
+            if live:
                 raise Conflict(
-                    f"this instructor has {owned} published course(s): an admin archives them before the account is "
-                    "erased (students take them and their certificates name the instructor)",
+                    f"this instructor has {len(live)} published course(s): an admin hands them to another instructor "
+                    "(PUT /courses/{id} with instructor_id) or archives them before the account is erased (students "
+                    "take them and their certificates name the instructor)",
                     code="owns_courses",
-                    details={"courses": owned},
+                    # Which ones, to hand over (explore81 F7: the count alone, and only archiving was said).
+                    details={"courses": len(live), "course_ids": [str(c) for c in live[:100]]},
                 )
         if user.role == "admin":
             await accounts.still_an_admin(uow, principal)
