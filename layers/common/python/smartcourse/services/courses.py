@@ -416,28 +416,19 @@ async def facets(container: Any) -> catalog_cache.CachedJson:
         live = Course.live()
         async with container.uow() as uow:
             total = await uow.session.scalar(select(func.count()).select_from(Course).where(live)) or 0
-            categories = await _facet(uow, Course.category, live)
-            levels = await _facet(uow, Course.level, live, Course.level.is_not(None))
+            categories = await _facet(uow, select(Course.category.label("value")).where(live))
+            levels = await _facet(uow, select(Course.level.label("value")).where(live, Course.level.is_not(None)))
             # One row per course and tag (a set-returning function in the select list: no second FROM).
-            per_course = select(Course.id, func.unnest(Course.tags).label("tag")).where(live)
-            tags = await _facet(uow, None, limit=FACET_TAGS, source=per_course)
+            tags = await _facet(uow, select(func.unnest(Course.tags).label("value")).where(live), limit=FACET_TAGS)
         return CourseFacets(categories=categories, levels=levels, tags=tags, total=total)
 
     return await catalog_cache.cached_page(container, kind="facets", params={}, compute=compute)
 
 
-async def _facet(
-    uow: UnitOfWork, column: Any, *where: Any, limit: int | None = None, source: Any = None
-) -> list[Facet]:
-    """Values of `column` over the courses `where` selects, grouped in any case: (the commonest spelling, count)."""
-    if source is not None:
-        rows = source.subquery()
-        value = rows.c.tag
-        stmt = select(func.lower(value), value, func.count()).group_by(func.lower(value), value)
-        stmt = stmt.select_from(rows)
-    else:
-        value = column
-        stmt = select(func.lower(value), value, func.count()).where(*where).group_by(func.lower(value), value)
+async def _facet(uow: UnitOfWork, values: Any, *, limit: int | None = None) -> list[Facet]:
+    """The `value` column of the rows `values` selects, grouped in any case: the commonest spelling, and the count."""
+    rows = values.subquery()
+    stmt = select(func.lower(rows.c.value), rows.c.value, func.count()).group_by(func.lower(rows.c.value), rows.c.value)
     spellings: dict[str, list[tuple[int, str]]] = {}
     for folded, spelled, n in await uow.session.execute(stmt):
         if spelled and str(spelled).strip():
