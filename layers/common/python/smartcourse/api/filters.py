@@ -54,12 +54,17 @@ CourseStatusesFilter = Annotated[
 ]
 
 
+def _split(sent: list[str]) -> list[str]:
+    """The values of a parameter sent repeated and/or comma-separated, blanks left out."""
+    return [part.strip() for value in sent for part in value.split(",") if part.strip()]
+
+
 def _named(sent: list[str] | None, allowed: tuple[str, ...]) -> frozenset[str] | None:
     """The values a repeated and/or comma-separated `status` names (None: any), or 422 `validation_error` naming
     what is not one of `allowed`."""
     if not sent:
         return None
-    named = {part.strip() for value in sent for part in value.split(",") if part.strip()}
+    named = set(_split(sent))
     if unknown := sorted(named - set(allowed)):
         message = f"status {', '.join(map(repr, unknown))} is not one of {', '.join(allowed)}"
         details = [{"field": "query.status", "message": message, "type": "literal_error"}]
@@ -93,7 +98,7 @@ def course_ids(sent: list[str] | None) -> frozenset[uuid.UUID] | None:
     """The course ids `CourseIdsFilter` names (None: any), or 422 `validation_error` naming one that is no UUID."""
     if not sent:
         return None
-    named = [part.strip() for value in sent for part in value.split(",") if part.strip()]
+    named = _split(sent)
     ids = set()
     for value in named:
         try:

@@ -711,7 +711,8 @@ def best_sentence(
     weight = {form: (weights or {}).get(w, 1.0) * (0.5 if w in on_topic else 1.0) for form, w in wanted.items()}
 
     asked = asks_for_amount(query)
-    shares = [bool(wanted.keys() & subject_stems(f"{s.text} {s.header}")) for s in candidates]
+    shared_of = [wanted.keys() & subject_stems(f"{s.text} {s.header}") for s in candidates]  # read once a sentence
+    shares = [bool(shared) for shared in shared_of]
     amounts = [bool(asked) and says_amount(s.text, asked) for s in candidates]
 
     def beside_a_match(i: int) -> bool:
@@ -722,7 +723,7 @@ def best_sentence(
 
     def score(item: tuple[int, words.Sentence]) -> tuple[bool, bool, int, float, float, int, int]:
         i, s = item
-        shared = wanted.keys() & subject_stems(f"{s.text} {s.header}")
+        shared = shared_of[i]
         said = {wanted[w] for w in shared}  # a word and its negation count once
         # Among rows under the same header, the row's own cells decide (explore72 F5: the header had the question's
         # words, so every row tied and the first, "| INNER JOIN | no | no |", answered "What does a RIGHT JOIN keep?").
