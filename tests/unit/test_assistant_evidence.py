@@ -1242,6 +1242,33 @@ def test_a_figure_other_than_the_one_the_course_gives_for_the_asked_thing_is_no_
     assert not evidence.wrong_figure("Octane has 18 hydrogen atoms [1].", [octane], "How many hydrogens has octane?")
 
 
+def test_a_figure_no_passage_gives_is_no_answer() -> None:
+    """explore81 F2, F3: wrong figures in prose passed the check ("occupies 44.8 litres" over a course saying 22.4,
+    "inspected every three months" over "every six months"); a right one in digits for the course's words passes."""
+    gas = hit(
+        36,
+        "Gases",
+        "One mole of an ideal gas occupies 22.4 litres at standard temperature and pressure. A mole holds "
+        "6.022 x 10^23 particles. Gas cylinders must be inspected every six months.",
+        0.6,
+    )
+    asked = "How many litres does one mole of gas occupy at STP?"
+    assert (
+        evidence.grounded("One mole of an ideal gas occupies 44.8 litres at standard pressure [1].", [gas], asked)
+        is None
+    )
+    assert evidence.grounded("One mole of an ideal gas occupies 22.4 litres at standard pressure [1].", [gas], asked)
+    assert evidence.invented_figures("A mole holds 6.022 x 10^26 particles [1].", [gas]) == ["26"]
+    often = "How often must gas cylinders be inspected?"
+    assert evidence.grounded("Gas cylinders must be inspected every three months [1].", [gas], often) is None
+    assert evidence.grounded("Gas cylinders must be inspected every 6 months [1].", [gas], often) is not None
+    # A figure of the question, a citation, a list number, "one" or "two" of a prose answer: no invented figure.
+    assert evidence.invented_figures("1. Gas at 0 degrees: 22.4 litres [1].", [gas], "At 0 degrees?") == []
+    assert evidence.invented_figures("Two rules apply to one cylinder [1].", [gas], often) == []
+    # Number words are judged only for a question asking an amount.
+    assert evidence.invented_figures("Three things matter [1].", [gas], "Why inspect cylinders?") == []
+
+
 def test_a_dated_mock_source_or_a_question_quoted_back_is_no_answer() -> None:
     """explore80 F2: "[1] 2023-01-01: The answer to the question "What is the difference between a carbon-carbon
     double bond and a carbon-carbon single bond?" passed the check ("between", "single" were in the passage)."""

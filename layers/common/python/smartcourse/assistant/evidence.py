@@ -806,14 +806,6 @@ _FREQUENCY = re.compile(
 )
 
 
-#: Number words as figures (`figures`): "eight" and "8" are one figure.
-_NUMBER_WORDS = {
-    w: n
-    for n, w in enumerate(
-        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-        "seventeen eighteen nineteen twenty".split()
-    )
-} | {"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90, "hundred": 100}
 _FIGURE_OR_WORD = re.compile(r"(?<![\w\[])\d+(?:[.,]\d+)?(?![\w\]])|\b[a-z]+\b", re.IGNORECASE)
 
 
@@ -1198,7 +1190,8 @@ _UNITS = (
     "seventeen eighteen nineteen"
 ).split()
 _TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
-#: Numbers written as words, as a passage may give them ("fell from fifteen species to eight"): 0-99.
+#: Numbers written as words, as a passage may give them ("fell from fifteen species to eight"): 0-99 (`figures` reads
+#: "eight" and "8" as one figure with them).
 _NUMBER_WORDS = {word: n for n, word in enumerate(_UNITS)} | {
     f"{ten}-{unit}" if u else ten: 20 + 10 * t + u
     for t, ten in enumerate(_TENS)
@@ -1237,6 +1230,32 @@ def invented_details(sentence: str, passages: Sequence[Hit], question: str = "")
         given |= _passage_figures(h.chunk.title, h.chunk.location, h.chunk.text)
     figures = [t for t in _FIGURE.findall(body) if _figure(t) not in given]
     return names + figures
+
+
+#: Number words an answer may say without claiming a figure ("one of the", "the first two"): not judged.
+_LOOSE_NUMBER_WORDS = frozenset({"zero", "one", "two"})
+
+
+def invented_figures(answer: str, passages: Sequence[Hit], question: str = "") -> list[str]:
+    """The figures a student's answer says that neither a passage shown nor the question gives, as said: digits
+    always ("A mole contains 6.022 x 10^26 particles", "occupies 44.8 litres" over a course saying 10^23 and 22.4:
+    explore81 F2); number words from "three" on when the question asks an amount, a frequency or a span, whose answer
+    is its figure ("every three months" for a course saying every six: explore81 F3). A figure the course writes in
+    words and the answer in digits is the same figure ("18" for "eighteen": F4). Citations and list numbers are no
+    figures."""
+    body = _ITEM_NUMBER.sub("", _CITATION.sub(" ", answer))
+    given: set[str] = set()
+    for h in passages:
+        given |= _passage_figures(h.chunk.title, h.chunk.location, h.chunk.text)
+    given |= _passage_figures("", "", question)
+    said = [t for t in _FIGURE.findall(body) if _figure(t) not in given]
+    if asks_for_amount(question):
+        said += [
+            w
+            for w in _WORD_NUMBER.findall(body.lower())
+            if w not in _LOOSE_NUMBER_WORDS and str(_NUMBER_WORDS[w]) not in given
+        ]
+    return said
 
 
 def supported_and_not(
@@ -1331,7 +1350,7 @@ def grounded(draft: str, passages: Sequence[Hit], question: str = "", *, cut: bo
     connective ones, `_CONNECTIVE_STEMS`: "Here is what I found." claims nothing) sharing too few with all the
     passages shown ("… [1]. Corals are plants discovered by Napoleon."); a loop (`loops`); no citation of a
     passage shown; a citation of a quiz's prompts (`is_quiz_prompts`); a figure other than the passages give for what
-    a "how many" question names (`wrong_figure`)."""
+    a "how many" question names (`wrong_figure`), or one no passage shown gives (`invented_figures`)."""
     if not draft.strip() or leaks_prompt(draft) or loops(draft):
         return None
     kept: list[str] = []
@@ -1351,8 +1370,10 @@ def grounded(draft: str, passages: Sequence[Hit], question: str = "", *, cut: bo
             return None  # a cited sentence its passages do not support, or an uncited claim none of them supports
         kept.append(sentence)
     answer = " ".join(kept).strip() if echoed else draft.strip()
-    if wrong_figure(answer, passages, question):
-        return None  # the figure the course gives for the asked thing is not the one said (explore80 F1)
+    if wrong_figure(answer, passages, question) or invented_figures(answer, passages, question):
+        # The figure the course gives for the asked thing is not the one said (explore80 F1), or a figure no passage
+        # shown gives at all ("occupies 44.8 litres" over a course saying 22.4: explore81 F2).
+        return None
     valid, invalid = check_citations(answer, len(passages))
     if any(is_quiz_prompts(passages[n - 1]) for n in valid):
         # A quiz's prompts are questions to the student, never evidence: "The answer to quiz question 2 is [1]: the
