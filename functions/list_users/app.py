@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Query
 
 from smartcourse.api.app import lambda_handler, refuse_unknown_query
 from smartcourse.api.deps import ContainerDep, CurrentUser
-from smartcourse.api.filters import FILLED
+from smartcourse.api.filters import FILLED, UserStatesFilter, user_states
 from smartcourse.api.paging import DEFAULT_PAGE_SIZE, Page, PageSize
 from smartcourse.schemas import INSTANT_NOTE, UPDATED_SINCE, UserPage
 from smartcourse.services import accounts
@@ -29,10 +29,7 @@ async def list_users(
         ),
     ] = None,
     role: Literal["student", "instructor", "admin"] | None = None,
-    state: Annotated[
-        Literal["active", "disabled", "erased"] | None,
-        Query(description="active, disabled (not erased) or erased accounts only (explore77 F10)"),
-    ] = None,
+    state: UserStatesFilter = None,
     sort: Annotated[
         Literal["newest", "name"],
         Query(description="newest first (the default) or by name, accents and case aside"),
@@ -48,7 +45,7 @@ async def list_users(
             email=email,
             q=q,
             role=role,
-            state=state,
+            states=user_states(state),
             page=page,
             page_size=page_size,
             sort=sort,

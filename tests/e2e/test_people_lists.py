@@ -42,6 +42,12 @@ async def test_an_admin_finds_accounts_by_email_part_of_a_name_or_role(api: Api,
     for state, listed in (("disabled", [spammer["id"]]), ("active", []), ("erased", [])):
         r = await api.client.get("/users", params={"q": marker, "state": state}, headers=admin["headers"])
         assert [u["id"] for u in r.json()["items"]] == listed, (state, r.text)
+    # Several states, comma-separated or repeated (explore81 F11: one only, while courses' `status` took several).
+    for several in ("active,disabled", ["erased", "disabled"]):
+        r = await api.client.get("/users", params={"q": marker, "state": several}, headers=admin["headers"])
+        assert [u["id"] for u in r.json()["items"]] == [spammer["id"]], (several, r.text)
+    r = await api.client.get("/users", params={"q": marker, "state": "active,gone"}, headers=admin["headers"])
+    assert (r.status_code, r.json()["details"][0]["field"]) == (422, "query.state"), r.text
     for blank in ({"email": ""}, {"email": "   "}, {"q": ""}, {"q": " "}):  # explore9 F5: not a filter on nothing
         assert (await api.client.get("/users", params=blank, headers=admin["headers"])).status_code == 422, blank
     student = await api.user()

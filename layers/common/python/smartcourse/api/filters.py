@@ -59,15 +59,15 @@ def _split(sent: list[str]) -> list[str]:
     return [part.strip() for value in sent for part in value.split(",") if part.strip()]
 
 
-def _named(sent: list[str] | None, allowed: tuple[str, ...]) -> frozenset[str] | None:
-    """The values a repeated and/or comma-separated `status` names (None: any), or 422 `validation_error` naming
-    what is not one of `allowed`."""
+def _named(sent: list[str] | None, allowed: tuple[str, ...], field: str = "status") -> frozenset[str] | None:
+    """The values a repeated and/or comma-separated `status` (or `field`) names (None: any), or 422
+    `validation_error` naming what is not one of `allowed`."""
     if not sent:
         return None
     named = set(_split(sent))
     if unknown := sorted(named - set(allowed)):
-        message = f"status {', '.join(map(repr, unknown))} is not one of {', '.join(allowed)}"
-        details = [{"field": "query.status", "message": message, "type": "literal_error"}]
+        message = f"{field} {', '.join(map(repr, unknown))} is not one of {', '.join(allowed)}"
+        details = [{"field": f"query.{field}", "message": message, "type": "literal_error"}]
         raise Invalid(message, code="validation_error", details=details)
     return frozenset(named) or None
 
@@ -80,6 +80,24 @@ def enrollment_statuses(sent: list[str] | None) -> frozenset[str] | None:
 def course_statuses(sent: list[str] | None) -> frozenset[str] | None:
     """The statuses `CourseStatusesFilter` names (None: any)."""
     return _named(sent, _COURSE_STATUSES)
+
+
+USER_STATES = ("active", "disabled", "erased")
+#: Accounts by state: one, or several comma-separated or repeated (explore81 F11: `state=active,erased` was refused
+#: while the courses' `status` took several).
+UserStatesFilter = Annotated[
+    list[str] | None,
+    Query(
+        alias="state",
+        description="active, disabled (not erased) or erased accounts only (explore77 F10): one state or several, "
+        "comma-separated or repeated",
+    ),
+]
+
+
+def user_states(sent: list[str] | None) -> frozenset[str] | None:
+    """The states `UserStatesFilter` names (None: any)."""
+    return _named(sent, USER_STATES, "state")
 
 
 #: Enrollments in these courses: one id, or several comma-separated or repeated (explore79 F9: a repeated one kept the

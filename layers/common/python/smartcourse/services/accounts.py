@@ -7,12 +7,12 @@ import hashlib
 import secrets
 import unicodedata
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime, timedelta
 from email.utils import make_msgid, parseaddr
 from typing import Any
 
-from sqlalchemy import String, bindparam, func, literal, or_, select, update
+from sqlalchemy import String, and_, bindparam, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
@@ -425,7 +425,7 @@ async def list_users(
     email: str | None,
     q: str | None,
     role: str | None,
-    state: str | None = None,
+    states: Collection[str] | None = None,
     page: int,
     page_size: int,
     sort: str = "newest",
@@ -444,10 +444,13 @@ async def list_users(
         where.append(or_(containing(User.email, q), containing(User.full_name, q)))
     if role:
         where.append(User.role == role)
-    if state == "erased":
-        where.append(User.erased_at.is_not(None))
-    elif state is not None:
-        where.extend([User.erased_at.is_(None), User.is_active.is_(state == "active")])
+    if states:  # of `filters.USER_STATES`: erased, or not erased and active or disabled
+        each = {
+            "erased": User.erased_at.is_not(None),
+            "active": and_(User.erased_at.is_(None), User.is_active.is_(True)),
+            "disabled": and_(User.erased_at.is_(None), User.is_active.is_(False)),
+        }
+        where.append(or_(*(each[state] for state in states)))
     if updated_since is not None:  # an HR sync's "changed since my last run" (explore68 F4)
         where.append(User.updated_at >= in_utc(updated_since, name="updated_since", code="validation_error"))
     total = await uow.session.scalar(select(func.count()).select_from(User).where(*where)) or 0

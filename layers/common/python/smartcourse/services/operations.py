@@ -75,7 +75,6 @@ WORKFLOW_STATUSES = ("running", "retrying", "failed", "completed", CANCELED)
 #: `status=failed` asks for every run with an unresolved failure: given up (`failed`, not resolved since) or still
 #: being retried; `status=resolved` for the failed runs a later success resolved.
 PROBLEM_STATUSES = ("failed", "retrying")
-TASK_STATUSES = ("succeeded", "retrying", "failed")
 MAX_LIMIT = 200
 MAX_REASON = 1000
 #: A dead letter still waiting for someone: neither replayed nor discarded.
@@ -375,39 +374,74 @@ def _open_run_failure(run: Any) -> ColumnElement[bool]:
     return or_(run.status == "retrying", and_(run.status == "failed", ~_run_resolved(run)))
 
 
+def _status_pattern(filters: tuple[str, ...]) -> str:
+    """A `status` filter as the OpenAPI shows it: `all`, or a comma-separated list of the others (explore13 F5)."""
+    one = rf"\s*({'|'.join(filters[1:])})\s*"
+    return rf"^(all|{one}(,{one})*)$"
+
+
 #: What `GET /ops/workflows?status=` takes: `all`, or a comma-separated list of the others.
 WORKFLOW_STATUS_FILTERS = ("all", *WORKFLOW_STATUSES, "resolved")
-_ONE_STATUS = rf"\s*({'|'.join(WORKFLOW_STATUS_FILTERS[1:])})\s*"
-#: `workflow_status_filter` as the OpenAPI shows it: `all`, or a comma-separated list of the others (explore13 F5).
-WORKFLOW_STATUS_PATTERN = rf"^(all|{_ONE_STATUS}(,{_ONE_STATUS})*)$"
+WORKFLOW_STATUS_PATTERN = _status_pattern(WORKFLOW_STATUS_FILTERS)
+#: What `GET /ops/tasks?status=` takes, the same way (explore81 F11: one value only, while workflows took several).
+TASK_STATUS_FILTERS = ("all", "failed", "resolved", "retrying", "succeeded")
+TASK_STATUS_PATTERN = _status_pattern(TASK_STATUS_FILTERS)
+#: What `GET /ops/dead-letters?status=` takes, the same way.
+DEAD_LETTER_STATUS_FILTERS = ("all", "pending", "replayed", "discarded")
+DEAD_LETTER_STATUS_PATTERN = _status_pattern(DEAD_LETTER_STATUS_FILTERS)
 
 
 def _bad_status(message: str) -> Invalid:
     """A bad `status` filter of an `/ops/*` list: 422 `validation_error` on field `status`, the answer the request
-    validation gives for the lists whose `status` is an enum (`/ops/tasks`, `/ops/dead-letters`)."""
+    validation gives for a bad query parameter."""
     details = [{"field": "status", "message": message, "type": "value_error"}]
     return Invalid(f"invalid request: status ({message})", code="validation_error", details=details)
+
+
+def _named_statuses(status: str, filters: tuple[str, ...]) -> list[str] | None:
+    """The statuses a comma-separated `status` filter names (None: `all`), or ValueError naming the ones it takes."""
+    if status.strip() == "all":
+        return None
+    parts = [part.strip() for part in status.split(",")]
+    if any(part not in filters[1:] for part in parts):
+        raise ValueError(f"status must be one of {', '.join(filters)} (comma-separated)")
+    return parts
 
 
 def workflow_status_filter(status: str) -> str:
     """The `status` filter of `GET /ops/workflows`, checked as the request is validated (its handler's query
     parameter runs it): a bad one is the same 422 `validation_error` as a bad `status` of the other lists."""
-    if status != "all" and any(part.strip() not in WORKFLOW_STATUS_FILTERS[1:] for part in status.split(",")):
-        raise ValueError(f"status must be one of {', '.join(WORKFLOW_STATUS_FILTERS)} (comma-separated)")
+    _named_statuses(status, WORKFLOW_STATUS_FILTERS)
     return status
+
+
+def task_status_filter(status: str) -> str:
+    """The `status` filter of `GET /ops/tasks`, checked as `workflow_status_filter` is."""
+    _named_statuses(status, TASK_STATUS_FILTERS)
+    return status
+
+
+def dead_letter_status_filter(status: str) -> str:
+    """The `status` filter of `GET /ops/dead-letters`, checked as `workflow_status_filter` is."""
+    _named_statuses(status, DEAD_LETTER_STATUS_FILTERS)
+    return status
+
+
+def _checked_statuses(status: str, filters: tuple[str, ...]) -> list[str] | None:
+    """`_named_statuses` for a service called without the handler's validation: a bad one is the same 422."""
+    try:
+        return _named_statuses(status, filters)
+    except ValueError as exc:
+        raise _bad_status(str(exc)) from None
 
 
 def _statuses(status: str) -> ColumnElement[bool] | None:
     """The `status` filter of `GET /ops/workflows` as a condition (None: all)."""
-    try:
-        workflow_status_filter(status)
-    except ValueError as exc:
-        raise _bad_status(str(exc)) from None
-    if status == "all":
+    parts = _checked_statuses(status, WORKFLOW_STATUS_FILTERS)
+    if parts is None:
         return None
     wanted: list[ColumnElement[bool]] = []
-    for part in status.split(","):
-        part = part.strip()
+    for part in parts:
         if part == "failed":
             wanted.append(_open_run_failure(WorkflowRun))
         elif part == "resolved":
@@ -518,14 +552,14 @@ async def list_dead_letters(
     `consumers` names the event consumers this deployment runs (for `replayable`)."""
     ensure_admin(principal)
     query = select(DeadLetter)
-    if status == "pending":
-        query = query.where(DEAD_LETTER_PENDING)
-    elif status == "replayed":
-        query = query.where(DeadLetter.replayed_at.is_not(None))
-    elif status == "discarded":
-        query = query.where(DeadLetter.discarded_at.is_not(None))
-    elif status != "all":
-        raise _bad_status("status must be pending, replayed, discarded or all")
+    parts = _checked_statuses(status, DEAD_LETTER_STATUS_FILTERS)
+    if parts is not None:
+        each = {
+            "pending": DEAD_LETTER_PENDING,
+            "replayed": DeadLetter.replayed_at.is_not(None),
+            "discarded": DeadLetter.discarded_at.is_not(None),
+        }
+        query = query.where(or_(*(each[part] for part in parts)))
     if consumer:
         query = query.where(DeadLetter.consumer == consumer)
     since = _aware(since)
@@ -778,14 +812,17 @@ async def list_tasks(
     since; `resolved` = failed, then resolved: its dead letter replayed or discarded, or a later success)."""
     ensure_admin(principal)
     query = select(TaskRun)
-    if status == "failed":
-        query = query.where(TaskRun.status == "failed", ~_task_resolved(TaskRun))
-    elif status == "resolved":
-        query = query.where(TaskRun.status == "failed", _task_resolved(TaskRun))
-    elif status != "all":
-        if status not in TASK_STATUSES:
-            raise Invalid("status must be failed, resolved, retrying, succeeded or all", code="invalid_status")
-        query = query.where(TaskRun.status == status)
+    parts = _checked_statuses(status, TASK_STATUS_FILTERS)
+    if parts is not None:
+        wanted: list[ColumnElement[bool]] = []
+        for part in parts:
+            if part == "failed":
+                wanted.append(and_(TaskRun.status == "failed", ~_task_resolved(TaskRun)))
+            elif part == "resolved":
+                wanted.append(and_(TaskRun.status == "failed", _task_resolved(TaskRun)))
+            else:
+                wanted.append(TaskRun.status == part)
+        query = query.where(or_(*wanted))
     if task:
         query = query.where(TaskRun.task == task)
     since = _aware(since)
