@@ -392,6 +392,9 @@ async def test_material_size_limit(api: Api, container: object) -> None:
         headers=teacher["headers"],
     )
     assert r.status_code == 413 and r.json()["code"] == "file_too_large"
+    # The limit and the file's size, said as the edge says them for a larger one (explore81 F12: two wordings).
+    assert r.json()["message"].startswith("a file may be at most "), r.text
+    assert r.json()["message"].endswith(f"the file is {limit + 1} bytes") or f"({limit + 1} bytes)" in r.text, r.text
 
 
 async def test_listing_pagination_and_visibility(api: Api, worker: object) -> None:

@@ -290,12 +290,19 @@ def test_a_body_past_the_limit_is_413_before_it_is_parsed_and_nothing_is_cached_
     r = client.post("/echo", content=big, headers={"content-type": "application/json"})  # with Content-Length
     assert r.status_code == 413 and r.json()["code"] == "request_too_large", r.text
     # In the limit a client can act on (explore57 F7: "larger than 1048576 bytes" for a lesson within its length).
-    assert r.json()["message"].startswith("the request body is larger than 1 MiB (MAX_BODY_BYTES"), r.text
-    assert "500,000 characters" in r.json()["message"]
+    assert r.json()["message"] == (
+        "a request body may be at most 1 MiB (MAX_BODY_BYTES, 1048576 bytes of UTF-8 JSON), "
+        f"it is 1.00 MiB ({len(big)} bytes)"
+    ), r.text
     from smartcourse.api.edge import too_large
 
-    said = too_large(21 * 1048576, 1048576, 20 * 1048576)  # multipart: the file's limit, not the framing's
-    assert said.message == "the upload is larger than a file may be (20 MiB, MAX_UPLOAD_BYTES)"
+    # The lesson's advice on a lesson's route only (explore81 F12: a course's body was told to split its lesson).
+    lesson = too_large(1048576, 1048576, 20 * 1048576, 2 * 1048576, "/courses/c/modules/m/lessons")
+    assert "it is 2.00 MiB (2097152 bytes): a lesson's 500,000 characters fit" in lesson.message
+    said = too_large(21 * 1048576, 1048576, 20 * 1048576, 24641536)  # multipart: the file's limit, not the framing's
+    assert said.message == (
+        "a file may be at most 20 MiB (MAX_UPLOAD_BYTES, 20971520 bytes): the upload is 23.50 MiB (24641536 bytes)"
+    )
     # The upload's own code and limit, as its check within the framing's margin answers (explore78 F7).
     assert (said.code, said.details) == ("file_too_large", {"max_bytes": 20 * 1048576})
     assert r.json()["details"] == {"max_bytes": 1048576}, r.text
@@ -309,7 +316,7 @@ def test_a_body_past_the_limit_is_413_before_it_is_parsed_and_nothing_is_cached_
     r = client.post("/echo", content=chunks(), headers={"content-type": "application/json"})
     assert r.status_code == 413 and r.json()["code"] == "request_too_large", r.text
     assert r.json()["details"] == {"max_bytes": 1048576}, r.text
-    assert r.json()["message"].startswith("the request body is larger than 1 MiB (MAX_BODY_BYTES"), r.text
+    assert r.json()["message"].endswith("(MAX_BODY_BYTES, 1048576 bytes of UTF-8 JSON), it is larger"), r.text
     assert parsed == [1000]
     assert client.get("/cached").headers["Cache-Control"] == "public, max-age=60"  # the route's own
 

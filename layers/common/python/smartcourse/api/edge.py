@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from smartcourse import telemetry
 from smartcourse.api.tracing import name_server_span
+from smartcourse.domain.materials import file_too_large, mib, size_said
 from smartcourse.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 #: The request log: one line per request (method, route template, status, duration_ms, user_id).
@@ -104,24 +105,24 @@ def unbracketed(query: bytes) -> bytes:
     return b"&".join(parts)
 
 
-def _mib(n: int) -> str:
-    return f"{n / 1048576:g} MiB" if n % 1048576 == 0 else f"{n} bytes"
-
-
-def too_large(limit: int, max_body: int, max_upload: int) -> TooLargeAnswer:
+def too_large(
+    limit: int, max_body: int, max_upload: int, declared: int | None = None, path: str = ""
+) -> TooLargeAnswer:
     """The 413, in the limit a client can act on (explore57 F7: an upload refused "larger than 22020096 bytes", the
     20 MiB file limit plus the multipart framing; a 400,000-character Chinese lesson, within its 500,000 characters,
-    refused "larger than 1048576 bytes")."""
+    refused "larger than 1048576 bytes"), with the size the request declared (an upload's, its framing included),
+    and the lesson's advice on a lesson's route only (explore81 F12: a course's body was told to split its lesson)."""
     if limit != max_body:  # multipart
-        message = f"the upload is larger than a file may be ({_mib(max_upload)}, MAX_UPLOAD_BYTES)"
-        return TooLargeAnswer("file_too_large", message, max_upload)
-    return TooLargeAnswer(
-        "request_too_large",
-        f"the request body is larger than {_mib(max_body)} (MAX_BODY_BYTES, {max_body} bytes of UTF-8 JSON): a "
-        "lesson's 500,000 characters fit when most are ASCII; in a script of 3 bytes a character (Chinese, "
-        "Japanese) about 340,000 do: split the lesson, or upload the text as a material",
-        max_body,
+        return TooLargeAnswer("file_too_large", file_too_large(max_upload, declared, "the upload"), max_upload)
+    said = f"it is {size_said(declared)}" if declared is not None else "it is larger"
+    advice = (
+        ": a lesson's 500,000 characters fit when most are ASCII; in a script of 3 bytes a character (Chinese, "
+        "Japanese) about 340,000 do: split the lesson, or upload the text as a material"
+        if "/lessons" in path
+        else ""
     )
+    message = f"a request body may be at most {mib(max_body)} (MAX_BODY_BYTES, {max_body} bytes of UTF-8 JSON), {said}"
+    return TooLargeAnswer("request_too_large", message + advice, max_body)
 
 
 def body_limit(scope: Scope, max_body: int, max_upload: int) -> tuple[int, int | None]:
@@ -225,13 +226,13 @@ class EdgeMiddleware:
         limit, declared = body_limit(scope, self.max_body_bytes, self.max_upload_bytes)
         if declared is None and scope.get("method") not in ("GET", "HEAD", "OPTIONS", "DELETE"):
             # A chunked body: counted as it arrives.
-            receive = _counted(receive, limit, too_large(limit, self.max_body_bytes, self.max_upload_bytes))
+            receive = _counted(receive, limit, too_large(limit, self.max_body_bytes, self.max_upload_bytes, None, path))
         try:
             if declared is not None and declared > limit:
                 from smartcourse.api.app import _error
 
                 # Refused before a byte of it is read or parsed.
-                refusal = too_large(limit, self.max_body_bytes, self.max_upload_bytes)
+                refusal = too_large(limit, self.max_body_bytes, self.max_upload_bytes, declared, path)
                 await _error(413, refusal.code, refusal.message, refusal.details)(scope, receive, send_with_headers)
             elif path in OPS_PATHS and not await _ops_allowed(scope, receive):
                 from smartcourse.api.app import _error

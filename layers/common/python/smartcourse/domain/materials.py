@@ -100,3 +100,21 @@ def attachment_disposition(filename: str) -> str:
     name = filename or "download"
     fallback = "".join(ch if " " <= ch < "\x7f" and ch not in '"\\' else "_" for ch in name)
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+def mib(n: int) -> str:
+    """A limit as configured: "20 MiB", or its bytes when it is no whole number of MiB."""
+    return f"{n / 1048576:g} MiB" if n % 1048576 == 0 else f"{n} bytes"
+
+
+def size_said(n: int) -> str:
+    """A size as a person reads it: "23.50 MiB (24641536 bytes)", "812 bytes"."""
+    return f"{n / 1048576:.2f} MiB ({n} bytes)" if n >= 1048576 else f"{n} bytes"
+
+
+def file_too_large(max_upload: int, size: int | None = None, what: str = "the file") -> str:
+    """The one wording of a file past `MAX_UPLOAD_BYTES`, from the upload's own check (`what`: the file, its size)
+    or from the edge (the upload, the request's length, its framing included; None when sent chunked): explore81
+    F12, two wordings for one limit, neither saying the file's size."""
+    said = f"{what} is {size_said(size)}" if size is not None else f"{what} is larger"
+    return f"a file may be at most {mib(max_upload)} (MAX_UPLOAD_BYTES, {max_upload} bytes): {said}"

@@ -18,7 +18,13 @@ from smartcourse.adapters.documents import DocumentStore
 from smartcourse.adapters.files import FileStore
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as rules
-from smartcourse.domain.materials import MAX_PDF_PAGES, attachment_disposition, detect_content_type, safe_filename
+from smartcourse.domain.materials import (
+    MAX_PDF_PAGES,
+    attachment_disposition,
+    detect_content_type,
+    file_too_large,
+    safe_filename,
+)
 from smartcourse.errors import Conflict, DomainError, Invalid, NotFound, TooLarge
 from smartcourse.models import ContentChunk, Course, Lesson
 from smartcourse.ports import VectorIndex
@@ -180,8 +186,7 @@ async def upload_material(
 ) -> MaterialPublic:
     await may_upload(uow, principal, course_id)
     if len(data) > max_bytes:
-        size = f"{max_bytes / 1048576:g} MiB, " if max_bytes % 1048576 == 0 else ""
-        raise TooLarge(f"the file is larger than {size}{max_bytes} bytes", details={"max_bytes": max_bytes})
+        raise TooLarge(file_too_large(max_bytes, len(data)), details={"max_bytes": max_bytes})
     if not data:
         raise Invalid("the file is empty", code="empty_file")
     name = safe_filename(filename)
