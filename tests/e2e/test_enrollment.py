@@ -1419,6 +1419,12 @@ async def test_my_courses_reads_each_enrollment_as_its_own_page_does(api: Api, w
     for path in ("/enrollments/my-courses", "/certificates/my", "/notifications"):
         r = await api.client.get(path, params={"kind": "x"}, headers=student["headers"])
         assert (r.status_code, r.json()["details"][0]["type"]) == (422, "unknown_parameter"), (path, r.text)
+    # With the bad values of the parameters it reads, in one answer (explore79 F14: one per try).
+    r = await api.client.get(
+        "/enrollments/my-courses", params={"page": "abc", "page_size": "0", "foo": "1"}, headers=student["headers"]
+    )
+    assert r.status_code == 422, r.text
+    assert {d["field"] for d in r.json()["details"]} == {"page", "page_size", "query.foo"}, r.text
 
 
 async def test_an_enrollment_dropped_before_its_workflow_started_says_none_will_run(
