@@ -1304,3 +1304,19 @@ def test_a_follow_ups_own_words_choose_its_quote_over_the_question_before_it() -
     assert found is not None and found[1][0]["quote"].startswith("For drugs this matters"), found
     alone = evidence.fallback_answer([lesson], searched)
     assert alone is not None and alone[1][0]["quote"].startswith("A chiral molecule"), alone  # without the focus
+
+
+def test_a_capital_letter_a_course_uses_as_a_symbol_is_a_subject_word() -> None:
+    """explore80 F4: one-letter symbols (R, S, E, Z) were dropped as subject words: "What is the mnemonic for R
+    configuration?" was quoted "To assign the configuration, …", not the only sentence naming a mnemonic for R."""
+    text = (
+        "To assign the configuration, orient the molecule so the lowest-priority group points away from you. If it "
+        "goes clockwise the stereocentre is R (rectus); if it goes anticlockwise it is S (sinister). A handy "
+        "mnemonic: steering wheel turned right (clockwise) means R."
+    )
+    asked = "What is the mnemonic for R configuration?"
+    assert "r" in evidence.subject_words(asked)
+    assert evidence.best_sentence(text, asked).startswith("A handy mnemonic")
+    # "A" and "I" are words, and a shouted question has no terms.
+    assert evidence.subject_words("Is A the answer I want?") == ["answer", "want"]
+    assert evidence.subject_words("WHAT IS R?") == []

@@ -57,21 +57,31 @@ _CITATION = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
 _TERM = re.compile(r"(?<![\w'])[A-Z]{2,}(?![\w'])")
 
 
+#: A capital letter standing alone, as a course's symbol ("an R compound", "E or Z", "vitamin C"): not "A" or "I",
+#: which are words.
+_LETTER_TERM = re.compile(r"(?<![\w'\-])[B-HJ-Z](?![\w'\-])")
+
+
 def subject_words(question: str) -> list[str]:
     """The words that could name what the question is about (stopwords and pronouns removed, but for the ones written
-    as terms, in capitals, in a text not written in capitals throughout), in any script: Unicode words, and CJK text
-    as character bigrams (`text.tokens`)."""
+    as terms, in capitals, in a text not written in capitals throughout; a single letter only as such a term, "Does
+    an R compound …": explore80 F4, it was dropped and the quote was about another compound), in any script: Unicode
+    words, and CJK text as character bigrams (`text.tokens`)."""
     terms = _terms(question)
-    return [w for w in words.tokens(question) if (w not in STOPWORDS or w in terms) and (len(w) > 1 or words.is_cjk(w))]
+    return [
+        w
+        for w in words.tokens(question)
+        if (w not in STOPWORDS or w in terms) and (len(w) > 1 or words.is_cjk(w) or w in terms)
+    ]
 
 
 def _terms(text: str) -> frozenset[str]:
     if not any(c.isupper() for c in text):
         return frozenset()
     found = _TERM.findall(text)
-    if not found or len(found) * 2 > len(text.split()):  # shouted, not spelt as terms
+    if len(found) * 2 > len(text.split()):  # shouted, not spelt as terms
         return frozenset()
-    return frozenset(t.lower() for t in found)
+    return frozenset(t.lower() for t in (*found, *_LETTER_TERM.findall(text)))
 
 
 def subject_stems(text: str) -> set[str]:
