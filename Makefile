@@ -38,6 +38,7 @@ lock: install
 	   echo "# -c), so a fresh clone gets the versions CI tested, not whatever PyPI released since. Refresh: \`make lock\`."; \
 	   $(BIN)/uv pip freeze --python $(BIN)/python | grep -v '^-e '; } > constraints.txt
 	@echo "wrote constraints.txt ($$(grep -vc '^#' constraints.txt) packages)"
+	@$(BIN)/python -m smartcourse.devtools.layer requirements  # the Lambda layer installs within the same pins
 	@# The images (Dockerfile, lambda.Dockerfile) install within these pins on Python 3.12: every pin must have a wheel there
 	$(BIN)/uv pip compile --quiet pyproject.toml --python-version 3.12 --python-platform x86_64-manylinux_2_28 \
 	  --only-binary :all: -c constraints.txt -o /dev/null

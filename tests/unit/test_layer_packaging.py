@@ -15,6 +15,19 @@ def test_layer_requirements_match_pyproject() -> None:
     )
 
 
+def test_the_layer_installs_within_the_repositorys_pins() -> None:
+    """The layer's requirements were ranges: a `sam build` got whatever PyPI released since CI passed. Its
+    requirements.txt reads the constraints.txt beside it, a copy of the repository's pins."""
+    assert "\n-c constraints.txt\n" in layer.requirements_path().read_text()
+    committed = layer.constraints_path()
+    assert committed.parent == layer.requirements_path().parent
+    assert committed.read_text() == layer.render_constraints(REPO / "constraints.txt"), (
+        "run `python -m smartcourse.devtools.layer requirements` (make lock does)"
+    )
+    pins = [line for line in committed.read_text().splitlines() if not line.startswith("#")]
+    assert "fastapi==" in "\n".join(pins) and all("==" in line for line in pins), pins[:5]
+
+
 def test_layer_requirements_leave_out_the_embedded_engines_and_models() -> None:
     names = {layer.requirement_name(r) for r in layer.layer_requirements(REPO / "pyproject.toml")}
     forbidden = {layer.requirement_name(n) for n in layer.FORBIDDEN_IN_LAYER}
