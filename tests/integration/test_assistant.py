@@ -722,6 +722,13 @@ async def test_instructor_generation_and_saving_a_quiz(
             "/ai/explain", json={"course_id": cid, "concept": "Transactional outbox"}, headers=teacher["headers"]
         )
         assert r.status_code == 200, r.text
+        # Misspelt: refused with the course's spelling (explore80 F6: explained under the typo).
+        r = await api.client.post(
+            "/ai/explain", json={"course_id": cid, "concept": "transactoinal outbx"}, headers=teacher["headers"]
+        )
+        assert (r.status_code, r.json()["code"]) == (422, "concept_not_in_course"), r.text
+        hint = r.json()["details"]["did_you_mean"]  # the course's words nearest in spelling
+        assert hint.startswith("transaction") and hint.endswith(" outbox"), r.text
 
 
 class Drafts(ScriptedChat):

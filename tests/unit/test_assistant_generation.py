@@ -1035,3 +1035,16 @@ def test_a_generation_is_streamed_when_the_accept_header_prefers_it(accept: str,
     from smartcourse.assistant.sse import wants_stream
 
     assert wants_stream(SimpleNamespace(headers={"accept": accept})) is streamed
+
+
+def test_a_misspelt_concept_is_told_the_courses_spelling() -> None:
+    """explore80 F6: `explain {"concept": "enantiomr"}` was explained from the passages near it in meaning, and the
+    text called it "Enantiomr" throughout."""
+    from smartcourse.services.assistant import spelling_hint
+
+    course = ["Chirality Enantiomers are mirror images. They rotate plane-polarised light in opposite ways."]
+    assert spelling_hint("enantiomr", course) == "enantiomers"
+    assert spelling_hint("enantiomr mirorr", course) == "enantiomers mirror"
+    # A word of the concept in another form, or a concept near the course in meaning only: no hint.
+    for concept in ("Enantiomer", "rotation", "optical activity", ""):
+        assert spelling_hint(concept, course) is None, concept

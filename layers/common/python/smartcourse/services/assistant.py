@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import difflib
 import functools
 import logging
 import time
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -734,6 +735,8 @@ class Passages:
     hits: list[Hit]
     based_on: str = "published"
     materials_not_read: list[dict[str, str]] = field(default_factory=list)
+    #: An explanation's concept as the course spells it, when it is misspelt (`spelling_hint`).
+    did_you_mean: str | None = None
 
 
 async def _generation_passages(container: Any, course: Course, lesson_id: uuid.UUID | None) -> Passages:
@@ -772,6 +775,24 @@ async def _generation_passages(container: Any, course: Course, lesson_id: uuid.U
     return Passages(chosen, _based_on(chosen), not_read)
 
 
+def spelling_hint(concept: str, texts: Sequence[str]) -> str | None:
+    """The concept as the course spells it, when none of `texts` (the course's) has a word of it in any form and a
+    word of it is close in spelling to one they have: "enantiomr" → "enantiomers". A misspelt concept was explained
+    under its spelling from the passages near it in meaning ("Enantiomr is a molecule that …": explore80 F6). None
+    otherwise: a concept whose words the course lacks but near none of its words is explained from the passages near
+    it in meaning, as before."""
+    wanted = evidence.content_stems(concept)
+    if not wanted:
+        return None
+    said = set().union(*(evidence.content_stems(text) for text in texts))
+    if any(w == s or (min(len(w), len(s)) >= 5 and (w.startswith(s) or s.startswith(w))) for w in wanted for s in said):
+        return None  # a word of the concept, or another form the stemmer leaves apart ("rotate" of "rotation")
+    vocabulary = sorted({w for text in texts for w in evidence.subject_words(text) if len(w) >= 4})
+    typed = evidence.subject_words(concept)
+    fixed = [(difflib.get_close_matches(w, vocabulary, n=1, cutoff=0.8) or [w])[0] for w in typed]
+    return " ".join(fixed) if fixed != typed else None
+
+
 async def _explain_passages(container: Any, principal: Principal, course: Course, concept: str) -> Passages:
     """What an explanation reads: the working copy's chunks that have every word of the concept (what the instructor
     just wrote: explore74 F5, "serac" in a lesson not yet published was 422 `concept_not_in_course` while the other
@@ -799,7 +820,8 @@ async def _explain_passages(container: Any, principal: Principal, course: Course
     chosen += [h for h in lexical if h.chunk.chunk_id not in {c.chunk.chunk_id for c in chosen}]
     chosen += [h for h in retrieved if h.chunk.chunk_id not in lexical_ids]
     chosen = chosen[:GENERATION_PASSAGES]
-    return Passages(chosen, _based_on(chosen), not_read)
+    hint = None if lexical else spelling_hint(concept, [f"{h.chunk.title} {h.chunk.text}" for h in work])
+    return Passages(chosen, _based_on(chosen), not_read, hint)
 
 
 def _based_on(passages: list[Hit]) -> str:
@@ -1061,6 +1083,12 @@ async def prepare_generation(
     if kind == "explain":
         read = await _explain_passages(container, principal, course, query)
         passages = read.hits
+        if read.did_you_mean:
+            raise Invalid(
+                f"the course's material does not name “{query}”: did you mean “{read.did_you_mean}”?",
+                code="concept_not_in_course",
+                details={"absent": [query], "did_you_mean": read.did_you_mean},
+            )
         if not passages:
             raise Invalid("the course's material does not cover that concept", code="concept_not_in_course")
         absent = evidence.absent_names(query, passages, phrase=True)
