@@ -4,10 +4,10 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AfterValidator
 
 from smartcourse.api.app import lambda_handler, refuse_unknown_query
 from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.api.filters import DeadLetterStatusFilter
 from smartcourse.consumers import registry
 from smartcourse.schemas import INSTANT_NOTE
 from smartcourse.services import operations
@@ -19,15 +19,7 @@ router = APIRouter(tags=["operations"], dependencies=[Depends(refuse_unknown_que
 async def ops_dead_letters(
     user: CurrentUser,
     c: ContainerDep,
-    status: Annotated[
-        str,
-        AfterValidator(operations.dead_letter_status_filter),
-        Query(
-            max_length=100,
-            description="pending (neither replayed nor discarded), replayed, discarded or all; comma-separated",
-            json_schema_extra={"pattern": operations.DEAD_LETTER_STATUS_PATTERN},
-        ),
-    ] = "pending",
+    status: DeadLetterStatusFilter = "pending",
     consumer: Annotated[
         str | None,
         Query(max_length=100, pattern=r"^[^\x00]*$", description="analytics, recommendations, celery:<task>..."),

@@ -4,10 +4,10 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AfterValidator
 
 from smartcourse.api.app import lambda_handler, refuse_unknown_query
 from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.api.filters import TaskStatusFilter
 from smartcourse.schemas import INSTANT_NOTE
 from smartcourse.services import operations
 
@@ -18,16 +18,7 @@ router = APIRouter(tags=["operations"], dependencies=[Depends(refuse_unknown_que
 async def ops_tasks(
     user: CurrentUser,
     c: ContainerDep,
-    status: Annotated[
-        str,
-        AfterValidator(operations.task_status_filter),
-        Query(
-            max_length=100,
-            description="failed (out of retries and not resolved since), resolved, retrying, succeeded or all; "
-            "comma-separated",
-            json_schema_extra={"pattern": operations.TASK_STATUS_PATTERN},
-        ),
-    ] = "failed",
+    status: TaskStatusFilter = "failed",
     task: Annotated[
         str | None, Query(max_length=200, pattern=r"^[^\x00]*$", description="e.g. notifications.send_email")
     ] = None,

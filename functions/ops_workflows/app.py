@@ -4,10 +4,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AfterValidator
 
 from smartcourse.api.app import lambda_handler, refuse_unknown_query
 from smartcourse.api.deps import ContainerDep, CurrentUser
+from smartcourse.api.filters import WorkflowStatusFilter
 from smartcourse.schemas import INSTANT_NOTE
 from smartcourse.services import operations
 
@@ -18,16 +18,7 @@ router = APIRouter(tags=["operations"], dependencies=[Depends(refuse_unknown_que
 async def ops_workflows(
     user: CurrentUser,
     c: ContainerDep,
-    status: Annotated[
-        str,
-        AfterValidator(operations.workflow_status_filter),  # a bad one: 422 validation_error, as /ops/tasks says
-        Query(
-            max_length=100,
-            description="failed (failed and not resolved by a later success of its subject, or still retrying "
-            "after a failure), resolved, retrying, running, completed, canceled or all; comma-separated",
-            json_schema_extra={"pattern": operations.WORKFLOW_STATUS_PATTERN},
-        ),
-    ] = "failed",
+    status: WorkflowStatusFilter = "failed",
     kind: Annotated[
         Literal["course_publishing", "enrollment", "certificate"] | None,
         Query(description="the runs of one kind only (another value: 422 validation_error, as for status)"),

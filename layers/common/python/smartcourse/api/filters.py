@@ -5,12 +5,14 @@ at 100 characters on one and 200 on the other)."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, get_args
+from typing import Annotated, Any, get_args
 
 from fastapi import Query
+from pydantic import AfterValidator
 
 from smartcourse.errors import Invalid
 from smartcourse.schemas import CATEGORY_CHARS, MAX_TAGS, CourseStatus, EnrollmentStatus
+from smartcourse.services import operations
 
 #: A text filter with something in it: not empty, not only spaces (which would list everything), no NUL.
 FILLED = r"^[^\x00]*[^\s\x00][^\x00]*$"
@@ -126,3 +128,36 @@ def course_ids(sent: list[str] | None) -> frozenset[uuid.UUID] | None:
             details = [{"field": "query.course_id", "message": message, "type": "uuid_parsing"}]
             raise Invalid(message, code="validation_error", details=details) from None
     return frozenset(ids) or None
+
+
+def _ops_status(filters: tuple[str, ...], described: str) -> Any:
+    """The `status` parameter of an `/ops/*` list: `all`, or several of the others comma-separated (the pattern the
+    OpenAPI shows; a bad one is 422 `validation_error` on field `status`, from its `AfterValidator`)."""
+    return Query(
+        max_length=100,
+        description=f"{described}, or all; comma-separated",
+        json_schema_extra={"pattern": operations.status_pattern(filters)},
+    )
+
+
+WorkflowStatusFilter = Annotated[
+    str,
+    AfterValidator(operations.workflow_status_filter),
+    _ops_status(
+        operations.WORKFLOW_STATUS_FILTERS,
+        "failed (failed and not resolved by a later success of its subject, or still retrying after a failure), "
+        "resolved, retrying, running, completed, canceled",
+    ),
+]
+TaskStatusFilter = Annotated[
+    str,
+    AfterValidator(operations.task_status_filter),
+    _ops_status(
+        operations.TASK_STATUS_FILTERS, "failed (out of retries and not resolved since), resolved, retrying, succeeded"
+    ),
+]
+DeadLetterStatusFilter = Annotated[
+    str,
+    AfterValidator(operations.dead_letter_status_filter),
+    _ops_status(operations.DEAD_LETTER_STATUS_FILTERS, "pending (neither replayed nor discarded), replayed, discarded"),
+]

@@ -374,7 +374,7 @@ def _open_run_failure(run: Any) -> ColumnElement[bool]:
     return or_(run.status == "retrying", and_(run.status == "failed", ~_run_resolved(run)))
 
 
-def _status_pattern(filters: tuple[str, ...]) -> str:
+def status_pattern(filters: tuple[str, ...]) -> str:
     """A `status` filter as the OpenAPI shows it: `all`, or a comma-separated list of the others (explore13 F5)."""
     one = rf"\s*({'|'.join(filters[1:])})\s*"
     return rf"^(all|{one}(,{one})*)$"
@@ -382,13 +382,10 @@ def _status_pattern(filters: tuple[str, ...]) -> str:
 
 #: What `GET /ops/workflows?status=` takes: `all`, or a comma-separated list of the others.
 WORKFLOW_STATUS_FILTERS = ("all", *WORKFLOW_STATUSES, "resolved")
-WORKFLOW_STATUS_PATTERN = _status_pattern(WORKFLOW_STATUS_FILTERS)
 #: What `GET /ops/tasks?status=` takes, the same way (explore81 F11: one value only, while workflows took several).
 TASK_STATUS_FILTERS = ("all", "failed", "resolved", "retrying", "succeeded")
-TASK_STATUS_PATTERN = _status_pattern(TASK_STATUS_FILTERS)
 #: What `GET /ops/dead-letters?status=` takes, the same way.
 DEAD_LETTER_STATUS_FILTERS = ("all", "pending", "replayed", "discarded")
-DEAD_LETTER_STATUS_PATTERN = _status_pattern(DEAD_LETTER_STATUS_FILTERS)
 
 
 def _bad_status(message: str) -> Invalid:
