@@ -142,6 +142,57 @@ async def test_a_retried_refresh_keeps_the_login(api: Api, container: Any) -> No
     assert r.status_code == 401 and r.json()["code"] == "session_ended", r.text
 
 
+async def test_a_spent_token_gets_one_retry_and_a_login_has_an_end(api: Api, container: Any) -> None:
+    """explore82 F2: ten replays of a spent token within the grace made ten sessions, each refreshing for ever. One
+    retry is a client's; a second use is theft, which ends the login (the retry's pair and the lost one too). And
+    however often it refreshes, a login ends SESSION_MAX_DAYS after it began."""
+    from sqlalchemy import select, update
+
+    from smartcourse.models import RefreshToken
+    from smartcourse.services.accounts import _token_hash
+
+    user = await api.user()
+    first = user["refresh_token"]
+    lost = (await api.client.post("/auth/refresh", json={"refresh_token": first})).json()
+    retried = await api.client.post("/auth/refresh", json={"refresh_token": first})
+    assert retried.status_code == 200, retried.text
+    r = await api.client.post("/auth/refresh", json={"refresh_token": first})  # a second one, within the grace
+    assert (r.status_code, r.json()["code"]) == (401, "refresh_token_reused"), r.text
+    for pair in (lost, retried.json()):
+        r = await api.client.post("/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+        assert r.status_code == 401, r.text
+    # A login's end: its start stays with each rotation, and its tokens never outlive it.
+    max_days = container.settings.session_max_days
+    login = await api.client.post("/auth/login", json={"email": user["email"], "password": user["password"]})
+    token = login.json()["refresh_token"]
+    async with container.uow() as uow:
+        await uow.session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.token_hash == _token_hash(token))
+            .values(session_started_at=RefreshToken.created_at - timedelta(days=max_days - 1))
+        )
+        await uow.commit()
+    r = await api.client.post("/auth/refresh", json={"refresh_token": token})
+    assert r.status_code == 200, r.text
+    latest = r.json()["refresh_token"]
+    async with container.uow() as uow:
+        rotated = await uow.session.scalar(select(RefreshToken).where(RefreshToken.token_hash == _token_hash(latest)))
+        assert rotated is not None and rotated.session_started_at is not None
+        assert rotated.expires_at == rotated.session_started_at + timedelta(days=max_days)
+        await uow.session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.id == rotated.id)
+            .values(
+                session_started_at=RefreshToken.session_started_at - timedelta(days=1),
+                expires_at=RefreshToken.expires_at + timedelta(days=1),
+            )
+        )
+        await uow.commit()
+    r = await api.client.post("/auth/refresh", json={"refresh_token": latest})
+    assert (r.status_code, r.json()["code"]) == (401, "session_ended"), r.text
+    assert "SESSION_MAX_DAYS" in r.json()["message"]
+
+
 async def test_an_unused_token_of_a_login_ended_for_theft_says_the_session_ended(api: Api, container: Any) -> None:
     """explore78 F11: after a grace retry, the login ended for a replay; its token never presented answered
     `refresh_token_reused` ("already used") instead of `session_ended`."""

@@ -269,6 +269,10 @@ class Settings(BaseSettings):
     # was lost on the way: a phone between networks), answered with a new pair of the same login, not taken as theft
     # (explore68 F8: a retried refresh ended the login). 0: every reuse is theft.
     refresh_reuse_grace_seconds: int = Field(default=30, ge=0, le=300, alias="REFRESH_REUSE_GRACE_SECONDS")
+    # How long a login lasts however often it refreshes: its last refresh token expires this long after the login
+    # (explore82 F2: a refresh every 14 days kept a session, a thief's too, for ever). REFRESH_TOKEN_DAYS still ends a
+    # login left unused for that long.
+    session_max_days: int = Field(default=90, ge=1, alias="SESSION_MAX_DAYS")
 
     # Where links that leave the API point (certificate verify_url, in the JSON and the PDF): PUBLIC_BASE_URL,
     # else this machine's server on HOST/PORT as `smartcourse run` and `serve` read them (default_public_base_url).

@@ -103,6 +103,10 @@ class RefreshToken(Base):
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = _created()
+    # The grace retry this spent token had (one: a second use is theft) and when its login began (a rotation keeps
+    # it: `SESSION_MAX_DAYS`); migration 0038, explore82 F2. None before it: `created_at` stands for the start.
+    retried_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    session_started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Course(Base):

@@ -142,14 +142,23 @@ async def create_admin(*, uow: UnitOfWork, email: str, password: str, full_name:
     )
 
 
-async def _issue_pair(uow: UnitOfWork, settings: Settings, user: User, family_id: uuid.UUID) -> TokenPair:
+async def _issue_pair(
+    uow: UnitOfWork, settings: Settings, user: User, family_id: uuid.UUID, spent: RefreshToken | None = None
+) -> TokenPair:
+    """A new pair of a login: a new one (`family_id` new), or the next of `spent`'s, which keeps its start. Its
+    refresh token expires `REFRESH_TOKEN_DAYS` from now, but never past `SESSION_MAX_DAYS` from the login's start."""
     refresh = secrets.token_urlsafe(48)
+    now = utcnow()
+    started = now if spent is None else spent.session_started_at or spent.created_at
     uow.session.add(
         RefreshToken(
             user_id=user.id,
             family_id=family_id,
             token_hash=_token_hash(refresh),
-            expires_at=utcnow() + timedelta(days=settings.refresh_token_days),
+            expires_at=min(
+                now + timedelta(days=settings.refresh_token_days), started + timedelta(days=settings.session_max_days)
+            ),
+            session_started_at=started,
         )
     )
     await uow.commit()
@@ -296,10 +305,17 @@ async def refresh(*, uow: UnitOfWork, settings: Settings, refresh_token: str) ->
     )
     if row is None or row.expires_at <= now:
         raise Unauthorized("refresh token is invalid or expired", code="invalid_refresh_token")
+    if (row.session_started_at or row.created_at) + timedelta(days=settings.session_max_days) <= now:
+        # Its token expires then anyway (`_issue_pair`): a login no refresh keeps past SESSION_MAX_DAYS.
+        raise Unauthorized(
+            f"this login began more than {settings.session_max_days} days ago (SESSION_MAX_DAYS); please log in again",
+            code="session_ended",
+        )
     if row.revoked_at is not None and await _a_retry(uow, settings, row, now):
         if user is None or not user.is_active:
             raise Unauthorized("account is disabled", code="invalid_refresh_token")
-        return await _issue_pair(uow, settings, user, family_id=row.family_id)
+        row.retried_at = now
+        return await _issue_pair(uow, settings, user, family_id=row.family_id, spent=row)
     if row.revoked_at is not None:
         successor = await uow.session.scalar(
             select(RefreshToken.id)
@@ -331,16 +347,19 @@ async def refresh(*, uow: UnitOfWork, settings: Settings, refresh_token: str) ->
     row.revoked_at = now
     if user is None or not user.is_active:
         raise Unauthorized("account is disabled", code="invalid_refresh_token")
-    return await _issue_pair(uow, settings, user, family_id=row.family_id)
+    return await _issue_pair(uow, settings, user, family_id=row.family_id, spent=row)
 
 
 async def _a_retry(uow: UnitOfWork, settings: Settings, row: RefreshToken, now: datetime) -> bool:
     """Whether a spent token presented again is its client's retry: rotated less than REFRESH_REUSE_GRACE_SECONDS
     ago, by a rotation (not a logout or a password change) whose login is still live (a token of its family is
-    unspent). Answered with a new pair of that login: the token the lost answer carried stays valid too (two tabs
-    that refreshed at once both carry on). Later, a reuse is theft as before."""
+    unspent), and not retried yet. Answered with a new pair of that login: the token the lost answer carried stays
+    valid too (two tabs that refreshed at once both carry on). A second retry, or a reuse later, is theft: ten
+    replays within the grace made ten lasting sessions (explore82 F2)."""
     grace = settings.refresh_reuse_grace_seconds
-    if not grace or row.revoked_at is None or (now - row.revoked_at).total_seconds() > grace:
+    if not grace or row.revoked_at is None or row.retried_at is not None:
+        return False
+    if (now - row.revoked_at).total_seconds() > grace:
         return False
     live = await uow.session.scalar(
         select(RefreshToken.id)
