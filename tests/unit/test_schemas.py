@@ -40,6 +40,25 @@ def test_a_name_is_one_line_without_control_characters(name: str) -> None:
         UserUpdateIn(full_name=name)
 
 
+def test_a_name_loses_the_characters_that_hide_in_it_and_an_address_is_written_plainly() -> None:
+    """explore82 F3: "Admin\u200bistrator" printed as "Administrator" on a certificate; a full-width or a
+    mixed-alphabet address was an account apart from the one it looks like, which the admin's search missed."""
+    name = "Admin\u200bistrator\u200f\ufeff"
+    assert RegisterIn(**REGISTER, full_name=name).full_name == "Administrator"
+    assert UserUpdateIn(full_name=name).full_name == "Administrator"
+    assert RegisterIn(**REGISTER, full_name="\u0645\u06cc\u200c\u0631\u0648\u0645").full_name.count("\u200c") == 1
+    for address, rule in (("\uff53tua@example.com", "address_form"), ("stu\u0430@example.com", "address_scripts")):
+        with pytest.raises(ValidationError, match=rule):
+            RegisterIn(**{**REGISTER, "email": address}, full_name="Eve")
+        with pytest.raises(ValidationError, match=rule):
+            UserUpdateIn(email=address)
+    for address in (
+        "zo\u00eb@example.com",
+        "\u0438\u0432\u0430\u043d@\u043f\u0440\u0438\u043c\u0435\u0440.\u0440\u0444",
+    ):
+        assert RegisterIn(**{**REGISTER, "email": address}, full_name="Eve").email == address
+
+
 def test_ordinary_names_and_titles_in_any_script_are_kept() -> None:
     for name in ("Zoë O'Brien-Łukasiewicz", "名前 😀", "Αλέξανδρος", "محمد", "  Ada  "):
         assert RegisterIn(**REGISTER, full_name=name).full_name == name.strip()

@@ -124,11 +124,24 @@ Title = Annotated[
     AfterValidator(_visible),
     _ONE_LINE_SCHEMA,
 ]
+#: Characters a name is cleaned of: zero-width spaces, the direction marks, the word joiner and invisible operators,
+#: the BOM. "Admin\u200bistrator" printed as "Administrator" on a certificate (explore82 F3). The zero-width joiners
+#: (U+200C, U+200D) stay: Persian, Indic scripts and emoji use them; embeddings, overrides and isolates are refused
+#: (`_one_line`).
+_HIDDEN_IN_NAMES = dict.fromkeys(map(ord, "\u180e\u200b\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff"))
+
+
+def _without_hidden(value: str) -> str:
+    """A name as it shows: the characters that show nothing and could make it pass for another removed."""
+    return value.translate(_HIDDEN_IN_NAMES).strip()
+
+
 Name = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     AfterValidator(_one_line),
     AfterValidator(_visible),
+    AfterValidator(_without_hidden),
     _ONE_LINE_SCHEMA,
 ]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=128), AfterValidator(_not_blank)]
@@ -338,8 +351,46 @@ def stored_address(typed: str) -> str:
         return unicodedata.normalize("NFC", typed)
 
 
+#: The scripts whose letters pass for each other's (Cyrillic U+0430 for a Latin "a", Greek U+03BF for an "o").
+_CONFUSABLE_SCRIPTS = ("LATIN", "CYRILLIC", "GREEK")
+
+
+def _scripts(part: str) -> set[str]:
+    return {
+        script
+        for ch in part
+        if ch.isalpha()
+        for script in _CONFUSABLE_SCRIPTS
+        if unicodedata.name(ch, "").startswith(script + " ")
+    }
+
+
+def _plain_address(address: str) -> str:
+    """A new account's address, or an address given to one, is written as it is read: not in compatibility forms
+    (a full-width U+FF53 for the "s" of "stua@…" made an account apart from it, and the admin's search for "stua"
+    found neither), nor with a part mixing Latin, Cyrillic or Greek letters ("stua@…" with a Cyrillic U+0430 for its
+    "a"): explore82 F3. An address
+    registered before is still found at login, as stored."""
+    if unicodedata.normalize("NFKC", address) != unicodedata.normalize("NFC", address):
+        raise PydanticCustomError(
+            "address_form", "write the address in its usual characters, not full-width or other compatibility forms"
+        )
+    local, _, domain = address.rpartition("@")
+    for part in (local, *domain.split(".")):
+        if len(_scripts(part)) > 1:
+            raise PydanticCustomError(
+                "address_scripts",
+                "the address mixes letters of different alphabets (Latin, Cyrillic, Greek) in one part",
+            )
+    return address
+
+
+#: The address of a new account, or the one an admin gives an account (`_plain_address`).
+NewAddress = Annotated[EmailStr, AfterValidator(_plain_address)]
+
+
 class RegisterIn(_NewAccount):
-    email: EmailStr
+    email: NewAddress
     password: Password
     full_name: Name
     role: Literal["student", "instructor"]
@@ -349,7 +400,7 @@ class UserCreateIn(Strict):
     """`POST /users` (admins): an account made for someone (an HR system's sync: explore68 F1). Without a password,
     its owner is e-mailed an invitation to choose one."""
 
-    email: EmailStr
+    email: NewAddress
     full_name: Name
     role: Literal["student", "instructor"] = "student"
     password: Password | None = None
@@ -366,7 +417,7 @@ class UserCreateIn(Strict):
 class AdminIn(_NewAccount):
     """`smartcourse create-admin`'s account: the rules a registration follows (an admin cannot register)."""
 
-    email: EmailStr
+    email: NewAddress
     password: Password
     full_name: Name
 
@@ -484,7 +535,7 @@ class UserUpdateIn(UpdateIn):
     # Admins only, not their own: an instructor with courses, or a student with a live enrollment, keeps the role.
     role: Role | None = None
     # Admins only: the account's new address (HR changed it: explore68 F6); its sessions end, its records stay.
-    email: EmailStr | None = None
+    email: NewAddress | None = None
 
 
 class InstructorPublic(BaseModel):
