@@ -1,4 +1,4 @@
-"""POST /auth/register: create a student or instructor account."""
+"""POST /auth/register: create a student or instructor account, and e-mail it the link that confirms its address."""
 
 from fastapi import APIRouter, Request, Response
 
@@ -8,6 +8,7 @@ from smartcourse.api.deps import ContainerDep
 from smartcourse.ratelimit import client_ip, rate_limiter
 from smartcourse.schemas import RegisterIn, UserPublic
 from smartcourse.services import accounts
+from smartcourse.tasks import enqueue_email_verification
 
 router = APIRouter(tags=["auth"])
 
@@ -16,7 +17,12 @@ router = APIRouter(tags=["auth"])
 async def register(body: RegisterIn, c: ContainerDep, request: Request, response: Response) -> UserPublic:
     async with c.uow() as uow:
         user = await accounts.register(
-            uow=uow, data=body, settings=c.settings, limiter=rate_limiter(c), client_ip=client_ip(request)
+            uow=uow,
+            data=body,
+            settings=c.settings,
+            limiter=rate_limiter(c),
+            client_ip=client_ip(request),
+            verify=enqueue_email_verification,
         )
     created_at(response, f"/users/{user.id}")
     return user

@@ -69,6 +69,9 @@ class User(Base):
     token_version: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default=text("0"))
     created_at: Mapped[datetime] = _created()
     updated_at: Mapped[datetime] = _created()
+    # When its owner proved the address theirs (the sign-up's link, a reset, an invitation) or an admin vouched for it
+    # (migration 0039, explore82 F1); None: not yet, or changed since.
+    email_verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # Its personal data erased (migration 0031, `services/erasure.py`): when, and by whom (itself or an admin).
     erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     erased_by: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))  # no foreign key: see account_changes

@@ -436,6 +436,17 @@ class PasswordResetIn(Strict):
     email: EmailStr
 
 
+class VerifyEmailIn(Strict):
+    token: Annotated[str, StringConstraints(min_length=1, max_length=2048)] = Field(
+        description="The confirmation code the sign-up's e-mail gave (or the link's `{token}`)"
+    )
+
+
+class VerificationResent(BaseModel):
+    sent: bool = Field(description="false: the address is confirmed already, nothing was sent")
+    message: str
+
+
 class PasswordResetConfirmIn(Strict):
     token: Annotated[str, StringConstraints(min_length=1, max_length=2048)] = Field(
         description="The reset code the e-mail gave (POST /auth/password-reset)"
@@ -474,6 +485,11 @@ class UserPublic(BaseModel):
     role: Role
     bio: str | None = None
     is_active: bool = Field(description="false: disabled by an admin (its tokens are refused, it cannot log in)")
+    email_verified_at: datetime | None = Field(
+        default=None,
+        description="when its owner proved the address theirs (the sign-up's e-mailed link, a password reset, an "
+        "invitation) or an admin vouched for it; null: not yet (`POST /auth/verify-email/resend`)",
+    )
     created_at: datetime
     updated_at: datetime | None = Field(
         default=None, description="its last change (name, bio, password, role, address, enabled or not)"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import threading
 import unicodedata
 import uuid
@@ -143,6 +144,30 @@ def issue_reset_token(
     names."""
     lifetime = lifetime or timedelta(minutes=settings.password_reset_minutes)
     return _sign(settings, "reset", str(user_id), lifetime, tv=token_version, jti=uuid.uuid4().hex)  # each its own
+
+
+def address_digest(email: str) -> str:
+    """What a verification token names of the address: its digest (the token is readable by anyone who holds it)."""
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+
+
+def issue_verification_token(settings: Settings, *, user_id: uuid.UUID, email: str) -> str:
+    """The sign-up's proof of address: good for EMAIL_VERIFICATION_DAYS, for the account's address as it is now (an
+    address changed since makes it void)."""
+    lifetime = timedelta(days=settings.email_verification_days)
+    return _sign(settings, "verify", str(user_id), lifetime, em=address_digest(email))
+
+
+def decode_verification_token(settings: Settings, token: str) -> tuple[uuid.UUID, str] | None:
+    """The account id and address digest a valid verification token names; None for an expired, forged or other
+    token."""
+    try:
+        claims = _verified(settings, token, "em")
+        if claims.get("typ") != "verify":
+            return None
+        return uuid.UUID(str(claims["sub"])), str(claims["em"])
+    except (jwt.PyJWTError, KeyError, ValueError, TypeError):
+        return None
 
 
 def decode_reset_token(settings: Settings, token: str) -> tuple[uuid.UUID, int] | None:

@@ -948,6 +948,18 @@ def send_invitation_task(user_id: str) -> str:
     return run_async(send_invitation(uuid.UUID(str(user_id)), settings=rt.settings, sessionmaker=rt.sessionmaker))
 
 
+@app.task(name="accounts.send_email_verification", base=_MailRetries)
+def send_email_verification_task(user_id: str) -> str:
+    """Celery task: e-mail a sign-up the link proving its address (`accounts.send_email_verification`). Retried like
+    the other e-mails; a retry sends a second, equally good link."""
+    from smartcourse.services.accounts import send_email_verification
+
+    rt = runtime()
+    return run_async(
+        send_email_verification(uuid.UUID(str(user_id)), settings=rt.settings, sessionmaker=rt.sessionmaker)
+    )
+
+
 def _enqueue_account_mail(task: Any, arg: str, what: str) -> bool:
     """Queue an account's own e-mail task; False if the broker did not take it (the caller says so: such a request
     has no row for a sweeper to find later). Blocking: from async code, call it through `asyncio.to_thread`."""
@@ -963,6 +975,11 @@ def _enqueue_account_mail(task: Any, arg: str, what: str) -> bool:
 def enqueue_invitation(user_id: str) -> bool:
     """Queue the invitation of the account `user_id` (`_enqueue_account_mail`)."""
     return _enqueue_account_mail(send_invitation_task, user_id, "an invitation e-mail")
+
+
+def enqueue_email_verification(user_id: str) -> bool:
+    """Queue the e-mail proving the address of the account `user_id` (`_enqueue_account_mail`)."""
+    return _enqueue_account_mail(send_email_verification_task, user_id, "an address confirmation e-mail")
 
 
 def enqueue_password_reset(email: str) -> bool:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from smartcourse.errors import Forbidden
+
 
 @dataclass(frozen=True)
 class Principal:
@@ -13,7 +15,22 @@ class Principal:
     user_id: uuid.UUID
     role: str
     token_version: int = 0
+    #: Whether the account's address was proved its owner's (`users.email_verified_at`), as read per request; a token's
+    #: own claims say nothing of it (True until the account is read).
+    email_verified: bool = True
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+
+def refuse_unverified(principal: Principal, required: bool, doing: str) -> None:
+    """With `EMAIL_VERIFICATION=required` (`required`), an account whose address is not proved yet is refused
+    `doing` (403 `email_not_verified`); admins never are (explore82 F1: a sign-up under anyone's address enrolled, made
+    and published courses at once)."""
+    if required and not principal.email_verified and not principal.is_admin:
+        raise Forbidden(
+            f"confirm your e-mail address before you {doing}: follow the link the sign-up e-mailed you "
+            "(POST /auth/verify-email/resend sends it again)",
+            code="email_not_verified",
+        )

@@ -45,12 +45,15 @@ from smartcourse.schemas import (
 )
 from smartcourse.security import (
     Principal,
+    address_digest,
     decode_reset_token,
+    decode_verification_token,
     device_of,
     hash_password_async,
     issue_access_token,
     issue_device_token,
     issue_reset_token,
+    issue_verification_token,
     verify_password_async,
 )
 from smartcourse.services.waitlist import seat_the_eligible
@@ -60,13 +63,17 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-async def _create_user(uow: UnitOfWork, *, email: str, password: str, full_name: str, role: str) -> User:
+async def _create_user(
+    uow: UnitOfWork, *, email: str, password: str, full_name: str, role: str, vouched: bool = False
+) -> User:
+    """`vouched`: an admin made it, so its address counts as proved (`email_verified_at`)."""
     user = User(
         id=uuid.uuid4(),
         email=email.strip(),
         password_hash=await hash_password_async(password),
         full_name=full_name,
         role=role,
+        email_verified_at=utcnow() if vouched else None,
     )
     uow.session.add(user)
     uow.emit(DomainEvent("user.registered", str(user.id), {"user_id": str(user.id), "role": role}))
@@ -84,8 +91,11 @@ async def register(
     settings: Settings | None = None,
     limiter: RateLimiter | None = None,
     client_ip: str = "unknown",
+    verify: Callable[[str], bool] | None = None,
 ) -> UserPublic:
-    """Create a student or instructor account (admins come from `smartcourse create-admin`). With
+    """Create a student or instructor account (admins come from `smartcourse create-admin`), and queue the e-mail with
+    the link proving its address (`verify`: `tasks.enqueue_email_verification`, blocking; not queued, its owner asks
+    again with `POST /auth/verify-email/resend`). With
     `INSTRUCTOR_REGISTRATION=admins`, an instructor account is an admin's to make (403
     `instructor_registration_closed`): a certificate then names only a course of an instructor an admin made one
     (explore59 F2)."""
@@ -100,6 +110,8 @@ async def register(
     user = await _create_user(
         uow, email=str(data.email), password=data.password, full_name=data.full_name, role=data.role
     )
+    if verify is not None and settings is not None and settings.email_verification != "off":
+        await asyncio.to_thread(verify, str(user.id))
     return UserPublic.model_validate(user)
 
 
@@ -123,6 +135,7 @@ async def create_for(
             password=data.password or secrets.token_urlsafe(32),
             full_name=data.full_name,
             role=data.role,
+            vouched=True,
         )
     except Conflict as exc:
         await uow.session.rollback()
@@ -138,7 +151,9 @@ async def create_admin(*, uow: UnitOfWork, email: str, password: str, full_name:
     """An admin account, held to a registration's rules (`AdminIn`: pydantic's ValidationError otherwise)."""
     data = AdminIn(email=email, password=password, full_name=full_name)
     return UserPublic.model_validate(
-        await _create_user(uow, email=data.email, password=data.password, full_name=data.full_name, role="admin")
+        await _create_user(
+            uow, email=data.email, password=data.password, full_name=data.full_name, role="admin", vouched=True
+        )
     )
 
 
@@ -500,6 +515,7 @@ async def _change_address(uow: UnitOfWork, principal: Principal, user: User, ema
     if taken is not None:
         raise Conflict("an account with this email already exists", code="email_taken", details={"user_id": str(taken)})
     user.email = email
+    user.email_verified_at = utcnow()  # the admin vouches for it, as for an account they make
     try:
         await uow.session.flush()  # the unique index decides between two changes to one address at once
     except IntegrityError as exc:
@@ -764,9 +780,9 @@ async def set_active(*, uow: UnitOfWork, user_id: uuid.UUID, active: bool) -> Us
 
 
 #: Every authenticated request runs it: built once (a statement built per call costs its construction and cache key).
-_ACCOUNT_CHECK = select(User.role, User.is_active, User.token_version).where(
-    User.id == bindparam("user_id", type_=PG_UUID(as_uuid=True))
-)
+_ACCOUNT_CHECK = select(
+    User.role, User.is_active, User.token_version, User.email_verified_at.is_not(None).label("email_verified")
+).where(User.id == bindparam("user_id", type_=PG_UUID(as_uuid=True)))
 
 
 async def authenticate(*, uow: UnitOfWork, claims: Principal) -> Principal:
@@ -797,7 +813,12 @@ def account_principal(row: Any, claims: Principal) -> Principal:
             "detected); refresh or log in again",
             code="token_revoked",
         )
-    return Principal(user_id=claims.user_id, role=row.role, token_version=row.token_version)
+    return Principal(
+        user_id=claims.user_id,
+        role=row.role,
+        token_version=row.token_version,
+        email_verified=bool(getattr(row, "email_verified", True)),
+    )
 
 
 #: How many courses the public profile embeds; `GET /courses?instructor_id=` pages through all of them.
@@ -923,6 +944,74 @@ async def send_password_reset(email: str, *, settings: Settings, sessionmaker: a
     return "sent"
 
 
+async def send_email_verification(
+    user_id: uuid.UUID, *, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> str:
+    """The Celery task's work: e-mail a sign-up the link proving its address (good for EMAIL_VERIFICATION_DAYS, for
+    the address as it is). "sent", "verified" (proved meanwhile: nothing sent) or "no_account"."""
+    async with sessionmaker() as session:
+        user = await session.get(User, user_id)
+    if user is None or not user.is_active or user.erased_at is not None:
+        return "no_account"
+    if user.email_verified_at is not None:
+        return "verified"
+    token = issue_verification_token(settings, user_id=user.id, email=user.email)
+    days = settings.email_verification_days
+    if settings.email_verification_url:
+        how = f"Confirm it here within {days} days:\n\n{settings.email_verification_url.replace('{token}', token)}"
+    else:
+        how = f"Enter this code in SmartCourse within {days} days to confirm it:\n\n{token}"
+    text = (
+        f"Hello {user.full_name},\n\nthis address was used to make a SmartCourse account. {how}\n\n"
+        "If you did not make it, ignore this e-mail: the account stays unconfirmed."
+    )
+    await _mail_account(
+        settings, user, kind="verify-email", subject="Confirm your SmartCourse e-mail address", text=text
+    )
+    return "sent"
+
+
+async def verify_email(*, uow: UnitOfWork, settings: Settings, token: str) -> UserPublic:
+    """Prove an account's address with the code its e-mail carried: for the address it was sent to (one changed
+    since makes it void), again and again (a second click answers the same). 422 `invalid_verification_token` else."""
+    refused = Invalid(
+        "the confirmation code is invalid, expired or for another address; ask for a new one",
+        code="invalid_verification_token",
+    )
+    named = decode_verification_token(settings, token)
+    if named is None:
+        raise refused
+    user = await uow.session.get(User, named[0], with_for_update=True)
+    if user is None or not user.is_active or user.erased_at is not None or address_digest(user.email) != named[1]:
+        raise refused
+    if user.email_verified_at is None:
+        user.email_verified_at = user.updated_at = utcnow()
+        await uow.commit()
+    return UserPublic.model_validate(user)
+
+
+async def resend_verification(
+    *,
+    uow: UnitOfWork,
+    settings: Settings,
+    principal: Principal,
+    verify: Callable[[str], bool],
+    limiter: RateLimiter | None = None,
+) -> bool:
+    """Queue the confirmation e-mail again, for the caller's own account (limited as reset e-mails are, per account).
+    False when its address is proved already (nothing sent); 503 when the queue did not take it."""
+    verified = await uow.session.scalar(select(User.email_verified_at).where(User.id == principal.user_id))
+    if verified is not None:
+        return False
+    if limiter is not None:
+        enforce(
+            await limiter.hit(("verify", "user", str(principal.user_id)), settings.password_reset_rate_limit_account)
+        )
+    if not await asyncio.to_thread(verify, str(principal.user_id)):
+        raise Unavailable("the confirmation e-mail could not be queued; retry shortly", code="service_unavailable")
+    return True
+
+
 async def reset_password(
     *, uow: UnitOfWork, settings: Settings, token: str, password: str, backoff: Backoff | None = None
 ) -> None:
@@ -939,6 +1028,7 @@ async def reset_password(
     user.password_hash = await hash_password_async(password)
     await end_sessions(uow, user)
     user.updated_at = utcnow()
+    user.email_verified_at = user.email_verified_at or user.updated_at  # the code came to its mailbox
     await uow.commit()
     if backoff is not None:
         await _end_lock_outs(backoff, user.email)
