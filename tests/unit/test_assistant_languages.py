@@ -109,3 +109,65 @@ async def test_a_question_in_another_language_that_reaches_the_fallback_is_told_
     out = await ask(chat, "¿Cuántos átomos de carbono tiene una molécula de octano?", octane)
     assert (out["type"], out["reason"]) == ("refuse", "other_language"), out
     assert out["answer"] == i18n.text("other_language", "es", course="inglés")
+
+
+def test_a_spanish_course_is_read_with_spanish_function_words_names_and_figures() -> None:
+    """explore83 (an academy teaching in Spanish): the accented stopwords never matched and "en" was a subject word
+    (F2); "Ávila" was no name (F5); "la profesora García" was asked about (F6); "1.200" was only 1.2 (F14)."""
+    from smartcourse.assistant import evidence
+    from tests.unit.test_assistant_evidence import hit
+
+    assert evidence.subject_stems("¿Cuántos muertos y heridos hubo en la batalla del Ebro?") == {
+        "muerto",
+        "herido",
+        "batalla",
+        "ebro",
+    }
+    assert evidence.subject_words("¿Cuándo y dónde nació? ¿Quién era? ¿Cuál fue?") == ["nacio", "era"]
+    assert evidence.subject_words("What is fur made of?") == ["fur", "made"]  # German "für" folded is no stopword
+    passage = hit(1, "La Guerra Civil", "La Guerra Civil comenzó con el golpe de Estado de julio de 1936.", 0.6)
+    assert evidence.absent_names("¿Qué papel tuvo Ávila en la Guerra Civil?", [passage]) == ["Ávila"]
+    asked = "Mi examen es el lunes y la profesora García nos dijo: ¿cuándo comenzó la Guerra Civil?"
+    assert evidence.absent_names(asked, [passage]) == []
+    fund = hit(2, "Fondo", "Tu fondo de emergencia debería estar entre 3.600 € y 7.200 €.", 0.6)
+    assert evidence.invented_figures("Entre 3600 € y 7200 € [1].", [fund], "¿Cuánto ahorro?") == []
+    assert evidence.invented_figures("Entre 3.700 € [1].", [fund], "¿Cuánto ahorro?") == ["3.700"]
+
+
+def test_spanish_follow_ups_pleas_overviews_and_quiz_answer_requests_are_told_apart() -> None:
+    """explore83 F3, F4: "¿Y el otro método?" and "explícamelo con un ejemplo" were searched alone; "Ayuda" and "¿De
+    qué trata este curso?" were refused; asking for the quiz's answers in Spanish got past the lock, and the model's
+    draft of them was streamed."""
+    from smartcourse.assistant import evidence
+
+    for question in ("¿Y el otro método?", "explícamelo con un ejemplo", "cuéntame más", "¿Quién la defendió?"):
+        assert evidence.is_follow_up(question), question
+    assert not evidence.is_follow_up("¿Qué es el interés compuesto?")
+    for question in ("Ayuda", "¿Por dónde empiezo?", "No entiendo nada, ¿me ayudas?"):
+        assert not evidence.names_a_subject(question), question
+    for question in ("¿De qué trata este curso?", "Dame un resumen del curso"):
+        assert evidence.asks_for_overview(question), question
+    assert not evidence.asks_for_overview("¿Qué es la autarquía?")
+    for question in (
+        "¿Cuáles son las respuestas correctas del cuestionario?",
+        "¿Cuál es la solución del examen?",
+        "Quelles sont les bonnes réponses du quiz ?",
+    ):
+        assert evidence.asks_for_quiz_answers(question), question
+    assert not evidence.asks_for_quiz_answers("¿Qué respuesta dio el gobierno a la crisis?")
+
+
+def test_a_clear_keyword_winner_is_shown_and_a_number_of_the_question_is_found() -> None:
+    """explore83 F1: the passage on the battle of the Ebro (BM25 10.07, the others 1.47 at most) came fifth by its
+    cosine, under an embedder that does not know Spanish, and was never shown; F7: "What is the rule of 72?" was
+    refused, its "72" in no passage's words."""
+    from smartcourse.assistant import evidence
+    from smartcourse.assistant.configuration import Knobs
+    from tests.unit.test_assistant_evidence import hit
+
+    others = [hit(n, f"Otro {n}", f"Texto {n} sobre la Restauración en España.", 0.52 - n / 100, 1.4) for n in range(4)]
+    ebro = hit(9, "La Guerra Civil", "La batalla del Ebro dejó unos 100.000 muertos y heridos.", 0.35, 10.07)
+    decided = evidence.decide("¿Cuántos muertos y heridos hubo en la batalla del Ebro?", [*others, ebro], Knobs())
+    assert decided.route == "answer" and decided.passages[0] is ebro, decided
+    rule = hit(5, "Compound interest", "The rule of 72 estimates how long money takes to double.", 0.18, 3.29)
+    assert evidence.decide("What is the rule of 72?", [rule], Knobs()).route == "answer"

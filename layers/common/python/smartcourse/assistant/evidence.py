@@ -15,9 +15,10 @@ from smartcourse.assistant import i18n
 from smartcourse.assistant import text as words
 from smartcourse.assistant.configuration import Knobs
 from smartcourse.assistant.prompts import OMITTED, SYSTEM, defang, looks_like_injection, source_label
+from smartcourse.domain.text import fold_marks
 from smartcourse.ports import Hit
 
-STOPWORDS = frozenset(
+_STOPWORDS_AS_WRITTEN = frozenset(
     """a an the and or but if of to in on at by for with about from into over under as is are was were be been
     being do does did doing have has had having i me my we our you your he she it its they them their this that
     these those there here what which who whom whose when where why how can could should would may might must
@@ -30,23 +31,55 @@ STOPWORDS = frozenset(
     # The function words of the other languages the assistant speaks (`i18n.LANGUAGES`): "¿Qué es una caldera?" shared
     # "es" and "una" with the lesson's first sentence, which it quoted, over the caldera's (explore43). Words that are
     # content in English too are left out ("die", "dove", "mit", "al", "si").
-    """qué que cuál cuáles cómo cuándo dónde quién porqué es son está están el la los las un una unos unas del de
-    para con por se lo le les une est sont qui quoi comment pourquoi quand où quel quelle quels quelles du des et ou
-    dans sur pour par avec ce cette ces il elle ils elles qu os um uma é são do da dos das na em com qual quais
-    como porque quando onde quem il gli uno è sono della di che cosa perché quale der das den dem ein eine einen ist
-    sind wie warum wann wo wer welche welcher welches und oder für von zu sich""".split()
+    # Spanish past forms, pronouns and course words came later (explore83 F2: "¿Cuántos muertos hubo en la batalla
+    # del Ebro?" had "en" and "hubo" as subject words, and quotes sharing only "en" were given). German "für" is left
+    # out: folded, it is English "fur".
+    """qué que cuál cuáles cómo cuándo dónde quién quiénes porqué es son está están el la los las un una unos unas del
+    de para con por se lo le les en fue fueron hubo ha han había ser sido su sus mi mis tu tus nos este esta estos
+    estas ese esa eso esto aquel más muy pero sobre entre cuánto cuánta cuántos cuántas curso cursos lección
+    lecciones módulo módulos capítulo tema une est sont qui quoi comment pourquoi quand où quel quelle quels quelles
+    du des et ou dans sur pour par avec ce cette ces il elle ils elles qu au aux cours leçon os um uma é são do da
+    dos das na em com qual quais como porque quando onde quem foi aula lição il gli uno è sono della di che cosa
+    perché quale corso lezione der das den dem ein eine einen ist sind wie warum wann wo wer welche welcher welches
+    und oder von zu sich kurs lektion""".split()
 )
-_FOLLOW_UP = re.compile(r"\b(it|its|that|this|those|these|they|them|he|she|one|ones|above|again|more)\b", re.I)
+#: The stopwords as questions are compared (`text.tokens` folds accents: "quién" is "quien"; explore83 F2, the
+#: accented entries never matched).
+STOPWORDS = frozenset(fold_marks(w) for w in _STOPWORDS_AS_WRITTEN)
+#: Words leaning on what was said before, in the languages the assistant speaks (compared without accents):
+#: "¿Y el otro método?", "cuéntame más" were searched alone and refused (explore83 F3).
+_FOLLOW_UP = re.compile(
+    r"\b(it|its|that|this|those|these|they|them|he|she|one|ones|above|again|more"
+    r"|otro|otra|otros|otras|eso|esto|ello|ella|ellos|ellas|mas|tambien"
+    r"|ca|cela|ceci|autre|autres|encore|eux"
+    r"|isso|isto|outro|outra|outros|outras|mais|ele|ela|eles|elas"
+    r"|questo|quello|altro|altra|altri|ancora|lei|loro|piu"
+    r"|dies|diese|dieser|andere|anderen|mehr)\b",
+    re.I,
+)
 #: Asking for a quiz's answers: an answer word ("answers", "solution", "correct option") with a quiz word ("quiz",
 #: "exam", "question 2") in either order; or, on their own, which option/choice is correct or right, the right or
 #: correct option/choice/answer, the answer key ("Which option is correct in the Reef quiz?" got past "answer to …
 #: quiz" in the round-2 exploratory test). "The right temperature" or "the options for protecting reefs" are not.
-_ANSWER_WORD = r"answers?|solutions?|(?:correct|right)\s+(?:options?|choices?)"
-_QUIZ_WORD = r"quiz|quizzes|tests?|exams?|assessments?|question\s+\d+|multiple[-\s]choice"
+#: The same words in the other languages the assistant speaks, without accents (the question is compared folded:
+#: "¿Cuáles son las respuestas correctas del cuestionario?" got past the lock and its draft streamed the answer,
+#: explore83 F4).
+_ANSWER_WORD = (
+    r"answers?|solutions?|(?:correct|right)\s+(?:options?|choices?)"
+    r"|respuestas?|soluciones|solucion|reponses?|respostas?|risposte|risposta|soluzioni|soluzione|antworten?"
+    r"|losungen|losung|opcion(?:es)?\s+correctas?|bonnes?\s+reponses?|opcoes\s+corretas|opcao\s+correta"
+)
+_QUIZ_WORD = (
+    r"quiz|quizzes|tests?|exams?|assessments?|question\s+\d+|multiple[-\s]choice"
+    r"|cuestionarios?|examen(?:es)?|pruebas?|pregunta\s+\d+|questionnaires?|examens?|provas?|questao\s+\d+"
+    r"|questionarios?|esami|esame|domanda\s+\d+|prufung(?:en)?|frage\s+\d+"
+)
 _QUIZ_ANSWERS = re.compile(
     rf"\b(?:{_ANSWER_WORD})\b.*\b(?:{_QUIZ_WORD})\b|\b(?:{_QUIZ_WORD})\b.*\b(?:{_ANSWER_WORD})\b"
     r"|\b(?:options?|choices?|answers?)\s+(?:is|are|was|were)\s+(?:the\s+)?(?:correct|right)\b"
-    r"|\b(?:correct|right)\s+(?:options?|choices?|answers?)\b|\banswer\s+key\b",
+    r"|\b(?:correct|right)\s+(?:options?|choices?|answers?)\b|\banswer\s+key\b"
+    r"|\brespuestas?\s+correctas?\b|\bbonnes?\s+reponses?\b|\brespostas?\s+corretas?\b"
+    r"|\brispost[ae]\s+giust[ae]\b|\brichtigen?\s+antworten?\b",
     re.IGNORECASE | re.DOTALL,
 )
 _CITATION = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
@@ -99,21 +132,29 @@ def names_a_subject(question: str) -> bool:
 
 
 #: Words of a follow-up that ask for more without naming anything ("explain this", "tell me more about it").
-_VAGUE_WORDS = frozenset("explain elaborate detail details example examples clarify expand continue go on".split())
+_VAGUE_WORDS = frozenset(
+    # Compared without accents, in the languages the assistant speaks ("explícamelo con un ejemplo": explore83 F3).
+    """explain elaborate detail details example examples clarify expand continue go on explica explicame explicamelo
+    explicalo ejemplo ejemplos detalle detalles cuentame dime aclara aclaramelo amplia explique expliquer exemple
+    exemples detail explica-me exemplo exemplos spiega spiegami esempio esempi dettagli erklare erklar beispiel
+    beispiele""".split()
+)
 
 
 def leans_on_context(question: str) -> bool:
-    """The question refers back with a pronoun ("it", "those", "more")."""
-    return bool(_FOLLOW_UP.search(question))
+    """The question refers back with a pronoun ("it", "those", "more", "el otro", "eso")."""
+    return bool(_FOLLOW_UP.search(fold_marks(question)))
 
 
 def is_follow_up(question: str) -> bool:
-    """A short question or one leaning on a pronoun needs the conversation to be understood."""
-    return leans_on_context(question) or len(subject_words(question)) <= 1
+    """A short question, one leaning on a pronoun, or one asking only for more ("explícamelo con un ejemplo") needs
+    the conversation to be understood."""
+    subject = subject_words(question)
+    return leans_on_context(question) or len(subject) <= 1 or all(w in _VAGUE_WORDS for w in subject)
 
 
 def asks_for_quiz_answers(question: str) -> bool:
-    return bool(_QUIZ_ANSWERS.search(question))
+    return bool(_QUIZ_ANSWERS.search(fold_marks(question)))
 
 
 def keyword_strong(hit: Hit, subject: Sequence[str]) -> bool:
@@ -137,7 +178,21 @@ def strong_hits(hits: Sequence[Hit], floor: float, subject: Sequence[str] = ()) 
         return h.vector_score if h.vector_score is not None else 0.0
 
     strong = [h for h in hits if similarity(h) >= floor or keyword_strong(h, subject)]
-    return sorted(strong, key=lambda h: max(similarity(h), floor), reverse=True)
+    ranked = sorted(strong, key=lambda h: max(similarity(h), floor), reverse=True)
+    keyword = sorted((h for h in hits if h.keyword_score), key=lambda h: h.keyword_score or 0.0, reverse=True)
+    if keyword and keyword[0] in ranked and keyword_strong(keyword[0], subject):
+        runner_up = (keyword[1].keyword_score or 0.0) if len(keyword) > 1 else 0.0
+        if (keyword[0].keyword_score or 0.0) >= KEYWORD_LEAD * runner_up:
+            # A clear keyword winner with the question's words leads: an embedder that does not know the language
+            # ranked the passage on the battle of the Ebro (BM25 10.1, the others 1.5 at most) fifth, behind passages
+            # only "near" it, and it was never shown (explore83 F1).
+            ranked.remove(keyword[0])
+            ranked.insert(0, keyword[0])
+    return ranked
+
+
+#: How many times the next keyword score the best one must be to lead the evidence whatever its cosine (`strong_hits`).
+KEYWORD_LEAD = 3.0
 
 
 @dataclass(frozen=True)
@@ -182,6 +237,12 @@ _HELP_STEMS = frozenset(
         "something everything get got getting don't dont doesn't didn't"  # "I don't get it" (explore72 F9)
         # "What should I study for the midterm?" was refused as off-course (explore80 F8): an exam is no subject
         " exam exams midterm midterms final finals revise revising prepare preparing"
+        # The same pleas in the other languages, without accents ("Ayuda", "¿Por dónde empiezo?" were refused as
+        # questions the course has nothing on: explore83 F4).
+        " ayuda ayudas ayudame empiezo empezar comienzo entiendo perdido perdida atascado atascada nada algo examen"
+        " estudiar estudio aide aider aidez commencer commence comprends perdu perdue bloque rien ajuda ajudar comecar"
+        " comeco entendo estudar aiuto aiutami iniziare inizio capisco perso studiare hilfe helfen anfangen verstehe"
+        " nichts lernen"
     ).split()
 )
 
@@ -194,10 +255,19 @@ _OVERVIEW_CUES = frozenset(
     for w in (
         "overview overviews summary summaries summarize summarise topics topic cover covers covered covering syllabus "
         "outline contents content teach teaches taught learn learning"
+        # The other languages, without accents ("¿De qué trata este curso?", "Dame un resumen del curso": explore83
+        # F4, refused).
+        " trata tratan resumen resume resumeme temas temario contenido contenidos programa aprendere aprender ensena"
+        " sommaire sujets sujet programme aborde apprendre apprend resumo conteudo assuntos aprender ensina riassunto"
+        " argomenti programma contenuti impariamo imparare uberblick zusammenfassung themen inhalt inhalte lerne"
     ).split()
 )
 _OVERVIEW_STEMS = _OVERVIEW_CUES | frozenset(
-    words.stem(w) for w in "main key whole entire general brief short quick give list modules module lessons".split()
+    words.stem(w)
+    for w in (
+        "main key whole entire general brief short quick give list modules module lessons dame dime principales "
+        "general todo donne-moi donne principaux dá da principais dammi principali gib"
+    ).split()
 )
 
 
@@ -228,7 +298,7 @@ def asks_for_overview(question: str) -> bool:
     course's outline (explore56 F3: refused as off-course, "I couldn't find anything about that")."""
     stems = {words.stem(w) for w in subject_words(question)}
     if not stems:
-        return bool(re.search(r"\b(?:course|class)\b", question, re.IGNORECASE))
+        return bool(re.search(r"\b(?:course|class|curso|cours|corso|kurs)\b", question, re.IGNORECASE))
     return stems <= (_OVERVIEW_STEMS | _HELP_STEMS) and bool(stems & _OVERVIEW_CUES)
 
 
@@ -312,13 +382,17 @@ def decide(question: str, hits: Sequence[Hit], knobs: Knobs) -> Decision:
 #: A name in a question: a capitalised word (not its first, which any sentence capitalises, nor one after Spanish's
 #: opening "¿" or "¡": "¿Qué es …?" was refused as a question about a "Qué" the course never names, explore42 F1), of
 #: three letters or more, with a lower-case letter (not an acronym, which courses spell in many ways).
-_NAME = re.compile(r"(?<![.!?]\s)(?<![¿¡])(?<!^)\b[A-Z][a-z][\w'-]+")
+#: Upper- and lower-case letters of the Latin (with Latin-1's accented ones: "Ávila", "Óscar", explore83 F5, escaped
+#: the check), Greek and Cyrillic alphabets.
+_UPPER = "A-ZÀ-ÖØ-ÞΑ-ΩА-ЯЁ"
+_LOWER = "a-zß-öø-ÿα-ωа-яё"
+_NAME = re.compile(rf"(?<![.!?]\s)(?<![¿¡])(?<!^)\b[{_UPPER}][{_LOWER}][\w'-]+")
 #: A name spelt with capitals first and lower-case letters after ("SQLite", "PHPUnit"): not an acronym (two lower-case
 #: letters at least: "APIs", "IDs" are plurals of acronyms). "What isolation levels does SQLite offer?" was answered
 #: from a PostgreSQL lesson (explore37 F7).
-_CAPS_NAME = re.compile(r"\b[A-Z]{2,}[a-z]{2,}[\w'-]*")
+_CAPS_NAME = re.compile(rf"\b[{_UPPER}]{{2,}}[{_LOWER}]{{2,}}[\w'-]*")
 #: The same in a phrase that is not a sentence (an instructor's concept, "Galilean moons"): its first word too.
-_PHRASE_NAME = re.compile(r"\b[A-Z][a-z][\w'-]+")
+_PHRASE_NAME = re.compile(rf"\b[{_UPPER}][{_LOWER}][\w'-]+")
 
 
 def absent_names(question: str, passages: Sequence[Hit], *, phrase: bool = False) -> list[str]:
@@ -351,7 +425,7 @@ def absent_names(question: str, passages: Sequence[Hit], *, phrase: bool = False
         return phrase and all(any(_same_word(a, b) for b in seen) for a in stems)
 
     asides = _asides(question)
-    return [n for n in names if n.lower() not in STOPWORDS and n not in asides and not mentioned(n)]
+    return [n for n in names if fold_marks(n.lower()) not in STOPWORDS and n not in asides and not mentioned(n)]
 
 
 #: Capitalised words a student writes around a question, not what it asks about: days, months, languages, titles
@@ -363,9 +437,12 @@ _ASIDE_WORDS = frozenset(
     Japanese Korean Russian Hindi Turkish Polish Greek Dr Prof Professor Mr Mrs Ms Miss Sir Madam Dean Lecturer
     Teacher Tutor Thanks Thank Hello Hi Hey Sorry Please OK Okay""".split()
 )
-#: A name after a title ("Dr Smith", "Prof. Nguyen"): a person the student quotes, not the question's subject.
+#: A name after a title ("Dr Smith", "Prof. Nguyen", "la profesora García": explore83 F6, refused in Spanish): a
+#: person the student quotes, not the question's subject. The title in any case, the name capitalised.
 _TITLED_PERSON = re.compile(
-    r"\b(?:Dr|Prof|Professor|Mr|Mrs|Ms|Miss|Sir|Dean|Lecturer|Teacher|Tutor)\.?\s+([A-Z][\w'-]+)"
+    r"\b(?:(?i:Dr|Prof|Professor|Mr|Mrs|Ms|Miss|Sir|Dean|Lecturer|Teacher|Tutor|profesora?|doctora?|maestra?|don|"
+    r"doña|señora?|sra?|srta|professeure?|professore?|professoressa|madame|monsieur|mme|herr|frau|senhora?|signora?|"
+    rf"signor)\.?\s+)+([{_UPPER}][\w'-]+)"
 )
 
 
@@ -380,7 +457,7 @@ def invented_names(text: str, said: str) -> list[str]:
     follow-up for (explore34 F6)."""
     known = content_stems(said)
     names = [m.group() for m in _NAME.finditer(text.strip())]
-    return [n for n in names if n.lower() not in STOPWORDS and not content_stems(n) <= known]
+    return [n for n in names if fold_marks(n.lower()) not in STOPWORDS and not content_stems(n) <= known]
 
 
 def _short_form(name: str, other: str) -> bool:
@@ -407,9 +484,11 @@ def _same_word(a: str, b: str) -> bool:
 
 @lru_cache(maxsize=4096)
 def _passage_stems(title: str, location: str, text: str) -> frozenset[str]:
-    """A passage's content stems, its source's names included, defanged as the model sees it. Cached as the names'
-    are (`_name_stems`): a course's chunks come back question after question, and the route must stay cheap."""
-    return frozenset(content_stems(f"{title} {location} {defang(text)}"))
+    """A passage's subject stems, its source's names included, defanged as the model sees it, its numbers too (a
+    question's are subject words: "What is the rule of 72?" was refused, its "72" in no passage's stems: explore83
+    F7). Cached as the names' are (`_name_stems`): a course's chunks come back question after question, and the route
+    must stay cheap."""
+    return frozenset(subject_stems(f"{title} {location} {defang(text)}"))
 
 
 def _offerable(hit: Hit) -> bool:
@@ -1216,12 +1295,21 @@ def _figure(token: str) -> str:
     return value[:-2] if value.endswith(".0") else value
 
 
+def _readings(token: str) -> set[str]:
+    """The figures a token may be (`_figure`): "1.200" is 1.2 in English and 1200 where a point groups thousands
+    (Spanish, German, Italian: "entre 3.600 € y 7.200 €" answered "3600 €" was an invented figure, explore83 F14)."""
+    found = {_figure(token)}
+    if re.fullmatch(r"\d{1,3}(?:\.\d{3})+", token):
+        found.add(token.replace(".", ""))
+    return found
+
+
 @lru_cache(maxsize=4096)
 def _passage_figures(title: str, location: str, text: str) -> frozenset[str]:
     """The figures a passage gives, in digits or in words (cached: a course's chunks come back request after
     request)."""
     source = f"{title} {location} {text}"
-    figures = {_figure(t) for t in _FIGURE.findall(source)}
+    figures = {reading for t in _FIGURE.findall(source) for reading in _readings(t)}
     figures |= {str(_NUMBER_WORDS[w]) for w in _WORD_NUMBER.findall(source.lower())}
     return frozenset(figures)
 
@@ -1238,7 +1326,7 @@ def invented_details(sentence: str, passages: Sequence[Hit], question: str = "")
     given: set[str] = set()
     for h in passages:
         given |= _passage_figures(h.chunk.title, h.chunk.location, h.chunk.text)
-    figures = [t for t in _FIGURE.findall(body) if _figure(t) not in given]
+    figures = [t for t in _FIGURE.findall(body) if not _readings(t) & given]
     return names + figures
 
 
@@ -1258,7 +1346,7 @@ def invented_figures(answer: str, passages: Sequence[Hit], question: str = "") -
     for h in passages:
         given |= _passage_figures(h.chunk.title, h.chunk.location, h.chunk.text)
     given |= _passage_figures("", "", question)
-    said = [t for t in _FIGURE.findall(body) if _figure(t) not in given]
+    said = [t for t in _FIGURE.findall(body) if not _readings(t) & given]
     if asks_for_amount(question):
         said += [
             w
