@@ -821,6 +821,22 @@ async def test_catalog_search_folds_accents(api: Api) -> None:
     # A headline quotes the author's spelling; the word is marked when typed as written.
     r = await api.client.get("/search", params={"q": "béchamel", "tags": marker})
     assert r.json()["items"][0]["highlights"] == [f"Sauce <b>Béchamel</b> {marker}. Française"], r.text
+    # The filters and the suggestion fold accents too (explore83 F11: `tags=espana` and `category=Economia` found
+    # nothing filed as "España" and "Economía"; the accented typo "revolucón" had no suggestion).
+    accented = await api.course(
+        owner, title=f"Historia {marker}", category=f"Economía {marker}", tags=[f"España{marker}"]
+    )
+    module = await api.module(owner, accented["id"])
+    await api.lesson(owner, accented["id"], module["id"], title="Siglo XIX", type="text", content="Revoluciones.")
+    assert (await _publish(api, owner, accented["id"]))["status"] == "completed"
+    for params in ({"tags": f"espana{marker}"}, {"category": f"ECONOMIA {marker}"}, {"q": f"historia espana{marker}"}):
+        for path in ("/search", "/courses") if "q" not in params else ("/search",):
+            r = await api.client.get(path, params=params)
+            assert [c["id"] for c in r.json()["items"]] == [accented["id"]], (path, params, r.text)
+    r = await api.client.get("/search", params={"q": f"historya {marker}", "tags": f"españa{marker}"})
+    assert r.json()["did_you_mean"] == f"historia {marker}", r.text
+    r = await api.client.get("/search", params={"q": "béchamél", "tags": marker})
+    assert r.json()["total"] == 1, r.text  # folded, the typo is the word
 
 
 async def test_a_chinese_word_inside_a_sentence_is_found(api: Api) -> None:

@@ -36,7 +36,7 @@ from smartcourse.assistant.evidence import is_quiz_prompts
 from smartcourse.assistant.text import same_text_key
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as rules
-from smartcourse.domain.text import as_indexed
+from smartcourse.domain.text import as_indexed, fold_marks
 from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound
 from smartcourse.models import ContentChunk, Course, Enrollment, User
 from smartcourse.ports import Hit, SearchMode
@@ -360,10 +360,16 @@ def _headline_query(q: str) -> Any:
     return _tsquery(q).op("||")(func.websearch_to_tsquery("english", q))
 
 
+def folded(value: Any) -> Any:
+    """A string as the catalogue's filters compare it: lower case, accents folded (`smartcourse_fold`): `tags=espana`
+    and `category=Economia` found nothing tagged "España" or filed under "Economía" (explore83 F11)."""
+    return func.smartcourse_fold(func.lower(value))
+
+
 def _lowered(values: Any) -> Any:
-    """`ARRAY(SELECT lower(v) FROM unnest(values) AS v)`: an array of strings, lower-cased element by element."""
+    """`ARRAY(SELECT folded(v) FROM unnest(values) AS v)`: an array of strings, each as filters compare it."""
     v = column("v", String)
-    return func.array(select(func.lower(v)).select_from(func.unnest(values).alias("v")).scalar_subquery())
+    return func.array(select(folded(v)).select_from(func.unnest(values).alias("v")).scalar_subquery())
 
 
 def tag_filter(raw: list[str] | None) -> list[str]:
@@ -491,7 +497,7 @@ async def search_catalog(
     ready = and_(Course.live(), Course.index_version > 0)
     filters = [ready]
     if category:
-        filters.append(func.lower(Course.category) == category.strip().lower())
+        filters.append(folded(Course.category) == folded(category.strip()))
     if level:
         filters.append(func.lower(Course.level) == level.strip().lower())
     if tag_words(tags):
@@ -532,7 +538,7 @@ async def search_catalog(
         func.array(
             select(w)
             .select_from(func.unnest(bindparam("query_words_untagged", words, type_=ARRAY(String))).alias("w"))
-            .where(func.lower(w) != all_(_lowered(Course.tags)))
+            .where(folded(w) != all_(_lowered(Course.tags)))
             .scalar_subquery()
         ),
         " ",
@@ -650,13 +656,18 @@ async def _did_you_mean(uow: UnitOfWork, query: str) -> str | None:
         .order_by(Course.published_at.desc().nulls_last())
         .limit(SUGGESTION_COURSES)
     )
+    # Compared without accents, as the search is (explore83 F11: "revolucón" had no suggestion, "revolucon" had):
+    # each folded word suggests its commonest spelling.
     vocabulary: Counter[str] = Counter()
+    spelt: dict[str, Counter[str]] = {}
     for title, description, category, tags in rows:
         for text in (title, description, category, *(tags or [])):
-            vocabulary.update(_WORD.findall(str(text or "").lower()))
+            for found in _WORD.findall(str(text or "").lower()):
+                vocabulary[fold_marks(found)] += 1
+                spelt.setdefault(fold_marks(found), Counter())[found] += 1
     out, changed = [], False
     for token in tokens:
-        word = token.lower()
+        word = fold_marks(token.lower())
         if token.startswith("-") or len(word) < 4 or not word.isalpha() or word in vocabulary:
             out.append(token)
             continue
@@ -666,7 +677,7 @@ async def _did_you_mean(uow: UnitOfWork, query: str) -> str | None:
             # word it begins, the shortest of those.
             longer = [v for v in vocabulary if v.startswith(word)]
             near = sorted(longer, key=lambda v: (-vocabulary[v], len(v), v))[:1]
-        out.append(near[0] if near else token)
+        out.append(spelt[near[0]].most_common(1)[0][0] if near else token)
         changed = changed or bool(near)
     return " ".join(out) if changed else None
 
@@ -705,8 +716,8 @@ async def _public_matches(
     words = query.split()
     groups: dict[str, list[uuid.UUID]] = {}
     for cid, tags in (await uow.session.execute(select(Course.id, Course.tags).where(Course.id.in_(course_ids)))).all():
-        lowered = {t.lower() for t in tags or ()}
-        groups.setdefault(" ".join(w for w in words if w.lower() not in lowered) or query, []).append(cid)
+        lowered = {fold_marks(t.lower()) for t in tags or ()}
+        groups.setdefault(" ".join(w for w in words if fold_marks(w.lower()) not in lowered) or query, []).append(cid)
     # A rest that is only exclusions (`python -zebra`, `python -"zebra yak"`: "not zebra") matches every field: the
     # whole query is looked at then, as when every word is a tag (explore62 F6, explore64 F3: all six fields named,
     # nothing highlighted). PostgreSQL says it: such a query's `querytree` (its part an index can search) is `T`.
