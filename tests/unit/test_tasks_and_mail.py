@@ -126,6 +126,11 @@ def test_non_ascii_names_subjects_and_bodies_read_back_as_written() -> None:
     assert "Bonjour Zoë" in parsed.get_body(preferencelist=("html",)).get_content()
     ascii_only = build_message(sender="a@b.c", to="d@e.f", subject="s", text="plain text", message_id="x@y")
     assert ascii_only["Content-Transfer-Encoding"] == "7bit"
+    # A subject folded over lines starts on the first one (explore83 F15: an empty first line, a leading space).
+    subject = "Your certificate for Historia de España contemporánea"
+    long = build_message(sender="a@b.c", to="d@e.f", subject=subject, text="t", message_id="x@y")
+    raw = long.as_bytes()
+    assert b"Subject: =?utf-8?" in raw and BytesParser(policy=policy.default).parsebytes(raw)["Subject"] == subject
 
 
 def test_message_id_uses_the_sender_domain(tmp_path: Path) -> None:

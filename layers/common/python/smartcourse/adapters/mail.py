@@ -94,8 +94,11 @@ def _address(value: str) -> str:
     return recipient(name, addr)
 
 
-def _header_text(value: str) -> str:
-    return value if value.isascii() else Header(value, "utf-8").encode()
+def _header_text(value: str, name: str) -> str:
+    """A header's text, as encoded words when it is not ASCII, folded with the header's name counted on its first
+    line: without it a long subject began on an empty line, read back with a leading space (explore83 F15: "Your
+    certificate for Historia de España contemporánea")."""
+    return value if value.isascii() else Header(value, "utf-8", header_name=name).encode()
 
 
 def build_message(
@@ -128,7 +131,7 @@ def build_message(
         body = MIMEMultipart("mixed", _subparts=parts)
     body["From"] = _address(sender)
     body["To"] = _address(to)
-    body["Subject"] = _header_text(subject)
+    body["Subject"] = _header_text(subject, "Subject")
     body["Date"] = formatdate(localtime=False, usegmt=True)
     # Deterministic, supplied by the caller: a resend of the same notification carries the same id,
     # so a duplicate delivery is recognisable (and mail clients thread or collapse it).
