@@ -440,3 +440,58 @@ async def test_the_review_offers_no_quizs_prompts_to_study(api: Api, world: dict
     [failed] = [i for i in review["items"] if i["kind"] == "quiz_failed"]
     offered = {s["source_id"] for s in failed["sections"]}
     assert offered and not offered & set(quizzes.values()), failed["sections"]
+
+
+async def test_the_review_points_each_missed_question_to_its_own_lesson_once(api: Api, world: dict[str, Any]) -> None:
+    """explore83 F13: the missed prompts were searched as one query: the review pointed to one lesson twice (two of
+    its chunks) and to none for the other missed question."""
+    owner = world["owner"]
+    course = await api.course(owner, title="Rivers and volcanoes")
+    module = await api.module(owner, course["id"], "Earth")
+    rivers = "A delta forms where a river deposits sediment as it slows down on entering the sea or a lake."
+    magma = "Magma that reaches the surface is called lava; a volcano erupts when gas pressure in the magma builds up."
+    # Long enough for several chunks of one place (no headings): each was listed as a place of its own.
+    magma += " " + " ".join(
+        f"Eruption {n} of the volcano released ash, gas and lava over the valley." for n in range(60)
+    )
+    more_rivers = [
+        ("River sediment", "A river carries sediment downstream and deposits the sediment where the river slows."),
+        ("Delta shapes", "A delta of river sediment grows into the sea where the river deposits its load."),
+        ("Estuaries", "Where a river meets the sea, sediment that the river carried settles into a delta or mudflat."),
+    ]
+    for title, text in (("How deltas form", rivers), *more_rivers, ("Why volcanoes erupt", magma)):
+        await api.lesson(owner, course["id"], module["id"], title=title, type="text", content=text)
+    questions = [
+        {"prompt": "Where does a river deposit the sediment that forms a delta?", "options": ["Sea", "Source"]},
+        {"prompt": "What is magma called once it reaches the surface?", "options": ["Lava", "Ash"]},
+    ]
+    await api.lesson(
+        owner,
+        course["id"],
+        module["id"],
+        title="Earth check",
+        type="quiz",
+        questions=[{**q, "answer": 0} for q in questions],
+        pass_score=100,
+    )
+    body = await api.wait_workflow(owner, await _start_publish(api, owner, course["id"]), timeout=300)
+    assert body["status"] == "completed", body
+    learner = await api.user("student")
+    eid = await _enroll_active(api, learner, course["id"])
+    outline = (await api.client.get(f"/courses/{course['id']}", headers=learner["headers"])).json()
+    ids = {les["title"]: les["id"] for m in outline["modules"] for les in m["lessons"]}
+    r = await api.client.post(f"/lessons/{ids['Why volcanoes erupt']}/complete", headers=learner["headers"])
+    assert r.status_code == 200, r.text  # at once: rushed
+    for answers in ([1, 1], [0, 0]):  # both missed, then passed: the missed ones are shown
+        r = await api.client.post(
+            f"/quizzes/{ids['Earth check']}/submit", json={"answers": answers}, headers=learner["headers"]
+        )
+        assert r.status_code == 200, r.text
+    review = (await api.client.get(f"/enrollments/{eid}/review", headers=learner["headers"])).json()
+    [failed] = [i for i in review["items"] if i["kind"] == "quiz_failed"]
+    assert len(failed["detail"]["missed_questions"]) == 2, failed
+    [rushed] = [i for i in review["items"] if i["kind"] == "rushed_lesson"]
+    for item in (failed, rushed):
+        places = [(s["source_id"], s["location"]) for s in item["sections"]]
+        assert len(places) == len(set(places)), item["sections"]
+    assert {ids["How deltas form"], ids["Why volcanoes erupt"]} <= {s["source_id"] for s in failed["sections"]}

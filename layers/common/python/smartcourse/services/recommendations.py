@@ -746,16 +746,26 @@ async def _search_sections(
         c = h.chunk
         if c.source_type == "lesson" and c.source_id in quizzes:
             continue
-        out.append(
-            ReviewSection(
-                chunk_id=c.chunk_id,
-                title=c.title,
-                location=c.location,
-                source_type=c.source_type,
-                source_id=c.source_id,
-            )
-        )
-    return out[:SECTIONS_PER_ITEM]
+        out.append(_section(c))
+    return _one_per_place(out)[:SECTIONS_PER_ITEM]
+
+
+def _section(c: Any) -> ReviewSection:
+    return ReviewSection(
+        chunk_id=c.chunk_id, title=c.title, location=c.location, source_type=c.source_type, source_id=c.source_id
+    )
+
+
+def _one_per_place(sections: list[ReviewSection]) -> list[ReviewSection]:
+    """One section per place (source and location): two chunks of one lesson section were listed as two places to
+    reread, the same title and location twice (explore83 F13)."""
+    seen: set[tuple[str, str, str]] = set()
+    out = []
+    for sec in sections:
+        if (key := (sec.source_type, sec.source_id, sec.location)) not in seen:
+            seen.add(key)
+            out.append(sec)
+    return out
 
 
 async def review(container: Any, *, principal: Principal, enrollment_id: uuid.UUID) -> EnrollmentReview:
@@ -868,10 +878,18 @@ async def review(container: Any, *, principal: Principal, enrollment_id: uuid.UU
         else:
             detail["missed_questions"] = None  # withheld until the quiz is passed or out of attempts
             query = " ".join(str(q.get("prompt", "")) for q in questions) or lesson.title
-        sections = []
-        if searches < MAX_REVIEW_SEARCHES:
-            sections = await _search_sections(container, course, query, quizzes=quizzes)
+        sections: list[ReviewSection] = []
+        # Each missed question searched on its own, its best place first (explore83 F13: the prompts searched as one
+        # query pointed to one lesson twice, and to none for two of the four questions); then the whole query.
+        for prompt in [m["prompt"] for m in detail.get("missed_questions") or []][:SECTIONS_PER_ITEM]:
+            if searches >= MAX_REVIEW_SEARCHES:
+                break
+            sections += (await _search_sections(container, course, prompt, quizzes=quizzes))[:1]
             searches += 1
+        if len(_one_per_place(sections)) < SECTIONS_PER_ITEM and searches < MAX_REVIEW_SEARCHES:
+            sections += await _search_sections(container, course, query, quizzes=quizzes)
+            searches += 1
+        sections = _one_per_place(sections)[:SECTIONS_PER_ITEM]
         items.append(
             ReviewItem(
                 kind="quiz_failed", lesson_id=lesson.lesson_id, title=lesson.title, detail=detail, sections=sections
@@ -934,15 +952,5 @@ async def _lesson_sections(container: Any, course: Course, lesson_id: uuid.UUID)
                 ContentChunk.source_id == str(lesson_id),
             )
             .order_by(ContentChunk.ordinal)
-            .limit(SECTIONS_PER_ITEM)
         )
-        return [
-            ReviewSection(
-                chunk_id=c.chunk_id,
-                title=c.title,
-                location=c.location,
-                source_type=c.source_type,
-                source_id=c.source_id,
-            )
-            for c in rows
-        ]
+        return _one_per_place([_section(c) for c in rows])[:SECTIONS_PER_ITEM]
