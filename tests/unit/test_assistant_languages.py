@@ -171,3 +171,18 @@ def test_a_clear_keyword_winner_is_shown_and_a_number_of_the_question_is_found()
     assert decided.route == "answer" and decided.passages[0] is ebro, decided
     rule = hit(5, "Compound interest", "The rule of 72 estimates how long money takes to double.", 0.18, 3.29)
     assert evidence.decide("What is the rule of 72?", [rule], Knobs()).route == "answer"
+
+
+async def test_a_question_too_short_to_tell_is_answered_in_the_courses_language() -> None:
+    """explore83 F8: "háblame de la república", too short to tell, got English frames in a course written in
+    Spanish; the course's language (its outline's) is the frames' when the question's cannot be told."""
+    spanish = [
+        ("El siglo XIX: liberalismo y revoluciones", ["La Constitución de Cádiz", "La revolución de 1868"]),
+        ("El siglo XX: república, guerra y dictadura", ["La Segunda República", "La Guerra Civil española"]),
+        ("La democracia", ["La Transición democrática", "La entrada en la Comunidad Europea"]),
+    ]
+    chat = ScriptedChat("should not be used [1]")
+    out = await ask(chat, "kafka partitions", WEAK, outline=spanish)
+    assert out["type"] == "refuse" and out["answer"] == i18n.text("off_topic", "es"), out
+    out = await ask(chat, "kafka partitions", WEAK)  # no outline to read: English
+    assert out["answer"] == i18n.text("off_topic", "en"), out

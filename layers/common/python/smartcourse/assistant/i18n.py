@@ -231,16 +231,16 @@ def _identifier() -> Any:
         return found
 
 
-async def language_of(question: str, earlier: Sequence[str] = ()) -> str:
-    """`language`, from a coroutine: the model's first load (~0.9 s) runs in a thread, never on the event loop."""
+async def loaded() -> None:
+    """Load the language model from a coroutine: its first load (~0.9 s) runs in a thread, never on the event loop;
+    `language` and `material_language` then read without waiting."""
     if not _identifier.cache_info().currsize:
         await asyncio.to_thread(_identifier)
-    return language(question, earlier)
 
 
-def language(question: str, earlier: Sequence[str] = ()) -> str:
+def language(question: str, earlier: Sequence[str] = (), default: str = "en") -> str:
     """The language of a question (one of `LANGUAGES`), read with the conversation's earlier questions (at most the
-    last three): "et le relais ?" alone is too short to tell. English when unsure."""
+    last three): "et le relais ?" alone is too short to tell. `default` when unsure (English, or the course's)."""
     stripped = question.strip()
     if stripped.startswith(("¿", "¡")):  # only Spanish opens a question so ("¿Qué significa quisiera?": 82 %)
         return "es"
@@ -252,7 +252,7 @@ def language(question: str, earlier: Sequence[str] = ()) -> str:
             return str(lang) if lang in LANGUAGES else "en"
     sample = " ".join([*earlier[-3:], question]).strip()
     if not sample:
-        return "en"
+        return default
     lang, confidence = _identifier().classify(sample)
     needed = SHORT_MIN_CONFIDENCE if len(sample.split()) <= SHORT_WORDS else MIN_CONFIDENCE
-    return str(lang) if confidence >= needed and lang in LANGUAGES else "en"
+    return str(lang) if confidence >= needed and lang in LANGUAGES else default

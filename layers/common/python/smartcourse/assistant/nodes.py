@@ -27,18 +27,27 @@ async def guard_input(state: AskState, config: RunnableConfig) -> dict[str, Any]
     cfg = Configuration.from_runnable_config(config)
     question = state["question"]
     if prompts.probes_instructions(question):
-        answer = i18n.text("instructions", await _lang(state))
+        answer = i18n.text("instructions", await _lang(state, cfg))
         return {"route": "refuse", "reason": "instruction_probe", "answer": answer}
     if cfg.quiz_answers_locked and evidence.asks_for_quiz_answers(question):
-        answer = i18n.text("quiz_locked", await _lang(state))
+        answer = i18n.text("quiz_locked", await _lang(state, cfg))
         return {"route": "refuse", "reason": "quiz_answers_locked", "answer": answer}
     return {"route": "answer", "reason": ""}
 
 
-async def _lang(state: AskState) -> str:
+async def _lang(state: AskState, cfg: Configuration) -> str:
     """The language of the assistant's own texts: the student's question's (with their earlier ones), read only
-    when such a text is written (an answer is the model's, in the passages' language)."""
-    return await i18n.language_of(state["question"], _earlier(state))
+    when such a text is written (an answer is the model's, in the passages' language); when it cannot be told, the
+    course's (`_course_language`), else English."""
+    await i18n.loaded()
+    return i18n.language(state["question"], _earlier(state), default=_course_language(cfg))
+
+
+def _course_language(cfg: Configuration) -> str:
+    """The language the course's outline is written in, if it can be told: "háblame de la república", too short to
+    tell, was answered in English in a Spanish course (explore83 F8)."""
+    titles = [f"{module}: {', '.join(lessons)}" for module, lessons in cfg.outline]
+    return i18n.material_language(titles) or "en"
 
 
 def _earlier(state: AskState) -> list[str]:
@@ -133,21 +142,21 @@ async def route(state: AskState, config: RunnableConfig) -> dict[str, Any]:
     if evidence.is_acknowledgement(state["question"]):
         # "ok thanks!" closes an exchange: answered in kind, not refused as off-course (explore75 F4); "merci" alone
         # is French however short (explore76 F4).
-        lang = i18n.thanks_language(state["question"]) or await _lang(state)
+        lang = i18n.thanks_language(state["question"]) or await _lang(state, cfg)
         answer = i18n.text("acknowledged", lang)
         return {"route": "clarify", "reason": "acknowledgement", "candidates": [], "passages": [], "attempts": 0,
                 "answer": answer}  # fmt: skip
     if cfg.outline and evidence.asks_for_overview(state["standalone"]):
         # What the course covers, as a whole: its outline, not a search (explore56 F3: refused as off-course).
         names = [module for module, _ in cfg.outline]
-        answer = evidence.overview_text(cfg.outline, await _lang(state))
+        answer = evidence.overview_text(cfg.outline, await _lang(state, cfg))
         return {"route": "clarify", "reason": "course_overview", "candidates": names, "passages": [], "attempts": 0,
                 "answer": answer}  # fmt: skip
     decision = evidence.decide(state["standalone"], state.get("hits") or [], cfg.knobs)
     if decision.route == "refuse" and evidence.asks_for_quiz_answers(state["question"]):
         # A student who may ask (the quiz passed) asks for a quiz's answers, which the assistant never reads (its
         # prompts are no evidence): not "nothing about that in this course" (explore75 F12).
-        answer = i18n.text("quiz_question", await _lang(state))
+        answer = i18n.text("quiz_question", await _lang(state, cfg))
         return {"route": "clarify", "reason": "quiz_question", "candidates": [], "passages": [], "attempts": 0,
                 "answer": answer}  # fmt: skip
     update: dict[str, Any] = {
@@ -158,13 +167,13 @@ async def route(state: AskState, config: RunnableConfig) -> dict[str, Any]:
         "attempts": 0,
     }
     if decision.route == "refuse":
-        lang = await _lang(state)
+        lang = await _lang(state, cfg)
         update["answer"] = i18n.text("off_topic", lang)
         # Asked in another language than the course's: say so, not "nothing in this course" (explore80 F7).
         if said := await asyncio.to_thread(_in_another_language, state, cfg, lang):
             update.update(answer=said, reason="other_language")
     elif decision.route == "clarify":
-        update["answer"] = evidence.clarify_text(decision.reason, decision.candidates, await _lang(state))
+        update["answer"] = evidence.clarify_text(decision.reason, decision.candidates, await _lang(state, cfg))
     return update
 
 
@@ -245,8 +254,10 @@ def fallback(state: AskState, config: RunnableConfig) -> dict[str, Any]:
     """The model could not cite twice: quote the best passages with their citations instead (every passage of a
     source the question names, up to `Knobs.max_passages`), or refuse when no passage shares a subject word with the
     question (`evidence.fallback_answer`)."""
-    knobs = Configuration.from_runnable_config(config).knobs
-    lang = i18n.language(state["question"], _earlier(state))  # a sync node: LangGraph runs it off the event loop
+    cfg = Configuration.from_runnable_config(config)
+    knobs = cfg.knobs
+    # A sync node: LangGraph runs it off the event loop.
+    lang = i18n.language(state["question"], _earlier(state), default=_course_language(cfg))
     found = evidence.fallback_answer(
         state["passages"], state["standalone"], k=knobs.max_passages, lang=lang, focus=state["question"]
     )
