@@ -424,11 +424,13 @@ _NO_APOSTROPHES = str.maketrans("", "", _APOSTROPHES)
 
 def folded(column: Any) -> Any:
     """A name or an address as a search of people compares it: the catalogue's fold (`smartcourse_fold`: accents and
-    the marks of every script dropped, NFC; migration 0030), apostrophes left out, lower case. `Nguyen` finds
-    `Nguyễn`, `محمد` finds `محمّد`, `елкина` finds `Ёлкина` (explore65 F12: `q=` compared NFC and case only)."""
+    the marks of every script dropped, NFC; migration 0030), apostrophes left out, hyphens as spaces, lower case.
+    `Nguyen` finds `Nguyễn`, `محمد` finds `محمّد`, `елкина` finds `Ёлкина` (explore65 F12: `q=` compared NFC and
+    case only)."""
     # Trimmed: the fold pads a CJK run with spaces (`' 王 '`), so a one-character surname could never be inside a
     # name's bigrams, and CJK names sorted first (explore69 F7).
-    return func.btrim(func.lower(func.translate(func.smartcourse_fold(column), _APOSTROPHES, "")))
+    # A hyphen is a space: "maria jose" finds "María-José" (explore83 F16).
+    return func.btrim(func.lower(func.translate(func.smartcourse_fold(column), "-" + _APOSTROPHES, " ")))
 
 
 def containing(column: Any, typed: str) -> Any:

@@ -36,7 +36,7 @@ from smartcourse.schemas import (
 )
 from smartcourse.security import Principal
 from smartcourse.services import accounts, catalog_cache, waitlist
-from smartcourse.services.search import enrolled_reader, folded, has_tags, is_enrolled, tag_words
+from smartcourse.services.search import enrolled_reader, fold_for_filter, has_tags, is_enrolled, tag_words
 
 LESSONS = "lesson_bodies"
 VERSIONS = "course_versions"
@@ -308,7 +308,7 @@ async def list_courses(
         # Words as a person splits them: "SQL:", "fundamentals." and `"sql"` are SQL and fundamentals (explore76 F9).
         stmt = stmt.where(*(_in_title_or_description(word) for word in re.findall(r"\w+", q)[:MAX_Q_WORDS]))
     if category:
-        stmt = stmt.where(folded(Course.category) == folded(category.strip()))
+        stmt = stmt.where(fold_for_filter(Course.category) == fold_for_filter(category.strip()))
     if level:
         stmt = stmt.where(func.lower(Course.level) == level.strip().lower())
     if tags and tag_words(tags):
@@ -427,9 +427,10 @@ async def facets(container: Any) -> catalog_cache.CachedJson:
 
 async def _facet(uow: UnitOfWork, values: Any, *, limit: int | None = None) -> list[Facet]:
     """The `value` column of the rows `values` selects, grouped as the filters compare them (any case, any accent:
-    `search.folded`): the commonest spelling, and the count."""
+    `search.fold_for_filter`): the commonest spelling, and the count."""
     rows = values.subquery()
-    stmt = select(folded(rows.c.value), rows.c.value, func.count()).group_by(folded(rows.c.value), rows.c.value)
+    grouped = fold_for_filter(rows.c.value)
+    stmt = select(grouped, rows.c.value, func.count()).group_by(grouped, rows.c.value)
     spellings: dict[str, list[tuple[int, str]]] = {}
     for key, spelled, n in await uow.session.execute(stmt):
         if spelled and str(spelled).strip():

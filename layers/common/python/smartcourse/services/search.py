@@ -360,16 +360,16 @@ def _headline_query(q: str) -> Any:
     return _tsquery(q).op("||")(func.websearch_to_tsquery("english", q))
 
 
-def folded(value: Any) -> Any:
+def fold_for_filter(value: Any) -> Any:
     """A string as the catalogue's filters compare it: lower case, accents folded (`smartcourse_fold`): `tags=espana`
     and `category=Economia` found nothing tagged "España" or filed under "Economía" (explore83 F11)."""
     return func.smartcourse_fold(func.lower(value))
 
 
 def _lowered(values: Any) -> Any:
-    """`ARRAY(SELECT folded(v) FROM unnest(values) AS v)`: an array of strings, each as filters compare it."""
+    """`ARRAY(SELECT fold_for_filter(v) FROM unnest(values) AS v)`: an array of strings, each as filters compare it."""
     v = column("v", String)
-    return func.array(select(folded(v)).select_from(func.unnest(values).alias("v")).scalar_subquery())
+    return func.array(select(fold_for_filter(v)).select_from(func.unnest(values).alias("v")).scalar_subquery())
 
 
 def tag_filter(raw: list[str] | None) -> list[str]:
@@ -497,7 +497,7 @@ async def search_catalog(
     ready = and_(Course.live(), Course.index_version > 0)
     filters = [ready]
     if category:
-        filters.append(folded(Course.category) == folded(category.strip()))
+        filters.append(fold_for_filter(Course.category) == fold_for_filter(category.strip()))
     if level:
         filters.append(func.lower(Course.level) == level.strip().lower())
     if tag_words(tags):
@@ -538,7 +538,7 @@ async def search_catalog(
         func.array(
             select(w)
             .select_from(func.unnest(bindparam("query_words_untagged", words, type_=ARRAY(String))).alias("w"))
-            .where(folded(w) != all_(_lowered(Course.tags)))
+            .where(fold_for_filter(w) != all_(_lowered(Course.tags)))
             .scalar_subquery()
         ),
         " ",
