@@ -47,6 +47,12 @@ class JsonErrorsProtocol(HttpToolsProtocol):
     _refusal: tuple[int, str, str] | None = None
     _header_bytes = 0
 
+    _received = b""
+
+    def data_received(self, data: bytes) -> None:
+        self._received = data  # what the parser refused, read by `send_400_response`
+        super().data_received(data)
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._refusal, self._header_bytes = None, 0
@@ -68,6 +74,13 @@ class JsonErrorsProtocol(HttpToolsProtocol):
         raise _TooLarge(message)
 
     def send_400_response(self, msg: str) -> None:
+        line = self._received.split(b"\n", 1)[0]
+        if self._refusal is None and not line.isascii():
+            # `curl "…/search?q=España"`: what to do, not only that it failed (explore83 F17).
+            msg = (
+                "the request line holds characters beyond ASCII: percent-encode them in the URL "
+                "(/search?q=Espa%C3%B1a for España)"
+            )
         status, code, message = self._refusal or (400, CODE, msg)
         DOMAIN_ERRORS.labels(code).inc()
         body = error_body(message, code)
