@@ -1048,3 +1048,26 @@ def test_a_misspelt_concept_is_told_the_courses_spelling() -> None:
     # A word of the concept in another form, or a concept near the course in meaning only: no hint.
     for concept in ("Enantiomer", "rotation", "optical activity", ""):
         assert spelling_hint(concept, course) is None, concept
+
+
+def test_an_objective_said_twice_in_other_words_or_comparing_a_thing_with_itself_is_dropped() -> None:
+    """explore83 F9: five objectives were kept, "Describe / Identify / Evaluate the difference between compound
+    interest and simple interest" among them, and "Compare compound interest to compound interest"."""
+    from tests.unit.test_assistant_evidence import hit
+
+    passage = hit(
+        1,
+        "Compound interest explained",
+        "Compound interest is interest on interest. Simple interest is paid on the principal only. The rule of 72 "
+        "estimates how long money takes to double.",
+        0.6,
+    )
+    items = [
+        "Explain how compound interest works over time",
+        "Describe the difference between compound interest and simple interest",
+        "Identify the key differences between compound interest and simple interest",
+        "Compare compound interest to compound interest, and how it differs from simple interest",
+        "Evaluate the difference between compound interest and simple interest in savings",
+        "Apply the rule of 72 to estimate how long money takes to double",
+    ]
+    assert generation.parse_objectives("\n".join(items), [passage]) == [items[0], items[1], items[5]]

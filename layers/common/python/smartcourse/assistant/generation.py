@@ -427,13 +427,17 @@ def _kept(items: Sequence[str], material: _Material) -> list[str]:
     material's sentence, id included). The label: "Explain why an outbox — Foundations > Why an outbox"."""
     out: list[str] = []
     seen: set[str] = set()
+    said: list[set[str]] = []
     for objective in map(_objective, items):
-        if objective is None:
+        if objective is None or _SELF_COMPARISON.search(objective):
             continue
         key = _same_text(objective)
         tail = key.split(" ", 1)[1] if " " in key else key
         if tail in seen or any(key in text for text in material.texts) or material.plays_a_label(objective):
             continue
+        stems = evidence.content_stems(tail)
+        if any(_near(stems, other) for other in said):
+            continue  # another wording of a kept one (explore83 F9: "Describe|Identify|Evaluate the difference …")
         statement = next((tail[len(w) :] for w in _LEAD_INS if tail.startswith(w)), tail)
         if statement in material.sentences:
             continue
@@ -442,8 +446,24 @@ def _kept(items: Sequence[str], material: _Material) -> list[str]:
             # explore76 F6), as a quiz's question about none of them is invalid.
             continue
         seen.add(tail)
+        said.append(stems)
         out.append(objective)
     return out
+
+
+#: An objective comparing a thing with itself ("Compare compound interest to compound interest": explore83 F9).
+_SELF_COMPARISON = re.compile(
+    r"\b(?:compare|contrast|distinguish|differentiate)\s+(?:the\s+)?(.{3,60}?)\s+(?:to|with|and|from)\s+(?:the\s+)?"
+    r"\1\b",
+    re.IGNORECASE,
+)
+#: The share of their content words two objectives must have in common to be one said twice (`_near`).
+NEAR_OBJECTIVES = 0.75
+
+
+def _near(a: set[str], b: set[str]) -> bool:
+    """Two objectives' content words (after the verb) mostly the same: one objective said twice."""
+    return bool(a and b) and len(a & b) / len(a | b) >= NEAR_OBJECTIVES
 
 
 def parse_objectives(text: str, passages: Sequence[Hit] = (), *, material: _Material | None = None) -> list[str]:
