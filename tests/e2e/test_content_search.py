@@ -619,6 +619,15 @@ async def test_catalog_search_by_content_metadata_and_filters(api: Api) -> None:
     # A word cut short, as people abbreviate ("intro organic chem": explore80 F10), is offered whole.
     r = await api.client.get("/search", params={"q": "biol", "tags": marker})
     assert (r.json()["total"], r.json()["did_you_mean"]) == (0, "biology"), r.text
+    # A word of asking or "course" no course has is left out (explore83 F10: "qué es la autarquía", "curso de
+    # historia" found nothing, every word being required).
+    for q, suggested in (
+        ("¿qué es la cooking?", "cooking"),
+        ("curso de cooking", "cooking"),
+        ("cooking course", "cooking"),
+    ):
+        r = await api.client.get("/search", params={"q": q, "tags": marker})
+        assert (r.json()["total"], r.json()["did_you_mean"]) == (0, suggested), (q, r.text)
     # Only a suggestion that finds something under the same filters (explore76 F10: a click to another empty page).
     r = await api.client.get("/search", params={"q": "cokking", "tags": marker, "level": "beginner"})
     assert (r.json()["total"], r.json()["did_you_mean"]) == (0, None), r.text

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.orm import aliased
 
 from smartcourse import telemetry
-from smartcourse.assistant.evidence import is_quiz_prompts
+from smartcourse.assistant.evidence import STOPWORDS, is_quiz_prompts
 from smartcourse.assistant.text import same_text_key
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as rules
@@ -668,6 +668,12 @@ async def _did_you_mean(uow: UnitOfWork, query: str) -> str | None:
     out, changed = [], False
     for token in tokens:
         word = fold_marks(token.lower())
+        bare = word.strip("¿?¡!.,;:")
+        if len(tokens) > 1 and bare in STOPWORDS and bare not in vocabulary:
+            # A word of asking, or "course", that no course has: every word of a query is required, so "qué es la
+            # autarquía" and "curso de historia" found nothing (explore83 F10). Left out of the suggestion.
+            changed = True
+            continue
         if token.startswith("-") or len(word) < 4 or not word.isalpha() or word in vocabulary:
             out.append(token)
             continue
@@ -679,7 +685,9 @@ async def _did_you_mean(uow: UnitOfWork, query: str) -> str | None:
             near = sorted(longer, key=lambda v: (-vocabulary[v], len(v), v))[:1]
         out.append(spelt[near[0]].most_common(1)[0][0] if near else token)
         changed = changed or bool(near)
-    return " ".join(out) if changed else None
+    # A question's marks are no words of a suggestion ("¿qué es la autarquía?" → "autarquía").
+    out = [t.strip("¿?¡!") or t for t in out]
+    return " ".join(out) if changed and out else None
 
 
 #: The marks `ts_headline` puts around a matched word: two private-use characters, removed from the text first, so
