@@ -896,11 +896,12 @@ async def _mail_account(settings: Settings, user: User, *, kind: str, subject: s
     )
 
 
-def _how_to_choose(settings: Settings, token: str, *, within: str, code: str, choose: str) -> str:
-    """The e-mail's paragraph with the code: a link when PASSWORD_RESET_URL names the front end's page."""
-    if settings.password_reset_url:
-        return f"Choose {choose} here within {within}:\n\n{settings.password_reset_url.replace('{token}', token)}"
-    return f"Enter this {code} in SmartCourse within {within} to choose {choose}:\n\n{token}"
+def _how_to(page: str | None, token: str, *, within: str, code: str, to_do: str) -> str:
+    """An account e-mail's paragraph with its code: a link when `page` (PASSWORD_RESET_URL, EMAIL_VERIFICATION_URL)
+    names the front end's page, `{token}` replaced; else the code to enter."""
+    if page:
+        return f"{to_do[0].upper()}{to_do[1:]} here within {within}:\n\n{page.replace('{token}', token)}"
+    return f"Enter this {code} in SmartCourse within {within} to {to_do}:\n\n{token}"
 
 
 async def send_invitation(
@@ -917,7 +918,7 @@ async def send_invitation(
     token = issue_reset_token(
         settings, user_id=user.id, token_version=user.token_version, lifetime=timedelta(days=days)
     )
-    how = _how_to_choose(settings, token, within=f"{days} days", code="code", choose="your password")
+    how = _how_to(settings.password_reset_url, token, within=f"{days} days", code="code", to_do="choose your password")
     text = (
         f"Hello {user.full_name},\n\nan administrator made you a SmartCourse account for this address.\n\n{how}\n\n"
         "Then log in with this address and that password. If you did not expect this, ignore this e-mail."
@@ -937,7 +938,13 @@ async def send_password_reset(email: str, *, settings: Settings, sessionmaker: a
         return "no_account"
     token = issue_reset_token(settings, user_id=user.id, token_version=user.token_version)
     minutes = settings.password_reset_minutes
-    how = _how_to_choose(settings, token, within=f"{minutes} minutes", code="reset code", choose="a new password")
+    how = _how_to(
+        settings.password_reset_url,
+        token,
+        within=f"{minutes} minutes",
+        code="reset code",
+        to_do="choose a new password",
+    )
     text = (
         f"Hello {user.full_name},\n\nsomeone (we hope you) asked to reset the password of your SmartCourse account."
         f"\n\n{how}\n\nIf it was not you, ignore this e-mail: your password stays as it is."
@@ -959,10 +966,7 @@ async def send_email_verification(
         return "verified"
     token = issue_verification_token(settings, user_id=user.id, email=user.email)
     days = settings.email_verification_days
-    if settings.email_verification_url:
-        how = f"Confirm it here within {days} days:\n\n{settings.email_verification_url.replace('{token}', token)}"
-    else:
-        how = f"Enter this code in SmartCourse within {days} days to confirm it:\n\n{token}"
+    how = _how_to(settings.email_verification_url, token, within=f"{days} days", code="code", to_do="confirm it")
     text = (
         f"Hello {user.full_name},\n\nthis address was used to make a SmartCourse account. {how}\n\n"
         "If you did not make it, ignore this e-mail: the account stays unconfirmed."
