@@ -50,11 +50,13 @@ def _in_the_rotation_window(
     `other` waits for a lock (or is done)."""
     real_issue_pair = accounts._issue_pair
 
-    async def other_request_meanwhile(uow: Any, settings: Any, user: Any, family_id: uuid.UUID) -> Any:
+    async def other_request_meanwhile(
+        uow: Any, settings: Any, user: Any, family_id: uuid.UUID, spent: Any = None
+    ) -> Any:
         if not started:  # first: a nested rotation passes through here too
             started.append(asyncio.create_task(other()))
             await _until_it_waits_for_a_lock(container, started[0])
-        return await real_issue_pair(uow, settings, user, family_id)
+        return await real_issue_pair(uow, settings, user, family_id, spent)
 
     monkeypatch.setattr(accounts, "_issue_pair", other_request_meanwhile)
 
