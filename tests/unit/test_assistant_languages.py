@@ -186,3 +186,20 @@ async def test_a_question_too_short_to_tell_is_answered_in_the_courses_language(
     assert out["type"] == "refuse" and out["answer"] == i18n.text("off_topic", "es"), out
     out = await ask(chat, "kafka partitions", WEAK)  # no outline to read: English
     assert out["answer"] == i18n.text("off_topic", "en"), out
+
+
+async def test_a_short_question_on_a_spanish_course_gets_spanish_frames_from_its_passages() -> None:
+    """explore85 F1: the course's language was read from the outline alone, which only an overview question loads:
+    "batalla del Ebro" got "Here is what the course material says:" over Spanish passages."""
+    from tests.unit.test_assistant_evidence import hit
+
+    ebro = hit(
+        7,
+        "La Guerra Civil española",
+        "La batalla del Ebro, entre julio y noviembre de 1938, fue la más larga y sangrienta de la guerra, con unos "
+        "100.000 muertos y heridos. El ejército republicano cruzó el río Ebro por sorpresa la noche del 25 de julio.",
+        0.6,
+        4.2,
+    )
+    out = await ask(ScriptedChat("no citation here", "still none"), "batalla del Ebro", ebro)
+    assert out["type"] == "answer" and out["answer"].startswith(i18n.text("quotes_heading", "es")), out

@@ -40,14 +40,21 @@ async def _lang(state: AskState, cfg: Configuration) -> str:
     when such a text is written (an answer is the model's, in the passages' language); when it cannot be told, the
     course's (`_course_language`), else English."""
     await i18n.loaded()
-    return i18n.language(state["question"], _earlier(state), default=_course_language(cfg))
+    return i18n.language(state["question"], _earlier(state), default=_course_language(state, cfg))
 
 
-def _course_language(cfg: Configuration) -> str:
-    """The language the course's outline is written in, if it can be told: "háblame de la república", too short to
-    tell, was answered in English in a Spanish course (explore83 F8)."""
-    titles = [f"{module}: {', '.join(lessons)}" for module, lessons in cfg.outline]
-    return i18n.material_language(titles) or "en"
+def _course_texts(state: AskState, cfg: Configuration) -> list[str]:
+    """Some of the course's material, to read its language from: the passages retrieved, and the outline's titles
+    when the question had it read."""
+    read = [h.chunk.text for h in (state.get("hits") or [])[:5]]
+    return read + [f"{module}: {', '.join(lessons)}" for module, lessons in cfg.outline]
+
+
+def _course_language(state: AskState, cfg: Configuration) -> str:
+    """The language the course's material is written in, if it can be told (`_course_texts`): "háblame de la
+    república", too short to tell, was answered in English in a Spanish course (explore83 F8; explore85 F1: read from
+    the outline alone, which only an overview question loads, it was always English)."""
+    return i18n.material_language(_course_texts(state, cfg)) or "en"
 
 
 def _earlier(state: AskState) -> list[str]:
@@ -180,9 +187,7 @@ async def route(state: AskState, config: RunnableConfig) -> dict[str, Any]:
 def _in_another_language(state: AskState, cfg: Configuration, lang: str) -> str | None:
     """The text telling the student that the course's material is in another language than their question's (read
     from the retrieved passages and the outline's titles), or None when it is not, or cannot be told."""
-    read = [h.chunk.text for h in (state.get("hits") or [])[:5]]
-    read += [f"{module}: {', '.join(lessons)}" for module, lessons in cfg.outline]
-    course = i18n.material_language(read)
+    course = i18n.material_language(_course_texts(state, cfg))
     if course is None or course == lang:
         return None
     name = i18n.LANGUAGE_NAMES.get(lang, i18n.LANGUAGE_NAMES["en"]).get(course, course)
@@ -257,7 +262,7 @@ def fallback(state: AskState, config: RunnableConfig) -> dict[str, Any]:
     cfg = Configuration.from_runnable_config(config)
     knobs = cfg.knobs
     # A sync node: LangGraph runs it off the event loop.
-    lang = i18n.language(state["question"], _earlier(state), default=_course_language(cfg))
+    lang = i18n.language(state["question"], _earlier(state), default=_course_language(state, cfg))
     found = evidence.fallback_answer(
         state["passages"], state["standalone"], k=knobs.max_passages, lang=lang, focus=state["question"]
     )
