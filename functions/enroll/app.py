@@ -7,7 +7,6 @@ from fastapi import APIRouter, Header, Response
 from smartcourse.api.app import lambda_handler
 from smartcourse.api.created import LOCATION, created_at
 from smartcourse.api.deps import ContainerDep, CurrentUser
-from smartcourse.domain.principal import refuse_unverified
 from smartcourse.errors import DomainError
 from smartcourse.metrics import ENROLLMENT_REQUESTS
 from smartcourse.schemas import EnrollIn, EnrollmentPublic
@@ -37,7 +36,6 @@ async def enroll(
     response: Response,
     idempotency_key: Annotated[str | None, Header(max_length=200, pattern=r"^[\x21-\x7e]+$")] = None,
 ) -> EnrollmentPublic:
-    refuse_unverified(user, c.settings.email_verification == "required", "enroll")
     try:
         result, created = await learning.enroll(
             container=c,

@@ -62,12 +62,26 @@ async def test_with_verification_required_an_unproved_account_enrolls_and_author
     api: Api, container: Any, celery_worker: object, worker: object
 ) -> None:
     teacher = await api.user("instructor")
-    course = await api.published_course(teacher)  # made before the switch
+    course = await api.published_course(teacher)  # made before the switch, and an enrollment too
+    early = await api.user()
+    r = await api.client.post("/enrollments", json={"course_id": course["id"]}, headers=early["headers"])
+    assert r.status_code == 201, r.text
+    draft = await api.course(teacher)
     container.settings = container.settings.model_copy(update={"email_verification": "required"})
     student, author = await api.user(), await api.user("instructor")
+    # What was started before the switch goes no further either (explore85 F2: a certificate was earned, a draft
+    # edited): the account reads, and changes nothing but itself.
+    outline = (await api.client.get(f"/courses/{course['id']}", headers=early["headers"])).json()
+    lesson = outline["modules"][0]["lessons"][0]["id"]
+    r = await api.client.post(f"/lessons/{lesson}/complete", headers=early["headers"])
+    assert (r.status_code, r.json()["code"]) == (403, "email_not_verified"), r.text
+    r = await api.client.put(f"/courses/{draft['id']}", json={"title": "Renamed"}, headers=teacher["headers"])
+    assert (r.status_code, r.json()["code"]) == (403, "email_not_verified"), r.text
+    r = await api.client.put(f"/users/{early['id']}", json={"bio": "still mine"}, headers=early["headers"])
+    assert r.status_code == 200, r.text
     r = await api.client.post("/enrollments", json={"course_id": course["id"]}, headers=student["headers"])
     assert (r.status_code, r.json()["code"]) == (403, "email_not_verified"), r.text
-    assert "/auth/verify-email/resend" in r.json()["message"]
+    assert "/auth/verify-email/resend" in r.json()["message"] and "changes nothing but itself" in r.json()["message"]
     body = {"title": "Official Diploma in Medicine", "category": "medicine"}
     r = await api.client.post("/courses", json=body, headers=author["headers"])
     assert (r.status_code, r.json()["code"]) == (403, "email_not_verified"), r.text

@@ -9,12 +9,16 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from smartcourse.bootstrap import Container, get_container
+from smartcourse.domain.principal import refuse_unverified
 from smartcourse.errors import DomainError, Unauthorized
 from smartcourse.ratelimit import enforce, rate_limiter
 from smartcourse.security import Principal, decode_access_token
 from smartcourse.services import accounts
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: What an account whose address is not proved may still change with `EMAIL_VERIFICATION=required`: itself (its
+#: confirmation, its sessions, its profile, its erasure) and its notifications.
+_OWN_ACCOUNT = ("/auth/", "/users/", "/notifications")
 _bearer = HTTPBearer(auto_error=False, description="The access token from POST /auth/login")
 
 
@@ -43,6 +47,10 @@ async def _optional_principal(
         principal = await accounts.check_account(conn, claims)
     request.state.principal = principal
     if request.method not in _SAFE_METHODS:
+        if container.settings.email_verification == "required" and not request.url.path.startswith(_OWN_ACCOUNT):
+            # An account whose address nobody proved reads, and changes nothing but itself: an enrollment made
+            # before the switch, or by an admin, earned a certificate, and a draft was edited (explore85 F2).
+            refuse_unverified(principal, required=True)
         per_minute = container.settings.rate_limit_per_minute
         decision = await rate_limiter(container).hit(("write", "user", str(principal.user_id)), f"{per_minute}/minute")
         enforce(decision, "too many changes in a short time; retry later")

@@ -24,13 +24,13 @@ class Principal:
         return self.role == "admin"
 
 
-def refuse_unverified(principal: Principal, required: bool, doing: str) -> None:
+def refuse_unverified(principal: Principal, required: bool) -> None:
     """With `EMAIL_VERIFICATION=required` (`required`), an account whose address is not proved yet is refused
-    `doing` (403 `email_not_verified`); admins never are (explore82 F1: a sign-up under anyone's address enrolled, made
-    and published courses at once)."""
+    (403 `email_not_verified`); admins never are (explore82 F1: a sign-up under anyone's address enrolled, made and
+    published courses at once)."""
     if required and not principal.email_verified and not principal.is_admin:
         raise Forbidden(
-            f"confirm your e-mail address before you {doing}: follow the link the sign-up e-mailed you "
-            "(POST /auth/verify-email/resend sends it again)",
+            "confirm your e-mail address first: until then this account reads, and changes nothing but itself; "
+            "follow the link the sign-up e-mailed you (POST /auth/verify-email/resend sends it again)",
             code="email_not_verified",
         )
