@@ -182,9 +182,9 @@ async def test_a_spent_token_gets_one_retry_and_a_login_has_an_end(api: Api, con
         await uow.session.execute(
             update(RefreshToken)
             .where(RefreshToken.id == rotated.id)
-            .values(
+            .values(  # a day later: its token expired with the login (explore85 F3: said `invalid_refresh_token`)
                 session_started_at=RefreshToken.session_started_at - timedelta(days=1),
-                expires_at=RefreshToken.expires_at + timedelta(days=1),
+                expires_at=RefreshToken.expires_at - timedelta(days=1),
             )
         )
         await uow.commit()

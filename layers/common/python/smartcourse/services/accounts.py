@@ -318,14 +318,18 @@ async def refresh(*, uow: UnitOfWork, settings: Settings, refresh_token: str) ->
         .with_for_update()
         .execution_options(populate_existing=True)
     )
-    if row is None or row.expires_at <= now:
-        raise Unauthorized("refresh token is invalid or expired", code="invalid_refresh_token")
-    if (row.session_started_at or row.created_at) + timedelta(days=settings.session_max_days) <= now:
-        # Its token expires then anyway (`_issue_pair`): a login no refresh keeps past SESSION_MAX_DAYS.
+    if (
+        row is not None
+        and (row.session_started_at or row.created_at) + timedelta(days=settings.session_max_days) <= now
+    ):
+        # Its token expired then (`_issue_pair`), the login's end: said as such, before the token's expiry is (explore85
+        # F3: `invalid_refresh_token`), a login no refresh keeps past SESSION_MAX_DAYS.
         raise Unauthorized(
             f"this login began more than {settings.session_max_days} days ago (SESSION_MAX_DAYS); please log in again",
             code="session_ended",
         )
+    if row is None or row.expires_at <= now:
+        raise Unauthorized("refresh token is invalid or expired", code="invalid_refresh_token")
     if row.revoked_at is not None and await _a_retry(uow, settings, row, now):
         if user is None or not user.is_active:
             raise Unauthorized("account is disabled", code="invalid_refresh_token")
