@@ -43,11 +43,16 @@ def test_a_name_is_one_line_without_control_characters(name: str) -> None:
 def test_a_name_loses_the_characters_that_hide_in_it_and_an_address_is_written_plainly() -> None:
     """explore82 F3: "Admin\u200bistrator" printed as "Administrator" on a certificate; a full-width or a
     mixed-alphabet address was an account apart from the one it looks like, which the admin's search missed."""
-    name = "Admin\u200bistrator\u200f\ufeff"
+    name = "Admin\u200bis\u00adtra\u034fto\u061cr\U000e0041\u200f\ufeff"  # explore85 F5: SHY, CGJ, ALM, tags
     assert RegisterIn(**REGISTER, full_name=name).full_name == "Administrator"
     assert UserUpdateIn(full_name=name).full_name == "Administrator"
     assert RegisterIn(**REGISTER, full_name="\u0645\u06cc\u200c\u0631\u0648\u0645").full_name.count("\u200c") == 1
-    for address, rule in (("\uff53tua@example.com", "address_form"), ("stu\u0430@example.com", "address_scripts")):
+    for address, rule in (
+        ("\uff53tua@example.com", "address_form"),
+        ("stu\u0430@example.com", "address_scripts"),
+        ("stud\u058585@example.com", "address_scripts"),  # an Armenian "o" (explore85 F4)
+        ("\u0430\u043e\u0435@example.com", "address_scripts"),  # all Cyrillic letters that read as Latin ones
+    ):
         with pytest.raises(ValidationError, match=rule):
             RegisterIn(**{**REGISTER, "email": address}, full_name="Eve")
         with pytest.raises(ValidationError, match=rule):

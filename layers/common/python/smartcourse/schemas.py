@@ -128,7 +128,12 @@ Title = Annotated[
 #: the BOM. "Admin\u200bistrator" printed as "Administrator" on a certificate (explore82 F3). The zero-width joiners
 #: (U+200C, U+200D) stay: Persian, Indic scripts and emoji use them; embeddings, overrides and isolates are refused
 #: (`_one_line`).
-_HIDDEN_IN_NAMES = dict.fromkeys(map(ord, "\u180e\u200b\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff"))
+_HIDDEN_IN_NAMES = dict.fromkeys(
+    [
+        *map(ord, "\u00ad\u034f\u061c\u180e\u200b\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff"),
+        *range(0xE0000, 0xE0080),  # tag characters (explore85 F5, with the soft hyphen, the CGJ and the ALM)
+    ]
+)
 
 
 def _without_hidden(value: str) -> str:
@@ -351,8 +356,12 @@ def stored_address(typed: str) -> str:
         return unicodedata.normalize("NFC", typed)
 
 
-#: The scripts whose letters pass for each other's (Cyrillic U+0430 for a Latin "a", Greek U+03BF for an "o").
-_CONFUSABLE_SCRIPTS = ("LATIN", "CYRILLIC", "GREEK")
+#: The scripts whose letters pass for each other's (Cyrillic U+0430 for a Latin "a", Greek U+03BF for an "o",
+#: Armenian U+0585 for an "o", Cherokee letters for capitals).
+_CONFUSABLE_SCRIPTS = ("LATIN", "CYRILLIC", "GREEK", "ARMENIAN", "CHEROKEE")
+#: Letters of other alphabets that look like Latin ones: a part made only of them reads as a Latin address
+#: (an address of Cyrillic U+0430, U+043E, U+0435 reads "aoe@…": explore85 F4).
+_LATIN_LOOKALIKES = frozenset("аеорсухіјѕԁԛԝһӏԍкαοιυνκρτχεօսոհյզ")
 
 
 def _scripts(part: str) -> set[str]:
@@ -377,10 +386,12 @@ def _plain_address(address: str) -> str:
         )
     local, _, domain = address.rpartition("@")
     for part in (local, *domain.split(".")):
-        if len(_scripts(part)) > 1:
+        letters = [ch for ch in part.lower() if ch.isalpha()]
+        if len(_scripts(part)) > 1 or (letters and "LATIN" not in _scripts(part) and set(letters) <= _LATIN_LOOKALIKES):
             raise PydanticCustomError(
                 "address_scripts",
-                "the address mixes letters of different alphabets (Latin, Cyrillic, Greek) in one part",
+                "the address mixes letters of different alphabets (Latin, Cyrillic, Greek, Armenian, Cherokee) in one "
+                "part, or is written in letters that look like Latin ones",
             )
     return address
 
