@@ -14,6 +14,7 @@ ours (`ReusePortServer`).
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import socket
 import time
@@ -127,12 +128,23 @@ class Supervisor(multiprocess.Multiprocess):
             logger.error(f"Child process [{process.pid}] failed to start, stopping the parent process.")
             self.should_exit.set()
             return
+        forget_metrics(process.pid)
         if self.should_exit.is_set():
             return
         logger.info(f"Child process [{process.pid}] died")
         replacement = multiprocess.Process(self.config, self.sockets)  # ours while `serve` runs
         replacement.start()
         self.processes[idx] = replacement
+
+
+def forget_metrics(pid: int | None) -> None:
+    """Drop a dead API process's live gauges from the shared multiprocess metrics (`mark_process_dead`): its last
+    `engine_up` 0 kept `SmartCourseEngineDown` firing after the engine was back, and `build_info` counted it as a
+    process (explore84 F1)."""
+    if pid is not None and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess as metrics_files
+
+        metrics_files.mark_process_dead(pid)
 
 
 def serve(config: uvicorn.Config) -> None:
