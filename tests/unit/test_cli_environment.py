@@ -64,6 +64,9 @@ def test_an_address_another_server_listens_on_is_refused() -> None:
         ({"ACCESS_TOKEN_MINUTES": "-5"}, "ACCESS_TOKEN_MINUTES"),
         ({"CHUNK_TOKENS": "100", "CHUNK_OVERLAP_TOKENS": "120"}, "CHUNK_OVERLAP_TOKENS (120) must be below"),
         ({"PUBLIC_BASE_URL": "learn example org"}, "PUBLIC_BASE_URL 'learn example org' is not an http(s) address"),
+        # explore84 F2: taken, and the limiter, failing open on the parse error, limited nothing.
+        ({"LOGIN_RATE_LIMIT_IP": "30/min"}, "'30/min' is not a rate limit such as 30/minute"),
+        ({"PASSWORD_RESET_RATE_LIMIT_ACCOUNT": "lots"}, "'lots' is not a rate limit"),
     ],
 )
 def test_settings_that_would_break_the_product_are_refused(

@@ -431,6 +431,27 @@ class Settings(BaseSettings):
     def cors_origin_list(self) -> list[str]:
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
+    @field_validator(
+        "login_rate_limit_ip",
+        "login_rate_limit_account",
+        "register_rate_limit_ip",
+        "password_reset_rate_limit_ip",
+        "password_reset_rate_limit_account",
+        "password_reset_rate_limit_account_all",
+    )
+    @classmethod
+    def _a_rate_limit(cls, value: str) -> str:
+        # Read at start, not at each request: "30/min" was taken, and the limiter, failing open on the error it took
+        # for a store outage, limited nothing (explore84 F2).
+        from limits import parse_many
+
+        try:
+            if not parse_many(value):
+                raise ValueError("no limit in it")
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a rate limit such as 30/minute or 30/minute;300/hour ({exc})") from None
+        return value
+
     @field_validator("public_base_url")
     @classmethod
     def _base_url_without_trailing_slash(cls, value: str) -> str:
