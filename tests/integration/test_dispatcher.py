@@ -276,6 +276,9 @@ async def test_admissions_are_refused_503_overloaded_at_the_backlog_ceiling(
     course = {"id": await _published(api)}
     waiter = await api.user()
     waiting = await _enroll(api, course["id"], waiter)  # queued: the dispatchers are paused
+    full = await api.published_course(await api.user("instructor"), capacity=1, waitlist_enabled=True)
+    seated, late = await api.user(), await api.user()
+    seat = await _enroll(api, full["id"], seated)  # its one seat: in the backlog too
     settings = container.settings
     saved = settings.admission_backlog_limit, settings.admission_backlog_check_seconds
     try:
@@ -296,6 +299,10 @@ async def test_admissions_are_refused_503_overloaded_at_the_backlog_ceiling(
         # A repeat adds nothing to the backlog: answered as always, 200 (explore70 F3: 503).
         again = await api.client.post("/enrollments", json={"course_id": course["id"]}, headers=waiter["headers"])
         assert (again.status_code, again.json()["id"]) == (200, waiting["id"]), again.text
+        # A request the waitlist takes adds nothing to the backlog either: waitlisted, in the order asked (explore84
+        # F4: refused 503, the first to ask for a full course were waitlisted behind later ones).
+        r = await api.client.post("/enrollments", json={"course_id": full["id"]}, headers=late["headers"])
+        assert (r.status_code, r.json()["status"]) == (202, "waitlisted"), r.text
         # A request no admission answers is its 403, not shed (explore71 F10).
         body = {"course_id": course["id"], "student_id": waiter["id"]}
         r = await api.client.post("/enrollments", json=body, headers=student["headers"])
@@ -308,7 +315,7 @@ async def test_admissions_are_refused_503_overloaded_at_the_backlog_ceiling(
     finally:
         settings.admission_backlog_limit, settings.admission_backlog_check_seconds = saved
         dispatcher.forget_admission_readings()
-        await _drop(api, [(waiting["id"], waiter)])
+        await _drop(api, [(waiting["id"], waiter), (seat["id"], seated)])
 
 
 async def test_a_saturated_process_sheds_with_503_overloaded_and_retry_after() -> None:

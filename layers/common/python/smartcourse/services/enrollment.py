@@ -138,6 +138,19 @@ async def repeat_of(
     return await _repeat(uow, found, course_id, idempotency_key)
 
 
+async def would_wait(uow: UnitOfWork, course_id: uuid.UUID) -> bool:
+    """Whether a new request for the course would join its waitlist, not take a seat, as far as it reads now: a
+    waitlisting adds nothing to the admitted-not-active backlog the admission gate guards (explore84 F4: refused 503,
+    the first students to ask for a full course were waitlisted behind later ones). A seat freed meanwhile is taken
+    past the gate: its ceiling is a soft one."""
+    row = (
+        await uow.session.execute(
+            select(Course.capacity, Course.seats_taken, Course.waitlist_enabled).where(Course.id == course_id)
+        )
+    ).first()
+    return row is not None and row.waitlist_enabled and row.capacity is not None and row.seats_taken >= row.capacity
+
+
 async def _existing(uow: UnitOfWork, student_id: uuid.UUID, course_id: uuid.UUID, key: str | None) -> Enrollment | None:
     """The enrollment made with this Idempotency-Key, else the student's live one in the course: one query."""
     match = (Enrollment.course_id == course_id) & Enrollment.current()

@@ -78,8 +78,9 @@ async def enroll(
     try:
         await dispatcher.admission_gate(container)
     except Unavailable:
-        # A repeat adds nothing to the backlog: it is answered as it always is (explore70 F3: a retry with the same
-        # Idempotency-Key got 503 instead of the documented 200). Read on this refusal only.
+        # A repeat, or a request the waitlist would take (explore84 F4), adds nothing to the backlog: answered as
+        # always (explore70 F3: a retry with the same Idempotency-Key got 503 instead of the documented 200). Read on
+        # this refusal only.
         async with container.uow() as uow:
             repeat = await enrollment.repeat_of(
                 uow=uow,
@@ -88,9 +89,10 @@ async def enroll(
                 idempotency_key=idempotency_key,
                 student_id=student_id,
             )
-            if repeat is None:
+            if repeat is not None:
+                return await enrollment.with_percent(uow, container.documents, repeat), False
+            if not await enrollment.would_wait(uow, course_id):
                 raise
-            return await enrollment.with_percent(uow, container.documents, repeat), False
     async with (
         COURSE_QUEUES.turn(course_id, container.settings.admissions_per_course),
         container.uow() as uow,
