@@ -57,6 +57,7 @@ async def upload_material(
                 data=data,
                 lesson_id=form.lesson_id,
                 max_bytes=limit,
+                size=form.file.size,
             )
             created_at(response, f"/courses/{course_id}/materials/{material.id}")
             await keyed.answer(201, material, response)

@@ -625,6 +625,7 @@ async def test_catalog_search_by_content_metadata_and_filters(api: Api) -> None:
         ("¿qué es la cooking?", "cooking"),
         ("curso de cooking", "cooking"),
         ("cooking course", "cooking"),
+        ("¿qué es la cokking?", "cooking"),  # a typo beside a question's marks (explore85 F8)
     ):
         r = await api.client.get("/search", params={"q": q, "tags": marker})
         assert (r.json()["total"], r.json()["did_you_mean"]) == (0, suggested), (q, r.text)

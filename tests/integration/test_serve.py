@@ -90,6 +90,7 @@ async def test_an_idle_keep_alive_connection_is_left_for_the_client_to_close(con
             _exchange, port, "GET /search?q=España HTTP/1.1\r\nHost: x\r\n\r\n".encode()
         )
         assert head.startswith(b"HTTP/1.1 400 ") and "percent-encode" in json.loads(body)["message"], body
+        assert json.loads(body)["message"].endswith("(send /search?q=Espa%C3%B1a)"), body
         # Headers and URLs are bounded as bodies are (explore45 F8: a 30 MB header was read whole).
         many = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"v" * 1000) for i in range(100))
         for raw, status, code in (

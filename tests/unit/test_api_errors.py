@@ -299,6 +299,8 @@ def test_a_body_past_the_limit_is_413_before_it_is_parsed_and_nothing_is_cached_
     # The lesson's advice on a lesson's route only (explore81 F12: a course's body was told to split its lesson).
     lesson = too_large(1048576, 1048576, 20 * 1048576, 2 * 1048576, "/courses/c/modules/m/lessons")
     assert "it is 2.00 MiB (2097152 bytes): a lesson's 500,000 characters fit" in lesson.message
+    completing = too_large(1048576, 1048576, 20 * 1048576, 2 * 1048576, "/lessons/l/complete")  # explore85 F7
+    assert completing.message.endswith("it is 2.00 MiB (2097152 bytes)"), completing.message
     said = too_large(21 * 1048576, 1048576, 20 * 1048576, 24641536)  # multipart: the file's limit, not the framing's
     assert said.message == (
         "a file may be at most 20 MiB (MAX_UPLOAD_BYTES, 20971520 bytes): the upload is 23.50 MiB (24641536 bytes)"

@@ -1042,9 +1042,15 @@ def test_a_misspelt_concept_is_told_the_courses_spelling() -> None:
     text called it "Enantiomr" throughout."""
     from smartcourse.services.assistant import spelling_hint
 
-    course = ["Chirality Enantiomers are mirror images. They rotate plane-polarised light in opposite ways."]
-    assert spelling_hint("enantiomr", course) == "enantiomers"
-    assert spelling_hint("enantiomr mirorr", course) == "enantiomers mirror"
+    course = [
+        "Chirality Enantiomers are mirror images. They rotate plane-polarised light in opposite ways.",
+        "La batalla del Ebro fue la más larga. El interés compuesto crece.",
+    ]
+    assert spelling_hint("enantiomr", course) == "Enantiomers"  # as the course writes it
+    assert spelling_hint("enantiomr mirorr", course) == "Enantiomers mirror"
+    # One word misspelt beside right ones, the others kept as typed (explore85 F13: no hint).
+    assert spelling_hint("batalla del Ebor", course) == "batalla del Ebro"
+    assert spelling_hint("interés compusto", course) == "interés compuesto"
     # A word of the concept in another form, or a concept near the course in meaning only: no hint.
     for concept in ("Enantiomer", "rotation", "optical activity", ""):
         assert spelling_hint(concept, course) is None, concept

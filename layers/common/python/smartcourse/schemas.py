@@ -448,7 +448,8 @@ class PasswordResetIn(Strict):
 
 
 class VerifyEmailIn(Strict):
-    token: Annotated[str, StringConstraints(min_length=1, max_length=2048)] = Field(
+    # Stripped: a code pasted from the e-mail with the blanks or line break around it (explore85 F12).
+    token: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2048)] = Field(
         description="The confirmation code the sign-up's e-mail gave (or the link's `{token}`)"
     )
 
@@ -459,7 +460,7 @@ class VerificationResent(BaseModel):
 
 
 class PasswordResetConfirmIn(Strict):
-    token: Annotated[str, StringConstraints(min_length=1, max_length=2048)] = Field(
+    token: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2048)] = Field(
         description="The reset code the e-mail gave (POST /auth/password-reset)"
     )
     password: Password

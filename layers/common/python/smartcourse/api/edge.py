@@ -10,6 +10,7 @@ per request each — most of a cached catalogue read (docs/benchmarks.md, catalo
 from __future__ import annotations
 
 import logging
+import re
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -105,6 +106,10 @@ def unbracketed(query: bytes) -> bytes:
     return b"&".join(parts)
 
 
+#: A lesson's authoring routes (not a student's `/lessons/{id}/complete`: explore85 F7).
+_LESSON_WRITE = re.compile(r"/modules/[^/]+/lessons(?:/|$)")
+
+
 def too_large(
     limit: int, max_body: int, max_upload: int, declared: int | None = None, path: str = ""
 ) -> TooLargeAnswer:
@@ -118,7 +123,7 @@ def too_large(
     advice = (
         ": a lesson's 500,000 characters fit when most are ASCII; in a script of 3 bytes a character (Chinese, "
         "Japanese) about 340,000 do: split the lesson, or upload the text as a material"
-        if "/lessons" in path
+        if _LESSON_WRITE.search(path)
         else ""
     )
     message = f"a request body may be at most {mib(max_body)} (MAX_BODY_BYTES, {max_body} bytes of UTF-8 JSON), {said}"

@@ -12,6 +12,7 @@ Behind API Gateway the gateway answers such requests itself (its own limits: 10 
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -35,6 +36,15 @@ _HEADERS = b"".join(
 
 def error_body(message: str, code: str = CODE) -> bytes:
     return json.dumps({"code": code, "message": message, "details": None, "trace_id": None}).encode()
+
+
+def _encoded(line: bytes) -> str:
+    """ " (send …)", the request line's target percent-encoded, or "" when it cannot be read."""
+    parts = line.split(b" ")
+    if len(parts) != 3:
+        return ""
+    target = quote(parts[1], safe="/?&=:;,+@!$'()*%#~[]")
+    return f" (send {target[:200]})" if len(target) <= 200 else ""
 
 
 class _TooLarge(Exception):
@@ -76,11 +86,9 @@ class JsonErrorsProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         line = self._received.split(b"\n", 1)[0]
         if self._refusal is None and not line.isascii():
-            # `curl "…/search?q=España"`: what to do, not only that it failed (explore83 F17).
-            msg = (
-                "the request line holds characters beyond ASCII: percent-encode them in the URL "
-                "(/search?q=Espa%C3%B1a for España)"
-            )
+            # `curl "…/search?q=España"`: what to do, not only that it failed (explore83 F17), shown on its own target
+            # when it can be read (explore85 F14: a fixed example).
+            msg = "the request line holds characters beyond ASCII: percent-encode them in the URL" + _encoded(line)
         status, code, message = self._refusal or (400, CODE, msg)
         DOMAIN_ERRORS.labels(code).inc()
         body = error_body(message, code)

@@ -424,6 +424,8 @@ _APOSTROPHES = "'\u2019\u2018\u02bc\u00b4\u0060"
 
 
 _NO_APOSTROPHES = str.maketrans("", "", _APOSTROPHES)
+#: The hyphens a name is written with: ASCII's, the Unicode hyphen and the non-breaking one, the figure dash.
+_HYPHENS = "-\u2010\u2011\u2012"
 
 
 def folded(column: Any) -> Any:
@@ -433,8 +435,12 @@ def folded(column: Any) -> Any:
     case only)."""
     # Trimmed: the fold pads a CJK run with spaces (`' 王 '`), so a one-character surname could never be inside a
     # name's bigrams, and CJK names sorted first (explore69 F7).
-    # A hyphen is a space: "maria jose" finds "María-José" (explore83 F16).
-    return func.btrim(func.lower(func.translate(func.smartcourse_fold(column), "-" + _APOSTROPHES, " ")))
+    # A hyphen (any of them) is a space, and a run of blanks one: "maria jose" finds "María-José" (explore83 F16,
+    # explore85 F9: not with a non-breaking hyphen, nor typed with two spaces).
+    hyphens_and_apostrophes = func.translate(
+        func.smartcourse_fold(column), _HYPHENS + _APOSTROPHES, " " * len(_HYPHENS)
+    )
+    return func.btrim(func.lower(func.regexp_replace(hyphens_and_apostrophes, r"\s+", " ", "g")))
 
 
 def containing(column: Any, typed: str) -> Any:

@@ -6,9 +6,11 @@ import asyncio
 import difflib
 import functools
 import logging
+import re
 import time
 import uuid
 import weakref
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,6 +22,7 @@ from sqlalchemy import and_, delete, func, or_, select, update
 
 from smartcourse import metrics, telemetry
 from smartcourse.assistant import evidence, generation, prompts, usage
+from smartcourse.assistant import text as words
 from smartcourse.assistant.configuration import Configuration, Knobs
 from smartcourse.assistant.graph import build_graph
 from smartcourse.assistant.schemas import (
@@ -38,6 +41,7 @@ from smartcourse.assistant.sse import SERVER_STOPPING
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as rules
 from smartcourse.domain.events import DomainEvent
+from smartcourse.domain.text import fold_marks
 from smartcourse.errors import Conflict, DomainError, Invalid, NotFound, RateLimited, Unavailable
 from smartcourse.models import (
     AiConversation,
@@ -776,21 +780,46 @@ async def _generation_passages(container: Any, course: Course, lesson_id: uuid.U
 
 
 def spelling_hint(concept: str, texts: Sequence[str]) -> str | None:
-    """The concept as the course spells it, when none of `texts` (the course's) has a word of it in any form and a
-    word of it is close in spelling to one they have: "enantiomr" → "enantiomers". A misspelt concept was explained
-    under its spelling from the passages near it in meaning ("Enantiomr is a molecule that …": explore80 F6). None
-    otherwise: a concept whose words the course lacks but near none of its words is explained from the passages near
-    it in meaning, as before."""
-    wanted = evidence.content_stems(concept)
-    if not wanted:
-        return None
+    """The concept as the course spells it, when a word of it the course (`texts`) has in no form is close in
+    spelling to one it has: "enantiomr" → "enantiomers", "batalla del Ebor" → "batalla del Ebro" (explore85 F13: a
+    concept with one right word got no hint). A misspelt concept was explained under its spelling from the passages
+    near it in meaning ("Enantiomr is a molecule that …": explore80 F6). None otherwise: a concept whose words the
+    course lacks but near none of its words is explained from the passages near it in meaning, as before."""
     said = set().union(*(evidence.content_stems(text) for text in texts))
-    if any(w == s or (min(len(w), len(s)) >= 5 and (w.startswith(s) or s.startswith(w))) for w in wanted for s in said):
-        return None  # a word of the concept, or another form the stemmer leaves apart ("rotate" of "rotation")
-    vocabulary = sorted({w for text in texts for w in evidence.subject_words(text) if len(w) >= 4})
-    typed = evidence.subject_words(concept)
-    fixed = [(difflib.get_close_matches(w, vocabulary, n=1, cutoff=0.8) or [w])[0] for w in typed]
-    return " ".join(fixed) if fixed != typed else None
+
+    def found(word: str) -> bool:  # in some form: the stemmer leaves "rotate" and "rotation" apart
+        w = words.stem(word)
+        return any(w == s or (min(len(w), len(s)) >= 5 and (w.startswith(s) or s.startswith(w))) for s in said)
+
+    typed = [w for w in evidence.subject_words(concept) if any(c.isalpha() for c in w)]
+    missing = [w for w in typed if not found(w)]
+    if not missing:
+        return None
+    # Each word as compared (folded) and as the course writes it most ("Ebro", "compuesto").
+    spelt: dict[str, Counter[str]] = {}
+    for text in texts:
+        for word in re.findall(r"[^\W\d_]{4,}", text):
+            spelt.setdefault(fold_marks(word.lower()), Counter())[word] += 1
+    fixed = {
+        w: spelt[near[0]].most_common(1)[0][0]
+        for w in missing
+        if (near := difflib.get_close_matches(w, sorted(spelt), n=1, cutoff=0.75))
+    }
+    if not fixed:
+        return None
+    hint = concept
+    for wrong, right in fixed.items():  # in the concept as typed (accents and case aside), its other words kept
+        hint = re.sub(rf"(?<!\w){_as_typed(wrong)}(?!\w)", right, hint, count=1, flags=re.IGNORECASE)
+    return hint if hint != concept else " ".join(fixed.get(w, w) for w in typed)
+
+
+def _as_typed(folded_word: str) -> str:
+    """A pattern matching a folded word as it may have been typed: each letter with or without an accent."""
+    return "".join(f"[{re.escape(ch)}{_ACCENTED.get(ch, '')}]" for ch in folded_word)
+
+
+#: The accented forms a folded letter stands for (`_as_typed`).
+_ACCENTED = {"a": "áàâäãå", "e": "éèêë", "i": "íìîï", "o": "óòôöõ", "u": "úùûü", "n": "ñ", "c": "ç", "y": "ýÿ"}
 
 
 async def _explain_passages(container: Any, principal: Principal, course: Course, concept: str) -> Passages:

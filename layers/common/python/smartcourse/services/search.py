@@ -667,8 +667,9 @@ async def _did_you_mean(uow: UnitOfWork, query: str) -> str | None:
                 spelt.setdefault(fold_marks(found), Counter())[found] += 1
     out, changed = [], False
     for token in tokens:
-        word = fold_marks(token.lower())
-        bare = word.strip("¿?¡!.,;:")
+        # A question's marks are no part of a word ("¿qué es la transcion?": explore85 F8, no suggestion).
+        token = token.strip("¿?¡!.,;:") or token
+        word = bare = fold_marks(token.lower())
         if len(tokens) > 1 and bare in STOPWORDS and bare not in vocabulary:
             # A word of asking, or "course", that no course has: every word of a query is required, so "qué es la
             # autarquía" and "curso de historia" found nothing (explore83 F10). Left out of the suggestion.
@@ -685,8 +686,6 @@ async def _did_you_mean(uow: UnitOfWork, query: str) -> str | None:
             near = sorted(longer, key=lambda v: (-vocabulary[v], len(v), v))[:1]
         out.append(spelt[near[0]].most_common(1)[0][0] if near else token)
         changed = changed or bool(near)
-    # A question's marks are no words of a suggestion ("¿qué es la autarquía?" → "autarquía").
-    out = [t.strip("¿?¡!") or t for t in out]
     return " ".join(out) if changed and out else None
 
 
