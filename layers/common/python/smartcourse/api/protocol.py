@@ -39,7 +39,8 @@ def error_body(message: str, code: str = CODE) -> bytes:
 
 
 def _encoded(line: bytes) -> str:
-    """ " (send …)", the request line's target percent-encoded, or "" when it cannot be read."""
+    """The request line's target percent-encoded, as a hint (" (send /search?q=Espa%C3%B1a)"), or "" when it cannot
+    be read."""
     parts = line.split(b" ")
     if len(parts) != 3:
         return ""
