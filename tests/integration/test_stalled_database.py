@@ -114,8 +114,14 @@ async def test_the_api_answers_503_with_retry_after_while_the_database_is_stalle
     stalled = build_container(settings.model_copy(update={"database_url": url, "db_statement_timeout": 1.0}))
     set_container(stalled)  # the next test gets the suite's back (conftest)
     try:
-        r = await api.client.get(f"/courses/{course['id']}", headers=teacher["headers"])
-        assert r.status_code == 200
+        # Its first statements through the fresh engine (connections, the account check) may pass the 1 s limit on
+        # a busy host (CI once: 503 before any stall): it answers once warm, a few tries at most.
+        for _ in range(5):
+            r = await api.client.get(f"/courses/{course['id']}", headers=teacher["headers"])
+            if r.status_code == 200:
+                break
+            await asyncio.sleep(1)
+        assert r.status_code == 200, r.text
         proxy.stall()
         started = time.monotonic()
         # Without the limit this request would wait as long as the stall: fail it instead of hanging the suite.
