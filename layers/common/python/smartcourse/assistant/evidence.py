@@ -47,14 +47,15 @@ _STOPWORDS_AS_WRITTEN = frozenset(
 #: accented entries never matched).
 STOPWORDS = frozenset(fold_marks(w) for w in _STOPWORDS_AS_WRITTEN)
 #: Words leaning on what was said before, in the languages the assistant speaks (compared without accents):
-#: "¿Y el otro método?", "cuéntame más" were searched alone and refused (explore83 F3).
+#: "¿Y el otro método?", "cuéntame más" were searched alone and refused (explore83 F3). Not French "ça" nor German
+#: "dies": folded, they are English words ("Ca", "dies").
 _FOLLOW_UP = re.compile(
     r"\b(it|its|that|this|those|these|they|them|he|she|one|ones|above|again|more"
     r"|otro|otra|otros|otras|eso|esto|ello|ella|ellos|ellas|mas|tambien"
-    r"|ca|cela|ceci|autre|autres|encore|eux"
+    r"|cela|ceci|autre|autres|encore|eux"
     r"|isso|isto|outro|outra|outros|outras|mais|ele|ela|eles|elas"
     r"|questo|quello|altro|altra|altri|ancora|lei|loro|piu"
-    r"|dies|diese|dieser|andere|anderen|mehr)\b",
+    r"|diese|dieser|andere|anderen|mehr)\b",
     re.I,
 )
 #: Asking for a quiz's answers: an answer word ("answers", "solution", "correct option") with a quiz word ("quiz",
