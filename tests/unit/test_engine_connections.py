@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import ssl
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -67,3 +68,33 @@ async def test_the_temporal_client_is_asked_for_tls_and_the_api_key(monkeypatch:
     seen.clear()
     await bootstrap.build_container(settings(TEMPORAL_ADDRESS="localhost:7233")).temporal()
     assert (seen["tls"], seen["api_key"]) == (False, None)
+
+
+def test_the_embedded_redis_is_ready_when_it_answers_not_when_its_socket_exists(tmp_path: Path) -> None:
+    """A socket file exists from the server's `bind`, before its `listen`: a test's first command once met
+    "Connection refused" in that gap (the readiness looked at the file)."""
+    import socket
+    import threading
+
+    from smartcourse.engines import _redis_answers
+
+    path = tmp_path / "redis.sock"
+    assert not _redis_answers(path)
+    bound = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    bound.bind(str(path))  # bound, not listening
+    assert path.exists() and not _redis_answers(path)
+    bound.listen(1)
+
+    def pong() -> None:
+        conn, _ = bound.accept()
+        with conn:
+            conn.recv(16)
+            conn.sendall(b"+PONG\r\n")
+
+    server = threading.Thread(target=pong)
+    server.start()
+    try:
+        assert _redis_answers(path)
+    finally:
+        server.join(5)
+        bound.close()

@@ -113,6 +113,21 @@ def settle_temporal_visibility(db: Path, wait: float = 10) -> None:
         )
 
 
+def _redis_answers(sock: Path) -> bool:
+    """The embedded redis-server answers PING on its socket: the socket file exists from its `bind`, before its
+    `listen` (a test's first command once met "Connection refused" in that gap on a busy host)."""
+    if not sock.exists():
+        return False
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(2)
+            conn.connect(str(sock))
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -474,7 +489,7 @@ class EmbeddedEngines:
             "",
         ]
         self.started.append(proc)
-        return proc.start(argv, url, lambda: sock.exists())
+        return proc.start(argv, url, lambda: _redis_answers(sock))
 
     def temporal_address(self, *, port: int | None = None) -> str:
         """host:port of an embedded Temporal dev server with a persistent SQLite file (`port`: on that one)."""
