@@ -1315,6 +1315,11 @@ def _passage_figures(title: str, location: str, text: str) -> frozenset[str]:
     return frozenset(figures)
 
 
+def _given_figures(passages: Sequence[Hit]) -> frozenset[str]:
+    """The figures the passages shown give (`_passage_figures`)."""
+    return frozenset().union(*(_passage_figures(h.chunk.title, h.chunk.location, h.chunk.text) for h in passages))
+
+
 def invented_details(sentence: str, passages: Sequence[Hit], question: str = "") -> list[str]:
     """The names (`absent_names`) and figures in a generated sentence that no passage shown gives: a summary's
     "a 15% decline in species diversity" over a lesson that says "fell from fifteen species to eight", or
@@ -1324,9 +1329,7 @@ def invented_details(sentence: str, passages: Sequence[Hit], question: str = "")
     body = _ITEM_NUMBER.sub("", _CITATION.sub(" ", sentence))
     asked = content_stems(question) if question else set()
     names = [n for n in absent_names(body, passages) if not content_stems(n) <= asked]
-    given: set[str] = set()
-    for h in passages:
-        given |= _passage_figures(h.chunk.title, h.chunk.location, h.chunk.text)
+    given = _given_figures(passages)
     figures = [t for t in _FIGURE.findall(body) if not _readings(t) & given]
     return names + figures
 
@@ -1343,10 +1346,7 @@ def invented_figures(answer: str, passages: Sequence[Hit], question: str = "") -
     words and the answer in digits is the same figure ("18" for "eighteen": F4). Citations and list numbers are no
     figures."""
     body = _ITEM_NUMBER.sub("", _CITATION.sub(" ", answer))
-    given: set[str] = set()
-    for h in passages:
-        given |= _passage_figures(h.chunk.title, h.chunk.location, h.chunk.text)
-    given |= _passage_figures("", "", question)
+    given = _given_figures(passages) | _passage_figures("", "", question)
     said = [t for t in _FIGURE.findall(body) if not _readings(t) & given]
     if asks_for_amount(question):
         said += [

@@ -24,11 +24,11 @@ class Principal:
         return self.role == "admin"
 
 
-def refuse_unverified(principal: Principal, required: bool) -> None:
-    """With `EMAIL_VERIFICATION=required` (`required`), an account whose address is not proved yet is refused
-    (403 `email_not_verified`); admins never are (explore82 F1: a sign-up under anyone's address enrolled, made and
-    published courses at once)."""
-    if required and not principal.email_verified and not principal.is_admin:
+def refuse_unverified(principal: Principal) -> None:
+    """An account whose address is not proved yet is refused (403 `email_not_verified`), with
+    `EMAIL_VERIFICATION=required` (its caller's check); admins never are (explore82 F1: a sign-up under anyone's
+    address enrolled, made and published courses at once)."""
+    if not principal.email_verified and not principal.is_admin:
         raise Forbidden(
             "confirm your e-mail address first: until then this account reads, and changes nothing but itself; "
             "follow the link the sign-up e-mailed you (POST /auth/verify-email/resend sends it again)",

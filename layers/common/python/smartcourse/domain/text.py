@@ -3,8 +3,11 @@ same way: NFKC, no control or format characters)."""
 
 from __future__ import annotations
 
+import difflib
 import re
 import unicodedata
+from collections import Counter
+from collections.abc import Iterable
 
 #: The characters of Chinese and Japanese words (scripts written without spaces between words), as a regular
 #: expression's bracket contents that Python's `re` and PostgreSQL's regular expressions both read: the ideographic
@@ -80,3 +83,28 @@ def fold_marks(text: str) -> str:
     decomposed = unicodedata.normalize("NFD", text)
     kept = "".join("\u03c3" if ch == "\u03c2" else ch for ch in decomposed if ch not in OPTIONAL_MARKS)
     return unicodedata.normalize("NFC", kept)
+
+
+class Spellings:
+    """Words as a search compares them (lower case, `fold_marks`) with the spellings they were written in, counted:
+    a suggestion offers the word it found near in the spelling its text uses most ("revoluciones", "Ebro")."""
+
+    def __init__(self, written: Iterable[str]) -> None:
+        self.forms: dict[str, Counter[str]] = {}
+        for word in written:
+            self.forms.setdefault(fold_marks(word.lower()), Counter())[word] += 1
+
+    def __contains__(self, folded: object) -> bool:
+        return folded in self.forms
+
+    def count(self, folded: str) -> int:
+        return sum(self.forms[folded].values())
+
+    def nearest(self, folded: str, cutoff: float) -> str | None:
+        """The compared word nearest `folded` (difflib's ratio at least `cutoff`), or None."""
+        near = difflib.get_close_matches(folded, self.forms, n=1, cutoff=cutoff)
+        return near[0] if near else None
+
+    def spelt(self, folded: str) -> str:
+        """The spelling `folded` is written in most."""
+        return self.forms[folded].most_common(1)[0][0]

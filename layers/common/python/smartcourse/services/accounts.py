@@ -157,6 +157,11 @@ async def create_admin(*, uow: UnitOfWork, email: str, password: str, full_name:
     )
 
 
+def _login_start(token: RefreshToken) -> datetime:
+    """When the token's login began (migration 0038; a token issued before has only its own `created_at`)."""
+    return token.session_started_at or token.created_at
+
+
 async def _issue_pair(
     uow: UnitOfWork, settings: Settings, user: User, family_id: uuid.UUID, spent: RefreshToken | None = None
 ) -> TokenPair:
@@ -164,7 +169,7 @@ async def _issue_pair(
     refresh token expires `REFRESH_TOKEN_DAYS` from now, but never past `SESSION_MAX_DAYS` from the login's start."""
     refresh = secrets.token_urlsafe(48)
     now = utcnow()
-    started = now if spent is None else spent.session_started_at or spent.created_at
+    started = now if spent is None else _login_start(spent)
     uow.session.add(
         RefreshToken(
             user_id=user.id,
@@ -318,10 +323,7 @@ async def refresh(*, uow: UnitOfWork, settings: Settings, refresh_token: str) ->
         .with_for_update()
         .execution_options(populate_existing=True)
     )
-    if (
-        row is not None
-        and (row.session_started_at or row.created_at) + timedelta(days=settings.session_max_days) <= now
-    ):
+    if row is not None and _login_start(row) + timedelta(days=settings.session_max_days) <= now:
         # Its token expired then (`_issue_pair`), the login's end: said as such, before the token's expiry is (explore85
         # F3: `invalid_refresh_token`), a login no refresh keeps past SESSION_MAX_DAYS.
         raise Unauthorized(

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import difflib
 import functools
 import logging
 import re
 import time
 import uuid
 import weakref
-from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -41,7 +39,7 @@ from smartcourse.assistant.sse import SERVER_STOPPING
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as rules
 from smartcourse.domain.events import DomainEvent
-from smartcourse.domain.text import fold_marks
+from smartcourse.domain.text import Spellings
 from smartcourse.errors import Conflict, DomainError, Invalid, NotFound, RateLimited, Unavailable
 from smartcourse.models import (
     AiConversation,
@@ -796,15 +794,8 @@ def spelling_hint(concept: str, texts: Sequence[str]) -> str | None:
     if not missing:
         return None
     # Each word as compared (folded) and as the course writes it most ("Ebro", "compuesto").
-    spelt: dict[str, Counter[str]] = {}
-    for text in texts:
-        for word in re.findall(r"[^\W\d_]{4,}", text):
-            spelt.setdefault(fold_marks(word.lower()), Counter())[word] += 1
-    fixed = {
-        w: spelt[near[0]].most_common(1)[0][0]
-        for w in missing
-        if (near := difflib.get_close_matches(w, sorted(spelt), n=1, cutoff=0.75))
-    }
+    spellings = Spellings(word for text in texts for word in re.findall(r"[^\W\d_]{4,}", text))
+    fixed = {w: spellings.spelt(near) for w in missing if (near := spellings.nearest(w, 0.75)) is not None}
     if not fixed:
         return None
     hint = concept

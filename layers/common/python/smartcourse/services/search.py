@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import difflib
 import html
 import re
 import uuid
-from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any, NoReturn
 
@@ -36,7 +34,7 @@ from smartcourse.assistant.evidence import STOPWORDS, is_quiz_prompts
 from smartcourse.assistant.text import same_text_key
 from smartcourse.db import UnitOfWork
 from smartcourse.domain import courses as rules
-from smartcourse.domain.text import as_indexed, fold_marks
+from smartcourse.domain.text import Spellings, as_indexed, fold_marks
 from smartcourse.errors import Conflict, Forbidden, Invalid, NotFound
 from smartcourse.models import ContentChunk, Course, Enrollment, User
 from smartcourse.ports import Hit, SearchMode
@@ -658,19 +656,18 @@ async def _did_you_mean(uow: UnitOfWork, query: str) -> str | None:
     )
     # Compared without accents, as the search is (explore83 F11: "revolucón" had no suggestion, "revolucon" had):
     # each folded word suggests its commonest spelling.
-    vocabulary: Counter[str] = Counter()
-    spelt: dict[str, Counter[str]] = {}
-    for title, description, category, tags in rows:
-        for text in (title, description, category, *(tags or [])):
-            for found in _WORD.findall(str(text or "").lower()):
-                vocabulary[fold_marks(found)] += 1
-                spelt.setdefault(fold_marks(found), Counter())[found] += 1
+    vocabulary = Spellings(
+        found
+        for title, description, category, tags in rows
+        for text in (title, description, category, *(tags or []))
+        for found in _WORD.findall(str(text or "").lower())
+    )
     out, changed = [], False
     for token in tokens:
         # A question's marks are no part of a word ("¿qué es la transcion?": explore85 F8, no suggestion).
         token = token.strip("¿?¡!.,;:") or token
-        word = bare = fold_marks(token.lower())
-        if len(tokens) > 1 and bare in STOPWORDS and bare not in vocabulary:
+        word = fold_marks(token.lower())
+        if len(tokens) > 1 and word in STOPWORDS and word not in vocabulary:
             # A word of asking, or "course", that no course has: every word of a query is required, so "qué es la
             # autarquía" and "curso de historia" found nothing (explore83 F10). Left out of the suggestion.
             changed = True
@@ -678,14 +675,14 @@ async def _did_you_mean(uow: UnitOfWork, query: str) -> str | None:
         if token.startswith("-") or len(word) < 4 or not word.isalpha() or word in vocabulary:
             out.append(token)
             continue
-        near = difflib.get_close_matches(word, vocabulary, n=1, cutoff=SUGGESTION_CUTOFF)
-        if not near:
+        near = vocabulary.nearest(word, SUGGESTION_CUTOFF)
+        if near is None:
             # A word cut short, as people abbreviate ("intro organic chem": explore80 F10): the commonest catalogue
             # word it begins, the shortest of those.
-            longer = [v for v in vocabulary if v.startswith(word)]
-            near = sorted(longer, key=lambda v: (-vocabulary[v], len(v), v))[:1]
-        out.append(spelt[near[0]].most_common(1)[0][0] if near else token)
-        changed = changed or bool(near)
+            longer = [v for v in vocabulary.forms if v.startswith(word)]
+            near = min(longer, key=lambda v: (-vocabulary.count(v), len(v), v), default=None)
+        out.append(vocabulary.spelt(near) if near is not None else token)
+        changed = changed or near is not None
     return " ".join(out) if changed and out else None
 
 
